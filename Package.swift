@@ -1,0 +1,140 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Every Tether target compiles in Swift 6 mode with the same strictness: warnings are errors,
+// existential `any` is spelled out, and a file sees only the members of modules it imports.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .treatAllWarnings(as: .error),
+]
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioConcurrency = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let nioTLS = Target.Dependency.product(name: "NIOTLS", package: "swift-nio")
+let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+let nioTestUtils = Target.Dependency.product(name: "NIOTestUtils", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "tether",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tether-hub", targets: ["tether-hub"]),
+        .executable(name: "tether-agent", targets: ["tether-agent"]),
+        .executable(name: "tetherctl", targets: ["tetherctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
+        .systemLibrary(
+            name: "CTetherZlib",
+            path: "Sources/CTetherZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "TetherModel", swiftSettings: strictSettings),
+        .target(
+            name: "TetherWire",
+            dependencies: ["TetherModel", "CTetherZlib", nioCore],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TetherSecurity",
+            dependencies: [x509, crypto, asn1, nioCore, nioSSL],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "TetherObservability", dependencies: [logging, argumentParser], swiftSettings: strictSettings),
+        .target(
+            name: "TetherHub",
+            dependencies: [
+                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrency, x509,
+                logging, metrics, lifecycle,
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TetherAgent",
+            dependencies: [
+                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, x509, logging,
+                metrics, lifecycle,
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Runs a federation's processes on this machine: `tetherctl demo` and the integration tests.
+        .target(name: "TetherLocal", dependencies: ["TetherSecurity"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "tether-hub",
+            dependencies: [
+                "TetherHub", "TetherSecurity", "TetherWire", "TetherObservability", argumentParser, logging, lifecycle,
+                unixSignals, nioCore,
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "tether-agent",
+            dependencies: [
+                "TetherAgent", "TetherSecurity", "TetherWire", "TetherObservability", argumentParser, logging, lifecycle,
+                unixSignals, nioCore,
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "tetherctl",
+            dependencies: ["TetherSecurity", "TetherLocal", argumentParser, x509, unixSignals],
+            swiftSettings: strictSettings
+        ),
+
+        // Test support: in-code PKI, process launchers with readiness waits, deadlines, a wire client.
+        .target(
+            name: "TetherTestSupport",
+            dependencies: [
+                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, x509, crypto,
+            ],
+            path: "Tests/TetherTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TetherWireTests",
+            dependencies: ["TetherWire", "TetherModel", nioCore, nioEmbedded, nioTestUtils],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TetherSecurityTests",
+            dependencies: ["TetherSecurity", "TetherTestSupport", x509, crypto, nioSSL],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TetherSessionTests",
+            dependencies: ["TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TetherIntegrationTests",
+            dependencies: [
+                "TetherTestSupport", "TetherWire", "TetherSecurity", "TetherModel", nioCore, x509,
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

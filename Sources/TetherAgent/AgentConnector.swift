@@ -1,0 +1,189 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import TetherSecurity
+import TetherWire
+
+/// How the agent reaches its hub.
+public struct AgentConfiguration: Sendable {
+    /// The hub's agent listener addresses, tried in turn after failed attempts.
+    public var hubAddresses: [HostAndPort]
+    public var backoff: ReconnectBackoff
+    public var connectTimeout: TimeAmount
+    /// How long the agent waits for `welcome` after sending `hello`.
+    public var welcomeTimeout: TimeAmount
+    public var limits: WireLimits
+    public var agentVersion: String
+    /// Kinds the agent's plugins handle, announced in `hello`.
+    public var kinds: [String]
+
+    public init(
+        hubAddresses: [HostAndPort],
+        backoff: ReconnectBackoff = ReconnectBackoff(),
+        connectTimeout: TimeAmount = .seconds(5),
+        welcomeTimeout: TimeAmount = .seconds(10),
+        limits: WireLimits = .default,
+        agentVersion: String = TetherAgentVersion.current,
+        kinds: [String] = []
+    ) {
+        self.hubAddresses = hubAddresses
+        self.backoff = backoff
+        self.connectTimeout = connectTimeout
+        self.welcomeTimeout = welcomeTimeout
+        self.limits = limits
+        self.agentVersion = agentVersion
+        self.kinds = kinds
+    }
+}
+
+public enum TetherAgentVersion {
+    public static let current = "0.1.0"
+}
+
+/// Keeps one session to the hub up: dials out, holds the session, and after any end waits
+/// out a backoff (or the hub's hint, whichever is longer) and dials again. Never listens.
+public final class AgentConnector: Service, Sendable {
+    private let configuration: AgentConfiguration
+    private let material: TLSMaterial
+    private let sslContext: NIOSSLContext
+    private let cluster: String
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    /// The live session's channel, so a shutdown can reach it, and whether shutdown began.
+    private let current = NIOLockedValueBox<(channel: (any Channel)?, shuttingDown: Bool)>((nil, false))
+    private let onEstablished: @Sendable (String) -> Void
+
+    public init(
+        configuration: AgentConfiguration,
+        material: TLSMaterial,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
+        onEstablished: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(SecurityError) {
+        guard let cluster = material.identity.clusterName else {
+            throw SecurityError(.noIdentity, "the agent certificate is for \(material.identity), not a cluster")
+        }
+        self.configuration = configuration
+        self.material = material
+        self.sslContext = try TetherTLS.agentDialerContext(material)
+        self.cluster = cluster
+        self.group = group
+        var logger = logger
+        logger[metadataKey: "tether.cluster"] = "\(cluster)"
+        self.logger = logger
+        self.onEstablished = onEstablished
+    }
+
+    public func run() async throws {
+        var attempt = 0
+        var addressIndex = 0
+        while true {
+            let address = configuration.hubAddresses[addressIndex % configuration.hubAddresses.count]
+            let (end, wasEstablished) = await withGracefulShutdownHandler {
+                await self.runSession(to: address)
+            } onGracefulShutdown: {
+                let channel = self.current.withLockedValue { current in
+                    current.shuttingDown = true
+                    return current.channel
+                }
+                channel?.pipeline.fireUserInboundEventTriggered(AgentSessionEvent.shutdown)
+            }
+            if current.withLockedValue({ $0.shuttingDown }) || Task.isCancelled {
+                logger.info("agent stopped", metadata: ["tether.event": "agent.stopped"])
+                return
+            }
+            if wasEstablished {
+                attempt = 0
+            } else {
+                addressIndex += 1
+            }
+            let jittered = configuration.backoff.delay(attempt: attempt)
+            attempt += 1
+            let delay = end.retryHintMilliseconds.map { max(jittered, .milliseconds($0)) } ?? jittered
+            logger.warning(
+                "session to hub ended; reconnecting",
+                metadata: [
+                    "tether.event": "session.ended", "tether.reason": "\(end)", "tether.hub": "\(address)",
+                    "tether.retry_in_ms": "\(Int(delay / .milliseconds(1)))",
+                ]
+            )
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            } catch {
+                logger.info("agent stopped", metadata: ["tether.event": "agent.stopped"])
+                return
+            }
+        }
+    }
+
+    private func runSession(to address: HostAndPort) async -> (SessionEnd, wasEstablished: Bool) {
+        let loop = group.next()
+        let ended = loop.makePromise(of: (SessionEnd, wasEstablished: Bool).self)
+        let hello = Hello(
+            protocolVersions: WireMessage.supportedVersions,
+            agentVersion: configuration.agentVersion,
+            cluster: cluster,
+            kinds: configuration.kinds
+        )
+        let machine: AgentSessionStateMachine
+        do {
+            machine = AgentSessionStateMachine(hello: hello, hubIdentity: try .hub(trustDomain: material.identity.trustDomain))
+        } catch {
+            return (.notTheHub(error.message), false)
+        }
+        let serverHostname = Self.isIPAddress(address.host) ? nil : address.host
+        let timing = AgentSessionHandler.Timing(welcomeTimeout: configuration.welcomeTimeout)
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [sslContext, configuration, logger, onEstablished] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                    try sync.addTetherWireHandlers(limits: configuration.limits)
+                    try sync.addHandler(
+                        AgentSessionHandler(
+                            machine: machine,
+                            timing: timing,
+                            ended: ended,
+                            logger: logger,
+                            onEstablished: { sessionID in
+                                logger.info(
+                                    "session to hub established",
+                                    metadata: [
+                                        "tether.event": "session.established", "tether.session": "\(sessionID)",
+                                        "tether.hub": "\(address)",
+                                    ]
+                                )
+                                onEstablished(sessionID)
+                            }
+                        )
+                    )
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: address.host, port: address.port).get()
+        } catch {
+            ended.succeed((.connectFailed("\(address): \(error)"), false))
+            return (try? await ended.futureResult.get()) ?? (.connectFailed("\(address): \(error)"), false)
+        }
+        let shuttingDown = current.withLockedValue { current in
+            current.channel = channel
+            return current.shuttingDown
+        }
+        if shuttingDown { channel.pipeline.fireUserInboundEventTriggered(AgentSessionEvent.shutdown) }
+        let result = (try? await ended.futureResult.get()) ?? (.connectionLost, false)
+        current.withLockedValue { $0.channel = nil }
+        // The promise is answered from channelInactive; wait for the close itself so no frame is cut short.
+        try? await channel.closeFuture.get()
+        return result
+    }
+
+    private static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+}

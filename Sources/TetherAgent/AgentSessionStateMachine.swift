@@ -1,0 +1,188 @@
+import TetherSecurity
+import TetherWire
+
+/// How one agent session ended; the connector picks its next step from it.
+public enum SessionEnd: Sendable, Hashable, CustomStringConvertible {
+    case connectFailed(String)
+    case handshakeFailed(String)
+    /// The hub presented a certificate for some identity other than the federation's hub.
+    case notTheHub(String)
+    case rejected(Reject)
+    case goaway(GoAway)
+    /// Nothing arrived from the hub for three heartbeat intervals (or no `welcome` in time).
+    case hubUnresponsive
+    case connectionLost
+    case protocolViolation(String)
+    case shutdown
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let reason): "cannot connect: \(reason)"
+        case .handshakeFailed(let reason): "TLS handshake failed: \(reason)"
+        case .notTheHub(let reason): reason
+        case .rejected(let reject): "hub rejected the session (\(reject.code)): \(reject.reason)"
+        case .goaway(let goaway): "hub ended the session (\(goaway.code)): \(goaway.reason)"
+        case .hubUnresponsive: "hub unresponsive: no message for three heartbeat intervals"
+        case .connectionLost: "connection lost"
+        case .protocolViolation(let reason): "protocol violation: \(reason)"
+        case .shutdown: "agent shutting down"
+        }
+    }
+
+    /// The hub's own word on when to come back, if it gave one.
+    public var retryHintMilliseconds: Int? {
+        switch self {
+        case .rejected(let reject): reject.retryAfterMilliseconds
+        case .goaway(let goaway): goaway.reconnectAfterMilliseconds
+        default: nil
+        }
+    }
+}
+
+/// The life of one agent session, without sockets or clocks.
+///
+/// ```
+/// connecting --TLS ok, peer is the hub--> awaitingWelcome --welcome--> established --> ended
+///                                              | reject                     | goaway, silence, violation, shutdown
+/// ```
+struct AgentSessionStateMachine {
+    enum State {
+        case connecting
+        case awaitingWelcome
+        case established(sessionID: String, heartbeatIntervalMilliseconds: Int)
+        case ended(SessionEnd)
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Send `hello` and wait for the answer, closing if none comes in time.
+        case sendHello(Hello)
+        /// The session is up: heartbeat every interval, close after three intervals of silence.
+        case established(sessionID: String, heartbeatIntervalMilliseconds: Int)
+        case sendHeartbeat
+        /// Send a final message (an `error` notice), then close.
+        case sendAndClose(WireMessage, SessionEnd)
+        case close(SessionEnd)
+    }
+
+    private(set) var state = State.connecting
+    let hello: Hello
+    let hubIdentity: TetherIdentity
+
+    init(hello: Hello, hubIdentity: TetherIdentity) {
+        self.hello = hello
+        self.hubIdentity = hubIdentity
+    }
+
+    var end: SessionEnd? {
+        if case .ended(let end) = state { return end }
+        return nil
+    }
+
+    var wasEstablished = false
+
+    mutating func handshakeCompleted(peerIdentity: TetherIdentity?) -> Action {
+        guard case .connecting = state else { return .none }
+        guard peerIdentity == hubIdentity else {
+            return finish(
+                .notTheHub(
+                    "the server's certificate is for \(peerIdentity?.uri ?? "no Tether identity"), not \(hubIdentity); "
+                        + "check the hub address in agent.json"
+                )
+            )
+        }
+        state = .awaitingWelcome
+        return .sendHello(hello)
+    }
+
+    mutating func received(_ message: WireMessage) -> Action {
+        switch state {
+        case .connecting, .ended:
+            return .none
+        case .awaitingWelcome:
+            switch message {
+            case .welcome(let welcome):
+                guard WireMessage.supportedVersions.contains(welcome.protocolVersion),
+                    welcome.heartbeatIntervalMilliseconds > 0
+                else {
+                    return violation("welcome chose version \(welcome.protocolVersion) with heartbeat \(welcome.heartbeatIntervalMilliseconds) ms")
+                }
+                state = .established(
+                    sessionID: welcome.sessionID,
+                    heartbeatIntervalMilliseconds: welcome.heartbeatIntervalMilliseconds
+                )
+                wasEstablished = true
+                return .established(
+                    sessionID: welcome.sessionID,
+                    heartbeatIntervalMilliseconds: welcome.heartbeatIntervalMilliseconds
+                )
+            case .reject(let reject):
+                return finish(.rejected(reject))
+            case .error(let notice):
+                return finish(.protocolViolation("hub reported \(notice.code): \(notice.message)"))
+            default:
+                return violation("expected welcome, got \(message.kind)")
+            }
+        case .established:
+            switch message {
+            case .heartbeat:
+                return .none
+            case .snapshot, .delta:
+                // Applying desired state arrives with the Kubernetes driver; the session itself stays healthy.
+                return .none
+            case .goaway(let goaway):
+                return finish(.goaway(goaway))
+            case .error(let notice):
+                return finish(.protocolViolation("hub reported \(notice.code): \(notice.message)"))
+            case .hello, .welcome, .reject, .ack, .status:
+                return violation("\(message.kind) is not sent by the hub on an established session")
+            }
+        }
+    }
+
+    mutating func heartbeatDue() -> Action {
+        guard case .established = state else { return .none }
+        return .sendHeartbeat
+    }
+
+    mutating func readTimedOut() -> Action {
+        switch state {
+        case .awaitingWelcome, .established: finish(.hubUnresponsive)
+        case .connecting, .ended: .none
+        }
+    }
+
+    mutating func shutdown() -> Action {
+        switch state {
+        case .ended: .none
+        case .connecting, .awaitingWelcome, .established: finish(.shutdown)
+        }
+    }
+
+    mutating func wireViolation(_ error: WireError) -> Action {
+        guard case .ended = state else {
+            state = .ended(.protocolViolation("hub sent \(error)"))
+            return .none
+        }
+        return .none
+    }
+
+    /// The connection closed; records why if nothing else did.
+    mutating func connectionClosed(handshakeError: String?) {
+        guard case .ended = state else {
+            state = .ended(handshakeError.map { .handshakeFailed($0) } ?? .connectionLost)
+            return
+        }
+    }
+
+    private mutating func finish(_ end: SessionEnd) -> Action {
+        state = .ended(end)
+        return .close(end)
+    }
+
+    private mutating func violation(_ reason: String) -> Action {
+        let end = SessionEnd.protocolViolation(reason)
+        state = .ended(end)
+        return .sendAndClose(.error(ErrorMessage(code: .unexpectedMessage, message: reason)), end)
+    }
+}

@@ -1,0 +1,164 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import TetherSecurity
+import TetherWire
+import X509
+
+/// How the hub's agent listener behaves.
+public struct AgentListenerConfiguration: Sendable {
+    public var address: HostAndPort
+    public var heartbeatInterval: TimeAmount
+    public var helloTimeout: TimeAmount
+    /// What a draining hub tells agents to wait before reconnecting.
+    public var drainReconnectAfter: TimeAmount
+    /// How long shutdown waits for sessions to close after `goaway`.
+    public var drainTimeout: TimeAmount
+    public var limits: WireLimits
+    public var hubVersion: String
+
+    public init(
+        address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
+        heartbeatInterval: TimeAmount = .seconds(10),
+        helloTimeout: TimeAmount = .seconds(10),
+        drainReconnectAfter: TimeAmount = .seconds(1),
+        drainTimeout: TimeAmount = .seconds(5),
+        limits: WireLimits = .default,
+        hubVersion: String = TetherHubVersion.current
+    ) {
+        self.address = address
+        self.heartbeatInterval = heartbeatInterval
+        self.helloTimeout = helloTimeout
+        self.drainReconnectAfter = drainReconnectAfter
+        self.drainTimeout = drainTimeout
+        self.limits = limits
+        self.hubVersion = hubVersion
+    }
+}
+
+public enum TetherHubVersion {
+    public static let current = "0.1.0"
+}
+
+/// The hub's agent port: mutual TLS 1.3 and the framed protocol, one ``HubSessionHandler`` per connection.
+public final class AgentListener: Service, Sendable {
+    private struct Trust: Sendable {
+        var context: NIOSSLContext
+        var verifier: PeerVerifier
+    }
+
+    private let configuration: AgentListenerConfiguration
+    private let trust: NIOLockedValueBox<Trust>
+    public let registry: SessionRegistry
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let onBound: @Sendable (Int) throws -> Void
+
+    /// - Parameter onBound: called with the bound port once the listener accepts connections.
+    public init(
+        configuration: AgentListenerConfiguration,
+        material: TLSMaterial,
+        registry: SessionRegistry = SessionRegistry(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
+        onBound: @escaping @Sendable (Int) throws -> Void = { _ in }
+    ) throws(SecurityError) {
+        self.configuration = configuration
+        self.trust = NIOLockedValueBox(
+            Trust(
+                context: try TetherTLS.agentListenerContext(material),
+                verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
+            )
+        )
+        self.registry = registry
+        self.group = group
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    public func run() async throws {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.initializeConnection(channel) }
+            }
+            .bind(host: configuration.address.host, port: configuration.address.port)
+            .get()
+        let port = server.localAddress?.port ?? configuration.address.port
+        do {
+            try onBound(port)
+        } catch {
+            try? await server.close()
+            throw error
+        }
+        logger.info(
+            "agent listener ready",
+            metadata: ["tether.event": "listener.ready", "tether.address": "\(configuration.address.host):\(port)"]
+        )
+
+        // Runs until the service group asks for a graceful shutdown (SIGTERM, SIGINT) or cancels.
+        try? await gracefulShutdown()
+
+        try? await server.close()
+        let drainAfter = Int(configuration.drainReconnectAfter.nanoseconds / 1_000_000)
+        let open = registry.drainAll(reconnectAfterMilliseconds: drainAfter)
+        logger.info("agent listener draining", metadata: ["tether.event": "listener.draining", "tether.sessions": "\(open.count)"])
+        await Self.waitForClose(open, timeout: configuration.drainTimeout, on: group.any())
+    }
+
+    private func initializeConnection(_ channel: any Channel) throws {
+        let trust = self.trust.withLockedValue { $0 }
+        let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
+        let ssl = NIOSSLServerHandler(context: trust.context) { certificates, promise in
+            promise.completeWithTask {
+                var chain = [Certificate]()
+                for certificate in certificates {
+                    guard let parsed = try? TetherTLS.certificate(from: certificate) else {
+                        verdict.withLockedValue {
+                            $0 = .refused(.init(code: .noIdentity, reason: "the client certificate cannot be parsed"))
+                        }
+                        return .failed
+                    }
+                    chain.append(parsed)
+                }
+                let result = await trust.verifier.verify(chain: chain)
+                verdict.withLockedValue { $0 = result }
+                if case .trusted = result { return .certificateVerified }
+                return .failed
+            }
+        }
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ssl)
+        try sync.addTetherWireHandlers(limits: configuration.limits)
+        try sync.addHandler(
+            HubSessionHandler(
+                settings: .init(
+                    helloTimeout: configuration.helloTimeout,
+                    heartbeatInterval: configuration.heartbeatInterval,
+                    drainReconnectAfter: configuration.drainReconnectAfter
+                ),
+                hubVersion: configuration.hubVersion,
+                registry: registry,
+                verdict: verdict,
+                logger: logger
+            )
+        )
+    }
+
+    private static func waitForClose(_ channels: [any Channel], timeout: TimeAmount, on loop: any EventLoop) async {
+        guard !channels.isEmpty else { return }
+        let all = EventLoopFuture.andAllComplete(channels.map(\.closeFuture), on: loop)
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { try? await all.get() }
+            race.addTask { try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds)) }
+            await race.next()
+            race.cancelAll()
+        }
+        for channel in channels where channel.isActive { channel.close(promise: nil) }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import NIOTLS
+import TetherSecurity
+import TetherWire
+
+/// Runs one agent connection at the hub: performs what ``HubSessionStateMachine`` decides.
+///
+/// Holds no task and no thread: between messages a session is this object, its channel, and
+/// one scheduled deadline check per timeout period.
+final class HubSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = WireMessage
+
+    struct Settings: Sendable {
+        var helloTimeout: TimeAmount
+        var heartbeatInterval: TimeAmount
+        var drainReconnectAfter: TimeAmount
+        /// Heartbeat intervals of silence after which a session is closed.
+        var missedHeartbeatsAllowed: Int = 3
+    }
+
+    private var machine: HubSessionStateMachine
+    private let registry: SessionRegistry
+    private let verdict: NIOLockedValueBox<PeerVerifier.Verdict?>
+    private let settings: Settings
+    private var logger: Logger
+    private var handshakeCompleted = false
+    private var closeLogged = false
+
+    private var readDeadline: ReadDeadline?
+
+    init(
+        settings: Settings,
+        hubVersion: String,
+        registry: SessionRegistry,
+        verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
+        logger: Logger
+    ) {
+        self.settings = settings
+        self.registry = registry
+        self.verdict = verdict
+        self.logger = logger
+        self.machine = HubSessionStateMachine(
+            heartbeatIntervalMilliseconds: Int(settings.heartbeatInterval.nanoseconds / 1_000_000),
+            hubVersion: hubVersion,
+            makeSessionID: { UUID().uuidString.lowercased() }
+        )
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let peer = context.channel.remoteAddress { logger[metadataKey: "tether.peer"] = "\(peer)" }
+        registry.track(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        readDeadline?.cancel()
+        registry.untrack(context.channel)
+        if let cluster = machine.cluster, let sessionID = machine.sessionID {
+            registry.release(cluster: cluster, sessionID: sessionID)
+            Self.activeSessions.decrement()
+            if !closeLogged {
+                logger.info("agent disconnected", metadata: ["tether.event": "session.disconnected"])
+            }
+        }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case TLSUserEvent.handshakeCompleted(let negotiatedProtocol):
+            handshakeCompleted = true
+            guard case .trusted(let identity) = verdict.withLockedValue({ $0 }) else {
+                // The verification callback decides every handshake; reaching here untrusted is a bug, so fail closed.
+                perform(.close(event: .refused, reason: "handshake completed without a trusted identity"), context: context)
+                return
+            }
+            logger[metadataKey: "tether.identity"] = "\(identity)"
+            perform(machine.handshakeCompleted(identity: identity, negotiatedProtocol: negotiatedProtocol), context: context)
+        case HubSessionEvent.replaced(let newer):
+            perform(machine.replaced(by: newer), context: context)
+        case HubSessionEvent.drain(let reconnectAfter):
+            perform(machine.drain(reconnectAfterMilliseconds: reconnectAfter), context: context)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readDeadline?.noteRead()
+        perform(machine.received(Self.unwrapInboundIn(data)), context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let wireError = error as? WireError {
+            perform(machine.wireViolation(wireError), context: context)
+            return
+        }
+        if !handshakeCompleted {
+            let reason: String
+            if case .refused(let refusal) = verdict.withLockedValue({ $0 }) {
+                reason = refusal.reason
+                logger[metadataKey: "tether.refusal"] = "\(refusal.code.rawValue)"
+            } else {
+                reason = "TLS handshake failed: \(error)"
+            }
+            perform(.close(event: .refused, reason: reason), context: context)
+            return
+        }
+        logger.debug("connection error", metadata: ["tether.error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    private func perform(_ action: HubSessionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .awaitHello:
+            armReadDeadline(settings.helloTimeout, context: context)
+        case .establish(let session, let welcome):
+            logger[metadataKey: "tether.cluster"] = "\(session.cluster)"
+            logger[metadataKey: "tether.session"] = "\(session.sessionID)"
+            registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel)
+            context.writeAndFlush(Self.wrapOutboundOut(.welcome(welcome)), promise: nil)
+            armReadDeadline(settings.heartbeatInterval * Int64(settings.missedHeartbeatsAllowed), context: context)
+            Self.activeSessions.increment()
+            Self.accepted.increment()
+            logger.info(
+                "agent session established",
+                metadata: ["tether.event": "session.established", "tether.protocol": "\(session.protocolVersion)"]
+            )
+        case .answerHeartbeat:
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            context.writeAndFlush(Self.wrapOutboundOut(.heartbeat(Heartbeat(sentAtMilliseconds: now))), promise: nil)
+        case .sendAndClose(let message, let event, let reason):
+            log(event: event, reason: reason)
+            context.writeAndFlush(Self.wrapOutboundOut(message)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .close(let event, let reason):
+            log(event: event, reason: reason)
+            context.close(promise: nil)
+        }
+    }
+
+    private func log(event: HubSessionStateMachine.SessionEnd, reason: String) {
+        closeLogged = true
+        let metadata: Logger.Metadata = ["tether.event": "\(event.rawValue)", "tether.reason": "\(reason)"]
+        if event.isOrderly {
+            logger.info("agent session ended", metadata: metadata)
+        } else {
+            Counter(label: "tether_hub_sessions_refused_total", dimensions: [("event", event.rawValue)]).increment()
+            logger.warning("agent session refused or closed", metadata: metadata)
+        }
+    }
+
+    /// Closes the session when nothing is read for `timeout`; one timer per period, however many messages arrive.
+    private func armReadDeadline(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        if readDeadline == nil { readDeadline = ReadDeadline(loop: context.eventLoop) }
+        readDeadline?.arm(timeout) { [self] in
+            perform(machine.readTimedOut(), context: context)
+        }
+    }
+
+    private static let activeSessions = Meter(label: "tether_hub_sessions_active")
+    private static let accepted = Counter(label: "tether_hub_sessions_established_total")
+}

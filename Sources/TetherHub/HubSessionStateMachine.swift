@@ -1,0 +1,212 @@
+import TetherSecurity
+import TetherWire
+
+/// The life of one agent connection at the hub, without sockets or clocks.
+///
+/// ```
+/// handshaking --TLS ok, cluster identity--> awaitingHello --hello ok--> established --> closed
+///      |                                       |  hello names another cluster,      |  goaway (replaced, draining),
+///      +--not an agent: reject, close          |  no common version: reject, close  |  heartbeats missed, violation
+/// ```
+///
+/// Each event returns the action the channel handler performs; the handler decides nothing.
+struct HubSessionStateMachine {
+    enum State {
+        case handshaking
+        case awaitingHello(TetherIdentity)
+        case established(Established)
+        case closed
+    }
+
+    struct Established: Equatable {
+        var cluster: String
+        var sessionID: String
+        var protocolVersion: Int
+    }
+
+    /// Why a session ended, as logged in `tether.event`.
+    enum SessionEnd: String, Equatable {
+        case refused = "session.refused"
+        case rejected = "session.rejected"
+        case peerError = "session.peer_error"
+        case helloTimeout = "session.hello_timeout"
+        case heartbeatMissed = "session.heartbeat_missed"
+        case replaced = "session.replaced"
+        case drained = "session.drained"
+        case protocolViolation = "session.protocol_violation"
+
+        /// Ends that are part of normal operation rather than a fault.
+        var isOrderly: Bool {
+            switch self {
+            case .replaced, .drained: true
+            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .protocolViolation: false
+            }
+        }
+    }
+
+    enum Action: Equatable {
+        /// Nothing to do.
+        case none
+        /// Wait for `hello`, closing if it does not come within the hello timeout.
+        case awaitHello
+        /// Register the session (replacing any older one for the cluster), send `welcome`, start heartbeat watch.
+        case establish(Established, Welcome)
+        /// Answer the agent's heartbeat with the hub's own, so the agent can tell a live hub from a dead one.
+        case answerHeartbeat
+        /// Send a final message and close; `event` and `reason` say why, for the log.
+        case sendAndClose(WireMessage, event: SessionEnd, reason: String)
+        /// Close without sending (the peer already knows, or cannot be told).
+        case close(event: SessionEnd, reason: String)
+    }
+
+    private(set) var state: State = .handshaking
+    let heartbeatIntervalMilliseconds: Int
+    let hubVersion: String
+    let makeSessionID: () -> String
+
+    init(heartbeatIntervalMilliseconds: Int, hubVersion: String, makeSessionID: @escaping () -> String) {
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.hubVersion = hubVersion
+        self.makeSessionID = makeSessionID
+    }
+
+    var cluster: String? {
+        if case .established(let session) = state { return session.cluster }
+        return nil
+    }
+
+    var sessionID: String? {
+        if case .established(let session) = state { return session.sessionID }
+        return nil
+    }
+
+    /// TLS is up and the verifier trusted the peer as `identity`.
+    mutating func handshakeCompleted(identity: TetherIdentity, negotiatedProtocol: String?) -> Action {
+        guard case .handshaking = state else { return .none }
+        guard negotiatedProtocol == TetherTLS.applicationProtocol else {
+            state = .closed
+            return .close(
+                event: .refused,
+                reason: "peer did not negotiate ALPN \(TetherTLS.applicationProtocol) (got \(negotiatedProtocol ?? "none"))"
+            )
+        }
+        guard identity.clusterName != nil else {
+            state = .closed
+            let reject = Reject(code: .notAnAgent, reason: "\(identity) is not an agent identity (spiffe://<trust-domain>/cluster/<name>)")
+            return .sendAndClose(.reject(reject), event: .rejected, reason: reject.reason)
+        }
+        state = .awaitingHello(identity)
+        return .awaitHello
+    }
+
+    mutating func received(_ message: WireMessage) -> Action {
+        switch state {
+        case .handshaking, .closed:
+            return .none
+        case .awaitingHello(let identity):
+            guard case .hello(let hello) = message else {
+                return violation("expected hello, got \(message.kind)")
+            }
+            return receivedHello(hello, identity: identity)
+        case .established:
+            switch message {
+            case .heartbeat:
+                return .answerHeartbeat
+            case .ack, .status:
+                // Desired-state delivery arrives with the federation engine; until then these are accepted and dropped.
+                return .none
+            case .error(let notice):
+                state = .closed
+                return .close(event: .peerError, reason: "agent reported \(notice.code): \(notice.message)")
+            case .hello, .welcome, .reject, .snapshot, .delta, .goaway:
+                return violation("\(message.kind) is not sent by agents on an established session")
+            }
+        }
+    }
+
+    private mutating func receivedHello(_ hello: Hello, identity: TetherIdentity) -> Action {
+        guard identity.clusterName == hello.cluster else {
+            state = .closed
+            let reject = Reject(
+                code: .identityMismatch,
+                reason: "hello names cluster '\(hello.cluster)' but the certificate is for \(identity); "
+                    + "use the bundle issued for '\(hello.cluster)'"
+            )
+            return .sendAndClose(.reject(reject), event: .rejected, reason: reject.reason)
+        }
+        guard let version = hello.protocolVersions.filter(WireMessage.supportedVersions.contains).max() else {
+            state = .closed
+            let reject = Reject(
+                code: .unsupportedVersion,
+                reason: "agent speaks protocol versions \(hello.protocolVersions); this hub speaks "
+                    + "\(WireMessage.supportedVersions)"
+            )
+            return .sendAndClose(.reject(reject), event: .rejected, reason: reject.reason)
+        }
+        let session = Established(cluster: hello.cluster, sessionID: makeSessionID(), protocolVersion: version)
+        state = .established(session)
+        let welcome = Welcome(
+            protocolVersion: version,
+            sessionID: session.sessionID,
+            heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
+            hubVersion: hubVersion
+        )
+        return .establish(session, welcome)
+    }
+
+    /// Nothing arrived within the deadline: the hello timeout, or three heartbeat intervals.
+    mutating func readTimedOut() -> Action {
+        switch state {
+        case .handshaking, .closed:
+            return .none
+        case .awaitingHello:
+            state = .closed
+            return .close(event: .helloTimeout, reason: "no hello within the hello timeout")
+        case .established:
+            state = .closed
+            return .close(event: .heartbeatMissed, reason: "no heartbeat for three intervals")
+        }
+    }
+
+    /// A newer authenticated session for the same cluster took over.
+    mutating func replaced(by newer: String) -> Action {
+        guard case .established = state else { return .none }
+        state = .closed
+        let goaway = GoAway(code: .replaced, reason: "replaced by session \(newer)", reconnectAfterMilliseconds: 0)
+        return .sendAndClose(.goaway(goaway), event: .replaced, reason: goaway.reason)
+    }
+
+    /// The hub is shutting down.
+    mutating func drain(reconnectAfterMilliseconds: Int) -> Action {
+        switch state {
+        case .closed:
+            return .none
+        case .handshaking:
+            state = .closed
+            return .close(event: .drained, reason: "hub shutting down")
+        case .awaitingHello:
+            state = .closed
+            let reject = Reject(code: .draining, reason: "hub shutting down", retryAfterMilliseconds: reconnectAfterMilliseconds)
+            return .sendAndClose(.reject(reject), event: .drained, reason: reject.reason)
+        case .established:
+            state = .closed
+            let goaway = GoAway(code: .draining, reason: "hub shutting down", reconnectAfterMilliseconds: reconnectAfterMilliseconds)
+            return .sendAndClose(.goaway(goaway), event: .drained, reason: goaway.reason)
+        }
+    }
+
+    /// The wire layer found a protocol violation and has already answered it with an `error` frame.
+    mutating func wireViolation(_ error: WireError) -> Action {
+        guard case .closed = state else {
+            state = .closed
+            return .close(event: .protocolViolation, reason: error.description)
+        }
+        return .none
+    }
+
+    private mutating func violation(_ reason: String) -> Action {
+        state = .closed
+        let notice = ErrorMessage(code: .unexpectedMessage, message: reason)
+        return .sendAndClose(.error(notice), event: .protocolViolation, reason: reason)
+    }
+}

@@ -1,0 +1,67 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Events the hub delivers to a session's channel from outside it.
+enum HubSessionEvent: Sendable {
+    /// A newer session for the same cluster was established.
+    case replaced(by: String)
+    /// The hub is shutting down.
+    case drain(reconnectAfterMilliseconds: Int)
+}
+
+/// The live session of each cluster: at most one. Safe to use from any event loop.
+public final class SessionRegistry: Sendable {
+    struct Entry: Sendable {
+        var sessionID: String
+        var channel: any Channel
+    }
+
+    private let sessions = NIOLockedValueBox<[String: Entry]>([:])
+    /// Every open agent connection, established or not, so a shutdown can reach them all.
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    public init() {}
+
+    func track(_ channel: any Channel) {
+        connections.withLockedValue { $0[ObjectIdentifier(channel)] = channel }
+    }
+
+    func untrack(_ channel: any Channel) {
+        _ = connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Records `sessionID` as the cluster's live session and tells the one it replaces, if any, to go away.
+    func claim(cluster: String, sessionID: String, channel: any Channel) {
+        let previous = sessions.withLockedValue { sessions in
+            let previous = sessions[cluster]
+            sessions[cluster] = Entry(sessionID: sessionID, channel: channel)
+            return previous
+        }
+        previous?.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.replaced(by: sessionID))
+    }
+
+    /// Forgets the cluster's session if it is still `sessionID` (a replaced session must not evict its successor).
+    func release(cluster: String, sessionID: String) {
+        sessions.withLockedValue { sessions in
+            if sessions[cluster]?.sessionID == sessionID { sessions[cluster] = nil }
+        }
+    }
+
+    /// The clusters with a live session, and the session IDs.
+    public var liveSessions: [String: String] {
+        sessions.withLockedValue { $0.mapValues(\.sessionID) }
+    }
+
+    public var count: Int { sessions.withLockedValue { $0.count } }
+
+    /// Asks every open connection to go away and returns them, so the caller can wait for them to close.
+    func drainAll(reconnectAfterMilliseconds: Int) -> [any Channel] {
+        let channels = connections.withLockedValue { Array($0.values) }
+        for channel in channels {
+            channel.pipeline.fireUserInboundEventTriggered(
+                HubSessionEvent.drain(reconnectAfterMilliseconds: reconnectAfterMilliseconds)
+            )
+        }
+        return channels
+    }
+}

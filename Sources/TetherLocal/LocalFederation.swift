@@ -1,0 +1,115 @@
+import Foundation
+import Synchronization
+import TetherSecurity
+
+/// Where the Tether executables are: beside the running program (the build folder), or in
+/// `TETHER_BIN_DIR` when that is set.
+public struct TetherBinaries: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) {
+        self.directory = directory
+    }
+
+    public static func locate() throws -> TetherBinaries {
+        let environment = ProcessInfo.processInfo.environment
+        let directory: URL
+        if let override = environment["TETHER_BIN_DIR"], !override.isEmpty {
+            directory = URL(fileURLWithPath: override)
+        } else {
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            directory = executable.deletingLastPathComponent()
+        }
+        let binaries = TetherBinaries(directory: directory)
+        for name in ["tether-hub", "tether-agent"] where !FileManager.default.isExecutableFile(atPath: binaries.url(name).path) {
+            throw ProcessWaitError(
+                description: "\(name) is not in \(directory.path); build it first (`swift build`) or set TETHER_BIN_DIR"
+            )
+        }
+        return binaries
+    }
+
+    public func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+}
+
+/// A federation run as processes on this machine: the demo, and the integration tests.
+///
+/// Makes the PKI in `root`, starts `tether-hub` on free loopback ports and `tether-agent`s
+/// with bundles it issues, all logging JSON so their events can be waited for.
+public final class LocalFederation: Sendable {
+    public let root: String
+    public let directory: FederationDirectory
+    public let binaries: TetherBinaries
+    private let echo: (@Sendable (String, LogLine) -> Void)?
+    private let processes = ProcessList()
+
+    public init(
+        root: String,
+        binaries: TetherBinaries,
+        trustDomain: String = "tether.local",
+        echo: (@Sendable (String, LogLine) -> Void)? = nil
+    ) throws {
+        self.root = root
+        self.directory = FederationDirectory(path: (root as NSString).appendingPathComponent("federation"))
+        self.binaries = binaries
+        self.echo = echo
+        try directory.initialize(trustDomain: trustDomain, force: true)
+    }
+
+    /// Starts the hub on a free loopback port and returns once it accepts agents.
+    public func startHub(heartbeatInterval: Double = 10, extraArguments: [String] = []) async throws -> (ManagedProcess, port: Int) {
+        // A stale ports file from an earlier run must not be mistaken for this hub's.
+        try? FileManager.default.removeItem(atPath: directory.portsPath)
+        let hub = try launch(
+            name: "hub",
+            binary: "tether-hub",
+            arguments: ["--dir", directory.path, "--agent-listen", "127.0.0.1:0", "--heartbeat-interval", "\(heartbeatInterval)"]
+                + extraArguments
+        )
+        let ready = try await hub.waitForEvent("listener.ready", within: .seconds(30))
+        guard let port = try directory.readPorts()?.agent else {
+            throw ProcessWaitError(description: "hub logged \(ready) but wrote no agent port to \(directory.portsPath)")
+        }
+        return (hub, port)
+    }
+
+    /// Issues a bundle for `cluster` pointing at `hubPort` (or whatever hub.ports.json says).
+    public func issueBundle(cluster: String, hubPort: Int? = nil) throws -> AgentBundle {
+        let path = (root as NSString).appendingPathComponent("bundles/\(cluster)")
+        return try directory.issueAgentBundle(
+            cluster: cluster,
+            to: path,
+            hubAddresses: hubPort.map { ["127.0.0.1:\($0)"] }
+        )
+    }
+
+    public func startAgent(name: String? = nil, bundle: AgentBundle, extraArguments: [String] = []) throws -> ManagedProcess {
+        let cluster = (try? bundle.loadManifest().cluster) ?? "agent"
+        return try launch(name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + extraArguments)
+    }
+
+    public func launch(name: String, binary: String, arguments: [String]) throws -> ManagedProcess {
+        let process = ManagedProcess(
+            name: name,
+            executable: binaries.url(binary),
+            arguments: arguments + ["--log-format", "json"],
+            echo: echo
+        )
+        try process.start()
+        processes.add(process)
+        return process
+    }
+
+    /// Stops every process this federation started: SIGTERM, then SIGKILL after the grace period.
+    public func stopAll(grace: Duration = .seconds(5)) async {
+        await withTaskGroup(of: Void.self) { group in
+            for process in processes.all { group.addTask { await process.stop(grace: grace) } }
+        }
+    }
+}
+
+private final class ProcessList: Sendable {
+    private let list = Mutex<[ManagedProcess]>([])
+    func add(_ process: ManagedProcess) { list.withLock { $0.append(process) } }
+    var all: [ManagedProcess] { list.withLock { $0 } }
+}

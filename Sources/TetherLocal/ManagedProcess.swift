@@ -1,0 +1,218 @@
+import Foundation
+import Synchronization
+
+/// One line a Tether process logged with `--log-format json`, with its fields as strings.
+public struct LogLine: Sendable, CustomStringConvertible {
+    public let raw: String
+    public let fields: [String: String]
+
+    init(raw: String) {
+        self.raw = raw
+        if let object = try? JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any] {
+            self.fields = object.mapValues { "\($0)" }
+        } else {
+            self.fields = [:]
+        }
+    }
+
+    public subscript(field: String) -> String? { fields[field] }
+
+    /// The `tether.event` field: what happened, as a stable name such as `session.established`.
+    public var event: String? { fields["tether.event"] }
+
+    public var description: String { raw }
+}
+
+/// Why waiting on a process failed.
+public struct ProcessWaitError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A child process whose output is read line by line, so callers can wait for what it logs.
+///
+/// Waiting is event-driven: each line read is offered to the pending waiters, and a waiter
+/// that is still unanswered at its deadline fails with the process's recent output.
+public final class ManagedProcess: Sendable {
+    public let name: String
+    private let process: Process
+    private let state = Mutex(State())
+    private let echo: (@Sendable (String, LogLine) -> Void)?
+
+    private struct Waiter {
+        let predicate: @Sendable (LogLine) -> Bool
+        let continuation: CheckedContinuation<LogLine, any Error>
+    }
+
+    private struct State {
+        var lines: [LogLine] = []
+        var partial: [String: Data] = [:]
+        var waiters: [Int: Waiter] = [:]
+        var nextWaiter = 0
+        var exitStatus: Int32?
+        var exitWaiters: [@Sendable (Int32) -> Void] = []
+    }
+
+    /// - Parameter echo: called with the process name and every line it prints (to show a demo's logs).
+    public init(
+        name: String,
+        executable: URL,
+        arguments: [String],
+        environment: [String: String]? = nil,
+        echo: (@Sendable (String, LogLine) -> Void)? = nil
+    ) {
+        self.name = name
+        self.echo = echo
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        self.process = process
+    }
+
+    public func start() throws {
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                if data.isEmpty { handle.readabilityHandler = nil }
+                self?.received(data, from: stream)
+            }
+        }
+        process.terminationHandler = { [weak self] process in
+            self?.exited(status: process.terminationStatus)
+        }
+        try process.run()
+    }
+
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Everything logged so far.
+    public var lines: [LogLine] { state.withLock { $0.lines } }
+
+    public var exitStatus: Int32? { state.withLock { $0.exitStatus } }
+
+    /// The first line (already logged or still to come) that satisfies `predicate`.
+    @discardableResult
+    public func waitForLine(
+        within timeout: Duration,
+        _ what: String,
+        where predicate: @escaping @Sendable (LogLine) -> Bool
+    ) async throws -> LogLine {
+        try await withCheckedThrowingContinuation { continuation in
+            let immediate: Result<LogLine, any Error>? = state.withLock { state in
+                if let line = state.lines.first(where: predicate) { return .success(line) }
+                if let status = state.exitStatus {
+                    return .failure(ProcessWaitError(description: "\(name) exited (\(status)) before \(what)"))
+                }
+                let id = state.nextWaiter
+                state.nextWaiter += 1
+                state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
+                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) { [weak self] in
+                    self?.expireWaiter(id, what: what, timeout: timeout)
+                }
+                return nil
+            }
+            if let immediate { continuation.resume(with: immediate) }
+        }
+    }
+
+    /// Waits for the `tether.event` named `event`, optionally also matching `predicate`.
+    @discardableResult
+    public func waitForEvent(
+        _ event: String,
+        within timeout: Duration,
+        where predicate: @escaping @Sendable (LogLine) -> Bool = { _ in true }
+    ) async throws -> LogLine {
+        try await waitForLine(within: timeout, "event \(event)") { $0.event == event && predicate($0) }
+    }
+
+    /// Sends `signal` (SIGTERM, SIGINT, SIGKILL, ...) if the process still runs.
+    public func send(_ signal: Int32) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit, up to `timeout`; nil if it is still running then.
+    public func waitForExit(within timeout: Duration) async -> Int32? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
+            let box = Mutex<CheckedContinuation<Int32?, Never>?>(continuation)
+            let finish: @Sendable (Int32?) -> Void = { status in box.withLock { $0.take() }?.resume(returning: status) }
+            let already: Int32? = state.withLock { state in
+                if let status = state.exitStatus { return status }
+                state.exitWaiters.append { finish($0) }
+                return nil
+            }
+            if let already { finish(already) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) { finish(nil) }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`. Returns the exit status.
+    @discardableResult
+    public func stop(grace: Duration = .seconds(5)) async -> Int32? {
+        send(SIGTERM)
+        if let status = await waitForExit(within: grace) { return status }
+        send(SIGKILL)
+        return await waitForExit(within: .seconds(5))
+    }
+
+    /// The last `count` lines, for failure messages.
+    public func tail(_ count: Int = 30) -> String {
+        lines.suffix(count).map(\.raw).joined(separator: "\n")
+    }
+
+    private func received(_ data: Data, from stream: String) {
+        var complete: [LogLine] = []
+        var ready: [(CheckedContinuation<LogLine, any Error>, LogLine)] = []
+        state.withLock { state in
+            var buffer = state.partial[stream, default: Data()]
+            buffer.append(data)
+            if data.isEmpty, !buffer.isEmpty { buffer.append(UInt8(ascii: "\n")) }
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = LogLine(raw: String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
+                buffer.removeSubrange(buffer.startIndex...newline)
+                state.lines.append(line)
+                complete.append(line)
+                for (id, waiter) in state.waiters where waiter.predicate(line) {
+                    state.waiters[id] = nil
+                    ready.append((waiter.continuation, line))
+                }
+            }
+            state.partial[stream] = buffer
+        }
+        for line in complete { echo?(name, line) }
+        for (continuation, line) in ready { continuation.resume(returning: line) }
+    }
+
+    private func exited(status: Int32) {
+        let (waiters, exitWaiters) = state.withLock { state in
+            state.exitStatus = status
+            let waiters = Array(state.waiters.values)
+            state.waiters = [:]
+            let exitWaiters = state.exitWaiters
+            state.exitWaiters = []
+            return (waiters, exitWaiters)
+        }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: ProcessWaitError(description: "\(name) exited (\(status)):\n\(tail())"))
+        }
+        for waiter in exitWaiters { waiter(status) }
+    }
+
+    private func expireWaiter(_ id: Int, what: String, timeout: Duration) {
+        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
+        waiter.continuation.resume(
+            throwing: ProcessWaitError(description: "\(name): no \(what) within \(timeout); last output:\n\(tail())")
+        )
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        TimeInterval(components.seconds) + TimeInterval(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import X509
+
+/// What `agent.json` in an agent bundle says: which cluster, which federation, where the hub is.
+public struct AgentManifest: Codable, Sendable, Hashable {
+    public var cluster: String
+    public var trustDomain: String
+    /// `host:port` addresses of the hub's agent listener, tried in order.
+    public var hubAddresses: [String]
+
+    public init(cluster: String, trustDomain: String, hubAddresses: [String]) {
+        self.cluster = cluster
+        self.trustDomain = trustDomain
+        self.hubAddresses = hubAddresses
+    }
+}
+
+/// An agent bundle `B` (DESIGN.md section 10): `tls.crt`, `tls.key`, `ca.crt` and `agent.json`.
+public struct AgentBundle: Sendable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = (path as NSString).standardizingPath
+    }
+
+    public var certificatePath: String { file("tls.crt") }
+    public var keyPath: String { file("tls.key") }
+    public var caBundlePath: String { file("ca.crt") }
+    public var manifestPath: String { file("agent.json") }
+
+    private func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    /// Writes the bundle; the key is written first and readable by its owner only.
+    public func write(
+        certificate: KeyedCertificate,
+        trustBundle: [Certificate],
+        manifest: AgentManifest
+    ) throws(SecurityError) {
+        try PEMFiles.makeDirectory(path)
+        try PEMFiles.writeAtomically(certificate.privateKeyPEM, to: keyPath, mode: PEMFiles.privateKeyMode)
+        try PEMFiles.writeAtomically(try certificate.certificatePEM, to: certificatePath, mode: PEMFiles.certificateMode)
+        var bundle = ""
+        for authority in trustBundle { bundle += try PEMFiles.pem(of: authority) + "\n" }
+        try PEMFiles.writeAtomically(bundle, to: caBundlePath, mode: PEMFiles.certificateMode)
+        try PEMFiles.writeJSON(manifest, to: manifestPath)
+    }
+
+    public func loadManifest() throws(SecurityError) -> AgentManifest {
+        guard FileManager.default.fileExists(atPath: manifestPath) else {
+            throw SecurityError(
+                .unreadableFile,
+                "\(path) is not an agent bundle (no agent.json); create one with "
+                    + "`tetherctl certs issue --dir D --cluster NAME --out \(path)`"
+            )
+        }
+        return try PEMFiles.readJSON(AgentManifest.self, from: manifestPath)
+    }
+
+    /// The agent's TLS material, checked: the key matches, the certificate names the manifest's cluster.
+    public func loadMaterial() throws(SecurityError) -> TLSMaterial {
+        let manifest = try loadManifest()
+        let material = try TLSMaterial.load(certificate: certificatePath, key: keyPath, trustBundle: caBundlePath)
+        let expected = try TetherIdentity.cluster(manifest.cluster, trustDomain: manifest.trustDomain)
+        guard material.identity == expected else {
+            throw SecurityError(
+                .noIdentity,
+                "\(certificatePath) is for \(material.identity), but agent.json names \(expected.uri)"
+            )
+        }
+        return material
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+@_spi(FixedExpiryValidationTime) import X509
+
+/// Decides whether a peer's certificate chain is trusted, and says why not in words an operator can act on.
+///
+/// The hub uses it as the TLS verification callback for agent connections, so a refusal is
+/// logged with its cause ("expired at ...", "issued by an unknown CA") instead of a bare TLS alert.
+public struct PeerVerifier: Sendable {
+    public enum Verdict: Sendable, Hashable {
+        case trusted(TetherIdentity)
+        case refused(Refusal)
+    }
+
+    public struct Refusal: Sendable, Hashable, CustomStringConvertible {
+        public enum Code: String, Sendable, Hashable {
+            case expired
+            case notYetValid = "not-yet-valid"
+            case untrustedIssuer = "untrusted-issuer"
+            case noIdentity = "no-identity"
+            case wrongTrustDomain = "wrong-trust-domain"
+        }
+
+        public var code: Code
+        public var reason: String
+
+        public init(code: Code, reason: String) {
+            self.code = code
+            self.reason = reason
+        }
+
+        public var description: String { reason }
+    }
+
+    public let trustRoots: [Certificate]
+    public let trustDomain: String
+
+    public init(trustRoots: [Certificate], trustDomain: String) {
+        self.trustRoots = trustRoots
+        self.trustDomain = trustDomain
+    }
+
+    /// Verifies `chain` (leaf first, as presented in the handshake) at `now`.
+    public func verify(chain: [Certificate], now: Date = Date()) async -> Verdict {
+        guard let leaf = chain.first else {
+            return .refused(Refusal(code: .noIdentity, reason: "the peer presented no certificate"))
+        }
+        let subject = "certificate '\(leaf.subject)'"
+        let identity: TetherIdentity
+        do {
+            identity = try TetherIdentity(certificate: leaf)
+        } catch {
+            return .refused(Refusal(code: .noIdentity, reason: error.message))
+        }
+        let intermediates = Array(chain.dropFirst())
+        if await chains(leaf, intermediates: intermediates, at: now) {
+            guard identity.trustDomain == trustDomain else {
+                return .refused(
+                    Refusal(
+                        code: .wrongTrustDomain,
+                        reason: "\(subject) is for \(identity), outside trust domain \(trustDomain)"
+                    )
+                )
+            }
+            return .trusted(identity)
+        }
+        // The chain fails now. If it holds inside the leaf's own validity window, time is the only problem.
+        let middle = leaf.notValidBefore.addingTimeInterval(leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore) / 2)
+        if await chains(leaf, intermediates: intermediates, at: middle) {
+            let stamp = leaf.notValidAfter.formatted(.iso8601)
+            if now > leaf.notValidAfter {
+                return .refused(
+                    Refusal(
+                        code: .expired,
+                        reason: "\(subject) for \(identity) expired at \(stamp); issue a new one with "
+                            + "`tetherctl certs issue` (or let the agent renew before expiry)"
+                    )
+                )
+            }
+            return .refused(
+                Refusal(
+                    code: .notYetValid,
+                    reason: "\(subject) for \(identity) is not valid before "
+                        + "\(leaf.notValidBefore.formatted(.iso8601)); check the clocks of both machines"
+                )
+            )
+        }
+        let trusted = trustRoots.map { "'\($0.subject)'" }.joined(separator: ", ")
+        return .refused(
+            Refusal(
+                code: .untrustedIssuer,
+                reason: "\(subject) for \(identity) is issued by '\(leaf.issuer)', which is not in the trusted "
+                    + "CA bundle (\(trusted)); issue it from this federation's CA"
+            )
+        )
+    }
+
+    private func chains(_ leaf: Certificate, intermediates: [Certificate], at time: Date) async -> Bool {
+        var verifier = Verifier(rootCertificates: CertificateStore(trustRoots)) {
+            RFC5280Policy(fixedExpiryValidationTime: time)
+        }
+        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
+        if case .validCertificate = result { return true }
+        return false
+    }
+}

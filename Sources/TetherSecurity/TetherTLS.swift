@@ -1,0 +1,109 @@
+import Crypto
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// One side's TLS credentials: its certificate chain and key, the CAs it trusts, and its identity.
+public struct TLSMaterial: Sendable {
+    public let chain: [Certificate]
+    public let privateKey: P256.Signing.PrivateKey
+    /// Every CA in the bundle; during a CA rollover there are two.
+    public let trustRoots: [Certificate]
+    public let identity: TetherIdentity
+
+    public init(chain: [Certificate], privateKey: P256.Signing.PrivateKey, trustRoots: [Certificate]) throws(SecurityError) {
+        guard let leaf = chain.first else { throw SecurityError(.unreadableFile, "an empty certificate chain") }
+        _ = try KeyedCertificate(certificate: leaf, privateKey: privateKey)
+        guard !trustRoots.isEmpty else { throw SecurityError(.unreadableFile, "an empty CA bundle") }
+        self.chain = chain
+        self.privateKey = privateKey
+        self.trustRoots = trustRoots
+        self.identity = try TetherIdentity(certificate: leaf)
+    }
+
+    public init(_ keyed: KeyedCertificate, trustRoots: [Certificate]) throws(SecurityError) {
+        try self.init(chain: [keyed.certificate], privateKey: keyed.privateKey, trustRoots: trustRoots)
+    }
+
+    public static func load(certificate: String, key: String, trustBundle: String) throws(SecurityError) -> TLSMaterial {
+        let (chain, keyed) = try PEMFiles.readKeyedCertificate(certificate: certificate, key: key)
+        return try TLSMaterial(chain: chain, privateKey: keyed.privateKey, trustRoots: PEMFiles.readCertificates(at: trustBundle))
+    }
+
+    public var leaf: Certificate { chain[0] }
+}
+
+/// The TLS settings of the agent protocol: TLS 1.3 only, both sides verified, ALPN `tether/1`.
+///
+/// swift-nio-ssl's defaults are permissive (TLS 1.0, no client certificate, the system trust
+/// store), so every setting that matters is stated here rather than inherited.
+public enum TetherTLS {
+    public static let applicationProtocol = "tether/1"
+
+    /// The hub's agent listener: a client certificate is required; the hub's ``PeerVerifier``
+    /// (installed as the verification callback) decides whether it is trusted.
+    public static func agentListenerContext(_ material: TLSMaterial) throws(SecurityError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try sslCertificates(material.chain).map { .certificate($0) },
+            privateKey: .privateKey(try sslPrivateKey(material.privateKey))
+        )
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.maximumTLSVersion = .tlsv13
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates(try sslCertificates(material.trustRoots))
+        configuration.applicationProtocols = [applicationProtocol]
+        return try context(configuration)
+    }
+
+    /// An agent dialling the hub: the hub's certificate must chain to the bundle and match the
+    /// host name (or IP address) dialled.
+    public static func agentDialerContext(_ material: TLSMaterial) throws(SecurityError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.maximumTLSVersion = .tlsv13
+        configuration.certificateVerification = .fullVerification
+        configuration.trustRoots = .certificates(try sslCertificates(material.trustRoots))
+        configuration.certificateChain = try sslCertificates(material.chain).map { .certificate($0) }
+        configuration.privateKey = .privateKey(try sslPrivateKey(material.privateKey))
+        configuration.applicationProtocols = [applicationProtocol]
+        return try context(configuration)
+    }
+
+    /// The swift-certificates form of a certificate NIOSSL handed over.
+    public static func certificate(from sslCertificate: NIOSSLCertificate) throws(SecurityError) -> Certificate {
+        do {
+            return try Certificate(derEncoded: sslCertificate.toDERBytes())
+        } catch {
+            throw SecurityError(.unreadableFile, "the peer's certificate cannot be parsed: \(error)")
+        }
+    }
+
+    static func sslCertificates(_ certificates: [Certificate]) throws(SecurityError) -> [NIOSSLCertificate] {
+        do {
+            return try certificates.map { certificate in
+                var serializer = DER.Serializer()
+                try serializer.serialize(certificate)
+                return try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
+            }
+        } catch {
+            throw SecurityError(.tlsConfiguration, "cannot hand certificates to TLS: \(error)")
+        }
+    }
+
+    static func sslPrivateKey(_ key: P256.Signing.PrivateKey) throws(SecurityError) -> NIOSSLPrivateKey {
+        do {
+            return try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)
+        } catch {
+            throw SecurityError(.tlsConfiguration, "cannot hand the private key to TLS: \(error)")
+        }
+    }
+
+    private static func context(_ configuration: TLSConfiguration) throws(SecurityError) -> NIOSSLContext {
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw SecurityError(.tlsConfiguration, "TLS refused the configuration: \(error)")
+        }
+    }
+}

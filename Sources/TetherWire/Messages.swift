@@ -1,0 +1,220 @@
+import TetherModel
+
+// The payloads of protocol version 1. Field names are the JSON keys; `docs/protocol.md` lists
+// each with its meaning. Durations are whole milliseconds; revisions are per-cluster counters.
+
+/// Agent -> hub, first message of a session.
+public struct Hello: Codable, Sendable, Hashable {
+    /// Every protocol version the agent speaks; the hub picks the highest it also speaks.
+    public var protocolVersions: [Int]
+    public var agentVersion: String
+    /// Must equal the cluster named by the agent's certificate.
+    public var cluster: String
+    /// Kinds the agent's plugins handle, as `group/version/Kind` (`/v1/ConfigMap` for the core group).
+    public var kinds: [String]
+    /// The last revision the agent applied, so the hub can send a delta instead of a snapshot.
+    public var lastAppliedRevision: UInt64?
+
+    public init(
+        protocolVersions: [Int],
+        agentVersion: String,
+        cluster: String,
+        kinds: [String] = [],
+        lastAppliedRevision: UInt64? = nil
+    ) {
+        self.protocolVersions = protocolVersions
+        self.agentVersion = agentVersion
+        self.cluster = cluster
+        self.kinds = kinds
+        self.lastAppliedRevision = lastAppliedRevision
+    }
+}
+
+/// Hub -> agent: the session is accepted.
+public struct Welcome: Codable, Sendable, Hashable {
+    public var protocolVersion: Int
+    public var sessionID: String
+    /// How often the agent sends a heartbeat; each side closes after three intervals of silence.
+    public var heartbeatIntervalMilliseconds: Int
+    public var hubVersion: String
+
+    public init(protocolVersion: Int, sessionID: String, heartbeatIntervalMilliseconds: Int, hubVersion: String) {
+        self.protocolVersion = protocolVersion
+        self.sessionID = sessionID
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.hubVersion = hubVersion
+    }
+}
+
+/// Hub -> agent: the session is refused; the hub closes after sending it.
+public struct Reject: Codable, Sendable, Hashable {
+    public var code: Code
+    public var reason: String
+    /// The earliest the agent should try again; nil leaves it to the agent's backoff.
+    public var retryAfterMilliseconds: Int?
+
+    public init(code: Code, reason: String, retryAfterMilliseconds: Int? = nil) {
+        self.code = code
+        self.reason = reason
+        self.retryAfterMilliseconds = retryAfterMilliseconds
+    }
+
+    public struct Code: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// `hello` names a cluster other than the certificate's identity.
+        public static let identityMismatch = Code(rawValue: "identity-mismatch")
+        /// The certificate's identity is not an agent's (`spiffe://<trust-domain>/cluster/<name>`).
+        public static let notAnAgent = Code(rawValue: "not-an-agent")
+        /// No protocol version in `hello` is one the hub speaks.
+        public static let unsupportedVersion = Code(rawValue: "unsupported-version")
+        /// The hub is shutting down and takes no new sessions.
+        public static let draining = Code(rawValue: "draining")
+    }
+}
+
+/// Hub -> agent: the complete desired set for the cluster at `revision`, possibly in chunks.
+public struct Snapshot: Codable, Sendable, Hashable {
+    public var revision: UInt64
+    public var objects: [JSONValue]
+    /// Zero-based index of this chunk and the number of chunks; a snapshot is complete at the last one.
+    public var chunkIndex: Int
+    public var chunkCount: Int
+
+    public init(revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1) {
+        self.revision = revision
+        self.objects = objects
+        self.chunkIndex = chunkIndex
+        self.chunkCount = chunkCount
+    }
+}
+
+/// Hub -> agent: what changed between two revisions.
+public struct Delta: Codable, Sendable, Hashable {
+    public var fromRevision: UInt64
+    public var toRevision: UInt64
+    public var upserts: [JSONValue]
+    public var deletes: [ObjectReference]
+
+    public init(fromRevision: UInt64, toRevision: UInt64, upserts: [JSONValue], deletes: [ObjectReference]) {
+        self.fromRevision = fromRevision
+        self.toRevision = toRevision
+        self.upserts = upserts
+        self.deletes = deletes
+    }
+}
+
+/// Agent -> hub: a revision was applied, wholly or with per-object failures.
+public struct Ack: Codable, Sendable, Hashable {
+    public var revision: UInt64
+    public var failures: [ObjectFailure]
+
+    public init(revision: UInt64, failures: [ObjectFailure] = []) {
+        self.revision = revision
+        self.failures = failures
+    }
+
+    public struct ObjectFailure: Codable, Sendable, Hashable {
+        public var object: ObjectReference
+        public var message: String
+
+        public init(object: ObjectReference, message: String) {
+            self.object = object
+            self.message = message
+        }
+    }
+}
+
+/// Agent -> hub: observed state of managed objects, batched.
+public struct StatusReport: Codable, Sendable, Hashable {
+    public var objects: [ObjectStatus]
+
+    public init(objects: [ObjectStatus]) { self.objects = objects }
+
+    public struct ObjectStatus: Codable, Sendable, Hashable {
+        public var object: ObjectReference
+        /// `applied`, `failed` or `pending`.
+        public var state: String
+        /// `Healthy`, `Progressing`, `Degraded` or `Unknown`, from the kind's plugin.
+        public var health: String
+        public var message: String?
+        /// Kind-specific fields aggregated at the hub, such as `readyReplicas` or load-balancer addresses.
+        public var summary: [String: JSONValue]
+
+        public init(
+            object: ObjectReference,
+            state: String,
+            health: String,
+            message: String? = nil,
+            summary: [String: JSONValue] = [:]
+        ) {
+            self.object = object
+            self.state = state
+            self.health = health
+            self.message = message
+            self.summary = summary
+        }
+    }
+}
+
+/// Both ways: liveness. The hub answers each agent heartbeat with one of its own.
+public struct Heartbeat: Codable, Sendable, Hashable {
+    /// Sender's wall clock, milliseconds since 1970, for round-trip and skew estimates.
+    public var sentAtMilliseconds: Int64
+    /// The member cluster's health; only agents send it.
+    public var cluster: ClusterHealth?
+
+    public init(sentAtMilliseconds: Int64, cluster: ClusterHealth? = nil) {
+        self.sentAtMilliseconds = sentAtMilliseconds
+        self.cluster = cluster
+    }
+
+    public struct ClusterHealth: Codable, Sendable, Hashable {
+        public var apiReachable: Bool
+        public var kubernetesVersion: String?
+        public var nodeCount: Int?
+
+        public init(apiReachable: Bool, kubernetesVersion: String? = nil, nodeCount: Int? = nil) {
+            self.apiReachable = apiReachable
+            self.kubernetesVersion = kubernetesVersion
+            self.nodeCount = nodeCount
+        }
+    }
+}
+
+/// Hub -> agent: the hub ends this session; the agent reconnects after the hint.
+public struct GoAway: Codable, Sendable, Hashable {
+    public var code: Code
+    public var reason: String
+    public var reconnectAfterMilliseconds: Int
+
+    public init(code: Code, reason: String, reconnectAfterMilliseconds: Int) {
+        self.code = code
+        self.reason = reason
+        self.reconnectAfterMilliseconds = reconnectAfterMilliseconds
+    }
+
+    public struct Code: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// A newer session for the same cluster took over.
+        public static let replaced = Code(rawValue: "replaced")
+        /// The hub is shutting down or restarting.
+        public static let draining = Code(rawValue: "draining")
+    }
+}
+
+/// Both ways: a protocol violation; the sender closes right after.
+public struct ErrorMessage: Codable, Sendable, Hashable {
+    public var code: WireError.Code
+    public var message: String
+
+    public init(code: WireError.Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+}

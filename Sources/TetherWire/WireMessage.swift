@@ -1,0 +1,211 @@
+import Foundation
+import NIOCore
+
+/// Every message of protocol version 1, with the frame type that carries it.
+public enum WireMessage: Sendable, Hashable {
+    case hello(Hello)
+    case welcome(Welcome)
+    case reject(Reject)
+    case snapshot(Snapshot)
+    case delta(Delta)
+    case ack(Ack)
+    case status(StatusReport)
+    case heartbeat(Heartbeat)
+    case goaway(GoAway)
+    case error(ErrorMessage)
+
+    /// Frame type numbers; stable for version 1 and listed in `docs/protocol.md`.
+    public enum Kind: UInt8, Sendable, CaseIterable {
+        case hello = 1
+        case welcome = 2
+        case reject = 3
+        case snapshot = 4
+        case delta = 5
+        case ack = 6
+        case status = 7
+        case heartbeat = 8
+        case goaway = 9
+        case error = 10
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .hello: .hello
+        case .welcome: .welcome
+        case .reject: .reject
+        case .snapshot: .snapshot
+        case .delta: .delta
+        case .ack: .ack
+        case .status: .status
+        case .heartbeat: .heartbeat
+        case .goaway: .goaway
+        case .error: .error
+        }
+    }
+
+    /// The protocol versions this build speaks, highest last.
+    public static let supportedVersions = [1]
+}
+
+/// Turns frames into messages and back, enforcing a connection's ``WireLimits``.
+public struct WireCodec: Sendable {
+    public let limits: WireLimits
+
+    public init(limits: WireLimits = .default) {
+        self.limits = limits
+    }
+
+    /// Decodes one received frame; any violation is a ``WireError`` the caller answers with an `error` frame.
+    public func decode(_ frame: Frame, allocator: ByteBufferAllocator) throws(WireError) -> WireMessage {
+        guard frame.flags.isSubset(of: .known) else {
+            throw WireError(.unknownFlags, "flag bits 0x\(String(frame.flags.rawValue, radix: 16)) are not defined")
+        }
+        guard let kind = WireMessage.Kind(rawValue: frame.type) else {
+            throw WireError(.unknownMessageType, "frame type \(frame.type) is not a message of protocol version 1")
+        }
+        var payload = frame.payload
+        if frame.flags.contains(.compressed) {
+            do {
+                payload = try Zlib.inflate(payload, limit: limits.maximumInflatedPayload, allocator: allocator)
+            } catch {
+                switch error {
+                case .tooLarge:
+                    throw WireError(
+                        .payloadTooLarge,
+                        "\(kind) payload inflates past the limit of \(limits.maximumInflatedPayload) bytes"
+                    )
+                case .truncated:
+                    throw WireError(.corruptCompression, "\(kind) payload ends before its zlib stream does")
+                case .corrupt(let detail):
+                    throw WireError(.corruptCompression, "\(kind) payload is not a valid zlib stream: \(detail)")
+                }
+            }
+        } else if payload.readableBytes > limits.maximumInflatedPayload {
+            throw WireError(.payloadTooLarge, "\(kind) payload exceeds \(limits.maximumInflatedPayload) bytes")
+        }
+        return try payload.withUnsafeReadableBytes { (bytes) throws(WireError) -> WireMessage in
+            try JSONNesting.check(bytes, maximumDepth: limits.maximumJSONDepth, kind: kind)
+            let data = Data(bytes)
+            do {
+                return try Self.message(of: kind, from: data)
+            } catch {
+                throw WireError(.malformedPayload, "\(kind) payload is not valid: \(Self.explain(error))")
+            }
+        }
+    }
+
+    /// Encodes one message, compressing its payload above the threshold.
+    public func encode(_ message: WireMessage, allocator: ByteBufferAllocator) throws(WireError) -> Frame {
+        let json: Data
+        do {
+            json = try Self.json(of: message)
+        } catch {
+            throw WireError(.malformedPayload, "cannot encode \(message.kind): \(error)")
+        }
+        var payload = allocator.buffer(capacity: json.count)
+        payload.writeBytes(json)
+        var flags: Frame.Flags = []
+        if payload.readableBytes > limits.compressionThreshold {
+            let compressed = Zlib.deflate(payload, allocator: allocator)
+            if compressed.readableBytes < payload.readableBytes {
+                payload = compressed
+                flags.insert(.compressed)
+            }
+        }
+        guard payload.readableBytes + Frame.headerBytesAfterLength <= limits.maximumFrameLength else {
+            throw WireError(
+                .frameTooLarge,
+                "\(message.kind) needs a \(payload.readableBytes)-byte payload; frames are limited to "
+                    + "\(limits.maximumFrameLength) bytes"
+            )
+        }
+        return Frame(type: message.kind.rawValue, flags: flags, payload: payload)
+    }
+
+    private static func message(of kind: WireMessage.Kind, from data: Data) throws -> WireMessage {
+        let decoder = JSONDecoder()
+        switch kind {
+        case .hello: return .hello(try decoder.decode(Hello.self, from: data))
+        case .welcome: return .welcome(try decoder.decode(Welcome.self, from: data))
+        case .reject: return .reject(try decoder.decode(Reject.self, from: data))
+        case .snapshot: return .snapshot(try decoder.decode(Snapshot.self, from: data))
+        case .delta: return .delta(try decoder.decode(Delta.self, from: data))
+        case .ack: return .ack(try decoder.decode(Ack.self, from: data))
+        case .status: return .status(try decoder.decode(StatusReport.self, from: data))
+        case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: data))
+        case .goaway: return .goaway(try decoder.decode(GoAway.self, from: data))
+        case .error: return .error(try decoder.decode(ErrorMessage.self, from: data))
+        }
+    }
+
+    private static func json(of message: WireMessage) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        switch message {
+        case .hello(let body): return try encoder.encode(body)
+        case .welcome(let body): return try encoder.encode(body)
+        case .reject(let body): return try encoder.encode(body)
+        case .snapshot(let body): return try encoder.encode(body)
+        case .delta(let body): return try encoder.encode(body)
+        case .ack(let body): return try encoder.encode(body)
+        case .status(let body): return try encoder.encode(body)
+        case .heartbeat(let body): return try encoder.encode(body)
+        case .goaway(let body): return try encoder.encode(body)
+        case .error(let body): return try encoder.encode(body)
+        }
+    }
+
+    /// A one-line account of a decoding failure, naming the field path where there is one.
+    private static func explain(_ error: any Error) -> String {
+        guard let decodingError = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return keys.isEmpty ? "document" : keys.joined(separator: ".")
+        }
+        switch decodingError {
+        case .keyNotFound(let key, let context): return "missing field \(key.stringValue) in \(path(context))"
+        case .typeMismatch(_, let context): return "wrong type at \(path(context)): \(context.debugDescription)"
+        case .valueNotFound(_, let context): return "null at \(path(context))"
+        case .dataCorrupted(let context): return "not JSON at \(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(decodingError)"
+        }
+    }
+}
+
+/// A pre-scan that bounds JSON nesting before a recursive decoder sees the bytes.
+enum JSONNesting {
+    static func check(
+        _ bytes: UnsafeRawBufferPointer,
+        maximumDepth: Int,
+        kind: WireMessage.Kind
+    ) throws(WireError) {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maximumDepth {
+                    throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(maximumDepth) levels")
+                }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+            default:
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import NIOCore
+
+/// Converts frames to ``WireMessage``s and back, and answers protocol violations.
+///
+/// A violation by the peer (a ``WireError`` from the frame decoder or from decoding a payload,
+/// or a frame decoder buffer overflow) is answered with one `error` frame, after which the
+/// connection is closed and nothing more is read from it. The error is also passed on to the
+/// next handler so the session can log it.
+public final class WireMessageHandler: ChannelDuplexHandler {
+    public typealias InboundIn = Frame
+    public typealias InboundOut = WireMessage
+    public typealias OutboundIn = WireMessage
+    public typealias OutboundOut = Frame
+
+    private let codec: WireCodec
+    private var failed = false
+
+    public init(limits: WireLimits) {
+        self.codec = WireCodec(limits: limits)
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        let frame = Self.unwrapInboundIn(data)
+        do {
+            let message = try codec.decode(frame, allocator: context.channel.allocator)
+            context.fireChannelRead(Self.wrapInboundOut(message))
+        } catch {
+            self.violated(context: context, error: error)
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = Self.unwrapOutboundIn(data)
+        do {
+            let frame = try codec.encode(message, allocator: context.channel.allocator)
+            context.write(Self.wrapOutboundOut(frame), promise: promise)
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case let wireError as WireError:
+            self.violated(context: context, error: wireError)
+        case is ByteToMessageDecoderError.PayloadTooLargeError:
+            let limit = codec.limits.maximumFrameLength
+            self.violated(context: context, error: WireError(.frameTooLarge, "more than \(limit) bytes buffered"))
+        default:
+            context.fireErrorCaught(error)
+        }
+    }
+
+    private func violated(context: ChannelHandlerContext, error: WireError) {
+        guard !failed else { return }
+        failed = true
+        context.fireErrorCaught(error)
+        guard error.code != .truncatedFrame, context.channel.isActive else {
+            context.close(promise: nil)
+            return
+        }
+        let notice = ErrorMessage(code: error.code, message: error.message)
+        do {
+            let frame = try codec.encode(.error(notice), allocator: context.channel.allocator)
+            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Adds the frame decoder, frame encoder and message handler: above them, handlers see ``WireMessage``s.
+    public func addTetherWireHandlers(limits: WireLimits) throws {
+        // The decoder consumes each frame as soon as it is whole, so the buffer never needs more
+        // than one frame plus one socket read beyond it.
+        let bufferLimit = limits.maximumFrameLength + Frame.headerBytes + 256 * 1024
+        try self.addHandler(
+            ByteToMessageHandler(FrameDecoder(maximumFrameLength: limits.maximumFrameLength), maximumBufferSize: bufferLimit)
+        )
+        try self.addHandler(MessageToByteHandler(FrameEncoder()))
+        try self.addHandler(WireMessageHandler(limits: limits))
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct Tetherctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tetherctl",
+        abstract: "Administer a Tether federation: its PKI, its member clusters, and a local demo.",
+        subcommands: [InitCommand.self, CertsCommand.self, DemoCommand.self]
+    )
+}
+
+/// `--output` for commands that print data.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text
+    case json
+}
