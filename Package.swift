@@ -109,7 +109,8 @@ let package = Package(
         .target(
             name: "TetherTestSupport",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, x509, crypto,
+                "TetherModel", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, x509,
+                crypto,
             ],
             path: "Tests/TetherTestSupport",
             swiftSettings: strictSettings
@@ -126,13 +127,13 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherSessionTests",
-            dependencies: ["TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherTestSupport"],
+            dependencies: ["TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", nioCore, nioEmbedded],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "TetherIntegrationTests",
             dependencies: [
-                "TetherTestSupport", "TetherWire", "TetherSecurity", "TetherModel", nioCore, x509,
+                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", nioCore, x509,
             ],
             swiftSettings: strictSettings
         ),

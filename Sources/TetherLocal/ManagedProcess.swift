@@ -23,7 +23,7 @@ public struct LogLine: Sendable, CustomStringConvertible {
     public var description: String { raw }
 }
 
-/// Why waiting on a process failed.
+/// A process that could not be found or started as asked.
 public struct ProcessWaitError: Error, CustomStringConvertible {
     public var description: String
 }
@@ -36,18 +36,11 @@ public final class ManagedProcess: Sendable {
     public let name: String
     private let process: Process
     private let state = Mutex(State())
+    private let output = Inbox<LogLine>()
     private let echo: (@Sendable (String, LogLine) -> Void)?
 
-    private struct Waiter {
-        let predicate: @Sendable (LogLine) -> Bool
-        let continuation: CheckedContinuation<LogLine, any Error>
-    }
-
     private struct State {
-        var lines: [LogLine] = []
         var partial: [String: Data] = [:]
-        var waiters: [Int: Waiter] = [:]
-        var nextWaiter = 0
         var exitStatus: Int32?
         var exitWaiters: [@Sendable (Int32) -> Void] = []
     }
@@ -91,7 +84,7 @@ public final class ManagedProcess: Sendable {
     public var processIdentifier: Int32 { process.processIdentifier }
 
     /// Everything logged so far.
-    public var lines: [LogLine] { state.withLock { $0.lines } }
+    public var lines: [LogLine] { output.items }
 
     public var exitStatus: Int32? { state.withLock { $0.exitStatus } }
 
@@ -102,21 +95,10 @@ public final class ManagedProcess: Sendable {
         _ what: String,
         where predicate: @escaping @Sendable (LogLine) -> Bool
     ) async throws -> LogLine {
-        try await withCheckedThrowingContinuation { continuation in
-            let immediate: Result<LogLine, any Error>? = state.withLock { state in
-                if let line = state.lines.first(where: predicate) { return .success(line) }
-                if let status = state.exitStatus {
-                    return .failure(ProcessWaitError(description: "\(name) exited (\(status)) before \(what)"))
-                }
-                let id = state.nextWaiter
-                state.nextWaiter += 1
-                state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) { [weak self] in
-                    self?.expireWaiter(id, what: what, timeout: timeout)
-                }
-                return nil
-            }
-            if let immediate { continuation.resume(with: immediate) }
+        do {
+            return try await output.waitFor(what, within: timeout, where: predicate)
+        } catch {
+            throw DeadlineExceeded(description: "\(name): \(error); last output:\n\(tail())")
         }
     }
 
@@ -166,48 +148,32 @@ public final class ManagedProcess: Sendable {
     }
 
     private func received(_ data: Data, from stream: String) {
-        var complete: [LogLine] = []
-        var ready: [(CheckedContinuation<LogLine, any Error>, LogLine)] = []
-        state.withLock { state in
+        let complete: [LogLine] = state.withLock { state in
             var buffer = state.partial[stream, default: Data()]
             buffer.append(data)
             if data.isEmpty, !buffer.isEmpty { buffer.append(UInt8(ascii: "\n")) }
+            var complete: [LogLine] = []
             while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = LogLine(raw: String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
+                complete.append(LogLine(raw: String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)))
                 buffer.removeSubrange(buffer.startIndex...newline)
-                state.lines.append(line)
-                complete.append(line)
-                for (id, waiter) in state.waiters where waiter.predicate(line) {
-                    state.waiters[id] = nil
-                    ready.append((waiter.continuation, line))
-                }
             }
             state.partial[stream] = buffer
+            return complete
         }
-        for line in complete { echo?(name, line) }
-        for (continuation, line) in ready { continuation.resume(returning: line) }
+        for line in complete {
+            output.append(line)
+            echo?(name, line)
+        }
     }
 
     private func exited(status: Int32) {
-        let (waiters, exitWaiters) = state.withLock { state in
+        let exitWaiters = state.withLock { state in
             state.exitStatus = status
-            let waiters = Array(state.waiters.values)
-            state.waiters = [:]
-            let exitWaiters = state.exitWaiters
-            state.exitWaiters = []
-            return (waiters, exitWaiters)
+            defer { state.exitWaiters = [] }
+            return state.exitWaiters
         }
-        for waiter in waiters {
-            waiter.continuation.resume(throwing: ProcessWaitError(description: "\(name) exited (\(status)):\n\(tail())"))
-        }
+        output.finish("\(name) exited with status \(status)")
         for waiter in exitWaiters { waiter(status) }
-    }
-
-    private func expireWaiter(_ id: Int, what: String, timeout: Duration) {
-        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
-        waiter.continuation.resume(
-            throwing: ProcessWaitError(description: "\(name): no \(what) within \(timeout); last output:\n\(tail())")
-        )
     }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-@_spi(FixedExpiryValidationTime) import X509
+@_spi(DisableValidityCheck) @_spi(FixedExpiryValidationTime) import X509
 
 /// Decides whether a peer's certificate chain is trusted, and says why not in words an operator can act on.
 ///
@@ -63,24 +63,33 @@ public struct PeerVerifier: Sendable {
             }
             return .trusted(identity)
         }
-        // The chain fails now. If it holds inside the leaf's own validity window, time is the only problem.
-        let middle = leaf.notValidBefore.addingTimeInterval(leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore) / 2)
-        if await chains(leaf, intermediates: intermediates, at: middle) {
-            let stamp = leaf.notValidAfter.formatted(.iso8601)
+        // The chain fails now. If it holds when validity periods are ignored, time is the only problem.
+        if await chains(leaf, intermediates: intermediates, at: nil) {
             if now > leaf.notValidAfter {
                 return .refused(
                     Refusal(
                         code: .expired,
-                        reason: "\(subject) for \(identity) expired at \(stamp); issue a new one with "
-                            + "`tetherctl certs issue` (or let the agent renew before expiry)"
+                        reason: "\(subject) for \(identity) expired at \(leaf.notValidAfter.formatted(.iso8601)); issue a "
+                            + "new one with `tetherctl certs issue` (or let the agent renew before expiry)"
                     )
                 )
             }
+            if now < leaf.notValidBefore {
+                return .refused(
+                    Refusal(
+                        code: .notYetValid,
+                        reason: "\(subject) for \(identity) is not valid before "
+                            + "\(leaf.notValidBefore.formatted(.iso8601)); check the clocks of both machines"
+                    )
+                )
+            }
+            let lapsed = (trustRoots + intermediates).filter { now > $0.notValidAfter || now < $0.notValidBefore }
             return .refused(
                 Refusal(
-                    code: .notYetValid,
-                    reason: "\(subject) for \(identity) is not valid before "
-                        + "\(leaf.notValidBefore.formatted(.iso8601)); check the clocks of both machines"
+                    code: .expired,
+                    reason: "\(subject) for \(identity) chains to a CA outside its validity period ("
+                        + lapsed.map { "'\($0.subject)' valid until \($0.notValidAfter.formatted(.iso8601))" }
+                            .joined(separator: ", ") + "); rotate the CA with `tetherctl certs rotate-ca`"
                 )
             )
         }
@@ -94,9 +103,10 @@ public struct PeerVerifier: Sendable {
         )
     }
 
-    private func chains(_ leaf: Certificate, intermediates: [Certificate], at time: Date) async -> Bool {
+    /// Whether `leaf` chains to a trusted root, checking validity periods at `time`, or not at all when nil.
+    private func chains(_ leaf: Certificate, intermediates: [Certificate], at time: Date?) async -> Bool {
         var verifier = Verifier(rootCertificates: CertificateStore(trustRoots)) {
-            RFC5280Policy(fixedExpiryValidationTime: time)
+            time.map { RFC5280Policy(fixedExpiryValidationTime: $0) } ?? RFC5280Policy.withValidityCheckDisabled()
         }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(intermediates))
         if case .validCertificate = result { return true }

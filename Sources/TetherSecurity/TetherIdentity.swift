@@ -113,7 +113,7 @@ public struct TetherIdentity: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func validateUserName(_ name: String) throws(SecurityError) {
+    public static func validateUserName(_ name: String) throws(SecurityError) {
         let allowed = name.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
                 || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-")
@@ -124,7 +124,7 @@ public struct TetherIdentity: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func validateTrustDomain(_ domain: String) throws(SecurityError) {
+    public static func validateTrustDomain(_ domain: String) throws(SecurityError) {
         let allowed = domain.utf8.allSatisfy { byte in
             (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")

@@ -8,7 +8,7 @@ import NIOCore
 public final class ReadDeadline {
     private let loop: any EventLoop
     private var timeout = TimeAmount.zero
-    private var lastRead = NIODeadline.now()
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
     private var check: Scheduled<Void>?
     private var expired: (() -> Void)?
 
@@ -20,13 +20,13 @@ public final class ReadDeadline {
     public func arm(_ timeout: TimeAmount, expired: @escaping () -> Void) {
         check?.cancel()
         self.timeout = timeout
-        self.lastRead = .now()
+        self.lastRead = loop.now
         self.expired = expired
         schedule(at: lastRead + timeout)
     }
 
     public func noteRead() {
-        lastRead = .now()
+        lastRead = loop.now
     }
 
     public func cancel() {
@@ -42,7 +42,7 @@ public final class ReadDeadline {
     private func fire() {
         guard let expired else { return }
         let due = lastRead + timeout
-        if due <= .now() {
+        if due <= loop.now {
             cancel()
             expired()
         } else {

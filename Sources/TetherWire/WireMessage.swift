@@ -140,7 +140,8 @@ public struct WireCodec: Sendable {
 
     private static func json(of message: WireMessage) throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys make the same message the same bytes: stable for tests, hashes and compression.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         switch message {
         case .hello(let body): return try encoder.encode(body)
         case .welcome(let body): return try encoder.encode(body)
