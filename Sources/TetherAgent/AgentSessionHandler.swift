@@ -82,10 +82,11 @@ final class AgentSessionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let wireError = error as? WireError {
+            // The wire layer answers with an `error` frame and closes once it is written.
             perform(machine.wireViolation(wireError), context: context)
-        } else if case .connecting = machine.state {
-            handshakeError = "\(error)"
+            return
         }
+        if case .connecting = machine.state { handshakeError = "\(error)" }
         context.close(promise: nil)
     }
 

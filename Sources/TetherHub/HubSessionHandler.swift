@@ -145,6 +145,8 @@ final class HubSessionHandler: ChannelInboundHandler {
         case .close(let event, let reason):
             log(event: event, reason: reason)
             context.close(promise: nil)
+        case .ended(let event, let reason):
+            log(event: event, reason: reason)
         }
     }
 

@@ -57,15 +57,26 @@ struct HubSessionStateMachine {
         case sendAndClose(WireMessage, event: SessionEnd, reason: String)
         /// Close without sending (the peer already knows, or cannot be told).
         case close(event: SessionEnd, reason: String)
+        /// Record the end; the wire layer is already answering with an `error` frame and will close.
+        case ended(event: SessionEnd, reason: String)
     }
 
     private(set) var state: State = .handshaking
     let heartbeatIntervalMilliseconds: Int
+    /// What a replaced session is told to wait: long, so two agents run with one identity by
+    /// mistake do not take turns replacing each other many times a second.
+    let replacedReconnectAfterMilliseconds: Int
     let hubVersion: String
     let makeSessionID: () -> String
 
-    init(heartbeatIntervalMilliseconds: Int, hubVersion: String, makeSessionID: @escaping () -> String) {
+    init(
+        heartbeatIntervalMilliseconds: Int,
+        replacedReconnectAfterMilliseconds: Int = 30_000,
+        hubVersion: String,
+        makeSessionID: @escaping () -> String
+    ) {
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.replacedReconnectAfterMilliseconds = replacedReconnectAfterMilliseconds
         self.hubVersion = hubVersion
         self.makeSessionID = makeSessionID
     }
@@ -172,7 +183,11 @@ struct HubSessionStateMachine {
     mutating func replaced(by newer: String) -> Action {
         guard case .established = state else { return .none }
         state = .closed
-        let goaway = GoAway(code: .replaced, reason: "replaced by session \(newer)", reconnectAfterMilliseconds: 0)
+        let goaway = GoAway(
+            code: .replaced,
+            reason: "replaced by session \(newer) of the same cluster",
+            reconnectAfterMilliseconds: replacedReconnectAfterMilliseconds
+        )
         return .sendAndClose(.goaway(goaway), event: .replaced, reason: goaway.reason)
     }
 
@@ -195,11 +210,11 @@ struct HubSessionStateMachine {
         }
     }
 
-    /// The wire layer found a protocol violation and has already answered it with an `error` frame.
+    /// The wire layer found a protocol violation; it answers with an `error` frame and closes.
     mutating func wireViolation(_ error: WireError) -> Action {
         guard case .closed = state else {
             state = .closed
-            return .close(event: .protocolViolation, reason: error.description)
+            return .ended(event: .protocolViolation, reason: error.description)
         }
         return .none
     }

@@ -80,5 +80,9 @@ public final class Inbox<Item: Sendable>: Sendable {
 /// A wait that ended without what it waited for.
 public struct DeadlineExceeded: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 

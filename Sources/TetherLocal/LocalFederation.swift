@@ -56,14 +56,18 @@ public final class LocalFederation: Sendable {
         try directory.initialize(trustDomain: trustDomain, force: true)
     }
 
-    /// Starts the hub on a free loopback port and returns once it accepts agents.
-    public func startHub(heartbeatInterval: Double = 10, extraArguments: [String] = []) async throws -> (ManagedProcess, port: Int) {
+    /// Starts the hub and returns once it accepts agents; `agentListen` defaults to a free loopback port.
+    public func startHub(
+        heartbeatInterval: Double = 10,
+        agentListen: String = "127.0.0.1:0",
+        extraArguments: [String] = []
+    ) async throws -> (ManagedProcess, port: Int) {
         // A stale ports file from an earlier run must not be mistaken for this hub's.
         try? FileManager.default.removeItem(atPath: directory.portsPath)
         let hub = try launch(
             name: "hub",
             binary: "tether-hub",
-            arguments: ["--dir", directory.path, "--agent-listen", "127.0.0.1:0", "--heartbeat-interval", "\(heartbeatInterval)"]
+            arguments: ["--dir", directory.path, "--agent-listen", agentListen, "--heartbeat-interval", "\(heartbeatInterval)"]
                 + extraArguments
         )
         let ready = try await hub.waitForEvent("listener.ready", within: .seconds(30))
@@ -88,11 +92,23 @@ public final class LocalFederation: Sendable {
         return try launch(name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + extraArguments)
     }
 
+    /// Starts one of the Tether executables with JSON logs.
     public func launch(name: String, binary: String, arguments: [String]) throws -> ManagedProcess {
+        try launch(name: name, executable: binaries.url(binary), arguments: arguments + ["--log-format", "json"])
+    }
+
+    /// Starts any program (an `openssl s_client`, say) under this federation's care: it is stopped with the rest.
+    public func launch(
+        name: String,
+        executable: URL,
+        arguments: [String],
+        keepStandardInputOpen: Bool = false
+    ) throws -> ManagedProcess {
         let process = ManagedProcess(
             name: name,
-            executable: binaries.url(binary),
-            arguments: arguments + ["--log-format", "json"],
+            executable: executable,
+            arguments: arguments,
+            keepStandardInputOpen: keepStandardInputOpen,
             echo: echo
         )
         try process.start()

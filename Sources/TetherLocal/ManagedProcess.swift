@@ -38,6 +38,8 @@ public final class ManagedProcess: Sendable {
     private let state = Mutex(State())
     private let output = Inbox<LogLine>()
     private let echo: (@Sendable (String, LogLine) -> Void)?
+    /// Held open so programs that stop at end of input (`openssl s_client`) keep running until stopped.
+    private let standardInput: Pipe?
 
     private struct State {
         var partial: [String: Data] = [:]
@@ -51,10 +53,12 @@ public final class ManagedProcess: Sendable {
         executable: URL,
         arguments: [String],
         environment: [String: String]? = nil,
+        keepStandardInputOpen: Bool = false,
         echo: (@Sendable (String, LogLine) -> Void)? = nil
     ) {
         self.name = name
         self.echo = echo
+        self.standardInput = keepStandardInputOpen ? Pipe() : nil
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -67,7 +71,7 @@ public final class ManagedProcess: Sendable {
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput ?? FileHandle.nullDevice
         for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData

@@ -4,8 +4,9 @@ import NIOCore
 ///
 /// A violation by the peer (a ``WireError`` from the frame decoder or from decoding a payload,
 /// or a frame decoder buffer overflow) is answered with one `error` frame, after which the
-/// connection is closed and nothing more is read from it. The error is also passed on to the
-/// next handler so the session can log it.
+/// connection is closed (by this handler, once the notice is written) and nothing more is read
+/// from it. The error is also passed on so the session can log it; the session must not close
+/// the channel itself, or the notice could be cut off.
 public final class WireMessageHandler: ChannelDuplexHandler {
     public typealias InboundIn = Frame
     public typealias InboundOut = WireMessage
@@ -55,7 +56,7 @@ public final class WireMessageHandler: ChannelDuplexHandler {
     private func violated(context: ChannelHandlerContext, error: WireError) {
         guard !failed else { return }
         failed = true
-        context.fireErrorCaught(error)
+        defer { context.fireErrorCaught(error) }
         guard error.code != .truncatedFrame, context.channel.isActive else {
             context.close(promise: nil)
             return

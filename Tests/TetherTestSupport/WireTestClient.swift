@@ -73,7 +73,11 @@ public final class WireTestClient: Sendable {
     public func sendRaw(_ bytes: [UInt8]) async throws {
         try await channel.eventLoop.flatSubmit { [channel] in
             do {
-                let context = try channel.pipeline.syncOperations.context(handlerType: NIOSSLClientHandler.self)
+                // Written from the frame decoder's context, the next outbound handler is TLS: the bytes
+                // are encrypted like any frame, but no frame encoder checks them.
+                let context = try channel.pipeline.syncOperations.context(
+                    handlerType: ByteToMessageHandler<FrameDecoder>.self
+                )
                 let buffer = channel.allocator.buffer(bytes: bytes)
                 return context.writeAndFlush(NIOAny(buffer))
             } catch {

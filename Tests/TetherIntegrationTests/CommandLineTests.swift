@@ -1,0 +1,94 @@
+import Foundation
+import TetherLocal
+import TetherTestSupport
+import Testing
+
+/// Runs a Tether executable to completion and returns its exit status and output.
+func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let binaries = try TetherBinaries.locate()
+    let process = ManagedProcess(name: binary, executable: binaries.url(binary), arguments: arguments)
+    try process.start()
+    guard let status = await process.waitForExit(within: .seconds(30)) else {
+        await process.stop()
+        throw DeadlineExceeded(description: "\(binary) \(arguments) did not finish")
+    }
+    return (status, process.lines.map(\.raw).joined(separator: "\n"))
+}
+
+@Suite("Command-line contract", .timeLimit(.minutes(2)))
+struct CommandLineTests {
+    @Test(
+        "every command has --help and exits 0 with it",
+        arguments: [
+            ("tetherctl", ["--help"]), ("tetherctl", ["init", "--help"]), ("tetherctl", ["certs", "issue", "--help"]),
+            ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
+            ("tether-agent", ["--help"]),
+        ]
+    )
+    func help(binary: String, arguments: [String]) async throws {
+        let (status, output) = try await run(binary, arguments)
+        #expect(status == 0)
+        #expect(output.contains("USAGE"))
+    }
+
+    @Test("init, issue and inspect work end to end and speak JSON")
+    func initIssueInspect() async throws {
+        let scratch = try ScratchDirectory()
+        let dir = scratch.file("fed")
+        let initialized = try await run("tetherctl", ["init", "--dir", dir, "--trust-domain", "example.org", "--hub-host", "hub.example.org", "--hub-host", "10.1.2.3", "--output", "json"])
+        #expect(initialized.status == 0, "\(initialized.output)")
+        let hubCert = try await run("tetherctl", ["certs", "inspect", dir + "/hub.crt", "--output", "json"])
+        let hub = try JSONSerialization.jsonObject(with: Data(hubCert.output.utf8)) as? [String: Any]
+        #expect(hub?["identity"] as? String == "spiffe://example.org/hub")
+        #expect(hub?["dnsNames"] as? [String] == ["hub.example.org"])
+        #expect(hub?["ipAddresses"] as? [String] == ["10.1.2.3"])
+        for key in ["subject", "serial", "notBefore", "notAfter", "uris"] { #expect(hub?[key] != nil, "\(key)") }
+
+        let issued = try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "720h", "--output", "json"])
+        #expect(issued.status == 0, "\(issued.output)")
+        let agent = try await run("tetherctl", ["certs", "inspect", scratch.file("b/tls.crt"), "--output", "json"])
+        let summary = try JSONSerialization.jsonObject(with: Data(agent.output.utf8)) as? [String: Any]
+        #expect(summary?["identity"] as? String == "spiffe://example.org/cluster/eu-1")
+        for file in ["tls.crt", "tls.key", "ca.crt", "agent.json"] {
+            #expect(FileManager.default.fileExists(atPath: scratch.file("b/\(file)")), "\(file)")
+        }
+    }
+
+    @Test(
+        "bad input fails with a non-zero status and a one-line reason",
+        arguments: [
+            (["certs", "issue", "--dir", "/nonexistent/fed", "--cluster", "eu-1", "--out", "/tmp/x"], "tetherctl init"),
+            (["certs", "issue", "--dir", "/tmp", "--cluster", "Bad_Name", "--out", "/tmp/x"], "federation.json"),
+            (["certs", "inspect", "/etc/hostname"], "no PEM CERTIFICATE"),
+            (["certs", "issue", "--dir", "/tmp", "--cluster", "eu-1", "--out", "/tmp/x", "--validity", "soon"], "not a duration"),
+            (["init", "--dir", "/tmp/tether-x", "--trust-domain", "UPPER"], "trust domain"),
+        ]
+    )
+    func badInput(arguments: [String], expected: String) async throws {
+        let (status, output) = try await run("tetherctl", arguments)
+        #expect(status != 0)
+        #expect(output.contains(expected), "\(output)")
+    }
+
+    @Test("init refuses to replace an existing CA without --force")
+    func initTwice() async throws {
+        let scratch = try ScratchDirectory()
+        #expect(try await run("tetherctl", ["init", "--dir", scratch.file("fed")]).status == 0)
+        let again = try await run("tetherctl", ["init", "--dir", scratch.file("fed")])
+        #expect(again.status != 0)
+        #expect(again.output.contains("already holds a federation CA"))
+        #expect(try await run("tetherctl", ["init", "--dir", scratch.file("fed"), "--force"]).status == 0)
+    }
+
+    @Test("the hub and agent refuse to start on a missing directory or bundle, saying what to do")
+    func missingFiles() async throws {
+        let hub = try await run("tether-hub", ["--dir", "/nonexistent/fed", "--agent-listen", "127.0.0.1:0"])
+        #expect(hub.status != 0)
+        #expect(hub.output.contains("tetherctl init"))
+        let agent = try await run("tether-agent", ["--bundle", "/nonexistent/bundle"])
+        #expect(agent.status != 0)
+        #expect(agent.output.contains("tetherctl certs issue"))
+        let badAddress = try await run("tether-hub", ["--dir", "/tmp", "--agent-listen", "nonsense"])
+        #expect(badAddress.status != 0)
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import TetherLocal
+import TetherSecurity
+import TetherTestSupport
+import TetherWire
+import Testing
+
+// These tests run the real tether-hub and tether-agent executables on loopback, and talk to the
+// hub with real clients: the agent, an in-process client on the same TLS and wire code, and
+// OpenSSL's s_client. Every wait ends at a deadline; none sleeps to let things settle.
+
+func isCluster(_ name: String) -> @Sendable (LogLine) -> Bool {
+    { $0["tether.cluster"] == name }
+}
+
+@Suite("Hub and agent sessions over mutual TLS", .timeLimit(.minutes(3)))
+struct SessionIntegrationTests {
+    @Test("a valid agent connects, gets welcome, and keeps its session alive with heartbeats")
+    func validAgentConnects() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.3)
+            let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port))
+            let established = try await hub.waitForEvent("session.established", within: .seconds(20), where: isCluster("eu-1"))
+            #expect(established["tether.identity"] == "spiffe://tether.test/cluster/eu-1")
+            try await agent.waitForEvent("session.established", within: .seconds(10))
+
+            // A client that goes silent after hello is closed for missed heartbeats; by the time
+            // that happens (three intervals), the agent must still hold its session.
+            let silent = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "us-1")))
+            try await silent.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1")))
+            try await silent.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
+            try await hub.waitForEvent("session.heartbeat_missed", within: .seconds(10), where: isCluster("us-1"))
+            try await silent.waitForClose()
+            #expect(!hub.lines.contains { $0["tether.cluster"] == "eu-1" && $0.event != "session.established" && $0.event != nil })
+            #expect(!agent.lines.contains { $0.event == "session.ended" })
+        }
+    }
+
+    @Test("the hub answers heartbeats and reports the interval in welcome")
+    func heartbeatRoundTrip() async throws {
+        try await withFederation { federation in
+            let (_, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
+            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let welcome = try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
+            guard case .welcome(let body) = welcome else { return }
+            #expect(body.heartbeatIntervalMilliseconds == 500)
+            #expect(body.protocolVersion == 1)
+            try await client.send(.heartbeat(Heartbeat(sentAtMilliseconds: 1)))
+            try await client.waitForMessage("heartbeat reply") { if case .heartbeat = $0 { true } else { false } }
+            await client.close()
+        }
+    }
+
+    @Test("openssl s_client without a client certificate is refused, and the hub logs why")
+    func opensslWithoutCertificate() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let client = try federation.launch(
+                name: "s_client",
+                executable: URL(fileURLWithPath: "/usr/bin/openssl"),
+                arguments: [
+                    "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-alpn", "tether/1",
+                    "-CAfile", federation.directory.caCertificatePath,
+                ],
+                keepStandardInputOpen: true
+            )
+            let refused = try await hub.waitForEvent("session.refused", within: .seconds(20))
+            #expect(refused["tether.reason"]?.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") == true)
+            let status = await client.waitForExit(within: .seconds(20))
+            #expect(status != nil && status != 0, "s_client must fail: \(client.tail())")
+            #expect(client.lines.contains { $0.raw.contains("alert certificate required") }, "\(client.tail())")
+        }
+    }
+
+    @Test("openssl s_client with a certificate from another CA is refused as an untrusted issuer")
+    func opensslWrongCA() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let other = FederationDirectory(path: federation.root + "/other")
+            try other.initialize(trustDomain: "tether.test")
+            let stranger = try other.issueAgentBundle(cluster: "eu-1", to: federation.root + "/stranger")
+            let client = try federation.launch(
+                name: "s_client",
+                executable: URL(fileURLWithPath: "/usr/bin/openssl"),
+                arguments: [
+                    "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-alpn", "tether/1",
+                    "-CAfile", federation.directory.caCertificatePath, "-cert", stranger.certificatePath, "-key", stranger.keyPath,
+                ],
+                keepStandardInputOpen: true
+            )
+            let refused = try await hub.waitForEvent("session.refused", within: .seconds(20))
+            #expect(refused["tether.refusal"] == "untrusted-issuer")
+            #expect(refused["tether.reason"]?.contains("not in the trusted CA bundle") == true)
+            let status = await client.waitForExit(within: .seconds(20))
+            #expect(status != nil && status != 0, "s_client must fail: \(client.tail())")
+            #expect(client.lines.contains { $0.raw.contains("alert") }, "\(client.tail())")
+        }
+    }
+
+    @Test("an expired certificate is refused before any session, with its expiry in the log")
+    func expiredCertificate() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let expired = try federation.material(
+                for: federation.identity(cluster: "eu-1"),
+                notBefore: Date().addingTimeInterval(-7200),
+                notAfter: Date().addingTimeInterval(-60)
+            )
+            let client = try await WireTestClient.connect(port: port, material: expired)
+            try? await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            try await client.waitForClose()
+            #expect(!client.events.items.contains { $0.message != nil }, "no message may reach a refused client")
+            let refused = try await hub.waitForEvent("session.refused", within: .seconds(10))
+            #expect(refused["tether.refusal"] == "expired")
+            #expect(refused["tether.reason"]?.contains("expired at") == true)
+        }
+    }
+
+    @Test("a certificate from another CA is refused for the in-process client too")
+    func otherCAClient() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let foreign = try TestPKI(trustDomain: "tether.test").agentMaterial(
+                cluster: "eu-1",
+                trusting: try federation.directory.loadTrustBundle()
+            )
+            let client = try await WireTestClient.connect(port: port, material: foreign)
+            try? await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            try await client.waitForClose()
+            #expect(!client.events.items.contains { $0.message != nil })
+            let refused = try await hub.waitForEvent("session.refused", within: .seconds(10))
+            #expect(refused["tether.refusal"] == "untrusted-issuer")
+        }
+    }
+
+    @Test("a valid certificate whose identity differs from hello is rejected with identity-mismatch")
+    func identityMismatch() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
+            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1")))
+            let answer = try await client.waitForMessage("reject") { if case .reject = $0 { true } else { false } }
+            guard case .reject(let reject) = answer else { return }
+            #expect(reject.code == .identityMismatch)
+            try await client.waitForClose()
+            let logged = try await hub.waitForEvent("session.rejected", within: .seconds(10))
+            #expect(logged["tether.reason"]?.contains("us-1") == true)
+            #expect(!client.events.items.contains { if case .message(.welcome) = $0 { true } else { false } })
+        }
+    }
+
+    @Test("the admin's user certificate is not an agent identity")
+    func userCertificateIsNotAnAgent() async throws {
+        try await withFederation { federation in
+            let (_, port) = try await federation.startHub()
+            let admin = try TLSMaterial.load(
+                certificate: federation.directory.adminCertificatePath,
+                key: federation.directory.adminKeyPath,
+                trustBundle: federation.directory.caCertificatePath
+            )
+            let client = try await WireTestClient.connect(port: port, material: admin)
+            let answer = try await client.waitForMessage("reject") { if case .reject = $0 { true } else { false } }
+            guard case .reject(let reject) = answer else { return }
+            #expect(reject.code == .notAnAgent)
+            try await client.waitForClose()
+        }
+    }
+
+    @Test(
+        "malformed frames over real TLS get an error frame and a close",
+        arguments: [
+            ("unknown type", [0, 0, 0, 4, 99, 0, 0x7B, 0x7D] as [UInt8], WireError.Code.unknownMessageType),
+            ("oversized length", [0x7F, 0xFF, 0xFF, 0xFF, 1, 0], .frameTooLarge),
+            ("invalid JSON", [0, 0, 0, 5, 8, 0, 0x7B, 0x7B, 0x7B], .malformedPayload),
+        ]
+    )
+    func malformedFrames(name: String, bytes: [UInt8], code: WireError.Code) async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
+            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
+            try await client.sendRaw(bytes)
+            let notice = try await client.waitForMessage("error frame") { if case .error = $0 { true } else { false } }
+            guard case .error(let body) = notice else { return }
+            #expect(body.code == code, "\(name)")
+            try await client.waitForClose()
+            try await hub.waitForEvent("session.protocol_violation", within: .seconds(10), where: isCluster("eu-1"))
+        }
+    }
+
+    @Test("a hub killed and restarted on the same port gets its agent back within the backoff bound")
+    func hubRestart() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port),
+                extraArguments: ["--backoff-initial", "0.1", "--backoff-max", "1"]
+            )
+            try await agent.waitForEvent("session.established", within: .seconds(20))
+            hub.send(SIGKILL)
+            _ = await hub.waitForExit(within: .seconds(10))
+            try await agent.waitForEvent("session.ended", within: .seconds(10))
+
+            let (restarted, _) = try await federation.startHub(heartbeatInterval: 0.5, agentListen: "127.0.0.1:\(port)")
+            let ready = ContinuousClock.now
+            try await restarted.waitForEvent("session.established", within: .seconds(10), where: isCluster("eu-1"))
+            let back = ContinuousClock.now - ready
+            // The agent's next attempt starts at most --backoff-max (1 s) after the hub is back.
+            #expect(back < .seconds(3), "agent took \(back) to return")
+            let sessions = agent.lines.filter { $0.event == "session.established" }
+            #expect(sessions.count == 2)
+        }
+    }
+
+    @Test("a second agent with the same identity replaces the first, which receives goaway")
+    func replacement() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let bundle = try federation.issueBundle(cluster: "eu-1", hubPort: port)
+            let first = try federation.startAgent(name: "first", bundle: bundle)
+            let firstSession = try await first.waitForEvent("session.established", within: .seconds(20))
+            let second = try federation.startAgent(name: "second", bundle: bundle)
+            let secondSession = try await second.waitForEvent("session.established", within: .seconds(20))
+            let ended = try await first.waitForEvent("session.ended", within: .seconds(10))
+            #expect(ended["tether.reason"]?.contains("replaced") == true)
+            #expect(ended["tether.retry_in_ms"].flatMap(Int.init).map { $0 >= 30_000 } == true, "the hub's long hint is honoured")
+            let replaced = try await hub.waitForEvent("session.replaced", within: .seconds(10))
+            #expect(replaced["tether.session"] == firstSession["tether.session"])
+            #expect(firstSession["tether.session"] != secondSession["tether.session"])
+        }
+    }
+
+    @Test("an agent notices a hub that stops answering (half-open connection) by missed heartbeats")
+    func deadHubDetected() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.4)
+            let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port))
+            try await agent.waitForEvent("session.established", within: .seconds(20))
+            // A stopped process keeps its sockets open but answers nothing: the TCP connection stays up.
+            hub.send(SIGSTOP)
+            defer { hub.send(SIGCONT) }
+            let ended = try await agent.waitForEvent("session.ended", within: .seconds(10))
+            #expect(ended["tether.reason"]?.contains("unresponsive") == true)
+        }
+    }
+
+    @Test("SIGTERM stops an agent cleanly, and a draining hub sends goaway to its agents")
+    func cleanShutdown() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub()
+            let leaving = try federation.startAgent(bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port))
+            let staying = try federation.startAgent(bundle: try federation.issueBundle(cluster: "us-1", hubPort: port))
+            try await leaving.waitForEvent("session.established", within: .seconds(20))
+            try await staying.waitForEvent("session.established", within: .seconds(20))
+
+            leaving.send(SIGTERM)
+            #expect(await leaving.waitForExit(within: .seconds(10)) == 0)
+            try await leaving.waitForEvent("agent.stopped", within: .seconds(1))
+            try await hub.waitForEvent("session.disconnected", within: .seconds(10), where: isCluster("eu-1"))
+            #expect(!hub.lines.contains { $0.event == "session.protocol_violation" }, "nothing half-written")
+
+            hub.send(SIGTERM)
+            #expect(await hub.waitForExit(within: .seconds(15)) == 0)
+            let ended = try await staying.waitForEvent("session.ended", within: .seconds(10))
+            #expect(ended["tether.reason"]?.contains("draining") == true)
+        }
+    }
+}
