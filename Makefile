@@ -1,0 +1,40 @@
+# Tether: the two commands a newcomer needs are `make demo` and `make test`.
+# Each installs what it needs first (Debian packages, as root or through sudo).
+
+# The compiler holds the dependency direction: a module may import only what Package.swift lets it.
+SWIFT_FLAGS ?= --explicit-target-dependency-import-check error
+# Debian packages the build and the tests use: system zlib, the OpenSSL CLI (an independent TLS
+# client in tests, and the Certs/ scripts), pkg-config to find zlib.
+APT_PACKAGES := zlib1g-dev openssl pkg-config
+
+.PHONY: help deps build test demo clean
+
+help:
+	@echo "make demo   build and run a hub with agents on loopback (Ctrl-C stops it)"
+	@echo "make test   build everything and run the whole test suite"
+	@echo "make deps   install the Debian packages the build and tests need"
+
+deps:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build $(SWIFT_FLAGS)
+
+# Integration tests launch tether-hub and tether-agent, so every product is built before `swift test`.
+test: deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	swift test --skip-build
+
+demo: build
+	.build/debug/tetherctl demo --clusters 3
+
+clean:
+	rm -rf .build .demo
