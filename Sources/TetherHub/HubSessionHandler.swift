@@ -53,7 +53,9 @@ final class HubSessionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let peer = context.channel.remoteAddress { logger[metadataKey: "tether.peer"] = "\(peer)" }
+        if let peer = context.channel.remoteAddress, let ip = peer.ipAddress, let port = peer.port {
+            logger[metadataKey: "tether.peer"] = "\(ip):\(port)"
+        }
         registry.track(context.channel)
         context.fireChannelActive()
     }

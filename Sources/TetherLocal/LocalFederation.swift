@@ -116,10 +116,11 @@ public final class LocalFederation: Sendable {
         return process
     }
 
-    /// Stops every process this federation started: SIGTERM, then SIGKILL after the grace period.
+    /// Stops every process this federation started, newest first (agents before their hub, as an
+    /// operator would): SIGTERM, then SIGKILL after the grace period.
     public func stopAll(grace: Duration = .seconds(5)) async {
-        await withTaskGroup(of: Void.self) { group in
-            for process in processes.all { group.addTask { await process.stop(grace: grace) } }
+        for process in processes.all.reversed() {
+            await process.stop(grace: grace)
         }
     }
 }

@@ -246,6 +246,25 @@ struct SessionIntegrationTests {
         }
     }
 
+    @Test("the agent refuses a hub whose certificate does not name the address it dialled")
+    func hubHostnameVerified() async throws {
+        try await withFederation { federation in
+            // The hub certificate names localhost, 127.0.0.1 and ::1; 127.0.0.2 is loopback too, but not in its SANs.
+            let (hub, port) = try await federation.startHub(agentListen: "127.0.0.2:0")
+            let agent = try federation.startAgent(
+                bundle: try federation.directory.issueAgentBundle(
+                    cluster: "eu-1",
+                    to: federation.root + "/bundles/eu-1",
+                    hubAddresses: ["127.0.0.2:\(port)"]
+                )
+            )
+            let ended = try await agent.waitForEvent("session.ended", within: .seconds(20))
+            #expect(ended["tether.reason"]?.contains("TLS handshake failed") == true, "\(ended)")
+            #expect(!agent.lines.contains { $0.event == "session.established" })
+            #expect(!hub.lines.contains { $0.event == "session.established" })
+        }
+    }
+
     @Test("SIGTERM stops an agent cleanly, and a draining hub sends goaway to its agents")
     func cleanShutdown() async throws {
         try await withFederation { federation in
