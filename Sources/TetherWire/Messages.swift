@@ -59,10 +59,9 @@ public struct Reject: Codable, Sendable, Hashable {
         self.retryAfterMilliseconds = retryAfterMilliseconds
     }
 
-    public struct Code: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: WireCode {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
 
         /// `hello` names a cluster other than the certificate's identity.
         public static let identityMismatch = Code(rawValue: "identity-mismatch")
@@ -196,10 +195,9 @@ public struct GoAway: Codable, Sendable, Hashable {
         self.reconnectAfterMilliseconds = reconnectAfterMilliseconds
     }
 
-    public struct Code: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: WireCode {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
 
         /// A newer session for the same cluster took over.
         public static let replaced = Code(rawValue: "replaced")

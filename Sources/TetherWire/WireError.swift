@@ -14,10 +14,9 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(code.rawValue): \(message)" }
 
     /// A stable, machine-readable error code. Unknown codes from newer peers decode as they are.
-    public struct Code: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: WireCode {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
 
         /// The `length` field exceeds the receiver's maximum frame length.
         public static let frameTooLarge = Code(rawValue: "frame-too-large")
@@ -40,4 +39,14 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A well-formed message that is not allowed in the session's current state.
         public static let unexpectedMessage = Code(rawValue: "unexpected-message")
     }
+}
+
+/// A code carried as a JSON string (`identity-mismatch`, `frame-too-large`, ...).
+///
+/// An open set rather than an enum: a code this build does not know, sent by a newer peer,
+/// still decodes and can be logged, instead of failing the whole message.
+public protocol WireCode: RawRepresentable<String>, Codable, Sendable, Hashable, CustomStringConvertible {}
+
+extension WireCode {
+    public var description: String { rawValue }
 }
