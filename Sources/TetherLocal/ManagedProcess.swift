@@ -47,6 +47,9 @@ public final class ManagedProcess: Sendable {
         var exitWaiters: [@Sendable (Int32) -> Void] = []
     }
 
+    /// The read ends of the child's stdout and stderr, drained once more when it exits.
+    private let outputPipes = Mutex<[(stream: String, pipe: Pipe)]>([])
+
     /// - Parameter echo: called with the process name and every line it prints (to show a demo's logs).
     public init(
         name: String,
@@ -72,6 +75,7 @@ public final class ManagedProcess: Sendable {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = standardInput ?? FileHandle.nullDevice
+        outputPipes.withLock { $0 = [("stdout", stdout), ("stderr", stderr)] }
         for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData
@@ -80,7 +84,7 @@ public final class ManagedProcess: Sendable {
             }
         }
         process.terminationHandler = { [weak self] process in
-            self?.exited(status: process.terminationStatus)
+            self?.terminated(status: process.terminationStatus)
         }
         try process.run()
     }
@@ -152,7 +156,7 @@ public final class ManagedProcess: Sendable {
     }
 
     private func received(_ data: Data, from stream: String) {
-        let complete: [LogLine] = state.withLock { state in
+        let complete = state.withLock { state in
             var buffer = state.partial[stream, default: Data()]
             buffer.append(data)
             if data.isEmpty, !buffer.isEmpty { buffer.append(UInt8(ascii: "\n")) }
@@ -170,14 +174,33 @@ public final class ManagedProcess: Sendable {
         }
     }
 
-    private func exited(status: Int32) {
-        let exitWaiters = state.withLock { state in
+    /// Reads what the process wrote before it exited, then publishes the exit: a caller that saw
+    /// the exit never misses a line printed before it.
+    ///
+    /// End of file is not waited for: a sibling spawned at the same moment can inherit the pipe's
+    /// write end and hold it open long after this process is gone. Reading without blocking takes
+    /// what is already in the pipe, which is everything this process wrote.
+    private func terminated(status: Int32) {
+        for (stream, pipe) in outputPipes.withLock({ $0 }) {
+            let handle = pipe.fileHandleForReading
+            handle.readabilityHandler = nil
+            let descriptor = handle.fileDescriptor
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                received(Data(chunk[0..<count]), from: stream)
+            }
+            received(Data(), from: stream)
+        }
+        let waiters = state.withLock { state in
             state.exitStatus = status
             defer { state.exitWaiters = [] }
             return state.exitWaiters
         }
         output.finish("\(name) exited with status \(status)")
-        for waiter in exitWaiters { waiter(status) }
+        for waiter in waiters { waiter(status) }
     }
 }
 
