@@ -3,9 +3,9 @@
 
 # The compiler holds the dependency direction: a module may import only what Package.swift lets it.
 SWIFT_FLAGS ?= --explicit-target-dependency-import-check error
-# Debian packages the build and the tests use: system zlib, the OpenSSL CLI (an independent TLS
-# client in tests, and the Certs/ scripts), pkg-config to find zlib.
-APT_PACKAGES := zlib1g-dev openssl pkg-config
+# Debian packages the build and the tests use: system zlib, SQLite (the store, through GRDB), the
+# OpenSSL CLI (an independent TLS client in tests, and the Certs/ scripts), pkg-config to find zlib.
+APT_PACKAGES := zlib1g-dev libsqlite3-dev openssl pkg-config
 
 .PHONY: help deps build test demo clean
 

@@ -44,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
@@ -62,6 +63,11 @@ let package = Package(
         .target(
             name: "TetherSecurity",
             dependencies: [x509, crypto, asn1, nioCore, nioSSL],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TetherStore",
+            dependencies: ["TetherModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .target(name: "TetherObservability", dependencies: [logging, argumentParser], swiftSettings: strictSettings),
@@ -118,6 +124,12 @@ let package = Package(
         .testTarget(
             name: "TetherWireTests",
             dependencies: ["TetherWire", "TetherModel", nioCore, nioEmbedded, nioTestUtils],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "TetherModelTests", dependencies: ["TetherModel"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "TetherStoreTests",
+            dependencies: ["TetherStore", "TetherModel", "TetherTestSupport", "TetherLocal"],
             swiftSettings: strictSettings
         ),
         .testTarget(

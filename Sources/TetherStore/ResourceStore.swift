@@ -1,0 +1,167 @@
+import TetherModel
+
+/// A kind of stored object, named as the API names it: group and plural resource.
+///
+/// The store keeps no other knowledge of kinds: which ones exist, their schemas and scopes
+/// come from the kind registry above it.
+public struct ResourceType: Sendable, Hashable, CustomStringConvertible {
+    /// The API group; empty for the core group.
+    public var group: String
+    /// The plural resource name, as in URLs: `replicasets`.
+    public var resource: String
+    public var namespaced: Bool
+
+    public init(group: String, resource: String, namespaced: Bool) {
+        self.group = group
+        self.resource = resource
+        self.namespaced = namespaced
+    }
+
+    /// `apps/replicasets`, or `core/namespaces` for the core group: the key rows are stored under.
+    public var storageKey: String { "\(group.isEmpty ? "core" : group)/\(resource)" }
+
+    public var description: String { group.isEmpty ? resource : "\(resource).\(group)" }
+}
+
+/// One change in the store, as a watch delivers it.
+public struct WatchEvent: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case added = "ADDED"
+        case modified = "MODIFIED"
+        case deleted = "DELETED"
+    }
+
+    public var kind: Kind
+    /// The object after the change (before it, for a deletion), with its `resourceVersion` set.
+    public var object: JSONValue
+    public var resourceVersion: UInt64
+
+    public init(kind: Kind, object: JSONValue, resourceVersion: UInt64) {
+        self.kind = kind
+        self.object = object
+        self.resourceVersion = resourceVersion
+    }
+}
+
+/// A page of a list.
+public struct ListPage: Sendable {
+    public var objects: [JSONValue]
+    /// The store's resource version when the page was read.
+    public var resourceVersion: UInt64
+    /// Where the next page starts; nil on the last page.
+    public var next: ListPosition?
+}
+
+/// The last (namespace, name) a page returned; the next page starts after it.
+public struct ListPosition: Sendable, Hashable, Codable {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+}
+
+/// What to list: a namespace (nil for all), selectors, and paging.
+public struct ListOptions: Sendable {
+    public var namespace: String?
+    public var labelSelector: LabelSelector
+    public var fieldSelector: FieldSelector?
+    /// At most this many objects per page; nil for all.
+    public var limit: Int?
+    public var after: ListPosition?
+
+    public init(
+        namespace: String? = nil,
+        labelSelector: LabelSelector = .everything,
+        fieldSelector: FieldSelector? = nil,
+        limit: Int? = nil,
+        after: ListPosition? = nil
+    ) {
+        self.namespace = namespace
+        self.labelSelector = labelSelector
+        self.fieldSelector = fieldSelector
+        self.limit = limit
+        self.after = after
+    }
+}
+
+/// What a delete did.
+public enum DeleteOutcome: Sendable, Hashable {
+    /// The object is gone; this is its last state.
+    case deleted(JSONValue)
+    /// The object has finalizers: it now carries `deletionTimestamp` and goes once they are removed.
+    case finalizing(JSONValue)
+}
+
+/// Conditions a delete must meet, as in `DeleteOptions.preconditions`.
+public struct DeletePreconditions: Sendable, Hashable {
+    public var uid: String?
+    public var resourceVersion: UInt64?
+
+    public init(uid: String? = nil, resourceVersion: UInt64? = nil) {
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+    }
+}
+
+/// Durable storage of API objects with Kubernetes semantics.
+///
+/// Every write takes the next value of one store-wide counter as the object's
+/// `metadata.resourceVersion`. A create sets `uid`, `creationTimestamp` and `generation` 1; an
+/// update bumps `generation` only when something outside `metadata` and `status` changed, and
+/// fails with ``StoreError/Code/conflict`` when the object's `resourceVersion` is set and is not
+/// the stored one. A delete of an object with finalizers only marks it; it goes when an update
+/// empties the list. `dryRun` runs every check and returns the result without writing.
+public protocol ResourceStore: Sendable {
+    func create(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue
+    func get(_ type: ResourceType, namespace: String?, name: String) async throws(StoreError) -> JSONValue
+    func list(_ type: ResourceType, options: ListOptions) async throws(StoreError) -> ListPage
+    /// Replaces everything but `status` (kept from the stored object).
+    func update(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue
+    /// Replaces only `status`: the status subresource.
+    func updateStatus(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue
+    func delete(
+        _ type: ResourceType,
+        namespace: String?,
+        name: String,
+        preconditions: DeletePreconditions,
+        dryRun: Bool
+    ) async throws(StoreError) -> DeleteOutcome
+    /// Changes to `type` (in `namespace`, or all) after `resourceVersion`; from now when nil.
+    ///
+    /// Fails with ``StoreError/Code/expired`` when that version is older than the retained
+    /// history. The stream ends with ``StoreError/Code/watchOverflow`` if its reader falls too
+    /// far behind: the reader lists again and resumes from there.
+    func watch(_ type: ResourceType, namespace: String?, from resourceVersion: UInt64?) async throws(StoreError) -> WatchStream
+    /// The resource version of the latest write.
+    func currentResourceVersion() async throws(StoreError) -> UInt64
+}
+
+public typealias WatchStream = AsyncThrowingStream<WatchEvent, any Error>
+
+/// Why a store operation failed. `code` maps to an HTTP status in the API layer, in one place.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: String, Sendable, Hashable {
+        case notFound = "NotFound"
+        case alreadyExists = "AlreadyExists"
+        case conflict = "Conflict"
+        /// The requested resource version is older than the retained history (HTTP 410).
+        case expired = "Expired"
+        case invalid = "Invalid"
+        case watchOverflow = "WatchOverflow"
+        /// The database failed: disk, corruption, I/O.
+        case storage = "Storage"
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

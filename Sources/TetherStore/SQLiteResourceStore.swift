@@ -1,0 +1,443 @@
+import Foundation
+import GRDB
+import TetherModel
+
+/// The ``ResourceStore`` on SQLite (GRDB): WAL journal, `synchronous = FULL`, so a write that
+/// returned survives a crash of the process or the machine.
+///
+/// Objects live in `objects` (JSON bodies keyed by resource, namespace and name); every change
+/// is also appended to `events`, the change feed watches replay from. The feed keeps the last
+/// `retainedEvents` changes; a watch from before them gets ``StoreError/Code/expired``. Writes
+/// are serialised by SQLite's single writer, and live watchers are told of each change on
+/// commit, in commit order.
+public final class SQLiteResourceStore: ResourceStore {
+    private let pool: DatabasePool
+    private let feed = ChangeFeed()
+    private let retainedEvents: Int
+    private let watchBuffer: Int
+    private let now: @Sendable () -> Date
+
+    /// - Parameters:
+    ///   - retainedEvents: how many changes the feed keeps for watches to resume from.
+    ///   - watchBuffer: how many undelivered live events a watcher may fall behind before its stream ends.
+    public init(
+        path: String,
+        retainedEvents: Int = 10_000,
+        watchBuffer: Int = 1_024,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) throws(StoreError) {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.storage, "cannot open the store at \(path): \(error)")
+        }
+        self.retainedEvents = max(1, retainedEvents)
+        self.watchBuffer = max(1, watchBuffer)
+        self.now = now
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE objects (
+                        resource TEXT NOT NULL,
+                        namespace TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        resourceVersion INTEGER NOT NULL,
+                        body TEXT NOT NULL,
+                        PRIMARY KEY (resource, namespace, name)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE events (
+                        resourceVersion INTEGER PRIMARY KEY,
+                        resource TEXT NOT NULL,
+                        namespace TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        body TEXT NOT NULL
+                    );
+                    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT INTO counters VALUES ('resourceVersion', 0), ('compactedThrough', 0);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    // MARK: Reads
+
+    public func get(_ type: ResourceType, namespace: String?, name: String) async throws(StoreError) -> JSONValue {
+        let key = try ObjectKey(type: type, namespace: namespace, name: name)
+        return try await read { db in
+            guard let object = try Self.fetch(key, in: db) else { throw StoreError.notFound(key) }
+            return object
+        }
+    }
+
+    public func list(_ type: ResourceType, options: ListOptions) async throws(StoreError) -> ListPage {
+        let namespace = type.namespaced ? options.namespace : nil
+        return try await read { db in
+            let resourceVersion = try Self.counter("resourceVersion", in: db)
+            var sql = "SELECT namespace, name, body FROM objects WHERE resource = ?"
+            var arguments: StatementArguments = [type.storageKey]
+            if let namespace {
+                sql += " AND namespace = ?"
+                _ = arguments.append(contentsOf: [namespace])
+            }
+            if let after = options.after {
+                sql += " AND (namespace > ? OR (namespace = ? AND name > ?))"
+                _ = arguments.append(contentsOf: [after.namespace, after.namespace, after.name])
+            }
+            sql += " ORDER BY namespace, name"
+            var objects: [JSONValue] = []
+            var next: ListPosition?
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                let object = try Self.decode(row["body"])
+                guard options.labelSelector.matches(object.labels), options.fieldSelector?.matches(object) ?? true else {
+                    continue
+                }
+                if let limit = options.limit, objects.count == limit {
+                    let last = objects[objects.count - 1]
+                    next = ListPosition(namespace: last.namespace ?? "", name: last.name ?? "")
+                    break
+                }
+                objects.append(object)
+            }
+            return ListPage(objects: objects, resourceVersion: resourceVersion, next: next)
+        }
+    }
+
+    public func currentResourceVersion() async throws(StoreError) -> UInt64 {
+        try await read { db in try Self.counter("resourceVersion", in: db) }
+    }
+
+    // MARK: Writes
+
+    public func create(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
+        guard case .object = object else { throw StoreError(.invalid, "the object must be a JSON object") }
+        var created = object
+        if type.namespaced {
+            guard created.namespace?.isEmpty == false else {
+                throw StoreError(.invalid, "\(type) is namespaced: metadata.namespace is required")
+            }
+        } else {
+            created.namespace = nil
+        }
+        if created.name?.isEmpty ?? true {
+            guard let prefix = created.metadata["generateName"]?.stringValue, !prefix.isEmpty else {
+                throw StoreError(.invalid, "metadata.name or metadata.generateName is required")
+            }
+            created.name = prefix + Self.randomSuffix()
+        }
+        let key = try ObjectKey(type: type, namespace: created.namespace, name: created.name ?? "")
+        let timestamp = Self.timestamp(now())
+        let candidate = created
+        return try await write(dryRun: dryRun) { context in
+            guard try Self.fetch(key, in: context.db) == nil else {
+                throw StoreError(.alreadyExists, "\(type) \"\(key.name)\" already exists\(key.inNamespace)")
+            }
+            var created = candidate
+            created.uid = UUID().uuidString.lowercased()
+            created.metadata["creationTimestamp"] = .string(timestamp)
+            created.metadata["deletionTimestamp"] = nil
+            created.generation = 1
+            try context.store(&created, key: key, event: .added)
+            return created
+        }
+    }
+
+    public func update(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
+        try await replace(object, as: type, dryRun: dryRun) { existing, incoming in
+            var updated = incoming
+            updated.metadata["creationTimestamp"] = existing.metadata["creationTimestamp"]
+            updated.metadata["deletionTimestamp"] = existing.metadata["deletionTimestamp"]
+            updated.uid = existing.uid
+            updated[member: "status"] = existing["status"]
+            let specChanged = updated.specPart != existing.specPart
+            updated.generation = (existing.generation ?? 1) + (specChanged ? 1 : 0)
+            return updated
+        }
+    }
+
+    public func updateStatus(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
+        try await replace(object, as: type, dryRun: dryRun) { existing, incoming in
+            var updated = existing
+            updated[member: "status"] = incoming["status"]
+            return updated
+        }
+    }
+
+    /// The shared path of update and status update: preconditions, no-op detection, finalization.
+    private func replace(
+        _ object: JSONValue,
+        as type: ResourceType,
+        dryRun: Bool,
+        merge: @escaping @Sendable (_ existing: JSONValue, _ incoming: JSONValue) -> JSONValue
+    ) async throws(StoreError) -> JSONValue {
+        guard case .object = object else { throw StoreError(.invalid, "the object must be a JSON object") }
+        let key = try ObjectKey(type: type, namespace: type.namespaced ? object.namespace : nil, name: object.name ?? "")
+        return try await write(dryRun: dryRun) { context in
+            guard let existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
+            if let expected = object.resourceVersion, expected != existing.resourceVersion {
+                throw StoreError.conflict(key, "the object has been modified (resourceVersion \(expected) is not the latest, "
+                    + "\(existing.resourceVersion ?? 0)); read it again and apply your changes to the latest version")
+            }
+            if let uid = object.uid, uid != existing.uid {
+                throw StoreError.conflict(key, "metadata.uid \(uid) does not match the stored object's \(existing.uid ?? "")")
+            }
+            var updated = merge(existing, object)
+            updated.resourceVersion = existing.resourceVersion
+            if !type.namespaced { updated.namespace = nil }
+            if existing.deletionTimestamp != nil, updated.finalizers.isEmpty {
+                try context.remove(updated, key: key)
+                return updated
+            }
+            // Writing what is already stored changes nothing, not even the resource version.
+            guard updated != existing else { return existing }
+            try context.store(&updated, key: key, event: .modified)
+            return updated
+        }
+    }
+
+    public func delete(
+        _ type: ResourceType,
+        namespace: String?,
+        name: String,
+        preconditions: DeletePreconditions,
+        dryRun: Bool
+    ) async throws(StoreError) -> DeleteOutcome {
+        let key = try ObjectKey(type: type, namespace: namespace, name: name)
+        let timestamp = Self.timestamp(now())
+        return try await write(dryRun: dryRun) { context in
+            guard var existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
+            if let uid = preconditions.uid, uid != existing.uid {
+                throw StoreError.conflict(key, "precondition failed: uid \(uid) is not the stored object's \(existing.uid ?? "")")
+            }
+            if let version = preconditions.resourceVersion, version != existing.resourceVersion {
+                throw StoreError.conflict(key, "precondition failed: resourceVersion \(version) is not the latest")
+            }
+            guard existing.finalizers.isEmpty else {
+                if existing.deletionTimestamp == nil {
+                    existing.deletionTimestamp = timestamp
+                    try context.store(&existing, key: key, event: .modified)
+                }
+                return .finalizing(existing)
+            }
+            try context.remove(existing, key: key)
+            return .deleted(existing)
+        }
+    }
+
+    // MARK: Watch
+
+    public func watch(_ type: ResourceType, namespace: String?, from resourceVersion: UInt64?) async throws(StoreError) -> WatchStream {
+        let namespace = type.namespaced ? namespace : nil
+        let (feed, bufferLimit) = (self.feed, watchBuffer)
+        // Registered on the writer, between commits: the replayed history and the live events
+        // that follow it meet without a gap or an overlap.
+        return try await writeWithoutChange { db in
+            var replay: [WatchEvent] = []
+            if let resourceVersion {
+                let compacted = try Self.counter("compactedThrough", in: db)
+                guard resourceVersion >= compacted else {
+                    throw StoreError(
+                        .expired,
+                        "too old resource version: \(resourceVersion) (the oldest available is \(compacted + 1)); list again"
+                    )
+                }
+                var sql = "SELECT resourceVersion, type, body FROM events WHERE resource = ? AND resourceVersion > ?"
+                var arguments: StatementArguments = [type.storageKey, resourceVersion]
+                if let namespace {
+                    sql += " AND namespace = ?"
+                    _ = arguments.append(contentsOf: [namespace])
+                }
+                for row in try Row.fetchAll(db, sql: sql + " ORDER BY resourceVersion", arguments: arguments) {
+                    replay.append(
+                        WatchEvent(kind: WatchEvent.Kind(rawValue: row["type"]) ?? .modified, object: try Self.decode(row["body"]), resourceVersion: row["resourceVersion"])
+                    )
+                }
+            }
+            return feed.subscribe(type: type, namespace: namespace, replay: replay, liveLimit: bufferLimit)
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.storage, "store read failed: \(error)")
+        }
+    }
+
+    /// Runs `body` in a write transaction, committed unless `dryRun` (then rolled back: every check
+    /// runs, nothing is stored and no watcher hears of it).
+    private func write<T: Sendable>(
+        dryRun: Bool,
+        _ body: @escaping @Sendable (inout WriteContext) throws -> T
+    ) async throws(StoreError) -> T {
+        let (feed, retained) = (self.feed, retainedEvents)
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction {
+                    var context = WriteContext(db: db)
+                    result = try body(&context)
+                    if dryRun { return .rollback }
+                    try context.commitEvents(retaining: retained)
+                    let events = context.events
+                    if !events.isEmpty {
+                        db.afterNextTransaction(onCommit: { _ in feed.publish(events) })
+                    }
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.storage, "store write failed: \(error)")
+        }
+    }
+
+    private func writeWithoutChange<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await pool.writeWithoutTransaction(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.storage, "store access failed: \(error)")
+        }
+    }
+
+    static func fetch(_ key: ObjectKey, in db: Database) throws -> JSONValue? {
+        let body = try String.fetchOne(
+            db,
+            sql: "SELECT body FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+            arguments: [key.type.storageKey, key.namespace, key.name]
+        )
+        return try body.map(decode)
+    }
+
+    static func counter(_ name: String, in db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = ?", arguments: [name]) ?? 0)
+    }
+
+    static func encode(_ object: JSONValue) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(object), as: UTF8.self)
+    }
+
+    static func decode(_ body: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+    }
+
+    private static func randomSuffix() -> String {
+        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        return String((0..<5).map { _ in alphabet.randomElement()! })
+    }
+}
+
+/// Where one object is stored.
+struct ObjectKey: Sendable, Hashable {
+    var type: ResourceType
+    /// Empty for cluster-scoped kinds.
+    var namespace: String
+    var name: String
+
+    init(type: ResourceType, namespace: String?, name: String) throws(StoreError) {
+        guard !name.isEmpty else { throw StoreError(.invalid, "metadata.name is required") }
+        if type.namespaced {
+            guard let namespace, !namespace.isEmpty else {
+                throw StoreError(.invalid, "\(type) is namespaced: a namespace is required")
+            }
+            self.namespace = namespace
+        } else {
+            self.namespace = ""
+        }
+        self.type = type
+        self.name = name
+    }
+
+    var inNamespace: String { namespace.isEmpty ? "" : " in namespace \"\(namespace)\"" }
+}
+
+/// One write transaction's view: allocates resource versions and collects the change events.
+struct WriteContext {
+    let db: Database
+    private(set) var events: [(event: WatchEvent, key: ObjectKey)] = []
+
+    init(db: Database) {
+        self.db = db
+    }
+
+    private mutating func nextResourceVersion() throws -> UInt64 {
+        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = 'resourceVersion'")
+        return try SQLiteResourceStore.counter("resourceVersion", in: db)
+    }
+
+    /// Stores `object` with a new resource version, written into it.
+    mutating func store(_ object: inout JSONValue, key: ObjectKey, event: WatchEvent.Kind) throws {
+        let version = try nextResourceVersion()
+        object.resourceVersion = version
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO objects (resource, namespace, name, resourceVersion, body) VALUES (?, ?, ?, ?, ?)",
+            arguments: [key.type.storageKey, key.namespace, key.name, version, try SQLiteResourceStore.encode(object)]
+        )
+        events.append((WatchEvent(kind: event, object: object, resourceVersion: version), key))
+    }
+
+    /// Removes the object; its deletion event carries the deletion's resource version.
+    mutating func remove(_ object: JSONValue, key: ObjectKey) throws {
+        let version = try nextResourceVersion()
+        var last = object
+        last.resourceVersion = version
+        try db.execute(
+            sql: "DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+            arguments: [key.type.storageKey, key.namespace, key.name]
+        )
+        events.append((WatchEvent(kind: .deleted, object: last, resourceVersion: version), key))
+    }
+
+    /// Appends this transaction's events to the feed and drops what falls out of the window.
+    func commitEvents(retaining retained: Int) throws {
+        guard let latest = events.last?.event.resourceVersion else { return }
+        for (event, key) in events {
+            try db.execute(
+                sql: "INSERT INTO events (resourceVersion, resource, namespace, type, body) VALUES (?, ?, ?, ?, ?)",
+                arguments: [event.resourceVersion, key.type.storageKey, key.namespace, event.kind.rawValue, try SQLiteResourceStore.encode(event.object)]
+            )
+        }
+        guard latest > UInt64(retained) else { return }
+        let horizon = latest - UInt64(retained)
+        try db.execute(sql: "DELETE FROM events WHERE resourceVersion <= ?", arguments: [horizon])
+        try db.execute(
+            sql: "UPDATE counters SET value = MAX(value, ?) WHERE name = 'compactedThrough'",
+            arguments: [horizon]
+        )
+    }
+}
+
+extension StoreError {
+    static func notFound(_ key: ObjectKey) -> StoreError {
+        StoreError(.notFound, "\(key.type) \"\(key.name)\" not found\(key.inNamespace)")
+    }
+
+    static func conflict(_ key: ObjectKey, _ detail: String) -> StoreError {
+        StoreError(.conflict, "Operation cannot be fulfilled on \(key.type) \"\(key.name)\": \(detail)")
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+import TetherModel
+import TetherLocal
+import TetherStore
+import TetherTestSupport
+import Testing
+
+let replicaSets = ResourceType(group: "apps", resource: "replicasets", namespaced: true)
+let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
+
+func replicaSet(_ name: String, namespace: String = "default", replicas: Int64 = 3, labels: [String: String] = [:]) -> JSONValue {
+    var object: JSONValue = [
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": ["name": .string(name), "namespace": .string(namespace)],
+        "spec": ["replicas": .integer(replicas)],
+    ]
+    object.labels = labels
+    return object
+}
+
+/// A store in a scratch directory; `reopen` gives a new store on the same file, as after a restart.
+struct StoreFixture {
+    let scratch: ScratchDirectory
+    let path: String
+    let store: SQLiteResourceStore
+
+    init(retainedEvents: Int = 10_000, watchBuffer: Int = 1_024) throws {
+        scratch = try ScratchDirectory("tether-store")
+        path = scratch.file("hub.db")
+        store = try SQLiteResourceStore(path: path, retainedEvents: retainedEvents, watchBuffer: watchBuffer)
+    }
+
+    func reopen() throws -> SQLiteResourceStore { try SQLiteResourceStore(path: path) }
+}
+
+/// The next `count` events of a watch, or a failure when they do not come in time.
+func next(_ count: Int, of stream: WatchStream, within timeout: Duration = .seconds(5)) async throws -> [WatchEvent] {
+    try await withThrowingTaskGroup(of: [WatchEvent]?.self) { group in
+        group.addTask {
+            var events: [WatchEvent] = []
+            for try await event in stream {
+                events.append(event)
+                if events.count == count { break }
+            }
+            return events
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)  // the deadline of this wait, not a pause
+            return nil
+        }
+        let first = try await group.next()!
+        group.cancelAll()
+        guard let events = first else { throw DeadlineExceeded(description: "fewer than \(count) watch events within \(timeout)") }
+        return events
+    }
+}
+
+@Suite("Resource store")
+struct StoreTests {
+    @Test("create assigns uid, creationTimestamp, generation 1 and the next resource version")
+    func create() async throws {
+        let fixture = try StoreFixture()
+        let first = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        let second = try await fixture.store.create(["metadata": ["name": "team-a"]], as: namespaces, dryRun: false)
+        #expect(first.uid?.count == 36)
+        #expect(first.metadata["creationTimestamp"]?.stringValue?.hasSuffix("Z") == true)
+        #expect(first.generation == 1)
+        #expect(first.resourceVersion == 1 && second.resourceVersion == 2)
+        #expect(second.namespace == nil)
+        #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web") == first)
+
+        let duplicate = await #expect(throws: StoreError.self) { try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false) }
+        #expect(duplicate?.code == .alreadyExists)
+        var generated = replicaSet("")
+        generated.metadata["generateName"] = "web-"
+        let named = try await fixture.store.create(generated, as: replicaSets, dryRun: false)
+        #expect(named.name?.hasPrefix("web-") == true && named.name?.count == 9)
+    }
+
+    @Test("invalid objects are refused and nothing is written")
+    func invalid() async throws {
+        let fixture = try StoreFixture()
+        for object: JSONValue in [.array([]), ["metadata": ["namespace": "default"]], ["metadata": ["name": "x"]]] {
+            let error = await #expect(throws: StoreError.self) { try await fixture.store.create(object, as: replicaSets, dryRun: false) }
+            #expect(error?.code == .invalid)
+        }
+        #expect(try await fixture.store.currentResourceVersion() == 0)
+    }
+
+    @Test("an update with a stale resourceVersion is a conflict and changes nothing")
+    func staleUpdate() async throws {
+        let fixture = try StoreFixture()
+        let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        var fresh = created
+        fresh.labels = ["v": "1"]
+        _ = try await fixture.store.update(fresh, as: replicaSets, dryRun: false)
+        var stale = created
+        stale.labels = ["v": "2"]
+        let error = await #expect(throws: StoreError.self) { try await fixture.store.update(stale, as: replicaSets, dryRun: false) }
+        #expect(error?.code == .conflict)
+        #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").labels == ["v": "1"])
+    }
+
+    @Test("of many concurrent updates from the same version, exactly one wins")
+    func concurrentConflicts() async throws {
+        let fixture = try StoreFixture()
+        let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    var change = created
+                    change.labels = ["writer": "\(index)"]
+                    return (try? await fixture.store.update(change, as: replicaSets, dryRun: false)) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1)
+        #expect(try await fixture.store.currentResourceVersion() == 2)
+    }
+
+    @Test("generation moves only with the spec; a write of what is stored changes nothing")
+    func generation() async throws {
+        let fixture = try StoreFixture()
+        var object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        object.labels = ["app": "web"]
+        object = try await fixture.store.update(object, as: replicaSets, dryRun: false)
+        #expect(object.generation == 1)
+        object[member: "spec"] = ["replicas": 5]
+        object = try await fixture.store.update(object, as: replicaSets, dryRun: false)
+        #expect(object.generation == 2)
+        var withStatus = object
+        withStatus[member: "status"] = ["replicas": 5, "readyReplicas": 5]
+        let statusWritten = try await fixture.store.updateStatus(withStatus, as: replicaSets, dryRun: false)
+        #expect(statusWritten.generation == 2)
+        #expect(statusWritten["status"]?["readyReplicas"] == 5)
+        // A main-resource update cannot change status, and the same object again is a no-op.
+        var sneaky = statusWritten
+        sneaky[member: "status"] = ["readyReplicas": 0]
+        let unchanged = try await fixture.store.update(sneaky, as: replicaSets, dryRun: false)
+        #expect(unchanged == statusWritten)
+        #expect(unchanged.resourceVersion == statusWritten.resourceVersion)
+    }
+
+    @Test("delete honours finalizers: marked first, removed when the last finalizer goes")
+    func finalizers() async throws {
+        let fixture = try StoreFixture()
+        var object = replicaSet("web")
+        object.finalizers = ["tether.io/propagation"]
+        object = try await fixture.store.create(object, as: replicaSets, dryRun: false)
+        let watch = try await fixture.store.watch(replicaSets, namespace: nil, from: object.resourceVersion)
+
+        let outcome = try await fixture.store.delete(replicaSets, namespace: "default", name: "web", preconditions: .init(), dryRun: false)
+        guard case .finalizing(let marked) = outcome else { Issue.record("deleted despite a finalizer"); return }
+        #expect(marked.deletionTimestamp != nil)
+        #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").deletionTimestamp != nil)
+
+        var released = marked
+        released.finalizers = []
+        _ = try await fixture.store.update(released, as: replicaSets, dryRun: false)
+        let missing = await #expect(throws: StoreError.self) { try await fixture.store.get(replicaSets, namespace: "default", name: "web") }
+        #expect(missing?.code == .notFound)
+        #expect(try await next(2, of: watch).map(\.kind) == [.modified, .deleted])
+    }
+
+    @Test("delete preconditions on uid and resourceVersion")
+    func deletePreconditions() async throws {
+        let fixture = try StoreFixture()
+        let object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        for preconditions in [DeletePreconditions(uid: "other"), DeletePreconditions(resourceVersion: 99)] {
+            let error = await #expect(throws: StoreError.self) {
+                try await fixture.store.delete(replicaSets, namespace: "default", name: "web", preconditions: preconditions, dryRun: false)
+            }
+            #expect(error?.code == .conflict)
+        }
+        let outcome = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(uid: object.uid, resourceVersion: object.resourceVersion), dryRun: false
+        )
+        guard case .deleted = outcome else { Issue.record("not deleted"); return }
+    }
+
+    @Test("dry run checks everything and stores nothing")
+    func dryRun() async throws {
+        let fixture = try StoreFixture()
+        let preview = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: true)
+        #expect(preview.uid != nil)
+        #expect(try await fixture.store.currentResourceVersion() == 0)
+        let missing = await #expect(throws: StoreError.self) { try await fixture.store.get(replicaSets, namespace: "default", name: "web") }
+        #expect(missing?.code == .notFound)
+        _ = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        let duplicate = await #expect(throws: StoreError.self) { try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: true) }
+        #expect(duplicate?.code == .alreadyExists)
+    }
+
+    @Test("list filters by namespace, labels and fields, and pages with limit and a continue position")
+    func list() async throws {
+        let fixture = try StoreFixture()
+        for index in 0..<25 {
+            let namespace = index % 2 == 0 ? "even" : "odd"
+            _ = try await fixture.store.create(
+                replicaSet(String(format: "rs-%02d", index), namespace: namespace, labels: ["tier": index < 10 ? "front" : "back"]),
+                as: replicaSets,
+                dryRun: false
+            )
+        }
+        #expect(try await fixture.store.list(replicaSets, options: .init()).objects.count == 25)
+        #expect(try await fixture.store.list(replicaSets, options: .init(namespace: "odd")).objects.count == 12)
+        let front = try await fixture.store.list(replicaSets, options: .init(labelSelector: LabelSelector(parsing: "tier=front")))
+        #expect(front.objects.count == 10)
+        let named = try await fixture.store.list(replicaSets, options: .init(fieldSelector: FieldSelector(parsing: "metadata.name=rs-07")))
+        #expect(named.objects.map(\.name) == ["rs-07"])
+
+        var seen: [String] = []
+        var position: ListPosition?
+        var pages = 0
+        repeat {
+            let page = try await fixture.store.list(replicaSets, options: .init(limit: 7, after: position))
+            seen += page.objects.compactMap(\.name)
+            position = page.next
+            pages += 1
+        } while position != nil
+        #expect(pages == 4)
+        #expect(seen.count == 25 && Set(seen).count == 25)
+    }
+
+    @Test("watch replays from a resource version, then follows live changes, filtered by namespace")
+    func watchResume() async throws {
+        let fixture = try StoreFixture()
+        let first = try await fixture.store.create(replicaSet("a"), as: replicaSets, dryRun: false)
+        _ = try await fixture.store.create(replicaSet("b", namespace: "other"), as: replicaSets, dryRun: false)
+        _ = try await fixture.store.create(replicaSet("c"), as: replicaSets, dryRun: false)
+        let everything = try await fixture.store.watch(replicaSets, namespace: nil, from: first.resourceVersion)
+        let defaultOnly = try await fixture.store.watch(replicaSets, namespace: "default", from: 0)
+        _ = try await fixture.store.create(["metadata": ["name": "ns"]], as: namespaces, dryRun: false)
+        _ = try await fixture.store.delete(replicaSets, namespace: "default", name: "a", preconditions: .init(), dryRun: false)
+
+        let seen = try await next(3, of: everything)
+        #expect(seen.map(\.object.name) == ["b", "c", "a"])
+        #expect(seen.map(\.kind) == [.added, .added, .deleted])
+        #expect(seen.map(\.resourceVersion) == [2, 3, 5])
+        let filtered = try await next(3, of: defaultOnly)
+        #expect(filtered.map(\.object.name) == ["a", "c", "a"])
+    }
+
+    @Test("a watch from before the retained history is refused as expired (410)")
+    func watchExpired() async throws {
+        let fixture = try StoreFixture(retainedEvents: 5)
+        for index in 0..<12 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
+        let error = await #expect(throws: StoreError.self) { try await fixture.store.watch(replicaSets, namespace: nil, from: 3) }
+        #expect(error?.code == .expired)
+        let recent = try await fixture.store.watch(replicaSets, namespace: nil, from: 7)
+        #expect(try await next(5, of: recent).map(\.resourceVersion) == [8, 9, 10, 11, 12])
+    }
+
+    @Test("a watcher that falls behind its buffer is closed with an overflow error, after what it buffered")
+    func watchOverflow() async throws {
+        let fixture = try StoreFixture(watchBuffer: 4)
+        let slow = try await fixture.store.watch(replicaSets, namespace: nil, from: nil)
+        for index in 0..<10 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
+        var received = 0
+        let error = await #expect(throws: StoreError.self) {
+            for try await _ in slow { received += 1 }
+        }
+        #expect(error?.code == .watchOverflow)
+        #expect(received == 4)
+    }
+
+    @Test("objects and the resource version counter survive reopening the database")
+    func durability() async throws {
+        let fixture = try StoreFixture()
+        for index in 0..<50 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
+        let before = try await fixture.store.currentResourceVersion()
+        let reopened = try fixture.reopen()
+        #expect(try await reopened.currentResourceVersion() == before)
+        #expect(try await reopened.list(replicaSets, options: .init()).objects.count == 50)
+        let afterRestart = try await reopened.create(replicaSet("after"), as: replicaSets, dryRun: false)
+        #expect(afterRestart.resourceVersion == before + 1)
+        let resumed = try await reopened.watch(replicaSets, namespace: nil, from: before - 2)
+        #expect(try await next(3, of: resumed).map(\.resourceVersion) == [before - 1, before, before + 1])
+    }
+}
