@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
@@ -70,6 +71,16 @@ let package = Package(
             dependencies: ["TetherModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
+        .target(name: "TetherPlugin", dependencies: ["TetherModel"], swiftSettings: strictSettings),
+        .target(
+            name: "TetherAPI",
+            dependencies: [
+                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", nioCore, nioSSL, x509, logging, lifecycle,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(name: "TetherObservability", dependencies: [logging, argumentParser], swiftSettings: strictSettings),
         .target(
             name: "TetherHub",
@@ -92,8 +103,8 @@ let package = Package(
         .executableTarget(
             name: "tether-hub",
             dependencies: [
-                "TetherHub", "TetherSecurity", "TetherWire", "TetherObservability", argumentParser, logging, lifecycle,
-                unixSignals, nioCore,
+                "TetherHub", "TetherAPI", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire",
+                "TetherObservability", argumentParser, logging, lifecycle, unixSignals, nioCore,
             ],
             swiftSettings: strictSettings
         ),

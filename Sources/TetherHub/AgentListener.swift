@@ -55,7 +55,7 @@ public final class AgentListener: Service, Sendable {
     public let registry: SessionRegistry
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let onBound: @Sendable (Int) throws -> Void
+    private let onBound: @Sendable (Int) async throws -> Void
 
     /// - Parameter onBound: called with the bound port once the listener accepts connections.
     public init(
@@ -64,7 +64,7 @@ public final class AgentListener: Service, Sendable {
         registry: SessionRegistry = SessionRegistry(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
-        onBound: @escaping @Sendable (Int) throws -> Void = { _ in }
+        onBound: @escaping @Sendable (Int) async throws -> Void = { _ in }
     ) throws(SecurityError) {
         self.configuration = configuration
         self.trust = NIOLockedValueBox(
@@ -91,7 +91,7 @@ public final class AgentListener: Service, Sendable {
             .get()
         let port = server.localAddress?.port ?? configuration.address.port
         do {
-            try onBound(port)
+            try await onBound(port)
         } catch {
             try? await server.close()
             throw error

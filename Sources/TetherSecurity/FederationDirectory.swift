@@ -43,6 +43,8 @@ public struct FederationDirectory: Sendable {
     public var databasePath: String { file("hub.db") }
     public var portsPath: String { file("hub.ports.json") }
     public var configPath: String { file("federation.json") }
+    /// API users, tokens and roles (optional; without it only `admin` may use the API).
+    public var accessPolicyPath: String { file("access.json") }
 
     public static let defaultHubHosts = ["localhost", "127.0.0.1", "::1"]
     public static let defaultAPIPort = 6443

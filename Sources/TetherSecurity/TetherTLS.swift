@@ -70,6 +70,22 @@ public enum TetherTLS {
         return try context(configuration)
     }
 
+    /// The hub's Kubernetes API: TLS 1.2 or 1.3 (kubectl generations differ), HTTP/1.1.
+    ///
+    /// A client certificate is optional, because bearer-token clients present none; one that is
+    /// presented must pass the ``PeerVerifier`` installed as the verification callback.
+    public static func apiServerConfiguration(_ material: TLSMaterial) throws(SecurityError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try sslCertificates(material.chain).map { .certificate($0) },
+            privateKey: .privateKey(try sslPrivateKey(material.privateKey))
+        )
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = .optionalVerification
+        configuration.trustRoots = .certificates(try sslCertificates(material.trustRoots))
+        configuration.applicationProtocols = ["http/1.1"]
+        return configuration
+    }
+
     /// The swift-certificates form of a certificate NIOSSL handed over.
     public static func certificate(from sslCertificate: NIOSSLCertificate) throws(SecurityError) -> Certificate {
         do {

@@ -2,9 +2,12 @@ import ArgumentParser
 import Logging
 import NIOCore
 import ServiceLifecycle
+import TetherAPI
 import TetherHub
 import TetherObservability
+import TetherPlugin
 import TetherSecurity
+import TetherStore
 import TetherWire
 import UnixSignals
 
@@ -14,14 +17,19 @@ struct TetherHubCommand: AsyncParsableCommand {
         commandName: "tether-hub",
         abstract: "Run the Tether hub: the federation's control point, which member-cluster agents dial into.",
         discussion: """
-            Reads its certificates from the federation directory made by `tetherctl init`, listens for
-            agents on mutual TLS 1.3, and writes the ports it bound to DIR/hub.ports.json.
+            Reads its certificates from the federation directory made by `tetherctl init`, serves the
+            Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on
+            mutual TLS 1.3, keeps its objects in DIR/hub.db, and writes the ports it bound to
+            DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user).
             Stops cleanly on SIGTERM or SIGINT, telling connected agents to come back later.
             """
     )
 
     @Option(name: .long, help: "The federation directory (from `tetherctl init`).")
     var dir: String
+
+    @Option(name: .long, help: "Address of the Kubernetes API listener; ':0' picks a free port.")
+    var apiListen: String = "127.0.0.1:\(FederationDirectory.defaultAPIPort)"
 
     @Option(name: .long, help: "Address of the agent listener; ':0' picks a free port.")
     var agentListen: String = "127.0.0.1:\(FederationDirectory.defaultAgentPort)"
@@ -41,7 +49,8 @@ struct TetherHubCommand: AsyncParsableCommand {
         logging.bootstrap()
         let logger = Logger(label: "tether.hub")
         let directory = FederationDirectory(path: dir)
-        let address = try HostAndPort(parsing: agentListen)
+        let agentAddress = try HostAndPort(parsing: agentListen)
+        let apiAddress = try HostAndPort(parsing: apiListen)
         _ = try directory.loadConfig()
         let material = try TLSMaterial.load(
             certificate: directory.hubCertificatePath,
@@ -51,18 +60,53 @@ struct TetherHubCommand: AsyncParsableCommand {
         guard case .hub = material.identity.role else {
             throw ValidationError("\(directory.hubCertificatePath) is for \(material.identity), not the hub")
         }
+        let ports = PortsFile(directory: directory, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
-                address: address,
+                address: agentAddress,
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))
             ),
             material: material,
             logger: logger,
-            onBound: { port in try directory.writePorts(HubPorts(agent: port)) }
+            onBound: { port in await ports.record(agent: port) }
+        )
+        let api = APIServer(
+            configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port),
+            store: try SQLiteResourceStore(path: directory.databasePath),
+            registry: BuiltinKinds.registry,
+            material: material,
+            access: try AccessPolicy.load(from: directory.accessPolicyPath),
+            logger: logger,
+            onBound: { port in await ports.record(api: port) }
         )
         let group = ServiceGroup(
-            configuration: .init(services: [listener], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: [listener, api], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
+    }
+}
+
+/// Writes `hub.ports.json` once both listeners have bound, so a reader never sees half of it.
+actor PortsFile {
+    private let directory: FederationDirectory
+    private let logger: Logger
+    private var ports = HubPorts()
+
+    init(directory: FederationDirectory, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    func record(agent: Int) { ports.agent = agent; writeWhenComplete() }
+    func record(api: Int) { ports.api = api; writeWhenComplete() }
+
+    private func writeWhenComplete() {
+        guard ports.agent != nil, ports.api != nil else { return }
+        do {
+            try directory.writePorts(ports)
+            logger.info("hub ready", metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])
+        } catch {
+            logger.error("cannot write the ports file", metadata: ["tether.error": "\(error)"])
+        }
     }
 }

@@ -1,0 +1,128 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import TetherModel
+import TetherPlugin
+import TetherSecurity
+import TetherStore
+import X509
+
+/// How the API server listens and what it accepts.
+public struct APIServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Largest request body read, in bytes (Kubernetes: 3 MiB).
+    public var maximumBodyBytes: Int
+    /// Largest object stored, in bytes of JSON (etcd's 1.5 MiB).
+    public var maximumObjectBytes: Int
+    public var serverVersion: String
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 6443,
+        maximumBodyBytes: Int = 3 * 1024 * 1024,
+        maximumObjectBytes: Int = 1_572_864,
+        serverVersion: String = "0.1.0"
+    ) {
+        self.host = host
+        self.port = port
+        self.maximumBodyBytes = maximumBodyBytes
+        self.maximumObjectBytes = maximumObjectBytes
+        self.serverVersion = serverVersion
+    }
+}
+
+/// The per-request context: Hummingbird's, plus the connection, so the caller's certificate can be read.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.channel = source.channel
+    }
+}
+
+/// A Kubernetes-compatible API over a ``ResourceStore``, on Hummingbird 2 over TLS.
+///
+/// Independent of federation: the hub serves it over its store, and the simulated member
+/// cluster will serve it over its own. Clients authenticate with a certificate from the CA
+/// bundle (`spiffe://<td>/user/NAME`) or a bearer token; ``AccessPolicy`` gives their role.
+public final class APIServer: Service, Sendable {
+    private let configuration: APIServerConfiguration
+    private let handler: ResourceHandler
+    private let material: TLSMaterial
+    private let logger: Logger
+    private let onBound: @Sendable (Int) async -> Void
+
+    public init(
+        configuration: APIServerConfiguration,
+        store: any ResourceStore,
+        registry: KindRegistry,
+        material: TLSMaterial,
+        access: AccessPolicy,
+        logger: Logger,
+        onBound: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.material = material
+        self.logger = logger
+        self.onBound = onBound
+        self.handler = ResourceHandler(
+            store: store,
+            registry: registry,
+            access: access,
+            trustDomain: material.identity.trustDomain,
+            configuration: configuration,
+            logger: logger
+        )
+    }
+
+    /// Creates the `default` namespace if the store has none, as every Kubernetes API has one.
+    public func prepare() async throws {
+        try await handler.ensureDefaultNamespace()
+    }
+
+    public func run() async throws {
+        try await prepare()
+        let router = Router(context: APIRequestContext.self)
+        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
+            router.on("**", method: method) { [handler] request, context in
+                await handler.respond(to: request, context: context)
+            }
+        }
+        let tls = try TetherTLS.apiServerConfiguration(material)
+        let verifier = PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
+        let logger = self.logger
+        let app = Application(
+            router: router,
+            server: try .tls(
+                .http1(),
+                configuration: TLSChannelConfiguration(tlsConfiguration: tls) { certificates in
+                    let chain = try certificates.map { try TetherTLS.certificate(from: $0) }
+                    switch await verifier.verify(chain: chain) {
+                    case .trusted: return .certificateVerified
+                    case .refused(let refusal):
+                        logger.warning(
+                            "API client certificate refused",
+                            metadata: ["tether.event": "api.refused", "tether.refusal": "\(refusal.code.rawValue)", "tether.reason": "\(refusal.reason)"]
+                        )
+                        return .failed
+                    }
+                }
+            ),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { [onBound, logger] channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("API server ready", metadata: ["tether.event": "api.ready", "tether.port": "\(port)"])
+                await onBound(port)
+            },
+            logger: logger
+        )
+        try await app.run()
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import TetherSecurity
+
+/// What a caller may do.
+public enum APIRole: String, Codable, Sendable {
+    /// Everything.
+    case admin
+    /// get, list and watch.
+    case viewer
+
+    func allows(_ verb: APIVerb) -> Bool {
+        switch self {
+        case .admin: true
+        case .viewer: verb.isReadOnly
+        }
+    }
+}
+
+/// The Kubernetes verbs the API authorizes.
+enum APIVerb: String, Sendable {
+    case get, list, watch, create, update, patch, delete, deletecollection
+
+    var isReadOnly: Bool { self == .get || self == .list || self == .watch }
+}
+
+/// Who may use the API, from `D/access.json`:
+///
+/// ```json
+/// {"users": {"admin": "admin", "alice": "viewer"},
+///  "tokens": [{"token": "…", "user": "ci", "role": "viewer"}]}
+/// ```
+///
+/// Users authenticate with a client certificate from the federation CA for
+/// `spiffe://<trust-domain>/user/<name>`, or with a bearer token listed here. Without the file,
+/// the `admin` user (whose certificate `tetherctl init` makes) is the only one allowed.
+public struct AccessPolicy: Codable, Sendable {
+    public struct Token: Codable, Sendable {
+        public var token: String
+        public var user: String
+        public var role: APIRole
+
+        public init(token: String, user: String, role: APIRole) {
+            self.token = token
+            self.user = user
+            self.role = role
+        }
+    }
+
+    public var users: [String: APIRole]
+    public var tokens: [Token]
+
+    public init(users: [String: APIRole] = ["admin": .admin], tokens: [Token] = []) {
+        self.users = users
+        self.tokens = tokens
+    }
+
+    public static func load(from path: String) throws(SecurityError) -> AccessPolicy {
+        guard FileManager.default.fileExists(atPath: path) else { return AccessPolicy() }
+        return try PEMFiles.readJSON(AccessPolicy.self, from: path)
+    }
+
+    func role(ofUser user: String) -> APIRole? { users[user] }
+
+    func user(forToken presented: String) -> Token? {
+        // Compare every token in full, so timing says nothing about how much of a guess was right.
+        var found: Token?
+        for candidate in tokens where Self.constantTimeEqual(candidate.token, presented) { found = candidate }
+        return found
+    }
+
+    private static func constantTimeEqual(_ left: String, _ right: String) -> Bool {
+        let a = Array(left.utf8)
+        let b = Array(right.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// An authenticated caller.
+struct Caller: Sendable {
+    var user: String
+    var role: APIRole?
+    var method: String
+}

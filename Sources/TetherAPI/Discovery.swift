@@ -1,0 +1,68 @@
+import TetherModel
+import TetherPlugin
+
+/// The discovery documents kubectl reads to learn what the server serves, all from the kind registry.
+struct Discovery {
+    let registry: KindRegistry
+
+    static let verbs: JSONValue = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+    func version(server: String) -> JSONValue {
+        [
+            "major": "1", "minor": "32", "gitVersion": .string("v1.32.0+tether.\(server)"), "gitCommit": "",
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "swift6.3",
+            "compiler": "swiftc", "platform": "linux/amd64",
+        ]
+    }
+
+    var coreVersions: JSONValue {
+        ["kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []]
+    }
+
+    var groupList: JSONValue {
+        let groups = registry.groups.filter { !$0.name.isEmpty }.map(group)
+        return ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(groups)]
+    }
+
+    func group(named name: String) -> JSONValue? {
+        guard let entry = registry.groups.first(where: { $0.name == name && !name.isEmpty }) else { return nil }
+        var document = group(entry)
+        document[member: "kind"] = "APIGroup"
+        document[member: "apiVersion"] = "v1"
+        return document
+    }
+
+    private func group(_ entry: (name: String, versions: [String])) -> JSONValue {
+        let versions: [JSONValue] = entry.versions.map { ["groupVersion": .string("\(entry.name)/\($0)"), "version": .string($0)] }
+        return ["name": .string(entry.name), "versions": .array(versions), "preferredVersion": versions[0]]
+    }
+
+    func resourceList(group: String, version: String) -> JSONValue? {
+        let kinds = registry.kinds(group: group, version: version)
+        guard !kinds.isEmpty else { return nil }
+        var resources: [JSONValue] = []
+        for kind in kinds {
+            var entry: JSONValue = [
+                "name": .string(kind.plural), "singularName": .string(kind.singular), "namespaced": .bool(kind.namespaced),
+                "kind": .string(kind.kind), "verbs": Self.verbs,
+            ]
+            if !kind.shortNames.isEmpty { entry[member: "shortNames"] = .array(kind.shortNames.map(JSONValue.string)) }
+            if !kind.categories.isEmpty { entry[member: "categories"] = .array(kind.categories.map(JSONValue.string)) }
+            resources.append(entry)
+            if kind.hasScale {
+                resources.append([
+                    "name": .string("\(kind.plural)/scale"), "singularName": "", "namespaced": .bool(kind.namespaced),
+                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+                ])
+            }
+            if kind.hasStatus {
+                resources.append([
+                    "name": .string("\(kind.plural)/status"), "singularName": "", "namespaced": .bool(kind.namespaced),
+                    "kind": .string(kind.kind), "verbs": ["get", "patch", "update"],
+                ])
+            }
+        }
+        let groupVersion = group.isEmpty ? version : "\(group)/\(version)"
+        return ["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion), "resources": .array(resources)]
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+import TetherModel
+import TetherPlugin
+import TetherSecurity
+import TetherStore
+
+/// Serves every request: authentication, routing by path, and the Kubernetes verbs over the store.
+struct ResourceHandler: Sendable {
+    let store: any ResourceStore
+    let registry: KindRegistry
+    let access: AccessPolicy
+    let trustDomain: String
+    let configuration: APIServerConfiguration
+    let logger: Logger
+
+    static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
+
+    func ensureDefaultNamespace() async throws {
+        do {
+            _ = try await store.get(Self.namespaces, namespace: nil, name: "default")
+        } catch {
+            guard error.code == .notFound else { throw error }
+            let namespace: JSONValue = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "default"], "status": ["phase": "Active"]]
+            _ = try await store.create(namespace, as: Self.namespaces, dryRun: false)
+        }
+    }
+
+    func respond(to request: Request, context: APIRequestContext) async -> Response {
+        do {
+            return try await route(request, context: context)
+        } catch let error as APIError {
+            return Self.status(error)
+        } catch let error as StoreError {
+            return Self.status(APIError(error))
+        } catch {
+            logger.error("API request failed", metadata: ["tether.error": "\(error)", "tether.path": "\(request.uri.path)"])
+            return Self.status(APIError(code: 500, reason: "InternalError", message: "\(error)"))
+        }
+    }
+
+    private func route(_ request: Request, context: APIRequestContext) async throws -> Response {
+        guard let path = APIPath(request.uri.path) else {
+            throw APIError.notFound("the server could not find the requested resource")
+        }
+        let discovery = Discovery(registry: registry)
+        switch path {
+        case .version:
+            return Self.json(discovery.version(server: configuration.serverVersion))
+        case .health:
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+        default:
+            break
+        }
+        let caller = try await authenticate(request, context: context)
+        switch path {
+        case .version, .health:
+            throw APIError.notFound("unreachable")
+        case .coreVersions:
+            return Self.json(discovery.coreVersions)
+        case .groupList:
+            return Self.json(discovery.groupList)
+        case .group(let name):
+            guard let group = discovery.group(named: name) else { throw APIError.notFound("the server could not find the requested resource") }
+            return Self.json(group)
+        case .resourceList(let group, let version):
+            guard let list = discovery.resourceList(group: group, version: version) else {
+                throw APIError.notFound("the server could not find the requested resource")
+            }
+            return Self.json(list)
+        case .openAPIv2:
+            // No schema document yet: an empty protobuf answer makes kubectl skip client-side validation.
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer()))
+        case .openAPIv3:
+            throw APIError.notFound("OpenAPI v3 is not served yet")
+        case .resource(let resource):
+            return try await serve(resource, request: request, caller: caller)
+        }
+    }
+
+    // MARK: Authentication and authorization
+
+    private func authenticate(_ request: Request, context: APIRequestContext) async throws -> Caller {
+        if let header = request.headers[.authorization] {
+            guard header.hasPrefix("Bearer "), let token = access.user(forToken: String(header.dropFirst("Bearer ".count))) else {
+                throw APIError.unauthorized("Unauthorized: the bearer token is not valid")
+            }
+            return Caller(user: token.user, role: token.role, method: "token")
+        }
+        if let certificate = try? await context.channel.nioSSL_peerCertificate().get(),
+            let parsed = try? TetherTLS.certificate(from: certificate),
+            let identity = try? TetherIdentity(certificate: parsed)
+        {
+            guard case .user(let name) = identity.role, identity.trustDomain == trustDomain else {
+                throw APIError.forbidden("\(identity) is not a user identity; use a certificate for spiffe://\(trustDomain)/user/NAME")
+            }
+            return Caller(user: name, role: access.role(ofUser: name), method: "certificate")
+        }
+        throw APIError.unauthorized("Unauthorized: present a client certificate from the federation CA or a bearer token")
+    }
+
+    private func authorize(_ caller: Caller, _ verb: APIVerb, kind: KindDescriptor, namespace: String?) throws {
+        guard let role = caller.role, role.allows(verb) else {
+            let scope = namespace.map { " in the namespace \"\($0)\"" } ?? (kind.namespaced ? "" : " at the cluster scope")
+            throw APIError.forbidden(
+                "\(kind.resourceName) is forbidden: User \"\(caller.user)\" cannot \(verb.rawValue) resource \"\(kind.plural)\" "
+                    + "in API group \"\(kind.group)\"\(scope)"
+            )
+        }
+    }
+
+    // MARK: Resources
+
+    private func serve(_ path: APIPath.ResourcePath, request: Request, caller: Caller) async throws -> Response {
+        guard let kind = registry.kind(group: path.group, version: path.version, plural: path.plural) else {
+            throw APIError.notFound("the server could not find the requested resource")
+        }
+        if !kind.namespaced, path.namespace != nil {
+            throw APIError.notFound("\(kind.resourceName) is not namespaced")
+        }
+        if let subresource = path.subresource,
+            !(subresource == "status" && kind.hasStatus) && !(subresource == "scale" && kind.hasScale)
+        {
+            throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
+        }
+        let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
+        let query = request.uri.queryParameters
+        let dryRun = query["dryRun"].map { String($0) == "All" } ?? false
+        let operation = ResourceOperation(kind: kind, type: type, path: path, handler: self, request: request)
+
+        switch (request.method, path.name) {
+        case (.get, nil):
+            let watching = query["watch"].map { ["true", "1"].contains(String($0)) } ?? false
+            try authorize(caller, watching ? .watch : .list, kind: kind, namespace: path.namespace)
+            return watching ? try await operation.watch() : try await operation.list()
+        case (.get, .some(let name)):
+            try authorize(caller, .get, kind: kind, namespace: path.namespace)
+            let object = try await store.get(type, namespace: path.namespace, name: name)
+            return path.subresource == "scale" ? ResourceHandler.json(Scale(of: object).object) : operation.render(object)
+        case (.post, nil):
+            try authorize(caller, .create, kind: kind, namespace: path.namespace)
+            return try await operation.create(dryRun: dryRun)
+        case (.put, .some):
+            try authorize(caller, .update, kind: kind, namespace: path.namespace)
+            return try await operation.replace(dryRun: dryRun)
+        case (.patch, .some):
+            try authorize(caller, .patch, kind: kind, namespace: path.namespace)
+            return try await operation.patch(dryRun: dryRun)
+        case (.delete, .some):
+            try authorize(caller, .delete, kind: kind, namespace: path.namespace)
+            return try await operation.delete(dryRun: dryRun)
+        case (.delete, nil):
+            try authorize(caller, .deletecollection, kind: kind, namespace: path.namespace)
+            return try await operation.deleteCollection(dryRun: dryRun)
+        default:
+            throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
+        }
+    }
+
+    // MARK: Responses
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(encode(value))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+
+    static func status(_ error: APIError) -> Response {
+        json(error.status, status: HTTPResponse.Status(code: error.code))
+    }
+
+    static func encode(_ value: JSONValue) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)) ?? Data("{}".utf8)
+    }
+}

@@ -1,0 +1,405 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import TetherModel
+import TetherPlugin
+import TetherStore
+
+/// One request on one kind: the Kubernetes verbs, with the checks the API adds to the store's.
+struct ResourceOperation {
+    let kind: KindDescriptor
+    let type: ResourceType
+    let path: APIPath.ResourcePath
+    let handler: ResourceHandler
+    let request: Request
+
+    private var store: any ResourceStore { handler.store }
+    private var query: [String: String] {
+        Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { _, last in last })
+    }
+    private var wantsTable: Bool {
+        (request.headers[.accept] ?? "").contains("as=Table")
+    }
+
+    // MARK: Reads
+
+    func render(_ object: JSONValue) -> Response {
+        if wantsTable {
+            return ResourceHandler.json(TableWriter(kind: kind, now: Date()).table([object], resourceVersion: nil))
+        }
+        return ResourceHandler.json(object)
+    }
+
+    func list() async throws -> Response {
+        let options = try listOptions()
+        let page = try await store.list(type, options: options)
+        let token = try page.next.map(ContinueToken.init).map { try $0.encoded() }
+        if wantsTable {
+            return ResourceHandler.json(
+                TableWriter(kind: kind, now: Date()).table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token)
+            )
+        }
+        var metadata: [String: JSONValue] = ["resourceVersion": .string(String(page.resourceVersion))]
+        if let token { metadata["continue"] = .string(token) }
+        return ResourceHandler.json([
+            "kind": .string("\(kind.kind)List"), "apiVersion": .string(kind.apiVersion), "metadata": .object(metadata),
+            "items": .array(page.objects),
+        ])
+    }
+
+    private func listOptions() throws -> ListOptions {
+        var options = ListOptions(namespace: path.namespace)
+        do {
+            if let selector = query["labelSelector"] { options.labelSelector = try LabelSelector(parsing: selector) }
+            if let selector = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: selector) }
+        } catch {
+            throw APIError.badRequest(error.description)
+        }
+        if let limit = query["limit"] {
+            guard let value = Int(limit), value >= 0 else { throw APIError.badRequest("limit must be a non-negative integer") }
+            options.limit = value == 0 ? nil : value
+        }
+        if let token = query["continue"], !token.isEmpty {
+            options.after = try ContinueToken(decoding: token).position
+        }
+        return options
+    }
+
+    /// Streams watch events, one JSON object per line, until the client leaves or `timeoutSeconds` passes.
+    func watch() async throws -> Response {
+        let options = try listOptions()
+        let requested = query["resourceVersion"].flatMap { UInt64($0) }
+        var initial: [WatchEvent] = []
+        let from: UInt64
+        if let requested, requested > 0 {
+            from = requested
+        } else {
+            // Kubernetes semantics for "" and "0": the current state as ADDED events, then changes.
+            let page = try await store.list(type, options: ListOptions(namespace: options.namespace, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector))
+            initial = page.objects.map { WatchEvent(kind: .added, object: $0, resourceVersion: $0.resourceVersion ?? 0) }
+            from = page.resourceVersion
+        }
+        let events = try await store.watch(type, namespace: options.namespace, from: from)
+        let timeout = query["timeoutSeconds"].flatMap(Int.init).map { Duration.seconds(max(1, $0)) } ?? .seconds(1800)
+        let table = wantsTable ? TableWriter(kind: kind, now: Date()) : nil
+        let frame: @Sendable (String, JSONValue) -> ByteBuffer = { type, object in
+            var shown = object
+            if let table { shown = table.table([object], resourceVersion: object.resourceVersion.map(String.init)) }
+            var buffer = ByteBuffer()
+            buffer.writeBytes(ResourceHandler.encode(["type": .string(type), "object": shown]))
+            buffer.writeString("\n")
+            return buffer
+        }
+        let labels = options.labelSelector
+        let fields = options.fieldSelector
+        let replay = initial
+        let body = ResponseBody { writer in
+            for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
+            let (merged, continuation) = AsyncStream<WatchEvent?>.makeStream(bufferingPolicy: .bufferingOldest(1024))
+            // Both helpers end with this response: cancelled when the client leaves or the deadline passes.
+            let forwarder = Task {
+                do {
+                    for try await event in events { continuation.yield(event) }
+                } catch {
+                    continuation.yield(nil)
+                }
+                continuation.finish()
+            }
+            let deadline = Task {
+                try? await Task.sleep(for: timeout)  // the watch's deadline, as the client asked
+                continuation.finish()
+            }
+            defer {
+                forwarder.cancel()
+                deadline.cancel()
+            }
+            for await event in merged {
+                guard let event else {
+                    let gone = APIError(code: 410, reason: "Expired", message: "the watch fell behind; list again and resume")
+                    try await writer.write(frame("ERROR", gone.status))
+                    break
+                }
+                guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
+                try await writer.write(frame(event.kind.rawValue, event.object))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json", .transferEncoding: "chunked"], body: body)
+    }
+
+    // MARK: Writes
+
+    func create(dryRun: Bool) async throws -> Response {
+        var object = try await decodedBody()
+        try checkKind(of: object)
+        if kind.namespaced {
+            if object.namespace == nil || object.namespace == "" { object.namespace = path.namespace }
+            guard let namespace = object.namespace, !namespace.isEmpty else {
+                throw APIError.badRequest("a namespace is required to create \(kind.resourceName)")
+            }
+            guard object.namespace == path.namespace || path.namespace == nil else {
+                throw APIError.badRequest(
+                    "the namespace of the provided object (\(namespace)) does not match the namespace sent on the request (\(path.namespace ?? ""))"
+                )
+            }
+            try await requireNamespace(namespace)
+        }
+        object = Self.withoutServerFields(object)
+        let created = try await store.create(object, as: type, dryRun: dryRun)
+        return ResourceHandler.json(created, status: .created)
+    }
+
+    func replace(dryRun: Bool) async throws -> Response {
+        if path.subresource == "scale" { return try await rescale(with: try await decodedBody(), dryRun: dryRun) }
+        var object = try await decodedBody()
+        try checkKind(of: object)
+        try checkIdentity(of: &object)
+        let updated = path.subresource == "status"
+            ? try await store.updateStatus(object, as: type, dryRun: dryRun)
+            : try await store.update(object, as: type, dryRun: dryRun)
+        return ResourceHandler.json(updated)
+    }
+
+    func patch(dryRun: Bool) async throws -> Response {
+        let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map(String.init) ?? ""
+        let patch = try await decodedBody(patch: true)
+        if path.subresource == "scale" {
+            let scale = Scale(of: try await store.get(type, namespace: path.namespace, name: path.name ?? "")).object
+            return try await rescale(with: try Self.apply(patch, contentType: contentType, to: scale), dryRun: dryRun)
+        }
+        let name = path.name ?? ""
+        var existing: JSONValue?
+        do {
+            existing = try await store.get(type, namespace: path.namespace, name: name)
+        } catch {
+            guard error.code == .notFound, contentType == "application/apply-patch+yaml" else { throw error }
+        }
+        guard let current = existing else {
+            // Server-side apply of an object that does not exist creates it.
+            var object = patch
+            try checkKind(of: object)
+            if kind.namespaced, object.namespace == nil { object.namespace = path.namespace }
+            if let namespace = object.namespace, kind.namespaced { try await requireNamespace(namespace) }
+            let created = try await store.create(Self.withoutServerFields(object), as: type, dryRun: dryRun)
+            return ResourceHandler.json(created, status: .created)
+        }
+        var patched = try Self.apply(patch, contentType: contentType, to: current)
+        // A patch names no resourceVersion unless it asks for one; then it is a precondition.
+        if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
+        try checkKind(of: patched)
+        try checkIdentity(of: &patched)
+        let updated = path.subresource == "status"
+            ? try await store.updateStatus(patched, as: type, dryRun: dryRun)
+            : try await store.update(patched, as: type, dryRun: dryRun)
+        return ResourceHandler.json(updated)
+    }
+
+    /// Applies a patch body of `contentType` to `current`.
+    private static func apply(_ patch: JSONValue, contentType: String, to current: JSONValue) throws -> JSONValue {
+        do {
+            switch contentType {
+            case "application/merge-patch+json", "application/apply-patch+yaml":
+                return current.mergePatched(with: patch)
+            case "application/strategic-merge-patch+json":
+                return current.strategicMergePatched(with: patch)
+            case "application/json-patch+json":
+                return try current.applyingJSONPatch(patch)
+            default:
+                throw APIError.unsupportedMediaType(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, "
+                        + "application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+                )
+            }
+        } catch let error as PatchError {
+            throw APIError.invalid("the patch cannot be applied: \(error)")
+        }
+    }
+
+    /// Writes the replica count of a `Scale` into the object behind it.
+    private func rescale(with scale: JSONValue, dryRun: Bool) async throws -> Response {
+        guard let replicas = scale["spec"]?["replicas"]?.integerValue, replicas >= 0 else {
+            throw APIError.invalid("Scale.spec.replicas must be a non-negative integer")
+        }
+        var object = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
+        if let expected = scale.resourceVersion, expected != object.resourceVersion {
+            throw APIError(StoreError(.conflict, "the object has been modified; read the scale again and retry"))
+        }
+        var spec = object["spec"] ?? [:]
+        spec[member: "replicas"] = .integer(replicas)
+        object[member: "spec"] = spec
+        let updated = try await store.update(object, as: type, dryRun: dryRun)
+        return ResourceHandler.json(Scale(of: updated).object)
+    }
+
+    func delete(dryRun: Bool) async throws -> Response {
+        let options = try await deleteOptions()
+        let outcome = try await store.delete(
+            type, namespace: path.namespace, name: path.name ?? "", preconditions: options, dryRun: dryRun
+        )
+        switch outcome {
+        case .deleted(let object): return ResourceHandler.json(object)
+        case .finalizing(let object): return ResourceHandler.json(object, status: .accepted)
+        }
+    }
+
+    func deleteCollection(dryRun: Bool) async throws -> Response {
+        let page = try await store.list(type, options: try listOptions())
+        var items: [JSONValue] = []
+        for object in page.objects {
+            do {
+                switch try await store.delete(type, namespace: object.namespace, name: object.name ?? "", preconditions: .init(), dryRun: dryRun) {
+                case .deleted(let gone), .finalizing(let gone): items.append(gone)
+                }
+            } catch {
+                // Gone already (deleted by someone else since the list): nothing left to do for it.
+                guard error.code == .notFound else { throw error }
+            }
+        }
+        return ResourceHandler.json([
+            "kind": .string("\(kind.kind)List"), "apiVersion": .string(kind.apiVersion),
+            "metadata": ["resourceVersion": .string(String(try await store.currentResourceVersion()))], "items": .array(items),
+        ])
+    }
+
+    // MARK: Checks
+
+    private func decodedBody(patch: Bool = false) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: handler.configuration.maximumBodyBytes)
+        } catch {
+            throw APIError.tooLarge("the request body exceeds \(handler.configuration.maximumBodyBytes) bytes")
+        }
+        let contentType = (request.headers[.contentType] ?? "application/json").split(separator: ";").first.map(String.init) ?? ""
+        if !patch, !["application/json", ""].contains(contentType) {
+            throw APIError.unsupportedMediaType("send objects as application/json (got \(contentType))")
+        }
+        guard buffer.readableBytes <= handler.configuration.maximumObjectBytes else {
+            throw APIError.tooLarge("the object is \(buffer.readableBytes) bytes; the limit is \(handler.configuration.maximumObjectBytes)")
+        }
+        let bytes = Data(buffer.readableBytesView)
+        guard JSONDepth.fits(bytes, maximum: 100) else { throw APIError.badRequest("the JSON body nests deeper than 100 levels") }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: bytes)
+        } catch {
+            throw APIError.badRequest("the request body is not valid JSON: \(error)")
+        }
+    }
+
+    private func checkKind(of object: JSONValue) throws {
+        guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
+        guard object.apiVersion == kind.apiVersion, object.kind == kind.kind else {
+            throw APIError.badRequest(
+                "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(kind.apiVersion) \(kind.kind)"
+            )
+        }
+    }
+
+    /// A body for an existing object must name the object in the URL.
+    private func checkIdentity(of object: inout JSONValue) throws {
+        guard object.name == path.name else {
+            throw APIError.badRequest("the name of the object (\(object.name ?? "")) does not match the name on the URL (\(path.name ?? ""))")
+        }
+        if kind.namespaced {
+            if object.namespace == nil { object.namespace = path.namespace }
+            guard object.namespace == path.namespace else {
+                throw APIError.badRequest("the namespace of the object (\(object.namespace ?? "")) does not match the URL (\(path.namespace ?? ""))")
+            }
+        }
+    }
+
+    private func requireNamespace(_ namespace: String) async throws {
+        do {
+            _ = try await store.get(ResourceHandler.namespaces, namespace: nil, name: namespace)
+        } catch {
+            guard error.code == .notFound else { throw error }
+            throw APIError.notFound("namespaces \"\(namespace)\" not found")
+        }
+    }
+
+    private func deleteOptions() async throws -> DeletePreconditions {
+        let buffer = try? await request.body.collect(upTo: 64 * 1024)
+        guard let buffer, buffer.readableBytes > 0,
+            let options = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+        else { return DeletePreconditions() }
+        return DeletePreconditions(
+            uid: options["preconditions"]?["uid"]?.stringValue,
+            resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init)
+        )
+    }
+
+    /// Fields only the server sets are dropped from what a client sends.
+    private static func withoutServerFields(_ object: JSONValue) -> JSONValue {
+        var cleaned = object
+        for field in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation", "managedFields"] {
+            cleaned.metadata[field] = nil
+        }
+        return cleaned
+    }
+}
+
+/// The opaque `continue` token of a paged list: where the next page starts.
+struct ContinueToken: Codable {
+    var namespace: String
+    var name: String
+
+    init(_ position: ListPosition) {
+        namespace = position.namespace
+        name = position.name
+    }
+
+    init(decoding token: String) throws {
+        guard let data = Data(base64Encoded: token), let decoded = try? JSONDecoder().decode(ContinueToken.self, from: data) else {
+            throw APIError.badRequest("the continue token is not valid; list again from the start")
+        }
+        self = decoded
+    }
+
+    var position: ListPosition { ListPosition(namespace: namespace, name: name) }
+
+    func encoded() throws -> String { try JSONEncoder().encode(self).base64EncodedString() }
+}
+
+/// Bounds JSON nesting before the recursive decoder sees a body.
+enum JSONDepth {
+    static func fits(_ bytes: Data, maximum: Int) -> Bool {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maximum { return false }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return true
+    }
+}
+
+/// The `autoscaling/v1` Scale view of an object with `spec.replicas`.
+struct Scale {
+    let object: JSONValue
+
+    init(of target: JSONValue) {
+        var metadata: [String: JSONValue] = [:]
+        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] { metadata[field] = target.metadata[field] }
+        let labels = target["spec"]?["selector"]?["matchLabels"]
+        var selector = ""
+        if case .object(let pairs)? = labels {
+            selector = pairs.compactMap { key, value in value.stringValue.map { "\(key)=\($0)" } }.sorted().joined(separator: ",")
+        }
+        object = [
+            "apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": .object(metadata),
+            "spec": ["replicas": .integer(target["spec"]?["replicas"]?.integerValue ?? 1)],
+            "status": ["replicas": .integer(target["status"]?["replicas"]?.integerValue ?? 0), "selector": .string(selector)],
+        ]
+    }
+}

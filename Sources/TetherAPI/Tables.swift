@@ -1,0 +1,53 @@
+import Foundation
+import TetherModel
+import TetherPlugin
+
+/// `meta.k8s.io/v1` Table responses: what `kubectl get` prints, computed by the server.
+struct TableWriter {
+    let kind: KindDescriptor
+    let now: Date
+
+    func table(_ objects: [JSONValue], resourceVersion: String?, continueToken: String? = nil) -> JSONValue {
+        var columns: [JSONValue] = [
+            ["name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0]
+        ]
+        for column in kind.printerColumns {
+            columns.append([
+                "name": .string(column.name), "type": .string(column.type), "format": "",
+                "description": .string(column.description), "priority": .integer(Int64(column.priority)),
+            ])
+        }
+        columns.append(["name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0])
+        var metadata: [String: JSONValue] = [:]
+        if let resourceVersion { metadata["resourceVersion"] = .string(resourceVersion) }
+        if let continueToken { metadata["continue"] = .string(continueToken) }
+        return [
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": .object(metadata),
+            "columnDefinitions": .array(columns), "rows": .array(objects.map(row)),
+        ]
+    }
+
+    private func row(_ object: JSONValue) -> JSONValue {
+        var cells: [JSONValue] = [.string(object.name ?? "")]
+        cells += kind.printerColumns.map { $0.cell(object) }
+        cells.append(.string(Self.age(of: object, now: now)))
+        let partial: JSONValue = [
+            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": .object(object.metadata),
+        ]
+        return ["cells": .array(cells), "object": partial]
+    }
+
+    /// Ages as kubectl prints them: `45s`, `12m`, `5h`, `3d`.
+    static func age(of object: JSONValue, now: Date) -> String {
+        guard let stamp = object.metadata["creationTimestamp"]?.stringValue,
+            let created = try? Date(stamp, strategy: .iso8601)
+        else { return "<unknown>" }
+        let seconds = max(0, Int(now.timeIntervalSince(created)))
+        switch seconds {
+        case ..<120: return "\(seconds)s"
+        case ..<(120 * 60): return "\(seconds / 60)m"
+        case ..<(48 * 3600): return "\(seconds / 3600)h"
+        default: return "\(seconds / 86_400)d"
+        }
+    }
+}

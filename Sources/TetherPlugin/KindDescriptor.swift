@@ -1,0 +1,109 @@
+import TetherModel
+
+/// A column of `kubectl get` output, computed from an object.
+public struct PrinterColumn: Sendable {
+    public var name: String
+    /// The OpenAPI type Kubernetes tables use: `string`, `integer`, `date`, ...
+    public var type: String
+    public var description: String
+    /// 0: always shown; 1: only with `-o wide`.
+    public var priority: Int
+    public var cell: @Sendable (JSONValue) -> JSONValue
+
+    public init(
+        name: String,
+        type: String = "string",
+        description: String = "",
+        priority: Int = 0,
+        cell: @escaping @Sendable (JSONValue) -> JSONValue
+    ) {
+        self.name = name
+        self.type = type
+        self.description = description
+        self.priority = priority
+        self.cell = cell
+    }
+}
+
+/// Everything the API needs to serve one kind: its names, its scope, and how to print it.
+public struct KindDescriptor: Sendable {
+    /// Empty for the core group.
+    public var group: String
+    public var version: String
+    public var kind: String
+    public var plural: String
+    public var singular: String
+    public var namespaced: Bool
+    public var shortNames: [String]
+    public var categories: [String]
+    /// Columns between NAME (always first) and AGE (always last).
+    public var printerColumns: [PrinterColumn]
+    public var hasStatus: Bool
+    /// Serves the `scale` subresource over `spec.replicas` (what `kubectl scale` uses).
+    public var hasScale: Bool
+
+    public init(
+        group: String,
+        version: String,
+        kind: String,
+        plural: String,
+        namespaced: Bool,
+        shortNames: [String] = [],
+        categories: [String] = [],
+        printerColumns: [PrinterColumn] = [],
+        hasStatus: Bool = true,
+        hasScale: Bool = false
+    ) {
+        self.group = group
+        self.version = version
+        self.kind = kind
+        self.plural = plural
+        self.singular = kind.lowercased()
+        self.namespaced = namespaced
+        self.shortNames = shortNames
+        self.categories = categories
+        self.printerColumns = printerColumns
+        self.hasStatus = hasStatus
+        self.hasScale = hasScale
+    }
+
+    /// `apps/v1`, or `v1` for the core group.
+    public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
+
+    /// `replicasets.apps`, or `namespaces` for the core group.
+    public var resourceName: String { group.isEmpty ? plural : "\(plural).\(group)" }
+}
+
+/// The kinds a server serves, found by group, version and plural (URLs) or by apiVersion and kind (bodies).
+public struct KindRegistry: Sendable {
+    public let kinds: [KindDescriptor]
+
+    public init(_ kinds: [KindDescriptor]) {
+        self.kinds = kinds
+    }
+
+    public func kind(group: String, version: String, plural: String) -> KindDescriptor? {
+        kinds.first { $0.group == group && $0.version == version && $0.plural == plural }
+    }
+
+    public func kind(apiVersion: String, kind: String) -> KindDescriptor? {
+        kinds.first { $0.apiVersion == apiVersion && $0.kind == kind }
+    }
+
+    /// Every group with its versions, in registration order; the core group ("") included.
+    public var groups: [(name: String, versions: [String])] {
+        var result: [(name: String, versions: [String])] = []
+        for kind in kinds {
+            if let index = result.firstIndex(where: { $0.name == kind.group }) {
+                if !result[index].versions.contains(kind.version) { result[index].versions.append(kind.version) }
+            } else {
+                result.append((kind.group, [kind.version]))
+            }
+        }
+        return result
+    }
+
+    public func kinds(group: String, version: String) -> [KindDescriptor] {
+        kinds.filter { $0.group == group && $0.version == version }
+    }
+}
