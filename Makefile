@@ -7,6 +7,11 @@ SWIFT_FLAGS ?= --explicit-target-dependency-import-check error
 # OpenSSL CLI (an independent TLS client in tests, and the Certs/ scripts), pkg-config to find zlib.
 APT_PACKAGES := zlib1g-dev libsqlite3-dev openssl pkg-config
 
+# Debian's kubectl 1.20 (kubernetes-client), for the tests: it conflicts with the kubectl package
+# this image carries, so it is downloaded and unpacked into the build folder, never installed.
+KUBECTL_LEGACY_DIR := .build-tools/kubectl-1.20
+KUBECTL_LEGACY := $(KUBECTL_LEGACY_DIR)/usr/bin/kubectl
+
 .PHONY: help deps build test demo clean
 
 help:
@@ -28,13 +33,19 @@ deps:
 build: deps
 	swift build $(SWIFT_FLAGS)
 
+$(KUBECTL_LEGACY):
+	mkdir -p $(KUBECTL_LEGACY_DIR)/download
+	cd $(KUBECTL_LEGACY_DIR)/download && (apt-get download kubernetes-client || (apt-get update -qq && apt-get download kubernetes-client))
+	dpkg-deb -x $(KUBECTL_LEGACY_DIR)/download/kubernetes-client_*.deb $(KUBECTL_LEGACY_DIR)
+	$(KUBECTL_LEGACY) version --client
+
 # Integration tests launch tether-hub and tether-agent, so every product is built before `swift test`.
-test: deps
+test: deps $(KUBECTL_LEGACY)
 	swift build --build-tests $(SWIFT_FLAGS)
-	swift test --skip-build
+	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) swift test --skip-build
 
 demo: build
 	.build/debug/tetherctl demo --clusters 3
 
 clean:
-	rm -rf .build .demo
+	rm -rf .build .build-tools .demo

@@ -127,13 +127,13 @@ struct ResourceHandler: Sendable {
             throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
         }
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
-        let query = request.uri.queryParameters
-        let dryRun = query["dryRun"].map { String($0) == "All" } ?? false
+        let query = QueryString.parse(request.uri.query)
+        let dryRun = query["dryRun"] == "All"
         let operation = ResourceOperation(kind: kind, type: type, path: path, handler: self, request: request)
 
         switch (request.method, path.name) {
         case (.get, nil):
-            let watching = query["watch"].map { ["true", "1"].contains(String($0)) } ?? false
+            let watching = query["watch"].map { ["true", "1"].contains($0) } ?? false
             try authorize(caller, watching ? .watch : .list, kind: kind, namespace: path.namespace)
             return watching ? try await operation.watch() : try await operation.list()
         case (.get, .some(let name)):

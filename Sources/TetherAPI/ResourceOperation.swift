@@ -14,9 +14,7 @@ struct ResourceOperation {
     let request: Request
 
     private var store: any ResourceStore { handler.store }
-    private var query: [String: String] {
-        Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { _, last in last })
-    }
+    private var query: [String: String] { QueryString.parse(request.uri.query) }
     private var wantsTable: Bool {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
@@ -272,7 +270,10 @@ struct ResourceOperation {
         }
         let contentType = (request.headers[.contentType] ?? "application/json").split(separator: ";").first.map(String.init) ?? ""
         if !patch, !["application/json", ""].contains(contentType) {
-            throw APIError.unsupportedMediaType("send objects as application/json (got \(contentType))")
+            // kubectl's generator commands (`kubectl create namespace X`) send protobuf; decoding it is not built yet.
+            throw APIError.unsupportedMediaType(
+                "this server accepts objects as application/json only (got \(contentType)); use `kubectl create -f` or `kubectl apply -f`"
+            )
         }
         guard buffer.readableBytes <= handler.configuration.maximumObjectBytes else {
             throw APIError.tooLarge("the object is \(buffer.readableBytes) bytes; the limit is \(handler.configuration.maximumObjectBytes)")
@@ -401,5 +402,21 @@ struct Scale {
             "spec": ["replicas": .integer(target["spec"]?["replicas"]?.integerValue ?? 1)],
             "status": ["replicas": .integer(target["status"]?["replicas"]?.integerValue ?? 0), "selector": .string(selector)],
         ]
+    }
+}
+
+/// Query strings as clients encode them: `&`-separated, `+` for a space, then percent-escapes.
+enum QueryString {
+    static func parse(_ raw: String?) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in (raw ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            result[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return result
     }
 }

@@ -67,14 +67,31 @@ public final class LocalFederation: Sendable {
         let hub = try launch(
             name: "hub",
             binary: "tether-hub",
-            arguments: ["--dir", directory.path, "--agent-listen", agentListen, "--heartbeat-interval", "\(heartbeatInterval)"]
-                + extraArguments
+            arguments: [
+                "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", "127.0.0.1:0",
+                "--heartbeat-interval", "\(heartbeatInterval)",
+            ] + extraArguments
         )
-        let ready = try await hub.waitForEvent("listener.ready", within: .seconds(30))
-        guard let port = try directory.readPorts()?.agent else {
-            throw ProcessWaitError(description: "hub logged \(ready) but wrote no agent port to \(directory.portsPath)")
+        let ready = try await hub.waitForEvent("hub.ready", within: .seconds(30))
+        guard let ports = try directory.readPorts(), let port = ports.agent, let api = ports.api else {
+            throw ProcessWaitError(description: "hub logged \(ready) but wrote no ports to \(directory.portsPath)")
         }
+        try writeKubeconfig(apiPort: api)
         return (hub, port)
+    }
+
+    /// A kubeconfig for the running hub's API (context `federation`, the admin's certificate):
+    /// `D/kubeconfig` names the default port, which a hub on a free port does not use.
+    public var kubeconfigPath: String { (root as NSString).appendingPathComponent("kubeconfig") }
+
+    private func writeKubeconfig(apiPort: Int) throws {
+        let kubeconfig = try Kubeconfig.federation(
+            server: "https://127.0.0.1:\(apiPort)",
+            caPEM: PEMFiles.readText(at: directory.caCertificatePath),
+            clientCertificatePEM: PEMFiles.readText(at: directory.adminCertificatePath),
+            clientKeyPEM: PEMFiles.readText(at: directory.adminKeyPath)
+        )
+        try PEMFiles.writeAtomically(kubeconfig, to: kubeconfigPath, mode: PEMFiles.privateKeyMode)
     }
 
     /// Issues a bundle for `cluster` pointing at `hubPort` (or whatever hub.ports.json says).

@@ -1,0 +1,226 @@
+import Foundation
+import TetherLocal
+import TetherSecurity
+import TetherTestSupport
+import Testing
+
+let workloads = """
+    apiVersion: v1
+    kind: Namespace
+    metadata:
+      name: shop
+    ---
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: settings
+      namespace: shop
+      labels: {app: web}
+    data:
+      mode: fast
+    ---
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: token
+      namespace: shop
+    stringData:
+      key: s3cr3t
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: web
+      namespace: shop
+      labels: {app: web}
+    spec:
+      type: LoadBalancer
+      selector: {app: web}
+      ports: [{port: 80, targetPort: 8080}]
+    ---
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: web
+      namespace: shop
+      labels: {app: web}
+    spec:
+      replicas: 3
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec:
+          containers: [{name: web, image: "nginx:1.27"}]
+    ---
+    apiVersion: apps/v1
+    kind: ReplicaSet
+    metadata:
+      name: frontend
+      namespace: shop
+      labels: {app: frontend}
+    spec:
+      replicas: 1000
+      selector: {matchLabels: {app: frontend}}
+      template:
+        metadata: {labels: {app: frontend}}
+        spec:
+          containers: [{name: php, image: "php:8"}]
+    """
+
+func replicaSetManifest(replicas: Int) -> String {
+    """
+    apiVersion: apps/v1
+    kind: ReplicaSet
+    metadata:
+      name: api
+      namespace: shop
+    spec:
+      replicas: \(replicas)
+      selector: {matchLabels: {app: api}}
+      template:
+        metadata: {labels: {app: api}}
+        spec:
+          containers: [{name: api, image: "api:1"}]
+    """
+}
+
+/// Starts a hub and returns a kubectl of `flavor` pointed at its API as the admin.
+func kubectl(_ flavor: Kubectl.Flavor, for federation: LocalFederation) async throws -> (Kubectl, ManagedProcess) {
+    let (hub, _) = try await federation.startHub()
+    let client = try Kubectl(flavor, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-\(flavor)")
+    return (client, hub)
+}
+
+@Suite("kubectl against the hub's API", .timeLimit(.minutes(5)))
+struct APIKubectlTests {
+    @Test("create, get in every output, apply, label, annotate, patch, scale, edit and delete", arguments: Kubectl.Flavor.allCases)
+    func workflow(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let (kubectl, _) = try await kubectl(flavor, for: federation)
+            let created = try await kubectl.succeed(["create", "-f", "-"], stdin: workloads)
+            for line in ["namespace/shop created", "configmap/settings created", "secret/token created", "service/web created",
+                         "deployment.apps/web created", "replicaset.apps/frontend created"] {
+                #expect(created.contains(line), "\(created)")
+            }
+
+            let table = try await kubectl.succeed(["-n", "shop", "get", "rs"])
+            #expect(table.contains("DESIRED") && table.contains("CURRENT") && table.contains("READY") && table.contains("AGE"))
+            #expect(table.split(separator: "\n").contains { $0.hasPrefix("frontend") && $0.contains("1000") })
+            let yaml = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "yaml"])
+            #expect(yaml.contains("replicas: 1000") && yaml.contains("uid:"))
+            let json = try await kubectl.succeed(["-n", "shop", "get", "deploy", "web", "-o", "json"])
+            let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            #expect((object?["spec"] as? [String: Any])?["replicas"] as? Int == 3)
+            let path = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.spec.replicas}"])
+            #expect(path == "1000")
+
+            // apply twice: the second is a no-op; a change bumps the generation.
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 4))
+            let first = try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}"])
+            let again = try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 4))
+            #expect(again.contains("unchanged"))
+            let second = try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}"])
+            #expect(first == second)
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 6))
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation} {.spec.replicas}"]) == "2 6")
+
+            try await kubectl.succeed(["-n", "shop", "label", "rs", "api", "tier=backend"])
+            try await kubectl.succeed(["-n", "shop", "annotate", "rs", "api", "owner=team-a"])
+            try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=merge", "-p", #"{"spec":{"replicas":7}}"#])
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas}"]) == "7")
+            try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=json", "-p", #"[{"op":"replace","path":"/spec/replicas","value":8}]"#])
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas}"]) == "8")
+            try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=strategic", "-p", #"{"spec":{"template":{"spec":{"containers":[{"name":"api","image":"api:2"}]}}}}"#])
+            try await kubectl.succeed(["-n", "shop", "scale", "rs", "api", "--replicas=9"])
+            let state = try await kubectl.succeed([
+                "-n", "shop", "get", "rs", "api", "-o",
+                "jsonpath={.spec.replicas} {.metadata.labels.tier} {.metadata.annotations.owner} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].name}",
+            ])
+            #expect(state == "9 backend team-a api:2 api")
+
+            try await kubectl.succeed(["-n", "shop", "edit", "rs", "api"], environment: ["KUBE_EDITOR": "sed -i s/replicas:\\ 9/replicas:\\ 11/"])
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas}"]) == "11")
+
+            try await kubectl.succeed(["-n", "shop", "delete", "cm", "settings"])
+            try await kubectl.succeed(["-n", "shop", "delete", "rs,deploy,svc", "-l", "app in (web,frontend)"])
+            let left = try await kubectl.succeed(["-n", "shop", "get", "rs,deploy,svc,cm", "-o", "name"])
+            #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "replicaset.apps/api", "\(left)")
+
+            let clusters = try await kubectl.run(["get", "clusters"])
+            #expect(clusters.status == 0 && clusters.stderr.contains("No resources found"))
+            let resources = try await kubectl.succeed(["api-resources"])
+            for name in ["clusters", "propagationpolicies", "overridepolicies", "replicasets", "ingresses", "namespaces"] {
+                #expect(resources.contains(name), "\(name)")
+            }
+        }
+    }
+
+    @Test("get -w receives an event for a change", arguments: Kubectl.Flavor.allCases)
+    func watch(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let (kubectl, _) = try await kubectl(flavor, for: federation)
+            try await kubectl.succeed(["create", "-f", "-"], stdin: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 2))
+            let watcher = try federation.launch(
+                name: "watch",
+                executable: kubectl.executable,
+                arguments: kubectl.prefix + ["--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "-n", "shop", "get", "rs", "-w"]
+            )
+            try await watcher.waitForLine(within: .seconds(30), "the initial row") { $0.raw.hasPrefix("api ") && $0.raw.contains(" 2 ") }
+            try await kubectl.succeed(["-n", "shop", "scale", "rs", "api", "--replicas=5"])
+            try await watcher.waitForLine(within: .seconds(30), "the scaled row") { $0.raw.hasPrefix("api ") && $0.raw.contains(" 5 ") }
+        }
+    }
+
+    @Test("no credentials are refused; a viewer can read but not create", arguments: Kubectl.Flavor.allCases)
+    func authorization(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let token = UUID().uuidString
+            let policy = """
+                {"users": {"admin": "admin"}, "tokens": [{"token": "\(token)", "user": "ci", "role": "viewer"}]}
+                """
+            try policy.write(toFile: federation.directory.accessPolicyPath, atomically: true, encoding: .utf8)
+            let (admin, _) = try await kubectl(flavor, for: federation)
+            let server = try await admin.succeed(["config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"])
+            let ca = federation.directory.caCertificatePath
+
+            // No credentials at all: kubectl answers a 401 with a password prompt, so curl asks instead.
+            let anonymous = try await curl(["--cacert", ca, server + "/api/v1/namespaces"], in: federation)
+            #expect(anonymous.contains(#""code":401"#) && anonymous.contains("Unauthorized"), "\(anonymous)")
+
+            let viewerConfig = federation.root + "/viewer.kubeconfig"
+            try """
+                apiVersion: v1
+                kind: Config
+                clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
+                users: [{name: ci, user: {token: "\(token)"}}]
+                contexts: [{name: f, context: {cluster: f, user: ci}}]
+                current-context: f
+                """.write(toFile: viewerConfig, atomically: true, encoding: .utf8)
+            let viewer = try Kubectl(flavor, kubeconfig: viewerConfig, home: federation.root + "/home-viewer")
+            #expect(try await viewer.succeed(["get", "namespaces", "-o", "name"]).contains("namespace/default"))
+            let forbidden = try await viewer.run(["create", "namespace", "nope"])
+            #expect(forbidden.status != 0)
+            #expect(forbidden.stderr.contains("forbidden") && forbidden.stderr.contains("\"ci\""), "\(forbidden)")
+            #expect(try await admin.run(["get", "namespace", "nope"]).status != 0, "the refused create wrote nothing")
+
+            let badToken = try Kubectl(flavor, kubeconfig: viewerConfig, home: federation.root + "/home-bad")
+            let wrong = try await badToken.run(["--token", "not-a-token", "get", "namespaces"])
+            #expect(wrong.status != 0, "\(wrong)")
+            #expect(wrong.stderr.contains("Unauthorized") || wrong.stderr.contains("provide credentials"), "\(wrong)")
+        }
+    }
+}
+
+/// Runs curl (an independent HTTP client) and returns what it printed.
+func curl(_ arguments: [String], in federation: LocalFederation) async throws -> String {
+    let process = try federation.launch(
+        name: "curl",
+        executable: URL(fileURLWithPath: "/usr/bin/curl"),
+        arguments: ["--silent", "--show-error", "--max-time", "20"] + arguments
+    )
+    guard await process.waitForExit(within: .seconds(30)) != nil else {
+        throw KubectlError(description: "curl \(arguments) did not finish")
+    }
+    return process.lines.map(\.raw).joined(separator: "\n")
+}

@@ -1,0 +1,113 @@
+import Foundation
+import TetherLocal
+
+/// Runs a real kubectl against a Tether API, with its own discovery cache.
+///
+/// Output goes to files, not pipes, so nothing a child inherits can hold a run open; each run
+/// ends at a deadline.
+public struct Kubectl: Sendable {
+    public enum Flavor: String, Sendable, CaseIterable, CustomStringConvertible {
+        /// The `kubectl` on PATH (1.32 on this image).
+        case modern
+        /// Debian's kubectl 1.20, unpacked by `make test` (path in TETHER_KUBECTL_LEGACY).
+        case legacy
+
+        public var description: String { rawValue }
+    }
+
+    public struct Result: Sendable, CustomStringConvertible {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    public let executable: URL
+    public let prefix: [String]
+    public let kubeconfig: String
+    public let home: String
+
+    public init(_ flavor: Flavor, kubeconfig: String, home: String) throws {
+        switch flavor {
+        case .modern:
+            executable = URL(fileURLWithPath: "/usr/bin/env")
+            prefix = ["kubectl"]
+        case .legacy:
+            guard let path = ProcessInfo.processInfo.environment["TETHER_KUBECTL_LEGACY"],
+                FileManager.default.isExecutableFile(atPath: path)
+            else {
+                throw KubectlError(description: "kubectl 1.20 not found: run the tests with `make test` (it unpacks Debian's kubernetes-client and sets TETHER_KUBECTL_LEGACY)")
+            }
+            executable = URL(fileURLWithPath: path)
+            prefix = []
+        }
+        self.kubeconfig = kubeconfig
+        self.home = home
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+    }
+
+    @discardableResult
+    public func run(
+        _ arguments: [String],
+        stdin: String? = nil,
+        environment: [String: String] = [:],
+        within timeout: Duration = .seconds(60)
+    ) async throws -> Result {
+        let id = UUID().uuidString.prefix(8)
+        let out = (home as NSString).appendingPathComponent("out-\(id)")
+        let err = (home as NSString).appendingPathComponent("err-\(id)")
+        guard FileManager.default.createFile(atPath: out, contents: nil), FileManager.default.createFile(atPath: err, contents: nil)
+        else { throw KubectlError(description: "cannot create output files in \(home)") }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = prefix + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["KUBECONFIG"] = kubeconfig
+        env["HOME"] = home
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        if let stdin {
+            let input = (home as NSString).appendingPathComponent("in-\(id)")
+            try stdin.write(toFile: input, atomically: true, encoding: .utf8)
+            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        let exited = Inbox<Int32>()
+        process.terminationHandler = { exited.append($0.terminationStatus) }
+        try process.run()
+        let status: Int32
+        do {
+            status = try await exited.waitFor("kubectl \(arguments.joined(separator: " ")) to finish", within: timeout) { _ in true }
+        } catch {
+            process.terminate()
+            throw error
+        }
+        return Result(
+            status: status,
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        )
+    }
+
+    /// Runs and requires success, returning standard output.
+    @discardableResult
+    public func succeed(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> String {
+        let result = try await run(arguments, stdin: stdin, environment: environment)
+        guard result.status == 0 else {
+            throw KubectlError(description: "kubectl \(arguments.joined(separator: " ")) failed: \(result)")
+        }
+        return result.stdout
+    }
+}
+
+/// A kubectl run that did not do what a test needed.
+public struct KubectlError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+}
