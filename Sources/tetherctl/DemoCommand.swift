@@ -45,8 +45,9 @@ struct DemoCommand: AsyncParsableCommand {
             }
             print("""
 
-                ── Tether demo: hub on 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
+                ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
                    federation directory: \(federation.directory.path)
+                   drive the hub's API with kubectl:  kubectl --kubeconfig \(federation.kubeconfigPath) get namespaces
                    kill an agent or restart the hub and watch it reconnect; Ctrl-C stops everything.
 
                 """)

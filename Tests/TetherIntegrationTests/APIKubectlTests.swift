@@ -155,6 +155,38 @@ struct APIKubectlTests {
         }
     }
 
+    @Test("objects and the resource version counter survive a hub killed with SIGKILL")
+    func durableAcrossRestart() async throws {
+        try await withFederation { federation in
+            let (kubectl, hub) = try await kubectl(.modern, for: federation)
+            try await kubectl.succeed(["create", "-f", "-"], stdin: workloads)
+            let before = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}"])
+            hub.send(SIGKILL)
+            _ = await hub.waitForExit(within: .seconds(10))
+
+            _ = try await federation.startHub()
+            let after = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}"])
+            #expect(after == before)
+            let names = try await kubectl.succeed(["-n", "shop", "get", "cm,secret,svc,deploy,rs", "-o", "name"])
+            #expect(names.split(separator: "\n").count == 5, "\(names)")
+            try await kubectl.succeed(["-n", "shop", "label", "rs", "frontend", "after=restart"])
+            let next = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.resourceVersion}"])
+            let previous = UInt64(before.split(separator: " ").last ?? "") ?? 0
+            #expect((UInt64(next) ?? 0) > previous, "the counter continues after the restart")
+        }
+    }
+
+    @Test("server-side apply creates, then updates, and kubectl apply --server-side reports it", arguments: Kubectl.Flavor.allCases)
+    func serverSideApply(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let (kubectl, _) = try await kubectl(flavor, for: federation)
+            try await kubectl.succeed(["create", "-f", "-"], stdin: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n")
+            #expect(try await kubectl.succeed(["apply", "--server-side", "-f", "-"], stdin: replicaSetManifest(replicas: 3)).contains("serverside-applied"))
+            try await kubectl.succeed(["apply", "--server-side", "--field-manager=ci", "-f", "-"], stdin: replicaSetManifest(replicas: 5))
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]) == "5 2")
+        }
+    }
+
     @Test("get -w receives an event for a change", arguments: Kubectl.Flavor.allCases)
     func watch(flavor: Kubectl.Flavor) async throws {
         try await withFederation { federation in
