@@ -4,6 +4,7 @@ import NIOCore
 import TetherModel
 import TetherPlugin
 import TetherStore
+import Synchronization
 
 /// One request on one kind: the Kubernetes verbs, with the checks the API adds to the store's.
 struct ResourceOperation {
@@ -93,13 +94,20 @@ struct ResourceOperation {
         let replay = initial
         let body = ResponseBody { writer in
             for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
-            let (merged, continuation) = AsyncStream<WatchEvent?>.makeStream(bufferingPolicy: .bufferingOldest(1024))
+            let (merged, continuation) = AsyncStream<WatchEvent>.makeStream(bufferingPolicy: .bufferingOldest(1024))
+            let fellBehind = FellBehind()
             // Both helpers end with this response: cancelled when the client leaves or the deadline passes.
             let forwarder = Task {
                 do {
-                    for try await event in events { continuation.yield(event) }
+                    for try await event in events {
+                        // A client this far behind is told so (410) rather than silently missing events.
+                        if case .dropped = continuation.yield(event) {
+                            fellBehind.mark()
+                            break
+                        }
+                    }
                 } catch {
-                    continuation.yield(nil)
+                    fellBehind.mark()
                 }
                 continuation.finish()
             }
@@ -112,13 +120,12 @@ struct ResourceOperation {
                 deadline.cancel()
             }
             for await event in merged {
-                guard let event else {
-                    let gone = APIError(code: 410, reason: "Expired", message: "the watch fell behind; list again and resume")
-                    try await writer.write(frame("ERROR", gone.status))
-                    break
-                }
                 guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
                 try await writer.write(frame(event.kind.rawValue, event.object))
+            }
+            if fellBehind.isMarked {
+                let gone = APIError(code: 410, reason: "Expired", message: "the watch fell too far behind; list again and resume")
+                try await writer.write(frame("ERROR", gone.status))
             }
             try await writer.finish(nil)
         }
@@ -419,4 +426,11 @@ enum QueryString {
         }
         return result
     }
+}
+
+/// Set once when a watch's client has fallen too far behind to be served without a gap.
+final class FellBehind: Sendable {
+    private let marked = Mutex(false)
+    func mark() { marked.withLock { $0 = true } }
+    var isMarked: Bool { marked.withLock { $0 } }
 }
