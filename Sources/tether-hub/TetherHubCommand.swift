@@ -37,12 +37,16 @@ struct TetherHubCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds between agent heartbeats; a session silent for three is closed.")
     var heartbeatInterval: Double = 10
 
+    @Option(name: .long, help: "Changes kept for watches to resume from; an older resourceVersion gets 410 Expired.")
+    var watchHistory: Int = 10_000
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard heartbeatInterval >= 0.05, heartbeatInterval <= 3600 else {
             throw ValidationError("--heartbeat-interval must be between 0.05 and 3600 seconds")
         }
+        guard watchHistory >= 1 else { throw ValidationError("--watch-history must be at least 1") }
     }
 
     func run() async throws {
@@ -72,7 +76,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         )
         let api = APIServer(
             configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port),
-            store: try SQLiteResourceStore(path: directory.databasePath),
+            store: try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory),
             registry: BuiltinKinds.registry,
             material: material,
             access: try AccessPolicy.load(from: directory.accessPolicyPath),

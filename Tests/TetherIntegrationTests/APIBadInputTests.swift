@@ -67,6 +67,36 @@ struct APIBadInputTests {
         }
     }
 
+    @Test("a watch from a resourceVersion older than the history is 410 Expired; a recent one replays")
+    func watchExpired() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(extraArguments: ["--watch-history", "5"])
+            let client = try APIClient(federation)
+            var versions: [String] = []
+            for index in 0..<10 {
+                let created = try await client.request(
+                    "POST", "/api/v1/namespaces/default/configmaps",
+                    body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm-\#(index)"}}"#
+                )
+                let object = try JSONSerialization.jsonObject(with: Data(created.body.utf8)) as? [String: Any]
+                versions.append(((object?["metadata"] as? [String: Any])?["resourceVersion"] as? String) ?? "")
+            }
+            let expired = try await client.request("GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=\(versions[0])")
+            #expect(expired.code == 410, "\(expired.body)")
+            #expect(expired.body.contains(#""reason":"Expired""#))
+
+            let recent = try await client.request(
+                "GET", "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=\(versions[7])&timeoutSeconds=1"
+            )
+            let events = recent.body.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            #expect(events.map { $0["type"] as? String } == ["ADDED", "ADDED"])
+            let names = events.compactMap { (($0["object"] as? [String: Any])?["metadata"] as? [String: Any])?["name"] as? String }
+            #expect(names == ["cm-8", "cm-9"])
+        }
+    }
+
     @Test("dryRun=All answers as a create would and stores nothing")
     func dryRun() async throws {
         try await withFederation { federation in
