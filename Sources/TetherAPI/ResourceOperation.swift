@@ -159,10 +159,7 @@ struct ResourceOperation {
         var object = try await decodedBody()
         try checkKind(of: object)
         try checkIdentity(of: &object)
-        let updated = path.subresource == "status"
-            ? try await store.updateStatus(object, as: type, dryRun: dryRun)
-            : try await store.update(object, as: type, dryRun: dryRun)
-        return ResourceHandler.json(updated)
+        return ResourceHandler.json(try await write(object, dryRun: dryRun))
     }
 
     func patch(dryRun: Bool) async throws -> Response {
@@ -193,10 +190,14 @@ struct ResourceOperation {
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: patched)
         try checkIdentity(of: &patched)
-        let updated = path.subresource == "status"
-            ? try await store.updateStatus(patched, as: type, dryRun: dryRun)
-            : try await store.update(patched, as: type, dryRun: dryRun)
-        return ResourceHandler.json(updated)
+        return ResourceHandler.json(try await write(patched, dryRun: dryRun))
+    }
+
+    /// Stores a whole new version: of `status` alone on the status subresource, else of the rest.
+    private func write(_ object: JSONValue, dryRun: Bool) async throws -> JSONValue {
+        path.subresource == "status"
+            ? try await store.updateStatus(object, as: type, dryRun: dryRun)
+            : try await store.update(object, as: type, dryRun: dryRun)
     }
 
     /// Applies a patch body of `contentType` to `current`.
@@ -286,7 +287,7 @@ struct ResourceOperation {
             throw APIError.tooLarge("the object is \(buffer.readableBytes) bytes; the limit is \(handler.configuration.maximumObjectBytes)")
         }
         let bytes = Data(buffer.readableBytesView)
-        guard JSONDepth.fits(bytes, maximum: 100) else { throw APIError.badRequest("the JSON body nests deeper than 100 levels") }
+        guard JSONNesting.fits(bytes, maximum: 100) else { throw APIError.badRequest("the JSON body nests deeper than 100 levels") }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: bytes)
         } catch {
@@ -366,66 +367,6 @@ struct ContinueToken: Codable {
     var position: ListPosition { ListPosition(namespace: namespace, name: name) }
 
     func encoded() throws -> String { try JSONEncoder().encode(self).base64EncodedString() }
-}
-
-/// Bounds JSON nesting before the recursive decoder sees a body.
-enum JSONDepth {
-    static func fits(_ bytes: Data, maximum: Int) -> Bool {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maximum { return false }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
-        return true
-    }
-}
-
-/// The `autoscaling/v1` Scale view of an object with `spec.replicas`.
-struct Scale {
-    let object: JSONValue
-
-    init(of target: JSONValue) {
-        var metadata: [String: JSONValue] = [:]
-        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] { metadata[field] = target.metadata[field] }
-        let labels = target["spec"]?["selector"]?["matchLabels"]
-        var selector = ""
-        if case .object(let pairs)? = labels {
-            selector = pairs.compactMap { key, value in value.stringValue.map { "\(key)=\($0)" } }.sorted().joined(separator: ",")
-        }
-        object = [
-            "apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": .object(metadata),
-            "spec": ["replicas": .integer(target["spec"]?["replicas"]?.integerValue ?? 1)],
-            "status": ["replicas": .integer(target["status"]?["replicas"]?.integerValue ?? 0), "selector": .string(selector)],
-        ]
-    }
-}
-
-/// Query strings as clients encode them: `&`-separated, `+` for a space, then percent-escapes.
-enum QueryString {
-    static func parse(_ raw: String?) -> [String: String] {
-        var result: [String: String] = [:]
-        for pair in (raw ?? "").split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) -> String {
-                let spaced = text.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            result[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return result
-    }
 }
 
 /// Set once when a watch's client has fallen too far behind to be served without a gap.

@@ -44,10 +44,7 @@ public enum TetherTLS {
     /// The hub's agent listener: a client certificate is required; the hub's ``PeerVerifier``
     /// (installed as the verification callback) decides whether it is trusted.
     public static func agentListenerContext(_ material: TLSMaterial) throws(SecurityError) -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try sslCertificates(material.chain).map { .certificate($0) },
-            privateKey: .privateKey(try sslPrivateKey(material.privateKey))
-        )
+        var configuration = try serverConfiguration(material)
         configuration.minimumTLSVersion = .tlsv13
         configuration.maximumTLSVersion = .tlsv13
         configuration.certificateVerification = .noHostnameVerification
@@ -75,15 +72,20 @@ public enum TetherTLS {
     /// A client certificate is optional, because bearer-token clients present none; one that is
     /// presented must pass the ``PeerVerifier`` installed as the verification callback.
     public static func apiServerConfiguration(_ material: TLSMaterial) throws(SecurityError) -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try sslCertificates(material.chain).map { .certificate($0) },
-            privateKey: .privateKey(try sslPrivateKey(material.privateKey))
-        )
+        var configuration = try serverConfiguration(material)
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .optionalVerification
         configuration.trustRoots = .certificates(try sslCertificates(material.trustRoots))
         configuration.applicationProtocols = ["http/1.1"]
         return configuration
+    }
+
+    /// A server presenting `material`'s chain; callers set versions, verification and ALPN explicitly.
+    private static func serverConfiguration(_ material: TLSMaterial) throws(SecurityError) -> TLSConfiguration {
+        TLSConfiguration.makeServerConfiguration(
+            certificateChain: try sslCertificates(material.chain).map { .certificate($0) },
+            privateKey: .privateKey(try sslPrivateKey(material.privateKey))
+        )
     }
 
     /// The swift-certificates form of a certificate NIOSSL handed over.

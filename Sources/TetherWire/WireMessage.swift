@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TetherModel
 
 /// Every message of protocol version 1, with the frame type that carries it.
 public enum WireMessage: Sendable, Hashable {
@@ -84,7 +85,9 @@ public struct WireCodec: Sendable {
             throw WireError(.payloadTooLarge, "\(kind) payload exceeds \(limits.maximumInflatedPayload) bytes")
         }
         return try payload.withUnsafeReadableBytes { (bytes) throws(WireError) -> WireMessage in
-            try JSONNesting.check(bytes, maximumDepth: limits.maximumJSONDepth, kind: kind)
+            guard JSONNesting.fits(bytes, maximum: limits.maximumJSONDepth) else {
+                throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(limits.maximumJSONDepth) levels")
+            }
             let data = Data(bytes)
             do {
                 return try Self.message(of: kind, from: data)
@@ -169,44 +172,6 @@ public struct WireCodec: Sendable {
         case .valueNotFound(_, let context): return "null at \(path(context))"
         case .dataCorrupted(let context): return "not JSON at \(path(context)): \(context.debugDescription)"
         @unknown default: return "\(decodingError)"
-        }
-    }
-}
-
-/// A pre-scan that bounds JSON nesting before a recursive decoder sees the bytes.
-enum JSONNesting {
-    static func check(
-        _ bytes: UnsafeRawBufferPointer,
-        maximumDepth: Int,
-        kind: WireMessage.Kind
-    ) throws(WireError) {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""):
-                inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maximumDepth {
-                    throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(maximumDepth) levels")
-                }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth -= 1
-            default:
-                break
-            }
         }
     }
 }
