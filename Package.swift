@@ -33,6 +33,7 @@ let package = Package(
         .executable(name: "tether-hub", targets: ["tether-hub"]),
         .executable(name: "tether-agent", targets: ["tether-agent"]),
         .executable(name: "tetherctl", targets: ["tetherctl"]),
+        .executable(name: "tether-simcluster", targets: ["tether-simcluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -81,6 +82,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "TetherSim",
+            dependencies: ["TetherModel", "TetherStore", "TetherPlugin", logging, lifecycle],
+            swiftSettings: strictSettings
+        ),
         .target(name: "TetherObservability", dependencies: [logging, argumentParser], swiftSettings: strictSettings),
         .target(
             name: "TetherHub",
@@ -113,6 +119,14 @@ let package = Package(
             dependencies: [
                 "TetherAgent", "TetherSecurity", "TetherWire", "TetherObservability", argumentParser, logging, lifecycle,
                 unixSignals, nioCore,
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "tether-simcluster",
+            dependencies: [
+                "TetherSim", "TetherAPI", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire",
+                "TetherObservability", argumentParser, logging, lifecycle, unixSignals,
             ],
             swiftSettings: strictSettings
         ),

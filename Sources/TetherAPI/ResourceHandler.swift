@@ -77,7 +77,7 @@ struct ResourceHandler: Sendable {
         case .openAPIv3:
             throw APIError.notFound("OpenAPI v3 is not served yet")
         case .resource(let resource):
-            return try await serve(resource, request: request, caller: caller)
+            return try await serve(resource, request: request, caller: caller, connectionClosed: context.channel.closeFuture)
         }
     }
 
@@ -114,7 +114,12 @@ struct ResourceHandler: Sendable {
 
     // MARK: Resources
 
-    private func serve(_ path: APIPath.ResourcePath, request: Request, caller: Caller) async throws -> Response {
+    private func serve(
+        _ path: APIPath.ResourcePath,
+        request: Request,
+        caller: Caller,
+        connectionClosed: EventLoopFuture<Void>
+    ) async throws -> Response {
         guard let kind = registry.kind(group: path.group, version: path.version, plural: path.plural) else {
             throw APIError.notFound("the server could not find the requested resource")
         }
@@ -129,7 +134,9 @@ struct ResourceHandler: Sendable {
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         let query = QueryString.parse(request.uri.query)
         let dryRun = query["dryRun"] == "All"
-        let operation = ResourceOperation(kind: kind, type: type, path: path, handler: self, request: request)
+        let operation = ResourceOperation(
+            kind: kind, type: type, path: path, handler: self, request: request, connectionClosed: connectionClosed
+        )
 
         switch (request.method, path.name) {
         case (.get, nil):

@@ -3,8 +3,9 @@ import Hummingbird
 import NIOCore
 import TetherModel
 import TetherPlugin
-import TetherStore
+import ServiceLifecycle
 import Synchronization
+import TetherStore
 
 /// One request on one kind: the Kubernetes verbs, with the checks the API adds to the store's.
 struct ResourceOperation {
@@ -13,6 +14,8 @@ struct ResourceOperation {
     let path: APIPath.ResourcePath
     let handler: ResourceHandler
     let request: Request
+    /// Completes when the client's connection closes: a watch ends then, not at its next event.
+    let connectionClosed: EventLoopFuture<Void>
 
     private var store: any ResourceStore { handler.store }
     private var query: [String: String] { QueryString.parse(request.uri.query) }
@@ -92,6 +95,7 @@ struct ResourceOperation {
         let labels = options.labelSelector
         let fields = options.fieldSelector
         let replay = initial
+        let connectionClosed = self.connectionClosed
         let body = ResponseBody { writer in
             for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
             let (merged, continuation) = AsyncStream<WatchEvent>.makeStream(bufferingPolicy: .bufferingOldest(1024))
@@ -115,13 +119,23 @@ struct ResourceOperation {
                 try? await Task.sleep(for: timeout)  // the watch's deadline, as the client asked
                 continuation.finish()
             }
+            let hangUp = Task {
+                try? await connectionClosed.get()
+                continuation.finish()
+            }
             defer {
                 forwarder.cancel()
                 deadline.cancel()
+                hangUp.cancel()
             }
-            for await event in merged {
-                guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
-                try await writer.write(frame(event.kind.rawValue, event.object))
+            // A server shutting down ends its watches; clients resume them elsewhere or later.
+            try await withGracefulShutdownHandler {
+                for await event in merged {
+                    guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
+                    try await writer.write(frame(event.kind.rawValue, event.object))
+                }
+            } onGracefulShutdown: {
+                continuation.finish()
             }
             if fellBehind.isMarked {
                 let gone = APIError(code: 410, reason: "Expired", message: "the watch fell too far behind; list again and resume")

@@ -13,9 +13,24 @@ public enum BuiltinKinds {
 
     public static let registry = KindRegistry(all)
 
+    /// What a member cluster serves (the simulated one included): the Kubernetes kinds and Nodes,
+    /// without Tether's own federation kinds.
+    public static let memberCluster = KindRegistry(all.filter { $0.group != "core.tether.io" } + [node])
+
     static let namespace = KindDescriptor(
         group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, shortNames: ["ns"],
         printerColumns: [column("STATUS") { $0.path("status", "phase") ?? "Active" }]
+    )
+    static let node = KindDescriptor(
+        group: "", version: "v1", kind: "Node", plural: "nodes", namespaced: false, shortNames: ["no"],
+        printerColumns: [
+            column("STATUS") { node in
+                guard case .array(let conditions)? = node["status"]?["conditions"] else { return "Unknown" }
+                let ready = conditions.first { $0["type"]?.stringValue == "Ready" }
+                return ready?["status"]?.stringValue == "True" ? "Ready" : "NotReady"
+            },
+            column("VERSION") { $0.path("status", "nodeInfo", "kubeletVersion") ?? "" },
+        ]
     )
     static let configMap = KindDescriptor(
         group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, shortNames: ["cm"],

@@ -1,0 +1,38 @@
+import TetherModel
+import TetherStore
+
+/// The simulated cluster's Node objects: exactly `settings.nodes` of them, Ready, with capacity.
+struct Nodes {
+    let store: any ResourceStore
+    let settings: SimulationSettings
+
+    static let type = ResourceType(group: "", resource: "nodes", namespaced: false)
+
+    func name(_ index: Int) -> String { "\(settings.clusterName)-node-\(index)" }
+
+    func reconcile() async throws {
+        let existing = try await store.list(Self.type, options: ListOptions()).objects
+        let wanted = Set((1...max(1, settings.nodes)).map(name))
+        for node in existing where !wanted.contains(node.name ?? "") {
+            _ = try await store.delete(Self.type, namespace: nil, name: node.name ?? "", preconditions: .init(), dryRun: false)
+        }
+        let present = Set(existing.compactMap(\.name))
+        for node in wanted.sorted() where !present.contains(node) {
+            _ = try await store.create(Self.object(name: node), as: Self.type, dryRun: false)
+        }
+    }
+
+    static func object(name: String) -> JSONValue {
+        let capacity: JSONValue = ["cpu": "4", "memory": "16Gi", "pods": "110"]
+        return [
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": ["name": .string(name), "labels": ["kubernetes.io/hostname": .string(name), "sim.tether.io/simulated": "true"]],
+            "spec": [:],
+            "status": [
+                "capacity": capacity, "allocatable": capacity,
+                "conditions": [["type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)"]],
+                "nodeInfo": ["kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64"],
+            ],
+        ]
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import TetherModel
+
+/// The status a real cluster's controllers would show for an object at a moment of its
+/// progress: pure computation, so it is tested without a store or a clock.
+struct StatusPlan {
+    let object: JSONValue
+    /// How long the object's current generation has been seen.
+    let elapsed: Duration
+    let readyAfter: Duration
+    let failing: Bool
+    private(set) var status: JSONValue
+    /// When the status will next change by itself; nil when it is settled.
+    private(set) var lookAgainAfter: Duration?
+
+    init(object: JSONValue, elapsed: Duration, readyAfter: Duration, failing: Bool) {
+        self.object = object
+        self.elapsed = elapsed
+        self.readyAfter = readyAfter
+        self.failing = failing
+        self.status = object["status"] ?? [:]
+    }
+
+    private var generation: Int64 { object.generation ?? 1 }
+    private func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
+    private func current(_ key: String) -> Int64 { status[key]?.integerValue ?? 0 }
+
+    /// ReplicaSet and StatefulSet become ready all at once after the delay; a Deployment rolls
+    /// out in three visible steps. Scaling down takes effect at once.
+    mutating func replicas(stepped: Bool) {
+        let desired = spec("replicas") ?? 1
+        var ready: Int64
+        if failing {
+            ready = 0
+        } else if desired <= current("readyReplicas") {
+            ready = desired
+        } else if stepped {
+            let step = readyAfter / 3
+            let steps = min(3, Int64(elapsed / step))
+            ready = max(current("readyReplicas"), desired * steps / 3)
+            if ready < desired { lookAgainAfter = step * Double(steps + 1) - elapsed }
+        } else if elapsed >= readyAfter {
+            ready = desired
+        } else {
+            ready = current("readyReplicas")
+            lookAgainAfter = readyAfter - elapsed
+        }
+        status[member: "observedGeneration"] = .integer(generation)
+        status[member: "replicas"] = .integer(desired)
+        status[member: "readyReplicas"] = .integer(ready)
+        status[member: "availableReplicas"] = .integer(ready)
+        if object.kind == "Deployment" {
+            status[member: "updatedReplicas"] = .integer(failing ? 0 : max(ready, min(desired, current("updatedReplicas"))))
+            status[member: "unavailableReplicas"] = .integer(desired - ready)
+            status[member: "conditions"] = .array(deploymentConditions(ready: ready, desired: desired))
+        } else {
+            status[member: "fullyLabeledReplicas"] = .integer(desired)
+            if object.kind == "StatefulSet" {
+                status[member: "currentReplicas"] = .integer(ready)
+                status[member: "updatedReplicas"] = .integer(ready)
+            }
+            status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
+        }
+    }
+
+    mutating func daemonSet(nodes: Int) {
+        let scheduled = Int64(nodes)
+        let ready: Int64 = failing ? 0 : (elapsed >= readyAfter ? scheduled : current("numberReady"))
+        if !failing, ready < scheduled { lookAgainAfter = readyAfter - elapsed }
+        status[member: "observedGeneration"] = .integer(generation)
+        status[member: "desiredNumberScheduled"] = .integer(scheduled)
+        status[member: "currentNumberScheduled"] = .integer(scheduled)
+        status[member: "numberMisscheduled"] = 0
+        status[member: "numberReady"] = .integer(ready)
+        status[member: "numberAvailable"] = .integer(ready)
+        status[member: "updatedNumberScheduled"] = .integer(ready)
+    }
+
+    mutating func job() {
+        let completions = spec("completions") ?? 1
+        if status["startTime"] == nil { status[member: "startTime"] = .string(Self.timestamp(Date())) }
+        if failing {
+            status[member: "active"] = 0
+            status[member: "failed"] = 1
+            status[member: "conditions"] = .array([failureCondition(type: "Failed")])
+        } else if elapsed >= readyAfter {
+            status[member: "active"] = 0
+            status[member: "succeeded"] = .integer(completions)
+            if status["completionTime"] == nil { status[member: "completionTime"] = .string(Self.timestamp(Date())) }
+            status[member: "conditions"] = .array([
+                ["type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods (simulated)"]
+            ])
+        } else {
+            status[member: "active"] = .integer(spec("parallelism") ?? 1)
+            lookAgainAfter = readyAfter - elapsed
+        }
+    }
+
+    mutating func namespace() {
+        status[member: "phase"] = "Active"
+    }
+
+    mutating func loadBalancer(ip: String) {
+        status[member: "loadBalancer"] = ["ingress": [["ip": .string(ip)]]]
+    }
+
+    static func loadBalancerIP(of object: JSONValue) -> String? {
+        guard case .array(let ingress)? = object["status"]?["loadBalancer"]?["ingress"] else { return nil }
+        return ingress.first?["ip"]?.stringValue
+    }
+
+    private func deploymentConditions(ready: Int64, desired: Int64) -> [JSONValue] {
+        if failing {
+            return [
+                ["type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."],
+                failureCondition(type: "Progressing"),
+            ]
+        }
+        let available = ready >= desired
+        return [
+            [
+                "type": "Available", "status": .string(available ? "True" : "False"),
+                "reason": .string(available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable"),
+                "message": .string(available ? "Deployment has minimum availability." : "Deployment does not have minimum availability."),
+            ],
+            [
+                "type": "Progressing", "status": "True",
+                "reason": .string(available ? "NewReplicaSetAvailable" : "ReplicaSetUpdated"),
+                "message": .string(available ? "ReplicaSet has successfully progressed." : "ReplicaSet is progressing."),
+            ],
+        ]
+    }
+
+    private func failureCondition(type: String) -> JSONValue {
+        [
+            "type": .string(type), "status": .string(type == "Progressing" ? "False" : "True"), "reason": "SimulatedFailure",
+            "message": .string("simulated failure: the object carries \(WorkloadSimulator.failAnnotation)=\"true\"; it never becomes ready"),
+        ]
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TetherModel
+import TetherPlugin
+import TetherStore
+
+/// How the simulated cluster behaves.
+public struct SimulationSettings: Sendable {
+    public var clusterName: String
+    public var nodes: Int
+    /// How long a workload takes to become ready after its spec changes.
+    public var readyAfter: Duration
+
+    public init(clusterName: String, nodes: Int = 3, readyAfter: Duration = .seconds(2)) {
+        self.clusterName = clusterName
+        self.nodes = nodes
+        self.readyAfter = readyAfter
+    }
+}
+
+/// A workload simulator in the spirit of KWOK: no container runs; the status a real cluster's
+/// controllers would write is written instead, after the ready delay.
+///
+/// Driven by the store's watches: every change to a simulated kind queues its key, and a single
+/// worker reconciles keys one at a time. The only timers are the ones a ready delay needs. An
+/// object annotated `sim.tether.io/fail: "true"` never becomes ready.
+public final class WorkloadSimulator: Service, Sendable {
+    public static let failAnnotation = "sim.tether.io/fail"
+
+    private let store: any ResourceStore
+    private let registry: KindRegistry
+    private let settings: SimulationSettings
+    private let logger: Logger
+    private let queue = WorkQueue()
+    /// When each object's current generation was first seen, so its progress can be timed.
+    private let observed = Mutex<[ObjectKey: (generation: Int64, since: ContinuousClock.Instant)]>([:])
+    private let addresses: AddressAllocator
+
+    public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.logger = logger
+        self.addresses = AddressAllocator(clusterName: settings.clusterName)
+    }
+
+    static let simulated = ["replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces"]
+
+    public func run() async throws {
+        try await Nodes(store: store, settings: settings).reconcile()
+        let types = registry.kinds.filter { Self.simulated.contains($0.plural) }.map {
+            ResourceType(group: $0.group, resource: $0.plural, namespaced: $0.namespaced)
+        }
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for type in types {
+                    group.addTask { await self.follow(type) }
+                }
+                var timers = Set<ObjectKey>()
+                let (fired, firedContinuation) = AsyncStream.makeStream(of: ObjectKey.self)
+                group.addTask {
+                    for await key in fired { self.queue.add(key) }
+                }
+                for await key in self.queue.keys {
+                    timers.remove(key)
+                    guard let delay = await self.reconcile(key), !timers.contains(key) else { continue }
+                    timers.insert(key)
+                    group.addTask {
+                        // The ready delay itself: the simulated controller's work takes this long.
+                        try? await Task.sleep(for: delay)
+                        firedContinuation.yield(key)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lists `type`, queues every object, then queues whatever the watch reports; relists if the watch ends.
+    private func follow(_ type: ResourceType) async {
+        while !Task.isCancelled {
+            do {
+                let page = try await store.list(type, options: ListOptions())
+                for object in page.objects { queue.add(key(type, object)) }
+                for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
+                    if event.kind == .deleted, type.resource == "namespaces" {
+                        await deleteContents(ofNamespace: event.object.name ?? "")
+                    }
+                    queue.add(key(type, event.object))
+                }
+            } catch {
+                logger.debug("simulator watch restarting", metadata: ["tether.kind": "\(type)", "tether.error": "\(error)"])
+            }
+        }
+    }
+
+    private func key(_ type: ResourceType, _ object: JSONValue) -> ObjectKey {
+        ObjectKey(type: type, namespace: object.namespace, name: object.name ?? "")
+    }
+
+    /// Brings one object's status one step closer to what a real cluster would show; returns when to look again.
+    private func reconcile(_ key: ObjectKey) async -> Duration? {
+        guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
+            _ = observed.withLock { $0.removeValue(forKey: key) }
+            return nil
+        }
+        let elapsed = progress(of: key, generation: object.generation ?? 1)
+        let failing = object.annotations[Self.failAnnotation] == "true"
+        var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: settings.readyAfter, failing: failing)
+        switch key.type.resource {
+        case "replicasets", "statefulsets": plan.replicas(stepped: false)
+        case "deployments": plan.replicas(stepped: true)
+        case "daemonsets": plan.daemonSet(nodes: settings.nodes)
+        case "jobs": plan.job()
+        case "namespaces": plan.namespace()
+        case "services", "ingresses":
+            // The cluster IP is spec, written first; the update's own event brings the key back.
+            if key.type.resource == "services", await assignClusterIP(object, key: key) { return nil }
+            let wantsAddress = key.type.resource == "ingresses" || object["spec"]?["type"]?.stringValue == "LoadBalancer"
+            if wantsAddress, StatusPlan.loadBalancerIP(of: object) == nil {
+                plan.loadBalancer(ip: await addresses.loadBalancerIP(store: store))
+            }
+        default: return nil
+        }
+        if plan.status != object["status"] {
+            var updated = object
+            updated[member: "status"] = plan.status
+            do {
+                _ = try await store.updateStatus(updated, as: key.type, dryRun: false)
+            } catch {
+                // Someone else wrote first: the watch queues the key again with the newer object.
+                logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
+            }
+        }
+        return plan.lookAgainAfter
+    }
+
+    /// How long the object's current generation has been seen (zero the first time).
+    private func progress(of key: ObjectKey, generation: Int64) -> Duration {
+        let now = ContinuousClock.now
+        return observed.withLock { observed in
+            if let seen = observed[key], seen.generation == generation { return now - seen.since }
+            observed[key] = (generation, now)
+            return .zero
+        }
+    }
+
+    /// The API server's job in a real cluster: a Service gets a cluster IP when it has none.
+    /// Returns whether it wrote one.
+    private func assignClusterIP(_ service: JSONValue, key: ObjectKey) async -> Bool {
+        guard service["spec"]?["clusterIP"]?.stringValue == nil, service["spec"]?["type"]?.stringValue != "ExternalName" else {
+            return false
+        }
+        var updated = service
+        var spec = service["spec"] ?? [:]
+        let ip = await addresses.clusterIP(store: store)
+        spec[member: "clusterIP"] = .string(ip)
+        spec[member: "clusterIPs"] = [.string(ip)]
+        updated[member: "spec"] = spec
+        return (try? await store.update(updated, as: key.type, dryRun: false)) != nil
+    }
+
+    private func deleteContents(ofNamespace namespace: String) async {
+        for kind in registry.kinds where kind.namespaced {
+            let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: true)
+            guard let page = try? await store.list(type, options: ListOptions(namespace: namespace)) else { continue }
+            for object in page.objects {
+                _ = try? await store.delete(type, namespace: namespace, name: object.name ?? "", preconditions: .init(), dryRun: false)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TetherAPI
+import TetherObservability
+import TetherPlugin
+import TetherSecurity
+import TetherSim
+import TetherStore
+import TetherWire
+import UnixSignals
+
+@main
+struct SimclusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tether-simcluster",
+        abstract: "Run a SIMULATED member cluster: a Kubernetes-compatible API whose workloads are simulated.",
+        discussion: """
+            This is a simulator for tests and the demo, not Kubernetes: no container ever runs. It serves
+            the same API as the hub, with its own CA and admin certificate in DIR, and a workload simulator
+            (in the spirit of KWOK) writes the status a real cluster's controllers would: replicas become
+            ready after --ready-after, Services get cluster IPs and load-balancer addresses, Jobs complete,
+            DaemonSets run on --nodes simulated nodes. An object annotated sim.tether.io/fail="true" never
+            becomes ready. Writes DIR/kubeconfig (context NAME) and DIR/simcluster.json; keeps its objects
+            in DIR/cluster.db across restarts.
+            """
+    )
+
+    @Option(name: .long, help: "The cluster's name (a DNS label); also the kubeconfig context.")
+    var name: String
+
+    @Option(name: .long, help: "Directory for the cluster's PKI, kubeconfig and objects.")
+    var dir: String
+
+    @Option(name: .long, help: "Address of the API; ':0' picks a free port.")
+    var listen: String = "127.0.0.1:0"
+
+    @Option(name: .long, help: "Number of simulated nodes.")
+    var nodes: Int = 3
+
+    @Option(name: .long, help: "How long workloads take to become ready, e.g. 2s or 500ms.", transform: parseDelay)
+    var readyAfter: Duration = .seconds(2)
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        do {
+            try TetherIdentity.validateClusterName(name)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        guard (1...1000).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 1000") }
+    }
+
+    func run() async throws {
+        logging.bootstrap()
+        var logger = Logger(label: "tether.simcluster")
+        logger[metadataKey: "tether.cluster"] = "\(name)"
+        logger.notice(
+            "SIMULATED cluster: no containers run; workload status is written by a simulator",
+            metadata: ["tether.event": "simcluster.starting", "tether.nodes": "\(nodes)"]
+        )
+        let directory = FederationDirectory(path: dir)
+        if (try? directory.loadConfig()) == nil {
+            try directory.initialize(trustDomain: "\(name).sim.tether")
+        }
+        let material = try TLSMaterial.load(
+            certificate: directory.hubCertificatePath,
+            key: directory.hubKeyPath,
+            trustBundle: directory.caCertificatePath
+        )
+        let address = try HostAndPort(parsing: listen)
+        let store = try SQLiteResourceStore(path: (dir as NSString).appendingPathComponent("cluster.db"))
+        let registry = BuiltinKinds.memberCluster
+        let api = APIServer(
+            configuration: APIServerConfiguration(host: address.host, port: address.port),
+            store: store,
+            registry: registry,
+            material: material,
+            access: AccessPolicy(),
+            logger: logger,
+            onBound: { [name, dir, logger] port in
+                do {
+                    try SimclusterFiles(name: name, dir: dir, directory: directory).write(port: port)
+                    logger.info("simulated cluster ready", metadata: ["tether.event": "simcluster.ready", "tether.port": "\(port)"])
+                } catch {
+                    logger.error("cannot write the simulated cluster's files", metadata: ["tether.error": "\(error)"])
+                }
+            }
+        )
+        let simulator = WorkloadSimulator(
+            store: store,
+            registry: registry,
+            settings: SimulationSettings(clusterName: name, nodes: nodes, readyAfter: readyAfter),
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(services: [api, simulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+}
+
+/// `kubeconfig` (context NAME, the admin's certificate) and `simcluster.json` for a bound port.
+struct SimclusterFiles {
+    var name: String
+    var dir: String
+    var directory: FederationDirectory
+
+    struct Description: Codable {
+        var name: String
+        var url: String
+        var port: Int
+        var simulated = true
+    }
+
+    func write(port: Int) throws {
+        let url = "https://127.0.0.1:\(port)"
+        let kubeconfig = try Kubeconfig.federation(
+            server: url,
+            caPEM: PEMFiles.readText(at: directory.caCertificatePath),
+            clientCertificatePEM: PEMFiles.readText(at: directory.adminCertificatePath),
+            clientKeyPEM: PEMFiles.readText(at: directory.adminKeyPath),
+            contextName: name
+        )
+        try PEMFiles.writeAtomically(kubeconfig, to: (dir as NSString).appendingPathComponent("kubeconfig"), mode: PEMFiles.privateKeyMode)
+        try PEMFiles.writeJSON(Description(name: name, url: url, port: port), to: (dir as NSString).appendingPathComponent("simcluster.json"))
+    }
+}
+
+func parseDelay(_ text: String) throws -> Duration {
+    let scale: Double
+    var number = Substring(text)
+    if number.hasSuffix("ms") {
+        scale = 0.001
+        number = number.dropLast(2)
+    } else if number.hasSuffix("s") {
+        scale = 1
+        number = number.dropLast()
+    } else {
+        scale = 1
+    }
+    guard let value = Double(number), value >= 0, value <= 3600 else {
+        throw ValidationError("'\(text)' is not a delay; write it like 2s or 500ms")
+    }
+    return .milliseconds(Int64(value * scale * 1000))
+}

@@ -1,0 +1,136 @@
+import Foundation
+import TetherLocal
+import TetherTestSupport
+import Testing
+
+let simulatedWorkloads = """
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: broken
+      annotations: {sim.tether.io/fail: "true"}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: broken}}
+      template:
+        metadata: {labels: {app: broken}}
+        spec: {containers: [{name: a, image: busybox}]}
+    ---
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      replicas: 5
+      selector: {matchLabels: {app: web}}
+      template:
+        metadata: {labels: {app: web}}
+        spec: {containers: [{name: web, image: nginx}]}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: web}
+    spec:
+      type: LoadBalancer
+      selector: {app: web}
+      ports: [{port: 80, targetPort: 8080}]
+    ---
+    apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: {name: agent}
+    spec:
+      selector: {matchLabels: {app: agent}}
+      template:
+        metadata: {labels: {app: agent}}
+        spec: {containers: [{name: a, image: busybox}]}
+    ---
+    apiVersion: batch/v1
+    kind: Job
+    metadata: {name: once}
+    spec:
+      template:
+        spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+    """
+
+/// Starts `tether-simcluster` and returns it with a kubectl for its kubeconfig.
+func startSimcluster(
+    _ name: String,
+    in federation: LocalFederation,
+    nodes: Int = 4,
+    readyAfter: String = "1s"
+) async throws -> (ManagedProcess, Kubectl) {
+    let dir = federation.root + "/sim-\(name)"
+    let sim = try federation.launch(
+        name: "sim-\(name)",
+        binary: "tether-simcluster",
+        arguments: ["--name", name, "--dir", dir, "--nodes", "\(nodes)", "--ready-after", readyAfter]
+    )
+    try await sim.waitForEvent("simcluster.ready", within: .seconds(30))
+    return (sim, try Kubectl(.modern, kubeconfig: dir + "/kubeconfig", home: dir + "/home"))
+}
+
+@Suite("tether-simcluster with real kubectl", .timeLimit(.minutes(3)))
+struct SimclusterTests {
+    @Test("workloads become ready, scale, get addresses; DaemonSets follow nodes; a failing workload never becomes ready")
+    func workloads() async throws {
+        try await withFederation { federation in
+            let (sim, kubectl) = try await startSimcluster("east", in: federation)
+            #expect(sim.lines.contains { $0.event == "simcluster.starting" && ($0["message"] ?? "").contains("SIMULATED") })
+            #expect(try await kubectl.succeed(["config", "current-context"]).trimmingCharacters(in: .whitespacesAndNewlines) == "east")
+            let nodes = try await kubectl.succeed(["get", "nodes", "-o", "name"])
+            #expect(nodes.split(separator: "\n").count == 4)
+
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: simulatedWorkloads)
+            // The ready delay is 1 s; the margin is generous for a loaded machine.
+            try await kubectl.succeed(["wait", "--for=condition=Available", "deploy/web", "--timeout=20s"])
+            let table = try await kubectl.succeed(["get", "deploy", "web"])
+            #expect(table.split(separator: "\n").last?.contains("5/5") == true, "\(table)")
+
+            try await kubectl.succeed(["scale", "deploy", "web", "--replicas=2"])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "deploy/web", "--timeout=20s"])
+            #expect(try await kubectl.succeed(["get", "deploy", "web"]).contains("2/2"))
+
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "svc/web", "--timeout=20s"])
+            let address = try await kubectl.succeed(["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP} {.status.loadBalancer.ingress[0].ip}"])
+            #expect(address.hasPrefix("10.96.") && address.contains(" 198.1"), "\(address)")
+
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.numberReady}=4", "ds/agent", "--timeout=20s"])
+            try await kubectl.succeed(["wait", "--for=condition=Complete", "job/once", "--timeout=20s"])
+
+            // "broken" was created before "web": web has long been ready, broken still is not.
+            let broken = try await kubectl.succeed(["get", "deploy", "broken", "-o", "jsonpath={.status.readyReplicas}|{.status.conditions[?(@.type==\"Progressing\")].message}"])
+            #expect(broken.hasPrefix("0|") && broken.contains("sim.tether.io/fail"), "\(broken)")
+        }
+    }
+
+    @Test("a restart keeps the objects, and a new --nodes count shows in DaemonSets")
+    func restart() async throws {
+        try await withFederation { federation in
+            let (sim, kubectl) = try await startSimcluster("east", in: federation, nodes: 2)
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: simulatedWorkloads)
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.numberReady}=2", "ds/agent", "--timeout=20s"])
+            let before = try await kubectl.succeed(["get", "deploy,svc,ds,job", "-o", "jsonpath={range .items[*]}{.metadata.uid} {end}"])
+            sim.send(SIGTERM)
+            #expect(await sim.waitForExit(within: .seconds(15)) == 0)
+
+            let (_, again) = try await startSimcluster("east", in: federation, nodes: 3)
+            let after = try await again.succeed(["get", "deploy,svc,ds,job", "-o", "jsonpath={range .items[*]}{.metadata.uid} {end}"])
+            #expect(after == before)
+            #expect(try await again.succeed(["get", "nodes", "-o", "name"]).split(separator: "\n").count == 3)
+            try await again.succeed(["wait", "--for=jsonpath={.status.numberReady}=3", "ds/agent", "--timeout=20s"])
+        }
+    }
+
+    @Test("two simulated clusters side by side give different load-balancer addresses")
+    func twoClusters() async throws {
+        try await withFederation { federation in
+            var addresses: [String] = []
+            for name in ["east", "west"] {
+                let (_, kubectl) = try await startSimcluster(name, in: federation)
+                try await kubectl.succeed(["apply", "-f", "-"], stdin: simulatedWorkloads)
+                try await kubectl.succeed(["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "svc/web", "--timeout=20s"])
+                addresses.append(try await kubectl.succeed(["get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]))
+            }
+            #expect(addresses.count == 2 && addresses[0] != addresses[1], "\(addresses)")
+        }
+    }
+}
