@@ -151,6 +151,7 @@ let package = Package(
             dependencies: ["TetherWire", "TetherModel", nioCore, nioEmbedded, nioTestUtils],
             swiftSettings: strictSettings
         ),
+        .testTarget(name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel"], swiftSettings: strictSettings),
         .testTarget(name: "TetherModelTests", dependencies: ["TetherModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "TetherStoreTests",

@@ -1,0 +1,70 @@
+import TetherModel
+import Testing
+
+@testable import TetherSim
+
+func workload(_ kind: String, replicas: Int64, generation: Int64 = 1, status: JSONValue? = nil) -> JSONValue {
+    var object: JSONValue = [
+        "apiVersion": "apps/v1", "kind": .string(kind), "metadata": ["name": "w", "generation": .integer(generation)],
+        "spec": ["replicas": .integer(replicas)],
+    ]
+    if let status { object[member: "status"] = status }
+    return object
+}
+
+@Suite("Simulated status")
+struct StatusPlanTests {
+    let delay = Duration.seconds(3)
+
+    @Test("a ReplicaSet is unready until the delay, then wholly ready; the plan says when to look again")
+    func replicaSet() {
+        var early = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(1), readyAfter: delay, failing: false)
+        early.replicas(stepped: false)
+        #expect(early.status["readyReplicas"] == 0)
+        #expect(early.lookAgainAfter == .seconds(2))
+        var late = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(3), readyAfter: delay, failing: false)
+        late.replicas(stepped: false)
+        #expect(late.status["readyReplicas"] == 4 && late.status["observedGeneration"] == 1)
+        #expect(late.lookAgainAfter == nil)
+    }
+
+    @Test("a Deployment rolls out in three visible steps")
+    func rollout() {
+        let counts = [0.5, 1.5, 2.5, 3.5].map { seconds -> Int64? in
+            var plan = StatusPlan(object: workload("Deployment", replicas: 6), elapsed: .milliseconds(Int64(seconds * 1000)), readyAfter: delay, failing: false)
+            plan.replicas(stepped: true)
+            return plan.status["readyReplicas"]?.integerValue
+        }
+        #expect(counts == [0, 2, 4, 6])
+    }
+
+    @Test("scaling down takes effect at once")
+    func scaleDown() {
+        var plan = StatusPlan(
+            object: workload("Deployment", replicas: 2, generation: 2, status: ["readyReplicas": 5, "updatedReplicas": 5]),
+            elapsed: .zero, readyAfter: delay, failing: false
+        )
+        plan.replicas(stepped: true)
+        #expect(plan.status["readyReplicas"] == 2 && plan.status["unavailableReplicas"] == 0)
+    }
+
+    @Test("a failing workload never becomes ready, whatever the time, and says why")
+    func failing() {
+        var plan = StatusPlan(object: workload("Deployment", replicas: 3), elapsed: .seconds(3600), readyAfter: delay, failing: true)
+        plan.replicas(stepped: true)
+        #expect(plan.status["readyReplicas"] == 0)
+        #expect(plan.lookAgainAfter == nil)
+        guard case .array(let conditions)? = plan.status["conditions"] else { Issue.record("no conditions"); return }
+        #expect(conditions.contains { $0["message"]?.stringValue?.contains("sim.tether.io/fail") == true })
+    }
+
+    @Test("DaemonSets follow the node count; Jobs complete after the delay")
+    func daemonSetAndJob() {
+        var daemonSet = StatusPlan(object: workload("DaemonSet", replicas: 0), elapsed: .seconds(5), readyAfter: delay, failing: false)
+        daemonSet.daemonSet(nodes: 7)
+        #expect(daemonSet.status["desiredNumberScheduled"] == 7 && daemonSet.status["numberReady"] == 7)
+        var job = StatusPlan(object: ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3]], elapsed: .seconds(5), readyAfter: delay, failing: false)
+        job.job()
+        #expect(job.status["succeeded"] == 3)
+    }
+}
