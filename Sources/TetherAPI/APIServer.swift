@@ -65,6 +65,7 @@ public final class APIServer: Service, Sendable {
         registry: KindRegistry,
         material: TLSMaterial,
         access: AccessPolicy,
+        faults: FaultInjector? = nil,
         logger: Logger,
         onBound: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
@@ -78,6 +79,7 @@ public final class APIServer: Service, Sendable {
             access: access,
             trustDomain: material.identity.trustDomain,
             configuration: configuration,
+            faults: faults,
             logger: logger
         )
     }

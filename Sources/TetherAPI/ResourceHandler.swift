@@ -15,6 +15,7 @@ struct ResourceHandler: Sendable {
     let access: AccessPolicy
     let trustDomain: String
     let configuration: APIServerConfiguration
+    let faults: FaultInjector?
     let logger: Logger
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
@@ -43,6 +44,9 @@ struct ResourceHandler: Sendable {
     }
 
     private func route(_ request: Request, context: APIRequestContext) async throws -> Response {
+        if let faults, request.uri.path == "/debug/faults" {
+            return try await controlFaults(faults, request: request, context: context)
+        }
         guard let path = APIPath(request.uri.path) else {
             throw APIError.notFound("the server could not find the requested resource")
         }
@@ -77,8 +81,39 @@ struct ResourceHandler: Sendable {
         case .openAPIv3:
             throw APIError.notFound("OpenAPI v3 is not served yet")
         case .resource(let resource):
+            try await faults?.apply()
             return try await serve(resource, request: request, caller: caller, connectionClosed: context.channel.closeFuture)
         }
+    }
+
+    private func controlFaults(_ faults: FaultInjector, request: Request, context: APIRequestContext) async throws -> Response {
+        let caller = try await authenticate(request, context: context)
+        guard caller.role == .admin else { throw APIError.forbidden("only an admin may inject faults") }
+        switch request.method {
+        case .put:
+            let body = try await request.body.collect(upTo: 4096)
+            let fault: FaultInjector.Fault
+            do {
+                fault = try JSONDecoder().decode(FaultInjector.Fault.self, from: Data(body.readableBytesView))
+            } catch {
+                throw APIError.badRequest("expected {\"status\": 503, \"delayMilliseconds\": 0, \"seconds\": 30}: \(error)")
+            }
+            try faults.start(fault)
+            logger.warning("injecting API faults", metadata: ["tether.event": "api.faults", "tether.fault": "\(fault)"])
+        case .delete:
+            faults.stop()
+            logger.info("API faults cleared", metadata: ["tether.event": "api.faults_cleared"])
+        case .get:
+            break
+        default:
+            throw APIError.methodNotAllowed("use GET, PUT or DELETE on /debug/faults")
+        }
+        let active = faults.active
+        return Self.json([
+            "active": .bool(active != nil),
+            "status": active?.status.map { .integer(Int64($0)) } ?? .null,
+            "delayMilliseconds": active?.delayMilliseconds.map { .integer(Int64($0)) } ?? .null,
+        ])
     }
 
     // MARK: Authentication and authorization

@@ -22,7 +22,8 @@ struct SimclusterCommand: AsyncParsableCommand {
             (in the spirit of KWOK) writes the status a real cluster's controllers would: replicas become
             ready after --ready-after, Services get cluster IPs and load-balancer addresses, Jobs complete,
             DaemonSets run on --nodes simulated nodes. An object annotated sim.tether.io/fail="true" never
-            becomes ready. Writes DIR/kubeconfig (context NAME) and DIR/simcluster.json; keeps its objects
+            becomes ready. PUT {"status": 503, "delayMilliseconds": 0, "seconds": 30} to /debug/faults
+            (admin) makes the API fail or slow down for a while; DELETE ends it. Writes DIR/kubeconfig (context NAME) and DIR/simcluster.json; keeps its objects
             in DIR/cluster.db across restarts.
             """
     )
@@ -79,6 +80,7 @@ struct SimclusterCommand: AsyncParsableCommand {
             registry: registry,
             material: material,
             access: AccessPolicy(),
+            faults: FaultInjector(),
             logger: logger,
             onBound: { [name, dir, logger] port in
                 do {

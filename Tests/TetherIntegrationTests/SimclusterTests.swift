@@ -120,6 +120,32 @@ struct SimclusterTests {
         }
     }
 
+    @Test("injected faults: the API answers 503 while asked to, then recovers; delays slow every answer")
+    func faults() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("east", in: federation)
+            let dir = federation.root + "/sim-east"
+            let description = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/simcluster.json"))) as? [String: Any]
+            let url = try #require(description?["url"] as? String)
+            let credentials = ["--cacert", dir + "/ca.crt", "--cert", dir + "/admin.crt", "--key", dir + "/admin.key"]
+            func faults(_ method: String, _ body: String? = nil) async throws -> String {
+                try await curl(credentials + ["-X", method] + (body.map { ["-H", "Content-Type: application/json", "-d", $0] } ?? []) + [url + "/debug/faults"], in: federation)
+            }
+
+            #expect(try await faults("PUT", #"{"status": 503, "seconds": 120}"#).contains(#""active":true"#))
+            let sick = try await kubectl.run(["get", "deploy"])
+            #expect(sick.status != 0 && (sick.stderr.contains("ServiceUnavailable") || sick.stderr.contains("503")), "\(sick)")
+            #expect(try await faults("DELETE").contains(#""active":false"#))
+            try await kubectl.succeed(["get", "deploy"])
+
+            #expect(try await faults("PUT", #"{"delayMilliseconds": 700, "seconds": 120}"#).contains(#""delayMilliseconds":700"#))
+            let timing = try await curl(credentials + ["-o", "/dev/null", "-w", "%{time_total}", url + "/api/v1/namespaces/default/configmaps"], in: federation)
+            #expect((Double(timing.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 0.7, "\(timing)")
+            let invalid = try await faults("PUT", #"{"status": 418, "seconds": 5}"#)
+            #expect(invalid.contains(#""code":422"#), "\(invalid)")
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in
