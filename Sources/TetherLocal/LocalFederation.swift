@@ -94,6 +94,23 @@ public final class LocalFederation: Sendable {
         try PEMFiles.writeAtomically(kubeconfig, to: kubeconfigPath, mode: PEMFiles.privateKeyMode)
     }
 
+    /// Starts `tether-simcluster` for `name` in `root/sim-NAME` and returns once it serves; its
+    /// kubeconfig (context NAME) is `root/sim-NAME/kubeconfig`.
+    public func startSimcluster(
+        _ name: String,
+        nodes: Int = 3,
+        readyAfter: String = "2s"
+    ) async throws -> (process: ManagedProcess, directory: String) {
+        let directory = (root as NSString).appendingPathComponent("sim-\(name)")
+        let process = try launch(
+            name: "sim-\(name)",
+            binary: "tether-simcluster",
+            arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter]
+        )
+        try await process.waitForEvent("simcluster.ready", within: .seconds(30))
+        return (process, directory)
+    }
+
     /// Issues a bundle for `cluster` pointing at `hubPort` (or whatever hub.ports.json says).
     public func issueBundle(cluster: String, hubPort: Int? = nil) throws -> AgentBundle {
         let path = (root as NSString).appendingPathComponent("bundles/\(cluster)")

@@ -9,10 +9,11 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run a federation on this machine: a hub and one agent per cluster, on loopback.",
         discussion: """
-            Creates a fresh federation in DIR, starts tether-hub on a free loopback port, issues a bundle
-            per cluster and starts a tether-agent with each, then shows their logs until you press Ctrl-C.
-            The executables are taken from beside tetherctl (the build folder) or from TETHER_BIN_DIR.
-            Member clusters are not simulated yet: each agent holds its session to the hub.
+            Creates a fresh federation in DIR, starts tether-hub on free loopback ports, and for each cluster
+            a SIMULATED member cluster (tether-simcluster: no containers run) and a tether-agent with the
+            cluster's bundle; then shows their logs until you press Ctrl-C. The executables are taken from
+            beside tetherctl (the build folder) or from TETHER_BIN_DIR. Agents do not apply objects to
+            their clusters yet: each holds its session to the hub.
             """
     )
 
@@ -38,6 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
             let (hub, port) = try await federation.startHub(heartbeatInterval: heartbeatInterval)
             let names = Self.clusterNames(count: clusters)
             for name in names {
+                _ = try await federation.startSimcluster(name)
                 _ = try federation.startAgent(bundle: try federation.issueBundle(cluster: name, hubPort: port))
             }
             for name in names {
@@ -47,7 +49,8 @@ struct DemoCommand: AsyncParsableCommand {
 
                 ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
                    federation directory: \(federation.directory.path)
-                   drive the hub's API with kubectl:  kubectl --kubeconfig \(federation.kubeconfigPath) get namespaces
+                   the hub's API:          kubectl --kubeconfig \(federation.kubeconfigPath) get namespaces
+                   a simulated member:     kubectl --kubeconfig \(federation.root)/sim-\(names[0])/kubeconfig get nodes
                    kill an agent or restart the hub and watch it reconnect; Ctrl-C stops everything.
 
                 """)

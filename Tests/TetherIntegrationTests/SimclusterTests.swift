@@ -58,13 +58,7 @@ func startSimcluster(
     nodes: Int = 4,
     readyAfter: String = "1s"
 ) async throws -> (ManagedProcess, Kubectl) {
-    let dir = federation.root + "/sim-\(name)"
-    let sim = try federation.launch(
-        name: "sim-\(name)",
-        binary: "tether-simcluster",
-        arguments: ["--name", name, "--dir", dir, "--nodes", "\(nodes)", "--ready-after", readyAfter]
-    )
-    try await sim.waitForEvent("simcluster.ready", within: .seconds(30))
+    let (sim, dir) = try await federation.startSimcluster(name, nodes: nodes, readyAfter: readyAfter)
     return (sim, try Kubectl(.modern, kubeconfig: dir + "/kubeconfig", home: dir + "/home"))
 }
 
