@@ -140,6 +140,26 @@ struct SimclusterTests {
         }
     }
 
+    @Test("namespaces are Active, and deleting one deletes what it held")
+    func namespaceCascade() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("east", in: federation)
+            try await kubectl.succeed(["create", "-f", "-"], stdin: """
+                apiVersion: v1
+                kind: Namespace
+                metadata: {name: shop}
+                ---
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: settings, namespace: shop}
+                data: {mode: fast}
+                """)
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Active", "namespace/shop", "--timeout=20s"])
+            try await kubectl.succeed(["delete", "namespace", "shop"])
+            try await kubectl.succeed(["wait", "--for=delete", "-n", "shop", "configmap/settings", "--timeout=20s"])
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in
