@@ -100,6 +100,7 @@ public final class APIServer: Service, Sendable {
         let tls = try TetherTLS.apiServerConfiguration(material)
         let verifier = PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
         let logger = self.logger
+        let bound = OnceFlag()
         let app = Application(
             router: router,
             server: try .tls(
@@ -119,12 +120,24 @@ public final class APIServer: Service, Sendable {
             ),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { [onBound, logger] channel in
+                bound.mark()
                 let port = channel.localAddress?.port ?? 0
                 logger.info("API server ready", metadata: ["tether.event": "api.ready", "tether.port": "\(port)"])
                 await onBound(port)
             },
             logger: logger
         )
-        try await app.run()
+        do {
+            try await app.run()
+        } catch where !bound.isMarked {
+            throw APIListenFailure(
+                description: "cannot serve the API on \(configuration.host):\(configuration.port): \(error); choose another address"
+            )
+        }
     }
+}
+
+/// The API server could not start listening, with the address and what to do.
+public struct APIListenFailure: Error, CustomStringConvertible {
+    public var description: String
 }

@@ -99,7 +99,7 @@ struct ResourceOperation {
         let body = ResponseBody { writer in
             for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
             let (merged, continuation) = AsyncStream<WatchEvent>.makeStream(bufferingPolicy: .bufferingOldest(1024))
-            let fellBehind = FellBehind()
+            let fellBehind = OnceFlag()
             // Both helpers end with this response: cancelled when the client leaves or the deadline passes.
             let forwarder = Task {
                 do {
@@ -383,8 +383,8 @@ struct ContinueToken: Codable {
     func encoded() throws -> String { try JSONEncoder().encode(self).base64EncodedString() }
 }
 
-/// Set once when a watch's client has fallen too far behind to be served without a gap.
-final class FellBehind: Sendable {
+/// A flag set once, read from any task: a watch's client fell behind, a server got its port.
+final class OnceFlag: Sendable {
     private let marked = Mutex(false)
     func mark() { marked.withLock { $0 = true } }
     var isMarked: Bool { marked.withLock { $0 } }

@@ -39,6 +39,11 @@ public struct AgentListenerConfiguration: Sendable {
     }
 }
 
+/// A listener that could not start, with the address and what to do.
+public struct ListenFailure: Error, CustomStringConvertible {
+    public var description: String
+}
+
 public enum TetherHubVersion {
     public static let current = "0.1.0"
 }
@@ -80,7 +85,20 @@ public final class AgentListener: Service, Sendable {
     }
 
     public func run() async throws {
-        let server = try await ServerBootstrap(group: group)
+        let server: any Channel
+        do {
+            server = try await bind()
+        } catch {
+            throw ListenFailure(
+                description: "cannot listen for agents on \(configuration.address): \(error); choose another address (tether-hub --agent-listen)"
+            )
+        }
+        let port = server.localAddress?.port ?? configuration.address.port
+        try await runBound(server, port: port)
+    }
+
+    private func bind() async throws -> any Channel {
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -89,7 +107,9 @@ public final class AgentListener: Service, Sendable {
             }
             .bind(host: configuration.address.host, port: configuration.address.port)
             .get()
-        let port = server.localAddress?.port ?? configuration.address.port
+    }
+
+    private func runBound(_ server: any Channel, port: Int) async throws {
         do {
             try await onBound(port)
         } catch {

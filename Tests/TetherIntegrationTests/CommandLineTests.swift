@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherSecurity
 import TetherTestSupport
 import Testing
 
@@ -78,6 +79,20 @@ struct CommandLineTests {
         #expect(again.status != 0)
         #expect(again.output.contains("already holds a federation CA"))
         #expect(try await run("tetherctl", ["init", "--dir", scratch.file("fed"), "--force"]).status == 0)
+    }
+
+    @Test("a hub whose port is taken exits non-zero, naming the address")
+    func busyPorts() async throws {
+        try await withFederation { federation in
+            let (_, agentPort) = try await federation.startHub()
+            let apiPort = try #require(try federation.directory.readPorts()?.api)
+            let agentBusy = try await run("tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:\(agentPort)"])
+            #expect(agentBusy.status != 0)
+            #expect(agentBusy.output.contains("cannot listen for agents on 127.0.0.1:\(agentPort)"), "\(agentBusy.output)")
+            let apiBusy = try await run("tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:\(apiPort)", "--agent-listen", "127.0.0.1:0"])
+            #expect(apiBusy.status != 0)
+            #expect(apiBusy.output.contains("cannot serve the API on 127.0.0.1:\(apiPort)"), "\(apiBusy.output)")
+        }
     }
 
     @Test("the hub and agent refuse to start on a missing directory or bundle, saying what to do")
