@@ -91,6 +91,11 @@ public final class WorkloadSimulator: Service, Sendable {
                 }
             } catch {
                 logger.debug("simulator watch restarting", metadata: ["tether.kind": "\(type)", "tether.error": "\(error)"])
+                // A watch that fell behind relists at once; anything else (a failing store) waits a
+                // moment, so a persistent failure is not a busy loop.
+                if (error as? StoreError)?.code != .watchOverflow {
+                    try? await Task.sleep(for: .seconds(1))
+                }
             }
         }
     }
