@@ -185,6 +185,9 @@ extension FederationDirectory {
             trustBundle: try loadTrustBundle(),
             manifest: AgentManifest(cluster: cluster, trustDomain: config.trustDomain, hubAddresses: addresses)
         )
+        let summary = CertificateSummary(issued.certificate)
+        let absolute = URL(fileURLWithPath: bundle.path).standardizedFileURL.path
+        try recordIssued(IssuedBundle(cluster: cluster, path: absolute, serial: summary.serial, notAfter: summary.notAfter))
         return bundle
     }
 }

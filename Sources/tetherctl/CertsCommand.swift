@@ -6,7 +6,7 @@ struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "Issue and inspect the federation's certificates.",
-        subcommands: [IssueCommand.self, InspectCommand.self]
+        subcommands: [IssueCommand.self, RenewCommand.self, InspectCommand.self, CheckCommand.self]
     )
 }
 

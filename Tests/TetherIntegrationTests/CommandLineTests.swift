@@ -22,8 +22,9 @@ struct CommandLineTests {
         "every command has --help and exits 0 with it",
         arguments: [
             ("tetherctl", ["--help"]), ("tetherctl", ["init", "--help"]), ("tetherctl", ["certs", "issue", "--help"]),
-            ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
-            ("tether-agent", ["--help"]),
+            ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["certs", "check", "--help"]),
+            ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
+            ("tether-agent", ["--help"]), ("tether-simcluster", ["--help"]),
         ]
     )
     func help(binary: String, arguments: [String]) async throws {
@@ -69,6 +70,33 @@ struct CommandLineTests {
         let (status, output) = try await run("tetherctl", arguments)
         #expect(status != 0)
         #expect(output.contains(expected), "\(output)")
+    }
+
+    @Test("certs check lists what expires within the window (exit 1), renew fixes it (exit 0), errors exit 2")
+    func checkAndRenew() async throws {
+        let scratch = try ScratchDirectory()
+        let dir = scratch.file("fed")
+        #expect(try await run("tetherctl", ["init", "--dir", dir]).status == 0)
+        #expect(try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "240h"]).status == 0)
+        #expect(try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "us-1", "--out", scratch.file("c")]).status == 0)
+
+        let expiring = try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "720h", "--output", "json"])
+        #expect(expiring.status == 1)
+        let list = try JSONSerialization.jsonObject(with: Data(expiring.output.utf8)) as? [[String: Any]]
+        #expect(list?.compactMap { $0["identity"] as? String } == ["spiffe://tether.local/cluster/eu-1"], "\(expiring.output)")
+        #expect(try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "24h"]).status == 0)
+
+        let hubBefore = try await run("tetherctl", ["certs", "inspect", dir + "/hub.crt", "--output", "json"])
+        let renewed = try await run("tetherctl", ["certs", "renew", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--output", "json"])
+        #expect(renewed.status == 0, "\(renewed.output)")
+        #expect(try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "720h"]).status == 0)
+        #expect(try await run("tetherctl", ["certs", "renew", "--dir", dir, "--hub"]).status == 0)
+        let hubAfter = try await run("tetherctl", ["certs", "inspect", dir + "/hub.crt", "--output", "json"])
+        #expect(hubBefore.output != hubAfter.output && hubAfter.output.contains("spiffe://tether.local/hub"))
+
+        let wrongBundle = try await run("tetherctl", ["certs", "renew", "--dir", dir, "--cluster", "us-1", "--out", scratch.file("b")])
+        #expect(wrongBundle.status != 0 && wrongBundle.output.contains("not 'us-1'"), "\(wrongBundle.output)")
+        #expect(try await run("tetherctl", ["certs", "check", "--dir", scratch.file("missing"), "--expiring-within", "1h"]).status == 2)
     }
 
     @Test("init refuses to replace an existing CA without --force")
