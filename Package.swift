@@ -92,7 +92,7 @@ let package = Package(
             name: "TetherHub",
             dependencies: [
                 "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrency, x509,
-                logging, metrics, lifecycle,
+                logging, metrics, lifecycle, unixSignals,
             ],
             swiftSettings: strictSettings
         ),

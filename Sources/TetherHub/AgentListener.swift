@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -82,6 +83,27 @@ public final class AgentListener: Service, Sendable {
         self.group = group
         self.logger = logger
         self.onBound = onBound
+    }
+
+    /// Uses `material` for every handshake from now on; established sessions keep theirs.
+    ///
+    /// The material is checked first (the key matches, the identity is the hub's, the certificate
+    /// is within its validity period); on any failure the current material stays in use.
+    public func reload(_ material: TLSMaterial, now: Date = Date()) throws(SecurityError) {
+        guard case .hub = material.identity.role else {
+            throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), not the hub")
+        }
+        guard material.leaf.notValidBefore <= now, now < material.leaf.notValidAfter else {
+            throw SecurityError(
+                .unreadableFile,
+                "the new certificate is not valid now (valid \(material.leaf.notValidBefore) to \(material.leaf.notValidAfter))"
+            )
+        }
+        let replacement = Trust(
+            context: try TetherTLS.agentListenerContext(material),
+            verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
+        )
+        trust.withLockedValue { $0 = replacement }
     }
 
     public func run() async throws {

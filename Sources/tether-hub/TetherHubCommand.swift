@@ -21,7 +21,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on
             mutual TLS 1.3, keeps its objects in DIR/hub.db, and writes the ports it bound to
             DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user).
-            Stops cleanly on SIGTERM or SIGINT, telling connected agents to come back later.
+            On SIGHUP it reloads hub.crt, hub.key and ca.crt for the agent listener (new handshakes use
+            them; sessions continue; a bad set is refused and logged). Stops cleanly on SIGTERM or
+            SIGINT, telling connected agents to come back later.
             """
     )
 
@@ -83,8 +85,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
+        let reloader = CertificateReloader(directory: directory, listener: listener, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [listener, api], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: [listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

@@ -266,6 +266,49 @@ struct SessionIntegrationTests {
         }
     }
 
+    @Test("SIGHUP reloads the hub's certificate: sessions go on, new handshakes get the new one, a bad file is refused")
+    func certificateReload() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.3)
+            let first = try federation.startAgent(bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port))
+            try await first.waitForEvent("session.established", within: .seconds(20))
+            let probe = try federation.issueBundle(cluster: "probe", hubPort: port)
+
+            /// The serial of the certificate the hub presents to a new handshake, as OpenSSL reads it.
+            func presentedSerial() async throws -> String {
+                let shell = try federation.launch(
+                    name: "s_client",
+                    executable: URL(fileURLWithPath: "/bin/sh"),
+                    arguments: [
+                        "-c",
+                        "openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -alpn tether/1 -CAfile \(federation.directory.caCertificatePath) "
+                            + "-cert \(probe.certificatePath) -key \(probe.keyPath) </dev/null 2>/dev/null | openssl x509 -noout -serial",
+                    ]
+                )
+                let line = try await shell.waitForLine(within: .seconds(20), "the serial") { $0.raw.hasPrefix("serial=") }
+                return String(line.raw.dropFirst("serial=".count)).uppercased()
+            }
+            @Sendable func normalized(_ serial: String) -> String { String(serial.drop { $0 == "0" }) }
+
+            let before = try await presentedSerial()
+            let renewed = CertificateSummary(try federation.directory.renewHubCertificate().certificate).serial
+            #expect(normalized(before) != normalized(renewed))
+            hub.send(SIGHUP)
+            try await hub.waitForEvent("certificates.reloaded", within: .seconds(10)) { normalized($0["tether.serial"] ?? "") == normalized(renewed) }
+            #expect(normalized(try await presentedSerial()) == normalized(renewed))
+
+            // A garbage certificate file is refused and the renewed certificate stays in use.
+            try PEMFiles.writeAtomically("not a certificate", to: federation.directory.hubCertificatePath, mode: PEMFiles.certificateMode)
+            hub.send(SIGHUP)
+            try await hub.waitForEvent("certificates.reload_refused", within: .seconds(10))
+            #expect(normalized(try await presentedSerial()) == normalized(renewed))
+            let late = try federation.startAgent(bundle: try federation.issueBundle(cluster: "us-1", hubPort: port))
+            try await late.waitForEvent("session.established", within: .seconds(20))
+
+            #expect(!first.lines.contains { $0.event == "session.ended" }, "the first session went on through both reloads")
+        }
+    }
+
     @Test("SIGTERM stops an agent cleanly, and a draining hub sends goaway to its agents")
     func cleanShutdown() async throws {
         try await withFederation { federation in
