@@ -20,7 +20,7 @@ public struct KeyedCertificate: Sendable {
         get throws(SecurityError) { try PEMFiles.pem(of: certificate) }
     }
 
-    /// PKCS#8 (`BEGIN PRIVATE KEY`), as OpenSSL and NIOSSL read it.
+    /// PKCS#8 PEM, as OpenSSL and NIOSSL read it.
     public var privateKeyPEM: String { privateKey.pemRepresentation }
 }
 

@@ -38,7 +38,7 @@ public enum PEMFiles {
         }
     }
 
-    /// An ECDSA P-256 private key in PKCS#8 (`PRIVATE KEY`) or SEC 1 (`EC PRIVATE KEY`) PEM.
+    /// An ECDSA P-256 private key in PKCS#8 or SEC 1 PEM.
     public static func readPrivateKey(at path: String) throws(SecurityError) -> P256.Signing.PrivateKey {
         let text = try readText(at: path)
         do {
