@@ -34,25 +34,25 @@ struct StoreFixture {
 }
 
 /// The next `count` events of a watch, or a failure when they do not come in time.
+///
+/// Waits through an ``Inbox``, like every other wait in the tests: its deadline is a timer, and
+/// the answer comes as soon as the events do.
 func next(_ count: Int, of stream: WatchStream, within timeout: Duration = .seconds(5)) async throws -> [WatchEvent] {
-    try await withThrowingTaskGroup(of: [WatchEvent]?.self) { group in
-        group.addTask {
-            var events: [WatchEvent] = []
+    let received = Inbox<[WatchEvent]>()
+    let reader = Task {
+        var events: [WatchEvent] = []
+        do {
             for try await event in stream {
                 events.append(event)
+                received.append(events)
                 if events.count == count { break }
             }
-            return events
+        } catch {
+            received.finish("the watch ended with \(error) after \(events.count) events")
         }
-        group.addTask {
-            try await Task.sleep(for: timeout)  // the deadline of this wait, not a pause
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let events = first else { throw DeadlineExceeded(description: "fewer than \(count) watch events within \(timeout)") }
-        return events
     }
+    defer { reader.cancel() }
+    return try await received.waitFor("\(count) watch events", within: timeout) { $0.count == count }
 }
 
 @Suite("Resource store")
