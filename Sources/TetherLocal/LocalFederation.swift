@@ -85,13 +85,7 @@ public final class LocalFederation: Sendable {
     public var kubeconfigPath: String { (root as NSString).appendingPathComponent("kubeconfig") }
 
     private func writeKubeconfig(apiPort: Int) throws {
-        let kubeconfig = try Kubeconfig.federation(
-            server: "https://127.0.0.1:\(apiPort)",
-            caPEM: PEMFiles.readText(at: directory.caCertificatePath),
-            clientCertificatePEM: PEMFiles.readText(at: directory.adminCertificatePath),
-            clientKeyPEM: PEMFiles.readText(at: directory.adminKeyPath)
-        )
-        try PEMFiles.writeAtomically(kubeconfig, to: kubeconfigPath, mode: PEMFiles.privateKeyMode)
+        try directory.writeKubeconfig(server: "https://127.0.0.1:\(apiPort)", to: kubeconfigPath)
     }
 
     /// Starts `tether-simcluster` for `name` in `root/sim-NAME` and returns once it serves; its

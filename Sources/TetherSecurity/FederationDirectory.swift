@@ -124,6 +124,19 @@ public struct FederationDirectory: Sendable {
         try PEMFiles.readCertificates(at: caCertificatePath)
     }
 
+    /// Writes a kubeconfig for an API at `server` to `path`: the CA and the admin's certificate from
+    /// this directory, one context named `contextName`, readable by its owner only.
+    public func writeKubeconfig(server: String, to path: String, contextName: String = "federation") throws(SecurityError) {
+        let kubeconfig = try Kubeconfig.federation(
+            server: server,
+            caPEM: PEMFiles.readText(at: caCertificatePath),
+            clientCertificatePEM: PEMFiles.readText(at: adminCertificatePath),
+            clientKeyPEM: PEMFiles.readText(at: adminKeyPath),
+            contextName: contextName
+        )
+        try PEMFiles.writeAtomically(kubeconfig, to: path, mode: PEMFiles.privateKeyMode)
+    }
+
     public func writePorts(_ ports: HubPorts) throws(SecurityError) {
         try PEMFiles.writeJSON(ports, to: portsPath)
     }

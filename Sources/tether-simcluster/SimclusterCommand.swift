@@ -119,14 +119,7 @@ struct SimclusterFiles {
 
     func write(port: Int) throws {
         let url = "https://127.0.0.1:\(port)"
-        let kubeconfig = try Kubeconfig.federation(
-            server: url,
-            caPEM: PEMFiles.readText(at: directory.caCertificatePath),
-            clientCertificatePEM: PEMFiles.readText(at: directory.adminCertificatePath),
-            clientKeyPEM: PEMFiles.readText(at: directory.adminKeyPath),
-            contextName: name
-        )
-        try PEMFiles.writeAtomically(kubeconfig, to: (dir as NSString).appendingPathComponent("kubeconfig"), mode: PEMFiles.privateKeyMode)
+        try directory.writeKubeconfig(server: url, to: (dir as NSString).appendingPathComponent("kubeconfig"), contextName: name)
         try PEMFiles.writeJSON(Description(name: name, url: url, port: port), to: (dir as NSString).appendingPathComponent("simcluster.json"))
     }
 }
