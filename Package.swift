@@ -16,6 +16,7 @@ let nioConcurrency = Target.Dependency.product(name: "NIOConcurrencyHelpers", pa
 let nioTLS = Target.Dependency.product(name: "NIOTLS", package: "swift-nio")
 let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
 let nioTestUtils = Target.Dependency.product(name: "NIOTestUtils", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
@@ -25,6 +26,11 @@ let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+
+/// The built-in resource-kind plugins, one module per family under `Plugins/`.
+let pluginFamilies: [Target.Dependency] = ["WorkloadsPlugin", "ConfigPlugin", "NetworkingPlugin", "FederationPlugin"]
 
 let package = Package(
     name: "tether",
@@ -47,6 +53,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
@@ -56,7 +64,7 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "TetherModel", swiftSettings: strictSettings),
+        .target(name: "TetherModel", dependencies: [yams], swiftSettings: strictSettings),
         .target(
             name: "TetherWire",
             dependencies: ["TetherModel", "CTetherZlib", nioCore],
@@ -73,6 +81,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "TetherPlugin", dependencies: ["TetherModel"], swiftSettings: strictSettings),
+        .target(name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Workloads", swiftSettings: strictSettings),
+        .target(name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Config", swiftSettings: strictSettings),
+        .target(name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Networking", swiftSettings: strictSettings),
+        .target(name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Federation", swiftSettings: strictSettings),
+        // The registries the executables serve: every family above, plus the member-only Node kind.
+        .target(
+            name: "BuiltinPlugins",
+            dependencies: ["TetherPlugin", "TetherModel"] + pluginFamilies,
+            path: "Plugins/Builtin",
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "TetherAPI",
             dependencies: [
@@ -99,8 +118,8 @@ let package = Package(
         .target(
             name: "TetherAgent",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, x509, logging,
-                metrics, lifecycle,
+                "TetherModel", "TetherWire", "TetherSecurity", "TetherPlugin", nioCore, nioPosix, nioSSL, nioTLS,
+                nioConcurrency, nioHTTP1, x509, logging, metrics, lifecycle, httpClient,
             ],
             swiftSettings: strictSettings
         ),
@@ -109,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "tether-hub",
             dependencies: [
-                "TetherHub", "TetherAPI", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire",
+                "TetherHub", "TetherAPI", "TetherStore", "TetherPlugin", "BuiltinPlugins", "TetherSecurity", "TetherWire",
                 "TetherObservability", argumentParser, logging, lifecycle, unixSignals, nioCore,
             ],
             swiftSettings: strictSettings
@@ -117,15 +136,15 @@ let package = Package(
         .executableTarget(
             name: "tether-agent",
             dependencies: [
-                "TetherAgent", "TetherSecurity", "TetherWire", "TetherObservability", argumentParser, logging, lifecycle,
-                unixSignals, nioCore,
+                "TetherAgent", "TetherPlugin", "BuiltinPlugins", "TetherSecurity", "TetherWire", "TetherObservability",
+                argumentParser, logging, lifecycle, unixSignals, nioCore,
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "tether-simcluster",
             dependencies: [
-                "TetherSim", "TetherAPI", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire",
+                "TetherSim", "TetherAPI", "TetherStore", "TetherPlugin", "BuiltinPlugins", "TetherSecurity", "TetherWire",
                 "TetherObservability", argumentParser, logging, lifecycle, unixSignals,
             ],
             swiftSettings: strictSettings
@@ -154,6 +173,11 @@ let package = Package(
         .testTarget(name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel"], swiftSettings: strictSettings),
         .testTarget(name: "TetherModelTests", dependencies: ["TetherModel"], swiftSettings: strictSettings),
         .testTarget(
+            name: "TetherPluginTests",
+            dependencies: ["TetherPlugin", "TetherModel", "BuiltinPlugins"] + pluginFamilies,
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "TetherStoreTests",
             dependencies: ["TetherStore", "TetherModel", "TetherTestSupport", "TetherLocal"],
             swiftSettings: strictSettings
@@ -171,7 +195,8 @@ let package = Package(
         .testTarget(
             name: "TetherIntegrationTests",
             dependencies: [
-                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", nioCore, x509,
+                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherAgent",
+                "TetherPlugin", "BuiltinPlugins", nioCore, x509, logging,
             ],
             swiftSettings: strictSettings
         ),

@@ -163,7 +163,7 @@ struct ResourceOperation {
             }
             try await requireNamespace(namespace)
         }
-        object = Self.withoutServerFields(object)
+        object = try admitted(Self.withoutServerFields(object))
         let created = try await store.create(object, as: type, dryRun: dryRun)
         return ResourceHandler.json(created, status: .created)
     }
@@ -196,7 +196,7 @@ struct ResourceOperation {
             try checkKind(of: object)
             if kind.namespaced, object.namespace == nil { object.namespace = path.namespace }
             if let namespace = object.namespace, kind.namespaced { try await requireNamespace(namespace) }
-            let created = try await store.create(Self.withoutServerFields(object), as: type, dryRun: dryRun)
+            let created = try await store.create(try admitted(Self.withoutServerFields(object)), as: type, dryRun: dryRun)
             return ResourceHandler.json(created, status: .created)
         }
         var patched = try Self.apply(patch, contentType: contentType, to: current)
@@ -211,7 +211,19 @@ struct ResourceOperation {
     private func write(_ object: JSONValue, dryRun: Bool) async throws -> JSONValue {
         path.subresource == "status"
             ? try await store.updateStatus(object, as: type, dryRun: dryRun)
-            : try await store.update(object, as: type, dryRun: dryRun)
+            : try await store.update(try admitted(object), as: type, dryRun: dryRun)
+    }
+
+    /// The object as the kind's plugin normalizes it, or 422 listing every problem the plugin finds.
+    private func admitted(_ object: JSONValue) throws -> JSONValue {
+        let plugin = handler.registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind)
+        let problems = plugin.validate(object)
+        guard problems.isEmpty else {
+            throw APIError.invalid(
+                "\(kind.kind) \"\(object.name ?? "")\" is invalid: \(problems.map(\.description).joined(separator: "; "))"
+            )
+        }
+        return plugin.normalizeOnWrite(object)
     }
 
     /// Applies a patch body of `contentType` to `current`.

@@ -55,14 +55,17 @@ public final class AgentConnector: Service, Sendable {
     /// The live session's channel, so a shutdown can reach it, and whether shutdown began.
     private let current = NIOLockedValueBox<(channel: (any Channel)?, shuttingDown: Bool)>((nil, false))
     private let onEstablished: @Sendable (String) -> Void
+    private let hooks: AgentSessionHooks
 
     public init(
         configuration: AgentConfiguration,
         material: TLSMaterial,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
+        hooks: AgentSessionHooks = AgentSessionHooks(),
         onEstablished: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(SecurityError) {
+        self.hooks = hooks
         guard let cluster = material.identity.clusterName else {
             throw SecurityError(.noIdentity, "the agent certificate is for \(material.identity), not a cluster")
         }
@@ -126,7 +129,8 @@ public final class AgentConnector: Service, Sendable {
             protocolVersions: WireMessage.supportedVersions,
             agentVersion: configuration.agentVersion,
             cluster: cluster,
-            kinds: configuration.kinds
+            kinds: configuration.kinds,
+            lastAppliedRevision: await hooks.lastRevision()
         )
         let machine: AgentSessionStateMachine
         do {
@@ -139,7 +143,7 @@ public final class AgentConnector: Service, Sendable {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { [sslContext, configuration, logger, onEstablished] channel in
+            .channelInitializer { [sslContext, configuration, logger, onEstablished, hooks] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
@@ -150,6 +154,7 @@ public final class AgentConnector: Service, Sendable {
                             timing: timing,
                             ended: ended,
                             logger: logger,
+                            hooks: hooks,
                             onEstablished: { sessionID in
                                 logger.info(
                                     "session to hub established",
@@ -159,6 +164,7 @@ public final class AgentConnector: Service, Sendable {
                                     ]
                                 )
                                 onEstablished(sessionID)
+                                Task { await hooks.established() }
                             }
                         )
                     )

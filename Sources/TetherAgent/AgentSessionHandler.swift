@@ -9,6 +9,34 @@ import TetherWire
 /// Events the connector delivers to the live session from outside its event loop.
 enum AgentSessionEvent: Sendable {
     case shutdown
+    case resync(String)
+}
+
+/// What the rest of the agent plugs into its sessions: the applier and the cluster prober.
+public struct AgentSessionHooks: Sendable {
+    /// The revision `hello` announces as applied.
+    public var lastRevision: @Sendable () async -> UInt64?
+    /// Takes a `snapshot` or `delta`, in order, on the session's event loop; false ends the session.
+    public var offer: @Sendable (WireMessage) -> Bool
+    /// A session was established (after `link` holds it).
+    public var established: @Sendable () async -> Void
+    /// The member's health for the next heartbeat.
+    public var clusterHealth: @Sendable () -> Heartbeat.ClusterHealth?
+    public var link: HubLink
+
+    public init(
+        lastRevision: @escaping @Sendable () async -> UInt64? = { nil },
+        offer: @escaping @Sendable (WireMessage) -> Bool = { _ in true },
+        established: @escaping @Sendable () async -> Void = {},
+        clusterHealth: @escaping @Sendable () -> Heartbeat.ClusterHealth? = { nil },
+        link: HubLink = HubLink()
+    ) {
+        self.lastRevision = lastRevision
+        self.offer = offer
+        self.established = established
+        self.clusterHealth = clusterHealth
+        self.link = link
+    }
 }
 
 /// Runs one agent session on its channel: performs what ``AgentSessionStateMachine`` decides,
@@ -28,6 +56,7 @@ final class AgentSessionHandler: ChannelInboundHandler {
     private let timing: Timing
     private let ended: EventLoopPromise<(SessionEnd, wasEstablished: Bool)>
     private let onEstablished: @Sendable (String) -> Void
+    private let hooks: AgentSessionHooks
     private var logger: Logger
     private var handshakeError: String?
     private var heartbeatTimer: Scheduled<Void>?
@@ -40,8 +69,10 @@ final class AgentSessionHandler: ChannelInboundHandler {
         timing: Timing,
         ended: EventLoopPromise<(SessionEnd, wasEstablished: Bool)>,
         logger: Logger,
+        hooks: AgentSessionHooks = AgentSessionHooks(),
         onEstablished: @escaping @Sendable (String) -> Void
     ) {
+        self.hooks = hooks
         self.machine = machine
         self.timing = timing
         self.ended = ended
@@ -50,6 +81,7 @@ final class AgentSessionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        hooks.link.detach(context.channel)
         heartbeatTimer?.cancel()
         readDeadline?.cancel()
         machine.connectionClosed(handshakeError: handshakeError)
@@ -70,6 +102,8 @@ final class AgentSessionHandler: ChannelInboundHandler {
             perform(machine.handshakeCompleted(peerIdentity: identity), context: context)
         case AgentSessionEvent.shutdown:
             perform(machine.shutdown(), context: context)
+        case AgentSessionEvent.resync(let reason):
+            perform(machine.resync(reason), context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -101,11 +135,16 @@ final class AgentSessionHandler: ChannelInboundHandler {
             heartbeatInterval = .milliseconds(Int64(intervalMilliseconds))
             armReadDeadline(heartbeatInterval * Int64(timing.missedHeartbeatsAllowed), context: context)
             scheduleHeartbeat(context: context)
+            hooks.link.attach(context.channel)
             onEstablished(sessionID)
         case .sendHeartbeat:
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            write(.heartbeat(Heartbeat(sentAtMilliseconds: now)), context: context)
+            write(.heartbeat(Heartbeat(sentAtMilliseconds: now, cluster: hooks.clusterHealth())), context: context)
             scheduleHeartbeat(context: context)
+        case .deliver(let message):
+            if !hooks.offer(message) {
+                perform(machine.resync("more desired-state messages are waiting than the applier holds"), context: context)
+            }
         case .sendAndClose(let message, _):
             write(message, context: context)
             closeAfterWrites(context: context)

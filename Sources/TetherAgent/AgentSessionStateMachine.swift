@@ -13,6 +13,8 @@ public enum SessionEnd: Sendable, Hashable, CustomStringConvertible {
     case hubUnresponsive
     case connectionLost
     case protocolViolation(String)
+    /// The agent ended the session so that the hub sends its desired state again.
+    case resyncRequested(String)
     case shutdown
 
     public var description: String {
@@ -25,6 +27,7 @@ public enum SessionEnd: Sendable, Hashable, CustomStringConvertible {
         case .hubUnresponsive: "hub unresponsive: no message for three heartbeat intervals"
         case .connectionLost: "connection lost"
         case .protocolViolation(let reason): "protocol violation: \(reason)"
+        case .resyncRequested(let reason): "resynchronizing desired state: \(reason)"
         case .shutdown: "agent shutting down"
         }
     }
@@ -60,6 +63,8 @@ struct AgentSessionStateMachine {
         /// The session is up: heartbeat every interval, close after three intervals of silence.
         case established(sessionID: String, heartbeatIntervalMilliseconds: Int)
         case sendHeartbeat
+        /// Hand a `snapshot` or `delta` to the applier.
+        case deliver(WireMessage)
         /// Send a final message (an `error` notice), then close.
         case sendAndClose(WireMessage, SessionEnd)
         case close(SessionEnd)
@@ -128,8 +133,7 @@ struct AgentSessionStateMachine {
             case .heartbeat:
                 return .none
             case .snapshot, .delta:
-                // Applying desired state arrives with the Kubernetes driver; the session itself stays healthy.
-                return .none
+                return .deliver(message)
             case .goaway(let goaway):
                 return finish(.goaway(goaway))
             case .error(let notice):
@@ -150,6 +154,12 @@ struct AgentSessionStateMachine {
         case .awaitingWelcome, .established: finish(.hubUnresponsive)
         case .connecting, .ended: .none
         }
+    }
+
+    /// The applier lost step with the hub (a delta that does not follow, a full backlog).
+    mutating func resync(_ reason: String) -> Action {
+        guard case .established = state else { return .none }
+        return finish(.resyncRequested(reason))
     }
 
     mutating func shutdown() -> Action {

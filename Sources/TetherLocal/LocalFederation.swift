@@ -115,9 +115,16 @@ public final class LocalFederation: Sendable {
         )
     }
 
-    public func startAgent(name: String? = nil, bundle: AgentBundle, extraArguments: [String] = []) throws -> ManagedProcess {
+    /// Starts an agent applying to the member behind `kubeconfig`, or holding its session only (nil).
+    public func startAgent(
+        name: String? = nil,
+        bundle: AgentBundle,
+        kubeconfig: String? = nil,
+        extraArguments: [String] = []
+    ) throws -> ManagedProcess {
         let cluster = (try? bundle.loadManifest().cluster) ?? "agent"
-        return try launch(name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + extraArguments)
+        let member = kubeconfig.map { ["--kubeconfig", $0] } ?? ["--session-only"]
+        return try launch(name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + member + extraArguments)
     }
 
     /// Starts one of the Tether executables with JSON logs.

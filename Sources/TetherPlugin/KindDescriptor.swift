@@ -74,12 +74,27 @@ public struct KindDescriptor: Sendable {
     public var resourceName: String { group.isEmpty ? plural : "\(plural).\(group)" }
 }
 
-/// The kinds a server serves, found by group, version and plural (URLs) or by apiVersion and kind (bodies).
+/// The kinds a server serves and the plugin behind each, found by group, version and plural
+/// (URLs) or by apiVersion and kind (bodies). A kind no plugin declares gets ``GenericPlugin``.
 public struct KindRegistry: Sendable {
     public let kinds: [KindDescriptor]
+    public let plugins: [any ResourcePlugin]
+    private let pluginByKind: [String: Int]
+    private static let generic = GenericPlugin()
 
-    public init(_ kinds: [KindDescriptor]) {
+    /// Registers every plugin's kinds in order; a kind declared twice keeps its first plugin.
+    public init(plugins: [any ResourcePlugin]) {
+        var kinds: [KindDescriptor] = []
+        var pluginByKind: [String: Int] = [:]
+        for (index, plugin) in plugins.enumerated() {
+            for kind in plugin.kinds where pluginByKind[Self.key(kind.apiVersion, kind.kind)] == nil {
+                pluginByKind[Self.key(kind.apiVersion, kind.kind)] = index
+                kinds.append(kind)
+            }
+        }
         self.kinds = kinds
+        self.plugins = plugins
+        self.pluginByKind = pluginByKind
     }
 
     public func kind(group: String, version: String, plural: String) -> KindDescriptor? {
@@ -88,6 +103,16 @@ public struct KindRegistry: Sendable {
 
     public func kind(apiVersion: String, kind: String) -> KindDescriptor? {
         kinds.first { $0.apiVersion == apiVersion && $0.kind == kind }
+    }
+
+    /// The plugin for a kind, or the generic one.
+    public func plugin(apiVersion: String, kind: String) -> any ResourcePlugin {
+        pluginByKind[Self.key(apiVersion, kind)].map { plugins[$0] } ?? Self.generic
+    }
+
+    /// The plugin for an object, from its `apiVersion` and `kind`.
+    public func plugin(for object: JSONValue) -> any ResourcePlugin {
+        plugin(apiVersion: object.apiVersion ?? "", kind: object.kind ?? "")
     }
 
     /// Every group with its versions, in registration order; the core group ("") included.
@@ -105,5 +130,29 @@ public struct KindRegistry: Sendable {
 
     public func kinds(group: String, version: String) -> [KindDescriptor] {
         kinds.filter { $0.group == group && $0.version == version }
+    }
+
+    /// `group/version/Kind` of every kind whose objects go to members, as agents announce them in `hello`.
+    public var propagatedKindNames: [String] {
+        kinds.filter { plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }
+            .map { "\($0.group)/\($0.version)/\($0.kind)" }
+    }
+
+    private static func key(_ apiVersion: String, _ kind: String) -> String { "\(apiVersion)/\(kind)" }
+}
+
+extension PrinterColumn {
+    /// A string column.
+    public static func text(
+        _ name: String,
+        priority: Int = 0,
+        _ cell: @escaping @Sendable (JSONValue) -> String
+    ) -> PrinterColumn {
+        PrinterColumn(name: name, priority: priority) { .string(cell($0)) }
+    }
+
+    /// An integer column.
+    public static func count(_ name: String, priority: Int = 0, _ cell: @escaping @Sendable (JSONValue) -> Int64) -> PrinterColumn {
+        PrinterColumn(name: name, type: "integer", priority: priority) { .integer(cell($0)) }
     }
 }

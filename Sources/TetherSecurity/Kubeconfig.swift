@@ -34,6 +34,30 @@ public enum Kubeconfig {
         """
     }
 
+    /// A kubeconfig whose user authenticates with a bearer token instead of a certificate.
+    public static func bearerToken(server: String, caPEM: String, token: String, contextName: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: \(contextName)
+          cluster:
+            server: \(server)
+            certificate-authority-data: \(base64(caPEM))
+        users:
+        - name: \(contextName)-token
+          user:
+            token: \(token)
+        contexts:
+        - name: \(contextName)
+          context:
+            cluster: \(contextName)
+            user: \(contextName)-token
+        current-context: \(contextName)
+
+        """
+    }
+
     private static func base64(_ text: String) -> String {
         Data(text.utf8).base64EncodedString()
     }

@@ -174,11 +174,27 @@ public struct Heartbeat: Codable, Sendable, Hashable {
         public var apiReachable: Bool
         public var kubernetesVersion: String?
         public var nodeCount: Int?
+        /// Ready nodes among them.
+        public var readyNodeCount: Int?
+        /// Allocatable resources summed over nodes: `cpu` in millicores, `memory` in bytes, `pods`.
+        public var allocatable: [String: Int64]?
+        /// Why the member API is unreachable, when it is.
+        public var message: String?
 
-        public init(apiReachable: Bool, kubernetesVersion: String? = nil, nodeCount: Int? = nil) {
+        public init(
+            apiReachable: Bool,
+            kubernetesVersion: String? = nil,
+            nodeCount: Int? = nil,
+            readyNodeCount: Int? = nil,
+            allocatable: [String: Int64]? = nil,
+            message: String? = nil
+        ) {
             self.apiReachable = apiReachable
             self.kubernetesVersion = kubernetesVersion
             self.nodeCount = nodeCount
+            self.readyNodeCount = readyNodeCount
+            self.allocatable = allocatable
+            self.message = message
         }
     }
 }

@@ -2,7 +2,10 @@ import ArgumentParser
 import Logging
 import NIOCore
 import ServiceLifecycle
+import BuiltinPlugins
+import Foundation
 import TetherAgent
+import TetherPlugin
 import TetherObservability
 import TetherSecurity
 import TetherWire
@@ -12,11 +15,14 @@ import UnixSignals
 struct TetherAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tether-agent",
-        abstract: "Run the Tether agent of one member cluster: it dials out to the hub and holds a session.",
+        abstract: "Run the Tether agent of one member cluster: it dials out to the hub and applies what the hub sends.",
         discussion: """
             The agent only ever makes outbound connections: mutual TLS 1.3 to the hub addresses in
-            BUNDLE/agent.json, verifying the hub's certificate and host name against BUNDLE/ca.crt.
-            After any disconnect it reconnects with exponential backoff and full jitter.
+            BUNDLE/agent.json, verifying the hub's certificate and host name against BUNDLE/ca.crt, and
+            HTTPS to the member's Kubernetes API (--kubeconfig, or the pod's service account when
+            KUBERNETES_SERVICE_HOST is set). After any disconnect it reconnects with exponential backoff
+            and full jitter, and meanwhile keeps reconciling the desired state saved in --state-dir.
+            Objects it applies carry tether.io/managed-by=CLUSTER; it prunes and repairs only those.
             Stops cleanly on SIGTERM or SIGINT.
             """
     )
@@ -33,12 +39,54 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Longest wait between reconnection attempts, in seconds (the backoff's cap).")
     var backoffMax: Double = 30
 
+    @Option(name: .long, help: "Kubeconfig of the member cluster the agent applies to.")
+    var kubeconfig: String?
+
+    @Option(name: .long, help: "Context in --kubeconfig (default: its current-context).")
+    var context: String?
+
+    @Flag(name: .long, help: "Use the pod's service account (KUBERNETES_SERVICE_HOST/PORT and its token and CA).")
+    var inCluster = false
+
+    @Flag(name: .long, help: "Hold the session without a member cluster (diagnostics): apply nothing.")
+    var sessionOnly = false
+
+    @Option(name: .long, help: "Directory for the agent's state (the last desired set). Default: BUNDLE/state.")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Seconds between full resyncs of every managed object (watches repair drift in between).")
+    var resyncInterval: Double = 300
+
+    @Option(name: .long, help: "Objects reconciled at once.")
+    var workers: Int = 4
+
+    @Option(name: .long, help: "Requests to the member API at once.")
+    var maxRequests: Int = 8
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard backoffInitial > 0, backoffMax >= backoffInitial else {
             throw ValidationError("--backoff-initial must be positive and no larger than --backoff-max")
         }
+        guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
+        guard (1...64).contains(workers), (1...256).contains(maxRequests) else {
+            throw ValidationError("--workers must be 1 to 64 and --max-requests 1 to 256")
+        }
+        if sessionOnly, kubeconfig != nil || inCluster {
+            throw ValidationError("--session-only takes no member cluster; drop --kubeconfig/--in-cluster")
+        }
+        if kubeconfig != nil, inCluster { throw ValidationError("pass either --kubeconfig or --in-cluster, not both") }
+    }
+
+    /// Where the member cluster is, or nil for --session-only.
+    func memberEndpoint() throws -> KubernetesEndpoint? {
+        if sessionOnly { return nil }
+        if let kubeconfig { return try KubernetesEndpoint.kubeconfig(at: kubeconfig, context: context) }
+        if inCluster || ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] != nil {
+            return try KubernetesEndpoint.inCluster()
+        }
+        throw ValidationError("no member cluster: pass --kubeconfig FILE, run in a pod (--in-cluster), or --session-only")
     }
 
     func run() async throws {
@@ -51,24 +99,60 @@ struct TetherAgentCommand: AsyncParsableCommand {
         guard !addresses.isEmpty else {
             throw ValidationError("no hub address: agent.json lists none and no --hub was given")
         }
+        let endpoint = try memberEndpoint()
+        let registry = BuiltinPlugins.agent
+        var services: [any Service] = []
+        var hooks = AgentSessionHooks()
+        var client: KubernetesClient?
+        if let endpoint {
+            var clientSettings = KubernetesClientSettings()
+            clientSettings.maxConcurrentRequests = maxRequests
+            let member = try KubernetesClient(endpoint: endpoint, settings: clientSettings, logger: logger)
+            client = member
+            var settings = ApplierSettings(
+                cluster: manifest.cluster,
+                origin: try TetherIdentity.hub(trustDomain: material.identity.trustDomain).uri,
+                stateDirectory: stateDir ?? (bundle as NSString).appendingPathComponent("state")
+            )
+            settings.resyncInterval = .milliseconds(Int64(resyncInterval * 1000))
+            settings.workers = workers
+            let applier = Applier(settings: settings, client: member, registry: registry, link: hooks.link, logger: logger)
+            let probe = ClusterProbe(client: member, logger: logger)
+            hooks.lastRevision = { await applier.lastRevision }
+            hooks.offer = { applier.offer($0) }
+            hooks.established = { await applier.sessionEstablished() }
+            hooks.clusterHealth = { probe.health }
+            services += [applier, probe]
+        }
         let connector = try AgentConnector(
             configuration: AgentConfiguration(
                 hubAddresses: addresses,
                 backoff: ReconnectBackoff(
                     initial: .milliseconds(Int64(backoffInitial * 1000)),
                     maximum: .milliseconds(Int64(backoffMax * 1000))
-                )
+                ),
+                kinds: endpoint == nil ? [] : registry.propagatedKindNames
             ),
             material: material,
-            logger: logger
+            logger: logger,
+            hooks: hooks
         )
         logger.info(
             "agent starting",
-            metadata: ["tether.cluster": "\(manifest.cluster)", "tether.hub": "\(addresses.map(\.description))"]
+            metadata: [
+                "tether.cluster": "\(manifest.cluster)", "tether.hub": "\(addresses.map(\.description))",
+                "tether.member": "\(endpoint.map { "\($0.server) from \($0.origin)" } ?? "none (--session-only)")",
+            ]
         )
         let group = ServiceGroup(
-            configuration: .init(services: [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services + [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await client?.shutdown()
+            throw error
+        }
+        await client?.shutdown()
     }
 }

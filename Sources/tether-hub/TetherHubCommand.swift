@@ -5,6 +5,7 @@ import ServiceLifecycle
 import TetherAPI
 import TetherHub
 import TetherObservability
+import BuiltinPlugins
 import TetherPlugin
 import TetherSecurity
 import TetherStore
@@ -79,7 +80,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         let api = APIServer(
             configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port),
             store: try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory),
-            registry: BuiltinKinds.registry,
+            registry: BuiltinPlugins.hub,
             material: material,
             access: try AccessPolicy.load(from: directory.accessPolicyPath),
             logger: logger,

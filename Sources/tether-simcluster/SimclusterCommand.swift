@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import TetherAPI
 import TetherObservability
+import BuiltinPlugins
 import TetherPlugin
 import TetherSecurity
 import TetherSim
@@ -23,8 +24,10 @@ struct SimclusterCommand: AsyncParsableCommand {
             ready after --ready-after, Services get cluster IPs and load-balancer addresses, Jobs complete,
             DaemonSets run on --nodes simulated nodes. An object annotated sim.tether.io/fail="true" never
             becomes ready. PUT {"status": 503, "delayMilliseconds": 0, "seconds": 30} to /debug/faults
-            (admin) makes the API fail or slow down for a while; DELETE ends it. Writes DIR/kubeconfig (context NAME) and DIR/simcluster.json; keeps its objects
-            in DIR/cluster.db across restarts.
+            (admin) makes the API fail or slow down for a while; DELETE ends it. Writes DIR/kubeconfig
+            (context NAME, client certificate), DIR/kubeconfig-token (the same with a bearer token),
+            DIR/serviceaccount/ (token, ca.crt, namespace: what a pod would mount) and
+            DIR/simcluster.json; keeps its objects in DIR/cluster.db across restarts.
             """
     )
 
@@ -66,6 +69,7 @@ struct SimclusterCommand: AsyncParsableCommand {
         if (try? directory.loadConfig()) == nil {
             try directory.initialize(trustDomain: "\(name).sim.tether")
         }
+        let access = try SimclusterFiles.accessPolicy(in: directory)
         let material = try TLSMaterial.load(
             certificate: directory.hubCertificatePath,
             key: directory.hubKeyPath,
@@ -73,13 +77,13 @@ struct SimclusterCommand: AsyncParsableCommand {
         )
         let address = try HostAndPort(parsing: listen)
         let store = try SQLiteResourceStore(path: (dir as NSString).appendingPathComponent("cluster.db"))
-        let registry = BuiltinKinds.memberCluster
+        let registry = BuiltinPlugins.memberCluster
         let api = APIServer(
             configuration: APIServerConfiguration(host: address.host, port: address.port),
             store: store,
             registry: registry,
             material: material,
-            access: AccessPolicy(),
+            access: access,
             faults: FaultInjector(),
             logger: logger,
             onBound: { [name, dir, logger] port in
@@ -117,9 +121,35 @@ struct SimclusterFiles {
         var simulated = true
     }
 
+    /// The admin's certificate and one admin bearer token, made once and kept in DIR/access.json.
+    static func accessPolicy(in directory: FederationDirectory) throws -> AccessPolicy {
+        var policy = try AccessPolicy.load(from: directory.accessPolicyPath)
+        if !policy.tokens.contains(where: { $0.user == "service-account" }) {
+            var bytes = [UInt8](repeating: 0, count: 24)
+            var generator = SystemRandomNumberGenerator()
+            for index in bytes.indices { bytes[index] = generator.next() }
+            let token = Data(bytes).base64EncodedString().replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "+", with: "-")
+            policy.tokens.append(AccessPolicy.Token(token: token, user: "service-account", role: .admin))
+            let data = try JSONEncoder().encode(policy)
+            try PEMFiles.writeAtomically(String(decoding: data, as: UTF8.self), to: directory.accessPolicyPath, mode: PEMFiles.privateKeyMode)
+        }
+        return policy
+    }
+
     func write(port: Int) throws {
         let url = "https://127.0.0.1:\(port)"
         try directory.writeKubeconfig(server: url, to: (dir as NSString).appendingPathComponent("kubeconfig"), contextName: name)
+        let policy = try Self.accessPolicy(in: directory)
+        if let token = policy.tokens.first(where: { $0.user == "service-account" })?.token {
+            let ca = try PEMFiles.readText(at: directory.caCertificatePath)
+            let tokenConfig = Kubeconfig.bearerToken(server: url, caPEM: ca, token: token, contextName: name)
+            try PEMFiles.writeAtomically(tokenConfig, to: (dir as NSString).appendingPathComponent("kubeconfig-token"), mode: PEMFiles.privateKeyMode)
+            let serviceAccount = (dir as NSString).appendingPathComponent("serviceaccount")
+            try PEMFiles.makeDirectory(serviceAccount)
+            try PEMFiles.writeAtomically(token, to: (serviceAccount as NSString).appendingPathComponent("token"), mode: PEMFiles.privateKeyMode)
+            try PEMFiles.writeAtomically(ca, to: (serviceAccount as NSString).appendingPathComponent("ca.crt"), mode: PEMFiles.certificateMode)
+            try PEMFiles.writeAtomically("default", to: (serviceAccount as NSString).appendingPathComponent("namespace"), mode: PEMFiles.certificateMode)
+        }
         try PEMFiles.writeJSON(Description(name: name, url: url, port: port), to: (dir as NSString).appendingPathComponent("simcluster.json"))
     }
 }

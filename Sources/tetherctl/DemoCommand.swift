@@ -39,8 +39,11 @@ struct DemoCommand: AsyncParsableCommand {
             let (hub, port) = try await federation.startHub(heartbeatInterval: heartbeatInterval)
             let names = Self.clusterNames(count: clusters)
             for name in names {
-                _ = try await federation.startSimcluster(name)
-                _ = try federation.startAgent(bundle: try federation.issueBundle(cluster: name, hubPort: port))
+                let member = try await federation.startSimcluster(name)
+                _ = try federation.startAgent(
+                    bundle: try federation.issueBundle(cluster: name, hubPort: port),
+                    kubeconfig: (member.directory as NSString).appendingPathComponent("kubeconfig")
+                )
             }
             for name in names {
                 try await hub.waitForEvent("session.established", within: .seconds(30)) { $0["tether.cluster"] == name }

@@ -187,6 +187,25 @@ struct AgentSessionStateMachineTests {
         #expect(silent.readTimedOut() == .close(.hubUnresponsive))
     }
 
+    @Test("snapshot and delta are delivered only on an established session; a resync request ends it")
+    func desiredStateDelivery() {
+        var machine = machine()
+        let snapshot = WireMessage.snapshot(Snapshot(revision: 3, objects: []))
+        _ = machine.handshakeCompleted(peerIdentity: hubIdentity)
+        guard case .sendAndClose(.error, .protocolViolation) = machine.received(snapshot) else {
+            Issue.record("a snapshot before welcome was accepted")
+            return
+        }
+        var established = self.machine()
+        _ = established.handshakeCompleted(peerIdentity: hubIdentity)
+        _ = established.received(.welcome(Welcome(protocolVersion: 1, sessionID: "s", heartbeatIntervalMilliseconds: 500, hubVersion: "t")))
+        #expect(established.received(snapshot) == .deliver(snapshot))
+        let delta = WireMessage.delta(Delta(fromRevision: 3, toRevision: 4, upserts: [], deletes: []))
+        #expect(established.received(delta) == .deliver(delta))
+        #expect(established.resync("gap") == .close(.resyncRequested("gap")))
+        #expect(established.resync("again") == .none)
+    }
+
     @Test("a closed connection records why: the handshake error if there was one")
     func connectionClosed() {
         var machine = machine()

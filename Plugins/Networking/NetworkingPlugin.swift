@@ -1,0 +1,115 @@
+import TetherModel
+import TetherPlugin
+
+/// Service and Ingress. A member allocates its own cluster IPs and node ports, so those leave
+/// the copy; load-balancer addresses come back and the hub lists every member's.
+public struct NetworkingPlugin: ResourcePlugin {
+    public let name = "networking"
+    public let kinds: [KindDescriptor] = [Self.service, Self.ingress]
+
+    public init() {}
+
+    public static let service = KindDescriptor(
+        group: "", version: "v1", kind: "Service", plural: "services", namespaced: true, shortNames: ["svc"],
+        categories: ["all"],
+        printerColumns: [
+            .text("TYPE") { $0.string(at: "spec", "type") ?? "ClusterIP" },
+            .text("CLUSTER-IP") { $0.string(at: "spec", "clusterIP") ?? "<none>" },
+            .text("EXTERNAL-IP") { loadBalancerAddresses($0) ?? "<none>" },
+            .text("PORT(S)") { servicePorts($0) },
+        ]
+    )
+    public static let ingress = KindDescriptor(
+        group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", namespaced: true,
+        shortNames: ["ing"],
+        printerColumns: [
+            .text("CLASS") { $0.string(at: "spec", "ingressClassName") ?? "<none>" },
+            .text("HOSTS") { ingressHosts($0) },
+            .text("ADDRESS") { loadBalancerAddresses($0) ?? "" },
+        ]
+    )
+
+    static let serviceTypes: Set<String> = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
+
+    public func applyPhase(of kind: KindDescriptor) -> ApplyPhase { .networking }
+
+    public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        var problems: [ValidationProblem] = []
+        switch object.kind {
+        case "Service":
+            if let type = object.string(at: "spec", "type"), !Self.serviceTypes.contains(type) {
+                problems.append(ValidationProblem(field: "spec.type", "must be one of \(Self.serviceTypes.sorted().joined(separator: ", ")), not \(type)"))
+            }
+            for (index, port) in (object.value(at: "spec", "ports")?.arrayElements ?? []).enumerated() {
+                guard let number = port["port"]?.integerValue, (1...65535).contains(number) else {
+                    problems.append(ValidationProblem(field: "spec.ports[\(index)].port", "must be between 1 and 65535"))
+                    continue
+                }
+            }
+        case "Ingress":
+            for (index, rule) in (object.value(at: "spec", "rules")?.arrayElements ?? []).enumerated() {
+                for (pathIndex, path) in (rule.value(at: "http", "paths")?.arrayElements ?? []).enumerated() where path["backend"] == nil {
+                    problems.append(ValidationProblem(field: "spec.rules[\(index)].http.paths[\(pathIndex)].backend", "required"))
+                }
+            }
+        default:
+            break
+        }
+        return problems
+    }
+
+    public func prepareForMember(_ object: JSONValue) -> JSONValue {
+        var copy = MemberCopy.stripServerFields(object)
+        guard object.kind == "Service" else { return copy }
+        // A headless Service (clusterIP None) stays headless; any other address is the hub's, not the member's.
+        if object.string(at: "spec", "clusterIP") != "None" {
+            copy.remove(at: "spec", "clusterIP")
+            copy.remove(at: "spec", "clusterIPs")
+        }
+        copy.remove(at: "spec", "healthCheckNodePort")
+        if case .array(let ports)? = copy.value(at: "spec", "ports") {
+            copy.set(.array(ports.map { port in
+                var port = port
+                port[member: "nodePort"] = nil
+                return port
+            }), at: ["spec", "ports"])
+        }
+        return copy
+    }
+
+    public func health(of live: JSONValue) -> Health {
+        let wantsAddress = live.kind == "Ingress" || live.string(at: "spec", "type") == "LoadBalancer"
+        guard wantsAddress else { return .healthy }
+        let ingress = live.value(at: "status", "loadBalancer", "ingress")?.arrayElements ?? []
+        return ingress.isEmpty ? Health(.progressing, "waiting for a load-balancer address") : .healthy
+    }
+
+    public func summary(of live: JSONValue) -> [String: JSONValue] {
+        StatusSummary.loadBalancer(of: live)
+    }
+
+    public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        StatusSummary.combinedLoadBalancer(of: members)
+    }
+
+    static func loadBalancerAddresses(_ object: JSONValue) -> String? {
+        let ingress = object.value(at: "status", "loadBalancer", "ingress")?.arrayElements ?? []
+        guard !ingress.isEmpty else { return nil }
+        return ingress.compactMap { $0["ip"]?.stringValue ?? $0["hostname"]?.stringValue }.joined(separator: ",")
+    }
+
+    static func servicePorts(_ object: JSONValue) -> String {
+        let ports = object.value(at: "spec", "ports")?.arrayElements ?? []
+        guard !ports.isEmpty else { return "<none>" }
+        return ports.map { port in
+            let number = port["port"]?.integerValue.map(String.init) ?? "?"
+            let node = port["nodePort"]?.integerValue.map { ":\($0)" } ?? ""
+            return "\(number)\(node)/\(port["protocol"]?.stringValue ?? "TCP")"
+        }.joined(separator: ",")
+    }
+
+    static func ingressHosts(_ object: JSONValue) -> String {
+        let hosts = (object.value(at: "spec", "rules")?.arrayElements ?? []).compactMap { $0["host"]?.stringValue }
+        return hosts.isEmpty ? "*" : hosts.joined(separator: ",")
+    }
+}

@@ -1,0 +1,209 @@
+import TetherModel
+import TetherPlugin
+
+/// Deployment, ReplicaSet, StatefulSet, DaemonSet and Job.
+///
+/// Health follows what `kubectl rollout status` waits for: the controller has observed the
+/// current generation, then updated, ready and available counts have caught up with the
+/// desired one. A `ReplicaFailure`, a `Progressing=False` (deadline exceeded) or a `Failed`
+/// Job is Degraded with the condition's message.
+public struct WorkloadsPlugin: ResourcePlugin {
+    public let name = "workloads"
+    public let kinds: [KindDescriptor] = [Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job]
+
+    public init() {}
+
+    public static let deployment = KindDescriptor(
+        group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true, shortNames: ["deploy"],
+        categories: ["all"],
+        printerColumns: [
+            .text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" },
+            .count("UP-TO-DATE") { $0.integer(at: "status", "updatedReplicas") ?? 0 },
+            .count("AVAILABLE") { $0.integer(at: "status", "availableReplicas") ?? 0 },
+        ],
+        hasScale: true
+    )
+    public static let replicaSet = KindDescriptor(
+        group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", namespaced: true, shortNames: ["rs"],
+        categories: ["all"],
+        printerColumns: [
+            .count("DESIRED") { desiredReplicas($0) },
+            .count("CURRENT") { $0.integer(at: "status", "replicas") ?? 0 },
+            .count("READY") { $0.integer(at: "status", "readyReplicas") ?? 0 },
+        ],
+        hasScale: true
+    )
+    public static let statefulSet = KindDescriptor(
+        group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, shortNames: ["sts"],
+        categories: ["all"],
+        printerColumns: [.text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" }],
+        hasScale: true
+    )
+    public static let daemonSet = KindDescriptor(
+        group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true, shortNames: ["ds"],
+        categories: ["all"],
+        printerColumns: [
+            .count("DESIRED") { $0.integer(at: "status", "desiredNumberScheduled") ?? 0 },
+            .count("CURRENT") { $0.integer(at: "status", "currentNumberScheduled") ?? 0 },
+            .count("READY") { $0.integer(at: "status", "numberReady") ?? 0 },
+            .count("UP-TO-DATE") { $0.integer(at: "status", "updatedNumberScheduled") ?? 0 },
+            .count("AVAILABLE") { $0.integer(at: "status", "numberAvailable") ?? 0 },
+        ]
+    )
+    public static let job = KindDescriptor(
+        group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true, categories: ["all"],
+        printerColumns: [
+            .text("COMPLETIONS") { "\($0.integer(at: "status", "succeeded") ?? 0)/\($0.integer(at: "spec", "completions") ?? 1)" }
+        ]
+    )
+
+    /// The status counts each kind reports and the hub sums.
+    static func summaryFields(_ kind: String?) -> [String] {
+        switch kind {
+        case "Deployment": ["replicas", "readyReplicas", "availableReplicas", "updatedReplicas", "unavailableReplicas"]
+        case "ReplicaSet": ["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas"]
+        case "StatefulSet": ["replicas", "readyReplicas", "availableReplicas", "currentReplicas", "updatedReplicas"]
+        case "DaemonSet":
+            [
+                "desiredNumberScheduled", "currentNumberScheduled", "numberReady", "numberAvailable",
+                "updatedNumberScheduled", "numberMisscheduled",
+            ]
+        case "Job": ["active", "succeeded", "failed"]
+        default: []
+        }
+    }
+
+    /// `spec.replicas`, which Kubernetes defaults to 1.
+    static func desiredReplicas(_ object: JSONValue) -> Int64 { object.integer(at: "spec", "replicas") ?? 1 }
+
+    /// Deployments, ReplicaSets and StatefulSets are divided by `spec.replicas`. DaemonSets run
+    /// one per node and Jobs count completions, so neither is divided.
+    static func hasReplicas(_ kind: String?) -> Bool {
+        kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet"
+    }
+
+    public func replicas(of object: JSONValue) -> Int64? {
+        Self.hasReplicas(object.kind) ? Self.desiredReplicas(object) : nil
+    }
+
+    public func setting(replicas count: Int64, on object: JSONValue) -> JSONValue {
+        guard Self.hasReplicas(object.kind) else { return object }
+        var copy = object
+        copy.set(.integer(count), at: ["spec", "replicas"])
+        return copy
+    }
+
+    public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        var problems: [ValidationProblem] = []
+        if let problem = FieldChecks.nonNegativeInteger(object, "spec", "replicas") { problems.append(problem) }
+        if let problem = FieldChecks.required(object, "spec", "template") { problems.append(problem) }
+        guard object.kind != "Job" else { return problems }
+        guard let selector = object.value(at: "spec", "selector") else {
+            problems.append(ValidationProblem(field: "spec.selector", "required"))
+            return problems
+        }
+        // apps/v1 requires the template's labels to match the selector, or the controller would own nothing.
+        let templateLabels = (object.value(at: "spec", "template", "metadata", "labels")?.objectMembers ?? [:])
+            .compactMapValues(\.stringValue)
+        for (key, value) in selector["matchLabels"]?.objectMembers ?? [:] where templateLabels[key] != value.stringValue {
+            problems.append(
+                ValidationProblem(
+                    field: "spec.template.metadata.labels",
+                    "must match spec.selector.matchLabels: \(key)=\(value.stringValue ?? "") is missing"
+                )
+            )
+        }
+        return problems
+    }
+
+    public func prepareForMember(_ object: JSONValue) -> JSONValue {
+        var copy = MemberCopy.stripNodeBinding(MemberCopy.stripServerFields(object))
+        if object.kind == "Job", object.value(at: "spec", "manualSelector") != .bool(true) {
+            // A Job's selector and the matching template labels carry the hub-side uid; the member makes its own.
+            copy.remove(at: "spec", "selector")
+            for label in ["controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"] {
+                copy.set(nil, at: ["spec", "template", "metadata", "labels", label])
+            }
+        }
+        return copy
+    }
+
+    public func health(of live: JSONValue) -> Health {
+        let conditions = Conditions(live)
+        if let failure = conditions["ReplicaFailure"], failure.status == "True" {
+            return Health(.degraded, failure.explanation)
+        }
+        switch live.kind {
+        case "Deployment": return deploymentHealth(live, conditions)
+        case "Job": return jobHealth(live, conditions)
+        case "DaemonSet": return daemonSetHealth(live)
+        default: return replicatedHealth(live)
+        }
+    }
+
+    public func summary(of live: JSONValue) -> [String: JSONValue] {
+        StatusSummary.counts(Self.summaryFields(live.kind), of: live)
+    }
+
+    public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        .object(StatusSummary.sums(Self.summaryFields(object.kind), of: members))
+    }
+
+    private func observedCurrent(_ live: JSONValue) -> Health? {
+        let generation = live.generation ?? 0
+        let observed = live.integer(at: "status", "observedGeneration") ?? 0
+        guard observed < generation else { return nil }
+        return Health(.progressing, "waiting for the controller to observe generation \(generation) (seen \(observed))")
+    }
+
+    private func deploymentHealth(_ live: JSONValue, _ conditions: Conditions) -> Health {
+        if let progressing = conditions["Progressing"], progressing.status == "False" {
+            return Health(.degraded, progressing.explanation)
+        }
+        if let waiting = observedCurrent(live) { return waiting }
+        let desired = Self.desiredReplicas(live)
+        let status = { (field: String) in live.integer(at: "status", field) ?? 0 }
+        if status("updatedReplicas") < desired {
+            return Health(.progressing, "\(status("updatedReplicas")) of \(desired) updated replicas")
+        }
+        if status("replicas") > status("updatedReplicas") {
+            return Health(.progressing, "\(status("replicas") - status("updatedReplicas")) old replicas are pending termination")
+        }
+        if status("availableReplicas") < status("updatedReplicas") {
+            return Health(.progressing, "\(status("availableReplicas")) of \(status("updatedReplicas")) updated replicas are available")
+        }
+        return .healthy
+    }
+
+    private func replicatedHealth(_ live: JSONValue) -> Health {
+        if let waiting = observedCurrent(live) { return waiting }
+        let desired = Self.desiredReplicas(live)
+        let ready = live.integer(at: "status", "readyReplicas") ?? 0
+        if ready < desired { return Health(.progressing, "\(ready) of \(desired) replicas ready") }
+        if live.kind == "StatefulSet", let updated = live.integer(at: "status", "updatedReplicas"), updated < desired {
+            return Health(.progressing, "\(updated) of \(desired) replicas updated")
+        }
+        return .healthy
+    }
+
+    private func daemonSetHealth(_ live: JSONValue) -> Health {
+        if let waiting = observedCurrent(live) { return waiting }
+        let status = { (field: String) in live.integer(at: "status", field) ?? 0 }
+        let desired = status("desiredNumberScheduled")
+        if status("updatedNumberScheduled") < desired {
+            return Health(.progressing, "\(status("updatedNumberScheduled")) of \(desired) updated pods scheduled")
+        }
+        if status("numberAvailable") < desired {
+            return Health(.progressing, "\(status("numberAvailable")) of \(desired) updated pods available")
+        }
+        return .healthy
+    }
+
+    private func jobHealth(_ live: JSONValue, _ conditions: Conditions) -> Health {
+        if let failed = conditions["Failed"], failed.status == "True" { return Health(.degraded, failed.explanation) }
+        if conditions.has("Complete", "True") { return .healthy }
+        let succeeded = live.integer(at: "status", "succeeded") ?? 0
+        let completions = live.integer(at: "spec", "completions") ?? 1
+        return Health(.progressing, "\(succeeded) of \(completions) completions")
+    }
+}

@@ -1,0 +1,224 @@
+import BuiltinPlugins
+import ConfigPlugin
+import Foundation
+import NetworkingPlugin
+import TetherModel
+import TetherPlugin
+import Testing
+import WorkloadsPlugin
+
+func yaml(_ text: String) -> JSONValue { try! YAMLDocument.decode(text) }
+
+let workloads = WorkloadsPlugin()
+let networking = NetworkingPlugin()
+let configPlugin = ConfigPlugin()
+
+func deployment(generation: Int = 2, replicas: Int = 3, status: String) -> JSONValue {
+    yaml(
+        """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web, namespace: shop, generation: \(generation), uid: abc, resourceVersion: "17", creationTimestamp: "2026-01-01T00:00:00Z", managedFields: [{}]}
+        spec:
+          replicas: \(replicas)
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec: {nodeName: node-7, containers: [{name: web, image: nginx}]}
+        status: \(status)
+        """
+    )
+}
+
+@Suite("Workloads plugin")
+struct WorkloadsPluginTests {
+    @Test("replica counts are read and set for Deployment, ReplicaSet and StatefulSet; not for DaemonSet and Job")
+    func replicas() {
+        let web = deployment(status: "{}")
+        #expect(workloads.replicas(of: web) == 3)
+        #expect(workloads.replicas(of: workloads.setting(replicas: 334, on: web)) == 334)
+        let defaulted = yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r}, spec: {}}")
+        #expect(workloads.replicas(of: defaulted) == 1)
+        let sts = yaml("{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: s}, spec: {replicas: 4}}")
+        #expect(workloads.replicas(of: workloads.setting(replicas: 2, on: sts)) == 2)
+        let daemonSet = yaml("{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, spec: {}}")
+        #expect(workloads.replicas(of: daemonSet) == nil)
+        #expect(workloads.setting(replicas: 5, on: daemonSet) == daemonSet)
+        #expect(workloads.replicas(of: yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {parallelism: 3}}")) == nil)
+    }
+
+    @Test("preparing for a member drops status, server-set metadata and the node binding")
+    func preparation() {
+        let prepared = workloads.prepareForMember(deployment(status: "{readyReplicas: 3}"))
+        #expect(prepared["status"] == nil)
+        for field in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"] {
+            #expect(prepared.metadata[field] == nil, "\(field)")
+        }
+        #expect(prepared.value(at: "spec", "template", "spec", "nodeName") == nil)
+        #expect(prepared.value(at: "spec", "template", "spec", "containers") != nil)
+        #expect(prepared.name == "web" && prepared.namespace == "shop")
+
+        let job = yaml(
+            """
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: j}
+            spec:
+              selector: {matchLabels: {batch.kubernetes.io/controller-uid: u1}}
+              template: {metadata: {labels: {batch.kubernetes.io/controller-uid: u1, app: j}}, spec: {}}
+            """
+        )
+        let preparedJob = workloads.prepareForMember(job)
+        #expect(preparedJob.value(at: "spec", "selector") == nil)
+        #expect(preparedJob.value(at: "spec", "template", "metadata", "labels") == ["app": "j"])
+    }
+
+    @Test("Deployment health: observed generation, updated, old, available, deadline exceeded")
+    func deploymentHealth() {
+        let cases: [(String, Int, Health.State, String)] = [
+            ("{observedGeneration: 1, replicas: 3, updatedReplicas: 3, availableReplicas: 3}", 2, .progressing, "observe generation 2"),
+            ("{observedGeneration: 2, replicas: 3, updatedReplicas: 1, availableReplicas: 1}", 2, .progressing, "1 of 3 updated"),
+            ("{observedGeneration: 2, replicas: 5, updatedReplicas: 3, availableReplicas: 3}", 2, .progressing, "2 old replicas"),
+            ("{observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 2}", 2, .progressing, "2 of 3 updated replicas are available"),
+            ("{observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 3, readyReplicas: 3}", 2, .healthy, ""),
+            (
+                "{observedGeneration: 2, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: \"ReplicaSet web-1 has timed out progressing.\"}]}",
+                2, .degraded, "timed out progressing"
+            ),
+        ]
+        for (status, generation, state, reason) in cases {
+            let health = workloads.health(of: deployment(generation: generation, status: status))
+            #expect(health.state == state, "\(status) -> \(health)")
+            #expect(reason.isEmpty ? health.reason.isEmpty : health.reason.contains(reason), "\(status) -> \(health)")
+        }
+    }
+
+    @Test("ReplicaSet, StatefulSet, DaemonSet and Job health")
+    func otherHealth() {
+        func rs(_ status: String) -> JSONValue {
+            yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r, generation: 1}, spec: {replicas: 2}, status: \(status)}")
+        }
+        #expect(workloads.health(of: rs("{observedGeneration: 1, readyReplicas: 2}")).state == .healthy)
+        #expect(workloads.health(of: rs("{observedGeneration: 1, readyReplicas: 1}")).reason == "1 of 2 replicas ready")
+        let failure = workloads.health(of: rs("{observedGeneration: 1, conditions: [{type: ReplicaFailure, status: \"True\", message: \"pods forbidden: quota\"}]}"))
+        #expect(failure == Health(.degraded, "pods forbidden: quota"))
+        let sts = yaml("{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: s, generation: 1}, spec: {replicas: 2}, status: {observedGeneration: 1, readyReplicas: 2, updatedReplicas: 1}}")
+        #expect(workloads.health(of: sts).state == .progressing)
+
+        func ds(_ status: String) -> JSONValue {
+            yaml("{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d, generation: 1}, spec: {}, status: \(status)}")
+        }
+        #expect(workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}")).state == .healthy)
+        #expect(workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 1}")).state == .progressing)
+
+        func job(_ status: String) -> JSONValue {
+            yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completions: 2}, status: \(status)}")
+        }
+        #expect(workloads.health(of: job("{succeeded: 1}")) == Health(.progressing, "1 of 2 completions"))
+        #expect(workloads.health(of: job("{conditions: [{type: Complete, status: \"True\"}]}")).state == .healthy)
+        #expect(workloads.health(of: job("{conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}")) == Health(.degraded, "BackoffLimitExceeded"))
+    }
+
+    @Test("summaries carry the counts, and aggregation sums them across members")
+    func summaries() {
+        let live = deployment(status: "{replicas: 334, readyReplicas: 300, availableReplicas: 300, updatedReplicas: 334}")
+        let summary = workloads.summary(of: live)
+        #expect(summary["readyReplicas"] == 300 && summary["replicas"] == 334 && summary["unavailableReplicas"] == 0)
+        let members = [
+            MemberObjectStatus(cluster: "a", health: .healthy, summary: ["readyReplicas": 334, "replicas": 334]),
+            MemberObjectStatus(cluster: "b", health: .healthy, summary: ["readyReplicas": 333, "replicas": 333]),
+            MemberObjectStatus(cluster: "c", health: .healthy, summary: ["readyReplicas": 333, "replicas": 333]),
+        ]
+        let total = workloads.aggregateStatus(of: live, members: members)
+        #expect(total?["readyReplicas"] == 1000 && total?["replicas"] == 1000 && total?["availableReplicas"] == 0)
+    }
+
+    @Test("validation: selector required, template labels must match, replicas non-negative")
+    func validation() {
+        #expect(workloads.validate(deployment(status: "{}")).isEmpty)
+        let bad = yaml(
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec: {replicas: -1, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: other}}}}
+            """
+        )
+        let fields = workloads.validate(bad).map(\.field)
+        #expect(fields.contains("spec.replicas") && fields.contains("spec.template.metadata.labels"))
+        #expect(workloads.validate(yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r}, spec: {template: {}}}")).map(\.field) == ["spec.selector"])
+    }
+}
+
+@Suite("Networking and config plugins")
+struct NetworkingConfigPluginTests {
+    @Test("a Service's copy loses its cluster IP and node ports, unless headless; health waits for a load-balancer address")
+    func service() {
+        let service = yaml(
+            """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {type: LoadBalancer, clusterIP: 10.0.0.7, clusterIPs: [10.0.0.7], healthCheckNodePort: 31000, ports: [{port: 80, nodePort: 30080}]}
+            status: {loadBalancer: {ingress: [{ip: 198.18.0.4}]}}
+            """
+        )
+        let prepared = networking.prepareForMember(service)
+        #expect(prepared.value(at: "spec", "clusterIP") == nil && prepared.value(at: "spec", "clusterIPs") == nil)
+        #expect(prepared.value(at: "spec", "healthCheckNodePort") == nil)
+        #expect(prepared.value(at: "spec", "ports") == [["port": 80]])
+        #expect(prepared["status"] == nil)
+        let headless = yaml("{apiVersion: v1, kind: Service, metadata: {name: h}, spec: {clusterIP: None}}")
+        #expect(networking.prepareForMember(headless).value(at: "spec", "clusterIP") == "None")
+
+        #expect(networking.health(of: service).state == .healthy)
+        var pending = service
+        pending[member: "status"] = [:]
+        #expect(networking.health(of: pending) == Health(.progressing, "waiting for a load-balancer address"))
+        #expect(networking.health(of: headless).state == .healthy)
+
+        let members = [
+            MemberObjectStatus(cluster: "us", health: .healthy, summary: networking.summary(of: service)),
+            MemberObjectStatus(cluster: "eu", health: .healthy, summary: ["loadBalancer": ["ingress": [["ip": "198.19.0.9"]]]]),
+        ]
+        #expect(networking.aggregateStatus(of: service, members: members) == ["loadBalancer": ["ingress": [["ip": "198.19.0.9"], ["ip": "198.18.0.4"]]]])
+        #expect(networking.validate(yaml("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {type: Weird, ports: [{port: 0}]}}")).count == 2)
+    }
+
+    @Test("Secret stringData folds into data; a Namespace loses its finalizers; phases order the apply")
+    func config() {
+        let secret = yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: YQ==}, stringData: {b: hello}}")
+        let folded = ConfigPlugin().normalizeOnWrite(secret)
+        #expect(folded["stringData"] == nil)
+        #expect(folded.value(at: "data", "b") == .string(Data("hello".utf8).base64EncodedString()))
+        #expect(folded.value(at: "data", "a") == "YQ==")
+        #expect(configPlugin.validate(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: \"not base64!\"}}")).map(\.field) == ["data.a"])
+        let namespace = yaml("{apiVersion: v1, kind: Namespace, metadata: {name: n}, spec: {finalizers: [kubernetes]}, status: {phase: Terminating}}")
+        #expect(configPlugin.prepareForMember(namespace).value(at: "spec", "finalizers") == nil)
+        #expect(configPlugin.health(of: namespace).state == .progressing)
+
+        let registry = BuiltinPlugins.agent
+        func phase(_ apiVersion: String, _ kind: String) -> ApplyPhase? {
+            registry.kind(apiVersion: apiVersion, kind: kind).map { registry.plugin(apiVersion: apiVersion, kind: kind).applyPhase(of: $0) }
+        }
+        #expect(phase("v1", "Namespace") == .namespaces)
+        #expect(phase("v1", "ConfigMap") == .configuration)
+        #expect(phase("v1", "Service") == .networking)
+        #expect(phase("apps/v1", "Deployment") == .workloads)
+    }
+
+    @Test("a kind without a plugin gets the generic one: health from Ready or Available, else Unknown")
+    func generic() {
+        let registry = BuiltinPlugins.hub
+        let widget = yaml("{apiVersion: example.com/v1, kind: Widget, metadata: {name: w}, status: {conditions: [{type: Ready, status: \"True\"}]}}")
+        let plugin = registry.plugin(for: widget)
+        #expect(plugin.name == "generic")
+        #expect(plugin.health(of: widget).state == .healthy)
+        #expect(plugin.health(of: yaml("{kind: Widget, status: {conditions: [{type: Available, status: \"False\", message: broken}]}}")) == Health(.degraded, "Available is False: broken"))
+        #expect(plugin.health(of: yaml("{kind: Widget}")).state == .unknown)
+        #expect(plugin.prepareForMember(yaml("{kind: Widget, metadata: {name: w, uid: x}, status: {a: 1}}")) == yaml("{kind: Widget, metadata: {name: w}}"))
+        #expect(registry.plugin(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster").propagates(registry.kind(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster")!) == false)
+        #expect(BuiltinPlugins.agent.propagatedKindNames.contains("apps/v1/Deployment"))
+        #expect(!BuiltinPlugins.memberCluster.propagatedKindNames.contains("/v1/Node"))
+    }
+}
