@@ -110,8 +110,8 @@ let package = Package(
         .target(
             name: "TetherHub",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrency, x509,
-                logging, metrics, lifecycle, unixSignals,
+                "TetherModel", "TetherWire", "TetherSecurity", "TetherStore", "TetherPlugin", nioCore, nioPosix, nioSSL,
+                nioTLS, nioConcurrency, x509, logging, metrics, lifecycle, unixSignals,
             ],
             swiftSettings: strictSettings
         ),

@@ -59,6 +59,7 @@ public final class AgentListener: Service, Sendable {
     private let configuration: AgentListenerConfiguration
     private let trust: NIOLockedValueBox<Trust>
     public let registry: SessionRegistry
+    private let observer: (any HubSessionObserver)?
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onBound: @Sendable (Int) async throws -> Void
@@ -68,10 +69,12 @@ public final class AgentListener: Service, Sendable {
         configuration: AgentListenerConfiguration,
         material: TLSMaterial,
         registry: SessionRegistry = SessionRegistry(),
+        observer: (any HubSessionObserver)? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
         onBound: @escaping @Sendable (Int) async throws -> Void = { _ in }
     ) throws(SecurityError) {
+        self.observer = observer
         self.configuration = configuration
         self.trust = NIOLockedValueBox(
             Trust(
@@ -186,6 +189,7 @@ public final class AgentListener: Service, Sendable {
                 ),
                 hubVersion: configuration.hubVersion,
                 registry: registry,
+                observer: observer,
                 verdict: verdict,
                 logger: logger
             )

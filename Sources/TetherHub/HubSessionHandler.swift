@@ -26,6 +26,8 @@ final class HubSessionHandler: ChannelInboundHandler {
 
     private var machine: HubSessionStateMachine
     private let registry: SessionRegistry
+    private let observer: (any HubSessionObserver)?
+    private var established: HubSessionStateMachine.Established?
     private let verdict: NIOLockedValueBox<PeerVerifier.Verdict?>
     private let settings: Settings
     private var logger: Logger
@@ -38,9 +40,11 @@ final class HubSessionHandler: ChannelInboundHandler {
         settings: Settings,
         hubVersion: String,
         registry: SessionRegistry,
+        observer: (any HubSessionObserver)? = nil,
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
         logger: Logger
     ) {
+        self.observer = observer
         self.settings = settings
         self.registry = registry
         self.verdict = verdict
@@ -65,6 +69,7 @@ final class HubSessionHandler: ChannelInboundHandler {
         registry.untrack(context.channel)
         if let cluster = machine.cluster, let sessionID = machine.sessionID {
             registry.release(cluster: cluster, sessionID: sessionID)
+            observer?.sessionEnded(cluster: cluster, sessionID: sessionID)
             Self.activeSessions.decrement()
             if !closeLogged {
                 logger.info("agent disconnected", metadata: ["tether.event": "session.disconnected"])
@@ -134,11 +139,26 @@ final class HubSessionHandler: ChannelInboundHandler {
             Self.accepted.increment()
             logger.info(
                 "agent session established",
-                metadata: ["tether.event": "session.established", "tether.protocol": "\(session.protocolVersion)"]
+                metadata: [
+                    "tether.event": "session.established", "tether.protocol": "\(session.protocolVersion)",
+                    "tether.last_applied": "\(session.lastAppliedRevision.map(String.init) ?? "none")",
+                ]
             )
-        case .answerHeartbeat:
+            established = session
+            observer?.sessionEstablished(
+                cluster: session.cluster,
+                sessionID: session.sessionID,
+                lastAppliedRevision: session.lastAppliedRevision,
+                channel: context.channel
+            )
+        case .answerHeartbeat(let heartbeat):
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             context.writeAndFlush(Self.wrapOutboundOut(.heartbeat(Heartbeat(sentAtMilliseconds: now))), promise: nil)
+            if let session = established, heartbeat.cluster != nil {
+                observer?.received(.heartbeat(heartbeat), cluster: session.cluster, sessionID: session.sessionID)
+            }
+        case .deliver(let message):
+            if let session = established { observer?.received(message, cluster: session.cluster, sessionID: session.sessionID) }
         case .sendAndClose(let message, let event, let reason):
             log(event: event, reason: reason)
             context.writeAndFlush(Self.wrapOutboundOut(message)).assumeIsolated().whenComplete { _ in

@@ -22,6 +22,8 @@ struct HubSessionStateMachine {
         var cluster: String
         var sessionID: String
         var protocolVersion: Int
+        /// The revision the agent says it applied last, from `hello`.
+        var lastAppliedRevision: UInt64? = nil
     }
 
     /// Why a session ended, as logged in `tether.event`.
@@ -52,7 +54,9 @@ struct HubSessionStateMachine {
         /// Register the session (replacing any older one for the cluster), send `welcome`, start heartbeat watch.
         case establish(Established, Welcome)
         /// Answer the agent's heartbeat with the hub's own, so the agent can tell a live hub from a dead one.
-        case answerHeartbeat
+        case answerHeartbeat(Heartbeat)
+        /// Hand an `ack` or `status` to the federation engine.
+        case deliver(WireMessage)
         /// Send a final message and close; `event` and `reason` say why, for the log.
         case sendAndClose(WireMessage, event: SessionEnd, reason: String)
         /// Close without sending (the peer already knows, or cannot be told).
@@ -121,11 +125,10 @@ struct HubSessionStateMachine {
             return receivedHello(hello, identity: identity)
         case .established:
             switch message {
-            case .heartbeat:
-                return .answerHeartbeat
+            case .heartbeat(let heartbeat):
+                return .answerHeartbeat(heartbeat)
             case .ack, .status:
-                // Desired-state delivery arrives with the federation engine; until then these are accepted and dropped.
-                return .none
+                return .deliver(message)
             case .error(let notice):
                 state = .closed
                 return .close(event: .peerError, reason: "agent reported \(notice.code): \(notice.message)")
@@ -154,7 +157,12 @@ struct HubSessionStateMachine {
             )
             return .sendAndClose(.reject(reject), event: .rejected, reason: reject.reason)
         }
-        let session = Established(cluster: hello.cluster, sessionID: makeSessionID(), protocolVersion: version)
+        let session = Established(
+            cluster: hello.cluster,
+            sessionID: makeSessionID(),
+            protocolVersion: version,
+            lastAppliedRevision: hello.lastAppliedRevision
+        )
         state = .established(session)
         let welcome = Welcome(
             protocolVersion: version,

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import TetherWire
 
 /// Events the hub delivers to a session's channel from outside it.
 enum HubSessionEvent: Sendable {
@@ -7,6 +8,14 @@ enum HubSessionEvent: Sendable {
     case replaced(by: String)
     /// The hub is shutting down.
     case drain(reconnectAfterMilliseconds: Int)
+}
+
+/// What the federation engine learns from agent sessions. Called on the session's event loop:
+/// implementations hand the work elsewhere and return at once.
+public protocol HubSessionObserver: Sendable {
+    func sessionEstablished(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel)
+    func sessionEnded(cluster: String, sessionID: String)
+    func received(_ message: WireMessage, cluster: String, sessionID: String)
 }
 
 /// The live session of each cluster: at most one. Safe to use from any event loop.

@@ -68,18 +68,21 @@ struct TetherHubCommand: AsyncParsableCommand {
             throw ValidationError("\(directory.hubCertificatePath) is for \(material.identity), not the hub")
         }
         let ports = PortsFile(directory: directory, logger: logger)
+        let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
+        let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
                 address: agentAddress,
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))
             ),
             material: material,
+            observer: engine,
             logger: logger,
             onBound: { port in await ports.record(agent: port) }
         )
         let api = APIServer(
             configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port),
-            store: try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory),
+            store: store,
             registry: BuiltinPlugins.hub,
             material: material,
             access: try AccessPolicy.load(from: directory.accessPolicyPath),
@@ -88,7 +91,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         )
         let reloader = CertificateReloader(directory: directory, listener: listener, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: [engine, listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

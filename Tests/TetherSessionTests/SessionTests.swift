@@ -27,7 +27,9 @@ struct HubSessionStateMachineTests {
         let action = machine.received(hello())
         let welcome = Welcome(protocolVersion: 1, sessionID: "s-1", heartbeatIntervalMilliseconds: 10_000, hubVersion: "test")
         #expect(action == .establish(.init(cluster: "eu-1", sessionID: "s-1", protocolVersion: 1), welcome))
-        #expect(machine.received(.heartbeat(Heartbeat(sentAtMilliseconds: 1))) == .answerHeartbeat)
+        #expect(machine.received(.heartbeat(Heartbeat(sentAtMilliseconds: 1))) == .answerHeartbeat(Heartbeat(sentAtMilliseconds: 1)))
+        let status = WireMessage.status(StatusReport(objects: []))
+        #expect(machine.received(status) == .deliver(status))
         #expect(machine.cluster == "eu-1")
     }
 

@@ -1,0 +1,431 @@
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TetherModel
+import TetherPlugin
+import TetherStore
+import TetherWire
+
+/// Turns federated objects at the hub into each cluster's desired set, pushes it to the
+/// cluster's agent, and writes what agents report back into the federated objects' status.
+///
+/// Placement (this stage): every known cluster (one with a `Cluster` object, which an agent's
+/// first session creates) receives every object of a propagated kind; replica counts are
+/// divided with ``ReplicaDivision``; the kind's plugin prepares each copy. A cluster's
+/// revision is the hub store's resourceVersion of the last change to its desired set, so it
+/// only grows, across hub restarts too. Only the latest desired set is kept per cluster: while
+/// a push is being written, further changes coalesce into the next delta.
+public actor FederationEngine: Service, HubSessionObserver {
+    private let store: any ResourceStore
+    private let registry: KindRegistry
+    private let logger: Logger
+    private let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
+
+    private struct Member {
+        var revision: UInt64 = 0
+        var desired: [ObjectReference: JSONValue] = [:]
+        var session: (id: String, channel: any Channel)?
+        /// What the agent holds: the revision and set last written to it (or that it announced).
+        var sent: (revision: UInt64, desired: [ObjectReference: JSONValue])?
+        var pushing = false
+        var acked: UInt64?
+    }
+
+    private var members: [String: Member] = [:]
+    private var federated: [ObjectReference: JSONValue] = [:]
+    /// Per federated object, each cluster's last report.
+    private var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
+    private var storeVersion: UInt64 = 0
+    static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+    public init(store: any ResourceStore, registry: KindRegistry, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.logger = logger
+    }
+
+    // MARK: Sessions (called on event loops; work moves onto the actor)
+
+    public nonisolated func sessionEstablished(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel) {
+        Task { await self.attach(cluster: cluster, sessionID: sessionID, lastAppliedRevision: lastAppliedRevision, channel: channel) }
+    }
+
+    public nonisolated func sessionEnded(cluster: String, sessionID: String) {
+        Task { await self.detach(cluster: cluster, sessionID: sessionID) }
+    }
+
+    public nonisolated func received(_ message: WireMessage, cluster: String, sessionID: String) {
+        Task { await self.take(message, from: cluster) }
+    }
+
+    // MARK: Running
+
+    public func run() async throws {
+        storeVersion = try await store.currentResourceVersion()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.follow(self.clusterType, isClusters: true) }
+            for kind in registry.kinds where registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind).propagates(kind) {
+                let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
+                group.addTask { await self.follow(type, isClusters: false) }
+            }
+            await withGracefulShutdownHandler {
+                await self.waitForShutdown()
+            } onGracefulShutdown: {
+                Task { await self.shutdown() }
+            }
+            group.cancelAll()
+        }
+    }
+
+    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+    private var isShutDown = false
+
+    private func waitForShutdown() async {
+        if isShutDown { return }
+        await withCheckedContinuation { shutdownWaiters.append($0) }
+    }
+
+    private func shutdown() {
+        isShutDown = true
+        for waiter in shutdownWaiters { waiter.resume() }
+        shutdownWaiters.removeAll()
+    }
+
+    /// Lists then watches one resource of the hub's store for as long as the hub runs.
+    private func follow(_ type: ResourceType, isClusters: Bool) async {
+        while !Task.isCancelled {
+            do {
+                var objects: [JSONValue] = []
+                var position: ListPosition?
+                var version: UInt64 = 0
+                repeat {
+                    var options = ListOptions()
+                    options.limit = 500
+                    options.after = position
+                    let page = try await store.list(type, options: options)
+                    objects += page.objects
+                    position = page.next
+                    version = page.resourceVersion
+                } while position != nil
+                listed(objects, version: version, isClusters: isClusters, type: type)
+                for try await event in try await store.watch(type, namespace: nil, from: version) {
+                    changed(event.object, deleted: event.kind == .deleted, version: event.resourceVersion, isClusters: isClusters)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "federation watch ended; listing again",
+                    metadata: ["tether.event": "federation.watch_restart", "tether.resource": "\(type)", "tether.error": "\(error)"]
+                )
+            }
+        }
+    }
+
+    private func listed(_ objects: [JSONValue], version: UInt64, isClusters: Bool, type: ResourceType) {
+        storeVersion = max(storeVersion, version)
+        if isClusters {
+            for object in objects { changed(object, deleted: false, version: version, isClusters: true) }
+            return
+        }
+        let present = Set(objects.compactMap(\.federatedReference))
+        for reference in federated.keys where !present.contains(reference) && reference.resourceType(registry) == type {
+            changed(federated[reference] ?? .null, deleted: true, version: version, isClusters: false)
+        }
+        for object in objects { changed(object, deleted: false, version: version, isClusters: false) }
+    }
+
+    private func changed(_ object: JSONValue, deleted: Bool, version: UInt64, isClusters: Bool) {
+        storeVersion = max(storeVersion, version)
+        if isClusters {
+            guard let name = object.name else { return }
+            if deleted || object.deletionTimestamp != nil {
+                guard members.removeValue(forKey: name) != nil else { return }
+                logger.info("cluster left the federation", metadata: ["tether.event": "federation.cluster_removed", "tether.cluster": "\(name)"])
+            } else if members[name] == nil {
+                members[name] = Member()
+                logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
+            } else {
+                return
+            }
+            recomputeAll(version: version)
+            return
+        }
+        guard let reference = object.federatedReference else { return }
+        if deleted {
+            federated[reference] = nil
+            reports[reference] = nil
+        } else {
+            federated[reference] = object
+        }
+        recompute([reference], version: version)
+    }
+
+    // MARK: Desired state
+
+    private func recomputeAll(version: UInt64) {
+        recompute(Array(federated.keys), version: version, everyCluster: true)
+    }
+
+    /// Each cluster's copy of `references`; a cluster whose set changed gets revision `version` and a push.
+    private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false) {
+        let names = members.keys.sorted()
+        var touched: Set<String> = []
+        for reference in references {
+            let copies = copiesPerCluster(of: reference, clusters: names)
+            for name in names {
+                let copy = copies[name]
+                if members[name]?.desired[reference] != copy {
+                    members[name]?.desired[reference] = copy
+                    touched.insert(name)
+                }
+            }
+        }
+        if everyCluster {
+            // A cluster that just joined holds nothing yet; give it a revision even with an empty set.
+            for name in names where members[name]?.revision == 0 { touched.insert(name) }
+        }
+        for name in touched {
+            let next = max(version, (members[name]?.revision ?? 0) + 1)
+            members[name]?.revision = next
+            push(name)
+        }
+    }
+
+    private func copiesPerCluster(of reference: ObjectReference, clusters: [String]) -> [String: JSONValue] {
+        guard let object = federated[reference], object.deletionTimestamp == nil, !clusters.isEmpty else { return [:] }
+        // Every member has its own system namespaces; the hub's are not sent.
+        if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
+        let plugin = registry.plugin(for: object)
+        let prepared = plugin.prepareForMember(object)
+        guard let total = plugin.replicas(of: object) else {
+            return Dictionary(uniqueKeysWithValues: clusters.map { ($0, prepared) })
+        }
+        let shares = ReplicaDivision.divide(total, among: clusters)
+        return Dictionary(uniqueKeysWithValues: clusters.map { ($0, plugin.setting(replicas: shares[$0] ?? 0, on: prepared)) })
+    }
+
+    // MARK: Push
+
+    private func attach(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel) async {
+        if members[cluster] == nil { await register(cluster) }
+        guard members[cluster] != nil else { return }
+        members[cluster]?.session = (sessionID, channel)
+        let current = members[cluster]?.revision ?? 0
+        if let lastAppliedRevision, lastAppliedRevision == current, current > 0 {
+            // The agent holds exactly this revision: nothing to resend.
+            let holding = members[cluster]?.desired ?? [:]
+            members[cluster]?.sent = (current, holding)
+            logger.info(
+                "agent is current; no resend",
+                metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(current)"]
+            )
+        } else {
+            members[cluster]?.sent = nil
+        }
+        await setClusterPhase(cluster, phase: "Ready", message: "an agent session is up")
+        push(cluster)
+    }
+
+    private func detach(cluster: String, sessionID: String) async {
+        guard members[cluster]?.session?.id == sessionID else { return }
+        members[cluster]?.session = nil
+        members[cluster]?.sent = nil
+        await setClusterPhase(cluster, phase: "Offline", message: "no agent session")
+    }
+
+    /// A cluster seen for the first time (its agent holds a certificate from the federation CA) gets a `Cluster` object.
+    private func register(_ cluster: String) async {
+        let object: JSONValue = [
+            "apiVersion": "core.tether.io/v1alpha1", "kind": "Cluster",
+            "metadata": ["name": .string(cluster)], "spec": [:],
+        ]
+        do {
+            let created = try await store.create(object, as: clusterType, dryRun: false)
+            changed(created, deleted: false, version: created.resourceVersion ?? storeVersion + 1, isClusters: true)
+        } catch {
+            guard error.code == .alreadyExists else {
+                logger.error("cannot register cluster", metadata: ["tether.cluster": "\(cluster)", "tether.error": "\(error)"])
+                return
+            }
+            if let existing = try? await store.get(clusterType, namespace: nil, name: cluster) {
+                changed(existing, deleted: false, version: existing.resourceVersion ?? storeVersion, isClusters: true)
+            }
+        }
+    }
+
+    /// Writes the cluster's latest desired set to its agent: a snapshot the first time in a
+    /// session, then deltas. One write at a time per cluster; changes meanwhile coalesce.
+    private func push(_ cluster: String) {
+        guard var member = members[cluster], let session = member.session, !member.pushing else { return }
+        guard member.sent?.revision != member.revision else { return }
+        let message: WireMessage
+        if let sent = member.sent {
+            let upserts = member.desired.filter { sent.desired[$0.key] != $0.value }.map(\.value)
+            let deletes = sent.desired.keys.filter { member.desired[$0] == nil }
+            message = .delta(Delta(fromRevision: sent.revision, toRevision: member.revision, upserts: upserts, deletes: deletes))
+        } else {
+            message = .snapshot(Snapshot(revision: member.revision, objects: Array(member.desired.values)))
+        }
+        let revision = member.revision
+        let desired = member.desired
+        member.pushing = true
+        members[cluster] = member
+        let channel = session.channel
+        Task {
+            let written: Bool
+            do {
+                try await channel.writeAndFlush(message)
+                written = true
+            } catch {
+                written = false
+            }
+            self.pushed(cluster, sessionID: session.id, revision: revision, desired: desired, written: written)
+        }
+    }
+
+    private func pushed(_ cluster: String, sessionID: String, revision: UInt64, desired: [ObjectReference: JSONValue], written: Bool) {
+        members[cluster]?.pushing = false
+        guard members[cluster]?.session?.id == sessionID else { return }
+        if written {
+            members[cluster]?.sent = (revision, desired)
+            logger.debug("desired state pushed", metadata: ["tether.event": "federation.pushed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
+        }
+        push(cluster)
+    }
+
+    // MARK: Reports
+
+    private func take(_ message: WireMessage, from cluster: String) async {
+        switch message {
+        case .ack(let ack):
+            members[cluster]?.acked = ack.revision
+            logger.info(
+                "agent applied a revision",
+                metadata: [
+                    "tether.event": "federation.acked", "tether.cluster": "\(cluster)", "tether.revision": "\(ack.revision)",
+                    "tether.failures": "\(ack.failures.count)",
+                ]
+            )
+        case .status(let report):
+            var touched: Set<ObjectReference> = []
+            for status in report.objects {
+                // An agent reports only its own cluster's objects: the session is bound to its identity.
+                guard let reference = federatedReference(of: status.object), federated[reference] != nil else { continue }
+                if status.state == "pruned" {
+                    reports[reference]?[cluster] = nil
+                } else {
+                    reports[reference, default: [:]][cluster] = status
+                }
+                touched.insert(reference)
+            }
+            for reference in touched { await writeStatus(of: reference) }
+        case .heartbeat(let heartbeat):
+            if let health = heartbeat.cluster { await recordHealth(cluster, health) }
+        default:
+            break
+        }
+    }
+
+    private func federatedReference(of member: ObjectReference) -> ObjectReference? {
+        ObjectReference(apiVersion: member.apiVersion, kind: member.kind, namespace: member.namespace, name: member.name)
+    }
+
+    /// The federated object's `status`: the plugin's aggregate plus one entry per cluster.
+    private func writeStatus(of reference: ObjectReference) async {
+        guard let type = reference.resourceType(registry) else { return }
+        for _ in 0..<3 {
+            guard var object = try? await store.get(type, namespace: reference.namespace, name: reference.name) else { return }
+            let plugin = registry.plugin(for: object)
+            let perCluster = (reports[reference] ?? [:]).sorted { $0.key < $1.key }
+            let members = perCluster.map { name, report in
+                MemberObjectStatus(
+                    cluster: name,
+                    health: Health(Health.State(rawValue: report.health) ?? .unknown, report.message ?? ""),
+                    summary: report.summary
+                )
+            }
+            var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers ?? [:]
+            if let generation = object.generation { status["observedGeneration"] = .integer(generation) }
+            status["clusters"] = .array(
+                perCluster.map { name, report in
+                    var entry: [String: JSONValue] = [
+                        "name": .string(name), "state": .string(report.state), "health": .string(report.health),
+                    ]
+                    if let message = report.message { entry["message"] = .string(message) }
+                    if let revision = self.members[name]?.acked { entry["revision"] = .integer(Int64(revision)) }
+                    return .object(entry)
+                }
+            )
+            object[member: "status"] = .object(status)
+            do {
+                _ = try await store.updateStatus(object, as: type, dryRun: false)
+                return
+            } catch {
+                guard error.code == .conflict else {
+                    logger.warning("cannot write federated status", metadata: ["tether.object": "\(reference)", "tether.error": "\(error)"])
+                    return
+                }
+            }
+        }
+    }
+
+    private func setClusterPhase(_ cluster: String, phase: String, message: String) async {
+        await updateCluster(cluster) { status in
+            status["phase"] = .string(phase)
+            status["conditions"] = [
+                [
+                    "type": "Ready", "status": .string(phase == "Ready" ? "True" : "False"),
+                    "reason": .string(phase == "Ready" ? "SessionUp" : "SessionDown"), "message": .string(message),
+                    "lastTransitionTime": .string(Self.timestamp()),
+                ]
+            ]
+        }
+    }
+
+    private func recordHealth(_ cluster: String, _ health: Heartbeat.ClusterHealth) async {
+        await updateCluster(cluster) { status in
+            status["lastHeartbeatTime"] = .string(Self.timestamp())
+            status["kubernetesVersion"] = health.kubernetesVersion.map(JSONValue.string)
+            status["nodeCount"] = health.nodeCount.map { .integer(Int64($0)) }
+            status["apiReachable"] = .bool(health.apiReachable)
+            if let allocatable = health.allocatable {
+                status["allocatable"] = .object(allocatable.mapValues(JSONValue.integer))
+            }
+        }
+    }
+
+    private func updateCluster(_ cluster: String, _ change: (inout [String: JSONValue]) -> Void) async {
+        for _ in 0..<3 {
+            guard var object = try? await store.get(clusterType, namespace: nil, name: cluster) else { return }
+            var status = object["status"]?.objectMembers ?? [:]
+            let before = status
+            change(&status)
+            if status == before { return }
+            object[member: "status"] = .object(status)
+            do {
+                _ = try await store.updateStatus(object, as: clusterType, dryRun: false)
+                return
+            } catch {
+                guard error.code == .conflict else { return }
+            }
+        }
+    }
+
+    private static func timestamp() -> String {
+        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+    }
+}
+
+extension JSONValue {
+    fileprivate var federatedReference: ObjectReference? {
+        guard let apiVersion, let kind, let name else { return nil }
+        return ObjectReference(apiVersion: apiVersion, kind: kind, namespace: namespace, name: name)
+    }
+}
+
+extension ObjectReference {
+    fileprivate func resourceType(_ registry: KindRegistry) -> ResourceType? {
+        registry.kind(apiVersion: apiVersion, kind: kind).map { ResourceType(group: $0.group, resource: $0.plural, namespaced: $0.namespaced) }
+    }
+}
