@@ -141,9 +141,14 @@ public actor Applier: Service {
             for _ in 0..<max(1, settings.workers) {
                 group.addTask { await self.work() }
             }
-            await withGracefulShutdownHandler {
-                await self.waitForever()
-            } onGracefulShutdown: {
+            // Ends on graceful shutdown, and on cancellation (another service of the group failed).
+            await withTaskCancellationHandler {
+                await withGracefulShutdownHandler {
+                    await self.waitForever()
+                } onGracefulShutdown: {
+                    Task { await self.stop() }
+                }
+            } onCancel: {
                 Task { await self.stop() }
             }
             // Stopped: end the sleeps (resync, retry backoff) and requests still in flight.

@@ -69,9 +69,14 @@ public actor FederationEngine: Service, HubSessionObserver {
                 let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
                 group.addTask { await self.follow(type, isClusters: false) }
             }
-            await withGracefulShutdownHandler {
-                await self.waitForShutdown()
-            } onGracefulShutdown: {
+            // Ends on graceful shutdown, and on cancellation (another service of the group failed).
+            await withTaskCancellationHandler {
+                await withGracefulShutdownHandler {
+                    await self.waitForShutdown()
+                } onGracefulShutdown: {
+                    Task { await self.shutdown() }
+                }
+            } onCancel: {
                 Task { await self.shutdown() }
             }
             group.cancelAll()
