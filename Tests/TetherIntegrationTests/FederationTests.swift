@@ -17,7 +17,7 @@ let frontendReplicaSet = """
 
 @Suite("hub to agent to member, end to end", .timeLimit(.minutes(3)))
 struct FederationEndToEndTests {
-    @Test("a ReplicaSet created at the hub is divided over two members, applied by their agents, and reported back")
+    @Test("a ReplicaSet created at the hub is divided over two members, reweighed and overridden by policies, reported back; Service addresses aggregate; deletion reaches every member")
     func replicaSetRoundTrip() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -36,6 +36,10 @@ struct FederationEndToEndTests {
                 try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == name }
             }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/m1", "clusters/m2", "--timeout=30s"])
+            // Heartbeats carry the member's health into its Cluster object.
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.nodeCount}=2", "clusters/m1", "--timeout=30s"])
+            let health = try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.apiReachable} {.status.kubernetesVersion} {.status.allocatable.cpu}"])
+            #expect(health.hasPrefix("true v") && health.hasSuffix(" 8000"), "\(health)")
 
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet)
             // 5 over two equal clusters: 3 to m1 (the tie goes to the first name), 2 to m2; each becomes ready.
@@ -51,6 +55,51 @@ struct FederationEndToEndTests {
             #expect(table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ") == "frontend 5 5 5", "\(table)")
             let clusters = try await hubctl.succeed(["get", "rs", "frontend", "-o", "jsonpath={.status.clusters[*].name}"])
             #expect(clusters == "m1 m2")
+
+            // A PropagationPolicy weighs m1 3:1 (8 replicas: 6/2); an OverridePolicy changes the image in m2 only.
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: core.tether.io/v1alpha1
+                    kind: PropagationPolicy
+                    metadata: {name: frontend, namespace: default}
+                    spec:
+                      resourceSelectors: [{apiVersion: apps/v1, kind: ReplicaSet, name: frontend}]
+                      replicaScheduling: {type: Divided, weights: {m1: 3, m2: 1}}
+                    ---
+                    apiVersion: core.tether.io/v1alpha1
+                    kind: OverridePolicy
+                    metadata: {name: canary, namespace: default}
+                    spec:
+                      resourceSelectors: [{kind: ReplicaSet}]
+                      overrides: [{clusterNames: [m2], image: "nginx:1.28-canary"}]
+                    """
+            )
+            try await hubctl.succeed(["scale", "rs", "frontend", "--replicas=8"])
+            let m1 = try #require(members["m1"]), m2 = try #require(members["m2"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "rs/frontend", "--timeout=30s"])
+            try await m2.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+            try await m2.succeed(["wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=nginx:1.28-canary", "rs/frontend", "--timeout=30s"])
+            #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=8", "rs/frontend", "--timeout=30s"])
+
+            // A LoadBalancer Service: the hub lists both members' addresses.
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: frontend, namespace: default}
+                    spec: {type: LoadBalancer, selector: {app: frontend}, ports: [{port: 80}]}
+                    """
+            )
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.loadBalancer.ingress[1].ip}", "svc/frontend", "--timeout=30s"])
+            let addresses = try await hubctl.succeed(["get", "svc", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"])
+            let memberAddresses = [
+                try await m1.succeed(["get", "svc", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]),
+                try await m2.succeed(["get", "svc", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]),
+            ]
+            #expect(addresses == memberAddresses.joined(separator: " "), "\(addresses) vs \(memberAddresses)")
 
             // Deleting at the hub deletes in every member.
             try await hubctl.succeed(["delete", "rs", "frontend"])

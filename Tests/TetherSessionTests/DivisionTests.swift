@@ -38,3 +38,42 @@ struct ReplicaDivisionTests {
         }
     }
 }
+
+@Suite("Replica division with bounds")
+struct ReplicaDivisionBoundsTests {
+    @Test("minimums come first, maximums cap and the excess goes to the others")
+    func bounds() {
+        let capped = ReplicaDivision.divide(100, among: ["a", "b", "c"], bounds: ["a": .init(maximum: 10)])
+        #expect(capped == ["a": 10, "b": 45, "c": 45])
+        let floored = ReplicaDivision.divide(10, among: ["a", "b"], weights: ["a": 1, "b": 0], bounds: ["b": .init(minimum: 4)])
+        #expect(floored == ["a": 6, "b": 4])
+        let scarce = ReplicaDivision.divide(3, among: ["a", "b", "c"], bounds: ["b": .init(minimum: 2), "c": .init(minimum: 2)])
+        #expect(scarce.values.reduce(0, +) == 3 && scarce["b"] == 2)
+    }
+
+    @Test("over random weights and bounds the sum is the total (or every cap), and every bound holds")
+    func properties() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let names = (0..<Int.random(in: 1...8, using: &generator)).map { "c\($0)" }
+            let total = Int64.random(in: 0...5000, using: &generator)
+            var weights: [String: Int64] = [:]
+            var bounds: [String: ReplicaDivision.Bounds] = [:]
+            for name in names {
+                weights[name] = Int64.random(in: 0...5, using: &generator)
+                let minimum = Int64.random(in: 0...50, using: &generator)
+                let maximum: Int64? = Bool.random(using: &generator) ? minimum + Int64.random(in: 0...2000, using: &generator) : nil
+                bounds[name] = .init(minimum: minimum, maximum: maximum)
+            }
+            let shares = ReplicaDivision.divide(total, among: names, weights: weights, bounds: bounds)
+            let capacity = names.reduce(Int64(0)) { sum, name in bounds[name]?.maximum.map { sum + $0 } ?? .max / 2 }
+            #expect(shares.values.reduce(0, +) == min(total, capacity), "\(shares) \(bounds) \(total)")
+            for name in names {
+                if let maximum = bounds[name]?.maximum { #expect(shares[name]! <= maximum) }
+                if shares.values.reduce(0, +) == total, total >= names.reduce(0, { $0 + (bounds[$1]?.minimum ?? 0) }) {
+                    #expect(shares[name]! >= bounds[name]!.minimum, "\(name) \(shares) \(bounds) \(total)")
+                }
+            }
+        }
+    }
+}

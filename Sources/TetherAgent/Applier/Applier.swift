@@ -449,7 +449,10 @@ public actor Applier: Service {
         let count = (failures[reference] ?? 0) + 1
         failures[reference] = count
         let delay = min(settings.retryMax, settings.retryInitial * Double(1 << min(count - 1, 16)))
-        logger.warning(
+        // The first failure, or a new reason, is a warning; the same failure again is detail.
+        let repeated = statuses[reference]?.state == "failed" && statuses[reference]?.message == message
+        logger.log(
+            level: repeated ? .debug : .warning,
             "apply failed; retrying later",
             metadata: metadata.merging([
                 "tether.event": "applier.failed", "tether.error": "\(message)", "tether.failures": "\(count)",

@@ -32,7 +32,12 @@ public actor FederationEngine: Service, HubSessionObserver {
         var acked: UInt64?
     }
 
+    private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
+
     private var members: [String: Member] = [:]
+    private var clusterObjects: [String: JSONValue] = [:]
+    private var propagationPolicies: [ObjectReference: JSONValue] = [:]
+    private var overridePolicies: [ObjectReference: JSONValue] = [:]
     private var federated: [ObjectReference: JSONValue] = [:]
     /// Per federated object, each cluster's last report.
     private var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
@@ -64,10 +69,16 @@ public actor FederationEngine: Service, HubSessionObserver {
     public func run() async throws {
         storeVersion = try await store.currentResourceVersion()
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.follow(self.clusterType, isClusters: true) }
+            group.addTask { await self.follow(self.clusterType, role: .clusters) }
+            group.addTask {
+                await self.follow(ResourceType(group: "core.tether.io", resource: "propagationpolicies", namespaced: true), role: .propagationPolicies)
+            }
+            group.addTask {
+                await self.follow(ResourceType(group: "core.tether.io", resource: "overridepolicies", namespaced: true), role: .overridePolicies)
+            }
             for kind in registry.kinds where registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind).propagates(kind) {
                 let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
-                group.addTask { await self.follow(type, isClusters: false) }
+                group.addTask { await self.follow(type, role: .federated) }
             }
             // Ends on graceful shutdown, and on cancellation (another service of the group failed).
             await withTaskCancellationHandler {
@@ -98,7 +109,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     /// Lists then watches one resource of the hub's store for as long as the hub runs.
-    private func follow(_ type: ResourceType, isClusters: Bool) async {
+    private func follow(_ type: ResourceType, role: Role) async {
         while !Task.isCancelled {
             do {
                 var objects: [JSONValue] = []
@@ -113,9 +124,9 @@ public actor FederationEngine: Service, HubSessionObserver {
                     position = page.next
                     version = page.resourceVersion
                 } while position != nil
-                listed(objects, version: version, isClusters: isClusters, type: type)
+                listed(objects, version: version, role: role, type: type)
                 for try await event in try await store.watch(type, namespace: nil, from: version) {
-                    changed(event.object, deleted: event.kind == .deleted, version: event.resourceVersion, isClusters: isClusters)
+                    changed(event.object, deleted: event.kind == .deleted, version: event.resourceVersion, role: role)
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -127,43 +138,71 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    private func listed(_ objects: [JSONValue], version: UInt64, isClusters: Bool, type: ResourceType) {
+    private func listed(_ objects: [JSONValue], version: UInt64, role: Role, type: ResourceType) {
         storeVersion = max(storeVersion, version)
-        if isClusters {
-            for object in objects { changed(object, deleted: false, version: version, isClusters: true) }
-            return
-        }
         let present = Set(objects.compactMap(\.federatedReference))
-        for reference in federated.keys where !present.contains(reference) && reference.resourceType(registry) == type {
-            changed(federated[reference] ?? .null, deleted: true, version: version, isClusters: false)
+        let known: [ObjectReference: JSONValue] =
+            switch role {
+            case .clusters: Dictionary(uniqueKeysWithValues: clusterObjects.map { (ObjectReference(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster", name: $0.key), $0.value) })
+            case .federated: federated.filter { $0.key.resourceType(registry) == type }
+            case .propagationPolicies: propagationPolicies
+            case .overridePolicies: overridePolicies
+            }
+        for (reference, object) in known where !present.contains(reference) {
+            changed(object, deleted: true, version: version, role: role)
         }
-        for object in objects { changed(object, deleted: false, version: version, isClusters: false) }
+        for object in objects { changed(object, deleted: false, version: version, role: role) }
     }
 
-    private func changed(_ object: JSONValue, deleted: Bool, version: UInt64, isClusters: Bool) {
+    private func changed(_ object: JSONValue, deleted: Bool, version: UInt64, role: Role) {
         storeVersion = max(storeVersion, version)
-        if isClusters {
-            guard let name = object.name else { return }
-            if deleted || object.deletionTimestamp != nil {
-                guard members.removeValue(forKey: name) != nil else { return }
-                logger.info("cluster left the federation", metadata: ["tether.event": "federation.cluster_removed", "tether.cluster": "\(name)"])
-            } else if members[name] == nil {
-                members[name] = Member()
-                logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
-            } else {
-                return
-            }
-            recomputeAll(version: version)
-            return
-        }
         guard let reference = object.federatedReference else { return }
-        if deleted {
-            federated[reference] = nil
-            reports[reference] = nil
-        } else {
-            federated[reference] = object
+        switch role {
+        case .clusters:
+            clusterChanged(object, deleted: deleted, version: version)
+        case .propagationPolicies, .overridePolicies:
+            let gone = deleted || object.deletionTimestamp != nil
+            let previous = role == .propagationPolicies ? propagationPolicies[reference] : overridePolicies[reference]
+            // Only a change to the spec moves objects.
+            guard gone ? previous != nil : previous?.specPart != object.specPart else { return }
+            if role == .propagationPolicies {
+                propagationPolicies[reference] = gone ? nil : object
+            } else {
+                overridePolicies[reference] = gone ? nil : object
+            }
+            logger.info(
+                "policy changed; placing again",
+                metadata: ["tether.event": "federation.policy_changed", "tether.object": "\(reference)", "tether.deleted": "\(gone)"]
+            )
+            recomputeAll(version: version)
+        case .federated:
+            if deleted {
+                federated[reference] = nil
+                reports[reference] = nil
+            } else {
+                federated[reference] = object
+            }
+            recompute([reference], version: version)
         }
-        recompute([reference], version: version)
+    }
+
+    private func clusterChanged(_ object: JSONValue, deleted: Bool, version: UInt64) {
+        guard let name = object.name else { return }
+        if deleted || object.deletionTimestamp != nil {
+            clusterObjects[name] = nil
+            guard members.removeValue(forKey: name) != nil else { return }
+            logger.info("cluster left the federation", metadata: ["tether.event": "federation.cluster_removed", "tether.cluster": "\(name)"])
+        } else if members[name] == nil {
+            clusterObjects[name] = object
+            members[name] = Member()
+            logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
+        } else {
+            // Status writes change nothing here; a change of labels can change placement.
+            let labelsChanged = clusterObjects[name]?.labels != object.labels
+            clusterObjects[name] = object
+            guard labelsChanged else { return }
+        }
+        recomputeAll(version: version)
     }
 
     // MARK: Desired state
@@ -202,12 +241,12 @@ public actor FederationEngine: Service, HubSessionObserver {
         // Every member has its own system namespaces; the hub's are not sent.
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
         let plugin = registry.plugin(for: object)
-        let prepared = plugin.prepareForMember(object)
-        guard let total = plugin.replicas(of: object) else {
-            return Dictionary(uniqueKeysWithValues: clusters.map { ($0, prepared) })
-        }
-        let shares = ReplicaDivision.divide(total, among: clusters)
-        return Dictionary(uniqueKeysWithValues: clusters.map { ($0, plugin.setting(replicas: shares[$0] ?? 0, on: prepared)) })
+        let placement = Placement(
+            clusters: clusterObjects.filter { clusters.contains($0.key) },
+            propagationPolicies: Array(propagationPolicies.values),
+            overridePolicies: Array(overridePolicies.values)
+        )
+        return placement.copies(of: object, plugin: plugin).mapValues { plugin.prepareForMember($0) }
     }
 
     // MARK: Push
@@ -247,14 +286,14 @@ public actor FederationEngine: Service, HubSessionObserver {
         ]
         do {
             let created = try await store.create(object, as: clusterType, dryRun: false)
-            changed(created, deleted: false, version: created.resourceVersion ?? storeVersion + 1, isClusters: true)
+            changed(created, deleted: false, version: created.resourceVersion ?? storeVersion + 1, role: .clusters)
         } catch {
             guard error.code == .alreadyExists else {
                 logger.error("cannot register cluster", metadata: ["tether.cluster": "\(cluster)", "tether.error": "\(error)"])
                 return
             }
             if let existing = try? await store.get(clusterType, namespace: nil, name: cluster) {
-                changed(existing, deleted: false, version: existing.resourceVersion ?? storeVersion, isClusters: true)
+                changed(existing, deleted: false, version: existing.resourceVersion ?? storeVersion, role: .clusters)
             }
         }
     }
