@@ -16,6 +16,8 @@ public struct FederationPlugin: ResourcePlugin {
             .text("STATUS") { $0.string(at: "status", "phase") ?? "Unknown" },
             .text("AGENT", priority: 1) { $0.string(at: "status", "agentVersion") ?? "<none>" },
             .text("KUBERNETES", priority: 1) { $0.string(at: "status", "kubernetesVersion") ?? "<none>" },
+            .text("NODES", priority: 1) { $0.integer(at: "status", "nodeCount").map(String.init) ?? "<none>" },
+            .text("LAST-HEARTBEAT", priority: 1) { $0.string(at: "status", "lastHeartbeatTime") ?? "<none>" },
         ]
     )
     public static let propagationPolicy = KindDescriptor(

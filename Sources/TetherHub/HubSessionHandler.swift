@@ -148,7 +148,13 @@ final class HubSessionHandler: ChannelInboundHandler {
             observer?.sessionEstablished(
                 cluster: session.cluster,
                 sessionID: session.sessionID,
-                lastAppliedRevision: session.lastAppliedRevision,
+                hello: Hello(
+                    protocolVersions: [session.protocolVersion],
+                    agentVersion: session.agentVersion,
+                    cluster: session.cluster,
+                    kinds: session.kinds,
+                    lastAppliedRevision: session.lastAppliedRevision
+                ),
                 channel: context.channel
             )
         case .answerHeartbeat(let heartbeat):

@@ -24,6 +24,9 @@ struct HubSessionStateMachine {
         var protocolVersion: Int
         /// The revision the agent says it applied last, from `hello`.
         var lastAppliedRevision: UInt64? = nil
+        var agentVersion = ""
+        /// Kinds the agent's plugins handle, from `hello`.
+        var kinds: [String] = []
     }
 
     /// Why a session ended, as logged in `tether.event`.
@@ -161,7 +164,9 @@ struct HubSessionStateMachine {
             cluster: hello.cluster,
             sessionID: makeSessionID(),
             protocolVersion: version,
-            lastAppliedRevision: hello.lastAppliedRevision
+            lastAppliedRevision: hello.lastAppliedRevision,
+            agentVersion: hello.agentVersion,
+            kinds: hello.kinds
         )
         state = .established(session)
         let welcome = Welcome(

@@ -13,7 +13,7 @@ enum HubSessionEvent: Sendable {
 /// What the federation engine learns from agent sessions. Called on the session's event loop:
 /// implementations hand the work elsewhere and return at once.
 public protocol HubSessionObserver: Sendable {
-    func sessionEstablished(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel)
+    func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel)
     func sessionEnded(cluster: String, sessionID: String)
     func received(_ message: WireMessage, cluster: String, sessionID: String)
 }

@@ -41,6 +41,8 @@ public struct FederationDirectory: Sendable {
     public var adminKeyPath: String { file("admin.key") }
     public var kubeconfigPath: String { file("kubeconfig") }
     public var databasePath: String { file("hub.db") }
+    /// Each cluster's desired-state revision and digest, kept by the hub across restarts.
+    public var federationRevisionsPath: String { file("federation-revisions.json") }
     public var portsPath: String { file("hub.ports.json") }
     public var configPath: String { file("federation.json") }
     /// API users, tokens and roles (optional; without it only `admin` may use the API).

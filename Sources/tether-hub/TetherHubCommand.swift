@@ -43,6 +43,12 @@ struct TetherHubCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Changes kept for watches to resume from; an older resourceVersion gets 410 Expired.")
     var watchHistory: Int = 10_000
 
+    @Option(name: .long, help: "Seconds a cluster may stay without its agent before its divided replicas move to the other clusters.")
+    var rebalanceAfter: Double = 60
+
+    @Option(name: .long, help: "Seconds without its agent after which a cluster is Offline rather than NotReady.")
+    var offlineAfter: Double = 300
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -50,6 +56,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             throw ValidationError("--heartbeat-interval must be between 0.05 and 3600 seconds")
         }
         guard watchHistory >= 1 else { throw ValidationError("--watch-history must be at least 1") }
+        guard rebalanceAfter >= 0.1, offlineAfter >= 0.1 else {
+            throw ValidationError("--rebalance-after and --offline-after must be at least 0.1 seconds")
+        }
     }
 
     func run() async throws {
@@ -69,7 +78,11 @@ struct TetherHubCommand: AsyncParsableCommand {
         }
         let ports = PortsFile(directory: directory, logger: logger)
         let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
-        let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, logger: logger)
+        var federation = FederationSettings()
+        federation.rebalanceAfter = .milliseconds(Int64(rebalanceAfter * 1000))
+        federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
+        federation.revisionsPath = directory.federationRevisionsPath
+        let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, settings: federation, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
                 address: agentAddress,

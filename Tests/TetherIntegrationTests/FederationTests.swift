@@ -108,4 +108,62 @@ struct FederationEndToEndTests {
             }
         }
     }
+
+    @Test("a member whose agent stops turns NotReady, its replicas move to the other and come back; a restarted hub resumes agents without a resend")
+    func rebalanceAndHubRestart() async throws {
+        try await withFederation { federation in
+            var (hub, port) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--rebalance-after", "2"])
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var members: [String: Kubectl] = [:]
+            var kubeconfigs: [String: String] = [:]
+            var agents: [String: ManagedProcess] = [:]
+            func startAgent(_ name: String) throws -> ManagedProcess {
+                try federation.startAgent(
+                    name: "agent-\(name)-\(UUID().uuidString.prefix(4))",
+                    bundle: try federation.issueBundle(cluster: name, hubPort: port),
+                    kubeconfig: kubeconfigs[name],
+                    extraArguments: ["--state-dir", federation.root + "/state-\(name)", "--backoff-initial", "0.2", "--backoff-max", "1"]
+                )
+            }
+            for name in ["m1", "m2"] {
+                let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s")
+                members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
+                kubeconfigs[name] = directory + "/kubeconfig"
+                agents[name] = try startAgent(name)
+            }
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 4"))
+            let m1 = try #require(members["m1"]), m2 = try #require(members["m2"])
+            try await m1.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rs/frontend", "--timeout=30s"])
+            try await m2.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rs/frontend", "--timeout=30s"])
+
+            // m2's agent stops: NotReady at once, and after the 2 s grace all 4 replicas run in m1.
+            _ = await agents["m2"]?.stop()
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=NotReady", "clusters/m2", "--timeout=30s"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=4", "rs/frontend", "--timeout=30s"])
+            // A hub outage never deletes in the member: m2 still runs its last share.
+            #expect(try await m2.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.replicas}"]) == "2")
+
+            // It comes back: the replicas are divided again.
+            agents["m2"] = try startAgent("m2")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/m2", "--timeout=30s"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+            try await m2.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rs/frontend", "--timeout=30s"])
+
+            // The hub restarts on the same agent port: clusters and objects are still there, and
+            // agents holding the current revision get nothing resent.
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.clusters[1].revision}", "rs/frontend", "--timeout=30s"])
+            let received = { (name: String) in agents[name]?.lines.filter { $0.event == "applier.desired" }.count ?? 0 }
+            let before = ["m1": received("m1"), "m2": received("m2")]
+            _ = await hub.stop()
+            (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: ["--rebalance-after", "2"])
+            for name in ["m1", "m2"] {
+                try await hub.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == name }
+            }
+            let clusters = try await hubctl.succeed(["get", "clusters", "-o", "name"])
+            #expect(clusters.split(separator: "\n").sorted() == ["cluster.core.tether.io/m1", "cluster.core.tether.io/m2"], "\(clusters)")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rs/frontend", "--timeout=30s"])
+            #expect(["m1": received("m1"), "m2": received("m2")] == before, "an agent received desired state again after the hub restarted")
+        }
+    }
 }

@@ -4,6 +4,7 @@ import NIOCore
 import ServiceLifecycle
 import TetherModel
 import TetherPlugin
+import TetherSecurity
 import TetherStore
 import TetherWire
 
@@ -16,6 +17,20 @@ import TetherWire
 /// revision is the hub store's resourceVersion of the last change to its desired set, so it
 /// only grows, across hub restarts too. Only the latest desired set is kept per cluster: while
 /// a push is being written, further changes coalesce into the next delta.
+/// How the engine reacts to clusters that go quiet.
+public struct FederationSettings: Sendable {
+    /// A cluster without an agent session this long has its divided replicas moved to the
+    /// others, and gets them back when its agent returns.
+    public var rebalanceAfter: Duration = .seconds(60)
+    /// A cluster without an agent session this long is `Offline` (before that, `NotReady`).
+    public var offlineAfter: Duration = .seconds(300)
+    /// Where each cluster's revision and a digest of its desired set are kept across restarts
+    /// (`D/federation-revisions.json`); nil keeps them in memory only.
+    public var revisionsPath: String?
+
+    public init() {}
+}
+
 public actor FederationEngine: Service, HubSessionObserver {
     private let store: any ResourceStore
     private let registry: KindRegistry
@@ -30,7 +45,24 @@ public actor FederationEngine: Service, HubSessionObserver {
         var sent: (revision: UInt64, desired: [ObjectReference: JSONValue])?
         var pushing = false
         var acked: UInt64?
+        /// Rebalanced away after its agent stayed away past `rebalanceAfter`: placed nothing.
+        var excluded = false
+        var outage: Task<Void, Never>?
+        /// The revision the agent's `hello` says it holds, until the first push decides what to send.
+        var announced: UInt64?
     }
+
+    /// A cluster's revision and the digest of the desired set it names, as persisted.
+    struct RevisionRecord: Codable, Equatable {
+        var revision: UInt64
+        var digest: String
+    }
+
+    /// Pushes wait until every followed resource has been listed once: a set computed from a
+    /// half-read store would make agents prune what the rest of the store still wants.
+    private var listsPending = 0
+    private var settled = false
+    private var persisted: [String: RevisionRecord] = [:]
 
     private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
 
@@ -44,7 +76,10 @@ public actor FederationEngine: Service, HubSessionObserver {
     private var storeVersion: UInt64 = 0
     static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
-    public init(store: any ResourceStore, registry: KindRegistry, logger: Logger) {
+    private let settings: FederationSettings
+
+    public init(store: any ResourceStore, registry: KindRegistry, settings: FederationSettings = FederationSettings(), logger: Logger) {
+        self.settings = settings
         self.store = store
         self.registry = registry
         self.logger = logger
@@ -52,8 +87,8 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     // MARK: Sessions (called on event loops; work moves onto the actor)
 
-    public nonisolated func sessionEstablished(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel) {
-        Task { await self.attach(cluster: cluster, sessionID: sessionID, lastAppliedRevision: lastAppliedRevision, channel: channel) }
+    public nonisolated func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel) {
+        Task { await self.attach(cluster: cluster, sessionID: sessionID, hello: hello, channel: channel) }
     }
 
     public nonisolated func sessionEnded(cluster: String, sessionID: String) {
@@ -68,6 +103,10 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public func run() async throws {
         storeVersion = try await store.currentResourceVersion()
+        if let path = settings.revisionsPath, FileManager.default.fileExists(atPath: path) {
+            persisted = (try? PEMFiles.readJSON([String: RevisionRecord].self, from: path)) ?? [:]
+        }
+        listsPending = 3 + registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.count
         await withDiscardingTaskGroup { group in
             group.addTask { await self.follow(self.clusterType, role: .clusters) }
             group.addTask {
@@ -110,6 +149,7 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     /// Lists then watches one resource of the hub's store for as long as the hub runs.
     private func follow(_ type: ResourceType, role: Role) async {
+        var firstList = true
         while !Task.isCancelled {
             do {
                 var objects: [JSONValue] = []
@@ -125,6 +165,10 @@ public actor FederationEngine: Service, HubSessionObserver {
                     version = page.resourceVersion
                 } while position != nil
                 listed(objects, version: version, role: role, type: type)
+                if firstList {
+                    firstList = false
+                    listSettled()
+                }
                 for try await event in try await store.watch(type, namespace: nil, from: version) {
                     changed(event.object, deleted: event.kind == .deleted, version: event.resourceVersion, role: role)
                 }
@@ -136,6 +180,54 @@ public actor FederationEngine: Service, HubSessionObserver {
                 )
             }
         }
+    }
+
+    /// Every followed resource was listed: revisions are settled against what was persisted, and pushes start.
+    private func listSettled() {
+        listsPending -= 1
+        guard listsPending == 0, !settled else { return }
+        settled = true
+        for name in members.keys.sorted() {
+            guard var member = members[name] else { continue }
+            let digest = Self.digest(member.desired)
+            if let record = persisted[name], record.digest == digest {
+                member.revision = record.revision
+            } else {
+                member.revision = max(member.revision, (persisted[name]?.revision ?? 0) + 1)
+            }
+            members[name] = member
+        }
+        logger.info("federation state settled", metadata: ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
+        persistRevisions()
+        for name in members.keys.sorted() { push(name) }
+    }
+
+    private func persistRevisions() {
+        guard settled, let path = settings.revisionsPath else { return }
+        var records: [String: RevisionRecord] = [:]
+        for (name, member) in members { records[name] = RevisionRecord(revision: member.revision, digest: Self.digest(member.desired)) }
+        guard records != persisted else { return }
+        do {
+            try PEMFiles.writeJSON(records, to: path)
+            persisted = records
+        } catch {
+            logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// A stable digest of a desired set: FNV-1a over its JSON with sorted keys, objects in reference order.
+    static func digest(_ desired: [ObjectReference: JSONValue]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for reference in desired.keys.sorted(by: { $0.description < $1.description }) {
+            guard let data = try? encoder.encode(desired[reference]) else { continue }
+            for byte in Array(reference.description.utf8) + Array(data) {
+                hash ^= UInt64(byte)
+                hash &*= 0x100_0000_01b3
+            }
+        }
+        return String(hash, radix: 16)
     }
 
     private func listed(_ objects: [JSONValue], version: UInt64, role: Role, type: ResourceType) {
@@ -214,9 +306,10 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Each cluster's copy of `references`; a cluster whose set changed gets revision `version` and a push.
     private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false) {
         let names = members.keys.sorted()
+        let placeable = names.filter { members[$0]?.excluded == false }
         var touched: Set<String> = []
         for reference in references {
-            let copies = copiesPerCluster(of: reference, clusters: names)
+            let copies = copiesPerCluster(of: reference, clusters: placeable)
             for name in names {
                 let copy = copies[name]
                 if members[name]?.desired[reference] != copy {
@@ -234,6 +327,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             members[name]?.revision = next
             push(name)
         }
+        if !touched.isEmpty { persistRevisions() }
     }
 
     private func copiesPerCluster(of reference: ObjectReference, clusters: [String]) -> [String: JSONValue] {
@@ -251,23 +345,25 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     // MARK: Push
 
-    private func attach(cluster: String, sessionID: String, lastAppliedRevision: UInt64?, channel: any Channel) async {
+    private func attach(cluster: String, sessionID: String, hello: Hello, channel: any Channel) async {
+        let lastAppliedRevision = hello.lastAppliedRevision
         if members[cluster] == nil { await register(cluster) }
         guard members[cluster] != nil else { return }
         members[cluster]?.session = (sessionID, channel)
-        let current = members[cluster]?.revision ?? 0
-        if let lastAppliedRevision, lastAppliedRevision == current, current > 0 {
-            // The agent holds exactly this revision: nothing to resend.
-            let holding = members[cluster]?.desired ?? [:]
-            members[cluster]?.sent = (current, holding)
-            logger.info(
-                "agent is current; no resend",
-                metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(current)"]
-            )
-        } else {
-            members[cluster]?.sent = nil
+        members[cluster]?.outage?.cancel()
+        members[cluster]?.outage = nil
+        if members[cluster]?.excluded == true {
+            members[cluster]?.excluded = false
+            logger.info("cluster is back; placing on it again", metadata: ["tether.event": "federation.rebalanced_back", "tether.cluster": "\(cluster)"])
+            recomputeAll(version: storeVersion)
         }
+        members[cluster]?.sent = nil
+        members[cluster]?.announced = lastAppliedRevision
         await setClusterPhase(cluster, phase: "Ready", message: "an agent session is up")
+        await updateCluster(cluster) { status in
+            status["agentVersion"] = .string(hello.agentVersion)
+            status["kinds"] = .array(hello.kinds.map(JSONValue.string))
+        }
         push(cluster)
     }
 
@@ -275,7 +371,30 @@ public actor FederationEngine: Service, HubSessionObserver {
         guard members[cluster]?.session?.id == sessionID else { return }
         members[cluster]?.session = nil
         members[cluster]?.sent = nil
-        await setClusterPhase(cluster, phase: "Offline", message: "no agent session")
+        let lost = Self.timestamp()
+        await setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
+        let settings = settings
+        members[cluster]?.outage = Task {
+            do {
+                try await Task.sleep(for: settings.rebalanceAfter)
+                self.rebalanceAway(cluster)
+                try await Task.sleep(for: max(.zero, settings.offlineAfter - settings.rebalanceAfter))
+                await self.setClusterPhase(cluster, phase: "Offline", message: "no agent session since \(lost)")
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// The cluster stayed away past the grace period: its share of divided replicas moves to the others.
+    private func rebalanceAway(_ cluster: String) {
+        guard members[cluster]?.session == nil, members[cluster]?.excluded == false else { return }
+        members[cluster]?.excluded = true
+        logger.warning(
+            "cluster still unreachable; moving its replicas to the others",
+            metadata: ["tether.event": "federation.rebalanced_away", "tether.cluster": "\(cluster)"]
+        )
+        recomputeAll(version: storeVersion)
     }
 
     /// A cluster seen for the first time (its agent holds a certificate from the federation CA) gets a `Cluster` object.
@@ -301,7 +420,19 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Writes the cluster's latest desired set to its agent: a snapshot the first time in a
     /// session, then deltas. One write at a time per cluster; changes meanwhile coalesce.
     private func push(_ cluster: String) {
-        guard var member = members[cluster], let session = member.session, !member.pushing else { return }
+        guard settled, var member = members[cluster], let session = member.session, !member.pushing else { return }
+        if member.sent == nil, let announced = member.announced, announced == member.revision {
+            // The agent holds exactly this revision: nothing to resend.
+            member.sent = (member.revision, member.desired)
+            member.announced = nil
+            members[cluster] = member
+            logger.info(
+                "agent is current; no resend",
+                metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(member.revision)"]
+            )
+            return
+        }
+        member.announced = nil
         guard member.sent?.revision != member.revision else { return }
         let message: WireMessage
         if let sent = member.sent {
@@ -420,7 +551,8 @@ public actor FederationEngine: Service, HubSessionObserver {
             status["conditions"] = [
                 [
                     "type": "Ready", "status": .string(phase == "Ready" ? "True" : "False"),
-                    "reason": .string(phase == "Ready" ? "SessionUp" : "SessionDown"), "message": .string(message),
+                    "reason": .string(phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
+                    "message": .string(message),
                     "lastTransitionTime": .string(Self.timestamp()),
                 ]
             ]
