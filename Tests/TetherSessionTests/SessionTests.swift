@@ -26,7 +26,7 @@ struct HubSessionStateMachineTests {
         #expect(machine.handshakeCompleted(identity: eu1, negotiatedProtocol: "tether/1") == .awaitHello)
         let action = machine.received(hello())
         let welcome = Welcome(protocolVersion: 1, sessionID: "s-1", heartbeatIntervalMilliseconds: 10_000, hubVersion: "test")
-        #expect(action == .establish(.init(cluster: "eu-1", sessionID: "s-1", protocolVersion: 1), welcome))
+        #expect(action == .establish(.init(cluster: "eu-1", sessionID: "s-1", protocolVersion: 1, agentVersion: "test"), welcome))
         #expect(machine.received(.heartbeat(Heartbeat(sentAtMilliseconds: 1))) == .answerHeartbeat(Heartbeat(sentAtMilliseconds: 1)))
         let status = WireMessage.status(StatusReport(objects: []))
         #expect(machine.received(status) == .deliver(status))
