@@ -58,6 +58,42 @@ public enum Kubeconfig {
         """
     }
 
+    /// One context of a kubeconfig with several.
+    public struct Context: Sendable {
+        public var name: String
+        public var server: String
+        public var caPEM: String
+        public var clientCertificatePEM: String
+        public var clientKeyPEM: String
+
+        public init(name: String, server: String, caPEM: String, clientCertificatePEM: String, clientKeyPEM: String) {
+            self.name = name
+            self.server = server
+            self.caPEM = caPEM
+            self.clientCertificatePEM = clientCertificatePEM
+            self.clientKeyPEM = clientKeyPEM
+        }
+    }
+
+    /// A kubeconfig with a cluster, user and context per entry; the first is current.
+    public static func combined(_ contexts: [Context]) -> String {
+        var text = "apiVersion: v1\nkind: Config\nclusters:\n"
+        for context in contexts {
+            text += "- name: \(context.name)\n  cluster:\n    server: \(context.server)\n    certificate-authority-data: \(base64(context.caPEM))\n"
+        }
+        text += "users:\n"
+        for context in contexts {
+            text += "- name: \(context.name)-admin\n  user:\n    client-certificate-data: \(base64(context.clientCertificatePEM))\n"
+                + "    client-key-data: \(base64(context.clientKeyPEM))\n"
+        }
+        text += "contexts:\n"
+        for context in contexts {
+            text += "- name: \(context.name)\n  context:\n    cluster: \(context.name)\n    user: \(context.name)-admin\n"
+        }
+        text += "current-context: \(contexts.first?.name ?? "")\n"
+        return text
+    }
+
     private static func base64(_ text: String) -> String {
         Data(text.utf8).base64EncodedString()
     }

@@ -48,13 +48,18 @@ struct DemoCommand: AsyncParsableCommand {
             for name in names {
                 try await hub.waitForEvent("session.established", within: .seconds(30)) { $0["tether.cluster"] == name }
             }
+            let kubeconfig = try writeCombinedKubeconfig(federation: federation, clusters: names)
             print("""
 
                 ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
                    federation directory: \(federation.directory.path)
-                   the hub's API:          kubectl --kubeconfig \(federation.kubeconfigPath) get namespaces
-                   a simulated member:     kubectl --kubeconfig \(federation.root)/sim-\(names[0])/kubeconfig get nodes
-                   kill an agent or restart the hub and watch it reconnect; Ctrl-C stops everything.
+                   export KUBECONFIG=\(kubeconfig)       # contexts: federation, \(names.joined(separator: ", "))
+                   kubectl --context=federation get clusters
+                   kubectl --context=federation apply -f docs/examples/frontend.yaml     # ReplicaSet, Service, Ingress
+                   kubectl --context=federation get rs,svc,ing
+                   kubectl --context=\(names[0]) get rs                   # this member's share (a SIMULATED cluster)
+                   kubectl --context=federation delete -f docs/examples/frontend.yaml
+                   docs/walkthrough.md tells the whole story; Ctrl-C stops everything.
 
                 """)
         } catch {
@@ -66,8 +71,40 @@ struct DemoCommand: AsyncParsableCommand {
         await federation.stopAll()
     }
 
+    /// `ROOT/kubeconfig-all`: the hub as context `federation` and each simulated member under its name.
+    func writeCombinedKubeconfig(federation: LocalFederation, clusters: [String]) throws -> String {
+        guard let apiPort = try federation.directory.readPorts()?.api else {
+            throw ValidationError("the hub wrote no API port")
+        }
+        func read(_ path: String) throws -> String { try PEMFiles.readText(at: path) }
+        var contexts = [
+            Kubeconfig.Context(
+                name: "federation", server: "https://127.0.0.1:\(apiPort)", caPEM: try read(federation.directory.caCertificatePath),
+                clientCertificatePEM: try read(federation.directory.adminCertificatePath),
+                clientKeyPEM: try read(federation.directory.adminKeyPath)
+            )
+        ]
+        for name in clusters {
+            let member = FederationDirectory(path: (federation.root as NSString).appendingPathComponent("sim-\(name)"))
+            let description = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: (member.path as NSString).appendingPathComponent("simcluster.json")))
+            )
+            guard let url = (description as? [String: Any])?["url"] as? String else { continue }
+            contexts.append(
+                Kubeconfig.Context(
+                    name: name, server: url, caPEM: try read(member.caCertificatePath),
+                    clientCertificatePEM: try read(member.adminCertificatePath), clientKeyPEM: try read(member.adminKeyPath)
+                )
+            )
+        }
+        let path = (federation.root as NSString).appendingPathComponent("kubeconfig-all")
+        try PEMFiles.writeAtomically(Kubeconfig.combined(contexts), to: path, mode: PEMFiles.privateKeyMode)
+        return path
+    }
+
     static func clusterNames(count: Int) -> [String] {
-        let regions = ["eu-west", "us-east", "ap-south", "us-west", "eu-north"]
+        // The zones of the Kubernetes 1.5 federation walkthrough, then more.
+        let regions = ["us-east1-b", "europe-west1-b", "asia-east1-a", "us-west1-a", "europe-north1-a"]
         return (0..<count).map { $0 < regions.count ? regions[$0] : "cluster-\($0 + 1)" }
     }
 
