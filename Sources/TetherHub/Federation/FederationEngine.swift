@@ -312,6 +312,11 @@ public actor FederationEngine: Service, HubSessionObserver {
             let copies = copiesPerCluster(of: reference, clusters: placeable)
             for name in names {
                 let copy = copies[name]
+                if copy == nil, reports[reference]?[name] != nil {
+                    // No longer placed there: its last report must not count any more.
+                    reports[reference]?[name] = nil
+                    statusDirty.insert(reference)
+                }
                 if members[name]?.desired[reference] != copy {
                     members[name]?.desired[reference] = copy
                     touched.insert(name)
@@ -328,6 +333,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             push(name)
         }
         if !touched.isEmpty { persistRevisions() }
+        flushStatuses()
     }
 
     private func copiesPerCluster(of reference: ObjectReference, clusters: [String]) -> [String: JSONValue] {
@@ -494,7 +500,8 @@ public actor FederationEngine: Service, HubSessionObserver {
                 }
                 touched.insert(reference)
             }
-            for reference in touched { await writeStatus(of: reference) }
+            statusDirty.formUnion(touched)
+            flushStatuses()
         case .heartbeat(let heartbeat):
             if let health = heartbeat.cluster { await recordHealth(cluster, health) }
         default:
@@ -507,9 +514,26 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     /// The federated object's `status`: the plugin's aggregate plus one entry per cluster.
+    /// Federated objects whose status must be written again.
+    private var statusDirty: Set<ObjectReference> = []
+    private var flushingStatuses = false
+
+    /// One writer of federated status at a time, so two reports for one object never race
+    /// each other into conflicts; reports arriving meanwhile are picked up by the same loop.
+    private func flushStatuses() {
+        guard !flushingStatuses, !statusDirty.isEmpty else { return }
+        flushingStatuses = true
+        Task {
+            while let reference = self.statusDirty.popFirst() {
+                await self.writeStatus(of: reference)
+            }
+            self.flushingStatuses = false
+        }
+    }
+
     private func writeStatus(of reference: ObjectReference) async {
         guard let type = reference.resourceType(registry) else { return }
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             guard var object = try? await store.get(type, namespace: reference.namespace, name: reference.name) else { return }
             let plugin = registry.plugin(for: object)
             let perCluster = (reports[reference] ?? [:]).sorted { $0.key < $1.key }
