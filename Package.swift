@@ -151,7 +151,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "tetherctl",
-            dependencies: ["TetherSecurity", "TetherLocal", argumentParser, x509, unixSignals],
+            dependencies: [
+                "TetherSecurity", "TetherLocal", "TetherModel", argumentParser, x509, unixSignals, httpClient, nioCore, nioSSL,
+                nioHTTP1,
+            ],
             swiftSettings: strictSettings
         ),
 

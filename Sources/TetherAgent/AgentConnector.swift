@@ -98,6 +98,13 @@ public final class AgentConnector: Service, Sendable {
                 logger.info("agent stopped", metadata: ["tether.event": "agent.stopped"])
                 return
             }
+            if case .goaway(let goaway) = end, goaway.code == .unjoined {
+                logger.warning(
+                    "this cluster was unjoined; no longer managing its objects",
+                    metadata: ["tether.event": "agent.unjoined", "tether.reason": "\(goaway.reason)"]
+                )
+                await hooks.unjoined()
+            }
             if wasEstablished {
                 attempt = 0
             } else {

@@ -23,6 +23,8 @@ public struct AgentSessionHooks: Sendable {
     /// The member's health for the next heartbeat.
     public var clusterHealth: @Sendable () -> Heartbeat.ClusterHealth?
     public var link: HubLink
+    /// The hub unjoined this cluster: stop managing, leave every object in place.
+    public var unjoined: @Sendable () async -> Void = {}
 
     public init(
         lastRevision: @escaping @Sendable () async -> UInt64? = { nil },

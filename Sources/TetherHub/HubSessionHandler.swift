@@ -67,7 +67,8 @@ final class HubSessionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
         registry.untrack(context.channel)
-        if let cluster = machine.cluster, let sessionID = machine.sessionID {
+        if let session = established {
+            let (cluster, sessionID) = (session.cluster, session.sessionID)
             registry.release(cluster: cluster, sessionID: sessionID)
             observer?.sessionEnded(cluster: cluster, sessionID: sessionID)
             Self.activeSessions.decrement()
@@ -130,6 +131,14 @@ final class HubSessionHandler: ChannelInboundHandler {
         case .awaitHello:
             armReadDeadline(settings.helloTimeout, context: context)
         case .establish(let session, let welcome):
+            if let refusal = observer?.refusal(cluster: session.cluster) {
+                let reject = Reject(code: .notJoined, reason: refusal, retryAfterMilliseconds: 60_000)
+                log(event: .rejected, reason: refusal)
+                context.writeAndFlush(Self.wrapOutboundOut(.reject(reject))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+                return
+            }
             logger[metadataKey: "tether.cluster"] = "\(session.cluster)"
             logger[metadataKey: "tether.session"] = "\(session.sessionID)"
             registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel)

@@ -13,6 +13,8 @@ enum HubSessionEvent: Sendable {
 /// What the federation engine learns from agent sessions. Called on the session's event loop:
 /// implementations hand the work elsewhere and return at once.
 public protocol HubSessionObserver: Sendable {
+    /// Nil when the cluster may hold a session; otherwise why not (it never joined, or was unjoined).
+    func refusal(cluster: String) -> String?
     func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel)
     func sessionEnded(cluster: String, sessionID: String)
     func received(_ message: WireMessage, cluster: String, sessionID: String)

@@ -60,6 +60,7 @@ public final class LocalFederation: Sendable {
     public func startHub(
         heartbeatInterval: Double = 10,
         agentListen: String = "127.0.0.1:0",
+        autoJoin: Bool = true,
         extraArguments: [String] = []
     ) async throws -> (ManagedProcess, port: Int) {
         // A stale ports file from an earlier run must not be mistaken for this hub's.
@@ -70,7 +71,7 @@ public final class LocalFederation: Sendable {
             arguments: [
                 "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", "127.0.0.1:0",
                 "--heartbeat-interval", "\(heartbeatInterval)",
-            ] + extraArguments
+            ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
         )
         let ready = try await hub.waitForEvent("hub.ready", within: .seconds(30))
         guard let ports = try directory.readPorts(), let port = ports.agent, let api = ports.api else {

@@ -71,6 +71,8 @@ public struct Reject: Codable, Sendable, Hashable {
         public static let unsupportedVersion = Code(rawValue: "unsupported-version")
         /// The hub is shutting down and takes no new sessions.
         public static let draining = Code(rawValue: "draining")
+        /// No `Cluster` object exists for the identity: it never joined, or it was unjoined.
+        public static let notJoined = Code(rawValue: "not-joined")
     }
 }
 
@@ -219,6 +221,8 @@ public struct GoAway: Codable, Sendable, Hashable {
         public static let replaced = Code(rawValue: "replaced")
         /// The hub is shutting down or restarting.
         public static let draining = Code(rawValue: "draining")
+        /// The cluster was unjoined: the agent stops managing its objects.
+        public static let unjoined = Code(rawValue: "unjoined")
     }
 }
 

@@ -122,6 +122,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             hooks.offer = { applier.offer($0) }
             hooks.established = { await applier.sessionEstablished() }
             hooks.clusterHealth = { probe.health }
+            hooks.unjoined = { await applier.forgetAll() }
             services += [applier, probe]
         }
         let connector = try AgentConnector(

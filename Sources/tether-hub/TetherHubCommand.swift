@@ -49,6 +49,9 @@ struct TetherHubCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds without its agent after which a cluster is Offline rather than NotReady.")
     var offlineAfter: Double = 300
 
+    @Flag(name: .long, help: "Register a cluster when its agent first connects, without `tetherctl join` (demo and development only: any certificate from the federation CA joins).")
+    var autoJoin = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -82,6 +85,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         federation.rebalanceAfter = .milliseconds(Int64(rebalanceAfter * 1000))
         federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
         federation.revisionsPath = directory.federationRevisionsPath
+        federation.autoJoin = autoJoin
         let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, settings: federation, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
@@ -102,6 +106,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
+        try await engine.prepare()
         let reloader = CertificateReloader(directory: directory, listener: listener, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [engine, listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

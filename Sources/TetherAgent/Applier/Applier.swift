@@ -543,6 +543,23 @@ public actor Applier: Service {
         }
     }
 
+    /// The cluster left the federation: forget the desired state without pruning, so every
+    /// object stays in the member as it is, no longer repaired or reported.
+    public func forgetAll() {
+        desired = [:]
+        revision = nil
+        lastApplied = [:]
+        statuses = [:]
+        unsent = [:]
+        ackPending = nil
+        ackReady = nil
+        for task in retries.values { task.cancel() }
+        retries = [:]
+        failures = [:]
+        try? FileManager.default.removeItem(atPath: PersistedDesiredState.path(in: settings.stateDirectory))
+        logger.notice("desired state forgotten; objects left in place", metadata: ["tether.event": "applier.forgotten"])
+    }
+
     /// Test and tooling view: the last status of every object.
     public func currentStatuses() -> [ObjectReference: StatusReport.ObjectStatus] { statuses }
 

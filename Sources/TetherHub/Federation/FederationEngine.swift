@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 import TetherModel
@@ -27,6 +28,11 @@ public struct FederationSettings: Sendable {
     /// Where each cluster's revision and a digest of its desired set are kept across restarts
     /// (`D/federation-revisions.json`); nil keeps them in memory only.
     public var revisionsPath: String?
+    /// Register a cluster when its agent first connects (demo, development). Off, a cluster must
+    /// be joined (`tetherctl join`) before its agent is admitted.
+    public var autoJoin = false
+    /// How long an unjoin waits for the agent to prune before it lets go anyway.
+    public var unjoinPruneTimeout: Duration = .seconds(30)
 
     public init() {}
 }
@@ -77,6 +83,12 @@ public actor FederationEngine: Service, HubSessionObserver {
     static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
     private let settings: FederationSettings
+    /// Clusters whose agents may hold a session, readable from event loops at handshake time.
+    private let joined = NIOLockedValueBox<Set<String>>([])
+    /// Clusters being unjoined, with the revision whose ack means their agent has pruned.
+    private var unjoining: [String: UInt64?] = [:]
+    static let unjoinFinalizer = "tether.io/unjoin"
+    static let unjoinModeAnnotation = "tether.io/unjoin"
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: FederationSettings = FederationSettings(), logger: Logger) {
         self.settings = settings
@@ -97,6 +109,24 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public nonisolated func received(_ message: WireMessage, cluster: String, sessionID: String) {
         Task { await self.take(message, from: cluster) }
+    }
+
+    public nonisolated func refusal(cluster: String) -> String? {
+        if settings.autoJoin || joined.withLockedValue({ $0.contains(cluster) }) { return nil }
+        return "cluster \(cluster) has not joined this federation, or was unjoined; run `tetherctl join \(cluster)` at the hub"
+    }
+
+    /// Reads the joined clusters before the agent listener opens, so admission is right from the first handshake.
+    public func prepare() async throws {
+        var position: ListPosition?
+        repeat {
+            var options = ListOptions()
+            options.after = position
+            let page = try await store.list(clusterType, options: options)
+            let names = page.objects.filter { $0.deletionTimestamp == nil }.compactMap(\.name)
+            joined.withLockedValue { $0.formUnion(names) }
+            position = page.next
+        } while position != nil
     }
 
     // MARK: Running
@@ -280,13 +310,22 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     private func clusterChanged(_ object: JSONValue, deleted: Bool, version: UInt64) {
         guard let name = object.name else { return }
-        if deleted || object.deletionTimestamp != nil {
+        if deleted {
             clusterObjects[name] = nil
-            guard members.removeValue(forKey: name) != nil else { return }
+            joined.withLockedValue { _ = $0.remove(name) }
+            unjoining[name] = nil
+            guard let member = members.removeValue(forKey: name) else { return }
+            member.outage?.cancel()
             logger.info("cluster left the federation", metadata: ["tether.event": "federation.cluster_removed", "tether.cluster": "\(name)"])
+        } else if object.deletionTimestamp != nil {
+            clusterObjects[name] = object
+            beginUnjoin(name, orphan: object.annotations[Self.unjoinModeAnnotation] == "orphan")
+            return
         } else if members[name] == nil {
             clusterObjects[name] = object
             members[name] = Member()
+            joined.withLockedValue { _ = $0.insert(name) }
+            if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
             logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
         } else {
             // Status writes change nothing here; a change of labels can change placement.
@@ -295,6 +334,61 @@ public actor FederationEngine: Service, HubSessionObserver {
             guard labelsChanged else { return }
         }
         recomputeAll(version: version)
+    }
+
+    // MARK: Unjoin
+
+    /// The Cluster is being deleted: refuse its identity from now on, have its agent prune
+    /// (unless orphaning), then end its session and let the object go.
+    private func beginUnjoin(_ cluster: String, orphan: Bool) {
+        guard unjoining[cluster] == nil else { return }
+        joined.withLockedValue { _ = $0.remove(cluster) }
+        logger.notice(
+            "unjoining cluster",
+            metadata: ["tether.event": "federation.unjoining", "tether.cluster": "\(cluster)", "tether.orphan": "\(orphan)"]
+        )
+        guard !orphan, members[cluster]?.session != nil, members[cluster] != nil else {
+            unjoining[cluster] = .some(nil)
+            Task { await self.finishUnjoin(cluster) }
+            return
+        }
+        // An empty desired set makes the agent prune every object it manages there.
+        members[cluster]?.excluded = true
+        recomputeAll(version: storeVersion)
+        unjoining[cluster] = members[cluster]?.revision
+        let timeout = settings.unjoinPruneTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            await self.finishUnjoin(cluster)
+        }
+    }
+
+    private func finishUnjoin(_ cluster: String) async {
+        guard unjoining[cluster] != nil else { return }
+        unjoining[cluster] = nil
+        if let channel = members[cluster]?.session?.channel {
+            let goaway = GoAway(code: .unjoined, reason: "cluster \(cluster) was unjoined from the federation", reconnectAfterMilliseconds: 60_000)
+            try? await channel.writeAndFlush(WireMessage.goaway(goaway))
+            try? await channel.close()
+        }
+        await setFinalizer(on: cluster, present: false)
+        logger.notice("cluster unjoined", metadata: ["tether.event": "federation.unjoined", "tether.cluster": "\(cluster)"])
+    }
+
+    private func setFinalizer(on cluster: String, present: Bool) async {
+        for _ in 0..<5 {
+            guard var object = try? await store.get(clusterType, namespace: nil, name: cluster) else { return }
+            var finalizers = object.finalizers.filter { $0 != Self.unjoinFinalizer }
+            if present { finalizers.append(Self.unjoinFinalizer) }
+            guard finalizers != object.finalizers else { return }
+            object.finalizers = finalizers
+            do {
+                _ = try await store.update(object, as: clusterType, dryRun: false)
+                return
+            } catch {
+                guard error.code == .conflict else { return }
+            }
+        }
     }
 
     // MARK: Desired state
@@ -353,7 +447,7 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     private func attach(cluster: String, sessionID: String, hello: Hello, channel: any Channel) async {
         let lastAppliedRevision = hello.lastAppliedRevision
-        if members[cluster] == nil { await register(cluster) }
+        if members[cluster] == nil, settings.autoJoin { await register(cluster) }
         guard members[cluster] != nil else { return }
         members[cluster]?.session = (sessionID, channel)
         members[cluster]?.outage?.cancel()
@@ -481,6 +575,9 @@ public actor FederationEngine: Service, HubSessionObserver {
         switch message {
         case .ack(let ack):
             members[cluster]?.acked = ack.revision
+            if let awaited = unjoining[cluster], let revision = awaited, ack.revision >= revision {
+                await finishUnjoin(cluster)
+            }
             logger.info(
                 "agent applied a revision",
                 metadata: [

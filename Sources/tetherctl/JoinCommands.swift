@@ -1,0 +1,295 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import TetherModel
+import TetherSecurity
+
+/// Talks to the running hub's Kubernetes API as the federation's admin (`D/admin.crt`).
+struct HubAPI {
+    let base: String
+    let client: HTTPClient
+
+    init(directory: FederationDirectory, hub: String?) throws {
+        if let hub {
+            base = hub.hasSuffix("/") ? String(hub.dropLast()) : hub
+        } else {
+            guard let port = try directory.readPorts()?.api else {
+                throw ValidationError(
+                    "no running hub found (\(directory.portsPath) names no API port); start `tether-hub --dir \(directory.path)` or pass --hub https://HOST:PORT"
+                )
+            }
+            let host = (try? directory.loadConfig().hubHosts.first) ?? "127.0.0.1"
+            base = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(directory.caCertificatePath))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(directory.adminCertificatePath).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: directory.adminKeyPath, format: .pem))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+    }
+
+    func shutdown() async { try? await client.shutdown() }
+
+    /// One request; the status code and the decoded body (null when empty or not JSON).
+    func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, contentType: String = "application/json") async throws -> (Int, JSONValue) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(30))
+        } catch {
+            throw ValidationError("cannot reach the hub at \(base): \(error); is tether-hub running?")
+        }
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        let decoded = (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))) ?? .null
+        return (Int(response.status.code), decoded)
+    }
+
+    /// Waits on a watch of one Cluster until it is deleted.
+    func waitForDeletion(ofCluster name: String, from resourceVersion: String, within timeout: TimeAmount) async throws -> Bool {
+        var request = HTTPClientRequest(
+            url: base + "/apis/core.tether.io/v1alpha1/clusters?watch=true&fieldSelector=metadata.name%3D\(name)&resourceVersion=\(resourceVersion)"
+        )
+        request.headers.add(name: "Accept", value: "application/json")
+        let response = try await client.execute(request, timeout: timeout)
+        var line: [UInt8] = []
+        for try await chunk in response.body {
+            for byte in chunk.readableBytesView {
+                guard byte == UInt8(ascii: "\n") else {
+                    line.append(byte)
+                    continue
+                }
+                if let event = try? JSONDecoder().decode(JSONValue.self, from: Data(line)), event["type"] == "DELETED" { return true }
+                line.removeAll(keepingCapacity: true)
+            }
+        }
+        return false
+    }
+}
+
+struct JoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join",
+        abstract: "Register a member cluster at the running hub and write its agent bundle.",
+        discussion: """
+            Creates the Cluster object NAME (with --label labels, used by placement policies) at the
+            hub, then writes the agent bundle to --out: tls.key, tls.crt for
+            spiffe://<trust-domain>/cluster/NAME, ca.crt and agent.json (hub addresses). With
+            --emit-manifests, also writes OUT/manifests.yaml: the Namespace, ServiceAccount, RBAC,
+            bundle Secret and Deployment that run the agent inside the member cluster.
+            """
+    )
+
+    @Argument(help: "The member cluster's name (a DNS label).")
+    var name: String
+
+    @Option(name: .long, help: "The federation directory (from `tetherctl init`).")
+    var dir: String
+
+    @Option(name: .long, help: "The bundle directory to write.")
+    var out: String
+
+    @Option(name: .long, help: "A label for the Cluster object, key=value (repeatable).")
+    var label: [String] = []
+
+    @Flag(name: .long, help: "Also write OUT/manifests.yaml to install the agent in the member cluster.")
+    var emitManifests = false
+
+    @Option(name: .long, help: "The agent image for --emit-manifests.")
+    var image = "ghcr.io/tether/tether-agent:0.1.0"
+
+    @Option(name: .long, help: "The hub's API URL; default: from DIR/hub.ports.json.")
+    var hub: String?
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    func validate() throws {
+        do {
+            try TetherIdentity.validateClusterName(name)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        for item in label where item.split(separator: "=", maxSplits: 1).count != 2 {
+            throw ValidationError("--label '\(item)' is not key=value")
+        }
+    }
+
+    func run() async throws {
+        let directory = FederationDirectory(path: dir)
+        var labels: [String: JSONValue] = [:]
+        for item in label {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            labels[parts[0]] = .string(parts[1])
+        }
+        let api = try HubAPI(directory: directory, hub: hub)
+        let cluster: JSONValue = [
+            "apiVersion": "core.tether.io/v1alpha1", "kind": "Cluster",
+            "metadata": ["name": .string(name), "labels": .object(labels)], "spec": [:],
+        ]
+        let (status, answer) = try await api.send(.POST, "/apis/core.tether.io/v1alpha1/clusters", body: cluster)
+        await api.shutdown()
+        switch status {
+        case 201: break
+        case 409: throw ValidationError("cluster \(name) has already joined; `tetherctl unjoin \(name) --dir \(dir)` first")
+        default: throw ValidationError("the hub refused to register \(name): \(status) \(answer["message"]?.stringValue ?? "")")
+        }
+        let ports = try directory.readPorts()
+        let hosts = (try? directory.loadConfig().hubHosts) ?? ["127.0.0.1"]
+        let addresses = ports?.agent.map { port in hosts.map { "\($0.contains(":") ? "[\($0)]" : $0):\(port)" } }
+        let bundle = try directory.issueAgentBundle(cluster: name, to: out, hubAddresses: addresses)
+        var manifests: String?
+        if emitManifests {
+            let path = (out as NSString).appendingPathComponent("manifests.yaml")
+            try PEMFiles.writeAtomically(try AgentManifests(cluster: name, bundle: bundle, image: image).yaml(), to: path, mode: PEMFiles.privateKeyMode)
+            manifests = path
+        }
+        switch output {
+        case .json:
+            try printJSON(["cluster": name, "bundle": bundle.path, "manifests": manifests ?? ""])
+        case .text:
+            print("cluster \(name) joined; agent bundle written to \(bundle.path)")
+            if let manifests { print("install in the member: kubectl apply -f \(manifests)") }
+            print("or run: tether-agent --bundle \(bundle.path) --kubeconfig MEMBER_KUBECONFIG")
+        }
+    }
+}
+
+struct UnjoinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unjoin",
+        abstract: "Remove a member cluster: its agent prunes what Tether put there, then is refused.",
+        discussion: """
+            Deletes the Cluster object NAME at the hub. The hub refuses the cluster's identity from
+            that moment, sends its agent an empty desired set so it deletes every object it manages
+            (or, with --orphan, leaves them in place, no longer managed), then ends the session.
+            Waits until the hub has let the cluster go.
+            """
+    )
+
+    @Argument(help: "The member cluster's name.")
+    var name: String
+
+    @Option(name: .long, help: "The federation directory (from `tetherctl init`).")
+    var dir: String
+
+    @Flag(name: .long, help: "Leave the cluster's objects in place instead of deleting them.")
+    var orphan = false
+
+    @Option(name: .long, help: "Seconds to wait for the hub to finish.")
+    var timeout: Int = 90
+
+    @Option(name: .long, help: "The hub's API URL; default: from DIR/hub.ports.json.")
+    var hub: String?
+
+    func run() async throws {
+        let api = try HubAPI(directory: FederationDirectory(path: dir), hub: hub)
+        do {
+            try await unjoin(api)
+        } catch {
+            await api.shutdown()
+            throw error
+        }
+        await api.shutdown()
+    }
+
+    private func unjoin(_ api: HubAPI) async throws {
+        let path = "/apis/core.tether.io/v1alpha1/clusters/\(name)"
+        let mark: JSONValue = ["metadata": ["annotations": ["tether.io/unjoin": .string(orphan ? "orphan" : "prune")]]]
+        let (patched, answer) = try await api.send(.PATCH, path, body: mark, contentType: "application/merge-patch+json")
+        guard patched == 200 else {
+            throw ValidationError(
+                patched == 404 ? "cluster \(name) is not joined" : "the hub refused: \(patched) \(answer["message"]?.stringValue ?? "")"
+            )
+        }
+        let (deleted, object) = try await api.send(.DELETE, path)
+        guard deleted == 200 || deleted == 202 else {
+            throw ValidationError("the hub refused to delete cluster \(name): \(deleted) \(object["message"]?.stringValue ?? "")")
+        }
+        if object.deletionTimestamp != nil, let version = object.resourceVersion {
+            guard try await api.waitForDeletion(ofCluster: name, from: String(version), within: .seconds(Int64(timeout))) else {
+                throw ValidationError("cluster \(name) is still being unjoined after \(timeout) s; see the hub's log")
+            }
+        }
+        print("cluster \(name) unjoined; its objects were \(orphan ? "left in place" : "pruned"), its agent is refused")
+    }
+}
+
+/// What installs the agent in a member cluster: namespace, identity, permissions, bundle, agent.
+struct AgentManifests {
+    var cluster: String
+    var bundle: AgentBundle
+    var image: String
+
+    func yaml() throws -> String {
+        func encoded(_ path: String) throws -> String { Data(try PEMFiles.readText(at: path).utf8).base64EncodedString() }
+        let manifestJSON = Data(try String(contentsOfFile: bundle.manifestPath, encoding: .utf8).utf8).base64EncodedString()
+        return """
+            # Installs the Tether agent for cluster \(cluster). The Secret holds its private key: keep this file safe.
+            apiVersion: v1
+            kind: Namespace
+            metadata: {name: tether-system}
+            ---
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: tether-agent, namespace: tether-system}
+            ---
+            # The agent applies whatever kinds the federation sends, so it may manage every resource.
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: ClusterRole
+            metadata: {name: tether-agent}
+            rules:
+            - apiGroups: ["*"]
+              resources: ["*"]
+              verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+            ---
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: ClusterRoleBinding
+            metadata: {name: tether-agent}
+            roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: tether-agent}
+            subjects: [{kind: ServiceAccount, name: tether-agent, namespace: tether-system}]
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: tether-agent-bundle, namespace: tether-system}
+            type: Opaque
+            data:
+              tls.crt: \(try encoded(bundle.certificatePath))
+              tls.key: \(try encoded(bundle.keyPath))
+              ca.crt: \(try encoded(bundle.caBundlePath))
+              agent.json: \(manifestJSON)
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: tether-agent, namespace: tether-system, labels: {app: tether-agent}}
+            spec:
+              replicas: 1
+              strategy: {type: Recreate}
+              selector: {matchLabels: {app: tether-agent}}
+              template:
+                metadata: {labels: {app: tether-agent}}
+                spec:
+                  serviceAccountName: tether-agent
+                  containers:
+                  - name: agent
+                    image: \(image)
+                    args: ["--bundle", "/etc/tether/bundle", "--in-cluster", "--state-dir", "/var/lib/tether", "--log-format", "json"]
+                    volumeMounts:
+                    - {name: bundle, mountPath: /etc/tether/bundle, readOnly: true}
+                    - {name: state, mountPath: /var/lib/tether}
+                    resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 128Mi}}
+                  volumes:
+                  - {name: bundle, secret: {secretName: tether-agent-bundle}}
+                  - {name: state, emptyDir: {}}
+
+            """
+    }
+}
