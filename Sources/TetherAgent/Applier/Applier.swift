@@ -410,9 +410,19 @@ public actor Applier: Service {
             metadata["tether.event"] = "applier.applied"
             logger.info("applied", metadata: metadata)
         }
-        if desired[reference] != nil { live[reference] = applied }
+        // A watch event may have brought a newer version while the apply was in flight; keep the newest.
+        let newest = Self.newer(live[reference], than: applied)
+        if desired[reference] != nil { live[reference] = newest }
         lastApplied[reference] = want
-        record(reference, live: applied, state: "applied")
+        record(reference, live: newest, state: "applied")
+    }
+
+    /// `cached` when it is a later version of the object than `answer`, else `answer`.
+    static func newer(_ cached: JSONValue?, than answer: JSONValue) -> JSONValue {
+        guard let cached, cached.uid == answer.uid, let cachedVersion = cached.resourceVersion,
+            let answerVersion = answer.resourceVersion, cachedVersion > answerVersion
+        else { return answer }
+        return cached
     }
 
     private func prune(_ reference: ObjectReference, _ resource: ServedResource) async throws {
@@ -672,6 +682,7 @@ public actor Applier: Service {
             }
             return
         }
+        if let cached = live[reference], Self.newer(cached, than: object) != object { return }
         live[reference] = object
         guard let want = desired[reference] else {
             if revision != nil { enqueue(reference) }

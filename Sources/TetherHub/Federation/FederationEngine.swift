@@ -92,6 +92,10 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: FederationSettings = FederationSettings(), logger: Logger) {
         self.settings = settings
+        (sessionEventStream, sessionEvents) = AsyncStream.makeStream(
+            of: SessionEvent.self,
+            bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity)
+        )
         self.store = store
         self.registry = registry
         self.logger = logger
@@ -99,16 +103,50 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     // MARK: Sessions (called on event loops; work moves onto the actor)
 
+    /// What sessions report, in the order their event loops saw it: one consumer keeps a
+    /// cluster's `status` messages in sequence (an older report never overwrites a newer one).
+    private enum SessionEvent: Sendable {
+        case established(cluster: String, sessionID: String, hello: Hello, channel: any Channel)
+        case ended(cluster: String, sessionID: String)
+        case received(WireMessage, cluster: String)
+    }
+
+    private static let sessionEventCapacity = 65_536
+    private nonisolated let sessionEvents: AsyncStream<SessionEvent>.Continuation
+    private let sessionEventStream: AsyncStream<SessionEvent>
+
     public nonisolated func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel) {
-        Task { await self.attach(cluster: cluster, sessionID: sessionID, hello: hello, channel: channel) }
+        deliver(.established(cluster: cluster, sessionID: sessionID, hello: hello, channel: channel))
     }
 
     public nonisolated func sessionEnded(cluster: String, sessionID: String) {
-        Task { await self.detach(cluster: cluster, sessionID: sessionID) }
+        deliver(.ended(cluster: cluster, sessionID: sessionID))
     }
 
     public nonisolated func received(_ message: WireMessage, cluster: String, sessionID: String) {
-        Task { await self.take(message, from: cluster) }
+        deliver(.received(message, cluster: cluster))
+    }
+
+    private nonisolated func deliver(_ event: SessionEvent) {
+        if case .dropped = sessionEvents.yield(event) {
+            logger.error(
+                "session events backlog full; event dropped",
+                metadata: ["tether.event": "federation.backlog_full", "tether.capacity": "\(Self.sessionEventCapacity)"]
+            )
+        }
+    }
+
+    private func consumeSessionEvents() async {
+        for await event in sessionEventStream {
+            switch event {
+            case .established(let cluster, let sessionID, let hello, let channel):
+                await attach(cluster: cluster, sessionID: sessionID, hello: hello, channel: channel)
+            case .ended(let cluster, let sessionID):
+                await detach(cluster: cluster, sessionID: sessionID)
+            case .received(let message, let cluster):
+                await take(message, from: cluster)
+            }
+        }
     }
 
     public nonisolated func refusal(cluster: String) -> String? {
@@ -138,6 +176,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         listsPending = 3 + registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.count
         await withDiscardingTaskGroup { group in
+            group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.follow(self.clusterType, role: .clusters) }
             group.addTask {
                 await self.follow(ResourceType(group: "core.tether.io", resource: "propagationpolicies", namespaced: true), role: .propagationPolicies)
@@ -173,6 +212,7 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     private func shutdown() {
         isShutDown = true
+        sessionEvents.finish()
         for waiter in shutdownWaiters { waiter.resume() }
         shutdownWaiters.removeAll()
     }
