@@ -55,6 +55,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
@@ -106,7 +107,14 @@ let package = Package(
             dependencies: ["TetherModel", "TetherStore", "TetherPlugin", logging, lifecycle],
             swiftSettings: strictSettings
         ),
-        .target(name: "TetherObservability", dependencies: [logging, argumentParser], swiftSettings: strictSettings),
+        .target(
+            name: "TetherObservability",
+            dependencies: [
+                logging, metrics, argumentParser, lifecycle, nioCore, nioPosix, nioHTTP1,
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "TetherHub",
             dependencies: [

@@ -15,6 +15,8 @@ enum APIPath: Equatable {
     case resourceList(group: String, version: String)
     case resource(ResourcePath)
     case openAPIv2
+    /// Prometheus metrics of the serving process, when it exposes any.
+    case metrics
     case openAPIv3(String)
 
     struct ResourcePath: Equatable {
@@ -31,6 +33,7 @@ enum APIPath: Equatable {
         switch parts.first {
         case "version" where parts.count == 1: self = .version
         case "healthz", "readyz", "livez": self = .health(parts[0])
+        case "metrics" where parts.count == 1: self = .metrics
         case "openapi" where parts.count == 2 && parts[1] == "v2": self = .openAPIv2
         case "openapi" where parts.count >= 2 && parts[1] == "v3": self = .openAPIv3(parts.dropFirst(2).joined(separator: "/"))
         case "api":

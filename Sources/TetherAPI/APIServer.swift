@@ -66,6 +66,7 @@ public final class APIServer: Service, Sendable {
         material: TLSMaterial,
         access: AccessPolicy,
         faults: FaultInjector? = nil,
+        metrics: (@Sendable () -> [UInt8])? = nil,
         logger: Logger,
         onBound: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
@@ -80,6 +81,7 @@ public final class APIServer: Service, Sendable {
             trustDomain: material.identity.trustDomain,
             configuration: configuration,
             faults: faults,
+            metrics: metrics,
             logger: logger
         )
     }

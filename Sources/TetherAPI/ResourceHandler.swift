@@ -16,6 +16,8 @@ struct ResourceHandler: Sendable {
     let trustDomain: String
     let configuration: APIServerConfiguration
     let faults: FaultInjector?
+    /// The Prometheus text exposition of the process's metrics; nil serves no `/metrics`.
+    let metrics: (@Sendable () -> [UInt8])?
     let logger: Logger
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
@@ -75,6 +77,13 @@ struct ResourceHandler: Sendable {
                 throw APIError.notFound("the server could not find the requested resource")
             }
             return Self.json(list)
+        case .metrics:
+            guard let metrics else { throw APIError.notFound("this server exposes no metrics") }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics()))
+            )
         case .openAPIv2:
             // No schema document yet: an empty protobuf answer makes kubectl skip client-side validation.
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer()))

@@ -63,6 +63,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Requests to the member API at once.")
     var maxRequests: Int = 8
 
+    @Option(name: .long, help: "Serve Prometheus metrics at http://ADDRESS/metrics (host:port, e.g. 127.0.0.1:9464). Off by default.")
+    var metricsListen: String?
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -91,6 +94,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
+        let metrics = MetricsExport.bootstrapPrometheus()
         let logger = Logger(label: "tether.agent")
         let agentBundle = AgentBundle(path: bundle)
         let manifest = try agentBundle.loadManifest()
@@ -124,6 +128,10 @@ struct TetherAgentCommand: AsyncParsableCommand {
             hooks.clusterHealth = { probe.health }
             hooks.unjoined = { await applier.forgetAll() }
             services += [applier, probe]
+        }
+        if let metricsListen {
+            let address = try HostAndPort(parsing: metricsListen)
+            services.append(MetricsEndpoint(host: address.host, port: address.port, exposition: metrics, logger: logger))
         }
         let connector = try AgentConnector(
             configuration: AgentConfiguration(

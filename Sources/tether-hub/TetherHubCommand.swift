@@ -66,6 +66,7 @@ struct TetherHubCommand: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
+        let metrics = MetricsExport.bootstrapPrometheus()
         let logger = Logger(label: "tether.hub")
         let directory = FederationDirectory(path: dir)
         let agentAddress = try HostAndPort(parsing: agentListen)
@@ -103,6 +104,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             registry: BuiltinPlugins.hub,
             material: material,
             access: try AccessPolicy.load(from: directory.accessPolicyPath),
+            metrics: metrics,
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )

@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherSecurity
 import TetherTestSupport
 import Testing
 
@@ -24,13 +25,14 @@ struct FederationEndToEndTests {
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
             let names = ["m1", "m2", "m3"]
             var members: [String: Kubectl] = [:]
+            var agents: [String: ManagedProcess] = [:]
             for name in names {
                 let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s")
                 members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
-                _ = try federation.startAgent(
+                agents[name] = try federation.startAgent(
                     bundle: try federation.issueBundle(cluster: name, hubPort: port),
                     kubeconfig: directory + "/kubeconfig",
-                    extraArguments: ["--state-dir", federation.root + "/state-\(name)"]
+                    extraArguments: ["--state-dir", federation.root + "/state-\(name)", "--metrics-listen", "127.0.0.1:0"]
                 )
             }
             for name in names {
@@ -57,6 +59,25 @@ struct FederationEndToEndTests {
             #expect(table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ") == "frontend 1000 1000 1000", "\(table)")
             let clusters = try await hubctl.succeed(["get", "rs", "frontend", "-o", "jsonpath={.status.clusters[*].name}"])
             #expect(clusters == "m1 m2 m3")
+
+            // Metrics: the hub's on its API port (authenticated), an agent's on its local port.
+            let apiPort = try #require(try federation.directory.readPorts()?.api)
+            let dir = federation.directory.path
+            let hubMetrics = try await curl(
+                ["--cacert", dir + "/ca.crt", "--cert", dir + "/admin.crt", "--key", dir + "/admin.key", "https://127.0.0.1:\(apiPort)/metrics"],
+                in: federation
+            )
+            for expected in [
+                "tether_hub_sessions_active 3", #"tether_hub_cluster_revision_lag{cluster="m1"} 0"#, "tether_hub_push_to_ack_seconds_bucket",
+                #"tether_hub_cluster_last_heartbeat_timestamp_seconds{cluster="m2"}"#,
+            ] {
+                #expect(hubMetrics.contains(expected), "\(expected) missing from:\n\(hubMetrics.prefix(3000))")
+            }
+            let anonymous = try await curl(["--cacert", dir + "/ca.crt", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(apiPort)/metrics"], in: federation)
+            #expect(anonymous.trimmingCharacters(in: .whitespacesAndNewlines) == "401")
+            let agentPort = try #require(try await agents["m1"]?.waitForEvent("metrics.ready", within: .seconds(10))["tether.port"])
+            let agentMetrics = try await curl(["http://127.0.0.1:\(agentPort)/metrics"], in: federation)
+            #expect(agentMetrics.contains("tether_agent_applies_total"), "\(agentMetrics.prefix(2000))")
 
             // A PropagationPolicy weighs m1 2:1:1 (500/250/250); an OverridePolicy changes the image in m2 only.
             try await hubctl.succeed(

@@ -91,7 +91,6 @@ public actor Applier: Service {
     private let eventSink: AsyncStream<ApplierEvent>.Continuation
 
     private let appliedCounter: Counter
-    private let failedCounter: Counter
     private let driftCounter: Counter
 
     public init(settings: ApplierSettings, client: KubernetesClient, registry: KindRegistry, link: HubLink, logger: Logger) {
@@ -106,7 +105,6 @@ public actor Applier: Service {
         (inboundStream, inbound) = AsyncStream.makeStream(of: WireMessage.self, bufferingPolicy: .bufferingOldest(settings.inboundCapacity))
         (events, eventSink) = AsyncStream.makeStream(of: ApplierEvent.self, bufferingPolicy: .bufferingNewest(4096))
         appliedCounter = Counter(label: "tether_agent_applies_total")
-        failedCounter = Counter(label: "tether_agent_apply_failures_total")
         driftCounter = Counter(label: "tether_agent_drift_repairs_total")
     }
 
@@ -455,7 +453,7 @@ public actor Applier: Service {
     }
 
     private func fail(_ reference: ObjectReference, _ message: String, _ metadata: Logger.Metadata) {
-        failedCounter.increment()
+        Counter(label: "tether_agent_apply_failures_total", dimensions: [("kind", reference.kind)]).increment()
         let count = (failures[reference] ?? 0) + 1
         failures[reference] = count
         let delay = min(settings.retryMax, settings.retryInitial * Double(1 << min(count - 1, 16)))

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
@@ -56,6 +57,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         var outage: Task<Void, Never>?
         /// The revision the agent's `hello` says it holds, until the first push decides what to send.
         var announced: UInt64?
+        /// The last revision written to the agent and when, for push-to-ack latency.
+        var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
     }
 
     /// A cluster's revision and the digest of the desired set it names, as persisted.
@@ -464,6 +467,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         for name in touched {
             let next = max(version, (members[name]?.revision ?? 0) + 1)
             members[name]?.revision = next
+            let acked = members[name]?.acked ?? 0
+            Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", name)]).record(Double(next > acked ? next - acked : 0))
             push(name)
         }
         if !touched.isEmpty { persistRevisions() }
@@ -604,6 +609,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         guard members[cluster]?.session?.id == sessionID else { return }
         if written {
             members[cluster]?.sent = (revision, desired)
+            members[cluster]?.lastPush = (revision, .now)
+            Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)]).record(Double(revision))
             logger.debug("desired state pushed", metadata: ["tether.event": "federation.pushed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
         }
         push(cluster)
@@ -615,6 +622,19 @@ public actor FederationEngine: Service, HubSessionObserver {
         switch message {
         case .ack(let ack):
             members[cluster]?.acked = ack.revision
+            if let push = members[cluster]?.lastPush, push.revision == ack.revision {
+                let elapsed = ContinuousClock.now - push.at
+                Timer(label: "tether_hub_push_to_ack_seconds").recordNanoseconds(
+                    elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+                )
+            }
+            let desiredRevision = members[cluster]?.revision ?? ack.revision
+            Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)]).record(Double(ack.revision))
+            Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
+                .record(Double(desiredRevision > ack.revision ? desiredRevision - ack.revision : 0))
+            for failure in ack.failures {
+                Counter(label: "tether_hub_apply_failures_total", dimensions: [("cluster", cluster), ("kind", failure.object.kind)]).increment()
+            }
             if let awaited = unjoining[cluster], let revision = awaited, ack.revision >= revision {
                 await finishUnjoin(cluster)
             }
@@ -640,6 +660,8 @@ public actor FederationEngine: Service, HubSessionObserver {
             statusDirty.formUnion(touched)
             flushStatuses()
         case .heartbeat(let heartbeat):
+            Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
+                .record(Date().timeIntervalSince1970)
             if let health = heartbeat.cluster { await recordHealth(cluster, health) }
         default:
             break
