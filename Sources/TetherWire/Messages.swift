@@ -97,13 +97,24 @@ public struct Delta: Codable, Sendable, Hashable {
     public var fromRevision: UInt64
     public var toRevision: UInt64
     public var upserts: [JSONValue]
+    /// Leave the set and are deleted in the member.
     public var deletes: [ObjectReference]
+    /// Leave the set but stay in the member, no longer managed (the hub object was deleted with
+    /// `tether.io/orphan: "true"`). Absent in older encodings.
+    public var orphans: [ObjectReference]?
 
-    public init(fromRevision: UInt64, toRevision: UInt64, upserts: [JSONValue], deletes: [ObjectReference]) {
+    public init(
+        fromRevision: UInt64,
+        toRevision: UInt64,
+        upserts: [JSONValue],
+        deletes: [ObjectReference],
+        orphans: [ObjectReference]? = nil
+    ) {
         self.fromRevision = fromRevision
         self.toRevision = toRevision
         self.upserts = upserts
         self.deletes = deletes
+        self.orphans = orphans
     }
 }
 

@@ -18,7 +18,7 @@ let frontendReplicaSet = """
 
 @Suite("hub to agent to member, end to end", .timeLimit(.minutes(3)))
 struct FederationEndToEndTests {
-    @Test("1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member")
+    @Test("1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member unless the object asks to be orphaned; metrics")
     func replicaSetRoundTrip() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -146,10 +146,29 @@ struct FederationEndToEndTests {
             let reasons = try await hubctl.succeed(["get", "deploy", "broken", "-o", "jsonpath={.status.clusters[*].message}"])
             #expect(reasons.contains("simulated failure"), "\(reasons)")
 
-            // Deleting at the hub deletes in every member.
+            // Deleting at the hub deletes in every member...
             try await hubctl.succeed(["delete", "rs", "frontend"])
             for member in members.values {
                 try await member.succeed(["wait", "--for=delete", "rs/frontend", "--timeout=30s"])
+            }
+            // ...unless the object says to orphan: then every member keeps its copy, unmarked.
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata: {name: keep, namespace: default, annotations: {tether.io/orphan: "true"}}
+                    data: {a: b}
+                    """
+            )
+            try await m3.succeed(["wait", "--for=jsonpath={.data.a}=b", "cm/keep", "--timeout=30s"])
+            try await hubctl.succeed(["delete", "cm", "keep"])
+            for name in names {
+                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) { ($0["tether.object"] ?? "").hasSuffix("default/keep") }
+            }
+            for member in [m1, m2, m3] {
+                let labels = try await member.succeed(["get", "cm", "keep", "-o", "jsonpath={.metadata.labels}"])
+                #expect(!labels.contains("tether.io/managed-by"), "\(labels)")
             }
         }
     }

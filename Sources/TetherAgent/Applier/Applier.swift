@@ -64,6 +64,8 @@ public actor Applier: Service {
     private var live: [ObjectReference: JSONValue] = [:]
     /// What was last applied (or found already in place) per object, to tell drift from an update.
     private var lastApplied: [ObjectReference: JSONValue] = [:]
+    /// Objects leaving the set that stay in the member: released (marks removed), not deleted.
+    private var orphaning: Set<ObjectReference> = []
     private var watched: Set<String> = []
     private var watchTasks: [Task<Void, Never>] = []
 
@@ -219,6 +221,10 @@ public actor Applier: Service {
         }
         var objects = desired
         for reference in delta.deletes { objects[reference] = nil }
+        for reference in delta.orphans ?? [] {
+            objects[reference] = nil
+            orphaning.insert(reference)
+        }
         for object in delta.upserts {
             if let reference = object.reference { objects[reference] = object }
         }
@@ -436,11 +442,20 @@ public actor Applier: Service {
             forget(reference)
             return
         }
-        try await client.delete(resource, namespace: reference.namespace, name: reference.name)
+        let release = orphaning.contains(reference)
+        if release {
+            // Orphaned: the object stays, without the marks that would make any agent manage it.
+            let unmark: JSONValue = ["metadata": ["labels": [ManagedMarks.managedBy: .null], "annotations": [ManagedMarks.origin: .null]]]
+            _ = try await client.mergePatch(resource, namespace: reference.namespace, name: reference.name, patch: unmark)
+            orphaning.remove(reference)
+            logger.info("orphaned: left in the member, no longer managed", metadata: ["tether.event": "applier.orphaned", "tether.object": "\(reference)"])
+        } else {
+            try await client.delete(resource, namespace: reference.namespace, name: reference.name)
+            logger.info("pruned: no longer desired", metadata: ["tether.event": "applier.pruned", "tether.object": "\(reference)"])
+        }
         live[reference] = nil
-        logger.info("pruned: no longer desired", metadata: ["tether.event": "applier.pruned", "tether.object": "\(reference)"])
         forget(reference)
-        let pruned = StatusReport.ObjectStatus(object: reference, state: "pruned", health: Health.State.unknown.rawValue)
+        let pruned = StatusReport.ObjectStatus(object: reference, state: release ? "orphaned" : "pruned", health: Health.State.unknown.rawValue)
         unsent[reference] = pruned
         eventSink.yield(.status(pruned))
         doorbell.yield()

@@ -198,6 +198,16 @@ public final class KubernetesClient: Sendable {
         return try await send(.PATCH, path, query: query, body: object, contentType: "application/apply-patch+yaml")
     }
 
+    /// A JSON merge patch (RFC 7386): a member set to null is removed.
+    public func mergePatch(
+        _ resource: ServedResource,
+        namespace: String?,
+        name: String,
+        patch: JSONValue
+    ) async throws(KubernetesError) -> JSONValue {
+        try await send(.PATCH, resource.objectPath(namespace: namespace, name: name), body: patch, contentType: "application/merge-patch+json")
+    }
+
     /// Deletes with a propagation policy (`Background`, `Foreground`, `Orphan`); a missing object is not an error.
     public func delete(
         _ resource: ServedResource,

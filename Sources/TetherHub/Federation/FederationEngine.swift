@@ -82,6 +82,9 @@ public actor FederationEngine: Service, HubSessionObserver {
     private var federated: [ObjectReference: JSONValue] = [:]
     /// Per federated object, each cluster's last report.
     private var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
+    /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
+    private var orphaned: Set<ObjectReference> = []
+    static let orphanAnnotation = "tether.io/orphan"
     private var storeVersion: UInt64 = 0
     static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
@@ -342,10 +345,14 @@ public actor FederationEngine: Service, HubSessionObserver {
             recomputeAll(version: version)
         case .federated:
             if deleted {
+                if object.annotations[Self.orphanAnnotation] == "true" || federated[reference]?.annotations[Self.orphanAnnotation] == "true" {
+                    orphaned.insert(reference)
+                }
                 federated[reference] = nil
                 reports[reference] = nil
             } else {
                 federated[reference] = object
+                orphaned.remove(reference)
             }
             recompute([reference], version: version)
         }
@@ -582,8 +589,15 @@ public actor FederationEngine: Service, HubSessionObserver {
         let message: WireMessage
         if let sent = member.sent {
             let upserts = member.desired.filter { sent.desired[$0.key] != $0.value }.map(\.value)
-            let deletes = sent.desired.keys.filter { member.desired[$0] == nil }
-            message = .delta(Delta(fromRevision: sent.revision, toRevision: member.revision, upserts: upserts, deletes: deletes))
+            let leaving = sent.desired.keys.filter { member.desired[$0] == nil }
+            let orphans = leaving.filter { orphaned.contains($0) }
+            let deletes = leaving.filter { !orphaned.contains($0) }
+            message = .delta(
+                Delta(
+                    fromRevision: sent.revision, toRevision: member.revision, upserts: upserts, deletes: deletes,
+                    orphans: orphans.isEmpty ? nil : orphans
+                )
+            )
         } else {
             message = .snapshot(Snapshot(revision: member.revision, objects: Array(member.desired.values)))
         }
