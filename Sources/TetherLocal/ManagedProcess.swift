@@ -45,10 +45,11 @@ public final class ManagedProcess: Sendable {
         var partial: [String: Data] = [:]
         var exitStatus: Int32?
         var exitWaiters: [@Sendable (Int32) -> Void] = []
+        /// Output streams not yet at end of file.
+        var openStreams = 2
+        /// The exit status, held back until both streams have ended so no line is missed.
+        var terminationStatus: Int32?
     }
-
-    /// The read ends of the child's stdout and stderr, drained once more when it exits.
-    private let outputPipes = Mutex<[(stream: String, pipe: Pipe)]>([])
 
     /// - Parameter echo: called with the process name and every line it prints (to show a demo's logs).
     public init(
@@ -69,24 +70,58 @@ public final class ManagedProcess: Sendable {
         self.process = process
     }
 
+    /// Starts the process. Its stdout and stderr are pipes created close-on-exec, so a sibling
+    /// spawned at the same moment never inherits their write ends, and end of file arrives when
+    /// the process exits. One thread per stream reads them with blocking reads: no dispatch
+    /// source watches a descriptor that could be closed under it.
     public func start() throws {
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
+        let stdout = try Self.closeOnExecPipe()
+        let stderr = try Self.closeOnExecPipe()
+        process.standardOutput = FileHandle(fileDescriptor: stdout.write, closeOnDealloc: false)
+        process.standardError = FileHandle(fileDescriptor: stderr.write, closeOnDealloc: false)
         process.standardInput = standardInput ?? FileHandle.nullDevice
-        outputPipes.withLock { $0 = [("stdout", stdout), ("stderr", stderr)] }
-        for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                if data.isEmpty { handle.readabilityHandler = nil }
-                self?.received(data, from: stream)
-            }
-        }
         process.terminationHandler = { [weak self] process in
             self?.terminated(status: process.terminationStatus)
         }
-        try process.run()
+        do {
+            try process.run()
+        } catch {
+            for descriptor in [stdout.read, stdout.write, stderr.read, stderr.write] { close(descriptor) }
+            throw error
+        }
+        // The child has its own copies; the parent's write ends must go for end of file to come.
+        close(stdout.write)
+        close(stderr.write)
+        for (stream, descriptor) in [("stdout", stdout.read), ("stderr", stderr.read)] {
+            let thread = Thread { [weak self] in
+                var chunk = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                    if count > 0 {
+                        self?.received(Data(chunk[0..<count]), from: stream)
+                    } else if count < 0, errno == EINTR {
+                        continue
+                    } else {
+                        break
+                    }
+                }
+                close(descriptor)
+                self?.streamEnded(stream)
+            }
+            thread.name = "\(name)-\(stream)"
+            thread.start()
+        }
+    }
+
+    private static func closeOnExecPipe() throws -> (read: Int32, write: Int32) {
+        // pipe2(O_CLOEXEC) is not visible from Swift here; a spawn between these two calls could
+        // inherit the pipe, which only delays end of file (see `terminated`), never loses output.
+        var descriptors: [Int32] = [0, 0]
+        guard pipe(&descriptors) == 0 else {
+            throw ProcessWaitError(description: "cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        return (descriptors[0], descriptors[1])
     }
 
     public var processIdentifier: Int32 { process.processIdentifier }
@@ -174,31 +209,39 @@ public final class ManagedProcess: Sendable {
         }
     }
 
-    /// Reads what the process wrote before it exited, then publishes the exit: a caller that saw
-    /// the exit never misses a line printed before it.
-    ///
-    /// End of file is not waited for: a sibling spawned at the same moment can inherit the pipe's
-    /// write end and hold it open long after this process is gone. Reading without blocking takes
-    /// what is already in the pipe, which is everything this process wrote.
-    private func terminated(status: Int32) {
-        for (stream, pipe) in outputPipes.withLock({ $0 }) {
-            let handle = pipe.fileHandleForReading
-            handle.readabilityHandler = nil
-            let descriptor = handle.fileDescriptor
-            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-            var chunk = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                guard count > 0 else { break }
-                received(Data(chunk[0..<count]), from: stream)
-            }
-            received(Data(), from: stream)
+    /// A stream reached end of file: its last partial line is published.
+    private func streamEnded(_ stream: String) {
+        received(Data(), from: stream)
+        let status: Int32? = state.withLock { state in
+            state.openStreams -= 1
+            return state.openStreams == 0 ? state.terminationStatus : nil
         }
-        let waiters = state.withLock { state in
+        if let status { publishExit(status) }
+    }
+
+    /// The exit is published once both streams have ended, so a caller that saw the exit never
+    /// misses a line printed before it. A descendant that keeps the streams open does not hold
+    /// the exit back for more than two seconds.
+    private func terminated(status: Int32) {
+        let ready = state.withLock { state in
+            state.terminationStatus = status
+            return state.openStreams == 0
+        }
+        if ready {
+            publishExit(status)
+        } else {
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { [weak self] in self?.publishExit(status) }
+        }
+    }
+
+    private func publishExit(_ status: Int32) {
+        let waiters: [@Sendable (Int32) -> Void]? = state.withLock { state in
+            guard state.exitStatus == nil else { return nil }
             state.exitStatus = status
             defer { state.exitWaiters = [] }
             return state.exitWaiters
         }
+        guard let waiters else { return }
         output.finish("\(name) exited with status \(status)")
         for waiter in waiters { waiter(status) }
     }
