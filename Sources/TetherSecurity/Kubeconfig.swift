@@ -11,27 +11,15 @@ public enum Kubeconfig {
         clientKeyPEM: String,
         contextName: String = "federation"
     ) throws(SecurityError) -> String {
-        """
-        apiVersion: v1
-        kind: Config
-        clusters:
-        - name: \(contextName)
-          cluster:
-            server: \(server)
-            certificate-authority-data: \(base64(caPEM))
-        users:
-        - name: \(contextName)-admin
-          user:
-            client-certificate-data: \(base64(clientCertificatePEM))
-            client-key-data: \(base64(clientKeyPEM))
-        contexts:
-        - name: \(contextName)
-          context:
-            cluster: \(contextName)
-            user: \(contextName)-admin
-        current-context: \(contextName)
-
-        """
+        combined([
+            Context(
+                name: contextName,
+                server: server,
+                caPEM: caPEM,
+                clientCertificatePEM: clientCertificatePEM,
+                clientKeyPEM: clientKeyPEM
+            )
+        ])
     }
 
     /// A kubeconfig whose user authenticates with a bearer token instead of a certificate.
