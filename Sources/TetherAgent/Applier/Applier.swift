@@ -471,7 +471,7 @@ public actor Applier: Service {
         Counter(label: "tether_agent_apply_failures_total", dimensions: [("kind", reference.kind)]).increment()
         let count = (failures[reference] ?? 0) + 1
         failures[reference] = count
-        let delay = min(settings.retryMax, settings.retryInitial * Double(1 << min(count - 1, 16)))
+        let delay = retryDelay(afterFailures: count)
         // The first failure, or a new reason, is a warning; the same failure again is detail.
         let repeated = statuses[reference]?.state == "failed" && statuses[reference]?.message == message
         logger.log(
@@ -495,6 +495,11 @@ public actor Applier: Service {
             }
             await self?.retryDue(reference)
         }
+    }
+
+    /// The wait after `failures` failures in a row: `retryInitial` doubling, capped at `retryMax`.
+    private func retryDelay(afterFailures failures: Int) -> Duration {
+        min(settings.retryMax, settings.retryInitial * Double(1 << min(max(failures, 1) - 1, 16)))
     }
 
     private func retryDue(_ reference: ObjectReference) {
@@ -601,7 +606,7 @@ public actor Applier: Service {
                     metadata: ["tether.event": "applier.discovery_failed", "tether.error": "\(error)"]
                 )
                 do {
-                    try await Task.sleep(for: min(settings.retryMax, settings.retryInitial * Double(1 << min(attempt, 6))))
+                    try await Task.sleep(for: retryDelay(afterFailures: attempt + 1))
                 } catch {
                     return
                 }
@@ -660,7 +665,7 @@ public actor Applier: Service {
                     metadata: ["tether.event": "applier.watch_failed", "tether.kind": "\(resource.kind)", "tether.error": "\(error)"]
                 )
                 do {
-                    try await Task.sleep(for: min(settings.retryMax, settings.retryInitial * Double(1 << min(failuresInARow, 6))))
+                    try await Task.sleep(for: retryDelay(afterFailures: failuresInARow + 1))
                 } catch {
                     return
                 }
