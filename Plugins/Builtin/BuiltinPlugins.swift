@@ -11,10 +11,10 @@ public enum BuiltinPlugins {
     public static let kubernetesFamilies: [any ResourcePlugin] = [ConfigPlugin(), NetworkingPlugin(), WorkloadsPlugin()]
 
     /// What the hub serves: the Kubernetes kinds and Tether's own.
-    public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin()])
+    public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin()])
 
     /// What a member cluster serves (the simulated one included): the Kubernetes kinds and Nodes.
-    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin()])
+    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin()])
 
     /// What an agent applies and judges.
     public static let agent = KindRegistry(plugins: kubernetesFamilies)
@@ -32,6 +32,38 @@ public struct NodePlugin: ResourcePlugin {
         printerColumns: [
             .text("STATUS") { Conditions($0).has("Ready", "True") ? "Ready" : "NotReady" },
             .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
+        ]
+    )
+
+    public func propagates(_ kind: KindDescriptor) -> Bool { false }
+}
+
+/// Core v1 Events: what happened to an object, as `kubectl describe` and `kubectl get events` show.
+/// The hub writes them for per-cluster changes of a federated object; they never propagate.
+public struct EventPlugin: ResourcePlugin {
+    public let name = "events"
+    public let kinds: [KindDescriptor] = [Self.event]
+
+    public init() {}
+
+    /// The fields `kubectl describe` selects an object's events by, and the usual others.
+    public static let event = KindDescriptor(
+        group: "", version: "v1", kind: "Event", plural: "events", namespaced: true, shortNames: ["ev"],
+        printerColumns: [
+            .text("TYPE") { $0.string(at: "type") ?? "" },
+            .text("REASON") { $0.string(at: "reason") ?? "" },
+            .text("OBJECT") { event in
+                let kind = event.string(at: "involvedObject", "kind")?.lowercased() ?? ""
+                return "\(kind)/\(event.string(at: "involvedObject", "name") ?? "")"
+            },
+            .count("COUNT", priority: 1) { $0.integer(at: "count") ?? 1 },
+            .text("MESSAGE") { $0.string(at: "message") ?? "" },
+        ],
+        hasStatus: false,
+        selectableFields: [
+            "involvedObject.apiVersion", "involvedObject.kind", "involvedObject.name", "involvedObject.namespace",
+            "involvedObject.uid", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "type",
+            "reportingComponent",
         ]
     )
 

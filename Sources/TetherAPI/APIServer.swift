@@ -20,19 +20,24 @@ public struct APIServerConfiguration: Sendable {
     /// Largest object stored, in bytes of JSON (etcd's 1.5 MiB).
     public var maximumObjectBytes: Int
     public var serverVersion: String
+    /// Whether something on this server removes Kubernetes' `orphan` finalizer (the hub's
+    /// federation engine does): only then does `propagationPolicy: Orphan` add it.
+    public var orphanFinalizerHandled: Bool
 
     public init(
         host: String = "127.0.0.1",
         port: Int = 6443,
         maximumBodyBytes: Int = 3 * 1024 * 1024,
         maximumObjectBytes: Int = 1_572_864,
-        serverVersion: String = "0.1.0"
+        serverVersion: String = "0.1.0",
+        orphanFinalizerHandled: Bool = false
     ) {
         self.host = host
         self.port = port
         self.maximumBodyBytes = maximumBodyBytes
         self.maximumObjectBytes = maximumObjectBytes
         self.serverVersion = serverVersion
+        self.orphanFinalizerHandled = orphanFinalizerHandled
     }
 }
 

@@ -53,7 +53,7 @@ struct ResourceOperation {
         var options = ListOptions(namespace: path.namespace)
         do {
             if let selector = query["labelSelector"] { options.labelSelector = try LabelSelector(parsing: selector) }
-            if let selector = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: selector) }
+            if let selector = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: selector, allowing: kind.selectableFields) }
         } catch {
             throw APIError.badRequest(error.description)
         }
@@ -352,14 +352,30 @@ struct ResourceOperation {
         }
     }
 
+    /// `DeleteOptions` from the body or the query: preconditions and the propagation policy.
+    ///
+    /// `Orphan` (or the older `orphanDependents=true`) adds Kubernetes' `orphan` finalizer when
+    /// the server has someone who handles it (the hub's federation engine keeps members' copies,
+    /// then removes it); elsewhere nothing depends on the object and it is an ordinary delete.
     private func deleteOptions() async throws -> DeletePreconditions {
         let buffer = try? await request.body.collect(upTo: 64 * 1024)
-        guard let buffer, buffer.readableBytes > 0,
-            let options = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
-        else { return DeletePreconditions() }
+        var options: JSONValue = [:]
+        if let buffer, buffer.readableBytes > 0 {
+            guard let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)), case .object = decoded else {
+                throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
+            }
+            options = decoded
+        }
+        let policy = query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
+        let orphanDependents = (query["orphanDependents"] ?? options["orphanDependents"].map { $0 == .bool(true) ? "true" : "false" }) == "true"
+        if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
+            throw APIError.badRequest("propagationPolicy \"\(policy)\" is not one of Orphan, Background, Foreground")
+        }
+        let orphan = policy == "Orphan" || (policy == nil && orphanDependents)
         return DeletePreconditions(
             uid: options["preconditions"]?["uid"]?.stringValue,
-            resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init)
+            resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init),
+            addingFinalizers: orphan && handler.configuration.orphanFinalizerHandled ? ["orphan"] : []
         )
     }
 

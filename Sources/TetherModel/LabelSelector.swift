@@ -112,23 +112,28 @@ public struct LabelSelector: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A field selector: `metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, as the API supports.
+/// A field selector: `field=value`, `field==value` or `field!=value` clauses over dotted paths.
+///
+/// `metadata.name` and `metadata.namespace` work on every kind; a kind may allow more
+/// (Events allow `involvedObject.name`, ...). A missing field reads as the empty string, as in
+/// Kubernetes, so `spec.nodeName=` selects objects without one.
 public struct FieldSelector: Sendable, Hashable {
-    public enum Field: String, Sendable, Hashable {
-        case name = "metadata.name"
-        case namespace = "metadata.namespace"
-    }
-
     public struct Requirement: Sendable, Hashable {
-        public var field: Field
+        /// The dotted path, e.g. `metadata.name`.
+        public var field: String
         public var value: String
         public var negated: Bool
     }
 
+    /// Fields every kind can be selected by.
+    public static let universalFields: Set<String> = ["metadata.name", "metadata.namespace"]
+
     public let requirements: [Requirement]
 
-    public init(parsing text: String) throws(SelectorError) {
+    /// Parses `text`, accepting the universal fields and `allowed`.
+    public init(parsing text: String, allowing allowed: Set<String> = []) throws(SelectorError) {
         var requirements: [Requirement] = []
+        let supported = Self.universalFields.union(allowed)
         for clause in text.split(separator: ",").map({ String($0).trimmingSpaces }) where !clause.isEmpty {
             let negated = clause.contains("!=")
             let separator = negated ? "!=" : (clause.contains("==") ? "==" : "=")
@@ -136,18 +141,30 @@ public struct FieldSelector: Sendable, Hashable {
                 throw SelectorError(selector: text, problem: "'\(clause)' is not field=value")
             }
             let name = clause[..<range.lowerBound].trimmingSpaces
-            guard let field = Field(rawValue: name) else {
-                throw SelectorError(selector: text, problem: "field '\(name)' is not supported; use metadata.name or metadata.namespace")
+            guard supported.contains(name) else {
+                throw SelectorError(
+                    selector: text,
+                    problem: "field '\(name)' is not supported for this kind; use one of \(supported.sorted().joined(separator: ", "))"
+                )
             }
-            requirements.append(Requirement(field: field, value: clause[range.upperBound...].trimmingSpaces, negated: negated))
+            requirements.append(Requirement(field: name, value: clause[range.upperBound...].trimmingSpaces, negated: negated))
         }
         self.requirements = requirements
     }
 
     public func matches(_ object: JSONValue) -> Bool {
         requirements.allSatisfy { requirement in
-            let actual = requirement.field == .name ? object.name : (object.namespace ?? "")
+            let actual = Self.text(of: object.value(at: requirement.field.split(separator: ".").map(String.init)))
             return (actual == requirement.value) != requirement.negated
+        }
+    }
+
+    private static func text(of value: JSONValue?) -> String {
+        switch value {
+        case .string(let text): text
+        case .integer(let number): String(number)
+        case .bool(let flag): String(flag)
+        default: ""
         }
     }
 }

@@ -41,6 +41,8 @@ public struct KindDescriptor: Sendable {
     public var hasStatus: Bool
     /// Serves the `scale` subresource over `spec.replicas` (what `kubectl scale` uses).
     public var hasScale: Bool
+    /// Dotted paths a `fieldSelector` may name besides `metadata.name` and `metadata.namespace`.
+    public var selectableFields: Set<String>
 
     public init(
         group: String,
@@ -52,7 +54,8 @@ public struct KindDescriptor: Sendable {
         categories: [String] = [],
         printerColumns: [PrinterColumn] = [],
         hasStatus: Bool = true,
-        hasScale: Bool = false
+        hasScale: Bool = false,
+        selectableFields: Set<String> = []
     ) {
         self.group = group
         self.version = version
@@ -65,6 +68,7 @@ public struct KindDescriptor: Sendable {
         self.printerColumns = printerColumns
         self.hasStatus = hasStatus
         self.hasScale = hasScale
+        self.selectableFields = selectableFields
     }
 
     /// `apps/v1`, or `v1` for the core group.

@@ -99,10 +99,14 @@ public enum DeleteOutcome: Sendable, Hashable {
 public struct DeletePreconditions: Sendable, Hashable {
     public var uid: String?
     public var resourceVersion: UInt64?
+    /// Finalizers the deletion adds before it starts, such as Kubernetes' `orphan` for
+    /// `propagationPolicy: Orphan`: whoever handles them removes them to finish the deletion.
+    public var addingFinalizers: [String]
 
-    public init(uid: String? = nil, resourceVersion: UInt64? = nil) {
+    public init(uid: String? = nil, resourceVersion: UInt64? = nil, addingFinalizers: [String] = []) {
         self.uid = uid
         self.resourceVersion = resourceVersion
+        self.addingFinalizers = addingFinalizers
     }
 }
 

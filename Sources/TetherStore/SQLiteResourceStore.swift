@@ -222,6 +222,10 @@ public final class SQLiteResourceStore: ResourceStore {
             if let version = preconditions.resourceVersion, version != existing.resourceVersion {
                 throw StoreError.conflict(key, "precondition failed: resourceVersion \(version) is not the latest")
             }
+            let missing = preconditions.addingFinalizers.filter { !existing.finalizers.contains($0) }
+            if existing.deletionTimestamp == nil, !missing.isEmpty {
+                existing.finalizers += missing
+            }
             guard existing.finalizers.isEmpty else {
                 if existing.deletionTimestamp == nil {
                     existing.deletionTimestamp = timestamp

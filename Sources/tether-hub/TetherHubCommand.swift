@@ -99,7 +99,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             onBound: { port in await ports.record(agent: port) }
         )
         let api = APIServer(
-            configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port),
+            configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port, orphanFinalizerHandled: true),
             store: store,
             registry: BuiltinPlugins.hub,
             material: material,

@@ -9,11 +9,12 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run a federation on this machine: a hub and one agent per cluster, on loopback.",
         discussion: """
-            Creates a fresh federation in DIR, starts tether-hub on free loopback ports, and for each cluster
-            a SIMULATED member cluster (tether-simcluster: no containers run) and a tether-agent with the
-            cluster's bundle; then shows their logs until you press Ctrl-C. The executables are taken from
-            beside tetherctl (the build folder) or from TETHER_BIN_DIR. Agents do not apply objects to
-            their clusters yet: each holds its session to the hub.
+            Creates a fresh federation in DIR, starts tether-hub on free loopback ports and, for each \
+            cluster, a SIMULATED member cluster (tether-simcluster: no containers run) and a tether-agent \
+            with the cluster's bundle. Writes DIR/kubeconfig-all with a `federation` context and one \
+            context per cluster, prints what to try, then shows every process's log until you press \
+            Ctrl-C, which stops them all. The executables are taken from beside tetherctl (the build \
+            folder) or from TETHER_BIN_DIR.
             """
     )
 

@@ -40,6 +40,10 @@ struct APIBadInputTests {
              code: 409, reason: "Conflict"),
         Case(name: "JSON patch that does not apply", method: "PATCH", path: "/api/v1/namespaces/default/configmaps/existing",
              contentType: "application/json-patch+json", body: #"[{"op":"remove","path":"/data/missing"}]"#, code: 422, reason: "Invalid"),
+        Case(name: "unknown propagationPolicy", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
+             body: #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Sometimes"}"#, code: 400, reason: "BadRequest"),
+        Case(name: "DeleteOptions that are not an object", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing",
+             contentType: "application/json", body: "[1, 2]", code: 400, reason: "BadRequest"),
         Case(name: "nesting too deep", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
              body: String(repeating: "[", count: 500) + String(repeating: "]", count: 500), code: 400, reason: "BadRequest"),
     ]

@@ -18,7 +18,7 @@ let frontendReplicaSet = """
 
 @Suite("hub to agent to member, end to end", .timeLimit(.minutes(3)))
 struct FederationEndToEndTests {
-    @Test("1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member unless the object asks to be orphaned; metrics")
+    @Test("1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member unless the object or the delete asks to orphan; per-cluster Events for describe; metrics")
     func replicaSetRoundTrip() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -145,12 +145,28 @@ struct FederationEndToEndTests {
             #expect(degraded.status == 0, "\(brokenStatus)")
             let reasons = try await hubctl.succeed(["get", "deploy", "broken", "-o", "jsonpath={.status.clusters[*].message}"])
             #expect(reasons.contains("simulated failure"), "\(reasons)")
+            // ...and `kubectl describe` lists it under Events, one per cluster.
+            for name in names {
+                try await hubctl.succeed(["wait", "--for=create", "event/broken.deployment.\(name).memberdegraded", "--timeout=30s"])
+            }
+            let description = try await hubctl.succeed(["describe", "deploy", "broken"])
+            for name in names {
+                #expect(
+                    description.contains("MemberDegraded") && description.contains("cluster \(name): Degraded: ") && description.contains("simulated failure"),
+                    "\(description)"
+                )
+            }
+            let warnings = try await hubctl.succeed(["get", "events", "--field-selector", "type=Warning,involvedObject.name=broken", "-o", "name"])
+            #expect(warnings.split(separator: "\n").count == 3, "\(warnings)")
 
             // Deleting at the hub deletes in every member...
+            try await hubctl.succeed(["wait", "--for=create", "event/frontend.replicaset.m1.memberhealthy", "--timeout=30s"])
             try await hubctl.succeed(["delete", "rs", "frontend"])
             for member in members.values {
                 try await member.succeed(["wait", "--for=delete", "rs/frontend", "--timeout=30s"])
             }
+            // Its Events go with it.
+            try await hubctl.succeed(["wait", "--for=delete", "event/frontend.replicaset.m1.memberhealthy", "--timeout=30s"])
             // ...unless the object says to orphan: then every member keeps its copy, unmarked.
             try await hubctl.succeed(
                 ["apply", "-f", "-"],
@@ -168,6 +184,27 @@ struct FederationEndToEndTests {
             }
             for member in [m1, m2, m3] {
                 let labels = try await member.succeed(["get", "cm", "keep", "-o", "jsonpath={.metadata.labels}"])
+                #expect(!labels.contains("tether.io/managed-by"), "\(labels)")
+            }
+            // `kubectl delete --cascade=orphan` does the same for an object that did not ask.
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata: {name: kept-too, namespace: default}
+                    data: {a: b}
+                    """
+            )
+            try await m3.succeed(["wait", "--for=jsonpath={.data.a}=b", "cm/kept-too", "--timeout=30s"])
+            try await hubctl.succeed(["delete", "cm", "kept-too", "--cascade=orphan", "--timeout=30s"])
+            let gone = try await hubctl.run(["get", "cm", "kept-too"])
+            #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone.stderr)")
+            for name in names {
+                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) { ($0["tether.object"] ?? "").hasSuffix("default/kept-too") }
+            }
+            for member in [m1, m2, m3] {
+                let labels = try await member.succeed(["get", "cm", "kept-too", "-o", "jsonpath={.metadata.labels}"])
                 #expect(!labels.contains("tether.io/managed-by"), "\(labels)")
             }
         }

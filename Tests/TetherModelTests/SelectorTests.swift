@@ -31,6 +31,11 @@ struct SelectorTests {
         #expect(try FieldSelector(parsing: "metadata.namespace==default,metadata.name!=db").matches(object))
         #expect(try !FieldSelector(parsing: "metadata.name!=web").matches(object))
         #expect(throws: SelectorError.self) { try FieldSelector(parsing: "spec.replicas=3") }
+        // A kind may allow more fields; a missing one reads as empty, numbers as their digits.
+        let event: JSONValue = ["involvedObject": ["kind": "ReplicaSet", "name": "web"], "count": 3]
+        #expect(try FieldSelector(parsing: "involvedObject.kind=ReplicaSet,count=3", allowing: ["involvedObject.kind", "count"]).matches(event))
+        #expect(try FieldSelector(parsing: "involvedObject.uid=", allowing: ["involvedObject.uid"]).matches(event))
+        #expect(try !FieldSelector(parsing: "involvedObject.name!=web", allowing: ["involvedObject.name"]).matches(event))
     }
 
     @Test("metadata accessors read and write only their fields")

@@ -163,6 +163,22 @@ struct StoreTests {
         #expect(try await next(2, of: watch).map(\.kind) == [.modified, .deleted])
     }
 
+    @Test("a delete that adds a finalizer (propagationPolicy Orphan) marks the object and waits for that finalizer to go")
+    func deleteAddingFinalizer() async throws {
+        let fixture = try StoreFixture()
+        _ = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        let outcome = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(addingFinalizers: ["orphan"]), dryRun: false
+        )
+        guard case .finalizing(let marked) = outcome else { Issue.record("deleted although a finalizer was added"); return }
+        #expect(marked.finalizers == ["orphan"] && marked.deletionTimestamp != nil)
+        var released = marked
+        released.finalizers = []
+        _ = try await fixture.store.update(released, as: replicaSets, dryRun: false)
+        let missing = await #expect(throws: StoreError.self) { try await fixture.store.get(replicaSets, namespace: "default", name: "web") }
+        #expect(missing?.code == .notFound)
+    }
+
     @Test("delete preconditions on uid and resourceVersion")
     func deletePreconditions() async throws {
         let fixture = try StoreFixture()

@@ -85,10 +85,13 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
     private var orphaned: Set<ObjectReference> = []
     static let orphanAnnotation = "tether.io/orphan"
+    /// Kubernetes' finalizer for `propagationPolicy: Orphan`, which the API adds on such a delete.
+    static let orphanFinalizer = "orphan"
     private var storeVersion: UInt64 = 0
     static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
     private let settings: FederationSettings
+    private let events: MemberEvents
     /// Clusters whose agents may hold a session, readable from event loops at handshake time.
     private let joined = NIOLockedValueBox<Set<String>>([])
     /// Clusters being unjoined, with the revision whose ack means their agent has pruned.
@@ -105,6 +108,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         self.store = store
         self.registry = registry
         self.logger = logger
+        self.events = MemberEvents(store: store, logger: logger)
     }
 
     // MARK: Sessions (called on event loops; work moves onto the actor)
@@ -350,9 +354,22 @@ public actor FederationEngine: Service, HubSessionObserver {
                 }
                 federated[reference] = nil
                 reports[reference] = nil
+                if let uid = object.uid {
+                    Task { [events] in await events.forget(namespace: reference.namespace, uid: uid) }
+                }
+            } else if object.deletionTimestamp != nil, object.finalizers.contains(Self.orphanFinalizer) {
+                // `kubectl delete --cascade=orphan`: the API added Kubernetes' `orphan` finalizer.
+                // Members keep their copies; the finalizer goes once the orphaning is decided.
+                federated[reference] = object
+                orphaned.insert(reference)
+                recompute([reference], version: version)
+                if let type = reference.resourceType(registry) {
+                    Task { await self.setFinalizer(Self.orphanFinalizer, present: false, type: type, namespace: reference.namespace, name: reference.name) }
+                }
+                return
             } else {
                 federated[reference] = object
-                orphaned.remove(reference)
+                if object.deletionTimestamp == nil { orphaned.remove(reference) }
             }
             recompute([reference], version: version)
         }
@@ -426,14 +443,19 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     private func setFinalizer(on cluster: String, present: Bool) async {
+        await setFinalizer(Self.unjoinFinalizer, present: present, type: clusterType, namespace: nil, name: cluster)
+    }
+
+    /// Adds or removes one finalizer of a stored object, retried over conflicting writes.
+    private func setFinalizer(_ finalizer: String, present: Bool, type: ResourceType, namespace: String?, name: String) async {
         for _ in 0..<5 {
-            guard var object = try? await store.get(clusterType, namespace: nil, name: cluster) else { return }
-            var finalizers = object.finalizers.filter { $0 != Self.unjoinFinalizer }
-            if present { finalizers.append(Self.unjoinFinalizer) }
+            guard var object = try? await store.get(type, namespace: namespace, name: name) else { return }
+            var finalizers = object.finalizers.filter { $0 != finalizer }
+            if present { finalizers.append(finalizer) }
             guard finalizers != object.finalizers else { return }
             object.finalizers = finalizers
             do {
-                _ = try await store.update(object, as: clusterType, dryRun: false)
+                _ = try await store.update(object, as: type, dryRun: false)
                 return
             } catch {
                 guard error.code == .conflict else { return }
@@ -732,6 +754,11 @@ public actor FederationEngine: Service, HubSessionObserver {
             object[member: "status"] = .object(status)
             do {
                 _ = try await store.updateStatus(object, as: type, dryRun: false)
+                if let uid = object.uid, federated[reference]?.uid == uid {
+                    for (cluster, report) in perCluster {
+                        await events.observe(.init(object: reference, uid: uid, cluster: cluster, report: report))
+                    }
+                }
                 return
             } catch {
                 guard error.code == .conflict else {
