@@ -32,7 +32,9 @@ public struct NodePlugin: ResourcePlugin {
         printerColumns: [
             .text("STATUS") { Conditions($0).has("Ready", "True") ? "Ready" : "NotReady" },
             .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
-        ]
+        ],
+        fields: ["spec": .free, "status": .free],
+        summary: "Node is a worker in a member cluster."
     )
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }
@@ -64,7 +66,17 @@ public struct EventPlugin: ResourcePlugin {
             "involvedObject.apiVersion", "involvedObject.kind", "involvedObject.name", "involvedObject.namespace",
             "involvedObject.uid", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "type",
             "reportingComponent",
-        ]
+        ],
+        fields: [
+            "involvedObject": .object([
+                "apiVersion": .string, "kind": .string, "name": .string, "namespace": .string, "uid": .string,
+                "resourceVersion": .string, "fieldPath": .string,
+            ]),
+            "reason": .string, "message": .string, "type": .string, "count": .integer, "source": .free,
+            "firstTimestamp": .string, "lastTimestamp": .string, "eventTime": .string, "series": .free, "action": .string,
+            "related": .free, "reportingComponent": .string, "reportingInstance": .string,
+        ],
+        summary: "Event is a report of an event somewhere in the cluster (at the hub: in a member cluster)."
     )
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }

@@ -12,12 +12,16 @@ public struct ConfigPlugin: ResourcePlugin {
 
     public static let namespace = KindDescriptor(
         group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, shortNames: ["ns"],
-        printerColumns: [.text("STATUS") { $0.string(at: "status", "phase") ?? "Active" }]
+        printerColumns: [.text("STATUS") { $0.string(at: "status", "phase") ?? "Active" }],
+        fields: ["spec": .object(["finalizers": .stringList]), "status": .object(["phase": .string, "conditions": .conditions])],
+        summary: "Namespace provides a scope for names."
     )
     public static let configMap = KindDescriptor(
         group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, shortNames: ["cm"],
         printerColumns: [.count("DATA") { Int64($0["data"]?.objectMembers.count ?? 0) + Int64($0["binaryData"]?.objectMembers.count ?? 0) }],
-        hasStatus: false
+        hasStatus: false,
+        fields: ["data": .stringMap, "binaryData": .stringMap, "immutable": .boolean],
+        summary: "ConfigMap holds configuration data for pods to consume."
     )
     public static let secret = KindDescriptor(
         group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true,
@@ -25,7 +29,9 @@ public struct ConfigPlugin: ResourcePlugin {
             .text("TYPE") { $0["type"]?.stringValue ?? "Opaque" },
             .count("DATA") { Int64($0["data"]?.objectMembers.count ?? 0) + Int64($0["stringData"]?.objectMembers.count ?? 0) },
         ],
-        hasStatus: false
+        hasStatus: false,
+        fields: ["data": .stringMap, "stringData": .stringMap, "type": .string, "immutable": .boolean],
+        summary: "Secret holds secret data of a certain type."
     )
 
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {

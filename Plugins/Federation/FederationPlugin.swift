@@ -18,16 +18,43 @@ public struct FederationPlugin: ResourcePlugin {
             .text("KUBERNETES", priority: 1) { $0.string(at: "status", "kubernetesVersion") ?? "<none>" },
             .text("NODES", priority: 1) { $0.integer(at: "status", "nodeCount").map(String.init) ?? "<none>" },
             .text("LAST-HEARTBEAT", priority: 1) { $0.string(at: "status", "lastHeartbeatTime") ?? "<none>" },
-        ]
+        ],
+        fields: [
+            "spec": .object(["taints": .freeList, "description": .string]),
+            "status": .free,
+        ],
+        summary: "Cluster is a member cluster of the federation; its agent holds a session to the hub."
     )
     public static let propagationPolicy = KindDescriptor(
         group: group, version: "v1alpha1", kind: "PropagationPolicy", plural: "propagationpolicies",
-        namespaced: true, shortNames: ["pp"], hasStatus: false
+        namespaced: true, shortNames: ["pp"], hasStatus: false,
+        fields: ["spec": propagationSpec],
+        summary: "PropagationPolicy chooses the member clusters of the objects it selects and divides their replicas."
     )
     public static let overridePolicy = KindDescriptor(
         group: group, version: "v1alpha1", kind: "OverridePolicy", plural: "overridepolicies",
-        namespaced: true, shortNames: ["op"], hasStatus: false
+        namespaced: true, shortNames: ["op"], hasStatus: false,
+        fields: ["spec": overrideSpec],
+        summary: "OverridePolicy changes fields of the objects it selects in some member clusters."
     )
+
+    static let resourceSelectors = FieldSchema.array(.object([
+        "apiVersion": .string, "kind": .string, "name": .string, "labelSelector": .labelSelector,
+    ]))
+    static let propagationSpec = FieldSchema.object([
+        "resourceSelectors": resourceSelectors,
+        "placement": .object(["clusterNames": .stringList, "clusterSelector": .labelSelector, "excludeClusters": .stringList]),
+        "replicaScheduling": .object([
+            "type": .string, "weights": .map(.integer), "minReplicas": .map(.integer), "maxReplicas": .map(.integer),
+        ]),
+    ])
+    static let overrideSpec = FieldSchema.object([
+        "resourceSelectors": resourceSelectors,
+        "overrides": .array(.object([
+            "clusterNames": .stringList, "clusterSelector": .labelSelector, "image": .string, "replicas": .integer,
+            "labels": .stringMap, "annotations": .stringMap, "jsonPatch": .freeList,
+        ])),
+    ])
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }
 }

@@ -17,7 +17,23 @@ public struct NetworkingPlugin: ResourcePlugin {
             .text("CLUSTER-IP") { $0.string(at: "spec", "clusterIP") ?? "<none>" },
             .text("EXTERNAL-IP") { loadBalancerAddresses($0) ?? "<none>" },
             .text("PORT(S)") { servicePorts($0) },
-        ]
+        ],
+        fields: [
+            "spec": .object([
+                "ports": .array(.object([
+                    "name": .string, "protocol": .string, "appProtocol": .string, "port": .integer, "targetPort": .intOrString,
+                    "nodePort": .integer,
+                ])),
+                "selector": .stringMap, "clusterIP": .string, "clusterIPs": .stringList, "type": .string, "externalIPs": .stringList,
+                "sessionAffinity": .string, "loadBalancerIP": .string, "loadBalancerSourceRanges": .stringList,
+                "externalName": .string, "externalTrafficPolicy": .string, "healthCheckNodePort": .integer,
+                "publishNotReadyAddresses": .boolean, "sessionAffinityConfig": .free, "ipFamilies": .stringList,
+                "ipFamilyPolicy": .string, "allocateLoadBalancerNodePorts": .boolean, "loadBalancerClass": .string,
+                "internalTrafficPolicy": .string, "trafficDistribution": .string,
+            ]),
+            "status": .free,
+        ],
+        summary: "Service is a named abstraction of software service consisting of a port the proxy listens on and the pods it forwards to."
     )
     public static let ingress = KindDescriptor(
         group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", namespaced: true,
@@ -26,7 +42,12 @@ public struct NetworkingPlugin: ResourcePlugin {
             .text("CLASS") { $0.string(at: "spec", "ingressClassName") ?? "<none>" },
             .text("HOSTS") { ingressHosts($0) },
             .text("ADDRESS") { loadBalancerAddresses($0) ?? "" },
-        ]
+        ],
+        fields: [
+            "spec": .object(["ingressClassName": .string, "defaultBackend": .free, "tls": .freeList, "rules": .freeList]),
+            "status": .free,
+        ],
+        summary: "Ingress is a collection of rules that allow inbound connections to reach the endpoints defined by a backend."
     )
 
     static let serviceTypes: Set<String> = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]

@@ -21,7 +21,16 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("UP-TO-DATE") { $0.integer(at: "status", "updatedReplicas") ?? 0 },
             .count("AVAILABLE") { $0.integer(at: "status", "availableReplicas") ?? 0 },
         ],
-        hasScale: true
+        hasScale: true,
+        fields: [
+            "spec": .object([
+                "replicas": .integer, "selector": .labelSelector, "template": .podTemplate, "minReadySeconds": .integer,
+                "revisionHistoryLimit": .integer, "paused": .boolean, "progressDeadlineSeconds": .integer,
+                "strategy": .object(["type": .string, "rollingUpdate": .object(["maxUnavailable": .intOrString, "maxSurge": .intOrString])]),
+            ]),
+            "status": .free,
+        ],
+        summary: "Deployment enables declarative updates for Pods and ReplicaSets."
     )
     public static let replicaSet = KindDescriptor(
         group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", namespaced: true, shortNames: ["rs"],
@@ -31,13 +40,27 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("CURRENT") { $0.integer(at: "status", "replicas") ?? 0 },
             .count("READY") { $0.integer(at: "status", "readyReplicas") ?? 0 },
         ],
-        hasScale: true
+        hasScale: true,
+        fields: [
+            "spec": .object(["replicas": .integer, "minReadySeconds": .integer, "selector": .labelSelector, "template": .podTemplate]),
+            "status": .free,
+        ],
+        summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time."
     )
     public static let statefulSet = KindDescriptor(
         group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, shortNames: ["sts"],
         categories: ["all"],
         printerColumns: [.text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" }],
-        hasScale: true
+        hasScale: true,
+        fields: [
+            "spec": .object([
+                "replicas": .integer, "selector": .labelSelector, "template": .podTemplate, "volumeClaimTemplates": .freeList,
+                "serviceName": .string, "podManagementPolicy": .string, "updateStrategy": .free, "revisionHistoryLimit": .integer,
+                "minReadySeconds": .integer, "persistentVolumeClaimRetentionPolicy": .free, "ordinals": .free,
+            ]),
+            "status": .free,
+        ],
+        summary: "StatefulSet represents a set of pods with consistent identities."
     )
     public static let daemonSet = KindDescriptor(
         group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true, shortNames: ["ds"],
@@ -48,13 +71,31 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("READY") { $0.integer(at: "status", "numberReady") ?? 0 },
             .count("UP-TO-DATE") { $0.integer(at: "status", "updatedNumberScheduled") ?? 0 },
             .count("AVAILABLE") { $0.integer(at: "status", "numberAvailable") ?? 0 },
-        ]
+        ],
+        fields: [
+            "spec": .object([
+                "selector": .labelSelector, "template": .podTemplate, "updateStrategy": .free, "minReadySeconds": .integer,
+                "revisionHistoryLimit": .integer,
+            ]),
+            "status": .free,
+        ],
+        summary: "DaemonSet represents the configuration of a daemon set: a pod on every node."
     )
     public static let job = KindDescriptor(
         group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true, categories: ["all"],
         printerColumns: [
             .text("COMPLETIONS") { "\($0.integer(at: "status", "succeeded") ?? 0)/\($0.integer(at: "spec", "completions") ?? 1)" }
-        ]
+        ],
+        fields: [
+            "spec": .object([
+                "parallelism": .integer, "completions": .integer, "activeDeadlineSeconds": .integer, "podFailurePolicy": .free,
+                "successPolicy": .free, "backoffLimit": .integer, "backoffLimitPerIndex": .integer, "maxFailedIndexes": .integer,
+                "selector": .labelSelector, "manualSelector": .boolean, "template": .podTemplate, "ttlSecondsAfterFinished": .integer,
+                "completionMode": .string, "suspend": .boolean, "podReplacementPolicy": .string, "managedBy": .string,
+            ]),
+            "status": .free,
+        ],
+        summary: "Job represents the configuration of a single job."
     )
 
     /// The status counts each kind reports and the hub sums.

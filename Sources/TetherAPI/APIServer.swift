@@ -87,7 +87,8 @@ public final class APIServer: Service, Sendable {
             configuration: configuration,
             faults: faults,
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            openAPI: OpenAPIDocuments(registry: registry, serverVersion: configuration.serverVersion)
         )
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import TetherModel
 import TetherPlugin
 
@@ -64,5 +65,70 @@ struct Discovery {
         }
         let groupVersion = group.isEmpty ? version : "\(group)/\(version)"
         return ["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion), "resources": .array(resources)]
+    }
+
+    // MARK: Aggregated discovery
+
+    /// The aggregated discovery version a client's `Accept` asks for (`v2`, or `v2beta1` of
+    /// kubectl 1.26 to 1.29), or nil for the legacy documents.
+    static func aggregatedVersion(accepting accept: String) -> String? {
+        for choice in accept.split(separator: ",") {
+            let parameters = Set(choice.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) })
+            guard parameters.contains("g=apidiscovery.k8s.io"), parameters.contains("as=APIGroupDiscoveryList") else { continue }
+            if parameters.contains("v=v2") { return "v2" }
+            if parameters.contains("v=v2beta1") { return "v2beta1" }
+        }
+        return nil
+    }
+
+    static func aggregatedContentType(_ version: String) -> String {
+        "application/json;g=apidiscovery.k8s.io;v=\(version);as=APIGroupDiscoveryList"
+    }
+
+    /// `/api` (the core group) or `/apis` (every other group) in one document: kubectl learns
+    /// every resource in two requests instead of one per group version.
+    func aggregated(core: Bool, version discoveryVersion: String) -> JSONValue {
+        let groups = registry.groups.filter { $0.name.isEmpty == core }
+        let items: [JSONValue] = groups.map { group in
+            var metadata: [String: JSONValue] = ["creationTimestamp": .null]
+            if !group.name.isEmpty { metadata["name"] = .string(group.name) }
+            let versions: [JSONValue] = group.versions.map { version in
+                [
+                    "version": .string(version), "freshness": "Current",
+                    "resources": .array(registry.kinds(group: group.name, version: version).map(aggregatedResource)),
+                ]
+            }
+            return ["metadata": .object(metadata), "versions": .array(versions)]
+        }
+        return [
+            "kind": "APIGroupDiscoveryList", "apiVersion": .string("apidiscovery.k8s.io/\(discoveryVersion)"), "metadata": [:],
+            "items": .array(items),
+        ]
+    }
+
+    private func aggregatedResource(_ kind: KindDescriptor) -> JSONValue {
+        var entry: JSONValue = [
+            "resource": .string(kind.plural), "singularResource": .string(kind.singular),
+            "responseKind": ["group": .string(kind.group), "version": .string(kind.version), "kind": .string(kind.kind)],
+            "scope": kind.namespaced ? "Namespaced" : "Cluster", "verbs": Self.verbs,
+        ]
+        if !kind.shortNames.isEmpty { entry[member: "shortNames"] = .array(kind.shortNames.map(JSONValue.string)) }
+        if !kind.categories.isEmpty { entry[member: "categories"] = .array(kind.categories.map(JSONValue.string)) }
+        var subresources: [JSONValue] = []
+        if kind.hasScale {
+            subresources.append([
+                "subresource": "scale", "responseKind": ["group": "autoscaling", "version": "v1", "kind": "Scale"],
+                "verbs": ["get", "patch", "update"],
+            ])
+        }
+        if kind.hasStatus {
+            subresources.append([
+                "subresource": "status",
+                "responseKind": ["group": .string(kind.group), "version": .string(kind.version), "kind": .string(kind.kind)],
+                "verbs": ["get", "patch", "update"],
+            ])
+        }
+        if !subresources.isEmpty { entry[member: "subresources"] = .array(subresources) }
+        return entry
     }
 }

@@ -19,6 +19,7 @@ struct ResourceHandler: Sendable {
     /// The Prometheus text exposition of the process's metrics; nil serves no `/metrics`.
     let metrics: (@Sendable () -> [UInt8])?
     let logger: Logger
+    let openAPI: OpenAPIDocuments
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
 
@@ -65,10 +66,13 @@ struct ResourceHandler: Sendable {
         switch path {
         case .version, .health:
             throw APIError.notFound("unreachable")
-        case .coreVersions:
-            return Self.json(discovery.coreVersions)
-        case .groupList:
-            return Self.json(discovery.groupList)
+        case .coreVersions, .groupList:
+            if let version = Discovery.aggregatedVersion(accepting: request.headers[.accept] ?? "") {
+                var response = Self.json(discovery.aggregated(core: path == .coreVersions, version: version))
+                response.headers[.contentType] = Discovery.aggregatedContentType(version)
+                return response
+            }
+            return Self.json(path == .coreVersions ? discovery.coreVersions : discovery.groupList)
         case .group(let name):
             guard let group = discovery.group(named: name) else { throw APIError.notFound("the server could not find the requested resource") }
             return Self.json(group)
@@ -85,10 +89,20 @@ struct ResourceHandler: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics()))
             )
         case .openAPIv2:
-            // No schema document yet: an empty protobuf answer makes kubectl skip client-side validation.
-            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer()))
-        case .openAPIv3:
-            throw APIError.notFound("OpenAPI v3 is not served yet")
+            if (request.headers[.accept] ?? "").contains("protobuf") {
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: openAPI.v2Protobuf))
+                )
+            }
+            return Self.json(bytes: openAPI.v2JSON)
+        case .openAPIv3(let groupVersion):
+            if groupVersion.isEmpty { return Self.json(bytes: openAPI.v3Index) }
+            guard let document = openAPI.v3[groupVersion] else {
+                throw APIError.notFound("no OpenAPI v3 document for \(groupVersion); /openapi/v3 lists them")
+            }
+            return Self.json(bytes: document.document)
         case .resource(let resource):
             try await faults?.apply()
             return try await serve(resource, request: request, caller: caller, connectionClosed: context.channel.closeFuture)
@@ -193,13 +207,19 @@ struct ResourceHandler: Sendable {
             return path.subresource == "scale" ? ResourceHandler.json(Scale(of: object).object) : operation.render(object)
         case (.post, nil):
             try authorize(caller, .create, kind: kind, namespace: path.namespace)
-            return try await operation.create(dryRun: dryRun)
+            var response = try await operation.create(dryRun: dryRun)
+            operation.warnings.attach(to: &response)
+            return response
         case (.put, .some):
             try authorize(caller, .update, kind: kind, namespace: path.namespace)
-            return try await operation.replace(dryRun: dryRun)
+            var response = try await operation.replace(dryRun: dryRun)
+            operation.warnings.attach(to: &response)
+            return response
         case (.patch, .some):
             try authorize(caller, .patch, kind: kind, namespace: path.namespace)
-            return try await operation.patch(dryRun: dryRun)
+            var response = try await operation.patch(dryRun: dryRun)
+            operation.warnings.attach(to: &response)
+            return response
         case (.delete, .some):
             try authorize(caller, .delete, kind: kind, namespace: path.namespace)
             return try await operation.delete(dryRun: dryRun)
@@ -217,6 +237,10 @@ struct ResourceHandler: Sendable {
         var buffer = ByteBuffer()
         buffer.writeBytes(encode(value))
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+
+    static func json(bytes: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     static func status(_ error: APIError) -> Response {

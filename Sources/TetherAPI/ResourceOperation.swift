@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import TetherModel
@@ -17,7 +18,21 @@ struct ResourceOperation {
     /// Completes when the client's connection closes: a watch ends then, not at its next event.
     let connectionClosed: EventLoopFuture<Void>
 
+    /// Warnings for the response's `Warning` headers.
+    let warnings = ResponseWarnings()
+
     private var store: any ResourceStore { handler.store }
+
+    /// `fieldValidation`: `Strict`, `Warn` (the default, as in Kubernetes) or `Ignore`.
+    private var fieldValidation: String {
+        get throws {
+            let directive = query["fieldValidation"] ?? "Warn"
+            guard ["Strict", "Warn", "Ignore"].contains(directive) else {
+                throw APIError.badRequest("fieldValidation must be Strict, Warn or Ignore, not \"\(directive)\"")
+            }
+            return directive
+        }
+    }
     private var query: [String: String] { QueryString.parse(request.uri.query) }
     private var wantsTable: Bool {
         (request.headers[.accept] ?? "").contains("as=Table")
@@ -215,7 +230,30 @@ struct ResourceOperation {
     }
 
     /// The object as the kind's plugin normalizes it, or 422 listing every problem the plugin finds.
+    ///
+    /// First the kind's schema: a value of the wrong type is 400 whatever the client asked, as
+    /// Kubernetes cannot decode it either; unknown fields are 400 under `fieldValidation=Strict`,
+    /// a `Warning` header under `Warn` (the default), nothing under `Ignore`. Unknown fields are
+    /// kept, not dropped as Kubernetes drops them: the schemas here are Tether's own and must
+    /// never lose what a newer client sends (docs/api.md).
     private func admitted(_ object: JSONValue) throws -> JSONValue {
+        let findings = kind.schema.check(object)
+        let cannotHandle = "\(kind.kind) in version \"\(kind.version)\" cannot be handled as a \(kind.kind)"
+        if let wrong = findings.wrongTypes.first {
+            let more = findings.wrongTypes.count > 1 ? " (and \(findings.wrongTypes.count - 1) more)" : ""
+            throw APIError.badRequest("\(cannotHandle): field \(wrong.path) must be \(wrong.expected)\(more)")
+        }
+        if !findings.unknownFields.isEmpty {
+            switch try fieldValidation {
+            case "Strict":
+                let fields = findings.unknownFields.map { "unknown field \"\($0)\"" }.joined(separator: ", ")
+                throw APIError.badRequest("\(cannotHandle): strict decoding error: \(fields)")
+            case "Warn":
+                warnings.add(findings.unknownFields.map { "unknown field \"\($0)\"" })
+            default:
+                break
+            }
+        }
         let plugin = handler.registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind)
         let problems = plugin.validate(object)
         guard problems.isEmpty else {
@@ -416,4 +454,21 @@ final class OnceFlag: Sendable {
     private let marked = Mutex(false)
     func mark() { marked.withLock { $0 = true } }
     var isMarked: Bool { marked.withLock { $0 } }
+}
+
+/// What a request was warned of, sent back as `Warning: 299 - "..."` headers (kubectl prints them).
+final class ResponseWarnings: Sendable {
+    private let messages = Mutex<[String]>([])
+
+    func add(_ new: [String]) {
+        messages.withLock { $0.append(contentsOf: new) }
+    }
+
+    func attach(to response: inout Response) {
+        guard let name = HTTPField.Name("Warning") else { return }
+        for message in messages.withLock({ $0 }) {
+            let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            response.headers.append(HTTPField(name: name, value: "299 - \"\(escaped)\""))
+        }
+    }
 }

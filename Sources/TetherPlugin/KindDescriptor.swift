@@ -43,6 +43,11 @@ public struct KindDescriptor: Sendable {
     public var hasScale: Bool
     /// Dotted paths a `fieldSelector` may name besides `metadata.name` and `metadata.namespace`.
     public var selectableFields: Set<String>
+    /// The object's fields besides `apiVersion`, `kind` and `metadata` (`spec`, `status`, or
+    /// `data` for a ConfigMap). Nil: a free `spec` and `status`.
+    public var fields: [String: FieldSchema]?
+    /// One line on what the kind is, for OpenAPI and `kubectl explain`.
+    public var summary: String
 
     public init(
         group: String,
@@ -55,7 +60,9 @@ public struct KindDescriptor: Sendable {
         printerColumns: [PrinterColumn] = [],
         hasStatus: Bool = true,
         hasScale: Bool = false,
-        selectableFields: Set<String> = []
+        selectableFields: Set<String> = [],
+        fields: [String: FieldSchema]? = nil,
+        summary: String = ""
     ) {
         self.group = group
         self.version = version
@@ -69,6 +76,13 @@ public struct KindDescriptor: Sendable {
         self.hasStatus = hasStatus
         self.hasScale = hasScale
         self.selectableFields = selectableFields
+        self.fields = fields
+        self.summary = summary
+    }
+
+    /// The whole object's schema: `apiVersion`, `kind`, `metadata` and the kind's fields.
+    public var schema: FieldSchema {
+        .resource(fields ?? ["spec": .free, "status": .free])
     }
 
     /// `apps/v1`, or `v1` for the core group.
