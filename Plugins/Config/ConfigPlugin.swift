@@ -60,8 +60,13 @@ public struct ConfigPlugin: ResourcePlugin {
         return problems
     }
 
+    /// As the Kubernetes API does on write: a Secret's `stringData` folds into `data`, and a
+    /// Secret without a `type` is `Opaque`.
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
-        object.kind == "Secret" ? Self.foldingStringData(object) : object
+        guard object.kind == "Secret" else { return object }
+        var secret = Self.foldingStringData(object)
+        if (secret["type"]?.stringValue ?? "").isEmpty { secret[member: "type"] = "Opaque" }
+        return secret
     }
 
     public func prepareForMember(_ object: JSONValue) -> JSONValue {

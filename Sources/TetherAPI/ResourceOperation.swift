@@ -341,14 +341,27 @@ struct ResourceOperation {
             throw APIError.tooLarge("the request body exceeds \(handler.configuration.maximumBodyBytes) bytes")
         }
         let contentType = (request.headers[.contentType] ?? "application/json").split(separator: ";").first.map(String.init) ?? ""
-        if !patch, !["application/json", ""].contains(contentType) {
-            // kubectl's generator commands (`kubectl create namespace X`) send protobuf; decoding it is not built yet.
-            throw APIError.unsupportedMediaType(
-                "this server accepts objects as application/json only (got \(contentType)); use `kubectl create -f` or `kubectl apply -f`"
-            )
-        }
         guard buffer.readableBytes <= handler.configuration.maximumObjectBytes else {
             throw APIError.tooLarge("the object is \(buffer.readableBytes) bytes; the limit is \(handler.configuration.maximumObjectBytes)")
+        }
+        if !patch, contentType == KubernetesProtobuf.contentType {
+            // kubectl's generator commands (`kubectl create namespace X`) send protobuf.
+            do {
+                return try KubernetesProtobuf.decode(Array(buffer.readableBytesView))
+            } catch let unsupported as KubernetesProtobuf.Unsupported {
+                throw APIError.unsupportedMediaType(
+                    "this server decodes protobuf for \(KubernetesProtobuf.decodedKinds.joined(separator: ", ")) only, not \(unsupported.kind); "
+                        + "send JSON: `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`"
+                )
+            } catch {
+                throw APIError.badRequest("the protobuf body cannot be decoded: \(error)")
+            }
+        }
+        if !patch, !["application/json", ""].contains(contentType) {
+            throw APIError.unsupportedMediaType(
+                "this server accepts objects as application/json (and protobuf for \(KubernetesProtobuf.decodedKinds.joined(separator: ", "))), "
+                    + "not \(contentType); use `kubectl create -f` or `kubectl apply -f`"
+            )
         }
         let bytes = Data(buffer.readableBytesView)
         guard JSONNesting.fits(bytes, maximum: 100) else { throw APIError.badRequest("the JSON body nests deeper than 100 levels") }

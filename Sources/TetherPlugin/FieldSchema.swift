@@ -61,6 +61,11 @@ public struct SchemaFindings: Sendable, Hashable {
     public struct WrongType: Sendable, Hashable {
         public var path: String
         public var expected: String
+
+        public init(path: String, expected: String) {
+            self.path = path
+            self.expected = expected
+        }
     }
 
     /// Dotted paths of fields the schema does not know (`spec.replica`).

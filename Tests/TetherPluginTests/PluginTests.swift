@@ -185,13 +185,15 @@ struct NetworkingConfigPluginTests {
         #expect(networking.validate(yaml("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {type: Weird, ports: [{port: 0}]}}")).count == 2)
     }
 
-    @Test("Secret stringData folds into data; a Namespace loses its finalizers; phases order the apply")
+    @Test("Secret stringData folds into data, type defaults to Opaque; a Namespace loses its finalizers; phases order the apply")
     func config() {
         let secret = yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: YQ==}, stringData: {b: hello}}")
         let folded = ConfigPlugin().normalizeOnWrite(secret)
         #expect(folded["stringData"] == nil)
         #expect(folded.value(at: "data", "b") == .string(Data("hello".utf8).base64EncodedString()))
         #expect(folded.value(at: "data", "a") == "YQ==")
+        #expect(folded["type"] == "Opaque", "a Secret without a type is Opaque, as Kubernetes defaults it")
+        #expect(ConfigPlugin().normalizeOnWrite(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, type: kubernetes.io/tls}"))["type"] == "kubernetes.io/tls")
         #expect(configPlugin.validate(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: \"not base64!\"}}")).map(\.field) == ["data.a"])
         let namespace = yaml("{apiVersion: v1, kind: Namespace, metadata: {name: n}, spec: {finalizers: [kubernetes]}, status: {phase: Terminating}}")
         #expect(configPlugin.prepareForMember(namespace).value(at: "spec", "finalizers") == nil)

@@ -1,0 +1,189 @@
+import Foundation
+import TetherModel
+
+/// Decodes the protobuf bodies kubectl's generator commands send (`kubectl create namespace`,
+/// `kubectl create configmap`, `kubectl create secret generic`): Kubernetes' `k8s\0` envelope
+/// around a `runtime.Unknown`, holding a core/v1 Namespace, ConfigMap or Secret.
+///
+/// Field numbers are those of the public `generated.proto` files of k8s.io/api and
+/// k8s.io/apimachinery. Other kinds (a Deployment's Pod spec is hundreds of fields) are refused
+/// with a hint to send JSON.
+enum KubernetesProtobuf {
+    static let contentType = "application/vnd.kubernetes.protobuf"
+    static let decodedKinds = ["Namespace", "ConfigMap", "Secret"]
+
+    struct Unsupported: Error {
+        var kind: String
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
+        guard bytes.count >= 4, Array(bytes.prefix(4)) == magic else {
+            throw ProtobufError("the body does not start with Kubernetes' protobuf envelope (k8s\\0)")
+        }
+        var unknown = ProtobufReader(bytes[4...])
+        var apiVersion = "", kind = "", raw: ArraySlice<UInt8> = []
+        while let field = try unknown.next() {
+            switch field.number {
+            case 1:
+                var typeMeta = ProtobufReader(try field.bytes())
+                while let meta = try typeMeta.next() {
+                    if meta.number == 1 { apiVersion = try meta.string() }
+                    if meta.number == 2 { kind = try meta.string() }
+                }
+            case 2: raw = try field.bytes()
+            case 3:
+                let encoding = try field.string()
+                guard encoding.isEmpty else { throw ProtobufError("content encoding \(encoding) is not supported") }
+            default: break
+            }
+        }
+        guard apiVersion == "v1", decodedKinds.contains(kind) else { throw Unsupported(kind: kind.isEmpty ? "an object" : kind) }
+        var object: [String: JSONValue] = ["apiVersion": "v1", "kind": .string(kind)]
+        var message = ProtobufReader(raw)
+        var data: [String: JSONValue] = [:], binaryData: [String: JSONValue] = [:], stringData: [String: JSONValue] = [:]
+        while let field = try message.next() {
+            switch (kind, field.number) {
+            case (_, 1): object["metadata"] = try objectMeta(field.bytes())
+            case ("Namespace", 2):
+                var spec = ProtobufReader(try field.bytes())
+                var finalizers: [JSONValue] = []
+                while let entry = try spec.next() {
+                    if entry.number == 1 { finalizers.append(.string(try entry.string())) }
+                }
+                object["spec"] = ["finalizers": .array(finalizers)]
+            case ("ConfigMap", 2):
+                let (key, value) = try mapEntry(field.bytes())
+                data[key] = .string(String(decoding: value, as: UTF8.self))
+            case ("ConfigMap", 3):
+                let (key, value) = try mapEntry(field.bytes())
+                binaryData[key] = .string(Data(value).base64EncodedString())
+            case ("ConfigMap", 4), ("Secret", 5): object["immutable"] = .bool(try field.varint() != 0)
+            case ("Secret", 2):
+                let (key, value) = try mapEntry(field.bytes())
+                data[key] = .string(Data(value).base64EncodedString())
+            case ("Secret", 3): object["type"] = .string(try field.string())
+            case ("Secret", 4):
+                let (key, value) = try mapEntry(field.bytes())
+                stringData[key] = .string(String(decoding: value, as: UTF8.self))
+            default: break
+            }
+        }
+        if !data.isEmpty { object["data"] = .object(data) }
+        if !binaryData.isEmpty { object["binaryData"] = .object(binaryData) }
+        if !stringData.isEmpty { object["stringData"] = .object(stringData) }
+        return .object(object)
+    }
+
+    /// `metav1.ObjectMeta`: the fields a client sets (the server's own are ignored on write anyway).
+    private static func objectMeta(_ bytes: ArraySlice<UInt8>) throws -> JSONValue {
+        var reader = ProtobufReader(bytes)
+        var metadata: [String: JSONValue] = [:]
+        var labels: [String: JSONValue] = [:], annotations: [String: JSONValue] = [:], finalizers: [JSONValue] = []
+        while let field = try reader.next() {
+            switch field.number {
+            case 1: metadata["name"] = .string(try field.string())
+            case 2: metadata["generateName"] = .string(try field.string())
+            case 3: metadata["namespace"] = .string(try field.string())
+            case 11:
+                let (key, value) = try mapEntry(field.bytes())
+                labels[key] = .string(String(decoding: value, as: UTF8.self))
+            case 12:
+                let (key, value) = try mapEntry(field.bytes())
+                annotations[key] = .string(String(decoding: value, as: UTF8.self))
+            case 14: finalizers.append(.string(try field.string()))
+            default: break
+            }
+        }
+        if !labels.isEmpty { metadata["labels"] = .object(labels) }
+        if !annotations.isEmpty { metadata["annotations"] = .object(annotations) }
+        if !finalizers.isEmpty { metadata["finalizers"] = .array(finalizers) }
+        return .object(metadata)
+    }
+
+    /// A map entry: `key = 1`, `value = 2`.
+    private static func mapEntry(_ bytes: ArraySlice<UInt8>) throws -> (String, ArraySlice<UInt8>) {
+        var reader = ProtobufReader(bytes)
+        var key = "", value: ArraySlice<UInt8> = []
+        while let field = try reader.next() {
+            if field.number == 1 { key = try field.string() }
+            if field.number == 2 { value = try field.bytes() }
+        }
+        return (key, value)
+    }
+}
+
+struct ProtobufError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Reads Protocol Buffers wire format, refusing truncated or malformed input.
+struct ProtobufReader {
+    struct Field {
+        enum Payload {
+            case varint(UInt64)
+            case bytes(ArraySlice<UInt8>)
+            case fixed
+        }
+
+        var number: Int
+        var payload: Payload
+
+        func bytes() throws -> ArraySlice<UInt8> {
+            guard case .bytes(let bytes) = payload else { throw ProtobufError("field \(number) is not length-delimited") }
+            return bytes
+        }
+
+        func string() throws -> String {
+            guard let text = String(validating: try bytes(), as: UTF8.self) else { throw ProtobufError("field \(number) is not UTF-8") }
+            return text
+        }
+
+        func varint() throws -> UInt64 {
+            guard case .varint(let value) = payload else { throw ProtobufError("field \(number) is not a varint") }
+            return value
+        }
+    }
+
+    private var rest: ArraySlice<UInt8>
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.rest = bytes
+    }
+
+    mutating func next() throws -> Field? {
+        guard !rest.isEmpty else { return nil }
+        let key = try readVarint()
+        let number = Int(key >> 3)
+        guard number > 0 else { throw ProtobufError("field number 0") }
+        switch key & 7 {
+        case 0: return Field(number: number, payload: .varint(try readVarint()))
+        case 1: try skip(8)
+        case 2:
+            let length = try readVarint()
+            guard length <= UInt64(rest.count) else { throw ProtobufError("field \(number) claims \(length) bytes; \(rest.count) remain") }
+            let bytes = rest.prefix(Int(length))
+            rest = rest.dropFirst(Int(length))
+            return Field(number: number, payload: .bytes(bytes))
+        case 5: try skip(4)
+        default: throw ProtobufError("wire type \(key & 7) is not supported")
+        }
+        return Field(number: number, payload: .fixed)
+    }
+
+    private mutating func skip(_ count: Int) throws {
+        guard rest.count >= count else { throw ProtobufError("truncated fixed-width field") }
+        rest = rest.dropFirst(count)
+    }
+
+    private mutating func readVarint() throws -> UInt64 {
+        var value: UInt64 = 0
+        for shift in stride(from: 0, to: 64, by: 7) {
+            guard let byte = rest.popFirst() else { throw ProtobufError("truncated varint") }
+            value |= UInt64(byte & 0x7F) << UInt64(shift)
+            if byte < 0x80 { return value }
+        }
+        throw ProtobufError("varint longer than 10 bytes")
+    }
+}

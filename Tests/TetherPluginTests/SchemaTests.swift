@@ -1,0 +1,57 @@
+import BuiltinPlugins
+import FederationPlugin
+import TetherModel
+import TetherPlugin
+import Testing
+import WorkloadsPlugin
+
+@Suite("kind schemas")
+struct SchemaTests {
+    @Test("a valid Deployment has no findings; nulls fit anything; free parts take anything")
+    func validDeployment() {
+        let object = yaml(
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web, creationTimestamp: null, labels: {app: web}}
+            spec:
+              replicas: 3
+              selector: {matchLabels: {app: web}}
+              strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}}
+              template:
+                metadata: {labels: {app: web}}
+                spec: {containers: [{name: web, image: nginx, anything: [1, {deep: true}]}]}
+            status: {whatever: 1}
+            """
+        )
+        #expect(WorkloadsPlugin.deployment.schema.check(object).isEmpty)
+    }
+
+    @Test("unknown fields are named by their dotted path; wrong types say what was expected")
+    func findings() {
+        let object = yaml(
+            """
+            apiVersion: apps/v1
+            kind: ReplicaSet
+            metadata: {name: web, labels: {app: 3}, colour: blue}
+            spec:
+              replica: 3
+              replicas: three
+              selector: {matchExpressions: [{key: a, operator: In, values: [x], extra: 1}]}
+            surprise: true
+            """
+        )
+        let findings = WorkloadsPlugin.replicaSet.schema.check(object)
+        #expect(findings.unknownFields == ["metadata.colour", "spec.replica", "spec.selector.matchExpressions[0].extra", "surprise"])
+        #expect(findings.wrongTypes == [.init(path: "metadata.labels.app", expected: "string"), .init(path: "spec.replicas", expected: "integer")])
+    }
+
+    @Test("every built-in kind has a schema that accepts a minimal object of its kind")
+    func everyKind() {
+        for kind in BuiltinPlugins.hub.kinds + [NodePlugin.node] {
+            let object: JSONValue = ["apiVersion": .string(kind.apiVersion), "kind": .string(kind.kind), "metadata": ["name": "x"]]
+            #expect(kind.schema.check(object).isEmpty, "\(kind.kind)")
+            #expect(kind.fields != nil, "\(kind.kind) declares its fields")
+        }
+    }
+}
