@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "TetherAPI",
             dependencies: [
-                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", nioCore, nioSSL, x509, logging, lifecycle,
+                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", nioCore, nioConcurrency, nioSSL, x509, logging, lifecycle,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -162,7 +162,7 @@ let package = Package(
         .executableTarget(
             name: "tetherctl",
             dependencies: [
-                "TetherSecurity", "TetherLocal", "TetherModel", argumentParser, x509, unixSignals, httpClient, nioCore, nioSSL,
+                "TetherSecurity", "TetherLocal", "TetherModel", "TetherObservability", argumentParser, x509, unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,
             ],
             swiftSettings: strictSettings

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTLS
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
@@ -58,9 +59,17 @@ public struct APIRequestContext: RequestContext {
 /// cluster will serve it over its own. Clients authenticate with a certificate from the CA
 /// bundle (`spiffe://<td>/user/NAME`) or a bearer token; ``AccessPolicy`` gives their role.
 public final class APIServer: Service, Sendable {
+    private struct Credentials: Sendable {
+        var material: TLSMaterial
+        var presented: NIOSSLContextConfigurationOverride
+        var verifier: PeerVerifier
+    }
+
     private let configuration: APIServerConfiguration
     private let handler: ResourceHandler
     private let material: TLSMaterial
+    /// What new handshakes present and verify against; replaced by ``reload(_:)``.
+    private let credentials: NIOLockedValueBox<Credentials>
     private let logger: Logger
     private let onBound: @Sendable (Int) async -> Void
 
@@ -69,6 +78,7 @@ public final class APIServer: Service, Sendable {
         store: any ResourceStore,
         registry: KindRegistry,
         material: TLSMaterial,
+        revocations: RevocationList = RevocationList(),
         access: AccessPolicy,
         faults: FaultInjector? = nil,
         metrics: (@Sendable () -> [UInt8])? = nil,
@@ -77,6 +87,13 @@ public final class APIServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.material = material
+        self.credentials = NIOLockedValueBox(
+            Credentials(
+                material: material,
+                presented: (try? TetherTLS.presentedCredentials(material)) ?? NIOSSLContextConfigurationOverride(),
+                verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations)
+            )
+        )
         self.logger = logger
         self.onBound = onBound
         self.handler = ResourceHandler(
@@ -105,8 +122,12 @@ public final class APIServer: Service, Sendable {
                 await handler.respond(to: request, context: context)
             }
         }
-        let tls = try TetherTLS.apiServerConfiguration(material)
-        let verifier = PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
+        var tls = try TetherTLS.apiServerConfiguration(material)
+        let credentials = self.credentials
+        // Each handshake presents the current certificate, so a reload needs no restart.
+        tls.sslContextCallback = { _, promise in
+            promise.succeed(credentials.withLockedValue { $0.presented })
+        }
         let logger = self.logger
         let bound = OnceFlag()
         let app = Application(
@@ -115,6 +136,7 @@ public final class APIServer: Service, Sendable {
                 .http1(),
                 configuration: TLSChannelConfiguration(tlsConfiguration: tls) { certificates in
                     let chain = try certificates.map { try TetherTLS.certificate(from: $0) }
+                    let verifier = credentials.withLockedValue { $0.verifier }
                     switch await verifier.verify(chain: chain) {
                     case .trusted: return .certificateVerified
                     case .refused(let refusal):
@@ -140,6 +162,35 @@ public final class APIServer: Service, Sendable {
         } catch where !bound.isMarked {
             throw APIListenFailure(
                 description: "cannot serve the API on \(configuration.host):\(configuration.port): \(error); choose another address"
+            )
+        }
+    }
+}
+
+extension APIServer {
+    /// New handshakes present `material`'s certificate and trust its CA bundle; open
+    /// connections keep theirs. Checked first (hub identity, valid now); on failure nothing changes.
+    public func reload(_ material: TLSMaterial, now: Date = Date()) throws(SecurityError) {
+        guard material.leaf.notValidBefore <= now, now < material.leaf.notValidAfter else {
+            throw SecurityError(.unreadableFile, "the new API certificate is not valid now (valid until \(material.leaf.notValidAfter))")
+        }
+        let presented = try TetherTLS.presentedCredentials(material)
+        credentials.withLockedValue { current in
+            current = Credentials(
+                material: material,
+                presented: presented,
+                verifier: PeerVerifier(
+                    trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: current.verifier.revocations
+                )
+            )
+        }
+    }
+
+    /// Client certificates `revocations` covers are refused from the next handshake on.
+    public func updateRevocations(_ revocations: RevocationList) {
+        credentials.withLockedValue { current in
+            current.verifier = PeerVerifier(
+                trustRoots: current.material.trustRoots, trustDomain: current.material.identity.trustDomain, revocations: revocations
             )
         }
     }

@@ -47,8 +47,9 @@ public enum TetherAgentVersion {
 /// out a backoff (or the hub's hint, whichever is longer) and dials again. Never listens.
 public final class AgentConnector: Service, Sendable {
     private let configuration: AgentConfiguration
-    private let material: TLSMaterial
-    private let sslContext: NIOSSLContext
+    /// What the next handshake presents and trusts; replaced by ``reload(_:)``.
+    private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: NIOSSLContext)>
+    private let identity: TetherIdentity
     private let cluster: String
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -70,14 +71,27 @@ public final class AgentConnector: Service, Sendable {
             throw SecurityError(.noIdentity, "the agent certificate is for \(material.identity), not a cluster")
         }
         self.configuration = configuration
-        self.material = material
-        self.sslContext = try TetherTLS.agentDialerContext(material)
+        self.credentials = NIOLockedValueBox((material, try TetherTLS.agentDialerContext(material)))
+        self.identity = material.identity
         self.cluster = cluster
         self.group = group
         var logger = logger
         logger[metadataKey: "tether.cluster"] = "\(cluster)"
         self.logger = logger
         self.onEstablished = onEstablished
+    }
+
+    /// The material the next handshake uses.
+    public var material: TLSMaterial { credentials.withLockedValue { $0.material } }
+
+    /// Uses `material` from the next handshake on; the live session keeps its own. It must be
+    /// for the same identity; otherwise nothing changes.
+    public func reload(_ material: TLSMaterial) throws(SecurityError) {
+        guard material.identity == identity else {
+            throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), but this agent is \(identity)")
+        }
+        let context = try TetherTLS.agentDialerContext(material)
+        credentials.withLockedValue { $0 = (material, context) }
     }
 
     public func run() async throws {
@@ -104,6 +118,12 @@ public final class AgentConnector: Service, Sendable {
                     metadata: ["tether.event": "agent.unjoined", "tether.reason": "\(goaway.reason)"]
                 )
                 await hooks.unjoined()
+            }
+            if case .goaway(let goaway) = end, goaway.code == .revoked {
+                logger.error(
+                    "the hub revoked this agent's certificate; it will be refused until the bundle is replaced",
+                    metadata: ["tether.event": "agent.revoked", "tether.reason": "\(goaway.reason)"]
+                )
             }
             if wasEstablished {
                 attempt = 0
@@ -141,12 +161,13 @@ public final class AgentConnector: Service, Sendable {
         )
         let machine: AgentSessionStateMachine
         do {
-            machine = AgentSessionStateMachine(hello: hello, hubIdentity: try .hub(trustDomain: material.identity.trustDomain))
+            machine = AgentSessionStateMachine(hello: hello, hubIdentity: try .hub(trustDomain: identity.trustDomain))
         } catch {
             return (.notTheHub(error.message), false)
         }
         let serverHostname = Self.isIPAddress(address.host) ? nil : address.host
         let timing = AgentSessionHandler.Timing(welcomeTimeout: configuration.welcomeTimeout)
+        let sslContext = credentials.withLockedValue { $0.context }
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

@@ -25,6 +25,9 @@ public struct AgentSessionHooks: Sendable {
     public var link: HubLink
     /// The hub unjoined this cluster: stop managing, leave every object in place.
     public var unjoined: @Sendable () async -> Void = {}
+    /// A `certificate` (the answer to a renewal) or a `trust` bundle from the hub, on the
+    /// session's event loop: hand it elsewhere and return.
+    public var credentials: @Sendable (WireMessage) -> Void = { _ in }
 
     public init(
         lastRevision: @escaping @Sendable () async -> UInt64? = { nil },
@@ -143,6 +146,8 @@ final class AgentSessionHandler: ChannelInboundHandler {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             write(.heartbeat(Heartbeat(sentAtMilliseconds: now, cluster: hooks.clusterHealth())), context: context)
             scheduleHeartbeat(context: context)
+        case .credentials(let message):
+            hooks.credentials(message)
         case .deliver(let message):
             if !hooks.offer(message) {
                 perform(machine.resync("more desired-state messages are waiting than the applier holds"), context: context)

@@ -65,6 +65,8 @@ struct AgentSessionStateMachine {
         case sendHeartbeat
         /// Hand a `snapshot` or `delta` to the applier.
         case deliver(WireMessage)
+        /// Hand a `certificate` or `trust` to the agent's credentials.
+        case credentials(WireMessage)
         /// Send a final message (an `error` notice), then close.
         case sendAndClose(WireMessage, SessionEnd)
         case close(SessionEnd)
@@ -134,11 +136,13 @@ struct AgentSessionStateMachine {
                 return .none
             case .snapshot, .delta:
                 return .deliver(message)
+            case .certificate, .trust:
+                return .credentials(message)
             case .goaway(let goaway):
                 return finish(.goaway(goaway))
             case .error(let notice):
                 return finish(.protocolViolation("hub reported \(notice.code): \(notice.message)"))
-            case .hello, .welcome, .reject, .ack, .status:
+            case .hello, .welcome, .reject, .ack, .status, .renew:
                 return violation("\(message.kind) is not sent by the hub on an established session")
             }
         }

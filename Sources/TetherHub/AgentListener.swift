@@ -52,43 +52,60 @@ public enum TetherHubVersion {
 /// The hub's agent port: mutual TLS 1.3 and the framed protocol, one ``HubSessionHandler`` per connection.
 public final class AgentListener: Service, Sendable {
     private struct Trust: Sendable {
+        var material: TLSMaterial
         var context: NIOSSLContext
         var verifier: PeerVerifier
+        /// The CA bundle agents are sent, PEM.
+        var bundlePEM: String
     }
 
     private let configuration: AgentListenerConfiguration
     private let trust: NIOLockedValueBox<Trust>
     public let registry: SessionRegistry
     private let observer: (any HubSessionObserver)?
+    private let signer: RenewalSigner?
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onBound: @Sendable (Int) async throws -> Void
 
-    /// - Parameter onBound: called with the bound port once the listener accepts connections.
+    /// - Parameters:
+    ///   - revocations: certificates refused although they chain to the CA bundle.
+    ///   - signer: signs agents' renewal requests; nil refuses them.
+    ///   - onBound: called with the bound port once the listener accepts connections.
     public init(
         configuration: AgentListenerConfiguration,
         material: TLSMaterial,
+        revocations: RevocationList = RevocationList(),
         registry: SessionRegistry = SessionRegistry(),
         observer: (any HubSessionObserver)? = nil,
+        signer: RenewalSigner? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
         onBound: @escaping @Sendable (Int) async throws -> Void = { _ in }
     ) throws(SecurityError) {
         self.observer = observer
+        self.signer = signer
         self.configuration = configuration
-        self.trust = NIOLockedValueBox(
-            Trust(
-                context: try TetherTLS.agentListenerContext(material),
-                verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
-            )
-        )
+        self.trust = NIOLockedValueBox(try Self.trust(material, revocations: revocations))
         self.registry = registry
         self.group = group
         self.logger = logger
         self.onBound = onBound
     }
 
-    /// Uses `material` for every handshake from now on; established sessions keep theirs.
+    private static func trust(_ material: TLSMaterial, revocations: RevocationList) throws(SecurityError) -> Trust {
+        var bundle = ""
+        for authority in material.trustRoots { bundle += try PEMFiles.pem(of: authority) }
+        return Trust(
+            material: material,
+            context: try TetherTLS.agentListenerContext(material),
+            verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations),
+            bundlePEM: bundle
+        )
+    }
+
+    /// Uses `material` for every handshake from now on; established sessions keep theirs. A
+    /// changed CA bundle is sent to every connected agent.
     ///
     /// The material is checked first (the key matches, the identity is the hub's, the certificate
     /// is within its validity period); on any failure the current material stays in use.
@@ -102,11 +119,27 @@ public final class AgentListener: Service, Sendable {
                 "the new certificate is not valid now (valid \(material.leaf.notValidBefore) to \(material.leaf.notValidAfter))"
             )
         }
-        let replacement = Trust(
-            context: try TetherTLS.agentListenerContext(material),
-            verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
-        )
-        trust.withLockedValue { $0 = replacement }
+        let revocations = trust.withLockedValue { $0.verifier.revocations }
+        let replacement = try Self.trust(material, revocations: revocations)
+        let previousBundle = trust.withLockedValue { current in
+            defer { current = replacement }
+            return current.bundlePEM
+        }
+        if previousBundle != replacement.bundlePEM {
+            registry.broadcast(.trust(TrustBundle(caBundle: replacement.bundlePEM)))
+        }
+    }
+
+    /// Refuses `revocations`' certificates from now on and ends live sessions opened with one.
+    /// Returns the clusters cut off.
+    @discardableResult
+    public func updateRevocations(_ revocations: RevocationList) -> [String] {
+        trust.withLockedValue { current in
+            current.verifier = PeerVerifier(
+                trustRoots: current.material.trustRoots, trustDomain: current.material.identity.trustDomain, revocations: revocations
+            )
+        }
+        return registry.endRevoked(revocations)
     }
 
     public func run() async throws {
@@ -158,7 +191,15 @@ public final class AgentListener: Service, Sendable {
 
     private func initializeConnection(_ channel: any Channel) throws {
         let trust = self.trust.withLockedValue { $0 }
+        let trustBox = self.trust
+        var sessionCredentials = SessionCredentials(trustBundle: { trustBox.withLockedValue { $0.bundlePEM } })
+        if let signer {
+            sessionCredentials.sign = { request, cluster, certificate in
+                await signer.sign(request, cluster: cluster, current: certificate)
+            }
+        }
         let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
+        let presented = NIOLockedValueBox<Certificate?>(nil)
         let ssl = NIOSSLServerHandler(context: trust.context) { certificates, promise in
             promise.completeWithTask {
                 var chain = [Certificate]()
@@ -173,6 +214,7 @@ public final class AgentListener: Service, Sendable {
                 }
                 let result = await trust.verifier.verify(chain: chain)
                 verdict.withLockedValue { $0 = result }
+                presented.withLockedValue { $0 = chain.first }
                 if case .trusted = result { return .certificateVerified }
                 return .failed
             }
@@ -191,6 +233,8 @@ public final class AgentListener: Service, Sendable {
                 registry: registry,
                 observer: observer,
                 verdict: verdict,
+                presented: presented,
+                credentials: sessionCredentials,
                 logger: logger
             )
         )

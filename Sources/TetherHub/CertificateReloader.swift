@@ -1,41 +1,142 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import TetherSecurity
 import UnixSignals
 
-/// Reloads the hub's certificate, key and CA bundle on SIGHUP, for rotation scripts that
-/// replace the files and signal the hub.
+/// Keeps the hub's listeners on the current files of the federation directory: `hub.crt`,
+/// `hub.key` and `ca.crt` (the hub's certificate and the CAs it trusts) and `revoked.json`.
 ///
-/// A half-written or mismatched set (unparsable PEM, a key that does not match, an expired
-/// certificate) is refused with a log line naming the problem, and the previous material stays
-/// in use. Established sessions are never touched; new handshakes use the new material.
+/// Reloads when a file changes (inotify on the directory, so an atomic rename is seen) and on
+/// SIGHUP. A change is read after a quiet period of 250 ms, so a script that replaces the key
+/// and then the certificate is read once, whole. A half-written or mismatched set (unparsable
+/// PEM, a key that does not match, an expired certificate, a certificate that is not the hub's)
+/// is refused with a log line naming the problem and the previous material stays in use.
+/// Established sessions are never touched by a new certificate; new handshakes use it. A new
+/// revocation list ends the sessions it covers at once.
 public struct CertificateReloader: Service {
-    private let directory: FederationDirectory
-    private let listener: AgentListener
-    private let logger: Logger
+    /// One listener whose credentials follow the files.
+    public struct Target: Sendable {
+        public var name: String
+        public var reload: @Sendable (TLSMaterial) throws(SecurityError) -> Void
+        /// Applies a revocation list; returns the clusters whose sessions it ended.
+        public var revoke: @Sendable (RevocationList) -> [String]
 
-    public init(directory: FederationDirectory, listener: AgentListener, logger: Logger) {
-        self.directory = directory
-        self.listener = listener
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        await cancelWhenGracefulShutdown {
-            for await _ in signals { reload() }
+        public init(
+            name: String,
+            reload: @escaping @Sendable (TLSMaterial) throws(SecurityError) -> Void,
+            revoke: @escaping @Sendable (RevocationList) -> [String]
+        ) {
+            self.name = name
+            self.reload = reload
+            self.revoke = revoke
         }
     }
 
-    /// Reads the files and hands them to the listener, or keeps the old material and says why.
+    private let directory: FederationDirectory
+    private let targets: [Target]
+    private let logger: Logger
+    static let quietPeriod: Duration = .milliseconds(250)
+
+    public init(directory: FederationDirectory, targets: [Target], logger: Logger) {
+        self.directory = directory
+        self.targets = targets
+        self.logger = logger
+    }
+
+    /// Convenience for the agent listener alone.
+    public init(directory: FederationDirectory, listener: AgentListener, logger: Logger) {
+        self.init(
+            directory: directory,
+            targets: [Target(name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) }, revoke: listener.updateRevocations)],
+            logger: logger
+        )
+    }
+
+    private enum Trigger: Sendable {
+        case files(Set<String>)
+        case signal
+
+        var isSignal: Bool {
+            if case .signal = self { return true }
+            return false
+        }
+    }
+
+    public func run() async throws {
+        let watcher: FileWatcher?
+        do {
+            watcher = try FileWatcher(directories: [directory.path])
+        } catch {
+            watcher = nil
+            logger.warning(
+                "cannot watch the federation directory; certificates reload on SIGHUP only",
+                metadata: ["tether.event": "certificates.watch_failed", "tether.reason": "\(error)"]
+            )
+        }
+        let (triggers, continuation) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(64))
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in signals { continuation.yield(.signal) }
+            }
+            if let watcher {
+                group.addTask {
+                    for await paths in watcher.changes { continuation.yield(.files(paths)) }
+                }
+            }
+            await cancelWhenGracefulShutdown {
+                await self.consume(triggers)
+            }
+            watcher?.stop()
+            continuation.finish()
+            group.cancelAll()
+        }
+    }
+
+    private var materialFiles: Set<String> {
+        [directory.hubCertificatePath, directory.hubKeyPath, directory.caCertificatePath]
+    }
+
+    private func consume(_ triggers: AsyncStream<Trigger>) async {
+        var lastMaterial: String?
+        var lastRevocations: RevocationList?
+        for await trigger in triggers {
+            var material = false, revocations = false
+            switch trigger {
+            case .signal:
+                (material, revocations) = (true, true)
+            case .files(let paths):
+                material = !paths.isDisjoint(with: materialFiles)
+                revocations = paths.contains(directory.revocationListPath)
+            }
+            guard material || revocations else { continue }
+            // Let a script finish replacing the set; events meanwhile are read next round (and skipped as unchanged).
+            try? await Task.sleep(for: Self.quietPeriod)
+            if material { reloadMaterial(unlessSameAs: &lastMaterial, forced: trigger.isSignal) }
+            if revocations { reloadRevocations(unlessSameAs: &lastRevocations) }
+        }
+    }
+
+    /// Reads the files and hands them to every listener, or keeps the old material and says why.
     public func reload() {
+        var none: String?
+        var noList: RevocationList?
+        reloadMaterial(unlessSameAs: &none, forced: true)
+        reloadRevocations(unlessSameAs: &noList)
+    }
+
+    private func reloadMaterial(unlessSameAs last: inout String?, forced: Bool) {
         do {
             let material = try TLSMaterial.load(
                 certificate: directory.hubCertificatePath,
                 key: directory.hubKeyPath,
                 trustBundle: directory.caCertificatePath
             )
-            try listener.reload(material)
+            let fingerprint = CertificateSummary(material.leaf).serial + "/" + material.trustRoots.map { CertificateSummary($0).serial }.joined(separator: ",")
+            if !forced, fingerprint == last { return }
+            for target in targets { try target.reload(material) }
+            last = fingerprint
             logger.notice(
                 "hub certificates reloaded; new handshakes use them",
                 metadata: [
@@ -50,4 +151,27 @@ public struct CertificateReloader: Service {
             )
         }
     }
+
+    private func reloadRevocations(unlessSameAs last: inout RevocationList?) {
+        do {
+            let list = try RevocationList.load(from: directory.revocationListPath)
+            if list == last { return }
+            last = list
+            var ended: [String] = []
+            for target in targets { ended += target.revoke(list) }
+            logger.notice(
+                "revocation list loaded",
+                metadata: [
+                    "tether.event": "certificates.revocations_loaded", "tether.entries": "\(list.entries.count)",
+                    "tether.sessions_ended": "\(ended.sorted().joined(separator: ","))",
+                ]
+            )
+        } catch {
+            logger.error(
+                "revocation list not loaded; the previous one stays in force",
+                metadata: ["tether.event": "certificates.revocations_refused", "tether.reason": "\(error)"]
+            )
+        }
+    }
 }
+

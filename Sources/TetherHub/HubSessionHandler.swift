@@ -7,6 +7,16 @@ import NIOSSL
 import NIOTLS
 import TetherSecurity
 import TetherWire
+import X509
+
+/// What the hub's sessions offer agents for their certificates: the CA bundle to trust, and
+/// signing renewals.
+struct SessionCredentials: Sendable {
+    /// The CA bundle (PEM) sent after `welcome`; nil sends none.
+    var trustBundle: @Sendable () -> String? = { nil }
+    /// Signs a renewal for `cluster`, whose session presented `certificate`; nil refuses renewals.
+    var sign: (@Sendable (RenewRequest, _ cluster: String, _ certificate: Certificate?) async -> (CertificateIssued, Certificate?))?
+}
 
 /// Runs one agent connection at the hub: performs what ``HubSessionStateMachine`` decides.
 ///
@@ -29,6 +39,9 @@ final class HubSessionHandler: ChannelInboundHandler {
     private let observer: (any HubSessionObserver)?
     private var established: HubSessionStateMachine.Established?
     private let verdict: NIOLockedValueBox<PeerVerifier.Verdict?>
+    /// The leaf certificate the peer presented, as the verification callback saw it.
+    private let presented: NIOLockedValueBox<Certificate?>
+    private let credentials: SessionCredentials
     private let settings: Settings
     private var logger: Logger
     private var handshakeCompleted = false
@@ -42,8 +55,12 @@ final class HubSessionHandler: ChannelInboundHandler {
         registry: SessionRegistry,
         observer: (any HubSessionObserver)? = nil,
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
+        presented: NIOLockedValueBox<Certificate?> = NIOLockedValueBox(nil),
+        credentials: SessionCredentials = SessionCredentials(),
         logger: Logger
     ) {
+        self.presented = presented
+        self.credentials = credentials
         self.observer = observer
         self.settings = settings
         self.registry = registry
@@ -94,6 +111,8 @@ final class HubSessionHandler: ChannelInboundHandler {
             perform(machine.replaced(by: newer), context: context)
         case HubSessionEvent.drain(let reconnectAfter):
             perform(machine.drain(reconnectAfterMilliseconds: reconnectAfter), context: context)
+        case HubSessionEvent.revoked(let reason):
+            perform(machine.revoked(reason), context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -141,8 +160,13 @@ final class HubSessionHandler: ChannelInboundHandler {
             }
             logger[metadataKey: "tether.cluster"] = "\(session.cluster)"
             logger[metadataKey: "tether.session"] = "\(session.sessionID)"
-            registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel)
-            context.writeAndFlush(Self.wrapOutboundOut(.welcome(welcome)), promise: nil)
+            let certificate = presented.withLockedValue { $0 }
+            registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel, certificate: certificate)
+            context.write(Self.wrapOutboundOut(.welcome(welcome)), promise: nil)
+            if let bundle = credentials.trustBundle() {
+                context.write(Self.wrapOutboundOut(.trust(TrustBundle(caBundle: bundle))), promise: nil)
+            }
+            context.flush()
             armReadDeadline(settings.heartbeatInterval * Int64(settings.missedHeartbeatsAllowed), context: context)
             Self.activeSessions.increment()
             Self.accepted.increment()
@@ -166,6 +190,11 @@ final class HubSessionHandler: ChannelInboundHandler {
                 ),
                 channel: context.channel
             )
+            if let certificate {
+                observer?.certificateHeld(cluster: session.cluster, sessionID: session.sessionID, certificate: CertificateSummary(certificate))
+            }
+        case .renew(let request, let cluster):
+            renew(request, cluster: cluster, context: context)
         case .answerHeartbeat(let heartbeat):
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             context.writeAndFlush(Self.wrapOutboundOut(.heartbeat(Heartbeat(sentAtMilliseconds: now))), promise: nil)
@@ -184,6 +213,23 @@ final class HubSessionHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case .ended(let event, let reason):
             log(event: event, reason: reason)
+        }
+    }
+
+    /// Signs the agent's request off the event loop and answers on the session.
+    private func renew(_ request: RenewRequest, cluster: String, context: ChannelHandlerContext) {
+        guard let sign = credentials.sign, let session = established else {
+            let refusal = CertificateIssued(error: "this hub does not sign renewals; renew with `tetherctl certs renew`")
+            context.writeAndFlush(Self.wrapOutboundOut(.certificate(refusal)), promise: nil)
+            return
+        }
+        let (channel, observer, certificate) = (context.channel, observer, presented.withLockedValue { $0 })
+        Task {
+            let (answer, issued) = await sign(request, cluster, certificate)
+            channel.writeAndFlush(WireMessage.certificate(answer), promise: nil)
+            if let issued {
+                observer?.certificateHeld(cluster: cluster, sessionID: session.sessionID, certificate: CertificateSummary(issued))
+            }
         }
     }
 

@@ -38,13 +38,14 @@ struct HubSessionStateMachine {
         case heartbeatMissed = "session.heartbeat_missed"
         case replaced = "session.replaced"
         case drained = "session.drained"
+        case revoked = "session.revoked"
         case protocolViolation = "session.protocol_violation"
 
         /// Ends that are part of normal operation rather than a fault.
         var isOrderly: Bool {
             switch self {
             case .replaced, .drained: true
-            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .protocolViolation: false
+            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .protocolViolation, .revoked: false
             }
         }
     }
@@ -60,6 +61,8 @@ struct HubSessionStateMachine {
         case answerHeartbeat(Heartbeat)
         /// Hand an `ack` or `status` to the federation engine.
         case deliver(WireMessage)
+        /// Sign the agent's certificate request, for the session's identity only.
+        case renew(RenewRequest, cluster: String)
         /// Send a final message and close; `event` and `reason` say why, for the log.
         case sendAndClose(WireMessage, event: SessionEnd, reason: String)
         /// Close without sending (the peer already knows, or cannot be told).
@@ -126,16 +129,18 @@ struct HubSessionStateMachine {
                 return violation("expected hello, got \(message.kind)")
             }
             return receivedHello(hello, identity: identity)
-        case .established:
+        case .established(let session):
             switch message {
             case .heartbeat(let heartbeat):
                 return .answerHeartbeat(heartbeat)
             case .ack, .status:
                 return .deliver(message)
+            case .renew(let request):
+                return .renew(request, cluster: session.cluster)
             case .error(let notice):
                 state = .closed
                 return .close(event: .peerError, reason: "agent reported \(notice.code): \(notice.message)")
-            case .hello, .welcome, .reject, .snapshot, .delta, .goaway:
+            case .hello, .welcome, .reject, .snapshot, .delta, .goaway, .certificate, .trust:
                 return violation("\(message.kind) is not sent by agents on an established session")
             }
         }
@@ -205,6 +210,21 @@ struct HubSessionStateMachine {
     }
 
     /// The hub is shutting down.
+    /// The certificate the session was opened with was revoked: end it now, whatever its state.
+    mutating func revoked(_ reason: String) -> Action {
+        switch state {
+        case .closed:
+            return .none
+        case .handshaking, .awaitingHello:
+            state = .closed
+            return .close(event: .revoked, reason: reason)
+        case .established:
+            state = .closed
+            let goaway = GoAway(code: .revoked, reason: reason, reconnectAfterMilliseconds: 60_000)
+            return .sendAndClose(.goaway(goaway), event: .revoked, reason: reason)
+        }
+    }
+
     mutating func drain(reconnectAfterMilliseconds: Int) -> Action {
         switch state {
         case .closed:

@@ -1,6 +1,8 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import TetherSecurity
 import TetherWire
+import X509
 
 /// Events the hub delivers to a session's channel from outside it.
 enum HubSessionEvent: Sendable {
@@ -8,6 +10,8 @@ enum HubSessionEvent: Sendable {
     case replaced(by: String)
     /// The hub is shutting down.
     case drain(reconnectAfterMilliseconds: Int)
+    /// The session's certificate was revoked.
+    case revoked(reason: String)
 }
 
 /// What the federation engine learns from agent sessions. Called on the session's event loop:
@@ -18,6 +22,13 @@ public protocol HubSessionObserver: Sendable {
     func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel)
     func sessionEnded(cluster: String, sessionID: String)
     func received(_ message: WireMessage, cluster: String, sessionID: String)
+    /// The certificate the cluster's agent holds: presented at the handshake, or just signed by
+    /// the hub on renewal (the session goes on with the old one until the next handshake).
+    func certificateHeld(cluster: String, sessionID: String, certificate: CertificateSummary)
+}
+
+extension HubSessionObserver {
+    public func certificateHeld(cluster: String, sessionID: String, certificate: CertificateSummary) {}
 }
 
 /// The live session of each cluster: at most one. Safe to use from any event loop.
@@ -25,6 +36,8 @@ public final class SessionRegistry: Sendable {
     struct Entry: Sendable {
         var sessionID: String
         var channel: any Channel
+        /// The certificate the session was opened with.
+        var certificate: Certificate?
     }
 
     private let sessions = NIOLockedValueBox<[String: Entry]>([:])
@@ -42,10 +55,10 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Records `sessionID` as the cluster's live session and tells the one it replaces, if any, to go away.
-    func claim(cluster: String, sessionID: String, channel: any Channel) {
+    func claim(cluster: String, sessionID: String, channel: any Channel, certificate: Certificate? = nil) {
         let previous = sessions.withLockedValue { sessions in
             let previous = sessions[cluster]
-            sessions[cluster] = Entry(sessionID: sessionID, channel: channel)
+            sessions[cluster] = Entry(sessionID: sessionID, channel: channel, certificate: certificate)
             return previous
         }
         previous?.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.replaced(by: sessionID))
@@ -64,6 +77,32 @@ public final class SessionRegistry: Sendable {
     }
 
     public var count: Int { sessions.withLockedValue { $0.count } }
+
+    /// Ends every session whose certificate `revocations` covers; returns the clusters cut off.
+    @discardableResult
+    func endRevoked(_ revocations: RevocationList) -> [String] {
+        let revoked = sessions.withLockedValue { sessions in
+            sessions.compactMap { cluster, entry -> (String, Entry, RevocationList.Entry)? in
+                guard let certificate = entry.certificate, let revocation = revocations.revocation(of: certificate) else { return nil }
+                return (cluster, entry, revocation)
+            }
+        }
+        for (_, entry, revocation) in revoked {
+            let identity = entry.certificate.flatMap { try? TetherIdentity(certificate: $0) }
+            let reason = entry.certificate.map { certificate in
+                identity.map { PeerVerifier.revoked(certificate, identity: $0, by: revocation).reason } ?? revocation.reason
+            } ?? revocation.reason
+            entry.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.revoked(reason: reason))
+        }
+        return revoked.map(\.0)
+    }
+
+    /// Sends `message` on every established session (a new CA bundle).
+    func broadcast(_ message: WireMessage) {
+        for entry in sessions.withLockedValue({ Array($0.values) }) {
+            entry.channel.writeAndFlush(message, promise: nil)
+        }
+    }
 
     /// Asks every open connection to go away and returns them, so the caller can wait for them to close.
     func drainAll(reconnectAfterMilliseconds: Int) -> [any Channel] {

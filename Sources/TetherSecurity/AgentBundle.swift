@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import X509
 
@@ -68,5 +69,61 @@ public struct AgentBundle: Sendable {
             )
         }
         return material
+    }
+}
+
+extension AgentBundle {
+    var pendingKeyPath: String { keyPath + ".next" }
+    var pendingCertificatePath: String { certificatePath + ".next" }
+
+    /// Replaces the key and certificate with a renewed pair so that a crash at any moment leaves
+    /// a usable pair: both new files are written (and synced) beside the old ones, then renamed
+    /// over them, key first. ``recoverInterruptedRenewal()`` finishes a rename cut short.
+    public func replaceCredentials(_ renewed: KeyedCertificate) throws(SecurityError) {
+        try PEMFiles.writeAtomically(renewed.privateKeyPEM, to: pendingKeyPath, mode: PEMFiles.privateKeyMode)
+        try PEMFiles.writeAtomically(try renewed.certificatePEM, to: pendingCertificatePath, mode: PEMFiles.certificateMode)
+        try commitPending()
+    }
+
+    /// Finishes a renewal interrupted between writing the new pair and renaming it into place,
+    /// or discards a new pair that was never completed. Returns what it did, for the log.
+    @discardableResult
+    public func recoverInterruptedRenewal() throws(SecurityError) -> String? {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: pendingCertificatePath) else {
+            if manager.fileExists(atPath: pendingKeyPath) {
+                unlink(pendingKeyPath)
+                return "discarded a renewed key whose certificate never arrived"
+            }
+            return nil
+        }
+        let certificate = try? PEMFiles.readCertificates(at: pendingCertificatePath)[0]
+        let pendingKey = try? PEMFiles.readPrivateKey(at: pendingKeyPath)
+        let currentKey = try? PEMFiles.readPrivateKey(at: keyPath)
+        func matches(_ key: P256.Signing.PrivateKey?) -> Bool {
+            guard let key, let certificate else { return false }
+            return (try? KeyedCertificate(certificate: certificate, privateKey: key)) != nil
+        }
+        if matches(pendingKey) || matches(currentKey) {
+            try commitPending()
+            return "completed an interrupted renewal"
+        }
+        unlink(pendingKeyPath)
+        unlink(pendingCertificatePath)
+        return "discarded an unusable renewed pair"
+    }
+
+    private func commitPending() throws(SecurityError) {
+        if FileManager.default.fileExists(atPath: pendingKeyPath), rename(pendingKeyPath, keyPath) != 0 {
+            throw SecurityError(.unwritableFile, "cannot move \(pendingKeyPath) into place: \(String(cString: strerror(errno)))")
+        }
+        guard rename(pendingCertificatePath, certificatePath) == 0 else {
+            throw SecurityError(.unwritableFile, "cannot move \(pendingCertificatePath) into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Replaces `ca.crt` with the bundle the hub sent.
+    public func replaceTrustBundle(_ pem: String) throws(SecurityError) {
+        try PEMFiles.writeAtomically(pem, to: caBundlePath, mode: PEMFiles.certificateMode)
     }
 }

@@ -97,7 +97,27 @@ public struct CertificateAuthority: Sendable {
         now: Date = Date()
     ) throws(SecurityError) -> KeyedCertificate {
         let key = P256.Signing.PrivateKey()
-        let publicKey = Certificate.PublicKey(key.publicKey)
+        let issued = try issue(
+            for: identity, publicKey: Certificate.PublicKey(key.publicKey), usage: usage, dnsNames: dnsNames,
+            ipAddresses: ipAddresses, validity: validity, notBefore: notBefore, notAfter: notAfter, now: now
+        )
+        return try KeyedCertificate(certificate: issued, privateKey: key)
+    }
+
+    /// Signs a certificate for `identity` over a key someone else holds (an agent's renewal).
+    ///
+    /// `notValidBefore` is backdated by a minute for clock skew between machines.
+    public func issue(
+        for identity: TetherIdentity,
+        publicKey: Certificate.PublicKey,
+        usage: CertificateUsage,
+        dnsNames: [String] = [],
+        ipAddresses: [String] = [],
+        validity: Duration = .days(365),
+        notBefore: Date? = nil,
+        notAfter: Date? = nil,
+        now: Date = Date()
+    ) throws(SecurityError) -> Certificate {
         var names: [GeneralName] = [.uniformResourceIdentifier(identity.uri)]
         names += dnsNames.map { .dnsName($0) }
         for address in ipAddresses {
@@ -121,11 +141,11 @@ public struct CertificateAuthority: Sendable {
                 SubjectKeyIdentifier(hash: publicKey)
                 AuthorityKeyIdentifier(keyIdentifier: authorityKeyID)
             }
-            let issued = try Certificate(
+            return try Certificate(
                 version: .v3,
                 serialNumber: Certificate.SerialNumber(),
                 publicKey: publicKey,
-                notValidBefore: notBefore ?? now.addingTimeInterval(-60),
+                notValidBefore: notBefore ?? now.addingTimeInterval(-Self.backdate(forLifetime: validity.seconds)),
                 notValidAfter: notAfter ?? now.addingTimeInterval(validity.seconds),
                 issuer: self.certificate.subject,
                 subject: subject,
@@ -133,12 +153,29 @@ public struct CertificateAuthority: Sendable {
                 extensions: extensions,
                 issuerPrivateKey: Certificate.PrivateKey(keyed.privateKey)
             )
-            return try KeyedCertificate(certificate: issued, privateKey: key)
         } catch let error as SecurityError {
             throw error
         } catch {
             throw SecurityError(.issuingFailed, "cannot issue a certificate for \(identity): \(error)")
         }
+    }
+
+    /// How far `notValidBefore` is set before the moment of issue, for clock skew between
+    /// machines: a minute, or a tenth of a short lifetime (so a 30 s certificate is not mostly past).
+    public static func backdate(forLifetime lifetime: TimeInterval) -> TimeInterval {
+        min(60, lifetime / 10)
+    }
+
+    /// The lifetime a certificate was issued with, not counting the backdate (for one of ours;
+    /// for another CA's, nearly so).
+    public static func lifetime(of certificate: Certificate) -> TimeInterval {
+        let total = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
+        return total >= 660 ? total - 60 : total / 1.1
+    }
+
+    /// When a certificate was issued: `notValidBefore` plus the backdate.
+    public static func issuedAt(_ certificate: Certificate) -> Date {
+        certificate.notValidAfter.addingTimeInterval(-lifetime(of: certificate))
     }
 
     static func commonName(for identity: TetherIdentity) -> String {

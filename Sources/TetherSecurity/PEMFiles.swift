@@ -21,20 +21,24 @@ public enum PEMFiles {
 
     /// Every certificate in a PEM file, in order (a bundle may hold several CAs).
     public static func readCertificates(at path: String) throws(SecurityError) -> [Certificate] {
-        let text = try readText(at: path)
+        try certificates(inPEM: try readText(at: path), source: path)
+    }
+
+    /// Every certificate in PEM text, in order; `source` names it in errors.
+    public static func certificates(inPEM text: String, source: String = "the PEM text") throws(SecurityError) -> [Certificate] {
         do {
             let documents = try PEMDocument.parseMultiple(pemString: text)
             let certificates = try documents.filter { $0.discriminator == "CERTIFICATE" }.map {
                 try Certificate(pemDocument: $0)
             }
             guard !certificates.isEmpty else {
-                throw SecurityError(.unreadableFile, "\(path) holds no PEM CERTIFICATE block")
+                throw SecurityError(.unreadableFile, "\(source) holds no PEM CERTIFICATE block")
             }
             return certificates
         } catch let error as SecurityError {
             throw error
         } catch {
-            throw SecurityError(.unreadableFile, "\(path) is not a valid PEM certificate file: \(error)")
+            throw SecurityError(.unreadableFile, "\(source) is not a valid PEM certificate file: \(error)")
         }
     }
 
@@ -117,6 +121,7 @@ public enum PEMFiles {
     public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws(SecurityError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
         do {
             let data = try encoder.encode(value)
             try writeAtomically(String(decoding: data, as: UTF8.self) + "\n", to: path, mode: certificateMode)
@@ -130,7 +135,9 @@ public enum PEMFiles {
     public static func readJSON<T: Decodable>(_ type: T.Type, from path: String) throws(SecurityError) -> T {
         let text = try readText(at: path)
         do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(type, from: Data(text.utf8))
         } catch {
             throw SecurityError(.unreadableFile, "\(path) is not a valid \(type): \(error)")
         }

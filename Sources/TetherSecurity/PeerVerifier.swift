@@ -18,6 +18,7 @@ public struct PeerVerifier: Sendable {
             case untrustedIssuer = "untrusted-issuer"
             case noIdentity = "no-identity"
             case wrongTrustDomain = "wrong-trust-domain"
+            case revoked
         }
 
         public var code: Code
@@ -33,10 +34,12 @@ public struct PeerVerifier: Sendable {
 
     public let trustRoots: [Certificate]
     public let trustDomain: String
+    public let revocations: RevocationList
 
-    public init(trustRoots: [Certificate], trustDomain: String) {
+    public init(trustRoots: [Certificate], trustDomain: String, revocations: RevocationList = RevocationList()) {
         self.trustRoots = trustRoots
         self.trustDomain = trustDomain
+        self.revocations = revocations
     }
 
     /// Verifies `chain` (leaf first, as presented in the handshake) at `now`.
@@ -60,6 +63,9 @@ public struct PeerVerifier: Sendable {
                         reason: "\(subject) is for \(identity), outside trust domain \(trustDomain)"
                     )
                 )
+            }
+            if let revocation = revocations.revocation(of: leaf) {
+                return .refused(Self.revoked(leaf, identity: identity, by: revocation))
             }
             return .trusted(identity)
         }
@@ -100,6 +106,16 @@ public struct PeerVerifier: Sendable {
                 reason: "\(subject) for \(identity) is issued by '\(leaf.issuer)', which is not in the trusted "
                     + "CA bundle (\(trusted)); issue it from this federation's CA"
             )
+        )
+    }
+
+    /// The refusal of a revoked certificate, saying when, why and what to do.
+    public static func revoked(_ leaf: Certificate, identity: TetherIdentity, by entry: RevocationList.Entry) -> Refusal {
+        Refusal(
+            code: .revoked,
+            reason: "certificate serial \(CertificateSummary(leaf).serial) for \(identity) was revoked at "
+                + "\(entry.revokedAt.formatted(.iso8601)) (\(entry.reason)); join the cluster again or issue a new bundle "
+                + "with `tetherctl certs issue`"
         )
     }
 

@@ -80,6 +80,15 @@ public enum TetherTLS {
         return configuration
     }
 
+    /// What a server presents, as a per-handshake override: a listener that swaps certificates
+    /// without restarting hands this to `TLSConfiguration.sslContextCallback`.
+    public static func presentedCredentials(_ material: TLSMaterial) throws(SecurityError) -> NIOSSLContextConfigurationOverride {
+        var override = NIOSSLContextConfigurationOverride()
+        override.certificateChain = try sslCertificates(material.chain).map { .certificate($0) }
+        override.privateKey = .privateKey(try sslPrivateKey(material.privateKey))
+        return override
+    }
+
     /// A server presenting `material`'s chain; callers set versions, verification and ALPN explicitly.
     private static func serverConfiguration(_ material: TLSMaterial) throws(SecurityError) -> TLSConfiguration {
         TLSConfiguration.makeServerConfiguration(

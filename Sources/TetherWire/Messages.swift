@@ -234,6 +234,8 @@ public struct GoAway: Codable, Sendable, Hashable {
         public static let draining = Code(rawValue: "draining")
         /// The cluster was unjoined: the agent stops managing its objects.
         public static let unjoined = Code(rawValue: "unjoined")
+        /// The certificate the session was opened with was revoked.
+        public static let revoked = Code(rawValue: "revoked")
     }
 }
 
@@ -245,5 +247,40 @@ public struct ErrorMessage: Codable, Sendable, Hashable {
     public init(code: WireError.Code, message: String) {
         self.code = code
         self.message = message
+    }
+}
+
+/// Agent → hub on an established session: a certificate signing request (PEM, PKCS #10) for a
+/// new key, naming the session's own identity. The hub answers with `certificate`.
+public struct RenewRequest: Codable, Sendable, Hashable {
+    public var csr: String
+
+    public init(csr: String) {
+        self.csr = csr
+    }
+}
+
+/// Hub → agent, the answer to `renew`: the signed certificate (PEM) and the CA bundle it chains
+/// to, or why the hub refused (`error`; the agent keeps its current pair and tries later).
+public struct CertificateIssued: Codable, Sendable, Hashable {
+    public var certificate: String?
+    public var caBundle: String?
+    public var error: String?
+
+    public init(certificate: String? = nil, caBundle: String? = nil, error: String? = nil) {
+        self.certificate = certificate
+        self.caBundle = caBundle
+        self.error = error
+    }
+}
+
+/// Hub → agent, after `welcome` and whenever the hub's CA bundle changes (a CA rollover): every
+/// CA the federation trusts (PEM), the one that signs new certificates first. The agent writes
+/// it as its bundle's `ca.crt` and renews when its certificate is from another CA.
+public struct TrustBundle: Codable, Sendable, Hashable {
+    public var caBundle: String
+
+    public init(caBundle: String) {
+        self.caBundle = caBundle
     }
 }

@@ -14,6 +14,9 @@ public enum WireMessage: Sendable, Hashable {
     case heartbeat(Heartbeat)
     case goaway(GoAway)
     case error(ErrorMessage)
+    case renew(RenewRequest)
+    case certificate(CertificateIssued)
+    case trust(TrustBundle)
 
     /// Frame type numbers; stable for version 1 and listed in `docs/protocol.md`.
     public enum Kind: UInt8, Sendable, CaseIterable {
@@ -27,6 +30,9 @@ public enum WireMessage: Sendable, Hashable {
         case heartbeat = 8
         case goaway = 9
         case error = 10
+        case renew = 11
+        case certificate = 12
+        case trust = 13
     }
 
     public var kind: Kind {
@@ -41,6 +47,9 @@ public enum WireMessage: Sendable, Hashable {
         case .heartbeat: .heartbeat
         case .goaway: .goaway
         case .error: .error
+        case .renew: .renew
+        case .certificate: .certificate
+        case .trust: .trust
         }
     }
 
@@ -138,6 +147,9 @@ public struct WireCodec: Sendable {
         case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: data))
         case .goaway: return .goaway(try decoder.decode(GoAway.self, from: data))
         case .error: return .error(try decoder.decode(ErrorMessage.self, from: data))
+        case .renew: return .renew(try decoder.decode(RenewRequest.self, from: data))
+        case .certificate: return .certificate(try decoder.decode(CertificateIssued.self, from: data))
+        case .trust: return .trust(try decoder.decode(TrustBundle.self, from: data))
         }
     }
 
@@ -156,6 +168,9 @@ public struct WireCodec: Sendable {
         case .heartbeat(let body): return try encoder.encode(body)
         case .goaway(let body): return try encoder.encode(body)
         case .error(let body): return try encoder.encode(body)
+        case .renew(let body): return try encoder.encode(body)
+        case .certificate(let body): return try encoder.encode(body)
+        case .trust(let body): return try encoder.encode(body)
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -23,7 +24,10 @@ struct TetherAgentCommand: AsyncParsableCommand {
             KUBERNETES_SERVICE_HOST is set). After any disconnect it reconnects with exponential backoff
             and full jitter, and meanwhile keeps reconciling the desired state saved in --state-dir.
             Objects it applies carry tether.io/managed-by=CLUSTER; it prunes and repairs only those.
-            Stops cleanly on SIGTERM or SIGINT.
+            It renews its certificate over the session once --renew-at of its lifetime has passed (and at
+            once after a CA rollover), writing the new pair into BUNDLE atomically; it reloads
+            tls.crt, tls.key and ca.crt when they change and on SIGHUP (a bad set is refused and logged;
+            the session continues). Stops cleanly on SIGTERM or SIGINT.
             """
     )
 
@@ -66,6 +70,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Serve Prometheus metrics at http://ADDRESS/metrics (host:port, e.g. 127.0.0.1:9464). Off by default.")
     var metricsListen: String?
 
+    @Option(name: .long, help: "Fraction of its certificate's lifetime after which the agent renews it over the session (0.1 to 0.95).")
+    var renewAt: Double = 2.0 / 3.0
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -73,6 +80,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             throw ValidationError("--backoff-initial must be positive and no larger than --backoff-max")
         }
         guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
+        guard (0.1...0.95).contains(renewAt) else { throw ValidationError("--renew-at must be between 0.1 and 0.95") }
         guard (1...64).contains(workers), (1...256).contains(maxRequests) else {
             throw ValidationError("--workers must be 1 to 64 and --max-requests 1 to 256")
         }
@@ -98,6 +106,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "tether.agent")
         let agentBundle = AgentBundle(path: bundle)
         let manifest = try agentBundle.loadManifest()
+        if let recovered = try agentBundle.recoverInterruptedRenewal() {
+            logger.notice("\(recovered)", metadata: ["tether.event": "certificates.recovered"])
+        }
         let material = try agentBundle.loadMaterial()
         let addresses = try (hub.isEmpty ? manifest.hubAddresses : hub).map { try HostAndPort(parsing: $0) }
         guard !addresses.isEmpty else {
@@ -129,6 +140,14 @@ struct TetherAgentCommand: AsyncParsableCommand {
             hooks.unjoined = { await applier.forgetAll() }
             services += [applier, probe]
         }
+        // The credentials need the connector, and the connector the hooks: the hooks reach them through this.
+        let credentialsRelay = Mutex<AgentCredentials?>(nil)
+        hooks.credentials = { message in credentialsRelay.withLock { $0 }?.received(message) }
+        let applierEstablished = hooks.established
+        hooks.established = {
+            credentialsRelay.withLock { $0 }?.sessionEstablished()
+            await applierEstablished()
+        }
         if let metricsListen {
             let address = try HostAndPort(parsing: metricsListen)
             services.append(MetricsEndpoint(host: address.host, port: address.port, exposition: metrics, logger: logger))
@@ -146,6 +165,14 @@ struct TetherAgentCommand: AsyncParsableCommand {
             logger: logger,
             hooks: hooks
         )
+        let credentials = AgentCredentials(
+            bundle: agentBundle,
+            connector: connector,
+            link: hooks.link,
+            settings: AgentCredentials.Settings(renewAt: renewAt),
+            logger: logger
+        )
+        credentialsRelay.withLock { $0 = credentials }
         logger.info(
             "agent starting",
             metadata: [
@@ -154,7 +181,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             ]
         )
         let group = ServiceGroup(
-            configuration: .init(services: services + [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services + [credentials, connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         do {
             try await group.run()

@@ -22,8 +22,11 @@ struct TetherHubCommand: AsyncParsableCommand {
             Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on
             mutual TLS 1.3, keeps its objects in DIR/hub.db, and writes the ports it bound to
             DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user).
-            On SIGHUP it reloads hub.crt, hub.key and ca.crt for the agent listener (new handshakes use
-            them; sessions continue; a bad set is refused and logged). Stops cleanly on SIGTERM or
+            It watches hub.crt, hub.key, ca.crt and revoked.json in DIR and reloads them when they change
+            and on SIGHUP, for both listeners: new handshakes use the new certificate (sessions continue;
+            a bad set is refused and logged), a revoked certificate's session ends at once, and a new CA
+            bundle is sent to every agent. Agents renew their certificates over their sessions; the hub
+            signs with DIR/ca.key, for the session's own identity only. Stops cleanly on SIGTERM or
             SIGINT, telling connected agents to come back later.
             """
     )
@@ -48,6 +51,9 @@ struct TetherHubCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Seconds without its agent after which a cluster is Offline rather than NotReady.")
     var offlineAfter: Double = 300
+
+    @Option(name: .long, help: "Longest lifetime of a certificate the hub signs for a renewing agent (otherwise it keeps the lifetime of the one it replaces), e.g. 8760h.", transform: parseDurationArgument)
+    var maxAgentCertificateLifetime: Duration = .seconds(365 * 86_400)
 
     @Flag(name: .long, help: "Register a cluster when its agent first connects, without `tetherctl join` (demo and development only: any certificate from the federation CA joins).")
     var autoJoin = false
@@ -80,6 +86,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         guard case .hub = material.identity.role else {
             throw ValidationError("\(directory.hubCertificatePath) is for \(material.identity), not the hub")
         }
+        let revocations = try RevocationList.load(from: directory.revocationListPath)
         let ports = PortsFile(directory: directory, logger: logger)
         let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
         var federation = FederationSettings()
@@ -94,7 +101,9 @@ struct TetherHubCommand: AsyncParsableCommand {
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))
             ),
             material: material,
+            revocations: revocations,
             observer: engine,
+            signer: RenewalSigner(directory: directory, maximumLifetime: maxAgentCertificateLifetime, logger: logger),
             logger: logger,
             onBound: { port in await ports.record(agent: port) }
         )
@@ -103,13 +112,28 @@ struct TetherHubCommand: AsyncParsableCommand {
             store: store,
             registry: BuiltinPlugins.hub,
             material: material,
+            revocations: revocations,
             access: try AccessPolicy.load(from: directory.accessPolicyPath),
             metrics: metrics,
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
         try await engine.prepare()
-        let reloader = CertificateReloader(directory: directory, listener: listener, logger: logger)
+        let reloader = CertificateReloader(
+            directory: directory,
+            targets: [
+                .init(name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) }, revoke: listener.updateRevocations),
+                .init(
+                    name: "API",
+                    reload: { material throws(SecurityError) in try api.reload(material) },
+                    revoke: { list in
+                        api.updateRevocations(list)
+                        return []
+                    }
+                ),
+            ],
+            logger: logger
+        )
         let group = ServiceGroup(
             configuration: .init(services: [engine, listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
@@ -141,3 +165,4 @@ actor PortsFile {
         }
     }
 }
+

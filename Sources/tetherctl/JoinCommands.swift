@@ -219,7 +219,11 @@ struct UnjoinCommand: AsyncParsableCommand {
                 throw ValidationError("cluster \(name) is still being unjoined after \(timeout) s; see the hub's log")
             }
         }
-        print("cluster \(name) unjoined; its objects were \(orphan ? "left in place" : "pruned"), its agent is refused")
+        // Its certificates go on the revocation list too, so they stay refused if the name is joined again.
+        let directory = FederationDirectory(path: dir)
+        let identity = try TetherIdentity.cluster(name, trustDomain: try directory.loadConfig().trustDomain)
+        try directory.revoke(RevocationList.Entry(identity: identity.uri, reason: "cluster \(name) unjoined"))
+        print("cluster \(name) unjoined; its objects were \(orphan ? "left in place" : "pruned"), its certificates are revoked")
     }
 }
 

@@ -76,6 +76,8 @@ public actor FederationEngine: Service, HubSessionObserver {
     private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
 
     private var members: [String: Member] = [:]
+    /// The certificate each cluster's agent holds, as last presented or signed.
+    private var certificates: [String: CertificateSummary] = [:]
     private var clusterObjects: [String: JSONValue] = [:]
     private var propagationPolicies: [ObjectReference: JSONValue] = [:]
     private var overridePolicies: [ObjectReference: JSONValue] = [:]
@@ -119,6 +121,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         case established(cluster: String, sessionID: String, hello: Hello, channel: any Channel)
         case ended(cluster: String, sessionID: String)
         case received(WireMessage, cluster: String)
+        case certificate(CertificateSummary, cluster: String)
     }
 
     private static let sessionEventCapacity = 65_536
@@ -127,6 +130,10 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public nonisolated func sessionEstablished(cluster: String, sessionID: String, hello: Hello, channel: any Channel) {
         deliver(.established(cluster: cluster, sessionID: sessionID, hello: hello, channel: channel))
+    }
+
+    public nonisolated func certificateHeld(cluster: String, sessionID: String, certificate: CertificateSummary) {
+        deliver(.certificate(certificate, cluster: cluster))
     }
 
     public nonisolated func sessionEnded(cluster: String, sessionID: String) {
@@ -155,6 +162,11 @@ public actor FederationEngine: Service, HubSessionObserver {
                 await detach(cluster: cluster, sessionID: sessionID)
             case .received(let message, let cluster):
                 await take(message, from: cluster)
+            case .certificate(let certificate, let cluster):
+                certificates[cluster] = certificate
+                Gauge(label: "tether_hub_cluster_certificate_expiry_timestamp_seconds", dimensions: [("cluster", cluster)])
+                    .record(certificate.notAfter.timeIntervalSince1970)
+                await updateCluster(cluster) { status in Self.describe(certificate, into: &status) }
             }
         }
     }
@@ -772,19 +784,58 @@ public actor FederationEngine: Service, HubSessionObserver {
     private func setClusterPhase(_ cluster: String, phase: String, message: String) async {
         await updateCluster(cluster) { status in
             status["phase"] = .string(phase)
-            status["conditions"] = [
-                [
-                    "type": "Ready", "status": .string(phase == "Ready" ? "True" : "False"),
-                    "reason": .string(phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
-                    "message": .string(message),
-                    "lastTransitionTime": .string(Self.timestamp()),
-                ]
-            ]
+            Self.setCondition(
+                "Ready", phase == "Ready",
+                reason: phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline",
+                message: message, in: &status
+            )
         }
     }
 
+    /// Sets one condition of a status, keeping the others; its transition time moves only when its status does.
+    private static func setCondition(_ type: String, _ value: Bool, reason: String, message: String, in status: inout [String: JSONValue]) {
+        var conditions = status["conditions"]?.arrayElements ?? []
+        let index = conditions.firstIndex { $0["type"]?.stringValue == type }
+        let previous = index.map { conditions[$0] }
+        let text = value ? "True" : "False"
+        let transition = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] ?? .string(timestamp()) : .string(timestamp())
+        let condition: JSONValue = [
+            "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
+            "lastTransitionTime": transition,
+        ]
+        if let index { conditions[index] = condition } else { conditions.append(condition) }
+        status["conditions"] = .array(conditions)
+    }
+
+    /// The agent's certificate in a Cluster's status, a `CertificateExpiring` condition once less
+    /// than a quarter of its lifetime is left (renewal is due at two thirds), and a metric.
+    private static func describe(_ certificate: CertificateSummary, into status: inout [String: JSONValue], now: Date = Date()) {
+        status["certificate"] = [
+            "serial": .string(certificate.serial), "issuer": .string(certificate.issuer),
+            "notBefore": .string(iso8601(certificate.notBefore)), "notAfter": .string(iso8601(certificate.notAfter)),
+        ]
+        let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
+        let left = certificate.notAfter.timeIntervalSince(now)
+        let expiring = left < lifetime / 4
+        let message = expiring
+            ? "the agent's certificate (serial \(certificate.serial)) expires at \(iso8601(certificate.notAfter)) and was not renewed; "
+                + "see the agent's certificates.renewal_* log events, or renew with `tetherctl certs renew --cluster`"
+            : "the agent's certificate is valid until \(iso8601(certificate.notAfter))"
+        setCondition("CertificateExpiring", expiring, reason: expiring ? "NotRenewed" : "Valid", message: message, in: &status)
+    }
+
+    private static func iso8601(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+    }
+
     private func recordHealth(_ cluster: String, _ health: Heartbeat.ClusterHealth) async {
+        let certificate = certificates[cluster]
+        if let certificate {
+            Gauge(label: "tether_hub_cluster_certificate_expiry_timestamp_seconds", dimensions: [("cluster", cluster)])
+                .record(certificate.notAfter.timeIntervalSince1970)
+        }
         await updateCluster(cluster) { status in
+            if let certificate { Self.describe(certificate, into: &status) }
             status["lastHeartbeatTime"] = .string(Self.timestamp())
             status["kubernetesVersion"] = health.kubernetesVersion.map(JSONValue.string)
             status["nodeCount"] = health.nodeCount.map { .integer(Int64($0)) }

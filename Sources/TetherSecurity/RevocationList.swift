@@ -1,0 +1,55 @@
+import Foundation
+import X509
+
+/// The certificates the hub refuses although they chain to its CA: `D/revoked.json`, written
+/// by `tetherctl certs revoke` and `tetherctl unjoin`, read (and watched) by the hub.
+///
+/// An entry names one certificate by serial, or every certificate of an identity issued up to
+/// the moment of revocation (when it was issued is read from its validity period; see
+/// ``CertificateAuthority/issuedAt(_:)``), so joining the cluster again afterwards works.
+public struct RevocationList: Codable, Sendable, Hashable {
+    public struct Entry: Codable, Sendable, Hashable {
+        /// Hex, as `tetherctl certs inspect` prints it.
+        public var serial: String?
+        /// `spiffe://...`: every certificate of this identity issued by `revokedAt`.
+        public var identity: String?
+        public var revokedAt: Date
+        public var reason: String
+
+        public init(serial: String? = nil, identity: String? = nil, revokedAt: Date = Date(), reason: String) {
+            self.serial = serial?.uppercased()
+            self.identity = identity
+            self.revokedAt = revokedAt
+            self.reason = reason
+        }
+
+        func covers(_ certificate: Certificate) -> Bool {
+            if let serial, CertificateSummary(certificate).serial == serial { return true }
+            if let identity, let presented = try? TetherIdentity(certificate: certificate), presented.uri == identity {
+                return CertificateAuthority.issuedAt(certificate) <= revokedAt
+            }
+            return false
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry] = []) {
+        self.entries = entries
+    }
+
+    /// The entry that revokes `certificate`, if any.
+    public func revocation(of certificate: Certificate) -> Entry? {
+        entries.first { $0.covers(certificate) }
+    }
+
+    /// The list at `path`; an absent file is an empty list, a malformed one an error.
+    public static func load(from path: String) throws(SecurityError) -> RevocationList {
+        guard FileManager.default.fileExists(atPath: path) else { return RevocationList() }
+        return try PEMFiles.readJSON(RevocationList.self, from: path)
+    }
+
+    public func save(to path: String) throws(SecurityError) {
+        try PEMFiles.writeJSON(self, to: path)
+    }
+}
