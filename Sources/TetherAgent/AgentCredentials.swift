@@ -111,6 +111,7 @@ public actor AgentCredentials: Service {
     private func consume() async {
         schedule()
         for await event in events {
+            logger.trace("credentials event", metadata: ["tether.credentials_event": "\(event)"])
             switch event {
             case .files(let paths):
                 let watched: Set<String> = [bundle.certificatePath, bundle.keyPath, bundle.caBundlePath]
@@ -136,22 +137,21 @@ public actor AgentCredentials: Service {
 
     /// When the current certificate should be renewed: at `renewAt` of its lifetime, or now if a
     /// CA other than the bundle's signing one (the first) issued it.
-    private func renewalTime() -> ContinuousClock.Instant {
+    private func renewalDate() -> Date {
         let material = connector.material
         let leaf = material.leaf
-        if let signing = material.trustRoots.first, leaf.issuer != signing.subject { return .now }
-        let issued = CertificateAuthority.issuedAt(leaf)
-        let at = issued.addingTimeInterval(CertificateAuthority.lifetime(of: leaf) * settings.renewAt)
-        let delay = max(0, at.timeIntervalSinceNow)
-        return .now + .milliseconds(Int64(delay * 1000))
+        if let signing = material.trustRoots.first, leaf.issuer != signing.subject { return .distantPast }
+        return CertificateAuthority.issuedAt(leaf).addingTimeInterval(CertificateAuthority.lifetime(of: leaf) * settings.renewAt)
     }
+
+    private var renewalDue: Bool { renewalDate() <= Date() }
 
     /// Arms one timer for the next thing to do: the renewal time, the end of a backoff, or the
     /// deadline of a request in flight.
     private func schedule() {
         generation += 1
         timer?.cancel()
-        var at = renewalTime()
+        var at = ContinuousClock.now + .milliseconds(Int64(max(0, renewalDate().timeIntervalSinceNow) * 1000))
         if let backoffUntil, backoffUntil > at { at = backoffUntil }
         if let pending { at = pending.sentAt + settings.answerTimeout }
         let (stamp, inbox) = (generation, inbox)
@@ -162,6 +162,10 @@ public actor AgentCredentials: Service {
     }
 
     private func renewIfDue() async {
+        logger.debug(
+            "renewal check",
+            metadata: ["tether.pending": "\(pending != nil)", "tether.established": "\(link.isEstablished)", "tether.due_at": "\(renewalDate().formatted(.iso8601))"]
+        )
         if let sent = pending {
             guard ContinuousClock.now >= sent.sentAt + settings.answerTimeout else { return schedule() }
             logger.warning(
@@ -173,7 +177,7 @@ public actor AgentCredentials: Service {
             return schedule()
         }
         if let backoffUntil, ContinuousClock.now < backoffUntil { return schedule() }
-        guard ContinuousClock.now >= renewalTime() else { return schedule() }
+        guard renewalDue else { return schedule() }
         guard link.isEstablished else { return }  // `sessionUp` brings us back
         let identity = connector.material.identity
         do {
@@ -251,11 +255,11 @@ public actor AgentCredentials: Service {
     }
 
     private func takeTrust(_ trust: TrustBundle) {
-        let current = (try? PEMFiles.readText(at: bundle.caBundlePath)) ?? ""
-        guard trust.caBundle != current else { return }
         do {
             let roots = try Self.certificates(in: trust.caBundle)
             let material = connector.material
+            let onDisk = (try? PEMFiles.readCertificates(at: bundle.caBundlePath)) ?? []
+            guard roots != material.trustRoots || roots != onDisk else { return }
             let updated = try TLSMaterial(chain: material.chain, privateKey: material.privateKey, trustRoots: roots)
             try bundle.replaceTrustBundle(trust.caBundle)
             try connector.reload(updated)
