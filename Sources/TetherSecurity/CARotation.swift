@@ -1,13 +1,14 @@
 import Foundation
 import X509
 
-/// A CA rollover in progress, as `D/ca-rotation.json` records it.
+/// A CA rollover in progress, as `D/ca-rotation.json` records it (written by `tetherctl certs
+/// rotate-ca` or `Certs/rotate-ca.sh`).
 public struct CARotation: Codable, Sendable, Hashable {
     public var startedAt: Date
-    /// The CA that signs from now on.
-    public var signing: CertificateSummary
-    /// The CAs still trusted until `rotate-ca --finish`.
-    public var retiring: [CertificateSummary]
+    /// The serial of the CA that signs from now on.
+    public var signingSerial: String
+    /// The serials of the CAs still trusted until `rotate-ca --finish`.
+    public var retiringSerials: [String]
 }
 
 extension FederationDirectory {
@@ -44,7 +45,10 @@ extension FederationDirectory {
         let server = try kubeconfigServer()
 
         try PEMFiles.writeAtomically(current.keyed.privateKeyPEM, to: previousCAKeyPath, mode: PEMFiles.privateKeyMode)
-        let rotation = CARotation(startedAt: now, signing: CertificateSummary(next.certificate), retiring: bundle.map(CertificateSummary.init))
+        let rotation = CARotation(
+            startedAt: now, signingSerial: CertificateSummary(next.certificate).serial,
+            retiringSerials: bundle.map { CertificateSummary($0).serial }
+        )
         try PEMFiles.writeJSON(rotation, to: caRotationPath)
         // The bundle (trusting both) goes first, then the key, so a reader never meets a signing
         // key whose certificate it does not trust.

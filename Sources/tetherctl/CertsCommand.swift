@@ -167,6 +167,12 @@ struct RevokeCommand: ParsableCommand {
     }
 }
 
+struct RotationResult: Encodable {
+    var rotation: CARotation
+    var signing: CertificateSummary
+    var retiring: [CertificateSummary]
+}
+
 struct RotateCACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-ca",
@@ -206,12 +212,14 @@ struct RotateCACommand: ParsableCommand {
                 print("CA rollover finished; \(directory.caCertificatePath) holds only the signing CA")
             }
         } else {
+            let retiring = try directory.loadTrustBundle().map(CertificateSummary.init)
             let rotation = try directory.rotateCA(validity: validity)
+            let signing = try CertificateSummary(directory.loadAuthority().certificate)
             switch output {
-            case .json: try printJSON(rotation)
+            case .json: try printJSON(RotationResult(rotation: rotation, signing: signing, retiring: retiring))
             case .text:
-                print("new CA: \(rotation.signing.subject) (serial \(rotation.signing.serial)), signing from now on")
-                for authority in rotation.retiring { print("still trusted until --finish: \(authority.subject) (serial \(authority.serial))") }
+                print("new CA: \(signing.subject) (serial \(signing.serial)), signing from now on")
+                for authority in retiring { print("still trusted until --finish: \(authority.subject) (serial \(authority.serial))") }
                 print("hub and admin certificates re-issued; agents renew onto the new CA over their sessions")
                 print("next: once every agent is on the new CA, `tetherctl certs rotate-ca --dir \(dir) --finish`")
             }
