@@ -209,7 +209,7 @@ let package = Package(
             name: "TetherIntegrationTests",
             dependencies: [
                 "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherAgent",
-                "TetherPlugin", "BuiltinPlugins", nioCore, x509, logging,
+                "TetherPlugin", "BuiltinPlugins", nioCore, x509, crypto, logging,
             ],
             swiftSettings: strictSettings
         ),

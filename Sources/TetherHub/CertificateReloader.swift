@@ -99,8 +99,9 @@ public struct CertificateReloader: Service {
     }
 
     private func consume(_ triggers: AsyncStream<Trigger>) async {
-        var lastMaterial: String?
-        var lastRevocations: RevocationList?
+        // What the listeners started with, so restoring a file after a refused change is no change.
+        var lastMaterial = (try? Self.load(directory)).map(Self.fingerprint)
+        var lastRevocations = try? RevocationList.load(from: directory.revocationListPath)
         for await trigger in triggers {
             var material = false, revocations = false
             switch trigger {
@@ -128,12 +129,8 @@ public struct CertificateReloader: Service {
 
     private func reloadMaterial(unlessSameAs last: inout String?, forced: Bool) {
         do {
-            let material = try TLSMaterial.load(
-                certificate: directory.hubCertificatePath,
-                key: directory.hubKeyPath,
-                trustBundle: directory.caCertificatePath
-            )
-            let fingerprint = CertificateSummary(material.leaf).serial + "/" + material.trustRoots.map { CertificateSummary($0).serial }.joined(separator: ",")
+            let material = try Self.load(directory)
+            let fingerprint = Self.fingerprint(material)
             if !forced, fingerprint == last { return }
             for target in targets { try target.reload(material) }
             last = fingerprint
@@ -150,6 +147,14 @@ public struct CertificateReloader: Service {
                 metadata: ["tether.event": "certificates.reload_refused", "tether.reason": "\(error)"]
             )
         }
+    }
+
+    private static func load(_ directory: FederationDirectory) throws(SecurityError) -> TLSMaterial {
+        try TLSMaterial.load(certificate: directory.hubCertificatePath, key: directory.hubKeyPath, trustBundle: directory.caCertificatePath)
+    }
+
+    private static func fingerprint(_ material: TLSMaterial) -> String {
+        ([material.leaf] + material.trustRoots).map { CertificateSummary($0).serial }.joined(separator: "/")
     }
 
     private func reloadRevocations(unlessSameAs last: inout RevocationList?) {

@@ -155,6 +155,20 @@ public final class ManagedProcess: Sendable {
         try await waitForLine(within: timeout, "event \(event)") { $0.event == event && predicate($0) }
     }
 
+    /// Waits for the `occurrence`-th `tether.event` named `event` (counting from the first line logged).
+    @discardableResult
+    public func waitForEvent(_ event: String, occurrence: Int, within timeout: Duration) async throws -> LogLine {
+        // The inbox tries each line against the predicate once, in order, so counting in it is exact.
+        let seen = Mutex(0)
+        return try await waitForLine(within: timeout, "occurrence \(occurrence) of event \(event)") { line in
+            guard line.event == event else { return false }
+            return seen.withLock { count in
+                count += 1
+                return count >= occurrence
+            }
+        }
+    }
+
     /// Sends `signal` (SIGTERM, SIGINT, SIGKILL, ...) if the process still runs.
     public func send(_ signal: Int32) {
         guard process.isRunning else { return }
