@@ -46,7 +46,7 @@ fi
 
 [ ! -f "$D/ca-rotation.json" ] || die "a CA rollover is already under way in $D; finish it with $0 $D --finish"
 new_key "$WORK/ca.key"
-openssl req -x509 -new -key "$WORK/ca.key" -subj "/O=Tether/CN=Tether CA $domain $(date +%s)" -days "$DAYS" -sha256 \
+openssl req -x509 -new -key "$WORK/ca.key" -subj "/O=Tether/CN=Tether CA $domain $(date +%s)-$(openssl rand -hex 2)" -days "$DAYS" -sha256 \
     -set_serial "0x$(openssl rand -hex 16)" \
     -addext "basicConstraints=critical,CA:TRUE,pathlen:0" -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -addext "subjectKeyIdentifier=hash" -out "$WORK/ca.crt" 2>/dev/null || die "cannot make the new CA"

@@ -69,7 +69,7 @@ extension FederationDirectory {
         let signing = try loadAuthority().certificate
         for (name, file) in [("hub", hubCertificatePath), ("admin", adminCertificatePath)] {
             let certificate = try PEMFiles.readCertificates(at: file)[0]
-            guard certificate.issuer == signing.subject else {
+            guard certificate.issuer == signing.subject, signing.publicKey.isValidSignature(certificate.signature, for: certificate) else {
                 throw SecurityError(
                     .issuingFailed,
                     "the \(name) certificate (\(file)) is still from '\(certificate.issuer)'; renew it with "

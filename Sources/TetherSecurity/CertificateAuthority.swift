@@ -186,8 +186,10 @@ public struct CertificateAuthority: Sendable {
         }
     }
 
+    /// Seconds since 1970 and a random suffix: two CAs of one trust domain (a rollover) never
+    /// share a subject, which issuer checks rely on.
     private static func stamp(_ date: Date) -> String {
-        String(Int64(date.timeIntervalSince1970))
+        "\(Int64(date.timeIntervalSince1970))-\(String(UInt16.random(in: .min ... .max), radix: 16))"
     }
 }
 

@@ -19,7 +19,9 @@ public struct RevocationList: Codable, Sendable, Hashable {
         public init(serial: String? = nil, identity: String? = nil, revokedAt: Date = Date(), reason: String) {
             self.serial = serial?.uppercased()
             self.identity = identity
-            self.revokedAt = revokedAt
+            // Whole seconds, rounded up, as the file keeps them: a certificate issued in the second
+            // of the revocation is covered whether it came just before or just after.
+            self.revokedAt = Date(timeIntervalSince1970: revokedAt.timeIntervalSince1970.rounded(.up))
             self.reason = reason
         }
 

@@ -203,6 +203,7 @@ struct RotateCACommand: ParsableCommand {
 
     func run() throws {
         let directory = FederationDirectory(path: dir)
+        _ = try directory.loadConfig()
         if finish {
             let retired = try directory.finishCARotation()
             switch output {

@@ -23,7 +23,8 @@ struct CommandLineTests {
         arguments: [
             ("tetherctl", ["--help"]), ("tetherctl", ["init", "--help"]), ("tetherctl", ["certs", "issue", "--help"]),
             ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["certs", "check", "--help"]),
-            ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
+            ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["certs", "revoke", "--help"]),
+            ("tetherctl", ["certs", "rotate-ca", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
             ("tether-agent", ["--help"]), ("tether-simcluster", ["--help"]),
         ]
     )
@@ -64,6 +65,10 @@ struct CommandLineTests {
             (["certs", "inspect", "/etc/hostname"], "no PEM CERTIFICATE"),
             (["certs", "issue", "--dir", "/tmp", "--cluster", "eu-1", "--out", "/tmp/x", "--validity", "soon"], "not a duration"),
             (["init", "--dir", "/tmp/tether-x", "--trust-domain", "UPPER"], "trust domain"),
+            (["certs", "revoke", "--dir", "/tmp", "--serial", "AB", "--cluster", "eu-1"], "either --serial S or --cluster NAME"),
+            (["certs", "revoke", "--dir", "/tmp", "--serial", "not-hex"], "hexadecimal"),
+            (["certs", "revoke", "--dir", "/nonexistent/fed", "--cluster", "eu-1"], "tetherctl init"),
+            (["certs", "rotate-ca", "--dir", "/nonexistent/fed"], "tetherctl init"),
         ]
     )
     func badInput(arguments: [String], expected: String) async throws {

@@ -54,10 +54,13 @@ struct JoinTests {
             let agent1 = try #require(agents["m1"])
             try await agent1.waitForEvent("agent.unjoined", within: .seconds(30))
             await agent1.stop()
-            // The same certificate no longer gets a session.
+            // The same certificate no longer gets a session: unjoin put it on the revocation list, so
+            // the hub refuses it in the handshake.
             let retry = try federation.startAgent(name: "m1-again", bundle: AgentBundle(path: federation.root + "/join-m1"))
-            let rejected = try await retry.waitForEvent("session.ended", within: .seconds(30))
-            #expect((rejected["tether.reason"] ?? "").contains("not joined") && rejected.raw.contains("m1"), "\(rejected.raw)")
+            try await retry.waitForEvent("session.ended", within: .seconds(30))
+            let refusal = try await hub.waitForEvent("session.refused", within: .seconds(30)) { $0["tether.refusal"] == "revoked" }
+            #expect((refusal["tether.reason"] ?? "").contains("cluster/m1") && (refusal["tether.reason"] ?? "").contains("unjoined"), "\(refusal.raw)")
+            #expect(!retry.lines.contains { $0.event == "session.established" })
             let gone = try await hubctl.run(["get", "cluster", "m1"])
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone)")
 

@@ -107,6 +107,9 @@ func everyMessage(repeating count: Int) -> [WireMessage] {
         .heartbeat(Heartbeat(sentAtMilliseconds: 1_700_000_000_000, cluster: .init(apiReachable: true, kubernetesVersion: String(repeating: "v", count: count), nodeCount: 3))),
         .goaway(GoAway(code: .draining, reason: String(repeating: "bye ", count: count), reconnectAfterMilliseconds: 1_000)),
         .error(ErrorMessage(code: .frameTooLarge, message: String(repeating: "x", count: count))),
+        .renew(RenewRequest(csr: "-----BEGIN CERTIFICATE REQUEST-----\n" + String(repeating: "Q", count: count))),
+        .certificate(CertificateIssued(certificate: String(repeating: "C", count: count), caBundle: "ca", error: nil)),
+        .trust(TrustBundle(caBundle: String(repeating: "B", count: count))),
     ]
 }
 
