@@ -134,7 +134,8 @@ struct CertificateLifecycleTests {
     @Test("a certificate request for another cluster's identity is refused and logged as a security event")
     func foreignRenewalRefused() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            // The test client sends no heartbeats: a long interval keeps the hub from closing it.
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 30)
             let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
             try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
             try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
