@@ -53,9 +53,11 @@ struct RenewCommand: ParsableCommand {
         abstract: "Re-issue a certificate with a new key for the same identity.",
         discussion: """
             With --cluster NAME --out B: renews the agent bundle in B (which must be NAME's), keeping its
-            hub addresses; the agent loads the new files at its next connection. With --hub: renews
-            DIR/hub.crt and hub.key for the same hosts; restart the hub to use them. Files are replaced
-            atomically (key first). Exit 0 on success, non-zero with a one-line reason otherwise.
+            hub addresses; a running agent notices the new files and uses them for its next handshake
+            (agents also renew by themselves over their sessions). With --hub: renews DIR/hub.crt and
+            hub.key for the same hosts; the running hub reloads them for new handshakes on both ports.
+            Files are replaced atomically (key first). Exit 0 on success, non-zero with a one-line
+            reason otherwise.
             """
     )
 
