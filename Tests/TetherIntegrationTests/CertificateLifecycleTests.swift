@@ -60,7 +60,7 @@ struct CertificateLifecycleTests {
     @Test("Certs/rotate-hub-cert.sh (system openssl) replaces the hub's certificate: no session drops, new handshakes on both ports see it")
     func rotateHubCertificateWithScript() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
             var agents: [ManagedProcess] = []
             for name in ["eu-1", "us-1"] {
                 let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: name, hubPort: port))
@@ -98,7 +98,7 @@ struct CertificateLifecycleTests {
     @Test("an agent with a 12 s certificate renews it over its session, three times, without losing the session; the renewed pair survives a restart")
     func agentRenewsRepeatedly() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
             let bundle = try federation.issueBundle(cluster: "eu-1", hubPort: port, validity: .seconds(12))
             let agent = try federation.startAgent(bundle: bundle)
             try await agent.waitForEvent("session.established", within: .seconds(20))
@@ -165,7 +165,7 @@ struct CertificateLifecycleTests {
     @Test("a CA rollover with three agents: rotate-ca, every agent renews onto the new CA over its session, --finish drops the old one; nobody reconnects")
     func caRollover() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
             let names = ["eu-1", "us-1", "ap-1"]
             var agents: [String: ManagedProcess] = [:]
             for name in names {
@@ -220,7 +220,7 @@ struct CertificateLifecycleTests {
     @Test("revoking a connected cluster cuts its session within a second and it cannot reconnect; revocation by serial too; others go on")
     func revocation() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
             var agents: [String: ManagedProcess] = [:]
             for name in ["eu-1", "us-1", "ap-1"] {
                 agents[name] = try federation.startAgent(
@@ -263,7 +263,7 @@ struct CertificateLifecycleTests {
     @Test("garbage, a truncated file or a mismatched key in the watched files changes nothing and is logged, at the hub and at the agent")
     func badFilesRefused() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.5)
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
             let bundle = try federation.issueBundle(cluster: "eu-1", hubPort: port)
             let agent = try federation.startAgent(bundle: bundle)
             try await agent.waitForEvent("session.established", within: .seconds(20))
