@@ -15,6 +15,21 @@ say() {
     echo "$*"
 }
 
+# days_option DEFAULT ARGS...: sets DAYS from `--days N` (the only option), or DEFAULT.
+days_option() {
+    DAYS=$1
+    shift
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --days) DAYS=${2:?--days needs a number}; shift 2 ;;
+            *) die "unknown option $1" ;;
+        esac
+    done
+    case "$DAYS" in
+        ''|*[!0-9]*) die "--days must be a whole number of days, not '$DAYS'" ;;
+    esac
+}
+
 need_file() {
     [ -f "$1" ] || die "$1 does not exist${2:+; $2}"
 }

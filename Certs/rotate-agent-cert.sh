@@ -14,13 +14,7 @@
 D=$1
 B=$2
 shift 2
-DAYS=365
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --days) DAYS=${2:?--days needs a number}; shift 2 ;;
-        *) die "unknown option $1" ;;
-    esac
-done
+days_option 365 "$@"
 need_file "$B/agent.json" "is $B an agent bundle (tetherctl join / certs issue)?"
 cluster=$(json_string "$B/agent.json" cluster)
 domain=$(json_string "$D/federation.json" trustDomain)

@@ -11,13 +11,7 @@
 [ $# -ge 1 ] || die "usage: $0 FEDERATION_DIR [--days N]"
 D=$1
 shift
-DAYS=365
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --days) DAYS=${2:?--days needs a number}; shift 2 ;;
-        *) die "unknown option $1" ;;
-    esac
-done
+days_option 365 "$@"
 need_file "$D/federation.json" "is $D a federation directory (tetherctl init)?"
 work_dir
 check_ca "$D"
