@@ -40,6 +40,7 @@ let package = Package(
         .executable(name: "tether-agent", targets: ["tether-agent"]),
         .executable(name: "tetherctl", targets: ["tetherctl"]),
         .executable(name: "tether-simcluster", targets: ["tether-simcluster"]),
+        .executable(name: "tether-bench", targets: ["tether-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -59,6 +60,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
+        // Benchmarks: measured by hand (`swift run -c release tether-bench ...`), never by the test command.
+        .executableTarget(
+            name: "tether-bench",
+            dependencies: [
+                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", argumentParser, nioCore, nioPosix, nioSSL, nioTLS,
+                nioHTTP1, httpClient,
+            ],
+            path: "Benchmarks/TetherBench",
+            swiftSettings: strictSettings
+        ),
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
         .systemLibrary(
             name: "CTetherZlib",

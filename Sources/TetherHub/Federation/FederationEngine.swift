@@ -72,6 +72,10 @@ public actor FederationEngine: Service, HubSessionObserver {
     private var listsPending = 0
     private var settled = false
     private var persisted: [String: RevisionRecord] = [:]
+    /// Digests of members' desired sets as last persisted, and the members changed since.
+    private var digests: [String: String] = [:]
+    private var undigested: Set<String> = []
+    private var revisionsWrite: Task<Void, Never>?
 
     private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
 
@@ -233,6 +237,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     private func shutdown() {
+        if revisionsWrite != nil { writeRevisions() }
         isShutDown = true
         sessionEvents.finish()
         for waiter in shutdownWaiters { waiter.resume() }
@@ -294,10 +299,27 @@ public actor FederationEngine: Service, HubSessionObserver {
         for name in members.keys.sorted() { push(name) }
     }
 
+    /// Writes the clusters' revisions soon: changes within 200 ms share one write, and only the
+    /// desired sets that changed are digested again, so a burst of changes over thousands of
+    /// clusters costs one file write per interval, not one per change per cluster.
     private func persistRevisions() {
+        guard settled, settings.revisionsPath != nil, revisionsWrite == nil else { return }
+        revisionsWrite = Task {
+            try? await Task.sleep(for: .milliseconds(200))
+            self.writeRevisions()
+        }
+    }
+
+    private func writeRevisions() {
+        revisionsWrite?.cancel()
+        revisionsWrite = nil
         guard settled, let path = settings.revisionsPath else { return }
+        for name in undigested { digests[name] = members[name].map { Self.digest($0.desired) } }
+        undigested.removeAll()
         var records: [String: RevisionRecord] = [:]
-        for (name, member) in members { records[name] = RevisionRecord(revision: member.revision, digest: Self.digest(member.desired)) }
+        for (name, member) in members {
+            records[name] = RevisionRecord(revision: member.revision, digest: digests[name] ?? Self.digest(member.desired))
+        }
         guard records != persisted else { return }
         do {
             try PEMFiles.writeJSON(records, to: path)
@@ -497,6 +519,7 @@ public actor FederationEngine: Service, HubSessionObserver {
                 }
                 if members[name]?.desired[reference] != copy {
                     members[name]?.desired[reference] = copy
+                    undigested.insert(name)
                     touched.insert(name)
                 }
             }

@@ -1,0 +1,62 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import TetherLocal
+import TetherSecurity
+
+/// The hub's Kubernetes API as the admin, over HTTPS with the admin's certificate.
+struct HubClient: Sendable {
+    let client: HTTPClient
+    let base: String
+
+    init(federation: LocalFederation, connections: Int = 8) throws {
+        guard let port = try federation.directory.readPorts()?.api else { throw BenchError("the hub wrote no API port") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(federation.directory.caCertificatePath))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(federation.directory.adminCertificatePath).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: federation.directory.adminKeyPath, format: .pem))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        base = "https://127.0.0.1:\(port)"
+    }
+
+    /// Sends a request; returns the status code and the body.
+    @discardableResult
+    func send(_ method: HTTPMethod, _ path: String, json: String? = nil, contentType: String = "application/json") async throws -> (Int, Data) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let json {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        let response = try await client.execute(request, timeout: .seconds(120))
+        let body = try await response.body.collect(upTo: 256 * 1024 * 1024)
+        return (Int(response.status.code), Data(body.readableBytesView))
+    }
+
+    /// The `metadata.resourceVersion` of an object in a response body.
+    static func resourceVersion(_ body: Data) -> UInt64? {
+        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+            let metadata = object["metadata"] as? [String: Any], let version = metadata["resourceVersion"] as? String
+        else { return nil }
+        return UInt64(version)
+    }
+
+    func shutdown() async {
+        try? await client.shutdown()
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A ConfigMap whose `data` holds about `bytes` bytes.
+func configMap(_ name: String, bytes: Int, generation: Int = 0) -> String {
+    let filler = String(repeating: "x", count: max(0, bytes - 64))
+    return #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"\#(name)","namespace":"default"},"data":{"generation":"\#(generation)","payload":"\#(filler)"}}"#
+}

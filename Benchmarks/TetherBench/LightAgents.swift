@@ -1,0 +1,301 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+import TetherSecurity
+import TetherWire
+
+/// Many light agent sessions in one process: each dials the hub over mutual TLS 1.3 with its
+/// own cluster certificate, speaks the real protocol (hello, heartbeats, acks of every snapshot
+/// and delta), and reconnects when its session ends. They share the process's event loops; a
+/// session between messages is its channel and one repeating heartbeat timer, like an agent's.
+final class LightAgents: Sendable {
+    struct Settings: Sendable {
+        var hubPort: Int
+        var heartbeatInterval: TimeAmount = .seconds(10)
+        /// Source addresses, spread over so loopback ports do not run out.
+        var sourceAddresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        /// A reconnecting session waits a random time up to this (the agent's backoff base).
+        var reconnectJitter: TimeAmount = .milliseconds(500)
+        var connectConcurrency = 256
+    }
+
+    private let settings: Settings
+    private let contexts: [NIOSSLContext]
+    private let names: [String]
+    let group: MultiThreadedEventLoopGroup
+    let recorder: Recorder
+    private let stopping = Atomic<Bool>(false)
+    private let channels: Mutex<[Int: any Channel]> = Mutex([:])
+
+    init(settings: Settings, materials: [TLSMaterial], threads: Int = 2) throws {
+        self.settings = settings
+        self.contexts = try materials.map { try TetherTLS.agentDialerContext($0) }
+        self.names = materials.map { $0.identity.clusterName ?? "?" }
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.recorder = Recorder(count: materials.count)
+    }
+
+    var count: Int { contexts.count }
+
+    /// Dials every session, at most `connectConcurrency` handshakes at a time; returns when all
+    /// are dialled (not necessarily established: wait on the recorder for that).
+    func start() async {
+        await withTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                let index = next
+                next += 1
+                group.addTask { await self.dial(index) }
+            }
+            for _ in 0..<min(settings.connectConcurrency, count) { launch() }
+            while await group.next() != nil {
+                if next < count { launch() }
+            }
+        }
+    }
+
+    /// One attempt to connect session `index`; on failure or when the session ends later, it
+    /// tries again after a random delay.
+    private func dial(_ index: Int) async {
+        guard !stopping.load(ordering: .relaxed) else { return }
+        let loop = group.next()
+        let source = settings.sourceAddresses[index % settings.sourceAddresses.count]
+        let handler = LightSessionHandler(index: index, cluster: names[index], recorder: recorder, heartbeat: settings.heartbeatInterval) {
+            [weak self] in self?.sessionEnded(index)
+        }
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .connectTimeout(.seconds(30))
+                .bind(to: try SocketAddress(ipAddress: source, port: 0))
+                .channelInitializer { [contexts] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: contexts[index], serverHostname: nil))
+                        try sync.addTetherWireHandlers(limits: .default)
+                        try sync.addHandler(handler)
+                    }
+                }
+                .connect(host: "127.0.0.1", port: settings.hubPort)
+                .get()
+            channels.withLock { $0[index] = channel }
+        } catch {
+            recorder.connectFailed()
+            sessionEnded(index)
+        }
+    }
+
+    private func sessionEnded(_ index: Int) {
+        channels.withLock { _ = $0.removeValue(forKey: index) }
+        guard !stopping.load(ordering: .relaxed) else { return }
+        let delay = TimeAmount.nanoseconds(Int64.random(in: 0...settings.reconnectJitter.nanoseconds))
+        group.next().scheduleTask(in: delay) {
+            Task { await self.dial(index) }
+        }
+    }
+
+    func shutdown() async {
+        stopping.store(true, ordering: .relaxed)
+        let open = channels.withLock { Array($0.values) }
+        for channel in open { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// What the sessions saw: how many are up, and when each reached a revision. Every update is
+/// O(1): waits are on counters, so 16,000 sessions reporting do not contend on a scan.
+final class Recorder: Sendable {
+    private struct State {
+        var established = Set<Int>()
+        var connectFailures = 0
+        var received: [UInt64]
+        var acked: [UInt64]
+        /// The revision being waited for, and how many sessions have received / acked at least it.
+        var target: UInt64 = .max
+        var reachedReceived = 0
+        var reachedAcked = 0
+        /// When each session first received / acked the target.
+        var receivedAt: [ContinuousClock.Instant?]
+        var ackedAt: [ContinuousClock.Instant?]
+        var waiters: [UUID: (condition: @Sendable (Counts) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+
+        var counts: Counts { Counts(established: established.count, received: reachedReceived, acked: reachedAcked) }
+    }
+
+    struct Counts: Sendable {
+        var established: Int
+        var received: Int
+        var acked: Int
+    }
+
+    private let state: Mutex<State>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        state = Mutex(
+            State(
+                received: Array(repeating: 0, count: count), acked: Array(repeating: 0, count: count),
+                receivedAt: Array(repeating: nil, count: count), ackedAt: Array(repeating: nil, count: count)
+            )
+        )
+    }
+
+    func connectFailed() { state.withLock { $0.connectFailures += 1 } }
+    func established(_ index: Int) { update { $0.established.insert(index) } }
+    func ended(_ index: Int) { update { $0.established.remove(index) } }
+
+    func received(_ index: Int, revision: UInt64, acked: Bool) {
+        let now = ContinuousClock.now
+        update { state in
+            if acked {
+                let before = state.acked[index]
+                state.acked[index] = max(before, revision)
+                if before < state.target, revision >= state.target {
+                    state.reachedAcked += 1
+                    state.ackedAt[index] = now
+                }
+            } else {
+                let before = state.received[index]
+                state.received[index] = max(before, revision)
+                if before < state.target, revision >= state.target {
+                    state.reachedReceived += 1
+                    state.receivedAt[index] = now
+                }
+            }
+        }
+    }
+
+    var counts: Counts { state.withLock { $0.counts } }
+    var connectFailures: Int { state.withLock { $0.connectFailures } }
+
+    /// The highest revision every session has acked.
+    var minimumAcked: UInt64 { state.withLock { $0.acked.min() ?? 0 } }
+
+    /// Starts counting the sessions that reach `revision`.
+    func track(_ revision: UInt64) {
+        state.withLock { state in
+            state.target = revision
+            state.reachedReceived = state.received.count { $0 >= revision }
+            state.reachedAcked = state.acked.count { $0 >= revision }
+            state.receivedAt = Array(repeating: nil, count: state.received.count)
+            state.ackedAt = Array(repeating: nil, count: state.acked.count)
+        }
+    }
+
+    /// When each session first received (or acked) the tracked revision.
+    func times(acked: Bool) -> [ContinuousClock.Instant] {
+        state.withLock { (acked ? $0.ackedAt : $0.receivedAt).compactMap { $0 } }
+    }
+
+    /// Waits until `condition` holds (checked at each recorded event) or `timeout` passes; true if it held.
+    func wait(for timeout: Duration, until condition: @escaping @Sendable (Counts) -> Bool) async -> Bool {
+        let id = UUID()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let now = state.withLock { state -> Bool in
+                if condition(state.counts) { return true }
+                state.waiters[id] = (condition, continuation)
+                return false
+            }
+            if now {
+                continuation.resume(returning: true)
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if let waiter = self.state.withLock({ $0.waiters.removeValue(forKey: id) }) {
+                    waiter.continuation.resume(returning: false)
+                }
+            }
+        }
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            change(&state)
+            guard !state.waiters.isEmpty else { return [] }
+            let counts = state.counts
+            var ready: [CheckedContinuation<Bool, Never>] = []
+            for (id, waiter) in state.waiters where waiter.condition(counts) {
+                ready.append(waiter.continuation)
+                state.waiters[id] = nil
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+}
+
+/// One light session's protocol: hello after the handshake, heartbeats, an ack for every
+/// complete snapshot and every delta.
+final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WireMessage
+    typealias OutboundOut = WireMessage
+
+    private let index: Int
+    private let cluster: String
+    private let recorder: Recorder
+    private let heartbeat: TimeAmount
+    private let onEnd: @Sendable () -> Void
+    private var timer: RepeatedTask?
+    private var established = false
+
+    init(index: Int, cluster: String, recorder: Recorder, heartbeat: TimeAmount, onEnd: @escaping @Sendable () -> Void) {
+        self.index = index
+        self.cluster = cluster
+        self.recorder = recorder
+        self.heartbeat = heartbeat
+        self.onEnd = onEnd
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            let hello = Hello(protocolVersions: [1], agentVersion: "bench", cluster: cluster)
+            context.writeAndFlush(wrapOutboundOut(.hello(hello)), promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .welcome(let welcome):
+            established = true
+            recorder.established(index)
+            let interval = TimeAmount.milliseconds(Int64(welcome.heartbeatIntervalMilliseconds))
+            let first = TimeAmount.nanoseconds(Int64.random(in: interval.nanoseconds / 2...interval.nanoseconds))
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleRepeatedTask(initialDelay: first, delay: interval) { _ in
+                let context = loopBound.value
+                context.writeAndFlush(NIOAny(WireMessage.heartbeat(Heartbeat(sentAtMilliseconds: 0))), promise: nil)
+            }
+        case .snapshot(let snapshot):
+            recorder.received(index, revision: snapshot.revision, acked: false)
+            if snapshot.chunkIndex == snapshot.chunkCount - 1 { ack(snapshot.revision, context: context) }
+        case .delta(let delta):
+            recorder.received(index, revision: delta.toRevision, acked: false)
+            ack(delta.toRevision, context: context)
+        default:
+            break
+        }
+    }
+
+    private func ack(_ revision: UInt64, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.ack(Ack(revision: revision, failures: []))), promise: nil)
+        recorder.received(index, revision: revision, acked: true)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if established { recorder.ended(index) }
+        onEnd()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
