@@ -45,6 +45,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         report.add("object_bytes", Double(objectBytes), "changed object size", format: "%.0f", unit: "bytes")
         var allReceived: [Duration] = [], allAcked: [Duration] = [], perAgent: [Duration] = []
         let cpuBefore = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
+        let generatorBefore = ProcessStats.read(getpid())?.cpuSeconds ?? 0
+        let loopStarted = ContinuousClock.now
         for change in 0...changes {
             let body = configMap("fanout", bytes: objectBytes, generation: change)
             let sent = ContinuousClock.now
@@ -66,6 +68,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
             perAgent += received.map { $0 - sent }
         }
         let cpu = (ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0) - cpuBefore
+        let generator = (ProcessStats.read(getpid())?.cpuSeconds ?? 0) - generatorBefore
+        let wall = milliseconds(.now - loopStarted) / 1000
         let all = percentiles(allReceived), acks = percentiles(allAcked), each = percentiles(perAgent)
         report.add("all_received_p50_ms", all.p50, "every agent received it: p50", unit: "ms")
         report.add("all_received_p99_ms", all.p99, "every agent received it: p99", unit: "ms")
@@ -76,6 +80,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
         report.add("agent_received_p99_ms", each.p99, "one agent received it: p99", unit: "ms")
         report.add("pushes_per_second", Double(agents) / max(all.p50 / 1000, 0.000_001), "per-cluster pushes per second (p50 fan-out)", format: "%.0f")
         report.add("hub_cpu_us_per_delivery", cpu * 1e6 / Double(agents * (changes + 1)), "hub CPU per delivery (API write included)", format: "%.1f", unit: "µs")
+        report.add("generator_cpu_us_per_delivery", generator * 1e6 / Double(agents * (changes + 1)), "load generator CPU per delivery", format: "%.1f", unit: "µs")
+        report.add("hub_cpu_percent", cpu / wall * 100, "hub CPU during the changes", format: "%.0f", unit: "% of one core")
+        report.add("generator_cpu_percent", generator / wall * 100, "load generator CPU during the changes", format: "%.0f", unit: "% of one core")
 
         guard burst > 0 else { return }
         // The burst: `burst` writes of distinct objects as fast as 8 connections allow; coalescing

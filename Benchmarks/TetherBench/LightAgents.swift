@@ -76,7 +76,15 @@ final class LightAgents: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(NIOSSLClientHandler(context: contexts[index], serverHostname: nil))
-                        try sync.addTetherWireHandlers(limits: .default)
+                        // Frames, not messages: deltas are read for their revision only (see LightSessionHandler).
+                        let limits = WireLimits.default
+                        try sync.addHandler(
+                            ByteToMessageHandler(
+                                FrameDecoder(maximumFrameLength: limits.maximumFrameLength),
+                                maximumBufferSize: limits.maximumFrameLength + Frame.headerBytes + 256 * 1024
+                            )
+                        )
+                        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                         try sync.addHandler(handler)
                     }
                 }
@@ -232,15 +240,20 @@ final class Recorder: Sendable {
 
 /// One light session's protocol: hello after the handshake, heartbeats, an ack for every
 /// complete snapshot and every delta.
+///
+/// It reads frames, decoding only the small messages; a delta is read for its revision alone
+/// (`WireCodec.revision(of:)`), so the generator spends its CPU on TLS and framing, as little as
+/// it can, and the hub is what is measured.
 final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = WireMessage
-    typealias OutboundOut = WireMessage
+    typealias InboundIn = Frame
+    typealias OutboundOut = Frame
 
     private let index: Int
     private let cluster: String
     private let recorder: Recorder
     private let heartbeat: TimeAmount
     private let onEnd: @Sendable () -> Void
+    private let codec = WireCodec()
     private var timer: RepeatedTask?
     private var established = false
 
@@ -252,39 +265,51 @@ final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
         self.onEnd = onEnd
     }
 
+    private func send(_ message: WireMessage, context: ChannelHandlerContext) {
+        guard let frame = try? codec.encode(message, allocator: context.channel.allocator) else { return }
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event {
-            let hello = Hello(protocolVersions: [1], agentVersion: "bench", cluster: cluster)
-            context.writeAndFlush(wrapOutboundOut(.hello(hello)), promise: nil)
+            send(.hello(Hello(protocolVersions: [1], agentVersion: "bench", cluster: cluster)), context: context)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .welcome(let welcome):
-            established = true
-            recorder.established(index)
-            let interval = TimeAmount.milliseconds(Int64(welcome.heartbeatIntervalMilliseconds))
-            let first = TimeAmount.nanoseconds(Int64.random(in: interval.nanoseconds / 2...interval.nanoseconds))
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            timer = context.eventLoop.scheduleRepeatedTask(initialDelay: first, delay: interval) { _ in
-                let context = loopBound.value
-                context.writeAndFlush(NIOAny(WireMessage.heartbeat(Heartbeat(sentAtMilliseconds: 0))), promise: nil)
+        let frame = unwrapInboundIn(data)
+        switch frame.type {
+        case WireMessage.Kind.delta.rawValue:
+            guard let revision = try? codec.revision(of: frame, allocator: context.channel.allocator) else { return }
+            recorder.received(index, revision: revision, acked: false)
+            ack(revision, context: context)
+        case WireMessage.Kind.welcome.rawValue, WireMessage.Kind.snapshot.rawValue:
+            guard let message = try? codec.decode(frame, allocator: context.channel.allocator) else { return }
+            switch message {
+            case .welcome(let welcome):
+                established = true
+                recorder.established(index)
+                let interval = TimeAmount.milliseconds(Int64(welcome.heartbeatIntervalMilliseconds))
+                let first = TimeAmount.nanoseconds(Int64.random(in: interval.nanoseconds / 2...interval.nanoseconds))
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                timer = context.eventLoop.scheduleRepeatedTask(initialDelay: first, delay: interval) { _ in
+                    let (handler, context) = loopBound.value
+                    handler.send(.heartbeat(Heartbeat(sentAtMilliseconds: 0)), context: context)
+                }
+            case .snapshot(let snapshot):
+                recorder.received(index, revision: snapshot.revision, acked: false)
+                if snapshot.chunkIndex == snapshot.chunkCount - 1 { ack(snapshot.revision, context: context) }
+            default:
+                break
             }
-        case .snapshot(let snapshot):
-            recorder.received(index, revision: snapshot.revision, acked: false)
-            if snapshot.chunkIndex == snapshot.chunkCount - 1 { ack(snapshot.revision, context: context) }
-        case .delta(let delta):
-            recorder.received(index, revision: delta.toRevision, acked: false)
-            ack(delta.toRevision, context: context)
         default:
             break
         }
     }
 
     private func ack(_ revision: UInt64, context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(.ack(Ack(revision: revision, failures: []))), promise: nil)
+        send(.ack(Ack(revision: revision, failures: [])), context: context)
         recorder.received(index, revision: revision, acked: true)
     }
 

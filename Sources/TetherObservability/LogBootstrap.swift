@@ -42,27 +42,77 @@ public struct JSONLineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Builds the line by hand: time, level, label, message, then metadata keys in sorted order.
+    /// (Foundation's JSONSerialization with sorted keys was a third of the hub's CPU when it
+    /// logged thousands of acknowledgements a second.)
     public func log(event: LogEvent) {
-        var record: [String: Any] = [
-            "time": Date().formatted(.iso8601.time(includingFractionalSeconds: true).year().month().day()),
-            "level": event.level.rawValue,
-            "label": label,
-            "message": event.message.description,
-        ]
+        var line = "{\"time\":\"" + Self.timestamp() + "\",\"level\":\"" + event.level.rawValue + "\",\"label\":"
+        Self.appendQuoted(label, to: &line)
+        line += ",\"message\":"
+        Self.appendQuoted(event.message.description, to: &line)
         let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for (key, value) in merged { record[key] = Self.plain(value) }
-        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
-        else { return }
-        Self.write(data + Data([UInt8(ascii: "\n")]))
+        for key in merged.keys.sorted() {
+            line += ","
+            Self.appendQuoted(key, to: &line)
+            line += ":"
+            Self.append(merged[key] ?? .string(""), to: &line)
+        }
+        line += "}\n"
+        Self.write(Data(line.utf8))
     }
 
-    private static func plain(_ value: Logger.MetadataValue) -> Any {
+    private static func append(_ value: Logger.MetadataValue, to line: inout String) {
         switch value {
-        case .string(let string): string
-        case .stringConvertible(let convertible): convertible.description
-        case .array(let values): values.map(plain)
-        case .dictionary(let values): values.mapValues(plain)
+        case .string(let string): appendQuoted(string, to: &line)
+        case .stringConvertible(let convertible): appendQuoted(convertible.description, to: &line)
+        case .array(let values):
+            line += "["
+            for (index, element) in values.enumerated() {
+                if index > 0 { line += "," }
+                append(element, to: &line)
+            }
+            line += "]"
+        case .dictionary(let values):
+            line += "{"
+            for (index, key) in values.keys.sorted().enumerated() {
+                if index > 0 { line += "," }
+                appendQuoted(key, to: &line)
+                line += ":"
+                append(values[key] ?? .string(""), to: &line)
+            }
+            line += "}"
         }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    static func appendQuoted(_ text: String, to line: inout String) {
+        line += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": line += "\\\""
+            case "\\": line += "\\\\"
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20:
+                line += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line += "\""
+    }
+
+    /// `2026-11-25T09:15:02.123Z`, from the clock without a date formatter.
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = Int(now.tv_nsec / 1_000_000)
+        let fraction = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(fraction)Z"
     }
 
     private static let lock = NSLock()

@@ -106,6 +106,36 @@ public struct WireCodec: Sendable {
         }
     }
 
+    /// The revision a `snapshot` or `delta` frame carries, read without decoding its objects
+    /// (a load generator standing in for thousands of agents cannot afford full decoding); nil
+    /// for other frames. Relies on the sender's sorted keys: a delta's `toRevision` comes before
+    /// its `upserts`, a snapshot's `revision` is its last key.
+    public func revision(of frame: Frame, allocator: ByteBufferAllocator) throws(WireError) -> UInt64? {
+        guard frame.type == WireMessage.Kind.snapshot.rawValue || frame.type == WireMessage.Kind.delta.rawValue else { return nil }
+        var payload = frame.payload
+        if frame.flags.contains(.compressed) {
+            do {
+                payload = try Zlib.inflate(payload, limit: limits.maximumInflatedPayload, allocator: allocator)
+            } catch {
+                throw WireError(.corruptCompression, "cannot inflate a frame to read its revision")
+            }
+        }
+        let bytes = Array(payload.readableBytesView)
+        let key = Array((frame.type == WireMessage.Kind.delta.rawValue ? "\"toRevision\":" : "\"revision\":").utf8)
+        let found = frame.type == WireMessage.Kind.delta.rawValue
+            ? bytes.firstRange(of: key)
+            : bytes.indices.reversed().lazy.compactMap { start -> Range<Int>? in
+                bytes[start...].starts(with: key) ? start..<(start + key.count) : nil
+            }.first
+        guard let range = found else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes[range.upperBound...] {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
     /// Encodes one message, compressing its payload above the threshold.
     public func encode(_ message: WireMessage, allocator: ByteBufferAllocator) throws(WireError) -> Frame {
         let json: Data

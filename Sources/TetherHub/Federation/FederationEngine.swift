@@ -709,7 +709,8 @@ public actor FederationEngine: Service, HubSessionObserver {
             if let awaited = unjoining[cluster], let revision = awaited, ack.revision >= revision {
                 await finishUnjoin(cluster)
             }
-            logger.info(
+            // Per acknowledgement: debug, or a hub with thousands of agents logs thousands of lines per change.
+            logger.debug(
                 "agent applied a revision",
                 metadata: [
                     "tether.event": "federation.acked", "tether.cluster": "\(cluster)", "tether.revision": "\(ack.revision)",
