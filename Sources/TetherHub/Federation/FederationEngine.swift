@@ -59,6 +59,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         var announced: UInt64?
         /// The last revision written to the agent and when, for push-to-ack latency.
         var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
+        /// The digest of `desired` (see ``FederationEngine/digest(_:)``), kept as objects change.
+        var digestSum: UInt64 = 0
     }
 
     /// A cluster's revision and the digest of the desired set it names, as persisted.
@@ -72,9 +74,8 @@ public actor FederationEngine: Service, HubSessionObserver {
     private var listsPending = 0
     private var settled = false
     private var persisted: [String: RevisionRecord] = [:]
-    /// Digests of members' desired sets as last persisted, and the members changed since.
-    private var digests: [String: String] = [:]
-    private var undigested: Set<String> = []
+    /// Members that have never been given a revision (just joined).
+    private var unrevisioned: Set<String> = []
     private var revisionsWrite: Task<Void, Never>?
 
     private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
@@ -286,26 +287,27 @@ public actor FederationEngine: Service, HubSessionObserver {
         settled = true
         for name in members.keys.sorted() {
             guard var member = members[name] else { continue }
-            let digest = Self.digest(member.desired)
+            let digest = String(member.digestSum, radix: 16)
             if let record = persisted[name], record.digest == digest {
                 member.revision = record.revision
             } else {
                 member.revision = max(member.revision, (persisted[name]?.revision ?? 0) + 1)
             }
             members[name] = member
+            unrevisioned.remove(name)
         }
         logger.info("federation state settled", metadata: ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
         persistRevisions()
         for name in members.keys.sorted() { push(name) }
     }
 
-    /// Writes the clusters' revisions soon: changes within 200 ms share one write, and only the
-    /// desired sets that changed are digested again, so a burst of changes over thousands of
-    /// clusters costs one file write per interval, not one per change per cluster.
+    /// Writes the clusters' revisions soon: changes within a second share one write, and digests
+    /// are kept object by object, so a burst of changes over thousands of clusters costs one
+    /// file write per interval, not one digest of every set per change.
     private func persistRevisions() {
         guard settled, settings.revisionsPath != nil, revisionsWrite == nil else { return }
         revisionsWrite = Task {
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .seconds(1))
             self.writeRevisions()
         }
     }
@@ -314,11 +316,9 @@ public actor FederationEngine: Service, HubSessionObserver {
         revisionsWrite?.cancel()
         revisionsWrite = nil
         guard settled, let path = settings.revisionsPath else { return }
-        for name in undigested { digests[name] = members[name].map { Self.digest($0.desired) } }
-        undigested.removeAll()
         var records: [String: RevisionRecord] = [:]
         for (name, member) in members {
-            records[name] = RevisionRecord(revision: member.revision, digest: digests[name] ?? Self.digest(member.desired))
+            records[name] = RevisionRecord(revision: member.revision, digest: String(member.digestSum, radix: 16))
         }
         guard records != persisted else { return }
         do {
@@ -329,19 +329,55 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    /// A stable digest of a desired set: FNV-1a over its JSON with sorted keys, objects in reference order.
+    /// A stable digest of a desired set: the wrapping sum of each object's ``contribution(_:_:)``,
+    /// so it is independent of order and kept up to date object by object as the set changes.
     static func digest(_ desired: [ObjectReference: JSONValue]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        String(desired.reduce(UInt64(0)) { $0 &+ contribution($1.key, $1.value) }, radix: 16)
+    }
+
+    /// FNV-1a over the reference and a canonical walk of the object (keys sorted, types tagged):
+    /// stable across runs, unlike `Hasher`, and without encoding JSON.
+    static func contribution(_ reference: ObjectReference, _ value: JSONValue) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for reference in desired.keys.sorted(by: { $0.description < $1.description }) {
-            guard let data = try? encoder.encode(desired[reference]) else { continue }
-            for byte in Array(reference.description.utf8) + Array(data) {
+        func mix<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
+            for byte in bytes {
                 hash ^= UInt64(byte)
                 hash &*= 0x100_0000_01b3
             }
         }
-        return String(hash, radix: 16)
+        func mix(_ number: UInt64) { withUnsafeBytes(of: number.littleEndian) { mix($0) } }
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .null: mix([0])
+            case .bool(let flag): mix([1, flag ? 1 : 0])
+            case .integer(let number):
+                mix([2])
+                mix(UInt64(bitPattern: number))
+            case .double(let number):
+                mix([3])
+                mix(number.bitPattern)
+            case .string(let text):
+                mix([4])
+                mix(text.utf8)
+                mix([0xFF])
+            case .array(let items):
+                mix([5])
+                mix(UInt64(items.count))
+                items.forEach(walk)
+            case .object(let members):
+                mix([6])
+                mix(UInt64(members.count))
+                for key in members.keys.sorted() {
+                    mix(key.utf8)
+                    mix([0xFF])
+                    walk(members[key] ?? .null)
+                }
+            }
+        }
+        mix(reference.description.utf8)
+        mix([0xFE])
+        walk(value)
+        return hash
     }
 
     private func listed(_ objects: [JSONValue], version: UInt64, role: Role, type: ResourceType) {
@@ -415,6 +451,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             clusterObjects[name] = nil
             joined.withLockedValue { _ = $0.remove(name) }
             unjoining[name] = nil
+            unrevisioned.remove(name)
             guard let member = members.removeValue(forKey: name) else { return }
             member.outage?.cancel()
             logger.info("cluster left the federation", metadata: ["tether.event": "federation.cluster_removed", "tether.cluster": "\(name)"])
@@ -425,6 +462,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         } else if members[name] == nil {
             clusterObjects[name] = object
             members[name] = Member()
+            unrevisioned.insert(name)
             joined.withLockedValue { _ = $0.insert(name) }
             if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
             logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
@@ -505,7 +543,8 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     /// Each cluster's copy of `references`; a cluster whose set changed gets revision `version` and a push.
     private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false) {
-        let names = members.keys.sorted()
+        // Only when there are objects to place: a join with none must not cost a pass over every cluster.
+        let names = references.isEmpty ? [] : members.keys.sorted()
         let placeable = names.filter { members[$0]?.excluded == false }
         var touched: Set<String> = []
         for reference in references {
@@ -517,20 +556,24 @@ public actor FederationEngine: Service, HubSessionObserver {
                     reports[reference]?[name] = nil
                     statusDirty.insert(reference)
                 }
+                if let previous = members[name]?.desired[reference], previous != copy {
+                    members[name]?.digestSum &-= Self.contribution(reference, previous)
+                }
                 if members[name]?.desired[reference] != copy {
+                    if let copy { members[name]?.digestSum &+= Self.contribution(reference, copy) }
                     members[name]?.desired[reference] = copy
-                    undigested.insert(name)
                     touched.insert(name)
                 }
             }
         }
         if everyCluster {
             // A cluster that just joined holds nothing yet; give it a revision even with an empty set.
-            for name in names where members[name]?.revision == 0 { touched.insert(name) }
+            for name in unrevisioned where members[name]?.revision == 0 { touched.insert(name) }
         }
         for name in touched {
             let next = max(version, (members[name]?.revision ?? 0) + 1)
             members[name]?.revision = next
+            unrevisioned.remove(name)
             let acked = members[name]?.acked ?? 0
             Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", name)]).record(Double(next > acked ? next - acked : 0))
             push(name)

@@ -1,0 +1,46 @@
+import Foundation
+import TetherLocal
+import TetherTestSupport
+import Testing
+
+/// Each benchmark, run small: it builds, starts what it measures, finishes, and prints its
+/// figures as a JSON line. The figures themselves are not judged here (docs/performance.md).
+@Suite("benchmarks run (small N)", .serialized, .timeLimit(.minutes(5)))
+struct BenchmarkSmokeTests {
+    private func bench(_ arguments: [String]) async throws -> [String: Any] {
+        let binaries = try TetherBinaries.locate()
+        let process = ManagedProcess(name: "tether-bench", executable: binaries.url("tether-bench"), arguments: arguments)
+        try process.start()
+        guard let status = await process.waitForExit(within: .seconds(240)) else {
+            throw KubectlError(description: "tether-bench \(arguments) did not finish: \(process.tail())")
+        }
+        #expect(status == 0, "\(process.tail())")
+        let line = process.lines.last { $0.raw.hasPrefix("{") }?.raw ?? ""
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    @Test("sessions: 20 light agents held, then a reconnect storm")
+    func sessions() async throws {
+        let figures = try await bench(["sessions", "--agents", "20", "--idle-window", "1", "--heartbeat-interval", "2"])
+        #expect(figures["agents"] as? Double == 20)
+        #expect((figures["hub_bytes_per_session"] as? Double) != nil && (figures["storm_seconds"] as? Double ?? 0) > 0, "\(figures)")
+    }
+
+    @Test("fanout: a change reaching 10 agents, and a burst")
+    func fanout() async throws {
+        let figures = try await bench(["fanout", "--agents", "10", "--changes", "2", "--burst", "10"])
+        #expect((figures["all_received_p50_ms"] as? Double ?? 0) > 0 && figures["burst_converge_seconds"] != nil, "\(figures)")
+    }
+
+    @Test("agent: a real agent applies 10 objects and idles")
+    func agent() async throws {
+        let figures = try await bench(["agent", "--objects", "10", "--idle-window", "1"])
+        #expect((figures["agent_rss_mib"] as? Double ?? 0) > 0 && (figures["snapshot_apply_seconds"] as? Double) != nil, "\(figures)")
+    }
+
+    @Test("api: 50 objects, kubectl and HTTP latencies, 3 watchers")
+    func api() async throws {
+        let figures = try await bench(["api", "--objects", "50", "--watchers", "3", "--repeats", "2"])
+        #expect((figures["watch_all_p50_ms"] as? Double) != nil && (figures["kubectl_get_p50_ms"] as? Double ?? 0) > 0, "\(figures)")
+    }
+}
