@@ -130,14 +130,22 @@ final class Recorder: Sendable {
         var receivedAt: [ContinuousClock.Instant?]
         var ackedAt: [ContinuousClock.Instant?]
         var waiters: [UUID: (condition: @Sendable (Counts) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        /// Per session, when its current connection was accepted and how long until its first desired state.
+        var connectedAt: [ContinuousClock.Instant?]
+        var toFirstState: [Duration?]
+        var firstStates = 0
 
-        var counts: Counts { Counts(established: established.count, received: reachedReceived, acked: reachedAcked) }
+        var counts: Counts {
+            Counts(established: established.count, received: reachedReceived, acked: reachedAcked, firstStates: firstStates)
+        }
     }
 
     struct Counts: Sendable {
         var established: Int
         var received: Int
         var acked: Int
+        /// Sessions that received a desired state since `resetConnections()`.
+        var firstStates: Int
     }
 
     private let state: Mutex<State>
@@ -148,18 +156,44 @@ final class Recorder: Sendable {
         state = Mutex(
             State(
                 received: Array(repeating: 0, count: count), acked: Array(repeating: 0, count: count),
-                receivedAt: Array(repeating: nil, count: count), ackedAt: Array(repeating: nil, count: count)
+                receivedAt: Array(repeating: nil, count: count), ackedAt: Array(repeating: nil, count: count),
+                connectedAt: Array(repeating: nil, count: count), toFirstState: Array(repeating: nil, count: count)
             )
         )
     }
 
     func connectFailed() { state.withLock { $0.connectFailures += 1 } }
+
+    /// The TCP connection of session `index` is up (its TLS handshake starts now).
+    func connected(_ index: Int) {
+        let now = ContinuousClock.now
+        state.withLock {
+            $0.connectedAt[index] = now
+            if $0.toFirstState[index] != nil { $0.firstStates -= 1 }
+            $0.toFirstState[index] = nil
+        }
+    }
+
+    /// How long each session took from connecting to its first desired state, for the
+    /// connections made since `resetConnections()`.
+    func connectToFirstState() -> [Duration] { state.withLock { $0.toFirstState.compactMap { $0 } } }
+
+    func resetConnections() {
+        state.withLock {
+            $0.toFirstState = Array(repeating: nil, count: $0.toFirstState.count)
+            $0.firstStates = 0
+        }
+    }
     func established(_ index: Int) { update { $0.established.insert(index) } }
     func ended(_ index: Int) { update { $0.established.remove(index) } }
 
     func received(_ index: Int, revision: UInt64, acked: Bool) {
         let now = ContinuousClock.now
         update { state in
+            if !acked, state.toFirstState[index] == nil, let connected = state.connectedAt[index] {
+                state.toFirstState[index] = now - connected
+                state.firstStates += 1
+            }
             if acked {
                 let before = state.acked[index]
                 state.acked[index] = max(before, revision)
@@ -268,6 +302,11 @@ final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func send(_ message: WireMessage, context: ChannelHandlerContext) {
         guard let frame = try? codec.encode(message, allocator: context.channel.allocator) else { return }
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        recorder.connected(index)
+        context.fireChannelActive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -114,6 +114,7 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let (restarted, _) = try await fixture.federation.startHub(
                 heartbeatInterval: options.heartbeatInterval, agentListen: "127.0.0.1:\(fixture.port)", autoJoin: true
             )
+            fixture.agents.recorder.resetConnections()
             let ready = ContinuousClock.now
             let cpuAtReady = ProcessStats.read(restarted.processIdentifier)?.cpuSeconds ?? 0
             let back = await fixture.agents.recorder.wait(for: .seconds(300)) { $0.established == agents }
@@ -121,6 +122,11 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let cpuAfter = ProcessStats.read(restarted.processIdentifier)?.cpuSeconds ?? 0
             report.add("storm_seconds", stormSeconds, back ? "reconnect storm: all back after restart" : "reconnect storm: NOT all back", unit: "s")
             report.add("hub_cpu_ms_per_handshake", (cpuAfter - cpuAtReady) * 1000 / Double(agents), "hub CPU per reconnecting session", format: "%.2f", unit: "ms")
+            // Connect to first desired state: every reconnecting session gets a snapshot.
+            _ = await fixture.agents.recorder.wait(for: .seconds(120)) { $0.firstStates >= agents }
+            let firstState = percentiles(fixture.agents.recorder.connectToFirstState())
+            report.add("first_state_p50_ms", firstState.p50, "connect to first desired state (storm): p50", unit: "ms")
+            report.add("first_state_p99_ms", firstState.p99, "connect to first desired state (storm): p99", unit: "ms")
             report.add("connect_failures", Double(fixture.agents.recorder.connectFailures), "refused dials while the hub was down", format: "%.0f")
         } catch {
             await fixture.stop()

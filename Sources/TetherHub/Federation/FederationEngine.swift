@@ -611,12 +611,13 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         members[cluster]?.sent = nil
         members[cluster]?.announced = lastAppliedRevision
+        // The desired state first: the Cluster's status is a durable write, and the agent need not wait for it.
+        push(cluster)
         await setClusterPhase(cluster, phase: "Ready", message: "an agent session is up")
         await updateCluster(cluster) { status in
             status["agentVersion"] = .string(hello.agentVersion)
             status["kinds"] = .array(hello.kinds.map(JSONValue.string))
         }
-        push(cluster)
     }
 
     private func detach(cluster: String, sessionID: String) async {
