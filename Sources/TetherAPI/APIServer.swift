@@ -171,9 +171,7 @@ extension APIServer {
     /// New handshakes present `material`'s certificate and trust its CA bundle; open
     /// connections keep theirs. Checked first (hub identity, valid now); on failure nothing changes.
     public func reload(_ material: TLSMaterial, now: Date = Date()) throws(SecurityError) {
-        guard material.leaf.notValidBefore <= now, now < material.leaf.notValidAfter else {
-            throw SecurityError(.unreadableFile, "the new API certificate is not valid now (valid until \(material.leaf.notValidAfter))")
-        }
+        try material.requireValid(at: now, describing: "the new API certificate")
         let presented = try TetherTLS.presentedCredentials(material)
         credentials.withLockedValue { current in
             current = Credentials(

@@ -63,7 +63,7 @@ public actor AgentCredentials: Service {
         self.settings = settings
         self.logger = logger
         (events, inbox) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(256))
-        loadedFingerprint = Self.fingerprint(connector.material)
+        loadedFingerprint = connector.material.fingerprint
     }
 
     /// A `certificate` or `trust` message from the hub (the session hook).
@@ -233,7 +233,7 @@ public actor AgentCredentials: Service {
                 )
             }
             try connector.reload(renewed)
-            loadedFingerprint = Self.fingerprint(renewed)
+            loadedFingerprint = renewed.fingerprint
             backoffUntil = nil
             Counter(label: "tether_agent_certificate_renewals_total").increment()
             let summary = CertificateSummary(certificate)
@@ -263,7 +263,7 @@ public actor AgentCredentials: Service {
             let updated = try TLSMaterial(chain: material.chain, privateKey: material.privateKey, trustRoots: roots)
             try bundle.replaceTrustBundle(trust.caBundle)
             try connector.reload(updated)
-            loadedFingerprint = Self.fingerprint(updated)
+            loadedFingerprint = updated.fingerprint
             logger.notice(
                 "the hub sent a new CA bundle",
                 metadata: [
@@ -287,11 +287,8 @@ public actor AgentCredentials: Service {
         do {
             try bundle.recoverInterruptedRenewal()
             let material = try bundle.loadMaterial()
-            let now = Date()
-            guard material.leaf.notValidBefore <= now, now < material.leaf.notValidAfter else {
-                throw SecurityError(.unreadableFile, "\(bundle.certificatePath) is not valid now (valid until \(material.leaf.notValidAfter.formatted(.iso8601)))")
-            }
-            let fingerprint = Self.fingerprint(material)
+            try material.requireValid(describing: bundle.certificatePath)
+            let fingerprint = material.fingerprint
             guard forced || fingerprint != loadedFingerprint else { return }
             try connector.reload(material)
             loadedFingerprint = fingerprint
@@ -308,9 +305,6 @@ public actor AgentCredentials: Service {
         }
     }
 
-    private static func fingerprint(_ material: TLSMaterial) -> String {
-        ([material.leaf] + material.trustRoots).map { CertificateSummary($0).serial }.joined(separator: "/")
-    }
 
     private static func certificates(in pem: String) throws(SecurityError) -> [Certificate] {
         try PEMFiles.certificates(inPEM: pem, source: "the hub's CA bundle")

@@ -113,12 +113,7 @@ public final class AgentListener: Service, Sendable {
         guard case .hub = material.identity.role else {
             throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), not the hub")
         }
-        guard material.leaf.notValidBefore <= now, now < material.leaf.notValidAfter else {
-            throw SecurityError(
-                .unreadableFile,
-                "the new certificate is not valid now (valid \(material.leaf.notValidBefore) to \(material.leaf.notValidAfter))"
-            )
-        }
+        try material.requireValid(at: now)
         let revocations = trust.withLockedValue { $0.verifier.revocations }
         let replacement = try Self.trust(material, revocations: revocations)
         let previousBundle = trust.withLockedValue { current in

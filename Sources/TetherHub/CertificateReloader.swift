@@ -100,7 +100,7 @@ public struct CertificateReloader: Service {
 
     private func consume(_ triggers: AsyncStream<Trigger>) async {
         // What the listeners started with, so restoring a file after a refused change is no change.
-        var lastMaterial = (try? Self.load(directory)).map(Self.fingerprint)
+        var lastMaterial = (try? Self.load(directory))?.fingerprint
         var lastRevocations = try? RevocationList.load(from: directory.revocationListPath)
         for await trigger in triggers {
             var material = false, revocations = false
@@ -130,7 +130,7 @@ public struct CertificateReloader: Service {
     private func reloadMaterial(unlessSameAs last: inout String?, forced: Bool) {
         do {
             let material = try Self.load(directory)
-            let fingerprint = Self.fingerprint(material)
+            let fingerprint = material.fingerprint
             if !forced, fingerprint == last { return }
             for target in targets { try target.reload(material) }
             last = fingerprint
@@ -153,9 +153,6 @@ public struct CertificateReloader: Service {
         try TLSMaterial.load(certificate: directory.hubCertificatePath, key: directory.hubKeyPath, trustBundle: directory.caCertificatePath)
     }
 
-    private static func fingerprint(_ material: TLSMaterial) -> String {
-        ([material.leaf] + material.trustRoots).map { CertificateSummary($0).serial }.joined(separator: "/")
-    }
 
     private func reloadRevocations(unlessSameAs last: inout RevocationList?) {
         do {

@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import NIOCore
 import NIOSSL
@@ -32,6 +33,23 @@ public struct TLSMaterial: Sendable {
     }
 
     public var leaf: Certificate { chain[0] }
+
+    /// Throws unless the certificate is within its validity period at `now`: a reload must
+    /// never swap in material that every handshake would refuse.
+    public func requireValid(at now: Date = Date(), describing what: String = "the new certificate") throws(SecurityError) {
+        guard leaf.notValidBefore <= now, now < leaf.notValidAfter else {
+            throw SecurityError(
+                .unreadableFile,
+                "\(what) is not valid now (valid \(leaf.notValidBefore.formatted(.iso8601)) to \(leaf.notValidAfter.formatted(.iso8601)))"
+            )
+        }
+    }
+
+    /// The serials of the certificate and of every trusted CA: equal for material that presents
+    /// and trusts the same certificates, so a reload of unchanged files can be told apart.
+    public var fingerprint: String {
+        ([leaf] + trustRoots).map { CertificateSummary($0).serial }.joined(separator: "/")
+    }
 }
 
 /// The TLS settings of the agent protocol: TLS 1.3 only, both sides verified, ALPN `tether/1`.

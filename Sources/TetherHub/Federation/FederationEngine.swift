@@ -624,7 +624,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         guard members[cluster]?.session?.id == sessionID else { return }
         members[cluster]?.session = nil
         members[cluster]?.sent = nil
-        let lost = Self.timestamp()
+        let lost = kubernetesTimestamp()
         await setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
         let settings = settings
         members[cluster]?.outage = Task {
@@ -866,7 +866,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         let index = conditions.firstIndex { $0["type"]?.stringValue == type }
         let previous = index.map { conditions[$0] }
         let text = value ? "True" : "False"
-        let transition = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] ?? .string(timestamp()) : .string(timestamp())
+        let transition = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] ?? .string(kubernetesTimestamp()) : .string(kubernetesTimestamp())
         let condition: JSONValue = [
             "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
             "lastTransitionTime": transition,
@@ -880,20 +880,16 @@ public actor FederationEngine: Service, HubSessionObserver {
     private static func describe(_ certificate: CertificateSummary, into status: inout [String: JSONValue], now: Date = Date()) {
         status["certificate"] = [
             "serial": .string(certificate.serial), "issuer": .string(certificate.issuer),
-            "notBefore": .string(iso8601(certificate.notBefore)), "notAfter": .string(iso8601(certificate.notAfter)),
+            "notBefore": .string(kubernetesTimestamp(certificate.notBefore)), "notAfter": .string(kubernetesTimestamp(certificate.notAfter)),
         ]
         let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
         let left = certificate.notAfter.timeIntervalSince(now)
         let expiring = left < lifetime / 4
         let message = expiring
-            ? "the agent's certificate (serial \(certificate.serial)) expires at \(iso8601(certificate.notAfter)) and was not renewed; "
+            ? "the agent's certificate (serial \(certificate.serial)) expires at \(kubernetesTimestamp(certificate.notAfter)) and was not renewed; "
                 + "see the agent's certificates.renewal_* log events, or renew with `tetherctl certs renew --cluster`"
-            : "the agent's certificate is valid until \(iso8601(certificate.notAfter))"
+            : "the agent's certificate is valid until \(kubernetesTimestamp(certificate.notAfter))"
         setCondition("CertificateExpiring", expiring, reason: expiring ? "NotRenewed" : "Valid", message: message, in: &status)
-    }
-
-    private static func iso8601(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
     }
 
     private func recordHealth(_ cluster: String, _ health: Heartbeat.ClusterHealth) async {
@@ -904,7 +900,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         await updateCluster(cluster) { status in
             if let certificate { Self.describe(certificate, into: &status) }
-            status["lastHeartbeatTime"] = .string(Self.timestamp())
+            status["lastHeartbeatTime"] = .string(kubernetesTimestamp())
             status["kubernetesVersion"] = health.kubernetesVersion.map(JSONValue.string)
             status["nodeCount"] = health.nodeCount.map { .integer(Int64($0)) }
             status["apiReachable"] = .bool(health.apiReachable)
@@ -931,9 +927,11 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    private static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
-    }
+}
+
+/// A time as Kubernetes writes it in objects: `2026-11-25T09:15:02Z`.
+func kubernetesTimestamp(_ date: Date = Date()) -> String {
+    date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
 }
 
 extension JSONValue {

@@ -70,7 +70,7 @@ actor MemberEvents {
         }
         pending[key] = Pending(
             namespace: namespace, name: name, observation: observation, reason: reason, type: type, message: message,
-            at: Self.timestamp()
+            at: kubernetesTimestamp()
         )
         flush()
     }
@@ -180,9 +180,5 @@ actor MemberEvents {
             "source": ["component": "tether-hub"], "reportingComponent": "tether.io/hub",
             "firstTimestamp": .string(event.at), "lastTimestamp": .string(event.at), "count": 1,
         ]
-    }
-
-    private static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
     }
 }
