@@ -5,29 +5,6 @@ import NIOHTTP1
 import TetherLocal
 import TetherSecurity
 
-/// Creates `count` ConfigMaps at the hub, 8 at a time; returns the highest resourceVersion.
-@discardableResult
-func createConfigMaps(_ count: Int, prefix: String, bytes: Int, api: HubClient) async throws -> UInt64 {
-    try await withThrowingTaskGroup(of: UInt64.self) { group in
-        var next = 0, highest: UInt64 = 0
-        func launch() {
-            let index = next
-            next += 1
-            group.addTask {
-                let (code, answer) = try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: configMap("\(prefix)-\(index)", bytes: bytes))
-                guard code == 201, let version = HubClient.resourceVersion(answer) else { throw BenchError("create \(prefix)-\(index): \(code)") }
-                return version
-            }
-        }
-        for _ in 0..<min(8, count) { launch() }
-        while let version = try await group.next() {
-            highest = max(highest, version)
-            if next < count { launch() }
-        }
-        return highest
-    }
-}
-
 struct AgentBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
@@ -68,7 +45,8 @@ struct AgentBenchmark: AsyncParsableCommand {
             report.add("snapshot_apply_seconds", applySeconds, "snapshot of all objects applied (session up to revision done)", format: "%.2f", unit: "s")
             report.note("failures", done["tether.failures"] ?? "?")
 
-            try await Task.sleep(for: .seconds(5))
+            // A fixed settling period, then the measurement window (see CommonOptions.settle).
+            try await Task.sleep(for: .seconds(options.settle))
             let before = ProcessStats.read(agent.processIdentifier)
             try await Task.sleep(for: .seconds(idleWindow))
             let after = ProcessStats.read(agent.processIdentifier)

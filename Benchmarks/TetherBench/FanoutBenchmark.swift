@@ -87,29 +87,11 @@ struct FanoutBenchmark: AsyncParsableCommand {
         guard burst > 0 else { return }
         // The burst: `burst` writes of distinct objects as fast as 8 connections allow; coalescing
         // must keep memory bounded by the desired state, not by the number of changes.
-        if let pid = Optional(fixture.hub.processIdentifier) {
-            try? "5".write(toFile: "/proc/\(pid)/clear_refs", atomically: false, encoding: .utf8)  // resets the peak (VmHWM)
-        }
+        // Writing "5" to clear_refs resets the peak (VmHWM), so the peak below is the burst's.
+        try? "5".write(toFile: "/proc/\(fixture.hub.processIdentifier)/clear_refs", atomically: false, encoding: .utf8)
         let before = ProcessStats.read(fixture.hub.processIdentifier)
         let started = ContinuousClock.now
-        let last = try await withThrowingTaskGroup(of: UInt64.self) { group in
-            var next = 0, highest: UInt64 = 0
-            func launch() {
-                let index = next
-                next += 1
-                group.addTask {
-                    let (code, answer) = try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: configMap("burst-\(index)", bytes: objectBytes))
-                    guard code == 201, let version = HubClient.resourceVersion(answer) else { throw BenchError("burst write \(index): \(code)") }
-                    return version
-                }
-            }
-            for _ in 0..<min(8, burst) { launch() }
-            while let version = try await group.next() {
-                highest = max(highest, version)
-                if next < burst { launch() }
-            }
-            return highest
-        }
+        let last = try await createConfigMaps(burst, prefix: "burst", bytes: objectBytes, api: api)
         let written = ContinuousClock.now
         recorder.track(last)
         guard await recorder.wait(for: .seconds(600), until: { $0.acked == agents }) else {

@@ -25,6 +25,9 @@ struct CommonOptions: ParsableArguments {
 
     @Option(name: .long, help: "Seconds between agent heartbeats.")
     var heartbeatInterval: Double = 10
+
+    @Option(name: .long, help: "Seconds a process is left alone before its memory is read (a fixed part of the measurement, the same in every run).")
+    var settle: Double = 3
 }
 
 /// A hub with `agents` light sessions up and their first desired state acknowledged.
@@ -42,7 +45,7 @@ struct SessionFixture {
         let materials = try clusterMaterials(count, directory: federation.directory)
         print("issued \(count) agent certificates in \(String(format: "%.1f", milliseconds(.now - issued) / 1000)) s")
         let (hub, port) = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true)
-        let baseline = try await settledStats(hub)
+        let baseline = try await settledStats(hub, settle: options.settle)
         let agents = try LightAgents(
             settings: .init(hubPort: port, heartbeatInterval: .milliseconds(Int64(options.heartbeatInterval * 1000))),
             materials: materials
@@ -64,9 +67,10 @@ struct SessionFixture {
         return SessionFixture(federation: federation, hub: hub, port: port, agents: agents, connectSeconds: seconds, baseline: baseline)
     }
 
-    /// The hub's figures once its memory stops moving for a moment.
-    static func settledStats(_ hub: ManagedProcess) async throws -> ProcessStats {
-        try await Task.sleep(for: .seconds(3))
+    /// The hub's figures after `settle` seconds left alone: a fixed settling period is part of
+    /// the measurement protocol (the same in every run), not a wait for something to happen.
+    static func settledStats(_ hub: ManagedProcess, settle: Double) async throws -> ProcessStats {
+        try await Task.sleep(for: .seconds(settle))
         guard let stats = ProcessStats.read(hub.processIdentifier) else { throw ValidationError("cannot read the hub's /proc entries") }
         return stats
     }
@@ -98,12 +102,13 @@ struct SessionsBenchmark: AsyncParsableCommand {
         report.add("agents", Double(agents), "agent sessions", format: "%.0f")
         report.add("connect_seconds", fixture.connectSeconds, "first connection of all, joined and acknowledged", unit: "s")
         do {
-            let held = try await SessionFixture.settledStats(fixture.hub)
+            let held = try await SessionFixture.settledStats(fixture.hub, settle: options.settle)
             let perSession = Double(held.resident - fixture.baseline.resident) / Double(agents)
             report.add("hub_rss_baseline_mib", Double(fixture.baseline.resident) / 1_048_576, "hub resident memory, no sessions", unit: "MiB")
             report.add("hub_rss_mib", Double(held.resident) / 1_048_576, "hub resident memory, sessions idle", unit: "MiB")
             report.add("hub_bytes_per_session", perSession, "hub memory per idle session", format: "%.0f", unit: "bytes")
 
+            // The measurement window: idle CPU is CPU seconds over a fixed stretch of wall time.
             let before = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
             try await Task.sleep(for: .seconds(idleWindow))
             let after = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0

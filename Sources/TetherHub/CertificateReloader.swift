@@ -44,15 +44,6 @@ public struct CertificateReloader: Service {
         self.logger = logger
     }
 
-    /// Convenience for the agent listener alone.
-    public init(directory: FederationDirectory, listener: AgentListener, logger: Logger) {
-        self.init(
-            directory: directory,
-            targets: [Target(name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) }, revoke: listener.updateRevocations)],
-            logger: logger
-        )
-    }
-
     private enum Trigger: Sendable {
         case files(Set<String>)
         case signal
@@ -117,14 +108,6 @@ public struct CertificateReloader: Service {
             if material { reloadMaterial(unlessSameAs: &lastMaterial, forced: trigger.isSignal) }
             if revocations { reloadRevocations(unlessSameAs: &lastRevocations) }
         }
-    }
-
-    /// Reads the files and hands them to every listener, or keeps the old material and says why.
-    public func reload() {
-        var none: String?
-        var noList: RevocationList?
-        reloadMaterial(unlessSameAs: &none, forced: true)
-        reloadRevocations(unlessSameAs: &noList)
     }
 
     private func reloadMaterial(unlessSameAs last: inout String?, forced: Bool) {

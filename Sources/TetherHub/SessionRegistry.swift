@@ -82,19 +82,17 @@ public final class SessionRegistry: Sendable {
     @discardableResult
     func endRevoked(_ revocations: RevocationList) -> [String] {
         let revoked = sessions.withLockedValue { sessions in
-            sessions.compactMap { cluster, entry -> (String, Entry, RevocationList.Entry)? in
-                guard let certificate = entry.certificate, let revocation = revocations.revocation(of: certificate) else { return nil }
-                return (cluster, entry, revocation)
+            sessions.compactMap { cluster, entry -> (cluster: String, channel: any Channel, reason: String)? in
+                guard let certificate = entry.certificate, let revocation = revocations.revocation(of: certificate),
+                    let identity = try? TetherIdentity(certificate: certificate)
+                else { return nil }
+                return (cluster, entry.channel, PeerVerifier.revoked(certificate, identity: identity, by: revocation).reason)
             }
         }
-        for (_, entry, revocation) in revoked {
-            let identity = entry.certificate.flatMap { try? TetherIdentity(certificate: $0) }
-            let reason = entry.certificate.map { certificate in
-                identity.map { PeerVerifier.revoked(certificate, identity: $0, by: revocation).reason } ?? revocation.reason
-            } ?? revocation.reason
-            entry.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.revoked(reason: reason))
+        for session in revoked {
+            session.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.revoked(reason: session.reason))
         }
-        return revoked.map(\.0)
+        return revoked.map(\.cluster)
     }
 
     /// Sends `message` on every established session (a new CA bundle).

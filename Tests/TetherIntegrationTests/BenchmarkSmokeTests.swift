@@ -21,7 +21,7 @@ struct BenchmarkSmokeTests {
 
     @Test("sessions: 20 light agents held, then a reconnect storm")
     func sessions() async throws {
-        let figures = try await bench(["sessions", "--agents", "20", "--idle-window", "1", "--heartbeat-interval", "2"])
+        let figures = try await bench(["sessions", "--agents", "20", "--idle-window", "1", "--heartbeat-interval", "2", "--settle", "1"])
         #expect(figures["agents"] as? Double == 20)
         #expect((figures["hub_bytes_per_session"] as? Double) != nil && (figures["storm_seconds"] as? Double ?? 0) > 0, "\(figures)")
     }
@@ -34,7 +34,7 @@ struct BenchmarkSmokeTests {
 
     @Test("agent: a real agent applies 10 objects and idles")
     func agent() async throws {
-        let figures = try await bench(["agent", "--objects", "10", "--idle-window", "1"])
+        let figures = try await bench(["agent", "--objects", "10", "--idle-window", "1", "--settle", "1"])
         #expect((figures["agent_rss_mib"] as? Double ?? 0) > 0 && (figures["snapshot_apply_seconds"] as? Double) != nil, "\(figures)")
     }
 
