@@ -13,11 +13,7 @@ struct HubClient: Sendable {
 
     init(federation: LocalFederation, connections: Int = 8) throws {
         guard let port = try federation.directory.readPorts()?.api else { throw BenchError("the hub wrote no API port") }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(federation.directory.caCertificatePath))
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(federation.directory.adminCertificatePath).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: federation.directory.adminKeyPath, format: .pem))
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        var configuration = HTTPClient.Configuration(tlsConfiguration: try federation.directory.adminClientTLS())
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         base = "https://127.0.0.1:\(port)"

@@ -19,8 +19,8 @@ public struct RevocationList: Codable, Sendable, Hashable {
         public init(serial: String? = nil, identity: String? = nil, revokedAt: Date = Date(), reason: String) {
             self.serial = serial?.uppercased()
             self.identity = identity
-            // Whole seconds, rounded up, as the file keeps them: a certificate issued in the second
-            // of the revocation is covered whether it came just before or just after.
+            // Whole seconds, rounded up, as the file keeps them: every certificate issued before
+            // the revocation is covered (and one issued in the same second after it, too).
             self.revokedAt = Date(timeIntervalSince1970: revokedAt.timeIntervalSince1970.rounded(.up))
             self.reason = reason
         }
@@ -28,7 +28,9 @@ public struct RevocationList: Codable, Sendable, Hashable {
         func covers(_ certificate: Certificate) -> Bool {
             if let serial, CertificateSummary(certificate).serial == serial { return true }
             if let identity, let presented = try? TetherIdentity(certificate: certificate), presented.uri == identity {
-                return CertificateAuthority.issuedAt(certificate) <= revokedAt
+                // Certificate times have whole seconds, and `revokedAt` is rounded up: strictly
+                // before, so a bundle issued in the second after a revocation is valid.
+                return CertificateAuthority.issuedAt(certificate) < revokedAt
             }
             return false
         }

@@ -152,3 +152,15 @@ public enum TetherTLS {
         }
     }
 }
+
+extension FederationDirectory {
+    /// TLS for a client of the hub's API acting as the federation's admin (`admin.crt`,
+    /// trusting `ca.crt`): what `tetherctl` and the benchmarks use.
+    public func adminClientTLS() throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCertificatePath))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(adminCertificatePath).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: adminKeyPath, format: .pem))
+        return tls
+    }
+}

@@ -24,11 +24,7 @@ struct HubAPI {
             let host = (try? directory.loadConfig().hubHosts.first) ?? "127.0.0.1"
             base = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(directory.caCertificatePath))
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(directory.adminCertificatePath).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: directory.adminKeyPath, format: .pem))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: try directory.adminClientTLS()))
     }
 
     func shutdown() async { try? await client.shutdown() }

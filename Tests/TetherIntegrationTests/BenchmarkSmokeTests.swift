@@ -8,14 +8,9 @@ import Testing
 @Suite("benchmarks run (small N)", .serialized, .timeLimit(.minutes(5)))
 struct BenchmarkSmokeTests {
     private func bench(_ arguments: [String]) async throws -> [String: Any] {
-        let binaries = try TetherBinaries.locate()
-        let process = ManagedProcess(name: "tether-bench", executable: binaries.url("tether-bench"), arguments: arguments)
-        try process.start()
-        guard let status = await process.waitForExit(within: .seconds(240)) else {
-            throw KubectlError(description: "tether-bench \(arguments) did not finish: \(process.tail())")
-        }
-        #expect(status == 0, "\(process.tail())")
-        let line = process.lines.last { $0.raw.hasPrefix("{") }?.raw ?? ""
+        let (status, output) = try await run("tether-bench", arguments, within: .seconds(240))
+        #expect(status == 0, "\(output.suffix(3000))")
+        let line = output.split(separator: "\n").last { $0.hasPrefix("{") } ?? ""
         return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
     }
 

@@ -40,10 +40,6 @@ extension LocalFederation {
         return (status, process.lines.map(\.raw).joined(separator: "\n"))
     }
 
-    func tetherctl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await run(binaries.url("tetherctl").path, arguments)
-    }
-
     /// An agent bundle whose certificate lives `validity`.
     func issueBundle(cluster: String, hubPort: Int, validity: Duration) throws -> AgentBundle {
         try directory.issueAgentBundle(
@@ -174,7 +170,7 @@ struct CertificateLifecycleTests {
             }
             let oldCA = try federation.directory.loadAuthority().certificate
 
-            let started = try await federation.tetherctl(["certs", "rotate-ca", "--dir", federation.directory.path, "--output", "json"])
+            let started = try await run("tetherctl", ["certs", "rotate-ca", "--dir", federation.directory.path, "--output", "json"])
             #expect(started.status == 0, "\(started.output)")
             let newCA = try federation.directory.loadAuthority().certificate
             #expect(newCA != oldCA)
@@ -188,7 +184,7 @@ struct CertificateLifecycleTests {
                 renewedSerials[name] = renewed?["tether.serial"]
             }
             // Finishing is refused nowhere now: the hub and admin certificates were re-issued by rotate-ca.
-            let finished = try await federation.tetherctl(["certs", "rotate-ca", "--dir", federation.directory.path, "--finish"])
+            let finished = try await run("tetherctl", ["certs", "rotate-ca", "--dir", federation.directory.path, "--finish"])
             #expect(finished.status == 0, "\(finished.output)")
             #expect(try federation.directory.loadTrustBundle() == [newCA])
             #expect(!FileManager.default.fileExists(atPath: federation.directory.previousCAKeyPath))
@@ -212,7 +208,7 @@ struct CertificateLifecycleTests {
                 let serial = try #require(renewedSerials[name])
                 try await hubctl.succeed(["wait", "--for=jsonpath={.status.certificate.serial}=\(serial)", "cluster/\(name)", "--timeout=20s"])
             }
-            let again = try await federation.tetherctl(["certs", "rotate-ca", "--dir", federation.directory.path, "--finish"])
+            let again = try await run("tetherctl", ["certs", "rotate-ca", "--dir", federation.directory.path, "--finish"])
             #expect(again.status != 0 && again.output.contains("no CA rollover is in progress"), "\(again.output)")
         }
     }
@@ -229,7 +225,7 @@ struct CertificateLifecycleTests {
                 )
                 try await agents[name]?.waitForEvent("session.established", within: .seconds(20))
             }
-            let revoked = try await federation.tetherctl(["certs", "revoke", "--dir", federation.directory.path, "--cluster", "eu-1", "--reason", "test"])
+            let revoked = try await run("tetherctl", ["certs", "revoke", "--dir", federation.directory.path, "--cluster", "eu-1", "--reason", "test"])
             #expect(revoked.status == 0, "\(revoked.output)")
             let cutAt = ContinuousClock.now
             try await hub.waitForEvent("session.revoked", within: .seconds(1)) { $0["tether.cluster"] == "eu-1" }
@@ -246,7 +242,7 @@ struct CertificateLifecycleTests {
 
             // By serial: only that certificate.
             let serial = CertificateSummary(try PEMFiles.readCertificates(at: federation.root + "/bundles/us-1/tls.crt")[0]).serial
-            let bySerial = try await federation.tetherctl(["certs", "revoke", "--dir", federation.directory.path, "--serial", serial])
+            let bySerial = try await run("tetherctl", ["certs", "revoke", "--dir", federation.directory.path, "--serial", serial])
             #expect(bySerial.status == 0, "\(bySerial.output)")
             try await hub.waitForEvent("session.revoked", within: .seconds(1)) { $0["tether.cluster"] == "us-1" }
             #expect(!(agents["ap-1"]?.lines.contains { $0.event == "session.ended" } ?? true))

@@ -5,11 +5,11 @@ import TetherTestSupport
 import Testing
 
 /// Runs a Tether executable to completion and returns its exit status and output.
-func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+func run(_ binary: String, _ arguments: [String], within timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
     let binaries = try TetherBinaries.locate()
     let process = ManagedProcess(name: binary, executable: binaries.url(binary), arguments: arguments)
     try process.start()
-    guard let status = await process.waitForExit(within: .seconds(30)) else {
+    guard let status = await process.waitForExit(within: timeout) else {
         await process.stop()
         throw DeadlineExceeded(description: "\(binary) \(arguments) did not finish")
     }
