@@ -5,8 +5,9 @@ import X509
 /// by `tetherctl certs revoke` and `tetherctl unjoin`, read (and watched) by the hub.
 ///
 /// An entry names one certificate by serial, or every certificate of an identity issued up to
-/// the moment of revocation (when it was issued is read from its validity period; see
-/// ``CertificateAuthority/issuedAt(_:)``), so joining the cluster again afterwards works.
+/// the moment of revocation (when it was issued is read from its validity period, to the
+/// second; see ``CertificateAuthority/issuedAt(_:)``), so joining the cluster again a few
+/// seconds later works.
 public struct RevocationList: Codable, Sendable, Hashable {
     public struct Entry: Codable, Sendable, Hashable {
         /// Hex, as `tetherctl certs inspect` prints it.
@@ -19,8 +20,7 @@ public struct RevocationList: Codable, Sendable, Hashable {
         public init(serial: String? = nil, identity: String? = nil, revokedAt: Date = Date(), reason: String) {
             self.serial = serial?.uppercased()
             self.identity = identity
-            // Whole seconds, rounded up, as the file keeps them: every certificate issued before
-            // the revocation is covered (and one issued in the same second after it, too).
+            // Whole seconds, rounded up, as the file keeps them (see `covers`).
             self.revokedAt = Date(timeIntervalSince1970: revokedAt.timeIntervalSince1970.rounded(.up))
             self.reason = reason
         }
@@ -28,9 +28,10 @@ public struct RevocationList: Codable, Sendable, Hashable {
         func covers(_ certificate: Certificate) -> Bool {
             if let serial, CertificateSummary(certificate).serial == serial { return true }
             if let identity, let presented = try? TetherIdentity(certificate: certificate), presented.uri == identity {
-                // Certificate times have whole seconds, and `revokedAt` is rounded up: strictly
-                // before, so a bundle issued in the second after a revocation is valid.
-                return CertificateAuthority.issuedAt(certificate) < revokedAt
+                // Certificate times are rounded to whole seconds and `revokedAt` is rounded up, so
+                // "at or before" covers every certificate issued before the revocation; one issued
+                // more than 1.5 s after it is valid.
+                return CertificateAuthority.issuedAt(certificate) <= revokedAt
             }
             return false
         }

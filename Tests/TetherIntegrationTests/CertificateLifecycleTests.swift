@@ -41,10 +41,10 @@ extension LocalFederation {
     }
 
     /// An agent bundle whose certificate lives `validity`.
-    func issueBundle(cluster: String, hubPort: Int, validity: Duration) throws -> AgentBundle {
+    func issueBundle(cluster: String, hubPort: Int, validity: Duration = .days(365), issuedAt now: Date = Date()) throws -> AgentBundle {
         try directory.issueAgentBundle(
             cluster: cluster, to: (root as NSString).appendingPathComponent("bundles/\(cluster)"),
-            hubAddresses: ["127.0.0.1:\(hubPort)"], validity: validity
+            hubAddresses: ["127.0.0.1:\(hubPort)"], validity: validity, now: now
         )
     }
 }
@@ -247,8 +247,10 @@ struct CertificateLifecycleTests {
             try await hub.waitForEvent("session.revoked", within: .seconds(1)) { $0["tether.cluster"] == "us-1" }
             #expect(!(agents["ap-1"]?.lines.contains { $0.event == "session.ended" } ?? true))
 
-            // Joining the name again gives a bundle the revocation does not cover.
-            let fresh = try federation.issueBundle(cluster: "eu-1", hubPort: port)
+            // Joining the name again gives a bundle the revocation does not cover: one issued more
+            // than 1.5 s after it (the certificate's clock reads 2 s ahead; it is backdated a minute,
+            // so it is valid now).
+            let fresh = try federation.issueBundle(cluster: "eu-1", hubPort: port, issuedAt: Date().addingTimeInterval(2))
             let rejoined = try federation.startAgent(name: "agent-eu-1-new", bundle: fresh)
             try await rejoined.waitForEvent("session.established", within: .seconds(20))
             let list = try RevocationList.load(from: federation.directory.revocationListPath)

@@ -135,15 +135,17 @@ struct RolloverTests {
         let later = try directory.loadAuthority().issue(for: identity, usage: .client, now: Date().addingTimeInterval(5)).certificate
         #expect(byIdentity.revocation(of: later) == nil, "a bundle issued after the revocation is valid")
 
-        // The boundary: times are whole seconds; a certificate issued in the second after a
-        // revocation (re-joining at once) is valid, every one issued before it is not.
-        let revokedAt = Date(timeIntervalSince1970: 1_800_000_000.4)
-        let boundary = RevocationList(entries: [.init(identity: identity.uri, revokedAt: revokedAt, reason: "unjoined")])
+        // The boundary: certificate times are rounded to whole seconds. Every certificate issued
+        // before a revocation is covered, whatever its fraction of a second; one issued more than
+        // 1.5 s after it is valid.
         let authority = try directory.loadAuthority()
-        let justBefore = try authority.issue(for: identity, usage: .client, now: revokedAt.addingTimeInterval(-0.3)).certificate
-        let nextSecond = try authority.issue(for: identity, usage: .client, now: revokedAt.addingTimeInterval(0.9)).certificate
-        #expect(boundary.revocation(of: justBefore) != nil)
-        #expect(boundary.revocation(of: nextSecond) == nil)
+        for revokedAt in [Date(timeIntervalSince1970: 1_800_000_000.4), Date(timeIntervalSince1970: 1_800_000_000.8)] {
+            let boundary = RevocationList(entries: [.init(identity: identity.uri, revokedAt: revokedAt, reason: "unjoined")])
+            let justBefore = try authority.issue(for: identity, usage: .client, now: revokedAt.addingTimeInterval(-0.1)).certificate
+            let after = try authority.issue(for: identity, usage: .client, now: revokedAt.addingTimeInterval(1.6)).certificate
+            #expect(boundary.revocation(of: justBefore) != nil, "\(revokedAt.timeIntervalSince1970)")
+            #expect(boundary.revocation(of: after) == nil, "\(revokedAt.timeIntervalSince1970)")
+        }
 
         try directory.revoke(.init(identity: identity.uri, reason: "unjoined"))
         try directory.revoke(.init(serial: "ABCD", reason: "lost"))
