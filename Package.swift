@@ -58,6 +58,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Only the benchmarks use gRPC: `tether-bench protocol` measures our framed protocol against it.
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
     ],
     targets: [
         // Benchmarks: measured by hand (`swift run -c release tether-bench ...`), never by the test command.
@@ -65,7 +68,9 @@ let package = Package(
             name: "tether-bench",
             dependencies: [
                 "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", argumentParser, nioCore, nioPosix, nioSSL, nioTLS,
-                nioHTTP1, httpClient,
+                nioHTTP1, httpClient, x509,
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],
             path: "Benchmarks/TetherBench",
             swiftSettings: strictSettings
