@@ -31,10 +31,13 @@ struct ProtocolBenchmark: AsyncParsableCommand {
     )
 
     @Option(name: .long, help: "Deltas per run for the Deployment and 1 KiB payloads.")
-    var messages = 20_000
+    var messages = 10_000
 
     @Option(name: .long, help: "Deltas per run for the 64 KiB payload.")
-    var largeMessages = 2_000
+    var largeMessages = 1_000
+
+    @Option(name: .long, parsing: .upToNextOption, help: "What each end does per delta: json (encode and decode it), bytes (send an encoding made once, read only its revision), or both.")
+    var carriage: [Carriage] = Carriage.allCases
 
     @Option(name: .long, help: "Runs of each combination; medians are reported.")
     var repeats = 3
@@ -59,34 +62,36 @@ struct ProtocolBenchmark: AsyncParsableCommand {
             let count = payload == .configMap64KiB ? largeMessages : messages
             let sample = payload.delta(revision: 1)
             report.add("\(payload.key)_json_bytes", Double(try WireCodec.jsonByteCount(of: sample)), "\(payload.label): JSON per delta", format: "%.0f", unit: "bytes")
+            for carriage in carriage {
             for compressed in [false, true] {
+                let setup = ExchangeSetup(payload: payload, carriage: carriage, count: count, compressed: compressed, window: window, warmup: warmup)
                 var results: [WireProtocolUnderTest: [ExchangeResult]] = [:]
                 for _ in 0..<repeats {
                     // Alternate the order so neither protocol always runs on a warmer machine.
                     for candidate in WireProtocolUnderTest.allCases.shuffled() {
-                        let result = try await candidate.exchange(
-                            payload: payload, count: count, compressed: compressed, window: window, warmup: warmup, pki: pki
-                        )
+                        let result = try await candidate.exchange(setup, pki: pki)
                         results[candidate, default: []].append(result)
                     }
                 }
-                let mode = compressed ? "deflate" : "plain"
+                let mode = "\(carriage.rawValue)_" + (compressed ? "deflate" : "plain")
                 var medians: [WireProtocolUnderTest: ExchangeResult] = [:]
                 for candidate in WireProtocolUnderTest.allCases {
                     let median = ExchangeResult.median(results[candidate] ?? [])
                     medians[candidate] = median
                     let key = "\(payload.key)_\(mode)_\(candidate.rawValue)"
-                    let label = "\(payload.label), \(mode), \(candidate.label)"
+                    let label = "\(payload.label), \(carriage.rawValue), \(compressed ? "deflate" : "plain"), \(candidate.label)"
                     report.add("\(key)_msgs_per_s", median.messagesPerSecond, "\(label): deltas/s", format: "%.0f")
                     report.add("\(key)_wire_bytes", median.wireBytesPerMessage, "\(label): wire bytes per delta (both ways)", format: "%.0f", unit: "bytes")
                     report.add("\(key)_cpu_us", median.cpuMicrosecondsPerMessage, "\(label): CPU per delta (both ends)", format: "%.1f", unit: "µs")
                 }
                 if let ours = medians[.tether], let theirs = medians[.grpc] {
                     let key = "\(payload.key)_\(mode)"
-                    report.add("\(key)_throughput_ratio", ours.messagesPerSecond / theirs.messagesPerSecond, "\(payload.label), \(mode): throughput Tether/gRPC", format: "%.2f", unit: "x")
-                    report.add("\(key)_bytes_ratio", ours.wireBytesPerMessage / theirs.wireBytesPerMessage, "\(payload.label), \(mode): wire bytes Tether/gRPC", format: "%.3f", unit: "x")
-                    report.add("\(key)_cpu_ratio", ours.cpuMicrosecondsPerMessage / theirs.cpuMicrosecondsPerMessage, "\(payload.label), \(mode): CPU Tether/gRPC", format: "%.2f", unit: "x")
+                    let label = "\(payload.label), \(carriage.rawValue), \(compressed ? "deflate" : "plain")"
+                    report.add("\(key)_throughput_ratio", ours.messagesPerSecond / theirs.messagesPerSecond, "\(label): throughput Tether/gRPC", format: "%.2f", unit: "x")
+                    report.add("\(key)_bytes_ratio", ours.wireBytesPerMessage / theirs.wireBytesPerMessage, "\(label): wire bytes Tether/gRPC", format: "%.3f", unit: "x")
+                    report.add("\(key)_cpu_ratio", ours.cpuMicrosecondsPerMessage / theirs.cpuMicrosecondsPerMessage, "\(label): CPU Tether/gRPC", format: "%.2f", unit: "x")
                 }
+            }
             }
         }
         report.print()
@@ -101,15 +106,34 @@ enum WireProtocolUnderTest: String, CaseIterable, Hashable {
 
     var label: String { self == .tether ? "Tether" : "gRPC" }
 
-    func exchange(
-        payload: DesiredStatePayload, count: Int, compressed: Bool, window: Int, warmup: Int, pki: BenchPKI
-    ) async throws -> ExchangeResult {
+    func exchange(_ setup: ExchangeSetup, pki: BenchPKI) async throws -> ExchangeResult {
         switch self {
-        case .tether:
-            try await TetherExchange.run(payload: payload, count: count, compressed: compressed, window: window, warmup: warmup, pki: pki)
-        case .grpc:
-            try await GRPCExchange.run(payload: payload, count: count, compressed: compressed, window: window, warmup: warmup, pki: pki)
+        case .tether: try await TetherExchange.run(setup, pki: pki)
+        case .grpc: try await GRPCExchange.run(setup, pki: pki)
         }
+    }
+}
+
+/// What each end does with a delta besides carrying it.
+enum Carriage: String, CaseIterable, ExpressibleByArgument {
+    /// The sender encodes every delta as JSON, the receiver decodes it: the whole cost of a message.
+    case json
+    /// The sender sends JSON encoded once beforehand (as a hub does for many clusters sharing a
+    /// delta), the receiver reads only its revision: what is left is the protocol and transport.
+    case bytes
+}
+
+struct ExchangeSetup: Sendable {
+    var payload: DesiredStatePayload
+    var carriage: Carriage
+    var count: Int
+    var compressed: Bool
+    var window: Int
+    var warmup: Int
+
+    /// Encodings made once for `bytes` carriage, used in turn (distinct revisions, like a stream of changes).
+    func preEncoded() throws -> [[UInt8]] {
+        try (1...64).map { Array(try SortedJSON.encoder.encode(payload.delta(revision: UInt64($0)))) }
     }
 }
 
@@ -356,10 +380,10 @@ func withExchangeLoops<Result: Sendable>(
 }
 
 enum TetherExchange {
-    static func run(
-        payload: DesiredStatePayload, count: Int, compressed: Bool, window: Int, warmup: Int, pki: BenchPKI
-    ) async throws -> ExchangeResult {
-        let limits = WireLimits(compressionThreshold: compressed ? WireLimits.default.compressionThreshold : Int.max)
+    static func run(_ setup: ExchangeSetup, pki: BenchPKI) async throws -> ExchangeResult {
+        let limits = WireLimits(compressionThreshold: setup.compressed ? WireLimits.default.compressionThreshold : Int.max)
+        let codec = WireCodec(limits: limits)
+        let preEncoded = setup.carriage == .bytes ? try setup.preEncoded() : []
         let traffic = WireTraffic()
         let serverContext = try TetherTLS.agentListenerContext(pki.server)
         let clientContext = try TetherTLS.agentDialerContext(pki.client)
@@ -372,14 +396,20 @@ enum TetherExchange {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(WireCountingHandler(traffic))
                         try sync.addHandler(NIOSSLServerHandler(context: serverContext))
-                        try sync.addTetherWireHandlers(limits: limits)
-                        try sync.addHandler(AckingReceiver())
+                        try sync.addFrameHandlers(limits: limits)
+                        try sync.addHandler(AckingReceiver(codec: codec, carriage: setup.carriage))
                     }
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
             guard let port = listener.localAddress?.port else { throw ValidationError("the benchmark listener has no port") }
-            let sender = WindowedSender(window: window, delta: payload.delta(revision:))
+            let payload = setup.payload
+            let sender = WindowedSender(window: setup.window, codec: codec) { revision, allocator in
+                if preEncoded.isEmpty {
+                    return try codec.encode(.delta(payload.delta(revision: revision)), allocator: allocator)
+                }
+                return try codec.frame(.delta, json: allocator.buffer(bytes: preEncoded[Int(revision) % preEncoded.count]), allocator: allocator)
+            }
             let result: Swift.Result<ExchangeResult, any Error>
             do {
                 let channel = try await ClientBootstrap(group: clientGroup)
@@ -388,16 +418,16 @@ enum TetherExchange {
                         channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
                             try sync.addHandler(NIOSSLClientHandler(context: clientContext, serverHostname: nil))
-                            try sync.addTetherWireHandlers(limits: limits)
+                            try sync.addFrameHandlers(limits: limits)
                             try sync.addHandler(sender)
                         }
                     }
                     .connect(host: "127.0.0.1", port: port)
                     .get()
-                if warmup > 0 { try await sender.send(warmup, on: channel).get() }
+                if setup.warmup > 0 { try await sender.send(setup.warmup, on: channel).get() }
                 result = .success(
-                    try await ExchangeResult.measure(count: count, traffic: traffic) {
-                        try await sender.send(count, on: channel).get()
+                    try await ExchangeResult.measure(count: setup.count, traffic: traffic) {
+                        try await sender.send(setup.count, on: channel).get()
                     }
                 )
                 try? await channel.close()
@@ -410,14 +440,43 @@ enum TetherExchange {
     }
 }
 
-/// The receiving end: acks each delta with its revision, flushing once per read burst.
+extension ChannelPipeline.SynchronousOperations {
+    /// Frames in and out, without the message handler: the benchmark encodes and decodes itself,
+    /// with the same `WireCodec` calls the message handler makes.
+    func addFrameHandlers(limits: WireLimits) throws {
+        try addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameLength: limits.maximumFrameLength)))
+        try addHandler(MessageToByteHandler(FrameEncoder()))
+    }
+}
+
+/// The receiving end: decodes each delta (or reads its revision) and acks it, flushing once per read burst.
 final class AckingReceiver: ChannelInboundHandler {
-    typealias InboundIn = WireMessage
-    typealias OutboundOut = WireMessage
+    typealias InboundIn = Frame
+    typealias OutboundOut = Frame
+
+    private let codec: WireCodec
+    private let carriage: Carriage
+
+    init(codec: WireCodec, carriage: Carriage) {
+        self.codec = codec
+        self.carriage = carriage
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .delta(let delta) = unwrapInboundIn(data) {
-            context.write(wrapOutboundOut(.ack(Ack(revision: delta.toRevision))), promise: nil)
+        let frame = unwrapInboundIn(data)
+        do {
+            let revision: UInt64?
+            switch carriage {
+            case .json:
+                guard case .delta(let delta) = try codec.decode(frame, allocator: context.channel.allocator) else { return }
+                revision = delta.toRevision
+            case .bytes:
+                revision = try codec.revision(of: frame, allocator: context.channel.allocator)
+            }
+            guard let revision else { return }
+            context.write(wrapOutboundOut(try codec.encode(.ack(Ack(revision: revision)), allocator: context.channel.allocator)), promise: nil)
+        } catch {
+            context.fireErrorCaught(error)
         }
     }
 
@@ -428,11 +487,12 @@ final class AckingReceiver: ChannelInboundHandler {
 
 /// The sending end: keeps `window` deltas unacked until `count` have been acked.
 final class WindowedSender: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = WireMessage
-    typealias OutboundOut = WireMessage
+    typealias InboundIn = Frame
+    typealias OutboundOut = Frame
 
     private let window: Int
-    private let delta: @Sendable (UInt64) -> Delta
+    private let codec: WireCodec
+    private let frame: (UInt64, ByteBufferAllocator) throws -> Frame
     // Touched only on the channel's event loop.
     private var revision: UInt64 = 0
     private var remaining = 0
@@ -440,9 +500,10 @@ final class WindowedSender: ChannelInboundHandler, @unchecked Sendable {
     private var done: EventLoopPromise<Void>?
     private var context: ChannelHandlerContext?
 
-    init(window: Int, delta: @escaping @Sendable (UInt64) -> Delta) {
+    init(window: Int, codec: WireCodec, frame: @escaping (UInt64, ByteBufferAllocator) throws -> Frame) {
         self.window = window
-        self.delta = delta
+        self.codec = codec
+        self.frame = frame
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -464,14 +525,24 @@ final class WindowedSender: ChannelInboundHandler, @unchecked Sendable {
             revision += 1
             remaining -= 1
             unacked += 1
-            context.write(wrapOutboundOut(.delta(delta(revision))), promise: nil)
+            do {
+                context.write(wrapOutboundOut(try frame(revision, context.channel.allocator)), promise: nil)
+            } catch {
+                fail(error)
+                return
+            }
             wrote = true
         }
         if wrote { context.flush() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .ack = unwrapInboundIn(data) else { return }
+        do {
+            guard case .ack = try codec.decode(unwrapInboundIn(data), allocator: context.channel.allocator) else { return }
+        } catch {
+            fail(error)
+            return
+        }
         unacked -= 1
         if remaining == 0, unacked == 0, let done {
             self.done = nil
@@ -481,15 +552,18 @@ final class WindowedSender: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        done?.fail(ChannelError.ioOnClosedChannel)
+    private func fail(_ error: any Error) {
+        done?.fail(error)
         done = nil
+        context?.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(ChannelError.ioOnClosedChannel)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        done?.fail(error)
-        done = nil
-        context.close(promise: nil)
+        fail(error)
     }
 }
 
@@ -509,9 +583,24 @@ struct JSONMessageCoder<Message: Codable & Sendable>: MessageSerializer, Message
     }
 }
 
-/// `tether.bench.DesiredState/Stream`: deltas in, one ack per delta out.
+/// Bytes as they are: for JSON encoded beforehand.
+struct RawBytesCoder: MessageSerializer, MessageDeserializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
+        var bytes = Bytes(repeating: 0, count: message.count)
+        bytes.withUnsafeMutableBytes { target in message.withUnsafeBytes { target.copyMemory(from: $0) } }
+        return bytes
+    }
+
+    func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+        serializedMessageBytes.withUnsafeBytes { Array($0) }
+    }
+}
+
+/// `tether.bench.DesiredState/Stream` (decoded deltas) and `/StreamBytes` (deltas read for
+/// their revision only, as Tether's receiver does with `bytes` carriage): one ack per delta.
 struct DesiredStateService: RegistrableRPCService {
     static let stream = MethodDescriptor(fullyQualifiedService: "tether.bench.DesiredState", method: "Stream")
+    static let streamBytes = MethodDescriptor(fullyQualifiedService: "tether.bench.DesiredState", method: "StreamBytes")
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         router.registerHandler(
@@ -524,28 +613,39 @@ struct DesiredStateService: RegistrableRPCService {
                 return [:]
             }
         }
+        router.registerHandler(
+            forMethod: Self.streamBytes, deserializer: RawBytesCoder(), serializer: JSONMessageCoder<Ack>()
+        ) { request, _ in
+            StreamingServerResponse { writer in
+                let codec = WireCodec()
+                let allocator = ByteBufferAllocator()
+                for try await bytes in request.messages {
+                    // The same revision lookup Tether's receiver makes (gRPC has inflated the message already).
+                    let frame = Frame(type: WireMessage.Kind.delta.rawValue, payload: allocator.buffer(bytes: bytes))
+                    guard let revision = try codec.revision(of: frame, allocator: allocator) else { continue }
+                    try await writer.write(Ack(revision: revision))
+                }
+                return [:]
+            }
+        }
     }
 }
 
 enum GRPCExchange {
-    static func run(
-        payload: DesiredStatePayload, count: Int, compressed: Bool, window: Int, warmup: Int, pki: BenchPKI
-    ) async throws -> ExchangeResult {
+    static func run(_ setup: ExchangeSetup, pki: BenchPKI) async throws -> ExchangeResult {
         let traffic = WireTraffic()
         return try await withExchangeLoops { serverGroup, clientGroup in
-            try await exchange(
-                payload: payload, count: count, compressed: compressed, window: window, warmup: warmup, pki: pki, traffic: traffic,
-                serverGroup: serverGroup, clientGroup: clientGroup
-            )
+            try await exchange(setup, pki: pki, traffic: traffic, serverGroup: serverGroup, clientGroup: clientGroup)
         }
     }
 
     private static func exchange(
-        payload: DesiredStatePayload, count: Int, compressed: Bool, window: Int, warmup: Int, pki: BenchPKI, traffic: WireTraffic,
+        _ setup: ExchangeSetup, pki: BenchPKI, traffic: WireTraffic,
         serverGroup: MultiThreadedEventLoopGroup, clientGroup: MultiThreadedEventLoopGroup
     ) async throws -> ExchangeResult {
-        let algorithm: CompressionAlgorithm = compressed ? .deflate : .none
-        let algorithms: CompressionAlgorithmSet = compressed ? [.deflate] : []
+        let algorithm: CompressionAlgorithm = setup.compressed ? .deflate : .none
+        let algorithms: CompressionAlgorithmSet = setup.compressed ? [.deflate] : []
+        let preEncoded = setup.carriage == .bytes ? try setup.preEncoded() : []
 
         var serverConfig = HTTP2ServerTransport.Posix.Config.defaults
         serverConfig.compression.enabledAlgorithms = algorithms
@@ -584,16 +684,24 @@ enum GRPCExchange {
                 target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: clientSecurity, config: clientConfig,
                 eventLoopGroup: clientGroup
             )
+            let payload = setup.payload
             let result = try await withGRPCClient(transport: clientTransport) { client in
                 var options = CallOptions.defaults
                 options.compression = algorithm
                 let revisions = RevisionCounter()
-                if warmup > 0 {
-                    try await stream(client, count: warmup, window: window, options: options, revisions: revisions, payload: payload)
+                func run(_ count: Int) async throws {
+                    if preEncoded.isEmpty {
+                        try await stream(client, DesiredStateService.stream, JSONMessageCoder<Delta>(), count: count, window: setup.window, options: options) {
+                            payload.delta(revision: revisions.next())
+                        }
+                    } else {
+                        try await stream(client, DesiredStateService.streamBytes, RawBytesCoder(), count: count, window: setup.window, options: options) {
+                            preEncoded[Int(revisions.next()) % preEncoded.count]
+                        }
+                    }
                 }
-                return try await ExchangeResult.measure(count: count, traffic: traffic) {
-                    try await stream(client, count: count, window: window, options: options, revisions: revisions, payload: payload)
-                }
+                if setup.warmup > 0 { try await run(setup.warmup) }
+                return try await ExchangeResult.measure(count: setup.count, traffic: traffic) { try await run(setup.count) }
             }
             server.beginGracefulShutdown()
             try await group.waitForAll()
@@ -602,23 +710,22 @@ enum GRPCExchange {
     }
 
     /// One bidirectional stream carrying `count` deltas, at most `window` unacked.
-    private static func stream(
-        _ client: GRPCClient<HTTP2ClientTransport.Posix>, count: Int, window: Int, options: CallOptions,
-        revisions: RevisionCounter, payload: DesiredStatePayload
+    private static func stream<Message: Sendable>(
+        _ client: GRPCClient<HTTP2ClientTransport.Posix>, _ method: MethodDescriptor, _ serializer: some MessageSerializer<Message>,
+        count: Int, window: Int, options: CallOptions, next: @escaping @Sendable () -> Message
     ) async throws {
         let (acks, acked) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .unbounded)
-        let request = StreamingClientRequest(of: Delta.self) { writer in
+        let request = StreamingClientRequest(of: Message.self) { writer in
             var sent = 0
             var credits = acks.makeAsyncIterator()
             while sent < count {
                 if sent >= window, await credits.next() == nil { break }
-                try await writer.write(payload.delta(revision: revisions.next()))
+                try await writer.write(next())
                 sent += 1
             }
         }
         let received = try await client.bidirectionalStreaming(
-            request: request, descriptor: DesiredStateService.stream, serializer: JSONMessageCoder<Delta>(),
-            deserializer: JSONMessageCoder<Ack>(), options: options
+            request: request, descriptor: method, serializer: serializer, deserializer: JSONMessageCoder<Ack>(), options: options
         ) { response in
             var received = 0
             for try await _ in response.messages {

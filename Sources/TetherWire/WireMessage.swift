@@ -146,6 +146,13 @@ public struct WireCodec: Sendable {
         }
         var payload = allocator.buffer(capacity: json.count)
         payload.writeBytes(json)
+        return try frame(message.kind, json: payload, allocator: allocator)
+    }
+
+    /// Frames a message body already encoded as JSON, compressing it above the threshold: the
+    /// way to send one encoding to many peers.
+    public func frame(_ kind: WireMessage.Kind, json: ByteBuffer, allocator: ByteBufferAllocator) throws(WireError) -> Frame {
+        var payload = json
         var flags: Frame.Flags = []
         if payload.readableBytes > limits.compressionThreshold {
             let compressed = Zlib.deflate(payload, allocator: allocator)
@@ -157,11 +164,11 @@ public struct WireCodec: Sendable {
         guard payload.readableBytes + Frame.headerBytesAfterLength <= limits.maximumFrameLength else {
             throw WireError(
                 .frameTooLarge,
-                "\(message.kind) needs a \(payload.readableBytes)-byte payload; frames are limited to "
+                "\(kind) needs a \(payload.readableBytes)-byte payload; frames are limited to "
                     + "\(limits.maximumFrameLength) bytes"
             )
         }
-        return Frame(type: message.kind.rawValue, flags: flags, payload: payload)
+        return Frame(type: kind.rawValue, flags: flags, payload: payload)
     }
 
     private static func message(of kind: WireMessage.Kind, from data: Data) throws -> WireMessage {

@@ -171,7 +171,7 @@ public actor FederationEngine: Service, HubSessionObserver {
                 certificates[cluster] = certificate
                 Gauge(label: "tether_hub_cluster_certificate_expiry_timestamp_seconds", dimensions: [("cluster", cluster)])
                     .record(certificate.notAfter.timeIntervalSince1970)
-                await updateCluster(cluster) { status in Self.describe(certificate, into: &status) }
+                updateClusterSoon(cluster, .certificate) { status in Self.describe(certificate, into: &status) }
             }
         }
     }
@@ -472,7 +472,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             clusterObjects[name] = object
             guard labelsChanged else { return }
         }
-        recomputeAll(version: version)
+        recomputeAll(version: version, after: name)
     }
 
     // MARK: Unjoin
@@ -493,7 +493,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         // An empty desired set makes the agent prune every object it manages there.
         members[cluster]?.excluded = true
-        recomputeAll(version: storeVersion)
+        recomputeAll(version: storeVersion, after: cluster)
         unjoining[cluster] = members[cluster]?.revision
         let timeout = settings.unjoinPruneTimeout
         Task {
@@ -541,14 +541,32 @@ public actor FederationEngine: Service, HubSessionObserver {
         recompute(Array(federated.keys), version: version, everyCluster: true)
     }
 
+    /// Every object again after one cluster joined, left, changed labels or was rebalanced
+    /// away or back: only objects whose replicas are divided among clusters can change
+    /// elsewhere, so the others are placed on `cluster` alone. A storm of joins then costs each
+    /// join its own objects, not a pass over every cluster.
+    private func recomputeAll(version: UInt64, after cluster: String) {
+        recompute(Array(federated.keys), version: version, everyCluster: true, onlyOn: cluster)
+    }
+
+    /// Whether `reference`'s copies depend on which other clusters take part (divided replicas).
+    private func dividesReplicas(_ reference: ObjectReference) -> Bool {
+        guard let object = federated[reference] else { return false }
+        return registry.plugin(for: object).replicas(of: object) != nil
+    }
+
     /// Each cluster's copy of `references`; a cluster whose set changed gets revision `version` and a push.
-    private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false) {
+    /// With `onlyOn`, objects that do not divide replicas are placed on that cluster alone.
+    private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false, onlyOn scope: String? = nil) {
         // Only when there are objects to place: a join with none must not cost a pass over every cluster.
-        let names = references.isEmpty ? [] : members.keys.sorted()
-        let placeable = names.filter { members[$0]?.excluded == false }
+        let everyName = references.isEmpty ? [] : Array(members.keys)
+        let everyPlaceable = Set(everyName.filter { members[$0]?.excluded == false })
+        let scopedName = scope.flatMap { members[$0] == nil ? nil : [$0] } ?? []
         var touched: Set<String> = []
         for reference in references {
-            let copies = copiesPerCluster(of: reference, clusters: placeable)
+            let wide = scope == nil || dividesReplicas(reference)
+            let names = wide ? everyName : scopedName
+            let copies = copiesPerCluster(of: reference, clusters: wide ? everyPlaceable : everyPlaceable.intersection(scopedName))
             for name in names {
                 let copy = copies[name]
                 if copy == nil, reports[reference]?[name] != nil {
@@ -582,13 +600,13 @@ public actor FederationEngine: Service, HubSessionObserver {
         flushStatuses()
     }
 
-    private func copiesPerCluster(of reference: ObjectReference, clusters: [String]) -> [String: JSONValue] {
+    private func copiesPerCluster(of reference: ObjectReference, clusters: Set<String>) -> [String: JSONValue] {
         guard let object = federated[reference], object.deletionTimestamp == nil, !clusters.isEmpty else { return [:] }
         // Every member has its own system namespaces; the hub's are not sent.
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
         let plugin = registry.plugin(for: object)
         let placement = Placement(
-            clusters: clusterObjects.filter { clusters.contains($0.key) },
+            clusters: Dictionary(uniqueKeysWithValues: clusters.compactMap { name in clusterObjects[name].map { (name, $0) } }),
             propagationPolicies: Array(propagationPolicies.values),
             overridePolicies: Array(overridePolicies.values)
         )
@@ -607,14 +625,14 @@ public actor FederationEngine: Service, HubSessionObserver {
         if members[cluster]?.excluded == true {
             members[cluster]?.excluded = false
             logger.info("cluster is back; placing on it again", metadata: ["tether.event": "federation.rebalanced_back", "tether.cluster": "\(cluster)"])
-            recomputeAll(version: storeVersion)
+            recomputeAll(version: storeVersion, after: cluster)
         }
         members[cluster]?.sent = nil
         members[cluster]?.announced = lastAppliedRevision
-        // The desired state first: the Cluster's status is a durable write, and the agent need not wait for it.
+        // The desired state first; the Cluster's status is written behind it, off this path.
         push(cluster)
-        await setClusterPhase(cluster, phase: "Ready", message: "an agent session is up")
-        await updateCluster(cluster) { status in
+        setClusterPhase(cluster, phase: "Ready", message: "an agent session is up")
+        updateClusterSoon(cluster, .agent) { status in
             status["agentVersion"] = .string(hello.agentVersion)
             status["kinds"] = .array(hello.kinds.map(JSONValue.string))
         }
@@ -625,14 +643,14 @@ public actor FederationEngine: Service, HubSessionObserver {
         members[cluster]?.session = nil
         members[cluster]?.sent = nil
         let lost = kubernetesTimestamp()
-        await setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
+        setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
         let settings = settings
         members[cluster]?.outage = Task {
             do {
                 try await Task.sleep(for: settings.rebalanceAfter)
                 self.rebalanceAway(cluster)
                 try await Task.sleep(for: max(.zero, settings.offlineAfter - settings.rebalanceAfter))
-                await self.setClusterPhase(cluster, phase: "Offline", message: "no agent session since \(lost)")
+                self.setClusterPhase(cluster, phase: "Offline", message: "no agent session since \(lost)")
             } catch {
                 return
             }
@@ -647,7 +665,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             "cluster still unreachable; moving its replicas to the others",
             metadata: ["tether.event": "federation.rebalanced_away", "tether.cluster": "\(cluster)"]
         )
-        recomputeAll(version: storeVersion)
+        recomputeAll(version: storeVersion, after: cluster)
     }
 
     /// A cluster seen for the first time (its agent holds a certificate from the federation CA) gets a `Cluster` object.
@@ -778,7 +796,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         case .heartbeat(let heartbeat):
             Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
                 .record(Date().timeIntervalSince1970)
-            if let health = heartbeat.cluster { await recordHealth(cluster, health) }
+            if let health = heartbeat.cluster { recordHealth(cluster, health) }
         default:
             break
         }
@@ -849,8 +867,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    private func setClusterPhase(_ cluster: String, phase: String, message: String) async {
-        await updateCluster(cluster) { status in
+    private func setClusterPhase(_ cluster: String, phase: String, message: String) {
+        updateClusterSoon(cluster, .phase) { status in
             status["phase"] = .string(phase)
             Self.setCondition(
                 "Ready", phase == "Ready",
@@ -892,13 +910,13 @@ public actor FederationEngine: Service, HubSessionObserver {
         setCondition("CertificateExpiring", expiring, reason: expiring ? "NotRenewed" : "Valid", message: message, in: &status)
     }
 
-    private func recordHealth(_ cluster: String, _ health: Heartbeat.ClusterHealth) async {
+    private func recordHealth(_ cluster: String, _ health: Heartbeat.ClusterHealth) {
         let certificate = certificates[cluster]
         if let certificate {
             Gauge(label: "tether_hub_cluster_certificate_expiry_timestamp_seconds", dimensions: [("cluster", cluster)])
                 .record(certificate.notAfter.timeIntervalSince1970)
         }
-        await updateCluster(cluster) { status in
+        updateClusterSoon(cluster, .health) { status in
             if let certificate { Self.describe(certificate, into: &status) }
             status["lastHeartbeatTime"] = .string(kubernetesTimestamp())
             status["kubernetesVersion"] = health.kubernetesVersion.map(JSONValue.string)
@@ -908,6 +926,50 @@ public actor FederationEngine: Service, HubSessionObserver {
                 status["allocatable"] = .object(allocatable.mapValues(JSONValue.integer))
             }
         }
+    }
+
+    // MARK: Cluster status
+
+    /// What a pending change to a Cluster's status is about; a newer change of the same aspect
+    /// replaces an older one not yet written.
+    private enum ClusterStatusAspect: Hashable {
+        case phase, agent, certificate, health
+    }
+
+    /// Changes to Cluster status waiting to be written, per cluster and aspect, with the
+    /// clusters in the order they first had one. Sessions coming and going and heartbeats
+    /// never wait for these durable writes; one writer applies each cluster's pending changes
+    /// in a single write, so a storm of thousands of sessions costs at most one write per
+    /// cluster in flight, and memory of at most four changes per cluster.
+    private var clusterStatusPending: [String: [ClusterStatusAspect: (inout [String: JSONValue]) -> Void]] = [:]
+    private var clusterStatusQueue: [String] = []
+    private var clusterStatusQueueHead = 0
+    private var writingClusterStatus = false
+
+    private func updateClusterSoon(
+        _ cluster: String, _ aspect: ClusterStatusAspect, _ change: @escaping (inout [String: JSONValue]) -> Void
+    ) {
+        if clusterStatusPending[cluster] == nil { clusterStatusQueue.append(cluster) }
+        clusterStatusPending[cluster, default: [:]][aspect] = change
+        guard !writingClusterStatus else { return }
+        writingClusterStatus = true
+        Task { await self.writeClusterStatuses() }
+    }
+
+    private func writeClusterStatuses() async {
+        while clusterStatusQueueHead < clusterStatusQueue.count {
+            let cluster = clusterStatusQueue[clusterStatusQueueHead]
+            clusterStatusQueueHead += 1
+            guard let changes = clusterStatusPending.removeValue(forKey: cluster) else { continue }
+            // Phase first: the other aspects do not depend on it, and it is what operators read.
+            let ordered = [ClusterStatusAspect.phase, .agent, .certificate, .health].compactMap { changes[$0] }
+            await updateCluster(cluster) { status in
+                for change in ordered { change(&status) }
+            }
+        }
+        clusterStatusQueue.removeAll(keepingCapacity: clusterStatusQueue.count < 4096)
+        clusterStatusQueueHead = 0
+        writingClusterStatus = false
     }
 
     private func updateCluster(_ cluster: String, _ change: (inout [String: JSONValue]) -> Void) async {
