@@ -33,6 +33,21 @@ struct BenchmarkSmokeTests {
         #expect((figures["agent_rss_mib"] as? Double ?? 0) > 0 && (figures["snapshot_apply_seconds"] as? Double) != nil, "\(figures)")
     }
 
+    @Test("protocol: Tether's framing and a gRPC stream carry the same deltas, both carriages, compressed and not")
+    func protocolComparison() async throws {
+        let figures = try await bench(["protocol", "--messages", "100", "--large-messages", "10", "--repeats", "1", "--warmup", "10"])
+        for key in ["deployment_json_plain", "configmap_1k_bytes_deflate", "configmap_64k_json_deflate"] {
+            #expect((figures["\(key)_tether_msgs_per_s"] as? Double ?? 0) > 0 && (figures["\(key)_grpc_msgs_per_s"] as? Double ?? 0) > 0, "\(key): \(figures)")
+        }
+        // Bytes are counted on the wire: compression must show, and both protocols carry the same JSON.
+        let plain = figures["configmap_64k_json_plain_tether_wire_bytes"] as? Double ?? 0
+        let deflated = figures["configmap_64k_json_deflate_tether_wire_bytes"] as? Double ?? 0
+        let json = figures["configmap_64k_json_bytes"] as? Double ?? 0
+        #expect(plain > json && deflated > 0 && deflated < plain / 2, "\(figures)")
+        let grpcPlain = figures["configmap_64k_json_plain_grpc_wire_bytes"] as? Double ?? 0
+        #expect(grpcPlain > json, "\(figures)")
+    }
+
     @Test("api: 50 objects, kubectl and HTTP latencies, 3 watchers")
     func api() async throws {
         let figures = try await bench(["api", "--objects", "50", "--watchers", "3", "--repeats", "2"])
