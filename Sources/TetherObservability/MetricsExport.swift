@@ -13,7 +13,12 @@ public enum MetricsExport {
             .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
             .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
-        MetricsSystem.bootstrap(factory)
-        return { registry.emitToBuffer() }
+        let labelled = LabelledGauges()
+        MetricsSystem.bootstrap(TetherMetricsFactory(prometheus: factory, labelled: labelled))
+        return {
+            var text = registry.emitToBuffer()
+            labelled.emit(into: &text)
+            return text
+        }
     }
 }

@@ -559,14 +559,16 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// With `onlyOn`, objects that do not divide replicas are placed on that cluster alone.
     private func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false, onlyOn scope: String? = nil) {
         // Only when there are objects to place: a join with none must not cost a pass over every cluster.
-        let everyName = references.isEmpty ? [] : Array(members.keys)
-        let everyPlaceable = Set(everyName.filter { members[$0]?.excluded == false })
+        // Every cluster is listed only if some object needs them all: N joins must not cost N passes.
+        lazy var everyName = Array(members.keys)
+        lazy var everyPlaceable = Set(everyName.filter { members[$0]?.excluded == false })
         let scopedName = scope.flatMap { members[$0] == nil ? nil : [$0] } ?? []
+        let scopedPlaceable = Set(scopedName.filter { members[$0]?.excluded == false })
         var touched: Set<String> = []
         for reference in references {
             let wide = scope == nil || dividesReplicas(reference)
             let names = wide ? everyName : scopedName
-            let copies = copiesPerCluster(of: reference, clusters: wide ? everyPlaceable : everyPlaceable.intersection(scopedName))
+            let copies = copiesPerCluster(of: reference, clusters: wide ? everyPlaceable : scopedPlaceable)
             for name in names {
                 let copy = copies[name]
                 if copy == nil, reports[reference]?[name] != nil {
