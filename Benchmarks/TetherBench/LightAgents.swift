@@ -77,14 +77,7 @@ final class LightAgents: Sendable {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(NIOSSLClientHandler(context: contexts[index], serverHostname: nil))
                         // Frames, not messages: deltas are read for their revision only (see LightSessionHandler).
-                        let limits = WireLimits.default
-                        try sync.addHandler(
-                            ByteToMessageHandler(
-                                FrameDecoder(maximumFrameLength: limits.maximumFrameLength),
-                                maximumBufferSize: limits.maximumFrameLength + Frame.headerBytes + 256 * 1024
-                            )
-                        )
-                        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                        try sync.addTetherFrameHandlers(limits: .default)
                         try sync.addHandler(handler)
                     }
                 }

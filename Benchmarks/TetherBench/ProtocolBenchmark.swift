@@ -61,7 +61,7 @@ struct ProtocolBenchmark: AsyncParsableCommand {
         for payload in DesiredStatePayload.allCases {
             let count = payload == .configMap64KiB ? largeMessages : messages
             let sample = payload.delta(revision: 1)
-            report.add("\(payload.key)_json_bytes", Double(try WireCodec.jsonByteCount(of: sample)), "\(payload.label): JSON per delta", format: "%.0f", unit: "bytes")
+            report.add("\(payload.key)_json_bytes", Double(try WireCodec.jsonBody(sample).count), "\(payload.label): JSON per delta", format: "%.0f", unit: "bytes")
             for carriage in carriage {
             for compressed in [false, true] {
                 let setup = ExchangeSetup(payload: payload, carriage: carriage, count: count, compressed: compressed, window: window, warmup: warmup)
@@ -133,7 +133,7 @@ struct ExchangeSetup: Sendable {
 
     /// Encodings made once for `bytes` carriage, used in turn (distinct revisions, like a stream of changes).
     func preEncoded() throws -> [[UInt8]] {
-        try (1...64).map { Array(try SortedJSON.encoder.encode(payload.delta(revision: UInt64($0)))) }
+        try (1...64).map { Array(try WireCodec.jsonBody(payload.delta(revision: UInt64($0)))) }
     }
 }
 
@@ -292,22 +292,6 @@ struct SplitMix64 {
     }
 }
 
-extension WireCodec {
-    /// The JSON both protocols carry for a delta.
-    static func jsonByteCount(of delta: Delta) throws -> Int {
-        try SortedJSON.encoder.encode(delta).count
-    }
-}
-
-enum SortedJSON {
-    /// Tether's wire encoding of a message body (see `WireCodec`): sorted keys, slashes unescaped.
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-}
-
 // MARK: - Shared by both sides
 
 /// One CA, a server certificate for 127.0.0.1 and a client certificate, made in memory.
@@ -396,7 +380,7 @@ enum TetherExchange {
                         let sync = channel.pipeline.syncOperations
                         try sync.addHandler(WireCountingHandler(traffic))
                         try sync.addHandler(NIOSSLServerHandler(context: serverContext))
-                        try sync.addFrameHandlers(limits: limits)
+                        try sync.addTetherFrameHandlers(limits: limits)
                         try sync.addHandler(AckingReceiver(codec: codec, carriage: setup.carriage))
                     }
                 }
@@ -418,7 +402,7 @@ enum TetherExchange {
                         channel.eventLoop.makeCompletedFuture {
                             let sync = channel.pipeline.syncOperations
                             try sync.addHandler(NIOSSLClientHandler(context: clientContext, serverHostname: nil))
-                            try sync.addFrameHandlers(limits: limits)
+                            try sync.addTetherFrameHandlers(limits: limits)
                             try sync.addHandler(sender)
                         }
                     }
@@ -437,15 +421,6 @@ enum TetherExchange {
             try? await listener.close()
             return try result.get()
         }
-    }
-}
-
-extension ChannelPipeline.SynchronousOperations {
-    /// Frames in and out, without the message handler: the benchmark encodes and decodes itself,
-    /// with the same `WireCodec` calls the message handler makes.
-    func addFrameHandlers(limits: WireLimits) throws {
-        try addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameLength: limits.maximumFrameLength)))
-        try addHandler(MessageToByteHandler(FrameEncoder()))
     }
 }
 
@@ -572,10 +547,7 @@ final class WindowedSender: ChannelInboundHandler, @unchecked Sendable {
 /// The same JSON both ways; gRPC frames and (when asked) compresses it.
 struct JSONMessageCoder<Message: Codable & Sendable>: MessageSerializer, MessageDeserializer {
     func serialize<Bytes: GRPCContiguousBytes>(_ message: Message) throws -> Bytes {
-        let json = try SortedJSON.encoder.encode(message)
-        var bytes = Bytes(repeating: 0, count: json.count)
-        bytes.withUnsafeMutableBytes { target in json.withUnsafeBytes { target.copyMemory(from: $0) } }
-        return bytes
+        contiguousBytes(try WireCodec.jsonBody(message))
     }
 
     func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> Message {
@@ -586,13 +558,20 @@ struct JSONMessageCoder<Message: Codable & Sendable>: MessageSerializer, Message
 /// Bytes as they are: for JSON encoded beforehand.
 struct RawBytesCoder: MessageSerializer, MessageDeserializer {
     func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
-        var bytes = Bytes(repeating: 0, count: message.count)
-        bytes.withUnsafeMutableBytes { target in message.withUnsafeBytes { target.copyMemory(from: $0) } }
-        return bytes
+        contiguousBytes(message)
     }
 
     func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
         serializedMessageBytes.withUnsafeBytes { Array($0) }
+    }
+}
+
+/// One copy into gRPC's buffer type (its sequence initializer goes byte by byte).
+private func contiguousBytes<Bytes: GRPCContiguousBytes>(_ source: some ContiguousBytes) -> Bytes {
+    source.withUnsafeBytes { source in
+        var bytes = Bytes(repeating: 0, count: source.count)
+        bytes.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+        return bytes
     }
 }
 

@@ -190,10 +190,20 @@ public struct WireCodec: Sendable {
         }
     }
 
-    private static func json(of message: WireMessage) throws -> Data {
+    /// A message body as the wire carries it (what ``frame(_:json:allocator:)`` takes).
+    public static func jsonBody(_ body: some Encodable) throws -> Data {
+        try bodyEncoder().encode(body)
+    }
+
+    private static func bodyEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         // Sorted keys make the same message the same bytes: stable for tests, hashes and compression.
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    private static func json(of message: WireMessage) throws -> Data {
+        let encoder = bodyEncoder()
         switch message {
         case .hello(let body): return try encoder.encode(body)
         case .welcome(let body): return try encoder.encode(body)

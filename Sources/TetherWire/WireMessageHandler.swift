@@ -76,6 +76,13 @@ public final class WireMessageHandler: ChannelDuplexHandler {
 extension ChannelPipeline.SynchronousOperations {
     /// Adds the frame decoder, frame encoder and message handler: above them, handlers see ``WireMessage``s.
     public func addTetherWireHandlers(limits: WireLimits) throws {
+        try addTetherFrameHandlers(limits: limits)
+        try self.addHandler(WireMessageHandler(limits: limits))
+    }
+
+    /// Adds the frame decoder and encoder only: above them, handlers see ``Frame``s (a peer that
+    /// reads some frames without decoding them, as the benchmarks' load generator does).
+    public func addTetherFrameHandlers(limits: WireLimits) throws {
         // The decoder consumes each frame as soon as it is whole, so the buffer never needs more
         // than one frame plus one socket read beyond it.
         let bufferLimit = limits.maximumFrameLength + Frame.headerBytes + 256 * 1024
@@ -83,6 +90,5 @@ extension ChannelPipeline.SynchronousOperations {
             ByteToMessageHandler(FrameDecoder(maximumFrameLength: limits.maximumFrameLength), maximumBufferSize: bufferLimit)
         )
         try self.addHandler(MessageToByteHandler(FrameEncoder()))
-        try self.addHandler(WireMessageHandler(limits: limits))
     }
 }
