@@ -245,7 +245,7 @@ enum DesiredStatePayload: CaseIterable {
             "topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway",
             "labelSelector":{"matchLabels":{"app.kubernetes.io/name":"checkout-api"}}}]}}}}
             """
-        return (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .null
+        return (try? JSONValue(parsing: text)) ?? .null
     }()
 
     private static let configMap1KiBTemplate = configMap(name: "feature-flags", approximateBytes: 1024)
@@ -551,7 +551,7 @@ struct JSONMessageCoder<Message: Codable & Sendable>: MessageSerializer, Message
     }
 
     func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> Message {
-        try serializedMessageBytes.withUnsafeBytes { try JSONDecoder().decode(Message.self, from: Data($0)) }
+        try serializedMessageBytes.withUnsafeBytes { try JSONValueDecoder().decode(Message.self, from: $0) }
     }
 }
 

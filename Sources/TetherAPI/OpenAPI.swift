@@ -24,7 +24,7 @@ struct OpenAPIDocuments: Sendable {
 
         var v2Definitions: [String: JSONValue] = [:]
         for (name, kind) in definitions { v2Definitions[name] = Self.v2Schema(kind.schema, kind: kind) }
-        v2JSON = ResourceHandler.encode(["swagger": "2.0", "info": info, "paths": [:], "definitions": .object(v2Definitions)])
+        v2JSON = Data(ResourceHandler.encode(["swagger": "2.0", "info": info, "paths": [:], "definitions": .object(v2Definitions)]))
         v2Protobuf = OpenAPIv2Protobuf.document(
             title: "Tether", version: serverVersion, definitions: definitions.map { ($0.name, $0.kind.schema, $0.kind) }
         )
@@ -35,14 +35,14 @@ struct OpenAPIDocuments: Sendable {
             for version in group.versions {
                 let path = group.name.isEmpty ? "api/\(version)" : "apis/\(group.name)/\(version)"
                 let kinds = definitions.filter { $0.kind.group == group.name && $0.kind.version == version }
-                let document = ResourceHandler.encode(Self.v3Document(path: path, kinds: kinds, info: info))
+                let document = Data(ResourceHandler.encode(Self.v3Document(path: path, kinds: kinds, info: info)))
                 let hash = String(format: "%016llX", Self.fnv1a(document))
                 documents[path] = (document, hash)
                 index[path] = ["serverRelativeURL": .string("/openapi/v3/\(path)?hash=\(hash)")]
             }
         }
         v3 = documents
-        v3Index = ResourceHandler.encode(["paths": .object(index)])
+        v3Index = Data(ResourceHandler.encode(["paths": .object(index)]))
     }
 
     /// `io.k8s.api.apps.v1.ReplicaSet` for Kubernetes groups, `io.tether.core.v1alpha1.Cluster` for others.

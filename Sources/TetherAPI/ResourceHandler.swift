@@ -247,9 +247,8 @@ struct ResourceHandler: Sendable {
         json(error.status, status: HTTPResponse.Status(code: error.code))
     }
 
-    static func encode(_ value: JSONValue) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)) ?? Data("{}".utf8)
+    /// Compact JSON with sorted keys; a value JSON cannot hold (a non-finite double) comes out as `{}`.
+    static func encode(_ value: JSONValue) -> [UInt8] {
+        (try? value.serialized()) ?? Array("{}".utf8)
     }
 }

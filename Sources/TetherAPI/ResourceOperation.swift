@@ -363,10 +363,11 @@ struct ResourceOperation {
                     + "not \(contentType); use `kubectl create -f` or `kubectl apply -f`"
             )
         }
-        let bytes = Data(buffer.readableBytesView)
-        guard JSONNesting.fits(bytes, maximum: 100) else { throw APIError.badRequest("the JSON body nests deeper than 100 levels") }
+        guard JSONNesting.fits(buffer.readableBytesView, maximum: 100) else {
+            throw APIError.badRequest("the JSON body nests deeper than 100 levels")
+        }
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: bytes)
+            return try buffer.withUnsafeReadableBytes { bytes in Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes) } }.get()
         } catch {
             throw APIError.badRequest("the request body is not valid JSON: \(error)")
         }
@@ -412,7 +413,7 @@ struct ResourceOperation {
         let buffer = try? await request.body.collect(upTo: 64 * 1024)
         var options: JSONValue = [:]
         if let buffer, buffer.readableBytes > 0 {
-            guard let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)), case .object = decoded else {
+            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView), case .object = decoded else {
                 throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
             }
             options = decoded

@@ -335,13 +335,11 @@ public final class SQLiteResourceStore: ResourceStore {
     }
 
     static func encode(_ object: JSONValue) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(object), as: UTF8.self)
+        try object.serializedText()
     }
 
     static func decode(_ body: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
+        try JSONValue(parsing: body)
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -97,9 +97,8 @@ public struct WireCodec: Sendable {
             guard JSONNesting.fits(bytes, maximum: limits.maximumJSONDepth) else {
                 throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(limits.maximumJSONDepth) levels")
             }
-            let data = Data(bytes)
             do {
-                return try Self.message(of: kind, from: data)
+                return try Self.message(of: kind, from: bytes)
             } catch {
                 throw WireError(.malformedPayload, "\(kind) payload is not valid: \(Self.explain(error))")
             }
@@ -138,7 +137,7 @@ public struct WireCodec: Sendable {
 
     /// Encodes one message, compressing its payload above the threshold.
     public func encode(_ message: WireMessage, allocator: ByteBufferAllocator) throws(WireError) -> Frame {
-        let json: Data
+        let json: [UInt8]
         do {
             json = try Self.json(of: message)
         } catch {
@@ -171,8 +170,8 @@ public struct WireCodec: Sendable {
         return Frame(type: kind.rawValue, flags: flags, payload: payload)
     }
 
-    private static func message(of kind: WireMessage.Kind, from data: Data) throws -> WireMessage {
-        let decoder = JSONDecoder()
+    private static func message(of kind: WireMessage.Kind, from data: UnsafeRawBufferPointer) throws -> WireMessage {
+        let decoder = JSONValueDecoder()
         switch kind {
         case .hello: return .hello(try decoder.decode(Hello.self, from: data))
         case .welcome: return .welcome(try decoder.decode(Welcome.self, from: data))
@@ -190,20 +189,15 @@ public struct WireCodec: Sendable {
         }
     }
 
-    /// A message body as the wire carries it (what ``frame(_:json:allocator:)`` takes).
-    public static func jsonBody(_ body: some Encodable) throws -> Data {
-        try bodyEncoder().encode(body)
+    /// A message body as the wire carries it (what ``frame(_:json:allocator:)`` takes): compact
+    /// JSON with sorted keys, so the same message is the same bytes (stable for tests, hashes and
+    /// compression).
+    public static func jsonBody(_ body: some Encodable) throws -> [UInt8] {
+        try JSONValueEncoder().encode(body)
     }
 
-    private static func bodyEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        // Sorted keys make the same message the same bytes: stable for tests, hashes and compression.
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-
-    private static func json(of message: WireMessage) throws -> Data {
-        let encoder = bodyEncoder()
+    private static func json(of message: WireMessage) throws -> [UInt8] {
+        let encoder = JSONValueEncoder()
         switch message {
         case .hello(let body): return try encoder.encode(body)
         case .welcome(let body): return try encoder.encode(body)

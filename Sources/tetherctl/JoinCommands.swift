@@ -36,7 +36,7 @@ struct HubAPI {
         request.headers.add(name: "Accept", value: "application/json")
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
-            request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+            request.body = .bytes(ByteBuffer(bytes: try body.serialized()))
         }
         let response: HTTPClientResponse
         do {
@@ -45,7 +45,7 @@ struct HubAPI {
             throw ValidationError("cannot reach the hub at \(base): \(error); is tether-hub running?")
         }
         let bytes = try await response.body.collect(upTo: 16 << 20)
-        let decoded = (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))) ?? .null
+        let decoded = (try? JSONValue(parsing: bytes.readableBytesView)) ?? .null
         return (Int(response.status.code), decoded)
     }
 
@@ -63,7 +63,7 @@ struct HubAPI {
                     line.append(byte)
                     continue
                 }
-                if let event = try? JSONDecoder().decode(JSONValue.self, from: Data(line)), event["type"] == "DELETED" { return true }
+                if let event = try? JSONValue(parsing: line), event["type"] == "DELETED" { return true }
                 line.removeAll(keepingCapacity: true)
             }
         }

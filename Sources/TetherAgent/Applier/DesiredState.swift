@@ -34,7 +34,13 @@ public struct PersistedDesiredState: Codable, Sendable {
     public static func load(from directory: String, cluster: String) throws(SecurityError) -> PersistedDesiredState? {
         let path = path(in: directory)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let state = try PEMFiles.readJSON(PersistedDesiredState.self, from: path)
+        let text = try PEMFiles.readText(at: path)
+        let state: PersistedDesiredState
+        do {
+            state = try JSONValueDecoder().decode(PersistedDesiredState.self, from: text.utf8)
+        } catch {
+            throw SecurityError(.unreadableFile, "\(path) is not a valid \(PersistedDesiredState.self): \(error)")
+        }
         guard state.cluster == cluster else {
             throw SecurityError(
                 .unreadableFile,
@@ -47,9 +53,9 @@ public struct PersistedDesiredState: Codable, Sendable {
     /// Written to a temporary file, synced and renamed over the old one (mode 0600: it may hold Secrets).
     public func save(to directory: String) throws(SecurityError) {
         try PEMFiles.makeDirectory(directory)
-        let data: Data
+        let data: [UInt8]
         do {
-            data = try JSONEncoder().encode(self)
+            data = try JSONValueEncoder().encode(self)
         } catch {
             throw SecurityError(.unwritableFile, "cannot encode the desired state: \(error)")
         }

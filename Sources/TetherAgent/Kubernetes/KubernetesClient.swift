@@ -345,7 +345,7 @@ public final class KubernetesClient: Sendable {
             }
             guard bytes.readableBytes > 0 else { return .success(.null) }
             do {
-                return .success(try JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView)))
+                return .success(try JSONValue(parsing: bytes.readableBytesView))
             } catch {
                 return .failure(
                     KubernetesAttemptError(
@@ -372,7 +372,7 @@ public final class KubernetesClient: Sendable {
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "tether-agent/\(TetherAgentVersion.current)")
         if let token = bearerToken() { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let body, let data = try? JSONEncoder().encode(body) {
+        if let body, let data = try? body.serialized() {
             request.headers.add(name: "Content-Type", value: contentType ?? "application/json")
             request.body = .bytes(ByteBuffer(bytes: data))
         }
@@ -398,7 +398,7 @@ public final class KubernetesClient: Sendable {
     }
 
     static func error(status: Int, body: ByteBuffer) -> KubernetesError {
-        let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+        let decoded = try? JSONValue(parsing: body.readableBytesView)
         let message = decoded?["message"]?.stringValue ?? String(buffer: body).prefix(300).description
         return KubernetesError(status: status, reason: decoded?["reason"]?.stringValue, message: message)
     }
@@ -407,7 +407,7 @@ public final class KubernetesClient: Sendable {
         guard !line.isEmpty else { return nil }
         let event: JSONValue
         do {
-            event = try JSONDecoder().decode(JSONValue.self, from: Data(line))
+            event = try JSONValue(parsing: line)
         } catch {
             throw KubernetesError(status: nil, reason: nil, message: "watch of \(resource.plural) sent a line that is not JSON")
         }

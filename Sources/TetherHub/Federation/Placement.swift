@@ -168,7 +168,7 @@ struct Placement {
     /// `federation.alpha.kubernetes.io/cluster-selector`: a JSON list of `{key, operator, values}`.
     static func annotationClusterSelector(_ object: JSONValue) -> LabelSelector? {
         guard let text = object.annotations[clusterSelectorAnnotation],
-            let list = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            let list = try? JSONValue(parsing: text)
         else { return nil }
         let terms = list.arrayElements.compactMap(requirement)
         return try? LabelSelector(parsing: terms.joined(separator: ","))
@@ -177,7 +177,7 @@ struct Placement {
     /// `federation.kubernetes.io/replica-set-preferences`: `{"clusters": {"name" or "*": {weight, minReplicas, maxReplicas}}}`.
     static func replicaPreferences(_ object: JSONValue) -> [String: JSONValue]? {
         guard let text = object.annotations[replicaPreferencesAnnotation],
-            let preferences = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            let preferences = try? JSONValue(parsing: text)
         else { return nil }
         return preferences["clusters"]?.objectMembers
     }
