@@ -363,13 +363,13 @@ struct ResourceOperation {
                     + "not \(contentType); use `kubectl create -f` or `kubectl apply -f`"
             )
         }
-        guard JSONNesting.fits(buffer.readableBytesView, maximum: 100) else {
-            throw APIError.badRequest("the JSON body nests deeper than 100 levels")
+        let parsed = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: 100) }
         }
-        do {
-            return try buffer.withUnsafeReadableBytes { bytes in Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes) } }.get()
-        } catch {
-            throw APIError.badRequest("the request body is not valid JSON: \(error)")
+        switch parsed {
+        case .success(let value): return value
+        case .failure(let error) where error.isNestingTooDeep: throw APIError.badRequest("the JSON body nests deeper than 100 levels")
+        case .failure(let error): throw APIError.badRequest("the request body is not valid JSON: \(error)")
         }
     }
 

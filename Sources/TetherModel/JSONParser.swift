@@ -3,6 +3,14 @@ public struct JSONSyntaxError: Error, Hashable, CustomStringConvertible {
     /// The offset of the first byte that could not be read, counted from the document's start.
     public let offset: Int
     public let reason: String
+    /// True when the document is refused only for nesting deeper than the bound it was read with.
+    public let isNestingTooDeep: Bool
+
+    init(offset: Int, reason: String, isNestingTooDeep: Bool = false) {
+        self.offset = offset
+        self.reason = reason
+        self.isNestingTooDeep = isNestingTooDeep
+    }
 
     public var description: String { "\(reason) at byte \(offset)" }
 }
@@ -148,7 +156,9 @@ struct JSONParser {
 
     private mutating func enterContainer() throws(JSONSyntaxError) {
         depth += 1
-        guard depth <= maximumDepth else { throw failure("arrays and objects nest deeper than \(maximumDepth) levels") }
+        guard depth <= maximumDepth else {
+            throw JSONSyntaxError(offset: position, reason: "arrays and objects nest deeper than \(maximumDepth) levels", isNestingTooDeep: true)
+        }
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes (nearly all of a
@@ -171,7 +181,7 @@ struct JSONParser {
             }
             if byte == UInt8(ascii: "\\") {
                 position = index
-                return try parseEscapedString(prefix: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), prefixIsASCII: isASCII)
+                return try parseEscapedString(prefix: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
             }
             if byte < 0x20 {
                 position = index
@@ -184,39 +194,42 @@ struct JSONParser {
         throw failure("a string is not closed")
     }
 
-    private mutating func parseEscapedString(prefix: UnsafeRawBufferPointer, prefixIsASCII: Bool) throws(JSONSyntaxError) -> String {
+    private mutating func parseEscapedString(prefix: UnsafeRawBufferPointer) throws(JSONSyntaxError) -> String {
         var utf8 = [UInt8](prefix)
-        utf8.reserveCapacity(prefix.count + 16)
+        utf8.reserveCapacity(prefix.count + 64)
+        var runStart = position
         while position < bytes.count {
             let byte = bytes[position]
-            switch byte {
-            case UInt8(ascii: "\""):
+            guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else {
+                position += 1
+                continue
+            }
+            utf8.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+            if byte == UInt8(ascii: "\"") {
                 position += 1
                 guard let text = String(validating: utf8, as: UTF8.self) else { throw failure("a string is not valid UTF-8") }
                 return text
-            case UInt8(ascii: "\\"):
-                position += 1
-                guard position < bytes.count else { throw failure("a string ends inside an escape") }
-                let escape = bytes[position]
-                position += 1
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
-                case UInt8(ascii: "u"): try appendUnicodeEscape(to: &utf8)
-                default:
-                    position -= 2
-                    throw failure("\\\(describeBare(escape)) is not a JSON escape")
-                }
-            case 0..<0x20:
-                throw failure("a control character (0x\(String(byte, radix: 16))) must be escaped inside a string")
-            default:
-                utf8.append(byte)
-                position += 1
             }
+            guard byte == UInt8(ascii: "\\") else {
+                throw failure("a control character (0x\(String(byte, radix: 16))) must be escaped inside a string")
+            }
+            position += 1
+            guard position < bytes.count else { throw failure("a string ends inside an escape") }
+            let escape = bytes[position]
+            position += 1
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "u"): try appendUnicodeEscape(to: &utf8)
+            default:
+                position -= 2
+                throw failure("\\\(describeBare(escape)) is not a JSON escape")
+            }
+            runStart = position
         }
         throw failure("a string is not closed")
     }

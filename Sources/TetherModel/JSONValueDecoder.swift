@@ -7,7 +7,12 @@ import Foundation
 /// A `JSONValue` member is handed over as it is, where Foundation's decoder rebuilt it value by
 /// value through `Codable`: that is most of a wire message or a stored object.
 public struct JSONValueDecoder {
-    public init() {}
+    /// The deepest nesting of arrays and objects read from bytes.
+    public var maximumDepth: Int
+
+    public init(maximumDepth: Int = JSONValue.defaultMaximumDepth) {
+        self.maximumDepth = maximumDepth
+    }
 
     public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try DecodingNode(value: value, codingPath: []).decode(type)
@@ -18,7 +23,7 @@ public struct JSONValueDecoder {
     public func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
         let value: JSONValue
         do {
-            value = try JSONValue(parsing: bytes)
+            value = try JSONValue(parsing: bytes, maximumDepth: maximumDepth)
         } catch {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
         }
@@ -28,7 +33,7 @@ public struct JSONValueDecoder {
     public func decode<T: Decodable>(_ type: T.Type, from bytes: some Sequence<UInt8>) throws -> T {
         let value: JSONValue
         do {
-            value = try JSONValue(parsing: bytes)
+            value = try JSONValue(parsing: bytes, maximumDepth: maximumDepth)
         } catch {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
         }

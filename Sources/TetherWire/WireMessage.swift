@@ -93,15 +93,22 @@ public struct WireCodec: Sendable {
         } else if payload.readableBytes > limits.maximumInflatedPayload {
             throw WireError(.payloadTooLarge, "\(kind) payload exceeds \(limits.maximumInflatedPayload) bytes")
         }
-        return try payload.withUnsafeReadableBytes { (bytes) throws(WireError) -> WireMessage in
-            guard JSONNesting.fits(bytes, maximum: limits.maximumJSONDepth) else {
-                throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(limits.maximumJSONDepth) levels")
-            }
-            do {
-                return try Self.message(of: kind, from: bytes)
-            } catch {
-                throw WireError(.malformedPayload, "\(kind) payload is not valid: \(Self.explain(error))")
-            }
+        let parsed = payload.withUnsafeReadableBytes { bytes in
+            Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: limits.maximumJSONDepth) }
+        }
+        let body: JSONValue
+        switch parsed {
+        case .success(let value):
+            body = value
+        case .failure(let error) where error.isNestingTooDeep:
+            throw WireError(.nestingTooDeep, "\(kind) payload nests deeper than \(limits.maximumJSONDepth) levels")
+        case .failure(let error):
+            throw WireError(.malformedPayload, "\(kind) payload is not valid: not JSON: \(error)")
+        }
+        do {
+            return try Self.message(of: kind, from: body)
+        } catch {
+            throw WireError(.malformedPayload, "\(kind) payload is not valid: \(Self.explain(error))")
         }
     }
 
@@ -170,7 +177,7 @@ public struct WireCodec: Sendable {
         return Frame(type: kind.rawValue, flags: flags, payload: payload)
     }
 
-    private static func message(of kind: WireMessage.Kind, from data: UnsafeRawBufferPointer) throws -> WireMessage {
+    private static func message(of kind: WireMessage.Kind, from data: JSONValue) throws -> WireMessage {
         let decoder = JSONValueDecoder()
         switch kind {
         case .hello: return .hello(try decoder.decode(Hello.self, from: data))
