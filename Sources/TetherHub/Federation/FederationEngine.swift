@@ -44,12 +44,23 @@ public actor FederationEngine: Service, HubSessionObserver {
     private let logger: Logger
     private let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
 
+    /// One cluster's copy of a federated object, with its share of the cluster's digest.
+    struct PlacedCopy {
+        var value: JSONValue
+        var contribution: UInt64
+    }
+
     private struct Member {
         var revision: UInt64 = 0
-        var desired: [ObjectReference: JSONValue] = [:]
+        var desired: [ObjectReference: PlacedCopy] = [:]
         var session: (id: String, channel: any Channel)?
-        /// What the agent holds: the revision and set last written to it (or that it announced).
-        var sent: (revision: UInt64, desired: [ObjectReference: JSONValue])?
+        /// The revision the agent holds (last written to it, or announced and current); nil until
+        /// a snapshot has been written in this session.
+        var sent: UInt64?
+        /// The objects whose copy changed since the last written push, each with whether the
+        /// agent held it then. A delta is built from these alone: keeping a copy of the whole set
+        /// as sent would copy it (copy-on-write) at the first change after every push.
+        var unsent: [ObjectReference: Bool] = [:]
         var pushing = false
         var acked: UInt64?
         /// Rebalanced away after its agent stayed away past `rebalanceAfter`: placed nothing.
@@ -61,6 +72,22 @@ public actor FederationEngine: Service, HubSessionObserver {
         var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
         /// The digest of `desired` (see ``FederationEngine/digest(_:)``), kept as objects change.
         var digestSum: UInt64 = 0
+
+        /// Places `copy` (nil: nothing) of `reference` here; true when the desired set changed.
+        mutating func place(_ reference: ObjectReference, _ copy: PlacedCopy?) -> Bool {
+            let previous: PlacedCopy?
+            if let copy {
+                previous = desired.updateValue(copy, forKey: reference)
+                if let previous, previous.value == copy.value { return false }
+            } else {
+                previous = desired.removeValue(forKey: reference)
+                if previous == nil { return false }
+            }
+            if unsent[reference] == nil { unsent[reference] = previous != nil }
+            if let previous { digestSum &-= previous.contribution }
+            if let copy { digestSum &+= copy.contribution }
+            return true
+        }
     }
 
     /// A cluster's revision and the digest of the desired set it names, as persisted.
@@ -576,14 +603,7 @@ public actor FederationEngine: Service, HubSessionObserver {
                     reports[reference]?[name] = nil
                     statusDirty.insert(reference)
                 }
-                if let previous = members[name]?.desired[reference], previous != copy {
-                    members[name]?.digestSum &-= Self.contribution(reference, previous)
-                }
-                if members[name]?.desired[reference] != copy {
-                    if let copy { members[name]?.digestSum &+= Self.contribution(reference, copy) }
-                    members[name]?.desired[reference] = copy
-                    touched.insert(name)
-                }
+                if members[name]?.place(reference, copy) == true { touched.insert(name) }
             }
         }
         if everyCluster {
@@ -602,7 +622,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         flushStatuses()
     }
 
-    private func copiesPerCluster(of reference: ObjectReference, clusters: Set<String>) -> [String: JSONValue] {
+    private func copiesPerCluster(of reference: ObjectReference, clusters: Set<String>) -> [String: PlacedCopy] {
         guard let object = federated[reference], object.deletionTimestamp == nil, !clusters.isEmpty else { return [:] }
         // Every member has its own system namespaces; the hub's are not sent.
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
@@ -612,7 +632,18 @@ public actor FederationEngine: Service, HubSessionObserver {
             propagationPolicies: Array(propagationPolicies.values),
             overridePolicies: Array(overridePolicies.values)
         )
-        return placement.copies(of: object, plugin: plugin).mapValues { plugin.prepareForMember($0) }
+        // Clusters given the same copy share one prepared value: one instance in memory for all
+        // of them (a thousand clusters held a thousand copies of each object), hashed once. The
+        // comparison is by identity first, so the common case costs no walk of the object.
+        var prepared: [(placed: JSONValue, copy: PlacedCopy)] = []
+        return placement.copies(of: object, plugin: plugin).mapValues { placed in
+            if let known = prepared.first(where: { $0.placed == placed }) { return known.copy }
+            let value = plugin.prepareForMember(placed)
+            let copy = PlacedCopy(value: value, contribution: Self.contribution(reference, value))
+            if prepared.count == 8 { prepared.removeFirst() }
+            prepared.append((placed, copy))
+            return copy
+        }
     }
 
     // MARK: Push
@@ -630,6 +661,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             recomputeAll(version: storeVersion, after: cluster)
         }
         members[cluster]?.sent = nil
+        members[cluster]?.unsent = [:]
         members[cluster]?.announced = lastAppliedRevision
         // The desired state first; the Cluster's status is written behind it, off this path.
         push(cluster)
@@ -644,6 +676,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         guard members[cluster]?.session?.id == sessionID else { return }
         members[cluster]?.session = nil
         members[cluster]?.sent = nil
+        members[cluster]?.unsent = [:]
         let lost = kubernetesTimestamp()
         setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
         let settings = settings
@@ -696,7 +729,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         guard settled, var member = members[cluster], let session = member.session, !member.pushing else { return }
         if member.sent == nil, let announced = member.announced, announced == member.revision {
             // The agent holds exactly this revision: nothing to resend.
-            member.sent = (member.revision, member.desired)
+            member.sent = member.revision
+            member.unsent = [:]
             member.announced = nil
             members[cluster] = member
             logger.info(
@@ -706,24 +740,31 @@ public actor FederationEngine: Service, HubSessionObserver {
             return
         }
         member.announced = nil
-        guard member.sent?.revision != member.revision else { return }
+        guard member.sent != member.revision else { return }
         let message: WireMessage
         if let sent = member.sent {
-            let upserts = member.desired.filter { sent.desired[$0.key] != $0.value }.map(\.value)
-            let leaving = sent.desired.keys.filter { member.desired[$0] == nil }
-            let orphans = leaving.filter { orphaned.contains($0) }
-            let deletes = leaving.filter { !orphaned.contains($0) }
+            var upserts: [JSONValue] = []
+            var deletes: [ObjectReference] = []
+            var orphans: [ObjectReference] = []
+            for (reference, held) in member.unsent {
+                if let copy = member.desired[reference] {
+                    upserts.append(copy.value)
+                } else if held {
+                    if orphaned.contains(reference) { orphans.append(reference) } else { deletes.append(reference) }
+                }
+            }
             message = .delta(
                 Delta(
-                    fromRevision: sent.revision, toRevision: member.revision, upserts: upserts, deletes: deletes,
+                    fromRevision: sent, toRevision: member.revision, upserts: upserts, deletes: deletes,
                     orphans: orphans.isEmpty ? nil : orphans
                 )
             )
         } else {
-            message = .snapshot(Snapshot(revision: member.revision, objects: Array(member.desired.values)))
+            message = .snapshot(Snapshot(revision: member.revision, objects: member.desired.values.map(\.value)))
         }
         let revision = member.revision
-        let desired = member.desired
+        let pushedChanges = member.unsent
+        member.unsent = [:]
         member.pushing = true
         members[cluster] = member
         let channel = session.channel
@@ -735,15 +776,19 @@ public actor FederationEngine: Service, HubSessionObserver {
             } catch {
                 written = false
             }
-            self.pushed(cluster, sessionID: session.id, revision: revision, desired: desired, written: written)
+            self.pushed(cluster, sessionID: session.id, revision: revision, changes: pushedChanges, written: written)
         }
     }
 
-    private func pushed(_ cluster: String, sessionID: String, revision: UInt64, desired: [ObjectReference: JSONValue], written: Bool) {
+    private func pushed(_ cluster: String, sessionID: String, revision: UInt64, changes: [ObjectReference: Bool], written: Bool) {
         members[cluster]?.pushing = false
         guard members[cluster]?.session?.id == sessionID else { return }
+        if !written {
+            // The agent still holds what it held before this push: what it held then stands.
+            members[cluster]?.unsent.merge(changes) { _, heldBeforePush in heldBeforePush }
+        }
         if written {
-            members[cluster]?.sent = (revision, desired)
+            members[cluster]?.sent = revision
             members[cluster]?.lastPush = (revision, .now)
             Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)]).record(Double(revision))
             logger.debug("desired state pushed", metadata: ["tether.event": "federation.pushed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
