@@ -67,6 +67,8 @@ public final class AgentListener: Service, Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onBound: @Sendable (Int) async throws -> Void
+    /// Every session's handler shares encodings: a delta sent to every cluster is encoded once.
+    private let sharedEncodings = SharedEncodings()
 
     /// - Parameters:
     ///   - revocations: certificates refused although they chain to the CA bundle.
@@ -216,7 +218,7 @@ public final class AgentListener: Service, Sendable {
         }
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ssl)
-        try sync.addTetherWireHandlers(limits: configuration.limits)
+        try sync.addTetherWireHandlers(limits: configuration.limits, sharedEncodings: sharedEncodings)
         try sync.addHandler(
             HubSessionHandler(
                 settings: .init(

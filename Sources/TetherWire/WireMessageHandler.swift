@@ -14,10 +14,14 @@ public final class WireMessageHandler: ChannelDuplexHandler {
     public typealias OutboundOut = Frame
 
     private let codec: WireCodec
+    private let sharedEncodings: SharedEncodings?
     private var failed = false
 
-    public init(limits: WireLimits) {
+    /// With `sharedEncodings`, snapshots and deltas equal to one another handler encoded
+    /// recently are written as that handler's frame (see ``SharedEncodings``).
+    public init(limits: WireLimits, sharedEncodings: SharedEncodings? = nil) {
         self.codec = WireCodec(limits: limits)
+        self.sharedEncodings = sharedEncodings
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -33,8 +37,14 @@ public final class WireMessageHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let message = Self.unwrapOutboundIn(data)
+        let (codec, allocator) = (self.codec, context.channel.allocator)
         do {
-            let frame = try codec.encode(message, allocator: context.channel.allocator)
+            let frame =
+                if let sharedEncodings {
+                    try sharedEncodings.frame(for: message) { () throws(WireError) in try codec.encode(message, allocator: allocator) }
+                } else {
+                    try codec.encode(message, allocator: allocator)
+                }
             context.write(Self.wrapOutboundOut(frame), promise: promise)
         } catch {
             promise?.fail(error)
@@ -75,9 +85,9 @@ public final class WireMessageHandler: ChannelDuplexHandler {
 
 extension ChannelPipeline.SynchronousOperations {
     /// Adds the frame decoder, frame encoder and message handler: above them, handlers see ``WireMessage``s.
-    public func addTetherWireHandlers(limits: WireLimits) throws {
+    public func addTetherWireHandlers(limits: WireLimits, sharedEncodings: SharedEncodings? = nil) throws {
         try addTetherFrameHandlers(limits: limits)
-        try self.addHandler(WireMessageHandler(limits: limits))
+        try self.addHandler(WireMessageHandler(limits: limits, sharedEncodings: sharedEncodings))
     }
 
     /// Adds the frame decoder and encoder only: above them, handlers see ``Frame``s (a peer that
