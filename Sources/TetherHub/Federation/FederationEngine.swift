@@ -50,7 +50,22 @@ public actor FederationEngine: Service, HubSessionObserver {
         var contribution: UInt64
     }
 
+    /// A cluster's revision gauges, made once: making a labelled gauge is a registry lookup, and
+    /// a fan-out records three per cluster.
+    private struct RevisionGauges {
+        let revision: Gauge
+        let ackedRevision: Gauge
+        let lag: Gauge
+
+        init(cluster: String) {
+            revision = Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)])
+            ackedRevision = Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)])
+            lag = Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
+        }
+    }
+
     private struct Member {
+        let gauges: RevisionGauges
         var revision: UInt64 = 0
         var desired: [ObjectReference: PlacedCopy] = [:]
         var session: (id: String, channel: any Channel)?
@@ -349,7 +364,9 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         guard records != persisted else { return }
         do {
-            try PEMFiles.writeJSON(records, to: path)
+            // Compact, with sorted keys: one line per write for thousands of clusters.
+            let text = String(decoding: try JSONValueEncoder().encode(records), as: UTF8.self)
+            try PEMFiles.writeAtomically(text + "\n", to: path, mode: PEMFiles.certificateMode)
             persisted = records
         } catch {
             logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
@@ -488,7 +505,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             return
         } else if members[name] == nil {
             clusterObjects[name] = object
-            members[name] = Member()
+            members[name] = Member(gauges: RevisionGauges(cluster: name))
             unrevisioned.insert(name)
             joined.withLockedValue { _ = $0.insert(name) }
             if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
@@ -615,7 +632,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             members[name]?.revision = next
             unrevisioned.remove(name)
             let acked = members[name]?.acked ?? 0
-            Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", name)]).record(Double(next > acked ? next - acked : 0))
+            members[name]?.gauges.lag.record(Double(next > acked ? next - acked : 0))
             push(name)
         }
         if !touched.isEmpty { persistRevisions() }
@@ -790,7 +807,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         if written {
             members[cluster]?.sent = revision
             members[cluster]?.lastPush = (revision, .now)
-            Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)]).record(Double(revision))
+            members[cluster]?.gauges.revision.record(Double(revision))
             logger.debug("desired state pushed", metadata: ["tether.event": "federation.pushed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
         }
         push(cluster)
@@ -809,8 +826,8 @@ public actor FederationEngine: Service, HubSessionObserver {
                 )
             }
             let desiredRevision = members[cluster]?.revision ?? ack.revision
-            Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)]).record(Double(ack.revision))
-            Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
+            members[cluster]?.gauges.ackedRevision.record(Double(ack.revision))
+            members[cluster]?.gauges.lag
                 .record(Double(desiredRevision > ack.revision ? desiredRevision - ack.revision : 0))
             for failure in ack.failures {
                 Counter(label: "tether_hub_apply_failures_total", dimensions: [("cluster", cluster), ("kind", failure.object.kind)]).increment()
