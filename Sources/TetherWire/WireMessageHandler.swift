@@ -17,8 +17,8 @@ public final class WireMessageHandler: ChannelDuplexHandler {
     private let sharedEncodings: SharedEncodings?
     private var failed = false
 
-    /// With `sharedEncodings`, snapshots and deltas equal to one another handler encoded
-    /// recently are written as that handler's frame (see ``SharedEncodings``).
+    /// With `sharedEncodings`, a delta equal to one another handler encoded recently is written
+    /// as that handler's frame (see ``SharedEncodings``).
     public init(limits: WireLimits, sharedEncodings: SharedEncodings? = nil) {
         self.codec = WireCodec(limits: limits)
         self.sharedEncodings = sharedEncodings

@@ -43,7 +43,7 @@ struct SharedEncodingsTests {
         #expect(try WireCodec().decode(frame, allocator: ByteBufferAllocator()) == delta)
     }
 
-    @Test("a delta that differs in anything is encoded for itself; other messages are never kept")
+    @Test("a delta that differs in anything is encoded for itself; snapshots and other messages are never kept")
     func differentMessages() throws {
         let encodings = SharedEncodings(capacity: 2)
         let first = try Self.session(sharing: encodings)
@@ -64,6 +64,9 @@ struct SharedEncodingsTests {
         let heartbeat = WireMessage.heartbeat(Heartbeat(sentAtMilliseconds: 1))
         try first.writeAndFlush(heartbeat).wait()
         try second.writeAndFlush(heartbeat).wait()
+        let snapshot = WireMessage.snapshot(Snapshot(revision: 8, objects: [Self.object]))
+        try first.writeAndFlush(snapshot).wait()
+        try second.writeAndFlush(snapshot).wait()
         #expect(encodings.counts.encoded == 4)
         #expect(encodings.counts.reused == 0)
         let decoded = try [first, second].flatMap { channel -> [WireMessage] in
@@ -73,6 +76,6 @@ struct SharedEncodingsTests {
             while let frame = try decoder.nextFrame(from: &buffer) { messages.append(try WireCodec().decode(frame, allocator: ByteBufferAllocator())) }
             return messages
         }
-        #expect(decoded == [.delta(delta), heartbeat, .delta(otherFrom), .delta(otherObject), .delta(delta), heartbeat])
+        #expect(decoded == [.delta(delta), heartbeat, snapshot, .delta(otherFrom), .delta(otherObject), .delta(delta), heartbeat, snapshot])
     }
 }
