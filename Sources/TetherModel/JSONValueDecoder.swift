@@ -21,19 +21,17 @@ public struct JSONValueDecoder {
     /// Parses `bytes` and decodes `type` from them; a syntax error is a
     /// `DecodingError.dataCorrupted` naming the byte where reading stopped.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
-        let value: JSONValue
-        do {
-            value = try JSONValue(parsing: bytes, maximumDepth: maximumDepth)
-        } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
-        }
-        return try decode(type, from: value)
+        try decode(type, parsed: { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: maximumDepth) })
     }
 
     public func decode<T: Decodable>(_ type: T.Type, from bytes: some Sequence<UInt8>) throws -> T {
+        try decode(type, parsed: { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: maximumDepth) })
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, parsed parse: () throws(JSONSyntaxError) -> JSONValue) throws -> T {
         let value: JSONValue
         do {
-            value = try JSONValue(parsing: bytes, maximumDepth: maximumDepth)
+            value = try parse()
         } catch {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: error.description, underlyingError: error))
         }
