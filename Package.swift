@@ -218,7 +218,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherSessionTests",
-            dependencies: ["TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", nioCore, nioEmbedded],
+            dependencies: [
+                "TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherStore", "TetherModel", "BuiltinPlugins",
+                "TetherTestSupport", nioCore, nioEmbedded, logging,
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
