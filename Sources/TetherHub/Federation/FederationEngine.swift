@@ -43,6 +43,8 @@ public actor FederationEngine: Service, HubSessionObserver {
     private let registry: KindRegistry
     private let logger: Logger
     private let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
+    /// Made on first use, after the hub has bootstrapped its metrics backend.
+    private lazy var pushToAck = Timer(label: "tether_hub_push_to_ack_seconds")
 
     /// One cluster's copy of a federated object, with its share of the cluster's digest.
     struct PlacedCopy {
@@ -87,6 +89,52 @@ public actor FederationEngine: Service, HubSessionObserver {
         var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
         /// The digest of `desired` (see ``FederationEngine/digest(_:)``), kept as objects change.
         var digestSum: UInt64 = 0
+
+        enum PushStep {
+            case nothing
+            /// The agent announced the current revision: nothing to send.
+            case current(UInt64)
+            /// Write `message`; `changes` are what it carries, to merge back if the write fails.
+            case send(WireMessage, revision: UInt64, changes: [ObjectReference: Bool])
+        }
+
+        /// What to write to the agent next: a snapshot the first time in a session, then deltas
+        /// of what changed since the last written push. Marks the member pushing when it sends.
+        mutating func nextPush(orphaned: Set<ObjectReference>) -> PushStep {
+            if sent == nil, let announced, announced == revision {
+                sent = revision
+                unsent = [:]
+                self.announced = nil
+                return .current(revision)
+            }
+            announced = nil
+            guard sent != revision else { return .nothing }
+            let message: WireMessage
+            if let sent {
+                var upserts: [JSONValue] = []
+                var deletes: [ObjectReference] = []
+                var orphans: [ObjectReference] = []
+                for (reference, held) in unsent {
+                    if let copy = desired[reference] {
+                        upserts.append(copy.value)
+                    } else if held {
+                        if orphaned.contains(reference) { orphans.append(reference) } else { deletes.append(reference) }
+                    }
+                }
+                message = .delta(
+                    Delta(
+                        fromRevision: sent, toRevision: revision, upserts: upserts, deletes: deletes,
+                        orphans: orphans.isEmpty ? nil : orphans
+                    )
+                )
+            } else {
+                message = .snapshot(Snapshot(revision: revision, objects: desired.values.map(\.value)))
+            }
+            let changes = unsent
+            unsent = [:]
+            pushing = true
+            return .send(message, revision: revision, changes: changes)
+        }
 
         /// Places `copy` (nil: nothing) of `reference` here; true when the desired set changed.
         mutating func place(_ reference: ObjectReference, _ copy: PlacedCopy?) -> Bool {
@@ -743,57 +791,31 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Writes the cluster's latest desired set to its agent: a snapshot the first time in a
     /// session, then deltas. One write at a time per cluster; changes meanwhile coalesce.
     private func push(_ cluster: String) {
-        guard settled, var member = members[cluster], let session = member.session, !member.pushing else { return }
-        if member.sent == nil, let announced = member.announced, announced == member.revision {
-            // The agent holds exactly this revision: nothing to resend.
-            member.sent = member.revision
-            member.unsent = [:]
-            member.announced = nil
-            members[cluster] = member
+        // Decided in place: copying the member out and back costs a retain of each of its
+        // collections per push, thousands of times per change.
+        guard settled, let session = members[cluster]?.session, members[cluster]?.pushing == false,
+            let step = members[cluster]?.nextPush(orphaned: orphaned)
+        else { return }
+        switch step {
+        case .nothing:
+            return
+        case .current(let revision):
             logger.info(
                 "agent is current; no resend",
-                metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(member.revision)"]
+                metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"]
             )
-            return
-        }
-        member.announced = nil
-        guard member.sent != member.revision else { return }
-        let message: WireMessage
-        if let sent = member.sent {
-            var upserts: [JSONValue] = []
-            var deletes: [ObjectReference] = []
-            var orphans: [ObjectReference] = []
-            for (reference, held) in member.unsent {
-                if let copy = member.desired[reference] {
-                    upserts.append(copy.value)
-                } else if held {
-                    if orphaned.contains(reference) { orphans.append(reference) } else { deletes.append(reference) }
+        case .send(let message, let revision, let changes):
+            let channel = session.channel
+            Task {
+                let written: Bool
+                do {
+                    try await channel.writeAndFlush(message)
+                    written = true
+                } catch {
+                    written = false
                 }
+                self.pushed(cluster, sessionID: session.id, revision: revision, changes: changes, written: written)
             }
-            message = .delta(
-                Delta(
-                    fromRevision: sent, toRevision: member.revision, upserts: upserts, deletes: deletes,
-                    orphans: orphans.isEmpty ? nil : orphans
-                )
-            )
-        } else {
-            message = .snapshot(Snapshot(revision: member.revision, objects: member.desired.values.map(\.value)))
-        }
-        let revision = member.revision
-        let pushedChanges = member.unsent
-        member.unsent = [:]
-        member.pushing = true
-        members[cluster] = member
-        let channel = session.channel
-        Task {
-            let written: Bool
-            do {
-                try await channel.writeAndFlush(message)
-                written = true
-            } catch {
-                written = false
-            }
-            self.pushed(cluster, sessionID: session.id, revision: revision, changes: pushedChanges, written: written)
         }
     }
 
@@ -821,7 +843,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             members[cluster]?.acked = ack.revision
             if let push = members[cluster]?.lastPush, push.revision == ack.revision {
                 let elapsed = ContinuousClock.now - push.at
-                Timer(label: "tether_hub_push_to_ack_seconds").recordNanoseconds(
+                pushToAck.recordNanoseconds(
                     elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
                 )
             }
