@@ -125,7 +125,11 @@ final class Recorder: Sendable {
         var waiters: [UUID: (condition: @Sendable (Counts) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
         /// Per session, when its current connection was accepted and how long until its first desired state.
         var connectedAt: [ContinuousClock.Instant?]
+        /// When the current connection's TLS handshake completed.
+        var handshakenAt: [ContinuousClock.Instant?]
         var toFirstState: [Duration?]
+        /// Of `toFirstState`, the part after the handshake (hello, the hub's attach, its push).
+        var handshakeToFirstState: [Duration?]
         var firstStates = 0
 
         var counts: Counts {
@@ -150,7 +154,8 @@ final class Recorder: Sendable {
             State(
                 received: Array(repeating: 0, count: count), acked: Array(repeating: 0, count: count),
                 receivedAt: Array(repeating: nil, count: count), ackedAt: Array(repeating: nil, count: count),
-                connectedAt: Array(repeating: nil, count: count), toFirstState: Array(repeating: nil, count: count)
+                connectedAt: Array(repeating: nil, count: count), handshakenAt: Array(repeating: nil, count: count),
+                toFirstState: Array(repeating: nil, count: count), handshakeToFirstState: Array(repeating: nil, count: count)
             )
         )
     }
@@ -162,10 +167,21 @@ final class Recorder: Sendable {
         let now = ContinuousClock.now
         state.withLock {
             $0.connectedAt[index] = now
+            $0.handshakenAt[index] = nil
             if $0.toFirstState[index] != nil { $0.firstStates -= 1 }
             $0.toFirstState[index] = nil
+            $0.handshakeToFirstState[index] = nil
         }
     }
+
+    /// The TLS handshake of session `index` completed.
+    func handshaken(_ index: Int) {
+        let now = ContinuousClock.now
+        state.withLock { $0.handshakenAt[index] = now }
+    }
+
+    /// Of each connection's time to its first desired state, the part after its handshake.
+    func handshakeToFirstState() -> [Duration] { state.withLock { $0.handshakeToFirstState.compactMap { $0 } } }
 
     /// How long each session took from connecting to its first desired state, for the
     /// connections made since `resetConnections()`.
@@ -174,6 +190,7 @@ final class Recorder: Sendable {
     func resetConnections() {
         state.withLock {
             $0.toFirstState = Array(repeating: nil, count: $0.toFirstState.count)
+            $0.handshakeToFirstState = Array(repeating: nil, count: $0.handshakeToFirstState.count)
             $0.firstStates = 0
         }
     }
@@ -185,6 +202,7 @@ final class Recorder: Sendable {
         update { state in
             if !acked, state.toFirstState[index] == nil, let connected = state.connectedAt[index] {
                 state.toFirstState[index] = now - connected
+                state.handshakeToFirstState[index] = state.handshakenAt[index].map { now - $0 }
                 state.firstStates += 1
             }
             if acked {
@@ -304,6 +322,7 @@ final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event {
+            recorder.handshaken(index)
             send(.hello(Hello(protocolVersions: [1], agentVersion: "bench", cluster: cluster)), context: context)
         }
         context.fireUserInboundEventTriggered(event)

@@ -132,6 +132,9 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let firstState = percentiles(fixture.agents.recorder.connectToFirstState())
             report.add("first_state_p50_ms", firstState.p50, "connect to first desired state (storm): p50", unit: "ms")
             report.add("first_state_p99_ms", firstState.p99, "connect to first desired state (storm): p99", unit: "ms")
+            let afterHandshake = percentiles(fixture.agents.recorder.handshakeToFirstState())
+            report.add("handshake_to_first_state_p50_ms", afterHandshake.p50, "of which after the TLS handshake: p50", unit: "ms")
+            report.add("handshake_to_first_state_p99_ms", afterHandshake.p99, "of which after the TLS handshake: p99", unit: "ms")
             report.add("connect_failures", Double(fixture.agents.recorder.connectFailures), "refused dials while the hub was down", format: "%.0f")
         } catch {
             await fixture.stop()
