@@ -96,15 +96,9 @@ struct JSONParser {
 
     private mutating func parseObject() throws(JSONSyntaxError) -> JSONValue {
         try enterContainer()
-        position += 1
         var members: [String: JSONValue] = [:]
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            position += 1
-            depth -= 1
-            return .object(members)
-        }
-        while true {
+        if closes(UInt8(ascii: "}")) { return .object(members) }
+        repeat {
             guard peek() == UInt8(ascii: "\"") else { throw failure("expected a member name in quotes") }
             let key = try parseString()
             skipWhitespace()
@@ -112,53 +106,54 @@ struct JSONParser {
             position += 1
             skipWhitespace()
             members[key] = try parseValue()
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","):
-                position += 1
-                skipWhitespace()
-            case UInt8(ascii: "}"):
-                position += 1
-                depth -= 1
-                return .object(members)
-            default:
-                throw failure("expected ',' or '}' in an object")
-            }
-        }
+        } while try continues(closing: UInt8(ascii: "}"), in: "an object")
+        return .object(members)
     }
 
     private mutating func parseArray() throws(JSONSyntaxError) -> JSONValue {
         try enterContainer()
-        position += 1
         var elements: [JSONValue] = []
+        if closes(UInt8(ascii: "]")) { return .array(elements) }
+        repeat {
+            elements.append(try parseValue())
+        } while try continues(closing: UInt8(ascii: "]"), in: "an array")
+        return .array(elements)
+    }
+
+    /// After an opening bracket: true (and the container is left) when it closes at once.
+    private mutating func closes(_ closing: UInt8) -> Bool {
         skipWhitespace()
-        if peek() == UInt8(ascii: "]") {
+        guard peek() == closing else { return false }
+        position += 1
+        depth -= 1
+        return true
+    }
+
+    /// After an element: true when a comma announces another, false when `closing` ends the
+    /// container (which is then left).
+    private mutating func continues(closing: UInt8, in container: String) throws(JSONSyntaxError) -> Bool {
+        skipWhitespace()
+        switch peek() {
+        case UInt8(ascii: ","):
+            position += 1
+            skipWhitespace()
+            return true
+        case closing:
             position += 1
             depth -= 1
-            return .array(elements)
-        }
-        while true {
-            elements.append(try parseValue())
-            skipWhitespace()
-            switch peek() {
-            case UInt8(ascii: ","):
-                position += 1
-                skipWhitespace()
-            case UInt8(ascii: "]"):
-                position += 1
-                depth -= 1
-                return .array(elements)
-            default:
-                throw failure("expected ',' or ']' in an array")
-            }
+            return false
+        default:
+            throw failure("expected ',' or '\(Character(Unicode.Scalar(closing)))' in \(container)")
         }
     }
 
+    /// Steps over an opening bracket, counting the depth.
     private mutating func enterContainer() throws(JSONSyntaxError) {
         depth += 1
         guard depth <= maximumDepth else {
             throw JSONSyntaxError(offset: position, reason: "arrays and objects nest deeper than \(maximumDepth) levels", isNestingTooDeep: true)
         }
+        position += 1
     }
 
     /// Reads a string starting at its opening quote. Strings without escapes (nearly all of a
