@@ -52,22 +52,24 @@ public actor FederationEngine: Service, HubSessionObserver {
         var contribution: UInt64
     }
 
-    /// A cluster's revision gauges, made once: making a labelled gauge is a registry lookup, and
-    /// a fan-out records three per cluster.
-    private struct RevisionGauges {
+    /// A cluster's gauges recorded per push, ack and heartbeat, made once: making a labelled
+    /// gauge is a registry lookup, and a fan-out records three per cluster.
+    private struct ClusterGauges {
         let revision: Gauge
         let ackedRevision: Gauge
         let lag: Gauge
+        let lastHeartbeat: Gauge
 
         init(cluster: String) {
             revision = Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)])
             ackedRevision = Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)])
             lag = Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
+            lastHeartbeat = Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
         }
     }
 
     private struct Member {
-        let gauges: RevisionGauges
+        let gauges: ClusterGauges
         var revision: UInt64 = 0
         var desired: [ObjectReference: PlacedCopy] = [:]
         var session: (id: String, channel: any Channel)?
@@ -87,7 +89,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         var announced: UInt64?
         /// The last revision written to the agent and when, for push-to-ack latency.
         var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
-        /// The digest of `desired` (see ``FederationEngine/digest(_:)``), kept as objects change.
+        /// The digest of `desired`: the wrapping sum of each object's
+        /// ``FederationEngine/contribution(_:_:)``, independent of order and kept as objects change.
         var digestSum: UInt64 = 0
 
         enum PushStep {
@@ -421,12 +424,6 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    /// A stable digest of a desired set: the wrapping sum of each object's ``contribution(_:_:)``,
-    /// so it is independent of order and kept up to date object by object as the set changes.
-    static func digest(_ desired: [ObjectReference: JSONValue]) -> String {
-        String(desired.reduce(UInt64(0)) { $0 &+ contribution($1.key, $1.value) }, radix: 16)
-    }
-
     /// FNV-1a over the reference and a canonical walk of the object (keys sorted, types tagged):
     /// stable across runs, unlike `Hasher`, and without encoding JSON.
     static func contribution(_ reference: ObjectReference, _ value: JSONValue) -> UInt64 {
@@ -553,7 +550,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             return
         } else if members[name] == nil {
             clusterObjects[name] = object
-            members[name] = Member(gauges: RevisionGauges(cluster: name))
+            members[name] = Member(gauges: ClusterGauges(cluster: name))
             unrevisioned.insert(name)
             joined.withLockedValue { _ = $0.insert(name) }
             if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
@@ -880,8 +877,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             statusDirty.formUnion(touched)
             flushStatuses()
         case .heartbeat(let heartbeat):
-            Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
-                .record(Date().timeIntervalSince1970)
+            members[cluster]?.gauges.lastHeartbeat.record(Date().timeIntervalSince1970)
             if let health = heartbeat.cluster { recordHealth(cluster, health) }
         default:
             break
