@@ -54,6 +54,18 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue {
+    /// What kind of JSON value this is, for error messages.
+    public var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .integer, .double: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
     /// The member `key` of an object, or nil for anything else.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }

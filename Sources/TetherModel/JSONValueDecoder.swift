@@ -258,17 +258,3 @@ struct JSONCodingKey: CodingKey {
         self.intValue = intValue
     }
 }
-
-extension JSONValue {
-    /// What kind of JSON value this is, for error messages.
-    public var kindName: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .integer, .double: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-}
