@@ -122,6 +122,10 @@ final class Recorder: Sendable {
         /// When each session first received / acked the target.
         var receivedAt: [ContinuousClock.Instant?]
         var ackedAt: [ContinuousClock.Instant?]
+        /// When each session reached its current `received` / `acked` revision: a push can arrive
+        /// before the API's answer lets the benchmark name the revision to track.
+        var reachedReceivedAt: [ContinuousClock.Instant?]
+        var reachedAckedAt: [ContinuousClock.Instant?]
         var waiters: [UUID: (condition: @Sendable (Counts) -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
         /// Per session, when its current connection was accepted and how long until its first desired state.
         var connectedAt: [ContinuousClock.Instant?]
@@ -154,6 +158,7 @@ final class Recorder: Sendable {
             State(
                 received: Array(repeating: 0, count: count), acked: Array(repeating: 0, count: count),
                 receivedAt: Array(repeating: nil, count: count), ackedAt: Array(repeating: nil, count: count),
+                reachedReceivedAt: Array(repeating: nil, count: count), reachedAckedAt: Array(repeating: nil, count: count),
                 connectedAt: Array(repeating: nil, count: count), handshakenAt: Array(repeating: nil, count: count),
                 toFirstState: Array(repeating: nil, count: count), handshakeToFirstState: Array(repeating: nil, count: count)
             )
@@ -208,6 +213,7 @@ final class Recorder: Sendable {
             if acked {
                 let before = state.acked[index]
                 state.acked[index] = max(before, revision)
+                if revision > before { state.reachedAckedAt[index] = now }
                 if before < state.target, revision >= state.target {
                     state.reachedAcked += 1
                     state.ackedAt[index] = now
@@ -215,6 +221,7 @@ final class Recorder: Sendable {
             } else {
                 let before = state.received[index]
                 state.received[index] = max(before, revision)
+                if revision > before { state.reachedReceivedAt[index] = now }
                 if before < state.target, revision >= state.target {
                     state.reachedReceived += 1
                     state.receivedAt[index] = now
@@ -235,8 +242,9 @@ final class Recorder: Sendable {
             state.target = revision
             state.reachedReceived = state.received.count { $0 >= revision }
             state.reachedAcked = state.acked.count { $0 >= revision }
-            state.receivedAt = Array(repeating: nil, count: state.received.count)
-            state.ackedAt = Array(repeating: nil, count: state.acked.count)
+            // Sessions already there got it before the revision was known: keep when they did.
+            state.receivedAt = state.received.indices.map { state.received[$0] >= revision ? state.reachedReceivedAt[$0] : nil }
+            state.ackedAt = state.acked.indices.map { state.acked[$0] >= revision ? state.reachedAckedAt[$0] : nil }
         }
     }
 
