@@ -58,6 +58,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         // Only the benchmarks use gRPC: `tether-bench protocol` measures our framed protocol against it.
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
@@ -85,7 +86,7 @@ let package = Package(
         .target(name: "TetherModel", dependencies: [yams], swiftSettings: strictSettings),
         .target(
             name: "TetherWire",
-            dependencies: ["TetherModel", "CTetherZlib", nioCore],
+            dependencies: ["TetherModel", "CTetherZlib", nioCore, nioConcurrency, logging, metrics],
             swiftSettings: strictSettings
         ),
         .target(
@@ -113,8 +114,11 @@ let package = Package(
         .target(
             name: "TetherAPI",
             dependencies: [
-                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", nioCore, nioConcurrency, nioSSL, x509, logging, lifecycle,
+                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1, x509,
+                logging, lifecycle, metrics,
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

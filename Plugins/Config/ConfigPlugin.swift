@@ -14,7 +14,8 @@ public struct ConfigPlugin: ResourcePlugin {
         group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, shortNames: ["ns"],
         printerColumns: [.text("STATUS") { $0.string(at: "status", "phase") ?? "Active" }],
         fields: ["spec": .object(["finalizers": .stringList]), "status": .object(["phase": .string, "conditions": .conditions])],
-        summary: "Namespace provides a scope for names."
+        summary: "Namespace provides a scope for names.",
+        nameRule: .dns1123Label
     )
     public static let configMap = KindDescriptor(
         group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, shortNames: ["cm"],

@@ -23,7 +23,8 @@ public struct FederationPlugin: ResourcePlugin {
             "spec": .object(["taints": .freeList, "description": .string]),
             "status": .free,
         ],
-        summary: "Cluster is a member cluster of the federation; its agent holds a session to the hub."
+        summary: "Cluster is a member cluster of the federation; its agent holds a session to the hub.",
+        nameRule: .dns1123Label
     )
     public static let propagationPolicy = KindDescriptor(
         group: group, version: "v1alpha1", kind: "PropagationPolicy", plural: "propagationpolicies",

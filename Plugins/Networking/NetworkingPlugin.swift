@@ -33,7 +33,8 @@ public struct NetworkingPlugin: ResourcePlugin {
             ]),
             "status": .free,
         ],
-        summary: "Service is a named abstraction of software service consisting of a port the proxy listens on and the pods it forwards to."
+        summary: "Service is a named abstraction of software service consisting of a port the proxy listens on and the pods it forwards to.",
+        nameRule: .dns1123Label
     )
     public static let ingress = KindDescriptor(
         group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", namespaced: true,

@@ -8,6 +8,8 @@ struct APIError: Error, CustomStringConvertible {
     var reason: String
     var message: String
     var details: JSONValue?
+    /// Sent as `Retry-After` (seconds), and in the Status' details, as Kubernetes does for 429.
+    var retryAfterSeconds: Int?
 
     var description: String { message }
 
@@ -22,6 +24,12 @@ struct APIError: Error, CustomStringConvertible {
     }
     static func invalid(_ message: String) -> APIError { APIError(code: 422, reason: "Invalid", message: message) }
     static func notAcceptable(_ message: String) -> APIError { APIError(code: 406, reason: "NotAcceptable", message: message) }
+    static func tooManyRequests(_ message: String) -> APIError {
+        var error = APIError(code: 429, reason: "TooManyRequests", message: message, details: ["retryAfterSeconds": 1])
+        error.retryAfterSeconds = 1
+        return error
+    }
+    static func timeout(_ message: String) -> APIError { APIError(code: 504, reason: "Timeout", message: message) }
 
     init(code: Int, reason: String, message: String, details: JSONValue? = nil) {
         self.code = code
@@ -37,6 +45,7 @@ struct APIError: Error, CustomStringConvertible {
         case .conflict: self.init(code: 409, reason: "Conflict", message: error.message)
         case .expired: self.init(code: 410, reason: "Expired", message: error.message)
         case .invalid: self.init(code: 422, reason: "Invalid", message: error.message)
+        case .tooLarge: self.init(code: 413, reason: "RequestEntityTooLarge", message: error.message)
         case .watchOverflow: self.init(code: 410, reason: "Expired", message: error.message)
         case .storage: self.init(code: 500, reason: "InternalError", message: error.message)
         }

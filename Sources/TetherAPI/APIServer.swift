@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOConcurrencyHelpers
@@ -10,6 +11,7 @@ import TetherModel
 import TetherPlugin
 import TetherSecurity
 import TetherStore
+import TetherWire
 import X509
 
 /// How the API server listens and what it accepts.
@@ -18,8 +20,15 @@ public struct APIServerConfiguration: Sendable {
     public var port: Int
     /// Largest request body read, in bytes (Kubernetes: 3 MiB).
     public var maximumBodyBytes: Int
-    /// Largest object stored, in bytes of JSON (etcd's 1.5 MiB).
-    public var maximumObjectBytes: Int
+    /// What an object may be: its size (etcd's 1.5 MiB) and nesting, checked on every body and
+    /// after every patch.
+    public var limits: ObjectLimits
+    /// Requests in flight, watches per user, request and watch timeouts.
+    public var requests: APIRequestLimits
+    /// Caps on connections and on connections that have sent no request yet.
+    public var connections: ListenerLimits
+    /// An API connection with no request in flight is closed after this.
+    public var idleTimeout: TimeAmount
     public var serverVersion: String
     /// Whether something on this server removes Kubernetes' `orphan` finalizer (the hub's
     /// federation engine does): only then does `propagationPolicy: Orphan` add it.
@@ -29,17 +38,26 @@ public struct APIServerConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 6443,
         maximumBodyBytes: Int = 3 * 1024 * 1024,
-        maximumObjectBytes: Int = 1_572_864,
+        limits: ObjectLimits = .default,
+        requests: APIRequestLimits = APIRequestLimits(),
+        connections: ListenerLimits = ListenerLimits(maximumConnections: 1_024, maximumConnectionsPerAddress: 512, maximumStrangers: 256),
+        idleTimeout: TimeAmount = .seconds(120),
         serverVersion: String = "0.1.0",
         orphanFinalizerHandled: Bool = false
     ) {
         self.host = host
         self.port = port
         self.maximumBodyBytes = maximumBodyBytes
-        self.maximumObjectBytes = maximumObjectBytes
+        self.limits = limits
+        self.requests = requests
+        self.connections = connections
+        self.idleTimeout = idleTimeout
         self.serverVersion = serverVersion
         self.orphanFinalizerHandled = orphanFinalizerHandled
     }
+
+    /// Largest object a client may write, in bytes.
+    public var maximumObjectBytes: Int { limits.maximumBytes }
 }
 
 /// The per-request context: Hummingbird's, plus the connection, so the caller's certificate can be read.
@@ -72,6 +90,9 @@ public final class APIServer: Service, Sendable {
     private let credentials: NIOLockedValueBox<Credentials>
     private let logger: Logger
     private let onBound: @Sendable (Int) async -> Void
+    private let gate: ConnectionGate
+    /// Who may do what; ``updateAccess(_:)`` replaces it.
+    public let access: AccessControl
 
     public init(
         configuration: APIServerConfiguration,
@@ -79,7 +100,7 @@ public final class APIServer: Service, Sendable {
         registry: KindRegistry,
         material: TLSMaterial,
         revocations: RevocationList = RevocationList(),
-        access: AccessPolicy,
+        access: AccessControl,
         faults: FaultInjector? = nil,
         metrics: (@Sendable () -> [UInt8])? = nil,
         logger: Logger,
@@ -96,10 +117,13 @@ public final class APIServer: Service, Sendable {
         )
         self.logger = logger
         self.onBound = onBound
+        self.access = access
+        self.gate = ConnectionGate(name: "api", limits: configuration.connections, logger: logger)
         self.handler = ResourceHandler(
             store: store,
             registry: registry,
             access: access,
+            limiter: InFlightLimiter(limits: configuration.requests),
             trustDomain: material.identity.trustDomain,
             configuration: configuration,
             faults: faults,
@@ -130,11 +154,8 @@ public final class APIServer: Service, Sendable {
         }
         let logger = self.logger
         let bound = OnceFlag()
-        let app = Application(
-            router: router,
-            server: try .tls(
-                .http1(),
-                configuration: TLSChannelConfiguration(tlsConfiguration: tls) { certificates in
+        let (gate, idleTimeout) = (self.gate, configuration.idleTimeout)
+        let verification = TLSChannelConfiguration(tlsConfiguration: tls) { certificates in
                     let chain = try certificates.map { try TetherTLS.certificate(from: $0) }
                     let verifier = credentials.withLockedValue { $0.verifier }
                     switch await verifier.verify(chain: chain) {
@@ -147,8 +168,19 @@ public final class APIServer: Service, Sendable {
                         return .failed
                     }
                 }
-            ),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        // Every connection passes the listener's gate before TLS, and counts as authenticated
+        // (for the gate's caps) once its first request arrives.
+        let server = HTTPServerBuilder { responder in
+            let http = HTTP1Channel(
+                responder: responder,
+                configuration: .init(additionalChannelHandlers: [FirstRequestMarker(gate: gate)], idleTimeout: idleTimeout)
+            )
+            return GatedChannel(base: try TLSChannel(http, configuration: verification), gate: gate)
+        }
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 1024),
             onServerRunning: { [onBound, logger] channel in
                 bound.mark()
                 let port = channel.localAddress?.port ?? 0
@@ -183,6 +215,9 @@ extension APIServer {
             )
         }
     }
+
+    /// Open connections, and those that have not sent a request yet.
+    public var connectionCounts: (open: Int, strangers: Int) { gate.counts }
 
     /// Client certificates `revocations` covers are refused from the next handshake on.
     public func updateRevocations(_ revocations: RevocationList) {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import TetherSecurity
 
 /// What a caller may do.
@@ -54,9 +55,23 @@ public struct AccessPolicy: Codable, Sendable {
         self.tokens = tokens
     }
 
+    /// The policy at `path`; without the file, the `admin` user alone. A file that does not
+    /// decode, or lists an empty token, is an error (and a reload keeps the policy in force).
     public static func load(from path: String) throws(SecurityError) -> AccessPolicy {
         guard FileManager.default.fileExists(atPath: path) else { return AccessPolicy() }
-        return try PEMFiles.readJSON(AccessPolicy.self, from: path)
+        let policy = try PEMFiles.readJSON(AccessPolicy.self, from: path)
+        if let empty = policy.tokens.first(where: { $0.token.isEmpty }) {
+            throw SecurityError(.unreadableFile, "\(path) lists an empty token for user \(empty.user); every token must be a secret string")
+        }
+        return policy
+    }
+
+    /// The file holds bearer tokens: a warning when others than its owner may read it.
+    public static func permissionWarning(at path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value, mode & 0o077 != 0
+        else { return nil }
+        return "\(path) holds bearer tokens but is readable by others (mode \(String(mode, radix: 8))); chmod 600 it"
     }
 
     func role(ofUser user: String) -> APIRole? { users[user] }
@@ -76,6 +91,21 @@ public struct AccessPolicy: Codable, Sendable {
             difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
         }
         return difference == 0
+    }
+}
+
+/// The access policy in force: read by every request, replaced when `access.json` changes.
+public final class AccessControl: Sendable {
+    private let policy: NIOLockedValueBox<AccessPolicy>
+
+    public init(_ policy: AccessPolicy = AccessPolicy()) {
+        self.policy = NIOLockedValueBox(policy)
+    }
+
+    public var current: AccessPolicy { policy.withLockedValue { $0 } }
+
+    public func replace(with new: AccessPolicy) {
+        policy.withLockedValue { $0 = new }
     }
 }
 

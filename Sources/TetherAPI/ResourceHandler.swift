@@ -12,7 +12,8 @@ import TetherStore
 struct ResourceHandler: Sendable {
     let store: any ResourceStore
     let registry: KindRegistry
-    let access: AccessPolicy
+    let access: AccessControl
+    let limiter: InFlightLimiter
     let trustDomain: String
     let configuration: APIServerConfiguration
     let faults: FaultInjector?
@@ -33,7 +34,54 @@ struct ResourceHandler: Sendable {
         }
     }
 
+    /// Answers one request within the API's limits: health checks always; watches within each
+    /// user's watch budget (checked where the watch starts); everything else within the
+    /// in-flight caps (429 beyond) and the request timeout (504 after it).
     func respond(to request: Request, context: APIRequestContext) async -> Response {
+        let path = request.uri.path
+        let isHealth = ["/healthz", "/readyz", "/livez"].contains(path) || path.hasPrefix("/healthz/") || path == "/version"
+        let isWatch = request.method == .get && ["true", "1"].contains(QueryString.parse(request.uri.query)["watch"] ?? "")
+        if isHealth || isWatch { return await answer(request, context: context) }
+        let kind: InFlightLimiter.Kind = [.get, .head].contains(request.method) ? .read : .write
+        guard limiter.enter(kind) else {
+            return Self.status(
+                .tooManyRequests("too many requests are being served; try again later (the server answers at most "
+                    + "\(kind == .read ? limiter.limits.maximumReadsInFlight : limiter.limits.maximumWritesInFlight) \(kind == .read ? "reads" : "writes") at once)")
+            )
+        }
+        defer { limiter.leave(kind) }
+        let timeout = limiter.limits.requestTimeout
+        let outcome = await Self.race(timeout) { await self.answer(request, context: context) }
+        return outcome ?? Self.status(
+            .timeout("Timeout: request did not complete within the allotted timeout of \(timeout.components.seconds) s")
+        )
+    }
+
+    /// `work`'s result, or nil if `timeout` passes first (the work is then cancelled and its
+    /// result dropped when it comes).
+    private static func race(_ timeout: Duration, _ work: @escaping @Sendable () async -> Response) async -> Response? {
+        let settled = OnceFlag()
+        let task = Task { await work() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
+                Task {
+                    let response = await task.value
+                    if settled.markFirst() { continuation.resume(returning: response) }
+                }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    if settled.markFirst() {
+                        task.cancel()
+                        continuation.resume(returning: nil)
+                    }
+                }
+            }
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    private func answer(_ request: Request, context: APIRequestContext) async -> Response {
         do {
             return try await route(request, context: context)
         } catch let error as APIError {
@@ -142,6 +190,7 @@ struct ResourceHandler: Sendable {
     // MARK: Authentication and authorization
 
     private func authenticate(_ request: Request, context: APIRequestContext) async throws -> Caller {
+        let access = self.access.current
         if let header = request.headers[.authorization] {
             guard header.hasPrefix("Bearer "), let token = access.user(forToken: String(header.dropFirst("Bearer ".count))) else {
                 throw APIError.unauthorized("Unauthorized: the bearer token is not valid")
@@ -193,7 +242,7 @@ struct ResourceHandler: Sendable {
         let query = QueryString.parse(request.uri.query)
         let dryRun = query["dryRun"] == "All"
         let operation = ResourceOperation(
-            kind: kind, type: type, path: path, handler: self, request: request, connectionClosed: connectionClosed
+            kind: kind, type: type, path: path, handler: self, request: request, caller: caller, connectionClosed: connectionClosed
         )
 
         switch (request.method, path.name) {
@@ -244,7 +293,9 @@ struct ResourceHandler: Sendable {
     }
 
     static func status(_ error: APIError) -> Response {
-        json(error.status, status: HTTPResponse.Status(code: error.code))
+        var response = json(error.status, status: HTTPResponse.Status(code: error.code))
+        if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
+        return response
     }
 
     /// Compact JSON with sorted keys; a value JSON cannot hold (a non-finite double) comes out as `{}`.

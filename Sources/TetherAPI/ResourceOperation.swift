@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -15,6 +16,7 @@ struct ResourceOperation {
     let path: APIPath.ResourcePath
     let handler: ResourceHandler
     let request: Request
+    let caller: Caller
     /// Completes when the client's connection closes: a watch ends then, not at its next event.
     let connectionClosed: EventLoopFuture<Void>
 
@@ -82,10 +84,32 @@ struct ResourceOperation {
         return options
     }
 
-    /// Streams watch events, one JSON object per line, until the client leaves or `timeoutSeconds` passes.
+    /// Streams watch events, one JSON object per line, until the client leaves or the watch's
+    /// timeout passes (`timeoutSeconds`, cut to the server's maximum; a random time when absent).
+    ///
+    /// The events come from the store one at a time as the client takes them (a history replayed
+    /// from an old version included): a slow reader holds the store's bounded live buffer, and
+    /// one that falls past it gets an `ERROR` event (410) and the end of the stream.
     func watch() async throws -> Response {
         let options = try listOptions()
+        let limits = handler.limiter.limits
+        var requestedTimeout: Int64?
+        if let text = query["timeoutSeconds"] {
+            guard let seconds = Int64(text), seconds >= 0 else {
+                throw APIError.badRequest("timeoutSeconds must be a non-negative integer, not \"\(text.prefix(40))\"")
+            }
+            requestedTimeout = seconds
+        }
+        let timeout = limits.watchTimeout(requested: requestedTimeout)
         let requested = query["resourceVersion"].flatMap { UInt64($0) }
+        let limiter = handler.limiter
+        let user = caller.user
+        guard limiter.enterWatch(of: user) else {
+            throw APIError.tooManyRequests("user \"\(user)\" holds \(limits.maximumWatchesPerUser) watches already; close some and try again")
+        }
+        // From here the place is held until the stream ends (or this throws).
+        var handedOver = false
+        defer { if !handedOver { limiter.leaveWatch(of: user) } }
         var initial: [WatchEvent] = []
         let from: UInt64
         if let requested, requested > 0 {
@@ -97,7 +121,6 @@ struct ResourceOperation {
             from = page.resourceVersion
         }
         let events = try await store.watch(type, namespace: options.namespace, from: from)
-        let timeout = query["timeoutSeconds"].flatMap(Int.init).map { Duration.seconds(max(1, $0)) } ?? .seconds(1800)
         let table = wantsTable ? TableWriter(kind: kind, now: Date()) : nil
         let frame: @Sendable (String, JSONValue) -> ByteBuffer = { type, object in
             var shown = object
@@ -111,32 +134,30 @@ struct ResourceOperation {
         let fields = options.fieldSelector
         let replay = initial
         let connectionClosed = self.connectionClosed
+        handedOver = true
         let body = ResponseBody { writer in
+            defer { limiter.leaveWatch(of: user) }
             for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
-            let (merged, continuation) = AsyncStream<WatchEvent>.makeStream(bufferingPolicy: .bufferingOldest(1024))
+            // A channel of one: the forwarder takes the next event from the store only when the
+            // writer took the last, so nothing piles up here whatever the client's speed.
+            let handoff = AsyncChannel<WatchEvent>()
             let fellBehind = OnceFlag()
-            // Both helpers end with this response: cancelled when the client leaves or the deadline passes.
+            // The helpers end with this response: cancelled when the client leaves or the deadline passes.
             let forwarder = Task {
                 do {
-                    for try await event in events {
-                        // A client this far behind is told so (410) rather than silently missing events.
-                        if case .dropped = continuation.yield(event) {
-                            fellBehind.mark()
-                            break
-                        }
-                    }
+                    for try await event in events { await handoff.send(event) }
                 } catch {
                     fellBehind.mark()
                 }
-                continuation.finish()
+                handoff.finish()
             }
             let deadline = Task {
-                try? await Task.sleep(for: timeout)  // the watch's deadline, as the client asked
-                continuation.finish()
+                try? await Task.sleep(for: timeout)  // the watch's deadline
+                handoff.finish()
             }
             let hangUp = Task {
                 try? await connectionClosed.get()
-                continuation.finish()
+                handoff.finish()
             }
             defer {
                 forwarder.cancel()
@@ -145,12 +166,12 @@ struct ResourceOperation {
             }
             // A server shutting down ends its watches; clients resume them elsewhere or later.
             try await withGracefulShutdownHandler {
-                for await event in merged {
+                for await event in handoff {
                     guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
                     try await writer.write(frame(event.kind.rawValue, event.object))
                 }
             } onGracefulShutdown: {
-                continuation.finish()
+                handoff.finish()
             }
             if fellBehind.isMarked {
                 let gone = APIError(code: 410, reason: "Expired", message: "the watch fell too far behind; list again and resume")
@@ -166,6 +187,8 @@ struct ResourceOperation {
     func create(dryRun: Bool) async throws -> Response {
         var object = try await decodedBody()
         try checkKind(of: object)
+        // An empty generateName is no prefix (some clients send it); it is not kept.
+        if object.metadata["generateName"]?.stringValue == "" { object.metadata["generateName"] = nil }
         if kind.namespaced {
             if object.namespace == nil || object.namespace == "" { object.namespace = path.namespace }
             guard let namespace = object.namespace, !namespace.isEmpty else {
@@ -196,7 +219,9 @@ struct ResourceOperation {
         let patch = try await decodedBody(patch: true)
         if path.subresource == "scale" {
             let scale = Scale(of: try await store.get(type, namespace: path.namespace, name: path.name ?? "")).object
-            return try await rescale(with: try Self.apply(patch, contentType: contentType, to: scale), dryRun: dryRun)
+            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale)
+            try checkLimits(of: patchedScale, after: "the patch")
+            return try await rescale(with: patchedScale, dryRun: dryRun)
         }
         let name = path.name ?? ""
         var existing: JSONValue?
@@ -215,6 +240,7 @@ struct ResourceOperation {
             return ResourceHandler.json(created, status: .created)
         }
         var patched = try Self.apply(patch, contentType: contentType, to: current)
+        try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: patched)
@@ -237,6 +263,11 @@ struct ResourceOperation {
     /// kept, not dropped as Kubernetes drops them: the schemas here are Tether's own and must
     /// never lose what a newer client sends (docs/api.md).
     private func admitted(_ object: JSONValue) throws -> JSONValue {
+        let metadataProblems = KubernetesNames.metadataProblems(of: object, nameRule: kind.nameRule)
+        guard metadataProblems.isEmpty else {
+            let name = (object.name ?? object.metadata["generateName"]?.stringValue ?? "").prefix(80)
+            throw APIError.invalid("\(kind.kind) \"\(name)\" is invalid: \(metadataProblems.joined(separator: "; "))")
+        }
         let findings = kind.schema.check(object)
         let cannotHandle = "\(kind.kind) in version \"\(kind.version)\" cannot be handled as a \(kind.kind)"
         if let wrong = findings.wrongTypes.first {
@@ -347,7 +378,11 @@ struct ResourceOperation {
         if !patch, contentType == KubernetesProtobuf.contentType {
             // kubectl's generator commands (`kubectl create namespace X`) send protobuf.
             do {
-                return try KubernetesProtobuf.decode(Array(buffer.readableBytesView))
+                let object = try KubernetesProtobuf.decode(Array(buffer.readableBytesView))
+                try checkLimits(of: object, after: "the protobuf body")
+                return object
+            } catch let error as APIError {
+                throw error
             } catch let unsupported as KubernetesProtobuf.Unsupported {
                 throw APIError.unsupportedMediaType(
                     "this server decodes protobuf for \(KubernetesProtobuf.decodedKinds.joined(separator: ", ")) only, not \(unsupported.kind); "
@@ -363,13 +398,26 @@ struct ResourceOperation {
                     + "not \(contentType); use `kubectl create -f` or `kubectl apply -f`"
             )
         }
+        // A patch's own structure wraps the values it carries; the object that results is held
+        // to the object depth after the patch is applied.
+        let depth = handler.configuration.limits.maximumDepth + (patch ? ObjectLimits.patchEnvelopeDepth : 0)
         let parsed = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: 100) }
+            Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: depth) }
         }
         switch parsed {
         case .success(let value): return value
-        case .failure(let error) where error.isNestingTooDeep: throw APIError.badRequest("the JSON body nests deeper than 100 levels")
+        case .failure(let error) where error.isNestingTooDeep: throw APIError.badRequest("the JSON body nests deeper than \(depth) levels")
         case .failure(let error): throw APIError.badRequest("the request body is not valid JSON: \(error)")
+        }
+    }
+
+    /// Refuses an object outside the object limits, however it came about (a patch can grow an
+    /// object far past the size of the request that carried it).
+    private func checkLimits(of object: JSONValue, after cause: String) throws {
+        guard let violation = handler.configuration.limits.check(object) else { return }
+        switch violation.code {
+        case .tooLarge: throw APIError.tooLarge("\(cause) would make the object too large: \(violation)")
+        case .tooDeep: throw APIError.invalid("\(cause) would make the object too deep: \(violation)")
         }
     }
 
@@ -410,10 +458,16 @@ struct ResourceOperation {
     /// the server has someone who handles it (the hub's federation engine keeps members' copies,
     /// then removes it); elsewhere nothing depends on the object and it is an ordinary delete.
     private func deleteOptions() async throws -> DeletePreconditions {
-        let buffer = try? await request.body.collect(upTo: 64 * 1024)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 64 * 1024)
+        } catch {
+            // Refused, not ignored: the body may carry preconditions the caller relies on.
+            throw APIError.tooLarge("the DeleteOptions body exceeds 65536 bytes")
+        }
         var options: JSONValue = [:]
-        if let buffer, buffer.readableBytes > 0 {
-            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView), case .object = decoded else {
+        if buffer.readableBytes > 0 {
+            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
                 throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
             }
             options = decoded
@@ -468,6 +522,13 @@ final class OnceFlag: Sendable {
     private let marked = Mutex(false)
     func mark() { marked.withLock { $0 = true } }
     var isMarked: Bool { marked.withLock { $0 } }
+    /// Marks it; true only for the first caller.
+    func markFirst() -> Bool {
+        marked.withLock { marked in
+            defer { marked = true }
+            return !marked
+        }
+    }
 }
 
 /// What a request was warned of, sent back as `Warning: 299 - "..."` headers (kubectl prints them).

@@ -11,7 +11,7 @@ import TetherWire
 public struct AgentConfiguration: Sendable {
     /// The hub's agent listener addresses, tried in turn after failed attempts.
     public var hubAddresses: [HostAndPort]
-    public var backoff: ReconnectBackoff
+    public var backoff: Backoff
     public var connectTimeout: TimeAmount
     /// How long the agent waits for `welcome` after sending `hello`.
     public var welcomeTimeout: TimeAmount
@@ -22,7 +22,7 @@ public struct AgentConfiguration: Sendable {
 
     public init(
         hubAddresses: [HostAndPort],
-        backoff: ReconnectBackoff = ReconnectBackoff(),
+        backoff: Backoff = Backoff(),
         connectTimeout: TimeAmount = .seconds(5),
         welcomeTimeout: TimeAmount = .seconds(10),
         limits: WireLimits = .default,

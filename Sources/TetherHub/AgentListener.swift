@@ -19,6 +19,10 @@ public struct AgentListenerConfiguration: Sendable {
     /// How long shutdown waits for sessions to close after `goaway`.
     public var drainTimeout: TimeAmount
     public var limits: WireLimits
+    /// Caps on connections and strangers, and the time from accept to `hello`.
+    public var connections: ListenerLimits
+    /// How long an agent that reads nothing keeps its session while the hub has data for it.
+    public var writeStallTimeout: TimeAmount
     public var hubVersion: String
 
     public init(
@@ -28,6 +32,8 @@ public struct AgentListenerConfiguration: Sendable {
         drainReconnectAfter: TimeAmount = .seconds(1),
         drainTimeout: TimeAmount = .seconds(5),
         limits: WireLimits = .default,
+        connections: ListenerLimits = ListenerLimits(maximumConnections: 16_384, maximumConnectionsPerAddress: 4_096, maximumStrangers: 2_048),
+        writeStallTimeout: TimeAmount = .seconds(60),
         hubVersion: String = TetherHubVersion.current
     ) {
         self.address = address
@@ -36,6 +42,8 @@ public struct AgentListenerConfiguration: Sendable {
         self.drainReconnectAfter = drainReconnectAfter
         self.drainTimeout = drainTimeout
         self.limits = limits
+        self.connections = connections
+        self.writeStallTimeout = writeStallTimeout
         self.hubVersion = hubVersion
     }
 }
@@ -69,6 +77,8 @@ public final class AgentListener: Service, Sendable {
     private let onBound: @Sendable (Int) async throws -> Void
     /// Every session's handler shares encodings: a delta sent to every cluster is encoded once.
     private let sharedEncodings = SharedEncodings()
+    private let gate: ConnectionGate
+    private let ledger: RenewalLedger?
 
     /// - Parameters:
     ///   - revocations: certificates refused although they chain to the CA bundle.
@@ -78,6 +88,7 @@ public final class AgentListener: Service, Sendable {
         configuration: AgentListenerConfiguration,
         material: TLSMaterial,
         revocations: RevocationList = RevocationList(),
+        ledger: RenewalLedger? = nil,
         registry: SessionRegistry = SessionRegistry(),
         observer: (any HubSessionObserver)? = nil,
         signer: RenewalSigner? = nil,
@@ -88,23 +99,32 @@ public final class AgentListener: Service, Sendable {
         self.observer = observer
         self.signer = signer
         self.configuration = configuration
-        self.trust = NIOLockedValueBox(try Self.trust(material, revocations: revocations))
+        self.ledger = ledger
+        let trust = try Self.trust(material, revocations: revocations, ledger: ledger)
+        self.trust = NIOLockedValueBox(trust)
         self.registry = registry
+        self.gate = ConnectionGate(name: "agent", limits: configuration.connections, logger: logger)
+        registry.endRevoked(trust.verifier)
         self.group = group
         self.logger = logger
         self.onBound = onBound
     }
 
-    private static func trust(_ material: TLSMaterial, revocations: RevocationList) throws(SecurityError) -> Trust {
+    private static func trust(_ material: TLSMaterial, revocations: RevocationList, ledger: RenewalLedger?) throws(SecurityError) -> Trust {
         var bundle = ""
         for authority in material.trustRoots { bundle += try PEMFiles.pem(of: authority) }
         return Trust(
             material: material,
             context: try TetherTLS.agentListenerContext(material),
-            verifier: PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations),
+            verifier: PeerVerifier(
+                trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations, ledger: ledger
+            ),
             bundlePEM: bundle
         )
     }
+
+    /// Open connections, and those that have not sent an accepted `hello` yet.
+    public var connectionCounts: (open: Int, strangers: Int) { gate.counts }
 
     /// Uses `material` for every handshake from now on; established sessions keep theirs. A
     /// changed CA bundle is sent to every connected agent.
@@ -117,7 +137,7 @@ public final class AgentListener: Service, Sendable {
         }
         try material.requireValid(at: now)
         let revocations = trust.withLockedValue { $0.verifier.revocations }
-        let replacement = try Self.trust(material, revocations: revocations)
+        let replacement = try Self.trust(material, revocations: revocations, ledger: ledger)
         let previousBundle = trust.withLockedValue { current in
             defer { current = replacement }
             return current.bundlePEM
@@ -127,16 +147,19 @@ public final class AgentListener: Service, Sendable {
         }
     }
 
-    /// Refuses `revocations`' certificates from now on and ends live sessions opened with one.
-    /// Returns the clusters cut off.
+    /// Refuses `revocations`' certificates (and the renewals made from them) from now on, and
+    /// ends the connections opened with one, whether or not they have sent `hello`. Returns the
+    /// clusters cut off.
     @discardableResult
     public func updateRevocations(_ revocations: RevocationList) -> [String] {
-        trust.withLockedValue { current in
+        let verifier = trust.withLockedValue { current in
             current.verifier = PeerVerifier(
-                trustRoots: current.material.trustRoots, trustDomain: current.material.identity.trustDomain, revocations: revocations
+                trustRoots: current.material.trustRoots, trustDomain: current.material.identity.trustDomain, revocations: revocations,
+                ledger: ledger
             )
+            return current.verifier
         }
-        return registry.endRevoked(revocations)
+        return registry.endRevoked(verifier)
     }
 
     public func run() async throws {
@@ -157,6 +180,9 @@ public final class AgentListener: Service, Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // The hub writes one push at a time per session, so 256 KiB pending is plenty before
+            // a session counts as not reading (and stops being read: BackPressureHandler).
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try self.initializeConnection(channel) }
             }
@@ -197,7 +223,8 @@ public final class AgentListener: Service, Sendable {
         }
         let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
         let presented = NIOLockedValueBox<Certificate?>(nil)
-        let ssl = NIOSSLServerHandler(context: trust.context) { certificates, promise in
+        let registry = self.registry
+        let ssl = NIOSSLServerHandler(context: trust.context) { [channel] certificates, promise in
             promise.completeWithTask {
                 var chain = [Certificate]()
                 for certificate in certificates {
@@ -209,14 +236,19 @@ public final class AgentListener: Service, Sendable {
                     }
                     chain.append(parsed)
                 }
-                let result = await trust.verifier.verify(chain: chain)
+                // The verifier in force now, not when the connection was accepted: a revocation
+                // loaded meanwhile applies to this handshake.
+                let result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
                 verdict.withLockedValue { $0 = result }
                 presented.withLockedValue { $0 = chain.first }
+                if case .trusted = result, let leaf = chain.first { registry.noteCertificate(leaf, of: channel) }
                 if case .trusted = result { return .certificateVerified }
                 return .failed
             }
         }
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ConnectionGateHandler(gate: gate))
+        try sync.addHandler(BackPressureHandler())
         try sync.addHandler(ssl)
         try sync.addTetherWireHandlers(limits: configuration.limits, sharedEncodings: sharedEncodings)
         try sync.addHandler(
@@ -224,7 +256,8 @@ public final class AgentListener: Service, Sendable {
                 settings: .init(
                     helloTimeout: configuration.helloTimeout,
                     heartbeatInterval: configuration.heartbeatInterval,
-                    drainReconnectAfter: configuration.drainReconnectAfter
+                    drainReconnectAfter: configuration.drainReconnectAfter,
+                    writeStallTimeout: configuration.writeStallTimeout
                 ),
                 hubVersion: configuration.hubVersion,
                 registry: registry,
@@ -232,6 +265,7 @@ public final class AgentListener: Service, Sendable {
                 verdict: verdict,
                 presented: presented,
                 credentials: sessionCredentials,
+                gate: gate,
                 logger: logger
             )
         )

@@ -33,14 +33,28 @@ public struct CertificateReloader: Service {
         }
     }
 
+    /// Another file of the directory that is reread on change and on SIGHUP (`access.json`):
+    /// `reload` reads it, applies it or keeps what is in force, and logs which.
+    public struct WatchedFile: Sendable {
+        public var path: String
+        public var reload: @Sendable () -> Void
+
+        public init(path: String, reload: @escaping @Sendable () -> Void) {
+            self.path = (path as NSString).standardizingPath
+            self.reload = reload
+        }
+    }
+
     private let directory: FederationDirectory
     private let targets: [Target]
+    private let files: [WatchedFile]
     private let logger: Logger
     static let quietPeriod: Duration = .milliseconds(250)
 
-    public init(directory: FederationDirectory, targets: [Target], logger: Logger) {
+    public init(directory: FederationDirectory, targets: [Target], files: [WatchedFile] = [], logger: Logger) {
         self.directory = directory
         self.targets = targets
+        self.files = files
         self.logger = logger
     }
 
@@ -95,18 +109,22 @@ public struct CertificateReloader: Service {
         var lastRevocations = try? RevocationList.load(from: directory.revocationListPath)
         for await trigger in triggers {
             var material = false, revocations = false
+            var others: [WatchedFile] = []
             switch trigger {
             case .signal:
                 (material, revocations) = (true, true)
+                others = files
             case .files(let paths):
                 material = !paths.isDisjoint(with: materialFiles)
                 revocations = paths.contains(directory.revocationListPath)
+                others = files.filter { paths.contains($0.path) }
             }
-            guard material || revocations else { continue }
+            guard material || revocations || !others.isEmpty else { continue }
             // Let a script finish replacing the set; events meanwhile are read next round (and skipped as unchanged).
             try? await Task.sleep(for: Self.quietPeriod)
             if material { reloadMaterial(unlessSameAs: &lastMaterial, forced: trigger.isSignal) }
             if revocations { reloadRevocations(unlessSameAs: &lastRevocations) }
+            for file in others { file.reload() }
         }
     }
 

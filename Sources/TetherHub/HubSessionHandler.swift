@@ -32,6 +32,9 @@ final class HubSessionHandler: ChannelInboundHandler {
         var drainReconnectAfter: TimeAmount
         /// Heartbeat intervals of silence after which a session is closed.
         var missedHeartbeatsAllowed: Int = 3
+        /// How long the agent's outbound side may stay full (it reads nothing) before the session
+        /// is closed; meanwhile nothing more is read from it.
+        var writeStallTimeout: TimeAmount = .seconds(60)
     }
 
     private var machine: HubSessionStateMachine
@@ -43,11 +46,15 @@ final class HubSessionHandler: ChannelInboundHandler {
     private let presented: NIOLockedValueBox<Certificate?>
     private let credentials: SessionCredentials
     private let settings: Settings
+    private let gate: ConnectionGate?
     private var logger: Logger
     private var handshakeCompleted = false
     private var closeLogged = false
 
     private var readDeadline: ReadDeadline?
+    /// The read deadline's timeout while it is suspended because the outbound side is full.
+    private var suspendedReadTimeout: TimeAmount?
+    private var writeStall: Scheduled<Void>?
 
     init(
         settings: Settings,
@@ -57,8 +64,10 @@ final class HubSessionHandler: ChannelInboundHandler {
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
         presented: NIOLockedValueBox<Certificate?> = NIOLockedValueBox(nil),
         credentials: SessionCredentials = SessionCredentials(),
+        gate: ConnectionGate? = nil,
         logger: Logger
     ) {
+        self.gate = gate
         self.presented = presented
         self.credentials = credentials
         self.observer = observer
@@ -83,6 +92,7 @@ final class HubSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
+        writeStall?.cancel()
         registry.untrack(context.channel)
         if let session = established {
             let (cluster, sessionID) = (session.cluster, session.sessionID)
@@ -113,6 +123,8 @@ final class HubSessionHandler: ChannelInboundHandler {
             perform(machine.drain(reconnectAfterMilliseconds: reconnectAfter), context: context)
         case HubSessionEvent.revoked(let reason):
             perform(machine.revoked(reason), context: context)
+        case HubSessionEvent.renewalAnswered:
+            machine.renewalFinished()
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -121,6 +133,33 @@ final class HubSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         readDeadline?.noteRead()
         perform(machine.received(Self.unwrapInboundIn(data)), context: context)
+    }
+
+    /// The agent's outbound side filled up (it reads slower than the hub writes) or drained.
+    /// While it is full nothing more is read (a ``BackPressureHandler`` holds reads), so the read
+    /// deadline is suspended and the write-stall deadline runs instead: an agent that never reads
+    /// is closed after it, and never makes the hub buffer more than one push.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeStall?.cancel()
+            writeStall = nil
+            if let timeout = suspendedReadTimeout {
+                suspendedReadTimeout = nil
+                armReadDeadline(timeout, context: context)
+            }
+        } else if writeStall == nil {
+            if let deadline = readDeadline, let timeout = deadline.timeoutIfArmed {
+                deadline.cancel()
+                suspendedReadTimeout = timeout
+            }
+            let timeout = settings.writeStallTimeout
+            writeStall = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                writeStall = nil
+                log(event: .writeStalled, reason: "the agent read nothing for \(timeout.nanoseconds / 1_000_000_000) s while the hub had data for it")
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -161,6 +200,12 @@ final class HubSessionHandler: ChannelInboundHandler {
             logger[metadataKey: "tether.cluster"] = "\(session.cluster)"
             logger[metadataKey: "tether.session"] = "\(session.sessionID)"
             let certificate = presented.withLockedValue { $0 }
+            if let certificate, let refusal = registry.refusal(of: certificate) {
+                // Revoked between its handshake and its hello.
+                perform(machine.revoked(refusal.reason), context: context)
+                return
+            }
+            gate?.authenticated(context.channel)
             registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel, certificate: certificate)
             context.write(Self.wrapOutboundOut(.welcome(welcome)), promise: nil)
             if let bundle = credentials.trustBundle() {
@@ -195,6 +240,8 @@ final class HubSessionHandler: ChannelInboundHandler {
             }
         case .renew(let request, let cluster):
             renew(request, cluster: cluster, context: context)
+        case .send(let message):
+            context.writeAndFlush(Self.wrapOutboundOut(message), promise: nil)
         case .answerHeartbeat(let heartbeat):
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             context.writeAndFlush(Self.wrapOutboundOut(.heartbeat(Heartbeat(sentAtMilliseconds: now))), promise: nil)
@@ -221,12 +268,18 @@ final class HubSessionHandler: ChannelInboundHandler {
         guard let sign = credentials.sign, let session = established else {
             let refusal = CertificateIssued(error: "this hub does not sign renewals; renew with `tetherctl certs renew`")
             context.writeAndFlush(Self.wrapOutboundOut(.certificate(refusal)), promise: nil)
+            machine.renewalFinished()
             return
         }
         let (channel, observer, certificate) = (context.channel, observer, presented.withLockedValue { $0 })
+        if let certificate, let refusal = registry.refusal(of: certificate) {
+            perform(machine.revoked(refusal.reason), context: context)
+            return
+        }
         Task {
             let (answer, issued) = await sign(request, cluster, certificate)
-            channel.writeAndFlush(WireMessage.certificate(answer), promise: nil)
+            try? await channel.writeAndFlush(WireMessage.certificate(answer))
+            channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.renewalAnswered)
             if let issued {
                 observer?.certificateHeld(cluster: cluster, sessionID: session.sessionID, certificate: CertificateSummary(issued))
             }
@@ -235,9 +288,14 @@ final class HubSessionHandler: ChannelInboundHandler {
 
     private func log(event: HubSessionStateMachine.SessionEnd, reason: String) {
         closeLogged = true
-        let metadata: Logger.Metadata = ["tether.event": "\(event.rawValue)", "tether.reason": "\(reason)"]
+        var metadata: Logger.Metadata = ["tether.event": "\(event.rawValue)", "tether.reason": "\(reason)"]
         if event.isOrderly {
             logger.info("agent session ended", metadata: metadata)
+        } else if event.isSecurityEvent {
+            metadata["tether.security"] = "true"
+            Counter(label: "tether_hub_security_events_total", dimensions: [("event", event.rawValue)]).increment()
+            Counter(label: "tether_hub_sessions_refused_total", dimensions: [("event", event.rawValue)]).increment()
+            logger.warning("SECURITY: agent session closed", metadata: metadata)
         } else {
             Counter(label: "tether_hub_sessions_refused_total", dimensions: [("event", event.rawValue)]).increment()
             logger.warning("agent session refused or closed", metadata: metadata)

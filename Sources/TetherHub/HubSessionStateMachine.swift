@@ -1,3 +1,4 @@
+import NIOCore
 import TetherSecurity
 import TetherWire
 
@@ -40,12 +41,30 @@ struct HubSessionStateMachine {
         case drained = "session.drained"
         case revoked = "session.revoked"
         case protocolViolation = "session.protocol_violation"
+        /// The agent sent a kind of message faster than its ``SessionBudget``.
+        case rateLimited = "session.rate_limited"
+        /// A hello, heartbeat, status or ack outside ``ReportLimits``.
+        case invalidReport = "session.invalid_report"
+        /// The agent stopped reading: its outbound side stayed full past the write deadline.
+        case writeStalled = "session.write_stalled"
 
         /// Ends that are part of normal operation rather than a fault.
         var isOrderly: Bool {
             switch self {
             case .replaced, .drained: true
-            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .protocolViolation, .revoked: false
+            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .protocolViolation, .revoked, .rateLimited,
+                .invalidReport, .writeStalled:
+                false
+            }
+        }
+
+        /// Ends only a broken or hostile agent causes: logged with `tether.security=true` and counted.
+        var isSecurityEvent: Bool {
+            switch self {
+            case .rateLimited, .invalidReport: true
+            case .refused, .rejected, .peerError, .helloTimeout, .heartbeatMissed, .replaced, .drained, .revoked, .protocolViolation,
+                .writeStalled:
+                false
             }
         }
     }
@@ -61,8 +80,11 @@ struct HubSessionStateMachine {
         case answerHeartbeat(Heartbeat)
         /// Hand an `ack` or `status` to the federation engine.
         case deliver(WireMessage)
-        /// Sign the agent's certificate request, for the session's identity only.
+        /// Sign the agent's certificate request, for the session's identity only; report
+        /// ``renewalFinished()`` when the answer is written.
         case renew(RenewRequest, cluster: String)
+        /// Send a message and go on (a renewal refused because one is already in flight).
+        case send(WireMessage)
         /// Send a final message and close; `event` and `reason` say why, for the log.
         case sendAndClose(WireMessage, event: SessionEnd, reason: String)
         /// Close without sending (the peer already knows, or cannot be told).
@@ -78,17 +100,24 @@ struct HubSessionStateMachine {
     let replacedReconnectAfterMilliseconds: Int
     let hubVersion: String
     let makeSessionID: () -> String
+    /// The clock budgets are kept by: the event loop's in the handler, a virtual one in tests.
+    let now: () -> NIODeadline
+    private var budget: SessionBudget
+    private var renewalInFlight = false
 
     init(
         heartbeatIntervalMilliseconds: Int,
         replacedReconnectAfterMilliseconds: Int = 30_000,
         hubVersion: String,
-        makeSessionID: @escaping () -> String
+        makeSessionID: @escaping () -> String,
+        now: @escaping () -> NIODeadline = NIODeadline.now
     ) {
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.replacedReconnectAfterMilliseconds = replacedReconnectAfterMilliseconds
         self.hubVersion = hubVersion
         self.makeSessionID = makeSessionID
+        self.now = now
+        self.budget = SessionBudget(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds)
     }
 
     var cluster: String? {
@@ -132,10 +161,23 @@ struct HubSessionStateMachine {
         case .established(let session):
             switch message {
             case .heartbeat(let heartbeat):
+                guard budget.heartbeats.take(at: now()) else { return overBudget("heartbeats") }
+                if let problem = ReportLimits.problem(in: heartbeat) { return invalidReport(problem) }
                 return .answerHeartbeat(heartbeat)
-            case .ack, .status:
+            case .ack(let ack):
+                guard budget.acks.take(at: now()) else { return overBudget("acks") }
+                if let problem = ReportLimits.problem(in: ack) { return invalidReport(problem) }
+                return .deliver(message)
+            case .status(let report):
+                guard budget.statuses.take(at: now()) else { return overBudget("status messages") }
+                if let problem = ReportLimits.problem(in: report) { return invalidReport(problem) }
                 return .deliver(message)
             case .renew(let request):
+                guard budget.renewals.take(at: now()) else { return overBudget("certificate renewals") }
+                guard !renewalInFlight else {
+                    return .send(.certificate(CertificateIssued(error: "a renewal of this session is already being signed; wait for its answer")))
+                }
+                renewalInFlight = true
                 return .renew(request, cluster: session.cluster)
             case .error(let notice):
                 state = .closed
@@ -146,7 +188,17 @@ struct HubSessionStateMachine {
         }
     }
 
+    /// The answer to the session's renewal was written: another may come.
+    mutating func renewalFinished() {
+        renewalInFlight = false
+    }
+
     private mutating func receivedHello(_ hello: Hello, identity: TetherIdentity) -> Action {
+        if let problem = ReportLimits.problem(in: hello) {
+            state = .closed
+            let reject = Reject(code: .invalidHello, reason: problem)
+            return .sendAndClose(.reject(reject), event: .invalidReport, reason: problem)
+        }
         guard identity.clusterName == hello.cluster else {
             state = .closed
             let reject = Reject(
@@ -250,6 +302,17 @@ struct HubSessionStateMachine {
             return .ended(event: .protocolViolation, reason: error.description)
         }
         return .none
+    }
+
+    private mutating func overBudget(_ what: String) -> Action {
+        state = .closed
+        let reason = "the agent sent \(what) faster than its budget allows; the session is closed"
+        return .sendAndClose(.error(ErrorMessage(code: .rateLimited, message: reason)), event: .rateLimited, reason: reason)
+    }
+
+    private mutating func invalidReport(_ problem: String) -> Action {
+        state = .closed
+        return .sendAndClose(.error(ErrorMessage(code: .invalidReport, message: problem)), event: .invalidReport, reason: problem)
     }
 
     private mutating func violation(_ reason: String) -> Action {

@@ -11,11 +11,14 @@ public struct RenewalSigner: Sendable {
     public let directory: FederationDirectory
     /// The longest lifetime a renewed certificate gets; otherwise it keeps the one it replaces.
     public let maximumLifetime: Duration
+    /// Where each signed certificate is recorded with what it renews, so revoking a serial revokes its renewals.
+    public let ledger: RenewalLedger?
     private let logger: Logger
 
-    public init(directory: FederationDirectory, maximumLifetime: Duration = .days(365), logger: Logger) {
+    public init(directory: FederationDirectory, maximumLifetime: Duration = .days(365), ledger: RenewalLedger? = nil, logger: Logger) {
         self.directory = directory
         self.maximumLifetime = maximumLifetime
+        self.ledger = ledger
         self.logger = logger
     }
 
@@ -50,6 +53,11 @@ public struct RenewalSigner: Sendable {
             }
             let bundle = try PEMFiles.readText(at: directory.caCertificatePath)
             let summary = CertificateSummary(issued)
+            // Recorded before it is handed out: a renewal the ledger does not know would escape
+            // a revocation of the certificate it replaces.
+            try ledger?.record(
+                serial: summary.serial, renewing: CertificateSummary(current).serial, identity: identity.uri, notAfter: summary.notAfter
+            )
             Counter(label: "tether_hub_renewals_signed_total", dimensions: [("cluster", cluster)]).increment()
             logger.notice(
                 "agent certificate renewed",

@@ -12,6 +12,8 @@ enum HubSessionEvent: Sendable {
     case drain(reconnectAfterMilliseconds: Int)
     /// The session's certificate was revoked.
     case revoked(reason: String)
+    /// The answer to the session's renewal request was written.
+    case renewalAnswered
 }
 
 /// What the federation engine learns from agent sessions. Called on the session's event loop:
@@ -40,14 +42,37 @@ public final class SessionRegistry: Sendable {
         var certificate: Certificate?
     }
 
+    private struct Connection {
+        var channel: any Channel
+        /// The certificate it presented, once its handshake verified it.
+        var certificate: Certificate?
+    }
+
     private let sessions = NIOLockedValueBox<[String: Entry]>([:])
-    /// Every open agent connection, established or not, so a shutdown can reach them all.
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    /// Every open agent connection, established or not, so a shutdown (and a revocation) can
+    /// reach those that have not sent `hello` yet.
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: Connection]>([:])
+    /// What refuses certificates now: the revocation list in force, with the renewal ledger.
+    private let verifier: NIOLockedValueBox<PeerVerifier?> = NIOLockedValueBox(nil)
 
     public init() {}
 
     func track(_ channel: any Channel) {
-        connections.withLockedValue { $0[ObjectIdentifier(channel)] = channel }
+        connections.withLockedValue { $0[ObjectIdentifier(channel)] = Connection(channel: channel) }
+    }
+
+    /// The connection's handshake verified `certificate`.
+    func noteCertificate(_ certificate: Certificate, of channel: any Channel) {
+        connections.withLockedValue { $0[ObjectIdentifier(channel)]?.certificate = certificate }
+    }
+
+    /// Why `certificate` is refused now (revoked, or renewed from a revoked one), or nil: a
+    /// handshake verified a moment before a revocation is caught when its `hello` arrives.
+    func refusal(of certificate: Certificate) -> PeerVerifier.Refusal? {
+        guard let verifier = verifier.withLockedValue({ $0 }), let revocation = verifier.revocation(of: certificate),
+            let identity = try? TetherIdentity(certificate: certificate)
+        else { return nil }
+        return PeerVerifier.revoked(certificate, identity: identity, by: revocation)
     }
 
     func untrack(_ channel: any Channel) {
@@ -78,19 +103,33 @@ public final class SessionRegistry: Sendable {
 
     public var count: Int { sessions.withLockedValue { $0.count } }
 
-    /// Ends every session whose certificate `revocations` covers; returns the clusters cut off.
+    /// Refuses `verifier`'s revoked certificates from now on: ends every session, established or
+    /// still before its `hello`, whose certificate it covers. Returns the clusters cut off.
     @discardableResult
-    func endRevoked(_ revocations: RevocationList) -> [String] {
+    func endRevoked(_ verifier: PeerVerifier) -> [String] {
+        self.verifier.withLockedValue { $0 = verifier }
+        func reason(_ certificate: Certificate?) -> String? {
+            guard let certificate, let revocation = verifier.revocation(of: certificate),
+                let identity = try? TetherIdentity(certificate: certificate)
+            else { return nil }
+            return PeerVerifier.revoked(certificate, identity: identity, by: revocation).reason
+        }
         let revoked = sessions.withLockedValue { sessions in
             sessions.compactMap { cluster, entry -> (cluster: String, channel: any Channel, reason: String)? in
-                guard let certificate = entry.certificate, let revocation = revocations.revocation(of: certificate),
-                    let identity = try? TetherIdentity(certificate: certificate)
-                else { return nil }
-                return (cluster, entry.channel, PeerVerifier.revoked(certificate, identity: identity, by: revocation).reason)
+                reason(entry.certificate).map { (cluster, entry.channel, $0) }
+            }
+        }
+        let strangers = connections.withLockedValue { connections in
+            connections.values.compactMap { connection -> (channel: any Channel, reason: String)? in
+                reason(connection.certificate).map { (connection.channel, $0) }
             }
         }
         for session in revoked {
             session.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.revoked(reason: session.reason))
+        }
+        let established = Set(revoked.map { ObjectIdentifier($0.channel) })
+        for connection in strangers where !established.contains(ObjectIdentifier(connection.channel)) {
+            connection.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.revoked(reason: connection.reason))
         }
         return revoked.map(\.cluster)
     }
@@ -104,7 +143,7 @@ public final class SessionRegistry: Sendable {
 
     /// Asks every open connection to go away and returns them, so the caller can wait for them to close.
     func drainAll(reconnectAfterMilliseconds: Int) -> [any Channel] {
-        let channels = connections.withLockedValue { Array($0.values) }
+        let channels = connections.withLockedValue { $0.values.map(\.channel) }
         for channel in channels {
             channel.pipeline.fireUserInboundEventTriggered(
                 HubSessionEvent.drain(reconnectAfterMilliseconds: reconnectAfterMilliseconds)

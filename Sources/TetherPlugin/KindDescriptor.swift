@@ -48,6 +48,8 @@ public struct KindDescriptor: Sendable {
     public var fields: [String: FieldSchema]?
     /// One line on what the kind is, for OpenAPI and `kubectl explain`.
     public var summary: String
+    /// The rule object names follow; the API refuses a create that breaks it.
+    public var nameRule: KubernetesNames.Rule
 
     public init(
         group: String,
@@ -62,7 +64,8 @@ public struct KindDescriptor: Sendable {
         hasScale: Bool = false,
         selectableFields: Set<String> = [],
         fields: [String: FieldSchema]? = nil,
-        summary: String = ""
+        summary: String = "",
+        nameRule: KubernetesNames.Rule = .dns1123Subdomain
     ) {
         self.group = group
         self.version = version
@@ -78,6 +81,7 @@ public struct KindDescriptor: Sendable {
         self.selectableFields = selectableFields
         self.fields = fields
         self.summary = summary
+        self.nameRule = nameRule
     }
 
     /// The whole object's schema: `apiVersion`, `kind`, `metadata` and the kind's fields.

@@ -2,16 +2,7 @@ import TetherModel
 
 /// How a live object in a member cluster is doing, as its kind understands it.
 public struct Health: Sendable, Hashable, CustomStringConvertible {
-    public enum State: String, Codable, Sendable, Hashable, CaseIterable {
-        /// Doing what it was asked: replicas ready, address assigned, job complete.
-        case healthy = "Healthy"
-        /// On its way: a rollout, a pending address, replicas starting.
-        case progressing = "Progressing"
-        /// Stuck or failed; `reason` says how.
-        case degraded = "Degraded"
-        /// The kind gives no way to tell.
-        case unknown = "Unknown"
-    }
+    public typealias State = HealthState
 
     public var state: State
     /// One line for an operator; empty when healthy needs no words.

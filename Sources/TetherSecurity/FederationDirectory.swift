@@ -47,6 +47,8 @@ public struct FederationDirectory: Sendable {
     public var configPath: String { file("federation.json") }
     /// API users, tokens and roles (optional; without it only `admin` may use the API).
     public var accessPolicyPath: String { file("access.json") }
+    /// Certificates the hub signed on renewal and what each was renewed from (``RenewalLedger``).
+    public var renewalLedgerPath: String { file("renewals.json") }
 
     public static let defaultHubHosts = ["localhost", "127.0.0.1", "::1"]
     public static let defaultAPIPort = 6443

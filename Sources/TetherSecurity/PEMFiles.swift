@@ -118,13 +118,13 @@ public enum PEMFiles {
         }
     }
 
-    public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws(SecurityError) {
+    public static func writeJSON<T: Encodable>(_ value: T, to path: String, mode: mode_t = certificateMode) throws(SecurityError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         do {
             let data = try encoder.encode(value)
-            try writeAtomically(String(decoding: data, as: UTF8.self) + "\n", to: path, mode: certificateMode)
+            try writeAtomically(String(decoding: data, as: UTF8.self) + "\n", to: path, mode: mode)
         } catch let error as SecurityError {
             throw error
         } catch {

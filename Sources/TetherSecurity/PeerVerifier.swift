@@ -35,11 +35,19 @@ public struct PeerVerifier: Sendable {
     public let trustRoots: [Certificate]
     public let trustDomain: String
     public let revocations: RevocationList
+    /// Where renewed certificates' ancestry is read, so a revoked serial covers its renewals.
+    public let ledger: RenewalLedger?
 
-    public init(trustRoots: [Certificate], trustDomain: String, revocations: RevocationList = RevocationList()) {
+    public init(trustRoots: [Certificate], trustDomain: String, revocations: RevocationList = RevocationList(), ledger: RenewalLedger? = nil) {
         self.trustRoots = trustRoots
         self.trustDomain = trustDomain
         self.revocations = revocations
+        self.ledger = ledger
+    }
+
+    /// The entry that revokes `certificate` (or a certificate it was renewed from), if any.
+    public func revocation(of certificate: Certificate) -> RevocationList.Entry? {
+        revocations.revocation(of: certificate, ancestors: ledger?.ancestors(of: CertificateSummary(certificate).serial) ?? [])
     }
 
     /// Verifies `chain` (leaf first, as presented in the handshake) at `now`.
@@ -64,7 +72,7 @@ public struct PeerVerifier: Sendable {
                     )
                 )
             }
-            if let revocation = revocations.revocation(of: leaf) {
+            if let revocation = revocation(of: leaf) {
                 return .refused(Self.revoked(leaf, identity: identity, by: revocation))
             }
             return .trusted(identity)

@@ -25,8 +25,8 @@ public struct RevocationList: Codable, Sendable, Hashable {
             self.reason = reason
         }
 
-        func covers(_ certificate: Certificate) -> Bool {
-            if let serial, CertificateSummary(certificate).serial == serial { return true }
+        func covers(_ certificate: Certificate, ancestors: [String]) -> Bool {
+            if let serial, CertificateSummary(certificate).serial == serial || ancestors.contains(serial) { return true }
             if let identity, let presented = try? TetherIdentity(certificate: certificate), presented.uri == identity {
                 // Certificate times are rounded to whole seconds and `revokedAt` is rounded up, so
                 // "at or before" covers every certificate issued before the revocation; one issued
@@ -43,9 +43,10 @@ public struct RevocationList: Codable, Sendable, Hashable {
         self.entries = entries
     }
 
-    /// The entry that revokes `certificate`, if any.
-    public func revocation(of certificate: Certificate) -> Entry? {
-        entries.first { $0.covers(certificate) }
+    /// The entry that revokes `certificate`, if any: by its serial, by the serial of a certificate
+    /// it was renewed from (`ancestors`, from the ``RenewalLedger``), or by its identity.
+    public func revocation(of certificate: Certificate, ancestors: [String] = []) -> Entry? {
+        entries.first { $0.covers(certificate, ancestors: ancestors) }
     }
 
     /// The list at `path`; an absent file is an empty list, a malformed one an error.

@@ -154,6 +154,8 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         /// The requested resource version is older than the retained history (HTTP 410).
         case expired = "Expired"
         case invalid = "Invalid"
+        /// The object is larger than the store keeps (HTTP 413).
+        case tooLarge = "TooLarge"
         case watchOverflow = "WatchOverflow"
         /// The database failed: disk, corruption, I/O.
         case storage = "Storage"

@@ -15,15 +15,18 @@ public final class SQLiteResourceStore: ResourceStore {
     private let feed = ChangeFeed()
     private let retainedEvents: Int
     private let watchBuffer: Int
+    private let limits: ObjectLimits
     private let now: @Sendable () -> Date
 
     /// - Parameters:
     ///   - retainedEvents: how many changes the feed keeps for watches to resume from.
     ///   - watchBuffer: how many undelivered live events a watcher may fall behind before its stream ends.
+    ///   - limits: every write is refused beyond these (size against `maximumStoredBytes`).
     public init(
         path: String,
         retainedEvents: Int = 10_000,
         watchBuffer: Int = 1_024,
+        limits: ObjectLimits = .default,
         now: @escaping @Sendable () -> Date = Date.init
     ) throws(StoreError) {
         var configuration = Configuration()
@@ -38,6 +41,7 @@ public final class SQLiteResourceStore: ResourceStore {
         }
         self.retainedEvents = max(1, retainedEvents)
         self.watchBuffer = max(1, watchBuffer)
+        self.limits = limits
         self.now = now
     }
 
@@ -242,32 +246,53 @@ public final class SQLiteResourceStore: ResourceStore {
 
     public func watch(_ type: ResourceType, namespace: String?, from resourceVersion: UInt64?) async throws(StoreError) -> WatchStream {
         let namespace = type.namespaced ? namespace : nil
-        let (feed, bufferLimit) = (self.feed, watchBuffer)
-        // Registered on the writer, between commits: the replayed history and the live events
-        // that follow it meet without a gap or an overlap.
-        return try await writeWithoutChange { db in
-            var replay: [WatchEvent] = []
-            if let resourceVersion {
-                let compacted = try Self.counter("compactedThrough", in: db)
-                guard resourceVersion >= compacted else {
-                    throw StoreError(
-                        .expired,
-                        "too old resource version: \(resourceVersion) (the oldest available is \(compacted + 1)); list again"
-                    )
-                }
-                var sql = "SELECT resourceVersion, type, body FROM events WHERE resource = ? AND resourceVersion > ?"
-                var arguments: StatementArguments = [type.storageKey, resourceVersion]
-                if let namespace {
-                    sql += " AND namespace = ?"
-                    _ = arguments.append(contentsOf: [namespace])
-                }
-                for row in try Row.fetchAll(db, sql: sql + " ORDER BY resourceVersion", arguments: arguments) {
-                    replay.append(
-                        WatchEvent(kind: WatchEvent.Kind(rawValue: row["type"]) ?? .modified, object: try Self.decode(row["body"]), resourceVersion: row["resourceVersion"])
-                    )
-                }
+        // Live changes are subscribed first and the history replayed after, from readers, a page
+        // at a time as the watcher asks for it: a replay never holds the writer, and never more
+        // than a page in memory. A change committed meanwhile is in both and is passed over the
+        // second time by its version, so nothing falls between the two.
+        if let resourceVersion {
+            try await read { db in try Self.requireRetained(resourceVersion, in: db) }
+        }
+        let live = feed.subscribe(type: type, namespace: namespace, replay: [], liveLimit: watchBuffer)
+        guard let resourceVersion else { return live }
+        let replay = HistoryReplay(
+            store: self, type: type, namespace: namespace, after: resourceVersion, live: live.makeAsyncIterator()
+        )
+        return WatchStream(unfolding: { try await replay.next() })
+    }
+
+    /// One page of the change history of `type` after `version`: at most `limit` events and about
+    /// `byteBudget` bytes of bodies (at least one event). Fails as expired if compaction passed `version`.
+    fileprivate func historyPage(
+        _ type: ResourceType, namespace: String?, after version: UInt64, limit: Int = 100, byteBudget: Int = 4 * 1_048_576
+    ) async throws(StoreError) -> [WatchEvent] {
+        try await read { db in
+            try Self.requireRetained(version, in: db)
+            var sql = "SELECT resourceVersion, type, body FROM events WHERE resource = ? AND resourceVersion > ?"
+            var arguments: StatementArguments = [type.storageKey, version]
+            if let namespace {
+                sql += " AND namespace = ?"
+                _ = arguments.append(contentsOf: [namespace])
             }
-            return feed.subscribe(type: type, namespace: namespace, replay: replay, liveLimit: bufferLimit)
+            var page: [WatchEvent] = []
+            var bytes = 0
+            let rows = try Row.fetchCursor(db, sql: sql + " ORDER BY resourceVersion LIMIT \(limit)", arguments: arguments)
+            while let row = try rows.next() {
+                let body: String = row["body"]
+                page.append(
+                    WatchEvent(kind: WatchEvent.Kind(rawValue: row["type"]) ?? .modified, object: try Self.decode(body), resourceVersion: row["resourceVersion"])
+                )
+                bytes += body.utf8.count
+                if bytes >= byteBudget { break }
+            }
+            return page
+        }
+    }
+
+    private static func requireRetained(_ resourceVersion: UInt64, in db: Database) throws {
+        let compacted = try counter("compactedThrough", in: db)
+        guard resourceVersion >= compacted else {
+            throw StoreError(.expired, "too old resource version: \(resourceVersion) (the oldest available is \(compacted + 1)); list again")
         }
     }
 
@@ -297,12 +322,12 @@ public final class SQLiteResourceStore: ResourceStore {
         dryRun: Bool,
         _ body: @escaping @Sendable (inout WriteContext) throws -> T
     ) async throws(StoreError) -> T {
-        let (feed, retained) = (self.feed, retainedEvents)
+        let (feed, retained, limits) = (self.feed, retainedEvents, self.limits)
         return try await Self.mappingErrors("store write") {
             try await self.pool.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction {
-                    var context = WriteContext(db: db)
+                    var context = WriteContext(db: db, limits: limits)
                     result = try body(&context)
                     if dryRun { return .rollback }
                     try context.commitEvents(retaining: retained)
@@ -315,10 +340,6 @@ public final class SQLiteResourceStore: ResourceStore {
                 return result!
             }
         }
-    }
-
-    private func writeWithoutChange<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
-        try await Self.mappingErrors("store access") { try await self.pool.writeWithoutTransaction(body) }
     }
 
     static func fetch(_ key: ObjectKey, in db: Database) throws -> JSONValue? {
@@ -349,5 +370,46 @@ public final class SQLiteResourceStore: ResourceStore {
     private static func randomSuffix() -> String {
         let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
         return String((0..<5).map { _ in alphabet.randomElement()! })
+    }
+}
+
+/// A watch from a past resource version: the history after it, a page at a time, then the live
+/// changes that follow (those already replayed skipped by version).
+private final class HistoryReplay: @unchecked Sendable {
+    // Used by one iterator at a time (an AsyncThrowingStream's unfolding closure is never called
+    // concurrently), so its state needs no lock.
+    private let store: SQLiteResourceStore
+    private let type: ResourceType
+    private let namespace: String?
+    private var last: UInt64
+    private var page: [WatchEvent] = []
+    private var pageIndex = 0
+    private var replaying = true
+    private var live: WatchStream.AsyncIterator
+
+    init(store: SQLiteResourceStore, type: ResourceType, namespace: String?, after version: UInt64, live: WatchStream.AsyncIterator) {
+        self.store = store
+        self.type = type
+        self.namespace = namespace
+        self.last = version
+        self.live = live
+    }
+
+    func next() async throws -> WatchEvent? {
+        while replaying {
+            if pageIndex < page.count {
+                let event = page[pageIndex]
+                pageIndex += 1
+                last = event.resourceVersion
+                return event
+            }
+            page = try await store.historyPage(type, namespace: namespace, after: last)
+            pageIndex = 0
+            if page.isEmpty { replaying = false }
+        }
+        while let event = try await live.next() {
+            if event.resourceVersion > last { return event }
+        }
+        return nil
     }
 }

@@ -28,10 +28,12 @@ struct ObjectKey: Sendable, Hashable {
 /// One write transaction's view: allocates resource versions and collects the change events.
 struct WriteContext {
     let db: Database
+    let limits: ObjectLimits
     private(set) var events: [(event: WatchEvent, key: ObjectKey)] = []
 
-    init(db: Database) {
+    init(db: Database, limits: ObjectLimits) {
         self.db = db
+        self.limits = limits
     }
 
     private mutating func nextResourceVersion() throws -> UInt64 {
@@ -40,12 +42,21 @@ struct WriteContext {
     }
 
     /// Stores `object` with a new resource version, written into it.
+    /// The store's own check of its limits, whoever wrote: the API checks what clients send,
+    /// but the server's own writes (status, finalizers) pass only through here.
     mutating func store(_ object: inout JSONValue, key: ObjectKey, event: WatchEvent.Kind) throws {
         let version = try nextResourceVersion()
         object.resourceVersion = version
+        let body = try SQLiteResourceStore.encode(object)
+        if let violation = limits.check(object, encodedBytes: body.utf8.count, limit: limits.maximumStoredBytes) {
+            switch violation.code {
+            case .tooLarge: throw StoreError(.tooLarge, "\(key.type) \"\(key.name)\" cannot be stored: \(violation)")
+            case .tooDeep: throw StoreError(.invalid, "\(key.type) \"\(key.name)\" cannot be stored: \(violation)")
+            }
+        }
         try db.execute(
             sql: "INSERT OR REPLACE INTO objects (resource, namespace, name, resourceVersion, body) VALUES (?, ?, ?, ?, ?)",
-            arguments: [key.type.storageKey, key.namespace, key.name, version, try SQLiteResourceStore.encode(object)]
+            arguments: [key.type.storageKey, key.namespace, key.name, version, body]
         )
         events.append((WatchEvent(kind: event, object: object, resourceVersion: version), key))
     }

@@ -73,6 +73,8 @@ public struct Reject: Codable, Sendable, Hashable {
         public static let draining = Code(rawValue: "draining")
         /// No `Cluster` object exists for the identity: it never joined, or it was unjoined.
         public static let notJoined = Code(rawValue: "not-joined")
+        /// `hello` is outside the hub's bounds (too many or too long kinds, a long version).
+        public static let invalidHello = Code(rawValue: "invalid-hello")
     }
 }
 
@@ -83,12 +85,16 @@ public struct Snapshot: Codable, Sendable, Hashable {
     /// Zero-based index of this chunk and the number of chunks; a snapshot is complete at the last one.
     public var chunkIndex: Int
     public var chunkCount: Int
+    /// On the last chunk: objects that left the set but stay in the member, no longer managed
+    /// (as a delta's `orphans`, for a change too large for one delta). Absent in older encodings.
+    public var orphans: [ObjectReference]?
 
-    public init(revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1) {
+    public init(revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1, orphans: [ObjectReference]? = nil) {
         self.revision = revision
         self.objects = objects
         self.chunkIndex = chunkIndex
         self.chunkCount = chunkCount
+        self.orphans = orphans
     }
 }
 
@@ -147,18 +153,17 @@ public struct StatusReport: Codable, Sendable, Hashable {
 
     public struct ObjectStatus: Codable, Sendable, Hashable {
         public var object: ObjectReference
-        /// `applied`, `failed` or `pending`.
-        public var state: String
-        /// `Healthy`, `Progressing`, `Degraded` or `Unknown`, from the kind's plugin.
-        public var health: String
+        public var state: ObjectState
+        /// From the kind's plugin.
+        public var health: HealthState
         public var message: String?
         /// Kind-specific fields aggregated at the hub, such as `readyReplicas` or load-balancer addresses.
         public var summary: [String: JSONValue]
 
         public init(
             object: ObjectReference,
-            state: String,
-            health: String,
+            state: ObjectState,
+            health: HealthState,
             message: String? = nil,
             summary: [String: JSONValue] = [:]
         ) {
@@ -169,6 +174,21 @@ public struct StatusReport: Codable, Sendable, Hashable {
             self.summary = summary
         }
     }
+}
+
+/// Where an object stands in a member, as its agent reports it. A value outside this set makes
+/// the whole `status` message malformed: the hub takes reports only in this vocabulary.
+public enum ObjectState: String, Codable, Sendable, Hashable, CaseIterable {
+    /// The member holds the desired copy.
+    case applied
+    /// The last apply failed; `message` says why, and the agent retries.
+    case failed
+    /// Not applied yet.
+    case pending
+    /// Removed from the member: it left the cluster's desired set.
+    case pruned
+    /// Left in the member, no longer managed (deleted at the hub with orphaning).
+    case orphaned
 }
 
 /// Both ways: liveness. The hub answers each agent heartbeat with one of its own.

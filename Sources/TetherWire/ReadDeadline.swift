@@ -29,6 +29,11 @@ public final class ReadDeadline {
         lastRead = loop.now
     }
 
+    /// The timeout it was armed with, while it is armed.
+    public var timeoutIfArmed: TimeAmount? {
+        expired == nil ? nil : timeout
+    }
+
     public func cancel() {
         check?.cancel()
         check = nil

@@ -38,6 +38,10 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let nestingTooDeep = Code(rawValue: "nesting-too-deep")
         /// A well-formed message that is not allowed in the session's current state.
         public static let unexpectedMessage = Code(rawValue: "unexpected-message")
+        /// The peer sent a kind of message faster than its budget allows.
+        public static let rateLimited = Code(rawValue: "rate-limited")
+        /// A report (hello, heartbeat, status, ack) outside the bounds the receiver keeps.
+        public static let invalidReport = Code(rawValue: "invalid-report")
     }
 }
 

@@ -155,7 +155,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
         let connector = try AgentConnector(
             configuration: AgentConfiguration(
                 hubAddresses: addresses,
-                backoff: ReconnectBackoff(
+                backoff: Backoff(
                     initial: .milliseconds(Int64(backoffInitial * 1000)),
                     maximum: .milliseconds(Int64(backoffMax * 1000))
                 ),

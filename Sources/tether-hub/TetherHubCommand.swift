@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -58,6 +59,8 @@ struct TetherHubCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Register a cluster when its agent first connects, without `tetherctl join` (demo and development only: any certificate from the federation CA joins).")
     var autoJoin = false
 
+    @OptionGroup(title: "Limits (docs/limits.md)") var limits: HubLimitOptions
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -68,6 +71,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         guard rebalanceAfter >= 0.1, offlineAfter >= 0.1 else {
             throw ValidationError("--rebalance-after and --offline-after must be at least 0.1 seconds")
         }
+        try limits.validate()
     }
 
     func run() async throws {
@@ -87,8 +91,17 @@ struct TetherHubCommand: AsyncParsableCommand {
             throw ValidationError("\(directory.hubCertificatePath) is for \(material.identity), not the hub")
         }
         let revocations = try RevocationList.load(from: directory.revocationListPath)
+        let ledger = try RenewalLedger(path: directory.renewalLedgerPath)
         let ports = PortsFile(directory: directory, logger: logger)
         let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
+        let (agentConnections, apiConnections) = limits.listenerLimits(descriptors: ListenerLimits.descriptorLimit)
+        logger.info(
+            "connection limits",
+            metadata: [
+                "tether.event": "hub.limits", "tether.descriptors": "\(ListenerLimits.descriptorLimit)",
+                "tether.agent_connections": "\(agentConnections.maximumConnections)", "tether.api_connections": "\(apiConnections.maximumConnections)",
+            ]
+        )
         var federation = FederationSettings()
         federation.rebalanceAfter = .milliseconds(Int64(rebalanceAfter * 1000))
         federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
@@ -98,22 +111,32 @@ struct TetherHubCommand: AsyncParsableCommand {
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
                 address: agentAddress,
-                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000))
+                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                connections: agentConnections,
+                writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000))
             ),
             material: material,
             revocations: revocations,
+            ledger: ledger,
             observer: engine,
-            signer: RenewalSigner(directory: directory, maximumLifetime: maxAgentCertificateLifetime, logger: logger),
+            signer: RenewalSigner(directory: directory, maximumLifetime: maxAgentCertificateLifetime, ledger: ledger, logger: logger),
             logger: logger,
             onBound: { port in await ports.record(agent: port) }
         )
+        if let warning = AccessPolicy.permissionWarning(at: directory.accessPolicyPath) {
+            logger.warning("\(warning)", metadata: ["tether.event": "access.loose_permissions"])
+        }
+        let access = AccessControl(try AccessPolicy.load(from: directory.accessPolicyPath))
         let api = APIServer(
-            configuration: APIServerConfiguration(host: apiAddress.host, port: apiAddress.port, orphanFinalizerHandled: true),
+            configuration: APIServerConfiguration(
+                host: apiAddress.host, port: apiAddress.port, requests: limits.requestLimits, connections: apiConnections,
+                orphanFinalizerHandled: true
+            ),
             store: store,
             registry: BuiltinPlugins.hub,
             material: material,
             revocations: revocations,
-            access: try AccessPolicy.load(from: directory.accessPolicyPath),
+            access: access,
             metrics: metrics,
             logger: logger,
             onBound: { port in await ports.record(api: port) }
@@ -132,12 +155,47 @@ struct TetherHubCommand: AsyncParsableCommand {
                     }
                 ),
             ],
+            files: [
+                .init(path: directory.accessPolicyPath) { [directory] in
+                    Self.reloadAccess(access, from: directory.accessPolicyPath, logger: logger)
+                }
+            ],
             logger: logger
         )
         let group = ServiceGroup(
             configuration: .init(services: [engine, listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
+    }
+}
+
+extension TetherHubCommand {
+    /// Rereads `access.json`: a good file replaces the policy in force; a bad one (or a file
+    /// that went away) is refused and the policy in force stays.
+    static func reloadAccess(_ access: AccessControl, from path: String, logger: Logger) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            logger.error(
+                "access.json is gone; the access policy in force stays until a valid file is written",
+                metadata: ["tether.event": "access.reload_refused", "tether.reason": "\(path) does not exist"]
+            )
+            return
+        }
+        do {
+            let policy = try AccessPolicy.load(from: path)
+            access.replace(with: policy)
+            if let warning = AccessPolicy.permissionWarning(at: path) {
+                logger.warning("\(warning)", metadata: ["tether.event": "access.loose_permissions"])
+            }
+            logger.notice(
+                "access policy reloaded",
+                metadata: ["tether.event": "access.reloaded", "tether.users": "\(policy.users.count)", "tether.tokens": "\(policy.tokens.count)"]
+            )
+        } catch {
+            logger.error(
+                "access.json not reloaded; the policy in force stays",
+                metadata: ["tether.event": "access.reload_refused", "tether.reason": "\(error)"]
+            )
+        }
     }
 }
 

@@ -83,7 +83,7 @@ struct SimclusterCommand: AsyncParsableCommand {
             store: store,
             registry: registry,
             material: material,
-            access: access,
+            access: AccessControl(access),
             faults: FaultInjector(),
             logger: logger,
             onBound: { [name, dir, logger] port in

@@ -131,19 +131,19 @@ struct ApplierTests {
             #expect(labels.contains(#""tether.io/managed-by":"m1""#), "\(labels)")
             let origin = try await kubectl.succeed(["get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.metadata.annotations.tether\\.io/origin}"])
             #expect(origin == "spiffe://tether.test/hub")
-            try await member.waitForStatus(of: "web", kind: "Deployment") { $0.health == "Healthy" && $0.summary["readyReplicas"] == 2 }
+            try await member.waitForStatus(of: "web", kind: "Deployment") { $0.health == .healthy && $0.summary["readyReplicas"] == 2 }
 
             // Update: the new replica count reaches the member and the summary follows.
             var mark = member.mark
             #expect(member.applier.offer(.delta(Delta(fromRevision: 1, toRevision: 2, upserts: [try webDeployment(replicas: 3)], deletes: []))))
             try await member.waitForAck(2)
-            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == "Healthy" && $0.summary["readyReplicas"] == 3 }
+            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == .healthy && $0.summary["readyReplicas"] == 3 }
 
             // Removed from the set: pruned.
             mark = member.mark
             let settingsReference = ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: "shop", name: "settings")
             #expect(member.applier.offer(.delta(Delta(fromRevision: 2, toRevision: 3, upserts: [], deletes: [settingsReference]))))
-            try await member.waitForStatus(of: "settings", kind: "ConfigMap", after: mark) { $0.state == "pruned" }
+            try await member.waitForStatus(of: "settings", kind: "ConfigMap", after: mark) { $0.state == .pruned }
             let gone = try await kubectl.run(["get", "cm", "settings", "-n", "shop"])
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone)")
 
@@ -151,8 +151,8 @@ struct ApplierTests {
             let oldUID = try await kubectl.succeed(["get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.metadata.uid}"])
             mark = member.mark
             try await kubectl.succeed(["delete", "deploy", "web", "-n", "shop", "--wait=false"])
-            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == "Progressing" }
-            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == "Healthy" }
+            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == .progressing }
+            try await member.waitForStatus(of: "web", kind: "Deployment", after: mark) { $0.health == .healthy }
             let newUID = try await kubectl.succeed(["get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.metadata.uid}"])
             #expect(!newUID.isEmpty && newUID != oldUID)
 
@@ -188,15 +188,15 @@ struct ApplierTests {
             #expect(member.applier.offer(.delta(Delta(fromRevision: 1, toRevision: 2, upserts: upserts, deletes: []))))
             let ack = try await member.waitForAck(2)
             #expect(ack.failures.map(\.object.name) == ["settings"], "\(ack)")
-            let conflict = try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == "failed" }
+            let conflict = try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == .failed }
             #expect(conflict.message?.contains("not managed by Tether") == true, "\(conflict)")
             let data = try await kubectl.succeed(["get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.data}"])
             #expect(data.contains("someone-else") && !data.contains("blue"), "\(data)")
             let labels = try await kubectl.succeed(["get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.metadata.labels}"])
             #expect(!labels.contains("tether.io"))
 
-            let broken = try await member.waitForStatus(of: "broken", kind: "Deployment") { $0.health == "Degraded" }
-            #expect(broken.state == "applied")
+            let broken = try await member.waitForStatus(of: "broken", kind: "Deployment") { $0.health == .degraded }
+            #expect(broken.state == .applied)
             #expect(broken.message?.contains("simulated failure") == true, "\(broken)")
         }
     }
@@ -217,13 +217,13 @@ struct ApplierTests {
             #expect(on.contains(#""active":true"#), "\(on)")
 
             #expect(member.applier.offer(.delta(Delta(fromRevision: 1, toRevision: 2, upserts: [shopSettings], deletes: []))))
-            let failed = try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == "failed" }
+            let failed = try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == .failed }
             #expect(failed.message?.contains("503") == true, "\(failed)")
             let ack = try await member.waitForAck(2)
             #expect(ack.failures.count == 1)
 
             _ = try await curl(credentials + ["-X", "DELETE", url + "/debug/faults"], in: federation)
-            try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == "applied" && $0.health == "Healthy" }
+            try await member.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == .applied && $0.health == .healthy }
             try await kubectl.succeed(["get", "cm", "settings", "-n", "shop"])
         }
     }
@@ -247,7 +247,7 @@ struct ApplierTests {
             // While no agent runs, someone deletes a managed object.
             try await kubectl.succeed(["delete", "cm", "settings", "-n", "shop"])
             let second = try ApplierUnderTest(cluster: "m1", kubeconfig: kubeconfig, stateDirectory: state)
-            try await second.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == "applied" }
+            try await second.waitForStatus(of: "settings", kind: "ConfigMap") { $0.state == .applied }
             try await kubectl.succeed(["get", "cm", "settings", "-n", "shop"])
             await second.stop()
 

@@ -217,10 +217,10 @@ struct AgentSessionStateMachineTests {
 }
 
 @Suite("Reconnect backoff")
-struct ReconnectBackoffTests {
+struct BackoffTests {
     @Test("ceilings double from the initial delay up to the cap")
     func ceilings() {
-        let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
+        let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
         let ceilings = (0..<8).map { backoff.ceiling(attempt: $0) }
         #expect(
             ceilings == [
@@ -233,7 +233,7 @@ struct ReconnectBackoffTests {
 
     @Test("every delay lies in 0...ceiling, and full jitter spreads them over the whole window")
     func jitter() {
-        let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(5))
+        let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         for attempt in 0..<12 {
             let delays = (0..<400).map { _ in backoff.delay(attempt: attempt) }
             let ceiling = backoff.ceiling(attempt: attempt)
@@ -244,7 +244,7 @@ struct ReconnectBackoffTests {
 
     @Test("a zero or inverted range is clamped, never a busy loop")
     func clamped() {
-        let backoff = ReconnectBackoff(initial: .zero, maximum: .zero)
+        let backoff = Backoff(initial: .zero, maximum: .zero)
         #expect(backoff.initial == .milliseconds(1) && backoff.maximum == .milliseconds(1))
     }
 }

@@ -103,7 +103,7 @@ func everyMessage(repeating count: Int) -> [WireMessage] {
         .snapshot(Snapshot(revision: 7, objects: Array(repeating: object, count: count), chunkIndex: 0, chunkCount: 1)),
         .delta(Delta(fromRevision: 7, toRevision: 9, upserts: Array(repeating: object, count: count), deletes: [reference])),
         .ack(Ack(revision: 9, failures: Array(repeating: .init(object: reference, message: "conflict"), count: count))),
-        .status(StatusReport(objects: Array(repeating: .init(object: reference, state: "applied", health: "Healthy", summary: ["readyReplicas": 3, "ratio": .double(0.5)]), count: count))),
+        .status(StatusReport(objects: Array(repeating: .init(object: reference, state: .applied, health: .healthy, summary: ["readyReplicas": 3, "ratio": .double(0.5)]), count: count))),
         .heartbeat(Heartbeat(sentAtMilliseconds: 1_700_000_000_000, cluster: .init(apiReachable: true, kubernetesVersion: String(repeating: "v", count: count), nodeCount: 3))),
         .goaway(GoAway(code: .draining, reason: String(repeating: "bye ", count: count), reconnectAfterMilliseconds: 1_000)),
         .error(ErrorMessage(code: .frameTooLarge, message: String(repeating: "x", count: count))),

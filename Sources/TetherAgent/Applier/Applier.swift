@@ -57,7 +57,8 @@ public actor Applier: Service {
     // Desired state.
     private var revision: UInt64?
     private var desired: [ObjectReference: JSONValue] = [:]
-    private var snapshotChunks: (revision: UInt64, count: Int, objects: [JSONValue])?
+    /// A snapshot being assembled: its revision, chunk count, the next chunk expected, and the objects so far.
+    private var snapshotChunks: (revision: UInt64, count: Int, next: Int, objects: [JSONValue])?
 
     // Member state.
     private var served: [String: ServedResource] = [:]
@@ -201,16 +202,19 @@ public actor Applier: Service {
     }
 
     private func takeSnapshot(_ chunk: Snapshot) {
-        if chunk.chunkIndex == 0 { snapshotChunks = (chunk.revision, chunk.chunkCount, []) }
-        guard var assembling = snapshotChunks, assembling.revision == chunk.revision, assembling.count == chunk.chunkCount
+        if chunk.chunkIndex == 0 { snapshotChunks = (chunk.revision, chunk.chunkCount, 0, []) }
+        guard var assembling = snapshotChunks, assembling.revision == chunk.revision, assembling.count == chunk.chunkCount,
+            assembling.next == chunk.chunkIndex
         else {
             resync("snapshot chunk \(chunk.chunkIndex + 1)/\(chunk.chunkCount) of revision \(chunk.revision) arrived out of order")
             return
         }
         assembling.objects += chunk.objects
+        assembling.next += 1
         snapshotChunks = assembling
         guard chunk.chunkIndex == chunk.chunkCount - 1 else { return }
         snapshotChunks = nil
+        for reference in chunk.orphans ?? [] { orphaning.insert(reference) }
         install(revision: chunk.revision, objects: assembling.objects, persist: true)
     }
 
@@ -401,7 +405,7 @@ public actor Applier: Service {
         guard desired[reference] == want else { return enqueue(reference) }
         if let existing = current, AppliedFields.contained(want, in: existing) {
             lastApplied[reference] = want
-            record(reference, live: existing, state: "applied")
+            record(reference, live: existing, state: .applied)
             return
         }
         let drifted = current != nil && lastApplied[reference] == want
@@ -418,7 +422,7 @@ public actor Applier: Service {
         let newest = Self.newer(live[reference], than: applied)
         if desired[reference] != nil { live[reference] = newest }
         lastApplied[reference] = want
-        record(reference, live: newest, state: "applied")
+        record(reference, live: newest, state: .applied)
     }
 
     /// `cached` when it is a later version of the object than `answer`, else `answer`.
@@ -455,7 +459,7 @@ public actor Applier: Service {
         }
         live[reference] = nil
         forget(reference)
-        let pruned = StatusReport.ObjectStatus(object: reference, state: release ? "orphaned" : "pruned", health: Health.State.unknown.rawValue)
+        let pruned = StatusReport.ObjectStatus(object: reference, state: release ? .orphaned : .pruned, health: .unknown)
         unsent[reference] = pruned
         eventSink.yield(.status(pruned))
         doorbell.yield()
@@ -473,7 +477,7 @@ public actor Applier: Service {
         failures[reference] = count
         let delay = retryDelay(afterFailures: count)
         // The first failure, or a new reason, is a warning; the same failure again is detail.
-        let repeated = statuses[reference]?.state == "failed" && statuses[reference]?.message == message
+        let repeated = statuses[reference]?.state == .failed && statuses[reference]?.message == message
         logger.log(
             level: repeated ? .debug : .warning,
             "apply failed; retrying later",
@@ -483,7 +487,7 @@ public actor Applier: Service {
             ]) { $1 }
         )
         if desired[reference] != nil {
-            setStatus(StatusReport.ObjectStatus(object: reference, state: "failed", health: Health.State.unknown.rawValue, message: message))
+            setStatus(StatusReport.ObjectStatus(object: reference, state: .failed, health: .unknown, message: message))
         }
         settleAck(reference, failure: message)
         retries[reference]?.cancel()
@@ -509,14 +513,14 @@ public actor Applier: Service {
 
     // MARK: Status
 
-    private func record(_ reference: ObjectReference, live object: JSONValue, state: String) {
+    private func record(_ reference: ObjectReference, live object: JSONValue, state: ObjectState) {
         let plugin = registry.plugin(for: object)
         let health = plugin.health(of: object)
         setStatus(
             StatusReport.ObjectStatus(
                 object: reference,
                 state: state,
-                health: health.state.rawValue,
+                health: health.state,
                 message: health.reason.isEmpty ? nil : health.reason,
                 summary: plugin.summary(of: object)
             )
@@ -709,7 +713,7 @@ public actor Applier: Service {
         if !AppliedFields.contained(want, in: object) {
             enqueue(reference)
         } else if failures[reference] == nil {
-            record(reference, live: object, state: "applied")
+            record(reference, live: object, state: .applied)
         }
     }
 }

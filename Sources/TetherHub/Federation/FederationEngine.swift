@@ -34,6 +34,11 @@ public struct FederationSettings: Sendable {
     public var autoJoin = false
     /// How long an unjoin waits for the agent to prune before it lets go anyway.
     public var unjoinPruneTimeout: Duration = .seconds(30)
+    /// About how many bytes of objects one snapshot chunk (or one delta) carries; a larger
+    /// change goes as a snapshot in several chunks, so no desired set outgrows a frame.
+    public var chunkBytes = 4 * 1_048_576
+    /// Waits between attempts after a push to an agent failed, and after the store failed a list or watch.
+    public var retryBackoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
 
     public init() {}
 }
@@ -45,116 +50,6 @@ public actor FederationEngine: Service, HubSessionObserver {
     private let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
     /// Made on first use, after the hub has bootstrapped its metrics backend.
     private lazy var pushToAck = Timer(label: "tether_hub_push_to_ack_seconds")
-
-    /// One cluster's copy of a federated object, with its share of the cluster's digest.
-    struct PlacedCopy {
-        var value: JSONValue
-        var contribution: UInt64
-    }
-
-    /// A cluster's gauges recorded per push, ack and heartbeat, made once: making a labelled
-    /// gauge is a registry lookup, and a fan-out records three per cluster.
-    private struct ClusterGauges {
-        let revision: Gauge
-        let ackedRevision: Gauge
-        let lag: Gauge
-        let lastHeartbeat: Gauge
-
-        init(cluster: String) {
-            revision = Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)])
-            ackedRevision = Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)])
-            lag = Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
-            lastHeartbeat = Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
-        }
-    }
-
-    private struct Member {
-        let gauges: ClusterGauges
-        var revision: UInt64 = 0
-        var desired: [ObjectReference: PlacedCopy] = [:]
-        var session: (id: String, channel: any Channel)?
-        /// The revision the agent holds (last written to it, or announced and current); nil until
-        /// a snapshot has been written in this session.
-        var sent: UInt64?
-        /// The objects whose copy changed since the last written push, each with whether the
-        /// agent held it then. A delta is built from these alone: keeping a copy of the whole set
-        /// as sent would copy it (copy-on-write) at the first change after every push.
-        var unsent: [ObjectReference: Bool] = [:]
-        var pushing = false
-        var acked: UInt64?
-        /// Rebalanced away after its agent stayed away past `rebalanceAfter`: placed nothing.
-        var excluded = false
-        var outage: Task<Void, Never>?
-        /// The revision the agent's `hello` says it holds, until the first push decides what to send.
-        var announced: UInt64?
-        /// The last revision written to the agent and when, for push-to-ack latency.
-        var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
-        /// The digest of `desired`: the wrapping sum of each object's
-        /// ``FederationEngine/contribution(_:_:)``, independent of order and kept as objects change.
-        var digestSum: UInt64 = 0
-
-        enum PushStep {
-            case nothing
-            /// The agent announced the current revision: nothing to send.
-            case current(UInt64)
-            /// Write `message`; `changes` are what it carries, to merge back if the write fails.
-            case send(WireMessage, revision: UInt64, changes: [ObjectReference: Bool])
-        }
-
-        /// What to write to the agent next: a snapshot the first time in a session, then deltas
-        /// of what changed since the last written push. Marks the member pushing when it sends.
-        mutating func nextPush(orphaned: Set<ObjectReference>) -> PushStep {
-            if sent == nil, let announced, announced == revision {
-                sent = revision
-                unsent = [:]
-                self.announced = nil
-                return .current(revision)
-            }
-            announced = nil
-            guard sent != revision else { return .nothing }
-            let message: WireMessage
-            if let sent {
-                var upserts: [JSONValue] = []
-                var deletes: [ObjectReference] = []
-                var orphans: [ObjectReference] = []
-                for (reference, held) in unsent {
-                    if let copy = desired[reference] {
-                        upserts.append(copy.value)
-                    } else if held {
-                        if orphaned.contains(reference) { orphans.append(reference) } else { deletes.append(reference) }
-                    }
-                }
-                message = .delta(
-                    Delta(
-                        fromRevision: sent, toRevision: revision, upserts: upserts, deletes: deletes,
-                        orphans: orphans.isEmpty ? nil : orphans
-                    )
-                )
-            } else {
-                message = .snapshot(Snapshot(revision: revision, objects: desired.values.map(\.value)))
-            }
-            let changes = unsent
-            unsent = [:]
-            pushing = true
-            return .send(message, revision: revision, changes: changes)
-        }
-
-        /// Places `copy` (nil: nothing) of `reference` here; true when the desired set changed.
-        mutating func place(_ reference: ObjectReference, _ copy: PlacedCopy?) -> Bool {
-            let previous: PlacedCopy?
-            if let copy {
-                previous = desired.updateValue(copy, forKey: reference)
-                if let previous, previous.value == copy.value { return false }
-            } else {
-                previous = desired.removeValue(forKey: reference)
-                if previous == nil { return false }
-            }
-            if unsent[reference] == nil { unsent[reference] = previous != nil }
-            if let previous { digestSum &-= previous.contribution }
-            if let copy { digestSum &+= copy.contribution }
-            return true
-        }
-    }
 
     /// A cluster's revision and the digest of the desired set it names, as persisted.
     struct RevisionRecord: Codable, Equatable {
@@ -173,7 +68,7 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     private enum Role: Sendable { case clusters, federated, propagationPolicies, overridePolicies }
 
-    private var members: [String: Member] = [:]
+    private var members: [String: ClusterMember] = [:]
     /// The certificate each cluster's agent holds, as last presented or signed.
     private var certificates: [String: CertificateSummary] = [:]
     private var clusterObjects: [String: JSONValue] = [:]
@@ -341,6 +236,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Lists then watches one resource of the hub's store for as long as the hub runs.
     private func follow(_ type: ResourceType, role: Role) async {
         var firstList = true
+        var failures = 0
         while !Task.isCancelled {
             do {
                 var objects: [JSONValue] = []
@@ -360,15 +256,30 @@ public actor FederationEngine: Service, HubSessionObserver {
                     firstList = false
                     listSettled()
                 }
+                failures = 0
                 for try await event in try await store.watch(type, namespace: nil, from: version) {
                     changed(event.object, deleted: event.kind == .deleted, version: event.resourceVersion, role: role)
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning(
+                // A watch that fell behind lists again at once; a store that fails is given time
+                // (a store error repeated in a tight loop was 190,000 log lines in 12 s).
+                let overflow = (error as? StoreError)?.code == .watchOverflow || (error as? StoreError)?.code == .expired
+                let delay = overflow ? Duration.zero : settings.retryBackoff.delay(attempt: failures)
+                if !overflow { failures += 1 }
+                logger.log(
+                    level: failures > 1 ? .debug : .warning,
                     "federation watch ended; listing again",
-                    metadata: ["tether.event": "federation.watch_restart", "tether.resource": "\(type)", "tether.error": "\(error)"]
+                    metadata: [
+                        "tether.event": "federation.watch_restart", "tether.resource": "\(type)", "tether.error": "\(error)",
+                        "tether.failures": "\(failures)", "tether.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                    ]
                 )
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return
+                }
             }
         }
     }
@@ -391,6 +302,14 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         logger.info("federation state settled", metadata: ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
         persistRevisions()
+        // After a restart nothing is known of any agent until it returns: a cluster whose agent
+        // has not come back is NotReady, and its outage runs from now, so a cluster that never
+        // comes back is rebalanced away and goes Offline like any other.
+        let since = kubernetesTimestamp()
+        for name in members.keys.sorted() where members[name]?.session == nil {
+            setClusterPhase(name, phase: "NotReady", reason: "WaitingForAgent", message: "the hub started at \(since); waiting for the cluster's agent to connect")
+            startOutage(name, since: since)
+        }
         for name in members.keys.sorted() { push(name) }
     }
 
@@ -550,7 +469,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             return
         } else if members[name] == nil {
             clusterObjects[name] = object
-            members[name] = Member(gauges: ClusterGauges(cluster: name))
+            members[name] = ClusterMember(gauges: ClusterGauges(cluster: name))
             unrevisioned.insert(name)
             joined.withLockedValue { _ = $0.insert(name) }
             if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
@@ -701,7 +620,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         return placement.copies(of: object, plugin: plugin).mapValues { placed in
             if let known = prepared.first(where: { $0.placed == placed }) { return known.copy }
             let value = plugin.prepareForMember(placed)
-            let copy = PlacedCopy(value: value, contribution: Self.contribution(reference, value))
+            let copy = PlacedCopy(value: value, contribution: Self.contribution(reference, value), size: value.encodedSize())
             if prepared.count == 8 { prepared.removeFirst() }
             prepared.append((placed, copy))
             return copy
@@ -717,6 +636,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         members[cluster]?.session = (sessionID, channel)
         members[cluster]?.outage?.cancel()
         members[cluster]?.outage = nil
+        members[cluster]?.pushRetry?.cancel()
+        members[cluster]?.pushRetry = nil
         if members[cluster]?.excluded == true {
             members[cluster]?.excluded = false
             logger.info("cluster is back; placing on it again", metadata: ["tether.event": "federation.rebalanced_back", "tether.cluster": "\(cluster)"])
@@ -739,15 +660,24 @@ public actor FederationEngine: Service, HubSessionObserver {
         members[cluster]?.session = nil
         members[cluster]?.sent = nil
         members[cluster]?.unsent = [:]
+        members[cluster]?.pushRetry?.cancel()
+        members[cluster]?.pushRetry = nil
         let lost = kubernetesTimestamp()
         setClusterPhase(cluster, phase: "NotReady", message: "the agent session ended at \(lost); waiting for it to return")
+        startOutage(cluster, since: lost)
+    }
+
+    /// The cluster has no agent session since `since`: its divided replicas move after the
+    /// rebalance grace, and it is Offline after the offline time, unless its agent returns first.
+    private func startOutage(_ cluster: String, since: String) {
         let settings = settings
+        members[cluster]?.outage?.cancel()
         members[cluster]?.outage = Task {
             do {
                 try await Task.sleep(for: settings.rebalanceAfter)
                 self.rebalanceAway(cluster)
                 try await Task.sleep(for: max(.zero, settings.offlineAfter - settings.rebalanceAfter))
-                self.setClusterPhase(cluster, phase: "Offline", message: "no agent session since \(lost)")
+                self.setClusterPhase(cluster, phase: "Offline", message: "no agent session since \(since)")
             } catch {
                 return
             }
@@ -786,49 +716,88 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     /// Writes the cluster's latest desired set to its agent: a snapshot the first time in a
-    /// session, then deltas. One write at a time per cluster; changes meanwhile coalesce.
+    /// session, then deltas. One push at a time per cluster, its messages written one after the
+    /// other (a chunked snapshot never sits whole in the channel); changes meanwhile coalesce.
     private func push(_ cluster: String) {
         // Decided in place: copying the member out and back costs a retain of each of its
         // collections per push, thousands of times per change.
         guard settled, let session = members[cluster]?.session, members[cluster]?.pushing == false,
-            let step = members[cluster]?.nextPush(orphaned: orphaned)
+            members[cluster]?.pushRetry == nil,
+            let step = members[cluster]?.nextPush(orphaned: orphaned, chunkBytes: settings.chunkBytes)
         else { return }
         switch step {
         case .nothing:
             return
         case .current(let revision):
             logger.info(
-                "agent is current; no resend",
+                "agent already holds the current desired state",
                 metadata: ["tether.event": "federation.resumed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"]
             )
-        case .send(let message, let revision, let changes):
+        case .send(let messages, let revision, let changes):
             let channel = session.channel
             Task {
-                let written: Bool
-                do {
-                    try await channel.writeAndFlush(message)
-                    written = true
-                } catch {
-                    written = false
+                var failure: (any Error)?
+                for message in messages {
+                    do {
+                        try await channel.writeAndFlush(message)
+                    } catch {
+                        failure = error
+                        break
+                    }
                 }
-                self.pushed(cluster, sessionID: session.id, revision: revision, changes: changes, written: written)
+                self.pushed(cluster, sessionID: session.id, revision: revision, changes: changes, failure: failure)
             }
         }
     }
 
-    private func pushed(_ cluster: String, sessionID: String, revision: UInt64, changes: [ObjectReference: Bool], written: Bool) {
+    private func pushed(_ cluster: String, sessionID: String, revision: UInt64, changes: [ObjectReference: Bool], failure: (any Error)?) {
         members[cluster]?.pushing = false
         guard members[cluster]?.session?.id == sessionID else { return }
-        if !written {
-            // The agent still holds what it held before this push: what it held then stands.
-            members[cluster]?.unsent.merge(changes) { _, heldBeforePush in heldBeforePush }
-        }
-        if written {
+        guard let failure else {
             members[cluster]?.sent = revision
             members[cluster]?.lastPush = (revision, .now)
             members[cluster]?.gauges.revision.record(Double(revision))
+            if (members[cluster]?.pushFailures ?? 0) > 0 {
+                members[cluster]?.pushFailures = 0
+                logger.notice("desired state pushed again after failures", metadata: ["tether.event": "federation.push_recovered", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
+                updateClusterSoon(cluster, .push) { status in
+                    Self.setCondition("DesiredStateDelivered", true, reason: "Pushed", message: "revision \(revision) was written to the agent", in: &status)
+                }
+            }
             logger.debug("desired state pushed", metadata: ["tether.event": "federation.pushed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)"])
+            push(cluster)
+            return
         }
+        // The agent still holds what it held before this push: what it held then stands. The
+        // push is tried again after a backoff, never at once (a write that fails the same way
+        // every time would spin), and the Cluster says why it waits.
+        members[cluster]?.unsent.merge(changes) { _, heldBeforePush in heldBeforePush }
+        let failures = (members[cluster]?.pushFailures ?? 0) + 1
+        members[cluster]?.pushFailures = failures
+        let delay = settings.retryBackoff.delay(attempt: failures - 1)
+        let reason = "\(failure)"
+        logger.warning(
+            "cannot push the desired state to the agent; retrying after a backoff",
+            metadata: [
+                "tether.event": "federation.push_failed", "tether.cluster": "\(cluster)", "tether.revision": "\(revision)",
+                "tether.error": "\(reason)", "tether.failures": "\(failures)",
+            ]
+        )
+        Counter(label: "tether_hub_push_failures_total", dimensions: [("cluster", cluster)]).increment()
+        updateClusterSoon(cluster, .push) { status in
+            Self.setCondition(
+                "DesiredStateDelivered", false, reason: "PushFailed",
+                message: "revision \(revision) could not be written to the agent (\(failures) attempts): \(reason)", in: &status
+            )
+        }
+        members[cluster]?.pushRetry = Task {
+            try? await Task.sleep(for: delay)
+            self.retryPush(cluster)
+        }
+    }
+
+    private func retryPush(_ cluster: String) {
+        members[cluster]?.pushRetry = nil
         push(cluster)
     }
 
@@ -837,6 +806,10 @@ public actor FederationEngine: Service, HubSessionObserver {
     private func take(_ message: WireMessage, from cluster: String) async {
         switch message {
         case .ack(let ack):
+            guard ack.revision <= (members[cluster]?.revision ?? 0) else {
+                securityEvent("ack.unknown_revision", cluster: cluster, "the agent acknowledged revision \(ack.revision), which the hub never sent it")
+                return
+            }
             members[cluster]?.acked = ack.revision
             if let push = members[cluster]?.lastPush, push.revision == ack.revision {
                 let elapsed = ContinuousClock.now - push.at
@@ -849,7 +822,9 @@ public actor FederationEngine: Service, HubSessionObserver {
             members[cluster]?.gauges.lag
                 .record(Double(desiredRevision > ack.revision ? desiredRevision - ack.revision : 0))
             for failure in ack.failures {
-                Counter(label: "tether_hub_apply_failures_total", dimensions: [("cluster", cluster), ("kind", failure.object.kind)]).increment()
+                // Kinds the hub serves only: an agent's words must not mint metric series.
+                let kind = registry.kind(apiVersion: failure.object.apiVersion, kind: failure.object.kind) == nil ? "other" : failure.object.kind
+                Counter(label: "tether_hub_apply_failures_total", dimensions: [("cluster", cluster), ("kind", kind)]).increment()
             }
             if let awaited = unjoining[cluster], let revision = awaited, ack.revision >= revision {
                 await finishUnjoin(cluster)
@@ -864,15 +839,32 @@ public actor FederationEngine: Service, HubSessionObserver {
             )
         case .status(let report):
             var touched: Set<ObjectReference> = []
+            var refused: [ObjectReference] = []
             for status in report.objects {
-                // An agent reports only its own cluster's objects: the session is bound to its identity.
+                // The session is bound to its cluster's identity, so a report can only ever be that
+                // cluster's; and it counts only for objects placed on that cluster. (An object
+                // that is no longer federated was deleted meanwhile: its report is moot.)
                 guard let reference = federatedReference(of: status.object), federated[reference] != nil else { continue }
-                if status.state == "pruned" {
+                switch status.state {
+                case .pruned, .orphaned:
+                    // Gone from the member: this cluster's own entry goes, whatever it was.
+                    guard reports[reference]?[cluster] != nil else { continue }
                     reports[reference]?[cluster] = nil
-                } else {
+                case .applied, .failed, .pending:
+                    guard members[cluster]?.desired[reference] != nil else {
+                        refused.append(reference)
+                        continue
+                    }
                     reports[reference, default: [:]][cluster] = status
                 }
                 touched.insert(reference)
+            }
+            if !refused.isEmpty {
+                securityEvent(
+                    "status.not_placed", cluster: cluster,
+                    "the agent reported status of \(refused.count) object(s) not placed on its cluster, e.g. \(refused[0]); refused",
+                    count: refused.count
+                )
             }
             statusDirty.formUnion(touched)
             flushStatuses()
@@ -883,6 +875,23 @@ public actor FederationEngine: Service, HubSessionObserver {
             break
         }
     }
+
+    /// A report refused because no honest agent would send it: counted, and logged at most once
+    /// a minute per cluster and kind of event, so a hostile agent cannot flood the log either.
+    private func securityEvent(_ event: String, cluster: String, _ message: String, count: Int = 1) {
+        Counter(label: "tether_hub_security_events_total", dimensions: [("event", event)]).increment(by: count)
+        let key = "\(cluster)|\(event)"
+        let now = ContinuousClock.now
+        if let last = securityLogged[key], now - last < .seconds(60) { return }
+        securityLogged[key] = now
+        if securityLogged.count > 4_096 { securityLogged = securityLogged.filter { now - $0.value < .seconds(60) } }
+        logger.warning(
+            "SECURITY: agent report refused",
+            metadata: ["tether.event": "federation.report_refused", "tether.security": "true", "tether.cluster": "\(cluster)", "tether.refusal": "\(event)", "tether.reason": "\(message)"]
+        )
+    }
+
+    private var securityLogged: [String: ContinuousClock.Instant] = [:]
 
     private func federatedReference(of member: ObjectReference) -> ObjectReference? {
         ObjectReference(apiVersion: member.apiVersion, kind: member.kind, namespace: member.namespace, name: member.name)
@@ -915,7 +924,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             let members = perCluster.map { name, report in
                 MemberObjectStatus(
                     cluster: name,
-                    health: Health(Health.State(rawValue: report.health) ?? .unknown, report.message ?? ""),
+                    health: Health(report.health, report.message ?? ""),
                     summary: report.summary
                 )
             }
@@ -924,7 +933,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             status["clusters"] = .array(
                 perCluster.map { name, report in
                     var entry: [String: JSONValue] = [
-                        "name": .string(name), "state": .string(report.state), "health": .string(report.health),
+                        "name": .string(name), "state": .string(report.state.rawValue), "health": .string(report.health.rawValue),
                     ]
                     if let message = report.message { entry["message"] = .string(message) }
                     if let revision = self.members[name]?.acked { entry["revision"] = .integer(Int64(revision)) }
@@ -949,12 +958,12 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
-    private func setClusterPhase(_ cluster: String, phase: String, message: String) {
+    private func setClusterPhase(_ cluster: String, phase: String, reason: String? = nil, message: String) {
         updateClusterSoon(cluster, .phase) { status in
             status["phase"] = .string(phase)
             Self.setCondition(
                 "Ready", phase == "Ready",
-                reason: phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline",
+                reason: reason ?? (phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
                 message: message, in: &status
             )
         }
@@ -1015,7 +1024,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// What a pending change to a Cluster's status is about; a newer change of the same aspect
     /// replaces an older one not yet written.
     private enum ClusterStatusAspect: Hashable {
-        case phase, agent, certificate, health
+        case phase, agent, certificate, health, push
     }
 
     /// Changes to Cluster status waiting to be written, per cluster and aspect, with the
@@ -1044,7 +1053,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             clusterStatusQueueHead += 1
             guard let changes = clusterStatusPending.removeValue(forKey: cluster) else { continue }
             // Phase first: the other aspects do not depend on it, and it is what operators read.
-            let ordered = [ClusterStatusAspect.phase, .agent, .certificate, .health].compactMap { changes[$0] }
+            let ordered = [ClusterStatusAspect.phase, .agent, .certificate, .health, .push].compactMap { changes[$0] }
             await updateCluster(cluster) { status in
                 for change in ordered { change(&status) }
             }

@@ -53,7 +53,7 @@ actor MemberEvents {
     /// Queues an Event if this cluster's report on the object differs from the last one recorded.
     func observe(_ observation: Observation) {
         let report = observation.report
-        let said = "\(report.state)|\(report.health)|\(report.message ?? "")"
+        let said = "\(report.state.rawValue)|\(report.health.rawValue)|\(report.message ?? "")"
         guard lastSaid[observation.uid]?[observation.cluster] != said else { return }
         lastSaid[observation.uid, default: [:]][observation.cluster] = said
         let (reason, type, message) = Self.describe(report, cluster: observation.cluster)
@@ -90,13 +90,13 @@ actor MemberEvents {
     static func describe(_ report: StatusReport.ObjectStatus, cluster: String) -> (reason: String, type: String, message: String) {
         let detail = report.message.map { $0.isEmpty ? "" : ": \($0)" } ?? ""
         switch report.state {
-        case "failed":
+        case .failed:
             return ("ApplyFailed", "Warning", "cluster \(cluster) could not apply it\(detail)")
-        case "pending":
+        case .pending:
             return ("ApplyPending", "Normal", "cluster \(cluster) has not applied it yet\(detail)")
-        default:
-            let degraded = report.health == "Degraded"
-            return ("Member\(report.health)", degraded ? "Warning" : "Normal", "cluster \(cluster): \(report.health)\(detail)")
+        case .applied, .pruned, .orphaned:
+            let health = report.health.rawValue
+            return ("Member\(health)", report.health == .degraded ? "Warning" : "Normal", "cluster \(cluster): \(health)\(detail)")
         }
     }
 

@@ -1,9 +1,10 @@
-/// Delays between reconnection attempts: exponential, capped, with full jitter.
+/// Delays between attempts of anything retried (reconnecting to the hub, pushing to an agent,
+/// listing the store again): exponential, capped, with full jitter.
 ///
 /// Attempt `n` waits a uniformly random time in `0 ... min(maximum, initial * 2^n)`. Full jitter
 /// spreads a fleet of agents that lost the same hub at the same moment across the whole window,
 /// so a restarted hub meets a stream of reconnects rather than one wall of them.
-public struct ReconnectBackoff: Sendable, Hashable {
+public struct Backoff: Sendable, Hashable {
     public var initial: Duration
     public var maximum: Duration
 
