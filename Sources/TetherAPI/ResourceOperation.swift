@@ -219,7 +219,7 @@ struct ResourceOperation {
         let patch = try await decodedBody(patch: true)
         if path.subresource == "scale" {
             let scale = Scale(of: try await store.get(type, namespace: path.namespace, name: path.name ?? "")).object
-            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale)
+            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale, limits: handler.configuration.limits)
             try checkLimits(of: patchedScale, after: "the patch")
             return try await rescale(with: patchedScale, dryRun: dryRun)
         }
@@ -239,7 +239,7 @@ struct ResourceOperation {
             let created = try await store.create(try admitted(Self.withoutServerFields(object)), as: type, dryRun: dryRun)
             return ResourceHandler.json(created, status: .created)
         }
-        var patched = try Self.apply(patch, contentType: contentType, to: current)
+        var patched = try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
@@ -295,8 +295,8 @@ struct ResourceOperation {
         return plugin.normalizeOnWrite(object)
     }
 
-    /// Applies a patch body of `contentType` to `current`.
-    private static func apply(_ patch: JSONValue, contentType: String, to current: JSONValue) throws -> JSONValue {
+    /// Applies a patch body of `contentType` to `current`, within `limits` while it applies.
+    private static func apply(_ patch: JSONValue, contentType: String, to current: JSONValue, limits: ObjectLimits) throws -> JSONValue {
         do {
             switch contentType {
             case "application/merge-patch+json", "application/apply-patch+yaml":
@@ -304,7 +304,7 @@ struct ResourceOperation {
             case "application/strategic-merge-patch+json":
                 return current.strategicMergePatched(with: patch)
             case "application/json-patch+json":
-                return try current.applyingJSONPatch(patch)
+                return try current.applyingJSONPatch(patch, limits: limits)
             default:
                 throw APIError.unsupportedMediaType(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, "
@@ -312,7 +312,10 @@ struct ResourceOperation {
                 )
             }
         } catch let error as PatchError {
-            throw APIError.invalid("the patch cannot be applied: \(error)")
+            switch error.code {
+            case .tooLarge: throw APIError.tooLarge("the patch cannot be applied: \(error)")
+            case .invalid, .tooDeep: throw APIError.invalid("the patch cannot be applied: \(error)")
+            }
         }
     }
 

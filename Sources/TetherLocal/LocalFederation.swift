@@ -57,22 +57,31 @@ public final class LocalFederation: Sendable {
     }
 
     /// Starts the hub and returns once it accepts agents; `agentListen` defaults to a free loopback port.
+    /// - Parameter descriptorLimit: runs the hub under `prlimit --nofile`, as a host with few
+    ///   descriptors would (util-linux's prlimit sets the limit and becomes the hub).
     public func startHub(
         heartbeatInterval: Double = 10,
         agentListen: String = "127.0.0.1:0",
         autoJoin: Bool = true,
+        descriptorLimit: Int? = nil,
         extraArguments: [String] = []
     ) async throws -> (ManagedProcess, port: Int) {
         // A stale ports file from an earlier run must not be mistaken for this hub's.
         try? FileManager.default.removeItem(atPath: directory.portsPath)
-        let hub = try launch(
-            name: "hub",
-            binary: "tether-hub",
-            arguments: [
-                "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", "127.0.0.1:0",
-                "--heartbeat-interval", "\(heartbeatInterval)",
-            ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
-        )
+        let arguments = [
+            "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", "127.0.0.1:0",
+            "--heartbeat-interval", "\(heartbeatInterval)",
+        ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
+        let hub: ManagedProcess
+        if let descriptorLimit {
+            hub = try launch(
+                name: "hub",
+                executable: URL(fileURLWithPath: "/usr/bin/prlimit"),
+                arguments: ["--nofile=\(descriptorLimit):\(descriptorLimit)", binaries.url("tether-hub").path] + arguments + ["--log-format", "json"]
+            )
+        } else {
+            hub = try launch(name: "hub", binary: "tether-hub", arguments: arguments)
+        }
         let ready = try await hub.waitForEvent("hub.ready", within: .seconds(30))
         guard let ports = try directory.readPorts(), let port = ports.agent, let api = ports.api else {
             throw ProcessWaitError(description: "hub logged \(ready) but wrote no ports to \(directory.portsPath)")

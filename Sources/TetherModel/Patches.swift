@@ -56,9 +56,26 @@ extension JSONValue {
     }
 
     /// JSON patch (RFC 6902): `add`, `remove`, `replace`, `move`, `copy`, `test`.
-    public func applyingJSONPatch(_ patch: JSONValue) throws(PatchError) -> JSONValue {
+    /// Kubernetes' cap on the operations of one JSON patch.
+    public static let maximumJSONPatchOperations = 10_000
+
+    /// Applies an RFC 6902 patch. With `limits`, no operation may place a value deeper than
+    /// the object limit, and `copy` operations together may copy no more than the object limit
+    /// of bytes: a few hundred copies of a growing subtree would otherwise build gigabytes from a
+    /// request of kilobytes before any check of the result could run.
+    public func applyingJSONPatch(_ patch: JSONValue, limits: ObjectLimits? = nil) throws(PatchError) -> JSONValue {
         guard case .array(let operations) = patch else { throw PatchError("a JSON patch must be an array of operations") }
+        guard operations.count <= Self.maximumJSONPatchOperations else {
+            throw PatchError("the patch has \(operations.count) operations; at most \(Self.maximumJSONPatchOperations) are allowed")
+        }
         var document = self
+        var copied = 0
+        func checkPlacement(_ value: JSONValue, at pointer: JSONPointer) throws(PatchError) {
+            guard let limits else { return }
+            if pointer.tokens.count + value.nestingDepth(stoppingAfter: limits.maximumDepth) > limits.maximumDepth {
+                throw PatchError(.tooDeep, "the patch would nest the object deeper than \(limits.maximumDepth) levels (at \(pointer.text.prefix(200)))")
+            }
+        }
         for (index, operation) in operations.enumerated() {
             guard let op = operation["op"]?.stringValue, let path = operation["path"]?.stringValue else {
                 throw PatchError("operation \(index) needs \"op\" and \"path\"")
@@ -67,17 +84,26 @@ extension JSONValue {
             switch op {
             case "add":
                 guard let value = operation["value"] else { throw PatchError("operation \(index) (add) needs \"value\"") }
+                try checkPlacement(value, at: pointer)
                 try document.insert(value, at: pointer)
             case "remove":
                 _ = try document.remove(at: pointer)
             case "replace":
                 guard let value = operation["value"] else { throw PatchError("operation \(index) (replace) needs \"value\"") }
+                try checkPlacement(value, at: pointer)
                 _ = try document.remove(at: pointer)
                 try document.insert(value, at: pointer)
             case "move", "copy":
                 guard let from = operation["from"]?.stringValue else { throw PatchError("operation \(index) (\(op)) needs \"from\"") }
                 let source = try JSONPointer(from)
                 let value = op == "move" ? try document.remove(at: source) : try document.value(at: source)
+                if op == "copy", let limits {
+                    copied += value.encodedSize(stoppingAfter: limits.maximumBytes - copied)
+                    guard copied <= limits.maximumBytes else {
+                        throw PatchError(.tooLarge, "the patch copies more than \(limits.maximumBytes) bytes; the object would be too large")
+                    }
+                }
+                try checkPlacement(value, at: pointer)
                 try document.insert(value, at: pointer)
             case "test":
                 guard try document.value(at: pointer) == operation["value"] else {
@@ -124,13 +150,32 @@ extension JSONValue {
 
 /// A patch that cannot be applied; the API answers it with 422.
 public struct PatchError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// The patch does not apply to the object (a path that is not there, a failed test, ...).
+        case invalid
+        /// The result would be larger than the object limit.
+        case tooLarge
+        /// The result would nest deeper than the object limit.
+        case tooDeep
+    }
+
+    public var code: Code
     public var description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) {
+        self.code = .invalid
+        self.description = description
+    }
+    init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
 /// An RFC 6901 pointer: `/spec/template/spec/containers/0/image`.
 struct JSONPointer {
     var tokens: [String]
+
+    var text: String { tokens.map { "/" + $0 }.joined() }
 
     init(_ text: String) throws(PatchError) {
         guard text.isEmpty || text.hasPrefix("/") else { throw PatchError("\"\(text)\" is not a JSON pointer") }

@@ -30,6 +30,8 @@ struct WriteContext {
     let db: Database
     let limits: ObjectLimits
     private(set) var events: [(event: WatchEvent, key: ObjectKey)] = []
+    /// Each event's body as stored in the change feed, encoded once with the object's row.
+    private var bodies: [String] = []
 
     init(db: Database, limits: ObjectLimits) {
         self.db = db
@@ -59,6 +61,7 @@ struct WriteContext {
             arguments: [key.type.storageKey, key.namespace, key.name, version, body]
         )
         events.append((WatchEvent(kind: event, object: object, resourceVersion: version), key))
+        bodies.append(body)
     }
 
     /// Removes the object; its deletion event carries the deletion's resource version.
@@ -71,15 +74,16 @@ struct WriteContext {
             arguments: [key.type.storageKey, key.namespace, key.name]
         )
         events.append((WatchEvent(kind: .deleted, object: last, resourceVersion: version), key))
+        bodies.append(try SQLiteResourceStore.encode(last))
     }
 
     /// Appends this transaction's events to the feed and drops what falls out of the window.
     func commitEvents(retaining retained: Int) throws {
         guard let latest = events.last?.event.resourceVersion else { return }
-        for (event, key) in events {
+        for ((event, key), body) in zip(events, bodies) {
             try db.execute(
                 sql: "INSERT INTO events (resourceVersion, resource, namespace, type, body) VALUES (?, ?, ?, ?, ?)",
-                arguments: [event.resourceVersion, key.type.storageKey, key.namespace, event.kind.rawValue, try SQLiteResourceStore.encode(event.object)]
+                arguments: [event.resourceVersion, key.type.storageKey, key.namespace, event.kind.rawValue, body]
             )
         }
         guard latest > UInt64(retained) else { return }

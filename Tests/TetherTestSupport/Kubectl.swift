@@ -94,8 +94,10 @@ public struct Kubectl: Sendable {
 
     /// Runs and requires success, returning standard output.
     @discardableResult
-    public func succeed(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> String {
-        let result = try await run(arguments, stdin: stdin, environment: environment)
+    public func succeed(
+        _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], within timeout: Duration = .seconds(60)
+    ) async throws -> String {
+        let result = try await run(arguments, stdin: stdin, environment: environment, within: timeout)
         guard result.status == 0 else {
             throw KubectlError(description: "kubectl \(arguments.joined(separator: " ")) failed: \(result)")
         }

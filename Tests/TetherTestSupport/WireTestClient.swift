@@ -43,7 +43,7 @@ public final class WireTestClient: Sendable {
         let context = try TetherTLS.agentDialerContext(material)
         let events = Inbox<WireClientEvent>()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
+            .connectTimeout(.seconds(15))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -107,6 +107,17 @@ public final class WireTestClient: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+
+    /// Stops reading from the hub, as an agent that never reads would: what the hub writes piles
+    /// up in the kernel's buffers and then at the hub.
+    public func stopReading() async throws {
+        try await channel.setOption(.autoRead, value: false).get()
+    }
+
+    /// Sends without waiting for each write to complete (a flood that never waits for the hub).
+    public func sendWithoutWaiting(_ message: WireMessage) {
+        channel.writeAndFlush(message, promise: nil)
     }
 
     private final class Recorder: ChannelInboundHandler, Sendable {

@@ -343,6 +343,15 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
+    /// What placement and the members' copies are made from: the object without its status and
+    /// without the version every write changes.
+    static func placementContent(of object: JSONValue) -> JSONValue {
+        var content = object
+        content[member: "status"] = nil
+        content.metadata["resourceVersion"] = nil
+        return content
+    }
+
     /// FNV-1a over the reference and a canonical walk of the object (keys sorted, types tagged):
     /// stable across runs, unlike `Hasher`, and without encoding JSON.
     static func contribution(_ reference: ObjectReference, _ value: JSONValue) -> UInt64 {
@@ -446,8 +455,12 @@ public actor FederationEngine: Service, HubSessionObserver {
                 }
                 return
             } else {
+                let previous = federated[reference]
                 federated[reference] = object
                 if object.deletionTimestamp == nil { orphaned.remove(reference) }
+                // The engine's own status writes come back here: nothing placement reads changed,
+                // so nothing is placed again (hashing a large object per report was the cost).
+                if let previous, Self.placementContent(of: previous) == Self.placementContent(of: object) { return }
             }
             recompute([reference], version: version)
         }

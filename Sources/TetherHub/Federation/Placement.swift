@@ -110,7 +110,7 @@ struct Placement {
                 if let annotations = rule["annotations"]?.objectMembers.compactMapValues(\.stringValue) {
                     copy.annotations = copy.annotations.merging(annotations) { $1 }
                 }
-                if let patch = rule["jsonPatch"], let patched = try? copy.applyingJSONPatch(patch) {
+                if let patch = rule["jsonPatch"], let patched = try? copy.applyingJSONPatch(patch, limits: .default) {
                     copy = patched
                 }
             }
