@@ -12,12 +12,20 @@ APT_PACKAGES := zlib1g-dev libsqlite3-dev openssl pkg-config
 KUBECTL_LEGACY_DIR := .build-tools/kubectl-1.20
 KUBECTL_LEGACY := $(KUBECTL_LEGACY_DIR)/usr/bin/kubectl
 
-.PHONY: help deps build test demo clean
+# libFuzzer harnesses (Tests/Fuzz): `make fuzz` runs each for FUZZ_SECONDS on a release build;
+# the test command runs each for a few seconds on a debug build (the smoke).
+FUZZ_FLAGS := --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTETHER_FUZZ
+FUZZ_TARGETS := frame json protobuf patch selectors yaml pem
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 5
+
+.PHONY: help deps build test demo clean fuzz fuzz-smoke fuzz-merge
 
 help:
 	@echo "make demo   build and run a hub with agents on loopback (Ctrl-C stops it)"
 	@echo "make test   build everything and run the whole test suite"
 	@echo "make deps   install the Debian packages the build and tests need"
+	@echo "make fuzz   run every fuzz harness for FUZZ_SECONDS (default 600) each; fuzz-merge keeps what it found"
 
 deps:
 	@missing=""; \
@@ -43,9 +51,25 @@ $(KUBECTL_LEGACY):
 test: deps $(KUBECTL_LEGACY)
 	swift build --build-tests $(SWIFT_FLAGS)
 	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) swift test --skip-build
+	$(MAKE) fuzz-smoke
+
+fuzz-smoke: deps
+	swift build -c debug --product tether-fuzz --scratch-path .build-fuzz $(FUZZ_FLAGS)
+	Tests/Fuzz/run-fuzzers.sh .build-fuzz/debug/tether-fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+fuzz: deps
+	swift build -c release --product tether-fuzz --scratch-path .build-fuzz $(FUZZ_FLAGS)
+	Tests/Fuzz/run-fuzzers.sh .build-fuzz/release/tether-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Keeps the inputs the last `make fuzz` found that reach new code, minimized, in the committed corpus.
+fuzz-merge:
+	for target in $(FUZZ_TARGETS); do \
+		TETHER_FUZZ_TARGET=$$target SWIFT_BACKTRACE=enable=no .build-fuzz/release/tether-fuzz -merge=1 \
+			Tests/Fuzz/Corpus/$$target .build-fuzz/corpus/$$target || exit 1; \
+	done
 
 demo: build
 	.build/debug/tetherctl demo --clusters 3
 
 clean:
-	rm -rf .build .build-tools .demo
+	rm -rf .build .build-tools .build-fuzz .demo

@@ -41,6 +41,7 @@ let package = Package(
         .executable(name: "tetherctl", targets: ["tetherctl"]),
         .executable(name: "tether-simcluster", targets: ["tether-simcluster"]),
         .executable(name: "tether-bench", targets: ["tether-bench"]),
+        .executable(name: "tether-fuzz", targets: ["tether-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -68,8 +69,8 @@ let package = Package(
         .executableTarget(
             name: "tether-bench",
             dependencies: [
-                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", argumentParser, nioCore, nioPosix, nioSSL, nioTLS,
-                nioHTTP1, httpClient, x509,
+                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", "TetherTestSupport", argumentParser, nioCore, nioPosix,
+                nioSSL, nioTLS, nioHTTP1, httpClient, x509,
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ],
@@ -83,7 +84,14 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "TetherModel", dependencies: [yams], swiftSettings: strictSettings),
+        // The JSON codec reads and writes every object byte by byte: unoptimized, a 1.3 MB object
+        // took a second to store, and the debug binaries the tests run spent most of their time
+        // there. Optimized in every configuration.
+        .target(
+            name: "TetherModel",
+            dependencies: [yams],
+            swiftSettings: strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
         .target(
             name: "TetherWire",
             dependencies: ["TetherModel", "CTetherZlib", nioCore, nioConcurrency, logging, metrics],
@@ -185,6 +193,16 @@ let package = Package(
                 "TetherSecurity", "TetherLocal", "TetherModel", "TetherObservability", argumentParser, x509, unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,
             ],
+            swiftSettings: strictSettings
+        ),
+
+        // libFuzzer harnesses for everything that reads what strangers send (`make fuzz`); built
+        // plainly it replays inputs, which is how the test command checks the committed corpus.
+        .executableTarget(
+            name: "tether-fuzz",
+            dependencies: ["TetherModel", "TetherWire", "TetherAPI", "TetherSecurity", nioCore, nioEmbedded],
+            path: "Tests/Fuzz",
+            exclude: ["Corpus", "run-fuzzers.sh"],
             swiftSettings: strictSettings
         ),
 

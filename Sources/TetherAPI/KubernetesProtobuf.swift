@@ -8,7 +8,7 @@ import TetherModel
 /// Field numbers are those of the public `generated.proto` files of k8s.io/api and
 /// k8s.io/apimachinery. Other kinds (a Deployment's Pod spec is hundreds of fields) are refused
 /// with a hint to send JSON.
-enum KubernetesProtobuf {
+public enum KubernetesProtobuf {
     static let contentType = "application/vnd.kubernetes.protobuf"
     static let decodedKinds = ["Namespace", "ConfigMap", "Secret"]
 
@@ -16,7 +16,8 @@ enum KubernetesProtobuf {
         var kind: String
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+    /// The object a protobuf request body holds, or an error saying why there is none.
+    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
         let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
         guard bytes.count >= 4, Array(bytes.prefix(4)) == magic else {
             throw ProtobufError("the body does not start with Kubernetes' protobuf envelope (k8s\\0)")

@@ -6,6 +6,7 @@ import NIOSSL
 import TetherModel
 import TetherPlugin
 import TetherSecurity
+import Synchronization
 import TetherStore
 
 /// Serves every request: authentication, routing by path, and the Kubernetes verbs over the store.
@@ -58,27 +59,39 @@ struct ResourceHandler: Sendable {
     }
 
     /// `work`'s result, or nil if `timeout` passes first (the work is then cancelled and its
-    /// result dropped when it comes).
+    /// result dropped when it comes). Whichever ends first ends the other at once: a timer left
+    /// sleeping would keep the finished work, and its response, alive for the whole timeout.
     private static func race(_ timeout: Duration, _ work: @escaping @Sendable () async -> Response) async -> Response? {
-        let settled = OnceFlag()
-        let task = Task { await work() }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
-                Task {
-                    let response = await task.value
-                    if settled.markFirst() { continuation.resume(returning: response) }
+        let race = Race()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
+            let working = Task {
+                let response = await work()
+                race.timer.withLock { $0?.cancel() }
+                if race.settled.markFirst() { continuation.resume(returning: response) }
+            }
+            race.worker.withLock { $0 = working }
+            let timing = Task {
+                do {
+                    try await Task.sleep(for: timeout)
+                } catch {
+                    return
                 }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    if settled.markFirst() {
-                        task.cancel()
-                        continuation.resume(returning: nil)
-                    }
+                if race.settled.markFirst() {
+                    race.worker.withLock { $0?.cancel() }
+                    continuation.resume(returning: nil)
                 }
             }
-        } onCancel: {
-            task.cancel()
+            race.timer.withLock { $0 = timing }
+            // The work may have finished before the timer was stored.
+            if race.settled.isMarked { timing.cancel() }
         }
+    }
+
+    /// The two sides of ``race(_:_:)``, each able to end the other.
+    private final class Race: Sendable {
+        let settled = OnceFlag()
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        let worker = Mutex<Task<Void, Never>?>(nil)
     }
 
     private func answer(_ request: Request, context: APIRequestContext) async -> Response {

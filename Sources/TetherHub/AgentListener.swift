@@ -78,6 +78,7 @@ public final class AgentListener: Service, Sendable {
     /// Every session's handler shares encodings: a delta sent to every cluster is encoded once.
     private let sharedEncodings = SharedEncodings()
     private let gate: ConnectionGate
+    private let refusalLogs = LogBudget(perSecond: 20)
     private let ledger: RenewalLedger?
 
     /// - Parameters:
@@ -266,6 +267,7 @@ public final class AgentListener: Service, Sendable {
                 presented: presented,
                 credentials: sessionCredentials,
                 gate: gate,
+                refusalLogs: refusalLogs,
                 logger: logger
             )
         )

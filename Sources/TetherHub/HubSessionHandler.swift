@@ -47,6 +47,8 @@ final class HubSessionHandler: ChannelInboundHandler {
     private let credentials: SessionCredentials
     private let settings: Settings
     private let gate: ConnectionGate?
+    /// Shared by the listener's sessions: refusals and faults are logged within it.
+    private let refusalLogs: LogBudget
     private var logger: Logger
     private var handshakeCompleted = false
     private var closeLogged = false
@@ -65,9 +67,11 @@ final class HubSessionHandler: ChannelInboundHandler {
         presented: NIOLockedValueBox<Certificate?> = NIOLockedValueBox(nil),
         credentials: SessionCredentials = SessionCredentials(),
         gate: ConnectionGate? = nil,
+        refusalLogs: LogBudget = LogBudget(),
         logger: Logger
     ) {
         self.gate = gate
+        self.refusalLogs = refusalLogs
         self.presented = presented
         self.credentials = credentials
         self.observer = observer
@@ -278,8 +282,10 @@ final class HubSessionHandler: ChannelInboundHandler {
         }
         Task {
             let (answer, issued) = await sign(request, cluster, certificate)
-            try? await channel.writeAndFlush(WireMessage.certificate(answer))
+            // Both go through the event loop in this order: the session takes another renewal
+            // before the agent can read this answer and send one.
             channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.renewalAnswered)
+            try? await channel.writeAndFlush(WireMessage.certificate(answer))
             if let issued {
                 observer?.certificateHeld(cluster: cluster, sessionID: session.sessionID, certificate: CertificateSummary(issued))
             }
@@ -298,6 +304,13 @@ final class HubSessionHandler: ChannelInboundHandler {
             logger.warning("SECURITY: agent session closed", metadata: metadata)
         } else {
             Counter(label: "tether_hub_sessions_refused_total", dimensions: [("event", event.rawValue)]).increment()
+            // Strangers (never established) are logged within a budget: a flood of failed
+            // handshakes is a flood of connections, which must not become one of log lines too.
+            if established == nil {
+                let (allowed, leftOut) = refusalLogs.take()
+                guard allowed else { return }
+                if leftOut > 0 { metadata["tether.not_logged"] = "\(leftOut)" }
+            }
             logger.warning("agent session refused or closed", metadata: metadata)
         }
     }

@@ -8,8 +8,17 @@ public enum YAMLDocument {
         public let description: String
     }
 
-    /// The first document in `text`; an empty document is `null`.
-    public static func decode(_ text: String) throws(DecodingError) -> JSONValue {
+    /// The most values a document may hold once read. The YAML parser resolves an alias to the
+    /// anchored node it names, so a document of a kilobyte can name the same subtree a billion
+    /// times over ("billion laughs"); counting values as they are built stops it after this many,
+    /// in bounded time and memory, long before any real kubeconfig or manifest gets near.
+    public static let defaultMaximumValues = 200_000
+
+    /// The first document in `text`; an empty document is `null`. Refused when it expands past
+    /// `maximumValues` values or nests deeper than `maximumDepth`.
+    public static func decode(
+        _ text: String, maximumValues: Int = defaultMaximumValues, maximumDepth: Int = 100
+    ) throws(DecodingError) -> JSONValue {
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -17,16 +26,35 @@ public enum YAMLDocument {
             throw DecodingError(description: "not valid YAML: \(error)")
         }
         guard let node else { return .null }
-        return try value(of: node)
+        var budget = Budget(remaining: maximumValues, maximumValues: maximumValues, maximumDepth: maximumDepth)
+        return try value(of: node, depth: 1, budget: &budget)
     }
 
-    private static func value(of node: Node) throws(DecodingError) -> JSONValue {
+    private struct Budget {
+        var remaining: Int
+        let maximumValues: Int
+        let maximumDepth: Int
+
+        mutating func spend(at depth: Int) throws(DecodingError) {
+            remaining -= 1
+            guard remaining >= 0 else {
+                throw DecodingError(
+                    description: "the document expands to more than \(maximumValues) values; YAML anchors and aliases "
+                        + "that repeat a subtree are not accepted"
+                )
+            }
+            guard depth <= maximumDepth else { throw DecodingError(description: "the document nests deeper than \(maximumDepth) levels") }
+        }
+    }
+
+    private static func value(of node: Node, depth: Int, budget: inout Budget) throws(DecodingError) -> JSONValue {
+        try budget.spend(at: depth)
         switch node {
         case .scalar(let scalar):
             return scalarValue(scalar)
         case .sequence(let sequence):
             var items: [JSONValue] = []
-            for item in sequence { items.append(try value(of: item)) }
+            for item in sequence { items.append(try value(of: item, depth: depth + 1, budget: &budget)) }
             return .array(items)
         case .mapping(let mapping):
             var members: [String: JSONValue] = [:]
@@ -34,7 +62,7 @@ public enum YAMLDocument {
                 guard let name = key.scalar?.string else {
                     throw DecodingError(description: "a mapping key is not a scalar at line \(key.mark?.line ?? 0)")
                 }
-                members[name] = try value(of: item)
+                members[name] = try value(of: item, depth: depth + 1, budget: &budget)
             }
             return .object(members)
         case .alias:

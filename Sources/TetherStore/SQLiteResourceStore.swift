@@ -262,9 +262,10 @@ public final class SQLiteResourceStore: ResourceStore {
     }
 
     /// One page of the change history of `type` after `version`: at most `limit` events and about
-    /// `byteBudget` bytes of bodies (at least one event). Fails as expired if compaction passed `version`.
+    /// `byteBudget` bytes of bodies (at least one event), so a replaying watch holds about a
+    /// megabyte of history however large the objects. Fails as expired if compaction passed `version`.
     fileprivate func historyPage(
-        _ type: ResourceType, namespace: String?, after version: UInt64, limit: Int = 100, byteBudget: Int = 4 * 1_048_576
+        _ type: ResourceType, namespace: String?, after version: UInt64, limit: Int = 100, byteBudget: Int = 1_048_576
     ) async throws(StoreError) -> [WatchEvent] {
         try await read { db in
             try Self.requireRetained(version, in: db)

@@ -327,3 +327,38 @@ extension ListenerLimits {
         return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
     }
 }
+
+/// How many lines of one kind a listener logs per second: a flood of refused handshakes must not
+/// become a flood of log lines. Lines over the budget are counted, and the next line logged
+/// says how many were left out.
+public final class LogBudget: Sendable {
+    private struct State {
+        var windowStart = NIODeadline.uptimeNanoseconds(0)
+        var logged = 0
+        var suppressed = 0
+    }
+
+    private let perSecond: Int
+    private let state = NIOLockedValueBox(State())
+
+    public init(perSecond: Int = 20) {
+        self.perSecond = perSecond
+    }
+
+    /// Whether a line may be logged now, and how many were left out since the last one that was.
+    public func take(now: NIODeadline = .now()) -> (allowed: Bool, leftOut: Int) {
+        state.withLockedValue { state in
+            if now - state.windowStart >= .seconds(1) {
+                state.windowStart = now
+                state.logged = 0
+            }
+            guard state.logged < perSecond else {
+                state.suppressed += 1
+                return (false, 0)
+            }
+            state.logged += 1
+            defer { state.suppressed = 0 }
+            return (true, state.suppressed)
+        }
+    }
+}

@@ -24,7 +24,8 @@ struct CommandLineTests {
             ("tetherctl", ["--help"]), ("tetherctl", ["init", "--help"]), ("tetherctl", ["certs", "issue", "--help"]),
             ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["certs", "check", "--help"]),
             ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["certs", "revoke", "--help"]),
-            ("tetherctl", ["certs", "rotate-ca", "--help"]), ("tetherctl", ["demo", "--help"]), ("tether-hub", ["--help"]),
+            ("tetherctl", ["certs", "rotate-ca", "--help"]), ("tetherctl", ["demo", "--help"]), ("tetherctl", ["token", "create", "--help"]),
+            ("tetherctl", ["token", "revoke", "--help"]), ("tether-hub", ["--help"]),
             ("tether-agent", ["--help"]), ("tether-simcluster", ["--help"]),
         ]
     )

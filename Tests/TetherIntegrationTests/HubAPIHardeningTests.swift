@@ -113,11 +113,15 @@ struct HubAPIHardeningTests {
             let client = try APIClient(federation)
             // About 40 MB of history: 200 versions of a 200 KB ConfigMap.
             let payload = String(repeating: "h", count: 200_000)
+            let start = try #require(ProcessProbe.residentBytes(of: hub.processIdentifier))
             #expect(try await client.request("POST", "/api/v1/namespaces/default/configmaps", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"history"},"data":{"v":"0","p":"\#(payload)"}}"#).code == 201)
             for version in 1...200 {
                 _ = try await client.request("PATCH", "/api/v1/namespaces/default/configmaps/history", contentType: "application/merge-patch+json", body: #"{"data":{"v":"\#(version)"}}"#)
             }
             let baseline = try #require(ProcessProbe.residentBytes(of: hub.processIdentifier))
+            // Answered requests are not kept: 200 answers of 200 KB each once stayed alive for the
+            // request timeout (a timer held each one), 60 MB here.
+            #expect(baseline - start < 40 * 1_048_576, "writing the history grew the hub by \((baseline - start) / 1_048_576) MiB")
             // Eight watchers that read at 20 KB/s: the hub must not hold their whole replays.
             let watchers = try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<8 {
@@ -179,6 +183,23 @@ struct HubAPIHardeningTests {
             hub.send(SIGHUP)
             try await hub.waitForEvent("access.reloaded", occurrence: reloads + 1, within: .seconds(10))
             #expect(try await Self.viewerCurl("/api/v1/namespaces", in: federation).contains("NamespaceList"))
+
+            // The way operators manage tokens: tetherctl writes the file 0600; the hub follows.
+            let tetherctl = federation.binaries.url("tetherctl")
+            let create = try federation.launch(name: "token-create", executable: tetherctl, arguments: ["token", "create", "--dir", federation.directory.path, "--user", "ops", "--role", "viewer"])
+            #expect(await create.waitForExit(within: .seconds(20)) == 0)
+            let issued = try #require(create.lines.last?.raw)
+            let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+            #expect(mode == 0o600)
+            // The policy now has two tokens: the viewer's and the new one.
+            try await hub.waitForEvent("access.reloaded", within: .seconds(10)) { $0["tether.tokens"] == "2" }
+            let base = ["--cacert", federation.directory.caCertificatePath, "https://127.0.0.1:\(port)/api/v1/namespaces"]
+            #expect(try await curl(["-H", "Authorization: Bearer \(issued)"] + base, in: federation).contains("NamespaceList"))
+            let reloadsBeforeRevoke = hub.lines.filter { $0.event == "access.reloaded" }.count
+            let revoke = try federation.launch(name: "token-revoke", executable: tetherctl, arguments: ["token", "revoke", "--dir", federation.directory.path, "--user", "ops"])
+            #expect(await revoke.waitForExit(within: .seconds(20)) == 0)
+            try await hub.waitForEvent("access.reloaded", occurrence: reloadsBeforeRevoke + 1, within: .seconds(10))
+            #expect(try await curl(["-H", "Authorization: Bearer \(issued)"] + base, in: federation).contains(#""code":401"#))
         }
     }
 

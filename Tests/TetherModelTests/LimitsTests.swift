@@ -87,3 +87,40 @@ struct LimitsTests {
         #expect(message.count < 600)
     }
 }
+
+@Suite("YAML expansion is bounded")
+struct YAMLBoundsTests {
+    /// Ten levels of aliases, each naming the one before ten times: 10^10 values from 1 KB.
+    static let billionLaughs: String = {
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1...9 {
+            let previous = Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+            lines.append("a\(level): &a\(level) [\(previous)]")
+        }
+        lines.append("users: [{name: bomb, user: {token: *a9}}]")
+        return lines.joined(separator: "\n")
+    }()
+
+    @Test("a 1 KB document of aliases that expands to 10^10 values is refused quickly, with a clear error")
+    func aliasBomb() {
+        #expect(Self.billionLaughs.utf8.count < 1_100)
+        let started = ContinuousClock.now
+        #expect(throws: YAMLDocument.DecodingError.self) { try YAMLDocument.decode(Self.billionLaughs) }
+        do {
+            _ = try YAMLDocument.decode(Self.billionLaughs)
+        } catch {
+            #expect(error.description.contains("aliases"), "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test("ordinary documents, a few aliases included, still read")
+    func ordinary() throws {
+        let manifest = "base: &base {a: 1}\nuse: *base\nlist: [1, 2, {b: true}]"
+        let value = try YAMLDocument.decode(manifest)
+        #expect(value["use"]?["a"] == 1)
+        #expect(throws: YAMLDocument.DecodingError.self) {
+            try YAMLDocument.decode(String(repeating: "[", count: 200) + String(repeating: "]", count: 200))
+        }
+    }
+}

@@ -146,3 +146,26 @@ enum LimitsHelpers {
         return value
     }
 }
+
+@Suite("one depth limit from the API to the wire")
+struct DepthLimitTests {
+    @Test("an object at the object depth limit travels in a snapshot and a delta; one level more is refused by the API's check")
+    func objectAtTheLimitTravels() throws {
+        let limits = ObjectLimits.default
+        var object: JSONValue = "leaf"
+        for _ in 0..<(limits.maximumDepth - 1) { object = ["a": object] }
+        #expect(object.nestingDepth() == limits.maximumDepth - 1 + 0)
+        var top: JSONValue = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "deep"], "data": object]
+        while top.nestingDepth() < limits.maximumDepth { top[member: "data"] = ["a": top["data"] ?? .null] }
+        #expect(top.nestingDepth() == limits.maximumDepth)
+        #expect(limits.check(top) == nil)
+        let codec = WireCodec()
+        for message in [WireMessage.snapshot(Snapshot(revision: 1, objects: [top])), .delta(Delta(fromRevision: 1, toRevision: 2, upserts: [top], deletes: []))] {
+            let frame = try codec.encode(message, allocator: ByteBufferAllocator())
+            #expect(try codec.decode(frame, allocator: ByteBufferAllocator()) == message)
+        }
+        var deeper = top
+        deeper[member: "data"] = ["a": top["data"] ?? .null]
+        #expect(limits.check(deeper)?.code == .tooDeep)
+    }
+}
