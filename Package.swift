@@ -92,6 +92,8 @@ let package = Package(
             dependencies: [yams],
             swiftSettings: strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
+        // Replacing and reading the files Tether owns, one way (`AtomicFile`).
+        .target(name: "TetherFiles", swiftSettings: strictSettings),
         .target(
             name: "TetherWire",
             dependencies: ["TetherModel", "CTetherZlib", nioCore, nioConcurrency, logging, metrics],
@@ -99,7 +101,7 @@ let package = Package(
         ),
         .target(
             name: "TetherSecurity",
-            dependencies: [x509, crypto, asn1, nioCore, nioSSL],
+            dependencies: ["TetherFiles", x509, crypto, asn1, nioCore, nioSSL],
             swiftSettings: strictSettings
         ),
         .target(
@@ -156,7 +158,7 @@ let package = Package(
         .target(
             name: "TetherAgent",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", "TetherPlugin", nioCore, nioPosix, nioSSL, nioTLS,
+                "TetherModel", "TetherWire", "TetherSecurity", "TetherPlugin", "TetherFiles", nioCore, nioPosix, nioSSL, nioTLS,
                 nioConcurrency, nioHTTP1, x509, logging, metrics, lifecycle, httpClient,
             ],
             swiftSettings: strictSettings
@@ -190,7 +192,8 @@ let package = Package(
         .executableTarget(
             name: "tetherctl",
             dependencies: [
-                "TetherSecurity", "TetherLocal", "TetherModel", "TetherObservability", argumentParser, x509, unixSignals, httpClient, nioCore, nioSSL,
+                "TetherSecurity", "TetherLocal", "TetherModel", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser, x509,
+                unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,
             ],
             swiftSettings: strictSettings

@@ -20,7 +20,7 @@ public struct FederationPlugin: ResourcePlugin {
             .text("LAST-HEARTBEAT", priority: 1) { $0.string(at: "status", "lastHeartbeatTime") ?? "<none>" },
         ],
         fields: [
-            "spec": .object(["taints": .freeList, "description": .string]),
+            "spec": .object(["taints": .freeList, "description": .string, "confirmedHold": .string]),
             "status": .free,
         ],
         summary: "Cluster is a member cluster of the federation; its agent holds a session to the hub.",

@@ -16,8 +16,9 @@ enum AgentSessionEvent: Sendable {
 public struct AgentSessionHooks: Sendable {
     /// The revision `hello` announces as applied.
     public var lastRevision: @Sendable () async -> UInt64?
-    /// Takes a `snapshot` or `delta`, in order, on the session's event loop; false ends the session.
-    public var offer: @Sendable (WireMessage) -> Bool
+    /// Takes a `snapshot` or `delta`, in order, on the session's event loop, with the session's
+    /// `welcome` (who sent it); false ends the session.
+    public var offer: @Sendable (WireMessage, Welcome?) -> Bool
     /// A session was established (after `link` holds it).
     public var established: @Sendable () async -> Void
     /// The member's health for the next heartbeat.
@@ -31,7 +32,7 @@ public struct AgentSessionHooks: Sendable {
 
     public init(
         lastRevision: @escaping @Sendable () async -> UInt64? = { nil },
-        offer: @escaping @Sendable (WireMessage) -> Bool = { _ in true },
+        offer: @escaping @Sendable (WireMessage, Welcome?) -> Bool = { _, _ in true },
         established: @escaping @Sendable () async -> Void = {},
         clusterHealth: @escaping @Sendable () -> Heartbeat.ClusterHealth? = { nil },
         link: HubLink = HubLink()
@@ -149,7 +150,7 @@ final class AgentSessionHandler: ChannelInboundHandler {
         case .credentials(let message):
             hooks.credentials(message)
         case .deliver(let message):
-            if !hooks.offer(message) {
+            if !hooks.offer(message, machine.welcome) {
                 perform(machine.resync("more desired-state messages are waiting than the applier holds"), context: context)
             }
         case .sendAndClose(let message, _):

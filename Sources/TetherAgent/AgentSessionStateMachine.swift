@@ -87,6 +87,8 @@ struct AgentSessionStateMachine {
     }
 
     var wasEstablished = false
+    /// What the hub said when it accepted the session (its federation and store epoch).
+    private(set) var welcome: Welcome?
 
     mutating func handshakeCompleted(peerIdentity: TetherIdentity?) -> Action {
         guard case .connecting = state else { return .none }
@@ -119,6 +121,7 @@ struct AgentSessionStateMachine {
                     heartbeatIntervalMilliseconds: welcome.heartbeatIntervalMilliseconds
                 )
                 wasEstablished = true
+                self.welcome = welcome
                 return .established(
                     sessionID: welcome.sessionID,
                     heartbeatIntervalMilliseconds: welcome.heartbeatIntervalMilliseconds

@@ -24,6 +24,9 @@ public struct AgentListenerConfiguration: Sendable {
     /// How long an agent that reads nothing keeps its session while the hub has data for it.
     public var writeStallTimeout: TimeAmount
     public var hubVersion: String
+    /// Named in every `welcome`: the federation's UID and the store's epoch.
+    public var federationUID: String?
+    public var storeEpoch: String?
 
     public init(
         address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
@@ -34,7 +37,9 @@ public struct AgentListenerConfiguration: Sendable {
         limits: WireLimits = .default,
         connections: ListenerLimits = ListenerLimits(maximumConnections: 16_384, maximumConnectionsPerAddress: 4_096, maximumStrangers: 2_048),
         writeStallTimeout: TimeAmount = .seconds(60),
-        hubVersion: String = TetherHubVersion.current
+        hubVersion: String = TetherHubVersion.current,
+        federationUID: String? = nil,
+        storeEpoch: String? = nil
     ) {
         self.address = address
         self.heartbeatInterval = heartbeatInterval
@@ -45,6 +50,8 @@ public struct AgentListenerConfiguration: Sendable {
         self.connections = connections
         self.writeStallTimeout = writeStallTimeout
         self.hubVersion = hubVersion
+        self.federationUID = federationUID
+        self.storeEpoch = storeEpoch
     }
 }
 
@@ -261,6 +268,8 @@ public final class AgentListener: Service, Sendable {
                     writeStallTimeout: configuration.writeStallTimeout
                 ),
                 hubVersion: configuration.hubVersion,
+                federation: configuration.federationUID,
+                epoch: configuration.storeEpoch,
                 registry: registry,
                 observer: observer,
                 verdict: verdict,

@@ -61,6 +61,8 @@ final class HubSessionHandler: ChannelInboundHandler {
     init(
         settings: Settings,
         hubVersion: String,
+        federation: String? = nil,
+        epoch: String? = nil,
         registry: SessionRegistry,
         observer: (any HubSessionObserver)? = nil,
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
@@ -82,6 +84,8 @@ final class HubSessionHandler: ChannelInboundHandler {
         self.machine = HubSessionStateMachine(
             heartbeatIntervalMilliseconds: Int(settings.heartbeatInterval.nanoseconds / 1_000_000),
             hubVersion: hubVersion,
+            federation: federation,
+            epoch: epoch,
             makeSessionID: { UUID().uuidString.lowercased() }
         )
     }

@@ -99,6 +99,9 @@ struct HubSessionStateMachine {
     /// mistake do not take turns replacing each other many times a second.
     let replacedReconnectAfterMilliseconds: Int
     let hubVersion: String
+    /// Named in `welcome`: the federation's UID and the store's epoch (agents fence on both).
+    let federation: String?
+    let epoch: String?
     let makeSessionID: () -> String
     /// The clock budgets are kept by: the event loop's in the handler, a virtual one in tests.
     let now: () -> NIODeadline
@@ -109,12 +112,16 @@ struct HubSessionStateMachine {
         heartbeatIntervalMilliseconds: Int,
         replacedReconnectAfterMilliseconds: Int = 30_000,
         hubVersion: String,
+        federation: String? = nil,
+        epoch: String? = nil,
         makeSessionID: @escaping () -> String,
         now: @escaping () -> NIODeadline = NIODeadline.now
     ) {
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.replacedReconnectAfterMilliseconds = replacedReconnectAfterMilliseconds
         self.hubVersion = hubVersion
+        self.federation = federation
+        self.epoch = epoch
         self.makeSessionID = makeSessionID
         self.now = now
         self.budget = SessionBudget(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds)
@@ -230,7 +237,9 @@ struct HubSessionStateMachine {
             protocolVersion: version,
             sessionID: session.sessionID,
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
-            hubVersion: hubVersion
+            hubVersion: hubVersion,
+            federation: federation,
+            epoch: epoch
         )
         return .establish(session, welcome)
     }

@@ -8,11 +8,24 @@ public struct AgentManifest: Codable, Sendable, Hashable {
     public var trustDomain: String
     /// `host:port` addresses of the hub's agent listener, tried in order.
     public var hubAddresses: [String]
+    /// What the agent may write (`group/Kind`, the core group empty: `/ConfigMap`); nil: the kinds
+    /// of its built-in plugins. `--allow-kind` overrides it.
+    public var allowKinds: [String]?
+    /// Namespaces it may write; nil: every one not denied.
+    public var allowNamespaces: [String]?
+    /// Namespaces it never writes; nil: the system namespaces (kube-system, kube-public, kube-node-lease).
+    public var denyNamespaces: [String]?
 
-    public init(cluster: String, trustDomain: String, hubAddresses: [String]) {
+    public init(
+        cluster: String, trustDomain: String, hubAddresses: [String], allowKinds: [String]? = nil, allowNamespaces: [String]? = nil,
+        denyNamespaces: [String]? = nil
+    ) {
         self.cluster = cluster
         self.trustDomain = trustDomain
         self.hubAddresses = hubAddresses
+        self.allowKinds = allowKinds
+        self.allowNamespaces = allowNamespaces
+        self.denyNamespaces = denyNamespaces
     }
 }
 

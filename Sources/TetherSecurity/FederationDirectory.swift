@@ -6,10 +6,14 @@ public struct FederationConfig: Codable, Sendable, Hashable {
     public var trustDomain: String
     /// Host names and IP addresses the hub is reached at; all are in the hub certificate's SANs.
     public var hubHosts: [String]
+    /// The federation's identity, random, made by `init`: agents refuse desired state from a hub
+    /// naming another. Absent in directories made before it existed (the hub adds one).
+    public var uid: String?
 
-    public init(trustDomain: String, hubHosts: [String]) {
+    public init(trustDomain: String, hubHosts: [String], uid: String? = UUID().uuidString.lowercased()) {
         self.trustDomain = trustDomain
         self.hubHosts = hubHosts
+        self.uid = uid
     }
 }
 
@@ -116,6 +120,16 @@ public struct FederationDirectory: Sendable {
             )
         }
         return try PEMFiles.readJSON(FederationConfig.self, from: configPath)
+    }
+
+    /// The federation's UID, made and recorded now if the directory predates it.
+    public func federationUID() throws(SecurityError) -> String {
+        var config = try loadConfig()
+        if let uid = config.uid { return uid }
+        let uid = UUID().uuidString.lowercased()
+        config.uid = uid
+        try PEMFiles.writeJSON(config, to: configPath)
+        return uid
     }
 
     public func loadAuthority() throws(SecurityError) -> CertificateAuthority {

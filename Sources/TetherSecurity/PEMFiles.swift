@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TetherFiles
 import SwiftASN1
 import X509
 
@@ -74,35 +75,14 @@ public enum PEMFiles {
         }
     }
 
-    /// Writes `contents` to `path` through a temporary file and a rename, so a reader (or a
-    /// watcher reloading certificates) sees the old file or the new one, never half of one.
-    /// The temporary file is created with `mode`, so a key is never readable by others.
+    /// Writes `contents` to `path` the one way Tether replaces files (``AtomicFile``): a
+    /// temporary file made exclusively beside it with `mode`, synced, renamed, the directory
+    /// synced. A reader (or a watcher reloading certificates) sees the old file or the new one.
     public static func writeAtomically(_ contents: String, to path: String, mode: mode_t) throws(SecurityError) {
-        let temporary = path + ".tmp-\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard descriptor >= 0 else {
-            throw SecurityError(.unwritableFile, "cannot create \(temporary): \(String(cString: strerror(errno)))")
-        }
-        let bytes = Array(contents.utf8)
-        var written = 0
-        while written < bytes.count {
-            let result = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(descriptor)
-                unlink(temporary)
-                throw SecurityError(.unwritableFile, "cannot write \(temporary): \(reason)")
-            }
-            written += result
-        }
-        fchmod(descriptor, mode)
-        let synced = fsync(descriptor) == 0
-        close(descriptor)
-        guard synced, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw SecurityError(.unwritableFile, "cannot replace \(path): \(reason)")
+        do {
+            try AtomicFile.write(contents, to: path, mode: mode)
+        } catch {
+            throw SecurityError(.unwritableFile, error.description)
         }
     }
 

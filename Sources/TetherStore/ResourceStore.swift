@@ -141,6 +141,12 @@ public protocol ResourceStore: Sendable {
     func watch(_ type: ResourceType, namespace: String?, from resourceVersion: UInt64?) async throws(StoreError) -> WatchStream
     /// The resource version of the latest write.
     func currentResourceVersion() async throws(StoreError) -> UInt64
+    /// The store's identity: made when the store is created, kept for as long as it lives, new
+    /// for a store made again. Agents apply desired state from a new epoch without pruning.
+    func epoch() async throws(StoreError) -> String
+    /// Binds the store to the federation `uid`: recorded the first time; an error if the store
+    /// already belongs to another federation (a hub pointed at the wrong directory's database).
+    func claimFederation(_ uid: String) async throws(StoreError)
 }
 
 public typealias WatchStream = AsyncThrowingStream<WatchEvent, any Error>

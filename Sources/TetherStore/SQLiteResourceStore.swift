@@ -70,7 +70,36 @@ public final class SQLiteResourceStore: ResourceStore {
                     """
             )
         }
+        migrator.registerMigration("v2: identity") { db in
+            try db.execute(sql: "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+            try db.execute(sql: "INSERT INTO meta VALUES ('epoch', ?)", arguments: [UUID().uuidString.lowercased()])
+        }
         return migrator
+    }
+
+    public func epoch() async throws(StoreError) -> String {
+        try await read { db in
+            guard let epoch = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'epoch'") else {
+                throw StoreError(.storage, "the store has no epoch; its migrations did not run")
+            }
+            return epoch
+        }
+    }
+
+    public func claimFederation(_ uid: String) async throws(StoreError) {
+        try await write(dryRun: false) { context in
+            let db = context.db
+            if let held = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'federation'") {
+                guard held == uid else {
+                    throw StoreError(
+                        .conflict,
+                        "the store belongs to federation \(held), not \(uid); point the hub at its own federation directory"
+                    )
+                }
+                return
+            }
+            try db.execute(sql: "INSERT INTO meta VALUES ('federation', ?)", arguments: [uid])
+        }
     }
 
     // MARK: Reads

@@ -37,12 +37,22 @@ public struct Welcome: Codable, Sendable, Hashable {
     /// How often the agent sends a heartbeat; each side closes after three intervals of silence.
     public var heartbeatIntervalMilliseconds: Int
     public var hubVersion: String
+    /// The federation's UID: an agent refuses desired state from a hub of another federation.
+    public var federation: String?
+    /// The identity of the hub's store, new whenever the store is: desired state from a new
+    /// epoch is applied without pruning until an operator confirms it.
+    public var epoch: String?
 
-    public init(protocolVersion: Int, sessionID: String, heartbeatIntervalMilliseconds: Int, hubVersion: String) {
+    public init(
+        protocolVersion: Int, sessionID: String, heartbeatIntervalMilliseconds: Int, hubVersion: String,
+        federation: String? = nil, epoch: String? = nil
+    ) {
         self.protocolVersion = protocolVersion
         self.sessionID = sessionID
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.hubVersion = hubVersion
+        self.federation = federation
+        self.epoch = epoch
     }
 }
 
@@ -88,14 +98,38 @@ public struct Snapshot: Codable, Sendable, Hashable {
     /// On the last chunk: objects that left the set but stay in the member, no longer managed
     /// (as a delta's `orphans`, for a change too large for one delta). Absent in older encodings.
     public var orphans: [ObjectReference]?
+    /// What the operator confirmed of a hold the agent reported, and whether the cluster is being
+    /// unjoined (see ``DesiredStateTerms``); on the last chunk.
+    public var terms: DesiredStateTerms?
 
-    public init(revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1, orphans: [ObjectReference]? = nil) {
+    public init(
+        revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1, orphans: [ObjectReference]? = nil,
+        terms: DesiredStateTerms? = nil
+    ) {
         self.revision = revision
         self.objects = objects
         self.chunkIndex = chunkIndex
         self.chunkCount = chunkCount
         self.orphans = orphans
+        self.terms = terms
     }
+}
+
+/// What the hub says of a desired state besides its objects.
+public struct DesiredStateTerms: Codable, Sendable, Hashable {
+    /// The token of a hold the agent reported (`Ack.hold`) that an operator confirmed
+    /// (`tetherctl cluster confirm`): the agent proceeds, pruning included.
+    public var confirmedHold: String?
+    /// The cluster is being unjoined: its agent removes everything, and no mass-deletion guard
+    /// holds that.
+    public var unjoining: Bool?
+
+    public init(confirmedHold: String? = nil, unjoining: Bool? = nil) {
+        self.confirmedHold = confirmedHold
+        self.unjoining = unjoining
+    }
+
+    public var isEmpty: Bool { confirmedHold == nil && unjoining != true }
 }
 
 /// Hub -> agent: what changed between two revisions.
@@ -108,19 +142,22 @@ public struct Delta: Codable, Sendable, Hashable {
     /// Leave the set but stay in the member, no longer managed (the hub object was deleted with
     /// `tether.io/orphan: "true"`). Absent in older encodings.
     public var orphans: [ObjectReference]?
+    public var terms: DesiredStateTerms?
 
     public init(
         fromRevision: UInt64,
         toRevision: UInt64,
         upserts: [JSONValue],
         deletes: [ObjectReference],
-        orphans: [ObjectReference]? = nil
+        orphans: [ObjectReference]? = nil,
+        terms: DesiredStateTerms? = nil
     ) {
         self.fromRevision = fromRevision
         self.toRevision = toRevision
         self.upserts = upserts
         self.deletes = deletes
         self.orphans = orphans
+        self.terms = terms
     }
 }
 
@@ -128,10 +165,46 @@ public struct Delta: Codable, Sendable, Hashable {
 public struct Ack: Codable, Sendable, Hashable {
     public var revision: UInt64
     public var failures: [ObjectFailure]
+    /// Set while the agent holds back from what the hub sent (refuses it, or applies it without
+    /// pruning) until an operator confirms; the hub shows it on the Cluster.
+    public var hold: Hold?
 
-    public init(revision: UInt64, failures: [ObjectFailure] = []) {
+    public init(revision: UInt64, failures: [ObjectFailure] = [], hold: Hold? = nil) {
         self.revision = revision
         self.failures = failures
+        self.hold = hold
+    }
+
+    public struct Hold: Codable, Sendable, Hashable {
+        public enum Reason: String, Codable, Sendable, Hashable, CaseIterable {
+            /// The hub names another federation: nothing it sends is applied (no confirmation
+            /// from that hub can lift this; give the agent its own federation's bundle).
+            case foreignFederation = "ForeignFederation"
+            /// The hub's store is new (rebuilt or restored): applied, but nothing is pruned.
+            case newEpoch = "NewEpoch"
+            /// The hub sent an older revision than the agent holds, in the same epoch (a store
+            /// restored from a backup): nothing is applied.
+            case revisionRegressed = "RevisionRegressed"
+            /// The new set would remove more of what the agent manages than it may at once:
+            /// applied, but nothing is pruned.
+            case massDeletion = "MassDeletion"
+        }
+
+        public var reason: Reason
+        public var message: String
+        /// What `tetherctl cluster confirm` sends back to lift this hold.
+        public var token: String
+        /// Objects the agent would remove, of those it manages.
+        public var wouldRemove: Int
+        public var managed: Int
+
+        public init(reason: Reason, message: String, token: String, wouldRemove: Int, managed: Int) {
+            self.reason = reason
+            self.message = message
+            self.token = token
+            self.wouldRemove = wouldRemove
+            self.managed = managed
+        }
     }
 
     public struct ObjectFailure: Codable, Sendable, Hashable {

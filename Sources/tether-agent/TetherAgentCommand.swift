@@ -73,6 +73,21 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Fraction of its certificate's lifetime after which the agent renews it over the session (0.1 to 0.95).")
     var renewAt: Double = 2.0 / 3.0
 
+    @Option(name: .long, help: "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins.")
+    var allowKind: [String] = []
+
+    @Option(name: .long, help: "A namespace the agent may write in; repeatable. Default: agent.json's allowNamespaces, else every namespace not denied.")
+    var allowNamespace: [String] = []
+
+    @Option(name: .long, help: "A namespace the agent never writes in; repeatable. Default: agent.json's denyNamespaces, else kube-system, kube-public, kube-node-lease.")
+    var denyNamespace: [String] = []
+
+    @Option(name: .long, help: "Share of the objects it manages that one desired state may remove without an operator's confirmation (0 to 1).")
+    var maxPruneFraction: Double = 0.5
+
+    @Option(name: .long, help: "Removals below this many are never held for their number.")
+    var pruneGuardMinimum: Int = 5
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -81,6 +96,12 @@ struct TetherAgentCommand: AsyncParsableCommand {
         }
         guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
         guard (0.1...0.95).contains(renewAt) else { throw ValidationError("--renew-at must be between 0.1 and 0.95") }
+        guard (0...1).contains(maxPruneFraction), pruneGuardMinimum >= 1 else {
+            throw ValidationError("--max-prune-fraction must be between 0 and 1, --prune-guard-minimum at least 1")
+        }
+        for kind in allowKind where !kind.contains("/") {
+            throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap)")
+        }
         guard (1...64).contains(workers), (1...256).contains(maxRequests) else {
             throw ValidationError("--workers must be 1 to 64 and --max-requests 1 to 256")
         }
@@ -88,6 +109,21 @@ struct TetherAgentCommand: AsyncParsableCommand {
             throw ValidationError("--session-only takes no member cluster; drop --kubeconfig/--in-cluster")
         }
         if kubeconfig != nil, inCluster { throw ValidationError("pass either --kubeconfig or --in-cluster, not both") }
+    }
+
+    /// What the agent may write: the flags, else agent.json, else its plugins' kinds outside the
+    /// system namespaces.
+    func allowList(manifest: AgentManifest, registry: KindRegistry) -> AllowList {
+        let kinds = !allowKind.isEmpty ? allowKind : manifest.allowKinds
+        let namespaces = !allowNamespace.isEmpty ? allowNamespace : manifest.allowNamespaces
+        let denied = !denyNamespace.isEmpty ? denyNamespace : manifest.denyNamespaces
+        return AllowList(
+            kinds: kinds.map(Set.init) ?? Set(registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
+                AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
+            }),
+            namespaces: namespaces.map(Set.init),
+            deniedNamespaces: denied.map(Set.init) ?? AllowList.defaultDeniedNamespaces
+        )
     }
 
     /// Where the member cluster is, or nil for --session-only.
@@ -131,10 +167,13 @@ struct TetherAgentCommand: AsyncParsableCommand {
             )
             settings.resyncInterval = .milliseconds(Int64(resyncInterval * 1000))
             settings.workers = workers
+            settings.maximumPruneFraction = maxPruneFraction
+            settings.pruneGuardMinimum = pruneGuardMinimum
+            settings.allowList = allowList(manifest: manifest, registry: registry)
             let applier = Applier(settings: settings, client: member, registry: registry, link: hooks.link, logger: logger)
             let probe = ClusterProbe(client: member, logger: logger)
             hooks.lastRevision = { await applier.lastRevision }
-            hooks.offer = { applier.offer($0) }
+            hooks.offer = { applier.offer($0, from: $1) }
             hooks.established = { await applier.sessionEstablished() }
             hooks.clusterHealth = { probe.health }
             hooks.unjoined = { await applier.forgetAll() }

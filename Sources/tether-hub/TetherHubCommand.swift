@@ -94,6 +94,12 @@ struct TetherHubCommand: AsyncParsableCommand {
         let ledger = try RenewalLedger(path: directory.renewalLedgerPath)
         let ports = PortsFile(directory: directory, logger: logger)
         let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
+        // The store belongs to this federation (a hub pointed at another's database stops here),
+        // and its epoch tells agents whether it is the store they last heard from.
+        let federationUID = try directory.federationUID()
+        try await store.claimFederation(federationUID)
+        let storeEpoch = try await store.epoch()
+        logger.info("store opened", metadata: ["tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)"])
         let (agentConnections, apiConnections) = limits.listenerLimits(descriptors: ListenerLimits.descriptorLimit)
         logger.info(
             "connection limits",
@@ -113,7 +119,9 @@ struct TetherHubCommand: AsyncParsableCommand {
                 address: agentAddress,
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                 connections: agentConnections,
-                writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000))
+                writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000)),
+                federationUID: federationUID,
+                storeEpoch: storeEpoch
             ),
             material: material,
             revocations: revocations,

@@ -102,6 +102,15 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The agent image for --emit-manifests.")
     var image = "ghcr.io/tether/tether-agent:0.1.0"
 
+    @Option(name: .long, help: "A kind the agent may write, group/Kind (core group empty: /ConfigMap); repeatable. Written to agent.json; the emitted RBAC grants these and no more. Default: the kinds of the agent's plugins.")
+    var allowKind: [String] = []
+
+    @Option(name: .long, help: "A namespace the agent may write in; repeatable (default: every one not denied). The emitted RBAC binds only these.")
+    var allowNamespace: [String] = []
+
+    @Option(name: .long, help: "A namespace the agent never writes in; repeatable (default: kube-system, kube-public, kube-node-lease).")
+    var denyNamespace: [String] = []
+
     @Option(name: .long, help: "The hub's API URL; default: from DIR/hub.ports.json.")
     var hub: String?
 
@@ -116,6 +125,9 @@ struct JoinCommand: AsyncParsableCommand {
         }
         for item in label where item.split(separator: "=", maxSplits: 1).count != 2 {
             throw ValidationError("--label '\(item)' is not key=value")
+        }
+        for kind in allowKind where !kind.contains("/") {
+            throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap)")
         }
     }
 
@@ -142,6 +154,13 @@ struct JoinCommand: AsyncParsableCommand {
         let hosts = (try? directory.loadConfig().hubHosts) ?? ["127.0.0.1"]
         let addresses = ports?.agent.map { port in hosts.map { "\($0.contains(":") ? "[\($0)]" : $0):\(port)" } }
         let bundle = try directory.issueAgentBundle(cluster: name, to: out, hubAddresses: addresses)
+        if !allowKind.isEmpty || !allowNamespace.isEmpty || !denyNamespace.isEmpty {
+            var manifest = try bundle.loadManifest()
+            manifest.allowKinds = allowKind.isEmpty ? nil : allowKind
+            manifest.allowNamespaces = allowNamespace.isEmpty ? nil : allowNamespace
+            manifest.denyNamespaces = denyNamespace.isEmpty ? nil : denyNamespace
+            try PEMFiles.writeJSON(manifest, to: bundle.manifestPath)
+        }
         var manifests: String?
         if emitManifests {
             let path = (out as NSString).appendingPathComponent("manifests.yaml")
@@ -223,73 +242,3 @@ struct UnjoinCommand: AsyncParsableCommand {
     }
 }
 
-/// What installs the agent in a member cluster: namespace, identity, permissions, bundle, agent.
-struct AgentManifests {
-    var cluster: String
-    var bundle: AgentBundle
-    var image: String
-
-    func yaml() throws -> String {
-        func encoded(_ path: String) throws -> String { Data(try PEMFiles.readText(at: path).utf8).base64EncodedString() }
-        let manifestJSON = Data(try String(contentsOfFile: bundle.manifestPath, encoding: .utf8).utf8).base64EncodedString()
-        return """
-            # Installs the Tether agent for cluster \(cluster). The Secret holds its private key: keep this file safe.
-            apiVersion: v1
-            kind: Namespace
-            metadata: {name: tether-system}
-            ---
-            apiVersion: v1
-            kind: ServiceAccount
-            metadata: {name: tether-agent, namespace: tether-system}
-            ---
-            # The agent applies whatever kinds the federation sends, so it may manage every resource.
-            apiVersion: rbac.authorization.k8s.io/v1
-            kind: ClusterRole
-            metadata: {name: tether-agent}
-            rules:
-            - apiGroups: ["*"]
-              resources: ["*"]
-              verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-            ---
-            apiVersion: rbac.authorization.k8s.io/v1
-            kind: ClusterRoleBinding
-            metadata: {name: tether-agent}
-            roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: tether-agent}
-            subjects: [{kind: ServiceAccount, name: tether-agent, namespace: tether-system}]
-            ---
-            apiVersion: v1
-            kind: Secret
-            metadata: {name: tether-agent-bundle, namespace: tether-system}
-            type: Opaque
-            data:
-              tls.crt: \(try encoded(bundle.certificatePath))
-              tls.key: \(try encoded(bundle.keyPath))
-              ca.crt: \(try encoded(bundle.caBundlePath))
-              agent.json: \(manifestJSON)
-            ---
-            apiVersion: apps/v1
-            kind: Deployment
-            metadata: {name: tether-agent, namespace: tether-system, labels: {app: tether-agent}}
-            spec:
-              replicas: 1
-              strategy: {type: Recreate}
-              selector: {matchLabels: {app: tether-agent}}
-              template:
-                metadata: {labels: {app: tether-agent}}
-                spec:
-                  serviceAccountName: tether-agent
-                  containers:
-                  - name: agent
-                    image: \(image)
-                    args: ["--bundle", "/etc/tether/bundle", "--in-cluster", "--state-dir", "/var/lib/tether", "--log-format", "json"]
-                    volumeMounts:
-                    - {name: bundle, mountPath: /etc/tether/bundle, readOnly: true}
-                    - {name: state, mountPath: /var/lib/tether}
-                    resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 128Mi}}
-                  volumes:
-                  - {name: bundle, secret: {secretName: tether-agent-bundle}}
-                  - {name: state, emptyDir: {}}
-
-            """
-    }
-}

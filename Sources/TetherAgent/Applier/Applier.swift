@@ -30,6 +30,12 @@ public struct ApplierSettings: Sendable {
     public var statusBatchSize: Int = 500
     /// Desired-state messages from the session not yet taken in; more close the session.
     public var inboundCapacity: Int = 64
+    /// What the agent may write; nil allows the kinds its plugins propagate, outside the system namespaces.
+    public var allowList: AllowList?
+    /// A desired set that would remove more than this share of what the agent manages (and at
+    /// least `pruneGuardMinimum` objects) is held until an operator confirms.
+    public var maximumPruneFraction: Double = 0.5
+    public var pruneGuardMinimum: Int = 5
 
     public init(cluster: String, origin: String, stateDirectory: String) {
         self.cluster = cluster
@@ -57,6 +63,14 @@ public actor Applier: Service {
     // Desired state.
     private var revision: UInt64?
     private var desired: [ObjectReference: JSONValue] = [:]
+    /// The hub state trusted for desired state, and what the agent holds back from now.
+    private var baseline = FencingBaseline()
+    private var hold: Ack.Hold?
+    private let fencing: Fencing
+    private let allowList: AllowList
+    /// Objects the agent created or adopted, by UID: it prunes these and nothing else.
+    private var inventory: [ObjectReference: String] = [:]
+    private var inventoryWrite: Task<Void, Never>?
     /// A snapshot being assembled: its revision, chunk count, the next chunk expected, and the objects so far.
     private var snapshotChunks: (revision: UInt64, count: Int, next: Int, objects: [JSONValue])?
 
@@ -85,9 +99,15 @@ public actor Applier: Service {
     private let doorbell: AsyncStream<Void>.Continuation
     private let doorbellStream: AsyncStream<Void>
 
+    /// A desired-state message with the `welcome` of the session that brought it.
+    struct Incoming: Sendable {
+        var message: WireMessage
+        var welcome: Welcome?
+    }
+
     /// Desired-state messages from the session, in order; bounded by `inboundCapacity`.
-    nonisolated let inbound: AsyncStream<WireMessage>.Continuation
-    private let inboundStream: AsyncStream<WireMessage>
+    nonisolated let inbound: AsyncStream<Incoming>.Continuation
+    private let inboundStream: AsyncStream<Incoming>
 
     /// Every status change and ack, as they happen; the newest 4096 are kept for a slow reader.
     public nonisolated let events: AsyncStream<ApplierEvent>
@@ -105,7 +125,13 @@ public actor Applier: Service {
         logger[metadataKey: "tether.cluster"] = "\(settings.cluster)"
         self.logger = logger
         (doorbellStream, doorbell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        (inboundStream, inbound) = AsyncStream.makeStream(of: WireMessage.self, bufferingPolicy: .bufferingOldest(settings.inboundCapacity))
+        (inboundStream, inbound) = AsyncStream.makeStream(of: Incoming.self, bufferingPolicy: .bufferingOldest(settings.inboundCapacity))
+        fencing = Fencing(maximumPruneFraction: settings.maximumPruneFraction, pruneGuardMinimum: settings.pruneGuardMinimum)
+        allowList = settings.allowList ?? AllowList(
+            kinds: Set(registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
+                AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
+            })
+        )
         (events, eventSink) = AsyncStream.makeStream(of: ApplierEvent.self, bufferingPolicy: .bufferingNewest(4096))
         appliedCounter = Counter(label: "tether_agent_applies_total")
         driftCounter = Counter(label: "tether_agent_drift_repairs_total")
@@ -115,10 +141,13 @@ public actor Applier: Service {
 
     /// Hands a `snapshot` or `delta` to the applier; false when too many are waiting (the caller
     /// then ends the session, and the hub resends from the last revision on reconnect).
-    public nonisolated func offer(_ message: WireMessage) -> Bool {
-        if case .enqueued = inbound.yield(message) { return true }
+    public nonisolated func offer(_ message: WireMessage, from welcome: Welcome? = nil) -> Bool {
+        if case .enqueued = inbound.yield(Incoming(message: message, welcome: welcome)) { return true }
         return false
     }
+
+    /// What the agent holds back from now, if anything (reported in every `ack`).
+    public var currentHold: Ack.Hold? { hold }
 
     /// The revision of the desired set held (persisted), which `hello` announces.
     public var lastRevision: UInt64? { revision }
@@ -126,7 +155,7 @@ public actor Applier: Service {
     /// A new session: the hub may know nothing of what was reported before, so report it all again.
     public func sessionEstablished() {
         unsent = statuses
-        if ackPending == nil, let revision { ackReady = Ack(revision: revision) }
+        if ackPending == nil, let revision { ackReady = Ack(revision: revision, hold: hold) }
         doorbell.yield()
     }
 
@@ -175,33 +204,48 @@ public actor Applier: Service {
         stopWaiters.removeAll()
         for task in watchTasks { task.cancel() }
         for task in retries.values { task.cancel() }
+        if inventoryWrite != nil { writeInventory() }
         inbound.finish()
         doorbell.finish()
         eventSink.finish()
     }
 
     private func loadPersistedState() throws {
+        inventory = try Inventory.load(from: settings.stateDirectory, cluster: settings.cluster)
         guard let state = try PersistedDesiredState.load(from: settings.stateDirectory, cluster: settings.cluster) else { return }
+        baseline = state.baseline ?? FencingBaseline(revision: state.revision)
+        hold = state.hold
         install(revision: state.revision, objects: state.objects, persist: false)
         logger.info(
             "resuming from persisted desired state",
-            metadata: ["tether.event": "applier.resumed", "tether.revision": "\(state.revision)", "tether.objects": "\(state.objects.count)"]
+            metadata: [
+                "tether.event": "applier.resumed", "tether.revision": "\(state.revision)", "tether.objects": "\(state.objects.count)",
+                "tether.managed": "\(inventory.count)", "tether.held": "\(hold?.reason.rawValue ?? "no")",
+            ]
         )
     }
 
     // MARK: Desired state
 
     private func takeInbound() async {
-        for await message in inboundStream {
-            switch message {
-            case .snapshot(let snapshot): takeSnapshot(snapshot)
-            case .delta(let delta): takeDelta(delta)
+        for await incoming in inboundStream {
+            switch incoming.message {
+            case .snapshot(let snapshot): takeSnapshot(snapshot, from: incoming.welcome)
+            case .delta(let delta): takeDelta(delta, from: incoming.welcome)
             default: break
             }
         }
     }
 
-    private func takeSnapshot(_ chunk: Snapshot) {
+    /// Whether the agent applies nothing the hub sends (another federation, a rewound store).
+    private var refusing: Bool {
+        hold?.reason == .foreignFederation || hold?.reason == .revisionRegressed
+    }
+
+    /// Whether pruning waits for an operator (a new store, or a set that removes too much).
+    private var pruneHeld: Bool { hold != nil }
+
+    private func takeSnapshot(_ chunk: Snapshot, from welcome: Welcome?) {
         if chunk.chunkIndex == 0 { snapshotChunks = (chunk.revision, chunk.chunkCount, 0, []) }
         guard var assembling = snapshotChunks, assembling.revision == chunk.revision, assembling.count == chunk.chunkCount,
             assembling.next == chunk.chunkIndex
@@ -214,25 +258,73 @@ public actor Applier: Service {
         snapshotChunks = assembling
         guard chunk.chunkIndex == chunk.chunkCount - 1 else { return }
         snapshotChunks = nil
-        for reference in chunk.orphans ?? [] { orphaning.insert(reference) }
-        install(revision: chunk.revision, objects: assembling.objects, persist: true)
+        accept(revision: chunk.revision, objects: assembling.objects, orphans: chunk.orphans ?? [], terms: chunk.terms, from: welcome)
     }
 
-    private func takeDelta(_ delta: Delta) {
+    private func takeDelta(_ delta: Delta, from welcome: Welcome?) {
+        if refusing, let hold {
+            // What was refused cannot be built on: a confirmation needs the whole set again.
+            if delta.terms?.confirmedHold == hold.token {
+                return resync("the hold was confirmed; asking the hub for the whole desired state")
+            }
+            ackReady = Ack(revision: delta.toRevision, hold: hold)
+            doorbell.yield()
+            return
+        }
         guard delta.fromRevision == revision else {
             resync("delta from revision \(delta.fromRevision) does not follow the held revision \(revision.map(String.init) ?? "none")")
             return
         }
         var objects = desired
         for reference in delta.deletes { objects[reference] = nil }
-        for reference in delta.orphans ?? [] {
-            objects[reference] = nil
-            orphaning.insert(reference)
-        }
+        for reference in delta.orphans ?? [] { objects[reference] = nil }
         for object in delta.upserts {
             if let reference = object.reference { objects[reference] = object }
         }
-        install(revision: delta.toRevision, objects: Array(objects.values), persist: true)
+        accept(revision: delta.toRevision, objects: Array(objects.values), orphans: delta.orphans ?? [], terms: delta.terms, from: welcome)
+    }
+
+    /// Decides what to do with a complete desired state before anything of it is applied
+    /// (``Fencing``), then applies it, all of it or without pruning, or refuses it.
+    private func accept(revision newRevision: UInt64, objects: [JSONValue], orphans: [ObjectReference], terms: DesiredStateTerms?, from welcome: Welcome?) {
+        let incoming = Set(objects.compactMap(\.reference))
+        let released = Set(orphans)
+        let removals = Set(inventory.keys.filter { !incoming.contains($0) && !released.contains($0) && allowList.refusal(of: $0) == nil })
+        let decision = fencing.decide(
+            baseline: baseline, federation: welcome?.federation, epoch: welcome?.epoch, revision: newRevision, terms: terms,
+            removals: removals, managed: inventory.count
+        )
+        let wasHeld = pruneHeld
+        if decision.hold != hold {
+            if let held = decision.hold {
+                logger.warning(
+                    "holding back from the hub's desired state until an operator confirms",
+                    metadata: [
+                        "tether.event": "applier.held", "tether.reason": "\(held.reason.rawValue)", "tether.message": "\(held.message)",
+                        "tether.token": "\(held.token)", "tether.would_remove": "\(held.wouldRemove)", "tether.managed": "\(held.managed)",
+                    ]
+                )
+            } else if let previous = hold {
+                logger.notice(
+                    "hold lifted; applying the desired state in full",
+                    metadata: ["tether.event": "applier.hold_lifted", "tether.reason": "\(previous.reason.rawValue)"]
+                )
+            }
+        }
+        hold = decision.hold
+        switch decision.action {
+        case .refuse:
+            ackReady = Ack(revision: newRevision, hold: hold)
+            doorbell.yield()
+        case .apply:
+            baseline = decision.baseline
+            orphaning.formUnion(orphans)
+            install(revision: newRevision, objects: objects, persist: true)
+            // Pruning was held and no longer is: what left the set goes now.
+            if wasHeld, !pruneHeld {
+                for reference in inventory.keys where desired[reference] == nil { enqueue(reference) }
+            }
+        }
     }
 
     /// Ends the session so that the hub sends from the held revision again.
@@ -255,6 +347,12 @@ public actor Applier: Service {
                 )
                 continue
             }
+            if let refusal = allowList.refusal(of: reference) {
+                // Reported, never applied: a hub may only ask for what this member allows.
+                malformed.append(Ack.ObjectFailure(object: reference, message: refusal))
+                setStatus(StatusReport.ObjectStatus(object: reference, state: .failed, health: .unknown, message: refusal))
+                continue
+            }
             next[reference] = decorated(object)
         }
         let changed = Set(next.keys.filter { next[$0] != desired[$0] })
@@ -263,7 +361,8 @@ public actor Applier: Service {
         revision = newRevision
         if persist {
             do {
-                try PersistedDesiredState(cluster: settings.cluster, revision: newRevision, objects: objects).save(to: settings.stateDirectory)
+                try PersistedDesiredState(cluster: settings.cluster, revision: newRevision, objects: objects, baseline: baseline, hold: hold)
+                    .save(to: settings.stateDirectory)
             } catch {
                 logger.error("cannot persist the desired state", metadata: ["tether.event": "applier.persist_failed", "tether.error": "\(error)"])
             }
@@ -405,6 +504,7 @@ public actor Applier: Service {
         guard desired[reference] == want else { return enqueue(reference) }
         if let existing = current, AppliedFields.contained(want, in: existing) {
             lastApplied[reference] = want
+            takeInventory(reference, uid: existing.uid)
             record(reference, live: existing, state: .applied)
             return
         }
@@ -422,6 +522,7 @@ public actor Applier: Service {
         let newest = Self.newer(live[reference], than: applied)
         if desired[reference] != nil { live[reference] = newest }
         lastApplied[reference] = want
+        takeInventory(reference, uid: applied.uid)
         record(reference, live: newest, state: .applied)
     }
 
@@ -434,15 +535,30 @@ public actor Applier: Service {
     }
 
     private func prune(_ reference: ObjectReference, _ resource: ServedResource) async throws {
-        // Without any desired state (a fresh agent, no hub yet) nothing is pruned: an outage never deletes.
-        guard revision != nil else { return }
+        // Without any desired state (a fresh agent, no hub yet) nothing is pruned: an outage never
+        // deletes. Nor while a hold waits for an operator, nor what this agent never made or adopted.
+        guard revision != nil, !pruneHeld, let recorded = inventory[reference], allowList.refusal(of: reference) == nil else { return }
         var current = live[reference]
         if current == nil { current = try await client.get(resource, namespace: reference.namespace, name: reference.name) }
         guard let existing = current else {
+            dropInventory(reference)
             forget(reference)
             return
         }
         guard isManaged(existing) else {
+            forget(reference)
+            return
+        }
+        guard existing.uid == recorded else {
+            // Deleted and made again by someone else since the agent made it: not the agent's to delete.
+            logger.warning(
+                "not pruned: the object was replaced behind the agent's back",
+                metadata: [
+                    "tether.event": "applier.prune_refused", "tether.object": "\(reference)", "tether.recorded_uid": "\(recorded)",
+                    "tether.live_uid": "\(existing.uid ?? "none")",
+                ]
+            )
+            dropInventory(reference)
             forget(reference)
             return
         }
@@ -458,12 +574,49 @@ public actor Applier: Service {
             logger.info("pruned: no longer desired", metadata: ["tether.event": "applier.pruned", "tether.object": "\(reference)"])
         }
         live[reference] = nil
+        dropInventory(reference)
         forget(reference)
         let pruned = StatusReport.ObjectStatus(object: reference, state: release ? .orphaned : .pruned, health: .unknown)
         unsent[reference] = pruned
         eventSink.yield(.status(pruned))
         doorbell.yield()
     }
+
+    // MARK: Inventory
+
+    /// Records `uid` as an object the agent made or adopted: the only kind it ever prunes.
+    private func takeInventory(_ reference: ObjectReference, uid: String?) {
+        guard let uid, inventory[reference] != uid else { return }
+        inventory[reference] = uid
+        scheduleInventoryWrite()
+    }
+
+    private func dropInventory(_ reference: ObjectReference) {
+        guard inventory.removeValue(forKey: reference) != nil else { return }
+        scheduleInventoryWrite()
+    }
+
+    /// Writes the inventory soon: changes within a second share one write. A crash before it is
+    /// written only leaves an object unrecorded, which the agent then never prunes: the safe side.
+    private func scheduleInventoryWrite() {
+        guard inventoryWrite == nil else { return }
+        inventoryWrite = Task {
+            try? await Task.sleep(for: .seconds(1))
+            self.writeInventory()
+        }
+    }
+
+    private func writeInventory() {
+        inventoryWrite = nil
+        do {
+            try Inventory.save(inventory, cluster: settings.cluster, to: settings.stateDirectory)
+        } catch {
+            logger.error("cannot persist the inventory", metadata: ["tether.event": "applier.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// Test and tooling view: the objects the agent made or adopted, by UID.
+    public func managedInventory() -> [ObjectReference: String] { inventory }
 
     private func forget(_ reference: ObjectReference) {
         lastApplied[reference] = nil
@@ -545,8 +698,8 @@ public actor Applier: Service {
 
     private func finishAck() {
         guard let pending = ackPending else { return }
-        ackReady = Ack(revision: pending.revision, failures: pending.failures)
-        eventSink.yield(.ack(Ack(revision: pending.revision, failures: pending.failures)))
+        ackReady = Ack(revision: pending.revision, failures: pending.failures, hold: hold)
+        eventSink.yield(.ack(Ack(revision: pending.revision, failures: pending.failures, hold: hold)))
         ackPending = nil
         logger.info(
             "revision applied",
@@ -698,6 +851,7 @@ public actor Applier: Service {
         guard let reference = object.reference, isManaged(object) || deleted else { return }
         if deleted {
             live[reference] = nil
+            if inventory[reference] == object.uid { dropInventory(reference) }
             if desired[reference] != nil {
                 logger.notice("a managed object was deleted in the member; re-creating", metadata: ["tether.event": "applier.recreate", "tether.object": "\(reference)"])
                 enqueue(reference)
@@ -707,7 +861,8 @@ public actor Applier: Service {
         if let cached = live[reference], Self.newer(cached, than: object) != object { return }
         live[reference] = object
         guard let want = desired[reference] else {
-            if revision != nil { enqueue(reference) }
+            // Labelled as the agent's but not in its inventory: a look-alike, not the agent's to prune.
+            if revision != nil, inventory[reference] != nil { enqueue(reference) }
             return
         }
         if !AppliedFields.contained(want, in: object) {

@@ -1,6 +1,8 @@
 import Foundation
+import TetherFiles
 import TetherModel
 import TetherSecurity
+import TetherWire
 
 /// Labels and annotations the agent writes on what it applies.
 public enum ManagedMarks {
@@ -18,11 +20,17 @@ public struct PersistedDesiredState: Codable, Sendable {
     public var cluster: String
     public var revision: UInt64
     public var objects: [JSONValue]
+    /// The federation, store epoch and revision the agent trusts (absent in older files).
+    public var baseline: FencingBaseline?
+    /// What the agent was holding back from when it saved this (a restart keeps holding).
+    public var hold: Ack.Hold?
 
-    public init(cluster: String, revision: UInt64, objects: [JSONValue]) {
+    public init(cluster: String, revision: UInt64, objects: [JSONValue], baseline: FencingBaseline? = nil, hold: Ack.Hold? = nil) {
         self.cluster = cluster
         self.revision = revision
         self.objects = objects
+        self.baseline = baseline
+        self.hold = hold
     }
 
     public static func path(in directory: String) -> String {
@@ -33,11 +41,18 @@ public struct PersistedDesiredState: Codable, Sendable {
     /// two agents must not share a state directory.
     public static func load(from directory: String, cluster: String) throws(SecurityError) -> PersistedDesiredState? {
         let path = path(in: directory)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let text = try PEMFiles.readText(at: path)
+        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
+            return nil
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try AtomicFile.read(path)
+        } catch {
+            throw SecurityError(.unreadableFile, error.description)
+        }
         let state: PersistedDesiredState
         do {
-            state = try JSONValueDecoder().decode(PersistedDesiredState.self, from: text.utf8)
+            state = try JSONValueDecoder().decode(PersistedDesiredState.self, from: bytes)
         } catch {
             throw SecurityError(.unreadableFile, "\(path) is not a valid \(PersistedDesiredState.self): \(error)")
         }
@@ -60,6 +75,65 @@ public struct PersistedDesiredState: Codable, Sendable {
             throw SecurityError(.unwritableFile, "cannot encode the desired state: \(error)")
         }
         try PEMFiles.writeAtomically(String(decoding: data, as: UTF8.self), to: Self.path(in: directory), mode: PEMFiles.privateKeyMode)
+    }
+}
+
+/// The objects an agent made or adopted in its member, by UID: `STATE/inventory.json`. The agent
+/// prunes only these, and only while the UID is the one it recorded, never an object merely
+/// because it carries the `tether.io/managed-by` label.
+enum Inventory {
+    struct Entry: Codable {
+        var apiVersion: String
+        var kind: String
+        var namespace: String?
+        var name: String
+        var uid: String
+    }
+
+    struct File: Codable {
+        var cluster: String
+        var objects: [Entry]
+    }
+
+    static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("inventory.json")
+    }
+
+    static func load(from directory: String, cluster: String) throws(SecurityError) -> [ObjectReference: String] {
+        let path = path(in: directory)
+        guard FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil else {
+            return [:]
+        }
+        let file: File
+        do {
+            file = try JSONValueDecoder().decode(File.self, from: try AtomicFile.read(path))
+        } catch let error as FileError {
+            throw SecurityError(.unreadableFile, error.description)
+        } catch {
+            throw SecurityError(.unreadableFile, "\(path) is not a valid inventory: \(error)")
+        }
+        guard file.cluster == cluster else {
+            throw SecurityError(.unreadableFile, "\(path) is the inventory of cluster \(file.cluster), not \(cluster); give each agent its own --state-dir")
+        }
+        var inventory: [ObjectReference: String] = [:]
+        for entry in file.objects {
+            inventory[ObjectReference(apiVersion: entry.apiVersion, kind: entry.kind, namespace: entry.namespace, name: entry.name)] = entry.uid
+        }
+        return inventory
+    }
+
+    static func save(_ inventory: [ObjectReference: String], cluster: String, to directory: String) throws(SecurityError) {
+        try PEMFiles.makeDirectory(directory)
+        let entries = inventory.sorted { $0.key.description < $1.key.description }.map { reference, uid in
+            Entry(apiVersion: reference.apiVersion, kind: reference.kind, namespace: reference.namespace, name: reference.name, uid: uid)
+        }
+        let data: [UInt8]
+        do {
+            data = try JSONValueEncoder().encode(File(cluster: cluster, objects: entries))
+        } catch {
+            throw SecurityError(.unwritableFile, "cannot encode the inventory: \(error)")
+        }
+        try PEMFiles.writeAtomically(String(decoding: data, as: UTF8.self), to: path(in: directory), mode: PEMFiles.privateKeyMode)
     }
 }
 

@@ -53,6 +53,10 @@ struct ClusterMember {
     var announced: UInt64?
     /// The last revision written to the agent and when, for push-to-ack latency.
     var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
+    /// What the pushes say besides objects: a hold the operator confirmed, an unjoin under way.
+    var terms = DesiredStateTerms()
+    /// The hold the agent last reported in an `ack`, as shown on the Cluster.
+    var reportedHold: Ack.Hold?
     /// The digest of `desired`: the wrapping sum of each object's
     /// ``FederationEngine/contribution(_:_:)``, independent of order and kept as objects change.
     var digestSum: UInt64 = 0
@@ -101,7 +105,7 @@ struct ClusterMember {
                     .delta(
                         Delta(
                             fromRevision: sent, toRevision: revision, upserts: upserts, deletes: deletes,
-                            orphans: orphans.isEmpty ? nil : orphans
+                            orphans: orphans.isEmpty ? nil : orphans, terms: terms.isEmpty ? nil : terms
                         )
                     )
                 ]
@@ -132,7 +136,7 @@ struct ClusterMember {
             return .snapshot(
                 Snapshot(
                     revision: revision, objects: objects, chunkIndex: index, chunkCount: groups.count,
-                    orphans: last && !orphans.isEmpty ? orphans : nil
+                    orphans: last && !orphans.isEmpty ? orphans : nil, terms: last && !terms.isEmpty ? terms : nil
                 )
             )
         }

@@ -483,17 +483,37 @@ public actor FederationEngine: Service, HubSessionObserver {
         } else if members[name] == nil {
             clusterObjects[name] = object
             members[name] = ClusterMember(gauges: ClusterGauges(cluster: name))
+            members[name]?.terms.confirmedHold = object["spec"]?["confirmedHold"]?.stringValue
             unrevisioned.insert(name)
             joined.withLockedValue { _ = $0.insert(name) }
             if !object.finalizers.contains(Self.unjoinFinalizer) { Task { await self.setFinalizer(on: name, present: true) } }
             logger.info("cluster joined the federation", metadata: ["tether.event": "federation.cluster_added", "tether.cluster": "\(name)"])
         } else {
-            // Status writes change nothing here; a change of labels can change placement.
+            // Status writes change nothing here; a change of labels can change placement, and a
+            // confirmed hold must reach the agent.
             let labelsChanged = clusterObjects[name]?.labels != object.labels
             clusterObjects[name] = object
+            let confirmed = object["spec"]?["confirmedHold"]?.stringValue
+            if confirmed != members[name]?.terms.confirmedHold {
+                members[name]?.terms.confirmedHold = confirmed
+                logger.notice(
+                    "an operator confirmed the cluster's hold",
+                    metadata: ["tether.event": "federation.hold_confirmed", "tether.cluster": "\(name)", "tether.token": "\(confirmed ?? "none")"]
+                )
+                touch(name, version: version)
+            }
             guard labelsChanged else { return }
         }
         recomputeAll(version: version, after: name)
+    }
+
+    /// Gives the cluster a new revision with the same objects, and pushes it: how something
+    /// besides objects (the terms of its desired state) reaches the agent.
+    private func touch(_ cluster: String, version: UInt64) {
+        guard let current = members[cluster]?.revision else { return }
+        members[cluster]?.revision = max(version, current + 1)
+        persistRevisions()
+        push(cluster)
     }
 
     // MARK: Unjoin
@@ -512,8 +532,10 @@ public actor FederationEngine: Service, HubSessionObserver {
             Task { await self.finishUnjoin(cluster) }
             return
         }
-        // An empty desired set makes the agent prune every object it manages there.
+        // An empty desired set makes the agent prune every object it manages there; the terms say
+        // it is an unjoin, so the agent's guard against mass deletion lets it through.
         members[cluster]?.excluded = true
+        members[cluster]?.terms.unjoining = true
         recomputeAll(version: storeVersion, after: cluster)
         unjoining[cluster] = members[cluster]?.revision
         let timeout = settings.unjoinPruneTimeout
@@ -824,6 +846,10 @@ public actor FederationEngine: Service, HubSessionObserver {
                 return
             }
             members[cluster]?.acked = ack.revision
+            if ack.hold != members[cluster]?.reportedHold {
+                members[cluster]?.reportedHold = ack.hold
+                recordHold(ack.hold, of: cluster)
+            }
             if let push = members[cluster]?.lastPush, push.revision == ack.revision {
                 let elapsed = ContinuousClock.now - push.at
                 pushToAck.recordNanoseconds(
@@ -971,6 +997,35 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
+    /// What the agent holds back, on the Cluster: `status.hold` (with the token `tetherctl
+    /// cluster confirm` sends back) and a `DesiredStateHeld` condition.
+    private func recordHold(_ hold: Ack.Hold?, of cluster: String) {
+        if let hold {
+            logger.warning(
+                "the cluster's agent holds back from its desired state until an operator confirms",
+                metadata: [
+                    "tether.event": "federation.held", "tether.cluster": "\(cluster)", "tether.reason": "\(hold.reason.rawValue)",
+                    "tether.message": "\(hold.message)", "tether.token": "\(hold.token)",
+                ]
+            )
+        }
+        updateClusterSoon(cluster, .hold) { status in
+            if let hold {
+                status["hold"] = [
+                    "reason": .string(hold.reason.rawValue), "message": .string(hold.message), "token": .string(hold.token),
+                    "wouldRemove": .integer(Int64(hold.wouldRemove)), "managed": .integer(Int64(hold.managed)),
+                ]
+                let next = hold.reason == .foreignFederation
+                    ? "give the agent a bundle of this federation, or clear its state directory"
+                    : "check, then run `tetherctl cluster confirm \(cluster)`"
+                Self.setCondition("DesiredStateHeld", true, reason: hold.reason.rawValue, message: hold.message + "; " + next, in: &status)
+            } else {
+                status["hold"] = nil
+                Self.setCondition("DesiredStateHeld", false, reason: "Applied", message: "the agent applies its desired state in full", in: &status)
+            }
+        }
+    }
+
     private func setClusterPhase(_ cluster: String, phase: String, reason: String? = nil, message: String) {
         updateClusterSoon(cluster, .phase) { status in
             status["phase"] = .string(phase)
@@ -1037,7 +1092,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// What a pending change to a Cluster's status is about; a newer change of the same aspect
     /// replaces an older one not yet written.
     private enum ClusterStatusAspect: Hashable {
-        case phase, agent, certificate, health, push
+        case phase, agent, certificate, health, push, hold
     }
 
     /// Changes to Cluster status waiting to be written, per cluster and aspect, with the
@@ -1066,7 +1121,7 @@ public actor FederationEngine: Service, HubSessionObserver {
             clusterStatusQueueHead += 1
             guard let changes = clusterStatusPending.removeValue(forKey: cluster) else { continue }
             // Phase first: the other aspects do not depend on it, and it is what operators read.
-            let ordered = [ClusterStatusAspect.phase, .agent, .certificate, .health, .push].compactMap { changes[$0] }
+            let ordered = [ClusterStatusAspect.phase, .agent, .certificate, .health, .push, .hold].compactMap { changes[$0] }
             await updateCluster(cluster) { status in
                 for change in ordered { change(&status) }
             }

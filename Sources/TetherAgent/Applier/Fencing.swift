@@ -1,0 +1,170 @@
+import TetherModel
+import TetherWire
+
+/// The hub state an agent trusts for its desired state: the federation, the hub store's epoch,
+/// and the revision it last accepted from them. Persisted with the desired state.
+public struct FencingBaseline: Codable, Sendable, Hashable {
+    public var federation: String?
+    public var epoch: String?
+    public var revision: UInt64?
+
+    public init(federation: String? = nil, epoch: String? = nil, revision: UInt64? = nil) {
+        self.federation = federation
+        self.epoch = epoch
+        self.revision = revision
+    }
+}
+
+/// What the agent does with a desired state, decided before anything is applied: the agent is
+/// the one part of Tether with write access to every member, and a hub that lost its database,
+/// was restored from an old backup, belongs to another federation, or just asks to remove most
+/// of what the agent manages, must not make it destroy anything by mistake.
+///
+/// Pure: a value in, a verdict out. `Applier` performs the verdict.
+struct Fencing: Sendable {
+    struct Decision: Equatable {
+        enum Action: Equatable {
+            /// Apply the set; prune what left it only when `prune`.
+            case apply(prune: Bool)
+            /// Apply nothing of it.
+            case refuse
+        }
+
+        var action: Action
+        /// Reported in the `ack`, shown on the Cluster until lifted.
+        var hold: Ack.Hold?
+        /// The baseline once the set is applied (unchanged on a refusal).
+        var baseline: FencingBaseline
+    }
+
+    /// The share of managed objects one desired set may remove without a confirmation.
+    var maximumPruneFraction: Double = 0.5
+    /// Below this many removals no set is held for its size (deleting the one object of a small
+    /// federation is no accident to guard against).
+    var pruneGuardMinimum: Int = 5
+
+    /// - Parameters:
+    ///   - baseline: what the agent trusts now.
+    ///   - federation, epoch: what the hub's `welcome` named (nil from an older hub).
+    ///   - revision: the desired state's revision.
+    ///   - terms: what the hub says besides objects (a confirmed hold, an unjoin).
+    ///   - removals: objects the agent manages (its inventory) that the set would remove.
+    ///   - managed: how many objects the agent manages.
+    func decide(
+        baseline: FencingBaseline, federation: String?, epoch: String?, revision: UInt64, terms: DesiredStateTerms?,
+        removals: Set<ObjectReference>, managed: Int
+    ) -> Decision {
+        let confirmed = terms?.confirmedHold
+        let unchanged = Decision(action: .refuse, hold: nil, baseline: baseline)
+        if let trusted = baseline.federation, let named = federation, trusted != named {
+            var refusal = unchanged
+            refusal.hold = Ack.Hold(
+                reason: .foreignFederation,
+                message: "the hub belongs to federation \(named), but this agent's desired state comes from federation \(trusted); nothing it sends is applied",
+                token: "federation:\(named)", wouldRemove: 0, managed: managed
+            )
+            return refusal
+        }
+        let accepted = FencingBaseline(federation: federation ?? baseline.federation, epoch: epoch ?? baseline.epoch, revision: revision)
+        if let trusted = baseline.epoch, let named = epoch, trusted != named {
+            let token = "epoch:\(named)"
+            if confirmed == token { return Decision(action: .apply(prune: true), hold: nil, baseline: accepted) }
+            // Its objects are applied (the hub is of this federation), but it cannot vouch for
+            // what it lacks: a rebuilt store lacks everything.
+            return Decision(
+                action: .apply(prune: false),
+                hold: Ack.Hold(
+                    reason: .newEpoch,
+                    message: "the hub's store is new (epoch \(named), this agent last followed \(trusted)): its objects are applied but the \(removals.count) of \(managed) managed objects it lacks are kept until an operator confirms",
+                    token: token, wouldRemove: removals.count, managed: managed
+                ),
+                baseline: baseline
+            )
+        }
+        if let held = baseline.revision, revision < held, epoch == nil || epoch == baseline.epoch {
+            let token = "rewind:\(baseline.epoch ?? "-"):\(held)"
+            if confirmed == token { return Decision(action: .apply(prune: true), hold: nil, baseline: accepted) }
+            var refusal = unchanged
+            refusal.hold = Ack.Hold(
+                reason: .revisionRegressed,
+                message: "the hub sent revision \(revision), older than revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
+                token: token, wouldRemove: removals.count, managed: managed
+            )
+            return refusal
+        }
+        let tooMany = removals.count >= pruneGuardMinimum
+            && (Double(removals.count) > maximumPruneFraction * Double(managed) || removals.count == managed)
+        if tooMany, terms?.unjoining != true {
+            let token = Self.pruneToken(removals)
+            if confirmed != token {
+                return Decision(
+                    action: .apply(prune: false),
+                    hold: Ack.Hold(
+                        reason: .massDeletion,
+                        message: "the desired state would remove \(removals.count) of the \(managed) objects this agent manages (more than \(Int(maximumPruneFraction * 100)) % at once); they are kept until an operator confirms",
+                        token: token, wouldRemove: removals.count, managed: managed
+                    ),
+                    baseline: accepted
+                )
+            }
+        }
+        return Decision(action: .apply(prune: true), hold: nil, baseline: accepted)
+    }
+
+    /// Names exactly this set of removals: a confirmation covers these objects and no others.
+    static func pruneToken(_ removals: Set<ObjectReference>) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for reference in removals.map(\.description).sorted() {
+            for byte in reference.utf8 {
+                hash ^= UInt64(byte)
+                hash &*= 0x100_0000_01b3
+            }
+            hash ^= 0xFF
+            hash &*= 0x100_0000_01b3
+        }
+        return "prune:\(removals.count):\(String(hash, radix: 16))"
+    }
+}
+
+/// The kinds and namespaces an agent may write in its member (`--allow-kind`, `--allow-namespace`,
+/// `--deny-namespace`, or `allowKinds`/`allowNamespaces`/`denyNamespaces` in agent.json). A
+/// desired object outside it is refused and reported, never applied, and never pruned.
+public struct AllowList: Sendable, Hashable {
+    /// `group/Kind` (the core group is empty: `/ConfigMap`).
+    public var kinds: Set<String>
+    /// Nil: every namespace not denied.
+    public var namespaces: Set<String>?
+    public var deniedNamespaces: Set<String>
+
+    public static let defaultDeniedNamespaces: Set<String> = ["kube-system", "kube-public", "kube-node-lease"]
+
+    public init(kinds: Set<String>, namespaces: Set<String>? = nil, deniedNamespaces: Set<String> = defaultDeniedNamespaces) {
+        self.kinds = kinds
+        self.namespaces = namespaces
+        self.deniedNamespaces = deniedNamespaces
+    }
+
+    /// `group/Kind` of an apiVersion and kind.
+    public static func key(apiVersion: String, kind: String) -> String {
+        let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""
+        return "\(group)/\(kind)"
+    }
+
+    /// Why the agent may not write `reference`, or nil.
+    public func refusal(of reference: ObjectReference) -> String? {
+        let key = Self.key(apiVersion: reference.apiVersion, kind: reference.kind)
+        guard kinds.contains(key) else {
+            return "refused by this agent's allow-list: kind \(key) is not allowed (allowed: \(kinds.sorted().joined(separator: ", ")); add it with --allow-kind)"
+        }
+        let namespace = reference.kind == "Namespace" && reference.apiVersion == "v1" ? reference.name : reference.namespace
+        if let namespace {
+            if deniedNamespaces.contains(namespace) {
+                return "refused by this agent's allow-list: namespace \(namespace) is denied (--deny-namespace)"
+            }
+            if let namespaces, !namespaces.contains(namespace) {
+                return "refused by this agent's allow-list: namespace \(namespace) is not allowed (--allow-namespace)"
+            }
+        }
+        return nil
+    }
+}
