@@ -86,6 +86,13 @@ final class AgentSessionHandler: ChannelInboundHandler {
         self.onEstablished = onEstablished
     }
 
+    /// A hub that accepts the connection and then says nothing (stopped, or behind a black hole)
+    /// must not hold the agent: the handshake and `welcome` together get the welcome timeout.
+    func channelActive(context: ChannelHandlerContext) {
+        armReadDeadline(timing.welcomeTimeout, context: context)
+        context.fireChannelActive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         hooks.link.detach(context.channel)
         heartbeatTimer?.cancel()

@@ -159,7 +159,8 @@ struct AgentSessionStateMachine {
     mutating func readTimedOut() -> Action {
         switch state {
         case .awaitingWelcome, .established: finish(.hubUnresponsive)
-        case .connecting, .ended: .none
+        case .connecting: finish(.handshakeFailed("the hub accepted the connection but did not complete the TLS handshake in time"))
+        case .ended: .none
         }
     }
 

@@ -26,8 +26,11 @@ public final class ClusterProbe: Service, Sendable {
     public func run() async throws {
         let nodes = ServedResource(apiVersion: "v1", kind: "Node", plural: "nodes", namespaced: false)
         var wasReachable: Bool?
-        while !Task.isCancelled {
-            let reading = await probe(nodes)
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            // A probe in flight at shutdown is abandoned: its retries against a member that may be
+            // gone held the agent's exit for seconds.
+            let reading = await cancelWhenGracefulShutdown { await self.probe(nodes) }
+            if Task.isShuttingDownGracefully { return }
             latest.withLockedValue { $0 = reading }
             if reading.apiReachable != wasReachable {
                 logger.log(

@@ -33,7 +33,7 @@ public struct AgentListenerConfiguration: Sendable {
         heartbeatInterval: TimeAmount = .seconds(10),
         helloTimeout: TimeAmount = .seconds(10),
         drainReconnectAfter: TimeAmount = .seconds(1),
-        drainTimeout: TimeAmount = .seconds(5),
+        drainTimeout: TimeAmount = .seconds(1),
         limits: WireLimits = .default,
         connections: ListenerLimits = ListenerLimits(maximumConnections: 16_384, maximumConnectionsPerAddress: 4_096, maximumStrangers: 2_048),
         writeStallTimeout: TimeAmount = .seconds(60),

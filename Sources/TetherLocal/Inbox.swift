@@ -17,6 +17,9 @@ public final class Inbox<Item: Sendable>: Sendable {
         var next = 0
         /// Set once no more items can come; waiters that nothing matched fail with it.
         var finished: String?
+        /// Waits numbered but not yet registered, and those of them already cancelled.
+        var arriving: Set<Int> = []
+        var cancelledEarly: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -45,27 +48,45 @@ public final class Inbox<Item: Sendable>: Sendable {
         for waiter in waiters { waiter.continuation.resume(throwing: DeadlineExceeded(description: reason)) }
     }
 
+    /// A cancelled task's wait ends at once with `CancellationError`.
     @discardableResult
     public func waitFor(
         _ what: String,
         within timeout: Duration,
         where predicate: @escaping @Sendable (Item) -> Bool
     ) async throws -> Item {
-        try await withCheckedThrowingContinuation { continuation in
-            let found: Result<Item, any Error>? = state.withLock { state in
-                if let item = state.items.first(where: predicate) { return .success(item) }
-                if let finished = state.finished {
-                    return .failure(DeadlineExceeded(description: "no \(what): \(finished)"))
+        let id = state.withLock { state in
+            defer { state.next += 1 }
+            state.arriving.insert(state.next)
+            return state.next
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let found: Result<Item, any Error>? = state.withLock { state in
+                    state.arriving.remove(id)
+                    let cancelled = state.cancelledEarly.remove(id) != nil
+                    if let item = state.items.first(where: predicate) { return .success(item) }
+                    if let finished = state.finished {
+                        return .failure(DeadlineExceeded(description: "no \(what): \(finished)"))
+                    }
+                    if cancelled { return .failure(CancellationError()) }
+                    state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) { [weak self] in
+                        self?.expire(id, what: what, timeout: timeout)
+                    }
+                    return nil
                 }
-                let id = state.next
-                state.next += 1
-                state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) { [weak self] in
-                    self?.expire(id, what: what, timeout: timeout)
-                }
-                return nil
+                if let found { continuation.resume(with: found) }
             }
-            if let found { continuation.resume(with: found) }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    if state.arriving.contains(id) { state.cancelledEarly.insert(id) }
+                    return nil as Waiter?
+                }
+                return waiter
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
     }
 

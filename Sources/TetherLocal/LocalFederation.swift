@@ -163,9 +163,13 @@ public final class LocalFederation: Sendable {
 
     /// Stops every process this federation started, newest first (agents before their hub, as an
     /// operator would): SIGTERM, then SIGKILL after the grace period.
+    /// Stops every process at once (SIGTERM, then SIGKILL after `grace`), so stopping takes as
+    /// long as the slowest process rather than the sum of all.
     public func stopAll(grace: Duration = .seconds(5)) async {
-        for process in processes.all.reversed() {
-            await process.stop(grace: grace)
+        await withTaskGroup(of: Void.self) { group in
+            for process in processes.all {
+                group.addTask { await process.stop(grace: grace) }
+            }
         }
     }
 }

@@ -169,6 +169,15 @@ public final class ManagedProcess: Sendable {
         }
     }
 
+    /// Writes `bytes` to the process's standard input (kept open with `keepStandardInputOpen`);
+    /// to a program run under `script`, they arrive as typed at a terminal (0x03 is Ctrl-C).
+    public func type(_ bytes: [UInt8]) throws {
+        guard let standardInput else {
+            throw ProcessWaitError(description: "\(name) was started without keepStandardInputOpen")
+        }
+        try standardInput.fileHandleForWriting.write(contentsOf: bytes)
+    }
+
     /// Sends `signal` (SIGTERM, SIGINT, SIGKILL, ...) if the process still runs.
     public func send(_ signal: Int32) {
         guard process.isRunning else { return }

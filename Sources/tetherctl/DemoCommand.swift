@@ -13,7 +13,7 @@ struct DemoCommand: AsyncParsableCommand {
             cluster, a SIMULATED member cluster (tether-simcluster: no containers run) and a tether-agent \
             with the cluster's bundle. Writes DIR/kubeconfig-all with a `federation` context and one \
             context per cluster, prints what to try, then shows every process's log until you press \
-            Ctrl-C, which stops them all. The executables are taken from beside tetherctl (the build \
+            Ctrl-C (or send SIGTERM, or close the terminal), which stops them all. The executables are taken from beside tetherctl (the build \
             folder) or from TETHER_BIN_DIR.
             """
     )
@@ -32,44 +32,66 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A reader that went away (`| tee` stopped by the same Ctrl-C) must not kill the demo
+        // before it has stopped what it started; lines are written unbuffered (`say`).
+        signal(SIGPIPE, SIG_IGN)
         let root = URL(fileURLWithPath: dir).standardizedFileURL.path
         try? FileManager.default.removeItem(atPath: root)
         let federation = try LocalFederation(root: root, binaries: try TetherBinaries.locate(), echo: Self.show)
-        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        // SIGHUP: the terminal was closed. The hub and agents take SIGHUP as "reload certificates",
+        // so without the demo stopping them they would outlive it.
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm, .sighup)
+        // A signal during start-up stops the demo at once rather than after the agents connect.
         do {
-            let (hub, port) = try await federation.startHub(heartbeatInterval: heartbeatInterval)
-            let names = Self.clusterNames(count: clusters)
-            for name in names {
-                let member = try await federation.startSimcluster(name)
-                _ = try federation.startAgent(
-                    bundle: try federation.issueBundle(cluster: name, hubPort: port),
-                    kubeconfig: (member.directory as NSString).appendingPathComponent("kubeconfig")
-                )
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for await _ in signals { return true }
+                    return false
+                }
+                group.addTask {
+                    try await start(federation)
+                    return false
+                }
+                while let signalled = try await group.next(), !signalled {}
+                group.cancelAll()
             }
-            for name in names {
-                try await hub.waitForEvent("session.established", within: .seconds(30)) { $0["tether.cluster"] == name }
-            }
-            let kubeconfig = try writeCombinedKubeconfig(federation: federation, clusters: names)
-            print("""
-
-                ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
-                   federation directory: \(federation.directory.path)
-                   export KUBECONFIG=\(kubeconfig)       # contexts: federation, \(names.joined(separator: ", "))
-                   kubectl --context=federation get clusters
-                   kubectl --context=federation apply -f docs/examples/frontend.yaml     # ReplicaSet, Service, Ingress
-                   kubectl --context=federation get rs,svc,ing
-                   kubectl --context=\(names[0]) get rs                   # this member's share (a SIMULATED cluster)
-                   kubectl --context=federation delete -f docs/examples/frontend.yaml
-                   docs/walkthrough.md tells the whole story; Ctrl-C stops everything.
-
-                """)
         } catch {
             await federation.stopAll()
             throw error
         }
-        for await _ in signals { break }
-        print("\nstopping the demo…")
+        Self.say("\nstopping the demo…")
         await federation.stopAll()
+    }
+
+    /// Starts the hub, then a simulated member and an agent per cluster; returns once every agent
+    /// has a session, having printed what to try.
+    private func start(_ federation: LocalFederation) async throws {
+        let (hub, port) = try await federation.startHub(heartbeatInterval: heartbeatInterval)
+        let names = Self.clusterNames(count: clusters)
+        for name in names {
+            let member = try await federation.startSimcluster(name)
+            _ = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: name, hubPort: port),
+                kubeconfig: (member.directory as NSString).appendingPathComponent("kubeconfig")
+            )
+        }
+        for name in names {
+            try await hub.waitForEvent("session.established", within: .seconds(30)) { $0["tether.cluster"] == name }
+        }
+        let kubeconfig = try writeCombinedKubeconfig(federation: federation, clusters: names)
+        Self.say("""
+
+            ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
+               federation directory: \(federation.directory.path)
+               export KUBECONFIG=\(kubeconfig)       # contexts: federation, \(names.joined(separator: ", "))
+               kubectl --context=federation get clusters
+               kubectl --context=federation apply -f docs/examples/frontend.yaml     # ReplicaSet, Service, Ingress
+               kubectl --context=federation get rs,svc,ing
+               kubectl --context=\(names[0]) get rs                   # this member's share (a SIMULATED cluster)
+               kubectl --context=federation delete -f docs/examples/frontend.yaml
+               docs/walkthrough.md tells the whole story; Ctrl-C stops everything.
+
+            """)
     }
 
     /// `ROOT/kubeconfig-all`: the hub as context `federation` and each simulated member under its name.
@@ -112,7 +134,7 @@ struct DemoCommand: AsyncParsableCommand {
     /// One readable line per log record: `[hub] info  agent session established  cluster=eu-west`.
     @Sendable static func show(_ process: String, _ line: LogLine) {
         guard let message = line["message"] else {
-            print("[\(process)] \(line.raw)")
+            say("[\(process)] \(line.raw)")
             return
         }
         let details = line.fields
@@ -121,6 +143,24 @@ struct DemoCommand: AsyncParsableCommand {
             .map { "\($0.key.dropFirst("tether.".count))=\($0.value)" }
             .joined(separator: " ")
         let level = (line["level"] ?? "").padding(toLength: 7, withPad: " ", startingAt: 0)
-        print("[\(process)] \(level) \(message)  \(details)")
+        say("[\(process)] \(level) \(message)  \(details)")
+    }
+
+    /// Writes `text` and a newline straight to standard output: seen at once through a pipe
+    /// (print's buffer would hold lines back from `| tee`), and quietly lost if nobody reads.
+    @Sendable static func say(_ text: String) {
+        Array((text + "\n").utf8).withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
     }
 }

@@ -50,3 +50,78 @@ public final class TCPFlood: Sendable {
         for channel in channels { try? await channel.close() }
     }
 }
+
+/// A TCP listener on loopback that accepts connections and never says a word: a hub that hangs
+/// (stopped, or behind a black hole) as a dialling agent meets it.
+public final class SilentListener: Sendable {
+    private let server: any Channel
+    public let port: Int
+
+    public static func start() async throws -> SilentListener {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        return SilentListener(server: server, port: server.localAddress?.port ?? 0)
+    }
+
+    private init(server: any Channel, port: Int) {
+        self.server = server
+        self.port = port
+    }
+
+    public func close() async {
+        try? await server.close()
+    }
+}
+
+/// Processes found by their command line, for tests of programs that start others.
+public enum ProcessTable {
+    public struct Entry: Sendable, CustomStringConvertible {
+        public let pid: Int32
+        public let commandLine: String
+        public var description: String { "\(pid) \(commandLine)" }
+    }
+
+    /// Live Tether processes (`tetherctl`, `tether-hub`, ...) whose command line mentions `text`;
+    /// zombies (exited, not yet reaped) are not counted.
+    public static func matching(_ text: String) throws -> [Entry] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { name -> Entry? in
+            guard let pid = Int32(name), pid != getpid(), isAlive(pid),
+                let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+            else { return nil }
+            let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let program = arguments.first, (program as NSString).lastPathComponent.hasPrefix("tether") else { return nil }
+            let commandLine = arguments.joined(separator: " ")
+            return commandLine.contains(text) ? Entry(pid: pid, commandLine: commandLine) : nil
+        }
+    }
+
+    /// Waits until none of `pids` is alive, up to `timeout`. These are not the test's children,
+    /// so no exit event reaches it (and pidfd_open is not callable from Swift here): /proc is read
+    /// every 20 ms until the deadline.
+    public static func waitUntilGone(_ pids: [Int32], within timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let alive = pids.filter(isAlive)
+            if alive.isEmpty { return }
+            guard ContinuousClock.now < deadline else {
+                throw ProcessTableError(description: "still running after \(timeout): \(alive)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Running, or stopped, but not a zombie.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: end)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
+    }
+}
+
+public struct ProcessTableError: Error, CustomStringConvertible {
+    public let description: String
+}

@@ -267,8 +267,7 @@ public actor Applier: Service {
             if delta.terms?.confirmedHold == hold.token {
                 return resync("the hold was confirmed; asking the hub for the whole desired state")
             }
-            ackReady = Ack(revision: delta.toRevision, hold: hold)
-            doorbell.yield()
+            refused(delta.toRevision)
             return
         }
         guard delta.fromRevision == revision else {
@@ -282,6 +281,14 @@ public actor Applier: Service {
             if let reference = object.reference { objects[reference] = object }
         }
         accept(revision: delta.toRevision, objects: Array(objects.values), orphans: delta.orphans ?? [], terms: delta.terms, from: welcome)
+    }
+
+    /// Acknowledges `revision` as refused: the hold says why, and nothing of it was applied.
+    private func refused(_ revision: UInt64) {
+        let ack = Ack(revision: revision, hold: hold)
+        ackReady = ack
+        eventSink.yield(.ack(ack))
+        doorbell.yield()
     }
 
     /// Decides what to do with a complete desired state before anything of it is applied
@@ -314,8 +321,7 @@ public actor Applier: Service {
         hold = decision.hold
         switch decision.action {
         case .refuse:
-            ackReady = Ack(revision: newRevision, hold: hold)
-            doorbell.yield()
+            refused(newRevision)
         case .apply:
             baseline = decision.baseline
             orphaning.formUnion(orphans)

@@ -297,7 +297,7 @@ public final class KubernetesClient: Sendable {
     ) async throws(KubernetesError) -> JSONValue {
         var attempt = 0
         while true {
-            let outcome = await permits.withPermit { () async -> Result<JSONValue, KubernetesAttemptError> in
+            let outcome = await permits.withPermit(onCancel: .failure(Self.cancelled(method, path))) { () async -> Result<JSONValue, KubernetesAttemptError> in
                 await self.attempt(method, path, query: query, body: body, contentType: contentType)
             }
             switch outcome {
@@ -321,6 +321,10 @@ public final class KubernetesClient: Sendable {
                 }
             }
         }
+    }
+
+    private static func cancelled(_ method: HTTPMethod, _ path: String) -> KubernetesAttemptError {
+        KubernetesAttemptError(error: KubernetesError(status: nil, reason: nil, message: "\(method) \(path): cancelled while waiting for a request slot"), retryAfter: nil)
     }
 
     private struct KubernetesAttemptError: Error {
@@ -459,45 +463,73 @@ struct LineSplitter {
     }
 }
 
-/// At most `limit` holders at once; the rest wait in arrival order.
+/// At most `limit` holders at once; the rest wait in arrival order. A waiter whose task is
+/// cancelled leaves the queue at once (and its body does not run).
 final class RequestPermits: Sendable {
     private struct State {
         var available: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var order: [Int] = []
+        var next = 0
+        /// Waits numbered but not yet queued or granted, and those of them already cancelled.
+        var arriving: Set<Int> = []
+        var cancelledEarly: Set<Int> = []
     }
 
     private let state: NIOLockedValueBox<State>
 
     init(_ limit: Int) { state = NIOLockedValueBox(State(available: max(1, limit))) }
 
-    func withPermit<T: Sendable>(_ body: @Sendable () async -> T) async -> T {
-        await acquire()
+    /// Runs `body` holding a permit; a task cancelled while waiting gets `onCancel` instead.
+    func withPermit<T: Sendable>(onCancel: @autoclosure () -> T, _ body: @Sendable () async -> T) async -> T {
+        guard await acquire() else { return onCancel() }
         defer { release() }
         return await body()
     }
 
-    private func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let granted = state.withLockedValue { state in
-                if state.available > 0 {
-                    state.available -= 1
-                    return true
+    private func acquire() async -> Bool {
+        let id = state.withLockedValue { state in
+            defer { state.next += 1 }
+            state.arriving.insert(state.next)
+            return state.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let answer: Bool? = state.withLockedValue { state in
+                    state.arriving.remove(id)
+                    if state.cancelledEarly.remove(id) != nil { return false }
+                    if state.available > 0 {
+                        state.available -= 1
+                        return true
+                    }
+                    state.waiters[id] = continuation
+                    state.order.append(id)
+                    return nil
                 }
-                state.waiters.append(continuation)
-                return false
+                if let answer { continuation.resume(returning: answer) }
             }
-            if granted { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    if state.arriving.contains(id) { state.cancelledEarly.insert(id) }
+                    return nil
+                }
+                state.order.removeAll { $0 == id }
+                return waiter
+            }
+            waiter?.resume(returning: false)
         }
     }
 
     private func release() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.available += 1
-                return nil
+        let next = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
+            while !state.order.isEmpty {
+                let id = state.order.removeFirst()
+                if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
             }
-            return state.waiters.removeFirst()
+            state.available += 1
+            return nil
         }
-        next?.resume()
+        next?.resume(returning: true)
     }
 }

@@ -1,0 +1,167 @@
+import Foundation
+import TetherLocal
+import TetherSecurity
+import TetherTestSupport
+import Testing
+
+/// The agent's safety as operators meet it: real hub, agent and simulated member processes.
+@Suite("agent safety, end to end", .timeLimit(.minutes(4)))
+struct AgentSafetyProcessTests {
+    @Test("a hub that lost its database makes no agent delete anything; the Cluster shows the held epoch; after confirmation only what the new hub lacks is pruned")
+    func databaseLoss() async throws {
+        try await withFederation { federation in
+            var (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig",
+                extraArguments: ["--state-dir", federation.root + "/state-m1", "--backoff-initial", "0.2", "--backoff-max", "1"]
+            )
+            try await hubctl.succeed(["create", "namespace", "shop"])
+            for index in 0..<10 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
+            try await member.succeed(["wait", "--for=create", "configmap/c9", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            try await agent.waitForEvent("applier.revision_done", within: .seconds(30)) { $0["tether.failures"] == "0" }
+
+            // The hub's data is gone: database, revisions, all of it.
+            _ = await hub.stop()
+            for file in ["hub.db", "hub.db-wal", "hub.db-shm", "federation-revisions.json"] {
+                try? FileManager.default.removeItem(atPath: (federation.directory.path as NSString).appendingPathComponent(file))
+            }
+            (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)")
+            let held = try await agent.waitForEvent("applier.held", within: .seconds(60))
+            #expect(held["tether.reason"] == "NewEpoch" && held["tether.would_remove"] == "11", "\(held)")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.hold.reason}=NewEpoch", "cluster/m1", "--timeout=30s"])
+            let condition = try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}"])
+            #expect(condition == "True")
+            #expect(try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).split(separator: "\n").count >= 10, "nothing was deleted")
+
+            // The operator rebuilds part of the federation, then confirms the new store.
+            try await hubctl.succeed(["create", "namespace", "shop"])
+            for index in 0..<3 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
+            try await agent.waitForEvent("applier.desired", within: .seconds(30)) { $0["tether.objects"] == "4" }
+            #expect(try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).contains("configmap/c9"), "still held")
+            let confirm = try federation.launch(
+                name: "confirm", executable: federation.binaries.url("tetherctl"), arguments: ["cluster", "confirm", "m1", "--dir", federation.directory.path]
+            )
+            #expect(await confirm.waitForExit(within: .seconds(30)) == 0, "\(confirm.tail())")
+            try await agent.waitForEvent("applier.hold_lifted", within: .seconds(30))
+            try await member.succeed(["wait", "--for=delete", "configmap/c9", "configmap/c3", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            let left = try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}"])
+            #expect(Set(left.split(separator: " ").map(String.init)).isSuperset(of: ["c0", "c1", "c2"]), "\(left)")
+            #expect(!left.contains("c3") && !left.contains("c9"), "\(left)")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}=False", "cluster/m1", "--timeout=30s"])
+        }
+    }
+
+    @Test("a kubeconfig of YAML aliases that expands to billions of values: a clear error at once, bounded memory")
+    func aliasBombKubeconfig() async throws {
+        try await withFederation { federation in
+            var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+            for level in 1...9 {
+                lines.append("a\(level): &a\(level) [\(Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", "))]")
+            }
+            lines.append("apiVersion: v1\nkind: Config\nusers: [{name: bomb, user: {token: *a9}}]")
+            let kubeconfig = federation.root + "/bomb.kubeconfig"
+            try lines.joined(separator: "\n").write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            let bundle = try federation.issueBundle(cluster: "m1", hubPort: 1)
+            let agent = try federation.startAgent(bundle: bundle, kubeconfig: kubeconfig)
+            var peak = 0
+            let exit = Task { await agent.waitForExit(within: .seconds(30)) }
+            while agent.exitStatus == nil, peak < 2_000_000_000 {
+                peak = max(peak, ProcessProbe.residentBytes(of: agent.processIdentifier) ?? 0)
+                try await Task.sleep(for: .milliseconds(20))  // the interval between memory samples
+            }
+            let status = await exit.value
+            #expect(status != nil && status != 0)
+            #expect(peak < 300 * 1_048_576, "the agent reached \(peak / 1_048_576) MiB")
+            #expect(agent.lines.contains { $0.raw.contains("aliases") }, "\(agent.tail())")
+        }
+    }
+
+    @Test("a state file that is a symbolic link is refused, and a write never goes through a link")
+    func symlinkedState() async throws {
+        try await withFederation { federation in
+            let state = federation.root + "/state"
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            let target = federation.root + "/precious.txt"
+            try "do not overwrite".write(toFile: target, atomically: true, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: state + "/desired.json", withDestinationPath: target)
+            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "m1", hubPort: 1), kubeconfig: simDirectory + "/kubeconfig", extraArguments: ["--state-dir", state]
+            )
+            #expect(await agent.waitForExit(within: .seconds(30)) != 0)
+            #expect(agent.lines.contains { $0.raw.contains("symbolic link") }, "\(agent.tail())")
+            #expect(try String(contentsOfFile: target, encoding: .utf8) == "do not overwrite")
+            // The one writer replaces a link at its path; it never writes through it.
+            try PEMFiles.writeAtomically("new state", to: state + "/desired.json", mode: 0o600)
+            #expect(try String(contentsOfFile: target, encoding: .utf8) == "do not overwrite")
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: state + "/desired.json")) == nil)
+        }
+    }
+
+    @Test("every process exits within 2 s of SIGTERM: an agent whose hub is down, a hub with agents, a simulated member")
+    func cleanStops() async throws {
+        try await withFederation { federation in
+            // An agent dialling a hub that is not there (a closed port), and one whose hub hangs
+            // (it accepts and never answers): mid-backoff and mid-handshake.
+            let lonely = try federation.startAgent(name: "lonely", bundle: try federation.issueBundle(cluster: "lonely", hubPort: 1))
+            try await lonely.waitForEvent("session.ended", within: .seconds(20))
+            let silent = try await SilentListener.start()
+            defer { Task { await silent.close() } }
+            let stuck = try federation.startAgent(name: "stuck", bundle: try federation.issueBundle(cluster: "stuck", hubPort: silent.port))
+            try await stuck.waitForLine(within: .seconds(20), "the agent starting") { $0.raw.contains("agent starting") }
+            for process in [lonely, stuck] {
+                let started = ContinuousClock.now
+                process.send(SIGTERM)
+                #expect(await process.waitForExit(within: .seconds(10)) != nil)
+                #expect(ContinuousClock.now - started < .seconds(2), "\(process.name) took \(ContinuousClock.now - started)")
+            }
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let (sim, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
+            try await agent.waitForEvent("session.established", within: .seconds(20))
+            // A stranger that never speaks and an established session the hub must drain.
+            let idle = await TCPFlood.open(count: 3, port: port)
+            defer { Task { await idle.close() } }
+            // The member first, with the agent's watches open on it; then the hub with a session.
+            for process in [sim, hub, agent] {
+                let started = ContinuousClock.now
+                process.send(SIGTERM)
+                #expect(await process.waitForExit(within: .seconds(10)) != nil)
+                #expect(ContinuousClock.now - started < .seconds(2), "\(process.name) took \(ContinuousClock.now - started)")
+            }
+        }
+    }
+
+    @Test("Ctrl-C at the terminal stops tetherctl demo, piped through tee, and every process it started within 2 s")
+    func demoStopsFromTerminal() async throws {
+        try await withFederation { federation in
+            let binaries = try TetherBinaries.locate()
+            let directory = federation.root + "/demo"
+            let log = federation.root + "/terminal.log"
+            // `script` gives the pipeline a terminal: Ctrl-C typed into it reaches tetherctl, tee and
+            // the children together, as at a shell; when the shell goes, the terminal hangs up.
+            let command = "\(binaries.url("tetherctl").path) demo --clusters 2 --dir \(directory) --heartbeat-interval 1 | tee \(log)"
+            let terminal = ManagedProcess(
+                name: "terminal", executable: URL(fileURLWithPath: "/usr/bin/script"),
+                arguments: ["--quiet", "--flush", "--return", "--command", command, "/dev/null"],
+                keepStandardInputOpen: true
+            )
+            try terminal.start()
+            defer { terminal.send(SIGKILL) }
+            try await terminal.waitForLine(within: .seconds(90), "the demo ready") { $0.raw.contains("agents connected") }
+            let started = try ProcessTable.matching(directory)
+            #expect(started.count == 6, "tetherctl, a hub, 2 members and 2 agents; found \(started)")
+
+            let pressed = ContinuousClock.now
+            try terminal.type([0x03])
+            try await ProcessTable.waitUntilGone(started.map(\.pid), within: .seconds(10))
+            let stopped = ContinuousClock.now - pressed
+            #expect(stopped < .seconds(2), "the demo and its processes took \(stopped) to stop")
+            #expect(try ProcessTable.matching(directory).isEmpty)
+            #expect(try String(contentsOfFile: log, encoding: .utf8).contains("agents connected"), "lines reached tee as they were printed")
+        }
+    }
+}
