@@ -213,8 +213,8 @@ let package = Package(
         .target(
             name: "TetherTestSupport",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, x509,
-                crypto,
+                "TetherModel", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, x509,
+                crypto, httpClient,
             ],
             path: "Tests/TetherTestSupport",
             swiftSettings: strictSettings

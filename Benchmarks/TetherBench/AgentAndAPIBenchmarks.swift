@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TetherTestSupport
 import NIOCore
 import NIOHTTP1
 import TetherLocal
@@ -28,7 +29,7 @@ struct AgentBenchmark: AsyncParsableCommand {
         do {
             let (_, port) = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true)
             let (_, simulated) = try await federation.startSimcluster("member", nodes: 3, readyAfter: "1s")
-            let api = try HubClient(federation: federation)
+            let api = try HubAPIClient(federation: federation)
             let created = ContinuousClock.now
             try await createConfigMaps(objects, prefix: "managed", bytes: objectBytes, api: api)
             await api.shutdown()
@@ -86,10 +87,10 @@ struct APIBenchmark: AsyncParsableCommand {
     func run() async throws {
         let federation = try makeFederation(binDirectory: options.binDir, label: "api")
         var report = Report("api")
-        let api: HubClient
+        let api: HubAPIClient
         do {
             _ = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true)
-            api = try HubClient(federation: federation, connections: 8)
+            api = try HubAPIClient(federation: federation, connections: 8)
         } catch {
             await federation.stopAll()
             throw error
@@ -107,7 +108,7 @@ struct APIBenchmark: AsyncParsableCommand {
         report.print()
     }
 
-    private func measure(_ federation: LocalFederation, api: HubClient, report: inout Report) async throws {
+    private func measure(_ federation: LocalFederation, api: HubAPIClient, report: inout Report) async throws {
         let started = ContinuousClock.now
         try await createConfigMaps(objects, prefix: "stored", bytes: 256, api: api)
         report.add("objects", Double(objects), "objects stored (256-byte ConfigMaps)", format: "%.0f")
@@ -151,9 +152,9 @@ struct APIBenchmark: AsyncParsableCommand {
 
         // Watch fan-out: `watchers` streams from now; each change must reach every one.
         let (_, current) = try await api.send(.GET, "/api/v1/namespaces/default/configmaps?limit=1")
-        let version = HubClient.resourceVersion(current) ?? 0
+        let version = HubAPIClient.resourceVersion(current) ?? 0
         // One connection per watcher: a watch holds its connection for as long as it lasts.
-        let watchClient = try HubClient(federation: federation, connections: watchers)
+        let watchClient = try HubAPIClient(federation: federation, connections: watchers)
         let watch = try await WatchFan.open(watchers, api: watchClient, path: "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=\(version)")
         var allSeen: [Duration] = [], each: [Duration] = []
         for change in 0..<repeats {

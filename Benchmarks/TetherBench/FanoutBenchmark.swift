@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TetherTestSupport
 import NIOHTTP1
 import TetherLocal
 
@@ -25,7 +26,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let fixture = try await SessionFixture.start(agents: agents, options: options, label: "fanout")
-        let api = try HubClient(federation: fixture.federation)
+        let api = try HubAPIClient(federation: fixture.federation)
         var report = Report("fanout")
         do {
             try await measure(fixture, api: api, report: &report)
@@ -39,7 +40,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
         report.print()
     }
 
-    private func measure(_ fixture: SessionFixture, api: HubClient, report: inout Report) async throws {
+    private func measure(_ fixture: SessionFixture, api: HubAPIClient, report: inout Report) async throws {
         let recorder = fixture.agents.recorder
         report.add("agents", Double(agents), "agent sessions", format: "%.0f")
         report.add("object_bytes", Double(objectBytes), "changed object size", format: "%.0f", unit: "bytes")
@@ -53,7 +54,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             let (code, answer) = change == 0
                 ? try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
                 : try await api.send(.PUT, "/api/v1/namespaces/default/configmaps/fanout", json: body)
-            guard (200...201).contains(code), let version = HubClient.resourceVersion(answer) else {
+            guard (200...201).contains(code), let version = HubAPIClient.resourceVersion(answer) else {
                 throw BenchError("the hub answered \(code): \(String(decoding: answer, as: UTF8.self).prefix(300))")
             }
             recorder.track(version)

@@ -82,12 +82,12 @@ struct FloodBenchmark: AsyncParsableCommand {
             await client.close()
             return "session closed (\(closed.event ?? "")) after the burst"
         }
-        let api = try HubClient(federation: federation)
+        let api = try HubAPIClient(federation: federation)
         defer { Task { await api.shutdown() } }
         var first: UInt64 = 0
         try await measure("8 watches replaying 40 MB of history at 20 KB/s", key: "replay") {
             let (code, created) = try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: configMap("history", bytes: 200_000))
-            guard code == 201, let version = HubClient.resourceVersion(created) else { throw BenchError("cannot create the history object: \(code)") }
+            guard code == 201, let version = HubAPIClient.resourceVersion(created) else { throw BenchError("cannot create the history object: \(code)") }
             first = version
             for generation in 1...200 {
                 try await api.send(.PATCH, "/api/v1/namespaces/default/configmaps/history", json: #"{"data":{"generation":"\#(generation)"}}"#, contentType: "application/merge-patch+json")

@@ -14,7 +14,10 @@ struct TetherBench: AsyncParsableCommand {
             --bin-dir, by default beside tether-bench: build them with `swift build -c release`), prints a
             table and one JSON line, and cleans up. Results and what bounds them: docs/performance.md.
             """,
-        subcommands: [SessionsBenchmark.self, FanoutBenchmark.self, AgentBenchmark.self, APIBenchmark.self, ProtocolBenchmark.self, FloodBenchmark.self]
+        subcommands: [
+            SessionsBenchmark.self, FanoutBenchmark.self, AgentBenchmark.self, APIBenchmark.self, ProtocolBenchmark.self, FloodBenchmark.self,
+            ChaosCommand.self,
+        ]
     )
 }
 

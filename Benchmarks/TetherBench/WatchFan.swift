@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import TetherTestSupport
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -19,7 +20,7 @@ final class WatchFan: Sendable {
         state = Mutex(State(seen: Array(repeating: [:], count: count)))
     }
 
-    static func open(_ count: Int, api: HubClient, path: String) async throws -> WatchFan {
+    static func open(_ count: Int, api: HubAPIClient, path: String) async throws -> WatchFan {
         let fan = WatchFan(count: count)
         var tasks: [Task<Void, Never>] = []
         for index in 0..<count {

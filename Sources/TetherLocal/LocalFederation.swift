@@ -43,17 +43,19 @@ public final class LocalFederation: Sendable {
     private let echo: (@Sendable (String, LogLine) -> Void)?
     private let processes = ProcessList()
 
+    /// - Parameter hubHosts: the names and addresses the hub's certificate is valid for.
     public init(
         root: String,
         binaries: TetherBinaries,
         trustDomain: String = "tether.local",
+        hubHosts: [String] = FederationDirectory.defaultHubHosts,
         echo: (@Sendable (String, LogLine) -> Void)? = nil
     ) throws {
         self.root = root
         self.directory = FederationDirectory(path: (root as NSString).appendingPathComponent("federation"))
         self.binaries = binaries
         self.echo = echo
-        try directory.initialize(trustDomain: trustDomain, force: true)
+        try directory.initialize(trustDomain: trustDomain, hubHosts: hubHosts, force: true)
     }
 
     /// Starts the hub and returns once it accepts agents; `agentListen` defaults to a free loopback port.
@@ -62,6 +64,7 @@ public final class LocalFederation: Sendable {
     public func startHub(
         heartbeatInterval: Double = 10,
         agentListen: String = "127.0.0.1:0",
+        apiListen: String = "127.0.0.1:0",
         autoJoin: Bool = true,
         descriptorLimit: Int? = nil,
         extraArguments: [String] = []
@@ -69,7 +72,7 @@ public final class LocalFederation: Sendable {
         // A stale ports file from an earlier run must not be mistaken for this hub's.
         try? FileManager.default.removeItem(atPath: directory.portsPath)
         let arguments = [
-            "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", "127.0.0.1:0",
+            "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", apiListen,
             "--heartbeat-interval", "\(heartbeatInterval)",
         ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
         let hub: ManagedProcess
@@ -100,28 +103,32 @@ public final class LocalFederation: Sendable {
 
     /// Starts `tether-simcluster` for `name` in `root/sim-NAME` and returns once it serves; its
     /// kubeconfig (context NAME) is `root/sim-NAME/kubeconfig`.
+    /// - Parameter networkNamespace: runs it in this network namespace (`ip netns exec`), where
+    ///   its loopback address is the namespace's own.
     public func startSimcluster(
         _ name: String,
         nodes: Int = 3,
-        readyAfter: String = "2s"
+        readyAfter: String = "2s",
+        networkNamespace: String? = nil
     ) async throws -> (process: ManagedProcess, directory: String) {
         let directory = (root as NSString).appendingPathComponent("sim-\(name)")
         let process = try launch(
             name: "sim-\(name)",
             binary: "tether-simcluster",
-            arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter]
+            arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter],
+            networkNamespace: networkNamespace
         )
         try await process.waitForEvent("simcluster.ready", within: .seconds(30))
         return (process, directory)
     }
 
-    /// Issues a bundle for `cluster` pointing at `hubPort` (or whatever hub.ports.json says).
-    public func issueBundle(cluster: String, hubPort: Int? = nil) throws -> AgentBundle {
+    /// Issues a bundle for `cluster` pointing at `hubHost:hubPort` (or whatever hub.ports.json says).
+    public func issueBundle(cluster: String, hubPort: Int? = nil, hubHost: String = "127.0.0.1") throws -> AgentBundle {
         let path = (root as NSString).appendingPathComponent("bundles/\(cluster)")
         return try directory.issueAgentBundle(
             cluster: cluster,
             to: path,
-            hubAddresses: hubPort.map { ["127.0.0.1:\($0)"] }
+            hubAddresses: hubPort.map { ["\(hubHost):\($0)"] }
         )
     }
 
@@ -130,16 +137,27 @@ public final class LocalFederation: Sendable {
         name: String? = nil,
         bundle: AgentBundle,
         kubeconfig: String? = nil,
-        extraArguments: [String] = []
+        extraArguments: [String] = [],
+        networkNamespace: String? = nil
     ) throws -> ManagedProcess {
         let cluster = (try? bundle.loadManifest().cluster) ?? "agent"
         let member = kubeconfig.map { ["--kubeconfig", $0] } ?? ["--session-only"]
-        return try launch(name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + member + extraArguments)
+        return try launch(
+            name: name ?? "agent-\(cluster)", binary: "tether-agent", arguments: ["--bundle", bundle.path] + member + extraArguments,
+            networkNamespace: networkNamespace
+        )
     }
 
-    /// Starts one of the Tether executables with JSON logs.
-    public func launch(name: String, binary: String, arguments: [String]) throws -> ManagedProcess {
-        try launch(name: name, executable: binaries.url(binary), arguments: arguments + ["--log-format", "json"])
+    /// Starts one of the Tether executables with JSON logs, in `networkNamespace` if given
+    /// (`ip netns exec` replaces itself with the program, so the process is the program).
+    public func launch(name: String, binary: String, arguments: [String], networkNamespace: String? = nil) throws -> ManagedProcess {
+        let program = binaries.url(binary)
+        let logged = arguments + ["--log-format", "json"]
+        guard let networkNamespace else { return try launch(name: name, executable: program, arguments: logged) }
+        return try launch(
+            name: name, executable: URL(fileURLWithPath: "/usr/bin/env"),
+            arguments: ["ip", "netns", "exec", networkNamespace, program.path] + logged
+        )
     }
 
     /// Starts any program (an `openssl s_client`, say) under this federation's care: it is stopped with the rest.
@@ -161,8 +179,6 @@ public final class LocalFederation: Sendable {
         return process
     }
 
-    /// Stops every process this federation started, newest first (agents before their hub, as an
-    /// operator would): SIGTERM, then SIGKILL after the grace period.
     /// Stops every process at once (SIGTERM, then SIGKILL after `grace`), so stopping takes as
     /// long as the slowest process rather than the sum of all.
     public func stopAll(grace: Duration = .seconds(5)) async {

@@ -155,6 +155,28 @@ public final class ManagedProcess: Sendable {
         try await waitForLine(within: timeout, "event \(event)") { $0.event == event && predicate($0) }
     }
 
+    /// How many lines the process has logged so far: a mark for ``waitForEvent(_:after:within:where:)``.
+    public var mark: Int { output.items.count }
+
+    /// Waits for the `tether.event` named `event` among the lines logged after `mark`.
+    @discardableResult
+    public func waitForEvent(
+        _ event: String,
+        after mark: Int,
+        within timeout: Duration,
+        where predicate: @escaping @Sendable (LogLine) -> Bool = { _ in true }
+    ) async throws -> LogLine {
+        // The inbox tries each line against the predicate once, in order, so skipping by count is exact.
+        let seen = Mutex(0)
+        return try await waitForLine(within: timeout, "event \(event) after line \(mark)") { line in
+            let index = seen.withLock { count in
+                defer { count += 1 }
+                return count
+            }
+            return index >= mark && line.event == event && predicate(line)
+        }
+    }
+
     /// Waits for the `occurrence`-th `tether.event` named `event` (counting from the first line logged).
     @discardableResult
     public func waitForEvent(_ event: String, occurrence: Int, within timeout: Duration) async throws -> LogLine {

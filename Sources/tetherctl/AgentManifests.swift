@@ -116,6 +116,15 @@ struct AgentManifests {
               ca.crt: \(try encoded(bundle.caBundlePath))
               agent.json: \(manifestJSON)
             ---
+            # The agent's state (desired set, fencing baseline, inventory of what it made) must outlive
+            # the pod: an agent that lost it prunes nothing it made before.
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata: {name: tether-agent-state, namespace: tether-system}
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources: {requests: {storage: 64Mi}}
+            ---
             apiVersion: apps/v1
             kind: Deployment
             metadata: {name: tether-agent, namespace: tether-system, labels: {app: tether-agent}}
@@ -137,7 +146,7 @@ struct AgentManifests {
                     resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 128Mi}}
                   volumes:
                   - {name: bundle, secret: {secretName: tether-agent-bundle}}
-                  - {name: state, emptyDir: {}}
+                  - {name: state, persistentVolumeClaim: {claimName: tether-agent-state}}
 
             """
     }

@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherModel
 import TetherSecurity
 import TetherTestSupport
 import Testing
@@ -72,6 +73,74 @@ struct JoinTests {
             #expect(!hub.lines.contains { $0.event == "federation.unjoining" && $0["tether.cluster"] == "m2" && $0["tether.orphan"] != "true" })
             let missing = try await run("tetherctl", ["unjoin", "m2", "--dir", dir])
             #expect(missing.status != 0 && missing.output.contains("not joined"), "\(missing.output)")
+        }
+    }
+}
+
+@Suite("emitted agent manifests", .timeLimit(.minutes(2)))
+struct AgentManifestTests {
+    /// The manifests `tetherctl join --emit-manifests` writes, one JSON value per YAML document.
+    static func manifests(_ federation: LocalFederation, cluster: String, flags: [String]) async throws -> [JSONValue] {
+        // join registers the Cluster at the hub, so one runs.
+        if try federation.directory.readPorts()?.api == nil { _ = try await federation.startHub(autoJoin: false) }
+        let out = federation.root + "/join-\(cluster)"
+        let join = try await run("tetherctl", ["join", cluster, "--dir", federation.directory.path, "--out", out, "--emit-manifests"] + flags)
+        try #require(join.status == 0, "\(join.output)")
+        let text = try String(contentsOfFile: out + "/manifests.yaml", encoding: .utf8)
+        return try text.components(separatedBy: "\n---\n").map { try YAMLDocument.decode($0) }.filter { $0 != .null }
+    }
+
+    /// Every (group, resource, verb) the manifests' roles grant, with the role's name.
+    static func grants(_ documents: [JSONValue]) -> Set<String> {
+        var grants = Set<String>()
+        for document in documents where ["ClusterRole", "Role"].contains(document["kind"]?.stringValue ?? "") {
+            let role = document["metadata"]?["name"]?.stringValue ?? "?"
+            for rule in document["rules"]?.arrayValue ?? [] {
+                for group in rule["apiGroups"]?.arrayValue ?? [] {
+                    for resource in rule["resources"]?.arrayValue ?? [] {
+                        for verb in rule["verbs"]?.arrayValue ?? [] {
+                            grants.insert("\(role) \(group.stringValue ?? "?")/\(resource.stringValue ?? "?") \(verb.stringValue ?? "?")")
+                        }
+                    }
+                }
+            }
+        }
+        return grants
+    }
+
+    @Test("the RBAC grants exactly the allow-list: its kinds, in its namespaces, plus reading Nodes; the state is on a persistent volume")
+    func rbacFollowsAllowList() async throws {
+        try await withFederation { federation in
+            let documents = try await Self.manifests(
+                federation, cluster: "shop-1", flags: ["--allow-kind", "/ConfigMap", "--allow-kind", "apps/Deployment", "--allow-namespace", "shop"]
+            )
+            let write = ["get", "list", "watch", "create", "update", "patch", "delete"]
+            let expected = Set(
+                ["get", "list", "watch"].map { "tether-agent-cluster /nodes \($0)" }
+                    + write.map { "tether-agent /configmaps \($0)" } + write.map { "tether-agent apps/deployments \($0)" }
+            )
+            #expect(Self.grants(documents) == expected)
+            // Namespaced rights are bound in the allowed namespace only.
+            let bindings = documents.filter { ["RoleBinding", "ClusterRoleBinding"].contains($0["kind"]?.stringValue ?? "") }
+            let bound = bindings.map { "\($0["kind"]?.stringValue ?? "") \($0["metadata"]?["namespace"]?.stringValue ?? "-") \($0["roleRef"]?["name"]?.stringValue ?? "")" }
+            #expect(Set(bound) == ["ClusterRoleBinding - tether-agent-cluster", "RoleBinding shop tether-agent"])
+            let deployment = try #require(documents.first { $0["kind"]?.stringValue == "Deployment" })
+            let volumes = deployment["spec"]?["template"]?["spec"]?["volumes"]?.arrayValue ?? []
+            #expect(volumes.contains { $0["persistentVolumeClaim"]?["claimName"]?.stringValue == "tether-agent-state" })
+            #expect(documents.contains { $0["kind"]?.stringValue == "PersistentVolumeClaim" })
+        }
+    }
+
+    @Test("by default the agent may write the built-in kinds, never RBAC, admission webhooks or Nodes")
+    func defaultRBACIsBounded() async throws {
+        try await withFederation { federation in
+            let grants = Self.grants(try await Self.manifests(federation, cluster: "plain-1", flags: []))
+            #expect(!grants.isEmpty)
+            for grant in grants {
+                #expect(!grant.contains("rbac.authorization.k8s.io/") && !grant.contains("admissionregistration.k8s.io/"), "\(grant)")
+                if grant.contains(" /nodes ") { #expect(grant.hasSuffix(" get") || grant.hasSuffix(" list") || grant.hasSuffix(" watch"), "\(grant)") }
+            }
+            #expect(grants.contains("tether-agent apps/replicasets create"))
         }
     }
 }

@@ -27,19 +27,26 @@ public struct Kubectl: Sendable {
     public let kubeconfig: String
     public let home: String
 
-    public init(_ flavor: Flavor, kubeconfig: String, home: String) throws {
+    /// - Parameter networkNamespace: runs kubectl in this network namespace (`ip netns exec`),
+    ///   to reach a member cluster that listens on the namespace's loopback.
+    public init(_ flavor: Flavor, kubeconfig: String, home: String, networkNamespace: String? = nil) throws {
         switch flavor {
         case .modern:
             executable = URL(fileURLWithPath: "/usr/bin/env")
-            prefix = ["kubectl"]
+            prefix = (networkNamespace.map { ["ip", "netns", "exec", $0] } ?? []) + ["kubectl"]
         case .legacy:
             guard let path = ProcessInfo.processInfo.environment["TETHER_KUBECTL_LEGACY"],
                 FileManager.default.isExecutableFile(atPath: path)
             else {
                 throw KubectlError(description: "kubectl 1.20 not found: run the tests with `make test` (it unpacks Debian's kubernetes-client and sets TETHER_KUBECTL_LEGACY)")
             }
-            executable = URL(fileURLWithPath: path)
-            prefix = []
+            if let networkNamespace {
+                executable = URL(fileURLWithPath: "/usr/bin/env")
+                prefix = ["ip", "netns", "exec", networkNamespace, path]
+            } else {
+                executable = URL(fileURLWithPath: path)
+                prefix = []
+            }
         }
         self.kubeconfig = kubeconfig
         self.home = home
