@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "tether-bench",
             dependencies: [
-                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", "TetherTestSupport", argumentParser, nioCore, nioPosix,
+                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", "TetherJSON", "TetherTestSupport", argumentParser, nioCore, nioPosix,
                 nioSSL, nioTLS, nioHTTP1, httpClient, x509,
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -86,17 +86,22 @@ let package = Package(
         ),
         // The JSON codec reads and writes every object byte by byte: unoptimized, a 1.3 MB object
         // took a second to store, and the debug binaries the tests run spent most of their time
-        // there. Optimized in every configuration.
+        // there. Optimized in every configuration, as is the model that walks objects (limits,
+        // patches, selectors).
+        .target(
+            name: "TetherJSON",
+            swiftSettings: strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
         .target(
             name: "TetherModel",
-            dependencies: [yams],
+            dependencies: ["TetherJSON", yams],
             swiftSettings: strictSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         // Replacing and reading the files Tether owns, one way (`AtomicFile`).
         .target(name: "TetherFiles", swiftSettings: strictSettings),
         .target(
             name: "TetherWire",
-            dependencies: ["TetherModel", "CTetherZlib", nioCore, nioConcurrency, logging, metrics],
+            dependencies: ["TetherModel", "TetherJSON", "CTetherZlib", nioCore, nioConcurrency, logging, metrics],
             swiftSettings: strictSettings
         ),
         .target(
@@ -106,25 +111,25 @@ let package = Package(
         ),
         .target(
             name: "TetherStore",
-            dependencies: ["TetherModel", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["TetherModel", "TetherJSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
-        .target(name: "TetherPlugin", dependencies: ["TetherModel"], swiftSettings: strictSettings),
-        .target(name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Workloads", swiftSettings: strictSettings),
-        .target(name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Config", swiftSettings: strictSettings),
-        .target(name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Networking", swiftSettings: strictSettings),
-        .target(name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel"], path: "Plugins/Federation", swiftSettings: strictSettings),
+        .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
+        .target(name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Workloads", swiftSettings: strictSettings),
+        .target(name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Config", swiftSettings: strictSettings),
+        .target(name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Networking", swiftSettings: strictSettings),
+        .target(name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Federation", swiftSettings: strictSettings),
         // The registries the executables serve: every family above, plus the member-only Node kind.
         .target(
             name: "BuiltinPlugins",
-            dependencies: ["TetherPlugin", "TetherModel"] + pluginFamilies,
+            dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"] + pluginFamilies,
             path: "Plugins/Builtin",
             swiftSettings: strictSettings
         ),
         .target(
             name: "TetherAPI",
             dependencies: [
-                "TetherModel", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1, x509,
+                "TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1, x509,
                 logging, lifecycle, metrics,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -136,7 +141,7 @@ let package = Package(
         ),
         .target(
             name: "TetherSim",
-            dependencies: ["TetherModel", "TetherStore", "TetherPlugin", logging, lifecycle],
+            dependencies: ["TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", logging, lifecycle],
             swiftSettings: strictSettings
         ),
         .target(
@@ -150,7 +155,7 @@ let package = Package(
         .target(
             name: "TetherHub",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", "TetherStore", "TetherPlugin", nioCore, nioPosix, nioSSL,
+                "TetherModel", "TetherJSON", "TetherFiles", "TetherWire", "TetherSecurity", "TetherStore", "TetherPlugin", nioCore, nioPosix, nioSSL,
                 nioTLS, nioConcurrency, x509, logging, metrics, lifecycle, unixSignals,
             ],
             swiftSettings: strictSettings
@@ -158,7 +163,7 @@ let package = Package(
         .target(
             name: "TetherAgent",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", "TetherPlugin", "TetherFiles", nioCore, nioPosix, nioSSL, nioTLS,
+                "TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherPlugin", "TetherFiles", nioCore, nioPosix, nioSSL, nioTLS,
                 nioConcurrency, nioHTTP1, x509, logging, metrics, lifecycle, httpClient,
             ],
             swiftSettings: strictSettings
@@ -192,7 +197,7 @@ let package = Package(
         .executableTarget(
             name: "tetherctl",
             dependencies: [
-                "TetherSecurity", "TetherLocal", "TetherModel", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser, x509,
+                "TetherSecurity", "TetherLocal", "TetherModel", "TetherJSON", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser, x509,
                 unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,
             ],
@@ -203,7 +208,7 @@ let package = Package(
         // plainly it replays inputs, which is how the test command checks the committed corpus.
         .executableTarget(
             name: "tether-fuzz",
-            dependencies: ["TetherModel", "TetherWire", "TetherAPI", "TetherSecurity", nioCore, nioEmbedded],
+            dependencies: ["TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", nioCore, nioEmbedded],
             path: "Tests/Fuzz",
             exclude: ["Corpus", "run-fuzzers.sh"],
             swiftSettings: strictSettings
@@ -213,7 +218,7 @@ let package = Package(
         .target(
             name: "TetherTestSupport",
             dependencies: [
-                "TetherModel", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, x509,
+                "TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, x509,
                 crypto, httpClient,
             ],
             path: "Tests/TetherTestSupport",
@@ -221,19 +226,19 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherWireTests",
-            dependencies: ["TetherWire", "TetherModel", nioCore, nioEmbedded, nioTestUtils],
+            dependencies: ["TetherWire", "TetherModel", "TetherJSON", nioCore, nioEmbedded, nioTestUtils],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel"], swiftSettings: strictSettings),
-        .testTarget(name: "TetherModelTests", dependencies: ["TetherModel"], swiftSettings: strictSettings),
+        .testTarget(name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel", "TetherJSON"], swiftSettings: strictSettings),
+        .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
         .testTarget(
             name: "TetherPluginTests",
-            dependencies: ["TetherPlugin", "TetherModel", "BuiltinPlugins"] + pluginFamilies,
+            dependencies: ["TetherPlugin", "TetherModel", "TetherJSON", "BuiltinPlugins"] + pluginFamilies,
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "TetherStoreTests",
-            dependencies: ["TetherStore", "TetherModel", "TetherTestSupport", "TetherLocal"],
+            dependencies: ["TetherStore", "TetherModel", "TetherJSON", "TetherTestSupport", "TetherLocal"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -244,7 +249,7 @@ let package = Package(
         .testTarget(
             name: "TetherSessionTests",
             dependencies: [
-                "TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherStore", "TetherModel", "BuiltinPlugins",
+                "TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherStore", "TetherModel", "TetherJSON", "BuiltinPlugins",
                 "TetherTestSupport", nioCore, nioEmbedded, logging,
             ],
             swiftSettings: strictSettings
@@ -252,7 +257,7 @@ let package = Package(
         .testTarget(
             name: "TetherIntegrationTests",
             dependencies: [
-                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherAgent",
+                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherJSON", "TetherAgent",
                 "TetherPlugin", "BuiltinPlugins", nioCore, x509, crypto, logging,
             ],
             swiftSettings: strictSettings

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire

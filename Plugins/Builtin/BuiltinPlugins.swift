@@ -1,6 +1,7 @@
 import ConfigPlugin
 import FederationPlugin
 import NetworkingPlugin
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import WorkloadsPlugin

@@ -7,6 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import TetherSecurity

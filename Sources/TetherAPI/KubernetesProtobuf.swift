@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import TetherModel
 
 /// Decodes the protobuf bodies kubectl's generator commands send (`kubectl create namespace`,

@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import TetherModel
 import TetherPlugin
 
@@ -36,7 +37,9 @@ struct OpenAPIDocuments: Sendable {
                 let path = group.name.isEmpty ? "api/\(version)" : "apis/\(group.name)/\(version)"
                 let kinds = definitions.filter { $0.kind.group == group.name && $0.kind.version == version }
                 let document = Data(ResourceHandler.encode(Self.v3Document(path: path, kinds: kinds, info: info)))
-                let hash = String(format: "%016llX", Self.fnv1a(document))
+                var digest = StableHash()
+                digest.combine(bytes: document)
+                let hash = String(format: "%016llX", digest.value)
                 documents[path] = (document, hash)
                 index[path] = ["serverRelativeURL": .string("/openapi/v3/\(path)?hash=\(hash)")]
             }
@@ -142,14 +145,6 @@ struct OpenAPIDocuments: Sendable {
         ]
     }
 
-    static func fnv1a(_ data: Data) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in data {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
 }
 
 /// Encodes the Swagger 2.0 document as the protobuf message `openapi.v2.Document` (the gnostic

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOSSL
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import TetherSecurity

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import ServiceLifecycle

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// The `autoscaling/v1` Scale view of an object with `spec.replicas`.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import TetherModel
 import TetherSecurity
 import TetherWire
 
@@ -157,7 +158,8 @@ public final class AgentConnector: Service, Sendable {
             agentVersion: configuration.agentVersion,
             cluster: cluster,
             kinds: configuration.kinds,
-            lastAppliedRevision: await hooks.lastRevision()
+            lastAppliedRevision: await hooks.lastRevision(),
+            lastAppliedDigest: await hooks.lastDigest()
         )
         let machine: AgentSessionStateMachine
         do {

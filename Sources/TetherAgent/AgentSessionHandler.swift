@@ -16,6 +16,8 @@ enum AgentSessionEvent: Sendable {
 public struct AgentSessionHooks: Sendable {
     /// The revision `hello` announces as applied.
     public var lastRevision: @Sendable () async -> UInt64?
+    /// The hub's digest of that revision, which `hello` announces with it.
+    public var lastDigest: @Sendable () async -> String? = { nil }
     /// Takes a `snapshot` or `delta`, in order, on the session's event loop, with the session's
     /// `welcome` (who sent it); false ends the session.
     public var offer: @Sendable (WireMessage, Welcome?) -> Bool

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import TetherWire

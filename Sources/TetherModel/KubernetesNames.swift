@@ -1,3 +1,5 @@
+import TetherJSON
+
 /// Kubernetes' rules for names, labels and annotations (apimachinery's `validation` package), as
 /// plain checks that return a problem in Kubernetes' words, or nil.
 ///

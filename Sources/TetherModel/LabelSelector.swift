@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 
 /// A Kubernetes label selector in its string form, as `kubectl -l` and `?labelSelector=` send it.
 ///

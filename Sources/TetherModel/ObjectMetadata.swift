@@ -1,3 +1,5 @@
+import TetherJSON
+
 /// Reading and writing `metadata` fields of an unstructured Kubernetes object.
 ///
 /// The object stays a ``JSONValue``: these accessors touch only the fields they name, so fields
@@ -71,16 +73,6 @@ extension JSONValue {
         members["apiVersion"] = nil
         members["kind"] = nil
         return .object(members)
-    }
-
-    /// Sets or (with nil) removes a top-level member of an object; does nothing to non-objects.
-    public subscript(member key: String) -> JSONValue? {
-        get { self[key] }
-        set {
-            guard case .object(var members) = self else { return }
-            members[key] = newValue
-            self = .object(members)
-        }
     }
 
     private static func stringMap(_ value: JSONValue?) -> [String: String] {

@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 
 /// The three patch formats of the Kubernetes API, applied to unstructured objects.
 extension JSONValue {

@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import Yams
 
 /// YAML (and therefore JSON, which YAML contains) decoded into ``JSONValue``: kubeconfigs,

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// The shape of a field, as far as the API checks it and publishes it in OpenAPI.

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// A column of `kubectl get` output, computed from an object.

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// The `status.conditions` of a live object, looked up by type.

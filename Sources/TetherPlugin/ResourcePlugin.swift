@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// How a live object in a member cluster is doing, as its kind understands it.

@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import TetherModel
 
 /// The status a real cluster's controllers would show for an object at a moment of its
@@ -78,7 +79,7 @@ struct StatusPlan {
 
     mutating func job() {
         let completions = spec("completions") ?? 1
-        if status["startTime"] == nil { status[member: "startTime"] = .string(Self.timestamp(Date())) }
+        if status["startTime"] == nil { status[member: "startTime"] = .string(kubernetesTimestamp(Date())) }
         if failing {
             status[member: "active"] = 0
             status[member: "failed"] = 1
@@ -86,7 +87,7 @@ struct StatusPlan {
         } else if elapsed >= readyAfter {
             status[member: "active"] = 0
             status[member: "succeeded"] = .integer(completions)
-            if status["completionTime"] == nil { status[member: "completionTime"] = .string(Self.timestamp(Date())) }
+            if status["completionTime"] == nil { status[member: "completionTime"] = .string(kubernetesTimestamp(Date())) }
             status[member: "conditions"] = .array([
                 ["type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods (simulated)"]
             ])
@@ -136,9 +137,5 @@ struct StatusPlan {
             "type": .string(type), "status": .string(type == "Progressing" ? "False" : "True"), "reason": "SimulatedFailure",
             "message": .string("simulated failure: the object carries \(WorkloadSimulator.failAnnotation)=\"true\"; it never becomes ready"),
         ]
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import TetherStore

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// A kind of stored object, named as the API names it: group and plural resource.

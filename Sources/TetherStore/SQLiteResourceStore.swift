@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TetherJSON
 import TetherModel
 
 /// The ``ResourceStore`` on SQLite (GRDB): WAL journal, `synchronous = FULL`, so a write that
@@ -169,7 +170,7 @@ public final class SQLiteResourceStore: ResourceStore {
             created.name = prefix + Self.randomSuffix()
         }
         let key = try ObjectKey(type: type, namespace: created.namespace, name: created.name ?? "")
-        let timestamp = Self.timestamp(now())
+        let timestamp = kubernetesTimestamp(now())
         let candidate = created
         return try await write(dryRun: dryRun) { context in
             guard try Self.fetch(key, in: context.db) == nil else {
@@ -246,7 +247,7 @@ public final class SQLiteResourceStore: ResourceStore {
         dryRun: Bool
     ) async throws(StoreError) -> DeleteOutcome {
         let key = try ObjectKey(type: type, namespace: namespace, name: name)
-        let timestamp = Self.timestamp(now())
+        let timestamp = kubernetesTimestamp(now())
         return try await write(dryRun: dryRun) { context in
             guard var existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
             if let uid = preconditions.uid, uid != existing.uid {
@@ -391,10 +392,6 @@ public final class SQLiteResourceStore: ResourceStore {
 
     static func decode(_ body: String) throws -> JSONValue {
         try JSONValue(parsing: body)
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
     }
 
     private static func randomSuffix() -> String {

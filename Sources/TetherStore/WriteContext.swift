@@ -1,4 +1,5 @@
 import GRDB
+import TetherJSON
 import TetherModel
 
 /// Where one object is stored.

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 // The payloads of protocol version 1. Field names are the JSON keys; `docs/protocol.md` lists
@@ -14,19 +15,24 @@ public struct Hello: Codable, Sendable, Hashable {
     public var kinds: [String]
     /// The last revision the agent applied, so the hub can send a delta instead of a snapshot.
     public var lastAppliedRevision: UInt64?
+    /// The digest the hub named for that revision: a hub restored from a backup can reuse a
+    /// revision number for another set, and a revision is current only if its digest matches too.
+    public var lastAppliedDigest: String?
 
     public init(
         protocolVersions: [Int],
         agentVersion: String,
         cluster: String,
         kinds: [String] = [],
-        lastAppliedRevision: UInt64? = nil
+        lastAppliedRevision: UInt64? = nil,
+        lastAppliedDigest: String? = nil
     ) {
         self.protocolVersions = protocolVersions
         self.agentVersion = agentVersion
         self.cluster = cluster
         self.kinds = kinds
         self.lastAppliedRevision = lastAppliedRevision
+        self.lastAppliedDigest = lastAppliedDigest
     }
 }
 
@@ -101,10 +107,12 @@ public struct Snapshot: Codable, Sendable, Hashable {
     /// What the operator confirmed of a hold the agent reported, and whether the cluster is being
     /// unjoined (see ``DesiredStateTerms``); on the last chunk.
     public var terms: DesiredStateTerms?
+    /// The digest of the whole set at `revision` (see ``Hello/lastAppliedDigest``); on the last chunk.
+    public var digest: String?
 
     public init(
         revision: UInt64, objects: [JSONValue], chunkIndex: Int = 0, chunkCount: Int = 1, orphans: [ObjectReference]? = nil,
-        terms: DesiredStateTerms? = nil
+        terms: DesiredStateTerms? = nil, digest: String? = nil
     ) {
         self.revision = revision
         self.objects = objects
@@ -112,6 +120,7 @@ public struct Snapshot: Codable, Sendable, Hashable {
         self.chunkCount = chunkCount
         self.orphans = orphans
         self.terms = terms
+        self.digest = digest
     }
 }
 
@@ -143,6 +152,8 @@ public struct Delta: Codable, Sendable, Hashable {
     /// `tether.io/orphan: "true"`). Absent in older encodings.
     public var orphans: [ObjectReference]?
     public var terms: DesiredStateTerms?
+    /// The digest of the whole set at `toRevision` (see ``Hello/lastAppliedDigest``).
+    public var digest: String?
 
     public init(
         fromRevision: UInt64,
@@ -150,8 +161,10 @@ public struct Delta: Codable, Sendable, Hashable {
         upserts: [JSONValue],
         deletes: [ObjectReference],
         orphans: [ObjectReference]? = nil,
-        terms: DesiredStateTerms? = nil
+        terms: DesiredStateTerms? = nil,
+        digest: String? = nil
     ) {
+        self.digest = digest
         self.fromRevision = fromRevision
         self.toRevision = toRevision
         self.upserts = upserts

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// Bounds on what an agent tells the hub: everything an agent's message puts on a `Cluster`

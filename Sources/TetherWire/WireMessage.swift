@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TetherJSON
 import TetherModel
 
 /// Every message of protocol version 1, with the frame type that carries it.

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import BuiltinPlugins
 import Foundation
 import TetherAgent
+import TetherModel
 import TetherPlugin
 import TetherObservability
 import TetherSecurity
@@ -173,6 +174,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             let applier = Applier(settings: settings, client: member, registry: registry, link: hooks.link, logger: logger)
             let probe = ClusterProbe(client: member, logger: logger)
             hooks.lastRevision = { await applier.lastRevision }
+            hooks.lastDigest = { await applier.lastDigest }
             hooks.offer = { applier.offer($0, from: $1) }
             hooks.established = { await applier.sessionEstablished() }
             hooks.clusterHealth = { probe.health }

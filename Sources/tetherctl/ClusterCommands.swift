@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOHTTP1
+import TetherJSON
 import TetherModel
 import TetherSecurity
 

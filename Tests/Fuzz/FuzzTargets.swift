@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import TetherAPI
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire

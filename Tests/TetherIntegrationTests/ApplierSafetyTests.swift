@@ -1,6 +1,7 @@
 import Foundation
 import TetherAgent
 import TetherLocal
+import TetherJSON
 import TetherModel
 import TetherTestSupport
 import TetherWire

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TetherAgent
 import TetherLocal
+import TetherJSON
 import TetherModel
 import TetherTestSupport
 import TetherWire
@@ -20,12 +21,11 @@ final class ApplierUnderTest: Sendable {
     init(cluster: String, kubeconfig: String, stateDirectory: String) throws {
         var clientSettings = KubernetesClientSettings()
         clientSettings.attempts = 3
-        clientSettings.initialRetryDelay = .milliseconds(50)
+        clientSettings.retryBackoff = Backoff(initial: .milliseconds(50), maximum: .seconds(5))
         let logger = Logger(label: "test.applier")
         client = try KubernetesClient(endpoint: try .kubeconfig(at: kubeconfig), settings: clientSettings, logger: logger)
         var settings = ApplierSettings(cluster: cluster, origin: "spiffe://tether.test/hub", stateDirectory: stateDirectory)
-        settings.retryInitial = .milliseconds(200)
-        settings.retryMax = .seconds(1)
+        settings.retryBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(1))
         applier = Applier(settings: settings, client: client, registry: BuiltinPlugins.agent, link: HubLink(), logger: logger)
         let applier = applier
         let events = events

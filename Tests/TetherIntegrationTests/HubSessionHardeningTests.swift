@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherTestSupport

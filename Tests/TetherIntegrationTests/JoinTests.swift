@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherTestSupport
@@ -95,10 +96,10 @@ struct AgentManifestTests {
         var grants = Set<String>()
         for document in documents where ["ClusterRole", "Role"].contains(document["kind"]?.stringValue ?? "") {
             let role = document["metadata"]?["name"]?.stringValue ?? "?"
-            for rule in document["rules"]?.arrayValue ?? [] {
-                for group in rule["apiGroups"]?.arrayValue ?? [] {
-                    for resource in rule["resources"]?.arrayValue ?? [] {
-                        for verb in rule["verbs"]?.arrayValue ?? [] {
+            for rule in document["rules"]?.arrayElements ?? [] {
+                for group in rule["apiGroups"]?.arrayElements ?? [] {
+                    for resource in rule["resources"]?.arrayElements ?? [] {
+                        for verb in rule["verbs"]?.arrayElements ?? [] {
                             grants.insert("\(role) \(group.stringValue ?? "?")/\(resource.stringValue ?? "?") \(verb.stringValue ?? "?")")
                         }
                     }
@@ -125,7 +126,7 @@ struct AgentManifestTests {
             let bound = bindings.map { "\($0["kind"]?.stringValue ?? "") \($0["metadata"]?["namespace"]?.stringValue ?? "-") \($0["roleRef"]?["name"]?.stringValue ?? "")" }
             #expect(Set(bound) == ["ClusterRoleBinding - tether-agent-cluster", "RoleBinding shop tether-agent"])
             let deployment = try #require(documents.first { $0["kind"]?.stringValue == "Deployment" })
-            let volumes = deployment["spec"]?["template"]?["spec"]?["volumes"]?.arrayValue ?? []
+            let volumes = deployment["spec"]?["template"]?["spec"]?["volumes"]?.arrayElements ?? []
             #expect(volumes.contains { $0["persistentVolumeClaim"]?["claimName"]?.stringValue == "tether-agent-state" })
             #expect(documents.contains { $0["kind"]?.stringValue == "PersistentVolumeClaim" })
         }

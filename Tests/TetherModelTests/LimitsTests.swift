@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 import Testing
 

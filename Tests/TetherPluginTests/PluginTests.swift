@@ -2,6 +2,7 @@ import BuiltinPlugins
 import ConfigPlugin
 import Foundation
 import NetworkingPlugin
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import Testing

@@ -1,5 +1,6 @@
 import BuiltinPlugins
 import FederationPlugin
+import TetherJSON
 import TetherModel
 import TetherPlugin
 import Testing

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import TetherHub
+import TetherJSON
 import TetherModel
 import TetherStore
 import TetherTestSupport

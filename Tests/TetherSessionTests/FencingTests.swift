@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 import TetherWire
 import Testing
@@ -57,6 +58,18 @@ struct FencingTests {
         #expect(hold.reason == .revisionRegressed && hold.token == "rewind:e1:575")
         let confirmed = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 4, terms: DesiredStateTerms(confirmedHold: hold.token), removals: [], managed: 10)
         #expect(confirmed.action == .apply(prune: true) && confirmed.baseline.revision == 4)
+    }
+
+    @Test("the held revision again with another digest (a restored store whose revisions file lagged): refused; the same digest is not")
+    func revisionReused() throws {
+        let applied = FencingBaseline(federation: "fed-a", epoch: "e1", revision: 575, digest: "a1")
+        let reused = fencing.decide(baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
+        #expect(reused.action == .refuse)
+        #expect(try #require(reused.hold).reason == .revisionRegressed)
+        let same = fencing.decide(baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "a1", terms: nil, removals: [], managed: 10)
+        #expect(same.action == .apply(prune: true) && same.hold == nil)
+        let older = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
+        #expect(older.action == .apply(prune: true), "an agent that never learned a digest cannot tell, and trusts the revision")
     }
 
     @Test("removing 9 of 10 is held, 1 of 10 is not; an unjoin is never held; a confirmation covers exactly those removals")

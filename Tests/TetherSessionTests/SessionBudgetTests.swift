@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire

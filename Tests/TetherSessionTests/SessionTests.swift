@@ -3,6 +3,7 @@ import NIOEmbedded
 import TetherSecurity
 import TetherWire
 import Testing
+import TetherModel
 
 @testable import TetherAgent
 @testable import TetherHub

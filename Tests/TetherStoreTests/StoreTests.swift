@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import TetherModel
 import TetherLocal
 import TetherStore

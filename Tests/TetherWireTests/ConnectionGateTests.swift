@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+import TetherJSON
 import TetherModel
 import TetherWire
 import Testing

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import TetherJSON
 import TetherModel
 import Testing
 

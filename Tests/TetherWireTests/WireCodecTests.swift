@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
+import TetherJSON
 import TetherModel
 import Testing
 

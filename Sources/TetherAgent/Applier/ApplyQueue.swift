@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 
 /// Objects waiting to be reconciled, each at most once, lowest priority number first.

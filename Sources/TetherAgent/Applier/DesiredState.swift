@@ -1,5 +1,6 @@
 import Foundation
 import TetherFiles
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire

@@ -1,3 +1,4 @@
+import TetherJSON
 import TetherModel
 import TetherWire
 
@@ -7,11 +8,14 @@ public struct FencingBaseline: Codable, Sendable, Hashable {
     public var federation: String?
     public var epoch: String?
     public var revision: UInt64?
+    /// The digest the hub named for `revision` (nil from an older hub).
+    public var digest: String?
 
-    public init(federation: String? = nil, epoch: String? = nil, revision: UInt64? = nil) {
+    public init(federation: String? = nil, epoch: String? = nil, revision: UInt64? = nil, digest: String? = nil) {
         self.federation = federation
         self.epoch = epoch
         self.revision = revision
+        self.digest = digest
     }
 }
 
@@ -46,13 +50,13 @@ struct Fencing: Sendable {
     /// - Parameters:
     ///   - baseline: what the agent trusts now.
     ///   - federation, epoch: what the hub's `welcome` named (nil from an older hub).
-    ///   - revision: the desired state's revision.
+    ///   - revision: the desired state's revision, and `digest` the hub's digest of it.
     ///   - terms: what the hub says besides objects (a confirmed hold, an unjoin).
     ///   - removals: objects the agent manages (its inventory) that the set would remove.
     ///   - managed: how many objects the agent manages.
     func decide(
-        baseline: FencingBaseline, federation: String?, epoch: String?, revision: UInt64, terms: DesiredStateTerms?,
-        removals: Set<ObjectReference>, managed: Int
+        baseline: FencingBaseline, federation: String?, epoch: String?, revision: UInt64, digest: String? = nil,
+        terms: DesiredStateTerms?, removals: Set<ObjectReference>, managed: Int
     ) -> Decision {
         let confirmed = terms?.confirmedHold
         let unchanged = Decision(action: .refuse, hold: nil, baseline: baseline)
@@ -65,7 +69,9 @@ struct Fencing: Sendable {
             )
             return refusal
         }
-        let accepted = FencingBaseline(federation: federation ?? baseline.federation, epoch: epoch ?? baseline.epoch, revision: revision)
+        let accepted = FencingBaseline(
+            federation: federation ?? baseline.federation, epoch: epoch ?? baseline.epoch, revision: revision, digest: digest
+        )
         if let trusted = baseline.epoch, let named = epoch, trusted != named {
             let token = "epoch:\(named)"
             if confirmed == token { return Decision(action: .apply(prune: true), hold: nil, baseline: accepted) }
@@ -81,13 +87,17 @@ struct Fencing: Sendable {
                 baseline: baseline
             )
         }
-        if let held = baseline.revision, revision < held, epoch == nil || epoch == baseline.epoch {
+        // A restored store can also reach the held revision again with another set (its
+        // revisions file lags its database by up to a second): the digest tells them apart.
+        let reused = revision == baseline.revision && digest != nil && baseline.digest != nil && digest != baseline.digest
+        if let held = baseline.revision, revision < held || reused, epoch == nil || epoch == baseline.epoch {
             let token = "rewind:\(baseline.epoch ?? "-"):\(held)"
             if confirmed == token { return Decision(action: .apply(prune: true), hold: nil, baseline: accepted) }
             var refusal = unchanged
+            let sent = reused ? "revision \(revision) again with another set than" : "revision \(revision), older than"
             refusal.hold = Ack.Hold(
                 reason: .revisionRegressed,
-                message: "the hub sent revision \(revision), older than revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
+                message: "the hub sent \(sent) revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
                 token: token, wouldRemove: removals.count, managed: managed
             )
             return refusal
@@ -113,16 +123,9 @@ struct Fencing: Sendable {
 
     /// Names exactly this set of removals: a confirmation covers these objects and no others.
     static func pruneToken(_ removals: Set<ObjectReference>) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for reference in removals.map(\.description).sorted() {
-            for byte in reference.utf8 {
-                hash ^= UInt64(byte)
-                hash &*= 0x100_0000_01b3
-            }
-            hash ^= 0xFF
-            hash &*= 0x100_0000_01b3
-        }
-        return "prune:\(removals.count):\(String(hash, radix: 16))"
+        var hash = StableHash()
+        for reference in removals.map(\.description).sorted() { hash.combine(reference) }
+        return "prune:\(removals.count):\(String(hash.value, radix: 16))"
     }
 }
 

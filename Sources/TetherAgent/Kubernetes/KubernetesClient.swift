@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import TetherJSON
 import TetherModel
 
 /// A failed call to a member's Kubernetes API, with what the API said.
@@ -39,9 +40,8 @@ public struct KubernetesClientSettings: Sendable {
     public var maxConcurrentRequests: Int = 8
     /// Tries of one request before its error goes back to the caller.
     public var attempts: Int = 5
-    /// First retry delay; doubles each try, with full jitter, up to `maxRetryDelay`.
-    public var initialRetryDelay: Duration = .milliseconds(200)
-    public var maxRetryDelay: Duration = .seconds(5)
+    /// Waits between attempts of one request: 200 ms doubling to 5 s, with full jitter.
+    public var retryBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
     public var requestTimeout: TimeAmount = .seconds(30)
     /// Largest response body read (a list of many objects); larger ones fail instead of growing memory.
     public var maxResponseBytes: Int = 64 << 20
@@ -306,7 +306,7 @@ public final class KubernetesClient: Sendable {
             case .failure(let failure):
                 attempt += 1
                 guard failure.error.isTransient, attempt < settings.attempts, !Task.isCancelled else { throw failure.error }
-                let delay = max(backoff(attempt: attempt), failure.retryAfter ?? .zero)
+                let delay = max(settings.retryBackoff.delay(attempt: attempt - 1), failure.retryAfter ?? .zero)
                 logger.debug(
                     "member API call failed; retrying",
                     metadata: [
@@ -393,12 +393,6 @@ public final class KubernetesClient: Sendable {
         case .none, .clientCertificate:
             return nil
         }
-    }
-
-    private func backoff(attempt: Int) -> Duration {
-        let ceiling = min(settings.maxRetryDelay, settings.initialRetryDelay * (1 << min(attempt - 1, 20)))
-        let milliseconds = ceiling.components.seconds * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
-        return .milliseconds(Int64.random(in: 0...max(1, milliseconds)))
     }
 
     static func error(status: Int, body: ByteBuffer) -> KubernetesError {

@@ -1,4 +1,5 @@
 import Foundation
+import TetherJSON
 import TetherModel
 
 /// Why the agent cannot tell how to reach its member cluster.

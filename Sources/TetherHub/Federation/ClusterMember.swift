@@ -1,39 +1,22 @@
-import Metrics
-import NIOCore
+import TetherJSON
 import TetherModel
 import TetherWire
 
 /// One cluster's copy of a federated object, with its share of the cluster's digest and its
 /// size as compact JSON (what a push of it costs).
-struct PlacedCopy {
+struct PlacedCopy: Sendable {
     var value: JSONValue
     var contribution: UInt64
     var size: Int
 }
 
-/// A cluster's gauges recorded per push, ack and heartbeat, made once: making a labelled
-/// gauge is a registry lookup, and a fan-out records three per cluster.
-struct ClusterGauges {
-    let revision: Gauge
-    let ackedRevision: Gauge
-    let lag: Gauge
-    let lastHeartbeat: Gauge
-
-    init(cluster: String) {
-        revision = Gauge(label: "tether_hub_cluster_revision", dimensions: [("cluster", cluster)])
-        ackedRevision = Gauge(label: "tether_hub_cluster_acked_revision", dimensions: [("cluster", cluster)])
-        lag = Gauge(label: "tether_hub_cluster_revision_lag", dimensions: [("cluster", cluster)])
-        lastHeartbeat = Gauge(label: "tether_hub_cluster_last_heartbeat_timestamp_seconds", dimensions: [("cluster", cluster)])
-    }
-}
-
 /// What the hub knows of one member cluster: its desired set and revision, its session, and
 /// what its agent holds of the set.
-struct ClusterMember {
-    let gauges: ClusterGauges
+struct ClusterMember: Sendable {
     var revision: UInt64 = 0
     var desired: [ObjectReference: PlacedCopy] = [:]
-    var session: (id: String, channel: any Channel)?
+    /// The agent's session, by ID.
+    var session: String?
     /// The revision the agent holds (last written to it, or announced and current); nil until
     /// a snapshot has been written in this session.
     var sent: UInt64?
@@ -42,28 +25,28 @@ struct ClusterMember {
     /// as sent would copy it (copy-on-write) at the first change after every push.
     var unsent: [ObjectReference: Bool] = [:]
     var pushing = false
-    /// Pushes that failed in a row, and the retry waiting out its backoff.
+    /// Pushes that failed in a row; while a retry waits out its backoff, the timer that ends it.
     var pushFailures = 0
-    var pushRetry: Task<Void, Never>?
+    var pushRetry: FederationTimer?
     var acked: UInt64?
     /// Rebalanced away after its agent stayed away past `rebalanceAfter`: placed nothing.
     var excluded = false
-    var outage: Task<Void, Never>?
+    /// Counts sessions coming and going, so a timer set for an outage that has since ended is ignored.
+    var outage = 0
     /// The revision the agent's `hello` says it holds, until the first push decides what to send.
     var announced: UInt64?
-    /// The last revision written to the agent and when, for push-to-ack latency.
-    var lastPush: (revision: UInt64, at: ContinuousClock.Instant)?
+    /// The digest the agent's `hello` names for that revision (nil from an older agent).
+    var announcedDigest: String?
     /// What the pushes say besides objects: a hold the operator confirmed, an unjoin under way.
     var terms = DesiredStateTerms()
     /// The hold the agent last reported in an `ack`, as shown on the Cluster.
     var reportedHold: Ack.Hold?
     /// The digest of `desired`: the wrapping sum of each object's
-    /// ``FederationEngine/contribution(_:_:)``, independent of order and kept as objects change.
+    /// ``FederationState/contribution(_:_:)``, independent of order and kept as objects change.
     var digestSum: UInt64 = 0
 
-    init(gauges: ClusterGauges) {
-        self.gauges = gauges
-    }
+    /// `digestSum` as it travels: in pushes, in a `hello`, in the revisions file.
+    var digest: String { String(digestSum, radix: 16) }
 
     enum PushStep {
         case nothing
@@ -78,13 +61,17 @@ struct ClusterMember {
     /// what changed since the last written push; a delta larger than one chunk goes as a
     /// snapshot instead, so no message outgrows a frame. Marks the member pushing when it sends.
     mutating func nextPush(orphaned: Set<ObjectReference>, chunkBytes: Int) -> PushStep {
-        if sent == nil, let announced, announced == revision {
+        // A hub restored from a backup can reuse a revision number for another set: the
+        // revision is current only when the digest matches as well.
+        if sent == nil, let announced, announced == revision, announcedDigest == nil || announcedDigest == digest {
             sent = revision
             unsent = [:]
             self.announced = nil
+            announcedDigest = nil
             return .current(revision)
         }
         announced = nil
+        announcedDigest = nil
         guard sent != revision else { return .nothing }
         var messages: [WireMessage]?
         if let sent {
@@ -105,7 +92,7 @@ struct ClusterMember {
                     .delta(
                         Delta(
                             fromRevision: sent, toRevision: revision, upserts: upserts, deletes: deletes,
-                            orphans: orphans.isEmpty ? nil : orphans, terms: terms.isEmpty ? nil : terms
+                            orphans: orphans.isEmpty ? nil : orphans, terms: terms.isEmpty ? nil : terms, digest: digest
                         )
                     )
                 ]
@@ -136,7 +123,8 @@ struct ClusterMember {
             return .snapshot(
                 Snapshot(
                     revision: revision, objects: objects, chunkIndex: index, chunkCount: groups.count,
-                    orphans: last && !orphans.isEmpty ? orphans : nil, terms: last && !terms.isEmpty ? terms : nil
+                    orphans: last && !orphans.isEmpty ? orphans : nil, terms: last && !terms.isEmpty ? terms : nil,
+                    digest: last ? digest : nil
                 )
             )
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import TetherJSON
 import TetherModel
 import TetherStore
 import TetherWire
@@ -43,7 +44,6 @@ actor MemberEvents {
     private var pending: [String: Pending] = [:]
     private var order: [String] = []
     private var forgotten: [(namespace: String, uid: String)] = []
-    private var flushing = false
 
     init(store: any ResourceStore, logger: Logger) {
         self.store = store
@@ -72,7 +72,6 @@ actor MemberEvents {
             namespace: namespace, name: name, observation: observation, reason: reason, type: type, message: message,
             at: kubernetesTimestamp()
         )
-        flush()
     }
 
     /// The object is gone: its Events go too, and nothing more is recorded for it.
@@ -84,7 +83,6 @@ actor MemberEvents {
         }
         order.removeAll { pending[$0] == nil }
         forgotten.append((namespace, uid))
-        flush()
     }
 
     static func describe(_ report: StatusReport.ObjectStatus, cluster: String) -> (reason: String, type: String, message: String) {
@@ -100,15 +98,8 @@ actor MemberEvents {
         }
     }
 
-    private func flush() {
-        guard !flushing else { return }
-        flushing = true
-        Task {
-            await self.drain()
-        }
-    }
-
-    private func drain() async {
+    /// Writes what is queued; the engine's status writer calls it after its own writes.
+    func drain() async {
         while true {
             if !forgotten.isEmpty {
                 let gone = forgotten.removeFirst()
@@ -120,33 +111,24 @@ actor MemberEvents {
             guard let event = pending.removeValue(forKey: key) else { continue }
             await write(event)
         }
-        flushing = false
     }
 
     private func write(_ event: Pending) async {
-        for _ in 0..<3 {
-            do {
-                if var existing = try? await store.get(Self.eventType, namespace: event.namespace, name: event.name) {
-                    let sameObject = existing.string(at: "involvedObject", "uid") == event.observation.uid
-                    existing.set(.integer(sameObject ? (existing.integer(at: "count") ?? 1) + 1 : 1), at: ["count"])
-                    if !sameObject { existing.set(.string(event.at), at: ["firstTimestamp"]) }
-                    existing.set(.string(event.at), at: ["lastTimestamp"])
-                    existing.set(.string(event.message), at: ["message"])
-                    existing.set(Self.involvedObject(event.observation), at: ["involvedObject"])
-                    _ = try await store.update(existing, as: Self.eventType, dryRun: false)
-                } else {
-                    _ = try await store.create(Self.newEvent(event), as: Self.eventType, dryRun: false)
-                }
-                return
-            } catch {
-                guard error.code == .conflict || error.code == .alreadyExists else {
-                    logger.warning(
-                        "cannot record an event",
-                        metadata: ["tether.event": "federation.event_failed", "tether.object": "\(event.observation.object)", "tether.error": "\(error)"]
-                    )
-                    return
-                }
+        do {
+            try await store.modify(Self.eventType, namespace: event.namespace, name: event.name, attempts: 3, createIfMissing: { Self.newEvent(event) }) { existing in
+                let sameObject = existing.string(at: "involvedObject", "uid") == event.observation.uid
+                existing.set(.integer(sameObject ? (existing.integer(at: "count") ?? 1) + 1 : 1), at: ["count"])
+                if !sameObject { existing.set(.string(event.at), at: ["firstTimestamp"]) }
+                existing.set(.string(event.at), at: ["lastTimestamp"])
+                existing.set(.string(event.message), at: ["message"])
+                existing.set(Self.involvedObject(event.observation), at: ["involvedObject"])
+                return true
             }
+        } catch {
+            logger.warning(
+                "cannot record an event",
+                metadata: ["tether.event": "federation.event_failed", "tether.object": "\(event.observation.object)", "tether.error": "\(error)"]
+            )
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import TetherJSON
 import TetherModel
 import TetherPlugin
 
@@ -32,35 +32,32 @@ struct Placement {
     static let clusterSelectorAnnotation = "federation.alpha.kubernetes.io/cluster-selector"
     static let replicaPreferencesAnnotation = "federation.kubernetes.io/replica-set-preferences"
 
-    /// Cluster name → its `Cluster` object (for labels).
-    var clusters: [String: JSONValue]
-    var propagationPolicies: [JSONValue]
-    var overridePolicies: [JSONValue]
+    /// Cluster name → its labels.
+    var clusters: [String: [String: String]]
+    /// In name order: the first that selects an object governs it.
+    var propagationPolicies: [PropagationPolicy]
+    /// In name order: every one that selects an object applies, in turn.
+    var overridePolicies: [OverridePolicy]
 
-    /// Each target cluster's copy of `object`, before the plugin prepares it.
-    func copies(of object: JSONValue, plugin: any ResourcePlugin) -> [String: JSONValue] {
-        let policy = propagationPolicies.sorted { ($0.name ?? "") < ($1.name ?? "") }.first { Self.selects($0, object) }
-        let targets = targetClusters(for: object, policy: policy)
+    /// Each target cluster's copy of `object`, before the plugin prepares it, among `candidates`
+    /// (clusters that take part: joined, not rebalanced away).
+    func copies(of object: JSONValue, plugin: any ResourcePlugin, among candidates: Set<String>) -> [String: JSONValue] {
+        let policy = propagationPolicies.first { PolicyDecoding.selects($0.spec.resourceSelectors, namespace: $0.namespace, object) }
+        let targets = targetClusters(for: object, policy: policy, among: candidates)
         guard !targets.isEmpty else { return [:] }
         var copies: [String: JSONValue] = [:]
-        let scheduling = policy?.value(at: "spec", "replicaScheduling")
-        if let total = plugin.replicas(of: object), scheduling?["type"]?.stringValue != "Duplicated" {
-            var weights = (scheduling?["weights"]?.objectMembers ?? [:]).compactMapValues(\.integerValue)
+        let scheduling = policy?.spec.replicaScheduling
+        if let total = plugin.replicas(of: object), scheduling?.type != .duplicated {
+            var weights = scheduling?.weights ?? [:]
             var bounds: [String: ReplicaDivision.Bounds] = [:]
             for name in targets {
-                bounds[name] = ReplicaDivision.Bounds(
-                    minimum: scheduling?.value(at: "minReplicas", name)?.integerValue ?? 0,
-                    maximum: scheduling?.value(at: "maxReplicas", name)?.integerValue
-                )
+                bounds[name] = ReplicaDivision.Bounds(minimum: scheduling?.minReplicas?[name] ?? 0, maximum: scheduling?.maxReplicas?[name])
             }
             if policy == nil, let preferences = Self.replicaPreferences(object) {
                 for name in targets {
-                    let entry = preferences[name] ?? preferences["*"]
-                    weights[name] = entry?["weight"]?.integerValue ?? weights[name]
-                    bounds[name] = ReplicaDivision.Bounds(
-                        minimum: entry?["minReplicas"]?.integerValue ?? 0,
-                        maximum: entry?["maxReplicas"]?.integerValue
-                    )
+                    let entry = preferences.clusters[name] ?? preferences.clusters["*"]
+                    weights[name] = entry?.weight ?? weights[name]
+                    bounds[name] = ReplicaDivision.Bounds(minimum: entry?.minReplicas ?? 0, maximum: entry?.maxReplicas)
                 }
             }
             let shares = ReplicaDivision.divide(total, among: targets, weights: weights, bounds: bounds)
@@ -72,113 +69,74 @@ struct Placement {
         return copies
     }
 
-    func targetClusters(for object: JSONValue, policy: JSONValue?) -> [String] {
-        var names = clusters.keys.sorted()
-        if let placement = policy?.value(at: "spec", "placement") {
-            if let wanted = placement["clusterNames"]?.arrayElements.compactMap(\.stringValue), !wanted.isEmpty {
-                names = names.filter(wanted.contains)
+    func targetClusters(for object: JSONValue, policy: PropagationPolicy?, among candidates: Set<String>) -> [String] {
+        var names = candidates.filter { clusters[$0] != nil }.sorted()
+        if let placement = policy?.spec.placement {
+            if let wanted = placement.clusterNames, !wanted.isEmpty { names = names.filter(wanted.contains) }
+            if let spec = placement.clusterSelector {
+                let selector = spec.selector
+                names = names.filter { selector?.matches(clusters[$0] ?? [:]) == true }
             }
-            if let selector = placement["clusterSelector"].flatMap(Self.labelSelector) {
-                names = names.filter { selector.matches(clusters[$0]?.labels ?? [:]) }
-            }
-            let excluded = placement["excludeClusters"]?.arrayElements.compactMap(\.stringValue) ?? []
+            let excluded = placement.excludeClusters ?? []
             names = names.filter { !excluded.contains($0) }
         }
         if let selector = Self.annotationClusterSelector(object) {
-            names = names.filter { selector.matches(clusters[$0]?.labels ?? [:]) }
+            names = names.filter { selector.matches(clusters[$0] ?? [:]) }
         }
         return names
     }
 
     private func overridden(_ object: JSONValue, for cluster: String) -> JSONValue {
         var copy = object
-        let policies = overridePolicies.sorted { ($0.name ?? "") < ($1.name ?? "") }.filter { Self.selects($0, object) }
-        for policy in policies {
-            for rule in policy.value(at: "spec", "overrides")?.arrayElements ?? [] where appliesTo(rule, cluster) {
-                if let image = rule["image"]?.stringValue {
+        for policy in overridePolicies where PolicyDecoding.selects(policy.spec.resourceSelectors, namespace: policy.namespace, object) {
+            for rule in policy.spec.overrides ?? [] where appliesTo(rule, cluster) {
+                if let image = rule.image {
                     for list in ["containers", "initContainers"] {
                         guard case .array(let containers)? = copy.value(at: "spec", "template", "spec", list) else { continue }
-                        copy.set(.array(containers.map { var container = $0; container[member: "image"] = .string(image); return container }), at: ["spec", "template", "spec", list])
+                        let replaced = containers.map { container in
+                            var container = container
+                            container[member: "image"] = .string(image)
+                            return container
+                        }
+                        copy.set(.array(replaced), at: ["spec", "template", "spec", list])
                     }
                 }
-                if let replicas = rule["replicas"]?.integerValue {
-                    copy.set(.integer(replicas), at: ["spec", "replicas"])
-                }
-                if let labels = rule["labels"]?.objectMembers.compactMapValues(\.stringValue) {
-                    copy.labels = copy.labels.merging(labels) { $1 }
-                }
-                if let annotations = rule["annotations"]?.objectMembers.compactMapValues(\.stringValue) {
-                    copy.annotations = copy.annotations.merging(annotations) { $1 }
-                }
-                if let patch = rule["jsonPatch"], let patched = try? copy.applyingJSONPatch(patch, limits: .default) {
-                    copy = patched
-                }
+                if let replicas = rule.replicas { copy.set(.integer(replicas), at: ["spec", "replicas"]) }
+                if let labels = rule.labels { copy.labels = copy.labels.merging(labels) { $1 } }
+                if let annotations = rule.annotations { copy.annotations = copy.annotations.merging(annotations) { $1 } }
+                if let patch = rule.jsonPatch, let patched = try? copy.applyingJSONPatch(patch, limits: .default) { copy = patched }
             }
         }
         return copy
     }
 
-    private func appliesTo(_ rule: JSONValue, _ cluster: String) -> Bool {
-        if let names = rule["clusterNames"]?.arrayElements.compactMap(\.stringValue), !names.contains(cluster) { return false }
-        if let selector = rule["clusterSelector"].flatMap(Self.labelSelector), !selector.matches(clusters[cluster]?.labels ?? [:]) {
-            return false
-        }
+    private func appliesTo(_ rule: OverridePolicy.Rule, _ cluster: String) -> Bool {
+        if let names = rule.clusterNames, !names.contains(cluster) { return false }
+        if let spec = rule.clusterSelector, spec.selector?.matches(clusters[cluster] ?? [:]) != true { return false }
         return true
-    }
-
-    /// Whether a policy's `resourceSelectors` pick `object` (same namespace; any selector matching).
-    static func selects(_ policy: JSONValue, _ object: JSONValue) -> Bool {
-        guard policy.namespace == object.namespace || object.namespace == nil else { return false }
-        let selectors = policy.value(at: "spec", "resourceSelectors")?.arrayElements ?? []
-        return selectors.contains { selector in
-            if let apiVersion = selector["apiVersion"]?.stringValue, apiVersion != object.apiVersion { return false }
-            if let kind = selector["kind"]?.stringValue, kind != object.kind { return false }
-            if let name = selector["name"]?.stringValue, name != object.name { return false }
-            if let labels = selector["labelSelector"].flatMap(labelSelector), !labels.matches(object.labels) { return false }
-            return true
-        }
-    }
-
-    /// A Kubernetes `LabelSelector` object (`matchLabels`, `matchExpressions`).
-    static func labelSelector(_ value: JSONValue) -> LabelSelector? {
-        var terms: [String] = []
-        for (key, item) in (value["matchLabels"]?.objectMembers ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard let text = item.stringValue else { return nil }
-            terms.append("\(key)=\(text)")
-        }
-        for expression in value["matchExpressions"]?.arrayElements ?? [] {
-            guard let term = requirement(expression) else { return nil }
-            terms.append(term)
-        }
-        return try? LabelSelector(parsing: terms.joined(separator: ","))
-    }
-
-    private static func requirement(_ expression: JSONValue) -> String? {
-        guard let key = expression["key"]?.stringValue, let op = expression["operator"]?.stringValue else { return nil }
-        let values = (expression["values"]?.arrayElements ?? []).compactMap(\.stringValue).joined(separator: ",")
-        switch op.lowercased() {
-        case "in", "=", "==": return "\(key) in (\(values))"
-        case "notin", "!=": return "\(key) notin (\(values))"
-        case "exists": return key
-        case "doesnotexist": return "!\(key)"
-        default: return nil
-        }
     }
 
     /// `federation.alpha.kubernetes.io/cluster-selector`: a JSON list of `{key, operator, values}`.
     static func annotationClusterSelector(_ object: JSONValue) -> LabelSelector? {
         guard let text = object.annotations[clusterSelectorAnnotation],
-            let list = try? JSONValue(parsing: text)
+            let requirements = try? JSONValueDecoder().decode([LabelSelectorSpec.Requirement].self, from: Array(text.utf8))
         else { return nil }
-        let terms = list.arrayElements.compactMap(requirement)
-        return try? LabelSelector(parsing: terms.joined(separator: ","))
+        return try? LabelSelector(parsing: requirements.compactMap(LabelSelectorSpec.term).joined(separator: ","))
     }
 
     /// `federation.kubernetes.io/replica-set-preferences`: `{"clusters": {"name" or "*": {weight, minReplicas, maxReplicas}}}`.
-    static func replicaPreferences(_ object: JSONValue) -> [String: JSONValue]? {
-        guard let text = object.annotations[replicaPreferencesAnnotation],
-            let preferences = try? JSONValue(parsing: text)
-        else { return nil }
-        return preferences["clusters"]?.objectMembers
+    struct ReplicaPreferences: Decodable {
+        struct Entry: Decodable {
+            var weight: Int64?
+            var minReplicas: Int64?
+            var maxReplicas: Int64?
+        }
+
+        var clusters: [String: Entry]
+    }
+
+    static func replicaPreferences(_ object: JSONValue) -> ReplicaPreferences? {
+        guard let text = object.annotations[replicaPreferencesAnnotation] else { return nil }
+        return try? JSONValueDecoder().decode(ReplicaPreferences.self, from: Array(text.utf8))
     }
 }

@@ -41,6 +41,16 @@ extension JSONValue {
         set(nil, at: keys)
     }
 
+    /// Sets or (with nil) removes a top-level member of an object; does nothing to non-objects.
+    public subscript(member key: String) -> JSONValue? {
+        get { self[key] }
+        set {
+            guard case .object(var members) = self else { return }
+            members[key] = newValue
+            self = .object(members)
+        }
+    }
+
     /// The members of an object as a dictionary; empty for anything else.
     public var objectMembers: [String: JSONValue] {
         if case .object(let members) = self { return members }

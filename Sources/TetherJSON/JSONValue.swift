@@ -78,12 +78,6 @@ extension JSONValue {
         return value
     }
 
-    /// The elements of an array, or nil for anything else.
-    public var arrayValue: [JSONValue]? {
-        guard case .array(let elements) = self else { return nil }
-        return elements
-    }
-
     /// The integer this value holds (a double with no fraction counts), or nil.
     public var integerValue: Int64? {
         switch self {

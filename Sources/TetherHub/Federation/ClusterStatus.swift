@@ -1,0 +1,82 @@
+import Foundation
+import TetherJSON
+import TetherModel
+import TetherSecurity
+import TetherWire
+
+/// How each ``ClusterStatusChange`` shows in a Cluster's `status`: pure, so the engine's writer
+/// can apply the pending changes of a cluster to the status it has just read, in one write.
+enum ClusterStatus {
+    static func apply(_ change: ClusterStatusChange, to status: inout [String: JSONValue]) {
+        switch change {
+        case .phase(let phase, let reason, let message, let at):
+            status["phase"] = .string(phase)
+            setCondition(
+                "Ready", phase == "Ready",
+                reason: reason ?? (phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
+                message: message, at: at, in: &status
+            )
+        case .agent(let version, let kinds):
+            status["agentVersion"] = .string(version)
+            status["kinds"] = .array(kinds.map(JSONValue.string))
+        case .certificate(let certificate, let at):
+            describe(certificate, at: at, into: &status)
+        case .health(let health, let certificate, let at):
+            if let certificate { describe(certificate, at: at, into: &status) }
+            status["lastHeartbeatTime"] = .string(kubernetesTimestamp(at))
+            status["kubernetesVersion"] = health.kubernetesVersion.map(JSONValue.string)
+            status["nodeCount"] = health.nodeCount.map { .integer(Int64($0)) }
+            status["apiReachable"] = .bool(health.apiReachable)
+            if let allocatable = health.allocatable { status["allocatable"] = .object(allocatable.mapValues(JSONValue.integer)) }
+        case .delivery(let delivered, let reason, let message, let at):
+            setCondition("DesiredStateDelivered", delivered, reason: reason, message: message, at: at, in: &status)
+        case .hold(let hold, let cluster, let at):
+            guard let hold else {
+                status["hold"] = nil
+                setCondition("DesiredStateHeld", false, reason: "Applied", message: "the agent applies its desired state in full", at: at, in: &status)
+                return
+            }
+            status["hold"] = [
+                "reason": .string(hold.reason.rawValue), "message": .string(hold.message), "token": .string(hold.token),
+                "wouldRemove": .integer(Int64(hold.wouldRemove)), "managed": .integer(Int64(hold.managed)),
+            ]
+            let next = hold.reason == .foreignFederation
+                ? "give the agent a bundle of this federation, or clear its state directory"
+                : "check, then run `tetherctl cluster confirm \(cluster)`"
+            setCondition("DesiredStateHeld", true, reason: hold.reason.rawValue, message: hold.message + "; " + next, at: at, in: &status)
+        }
+    }
+
+    /// Sets one condition of a status, keeping the others; its transition time moves only when its status does.
+    static func setCondition(_ type: String, _ value: Bool, reason: String, message: String, at: Date, in status: inout [String: JSONValue]) {
+        var conditions = status["conditions"]?.arrayElements ?? []
+        let index = conditions.firstIndex { $0["type"]?.stringValue == type }
+        let previous = index.map { conditions[$0] }
+        let text = value ? "True" : "False"
+        let now = JSONValue.string(kubernetesTimestamp(at))
+        let transition = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] ?? now : now
+        let condition: JSONValue = [
+            "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
+            "lastTransitionTime": transition,
+        ]
+        if let index { conditions[index] = condition } else { conditions.append(condition) }
+        status["conditions"] = .array(conditions)
+    }
+
+    /// The agent's certificate, and a `CertificateExpiring` condition once less than a quarter of
+    /// its lifetime is left (renewal is due at two thirds).
+    static func describe(_ certificate: CertificateSummary, at now: Date, into status: inout [String: JSONValue]) {
+        status["certificate"] = [
+            "serial": .string(certificate.serial), "issuer": .string(certificate.issuer),
+            "notBefore": .string(kubernetesTimestamp(certificate.notBefore)), "notAfter": .string(kubernetesTimestamp(certificate.notAfter)),
+        ]
+        let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
+        let left = certificate.notAfter.timeIntervalSince(now)
+        let expiring = left < lifetime / 4
+        let message = expiring
+            ? "the agent's certificate (serial \(certificate.serial)) expires at \(kubernetesTimestamp(certificate.notAfter)) and was not renewed; "
+                + "see the agent's certificates.renewal_* log events, or renew with `tetherctl certs renew --cluster`"
+            : "the agent's certificate is valid until \(kubernetesTimestamp(certificate.notAfter))"
+        setCondition("CertificateExpiring", expiring, reason: expiring ? "NotRenewed" : "Valid", message: message, at: now, in: &status)
+    }
+}

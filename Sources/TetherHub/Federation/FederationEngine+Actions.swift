@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import TetherFiles
+import TetherJSON
+import TetherModel
+import TetherStore
+import TetherWire
+
+/// I/O an action asks for, run as a child of the engine's task group.
+enum FederationWork: Sendable {
+    case push(AgentLink, cluster: String, session: String, messages: [WireMessage], revision: UInt64, changes: [ObjectReference: Bool])
+    case endSession(AgentLink, GoAway)
+    case register(String)
+    case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
+    case timer(FederationTimer, after: Duration)
+    case writeRevisions([String: RevisionRecord])
+    case forgetEvents(namespace: String?, uid: String)
+}
+
+extension FederationEngine {
+    /// Performs one action: at once when it needs no I/O, else as work for the task group.
+    func perform(_ action: FederationAction) {
+        switch action {
+        case .push(let cluster, let session, let messages, let revision, let changes):
+            guard let link = links[session] else {
+                handle(.pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: "the session has ended", at: Date()))
+                return
+            }
+            enqueue(.push(link, cluster: cluster, session: session, messages: messages, revision: revision, changes: changes))
+        case .endSession(_, let session, let goaway):
+            if let link = links[session] { enqueue(.endSession(link, goaway)) }
+        case .registerCluster(let name):
+            enqueue(.register(name))
+        case .setFinalizer(let finalizer, let present, let type, let namespace, let name):
+            enqueue(.setFinalizer(finalizer, present: present, type: type, namespace: namespace, name: name))
+        case .writeFederatedStatus(let reference, let uid, let reports):
+            writers.federatedStatus(reference, uid: uid, reports: reports)
+        case .updateClusterStatus(let cluster, let change):
+            writers.clusterStatus(cluster, change)
+        case .schedule(let timer, let delay):
+            enqueue(.timer(timer, after: delay))
+        case .writeRevisions(let records):
+            enqueue(.writeRevisions(records))
+        case .admit(let cluster, let admitted):
+            admit(cluster, admitted)
+        case .forgetEvents(let namespace, let uid):
+            enqueue(.forgetEvents(namespace: namespace, uid: uid))
+        case .log(let level, let message, let metadata):
+            logger.log(level: level, "\(message)", metadata: metadata.mapValues { .string($0) })
+        case .securityEvent(let event, let cluster, let message, let count):
+            measures.securityEvent(event, cluster: cluster, message: message, count: count, logger: logger)
+        case .metric(let metric):
+            measures.record(metric)
+        }
+    }
+
+    /// Runs one piece of work; what comes of it is handed back to the state as an event.
+    nonisolated func perform(_ work: FederationWork) async {
+        switch work {
+        case .push(let link, let cluster, let session, let messages, let revision, let changes):
+            let failure = await link.send(messages)
+            await handle(.pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: failure, at: Date()))
+        case .endSession(let link, let goaway):
+            await link.end(goaway)
+        case .register(let name):
+            await register(name)
+        case .setFinalizer(let finalizer, let present, let type, let namespace, let name):
+            do {
+                try await store.modify(type, namespace: namespace, name: name) { object in
+                    var finalizers = object.finalizers.filter { $0 != finalizer }
+                    if present { finalizers.append(finalizer) }
+                    guard finalizers != object.finalizers else { return false }
+                    object.finalizers = finalizers
+                    return true
+                }
+            } catch {
+                logger.warning("cannot change a finalizer", metadata: ["tether.object": "\(type)/\(name)", "tether.finalizer": "\(finalizer)", "tether.error": "\(error)"])
+            }
+        case .timer(let timer, let delay):
+            // Fires even when its reason has passed meanwhile: the state recognises and ignores it.
+            guard (try? await Task.sleep(for: delay)) != nil else { return }
+            await handle(.timerFired(timer, at: Date()))
+        case .writeRevisions(let records):
+            await writeRevisions(records)
+        case .forgetEvents(let namespace, let uid):
+            await writers.forgetEvents(namespace: namespace, uid: uid)
+        }
+    }
+
+    /// Compact, with sorted keys: one line per write for thousands of clusters.
+    func writeRevisions(_ records: [String: RevisionRecord]) {
+        guard let path = settings.revisionsPath else { return }
+        do {
+            try AtomicFile.write(Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
+            handle(.revisionsWritten(records))
+        } catch {
+            logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// A cluster seen for the first time (its agent holds a certificate from the federation CA) gets a `Cluster` object.
+    private nonisolated func register(_ cluster: String) async {
+        let object: JSONValue = [
+            "apiVersion": "core.tether.io/v1alpha1", "kind": "Cluster", "metadata": ["name": .string(cluster)], "spec": [:],
+        ]
+        let type = FederationState.clusterType
+        do {
+            var created = try await store.modify(type, namespace: nil, name: cluster, createIfMissing: { object }) { _ in false }
+            if created == nil { created = try await store.get(type, namespace: nil, name: cluster) }
+            guard let created else { return }
+            await handle(.changed(.clusters, object: created, deleted: false, version: created.resourceVersion ?? 0, at: Date()))
+        } catch {
+            logger.error("cannot register cluster", metadata: ["tether.cluster": "\(cluster)", "tether.error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import TetherJSON
+import TetherModel
+import TetherSecurity
+import TetherStore
+import TetherWire
+
+/// A collection of the hub's store the engine follows.
+enum FederationCollection: Hashable, Sendable {
+    case clusters
+    case propagationPolicies
+    case overridePolicies
+    /// Objects of a propagated kind.
+    case federated(ResourceType)
+}
+
+/// A cluster's revision and the digest of the desired set it names, as persisted across restarts.
+struct RevisionRecord: Codable, Equatable, Sendable {
+    var revision: UInt64
+    var digest: String
+}
+
+/// What ``FederationState`` is told: the store's collections as listed and watched, the agents'
+/// sessions and messages, how its own actions went, and its timers.
+enum FederationEvent: Sendable {
+    /// The engine starts: the store's version and the revisions persisted by the last run.
+    /// `collections` is how many collections will be listed before anything is pushed.
+    case started(storeVersion: UInt64, revisions: [String: RevisionRecord], collections: Int, at: Date)
+    /// A full list of a collection at `version`; `first` for its first list since the start.
+    case listed(FederationCollection, objects: [JSONValue], version: UInt64, first: Bool, at: Date)
+    case changed(FederationCollection, object: JSONValue, deleted: Bool, version: UInt64, at: Date)
+    case sessionEstablished(cluster: String, session: String, hello: Hello, at: Date)
+    case sessionEnded(cluster: String, session: String, at: Date)
+    case received(WireMessage, cluster: String, at: Date)
+    /// The certificate a cluster's agent holds: presented at its handshake, or signed on renewal.
+    case certificate(CertificateSummary, cluster: String, at: Date)
+    /// A `push` action was written (`failure` nil) or could not be.
+    case pushed(cluster: String, session: String, revision: UInt64, changes: [ObjectReference: Bool], failure: String?, at: Date)
+    case timerFired(FederationTimer, at: Date)
+    /// A `writeRevisions` action reached the disk.
+    case revisionsWritten([String: RevisionRecord])
+    /// The engine is stopping: what must not be lost is written now.
+    case stopping
+}
+
+/// A timer the state asks for. Each names what it was set for (an outage, an attempt), so
+/// one that fires after its reason has passed is recognised and ignored.
+enum FederationTimer: Hashable, Sendable {
+    /// The cluster's agent has been away for the rebalance grace.
+    case rebalance(cluster: String, outage: Int)
+    /// The cluster's agent has been away for the offline time, since `since`.
+    case offline(cluster: String, outage: Int, since: String)
+    /// A failed push waited out its backoff.
+    case pushRetry(cluster: String, attempt: Int)
+    /// An unjoin waited long enough for the agent to prune.
+    case unjoinTimeout(cluster: String)
+    /// Revisions changed a while ago: write them.
+    case persistRevisions
+}
+
+/// A change to one aspect of a Cluster's status. The engine's writer applies the latest change
+/// of each aspect in one write (``ClusterStatus``).
+enum ClusterStatusChange: Sendable {
+    case phase(String, reason: String?, message: String, at: Date)
+    case agent(version: String, kinds: [String])
+    case certificate(CertificateSummary, at: Date)
+    case health(Heartbeat.ClusterHealth, certificate: CertificateSummary?, at: Date)
+    /// Whether pushes reach the agent (`DesiredStateDelivered`).
+    case delivery(delivered: Bool, reason: String, message: String, at: Date)
+    /// What the agent holds back (`status.hold`, `DesiredStateHeld`).
+    case hold(Ack.Hold?, cluster: String, at: Date)
+
+    enum Aspect: Int, Hashable, Sendable, CaseIterable {
+        case phase, agent, certificate, health, delivery, hold
+    }
+
+    var aspect: Aspect {
+        switch self {
+        case .phase: .phase
+        case .agent: .agent
+        case .certificate: .certificate
+        case .health: .health
+        case .delivery: .delivery
+        case .hold: .hold
+        }
+    }
+}
+
+/// One cluster's last report on a federated object, and the revision its agent acknowledged.
+struct ClusterReport: Sendable, Equatable {
+    var cluster: String
+    var report: StatusReport.ObjectStatus
+    var ackedRevision: UInt64?
+}
+
+/// What the engine's shell does for the state.
+enum FederationAction: Sendable {
+    /// Write `messages` to the session in order; report the outcome as `pushed`.
+    case push(cluster: String, session: String, messages: [WireMessage], revision: UInt64, changes: [ObjectReference: Bool])
+    /// Say `goaway` and close the session.
+    case endSession(cluster: String, session: String, goaway: GoAway)
+    /// Create the `Cluster` object (auto-join); the created object comes back as `changed`.
+    case registerCluster(String)
+    /// Add or remove a finalizer of a stored object.
+    case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
+    /// Write a federated object's status from these reports (its UID as the state knows it).
+    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport])
+    case updateClusterStatus(cluster: String, ClusterStatusChange)
+    /// Fire `timer` as `timerFired` after `delay`.
+    case schedule(FederationTimer, after: Duration)
+    /// Persist each cluster's revision; report success as `revisionsWritten`.
+    case writeRevisions([String: RevisionRecord])
+    /// Let the cluster's agents hold a session (`true`), or refuse them from the next handshake.
+    case admit(cluster: String, Bool)
+    /// The Events recorded about a federated object that is gone.
+    case forgetEvents(namespace: String?, uid: String)
+    case log(Logger.Level, String, metadata: [String: String])
+    /// A report refused as no honest agent would send it: counted, logged within a budget.
+    case securityEvent(String, cluster: String, message: String, count: Int)
+    case metric(FederationMetric)
+}
+
+/// What the shell measures for the state.
+enum FederationMetric: Sendable {
+    case revision(cluster: String, desired: UInt64, acked: UInt64?)
+    /// A push of `revision` was written: push-to-ack latency runs from now.
+    case pushWritten(cluster: String, revision: UInt64)
+    case acknowledged(cluster: String, revision: UInt64)
+    case heartbeat(cluster: String, at: Date)
+    case applyFailures(cluster: String, kinds: [String])
+    case pushFailure(cluster: String)
+    case certificateExpiry(cluster: String, notAfter: Date)
+}

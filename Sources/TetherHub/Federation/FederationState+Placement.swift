@@ -1,0 +1,90 @@
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+/// Each cluster's desired set, recomputed for the objects a change touches.
+extension FederationState {
+    mutating func recomputeAll(version: UInt64) {
+        recompute(Array(federated.keys), version: version, everyCluster: true)
+    }
+
+    /// Every object again after one cluster joined, left, changed labels or was rebalanced
+    /// away or back: only objects whose replicas are divided among clusters can change
+    /// elsewhere, so the others are placed on `cluster` alone. A storm of joins then costs each
+    /// join its own objects, not a pass over every cluster.
+    mutating func recomputeAll(version: UInt64, after cluster: String) {
+        recompute(Array(federated.keys), version: version, everyCluster: true, onlyOn: cluster)
+    }
+
+    /// Whether `reference`'s copies depend on which other clusters take part (divided replicas).
+    private func dividesReplicas(_ reference: ObjectReference) -> Bool {
+        guard let object = federated[reference] else { return false }
+        return registry.plugin(for: object).replicas(of: object) != nil
+    }
+
+    /// Each cluster's copy of `references`; a cluster whose set changed gets revision `version` and a push.
+    /// With `onlyOn`, objects that do not divide replicas are placed on that cluster alone.
+    mutating func recompute(_ references: [ObjectReference], version: UInt64, everyCluster: Bool = false, onlyOn scope: String? = nil) {
+        // Every cluster is listed only if some object needs them all: N joins must not cost N passes.
+        var every: (names: [String], placeable: Set<String>)?
+        let scopedName = scope.flatMap { members[$0] == nil ? nil : [$0] } ?? []
+        let scopedPlaceable = Set(scopedName.filter { members[$0]?.excluded == false })
+        let placement = Placement(
+            clusters: clusterLabels,
+            propagationPolicies: propagationPolicies.values.sorted { $0.name < $1.name },
+            overridePolicies: overridePolicies.values.sorted { $0.name < $1.name }
+        )
+        var touched: Set<String> = []
+        var reportsDropped: [ObjectReference] = []
+        for reference in references {
+            let wide = scope == nil || dividesReplicas(reference)
+            if wide, every == nil {
+                let names = Array(members.keys)
+                every = (names, Set(names.filter { members[$0]?.excluded == false }))
+            }
+            let names = wide ? every?.names ?? [] : scopedName
+            let copies = copiesPerCluster(of: reference, clusters: wide ? every?.placeable ?? [] : scopedPlaceable, placement: placement)
+            for name in names {
+                let copy = copies[name]
+                if copy == nil, reports[reference]?[name] != nil {
+                    // No longer placed there: its last report must not count any more.
+                    reports[reference]?[name] = nil
+                    reportsDropped.append(reference)
+                }
+                if members[name]?.place(reference, copy) == true { touched.insert(name) }
+            }
+        }
+        if everyCluster {
+            // A cluster that just joined holds nothing yet; give it a revision even with an empty set.
+            for name in unrevisioned where members[name]?.revision == 0 { touched.insert(name) }
+        }
+        for name in touched.sorted() {
+            let next = max(version, (members[name]?.revision ?? 0) + 1)
+            members[name]?.revision = next
+            unrevisioned.remove(name)
+            emit(.metric(.revision(cluster: name, desired: next, acked: members[name]?.acked)))
+            push(name)
+        }
+        if !touched.isEmpty { persistRevisions() }
+        for reference in Set(reportsDropped) { statusChanged(reference) }
+    }
+
+    private func copiesPerCluster(of reference: ObjectReference, clusters: Set<String>, placement: Placement) -> [String: PlacedCopy] {
+        guard let object = federated[reference], object.deletionTimestamp == nil, !clusters.isEmpty else { return [:] }
+        // Every member has its own system namespaces; the hub's are not sent.
+        if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
+        let plugin = registry.plugin(for: object)
+        // Clusters given the same copy share one prepared value: one instance in memory for all
+        // of them (a thousand clusters held a thousand copies of each object), hashed once. The
+        // comparison is by identity first, so the common case costs no walk of the object.
+        var prepared: [(placed: JSONValue, copy: PlacedCopy)] = []
+        return placement.copies(of: object, plugin: plugin, among: clusters).mapValues { placed in
+            if let known = prepared.first(where: { $0.placed == placed }) { return known.copy }
+            let value = plugin.prepareForMember(placed)
+            let copy = PlacedCopy(value: value, contribution: Self.contribution(reference, value), size: value.encodedSize())
+            if prepared.count == 8 { prepared.removeFirst() }
+            prepared.append((placed, copy))
+            return copy
+        }
+    }
+}

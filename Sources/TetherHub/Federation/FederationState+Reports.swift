@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import TetherJSON
+import TetherModel
+import TetherPlugin
+import TetherSecurity
+import TetherWire
+
+/// What agents report: acknowledgements (with holds), per-object status, cluster health.
+extension FederationState {
+    mutating func take(_ message: WireMessage, from cluster: String, at now: Date) {
+        switch message {
+        case .ack(let ack):
+            acknowledged(ack, from: cluster, at: now)
+        case .status(let report):
+            statusReported(report, from: cluster)
+        case .heartbeat(let heartbeat):
+            emit(.metric(.heartbeat(cluster: cluster, at: now)))
+            if let health = heartbeat.cluster {
+                if let certificate = certificates[cluster] { emit(.metric(.certificateExpiry(cluster: cluster, notAfter: certificate.notAfter))) }
+                emit(.updateClusterStatus(cluster: cluster, .health(health, certificate: certificates[cluster], at: now)))
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func acknowledged(_ ack: Ack, from cluster: String, at now: Date) {
+        guard let desired = members[cluster]?.revision, ack.revision <= desired else {
+            emit(.securityEvent("ack.unknown_revision", cluster: cluster, message: "the agent acknowledged revision \(ack.revision), which the hub never sent it", count: 1))
+            return
+        }
+        members[cluster]?.acked = ack.revision
+        if ack.hold != members[cluster]?.reportedHold {
+            members[cluster]?.reportedHold = ack.hold
+            if let hold = ack.hold {
+                log(
+                    .warning, "the cluster's agent holds back from its desired state until an operator confirms",
+                    [
+                        "tether.event": "federation.held", "tether.cluster": cluster, "tether.reason": hold.reason.rawValue,
+                        "tether.message": hold.message, "tether.token": hold.token,
+                    ]
+                )
+            }
+            emit(.updateClusterStatus(cluster: cluster, .hold(ack.hold, cluster: cluster, at: now)))
+        }
+        emit(.metric(.acknowledged(cluster: cluster, revision: ack.revision)))
+        emit(.metric(.revision(cluster: cluster, desired: desired, acked: ack.revision)))
+        if !ack.failures.isEmpty {
+            // Kinds the hub serves only: an agent's words must not mint metric series.
+            let kinds = ack.failures.map { registry.kind(apiVersion: $0.object.apiVersion, kind: $0.object.kind) == nil ? "other" : $0.object.kind }
+            emit(.metric(.applyFailures(cluster: cluster, kinds: kinds)))
+        }
+        if let awaited = unjoining[cluster], let revision = awaited, ack.revision >= revision {
+            finishUnjoin(cluster)
+        }
+        // Per acknowledgement: debug, or a hub with thousands of agents logs thousands of lines per change.
+        log(
+            .debug, "agent applied a revision",
+            ["tether.event": "federation.acked", "tether.cluster": cluster, "tether.revision": "\(ack.revision)", "tether.failures": "\(ack.failures.count)"]
+        )
+    }
+
+    private mutating func statusReported(_ report: StatusReport, from cluster: String) {
+        var touched: Set<ObjectReference> = []
+        var refused: [ObjectReference] = []
+        for status in report.objects {
+            // The session is bound to its cluster's identity, so a report can only ever be that
+            // cluster's; and it counts only for objects placed on that cluster. (An object that
+            // is no longer federated was deleted meanwhile: its report is moot.)
+            let reference = status.object
+            guard federated[reference] != nil else { continue }
+            switch status.state {
+            case .pruned, .orphaned:
+                // Gone from the member: this cluster's own entry goes, whatever it was.
+                guard reports[reference]?[cluster] != nil else { continue }
+                reports[reference]?[cluster] = nil
+            case .applied, .failed, .pending:
+                guard members[cluster]?.desired[reference] != nil else {
+                    refused.append(reference)
+                    continue
+                }
+                reports[reference, default: [:]][cluster] = status
+            }
+            touched.insert(reference)
+        }
+        if !refused.isEmpty {
+            emit(
+                .securityEvent(
+                    "status.not_placed", cluster: cluster,
+                    message: "the agent reported status of \(refused.count) object(s) not placed on its cluster, e.g. \(refused[0]); refused",
+                    count: refused.count
+                )
+            )
+        }
+        for reference in touched.sorted(by: { $0.description < $1.description }) { statusChanged(reference) }
+    }
+
+    /// The federated object's reports changed: its status is written again from them.
+    mutating func statusChanged(_ reference: ObjectReference) {
+        let perCluster = (reports[reference] ?? [:]).sorted { $0.key < $1.key }.map { name, report in
+            ClusterReport(cluster: name, report: report, ackedRevision: members[name]?.acked)
+        }
+        emit(.writeFederatedStatus(reference, uid: federated[reference]?.uid, reports: perCluster))
+    }
+
+    /// The federated object's `status` from its clusters' reports: the plugin's aggregate
+    /// (summed replicas, load-balancer addresses) and one entry per cluster.
+    static func federatedStatus(of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin) -> JSONValue {
+        let members = reports.map { MemberObjectStatus(cluster: $0.cluster, health: Health($0.report.health, $0.report.message ?? ""), summary: $0.report.summary) }
+        var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers ?? [:]
+        if let generation = object.generation { status["observedGeneration"] = .integer(generation) }
+        status["clusters"] = .array(
+            reports.map { entry in
+                var fields: [String: JSONValue] = [
+                    "name": .string(entry.cluster), "state": .string(entry.report.state.rawValue), "health": .string(entry.report.health.rawValue),
+                ]
+                if let message = entry.report.message { fields["message"] = .string(message) }
+                if let revision = entry.ackedRevision { fields["revision"] = .integer(Int64(revision)) }
+                return .object(fields)
+            }
+        )
+        return .object(status)
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import Logging
+import TetherJSON
+import TetherModel
+import TetherPlugin
+import TetherSecurity
+import TetherStore
+import TetherWire
+
+/// Every decision of the federation engine, as a value: told what happened
+/// (``FederationEvent``), it answers with what to do (``FederationAction``). No task, channel,
+/// store or clock inside; ``FederationEngine`` feeds it and performs its actions.
+///
+/// ```
+///  store lists/watches ─┐                      ┌─> push / end session      (agent links)
+///  sessions, messages ──┼─> FederationState ───┼─> write status, finalizer  (store)
+///  push outcomes, timers┘       .on(event)     ├─> schedule timer, persist revisions
+///                                              └─> log, metric, admit/refuse a cluster
+/// ```
+///
+/// Placement: every joined cluster not rebalanced away receives every object of a propagated
+/// kind that its policies send there (``Placement``); divided replicas are split with
+/// ``ReplicaDivision``; the kind's plugin prepares each copy. A cluster's revision is the
+/// store's resourceVersion of the last change to its desired set, so it only grows, across
+/// restarts too (``RevisionRecord``). Pushes wait until every collection was listed once: a
+/// set computed from a half-read store would make agents prune what the rest still wants.
+struct FederationState: Sendable {
+    struct Settings: Sendable {
+        var rebalanceAfter: Duration = .seconds(60)
+        var offlineAfter: Duration = .seconds(300)
+        var unjoinPruneTimeout: Duration = .seconds(30)
+        var chunkBytes = 4 * 1_048_576
+        var retryBackoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
+        var autoJoin = false
+        /// Whether revisions are persisted at all (a path is configured).
+        var persistsRevisions = false
+    }
+
+    static let orphanAnnotation = "tether.io/orphan"
+    /// Kubernetes' finalizer for `propagationPolicy: Orphan`, which the API adds on such a delete.
+    static let orphanFinalizer = "orphan"
+    static let unjoinFinalizer = "tether.io/unjoin"
+    static let unjoinModeAnnotation = "tether.io/unjoin"
+    static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+    static let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
+
+    let settings: Settings
+    let registry: KindRegistry
+
+    var members: [String: ClusterMember] = [:]
+    private(set) var clusterObjects: [String: JSONValue] = [:]
+    /// Each cluster's labels, what placement reads of it.
+    private(set) var clusterLabels: [String: [String: String]] = [:]
+    var propagationPolicies: [ObjectReference: PropagationPolicy] = [:]
+    var overridePolicies: [ObjectReference: OverridePolicy] = [:]
+    var federated: [ObjectReference: JSONValue] = [:]
+    /// Per federated object, each cluster's last report.
+    var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
+    /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
+    var orphaned: Set<ObjectReference> = []
+    /// The certificate each cluster's agent holds, as last presented or signed.
+    var certificates: [String: CertificateSummary] = [:]
+    /// Clusters being unjoined, with the revision whose ack means their agent has pruned.
+    var unjoining: [String: UInt64?] = [:]
+    /// Sessions that arrived before their cluster's object was registered (auto-join).
+    var awaitingRegistration: [String: (session: String, hello: Hello)] = [:]
+    var storeVersion: UInt64 = 0
+
+    var listsPending = 0
+    var settled = false
+    var persisted: [String: RevisionRecord] = [:]
+    /// Members that have never been given a revision (just joined).
+    var unrevisioned: Set<String> = []
+    var revisionsScheduled = false
+
+    /// What the current event decided, in order.
+    private(set) var actions: [FederationAction] = []
+
+    init(settings: Settings, registry: KindRegistry) {
+        self.settings = settings
+        self.registry = registry
+    }
+
+    /// Takes one event; returns what to do, in order.
+    mutating func on(_ event: FederationEvent) -> [FederationAction] {
+        switch event {
+        case .started(let version, let revisions, let collections, _):
+            storeVersion = version
+            persisted = revisions
+            listsPending = collections
+        case .listed(let collection, let objects, let version, let first, let at):
+            listed(objects, in: collection, version: version, at: at)
+            if first { listSettled(at: at) }
+        case .changed(let collection, let object, let deleted, let version, let at):
+            changed(object, in: collection, deleted: deleted, version: version, at: at)
+        case .sessionEstablished(let cluster, let session, let hello, let at):
+            attach(cluster, session: session, hello: hello, at: at)
+        case .sessionEnded(let cluster, let session, let at):
+            detach(cluster, session: session, at: at)
+        case .received(let message, let cluster, let at):
+            take(message, from: cluster, at: at)
+        case .certificate(let certificate, let cluster, let at):
+            certificates[cluster] = certificate
+            emit(.metric(.certificateExpiry(cluster: cluster, notAfter: certificate.notAfter)))
+            emit(.updateClusterStatus(cluster: cluster, .certificate(certificate, at: at)))
+        case .pushed(let cluster, let session, let revision, let changes, let failure, let at):
+            pushed(cluster, session: session, revision: revision, changes: changes, failure: failure, at: at)
+        case .timerFired(let timer, let at):
+            fired(timer, at: at)
+        case .revisionsWritten(let records):
+            persisted = records
+        case .stopping:
+            if revisionsScheduled { writeRevisions() }
+        }
+        defer { actions = [] }
+        return actions
+    }
+
+    /// Whether agents of `cluster` may hold a session now.
+    func admits(_ cluster: String) -> Bool {
+        settings.autoJoin || (members[cluster] != nil && unjoining[cluster] == nil)
+    }
+
+    /// Keeps the Cluster object and its labels (what placement reads) together.
+    mutating func setClusterObject(_ object: JSONValue?, of name: String) {
+        clusterObjects[name] = object
+        clusterLabels[name] = object?.labels
+    }
+
+    mutating func emit(_ action: FederationAction) {
+        actions.append(action)
+    }
+
+    mutating func log(_ level: Logging.Logger.Level, _ message: String, _ metadata: [String: String]) {
+        emit(.log(level, message, metadata: metadata))
+    }
+
+    // MARK: Revisions
+
+    /// Every collection was listed: revisions are settled against what was persisted, and pushes start.
+    private mutating func listSettled(at now: Date) {
+        listsPending -= 1
+        guard listsPending == 0, !settled else { return }
+        settled = true
+        for name in members.keys.sorted() {
+            guard var member = members[name] else { continue }
+            if let record = persisted[name], record.digest == member.digest {
+                member.revision = record.revision
+            } else {
+                member.revision = max(member.revision, (persisted[name]?.revision ?? 0) + 1)
+            }
+            members[name] = member
+            unrevisioned.remove(name)
+        }
+        log(.info, "federation state settled", ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
+        persistRevisions()
+        // After a restart nothing is known of any agent until it returns: a cluster whose agent
+        // has not come back is NotReady, and its outage runs from now, so a cluster that never
+        // comes back is rebalanced away and goes Offline like any other.
+        let since = kubernetesTimestamp(now)
+        for name in members.keys.sorted() where members[name]?.session == nil {
+            emit(
+                .updateClusterStatus(
+                    cluster: name,
+                    .phase("NotReady", reason: "WaitingForAgent", message: "the hub started at \(since); waiting for the cluster's agent to connect", at: now)
+                )
+            )
+            startOutage(name, since: since)
+        }
+        for name in members.keys.sorted() { push(name) }
+    }
+
+    /// Revisions are written a second after they change: changes within it share one write, so
+    /// a burst over thousands of clusters costs one file write per interval.
+    mutating func persistRevisions() {
+        guard settled, settings.persistsRevisions, !revisionsScheduled else { return }
+        revisionsScheduled = true
+        emit(.schedule(.persistRevisions, after: .seconds(1)))
+    }
+
+    mutating func writeRevisions() {
+        revisionsScheduled = false
+        guard settled, settings.persistsRevisions else { return }
+        var records: [String: RevisionRecord] = [:]
+        for (name, member) in members {
+            records[name] = RevisionRecord(revision: member.revision, digest: member.digest)
+        }
+        if records != persisted { emit(.writeRevisions(records)) }
+    }
+
+    /// The object's share of its cluster's digest: a stable hash of the reference and the copy.
+    static func contribution(_ reference: ObjectReference, _ value: JSONValue) -> UInt64 {
+        var hash = StableHash()
+        hash.combine(bytes: reference.description.utf8)
+        hash.combine(bytes: CollectionOfOne(0xFE))
+        hash.combine(value)
+        return hash.value
+    }
+
+    // MARK: Timers
+
+    private mutating func fired(_ timer: FederationTimer, at now: Date) {
+        switch timer {
+        case .rebalance(let cluster, let outage):
+            guard members[cluster]?.outage == outage else { return }
+            rebalanceAway(cluster)
+        case .offline(let cluster, let outage, let since):
+            guard members[cluster]?.outage == outage else { return }
+            emit(.updateClusterStatus(cluster: cluster, .phase("Offline", reason: nil, message: "no agent session since \(since)", at: now)))
+        case .pushRetry(let cluster, _):
+            guard members[cluster]?.pushRetry == timer else { return }
+            members[cluster]?.pushRetry = nil
+            push(cluster)
+        case .unjoinTimeout(let cluster):
+            finishUnjoin(cluster)
+        case .persistRevisions:
+            writeRevisions()
+        }
+    }
+}

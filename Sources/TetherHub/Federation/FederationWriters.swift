@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import Synchronization
+import TetherJSON
+import TetherModel
+import TetherPlugin
+import TetherStore
+
+/// The engine's status writes, behind its decisions: sessions coming and going and reports
+/// arriving never wait for these durable writes. Changes wait here coalesced: per cluster the
+/// latest change of each aspect of its status, per federated object the latest reports. One
+/// writer applies them in order, each cluster's pending changes in a single write, so a storm
+/// of thousands of sessions costs at most one write per cluster in flight.
+final class FederationWriters: Sendable {
+    private struct Pending {
+        var clusterChanges: [String: [ClusterStatusChange.Aspect: ClusterStatusChange]] = [:]
+        var clusterOrder: [String] = []
+        var clusterHead = 0
+        var objects: [ObjectReference: (uid: String?, reports: [ClusterReport])] = [:]
+        var objectOrder: [ObjectReference] = []
+        var objectHead = 0
+    }
+
+    private let store: any ResourceStore
+    private let registry: KindRegistry
+    private let logger: Logger
+    private let events: MemberEvents
+    private let pending = Mutex(Pending())
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+
+    init(store: any ResourceStore, registry: KindRegistry, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.logger = logger
+        self.events = MemberEvents(store: store, logger: logger)
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func clusterStatus(_ cluster: String, _ change: ClusterStatusChange) {
+        pending.withLock { pending in
+            if pending.clusterChanges[cluster] == nil { pending.clusterOrder.append(cluster) }
+            pending.clusterChanges[cluster, default: [:]][change.aspect] = change
+        }
+        wake.yield()
+    }
+
+    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport]) {
+        pending.withLock { pending in
+            if pending.objects.updateValue((uid, reports), forKey: reference) == nil { pending.objectOrder.append(reference) }
+        }
+        wake.yield()
+    }
+
+    func forgetEvents(namespace: String?, uid: String) async {
+        await events.forget(namespace: namespace, uid: uid)
+        wake.yield()
+    }
+
+    func finish() { wake.finish() }
+
+    /// Writes whatever waits, each time something arrives, until ``finish()``.
+    func run() async {
+        for await _ in wakes {
+            while let (cluster, changes) = nextCluster() {
+                await writeCluster(cluster, changes)
+            }
+            while let (reference, uid, reports) = nextObject() {
+                await writeObject(reference, uid: uid, reports: reports)
+            }
+            await events.drain()
+        }
+    }
+
+    private func nextCluster() -> (String, [ClusterStatusChange])? {
+        pending.withLock { pending in
+            while pending.clusterHead < pending.clusterOrder.count {
+                let cluster = pending.clusterOrder[pending.clusterHead]
+                pending.clusterHead += 1
+                guard let changes = pending.clusterChanges.removeValue(forKey: cluster) else { continue }
+                // Phase first: the other aspects do not depend on it, and it is what operators read.
+                return (cluster, ClusterStatusChange.Aspect.allCases.compactMap { changes[$0] })
+            }
+            pending.clusterOrder.removeAll(keepingCapacity: pending.clusterOrder.count < 4096)
+            pending.clusterHead = 0
+            return nil
+        }
+    }
+
+    private func nextObject() -> (ObjectReference, String?, [ClusterReport])? {
+        pending.withLock { pending in
+            while pending.objectHead < pending.objectOrder.count {
+                let reference = pending.objectOrder[pending.objectHead]
+                pending.objectHead += 1
+                guard let entry = pending.objects.removeValue(forKey: reference) else { continue }
+                return (reference, entry.uid, entry.reports)
+            }
+            pending.objectOrder.removeAll(keepingCapacity: pending.objectOrder.count < 4096)
+            pending.objectHead = 0
+            return nil
+        }
+    }
+
+    private func writeCluster(_ cluster: String, _ changes: [ClusterStatusChange]) async {
+        do {
+            try await store.modify(FederationState.clusterType, namespace: nil, name: cluster, part: .status, attempts: 3) { object in
+                var status = object["status"]?.objectMembers ?? [:]
+                let before = status
+                for change in changes { ClusterStatus.apply(change, to: &status) }
+                guard status != before else { return false }
+                object[member: "status"] = .object(status)
+                return true
+            }
+        } catch {
+            logger.debug("cannot write a cluster's status", metadata: ["tether.cluster": "\(cluster)", "tether.error": "\(error)"])
+        }
+    }
+
+    private func writeObject(_ reference: ObjectReference, uid: String?, reports: [ClusterReport]) async {
+        guard let type = reference.resourceType(registry) else { return }
+        do {
+            let written = try await store.modify(type, namespace: reference.namespace, name: reference.name, part: .status) { object in
+                let status = FederationState.federatedStatus(of: object, reports: reports, plugin: registry.plugin(for: object))
+                guard object["status"] != status else { return false }
+                object[member: "status"] = status
+                return true
+            }
+            // Events describe what happened to this object, not to an earlier one of the same name.
+            guard let uid, written?.uid == uid else { return }
+            for entry in reports {
+                await events.observe(.init(object: reference, uid: uid, cluster: entry.cluster, report: entry.report))
+            }
+        } catch {
+            logger.warning("cannot write federated status", metadata: ["tether.object": "\(reference)", "tether.error": "\(error)"])
+        }
+    }
+}
