@@ -246,6 +246,17 @@ let package = Package(
             dependencies: ["TetherSecurity", "TetherTestSupport", x509, crypto, nioSSL],
             swiftSettings: strictSettings
         ),
+        // The pure cores, in milliseconds: the engine's decisions and the applier's.
+        .testTarget(
+            name: "TetherHubTests",
+            dependencies: ["TetherHub", "TetherWire", "TetherStore", "TetherModel", "TetherJSON", "BuiltinPlugins"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "TetherAgentTests",
+            dependencies: ["TetherAgent", "TetherWire", "TetherModel", "TetherJSON", "BuiltinPlugins"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "TetherSessionTests",
             dependencies: [

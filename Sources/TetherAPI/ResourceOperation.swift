@@ -186,8 +186,20 @@ struct ResourceOperation {
     // MARK: Writes
 
     func create(dryRun: Bool) async throws -> Response {
-        var object = try await decodedBody()
+        try await insert(try await decodedBody(), dryRun: dryRun)
+    }
+
+    /// Every create comes here, with one set of checks: POST (JSON or protobuf) and server-side
+    /// apply of an object that does not exist yet (whose URL names it).
+    private func insert(_ body: JSONValue, dryRun: Bool) async throws -> Response {
+        var object = body
         try checkKind(of: object)
+        if let name = path.name {
+            guard object.name == nil || object.name == name else {
+                throw APIError.badRequest("the name of the object (\(object.name ?? "")) does not match the name on the URL (\(name))")
+            }
+            object.metadata["name"] = .string(name)
+        }
         // An empty generateName is no prefix (some clients send it); it is not kept.
         if object.metadata["generateName"]?.stringValue == "" { object.metadata["generateName"] = nil }
         if kind.namespaced {
@@ -231,15 +243,8 @@ struct ResourceOperation {
         } catch {
             guard error.code == .notFound, contentType == "application/apply-patch+yaml" else { throw error }
         }
-        guard let current = existing else {
-            // Server-side apply of an object that does not exist creates it.
-            var object = patch
-            try checkKind(of: object)
-            if kind.namespaced, object.namespace == nil { object.namespace = path.namespace }
-            if let namespace = object.namespace, kind.namespaced { try await requireNamespace(namespace) }
-            let created = try await store.create(try admitted(Self.withoutServerFields(object)), as: type, dryRun: dryRun)
-            return ResourceHandler.json(created, status: .created)
-        }
+        // Server-side apply of an object that does not exist creates it.
+        guard let current = existing else { return try await insert(patch, dryRun: dryRun) }
         var patched = try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.

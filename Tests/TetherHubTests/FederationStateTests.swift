@@ -1,0 +1,248 @@
+import Foundation
+import TetherJSON
+import TetherModel
+import TetherWire
+import Testing
+
+@testable import TetherHub
+
+/// The engine's decisions, in milliseconds: events in, actions out, no process, store or clock.
+@Suite("federation state: events in, actions out")
+struct FederationStateTests {
+    typealias H = FederationHarness
+
+    @Test("nothing is pushed until every collection was listed once; then each connected agent gets a snapshot of what is placed on it")
+    func settlesBeforePushing() throws {
+        var harness = H()
+        harness.send(.started(storeVersion: 100, revisions: [:], collections: 5, at: H.start))
+        harness.send(.listed(.clusters, objects: [H.cluster("a"), H.cluster("b")], version: 100, first: true, at: H.start))
+        harness.connect("a")
+        harness.connect("b")
+        harness.send(.listed(.propagationPolicies, objects: [], version: 100, first: true, at: H.start))
+        harness.send(.listed(.overridePolicies, objects: [], version: 100, first: true, at: H.start))
+        harness.send(.listed(.federated(H.configMaps), objects: [H.configMap("one"), H.configMap("two")], version: 100, first: true, at: H.start))
+        #expect(harness.actions.pushedClusters.isEmpty, "a set computed from a half-read store would make agents prune")
+        harness.send(.listed(.federated(H.deployments), objects: [], version: 100, first: true, at: H.start))
+        #expect(harness.actions.events.contains("federation.settled"))
+        let pushes = harness.deliverPushes()
+        #expect(pushes.map(\.cluster).sorted() == ["a", "b"])
+        for push in pushes {
+            guard case .snapshot(let snapshot) = try #require(push.messages.first) else { Issue.record("not a snapshot"); continue }
+            #expect(snapshot.objects.compactMap(\.name).sorted() == ["one", "two"])
+            #expect(snapshot.digest != nil, "pushes name the digest of the set")
+        }
+    }
+
+    @Test("a PropagationPolicy's cluster names and label selector choose the clusters; excluded clusters get an empty set")
+    func placementFollowsPolicies() throws {
+        var harness = H()
+        let policy = H.propagationPolicy(
+            "eu-only",
+            spec: [
+                "resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]],
+                "placement": ["clusterSelector": ["matchLabels": ["region": "eu"]], "excludeClusters": ["c"]],
+            ]
+        )
+        harness.settle(clusters: ["a": ["region": "eu"], "b": ["region": "us"], "c": ["region": "eu"]], objects: [H.configMap("one")], propagationPolicies: [policy])
+        for name in ["a", "b", "c"] { harness.connect(name) }
+        let pushes = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages.flatMap(\.objectNames)) })
+        #expect(pushes == ["a": ["one"], "b": [], "c": []])
+
+        // Relabelling a cluster places again.
+        harness.change(H.cluster("b", labels: ["region": "eu"]))
+        let after = harness.deliverPushes()
+        #expect(after.map(\.cluster) == ["b"])
+        #expect(after.first?.messages.flatMap(\.objectNames) == ["one"])
+    }
+
+    @Test("replicas are divided by weight among the target clusters; an OverridePolicy changes one cluster's copy")
+    func divisionAndOverrides() throws {
+        var harness = H()
+        let policy = H.propagationPolicy(
+            "weighted",
+            spec: [
+                "resourceSelectors": [["apiVersion": "apps/v1", "kind": "Deployment"]],
+                "replicaScheduling": ["type": "Divided", "weights": ["a": 2, "b": 1]],
+            ]
+        )
+        let override = H.overridePolicy(
+            "canary", spec: ["resourceSelectors": [["apiVersion": "apps/v1", "kind": "Deployment"]], "overrides": [["clusterNames": ["b"], "image": "nginx:1.28"]]]
+        )
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 9)], propagationPolicies: [policy], overridePolicies: [override])
+        harness.connect("a")
+        harness.connect("b")
+        var copies: [String: JSONValue] = [:]
+        for push in harness.deliverPushes() {
+            guard case .snapshot(let snapshot) = push.messages[0] else { continue }
+            copies[push.cluster] = snapshot.objects.first
+        }
+        #expect(copies["a"]?["spec"]?["replicas"]?.integerValue == 6)
+        #expect(copies["b"]?["spec"]?["replicas"]?.integerValue == 3)
+        #expect(copies["a"]?.value(at: "spec", "template", "spec", "containers")?.arrayElements.first?["image"]?.stringValue == "nginx:1.27")
+        #expect(copies["b"]?.value(at: "spec", "template", "spec", "containers")?.arrayElements.first?["image"]?.stringValue == "nginx:1.28")
+    }
+
+    @Test("after a snapshot, changes go as deltas: upserts, deletes, and orphans for an object deleted with tether.io/orphan")
+    func deltas() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:]], objects: [H.configMap("one"), H.configMap("two"), H.configMap("three")])
+        harness.connect("a")
+        let snapshot = harness.deliverPushes()
+        #expect(snapshot.count == 1)
+
+        harness.change(H.configMap("one", data: "v2"))
+        let upsert = harness.deliverPushes()
+        guard case .delta(let delta)? = upsert.first?.messages.first else { Issue.record("no delta: \(upsert)"); return }
+        #expect(delta.fromRevision == snapshot[0].revision && delta.toRevision > delta.fromRevision)
+        #expect(delta.upserts.compactMap(\.name) == ["one"] && delta.deletes.isEmpty)
+
+        harness.change(H.configMap("two"), deleted: true)
+        harness.change(H.configMap("three", annotations: ["tether.io/orphan": "true"]), deleted: true)
+        let removals = harness.deliverPushes()
+        let deltas = removals.flatMap(\.messages).compactMap { if case .delta(let delta) = $0 { delta } else { nil } }
+        #expect(deltas.flatMap(\.deletes).map(\.name) == ["two"])
+        #expect(deltas.flatMap { $0.orphans ?? [] }.map(\.name) == ["three"])
+    }
+
+    @Test("a write that changes only the status, or nothing placement reads, pushes nothing")
+    func statusWritesPushNothing() {
+        var harness = H()
+        harness.settle(clusters: ["a": [:]], objects: [H.configMap("one")])
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        var withStatus = H.configMap("one")
+        withStatus[member: "status"] = ["clusters": [["name": "a"]]]
+        harness.change(withStatus)
+        #expect(harness.take().pushedClusters.isEmpty)
+    }
+
+    @Test("every report kind: an ack of a revision never sent and status of an object not placed on the cluster are refused; honest status is written")
+    func reports() throws {
+        var harness = H()
+        let policy = H.propagationPolicy("only-a", spec: ["resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]], "placement": ["clusterNames": ["a"]]])
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.configMap("one")], propagationPolicies: [policy])
+        harness.connect("a")
+        harness.connect("b")
+        let revisions = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.revision) })
+        _ = harness.take()
+        let one = H.reference(H.configMap("one"))
+
+        harness.send(.received(.ack(Ack(revision: revisions["a"]! + 1_000)), cluster: "a", at: H.start))
+        #expect(harness.take().securityEvents == ["ack.unknown_revision"])
+
+        let spoofed = StatusReport(objects: [StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy)])
+        harness.send(.received(.status(spoofed), cluster: "b", at: H.start))
+        let refused = harness.take()
+        #expect(refused.securityEvents == ["status.not_placed"])
+        #expect(!refused.contains { if case .writeFederatedStatus = $0 { true } else { false } })
+
+        harness.send(.received(.status(spoofed), cluster: "a", at: H.start))
+        let written = harness.take().compactMap { if case .writeFederatedStatus(let reference, _, let reports) = $0 { (reference, reports) } else { nil } }
+        #expect(written.count == 1 && written.first?.0 == one && written.first?.1.map(\.cluster) == ["a"])
+
+        // A hold in an ack is shown on the Cluster.
+        let hold = Ack.Hold(reason: .massDeletion, message: "held", token: "prune:9:x", wouldRemove: 9, managed: 10)
+        harness.send(.received(.ack(Ack(revision: revisions["a"]!, hold: hold)), cluster: "a", at: H.start))
+        #expect(harness.take().contains { if case .updateClusterStatus("a", .hold(let shown, _, _)) = $0 { shown == hold } else { false } })
+    }
+
+    @Test("an agent away past the grace loses its divided replicas to the others, and gets them back when it returns; a stale timer does nothing")
+    func outageAndRebalance() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 6)])
+        harness.connect("a")
+        harness.connect("b")
+        _ = harness.deliverPushes()
+        _ = harness.take()
+
+        harness.send(.sessionEnded(cluster: "b", session: "s-b", at: H.start))
+        let timers = harness.take().schedules
+        let rebalance = try #require(timers.first { if case .rebalance = $0 { true } else { false } })
+        #expect(timers.contains { if case .offline = $0 { true } else { false } })
+
+        // The agent came and went again meanwhile: the first outage's timer is stale.
+        harness.connect("b")
+        harness.send(.sessionEnded(cluster: "b", session: "s-b", at: H.start))
+        _ = harness.deliverPushes()
+        _ = harness.take()
+        harness.send(.timerFired(rebalance, at: H.start))
+        #expect(!harness.take().events.contains("federation.rebalanced_away"))
+
+        let current = try #require(harness.state.members["b"]?.outage)
+        harness.send(.timerFired(.rebalance(cluster: "b", outage: current), at: H.start))
+        #expect(harness.actions.events.contains("federation.rebalanced_away"))
+        let moved = harness.deliverPushes()
+        guard case .delta(let delta)? = moved.first(where: { $0.cluster == "a" })?.messages.first else { Issue.record("no delta to a"); return }
+        #expect(delta.upserts.first?["spec"]?["replicas"]?.integerValue == 6)
+
+        harness.connect("b")
+        #expect(harness.actions.events.contains("federation.rebalanced_back"))
+        let back = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages) })
+        guard case .snapshot(let snapshot)? = back["b"]?.first else { Issue.record("no snapshot to b"); return }
+        #expect(snapshot.objects.first?["spec"]?["replicas"]?.integerValue == 3)
+    }
+
+    @Test("unjoin: the agent is sent an empty set marked as an unjoin; its ack ends the session and releases the finalizer")
+    func unjoin() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:]], objects: [H.configMap("one")])
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        var leaving = H.cluster("a")
+        leaving[member: "metadata"]?[member: "deletionTimestamp"] = "2027-01-01T00:00:00Z"
+        harness.change(leaving)
+        #expect(harness.actions.contains { if case .admit("a", false) = $0 { true } else { false } })
+        let pushes = harness.deliverPushes()
+        guard case .delta(let delta)? = pushes.first?.messages.first else { Issue.record("no delta"); return }
+        #expect(delta.deletes.map(\.name) == ["one"] && delta.terms?.unjoining == true)
+        _ = harness.take()
+        harness.send(.received(.ack(Ack(revision: delta.toRevision)), cluster: "a", at: H.start))
+        let finished = harness.take()
+        #expect(finished.contains { if case .endSession("a", "s-a", let goaway) = $0 { goaway.code == .unjoined } else { false } })
+        #expect(finished.contains { if case .setFinalizer("tether.io/unjoin", false, _, _, "a") = $0 { true } else { false } })
+    }
+
+    @Test("a restarted hub resumes an agent that holds its revision and digest, and resends when only the revision matches")
+    func restartAndDigest() throws {
+        var first = H()
+        first.settle(clusters: ["a": [:]], objects: [H.configMap("one")])
+        first.connect("a")
+        let pushed = try #require(first.deliverPushes().first)
+        guard case .snapshot(let snapshot) = pushed.messages[0] else { Issue.record("no snapshot"); return }
+        let digest = try #require(snapshot.digest)
+
+        // The same store, the revisions persisted: the agent is current.
+        var restarted = H()
+        restarted.settle(clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision, digest: digest)])
+        restarted.connect("a", revision: pushed.revision, digest: digest)
+        #expect(restarted.actions.pushedClusters.isEmpty)
+        #expect(restarted.actions.events.contains("federation.resumed"))
+
+        // A restored store whose revisions file lagged: the same revision names another set.
+        var restored = H()
+        restored.settle(clusters: ["a": [:]], objects: [H.configMap("one", data: "older")], revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])
+        let revision = try #require(restored.state.members["a"]?.revision)
+        restored.connect("a", revision: revision, digest: digest)
+        #expect(restored.actions.pushedClusters == ["a"], "revision \(revision) with another digest is not current")
+    }
+
+    @Test("a push that cannot be written is retried after a backoff, never at once")
+    func pushRetry() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:]], objects: [H.configMap("one")])
+        harness.connect("a")
+        let actions = harness.take()
+        guard case .push(_, let session, _, let revision, let changes)? = actions.first(where: { if case .push = $0 { true } else { false } }) else {
+            Issue.record("no push")
+            return
+        }
+        harness.send(.pushed(cluster: "a", session: session, revision: revision, changes: changes, failure: "connection reset", at: H.start))
+        let failed = harness.take()
+        #expect(failed.pushedClusters.isEmpty)
+        #expect(failed.contains { if case .updateClusterStatus("a", .delivery(false, "PushFailed", _, _)) = $0 { true } else { false } })
+        let retry = try #require(failed.schedules.first)
+        #expect(retry == .pushRetry(cluster: "a", attempt: 1))
+        harness.send(.timerFired(retry, at: H.start))
+        #expect(harness.take().pushedClusters == ["a"])
+    }
+}
