@@ -1,9 +1,14 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
 import TetherJSON
 import TetherModel
 import TetherStore
 
-/// A request that ends in a `metav1.Status` failure: the one place where failures become HTTP statuses.
-struct APIError: Error, CustomStringConvertible {
+/// A request that ends in a `metav1.Status` failure: the one place where failures become HTTP
+/// statuses. Thrown from any route or middleware; Hummingbird writes it (``response(from:context:)``),
+/// and ``APIRequestMiddleware`` turns every other error into one first.
+struct APIError: HTTPResponseError, CustomStringConvertible {
     var code: Int
     /// The Kubernetes `reason`: `NotFound`, `Conflict`, `Invalid`, ...
     var reason: String
@@ -52,8 +57,18 @@ struct APIError: Error, CustomStringConvertible {
         }
     }
 
+    var status: HTTPResponse.Status { HTTPResponse.Status(code: code) }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: ResourceHandler.encode(statusObject)))
+        )
+        if let retryAfterSeconds { response.headers[.retryAfter] = String(retryAfterSeconds) }
+        return response
+    }
+
     /// The `metav1.Status` body.
-    var status: JSONValue {
+    var statusObject: JSONValue {
         var body: JSONValue = [
             "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure",
             "message": .string(message), "reason": .string(reason), "code": .integer(Int64(code)),

@@ -61,10 +61,13 @@ public struct APIServerConfiguration: Sendable {
     public var maximumObjectBytes: Int { limits.maximumBytes }
 }
 
-/// The per-request context: Hummingbird's, plus the connection, so the caller's certificate can be read.
+/// The per-request context: Hummingbird's, plus the connection (so the caller's certificate can
+/// be read), the query as parsed once, and the caller once authenticated.
 public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    var query = RequestQuery(nil)
+    var caller: Caller?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -141,12 +144,7 @@ public final class APIServer: Service, Sendable {
 
     public func run() async throws {
         try await prepare()
-        let router = Router(context: APIRequestContext.self)
-        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
-            router.on("**", method: method) { [handler] request, context in
-                await handler.respond(to: request, context: context)
-            }
-        }
+        let router = APIRoutes.router(handler)
         var tls = try TetherTLS.apiServerConfiguration(material)
         let credentials = self.credentials
         // Each handshake presents the current certificate, so a reload needs no restart.

@@ -10,7 +10,8 @@ import TetherSecurity
 import Synchronization
 import TetherStore
 
-/// Serves every request: authentication, routing by path, and the Kubernetes verbs over the store.
+/// The Kubernetes verbs over the store, one entry per HTTP method (``APIRoutes`` maps the
+/// routes to them; the middleware has parsed the query and authenticated the caller).
 struct ResourceHandler: Sendable {
     let store: any ResourceStore
     let registry: KindRegistry
@@ -36,39 +37,35 @@ struct ResourceHandler: Sendable {
         }
     }
 
-    /// Answers one request within the API's limits: health checks always; watches within each
-    /// user's watch budget (checked where the watch starts); everything else within the
-    /// in-flight caps (429 beyond) and the request timeout (504 after it).
-    func respond(to request: Request, context: APIRequestContext) async -> Response {
-        let path = request.uri.path
-        let isHealth = ["/healthz", "/readyz", "/livez"].contains(path) || path.hasPrefix("/healthz/") || path == "/version"
-        let isWatch = request.method == .get && ["true", "1"].contains(QueryString.parse(request.uri.query)["watch"] ?? "")
-        if isHealth || isWatch { return await answer(request, context: context) }
-        let kind: InFlightLimiter.Kind = [.get, .head].contains(request.method) ? .read : .write
-        guard limiter.enter(kind) else {
-            return Self.status(
-                .tooManyRequests("too many requests are being served; try again later (the server answers at most "
-                    + "\(kind == .read ? limiter.limits.maximumReadsInFlight : limiter.limits.maximumWritesInFlight) \(kind == .read ? "reads" : "writes") at once)")
-            )
-        }
-        defer { limiter.leave(kind) }
+    /// Runs `verb` within the request timeout (504 after it); a watch runs until its own timeout.
+    func timed(
+        _ request: Request, _ context: APIRequestContext, _ verb: @escaping @Sendable (Request, APIRequestContext) async throws -> Response
+    ) async throws -> Response {
+        if request.method == .get, context.query.watch { return try await verb(request, context) }
         let timeout = limiter.limits.requestTimeout
-        let outcome = await Self.race(timeout) { await self.answer(request, context: context) }
-        return outcome ?? Self.status(
-            .timeout("Timeout: request did not complete within the allotted timeout of \(timeout.components.seconds) s")
-        )
+        guard let outcome = await Self.race(timeout, { try await verb(request, context) }) else {
+            throw APIError.timeout("Timeout: request did not complete within the allotted timeout of \(timeout.components.seconds) s")
+        }
+        return try outcome.get()
     }
 
     /// `work`'s result, or nil if `timeout` passes first (the work is then cancelled and its
     /// result dropped when it comes). Whichever ends first ends the other at once: a timer left
     /// sleeping would keep the finished work, and its response, alive for the whole timeout.
-    private static func race(_ timeout: Duration, _ work: @escaping @Sendable () async -> Response) async -> Response? {
+    private static func race(
+        _ timeout: Duration, _ work: @escaping @Sendable () async throws -> Response
+    ) async -> Result<Response, any Error>? {
         let race = Race()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, any Error>?, Never>) in
             let working = Task {
-                let response = await work()
+                let result: Result<Response, any Error>
+                do {
+                    result = .success(try await work())
+                } catch {
+                    result = .failure(error)
+                }
                 race.timer.withLock { $0?.cancel() }
-                if race.settled.markFirst() { continuation.resume(returning: response) }
+                if race.settled.markFirst() { continuation.resume(returning: result) }
             }
             race.worker.withLock { $0 = working }
             let timing = Task {
@@ -95,39 +92,13 @@ struct ResourceHandler: Sendable {
         let worker = Mutex<Task<Void, Never>?>(nil)
     }
 
-    private func answer(_ request: Request, context: APIRequestContext) async -> Response {
-        do {
-            return try await route(request, context: context)
-        } catch let error as APIError {
-            return Self.status(error)
-        } catch let error as StoreError {
-            return Self.status(APIError(error))
-        } catch {
-            logger.error("API request failed", metadata: ["tether.error": "\(error)", "tether.path": "\(request.uri.path)"])
-            return Self.status(APIError(code: 500, reason: "InternalError", message: "\(error)"))
-        }
-    }
+    // MARK: Verbs
 
-    private func route(_ request: Request, context: APIRequestContext) async throws -> Response {
-        if let faults, request.uri.path == "/debug/faults" {
-            return try await controlFaults(faults, request: request, context: context)
-        }
-        guard let path = APIPath(request.uri.path) else {
-            throw APIError.notFound("the server could not find the requested resource")
-        }
+    /// GET: discovery and resource lists under `/api` and `/apis`, then a resource's get, list or watch.
+    func read(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let path = try Self.path(of: request)
         let discovery = Discovery(registry: registry)
         switch path {
-        case .version:
-            return Self.json(discovery.version(server: configuration.serverVersion))
-        case .health:
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
-        default:
-            break
-        }
-        let caller = try await authenticate(request, context: context)
-        switch path {
-        case .version, .health:
-            throw APIError.notFound("unreachable")
         case .coreVersions, .groupList:
             if let version = Discovery.aggregatedVersion(accepting: request.headers[.accept] ?? "") {
                 var response = Self.json(discovery.aggregated(core: path == .coreVersions, version: version))
@@ -143,37 +114,66 @@ struct ResourceHandler: Sendable {
                 throw APIError.notFound("the server could not find the requested resource")
             }
             return Self.json(list)
-        case .metrics:
-            guard let metrics else { throw APIError.notFound("this server exposes no metrics") }
-            return Response(
-                status: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: metrics()))
-            )
-        case .openAPIv2:
-            if (request.headers[.accept] ?? "").contains("protobuf") {
-                return Response(
-                    status: .ok,
-                    headers: [.contentType: "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: openAPI.v2Protobuf))
-                )
-            }
-            return Self.json(bytes: openAPI.v2JSON)
-        case .openAPIv3(let groupVersion):
-            if groupVersion.isEmpty { return Self.json(bytes: openAPI.v3Index) }
-            guard let document = openAPI.v3[groupVersion] else {
-                throw APIError.notFound("no OpenAPI v3 document for \(groupVersion); /openapi/v3 lists them")
-            }
-            return Self.json(bytes: document.document)
         case .resource(let resource):
-            try await faults?.apply()
-            return try await serve(resource, request: request, caller: caller, connectionClosed: context.channel.closeFuture)
+            if let name = resource.name {
+                let operation = try await operation(resource, .get, request, context)
+                let object = try await store.get(operation.type, namespace: resource.namespace, name: name)
+                return resource.subresource == "scale" ? Self.json(Scale(of: object).object) : operation.render(object)
+            }
+            let watching = context.query.watch
+            let operation = try await operation(resource, watching ? .watch : .list, request, context)
+            return watching ? try await operation.watch() : try await operation.list()
+        default:
+            throw APIError.notFound("the server could not find the requested resource")
         }
     }
 
-    private func controlFaults(_ faults: FaultInjector, request: Request, context: APIRequestContext) async throws -> Response {
-        let caller = try await authenticate(request, context: context)
-        guard caller.role == .admin else { throw APIError.forbidden("only an admin may inject faults") }
+    /// POST: create in a collection.
+    func create(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let resource = try Self.resource(of: request, named: false)
+        let operation = try await operation(resource, .create, request, context)
+        return operation.warnings.attached(to: try await operation.create(dryRun: context.query.dryRun))
+    }
+
+    /// PUT: replace an object (or its status, or its scale).
+    func replace(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let resource = try Self.resource(of: request, named: true)
+        let operation = try await operation(resource, .update, request, context)
+        return operation.warnings.attached(to: try await operation.replace(dryRun: context.query.dryRun))
+    }
+
+    /// PATCH: merge, strategic merge, JSON patch, or server-side apply (which may create).
+    func patch(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let resource = try Self.resource(of: request, named: true)
+        let operation = try await operation(resource, .patch, request, context)
+        return operation.warnings.attached(to: try await operation.patch(dryRun: context.query.dryRun))
+    }
+
+    /// DELETE: an object, or every object a list would return.
+    func delete(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let resource = try Self.resource(of: request, named: nil)
+        let operation = try await operation(resource, resource.name == nil ? .deletecollection : .delete, request, context)
+        return resource.name == nil ? try await operation.deleteCollection(dryRun: context.query.dryRun) : try await operation.delete(dryRun: context.query.dryRun)
+    }
+
+    private static func path(of request: Request) throws(APIError) -> APIPath {
+        guard let path = APIPath(request.uri.path) else { throw APIError.notFound("the server could not find the requested resource") }
+        return path
+    }
+
+    /// The resource a write names; `named`: whether the URL must name an object (nil: either).
+    private static func resource(of request: Request, named: Bool?) throws(APIError) -> APIPath.ResourcePath {
+        guard case .resource(let resource) = try path(of: request) else {
+            throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
+        }
+        if let named, named != (resource.name != nil) {
+            throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
+        }
+        return resource
+    }
+
+    func controlFaults(_ faults: FaultInjector, request: Request, context: APIRequestContext) async throws -> Response {
+        guard let caller = context.caller, caller.role == .admin else { throw APIError.forbidden("only an admin may inject faults") }
         switch request.method {
         case .put:
             let body = try await request.body.collect(upTo: 4096)
@@ -201,27 +201,7 @@ struct ResourceHandler: Sendable {
         ])
     }
 
-    // MARK: Authentication and authorization
-
-    private func authenticate(_ request: Request, context: APIRequestContext) async throws -> Caller {
-        let access = self.access.current
-        if let header = request.headers[.authorization] {
-            guard header.hasPrefix("Bearer "), let token = access.user(forToken: String(header.dropFirst("Bearer ".count))) else {
-                throw APIError.unauthorized("Unauthorized: the bearer token is not valid")
-            }
-            return Caller(user: token.user, role: token.role, method: "token")
-        }
-        if let certificate = try? await context.channel.nioSSL_peerCertificate().get(),
-            let parsed = try? TetherTLS.certificate(from: certificate),
-            let identity = try? TetherIdentity(certificate: parsed)
-        {
-            guard case .user(let name) = identity.role, identity.trustDomain == trustDomain else {
-                throw APIError.forbidden("\(identity) is not a user identity; use a certificate for spiffe://\(trustDomain)/user/NAME")
-            }
-            return Caller(user: name, role: access.role(ofUser: name), method: "certificate")
-        }
-        throw APIError.unauthorized("Unauthorized: present a client certificate from the federation CA or a bearer token")
-    }
+    // MARK: Authorization
 
     private func authorize(_ caller: Caller, _ verb: APIVerb, kind: KindDescriptor, namespace: String?) throws {
         guard let role = caller.role, role.allows(verb) else {
@@ -235,12 +215,10 @@ struct ResourceHandler: Sendable {
 
     // MARK: Resources
 
-    private func serve(
-        _ path: APIPath.ResourcePath,
-        request: Request,
-        caller: Caller,
-        connectionClosed: EventLoopFuture<Void>
-    ) async throws -> Response {
+    /// The operation on `path`'s kind, once the caller may perform `verb` there.
+    private func operation(
+        _ path: APIPath.ResourcePath, _ verb: APIVerb, _ request: Request, _ context: APIRequestContext
+    ) async throws -> ResourceOperation {
         guard let kind = registry.kind(group: path.group, version: path.version, plural: path.plural) else {
             throw APIError.notFound("the server could not find the requested resource")
         }
@@ -252,46 +230,14 @@ struct ResourceHandler: Sendable {
         {
             throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
         }
+        guard let caller = context.caller else { throw APIError.unauthorized("Unauthorized") }
+        try authorize(caller, verb, kind: kind, namespace: path.namespace)
+        try await faults?.apply()
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
-        let query = QueryString.parse(request.uri.query)
-        let dryRun = query["dryRun"] == "All"
-        let operation = ResourceOperation(
-            kind: kind, type: type, path: path, handler: self, request: request, caller: caller, connectionClosed: connectionClosed
+        return ResourceOperation(
+            kind: kind, type: type, path: path, handler: self, request: request, context: context, caller: caller,
+            connectionClosed: context.channel.closeFuture
         )
-
-        switch (request.method, path.name) {
-        case (.get, nil):
-            let watching = query["watch"].map { ["true", "1"].contains($0) } ?? false
-            try authorize(caller, watching ? .watch : .list, kind: kind, namespace: path.namespace)
-            return watching ? try await operation.watch() : try await operation.list()
-        case (.get, .some(let name)):
-            try authorize(caller, .get, kind: kind, namespace: path.namespace)
-            let object = try await store.get(type, namespace: path.namespace, name: name)
-            return path.subresource == "scale" ? ResourceHandler.json(Scale(of: object).object) : operation.render(object)
-        case (.post, nil):
-            try authorize(caller, .create, kind: kind, namespace: path.namespace)
-            var response = try await operation.create(dryRun: dryRun)
-            operation.warnings.attach(to: &response)
-            return response
-        case (.put, .some):
-            try authorize(caller, .update, kind: kind, namespace: path.namespace)
-            var response = try await operation.replace(dryRun: dryRun)
-            operation.warnings.attach(to: &response)
-            return response
-        case (.patch, .some):
-            try authorize(caller, .patch, kind: kind, namespace: path.namespace)
-            var response = try await operation.patch(dryRun: dryRun)
-            operation.warnings.attach(to: &response)
-            return response
-        case (.delete, .some):
-            try authorize(caller, .delete, kind: kind, namespace: path.namespace)
-            return try await operation.delete(dryRun: dryRun)
-        case (.delete, nil):
-            try authorize(caller, .deletecollection, kind: kind, namespace: path.namespace)
-            return try await operation.deleteCollection(dryRun: dryRun)
-        default:
-            throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
-        }
     }
 
     // MARK: Responses
@@ -304,12 +250,6 @@ struct ResourceHandler: Sendable {
 
     static func json(bytes: Data, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
-    static func status(_ error: APIError) -> Response {
-        var response = json(error.status, status: HTTPResponse.Status(code: error.code))
-        if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
-        return response
     }
 
     /// Compact JSON with sorted keys; a value JSON cannot hold (a non-finite double) comes out as `{}`.

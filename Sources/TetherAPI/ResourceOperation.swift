@@ -17,6 +17,7 @@ struct ResourceOperation {
     let path: APIPath.ResourcePath
     let handler: ResourceHandler
     let request: Request
+    let context: APIRequestContext
     let caller: Caller
     /// Completes when the client's connection closes: a watch ends then, not at its next event.
     let connectionClosed: EventLoopFuture<Void>
@@ -26,17 +27,7 @@ struct ResourceOperation {
 
     private var store: any ResourceStore { handler.store }
 
-    /// `fieldValidation`: `Strict`, `Warn` (the default, as in Kubernetes) or `Ignore`.
-    private var fieldValidation: String {
-        get throws {
-            let directive = query["fieldValidation"] ?? "Warn"
-            guard ["Strict", "Warn", "Ignore"].contains(directive) else {
-                throw APIError.badRequest("fieldValidation must be Strict, Warn or Ignore, not \"\(directive)\"")
-            }
-            return directive
-        }
-    }
-    private var query: [String: String] { QueryString.parse(request.uri.query) }
+    private var query: RequestQuery { context.query }
     private var wantsTable: Bool {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
@@ -70,16 +61,13 @@ struct ResourceOperation {
     private func listOptions() throws -> ListOptions {
         var options = ListOptions(namespace: path.namespace)
         do {
-            if let selector = query["labelSelector"] { options.labelSelector = try LabelSelector(parsing: selector) }
-            if let selector = query["fieldSelector"] { options.fieldSelector = try FieldSelector(parsing: selector, allowing: kind.selectableFields) }
+            if let selector = query.labelSelector { options.labelSelector = try LabelSelector(parsing: selector) }
+            if let selector = query.fieldSelector { options.fieldSelector = try FieldSelector(parsing: selector, allowing: kind.selectableFields) }
         } catch {
             throw APIError.badRequest(error.description)
         }
-        if let limit = query["limit"] {
-            guard let value = Int(limit), value >= 0 else { throw APIError.badRequest("limit must be a non-negative integer") }
-            options.limit = value == 0 ? nil : value
-        }
-        if let token = query["continue"], !token.isEmpty {
+        options.limit = try query.limit()
+        if let token = query.continueToken {
             options.after = try ContinueToken(decoding: token).position
         }
         return options
@@ -94,15 +82,8 @@ struct ResourceOperation {
     func watch() async throws -> Response {
         let options = try listOptions()
         let limits = handler.limiter.limits
-        var requestedTimeout: Int64?
-        if let text = query["timeoutSeconds"] {
-            guard let seconds = Int64(text), seconds >= 0 else {
-                throw APIError.badRequest("timeoutSeconds must be a non-negative integer, not \"\(text.prefix(40))\"")
-            }
-            requestedTimeout = seconds
-        }
-        let timeout = limits.watchTimeout(requested: requestedTimeout)
-        let requested = query["resourceVersion"].flatMap { UInt64($0) }
+        let timeout = limits.watchTimeout(requested: try query.timeoutSeconds())
+        let requested = query.resourceVersion
         let limiter = handler.limiter
         let user = caller.user
         guard limiter.enterWatch(of: user) else {
@@ -176,7 +157,7 @@ struct ResourceOperation {
             }
             if fellBehind.isMarked {
                 let gone = APIError(code: 410, reason: "Expired", message: "the watch fell too far behind; list again and resume")
-                try await writer.write(frame("ERROR", gone.status))
+                try await writer.write(frame("ERROR", gone.statusObject))
             }
             try await writer.finish(nil)
         }
@@ -281,13 +262,13 @@ struct ResourceOperation {
             throw APIError.badRequest("\(cannotHandle): field \(wrong.path) must be \(wrong.expected)\(more)")
         }
         if !findings.unknownFields.isEmpty {
-            switch try fieldValidation {
-            case "Strict":
+            switch try query.fieldValidation() {
+            case .strict:
                 let fields = findings.unknownFields.map { "unknown field \"\($0)\"" }.joined(separator: ", ")
                 throw APIError.badRequest("\(cannotHandle): strict decoding error: \(fields)")
-            case "Warn":
+            case .warn:
                 warnings.add(findings.unknownFields.map { "unknown field \"\($0)\"" })
-            default:
+            case .ignore:
                 break
             }
         }
@@ -481,8 +462,8 @@ struct ResourceOperation {
             }
             options = decoded
         }
-        let policy = query["propagationPolicy"] ?? options["propagationPolicy"]?.stringValue
-        let orphanDependents = (query["orphanDependents"] ?? options["orphanDependents"].map { $0 == .bool(true) ? "true" : "false" }) == "true"
+        let policy = query.propagationPolicy ?? options["propagationPolicy"]?.stringValue
+        let orphanDependents = (query.orphanDependents ?? options["orphanDependents"].map { $0 == .bool(true) ? "true" : "false" }) == "true"
         if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
             throw APIError.badRequest("propagationPolicy \"\(policy)\" is not one of Orphan, Background, Foreground")
         }
@@ -548,11 +529,14 @@ final class ResponseWarnings: Sendable {
         messages.withLock { $0.append(contentsOf: new) }
     }
 
-    func attach(to response: inout Response) {
-        guard let name = HTTPField.Name("Warning") else { return }
+    /// `response` with a `Warning` header per warning.
+    func attached(to response: Response) -> Response {
+        guard let name = HTTPField.Name("Warning") else { return response }
+        var response = response
         for message in messages.withLock({ $0 }) {
             let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             response.headers.append(HTTPField(name: name, value: "299 - \"\(escaped)\""))
         }
+        return response
     }
 }

@@ -1,0 +1,87 @@
+import Hummingbird
+import Logging
+import NIOSSL
+import TetherSecurity
+import TetherStore
+
+/// Outermost, on every route: parses the query once onto the context, and turns every error
+/// into a Kubernetes `Status` (``APIError``): the store's by their code, Hummingbird's unmatched
+/// route as Kubernetes words it, anything else as a logged 500.
+struct APIRequestMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.query = RequestQuery(request.uri.query)
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as StoreError {
+            throw APIError(error)
+        } catch let error as HTTPError where error.status == .notFound {
+            throw APIError.notFound("the server could not find the requested resource")
+        } catch let error as HTTPError {
+            throw APIError(code: error.status.code, reason: error.status.reasonPhrase, message: error.body ?? error.status.reasonPhrase)
+        } catch {
+            logger.error("API request failed", metadata: ["tether.error": "\(error)", "tether.path": "\(request.uri.path)"])
+            throw APIError(code: 500, reason: "InternalError", message: "\(error)")
+        }
+    }
+}
+
+/// Answers 429 beyond the in-flight caps, before anything else is spent on the request.
+/// Watches are counted per user where they start instead (they stay open by design).
+struct InFlightMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let limiter: InFlightLimiter
+
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        if request.method == .get, context.query.watch { return try await next(request, context) }
+        let kind: InFlightLimiter.Kind = [.get, .head].contains(request.method) ? .read : .write
+        guard limiter.enter(kind) else {
+            let most = kind == .read ? limiter.limits.maximumReadsInFlight : limiter.limits.maximumWritesInFlight
+            throw APIError.tooManyRequests(
+                "too many requests are being served; try again later (the server answers at most \(most) \(kind == .read ? "reads" : "writes") at once)"
+            )
+        }
+        defer { limiter.leave(kind) }
+        return try await next(request, context)
+    }
+}
+
+/// Who is asking: a bearer token, else a user certificate from the federation CA. Sets
+/// `context.caller`; a request without either ends here (401), as does a certificate that is
+/// not a user's (403).
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let access: AccessControl
+    let trustDomain: String
+
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        context.caller = try await caller(of: request, on: context)
+        return try await next(request, context)
+    }
+
+    private func caller(of request: Request, on context: APIRequestContext) async throws(APIError) -> Caller {
+        let access = self.access.current
+        if let header = request.headers[.authorization] {
+            guard header.hasPrefix("Bearer "), let token = access.user(forToken: String(header.dropFirst("Bearer ".count))) else {
+                throw APIError.unauthorized("Unauthorized: the bearer token is not valid")
+            }
+            return Caller(user: token.user, role: token.role, method: "token")
+        }
+        if let certificate = try? await context.channel.nioSSL_peerCertificate().get(),
+            let parsed = try? TetherTLS.certificate(from: certificate),
+            let identity = try? TetherIdentity(certificate: parsed)
+        {
+            guard case .user(let name) = identity.role, identity.trustDomain == trustDomain else {
+                throw APIError.forbidden("\(identity) is not a user identity; use a certificate for spiffe://\(trustDomain)/user/NAME")
+            }
+            return Caller(user: name, role: access.role(ofUser: name), method: "certificate")
+        }
+        throw APIError.unauthorized("Unauthorized: present a client certificate from the federation CA or a bearer token")
+    }
+}
