@@ -258,6 +258,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "TetherAPITests",
+            dependencies: [
+                "TetherAPI", "TetherStore", "TetherModel", "TetherJSON", "TetherSecurity", "BuiltinPlugins", nioCore, logging,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "TetherSessionTests",
             dependencies: [
                 "TetherHub", "TetherAgent", "TetherWire", "TetherSecurity", "TetherStore", "TetherModel", "TetherJSON", "BuiltinPlugins",
