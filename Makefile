@@ -21,7 +21,10 @@ FUZZ_TARGETS := frame json protobuf patch selectors yaml pem
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps build test demo clean fuzz fuzz-smoke fuzz-merge chaos
+.PHONY: help deps build bench-build bench test demo clean fuzz fuzz-smoke fuzz-merge chaos format format-check
+
+# Formatted by swift-format (bundled with the toolchain) under .swift-format; `make test` checks it.
+FORMATTED := Package.swift Sources Plugins Tests Benchmarks/Package.swift Benchmarks/Sources
 
 # The fault suite's long run: `make chaos` runs CHAOS_CYCLES cycles (the test suite runs each fault once).
 CHAOS_CYCLES ?= 100
@@ -31,6 +34,8 @@ help:
 	@echo "make test   build everything and run the whole test suite"
 	@echo "make deps   install the Debian packages the build and tests need"
 	@echo "make fuzz   run every fuzz harness for FUZZ_SECONDS (default 600) each; fuzz-merge keeps what it found"
+	@echo "make bench ARGS='fanout --agents 1000'   run a benchmark on release builds (tether-bench --help lists them)"
+	@echo "make format reformat the code as .swift-format says (make test checks it)"
 	@echo "make chaos  run the fault suite for CHAOS_CYCLES (default 100) cycles, as root; report in .build/chaos-report.json"
 
 deps:
@@ -47,6 +52,16 @@ deps:
 build: deps
 	swift build $(SWIFT_FLAGS)
 
+# The benchmarks are a package of their own (Benchmarks/), so gRPC stays out of the product's
+# graph; tether-bench starts the main package's servers from the same configuration's folder.
+bench-build: build
+	swift build --package-path Benchmarks $(SWIFT_FLAGS)
+
+bench: deps
+	swift build -c release $(SWIFT_FLAGS)
+	swift build --package-path Benchmarks -c release $(SWIFT_FLAGS)
+	Benchmarks/.build/release/tether-bench $(ARGS)
+
 $(KUBECTL_LEGACY):
 	mkdir -p $(KUBECTL_LEGACY_DIR)/download
 	cd $(KUBECTL_LEGACY_DIR)/download && (apt-get download kubernetes-client || (apt-get update -qq && apt-get download kubernetes-client))
@@ -58,8 +73,15 @@ $(KUBECTL_LEGACY):
 # run after the rest, one at a time: with the whole suite at once on two cores, a debug-built
 # process can wait seconds for a CPU.
 TIMED_TESTS := StoppingTests|FaultSuiteTests
-test: deps $(KUBECTL_LEGACY)
+format:
+	swift format format --in-place --recursive --parallel $(FORMATTED)
+
+format-check:
+	swift format lint --strict --recursive --parallel $(FORMATTED)
+
+test: deps $(KUBECTL_LEGACY) format-check
 	swift build --build-tests $(SWIFT_FLAGS)
+	swift build --package-path Benchmarks $(SWIFT_FLAGS)
 	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) swift test --skip-build --skip '$(TIMED_TESTS)'
 	swift test --skip-build --no-parallel --filter '$(TIMED_TESTS)'
 	$(MAKE) fuzz-smoke
@@ -79,8 +101,8 @@ fuzz-merge:
 			Tests/Fuzz/Corpus/$$target .build-fuzz/corpus/$$target || exit 1; \
 	done
 
-chaos: build
-	.build/debug/tether-bench chaos --cycles $(CHAOS_CYCLES) --report .build/chaos-report.json
+chaos: bench-build
+	Benchmarks/.build/debug/tether-bench chaos --cycles $(CHAOS_CYCLES) --report .build/chaos-report.json
 
 demo: build
 	.build/debug/tetherctl demo --clusters 3

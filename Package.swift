@@ -40,8 +40,12 @@ let package = Package(
         .executable(name: "tether-agent", targets: ["tether-agent"]),
         .executable(name: "tetherctl", targets: ["tetherctl"]),
         .executable(name: "tether-simcluster", targets: ["tether-simcluster"]),
-        .executable(name: "tether-bench", targets: ["tether-bench"]),
         .executable(name: "tether-fuzz", targets: ["tether-fuzz"]),
+        // For the benchmarks' own package (`Benchmarks/`), which starts federations the way the
+        // integration tests do; not an API for anyone else.
+        .library(
+            name: "TetherBenchmarkSupport",
+            targets: ["TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherLocal", "TetherTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -60,23 +64,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
-        // Only the benchmarks use gRPC: `tether-bench protocol` measures our framed protocol against it.
-        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
-        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
     ],
     targets: [
-        // Benchmarks: measured by hand (`swift run -c release tether-bench ...`), never by the test command.
-        .executableTarget(
-            name: "tether-bench",
-            dependencies: [
-                "TetherSecurity", "TetherWire", "TetherLocal", "TetherModel", "TetherJSON", "TetherTestSupport", argumentParser, nioCore, nioPosix,
-                nioSSL, nioTLS, nioHTTP1, httpClient, x509,
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
-            ],
-            path: "Benchmarks/TetherBench",
-            swiftSettings: strictSettings
-        ),
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
         .systemLibrary(
             name: "CTetherZlib",
@@ -115,10 +104,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
-        .target(name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Workloads", swiftSettings: strictSettings),
-        .target(name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Config", swiftSettings: strictSettings),
-        .target(name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Networking", swiftSettings: strictSettings),
-        .target(name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Federation", swiftSettings: strictSettings),
+        .target(
+            name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Workloads",
+            swiftSettings: strictSettings),
+        .target(
+            name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Config", swiftSettings: strictSettings),
+        .target(
+            name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Networking",
+            swiftSettings: strictSettings),
+        .target(
+            name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Federation",
+            swiftSettings: strictSettings),
         // The registries the executables serve: every family above, plus the member-only Node kind.
         .target(
             name: "BuiltinPlugins",
@@ -129,7 +125,8 @@ let package = Package(
         .target(
             name: "TetherAPI",
             dependencies: [
-                "TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1, x509,
+                "TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1,
+                x509,
                 logging, lifecycle, metrics,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -197,7 +194,8 @@ let package = Package(
         .executableTarget(
             name: "tetherctl",
             dependencies: [
-                "TetherSecurity", "TetherLocal", "TetherModel", "TetherJSON", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser, x509,
+                "TetherSecurity", "TetherLocal", "TetherModel", "TetherJSON", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser,
+                x509,
                 unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,
             ],

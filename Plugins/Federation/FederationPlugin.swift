@@ -40,9 +40,10 @@ public struct FederationPlugin: ResourcePlugin {
         summary: "OverridePolicy changes fields of the objects it selects in some member clusters."
     )
 
-    static let resourceSelectors = FieldSchema.array(.object([
-        "apiVersion": .string, "kind": .string, "name": .string, "labelSelector": .labelSelector,
-    ]))
+    static let resourceSelectors = FieldSchema.array(
+        .object([
+            "apiVersion": .string, "kind": .string, "name": .string, "labelSelector": .labelSelector,
+        ]))
     static let propagationSpec = FieldSchema.object([
         "resourceSelectors": resourceSelectors,
         "placement": .object(["clusterNames": .stringList, "clusterSelector": .labelSelector, "excludeClusters": .stringList]),
@@ -52,10 +53,11 @@ public struct FederationPlugin: ResourcePlugin {
     ])
     static let overrideSpec = FieldSchema.object([
         "resourceSelectors": resourceSelectors,
-        "overrides": .array(.object([
-            "clusterNames": .stringList, "clusterSelector": .labelSelector, "image": .string, "replicas": .integer,
-            "labels": .stringMap, "annotations": .stringMap, "jsonPatch": .freeList,
-        ])),
+        "overrides": .array(
+            .object([
+                "clusterNames": .stringList, "clusterSelector": .labelSelector, "image": .string, "replicas": .integer,
+                "labels": .stringMap, "annotations": .stringMap, "jsonPatch": .freeList,
+            ])),
     ])
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }

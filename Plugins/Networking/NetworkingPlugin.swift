@@ -21,10 +21,11 @@ public struct NetworkingPlugin: ResourcePlugin {
         ],
         fields: [
             "spec": .object([
-                "ports": .array(.object([
-                    "name": .string, "protocol": .string, "appProtocol": .string, "port": .integer, "targetPort": .intOrString,
-                    "nodePort": .integer,
-                ])),
+                "ports": .array(
+                    .object([
+                        "name": .string, "protocol": .string, "appProtocol": .string, "port": .integer, "targetPort": .intOrString,
+                        "nodePort": .integer,
+                    ])),
                 "selector": .stringMap, "clusterIP": .string, "clusterIPs": .stringList, "type": .string, "externalIPs": .stringList,
                 "sessionAffinity": .string, "loadBalancerIP": .string, "loadBalancerSourceRanges": .stringList,
                 "externalName": .string, "externalTrafficPolicy": .string, "healthCheckNodePort": .integer,
@@ -61,7 +62,8 @@ public struct NetworkingPlugin: ResourcePlugin {
         switch object.kind {
         case "Service":
             if let type = object.string(at: "spec", "type"), !Self.serviceTypes.contains(type) {
-                problems.append(ValidationProblem(field: "spec.type", "must be one of \(Self.serviceTypes.sorted().joined(separator: ", ")), not \(type)"))
+                problems.append(
+                    ValidationProblem(field: "spec.type", "must be one of \(Self.serviceTypes.sorted().joined(separator: ", ")), not \(type)"))
             }
             for (index, port) in (object.value(at: "spec", "ports")?.arrayElements ?? []).enumerated() {
                 guard let number = port["port"]?.integerValue, (1...65535).contains(number) else {
@@ -91,11 +93,13 @@ public struct NetworkingPlugin: ResourcePlugin {
         }
         copy.remove(at: "spec", "healthCheckNodePort")
         if case .array(let ports)? = copy.value(at: "spec", "ports") {
-            copy.set(.array(ports.map { port in
-                var port = port
-                port[member: "nodePort"] = nil
-                return port
-            }), at: ["spec", "ports"])
+            copy.set(
+                .array(
+                    ports.map { port in
+                        var port = port
+                        port[member: "nodePort"] = nil
+                        return port
+                    }), at: ["spec", "ports"])
         }
         return copy
     }

@@ -61,7 +61,8 @@ struct APIError: HTTPResponseError, CustomStringConvertible {
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: ResourceHandler.encode(statusObject)))
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: ResourceHandler.encode(statusObject)))
         )
         if let retryAfterSeconds { response.headers[.retryAfter] = String(retryAfterSeconds) }
         return response

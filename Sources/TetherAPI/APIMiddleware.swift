@@ -11,7 +11,8 @@ struct APIRequestMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let logger: Logger
 
-    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response
+    {
         var context = context
         context.query = RequestQuery(request.uri.query)
         do {
@@ -37,7 +38,8 @@ struct InFlightMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let limiter: InFlightLimiter
 
-    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response
+    {
         if request.method == .get, context.query.watch { return try await next(request, context) }
         let kind: InFlightLimiter.Kind = [.get, .head].contains(request.method) ? .read : .write
         guard limiter.enter(kind) else {
@@ -59,7 +61,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let access: AccessControl
     let trustDomain: String
 
-    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response
+    {
         var context = context
         context.caller = try await caller(of: request, on: context)
         return try await next(request, context)

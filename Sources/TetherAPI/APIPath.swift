@@ -37,9 +37,15 @@ enum APIPath: Equatable {
         case "openapi" where parts.count == 2 && parts[1] == "v2": self = .openAPIv2
         case "openapi" where parts.count >= 2 && parts[1] == "v3": self = .openAPIv3(parts.dropFirst(2).joined(separator: "/"))
         case "api":
-            if parts.count == 1 { self = .coreVersions; return }
+            if parts.count == 1 {
+                self = .coreVersions
+                return
+            }
             guard parts[1] == "v1" else { return nil }
-            if parts.count == 2 { self = .resourceList(group: "", version: "v1"); return }
+            if parts.count == 2 {
+                self = .resourceList(group: "", version: "v1")
+                return
+            }
             guard let resource = Self.resource(group: "", version: "v1", rest: Array(parts.dropFirst(2))) else { return nil }
             self = .resource(resource)
         case "apis":

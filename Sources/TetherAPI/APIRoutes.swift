@@ -34,7 +34,8 @@ enum APIRoutes {
         api.get("/metrics") { _, _ in
             guard let metrics = handler.metrics else { throw APIError.notFound("this server exposes no metrics") }
             return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: metrics()))
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics()))
             )
         }
         api.get("/openapi/v2") { request, _ in
@@ -69,7 +70,9 @@ enum APIRoutes {
 
         if let faults = handler.faults {
             for method in [HTTPRequest.Method.get, .put, .delete, .post] {
-                api.on("/debug/faults", method: method) { request, context in try await handler.controlFaults(faults, request: request, context: context) }
+                api.on("/debug/faults", method: method) { request, context in
+                    try await handler.controlFaults(faults, request: request, context: context)
+                }
             }
         }
         return router

@@ -155,18 +155,18 @@ public final class APIServer: Service, Sendable {
         let bound = OnceFlag()
         let (gate, idleTimeout) = (self.gate, configuration.idleTimeout)
         let verification = TLSChannelConfiguration(tlsConfiguration: tls) { certificates in
-                    let chain = try certificates.map { try TetherTLS.certificate(from: $0) }
-                    let verifier = credentials.withLockedValue { $0.verifier }
-                    switch await verifier.verify(chain: chain) {
-                    case .trusted: return .certificateVerified
-                    case .refused(let refusal):
-                        logger.warning(
-                            "API client certificate refused",
-                            metadata: ["tether.event": "api.refused", "tether.refusal": "\(refusal.code.rawValue)", "tether.reason": "\(refusal.reason)"]
-                        )
-                        return .failed
-                    }
-                }
+            let chain = try certificates.map { try TetherTLS.certificate(from: $0) }
+            let verifier = credentials.withLockedValue { $0.verifier }
+            switch await verifier.verify(chain: chain) {
+            case .trusted: return .certificateVerified
+            case .refused(let refusal):
+                logger.warning(
+                    "API client certificate refused",
+                    metadata: ["tether.event": "api.refused", "tether.refusal": "\(refusal.code.rawValue)", "tether.reason": "\(refusal.reason)"]
+                )
+                return .failed
+            }
+        }
         // Every connection passes the listener's gate before TLS, and counts as authenticated
         // (for the gate's caps) once its first request arrives.
         let server = HTTPServerBuilder { responder in
@@ -190,7 +190,7 @@ public final class APIServer: Service, Sendable {
         )
         do {
             try await app.run()
-        } catch where !bound.isMarked {
+        } catch  where !bound.isMarked {
             throw APIListenFailure(
                 description: "cannot serve the API on \(configuration.host):\(configuration.port): \(error); choose another address"
             )

@@ -58,7 +58,9 @@ public final class FaultInjector: Sendable {
             try await Task.sleep(for: .milliseconds(delay))  // the injected slowness itself
         }
         if let status = fault.status {
-            throw APIError(code: status, reason: status == 503 ? "ServiceUnavailable" : "InternalError", message: "injected fault: the simulated API answers \(status) for now")
+            throw APIError(
+                code: status, reason: status == 503 ? "ServiceUnavailable" : "InternalError",
+                message: "injected fault: the simulated API answers \(status) for now")
         }
     }
 }

@@ -24,7 +24,9 @@ public enum KubernetesProtobuf {
             throw ProtobufError("the body does not start with Kubernetes' protobuf envelope (k8s\\0)")
         }
         var unknown = ProtobufReader(bytes[4...])
-        var apiVersion = "", kind = "", raw: ArraySlice<UInt8> = []
+        var apiVersion = ""
+        var kind = ""
+        var raw: ArraySlice<UInt8> = []
         while let field = try unknown.next() {
             switch field.number {
             case 1:
@@ -43,7 +45,9 @@ public enum KubernetesProtobuf {
         guard apiVersion == "v1", decodedKinds.contains(kind) else { throw Unsupported(kind: kind.isEmpty ? "an object" : kind) }
         var object: [String: JSONValue] = ["apiVersion": "v1", "kind": .string(kind)]
         var message = ProtobufReader(raw)
-        var data: [String: JSONValue] = [:], binaryData: [String: JSONValue] = [:], stringData: [String: JSONValue] = [:]
+        var data: [String: JSONValue] = [:]
+        var binaryData: [String: JSONValue] = [:]
+        var stringData: [String: JSONValue] = [:]
         while let field = try message.next() {
             switch (kind, field.number) {
             case (_, 1): object["metadata"] = try objectMeta(field.bytes())
@@ -81,7 +85,9 @@ public enum KubernetesProtobuf {
     private static func objectMeta(_ bytes: ArraySlice<UInt8>) throws -> JSONValue {
         var reader = ProtobufReader(bytes)
         var metadata: [String: JSONValue] = [:]
-        var labels: [String: JSONValue] = [:], annotations: [String: JSONValue] = [:], finalizers: [JSONValue] = []
+        var labels: [String: JSONValue] = [:]
+        var annotations: [String: JSONValue] = [:]
+        var finalizers: [JSONValue] = []
         while let field = try reader.next() {
             switch field.number {
             case 1: metadata["name"] = .string(try field.string())
@@ -106,7 +112,8 @@ public enum KubernetesProtobuf {
     /// A map entry: `key = 1`, `value = 2`.
     private static func mapEntry(_ bytes: ArraySlice<UInt8>) throws -> (String, ArraySlice<UInt8>) {
         var reader = ProtobufReader(bytes)
-        var key = "", value: ArraySlice<UInt8> = []
+        var key = ""
+        var value: ArraySlice<UInt8> = []
         while let field = try reader.next() {
             if field.number == 1 { key = try field.string() }
             if field.number == 2 { value = try field.bytes() }

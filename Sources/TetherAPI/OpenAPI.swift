@@ -129,7 +129,8 @@ struct OpenAPIDocuments: Sendable {
             }
             let writing = ["dryRun", "fieldManager", "fieldValidation"]
             paths[collection] = [
-                "get": operation("list", parameters: ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"], body: false),
+                "get": operation(
+                    "list", parameters: ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"], body: false),
                 "post": operation("post", parameters: writing, body: true),
             ]
             paths["\(collection)/{name}"] = [

@@ -3,11 +3,11 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOSSL
+import Synchronization
 import TetherJSON
 import TetherModel
 import TetherPlugin
 import TetherSecurity
-import Synchronization
 import TetherStore
 
 /// The Kubernetes verbs over the store, one entry per HTTP method (``APIRoutes`` maps the
@@ -153,7 +153,8 @@ struct ResourceHandler: Sendable {
     func delete(_ request: Request, context: APIRequestContext) async throws -> Response {
         let resource = try Self.resource(of: request, named: nil)
         let operation = try await operation(resource, resource.name == nil ? .deletecollection : .delete, request, context)
-        return resource.name == nil ? try await operation.deleteCollection(dryRun: context.query.dryRun) : try await operation.delete(dryRun: context.query.dryRun)
+        return resource.name == nil
+            ? try await operation.deleteCollection(dryRun: context.query.dryRun) : try await operation.delete(dryRun: context.query.dryRun)
     }
 
     private static func path(of request: Request) throws(APIError) -> APIPath {

@@ -164,7 +164,10 @@ public actor AgentCredentials: Service {
     private func renewIfDue() async {
         logger.debug(
             "renewal check",
-            metadata: ["tether.pending": "\(pending != nil)", "tether.established": "\(link.isEstablished)", "tether.due_at": "\(renewalDate().formatted(.iso8601))"]
+            metadata: [
+                "tether.pending": "\(pending != nil)", "tether.established": "\(link.isEstablished)",
+                "tether.due_at": "\(renewalDate().formatted(.iso8601))",
+            ]
         )
         if let sent = pending {
             guard ContinuousClock.now >= sent.sentAt + settings.answerTimeout else { return schedule() }
@@ -304,7 +307,6 @@ public actor AgentCredentials: Service {
             )
         }
     }
-
 
     private static func certificates(in pem: String) throws(SecurityError) -> [Certificate] {
         try PEMFiles.certificates(inPEM: pem, source: "the hub's CA bundle")

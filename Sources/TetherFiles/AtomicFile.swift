@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a file could not be read or replaced, with the path and what to do.
@@ -74,7 +74,8 @@ public enum AtomicFile {
         let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard descriptor >= 0 else {
             if errno == ELOOP {
-                throw FileError(path: path, "\(path) is a symbolic link; Tether reads its state only from regular files (replace the link with the file)")
+                throw FileError(
+                    path: path, "\(path) is a symbolic link; Tether reads its state only from regular files (replace the link with the file)")
             }
             throw FileError(path: path, "cannot read \(path): \(lastError)")
         }

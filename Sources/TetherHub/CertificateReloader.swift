@@ -108,7 +108,8 @@ public struct CertificateReloader: Service {
         var lastMaterial = (try? Self.load(directory))?.fingerprint
         var lastRevocations = try? RevocationList.load(from: directory.revocationListPath)
         for await trigger in triggers {
-            var material = false, revocations = false
+            var material = false
+            var revocations = false
             var others: [WatchedFile] = []
             switch trigger {
             case .signal:
@@ -154,7 +155,6 @@ public struct CertificateReloader: Service {
         try TLSMaterial.load(certificate: directory.hubCertificatePath, key: directory.hubKeyPath, trustBundle: directory.caCertificatePath)
     }
 
-
     private func reloadRevocations(unlessSameAs last: inout RevocationList?) {
         do {
             let list = try RevocationList.load(from: directory.revocationListPath)
@@ -177,4 +177,3 @@ public struct CertificateReloader: Service {
         }
     }
 }
-

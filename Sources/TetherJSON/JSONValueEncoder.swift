@@ -132,7 +132,8 @@ private struct EncodingNode: Encoder, SingleValueEncodingContainer {
 
     static func integer<Integer: BinaryInteger>(_ value: Integer, _ codingPath: @autoclosure () -> [any CodingKey]) throws -> JSONValue {
         guard let exact = Int64(exactly: value) else {
-            throw EncodingError.invalidValue(value, .init(codingPath: codingPath(), debugDescription: "\(value) does not fit a 64-bit signed integer"))
+            throw EncodingError.invalidValue(
+                value, .init(codingPath: codingPath(), debugDescription: "\(value) does not fit a 64-bit signed integer"))
         }
         return .integer(exact)
     }

@@ -106,4 +106,3 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
         self.description = description
     }
 }
-

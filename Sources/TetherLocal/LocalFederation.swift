@@ -20,7 +20,13 @@ public struct TetherBinaries: Sendable {
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             directory = executable.deletingLastPathComponent()
         }
-        let binaries = TetherBinaries(directory: directory)
+        var binaries = TetherBinaries(directory: directory)
+        // `tether-bench` is built by the benchmarks' own package (`Benchmarks/.build/...`); the
+        // processes it starts are the main package's, built in the same configuration.
+        if !binaries.hasServers, directory.path.contains("/Benchmarks/.build/") {
+            binaries = TetherBinaries(
+                directory: URL(fileURLWithPath: directory.path.replacingOccurrences(of: "/Benchmarks/.build/", with: "/.build/")))
+        }
         for name in ["tether-hub", "tether-agent"] where !FileManager.default.isExecutableFile(atPath: binaries.url(name).path) {
             throw ProcessWaitError(
                 description: "\(name) is not in \(directory.path); build it first (`swift build`) or set TETHER_BIN_DIR"
@@ -30,6 +36,10 @@ public struct TetherBinaries: Sendable {
     }
 
     public func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
+
+    private var hasServers: Bool {
+        ["tether-hub", "tether-agent"].allSatisfy { FileManager.default.isExecutableFile(atPath: url($0).path) }
+    }
 }
 
 /// A federation run as processes on this machine: the demo, and the integration tests.
@@ -71,10 +81,11 @@ public final class LocalFederation: Sendable {
     ) async throws -> (ManagedProcess, port: Int) {
         // A stale ports file from an earlier run must not be mistaken for this hub's.
         try? FileManager.default.removeItem(atPath: directory.portsPath)
-        let arguments = [
-            "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", apiListen,
-            "--heartbeat-interval", "\(heartbeatInterval)",
-        ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
+        let arguments =
+            [
+                "--dir", directory.path, "--agent-listen", agentListen, "--api-listen", apiListen,
+                "--heartbeat-interval", "\(heartbeatInterval)",
+            ] + (autoJoin ? ["--auto-join"] : []) + extraArguments
         let hub: ManagedProcess
         if let descriptorLimit {
             hub = try launch(
@@ -177,6 +188,14 @@ public final class LocalFederation: Sendable {
         try process.start()
         processes.add(process)
         return process
+    }
+
+    /// The last `count` lines of each process started, named: what a failed test prints, so
+    /// its report says what the hub and agents saw.
+    public func recentOutput(count: Int = 25) -> String {
+        processes.all.map { process in
+            (["--- \(process.name), last \(count) lines:"] + process.lines.suffix(count).map(\.raw)).joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 
     /// Stops every process at once (SIGTERM, then SIGKILL after `grace`), so stopping takes as

@@ -74,7 +74,8 @@ extension JSONValue {
         func checkPlacement(_ value: JSONValue, at pointer: JSONPointer) throws(PatchError) {
             guard let limits else { return }
             if pointer.tokens.count + value.nestingDepth(stoppingAfter: limits.maximumDepth) > limits.maximumDepth {
-                throw PatchError(.tooDeep, "the patch would nest the object deeper than \(limits.maximumDepth) levels (at \(pointer.text.prefix(200)))")
+                throw PatchError(
+                    .tooDeep, "the patch would nest the object deeper than \(limits.maximumDepth) levels (at \(pointer.text.prefix(200)))")
             }
         }
         for (index, operation) in operations.enumerated() {

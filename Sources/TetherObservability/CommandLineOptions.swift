@@ -19,6 +19,8 @@ public struct LoggingOptions: ParsableArguments, Sendable {
 
 extension LogFormat: ExpressibleByArgument {}
 
+// swift-format-ignore: AvoidRetroactiveConformances
+// Log levels are parsed from the command line; neither swift-log nor ArgumentParser can declare it.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// A duration written as on Go and Kubernetes command lines: `8760h`, `30m`, `90s`, `1h30m`, or days `365d`.

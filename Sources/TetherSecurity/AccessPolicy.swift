@@ -82,4 +82,3 @@ public struct AccessPolicy: Codable, Sendable {
         return difference == 0
     }
 }
-

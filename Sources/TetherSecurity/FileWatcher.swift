@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reports files changed in a few directories: written and closed, renamed into place, or
@@ -54,7 +55,12 @@ public final class FileWatcher: Sendable {
     /// Ends the watch: the thread leaves `poll`, closes its descriptors and finishes `changes`.
     public func stop() {
         // Once only: after the thread has gone, its end of the pipe is closed and a write would raise SIGPIPE.
-        guard stopped.withLock({ stopped in defer { stopped = true }; return !stopped }) else { return }
+        guard
+            stopped.withLock({ stopped in
+                defer { stopped = true }
+                return !stopped
+            })
+        else { return }
         var byte: UInt8 = 1
         _ = write(stopWrite, &byte, 1)
     }

@@ -71,7 +71,8 @@ public enum Kubeconfig {
         }
         text += "users:\n"
         for context in contexts {
-            text += "- name: \(context.name)-admin\n  user:\n    client-certificate-data: \(base64(context.clientCertificatePEM))\n"
+            text +=
+                "- name: \(context.name)-admin\n  user:\n    client-certificate-data: \(base64(context.clientCertificatePEM))\n"
                 + "    client-key-data: \(base64(context.clientKeyPEM))\n"
         }
         text += "contexts:\n"

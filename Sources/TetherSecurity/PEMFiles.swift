@@ -1,13 +1,13 @@
 import Crypto
 import Foundation
-import TetherFiles
 import SwiftASN1
+import TetherFiles
 import X509
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reading and writing the PEM files scripts rely on; private keys are never world-readable.

@@ -103,7 +103,7 @@ public struct PeerVerifier: Sendable {
                     code: .expired,
                     reason: "\(subject) for \(identity) chains to a CA outside its validity period ("
                         + lapsed.map { "'\($0.subject)' valid until \($0.notValidAfter.formatted(.iso8601))" }
-                            .joined(separator: ", ") + "); rotate the CA with `tetherctl certs rotate-ca`"
+                        .joined(separator: ", ") + "); rotate the CA with `tetherctl certs rotate-ca`"
                 )
             )
         }

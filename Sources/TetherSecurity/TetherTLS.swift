@@ -1,5 +1,5 @@
-import Foundation
 import Crypto
+import Foundation
 import NIOCore
 import NIOSSL
 import SwiftASN1

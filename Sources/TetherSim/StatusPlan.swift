@@ -89,7 +89,10 @@ struct StatusPlan {
             status[member: "succeeded"] = .integer(completions)
             if status["completionTime"] == nil { status[member: "completionTime"] = .string(kubernetesTimestamp(Date())) }
             status[member: "conditions"] = .array([
-                ["type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods (simulated)"]
+                [
+                    "type": "Complete", "status": "True", "reason": "CompletionsReached",
+                    "message": "Reached expected number of succeeded pods (simulated)",
+                ]
             ])
         } else {
             status[member: "active"] = .integer(spec("parallelism") ?? 1)
@@ -113,7 +116,10 @@ struct StatusPlan {
     private func deploymentConditions(ready: Int64, desired: Int64) -> [JSONValue] {
         if failing {
             return [
-                ["type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."],
+                [
+                    "type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                    "message": "Deployment does not have minimum availability.",
+                ],
                 failureCondition(type: "Progressing"),
             ]
         }

@@ -26,18 +26,18 @@ extension ResourceStore {
         part: StoredPart = .object,
         attempts: Int = 5,
         createIfMissing create: (() -> JSONValue)? = nil,
-        _ change: (inout JSONValue) -> Bool
+        change: (inout JSONValue) -> Bool
     ) async throws(StoreError) -> JSONValue? {
         var lastConflict: StoreError?
         for _ in 0..<max(1, attempts) {
             var object: JSONValue
             do {
                 object = try await get(type, namespace: namespace, name: name)
-            } catch where error.code == .notFound {
+            } catch  where error.code == .notFound {
                 guard let create else { return nil }
                 do {
                     return try await self.create(create(), as: type, dryRun: false)
-                } catch where error.code == .alreadyExists {
+                } catch  where error.code == .alreadyExists {
                     lastConflict = error
                     continue
                 }
@@ -48,7 +48,7 @@ extension ResourceStore {
                 case .object: return try await update(object, as: type, dryRun: false)
                 case .status: return try await updateStatus(object, as: type, dryRun: false)
                 }
-            } catch where error.code == .conflict {
+            } catch  where error.code == .conflict {
                 lastConflict = error
             }
         }

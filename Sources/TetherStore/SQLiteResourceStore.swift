@@ -219,8 +219,10 @@ public final class SQLiteResourceStore: ResourceStore {
         return try await write(dryRun: dryRun) { context in
             guard let existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
             if let expected = object.resourceVersion, expected != existing.resourceVersion {
-                throw StoreError.conflict(key, "the object has been modified (resourceVersion \(expected) is not the latest, "
-                    + "\(existing.resourceVersion ?? 0)); read it again and apply your changes to the latest version")
+                throw StoreError.conflict(
+                    key,
+                    "the object has been modified (resourceVersion \(expected) is not the latest, "
+                        + "\(existing.resourceVersion ?? 0)); read it again and apply your changes to the latest version")
             }
             if let uid = object.uid, uid != existing.uid {
                 throw StoreError.conflict(key, "metadata.uid \(uid) does not match the stored object's \(existing.uid ?? "")")
@@ -311,7 +313,9 @@ public final class SQLiteResourceStore: ResourceStore {
             while let row = try rows.next() {
                 let body: String = row["body"]
                 page.append(
-                    WatchEvent(kind: WatchEvent.Kind(rawValue: row["type"]) ?? .modified, object: try Self.decode(body), resourceVersion: row["resourceVersion"])
+                    WatchEvent(
+                        kind: WatchEvent.Kind(rawValue: row["type"]) ?? .modified, object: try Self.decode(body),
+                        resourceVersion: row["resourceVersion"])
                 )
                 bytes += body.utf8.count
                 if bytes >= byteBudget { break }

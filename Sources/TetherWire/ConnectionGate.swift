@@ -92,7 +92,8 @@ public final class ConnectionGate: Sendable {
         self.logger = logger
         var counters: [ShedReason: Counter] = [:]
         for reason in ShedReason.allCases {
-            counters[reason] = Counter(label: "tether_listener_connections_shed_total", dimensions: [("listener", name), ("reason", reason.rawValue)])
+            counters[reason] = Counter(
+                label: "tether_listener_connections_shed_total", dimensions: [("listener", name), ("reason", reason.rawValue)])
         }
         shedCounters = counters
         openGauge = Gauge(label: "tether_listener_connections", dimensions: [("listener", name), ("state", "open")])
@@ -245,7 +246,8 @@ public final class ConnectionGate: Sendable {
             "listener shedding connections",
             metadata: [
                 "tether.event": "listener.shed", "tether.listener": "\(name)",
-                "tether.shed": "\(summary.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ","))",
+                "tether.shed":
+                    "\(summary.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ","))",
                 "tether.open": "\(open)", "tether.unauthenticated": "\(strangers)",
             ]
         )
@@ -313,9 +315,9 @@ public final class ConnectionGateHandler: ChannelInboundHandler, RemovableChanne
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension ListenerLimits {

@@ -103,7 +103,9 @@ public enum ReportLimits {
 
     /// Why `ack` is out of bounds, or nil.
     public static func problem(in ack: Ack) -> String? {
-        if let hold = ack.hold, hold.message.utf8.count > maximumMessageBytes || hold.token.utf8.count > 128 || hold.wouldRemove < 0 || hold.managed < 0 {
+        if let hold = ack.hold,
+            hold.message.utf8.count > maximumMessageBytes || hold.token.utf8.count > 128 || hold.wouldRemove < 0 || hold.managed < 0
+        {
             return "ack's hold is out of bounds (message of 1 KiB, token of 128 bytes)"
         }
         if ack.failures.count > maximumFailuresPerAck {

@@ -129,7 +129,8 @@ public struct WireCodec: Sendable {
         }
         let bytes = Array(payload.readableBytesView)
         let key = Array((frame.type == WireMessage.Kind.delta.rawValue ? "\"toRevision\":" : "\"revision\":").utf8)
-        let found = frame.type == WireMessage.Kind.delta.rawValue
+        let found =
+            frame.type == WireMessage.Kind.delta.rawValue
             ? bytes.firstRange(of: key)
             : bytes.indices.reversed().lazy.compactMap { start -> Range<Int>? in
                 bytes[start...].starts(with: key) ? start..<(start + key.count) : nil

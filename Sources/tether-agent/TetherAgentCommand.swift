@@ -1,14 +1,14 @@
 import ArgumentParser
-import Synchronization
+import BuiltinPlugins
+import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
-import BuiltinPlugins
-import Foundation
+import Synchronization
 import TetherAgent
 import TetherModel
-import TetherPlugin
 import TetherObservability
+import TetherPlugin
 import TetherSecurity
 import TetherWire
 import UnixSignals
@@ -74,13 +74,22 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Fraction of its certificate's lifetime after which the agent renews it over the session (0.1 to 0.95).")
     var renewAt: Double = 2.0 / 3.0
 
-    @Option(name: .long, help: "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins.")
+    @Option(
+        name: .long,
+        help:
+            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins."
+    )
     var allowKind: [String] = []
 
-    @Option(name: .long, help: "A namespace the agent may write in; repeatable. Default: agent.json's allowNamespaces, else every namespace not denied.")
+    @Option(
+        name: .long, help: "A namespace the agent may write in; repeatable. Default: agent.json's allowNamespaces, else every namespace not denied.")
     var allowNamespace: [String] = []
 
-    @Option(name: .long, help: "A namespace the agent never writes in; repeatable. Default: agent.json's denyNamespaces, else kube-system, kube-public, kube-node-lease.")
+    @Option(
+        name: .long,
+        help:
+            "A namespace the agent never writes in; repeatable. Default: agent.json's denyNamespaces, else kube-system, kube-public, kube-node-lease."
+    )
     var denyNamespace: [String] = []
 
     @Option(name: .long, help: "Share of the objects it manages that one desired state may remove without an operator's confirmation (0 to 1).")
@@ -119,9 +128,11 @@ struct TetherAgentCommand: AsyncParsableCommand {
         let namespaces = !allowNamespace.isEmpty ? allowNamespace : manifest.allowNamespaces
         let denied = !denyNamespace.isEmpty ? denyNamespace : manifest.denyNamespaces
         return AllowList(
-            kinds: kinds.map(Set.init) ?? Set(registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
-                AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
-            }),
+            kinds: kinds.map(Set.init)
+                ?? Set(
+                    registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
+                        AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
+                    }),
             namespaces: namespaces.map(Set.init),
             deniedNamespaces: denied.map(Set.init) ?? AllowList.defaultDeniedNamespaces
         )

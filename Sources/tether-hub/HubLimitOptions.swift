@@ -55,13 +55,16 @@ struct HubLimitOptions: ParsableArguments {
         ] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
-        for (name, value) in [("--agent-max-connections", agentMaxConnections), ("--api-max-connections", apiMaxConnections),
-            ("--api-max-connections-per-address", apiMaxConnectionsPerAddress), ("--api-max-unauthenticated", apiMaxUnauthenticated)]
+        for (name, value) in [
+            ("--agent-max-connections", agentMaxConnections), ("--api-max-connections", apiMaxConnections),
+            ("--api-max-connections-per-address", apiMaxConnectionsPerAddress), ("--api-max-unauthenticated", apiMaxUnauthenticated),
+        ]
         where (value ?? 1) < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         guard handshakeTimeout >= 0.1, writeStallTimeout >= 1, requestTimeout >= 1, minRequestTimeout >= 1 else {
-            throw ValidationError("--handshake-timeout must be at least 0.1 s; --write-stall-timeout, --request-timeout and --min-request-timeout at least 1 s")
+            throw ValidationError(
+                "--handshake-timeout must be at least 0.1 s; --write-stall-timeout, --request-timeout and --min-request-timeout at least 1 s")
         }
     }
 

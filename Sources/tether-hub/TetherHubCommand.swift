@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuiltinPlugins
 import Foundation
 import Logging
 import NIOCore
@@ -6,7 +7,6 @@ import ServiceLifecycle
 import TetherAPI
 import TetherHub
 import TetherObservability
-import BuiltinPlugins
 import TetherPlugin
 import TetherSecurity
 import TetherStore
@@ -53,10 +53,18 @@ struct TetherHubCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds without its agent after which a cluster is Offline rather than NotReady.")
     var offlineAfter: Double = 300
 
-    @Option(name: .long, help: "Longest lifetime of a certificate the hub signs for a renewing agent (otherwise it keeps the lifetime of the one it replaces), e.g. 8760h.", transform: parseDurationArgument)
+    @Option(
+        name: .long,
+        help:
+            "Longest lifetime of a certificate the hub signs for a renewing agent (otherwise it keeps the lifetime of the one it replaces), e.g. 8760h.",
+        transform: parseDurationArgument)
     var maxAgentCertificateLifetime: Duration = .seconds(365 * 86_400)
 
-    @Flag(name: .long, help: "Register a cluster when its agent first connects, without `tetherctl join` (demo and development only: any certificate from the federation CA joins).")
+    @Flag(
+        name: .long,
+        help:
+            "Register a cluster when its agent first connects, without `tetherctl join` (demo and development only: any certificate from the federation CA joins)."
+    )
     var autoJoin = false
 
     @OptionGroup(title: "Limits (docs/limits.md)") var limits: HubLimitOptions
@@ -99,13 +107,15 @@ struct TetherHubCommand: AsyncParsableCommand {
         let federationUID = try directory.federationUID()
         try await store.claimFederation(federationUID)
         let storeEpoch = try await store.epoch()
-        logger.info("store opened", metadata: ["tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)"])
+        logger.info(
+            "store opened", metadata: ["tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)"])
         let (agentConnections, apiConnections) = limits.listenerLimits(descriptors: ListenerLimits.descriptorLimit)
         logger.info(
             "connection limits",
             metadata: [
                 "tether.event": "hub.limits", "tether.descriptors": "\(ListenerLimits.descriptorLimit)",
-                "tether.agent_connections": "\(agentConnections.maximumConnections)", "tether.api_connections": "\(apiConnections.maximumConnections)",
+                "tether.agent_connections": "\(agentConnections.maximumConnections)",
+                "tether.api_connections": "\(apiConnections.maximumConnections)",
             ]
         )
         var federation = FederationSettings()
@@ -153,7 +163,9 @@ struct TetherHubCommand: AsyncParsableCommand {
         let reloader = CertificateReloader(
             directory: directory,
             targets: [
-                .init(name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) }, revoke: listener.updateRevocations),
+                .init(
+                    name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) },
+                    revoke: listener.updateRevocations),
                 .init(
                     name: "API",
                     reload: { material throws(SecurityError) in try api.reload(material) },
@@ -218,17 +230,24 @@ actor PortsFile {
         self.logger = logger
     }
 
-    func record(agent: Int) { ports.agent = agent; writeWhenComplete() }
-    func record(api: Int) { ports.api = api; writeWhenComplete() }
+    func record(agent: Int) {
+        ports.agent = agent
+        writeWhenComplete()
+    }
+    func record(api: Int) {
+        ports.api = api
+        writeWhenComplete()
+    }
 
     private func writeWhenComplete() {
         guard ports.agent != nil, ports.api != nil else { return }
         do {
             try directory.writePorts(ports)
-            logger.info("hub ready", metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])
+            logger.info(
+                "hub ready",
+                metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])
         } catch {
             logger.error("cannot write the ports file", metadata: ["tether.error": "\(error)"])
         }
     }
 }
-

@@ -1,10 +1,10 @@
 import ArgumentParser
+import BuiltinPlugins
 import Foundation
 import Logging
 import ServiceLifecycle
 import TetherAPI
 import TetherObservability
-import BuiltinPlugins
 import TetherPlugin
 import TetherSecurity
 import TetherSim
@@ -148,7 +148,8 @@ struct SimclusterFiles {
             try PEMFiles.makeDirectory(serviceAccount)
             try PEMFiles.writeAtomically(token, to: (serviceAccount as NSString).appendingPathComponent("token"), mode: PEMFiles.privateKeyMode)
             try PEMFiles.writeAtomically(ca, to: (serviceAccount as NSString).appendingPathComponent("ca.crt"), mode: PEMFiles.certificateMode)
-            try PEMFiles.writeAtomically("default", to: (serviceAccount as NSString).appendingPathComponent("namespace"), mode: PEMFiles.certificateMode)
+            try PEMFiles.writeAtomically(
+                "default", to: (serviceAccount as NSString).appendingPathComponent("namespace"), mode: PEMFiles.certificateMode)
         }
         try PEMFiles.writeJSON(Description(name: name, url: url, port: port), to: (dir as NSString).appendingPathComponent("simcluster.json"))
     }

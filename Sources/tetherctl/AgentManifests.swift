@@ -17,7 +17,9 @@ struct AgentManifests {
     static let writeVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
     /// Each allowed kind's API group and plural resource, split into namespaced and cluster-scoped.
-    static func resources(allowKinds: [String]?, registry: KindRegistry = BuiltinPlugins.agent) -> (namespaced: [String: [String]], clusterScoped: [String: [String]]) {
+    static func resources(allowKinds: [String]?, registry: KindRegistry = BuiltinPlugins.agent) -> (
+        namespaced: [String: [String]], clusterScoped: [String: [String]]
+    ) {
         let propagated = registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }
         let allowed = Set(allowKinds ?? propagated.map { "\($0.group)/\($0.kind)" })
         var namespaced: [String: [String]] = [:]

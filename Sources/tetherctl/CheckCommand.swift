@@ -39,7 +39,9 @@ struct CheckCommand: ParsableCommand {
             for result in results {
                 let days = Double(result.secondsLeft) / 86_400
                 let mark = result.expiring ? "EXPIRING" : "ok"
-                print("\(mark.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", days)) days  \(result.identity ?? result.subject)  \(result.file)")
+                print(
+                    "\(mark.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", days)) days  \(result.identity ?? result.subject)  \(result.file)"
+                )
             }
             print(expiring.isEmpty ? "nothing expires within the window" : "\(expiring.count) certificate(s) expire within the window")
         }
@@ -103,7 +105,8 @@ struct RenewCommand: ParsableCommand {
         let summary = CertificateSummary(try PEMFiles.readCertificates(at: certificatePath)[0])
         switch output {
         case .json: try printJSON(summary)
-        case .text: print("renewed \(summary.identity ?? summary.subject): serial \(summary.serial), valid until \(summary.notAfter.formatted(.iso8601))")
+        case .text:
+            print("renewed \(summary.identity ?? summary.subject): serial \(summary.serial), valid until \(summary.notAfter.formatted(.iso8601))")
         }
     }
 }

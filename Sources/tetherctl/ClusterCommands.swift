@@ -58,7 +58,9 @@ struct ConfirmHold: AsyncParsableCommand {
         }
         let reason = hold["reason"]?.stringValue ?? "?"
         guard reason != "ForeignFederation" else {
-            throw ValidationError("cluster \(name)'s agent follows another federation; no confirmation here can change that: give it a bundle of this federation or clear its state directory")
+            throw ValidationError(
+                "cluster \(name)'s agent follows another federation; no confirmation here can change that: give it a bundle of this federation or clear its state directory"
+            )
         }
         let patch: JSONValue = ["spec": ["confirmedHold": .string(shown)]]
         let (patched, answer) = try await api.send(.PATCH, path, body: patch, contentType: "application/merge-patch+json")

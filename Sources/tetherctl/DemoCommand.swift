@@ -79,7 +79,8 @@ struct DemoCommand: AsyncParsableCommand {
             try await hub.waitForEvent("session.established", within: .seconds(30)) { $0["tether.cluster"] == name }
         }
         let kubeconfig = try writeCombinedKubeconfig(federation: federation, clusters: names)
-        Self.say("""
+        Self.say(
+            """
 
             ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
                federation directory: \(federation.directory.path)

@@ -25,13 +25,15 @@ struct HubAPI {
             let host = (try? directory.loadConfig().hubHosts.first) ?? "127.0.0.1"
             base = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         }
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: try directory.adminClientTLS()))
+        client = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: try directory.adminClientTLS()))
     }
 
     func shutdown() async { try? await client.shutdown() }
 
     /// One request; the status code and the decoded body (null when empty or not JSON).
-    func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, contentType: String = "application/json") async throws -> (Int, JSONValue) {
+    func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, contentType: String = "application/json") async throws -> (Int, JSONValue)
+    {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -103,7 +105,11 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The agent image for --emit-manifests.")
     var image = "ghcr.io/tether/tether-agent:0.1.0"
 
-    @Option(name: .long, help: "A kind the agent may write, group/Kind (core group empty: /ConfigMap); repeatable. Written to agent.json; the emitted RBAC grants these and no more. Default: the kinds of the agent's plugins.")
+    @Option(
+        name: .long,
+        help:
+            "A kind the agent may write, group/Kind (core group empty: /ConfigMap); repeatable. Written to agent.json; the emitted RBAC grants these and no more. Default: the kinds of the agent's plugins."
+    )
     var allowKind: [String] = []
 
     @Option(name: .long, help: "A namespace the agent may write in; repeatable (default: every one not denied). The emitted RBAC binds only these.")
@@ -165,7 +171,8 @@ struct JoinCommand: AsyncParsableCommand {
         var manifests: String?
         if emitManifests {
             let path = (out as NSString).appendingPathComponent("manifests.yaml")
-            try PEMFiles.writeAtomically(try AgentManifests(cluster: name, bundle: bundle, image: image).yaml(), to: path, mode: PEMFiles.privateKeyMode)
+            try PEMFiles.writeAtomically(
+                try AgentManifests(cluster: name, bundle: bundle, image: image).yaml(), to: path, mode: PEMFiles.privateKeyMode)
             manifests = path
         }
         switch output {
@@ -242,4 +249,3 @@ struct UnjoinCommand: AsyncParsableCommand {
         print("cluster \(name) unjoined; its objects were \(orphan ? "left in place" : "pruned"), its certificates are revoked")
     }
 }
-

@@ -5,7 +5,9 @@ struct Tetherctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tetherctl",
         abstract: "Administer a Tether federation: its PKI, its member clusters, and a local demo.",
-        subcommands: [InitCommand.self, JoinCommand.self, UnjoinCommand.self, ClusterCommand.self, CertsCommand.self, TokenCommand.self, DemoCommand.self]
+        subcommands: [
+            InitCommand.self, JoinCommand.self, UnjoinCommand.self, ClusterCommand.self, CertsCommand.self, TokenCommand.self, DemoCommand.self,
+        ]
     )
 }
 

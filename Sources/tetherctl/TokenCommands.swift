@@ -91,7 +91,8 @@ struct TokenList: Encodable {
 }
 
 struct ListTokens: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the users and roles of access.json (tokens shown by their first 8 characters).")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the users and roles of access.json (tokens shown by their first 8 characters).")
 
     @Option(name: .long, help: "The federation directory.")
     var dir: String

@@ -92,7 +92,9 @@ enum FuzzTarget: String, CaseIterable {
         let text = String(decoding: bytes, as: UTF8.self)
         if let selector = try? LabelSelector(parsing: text) {
             _ = selector.matches(["app": "web", "tier": "front", "env": "prod"])
-            precondition((try? LabelSelector(parsing: selector.description))?.requirements == selector.requirements, "a selector did not survive its description")
+            precondition(
+                (try? LabelSelector(parsing: selector.description))?.requirements == selector.requirements,
+                "a selector did not survive its description")
         }
         if let selector = try? FieldSelector(parsing: text, allowing: ["involvedObject.name", "spec.nodeName"]) {
             _ = selector.matches(["metadata": ["name": "web", "namespace": "default"], "involvedObject": ["name": "x"]])

@@ -5,11 +5,11 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Testing
 import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherStore
-import Testing
 
 @testable import TetherAPI
 
@@ -75,7 +75,8 @@ struct APIRoutingTests {
             let wrongMethod = try await client.execute(uri: "/api/v1", method: .post, headers: Self.headers(), body: Self.json([:]))
             #expect(wrongMethod.status == .methodNotAllowed)
             let viewerWrites = try await client.execute(
-                uri: "/api/v1/namespaces/default/configmaps", method: .post, headers: Self.headers(Self.viewerToken), body: Self.json(Self.configMap("a"))
+                uri: "/api/v1/namespaces/default/configmaps", method: .post, headers: Self.headers(Self.viewerToken),
+                body: Self.json(Self.configMap("a"))
             )
             #expect(viewerWrites.status == .forbidden)
             #expect(try Self.body(viewerWrites)["message"]?.stringValue?.contains("cannot create resource \"configmaps\"") == true)
@@ -93,7 +94,8 @@ struct APIRoutingTests {
             #expect(core["kind"]?.stringValue == "APIResourceList")
             let namespace = try Self.body(try await client.execute(uri: "/api/v1/namespaces/default", method: .get, headers: Self.headers()))
             #expect(namespace["kind"]?.stringValue == "Namespace")
-            let list = try Self.body(try await client.execute(uri: "/api/v1/namespaces/default/configmaps?limit=5", method: .get, headers: Self.headers()))
+            let list = try Self.body(
+                try await client.execute(uri: "/api/v1/namespaces/default/configmaps?limit=5", method: .get, headers: Self.headers()))
             #expect(list["kind"]?.stringValue == "ConfigMapList")
             let badLimit = try await client.execute(uri: "/api/v1/configmaps?limit=-1", method: .get, headers: Self.headers())
             #expect(badLimit.status == .badRequest)
@@ -130,7 +132,8 @@ struct APIRoutingTests {
             )
             #expect(posted.status == .conflict, "POST of an existing name is AlreadyExists, through the same path")
             let dryRun = try await client.execute(
-                uri: "/api/v1/namespaces/default/configmaps?dryRun=All", method: .post, headers: Self.headers(), body: Self.json(Self.configMap("dry"))
+                uri: "/api/v1/namespaces/default/configmaps?dryRun=All", method: .post, headers: Self.headers(),
+                body: Self.json(Self.configMap("dry"))
             )
             #expect(dryRun.status == .created)
             let absent = try await client.execute(uri: "/api/v1/namespaces/default/configmaps/dry", method: .get, headers: Self.headers())
@@ -145,26 +148,34 @@ struct APIRoutingTests {
                 "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web", "namespace": "default"],
                 "spec": [
                     "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
-                    "template": ["metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "a", "image": "x:1"], ["name": "b", "image": "y:1"]]]],
+                    "template": [
+                        "metadata": ["labels": ["app": "web"]],
+                        "spec": ["containers": [["name": "a", "image": "x:1"], ["name": "b", "image": "y:1"]]],
+                    ],
                 ],
             ]
             let uri = "/apis/apps/v1/namespaces/default/deployments"
             #expect(try await client.execute(uri: uri, method: .post, headers: Self.headers(), body: Self.json(deployment)).status == .created)
             let strategic: JSONValue = ["spec": ["template": ["spec": ["containers": [["name": "b", "image": "y:2"]]]]]]
             let patched = try await client.execute(
-                uri: "\(uri)/web", method: .patch, headers: Self.headers(contentType: "application/strategic-merge-patch+json"), body: Self.json(strategic)
+                uri: "\(uri)/web", method: .patch, headers: Self.headers(contentType: "application/strategic-merge-patch+json"),
+                body: Self.json(strategic)
             )
             #expect(patched.status == .ok)
             let containers = try Self.body(patched).value(at: "spec", "template", "spec", "containers")?.arrayElements ?? []
             #expect(containers.compactMap { $0["image"]?.stringValue } == ["x:1", "y:2"], "merged by name, not replaced")
             let merge = try await client.execute(
-                uri: "\(uri)/web", method: .patch, headers: Self.headers(contentType: "application/merge-patch+json"), body: Self.json(["spec": ["replicas": 3]])
+                uri: "\(uri)/web", method: .patch, headers: Self.headers(contentType: "application/merge-patch+json"),
+                body: Self.json(["spec": ["replicas": 3]])
             )
             #expect(try Self.body(merge)["spec"]?["replicas"]?.integerValue == 3)
 
             var copies: [JSONValue] = [["op": "add", "path": "/data", "value": ["k": .string(String(repeating: "x", count: 4_096))]]]
             for index in 0..<600 { copies.append(["op": "copy", "from": "/data/k", "path": .string("/data/k\(index)")]) }
-            #expect(try await client.execute(uri: "/api/v1/namespaces/default/configmaps", method: .post, headers: Self.headers(), body: Self.json(Self.configMap("c"))).status == .created)
+            #expect(
+                try await client.execute(
+                    uri: "/api/v1/namespaces/default/configmaps", method: .post, headers: Self.headers(), body: Self.json(Self.configMap("c"))
+                ).status == .created)
             let amplified = try await client.execute(
                 uri: "/api/v1/namespaces/default/configmaps/c", method: .patch, headers: Self.headers(contentType: "application/json-patch+json"),
                 body: Self.json(.array(copies))

@@ -1,8 +1,8 @@
 import BuiltinPlugins
+import Testing
 import TetherJSON
 import TetherModel
 import TetherWire
-import Testing
 
 @testable import TetherAgent
 
@@ -16,7 +16,8 @@ struct ApplierHarness {
     var failNextApply: String?
     var actions: [ApplierAction] = []
     private var uids = 0
-    let welcome = Welcome(protocolVersion: 1, sessionID: "s", heartbeatIntervalMilliseconds: 1_000, hubVersion: "test", federation: "fed", epoch: "e1")
+    let welcome = Welcome(
+        protocolVersion: 1, sessionID: "s", heartbeatIntervalMilliseconds: 1_000, hubVersion: "test", federation: "fed", epoch: "e1")
 
     init(kinds: Set<String> = ["/ConfigMap", "/Namespace", "apps/Deployment"]) {
         state = ApplierState(
@@ -79,7 +80,10 @@ struct ApplierHarness {
     }
 
     static func configMap(_ name: String, namespace: String = "shop", data: String = "v1") -> JSONValue {
-        ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "namespace": .string(namespace)], "data": ["k": .string(data)]]
+        [
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "namespace": .string(namespace)],
+            "data": ["k": .string(data)],
+        ]
     }
 
     static func reference(_ name: String, kind: String = "ConfigMap", apiVersion: String = "v1", namespace: String? = "shop") -> ObjectReference {
@@ -100,7 +104,10 @@ struct ApplierStateTests {
         var harness = A()
         let deployment: JSONValue = [
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web", "namespace": "shop"],
-            "spec": ["replicas": 2, "selector": ["matchLabels": ["app": "web"]], "template": ["metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "w", "image": "nginx"]]]]],
+            "spec": [
+                "replicas": 2, "selector": ["matchLabels": ["app": "web"]],
+                "template": ["metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "w", "image": "nginx"]]]],
+            ],
         ]
         let namespace: JSONValue = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "shop"]]
         harness.receive(A.snapshot(3, [deployment, A.configMap("settings"), namespace]))
@@ -135,7 +142,11 @@ struct ApplierStateTests {
         harness.member[A.reference("replaced")]?.metadata["uid"] = "someone-elses"
         harness.state.observed(harness.member[A.reference("replaced")]!, deleted: false)
         harness.state.observed(lookAlike, deleted: false)
-        harness.receive(.delta(Delta(fromRevision: 1, toRevision: 2, upserts: [], deletes: [A.reference("mine"), A.reference("replaced"), A.reference("theirs")], digest: "d2")))
+        harness.receive(
+            .delta(
+                Delta(
+                    fromRevision: 1, toRevision: 2, upserts: [], deletes: [A.reference("mine"), A.reference("replaced"), A.reference("theirs")],
+                    digest: "d2")))
         #expect(harness.takeWrites() == ["delete ConfigMap/mine"])
         #expect(harness.member[A.reference("theirs")] != nil && harness.member[A.reference("replaced")] != nil)
     }
@@ -184,7 +195,8 @@ struct ApplierStateTests {
         let ack = try #require(taken)
         #expect(ack.failures.map(\.message) == ["member answered 503"])
         #expect(harness.state.statuses[A.reference("a")]?.state == .failed)
-        let retry = try #require(harness.actions.compactMap { if case .schedule(let timer, let delay) = $0, case .retry = timer { (timer, delay) } else { nil } }.first)
+        let retry = try #require(
+            harness.actions.compactMap { if case .schedule(let timer, let delay) = $0, case .retry = timer { (timer, delay) } else { nil } }.first)
         #expect(retry.1 >= .zero && retry.1 <= .seconds(1), "the first retry waits within the initial backoff (full jitter)")
         harness.work()
         #expect(harness.takeWrites().isEmpty, "nothing is retried before the timer")

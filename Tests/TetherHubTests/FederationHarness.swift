@@ -30,7 +30,9 @@ struct FederationHarness {
         revisions: [String: RevisionRecord] = [:]
     ) {
         send(.started(storeVersion: version, revisions: revisions, collections: 5, at: now))
-        send(.listed(.clusters, objects: clusters.keys.sorted().map { Self.cluster($0, labels: clusters[$0]!) }, version: version, first: true, at: now))
+        send(
+            .listed(
+                .clusters, objects: clusters.keys.sorted().map { Self.cluster($0, labels: clusters[$0]!) }, version: version, first: true, at: now))
         send(.listed(.propagationPolicies, objects: propagationPolicies, version: version, first: true, at: now))
         send(.listed(.overridePolicies, objects: overridePolicies, version: version, first: true, at: now))
         send(.listed(.federated(Self.configMaps), objects: objects.filter { $0.kind == "ConfigMap" }, version: version, first: true, at: now))
@@ -112,7 +114,10 @@ struct FederationHarness {
     }
 
     static func propagationPolicy(_ name: String, spec: JSONValue) -> JSONValue {
-        ["apiVersion": "core.tether.io/v1alpha1", "kind": "PropagationPolicy", "metadata": ["name": .string(name), "namespace": "shop"], "spec": spec]
+        [
+            "apiVersion": "core.tether.io/v1alpha1", "kind": "PropagationPolicy", "metadata": ["name": .string(name), "namespace": "shop"],
+            "spec": spec,
+        ]
     }
 
     static func overridePolicy(_ name: String, spec: JSONValue) -> JSONValue {

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherJSON
 import TetherModel
 import TetherWire
-import Testing
 
 @testable import TetherHub
 
@@ -27,7 +27,10 @@ struct FederationStateTests {
         let pushes = harness.deliverPushes()
         #expect(pushes.map(\.cluster).sorted() == ["a", "b"])
         for push in pushes {
-            guard case .snapshot(let snapshot) = try #require(push.messages.first) else { Issue.record("not a snapshot"); continue }
+            guard case .snapshot(let snapshot) = try #require(push.messages.first) else {
+                Issue.record("not a snapshot")
+                continue
+            }
             #expect(snapshot.objects.compactMap(\.name).sorted() == ["one", "two"])
             #expect(snapshot.digest != nil, "pushes name the digest of the set")
         }
@@ -43,7 +46,9 @@ struct FederationStateTests {
                 "placement": ["clusterSelector": ["matchLabels": ["region": "eu"]], "excludeClusters": ["c"]],
             ]
         )
-        harness.settle(clusters: ["a": ["region": "eu"], "b": ["region": "us"], "c": ["region": "eu"]], objects: [H.configMap("one")], propagationPolicies: [policy])
+        harness.settle(
+            clusters: ["a": ["region": "eu"], "b": ["region": "us"], "c": ["region": "eu"]], objects: [H.configMap("one")],
+            propagationPolicies: [policy])
         for name in ["a", "b", "c"] { harness.connect(name) }
         let pushes = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages.flatMap(\.objectNames)) })
         #expect(pushes == ["a": ["one"], "b": [], "c": []])
@@ -66,9 +71,14 @@ struct FederationStateTests {
             ]
         )
         let override = H.overridePolicy(
-            "canary", spec: ["resourceSelectors": [["apiVersion": "apps/v1", "kind": "Deployment"]], "overrides": [["clusterNames": ["b"], "image": "nginx:1.28"]]]
+            "canary",
+            spec: [
+                "resourceSelectors": [["apiVersion": "apps/v1", "kind": "Deployment"]],
+                "overrides": [["clusterNames": ["b"], "image": "nginx:1.28"]],
+            ]
         )
-        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 9)], propagationPolicies: [policy], overridePolicies: [override])
+        harness.settle(
+            clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 9)], propagationPolicies: [policy], overridePolicies: [override])
         harness.connect("a")
         harness.connect("b")
         var copies: [String: JSONValue] = [:]
@@ -92,7 +102,10 @@ struct FederationStateTests {
 
         harness.change(H.configMap("one", data: "v2"))
         let upsert = harness.deliverPushes()
-        guard case .delta(let delta)? = upsert.first?.messages.first else { Issue.record("no delta: \(upsert)"); return }
+        guard case .delta(let delta)? = upsert.first?.messages.first else {
+            Issue.record("no delta: \(upsert)")
+            return
+        }
         #expect(delta.fromRevision == snapshot[0].revision && delta.toRevision > delta.fromRevision)
         #expect(delta.upserts.compactMap(\.name) == ["one"] && delta.deletes.isEmpty)
 
@@ -116,10 +129,12 @@ struct FederationStateTests {
         #expect(harness.take().pushedClusters.isEmpty)
     }
 
-    @Test("every report kind: an ack of a revision never sent and status of an object not placed on the cluster are refused; honest status is written")
+    @Test(
+        "every report kind: an ack of a revision never sent and status of an object not placed on the cluster are refused; honest status is written")
     func reports() throws {
         var harness = H()
-        let policy = H.propagationPolicy("only-a", spec: ["resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]], "placement": ["clusterNames": ["a"]]])
+        let policy = H.propagationPolicy(
+            "only-a", spec: ["resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]], "placement": ["clusterNames": ["a"]]])
         harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.configMap("one")], propagationPolicies: [policy])
         harness.connect("a")
         harness.connect("b")
@@ -137,7 +152,9 @@ struct FederationStateTests {
         #expect(!refused.contains { if case .writeFederatedStatus = $0 { true } else { false } })
 
         harness.send(.received(.status(spoofed), cluster: "a", at: H.start))
-        let written = harness.take().compactMap { if case .writeFederatedStatus(let reference, _, let reports) = $0 { (reference, reports) } else { nil } }
+        let written = harness.take().compactMap {
+            if case .writeFederatedStatus(let reference, _, let reports) = $0 { (reference, reports) } else { nil }
+        }
         #expect(written.count == 1 && written.first?.0 == one && written.first?.1.map(\.cluster) == ["a"])
 
         // A hold in an ack is shown on the Cluster.
@@ -172,13 +189,19 @@ struct FederationStateTests {
         harness.send(.timerFired(.rebalance(cluster: "b", outage: current), at: H.start))
         #expect(harness.actions.events.contains("federation.rebalanced_away"))
         let moved = harness.deliverPushes()
-        guard case .delta(let delta)? = moved.first(where: { $0.cluster == "a" })?.messages.first else { Issue.record("no delta to a"); return }
+        guard case .delta(let delta)? = moved.first(where: { $0.cluster == "a" })?.messages.first else {
+            Issue.record("no delta to a")
+            return
+        }
         #expect(delta.upserts.first?["spec"]?["replicas"]?.integerValue == 6)
 
         harness.connect("b")
         #expect(harness.actions.events.contains("federation.rebalanced_back"))
         let back = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages) })
-        guard case .snapshot(let snapshot)? = back["b"]?.first else { Issue.record("no snapshot to b"); return }
+        guard case .snapshot(let snapshot)? = back["b"]?.first else {
+            Issue.record("no snapshot to b")
+            return
+        }
         #expect(snapshot.objects.first?["spec"]?["replicas"]?.integerValue == 3)
     }
 
@@ -193,7 +216,10 @@ struct FederationStateTests {
         harness.change(leaving)
         #expect(harness.actions.contains { if case .admit("a", false) = $0 { true } else { false } })
         let pushes = harness.deliverPushes()
-        guard case .delta(let delta)? = pushes.first?.messages.first else { Issue.record("no delta"); return }
+        guard case .delta(let delta)? = pushes.first?.messages.first else {
+            Issue.record("no delta")
+            return
+        }
         #expect(delta.deletes.map(\.name) == ["one"] && delta.terms?.unjoining == true)
         _ = harness.take()
         harness.send(.received(.ack(Ack(revision: delta.toRevision)), cluster: "a", at: H.start))
@@ -208,19 +234,25 @@ struct FederationStateTests {
         first.settle(clusters: ["a": [:]], objects: [H.configMap("one")])
         first.connect("a")
         let pushed = try #require(first.deliverPushes().first)
-        guard case .snapshot(let snapshot) = pushed.messages[0] else { Issue.record("no snapshot"); return }
+        guard case .snapshot(let snapshot) = pushed.messages[0] else {
+            Issue.record("no snapshot")
+            return
+        }
         let digest = try #require(snapshot.digest)
 
         // The same store, the revisions persisted: the agent is current.
         var restarted = H()
-        restarted.settle(clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision, digest: digest)])
+        restarted.settle(
+            clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision, digest: digest)])
         restarted.connect("a", revision: pushed.revision, digest: digest)
         #expect(restarted.actions.pushedClusters.isEmpty)
         #expect(restarted.actions.events.contains("federation.resumed"))
 
         // A restored store whose revisions file lagged: the same revision names another set.
         var restored = H()
-        restored.settle(clusters: ["a": [:]], objects: [H.configMap("one", data: "older")], revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])
+        restored.settle(
+            clusters: ["a": [:]], objects: [H.configMap("one", data: "older")],
+            revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])
         let revision = try #require(restored.state.members["a"]?.revision)
         restored.connect("a", revision: revision, digest: digest)
         #expect(restored.actions.pushedClusters == ["a"], "revision \(revision) with another digest is not current")

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 /// The API's answers to bad requests, seen by curl: a `metav1.Status` with the right code and
 /// reason, and nothing written to the store.
@@ -22,43 +22,63 @@ struct APIBadInputTests {
     static let configMap = #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good","namespace":"default"},"data":{"a":"b"}}"#
 
     static let cases: [Case] = [
-        Case(name: "malformed JSON", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
-             body: #"{"apiVersion": "v1", "kind": "#, code: 400, reason: "BadRequest"),
-        Case(name: "kind does not match the URL", method: "POST", path: "/apis/apps/v1/namespaces/default/replicasets",
-             contentType: "application/json", body: configMap, code: 400, reason: "BadRequest"),
-        Case(name: "unknown kind", method: "POST", path: "/apis/example.com/v1/namespaces/default/widgets",
-             contentType: "application/json", body: configMap, code: 404, reason: "NotFound"),
-        Case(name: "namespace that does not exist", method: "POST", path: "/api/v1/namespaces/nowhere/configmaps",
-             contentType: "application/json", body: configMap.replacingOccurrences(of: "\"default\"", with: "\"nowhere\""), code: 404, reason: "NotFound"),
-        Case(name: "object over 1.5 MiB", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
-             body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"x":""# + String(repeating: "x", count: 1_700_000) + #""}}"#,
-             code: 413, reason: "RequestEntityTooLarge"),
-        Case(name: "YAML body", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/yaml",
-             body: "apiVersion: v1\nkind: ConfigMap\n", code: 415, reason: "UnsupportedMediaType"),
-        Case(name: "stale resourceVersion", method: "PUT", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
-             body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing","namespace":"default","resourceVersion":"1"},"data":{"changed":"yes"}}"#,
-             code: 409, reason: "Conflict"),
-        Case(name: "JSON patch that does not apply", method: "PATCH", path: "/api/v1/namespaces/default/configmaps/existing",
-             contentType: "application/json-patch+json", body: #"[{"op":"remove","path":"/data/missing"}]"#, code: 422, reason: "Invalid"),
-        Case(name: "unknown propagationPolicy", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
-             body: #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Sometimes"}"#, code: 400, reason: "BadRequest"),
-        Case(name: "DeleteOptions that are not an object", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing",
-             contentType: "application/json", body: "[1, 2]", code: 400, reason: "BadRequest"),
-        Case(name: "unknown fieldValidation directive", method: "POST", path: "/api/v1/namespaces/default/configmaps?fieldValidation=Sometimes",
-             contentType: "application/json", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good"},"dta":{}}"#,
-             code: 400, reason: "BadRequest"),
-        Case(name: "unknown field under fieldValidation=Strict", method: "POST",
-             path: "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", contentType: "application/json",
-             body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good"},"dta":{"a":"b"}}"#, code: 400, reason: "BadRequest"),
-        Case(name: "value of the wrong type", method: "PUT", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
-             body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing","namespace":"default"},"immutable":"yes"}"#,
-             code: 400, reason: "BadRequest"),
-        Case(name: "protobuf truncated inside a field", method: "POST", path: "/api/v1/namespaces/default/configmaps",
-             contentType: "application/vnd.kubernetes.protobuf", body: "k8s\u{0}\u{0A}\u{7F}abc", code: 400, reason: "BadRequest"),
-        Case(name: "protobuf without Kubernetes' envelope", method: "POST", path: "/api/v1/namespaces/default/configmaps",
-             contentType: "application/vnd.kubernetes.protobuf", body: "hello", code: 400, reason: "BadRequest"),
-        Case(name: "nesting too deep", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
-             body: String(repeating: "[", count: 500) + String(repeating: "]", count: 500), code: 400, reason: "BadRequest"),
+        Case(
+            name: "malformed JSON", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
+            body: #"{"apiVersion": "v1", "kind": "#, code: 400, reason: "BadRequest"),
+        Case(
+            name: "kind does not match the URL", method: "POST", path: "/apis/apps/v1/namespaces/default/replicasets",
+            contentType: "application/json", body: configMap, code: 400, reason: "BadRequest"),
+        Case(
+            name: "unknown kind", method: "POST", path: "/apis/example.com/v1/namespaces/default/widgets",
+            contentType: "application/json", body: configMap, code: 404, reason: "NotFound"),
+        Case(
+            name: "namespace that does not exist", method: "POST", path: "/api/v1/namespaces/nowhere/configmaps",
+            contentType: "application/json", body: configMap.replacingOccurrences(of: "\"default\"", with: "\"nowhere\""), code: 404,
+            reason: "NotFound"),
+        Case(
+            name: "object over 1.5 MiB", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
+            body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"x":""# + String(repeating: "x", count: 1_700_000)
+                + #""}}"#,
+            code: 413, reason: "RequestEntityTooLarge"),
+        Case(
+            name: "YAML body", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/yaml",
+            body: "apiVersion: v1\nkind: ConfigMap\n", code: 415, reason: "UnsupportedMediaType"),
+        Case(
+            name: "stale resourceVersion", method: "PUT", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
+            body:
+                #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing","namespace":"default","resourceVersion":"1"},"data":{"changed":"yes"}}"#,
+            code: 409, reason: "Conflict"),
+        Case(
+            name: "JSON patch that does not apply", method: "PATCH", path: "/api/v1/namespaces/default/configmaps/existing",
+            contentType: "application/json-patch+json", body: #"[{"op":"remove","path":"/data/missing"}]"#, code: 422, reason: "Invalid"),
+        Case(
+            name: "unknown propagationPolicy", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing",
+            contentType: "application/json",
+            body: #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Sometimes"}"#, code: 400, reason: "BadRequest"),
+        Case(
+            name: "DeleteOptions that are not an object", method: "DELETE", path: "/api/v1/namespaces/default/configmaps/existing",
+            contentType: "application/json", body: "[1, 2]", code: 400, reason: "BadRequest"),
+        Case(
+            name: "unknown fieldValidation directive", method: "POST", path: "/api/v1/namespaces/default/configmaps?fieldValidation=Sometimes",
+            contentType: "application/json", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good"},"dta":{}}"#,
+            code: 400, reason: "BadRequest"),
+        Case(
+            name: "unknown field under fieldValidation=Strict", method: "POST",
+            path: "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", contentType: "application/json",
+            body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good"},"dta":{"a":"b"}}"#, code: 400, reason: "BadRequest"),
+        Case(
+            name: "value of the wrong type", method: "PUT", path: "/api/v1/namespaces/default/configmaps/existing", contentType: "application/json",
+            body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing","namespace":"default"},"immutable":"yes"}"#,
+            code: 400, reason: "BadRequest"),
+        Case(
+            name: "protobuf truncated inside a field", method: "POST", path: "/api/v1/namespaces/default/configmaps",
+            contentType: "application/vnd.kubernetes.protobuf", body: "k8s\u{0}\u{0A}\u{7F}abc", code: 400, reason: "BadRequest"),
+        Case(
+            name: "protobuf without Kubernetes' envelope", method: "POST", path: "/api/v1/namespaces/default/configmaps",
+            contentType: "application/vnd.kubernetes.protobuf", body: "hello", code: 400, reason: "BadRequest"),
+        Case(
+            name: "nesting too deep", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
+            body: String(repeating: "[", count: 500) + String(repeating: "]", count: 500), code: 400, reason: "BadRequest"),
     ]
 
     @Test("each bad request gets its Status", arguments: cases)
@@ -66,9 +86,12 @@ struct APIBadInputTests {
         try await withFederation { federation in
             _ = try await federation.startHub()
             let client = try APIClient(federation)
-            _ = try await client.request("POST", "/api/v1/namespaces/default/configmaps", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing"},"data":{"v":"1"}}"#)
+            _ = try await client.request(
+                "POST", "/api/v1/namespaces/default/configmaps",
+                body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"existing"},"data":{"v":"1"}}"#)
             // Make the stored version newer than "1", so a write naming version 1 is stale.
-            _ = try await client.request("PATCH", "/api/v1/namespaces/default/configmaps/existing", contentType: "application/merge-patch+json", body: #"{"data":{"v":"2"}}"#)
+            _ = try await client.request(
+                "PATCH", "/api/v1/namespaces/default/configmaps/existing", contentType: "application/merge-patch+json", body: #"{"data":{"v":"2"}}"#)
             let before = try await client.request("GET", "/api/v1/namespaces/default/configmaps")
 
             let answer = try await client.request(bad.method, bad.path, contentType: bad.contentType, body: bad.body)
@@ -139,7 +162,9 @@ struct APIClient {
         server = "https://127.0.0.1:\(port)"
     }
 
-    func request(_ method: String, _ path: String, contentType: String = "application/json", body: String? = nil) async throws -> (code: Int, body: String) {
+    func request(_ method: String, _ path: String, contentType: String = "application/json", body: String? = nil) async throws -> (
+        code: Int, body: String
+    ) {
         let directory = federation.directory
         let output = federation.root + "/curl-\(UUID().uuidString.prefix(8))"
         var arguments = [

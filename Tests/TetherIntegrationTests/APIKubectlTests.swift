@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 let workloads = """
     apiVersion: v1
@@ -98,8 +98,10 @@ struct APIKubectlTests {
         try await withFederation { federation in
             let (kubectl, _) = try await kubectl(flavor, for: federation)
             let created = try await kubectl.succeed(["create", "-f", "-"], stdin: workloads)
-            for line in ["namespace/shop created", "configmap/settings created", "secret/token created", "service/web created",
-                         "deployment.apps/web created", "replicaset.apps/frontend created"] {
+            for line in [
+                "namespace/shop created", "configmap/settings created", "secret/token created", "service/web created",
+                "deployment.apps/web created", "replicaset.apps/frontend created",
+            ] {
                 #expect(created.contains(line), "\(created)")
             }
 
@@ -116,10 +118,14 @@ struct APIKubectlTests {
 
             // apply twice: the second is a no-op; a change bumps the generation.
             try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 4))
-            let first = try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}"])
+            let first = try await kubectl.succeed([
+                "-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}",
+            ])
             let again = try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 4))
             #expect(again.contains("unchanged"))
-            let second = try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}"])
+            let second = try await kubectl.succeed([
+                "-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation}/{.metadata.resourceVersion}",
+            ])
             #expect(first == second)
             try await kubectl.succeed(["apply", "-f", "-"], stdin: replicaSetManifest(replicas: 6))
             #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.metadata.generation} {.spec.replicas}"]) == "2 6")
@@ -128,9 +134,14 @@ struct APIKubectlTests {
             try await kubectl.succeed(["-n", "shop", "annotate", "rs", "api", "owner=team-a"])
             try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=merge", "-p", #"{"spec":{"replicas":7}}"#])
             #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas}"]) == "7")
-            try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=json", "-p", #"[{"op":"replace","path":"/spec/replicas","value":8}]"#])
+            try await kubectl.succeed([
+                "-n", "shop", "patch", "rs", "api", "--type=json", "-p", #"[{"op":"replace","path":"/spec/replicas","value":8}]"#,
+            ])
             #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas}"]) == "8")
-            try await kubectl.succeed(["-n", "shop", "patch", "rs", "api", "--type=strategic", "-p", #"{"spec":{"template":{"spec":{"containers":[{"name":"api","image":"api:2"}]}}}}"#])
+            try await kubectl.succeed([
+                "-n", "shop", "patch", "rs", "api", "--type=strategic", "-p",
+                #"{"spec":{"template":{"spec":{"containers":[{"name":"api","image":"api:2"}]}}}}"#,
+            ])
             try await kubectl.succeed(["-n", "shop", "scale", "rs", "api", "--replicas=9"])
             let state = try await kubectl.succeed([
                 "-n", "shop", "get", "rs", "api", "-o",
@@ -160,12 +171,16 @@ struct APIKubectlTests {
         try await withFederation { federation in
             let (kubectl, hub) = try await kubectl(.modern, for: federation)
             try await kubectl.succeed(["create", "-f", "-"], stdin: workloads)
-            let before = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}"])
+            let before = try await kubectl.succeed([
+                "-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+            ])
             hub.send(SIGKILL)
             _ = await hub.waitForExit(within: .seconds(10))
 
             _ = try await federation.startHub()
-            let after = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}"])
+            let after = try await kubectl.succeed([
+                "-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+            ])
             #expect(after == before)
             let names = try await kubectl.succeed(["-n", "shop", "get", "cm,secret,svc,deploy,rs", "-o", "name"])
             #expect(names.split(separator: "\n").count == 5, "\(names)")
@@ -181,7 +196,9 @@ struct APIKubectlTests {
         try await withFederation { federation in
             let (kubectl, _) = try await kubectl(flavor, for: federation)
             try await kubectl.succeed(["create", "-f", "-"], stdin: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n")
-            #expect(try await kubectl.succeed(["apply", "--server-side", "-f", "-"], stdin: replicaSetManifest(replicas: 3)).contains("serverside-applied"))
+            #expect(
+                try await kubectl.succeed(["apply", "--server-side", "-f", "-"], stdin: replicaSetManifest(replicas: 3)).contains(
+                    "serverside-applied"))
             try await kubectl.succeed(["apply", "--server-side", "--field-manager=ci", "-f", "-"], stdin: replicaSetManifest(replicas: 5))
             #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]) == "5 2")
         }
@@ -196,7 +213,9 @@ struct APIKubectlTests {
             let watcher = try federation.launch(
                 name: "watch",
                 executable: kubectl.executable,
-                arguments: kubectl.prefix + ["--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "-n", "shop", "get", "rs", "-w"]
+                arguments: kubectl.prefix + [
+                    "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "-n", "shop", "get", "rs", "-w",
+                ]
             )
             try await watcher.waitForLine(within: .seconds(30), "the initial row") { $0.raw.hasPrefix("api ") && $0.raw.contains(" 2 ") }
             try await kubectl.succeed(["-n", "shop", "scale", "rs", "api", "--replicas=5"])
@@ -204,7 +223,9 @@ struct APIKubectlTests {
         }
     }
 
-    @Test("a misspelled field is refused before anything is stored: by kubectl 1.20 from /openapi/v2, by the server for 1.32 (fieldValidation=Strict); warn stores it with a warning; a wrong type is always refused", arguments: Kubectl.Flavor.allCases)
+    @Test(
+        "a misspelled field is refused before anything is stored: by kubectl 1.20 from /openapi/v2, by the server for 1.32 (fieldValidation=Strict); warn stores it with a warning; a wrong type is always refused",
+        arguments: Kubectl.Flavor.allCases)
     func schemaValidation(flavor: Kubectl.Flavor) async throws {
         try await withFederation { federation in
             let (kubectl, _) = try await kubectl(flavor, for: federation)
@@ -247,7 +268,9 @@ struct APIKubectlTests {
         }
     }
 
-    @Test("kubectl's generator commands: create namespace, configmap and secret (protobuf bodies) work; an undecodable kind gets 415 with a hint", arguments: Kubectl.Flavor.allCases)
+    @Test(
+        "kubectl's generator commands: create namespace, configmap and secret (protobuf bodies) work; an undecodable kind gets 415 with a hint",
+        arguments: Kubectl.Flavor.allCases)
     func generatorCommands(flavor: Kubectl.Flavor) async throws {
         try await withFederation { federation in
             let (kubectl, _) = try await kubectl(flavor, for: federation)
@@ -255,7 +278,8 @@ struct APIKubectlTests {
             try await kubectl.succeed(["-n", "shop", "create", "configmap", "settings", "--from-literal=colour=blue", "--from-literal=size=9"])
             try await kubectl.succeed(["-n", "shop", "create", "secret", "generic", "token", "--from-literal=password=hunter2"])
             let stored = try await kubectl.succeed([
-                "-n", "shop", "get", "cm/settings", "secret/token", "-o", "jsonpath={.items[0].data.colour} {.items[0].data.size} {.items[1].data.password} {.items[1].type}",
+                "-n", "shop", "get", "cm/settings", "secret/token", "-o",
+                "jsonpath={.items[0].data.colour} {.items[0].data.size} {.items[1].data.password} {.items[1].type}",
             ])
             #expect(stored == "blue 9 aHVudGVyMg== Opaque", "\(stored)")
             #expect(try await kubectl.succeed(["get", "namespace", "shop", "-o", "jsonpath={.status.phase}{.metadata.name}"]).hasSuffix("shop"))
@@ -263,7 +287,9 @@ struct APIKubectlTests {
                 // kubectl 1.32 sends a Deployment as protobuf too; its Pod spec is not decoded here.
                 let refused = try await kubectl.run(["-n", "shop", "create", "deployment", "web", "--image=nginx"])
                 #expect(refused.status != 0 && refused.stderr.contains("--dry-run=client -o yaml | kubectl apply -f -"), "\(refused)")
-                let piped = try await kubectl.succeed(["-n", "shop", "create", "deployment", "web", "--image=nginx", "--dry-run=client", "-o", "yaml"])
+                let piped = try await kubectl.succeed([
+                    "-n", "shop", "create", "deployment", "web", "--image=nginx", "--dry-run=client", "-o", "yaml",
+                ])
                 try await kubectl.succeed(["apply", "-f", "-"], stdin: piped)
                 let name = try await kubectl.succeed(["-n", "shop", "get", "deploy", "web", "-o", "name"])
                 #expect(name.trimmingCharacters(in: .whitespacesAndNewlines) == "deployment.apps/web")
@@ -289,13 +315,13 @@ struct APIKubectlTests {
 
             let viewerConfig = federation.root + "/viewer.kubeconfig"
             try """
-                apiVersion: v1
-                kind: Config
-                clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
-                users: [{name: ci, user: {token: "\(token)"}}]
-                contexts: [{name: f, context: {cluster: f, user: ci}}]
-                current-context: f
-                """.write(toFile: viewerConfig, atomically: true, encoding: .utf8)
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
+            users: [{name: ci, user: {token: "\(token)"}}]
+            contexts: [{name: f, context: {cluster: f, user: ci}}]
+            current-context: f
+            """.write(toFile: viewerConfig, atomically: true, encoding: .utf8)
             let viewer = try Kubectl(flavor, kubeconfig: viewerConfig, home: federation.root + "/home-viewer")
             #expect(try await viewer.succeed(["get", "namespaces", "-o", "name"]).contains("namespace/default"))
             let forbidden = try await viewer.run(["create", "namespace", "nope"])

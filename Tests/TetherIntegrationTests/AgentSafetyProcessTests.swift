@@ -1,13 +1,15 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 /// The agent's safety as operators meet it: real hub, agent and simulated member processes.
 @Suite("agent safety, end to end", .timeLimit(.minutes(4)))
 struct AgentSafetyProcessTests {
-    @Test("a hub that lost its database makes no agent delete anything; the Cluster shows the held epoch; after confirmation only what the new hub lacks is pruned")
+    @Test(
+        "a hub that lost its database makes no agent delete anything; the Cluster shows the held epoch; after confirmation only what the new hub lacks is pruned"
+    )
     func databaseLoss() async throws {
         try await withFederation { federation in
             var (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -32,9 +34,12 @@ struct AgentSafetyProcessTests {
             let held = try await agent.waitForEvent("applier.held", within: .seconds(60))
             #expect(held["tether.reason"] == "NewEpoch" && held["tether.would_remove"] == "11", "\(held)")
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.hold.reason}=NewEpoch", "cluster/m1", "--timeout=30s"])
-            let condition = try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}"])
+            let condition = try await hubctl.succeed([
+                "get", "cluster", "m1", "-o", "jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}",
+            ])
             #expect(condition == "True")
-            #expect(try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).split(separator: "\n").count >= 10, "nothing was deleted")
+            #expect(
+                try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).split(separator: "\n").count >= 10, "nothing was deleted")
 
             // The operator rebuilds part of the federation, then confirms the new store.
             try await hubctl.succeed(["create", "namespace", "shop"])
@@ -42,7 +47,8 @@ struct AgentSafetyProcessTests {
             try await agent.waitForEvent("applier.desired", within: .seconds(30)) { $0["tether.objects"] == "4" }
             #expect(try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).contains("configmap/c9"), "still held")
             let confirm = try federation.launch(
-                name: "confirm", executable: federation.binaries.url("tetherctl"), arguments: ["cluster", "confirm", "m1", "--dir", federation.directory.path]
+                name: "confirm", executable: federation.binaries.url("tetherctl"),
+                arguments: ["cluster", "confirm", "m1", "--dir", federation.directory.path]
             )
             #expect(await confirm.waitForExit(within: .seconds(30)) == 0, "\(confirm.tail())")
             try await agent.waitForEvent("applier.hold_lifted", within: .seconds(30))
@@ -50,7 +56,9 @@ struct AgentSafetyProcessTests {
             let left = try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}"])
             #expect(Set(left.split(separator: " ").map(String.init)).isSuperset(of: ["c0", "c1", "c2"]), "\(left)")
             #expect(!left.contains("c3") && !left.contains("c9"), "\(left)")
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}=False", "cluster/m1", "--timeout=30s"])
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.conditions[?(@.type==\"DesiredStateHeld\")].status}=False", "cluster/m1", "--timeout=30s",
+            ])
         }
     }
 
@@ -89,7 +97,8 @@ struct AgentSafetyProcessTests {
             try FileManager.default.createSymbolicLink(atPath: state + "/desired.json", withDestinationPath: target)
             let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
             let agent = try federation.startAgent(
-                bundle: try federation.issueBundle(cluster: "m1", hubPort: 1), kubeconfig: simDirectory + "/kubeconfig", extraArguments: ["--state-dir", state]
+                bundle: try federation.issueBundle(cluster: "m1", hubPort: 1), kubeconfig: simDirectory + "/kubeconfig",
+                extraArguments: ["--state-dir", state]
             )
             #expect(await agent.waitForExit(within: .seconds(30)) != 0)
             #expect(agent.lines.contains { $0.raw.contains("symbolic link") }, "\(agent.tail())")

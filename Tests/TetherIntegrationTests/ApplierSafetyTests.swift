@@ -1,27 +1,33 @@
 import Foundation
+import Testing
 import TetherAgent
-import TetherLocal
 import TetherJSON
+import TetherLocal
 import TetherModel
 import TetherTestSupport
 import TetherWire
-import Testing
 
 /// The agent never destroys a member by mistake: an applier in this process against a real
 /// simulated member, told what a hub that lost its data, a rewound hub, another federation or a
 /// careless set would tell it.
 @Suite("agent safety against a simulated member", .timeLimit(.minutes(3)))
 struct ApplierSafetyTests {
-    static let welcome = Welcome(protocolVersion: 1, sessionID: "s", heartbeatIntervalMilliseconds: 1_000, hubVersion: "t", federation: "fed-a", epoch: "e1")
+    static let welcome = Welcome(
+        protocolVersion: 1, sessionID: "s", heartbeatIntervalMilliseconds: 1_000, hubVersion: "t", federation: "fed-a", epoch: "e1")
 
     static func configMaps(_ count: Int, prefix: String = "c") -> [JSONValue] {
         (0..<count).map { index in
-            ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string("\(prefix)\(index)"), "namespace": "shop"], "data": ["i": .string("\(index)")]]
+            [
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string("\(prefix)\(index)"), "namespace": "shop"],
+                "data": ["i": .string("\(index)")],
+            ]
         }
     }
 
     static func names(_ kubectl: Kubectl) async throws -> Set<String> {
-        Set(try await kubectl.succeed(["get", "configmaps", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}"]).split(separator: " ").map(String.init))
+        Set(
+            try await kubectl.succeed(["get", "configmaps", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}"]).split(separator: " ").map(
+                String.init))
     }
 
     @Test("a set that removes 9 of 10 is held and reported, one that removes 1 of 10 is applied; the confirmed hold prunes exactly the nine")
@@ -91,9 +97,15 @@ struct ApplierSafetyTests {
     func allowList() async throws {
         try await withApplier { _, kubectl, member, _ in
             let node: JSONValue = ["apiVersion": "v1", "kind": "Node", "metadata": ["name": "intruder"]]
-            let role: JSONValue = ["apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "everything"], "rules": []]
-            let system: JSONValue = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "sneaky", "namespace": "kube-system"], "data": [:]]
-            #expect(member.applier.offer(.snapshot(Snapshot(revision: 1, objects: [shopNamespace, node, role, system] + Self.configMaps(1))), from: Self.welcome))
+            let role: JSONValue = [
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": ["name": "everything"], "rules": [],
+            ]
+            let system: JSONValue = [
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "sneaky", "namespace": "kube-system"], "data": [:],
+            ]
+            #expect(
+                member.applier.offer(
+                    .snapshot(Snapshot(revision: 1, objects: [shopNamespace, node, role, system] + Self.configMaps(1))), from: Self.welcome))
             let ack = try await member.waitForAck(1)
             let refused = Set(ack.failures.filter { $0.message.contains("allow-list") }.map(\.object.name))
             #expect(refused == ["intruder", "everything", "sneaky"], "\(ack.failures)")

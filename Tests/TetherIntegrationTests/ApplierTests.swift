@@ -1,13 +1,13 @@
 import BuiltinPlugins
 import Foundation
 import Logging
+import Testing
 import TetherAgent
-import TetherLocal
 import TetherJSON
+import TetherLocal
 import TetherModel
 import TetherTestSupport
 import TetherWire
-import Testing
 
 /// One applier in this process driving a real `tether-simcluster` over HTTPS, with every event
 /// it reports numbered so a test can wait for what happens after a point.
@@ -129,7 +129,9 @@ struct ApplierTests {
             #expect(first.failures.isEmpty, "\(first)")
             let labels = try await kubectl.succeed(["get", "deploy", "web", "-n", "shop", "-o", "jsonpath={.metadata.labels}"])
             #expect(labels.contains(#""tether.io/managed-by":"m1""#), "\(labels)")
-            let origin = try await kubectl.succeed(["get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.metadata.annotations.tether\\.io/origin}"])
+            let origin = try await kubectl.succeed([
+                "get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.metadata.annotations.tether\\.io/origin}",
+            ])
             #expect(origin == "spiffe://tether.test/hub")
             try await member.waitForStatus(of: "web", kind: "Deployment") { $0.health == .healthy && $0.summary["readyReplicas"] == 2 }
 
@@ -207,11 +209,14 @@ struct ApplierTests {
             #expect(member.applier.offer(.snapshot(Snapshot(revision: 1, objects: [shopNamespace]))))
             try await member.waitForAck(1)
             let url = try #require(
-                (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: simDirectory + "/simcluster.json"))) as? [String: Any])?["url"] as? String
+                (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: simDirectory + "/simcluster.json"))) as? [String: Any])?[
+                    "url"] as? String
             )
             let credentials = ["--cacert", simDirectory + "/ca.crt", "--cert", simDirectory + "/admin.crt", "--key", simDirectory + "/admin.key"]
             let on = try await curl(
-                credentials + ["-X", "PUT", "-H", "Content-Type: application/json", "-d", #"{"status": 503, "seconds": 120}"#, url + "/debug/faults"],
+                credentials + [
+                    "-X", "PUT", "-H", "Content-Type: application/json", "-d", #"{"status": 503, "seconds": 120}"#, url + "/debug/faults",
+                ],
                 in: federation
             )
             #expect(on.contains(#""active":true"#), "\(on)")
@@ -274,7 +279,8 @@ struct DriverCredentialTests {
         try await withFederation { federation in
             let (_, dir) = try await federation.startSimcluster("m1", nodes: 2, readyAfter: "1s")
             let server = try #require(
-                (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/simcluster.json"))) as? [String: Any])?["url"] as? String
+                (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/simcluster.json"))) as? [String: Any])?["url"]
+                    as? String
             )
             let files = dir + "/kubeconfig-files"
             try """

@@ -1,14 +1,32 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherTestSupport
-import Testing
 
 /// Each benchmark, run small: it builds, starts what it measures, finishes, and prints its
 /// figures as a JSON line. The figures themselves are not judged here (docs/performance.md).
+///
+/// `tether-bench` comes from the benchmarks' own package (`Benchmarks/`), which `make test`
+/// builds in the same configuration as this one.
 @Suite("benchmarks run (small N)", .serialized, .timeLimit(.minutes(5)))
 struct BenchmarkSmokeTests {
     private func bench(_ arguments: [String]) async throws -> [String: Any] {
-        let (status, output) = try await run("tether-bench", arguments, within: .seconds(240))
+        let ours = try TetherBinaries.locate().directory
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let built = root.appendingPathComponent("Benchmarks/.build/\(ours.lastPathComponent)/tether-bench")
+        guard FileManager.default.isExecutableFile(atPath: built.path) else {
+            Issue.record("\(built.path) is missing: build the benchmarks first (`swift build --package-path Benchmarks`, as `make test` does)")
+            return [:]
+        }
+        let process = ManagedProcess(
+            name: "tether-bench", executable: built, arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(["TETHER_BIN_DIR": ours.path]) { $1 })
+        try process.start()
+        guard let status = await process.waitForExit(within: .seconds(240)) else {
+            await process.stop()
+            throw DeadlineExceeded(description: "tether-bench \(arguments) did not finish")
+        }
+        let output = process.lines.map(\.raw).joined(separator: "\n")
         #expect(status == 0, "\(output.suffix(3000))")
         let line = output.split(separator: "\n").last { $0.hasPrefix("{") } ?? ""
         return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
@@ -37,7 +55,9 @@ struct BenchmarkSmokeTests {
     func protocolComparison() async throws {
         let figures = try await bench(["protocol", "--messages", "100", "--large-messages", "10", "--repeats", "1", "--warmup", "10"])
         for key in ["deployment_json_plain", "configmap_1k_bytes_deflate", "configmap_64k_json_deflate"] {
-            #expect((figures["\(key)_tether_msgs_per_s"] as? Double ?? 0) > 0 && (figures["\(key)_grpc_msgs_per_s"] as? Double ?? 0) > 0, "\(key): \(figures)")
+            #expect(
+                (figures["\(key)_tether_msgs_per_s"] as? Double ?? 0) > 0 && (figures["\(key)_grpc_msgs_per_s"] as? Double ?? 0) > 0,
+                "\(key): \(figures)")
         }
         // Bytes are counted on the wire: compression must show, and both protocols carry the same JSON.
         let plain = figures["configmap_64k_json_plain_tether_wire_bytes"] as? Double ?? 0

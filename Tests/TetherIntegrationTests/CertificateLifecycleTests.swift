@@ -1,10 +1,10 @@
 import Crypto
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
 import TetherWire
-import Testing
 import X509
 
 // The certificate lifecycle with real processes: a hub, agents, rotation scripts run with the
@@ -87,7 +87,9 @@ struct CertificateLifecycleTests {
             try P256.Signing.PrivateKey().pemRepresentation.write(toFile: federation.directory.caKeyPath, atomically: true, encoding: .utf8)
             let refused = try await federation.run("/bin/sh", [repositoryRoot + "/Certs/rotate-hub-cert.sh", federation.directory.path])
             #expect(refused.status != 0 && refused.output.contains("refusing to run"), "\(refused.output)")
-            #expect(normalizedSerial(CertificateSummary(try PEMFiles.readCertificates(at: federation.directory.hubCertificatePath)[0]).serial) == replaced)
+            #expect(
+                normalizedSerial(CertificateSummary(try PEMFiles.readCertificates(at: federation.directory.hubCertificatePath)[0]).serial) == replaced
+            )
         }
     }
 
@@ -111,12 +113,16 @@ struct CertificateLifecycleTests {
             try await hub.waitForEvent("certificates.signed", within: .seconds(5)) { $0["tether.serial"] == latest }
             #expect(!agent.lines.contains { $0.event == "session.ended" }, "\(agent.tail())")
             // Renewed at two thirds of 12 s: the session has outlived the first certificate, and the bundle holds the latest.
-            #expect(normalizedSerial(CertificateSummary(try PEMFiles.readCertificates(at: bundle.certificatePath)[0]).serial) == normalizedSerial(serials[2]))
+            #expect(
+                normalizedSerial(CertificateSummary(try PEMFiles.readCertificates(at: bundle.certificatePath)[0]).serial)
+                    == normalizedSerial(serials[2]))
 
             // The Cluster shows the certificate the agent holds.
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.certificate.serial}=\(serials[2])", "cluster/eu-1", "--timeout=20s"])
-            let condition = try await hubctl.succeed(["get", "cluster", "eu-1", "-o", #"jsonpath={.status.conditions[?(@.type=="CertificateExpiring")].status}"#])
+            let condition = try await hubctl.succeed([
+                "get", "cluster", "eu-1", "-o", #"jsonpath={.status.conditions[?(@.type=="CertificateExpiring")].status}"#,
+            ])
             #expect(condition == "False")
 
             // A restarted agent handshakes with the renewed pair (the one it started with has expired).
@@ -132,8 +138,9 @@ struct CertificateLifecycleTests {
         try await withFederation { federation in
             // The test client sends no heartbeats: a long interval keeps the hub from closing it.
             let (hub, port) = try await federation.startHub(heartbeatInterval: 30)
-            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: federation.material(for: federation.identity(cluster: "eu-1")),
+                hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1"))
             try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
             let (_, foreign) = try CertificateRenewal.request(for: try federation.identity(cluster: "us-1"))
             try await client.send(.renew(RenewRequest(csr: foreign)))
@@ -158,7 +165,9 @@ struct CertificateLifecycleTests {
         }
     }
 
-    @Test("a CA rollover with three agents: rotate-ca, every agent renews onto the new CA over its session, --finish drops the old one; nobody reconnects")
+    @Test(
+        "a CA rollover with three agents: rotate-ca, every agent renews onto the new CA over its session, --finish drops the old one; nobody reconnects"
+    )
     func caRollover() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
@@ -225,7 +234,8 @@ struct CertificateLifecycleTests {
                 )
                 try await agents[name]?.waitForEvent("session.established", within: .seconds(20))
             }
-            let revoked = try await run("tetherctl", ["certs", "revoke", "--dir", federation.directory.path, "--cluster", "eu-1", "--reason", "test"])
+            let revoked = try await run(
+                "tetherctl", ["certs", "revoke", "--dir", federation.directory.path, "--cluster", "eu-1", "--reason", "test"])
             #expect(revoked.status == 0, "\(revoked.output)")
             let cutAt = ContinuousClock.now
             try await hub.waitForEvent("session.revoked", within: .seconds(1)) { $0["tether.cluster"] == "eu-1" }

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 /// Runs a Tether executable to completion and returns its exit status and output.
 func run(_ binary: String, _ arguments: [String], within timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
@@ -39,7 +39,9 @@ struct CommandLineTests {
     func initIssueInspect() async throws {
         let scratch = try ScratchDirectory()
         let dir = scratch.file("fed")
-        let initialized = try await run("tetherctl", ["init", "--dir", dir, "--trust-domain", "example.org", "--hub-host", "hub.example.org", "--hub-host", "10.1.2.3", "--output", "json"])
+        let initialized = try await run(
+            "tetherctl",
+            ["init", "--dir", dir, "--trust-domain", "example.org", "--hub-host", "hub.example.org", "--hub-host", "10.1.2.3", "--output", "json"])
         #expect(initialized.status == 0, "\(initialized.output)")
         let hubCert = try await run("tetherctl", ["certs", "inspect", dir + "/hub.crt", "--output", "json"])
         let hub = try JSONSerialization.jsonObject(with: Data(hubCert.output.utf8)) as? [String: Any]
@@ -48,7 +50,8 @@ struct CommandLineTests {
         #expect(hub?["ipAddresses"] as? [String] == ["10.1.2.3"])
         for key in ["subject", "serial", "notBefore", "notAfter", "uris"] { #expect(hub?[key] != nil, "\(key)") }
 
-        let issued = try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "720h", "--output", "json"])
+        let issued = try await run(
+            "tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "720h", "--output", "json"])
         #expect(issued.status == 0, "\(issued.output)")
         let agent = try await run("tetherctl", ["certs", "inspect", scratch.file("b/tls.crt"), "--output", "json"])
         let summary = try JSONSerialization.jsonObject(with: Data(agent.output.utf8)) as? [String: Any]
@@ -83,7 +86,9 @@ struct CommandLineTests {
         let scratch = try ScratchDirectory()
         let dir = scratch.file("fed")
         #expect(try await run("tetherctl", ["init", "--dir", dir]).status == 0)
-        #expect(try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "240h"]).status == 0)
+        #expect(
+            try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--validity", "240h"]).status
+                == 0)
         #expect(try await run("tetherctl", ["certs", "issue", "--dir", dir, "--cluster", "us-1", "--out", scratch.file("c")]).status == 0)
 
         let expiring = try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "720h", "--output", "json"])
@@ -93,7 +98,8 @@ struct CommandLineTests {
         #expect(try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "24h"]).status == 0)
 
         let hubBefore = try await run("tetherctl", ["certs", "inspect", dir + "/hub.crt", "--output", "json"])
-        let renewed = try await run("tetherctl", ["certs", "renew", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--output", "json"])
+        let renewed = try await run(
+            "tetherctl", ["certs", "renew", "--dir", dir, "--cluster", "eu-1", "--out", scratch.file("b"), "--output", "json"])
         #expect(renewed.status == 0, "\(renewed.output)")
         #expect(try await run("tetherctl", ["certs", "check", "--dir", dir, "--expiring-within", "720h"]).status == 0)
         #expect(try await run("tetherctl", ["certs", "renew", "--dir", dir, "--hub"]).status == 0)
@@ -120,10 +126,12 @@ struct CommandLineTests {
         try await withFederation { federation in
             let (_, agentPort) = try await federation.startHub()
             let apiPort = try #require(try federation.directory.readPorts()?.api)
-            let agentBusy = try await run("tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:\(agentPort)"])
+            let agentBusy = try await run(
+                "tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:\(agentPort)"])
             #expect(agentBusy.status != 0)
             #expect(agentBusy.output.contains("cannot listen for agents on 127.0.0.1:\(agentPort)"), "\(agentBusy.output)")
-            let apiBusy = try await run("tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:\(apiPort)", "--agent-listen", "127.0.0.1:0"])
+            let apiBusy = try await run(
+                "tether-hub", ["--dir", federation.directory.path, "--api-listen", "127.0.0.1:\(apiPort)", "--agent-listen", "127.0.0.1:0"])
             #expect(apiBusy.status != 0)
             #expect(apiBusy.output.contains("cannot serve the API on 127.0.0.1:\(apiPort)"), "\(apiBusy.output)")
         }

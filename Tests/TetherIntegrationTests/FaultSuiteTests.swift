@@ -1,6 +1,6 @@
 import Foundation
-import TetherTestSupport
 import Testing
+import TetherTestSupport
 
 /// The short fault suite: each fault once, against a hub on the host and members in network
 /// namespaces behind egress-only firewalls. `make chaos` runs the long one (100 cycles).

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 let frontendReplicaSet = """
     apiVersion: apps/v1
@@ -18,7 +18,9 @@ let frontendReplicaSet = """
 
 @Suite("hub to agent to member, end to end", .timeLimit(.minutes(3)))
 struct FederationEndToEndTests {
-    @Test("1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member unless the object or the delete asks to orphan; per-cluster Events for describe; metrics")
+    @Test(
+        "1000 replicas at the hub run 334/333/333 in three members; policies reweigh (500/250/250) and override one image; addresses aggregate; a failing member shows in status; deletion reaches every member unless the object or the delete asks to orphan; per-cluster Events for describe; metrics"
+    )
     func replicaSetRoundTrip() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -40,10 +42,13 @@ struct FederationEndToEndTests {
             }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/m1", "clusters/m2", "clusters/m3", "--timeout=30s"])
             let clusterTable = try await hubctl.succeed(["get", "clusters"])
-            #expect(clusterTable.split(separator: "\n").dropFirst().allSatisfy { $0.contains("Ready") } && clusterTable.contains("m3"), "\(clusterTable)")
+            #expect(
+                clusterTable.split(separator: "\n").dropFirst().allSatisfy { $0.contains("Ready") } && clusterTable.contains("m3"), "\(clusterTable)")
             // Heartbeats carry the member's health into its Cluster object.
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.nodeCount}=2", "clusters/m1", "--timeout=30s"])
-            let health = try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.apiReachable} {.status.kubernetesVersion} {.status.allocatable.cpu}"])
+            let health = try await hubctl.succeed([
+                "get", "cluster", "m1", "-o", "jsonpath={.status.apiReachable} {.status.kubernetesVersion} {.status.allocatable.cpu}",
+            ])
             #expect(health.hasPrefix("true v") && health.hasSuffix(" 8000"), "\(health)")
 
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 1000"))
@@ -56,7 +61,9 @@ struct FederationEndToEndTests {
             // The hub sums the members' reports: DESIRED 1000, READY 1000.
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=30s"])
             let table = try await hubctl.succeed(["get", "rs", "frontend"])
-            #expect(table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ") == "frontend 1000 1000 1000", "\(table)")
+            #expect(
+                table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ")
+                    == "frontend 1000 1000 1000", "\(table)")
             let clusters = try await hubctl.succeed(["get", "rs", "frontend", "-o", "jsonpath={.status.clusters[*].name}"])
             #expect(clusters == "m1 m2 m3")
 
@@ -73,7 +80,8 @@ struct FederationEndToEndTests {
             ] {
                 #expect(hubMetrics.contains(expected), "\(expected) missing from:\n\(hubMetrics.prefix(3000))")
             }
-            let anonymous = try await curl(["--cacert", dir + "/ca.crt", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(apiPort)/metrics"], in: federation)
+            let anonymous = try await curl(
+                ["--cacert", dir + "/ca.crt", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(apiPort)/metrics"], in: federation)
             #expect(anonymous.trimmingCharacters(in: .whitespacesAndNewlines) == "401")
             let agentPort = try #require(try await agents["m1"]?.waitForEvent("metrics.ready", within: .seconds(10))["tether.port"])
             let agentMetrics = try await curl(["http://127.0.0.1:\(agentPort)/metrics"], in: federation)
@@ -98,11 +106,15 @@ struct FederationEndToEndTests {
                       overrides: [{clusterNames: [m2], image: "nginx:1.28-canary"}]
                     """
             )
-            let m1 = try #require(members["m1"]), m2 = try #require(members["m2"]), m3 = try #require(members["m3"])
+            let m1 = try #require(members["m1"])
+            let m2 = try #require(members["m2"])
+            let m3 = try #require(members["m3"])
             try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=500", "rs/frontend", "--timeout=30s"])
             try await m2.succeed(["wait", "--for=jsonpath={.spec.replicas}=250", "rs/frontend", "--timeout=30s"])
             try await m3.succeed(["wait", "--for=jsonpath={.spec.replicas}=250", "rs/frontend", "--timeout=30s"])
-            try await m2.succeed(["wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=nginx:1.28-canary", "rs/frontend", "--timeout=30s"])
+            try await m2.succeed([
+                "wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=nginx:1.28-canary", "rs/frontend", "--timeout=30s",
+            ])
             #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
             #expect(try await m3.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=30s"])
@@ -152,7 +164,8 @@ struct FederationEndToEndTests {
             let description = try await hubctl.succeed(["describe", "deploy", "broken"])
             for name in names {
                 #expect(
-                    description.contains("MemberDegraded") && description.contains("cluster \(name): Degraded: ") && description.contains("simulated failure"),
+                    description.contains("MemberDegraded") && description.contains("cluster \(name): Degraded: ")
+                        && description.contains("simulated failure"),
                     "\(description)"
                 )
             }
@@ -180,7 +193,9 @@ struct FederationEndToEndTests {
             try await m3.succeed(["wait", "--for=jsonpath={.data.a}=b", "cm/keep", "--timeout=30s"])
             try await hubctl.succeed(["delete", "cm", "keep"])
             for name in names {
-                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) { ($0["tether.object"] ?? "").hasSuffix("default/keep") }
+                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) {
+                    ($0["tether.object"] ?? "").hasSuffix("default/keep")
+                }
             }
             for member in [m1, m2, m3] {
                 let labels = try await member.succeed(["get", "cm", "keep", "-o", "jsonpath={.metadata.labels}"])
@@ -201,7 +216,9 @@ struct FederationEndToEndTests {
             let gone = try await hubctl.run(["get", "cm", "kept-too"])
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone.stderr)")
             for name in names {
-                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) { ($0["tether.object"] ?? "").hasSuffix("default/kept-too") }
+                try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) {
+                    ($0["tether.object"] ?? "").hasSuffix("default/kept-too")
+                }
             }
             for member in [m1, m2, m3] {
                 let labels = try await member.succeed(["get", "cm", "kept-too", "-o", "jsonpath={.metadata.labels}"])
@@ -233,7 +250,8 @@ struct FederationEndToEndTests {
                 agents[name] = try startAgent(name)
             }
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 4"))
-            let m1 = try #require(members["m1"]), m2 = try #require(members["m2"])
+            let m1 = try #require(members["m1"])
+            let m2 = try #require(members["m2"])
             try await m1.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rs/frontend", "--timeout=30s"])
             try await m2.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rs/frontend", "--timeout=30s"])
 
@@ -259,7 +277,8 @@ struct FederationEndToEndTests {
             let received = { (name: String) in agents[name]?.lines.filter { $0.event == "applier.desired" }.count ?? 0 }
             let before = ["m1": received("m1"), "m2": received("m2")]
             _ = await hub.stop()
-            (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: ["--rebalance-after", "2"])
+            (hub, port) = try await federation.startHub(
+                heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: ["--rebalance-after", "2"])
             for name in ["m1", "m2"] {
                 try await hub.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == name }
             }

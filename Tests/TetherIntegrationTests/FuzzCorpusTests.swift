@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherTestSupport
-import Testing
 
 /// The committed fuzz corpus, run through every harness by the plain (unsanitized) build of
 /// `tether-fuzz`: every input a fuzzer ever kept still passes. (`make test` then runs each

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 /// The hub's API tried as a hostile user would, against the real process: each attack from
 /// issue #15 is refused or contained, the hub stays up, and nothing stored is lost.
@@ -22,7 +22,9 @@ struct HubAPIHardeningTests {
     static func viewerCurl(_ path: String, in federation: LocalFederation, extra: [String] = []) async throws -> String {
         let port = try #require(try federation.directory.readPorts()?.api)
         return try await curl(
-            ["--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(viewerToken)"] + extra + ["https://127.0.0.1:\(port)\(path)"],
+            ["--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(viewerToken)"] + extra + [
+                "https://127.0.0.1:\(port)\(path)"
+            ],
             in: federation
         )
     }
@@ -36,7 +38,8 @@ struct HubAPIHardeningTests {
             try await agent.waitForEvent("session.established", within: .seconds(20))
             // curl gives up after 3 s of an open stream (exit 28): the watch was served, not refused.
             let watched = try await Self.viewerCurl(
-                "/api/v1/configmaps?watch=true&timeoutSeconds=9223372036854775807", in: federation, extra: ["--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}"]
+                "/api/v1/configmaps?watch=true&timeoutSeconds=9223372036854775807", in: federation,
+                extra: ["--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}"]
             )
             #expect(watched.contains("200"), "\(watched)")
             #expect(hub.exitStatus == nil, "the hub is still running")
@@ -90,7 +93,8 @@ struct HubAPIHardeningTests {
             operations += [#"{"op":"copy","from":"/data/a","path":"/data/b/0"}"#]
             for index in 1..<600 { operations.append(#"{"op":"copy","from":"/data/b","path":"/data/b/\#(index)"}"#) }
             let patch = "[" + operations.joined(separator: ",") + "]"
-            let refusedPatch = try await client.request("PATCH", "/api/v1/namespaces/default/configmaps/seed", contentType: "application/json-patch+json", body: patch)
+            let refusedPatch = try await client.request(
+                "PATCH", "/api/v1/namespaces/default/configmaps/seed", contentType: "application/json-patch+json", body: patch)
             #expect([413, 422].contains(refusedPatch.code), "\(refusedPatch.code): \(refusedPatch.body.prefix(300))")
             // A patch that only deepens the object is refused too.
             var deepen: [String] = []
@@ -99,7 +103,9 @@ struct HubAPIHardeningTests {
                 deepen.append(#"{"op":"add","path":"\#(path)/n\#(index)","value":{}}"#)
                 path += "/n\(index)"
             }
-            let refusedDeepen = try await client.request("PATCH", "/api/v1/namespaces/default/configmaps/seed", contentType: "application/json-patch+json", body: "[" + deepen.joined(separator: ",") + "]")
+            let refusedDeepen = try await client.request(
+                "PATCH", "/api/v1/namespaces/default/configmaps/seed", contentType: "application/json-patch+json",
+                body: "[" + deepen.joined(separator: ",") + "]")
             #expect(refusedDeepen.code == 422, "\(refusedDeepen.body.prefix(300))")
             #expect(try await client.request("GET", "/api/v1/namespaces/default/configmaps/seed").body == stored.body)
             #expect(try await client.request("GET", "/api/v1/configmaps").code == 200)
@@ -114,9 +120,15 @@ struct HubAPIHardeningTests {
             // About 40 MB of history: 200 versions of a 200 KB ConfigMap.
             let payload = String(repeating: "h", count: 200_000)
             let start = try #require(ProcessProbe.residentBytes(of: hub.processIdentifier))
-            #expect(try await client.request("POST", "/api/v1/namespaces/default/configmaps", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"history"},"data":{"v":"0","p":"\#(payload)"}}"#).code == 201)
+            #expect(
+                try await client.request(
+                    "POST", "/api/v1/namespaces/default/configmaps",
+                    body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"history"},"data":{"v":"0","p":"\#(payload)"}}"#
+                ).code == 201)
             for version in 1...200 {
-                _ = try await client.request("PATCH", "/api/v1/namespaces/default/configmaps/history", contentType: "application/merge-patch+json", body: #"{"data":{"v":"\#(version)"}}"#)
+                _ = try await client.request(
+                    "PATCH", "/api/v1/namespaces/default/configmaps/history", contentType: "application/merge-patch+json",
+                    body: #"{"data":{"v":"\#(version)"}}"#)
             }
             let baseline = try #require(ProcessProbe.residentBytes(of: hub.processIdentifier))
             // Answered requests are not kept: 200 answers of 200 KB each once stayed alive for the
@@ -126,7 +138,9 @@ struct HubAPIHardeningTests {
             let watchers = try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<8 {
                     group.addTask {
-                        _ = try await Self.viewerCurl("/api/v1/configmaps?watch=true&resourceVersion=1&timeoutSeconds=8", in: federation, extra: ["--limit-rate", "20k", "-o", "/dev/null"])
+                        _ = try await Self.viewerCurl(
+                            "/api/v1/configmaps?watch=true&resourceVersion=1&timeoutSeconds=8", in: federation,
+                            extra: ["--limit-rate", "20k", "-o", "/dev/null"])
                     }
                 }
                 // Meanwhile an admin writes: it must not wait behind the replays.
@@ -161,7 +175,10 @@ struct HubAPIHardeningTests {
             #expect(try await Self.viewerCurl("/api/v1/namespaces", in: federation).contains(#""code":401"#), "the removed token is refused")
             let port = try #require(try federation.directory.readPorts()?.api)
             let withSecond = try await curl(
-                ["--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(second)", "https://127.0.0.1:\(port)/api/v1/namespaces"], in: federation
+                [
+                    "--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(second)",
+                    "https://127.0.0.1:\(port)/api/v1/namespaces",
+                ], in: federation
             )
             #expect(withSecond.contains("NamespaceList"))
 
@@ -169,7 +186,10 @@ struct HubAPIHardeningTests {
             try "{not json".write(toFile: path, atomically: true, encoding: .utf8)
             try await hub.waitForEvent("access.reload_refused", within: .seconds(10))
             let still = try await curl(
-                ["--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(second)", "https://127.0.0.1:\(port)/api/v1/namespaces"], in: federation
+                [
+                    "--cacert", federation.directory.caCertificatePath, "-H", "Authorization: Bearer \(second)",
+                    "https://127.0.0.1:\(port)/api/v1/namespaces",
+                ], in: federation
             )
             #expect(still.contains("NamespaceList"))
 
@@ -186,7 +206,9 @@ struct HubAPIHardeningTests {
 
             // The way operators manage tokens: tetherctl writes the file 0600; the hub follows.
             let tetherctl = federation.binaries.url("tetherctl")
-            let create = try federation.launch(name: "token-create", executable: tetherctl, arguments: ["token", "create", "--dir", federation.directory.path, "--user", "ops", "--role", "viewer"])
+            let create = try federation.launch(
+                name: "token-create", executable: tetherctl,
+                arguments: ["token", "create", "--dir", federation.directory.path, "--user", "ops", "--role", "viewer"])
             #expect(await create.waitForExit(within: .seconds(20)) == 0)
             let issued = try #require(create.lines.last?.raw)
             let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
@@ -196,7 +218,8 @@ struct HubAPIHardeningTests {
             let base = ["--cacert", federation.directory.caCertificatePath, "https://127.0.0.1:\(port)/api/v1/namespaces"]
             #expect(try await curl(["-H", "Authorization: Bearer \(issued)"] + base, in: federation).contains("NamespaceList"))
             let reloadsBeforeRevoke = hub.lines.filter { $0.event == "access.reloaded" }.count
-            let revoke = try federation.launch(name: "token-revoke", executable: tetherctl, arguments: ["token", "revoke", "--dir", federation.directory.path, "--user", "ops"])
+            let revoke = try federation.launch(
+                name: "token-revoke", executable: tetherctl, arguments: ["token", "revoke", "--dir", federation.directory.path, "--user", "ops"])
             #expect(await revoke.waitForExit(within: .seconds(20)) == 0)
             try await hub.waitForEvent("access.reloaded", occurrence: reloadsBeforeRevoke + 1, within: .seconds(10))
             #expect(try await curl(["-H", "Authorization: Bearer \(issued)"] + base, in: federation).contains(#""code":401"#))
@@ -219,9 +242,13 @@ struct HubAPIHardeningTests {
                 )
                 try await holder.waitForLine(within: .seconds(10), "the watch's 200") { $0.raw.hasPrefix("HTTP/1.1 200") }
             }
-            let third = try await curl(base + ["-i", "--max-time", "5", "https://127.0.0.1:\(port)/api/v1/configmaps?watch=true&timeoutSeconds=1"], in: federation)
-            #expect(third.contains(" 429") && third.lowercased().contains("retry-after: 1") && third.contains("TooManyRequests"), "\(third.prefix(600))")
-            #expect(try await curl(["--cacert", federation.directory.caCertificatePath, "https://127.0.0.1:\(port)/healthz"], in: federation).contains("ok"))
+            let third = try await curl(
+                base + ["-i", "--max-time", "5", "https://127.0.0.1:\(port)/api/v1/configmaps?watch=true&timeoutSeconds=1"], in: federation)
+            #expect(
+                third.contains(" 429") && third.lowercased().contains("retry-after: 1") && third.contains("TooManyRequests"), "\(third.prefix(600))")
+            #expect(
+                try await curl(["--cacert", federation.directory.caCertificatePath, "https://127.0.0.1:\(port)/healthz"], in: federation).contains(
+                    "ok"))
         }
     }
 }

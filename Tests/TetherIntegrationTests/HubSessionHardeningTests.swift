@@ -1,11 +1,11 @@
 import Foundation
-import TetherLocal
+import Testing
 import TetherJSON
+import TetherLocal
 import TetherModel
 import TetherSecurity
 import TetherTestSupport
 import TetherWire
-import Testing
 import X509
 
 /// The hub's agent port and listeners tried as a hostile agent or a flood would: each attack
@@ -14,8 +14,9 @@ import X509
 struct HubSessionHardeningTests {
     /// A client of `cluster` with an established session (the hub is run with `--auto-join`).
     static func session(_ cluster: String, port: Int, federation: LocalFederation, kinds: [String] = []) async throws -> WireTestClient {
-        let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: cluster)))
-        try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: cluster, kinds: kinds)))
+        let client = try await WireTestClient.connect(
+            port: port, material: federation.material(for: federation.identity(cluster: cluster)),
+            hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: cluster, kinds: kinds))
         try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
         return client
     }
@@ -106,7 +107,9 @@ struct HubSessionHardeningTests {
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.clusters[0].name}=b", "configmap/only-b", "--timeout=20s"])
             let clusters = try await kubectl.succeed(["get", "configmap", "only-b", "-o", "jsonpath={.status.clusters[*].name}"])
             #expect(clusters == "b", "\(clusters)")
-            let events = try await kubectl.succeed(["get", "events", "--field-selector", "involvedObject.name=only-b", "-o", "jsonpath={.items[*].message}"])
+            let events = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=only-b", "-o", "jsonpath={.items[*].message}",
+            ])
             #expect(!events.contains("spoofed") && !events.contains("cluster a"), "\(events)")
             await a.close()
             await b.close()
@@ -118,7 +121,8 @@ struct HubSessionHardeningTests {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 30)
             let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "huge")))
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "huge", kinds: (0..<100_000).map { "example.com/v1/Kind\($0)" })))
+            try await client.send(
+                .hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "huge", kinds: (0..<100_000).map { "example.com/v1/Kind\($0)" })))
             let answer = try await client.waitForMessage("reject") { if case .reject = $0 { true } else { false } }
             guard case .reject(let reject) = answer else { return }
             #expect(reject.code == .invalidHello)
@@ -160,7 +164,9 @@ struct HubSessionHardeningTests {
             try await quiet.events.waitFor("handshake", within: .seconds(10)) { if case .handshakeCompleted = $0 { true } else { false } }
             let started = ContinuousClock.now
             let serial = CertificateSummary(quietMaterial.leaf).serial
-            let revoke = try federation.launch(name: "revoke-quiet", executable: URL(fileURLWithPath: tetherctl), arguments: ["certs", "revoke", "--dir", federation.directory.path, "--serial", serial])
+            let revoke = try federation.launch(
+                name: "revoke-quiet", executable: URL(fileURLWithPath: tetherctl),
+                arguments: ["certs", "revoke", "--dir", federation.directory.path, "--serial", serial])
             #expect(await revoke.waitForExit(within: .seconds(20)) == 0)
             try await quiet.waitForClose(within: .seconds(30))
             #expect(ContinuousClock.now - started < .seconds(30), "closed by the revocation, not by a timeout")
@@ -168,15 +174,16 @@ struct HubSessionHardeningTests {
 
             // A renewed certificate is revoked with the one it was renewed from.
             let original = try federation.material(for: federation.identity(cluster: "renewer"))
-            let client = try await WireTestClient.connect(port: port, material: original)
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "renewer")))
+            let client = try await WireTestClient.connect(
+                port: port, material: original, hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "renewer"))
             try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
             let (key, csr) = try CertificateRenewal.request(for: try federation.identity(cluster: "renewer"))
             try await client.send(.renew(RenewRequest(csr: csr)))
             let answer = try await client.waitForMessage("signed") { if case .certificate(let c) = $0 { c.certificate != nil } else { false } }
             guard case .certificate(let issued) = answer, let pem = issued.certificate else { return }
             let renewed = try TLSMaterial(
-                KeyedCertificate(certificate: try PEMFiles.certificates(inPEM: pem)[0], privateKey: key), trustRoots: federation.directory.loadTrustBundle()
+                KeyedCertificate(certificate: try PEMFiles.certificates(inPEM: pem)[0], privateKey: key),
+                trustRoots: federation.directory.loadTrustBundle()
             )
             await client.close()
             let revokeOriginal = try federation.launch(
@@ -185,8 +192,8 @@ struct HubSessionHardeningTests {
             )
             #expect(await revokeOriginal.waitForExit(within: .seconds(20)) == 0)
             try await hub.waitForEvent("certificates.revocations_loaded", occurrence: 2, within: .seconds(10))
-            let thief = try await WireTestClient.connect(port: port, material: renewed)
-            try? await thief.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "renewer")))
+            let thief = try await WireTestClient.connect(
+                port: port, material: renewed, hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "renewer"))
             try await thief.waitForClose(within: .seconds(10))
             let refusal = try await hub.waitForEvent("session.refused", within: .seconds(10)) { $0["tether.refusal"] == "revoked" }
             #expect(refusal["tether.reason"]?.contains("was revoked") == true)
@@ -196,7 +203,8 @@ struct HubSessionHardeningTests {
     @Test("floods of idle connections on both ports, with 256 descriptors: shed and timed out; kubectl, /healthz and a new agent keep working")
     func connectionFloods() async throws {
         try await withFederation { federation in
-            let (hub, agentPort) = try await federation.startHub(heartbeatInterval: 5, descriptorLimit: 256, extraArguments: ["--handshake-timeout", "3"])
+            let (hub, agentPort) = try await federation.startHub(
+                heartbeatInterval: 5, descriptorLimit: 256, extraArguments: ["--handshake-timeout", "3"])
             let apiPort = try #require(try federation.directory.readPorts()?.api)
             let kubectl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home")
             func timedGet() async throws -> Duration {

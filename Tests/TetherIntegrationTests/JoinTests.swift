@@ -1,14 +1,16 @@
 import Foundation
-import TetherLocal
+import Testing
 import TetherJSON
+import TetherLocal
 import TetherModel
 import TetherSecurity
 import TetherTestSupport
-import Testing
 
 @Suite("join and unjoin", .timeLimit(.minutes(3)))
 struct JoinTests {
-    @Test("only joined clusters are admitted; join labels the Cluster and writes bundle and manifests; unjoin prunes and refuses, --orphan leaves objects")
+    @Test(
+        "only joined clusters are admitted; join labels the Cluster and writes bundle and manifests; unjoin prunes and refuses, --orphan leaves objects"
+    )
     func joinAndUnjoin() async throws {
         try await withFederation { federation in
             let (hub, _) = try await federation.startHub(heartbeatInterval: 1, autoJoin: false)
@@ -24,7 +26,12 @@ struct JoinTests {
             var members: [String: Kubectl] = [:]
             var agents: [String: ManagedProcess] = [:]
             for name in ["m1", "m2"] {
-                let join = try await run("tetherctl", ["join", name, "--dir", dir, "--out", federation.root + "/join-\(name)", "--label", "region=\(name == "m1" ? "eu" : "us")", "--emit-manifests"])
+                let join = try await run(
+                    "tetherctl",
+                    [
+                        "join", name, "--dir", dir, "--out", federation.root + "/join-\(name)", "--label", "region=\(name == "m1" ? "eu" : "us")",
+                        "--emit-manifests",
+                    ])
                 #expect(join.status == 0, "\(join.output)")
                 let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s")
                 members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
@@ -37,14 +44,20 @@ struct JoinTests {
             let again = try await run("tetherctl", ["join", "m1", "--dir", dir, "--out", federation.root + "/again"])
             #expect(again.status != 0 && again.output.contains("already joined"), "\(again.output)")
             let manifests = try String(contentsOfFile: federation.root + "/join-m1/manifests.yaml", encoding: .utf8)
-            for kind in ["kind: Namespace", "kind: ServiceAccount", "kind: ClusterRole", "kind: ClusterRoleBinding", "kind: Secret", "kind: Deployment", "--in-cluster"] {
+            for kind in [
+                "kind: Namespace", "kind: ServiceAccount", "kind: ClusterRole", "kind: ClusterRoleBinding", "kind: Secret", "kind: Deployment",
+                "--in-cluster",
+            ] {
                 #expect(manifests.contains(kind), "\(kind)")
             }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/m1", "clusters/m2", "--timeout=30s"])
-            #expect(try await hubctl.succeed(["get", "clusters", "-l", "region=eu", "-o", "name"]).trimmingCharacters(in: .whitespacesAndNewlines) == "cluster.core.tether.io/m1")
+            #expect(
+                try await hubctl.succeed(["get", "clusters", "-l", "region=eu", "-o", "name"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "cluster.core.tether.io/m1")
 
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet)
-            let m1 = try #require(members["m1"]), m2 = try #require(members["m2"])
+            let m1 = try #require(members["m1"])
+            let m2 = try #require(members["m2"])
             try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=3", "rs/frontend", "--timeout=30s"])
             try await m2.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
 
@@ -61,7 +74,8 @@ struct JoinTests {
             let retry = try federation.startAgent(name: "m1-again", bundle: AgentBundle(path: federation.root + "/join-m1"))
             try await retry.waitForEvent("session.ended", within: .seconds(30))
             let refusal = try await hub.waitForEvent("session.refused", within: .seconds(30)) { $0["tether.refusal"] == "revoked" }
-            #expect((refusal["tether.reason"] ?? "").contains("cluster/m1") && (refusal["tether.reason"] ?? "").contains("unjoined"), "\(refusal.raw)")
+            #expect(
+                (refusal["tether.reason"] ?? "").contains("cluster/m1") && (refusal["tether.reason"] ?? "").contains("unjoined"), "\(refusal.raw)")
             #expect(!retry.lines.contains { $0.event == "session.established" })
             let gone = try await hubctl.run(["get", "cluster", "m1"])
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone)")
@@ -123,7 +137,9 @@ struct AgentManifestTests {
             #expect(Self.grants(documents) == expected)
             // Namespaced rights are bound in the allowed namespace only.
             let bindings = documents.filter { ["RoleBinding", "ClusterRoleBinding"].contains($0["kind"]?.stringValue ?? "") }
-            let bound = bindings.map { "\($0["kind"]?.stringValue ?? "") \($0["metadata"]?["namespace"]?.stringValue ?? "-") \($0["roleRef"]?["name"]?.stringValue ?? "")" }
+            let bound = bindings.map {
+                "\($0["kind"]?.stringValue ?? "") \($0["metadata"]?["namespace"]?.stringValue ?? "-") \($0["roleRef"]?["name"]?.stringValue ?? "")"
+            }
             #expect(Set(bound) == ["ClusterRoleBinding - tether-agent-cluster", "RoleBinding shop tether-agent"])
             let deployment = try #require(documents.first { $0["kind"]?.stringValue == "Deployment" })
             let volumes = deployment["spec"]?["template"]?["spec"]?["volumes"]?.arrayElements ?? []
@@ -139,7 +155,9 @@ struct AgentManifestTests {
             #expect(!grants.isEmpty)
             for grant in grants {
                 #expect(!grant.contains("rbac.authorization.k8s.io/") && !grant.contains("admissionregistration.k8s.io/"), "\(grant)")
-                if grant.contains(" /nodes ") { #expect(grant.hasSuffix(" get") || grant.hasSuffix(" list") || grant.hasSuffix(" watch"), "\(grant)") }
+                if grant.contains(" /nodes ") {
+                    #expect(grant.hasSuffix(" get") || grant.hasSuffix(" list") || grant.hasSuffix(" watch"), "\(grant)")
+                }
             }
             #expect(grants.contains("tether-agent apps/replicasets create"))
         }

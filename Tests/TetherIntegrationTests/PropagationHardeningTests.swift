@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherTestSupport
-import Testing
 
 /// Nothing the API accepts can wedge propagation, and a restarted hub is honest about agents it
 /// has not heard from: real hub, simulated members and agents on loopback.
@@ -22,7 +22,9 @@ struct PropagationHardeningTests {
             }
             var nested = #""leaf""#
             for _ in 0..<60 { nested = #"{"a":\#(nested)}"# }
-            let refused = try await client.request("POST", "/api/v1/namespaces/default/configmaps", body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},"extra":\#(nested)}"#)
+            let refused = try await client.request(
+                "POST", "/api/v1/namespaces/default/configmaps",
+                body: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep"},"extra":\#(nested)}"#)
             #expect(refused.code == 400)
 
             let (_, directory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
@@ -48,7 +50,9 @@ struct PropagationHardeningTests {
         }
     }
 
-    @Test("after a restart every cluster is NotReady (waiting for its agent) until it returns; one that never returns is rebalanced away and goes Offline")
+    @Test(
+        "after a restart every cluster is NotReady (waiting for its agent) until it returns; one that never returns is rebalanced away and goes Offline"
+    )
     func restartHonesty() async throws {
         try await withFederation { federation in
             let arguments = ["--rebalance-after", "2", "--offline-after", "4"]
@@ -67,7 +71,9 @@ struct PropagationHardeningTests {
             (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: arguments)
             // Ready comes back for the agent that returns; the other waits, honestly.
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/stays", "--timeout=30s"])
-            let waiting = try await hubctl.succeed(["get", "cluster", "leaves", "-o", "jsonpath={.status.phase} {.status.conditions[?(@.type==\"Ready\")].reason}"])
+            let waiting = try await hubctl.succeed([
+                "get", "cluster", "leaves", "-o", "jsonpath={.status.phase} {.status.conditions[?(@.type==\"Ready\")].reason}",
+            ])
             #expect(waiting.hasPrefix("NotReady WaitingForAgent") || waiting.hasPrefix("Offline"), "\(waiting)")
             try await hub.waitForEvent("federation.rebalanced_away", within: .seconds(15)) { $0["tether.cluster"] == "leaves" }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Offline", "clusters/leaves", "--timeout=30s"])

@@ -1,9 +1,9 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
 import TetherWire
-import Testing
 
 // These tests run the real tether-hub and tether-agent executables on loopback, and talk to the
 // hub with real clients: the agent, an in-process client on the same TLS and wire code, and
@@ -26,8 +26,9 @@ struct SessionIntegrationTests {
 
             // A client that goes silent after hello is closed for missed heartbeats; by the time
             // that happens (three intervals), the agent must still hold its session.
-            let silent = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "us-1")))
-            try await silent.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1")))
+            let silent = try await WireTestClient.connect(
+                port: port, material: federation.material(for: federation.identity(cluster: "us-1")),
+                hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1"))
             try await silent.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
             try await hub.waitForEvent("session.heartbeat_missed", within: .seconds(10), where: isCluster("us-1"))
             try await silent.waitForClose()
@@ -48,8 +49,9 @@ struct SessionIntegrationTests {
             // Long enough that a test process starved of CPU (the suite runs in parallel on two
             // cores) still sends its heartbeat within the three intervals the hub allows.
             let (_, port) = try await federation.startHub(heartbeatInterval: 5)
-            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: federation.material(for: federation.identity(cluster: "eu-1")),
+                hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1"))
             let welcome = try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
             guard case .welcome(let body) = welcome else { return }
             #expect(body.heartbeatIntervalMilliseconds == 5000)
@@ -115,8 +117,8 @@ struct SessionIntegrationTests {
                 notBefore: Date().addingTimeInterval(-7200),
                 notAfter: Date().addingTimeInterval(-60)
             )
-            let client = try await WireTestClient.connect(port: port, material: expired)
-            try? await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: expired, hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1"))
             try await client.waitForClose()
             #expect(!client.events.items.contains { $0.message != nil }, "no message may reach a refused client")
             let refused = try await hub.waitForEvent("session.refused", within: .seconds(10))
@@ -133,8 +135,8 @@ struct SessionIntegrationTests {
                 cluster: "eu-1",
                 trusting: try federation.directory.loadTrustBundle()
             )
-            let client = try await WireTestClient.connect(port: port, material: foreign)
-            try? await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: foreign, hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1"))
             try await client.waitForClose()
             #expect(!client.events.items.contains { $0.message != nil })
             let refused = try await hub.waitForEvent("session.refused", within: .seconds(10))
@@ -146,8 +148,9 @@ struct SessionIntegrationTests {
     func identityMismatch() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub()
-            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: federation.material(for: federation.identity(cluster: "eu-1")),
+                hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "us-1"))
             let answer = try await client.waitForMessage("reject") { if case .reject = $0 { true } else { false } }
             guard case .reject(let reject) = answer else { return }
             #expect(reject.code == .identityMismatch)
@@ -186,8 +189,9 @@ struct SessionIntegrationTests {
     func malformedFrames(name: String, bytes: [UInt8], code: WireError.Code) async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub()
-            let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "eu-1")))
-            try await client.send(.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1")))
+            let client = try await WireTestClient.connect(
+                port: port, material: federation.material(for: federation.identity(cluster: "eu-1")),
+                hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1"))
             try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
             try await client.sendRaw(bytes)
             let notice = try await client.waitForMessage("error frame") { if case .error = $0 { true } else { false } }

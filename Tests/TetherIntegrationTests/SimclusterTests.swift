@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherTestSupport
-import Testing
 
 let simulatedWorkloads = """
     apiVersion: apps/v1
@@ -91,7 +91,9 @@ struct SimclusterTests {
             try await kubectl.succeed(["wait", "--for=condition=Complete", "job/once", "--timeout=20s"])
 
             // "broken" was created before "web": web has long been ready, broken still is not.
-            let broken = try await kubectl.succeed(["get", "deploy", "broken", "-o", "jsonpath={.status.readyReplicas}|{.status.conditions[?(@.type==\"Progressing\")].message}"])
+            let broken = try await kubectl.succeed([
+                "get", "deploy", "broken", "-o", "jsonpath={.status.readyReplicas}|{.status.conditions[?(@.type==\"Progressing\")].message}",
+            ])
             #expect(broken.hasPrefix("0|") && broken.contains("sim.tether.io/fail"), "\(broken)")
         }
     }
@@ -119,11 +121,14 @@ struct SimclusterTests {
         try await withFederation { federation in
             let (_, kubectl) = try await startSimcluster("east", in: federation)
             let dir = federation.root + "/sim-east"
-            let description = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/simcluster.json"))) as? [String: Any]
+            let description =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/simcluster.json"))) as? [String: Any]
             let url = try #require(description?["url"] as? String)
             let credentials = ["--cacert", dir + "/ca.crt", "--cert", dir + "/admin.crt", "--key", dir + "/admin.key"]
             func faults(_ method: String, _ body: String? = nil) async throws -> String {
-                try await curl(credentials + ["-X", method] + (body.map { ["-H", "Content-Type: application/json", "-d", $0] } ?? []) + [url + "/debug/faults"], in: federation)
+                try await curl(
+                    credentials + ["-X", method] + (body.map { ["-H", "Content-Type: application/json", "-d", $0] } ?? []) + [url + "/debug/faults"],
+                    in: federation)
             }
 
             #expect(try await faults("PUT", #"{"status": 503, "seconds": 120}"#).contains(#""active":true"#))
@@ -133,7 +138,8 @@ struct SimclusterTests {
             try await kubectl.succeed(["get", "deploy"])
 
             #expect(try await faults("PUT", #"{"delayMilliseconds": 700, "seconds": 120}"#).contains(#""delayMilliseconds":700"#))
-            let timing = try await curl(credentials + ["-o", "/dev/null", "-w", "%{time_total}", url + "/api/v1/namespaces/default/configmaps"], in: federation)
+            let timing = try await curl(
+                credentials + ["-o", "/dev/null", "-w", "%{time_total}", url + "/api/v1/namespaces/default/configmaps"], in: federation)
             #expect((Double(timing.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 0.7, "\(timing)")
             let invalid = try await faults("PUT", #"{"status": 418, "seconds": 5}"#)
             #expect(invalid.contains(#""code":422"#), "\(invalid)")
@@ -144,16 +150,18 @@ struct SimclusterTests {
     func namespaceCascade() async throws {
         try await withFederation { federation in
             let (_, kubectl) = try await startSimcluster("east", in: federation)
-            try await kubectl.succeed(["create", "-f", "-"], stdin: """
-                apiVersion: v1
-                kind: Namespace
-                metadata: {name: shop}
-                ---
-                apiVersion: v1
-                kind: ConfigMap
-                metadata: {name: settings, namespace: shop}
-                data: {mode: fast}
-                """)
+            try await kubectl.succeed(
+                ["create", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: Namespace
+                    metadata: {name: shop}
+                    ---
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata: {name: settings, namespace: shop}
+                    data: {mode: fast}
+                    """)
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Active", "namespace/shop", "--timeout=20s"])
             try await kubectl.succeed(["delete", "namespace", "shop"])
             try await kubectl.succeed(["wait", "--for=delete", "-n", "shop", "configmap/settings", "--timeout=20s"])

@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherLocal
 import TetherTestSupport
-import Testing
 
 /// Clean stops, measured against a 2 s bound. `make test` runs these after the rest of the suite,
 /// one at a time, so the bound is measured on an otherwise idle machine (with the whole suite
@@ -27,7 +27,8 @@ struct StoppingTests {
             }
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
             let (sim, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
-            let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
             try await agent.waitForEvent("session.established", within: .seconds(20))
             // A stranger that never speaks and an established session the hub must drain.
             let idle = await TCPFlood.open(count: 3, port: port)

@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @Suite("JSON parsing, writing and coding")
 struct JSONCodecTests {
@@ -29,7 +29,7 @@ struct JSONCodecTests {
         arguments: [
             ("0", JSONValue.integer(0)), ("-0", .integer(0)), ("42", .integer(42)),
             ("9223372036854775807", .integer(.max)), ("-9223372036854775808", .integer(.min)),
-            ("9223372036854775808", .double(9223372036854775808)), ("1.0", .integer(1)), ("1e3", .integer(1000)),
+            ("9223372036854775808", .double(9_223_372_036_854_775_808)), ("1.0", .integer(1)), ("1e3", .integer(1000)),
             ("2.5", .double(2.5)), ("-1.25e-3", .double(-0.00125)), ("1E+2", .integer(100)),
         ]
     )
@@ -171,7 +171,8 @@ struct JSONCodecTests {
         case 0: return .null
         case 1: return .bool(Bool.random(using: &generator))
         case 2: return .integer(Int64.random(in: .min ... .max, using: &generator))
-        case 3: return .double(Double(Int.random(in: -1_000_000...1_000_000, using: &generator)) + Double.random(in: 0.001..<0.999, using: &generator))
+        case 3:
+            return .double(Double(Int.random(in: -1_000_000...1_000_000, using: &generator)) + Double.random(in: 0.001..<0.999, using: &generator))
         case 4: return .string(randomString(using: &generator))
         case 5: return .array((0..<Int.random(in: 0..<5, using: &generator)).map { _ in randomValue(depth: depth + 1, using: &generator) })
         default:

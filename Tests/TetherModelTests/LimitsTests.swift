@@ -1,6 +1,6 @@
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @Suite("Object limits and Kubernetes name rules")
 struct LimitsTests {

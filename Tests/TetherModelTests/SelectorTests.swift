@@ -1,6 +1,6 @@
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @Suite("Label and field selectors")
 struct SelectorTests {

@@ -2,10 +2,10 @@ import BuiltinPlugins
 import ConfigPlugin
 import Foundation
 import NetworkingPlugin
+import Testing
 import TetherJSON
 import TetherModel
 import TetherPlugin
-import Testing
 import WorkloadsPlugin
 
 func yaml(_ text: String) -> JSONValue { try! YAMLDocument.decode(text) }
@@ -80,7 +80,10 @@ struct WorkloadsPluginTests {
             ("{observedGeneration: 1, replicas: 3, updatedReplicas: 3, availableReplicas: 3}", 2, .progressing, "observe generation 2"),
             ("{observedGeneration: 2, replicas: 3, updatedReplicas: 1, availableReplicas: 1}", 2, .progressing, "1 of 3 updated"),
             ("{observedGeneration: 2, replicas: 5, updatedReplicas: 3, availableReplicas: 3}", 2, .progressing, "2 old replicas"),
-            ("{observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 2}", 2, .progressing, "2 of 3 updated replicas are available"),
+            (
+                "{observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 2}", 2, .progressing,
+                "2 of 3 updated replicas are available"
+            ),
             ("{observedGeneration: 2, replicas: 3, updatedReplicas: 3, availableReplicas: 3, readyReplicas: 3}", 2, .healthy, ""),
             (
                 "{observedGeneration: 2, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: \"ReplicaSet web-1 has timed out progressing.\"}]}",
@@ -101,23 +104,32 @@ struct WorkloadsPluginTests {
         }
         #expect(workloads.health(of: rs("{observedGeneration: 1, readyReplicas: 2}")).state == .healthy)
         #expect(workloads.health(of: rs("{observedGeneration: 1, readyReplicas: 1}")).reason == "1 of 2 replicas ready")
-        let failure = workloads.health(of: rs("{observedGeneration: 1, conditions: [{type: ReplicaFailure, status: \"True\", message: \"pods forbidden: quota\"}]}"))
+        let failure = workloads.health(
+            of: rs("{observedGeneration: 1, conditions: [{type: ReplicaFailure, status: \"True\", message: \"pods forbidden: quota\"}]}"))
         #expect(failure == Health(.degraded, "pods forbidden: quota"))
-        let sts = yaml("{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: s, generation: 1}, spec: {replicas: 2}, status: {observedGeneration: 1, readyReplicas: 2, updatedReplicas: 1}}")
+        let sts = yaml(
+            "{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: s, generation: 1}, spec: {replicas: 2}, status: {observedGeneration: 1, readyReplicas: 2, updatedReplicas: 1}}"
+        )
         #expect(workloads.health(of: sts).state == .progressing)
 
         func ds(_ status: String) -> JSONValue {
             yaml("{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d, generation: 1}, spec: {}, status: \(status)}")
         }
-        #expect(workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}")).state == .healthy)
-        #expect(workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 1}")).state == .progressing)
+        #expect(
+            workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3}")).state
+                == .healthy)
+        #expect(
+            workloads.health(of: ds("{observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 1}")).state
+                == .progressing)
 
         func job(_ status: String) -> JSONValue {
             yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completions: 2}, status: \(status)}")
         }
         #expect(workloads.health(of: job("{succeeded: 1}")) == Health(.progressing, "1 of 2 completions"))
         #expect(workloads.health(of: job("{conditions: [{type: Complete, status: \"True\"}]}")).state == .healthy)
-        #expect(workloads.health(of: job("{conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}")) == Health(.degraded, "BackoffLimitExceeded"))
+        #expect(
+            workloads.health(of: job("{conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}"))
+                == Health(.degraded, "BackoffLimitExceeded"))
     }
 
     @Test("summaries carry the counts, and aggregation sums them across members")
@@ -147,7 +159,10 @@ struct WorkloadsPluginTests {
         )
         let fields = workloads.validate(bad).map(\.field)
         #expect(fields.contains("spec.replicas") && fields.contains("spec.template.metadata.labels"))
-        #expect(workloads.validate(yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r}, spec: {template: {}}}")).map(\.field) == ["spec.selector"])
+        #expect(
+            workloads.validate(yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r}, spec: {template: {}}}")).map(\.field) == [
+                "spec.selector"
+            ])
     }
 }
 
@@ -182,7 +197,8 @@ struct NetworkingConfigPluginTests {
             MemberObjectStatus(cluster: "us", health: .healthy, summary: networking.summary(of: service)),
             MemberObjectStatus(cluster: "eu", health: .healthy, summary: ["loadBalancer": ["ingress": [["ip": "198.19.0.9"]]]]),
         ]
-        #expect(networking.aggregateStatus(of: service, members: members) == ["loadBalancer": ["ingress": [["ip": "198.19.0.9"], ["ip": "198.18.0.4"]]]])
+        #expect(
+            networking.aggregateStatus(of: service, members: members) == ["loadBalancer": ["ingress": [["ip": "198.19.0.9"], ["ip": "198.18.0.4"]]]])
         #expect(networking.validate(yaml("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: {type: Weird, ports: [{port: 0}]}}")).count == 2)
     }
 
@@ -194,8 +210,11 @@ struct NetworkingConfigPluginTests {
         #expect(folded.value(at: "data", "b") == .string(Data("hello".utf8).base64EncodedString()))
         #expect(folded.value(at: "data", "a") == "YQ==")
         #expect(folded["type"] == "Opaque", "a Secret without a type is Opaque, as Kubernetes defaults it")
-        #expect(ConfigPlugin().normalizeOnWrite(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, type: kubernetes.io/tls}"))["type"] == "kubernetes.io/tls")
-        #expect(configPlugin.validate(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: \"not base64!\"}}")).map(\.field) == ["data.a"])
+        #expect(
+            ConfigPlugin().normalizeOnWrite(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, type: kubernetes.io/tls}"))["type"]
+                == "kubernetes.io/tls")
+        #expect(
+            configPlugin.validate(yaml("{apiVersion: v1, kind: Secret, metadata: {name: s}, data: {a: \"not base64!\"}}")).map(\.field) == ["data.a"])
         let namespace = yaml("{apiVersion: v1, kind: Namespace, metadata: {name: n}, spec: {finalizers: [kubernetes]}, status: {phase: Terminating}}")
         #expect(configPlugin.prepareForMember(namespace).value(at: "spec", "finalizers") == nil)
         #expect(configPlugin.health(of: namespace).state == .progressing)
@@ -217,10 +236,16 @@ struct NetworkingConfigPluginTests {
         let plugin = registry.plugin(for: widget)
         #expect(plugin.name == "generic")
         #expect(plugin.health(of: widget).state == .healthy)
-        #expect(plugin.health(of: yaml("{kind: Widget, status: {conditions: [{type: Available, status: \"False\", message: broken}]}}")) == Health(.degraded, "Available is False: broken"))
+        #expect(
+            plugin.health(of: yaml("{kind: Widget, status: {conditions: [{type: Available, status: \"False\", message: broken}]}}"))
+                == Health(.degraded, "Available is False: broken"))
         #expect(plugin.health(of: yaml("{kind: Widget}")).state == .unknown)
-        #expect(plugin.prepareForMember(yaml("{kind: Widget, metadata: {name: w, uid: x}, status: {a: 1}}")) == yaml("{kind: Widget, metadata: {name: w}}"))
-        #expect(registry.plugin(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster").propagates(registry.kind(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster")!) == false)
+        #expect(
+            plugin.prepareForMember(yaml("{kind: Widget, metadata: {name: w, uid: x}, status: {a: 1}}"))
+                == yaml("{kind: Widget, metadata: {name: w}}"))
+        #expect(
+            registry.plugin(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster").propagates(
+                registry.kind(apiVersion: "core.tether.io/v1alpha1", kind: "Cluster")!) == false)
         #expect(BuiltinPlugins.agent.propagatedKindNames.contains("apps/v1/Deployment"))
         #expect(!BuiltinPlugins.memberCluster.propagatedKindNames.contains("/v1/Node"))
     }

@@ -1,9 +1,9 @@
 import BuiltinPlugins
 import FederationPlugin
+import Testing
 import TetherJSON
 import TetherModel
 import TetherPlugin
-import Testing
 import WorkloadsPlugin
 
 @Suite("kind schemas")

@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
+import Testing
 import TetherSecurity
 import TetherTestSupport
-import Testing
 import X509
 
 /// A federation directory in a scratch folder.
@@ -31,7 +31,8 @@ struct RenewalTests {
         #expect(abs(CertificateAuthority.issuedAt(issued).timeIntervalSinceNow) < 5)
 
         // The maximum caps it.
-        let capped = try CertificateRenewal.sign(csr, for: identity, current: current, authority: try directory.loadAuthority(), maximumLifetime: .seconds(100))
+        let capped = try CertificateRenewal.sign(
+            csr, for: identity, current: current, authority: try directory.loadAuthority(), maximumLifetime: .seconds(100))
         #expect(abs(CertificateAuthority.lifetime(of: capped) - 100) < 2)
     }
 

@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TetherSecurity
 import TetherTestSupport
-import Testing
 import X509
 
 @Suite("Identities")
@@ -73,7 +73,10 @@ struct VerificationTests {
             notAfter: Date().addingTimeInterval(-3600)
         )
         let verdict = await PeerVerifier(trustRoots: pki.trustRoots, trustDomain: pki.trustDomain).verify(chain: agent.chain)
-        guard case .refused(let refusal) = verdict else { Issue.record("expired certificate accepted"); return }
+        guard case .refused(let refusal) = verdict else {
+            Issue.record("expired certificate accepted")
+            return
+        }
         #expect(refusal.code == .expired)
         #expect(refusal.reason.contains("expired at"))
         #expect(refusal.reason.contains("tetherctl certs issue"))
@@ -88,7 +91,10 @@ struct VerificationTests {
             notAfter: Date().addingTimeInterval(7200)
         )
         let verdict = await PeerVerifier(trustRoots: pki.trustRoots, trustDomain: pki.trustDomain).verify(chain: agent.chain)
-        guard case .refused(let refusal) = verdict else { Issue.record("future certificate accepted"); return }
+        guard case .refused(let refusal) = verdict else {
+            Issue.record("future certificate accepted")
+            return
+        }
         #expect(refusal.code == .notYetValid)
     }
 
@@ -125,7 +131,10 @@ struct VerificationTests {
         let pki = try TestPKI(trustDomain: "tether.test")
         let stranger = try pki.authority.issue(for: .cluster("eu-1", trustDomain: "elsewhere.test"), usage: .client)
         let verdict = await PeerVerifier(trustRoots: pki.trustRoots, trustDomain: "tether.test").verify(chain: [stranger.certificate])
-        guard case .refused(let refusal) = verdict else { Issue.record("foreign trust domain accepted"); return }
+        guard case .refused(let refusal) = verdict else {
+            Issue.record("foreign trust domain accepted")
+            return
+        }
         #expect(refusal.code == .wrongTrustDomain)
     }
 

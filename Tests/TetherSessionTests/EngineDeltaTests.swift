@@ -2,13 +2,13 @@ import BuiltinPlugins
 import Logging
 import NIOCore
 import NIOEmbedded
+import Testing
 import TetherHub
 import TetherJSON
 import TetherModel
 import TetherStore
 import TetherTestSupport
 import TetherWire
-import Testing
 
 /// Holds every message the engine writes until the test lets it through or fails it, so a push
 /// can be kept in flight while the hub's objects change.
@@ -149,6 +149,6 @@ struct EngineDeltaTests {
 
 extension Dictionary {
     fileprivate func mapKeys<NewKey: Hashable>(_ transform: (Key) -> NewKey) -> [NewKey: Value] {
-        Dictionary<NewKey, Value>(uniqueKeysWithValues: map { (transform($0.key), $0.value) })
+        [NewKey: Value](uniqueKeysWithValues: map { (transform($0.key), $0.value) })
     }
 }

@@ -1,7 +1,7 @@
+import Testing
 import TetherJSON
 import TetherModel
 import TetherWire
-import Testing
 
 @testable import TetherAgent
 
@@ -16,14 +16,16 @@ struct FencingTests {
 
     @Test("the same federation and epoch, a newer revision, few removals: applied in full, baseline moves")
     func ordinary() {
-        let decision = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 580, terms: nil, removals: Self.references(1), managed: 10)
+        let decision = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 580, terms: nil, removals: Self.references(1), managed: 10)
         #expect(decision.action == .apply(prune: true) && decision.hold == nil)
         #expect(decision.baseline == FencingBaseline(federation: "fed-a", epoch: "e1", revision: 580))
     }
 
     @Test("another federation: refused, and no confirmation lifts it")
     func foreign() {
-        let decision = fencing.decide(baseline: trusted, federation: "fed-b", epoch: "e9", revision: 1, terms: nil, removals: Self.references(10), managed: 10)
+        let decision = fencing.decide(
+            baseline: trusted, federation: "fed-b", epoch: "e9", revision: 1, terms: nil, removals: Self.references(10), managed: 10)
         #expect(decision.action == .refuse && decision.hold?.reason == .foreignFederation && decision.baseline == trusted)
         let confirmed = fencing.decide(
             baseline: trusted, federation: "fed-b", epoch: "e9", revision: 1, terms: DesiredStateTerms(confirmedHold: decision.hold?.token),
@@ -34,17 +36,20 @@ struct FencingTests {
 
     @Test("a new epoch (a hub that lost its database): applied without pruning until confirmed; confirming prunes")
     func newEpoch() throws {
-        let held = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e2", revision: 4, terms: nil, removals: Self.references(10), managed: 10)
+        let held = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e2", revision: 4, terms: nil, removals: Self.references(10), managed: 10)
         #expect(held.action == .apply(prune: false))
         let hold = try #require(held.hold)
         #expect(hold.reason == .newEpoch && hold.wouldRemove == 10 && hold.managed == 10)
         #expect(held.baseline == trusted, "the new epoch is not trusted until confirmed")
         let wrongToken = fencing.decide(
-            baseline: trusted, federation: "fed-a", epoch: "e2", revision: 5, terms: DesiredStateTerms(confirmedHold: "epoch:e3"), removals: Self.references(10), managed: 10
+            baseline: trusted, federation: "fed-a", epoch: "e2", revision: 5, terms: DesiredStateTerms(confirmedHold: "epoch:e3"),
+            removals: Self.references(10), managed: 10
         )
         #expect(wrongToken.action == .apply(prune: false))
         let confirmed = fencing.decide(
-            baseline: trusted, federation: "fed-a", epoch: "e2", revision: 5, terms: DesiredStateTerms(confirmedHold: hold.token), removals: Self.references(10), managed: 10
+            baseline: trusted, federation: "fed-a", epoch: "e2", revision: 5, terms: DesiredStateTerms(confirmedHold: hold.token),
+            removals: Self.references(10), managed: 10
         )
         #expect(confirmed.action == .apply(prune: true) && confirmed.hold == nil)
         #expect(confirmed.baseline == FencingBaseline(federation: "fed-a", epoch: "e2", revision: 5))
@@ -56,19 +61,24 @@ struct FencingTests {
         #expect(refused.action == .refuse)
         let hold = try #require(refused.hold)
         #expect(hold.reason == .revisionRegressed && hold.token == "rewind:e1:575")
-        let confirmed = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 4, terms: DesiredStateTerms(confirmedHold: hold.token), removals: [], managed: 10)
+        let confirmed = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 4, terms: DesiredStateTerms(confirmedHold: hold.token), removals: [],
+            managed: 10)
         #expect(confirmed.action == .apply(prune: true) && confirmed.baseline.revision == 4)
     }
 
     @Test("the held revision again with another digest (a restored store whose revisions file lagged): refused; the same digest is not")
     func revisionReused() throws {
         let applied = FencingBaseline(federation: "fed-a", epoch: "e1", revision: 575, digest: "a1")
-        let reused = fencing.decide(baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
+        let reused = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
         #expect(reused.action == .refuse)
         #expect(try #require(reused.hold).reason == .revisionRegressed)
-        let same = fencing.decide(baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "a1", terms: nil, removals: [], managed: 10)
+        let same = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", revision: 575, digest: "a1", terms: nil, removals: [], managed: 10)
         #expect(same.action == .apply(prune: true) && same.hold == nil)
-        let older = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
+        let older = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 575, digest: "b2", terms: nil, removals: [], managed: 10)
         #expect(older.action == .apply(prune: true), "an agent that never learned a digest cannot tell, and trusts the revision")
     }
 
@@ -78,18 +88,26 @@ struct FencingTests {
         let held = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: nil, removals: nine, managed: 10)
         #expect(held.action == .apply(prune: false) && held.hold?.reason == .massDeletion)
         #expect(held.baseline.revision == 600, "the set itself is trusted; only its removals wait")
-        let one = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: nil, removals: Self.references(1), managed: 10)
+        let one = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: nil, removals: Self.references(1), managed: 10)
         #expect(one.action == .apply(prune: true))
-        let unjoin = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: DesiredStateTerms(unjoining: true), removals: Self.references(10), managed: 10)
+        let unjoin = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: DesiredStateTerms(unjoining: true),
+            removals: Self.references(10), managed: 10)
         #expect(unjoin.action == .apply(prune: true))
         let token = try #require(held.hold?.token)
-        let confirmed = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 601, terms: DesiredStateTerms(confirmedHold: token), removals: nine, managed: 10)
+        let confirmed = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 601, terms: DesiredStateTerms(confirmedHold: token), removals: nine,
+            managed: 10)
         #expect(confirmed.action == .apply(prune: true))
         // One more object to remove is not what was confirmed.
-        let more = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 602, terms: DesiredStateTerms(confirmedHold: token), removals: Self.references(10), managed: 10)
+        let more = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 602, terms: DesiredStateTerms(confirmedHold: token),
+            removals: Self.references(10), managed: 10)
         #expect(more.action == .apply(prune: false))
         // Small federations are not held for deleting their few objects.
-        let small = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: nil, removals: Self.references(2), managed: 2)
+        let small = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 600, terms: nil, removals: Self.references(2), managed: 2)
         #expect(small.action == .apply(prune: true))
     }
 

@@ -1,10 +1,10 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Testing
 import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire
-import Testing
 
 @testable import TetherHub
 
@@ -46,7 +46,12 @@ struct SessionBudgetTests {
         var closing: HubSessionStateMachine.Action?
         for _ in 0..<1_000 {
             let action = machine.received(Self.heartbeat)
-            if case .answerHeartbeat = action { answered += 1 } else { closing = action; break }
+            if case .answerHeartbeat = action {
+                answered += 1
+            } else {
+                closing = action
+                break
+            }
         }
         #expect(answered == 10)
         guard case .sendAndClose(.error(let notice), .rateLimited, _)? = closing else {
@@ -94,7 +99,8 @@ struct SessionBudgetTests {
     func invalidReports() {
         let reference = ObjectReference(apiVersion: "v1", kind: "ConfigMap", namespace: "default", name: "c")
         let cases: [WireMessage] = [
-            .status(StatusReport(objects: [.init(object: reference, state: .applied, health: .healthy, message: String(repeating: "m", count: 5_000))])),
+            .status(
+                StatusReport(objects: [.init(object: reference, state: .applied, health: .healthy, message: String(repeating: "m", count: 5_000))])),
             .status(StatusReport(objects: Array(repeating: .init(object: reference, state: .applied, health: .healthy), count: 1_001))),
             .ack(Ack(revision: 1, failures: [.init(object: reference, message: String(repeating: "m", count: 2_000))])),
             .heartbeat(Heartbeat(sentAtMilliseconds: 1, cluster: .init(apiReachable: true, kubernetesVersion: String(repeating: "v", count: 100)))),
@@ -113,7 +119,8 @@ struct SessionBudgetTests {
     func invalidHello() {
         var machine = hubMachine()
         _ = machine.handshakeCompleted(identity: eu1, negotiatedProtocol: "tether/1")
-        let huge = WireMessage.hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1", kinds: Array(repeating: "apps/v1/Deployment", count: 100_000)))
+        let huge = WireMessage.hello(
+            Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1", kinds: Array(repeating: "apps/v1/Deployment", count: 100_000)))
         guard case .sendAndClose(.reject(let reject), .invalidReport, _) = machine.received(huge) else {
             Issue.record("an oversized hello was not rejected")
             return

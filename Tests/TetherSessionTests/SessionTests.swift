@@ -1,9 +1,9 @@
 import NIOCore
 import NIOEmbedded
-import TetherSecurity
-import TetherWire
 import Testing
 import TetherModel
+import TetherSecurity
+import TetherWire
 
 @testable import TetherAgent
 @testable import TetherHub

@@ -1,6 +1,6 @@
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @testable import TetherSim
 
@@ -32,7 +32,8 @@ struct StatusPlanTests {
     @Test("a Deployment rolls out in three visible steps")
     func rollout() {
         let counts = [0.5, 1.5, 2.5, 3.5].map { seconds -> Int64? in
-            var plan = StatusPlan(object: workload("Deployment", replicas: 6), elapsed: .milliseconds(Int64(seconds * 1000)), readyAfter: delay, failing: false)
+            var plan = StatusPlan(
+                object: workload("Deployment", replicas: 6), elapsed: .milliseconds(Int64(seconds * 1000)), readyAfter: delay, failing: false)
             plan.replicas(stepped: true)
             return plan.status["readyReplicas"]?.integerValue
         }
@@ -55,7 +56,10 @@ struct StatusPlanTests {
         plan.replicas(stepped: true)
         #expect(plan.status["readyReplicas"] == 0)
         #expect(plan.lookAgainAfter == nil)
-        guard case .array(let conditions)? = plan.status["conditions"] else { Issue.record("no conditions"); return }
+        guard case .array(let conditions)? = plan.status["conditions"] else {
+            Issue.record("no conditions")
+            return
+        }
         #expect(conditions.contains { $0["message"]?.stringValue?.contains("sim.tether.io/fail") == true })
     }
 
@@ -64,7 +68,8 @@ struct StatusPlanTests {
         var daemonSet = StatusPlan(object: workload("DaemonSet", replicas: 0), elapsed: .seconds(5), readyAfter: delay, failing: false)
         daemonSet.daemonSet(nodes: 7)
         #expect(daemonSet.status["desiredNumberScheduled"] == 7 && daemonSet.status["numberReady"] == 7)
-        var job = StatusPlan(object: ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3]], elapsed: .seconds(5), readyAfter: delay, failing: false)
+        var job = StatusPlan(
+            object: ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3]], elapsed: .seconds(5), readyAfter: delay, failing: false)
         job.job()
         #expect(job.status["succeeded"] == 3)
     }

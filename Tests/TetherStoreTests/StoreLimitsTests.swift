@@ -1,9 +1,9 @@
 import Foundation
+import Testing
 import TetherJSON
 import TetherModel
 import TetherStore
 import TetherTestSupport
-import Testing
 
 @Suite("Resource store limits and paged watch replay")
 struct StoreLimitsTests {
@@ -21,9 +21,13 @@ struct StoreLimitsTests {
         let limits = ObjectLimits(maximumBytes: 2_000, maximumStoredBytes: 4_000, maximumDepth: 10)
         let store = try SQLiteResourceStore(path: scratch.file("hub.db"), limits: limits)
 
-        let large = await #expect(throws: StoreError.self) { try await store.create(Self.configMap("big", bytes: 5_000), as: Self.configMaps, dryRun: false) }
+        let large = await #expect(throws: StoreError.self) {
+            try await store.create(Self.configMap("big", bytes: 5_000), as: Self.configMaps, dryRun: false)
+        }
         #expect(large?.code == .tooLarge)
-        let deep = await #expect(throws: StoreError.self) { try await store.create(Self.configMap("deep", depth: 20), as: Self.configMaps, dryRun: false) }
+        let deep = await #expect(throws: StoreError.self) {
+            try await store.create(Self.configMap("deep", depth: 20), as: Self.configMaps, dryRun: false)
+        }
         #expect(deep?.code == .invalid)
 
         // The stored limit leaves room for status over what a client may write.

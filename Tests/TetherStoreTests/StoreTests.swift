@@ -1,10 +1,10 @@
 import Foundation
+import Testing
 import TetherJSON
-import TetherModel
 import TetherLocal
+import TetherModel
 import TetherStore
 import TetherTestSupport
-import Testing
 
 let replicaSets = ResourceType(group: "apps", resource: "replicasets", namespaced: true)
 let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
@@ -152,7 +152,10 @@ struct StoreTests {
         let watch = try await fixture.store.watch(replicaSets, namespace: nil, from: object.resourceVersion)
 
         let outcome = try await fixture.store.delete(replicaSets, namespace: "default", name: "web", preconditions: .init(), dryRun: false)
-        guard case .finalizing(let marked) = outcome else { Issue.record("deleted despite a finalizer"); return }
+        guard case .finalizing(let marked) = outcome else {
+            Issue.record("deleted despite a finalizer")
+            return
+        }
         #expect(marked.deletionTimestamp != nil)
         #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").deletionTimestamp != nil)
 
@@ -171,7 +174,10 @@ struct StoreTests {
         let outcome = try await fixture.store.delete(
             replicaSets, namespace: "default", name: "web", preconditions: .init(addingFinalizers: ["orphan"]), dryRun: false
         )
-        guard case .finalizing(let marked) = outcome else { Issue.record("deleted although a finalizer was added"); return }
+        guard case .finalizing(let marked) = outcome else {
+            Issue.record("deleted although a finalizer was added")
+            return
+        }
         #expect(marked.finalizers == ["orphan"] && marked.deletionTimestamp != nil)
         var released = marked
         released.finalizers = []
@@ -191,9 +197,13 @@ struct StoreTests {
             #expect(error?.code == .conflict)
         }
         let outcome = try await fixture.store.delete(
-            replicaSets, namespace: "default", name: "web", preconditions: .init(uid: object.uid, resourceVersion: object.resourceVersion), dryRun: false
+            replicaSets, namespace: "default", name: "web", preconditions: .init(uid: object.uid, resourceVersion: object.resourceVersion),
+            dryRun: false
         )
-        guard case .deleted = outcome else { Issue.record("not deleted"); return }
+        guard case .deleted = outcome else {
+            Issue.record("not deleted")
+            return
+        }
     }
 
     @Test("dry run checks everything and stores nothing")

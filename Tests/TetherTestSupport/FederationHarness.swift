@@ -15,6 +15,8 @@ public func withFederation<T: Sendable>(
         return result
     } catch {
         await federation.stopAll()
+        // What the processes saw, next to the failure (the test's own error names only its side).
+        FileHandle.standardError.write(Data("withFederation failed: \(error)\n\(federation.recentOutput())\n".utf8))
         throw error
     }
 }

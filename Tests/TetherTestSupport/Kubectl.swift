@@ -38,7 +38,10 @@ public struct Kubectl: Sendable {
             guard let path = ProcessInfo.processInfo.environment["TETHER_KUBECTL_LEGACY"],
                 FileManager.default.isExecutableFile(atPath: path)
             else {
-                throw KubectlError(description: "kubectl 1.20 not found: run the tests with `make test` (it unpacks Debian's kubernetes-client and sets TETHER_KUBECTL_LEGACY)")
+                throw KubectlError(
+                    description:
+                        "kubectl 1.20 not found: run the tests with `make test` (it unpacks Debian's kubernetes-client and sets TETHER_KUBECTL_LEGACY)"
+                )
             }
             if let networkNamespace {
                 executable = URL(fileURLWithPath: "/usr/bin/env")

@@ -37,9 +37,10 @@ public final class NetworkLab: Sendable {
         }
         let lab = NetworkLab(
             tag: tag, hubAddress: "10.\(octet).0.1",
-            members: Dictionary(uniqueKeysWithValues: names.enumerated().map { index, name in
-                (name, Member(name: name, namespace: "tc\(tag)m\(index + 1)", address: "10.\(octet).\(index + 1).2"))
-            })
+            members: Dictionary(
+                uniqueKeysWithValues: names.enumerated().map { index, name in
+                    (name, Member(name: name, namespace: "tc\(tag)m\(index + 1)", address: "10.\(octet).\(index + 1).2"))
+                })
         )
         do {
             try await lab.build(names: names)
@@ -110,7 +111,9 @@ public final class NetworkLab: Sendable {
         let member = try find(member)
         // bash's /dev/tcp: no client program to install, and the exit status says it all. SIGKILL,
         // because a child of the test process may have inherited SIGTERM ignored.
-        let status = try await Self.status(["ip", "netns", "exec", member.namespace, "timeout", "--signal=KILL", "2", "bash", "-c", "exec 3<>/dev/tcp/\(host)/\(port)"])
+        let status = try await Self.status([
+            "ip", "netns", "exec", member.namespace, "timeout", "--signal=KILL", "2", "bash", "-c", "exec 3<>/dev/tcp/\(host)/\(port)",
+        ])
         return status == 0
     }
 

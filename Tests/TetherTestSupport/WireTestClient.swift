@@ -34,11 +34,15 @@ public enum WireClientEvent: Sendable, CustomStringConvertible {
 public final class WireTestClient: Sendable {
     private let channel: any Channel
 
+    /// - Parameter hello: written on the event loop as soon as the connection is up, as an
+    ///   agent's session handler does; waiting for the test's task to send it would put the
+    ///   hub's hello deadline at the mercy of how busy the test process's thread pool is.
     public static func connect(
         port: Int,
         material: TLSMaterial,
         host: String = "127.0.0.1",
-        limits: WireLimits = .default
+        limits: WireLimits = .default,
+        hello: Hello? = nil
     ) async throws -> WireTestClient {
         let context = try TetherTLS.agentDialerContext(material)
         let events = Inbox<WireClientEvent>()
@@ -53,6 +57,11 @@ public final class WireTestClient: Sendable {
                 }
             }
             .connect(host: host, port: port)
+            .map { channel in
+                // Refused handshakes fail the write, not the connection: the test looks at the events.
+                if let hello { channel.writeAndFlush(WireMessage.hello(hello), promise: nil) }
+                return channel
+            }
             .get()
         return WireTestClient(channel: channel, events: events)
     }

@@ -1,10 +1,10 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+import Testing
 import TetherJSON
 import TetherModel
 import TetherWire
-import Testing
 
 @Suite("Connection gate: caps, silent strangers evicted first, authentication deadline")
 struct ConnectionGateTests {
@@ -26,7 +26,8 @@ struct ConnectionGateTests {
     static func gate(total: Int = 100, perAddress: Int = 100, strangers: Int = 100, timeout: TimeAmount = .seconds(10)) -> ConnectionGate {
         ConnectionGate(
             name: "test",
-            limits: ListenerLimits(maximumConnections: total, maximumConnectionsPerAddress: perAddress, maximumStrangers: strangers, authenticationTimeout: timeout),
+            limits: ListenerLimits(
+                maximumConnections: total, maximumConnectionsPerAddress: perAddress, maximumStrangers: strangers, authenticationTimeout: timeout),
             logger: Logger(label: "test")
         )
     }
@@ -118,17 +119,22 @@ struct ReportLimitsTests {
     @Test("reports inside the bounds pass; each bound is enforced")
     func bounds() {
         #expect(ReportLimits.problem(in: Hello(protocolVersions: [1], agentVersion: "0.1.0", cluster: "a", kinds: ["/v1/ConfigMap"])) == nil)
-        #expect(ReportLimits.problem(in: Hello(protocolVersions: [1], agentVersion: "0.1.0", cluster: "a", kinds: Array(repeating: "x", count: 300))) != nil)
+        #expect(
+            ReportLimits.problem(in: Hello(protocolVersions: [1], agentVersion: "0.1.0", cluster: "a", kinds: Array(repeating: "x", count: 300)))
+                != nil)
         #expect(ReportLimits.problem(in: Hello(protocolVersions: [1], agentVersion: String(repeating: "v", count: 65), cluster: "a")) != nil)
         let health = Heartbeat.ClusterHealth(apiReachable: true, message: String(repeating: "m", count: 2_000))
         #expect(ReportLimits.problem(in: Heartbeat(sentAtMilliseconds: 1, cluster: health)) != nil)
         let status = StatusReport.ObjectStatus(object: reference, state: .applied, health: .healthy, summary: ["deep": LimitsHelpers.nested(9)])
         #expect(ReportLimits.problem(in: StatusReport(objects: [status])) != nil)
-        let wide = StatusReport.ObjectStatus(object: reference, state: .applied, health: .healthy, summary: ["x": .string(String(repeating: "x", count: 9_000))])
+        let wide = StatusReport.ObjectStatus(
+            object: reference, state: .applied, health: .healthy, summary: ["x": .string(String(repeating: "x", count: 9_000))])
         #expect(ReportLimits.problem(in: StatusReport(objects: [wide])) != nil)
-        let fine = StatusReport.ObjectStatus(object: reference, state: .failed, health: .unknown, message: ReportLimits.clipped(String(repeating: "é", count: 5_000)))
+        let fine = StatusReport.ObjectStatus(
+            object: reference, state: .failed, health: .unknown, message: ReportLimits.clipped(String(repeating: "é", count: 5_000)))
         #expect(ReportLimits.problem(in: StatusReport(objects: [fine])) == nil)
-        #expect(ReportLimits.problem(in: Ack(revision: 1, failures: [.init(object: reference, message: String(repeating: "m", count: 1_025))])) != nil)
+        #expect(
+            ReportLimits.problem(in: Ack(revision: 1, failures: [.init(object: reference, message: String(repeating: "m", count: 1_025))])) != nil)
     }
 
     @Test("a state or health outside the vocabulary does not decode: the message is refused as malformed")
@@ -161,7 +167,9 @@ struct DepthLimitTests {
         #expect(top.nestingDepth() == limits.maximumDepth)
         #expect(limits.check(top) == nil)
         let codec = WireCodec()
-        for message in [WireMessage.snapshot(Snapshot(revision: 1, objects: [top])), .delta(Delta(fromRevision: 1, toRevision: 2, upserts: [top], deletes: []))] {
+        for message in [
+            WireMessage.snapshot(Snapshot(revision: 1, objects: [top])), .delta(Delta(fromRevision: 1, toRevision: 2, upserts: [top], deletes: [])),
+        ] {
             let frame = try codec.encode(message, allocator: ByteBufferAllocator())
             #expect(try codec.decode(frame, allocator: ByteBufferAllocator()) == message)
         }

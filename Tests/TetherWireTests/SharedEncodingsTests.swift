@@ -1,8 +1,8 @@
 import NIOCore
 import NIOEmbedded
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @testable import TetherWire
 
@@ -74,7 +74,9 @@ struct SharedEncodingsTests {
             var buffer = ByteBuffer(bytes: try Self.written(channel))
             var decoder = FrameDecoder(maximumFrameLength: 1 << 20)
             var messages: [WireMessage] = []
-            while let frame = try decoder.nextFrame(from: &buffer) { messages.append(try WireCodec().decode(frame, allocator: ByteBufferAllocator())) }
+            while let frame = try decoder.nextFrame(from: &buffer) {
+                messages.append(try WireCodec().decode(frame, allocator: ByteBufferAllocator()))
+            }
             return messages
         }
         #expect(decoded == [.delta(delta), heartbeat, snapshot, .delta(otherFrom), .delta(otherObject), .delta(delta), heartbeat, snapshot])

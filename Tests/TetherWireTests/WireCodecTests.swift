@@ -2,9 +2,9 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
+import Testing
 import TetherJSON
 import TetherModel
-import Testing
 
 @testable import TetherWire
 
@@ -98,14 +98,25 @@ func everyMessage(repeating count: Int) -> [WireMessage] {
         "spec": ["replicas": 200, "template": ["spec": ["containers": [["name": "web", "image": "nginx:1.27"]]]]],
     ]
     return [
-        .hello(Hello(protocolVersions: [1], agentVersion: "0.1.0", cluster: "eu-1", kinds: Array(repeating: "apps/v1/ReplicaSet", count: count), lastAppliedRevision: 42)),
-        .welcome(Welcome(protocolVersion: 1, sessionID: String(repeating: "s", count: count), heartbeatIntervalMilliseconds: 10_000, hubVersion: "0.1.0")),
+        .hello(
+            Hello(
+                protocolVersions: [1], agentVersion: "0.1.0", cluster: "eu-1", kinds: Array(repeating: "apps/v1/ReplicaSet", count: count),
+                lastAppliedRevision: 42)),
+        .welcome(
+            Welcome(protocolVersion: 1, sessionID: String(repeating: "s", count: count), heartbeatIntervalMilliseconds: 10_000, hubVersion: "0.1.0")),
         .reject(Reject(code: .identityMismatch, reason: String(repeating: "no ", count: count), retryAfterMilliseconds: 5_000)),
         .snapshot(Snapshot(revision: 7, objects: Array(repeating: object, count: count), chunkIndex: 0, chunkCount: 1)),
         .delta(Delta(fromRevision: 7, toRevision: 9, upserts: Array(repeating: object, count: count), deletes: [reference])),
         .ack(Ack(revision: 9, failures: Array(repeating: .init(object: reference, message: "conflict"), count: count))),
-        .status(StatusReport(objects: Array(repeating: .init(object: reference, state: .applied, health: .healthy, summary: ["readyReplicas": 3, "ratio": .double(0.5)]), count: count))),
-        .heartbeat(Heartbeat(sentAtMilliseconds: 1_700_000_000_000, cluster: .init(apiReachable: true, kubernetesVersion: String(repeating: "v", count: count), nodeCount: 3))),
+        .status(
+            StatusReport(
+                objects: Array(
+                    repeating: .init(object: reference, state: .applied, health: .healthy, summary: ["readyReplicas": 3, "ratio": .double(0.5)]),
+                    count: count))),
+        .heartbeat(
+            Heartbeat(
+                sentAtMilliseconds: 1_700_000_000_000,
+                cluster: .init(apiReachable: true, kubernetesVersion: String(repeating: "v", count: count), nodeCount: 3))),
         .goaway(GoAway(code: .draining, reason: String(repeating: "bye ", count: count), reconnectAfterMilliseconds: 1_000)),
         .error(ErrorMessage(code: .frameTooLarge, message: String(repeating: "x", count: count))),
         .renew(RenewRequest(csr: "-----BEGIN CERTIFICATE REQUEST-----\n" + String(repeating: "Q", count: count))),

@@ -21,7 +21,8 @@ extension Applier {
                 do {
                     try desired.save(to: settings.stateDirectory)
                 } catch {
-                    logger.error("cannot persist the desired state", metadata: ["tether.event": "applier.persist_failed", "tether.error": "\(error)"])
+                    logger.error(
+                        "cannot persist the desired state", metadata: ["tether.event": "applier.persist_failed", "tether.error": "\(error)"])
                 }
             case .persistInventory(let inventory):
                 do {
@@ -128,7 +129,8 @@ extension Applier {
         if let resource = served["\(reference.apiVersion)/\(reference.kind)"] { return resource }
         served = try await client.discover()
         guard let resource = served["\(reference.apiVersion)/\(reference.kind)"] else {
-            throw KubernetesError(status: 404, reason: "NotFound", message: "the member cluster does not serve \(reference.apiVersion) \(reference.kind)")
+            throw KubernetesError(
+                status: 404, reason: "NotFound", message: "the member cluster does not serve \(reference.apiVersion) \(reference.kind)")
         }
         return resource
     }
@@ -145,7 +147,9 @@ extension Applier {
                 break
             } catch {
                 attempt += 1
-                logger.warning("cannot reach the member API for discovery; retrying", metadata: ["tether.event": "applier.discovery_failed", "tether.error": "\(error)"])
+                logger.warning(
+                    "cannot reach the member API for discovery; retrying",
+                    metadata: ["tether.event": "applier.discovery_failed", "tether.error": "\(error)"])
                 guard (try? await Task.sleep(for: settings.retryBackoff.delay(attempt: attempt))) != nil else { return }
             }
         }
@@ -175,7 +179,9 @@ extension Applier {
             case .changed(.bookmark):
                 break
             case .failed(let error, _, _):
-                self.logger.debug("watch ended; listing again", metadata: ["tether.event": "applier.watch_failed", "tether.kind": "\(resource.kind)", "tether.error": "\(error)"])
+                self.logger.debug(
+                    "watch ended; listing again",
+                    metadata: ["tether.event": "applier.watch_failed", "tether.kind": "\(resource.kind)", "tether.error": "\(error)"])
             }
             self.performActions()
         }

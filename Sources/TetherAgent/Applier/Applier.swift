@@ -95,11 +95,14 @@ public actor Applier: Service {
         var logger = logger
         logger[metadataKey: "tether.cluster"] = "\(settings.cluster)"
         self.logger = logger
-        let allowList = settings.allowList ?? AllowList(
-            kinds: Set(registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
-                AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
-            })
-        )
+        let allowList =
+            settings.allowList
+            ?? AllowList(
+                kinds: Set(
+                    registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
+                        AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
+                    })
+            )
         state = ApplierState(
             settings: .init(
                 cluster: settings.cluster, origin: settings.origin, retryBackoff: settings.retryBackoff, resyncInterval: settings.resyncInterval,

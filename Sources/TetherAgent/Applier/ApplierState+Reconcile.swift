@@ -33,7 +33,8 @@ extension ApplierState {
     // MARK: Queue
 
     private func priority(of reference: ObjectReference) -> Int {
-        let phase = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind)
+        let phase =
+            registry.kind(apiVersion: reference.apiVersion, kind: reference.kind)
             .map { registry.plugin(apiVersion: reference.apiVersion, kind: reference.kind).applyPhase(of: $0) } ?? .workloads
         // Applies go in phase order; prunes after them, in reverse (workloads before their namespace).
         return desired[reference] != nil ? phase.rawValue : 5 + (ApplyPhase.workloads.rawValue - phase.rawValue)
@@ -80,7 +81,9 @@ extension ApplierState {
             guard case .apply(let want, let drifted) = working[reference] else { return .done }
             emit(.countApply(drifted: drifted))
             if drifted {
-                log(.notice, "drift repaired: re-applied an object changed in the member", ["tether.event": "applier.drift_repaired", "tether.object": "\(reference)", "tether.kind": reference.kind])
+                log(
+                    .notice, "drift repaired: re-applied an object changed in the member",
+                    ["tether.event": "applier.drift_repaired", "tether.object": "\(reference)", "tether.kind": reference.kind])
             } else {
                 log(.info, "applied", ["tether.event": "applier.applied", "tether.object": "\(reference)", "tether.kind": reference.kind])
             }
@@ -175,7 +178,10 @@ extension ApplierState {
             // Deleted and made again by someone else since the agent made it: not the agent's to delete.
             log(
                 .warning, "not pruned: the object was replaced behind the agent's back",
-                ["tether.event": "applier.prune_refused", "tether.object": "\(reference)", "tether.recorded_uid": recorded, "tether.live_uid": existing.uid ?? "none"]
+                [
+                    "tether.event": "applier.prune_refused", "tether.object": "\(reference)", "tether.recorded_uid": recorded,
+                    "tether.live_uid": existing.uid ?? "none",
+                ]
             )
             dropInventory(reference)
             forget(reference)
@@ -286,7 +292,9 @@ extension ApplierState {
             live[reference] = nil
             if inventory[reference] == object.uid { dropInventory(reference) }
             if desired[reference] != nil {
-                log(.notice, "a managed object was deleted in the member; re-creating", ["tether.event": "applier.recreate", "tether.object": "\(reference)"])
+                log(
+                    .notice, "a managed object was deleted in the member; re-creating",
+                    ["tether.event": "applier.recreate", "tether.object": "\(reference)"])
                 enqueue(reference)
             }
             return
@@ -346,7 +354,9 @@ extension ApplierState {
         ackReady = ack
         emit(.event(.ack(ack)))
         ackPending = nil
-        log(.info, "revision applied", ["tether.event": "applier.revision_done", "tether.revision": "\(pending.revision)", "tether.failures": "\(pending.failures.count)"])
+        log(
+            .info, "revision applied",
+            ["tether.event": "applier.revision_done", "tether.revision": "\(pending.revision)", "tether.failures": "\(pending.failures.count)"])
         emit(.ringReporter)
     }
 

@@ -234,7 +234,9 @@ struct ApplierState: Sendable {
                     ]
                 )
             } else if let previous = hold {
-                log(.notice, "hold lifted; applying the desired state in full", ["tether.event": "applier.hold_lifted", "tether.reason": previous.reason.rawValue])
+                log(
+                    .notice, "hold lifted; applying the desired state in full",
+                    ["tether.event": "applier.hold_lifted", "tether.reason": previous.reason.rawValue])
             }
         }
         hold = decision.hold
@@ -281,7 +283,9 @@ struct ApplierState: Sendable {
         desired = next
         revision = newRevision
         if persist {
-            emit(.persistDesired(PersistedDesiredState(cluster: settings.cluster, revision: newRevision, objects: objects, baseline: baseline, hold: hold)))
+            emit(
+                .persistDesired(
+                    PersistedDesiredState(cluster: settings.cluster, revision: newRevision, objects: objects, baseline: baseline, hold: hold)))
         }
         log(
             .info, "desired state accepted",

@@ -114,7 +114,8 @@ enum Inventory {
             throw SecurityError(.unreadableFile, "\(path) is not a valid inventory: \(error)")
         }
         guard file.cluster == cluster else {
-            throw SecurityError(.unreadableFile, "\(path) is the inventory of cluster \(file.cluster), not \(cluster); give each agent its own --state-dir")
+            throw SecurityError(
+                .unreadableFile, "\(path) is the inventory of cluster \(file.cluster), not \(cluster); give each agent its own --state-dir")
         }
         var inventory: [ObjectReference: String] = [:]
         for entry in file.objects {

@@ -64,7 +64,8 @@ struct Fencing: Sendable {
             var refusal = unchanged
             refusal.hold = Ack.Hold(
                 reason: .foreignFederation,
-                message: "the hub belongs to federation \(named), but this agent's desired state comes from federation \(trusted); nothing it sends is applied",
+                message:
+                    "the hub belongs to federation \(named), but this agent's desired state comes from federation \(trusted); nothing it sends is applied",
                 token: "federation:\(named)", wouldRemove: 0, managed: managed
             )
             return refusal
@@ -81,7 +82,8 @@ struct Fencing: Sendable {
                 action: .apply(prune: false),
                 hold: Ack.Hold(
                     reason: .newEpoch,
-                    message: "the hub's store is new (epoch \(named), this agent last followed \(trusted)): its objects are applied but the \(removals.count) of \(managed) managed objects it lacks are kept until an operator confirms",
+                    message:
+                        "the hub's store is new (epoch \(named), this agent last followed \(trusted)): its objects are applied but the \(removals.count) of \(managed) managed objects it lacks are kept until an operator confirms",
                     token: token, wouldRemove: removals.count, managed: managed
                 ),
                 baseline: baseline
@@ -97,12 +99,14 @@ struct Fencing: Sendable {
             let sent = reused ? "revision \(revision) again with another set than" : "revision \(revision), older than"
             refusal.hold = Ack.Hold(
                 reason: .revisionRegressed,
-                message: "the hub sent \(sent) revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
+                message:
+                    "the hub sent \(sent) revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
                 token: token, wouldRemove: removals.count, managed: managed
             )
             return refusal
         }
-        let tooMany = removals.count >= pruneGuardMinimum
+        let tooMany =
+            removals.count >= pruneGuardMinimum
             && (Double(removals.count) > maximumPruneFraction * Double(managed) || removals.count == managed)
         if tooMany, terms?.unjoining != true {
             let token = Self.pruneToken(removals)
@@ -111,7 +115,8 @@ struct Fencing: Sendable {
                     action: .apply(prune: false),
                     hold: Ack.Hold(
                         reason: .massDeletion,
-                        message: "the desired state would remove \(removals.count) of the \(managed) objects this agent manages (more than \(Int(maximumPruneFraction * 100)) % at once); they are kept until an operator confirms",
+                        message:
+                            "the desired state would remove \(removals.count) of the \(managed) objects this agent manages (more than \(Int(maximumPruneFraction * 100)) % at once); they are kept until an operator confirms",
                         token: token, wouldRemove: removals.count, managed: managed
                     ),
                     baseline: accepted
@@ -157,7 +162,8 @@ public struct AllowList: Sendable, Hashable {
     public func refusal(of reference: ObjectReference) -> String? {
         let key = Self.key(apiVersion: reference.apiVersion, kind: reference.kind)
         guard kinds.contains(key) else {
-            return "refused by this agent's allow-list: kind \(key) is not allowed (allowed: \(kinds.sorted().joined(separator: ", ")); add it with --allow-kind)"
+            return
+                "refused by this agent's allow-list: kind \(key) is not allowed (allowed: \(kinds.sorted().joined(separator: ", ")); add it with --allow-kind)"
         }
         let namespace = reference.kind == "Namespace" && reference.apiVersion == "v1" ? reference.name : reference.namespace
         if let namespace {

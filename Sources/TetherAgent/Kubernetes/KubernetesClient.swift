@@ -225,7 +225,8 @@ public final class KubernetesClient: Sendable {
 
     /// Every object of a resource across namespaces matching `labelSelector`, read page by page,
     /// with the list's resourceVersion to watch from.
-    public func list(_ resource: ServedResource, labelSelector: String) async throws(KubernetesError) -> (items: [JSONValue], resourceVersion: String) {
+    public func list(_ resource: ServedResource, labelSelector: String) async throws(KubernetesError) -> (items: [JSONValue], resourceVersion: String)
+    {
         var items: [JSONValue] = []
         var continueToken: String?
         var resourceVersion = ""
@@ -297,7 +298,8 @@ public final class KubernetesClient: Sendable {
     ) async throws(KubernetesError) -> JSONValue {
         var attempt = 0
         while true {
-            let outcome = await permits.withPermit(onCancel: .failure(Self.cancelled(method, path))) { () async -> Result<JSONValue, KubernetesAttemptError> in
+            let outcome = await permits.withPermit(onCancel: .failure(Self.cancelled(method, path))) {
+                () async -> Result<JSONValue, KubernetesAttemptError> in
                 await self.attempt(method, path, query: query, body: body, contentType: contentType)
             }
             switch outcome {
@@ -311,7 +313,8 @@ public final class KubernetesClient: Sendable {
                     "member API call failed; retrying",
                     metadata: [
                         "tether.event": "kubernetes.retry", "tether.path": "\(path)", "tether.error": "\(failure.error)",
-                        "tether.attempt": "\(attempt)", "tether.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                        "tether.attempt": "\(attempt)",
+                        "tether.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
                     ]
                 )
                 do {
@@ -324,7 +327,9 @@ public final class KubernetesClient: Sendable {
     }
 
     private static func cancelled(_ method: HTTPMethod, _ path: String) -> KubernetesAttemptError {
-        KubernetesAttemptError(error: KubernetesError(status: nil, reason: nil, message: "\(method) \(path): cancelled while waiting for a request slot"), retryAfter: nil)
+        KubernetesAttemptError(
+            error: KubernetesError(status: nil, reason: nil, message: "\(method) \(path): cancelled while waiting for a request slot"),
+            retryAfter: nil)
     }
 
     private struct KubernetesAttemptError: Error {
@@ -454,76 +459,5 @@ struct LineSplitter {
             }
         }
         return lines
-    }
-}
-
-/// At most `limit` holders at once; the rest wait in arrival order. A waiter whose task is
-/// cancelled leaves the queue at once (and its body does not run).
-final class RequestPermits: Sendable {
-    private struct State {
-        var available: Int
-        var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
-        var order: [Int] = []
-        var next = 0
-        /// Waits numbered but not yet queued or granted, and those of them already cancelled.
-        var arriving: Set<Int> = []
-        var cancelledEarly: Set<Int> = []
-    }
-
-    private let state: NIOLockedValueBox<State>
-
-    init(_ limit: Int) { state = NIOLockedValueBox(State(available: max(1, limit))) }
-
-    /// Runs `body` holding a permit; a task cancelled while waiting gets `onCancel` instead.
-    func withPermit<T: Sendable>(onCancel: @autoclosure () -> T, _ body: @Sendable () async -> T) async -> T {
-        guard await acquire() else { return onCancel() }
-        defer { release() }
-        return await body()
-    }
-
-    private func acquire() async -> Bool {
-        let id = state.withLockedValue { state in
-            defer { state.next += 1 }
-            state.arriving.insert(state.next)
-            return state.next
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let answer: Bool? = state.withLockedValue { state in
-                    state.arriving.remove(id)
-                    if state.cancelledEarly.remove(id) != nil { return false }
-                    if state.available > 0 {
-                        state.available -= 1
-                        return true
-                    }
-                    state.waiters[id] = continuation
-                    state.order.append(id)
-                    return nil
-                }
-                if let answer { continuation.resume(returning: answer) }
-            }
-        } onCancel: {
-            let waiter = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
-                guard let waiter = state.waiters.removeValue(forKey: id) else {
-                    if state.arriving.contains(id) { state.cancelledEarly.insert(id) }
-                    return nil
-                }
-                state.order.removeAll { $0 == id }
-                return waiter
-            }
-            waiter?.resume(returning: false)
-        }
-    }
-
-    private func release() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
-            while !state.order.isEmpty {
-                let id = state.order.removeFirst()
-                if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
-            }
-            state.available += 1
-            return nil
-        }
-        next?.resume(returning: true)
     }
 }

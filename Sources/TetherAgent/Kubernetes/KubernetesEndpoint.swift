@@ -89,7 +89,9 @@ public struct KubernetesEndpoint: Sendable {
             throw KubernetesConfigError("cluster \(clusterName) in \(path) has no valid server URL")
         }
         let origin = "kubeconfig \(path) (context \(contextName))"
-        let ca = try material(inline: cluster["certificate-authority-data"], file: cluster["certificate-authority"], base: base, what: "certificate-authority", origin: origin)
+        let ca = try material(
+            inline: cluster["certificate-authority-data"], file: cluster["certificate-authority"], base: base, what: "certificate-authority",
+            origin: origin)
         let credential: Credential
         if let token = user["token"]?.stringValue, !token.isEmpty {
             credential = .bearerToken(token)
@@ -98,7 +100,8 @@ public struct KubernetesEndpoint: Sendable {
         } else if let certificate = try material(
             inline: user["client-certificate-data"], file: user["client-certificate"], base: base, what: "client-certificate", origin: origin
         ) {
-            guard let key = try material(inline: user["client-key-data"], file: user["client-key"], base: base, what: "client-key", origin: origin) else {
+            guard let key = try material(inline: user["client-key-data"], file: user["client-key"], base: base, what: "client-key", origin: origin)
+            else {
                 throw KubernetesConfigError("\(origin): the user has a client certificate but no client-key(-data)")
             }
             credential = .clientCertificate(certificatePEM: certificate, keyPEM: key)

@@ -98,7 +98,10 @@ struct ClusterMember: Sendable {
                 ]
             }
         }
-        let outgoing = messages ?? snapshotChunks(orphans: unsent.filter { $0.value && desired[$0.key] == nil && orphaned.contains($0.key) }.map(\.key), chunkBytes: chunkBytes)
+        let outgoing =
+            messages
+            ?? snapshotChunks(
+                orphans: unsent.filter { $0.value && desired[$0.key] == nil && orphaned.contains($0.key) }.map(\.key), chunkBytes: chunkBytes)
         let changes = unsent
         unsent = [:]
         pushing = true

@@ -33,14 +33,16 @@ enum ClusterStatus {
         case .hold(let hold, let cluster, let at):
             guard let hold else {
                 status["hold"] = nil
-                setCondition("DesiredStateHeld", false, reason: "Applied", message: "the agent applies its desired state in full", at: at, in: &status)
+                setCondition(
+                    "DesiredStateHeld", false, reason: "Applied", message: "the agent applies its desired state in full", at: at, in: &status)
                 return
             }
             status["hold"] = [
                 "reason": .string(hold.reason.rawValue), "message": .string(hold.message), "token": .string(hold.token),
                 "wouldRemove": .integer(Int64(hold.wouldRemove)), "managed": .integer(Int64(hold.managed)),
             ]
-            let next = hold.reason == .foreignFederation
+            let next =
+                hold.reason == .foreignFederation
                 ? "give the agent a bundle of this federation, or clear its state directory"
                 : "check, then run `tetherctl cluster confirm \(cluster)`"
             setCondition("DesiredStateHeld", true, reason: hold.reason.rawValue, message: hold.message + "; " + next, at: at, in: &status)
@@ -73,7 +75,8 @@ enum ClusterStatus {
         let lifetime = certificate.notAfter.timeIntervalSince(certificate.notBefore)
         let left = certificate.notAfter.timeIntervalSince(now)
         let expiring = left < lifetime / 4
-        let message = expiring
+        let message =
+            expiring
             ? "the agent's certificate (serial \(certificate.serial)) expires at \(kubernetesTimestamp(certificate.notAfter)) and was not renewed; "
                 + "see the agent's certificates.renewal_* log events, or renew with `tetherctl certs renew --cluster`"
             : "the agent's certificate is valid until \(kubernetesTimestamp(certificate.notAfter))"

@@ -23,7 +23,8 @@ extension FederationEngine {
         switch action {
         case .push(let cluster, let session, let messages, let revision, let changes):
             guard let link = links[session] else {
-                handle(.pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: "the session has ended", at: Date()))
+                handle(
+                    .pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: "the session has ended", at: Date()))
                 return
             }
             enqueue(.push(link, cluster: cluster, session: session, messages: messages, revision: revision, changes: changes))
@@ -74,7 +75,9 @@ extension FederationEngine {
                     return true
                 }
             } catch {
-                logger.warning("cannot change a finalizer", metadata: ["tether.object": "\(type)/\(name)", "tether.finalizer": "\(finalizer)", "tether.error": "\(error)"])
+                logger.warning(
+                    "cannot change a finalizer",
+                    metadata: ["tether.object": "\(type)/\(name)", "tether.finalizer": "\(finalizer)", "tether.error": "\(error)"])
             }
         case .timer(let timer, let delay):
             // Fires even when its reason has passed meanwhile: the state recognises and ignores it.
@@ -105,7 +108,7 @@ extension FederationEngine {
         ]
         let type = FederationState.clusterType
         do {
-            var created = try await store.modify(type, namespace: nil, name: cluster, createIfMissing: { object }) { _ in false }
+            var created = try await store.modify(type, namespace: nil, name: cluster, createIfMissing: { object }, change: { _ in false })
             if created == nil { created = try await store.get(type, namespace: nil, name: cluster) }
             guard let created else { return }
             await handle(.changed(.clusters, object: created, deleted: false, version: created.resourceVersion ?? 0, at: Date()))

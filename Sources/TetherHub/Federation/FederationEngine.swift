@@ -92,7 +92,8 @@ public actor FederationEngine: Service, HubSessionObserver {
         self.settings = settings
         self.state = FederationState(settings: settings.state, registry: registry)
         self.writers = FederationWriters(store: store, registry: registry, logger: logger)
-        (sessionEventStream, sessionEvents) = AsyncStream.makeStream(of: SessionEvent.self, bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity))
+        (sessionEventStream, sessionEvents) = AsyncStream.makeStream(
+            of: SessionEvent.self, bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity))
         (workStream, work) = AsyncStream.makeStream(of: FederationWork.self)
     }
 
@@ -161,10 +162,11 @@ public actor FederationEngine: Service, HubSessionObserver {
             (.clusters, FederationState.clusterType),
             (.propagationPolicies, ResourceType(group: "core.tether.io", resource: "propagationpolicies", namespaced: true)),
             (.overridePolicies, ResourceType(group: "core.tether.io", resource: "overridepolicies", namespaced: true)),
-        ] + propagated.map { kind in
-            let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
-            return (.federated(type), type)
-        }
+        ]
+            + propagated.map { kind in
+                let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
+                return (.federated(type), type)
+            }
     }
 
     public func run() async throws {
@@ -172,7 +174,8 @@ public actor FederationEngine: Service, HubSessionObserver {
             try? JSONValueDecoder().decode([String: RevisionRecord].self, from: AtomicFile.read(path))
         }
         let collections = self.collections
-        handle(.started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
+        handle(
+            .started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.writers.run() }
@@ -222,7 +225,8 @@ public actor FederationEngine: Service, HubSessionObserver {
                     level: failures > 1 ? .debug : .warning, "federation watch ended; listing again",
                     metadata: [
                         "tether.event": "federation.watch_restart", "tether.resource": "\(type)", "tether.error": "\(error)",
-                        "tether.failures": "\(failures)", "tether.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                        "tether.failures": "\(failures)",
+                        "tether.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
                     ]
                 )
             }

@@ -32,12 +32,16 @@ extension FederationState {
         case .clusters:
             clusterChanged(object, deleted: deleted, version: version, at: now)
         case .propagationPolicies:
-            let policy = deleted || object.deletionTimestamp != nil ? nil : decodePolicy(object, reference) { PropagationPolicy(name: $0, namespace: $1, spec: $2) }
+            let policy =
+                deleted || object.deletionTimestamp != nil
+                ? nil : decodePolicy(object, reference) { PropagationPolicy(name: $0, namespace: $1, spec: $2) }
             guard propagationPolicies[reference] != policy else { return }
             propagationPolicies[reference] = policy
             policyChanged(reference, deleted: policy == nil, version: version)
         case .overridePolicies:
-            let policy = deleted || object.deletionTimestamp != nil ? nil : decodePolicy(object, reference) { OverridePolicy(name: $0, namespace: $1, spec: $2) }
+            let policy =
+                deleted || object.deletionTimestamp != nil
+                ? nil : decodePolicy(object, reference) { OverridePolicy(name: $0, namespace: $1, spec: $2) }
             guard overridePolicies[reference] != policy else { return }
             overridePolicies[reference] = policy
             policyChanged(reference, deleted: policy == nil, version: version)
@@ -54,13 +58,17 @@ extension FederationState {
             guard let spec = try PolicyDecoding.spec(Spec.self, of: object) else { return nil }
             return make(reference.name, reference.namespace, spec)
         } catch {
-            log(.warning, "policy ignored: its spec cannot be read", ["tether.event": "federation.policy_invalid", "tether.object": "\(reference)", "tether.error": "\(error)"])
+            log(
+                .warning, "policy ignored: its spec cannot be read",
+                ["tether.event": "federation.policy_invalid", "tether.object": "\(reference)", "tether.error": "\(error)"])
             return nil
         }
     }
 
     private mutating func policyChanged(_ reference: ObjectReference, deleted: Bool, version: UInt64) {
-        log(.info, "policy changed; placing again", ["tether.event": "federation.policy_changed", "tether.object": "\(reference)", "tether.deleted": "\(deleted)"])
+        log(
+            .info, "policy changed; placing again",
+            ["tether.event": "federation.policy_changed", "tether.object": "\(reference)", "tether.deleted": "\(deleted)"])
         recompute(Array(federated.keys), version: version, everyCluster: true)
     }
 
@@ -131,7 +139,9 @@ extension FederationState {
             let confirmed = object["spec"]?["confirmedHold"]?.stringValue
             if confirmed != members[name]?.terms.confirmedHold {
                 members[name]?.terms.confirmedHold = confirmed
-                log(.notice, "an operator confirmed the cluster's hold", ["tether.event": "federation.hold_confirmed", "tether.cluster": name, "tether.token": confirmed ?? "none"])
+                log(
+                    .notice, "an operator confirmed the cluster's hold",
+                    ["tether.event": "federation.hold_confirmed", "tether.cluster": name, "tether.token": confirmed ?? "none"])
                 touch(name, version: version)
             }
             guard labelsChanged else { return }

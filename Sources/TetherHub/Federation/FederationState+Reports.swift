@@ -27,7 +27,10 @@ extension FederationState {
 
     private mutating func acknowledged(_ ack: Ack, from cluster: String, at now: Date) {
         guard let desired = members[cluster]?.revision, ack.revision <= desired else {
-            emit(.securityEvent("ack.unknown_revision", cluster: cluster, message: "the agent acknowledged revision \(ack.revision), which the hub never sent it", count: 1))
+            emit(
+                .securityEvent(
+                    "ack.unknown_revision", cluster: cluster, message: "the agent acknowledged revision \(ack.revision), which the hub never sent it",
+                    count: 1))
             return
         }
         members[cluster]?.acked = ack.revision
@@ -57,7 +60,10 @@ extension FederationState {
         // Per acknowledgement: debug, or a hub with thousands of agents logs thousands of lines per change.
         log(
             .debug, "agent applied a revision",
-            ["tether.event": "federation.acked", "tether.cluster": cluster, "tether.revision": "\(ack.revision)", "tether.failures": "\(ack.failures.count)"]
+            [
+                "tether.event": "federation.acked", "tether.cluster": cluster, "tether.revision": "\(ack.revision)",
+                "tether.failures": "\(ack.failures.count)",
+            ]
         )
     }
 
@@ -107,7 +113,9 @@ extension FederationState {
     /// The federated object's `status` from its clusters' reports: the plugin's aggregate
     /// (summed replicas, load-balancer addresses) and one entry per cluster.
     static func federatedStatus(of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin) -> JSONValue {
-        let members = reports.map { MemberObjectStatus(cluster: $0.cluster, health: Health($0.report.health, $0.report.message ?? ""), summary: $0.report.summary) }
+        let members = reports.map {
+            MemberObjectStatus(cluster: $0.cluster, health: Health($0.report.health, $0.report.message ?? ""), summary: $0.report.summary)
+        }
         var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers ?? [:]
         if let generation = object.generation { status["observedGeneration"] = .integer(generation) }
         status["clusters"] = .array(

@@ -41,7 +41,9 @@ extension FederationState {
         members[cluster]?.unsent = [:]
         members[cluster]?.pushRetry = nil
         let lost = kubernetesTimestamp(now)
-        emit(.updateClusterStatus(cluster: cluster, .phase("NotReady", reason: nil, message: "the agent session ended at \(lost); waiting for it to return", at: now)))
+        emit(
+            .updateClusterStatus(
+                cluster: cluster, .phase("NotReady", reason: nil, message: "the agent session ended at \(lost); waiting for it to return", at: now)))
         startOutage(cluster, since: lost)
     }
 
@@ -58,7 +60,9 @@ extension FederationState {
     mutating func rebalanceAway(_ cluster: String) {
         guard members[cluster]?.session == nil, members[cluster]?.excluded == false else { return }
         members[cluster]?.excluded = true
-        log(.warning, "cluster still unreachable; moving its replicas to the others", ["tether.event": "federation.rebalanced_away", "tether.cluster": cluster])
+        log(
+            .warning, "cluster still unreachable; moving its replicas to the others",
+            ["tether.event": "federation.rebalanced_away", "tether.cluster": cluster])
         recomputeAll(version: storeVersion, after: cluster)
     }
 
@@ -77,7 +81,9 @@ extension FederationState {
         case .nothing:
             return
         case .current(let revision):
-            log(.info, "agent already holds the current desired state", ["tether.event": "federation.resumed", "tether.cluster": cluster, "tether.revision": "\(revision)"])
+            log(
+                .info, "agent already holds the current desired state",
+                ["tether.event": "federation.resumed", "tether.cluster": cluster, "tether.revision": "\(revision)"])
         case .send(let messages, let revision, let changes):
             emit(.push(cluster: cluster, session: session, messages: messages, revision: revision, changes: changes))
         }
@@ -91,8 +97,13 @@ extension FederationState {
             emit(.metric(.pushWritten(cluster: cluster, revision: revision)))
             if let failures = members[cluster]?.pushFailures, failures > 0 {
                 members[cluster]?.pushFailures = 0
-                log(.notice, "desired state pushed again after failures", ["tether.event": "federation.push_recovered", "tether.cluster": cluster, "tether.revision": "\(revision)"])
-                emit(.updateClusterStatus(cluster: cluster, .delivery(delivered: true, reason: "Pushed", message: "revision \(revision) was written to the agent", at: now)))
+                log(
+                    .notice, "desired state pushed again after failures",
+                    ["tether.event": "federation.push_recovered", "tether.cluster": cluster, "tether.revision": "\(revision)"])
+                emit(
+                    .updateClusterStatus(
+                        cluster: cluster,
+                        .delivery(delivered: true, reason: "Pushed", message: "revision \(revision) was written to the agent", at: now)))
             }
             log(.debug, "desired state pushed", ["tether.event": "federation.pushed", "tether.cluster": cluster, "tether.revision": "\(revision)"])
             push(cluster)

@@ -162,7 +162,9 @@ struct FederationState: Sendable {
             emit(
                 .updateClusterStatus(
                     cluster: name,
-                    .phase("NotReady", reason: "WaitingForAgent", message: "the hub started at \(since); waiting for the cluster's agent to connect", at: now)
+                    .phase(
+                        "NotReady", reason: "WaitingForAgent", message: "the hub started at \(since); waiting for the cluster's agent to connect",
+                        at: now)
                 )
             )
             startOutage(name, since: since)

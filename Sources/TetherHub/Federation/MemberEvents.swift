@@ -115,15 +115,18 @@ actor MemberEvents {
 
     private func write(_ event: Pending) async {
         do {
-            try await store.modify(Self.eventType, namespace: event.namespace, name: event.name, attempts: 3, createIfMissing: { Self.newEvent(event) }) { existing in
-                let sameObject = existing.string(at: "involvedObject", "uid") == event.observation.uid
-                existing.set(.integer(sameObject ? (existing.integer(at: "count") ?? 1) + 1 : 1), at: ["count"])
-                if !sameObject { existing.set(.string(event.at), at: ["firstTimestamp"]) }
-                existing.set(.string(event.at), at: ["lastTimestamp"])
-                existing.set(.string(event.message), at: ["message"])
-                existing.set(Self.involvedObject(event.observation), at: ["involvedObject"])
-                return true
-            }
+            try await store.modify(
+                Self.eventType, namespace: event.namespace, name: event.name, attempts: 3, createIfMissing: { Self.newEvent(event) },
+                change: { existing in
+                    let sameObject = existing.string(at: "involvedObject", "uid") == event.observation.uid
+                    existing.set(.integer(sameObject ? (existing.integer(at: "count") ?? 1) + 1 : 1), at: ["count"])
+                    if !sameObject { existing.set(.string(event.at), at: ["firstTimestamp"]) }
+                    existing.set(.string(event.at), at: ["lastTimestamp"])
+                    existing.set(.string(event.message), at: ["message"])
+                    existing.set(Self.involvedObject(event.observation), at: ["involvedObject"])
+                    return true
+                }
+            )
         } catch {
             logger.warning(
                 "cannot record an event",

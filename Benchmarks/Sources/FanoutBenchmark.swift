@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import TetherTestSupport
 import NIOHTTP1
 import TetherLocal
+import TetherTestSupport
 
 struct FanoutBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,14 +44,17 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let recorder = fixture.agents.recorder
         report.add("agents", Double(agents), "agent sessions", format: "%.0f")
         report.add("object_bytes", Double(objectBytes), "changed object size", format: "%.0f", unit: "bytes")
-        var allReceived: [Duration] = [], allAcked: [Duration] = [], perAgent: [Duration] = []
+        var allReceived: [Duration] = []
+        var allAcked: [Duration] = []
+        var perAgent: [Duration] = []
         let cpuBefore = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
         let generatorBefore = ProcessStats.read(getpid())?.cpuSeconds ?? 0
         let loopStarted = ContinuousClock.now
         for change in 0...changes {
             let body = configMap("fanout", bytes: objectBytes, generation: change)
             let sent = ContinuousClock.now
-            let (code, answer) = change == 0
+            let (code, answer) =
+                change == 0
                 ? try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
                 : try await api.send(.PUT, "/api/v1/namespaces/default/configmaps/fanout", json: body)
             guard (200...201).contains(code), let version = HubAPIClient.resourceVersion(answer) else {
@@ -63,7 +66,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
             }
             // The first change also creates the object everywhere: measured, but not in the figures.
             guard change > 0 else { continue }
-            let received = recorder.times(acked: false), acked = recorder.times(acked: true)
+            let received = recorder.times(acked: false)
+            let acked = recorder.times(acked: true)
             allReceived.append((received.max() ?? sent) - sent)
             allAcked.append((acked.max() ?? sent) - sent)
             perAgent += received.map { $0 - sent }
@@ -71,7 +75,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let cpu = (ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0) - cpuBefore
         let generator = (ProcessStats.read(getpid())?.cpuSeconds ?? 0) - generatorBefore
         let wall = milliseconds(.now - loopStarted) / 1000
-        let all = percentiles(allReceived), acks = percentiles(allAcked), each = percentiles(perAgent)
+        let all = percentiles(allReceived)
+        let acks = percentiles(allAcked)
+        let each = percentiles(perAgent)
         report.add("all_received_p50_ms", all.p50, "every agent received it: p50", unit: "ms")
         report.add("all_received_p99_ms", all.p99, "every agent received it: p99", unit: "ms")
         report.add("all_received_max_ms", all.max, "every agent received it: max", unit: "ms")
@@ -79,9 +85,14 @@ struct FanoutBenchmark: AsyncParsableCommand {
         report.add("all_acked_p99_ms", acks.p99, "every agent acknowledged it: p99", unit: "ms")
         report.add("agent_received_p50_ms", each.p50, "one agent received it: p50", unit: "ms")
         report.add("agent_received_p99_ms", each.p99, "one agent received it: p99", unit: "ms")
-        report.add("pushes_per_second", Double(agents) / max(all.p50 / 1000, 0.000_001), "per-cluster pushes per second (p50 fan-out)", format: "%.0f")
-        report.add("hub_cpu_us_per_delivery", cpu * 1e6 / Double(agents * (changes + 1)), "hub CPU per delivery (API write included)", format: "%.1f", unit: "µs")
-        report.add("generator_cpu_us_per_delivery", generator * 1e6 / Double(agents * (changes + 1)), "load generator CPU per delivery", format: "%.1f", unit: "µs")
+        report.add(
+            "pushes_per_second", Double(agents) / max(all.p50 / 1000, 0.000_001), "per-cluster pushes per second (p50 fan-out)", format: "%.0f")
+        report.add(
+            "hub_cpu_us_per_delivery", cpu * 1e6 / Double(agents * (changes + 1)), "hub CPU per delivery (API write included)", format: "%.1f",
+            unit: "µs")
+        report.add(
+            "generator_cpu_us_per_delivery", generator * 1e6 / Double(agents * (changes + 1)), "load generator CPU per delivery", format: "%.1f",
+            unit: "µs")
         report.add("hub_cpu_percent", cpu / wall * 100, "hub CPU during the changes", format: "%.0f", unit: "% of one core")
         report.add("generator_cpu_percent", generator / wall * 100, "load generator CPU during the changes", format: "%.0f", unit: "% of one core")
 
@@ -102,7 +113,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let after = ProcessStats.read(fixture.hub.processIdentifier)
         report.add("burst_changes", Double(burst), "burst: changes", format: "%.0f")
         report.add("burst_write_seconds", milliseconds(written - started) / 1000, "burst: writes accepted by the API in", format: "%.2f", unit: "s")
-        report.add("burst_converge_seconds", milliseconds(converged - started) / 1000, "burst: every agent acknowledged all in", format: "%.2f", unit: "s")
+        report.add(
+            "burst_converge_seconds", milliseconds(converged - started) / 1000, "burst: every agent acknowledged all in", format: "%.2f", unit: "s")
         report.add("burst_hub_rss_before_mib", Double(before?.resident ?? 0) / 1_048_576, "burst: hub resident before", unit: "MiB")
         report.add("burst_hub_peak_mib", Double(after?.peakResident ?? 0) / 1_048_576, "burst: hub peak resident", unit: "MiB")
     }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
-import TetherTestSupport
 import NIOCore
 import NIOHTTP1
 import TetherLocal
 import TetherSecurity
+import TetherTestSupport
 
 struct AgentBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,15 +35,19 @@ struct AgentBenchmark: AsyncParsableCommand {
             await api.shutdown()
             report.add("objects", Double(objects), "managed objects (ConfigMaps)", format: "%.0f")
             report.add("object_bytes", Double(objectBytes), "object size", format: "%.0f", unit: "bytes")
-            report.add("hub_create_per_second", Double(objects) / (milliseconds(.now - created) / 1000), "hub API creates per second (8 connections)", format: "%.0f")
+            report.add(
+                "hub_create_per_second", Double(objects) / (milliseconds(.now - created) / 1000), "hub API creates per second (8 connections)",
+                format: "%.0f")
 
-            let agent = try federation.startAgent(bundle: try federation.issueBundle(cluster: "member", hubPort: port), kubeconfig: simulated + "/kubeconfig")
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "member", hubPort: port), kubeconfig: simulated + "/kubeconfig")
             let established = try await agent.waitForEvent("session.established", within: .seconds(60))
             let started = ContinuousClock.now
             _ = established
             let done = try await agent.waitForEvent("applier.revision_done", within: .seconds(600))
             let applySeconds = milliseconds(.now - started) / 1000
-            report.add("snapshot_apply_seconds", applySeconds, "snapshot of all objects applied (session up to revision done)", format: "%.2f", unit: "s")
+            report.add(
+                "snapshot_apply_seconds", applySeconds, "snapshot of all objects applied (session up to revision done)", format: "%.2f", unit: "s")
             report.note("failures", done["tether.failures"] ?? "?")
 
             // A fixed settling period, then the measurement window (see CommonOptions.settle).
@@ -114,7 +118,8 @@ struct APIBenchmark: AsyncParsableCommand {
         report.add("objects", Double(objects), "objects stored (256-byte ConfigMaps)", format: "%.0f")
         report.add("create_per_second", Double(objects) / (milliseconds(.now - started) / 1000), "creates per second (8 connections)", format: "%.0f")
 
-        var gets: [Duration] = [], lists: [Duration] = []
+        var gets: [Duration] = []
+        var lists: [Duration] = []
         var listBytes = 0
         for index in 0..<repeats {
             var begin = ContinuousClock.now
@@ -125,7 +130,8 @@ struct APIBenchmark: AsyncParsableCommand {
             lists.append(.now - begin)
             listBytes = body.count
         }
-        let get = percentiles(gets), list = percentiles(lists)
+        let get = percentiles(gets)
+        let list = percentiles(lists)
         report.add("http_get_p50_ms", get.p50, "HTTP get one: p50", format: "%.2f", unit: "ms")
         report.add("http_list_p50_ms", list.p50, "HTTP list of all \(objects): p50", unit: "ms")
         report.add("http_list_max_ms", list.max, "HTTP list of all: max", unit: "ms")
@@ -134,7 +140,9 @@ struct APIBenchmark: AsyncParsableCommand {
         // kubectl as a user runs it: process start, discovery from a warm cache, the request.
         let kubectl = try KubectlRunner(federation: federation)
         _ = try await kubectl.run(["get", "ns"])
-        var creates: [Duration] = [], kubeGets: [Duration] = [], kubeLists: [Duration] = []
+        var creates: [Duration] = []
+        var kubeGets: [Duration] = []
+        var kubeLists: [Duration] = []
         for index in 0..<repeats {
             var begin = ContinuousClock.now
             _ = try await kubectl.run(["create", "-f", "-"], stdin: configMap("kubectl-\(index)", bytes: 256))
@@ -155,8 +163,10 @@ struct APIBenchmark: AsyncParsableCommand {
         let version = HubAPIClient.resourceVersion(current) ?? 0
         // One connection per watcher: a watch holds its connection for as long as it lasts.
         let watchClient = try HubAPIClient(federation: federation, connections: watchers)
-        let watch = try await WatchFan.open(watchers, api: watchClient, path: "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=\(version)")
-        var allSeen: [Duration] = [], each: [Duration] = []
+        let watch = try await WatchFan.open(
+            watchers, api: watchClient, path: "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=\(version)")
+        var allSeen: [Duration] = []
+        var each: [Duration] = []
         for change in 0..<repeats {
             let name = "watched-\(change)"
             let begin = ContinuousClock.now
@@ -192,7 +202,8 @@ struct KubectlRunner {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", cache] + arguments
-        let output = Pipe(), input = Pipe()
+        let output = Pipe()
+        let input = Pipe()
         process.standardOutput = output
         process.standardError = output
         process.standardInput = input

@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import TetherTestSupport
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import TetherTestSupport
 
 /// Many watch streams on one list, each reading its events as they arrive.
 final class WatchFan: Sendable {

@@ -22,7 +22,8 @@ struct ProcessStats: Sendable {
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let user = Double(fields[11]) ?? 0, system = Double(fields[12]) ?? 0
+        let user = Double(fields[11]) ?? 0
+        let system = Double(fields[12]) ?? 0
         return ProcessStats(resident: kilobytes("VmRSS"), peakResident: kilobytes("VmHWM"), cpuSeconds: (user + system) / ticks)
     }
 }
@@ -67,7 +68,8 @@ enum Machine {
     static var description: String {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let memory = ProcessInfo.processInfo.physicalMemory / (1 << 30)
-        let model = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let model =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         return "\(cores) cores, \(memory) GiB, \(model)"
@@ -86,12 +88,13 @@ func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
-/// A scratch federation with the executables from `binDirectory` (default: beside tether-bench).
+/// A scratch federation with the executables from `binDirectory` (default: `TETHER_BIN_DIR`, else
+/// the main package's build folder of tether-bench's configuration).
 func makeFederation(binDirectory: String?, label: String) throws -> LocalFederation {
     let root = NSTemporaryDirectory() + "tether-bench-\(label)-\(UUID().uuidString.prefix(6))"
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    let directory = binDirectory.map { URL(fileURLWithPath: $0) }
-        ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    let directory =
+        try binDirectory.map { URL(fileURLWithPath: $0) } ?? TetherBinaries.locate().directory
     return try LocalFederation(root: root, binaries: TetherBinaries(directory: directory), trustDomain: "bench.local")
 }
 

@@ -55,7 +55,8 @@ struct FloodBenchmark: AsyncParsableCommand {
             let peak = await sampler.stop()
             guard hub.exitStatus == nil else { throw BenchError("the hub exited during \(label): \(hub.tail(10))") }
             report.add("\(key)_kubectl_ms", percentiles(latencies).p50, "\(label): kubectl get, median", format: "%.0f", unit: "ms")
-            report.add("\(key)_rss_mib", Double(peak) / 1_048_576, "\(label): hub RSS peak (before \(before / 1_048_576) MiB)", format: "%.0f", unit: "MiB")
+            report.add(
+                "\(key)_rss_mib", Double(peak) / 1_048_576, "\(label): hub RSS peak (before \(before / 1_048_576) MiB)", format: "%.0f", unit: "MiB")
             report.note("\(key)_outcome", outcome)
             print("\(label): \(outcome)")
         }
@@ -87,17 +88,23 @@ struct FloodBenchmark: AsyncParsableCommand {
         var first: UInt64 = 0
         try await measure("8 watches replaying 40 MB of history at 20 KB/s", key: "replay") {
             let (code, created) = try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: configMap("history", bytes: 200_000))
-            guard code == 201, let version = HubAPIClient.resourceVersion(created) else { throw BenchError("cannot create the history object: \(code)") }
+            guard code == 201, let version = HubAPIClient.resourceVersion(created) else {
+                throw BenchError("cannot create the history object: \(code)")
+            }
             first = version
             for generation in 1...200 {
-                try await api.send(.PATCH, "/api/v1/namespaces/default/configmaps/history", json: #"{"data":{"generation":"\#(generation)"}}"#, contentType: "application/merge-patch+json")
+                try await api.send(
+                    .PATCH, "/api/v1/namespaces/default/configmaps/history", json: #"{"data":{"generation":"\#(generation)"}}"#,
+                    contentType: "application/merge-patch+json")
             }
         } during: {
             let watchers = try (0..<8).map { index in
                 try federation.launch(
                     name: "watch-\(index)", executable: URL(fileURLWithPath: "/usr/bin/curl"),
-                    arguments: ["--silent", "--limit-rate", "20k", "-o", "/dev/null", "--max-time", "20", "--cacert", federation.directory.caCertificatePath,
-                        "-H", "Authorization: Bearer \(token)", "https://127.0.0.1:\(apiPort)/api/v1/configmaps?watch=true&resourceVersion=\(first)"]
+                    arguments: [
+                        "--silent", "--limit-rate", "20k", "-o", "/dev/null", "--max-time", "20", "--cacert", federation.directory.caCertificatePath,
+                        "-H", "Authorization: Bearer \(token)", "https://127.0.0.1:\(apiPort)/api/v1/configmaps?watch=true&resourceVersion=\(first)",
+                    ]
                 )
             }
             // The watchers run through the kubectl samples that follow; they end at their --max-time.
@@ -110,7 +117,8 @@ struct FloodBenchmark: AsyncParsableCommand {
             let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
             for index in 0..<20 {
                 let payload = String((0..<1_000_000).map { _ in alphabet[Int(generator.next() % 36)] })
-                let body = #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big-\#(index)","namespace":"default"},"data":{"p":"\#(payload)"}}"#
+                let body =
+                    #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big-\#(index)","namespace":"default"},"data":{"p":"\#(payload)"}}"#
                 try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
             }
         } during: {

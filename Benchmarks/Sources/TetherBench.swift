@@ -129,7 +129,9 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let stormSeconds = milliseconds(.now - ready) / 1000
             let cpuAfter = ProcessStats.read(restarted.processIdentifier)?.cpuSeconds ?? 0
             report.add("storm_seconds", stormSeconds, back ? "reconnect storm: all back after restart" : "reconnect storm: NOT all back", unit: "s")
-            report.add("hub_cpu_ms_per_handshake", (cpuAfter - cpuAtReady) * 1000 / Double(agents), "hub CPU per reconnecting session", format: "%.2f", unit: "ms")
+            report.add(
+                "hub_cpu_ms_per_handshake", (cpuAfter - cpuAtReady) * 1000 / Double(agents), "hub CPU per reconnecting session", format: "%.2f",
+                unit: "ms")
             // Connect to first desired state: every reconnecting session gets a snapshot.
             _ = await fixture.agents.recorder.wait(for: .seconds(120)) { $0.firstStates >= agents }
             let firstState = percentiles(fixture.agents.recorder.connectToFirstState())
