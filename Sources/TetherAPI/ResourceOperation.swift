@@ -175,7 +175,7 @@ struct ResourceOperation {
     /// apply of an object that does not exist yet (whose URL names it).
     private func insert(_ body: JSONValue, dryRun: Bool) async throws -> Response {
         var object = body
-        try checkKind(of: object)
+        try checkKind(of: &object)
         if let name = path.name {
             guard object.name == nil || object.name == name else {
                 throw APIError.badRequest("the name of the object (\(object.name ?? "")) does not match the name on the URL (\(name))")
@@ -204,7 +204,7 @@ struct ResourceOperation {
     func replace(dryRun: Bool) async throws -> Response {
         if path.subresource == "scale" { return try await rescale(with: try await decodedBody(), dryRun: dryRun) }
         var object = try await decodedBody()
-        try checkKind(of: object)
+        try checkKind(of: &object)
         try checkIdentity(of: &object)
         return ResourceHandler.json(try await write(object, dryRun: dryRun))
     }
@@ -231,7 +231,7 @@ struct ResourceOperation {
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
-        try checkKind(of: patched)
+        try checkKind(of: &patched)
         try checkIdentity(of: &patched)
         return ResourceHandler.json(try await write(patched, dryRun: dryRun))
     }
@@ -412,8 +412,12 @@ struct ResourceOperation {
         }
     }
 
-    private func checkKind(of object: JSONValue) throws {
+    /// The body must be an object of the URL's kind. Like kube-apiserver, a body that leaves out
+    /// `apiVersion` or `kind` (the Python client's typed objects do) gets them from the URL.
+    private func checkKind(of object: inout JSONValue) throws {
         guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
+        if object.apiVersion == nil { object[member: "apiVersion"] = .string(kind.apiVersion) }
+        if object.kind == nil { object[member: "kind"] = .string(kind.kind) }
         guard object.apiVersion == kind.apiVersion, object.kind == kind.kind else {
             throw APIError.badRequest(
                 "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(kind.apiVersion) \(kind.kind)"

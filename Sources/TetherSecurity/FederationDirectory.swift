@@ -155,6 +155,33 @@ public struct FederationDirectory: Sendable {
         try PEMFiles.writeAtomically(kubeconfig, to: path, mode: PEMFiles.privateKeyMode)
     }
 
+    /// Points `D/kubeconfig` at the API port the hub bound: the port of each `server:` that names
+    /// one of the hub's hosts is replaced, nothing else in the file changes, and the file is
+    /// replaced atomically. A server naming another host (a tunnel, a load balancer) was chosen
+    /// by someone and is left alone. Returns the servers before and after when it changed.
+    public func followAPIPort(_ port: Int) throws(SecurityError) -> (from: String, to: String)? {
+        guard FileManager.default.fileExists(atPath: kubeconfigPath) else { return nil }
+        let hosts = Set(try loadConfig().hubHosts.map { $0.lowercased() })
+        let text = try PEMFiles.readText(at: kubeconfigPath)
+        var changed: (from: String, to: String)?
+        var lines = text.components(separatedBy: "\n")
+        for index in lines.indices {
+            let line = lines[index]
+            guard let colon = line.range(of: "server:"), line[..<colon.lowerBound].allSatisfy({ $0 == " " }) else { continue }
+            let value = line[colon.upperBound...].trimmingCharacters(in: CharacterSet(charactersIn: " \"'"))
+            guard var url = URLComponents(string: value), url.scheme == "https", let host = url.host?.lowercased(),
+                hosts.contains(host) || hosts.contains("[\(host)]"), url.port != port
+            else { continue }
+            url.port = port
+            guard let updated = url.string else { continue }
+            lines[index] = String(line[..<colon.upperBound]) + " " + updated
+            changed = (value, updated)
+        }
+        guard let changed else { return nil }
+        try PEMFiles.writeAtomically(lines.joined(separator: "\n"), to: kubeconfigPath, mode: PEMFiles.privateKeyMode)
+        return changed
+    }
+
     public func writePorts(_ ports: HubPorts) throws(SecurityError) {
         try PEMFiles.writeJSON(ports, to: portsPath)
     }

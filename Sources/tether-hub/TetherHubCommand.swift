@@ -243,6 +243,15 @@ actor PortsFile {
         guard ports.agent != nil, ports.api != nil else { return }
         do {
             try directory.writePorts(ports)
+            if let api = ports.api, let moved = try directory.followAPIPort(api) {
+                logger.notice(
+                    "the federation's kubeconfig now names the API port the hub bound",
+                    metadata: [
+                        "tether.event": "hub.kubeconfig_updated", "tether.path": "\(directory.kubeconfigPath)", "tether.from": "\(moved.from)",
+                        "tether.to": "\(moved.to)",
+                    ]
+                )
+            }
             logger.info(
                 "hub ready",
                 metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])

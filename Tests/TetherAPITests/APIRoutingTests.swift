@@ -141,6 +141,22 @@ struct APIRoutingTests {
         }
     }
 
+    @Test("a body without apiVersion and kind gets them from the URL, as kube-apiserver does; another kind is still refused")
+    func kindFromURL() async throws {
+        try await Self.withAPI { client in
+            let bare = try await client.execute(
+                uri: "/api/v1/namespaces", method: .post, headers: Self.headers(), body: Self.json(["metadata": ["name": "typed"]]))
+            #expect(bare.status == .created)
+            let created = try Self.body(bare)
+            #expect(created["apiVersion"]?.stringValue == "v1" && created["kind"]?.stringValue == "Namespace")
+            let other = try await client.execute(
+                uri: "/api/v1/namespaces", method: .post, headers: Self.headers(),
+                body: Self.json(["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "x"]])
+            )
+            #expect(other.status == .badRequest)
+        }
+    }
+
     @Test("patches: merge, strategic merge by container name, JSON patch; a JSON patch that copies past the object limit is refused")
     func patches() async throws {
         try await Self.withAPI { client in
