@@ -21,13 +21,18 @@ struct Discovery {
         ["kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []]
     }
 
+    /// The registry's groups and those of the self reviews (``AccessReviews``), which no plugin serves.
+    private var groups: [(name: String, versions: [String])] {
+        registry.groups + AccessReviews.groups.filter { review in !registry.groups.contains { $0.name == review.name } }
+    }
+
     var groupList: JSONValue {
-        let groups = registry.groups.filter { !$0.name.isEmpty }.map(group)
+        let groups = self.groups.filter { !$0.name.isEmpty }.map(group)
         return ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(groups)]
     }
 
     func group(named name: String) -> JSONValue? {
-        guard let entry = registry.groups.first(where: { $0.name == name && !name.isEmpty }) else { return nil }
+        guard let entry = groups.first(where: { $0.name == name && !name.isEmpty }) else { return nil }
         var document = group(entry)
         document[member: "kind"] = "APIGroup"
         document[member: "apiVersion"] = "v1"
@@ -41,8 +46,11 @@ struct Discovery {
 
     func resourceList(group: String, version: String) -> JSONValue? {
         let kinds = registry.kinds(group: group, version: version)
-        guard !kinds.isEmpty else { return nil }
-        var resources: [JSONValue] = []
+        let reviews = AccessReviews.reviews(group: group, version: version)
+        guard !kinds.isEmpty || !reviews.isEmpty else { return nil }
+        var resources: [JSONValue] = reviews.map { review in
+            ["name": .string(review.plural), "singularName": "", "namespaced": false, "kind": .string(review.kind), "verbs": ["create"]]
+        }
         for kind in kinds {
             var entry: JSONValue = [
                 "name": .string(kind.plural), "singularName": .string(kind.singular), "namespaced": .bool(kind.namespaced),
@@ -89,14 +97,20 @@ struct Discovery {
     /// `/api` (the core group) or `/apis` (every other group) in one document: kubectl learns
     /// every resource in two requests instead of one per group version.
     func aggregated(core: Bool, version discoveryVersion: String) -> JSONValue {
-        let groups = registry.groups.filter { $0.name.isEmpty == core }
+        let groups = self.groups.filter { $0.name.isEmpty == core }
         let items: [JSONValue] = groups.map { group in
             var metadata: [String: JSONValue] = ["creationTimestamp": .null]
             if !group.name.isEmpty { metadata["name"] = .string(group.name) }
             let versions: [JSONValue] = group.versions.map { version in
-                [
+                let reviews: [JSONValue] = AccessReviews.reviews(group: group.name, version: version).map { review in
+                    [
+                        "resource": .string(review.plural), "singularResource": "", "scope": "Cluster", "verbs": ["create"],
+                        "responseKind": ["group": .string(review.group), "version": .string(review.version), "kind": .string(review.kind)],
+                    ]
+                }
+                return [
                     "version": .string(version), "freshness": "Current",
-                    "resources": .array(registry.kinds(group: group.name, version: version).map(aggregatedResource)),
+                    "resources": .array(reviews + registry.kinds(group: group.name, version: version).map(aggregatedResource)),
                 ]
             }
             return ["metadata": .object(metadata), "versions": .array(versions)]

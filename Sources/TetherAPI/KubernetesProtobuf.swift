@@ -17,8 +17,8 @@ public enum KubernetesProtobuf {
         var kind: String
     }
 
-    /// The object a protobuf request body holds, or an error saying why there is none.
-    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+    /// Kubernetes' envelope (`k8s\0`, then `runtime.Unknown`): the object's type and its bytes.
+    private static func envelope(_ bytes: [UInt8]) throws -> (apiVersion: String, kind: String, raw: ArraySlice<UInt8>) {
         let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
         guard bytes.count >= 4, Array(bytes.prefix(4)) == magic else {
             throw ProtobufError("the body does not start with Kubernetes' protobuf envelope (k8s\\0)")
@@ -42,6 +42,12 @@ public enum KubernetesProtobuf {
             default: break
             }
         }
+        return (apiVersion, kind, raw)
+    }
+
+    /// The object a protobuf request body holds, or an error saying why there is none.
+    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        let (apiVersion, kind, raw) = try envelope(bytes)
         guard apiVersion == "v1", decodedKinds.contains(kind) else { throw Unsupported(kind: kind.isEmpty ? "an object" : kind) }
         var object: [String: JSONValue] = ["apiVersion": "v1", "kind": .string(kind)]
         var message = ProtobufReader(raw)
@@ -81,6 +87,48 @@ public enum KubernetesProtobuf {
         return .object(object)
     }
 
+    /// A self review kubectl sends (`auth can-i`, `can-i --list`, `whoami`): its spec, as JSON.
+    public static func decodeReview(_ bytes: [UInt8]) throws -> JSONValue {
+        let (apiVersion, kind, raw) = try envelope(bytes)
+        var object: [String: JSONValue] = ["apiVersion": .string(apiVersion), "kind": .string(kind)]
+        var message = ProtobufReader(raw)
+        while let field = try message.next() {
+            switch (kind, field.number) {
+            case (_, 1): object["metadata"] = try objectMeta(field.bytes())
+            case ("SelfSubjectAccessReview", 2):
+                var spec = ProtobufReader(try field.bytes())
+                var decoded: [String: JSONValue] = [:]
+                while let part = try spec.next() {
+                    // ResourceAttributes: namespace, verb, group, version, resource, subresource, name;
+                    // NonResourceAttributes: path, verb.
+                    let names =
+                        part.number == 1
+                        ? [1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"]
+                        : [1: "path", 2: "verb"]
+                    guard part.number == 1 || part.number == 2 else { continue }
+                    var attributes = ProtobufReader(try part.bytes())
+                    var values: [String: JSONValue] = [:]
+                    while let attribute = try attributes.next() {
+                        guard let name = names[attribute.number] else { continue }
+                        let value = try attribute.string()
+                        if !value.isEmpty { values[name] = .string(value) }
+                    }
+                    decoded[part.number == 1 ? "resourceAttributes" : "nonResourceAttributes"] = .object(values)
+                }
+                object["spec"] = .object(decoded)
+            case ("SelfSubjectRulesReview", 2):
+                var spec = ProtobufReader(try field.bytes())
+                var namespace = ""
+                while let part = try spec.next() {
+                    if part.number == 1 { namespace = try part.string() }
+                }
+                object["spec"] = ["namespace": .string(namespace)]
+            default: break
+            }
+        }
+        return .object(object)
+    }
+
     /// `metav1.ObjectMeta`: the fields a client sets (the server's own are ignored on write anyway).
     private static func objectMeta(_ bytes: ArraySlice<UInt8>) throws -> JSONValue {
         var reader = ProtobufReader(bytes)
@@ -90,9 +138,11 @@ public enum KubernetesProtobuf {
         var finalizers: [JSONValue] = []
         while let field = try reader.next() {
             switch field.number {
-            case 1: metadata["name"] = .string(try field.string())
-            case 2: metadata["generateName"] = .string(try field.string())
-            case 3: metadata["namespace"] = .string(try field.string())
+            // Kubernetes' encoder writes every string field, set or not: an empty one is unset.
+            case 1, 2, 3:
+                let value = try field.string()
+                guard !value.isEmpty else { continue }
+                metadata[field.number == 1 ? "name" : field.number == 2 ? "generateName" : "namespace"] = .string(value)
             case 11:
                 let (key, value) = try mapEntry(field.bytes())
                 labels[key] = .string(String(decoding: value, as: UTF8.self))

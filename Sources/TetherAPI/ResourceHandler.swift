@@ -131,6 +131,20 @@ struct ResourceHandler: Sendable {
     /// POST: create in a collection.
     func create(_ request: Request, context: APIRequestContext) async throws -> Response {
         let resource = try Self.resource(of: request, named: false)
+        if let review = AccessReviews.review(group: resource.group, version: resource.version, plural: resource.plural) {
+            guard let caller = context.caller else { throw APIError.unauthorized("Unauthorized") }
+            let buffer = try await request.body.collect(upTo: 64 * 1024)
+            let protobuf = (request.headers[.contentType] ?? "").hasPrefix(KubernetesProtobuf.contentType)
+            // kubectl sends these as protobuf; the answer is JSON, which it accepts as well.
+            guard
+                let body = protobuf
+                    ? try? KubernetesProtobuf.decodeReview(Array(buffer.readableBytesView))
+                    : try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16)
+            else {
+                throw APIError.badRequest("the body of a \(review.kind) must be a JSON or Kubernetes protobuf object")
+            }
+            return Self.json(try AccessReviews.answer(review, body: body, caller: caller), status: .created)
+        }
         let operation = try await operation(resource, .create, request, context)
         return operation.warnings.attached(to: try await operation.create(dryRun: context.query.dryRun))
     }

@@ -104,8 +104,8 @@ public final class LocalFederation: Sendable {
         return (hub, port)
     }
 
-    /// A kubeconfig for the running hub's API (context `federation`, the admin's certificate):
-    /// `D/kubeconfig` names the default port, which a hub on a free port does not use.
+    /// A kubeconfig for the running hub's API at 127.0.0.1 (context `federation`, the admin's
+    /// certificate), whatever hosts `D/kubeconfig` names (the hub points that one at its port).
     public var kubeconfigPath: String { (root as NSString).appendingPathComponent("kubeconfig") }
 
     private func writeKubeconfig(apiPort: Int) throws {

@@ -33,7 +33,9 @@ enum FuzzTarget: String, CaseIterable {
         switch self {
         case .frame: Self.frames(bytes)
         case .json: Self.json(bytes)
-        case .protobuf: _ = try? KubernetesProtobuf.decode(Array(bytes))
+        case .protobuf:
+            _ = try? KubernetesProtobuf.decode(Array(bytes))
+            _ = try? KubernetesProtobuf.decodeReview(Array(bytes))
         case .patch: Self.patch(bytes)
         case .selectors: Self.selectors(bytes)
         case .yaml: _ = try? YAMLDocument.decode(String(decoding: bytes, as: UTF8.self), maximumValues: 20_000)

@@ -208,7 +208,8 @@ struct APIRoutingTests {
                 return [number << 3 | 2, UInt8(bytes.count)] + bytes
             }
             let typeMeta = field(1, Array("v1".utf8)) + field(2, Array("ConfigMap".utf8))
-            let metadata = field(1, Array("from-proto".utf8)) + field(3, Array("default".utf8))
+            // Kubernetes' encoder writes unset strings as empty: generateName here.
+            let metadata = field(1, Array("from-proto".utf8)) + field(2, []) + field(3, Array("default".utf8))
             let configMap = field(1, metadata) + field(2, field(1, Array("k".utf8)) + field(2, Array("v".utf8)))
             let envelope: [UInt8] = [0x6B, 0x38, 0x73, 0x00] + field(1, typeMeta) + field(2, configMap)
             let created = try await client.execute(
@@ -217,6 +218,7 @@ struct APIRoutingTests {
             )
             #expect(created.status == .created)
             #expect(try Self.body(created)["data"]?["k"]?.stringValue == "v")
+            #expect(try Self.body(created)["metadata"]?["generateName"] == nil, "an empty generateName is no generateName")
             let truncated = try await client.execute(
                 uri: "/api/v1/namespaces/default/configmaps", method: .post, headers: Self.headers(contentType: KubernetesProtobuf.contentType),
                 body: ByteBuffer(bytes: envelope.dropLast(3))
