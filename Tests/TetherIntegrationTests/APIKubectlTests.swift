@@ -91,6 +91,20 @@ func kubectl(_ flavor: Kubectl.Flavor, for federation: LocalFederation) async th
     return (client, hub)
 }
 
+/// A kubeconfig for `server` that authenticates with a bearer `token` (user `ci`); returns its path.
+func tokenKubeconfig(server: String, token: String, for federation: LocalFederation) throws -> String {
+    let path = federation.root + "/token-\(token.prefix(8)).kubeconfig"
+    try """
+    apiVersion: v1
+    kind: Config
+    clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(federation.directory.caCertificatePath)"}}]
+    users: [{name: ci, user: {token: "\(token)"}}]
+    contexts: [{name: f, context: {cluster: f, user: ci}}]
+    current-context: f
+    """.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
 @Suite("kubectl against the hub's API", .timeLimit(.minutes(5)))
 struct APIKubectlTests {
     @Test("create, get in every output, apply, label, annotate, patch, scale, edit and delete", arguments: Kubectl.Flavor.allCases)
@@ -313,15 +327,7 @@ struct APIKubectlTests {
             let anonymous = try await curl(["--cacert", ca, server + "/api/v1/namespaces"], in: federation)
             #expect(anonymous.contains(#""code":401"#) && anonymous.contains("Unauthorized"), "\(anonymous)")
 
-            let viewerConfig = federation.root + "/viewer.kubeconfig"
-            try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
-            users: [{name: ci, user: {token: "\(token)"}}]
-            contexts: [{name: f, context: {cluster: f, user: ci}}]
-            current-context: f
-            """.write(toFile: viewerConfig, atomically: true, encoding: .utf8)
+            let viewerConfig = try tokenKubeconfig(server: server, token: token, for: federation)
             let viewer = try Kubectl(flavor, kubeconfig: viewerConfig, home: federation.root + "/home-viewer")
             #expect(try await viewer.succeed(["get", "namespaces", "-o", "name"]).contains("namespace/default"))
             let forbidden = try await viewer.run(["create", "namespace", "nope"])

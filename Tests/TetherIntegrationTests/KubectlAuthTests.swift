@@ -16,15 +16,7 @@ struct KubectlAuthTests {
             """.write(toFile: federation.directory.accessPolicyPath, atomically: true, encoding: .utf8)
             let (admin, _) = try await kubectl(flavor, for: federation)
             let server = try await admin.succeed(["config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"])
-            let viewerConfig = federation.root + "/viewer.kubeconfig"
-            try """
-            apiVersion: v1
-            kind: Config
-            clusters: [{name: f, cluster: {server: "\(server)", certificate-authority: "\(federation.directory.caCertificatePath)"}}]
-            users: [{name: ci, user: {token: "\(token)"}}]
-            contexts: [{name: f, context: {cluster: f, user: ci}}]
-            current-context: f
-            """.write(toFile: viewerConfig, atomically: true, encoding: .utf8)
+            let viewerConfig = try tokenKubeconfig(server: server, token: token, for: federation)
             let viewer = try Kubectl(flavor, kubeconfig: viewerConfig, home: federation.root + "/home-viewer-\(flavor)")
 
             for command in [["create", "deployments"], ["delete", "configmaps", "-n", "default"], ["get", "pods"], ["list", "namespaces"]] {
