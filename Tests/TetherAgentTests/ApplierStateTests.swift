@@ -58,7 +58,7 @@ struct ApplierHarness {
                     stored.metadata["resourceVersion"] = .string("\(uids)")
                     member[target] = stored
                     step = state.step(target, .applied(stored))
-                case .delete(let target):
+                case .delete(let target, _):
                     writes.append("delete \(target.kind)/\(target.name)")
                     member[target] = nil
                     step = state.step(target, .deleted)
@@ -240,5 +240,61 @@ struct ApplierStateTests {
         harness.state.enqueue(A.reference("old"))
         harness.work()
         #expect(harness.takeWrites().isEmpty)
+    }
+
+    static func persisted(in actions: [ApplierAction], revision: UInt64) -> PersistedDesiredState? {
+        actions.compactMap { if case .persistDesired(let state) = $0, state.revision == revision { state } else { nil } }.last
+    }
+
+    @Test("an object made just before the agent died, before its inventory was written, is still pruned after a restart; a look-alike is not")
+    func unrecordedCreatesArePruned() throws {
+        var before = A()
+        before.receive(A.snapshot(1, [A.configMap("made")]))
+        #expect(before.takeWrites() == ["apply ConfigMap/made"])
+        // The inventory is written a second later (the timer never fires: the agent is killed).
+        let saved = try #require(Self.persisted(in: before.actions, revision: 1))
+        #expect(saved.unrecorded?.map(\.name) == ["made"])
+
+        var after = A()
+        after.member = before.member
+        var lookAlike = A.configMap("theirs")
+        lookAlike.labels["tether.io/managed-by"] = "m1"
+        lookAlike.metadata["uid"] = "their-uid"
+        after.member[A.reference("theirs")] = lookAlike
+        var state = saved
+        state.unrecorded = (state.unrecorded ?? []) + [A.reference("theirs")]
+        after.state.resume(state, inventory: [:])
+        after.work()
+        #expect(after.takeWrites().isEmpty, "the object is still desired: adopted, not rewritten")
+        after.receive(A.snapshot(2, []))
+        #expect(after.takeWrites() == ["delete ConfigMap/made"], "the agent's own object goes; the look-alike without the origin stays")
+        #expect(after.member[A.reference("theirs")] != nil)
+    }
+
+    @Test("a set accepted after a create but before the inventory was written carries the create, so a restart still prunes it")
+    func unrecordedSurvivesTheNextSet() throws {
+        var before = A()
+        before.receive(A.snapshot(1, [A.configMap("made")]))
+        _ = before.takeWrites()
+        // The hub drops the object; the agent saves that set and dies before pruning.
+        before.state.received(A.snapshot(2, []), from: before.welcome)
+        let saved = try #require(Self.persisted(in: before.state.takeActions(), revision: 2))
+        #expect(saved.objects.isEmpty && saved.unrecorded?.map(\.name) == ["made"])
+
+        var after = A()
+        after.member = before.member
+        after.state.resume(saved, inventory: [:])
+        after.work()
+        #expect(after.takeWrites() == ["delete ConfigMap/made"])
+    }
+
+    @Test("once the inventory is written, nothing stays unrecorded")
+    func writtenInventoryClearsUnrecorded() {
+        var harness = A()
+        harness.receive(A.snapshot(1, [A.configMap("made")]))
+        #expect(harness.state.unrecorded == [A.reference("made")])
+        harness.state.fired(.persistInventory)
+        #expect(harness.state.unrecorded.isEmpty)
+        #expect(harness.state.persistedInventory == [A.reference("made")])
     }
 }

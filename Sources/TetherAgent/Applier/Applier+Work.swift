@@ -108,9 +108,9 @@ extension Applier {
             case .apply(let reference, let object, _):
                 let resource = try await resource(for: reference)
                 return .applied(try await client.apply(object, as: resource, fieldManager: ManagedMarks.fieldManager))
-            case .delete(let reference):
+            case .delete(let reference, let uid):
                 let resource = try await resource(for: reference)
-                try await client.delete(resource, namespace: reference.namespace, name: reference.name)
+                try await client.delete(resource, namespace: reference.namespace, name: reference.name, uid: uid)
                 return .deleted
             case .release(let reference):
                 let resource = try await resource(for: reference)

@@ -11,7 +11,8 @@ enum ReconcileStep: Sendable, Equatable {
     case read(ObjectReference)
     /// Server-side apply.
     case apply(ObjectReference, JSONValue, drifted: Bool)
-    case delete(ObjectReference)
+    /// Delete the object with this UID (a precondition: nothing made since under its name).
+    case delete(ObjectReference, uid: String?)
     /// Remove the marks that make the object managed; it stays in the member (orphaning).
     case release(ObjectReference)
     case done
@@ -108,6 +109,7 @@ extension ApplierState {
             }
             live[reference] = nil
             dropInventory(reference)
+            unrecorded.remove(reference)
             forget(reference)
             let pruned = StatusReport.ObjectStatus(object: reference, state: release ? .orphaned : .pruned, health: .unknown)
             unsent[reference] = pruned
@@ -126,7 +128,9 @@ extension ApplierState {
         }
         // Without any desired state (a fresh agent, no hub yet) nothing is pruned: an outage never
         // deletes. Nor while a hold waits for an operator, nor what this agent never made or adopted.
-        guard revision != nil, !pruneHeld, let recorded = inventory[reference], settings.allowList.refusal(of: reference) == nil else {
+        let recorded = inventory[reference]
+        guard revision != nil, !pruneHeld, recorded != nil || unrecorded.contains(reference), settings.allowList.refusal(of: reference) == nil
+        else {
             succeeded(reference)
             return .done
         }
@@ -162,24 +166,26 @@ extension ApplierState {
         return .apply(reference, want, drifted: drifted)
     }
 
-    private mutating func pruneStep(_ reference: ObjectReference, recorded: String, release: Bool, current: JSONValue?) -> ReconcileStep {
+    private mutating func pruneStep(_ reference: ObjectReference, recorded: String?, release: Bool, current: JSONValue?) -> ReconcileStep {
         guard let existing = current else {
             dropInventory(reference)
+            unrecorded.remove(reference)
             forget(reference)
             succeeded(reference)
             return .done
         }
-        guard isManaged(existing) else {
+        guard isManaged(existing), recorded != nil || existing.annotations[ManagedMarks.origin] == settings.origin else {
+            unrecorded.remove(reference)
             forget(reference)
             succeeded(reference)
             return .done
         }
-        guard existing.uid == recorded else {
+        guard recorded == nil || existing.uid == recorded else {
             // Deleted and made again by someone else since the agent made it: not the agent's to delete.
             log(
                 .warning, "not pruned: the object was replaced behind the agent's back",
                 [
-                    "tether.event": "applier.prune_refused", "tether.object": "\(reference)", "tether.recorded_uid": recorded,
+                    "tether.event": "applier.prune_refused", "tether.object": "\(reference)", "tether.recorded_uid": recorded ?? "none",
                     "tether.live_uid": existing.uid ?? "none",
                 ]
             )
@@ -188,7 +194,7 @@ extension ApplierState {
             succeeded(reference)
             return .done
         }
-        return release ? .release(reference) : .delete(reference)
+        return release ? .release(reference) : .delete(reference, uid: existing.uid)
     }
 
     /// `cached` when it is a later version of the object than `answer`, else `answer`.
@@ -237,6 +243,8 @@ extension ApplierState {
         case .persistInventory:
             inventoryScheduled = false
             emit(.persistInventory(inventory))
+            persistedInventory = Set(inventory.keys)
+            unrecorded.subtract(persistedInventory)
         case .periodicResync:
             log(.debug, "periodic resync", ["tether.event": "applier.resync_tick", "tether.objects": "\(desired.count)"])
             for reference in desired.keys where retryPending[reference] == nil { enqueue(reference) }
@@ -302,8 +310,9 @@ extension ApplierState {
         if let cached = live[reference], Self.newer(cached, than: object) != object { return }
         live[reference] = object
         guard let want = desired[reference] else {
-            // Labelled as the agent's but not in its inventory: a look-alike, not the agent's to prune.
-            if revision != nil, inventory[reference] != nil { enqueue(reference) }
+            // Labelled as the agent's but neither in its inventory nor possibly made by it unrecorded:
+            // a look-alike, not the agent's to prune.
+            if revision != nil, inventory[reference] != nil || unrecorded.contains(reference) { enqueue(reference) }
             return
         }
         if !AppliedFields.contained(want, in: object) {

@@ -62,6 +62,14 @@ struct ApplierState: Sendable {
     /// Objects the agent created or adopted, by UID: it prunes these and nothing else.
     var inventory: [ObjectReference: String] = [:]
     var inventoryScheduled = false
+    /// What the inventory file holds now.
+    var persistedInventory: Set<ObjectReference> = []
+    /// Objects the agent may have made that no written inventory records: the inventory is
+    /// written a second after a change, so a crash in between would leave an object made
+    /// but never pruned. Kept in the desired-state file, which is written before any object of
+    /// a set is applied; an object here is pruned only if the member's copy carries both the
+    /// agent's label and its hub's origin.
+    var unrecorded: Set<ObjectReference> = []
     /// A snapshot being assembled: its revision, chunk count, the next chunk expected, and the objects so far.
     var snapshotChunks: (revision: UInt64, count: Int, next: Int, objects: [JSONValue])?
 
@@ -83,7 +91,9 @@ struct ApplierState: Sendable {
 
     enum Purpose: Sendable {
         case apply(JSONValue, drifted: Bool)
-        case prune(recordedUID: String, release: Bool)
+        /// `recordedUID` nil: an unrecorded object (``unrecorded``), the agent's only if it carries
+        /// both of the agent's marks.
+        case prune(recordedUID: String?, release: Bool)
     }
 
     // Reports.
@@ -118,11 +128,14 @@ struct ApplierState: Sendable {
     /// The state persisted by the last run: resume reconciling it at once, hub or no hub.
     mutating func resume(_ state: PersistedDesiredState?, inventory: [ObjectReference: String]) {
         self.inventory = inventory
+        persistedInventory = Set(inventory.keys)
         emit(.schedule(.periodicResync, after: settings.resyncInterval))
         guard let state else { return }
         baseline = state.baseline ?? FencingBaseline(revision: state.revision)
         hold = state.hold
+        unrecorded = Set(state.unrecorded ?? []).union(state.objects.compactMap(\.reference)).subtracting(persistedInventory)
         install(revision: state.revision, objects: state.objects, persist: false)
+        for reference in unrecorded where desired[reference] == nil { enqueue(reference) }
         log(
             .info, "resuming from persisted desired state",
             [
@@ -218,7 +231,10 @@ struct ApplierState: Sendable {
         let incoming = Set(objects.compactMap(\.reference))
         let released = Set(orphans)
         let allowList = settings.allowList
-        let removals = Set(inventory.keys.filter { !incoming.contains($0) && !released.contains($0) && allowList.refusal(of: $0) == nil })
+        let leaving = { (reference: ObjectReference) in
+            !incoming.contains(reference) && !released.contains(reference) && allowList.refusal(of: reference) == nil
+        }
+        let removals = Set(inventory.keys.filter(leaving) + unrecorded.filter { inventory[$0] == nil && leaving($0) })
         let decision = settings.fencing.decide(
             baseline: baseline, federation: welcome?.federation, epoch: welcome?.epoch, revision: newRevision, digest: digest,
             terms: terms, removals: removals, managed: inventory.count
@@ -249,7 +265,7 @@ struct ApplierState: Sendable {
             install(revision: newRevision, objects: objects, persist: true)
             // Pruning was held and no longer is: what left the set goes now.
             if wasHeld, !pruneHeld {
-                for reference in inventory.keys where desired[reference] == nil { enqueue(reference) }
+                for reference in Set(inventory.keys).union(unrecorded) where desired[reference] == nil { enqueue(reference) }
             }
         }
     }
@@ -280,12 +296,21 @@ struct ApplierState: Sendable {
         }
         let changed = Set(next.keys.filter { next[$0] != desired[$0] })
         let removed = Set(desired.keys.filter { next[$0] == nil })
+        // Anything of the last set or of this one may be made before the inventory records it.
+        unrecorded.formUnion(desired.keys)
+        unrecorded.formUnion(next.keys)
+        unrecorded.subtract(persistedInventory)
         desired = next
         revision = newRevision
         if persist {
             emit(
                 .persistDesired(
-                    PersistedDesiredState(cluster: settings.cluster, revision: newRevision, objects: objects, baseline: baseline, hold: hold)))
+                    PersistedDesiredState(
+                        cluster: settings.cluster, revision: newRevision, objects: objects, baseline: baseline, hold: hold,
+                        unrecorded: unrecorded.sorted { $0.description < $1.description }
+                    )
+                )
+            )
         }
         log(
             .info, "desired state accepted",

@@ -25,13 +25,20 @@ public struct PersistedDesiredState: Codable, Sendable {
     public var baseline: FencingBaseline?
     /// What the agent was holding back from when it saved this (a restart keeps holding).
     public var hold: Ack.Hold?
+    /// Objects the agent may have made that no written inventory records yet (the inventory is
+    /// written up to a second after a create): a restart checks each in the member.
+    public var unrecorded: [ObjectReference]?
 
-    public init(cluster: String, revision: UInt64, objects: [JSONValue], baseline: FencingBaseline? = nil, hold: Ack.Hold? = nil) {
+    public init(
+        cluster: String, revision: UInt64, objects: [JSONValue], baseline: FencingBaseline? = nil, hold: Ack.Hold? = nil,
+        unrecorded: [ObjectReference]? = nil
+    ) {
         self.cluster = cluster
         self.revision = revision
         self.objects = objects
         self.baseline = baseline
         self.hold = hold
+        self.unrecorded = unrecorded
     }
 
     public static func path(in directory: String) -> String {

@@ -213,9 +213,12 @@ public final class KubernetesClient: Sendable {
         _ resource: ServedResource,
         namespace: String?,
         name: String,
+        uid: String? = nil,
         propagation: String = "Background"
     ) async throws(KubernetesError) {
-        let options: JSONValue = ["kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": .string(propagation)]
+        var options: JSONValue = ["kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": .string(propagation)]
+        // Deletes this object and no other made since under the same name (409 otherwise).
+        if let uid { options[member: "preconditions"] = ["uid": .string(uid)] }
         do {
             _ = try await send(.DELETE, resource.objectPath(namespace: namespace, name: name), body: options, contentType: "application/json")
         } catch {
