@@ -341,12 +341,24 @@ public actor FaultSuite {
             result.writesLost += 1
             result.problem("\(name): acknowledged before the backup as \(state), the restored hub has \(Self.state(of: name, in: hubObjects))")
         }
-        // The operator writes again what the restore rolled back, then confirms each hold.
+        // The operator writes again what the restore rolled back, then confirms each hold once the
+        // Cluster shows it (the hub writes it behind the agent's ack). A hold may also lift by
+        // itself, when the re-applied writes take the hub past the revision the agent holds.
         result.writesRolledBackByRestore = try await reapply(over: hubObjects)
         for name in names {
-            let hold = try await hubctl().run(["get", "cluster", name, "-o", "jsonpath={.status.hold.reason}"])
-            guard hold.status == 0, !hold.stdout.isEmpty else { continue }
-            try await tetherctl(["cluster", "confirm", name, "--dir", federation.directory.path])
+            let agent = agents[name]!
+            if agent.lines.dropFirst(agentMarks[name]!).contains(where: { $0.event == "applier.hold_lifted" }) { continue }
+            let shown = try await hubctl().run(
+                ["wait", "--for=jsonpath={.status.hold.reason}=RevisionRegressed", "cluster/\(name)", "--timeout=30s"], within: .seconds(40))
+            if shown.status == 0 {
+                // Refused only if the hold lifted meanwhile; the agent's log says which.
+                try? await tetherctl(["cluster", "confirm", name, "--dir", federation.directory.path])
+            }
+            do {
+                try await agent.waitForEvent("applier.hold_lifted", after: agentMarks[name]!, within: .seconds(30))
+            } catch {
+                result.problem("\(name): its hold was never lifted (shown on the Cluster: \(shown.status == 0)): \(error)")
+            }
         }
         return .now
     }
