@@ -67,6 +67,19 @@ struct FencingTests {
         #expect(confirmed.action == .apply(prune: true) && confirmed.baseline.revision == 4)
     }
 
+    @Test("a rewind stays held when the restored hub's revisions later pass the one applied; only the confirmation lifts it")
+    func rewindIsSticky() throws {
+        let refused = fencing.decide(baseline: trusted, federation: "fed-a", epoch: "e1", revision: 3, terms: nil, removals: [], managed: 10)
+        let hold = try #require(refused.hold)
+        let later = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 900, terms: nil, removals: Self.references(3), managed: 10, holding: hold)
+        #expect(later.action == .refuse && later.hold == hold)
+        let confirmed = fencing.decide(
+            baseline: trusted, federation: "fed-a", epoch: "e1", revision: 901, terms: DesiredStateTerms(confirmedHold: hold.token),
+            removals: Self.references(3), managed: 10, holding: hold)
+        #expect(confirmed.action == .apply(prune: true) && confirmed.hold == nil && confirmed.baseline.revision == 901)
+    }
+
     @Test("the held revision again with another digest (a restored store whose revisions file lagged): refused; the same digest is not")
     func revisionReused() throws {
         let applied = FencingBaseline(federation: "fed-a", epoch: "e1", revision: 575, digest: "a1")

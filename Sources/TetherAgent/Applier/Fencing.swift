@@ -54,9 +54,10 @@ struct Fencing: Sendable {
     ///   - terms: what the hub says besides objects (a confirmed hold, an unjoin).
     ///   - removals: objects the agent manages (its inventory) that the set would remove.
     ///   - managed: how many objects the agent manages.
+    ///   - holding: the hold in force now (a rewind stays held until confirmed).
     func decide(
         baseline: FencingBaseline, federation: String?, epoch: String?, revision: UInt64, digest: String? = nil,
-        terms: DesiredStateTerms?, removals: Set<ObjectReference>, managed: Int
+        terms: DesiredStateTerms?, removals: Set<ObjectReference>, managed: Int, holding: Ack.Hold? = nil
     ) -> Decision {
         let confirmed = terms?.confirmedHold
         let unchanged = Decision(action: .refuse, hold: nil, baseline: baseline)
@@ -68,6 +69,14 @@ struct Fencing: Sendable {
                     "the hub belongs to federation \(named), but this agent's desired state comes from federation \(trusted); nothing it sends is applied",
                 token: "federation:\(named)", wouldRemove: 0, managed: managed
             )
+            return refusal
+        }
+        // A rewind, once seen, holds until an operator confirms it: the restored store's own
+        // writes soon carry its revisions past the one the agent held, and a set that merely
+        // outnumbers it is no proof the hub has what was lost.
+        if let holding, holding.reason == .revisionRegressed, confirmed != holding.token, epoch == nil || epoch == baseline.epoch {
+            var refusal = unchanged
+            refusal.hold = holding
             return refusal
         }
         let accepted = FencingBaseline(

@@ -175,7 +175,9 @@ extension FederationState {
         // it is an unjoin, so the agent's guard against mass deletion lets it through.
         members[cluster]?.excluded = true
         members[cluster]?.terms.unjoining = true
-        recomputeAll(version: storeVersion, after: cluster)
+        // No store change did this: the revision moves by one, not to the store's version (which the
+        // hub's own status writes raise), so a restored hub stays below what its agents hold.
+        recomputeAll(version: 0, after: cluster)
         unjoining[cluster] = members[cluster]?.revision
         emit(.schedule(.unjoinTimeout(cluster: cluster), after: settings.unjoinPruneTimeout))
     }

@@ -21,7 +21,9 @@ extension FederationState {
         if members[cluster]?.excluded == true, unjoining[cluster] == nil {
             members[cluster]?.excluded = false
             log(.info, "cluster is back; placing on it again", ["tether.event": "federation.rebalanced_back", "tether.cluster": cluster])
-            recomputeAll(version: storeVersion, after: cluster)
+            // No store change did this: the revision moves by one, not to the store's version (which the
+            // hub's own status writes raise), so a restored hub stays below what its agents hold.
+            recomputeAll(version: 0, after: cluster)
         }
         members[cluster]?.sent = nil
         members[cluster]?.unsent = [:]
@@ -63,7 +65,9 @@ extension FederationState {
         log(
             .warning, "cluster still unreachable; moving its replicas to the others",
             ["tether.event": "federation.rebalanced_away", "tether.cluster": cluster])
-        recomputeAll(version: storeVersion, after: cluster)
+        // No store change did this: the revision moves by one, not to the store's version (which the
+        // hub's own status writes raise), so a restored hub stays below what its agents hold.
+        recomputeAll(version: 0, after: cluster)
     }
 
     // MARK: Push
