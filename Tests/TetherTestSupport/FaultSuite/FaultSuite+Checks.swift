@@ -144,4 +144,17 @@ extension FaultSuite {
             result.cycleSeconds, problems as NSString
         )
     }
+
+    /// The last events of the hub and of every agent, one line each: what a failed cycle prints.
+    func recentEvents(count: Int = 40) -> String {
+        let processes = [("hub", hub)] + names.compactMap { name in agents[name].map { ("agent-\(name)", $0) } }
+        return processes.map { label, process in
+            let lines = process.lines.filter { $0.event != nil }.suffix(count).map { line in
+                let fields = line.fields.filter { $0.key.hasPrefix("tether.") && $0.key != "tether.event" }.sorted { $0.key < $1.key }
+                return "  \(line.fields["time"] ?? "") \(line.event ?? "") "
+                    + fields.map { "\($0.key.dropFirst(7))=\($0.value.prefix(120))" }.joined(separator: " ")
+            }
+            return (["--- \(label), last \(count) events:"] + lines).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
 }

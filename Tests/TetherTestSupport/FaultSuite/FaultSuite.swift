@@ -229,7 +229,10 @@ public actor FaultSuite {
             result.cycleSeconds = Self.seconds(ContinuousClock.now - started)
             log(Self.line(result))
             results.append(result)
-            if !result.problems.isEmpty { break }
+            if !result.problems.isEmpty {
+                log(recentEvents())
+                break
+            }
         }
         return results
     }
