@@ -27,6 +27,8 @@ public struct AgentListenerConfiguration: Sendable {
     /// Named in every `welcome`: the federation's UID and the store's epoch.
     public var federationUID: String?
     public var storeEpoch: String?
+    /// Named in every `welcome`: this run of the hub and where its store's history ends.
+    public var run: HubRun?
 
     public init(
         address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
@@ -39,7 +41,8 @@ public struct AgentListenerConfiguration: Sendable {
         writeStallTimeout: TimeAmount = .seconds(60),
         hubVersion: String = TetherHubVersion.current,
         federationUID: String? = nil,
-        storeEpoch: String? = nil
+        storeEpoch: String? = nil,
+        run: HubRun? = nil
     ) {
         self.address = address
         self.heartbeatInterval = heartbeatInterval
@@ -52,6 +55,19 @@ public struct AgentListenerConfiguration: Sendable {
         self.hubVersion = hubVersion
         self.federationUID = federationUID
         self.storeEpoch = storeEpoch
+        self.run = run
+    }
+}
+
+/// One run of the hub process over its store: a random identity, and the store's resource
+/// version when the run began (see ``Welcome/historyThrough``).
+public struct HubRun: Sendable, Hashable {
+    public var id: String
+    public var historyThrough: UInt64
+
+    public init(id: String = UUID().uuidString.lowercased(), historyThrough: UInt64) {
+        self.id = id
+        self.historyThrough = historyThrough
     }
 }
 
@@ -270,6 +286,7 @@ public final class AgentListener: Service, Sendable {
                 hubVersion: configuration.hubVersion,
                 federation: configuration.federationUID,
                 epoch: configuration.storeEpoch,
+                run: configuration.run,
                 registry: registry,
                 observer: observer,
                 verdict: verdict,

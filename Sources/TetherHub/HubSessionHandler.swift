@@ -63,6 +63,7 @@ final class HubSessionHandler: ChannelInboundHandler {
         hubVersion: String,
         federation: String? = nil,
         epoch: String? = nil,
+        run: HubRun? = nil,
         registry: SessionRegistry,
         observer: (any HubSessionObserver)? = nil,
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
@@ -86,6 +87,7 @@ final class HubSessionHandler: ChannelInboundHandler {
             hubVersion: hubVersion,
             federation: federation,
             epoch: epoch,
+            run: run,
             makeSessionID: { UUID().uuidString.lowercased() }
         )
     }

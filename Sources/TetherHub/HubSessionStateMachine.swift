@@ -102,6 +102,8 @@ struct HubSessionStateMachine {
     /// Named in `welcome`: the federation's UID and the store's epoch (agents fence on both).
     let federation: String?
     let epoch: String?
+    /// Named in `welcome`: this run of the hub, and where its store's history ends.
+    let run: HubRun?
     let makeSessionID: () -> String
     /// The clock budgets are kept by: the event loop's in the handler, a virtual one in tests.
     let now: () -> NIODeadline
@@ -114,6 +116,7 @@ struct HubSessionStateMachine {
         hubVersion: String,
         federation: String? = nil,
         epoch: String? = nil,
+        run: HubRun? = nil,
         makeSessionID: @escaping () -> String,
         now: @escaping () -> NIODeadline = NIODeadline.now
     ) {
@@ -122,6 +125,7 @@ struct HubSessionStateMachine {
         self.hubVersion = hubVersion
         self.federation = federation
         self.epoch = epoch
+        self.run = run
         self.makeSessionID = makeSessionID
         self.now = now
         self.budget = SessionBudget(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds)
@@ -239,7 +243,9 @@ struct HubSessionStateMachine {
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
             hubVersion: hubVersion,
             federation: federation,
-            epoch: epoch
+            epoch: epoch,
+            run: run?.id,
+            historyThrough: run?.historyThrough
         )
         return .establish(session, welcome)
     }

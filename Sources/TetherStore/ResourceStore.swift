@@ -142,6 +142,11 @@ public protocol ResourceStore: Sendable {
     func watch(_ type: ResourceType, namespace: String?, from resourceVersion: UInt64?) async throws(StoreError) -> WatchStream
     /// The resource version of the latest write.
     func currentResourceVersion() async throws(StoreError) -> UInt64
+    /// Raises the resource-version sequence to at least `minimum`, durably, with no change in
+    /// the feed; returns the sequence's value. The federation engine never sends a revision
+    /// above a version the store has made durable, so a restarted hub knows every revision it
+    /// sent before is at most the version it finds.
+    func raiseResourceVersion(to minimum: UInt64) async throws(StoreError) -> UInt64
     /// The store's identity: made when the store is created, kept for as long as it lives, new
     /// for a store made again. Agents apply desired state from a new epoch without pruning.
     func epoch() async throws(StoreError) -> String

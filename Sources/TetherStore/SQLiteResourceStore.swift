@@ -151,6 +151,14 @@ public final class SQLiteResourceStore: ResourceStore {
         try await read { db in try Self.counter("resourceVersion", in: db) }
     }
 
+    public func raiseResourceVersion(to minimum: UInt64) async throws(StoreError) -> UInt64 {
+        try await write(dryRun: false) { context in
+            try context.db.execute(
+                sql: "UPDATE counters SET value = MAX(value, ?) WHERE name = 'resourceVersion'", arguments: [Int64(clamping: minimum)])
+            return try Self.counter("resourceVersion", in: context.db)
+        }
+    }
+
     // MARK: Writes
 
     public func create(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {

@@ -48,10 +48,17 @@ public struct Welcome: Codable, Sendable, Hashable {
     /// The identity of the hub's store, new whenever the store is: desired state from a new
     /// epoch is applied without pruning until an operator confirms it.
     public var epoch: String?
+    /// The hub process's run, new each time it starts: an agent records it with what it applies.
+    public var run: String?
+    /// The store's resource version when this run started. No earlier run sent a revision above
+    /// it (a revision is never sent above a version the store has made durable), so an agent
+    /// holding a higher revision from an earlier run applied what this store has lost: it was
+    /// restored from an older backup, and the agent holds until an operator confirms.
+    public var historyThrough: UInt64?
 
     public init(
         protocolVersion: Int, sessionID: String, heartbeatIntervalMilliseconds: Int, hubVersion: String,
-        federation: String? = nil, epoch: String? = nil
+        federation: String? = nil, epoch: String? = nil, run: String? = nil, historyThrough: UInt64? = nil
     ) {
         self.protocolVersion = protocolVersion
         self.sessionID = sessionID
@@ -59,6 +66,8 @@ public struct Welcome: Codable, Sendable, Hashable {
         self.hubVersion = hubVersion
         self.federation = federation
         self.epoch = epoch
+        self.run = run
+        self.historyThrough = historyThrough
     }
 }
 
@@ -195,8 +204,9 @@ public struct Ack: Codable, Sendable, Hashable {
             case foreignFederation = "ForeignFederation"
             /// The hub's store is new (rebuilt or restored): applied, but nothing is pruned.
             case newEpoch = "NewEpoch"
-            /// The hub sent an older revision than the agent holds, in the same epoch (a store
-            /// restored from a backup): nothing is applied.
+            /// The hub sent an older revision than the agent holds, in the same epoch, or its
+            /// store's history ends below the revision the agent applied from an earlier run (a
+            /// store restored from a backup): nothing is applied.
             case revisionRegressed = "RevisionRegressed"
             /// The new set would remove more of what the agent manages than it may at once:
             /// applied, but nothing is pruned.

@@ -107,8 +107,18 @@ struct TetherHubCommand: AsyncParsableCommand {
         let federationUID = try directory.federationUID()
         try await store.claimFederation(federationUID)
         let storeEpoch = try await store.epoch()
+        // This run's history mark, taken before anything of the run is written: every revision an
+        // earlier run sent is at most it. The store then moves past it, so the run's own revisions
+        // are above any an agent could hold from before.
+        let historyThrough = try await store.currentResourceVersion()
+        _ = try await store.raiseResourceVersion(to: historyThrough + 1)
+        let run = HubRun(historyThrough: historyThrough)
         logger.info(
-            "store opened", metadata: ["tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)"])
+            "store opened",
+            metadata: [
+                "tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)",
+                "tether.run": "\(run.id)", "tether.history_through": "\(historyThrough)",
+            ])
         let (agentConnections, apiConnections) = limits.listenerLimits(descriptors: ListenerLimits.descriptorLimit)
         logger.info(
             "connection limits",
@@ -131,7 +141,8 @@ struct TetherHubCommand: AsyncParsableCommand {
                 connections: agentConnections,
                 writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000)),
                 federationUID: federationUID,
-                storeEpoch: storeEpoch
+                storeEpoch: storeEpoch,
+                run: run
             ),
             material: material,
             revocations: revocations,

@@ -73,14 +73,26 @@ struct FederationHarness {
         send(.sessionEstablished(cluster: cluster, session: session ?? "s-\(cluster)", hello: hello, at: now))
     }
 
-    /// Reports every push in `actions` as written, as the shell does after writing it; the
-    /// pushes are returned and what they led to is kept in `actions`.
+    /// Reports every push in `actions` as written, and every raise of the store's version as
+    /// done, as the shell does; the pushes are returned and what they led to is kept in `actions`.
     mutating func deliverPushes() -> [(cluster: String, messages: [WireMessage], revision: UInt64)] {
         var delivered: [(cluster: String, messages: [WireMessage], revision: UInt64)] = []
-        while let index = actions.firstIndex(where: { if case .push = $0 { true } else { false } }) {
-            guard case .push(let cluster, let session, let messages, let revision, let changes) = actions.remove(at: index) else { break }
-            delivered.append((cluster, messages, revision))
-            send(.pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: nil, at: now))
+        while let index = actions.firstIndex(where: {
+            switch $0 {
+            case .push, .raiseStoreVersion: true
+            default: false
+            }
+        }) {
+            switch actions.remove(at: index) {
+            case .push(let cluster, let session, let messages, let revision, let changes):
+                delivered.append((cluster, messages, revision))
+                send(.pushed(cluster: cluster, session: session, revision: revision, changes: changes, failure: nil, at: now))
+            case .raiseStoreVersion(let minimum):
+                version = max(version, minimum)
+                send(.storeVersionRaised(version))
+            default:
+                break
+            }
         }
         return delivered
     }

@@ -205,6 +205,23 @@ struct FederationStateTests {
         #expect(snapshot.objects.first?["spec"]?["replicas"]?.integerValue == 3)
     }
 
+    @Test("no revision is sent above a version the store has made durable: a rebalance with no store change waits for the raise")
+    func revisionsWaitForDurableVersion() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 6)])
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        _ = harness.take()
+        let outage = try #require(harness.state.members["b"]?.outage)
+        harness.send(.timerFired(.rebalance(cluster: "b", outage: outage), at: H.start))
+        let revision = try #require(harness.state.members["a"]?.revision)
+        #expect(revision > harness.version, "the rebalance moved a's revision past the store's version")
+        #expect(!harness.actions.contains { if case .push = $0 { true } else { false } })
+        #expect(harness.actions.contains { if case .raiseStoreVersion(revision) = $0 { true } else { false } })
+        let pushed = harness.deliverPushes()
+        #expect(pushed.map(\.cluster) == ["a"] && pushed.allSatisfy { $0.revision <= harness.version })
+    }
+
     @Test("unjoin: the agent is sent an empty set marked as an unjoin; its ack ends the session and releases the finalizer")
     func unjoin() throws {
         var harness = H()
@@ -242,6 +259,7 @@ struct FederationStateTests {
 
         // The same store, the revisions persisted: the agent is current.
         var restarted = H()
+        restarted.version = first.version
         restarted.settle(
             clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision, digest: digest)])
         restarted.connect("a", revision: pushed.revision, digest: digest)
@@ -250,6 +268,7 @@ struct FederationStateTests {
 
         // A restored store whose revisions file lagged: the same revision names another set.
         var restored = H()
+        restored.version = first.version
         restored.settle(
             clusters: ["a": [:]], objects: [H.configMap("one", data: "older")],
             revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])

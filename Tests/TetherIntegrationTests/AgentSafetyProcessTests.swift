@@ -62,6 +62,93 @@ struct AgentSafetyProcessTests {
         }
     }
 
+    @Test(
+        "a hub restored from a backup whose own writes then carry its store past the revision an agent applied: the agent deletes nothing until confirmed"
+    )
+    func restoreBehindAgent() async throws {
+        try await withFederation { federation in
+            var (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
+            let bundle = try federation.issueBundle(cluster: "m1", hubPort: port)
+            let state = federation.root + "/state-m1"
+            let agentArguments = ["--state-dir", state, "--backoff-initial", "0.2", "--backoff-max", "1"]
+            var agent = try federation.startAgent(bundle: bundle, kubeconfig: simDirectory + "/kubeconfig", extraArguments: agentArguments)
+            try await hubctl.succeed(["create", "namespace", "shop"])
+            for index in 0..<5 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
+            try await member.succeed(["wait", "--for=create", "configmap/c4", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+
+            // A consistent backup while the hub runs, then five more objects the agent applies.
+            let directory = federation.directory.path as NSString
+            let backup = federation.root + "/backup"
+            try FileManager.default.createDirectory(atPath: backup, withIntermediateDirectories: true)
+            let sqlite = ManagedProcess(
+                name: "sqlite3", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                arguments: ["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
+            try sqlite.start()
+            #expect(await sqlite.waitForExit(within: .seconds(60)) == 0, "\(sqlite.tail())")
+            try? FileManager.default.copyItem(
+                atPath: directory.appendingPathComponent("federation-revisions.json"), toPath: backup + "/federation-revisions.json")
+            for index in 5..<10 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
+            try await member.succeed(["wait", "--for=create", "configmap/c9", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            try await agent.waitForEvent("applier.revision_done", within: .seconds(30)) { $0["tether.failures"] == "0" }
+            _ = await agent.stop()
+            let desired = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state + "/desired.json")))
+            let applied = try #require((desired as? [String: Any])?["revision"] as? Int)
+
+            // The hub dies and comes back on the backup; its own writes (an operator's, its
+            // status) carry the restored store past the revision the agent applied.
+            hub.send(SIGKILL)
+            _ = await hub.waitForExit(within: .seconds(10))
+            for file in ["hub.db", "hub.db-wal", "hub.db-shm", "federation-revisions.json"] {
+                try? FileManager.default.removeItem(atPath: directory.appendingPathComponent(file))
+            }
+            try FileManager.default.copyItem(atPath: backup + "/hub.db", toPath: directory.appendingPathComponent("hub.db"))
+            try? FileManager.default.copyItem(
+                atPath: backup + "/federation-revisions.json", toPath: directory.appendingPathComponent("federation-revisions.json"))
+            (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)")
+            func storeVersion() async throws -> Int {
+                let list = try await hubctl.succeed(["get", "--raw", "/api/v1/namespaces/shop/configmaps?limit=1"])
+                let metadata = (try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [String: Any])?["metadata"] as? [String: Any]
+                return Int(metadata?["resourceVersion"] as? String ?? "") ?? 0
+            }
+            var batch = 0
+            while try await storeVersion() <= applied + 5 {
+                batch += 1
+                #expect(batch <= 20, "the restored store did not pass revision \(applied)")
+                guard batch <= 20 else { return }
+                let items = (0..<10).map {
+                    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"pad-\(batch)-\($0)\",\"namespace\":\"shop\"}}"
+                }
+                let file = federation.root + "/pad-\(batch).json"
+                try "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\(items.joined(separator: ","))]}".write(
+                    toFile: file, atomically: true, encoding: .utf8)
+                try await hubctl.succeed(["apply", "-f", file])
+            }
+
+            agent = try federation.startAgent(bundle: bundle, kubeconfig: simDirectory + "/kubeconfig", extraArguments: agentArguments)
+            let held = try await agent.waitForEvent("applier.held", within: .seconds(60))
+            #expect(held["tether.reason"] == "RevisionRegressed", "\(held)")
+            #expect(held["tether.message"]?.contains("ends at revision") == true, "\(held)")
+            let kept = try await member.succeed(["get", "configmaps", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}"])
+            #expect(Set(kept.split(separator: " ").map(String.init)).isSuperset(of: (0..<10).map { "c\($0)" }), "\(kept)")
+            #expect(!kept.contains("pad-"), "a held agent applies nothing: \(kept)")
+
+            // The operator confirms: what the restore lost goes, what the restored hub has comes.
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.hold.reason}=RevisionRegressed", "cluster/m1", "--timeout=30s"])
+            let confirm = try federation.launch(
+                name: "confirm", executable: federation.binaries.url("tetherctl"),
+                arguments: ["cluster", "confirm", "m1", "--dir", federation.directory.path]
+            )
+            #expect(await confirm.waitForExit(within: .seconds(30)) == 0, "\(confirm.tail())")
+            try await agent.waitForEvent("applier.hold_lifted", within: .seconds(30))
+            try await member.succeed(["wait", "--for=delete", "configmap/c9", "configmap/c5", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            try await member.succeed(["wait", "--for=create", "configmap/pad-1-0", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            #expect(try await member.succeed(["get", "configmap", "c4", "-n", "shop", "-o", "name"]).contains("configmap/c4"))
+        }
+    }
+
     @Test("a kubeconfig of YAML aliases that expands to billions of values: a clear error at once, bounded memory")
     func aliasBombKubeconfig() async throws {
         try await withFederation { federation in

@@ -52,7 +52,8 @@ struct ApplierSafetyTests {
             #expect(member.applier.offer(.snapshot(confirmed), from: Self.welcome))
             let lifted = try await member.waitForAck(13)
             #expect(lifted.hold == nil)
-            try await kubectl.succeed(["wait", "--for=delete", "configmap/c8", "-n", "shop", "--timeout=30s"])
+            // The eight are deleted in no set order: wait for each, not for the last one named.
+            try await kubectl.succeed(["wait", "--for=delete"] + (1...8).map { "configmap/c\($0)" } + ["-n", "shop", "--timeout=30s"])
             #expect(try await Self.names(kubectl) == ["c0"])
         }
     }

@@ -80,6 +80,33 @@ struct FencingTests {
         #expect(confirmed.action == .apply(prune: true) && confirmed.hold == nil && confirmed.baseline.revision == 901)
     }
 
+    @Test("a revision from an earlier run above where the hub's store now ends (a restore the store's own writes hid): refused until confirmed")
+    func historyLost() throws {
+        let applied = FencingBaseline(federation: "fed-a", epoch: "e1", revision: 8621, digest: "a1", run: "run-1")
+        // The restored store ends at 8343, and its own writes carried its revisions to 8686.
+        let restored = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", run: "run-2", historyThrough: 8343, revision: 8686, digest: "b2", terms: nil,
+            removals: Self.references(5), managed: 40)
+        #expect(restored.action == .refuse)
+        let hold = try #require(restored.hold)
+        #expect(hold.reason == .revisionRegressed && hold.token == "rewind:e1:8621" && hold.message.contains("ends at revision 8343"))
+        #expect(restored.baseline == applied)
+        // A plain restart: the store holds every revision sent before it.
+        let restarted = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", run: "run-2", historyThrough: 8621, revision: 8623, digest: "b2", terms: nil,
+            removals: Self.references(1), managed: 40)
+        #expect(restarted.action == .apply(prune: true) && restarted.baseline.run == "run-2")
+        // The same run, later in it: its revisions are above where its history began, and its own.
+        let sameRun = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", run: "run-1", historyThrough: 8000, revision: 8700, terms: nil, removals: [],
+            managed: 40)
+        #expect(sameRun.action == .apply(prune: true))
+        let confirmed = fencing.decide(
+            baseline: applied, federation: "fed-a", epoch: "e1", run: "run-2", historyThrough: 8343, revision: 8690,
+            terms: DesiredStateTerms(confirmedHold: hold.token), removals: Self.references(5), managed: 40, holding: hold)
+        #expect(confirmed.action == .apply(prune: true) && confirmed.hold == nil && confirmed.baseline.run == "run-2")
+    }
+
     @Test("the held revision again with another digest (a restored store whose revisions file lagged): refused; the same digest is not")
     func revisionReused() throws {
         let applied = FencingBaseline(federation: "fed-a", epoch: "e1", revision: 575, digest: "a1")

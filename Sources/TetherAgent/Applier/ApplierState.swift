@@ -236,7 +236,8 @@ struct ApplierState: Sendable {
         }
         let removals = Set(inventory.keys.filter(leaving) + unrecorded.filter { inventory[$0] == nil && leaving($0) })
         let decision = settings.fencing.decide(
-            baseline: baseline, federation: welcome?.federation, epoch: welcome?.epoch, revision: newRevision, digest: digest,
+            baseline: baseline, federation: welcome?.federation, epoch: welcome?.epoch, run: welcome?.run,
+            historyThrough: welcome?.historyThrough, revision: newRevision, digest: digest,
             terms: terms, removals: removals, managed: inventory.count, holding: hold
         )
         let wasHeld = pruneHeld

@@ -10,12 +10,15 @@ public struct FencingBaseline: Codable, Sendable, Hashable {
     public var revision: UInt64?
     /// The digest the hub named for `revision` (nil from an older hub).
     public var digest: String?
+    /// The hub's run that sent `revision` (nil from an older hub).
+    public var run: String?
 
-    public init(federation: String? = nil, epoch: String? = nil, revision: UInt64? = nil, digest: String? = nil) {
+    public init(federation: String? = nil, epoch: String? = nil, revision: UInt64? = nil, digest: String? = nil, run: String? = nil) {
         self.federation = federation
         self.epoch = epoch
         self.revision = revision
         self.digest = digest
+        self.run = run
     }
 }
 
@@ -50,14 +53,15 @@ struct Fencing: Sendable {
     /// - Parameters:
     ///   - baseline: what the agent trusts now.
     ///   - federation, epoch: what the hub's `welcome` named (nil from an older hub).
+    ///   - run, historyThrough: the hub's run and where its store's history ends, from `welcome`.
     ///   - revision: the desired state's revision, and `digest` the hub's digest of it.
     ///   - terms: what the hub says besides objects (a confirmed hold, an unjoin).
     ///   - removals: objects the agent manages (its inventory) that the set would remove.
     ///   - managed: how many objects the agent manages.
     ///   - holding: the hold in force now (a rewind stays held until confirmed).
     func decide(
-        baseline: FencingBaseline, federation: String?, epoch: String?, revision: UInt64, digest: String? = nil,
-        terms: DesiredStateTerms?, removals: Set<ObjectReference>, managed: Int, holding: Ack.Hold? = nil
+        baseline: FencingBaseline, federation: String?, epoch: String?, run: String? = nil, historyThrough: UInt64? = nil,
+        revision: UInt64, digest: String? = nil, terms: DesiredStateTerms?, removals: Set<ObjectReference>, managed: Int, holding: Ack.Hold? = nil
     ) -> Decision {
         let confirmed = terms?.confirmedHold
         let unchanged = Decision(action: .refuse, hold: nil, baseline: baseline)
@@ -80,7 +84,8 @@ struct Fencing: Sendable {
             return refusal
         }
         let accepted = FencingBaseline(
-            federation: federation ?? baseline.federation, epoch: epoch ?? baseline.epoch, revision: revision, digest: digest
+            federation: federation ?? baseline.federation, epoch: epoch ?? baseline.epoch, revision: revision, digest: digest,
+            run: run ?? baseline.run
         )
         if let trusted = baseline.epoch, let named = epoch, trusted != named {
             let token = "epoch:\(named)"
@@ -101,15 +106,30 @@ struct Fencing: Sendable {
         // A restored store can also reach the held revision again with another set (its
         // revisions file lags its database by up to a second): the digest tells them apart.
         let reused = revision == baseline.revision && digest != nil && baseline.digest != nil && digest != baseline.digest
-        if let held = baseline.revision, revision < held || reused, epoch == nil || epoch == baseline.epoch {
+        // Or pass it with its own writes: what the hub's run says of where its history ends
+        // tells a revision the store has lost from one it sent.
+        let lost: UInt64? = {
+            guard let held = baseline.revision, let heldRun = baseline.run, let run, heldRun != run, let historyThrough,
+                held > historyThrough
+            else { return nil }
+            return historyThrough
+        }()
+        if let held = baseline.revision, revision < held || reused || lost != nil, epoch == nil || epoch == baseline.epoch {
             let token = "rewind:\(baseline.epoch ?? "-"):\(held)"
             if confirmed == token { return Decision(action: .apply(prune: true), hold: nil, baseline: accepted) }
             var refusal = unchanged
-            let sent = reused ? "revision \(revision) again with another set than" : "revision \(revision), older than"
+            let what: String
+            if let lost {
+                what =
+                    "this agent applied revision \(held) from an earlier run of the hub, but the hub's store ends at revision \(lost)"
+            } else {
+                let sent = reused ? "revision \(revision) again with another set than" : "revision \(revision), older than"
+                what = "the hub sent \(sent) revision \(held) this agent applied from the same store"
+            }
             refusal.hold = Ack.Hold(
                 reason: .revisionRegressed,
                 message:
-                    "the hub sent \(sent) revision \(held) this agent applied from the same store: the store was restored from an older state; nothing is applied until an operator confirms",
+                    "\(what): the store was restored from an older state; nothing is applied until an operator confirms",
                 token: token, wouldRemove: removals.count, managed: managed
             )
             return refusal

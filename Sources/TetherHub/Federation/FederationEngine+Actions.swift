@@ -14,6 +14,7 @@ enum FederationWork: Sendable {
     case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
     case timer(FederationTimer, after: Duration)
     case writeRevisions([String: RevisionRecord])
+    case raiseStoreVersion(UInt64)
     case forgetEvents(namespace: String?, uid: String)
 }
 
@@ -42,6 +43,8 @@ extension FederationEngine {
             enqueue(.timer(timer, after: delay))
         case .writeRevisions(let records):
             enqueue(.writeRevisions(records))
+        case .raiseStoreVersion(let minimum):
+            enqueue(.raiseStoreVersion(minimum))
         case .admit(let cluster, let admitted):
             admit(cluster, admitted)
         case .forgetEvents(let namespace, let uid):
@@ -85,6 +88,8 @@ extension FederationEngine {
             await handle(.timerFired(timer, at: Date()))
         case .writeRevisions(let records):
             await writeRevisions(records)
+        case .raiseStoreVersion(let minimum):
+            await raiseStoreVersion(to: minimum)
         case .forgetEvents(let namespace, let uid):
             await writers.forgetEvents(namespace: namespace, uid: uid)
         }
@@ -98,6 +103,24 @@ extension FederationEngine {
             handle(.revisionsWritten(records))
         } catch {
             logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// Tried until it succeeds or the engine stops: the pushes it holds back wait for it.
+    private nonisolated func raiseStoreVersion(to minimum: UInt64) async {
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let version = try await store.raiseResourceVersion(to: minimum)
+                await handle(.storeVersionRaised(version))
+                return
+            } catch {
+                attempt += 1
+                logger.error(
+                    "cannot raise the store's version; desired state above it waits",
+                    metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)", "tether.attempt": "\(attempt)"])
+                guard (try? await Task.sleep(for: .seconds(min(attempt, 10)))) != nil else { return }
+            }
         }
     }
 

@@ -40,6 +40,8 @@ enum FederationEvent: Sendable {
     case timerFired(FederationTimer, at: Date)
     /// A `writeRevisions` action reached the disk.
     case revisionsWritten([String: RevisionRecord])
+    /// A `raiseStoreVersion` action reached the disk: the store's version is now `version`.
+    case storeVersionRaised(UInt64)
     /// The engine is stopping: what must not be lost is written now.
     case stopping
 }
@@ -111,6 +113,8 @@ enum FederationAction: Sendable {
     case schedule(FederationTimer, after: Duration)
     /// Persist each cluster's revision; report success as `revisionsWritten`.
     case writeRevisions([String: RevisionRecord])
+    /// Raise the store's version to at least this, durably; report it as `storeVersionRaised`.
+    case raiseStoreVersion(to: UInt64)
     /// Let the cluster's agents hold a session (`true`), or refuse them from the next handshake.
     case admit(cluster: String, Bool)
     /// The Events recorded about a federated object that is gone.

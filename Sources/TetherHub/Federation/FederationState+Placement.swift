@@ -59,7 +59,10 @@ extension FederationState {
             for name in unrevisioned where members[name]?.revision == 0 { touched.insert(name) }
         }
         for name in touched.sorted() {
-            let next = max(version, (members[name]?.revision ?? 0) + 1)
+            // Before the state settles nothing was sent: each collection's list names the set at
+            // its version, and the revision need not pass the store's.
+            let current = members[name]?.revision ?? 0
+            let next = max(version, settled ? current + 1 : current)
             members[name]?.revision = next
             unrevisioned.remove(name)
             emit(.metric(.revision(cluster: name, desired: next, acked: members[name]?.acked)))

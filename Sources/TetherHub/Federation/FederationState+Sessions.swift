@@ -79,8 +79,20 @@ extension FederationState {
         // Decided in place: copying the member out and back costs a retain of each of its
         // collections per push, thousands of times per change.
         guard settled, let session = members[cluster]?.session, members[cluster]?.pushing == false, members[cluster]?.pushRetry == nil,
-            let step = members[cluster]?.nextPush(orphaned: orphaned, chunkBytes: settings.chunkBytes)
+            let revision = members[cluster]?.revision
         else { return }
+        // No revision is sent above a version the store has made durable: a hub that restarts
+        // then knows that every revision it ever sent is at most the version it finds, and an
+        // agent holding more from an earlier run applied what a restore lost (Welcome.historyThrough).
+        guard revision <= storeVersion else {
+            awaitingDurableVersion.insert(cluster)
+            if raisingStoreVersion < revision {
+                raisingStoreVersion = revision
+                emit(.raiseStoreVersion(to: revision))
+            }
+            return
+        }
+        guard let step = members[cluster]?.nextPush(orphaned: orphaned, chunkBytes: settings.chunkBytes) else { return }
         switch step {
         case .nothing:
             return

@@ -64,7 +64,11 @@ struct FederationState: Sendable {
     var unjoining: [String: UInt64?] = [:]
     /// Sessions that arrived before their cluster's object was registered (auto-join).
     var awaitingRegistration: [String: (session: String, hello: Hello)] = [:]
+    /// The highest version the store has made durable, as far as the state knows.
     var storeVersion: UInt64 = 0
+    /// The version a `raiseStoreVersion` in flight asks for, and the clusters whose push waits for it.
+    var raisingStoreVersion: UInt64 = 0
+    var awaitingDurableVersion: Set<String> = []
 
     var listsPending = 0
     var settled = false
@@ -109,11 +113,23 @@ struct FederationState: Sendable {
             fired(timer, at: at)
         case .revisionsWritten(let records):
             persisted = records
+        case .storeVersionRaised(let version):
+            storeVersion = max(storeVersion, version)
+            if raisingStoreVersion <= version { raisingStoreVersion = 0 }
         case .stopping:
             if revisionsScheduled { writeRevisions() }
         }
+        if !awaitingDurableVersion.isEmpty { pushAwaitingDurableVersion() }
         defer { actions = [] }
         return actions
+    }
+
+    /// Pushes what waited for the store's version to reach its revision, once it has.
+    private mutating func pushAwaitingDurableVersion() {
+        let ready = awaitingDurableVersion.filter { (members[$0]?.revision ?? 0) <= storeVersion }
+        guard !ready.isEmpty else { return }
+        awaitingDurableVersion.subtract(ready)
+        for name in ready.sorted() { push(name) }
     }
 
     /// Whether agents of `cluster` may hold a session now.
