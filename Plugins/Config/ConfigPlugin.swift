@@ -63,8 +63,16 @@ public struct ConfigPlugin: ResourcePlugin {
     }
 
     /// As the Kubernetes API does on write: a Secret's `stringData` folds into `data`, and a
-    /// Secret without a `type` is `Opaque`.
+    /// Secret without a `type` is `Opaque`; a Namespace is made `Active` (an update keeps the
+    /// stored status, so this counts on create only).
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        if object.kind == "Namespace", object.string(at: "status", "phase") == nil {
+            var namespace = object
+            var status = object["status"]?.objectMembers ?? [:]
+            status["phase"] = "Active"
+            namespace[member: "status"] = .object(status)
+            return namespace
+        }
         guard object.kind == "Secret" else { return object }
         var secret = Self.foldingStringData(object)
         if (secret["type"]?.stringValue ?? "").isEmpty { secret[member: "type"] = "Opaque" }

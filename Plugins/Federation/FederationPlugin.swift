@@ -5,7 +5,7 @@ import TetherPlugin
 /// Tether's own kinds in `core.tether.io`: they describe the federation and stay at the hub.
 public struct FederationPlugin: ResourcePlugin {
     public let name = "federation"
-    public let kinds: [KindDescriptor] = [Self.cluster, Self.propagationPolicy, Self.overridePolicy]
+    public let kinds: [KindDescriptor] = [Self.cluster, Self.propagationPolicy, Self.overridePolicy, Self.propagation]
 
     public init() {}
 
@@ -38,6 +38,36 @@ public struct FederationPlugin: ResourcePlugin {
         namespaced: true, shortNames: ["op"], hasStatus: false,
         fields: ["spec": overrideSpec],
         summary: "OverridePolicy changes fields of the objects it selects in some member clusters."
+    )
+
+    /// Where one federated object stands in every cluster it is placed on, written by the hub
+    /// (docs/api.md, "Per-cluster state"): every kind has one, whatever its own schema allows.
+    public static let propagation = KindDescriptor(
+        group: group, version: "v1alpha1", kind: "Propagation", plural: "propagations", namespaced: false,
+        shortNames: ["prop"],
+        printerColumns: [
+            .text("KIND") { $0.string(at: "spec", "resource", "kind") ?? "" },
+            .text("NAMESPACE") { $0.string(at: "spec", "resource", "namespace") ?? "" },
+            .text("OBJECT") { $0.string(at: "spec", "resource", "name") ?? "" },
+            PrinterColumn(name: "CLUSTERS", type: "integer") { .integer($0.integer(at: "status", "placed") ?? 0) },
+            PrinterColumn(name: "APPLIED", type: "integer") { .integer($0.integer(at: "status", "applied") ?? 0) },
+            PrinterColumn(name: "HEALTHY", type: "integer") { .integer($0.integer(at: "status", "healthy") ?? 0) },
+            .text("LAST-ERROR") { $0.string(at: "status", "lastError") ?? "" },
+        ],
+        fields: [
+            "spec": .object([
+                "resource": .object(["apiVersion": .string, "kind": .string, "namespace": .string, "name": .string, "uid": .string])
+            ]),
+            "status": .object([
+                "observedGeneration": .integer, "placed": .integer, "applied": .integer, "healthy": .integer, "lastError": .string,
+                "clusters": .array(
+                    .object([
+                        "name": .string, "state": .string, "health": .string, "message": .string, "revision": .integer,
+                    ])),
+            ]),
+        ],
+        summary:
+            "Propagation is where one federated object stands in each member cluster it is placed on; the hub writes one per federated object."
     )
 
     static let resourceSelectors = FieldSchema.array(

@@ -99,6 +99,19 @@ public struct KindDescriptor: Sendable {
 
 /// The kinds a server serves and the plugin behind each, found by group, version and plural
 /// (URLs) or by apiVersion and kind (bodies). A kind no plugin declares gets ``GenericPlugin``.
+extension KindDescriptor {
+    /// Whether the kind's status may hold `field`: a status not modelled, or free, holds anything.
+    public func statusHas(_ field: String) -> Bool {
+        guard hasStatus else { return false }
+        guard let fields else { return true }
+        switch fields["status"] {
+        case .object(let members): return members[field] != nil
+        case .free: return true
+        default: return false
+        }
+    }
+}
+
 public struct KindRegistry: Sendable {
     public let kinds: [KindDescriptor]
     public let plugins: [any ResourcePlugin]

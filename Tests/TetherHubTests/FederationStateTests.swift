@@ -153,7 +153,7 @@ struct FederationStateTests {
 
         harness.send(.received(.status(spoofed), cluster: "a", at: H.start))
         let written = harness.take().compactMap {
-            if case .writeFederatedStatus(let reference, _, let reports) = $0 { (reference, reports) } else { nil }
+            if case .writeFederatedStatus(let reference, _, let reports, _) = $0 { (reference, reports) } else { nil }
         }
         #expect(written.count == 1 && written.first?.0 == one && written.first?.1.map(\.cluster) == ["a"])
 

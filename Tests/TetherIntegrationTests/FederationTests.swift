@@ -64,7 +64,9 @@ struct FederationEndToEndTests {
             #expect(
                 table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ")
                     == "frontend 1000 1000 1000", "\(table)")
-            let clusters = try await hubctl.succeed(["get", "rs", "frontend", "-o", "jsonpath={.status.clusters[*].name}"])
+            let clusters = try await hubctl.succeed([
+                "get", "propagation", "replicaset.default.frontend", "-o", "jsonpath={.status.clusters[*].name}",
+            ])
             #expect(clusters == "m1 m2 m3")
 
             // Metrics: the hub's on its API port (authenticated), an agent's on its local port.
@@ -152,11 +154,40 @@ struct FederationEndToEndTests {
                         spec: {containers: [{name: a, image: busybox}]}
                     """
             )
-            let degraded = try await hubctl.run(["wait", "--for=jsonpath={.status.clusters[2].health}=Degraded", "deploy/broken", "--timeout=30s"])
-            let brokenStatus = try await hubctl.run(["get", "deploy", "broken", "-o", "jsonpath={.status}"]).stdout
+            let record = "propagation/deployment.default.broken"
+            let degraded = try await hubctl.run(["wait", "--for=jsonpath={.status.clusters[2].health}=Degraded", record, "--timeout=30s"])
+            let brokenStatus = try await hubctl.run(["get", record, "-o", "jsonpath={.status}"]).stdout
             #expect(degraded.status == 0, "\(brokenStatus)")
-            let reasons = try await hubctl.succeed(["get", "deploy", "broken", "-o", "jsonpath={.status.clusters[*].message}"])
+            let reasons = try await hubctl.succeed(["get", record, "-o", "jsonpath={.status.clusters[*].message}"])
             #expect(reasons.contains("simulated failure"), "\(reasons)")
+            // One command lists every federated object's propagation; describe shows each cluster's line.
+            let propagations = try await hubctl.succeed(["get", "propagations"])
+            let brokenRow = try #require(
+                propagations.split(separator: "\n").first { $0.hasPrefix("deployment.default.broken ") }, "\(propagations)")
+            #expect(propagations.hasPrefix("NAME") && propagations.contains("LAST-ERROR"), "\(propagations)")
+            #expect(
+                brokenRow.split(separator: " ", omittingEmptySubsequences: true).prefix(6).joined(separator: " ")
+                    == "deployment.default.broken Deployment default broken 3 3", "\(brokenRow)")
+            #expect(brokenRow.contains("simulated failure"), "\(brokenRow)")
+            let described = try await hubctl.succeed(["describe", "propagation", "deployment.default.broken"])
+            for name in names { #expect(described.contains(name), "\(described)") }
+
+            // A federated object keeps the shape of its kind: a ConfigMap gets no status, so what
+            // the hub serves goes back through a strict server-side apply and kubectl edit, and a
+            // Namespace keeps its phase.
+            try await hubctl.succeed(["create", "configmap", "plain", "--from-literal=k=v1"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.applied}=3", "propagation/configmap.default.plain", "--timeout=30s"])
+            let served = try await hubctl.succeed(["get", "configmap", "plain", "-o", "yaml"])
+            #expect(!served.contains("status:"), "\(served)")
+            try await hubctl.succeed(["apply", "--server-side", "--field-manager=operator", "-f", "-"], stdin: served)
+            let editor = federation.root + "/editor.sh"
+            try "#!/bin/sh\nsed -i 's/k: v1/k: v2/' \"$1\"\n".write(toFile: editor, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: editor)
+            try await hubctl.succeed(["edit", "configmap", "plain"], environment: ["KUBE_EDITOR": editor])
+            #expect(try await hubctl.succeed(["get", "configmap", "plain", "-o", "jsonpath={.data.k}"]) == "v2")
+            try await hubctl.succeed(["create", "namespace", "phased"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.applied}=3", "propagation/namespace.phased", "--timeout=30s"])
+            #expect(try await hubctl.succeed(["get", "namespace", "phased", "-o", "jsonpath={.status.phase}"]) == "Active")
             // ...and `kubectl describe` lists it under Events, one per cluster.
             for name in names {
                 try await hubctl.succeed(["wait", "--for=create", "event/broken.deployment.\(name).memberdegraded", "--timeout=30s"])
@@ -273,7 +304,9 @@ struct FederationEndToEndTests {
 
             // The hub restarts on the same agent port: clusters and objects are still there, and
             // agents holding the current revision get nothing resent.
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.clusters[1].revision}", "rs/frontend", "--timeout=30s"])
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.clusters[1].revision}", "propagation/replicaset.default.frontend", "--timeout=30s",
+            ])
             let received = { (name: String) in agents[name]?.lines.filter { $0.event == "applier.desired" }.count ?? 0 }
             let before = ["m1": received("m1"), "m2": received("m2")]
             _ = await hub.stop()

@@ -104,9 +104,11 @@ struct HubSessionHardeningTests {
             #expect(refused["tether.security"] == "true" && refused["tether.refusal"] == "status.not_placed")
             // b's own report counts; a's never appears.
             try await b.send(.status(StatusReport(objects: [.init(object: reference, state: .applied, health: .healthy)])))
-            try await kubectl.succeed(["wait", "--for=jsonpath={.status.clusters[0].name}=b", "configmap/only-b", "--timeout=20s"])
-            let clusters = try await kubectl.succeed(["get", "configmap", "only-b", "-o", "jsonpath={.status.clusters[*].name}"])
-            #expect(clusters == "b", "\(clusters)")
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.healthy}=1", "propagation/configmap.default.only-b", "--timeout=20s"])
+            let clusters = try await kubectl.succeed([
+                "get", "propagation", "configmap.default.only-b", "-o", "jsonpath={.status.clusters[*].name} {.status.clusters[*].health}",
+            ])
+            #expect(clusters == "b Healthy", "\(clusters)")
             let events = try await kubectl.succeed([
                 "get", "events", "--field-selector", "involvedObject.name=only-b", "-o", "jsonpath={.items[*].message}",
             ])

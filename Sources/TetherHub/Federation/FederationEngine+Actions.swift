@@ -35,8 +35,10 @@ extension FederationEngine {
             enqueue(.register(name))
         case .setFinalizer(let finalizer, let present, let type, let namespace, let name):
             enqueue(.setFinalizer(finalizer, present: present, type: type, namespace: namespace, name: name))
-        case .writeFederatedStatus(let reference, let uid, let reports):
-            writers.federatedStatus(reference, uid: uid, reports: reports)
+        case .writeFederatedStatus(let reference, let uid, let reports, let placedOn):
+            writers.federatedStatus(reference, uid: uid, reports: reports, placedOn: placedOn)
+        case .deletePropagation(let reference):
+            writers.propagationEnded(reference)
         case .updateClusterStatus(let cluster, let change):
             writers.clusterStatus(cluster, change)
         case .schedule(let timer, let delay):

@@ -107,7 +107,9 @@ enum FederationAction: Sendable {
     /// Add or remove a finalizer of a stored object.
     case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
     /// Write a federated object's status from these reports (its UID as the state knows it).
-    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport])
+    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String])
+    /// The federated object is gone: so is its `Propagation`.
+    case deletePropagation(ObjectReference)
     case updateClusterStatus(cluster: String, ClusterStatusChange)
     /// Fire `timer` as `timerFired` after `delay`.
     case schedule(FederationTimer, after: Duration)

@@ -80,6 +80,7 @@ extension FederationState {
             federated[reference] = nil
             reports[reference] = nil
             if let uid = object.uid { emit(.forgetEvents(namespace: reference.namespace, uid: uid)) }
+            emit(.deletePropagation(reference))
         } else if object.deletionTimestamp != nil, object.finalizers.contains(Self.orphanFinalizer) {
             // `kubectl delete --cascade=orphan`: the API added Kubernetes' `orphan` finalizer.
             // Members keep their copies; the finalizer goes once the orphaning is decided.

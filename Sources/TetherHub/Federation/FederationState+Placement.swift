@@ -36,6 +36,7 @@ extension FederationState {
         )
         var touched: Set<String> = []
         var reportsDropped: [ObjectReference] = []
+        var placementMoved: Set<ObjectReference> = []
         for reference in references {
             let wide = scope == nil || dividesReplicas(reference)
             if wide, every == nil {
@@ -51,7 +52,12 @@ extension FederationState {
                     reports[reference]?[name] = nil
                     reportsDropped.append(reference)
                 }
-                if members[name]?.place(reference, copy) == true { touched.insert(name) }
+                let wasPlaced = members[name]?.desired[reference] != nil
+                if members[name]?.place(reference, copy) == true {
+                    touched.insert(name)
+                    // Joins and rebalances move many objects at once: their records follow the next report.
+                    if scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
+                }
             }
         }
         if everyCluster {
@@ -69,7 +75,7 @@ extension FederationState {
             push(name)
         }
         if !touched.isEmpty { persistRevisions() }
-        for reference in Set(reportsDropped) { statusChanged(reference) }
+        for reference in placementMoved.union(reportsDropped).sorted(by: { $0.description < $1.description }) { statusChanged(reference) }
     }
 
     private func copiesPerCluster(of reference: ObjectReference, clusters: Set<String>, placement: Placement) -> [String: PlacedCopy] {

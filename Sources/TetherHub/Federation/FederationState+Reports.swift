@@ -102,32 +102,32 @@ extension FederationState {
         for reference in touched.sorted(by: { $0.description < $1.description }) { statusChanged(reference) }
     }
 
-    /// The federated object's reports changed: its status is written again from them.
+    /// The federated object's reports or placement changed: its `Propagation` (and the aggregate
+    /// in its own status, for kinds that have one) is written again.
     mutating func statusChanged(_ reference: ObjectReference) {
+        guard federated[reference] != nil else { return }
         let perCluster = (reports[reference] ?? [:]).sorted { $0.key < $1.key }.map { name, report in
             ClusterReport(cluster: name, report: report, ackedRevision: members[name]?.acked)
         }
-        emit(.writeFederatedStatus(reference, uid: federated[reference]?.uid, reports: perCluster))
+        let placedOn = members.compactMap { name, member in member.desired[reference] == nil ? nil : name }.sorted()
+        emit(.writeFederatedStatus(reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn))
     }
 
-    /// The federated object's `status` from its clusters' reports: the plugin's aggregate
-    /// (summed replicas, load-balancer addresses) and one entry per cluster.
-    static func federatedStatus(of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin) -> JSONValue {
+    /// The kind's own status from its clusters' reports: the plugin's aggregate (summed
+    /// replicas, load-balancer addresses), or nil for a kind without one, whose status (a
+    /// Namespace's phase) the federation leaves alone. `observedGeneration` only where the
+    /// kind's status schema has it.
+    static func aggregateStatus(of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin, kind: KindDescriptor?)
+        -> JSONValue?
+    {
+        guard kind?.hasStatus != false else { return nil }
         let members = reports.map {
             MemberObjectStatus(cluster: $0.cluster, health: Health($0.report.health, $0.report.message ?? ""), summary: $0.report.summary)
         }
-        var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers ?? [:]
-        if let generation = object.generation { status["observedGeneration"] = .integer(generation) }
-        status["clusters"] = .array(
-            reports.map { entry in
-                var fields: [String: JSONValue] = [
-                    "name": .string(entry.cluster), "state": .string(entry.report.state.rawValue), "health": .string(entry.report.health.rawValue),
-                ]
-                if let message = entry.report.message { fields["message"] = .string(message) }
-                if let revision = entry.ackedRevision { fields["revision"] = .integer(Int64(revision)) }
-                return .object(fields)
-            }
-        )
+        guard var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers else { return nil }
+        if let generation = object.generation, kind?.statusHas("observedGeneration") != false {
+            status["observedGeneration"] = .integer(generation)
+        }
         return .object(status)
     }
 }

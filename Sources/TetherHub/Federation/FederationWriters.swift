@@ -16,9 +16,15 @@ final class FederationWriters: Sendable {
         var clusterChanges: [String: [ClusterStatusChange.Aspect: ClusterStatusChange]] = [:]
         var clusterOrder: [String] = []
         var clusterHead = 0
-        var objects: [ObjectReference: (uid: String?, reports: [ClusterReport])] = [:]
+        var objects: [ObjectReference: ObjectWrite] = [:]
         var objectOrder: [ObjectReference] = []
         var objectHead = 0
+    }
+
+    /// What waits to be written for one federated object: the latest reports, or its end.
+    private enum ObjectWrite {
+        case status(uid: String?, reports: [ClusterReport], placedOn: [String])
+        case gone
     }
 
     private let store: any ResourceStore
@@ -45,9 +51,18 @@ final class FederationWriters: Sendable {
         wake.yield()
     }
 
-    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport]) {
+    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String]) {
+        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn))
+    }
+
+    /// After any status write still waiting for it, so the record is not made again.
+    func propagationEnded(_ reference: ObjectReference) {
+        queue(reference, .gone)
+    }
+
+    private func queue(_ reference: ObjectReference, _ write: ObjectWrite) {
         pending.withLock { pending in
-            if pending.objects.updateValue((uid, reports), forKey: reference) == nil { pending.objectOrder.append(reference) }
+            if pending.objects.updateValue(write, forKey: reference) == nil { pending.objectOrder.append(reference) }
         }
         wake.yield()
     }
@@ -65,8 +80,11 @@ final class FederationWriters: Sendable {
             while let (cluster, changes) = nextCluster() {
                 await writeCluster(cluster, changes)
             }
-            while let (reference, uid, reports) = nextObject() {
-                await writeObject(reference, uid: uid, reports: reports)
+            while let (reference, write) = nextObject() {
+                switch write {
+                case .status(let uid, let reports, let placedOn): await writeObject(reference, uid: uid, reports: reports, placedOn: placedOn)
+                case .gone: await deletePropagation(of: reference)
+                }
             }
             await events.drain()
         }
@@ -87,13 +105,13 @@ final class FederationWriters: Sendable {
         }
     }
 
-    private func nextObject() -> (ObjectReference, String?, [ClusterReport])? {
+    private func nextObject() -> (ObjectReference, ObjectWrite)? {
         pending.withLock { pending in
             while pending.objectHead < pending.objectOrder.count {
                 let reference = pending.objectOrder[pending.objectHead]
                 pending.objectHead += 1
                 guard let entry = pending.objects.removeValue(forKey: reference) else { continue }
-                return (reference, entry.uid, entry.reports)
+                return (reference, entry)
             }
             pending.objectOrder.removeAll(keepingCapacity: pending.objectOrder.count < 4096)
             pending.objectHead = 0
@@ -116,22 +134,59 @@ final class FederationWriters: Sendable {
         }
     }
 
-    private func writeObject(_ reference: ObjectReference, uid: String?, reports: [ClusterReport]) async {
-        guard let type = reference.resourceType(registry) else { return }
+    /// The aggregate into the object's own status, where its kind has one; every cluster's line
+    /// into its `Propagation`; and an Event for each report that changed.
+    private func writeObject(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String]) async {
+        guard let kind = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) else { return }
+        let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         do {
+            var current: JSONValue?
             let written = try await store.modify(type, namespace: reference.namespace, name: reference.name, part: .status) { object in
-                let status = FederationState.federatedStatus(of: object, reports: reports, plugin: registry.plugin(for: object))
-                guard object["status"] != status else { return false }
+                current = object
+                guard
+                    let status = FederationState.aggregateStatus(
+                        of: object, reports: reports, plugin: registry.plugin(for: object), kind: kind),
+                    object["status"] != status
+                else { return false }
                 object[member: "status"] = status
                 return true
             }
-            // Events describe what happened to this object, not to an earlier one of the same name.
-            guard let uid, written?.uid == uid else { return }
+            // What was written for an earlier object of the same name belongs to that one.
+            guard let object = written ?? current, let uid, object.uid == uid else { return }
+            let status = PropagationRecord.status(reports: reports, placedOn: placedOn, generation: object.generation)
+            let name = PropagationRecord.name(for: reference)
+            let fresh = {
+                var record = PropagationRecord.object(for: reference, uid: uid)
+                record[member: "status"] = status
+                return record
+            }
+            var stale = false
+            try await store.modify(PropagationRecord.type, namespace: nil, name: name, part: .status, createIfMissing: fresh) { record in
+                stale = record["spec"]?["resource"]?["uid"]?.stringValue != uid
+                guard !stale, record["status"] != status else { return false }
+                record[member: "status"] = status
+                return true
+            }
+            if stale {
+                // The record of an earlier object of the same name: this object's replaces it.
+                await deletePropagation(of: reference)
+                try await store.modify(PropagationRecord.type, namespace: nil, name: name, createIfMissing: fresh) { _ in false }
+            }
             for entry in reports {
                 await events.observe(.init(object: reference, uid: uid, cluster: entry.cluster, report: entry.report))
             }
         } catch {
             logger.warning("cannot write federated status", metadata: ["tether.object": "\(reference)", "tether.error": "\(error)"])
+        }
+    }
+
+    private func deletePropagation(of reference: ObjectReference) async {
+        do {
+            _ = try await store.delete(
+                PropagationRecord.type, namespace: nil, name: PropagationRecord.name(for: reference), preconditions: .init(), dryRun: false)
+        } catch  where error.code == .notFound {
+        } catch {
+            logger.warning("cannot delete a propagation record", metadata: ["tether.object": "\(reference)", "tether.error": "\(error)"])
         }
     }
 }

@@ -1,0 +1,75 @@
+import TetherJSON
+import TetherModel
+import TetherStore
+import TetherWire
+
+/// The `core.tether.io/v1alpha1` `Propagation` of one federated object: where it stands in each
+/// cluster it is placed on. Every kind has one (a ConfigMap has no status to hold it, and a
+/// Namespace's status is its own), and `kubectl get propagations` lists them all.
+enum PropagationRecord {
+    static let type = ResourceType(group: "core.tether.io", resource: "propagations", namespaced: false)
+
+    /// `<kind>.<namespace>.<name>`, or `<kind>.<name>` for a cluster-scoped object: unique, since
+    /// a kind is either namespaced or not and a namespace has no dots. A name past the 253
+    /// characters a name may have is cut and ends with a hash of the whole.
+    static func name(for reference: ObjectReference) -> String {
+        let full = ([reference.kind.lowercased()] + (reference.namespace.map { [$0] } ?? []) + [reference.name]).joined(separator: ".")
+        guard full.utf8.count > 253 else { return full }
+        var hash = StableHash()
+        hash.combine(full)
+        let suffix = "-" + String(hash.value, radix: 16)
+        var cut = String(full.prefix(253 - suffix.count))
+        while let last = cut.last, !(last.isLetter || last.isNumber) { cut.removeLast() }
+        return cut + suffix
+    }
+
+    static func object(for reference: ObjectReference, uid: String?) -> JSONValue {
+        var resource: JSONValue = ["apiVersion": .string(reference.apiVersion), "kind": .string(reference.kind), "name": .string(reference.name)]
+        if let namespace = reference.namespace { resource[member: "namespace"] = .string(namespace) }
+        if let uid { resource[member: "uid"] = .string(uid) }
+        var labels: [String: JSONValue] = ["tether.io/kind": .string(reference.kind.lowercased())]
+        if let namespace = reference.namespace { labels["tether.io/namespace"] = .string(namespace) }
+        return [
+            "apiVersion": "core.tether.io/v1alpha1", "kind": "Propagation",
+            "metadata": ["name": .string(name(for: reference)), "labels": .object(labels)],
+            "spec": ["resource": resource],
+        ]
+    }
+
+    /// One line per cluster the object is placed on (`pending` until its agent reports), and the
+    /// counts `kubectl get` prints.
+    static func status(reports: [ClusterReport], placedOn: [String], generation: Int64?) -> JSONValue {
+        let byCluster = Dictionary(reports.map { ($0.cluster, $0) }, uniquingKeysWith: { first, _ in first })
+        var lines: [JSONValue] = []
+        var applied = 0
+        var healthy = 0
+        var lastError: String?
+        for cluster in placedOn {
+            guard let entry = byCluster[cluster] else {
+                lines.append([
+                    "name": .string(cluster), "state": .string(ObjectState.pending.rawValue), "health": .string(HealthState.unknown.rawValue),
+                ])
+                continue
+            }
+            let report = entry.report
+            var line: [String: JSONValue] = [
+                "name": .string(cluster), "state": .string(report.state.rawValue), "health": .string(report.health.rawValue),
+            ]
+            if let message = report.message { line["message"] = .string(message) }
+            if let revision = entry.ackedRevision { line["revision"] = .integer(Int64(revision)) }
+            lines.append(.object(line))
+            if report.state == .applied { applied += 1 }
+            if report.health == .healthy { healthy += 1 }
+            if report.state == .failed || report.health == .degraded, let message = report.message {
+                lastError = "\(cluster): \(message)"
+            }
+        }
+        var status: [String: JSONValue] = [
+            "placed": .integer(Int64(placedOn.count)), "applied": .integer(Int64(applied)), "healthy": .integer(Int64(healthy)),
+            "clusters": .array(lines),
+        ]
+        if let generation { status["observedGeneration"] = .integer(generation) }
+        if let lastError { status["lastError"] = .string(lastError) }
+        return .object(status)
+    }
+}
