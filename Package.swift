@@ -206,7 +206,7 @@ let package = Package(
         // plainly it replays inputs, which is how the test command checks the committed corpus.
         .executableTarget(
             name: "tether-fuzz",
-            dependencies: ["TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", nioCore, nioEmbedded],
+            dependencies: ["TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", "BuiltinPlugins", nioCore, nioEmbedded],
             path: "Tests/Fuzz",
             exclude: ["Corpus", "run-fuzzers.sh"],
             swiftSettings: strictSettings

@@ -20,23 +20,28 @@ public struct NetworkingPlugin: ResourcePlugin {
             .text("PORT(S)") { servicePorts($0) },
         ],
         fields: [
-            "spec": .object([
-                "ports": .array(
-                    .object([
-                        "name": .string, "protocol": .string, "appProtocol": .string, "port": .integer, "targetPort": .intOrString,
-                        "nodePort": .integer,
-                    ])),
-                "selector": .stringMap, "clusterIP": .string, "clusterIPs": .stringList, "type": .string, "externalIPs": .stringList,
-                "sessionAffinity": .string, "loadBalancerIP": .string, "loadBalancerSourceRanges": .stringList,
-                "externalName": .string, "externalTrafficPolicy": .string, "healthCheckNodePort": .integer,
-                "publishNotReadyAddresses": .boolean, "sessionAffinityConfig": .free, "ipFamilies": .stringList,
-                "ipFamilyPolicy": .string, "allocateLoadBalancerNodePorts": .boolean, "loadBalancerClass": .string,
-                "internalTrafficPolicy": .string, "trafficDistribution": .string,
-            ]),
+            "spec": .numbered(
+                .field(
+                    1, "ports",
+                    .array(
+                        .numbered(
+                            .field(1, "name", .string), .field(2, "protocol", .string), .field(6, "appProtocol", .string, optional: true),
+                            .field(3, "port", .integer), .field(4, "targetPort", .intOrString), .field(5, "nodePort", .integer)
+                        ))),
+                .field(2, "selector", .stringMap), .field(3, "clusterIP", .string), .field(18, "clusterIPs", .stringList),
+                .field(4, "type", .string), .field(5, "externalIPs", .stringList), .field(7, "sessionAffinity", .string),
+                .field(8, "loadBalancerIP", .string), .field(9, "loadBalancerSourceRanges", .stringList), .field(10, "externalName", .string),
+                .field(11, "externalTrafficPolicy", .string), .field(12, "healthCheckNodePort", .integer),
+                .field(13, "publishNotReadyAddresses", .boolean), .field(14, "sessionAffinityConfig", .free),
+                .field(19, "ipFamilies", .stringList), .field(17, "ipFamilyPolicy", .string, optional: true),
+                .field(20, "allocateLoadBalancerNodePorts", .boolean, optional: true), .field(21, "loadBalancerClass", .string, optional: true),
+                .field(22, "internalTrafficPolicy", .string, optional: true), .field(23, "trafficDistribution", .string, optional: true)
+            ),
             "status": .free,
         ],
         summary: "Service is a named abstraction of software service consisting of a port the proxy listens on and the pods it forwards to.",
-        nameRule: .dns1123Label
+        nameRule: .dns1123Label,
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let ingress = KindDescriptor(
         group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", namespaced: true,
@@ -47,10 +52,44 @@ public struct NetworkingPlugin: ResourcePlugin {
             .text("ADDRESS") { loadBalancerAddresses($0) ?? "" },
         ],
         fields: [
-            "spec": .object(["ingressClassName": .string, "defaultBackend": .free, "tls": .freeList, "rules": .freeList]),
+            "spec": .numbered(
+                .field(4, "ingressClassName", .string, optional: true), .field(1, "defaultBackend", ingressBackend),
+                .field(2, "tls", .array(.numbered(.field(1, "hosts", .stringList), .field(2, "secretName", .string)))),
+                .field(
+                    3, "rules",
+                    .array(
+                        .numbered(
+                            .field(1, "host", .string),
+                            .embedded(
+                                2,
+                                .numbered(
+                                    .field(
+                                        1, "http",
+                                        .numbered(
+                                            .field(
+                                                1, "paths",
+                                                .array(
+                                                    .numbered(
+                                                        .field(1, "path", .string), .field(3, "pathType", .string, optional: true),
+                                                        .field(2, "backend", ingressBackend)
+                                                    )))))
+                                ))
+                        )))
+            ),
             "status": .free,
         ],
-        summary: "Ingress is a collection of rules that allow inbound connections to reach the endpoints defined by a backend."
+        summary: "Ingress is a collection of rules that allow inbound connections to reach the endpoints defined by a backend.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    /// `networking/v1.IngressBackend`.
+    static let ingressBackend = FieldSchema.numbered(
+        .field(
+            4, "service",
+            .numbered(.field(1, "name", .string), .field(2, "port", .numbered(.field(1, "name", .string), .field(2, "number", .integer))))),
+        .field(
+            3, "resource",
+            .numbered(.field(1, "apiGroup", .string, optional: true), .field(2, "kind", .string), .field(3, "name", .string)))
     )
 
     static let serviceTypes: Set<String> = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]

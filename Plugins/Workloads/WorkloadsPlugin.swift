@@ -2,7 +2,7 @@ import TetherJSON
 import TetherModel
 import TetherPlugin
 
-/// Deployment, ReplicaSet, StatefulSet, DaemonSet and Job.
+/// Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob.
 ///
 /// Health follows what `kubectl rollout status` waits for: the controller has observed the
 /// current generation, then updated, ready and available counts have caught up with the
@@ -10,7 +10,7 @@ import TetherPlugin
 /// Job is Degraded with the condition's message.
 public struct WorkloadsPlugin: ResourcePlugin {
     public let name = "workloads"
-    public let kinds: [KindDescriptor] = [Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job]
+    public let kinds: [KindDescriptor] = [Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job, Self.cronJob]
 
     public init() {}
 
@@ -24,14 +24,21 @@ public struct WorkloadsPlugin: ResourcePlugin {
         ],
         hasScale: true,
         fields: [
-            "spec": .object([
-                "replicas": .integer, "selector": .labelSelector, "template": .podTemplate, "minReadySeconds": .integer,
-                "revisionHistoryLimit": .integer, "paused": .boolean, "progressDeadlineSeconds": .integer,
-                "strategy": .object(["type": .string, "rollingUpdate": .object(["maxUnavailable": .intOrString, "maxSurge": .intOrString])]),
-            ]),
+            "spec": .numbered(
+                .field(1, "replicas", .integer, optional: true), .field(2, "selector", .labelSelector), .field(3, "template", .podTemplate),
+                .field(
+                    4, "strategy",
+                    .numbered(
+                        .field(1, "type", .string),
+                        .field(2, "rollingUpdate", .numbered(.field(1, "maxUnavailable", .intOrString), .field(2, "maxSurge", .intOrString)))
+                    )),
+                .field(5, "minReadySeconds", .integer), .field(6, "revisionHistoryLimit", .integer, optional: true),
+                .field(7, "paused", .boolean), .field(9, "progressDeadlineSeconds", .integer, optional: true)
+            ),
             "status": .free,
         ],
-        summary: "Deployment enables declarative updates for Pods and ReplicaSets."
+        summary: "Deployment enables declarative updates for Pods and ReplicaSets.",
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let replicaSet = KindDescriptor(
         group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", namespaced: true, shortNames: ["rs"],
@@ -43,10 +50,14 @@ public struct WorkloadsPlugin: ResourcePlugin {
         ],
         hasScale: true,
         fields: [
-            "spec": .object(["replicas": .integer, "minReadySeconds": .integer, "selector": .labelSelector, "template": .podTemplate]),
+            "spec": .numbered(
+                .field(1, "replicas", .integer, optional: true), .field(4, "minReadySeconds", .integer), .field(2, "selector", .labelSelector),
+                .field(3, "template", .podTemplate)
+            ),
             "status": .free,
         ],
-        summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time."
+        summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let statefulSet = KindDescriptor(
         group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, shortNames: ["sts"],
@@ -54,14 +65,16 @@ public struct WorkloadsPlugin: ResourcePlugin {
         printerColumns: [.text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" }],
         hasScale: true,
         fields: [
-            "spec": .object([
-                "replicas": .integer, "selector": .labelSelector, "template": .podTemplate, "volumeClaimTemplates": .freeList,
-                "serviceName": .string, "podManagementPolicy": .string, "updateStrategy": .free, "revisionHistoryLimit": .integer,
-                "minReadySeconds": .integer, "persistentVolumeClaimRetentionPolicy": .free, "ordinals": .free,
-            ]),
+            "spec": .numbered(
+                .field(1, "replicas", .integer, optional: true), .field(2, "selector", .labelSelector), .field(3, "template", .podTemplate),
+                .field(4, "volumeClaimTemplates", .freeList), .field(5, "serviceName", .string), .field(6, "podManagementPolicy", .string),
+                .field(7, "updateStrategy", .free), .field(8, "revisionHistoryLimit", .integer, optional: true),
+                .field(9, "minReadySeconds", .integer), .field(10, "persistentVolumeClaimRetentionPolicy", .free), .field(11, "ordinals", .free)
+            ),
             "status": .free,
         ],
-        summary: "StatefulSet represents a set of pods with consistent identities."
+        summary: "StatefulSet represents a set of pods with consistent identities.",
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let daemonSet = KindDescriptor(
         group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true, shortNames: ["ds"],
@@ -74,13 +87,14 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("AVAILABLE") { $0.integer(at: "status", "numberAvailable") ?? 0 },
         ],
         fields: [
-            "spec": .object([
-                "selector": .labelSelector, "template": .podTemplate, "updateStrategy": .free, "minReadySeconds": .integer,
-                "revisionHistoryLimit": .integer,
-            ]),
+            "spec": .numbered(
+                .field(1, "selector", .labelSelector), .field(2, "template", .podTemplate), .field(3, "updateStrategy", .free),
+                .field(4, "minReadySeconds", .integer), .field(6, "revisionHistoryLimit", .integer, optional: true)
+            ),
             "status": .free,
         ],
-        summary: "DaemonSet represents the configuration of a daemon set: a pod on every node."
+        summary: "DaemonSet represents the configuration of a daemon set: a pod on every node.",
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let job = KindDescriptor(
         group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true, categories: ["all"],
@@ -88,15 +102,35 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .text("COMPLETIONS") { "\($0.integer(at: "status", "succeeded") ?? 0)/\($0.integer(at: "spec", "completions") ?? 1)" }
         ],
         fields: [
-            "spec": .object([
-                "parallelism": .integer, "completions": .integer, "activeDeadlineSeconds": .integer, "podFailurePolicy": .free,
-                "successPolicy": .free, "backoffLimit": .integer, "backoffLimitPerIndex": .integer, "maxFailedIndexes": .integer,
-                "selector": .labelSelector, "manualSelector": .boolean, "template": .podTemplate, "ttlSecondsAfterFinished": .integer,
-                "completionMode": .string, "suspend": .boolean, "podReplacementPolicy": .string, "managedBy": .string,
-            ]),
+            "spec": .jobSpec,
             "status": .free,
         ],
-        summary: "Job represents the configuration of a single job."
+        summary: "Job represents the configuration of a single job.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    public static let cronJob = KindDescriptor(
+        group: "batch", version: "v1", kind: "CronJob", plural: "cronjobs", namespaced: true, shortNames: ["cj"], categories: ["all"],
+        printerColumns: [
+            .text("SCHEDULE") { $0.string(at: "spec", "schedule") ?? "" },
+            .text("TIMEZONE") { $0.string(at: "spec", "timeZone") ?? "<none>" },
+            .text("SUSPEND") { $0.value(at: "spec", "suspend") == .bool(true) ? "True" : "False" },
+            .count("ACTIVE") { Int64($0.value(at: "status", "active")?.arrayElements.count ?? 0) },
+            .text("LAST SCHEDULE") { $0.string(at: "status", "lastScheduleTime") ?? "<none>" },
+        ],
+        fields: [
+            "spec": .numbered(
+                .field(1, "schedule", .string), .field(8, "timeZone", .string, optional: true),
+                .field(2, "startingDeadlineSeconds", .integer, optional: true), .field(3, "concurrencyPolicy", .string),
+                .field(4, "suspend", .boolean, optional: true),
+                .field(5, "jobTemplate", .numbered(.field(1, "metadata", .objectMeta), .field(2, "spec", .jobSpec))),
+                .field(6, "successfulJobsHistoryLimit", .integer, optional: true),
+                .field(7, "failedJobsHistoryLimit", .integer, optional: true)
+            ),
+            "status": .free,
+        ],
+        summary: "CronJob represents the configuration of a single cron job.",
+        protobufNumbers: ["spec": 2, "status": 3]
     )
 
     /// The status counts each kind reports and the hub sums.
@@ -138,6 +172,12 @@ public struct WorkloadsPlugin: ResourcePlugin {
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         var problems: [ValidationProblem] = []
         if let problem = FieldChecks.nonNegativeInteger(object, "spec", "replicas") { problems.append(problem) }
+        if object.kind == "CronJob" {
+            for field in ["schedule", "jobTemplate"] {
+                if let problem = FieldChecks.required(object, "spec", field) { problems.append(problem) }
+            }
+            return problems
+        }
         if let problem = FieldChecks.required(object, "spec", "template") { problems.append(problem) }
         guard object.kind != "Job" else { return problems }
         guard let selector = object.value(at: "spec", "selector") else {
@@ -176,6 +216,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
             return Health(.degraded, failure.explanation)
         }
         switch live.kind {
+        // A CronJob does its work in the Jobs it makes, each with its own health.
+        case "CronJob": return .healthy
         case "Deployment": return deploymentHealth(live, conditions)
         case "Job": return jobHealth(live, conditions)
         case "DaemonSet": return daemonSetHealth(live)

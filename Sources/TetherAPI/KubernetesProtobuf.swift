@@ -1,14 +1,15 @@
 import Foundation
 import TetherJSON
 import TetherModel
+import TetherPlugin
 
-/// Decodes the protobuf bodies kubectl's generator commands send (`kubectl create namespace`,
-/// `kubectl create configmap`, `kubectl create secret generic`): Kubernetes' `k8s\0` envelope
-/// around a `runtime.Unknown`, holding a core/v1 Namespace, ConfigMap or Secret.
+/// Decodes the protobuf bodies kubectl's generator commands and typed clients send: Kubernetes'
+/// `k8s\0` envelope around a `runtime.Unknown`. A Namespace, ConfigMap or Secret is read here;
+/// a kind whose schema carries field numbers (Deployment, Job, Service, ...) by
+/// ``ProtobufSchemaDecoder``. Other kinds are refused with a hint to send JSON.
 ///
 /// Field numbers are those of the public `generated.proto` files of k8s.io/api and
-/// k8s.io/apimachinery. Other kinds (a Deployment's Pod spec is hundreds of fields) are refused
-/// with a hint to send JSON.
+/// k8s.io/apimachinery.
 public enum KubernetesProtobuf {
     static let contentType = "application/vnd.kubernetes.protobuf"
     static let decodedKinds = ["Namespace", "ConfigMap", "Secret"]
@@ -45,9 +46,18 @@ public enum KubernetesProtobuf {
         return (apiVersion, kind, raw)
     }
 
-    /// The object a protobuf request body holds, or an error saying why there is none.
-    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+    /// The kinds of `registry` whose protobuf bodies this server decodes.
+    static func decodedKinds(in registry: KindRegistry) -> [String] {
+        decodedKinds + registry.kinds.filter { $0.protobufNumbers != nil }.map(\.kind)
+    }
+
+    /// The object a protobuf request body holds, or an error saying why there is none: the core
+    /// kinds below by hand, any kind of `registry` whose schema has field numbers from it.
+    public static func decode(_ bytes: [UInt8], registry: KindRegistry) throws -> JSONValue {
         let (apiVersion, kind, raw) = try envelope(bytes)
+        if let descriptor = registry.kind(apiVersion: apiVersion, kind: kind), let numbers = descriptor.protobufNumbers {
+            return try ProtobufSchemaDecoder.decode(raw, kind: descriptor, numbers: numbers)
+        }
         guard apiVersion == "v1", decodedKinds.contains(kind) else { throw Unsupported(kind: kind.isEmpty ? "an object" : kind) }
         var object: [String: JSONValue] = ["apiVersion": "v1", "kind": .string(kind)]
         var message = ProtobufReader(raw)

@@ -69,7 +69,7 @@ struct OpenAPIDocuments: Sendable {
 
     private static func v2Schema(_ schema: FieldSchema, kind: KindDescriptor? = nil) -> JSONValue {
         var result: [String: JSONValue]
-        switch schema {
+        switch schema.jsonShape {
         case .string: result = ["type": "string"]
         case .integer: result = ["type": "integer", "format": "int64"]
         case .number: result = ["type": "number", "format": "double"]
@@ -79,6 +79,7 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): result = ["type": "object", "additionalProperties": v2Schema(element)]
         case .array(let element): result = ["type": "array", "items": v2Schema(element)]
         case .free: result = ["x-kubernetes-preserve-unknown-fields": true]
+        case .message, .time, .quantity: result = [:]  // never a JSON shape
         }
         if let kind {
             result["x-kubernetes-group-version-kind"] = [groupVersionKind(kind)]
@@ -90,7 +91,7 @@ struct OpenAPIDocuments: Sendable {
     // MARK: Version 3
 
     private static func v3Schema(_ schema: FieldSchema) -> JSONValue {
-        switch schema {
+        switch schema.jsonShape {
         case .string: ["type": "string"]
         case .integer: ["type": "integer", "format": "int64"]
         case .number: ["type": "number", "format": "double"]
@@ -100,6 +101,7 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): ["type": "object", "additionalProperties": v3Schema(element)]
         case .array(let element): ["type": "array", "items": v3Schema(element)]
         case .free: ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
+        case .message, .time, .quantity: [:]  // never a JSON shape
         }
     }
 
@@ -178,7 +180,7 @@ enum OpenAPIv2Protobuf {
             item.string(1, name)
             message.message(22, item)
         }
-        switch schema {
+        switch schema.jsonShape {
         case .string: type("string")
         case .integer:
             message.string(2, "int64")
@@ -212,6 +214,8 @@ enum OpenAPIv2Protobuf {
             message.message(23, items)
         case .free:
             message.message(31, extensionEntry("x-kubernetes-preserve-unknown-fields", yaml: "true\n"))
+        case .message, .time, .quantity:
+            break  // never a JSON shape
         }
         if let kind {
             if !kind.summary.isEmpty { message.string(4, kind.summary) }
@@ -247,6 +251,11 @@ struct ProtobufWriter {
 
     private mutating func key(_ field: Int, wireType: UInt64) {
         varint(UInt64(field) << 3 | wireType)
+    }
+
+    mutating func varint(_ field: Int, _ value: UInt64) {
+        key(field, wireType: 0)
+        varint(value)
     }
 
     mutating func string(_ field: Int, _ value: String) {

@@ -369,23 +369,24 @@ struct ResourceOperation {
         if !patch, contentType == KubernetesProtobuf.contentType {
             // kubectl's generator commands (`kubectl create namespace X`) send protobuf.
             do {
-                let object = try KubernetesProtobuf.decode(Array(buffer.readableBytesView))
+                let object = try KubernetesProtobuf.decode(Array(buffer.readableBytesView), registry: handler.registry)
                 try checkLimits(of: object, after: "the protobuf body")
                 return object
             } catch let error as APIError {
                 throw error
             } catch let unsupported as KubernetesProtobuf.Unsupported {
                 throw APIError.unsupportedMediaType(
-                    "this server decodes protobuf for \(KubernetesProtobuf.decodedKinds.joined(separator: ", ")) only, not \(unsupported.kind); "
+                    "this server decodes protobuf for \(KubernetesProtobuf.decodedKinds(in: handler.registry).joined(separator: ", ")) only, not \(unsupported.kind); "
                         + "send JSON: `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`"
                 )
             } catch {
-                throw APIError.badRequest("the protobuf body cannot be decoded: \(error)")
+                throw APIError.badRequest(
+                    "the protobuf body cannot be decoded: \(error); send JSON: `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`")
             }
         }
         if !patch, !["application/json", ""].contains(contentType) {
             throw APIError.unsupportedMediaType(
-                "this server accepts objects as application/json (and protobuf for \(KubernetesProtobuf.decodedKinds.joined(separator: ", "))), "
+                "this server accepts objects as application/json (and protobuf for \(KubernetesProtobuf.decodedKinds(in: handler.registry).joined(separator: ", "))), "
                     + "not \(contentType); use `kubectl create -f` or `kubectl apply -f`"
             )
         }

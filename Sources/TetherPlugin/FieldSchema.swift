@@ -22,27 +22,64 @@ public indirect enum FieldSchema: Sendable, Hashable {
     case array(FieldSchema)
     /// Not checked: kept as sent (`x-kubernetes-preserve-unknown-fields`).
     case free
+    /// Exactly these fields, each with the number Kubernetes' protobuf encoding gives it: in
+    /// JSON an `object`, and the same description decodes a protobuf body (`ProtobufSchemaDecoder`).
+    case message([ProtoField])
+    /// `metav1.Time`: an RFC 3339 string in JSON; `{seconds = 1, nanos = 2}` in protobuf.
+    case time
+    /// `resource.Quantity` (`500m`, `1Gi`, or a number): `{string = 1}` in protobuf.
+    case quantity
+
+    /// A message from its fields: `.numbered(.field(1, "replicas", .integer, optional: true), ...)`.
+    public static func numbered(_ fields: ProtoField...) -> FieldSchema { .message(fields) }
+
+    /// The JSON shape alone: a message is an object, a time a string, a quantity an int-or-string.
+    public var jsonShape: FieldSchema {
+        switch self {
+        case .message(let fields):
+            .object(
+                Dictionary(
+                    fields.flatMap { field -> [(String, FieldSchema)] in
+                        // An embedded struct's fields are the parent's in JSON.
+                        guard field.inline, case .object(let members) = field.schema.jsonShape else { return [(field.name, field.schema)] }
+                        return members.map { ($0.key, $0.value) }
+                    },
+                    uniquingKeysWith: { first, _ in first }))
+        case .time: .string
+        case .quantity: .intOrString
+        default: self
+        }
+    }
 
     public static let stringMap = FieldSchema.map(.string)
     public static let stringList = FieldSchema.array(.string)
     public static let freeList = FieldSchema.array(.free)
 
     /// `metav1.ObjectMeta`, every field of it.
-    public static let objectMeta = FieldSchema.object([
-        "name": .string, "generateName": .string, "namespace": .string, "selfLink": .string, "uid": .string,
-        "resourceVersion": .string, "generation": .integer, "creationTimestamp": .string, "deletionTimestamp": .string,
-        "deletionGracePeriodSeconds": .integer, "labels": stringMap, "annotations": stringMap,
-        "ownerReferences": freeList, "finalizers": stringList, "managedFields": freeList,
-    ])
+    public static let objectMeta = FieldSchema.numbered(
+        .field(1, "name", .string), .field(2, "generateName", .string), .field(3, "namespace", .string),
+        .field(4, "selfLink", .string), .field(5, "uid", .string), .field(6, "resourceVersion", .string),
+        .field(7, "generation", .integer), .field(8, "creationTimestamp", .time), .field(9, "deletionTimestamp", .time),
+        .field(10, "deletionGracePeriodSeconds", .integer, optional: true), .field(11, "labels", stringMap),
+        .field(12, "annotations", stringMap),
+        .field(
+            13, "ownerReferences",
+            .array(
+                .numbered(
+                    .field(5, "apiVersion", .string), .field(1, "kind", .string), .field(3, "name", .string), .field(4, "uid", .string),
+                    .field(6, "controller", .boolean, optional: true), .field(7, "blockOwnerDeletion", .boolean, optional: true)
+                ))),
+        .field(14, "finalizers", stringList), .field(17, "managedFields", freeList)
+    )
 
     /// `metav1.LabelSelector`.
-    public static let labelSelector = FieldSchema.object([
-        "matchLabels": stringMap,
-        "matchExpressions": .array(.object(["key": .string, "operator": .string, "values": stringList])),
-    ])
+    public static let labelSelector = FieldSchema.numbered(
+        .field(1, "matchLabels", stringMap),
+        .field(2, "matchExpressions", .array(.numbered(.field(1, "key", .string), .field(2, "operator", .string), .field(3, "values", stringList))))
+    )
 
-    /// `core/v1.PodTemplateSpec`: its metadata checked, the Pod spec free.
-    public static let podTemplate = FieldSchema.object(["metadata": objectMeta, "spec": .free])
+    /// `core/v1.PodTemplateSpec`.
+    public static let podTemplate = FieldSchema.numbered(.field(1, "metadata", objectMeta), .field(2, "spec", podSpec))
 
     /// `metav1.Condition`-like status conditions.
     public static let conditions = FieldSchema.array(.free)
@@ -54,6 +91,27 @@ public indirect enum FieldSchema: Sendable, Hashable {
         all["kind"] = .string
         all["metadata"] = objectMeta
         return .object(all)
+    }
+}
+
+/// One field of a ``FieldSchema/message(_:)``.
+public struct ProtoField: Sendable, Hashable {
+    public var number: Int
+    public var name: String
+    public var schema: FieldSchema
+    /// Encoded only when set (a pointer in the Go type): a zero value that arrives is kept, where
+    /// a zero in any other field means unset.
+    public var optional: Bool
+    /// An embedded Go struct: a message of its own in protobuf, its fields the parent's in JSON
+    /// (an Ingress rule's `http`).
+    public var inline: Bool = false
+
+    public static func field(_ number: Int, _ name: String, _ schema: FieldSchema, optional: Bool = false) -> ProtoField {
+        ProtoField(number: number, name: name, schema: schema, optional: optional)
+    }
+
+    public static func embedded(_ number: Int, _ schema: FieldSchema) -> ProtoField {
+        ProtoField(number: number, name: "", schema: schema, optional: false, inline: true)
     }
 }
 
@@ -88,10 +146,10 @@ extension FieldSchema {
     private func check(_ value: JSONValue, path: String, into findings: inout SchemaFindings) {
         if case .null = value { return }
         func wrong(_ expected: String) { findings.wrongTypes.append(.init(path: path.isEmpty ? "<root>" : path, expected: expected)) }
-        switch (self, value) {
+        switch (jsonShape, value) {
         case (.free, _): return
         case (.string, .string), (.boolean, .bool), (.integer, .integer), (.number, .integer), (.number, .double): return
-        case (.intOrString, .string), (.intOrString, .integer): return
+        case (.intOrString, .string), (.intOrString, .integer), (.intOrString, .double): return
         case (.integer, .double(let number)) where number.rounded() == number: return
         case (.string, _): wrong("string")
         case (.integer, _): wrong("integer")
@@ -116,6 +174,7 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
+        case (.message, _), (.time, _), (.quantity, _): return  // shown as their JSON shapes above
         }
     }
 }

@@ -51,6 +51,10 @@ public struct KindDescriptor: Sendable {
     public var summary: String
     /// The rule object names follow; the API refuses a create that breaks it.
     public var nameRule: KubernetesNames.Rule
+    /// The protobuf field number of each top-level field besides `metadata` (always 1), for
+    /// kinds whose fields are `message`s all the way down: a protobuf body of the kind is then
+    /// decoded from `fields`. Nil: the kind takes JSON only.
+    public var protobufNumbers: [String: Int]?
 
     public init(
         group: String,
@@ -66,7 +70,8 @@ public struct KindDescriptor: Sendable {
         selectableFields: Set<String> = [],
         fields: [String: FieldSchema]? = nil,
         summary: String = "",
-        nameRule: KubernetesNames.Rule = .dns1123Subdomain
+        nameRule: KubernetesNames.Rule = .dns1123Subdomain,
+        protobufNumbers: [String: Int]? = nil
     ) {
         self.group = group
         self.version = version
@@ -83,6 +88,7 @@ public struct KindDescriptor: Sendable {
         self.fields = fields
         self.summary = summary
         self.nameRule = nameRule
+        self.protobufNumbers = protobufNumbers
     }
 
     /// The whole object's schema: `apiVersion`, `kind`, `metadata` and the kind's fields.
@@ -104,7 +110,7 @@ extension KindDescriptor {
     public func statusHas(_ field: String) -> Bool {
         guard hasStatus else { return false }
         guard let fields else { return true }
-        switch fields["status"] {
+        switch fields["status"]?.jsonShape {
         case .object(let members): return members[field] != nil
         case .free: return true
         default: return false

@@ -1,3 +1,4 @@
+import BuiltinPlugins
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -34,7 +35,7 @@ enum FuzzTarget: String, CaseIterable {
         case .frame: Self.frames(bytes)
         case .json: Self.json(bytes)
         case .protobuf:
-            _ = try? KubernetesProtobuf.decode(Array(bytes))
+            _ = try? KubernetesProtobuf.decode(Array(bytes), registry: BuiltinPlugins.hub)
             _ = try? KubernetesProtobuf.decodeReview(Array(bytes))
         case .patch: Self.patch(bytes)
         case .selectors: Self.selectors(bytes)

@@ -1,0 +1,149 @@
+import Foundation
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+/// Decodes a protobuf body into the JSON object a client would have sent, driven by the kind's
+/// ``FieldSchema``: the same description that checks JSON and publishes OpenAPI names each
+/// field's number (`FieldSchema.message`).
+///
+/// Kubernetes' encoder writes every field that is not a pointer, set or not, so a zero there
+/// means unset and is left out, as the JSON encoder's `omitempty` would; a pointer field
+/// (`optional`) is written only when set, so its zero is kept. A field this server does not
+/// know, or a part it does not model (`free`), is refused if it carries a value, with the JSON
+/// route in the error: nothing is silently dropped.
+enum ProtobufSchemaDecoder {
+    static let maximumDepth = 48
+
+    /// The object of `kind` whose message is `raw` (the envelope's contents).
+    static func decode(_ raw: ArraySlice<UInt8>, kind: KindDescriptor, numbers: [String: Int]) throws -> JSONValue {
+        var fields: [ProtoField] = [.field(1, "metadata", .objectMeta)]
+        var ignored: Set<Int> = []
+        for (name, number) in numbers.sorted(by: { $0.value < $1.value }) {
+            // A status is the server's: Kubernetes ignores it on create and update, and so does this.
+            if name == "status" {
+                ignored.insert(number)
+                continue
+            }
+            fields.append(.field(number, name, kind.fields?[name] ?? .free))
+        }
+        var object = try decodeMessage(raw, fields: fields, ignoring: ignored, path: "", depth: 0)
+        object["apiVersion"] = .string(kind.apiVersion)
+        object["kind"] = .string(kind.kind)
+        return .object(object)
+    }
+
+    private static func decodeMessage(
+        _ bytes: ArraySlice<UInt8>, fields: [ProtoField], ignoring ignored: Set<Int> = [], path: String, depth: Int
+    ) throws -> [String: JSONValue] {
+        guard depth < maximumDepth else { throw ProtobufError("\(path) is nested deeper than \(maximumDepth) levels") }
+        let byNumber = Dictionary(fields.map { ($0.number, $0) }, uniquingKeysWith: { first, _ in first })
+        var object: [String: JSONValue] = [:]
+        var reader = ProtobufReader(bytes)
+        while let field = try reader.next() {
+            if ignored.contains(field.number) { continue }
+            guard let known = byNumber[field.number] else {
+                guard field.isZero else {
+                    throw ProtobufError("\(path.isEmpty ? "the object" : path) has field number \(field.number), which this server does not know")
+                }
+                continue
+            }
+            if known.inline, case .message(let embedded) = known.schema {
+                object.merge(try decodeMessage(try field.bytes(), fields: embedded, path: path, depth: depth + 1)) { _, embedded in embedded }
+                continue
+            }
+            let name = path.isEmpty ? known.name : "\(path).\(known.name)"
+            switch known.schema {
+            case .array(let element):
+                var items: [JSONValue]
+                if case .array(let held)? = object[known.name] { items = held } else { items = [] }
+                items.append(try value(of: field, element, path: "\(name)[\(items.count)]", depth: depth + 1, keepZero: true) ?? .null)
+                object[known.name] = .array(items)
+            case .map(let element):
+                var entry = ProtobufReader(try field.bytes())
+                var key = ""
+                var entryValue: JSONValue = .string("")
+                while let part = try entry.next() {
+                    if part.number == 1 { key = try part.string() }
+                    if part.number == 2 {
+                        entryValue = try value(of: part, element, path: "\(name).\(key)", depth: depth + 1, keepZero: true) ?? .null
+                    }
+                }
+                var map = object[known.name]?.objectMembers ?? [:]
+                map[key] = entryValue
+                object[known.name] = .object(map)
+            default:
+                if let decoded = try value(of: field, known.schema, path: name, depth: depth + 1, keepZero: known.optional) {
+                    object[known.name] = decoded
+                }
+            }
+        }
+        return object
+    }
+
+    private static func value(of field: ProtobufReader.Field, _ schema: FieldSchema, path: String, depth: Int, keepZero: Bool) throws
+        -> JSONValue?
+    {
+        do {
+            switch schema {
+            case .string:
+                let text = try field.string()
+                return text.isEmpty && !keepZero ? nil : .string(text)
+            case .integer:
+                // Negative int32 and int64 values are both ten-byte two's complement varints.
+                let number = Int64(bitPattern: try field.varint())
+                return number == 0 && !keepZero ? nil : .integer(number)
+            case .boolean:
+                let flag = try field.varint() != 0
+                return !flag && !keepZero ? nil : .bool(flag)
+            case .intOrString:
+                var reader = ProtobufReader(try field.bytes())
+                var type: UInt64 = 0
+                var number: Int64 = 0
+                var text = ""
+                while let part = try reader.next() {
+                    switch part.number {
+                    case 1: type = try part.varint()
+                    case 2: number = Int64(bitPattern: try part.varint())
+                    case 3: text = try part.string()
+                    default: break
+                    }
+                }
+                return type == 1 ? .string(text) : .integer(number)
+            case .time:
+                var reader = ProtobufReader(try field.bytes())
+                var seconds: Int64 = 0
+                while let part = try reader.next() {
+                    if part.number == 1 { seconds = Int64(bitPattern: try part.varint()) }
+                }
+                return seconds == 0 ? nil : .string(kubernetesTimestamp(Date(timeIntervalSince1970: TimeInterval(seconds))))
+            case .quantity:
+                var reader = ProtobufReader(try field.bytes())
+                var text = ""
+                while let part = try reader.next() {
+                    if part.number == 1 { text = try part.string() }
+                }
+                return .string(text)
+            case .message(let fields):
+                let object = try decodeMessage(try field.bytes(), fields: fields, path: path, depth: depth)
+                return object.isEmpty && !keepZero ? nil : .object(object)
+            case .free, .object, .number, .array, .map:
+                guard field.isZero else { throw ProtobufError("\(path) cannot be read from protobuf by this server") }
+                return nil
+            }
+        } catch let error as ProtobufError where !error.description.hasPrefix(path) {
+            throw ProtobufError("\(path): \(error.description)")
+        }
+    }
+}
+
+extension ProtobufReader.Field {
+    /// Whether the field holds its type's zero: what Kubernetes writes for an unset non-pointer field.
+    var isZero: Bool {
+        switch payload {
+        case .varint(let value): value == 0
+        case .bytes(let bytes): bytes.isEmpty
+        case .fixed: false
+        }
+    }
+}
