@@ -30,7 +30,7 @@ let httpClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "as
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 
 /// The built-in resource-kind plugins, one module per family under `Plugins/`.
-let pluginFamilies: [Target.Dependency] = ["WorkloadsPlugin", "ConfigPlugin", "NetworkingPlugin", "FederationPlugin"]
+let pluginFamilies: [Target.Dependency] = ["WorkloadsPlugin", "ConfigPlugin", "NetworkingPlugin", "PolicyPlugin", "FederationPlugin"]
 
 let package = Package(
     name: "tether",
@@ -111,6 +111,9 @@ let package = Package(
             name: "ConfigPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Config", swiftSettings: strictSettings),
         .target(
             name: "NetworkingPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Networking",
+            swiftSettings: strictSettings),
+        .target(
+            name: "PolicyPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Policy",
             swiftSettings: strictSettings),
         .target(
             name: "FederationPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Federation",

@@ -1,6 +1,7 @@
 import ConfigPlugin
 import FederationPlugin
 import NetworkingPlugin
+import PolicyPlugin
 import TetherJSON
 import TetherModel
 import TetherPlugin
@@ -9,7 +10,7 @@ import WorkloadsPlugin
 /// The plugins compiled into Tether, and the registries the executables serve from them.
 public enum BuiltinPlugins {
     /// Every family of Kubernetes kinds Tether propagates.
-    public static let kubernetesFamilies: [any ResourcePlugin] = [ConfigPlugin(), NetworkingPlugin(), WorkloadsPlugin()]
+    public static let kubernetesFamilies: [any ResourcePlugin] = [ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin()]
 
     /// What the hub serves: the Kubernetes kinds and Tether's own.
     public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin()])

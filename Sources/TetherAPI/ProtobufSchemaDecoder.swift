@@ -25,7 +25,9 @@ enum ProtobufSchemaDecoder {
                 ignored.insert(number)
                 continue
             }
-            fields.append(.field(number, name, kind.fields?[name] ?? .free))
+            // The top-level scalars of the kinds served (`automountServiceAccountToken`) are pointers.
+            let schema = kind.fields?[name] ?? .free
+            fields.append(.field(number, name, schema, optional: schema == .boolean || schema == .integer))
         }
         var object = try decodeMessage(raw, fields: fields, ignoring: ignored, path: "", depth: 0)
         object["apiVersion"] = .string(kind.apiVersion)

@@ -121,6 +121,14 @@ extension KindDescriptor {
 public struct KindRegistry: Sendable {
     public let kinds: [KindDescriptor]
     public let plugins: [any ResourcePlugin]
+
+    /// The kinds an agent writes when its allow-list does not name kinds.
+    public var kindsAllowedByDefault: [KindDescriptor] {
+        kinds.filter { kind in
+            let plugin = plugin(apiVersion: kind.apiVersion, kind: kind.kind)
+            return plugin.propagates(kind) && plugin.allowedByDefault(kind)
+        }
+    }
     private let pluginByKind: [String: Int]
     private static let generic = GenericPlugin()
 

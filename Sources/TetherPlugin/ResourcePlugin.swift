@@ -106,6 +106,10 @@ public protocol ResourcePlugin: Sendable {
     /// Whether objects of the kind are sent to members at all; false for the federation's own
     /// kinds (Cluster, policies) and for what only a member has (Node).
     func propagates(_ kind: KindDescriptor) -> Bool
+
+    /// Whether an agent writes the kind when its allow-list does not name kinds; false for what
+    /// grants access (RBAC). Defaults to `propagates`.
+    func allowedByDefault(_ kind: KindDescriptor) -> Bool
 }
 
 extension ResourcePlugin {
@@ -128,6 +132,7 @@ extension ResourcePlugin {
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase { .workloads }
 
     public func propagates(_ kind: KindDescriptor) -> Bool { true }
+    public func allowedByDefault(_ kind: KindDescriptor) -> Bool { propagates(kind) }
 }
 
 /// What a kind without a plugin gets: propagated as is, health from its `Ready` or

@@ -77,7 +77,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins."
+            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins but RBAC."
     )
     var allowKind: [String] = []
 
@@ -129,10 +129,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
         let denied = !denyNamespace.isEmpty ? denyNamespace : manifest.denyNamespaces
         return AllowList(
             kinds: kinds.map(Set.init)
-                ?? Set(
-                    registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
-                        AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
-                    }),
+                ?? Set(registry.kindsAllowedByDefault.map { AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind) }),
             namespaces: namespaces.map(Set.init),
             deniedNamespaces: denied.map(Set.init) ?? AllowList.defaultDeniedNamespaces
         )

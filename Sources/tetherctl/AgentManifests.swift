@@ -20,8 +20,7 @@ struct AgentManifests {
     static func resources(allowKinds: [String]?, registry: KindRegistry = BuiltinPlugins.agent) -> (
         namespaced: [String: [String]], clusterScoped: [String: [String]]
     ) {
-        let propagated = registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }
-        let allowed = Set(allowKinds ?? propagated.map { "\($0.group)/\($0.kind)" })
+        let allowed = Set(allowKinds ?? registry.kindsAllowedByDefault.map { "\($0.group)/\($0.kind)" })
         var namespaced: [String: [String]] = [:]
         var clusterScoped: [String: [String]] = [:]
         for key in allowed.sorted() {
@@ -42,7 +41,11 @@ struct AgentManifests {
 
     static func rules(_ byGroup: [String: [String]], verbs: [String]) -> String {
         byGroup.sorted { $0.key < $1.key }.map { group, plurals in
-            "- apiGroups: [\"\(group)\"]\n  resources: [\(plurals.sorted().map { "\"\($0)\"" }.joined(separator: ", "))]\n  verbs: [\(verbs.map { "\"\($0)\"" }.joined(separator: ", "))]"
+            // Kubernetes lets a subject write a Role or binding that grants more than it holds
+            // only with `escalate` and `bind`: an agent applies what the hub sends, not what it holds.
+            let granted = group == "rbac.authorization.k8s.io" ? verbs + ["bind", "escalate"] : verbs
+            return
+                "- apiGroups: [\"\(group)\"]\n  resources: [\(plurals.sorted().map { "\"\($0)\"" }.joined(separator: ", "))]\n  verbs: [\(granted.map { "\"\($0)\"" }.joined(separator: ", "))]"
         }.joined(separator: "\n")
     }
 

@@ -160,6 +160,21 @@ struct AgentManifestTests {
                 }
             }
             #expect(grants.contains("tether-agent apps/replicasets create"))
+            #expect(grants.contains("tether-agent /serviceaccounts create") && grants.contains("tether-agent policy/poddisruptionbudgets create"))
+        }
+    }
+
+    @Test("an allow-list that names RBAC grants bind and escalate on it, as Kubernetes requires to write grants the agent does not hold")
+    func rbacWhenAllowed() async throws {
+        try await withFederation { federation in
+            let grants = Self.grants(
+                try await Self.manifests(
+                    federation, cluster: "rbac-1",
+                    flags: ["--allow-kind", "rbac.authorization.k8s.io/Role", "--allow-kind", "rbac.authorization.k8s.io/RoleBinding"]))
+            for verb in ["create", "bind", "escalate"] {
+                #expect(grants.contains("tether-agent rbac.authorization.k8s.io/roles \(verb)"), "\(grants.sorted())")
+            }
+            #expect(!grants.contains { $0.contains("clusterroles") }, "\(grants.sorted())")
         }
     }
 }

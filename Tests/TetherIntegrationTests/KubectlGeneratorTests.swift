@@ -9,7 +9,8 @@ import TetherTestSupport
 @Suite("kubectl generator commands", .timeLimit(.minutes(4)))
 struct KubectlGeneratorTests {
     /// Runs the generators against `kubectl`, then checks each object's fields there.
-    static func generate(_ kubectl: Kubectl, suffix: String) async throws {
+    /// kubectl 1.20 makes PodDisruptionBudgets as policy/v1beta1, which is not served (`legacy`).
+    static func generate(_ kubectl: Kubectl, suffix: String, legacy: Bool = false) async throws {
         let deployment = "web\(suffix)"
         try await kubectl.succeed(["create", "deployment", deployment, "--image=nginx:1.27", "--replicas=6", "--port=8080"])
         try await kubectl.succeed(["create", "job", "once\(suffix)", "--image=busybox", "--", "echo", "hi"])
@@ -39,6 +40,26 @@ struct KubectlGeneratorTests {
             "jsonpath={.spec.ingressClassName} {.spec.rules[0].host} {.spec.rules[0].http.paths[0].path} {.spec.rules[0].http.paths[0].backend.service.port.number}",
         ])
         #expect(ingress == "nginx foo.com /bar 80", "\(ingress)")
+
+        try await kubectl.succeed(["create", "serviceaccount", "robot\(suffix)"])
+        try await kubectl.succeed(["create", "quota", "quota\(suffix)", "--hard=cpu=4,pods=10"])
+        try await kubectl.succeed(["create", "role", "reader\(suffix)", "--verb=get,list", "--resource=configmaps,deployments.apps"])
+        try await kubectl.succeed(["create", "rolebinding", "reader\(suffix)", "--role=reader\(suffix)", "--serviceaccount=default:robot\(suffix)"])
+        let quota = try await kubectl.succeed(["get", "quota", "quota\(suffix)", "-o", "jsonpath={.spec.hard.cpu} {.spec.hard.pods}"])
+        #expect(quota == "4 10", "\(quota)")
+        if !legacy {
+            try await kubectl.succeed(["create", "poddisruptionbudget", "pdb\(suffix)", "--selector=app=\(deployment)", "--min-available=50%"])
+            let pdb = try await kubectl.succeed([
+                "get", "pdb", "pdb\(suffix)", "-o", "jsonpath={.spec.minAvailable} {.spec.selector.matchLabels.app}",
+            ])
+            #expect(pdb == "50% \(deployment)", "\(pdb)")
+        }
+        let role = try await kubectl.succeed(["get", "role", "reader\(suffix)", "-o", "jsonpath={.rules[1].apiGroups[0]} {.rules[1].verbs}"])
+        #expect(role == "apps [\"get\",\"list\"]", "\(role)")
+        let binding = try await kubectl.succeed([
+            "get", "rolebinding", "reader\(suffix)", "-o", "jsonpath={.roleRef.kind}/{.roleRef.name} {.subjects[0].kind}/{.subjects[0].name}",
+        ])
+        #expect(binding == "Role/reader\(suffix) ServiceAccount/robot\(suffix)", "\(binding)")
     }
 
     @Test("kubectl 1.32 (protobuf) and 1.20 (JSON) generators against a simulated member: every field the command set is there")
@@ -52,7 +73,7 @@ struct KubectlGeneratorTests {
             ])
             #expect(cron == "0 3 * * * busybox", "\(cron)")
             let legacy = try Kubectl(.legacy, kubeconfig: member.kubeconfig, home: federation.root + "/home-legacy")
-            try await Self.generate(legacy, suffix: "-old")
+            try await Self.generate(legacy, suffix: "-old", legacy: true)
         }
     }
 
@@ -68,13 +89,23 @@ struct KubectlGeneratorTests {
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "--timeout=30s"])
             try await Self.generate(hubctl, suffix: "")
             try await hubctl.succeed(["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *", "--", "date"])
-            for object in ["deployment/web", "job/once", "service/svc", "service/web", "ingress/ing", "cronjob/nightly"] {
+            for object in [
+                "deployment/web", "job/once", "service/svc", "service/web", "ingress/ing", "cronjob/nightly", "serviceaccount/robot",
+                "resourcequota/quota", "poddisruptionbudget/pdb",
+            ] {
                 try await member.succeed(["wait", "--for=create", object, "--timeout=60s"], within: .seconds(70))
             }
             let copy = try await member.succeed([
                 "get", "deployment", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
             ])
             #expect(copy == "6 nginx:1.27", "\(copy)")
+            // Writing RBAC grants access: an agent does it only when its allow-list names it, and says so.
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.clusters[0].state}=failed", "propagation/role.default.reader", "--timeout=30s",
+            ])
+            let refusal = try await hubctl.succeed(["get", "propagation", "role.default.reader", "-o", "jsonpath={.status.lastError}"])
+            #expect(refusal.contains("allow-list"), "\(refusal)")
+            #expect(try await member.run(["get", "role", "reader"]).status != 0)
         }
     }
 }

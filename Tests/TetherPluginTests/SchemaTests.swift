@@ -21,11 +21,29 @@ struct SchemaTests {
               strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}}
               template:
                 metadata: {labels: {app: web}}
-                spec: {containers: [{name: web, image: nginx, anything: [1, {deep: true}]}]}
+                spec: {containers: [{name: web, image: nginx, readinessProbe: {anything: [1, {deep: true}]}}]}
             status: {whatever: 1}
             """
         )
         #expect(WorkloadsPlugin.deployment.schema.check(object).isEmpty)
+    }
+
+    @Test("the Pod spec is modelled: a misspelt container field is found by its path, a quantity may be a number")
+    func podSpec() {
+        let object = yaml(
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  containers: [{name: web, image: nginx, imagePulPolicy: Always, resources: {limits: {cpu: 1, memory: 1Gi}}}]
+            """
+        )
+        #expect(WorkloadsPlugin.deployment.schema.check(object).unknownFields == ["spec.template.spec.containers[0].imagePulPolicy"])
     }
 
     @Test("unknown fields are named by their dotted path; wrong types say what was expected")

@@ -98,10 +98,7 @@ public actor Applier: Service {
         let allowList =
             settings.allowList
             ?? AllowList(
-                kinds: Set(
-                    registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map {
-                        AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind)
-                    })
+                kinds: Set(registry.kindsAllowedByDefault.map { AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind) })
             )
         state = ApplierState(
             settings: .init(

@@ -1,0 +1,218 @@
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+/// Identity, access and guard rails operators federate with their workloads: ServiceAccounts,
+/// Roles and their bindings, quotas and limit ranges, disruption budgets, network policies,
+/// volume claims and autoscalers.
+///
+/// Roles, ClusterRoles and their bindings are served and federated, but no agent writes them
+/// unless its allow-list names them: writing RBAC means granting access (an agent allowed it is
+/// given `bind` and `escalate` in the manifests `tetherctl join --emit-manifests` writes), and
+/// that must be an operator's choice, never a default. An autoscaler is not divided among clusters: each member gets the same bounds and
+/// scales its own share (docs/federation.md).
+public struct PolicyPlugin: ResourcePlugin {
+    public let name = "policy"
+    public let kinds: [KindDescriptor] = [
+        Self.serviceAccount, Self.role, Self.roleBinding, Self.clusterRole, Self.clusterRoleBinding, Self.resourceQuota, Self.limitRange,
+        Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler,
+    ]
+
+    public init() {}
+
+    static let rbacGroup = "rbac.authorization.k8s.io"
+
+    public static let serviceAccount = KindDescriptor(
+        group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true, shortNames: ["sa"],
+        printerColumns: [.count("SECRETS") { Int64($0["secrets"]?.arrayElements.count ?? 0) }],
+        hasStatus: false,
+        fields: [
+            "secrets": .freeList, "imagePullSecrets": .array(.localObjectReference), "automountServiceAccountToken": .boolean,
+        ],
+        summary: "ServiceAccount binds together a name for a workload's identity and the secrets it may use.",
+        protobufNumbers: ["secrets": 2, "imagePullSecrets": 3, "automountServiceAccountToken": 4]
+    )
+
+    /// `rbac/v1.PolicyRule`.
+    static let policyRule = FieldSchema.numbered(
+        .field(1, "verbs", .stringList), .field(2, "apiGroups", .stringList), .field(3, "resources", .stringList),
+        .field(4, "resourceNames", .stringList), .field(5, "nonResourceURLs", .stringList)
+    )
+    static let subjects = FieldSchema.array(
+        .numbered(.field(1, "kind", .string), .field(2, "apiGroup", .string), .field(3, "name", .string), .field(4, "namespace", .string)))
+    static let roleRef = FieldSchema.numbered(.field(1, "apiGroup", .string), .field(2, "kind", .string), .field(3, "name", .string))
+    static let roleColumn = PrinterColumn.text("ROLE") { "\($0.string(at: "roleRef", "kind") ?? "")/\($0.string(at: "roleRef", "name") ?? "")" }
+
+    public static let role = KindDescriptor(
+        group: rbacGroup, version: "v1", kind: "Role", plural: "roles", namespaced: true, hasStatus: false,
+        fields: ["rules": .array(policyRule)],
+        summary: "Role is a namespaced set of rules that a RoleBinding grants.",
+        protobufNumbers: ["rules": 2]
+    )
+    public static let clusterRole = KindDescriptor(
+        group: rbacGroup, version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false, hasStatus: false,
+        fields: ["rules": .array(policyRule), "aggregationRule": .free],
+        summary: "ClusterRole is a cluster-wide set of rules that a RoleBinding or ClusterRoleBinding grants.",
+        protobufNumbers: ["rules": 2, "aggregationRule": 3]
+    )
+    public static let roleBinding = KindDescriptor(
+        group: rbacGroup, version: "v1", kind: "RoleBinding", plural: "rolebindings", namespaced: true, printerColumns: [roleColumn],
+        hasStatus: false,
+        fields: ["subjects": subjects, "roleRef": roleRef],
+        summary: "RoleBinding grants a Role or ClusterRole to subjects within a namespace.",
+        protobufNumbers: ["subjects": 2, "roleRef": 3]
+    )
+    public static let clusterRoleBinding = KindDescriptor(
+        group: rbacGroup, version: "v1", kind: "ClusterRoleBinding", plural: "clusterrolebindings", namespaced: false,
+        printerColumns: [roleColumn], hasStatus: false,
+        fields: ["subjects": subjects, "roleRef": roleRef],
+        summary: "ClusterRoleBinding grants a ClusterRole to subjects cluster-wide.",
+        protobufNumbers: ["subjects": 2, "roleRef": 3]
+    )
+
+    public static let resourceQuota = KindDescriptor(
+        group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", namespaced: true, shortNames: ["quota"],
+        printerColumns: [
+            .text("HARD") { quota in
+                (quota.value(at: "spec", "hard")?.objectMembers ?? [:]).sorted { $0.key < $1.key }
+                    .map { "\($0.key): \($0.value.stringValue ?? $0.value.integerValue.map(String.init) ?? "")" }.joined(separator: ", ")
+            }
+        ],
+        fields: [
+            "spec": .numbered(.field(1, "hard", .map(.quantity)), .field(2, "scopes", .stringList), .field(3, "scopeSelector", .free)),
+            "status": .free,
+        ],
+        summary: "ResourceQuota sets aggregate quota restrictions enforced per namespace.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+    public static let limitRange = KindDescriptor(
+        group: "", version: "v1", kind: "LimitRange", plural: "limitranges", namespaced: true, shortNames: ["limits"],
+        hasStatus: false,
+        fields: ["spec": .numbered(.field(1, "limits", .freeList))],
+        summary: "LimitRange sets resource usage limits for each kind of resource in a namespace.",
+        protobufNumbers: ["spec": 2]
+    )
+    public static let persistentVolumeClaim = KindDescriptor(
+        group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true, shortNames: ["pvc"],
+        printerColumns: [
+            .text("STATUS") { $0.string(at: "status", "phase") ?? "Pending" },
+            .text("VOLUME") { $0.string(at: "spec", "volumeName") ?? "" },
+            .text("CAPACITY") { $0.string(at: "status", "capacity", "storage") ?? "" },
+            .text("ACCESS MODES") { ($0.value(at: "spec", "accessModes")?.arrayElements ?? []).compactMap(\.stringValue).joined(separator: ",") },
+            .text("STORAGECLASS") { $0.string(at: "spec", "storageClassName") ?? "<unset>" },
+        ],
+        fields: [
+            "spec": .numbered(
+                .field(1, "accessModes", .stringList), .field(4, "selector", .labelSelector),
+                .field(2, "resources", .numbered(.field(1, "limits", .map(.quantity)), .field(2, "requests", .map(.quantity)))),
+                .field(3, "volumeName", .string), .field(5, "storageClassName", .string, optional: true),
+                .field(6, "volumeMode", .string, optional: true), .field(7, "dataSource", .free), .field(8, "dataSourceRef", .free),
+                .field(9, "volumeAttributesClassName", .string, optional: true)
+            ),
+            "status": .free,
+        ],
+        summary: "PersistentVolumeClaim is a user's request for and claim to a persistent volume.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+    public static let podDisruptionBudget = KindDescriptor(
+        group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", namespaced: true,
+        shortNames: ["pdb"],
+        printerColumns: [
+            .text("MIN AVAILABLE") { Self.intOrString($0.value(at: "spec", "minAvailable")) ?? "N/A" },
+            .text("MAX UNAVAILABLE") { Self.intOrString($0.value(at: "spec", "maxUnavailable")) ?? "N/A" },
+            .count("ALLOWED DISRUPTIONS") { $0.integer(at: "status", "disruptionsAllowed") ?? 0 },
+        ],
+        fields: [
+            "spec": .numbered(
+                .field(1, "minAvailable", .intOrString, optional: true), .field(2, "selector", .labelSelector),
+                .field(3, "maxUnavailable", .intOrString, optional: true), .field(4, "unhealthyPodEvictionPolicy", .string, optional: true)
+            ),
+            "status": .free,
+        ],
+        summary: "PodDisruptionBudget limits how many pods of a set may be down at once by voluntary disruption.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+    public static let networkPolicy = KindDescriptor(
+        group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true,
+        shortNames: ["netpol"],
+        printerColumns: [
+            .text("POD-SELECTOR") { policy in
+                let labels = policy.value(at: "spec", "podSelector", "matchLabels")?.objectMembers ?? [:]
+                return labels.isEmpty
+                    ? "<none>" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: ",")
+            }
+        ],
+        hasStatus: false,
+        fields: [
+            "spec": .numbered(
+                .field(1, "podSelector", .labelSelector), .field(2, "ingress", .freeList), .field(3, "egress", .freeList),
+                .field(4, "policyTypes", .stringList)
+            )
+        ],
+        summary: "NetworkPolicy describes what network traffic is allowed for a set of pods.",
+        protobufNumbers: ["spec": 2]
+    )
+    public static let horizontalPodAutoscaler = KindDescriptor(
+        group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", namespaced: true,
+        shortNames: ["hpa"], categories: ["all"],
+        printerColumns: [
+            .text("REFERENCE") {
+                "\($0.string(at: "spec", "scaleTargetRef", "kind") ?? "")/\($0.string(at: "spec", "scaleTargetRef", "name") ?? "")"
+            },
+            .count("MINPODS") { $0.integer(at: "spec", "minReplicas") ?? 1 },
+            .count("MAXPODS") { $0.integer(at: "spec", "maxReplicas") ?? 0 },
+            .count("REPLICAS") { $0.integer(at: "status", "currentReplicas") ?? 0 },
+        ],
+        fields: [
+            "spec": .numbered(
+                .field(
+                    1, "scaleTargetRef", .numbered(.field(1, "kind", .string), .field(2, "name", .string), .field(3, "apiVersion", .string))),
+                .field(2, "minReplicas", .integer, optional: true), .field(3, "maxReplicas", .integer), .field(4, "metrics", .freeList),
+                .field(5, "behavior", .free)
+            ),
+            "status": .free,
+        ],
+        summary: "HorizontalPodAutoscaler scales a workload's replicas to the metrics it names.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    static func intOrString(_ value: JSONValue?) -> String? {
+        value?.stringValue ?? value?.integerValue.map(String.init)
+    }
+
+    /// Identity and access come before the workloads that use them; the rest with the workloads.
+    public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {
+        switch kind.kind {
+        case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ResourceQuota", "LimitRange",
+            "PersistentVolumeClaim":
+            .configuration
+        default: .workloads
+        }
+    }
+
+    /// Access is granted only when an agent's allow-list names RBAC.
+    public func allowedByDefault(_ kind: KindDescriptor) -> Bool {
+        kind.group != Self.rbacGroup
+    }
+
+    /// A claim is healthy once bound; an autoscaler that cannot scale is degraded; the rest
+    /// (identity, access, limits) hold nothing that can fail once written.
+    public func health(of live: JSONValue) -> Health {
+        switch live.kind {
+        case "PersistentVolumeClaim":
+            let phase = live.string(at: "status", "phase") ?? "Pending"
+            switch phase {
+            case "Bound": return .healthy
+            case "Lost": return Health(.degraded, "the claim lost its volume")
+            default: return Health(.progressing, "the claim is \(phase)")
+            }
+        case "HorizontalPodAutoscaler":
+            if let condition = Conditions(live)["AbleToScale"], condition.status == "False" {
+                return Health(.degraded, "AbleToScale is False: \(condition.explanation)")
+            }
+            return .healthy
+        default:
+            return .healthy
+        }
+    }
+}
