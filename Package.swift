@@ -211,7 +211,7 @@ let package = Package(
             name: "tether-fuzz",
             dependencies: ["TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", "BuiltinPlugins", nioCore, nioEmbedded],
             path: "Tests/Fuzz",
-            exclude: ["Corpus", "run-fuzzers.sh"],
+            exclude: ["Corpus", "run-fuzzers.sh", "lsan-suppressions.txt"],
             swiftSettings: strictSettings
         ),
 

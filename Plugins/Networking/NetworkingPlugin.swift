@@ -96,6 +96,32 @@ public struct NetworkingPlugin: ResourcePlugin {
 
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase { .networking }
 
+    /// kube-apiserver's Service defaults: type, session affinity, traffic policies, and each
+    /// port's protocol and target port.
+    public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        guard object.kind == "Service", case .object? = object["spec"] else { return object }
+        var service = object
+        KubernetesDefaults.fill(&service, ["spec", "type"], "ClusterIP")
+        let type = service.string(at: "spec", "type") ?? "ClusterIP"
+        guard type != "ExternalName" else { return service }
+        KubernetesDefaults.fill(&service, ["spec", "sessionAffinity"], "None")
+        KubernetesDefaults.fill(&service, ["spec", "internalTrafficPolicy"], "Cluster")
+        if type == "NodePort" || type == "LoadBalancer" { KubernetesDefaults.fill(&service, ["spec", "externalTrafficPolicy"], "Cluster") }
+        if type == "LoadBalancer" { KubernetesDefaults.fill(&service, ["spec", "allocateLoadBalancerNodePorts"], .bool(true)) }
+        if case .array(let ports)? = service.value(at: "spec", "ports") {
+            service.set(
+                .array(
+                    ports.map { port in
+                        guard case .object = port else { return port }
+                        var port = port
+                        KubernetesDefaults.fill(&port, ["protocol"], "TCP")
+                        if let number = port["port"] { KubernetesDefaults.fill(&port, ["targetPort"], number) }
+                        return port
+                    }), at: ["spec", "ports"])
+        }
+        return service
+    }
+
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         var problems: [ValidationProblem] = []
         switch object.kind {

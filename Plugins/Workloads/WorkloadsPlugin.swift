@@ -198,6 +198,72 @@ public struct WorkloadsPlugin: ResourcePlugin {
         return problems
     }
 
+    /// kube-apiserver's defaults for each kind (`KubernetesDefaults`): what clients read back.
+    public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        var object = object
+        let fill = { (path: [String], value: JSONValue) in KubernetesDefaults.fill(&object, ["spec"] + path, value) }
+        switch object.kind {
+        case "Deployment":
+            fill(["replicas"], .integer(1))
+            fill(["revisionHistoryLimit"], .integer(10))
+            fill(["progressDeadlineSeconds"], .integer(600))
+            fill(["strategy", "type"], "RollingUpdate")
+            if object.string(at: "spec", "strategy", "type") == "RollingUpdate" {
+                fill(["strategy", "rollingUpdate", "maxSurge"], "25%")
+                fill(["strategy", "rollingUpdate", "maxUnavailable"], "25%")
+            }
+            KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
+        case "ReplicaSet":
+            fill(["replicas"], .integer(1))
+            KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
+        case "StatefulSet":
+            fill(["replicas"], .integer(1))
+            fill(["podManagementPolicy"], "OrderedReady")
+            fill(["revisionHistoryLimit"], .integer(10))
+            fill(["updateStrategy", "type"], "RollingUpdate")
+            if object.string(at: "spec", "updateStrategy", "type") == "RollingUpdate" {
+                fill(["updateStrategy", "rollingUpdate", "partition"], .integer(0))
+            }
+            fill(["persistentVolumeClaimRetentionPolicy"], ["whenDeleted": "Retain", "whenScaled": "Retain"])
+            KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
+        case "DaemonSet":
+            fill(["revisionHistoryLimit"], .integer(10))
+            fill(["updateStrategy", "type"], "RollingUpdate")
+            if object.string(at: "spec", "updateStrategy", "type") == "RollingUpdate" {
+                fill(["updateStrategy", "rollingUpdate", "maxUnavailable"], .integer(1))
+                fill(["updateStrategy", "rollingUpdate", "maxSurge"], .integer(0))
+            }
+            KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
+        case "Job":
+            Self.jobDefaults(&object, at: ["spec"])
+        case "CronJob":
+            fill(["concurrencyPolicy"], "Allow")
+            fill(["suspend"], .bool(false))
+            fill(["successfulJobsHistoryLimit"], .integer(3))
+            fill(["failedJobsHistoryLimit"], .integer(1))
+            Self.jobDefaults(&object, at: ["spec", "jobTemplate", "spec"])
+        default:
+            break
+        }
+        return object
+    }
+
+    /// A Job spec's defaults; its Pods' `restartPolicy` has none (a Job must say Never or OnFailure).
+    static func jobDefaults(_ object: inout JSONValue, at path: [String]) {
+        guard object.value(at: path) != nil else { return }
+        if object.value(at: path + ["completions"]) == nil, object.value(at: path + ["parallelism"]) == nil {
+            KubernetesDefaults.fill(&object, path + ["completions"], .integer(1))
+        }
+        KubernetesDefaults.fill(&object, path + ["parallelism"], .integer(1))
+        KubernetesDefaults.fill(&object, path + ["backoffLimit"], .integer(6))
+        KubernetesDefaults.fill(&object, path + ["completionMode"], "NonIndexed")
+        KubernetesDefaults.fill(&object, path + ["suspend"], .bool(false))
+        KubernetesDefaults.fill(&object, path + ["podReplacementPolicy"], "TerminatingOrFailed")
+        let restart = object.value(at: path + ["template", "spec", "restartPolicy"])
+        KubernetesDefaults.podTemplate(at: path + ["template"], in: &object)
+        if restart == nil { object.set(nil, at: path + ["template", "spec", "restartPolicy"]) }
+    }
+
     public func prepareForMember(_ object: JSONValue) -> JSONValue {
         var copy = MemberCopy.stripNodeBinding(MemberCopy.stripServerFields(object))
         if object.kind == "Job", object.value(at: "spec", "manualSelector") != .bool(true) {

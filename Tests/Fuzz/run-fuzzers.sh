@@ -10,6 +10,7 @@ shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export SWIFT_BACKTRACE=enable=no
+export LSAN_OPTIONS="suppressions=$here/lsan-suppressions.txt${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
 for target in "$@"; do
     work="$root/.build-fuzz/corpus/$target"

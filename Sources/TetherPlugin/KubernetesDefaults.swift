@@ -1,0 +1,57 @@
+import TetherJSON
+
+/// The defaults kube-apiserver writes into the built-in kinds, which clients read back and rely
+/// on (a Deployment's `strategy`, a container's `imagePullPolicy`): the hub and the simulated
+/// members fill them in on every write, so an object looks as a Kubernetes client expects and
+/// `kubectl diff` after `apply` is empty. A field already set is never changed.
+public enum KubernetesDefaults {
+    /// A Pod template's spec at `path`; `restartPolicy` is what its kind defaults it to.
+    public static func podTemplate(at path: [String], in object: inout JSONValue) {
+        guard var spec = object.value(at: path + ["spec"]), case .object = spec else { return }
+        fill(&spec, ["restartPolicy"], "Always")
+        fill(&spec, ["terminationGracePeriodSeconds"], .integer(30))
+        fill(&spec, ["dnsPolicy"], "ClusterFirst")
+        fill(&spec, ["securityContext"], [:])
+        fill(&spec, ["schedulerName"], "default-scheduler")
+        for list in ["containers", "initContainers"] {
+            guard case .array(let containers)? = spec[list] else { continue }
+            spec.set(.array(containers.map(container)), at: [list])
+        }
+        object.set(spec, at: path + ["spec"])
+    }
+
+    /// A container: how its image is pulled, where its termination message goes, its ports' protocol.
+    public static func container(_ value: JSONValue) -> JSONValue {
+        guard case .object = value else { return value }
+        var container = value
+        fill(&container, ["terminationMessagePath"], "/dev/termination-log")
+        fill(&container, ["terminationMessagePolicy"], "File")
+        fill(&container, ["resources"], [:])
+        if let image = container["image"]?.stringValue {
+            fill(&container, ["imagePullPolicy"], .string(pullsAlways(image) ? "Always" : "IfNotPresent"))
+        }
+        if case .array(let ports)? = container["ports"] {
+            container.set(
+                .array(
+                    ports.map { port in
+                        var port = port
+                        if case .object = port { fill(&port, ["protocol"], "TCP") }
+                        return port
+                    }), at: ["ports"])
+        }
+        return container
+    }
+
+    /// Kubernetes pulls `:latest` and untagged images every time, tagged or pinned ones if absent.
+    static func pullsAlways(_ image: String) -> Bool {
+        if image.contains("@") { return false }
+        let name = image.split(separator: "/").last.map(String.init) ?? image
+        guard let colon = name.lastIndex(of: ":") else { return true }
+        return name[name.index(after: colon)...] == "latest"
+    }
+
+    /// Sets `value` at `path` unless something is there.
+    public static func fill(_ object: inout JSONValue, _ path: [String], _ value: JSONValue) {
+        if object.value(at: path) == nil || object.value(at: path) == .null { object.set(value, at: path) }
+    }
+}
