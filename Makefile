@@ -14,6 +14,12 @@ APT_PACKAGES := zlib1g-dev libsqlite3-dev sqlite3 openssl pkg-config iproute2 ip
 KUBECTL_LEGACY_DIR := .build-tools/kubectl-1.20
 KUBECTL_LEGACY := $(KUBECTL_LEGACY_DIR)/usr/bin/kubectl
 
+# The Python `kubernetes` client from PyPI, for the tests (PythonClientTests), in a virtual
+# environment of its own; the version is pinned so a new release cannot change a test's result.
+PYTHON_ENV := .build-tools/python
+PYTHON_CLIENT := $(PYTHON_ENV)/bin/python
+PYTHON_KUBERNETES := kubernetes==31.0.0
+
 # libFuzzer harnesses (Tests/Fuzz): `make fuzz` runs each for FUZZ_SECONDS on a release build;
 # the test command runs each for a few seconds on a debug build (the smoke).
 FUZZ_FLAGS := --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTETHER_FUZZ
@@ -68,6 +74,11 @@ $(KUBECTL_LEGACY):
 	dpkg-deb -x $(KUBECTL_LEGACY_DIR)/download/kubernetes-client_*.deb $(KUBECTL_LEGACY_DIR)
 	$(KUBECTL_LEGACY) version --client
 
+$(PYTHON_CLIENT):
+	python3 -m venv $(PYTHON_ENV)
+	$(PYTHON_ENV)/bin/pip install --quiet --disable-pip-version-check '$(PYTHON_KUBERNETES)'
+	$(PYTHON_CLIENT) -c 'import kubernetes; print("python kubernetes client", kubernetes.__version__)'
+
 # Integration tests launch tether-hub and tether-agent, so every product is built before `swift test`.
 # Tests that measure time against a bound (clean stops within 2 s, the fault suite's convergence)
 # run after the rest, one at a time: with the whole suite at once on two cores, a debug-built
@@ -84,10 +95,11 @@ format:
 format-check:
 	swift format lint --strict --recursive --parallel $(FORMATTED)
 
-test: deps $(KUBECTL_LEGACY) format-check
+test: deps $(KUBECTL_LEGACY) $(PYTHON_CLIENT) format-check
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift build --package-path Benchmarks $(SWIFT_FLAGS)
-	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) swift test --skip-build --skip '$(TIMED_TESTS)' \
+	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) TETHER_PYTHON=$(abspath $(PYTHON_CLIENT)) \
+		swift test --skip-build --skip '$(TIMED_TESTS)' \
 		--experimental-maximum-parallelization-width $(TEST_WIDTH)
 	swift test --skip-build --no-parallel --filter '$(TIMED_TESTS)'
 	$(MAKE) fuzz-smoke

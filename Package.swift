@@ -282,6 +282,7 @@ let package = Package(
                 "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherJSON", "TetherAgent",
                 "TetherPlugin", "BuiltinPlugins", nioCore, x509, crypto, logging,
             ],
+            exclude: ["Scripts"],
             swiftSettings: strictSettings
         ),
     ]

@@ -23,11 +23,11 @@ public struct NetworkingPlugin: ResourcePlugin {
             "spec": .numbered(
                 .field(
                     1, "ports",
-                    .array(
+                    .keyedList(
                         .numbered(
                             .field(1, "name", .string), .field(2, "protocol", .string), .field(6, "appProtocol", .string, optional: true),
                             .field(3, "port", .integer), .field(4, "targetPort", .intOrString), .field(5, "nodePort", .integer)
-                        ))),
+                        ), mergeKey: "port")),
                 .field(2, "selector", .stringMap), .field(3, "clusterIP", .string), .field(18, "clusterIPs", .stringList),
                 .field(4, "type", .string), .field(5, "externalIPs", .stringList), .field(7, "sessionAffinity", .string),
                 .field(8, "loadBalancerIP", .string), .field(9, "loadBalancerSourceRanges", .stringList), .field(10, "externalName", .string),

@@ -79,7 +79,11 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): result = ["type": "object", "additionalProperties": v2Schema(element)]
         case .array(let element): result = ["type": "array", "items": v2Schema(element)]
         case .free: result = ["x-kubernetes-preserve-unknown-fields": true]
-        case .message, .time, .quantity: result = [:]  // never a JSON shape
+        case .message, .time, .quantity, .keyedList: result = [:]  // never a JSON shape
+        }
+        if case .keyedList(_, let key) = schema {
+            result["x-kubernetes-patch-merge-key"] = .string(key)
+            result["x-kubernetes-patch-strategy"] = "merge"
         }
         if let kind {
             result["x-kubernetes-group-version-kind"] = [groupVersionKind(kind)]
@@ -91,6 +95,15 @@ struct OpenAPIDocuments: Sendable {
     // MARK: Version 3
 
     private static func v3Schema(_ schema: FieldSchema) -> JSONValue {
+        var result = v3Shape(schema)
+        if case .keyedList(_, let key) = schema {
+            result[member: "x-kubernetes-patch-merge-key"] = .string(key)
+            result[member: "x-kubernetes-patch-strategy"] = "merge"
+        }
+        return result
+    }
+
+    private static func v3Shape(_ schema: FieldSchema) -> JSONValue {
         switch schema.jsonShape {
         case .string: ["type": "string"]
         case .integer: ["type": "integer", "format": "int64"]
@@ -101,7 +114,7 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): ["type": "object", "additionalProperties": v3Schema(element)]
         case .array(let element): ["type": "array", "items": v3Schema(element)]
         case .free: ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
-        case .message, .time, .quantity: [:]  // never a JSON shape
+        case .message, .time, .quantity, .keyedList: [:]  // never a JSON shape
         }
     }
 
@@ -214,8 +227,12 @@ enum OpenAPIv2Protobuf {
             message.message(23, items)
         case .free:
             message.message(31, extensionEntry("x-kubernetes-preserve-unknown-fields", yaml: "true\n"))
-        case .message, .time, .quantity:
+        case .message, .time, .quantity, .keyedList:
             break  // never a JSON shape
+        }
+        if case .keyedList(_, let key) = schema {
+            message.message(31, extensionEntry("x-kubernetes-patch-merge-key", yaml: "\(key)\n"))
+            message.message(31, extensionEntry("x-kubernetes-patch-strategy", yaml: "merge\n"))
         }
         if let kind {
             if !kind.summary.isEmpty { message.string(4, kind.summary) }

@@ -56,7 +56,7 @@ enum ProtobufSchemaDecoder {
             }
             let name = path.isEmpty ? known.name : "\(path).\(known.name)"
             switch known.schema {
-            case .array(let element):
+            case .array(let element), .keyedList(let element, _):
                 var items: [JSONValue]
                 if case .array(let held)? = object[known.name] { items = held } else { items = [] }
                 items.append(try value(of: field, element, path: "\(name)[\(items.count)]", depth: depth + 1, keepZero: true) ?? .null)
@@ -129,7 +129,7 @@ enum ProtobufSchemaDecoder {
             case .message(let fields):
                 let object = try decodeMessage(try field.bytes(), fields: fields, path: path, depth: depth)
                 return object.isEmpty && !keepZero ? nil : .object(object)
-            case .free, .object, .number, .array, .map:
+            case .free, .object, .number, .array, .keyedList, .map:
                 guard field.isZero else { throw ProtobufError("\(path) cannot be read from protobuf by this server") }
                 return nil
             }

@@ -21,7 +21,11 @@ struct RequestQuery: Sendable {
 
     subscript(name: String) -> String? { values[name] }
 
-    var watch: Bool { ["true", "1"].contains(values["watch"] ?? "") }
+    /// A boolean parameter as Kubernetes reads one (Go's `strconv.ParseBool`): the Python client
+    /// sends `watch=True`.
+    func flag(_ name: String) -> Bool { ["1", "t", "T", "true", "TRUE", "True"].contains(values[name] ?? "") }
+
+    var watch: Bool { flag("watch") }
     var dryRun: Bool { values["dryRun"] == "All" }
     var labelSelector: String? { values["labelSelector"] }
     var fieldSelector: String? { values["fieldSelector"] }

@@ -469,7 +469,7 @@ struct ResourceOperation {
             options = decoded
         }
         let policy = query.propagationPolicy ?? options["propagationPolicy"]?.stringValue
-        let orphanDependents = (query.orphanDependents ?? options["orphanDependents"].map { $0 == .bool(true) ? "true" : "false" }) == "true"
+        let orphanDependents = query.orphanDependents != nil ? query.flag("orphanDependents") : options["orphanDependents"] == .bool(true)
         if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
             throw APIError.badRequest("propagationPolicy \"\(policy)\" is not one of Orphan, Background, Foreground")
         }

@@ -29,6 +29,10 @@ public indirect enum FieldSchema: Sendable, Hashable {
     case time
     /// `resource.Quantity` (`500m`, `1Gi`, or a number): `{string = 1}` in protobuf.
     case quantity
+    /// A list whose elements a strategic merge patch merges by `mergeKey` (containers by
+    /// `name`): an array in JSON, published in OpenAPI with `x-kubernetes-patch-merge-key`, which
+    /// kubectl's client-side apply needs to patch one element, not replace the list.
+    case keyedList(FieldSchema, mergeKey: String)
 
     /// A message from its fields: `.numbered(.field(1, "replicas", .integer, optional: true), ...)`.
     public static func numbered(_ fields: ProtoField...) -> FieldSchema { .message(fields) }
@@ -47,6 +51,7 @@ public indirect enum FieldSchema: Sendable, Hashable {
                     uniquingKeysWith: { first, _ in first }))
         case .time: .string
         case .quantity: .intOrString
+        case .keyedList(let element, _): .array(element)
         default: self
         }
     }
@@ -174,7 +179,7 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
-        case (.message, _), (.time, _), (.quantity, _): return  // shown as their JSON shapes above
+        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _): return  // shown as their JSON shapes above
         }
     }
 }

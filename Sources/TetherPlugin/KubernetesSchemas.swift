@@ -5,14 +5,15 @@
 extension FieldSchema {
     /// `core/v1.PodSpec`.
     public static let podSpec = FieldSchema.numbered(
-        .field(1, "volumes", freeList), .field(20, "initContainers", .array(container)), .field(2, "containers", .array(container)),
+        .field(1, "volumes", .keyedList(.free, mergeKey: "name")), .field(20, "initContainers", .keyedList(container, mergeKey: "name")),
+        .field(2, "containers", .keyedList(container, mergeKey: "name")),
         .field(34, "ephemeralContainers", freeList), .field(3, "restartPolicy", .string),
         .field(4, "terminationGracePeriodSeconds", .integer, optional: true), .field(5, "activeDeadlineSeconds", .integer, optional: true),
         .field(6, "dnsPolicy", .string), .field(7, "nodeSelector", stringMap), .field(8, "serviceAccountName", .string),
         .field(9, "serviceAccount", .string), .field(21, "automountServiceAccountToken", .boolean, optional: true),
         .field(10, "nodeName", .string), .field(11, "hostNetwork", .boolean), .field(12, "hostPID", .boolean),
         .field(13, "hostIPC", .boolean), .field(27, "shareProcessNamespace", .boolean, optional: true),
-        .field(14, "securityContext", .free), .field(15, "imagePullSecrets", .array(localObjectReference)),
+        .field(14, "securityContext", .free), .field(15, "imagePullSecrets", .keyedList(localObjectReference, mergeKey: "name")),
         .field(16, "hostname", .string), .field(17, "subdomain", .string), .field(18, "affinity", .free),
         .field(19, "schedulerName", .string), .field(22, "tolerations", .array(toleration)), .field(23, "hostAliases", freeList),
         .field(24, "priorityClassName", .string), .field(25, "priority", .integer, optional: true), .field(26, "dnsConfig", .free),
@@ -30,23 +31,25 @@ extension FieldSchema {
         .field(5, "workingDir", .string),
         .field(
             6, "ports",
-            .array(
+            .keyedList(
                 .numbered(
                     .field(1, "name", .string), .field(2, "hostPort", .integer), .field(3, "containerPort", .integer),
                     .field(4, "protocol", .string), .field(5, "hostIP", .string)
-                ))),
+                ), mergeKey: "containerPort")),
         .field(19, "envFrom", freeList),
-        .field(7, "env", .array(.numbered(.field(1, "name", .string), .field(2, "value", .string), .field(3, "valueFrom", .free)))),
+        .field(
+            7, "env",
+            .keyedList(.numbered(.field(1, "name", .string), .field(2, "value", .string), .field(3, "valueFrom", .free)), mergeKey: "name")),
         .field(8, "resources", resourceRequirements), .field(23, "resizePolicy", freeList),
         .field(24, "restartPolicy", .string, optional: true), .field(25, "restartPolicyRules", freeList),
         .field(
             9, "volumeMounts",
-            .array(
+            .keyedList(
                 .numbered(
                     .field(1, "name", .string), .field(2, "readOnly", .boolean), .field(7, "recursiveReadOnly", .string, optional: true),
                     .field(3, "mountPath", .string), .field(4, "subPath", .string), .field(5, "mountPropagation", .string, optional: true),
                     .field(6, "subPathExpr", .string)
-                ))),
+                ), mergeKey: "mountPath")),
         .field(21, "volumeDevices", freeList), .field(10, "livenessProbe", .free), .field(11, "readinessProbe", .free),
         .field(22, "startupProbe", .free), .field(12, "lifecycle", .free), .field(13, "terminationMessagePath", .string),
         .field(20, "terminationMessagePolicy", .string), .field(14, "imagePullPolicy", .string), .field(15, "securityContext", .free),

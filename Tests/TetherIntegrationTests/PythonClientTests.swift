@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherTestSupport
+
+/// The Python `kubernetes` client (from PyPI, installed by `make test` into .build-tools/python)
+/// against the hub with a member attached, and against a simulated member: the calls operators'
+/// scripts make, each checked for its effect.
+@Suite("the Python kubernetes client", .timeLimit(.minutes(3)))
+struct PythonClientTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/client-scenario.py")
+
+    static func python() throws -> String {
+        guard let python = ProcessInfo.processInfo.environment["TETHER_PYTHON"], FileManager.default.isExecutableFile(atPath: python) else {
+            throw KubectlError(description: "the Python client is not installed: run the tests with `make test` (it sets TETHER_PYTHON)")
+        }
+        return python
+    }
+
+    /// Runs the scenario in `namespace` against `kubeconfig`; its `name: value` lines.
+    static func scenario(kubeconfig: String, namespace: String, home: String) async throws -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBECONFIG"] = kubeconfig
+        environment["HOME"] = home
+        let process = ManagedProcess(
+            name: "python-client", executable: URL(fileURLWithPath: try python()), arguments: [script.path, namespace], environment: environment)
+        try process.start()
+        let status = await process.waitForExit(within: .seconds(90))
+        try #require(status == 0, "the Python client failed: \(process.tail(40))")
+        var said: [String: String] = [:]
+        for line in process.lines.map(\.raw) {
+            guard let colon = line.range(of: ": ") else { continue }
+            said[String(line[..<colon.lowerBound])] = String(line[colon.upperBound...])
+        }
+        return said
+    }
+
+    static func expectEveryday(_ said: [String: String]) {
+        #expect(said["namespace"] == "Active", "\(said)")
+        #expect(said["configmap"] == "green 9", "\(said)")
+        #expect(said["selected"] == "settings", "\(said)")
+        #expect(said["deployment"] == "3 RollingUpdate IfNotPresent", "\(said)")
+        #expect(said["scaled"] == "5", "\(said)")
+        #expect(said["duplicate"] == "409 Conflict", "\(said)")
+        #expect(said["missing"] == "404", "\(said)")
+        #expect(said["watch"] == "ADDED settings, ADDED later", "\(said)")
+        #expect(said["after delete"] == "settings", "\(said)")
+    }
+
+    @Test("create, read, replace, patch, scale, list by label, watch and delete: at the hub (reaching the member) and on a simulated member")
+    func everyday() async throws {
+        try await withFederation { federation in
+            let (_, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
+            _ = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "--timeout=30s"])
+
+            Self.expectEveryday(try await Self.scenario(kubeconfig: federation.kubeconfigPath, namespace: "py", home: federation.root))
+            try await member.succeed(
+                ["wait", "--for=jsonpath={.spec.replicas}=5", "deployment/web", "-n", "py", "--timeout=60s"], within: .seconds(70))
+            try await member.succeed(["wait", "--for=delete", "configmap/later", "-n", "py", "--timeout=60s"], within: .seconds(70))
+
+            Self.expectEveryday(try await Self.scenario(kubeconfig: simDirectory + "/kubeconfig", namespace: "py-member", home: federation.root))
+        }
+    }
+}
