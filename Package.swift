@@ -261,7 +261,8 @@ let package = Package(
         .testTarget(
             name: "TetherAPITests",
             dependencies: [
-                "TetherAPI", "TetherStore", "TetherModel", "TetherJSON", "TetherSecurity", "BuiltinPlugins", nioCore, logging,
+                "TetherAPI", "TetherStore", "TetherModel", "TetherJSON", "TetherSecurity", "BuiltinPlugins", "TetherPlugin", "WorkloadsPlugin",
+                nioCore, logging,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -25,9 +25,9 @@ struct ResourceOperation {
     /// Warnings for the response's `Warning` headers.
     let warnings = ResponseWarnings()
 
-    private var store: any ResourceStore { handler.store }
+    var store: any ResourceStore { handler.store }
 
-    private var query: RequestQuery { context.query }
+    var query: RequestQuery { context.query }
     private var wantsTable: Bool {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
@@ -173,7 +173,7 @@ struct ResourceOperation {
 
     /// Every create comes here, with one set of checks: POST (JSON or protobuf) and server-side
     /// apply of an object that does not exist yet (whose URL names it).
-    private func insert(_ body: JSONValue, dryRun: Bool) async throws -> Response {
+    private func insert(_ body: JSONValue, dryRun: Bool, applying: Bool = false) async throws -> Response {
         var object = body
         try checkKind(of: &object)
         if let name = path.name {
@@ -197,6 +197,7 @@ struct ResourceOperation {
             try await requireNamespace(namespace)
         }
         object = try admitted(Self.withoutServerFields(object))
+        object = try ownership(of: object, current: nil, applied: applying ? body : nil)
         let created = try await store.create(object, as: type, dryRun: dryRun)
         return ResourceHandler.json(created, status: .created)
     }
@@ -206,7 +207,9 @@ struct ResourceOperation {
         var object = try await decodedBody()
         try checkKind(of: &object)
         try checkIdentity(of: &object)
-        return ResourceHandler.json(try await write(object, dryRun: dryRun))
+        guard path.subresource == nil else { return ResourceHandler.json(try await write(object, dryRun: dryRun)) }
+        let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
+        return ResourceHandler.json(try await write(object, dryRun: dryRun, replacing: current))
     }
 
     func patch(dryRun: Bool) async throws -> Response {
@@ -225,22 +228,32 @@ struct ResourceOperation {
         } catch {
             guard error.code == .notFound, contentType == "application/apply-patch+yaml" else { throw error }
         }
+        let applying = contentType == "application/apply-patch+yaml"
+        if applying, path.subresource == nil, query["fieldManager"]?.isEmpty ?? true {
+            throw APIError.badRequest("PATCH requests with application/apply-patch+yaml must name a fieldManager")
+        }
         // Server-side apply of an object that does not exist creates it.
-        guard let current = existing else { return try await insert(patch, dryRun: dryRun) }
+        guard let current = existing else { return try await insert(patch, dryRun: dryRun, applying: applying) }
         var patched = try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: &patched)
         try checkIdentity(of: &patched)
-        return ResourceHandler.json(try await write(patched, dryRun: dryRun))
+        guard path.subresource == nil else { return ResourceHandler.json(try await write(patched, dryRun: dryRun)) }
+        if applying { patched = try withoutAbandonedFields(patched, applied: patch, current: current) }
+        return ResourceHandler.json(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? patch : nil))
     }
 
-    /// Stores a whole new version: of `status` alone on the status subresource, else of the rest.
-    private func write(_ object: JSONValue, dryRun: Bool) async throws -> JSONValue {
-        path.subresource == "status"
-            ? try await store.updateStatus(object, as: type, dryRun: dryRun)
-            : try await store.update(try admitted(object), as: type, dryRun: dryRun)
+    /// Stores a whole new version: of `status` alone on the status subresource, else of the rest,
+    /// with its field ownership when it replaces `current` (`applied`: a server-side apply's body).
+    private func write(_ object: JSONValue, dryRun: Bool, replacing current: JSONValue? = nil, applied: JSONValue? = nil) async throws
+        -> JSONValue
+    {
+        guard path.subresource != "status" else { return try await store.updateStatus(object, as: type, dryRun: dryRun) }
+        var admittedObject = try admitted(object)
+        if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
+        return try await store.update(admittedObject, as: type, dryRun: dryRun)
     }
 
     /// The object as the kind's plugin normalizes it, or 422 listing every problem the plugin finds.
@@ -250,7 +263,7 @@ struct ResourceOperation {
     /// a `Warning` header under `Warn` (the default), nothing under `Ignore`. Unknown fields are
     /// kept, not dropped as Kubernetes drops them: the schemas here are Tether's own and must
     /// never lose what a newer client sends (docs/api.md).
-    private func admitted(_ object: JSONValue) throws -> JSONValue {
+    func admitted(_ object: JSONValue) throws -> JSONValue {
         let metadataProblems = KubernetesNames.metadataProblems(of: object, nameRule: kind.nameRule)
         guard metadataProblems.isEmpty else {
             let name = (object.name ?? object.metadata["generateName"]?.stringValue ?? "").prefix(80)

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherTestSupport
+
+/// Server-side apply with field ownership, as kubectl sees it at the hub.
+@Suite("server-side apply", .timeLimit(.minutes(3)))
+struct ServerSideApplyTests {
+    static func manifest(replicas: Int?, image: String = "nginx:1.27", label: Bool = true) -> String {
+        """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web\(label ? ", labels: {team: a}" : "")}
+        spec:
+        \(replicas.map { "  replicas: \($0)\n" } ?? "")  selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers: [{name: web, image: "\(image)"}]
+        """
+    }
+
+    @Test(
+        "a second manager's change to a field is a 409 naming the field and its manager; forcing takes it; an applier's dropped field goes; diff shows the change"
+    )
+    func ownership() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(heartbeatInterval: 1)
+            let kubectl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home")
+            func apply(_ manager: String, _ manifest: String, force: Bool = false) async throws -> Kubectl.Result {
+                try await kubectl.run(
+                    ["apply", "--server-side", "--field-manager=\(manager)", "-f", "-"] + (force ? ["--force-conflicts"] : []), stdin: manifest)
+            }
+            #expect(try await apply("alice", Self.manifest(replicas: 2)).status == 0)
+            let version = try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.metadata.resourceVersion}"])
+            #expect(try await apply("alice", Self.manifest(replicas: 2)).status == 0)
+            #expect(
+                try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.metadata.resourceVersion}"]) == version,
+                "a repeated apply writes nothing")
+
+            let refused = try await apply("bob", Self.manifest(replicas: 5))
+            #expect(
+                refused.status != 0 && refused.stderr.contains("conflict with \"alice\"") && refused.stderr.contains(".spec.replicas"), "\(refused)")
+            #expect(try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]) == "2")
+            // The same value is shared, not a conflict.
+            #expect(try await apply("bob", Self.manifest(replicas: 2)).status == 0)
+            #expect(try await apply("bob", Self.manifest(replicas: 5), force: true).status == 0)
+            #expect(try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]) == "5")
+            let managers = try await kubectl.succeed([
+                "get", "deploy", "web", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}",
+            ])
+            #expect(managers == "alice bob", "\(managers)")
+
+            // A label only alice applied goes when she stops applying it; one bob also applies stays.
+            #expect(try await apply("alice", Self.manifest(replicas: nil, label: false)).status == 0)
+            #expect(try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.metadata.labels.team}"]) == "a")
+            #expect(try await apply("bob", Self.manifest(replicas: 5, label: false)).status == 0)
+            #expect(try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.metadata.labels}"]) == "", "the emptied map goes too")
+
+            let diff = try await kubectl.run(
+                ["diff", "--server-side", "--field-manager=bob", "--force-conflicts", "-f", "-"],
+                stdin: Self.manifest(replicas: 5, image: "nginx:1.28", label: false))
+            #expect(
+                diff.status == 1 && diff.stdout.contains("-      - image: nginx:1.27") && diff.stdout.contains("+      - image: nginx:1.28"),
+                "\(diff)")
+            #expect(!diff.stdout.contains("replicas"), "only the change: \(diff.stdout)")
+        }
+    }
+}
