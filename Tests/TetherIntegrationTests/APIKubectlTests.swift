@@ -205,7 +205,9 @@ struct APIKubectlTests {
         }
     }
 
-    @Test("server-side apply creates, then updates, and kubectl apply --server-side reports it", arguments: Kubectl.Flavor.allCases)
+    @Test(
+        "server-side apply creates, then updates, and kubectl apply --server-side reports it; another manager's change conflicts until forced",
+        arguments: Kubectl.Flavor.allCases)
     func serverSideApply(flavor: Kubectl.Flavor) async throws {
         try await withFederation { federation in
             let (kubectl, _) = try await kubectl(flavor, for: federation)
@@ -213,8 +215,13 @@ struct APIKubectlTests {
             #expect(
                 try await kubectl.succeed(["apply", "--server-side", "-f", "-"], stdin: replicaSetManifest(replicas: 3)).contains(
                     "serverside-applied"))
-            try await kubectl.succeed(["apply", "--server-side", "--field-manager=ci", "-f", "-"], stdin: replicaSetManifest(replicas: 5))
-            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]) == "5 2")
+            try await kubectl.succeed(["apply", "--server-side", "-f", "-"], stdin: replicaSetManifest(replicas: 4))
+            let conflicting = try await kubectl.run(
+                ["apply", "--server-side", "--field-manager=ci", "-f", "-"], stdin: replicaSetManifest(replicas: 5))
+            #expect(conflicting.status != 0 && conflicting.stderr.contains(".spec.replicas"), "\(conflicting)")
+            try await kubectl.succeed(
+                ["apply", "--server-side", "--field-manager=ci", "--force-conflicts", "-f", "-"], stdin: replicaSetManifest(replicas: 5))
+            #expect(try await kubectl.succeed(["-n", "shop", "get", "rs", "api", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"]) == "5 3")
         }
     }
 

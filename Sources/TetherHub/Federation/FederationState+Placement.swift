@@ -56,7 +56,8 @@ extension FederationState {
                 if members[name]?.place(reference, copy) == true {
                     touched.insert(name)
                     // Joins and rebalances move many objects at once: their records follow the next report.
-                    if scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
+                    // Nor does a restart's listing: the reports it would write from are not back yet.
+                    if settled, scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
                 }
             }
         }
