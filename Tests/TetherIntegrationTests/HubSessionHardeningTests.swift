@@ -17,7 +17,8 @@ struct HubSessionHardeningTests {
         let client = try await WireTestClient.connect(
             port: port, material: federation.material(for: federation.identity(cluster: cluster)),
             hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: cluster, kinds: kinds))
-        try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
+        // Generous: with the suite running 16 tests at once on two cores, the event loop can lag.
+        try await client.waitForMessage(within: .seconds(30), "welcome") { if case .welcome = $0 { true } else { false } }
         return client
     }
 
@@ -178,7 +179,8 @@ struct HubSessionHardeningTests {
             let original = try federation.material(for: federation.identity(cluster: "renewer"))
             let client = try await WireTestClient.connect(
                 port: port, material: original, hello: Hello(protocolVersions: [1], agentVersion: "test", cluster: "renewer"))
-            try await client.waitForMessage("welcome") { if case .welcome = $0 { true } else { false } }
+            // Generous: with the suite running 16 tests at once on two cores, the event loop can lag.
+            try await client.waitForMessage(within: .seconds(30), "welcome") { if case .welcome = $0 { true } else { false } }
             let (key, csr) = try CertificateRenewal.request(for: try federation.identity(cluster: "renewer"))
             try await client.send(.renew(RenewRequest(csr: csr)))
             let answer = try await client.waitForMessage("signed") { if case .certificate(let c) = $0 { c.certificate != nil } else { false } }

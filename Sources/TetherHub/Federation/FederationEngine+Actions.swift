@@ -16,6 +16,7 @@ enum FederationWork: Sendable {
     case writeRevisions([String: RevisionRecord])
     case raiseStoreVersion(UInt64)
     case forgetEvents(namespace: String?, uid: String)
+    case collectPropagations(keep: Set<String>, before: Date)
 }
 
 extension FederationEngine {
@@ -39,6 +40,8 @@ extension FederationEngine {
             writers.federatedStatus(reference, uid: uid, reports: reports, placedOn: placedOn)
         case .deletePropagation(let reference):
             writers.propagationEnded(reference)
+        case .collectPropagations(let keep, let before):
+            enqueue(.collectPropagations(keep: keep, before: before))
         case .updateClusterStatus(let cluster, let change):
             writers.clusterStatus(cluster, change)
         case .schedule(let timer, let delay):
@@ -94,6 +97,8 @@ extension FederationEngine {
             await raiseStoreVersion(to: minimum)
         case .forgetEvents(let namespace, let uid):
             await writers.forgetEvents(namespace: namespace, uid: uid)
+        case .collectPropagations(let keep, let before):
+            await collectPropagations(keep: keep, before: before)
         }
     }
 
@@ -105,6 +110,29 @@ extension FederationEngine {
             handle(.revisionsWritten(records))
         } catch {
             logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// Records of objects deleted while the hub was down; one made since the restart is left to
+    /// the writer, which may be making it for a new object this moment.
+    private nonisolated func collectPropagations(keep: Set<String>, before: Date) async {
+        do {
+            let cutoff = kubernetesTimestamp(before)
+            var collected = 0
+            for record in try await store.list(PropagationRecord.type, options: ListOptions()).objects {
+                guard let name = record.name, !keep.contains(name), (record.metadata["creationTimestamp"]?.stringValue ?? "") < cutoff else {
+                    continue
+                }
+                _ = try? await store.delete(PropagationRecord.type, namespace: nil, name: name, preconditions: .init(uid: record.uid), dryRun: false)
+                collected += 1
+            }
+            if collected > 0 {
+                logger.info(
+                    "propagation records of objects deleted while the hub was down removed",
+                    metadata: ["tether.event": "federation.propagations_collected", "tether.count": "\(collected)"])
+            }
+        } catch {
+            logger.warning("cannot list propagation records", metadata: ["tether.error": "\(error)"])
         }
     }
 

@@ -110,6 +110,9 @@ enum FederationAction: Sendable {
     case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String])
     /// The federated object is gone: so is its `Propagation`.
     case deletePropagation(ObjectReference)
+    /// After a restart: delete every `Propagation` made before `before` whose name is not in
+    /// `keep` (its object was deleted while the hub was down).
+    case collectPropagations(keep: Set<String>, before: Date)
     case updateClusterStatus(cluster: String, ClusterStatusChange)
     /// Fire `timer` as `timerFired` after `delay`.
     case schedule(FederationTimer, after: Duration)

@@ -169,6 +169,7 @@ struct FederationState: Sendable {
             unrevisioned.remove(name)
         }
         log(.info, "federation state settled", ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
+        emit(.collectPropagations(keep: Set(federated.keys.map(PropagationRecord.name(for:))), before: now))
         persistRevisions()
         // After a restart nothing is known of any agent until it returns: a cluster whose agent
         // has not come back is NotReady, and its outage runs from now, so a cluster that never
