@@ -296,7 +296,68 @@ public struct WorkloadsPlugin: ResourcePlugin {
     }
 
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
-        .object(StatusSummary.sums(Self.summaryFields(object.kind), of: members))
+        var status = StatusSummary.sums(Self.summaryFields(object.kind), of: members)
+        let conditions = Self.federatedConditions(of: object, members: members, sums: status)
+        if !conditions.isEmpty { status["conditions"] = .array(conditions.map { Self.keepingTransitionTime($0, from: object) }) }
+        return .object(status)
+    }
+
+    /// The conditions clients wait on (`kubectl wait --for=condition=Available`, `=complete`),
+    /// judged over every cluster that reported: a Deployment is Available when the summed
+    /// available replicas meet its minimum (`replicas - maxUnavailable`), and Progressing unless a
+    /// member is Degraded; a Job (run whole in each member) is Complete when every member's is,
+    /// and Failed when any member's is.
+    static func federatedConditions(of object: JSONValue, members: [MemberObjectStatus], sums: [String: JSONValue]) -> [JSONValue] {
+        guard !members.isEmpty else { return [] }
+        let degraded = members.filter { $0.health.state == .degraded }
+        let explained = degraded.map { "cluster \($0.cluster): \($0.health.reason)" }.joined(separator: "; ")
+        func condition(_ type: String, _ status: Bool, _ reason: String, _ message: String) -> JSONValue {
+            ["type": .string(type), "status": status ? "True" : "False", "reason": .string(reason), "message": .string(message)]
+        }
+        switch object.kind {
+        case "Deployment":
+            let desired = desiredReplicas(object)
+            let recreate = object.string(at: "spec", "strategy", "type") == "Recreate"
+            let maxUnavailable =
+                recreate ? 0 : scaled(object.value(at: "spec", "strategy", "rollingUpdate", "maxUnavailable") ?? "25%", of: desired)
+            let available = sums["availableReplicas"]?.integerValue ?? 0
+            let minimum = available >= desired - maxUnavailable
+            return [
+                minimum
+                    ? condition("Available", true, "MinimumReplicasAvailable", "Deployment has minimum availability.")
+                    : condition("Available", false, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."),
+                !degraded.isEmpty
+                    ? condition("Progressing", false, "MemberDegraded", explained)
+                    : members.allSatisfy({ $0.health.state == .healthy })
+                        ? condition("Progressing", true, "NewReplicaSetAvailable", "the Deployment has rolled out in every cluster")
+                        : condition("Progressing", true, "ReplicaSetUpdated", "the Deployment is rolling out"),
+            ]
+        case "Job":
+            if !degraded.isEmpty { return [condition("Failed", true, "MemberFailed", explained)] }
+            guard members.allSatisfy({ $0.health.state == .healthy }) else { return [] }
+            return [condition("Complete", true, "CompletedInEveryCluster", "the Job completed in every cluster")]
+        default:
+            return []
+        }
+    }
+
+    /// An int-or-percent of `total`, a percentage rounded down as Kubernetes does for maxUnavailable.
+    static func scaled(_ value: JSONValue, of total: Int64) -> Int64 {
+        if let number = value.integerValue { return number }
+        guard let text = value.stringValue, text.hasSuffix("%"), let percent = Int64(text.dropLast()) else { return 0 }
+        return total * percent / 100
+    }
+
+    /// A condition whose status did not change keeps the time it last changed.
+    static func keepingTransitionTime(_ condition: JSONValue, from object: JSONValue) -> JSONValue {
+        var result = condition
+        let previous = (object.value(at: "status", "conditions")?.arrayElements ?? []).first { $0["type"] == condition["type"] }
+        if let previous, previous["status"] == condition["status"], let time = previous["lastTransitionTime"] {
+            result[member: "lastTransitionTime"] = time
+        } else {
+            result[member: "lastTransitionTime"] = .string(kubernetesTimestamp())
+        }
+        return result
     }
 
     private func observedCurrent(_ live: JSONValue) -> Health? {

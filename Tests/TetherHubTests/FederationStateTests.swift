@@ -11,6 +11,8 @@ import TetherWire
 struct FederationStateTests {
     typealias H = FederationHarness
 
+    static let web = ObjectReference(apiVersion: "apps/v1", kind: "Deployment", namespace: "shop", name: "web")
+
     @Test("nothing is pushed until every collection was listed once; then each connected agent gets a snapshot of what is placed on it")
     func settlesBeforePushing() throws {
         var harness = H()
@@ -153,7 +155,7 @@ struct FederationStateTests {
 
         harness.send(.received(.status(spoofed), cluster: "a", at: H.start))
         let written = harness.take().compactMap {
-            if case .writeFederatedStatus(let reference, _, let reports, _) = $0 { (reference, reports) } else { nil }
+            if case .writeFederatedStatus(let reference, _, let reports, _, _) = $0 { (reference, reports) } else { nil }
         }
         #expect(written.count == 1 && written.first?.0 == one && written.first?.1.map(\.cluster) == ["a"])
 
@@ -220,6 +222,34 @@ struct FederationStateTests {
         #expect(harness.actions.contains { if case .raiseStoreVersion(revision) = $0 { true } else { false } })
         let pushed = harness.deliverPushes()
         #expect(pushed.map(\.cluster) == ["a"] && pushed.allSatisfy { $0.revision <= harness.version })
+    }
+
+    @Test("a new generation is observed when every placed cluster acknowledges the revision carrying it (what rollout status waits for)")
+    func observedGeneration() throws {
+        var harness = H()
+        var web = H.deployment("web", replicas: 4)
+        web[member: "metadata"]?[member: "generation"] = .integer(1)
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [web])
+        harness.connect("a")
+        harness.connect("b")
+        _ = harness.deliverPushes()
+        #expect(harness.state.observedGeneration(of: Self.web) == 1)
+
+        web[member: "metadata"]?[member: "generation"] = .integer(2)
+        web[member: "spec"]?[member: "replicas"] = .integer(6)
+        harness.change(web)
+        let pushed = harness.deliverPushes()
+        #expect(harness.state.observedGeneration(of: Self.web) == 1, "pushed, not yet acknowledged")
+        let revisions = Dictionary(uniqueKeysWithValues: pushed.map { ($0.cluster, $0.revision) })
+        _ = harness.take()
+        harness.send(.received(.ack(Ack(revision: revisions["a"]!)), cluster: "a", at: H.start))
+        #expect(harness.state.observedGeneration(of: Self.web) == 1, "one of two clusters")
+        harness.send(.received(.ack(Ack(revision: revisions["b"]!)), cluster: "b", at: H.start))
+        #expect(harness.state.observedGeneration(of: Self.web) == 2)
+        #expect(
+            harness.take().contains {
+                if case .writeFederatedStatus(_, _, _, _, let observed) = $0 { observed == 2 } else { false }
+            })
     }
 
     @Test("unjoin: the agent is sent an empty set marked as an unjoin; its ack ends the session and releases the finalizer")

@@ -107,7 +107,8 @@ enum FederationAction: Sendable {
     /// Add or remove a finalizer of a stored object.
     case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
     /// Write a federated object's status from these reports (its UID as the state knows it).
-    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String])
+    /// `observedGeneration`: the object's generation every placed cluster has acknowledged.
+    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?)
     /// The federated object is gone: so is its `Propagation`.
     case deletePropagation(ObjectReference)
     /// After a restart: delete every `Propagation` made before `before` whose name is not in

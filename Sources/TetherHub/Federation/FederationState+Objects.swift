@@ -79,6 +79,8 @@ extension FederationState {
             }
             federated[reference] = nil
             reports[reference] = nil
+            generationsInFlight[reference] = nil
+            observedGenerations[reference] = nil
             if let uid = object.uid { emit(.forgetEvents(namespace: reference.namespace, uid: uid)) }
             emit(.deletePropagation(reference))
         } else if object.deletionTimestamp != nil, object.finalizers.contains(Self.orphanFinalizer) {
@@ -110,6 +112,8 @@ extension FederationState {
             unrevisioned.remove(name)
             emit(.admit(cluster: name, false))
             guard members.removeValue(forKey: name) != nil else { return }
+            // A cluster gone for good no longer holds any object's generation back.
+            for reference in generationsInFlight.keys.sorted(by: { $0.description < $1.description }) { generationNotCarried(reference, to: name) }
             certificates[name] = nil
             log(.info, "cluster left the federation", ["tether.event": "federation.cluster_removed", "tether.cluster": name])
         } else if object.deletionTimestamp != nil {

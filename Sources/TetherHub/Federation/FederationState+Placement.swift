@@ -37,6 +37,8 @@ extension FederationState {
         var touched: Set<String> = []
         var reportsDropped: [ObjectReference] = []
         var placementMoved: Set<ObjectReference> = []
+        /// The objects whose copy changed on each cluster: the cluster's next revision carries them.
+        var carried: [String: [ObjectReference]] = [:]
         for reference in references {
             let wide = scope == nil || dividesReplicas(reference)
             if wide, every == nil {
@@ -55,6 +57,7 @@ extension FederationState {
                 let wasPlaced = members[name]?.desired[reference] != nil
                 if members[name]?.place(reference, copy) == true {
                     touched.insert(name)
+                    if copy != nil { carried[name, default: []].append(reference) } else { generationNotCarried(reference, to: name) }
                     // Joins and rebalances move many objects at once: their records follow the next report.
                     // Nor does a restart's listing: the reports it would write from are not back yet.
                     if settled, scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
@@ -71,6 +74,7 @@ extension FederationState {
             let current = members[name]?.revision ?? 0
             let next = max(version, settled ? current + 1 : current)
             members[name]?.revision = next
+            if settled { for reference in carried[name] ?? [] { trackGeneration(of: reference, to: name, at: next) } }
             unrevisioned.remove(name)
             emit(.metric(.revision(cluster: name, desired: next, acked: members[name]?.acked)))
             push(name)

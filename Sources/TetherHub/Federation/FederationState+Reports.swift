@@ -34,6 +34,7 @@ extension FederationState {
             return
         }
         members[cluster]?.acked = ack.revision
+        if !generationsInFlight.isEmpty { generationsAcknowledged(by: cluster, revision: ack.revision) }
         if ack.hold != members[cluster]?.reportedHold {
             members[cluster]?.reportedHold = ack.hold
             if let hold = ack.hold {
@@ -102,6 +103,50 @@ extension FederationState {
         for reference in touched.sorted(by: { $0.description < $1.description }) { statusChanged(reference) }
     }
 
+    /// The object's copy for `cluster` changed and goes out at `revision`: its generation is
+    /// observed once that cluster (and every other it went to) acknowledges.
+    mutating func trackGeneration(of reference: ObjectReference, to cluster: String, at revision: UInt64) {
+        guard let generation = federated[reference]?.generation else { return }
+        if let inFlight = generationsInFlight[reference], inFlight.generation == generation {
+            generationsInFlight[reference]?.revisions[cluster] = revision
+            return
+        }
+        if generationsInFlight[reference] == nil {
+            observedGenerations[reference] = observedGeneration(of: reference).map { min($0, generation - 1) }
+        }
+        generationsInFlight[reference] = (generation, [cluster: revision])
+    }
+
+    /// The object left `cluster` (placement, rebalance, unjoin): that cluster no longer holds its generation back.
+    mutating func generationNotCarried(_ reference: ObjectReference, to cluster: String) {
+        guard generationsInFlight[reference]?.revisions[cluster] != nil else { return }
+        generationsInFlight[reference]?.revisions[cluster] = nil
+        if generationsInFlight[reference]?.revisions.isEmpty == true { generationObserved(reference) }
+    }
+
+    /// `cluster` holds `revision` (acknowledged, or announced as current): each generation it
+    /// completes is observed, and the object's status says so (what `kubectl rollout status` waits for).
+    mutating func generationsAcknowledged(by cluster: String, revision: UInt64) {
+        var observed: [ObjectReference] = []
+        for (reference, inFlight) in generationsInFlight {
+            guard let awaited = inFlight.revisions[cluster], awaited <= revision else { continue }
+            generationsInFlight[reference]?.revisions[cluster] = nil
+            if generationsInFlight[reference]?.revisions.isEmpty == true { observed.append(reference) }
+        }
+        for reference in observed.sorted(by: { $0.description < $1.description }) { generationObserved(reference) }
+    }
+
+    private mutating func generationObserved(_ reference: ObjectReference) {
+        observedGenerations[reference] = nil
+        generationsInFlight[reference] = nil
+        statusChanged(reference)
+    }
+
+    /// The generation every placed cluster holds: the object's own unless a newer one is in flight.
+    func observedGeneration(of reference: ObjectReference) -> Int64? {
+        generationsInFlight[reference] == nil ? federated[reference]?.generation : observedGenerations[reference]
+    }
+
     /// The federated object's reports or placement changed: its `Propagation` (and the aggregate
     /// in its own status, for kinds that have one) is written again.
     mutating func statusChanged(_ reference: ObjectReference) {
@@ -110,22 +155,25 @@ extension FederationState {
             ClusterReport(cluster: name, report: report, ackedRevision: members[name]?.acked)
         }
         let placedOn = members.compactMap { name, member in member.desired[reference] == nil ? nil : name }.sorted()
-        emit(.writeFederatedStatus(reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn))
+        emit(
+            .writeFederatedStatus(
+                reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn,
+                observedGeneration: observedGeneration(of: reference)))
     }
 
     /// The kind's own status from its clusters' reports: the plugin's aggregate (summed
     /// replicas, load-balancer addresses), or nil for a kind without one, whose status (a
     /// Namespace's phase) the federation leaves alone. `observedGeneration` only where the
     /// kind's status schema has it.
-    static func aggregateStatus(of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin, kind: KindDescriptor?)
-        -> JSONValue?
-    {
+    static func aggregateStatus(
+        of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin, kind: KindDescriptor?, observedGeneration: Int64?
+    ) -> JSONValue? {
         guard kind?.hasStatus != false else { return nil }
         let members = reports.map {
             MemberObjectStatus(cluster: $0.cluster, health: Health($0.report.health, $0.report.message ?? ""), summary: $0.report.summary)
         }
         guard var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers else { return nil }
-        if let generation = object.generation, kind?.statusHas("observedGeneration") != false {
+        if let generation = observedGeneration, kind?.statusHas("observedGeneration") != false {
             status["observedGeneration"] = .integer(generation)
         }
         return .object(status)

@@ -97,6 +97,7 @@ extension FederationState {
         case .nothing:
             return
         case .current(let revision):
+            if !generationsInFlight.isEmpty { generationsAcknowledged(by: cluster, revision: revision) }
             log(
                 .info, "agent already holds the current desired state",
                 ["tether.event": "federation.resumed", "tether.cluster": cluster, "tether.revision": "\(revision)"])

@@ -60,6 +60,11 @@ struct FederationState: Sendable {
     var orphaned: Set<ObjectReference> = []
     /// The certificate each cluster's agent holds, as last presented or signed.
     var certificates: [String: CertificateSummary] = [:]
+    /// Objects whose latest generation is on its way to members: the revision that carries it to
+    /// each cluster not yet acknowledged. When none is left, the generation is observed.
+    var generationsInFlight: [ObjectReference: (generation: Int64, revisions: [String: UInt64])] = [:]
+    /// The last generation of each object every placed cluster acknowledged (while another is in flight).
+    var observedGenerations: [ObjectReference: Int64] = [:]
     /// Clusters being unjoined, with the revision whose ack means their agent has pruned.
     var unjoining: [String: UInt64?] = [:]
     /// Sessions that arrived before their cluster's object was registered (auto-join).

@@ -23,7 +23,7 @@ final class FederationWriters: Sendable {
 
     /// What waits to be written for one federated object: the latest reports, or its end.
     private enum ObjectWrite {
-        case status(uid: String?, reports: [ClusterReport], placedOn: [String])
+        case status(uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?)
         case gone
     }
 
@@ -51,8 +51,8 @@ final class FederationWriters: Sendable {
         wake.yield()
     }
 
-    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String]) {
-        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn))
+    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?) {
+        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn, observedGeneration: observedGeneration))
     }
 
     /// After any status write still waiting for it, so the record is not made again.
@@ -82,7 +82,8 @@ final class FederationWriters: Sendable {
             }
             while let (reference, write) = nextObject() {
                 switch write {
-                case .status(let uid, let reports, let placedOn): await writeObject(reference, uid: uid, reports: reports, placedOn: placedOn)
+                case .status(let uid, let reports, let placedOn, let observedGeneration):
+                    await writeObject(reference, uid: uid, reports: reports, placedOn: placedOn, observedGeneration: observedGeneration)
                 case .gone: await deletePropagation(of: reference)
                 }
             }
@@ -136,7 +137,9 @@ final class FederationWriters: Sendable {
 
     /// The aggregate into the object's own status, where its kind has one; every cluster's line
     /// into its `Propagation`; and an Event for each report that changed.
-    private func writeObject(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String]) async {
+    private func writeObject(
+        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?
+    ) async {
         guard let kind = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) else { return }
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         do {
@@ -145,7 +148,8 @@ final class FederationWriters: Sendable {
                 current = object
                 guard
                     let status = FederationState.aggregateStatus(
-                        of: object, reports: reports, plugin: registry.plugin(for: object), kind: kind),
+                        of: object, reports: reports, plugin: registry.plugin(for: object), kind: kind,
+                        observedGeneration: observedGeneration),
                     object["status"] != status
                 else { return false }
                 object[member: "status"] = status
@@ -153,7 +157,7 @@ final class FederationWriters: Sendable {
             }
             // What was written for an earlier object of the same name belongs to that one.
             guard let object = written ?? current, let uid, object.uid == uid else { return }
-            let status = PropagationRecord.status(reports: reports, placedOn: placedOn, generation: object.generation)
+            let status = PropagationRecord.status(reports: reports, placedOn: placedOn, generation: observedGeneration)
             let name = PropagationRecord.name(for: reference)
             let fresh = {
                 var record = PropagationRecord.object(for: reference, uid: uid)

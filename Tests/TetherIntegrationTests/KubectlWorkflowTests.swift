@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherTestSupport
+
+/// What an operator types after creating a workload, against the hub with two members: each
+/// command checked for its effect at the hub and, where it should reach them, in the members.
+@Suite("kubectl workflows against the federation", .timeLimit(.minutes(4)))
+struct KubectlWorkflowTests {
+    @Test(
+        "rollout status, set image|env|resources, scale, label, annotate, wait for conditions, rollout restart|pause|resume, watch events, delete cascades"
+    )
+    func workflow() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var members: [Kubectl] = []
+            /// `kubectl rollout status`, with the object as the hub holds it when it fails.
+            func rolloutStatus() async throws {
+                let rollout = try await hubctl.run(["rollout", "status", "deployment/web", "--timeout=60s"], within: .seconds(70))
+                guard rollout.status == 0 else {
+                    let held = try await hubctl.run(["get", "deployment", "web", "-o", "yaml"])
+                    Issue.record("rollout status failed: \(rollout)\nthe hub holds:\n\(held.stdout)")
+                    throw KubectlError(description: "rollout status failed")
+                }
+            }
+            for name in ["m1", "m2"] {
+                let (_, directory) = try await federation.startSimcluster(name, nodes: 1, readyAfter: "1s")
+                members.append(try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home"))
+                _ = try federation.startAgent(
+                    bundle: try federation.issueBundle(cluster: name, hubPort: port), kubeconfig: directory + "/kubeconfig")
+                try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == name }
+            }
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
+
+            try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])
+            try await rolloutStatus()
+            try await hubctl.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], within: .seconds(70))
+
+            try await hubctl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
+            try await hubctl.succeed(["set", "env", "deployment/web", "MODE=blue"])
+            try await hubctl.succeed(["set", "resources", "deployment/web", "--limits=cpu=500m,memory=128Mi"])
+            try await hubctl.succeed(["label", "deployment/web", "tier=frontend"])
+            try await hubctl.succeed(["annotate", "deployment/web", "owner=platform"])
+            try await hubctl.succeed(["scale", "deployment/web", "--replicas=6"])
+            try await rolloutStatus()
+            for member in members {
+                try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=3", "deployment/web", "--timeout=60s"], within: .seconds(70))
+                let copy = try await member.succeed([
+                    "get", "deployment", "web", "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].value} {.spec.template.spec.containers[0].resources.limits.cpu} {.metadata.labels.tier} {.metadata.annotations.owner}",
+                ])
+                #expect(copy == "nginx:1.28 blue 500m frontend platform", "\(copy)")
+            }
+
+            try await hubctl.succeed(["rollout", "restart", "deployment/web"])
+            let restarted = try await hubctl.succeed([
+                "get", "deployment", "web", "-o", "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+            ])
+            #expect(!restarted.isEmpty)
+            try await hubctl.succeed(["rollout", "pause", "deployment/web"])
+            #expect(try await hubctl.succeed(["get", "deployment", "web", "-o", "jsonpath={.spec.paused}"]) == "true")
+            try await hubctl.succeed(["rollout", "resume", "deployment/web"])
+            try await rolloutStatus()
+
+            // A watch that prints its event types sees the change it is waiting for.
+            let watcher = try federation.launch(
+                name: "watch", executable: hubctl.executable,
+                arguments: hubctl.prefix + [
+                    "--kubeconfig", hubctl.kubeconfig, "--cache-dir", hubctl.home + "/cache", "get", "configmaps", "-w", "--output-watch-events",
+                ])
+            try await hubctl.succeed(["create", "configmap", "watched", "--from-literal=k=v"])
+            try await watcher.waitForLine(within: .seconds(30), "the ADDED event") { $0.raw.hasPrefix("ADDED") && $0.raw.contains("watched") }
+
+            // Deleting with each cascade: orphan keeps the members' copies, background removes them.
+            for member in members {
+                try await member.succeed(["wait", "--for=create", "configmap/watched", "--timeout=60s"], within: .seconds(70))
+            }
+            try await hubctl.succeed(["delete", "configmap", "watched", "--cascade=orphan"])
+            for member in members { try await member.succeed(["get", "configmap", "watched"]) }
+            try await hubctl.succeed(["delete", "deployment", "web", "--cascade=background"])
+            for member in members {
+                try await member.succeed(["wait", "--for=delete", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            }
+        }
+    }
+}
