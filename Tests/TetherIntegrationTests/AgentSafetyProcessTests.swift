@@ -83,11 +83,7 @@ struct AgentSafetyProcessTests {
             let directory = federation.directory.path as NSString
             let backup = federation.root + "/backup"
             try FileManager.default.createDirectory(atPath: backup, withIntermediateDirectories: true)
-            let sqlite = ManagedProcess(
-                name: "sqlite3", executable: URL(fileURLWithPath: "/usr/bin/env"),
-                arguments: ["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
-            try sqlite.start()
-            #expect(await sqlite.waitForExit(within: .seconds(60)) == 0, "\(sqlite.tail())")
+            try await runCommand(["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
             try? FileManager.default.copyItem(
                 atPath: directory.appendingPathComponent("federation-revisions.json"), toPath: backup + "/federation-revisions.json")
             for index in 5..<10 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }

@@ -327,21 +327,14 @@ struct FederationEndToEndTests {
         try await withFederation { federation in
             var (hub, port) = try await federation.startHub(heartbeatInterval: 1)
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
-            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
-            _ = try federation.startAgent(
-                bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
-            try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == "m1" }
+            _ = try await federation.startMember("m1", hub: hub, hubPort: port)
             for name in ["gone", "kept"] {
                 try await hubctl.succeed(["create", "configmap", name, "--from-literal=k=v"])
                 try await hubctl.succeed(["wait", "--for=jsonpath={.status.applied}=1", "propagation/configmap.default.\(name)", "--timeout=30s"])
             }
             _ = await hub.stop()
             let database = (federation.directory.path as NSString).appendingPathComponent("hub.db")
-            let sqlite = ManagedProcess(
-                name: "sqlite3", executable: URL(fileURLWithPath: "/usr/bin/env"),
-                arguments: ["sqlite3", database, "DELETE FROM objects WHERE name = 'gone' AND resource LIKE '%configmaps%'"])
-            try sqlite.start()
-            #expect(await sqlite.waitForExit(within: .seconds(30)) == 0, "\(sqlite.tail())")
+            try await runCommand(["sqlite3", database, "DELETE FROM objects WHERE name = 'gone' AND resource LIKE '%configmaps%'"])
             (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)")
             let collected = try await hub.waitForEvent("federation.propagations_collected", within: .seconds(30))
             #expect(collected["tether.count"] == "1")

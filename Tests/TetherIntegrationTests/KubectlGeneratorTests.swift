@@ -82,12 +82,7 @@ struct KubectlGeneratorTests {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
-            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
-            let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
-            _ = try federation.startAgent(
-                bundle: try federation.issueBundle(cluster: "m1", hubPort: port), kubeconfig: simDirectory + "/kubeconfig")
-            // The Cluster is made when the agent first connects (auto-join); wait for it, then for Ready.
-            try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == "m1" }
+            let member = try await federation.startMember("m1", hub: hub, hubPort: port).kubectl
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "--timeout=30s"])
             try await Self.generate(hubctl, suffix: "")
             try await hubctl.succeed(["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *", "--", "date"])

@@ -24,13 +24,7 @@ struct KubectlWorkflowTests {
                     throw KubectlError(description: "rollout status failed")
                 }
             }
-            for name in ["m1", "m2"] {
-                let (_, directory) = try await federation.startSimcluster(name, nodes: 1, readyAfter: "1s")
-                members.append(try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home"))
-                _ = try federation.startAgent(
-                    bundle: try federation.issueBundle(cluster: name, hubPort: port), kubeconfig: directory + "/kubeconfig")
-                try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == name }
-            }
+            for name in ["m1", "m2"] { members.append(try await federation.startMember(name, hub: hub, hubPort: port).kubectl) }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
 
             try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])

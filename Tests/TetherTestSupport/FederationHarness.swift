@@ -21,6 +21,20 @@ public func withFederation<T: Sendable>(
     }
 }
 
+/// Runs a command found on PATH (`sqlite3 ...`) to completion within 60 s, or throws with its output.
+public func runCommand(_ arguments: [String]) async throws {
+    let process = ManagedProcess(
+        name: (arguments[0] as NSString).lastPathComponent, executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: arguments)
+    try process.start()
+    guard let status = await process.waitForExit(within: .seconds(60)) else {
+        process.send(SIGKILL)
+        throw FaultSuiteError("`\(arguments.joined(separator: " "))` did not finish in 60 s")
+    }
+    guard status == 0 else {
+        throw FaultSuiteError("`\(arguments.joined(separator: " "))` failed (exit \(status)): \(process.tail(10))")
+    }
+}
+
 extension LocalFederation {
     /// TLS material issued now from this federation's CA, for in-process test clients.
     public func material(
@@ -34,5 +48,18 @@ extension LocalFederation {
 
     public func identity(cluster: String) throws -> TetherIdentity {
         try .cluster(cluster, trustDomain: directory.loadConfig().trustDomain)
+    }
+
+    /// A simulated member with one node and its agent, joined to the hub `hub` runs on `hubPort`
+    /// (auto-join: waits until the hub has made its Cluster).
+    public func startMember(
+        _ name: String, hub: ManagedProcess, hubPort: Int, agentArguments: [String] = []
+    ) async throws -> (kubectl: Kubectl, directory: String, agent: ManagedProcess) {
+        let (_, directory) = try await startSimcluster(name, nodes: 1, readyAfter: "1s")
+        let kubectl = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
+        let agent = try startAgent(
+            bundle: try issueBundle(cluster: name, hubPort: hubPort), kubeconfig: directory + "/kubeconfig", extraArguments: agentArguments)
+        try await hub.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == name }
+        return (kubectl, directory, agent)
     }
 }

@@ -114,16 +114,7 @@ extension FaultSuite {
     }
 
     static func command(_ arguments: [String]) async throws {
-        let process = ManagedProcess(
-            name: (arguments[0] as NSString).lastPathComponent, executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: arguments)
-        try process.start()
-        guard let status = await process.waitForExit(within: .seconds(60)) else {
-            process.send(SIGKILL)
-            throw FaultSuiteError("`\(arguments.joined(separator: " "))` did not finish in 60 s")
-        }
-        guard status == 0 else {
-            throw FaultSuiteError("`\(arguments.joined(separator: " "))` failed (exit \(status)): \(process.tail(10))")
-        }
+        try await runCommand(arguments)
     }
 
     static func state(of name: String, in objects: [String: (generation: Int, uid: String)]) -> WriteLedger.State {
