@@ -80,12 +80,8 @@ struct AgentSafetyProcessTests {
             try await member.succeed(["wait", "--for=create", "configmap/c4", "-n", "shop", "--timeout=60s"], within: .seconds(70))
 
             // A consistent backup while the hub runs, then five more objects the agent applies.
-            let directory = federation.directory.path as NSString
             let backup = federation.root + "/backup"
-            try FileManager.default.createDirectory(atPath: backup, withIntermediateDirectories: true)
-            try await runCommand(["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
-            try? FileManager.default.copyItem(
-                atPath: directory.appendingPathComponent("federation-revisions.json"), toPath: backup + "/federation-revisions.json")
+            try await federation.backUpHubStore(to: backup)
             for index in 5..<10 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
             try await member.succeed(["wait", "--for=create", "configmap/c9", "-n", "shop", "--timeout=60s"], within: .seconds(70))
             try await agent.waitForEvent("applier.revision_done", within: .seconds(30)) { $0["tether.failures"] == "0" }
@@ -97,12 +93,7 @@ struct AgentSafetyProcessTests {
             // status) carry the restored store past the revision the agent applied.
             hub.send(SIGKILL)
             _ = await hub.waitForExit(within: .seconds(10))
-            for file in ["hub.db", "hub.db-wal", "hub.db-shm", "federation-revisions.json"] {
-                try? FileManager.default.removeItem(atPath: directory.appendingPathComponent(file))
-            }
-            try FileManager.default.copyItem(atPath: backup + "/hub.db", toPath: directory.appendingPathComponent("hub.db"))
-            try? FileManager.default.copyItem(
-                atPath: backup + "/federation-revisions.json", toPath: directory.appendingPathComponent("federation-revisions.json"))
+            try federation.restoreHubStore(from: backup)
             (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)")
             func storeVersion() async throws -> Int {
                 let list = try await hubctl.succeed(["get", "--raw", "/api/v1/namespaces/shop/configmaps?limit=1"])

@@ -50,6 +50,28 @@ extension LocalFederation {
         try .cluster(cluster, trustDomain: directory.loadConfig().trustDomain)
     }
 
+    /// Backs the hub's store up while it runs (SQLite's online backup: a consistent copy) with
+    /// its revisions file, into `backup`.
+    public func backUpHubStore(to backup: String) async throws {
+        let directory = directory.path as NSString
+        try? FileManager.default.removeItem(atPath: backup)
+        try FileManager.default.createDirectory(atPath: backup, withIntermediateDirectories: true)
+        try await runCommand(["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
+        try? FileManager.default.copyItem(
+            atPath: directory.appendingPathComponent("federation-revisions.json"), toPath: backup + "/federation-revisions.json")
+    }
+
+    /// Puts the store of `backUpHubStore(to:)` back in place of the hub's (the hub must be stopped).
+    public func restoreHubStore(from backup: String) throws {
+        let directory = directory.path as NSString
+        for file in ["hub.db", "hub.db-wal", "hub.db-shm", "federation-revisions.json"] {
+            try? FileManager.default.removeItem(atPath: directory.appendingPathComponent(file))
+        }
+        try FileManager.default.copyItem(atPath: backup + "/hub.db", toPath: directory.appendingPathComponent("hub.db"))
+        try? FileManager.default.copyItem(
+            atPath: backup + "/federation-revisions.json", toPath: directory.appendingPathComponent("federation-revisions.json"))
+    }
+
     /// A simulated member with one node and its agent, joined to the hub `hub` runs on `hubPort`
     /// (auto-join: waits until the hub has made its Cluster).
     public func startMember(

@@ -306,15 +306,8 @@ public actor FaultSuite {
     /// restarts it on the backup. Every agent must refuse the older revision and keep its
     /// objects; the operator writes again what the restore lost and confirms each hold.
     private func restoreFromBackup(into result: inout CycleResult) async throws -> ContinuousClock.Instant {
-        let directory = federation.directory.path as NSString
         let backup = (federation.root as NSString).appendingPathComponent("backup")
-        try? FileManager.default.removeItem(atPath: backup)
-        try FileManager.default.createDirectory(atPath: backup, withIntermediateDirectories: true)
-        // SQLite's online backup: a consistent copy while the hub runs.
-        try await Self.command(["sqlite3", directory.appendingPathComponent("hub.db"), ".backup '\(backup)/hub.db'"])
-        try? FileManager.default.copyItem(
-            atPath: directory.appendingPathComponent("federation-revisions.json"), toPath: backup + "/federation-revisions.json"
-        )
+        try await federation.backUpHubStore(to: backup)
         let atBackup = ledger.snapshot()
         await write(count: settings.writesPerBurst)
         _ = try await converge(since: .now)
@@ -322,12 +315,7 @@ public actor FaultSuite {
 
         hub.send(SIGKILL)
         _ = await hub.waitForExit(within: .seconds(10))
-        for file in ["hub.db", "hub.db-wal", "hub.db-shm", "federation-revisions.json"] {
-            try? FileManager.default.removeItem(atPath: directory.appendingPathComponent(file))
-        }
-        try FileManager.default.copyItem(atPath: backup + "/hub.db", toPath: directory.appendingPathComponent("hub.db"))
-        try? FileManager.default.copyItem(
-            atPath: backup + "/federation-revisions.json", toPath: directory.appendingPathComponent("federation-revisions.json"))
+        try federation.restoreHubStore(from: backup)
         let agentMarks = agents.mapValues(\.mark)
         try await restartHub()
 
