@@ -1,4 +1,3 @@
-import Foundation
 import TetherJSON
 import TetherModel
 import TetherPlugin
@@ -31,17 +30,11 @@ struct ManagedFields: Equatable {
         var field: String {
             path.map { step in
                 if step.hasPrefix("f:") { return "." + step.dropFirst(2) }
-                let key = step.dropFirst(2)
-                guard let data = key.data(using: .utf8), let pairs = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                    return "[\(key)]"
-                }
-                return "[" + pairs.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.literal($0.value))" }.joined(separator: ",") + "]"
+                let key = String(step.dropFirst(2))
+                guard case .object(let pairs)? = try? JSONValue(parsing: key) else { return "[\(key)]" }
+                return "[" + pairs.sorted { $0.key < $1.key }.map { "\($0.key)=\((try? $0.value.serializedText()) ?? "")" }.joined(separator: ",")
+                    + "]"
             }.joined()
-        }
-
-        private static func literal(_ value: Any) -> String {
-            if let text = value as? String { return "\"\(text)\"" }
-            return "\(value)"
         }
     }
 
