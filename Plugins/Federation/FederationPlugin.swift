@@ -2,10 +2,11 @@ import TetherJSON
 import TetherModel
 import TetherPlugin
 
-/// Tether's own kinds in `core.tether.io`: they describe the federation and stay at the hub.
+/// Tether's own kinds in `core.tether.io`, and the `DNSEndpoint`s the hub publishes: they
+/// describe the federation and stay at the hub.
 public struct FederationPlugin: ResourcePlugin {
     public let name = "federation"
-    public let kinds: [KindDescriptor] = [Self.cluster, Self.propagationPolicy, Self.overridePolicy, Self.propagation]
+    public let kinds: [KindDescriptor] = [Self.cluster, Self.propagationPolicy, Self.overridePolicy, Self.propagation, Self.dnsEndpoint]
 
     public init() {}
 
@@ -68,6 +69,30 @@ public struct FederationPlugin: ResourcePlugin {
         ],
         summary:
             "Propagation is where one federated object stands in each member cluster it is placed on; the hub writes one per federated object."
+    )
+
+    /// external-dns's `DNSEndpoint` (its CRD source reads them): the hub writes one per federated
+    /// Service of type LoadBalancer and Ingress when the federation has a DNS zone (docs/dns.md).
+    public static let dnsEndpoint = KindDescriptor(
+        group: "externaldns.k8s.io", version: "v1alpha1", kind: "DNSEndpoint", plural: "dnsendpoints", namespaced: true,
+        printerColumns: [
+            .text("NAMES") { object in
+                let names = (object.value(at: "spec", "endpoints")?.arrayElements ?? []).compactMap { $0["dnsName"]?.stringValue }
+                return names.isEmpty ? "<none>" : names.count == 1 ? names[0] : "\(names[0]) +\(names.count - 1)"
+            },
+            PrinterColumn(name: "RECORDS", type: "integer") { .integer(Int64(($0.value(at: "spec", "endpoints")?.arrayElements ?? []).count)) },
+        ],
+        fields: [
+            "spec": .object([
+                "endpoints": .array(
+                    .object([
+                        "dnsName": .string, "recordTTL": .integer, "recordType": .string, "setIdentifier": .string, "targets": .stringList,
+                        "labels": .stringMap, "providerSpecific": .array(.object(["name": .string, "value": .string])),
+                    ]))
+            ]),
+            "status": .object(["observedGeneration": .integer]),
+        ],
+        summary: "DNSEndpoint is a set of DNS records for external-dns to publish; the hub writes one per federated Service and Ingress."
     )
 
     static let resourceSelectors = FieldSchema.array(

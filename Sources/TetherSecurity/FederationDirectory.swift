@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import X509
 
 /// The settings `tetherctl init` records beside the PKI, in `federation.json`.
@@ -9,11 +10,97 @@ public struct FederationConfig: Codable, Sendable, Hashable {
     /// The federation's identity, random, made by `init`: agents refuse desired state from a hub
     /// naming another. Absent in directories made before it existed (the hub adds one).
     public var uid: String?
+    /// Where the hub publishes its Services' and Ingresses' DNS records; nil publishes none.
+    public var dns: FederationDNS?
 
-    public init(trustDomain: String, hubHosts: [String], uid: String? = UUID().uuidString.lowercased()) {
+    public init(trustDomain: String, hubHosts: [String], uid: String? = UUID().uuidString.lowercased(), dns: FederationDNS? = nil) {
         self.trustDomain = trustDomain
         self.hubHosts = hubHosts
         self.uid = uid
+        self.dns = dns
+    }
+}
+
+/// The federation's DNS settings (docs/dns.md): records are named
+/// `<name>.<namespace>.<federation>.svc.[<zone>.<region>.]<dns zone>`.
+public struct FederationDNS: Codable, Sendable, Hashable {
+    /// The DNS zone the records live in, lowercase, without the trailing dot: `example.com`.
+    public var zone: String
+    /// The federation's name, one label of every record's name.
+    public var federation: String
+    /// Seconds resolvers may keep an answer: short, so a cluster that fails leaves the answers soon.
+    public var ttl: Int
+    /// The zone's name servers (its NS records and the SOA's primary).
+    public var nameservers: [NameServer]
+
+    /// A name server of the zone; one inside the zone needs its address (the zone's glue).
+    public struct NameServer: Codable, Sendable, Hashable {
+        public var name: String
+        public var address: String?
+
+        /// `NAME` or `NAME=ADDRESS`, as `--dns-nameserver` takes it.
+        public var argument: String { address.map { "\(name)=\($0)" } ?? name }
+    }
+
+    public static let defaultFederationName = "federation"
+    public static let defaultTTL = 30
+
+    /// Checks and normalizes each part; the error names the option to fix. A name server is
+    /// `NAME` or `NAME=ADDRESS`; without any, the zone names `localhost`, which loads anywhere
+    /// and suits a server that only answers the hub's zone on its own.
+    public init(zone: String, federation: String = Self.defaultFederationName, ttl: Int = Self.defaultTTL, nameservers: [String] = [])
+        throws(SecurityError)
+    {
+        let zone = Self.trimmed(zone)
+        guard zone.utf8.count <= 200, Self.isHostName(zone) else {
+            throw SecurityError(.invalidName, "--dns-zone '\(zone)' is not a DNS name of lowercase labels (a-z, 0-9, '-'), such as example.com")
+        }
+        guard Self.isLabel(Substring(federation)) else {
+            throw SecurityError(.invalidName, "--name '\(federation)' is not a DNS label (a-z, 0-9, '-', at most 63 characters)")
+        }
+        guard (1...86_400).contains(ttl) else {
+            throw SecurityError(.invalidName, "--dns-ttl \(ttl) is outside 1...86400 seconds")
+        }
+        var servers: [NameServer] = []
+        for item in nameservers {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let name = Self.trimmed(parts.first ?? "")
+            guard Self.isHostName(name) else {
+                throw SecurityError(.invalidName, "--dns-nameserver '\(item)' is not NAME or NAME=ADDRESS with NAME a host name")
+            }
+            let address = parts.count == 2 ? parts[1] : nil
+            if let address, (try? SocketAddress(ipAddress: address, port: 0)) == nil {
+                throw SecurityError(.invalidName, "--dns-nameserver '\(item)': '\(address)' is not an IPv4 or IPv6 address")
+            }
+            if address == nil, name == zone || name.hasSuffix("." + zone) {
+                throw SecurityError(
+                    .invalidName, "--dns-nameserver '\(item)' is inside the zone \(zone): give its address too, as \(name)=ADDRESS")
+            }
+            servers.append(NameServer(name: name, address: address))
+        }
+        self.zone = zone
+        self.federation = federation
+        self.ttl = ttl
+        self.nameservers = servers.isEmpty ? [NameServer(name: "localhost", address: nil)] : servers
+    }
+
+    static func isHostName(_ name: String) -> Bool {
+        name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isLabel($0) }
+    }
+
+    private static func trimmed(_ name: String) -> String {
+        var name = name.lowercased()
+        while name.hasSuffix(".") { name.removeLast() }
+        return name
+    }
+
+    /// A DNS-1123 label: what every part of a name Tether writes must be.
+    public static func isLabel(_ label: Substring) -> Bool {
+        guard (1...63).contains(label.utf8.count), let first = label.utf8.first, let last = label.utf8.last else { return false }
+        func alphanumeric(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        }
+        return alphanumeric(first) && alphanumeric(last) && label.utf8.allSatisfy { alphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 }
 
@@ -53,6 +140,8 @@ public struct FederationDirectory: Sendable {
     public var accessPolicyPath: String { file("access.json") }
     /// Certificates the hub signed on renewal and what each was renewed from (``RenewalLedger``).
     public var renewalLedgerPath: String { file("renewals.json") }
+    /// The zone file the hub writes when the federation has a DNS zone.
+    public var dnsZoneFilePath: String { file("dns.zone") }
 
     public static let defaultHubHosts = ["localhost", "127.0.0.1", "::1"]
     public static let defaultAPIPort = 6443
@@ -68,6 +157,7 @@ public struct FederationDirectory: Sendable {
     public func initialize(
         trustDomain: String,
         hubHosts: [String] = FederationDirectory.defaultHubHosts,
+        dns: FederationDNS? = nil,
         force: Bool = false,
         now: Date = Date()
     ) throws(SecurityError) -> FederationConfig {
@@ -100,7 +190,7 @@ public struct FederationDirectory: Sendable {
         try PEMFiles.writeAtomically(admin.privateKeyPEM, to: adminKeyPath, mode: PEMFiles.privateKeyMode)
         try PEMFiles.writeAtomically(try admin.certificatePEM, to: adminCertificatePath, mode: PEMFiles.certificateMode)
 
-        let config = FederationConfig(trustDomain: trustDomain, hubHosts: hubHosts)
+        let config = FederationConfig(trustDomain: trustDomain, hubHosts: hubHosts, dns: dns)
         try PEMFiles.writeJSON(config, to: configPath)
         let kubeconfig = try Kubeconfig.federation(
             server: "https://\(hosts.urlHost):\(Self.defaultAPIPort)",
@@ -120,6 +210,13 @@ public struct FederationDirectory: Sendable {
             )
         }
         return try PEMFiles.readJSON(FederationConfig.self, from: configPath)
+    }
+
+    /// Sets (or, with nil, removes) the federation's DNS settings; the hub reads them at start.
+    public func configureDNS(_ dns: FederationDNS?) throws(SecurityError) {
+        var config = try loadConfig()
+        config.dns = dns
+        try PEMFiles.writeJSON(config, to: configPath)
     }
 
     /// The federation's UID, made and recorded now if the directory predates it.

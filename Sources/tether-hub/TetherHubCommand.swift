@@ -67,6 +67,17 @@ struct TetherHubCommand: AsyncParsableCommand {
     )
     var autoJoin = false
 
+    @Option(
+        name: .long,
+        help: "Where the DNS zone file goes when the federation has a DNS zone (`tetherctl init --dns-zone`); default DIR/dns.zone.")
+    var dnsZoneFile: String?
+
+    @Option(
+        name: .long,
+        help:
+            "Seconds after start during which DNS records wait for every agent to report again (default: three heartbeat intervals).")
+    var dnsStartupGrace: Double?
+
     @OptionGroup(title: "Limits (docs/limits.md)") var limits: HubLimitOptions
 
     @OptionGroup var logging: LoggingOptions
@@ -76,6 +87,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             throw ValidationError("--heartbeat-interval must be between 0.05 and 3600 seconds")
         }
         guard watchHistory >= 1 else { throw ValidationError("--watch-history must be at least 1") }
+        if let dnsStartupGrace, !(0...3600).contains(dnsStartupGrace) {
+            throw ValidationError("--dns-startup-grace must be between 0 and 3600 seconds")
+        }
         guard rebalanceAfter >= 0.1, offlineAfter >= 0.1 else {
             throw ValidationError("--rebalance-after and --offline-after must be at least 0.1 seconds")
         }
@@ -89,7 +103,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         let directory = FederationDirectory(path: dir)
         let agentAddress = try HostAndPort(parsing: agentListen)
         let apiAddress = try HostAndPort(parsing: apiListen)
-        _ = try directory.loadConfig()
+        let config = try directory.loadConfig()
         let material = try TLSMaterial.load(
             certificate: directory.hubCertificatePath,
             key: directory.hubKeyPath,
@@ -133,6 +147,21 @@ struct TetherHubCommand: AsyncParsableCommand {
         federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
         federation.revisionsPath = directory.federationRevisionsPath
         federation.autoJoin = autoJoin
+        if let dns = config.dns {
+            let grace = dnsStartupGrace ?? heartbeatInterval * 3
+            federation.dns = DNSSettings(
+                dns: dns, zoneFilePath: dnsZoneFile ?? directory.dnsZoneFilePath, startupGrace: .milliseconds(Int64(grace * 1000)))
+            logger.info(
+                "DNS records are published",
+                metadata: [
+                    "tether.event": "dns.on", "tether.zone": "\(dns.zone)", "tether.federation_name": "\(dns.federation)",
+                    "tether.ttl": "\(dns.ttl)", "tether.path": "\(dnsZoneFile ?? directory.dnsZoneFilePath)",
+                ])
+        } else {
+            logger.info(
+                "DNS records are not published: the federation has no DNS zone; set one with `tetherctl dns set --dir \(dir) --dns-zone ZONE` and restart the hub",
+                metadata: ["tether.event": "dns.off"])
+        }
         let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, settings: federation, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(

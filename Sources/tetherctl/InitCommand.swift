@@ -21,6 +21,8 @@ struct InitCommand: ParsableCommand {
     @Option(name: .customLong("hub-host"), help: "A host name or IP address the hub is reached at (repeatable).")
     var hubHosts: [String] = []
 
+    @OptionGroup(title: "DNS for federated Services and Ingresses (docs/dns.md)") var dns: DNSOptions
+
     @Flag(name: .long, help: "Replace an existing CA (every issued bundle must then be issued again).")
     var force = false
 
@@ -30,14 +32,18 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         let directory = FederationDirectory(path: dir)
         let hosts = hubHosts.isEmpty ? FederationDirectory.defaultHubHosts : hubHosts
-        let config = try directory.initialize(trustDomain: trustDomain, hubHosts: hosts, force: force)
+        let config = try directory.initialize(trustDomain: trustDomain, hubHosts: hosts, dns: try dns.settings(), force: force)
         switch output {
         case .json:
-            try printJSON(InitResult(directory: directory.path, trustDomain: config.trustDomain, hubHosts: config.hubHosts))
+            try printJSON(
+                InitResult(directory: directory.path, trustDomain: config.trustDomain, hubHosts: config.hubHosts, dnsZone: config.dns?.zone))
         case .text:
             print("federation initialized in \(directory.path)")
             print("  trust domain  \(config.trustDomain)")
             print("  hub hosts     \(config.hubHosts.joined(separator: ", "))")
+            print(
+                "  DNS zone      \(config.dns.map { "\($0.zone) (names <service>.<namespace>.\($0.federation).svc.\($0.zone))" } ?? "none: no DNS records")"
+            )
             print("  kubeconfig    \(directory.kubeconfigPath) (context federation)")
             print("next: tether-hub --dir \(directory.path)")
         }
@@ -47,5 +53,6 @@ struct InitCommand: ParsableCommand {
         var directory: String
         var trustDomain: String
         var hubHosts: [String]
+        var dnsZone: String?
     }
 }

@@ -6,7 +6,8 @@ struct Tetherctl: AsyncParsableCommand {
         commandName: "tetherctl",
         abstract: "Administer a Tether federation: its PKI, its member clusters, and a local demo.",
         subcommands: [
-            InitCommand.self, JoinCommand.self, UnjoinCommand.self, ClusterCommand.self, CertsCommand.self, TokenCommand.self, DemoCommand.self,
+            InitCommand.self, JoinCommand.self, UnjoinCommand.self, ClusterCommand.self, CertsCommand.self, TokenCommand.self, DNSCommand.self,
+            DemoCommand.self,
         ]
     )
 }

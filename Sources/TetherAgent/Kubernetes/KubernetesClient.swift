@@ -116,6 +116,10 @@ public final class KubernetesClient: Sendable {
     ) throws(KubernetesConfigError) {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        // Closing a connection waits this long for the server's close_notify: a member API server
+        // that never sends one (the simulated members did not) held every agent's stop for the
+        // default 5 s, while its hub already counted it gone.
+        tls.shutdownTimeout = .milliseconds(500)
         do {
             if let pem = endpoint.certificateAuthorityPEM {
                 tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))

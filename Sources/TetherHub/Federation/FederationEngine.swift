@@ -31,6 +31,8 @@ public struct FederationSettings: Sendable {
     public var chunkBytes = 4 * 1_048_576
     /// Waits between attempts after a push to an agent failed, and after the store failed a list or watch.
     public var retryBackoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
+    /// Where DNS records of federated Services and Ingresses are published; nil publishes none.
+    public var dns: DNSSettings?
 
     public init() {}
 
@@ -53,6 +55,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     var state: FederationState
     let writers: FederationWriters
     let measures = FederationMeasures()
+    let dnsPublisher: DNSPublisher?
 
     /// Each session's link to its agent, by session ID.
     var links: [String: AgentLink] = [:]
@@ -91,7 +94,9 @@ public actor FederationEngine: Service, HubSessionObserver {
         self.logger = logger
         self.settings = settings
         self.state = FederationState(settings: settings.state, registry: registry)
-        self.writers = FederationWriters(store: store, registry: registry, logger: logger)
+        let dnsPublisher = settings.dns.map { DNSPublisher(settings: $0, store: store, logger: logger) }
+        self.dnsPublisher = dnsPublisher
+        self.writers = FederationWriters(store: store, registry: registry, dnsNames: dnsPublisher?.names, logger: logger)
         (sessionEventStream, sessionEvents) = AsyncStream.makeStream(
             of: SessionEvent.self, bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity))
         (workStream, work) = AsyncStream.makeStream(of: FederationWork.self)
@@ -179,6 +184,12 @@ public actor FederationEngine: Service, HubSessionObserver {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.writers.run() }
+            if let dnsPublisher {
+                group.addTask {
+                    await dnsPublisher.run(
+                        view: { await self.state.dnsView() }, renamed: { references in await self.handle(.statusAffected(references)) })
+                }
+            }
             for (collection, type) in collections {
                 group.addTask { await self.follow(collection, type) }
             }
@@ -201,6 +212,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         sessionEvents.finish()
         writers.finish()
+        dnsPublisher?.finish()
         work.finish()
     }
 
@@ -236,5 +248,6 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// One event through the state, and its actions performed.
     func handle(_ event: FederationEvent) {
         for action in state.on(event) { perform(action) }
+        if let dnsPublisher, event.mayChangeDNS { dnsPublisher.wake() }
     }
 }

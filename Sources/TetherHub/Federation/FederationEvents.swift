@@ -42,8 +42,25 @@ enum FederationEvent: Sendable {
     case revisionsWritten([String: RevisionRecord])
     /// A `raiseStoreVersion` action reached the disk: the store's version is now `version`.
     case storeVersionRaised(UInt64)
+    /// What the status of these objects shows besides their reports changed (their published
+    /// DNS name): their status is written again.
+    case statusAffected([ObjectReference])
     /// The engine is stopping: what must not be lost is written now.
     case stopping
+}
+
+extension FederationEvent {
+    /// Whether DNS records can change with this event: sessions, placement and labels, the
+    /// federated objects themselves, and reports (the engine's publisher recomputes on each).
+    var mayChangeDNS: Bool {
+        switch self {
+        case .started, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate: return false
+        case .listed, .changed, .sessionEstablished, .sessionEnded, .timerFired: return true
+        case .received(let message, _, _):
+            guard case .status(let report) = message else { return false }
+            return report.objects.contains { $0.object.kind == "Service" || $0.object.kind == "Ingress" }
+        }
+    }
 }
 
 /// A timer the state asks for. Each names what it was set for (an outage, an attempt), so

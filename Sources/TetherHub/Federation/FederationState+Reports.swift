@@ -164,9 +164,11 @@ extension FederationState {
     /// The kind's own status from its clusters' reports: the plugin's aggregate (summed
     /// replicas, load-balancer addresses), or nil for a kind without one, whose status (a
     /// Namespace's phase) the federation leaves alone. `observedGeneration` only where the
-    /// kind's status schema has it.
+    /// kind's status schema has it. A published global DNS name goes first among the
+    /// load-balancer addresses, as a `hostname`.
     static func aggregateStatus(
-        of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin, kind: KindDescriptor?, observedGeneration: Int64?
+        of object: JSONValue, reports: [ClusterReport], plugin: any ResourcePlugin, kind: KindDescriptor?, observedGeneration: Int64?,
+        globalName: String? = nil
     ) -> JSONValue? {
         guard kind?.hasStatus != false else { return nil }
         let members = reports.map {
@@ -175,6 +177,9 @@ extension FederationState {
         guard var status = plugin.aggregateStatus(of: object, members: members)?.objectMembers else { return nil }
         if let generation = observedGeneration, kind?.statusHas("observedGeneration") != false {
             status["observedGeneration"] = .integer(generation)
+        }
+        if let globalName, case .array(let ingress)? = status["loadBalancer"]?["ingress"] {
+            status["loadBalancer"] = ["ingress": .array([["hostname": .string(globalName)]] + ingress)]
         }
         return .object(status)
     }

@@ -121,6 +121,8 @@ struct FederationState: Sendable {
         case .storeVersionRaised(let version):
             storeVersion = max(storeVersion, version)
             if raisingStoreVersion <= version { raisingStoreVersion = 0 }
+        case .statusAffected(let references):
+            for reference in references { statusChanged(reference) }
         case .stopping:
             if revisionsScheduled { writeRevisions() }
         }

@@ -31,13 +31,15 @@ final class FederationWriters: Sendable {
     private let registry: KindRegistry
     private let logger: Logger
     private let events: MemberEvents
+    private let dnsNames: PublishedDNSNames?
     private let pending = Mutex(Pending())
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
 
-    init(store: any ResourceStore, registry: KindRegistry, logger: Logger) {
+    init(store: any ResourceStore, registry: KindRegistry, dnsNames: PublishedDNSNames? = nil, logger: Logger) {
         self.store = store
         self.registry = registry
+        self.dnsNames = dnsNames
         self.logger = logger
         self.events = MemberEvents(store: store, logger: logger)
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -142,6 +144,7 @@ final class FederationWriters: Sendable {
     ) async {
         guard let kind = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) else { return }
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
+        let globalName = dnsNames?.name(of: reference)
         do {
             var current: JSONValue?
             let written = try await store.modify(type, namespace: reference.namespace, name: reference.name, part: .status) { object in
@@ -149,7 +152,7 @@ final class FederationWriters: Sendable {
                 guard
                     let status = FederationState.aggregateStatus(
                         of: object, reports: reports, plugin: registry.plugin(for: object), kind: kind,
-                        observedGeneration: observedGeneration),
+                        observedGeneration: observedGeneration, globalName: globalName),
                     object["status"] != status
                 else { return false }
                 object[member: "status"] = status

@@ -1,0 +1,44 @@
+import TetherJSON
+import TetherModel
+import TetherWire
+
+/// What DNS publishing reads of the engine's state (``DNSPublisher``).
+extension FederationState {
+    /// Whether `reference` gets DNS records: a Service of type LoadBalancer, or an Ingress.
+    static func publishesDNS(_ reference: ObjectReference, _ object: JSONValue?) -> Bool {
+        switch (reference.apiVersion, reference.kind) {
+        case ("v1", "Service"): return object?.string(at: "spec", "type") == "LoadBalancer"
+        case ("networking.k8s.io/v1", "Ingress"): return true
+        default: return false
+        }
+    }
+
+    /// Every federated Service of type LoadBalancer and Ingress with, per cluster it is placed
+    /// on, that cluster's topology labels, whether it counts (agent connected, object not
+    /// Degraded there) and the addresses it reported.
+    func dnsView() -> DNSView {
+        var sources: [DNSSource] = []
+        var complete = settled
+        for (reference, object) in federated where Self.publishesDNS(reference, object) {
+            guard object.deletionTimestamp == nil, let uid = object.uid else { continue }
+            var source = DNSSource(reference: reference, uid: uid, members: [])
+            let reported = reports[reference] ?? [:]
+            for (cluster, member) in members where member.desired[reference] != nil && !member.excluded {
+                let report = reported[cluster]
+                let ingress = report?.summary["loadBalancer"]?["ingress"]?.arrayElements ?? []
+                let labels = clusterLabels[cluster] ?? [:]
+                source.members.append(
+                    DNSSource.Member(
+                        cluster: cluster, region: labels[DNSRecordPlanner.regionLabel], zone: labels[DNSRecordPlanner.zoneLabel],
+                        healthy: member.session != nil && report?.state == .applied && report?.health != .degraded,
+                        addresses: ingress.compactMap { $0["ip"]?.stringValue ?? $0["hostname"]?.stringValue }
+                    ))
+                if member.session == nil || report == nil { complete = false }
+            }
+            source.members.sort { $0.cluster < $1.cluster }
+            sources.append(source)
+        }
+        sources.sort { $0.reference.description < $1.reference.description }
+        return DNSView(sources: sources, complete: complete)
+    }
+}

@@ -1,0 +1,286 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherSecurity
+import TetherTestSupport
+
+/// Global names for federated Services and Ingresses (docs/dns.md): three simulated members in
+/// two regions and three zones, the hub's zone file served by a real BIND, asked with `dig`.
+@Suite("DNS records by zone, region and globally", .timeLimit(.minutes(4)))
+struct DNSPublishingTests {
+    static let zone = "fed.test"
+    static let heartbeat = 2.0
+
+    @Test("zone file in BIND and DNSEndpoints agree; a stopped agent's address leaves the answers, its zone falls back, and returns")
+    func publishesAndFollowsHealth() async throws {
+        try await withFederation { federation in
+            try federation.directory.configureDNS(FederationDNS(zone: Self.zone, federation: "demo", ttl: 5))
+            let zoneFile = federation.directory.dnsZoneFilePath
+            let (hub, port) = try await federation.startHub(heartbeatInterval: Self.heartbeat)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let topology = ["a": ("r1", "z1a"), "b": ("r1", "z1b"), "c": ("r2", "z2a")]
+            var members: [String: (kubectl: Kubectl, directory: String, agent: ManagedProcess)] = [:]
+            for name in topology.keys.sorted() {
+                members[name] = try await federation.startMember(name, hub: hub, hubPort: port)
+                let (region, zone) = topology[name]!
+                try await hubctl.succeed([
+                    "label", "cluster", name, "topology.kubernetes.io/region=\(region)", "topology.kubernetes.io/zone=\(zone)",
+                ])
+            }
+            try await hubctl.succeed(["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+            try await hubctl.succeed(["create", "ingress", "site", "--rule=site.example/=web:80"])
+
+            // Each member's own addresses, as its simulated cloud assigned them.
+            var serviceAddresses: [String: String] = [:]
+            var ingressAddresses: [String: String] = [:]
+            for (name, member) in members {
+                for (kind, object) in [("service", "web"), ("ingress", "site")] {
+                    try await member.kubectl.succeed(
+                        ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "\(kind)/\(object)", "--timeout=60s"],
+                        within: .seconds(70))
+                    let ip = try await member.kubectl.succeed(["get", kind, object, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])
+                    if kind == "service" { serviceAddresses[name] = ip } else { ingressAddresses[name] = ip }
+                }
+            }
+            let serviceIP = serviceAddresses
+            let ingressIP = ingressAddresses
+            func names(_ base: String) -> (global: String, r1: String, r2: String, z1a: String, z1b: String, z2a: String) {
+                (
+                    "\(base).\(Self.zone)", "\(base).r1.\(Self.zone)", "\(base).r2.\(Self.zone)", "\(base).z1a.r1.\(Self.zone)",
+                    "\(base).z1b.r1.\(Self.zone)", "\(base).z2a.r2.\(Self.zone)"
+                )
+            }
+            let svc = names("web.default.demo.svc")
+            let ing = names("site.default.demo.ing")
+
+            // Everything healthy: every name answers with its own members' addresses.
+            let expectedHealthy: [String: Set<String>] = [
+                svc.global: Set(serviceIP.values), svc.r1: [serviceIP["a"]!, serviceIP["b"]!], svc.r2: [serviceIP["c"]!],
+                svc.z1a: [serviceIP["a"]!], svc.z1b: [serviceIP["b"]!], svc.z2a: [serviceIP["c"]!],
+                ing.global: Set(ingressIP.values), ing.r1: [ingressIP["a"]!, ingressIP["b"]!], ing.r2: [ingressIP["c"]!],
+                ing.z1a: [ingressIP["a"]!], ing.z1b: [ingressIP["b"]!], ing.z2a: [ingressIP["c"]!],
+            ]
+            try await Self.waitForZoneFile(hub, zoneFile, "every name with its members' addresses") { records in
+                expectedHealthy.allSatisfy { name, addresses in records.addresses(of: name) == addresses }
+            }
+            let bind = try await BINDServer.start(federation: federation, zone: Self.zone, file: zoneFile)
+            for (name, addresses) in expectedHealthy {
+                try await bind.waitForAnswer(name, addresses: addresses)
+            }
+
+            // The DNSEndpoints kubectl lists hold exactly the zone file's records.
+            let endpoints = try await hubctl.succeed([
+                "get", "dnsendpoints", "-o", "jsonpath={range .items[*].spec.endpoints[*]}{.dnsName} {.recordType} {.targets}{\"\\n\"}{end}",
+            ])
+            var fromEndpoints: Set<String> = []
+            for line in endpoints.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
+                let targets = try JSONSerialization.jsonObject(with: Data(parts[2].utf8)) as? [String] ?? []
+                for target in targets { fromEndpoints.insert("\(parts[0]) \(parts[1]) \(target)") }
+            }
+            #expect(fromEndpoints == ZoneRecords.read(zoneFile).lines, "DNSEndpoints: \(fromEndpoints.sorted())")
+            let listed = try await hubctl.succeed(["get", "dnsendpoints"])
+            #expect(listed.contains("service-web") && listed.contains("ingress-site"), "\(listed)")
+
+            // kubectl shows the global name beside the addresses, and describe lists each name's records.
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].hostname}=\(svc.global)", "service/web", "--timeout=30s"],
+                within: .seconds(40))
+            let table = try await hubctl.succeed(["get", "svc,ing"])
+            #expect(table.contains(svc.global) && table.contains(ing.global), "\(table)")
+            let described = try await hubctl.succeed(["describe", "service", "web"])
+            for name in [svc.global, svc.r1, svc.z2a] { #expect(described.contains(name), "describe lacks \(name):\n\(described)") }
+
+            // Member a's agent stops: its addresses leave every answer, its zone's name aliases its region's.
+            let stopped = ContinuousClock.now
+            _ = await members["a"]!.agent.stop()
+            try await Self.waitForZoneFile(hub, zoneFile, "a's addresses gone, zone z1a an alias of region r1") { records in
+                records.addresses(of: svc.global) == [serviceIP["b"]!, serviceIP["c"]!] && records.alias(of: svc.z1a) == svc.r1
+                    && records.addresses(of: svc.r1) == [serviceIP["b"]!] && records.alias(of: ing.z1a) == ing.r1
+            }
+            let dropOut = ContinuousClock.now - stopped
+            print("dns: a stopped agent's addresses left the zone file \(dropOut) after its SIGTERM (heartbeat interval \(Self.heartbeat) s)")
+            #expect(dropOut < .seconds(Self.heartbeat), "took \(dropOut)")
+            try bind.reload()
+            try await bind.waitForAnswer(svc.z1a, addresses: [serviceIP["b"]!], alias: svc.r1)
+            try await bind.waitForAnswer(svc.global, addresses: [serviceIP["b"]!, serviceIP["c"]!])
+            try await bind.waitForAnswer(ing.z1a, addresses: [ingressIP["b"]!], alias: ing.r1)
+
+            // The agent comes back: its addresses return.
+            let bundle = try federation.issueBundle(cluster: "a", hubPort: port)
+            _ = try federation.startAgent(bundle: bundle, kubeconfig: members["a"]!.directory + "/kubeconfig")
+            try await Self.waitForZoneFile(hub, zoneFile, "a's addresses back") { records in
+                expectedHealthy.allSatisfy { name, addresses in records.addresses(of: name) == addresses }
+            }
+            try bind.reload()
+            try await bind.waitForAnswer(svc.z1a, addresses: [serviceIP["a"]!])
+            try await bind.waitForAnswer(ing.global, addresses: Set(ingressIP.values))
+            await bind.stop()
+
+            // Deleting the Service removes its records and its DNSEndpoint.
+            try await hubctl.succeed(["delete", "service", "web"])
+            try await Self.waitForZoneFile(hub, zoneFile, "the Service's records gone") { records in
+                records.addresses(of: svc.global).isEmpty && !records.addresses(of: ing.global).isEmpty
+            }
+            try await hubctl.succeed(["wait", "--for=delete", "dnsendpoint/service-web", "--timeout=30s"], within: .seconds(40))
+        }
+    }
+
+    @Test("a federation without a DNS zone publishes nothing and says so")
+    func withoutZone() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let off = try await hub.waitForEvent("dns.off", within: .seconds(10))
+            #expect(off.raw.contains("tetherctl dns set"), "\(off.raw)")
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let member = try await federation.startMember("a", hub: hub, hubPort: port)
+            try await hubctl.succeed(["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+            try await member.kubectl.succeed(
+                ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "service/web", "--timeout=60s"], within: .seconds(70))
+            // The hub has aggregated the member's address, so DNS had its chance to publish.
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "service/web", "--timeout=30s"], within: .seconds(40))
+            #expect(try await hubctl.succeed(["get", "dnsendpoints", "-A", "-o", "name"]).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: federation.directory.dnsZoneFilePath))
+            let shown = try await Self.tetherctl(federation, ["dns", "show", "--dir", federation.directory.path])
+            #expect(shown.contains("not published"), "\(shown)")
+        }
+    }
+
+    /// Waits until the hub has logged `dns.published` with a zone file that satisfies `check`.
+    static func waitForZoneFile(
+        _ hub: ManagedProcess, _ path: String, _ what: String, _ check: @escaping @Sendable (ZoneRecords) -> Bool
+    ) async throws {
+        do {
+            try await hub.waitForEvent("dns.published", within: .seconds(30)) { _ in check(ZoneRecords.read(path)) }
+        } catch {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<no zone file>"
+            throw DeadlineExceeded(description: "zone file never showed \(what):\n\(text)\n\(error)")
+        }
+    }
+
+    static func tetherctl(_ federation: LocalFederation, _ arguments: [String]) async throws -> String {
+        let process = try federation.launch(name: "tetherctl", executable: federation.binaries.url("tetherctl"), arguments: arguments)
+        guard await process.waitForExit(within: .seconds(30)) == 0 else { throw DeadlineExceeded(description: "tetherctl failed: \(process.tail())") }
+        return process.lines.map(\.raw).joined(separator: "\n")
+    }
+}
+
+/// The records of a zone file the hub wrote, one `name type target` line per target.
+struct ZoneRecords: Sendable {
+    var lines: Set<String> = []
+
+    static func read(_ path: String) -> ZoneRecords {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return ZoneRecords() }
+        var origin = ""
+        var records = ZoneRecords()
+        for line in text.split(separator: "\n") where !line.hasPrefix(";") {
+            if line.hasPrefix("$ORIGIN ") {
+                origin = String(line.dropFirst("$ORIGIN ".count).dropLast())
+                continue
+            }
+            let fields = line.split(separator: "\t").map(String.init)
+            guard fields.count == 5, fields[2] == "IN", ["A", "AAAA", "CNAME"].contains(fields[3]) else { continue }
+            let name = fields[0] == "@" ? origin : "\(fields[0]).\(origin)"
+            let target = fields[3] == "CNAME" ? String(fields[4].dropLast()) : fields[4]
+            records.lines.insert("\(name) \(fields[3]) \(target)")
+        }
+        return records
+    }
+
+    func addresses(of name: String) -> Set<String> {
+        var found: Set<String> = []
+        for line in lines {
+            let parts = line.split(separator: " ").map(String.init)
+            if parts[0] == name, parts[1] == "A" || parts[1] == "AAAA" { found.insert(parts[2]) }
+        }
+        return found
+    }
+
+    func alias(of name: String) -> String? {
+        for line in lines {
+            let parts = line.split(separator: " ").map(String.init)
+            if parts[0] == name, parts[1] == "CNAME" { return parts[2] }
+        }
+        return nil
+    }
+}
+
+/// A real BIND (`named` from Debian) serving one zone file on a loopback port.
+struct BINDServer: Sendable {
+    let process: ManagedProcess
+    let port: Int
+
+    static func start(federation: LocalFederation, zone: String, file: String) async throws -> BINDServer {
+        let directory = federation.root + "/bind"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = try freeUDPAndTCPPort()
+        let configuration = """
+            options {
+                directory "\(directory)";
+                pid-file none;
+                listen-on port \(port) { 127.0.0.1; };
+                listen-on-v6 { none; };
+                recursion no;
+                dnssec-validation no;
+                allow-query { 127.0.0.1; };
+            };
+            controls { };
+            zone "\(zone)" { type primary; file "\(file)"; };
+            """
+        try configuration.write(toFile: directory + "/named.conf", atomically: true, encoding: .utf8)
+        let process = try federation.launch(
+            name: "named", executable: URL(fileURLWithPath: "/usr/sbin/named"), arguments: ["-g", "-n", "1", "-c", directory + "/named.conf"])
+        try await process.waitForLine(within: .seconds(30), "named running") { $0.raw.contains("running") }
+        return BINDServer(process: process, port: port)
+    }
+
+    /// Asks named to load the zone file again (SIGHUP, as `rndc reload` does).
+    func reload() throws {
+        process.send(SIGHUP)
+    }
+
+    /// Waits until `dig` answers `name` with exactly `addresses` (through `alias` when given).
+    func waitForAnswer(_ name: String, addresses: Set<String>, alias: String? = nil) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        var last = ""
+        while ContinuousClock.now < deadline {
+            last = try await dig(name)
+            var answers = Set(last.split(separator: "\n").map(String.init))
+            let through = alias.map { answers.remove($0 + ".") != nil } ?? true
+            if through, answers == addresses { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw DeadlineExceeded(description: "dig \(name) answered \(last.debugDescription), not \(addresses.sorted()) (alias \(alias ?? "none"))")
+    }
+
+    func dig(_ name: String) async throws -> String {
+        let process = ManagedProcess(
+            name: "dig", executable: URL(fileURLWithPath: "/usr/bin/dig"),
+            arguments: ["@127.0.0.1", "-p", "\(port)", "+short", "+tries=1", "+time=2", name, "A"])
+        try process.start()
+        guard await process.waitForExit(within: .seconds(10)) != nil else {
+            process.send(SIGKILL)
+            throw DeadlineExceeded(description: "dig \(name) did not finish")
+        }
+        return process.lines.map(\.raw).joined(separator: "\n")
+    }
+
+    func stop() async { _ = await process.stop() }
+
+    /// A port free on 127.0.0.1 for TCP at the moment of asking (named binds UDP and TCP).
+    static func freeUDPAndTCPPort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        guard bound else { throw DeadlineExceeded(description: "cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
