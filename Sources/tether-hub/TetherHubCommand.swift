@@ -223,7 +223,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             logger: logger
         )
         let group = ServiceGroup(
-            configuration: .init(services: [engine, listener, api, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(
+                services: [engine, listener] + (engine.dnsPublishing.map { [$0] } ?? []) + [api, reloader],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

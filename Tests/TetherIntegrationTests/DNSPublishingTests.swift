@@ -117,9 +117,21 @@ struct DNSPublishingTests {
             try await bind.waitForAnswer(ing.global, addresses: Set(ingressIP.values))
             await bind.stop()
 
+            // The hub restarts: the zone keeps every record while the agents come back and report
+            // (published again unchanged, so the file is not even rewritten).
+            let beforeRestart = try String(contentsOfFile: zoneFile, encoding: .utf8)
+            _ = await hub.stop()
+            let (restarted, _) = try await federation.startHub(heartbeatInterval: Self.heartbeat, agentListen: "127.0.0.1:\(port)")
+            try await restarted.waitForEvent("dns.published", within: .seconds(30))
+            let afterRestart = try String(contentsOfFile: zoneFile, encoding: .utf8)
+            #expect(
+                afterRestart == beforeRestart,
+                "before:\n\(beforeRestart)\nafter:\n\(afterRestart)\n\(restarted.lines.filter { $0.event?.hasPrefix("dns") == true }.map(\.raw))")
+            #expect(!restarted.lines.contains { $0.event == "dns.waiting" } || restarted.lines.contains { $0.event == "dns.published" })
+
             // Deleting the Service removes its records and its DNSEndpoint.
             try await hubctl.succeed(["delete", "service", "web"])
-            try await Self.waitForZoneFile(hub, zoneFile, "the Service's records gone") { records in
+            try await Self.waitForZoneFile(restarted, zoneFile, "the Service's records gone") { records in
                 records.addresses(of: svc.global).isEmpty && !records.addresses(of: ing.global).isEmpty
             }
             try await hubctl.succeed(["wait", "--for=delete", "dnsendpoint/service-web", "--timeout=30s"], within: .seconds(40))

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 import TetherFiles
 import TetherJSON
@@ -59,17 +60,34 @@ final class DNSPublisher: Sendable {
     }
     private let published = Mutex(Published())
 
+    /// Events wait here, the latest per object and name, for a writer of their own: a pass of
+    /// record changes never waits for a dozen Event writes.
+    private struct PendingEvent: Sendable {
+        var reference: ObjectReference
+        var uid: String
+        var name: String
+        var message: String
+    }
+    private let pendingEvents = Mutex<(events: [String: PendingEvent], order: [String])>(([:], []))
+    private let eventWakeups: AsyncStream<Void>
+    private let eventWakeup: AsyncStream<Void>.Continuation
+    static let pendingEventCapacity = 16_384
+
     init(settings: DNSSettings, store: any ResourceStore, logger: Logger) {
         self.settings = settings
         self.store = store
         self.logger = logger
         (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (eventWakeups, eventWakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Something DNS depends on changed; cheap, callable from anywhere.
     func wake() { wakeup.yield() }
 
-    func finish() { wakeup.finish() }
+    func finish() {
+        wakeup.finish()
+        eventWakeup.finish()
+    }
 
     /// Publishes on every wake until ``finish()``. `view` reads the engine's state; `renamed`
     /// is told which objects' global names changed, so their status is written again.
@@ -79,11 +97,22 @@ final class DNSPublisher: Sendable {
             try? await Task.sleep(for: settings.startupGrace)
             wakeup.yield()
         }
-        defer { grace.cancel() }
+        let events = Task { await writeEvents() }
+        defer {
+            grace.cancel()
+            eventWakeup.finish()
+        }
+        await publishOnWake(view: view, renamed: renamed)
+        await events.value
+    }
+
+    private func publishOnWake(view: @Sendable () async -> DNSView, renamed: @Sendable ([ObjectReference]) async -> Void) async {
         var saidWaiting = false
+        var publishedOnce = false
         for await _ in wakeups {
             let current = await view()
-            if !current.complete, ContinuousClock.now - started < settings.startupGrace {
+            // Only until the first pass: after it, a member that leaves must leave the answers at once.
+            if !publishedOnce, !current.complete, ContinuousClock.now - started < settings.startupGrace {
                 if !saidWaiting {
                     saidWaiting = true
                     logger.info(
@@ -92,6 +121,7 @@ final class DNSPublisher: Sendable {
                 }
                 continue
             }
+            publishedOnce = true
             await publish(current)
             await renamed(names.replace(with: globalNames()))
         }
@@ -163,6 +193,9 @@ final class DNSPublisher: Sendable {
                 metadata: [
                     "tether.event": "dns.published", "tether.objects": "\(planned.count)", "tether.records": "\(all.count)",
                     "tether.changed_objects": "\(changed)", "tether.serial": "\(published.withLock { $0.serial ?? 0 })",
+                    "tether.placed_copies": "\(view.sources.reduce(0) { $0 + $1.members.count })",
+                    "tether.counted_copies": "\(view.sources.reduce(0) { $0 + $1.members.filter(\.healthy).count })",
+                    "tether.complete": "\(view.complete)",
                 ])
         }
 
@@ -170,10 +203,10 @@ final class DNSPublisher: Sendable {
         for records in planned {
             let before = previous[records.reference]?.uid == records.uid ? previous[records.reference]?.explanations ?? [:] : [:]
             for (name, line) in records.explanations.sorted(by: { $0.key < $1.key }) where before[name] != line {
-                await recordEvent(records, name: name, message: line)
+                queueEvent(records, name: name, message: line)
             }
             for name in before.keys.sorted() where records.explanations[name] == nil {
-                await recordEvent(records, name: name, message: "\(name): no record (no healthy cluster has an address for it)")
+                queueEvent(records, name: name, message: "\(name): no record (no healthy cluster has an address for it)")
             }
             for problem in Set(records.skipped).subtracting(previous[records.reference]?.skipped ?? []).sorted() {
                 logger.warning(
@@ -278,9 +311,42 @@ final class DNSPublisher: Sendable {
         }
     }
 
+    private func queueEvent(_ records: DNSObjectRecords, name: String, message: String) {
+        let key = "\(records.uid)/\(name)"
+        let queued = pendingEvents.withLock { queue in
+            if queue.events[key] == nil {
+                guard queue.events.count < Self.pendingEventCapacity else { return false }
+                queue.order.append(key)
+            }
+            queue.events[key] = PendingEvent(reference: records.reference, uid: records.uid, name: name, message: message)
+            return true
+        }
+        if queued { eventWakeup.yield() } else { Counter(label: "tether_hub_events_dropped_total").increment() }
+    }
+
+    private func writeEvents() async {
+        for await _ in eventWakeups {
+            while let event = nextEvent() {
+                await recordEvent(event)
+            }
+        }
+    }
+
+    private func nextEvent() -> PendingEvent? {
+        pendingEvents.withLock { queue in
+            while !queue.order.isEmpty {
+                let key = queue.order.removeFirst()
+                if let event = queue.events.removeValue(forKey: key) { return event }
+            }
+            return nil
+        }
+    }
+
     /// One Event per object and record name, updated in place as its answer changes.
-    private func recordEvent(_ records: DNSObjectRecords, name dnsName: String, message: String) async {
-        let reference = records.reference
+    private func recordEvent(_ pending: PendingEvent) async {
+        let reference = pending.reference
+        let dnsName = pending.name
+        let message = pending.message
         let namespace = reference.namespace ?? "default"
         var hash = StableHash()
         hash.combine(dnsName)
@@ -288,7 +354,7 @@ final class DNSPublisher: Sendable {
         let now = kubernetesTimestamp()
         let involved: JSONValue = [
             "apiVersion": .string(reference.apiVersion), "kind": .string(reference.kind), "name": .string(reference.name),
-            "namespace": .string(namespace), "uid": .string(records.uid),
+            "namespace": .string(namespace), "uid": .string(pending.uid),
         ]
         let alias = message.contains(": CNAME ")
         let reason = message.contains(": no record") ? "DNSRecordRemoved" : alias ? "DNSRecordAliased" : "DNSRecordPublished"

@@ -184,12 +184,6 @@ public actor FederationEngine: Service, HubSessionObserver {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.writers.run() }
-            if let dnsPublisher {
-                group.addTask {
-                    await dnsPublisher.run(
-                        view: { await self.state.dnsView() }, renamed: { references in await self.handle(.statusAffected(references)) })
-                }
-            }
             for (collection, type) in collections {
                 group.addTask { await self.follow(collection, type) }
             }
@@ -212,7 +206,6 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
         sessionEvents.finish()
         writers.finish()
-        dnsPublisher?.finish()
         work.finish()
     }
 
@@ -245,9 +238,31 @@ public actor FederationEngine: Service, HubSessionObserver {
         }
     }
 
+    /// DNS publishing as a service of its own, when the federation has a DNS zone: list it after
+    /// the agent listener, so that on shutdown it stops before the listener ends the sessions
+    /// (a stopping hub must not withdraw every record because its own agents left).
+    public nonisolated var dnsPublishing: (any Service)? {
+        dnsPublisher.map { DNSPublishing(publisher: $0, engine: self) }
+    }
+
     /// One event through the state, and its actions performed.
     func handle(_ event: FederationEvent) {
         for action in state.on(event) { perform(action) }
         if let dnsPublisher, event.mayChangeDNS { dnsPublisher.wake() }
+    }
+}
+
+/// Runs the engine's ``DNSPublisher`` until graceful shutdown.
+struct DNSPublishing: Service {
+    let publisher: DNSPublisher
+    let engine: FederationEngine
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await publisher.run(
+                view: { await engine.state.dnsView() }, renamed: { references in await engine.handle(.statusAffected(references)) })
+        } onGracefulShutdown: {
+            publisher.finish()
+        }
     }
 }
