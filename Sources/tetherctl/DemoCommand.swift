@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import NIOHTTP1
+import TetherJSON
 import TetherLocal
 import TetherSecurity
 import UnixSignals
@@ -66,8 +68,11 @@ struct DemoCommand: AsyncParsableCommand {
     /// Starts the hub, then a simulated member and an agent per cluster; returns once every agent
     /// has a session, having printed what to try.
     private func start(_ federation: LocalFederation) async throws {
+        // Federation v1's DNS names: nginx.default.federation.svc.example.com and the like.
+        try federation.directory.configureDNS(try FederationDNS(zone: Self.dnsZone))
         let (hub, port) = try await federation.startHub(heartbeatInterval: heartbeatInterval)
         let names = Self.clusterNames(count: clusters)
+        try await Self.registerWithTopology(names, federation: federation)
         for name in names {
             let member = try await federation.startSimcluster(name)
             _ = try federation.startAgent(
@@ -89,6 +94,8 @@ struct DemoCommand: AsyncParsableCommand {
                kubectl --context=federation apply -f docs/examples/frontend.yaml     # ReplicaSet, Service, Ingress
                kubectl --context=federation get rs,svc,ing
                kubectl --context=\(names[0]) get rs                   # this member's share (a SIMULATED cluster)
+               kubectl --context=federation get dnsendpoints          # DNS by zone, region and globally
+               cat \(federation.directory.dnsZoneFilePath)
                kubectl --context=federation delete -f docs/examples/frontend.yaml
                docs/walkthrough.md tells the whole story; Ctrl-C stops everything.
 
@@ -124,6 +131,39 @@ struct DemoCommand: AsyncParsableCommand {
         let path = (federation.root as NSString).appendingPathComponent("kubeconfig-all")
         try PEMFiles.writeAtomically(Kubeconfig.combined(contexts), to: path, mode: PEMFiles.privateKeyMode)
         return path
+    }
+
+    static let dnsZone = "example.com"
+
+    /// Registers each cluster before its agent connects, with the region and zone its name
+    /// spells (`us-east1-b` is zone us-east1-b of region us-east1), so DNS has them.
+    static func registerWithTopology(_ names: [String], federation: LocalFederation) async throws {
+        let api = try HubAPI(directory: federation.directory, hub: nil)
+        do {
+            try await register(names, api: api)
+        } catch {
+            await api.shutdown()
+            throw error
+        }
+        await api.shutdown()
+    }
+
+    private static func register(_ names: [String], api: HubAPI) async throws {
+        for name in names {
+            var labels: [String: JSONValue] = [:]
+            if let dash = name.lastIndex(of: "-"), name.hasPrefix("cluster-") == false {
+                labels["topology.kubernetes.io/region"] = .string(String(name[..<dash]))
+                labels["topology.kubernetes.io/zone"] = .string(name)
+            }
+            let cluster: JSONValue = [
+                "apiVersion": "core.tether.io/v1alpha1", "kind": "Cluster", "metadata": ["name": .string(name), "labels": .object(labels)],
+                "spec": [:],
+            ]
+            let (status, answer) = try await api.send(.POST, "/apis/core.tether.io/v1alpha1/clusters", body: cluster)
+            guard status == 201 else {
+                throw ValidationError("the hub refused to register \(name): \(status) \(answer["message"]?.stringValue ?? "")")
+            }
+        }
     }
 
     static func clusterNames(count: Int) -> [String] {

@@ -79,6 +79,10 @@ struct DNSPublishingTests {
                 for target in targets { fromEndpoints.insert("\(parts[0]) \(parts[1]) \(target)") }
             }
             #expect(fromEndpoints == ZoneRecords.read(zoneFile).lines, "DNSEndpoints: \(fromEndpoints.sorted())")
+            // external-dns writes back the generation it published (its CRD source's UpdateStatus).
+            try await hubctl.succeed([
+                "patch", "dnsendpoint", "service-web", "--subresource=status", "--type=merge", "-p", #"{"status":{"observedGeneration":1}}"#,
+            ])
             let listed = try await hubctl.succeed(["get", "dnsendpoints"])
             #expect(listed.contains("service-web") && listed.contains("ingress-site"), "\(listed)")
 
@@ -93,13 +97,19 @@ struct DNSPublishingTests {
 
             // Member a's agent stops: its addresses leave every answer, its zone's name aliases its region's.
             let stopped = ContinuousClock.now
+            let beforeStop = hub.mark
             _ = await members["a"]!.agent.stop()
             try await Self.waitForZoneFile(hub, zoneFile, "a's addresses gone, zone z1a an alias of region r1") { records in
                 records.addresses(of: svc.global) == [serviceIP["b"]!, serviceIP["c"]!] && records.alias(of: svc.z1a) == svc.r1
                     && records.addresses(of: svc.r1) == [serviceIP["b"]!] && records.alias(of: ing.z1a) == ing.r1
             }
             let dropOut = ContinuousClock.now - stopped
-            print("dns: a stopped agent's addresses left the zone file \(dropOut) after its SIGTERM (heartbeat interval \(Self.heartbeat) s)")
+            let lost = try await hub.waitForEvent("session.disconnected", after: beforeStop, within: .seconds(5)) { $0["tether.cluster"] == "a" }
+            let republished = try await hub.waitForEvent("dns.published", after: beforeStop, within: .seconds(5))
+            let hubLatency = Self.time(of: republished).timeIntervalSince(Self.time(of: lost))
+            print(
+                "dns: a stopped agent's addresses left the zone file \(dropOut) after its SIGTERM, "
+                    + "\(Int(hubLatency * 1000)) ms after the hub saw its session end (heartbeat interval \(Self.heartbeat) s)")
             #expect(dropOut < .seconds(Self.heartbeat), "took \(dropOut)")
             try bind.reload()
             try await bind.waitForAnswer(svc.z1a, addresses: [serviceIP["b"]!], alias: svc.r1)
@@ -169,6 +179,13 @@ struct DNSPublishingTests {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? "<no zone file>"
             throw DeadlineExceeded(description: "zone file never showed \(what):\n\(text)\n\(error)")
         }
+    }
+
+    /// When the hub logged `line`.
+    static func time(of line: LogLine) -> Date {
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return line["time"].flatMap(format.date(from:)) ?? .distantPast
     }
 
     static func tetherctl(_ federation: LocalFederation, _ arguments: [String]) async throws -> String {

@@ -14,15 +14,15 @@ enum ZoneFile {
     static func render(_ records: [DNSRecord], dns: FederationDNS, serial: UInt32) -> String {
         let origin = dns.zone + "."
         var lines = [
-            "; The DNS records of the federated Services and Ingresses of federation \(dns.federation),",
+            "; The DNS records of the federated Services and Ingresses of the federation named \"\(dns.federation)\",",
             "; written by tether-hub on every change (docs/dns.md). Edits here are lost at the next change.",
             "$ORIGIN \(origin)",
             "$TTL \(dns.ttl)",
-            "@\t\(dns.ttl)\tIN\tSOA\t\(absolute(dns.nameservers[0].name, dns)) hostmaster.\(origin) "
+            "@\t\(dns.ttl)\tIN\tSOA\t\(absolute(dns.nameservers[0].name)) hostmaster.\(origin) "
                 + "(\(serial) \(refresh) \(retry) \(expire) \(dns.ttl))",
         ]
         for server in dns.nameservers {
-            lines.append("@\t\(dns.ttl)\tIN\tNS\t\(absolute(server.name, dns))")
+            lines.append("@\t\(dns.ttl)\tIN\tNS\t\(absolute(server.name))")
         }
         for server in dns.nameservers {
             guard let address = server.address, server.name == dns.zone || server.name.hasSuffix("." + dns.zone) else { continue }
@@ -31,7 +31,7 @@ enum ZoneFile {
         }
         for record in records.sorted(by: { ($0.name, $0.type) < ($1.name, $1.type) }) {
             for target in record.targets {
-                let value = record.type == .cname ? absolute(target, dns) : target
+                let value = record.type == .cname ? absolute(target) : target
                 lines.append("\(relative(record.name, dns))\t\(record.ttl)\tIN\t\(record.type.rawValue)\t\(value)")
             }
         }
@@ -67,7 +67,7 @@ enum ZoneFile {
         return ahead > 0 && ahead < 1 << 31 ? clock : next
     }
 
-    private static func absolute(_ name: String, _ dns: FederationDNS) -> String { name + "." }
+    private static func absolute(_ name: String) -> String { name + "." }
 
     private static func relative(_ name: String, _ dns: FederationDNS) -> String {
         if name == dns.zone { return "@" }
