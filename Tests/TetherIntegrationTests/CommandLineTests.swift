@@ -25,7 +25,8 @@ struct CommandLineTests {
             ("tetherctl", ["certs", "inspect", "--help"]), ("tetherctl", ["certs", "check", "--help"]),
             ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["certs", "revoke", "--help"]),
             ("tetherctl", ["certs", "rotate-ca", "--help"]), ("tetherctl", ["demo", "--help"]), ("tetherctl", ["token", "create", "--help"]),
-            ("tetherctl", ["token", "revoke", "--help"]), ("tether-hub", ["--help"]),
+            ("tetherctl", ["token", "revoke", "--help"]), ("tetherctl", ["dns", "set", "--help"]), ("tetherctl", ["dns", "show", "--help"]),
+            ("tetherctl", ["dns", "unset", "--help"]), ("tether-hub", ["--help"]),
             ("tether-agent", ["--help"]), ("tether-simcluster", ["--help"]),
         ]
     )
@@ -73,6 +74,10 @@ struct CommandLineTests {
             (["certs", "revoke", "--dir", "/tmp", "--serial", "not-hex"], "hexadecimal"),
             (["certs", "revoke", "--dir", "/nonexistent/fed", "--cluster", "eu-1"], "tetherctl init"),
             (["certs", "rotate-ca", "--dir", "/nonexistent/fed"], "tetherctl init"),
+            (["init", "--dir", "/tmp/tether-x", "--dns-zone", "exa mple.com"], "--dns-zone"),
+            (["init", "--dir", "/tmp/tether-x", "--dns-zone", "example.com", "--dns-nameserver", "ns1.example.com"], "ns1.example.com=ADDRESS"),
+            (["dns", "set", "--dir", "/tmp/tether-x"], "--dns-zone is required"),
+            (["dns", "show", "--dir", "/nonexistent/fed"], "tetherctl init"),
         ]
     )
     func badInput(arguments: [String], expected: String) async throws {
@@ -109,6 +114,27 @@ struct CommandLineTests {
         let wrongBundle = try await run("tetherctl", ["certs", "renew", "--dir", dir, "--cluster", "us-1", "--out", scratch.file("b")])
         #expect(wrongBundle.status != 0 && wrongBundle.output.contains("not 'us-1'"), "\(wrongBundle.output)")
         #expect(try await run("tetherctl", ["certs", "check", "--dir", scratch.file("missing"), "--expiring-within", "1h"]).status == 2)
+    }
+
+    @Test("init --dns-zone and dns set|show|unset keep the DNS settings in federation.json")
+    func dnsSettings() async throws {
+        let scratch = try ScratchDirectory()
+        let dir = scratch.file("fed")
+        let initialized = try await run("tetherctl", ["init", "--dir", dir, "--dns-zone", "Example.com.", "--output", "json"])
+        #expect(initialized.status == 0 && initialized.output.contains(#""dnsZone" : "example.com""#), "\(initialized.output)")
+        let set = try await run(
+            "tetherctl",
+            [
+                "dns", "set", "--dir", dir, "--dns-zone", "fed.example.org", "--name", "prod", "--dns-ttl", "60", "--dns-nameserver",
+                "ns1.fed.example.org=192.0.2.53",
+            ])
+        #expect(set.status == 0, "\(set.output)")
+        let shown = try await run("tetherctl", ["dns", "show", "--dir", dir, "--output", "json"])
+        let settings = try JSONSerialization.jsonObject(with: Data(shown.output.utf8)) as? [String: Any]
+        #expect(settings?["zone"] as? String == "fed.example.org" && settings?["federation"] as? String == "prod")
+        #expect(settings?["ttl"] as? Int == 60 && settings?["nameservers"] as? [String] == ["ns1.fed.example.org=192.0.2.53"], "\(shown.output)")
+        #expect(try await run("tetherctl", ["dns", "unset", "--dir", dir]).status == 0)
+        #expect(try await run("tetherctl", ["dns", "show", "--dir", dir]).output.contains("not published"))
     }
 
     @Test("init refuses to replace an existing CA without --force")
