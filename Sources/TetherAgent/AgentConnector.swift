@@ -20,6 +20,8 @@ public struct AgentConfiguration: Sendable {
     public var agentVersion: String
     /// Kinds the agent's plugins handle, announced in `hello`.
     public var kinds: [String]
+    /// The HTTP proxy to the hub, unless `NO_PROXY` (or loopback) exempts its address.
+    public var proxy: ProxySettings?
 
     public init(
         hubAddresses: [HostAndPort],
@@ -28,8 +30,10 @@ public struct AgentConfiguration: Sendable {
         welcomeTimeout: TimeAmount = .seconds(10),
         limits: WireLimits = .default,
         agentVersion: String = TetherAgentVersion.current,
-        kinds: [String] = []
+        kinds: [String] = [],
+        proxy: ProxySettings? = nil
     ) {
+        self.proxy = proxy
         self.hubAddresses = hubAddresses
         self.backoff = backoff
         self.connectTimeout = connectTimeout
@@ -47,6 +51,10 @@ public enum TetherAgentVersion {
 /// Keeps one session to the hub up: dials out, holds the session, and after any end waits
 /// out a backoff (or the hub's hint, whichever is longer) and dials again. Never listens.
 public final class AgentConnector: Service, Sendable {
+    /// The name of the handler of the hub's TLS in the pipeline (a proxy's may come first).
+    static let hubTLSHandlerName = "tether.hub-tls"
+    static let proxyConnectHandlerName = "tether.proxy-connect"
+
     private let configuration: AgentConfiguration
     /// What the next handshake presents and trusts; replaced by ``reload(_:)``.
     private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: NIOSSLContext)>
@@ -159,7 +167,8 @@ public final class AgentConnector: Service, Sendable {
             cluster: cluster,
             kinds: configuration.kinds,
             lastAppliedRevision: await hooks.lastRevision(),
-            lastAppliedDigest: await hooks.lastDigest()
+            lastAppliedDigest: await hooks.lastDigest(),
+            proxy: configuration.proxy.flatMap { $0.applies(to: address.host, port: address.port) ? $0.displayURL : nil }
         )
         let machine: AgentSessionStateMachine
         do {
@@ -170,42 +179,88 @@ public final class AgentConnector: Service, Sendable {
         let serverHostname = Self.isIPAddress(address.host) ? nil : address.host
         let timing = AgentSessionHandler.Timing(welcomeTimeout: configuration.welcomeTimeout)
         let sslContext = credentials.withLockedValue { $0.context }
+        /// The hub's TLS, the wire protocol and the session: on the connection itself, or inside a proxy's tunnel.
+        let addSessionHandlers: @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void = {
+            [configuration, logger, onEstablished, hooks] sync in
+            try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname), name: Self.hubTLSHandlerName)
+            try sync.addTetherWireHandlers(limits: configuration.limits)
+            try sync.addHandler(
+                AgentSessionHandler(
+                    machine: machine,
+                    timing: timing,
+                    ended: ended,
+                    logger: logger,
+                    hooks: hooks,
+                    onEstablished: { sessionID in
+                        logger.info(
+                            "session to hub established",
+                            metadata: [
+                                "tether.event": "session.established", "tether.session": "\(sessionID)",
+                                "tether.hub": "\(address)",
+                            ].merging(hello.proxy.map { ["tether.proxy": "\($0)"] } ?? [:]) { first, _ in first }
+                        )
+                        onEstablished(sessionID)
+                        Task { await hooks.established() }
+                    }
+                )
+            )
+        }
+        let proxy = configuration.proxy.flatMap { $0.applies(to: address.host, port: address.port) ? $0 : nil }
+        let tunnel = proxy.map { _ in loop.makePromise(of: Void.self) }
+        let proxyTLS: NIOSSLContext?
+        do {
+            proxyTLS = try proxy.flatMap { $0.usesTLS ? try $0.proxyTLSContext() : nil }
+        } catch {
+            tunnel?.fail(error)
+            return (.connectFailed("cannot set up TLS to the proxy \(proxy?.displayURL ?? ""): \(error)"), false)
+        }
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { [sslContext, configuration, logger, onEstablished, hooks] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
-                    try sync.addTetherWireHandlers(limits: configuration.limits)
+                    guard let proxy, let tunnel else { return try addSessionHandlers(sync) }
+                    if let proxyTLS {
+                        try sync.addHandler(NIOSSLClientHandler(context: proxyTLS, serverHostname: Self.isIPAddress(proxy.host) ? nil : proxy.host))
+                    }
                     try sync.addHandler(
-                        AgentSessionHandler(
-                            machine: machine,
-                            timing: timing,
-                            ended: ended,
-                            logger: logger,
-                            hooks: hooks,
-                            onEstablished: { sessionID in
-                                logger.info(
-                                    "session to hub established",
-                                    metadata: [
-                                        "tether.event": "session.established", "tether.session": "\(sessionID)",
-                                        "tether.hub": "\(address)",
-                                    ]
-                                )
-                                onEstablished(sessionID)
-                                Task { await hooks.established() }
-                            }
-                        )
-                    )
+                        HTTPConnectHandler(target: address, proxy: proxy.displayURL, authorization: proxy.authorization, established: tunnel),
+                        name: Self.proxyConnectHandlerName)
                 }
             }
+        let dialed = proxy.map { HostAndPort(host: $0.host, port: $0.port) } ?? address
+        let via = proxy.map { " through the proxy \($0.displayURL)" } ?? ""
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: address.host, port: address.port).get()
+            channel = try await bootstrap.connect(host: dialed.host, port: dialed.port).get()
         } catch {
-            ended.succeed((.connectFailed("\(address): \(error)"), false))
-            return (try? await ended.futureResult.get()) ?? (.connectFailed("\(address): \(error)"), false)
+            tunnel?.fail(error)
+            let failure = proxy.map { "cannot reach the proxy \($0.displayURL): \(error)" } ?? "\(address): \(error)"
+            ended.succeed((.connectFailed(failure), false))
+            return (try? await ended.futureResult.get()) ?? (.connectFailed(failure), false)
+        }
+        if let tunnel {
+            // The proxy gets the connect timeout to answer CONNECT.
+            let timeout = configuration.connectTimeout
+            let deadline = loop.scheduleTask(in: timeout) {
+                channel.pipeline.fireUserInboundEventTriggered(HTTPConnectHandler.Timeout(after: timeout))
+            }
+            do {
+                try await tunnel.futureResult.get()
+                deadline.cancel()
+                try await channel.eventLoop.submit {
+                    let sync = channel.pipeline.syncOperations
+                    _ = sync.removeHandler(name: Self.proxyConnectHandlerName)
+                    try addSessionHandlers(sync)
+                }.get()
+            } catch {
+                deadline.cancel()
+                channel.close(promise: nil)
+                try? await channel.closeFuture.get()
+                ended.succeed((.connectFailed("\(address)\(via): \(error)"), false))
+                return (.connectFailed("\(address)\(via): \(error)"), false)
+            }
         }
         let shuttingDown = current.withLockedValue { current in
             current.channel = channel

@@ -95,6 +95,11 @@ final class AgentSessionHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    /// Added to a channel already active: above a proxy's tunnel, once CONNECT succeeded.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armReadDeadline(timing.welcomeTimeout, context: context) }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         hooks.link.detach(context.channel)
         heartbeatTimer?.cancel()
@@ -112,7 +117,9 @@ final class AgentSessionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case TLSUserEvent.handshakeCompleted:
-            let peer = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+            // By name: above an https:// proxy, the first TLS handler in the pipeline is the proxy's.
+            let hubTLS = try? context.pipeline.syncOperations.context(name: AgentConnector.hubTLSHandlerName).handler as? NIOSSLHandler
+            let peer = hubTLS?.peerCertificate
             let identity = peer.flatMap { try? TetherTLS.certificate(from: $0) }.flatMap { try? TetherIdentity(certificate: $0) }
             perform(machine.handshakeCompleted(peerIdentity: identity), context: context)
         case AgentSessionEvent.shutdown:

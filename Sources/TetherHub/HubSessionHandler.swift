@@ -241,7 +241,9 @@ final class HubSessionHandler: ChannelInboundHandler {
                     agentVersion: session.agentVersion,
                     cluster: session.cluster,
                     kinds: session.kinds,
-                    lastAppliedRevision: session.lastAppliedRevision
+                    lastAppliedRevision: session.lastAppliedRevision,
+                    lastAppliedDigest: session.lastAppliedDigest,
+                    proxy: session.proxy
                 ),
                 channel: context.channel
             )

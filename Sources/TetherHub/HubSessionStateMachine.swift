@@ -28,6 +28,9 @@ struct HubSessionStateMachine {
         var agentVersion = ""
         /// Kinds the agent's plugins handle, from `hello`.
         var kinds: [String] = []
+        /// The digest of the revision the agent applied last, and the proxy it came through, from `hello`.
+        var lastAppliedDigest: String? = nil
+        var proxy: String? = nil
     }
 
     /// Why a session ended, as logged in `tether.event`.
@@ -234,7 +237,9 @@ struct HubSessionStateMachine {
             protocolVersion: version,
             lastAppliedRevision: hello.lastAppliedRevision,
             agentVersion: hello.agentVersion,
-            kinds: hello.kinds
+            kinds: hello.kinds,
+            lastAppliedDigest: hello.lastAppliedDigest,
+            proxy: hello.proxy
         )
         state = .established(session)
         let welcome = Welcome(

@@ -18,6 +18,8 @@ public struct Hello: Codable, Sendable, Hashable {
     /// The digest the hub named for that revision: a hub restored from a backup can reuse a
     /// revision number for another set, and a revision is current only if its digest matches too.
     public var lastAppliedDigest: String?
+    /// The HTTP proxy the agent reached the hub through (scheme, host and port only), shown on the Cluster.
+    public var proxy: String?
 
     public init(
         protocolVersions: [Int],
@@ -25,8 +27,10 @@ public struct Hello: Codable, Sendable, Hashable {
         cluster: String,
         kinds: [String] = [],
         lastAppliedRevision: UInt64? = nil,
-        lastAppliedDigest: String? = nil
+        lastAppliedDigest: String? = nil,
+        proxy: String? = nil
     ) {
+        self.proxy = proxy
         self.protocolVersions = protocolVersions
         self.agentVersion = agentVersion
         self.cluster = cluster

@@ -44,6 +44,10 @@ public enum ReportLimits {
     }
 
     /// Why `hello` is out of bounds, or nil.
+    /// A digest is 16 hexadecimal digits; a proxy's scheme, host and port fit well within 300 bytes.
+    public static let maximumDigestBytes = 64
+    public static let maximumProxyBytes = 300
+
     public static func problem(in hello: Hello) -> String? {
         if hello.protocolVersions.count > maximumProtocolVersions {
             return "hello lists \(hello.protocolVersions.count) protocol versions; at most \(maximumProtocolVersions)"
@@ -54,6 +58,12 @@ public enum ReportLimits {
         if hello.kinds.count > maximumKinds { return "hello announces \(hello.kinds.count) kinds; at most \(maximumKinds)" }
         if let long = hello.kinds.first(where: { $0.utf8.count > maximumKindBytes }) {
             return "hello announces a kind of \(long.utf8.count) bytes; at most \(maximumKindBytes)"
+        }
+        if let digest = hello.lastAppliedDigest, digest.utf8.count > maximumDigestBytes {
+            return "hello's lastAppliedDigest is \(digest.utf8.count) bytes; at most \(maximumDigestBytes)"
+        }
+        if let proxy = hello.proxy, proxy.utf8.count > maximumProxyBytes {
+            return "hello names a proxy of \(proxy.utf8.count) bytes; at most \(maximumProxyBytes)"
         }
         return nil
     }

@@ -38,6 +38,22 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Hub agent-listener address (host:port), overriding agent.json. Repeatable.")
     var hub: [String] = []
 
+    @Option(
+        name: .long,
+        help:
+            "HTTP proxy to reach the hub (and the member's API) through, http://HOST:PORT or https://HOST:PORT; 'none' ignores the environment. Default: HTTPS_PROXY, then ALL_PROXY."
+    )
+    var proxy: String?
+
+    @Option(name: .long, help: "File holding the proxy's user:password (basic authentication); never give them on the command line.")
+    var proxyCredentialsFile: String?
+
+    @Option(name: .long, help: "PEM file of the CA(s) an https:// proxy's certificate chains to (default: the system's roots).")
+    var proxyCa: String?
+
+    @Option(name: .long, help: "Hosts reached directly, as NO_PROXY lists them (name, .domain, IP, CIDR, host:port, *). Default: NO_PROXY.")
+    var noProxy: String?
+
     @Option(name: .long, help: "Seconds before the first reconnection attempt may start (the backoff's base).")
     var backoffInitial: Double = 0.5
 
@@ -160,6 +176,23 @@ struct TetherAgentCommand: AsyncParsableCommand {
             throw ValidationError("no hub address: agent.json lists none and no --hub was given")
         }
         let endpoint = try memberEndpoint()
+        let proxySettings: ProxySettings?
+        do {
+            proxySettings = try ProxySettings.resolve(
+                flag: proxy, credentialsFile: proxyCredentialsFile, caFile: proxyCa, noProxy: noProxy,
+                environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        if let proxySettings {
+            logger.info(
+                "connections go through an HTTP proxy",
+                metadata: [
+                    "tether.event": "agent.proxy", "tether.proxy": "\(proxySettings.displayURL)", "tether.source": "\(proxySettings.source)",
+                    "tether.authenticated": "\(proxySettings.hasCredentials)",
+                    "tether.hub_via_proxy": "\(addresses.contains { proxySettings.applies(to: $0.host, port: $0.port) })",
+                ])
+        }
         let registry = BuiltinPlugins.agent
         var services: [any Service] = []
         var hooks = AgentSessionHooks()
@@ -167,7 +200,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
         if let endpoint {
             var clientSettings = KubernetesClientSettings()
             clientSettings.maxConcurrentRequests = maxRequests
-            let member = try KubernetesClient(endpoint: endpoint, settings: clientSettings, logger: logger)
+            let member = try KubernetesClient(endpoint: endpoint, settings: clientSettings, proxy: proxySettings, logger: logger)
             client = member
             var settings = ApplierSettings(
                 cluster: manifest.cluster,
@@ -208,7 +241,8 @@ struct TetherAgentCommand: AsyncParsableCommand {
                     initial: .milliseconds(Int64(backoffInitial * 1000)),
                     maximum: .milliseconds(Int64(backoffMax * 1000))
                 ),
-                kinds: endpoint == nil ? [] : registry.propagatedKindNames
+                kinds: endpoint == nil ? [] : registry.propagatedKindNames,
+                proxy: proxySettings
             ),
             material: material,
             logger: logger,

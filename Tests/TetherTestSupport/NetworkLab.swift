@@ -93,6 +93,13 @@ public final class NetworkLab: Sendable {
         }
     }
 
+    /// After ``allowOnlyOutbound(toPort:)``: members may also open connections to the hub's address at `port`.
+    public func allowOutbound(toPort port: Int) async throws {
+        for member in members.values {
+            try await inside(member, ["iptables", "-A", "OUTPUT", "-d", hubAddress, "-p", "tcp", "--dport", "\(port)", "-j", "ACCEPT"])
+        }
+    }
+
     /// Drops every packet between `member` and the hub, both ways, until ``heal(_:)``.
     public func partition(_ member: String) async throws {
         let member = try find(member)

@@ -111,6 +111,7 @@ public final class KubernetesClient: Sendable {
     public init(
         endpoint: KubernetesEndpoint,
         settings: KubernetesClientSettings = KubernetesClientSettings(),
+        proxy: ProxySettings? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) throws(KubernetesConfigError) {
@@ -140,6 +141,16 @@ public final class KubernetesClient: Sendable {
         )
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(settings.watchTimeoutSeconds + 30)))
         configuration.redirectConfiguration = .disallow
+        if let proxy, let host = endpoint.server.host, proxy.applies(to: host, port: endpoint.server.port ?? 443) {
+            guard !proxy.usesTLS else {
+                throw KubernetesConfigError(
+                    "the member API \(endpoint.server) would go through the https:// proxy \(proxy.displayURL), which the member client cannot use; "
+                        + "list the member API's host in --no-proxy (NO_PROXY), or give an http:// proxy")
+            }
+            configuration.proxy = .server(
+                host: proxy.host, port: proxy.port,
+                authorization: proxy.authorization.map { .basic(credentials: String($0.dropFirst("Basic ".count))) })
+        }
         self.http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
         self.endpoint = endpoint
         self.settings = settings

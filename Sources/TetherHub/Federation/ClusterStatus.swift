@@ -16,9 +16,10 @@ enum ClusterStatus {
                 reason: reason ?? (phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
                 message: message, at: at, in: &status
             )
-        case .agent(let version, let kinds):
+        case .agent(let version, let kinds, let proxy):
             status["agentVersion"] = .string(version)
             status["kinds"] = .array(kinds.map(JSONValue.string))
+            status["proxy"] = proxy.map(JSONValue.string)
         case .certificate(let certificate, let at):
             describe(certificate, at: at, into: &status)
         case .health(let health, let certificate, let at):

@@ -82,7 +82,7 @@ enum FederationTimer: Hashable, Sendable {
 /// of each aspect in one write (``ClusterStatus``).
 enum ClusterStatusChange: Sendable {
     case phase(String, reason: String?, message: String, at: Date)
-    case agent(version: String, kinds: [String])
+    case agent(version: String, kinds: [String], proxy: String?)
     case certificate(CertificateSummary, at: Date)
     case health(Heartbeat.ClusterHealth, certificate: CertificateSummary?, at: Date)
     /// Whether pushes reach the agent (`DesiredStateDelivered`).

@@ -32,7 +32,7 @@ extension FederationState {
         // The desired state first; the Cluster's status is written behind it, off this path.
         push(cluster)
         emit(.updateClusterStatus(cluster: cluster, .phase("Ready", reason: nil, message: "an agent session is up", at: now)))
-        emit(.updateClusterStatus(cluster: cluster, .agent(version: hello.agentVersion, kinds: hello.kinds)))
+        emit(.updateClusterStatus(cluster: cluster, .agent(version: hello.agentVersion, kinds: hello.kinds, proxy: hello.proxy)))
     }
 
     mutating func detach(_ cluster: String, session: String, at now: Date) {

@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherSecurity
+import TetherTestSupport
+
+/// An agent whose member sits in a network namespace that may open connections only to an HTTP
+/// proxy (Debian's tinyproxy, and stunnel in front of it for an `https://` proxy), as behind a
+/// platform team's egress firewall: the hub's port is unreachable except through the proxy.
+/// Needs root for the namespace (CI runs as root), as the fault suite does.
+@Suite("Agents through HTTP proxies", .timeLimit(.minutes(4)))
+struct ProxyTests {
+    @Test("tinyproxy with basic auth (missing, wrong, right credentials), restarted; an https:// proxy; NO_PROXY; the proxy on the Cluster")
+    func throughProxies() async throws {
+        let lab = try await NetworkLab.create(members: ["m1"])
+        let scratch = try ScratchDirectory("tether-proxy")
+        let federation = try LocalFederation(
+            root: scratch.path, binaries: try TetherBinaries.locate(), trustDomain: "tether.test",
+            hubHosts: ["localhost", "127.0.0.1", lab.hubAddress])
+        do {
+            try await run(lab: lab, federation: federation, scratch: scratch)
+            await federation.stopAll()
+            await lab.destroy()
+        } catch {
+            FileHandle.standardError.write(Data("ProxyTests failed: \(error)\n\(federation.recentOutput())\n".utf8))
+            await federation.stopAll()
+            await lab.destroy()
+            throw error
+        }
+    }
+
+    private func run(lab: NetworkLab, federation: LocalFederation, scratch: ScratchDirectory) async throws {
+        let (hub, hubPort) = try await federation.startHub(heartbeatInterval: 1, agentListen: "\(lab.hubAddress):0")
+        let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: scratch.file("home-hub"))
+        let proxyPort = try BINDServer.freeUDPAndTCPPort()
+        let tlsProxyPort = try BINDServer.freeUDPAndTCPPort()
+        try await lab.allowOnlyOutbound(toPort: proxyPort)
+        try await lab.allowOutbound(toPort: tlsProxyPort)
+        #expect(try await !lab.canConnect(from: "m1", to: lab.hubAddress, port: hubPort), "the hub must be unreachable but through the proxy")
+
+        let namespace = lab.members["m1"]!.namespace
+        let (_, simulated) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s", networkNamespace: namespace)
+        let member = try Kubectl(.modern, kubeconfig: simulated + "/kubeconfig", home: scratch.file("home-m1"), networkNamespace: namespace)
+        let bundle = try federation.issueBundle(cluster: "m1", hubPort: hubPort, hubHost: lab.hubAddress)
+        let proxyURL = "http://\(lab.hubAddress):\(proxyPort)"
+        var proxy = try await Tinyproxy.start(
+            federation: federation, directory: scratch.file("tinyproxy"), listen: lab.hubAddress, port: proxyPort, connectPort: hubPort,
+            credentials: "tether:s3cret")
+        func agent(_ arguments: [String], environment: [String] = []) throws -> ManagedProcess {
+            try federation.launch(
+                name: "agent-m1", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                arguments: environment + [
+                    "ip", "netns", "exec", namespace, federation.binaries.url("tether-agent").path, "--bundle", bundle.path, "--kubeconfig",
+                    simulated + "/kubeconfig", "--backoff-max", "1", "--log-format", "json",
+                ] + arguments)
+        }
+        let wrong = scratch.file("wrong-credentials")
+        let right = scratch.file("credentials")
+        try "tether:nope\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        try "tether:s3cret\n".write(toFile: right, atomically: true, encoding: .utf8)
+
+        // Without credentials, then with wrong ones: the proxy's 407, said plainly.
+        var running = try agent(["--proxy", proxyURL])
+        try await running.waitForLine(within: .seconds(20), "407 without credentials") {
+            $0.raw.contains("requires authentication (40") && $0.raw.contains("--proxy-credentials-file")
+        }
+        _ = await running.stop()
+        running = try agent(["--proxy", proxyURL, "--proxy-credentials-file", wrong])
+        try await running.waitForLine(within: .seconds(20), "407 with wrong credentials") { $0.raw.contains("refused the credentials (40") }
+        #expect(!running.lines.contains { $0.raw.contains("nope") }, "credentials never in logs")
+        _ = await running.stop()
+
+        // The right ones: a session, objects applied, status reported, the proxy shown on the Cluster.
+        running = try agent(["--proxy", proxyURL, "--proxy-credentials-file", right])
+        try await running.waitForEvent("session.established", within: .seconds(20))
+        try await hub.waitForEvent("federation.cluster_added", within: .seconds(20)) { $0["tether.cluster"] == "m1" }
+        try await hubctl.succeed(["create", "configmap", "through-proxy", "--from-literal=k=v"])
+        try await member.succeed(["wait", "--for=create", "configmap/through-proxy", "--timeout=30s"], within: .seconds(40))
+        try await hubctl.succeed(
+            ["wait", "--for=jsonpath={.status.applied}=1", "propagation/configmap.default.through-proxy", "--timeout=30s"], within: .seconds(40))
+        #expect(try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.proxy}"]) == proxyURL)
+        #expect(!running.lines.contains { $0.raw.contains("s3cret") }, "credentials never in logs")
+
+        // The proxy restarts: the session drops with it, and the agent comes back through it.
+        let mark = hub.mark
+        _ = await proxy.process.stop()
+        try await hub.waitForEvent("session.disconnected", after: mark, within: .seconds(20)) { $0["tether.cluster"] == "m1" }
+        proxy = try await Tinyproxy.start(
+            federation: federation, directory: scratch.file("tinyproxy"), listen: lab.hubAddress, port: proxyPort, connectPort: hubPort,
+            credentials: "tether:s3cret")
+        try await hub.waitForEvent("session.established", after: mark, within: .seconds(30)) { $0["tether.cluster"] == "m1" }
+        try await hubctl.succeed(["create", "configmap", "after-restart", "--from-literal=k=v"])
+        try await member.succeed(["wait", "--for=create", "configmap/after-restart", "--timeout=30s"], within: .seconds(40))
+        _ = await running.stop()
+
+        // An https:// proxy (TLS to the proxy, the agent's own TLS to the hub inside), with its CA.
+        let certificate = try await Stunnel.makeCertificate(in: scratch.file("stunnel"), address: lab.hubAddress)
+        _ = try await Stunnel.start(
+            federation: federation, directory: scratch.file("stunnel"), listen: "\(lab.hubAddress):\(tlsProxyPort)",
+            forwardTo: "\(lab.hubAddress):\(proxyPort)", certificate: certificate)
+        let tlsProxyURL = "https://\(lab.hubAddress):\(tlsProxyPort)"
+        running = try agent(["--proxy-ca", certificate.certificate, "--proxy-credentials-file", right], environment: ["HTTPS_PROXY=\(tlsProxyURL)"])
+        try await running.waitForEvent("session.established", within: .seconds(20))
+        try await hubctl.succeed(["wait", "--for=jsonpath={.status.proxy}=\(tlsProxyURL)", "cluster/m1", "--timeout=20s"], within: .seconds(30))
+        try await hubctl.succeed(["create", "configmap", "through-tls-proxy", "--from-literal=k=v"])
+        try await member.succeed(["wait", "--for=create", "configmap/through-tls-proxy", "--timeout=30s"], within: .seconds(40))
+        _ = await running.stop()
+
+        // NO_PROXY: with the hub's port opened, a proxy that does not exist is passed by for the hub's address.
+        try await lab.allowOutbound(toPort: hubPort)
+        running = try agent(
+            [], environment: ["HTTPS_PROXY=http://\(lab.hubAddress):1", "NO_PROXY=example.com,\(lab.hubAddress.split(separator: ".")[0]).0.0.0/8"])
+        try await running.waitForEvent("agent.proxy", within: .seconds(20)) { $0["tether.hub_via_proxy"] == "false" }
+        let direct = try await running.waitForEvent("session.established", within: .seconds(20))
+        #expect(direct["tether.proxy"] == nil, "\(direct.raw)")
+        _ = await running.stop()
+    }
+}
+
+/// Debian's tinyproxy on one address and port, allowing CONNECT to one port, with basic authentication.
+struct Tinyproxy: Sendable {
+    let process: ManagedProcess
+
+    static func start(
+        federation: LocalFederation, directory: String, listen: String, port: Int, connectPort: Int, credentials: String
+    ) async throws -> Tinyproxy {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let parts = credentials.split(separator: ":", maxSplits: 1)
+        let configuration = """
+            Port \(port)
+            Listen \(listen)
+            Timeout 600
+            MaxClients 64
+            Allow 10.0.0.0/8
+            ConnectPort \(connectPort)
+            BasicAuth \(parts[0]) \(parts[1])
+            LogLevel Connect
+            PidFile "\(directory)/tinyproxy.pid"
+            """
+        try configuration.write(toFile: directory + "/tinyproxy.conf", atomically: true, encoding: .utf8)
+        let process = try federation.launch(
+            name: "tinyproxy", executable: URL(fileURLWithPath: "/usr/bin/tinyproxy"), arguments: ["-d", "-c", directory + "/tinyproxy.conf"])
+        try await waitUntilListening(listen, port, process)
+        return Tinyproxy(process: process)
+    }
+}
+
+/// stunnel in front of a plain proxy: an `https://` proxy, with a certificate of its own.
+enum Stunnel {
+    struct Certificate {
+        var certificate: String
+        var key: String
+    }
+
+    static func makeCertificate(in directory: String, address: String) async throws -> Certificate {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let made = Certificate(certificate: directory + "/proxy.crt", key: directory + "/proxy.key")
+        try await runCommand([
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=proxy",
+            "-addext", "subjectAltName=IP:\(address)", "-keyout", made.key, "-out", made.certificate,
+        ])
+        return made
+    }
+
+    static func start(
+        federation: LocalFederation, directory: String, listen: String, forwardTo: String, certificate: Certificate
+    ) async throws -> ManagedProcess {
+        let configuration = """
+            foreground = yes
+            pid =
+            [proxy]
+            accept = \(listen)
+            connect = \(forwardTo)
+            cert = \(certificate.certificate)
+            key = \(certificate.key)
+            """
+        try configuration.write(toFile: directory + "/stunnel.conf", atomically: true, encoding: .utf8)
+        let process = try federation.launch(
+            name: "stunnel", executable: URL(fileURLWithPath: "/usr/bin/stunnel4"), arguments: [directory + "/stunnel.conf"])
+        let parts = listen.split(separator: ":")
+        try await waitUntilListening(String(parts[0]), Int(parts[1])!, process)
+        return process
+    }
+}
+
+/// Waits until `host:port` accepts connections, or `process` exits.
+private func waitUntilListening(_ host: String, _ port: Int, _ process: ManagedProcess) async throws {
+    let deadline = ContinuousClock.now + .seconds(15)
+    while ContinuousClock.now < deadline {
+        if process.exitStatus != nil { throw DeadlineExceeded(description: "\(process.name) exited: \(process.tail())") }
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr(host)
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        close(socket)
+        if connected { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw DeadlineExceeded(description: "\(process.name) never listened on \(host):\(port): \(process.tail())")
+}
