@@ -255,7 +255,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherAgentTests",
-            dependencies: ["TetherAgent", "TetherWire", "TetherModel", "TetherJSON", "BuiltinPlugins"],
+            dependencies: ["TetherAgent", "TetherWire", "TetherModel", "TetherJSON", "BuiltinPlugins", nioCore, nioEmbedded],
             swiftSettings: strictSettings
         ),
         .testTarget(
