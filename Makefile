@@ -29,7 +29,11 @@ FUZZ_TARGETS := frame json protobuf patch selectors yaml pem
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps build bench-build bench test demo clean fuzz fuzz-smoke fuzz-merge chaos format format-check
+.PHONY: help deps build bench-build bench test demo clean fuzz fuzz-smoke fuzz-merge chaos format format-check images
+
+# Container images of the agent and the hub (deploy/*.Containerfile), with docker or podman.
+IMAGE_TAG ?= 0.1.0
+CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 
 # Formatted by swift-format (bundled with the toolchain) under .swift-format; `make test` checks it.
 FORMATTED := Package.swift Sources Plugins Tests Benchmarks/Package.swift Benchmarks/Sources
@@ -44,6 +48,7 @@ help:
 	@echo "make fuzz   run every fuzz harness for FUZZ_SECONDS (default 600) each; fuzz-merge keeps what it found"
 	@echo "make bench ARGS='fanout --agents 1000'   run a benchmark on release builds (tether-bench --help lists them)"
 	@echo "make format reformat the code as .swift-format says (make test checks it)"
+	@echo "make images build the agent and hub images (docker or podman; IMAGE_TAG, default 0.1.0)"
 	@echo "make chaos  run the fault suite for CHAOS_CYCLES (default 100) cycles, as root; report in .build/chaos-report.json"
 
 deps:
@@ -120,6 +125,11 @@ fuzz-merge:
 		TETHER_FUZZ_TARGET=$$target SWIFT_BACKTRACE=enable=no .build-fuzz/release/tether-fuzz -merge=1 \
 			Tests/Fuzz/Corpus/$$target .build-fuzz/corpus/$$target || exit 1; \
 	done
+
+images:
+	@test -n "$(CONTAINER)" || { echo "make images needs docker or podman"; exit 1; }
+	$(CONTAINER) build -f deploy/agent.Containerfile -t tether-agent:$(IMAGE_TAG) .
+	$(CONTAINER) build -f deploy/hub.Containerfile -t tether-hub:$(IMAGE_TAG) .
 
 chaos: bench-build
 	Benchmarks/.build/debug/tether-bench chaos --cycles $(CHAOS_CYCLES) --report .build/chaos-report.json

@@ -66,6 +66,13 @@ public final class AgentConnector: Service, Sendable {
     private let current = NIOLockedValueBox<(channel: (any Channel)?, shuttingDown: Bool)>((nil, false))
     private let onEstablished: @Sendable (String) -> Void
     private let hooks: AgentSessionHooks
+    private let established = NIOLockedValueBox(false)
+    private let lastEnd = NIOLockedValueBox<String?>("no session to the hub yet")
+
+    /// Nil while a session to the hub is up; else why not (what `/readyz` answers).
+    public var notReadyReason: String? {
+        established.withLockedValue { $0 } ? nil : lastEnd.withLockedValue { $0 } ?? "no session to the hub"
+    }
 
     public init(
         configuration: AgentConfiguration,
@@ -87,7 +94,11 @@ public final class AgentConnector: Service, Sendable {
         var logger = logger
         logger[metadataKey: "tether.cluster"] = "\(cluster)"
         self.logger = logger
-        self.onEstablished = onEstablished
+        let established = self.established
+        self.onEstablished = { sessionID in
+            established.withLockedValue { $0 = true }
+            onEstablished(sessionID)
+        }
     }
 
     /// The material the next handshake uses.
@@ -111,12 +122,15 @@ public final class AgentConnector: Service, Sendable {
             let (end, wasEstablished) = await withGracefulShutdownHandler {
                 await self.runSession(to: address)
             } onGracefulShutdown: {
+                self.established.withLockedValue { $0 = false }
                 let channel = self.current.withLockedValue { current in
                     current.shuttingDown = true
                     return current.channel
                 }
                 channel?.pipeline.fireUserInboundEventTriggered(AgentSessionEvent.shutdown)
             }
+            established.withLockedValue { $0 = false }
+            lastEnd.withLockedValue { $0 = "the session to the hub ended: \(end)" }
             if current.withLockedValue({ $0.shuttingDown }) || Task.isCancelled {
                 logger.info("agent stopped", metadata: ["tether.event": "agent.stopped"])
                 return

@@ -84,7 +84,11 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Requests to the member API at once.")
     var maxRequests: Int = 8
 
-    @Option(name: .long, help: "Serve Prometheus metrics at http://ADDRESS/metrics (host:port, e.g. 127.0.0.1:9464). Off by default.")
+    @Option(
+        name: .long,
+        help:
+            "Serve Prometheus metrics at http://ADDRESS/metrics and the probes /healthz and /readyz (ready while a session to the hub is up), host:port such as 127.0.0.1:9464. Off by default."
+    )
     var metricsListen: String?
 
     @Option(name: .long, help: "Fraction of its certificate's lifetime after which the agent renews it over the session (0.1 to 0.95).")
@@ -200,7 +204,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
         if let endpoint {
             var clientSettings = KubernetesClientSettings()
             clientSettings.maxConcurrentRequests = maxRequests
-            let member = try KubernetesClient(endpoint: endpoint, settings: clientSettings, proxy: proxySettings, logger: logger)
+            // In a pod the member's API is the cluster's own service address, never behind the egress proxy.
+            let memberProxy = endpoint.origin == "in-cluster" ? nil : proxySettings
+            let member = try KubernetesClient(endpoint: endpoint, settings: clientSettings, proxy: memberProxy, logger: logger)
             client = member
             var settings = ApplierSettings(
                 cluster: manifest.cluster,
@@ -230,9 +236,16 @@ struct TetherAgentCommand: AsyncParsableCommand {
             credentialsRelay.withLock { $0 }?.sessionEstablished()
             await applierEstablished()
         }
+        let connectorRelay = Mutex<AgentConnector?>(nil)
         if let metricsListen {
             let address = try HostAndPort(parsing: metricsListen)
-            services.append(MetricsEndpoint(host: address.host, port: address.port, exposition: metrics, logger: logger))
+            services.append(
+                MetricsEndpoint(
+                    host: address.host, port: address.port, exposition: metrics,
+                    readiness: {
+                        guard let connector = connectorRelay.withLock({ $0 }) else { return "starting" }
+                        return connector.notReadyReason
+                    }, logger: logger))
         }
         let connector = try AgentConnector(
             configuration: AgentConfiguration(
@@ -256,6 +269,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             logger: logger
         )
         credentialsRelay.withLock { $0 = credentials }
+        connectorRelay.withLock { $0 = connector }
         logger.info(
             "agent starting",
             metadata: [

@@ -13,6 +13,21 @@ struct AgentManifests {
     var cluster: String
     var bundle: AgentBundle
     var image: String
+    /// The agent's HTTP proxy to the hub, when it needs one.
+    var proxy: Proxy?
+
+    struct Proxy {
+        /// `http://` or `https://` host and port, without credentials.
+        var url: String
+        var noProxy: String?
+        /// `user:password`, put in a Secret of its own and given as a file.
+        var credentials: String?
+        /// PEM roots of an `https://` proxy.
+        var caPEM: String?
+    }
+
+    /// Where the probes and metrics are served in the pod.
+    static let probePort = 9464
 
     static let writeVerbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
@@ -100,6 +115,41 @@ struct AgentManifests {
 
                 """
         }
+        var proxySecret = ""
+        var proxyEnvironment = ""
+        var proxyArguments = ""
+        var proxyMount = ""
+        var proxyVolume = ""
+        if let proxy {
+            proxyEnvironment = "\n        env:\n        - {name: HTTPS_PROXY, value: \"\(proxy.url)\"}"
+            if let noProxy = proxy.noProxy {
+                // The member's API (the service and its cluster IP) is never reached through the proxy.
+                proxyEnvironment += "\n        - {name: NO_PROXY, value: \"\(noProxy)\"}"
+            }
+            var data: [String] = []
+            if let credentials = proxy.credentials {
+                data.append("  credentials: \(Data(credentials.utf8).base64EncodedString())")
+                proxyArguments += ", \"--proxy-credentials-file\", \"/etc/tether/proxy/credentials\""
+            }
+            if let caPEM = proxy.caPEM {
+                data.append("  ca.crt: \(Data(caPEM.utf8).base64EncodedString())")
+                proxyArguments += ", \"--proxy-ca\", \"/etc/tether/proxy/ca.crt\""
+            }
+            if !data.isEmpty {
+                proxySecret = """
+                    ---
+                    apiVersion: v1
+                    kind: Secret
+                    metadata: {name: tether-agent-proxy, namespace: tether-system}
+                    type: Opaque
+                    data:
+                    \(data.joined(separator: "\n"))
+
+                    """
+                proxyMount = "\n        - {name: proxy, mountPath: /etc/tether/proxy, readOnly: true}"
+                proxyVolume = "\n      - {name: proxy, secret: {secretName: tether-agent-proxy}}"
+            }
+        }
         return """
             # Installs the Tether agent for cluster \(cluster). The Secret holds its private key: keep this file safe.
             apiVersion: v1
@@ -120,7 +170,7 @@ struct AgentManifests {
               tls.key: \(try encoded(bundle.keyPath))
               ca.crt: \(try encoded(bundle.caBundlePath))
               agent.json: \(manifestJSON)
-            ---
+            \(proxySecret)---
             # The agent's state (desired set, fencing baseline, inventory of what it made) must outlive
             # the pod: an agent that lost it prunes nothing it made before.
             apiVersion: v1
@@ -141,17 +191,23 @@ struct AgentManifests {
                 metadata: {labels: {app: tether-agent}}
                 spec:
                   serviceAccountName: tether-agent
+                  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
                   containers:
                   - name: agent
                     image: \(image)
-                    args: ["--bundle", "/etc/tether/bundle", "--in-cluster", "--state-dir", "/var/lib/tether", "--log-format", "json"]
+                    args: ["--bundle", "/etc/tether/bundle", "--in-cluster", "--state-dir", "/var/lib/tether", "--log-format", "json", "--metrics-listen", "0.0.0.0:\(Self.probePort)"\(proxyArguments)]\(proxyEnvironment)
+                    ports: [{name: probes, containerPort: \(Self.probePort)}]
+                    # Alive while the process answers; ready while its session to the hub is up.
+                    livenessProbe: {httpGet: {path: /healthz, port: probes}, periodSeconds: 20, failureThreshold: 3}
+                    readinessProbe: {httpGet: {path: /readyz, port: probes}, periodSeconds: 5}
+                    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
                     volumeMounts:
                     - {name: bundle, mountPath: /etc/tether/bundle, readOnly: true}
-                    - {name: state, mountPath: /var/lib/tether}
+                    - {name: state, mountPath: /var/lib/tether}\(proxyMount)
                     resources: {requests: {cpu: 50m, memory: 32Mi}, limits: {memory: 128Mi}}
                   volumes:
                   - {name: bundle, secret: {secretName: tether-agent-bundle}}
-                  - {name: state, persistentVolumeClaim: {claimName: tether-agent-state}}
+                  - {name: state, persistentVolumeClaim: {claimName: tether-agent-state}}\(proxyVolume)
 
             """
     }

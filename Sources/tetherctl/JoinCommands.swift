@@ -102,8 +102,20 @@ struct JoinCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also write OUT/manifests.yaml to install the agent in the member cluster.")
     var emitManifests = false
 
-    @Option(name: .long, help: "The agent image for --emit-manifests.")
-    var image = "ghcr.io/tether/tether-agent:0.1.0"
+    @Option(name: .long, help: "With --emit-manifests: the HTTP proxy the agent reaches the hub through (http:// or https://, no credentials).")
+    var proxy: String?
+
+    @Option(name: .long, help: "With --emit-manifests and --proxy: hosts the agent reaches directly (NO_PROXY).")
+    var noProxy: String?
+
+    @Option(name: .long, help: "With --emit-manifests and --proxy: a file holding the proxy's user:password, put in a Secret.")
+    var proxyCredentialsFile: String?
+
+    @Option(name: .long, help: "With --emit-manifests and an https:// --proxy: the PEM CA(s) of the proxy's certificate.")
+    var proxyCa: String?
+
+    @Option(name: .long, help: "The agent image for --emit-manifests: `make images` builds tether-agent:0.1.0; push it where the member pulls from.")
+    var image = "tether-agent:0.1.0"
 
     @Option(
         name: .long,
@@ -132,6 +144,17 @@ struct JoinCommand: AsyncParsableCommand {
         }
         for item in label where item.split(separator: "=", maxSplits: 1).count != 2 {
             throw ValidationError("--label '\(item)' is not key=value")
+        }
+        if proxy != nil || noProxy != nil || proxyCredentialsFile != nil || proxyCa != nil {
+            guard emitManifests else {
+                throw ValidationError("--proxy, --no-proxy, --proxy-credentials-file and --proxy-ca go with --emit-manifests")
+            }
+            guard let proxy, let url = URLComponents(string: proxy), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false
+            else {
+                throw ValidationError("--proxy must be an http:// or https:// URL such as http://proxy.example.com:3128")
+            }
+            guard url.user == nil else { throw ValidationError("--proxy must not carry credentials; put user:password in --proxy-credentials-file") }
+            if proxyCa != nil, url.scheme != "https" { throw ValidationError("--proxy-ca is for an https:// proxy") }
         }
         for kind in allowKind where !kind.contains("/") {
             throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap)")
@@ -172,7 +195,8 @@ struct JoinCommand: AsyncParsableCommand {
         if emitManifests {
             let path = (out as NSString).appendingPathComponent("manifests.yaml")
             try PEMFiles.writeAtomically(
-                try AgentManifests(cluster: name, bundle: bundle, image: image).yaml(), to: path, mode: PEMFiles.privateKeyMode)
+                try AgentManifests(cluster: name, bundle: bundle, image: image, proxy: try manifestProxy()).yaml(), to: path,
+                mode: PEMFiles.privateKeyMode)
             manifests = path
         }
         switch output {
@@ -183,6 +207,26 @@ struct JoinCommand: AsyncParsableCommand {
             if let manifests { print("install in the member: kubectl apply -f \(manifests)") }
             print("or run: tether-agent --bundle \(bundle.path) --kubeconfig MEMBER_KUBECONFIG")
         }
+    }
+}
+
+extension JoinCommand {
+    /// The proxy settings the manifests carry, with the credentials and CA read from their files.
+    func manifestProxy() throws -> AgentManifests.Proxy? {
+        guard let proxy else { return nil }
+        func read(_ path: String?, _ what: String) throws -> String? {
+            guard let path else { return nil }
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read the \(what) \(path): \(error.localizedDescription)")
+            }
+        }
+        let credentials = try read(proxyCredentialsFile, "proxy credentials file")?.split(whereSeparator: \.isNewline).first.map(String.init)
+        if let credentials, !credentials.contains(":") {
+            throw ValidationError("the proxy credentials file must hold one line user:password")
+        }
+        return AgentManifests.Proxy(url: proxy, noProxy: noProxy, credentials: credentials, caPEM: try read(proxyCa, "proxy CA file"))
     }
 }
 

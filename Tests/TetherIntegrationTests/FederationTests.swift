@@ -271,7 +271,10 @@ struct FederationEndToEndTests {
                     name: "agent-\(name)-\(UUID().uuidString.prefix(4))",
                     bundle: try federation.issueBundle(cluster: name, hubPort: port),
                     kubeconfig: kubeconfigs[name],
-                    extraArguments: ["--state-dir", federation.root + "/state-\(name)", "--backoff-initial", "0.2", "--backoff-max", "1"]
+                    extraArguments: [
+                        "--state-dir", federation.root + "/state-\(name)", "--backoff-initial", "0.2", "--backoff-max", "1", "--metrics-listen",
+                        "127.0.0.1:0",
+                    ]
                 )
             }
             for name in ["m1", "m2"] {
@@ -309,12 +312,24 @@ struct FederationEndToEndTests {
             ])
             let received = { (name: String) in agents[name]?.lines.filter { $0.event == "applier.desired" }.count ?? 0 }
             let before = ["m1": received("m1"), "m2": received("m2")]
+            // The agent's probes: alive throughout, ready only while its session is up.
+            let probePort = try #require(try await agents["m1"]?.waitForEvent("metrics.ready", within: .seconds(10))["tether.port"])
+            func probe(_ path: String) async throws -> String {
+                try await curl(["-w", " %{http_code}", "http://127.0.0.1:\(probePort)\(path)"], in: federation)
+            }
+            let ready = try await probe("/readyz")
+            #expect(ready == "ok\n 200", "\(ready.debugDescription)")
             _ = await hub.stop()
+            let notReady = try await probe("/readyz")
+            #expect(notReady.hasSuffix(" 503") && notReady.contains("the session to the hub ended"), "\(notReady)")
+            #expect(try await probe("/healthz") == "ok\n 200")
             (hub, port) = try await federation.startHub(
                 heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: ["--rebalance-after", "2"])
             for name in ["m1", "m2"] {
                 try await hub.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == name }
             }
+            try await agents["m1"]?.waitForEvent("session.established", occurrence: 2, within: .seconds(10))
+            #expect(try await probe("/readyz") == "ok\n 200")
             let clusters = try await hubctl.succeed(["get", "clusters", "-o", "name"])
             #expect(clusters.split(separator: "\n").sorted() == ["cluster.core.tether.io/m1", "cluster.core.tether.io/m2"], "\(clusters)")
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rs/frontend", "--timeout=30s"])

@@ -177,4 +177,47 @@ struct AgentManifestTests {
             #expect(!grants.contains { $0.contains("clusterroles") }, "\(grants.sorted())")
         }
     }
+
+    @Test(
+        "with a proxy: HTTPS_PROXY and NO_PROXY, the credentials and CA in a Secret of their own; probes, non-root, read-only root; accepted by kubectl apply --dry-run=server"
+    )
+    func proxyProbesAndDryRun() async throws {
+        try await withFederation { federation in
+            let credentials = federation.root + "/proxy-credentials"
+            try "tether:s3cret\n".write(toFile: credentials, atomically: true, encoding: .utf8)
+            let documents = try await Self.manifests(
+                federation, cluster: "edge-1",
+                flags: [
+                    "--proxy", "https://proxy.corp.example:3129", "--no-proxy", ".corp.example,10.0.0.0/8", "--proxy-credentials-file", credentials,
+                    "--proxy-ca", federation.directory.caCertificatePath,
+                ])
+            let deployment = try #require(documents.first { $0["kind"]?.stringValue == "Deployment" })
+            let pod = try #require(deployment["spec"]?["template"]?["spec"])
+            let container = try #require(pod["containers"]?.arrayElements.first)
+            let environment = (container["env"]?.arrayElements ?? []).map { "\($0["name"]?.stringValue ?? "")=\($0["value"]?.stringValue ?? "")" }
+            #expect(environment == ["HTTPS_PROXY=https://proxy.corp.example:3129", "NO_PROXY=.corp.example,10.0.0.0/8"])
+            let arguments = (container["args"]?.arrayElements ?? []).compactMap(\.stringValue)
+            #expect(
+                arguments.contains("--proxy-credentials-file") && arguments.contains("/etc/tether/proxy/ca.crt")
+                    && arguments.contains("--metrics-listen"))
+            #expect(container["readinessProbe"]?["httpGet"]?["path"]?.stringValue == "/readyz")
+            #expect(container["livenessProbe"]?["httpGet"]?["path"]?.stringValue == "/healthz")
+            #expect(container["securityContext"]?["readOnlyRootFilesystem"] == .bool(true))
+            #expect(pod["securityContext"]?["runAsNonRoot"] == .bool(true))
+            let secret = try #require(documents.first { $0["metadata"]?["name"]?.stringValue == "tether-agent-proxy" })
+            #expect(secret["data"]?["credentials"]?.stringValue == Data("tether:s3cret".utf8).base64EncodedString())
+            let text = try String(contentsOfFile: federation.root + "/join-edge-1/manifests.yaml", encoding: .utf8)
+            #expect(!text.contains("s3cret"), "credentials only base64 in the Secret")
+
+            // A member's API server accepts every document as written (dry run: nothing is made).
+            let (_, directory) = try await federation.startSimcluster("edge-1", nodes: 1, readyAfter: "1s")
+            let member = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
+            try await member.succeed(["create", "namespace", "tether-system"])
+            let applied = try await member.succeed(["apply", "--dry-run=server", "-f", federation.root + "/join-edge-1/manifests.yaml"])
+            for object in ["serviceaccount/tether-agent", "secret/tether-agent-bundle", "secret/tether-agent-proxy", "deployment.apps/tether-agent"] {
+                #expect(applied.contains(object), "\(applied)")
+            }
+            #expect(try await member.run(["get", "deployment", "tether-agent", "-n", "tether-system"]).status != 0, "a dry run makes nothing")
+        }
+    }
 }
