@@ -34,6 +34,30 @@ struct HubSessionStateMachineTests {
         #expect(machine.cluster == "eu-1")
     }
 
+    @Test("the session keeps what hello says the engine needs: revision, digest, proxy")
+    func helloReachesTheEngine() {
+        var machine = hubMachine()
+        _ = machine.handshakeCompleted(identity: eu1, negotiatedProtocol: "tether/1")
+        let action = machine.received(
+            .hello(
+                Hello(
+                    protocolVersions: [1], agentVersion: "test", cluster: "eu-1", lastAppliedRevision: 42, lastAppliedDigest: "beef",
+                    proxy: "http://proxy:3128")))
+        guard case .establish(let session, _) = action else {
+            Issue.record("not established: \(action)")
+            return
+        }
+        #expect(session.lastAppliedRevision == 42 && session.lastAppliedDigest == "beef" && session.proxy == "http://proxy:3128")
+        var long = hubMachine()
+        _ = long.handshakeCompleted(identity: eu1, negotiatedProtocol: "tether/1")
+        let refused = long.received(
+            .hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "eu-1", proxy: String(repeating: "p", count: 301))))
+        guard case .sendAndClose = refused else {
+            Issue.record("a 301-byte proxy is out of bounds: \(refused)")
+            return
+        }
+    }
+
     @Test("a hello naming another cluster than the certificate is rejected with identity-mismatch")
     func identityMismatch() {
         var machine = hubMachine()
