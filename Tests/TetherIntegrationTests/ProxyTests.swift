@@ -54,6 +54,25 @@ struct ProxyTests {
                     simulated + "/kubeconfig", "--backoff-max", "1", "--log-format", "json",
                 ] + arguments)
         }
+        /// Median milliseconds from `kubectl create configmap` at the hub to the agent accepting it, over `count` objects.
+        func deliveryMilliseconds(_ agent: ManagedProcess, prefix: String, count: Int = 5) async throws -> Int {
+            var samples: [Double] = []
+            for index in 0..<count {
+                let mark = agent.mark
+                let started = Date()
+                try await hubctl.succeed(["create", "configmap", "\(prefix)-\(index)", "--from-literal=k=v"])
+                let accepted = try await agent.waitForEvent("applier.desired", after: mark, within: .seconds(20))
+                samples.append(DNSPublishingTests.time(of: accepted).timeIntervalSince(started) * 1000)
+            }
+            return Int(samples.sorted()[samples.count / 2])
+        }
+        /// Milliseconds from the agent's start to its session, from its own log.
+        func sessionMilliseconds(_ agent: ManagedProcess) async throws -> Int {
+            let starting = try await agent.waitForLine(within: .seconds(20), "agent starting") { $0["message"] == "agent starting" }
+            let established = try await agent.waitForEvent("session.established", within: .seconds(20))
+            return Int(DNSPublishingTests.time(of: established).timeIntervalSince(DNSPublishingTests.time(of: starting)) * 1000)
+        }
+        var figures: [String] = []
         let wrong = scratch.file("wrong-credentials")
         let right = scratch.file("credentials")
         try "tether:nope\n".write(toFile: wrong, atomically: true, encoding: .utf8)
@@ -80,6 +99,9 @@ struct ProxyTests {
             ["wait", "--for=jsonpath={.status.applied}=1", "propagation/configmap.default.through-proxy", "--timeout=30s"], within: .seconds(40))
         #expect(try await hubctl.succeed(["get", "cluster", "m1", "-o", "jsonpath={.status.proxy}"]) == proxyURL)
         #expect(!running.lines.contains { $0.raw.contains("s3cret") }, "credentials never in logs")
+        figures.append(
+            "http proxy: session \(try await sessionMilliseconds(running)) ms, delivery \(try await deliveryMilliseconds(running, prefix: "http")) ms"
+        )
 
         // The proxy restarts: the session drops with it, and the agent comes back through it.
         let mark = hub.mark
@@ -104,6 +126,9 @@ struct ProxyTests {
         try await hubctl.succeed(["wait", "--for=jsonpath={.status.proxy}=\(tlsProxyURL)", "cluster/m1", "--timeout=20s"], within: .seconds(30))
         try await hubctl.succeed(["create", "configmap", "through-tls-proxy", "--from-literal=k=v"])
         try await member.succeed(["wait", "--for=create", "configmap/through-tls-proxy", "--timeout=30s"], within: .seconds(40))
+        figures.append(
+            "https proxy: session \(try await sessionMilliseconds(running)) ms, delivery \(try await deliveryMilliseconds(running, prefix: "https")) ms"
+        )
         _ = await running.stop()
 
         // NO_PROXY: with the hub's port opened, a proxy that does not exist is passed by for the hub's address.
@@ -113,6 +138,9 @@ struct ProxyTests {
         try await running.waitForEvent("agent.proxy", within: .seconds(20)) { $0["tether.hub_via_proxy"] == "false" }
         let direct = try await running.waitForEvent("session.established", within: .seconds(20))
         #expect(direct["tether.proxy"] == nil, "\(direct.raw)")
+        figures.append(
+            "direct: session \(try await sessionMilliseconds(running)) ms, delivery \(try await deliveryMilliseconds(running, prefix: "direct")) ms")
+        print("proxy figures (median of 5 deliveries; kubectl's own start is in each): " + figures.joined(separator: "; "))
         _ = await running.stop()
     }
 }
