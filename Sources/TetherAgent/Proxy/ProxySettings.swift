@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import NIOSSL
 import TetherModel
@@ -31,7 +32,7 @@ public struct ProxySettings: Sendable {
     public func applies(to host: String, port: Int) -> Bool {
         let lowered = host.lowercased()
         if lowered == "localhost" || lowered.hasSuffix(".localhost") { return false }
-        if let address = try? SocketAddress(ipAddress: lowered, port: 0), Self.isLoopback(address) { return false }
+        if let address = NoProxyList.addressBytes(lowered), Self.isLoopback(address) { return false }
         return !exclusions.matches(host: lowered, port: port)
     }
 
@@ -122,13 +123,9 @@ public struct ProxySettings: Sendable {
         return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
     }
 
-    static func isLoopback(_ address: SocketAddress) -> Bool {
-        switch address {
-        case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
-        case .v6(let v6):
-            return withUnsafeBytes(of: v6.address.sin6_addr) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
-        default: return false
-        }
+    /// 127.0.0.0/8 and ::1, from an address's bytes.
+    static func isLoopback(_ address: [UInt8]) -> Bool {
+        address.count == 4 ? address[0] == 127 : address == Array(repeating: 0, count: 15) + [1]
     }
 }
 
@@ -197,12 +194,13 @@ public struct NoProxyList: Sendable, Hashable {
         }
     }
 
+    /// The bytes of an IPv4 or IPv6 address written as text, or nil for anything else.
     static func addressBytes(_ text: String) -> [UInt8]? {
-        switch try? SocketAddress(ipAddress: text, port: 0) {
-        case .v4(let v4)?: return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
-        case .v6(let v6)?: return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-        default: return nil
-        }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
     }
 }
 
