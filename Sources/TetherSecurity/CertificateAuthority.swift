@@ -210,9 +210,9 @@ extension SubjectKeyIdentifier {
     }
 }
 
-/// The network-order bytes of a textual IP address.
-enum IPAddressBytes {
-    static func parse(_ text: String) -> [UInt8]? {
+/// The network-order bytes of a textual IP address (4 for IPv4, 16 for IPv6), or nil.
+public enum IPAddressBytes {
+    public static func parse(_ text: String) -> [UInt8]? {
         if let bytes = parseIPv4(text) { return bytes }
         return parseIPv6(text)
     }

@@ -1,8 +1,8 @@
 import Foundation
-import Glibc
 import NIOCore
 import NIOSSL
 import TetherModel
+import TetherSecurity
 
 /// An HTTP proxy the agent dials its hub (and its member's API) through, with HTTP CONNECT
 /// (docs/agent.md, "Through an HTTP proxy"). Read from `--proxy` or the environment as curl
@@ -194,14 +194,10 @@ public struct NoProxyList: Sendable, Hashable {
         }
     }
 
-    /// The bytes of an IPv4 or IPv6 address written as text, or nil for anything else.
-    static func addressBytes(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
-        return nil
-    }
+    /// The bytes of an IPv4 or IPv6 address written as text, or nil for anything else (not
+    /// `inet_pton`: with the standard library linked statically, `in_addr` resolves to another
+    /// module's copy of the C header).
+    static func addressBytes(_ text: String) -> [UInt8]? { IPAddressBytes.parse(text) }
 }
 
 /// A proxy setting that cannot be used, or a proxy that would not open a tunnel; says what to do.
