@@ -20,6 +20,7 @@ public struct FederationPlugin: ResourcePlugin {
             .text("KUBERNETES", priority: 1) { $0.string(at: "status", "kubernetesVersion") ?? "<none>" },
             .text("NODES", priority: 1) { $0.integer(at: "status", "nodeCount").map(String.init) ?? "<none>" },
             .text("LAST-HEARTBEAT", priority: 1) { $0.string(at: "status", "lastHeartbeatTime") ?? "<none>" },
+            .text("PROXY", priority: 1) { $0.string(at: "status", "proxy") ?? "<none>" },
         ],
         fields: [
             "spec": .object(["taints": .freeList, "description": .string, "confirmedHold": .string]),
