@@ -24,6 +24,19 @@ public enum KubernetesNames {
     }
 
     /// Why `name` breaks `rule`, or nil.
+    /// `full` as an object name the hub makes from other names (`<kind>.<namespace>.<name>`):
+    /// unchanged up to 253 characters, else cut and ended with a hash of the whole, so two long
+    /// names stay apart. The cut never ends in a character a name may not end with.
+    public static func derived(_ full: String) -> String {
+        guard full.utf8.count > 253 else { return full }
+        var hash = StableHash()
+        hash.combine(full)
+        let suffix = "-" + String(hash.value, radix: 16)
+        var cut = String(full.prefix(253 - suffix.count))
+        while let last = cut.last, !(last.isLetter || last.isNumber) { cut.removeLast() }
+        return cut + suffix
+    }
+
     public static func problem(name: String, rule: Rule) -> String? {
         guard !name.isEmpty else { return "a name is required" }
         switch rule {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TetherLocal
 import TetherSecurity
@@ -35,6 +36,8 @@ struct DNSPublishingTests {
             var ingressAddresses: [String: String] = [:]
             for (name, member) in members {
                 for (kind, object) in [("service", "web"), ("ingress", "site")] {
+                    // Present first: a jsonpath wait on an object not there yet fails at once.
+                    try await member.kubectl.succeed(["wait", "--for=create", "\(kind)/\(object)", "--timeout=60s"], within: .seconds(70))
                     try await member.kubectl.succeed(
                         ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "\(kind)/\(object)", "--timeout=60s"],
                         within: .seconds(70))
@@ -65,7 +68,7 @@ struct DNSPublishingTests {
             }
             let bind = try await BINDServer.start(federation: federation, zone: Self.zone, file: zoneFile)
             for (name, addresses) in expectedHealthy {
-                try await bind.waitForAnswer(name, addresses: addresses)
+                try await bind.expectAnswer(name, addresses: addresses)
             }
 
             // The DNSEndpoints kubectl lists hold exactly the zone file's records.
@@ -111,10 +114,10 @@ struct DNSPublishingTests {
                 "dns: a stopped agent's addresses left the zone file \(dropOut) after its SIGTERM, "
                     + "\(Int(hubLatency * 1000)) ms after the hub saw its session end (heartbeat interval \(Self.heartbeat) s)")
             #expect(dropOut < .seconds(Self.heartbeat), "took \(dropOut)")
-            try bind.reload()
-            try await bind.waitForAnswer(svc.z1a, addresses: [serviceIP["b"]!], alias: svc.r1)
-            try await bind.waitForAnswer(svc.global, addresses: [serviceIP["b"]!, serviceIP["c"]!])
-            try await bind.waitForAnswer(ing.z1a, addresses: [ingressIP["b"]!], alias: ing.r1)
+            try await bind.reload()
+            try await bind.expectAnswer(svc.z1a, addresses: [serviceIP["b"]!], alias: svc.r1)
+            try await bind.expectAnswer(svc.global, addresses: [serviceIP["b"]!, serviceIP["c"]!])
+            try await bind.expectAnswer(ing.z1a, addresses: [ingressIP["b"]!], alias: ing.r1)
 
             // The agent comes back: its addresses return.
             let bundle = try federation.issueBundle(cluster: "a", hubPort: port)
@@ -122,9 +125,9 @@ struct DNSPublishingTests {
             try await Self.waitForZoneFile(hub, zoneFile, "a's addresses back") { records in
                 expectedHealthy.allSatisfy { name, addresses in records.addresses(of: name) == addresses }
             }
-            try bind.reload()
-            try await bind.waitForAnswer(svc.z1a, addresses: [serviceIP["a"]!])
-            try await bind.waitForAnswer(ing.global, addresses: Set(ingressIP.values))
+            try await bind.reload()
+            try await bind.expectAnswer(svc.z1a, addresses: [serviceIP["a"]!])
+            try await bind.expectAnswer(ing.global, addresses: Set(ingressIP.values))
             await bind.stop()
 
             // The hub restarts: the zone keeps every record while the agents come back and report
@@ -157,6 +160,7 @@ struct DNSPublishingTests {
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
             let member = try await federation.startMember("a", hub: hub, hubPort: port)
             try await hubctl.succeed(["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+            try await member.kubectl.succeed(["wait", "--for=create", "service/web", "--timeout=60s"], within: .seconds(70))
             try await member.kubectl.succeed(
                 ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "service/web", "--timeout=60s"], within: .seconds(70))
             // The hub has aggregated the member's address, so DNS had its chance to publish.
@@ -226,6 +230,13 @@ struct ZoneRecords: Sendable {
         return found
     }
 
+    /// The SOA serial of the zone file at `path` (0 when there is none).
+    static func serial(of path: String) -> UInt64 {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        guard let soa = text.split(separator: "\n").first(where: { $0.contains("\tSOA\t") }), let open = soa.firstIndex(of: "(") else { return 0 }
+        return soa[soa.index(after: open)...].split(separator: " ").first.flatMap { UInt64($0) } ?? 0
+    }
+
     func alias(of name: String) -> String? {
         for line in lines {
             let parts = line.split(separator: " ").map(String.init)
@@ -260,27 +271,40 @@ struct BINDServer: Sendable {
         try configuration.write(toFile: directory + "/named.conf", atomically: true, encoding: .utf8)
         let process = try federation.launch(
             name: "named", executable: URL(fileURLWithPath: "/usr/sbin/named"), arguments: ["-g", "-n", "1", "-c", directory + "/named.conf"])
-        try await process.waitForLine(within: .seconds(30), "named running") { $0.raw.contains("running") }
-        return BINDServer(process: process, port: port)
+        let serial = ZoneRecords.serial(of: file)
+        try await process.waitForLine(within: .seconds(30), "zone \(zone) loaded") { $0.raw.contains("zone \(zone)/IN: loaded serial \(serial)") }
+        try await process.waitForLine(within: .seconds(30), "named running") { $0.raw.hasSuffix("running") }
+        return BINDServer(process: process, port: port, zone: zone, file: file)
     }
 
-    /// Asks named to load the zone file again (SIGHUP, as `rndc reload` does).
-    func reload() throws {
+    let zone: String
+    let file: String
+
+    /// Asks named to load the zone file again (SIGHUP, as `rndc reload` does) and waits until it
+    /// has loaded the file's serial.
+    func reload() async throws {
+        let mark = process.mark
+        let serial = ZoneRecords.serial(of: file)
         process.send(SIGHUP)
+        let seen = Mutex(0)
+        try await process.waitForLine(within: .seconds(30), "zone \(zone) reloaded at serial \(serial)") { line in
+            let index = seen.withLock { count in
+                defer { count += 1 }
+                return count
+            }
+            return index >= mark && line.raw.contains("zone \(zone)/IN: loaded serial \(serial)")
+        }
     }
 
-    /// Waits until `dig` answers `name` with exactly `addresses` (through `alias` when given).
-    func waitForAnswer(_ name: String, addresses: Set<String>, alias: String? = nil) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        var last = ""
-        while ContinuousClock.now < deadline {
-            last = try await dig(name)
-            var answers = Set(last.split(separator: "\n").map(String.init))
-            let through = alias.map { answers.remove($0 + ".") != nil } ?? true
-            if through, answers == addresses { return }
-            try await Task.sleep(for: .milliseconds(200))
+    /// `dig` answers `name` with exactly `addresses` (through `alias` when given).
+    func expectAnswer(_ name: String, addresses: Set<String>, alias: String? = nil) async throws {
+        let answer = try await dig(name)
+        var answers = Set(answer.split(separator: "\n").map(String.init))
+        let through = alias.map { answers.remove($0 + ".") != nil } ?? true
+        guard through, answers == addresses else {
+            throw DeadlineExceeded(
+                description: "dig \(name) answered \(answer.debugDescription), not \(addresses.sorted()) (alias \(alias ?? "none"))")
         }
-        throw DeadlineExceeded(description: "dig \(name) answered \(last.debugDescription), not \(addresses.sorted()) (alias \(alias ?? "none"))")
     }
 
     func dig(_ name: String) async throws -> String {

@@ -162,13 +162,13 @@ struct Tinyproxy: Sendable {
             Allow 10.0.0.0/8
             ConnectPort \(connectPort)
             BasicAuth \(parts[0]) \(parts[1])
-            LogLevel Connect
+            LogLevel Info
             PidFile "\(directory)/tinyproxy.pid"
             """
         try configuration.write(toFile: directory + "/tinyproxy.conf", atomically: true, encoding: .utf8)
         let process = try federation.launch(
             name: "tinyproxy", executable: URL(fileURLWithPath: "/usr/bin/tinyproxy"), arguments: ["-d", "-c", directory + "/tinyproxy.conf"])
-        try await waitUntilListening(listen, port, process)
+        try await process.waitForLine(within: .seconds(15), "tinyproxy listening") { $0.raw.contains("listening on fd") }
         return Tinyproxy(process: process)
     }
 }
@@ -196,6 +196,7 @@ enum Stunnel {
         let configuration = """
             foreground = yes
             pid =
+            debug = 6
             [proxy]
             accept = \(listen)
             connect = \(forwardTo)
@@ -205,28 +206,7 @@ enum Stunnel {
         try configuration.write(toFile: directory + "/stunnel.conf", atomically: true, encoding: .utf8)
         let process = try federation.launch(
             name: "stunnel", executable: URL(fileURLWithPath: "/usr/bin/stunnel4"), arguments: [directory + "/stunnel.conf"])
-        let parts = listen.split(separator: ":")
-        try await waitUntilListening(String(parts[0]), Int(parts[1])!, process)
+        try await process.waitForLine(within: .seconds(15), "stunnel listening") { $0.raw.contains("bound to \(listen)") }
         return process
     }
-}
-
-/// Waits until `host:port` accepts connections, or `process` exits.
-private func waitUntilListening(_ host: String, _ port: Int, _ process: ManagedProcess) async throws {
-    let deadline = ContinuousClock.now + .seconds(15)
-    while ContinuousClock.now < deadline {
-        if process.exitStatus != nil { throw DeadlineExceeded(description: "\(process.name) exited: \(process.tail())") }
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(host)
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        close(socket)
-        if connected { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw DeadlineExceeded(description: "\(process.name) never listened on \(host):\(port): \(process.tail())")
 }

@@ -238,14 +238,7 @@ final class DNSPublisher: Sendable {
 
     /// `service-<name>` or `ingress-<name>` in the object's namespace; past 253 characters, cut and hashed.
     static func endpointName(_ reference: ObjectReference) -> String {
-        let full = "\(reference.kind.lowercased())-\(reference.name)"
-        guard full.utf8.count > 253 else { return full }
-        var hash = StableHash()
-        hash.combine(full)
-        let suffix = "-" + String(hash.value, radix: 16)
-        var cut = String(full.prefix(253 - suffix.count))
-        while let last = cut.last, !(last.isLetter || last.isNumber) { cut.removeLast() }
-        return cut + suffix
+        KubernetesNames.derived("\(reference.kind.lowercased())-\(reference.name)")
     }
 
     private static func endpointKey(_ reference: ObjectReference) -> String {

@@ -13,14 +13,7 @@ enum PropagationRecord {
     /// a kind is either namespaced or not and a namespace has no dots. A name past the 253
     /// characters a name may have is cut and ends with a hash of the whole.
     static func name(for reference: ObjectReference) -> String {
-        let full = ([reference.kind.lowercased()] + (reference.namespace.map { [$0] } ?? []) + [reference.name]).joined(separator: ".")
-        guard full.utf8.count > 253 else { return full }
-        var hash = StableHash()
-        hash.combine(full)
-        let suffix = "-" + String(hash.value, radix: 16)
-        var cut = String(full.prefix(253 - suffix.count))
-        while let last = cut.last, !(last.isLetter || last.isNumber) { cut.removeLast() }
-        return cut + suffix
+        KubernetesNames.derived(([reference.kind.lowercased()] + (reference.namespace.map { [$0] } ?? []) + [reference.name]).joined(separator: "."))
     }
 
     static func object(for reference: ObjectReference, uid: String?) -> JSONValue {
