@@ -53,6 +53,8 @@ final class DNSPublisher: Sendable {
     /// What the last pass published, so the next writes only what changed.
     private struct Published: Sendable {
         var objects: [ObjectReference: DNSObjectRecords] = [:]
+        /// What each object's records were planned from: an object whose members did not change is not planned again.
+        var sources: [ObjectReference: DNSSource] = [:]
         /// Each DNSEndpoint the hub holds, as `namespace/name`.
         var endpoints: Set<String> = []
         var zoneFile: String?
@@ -160,8 +162,11 @@ final class DNSPublisher: Sendable {
     }
 
     private func publish(_ view: DNSView) async {
-        let planned = view.sources.map { DNSRecordPlanner.records(for: $0, dns: settings.dns) }
-        let (previous, endpoints) = published.withLock { ($0.objects, $0.endpoints) }
+        let (previous, endpoints, previousSources) = published.withLock { ($0.objects, $0.endpoints, $0.sources) }
+        let planned = view.sources.map { source in
+            if previousSources[source.reference] == source, let records = previous[source.reference] { return records }
+            return DNSRecordPlanner.records(for: source, dns: settings.dns)
+        }
         var next: [ObjectReference: DNSObjectRecords] = [:]
         for records in planned { next[records.reference] = records }
         let changed = planned.filter { previous[$0.reference] != $0 }.count + previous.keys.filter { next[$0] == nil }.count
@@ -186,6 +191,7 @@ final class DNSPublisher: Sendable {
         published.withLock {
             $0.objects = next
             $0.endpoints = keptEndpoints
+            $0.sources = Dictionary(view.sources.map { ($0.reference, $0) }, uniquingKeysWith: { first, _ in first })
         }
         if changed > 0 {
             logger.info(

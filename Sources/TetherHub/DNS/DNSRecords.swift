@@ -1,4 +1,3 @@
-import NIOCore
 import TetherModel
 import TetherSecurity
 
@@ -92,25 +91,40 @@ enum DNSRecordPlanner {
         let base = [reference.name, reference.namespace ?? "default", dns.federation, type].joined(separator: ".")
         let global = "\(base).\(dns.zone)"
 
-        var members: [(region: String?, zone: String?, healthy: Bool, v4: [String], v6: [String])] = []
+        // One pass over the members: each healthy one's addresses into the global set, its
+        // region's and its zone's; every labelled region and zone is named, healthy or not.
+        struct Found {
+            var v4: Set<String> = []
+            var v6: Set<String> = []
+            var sorted: (v4: [String], v6: [String]) { (v4.sorted(), v6.sorted()) }
+        }
+        var everywhere = Found()
+        var byRegion: [String: Found] = [:]
+        var byZone: [String: [String: Found]] = [:]
         for member in source.members {
-            var v4: [String] = []
-            var v6: [String] = []
-            for address in member.addresses {
-                switch try? SocketAddress(ipAddress: address, port: 0) {
-                case .v4?: v4.append(address)
-                case .v6?: v6.append(address)
-                default: result.skipped.append("\(member.cluster): '\(address)' is not an IP address (host-name load balancers are not published)")
-                }
-            }
             let region = label(member.region, of: member.cluster, "region", &result.skipped)
             let zone = region == nil ? nil : label(member.zone, of: member.cluster, "zone", &result.skipped)
-            members.append((region, zone, member.healthy, v4, v6))
-        }
-
-        func addresses(_ included: (String?, String?) -> Bool) -> (v4: [String], v6: [String]) {
-            let chosen = members.filter { $0.healthy && included($0.region, $0.zone) }
-            return (Array(Set(chosen.flatMap(\.v4))).sorted(), Array(Set(chosen.flatMap(\.v6))).sorted())
+            if let region {
+                if byRegion[region] == nil { byRegion[region] = Found() }
+                if let zone, byZone[region]?[zone] == nil { byZone[region, default: [:]][zone] = Found() }
+            }
+            for address in member.addresses {
+                let family = IPAddressBytes.parse(address)?.count
+                guard family != nil else {
+                    result.skipped.append("\(member.cluster): '\(address)' is not an IP address (host-name load balancers are not published)")
+                    continue
+                }
+                guard member.healthy else { continue }
+                let v6 = family == 16
+                func add(_ found: inout Found) {
+                    if v6 { found.v6.insert(address) } else { found.v4.insert(address) }
+                }
+                add(&everywhere)
+                if let region {
+                    add(&byRegion[region, default: Found()])
+                    if let zone { add(&byZone[region, default: [:]][zone, default: Found()]) }
+                }
+            }
         }
 
         /// Records for `name`: its addresses, else an alias to the first wider name that has some.
@@ -131,18 +145,14 @@ enum DNSRecordPlanner {
             return true
         }
 
-        let everywhere = addresses { _, _ in true }
-        let globalPublished = publish(global, everywhere, scope: "the federation", wider: [])
-        let regions = Set(members.compactMap(\.region)).sorted()
-        for region in regions {
+        let globalPublished = publish(global, everywhere.sorted, scope: "the federation", wider: [])
+        for region in byRegion.keys.sorted() {
             let regionName = "\(base).\(region).\(dns.zone)"
-            let inRegion = addresses { memberRegion, _ in memberRegion == region }
-            let regionPublished = publish(regionName, inRegion, scope: "region \(region)", wider: [(global, globalPublished)])
-            let zones = Set(members.filter { $0.region == region }.compactMap(\.zone)).sorted()
-            for zone in zones {
-                let inZone = addresses { memberRegion, memberZone in memberRegion == region && memberZone == zone }
+            let regionPublished = publish(
+                regionName, byRegion[region, default: Found()].sorted, scope: "region \(region)", wider: [(global, globalPublished)])
+            for (zone, found) in (byZone[region] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 _ = publish(
-                    "\(base).\(zone).\(region).\(dns.zone)", inZone, scope: "zone \(zone)",
+                    "\(base).\(zone).\(region).\(dns.zone)", found.sorted, scope: "zone \(zone)",
                     wider: [(regionName, regionPublished), (global, globalPublished)])
             }
         }

@@ -245,6 +245,9 @@ public actor FederationEngine: Service, HubSessionObserver {
         dnsPublisher.map { DNSPublishing(publisher: $0, engine: self) }
     }
 
+    /// DNS's snapshot of the state; the publisher builds its view from it off the actor.
+    func dnsInputs() -> DNSInputs { state.dnsInputs() }
+
     /// One event through the state, and its actions performed.
     func handle(_ event: FederationEvent) {
         for action in state.on(event) { perform(action) }
@@ -260,7 +263,7 @@ struct DNSPublishing: Service {
     func run() async throws {
         await withGracefulShutdownHandler {
             await publisher.run(
-                view: { await engine.state.dnsView() }, renamed: { references in await engine.handle(.statusAffected(references)) })
+                view: { await engine.dnsInputs().view() }, renamed: { references in await engine.handle(.statusAffected(references)) })
         } onGracefulShutdown: {
             publisher.finish()
         }

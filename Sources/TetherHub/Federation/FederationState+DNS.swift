@@ -13,13 +13,31 @@ extension FederationState {
         }
     }
 
+    /// What DNS reads of the state, taken on the engine's actor in O(1): the collections are
+    /// copy-on-write, so the publisher walks them (``DNSInputs/view()``) on its own task and the
+    /// engine never waits for a pass over every object and cluster.
+    func dnsInputs() -> DNSInputs {
+        DNSInputs(federated: federated, members: members, reports: reports, clusterLabels: clusterLabels, settled: settled)
+    }
+
+    func dnsView() -> DNSView { dnsInputs().view() }
+}
+
+/// A snapshot of the engine's state as DNS needs it.
+struct DNSInputs: Sendable {
+    var federated: [ObjectReference: JSONValue]
+    var members: [String: ClusterMember]
+    var reports: [ObjectReference: [String: StatusReport.ObjectStatus]]
+    var clusterLabels: [String: [String: String]]
+    var settled: Bool
+
     /// Every federated Service of type LoadBalancer and Ingress with, per cluster it is placed
     /// on, that cluster's topology labels, whether it counts (agent connected, object not
     /// Degraded there) and the addresses it reported.
-    func dnsView() -> DNSView {
+    func view() -> DNSView {
         var sources: [DNSSource] = []
         var complete = settled
-        for (reference, object) in federated where Self.publishesDNS(reference, object) {
+        for (reference, object) in federated where FederationState.publishesDNS(reference, object) {
             guard object.deletionTimestamp == nil, let uid = object.uid else { continue }
             var source = DNSSource(reference: reference, uid: uid, members: [])
             let reported = reports[reference] ?? [:]
