@@ -12,6 +12,7 @@ import NIOCore
 ///    ├─ GET /metrics, /openapi/v2, /openapi/v3[/**]
 ///    ├─ GET /api, /apis, and under /api/**, /apis/**: read (discovery, get, list, watch; ``APIPath`` says which)
 ///    ├─ POST create · PUT replace · PATCH patch · DELETE delete   (under /api/**, /apis/**)
+///    ├─ any method /clusters/NAME/proxy[/**]   (the hub only: a member's API through its agent)
 ///    └─ GET/PUT/DELETE /debug/faults   (simulated members only)
 /// ```
 enum APIRoutes {
@@ -66,6 +67,14 @@ enum APIRoutes {
             api.put(path) { try await handler.timed($0, $1, handler.replace) }
             api.patch(path) { try await handler.timed($0, $1, handler.patch) }
             api.delete(path) { try await handler.timed($0, $1, handler.delete) }
+        }
+
+        if let proxy = handler.memberProxy {
+            for path in ["/clusters/:cluster/proxy", "/clusters/:cluster/proxy/**"] {
+                for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete] {
+                    api.on(RouterPath(path), method: method) { request, context in try await proxy.handle(request, context: context) }
+                }
+            }
         }
 
         if let faults = handler.faults {

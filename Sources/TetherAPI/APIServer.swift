@@ -107,6 +107,7 @@ public final class APIServer: Service, Sendable {
         access: AccessControl,
         faults: FaultInjector? = nil,
         metrics: (@Sendable () -> [UInt8])? = nil,
+        tunnel: (any MemberTunnel)? = nil,
         logger: Logger,
         onBound: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
@@ -133,7 +134,8 @@ public final class APIServer: Service, Sendable {
             faults: faults,
             metrics: metrics,
             logger: logger,
-            openAPI: OpenAPIDocuments(registry: registry, serverVersion: configuration.serverVersion)
+            openAPI: OpenAPIDocuments(registry: registry, serverVersion: configuration.serverVersion),
+            memberProxy: tunnel.map { MemberProxy(tunnel: $0, access: access, maximumBodyBytes: configuration.maximumBodyBytes, logger: logger) }
         )
     }
 

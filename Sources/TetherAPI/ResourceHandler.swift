@@ -24,6 +24,8 @@ struct ResourceHandler: Sendable {
     let metrics: (@Sendable () -> [UInt8])?
     let logger: Logger
     let openAPI: OpenAPIDocuments
+    /// `/clusters/NAME/proxy/`: only at the hub, whose agents carry the tunnel.
+    var memberProxy: MemberProxy? = nil
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
 

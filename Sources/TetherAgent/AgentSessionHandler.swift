@@ -31,6 +31,8 @@ public struct AgentSessionHooks: Sendable {
     /// A `certificate` (the answer to a renewal) or a `trust` bundle from the hub, on the
     /// session's event loop: hand it elsewhere and return.
     public var credentials: @Sendable (WireMessage) -> Void = { _ in }
+    /// Answers the hub's requests for the member's API; without it each is reset.
+    public var tunnel: AgentTunnel?
 
     public init(
         lastRevision: @escaping @Sendable () async -> UInt64? = { nil },
@@ -102,6 +104,7 @@ final class AgentSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         hooks.link.detach(context.channel)
+        hooks.tunnel?.sessionEnded(context.channel)
         heartbeatTimer?.cancel()
         readDeadline?.cancel()
         machine.connectionClosed(handshakeError: handshakeError)
@@ -165,6 +168,13 @@ final class AgentSessionHandler: ChannelInboundHandler {
             scheduleHeartbeat(context: context)
         case .credentials(let message):
             hooks.credentials(message)
+        case .tunnel(let message):
+            if let tunnel = hooks.tunnel {
+                tunnel.received(message, on: context.channel)
+            } else if case .streamOpen(let open) = message {
+                let reason = "this agent has no member API to answer from (started without --kubeconfig)"
+                write(.streamReset(StreamReset(stream: open.stream, reason: reason)), context: context)
+            }
         case .deliver(let message):
             if !hooks.offer(message, machine.welcome) {
                 perform(machine.resync("more desired-state messages are waiting than the applier holds"), context: context)

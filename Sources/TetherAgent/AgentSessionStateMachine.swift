@@ -67,6 +67,8 @@ struct AgentSessionStateMachine {
         case deliver(WireMessage)
         /// Hand a `certificate` or `trust` to the agent's credentials.
         case credentials(WireMessage)
+        /// Hand a `streamOpen`, `streamWindow` or `streamReset` to the member tunnel.
+        case tunnel(WireMessage)
         /// Send a final message (an `error` notice), then close.
         case sendAndClose(WireMessage, SessionEnd)
         case close(SessionEnd)
@@ -145,7 +147,9 @@ struct AgentSessionStateMachine {
                 return finish(.goaway(goaway))
             case .error(let notice):
                 return finish(.protocolViolation("hub reported \(notice.code): \(notice.message)"))
-            case .hello, .welcome, .reject, .ack, .status, .renew:
+            case .streamOpen, .streamWindow, .streamReset:
+                return .tunnel(message)
+            case .hello, .welcome, .reject, .ack, .status, .renew, .streamHead, .streamData:
                 return violation("\(message.kind) is not sent by the hub on an established session")
             }
         }

@@ -29,6 +29,8 @@ public struct AgentListenerConfiguration: Sendable {
     public var storeEpoch: String?
     /// Named in every `welcome`: this run of the hub and where its store's history ends.
     public var run: HubRun?
+    /// Streams and bytes in flight the member tunnel may take on each session.
+    public var tunnel: TunnelLimits
 
     public init(
         address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
@@ -42,8 +44,10 @@ public struct AgentListenerConfiguration: Sendable {
         hubVersion: String = TetherHubVersion.current,
         federationUID: String? = nil,
         storeEpoch: String? = nil,
-        run: HubRun? = nil
+        run: HubRun? = nil,
+        tunnel: TunnelLimits = .default
     ) {
+        self.tunnel = tunnel
         self.address = address
         self.heartbeatInterval = heartbeatInterval
         self.helloTimeout = helloTimeout
@@ -281,7 +285,8 @@ public final class AgentListener: Service, Sendable {
                     helloTimeout: configuration.helloTimeout,
                     heartbeatInterval: configuration.heartbeatInterval,
                     drainReconnectAfter: configuration.drainReconnectAfter,
-                    writeStallTimeout: configuration.writeStallTimeout
+                    writeStallTimeout: configuration.writeStallTimeout,
+                    tunnel: configuration.tunnel
                 ),
                 hubVersion: configuration.hubVersion,
                 federation: configuration.federationUID,

@@ -35,12 +35,15 @@ final class HubSessionHandler: ChannelInboundHandler {
         /// How long the agent's outbound side may stay full (it reads nothing) before the session
         /// is closed; meanwhile nothing more is read from it.
         var writeStallTimeout: TimeAmount = .seconds(60)
+        var tunnel: TunnelLimits = .default
     }
 
     private var machine: HubSessionStateMachine
     private let registry: SessionRegistry
     private let observer: (any HubSessionObserver)?
     private var established: HubSessionStateMachine.Established?
+    /// The member tunnel over this session, once established.
+    private var tunnel: HubTunnel?
     private let verdict: NIOLockedValueBox<PeerVerifier.Verdict?>
     /// The leaf certificate the peer presented, as the verification callback saw it.
     private let presented: NIOLockedValueBox<Certificate?>
@@ -104,6 +107,7 @@ final class HubSessionHandler: ChannelInboundHandler {
         readDeadline?.cancel()
         writeStall?.cancel()
         registry.untrack(context.channel)
+        tunnel?.sessionEnded("the connection closed")
         if let session = established {
             let (cluster, sessionID) = (session.cluster, session.sessionID)
             registry.release(cluster: cluster, sessionID: sessionID)
@@ -216,7 +220,10 @@ final class HubSessionHandler: ChannelInboundHandler {
                 return
             }
             gate?.authenticated(context.channel)
-            registry.claim(cluster: session.cluster, sessionID: session.sessionID, channel: context.channel, certificate: certificate)
+            let tunnel = HubTunnel(cluster: session.cluster, channel: context.channel, limits: settings.tunnel, logger: logger)
+            self.tunnel = tunnel
+            registry.claim(
+                cluster: session.cluster, sessionID: session.sessionID, channel: context.channel, certificate: certificate, tunnel: tunnel)
             context.write(Self.wrapOutboundOut(.welcome(welcome)), promise: nil)
             if let bundle = credentials.trustBundle() {
                 context.write(Self.wrapOutboundOut(.trust(TrustBundle(caBundle: bundle))), promise: nil)
@@ -250,6 +257,8 @@ final class HubSessionHandler: ChannelInboundHandler {
             if let certificate {
                 observer?.certificateHeld(cluster: session.cluster, sessionID: session.sessionID, certificate: CertificateSummary(certificate))
             }
+        case .tunnel(let message):
+            tunnel?.received(message)
         case .renew(let request, let cluster):
             renew(request, cluster: cluster, context: context)
         case .send(let message):

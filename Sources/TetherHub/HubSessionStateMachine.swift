@@ -83,6 +83,8 @@ struct HubSessionStateMachine {
         case answerHeartbeat(Heartbeat)
         /// Hand an `ack` or `status` to the federation engine.
         case deliver(WireMessage)
+        /// Hand a tunnel stream's `streamHead`, `streamData` or `streamReset` to the session's tunnel.
+        case tunnel(WireMessage)
         /// Sign the agent's certificate request, for the session's identity only; report
         /// ``renewalFinished()`` when the answer is written.
         case renew(RenewRequest, cluster: String)
@@ -196,7 +198,11 @@ struct HubSessionStateMachine {
             case .error(let notice):
                 state = .closed
                 return .close(event: .peerError, reason: "agent reported \(notice.code): \(notice.message)")
-            case .hello, .welcome, .reject, .snapshot, .delta, .goaway, .certificate, .trust:
+            case .streamHead, .streamData, .streamReset:
+                // Bounded by the tunnel itself: only streams the hub opened are answered, and
+                // data only within the window it granted.
+                return .tunnel(message)
+            case .hello, .welcome, .reject, .snapshot, .delta, .goaway, .certificate, .trust, .streamOpen, .streamWindow:
                 return violation("\(message.kind) is not sent by agents on an established session")
             }
         }

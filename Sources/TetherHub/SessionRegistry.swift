@@ -40,6 +40,8 @@ public final class SessionRegistry: Sendable {
         var channel: any Channel
         /// The certificate the session was opened with.
         var certificate: Certificate?
+        /// The member tunnel over this session.
+        var tunnel: HubTunnel?
     }
 
     private struct Connection {
@@ -80,10 +82,10 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Records `sessionID` as the cluster's live session and tells the one it replaces, if any, to go away.
-    func claim(cluster: String, sessionID: String, channel: any Channel, certificate: Certificate? = nil) {
+    func claim(cluster: String, sessionID: String, channel: any Channel, certificate: Certificate? = nil, tunnel: HubTunnel? = nil) {
         let previous = sessions.withLockedValue { sessions in
             let previous = sessions[cluster]
-            sessions[cluster] = Entry(sessionID: sessionID, channel: channel, certificate: certificate)
+            sessions[cluster] = Entry(sessionID: sessionID, channel: channel, certificate: certificate, tunnel: tunnel)
             return previous
         }
         previous?.channel.pipeline.fireUserInboundEventTriggered(HubSessionEvent.replaced(by: sessionID))
@@ -94,6 +96,11 @@ public final class SessionRegistry: Sendable {
         sessions.withLockedValue { sessions in
             if sessions[cluster]?.sessionID == sessionID { sessions[cluster] = nil }
         }
+    }
+
+    /// The member tunnel over the cluster's live session.
+    func tunnel(of cluster: String) -> HubTunnel? {
+        sessions.withLockedValue { $0[cluster]?.tunnel }
     }
 
     /// The clusters with a live session, and the session IDs.

@@ -12,8 +12,12 @@ public enum APIRole: String, Codable, Sendable {
 ///
 /// ```json
 /// {"users": {"admin": "admin", "alice": "viewer"},
-///  "tokens": [{"token": "…", "user": "ci", "role": "viewer"}]}
+///  "tokens": [{"token": "…", "user": "ci", "role": "viewer"}],
+///  "clusters": {"eu-1": {"alice": "admin"}}}
 /// ```
+///
+/// `clusters` grants roles on one member's API through the hub's tunnel
+/// (`/clusters/NAME/proxy/`), in place of the user's federation role there.
 ///
 /// Users authenticate with a client certificate from the federation CA for
 /// `spiffe://<trust-domain>/user/<name>`, or with a bearer token listed here. Without the file,
@@ -33,10 +37,13 @@ public struct AccessPolicy: Codable, Sendable {
 
     public var users: [String: APIRole]
     public var tokens: [Token]
+    /// Per member cluster: users and their role on that member's API through the tunnel.
+    public var clusters: [String: [String: APIRole]]?
 
-    public init(users: [String: APIRole] = ["admin": .admin], tokens: [Token] = []) {
+    public init(users: [String: APIRole] = ["admin": .admin], tokens: [Token] = [], clusters: [String: [String: APIRole]]? = nil) {
         self.users = users
         self.tokens = tokens
+        self.clusters = clusters
     }
 
     /// The policy at `path`; without the file, the `admin` user alone. A file that does not
@@ -64,6 +71,12 @@ public struct AccessPolicy: Codable, Sendable {
     }
 
     public func role(ofUser user: String) -> APIRole? { users[user] }
+
+    /// The role of `user` on `cluster`'s API through the tunnel: the cluster's grant, else the
+    /// federation role `federationRole` (a token's, or the user's).
+    public func role(ofUser user: String, onCluster cluster: String, federationRole: APIRole?) -> APIRole? {
+        clusters?[cluster]?[user] ?? federationRole
+    }
 
     public func user(forToken presented: String) -> Token? {
         // Compare every token in full, so timing says nothing about how much of a guess was right.

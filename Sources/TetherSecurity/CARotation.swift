@@ -111,7 +111,7 @@ extension FederationDirectory {
     }
 
     /// The API server in `D/kubeconfig`, or the default one.
-    private func kubeconfigServer() throws(SecurityError) -> String {
+    func kubeconfigServer() throws(SecurityError) -> String {
         let fallback = "https://\(HubHostNames(try loadConfig().hubHosts).urlHost):\(Self.defaultAPIPort)"
         guard let text = try? PEMFiles.readText(at: kubeconfigPath) else { return fallback }
         for line in text.split(separator: "\n") {

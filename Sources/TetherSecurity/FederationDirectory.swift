@@ -240,16 +240,47 @@ public struct FederationDirectory: Sendable {
     }
 
     /// Writes a kubeconfig for an API at `server` to `path`: the CA and the admin's certificate from
-    /// this directory, one context named `contextName`, readable by its owner only.
-    public func writeKubeconfig(server: String, to path: String, contextName: String = "federation") throws(SecurityError) {
-        let kubeconfig = try Kubeconfig.federation(
-            server: server,
-            caPEM: PEMFiles.readText(at: caCertificatePath),
-            clientCertificatePEM: PEMFiles.readText(at: adminCertificatePath),
-            clientKeyPEM: PEMFiles.readText(at: adminKeyPath),
-            contextName: contextName
+    /// this directory, a context named `contextName`, and one `<member>-via-hub` context per
+    /// member in `members` (default: those `path` already has), readable by its owner only.
+    public func writeKubeconfig(server: String, to path: String, contextName: String = "federation", members: [String]? = nil) throws(SecurityError) {
+        let members = members ?? Self.memberContexts(inKubeconfigAt: path)
+        let (ca, certificate, key) = (
+            try PEMFiles.readText(at: caCertificatePath), try PEMFiles.readText(at: adminCertificatePath), try PEMFiles.readText(at: adminKeyPath)
         )
-        try PEMFiles.writeAtomically(kubeconfig, to: path, mode: PEMFiles.privateKeyMode)
+        var base = server
+        while base.hasSuffix("/") { base.removeLast() }
+        let contexts =
+            [Kubeconfig.Context(name: contextName, server: base, caPEM: ca, clientCertificatePEM: certificate, clientKeyPEM: key)]
+            + members.map {
+                Kubeconfig.Context(
+                    name: Kubeconfig.viaHubContextName(of: $0), server: Kubeconfig.viaHubServer(hub: base, cluster: $0), caPEM: ca,
+                    clientCertificatePEM: certificate, clientKeyPEM: key)
+            }
+        try PEMFiles.writeAtomically(Kubeconfig.combined(contexts), to: path, mode: PEMFiles.privateKeyMode)
+    }
+
+    /// Adds (or with `removing`, drops) `<cluster>-via-hub` in `D/kubeconfig`, keeping its server
+    /// and the other members' contexts. Returns the context's name.
+    @discardableResult
+    public func updateMemberContext(_ cluster: String, removing: Bool = false) throws(SecurityError) -> String {
+        var members = Self.memberContexts(inKubeconfigAt: kubeconfigPath).filter { $0 != cluster }
+        if !removing { members.append(cluster) }
+        try writeKubeconfig(server: try kubeconfigServer(), to: kubeconfigPath, members: members.sorted())
+        return Kubeconfig.viaHubContextName(of: cluster)
+    }
+
+    /// The members with a `-via-hub` context in the kubeconfig at `path`, in file order.
+    static func memberContexts(inKubeconfigAt path: String) -> [String] {
+        guard let text = try? PEMFiles.readText(at: path) else { return [] }
+        var members: [String] = []
+        var inContexts = false
+        for line in text.split(separator: "\n") {
+            if !line.hasPrefix(" "), !line.hasPrefix("-") { inContexts = line.hasPrefix("contexts:") }
+            guard inContexts, line.hasPrefix("- name: ") else { continue }
+            let name = line.dropFirst("- name: ".count).trimmingCharacters(in: .whitespaces)
+            if name.hasSuffix(Kubeconfig.viaHubSuffix) { members.append(String(name.dropLast(Kubeconfig.viaHubSuffix.count))) }
+        }
+        return members
     }
 
     /// Points `D/kubeconfig` at the API port the hub bound: the port of each `server:` that names

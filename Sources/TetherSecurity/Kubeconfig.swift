@@ -46,6 +46,14 @@ public enum Kubeconfig {
         """
     }
 
+    static let viaHubSuffix = "-via-hub"
+
+    /// The context that reaches member `cluster`'s API through the hub's tunnel.
+    public static func viaHubContextName(of cluster: String) -> String { cluster + viaHubSuffix }
+
+    /// The hub's proxy URL for `cluster`: kubectl appends the API paths to it.
+    public static func viaHubServer(hub: String, cluster: String) -> String { "\(hub)/clusters/\(cluster)/proxy" }
+
     /// One context of a kubeconfig with several.
     public struct Context: Sendable {
         public var name: String

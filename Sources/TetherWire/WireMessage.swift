@@ -18,6 +18,11 @@ public enum WireMessage: Sendable, Hashable {
     case renew(RenewRequest)
     case certificate(CertificateIssued)
     case trust(TrustBundle)
+    case streamOpen(StreamOpen)
+    case streamHead(StreamHead)
+    case streamData(StreamData)
+    case streamWindow(StreamWindow)
+    case streamReset(StreamReset)
 
     /// Frame type numbers; stable for version 1 and listed in `docs/protocol.md`.
     public enum Kind: UInt8, Sendable, CaseIterable {
@@ -34,6 +39,11 @@ public enum WireMessage: Sendable, Hashable {
         case renew = 11
         case certificate = 12
         case trust = 13
+        case streamOpen = 14
+        case streamHead = 15
+        case streamData = 16
+        case streamWindow = 17
+        case streamReset = 18
     }
 
     public var kind: Kind {
@@ -51,6 +61,11 @@ public enum WireMessage: Sendable, Hashable {
         case .renew: .renew
         case .certificate: .certificate
         case .trust: .trust
+        case .streamOpen: .streamOpen
+        case .streamHead: .streamHead
+        case .streamData: .streamData
+        case .streamWindow: .streamWindow
+        case .streamReset: .streamReset
         }
     }
 
@@ -94,6 +109,7 @@ public struct WireCodec: Sendable {
         } else if payload.readableBytes > limits.maximumInflatedPayload {
             throw WireError(.payloadTooLarge, "\(kind) payload exceeds \(limits.maximumInflatedPayload) bytes")
         }
+        if kind == .streamData { return .streamData(try StreamData.decoded(payload)) }
         let parsed = payload.withUnsafeReadableBytes { bytes in
             Result { () throws(JSONSyntaxError) in try JSONValue(parsing: bytes, maximumDepth: limits.maximumJSONDepth) }
         }
@@ -146,6 +162,9 @@ public struct WireCodec: Sendable {
 
     /// Encodes one message, compressing its payload above the threshold.
     public func encode(_ message: WireMessage, allocator: ByteBufferAllocator) throws(WireError) -> Frame {
+        if case .streamData(let data) = message {
+            return try frame(.streamData, json: data.encoded(allocator: allocator), allocator: allocator)
+        }
         let json: [UInt8]
         do {
             json = try Self.json(of: message)
@@ -195,6 +214,11 @@ public struct WireCodec: Sendable {
         case .renew: return .renew(try decoder.decode(RenewRequest.self, from: data))
         case .certificate: return .certificate(try decoder.decode(CertificateIssued.self, from: data))
         case .trust: return .trust(try decoder.decode(TrustBundle.self, from: data))
+        case .streamOpen: return .streamOpen(try decoder.decode(StreamOpen.self, from: data))
+        case .streamHead: return .streamHead(try decoder.decode(StreamHead.self, from: data))
+        case .streamData: throw WireError(.malformedPayload, "streamData is binary")
+        case .streamWindow: return .streamWindow(try decoder.decode(StreamWindow.self, from: data))
+        case .streamReset: return .streamReset(try decoder.decode(StreamReset.self, from: data))
         }
     }
 
@@ -221,6 +245,11 @@ public struct WireCodec: Sendable {
         case .renew(let body): return try encoder.encode(body)
         case .certificate(let body): return try encoder.encode(body)
         case .trust(let body): return try encoder.encode(body)
+        case .streamOpen(let body): return try encoder.encode(body)
+        case .streamHead(let body): return try encoder.encode(body)
+        case .streamData: throw WireError(.malformedPayload, "streamData is binary")
+        case .streamWindow(let body): return try encoder.encode(body)
+        case .streamReset(let body): return try encoder.encode(body)
         }
     }
 

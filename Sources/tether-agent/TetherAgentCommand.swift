@@ -112,6 +112,18 @@ struct TetherAgentCommand: AsyncParsableCommand {
     )
     var denyNamespace: [String] = []
 
+    @Option(
+        name: .long,
+        help:
+            "What the hub may reach of the member through this agent (kubectl --context NAME-via-hub): off, read (get, list, watch of allowed kinds), or write (also create, update, patch, delete of allowed kinds in allowed namespaces)."
+    )
+    var tunnel: String = TunnelPolicy.Mode.read.rawValue
+
+    @Option(
+        name: .long,
+        help: "A kind the tunnel may read besides the allow-list's, as group/Kind; repeatable. Default: /Pod, /Event, events.k8s.io/Event.")
+    var tunnelReadKind: [String] = []
+
     @Option(name: .long, help: "Share of the objects it manages that one desired state may remove without an operator's confirmation (0 to 1).")
     var maxPruneFraction: Double = 0.5
 
@@ -128,6 +140,12 @@ struct TetherAgentCommand: AsyncParsableCommand {
         guard (0.1...0.95).contains(renewAt) else { throw ValidationError("--renew-at must be between 0.1 and 0.95") }
         guard (0...1).contains(maxPruneFraction), pruneGuardMinimum >= 1 else {
             throw ValidationError("--max-prune-fraction must be between 0 and 1, --prune-guard-minimum at least 1")
+        }
+        guard TunnelPolicy.Mode(rawValue: tunnel) != nil else {
+            throw ValidationError("--tunnel \(tunnel): say off, read or write")
+        }
+        for kind in tunnelReadKind where !kind.contains("/") {
+            throw ValidationError("--tunnel-read-kind \(kind): write group/Kind, with an empty group for the core kinds (/Pod)")
         }
         for kind in allowKind where !kind.contains("/") {
             throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap)")
@@ -226,6 +244,13 @@ struct TetherAgentCommand: AsyncParsableCommand {
             hooks.established = { await applier.sessionEstablished() }
             hooks.clusterHealth = { probe.health }
             hooks.unjoined = { await applier.forgetAll() }
+            hooks.tunnel = AgentTunnel(
+                client: member,
+                policy: TunnelPolicy(
+                    mode: TunnelPolicy.Mode(rawValue: tunnel) ?? .read,
+                    allowList: settings.allowList ?? allowList(manifest: manifest, registry: registry),
+                    readKinds: tunnelReadKind.isEmpty ? TunnelPolicy.defaultReadKinds : Set(tunnelReadKind)),
+                logger: logger)
             services += [applier, probe]
         }
         // The credentials need the connector, and the connector the hooks: the hooks reach them through this.

@@ -44,6 +44,12 @@ struct HubLimitOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds a watch runs at least when it names no timeoutSeconds; no watch runs longer than twice this.")
     var minRequestTimeout: Double = 1800
 
+    @Option(name: .long, help: "Requests to members (/clusters/NAME/proxy/) open at once on one agent session; more get 429.")
+    var tunnelStreamsPerSession: Int = TunnelLimits.default.maximumStreamsPerSession
+
+    @Option(name: .long, help: "KiB of a member's answer in flight per tunnel request before the agent waits for the client to read.")
+    var tunnelWindowKib: Int = TunnelLimits.default.streamWindowBytes / 1024
+
     /// Descriptors the hub keeps for itself (store, logs, inotify, event loops, pipes) besides connections.
     static let reservedDescriptors = 64
 
@@ -51,7 +57,7 @@ struct HubLimitOptions: ParsableArguments {
         for (name, value) in [
             ("--agent-max-connections-per-address", agentMaxConnectionsPerAddress), ("--agent-max-unauthenticated", agentMaxUnauthenticated),
             ("--max-requests-inflight", maxRequestsInflight), ("--max-mutating-requests-inflight", maxMutatingRequestsInflight),
-            ("--max-watches-per-user", maxWatchesPerUser),
+            ("--max-watches-per-user", maxWatchesPerUser), ("--tunnel-streams-per-session", tunnelStreamsPerSession),
         ] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
@@ -61,6 +67,10 @@ struct HubLimitOptions: ParsableArguments {
         ]
         where (value ?? 1) < 1 {
             throw ValidationError("\(name) must be at least 1")
+        }
+        guard (64...16_384).contains(tunnelWindowKib) else {
+            throw ValidationError(
+                "--tunnel-window-kib must be 64 to 16384: below 64 KiB every answer crawls, above 16 MiB one request holds too much")
         }
         guard handshakeTimeout >= 0.1, writeStallTimeout >= 1, requestTimeout >= 1, minRequestTimeout >= 1 else {
             throw ValidationError(
@@ -89,6 +99,10 @@ struct HubLimitOptions: ParsableArguments {
                 authenticationTimeout: timeout
             )
         )
+    }
+
+    var tunnelLimits: TunnelLimits {
+        TunnelLimits(maximumStreamsPerSession: tunnelStreamsPerSession, streamWindowBytes: tunnelWindowKib * 1024)
     }
 
     var requestLimits: APIRequestLimits {

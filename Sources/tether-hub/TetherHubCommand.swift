@@ -171,7 +171,8 @@ struct TetherHubCommand: AsyncParsableCommand {
                 writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000)),
                 federationUID: federationUID,
                 storeEpoch: storeEpoch,
-                run: run
+                run: run,
+                tunnel: limits.tunnelLimits
             ),
             material: material,
             revocations: revocations,
@@ -196,6 +197,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             revocations: revocations,
             access: access,
             metrics: metrics,
+            tunnel: SessionTunnels(registry: listener.registry),
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )

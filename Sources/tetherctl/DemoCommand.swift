@@ -89,7 +89,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             ── Tether demo: hub agent port 127.0.0.1:\(port), \(names.count) agents connected (\(names.joined(separator: ", ")))
                federation directory: \(federation.directory.path)
-               export KUBECONFIG=\(kubeconfig)       # contexts: federation, \(names.joined(separator: ", "))
+               export KUBECONFIG=\(kubeconfig)       # contexts: federation, \(names.joined(separator: ", ")), and NAME-via-hub for each
                kubectl --context=federation get clusters
                kubectl --context=federation apply -f docs/examples/frontend.yaml     # ReplicaSet, Service, Ingress
                kubectl --context=federation get rs,svc,ing
@@ -127,6 +127,12 @@ struct DemoCommand: AsyncParsableCommand {
                     clientCertificatePEM: try read(member.adminCertificatePath), clientKeyPEM: try read(member.adminKeyPath)
                 )
             )
+        }
+        for name in clusters {
+            contexts.append(
+                Kubeconfig.Context(
+                    name: Kubeconfig.viaHubContextName(of: name), server: Kubeconfig.viaHubServer(hub: contexts[0].server, cluster: name),
+                    caPEM: contexts[0].caPEM, clientCertificatePEM: contexts[0].clientCertificatePEM, clientKeyPEM: contexts[0].clientKeyPEM))
         }
         let path = (federation.root as NSString).appendingPathComponent("kubeconfig-all")
         try PEMFiles.writeAtomically(Kubeconfig.combined(contexts), to: path, mode: PEMFiles.privateKeyMode)

@@ -191,6 +191,7 @@ struct JoinCommand: AsyncParsableCommand {
             manifest.denyNamespaces = denyNamespace.isEmpty ? nil : denyNamespace
             try PEMFiles.writeJSON(manifest, to: bundle.manifestPath)
         }
+        let context = try directory.updateMemberContext(name)
         var manifests: String?
         if emitManifests {
             let path = (out as NSString).appendingPathComponent("manifests.yaml")
@@ -201,11 +202,12 @@ struct JoinCommand: AsyncParsableCommand {
         }
         switch output {
         case .json:
-            try printJSON(["cluster": name, "bundle": bundle.path, "manifests": manifests ?? ""])
+            try printJSON(["cluster": name, "bundle": bundle.path, "manifests": manifests ?? "", "context": context])
         case .text:
             print("cluster \(name) joined; agent bundle written to \(bundle.path)")
             if let manifests { print("install in the member: kubectl apply -f \(manifests)") }
             print("or run: tether-agent --bundle \(bundle.path) --kubeconfig MEMBER_KUBECONFIG")
+            print("reach its API through the hub: kubectl --kubeconfig \(directory.kubeconfigPath) --context \(context) get pods")
         }
     }
 }
@@ -290,6 +292,7 @@ struct UnjoinCommand: AsyncParsableCommand {
         let directory = FederationDirectory(path: dir)
         let identity = try TetherIdentity.cluster(name, trustDomain: try directory.loadConfig().trustDomain)
         try directory.revoke(RevocationList.Entry(identity: identity.uri, reason: "cluster \(name) unjoined"))
+        try directory.updateMemberContext(name, removing: true)
         print("cluster \(name) unjoined; its objects were \(orphan ? "left in place" : "pruned"), its certificates are revoked")
     }
 }

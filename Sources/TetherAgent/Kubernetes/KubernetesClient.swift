@@ -305,6 +305,22 @@ public final class KubernetesClient: Sendable {
         }
     }
 
+    /// Sends a request as it came through the hub's tunnel, with the agent's own credentials, and
+    /// returns the member's answer as it streams: no retry, no parsing. `pathAndQuery` starts with `/`.
+    public func forward(
+        method: String, pathAndQuery: String, headers: [(name: String, value: String)], body: ByteBuffer?, timeout: TimeAmount
+    ) async throws -> HTTPClientResponse {
+        var base = endpoint.server.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        var request = HTTPClientRequest(url: base + pathAndQuery)
+        request.method = HTTPMethod(rawValue: method)
+        for header in headers { request.headers.add(name: header.name, value: header.value) }
+        request.headers.replaceOrAdd(name: "User-Agent", value: "tether-agent/\(TetherAgentVersion.current) (tunnel)")
+        if let token = bearerToken() { request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)") }
+        if let body { request.body = .bytes(body) }
+        return try await http.execute(request, timeout: timeout, logger: logger)
+    }
+
     // MARK: Requests
 
     private func send(
