@@ -47,9 +47,9 @@ final class HubTunnel: Sendable {
 
     /// Sends `request` and waits for the member's answer to begin.
     func send(_ request: TunnelRequest) async throws(TunnelError) -> TunnelResponse {
-        let head = channel.eventLoop.makePromise(of: StreamHead.self)
         let (body, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
-        let opened: Result<UInt32, TunnelError> = state.withLockedValue { state in
+        let loop = channel.eventLoop
+        let opened: Result<(UInt32, EventLoopPromise<StreamHead>), TunnelError> = state.withLockedValue { state in
             if let ended = state.ended { return .failure(TunnelError(.notConnected, "cluster \(cluster)'s agent session ended: \(ended)")) }
             guard state.streams.count < limits.maximumStreamsPerSession else {
                 return .failure(
@@ -60,10 +60,11 @@ final class HubTunnel: Sendable {
             }
             let id = state.nextStream
             state.nextStream &+= 1
+            let head = loop.makePromise(of: StreamHead.self)
             state.streams[id] = Stream(head: head, body: continuation, granted: limits.streamWindowBytes)
-            return .success(id)
+            return .success((id, head))
         }
-        let stream = try opened.get()
+        let (stream, head) = try opened.get()
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.cancel(stream, reason: "the client went away") }
         }

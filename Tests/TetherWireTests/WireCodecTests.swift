@@ -122,6 +122,15 @@ func everyMessage(repeating count: Int) -> [WireMessage] {
         .renew(RenewRequest(csr: "-----BEGIN CERTIFICATE REQUEST-----\n" + String(repeating: "Q", count: count))),
         .certificate(CertificateIssued(certificate: String(repeating: "C", count: count), caBundle: "ca", error: nil)),
         .trust(TrustBundle(caBundle: String(repeating: "B", count: count))),
+        .streamOpen(
+            StreamOpen(
+                stream: 7, method: "POST", path: "/api/v1/namespaces/default/configmaps?name=" + String(repeating: "n", count: count),
+                headers: [StreamHeader(name: "Content-Type", value: "application/json")], body: "e30=", window: 262_144, user: "admin")),
+        .streamHead(
+            StreamHead(stream: 7, status: 200, headers: Array(repeating: StreamHeader(name: "Warning", value: "299 - \"w\""), count: count))),
+        .streamData(StreamData(stream: 7, bytes: ByteBuffer(string: String(repeating: "d", count: count)), end: count % 2 == 1)),
+        .streamWindow(StreamWindow(stream: 7, bytes: 131_072)),
+        .streamReset(StreamReset(stream: 7, reason: String(repeating: "gone ", count: count))),
     ]
 }
 
@@ -134,7 +143,8 @@ struct WireCodecTests {
         let codec = WireCodec()
         for message in messages {
             let frame = try codec.encode(message, allocator: ByteBufferAllocator())
-            #expect(frame.flags.contains(.compressed) == large, "\(message.kind) compression")
+            // streamWindow carries two integers: never above the compression threshold.
+            #expect(frame.flags.contains(.compressed) == (large && message.kind != .streamWindow), "\(message.kind) compression")
             #expect(try codec.decode(frame, allocator: ByteBufferAllocator()) == message)
         }
         // And through the channel handlers, all frames in one write.
@@ -142,6 +152,23 @@ struct WireCodecTests {
         pipeline.feed(try messages.flatMap { try encoded($0) })
         #expect(pipeline.collector.messages == messages)
         #expect(pipeline.collector.errors.isEmpty)
+    }
+
+    @Test("streamData is binary: its header is checked, unknown flags and a short payload refused")
+    func streamDataPayload() throws {
+        let codec = WireCodec()
+        let allocator = ByteBufferAllocator()
+        let sent = StreamData(stream: 0xDEAD_BEEF, bytes: ByteBuffer(bytes: [0, 1, 2, 255]), end: true)
+        let frame = try codec.encode(.streamData(sent), allocator: allocator)
+        #expect(Array(buffer: frame.payload) == [0xDE, 0xAD, 0xBE, 0xEF, 1, 0, 1, 2, 255])
+        #expect(try codec.decode(frame, allocator: allocator) == .streamData(sent))
+
+        let unknownFlags = try WirePipeline()
+        unknownFlags.feed(rawFrame(type: WireMessage.Kind.streamData.rawValue, payload: [0, 0, 0, 1, 2, 65]))
+        try unknownFlags.expectRefusal(.malformedPayload)
+        let short = try WirePipeline()
+        short.feed(rawFrame(type: WireMessage.Kind.streamData.rawValue, payload: [0, 0, 1]))
+        try short.expectRefusal(.malformedPayload)
     }
 
     @Test("the decoder survives one byte at a time and every split (ByteToMessageDecoderVerifier)")
