@@ -245,6 +245,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             hooks.clusterHealth = { probe.health }
             hooks.unjoined = { await applier.forgetAll() }
             hooks.tunnel = AgentTunnel(
+                cluster: manifest.cluster,
                 client: member,
                 policy: TunnelPolicy(
                     mode: TunnelPolicy.Mode(rawValue: tunnel) ?? .read,

@@ -41,6 +41,12 @@ struct JoinTests {
                     extraArguments: ["--state-dir", federation.root + "/state-\(name)"]
                 )
             }
+            // Each join adds the member's context through the hub to D/kubeconfig, keeping the rest.
+            let kubeconfig = try String(contentsOfFile: federation.directory.kubeconfigPath, encoding: .utf8)
+            #expect(kubeconfig.contains("- name: federation\n"), "\(kubeconfig)")
+            for name in ["m1", "m2"] {
+                #expect(kubeconfig.contains("- name: \(name)-via-hub\n") && kubeconfig.contains("/clusters/\(name)/proxy\n"), "\(kubeconfig)")
+            }
             let again = try await run("tetherctl", ["join", "m1", "--dir", dir, "--out", federation.root + "/again"])
             #expect(again.status != 0 && again.output.contains("already joined"), "\(again.output)")
             let manifests = try String(contentsOfFile: federation.root + "/join-m1/manifests.yaml", encoding: .utf8)
@@ -64,6 +70,8 @@ struct JoinTests {
             // Unjoin m1: its agent prunes, the hub drops and then refuses it, the rest moves to m2.
             let unjoin = try await run("tetherctl", ["unjoin", "m1", "--dir", dir])
             #expect(unjoin.status == 0, "\(unjoin.output)")
+            let afterUnjoin = try String(contentsOfFile: federation.directory.kubeconfigPath, encoding: .utf8)
+            #expect(!afterUnjoin.contains("m1-via-hub") && afterUnjoin.contains("- name: m2-via-hub\n"), "\(afterUnjoin)")
             try await m1.succeed(["wait", "--for=delete", "rs/frontend", "--timeout=30s"])
             try await m2.succeed(["wait", "--for=jsonpath={.spec.replicas}=5", "rs/frontend", "--timeout=30s"])
             let agent1 = try #require(agents["m1"])

@@ -103,6 +103,28 @@ struct ProxyTests {
             "http proxy: session \(try await sessionMilliseconds(running)) ms, delivery \(try await deliveryMilliseconds(running, prefix: "http")) ms"
         )
 
+        // The member's API through the hub, over the session that runs through the proxy.
+        let viaHub = scratch.file("kubeconfig-via-hub")
+        let apiPort = try #require(try federation.directory.readPorts()?.api)
+        try federation.directory.writeKubeconfig(server: "https://127.0.0.1:\(apiPort)", to: viaHub, members: ["m1"])
+        let tunnel = try Kubectl(.modern, kubeconfig: viaHub, home: scratch.file("home-via-hub"))
+        func medianMilliseconds(_ body: () async throws -> Void) async throws -> Int {
+            var samples: [Double] = []
+            for _ in 0..<5 {
+                let started = ContinuousClock.now
+                try await body()
+                let elapsed = ContinuousClock.now - started
+                samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+            }
+            return Int(samples.sorted()[2])
+        }
+        #expect(try await tunnel.succeed(["--context", "m1-via-hub", "get", "configmap", "through-proxy", "-o", "jsonpath={.data.k}"]) == "v")
+        let tunnelled = try await medianMilliseconds {
+            try await tunnel.succeed(["--context", "m1-via-hub", "get", "configmap", "through-proxy", "-o", "json"])
+        }
+        let inNamespace = try await medianMilliseconds { try await member.succeed(["get", "configmap", "through-proxy", "-o", "json"]) }
+        figures.append("kubectl get through the hub and the proxied session \(tunnelled) ms, direct in the member's namespace \(inNamespace) ms")
+
         // The proxy restarts: the session drops with it, and the agent comes back through it.
         let mark = hub.mark
         _ = await proxy.process.stop()

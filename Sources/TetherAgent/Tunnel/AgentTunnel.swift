@@ -26,6 +26,7 @@ public final class AgentTunnel: Sendable {
         var waiter: CheckedContinuation<Bool, Never>?
     }
 
+    private let cluster: String
     private let client: KubernetesClient
     private let policy: TunnelPolicy
     private let limits: TunnelLimits
@@ -35,8 +36,10 @@ public final class AgentTunnel: Sendable {
     private let logger: Logger
 
     public init(
-        client: KubernetesClient, policy: TunnelPolicy, limits: TunnelLimits = .default, requestTimeout: TimeAmount = .seconds(60), logger: Logger
+        cluster: String, client: KubernetesClient, policy: TunnelPolicy, limits: TunnelLimits = .default, requestTimeout: TimeAmount = .seconds(60),
+        logger: Logger
     ) {
+        self.cluster = cluster
         self.client = client
         self.policy = policy
         self.limits = limits
@@ -124,7 +127,8 @@ public final class AgentTunnel: Sendable {
         if let refusal {
             status = 403
             failure = refusal
-            await answer(status: 403, reason: "Forbidden", message: "refused by cluster's agent: \(refusal)", stream: open.stream, channel: channel)
+            await answer(
+                status: 403, reason: "Forbidden", message: "refused by cluster \(cluster)'s agent: \(refusal)", stream: open.stream, channel: channel)
             return
         }
         var headSent = false
@@ -175,7 +179,8 @@ public final class AgentTunnel: Sendable {
             } else {
                 status = 502
                 await answer(
-                    status: 502, reason: "BadGateway", message: "the agent could not reach the member's API: \(error)", stream: open.stream,
+                    status: 502, reason: "BadGateway", message: "cluster \(cluster)'s agent could not reach its member's API: \(error)",
+                    stream: open.stream,
                     channel: channel)
             }
         }
