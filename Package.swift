@@ -73,6 +73,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // The system's OpenSSL 3 (libssl-dev), for the agent port's TLS (docs/architecture.md).
+        .systemLibrary(
+            name: "CTetherOpenSSL",
+            path: "Sources/CTetherOpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The JSON codec reads and writes every object byte by byte: unoptimized, a 1.3 MB object
         // took a second to store, and the debug binaries the tests run spent most of their time
         // there. Optimized in every configuration, as is the model that walks objects (limits,
@@ -95,7 +102,7 @@ let package = Package(
         ),
         .target(
             name: "TetherSecurity",
-            dependencies: ["TetherFiles", x509, crypto, asn1, nioCore, nioSSL],
+            dependencies: ["TetherFiles", "CTetherOpenSSL", x509, crypto, asn1, nioCore, nioTLS, nioSSL],
             swiftSettings: strictSettings
         ),
         .target(

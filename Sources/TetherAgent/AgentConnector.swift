@@ -57,7 +57,7 @@ public final class AgentConnector: Service, Sendable {
 
     private let configuration: AgentConfiguration
     /// What the next handshake presents and trusts; replaced by ``reload(_:)``.
-    private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: NIOSSLContext)>
+    private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: OpenSSLContext)>
     private let identity: TetherIdentity
     private let cluster: String
     private let group: any EventLoopGroup
@@ -87,7 +87,7 @@ public final class AgentConnector: Service, Sendable {
             throw SecurityError(.noIdentity, "the agent certificate is for \(material.identity), not a cluster")
         }
         self.configuration = configuration
-        self.credentials = NIOLockedValueBox((material, try TetherTLS.agentDialerContext(material)))
+        self.credentials = NIOLockedValueBox((material, try OpenSSLContext.agentDialer(material)))
         self.identity = material.identity
         self.cluster = cluster
         self.group = group
@@ -110,7 +110,7 @@ public final class AgentConnector: Service, Sendable {
         guard material.identity == identity else {
             throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), but this agent is \(identity)")
         }
-        let context = try TetherTLS.agentDialerContext(material)
+        let context = try OpenSSLContext.agentDialer(material)
         credentials.withLockedValue { $0 = (material, context) }
     }
 
@@ -190,13 +190,27 @@ public final class AgentConnector: Service, Sendable {
         } catch {
             return (.notTheHub(error.message), false)
         }
-        let serverHostname = Self.isIPAddress(address.host) ? nil : address.host
+        let serverHostname = address.host
         let timing = AgentSessionHandler.Timing(welcomeTimeout: configuration.welcomeTimeout)
-        let sslContext = credentials.withLockedValue { $0.context }
+        let (sslContext, trustRoots, trustDomain) = credentials.withLockedValue {
+            ($0.context, $0.material.trustRoots, $0.material.identity.trustDomain)
+        }
         /// The hub's TLS, the wire protocol and the session: on the connection itself, or inside a proxy's tunnel.
         let addSessionHandlers: @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void = {
             [configuration, logger, onEstablished, hooks] sync in
-            try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname), name: Self.hubTLSHandlerName)
+            let explain: OpenSSLHandler.Explain = { leaf, code, description in
+                PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).explain(openSSLError: code, description: description, leaf: leaf)
+            }
+            let hubTLS = OpenSSLHandler(context: sslContext, serverName: serverHostname, explain: explain) { chain, chainError in
+                // OpenSSL verified the chain and the host name; the hub's SPIFFE identity is
+                // the session's to check, with the verifier's words for anything else.
+                let verdict = await PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).verify(chain: chain)
+                if case .trusted(let identity) = verdict, let chainError {
+                    return .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
+                }
+                return verdict
+            }
+            try sync.addHandler(hubTLS, name: Self.hubTLSHandlerName)
             try sync.addTetherWireHandlers(limits: configuration.limits)
             try sync.addHandler(
                 AgentSessionHandler(

@@ -121,9 +121,8 @@ final class AgentSessionHandler: ChannelInboundHandler {
         switch event {
         case TLSUserEvent.handshakeCompleted:
             // By name: above an https:// proxy, the first TLS handler in the pipeline is the proxy's.
-            let hubTLS = try? context.pipeline.syncOperations.context(name: AgentConnector.hubTLSHandlerName).handler as? NIOSSLHandler
-            let peer = hubTLS?.peerCertificate
-            let identity = peer.flatMap { try? TetherTLS.certificate(from: $0) }.flatMap { try? TetherIdentity(certificate: $0) }
+            let hubTLS = try? context.pipeline.syncOperations.context(name: AgentConnector.hubTLSHandlerName).handler as? OpenSSLHandler
+            let identity = hubTLS?.peerChain.first.flatMap { try? TetherIdentity(certificate: $0) }
             perform(machine.handshakeCompleted(peerIdentity: identity), context: context)
         case AgentSessionEvent.shutdown:
             perform(machine.shutdown(), context: context)

@@ -88,7 +88,7 @@ public enum TetherHubVersion {
 public final class AgentListener: Service, Sendable {
     private struct Trust: Sendable {
         var material: TLSMaterial
-        var context: NIOSSLContext
+        var context: OpenSSLContext
         var verifier: PeerVerifier
         /// The CA bundle agents are sent, PEM.
         var bundlePEM: String
@@ -143,7 +143,7 @@ public final class AgentListener: Service, Sendable {
         for authority in material.trustRoots { bundle += try PEMFiles.pem(of: authority) }
         return Trust(
             material: material,
-            context: try TetherTLS.agentListenerContext(material),
+            context: try OpenSSLContext.agentListener(material),
             verifier: PeerVerifier(
                 trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations, ledger: ledger
             ),
@@ -252,27 +252,25 @@ public final class AgentListener: Service, Sendable {
         let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
         let presented = NIOLockedValueBox<Certificate?>(nil)
         let registry = self.registry
-        let ssl = NIOSSLServerHandler(context: trust.context) { [channel] certificates, promise in
-            promise.completeWithTask {
-                var chain = [Certificate]()
-                for certificate in certificates {
-                    guard let parsed = try? TetherTLS.certificate(from: certificate) else {
-                        verdict.withLockedValue {
-                            $0 = .refused(.init(code: .noIdentity, reason: "the client certificate cannot be parsed"))
-                        }
-                        return .failed
-                    }
-                    chain.append(parsed)
-                }
-                // The verifier in force now, not when the connection was accepted: a revocation
-                // loaded meanwhile applies to this handshake.
-                let result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
-                verdict.withLockedValue { $0 = result }
-                presented.withLockedValue { $0 = chain.first }
-                if case .trusted = result, let leaf = chain.first { registry.noteCertificate(leaf, of: channel) }
-                if case .trusted = result { return .certificateVerified }
-                return .failed
+        let explain: OpenSSLHandler.Explain = { leaf, code, description in
+            let refusal = trustBox.withLockedValue { $0.verifier }.explain(openSSLError: code, description: description, leaf: leaf)
+            verdict.withLockedValue { $0 = .refused(refusal) }
+            presented.withLockedValue { $0 = leaf }
+            return refusal
+        }
+        let ssl = OpenSSLHandler(context: trust.context, explain: explain) { [channel] chain, chainError in
+            // The verifier in force now, not when the connection was accepted: a revocation
+            // loaded meanwhile applies to this handshake.
+            var result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
+            if case .trusted(let identity) = result, let chainError {
+                // Both must agree; OpenSSL refusing what the hub's verifier accepts would be a
+                // difference between their rules, and the stricter one holds.
+                result = .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
             }
+            verdict.withLockedValue { $0 = result }
+            presented.withLockedValue { $0 = chain.first }
+            if case .trusted = result, let leaf = chain.first { registry.noteCertificate(leaf, of: channel) }
+            return result
         }
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ConnectionGateHandler(gate: gate))

@@ -1,3 +1,4 @@
+import CTetherOpenSSL
 import Foundation
 @_spi(DisableValidityCheck) @_spi(FixedExpiryValidationTime) import X509
 
@@ -79,41 +80,62 @@ public struct PeerVerifier: Sendable {
         }
         // The chain fails now. If it holds when validity periods are ignored, time is the only problem.
         if await chains(leaf, intermediates: intermediates, at: nil) {
-            if now > leaf.notValidAfter {
-                return .refused(
-                    Refusal(
-                        code: .expired,
-                        reason: "\(subject) for \(identity) expired at \(leaf.notValidAfter.formatted(.iso8601)); issue a "
-                            + "new one with `tetherctl certs issue` (or let the agent renew before expiry)"
-                    )
-                )
-            }
-            if now < leaf.notValidBefore {
-                return .refused(
-                    Refusal(
-                        code: .notYetValid,
-                        reason: "\(subject) for \(identity) is not valid before "
-                            + "\(leaf.notValidBefore.formatted(.iso8601)); check the clocks of both machines"
-                    )
-                )
-            }
-            let lapsed = (trustRoots + intermediates).filter { now > $0.notValidAfter || now < $0.notValidBefore }
-            return .refused(
-                Refusal(
-                    code: .expired,
-                    reason: "\(subject) for \(identity) chains to a CA outside its validity period ("
-                        + lapsed.map { "'\($0.subject)' valid until \($0.notValidAfter.formatted(.iso8601))" }
-                        .joined(separator: ", ") + "); rotate the CA with `tetherctl certs rotate-ca`"
-                )
+            return .refused(timeRefusal(leaf, identity: identity, intermediates: intermediates, now: now))
+        }
+        return .refused(untrustedIssuer(leaf, identity: identity))
+    }
+
+    /// Why OpenSSL refused `leaf` during a handshake (its `X509_V_ERR_*` code), in the same
+    /// words as ``verify(chain:now:)``, without waiting: the connection is already failing.
+    public func explain(openSSLError code: Int32, description: String, leaf: Certificate, now: Date = Date()) -> Refusal {
+        let identity: TetherIdentity
+        do {
+            identity = try TetherIdentity(certificate: leaf)
+        } catch {
+            return Refusal(code: .noIdentity, reason: error.message)
+        }
+        switch code {
+        case X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_CERT_NOT_YET_VALID:
+            return timeRefusal(leaf, identity: identity, intermediates: [], now: now)
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return Refusal(
+                code: .noIdentity, reason: "certificate '\(leaf.subject)' for \(identity) does not name the address dialled (\(description))")
+        default:
+            return untrustedIssuer(leaf, identity: identity, detail: description)
+        }
+    }
+
+    private func timeRefusal(_ leaf: Certificate, identity: TetherIdentity, intermediates: [Certificate], now: Date) -> Refusal {
+        let subject = "certificate '\(leaf.subject)'"
+        if now > leaf.notValidAfter {
+            return Refusal(
+                code: .expired,
+                reason: "\(subject) for \(identity) expired at \(leaf.notValidAfter.formatted(.iso8601)); issue a "
+                    + "new one with `tetherctl certs issue` (or let the agent renew before expiry)"
             )
         }
-        let trusted = trustRoots.map { "'\($0.subject)'" }.joined(separator: ", ")
-        return .refused(
-            Refusal(
-                code: .untrustedIssuer,
-                reason: "\(subject) for \(identity) is issued by '\(leaf.issuer)', which is not in the trusted "
-                    + "CA bundle (\(trusted)); issue it from this federation's CA"
+        if now < leaf.notValidBefore {
+            return Refusal(
+                code: .notYetValid,
+                reason: "\(subject) for \(identity) is not valid before "
+                    + "\(leaf.notValidBefore.formatted(.iso8601)); check the clocks of both machines"
             )
+        }
+        let lapsed = (trustRoots + intermediates).filter { now > $0.notValidAfter || now < $0.notValidBefore }
+        return Refusal(
+            code: .expired,
+            reason: "\(subject) for \(identity) chains to a CA outside its validity period ("
+                + lapsed.map { "'\($0.subject)' valid until \($0.notValidAfter.formatted(.iso8601))" }
+                .joined(separator: ", ") + "); rotate the CA with `tetherctl certs rotate-ca`"
+        )
+    }
+
+    private func untrustedIssuer(_ leaf: Certificate, identity: TetherIdentity, detail: String? = nil) -> Refusal {
+        let trusted = trustRoots.map { "'\($0.subject)'" }.joined(separator: ", ")
+        return Refusal(
+            code: .untrustedIssuer,
+            reason: "certificate '\(leaf.subject)' for \(identity) is issued by '\(leaf.issuer)', which is not in the trusted "
+                + "CA bundle (\(trusted))\(detail.map { " (\($0))" } ?? ""); issue it from this federation's CA"
         )
     }
 

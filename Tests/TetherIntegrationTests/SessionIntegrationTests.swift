@@ -76,7 +76,7 @@ struct SessionIntegrationTests {
                 keepStandardInputOpen: true
             )
             let refused = try await hub.waitForEvent("session.refused", within: .seconds(20))
-            #expect(refused["tether.reason"]?.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") == true)
+            #expect(refused["tether.reason"]?.contains("peer did not return a certificate") == true, "\(refused.raw)")
             let status = await client.waitForExit(within: .seconds(20))
             #expect(status != nil && status != 0, "s_client must fail: \(client.tail())")
             #expect(client.lines.contains { $0.raw.contains("alert certificate required") }, "\(client.tail())")
