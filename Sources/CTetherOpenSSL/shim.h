@@ -1,6 +1,9 @@
 #ifndef TETHER_OPENSSL_SHIM_H
 #define TETHER_OPENSSL_SHIM_H
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -73,5 +76,120 @@ static inline size_t tether_bio_pending(BIO *bio) { return (size_t)BIO_ctrl_pend
 static inline int tether_chain_count(STACK_OF(X509) *chain) { return chain == NULL ? 0 : sk_X509_num(chain); }
 
 static inline X509 *tether_chain_at(STACK_OF(X509) *chain, int index) { return sk_X509_value(chain, index); }
+
+
+// Resumption, server side: TLS 1.3 tickets sealed with keys the hub holds in memory. A context
+// has the current key and, after a rotation, the previous one: tickets under the previous key
+// still resume (and get a new ticket), older ones make a full handshake.
+typedef struct {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+} tether_ticket_key;
+
+typedef struct {
+    tether_ticket_key keys[2];
+    int count;
+} tether_ticket_keys;
+
+static int tether_ticket_callback(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int encrypt) {
+    tether_ticket_keys *ring = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
+    if (ring == NULL || ring->count == 0) {
+        return 0;
+    }
+    OSSL_PARAM params[3];
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (encrypt) {
+        tether_ticket_key *key = &ring->keys[0];
+        if (RAND_bytes(iv, 16) <= 0) {
+            return -1;
+        }
+        memcpy(key_name, key->name, 16);
+        params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key->hmac, sizeof(key->hmac));
+        if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1 || EVP_MAC_CTX_set_params(mac, params) != 1) {
+            return -1;
+        }
+        return 1;
+    }
+    for (int index = 0; index < ring->count; index++) {
+        tether_ticket_key *key = &ring->keys[index];
+        if (memcmp(key_name, key->name, 16) != 0) {
+            continue;
+        }
+        params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key->hmac, sizeof(key->hmac));
+        if (EVP_MAC_CTX_set_params(mac, params) != 1 || EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1) {
+            return -1;
+        }
+        return index == 0 ? 1 : 2;
+    }
+    return 0;
+}
+
+static inline int tether_ssl_ctx_use_ticket_keys(SSL_CTX *ctx, tether_ticket_keys *ring) {
+    if (SSL_CTX_set_ex_data(ctx, 0, ring) != 1) {
+        return 0;
+    }
+    return (int)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tether_ticket_callback);
+}
+
+// Resumption, client side: the latest ticket the hub sent, kept in memory by the context (so a
+// renewed certificate, which makes a new context, never resumes an old session).
+typedef struct {
+    pthread_mutex_t lock;
+    SSL_SESSION *session;
+} tether_session_slot;
+
+static int tether_keep_session(SSL *ssl, SSL_SESSION *session) {
+    tether_session_slot *slot = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
+    if (slot == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&slot->lock);
+    SSL_SESSION *previous = slot->session;
+    slot->session = session;
+    pthread_mutex_unlock(&slot->lock);
+    if (previous != NULL) {
+        SSL_SESSION_free(previous);
+    }
+    return 1;
+}
+
+static inline int tether_ssl_ctx_keep_sessions(SSL_CTX *ctx, tether_session_slot *slot) {
+    pthread_mutex_init(&slot->lock, NULL);
+    slot->session = NULL;
+    if (SSL_CTX_set_ex_data(ctx, 0, slot) != 1) {
+        return 0;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, tether_keep_session);
+    return 1;
+}
+
+// Offers the kept session, if any, to a new connection.
+static inline void tether_ssl_offer_kept_session(SSL *ssl) {
+    tether_session_slot *slot = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
+    if (slot == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&slot->lock);
+    SSL_SESSION *session = slot->session;
+    if (session != NULL) {
+        SSL_set_session(ssl, session);
+    }
+    pthread_mutex_unlock(&slot->lock);
+}
+
+static inline void tether_session_slot_release(tether_session_slot *slot) {
+    if (slot->session != NULL) {
+        SSL_SESSION_free(slot->session);
+    }
+    slot->session = NULL;
+    pthread_mutex_destroy(&slot->lock);
+}
+
+static inline void tether_ssl_ctx_disable_session_cache(SSL_CTX *ctx) { SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
+
+static inline long tether_ssl_ctx_set_num_tickets(SSL_CTX *ctx, size_t count) { return SSL_CTX_set_num_tickets(ctx, count); }
 
 #endif

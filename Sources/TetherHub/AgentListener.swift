@@ -31,6 +31,8 @@ public struct AgentListenerConfiguration: Sendable {
     public var run: HubRun?
     /// Streams and bytes in flight the member tunnel may take on each session.
     public var tunnel: TunnelLimits
+    /// How often the keys sealing TLS session tickets are replaced; a ticket resumes for at most twice this.
+    public var ticketKeyRotation: TimeAmount = .hours(1)
 
     public init(
         address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
@@ -89,6 +91,8 @@ public final class AgentListener: Service, Sendable {
     private struct Trust: Sendable {
         var material: TLSMaterial
         var context: OpenSSLContext
+        /// What the context seals session tickets with; rotated every `ticketKeyRotation`.
+        var tickets: TLSTicketKeys
         var verifier: PeerVerifier
         /// The CA bundle agents are sent, PEM.
         var bundlePEM: String
@@ -128,7 +132,7 @@ public final class AgentListener: Service, Sendable {
         self.signer = signer
         self.configuration = configuration
         self.ledger = ledger
-        let trust = try Self.trust(material, revocations: revocations, ledger: ledger)
+        let trust = try Self.trust(material, tickets: .fresh(), revocations: revocations, ledger: ledger)
         self.trust = NIOLockedValueBox(trust)
         self.registry = registry
         self.gate = ConnectionGate(name: "agent", limits: configuration.connections, logger: logger)
@@ -138,12 +142,15 @@ public final class AgentListener: Service, Sendable {
         self.onBound = onBound
     }
 
-    private static func trust(_ material: TLSMaterial, revocations: RevocationList, ledger: RenewalLedger?) throws(SecurityError) -> Trust {
+    private static func trust(
+        _ material: TLSMaterial, tickets: TLSTicketKeys, revocations: RevocationList, ledger: RenewalLedger?
+    ) throws(SecurityError) -> Trust {
         var bundle = ""
         for authority in material.trustRoots { bundle += try PEMFiles.pem(of: authority) }
         return Trust(
             material: material,
-            context: try OpenSSLContext.agentListener(material),
+            context: try OpenSSLContext.agentListener(material, tickets: tickets),
+            tickets: tickets,
             verifier: PeerVerifier(
                 trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations, ledger: ledger
             ),
@@ -164,8 +171,8 @@ public final class AgentListener: Service, Sendable {
             throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), not the hub")
         }
         try material.requireValid(at: now)
-        let revocations = trust.withLockedValue { $0.verifier.revocations }
-        let replacement = try Self.trust(material, revocations: revocations, ledger: ledger)
+        let (revocations, tickets) = trust.withLockedValue { ($0.verifier.revocations, $0.tickets) }
+        let replacement = try Self.trust(material, tickets: tickets, revocations: revocations, ledger: ledger)
         let previousBundle = trust.withLockedValue { current in
             defer { current = replacement }
             return current.bundlePEM
@@ -230,14 +237,49 @@ public final class AgentListener: Service, Sendable {
             metadata: ["tether.event": "listener.ready", "tether.address": "\(configuration.address.host):\(port)"]
         )
 
-        // Runs until the service group asks for a graceful shutdown (SIGTERM, SIGINT) or cancels.
-        try? await gracefulShutdown()
+        // Runs until the service group asks for a graceful shutdown (SIGTERM, SIGINT) or cancels,
+        // rotating the session-ticket keys meanwhile.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    do {
+                        try await Task.sleep(for: .nanoseconds(configuration.ticketKeyRotation.nanoseconds))
+                    } catch {
+                        return
+                    }
+                    rotateTicketKeys()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
 
         try? await server.close()
         let drainAfter = Int(configuration.drainReconnectAfter.nanoseconds / 1_000_000)
         let open = registry.drainAll(reconnectAfterMilliseconds: drainAfter)
         logger.info("agent listener draining", metadata: ["tether.event": "listener.draining", "tether.sessions": "\(open.count)"])
         await Self.waitForClose(open, timeout: configuration.drainTimeout, on: group.any())
+    }
+
+    /// New handshakes seal tickets with a new key; tickets under the previous key still resume.
+    func rotateTicketKeys() {
+        let (material, tickets) = trust.withLockedValue { ($0.material, $0.tickets.rotated()) }
+        let context: OpenSSLContext
+        do {
+            context = try OpenSSLContext.agentListener(material, tickets: tickets)
+        } catch {
+            logger.error(
+                "session-ticket keys not rotated; the current ones stay",
+                metadata: ["tether.event": "listener.tickets_rotation_failed", "tether.error": "\(error)"])
+            return
+        }
+        trust.withLockedValue { current in
+            // A reload meanwhile made a context for other material: rotate again next time.
+            guard current.material.fingerprint == material.fingerprint else { return }
+            current.context = context
+            current.tickets = tickets
+        }
+        logger.debug("session-ticket keys rotated", metadata: ["tether.event": "listener.tickets_rotated"])
     }
 
     private func initializeConnection(_ channel: any Channel) throws {

@@ -186,6 +186,10 @@ final class HubSessionHandler: ChannelInboundHandler {
             if case .refused(let refusal) = verdict.withLockedValue({ $0 }) {
                 reason = refusal.reason
                 logger[metadataKey: "tether.refusal"] = "\(refusal.code.rawValue)"
+                if (try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.resumed == true {
+                    // A resumed session is checked again as a full handshake is.
+                    logger[metadataKey: "tether.tls_resumed"] = "true"
+                }
             } else {
                 reason = "TLS handshake failed: \(error)"
             }
@@ -236,6 +240,7 @@ final class HubSessionHandler: ChannelInboundHandler {
                 "agent session established",
                 metadata: [
                     "tether.event": "session.established", "tether.protocol": "\(session.protocolVersion)",
+                    "tether.tls_resumed": "\((try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.resumed ?? false)",
                     "tether.last_applied": "\(session.lastAppliedRevision.map(String.init) ?? "none")",
                 ]
             )

@@ -20,13 +20,30 @@ public final class OpenSSLContext: @unchecked Sendable {
 
     let pointer: OpaquePointer
     public let role: Role
+    /// The server's ticket keys, read by OpenSSL's ticket callback.
+    private let ticketKeys: UnsafeMutablePointer<tether_ticket_keys>?
+    /// The client's latest ticket, written by OpenSSL's new-session callback.
+    private let sessionSlot: UnsafeMutablePointer<tether_session_slot>?
 
-    public init(material: TLSMaterial, role: Role) throws(SecurityError) {
+    /// - Parameter tickets: for a server, the keys its tickets are sealed with (nil issues none).
+    public init(material: TLSMaterial, role: Role, tickets: TLSTicketKeys? = nil) throws(SecurityError) {
         guard let context = SSL_CTX_new(role == .server ? TLS_server_method() : TLS_client_method()) else {
             throw SecurityError(.tlsConfiguration, "OpenSSL could not make a TLS context: \(OpenSSLErrors.drain())")
         }
         pointer = context
         self.role = role
+        switch role {
+        case .server:
+            ticketKeys = tickets.map { keys in
+                let ring = UnsafeMutablePointer<tether_ticket_keys>.allocate(capacity: 1)
+                ring.initialize(to: keys.ring)
+                return ring
+            }
+            sessionSlot = nil
+        case .client:
+            ticketKeys = nil
+            sessionSlot = UnsafeMutablePointer<tether_session_slot>.allocate(capacity: 1)
+        }
         guard tether_ssl_ctx_set_tls13_only(context) == 1 else {
             throw SecurityError(.tlsConfiguration, "OpenSSL refused TLS 1.3 only: \(OpenSSLErrors.drain())")
         }
@@ -64,7 +81,21 @@ public final class OpenSSLContext: @unchecked Sendable {
             // Resumption needs a context name for sessions with client certificates.
             let name = Array("tether-agent-port".utf8)
             _ = SSL_CTX_set_session_id_context(context, name, UInt32(name.count))
+            // The server's own session cache is of no use with tickets, and would hold memory.
+            tether_ssl_ctx_disable_session_cache(context)
+            if let ticketKeys {
+                // One ticket per handshake: a reconnecting agent needs one (two cost 255 µs more, #23).
+                _ = tether_ssl_ctx_set_num_tickets(context, 1)
+                guard tether_ssl_ctx_use_ticket_keys(context, ticketKeys) == 1 else {
+                    throw SecurityError(.tlsConfiguration, "OpenSSL refused the ticket keys: \(OpenSSLErrors.drain())")
+                }
+            } else {
+                _ = tether_ssl_ctx_set_num_tickets(context, 0)
+            }
         case .client:
+            if let sessionSlot, tether_ssl_ctx_keep_sessions(context, sessionSlot) != 1 {
+                throw SecurityError(.tlsConfiguration, "OpenSSL refused the session cache: \(OpenSSLErrors.drain())")
+            }
             let protocols: [UInt8] = [UInt8(TetherTLS.applicationProtocol.utf8.count)] + Array(TetherTLS.applicationProtocol.utf8)
             guard SSL_CTX_set_alpn_protos(context, protocols, UInt32(protocols.count)) == 0 else {
                 throw SecurityError(.tlsConfiguration, "OpenSSL refused ALPN: \(OpenSSLErrors.drain())")
@@ -73,12 +104,22 @@ public final class OpenSSLContext: @unchecked Sendable {
     }
 
     deinit {
+        // Every connection made with this context held it (their handlers do), so none is left.
         SSL_CTX_free(pointer)
+        if let ticketKeys {
+            ticketKeys.deinitialize(count: 1)
+            ticketKeys.deallocate()
+        }
+        if let sessionSlot {
+            tether_session_slot_release(sessionSlot)
+            sessionSlot.deallocate()
+        }
     }
 
-    /// The agent port's server side, for `material` (the hub's certificate and the CA bundle).
-    public static func agentListener(_ material: TLSMaterial) throws(SecurityError) -> OpenSSLContext {
-        try OpenSSLContext(material: material, role: .server)
+    /// The agent port's server side, for `material` (the hub's certificate and the CA bundle),
+    /// sealing tickets with `tickets`.
+    public static func agentListener(_ material: TLSMaterial, tickets: TLSTicketKeys? = nil) throws(SecurityError) -> OpenSSLContext {
+        try OpenSSLContext(material: material, role: .server, tickets: tickets)
     }
 
     /// The agent's side, for `material` (its certificate and the CA bundle).
@@ -124,6 +165,39 @@ public final class OpenSSLContext: @unchecked Sendable {
         }
         guard written == length else { return nil }
         return try? Certificate(derEncoded: bytes)
+    }
+}
+
+/// The keys a hub seals TLS session tickets with: held in memory only (a restarted hub makes
+/// new ones, and its agents make one full handshake), rotated by the listener. A rotation keeps
+/// the previous key for opening tickets, so a ticket lives at most two rotation periods.
+public struct TLSTicketKeys: Sendable {
+    var ring: tether_ticket_keys
+
+    /// A new current key, no previous one.
+    public static func fresh() -> TLSTicketKeys {
+        var ring = tether_ticket_keys()
+        ring.keys.0 = randomKey()
+        ring.count = 1
+        return TLSTicketKeys(ring: ring)
+    }
+
+    /// A new current key; the current one becomes the previous.
+    public func rotated() -> TLSTicketKeys {
+        var ring = tether_ticket_keys()
+        ring.keys.0 = Self.randomKey()
+        ring.keys.1 = self.ring.keys.0
+        ring.count = 2
+        return TLSTicketKeys(ring: ring)
+    }
+
+    private static func randomKey() -> tether_ticket_key {
+        var key = tether_ticket_key()
+        var generator = SystemRandomNumberGenerator()  // getrandom(2)
+        withUnsafeMutableBytes(of: &key) { bytes in
+            for index in bytes.indices { bytes[index] = generator.next() }
+        }
+        return key
     }
 }
 

@@ -84,6 +84,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         release()
     }
 
+    deinit {
+        release()
+    }
+
     public func channelActive(context: ChannelHandlerContext) {
         start(context)
         context.fireChannelActive()
@@ -162,6 +166,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             SSL_set_accept_state(ssl)
         case .client:
             SSL_set_connect_state(ssl)
+            tether_ssl_offer_kept_session(ssl)
             if let serverName {
                 if IPAddressBytes.parse(serverName) != nil {
                     _ = tether_ssl_set_ip_check(ssl, serverName)

@@ -342,4 +342,60 @@ struct SessionIntegrationTests {
             #expect(ended["tether.reason"]?.contains("draining") == true)
         }
     }
+
+    @Test("a reconnecting agent resumes its TLS session; a resumed session is checked again and refused once revoked; openssl s_client resumes")
+    func resumption() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.3)
+            let agent = try federation.startAgent(
+                bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port),
+                extraArguments: ["--backoff-initial", "0.1", "--backoff-max", "0.2"])
+            let first = try await hub.waitForEvent("session.established", within: .seconds(20)) { $0["tether.cluster"] == "eu-1" }
+            #expect(first["tether.tls_resumed"] == "false", "\(first.raw)")
+
+            // The agent falls silent; the hub closes its session after three heartbeats, and the
+            // agent comes back with the ticket the hub gave it.
+            let mark = hub.mark
+            agent.send(SIGSTOP)
+            try await hub.waitForEvent("session.heartbeat_missed", after: mark, within: .seconds(10)) { $0["tether.cluster"] == "eu-1" }
+            agent.send(SIGCONT)
+            let again = try await hub.waitForEvent("session.established", after: mark, within: .seconds(20)) { $0["tether.cluster"] == "eu-1" }
+            #expect(again["tether.tls_resumed"] == "true", "\(again.raw)")
+
+            // A real client: the ticket of one connection resumes the next.
+            let probe = try federation.issueBundle(cluster: "probe", hubPort: port)
+            let ticket = federation.root + "/probe.session"
+            func sClient(_ session: [String]) async throws -> String {
+                let shell = try federation.launch(
+                    name: "s_client",
+                    executable: URL(fileURLWithPath: "/bin/sh"),
+                    arguments: [
+                        "-c",
+                        "sleep 1 | openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -alpn tether/1 -CAfile \(federation.directory.caCertificatePath) "
+                            + "-cert \(probe.certificatePath) -key \(probe.keyPath) \(session.joined(separator: " ")) 2>&1",
+                    ]
+                )
+                _ = await shell.waitForExit(within: .seconds(20))
+                return shell.lines.map(\.raw).joined(separator: "\n")
+            }
+            let full = try await sClient(["-sess_out", ticket])
+            #expect(full.contains("New, TLSv1.3"), "\(full)")
+            let resumed = try await sClient(["-sess_in", ticket])
+            #expect(resumed.contains("Reused, TLSv1.3"), "\(resumed)")
+
+            // Revoked: the same ticket still resumes at the TLS layer, and the hub refuses it as it
+            // refuses a full handshake.
+            let revoked = try await run(
+                "tetherctl", ["certs", "revoke", "--dir", federation.directory.path, "--cluster", "probe", "--reason", "test"])
+            #expect(revoked.status == 0, "\(revoked.output)")
+            try await hub.waitForEvent("certificates.revocations_loaded", within: .seconds(10))
+            let refusedMark = hub.mark
+            _ = try await sClient(["-sess_in", ticket])
+            let refusal = try await hub.waitForEvent("session.refused", after: refusedMark, within: .seconds(20)) {
+                $0["tether.refusal"] == "revoked"
+            }
+            #expect(refusal["tether.tls_resumed"] == "true", "\(refusal.raw)")
+        }
+    }
+
 }
