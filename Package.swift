@@ -251,7 +251,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherSecurityTests",
-            dependencies: ["TetherSecurity", "TetherTestSupport", x509, crypto, nioSSL],
+            dependencies: ["TetherSecurity", "TetherTestSupport", x509, crypto, nioSSL, nioCore, nioPosix, nioTLS, nioConcurrency],
             swiftSettings: strictSettings
         ),
         // The pure cores, in milliseconds: the engine's decisions and the applier's.

@@ -80,7 +80,7 @@ static inline X509 *tether_chain_at(STACK_OF(X509) *chain, int index) { return s
 
 // Resumption, server side: TLS 1.3 tickets sealed with keys the hub holds in memory. A context
 // has the current key and, after a rotation, the previous one: tickets under the previous key
-// still resume (and get a new ticket), older ones make a full handshake.
+// still resume, older ones make a full handshake. Every handshake gets one new ticket.
 typedef struct {
     unsigned char name[16];
     unsigned char aes[32];
@@ -121,7 +121,9 @@ static int tether_ticket_callback(SSL *ssl, unsigned char key_name[16], unsigned
         if (EVP_MAC_CTX_set_params(mac, params) != 1 || EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1) {
             return -1;
         }
-        return index == 0 ? 1 : 2;
+        // 2: resume, and send a new ticket. A TLS 1.3 client uses each ticket once, so a session
+        // resumed without one would make the next reconnect a full handshake.
+        return 2;
     }
     return 0;
 }
