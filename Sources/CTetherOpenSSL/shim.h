@@ -73,6 +73,13 @@ static inline int tether_ssl_set_server_name(SSL *ssl, const char *name) { retur
 
 static inline size_t tether_bio_pending(BIO *bio) { return (size_t)BIO_ctrl_pending(bio); }
 
+// Bytes a memory BIO holds room for, read or not: it keeps its largest size until freed.
+static inline size_t tether_bio_capacity(BIO *bio) {
+    BUF_MEM *memory = NULL;
+    BIO_get_mem_ptr(bio, &memory);
+    return memory == NULL ? 0 : memory->max;
+}
+
 static inline int tether_chain_count(STACK_OF(X509) *chain) { return chain == NULL ? 0 : sk_X509_num(chain); }
 
 static inline X509 *tether_chain_at(STACK_OF(X509) *chain, int index) { return sk_X509_value(chain, index); }

@@ -61,7 +61,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var flushPending = false
 
-    /// The peer's certificate chain, leaf first, once the handshake completed.
+    /// The peer's certificate chain, leaf first, while `TLSUserEvent.handshakeCompleted` is
+    /// delivered (read it then: it is not kept for the session's life).
     public private(set) var peerChain: [Certificate] = []
     /// The ALPN protocol both sides chose, if any.
     public private(set) var negotiatedProtocol: String?
@@ -115,7 +116,24 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .active: readPlaintext(context)
         case .idle, .verifying, .closed: break  // kept in the BIO until the peer is verified
         }
+        releaseIdleBuffers()
     }
+
+    /// A memory BIO keeps room for the most it ever held (a snapshot's records, a socket read of
+    /// 64 KiB); an idle session must not. Each emptied BIO that grew past 4 KiB is replaced.
+    private func releaseIdleBuffers() {
+        guard let ssl else { return }
+        if let readBIO, tether_bio_pending(readBIO) == 0, tether_bio_capacity(readBIO) > Self.keptBIOCapacity, let fresh = BIO_new(BIO_s_mem()) {
+            SSL_set0_rbio(ssl, fresh)
+            self.readBIO = fresh
+        }
+        if let writeBIO, tether_bio_pending(writeBIO) == 0, tether_bio_capacity(writeBIO) > Self.keptBIOCapacity, let fresh = BIO_new(BIO_s_mem()) {
+            SSL_set0_wbio(ssl, fresh)
+            self.writeBIO = fresh
+        }
+    }
+
+    private static let keptBIOCapacity = 4 * 1024
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let plaintext = Self.unwrapOutboundIn(data)
@@ -237,6 +255,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .trusted:
                 state = .active
                 context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: negotiatedProtocol))
+                // Read by the handlers above during that event; an idle session keeps none of it.
+                peerChain = []
                 let writes = pendingWrites
                 pendingWrites = []
                 for (plaintext, promise) in writes { encrypt(plaintext, promise: promise, context: context) }
@@ -306,6 +326,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         context.write(Self.wrapOutboundOut(drain(writeBIO, bytes: pending, allocator: context.channel.allocator)), promise: promise)
+        releaseIdleBuffers()
     }
 
     /// Sends what OpenSSL wrote outside `encrypt`: handshake messages, tickets, alerts, close_notify.
