@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable {
     public var kinds: [String]
     /// The HTTP proxy to the hub, unless `NO_PROXY` (or loopback) exempts its address.
     public var proxy: ProxySettings?
+    /// The TLS library of the session to the hub.
+    public var tls: AgentPortTLS = .boringSSL
 
     public init(
         hubAddresses: [HostAndPort],
@@ -57,7 +59,7 @@ public final class AgentConnector: Service, Sendable {
 
     private let configuration: AgentConfiguration
     /// What the next handshake presents and trusts; replaced by ``reload(_:)``.
-    private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: OpenSSLContext)>
+    private let credentials: NIOLockedValueBox<(material: TLSMaterial, context: DialerContext)>
     private let identity: TetherIdentity
     private let cluster: String
     private let group: any EventLoopGroup
@@ -87,7 +89,7 @@ public final class AgentConnector: Service, Sendable {
             throw SecurityError(.noIdentity, "the agent certificate is for \(material.identity), not a cluster")
         }
         self.configuration = configuration
-        self.credentials = NIOLockedValueBox((material, try OpenSSLContext.agentDialer(material)))
+        self.credentials = NIOLockedValueBox((material, try DialerContext(configuration.tls, material: material)))
         self.identity = material.identity
         self.cluster = cluster
         self.group = group
@@ -110,8 +112,22 @@ public final class AgentConnector: Service, Sendable {
         guard material.identity == identity else {
             throw SecurityError(.noIdentity, "the new certificate is for \(material.identity), but this agent is \(identity)")
         }
-        let context = try OpenSSLContext.agentDialer(material)
+        let context = try DialerContext(configuration.tls, material: material)
         credentials.withLockedValue { $0 = (material, context) }
+    }
+
+    /// The context of the configured TLS library; a new one per certificate, so an OpenSSL
+    /// session ticket never outlives the certificate it was issued to.
+    enum DialerContext: Sendable {
+        case boringSSL(NIOSSLContext)
+        case openSSL(OpenSSLContext)
+
+        init(_ engine: AgentPortTLS, material: TLSMaterial) throws(SecurityError) {
+            switch engine {
+            case .boringSSL: self = .boringSSL(try TetherTLS.agentDialerContext(material))
+            case .openSSL: self = .openSSL(try OpenSSLContext.agentDialer(material))
+            }
+        }
     }
 
     public func run() async throws {
@@ -198,17 +214,23 @@ public final class AgentConnector: Service, Sendable {
         /// The hub's TLS, the wire protocol and the session: on the connection itself, or inside a proxy's tunnel.
         let addSessionHandlers: @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void = {
             [configuration, logger, onEstablished, hooks] sync in
-            let explain: OpenSSLHandler.Explain = { leaf, code, description in
-                PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).explain(openSSLError: code, description: description, leaf: leaf)
-            }
-            let hubTLS = OpenSSLHandler(context: sslContext, serverName: serverHostname, explain: explain) { chain, chainError in
-                // OpenSSL verified the chain and the host name; the hub's SPIFFE identity is
-                // the session's to check, with the verifier's words for anything else.
-                let verdict = await PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).verify(chain: chain)
-                if case .trusted(let identity) = verdict, let chainError {
-                    return .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
+            let hubTLS: any ChannelHandler
+            switch sslContext {
+            case .boringSSL(let context):
+                hubTLS = try NIOSSLClientHandler(context: context, serverHostname: Self.isIPAddress(serverHostname) ? nil : serverHostname)
+            case .openSSL(let context):
+                let explain: OpenSSLHandler.Explain = { leaf, code, description in
+                    PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).explain(openSSLError: code, description: description, leaf: leaf)
                 }
-                return verdict
+                hubTLS = OpenSSLHandler(context: context, serverName: serverHostname, explain: explain) { chain, chainError in
+                    // OpenSSL verified the chain and the host name; the hub's SPIFFE identity is
+                    // the session's to check, with the verifier's words for anything else.
+                    let verdict = await PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain).verify(chain: chain)
+                    if case .trusted(let identity) = verdict, let chainError {
+                        return .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
+                    }
+                    return verdict
+                }
             }
             try sync.addHandler(hubTLS, name: Self.hubTLSHandlerName)
             try sync.addTetherWireHandlers(limits: configuration.limits)

@@ -5,6 +5,7 @@ import NIOSSL
 import NIOTLS
 import TetherSecurity
 import TetherWire
+import X509
 
 /// Events the connector delivers to the live session from outside its event loop.
 enum AgentSessionEvent: Sendable {
@@ -121,8 +122,14 @@ final class AgentSessionHandler: ChannelInboundHandler {
         switch event {
         case TLSUserEvent.handshakeCompleted:
             // By name: above an https:// proxy, the first TLS handler in the pipeline is the proxy's.
-            let hubTLS = try? context.pipeline.syncOperations.context(name: AgentConnector.hubTLSHandlerName).handler as? OpenSSLHandler
-            let identity = hubTLS?.peerChain.first.flatMap { try? TetherIdentity(certificate: $0) }
+            let hubTLS = try? context.pipeline.syncOperations.context(name: AgentConnector.hubTLSHandlerName).handler
+            let leaf: Certificate? =
+                if let openSSL = hubTLS as? OpenSSLHandler {
+                    openSSL.peerChain.first
+                } else {
+                    (hubTLS as? NIOSSLHandler)?.peerCertificate.flatMap { try? TetherTLS.certificate(from: $0) }
+                }
+            let identity = leaf.flatMap { try? TetherIdentity(certificate: $0) }
             perform(machine.handshakeCompleted(peerIdentity: identity), context: context)
         case AgentSessionEvent.shutdown:
             perform(machine.shutdown(), context: context)

@@ -33,6 +33,8 @@ public struct AgentListenerConfiguration: Sendable {
     public var tunnel: TunnelLimits
     /// How often the keys sealing TLS session tickets are replaced; a ticket resumes for at most twice this.
     public var ticketKeyRotation: TimeAmount = .hours(1)
+    /// The TLS library of the agent port.
+    public var tls: AgentPortTLS = .boringSSL
 
     public init(
         address: HostAndPort = HostAndPort(host: "127.0.0.1", port: 7443),
@@ -82,6 +84,15 @@ public struct ListenFailure: Error, CustomStringConvertible {
     public var description: String
 }
 
+extension AgentListenerConfiguration {
+    /// This configuration with the agent port's TLS library set.
+    public func withTLS(_ tls: AgentPortTLS) -> AgentListenerConfiguration {
+        var configuration = self
+        configuration.tls = tls
+        return configuration
+    }
+}
+
 public enum TetherHubVersion {
     public static let current = "0.1.0"
 }
@@ -90,8 +101,9 @@ public enum TetherHubVersion {
 public final class AgentListener: Service, Sendable {
     private struct Trust: Sendable {
         var material: TLSMaterial
-        var context: OpenSSLContext
-        /// What the context seals session tickets with; rotated every `ticketKeyRotation`.
+        /// The context new handshakes use, of the configured library.
+        var context: TLSContext
+        /// What an OpenSSL context seals session tickets with; rotated every `ticketKeyRotation`.
         var tickets: TLSTicketKeys
         var verifier: PeerVerifier
         /// The CA bundle agents are sent, PEM.
@@ -132,7 +144,7 @@ public final class AgentListener: Service, Sendable {
         self.signer = signer
         self.configuration = configuration
         self.ledger = ledger
-        let trust = try Self.trust(material, tickets: .fresh(), revocations: revocations, ledger: ledger)
+        let trust = try Self.trust(material, engine: configuration.tls, tickets: .fresh(), revocations: revocations, ledger: ledger)
         self.trust = NIOLockedValueBox(trust)
         self.registry = registry
         self.gate = ConnectionGate(name: "agent", limits: configuration.connections, logger: logger)
@@ -142,14 +154,26 @@ public final class AgentListener: Service, Sendable {
         self.onBound = onBound
     }
 
+    private enum TLSContext: Sendable {
+        case boringSSL(NIOSSLContext)
+        case openSSL(OpenSSLContext)
+
+        init(_ engine: AgentPortTLS, material: TLSMaterial, tickets: TLSTicketKeys) throws(SecurityError) {
+            switch engine {
+            case .boringSSL: self = .boringSSL(try TetherTLS.agentListenerContext(material))
+            case .openSSL: self = .openSSL(try OpenSSLContext.agentListener(material, tickets: tickets))
+            }
+        }
+    }
+
     private static func trust(
-        _ material: TLSMaterial, tickets: TLSTicketKeys, revocations: RevocationList, ledger: RenewalLedger?
+        _ material: TLSMaterial, engine: AgentPortTLS, tickets: TLSTicketKeys, revocations: RevocationList, ledger: RenewalLedger?
     ) throws(SecurityError) -> Trust {
         var bundle = ""
         for authority in material.trustRoots { bundle += try PEMFiles.pem(of: authority) }
         return Trust(
             material: material,
-            context: try OpenSSLContext.agentListener(material, tickets: tickets),
+            context: try TLSContext(engine, material: material, tickets: tickets),
             tickets: tickets,
             verifier: PeerVerifier(
                 trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain, revocations: revocations, ledger: ledger
@@ -172,7 +196,7 @@ public final class AgentListener: Service, Sendable {
         }
         try material.requireValid(at: now)
         let (revocations, tickets) = trust.withLockedValue { ($0.verifier.revocations, $0.tickets) }
-        let replacement = try Self.trust(material, tickets: tickets, revocations: revocations, ledger: ledger)
+        let replacement = try Self.trust(material, engine: configuration.tls, tickets: tickets, revocations: revocations, ledger: ledger)
         let previousBundle = trust.withLockedValue { current in
             defer { current = replacement }
             return current.bundlePEM
@@ -241,6 +265,7 @@ public final class AgentListener: Service, Sendable {
         // rotating the session-ticket keys meanwhile.
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
+                guard configuration.tls == .openSSL else { return }
                 while !Task.isCancelled {
                     do {
                         try await Task.sleep(for: .nanoseconds(configuration.ticketKeyRotation.nanoseconds))
@@ -264,9 +289,9 @@ public final class AgentListener: Service, Sendable {
     /// New handshakes seal tickets with a new key; tickets under the previous key still resume.
     func rotateTicketKeys() {
         let (material, tickets) = trust.withLockedValue { ($0.material, $0.tickets.rotated()) }
-        let context: OpenSSLContext
+        let context: TLSContext
         do {
-            context = try OpenSSLContext.agentListener(material, tickets: tickets)
+            context = try TLSContext(configuration.tls, material: material, tickets: tickets)
         } catch {
             logger.error(
                 "session-ticket keys not rotated; the current ones stay",
@@ -294,30 +319,56 @@ public final class AgentListener: Service, Sendable {
         let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
         let presented = NIOLockedValueBox<Certificate?>(nil)
         let registry = self.registry
-        let explain: OpenSSLHandler.Explain = { leaf, code, description in
-            let refusal = trustBox.withLockedValue { $0.verifier }.explain(openSSLError: code, description: description, leaf: leaf)
-            verdict.withLockedValue { $0 = .refused(refusal) }
-            presented.withLockedValue { $0 = leaf }
-            return refusal
-        }
-        let ssl = OpenSSLHandler(context: trust.context, explain: explain) { [channel] chain, chainError in
-            // The verifier in force now, not when the connection was accepted: a revocation
-            // loaded meanwhile applies to this handshake.
-            var result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
-            if case .trusted(let identity) = result, let chainError {
-                // Both must agree; OpenSSL refusing what the hub's verifier accepts would be a
-                // difference between their rules, and the stricter one holds.
-                result = .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
-            }
+        /// What the TLS layer asks of a presented chain: the verifier in force now, not when the
+        /// connection was accepted (a revocation loaded meanwhile applies to this handshake).
+        let judge: @Sendable ([Certificate]) async -> PeerVerifier.Verdict = { [channel] chain in
+            let result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
             verdict.withLockedValue { $0 = result }
             presented.withLockedValue { $0 = chain.first }
             if case .trusted = result, let leaf = chain.first { registry.noteCertificate(leaf, of: channel) }
             return result
         }
+        let tls: any ChannelHandler
+        switch trust.context {
+        case .boringSSL(let context):
+            tls = NIOSSLServerHandler(context: context) { certificates, promise in
+                promise.completeWithTask {
+                    var chain = [Certificate]()
+                    for certificate in certificates {
+                        guard let parsed = try? TetherTLS.certificate(from: certificate) else {
+                            verdict.withLockedValue {
+                                $0 = .refused(.init(code: .noIdentity, reason: "the client certificate cannot be parsed"))
+                            }
+                            return .failed
+                        }
+                        chain.append(parsed)
+                    }
+                    if case .trusted = await judge(chain) { return .certificateVerified }
+                    return .failed
+                }
+            }
+        case .openSSL(let context):
+            let explain: OpenSSLHandler.Explain = { leaf, code, description in
+                let refusal = trustBox.withLockedValue { $0.verifier }.explain(openSSLError: code, description: description, leaf: leaf)
+                verdict.withLockedValue { $0 = .refused(refusal) }
+                presented.withLockedValue { $0 = leaf }
+                return refusal
+            }
+            tls = OpenSSLHandler(context: context, explain: explain) { chain, chainError in
+                var result = await judge(chain)
+                if case .trusted(let identity) = result, let chainError {
+                    // Both must agree; OpenSSL refusing what the hub's verifier accepts would be a
+                    // difference between their rules, and the stricter one holds.
+                    result = .refused(.init(code: .untrustedIssuer, reason: "OpenSSL refused the chain of \(identity): \(chainError)"))
+                    verdict.withLockedValue { $0 = result }
+                }
+                return result
+            }
+        }
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ConnectionGateHandler(gate: gate))
         try sync.addHandler(BackPressureHandler())
-        try sync.addHandler(ssl)
+        try sync.addHandler(tls)
         try sync.addTetherWireHandlers(limits: configuration.limits, sharedEncodings: sharedEncodings)
         try sync.addHandler(
             HubSessionHandler(

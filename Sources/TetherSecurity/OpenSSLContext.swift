@@ -215,3 +215,14 @@ enum OpenSSLErrors {
         return messages.isEmpty ? "no detail from OpenSSL" : messages.joined(separator: "; ")
     }
 }
+
+/// Which TLS library runs the agent port, on the hub and in the agent (decision 61).
+public enum AgentPortTLS: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// swift-nio-ssl's BoringSSL: the default, cheaper per handshake with Debian 12's OpenSSL 3.0.
+    case boringSSL = "boringssl"
+    /// The system's OpenSSL 3 (libssl): released buffers when idle, session resumption, the
+    /// OpenSSL operators patch and certify.
+    case openSSL = "openssl"
+
+    public var description: String { rawValue }
+}

@@ -124,6 +124,13 @@ struct TetherAgentCommand: AsyncParsableCommand {
         help: "A kind the tunnel may read besides the allow-list's, as group/Kind; repeatable. Default: /Pod, /Event, events.k8s.io/Event.")
     var tunnelReadKind: [String] = []
 
+    @Option(
+        name: .long,
+        help:
+            "The TLS library of the session to the hub: boringssl (swift-nio-ssl, the default) or openssl (the system's libssl: session resumption, buffers released when idle)."
+    )
+    var tls: String = AgentPortTLS.boringSSL.rawValue
+
     @Option(name: .long, help: "Share of the objects it manages that one desired state may remove without an operator's confirmation (0 to 1).")
     var maxPruneFraction: Double = 0.5
 
@@ -140,6 +147,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
         guard (0.1...0.95).contains(renewAt) else { throw ValidationError("--renew-at must be between 0.1 and 0.95") }
         guard (0...1).contains(maxPruneFraction), pruneGuardMinimum >= 1 else {
             throw ValidationError("--max-prune-fraction must be between 0 and 1, --prune-guard-minimum at least 1")
+        }
+        guard AgentPortTLS(rawValue: tls) != nil else {
+            throw ValidationError("--tls \(tls): say boringssl or openssl")
         }
         guard TunnelPolicy.Mode(rawValue: tunnel) != nil else {
             throw ValidationError("--tunnel \(tunnel): say off, read or write")
@@ -274,15 +284,19 @@ struct TetherAgentCommand: AsyncParsableCommand {
                     }, logger: logger))
         }
         let connector = try AgentConnector(
-            configuration: AgentConfiguration(
-                hubAddresses: addresses,
-                backoff: Backoff(
-                    initial: .milliseconds(Int64(backoffInitial * 1000)),
-                    maximum: .milliseconds(Int64(backoffMax * 1000))
-                ),
-                kinds: endpoint == nil ? [] : registry.propagatedKindNames,
-                proxy: proxySettings
-            ),
+            configuration: {
+                var configuration = AgentConfiguration(
+                    hubAddresses: addresses,
+                    backoff: Backoff(
+                        initial: .milliseconds(Int64(backoffInitial * 1000)),
+                        maximum: .milliseconds(Int64(backoffMax * 1000))
+                    ),
+                    kinds: endpoint == nil ? [] : registry.propagatedKindNames,
+                    proxy: proxySettings
+                )
+                configuration.tls = AgentPortTLS(rawValue: tls) ?? .boringSSL
+                return configuration
+            }(),
             material: material,
             logger: logger,
             hooks: hooks

@@ -60,6 +60,13 @@ struct TetherHubCommand: AsyncParsableCommand {
         transform: parseDurationArgument)
     var maxAgentCertificateLifetime: Duration = .seconds(365 * 86_400)
 
+    @Option(
+        name: .long,
+        help:
+            "The agent port's TLS library: boringssl (swift-nio-ssl, the default) or openssl (the system's libssl: session tickets for reconnecting agents, buffers released when idle)."
+    )
+    var agentTls: String = AgentPortTLS.boringSSL.rawValue
+
     @Flag(
         name: .long,
         help:
@@ -83,6 +90,9 @@ struct TetherHubCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        guard AgentPortTLS(rawValue: agentTls) != nil else {
+            throw ValidationError("--agent-tls \(agentTls): say boringssl or openssl")
+        }
         guard heartbeatInterval >= 0.05, heartbeatInterval <= 3600 else {
             throw ValidationError("--heartbeat-interval must be between 0.05 and 3600 seconds")
         }
@@ -173,7 +183,7 @@ struct TetherHubCommand: AsyncParsableCommand {
                 storeEpoch: storeEpoch,
                 run: run,
                 tunnel: limits.tunnelLimits
-            ),
+            ).withTLS(AgentPortTLS(rawValue: agentTls) ?? .boringSSL),
             material: material,
             revocations: revocations,
             ledger: ledger,
