@@ -251,7 +251,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherSecurityTests",
-            dependencies: ["TetherSecurity", "TetherTestSupport", x509, crypto, nioSSL, nioCore, nioPosix, nioTLS, nioConcurrency],
+            dependencies: ["TetherSecurity", "TetherTestSupport", "TetherLocal", x509, crypto, nioSSL, nioCore, nioPosix, nioTLS, nioConcurrency],
             swiftSettings: strictSettings
         ),
         // The pure cores, in milliseconds: the engine's decisions and the applier's.

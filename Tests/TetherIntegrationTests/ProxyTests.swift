@@ -12,20 +12,8 @@ import TetherTestSupport
 struct ProxyTests {
     @Test("tinyproxy with basic auth (missing, wrong, right credentials), restarted; an https:// proxy; NO_PROXY; the proxy on the Cluster")
     func throughProxies() async throws {
-        let lab = try await NetworkLab.create(members: ["m1"])
-        let scratch = try ScratchDirectory("tether-proxy")
-        let federation = try LocalFederation(
-            root: scratch.path, binaries: try TetherBinaries.locate(), trustDomain: "tether.test",
-            hubHosts: ["localhost", "127.0.0.1", lab.hubAddress])
-        do {
+        try await NetworkLab.withFederation(members: ["m1"], label: "tether-proxy") { lab, federation, scratch in
             try await run(lab: lab, federation: federation, scratch: scratch)
-            await federation.stopAll()
-            await lab.destroy()
-        } catch {
-            FileHandle.standardError.write(Data("ProxyTests failed: \(error)\n\(federation.recentOutput())\n".utf8))
-            await federation.stopAll()
-            await lab.destroy()
-            throw error
         }
     }
 

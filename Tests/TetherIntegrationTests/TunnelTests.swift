@@ -12,20 +12,8 @@ import TetherTestSupport
 struct TunnelTests {
     @Test("get, get -w and create through the hub; a viewer refused a write, a grant honoured; the agent's allow-list; pushes keep their latency")
     func throughTheHub() async throws {
-        let lab = try await NetworkLab.create(members: ["m1"])
-        let scratch = try ScratchDirectory("tether-tunnel")
-        let federation = try LocalFederation(
-            root: scratch.path, binaries: try TetherBinaries.locate(), trustDomain: "tether.test",
-            hubHosts: ["localhost", "127.0.0.1", lab.hubAddress])
-        do {
+        try await NetworkLab.withFederation(members: ["m1"], label: "tether-tunnel") { lab, federation, scratch in
             try await run(lab: lab, federation: federation, scratch: scratch)
-            await federation.stopAll()
-            await lab.destroy()
-        } catch {
-            FileHandle.standardError.write(Data("TunnelTests failed: \(error)\n\(federation.recentOutput())\n".utf8))
-            await federation.stopAll()
-            await lab.destroy()
-            throw error
         }
     }
 

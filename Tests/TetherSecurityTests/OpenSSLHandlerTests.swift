@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOTLS
 import Testing
+import TetherLocal
 import TetherSecurity
 import TetherTestSupport
 import X509
@@ -15,13 +16,15 @@ struct OpenSSLHandlerTests {
     /// What one side of a connection saw.
     final class Observer: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        struct Seen {
+        struct Seen: Sendable {
             var bytes: [UInt8] = []
             var protocolChosen: String?
             var errors: [String] = []
             var closed = false
         }
         let seen = NIOLockedValueBox(Seen())
+        /// Each change of `seen`, for waiting on a condition instead of polling it.
+        let changes = Inbox<Seen>()
         let echo: Bool
         let handshake: EventLoopPromise<String?>
 
@@ -32,7 +35,11 @@ struct OpenSSLHandlerTests {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = Self.unwrapInboundIn(data)
-            seen.withLockedValue { $0.bytes += Array(buffer.readableBytesView) }
+            changes.append(
+                seen.withLockedValue {
+                    $0.bytes += Array(buffer.readableBytesView)
+                    return $0
+                })
             if echo { context.writeAndFlush(data, promise: nil) }
         }
 
@@ -44,12 +51,20 @@ struct OpenSSLHandlerTests {
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            seen.withLockedValue { $0.errors.append("\(error)") }
+            changes.append(
+                seen.withLockedValue {
+                    $0.errors.append("\(error)")
+                    return $0
+                })
             handshake.fail(error)
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            seen.withLockedValue { $0.closed = true }
+            changes.append(
+                seen.withLockedValue {
+                    $0.closed = true
+                    return $0
+                })
             handshake.fail(ChannelError.ioOnClosedChannel)
         }
     }
@@ -106,16 +121,9 @@ struct OpenSSLHandlerTests {
         return (channel, observer)
     }
 
-    /// Waits until `condition` holds, or fails after `seconds`.
-    func eventually(_ what: String, within seconds: Double = 5, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting for \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
+    /// Waits until what `observer` saw satisfies `condition`.
+    func eventually(_ what: String, _ observer: Observer, _ condition: @escaping @Sendable (Observer.Seen) -> Bool) async throws {
+        _ = try await observer.changes.waitFor(what, within: .seconds(10), where: condition)
     }
 
     @Test("both sides verify, ALPN is tether/1, a megabyte crosses in records both ways, and close_notify ends it cleanly")
@@ -129,11 +137,11 @@ struct OpenSSLHandlerTests {
         var payload = ByteBuffer()
         for index in 0..<(1 << 20) { payload.writeInteger(UInt8(truncatingIfNeeded: index * 7)) }
         try await channel.writeAndFlush(payload)
-        try await eventually("the echo") { observer.seen.withLockedValue { $0.bytes.count } == 1 << 20 }
+        try await eventually("the echo", observer) { $0.bytes.count == 1 << 20 }
         #expect(observer.seen.withLockedValue { $0.bytes } == Array(payload.readableBytesView))
         try await channel.close()
         let serverSide = try #require(server.observers.withLockedValue { $0.first })
-        try await eventually("the server's close") { serverSide.seen.withLockedValue { $0.closed } }
+        try await eventually("the server's close", serverSide) { $0.closed }
         #expect(serverSide.seen.withLockedValue { $0.errors }.isEmpty, "a clean close_notify, no error")
         try await server.channel.close()
     }
@@ -150,7 +158,7 @@ struct OpenSSLHandlerTests {
             _ = try await observer.handshake.futureResult.get()
             // The ticket follows the handshake: a round trip makes sure it was read.
             try await channel.writeAndFlush(ByteBuffer(string: "ping"))
-            try await eventually("the echo") { observer.seen.withLockedValue { $0.bytes.count } == 4 }
+            try await eventually("the echo", observer) { $0.bytes.count == 4 }
             let resumed = try await channel.eventLoop.submit {
                 try channel.pipeline.syncOperations.handler(type: OpenSSLHandler.self).resumed
             }.get()
@@ -181,12 +189,11 @@ struct OpenSSLHandlerTests {
             trustRoots: pki.trustRoots, trustDomain: pki.trustDomain)
         // In TLS 1.3 the client's handshake ends before the server has read its certificate, so
         // the refusal reaches it as an alert and a close just after.
+        // The client learns of it (an alert, a close), and by then the server has said why.
+        try await eventually("the client's error", observer) { !$0.errors.isEmpty || $0.closed }
         let serverSide = try #require(server.observers.withLockedValue { $0.first })
-        try await eventually("the server's refusal") { !serverSide.seen.withLockedValue { $0.errors }.isEmpty }
+        try await eventually("the server's refusal", serverSide) { !$0.errors.isEmpty }
         #expect(serverSide.seen.withLockedValue { $0.errors }.first?.contains("which is not in the trusted CA bundle") == true)
-        try await eventually("the client's error") {
-            !observer.seen.withLockedValue { $0.errors }.isEmpty || observer.seen.withLockedValue { $0.closed }
-        }
         try await server.channel.close()
     }
 }

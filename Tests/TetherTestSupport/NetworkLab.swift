@@ -217,3 +217,28 @@ public struct NetworkLabError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension NetworkLab {
+    /// Runs `body` with a lab of `members` and a federation whose hub certificate also names the
+    /// lab's hub address; stops every process and removes the lab afterwards, and when `body`
+    /// fails, prints what each process last logged.
+    public static func withFederation(
+        members: [String], label: String, _ body: (NetworkLab, LocalFederation, ScratchDirectory) async throws -> Void
+    ) async throws {
+        let lab = try await NetworkLab.create(members: members)
+        let scratch = try ScratchDirectory(label)
+        let federation = try LocalFederation(
+            root: scratch.path, binaries: try TetherBinaries.locate(), trustDomain: "tether.test",
+            hubHosts: ["localhost", "127.0.0.1", lab.hubAddress])
+        do {
+            try await body(lab, federation, scratch)
+            await federation.stopAll()
+            await lab.destroy()
+        } catch {
+            FileHandle.standardError.write(Data("\(label) failed: \(error)\n\(federation.recentOutput())\n".utf8))
+            await federation.stopAll()
+            await lab.destroy()
+            throw error
+        }
+    }
+}
