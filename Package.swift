@@ -64,6 +64,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The system zlib (zlib1g-dev); TetherWire wraps it with hard output limits.
@@ -108,6 +109,15 @@ let package = Package(
         .target(
             name: "TetherStore",
             dependencies: ["TetherModel", "TetherJSON", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // The PostgreSQL store, for hubs that share a federation (docs/ha.md); only the hub links it.
+        .target(
+            name: "TetherStorePostgres",
+            dependencies: [
+                "TetherStore", "TetherModel", "TetherJSON", .product(name: "PostgresNIO", package: "postgres-nio"), nioCore, nioPosix, nioSSL,
+                logging,
+            ],
             swiftSettings: strictSettings
         ),
         .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
@@ -246,7 +256,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TetherStoreTests",
-            dependencies: ["TetherStore", "TetherModel", "TetherJSON", "TetherTestSupport", "TetherLocal"],
+            dependencies: ["TetherStore", "TetherStorePostgres", "TetherModel", "TetherJSON", "TetherTestSupport", "TetherLocal"],
             swiftSettings: strictSettings
         ),
         .testTarget(

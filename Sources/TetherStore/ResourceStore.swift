@@ -51,6 +51,12 @@ public struct ListPage: Sendable {
     public var resourceVersion: UInt64
     /// Where the next page starts; nil on the last page.
     public var next: ListPosition?
+
+    public init(objects: [JSONValue], resourceVersion: UInt64, next: ListPosition?) {
+        self.objects = objects
+        self.resourceVersion = resourceVersion
+        self.next = next
+    }
 }
 
 /// The last (namespace, name) a page returned; the next page starts after it.

@@ -162,90 +162,32 @@ public final class SQLiteResourceStore: ResourceStore {
     // MARK: Writes
 
     public func create(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
-        guard case .object = object else { throw StoreError(.invalid, "the object must be a JSON object") }
-        var created = object
-        if type.namespaced {
-            guard created.namespace?.isEmpty == false else {
-                throw StoreError(.invalid, "\(type) is namespaced: metadata.namespace is required")
-            }
-        } else {
-            created.namespace = nil
-        }
-        if created.name?.isEmpty ?? true {
-            guard let prefix = created.metadata["generateName"]?.stringValue, !prefix.isEmpty else {
-                throw StoreError(.invalid, "metadata.name or metadata.generateName is required")
-            }
-            created.name = prefix + Self.randomSuffix()
-        }
-        let key = try ObjectKey(type: type, namespace: created.namespace, name: created.name ?? "")
+        let (candidate, key) = try ObjectRules.prepareCreate(object, as: type)
         let timestamp = kubernetesTimestamp(now())
-        let candidate = created
         return try await write(dryRun: dryRun) { context in
-            guard try Self.fetch(key, in: context.db) == nil else {
-                throw StoreError(.alreadyExists, "\(type) \"\(key.name)\" already exists\(key.inNamespace)")
-            }
-            var created = candidate
-            created.uid = UUID().uuidString.lowercased()
-            created.metadata["creationTimestamp"] = .string(timestamp)
-            created.metadata["deletionTimestamp"] = nil
-            created.generation = 1
-            try context.store(&created, key: key, event: .added)
-            return created
+            let change = try ObjectRules.create(candidate, key: key, existing: try Self.fetch(key, in: context.db), timestamp: timestamp)
+            return try context.apply(change, key: key)
         }
     }
 
     public func update(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
-        try await replace(object, as: type, dryRun: dryRun) { existing, incoming in
-            var updated = incoming
-            updated.metadata["creationTimestamp"] = existing.metadata["creationTimestamp"]
-            updated.metadata["deletionTimestamp"] = existing.metadata["deletionTimestamp"]
-            updated.uid = existing.uid
-            updated[member: "status"] = existing["status"]
-            let specChanged = updated.specPart != existing.specPart
-            updated.generation = (existing.generation ?? 1) + (specChanged ? 1 : 0)
-            return updated
-        }
+        try await replace(object, as: type, dryRun: dryRun, merge: ObjectRules.mergeUpdate)
     }
 
     public func updateStatus(_ object: JSONValue, as type: ResourceType, dryRun: Bool) async throws(StoreError) -> JSONValue {
-        try await replace(object, as: type, dryRun: dryRun) { existing, incoming in
-            var updated = existing
-            updated[member: "status"] = incoming["status"]
-            return updated
-        }
+        try await replace(object, as: type, dryRun: dryRun, merge: ObjectRules.mergeStatus)
     }
 
-    /// The shared path of update and status update: preconditions, no-op detection, finalization.
     private func replace(
         _ object: JSONValue,
         as type: ResourceType,
         dryRun: Bool,
         merge: @escaping @Sendable (_ existing: JSONValue, _ incoming: JSONValue) -> JSONValue
     ) async throws(StoreError) -> JSONValue {
-        guard case .object = object else { throw StoreError(.invalid, "the object must be a JSON object") }
-        let key = try ObjectKey(type: type, namespace: type.namespaced ? object.namespace : nil, name: object.name ?? "")
+        let key = try ObjectRules.replaceKey(object, as: type)
         return try await write(dryRun: dryRun) { context in
-            guard let existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
-            if let expected = object.resourceVersion, expected != existing.resourceVersion {
-                throw StoreError.conflict(
-                    key,
-                    "the object has been modified (resourceVersion \(expected) is not the latest, "
-                        + "\(existing.resourceVersion ?? 0)); read it again and apply your changes to the latest version")
-            }
-            if let uid = object.uid, uid != existing.uid {
-                throw StoreError.conflict(key, "metadata.uid \(uid) does not match the stored object's \(existing.uid ?? "")")
-            }
-            var updated = merge(existing, object)
-            updated.resourceVersion = existing.resourceVersion
-            if !type.namespaced { updated.namespace = nil }
-            if existing.deletionTimestamp != nil, updated.finalizers.isEmpty {
-                try context.remove(updated, key: key)
-                return updated
-            }
-            // Writing what is already stored changes nothing, not even the resource version.
-            guard updated != existing else { return existing }
-            try context.store(&updated, key: key, event: .modified)
-            return updated
+            let change = try ObjectRules.replace(object, key: key, existing: try Self.fetch(key, in: context.db), merge: merge)
+            return try context.apply(change, key: key)
         }
     }
 
@@ -259,26 +201,9 @@ public final class SQLiteResourceStore: ResourceStore {
         let key = try ObjectKey(type: type, namespace: namespace, name: name)
         let timestamp = kubernetesTimestamp(now())
         return try await write(dryRun: dryRun) { context in
-            guard var existing = try Self.fetch(key, in: context.db) else { throw StoreError.notFound(key) }
-            if let uid = preconditions.uid, uid != existing.uid {
-                throw StoreError.conflict(key, "precondition failed: uid \(uid) is not the stored object's \(existing.uid ?? "")")
-            }
-            if let version = preconditions.resourceVersion, version != existing.resourceVersion {
-                throw StoreError.conflict(key, "precondition failed: resourceVersion \(version) is not the latest")
-            }
-            let missing = preconditions.addingFinalizers.filter { !existing.finalizers.contains($0) }
-            if existing.deletionTimestamp == nil, !missing.isEmpty {
-                existing.finalizers += missing
-            }
-            guard existing.finalizers.isEmpty else {
-                if existing.deletionTimestamp == nil {
-                    existing.deletionTimestamp = timestamp
-                    try context.store(&existing, key: key, event: .modified)
-                }
-                return .finalizing(existing)
-            }
-            try context.remove(existing, key: key)
-            return .deleted(existing)
+            let change = try ObjectRules.delete(
+                key: key, existing: try Self.fetch(key, in: context.db), preconditions: preconditions, timestamp: timestamp)
+            return ObjectRules.deleteOutcome(change, written: try context.apply(change, key: key))
         }
     }
 
@@ -295,16 +220,15 @@ public final class SQLiteResourceStore: ResourceStore {
         }
         let live = feed.subscribe(type: type, namespace: namespace, replay: [], liveLimit: watchBuffer)
         guard let resourceVersion else { return live }
-        let replay = HistoryReplay(
-            store: self, type: type, namespace: namespace, after: resourceVersion, live: live.makeAsyncIterator()
-        )
-        return WatchStream(unfolding: { try await replay.next() })
+        return HistoryReplay(after: resourceVersion, live: live) { [self] after in
+            try await historyPage(type, namespace: namespace, after: after)
+        }.stream
     }
 
     /// One page of the change history of `type` after `version`: at most `limit` events and about
     /// `byteBudget` bytes of bodies (at least one event), so a replaying watch holds about a
     /// megabyte of history however large the objects. Fails as expired if compaction passed `version`.
-    fileprivate func historyPage(
+    private func historyPage(
         _ type: ResourceType, namespace: String?, after version: UInt64, limit: Int = 100, byteBudget: Int = 1_048_576
     ) async throws(StoreError) -> [WatchEvent] {
         try await read { db in
@@ -333,10 +257,7 @@ public final class SQLiteResourceStore: ResourceStore {
     }
 
     private static func requireRetained(_ resourceVersion: UInt64, in db: Database) throws {
-        let compacted = try counter("compactedThrough", in: db)
-        guard resourceVersion >= compacted else {
-            throw StoreError(.expired, "too old resource version: \(resourceVersion) (the oldest available is \(compacted + 1)); list again")
-        }
+        if let expired = ObjectRules.expired(resourceVersion, compactedThrough: try counter("compactedThrough", in: db)) { throw expired }
     }
 
     // MARK: Plumbing
@@ -374,7 +295,7 @@ public final class SQLiteResourceStore: ResourceStore {
                     result = try body(&context)
                     if dryRun { return .rollback }
                     try context.commitEvents(retaining: retained)
-                    let events = context.events
+                    let events = context.events.map { ($0.event, $0.key.type.storageKey, $0.key.namespace) }
                     if !events.isEmpty {
                         db.afterNextTransaction(onCommit: { _ in feed.publish(events) })
                     }
@@ -404,51 +325,5 @@ public final class SQLiteResourceStore: ResourceStore {
 
     static func decode(_ body: String) throws -> JSONValue {
         try JSONValue(parsing: body)
-    }
-
-    private static func randomSuffix() -> String {
-        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
-        return String((0..<5).map { _ in alphabet.randomElement()! })
-    }
-}
-
-/// A watch from a past resource version: the history after it, a page at a time, then the live
-/// changes that follow (those already replayed skipped by version).
-private final class HistoryReplay: @unchecked Sendable {
-    // Used by one iterator at a time (an AsyncThrowingStream's unfolding closure is never called
-    // concurrently), so its state needs no lock.
-    private let store: SQLiteResourceStore
-    private let type: ResourceType
-    private let namespace: String?
-    private var last: UInt64
-    private var page: [WatchEvent] = []
-    private var pageIndex = 0
-    private var replaying = true
-    private var live: WatchStream.AsyncIterator
-
-    init(store: SQLiteResourceStore, type: ResourceType, namespace: String?, after version: UInt64, live: WatchStream.AsyncIterator) {
-        self.store = store
-        self.type = type
-        self.namespace = namespace
-        self.last = version
-        self.live = live
-    }
-
-    func next() async throws -> WatchEvent? {
-        while replaying {
-            if pageIndex < page.count {
-                let event = page[pageIndex]
-                pageIndex += 1
-                last = event.resourceVersion
-                return event
-            }
-            page = try await store.historyPage(type, namespace: namespace, after: last)
-            pageIndex = 0
-            if page.isEmpty { replaying = false }
-        }
-        while let event = try await live.next() {
-            if event.resourceVersion > last { return event }
-        }
-        return nil
     }
 }

@@ -3,13 +3,13 @@ import TetherJSON
 import TetherModel
 
 /// Where one object is stored.
-struct ObjectKey: Sendable, Hashable {
-    var type: ResourceType
+package struct ObjectKey: Sendable, Hashable {
+    package var type: ResourceType
     /// Empty for cluster-scoped kinds.
-    var namespace: String
-    var name: String
+    package var namespace: String
+    package var name: String
 
-    init(type: ResourceType, namespace: String?, name: String) throws(StoreError) {
+    package init(type: ResourceType, namespace: String?, name: String) throws(StoreError) {
         guard !name.isEmpty else { throw StoreError(.invalid, "metadata.name is required") }
         if type.namespaced {
             guard let namespace, !namespace.isEmpty else {
@@ -23,7 +23,7 @@ struct ObjectKey: Sendable, Hashable {
         self.name = name
     }
 
-    var inNamespace: String { namespace.isEmpty ? "" : " in namespace \"\(namespace)\"" }
+    package var inNamespace: String { namespace.isEmpty ? "" : " in namespace \"\(namespace)\"" }
 }
 
 /// One write transaction's view: allocates resource versions and collects the change events.
@@ -44,19 +44,25 @@ struct WriteContext {
         return try SQLiteResourceStore.counter("resourceVersion", in: db)
     }
 
+    /// Does what ``ObjectRules`` decided; returns the object as stored.
+    mutating func apply(_ change: StoredChange, key: ObjectKey) throws -> JSONValue {
+        switch change {
+        case .keep(let object):
+            return object
+        case .store(var object, let kind):
+            try store(&object, key: key, event: kind)
+            return object
+        case .remove(let object):
+            try remove(object, key: key)
+            return object
+        }
+    }
+
     /// Stores `object` with a new resource version, written into it.
-    /// The store's own check of its limits, whoever wrote: the API checks what clients send,
-    /// but the server's own writes (status, finalizers) pass only through here.
     mutating func store(_ object: inout JSONValue, key: ObjectKey, event: WatchEvent.Kind) throws {
         let version = try nextResourceVersion()
         object.resourceVersion = version
-        let body = try SQLiteResourceStore.encode(object)
-        if let violation = limits.check(object, encodedBytes: body.utf8.count, limit: limits.maximumStoredBytes) {
-            switch violation.code {
-            case .tooLarge: throw StoreError(.tooLarge, "\(key.type) \"\(key.name)\" cannot be stored: \(violation)")
-            case .tooDeep: throw StoreError(.invalid, "\(key.type) \"\(key.name)\" cannot be stored: \(violation)")
-            }
-        }
+        let body = try ObjectRules.storedBody(object, key: key, limits: limits)
         try db.execute(
             sql: "INSERT OR REPLACE INTO objects (resource, namespace, name, resourceVersion, body) VALUES (?, ?, ?, ?, ?)",
             arguments: [key.type.storageKey, key.namespace, key.name, version, body]
@@ -98,11 +104,11 @@ struct WriteContext {
 }
 
 extension StoreError {
-    static func notFound(_ key: ObjectKey) -> StoreError {
+    package static func notFound(_ key: ObjectKey) -> StoreError {
         StoreError(.notFound, "\(key.type) \"\(key.name)\" not found\(key.inNamespace)")
     }
 
-    static func conflict(_ key: ObjectKey, _ detail: String) -> StoreError {
+    package static func conflict(_ key: ObjectKey, _ detail: String) -> StoreError {
         StoreError(.conflict, "Operation cannot be fulfilled on \(key.type) \"\(key.name)\": \(detail)")
     }
 }

@@ -15,11 +15,11 @@ struct StoreLimitsTests {
         return ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "namespace": "default"], "data": ["k": data]]
     }
 
-    @Test("the store refuses an object past its limits on every kind of write, whoever writes")
-    func limits() async throws {
-        let scratch = try ScratchDirectory("tether-store-limits")
+    @Test("the store refuses an object past its limits on every kind of write, whoever writes", arguments: StoreBackend.allCases)
+    func limits(_ backend: StoreBackend) async throws {
         let limits = ObjectLimits(maximumBytes: 2_000, maximumStoredBytes: 4_000, maximumDepth: 10)
-        let store = try SQLiteResourceStore(path: scratch.file("hub.db"), limits: limits)
+        let fixture = try await StoreFixture(backend, limits: limits)
+        let store = fixture.store
 
         let large = await #expect(throws: StoreError.self) {
             try await store.create(Self.configMap("big", bytes: 5_000), as: Self.configMaps, dryRun: false)
@@ -46,10 +46,12 @@ struct StoreLimitsTests {
         #expect(try await store.list(Self.configMaps, options: ListOptions()).objects.map(\.name) == ["ok"])
     }
 
-    @Test("a watch from an old version replays the whole history in pages, then live changes, none twice and none missed")
-    func pagedReplay() async throws {
-        let scratch = try ScratchDirectory("tether-store-replay")
-        let store = try SQLiteResourceStore(path: scratch.file("hub.db"), retainedEvents: 100_000)
+    @Test(
+        "a watch from an old version replays the whole history in pages, then live changes, none twice and none missed",
+        arguments: StoreBackend.allCases)
+    func pagedReplay(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend, retainedEvents: 100_000)
+        let store = fixture.store
         // More history than several pages (100 events, 4 MiB), some of it large.
         for index in 0..<450 {
             _ = try await store.create(Self.configMap("c\(index)", bytes: index % 50 == 0 ? 200_000 : 100), as: Self.configMaps, dryRun: false)
@@ -67,10 +69,10 @@ struct StoreLimitsTests {
         #expect(Set(events.compactMap(\.object.name)).count == 600)
     }
 
-    @Test("a watch whose history is compacted away while it replays ends as expired")
-    func compactedDuringReplay() async throws {
-        let scratch = try ScratchDirectory("tether-store-compact")
-        let store = try SQLiteResourceStore(path: scratch.file("hub.db"), retainedEvents: 150)
+    @Test("a watch whose history is compacted away while it replays ends as expired", arguments: StoreBackend.allCases)
+    func compactedDuringReplay(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend, retainedEvents: 150)
+        let store = fixture.store
         for index in 0..<150 { _ = try await store.create(Self.configMap("c\(index)"), as: Self.configMaps, dryRun: false) }
         let stream = try await store.watch(Self.configMaps, namespace: nil, from: 0)
         var iterator = stream.makeAsyncIterator()

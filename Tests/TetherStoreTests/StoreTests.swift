@@ -4,6 +4,7 @@ import TetherJSON
 import TetherLocal
 import TetherModel
 import TetherStore
+import TetherStorePostgres
 import TetherTestSupport
 
 let replicaSets = ResourceType(group: "apps", resource: "replicasets", namespaced: true)
@@ -19,19 +20,45 @@ func replicaSet(_ name: String, namespace: String = "default", replicas: Int64 =
     return object
 }
 
-/// A store in a scratch directory; `reopen` gives a new store on the same file, as after a restart.
-struct StoreFixture {
-    let scratch: ScratchDirectory
-    let path: String
-    let store: SQLiteResourceStore
+/// The store's backends: every contract test runs on each.
+enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    /// A real PostgreSQL server (one per test process), a new database per test.
+    case postgres
 
-    init(retainedEvents: Int = 10_000, watchBuffer: Int = 1_024) throws {
+    var testDescription: String { rawValue }
+}
+
+/// A new, empty store; `reopen` gives a new store on the same data, as after a restart (or, on
+/// PostgreSQL, as a second hub on the same database).
+struct StoreFixture {
+    let backend: StoreBackend
+    let scratch: ScratchDirectory
+    /// The SQLite file, or the PostgreSQL URL.
+    let location: String
+    let store: any ResourceStore
+
+    init(_ backend: StoreBackend, retainedEvents: Int = 10_000, watchBuffer: Int = 1_024, limits: ObjectLimits = .default) async throws {
+        self.backend = backend
         scratch = try ScratchDirectory("tether-store")
-        path = scratch.file("hub.db")
-        store = try SQLiteResourceStore(path: path, retainedEvents: retainedEvents, watchBuffer: watchBuffer)
+        switch backend {
+        case .sqlite:
+            location = scratch.file("hub.db")
+            store = try SQLiteResourceStore(path: location, retainedEvents: retainedEvents, watchBuffer: watchBuffer, limits: limits)
+        case .postgres:
+            let server = try await PostgresServer.shared()
+            location = server.url(database: try await server.createDatabase("store"))
+            store = try await PostgresResourceStore.open(
+                PostgresLocation(url: location), retainedEvents: retainedEvents, watchBuffer: watchBuffer, limits: limits)
+        }
     }
 
-    func reopen() throws -> SQLiteResourceStore { try SQLiteResourceStore(path: path) }
+    func reopen(retainedEvents: Int = 10_000) async throws -> any ResourceStore {
+        switch backend {
+        case .sqlite: try SQLiteResourceStore(path: location, retainedEvents: retainedEvents)
+        case .postgres: try await PostgresResourceStore.open(PostgresLocation(url: location), retainedEvents: retainedEvents)
+        }
+    }
 }
 
 /// The next `count` events of a watch, or a failure when they do not come in time.
@@ -58,9 +85,9 @@ func next(_ count: Int, of stream: WatchStream, within timeout: Duration = .seco
 
 @Suite("Resource store")
 struct StoreTests {
-    @Test("create assigns uid, creationTimestamp, generation 1 and the next resource version")
-    func create() async throws {
-        let fixture = try StoreFixture()
+    @Test("create assigns uid, creationTimestamp, generation 1 and the next resource version", arguments: StoreBackend.allCases)
+    func create(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let first = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         let second = try await fixture.store.create(["metadata": ["name": "team-a"]], as: namespaces, dryRun: false)
         #expect(first.uid?.count == 36)
@@ -78,9 +105,9 @@ struct StoreTests {
         #expect(named.name?.hasPrefix("web-") == true && named.name?.count == 9)
     }
 
-    @Test("invalid objects are refused and nothing is written")
-    func invalid() async throws {
-        let fixture = try StoreFixture()
+    @Test("invalid objects are refused and nothing is written", arguments: StoreBackend.allCases)
+    func invalid(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         for object: JSONValue in [.array([]), ["metadata": ["namespace": "default"]], ["metadata": ["name": "x"]]] {
             let error = await #expect(throws: StoreError.self) { try await fixture.store.create(object, as: replicaSets, dryRun: false) }
             #expect(error?.code == .invalid)
@@ -88,9 +115,9 @@ struct StoreTests {
         #expect(try await fixture.store.currentResourceVersion() == 0)
     }
 
-    @Test("an update with a stale resourceVersion is a conflict and changes nothing")
-    func staleUpdate() async throws {
-        let fixture = try StoreFixture()
+    @Test("an update with a stale resourceVersion is a conflict and changes nothing", arguments: StoreBackend.allCases)
+    func staleUpdate(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         var fresh = created
         fresh.labels = ["v": "1"]
@@ -102,9 +129,9 @@ struct StoreTests {
         #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").labels == ["v": "1"])
     }
 
-    @Test("of many concurrent updates from the same version, exactly one wins")
-    func concurrentConflicts() async throws {
-        let fixture = try StoreFixture()
+    @Test("of many concurrent updates from the same version, exactly one wins", arguments: StoreBackend.allCases)
+    func concurrentConflicts(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         let outcomes = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<20 {
@@ -120,9 +147,9 @@ struct StoreTests {
         #expect(try await fixture.store.currentResourceVersion() == 2)
     }
 
-    @Test("generation moves only with the spec; a write of what is stored changes nothing")
-    func generation() async throws {
-        let fixture = try StoreFixture()
+    @Test("generation moves only with the spec; a write of what is stored changes nothing", arguments: StoreBackend.allCases)
+    func generation(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         var object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         object.labels = ["app": "web"]
         object = try await fixture.store.update(object, as: replicaSets, dryRun: false)
@@ -143,9 +170,9 @@ struct StoreTests {
         #expect(unchanged.resourceVersion == statusWritten.resourceVersion)
     }
 
-    @Test("delete honours finalizers: marked first, removed when the last finalizer goes")
-    func finalizers() async throws {
-        let fixture = try StoreFixture()
+    @Test("delete honours finalizers: marked first, removed when the last finalizer goes", arguments: StoreBackend.allCases)
+    func finalizers(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         var object = replicaSet("web")
         object.finalizers = ["tether.io/propagation"]
         object = try await fixture.store.create(object, as: replicaSets, dryRun: false)
@@ -167,9 +194,11 @@ struct StoreTests {
         #expect(try await next(2, of: watch).map(\.kind) == [.modified, .deleted])
     }
 
-    @Test("a delete that adds a finalizer (propagationPolicy Orphan) marks the object and waits for that finalizer to go")
-    func deleteAddingFinalizer() async throws {
-        let fixture = try StoreFixture()
+    @Test(
+        "a delete that adds a finalizer (propagationPolicy Orphan) marks the object and waits for that finalizer to go",
+        arguments: StoreBackend.allCases)
+    func deleteAddingFinalizer(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         _ = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         let outcome = try await fixture.store.delete(
             replicaSets, namespace: "default", name: "web", preconditions: .init(addingFinalizers: ["orphan"]), dryRun: false
@@ -186,9 +215,9 @@ struct StoreTests {
         #expect(missing?.code == .notFound)
     }
 
-    @Test("delete preconditions on uid and resourceVersion")
-    func deletePreconditions() async throws {
-        let fixture = try StoreFixture()
+    @Test("delete preconditions on uid and resourceVersion", arguments: StoreBackend.allCases)
+    func deletePreconditions(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         for preconditions in [DeletePreconditions(uid: "other"), DeletePreconditions(resourceVersion: 99)] {
             let error = await #expect(throws: StoreError.self) {
@@ -206,9 +235,9 @@ struct StoreTests {
         }
     }
 
-    @Test("dry run checks everything and stores nothing")
-    func dryRun() async throws {
-        let fixture = try StoreFixture()
+    @Test("dry run checks everything and stores nothing", arguments: StoreBackend.allCases)
+    func dryRun(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let preview = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: true)
         #expect(preview.uid != nil)
         #expect(try await fixture.store.currentResourceVersion() == 0)
@@ -219,9 +248,9 @@ struct StoreTests {
         #expect(duplicate?.code == .alreadyExists)
     }
 
-    @Test("list filters by namespace, labels and fields, and pages with limit and a continue position")
-    func list() async throws {
-        let fixture = try StoreFixture()
+    @Test("list filters by namespace, labels and fields, and pages with limit and a continue position", arguments: StoreBackend.allCases)
+    func list(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         for index in 0..<25 {
             let namespace = index % 2 == 0 ? "even" : "odd"
             _ = try await fixture.store.create(
@@ -250,9 +279,9 @@ struct StoreTests {
         #expect(seen.count == 25 && Set(seen).count == 25)
     }
 
-    @Test("watch replays from a resource version, then follows live changes, filtered by namespace")
-    func watchResume() async throws {
-        let fixture = try StoreFixture()
+    @Test("watch replays from a resource version, then follows live changes, filtered by namespace", arguments: StoreBackend.allCases)
+    func watchResume(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         let first = try await fixture.store.create(replicaSet("a"), as: replicaSets, dryRun: false)
         _ = try await fixture.store.create(replicaSet("b", namespace: "other"), as: replicaSets, dryRun: false)
         _ = try await fixture.store.create(replicaSet("c"), as: replicaSets, dryRun: false)
@@ -269,9 +298,9 @@ struct StoreTests {
         #expect(filtered.map(\.object.name) == ["a", "c", "a"])
     }
 
-    @Test("a watch from before the retained history is refused as expired (410)")
-    func watchExpired() async throws {
-        let fixture = try StoreFixture(retainedEvents: 5)
+    @Test("a watch from before the retained history is refused as expired (410)", arguments: StoreBackend.allCases)
+    func watchExpired(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend, retainedEvents: 5)
         for index in 0..<12 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
         let error = await #expect(throws: StoreError.self) { try await fixture.store.watch(replicaSets, namespace: nil, from: 3) }
         #expect(error?.code == .expired)
@@ -279,9 +308,9 @@ struct StoreTests {
         #expect(try await next(5, of: recent).map(\.resourceVersion) == [8, 9, 10, 11, 12])
     }
 
-    @Test("a watcher that falls behind its buffer is closed with an overflow error, after what it buffered")
-    func watchOverflow() async throws {
-        let fixture = try StoreFixture(watchBuffer: 4)
+    @Test("a watcher that falls behind its buffer is closed with an overflow error, after what it buffered", arguments: StoreBackend.allCases)
+    func watchOverflow(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend, watchBuffer: 4)
         let slow = try await fixture.store.watch(replicaSets, namespace: nil, from: nil)
         for index in 0..<10 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
         var received = 0
@@ -292,12 +321,12 @@ struct StoreTests {
         #expect(received == 4)
     }
 
-    @Test("objects and the resource version counter survive reopening the database")
-    func durability() async throws {
-        let fixture = try StoreFixture()
+    @Test("objects and the resource version counter survive reopening the database", arguments: StoreBackend.allCases)
+    func durability(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
         for index in 0..<50 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
         let before = try await fixture.store.currentResourceVersion()
-        let reopened = try fixture.reopen()
+        let reopened = try await fixture.reopen()
         #expect(try await reopened.currentResourceVersion() == before)
         #expect(try await reopened.list(replicaSets, options: .init()).objects.count == 50)
         let afterRestart = try await reopened.create(replicaSet("after"), as: replicaSets, dryRun: false)
