@@ -190,8 +190,8 @@ let package = Package(
         .executableTarget(
             name: "tether-hub",
             dependencies: [
-                "TetherHub", "TetherAPI", "TetherStore", "TetherPlugin", "BuiltinPlugins", "TetherSecurity", "TetherWire",
-                "TetherObservability", argumentParser, logging, lifecycle, unixSignals, nioCore,
+                "TetherHub", "TetherAPI", "TetherStore", "TetherStorePostgres", "TetherPlugin", "BuiltinPlugins", "TetherSecurity",
+                "TetherWire", "TetherObservability", argumentParser, logging, lifecycle, unixSignals, nioCore,
             ],
             swiftSettings: strictSettings
         ),

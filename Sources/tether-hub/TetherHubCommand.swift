@@ -10,6 +10,7 @@ import TetherObservability
 import TetherPlugin
 import TetherSecurity
 import TetherStore
+import TetherStorePostgres
 import TetherWire
 import UnixSignals
 
@@ -21,7 +22,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         discussion: """
             Reads its certificates from the federation directory made by `tetherctl init`, serves the
             Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on
-            mutual TLS 1.3, keeps its objects in DIR/hub.db, and writes the ports it bound to
+            mutual TLS 1.3, keeps its objects in DIR/hub.db (or PostgreSQL, --store), and writes the ports it bound to
             DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user).
             It watches hub.crt, hub.key, ca.crt and revoked.json in DIR and reloads them when they change
             and on SIGHUP, for both listeners: new handshakes use the new certificate (sessions continue;
@@ -43,6 +44,16 @@ struct TetherHubCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Seconds between agent heartbeats; a session silent for three is closed.")
     var heartbeatInterval: Double = 10
+
+    @Option(
+        name: .long,
+        help: """
+            Where the hub keeps its objects: `sqlite` (DIR/hub.db, the default) or a PostgreSQL URL, \
+            postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (password from PGPASSWORD) or \
+            postgres://USER@/DATABASE?host=/socket/directory. Several hubs may share one database: one drives \
+            the federation, the others wait as standbys and take over when it goes (docs/ha.md).
+            """)
+    var store = "sqlite"
 
     @Option(name: .long, help: "Changes kept for watches to resume from; an older resourceVersion gets 410 Expired.")
     var watchHistory: Int = 10_000
@@ -96,6 +107,13 @@ struct TetherHubCommand: AsyncParsableCommand {
         guard heartbeatInterval >= 0.05, heartbeatInterval <= 3600 else {
             throw ValidationError("--heartbeat-interval must be between 0.05 and 3600 seconds")
         }
+        if store != "sqlite" {
+            do {
+                _ = try PostgresLocation(url: store)
+            } catch {
+                throw ValidationError("--store: \(error)")
+            }
+        }
         guard watchHistory >= 1 else { throw ValidationError("--watch-history must be at least 1") }
         if let dnsStartupGrace, !(0...3600).contains(dnsStartupGrace) {
             throw ValidationError("--dns-startup-grace must be between 0 and 3600 seconds")
@@ -125,7 +143,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         let revocations = try RevocationList.load(from: directory.revocationListPath)
         let ledger = try RenewalLedger(path: directory.renewalLedgerPath)
         let ports = PortsFile(directory: directory, logger: logger)
-        let store = try SQLiteResourceStore(path: directory.databasePath, retainedEvents: watchHistory)
+        let (store, hubLock) = try await openStore(agentAddress: agentAddress, logger: logger)
         // The store belongs to this federation (a hub pointed at another's database stops here),
         // and its epoch tells agents whether it is the store they last heard from.
         let federationUID = try directory.federationUID()
@@ -236,7 +254,8 @@ struct TetherHubCommand: AsyncParsableCommand {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [engine, listener] + (engine.dnsPublishing.map { [$0] } ?? []) + [api, reloader],
+                services: [engine, listener] + (engine.dnsPublishing.map { [$0] } ?? []) + [api, reloader]
+                    + (hubLock.map { [HubLockWatch(lock: $0, logger: logger)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
@@ -244,6 +263,26 @@ struct TetherHubCommand: AsyncParsableCommand {
 }
 
 extension TetherHubCommand {
+    /// The store `--store` names; on PostgreSQL, also the hub lock, taken before anything of the
+    /// federation is touched (a standby waits here).
+    func openStore(agentAddress: HostAndPort, logger: Logger) async throws -> (any ResourceStore, PostgresHubLock?) {
+        guard store != "sqlite" else {
+            return (try SQLiteResourceStore(path: FederationDirectory(path: dir).databasePath, retainedEvents: watchHistory), nil)
+        }
+        let location = try PostgresLocation(url: store)
+        let opened = try await PostgresResourceStore.open(location, retainedEvents: watchHistory, logger: logger)
+        let holder = "tether-hub \(ProcessInfo.processInfo.hostName) \(agentAddress) pid \(getpid())"
+        let lock = try await PostgresHubLock.acquire(location, holder: holder, logger: logger) { current in
+            logger.notice(
+                "standing by: another hub drives this federation; taking over when it goes",
+                metadata: ["tether.event": "hub.standby", "tether.store": "\(location)", "tether.holder": "\(current)"])
+        }
+        logger.notice(
+            "this hub drives the federation",
+            metadata: ["tether.event": "hub.active", "tether.store": "\(location)", "tether.holder": "\(holder)"])
+        return (opened, lock)
+    }
+
     /// Rereads `access.json`: a good file replaces the policy in force; a bad one (or a file
     /// that went away) is refused and the policy in force stays.
     static func reloadAccess(_ access: AccessControl, from path: String, logger: Logger) {
@@ -312,5 +351,29 @@ actor PortsFile {
         } catch {
             logger.error("cannot write the ports file", metadata: ["tether.error": "\(error)"])
         }
+    }
+}
+
+/// Ends the hub when it loses the hub lock (PostgreSQL restarted, or the network to it cut): a
+/// standby may already drive the federation, and two must never do so at once. A supervisor
+/// restarts the hub, which then waits for the lock like any standby.
+struct HubLockWatch: Service {
+    let lock: PostgresHubLock
+    let logger: Logger
+
+    struct LockLost: Error, CustomStringConvertible {
+        var description: String {
+            "lost the hub lock (the connection to PostgreSQL ended); stopping so that two hubs never drive the federation at once. Restart the hub: it waits for the lock as a standby"
+        }
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await lock.lost() }
+        guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
+            await lock.release()
+            return
+        }
+        logger.critical("\(LockLost())", metadata: ["tether.event": "hub.lock_lost"])
+        throw LockLost()
     }
 }
