@@ -86,14 +86,31 @@ struct APIBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Repetitions of each latency measurement.")
     var repeats = 10
 
+    @Option(
+        name: .long,
+        help: "The hub's store: sqlite (DIR/hub.db) or postgres (a PostgreSQL 15 server this benchmark starts on a Unix socket).")
+    var store = "sqlite"
+
     @OptionGroup var options: CommonOptions
+
+    func validate() throws {
+        guard ["sqlite", "postgres"].contains(store) else { throw ValidationError("--store: say sqlite or postgres") }
+    }
 
     func run() async throws {
         let federation = try makeFederation(binDirectory: options.binDir, label: "api")
-        var report = Report("api")
+        var report = Report("api-\(store)")
         let api: HubAPIClient
+        // Held for the whole run: the server stops when it goes.
+        var postgres: PostgresServer?
         do {
-            _ = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true)
+            var storeArguments: [String] = []
+            if store == "postgres" {
+                let server = try await PostgresServer.start()
+                storeArguments = ["--store", server.url(database: try await server.createDatabase("bench"))]
+                postgres = server
+            }
+            _ = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true, extraArguments: storeArguments)
             api = try HubAPIClient(federation: federation, connections: 8)
         } catch {
             await federation.stopAll()
@@ -108,6 +125,7 @@ struct APIBenchmark: AsyncParsableCommand {
         }
         await api.shutdown()
         await federation.stopAll()
+        await postgres?.stop()
         try? FileManager.default.removeItem(atPath: federation.root)
         report.print()
     }

@@ -354,18 +354,15 @@ actor PortsFile {
     }
 }
 
-/// Ends the hub when it loses the hub lock (PostgreSQL restarted, or the network to it cut): a
-/// standby may already drive the federation, and two must never do so at once. A supervisor
-/// restarts the hub, which then waits for the lock like any standby.
+/// Ends the hub at once when it loses the hub lock (PostgreSQL restarted, or the network to it
+/// cut): a standby may already drive the federation, and two must never do so at once, so there
+/// is no graceful drain to wait for. The exit status is 75 (EX_TEMPFAIL): a supervisor restarts
+/// the hub, which then waits for the lock like any standby.
 struct HubLockWatch: Service {
     let lock: PostgresHubLock
     let logger: Logger
 
-    struct LockLost: Error, CustomStringConvertible {
-        var description: String {
-            "lost the hub lock (the connection to PostgreSQL ended); stopping so that two hubs never drive the federation at once. Restart the hub: it waits for the lock as a standby"
-        }
-    }
+    static let exitStatus: Int32 = 75
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await lock.lost() }
@@ -373,7 +370,9 @@ struct HubLockWatch: Service {
             await lock.release()
             return
         }
-        logger.critical("\(LockLost())", metadata: ["tether.event": "hub.lock_lost"])
-        throw LockLost()
+        logger.critical(
+            "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
+            metadata: ["tether.event": "hub.lock_lost", "tether.exit_status": "\(Self.exitStatus)"])
+        exit(Self.exitStatus)
     }
 }

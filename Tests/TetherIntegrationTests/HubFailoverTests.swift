@@ -68,4 +68,25 @@ struct HubFailoverTests {
             #expect(agent.lines.filter { $0.event == "applier.pruned" }.isEmpty, "the agent pruned something during the failover")
         }
     }
+
+    @Test("the active hub that loses its connection to PostgreSQL stops, saying why, rather than drive the federation beside a successor")
+    func lockLost() async throws {
+        // A server of its own, to restart.
+        let server = try await PostgresServer.start()
+        let store = server.url(database: try await server.createDatabase("lost"))
+        try await withFederation { federation in
+            let (hub, _) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--store", store])
+            try await hub.waitForEvent("hub.active", within: .seconds(5))
+            await server.stop()
+            let lost = try await hub.waitForEvent("hub.lock_lost", within: .seconds(30))
+            #expect(lost.raw.contains("Restart the hub"), "\(lost)")
+            let status = await hub.waitForExit(within: .seconds(30))
+            #expect(status == 75, "the hub exited with \(String(describing: status)); it logged:\n\(hub.tail(30))")
+            // Restarted with the database back, it drives the federation again.
+            try await server.start()
+            let (again, _) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--store", store])
+            try await again.waitForEvent("hub.active", within: .seconds(5))
+        }
+        await server.stop()
+    }
 }
