@@ -29,7 +29,7 @@ FUZZ_TARGETS := frame json protobuf patch selectors yaml pem
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps build bench-build bench test demo clean fuzz fuzz-smoke fuzz-merge chaos format format-check images
+.PHONY: help deps build bench-build bench test test-postgres demo clean fuzz fuzz-smoke fuzz-merge chaos format format-check images
 
 # Container images of the agent and the hub (deploy/*.Containerfile), with docker or podman.
 IMAGE_TAG ?= 0.1.0
@@ -90,7 +90,13 @@ $(PYTHON_CLIENT):
 # Tests that measure time against a bound (clean stops within 2 s, the fault suite's convergence)
 # run after the rest, one at a time: with the whole suite at once on two cores, a debug-built
 # process can wait seconds for a CPU.
+empty :=
+space := $(empty) $(empty)
 TIMED_TESTS := StoppingTests|FaultSuiteTests
+# Tests on a real PostgreSQL share one server per test process (started on first use, stopped
+# when the process ends); each suite runs in a process of its own, bounded, after the rest.
+# The store's contract on PostgreSQL runs with `make test-postgres` (docs/testing.md says why).
+POSTGRES_TESTS := HubFailoverTests
 # At most this many tests at once: unbounded, the 250 tests (each starting hubs, agents and
 # members, or running an agent in process) finish no sooner on two cores, but a test's own
 # tasks can wait tens of seconds for a thread and miss deadlines that are real (a hub's hello
@@ -106,10 +112,16 @@ test: deps $(KUBECTL_LEGACY) $(PYTHON_CLIENT) format-check
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift build --package-path Benchmarks $(SWIFT_FLAGS)
 	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) TETHER_PYTHON=$(abspath $(PYTHON_CLIENT)) \
-		swift test --skip-build --skip '$(TIMED_TESTS)' \
+		swift test --skip-build --skip '$(TIMED_TESTS)|$(subst $(space),|,$(POSTGRES_TESTS))' \
 		--experimental-maximum-parallelization-width $(TEST_WIDTH)
+	for suite in $(POSTGRES_TESTS); do timeout 900 swift test --skip-build --filter $$suite || exit 1; done
 	swift test --skip-build --no-parallel --filter '$(TIMED_TESTS)'
 	$(MAKE) fuzz-smoke
+
+# The store contract and the shared-store tests on a real PostgreSQL 15, in a process of their own.
+test-postgres: deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	TETHER_TEST_POSTGRES=1 timeout 900 swift test --skip-build --filter TetherStoreTests
 
 fuzz-smoke: deps
 	swift build -c debug --product tether-fuzz --scratch-path .build-fuzz $(FUZZ_FLAGS)

@@ -159,6 +159,10 @@ public protocol ResourceStore: Sendable {
     /// Binds the store to the federation `uid`: recorded the first time; an error if the store
     /// already belongs to another federation (a hub pointed at the wrong directory's database).
     func claimFederation(_ uid: String) async throws(StoreError)
+    /// A small document the hub keeps beside the objects (each cluster's revision), outside the
+    /// object space: not versioned, not watched, replaced whole. Nil when never written.
+    func document(_ name: String) async throws(StoreError) -> String?
+    func setDocument(_ name: String, to text: String) async throws(StoreError)
 }
 
 public typealias WatchStream = AsyncThrowingStream<WatchEvent, any Error>

@@ -103,6 +103,16 @@ public final class SQLiteResourceStore: ResourceStore {
         }
     }
 
+    public func document(_ name: String) async throws(StoreError) -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: ["document:" + name]) }
+    }
+
+    public func setDocument(_ name: String, to text: String) async throws(StoreError) {
+        try await write(dryRun: false) { context in
+            try context.db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: ["document:" + name, text])
+        }
+    }
+
     // MARK: Reads
 
     public func get(_ type: ResourceType, namespace: String?, name: String) async throws(StoreError) -> JSONValue {

@@ -204,6 +204,18 @@ public final class PostgresResourceStore: ResourceStore {
         }
     }
 
+    public func document(_ name: String) async throws(StoreError) -> String? {
+        try await meta("document:" + name)
+    }
+
+    public func setDocument(_ name: String, to text: String) async throws(StoreError) {
+        let key = "document:" + name
+        _ = try await Self.mappingErrors("store write") {
+            try await self.client.query(
+                "INSERT INTO tether_meta VALUES (\(key), \(text)) ON CONFLICT (name) DO UPDATE SET value = excluded.value", logger: self.logger)
+        }
+    }
+
     private func meta(_ name: String) async throws(StoreError) -> String? {
         try await Self.mappingErrors("store read") {
             var value: String?

@@ -173,7 +173,8 @@ struct TetherHubCommand: AsyncParsableCommand {
         var federation = FederationSettings()
         federation.rebalanceAfter = .milliseconds(Int64(rebalanceAfter * 1000))
         federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
-        federation.revisionsPath = directory.federationRevisionsPath
+        // On a shared store the revisions live in it, for whichever hub drives the federation next.
+        if hubLock == nil { federation.revisionsPath = directory.federationRevisionsPath } else { federation.revisionsInStore = true }
         federation.autoJoin = autoJoin
         if let dns = config.dns {
             let grace = dnsStartupGrace ?? heartbeatInterval * 3

@@ -130,6 +130,13 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A namespace the agent never writes in; repeatable (default: kube-system, kube-public, kube-node-lease).")
     var denyNamespace: [String] = []
 
+    @Option(
+        name: .customLong("hub-address"),
+        help:
+            "A hub agent-listener address host:port for agent.json (repeatable: every hub sharing the store, in order; default: each hub host at the port in DIR/hub.ports.json)."
+    )
+    var hubAddresses: [String] = []
+
     @Option(name: .long, help: "The hub's API URL; default: from DIR/hub.ports.json.")
     var hub: String?
 
@@ -182,7 +189,8 @@ struct JoinCommand: AsyncParsableCommand {
         }
         let ports = try directory.readPorts()
         let hosts = (try? directory.loadConfig().hubHosts) ?? ["127.0.0.1"]
-        let addresses = ports?.agent.map { port in hosts.map { "\($0.contains(":") ? "[\($0)]" : $0):\(port)" } }
+        let addresses =
+            hubAddresses.isEmpty ? ports?.agent.map { port in hosts.map { "\($0.contains(":") ? "[\($0)]" : $0):\(port)" } } : hubAddresses
         let bundle = try directory.issueAgentBundle(cluster: name, to: out, hubAddresses: addresses)
         if !allowKind.isEmpty || !allowNamespace.isEmpty || !denyNamespace.isEmpty {
             var manifest = try bundle.loadManifest()

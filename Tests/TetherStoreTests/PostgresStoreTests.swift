@@ -9,7 +9,7 @@ import TetherTestSupport
 
 /// What only the PostgreSQL store promises: several stores (hubs) on one database, each
 /// seeing every other's writes, across lost notifications and a restarted server.
-@Suite("PostgreSQL store shared by several hubs")
+@Suite("PostgreSQL store shared by several hubs", .enabled(if: StoreBackend.postgresEnabled, "make test-postgres runs it"))
 struct PostgresStoreTests {
     @Test("a watch on store B sees every write made on A and on B, in order, once each")
     func watchAcrossStores() async throws {

@@ -15,7 +15,7 @@ struct StoreLimitsTests {
         return ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "namespace": "default"], "data": ["k": data]]
     }
 
-    @Test("the store refuses an object past its limits on every kind of write, whoever writes", arguments: StoreBackend.allCases)
+    @Test("the store refuses an object past its limits on every kind of write, whoever writes", arguments: StoreBackend.tested)
     func limits(_ backend: StoreBackend) async throws {
         let limits = ObjectLimits(maximumBytes: 2_000, maximumStoredBytes: 4_000, maximumDepth: 10)
         let fixture = try await StoreFixture(backend, limits: limits)
@@ -48,7 +48,7 @@ struct StoreLimitsTests {
 
     @Test(
         "a watch from an old version replays the whole history in pages, then live changes, none twice and none missed",
-        arguments: StoreBackend.allCases)
+        arguments: StoreBackend.tested)
     func pagedReplay(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend, retainedEvents: 100_000)
         let store = fixture.store
@@ -69,7 +69,7 @@ struct StoreLimitsTests {
         #expect(Set(events.compactMap(\.object.name)).count == 600)
     }
 
-    @Test("a watch whose history is compacted away while it replays ends as expired", arguments: StoreBackend.allCases)
+    @Test("a watch whose history is compacted away while it replays ends as expired", arguments: StoreBackend.tested)
     func compactedDuringReplay(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend, retainedEvents: 150)
         let store = fixture.store

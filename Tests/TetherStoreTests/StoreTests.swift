@@ -27,6 +27,12 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case postgres
 
     var testDescription: String { rawValue }
+
+    /// PostgreSQL only when asked (`make test-postgres`): with a server in the test process, the
+    /// process has been seen to stall once a server stops under connected stores (docs/testing.md).
+    static var postgresEnabled: Bool { ProcessInfo.processInfo.environment["TETHER_TEST_POSTGRES"] == "1" }
+
+    static var tested: [StoreBackend] { postgresEnabled ? allCases : [.sqlite] }
 }
 
 /// A new, empty store; `reopen` gives a new store on the same data, as after a restart (or, on
@@ -85,7 +91,7 @@ func next(_ count: Int, of stream: WatchStream, within timeout: Duration = .seco
 
 @Suite("Resource store")
 struct StoreTests {
-    @Test("create assigns uid, creationTimestamp, generation 1 and the next resource version", arguments: StoreBackend.allCases)
+    @Test("create assigns uid, creationTimestamp, generation 1 and the next resource version", arguments: StoreBackend.tested)
     func create(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let first = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -105,7 +111,7 @@ struct StoreTests {
         #expect(named.name?.hasPrefix("web-") == true && named.name?.count == 9)
     }
 
-    @Test("invalid objects are refused and nothing is written", arguments: StoreBackend.allCases)
+    @Test("invalid objects are refused and nothing is written", arguments: StoreBackend.tested)
     func invalid(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         for object: JSONValue in [.array([]), ["metadata": ["namespace": "default"]], ["metadata": ["name": "x"]]] {
@@ -115,7 +121,7 @@ struct StoreTests {
         #expect(try await fixture.store.currentResourceVersion() == 0)
     }
 
-    @Test("an update with a stale resourceVersion is a conflict and changes nothing", arguments: StoreBackend.allCases)
+    @Test("an update with a stale resourceVersion is a conflict and changes nothing", arguments: StoreBackend.tested)
     func staleUpdate(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -129,7 +135,7 @@ struct StoreTests {
         #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").labels == ["v": "1"])
     }
 
-    @Test("of many concurrent updates from the same version, exactly one wins", arguments: StoreBackend.allCases)
+    @Test("of many concurrent updates from the same version, exactly one wins", arguments: StoreBackend.tested)
     func concurrentConflicts(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -147,7 +153,7 @@ struct StoreTests {
         #expect(try await fixture.store.currentResourceVersion() == 2)
     }
 
-    @Test("generation moves only with the spec; a write of what is stored changes nothing", arguments: StoreBackend.allCases)
+    @Test("generation moves only with the spec; a write of what is stored changes nothing", arguments: StoreBackend.tested)
     func generation(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         var object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -170,7 +176,7 @@ struct StoreTests {
         #expect(unchanged.resourceVersion == statusWritten.resourceVersion)
     }
 
-    @Test("delete honours finalizers: marked first, removed when the last finalizer goes", arguments: StoreBackend.allCases)
+    @Test("delete honours finalizers: marked first, removed when the last finalizer goes", arguments: StoreBackend.tested)
     func finalizers(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         var object = replicaSet("web")
@@ -196,7 +202,7 @@ struct StoreTests {
 
     @Test(
         "a delete that adds a finalizer (propagationPolicy Orphan) marks the object and waits for that finalizer to go",
-        arguments: StoreBackend.allCases)
+        arguments: StoreBackend.tested)
     func deleteAddingFinalizer(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         _ = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -215,7 +221,7 @@ struct StoreTests {
         #expect(missing?.code == .notFound)
     }
 
-    @Test("delete preconditions on uid and resourceVersion", arguments: StoreBackend.allCases)
+    @Test("delete preconditions on uid and resourceVersion", arguments: StoreBackend.tested)
     func deletePreconditions(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let object = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
@@ -235,7 +241,7 @@ struct StoreTests {
         }
     }
 
-    @Test("dry run checks everything and stores nothing", arguments: StoreBackend.allCases)
+    @Test("dry run checks everything and stores nothing", arguments: StoreBackend.tested)
     func dryRun(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let preview = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: true)
@@ -248,7 +254,7 @@ struct StoreTests {
         #expect(duplicate?.code == .alreadyExists)
     }
 
-    @Test("list filters by namespace, labels and fields, and pages with limit and a continue position", arguments: StoreBackend.allCases)
+    @Test("list filters by namespace, labels and fields, and pages with limit and a continue position", arguments: StoreBackend.tested)
     func list(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         for index in 0..<25 {
@@ -279,7 +285,7 @@ struct StoreTests {
         #expect(seen.count == 25 && Set(seen).count == 25)
     }
 
-    @Test("watch replays from a resource version, then follows live changes, filtered by namespace", arguments: StoreBackend.allCases)
+    @Test("watch replays from a resource version, then follows live changes, filtered by namespace", arguments: StoreBackend.tested)
     func watchResume(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         let first = try await fixture.store.create(replicaSet("a"), as: replicaSets, dryRun: false)
@@ -298,7 +304,7 @@ struct StoreTests {
         #expect(filtered.map(\.object.name) == ["a", "c", "a"])
     }
 
-    @Test("a watch from before the retained history is refused as expired (410)", arguments: StoreBackend.allCases)
+    @Test("a watch from before the retained history is refused as expired (410)", arguments: StoreBackend.tested)
     func watchExpired(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend, retainedEvents: 5)
         for index in 0..<12 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }
@@ -308,7 +314,7 @@ struct StoreTests {
         #expect(try await next(5, of: recent).map(\.resourceVersion) == [8, 9, 10, 11, 12])
     }
 
-    @Test("a watcher that falls behind its buffer is closed with an overflow error, after what it buffered", arguments: StoreBackend.allCases)
+    @Test("a watcher that falls behind its buffer is closed with an overflow error, after what it buffered", arguments: StoreBackend.tested)
     func watchOverflow(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend, watchBuffer: 4)
         let slow = try await fixture.store.watch(replicaSets, namespace: nil, from: nil)
@@ -321,7 +327,7 @@ struct StoreTests {
         #expect(received == 4)
     }
 
-    @Test("objects and the resource version counter survive reopening the database", arguments: StoreBackend.allCases)
+    @Test("objects and the resource version counter survive reopening the database", arguments: StoreBackend.tested)
     func durability(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
         for index in 0..<50 { _ = try await fixture.store.create(replicaSet("rs-\(index)"), as: replicaSets, dryRun: false) }

@@ -102,11 +102,30 @@ extension FederationEngine {
         }
     }
 
+    static let revisionsDocument = "federation-revisions"
+
+    /// What an earlier run (or another hub on the same store) kept; nil when nothing was.
+    func readRevisions() async -> [String: RevisionRecord]? {
+        if settings.revisionsInStore {
+            guard let text = try? await store.document(Self.revisionsDocument) else { return nil }
+            return try? JSONValueDecoder().decode([String: RevisionRecord].self, from: Array(text.utf8))
+        }
+        return settings.revisionsPath.flatMap { path in
+            try? JSONValueDecoder().decode([String: RevisionRecord].self, from: AtomicFile.read(path))
+        }
+    }
+
     /// Compact, with sorted keys: one line per write for thousands of clusters.
-    func writeRevisions(_ records: [String: RevisionRecord]) {
-        guard let path = settings.revisionsPath else { return }
+    func writeRevisions(_ records: [String: RevisionRecord]) async {
         do {
-            try AtomicFile.write(Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
+            let encoded = Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")]
+            if settings.revisionsInStore {
+                try await store.setDocument(Self.revisionsDocument, to: String(decoding: encoded, as: UTF8.self))
+            } else if let path = settings.revisionsPath {
+                try AtomicFile.write(encoded, to: path, mode: 0o644)
+            } else {
+                return
+            }
             handle(.revisionsWritten(records))
         } catch {
             logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])

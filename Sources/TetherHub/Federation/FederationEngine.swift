@@ -21,6 +21,9 @@ public struct FederationSettings: Sendable {
     /// Where each cluster's revision and a digest of its desired set are kept across restarts
     /// (`D/federation-revisions.json`); nil keeps them in memory only.
     public var revisionsPath: String?
+    /// Keep them in the store instead (``ResourceStore/document(_:)``), where every hub on a
+    /// shared store finds them: a standby that takes over resumes each agent with a delta.
+    public var revisionsInStore = false
     /// Register a cluster when its agent first connects (demo, development). Off, a cluster must
     /// be joined (`tetherctl join`) before its agent is admitted.
     public var autoJoin = false
@@ -39,7 +42,7 @@ public struct FederationSettings: Sendable {
     var state: FederationState.Settings {
         FederationState.Settings(
             rebalanceAfter: rebalanceAfter, offlineAfter: offlineAfter, unjoinPruneTimeout: unjoinPruneTimeout, chunkBytes: chunkBytes,
-            retryBackoff: retryBackoff, autoJoin: autoJoin, persistsRevisions: revisionsPath != nil
+            retryBackoff: retryBackoff, autoJoin: autoJoin, persistsRevisions: revisionsPath != nil || revisionsInStore
         )
     }
 }
@@ -175,9 +178,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     public func run() async throws {
-        let revisions = settings.revisionsPath.flatMap { path in
-            try? JSONValueDecoder().decode([String: RevisionRecord].self, from: AtomicFile.read(path))
-        }
+        let revisions = await readRevisions()
         let collections = self.collections
         handle(
             .started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
@@ -202,7 +203,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// Writes what must outlive the process, then ends the engine's work.
     private func stop() async {
         for action in state.on(.stopping) {
-            if case .writeRevisions(let records) = action { writeRevisions(records) } else { perform(action) }
+            if case .writeRevisions(let records) = action { await writeRevisions(records) } else { perform(action) }
         }
         sessionEvents.finish()
         writers.finish()
