@@ -10,7 +10,9 @@ import WorkloadsPlugin
 /// The plugins compiled into Tether, and the registries the executables serve from them.
 public enum BuiltinPlugins {
     /// Every family of Kubernetes kinds Tether propagates.
-    public static let kubernetesFamilies: [any ResourcePlugin] = [ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin()]
+    public static let kubernetesFamilies: [any ResourcePlugin] = [
+        ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin(), CustomResourceDefinitionPlugin(),
+    ]
 
     /// What the hub serves: the Kubernetes kinds and Tether's own.
     public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin()])

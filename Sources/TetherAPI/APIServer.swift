@@ -97,11 +97,14 @@ public final class APIServer: Service, Sendable {
     private let gate: ConnectionGate
     /// Who may do what; ``updateAccess(_:)`` replaces it.
     public let access: AccessControl
+    /// Serves the kinds CustomResourceDefinitions define; nil when the registry has no such kind.
+    private let definitions: CustomResourceDefinitionController?
 
     public init(
         configuration: APIServerConfiguration,
         store: any ResourceStore,
         registry: KindRegistry,
+        catalog: KindCatalog? = nil,
         material: TLSMaterial,
         revocations: RevocationList = RevocationList(),
         access: AccessControl,
@@ -124,9 +127,11 @@ public final class APIServer: Service, Sendable {
         self.onBound = onBound
         self.access = access
         self.gate = ConnectionGate(name: "api", limits: configuration.connections, logger: logger)
+        let catalog = catalog ?? KindCatalog(builtin: registry)
+        self.definitions = catalog.servesDefinitions ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.handler = ResourceHandler(
             store: store,
-            registry: registry,
+            catalog: catalog,
             access: access,
             limiter: InFlightLimiter(limits: configuration.requests),
             trustDomain: material.identity.trustDomain,
@@ -134,18 +139,29 @@ public final class APIServer: Service, Sendable {
             faults: faults,
             metrics: metrics,
             logger: logger,
-            openAPI: OpenAPIDocuments(registry: registry, serverVersion: configuration.serverVersion),
+            openAPIDocuments: OpenAPICache(),
             memberProxy: tunnel.map { MemberProxy(tunnel: $0, access: access, maximumBodyBytes: configuration.maximumBodyBytes, logger: logger) }
         )
     }
 
-    /// Creates the `default` namespace if the store has none, as every Kubernetes API has one.
+    /// Creates the `default` namespace if the store has none, as every Kubernetes API has one,
+    /// and serves the kinds the stored CustomResourceDefinitions define.
     public func prepare() async throws {
         try await handler.ensureDefaultNamespace()
+        try await definitions?.load()
     }
 
     public func run() async throws {
         try await prepare()
+        guard let definitions else { return try await serve() }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await definitions.run() }
+            try await serve()
+            group.cancelAll()
+        }
+    }
+
+    private func serve() async throws {
         let router = APIRoutes.router(handler)
         var tls = try TetherTLS.apiServerConfiguration(material)
         let credentials = self.credentials

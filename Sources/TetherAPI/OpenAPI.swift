@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TetherJSON
 import TetherModel
 import TetherPlugin
@@ -11,6 +12,19 @@ import TetherPlugin
 ///   version whose PATCH operations declare the `fieldValidation` parameter, which tells
 ///   kubectl 1.27+ to leave validation to the server (`fieldValidation=Strict`), and whose
 ///   schemas `kubectl explain` reads.
+/// The documents of one generation of a ``KindCatalog``: built on first use after it changes.
+final class OpenAPICache: Sendable {
+    private let current = Mutex<(generation: UInt64, documents: OpenAPIDocuments)?>(nil)
+
+    func documents(for catalog: KindCatalog, serverVersion: String) -> OpenAPIDocuments {
+        let generation = catalog.generation
+        if let cached = current.withLock({ $0 }), cached.generation == generation { return cached.documents }
+        let documents = OpenAPIDocuments(registry: catalog.registry, serverVersion: serverVersion)
+        current.withLock { $0 = (generation, documents) }
+        return documents
+    }
+}
+
 struct OpenAPIDocuments: Sendable {
     let v2JSON: Data
     let v2Protobuf: [UInt8]

@@ -14,7 +14,9 @@ import TetherStore
 /// routes to them; the middleware has parsed the query and authenticated the caller).
 struct ResourceHandler: Sendable {
     let store: any ResourceStore
-    let registry: KindRegistry
+    /// The kinds served now: the plugins' and those CustomResourceDefinitions define.
+    let catalog: KindCatalog
+    var registry: KindRegistry { catalog.registry }
     let access: AccessControl
     let limiter: InFlightLimiter
     let trustDomain: String
@@ -23,7 +25,9 @@ struct ResourceHandler: Sendable {
     /// The Prometheus text exposition of the process's metrics; nil serves no `/metrics`.
     let metrics: (@Sendable () -> [UInt8])?
     let logger: Logger
-    let openAPI: OpenAPIDocuments
+    let openAPIDocuments: OpenAPICache
+    /// The OpenAPI documents of the kinds served now, rebuilt after a definition changes them.
+    var openAPI: OpenAPIDocuments { openAPIDocuments.documents(for: catalog, serverVersion: configuration.serverVersion) }
     /// `/clusters/NAME/proxy/`: only at the hub, whose agents carry the tunnel.
     var memberProxy: MemberProxy? = nil
 

@@ -196,9 +196,13 @@ struct ResourceOperation {
             }
             try await requireNamespace(namespace)
         }
+        if let definition = kind.definition, handler.catalog.definition(named: definition)?.terminating == true {
+            throw APIError.methodNotAllowed("create not allowed while custom resource definition \(definition) is terminating")
+        }
         object = try admitted(Self.withoutServerFields(object))
         object = try ownership(of: object, current: nil, applied: applying ? body : nil)
         let created = try await store.create(object, as: type, dryRun: dryRun)
+        if !dryRun { await definitionServed(created) }
         return ResourceHandler.json(created, status: .created)
     }
 
@@ -253,7 +257,19 @@ struct ResourceOperation {
         guard path.subresource != "status" else { return try await store.updateStatus(object, as: type, dryRun: dryRun) }
         var admittedObject = try admitted(object)
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
-        return try await store.update(admittedObject, as: type, dryRun: dryRun)
+        let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
+        if !dryRun { await definitionServed(updated) }
+        return updated
+    }
+
+    /// After a write of a CustomResourceDefinition, waits (5 s at most) until the kinds served
+    /// reflect it, so `kubectl apply -f crd.yaml` then `-f objects.yaml` works as on kube-apiserver.
+    private func definitionServed(_ written: JSONValue) async {
+        guard kind.group == CustomResourceDefinition.group, kind.plural == "customresourcedefinitions", let version = written.resourceVersion
+        else { return }
+        if !(await handler.catalog.waitUntilApplied(version, timeout: .seconds(5))) {
+            warnings.add(["the definition is stored but not yet served; retry its objects in a moment"])
+        }
     }
 
     /// The object as the kind's plugin normalizes it, or 422 listing every problem the plugin finds.
@@ -271,7 +287,8 @@ struct ResourceOperation {
         }
         let findings = kind.schema.check(object)
         let cannotHandle = "\(kind.kind) in version \"\(kind.version)\" cannot be handled as a \(kind.kind)"
-        if let wrong = findings.wrongTypes.first {
+        // A custom kind's schema reports wrong types itself, as 422s naming each field.
+        if let wrong = findings.wrongTypes.first, kind.definition == nil {
             let more = findings.wrongTypes.count > 1 ? " (and \(findings.wrongTypes.count - 1) more)" : ""
             throw APIError.badRequest("\(cannotHandle): field \(wrong.path) must be \(wrong.expected)\(more)")
         }
@@ -317,6 +334,7 @@ struct ResourceOperation {
         let outcome = try await store.delete(
             type, namespace: path.namespace, name: path.name ?? "", preconditions: options, dryRun: dryRun
         )
+        if !dryRun, case .finalizing(let object) = outcome { await definitionServed(object) }
         switch outcome {
         case .deleted(let object): return ResourceHandler.json(object)
         case .finalizing(let object): return ResourceHandler.json(object, status: .accepted)

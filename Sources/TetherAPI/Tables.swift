@@ -43,12 +43,6 @@ struct TableWriter {
         guard let stamp = object.metadata["creationTimestamp"]?.stringValue,
             let created = try? Date(stamp, strategy: .iso8601)
         else { return "<unknown>" }
-        let seconds = max(0, Int(now.timeIntervalSince(created)))
-        switch seconds {
-        case ..<120: return "\(seconds)s"
-        case ..<(120 * 60): return "\(seconds / 60)m"
-        case ..<(48 * 3600): return "\(seconds / 3600)h"
-        default: return "\(seconds / 86_400)d"
-        }
+        return ObjectAge.since(created, now: now)
     }
 }

@@ -55,6 +55,9 @@ public struct KindDescriptor: Sendable {
     /// kinds whose fields are `message`s all the way down: a protobuf body of the kind is then
     /// decoded from `fields`. Nil: the kind takes JSON only.
     public var protobufNumbers: [String: Int]?
+    /// The CustomResourceDefinition that defines the kind (`crontabs.stable.example.com`); nil for
+    /// the kinds plugins declare. Its schema's findings are 422s, as kube-apiserver answers them.
+    public var definition: String?
 
     public init(
         group: String,

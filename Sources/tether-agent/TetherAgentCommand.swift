@@ -97,9 +97,16 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap); repeatable. Default: agent.json's allowKinds, else the kinds of its plugins but RBAC."
+            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap) or group/* for every kind of a group; repeatable. Default: agent.json's allowKinds, else the kinds of its plugins but RBAC and CustomResourceDefinitions."
     )
     var allowKind: [String] = []
+
+    @Option(
+        name: .long,
+        help:
+            "A kind the agent may write besides those --allow-kind or the default allow, such as apiextensions.k8s.io/CustomResourceDefinition or stable.example.com/*; repeatable."
+    )
+    var alsoAllowKind: [String] = []
 
     @Option(
         name: .long, help: "A namespace the agent may write in; repeatable. Default: agent.json's allowNamespaces, else every namespace not denied.")
@@ -157,8 +164,8 @@ struct TetherAgentCommand: AsyncParsableCommand {
         for kind in tunnelReadKind where !kind.contains("/") {
             throw ValidationError("--tunnel-read-kind \(kind): write group/Kind, with an empty group for the core kinds (/Pod)")
         }
-        for kind in allowKind where !kind.contains("/") {
-            throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap)")
+        for kind in allowKind + alsoAllowKind where !kind.contains("/") {
+            throw ValidationError("--allow-kind \(kind): write group/Kind, with an empty group for the core kinds (/ConfigMap), or group/*")
         }
         guard (1...64).contains(workers), (1...256).contains(maxRequests) else {
             throw ValidationError("--workers must be 1 to 64 and --max-requests 1 to 256")
@@ -176,8 +183,8 @@ struct TetherAgentCommand: AsyncParsableCommand {
         let namespaces = !allowNamespace.isEmpty ? allowNamespace : manifest.allowNamespaces
         let denied = !denyNamespace.isEmpty ? denyNamespace : manifest.denyNamespaces
         return AllowList(
-            kinds: kinds.map(Set.init)
-                ?? Set(registry.kindsAllowedByDefault.map { AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind) }),
+            kinds: (kinds.map(Set.init) ?? Set(registry.kindsAllowedByDefault.map { AllowList.key(apiVersion: $0.apiVersion, kind: $0.kind) }))
+                .union(alsoAllowKind),
             namespaces: namespaces.map(Set.init),
             deniedNamespaces: denied.map(Set.init) ?? AllowList.defaultDeniedNamespaces
         )

@@ -191,7 +191,9 @@ struct TetherHubCommand: AsyncParsableCommand {
                 "DNS records are not published: the federation has no DNS zone; set one with `tetherctl dns set --dir \(dir) --dns-zone ZONE` and restart the hub",
                 metadata: ["tether.event": "dns.off"])
         }
-        let engine = FederationEngine(store: store, registry: BuiltinPlugins.hub, settings: federation, logger: logger)
+        // One catalog for the API and the engine: a kind a CustomResourceDefinition adds is served and federated.
+        let catalog = KindCatalog(builtin: BuiltinPlugins.hub)
+        let engine = FederationEngine(store: store, catalog: catalog, settings: federation, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(
                 address: agentAddress,
@@ -222,6 +224,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             ),
             store: store,
             registry: BuiltinPlugins.hub,
+            catalog: catalog,
             material: material,
             revocations: revocations,
             access: access,
@@ -230,6 +233,8 @@ struct TetherHubCommand: AsyncParsableCommand {
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
+        // The stored definitions first: the engine's first lists must include their kinds' objects.
+        try await api.prepare()
         try await engine.prepare()
         let reloader = CertificateReloader(
             directory: directory,

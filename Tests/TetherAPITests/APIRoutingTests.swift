@@ -8,6 +8,7 @@ import NIOCore
 import Testing
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherSecurity
 import TetherStore
 
@@ -32,9 +33,10 @@ struct APIRoutingTests {
         )
         let configuration = APIServerConfiguration()
         let handler = ResourceHandler(
-            store: store, registry: BuiltinPlugins.hub, access: AccessControl(policy), limiter: InFlightLimiter(limits: configuration.requests),
+            store: store, catalog: KindCatalog(builtin: BuiltinPlugins.hub), access: AccessControl(policy),
+            limiter: InFlightLimiter(limits: configuration.requests),
             trustDomain: "tether.test", configuration: configuration, faults: nil, metrics: nil, logger: Logger(label: "test.api"),
-            openAPI: OpenAPIDocuments(registry: BuiltinPlugins.hub, serverVersion: "test")
+            openAPIDocuments: OpenAPICache()
         )
         try await handler.ensureDefaultNamespace()
         let app = Application(router: APIRoutes.router(handler))

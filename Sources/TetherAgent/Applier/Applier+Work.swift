@@ -132,6 +132,9 @@ extension Applier {
             throw KubernetesError(
                 status: 404, reason: "NotFound", message: "the member cluster does not serve \(reference.apiVersion) \(reference.kind)")
         }
+        // A kind the member did not serve when the desired set came (its definition was applied
+        // just now) is watched from now on, so its objects' health is reported like any other's.
+        watch(["\(reference.apiVersion)/\(reference.kind)"])
         return resource
     }
 

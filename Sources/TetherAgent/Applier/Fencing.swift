@@ -167,7 +167,8 @@ struct Fencing: Sendable {
 /// `--deny-namespace`, or `allowKinds`/`allowNamespaces`/`denyNamespaces` in agent.json). A
 /// desired object outside it is refused and reported, never applied, and never pruned.
 public struct AllowList: Sendable, Hashable {
-    /// `group/Kind` (the core group is empty: `/ConfigMap`).
+    /// `group/Kind` (the core group is empty: `/ConfigMap`), or `group/*` for every kind of a
+    /// group (the kinds a CustomResourceDefinition of that group defines).
     public var kinds: Set<String>
     /// Nil: every namespace not denied.
     public var namespaces: Set<String>?
@@ -190,7 +191,8 @@ public struct AllowList: Sendable, Hashable {
     /// Why the agent may not write `reference`, or nil.
     public func refusal(of reference: ObjectReference) -> String? {
         let key = Self.key(apiVersion: reference.apiVersion, kind: reference.kind)
-        guard kinds.contains(key) else {
+        let everyKindOfGroup = "\(key.split(separator: "/", omittingEmptySubsequences: false)[0])/*"
+        guard kinds.contains(key) || kinds.contains(everyKindOfGroup) else {
             return
                 "refused by this agent's allow-list: kind \(key) is not allowed (allowed: \(kinds.sorted().joined(separator: ", ")); add it with --allow-kind)"
         }

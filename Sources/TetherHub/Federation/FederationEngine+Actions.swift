@@ -17,6 +17,8 @@ enum FederationWork: Sendable {
     case raiseStoreVersion(UInt64)
     case forgetEvents(namespace: String?, uid: String)
     case collectPropagations(keep: Set<String>, before: Date)
+    /// Lists then watches the objects of a kind a CustomResourceDefinition added.
+    case follow(ResourceType)
 }
 
 extension FederationEngine {
@@ -99,6 +101,8 @@ extension FederationEngine {
             await writers.forgetEvents(namespace: namespace, uid: uid)
         case .collectPropagations(let keep, let before):
             await collectPropagations(keep: keep, before: before)
+        case .follow(let type):
+            await follow(.federated(type), type)
         }
     }
 

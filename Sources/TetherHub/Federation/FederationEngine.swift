@@ -52,7 +52,9 @@ public struct FederationSettings: Sendable {
 /// writes, timers, logs, metrics). Every decision is the state's.
 public actor FederationEngine: Service, HubSessionObserver {
     let store: any ResourceStore
-    let registry: KindRegistry
+    /// The kinds served now; custom kinds come and go with their definitions.
+    let catalog: KindCatalog
+    var registry: KindRegistry { catalog.registry }
     let logger: Logger
     let settings: FederationSettings
     var state: FederationState
@@ -92,14 +94,20 @@ public actor FederationEngine: Service, HubSessionObserver {
     private let workStream: AsyncStream<FederationWork>
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: FederationSettings = FederationSettings(), logger: Logger) {
+        self.init(store: store, catalog: KindCatalog(builtin: registry), settings: settings, logger: logger)
+    }
+
+    /// An engine over the kinds `catalog` serves, following custom kinds as definitions add them.
+    /// The catalog must hold the stored definitions before ``run()``, so the first lists include them.
+    public init(store: any ResourceStore, catalog: KindCatalog, settings: FederationSettings = FederationSettings(), logger: Logger) {
         self.store = store
-        self.registry = registry
+        self.catalog = catalog
         self.logger = logger
         self.settings = settings
-        self.state = FederationState(settings: settings.state, registry: registry)
+        self.state = FederationState(settings: settings.state, registry: catalog.registry)
         let dnsPublisher = settings.dns.map { DNSPublisher(settings: $0, store: store, logger: logger) }
         self.dnsPublisher = dnsPublisher
-        self.writers = FederationWriters(store: store, registry: registry, dnsNames: dnsPublisher?.names, logger: logger)
+        self.writers = FederationWriters(store: store, catalog: catalog, dnsNames: dnsPublisher?.names, logger: logger)
         (sessionEventStream, sessionEvents) = AsyncStream.makeStream(
             of: SessionEvent.self, bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity))
         (workStream, work) = AsyncStream.makeStream(of: FederationWork.self)
@@ -164,22 +172,24 @@ public actor FederationEngine: Service, HubSessionObserver {
     // MARK: Running
 
     /// The collections the engine follows: clusters, both policies, every propagated kind.
-    private var collections: [(FederationCollection, ResourceType)] {
-        let propagated = registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }
-        return [
+    private static func collections(of registry: KindRegistry) -> [(FederationCollection, ResourceType)] {
+        [
             (.clusters, FederationState.clusterType),
             (.propagationPolicies, ResourceType(group: "core.tether.io", resource: "propagationpolicies", namespaced: true)),
             (.overridePolicies, ResourceType(group: "core.tether.io", resource: "overridepolicies", namespaced: true)),
-        ]
-            + propagated.map { kind in
-                let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
-                return (.federated(type), type)
-            }
+        ] + propagatedTypes(of: registry).map { (.federated($0), $0) }
+    }
+
+    private static func propagatedTypes(of registry: KindRegistry) -> [ResourceType] {
+        registry.kinds.filter { registry.plugin(apiVersion: $0.apiVersion, kind: $0.kind).propagates($0) }.map { kind in
+            ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
+        }
     }
 
     public func run() async throws {
         let revisions = await readRevisions()
-        let collections = self.collections
+        let kindChanges = catalog.changes()
+        let collections = Self.collections(of: registry)
         handle(
             .started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
         await withDiscardingTaskGroup { group in
@@ -187,6 +197,18 @@ public actor FederationEngine: Service, HubSessionObserver {
             group.addTask { await self.writers.run() }
             for (collection, type) in collections {
                 group.addTask { await self.follow(collection, type) }
+            }
+            // A kind a CustomResourceDefinition adds is followed from then on. One whose
+            // definition goes keeps its follower: its objects were deleted first, and a kind
+            // defined again is followed already.
+            group.addTask {
+                var followed = Set(collections.map(\.1))
+                for await registry in kindChanges {
+                    await self.handle(.kindsChanged(registry))
+                    for type in Self.propagatedTypes(of: registry) where followed.insert(type).inserted {
+                        await self.enqueue(.follow(type))
+                    }
+                }
             }
             group.addTask {
                 // Ends on graceful shutdown, and on cancellation (another service of the group failed).
@@ -211,7 +233,7 @@ public actor FederationEngine: Service, HubSessionObserver {
     }
 
     /// Lists then watches one collection of the store for as long as the engine runs.
-    private func follow(_ collection: FederationCollection, _ type: ResourceType) async {
+    func follow(_ collection: FederationCollection, _ type: ResourceType) async {
         var first = true
         await Informer(StoreListWatch(store: store, type: type), backoff: settings.retryBackoff).run { event in
             switch event {

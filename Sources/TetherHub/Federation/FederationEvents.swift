@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherSecurity
 import TetherStore
 import TetherWire
@@ -45,6 +46,8 @@ enum FederationEvent: Sendable {
     /// What the status of these objects shows besides their reports changed (their published
     /// DNS name): their status is written again.
     case statusAffected([ObjectReference])
+    /// The kinds served changed (a CustomResourceDefinition came, changed or went).
+    case kindsChanged(KindRegistry)
     /// The engine is stopping: what must not be lost is written now.
     case stopping
 }
@@ -54,7 +57,7 @@ extension FederationEvent {
     /// federated objects themselves, and reports (the engine's publisher recomputes on each).
     var mayChangeDNS: Bool {
         switch self {
-        case .started, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate: return false
+        case .started, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate, .kindsChanged: return false
         case .listed, .changed, .sessionEstablished, .sessionEnded, .timerFired: return true
         case .received(let message, _, _):
             guard case .status(let report) = message else { return false }

@@ -39,7 +39,14 @@ extension FederationState {
         var placementMoved: Set<ObjectReference> = []
         /// The objects whose copy changed on each cluster: the cluster's next revision carries them.
         var carried: [String: [ObjectReference]] = [:]
-        for reference in references {
+        // A definition is placed after the objects of its kind, where they went (``definitionTargets``):
+        // definitions last, and again whenever one of its objects arrives at or leaves a cluster.
+        var queue = references.filter { !Self.isDefinition($0) } + references.filter(Self.isDefinition)
+        var queued = Set(queue)
+        var next = 0
+        while next < queue.count {
+            let reference = queue[next]
+            next += 1
             let wide = scope == nil || dividesReplicas(reference)
             if wide, every == nil {
                 let names = Array(members.keys)
@@ -61,6 +68,9 @@ extension FederationState {
                     // Joins and rebalances move many objects at once: their records follow the next report.
                     // Nor does a restart's listing: the reports it would write from are not back yet.
                     if settled, scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
+                    if wasPlaced != (copy != nil), let definition = definitionReference(of: reference), queued.insert(definition).inserted {
+                        queue.append(definition)
+                    }
                 }
             }
         }
@@ -88,11 +98,15 @@ extension FederationState {
         // Every member has its own system namespaces; the hub's are not sent.
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
         let plugin = registry.plugin(for: object)
+        let placed =
+            Self.isDefinition(reference)
+            ? definitionTargets(reference, object, plugin: plugin, among: clusters, placement: placement)
+            : placement.copies(of: object, plugin: plugin, among: clusters)
         // Clusters given the same copy share one prepared value: one instance in memory for all
         // of them (a thousand clusters held a thousand copies of each object), hashed once. The
         // comparison is by identity first, so the common case costs no walk of the object.
         var prepared: [(placed: JSONValue, copy: PlacedCopy)] = []
-        return placement.copies(of: object, plugin: plugin, among: clusters).mapValues { placed in
+        return placed.mapValues { placed in
             if let known = prepared.first(where: { $0.placed == placed }) { return known.copy }
             let value = plugin.prepareForMember(placed)
             let copy = PlacedCopy(value: value, contribution: Self.contribution(reference, value), size: value.encodedSize())
@@ -100,5 +114,38 @@ extension FederationState {
             prepared.append((placed, copy))
             return copy
         }
+    }
+
+    static func isDefinition(_ reference: ObjectReference) -> Bool {
+        reference.kind == "CustomResourceDefinition" && reference.apiVersion.hasPrefix("\(CustomResourceDefinition.group)/")
+    }
+
+    /// The federated definition of a custom kind's object, or nil.
+    private func definitionReference(of reference: ObjectReference) -> ObjectReference? {
+        guard let name = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind)?.definition else { return nil }
+        let definition = ObjectReference(apiVersion: "\(CustomResourceDefinition.group)/v1", kind: "CustomResourceDefinition", name: name)
+        return federated[definition] == nil ? nil : definition
+    }
+
+    /// Where a CustomResourceDefinition goes: every cluster that receives an object of its kind,
+    /// and those a PropagationPolicy naming the definition itself places it on. With neither, nowhere:
+    /// a definition alone changes what a member serves and is sent only where it is needed or asked for.
+    ///
+    /// Once sent, it stays while the hub has it: removing a definition from a member deletes every
+    /// object of its kind there, the member's own included, so the last federated object leaving
+    /// must not take the definition with it. Deleting the definition at the hub removes it everywhere.
+    private func definitionTargets(
+        _ reference: ObjectReference, _ object: JSONValue, plugin: any ResourcePlugin, among clusters: Set<String>, placement: Placement
+    ) -> [String: JSONValue] {
+        var copies = placement.selectsExplicitly(object) ? placement.copies(of: object, plugin: plugin, among: clusters) : [:]
+        guard let group = object.string(at: "spec", "group"), let kind = object.string(at: "spec", "names", "kind") else { return copies }
+        let prefix = "\(group)/"
+        for name in clusters where copies[name] == nil {
+            guard let member = members[name] else { continue }
+            if member.desired[reference] != nil || member.desired.keys.contains(where: { $0.kind == kind && $0.apiVersion.hasPrefix(prefix) }) {
+                copies[name] = object
+            }
+        }
+        return copies
     }
 }

@@ -45,7 +45,8 @@ struct FederationState: Sendable {
     static let clusterType = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
 
     let settings: Settings
-    let registry: KindRegistry
+    /// The kinds served now (custom kinds change it).
+    var registry: KindRegistry
 
     var members: [String: ClusterMember] = [:]
     private(set) var clusterObjects: [String: JSONValue] = [:]
@@ -123,6 +124,8 @@ struct FederationState: Sendable {
             if raisingStoreVersion <= version { raisingStoreVersion = 0 }
         case .statusAffected(let references):
             for reference in references { statusChanged(reference) }
+        case .kindsChanged(let registry):
+            self.registry = registry
         case .stopping:
             if revisionsScheduled { writeRevisions() }
         }

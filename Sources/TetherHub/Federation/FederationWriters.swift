@@ -28,7 +28,8 @@ final class FederationWriters: Sendable {
     }
 
     private let store: any ResourceStore
-    private let registry: KindRegistry
+    private let catalog: KindCatalog
+    private var registry: KindRegistry { catalog.registry }
     private let logger: Logger
     private let events: MemberEvents
     private let dnsNames: PublishedDNSNames?
@@ -36,9 +37,9 @@ final class FederationWriters: Sendable {
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
 
-    init(store: any ResourceStore, registry: KindRegistry, dnsNames: PublishedDNSNames? = nil, logger: Logger) {
+    init(store: any ResourceStore, catalog: KindCatalog, dnsNames: PublishedDNSNames? = nil, logger: Logger) {
         self.store = store
-        self.registry = registry
+        self.catalog = catalog
         self.dnsNames = dnsNames
         self.logger = logger
         self.events = MemberEvents(store: store, logger: logger)

@@ -69,6 +69,11 @@ struct Placement {
         return copies
     }
 
+    /// Whether a PropagationPolicy selects `object` (rather than the default: every cluster).
+    func selectsExplicitly(_ object: JSONValue) -> Bool {
+        propagationPolicies.contains { PolicyDecoding.selects($0.spec.resourceSelectors, namespace: $0.namespace, object) }
+    }
+
     func targetClusters(for object: JSONValue, policy: PropagationPolicy?, among candidates: Set<String>) -> [String] {
         var names = candidates.filter { clusters[$0] != nil }.sorted()
         if let placement = policy?.spec.placement {

@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import Synchronization
+import TetherJSON
+import TetherModel
+import TetherPlugin
+import TetherStore
+
+/// Serves what the stored CustomResourceDefinitions define, as kube-apiserver's apiextensions
+/// controllers do: follows the definitions in the store, keeps the ``KindCatalog`` equal to them,
+/// gives each accepted definition its `Established` status, and when a definition is deleted,
+/// deletes every object of its kind before letting the definition go (its cleanup finalizer).
+///
+/// Every replica of a hub runs one over the shared store; they agree because each only derives
+/// from what is stored, and a cleanup repeated by two replicas deletes nothing twice.
+final class CustomResourceDefinitionController: Sendable {
+    static let type = ResourceType(group: CustomResourceDefinition.group, resource: "customresourcedefinitions", namespaced: false)
+
+    private let store: any ResourceStore
+    private let catalog: KindCatalog
+    private let logger: Logger
+    /// The definitions whose objects are being deleted now, by name.
+    private let cleaning = Mutex<Set<String>>([])
+    private let cleanups: (stream: AsyncStream<CustomResourceDefinition>, continuation: AsyncStream<CustomResourceDefinition>.Continuation)
+
+    init(store: any ResourceStore, catalog: KindCatalog, logger: Logger) {
+        self.store = store
+        self.catalog = catalog
+        self.logger = logger
+        self.cleanups = AsyncStream.makeStream(of: CustomResourceDefinition.self)
+    }
+
+    /// Serves the stored definitions before the API opens (and before the federation engine
+    /// lists its collections, so objects of custom kinds are never missing from a first list).
+    func load() async throws {
+        let (objects, version) = try await StoreListWatch(store: store, type: Self.type).list()
+        catalog.update(definitions: definitions(in: objects), through: UInt64(version) ?? 0)
+    }
+
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                var current: [String: JSONValue] = [:]
+                await Informer(
+                    StoreListWatch(store: self.store, type: Self.type), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10))
+                )
+                .run { event in
+                    var touched: [JSONValue] = []
+                    var version: UInt64?
+                    switch event {
+                    case .listed(let objects, let listed):
+                        current = Dictionary(objects.compactMap { object in object.name.map { ($0, object) } }, uniquingKeysWith: { $1 })
+                        touched = objects
+                        version = UInt64(listed)
+                    case .changed(.upserted(let object, let seen)):
+                        if let name = object.name { current[name] = object }
+                        touched = [object]
+                        version = seen.flatMap(UInt64.init)
+                    case .changed(.deleted(let object, let seen)):
+                        if let name = object.name { current[name] = nil }
+                        version = seen.flatMap(UInt64.init)
+                    case .changed(.bookmark):
+                        return
+                    case .failed(let error, _, let delay):
+                        self.logger.warning(
+                            "cannot follow CustomResourceDefinitions; retrying",
+                            metadata: ["tether.event": "definitions.follow_failed", "tether.error": "\(error)", "tether.retry_in": "\(delay)"])
+                        return
+                    }
+                    self.catalog.update(definitions: self.definitions(in: Array(current.values)), through: version ?? 0)
+                    for object in touched { await self.reconcile(object) }
+                }
+                self.cleanups.continuation.finish()
+            }
+            for await definition in cleanups.stream {
+                group.addTask { await self.deleteObjects(of: definition) }
+            }
+        }
+    }
+
+    private func definitions(in objects: [JSONValue]) -> [CustomResourceDefinition] {
+        objects.compactMap { object -> CustomResourceDefinition? in
+            do throws(DefinitionProblems) {
+                return try CustomResourceDefinition(parsing: object)
+            } catch {
+                logger.warning(
+                    "a stored CustomResourceDefinition cannot be served; fix it with kubectl edit",
+                    metadata: [
+                        "tether.event": "definitions.invalid", "tether.definition": "\(object.name ?? "")",
+                        "tether.problems": "\(error.problems.map(\.description).joined(separator: "; "))",
+                    ])
+                return nil
+            }
+        }
+    }
+
+    /// Gives an accepted definition its status, and starts deleting the objects of one being deleted.
+    private func reconcile(_ object: JSONValue) async {
+        guard let definition = try? CustomResourceDefinition(parsing: object), let name = object.name else { return }
+        let wanted = definition.acceptedStatus(now: Date())
+        if !Self.sameStatus(object["status"], wanted) {
+            do {
+                try await store.modify(Self.type, namespace: nil, name: name, part: .status) { stored in
+                    guard !Self.sameStatus(stored["status"], wanted) else { return false }
+                    stored[member: "status"] = wanted
+                    return true
+                }
+            } catch {
+                logger.warning(
+                    "cannot write a definition's status",
+                    metadata: ["tether.event": "definitions.status_failed", "tether.definition": "\(name)", "tether.error": "\(error)"])
+            }
+        }
+        if definition.terminating, object.finalizers.contains(CustomResourceDefinition.cleanupFinalizer),
+            cleaning.withLock({ $0.insert(name).inserted })
+        {
+            cleanups.continuation.yield(definition)
+        }
+    }
+
+    /// Whether a stored status says what `wanted` says, times aside.
+    private static func sameStatus(_ stored: JSONValue?, _ wanted: JSONValue) -> Bool {
+        func comparable(_ status: JSONValue?) -> JSONValue? {
+            guard var status else { return nil }
+            let conditions = status["conditions"]?.arrayElements.map { condition -> JSONValue in
+                var condition = condition
+                condition[member: "lastTransitionTime"] = nil
+                return condition
+            }
+            status[member: "conditions"] = conditions.map(JSONValue.array)
+            return status
+        }
+        return comparable(stored) == comparable(wanted)
+    }
+
+    /// Deletes every object of the definition's kind, waits until none is left (objects with
+    /// finalizers go when their owners let them), then removes the definition's finalizer.
+    private func deleteObjects(of definition: CustomResourceDefinition) async {
+        let type = ResourceType(group: definition.group, resource: definition.plural, namespaced: definition.namespaced)
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let (objects, version) = try await StoreListWatch(store: store, type: type).list()
+                if objects.isEmpty {
+                    try await store.modify(Self.type, namespace: nil, name: definition.name) { stored in
+                        guard stored.finalizers.contains(CustomResourceDefinition.cleanupFinalizer) else { return false }
+                        stored.metadata["finalizers"] = .array(
+                            stored.finalizers.filter { $0 != CustomResourceDefinition.cleanupFinalizer }.map(JSONValue.string))
+                        return true
+                    }
+                    logger.info(
+                        "CustomResourceDefinition deleted with its objects",
+                        metadata: ["tether.event": "definitions.deleted", "tether.definition": "\(definition.name)"])
+                    break
+                }
+                for object in objects where object.deletionTimestamp == nil { try await deleteIfPresent(object, as: type) }
+                // Wait for the next change of the kind rather than listing again at once.
+                for try await _ in try await store.watch(type, namespace: nil, from: UInt64(version) ?? 0) { break }
+                attempt = 0
+            } catch {
+                attempt += 1
+                logger.warning(
+                    "cannot delete the objects of a deleted CustomResourceDefinition; retrying",
+                    metadata: ["tether.event": "definitions.cleanup_failed", "tether.definition": "\(definition.name)", "tether.error": "\(error)"])
+                guard (try? await Task.sleep(for: Backoff(initial: .milliseconds(200), maximum: .seconds(10)).delay(attempt: attempt))) != nil else {
+                    break
+                }
+            }
+        }
+        _ = cleaning.withLock { $0.remove(definition.name) }
+    }
+
+    private func deleteIfPresent(_ object: JSONValue, as type: ResourceType) async throws(StoreError) {
+        do {
+            _ = try await store.delete(type, namespace: object.namespace, name: object.name ?? "", preconditions: .init(), dryRun: false)
+        } catch {
+            // Deleted by someone else since the list: nothing left to do for it.
+            guard error.code == .notFound else { throw error }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Synchronization
+import TetherJSON
+import TetherModel
+
+/// The kinds a server serves right now: the plugins' kinds, which never change, and those its
+/// CustomResourceDefinitions define, which come and go while it runs.
+///
+/// Readers take ``registry`` per use (a lock and a copy of a few references); the definitions'
+/// follower replaces it with ``update(definitions:through:)``, and whoever must act on a new
+/// kind (the federation engine follows its objects) reads ``changes()``.
+public final class KindCatalog: Sendable {
+    public let builtin: KindRegistry
+
+    private struct State {
+        var registry: KindRegistry
+        var definitions: [String: CustomResourceDefinition] = [:]
+        /// The store version of the last definition change applied, for read-your-writes.
+        var appliedVersion: UInt64 = 0
+        var generation: UInt64 = 0
+        var waiters: [(id: Int, version: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextWaiter = 0
+        var subscribers: [Int: AsyncStream<KindRegistry>.Continuation] = [:]
+        var nextSubscriber = 0
+    }
+
+    private let state: Mutex<State>
+
+    public init(builtin: KindRegistry) {
+        self.builtin = builtin
+        self.state = Mutex(State(registry: builtin))
+    }
+
+    /// Every kind served now, custom kinds after the plugins' (a definition never shadows one).
+    public var registry: KindRegistry { state.withLock { $0.registry } }
+
+    /// Moves on every change of the served kinds (what caches of derived documents key on).
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
+    /// Whether the server serves CustomResourceDefinitions at all.
+    public var servesDefinitions: Bool {
+        builtin.kind(apiVersion: CustomResourceDefinitionPlugin.definition.apiVersion, kind: CustomResourceDefinitionPlugin.definition.kind) != nil
+    }
+
+    /// The definition behind a custom kind, while it is served.
+    public func definition(named name: String) -> CustomResourceDefinition? { state.withLock { $0.definitions[name] } }
+
+    /// Serves exactly `definitions` from now on, as of store version `version`. A definition
+    /// naming a group or kind a plugin serves, or one another definition already serves, is left out.
+    public func update(definitions: [CustomResourceDefinition], through version: UInt64) {
+        let builtinGroups = Set(builtin.kinds.map(\.group))
+        var kept: [String: CustomResourceDefinition] = [:]
+        var served: Set<String> = []
+        for definition in definitions.sorted(by: { $0.name < $1.name }) where !builtinGroups.contains(definition.group) {
+            guard served.insert("\(definition.apiVersion)/\(definition.kind)").inserted,
+                served.insert("\(definition.group)/\(definition.plural)").inserted
+            else { continue }
+            kept[definition.name] = definition
+        }
+        let (ready, subscribers, registry) = state.withLock {
+            state -> ([CheckedContinuation<Bool, Never>], [AsyncStream<KindRegistry>.Continuation], KindRegistry?) in
+            state.appliedVersion = max(state.appliedVersion, version)
+            let ready = state.waiters.filter { $0.version <= state.appliedVersion }.map(\.continuation)
+            state.waiters.removeAll { $0.version <= state.appliedVersion }
+            let before = state.definitions.mapValues { "\($0.apiVersion)/\($0.kind)/\($0.terminating)" }
+            state.definitions = kept
+            guard before != kept.mapValues({ "\($0.apiVersion)/\($0.kind)/\($0.terminating)" }) || Self.changedSchemas(before: state.registry, kept)
+            else {
+                return (ready, [], nil)
+            }
+            let custom = kept.values.sorted { $0.name < $1.name }
+            state.registry = KindRegistry(plugins: builtin.plugins + (custom.isEmpty ? [] : [CustomResourcePlugin(definitions: custom)]))
+            state.generation += 1
+            return (ready, Array(state.subscribers.values), state.registry)
+        }
+        if let registry { for subscriber in subscribers { subscriber.yield(registry) } }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    /// A definition whose name and kind stayed but whose schema or columns changed still needs a
+    /// new registry; comparing the published descriptors' summaries of each kind tells.
+    private static func changedSchemas(before registry: KindRegistry, _ definitions: [String: CustomResourceDefinition]) -> Bool {
+        for definition in definitions.values {
+            guard let served = registry.kind(apiVersion: definition.apiVersion, kind: definition.kind) else { return true }
+            let now = definition.descriptor
+            if served.fields != now.fields || served.printerColumns.map(\.name) != now.printerColumns.map(\.name)
+                || served.shortNames != now.shortNames || served.hasStatus != now.hasStatus || served.hasScale != now.hasScale
+                || served.categories != now.categories
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Returns once definition changes up to store version `version` are served, or after
+    /// `timeout`; false on the timeout.
+    public func waitUntilApplied(_ version: UInt64, timeout: Duration) async -> Bool {
+        let id = state.withLock { state -> Int? in
+            guard state.appliedVersion < version else { return nil }
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        guard let id else { return true }
+        let timer = Task { [weak self] in
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self?.expire(id)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let applied = state.withLock { state -> Bool in
+                if state.appliedVersion >= version { return true }
+                state.waiters.append((id, version, continuation))
+                return false
+            }
+            if applied { continuation.resume(returning: true) }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        let expired = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index).continuation
+        }
+        expired?.resume(returning: false)
+    }
+
+    /// Each new registry from now on, until the stream is dropped.
+    public func changes() -> AsyncStream<KindRegistry> {
+        let (stream, continuation) = AsyncStream.makeStream(of: KindRegistry.self, bufferingPolicy: .bufferingNewest(1))
+        let id = state.withLock { state -> Int in
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = continuation
+            return state.nextSubscriber
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        return stream
+    }
+}
