@@ -9,7 +9,7 @@ SWIFT_FLAGS ?= --explicit-target-dependency-import-check error
 # suite's members live in network namespaces behind firewalls), BIND and dig (the DNS tests serve the
 # hub's zone file with a real named and ask it), tinyproxy and stunnel (the agent's hub reachable only
 # through an HTTP proxy, plain, with basic authentication, and behind TLS).
-APT_PACKAGES := zlib1g-dev libssl-dev libsqlite3-dev sqlite3 openssl pkg-config iproute2 iptables bind9 dnsutils tinyproxy stunnel4 postgresql-15
+APT_PACKAGES := zlib1g-dev libssl-dev libsqlite3-dev sqlite3 openssl pkg-config iproute2 iptables bind9 dnsutils tinyproxy stunnel4 postgresql-15 liblua5.4-dev
 
 # Debian's kubectl 1.20 (kubernetes-client), for the tests: it conflicts with the kubectl package
 # this image carries, so it is downloaded and unpacked into the build folder, never installed.

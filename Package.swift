@@ -81,6 +81,15 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // Debian's Lua 5.4 (liblua5.4-dev), for declarative interpreters (docs/plugins.md); the
+        // sandbox's C half is in its shim.
+        .systemLibrary(
+            name: "CTetherLua",
+            path: "Sources/CTetherLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        .target(name: "TetherLua", dependencies: ["CTetherLua", "TetherJSON"], swiftSettings: strictSettings),
         // The JSON codec reads and writes every object byte by byte: unoptimized, a 1.3 MB object
         // took a second to store, and the debug binaries the tests run spent most of their time
         // there. Optimized in every configuration, as is the model that walks objects (limits,
@@ -120,7 +129,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
+        .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON", "TetherLua"], swiftSettings: strictSettings),
         .target(
             name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Workloads",
             swiftSettings: strictSettings),
@@ -251,7 +260,7 @@ let package = Package(
         .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
         .testTarget(
             name: "TetherPluginTests",
-            dependencies: ["TetherPlugin", "TetherModel", "TetherJSON", "BuiltinPlugins"] + pluginFamilies,
+            dependencies: ["TetherPlugin", "TetherLua", "TetherModel", "TetherJSON", "BuiltinPlugins"] + pluginFamilies,
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -15,7 +15,7 @@ public enum BuiltinPlugins {
     ]
 
     /// What the hub serves: the Kubernetes kinds and Tether's own.
-    public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin()])
+    public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin(), InterpreterCustomizationPlugin()])
 
     /// What a member cluster serves (the simulated one included): the Kubernetes kinds and Nodes.
     public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin()])

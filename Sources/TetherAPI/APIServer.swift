@@ -128,7 +128,10 @@ public final class APIServer: Service, Sendable {
         self.access = access
         self.gate = ConnectionGate(name: "api", limits: configuration.connections, logger: logger)
         let catalog = catalog ?? KindCatalog(builtin: registry)
-        self.definitions = catalog.servesDefinitions ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
+        let followsCustomizations = catalog.builtin.kind(apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind) != nil
+        self.definitions =
+            catalog.servesDefinitions || followsCustomizations
+            ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.handler = ResourceHandler(
             store: store,
             catalog: catalog,

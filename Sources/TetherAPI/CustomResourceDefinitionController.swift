@@ -11,10 +11,18 @@ import TetherStore
 /// gives each accepted definition its `Established` status, and when a definition is deleted,
 /// deletes every object of its kind before letting the definition go (its cleanup finalizer).
 ///
+/// It also follows ResourceInterpreterCustomizations where the server serves them (the hub):
+/// each is compiled once per resource version and put in front of its target kind's plugin.
+///
 /// Every replica of a hub runs one over the shared store; they agree because each only derives
 /// from what is stored, and a cleanup repeated by two replicas deletes nothing twice.
 final class CustomResourceDefinitionController: Sendable {
     static let type = ResourceType(group: CustomResourceDefinition.group, resource: "customresourcedefinitions", namespaced: false)
+    static let customizationType = ResourceType(group: "config.karmada.io", resource: "resourceinterpretercustomizations", namespaced: false)
+
+    private var followsCustomizations: Bool {
+        catalog.builtin.kind(apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind) != nil
+    }
 
     private let store: any ResourceStore
     private let catalog: KindCatalog
@@ -35,10 +43,56 @@ final class CustomResourceDefinitionController: Sendable {
     func load() async throws {
         let (objects, version) = try await StoreListWatch(store: store, type: Self.type).list()
         catalog.update(definitions: definitions(in: objects), through: UInt64(version) ?? 0)
+        if followsCustomizations {
+            catalog.update(customizations: customizations(in: try await StoreListWatch(store: store, type: Self.customizationType).list().objects))
+        }
+    }
+
+    private func customizations(in objects: [JSONValue]) -> [InterpreterCustomization] {
+        objects.compactMap { object -> InterpreterCustomization? in
+            if let known = catalog.customization(named: object.name ?? ""), known.resourceVersion == object.resourceVersion { return known }
+            do throws(DefinitionProblems) {
+                return try InterpreterCustomization(parsing: object)
+            } catch {
+                logger.warning(
+                    "a stored ResourceInterpreterCustomization cannot be used; fix it with kubectl edit",
+                    metadata: [
+                        "tether.event": "interpreters.invalid", "tether.customization": "\(object.name ?? "")",
+                        "tether.problems": "\(error.problems.map(\.description).joined(separator: "; "))",
+                    ])
+                return nil
+            }
+        }
+    }
+
+    private func followCustomizations() async {
+        var current: [String: JSONValue] = [:]
+        await Informer(
+            StoreListWatch(store: store, type: Self.customizationType), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10))
+        )
+        .run { event in
+            switch event {
+            case .listed(let objects, _):
+                current = Dictionary(objects.compactMap { object in object.name.map { ($0, object) } }, uniquingKeysWith: { $1 })
+            case .changed(.upserted(let object, _)):
+                if let name = object.name { current[name] = object }
+            case .changed(.deleted(let object, _)):
+                if let name = object.name { current[name] = nil }
+            case .changed(.bookmark):
+                return
+            case .failed(let error, _, let delay):
+                self.logger.warning(
+                    "cannot follow ResourceInterpreterCustomizations; retrying",
+                    metadata: ["tether.event": "interpreters.follow_failed", "tether.error": "\(error)", "tether.retry_in": "\(delay)"])
+                return
+            }
+            self.catalog.update(customizations: self.customizations(in: Array(current.values)))
+        }
     }
 
     func run() async {
         await withDiscardingTaskGroup { group in
+            if followsCustomizations { group.addTask { await self.followCustomizations() } }
             group.addTask {
                 var current: [String: JSONValue] = [:]
                 await Informer(

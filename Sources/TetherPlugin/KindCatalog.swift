@@ -14,6 +14,7 @@ public final class KindCatalog: Sendable {
     private struct State {
         var registry: KindRegistry
         var definitions: [String: CustomResourceDefinition] = [:]
+        var customizations: [String: InterpreterCustomization] = [:]
         /// The store version of the last definition change applied, for read-your-writes.
         var appliedVersion: UInt64 = 0
         var generation: UInt64 = 0
@@ -25,9 +26,40 @@ public final class KindCatalog: Sendable {
 
     private let state: Mutex<State>
 
-    public init(builtin: KindRegistry) {
+    /// Where scripts that fail are reported (the owner logs them).
+    public let interpreterFailures: InterpreterFailures
+
+    public init(builtin: KindRegistry, interpreterFailures: InterpreterFailures = InterpreterFailures()) {
         self.builtin = builtin
+        self.interpreterFailures = interpreterFailures
         self.state = Mutex(State(registry: builtin))
+    }
+
+    /// The customization named `name` as served now (reused while its resource version holds).
+    public func customization(named name: String) -> InterpreterCustomization? { state.withLock { $0.customizations[name] } }
+
+    /// Interprets each customization's target kind with its scripts from now on (the first by
+    /// name when several target one kind).
+    public func update(customizations: [InterpreterCustomization]) {
+        let (subscribers, registry) = state.withLock { state -> ([AsyncStream<KindRegistry>.Continuation], KindRegistry) in
+            state.customizations = Dictionary(customizations.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            state.registry = makeRegistry(state)
+            state.generation += 1
+            return (Array(state.subscribers.values), state.registry)
+        }
+        for subscriber in subscribers { subscriber.yield(registry) }
+    }
+
+    private func makeRegistry(_ state: State) -> KindRegistry {
+        let custom = state.definitions.values.sorted { $0.name < $1.name }
+        let plugins = builtin.plugins + (custom.isEmpty ? [] : [CustomResourcePlugin(definitions: custom)])
+        let withoutOverrides = KindRegistry(plugins: plugins)
+        var overrides: [String: any ResourcePlugin] = [:]
+        for customization in state.customizations.values.sorted(by: { $0.name < $1.name }) where overrides[customization.targetKey] == nil {
+            let base = withoutOverrides.basePlugin(apiVersion: customization.targetAPIVersion, kind: customization.targetKind)
+            overrides[customization.targetKey] = InterpretedPlugin(base: base, customization: customization, failures: interpreterFailures)
+        }
+        return overrides.isEmpty ? withoutOverrides : KindRegistry(plugins: plugins, overrides: overrides)
     }
 
     /// Every kind served now, custom kinds after the plugins' (a definition never shadows one).
@@ -67,8 +99,7 @@ public final class KindCatalog: Sendable {
             else {
                 return (ready, [], nil)
             }
-            let custom = kept.values.sorted { $0.name < $1.name }
-            state.registry = KindRegistry(plugins: builtin.plugins + (custom.isEmpty ? [] : [CustomResourcePlugin(definitions: custom)]))
+            state.registry = makeRegistry(state)
             state.generation += 1
             return (ready, Array(state.subscribers.values), state.registry)
         }

@@ -133,10 +133,14 @@ public struct KindRegistry: Sendable {
         }
     }
     private let pluginByKind: [String: Int]
+    /// Plugins that take precedence for a kind (`apiVersion/Kind`): interpreter customizations.
+    private let overrides: [String: any ResourcePlugin]
     private static let generic = GenericPlugin()
 
     /// Registers every plugin's kinds in order; a kind declared twice keeps its first plugin.
-    public init(plugins: [any ResourcePlugin]) {
+    /// `overrides` answer for their kinds before any plugin.
+    public init(plugins: [any ResourcePlugin], overrides: [String: any ResourcePlugin] = [:]) {
+        self.overrides = overrides
         var kinds: [KindDescriptor] = []
         var pluginByKind: [String: Int] = [:]
         for (index, plugin) in plugins.enumerated() {
@@ -160,6 +164,13 @@ public struct KindRegistry: Sendable {
 
     /// The plugin for a kind, or the generic one.
     public func plugin(apiVersion: String, kind: String) -> any ResourcePlugin {
+        let key = Self.key(apiVersion, kind)
+        if let override = overrides[key] { return override }
+        return pluginByKind[key].map { plugins[$0] } ?? Self.generic
+    }
+
+    /// The plugin for a kind without interpreter customizations in front of it.
+    public func basePlugin(apiVersion: String, kind: String) -> any ResourcePlugin {
         pluginByKind[Self.key(apiVersion, kind)].map { plugins[$0] } ?? Self.generic
     }
 

@@ -192,7 +192,16 @@ struct TetherHubCommand: AsyncParsableCommand {
                 metadata: ["tether.event": "dns.off"])
         }
         // One catalog for the API and the engine: a kind a CustomResourceDefinition adds is served and federated.
-        let catalog = KindCatalog(builtin: BuiltinPlugins.hub)
+        let catalog = KindCatalog(
+            builtin: BuiltinPlugins.hub,
+            interpreterFailures: InterpreterFailures { customization, operation, message in
+                logger.warning(
+                    "an interpreter script failed; its kind keeps the built-in behaviour for this call",
+                    metadata: [
+                        "tether.event": "interpreter.failed", "tether.customization": "\(customization)", "tether.operation": "\(operation)",
+                        "tether.error": "\(message)",
+                    ])
+            })
         let engine = FederationEngine(store: store, catalog: catalog, settings: federation, logger: logger)
         let listener = try AgentListener(
             configuration: AgentListenerConfiguration(

@@ -106,7 +106,15 @@ public actor Applier: Service {
                 fencing: Fencing(maximumPruneFraction: settings.maximumPruneFraction, pruneGuardMinimum: settings.pruneGuardMinimum),
                 allowList: allowList
             ),
-            registry: registry
+            registry: registry,
+            interpreterFailures: InterpreterFailures { [logger] customization, operation, message in
+                logger.warning(
+                    "an interpreter script failed; its kind keeps the built-in behaviour for this call",
+                    metadata: [
+                        "tether.event": "interpreter.failed", "tether.customization": "\(customization)", "tether.operation": "\(operation)",
+                        "tether.error": "\(message)",
+                    ])
+            }
         )
         (doorbellStream, doorbell) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (inboundStream, inbound) = AsyncStream.makeStream(of: Incoming.self, bufferingPolicy: .bufferingOldest(settings.inboundCapacity))

@@ -154,6 +154,13 @@ extension ApplierState {
             enqueue(reference)
             return .done
         }
+        // A customization's Retain keeps what the member owns (an autoscaler's replicas) in what is written.
+        var want = want
+        if let existing = current, let interpreted = registry.plugin(for: want) as? InterpretedPlugin,
+            interpreted.customization.scripts[.retention] != nil
+        {
+            want = interpreted.retain(desired: want, observed: existing)
+        }
         if let existing = current, AppliedFields.contained(want, in: existing) {
             lastApplied[reference] = want
             takeInventory(reference, uid: existing.uid)
@@ -333,10 +340,20 @@ extension ApplierState {
     private mutating func record(_ reference: ObjectReference, live object: JSONValue, state: ObjectState) {
         let plugin = registry.plugin(for: object)
         let health = plugin.health(of: object)
+        var summary = plugin.summary(of: object)
+        // A kind no plugin knows (a custom resource) reflects its whole status, as Karmada does by
+        // default, when it fits what a report may carry.
+        if summary.isEmpty, registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) == nil, let status = object["status"] {
+            let reflected = JSONValue.object(["status": status])
+            if reflected.nestingDepth(stoppingAfter: ReportLimits.maximumSummaryDepth) <= ReportLimits.maximumSummaryDepth,
+                reflected.encodedSize(stoppingAfter: ReportLimits.maximumSummaryBytes) <= ReportLimits.maximumSummaryBytes
+            {
+                summary = ["status": status]
+            }
+        }
         setStatus(
             StatusReport.ObjectStatus(
-                object: reference, state: state, health: health.state, message: health.reason.isEmpty ? nil : health.reason,
-                summary: plugin.summary(of: object)
+                object: reference, state: state, health: health.state, message: health.reason.isEmpty ? nil : health.reason, summary: summary
             )
         )
     }

@@ -51,7 +51,12 @@ struct ApplierState: Sendable {
     }
 
     let settings: Settings
-    let registry: KindRegistry
+    /// The agent's plugins, with the interpreter customizations of the desired state in front.
+    private(set) var registry: KindRegistry
+    let baseRegistry: KindRegistry
+    /// The customizations of the desired state, compiled, by name (reused while unchanged).
+    var interpreters: [String: InterpreterCustomization] = [:]
+    let interpreterFailures: InterpreterFailures
 
     // Desired state.
     var revision: UInt64?
@@ -104,9 +109,11 @@ struct ApplierState: Sendable {
 
     private(set) var actions: [ApplierAction] = []
 
-    init(settings: Settings, registry: KindRegistry) {
+    init(settings: Settings, registry: KindRegistry, interpreterFailures: InterpreterFailures = InterpreterFailures()) {
         self.settings = settings
         self.registry = registry
+        self.baseRegistry = registry
+        self.interpreterFailures = interpreterFailures
     }
 
     /// The actions decided since they were last taken.
@@ -281,10 +288,25 @@ struct ApplierState: Sendable {
     mutating func install(revision newRevision: UInt64, objects: [JSONValue], persist: Bool) {
         var next: [ObjectReference: JSONValue] = [:]
         var malformed: [Ack.ObjectFailure] = []
+        var customizations: [String: InterpreterCustomization] = [:]
         for object in objects {
             guard let reference = object.reference else {
                 let named = ObjectReference(apiVersion: object.apiVersion ?? "?", kind: object.kind ?? "?", name: object.name ?? "?")
                 malformed.append(Ack.ObjectFailure(object: named, message: "the object lacks apiVersion, kind or metadata.name"))
+                continue
+            }
+            // An interpreter customization is for the agent itself: compiled and used, never written to the member.
+            if reference.kind == InterpreterCustomization.kind, reference.apiVersion == InterpreterCustomization.apiVersion {
+                switch interpreter(object) {
+                case .success(let customization):
+                    customizations[customization.name] = customization
+                    setStatus(StatusReport.ObjectStatus(object: reference, state: .applied, health: .healthy))
+                case .failure(let problems):
+                    let message = ReportLimits.clipped(
+                        "the customization cannot be used: \(problems.problems.map(\.description).joined(separator: "; "))")
+                    malformed.append(Ack.ObjectFailure(object: reference, message: message))
+                    setStatus(StatusReport.ObjectStatus(object: reference, state: .failed, health: .unknown, message: message))
+                }
                 continue
             }
             if let refusal = settings.allowList.refusal(of: reference) {
@@ -295,6 +317,7 @@ struct ApplierState: Sendable {
             }
             next[reference] = decorated(object)
         }
+        interpret(with: customizations)
         let changed = Set(next.keys.filter { next[$0] != desired[$0] })
         let removed = Set(desired.keys.filter { next[$0] == nil })
         // Anything of the last set or of this one may be made before the inventory records it.
@@ -329,6 +352,34 @@ struct ApplierState: Sendable {
             enqueue(reference)
         }
         emit(.watch(Set(next.keys.map { "\($0.apiVersion)/\($0.kind)" })))
+    }
+
+    /// A customization compiled, or the one compiled before if the object is unchanged.
+    private func interpreter(_ object: JSONValue) -> Result<InterpreterCustomization, DefinitionProblems> {
+        if let known = interpreters[object.name ?? ""], known.resourceVersion == object.resourceVersion, object.resourceVersion != nil {
+            return .success(known)
+        }
+        do throws(DefinitionProblems) {
+            return .success(try InterpreterCustomization(parsing: object))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Puts `customizations` in front of their target kinds' plugins (the first by name per kind).
+    private mutating func interpret(with customizations: [String: InterpreterCustomization]) {
+        guard customizations.mapValues(\.resourceVersion) != interpreters.mapValues(\.resourceVersion) || customizations.count != interpreters.count
+        else { return }
+        interpreters = customizations
+        var overrides: [String: any ResourcePlugin] = [:]
+        for customization in customizations.values.sorted(by: { $0.name < $1.name }) where overrides[customization.targetKey] == nil {
+            let base = baseRegistry.basePlugin(apiVersion: customization.targetAPIVersion, kind: customization.targetKind)
+            overrides[customization.targetKey] = InterpretedPlugin(base: base, customization: customization, failures: interpreterFailures)
+        }
+        registry = KindRegistry(plugins: baseRegistry.plugins, overrides: overrides)
+        log(
+            .info, "interpreter customizations in use",
+            ["tether.event": "applier.interpreters", "tether.customizations": customizations.keys.sorted().joined(separator: ",")])
     }
 
     /// The object as applied: the member's copy from its plugin, marked as Tether's.

@@ -41,7 +41,7 @@ extension FederationState {
         var carried: [String: [ObjectReference]] = [:]
         // A definition is placed after the objects of its kind, where they went (``definitionTargets``):
         // definitions last, and again whenever one of its objects arrives at or leaves a cluster.
-        var queue = references.filter { !Self.isDefinition($0) } + references.filter(Self.isDefinition)
+        var queue = references.filter { !Self.isCompanion($0) } + references.filter(Self.isCompanion)
         var queued = Set(queue)
         var next = 0
         while next < queue.count {
@@ -68,8 +68,8 @@ extension FederationState {
                     // Joins and rebalances move many objects at once: their records follow the next report.
                     // Nor does a restart's listing: the reports it would write from are not back yet.
                     if settled, scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
-                    if wasPlaced != (copy != nil), let definition = definitionReference(of: reference), queued.insert(definition).inserted {
-                        queue.append(definition)
+                    if wasPlaced != (copy != nil) {
+                        for companion in companions(of: reference) where queued.insert(companion).inserted { queue.append(companion) }
                     }
                 }
             }
@@ -99,8 +99,8 @@ extension FederationState {
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
         let plugin = registry.plugin(for: object)
         let placed =
-            Self.isDefinition(reference)
-            ? definitionTargets(reference, object, plugin: plugin, among: clusters, placement: placement)
+            Self.isCompanion(reference)
+            ? companionTargets(reference, object, plugin: plugin, among: clusters, placement: placement)
             : placement.copies(of: object, plugin: plugin, among: clusters)
         // Clusters given the same copy share one prepared value: one instance in memory for all
         // of them (a thousand clusters held a thousand copies of each object), hashed once. The
@@ -116,35 +116,52 @@ extension FederationState {
         }
     }
 
-    static func isDefinition(_ reference: ObjectReference) -> Bool {
-        reference.kind == "CustomResourceDefinition" && reference.apiVersion.hasPrefix("\(CustomResourceDefinition.group)/")
+    /// A CustomResourceDefinition or a ResourceInterpreterCustomization: objects that go where
+    /// the objects of the kind they define or interpret go.
+    static func isCompanion(_ reference: ObjectReference) -> Bool {
+        (reference.kind == "CustomResourceDefinition" && reference.apiVersion.hasPrefix("\(CustomResourceDefinition.group)/"))
+            || (reference.kind == InterpreterCustomization.kind && reference.apiVersion == InterpreterCustomization.apiVersion)
     }
 
-    /// The federated definition of a custom kind's object, or nil.
-    private func definitionReference(of reference: ObjectReference) -> ObjectReference? {
-        guard let name = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind)?.definition else { return nil }
-        let definition = ObjectReference(apiVersion: "\(CustomResourceDefinition.group)/v1", kind: "CustomResourceDefinition", name: name)
-        return federated[definition] == nil ? nil : definition
+    /// The federated definition and customization of an object's kind, where there are.
+    private func companions(of reference: ObjectReference) -> [ObjectReference] {
+        var found: [ObjectReference] = []
+        if let name = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind)?.definition {
+            found.append(ObjectReference(apiVersion: "\(CustomResourceDefinition.group)/v1", kind: "CustomResourceDefinition", name: name))
+        }
+        if let interpreted = registry.plugin(apiVersion: reference.apiVersion, kind: reference.kind) as? InterpretedPlugin {
+            found.append(
+                ObjectReference(
+                    apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind, name: interpreted.customization.name))
+        }
+        return found.filter { federated[$0] != nil }
     }
 
-    /// Where a CustomResourceDefinition goes: every cluster that receives an object of its kind,
-    /// and those a PropagationPolicy naming the definition itself places it on. With neither, nowhere:
-    /// a definition alone changes what a member serves and is sent only where it is needed or asked for.
+    /// Where a companion goes: every cluster that receives an object of the kind it defines or
+    /// interprets, and those a PropagationPolicy naming the companion itself places it on. With
+    /// neither, nowhere: it is sent only where it is needed or asked for.
     ///
     /// Once sent, it stays while the hub has it: removing a definition from a member deletes every
     /// object of its kind there, the member's own included, so the last federated object leaving
-    /// must not take the definition with it. Deleting the definition at the hub removes it everywhere.
-    private func definitionTargets(
+    /// must not take the definition with it. Deleting it at the hub removes it everywhere.
+    private func companionTargets(
         _ reference: ObjectReference, _ object: JSONValue, plugin: any ResourcePlugin, among clusters: Set<String>, placement: Placement
     ) -> [String: JSONValue] {
         var copies = placement.selectsExplicitly(object) ? placement.copies(of: object, plugin: plugin, among: clusters) : [:]
-        guard let group = object.string(at: "spec", "group"), let kind = object.string(at: "spec", "names", "kind") else { return copies }
-        let prefix = "\(group)/"
+        let matches: (ObjectReference) -> Bool
+        if reference.kind == InterpreterCustomization.kind {
+            guard let apiVersion = object.string(at: "spec", "target", "apiVersion"), let kind = object.string(at: "spec", "target", "kind") else {
+                return copies
+            }
+            matches = { $0.kind == kind && $0.apiVersion == apiVersion }
+        } else {
+            guard let group = object.string(at: "spec", "group"), let kind = object.string(at: "spec", "names", "kind") else { return copies }
+            let prefix = "\(group)/"
+            matches = { $0.kind == kind && $0.apiVersion.hasPrefix(prefix) }
+        }
         for name in clusters where copies[name] == nil {
             guard let member = members[name] else { continue }
-            if member.desired[reference] != nil || member.desired.keys.contains(where: { $0.kind == kind && $0.apiVersion.hasPrefix(prefix) }) {
-                copies[name] = object
-            }
+            if member.desired[reference] != nil || member.desired.keys.contains(where: matches) { copies[name] = object }
         }
         return copies
     }
