@@ -223,7 +223,8 @@ let package = Package(
         .executableTarget(
             name: "tetherctl",
             dependencies: [
-                "TetherSecurity", "TetherLocal", "TetherModel", "TetherJSON", "TetherObservability", "TetherPlugin", "BuiltinPlugins", argumentParser,
+                "TetherSecurity", "TetherLocal", "TetherModel", "TetherJSON", "TetherObservability", "TetherPlugin", "TetherLua", "BuiltinPlugins",
+                argumentParser,
                 x509,
                 unixSignals, httpClient, nioCore, nioSSL,
                 nioHTTP1,

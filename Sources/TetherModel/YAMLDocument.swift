@@ -31,6 +31,24 @@ public enum YAMLDocument {
         return try value(of: node, depth: 1, budget: &budget)
     }
 
+    /// Every document in `text` (`---` between them), each under the same limits; empty ones left out.
+    public static func decodeAll(
+        _ text: String, maximumValues: Int = defaultMaximumValues, maximumDepth: Int = 100
+    ) throws(DecodingError) -> [JSONValue] {
+        var documents: [JSONValue] = []
+        var budget = Budget(remaining: maximumValues, maximumValues: maximumValues, maximumDepth: maximumDepth)
+        do {
+            for node in try Yams.compose_all(yaml: text) {
+                documents.append(try value(of: node, depth: 1, budget: &budget))
+            }
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            throw DecodingError(description: "not valid YAML: \(error)")
+        }
+        return documents.filter { $0 != .null }
+    }
+
     private struct Budget {
         var remaining: Int
         let maximumValues: Int

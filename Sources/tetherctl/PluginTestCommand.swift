@@ -1,0 +1,458 @@
+import ArgumentParser
+import BuiltinPlugins
+import Foundation
+import TetherJSON
+import TetherLua
+import TetherModel
+import TetherPlugin
+
+struct PluginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin",
+        abstract: "Work with resource-kind plugins and interpreter customizations.",
+        subcommands: [PluginTestCommand.self]
+    )
+}
+
+/// Runs a customization's scripts, or a compiled-in plugin, through their operations and checks
+/// what comes back: Karmada's test files, types, determinism, the replica round trip, inputs left
+/// unchanged, and the time per call.
+struct PluginTestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Check a Lua customization or a compiled-in plugin against test cases and the interface's rules.",
+        discussion: """
+            PATH is a ResourceInterpreterCustomization file, or a directory in Karmada's layout: a
+            customizations.yaml with testdata/*-test.yaml cases (name, operation, desiredObj, observedObj,
+            statusItems, inputReplicas, output) and an optional customizations_tests.yaml; a directory
+            without customizations.yaml is searched for such directories (a whole resourcecustomizations/
+            tree). Outputs are compared as subsets: every field a case expects must be in the result.
+
+            --kind group/version/Kind with --sample FILE runs the compiled-in plugin of that kind instead.
+
+            Exit status: 0 when every check passes, 1 when one fails, 64 for a usage error.
+            """
+    )
+
+    @Argument(help: "A customization file, a Karmada customization directory, or a tree of them.")
+    var paths: [String] = []
+
+    @Option(name: .long, help: "A compiled-in kind to check instead, as group/version/Kind (apps/v1/Deployment; core: /v1/Service).")
+    var kind: String?
+
+    @Option(name: .long, help: "An object of --kind to run the plugin's operations on; repeatable.")
+    var sample: [String] = []
+
+    @Option(name: .long, help: "Calls per operation when timing it.")
+    var repeats: Int = 20
+
+    @Option(name: .long, help: "text or json.")
+    var output: OutputFormat = .text
+
+    func validate() throws {
+        if kind == nil, paths.isEmpty { throw ValidationError("name a customization file or directory, or --kind with --sample") }
+        if kind != nil, sample.isEmpty { throw ValidationError("--kind needs at least one --sample object to run on") }
+        if repeats < 1 || repeats > 10_000 { throw ValidationError("--repeats must be between 1 and 10000") }
+    }
+
+    func run() async throws {
+        var reports: [ConformanceReport] = []
+        if let kind {
+            reports.append(try PluginConformance.compiled(kind: kind, samples: sample.map(Self.readObject), repeats: repeats))
+        }
+        for path in paths {
+            for directory in try CustomizationLayout.find(path) {
+                reports.append(try CustomizationConformance(layout: directory, repeats: repeats).run())
+            }
+        }
+        let failed = reports.reduce(0) { $0 + $1.checks.filter { !$0.passed }.count }
+        switch output {
+        case .json: try printJSON(reports)
+        case .text: for report in reports { print(report.text) }
+        }
+        if output == .text {
+            let passed = reports.reduce(0) { $0 + $1.checks.filter(\.passed).count }
+            print("\(passed) passed, \(failed) failed")
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    static func readObject(_ path: String) throws -> JSONValue {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path)") }
+        do {
+            return try YAMLDocument.decode(text)
+        } catch {
+            throw ValidationError("\(path): \(error.description)")
+        }
+    }
+}
+
+/// What one check found.
+struct ConformanceCheck: Codable {
+    var operation: String
+    var name: String
+    var passed: Bool
+    var problem: String?
+    var microsecondsPerCall: Double?
+
+    var text: String {
+        let timing = microsecondsPerCall.map { String(format: "  %.1f µs/call", $0) } ?? ""
+        return "  \(passed ? "PASS" : "FAIL")  \(operation)  \(name)\(timing)\(problem.map { "\n        \($0)" } ?? "")"
+    }
+}
+
+struct ConformanceReport: Codable {
+    var subject: String
+    var target: String
+    var checks: [ConformanceCheck]
+
+    var text: String { (["\(subject) (\(target))"] + checks.map(\.text)).joined(separator: "\n") }
+}
+
+/// Where a customization and its tests are.
+struct CustomizationLayout {
+    var customization: String
+    var testFiles: [String]
+    var legacyTests: String?
+
+    static func find(_ path: String) throws -> [CustomizationLayout] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ValidationError("\(path) does not exist") }
+        guard isDirectory.boolValue else { return [CustomizationLayout(customization: path, testFiles: [], legacyTests: nil)] }
+        let url = URL(fileURLWithPath: path)
+        let file = url.appendingPathComponent("customizations.yaml").path
+        if FileManager.default.fileExists(atPath: file) {
+            let testdata = url.appendingPathComponent("testdata")
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: testdata.path)) ?? []
+            let tests = names.filter { $0.hasSuffix("-test.yaml") || $0.hasSuffix("_test.yaml") }.sorted().map {
+                testdata.appendingPathComponent($0).path
+            }
+            let legacy = url.appendingPathComponent("customizations_tests.yaml").path
+            return [
+                CustomizationLayout(customization: file, testFiles: tests, legacyTests: FileManager.default.fileExists(atPath: legacy) ? legacy : nil)
+            ]
+        }
+        var found: [CustomizationLayout] = []
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() {
+            let child = url.appendingPathComponent(name).path
+            var childIsDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: child, isDirectory: &childIsDirectory), childIsDirectory.boolValue {
+                found += try find(child)
+            }
+        }
+        if found.isEmpty { throw ValidationError("\(path) holds no customizations.yaml") }
+        return found
+    }
+}
+
+/// Karmada's test operations and the customization each runs.
+enum TestOperation: String {
+    case interpretReplica = "InterpretReplica"
+    case reviseReplica = "ReviseReplica"
+    case retain = "Retain"
+    case interpretStatus = "InterpretStatus"
+    case aggregateStatus = "AggregateStatus"
+    case interpretHealth = "InterpretHealth"
+    case interpretDependency = "InterpretDependency"
+
+    var customization: InterpreterCustomization.Operation {
+        switch self {
+        case .interpretReplica: .replicaResource
+        case .reviseReplica: .replicaRevision
+        case .retain: .retention
+        case .interpretStatus: .statusReflection
+        case .aggregateStatus: .statusAggregation
+        case .interpretHealth: .healthInterpretation
+        case .interpretDependency: .dependencyInterpretation
+        }
+    }
+}
+
+struct CustomizationConformance {
+    let layout: CustomizationLayout
+    let repeats: Int
+
+    func run() throws -> ConformanceReport {
+        let object = try PluginTestCommand.readObject(layout.customization)
+        let customization: InterpreterCustomization
+        do {
+            customization = try InterpreterCustomization(parsing: object)
+        } catch {
+            return ConformanceReport(
+                subject: "customization \(object.name ?? layout.customization)", target: layout.customization,
+                checks: error.problems.map { ConformanceCheck(operation: "compile", name: $0.field, passed: false, problem: $0.message) })
+        }
+        var checks: [ConformanceCheck] = []
+        var samples: [JSONValue] = []
+        for file in layout.testFiles {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let cases: [JSONValue]
+            do {
+                cases = try YAMLDocument.decodeAll(text)
+            } catch {
+                checks.append(ConformanceCheck(operation: "read", name: file, passed: false, problem: error.description))
+                continue
+            }
+            for testCase in cases {
+                let check = run(testCase, customization, file: file)
+                checks.append(check)
+                for key in ["desiredObj", "observedObj"] { if let sample = testCase[key] { samples.append(sample) } }
+            }
+        }
+        if let legacy = layout.legacyTests { checks += legacyChecks(legacy, customization, samples: &samples) }
+        checks += rules(customization, samples: samples)
+        let target = "\(customization.targetAPIVersion) \(customization.targetKind)"
+        return ConformanceReport(subject: "customization \(customization.name)", target: target, checks: checks)
+    }
+
+    /// One Karmada test case: the operation on its inputs, the result against `output`.
+    private func run(_ testCase: JSONValue, _ customization: InterpreterCustomization, file: String) -> ConformanceCheck {
+        let name = testCase["name"]?.stringValue ?? (file as NSString).lastPathComponent
+        guard let operationName = testCase["operation"]?.stringValue, let operation = TestOperation(rawValue: operationName) else {
+            return ConformanceCheck(
+                operation: testCase["operation"]?.stringValue ?? "?", name: name, passed: false, problem: "unknown operation in \(file)")
+        }
+        guard let script = customization.scripts[operation.customization] else {
+            return ConformanceCheck(
+                operation: operationName, name: name, passed: false,
+                problem: "the customization has no \(operation.customization.rawValue) script for this case")
+        }
+        let expected = testCase["output"] ?? .null
+        do {
+            let (results, micros) = try timed(script, operation, testCase)
+            let problem = Self.compare(operation, results: results, expected: expected, testCase: testCase)
+            return ConformanceCheck(operation: operationName, name: name, passed: problem == nil, problem: problem, microsecondsPerCall: micros)
+        } catch {
+            return ConformanceCheck(operation: operationName, name: name, passed: false, problem: "\(error)")
+        }
+    }
+
+    /// The arguments an operation takes from a test case.
+    static func arguments(_ operation: TestOperation, _ testCase: JSONValue) -> (arguments: [JSONValue], results: Int, shapes: [JSONValue?]) {
+        let desired = testCase["desiredObj"] ?? testCase["observedObj"] ?? .object([:])
+        let observed = testCase["observedObj"] ?? testCase["desiredObj"] ?? .object([:])
+        switch operation {
+        case .interpretReplica: return ([desired], 2, [])
+        case .reviseReplica:
+            let replicas = testCase["inputReplicas"] ?? testCase["desiredReplicas"] ?? .integer(1)
+            return ([desired, replicas], 1, [desired])
+        case .retain: return ([desired, observed], 1, [desired])
+        case .interpretStatus: return ([observed], 1, [observed["status"]])
+        case .aggregateStatus: return ([desired, testCase["statusItems"] ?? .array([])], 1, [desired])
+        case .interpretHealth: return ([observed], 1, [])
+        case .interpretDependency: return ([desired], 1, [.array([])])
+        }
+    }
+
+    /// The results of one call, checked for determinism over `repeats` calls, and the median time.
+    private func timed(_ script: LuaScript, _ operation: TestOperation, _ testCase: JSONValue) throws -> ([JSONValue], Double) {
+        let (arguments, results, shapes) = Self.arguments(operation, testCase)
+        let before = arguments
+        var durations: [Duration] = []
+        var first: [JSONValue]?
+        let clock = ContinuousClock()
+        for _ in 0..<repeats {
+            var values: [JSONValue] = []
+            let elapsed = try clock.measure {
+                values = try script.call(operation.customization.function, arguments, results: results, shapes: shapes)
+            }
+            durations.append(elapsed)
+            if let first, first != values {
+                throw ConformanceFailure("not deterministic: the same input gave \(Self.show(first[0])) then \(Self.show(values[0]))")
+            }
+            first = first ?? values
+        }
+        guard arguments == before else { throw ConformanceFailure("the call changed its inputs") }
+        let median = durations.sorted()[durations.count / 2]
+        let (seconds, attoseconds) = median.components
+        return (first ?? [], Double(seconds) * 1e6 + Double(attoseconds) / 1e12)
+    }
+
+    /// Why `results` do not match a case's `output`, or nil.
+    static func compare(_ operation: TestOperation, results: [JSONValue], expected: JSONValue, testCase: JSONValue) -> String? {
+        let result = results.first ?? .null
+        switch operation {
+        case .interpretReplica:
+            guard let replicas = result.integerValue, replicas >= 0 else { return "GetReplicas returned \(show(result)), not a replica count" }
+            if let want = expected["replica"], want.integerValue != replicas { return "replica is \(replicas), expected \(show(want))" }
+            if let want = expected["requires"], !contains(want, in: results.count > 1 ? results[1] : .null) {
+                return "requires is \(show(results.count > 1 ? results[1] : .null)), expected it to contain \(show(want))"
+            }
+        case .interpretHealth:
+            guard case .bool(let healthy) = result else { return "InterpretHealth returned \(show(result)), not true or false" }
+            if let want = expected["healthy"], want != .bool(healthy) { return "healthy is \(healthy), expected \(show(want))" }
+        case .interpretStatus:
+            if let want = expected["status"], !contains(want, in: result) { return "status is \(show(result)), expected it to contain \(show(want))" }
+        case .aggregateStatus:
+            guard case .object = result else { return "AggregateStatus returned \(show(result)), not the object" }
+            if let want = expected["aggregatedStatus"], !contains(want, in: result) {
+                return "the aggregated object is \(show(result)), expected it to contain \(show(want))"
+            }
+        case .reviseReplica, .retain:
+            guard case .object = result else { return "\(operation.rawValue) returned \(show(result)), not the object" }
+            let want = expected["retained"] ?? expected["revised"] ?? expected
+            if want != .null, !contains(want, in: result) { return "the object is \(show(result)), expected it to contain \(show(want))" }
+        case .interpretDependency:
+            guard case .array(let found) = result else { return "GetDependencies returned \(show(result)), not a list" }
+            for dependency in found where dependency["kind"]?.stringValue == nil || dependency["name"]?.stringValue == nil {
+                return "a dependency without kind or name: \(show(dependency))"
+            }
+            if case .array(let wanted)? = expected["dependencies"] {
+                let missing = wanted.filter { want in !found.contains { contains(want, in: $0) } }
+                if !missing.isEmpty || found.count != wanted.count {
+                    return "dependencies are \(show(result)), expected \(show(.array(wanted)))"
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Karmada's older customizations_tests.yaml: inputs by path, no expected output; each run
+    /// is checked for the types its operation must return.
+    private func legacyChecks(_ path: String, _ customization: InterpreterCustomization, samples: inout [JSONValue]) -> [ConformanceCheck] {
+        let directory = (path as NSString).deletingLastPathComponent
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let document = try? YAMLDocument.decode(text) else {
+            return [ConformanceCheck(operation: "read", name: path, passed: false, problem: "not a readable YAML document")]
+        }
+        return document["tests"]?.arrayElements.enumerated().map { index, test -> ConformanceCheck in
+            let operationName = test["operation"]?.stringValue ?? "?"
+            var testCase: JSONValue = ["operation": .string(operationName), "output": .null]
+            for (key, field) in [("desiredInputPath", "desiredObj"), ("observedInputPath", "observedObj"), ("statusInputPath", "statusItems")] {
+                guard let relative = test[key]?.stringValue else { continue }
+                let file = (directory as NSString).appendingPathComponent(relative)
+                guard let contents = try? String(contentsOfFile: file, encoding: .utf8), let value = try? YAMLDocument.decode(contents) else {
+                    return ConformanceCheck(
+                        operation: operationName, name: "customizations_tests.yaml #\(index + 1)", passed: false, problem: "cannot read \(file)")
+                }
+                testCase[member: field] = value
+                if field != "statusItems" { samples.append(value) }
+            }
+            if let replicas = test["desiredReplicas"] { testCase[member: "inputReplicas"] = replicas }
+            var check = run(testCase, customization, file: path)
+            check.name = "customizations_tests.yaml #\(index + 1)"
+            return check
+        } ?? []
+    }
+
+    /// The interface's rules on the samples the cases brought: the replica round trip.
+    private func rules(_ customization: InterpreterCustomization, samples: [JSONValue]) -> [ConformanceCheck] {
+        guard let get = customization.scripts[.replicaResource], let revise = customization.scripts[.replicaRevision],
+            let sample = samples.first(where: { $0.kind == customization.targetKind })
+        else { return [] }
+        for count in [0, 1, 3, 7] {
+            do {
+                let revised = try revise.call("ReviseReplica", [sample, .integer(Int64(count))], results: 1, shapes: [sample])[0]
+                let read = try get.call("GetReplicas", [revised], results: 2)[0]
+                guard read.integerValue == Int64(count) else {
+                    return [
+                        ConformanceCheck(
+                            operation: "replica round trip", name: "GetReplicas(ReviseReplica(obj, \(count)))", passed: false,
+                            problem: "read back \(Self.show(read)), expected \(count)")
+                    ]
+                }
+            } catch {
+                return [ConformanceCheck(operation: "replica round trip", name: "ReviseReplica then GetReplicas", passed: false, problem: "\(error)")]
+            }
+        }
+        return [ConformanceCheck(operation: "replica round trip", name: "GetReplicas(ReviseReplica(obj, n)) = n for n in 0, 1, 3, 7", passed: true)]
+    }
+
+    /// Whether every field of `expected` is in `actual` with the same value (numbers by value).
+    static func contains(_ expected: JSONValue, in actual: JSONValue) -> Bool {
+        switch (expected, actual) {
+        case (.object(let want), .object(let have)):
+            return want.allSatisfy { key, value in
+                if case .null = value { return have[key] == nil || have[key] == .null }
+                return have[key].map { contains(value, in: $0) } ?? false
+            }
+        case (.array(let want), .array(let have)):
+            return want.count == have.count && zip(want, have).allSatisfy { contains($0, in: $1) }
+        case (.integer(let want), .double(let have)): return Double(want) == have
+        case (.double(let want), .integer(let have)): return want == Double(have)
+        default: return expected == actual
+        }
+    }
+
+    static func show(_ value: JSONValue) -> String {
+        let text = (try? value.serializedText()) ?? "?"
+        return text.count > 300 ? String(text.prefix(300)) + "…" : text
+    }
+}
+
+struct ConformanceFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A compiled-in plugin through its operations on samples: replicas and their round trip, the
+/// member copy, health, summary and aggregate, each checked for type, determinism and inputs left as they were.
+enum PluginConformance {
+    static func compiled(kind name: String, samples: [JSONValue], repeats: Int) throws -> ConformanceReport {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3 else { throw ValidationError("--kind \(name): write group/version/Kind (/v1/Service for the core group)") }
+        let apiVersion = parts[0].isEmpty ? parts[1] : "\(parts[0])/\(parts[1])"
+        let registry = BuiltinPlugins.hub
+        guard registry.kind(apiVersion: apiVersion, kind: parts[2]) != nil else {
+            throw ValidationError(
+                "--kind \(name): no compiled-in plugin serves it; known: \(registry.kinds.map { "\($0.group)/\($0.version)/\($0.kind)" }.joined(separator: ", "))"
+            )
+        }
+        let plugin = registry.plugin(apiVersion: apiVersion, kind: parts[2])
+        var checks: [ConformanceCheck] = []
+        for (index, sample) in samples.enumerated() {
+            let label = "sample \(index + 1) (\(sample.name ?? "unnamed"))"
+            guard sample.apiVersion == apiVersion, sample.kind == parts[2] else {
+                checks.append(
+                    ConformanceCheck(
+                        operation: "sample", name: label, passed: false,
+                        problem: "is a \(sample.apiVersion ?? "?") \(sample.kind ?? "?"), not \(name)"))
+                continue
+            }
+            func check(_ operation: String, _ body: () -> String?) {
+                let clock = ContinuousClock()
+                var problem: String?
+                var durations: [Duration] = []
+                for _ in 0..<repeats { durations.append(clock.measure { problem = body() }) }
+                let median = durations.sorted()[durations.count / 2].components
+                checks.append(
+                    ConformanceCheck(
+                        operation: operation, name: label, passed: problem == nil, problem: problem,
+                        microsecondsPerCall: Double(median.seconds) * 1e6 + Double(median.attoseconds) / 1e12))
+            }
+            let problems = plugin.validate(sample)
+            checks.append(
+                ConformanceCheck(
+                    operation: "validate", name: label, passed: problems.isEmpty,
+                    problem: problems.isEmpty ? nil : problems.map(\.description).joined(separator: "; ")))
+            check("replicas") {
+                let first = plugin.replicas(of: sample)
+                guard first == plugin.replicas(of: sample) else { return "not deterministic" }
+                guard let replicas = first else { return nil }
+                guard replicas >= 0 else { return "negative replicas \(replicas)" }
+                for count: Int64 in [0, 1, 3, 7] where plugin.replicas(of: plugin.setting(replicas: count, on: sample)) != count {
+                    return
+                        "replicas(setting(\(count))) is \(plugin.replicas(of: plugin.setting(replicas: count, on: sample)).map(String.init) ?? "nil")"
+                }
+                return nil
+            }
+            check("prepareForMember") {
+                let copy = plugin.prepareForMember(sample)
+                guard copy == plugin.prepareForMember(sample) else { return "not deterministic" }
+                return copy.apiVersion == sample.apiVersion && copy.kind == sample.kind && copy.name == sample.name
+                    ? nil : "the member copy lost its identity"
+            }
+            check("health") { plugin.health(of: sample) == plugin.health(of: sample) ? nil : "not deterministic" }
+            check("summary") {
+                let summary = plugin.summary(of: sample)
+                guard summary == plugin.summary(of: sample) else { return "not deterministic" }
+                return JSONValue.object(summary).encodedSize() <= 8 * 1024 ? nil : "the summary is over the 8 KiB a report may carry"
+            }
+            check("aggregateStatus") {
+                let members = [MemberObjectStatus(cluster: "a", health: plugin.health(of: sample), summary: plugin.summary(of: sample))]
+                return plugin.aggregateStatus(of: sample, members: members) == plugin.aggregateStatus(of: sample, members: members)
+                    ? nil : "not deterministic"
+            }
+        }
+        return ConformanceReport(subject: "plugin \(plugin.name)", target: name, checks: checks)
+    }
+}
