@@ -41,6 +41,7 @@ let package = Package(
         .executable(name: "tetherctl", targets: ["tetherctl"]),
         .executable(name: "tether-simcluster", targets: ["tether-simcluster"]),
         .executable(name: "tether-fuzz", targets: ["tether-fuzz"]),
+        .executable(name: "tether-example-gadgets", targets: ["tether-example-gadgets"]),
         // For the benchmarks' own package (`Benchmarks/`), which starts federations the way the
         // integration tests do; not an API for anyone else.
         .library(
@@ -231,6 +232,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+
+        // The compiled example of an out-of-process plugin (Plugins/External/swift-gadgets): Foundation only.
+        .executableTarget(
+            name: "tether-example-gadgets", path: "Plugins/External/swift-gadgets", exclude: ["plugin.json", "gadgets"],
+            swiftSettings: strictSettings),
 
         // libFuzzer harnesses for everything that reads what strangers send (`make fuzz`); built
         // plainly it replays inputs, which is how the test command checks the committed corpus.

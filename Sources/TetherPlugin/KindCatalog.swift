@@ -29,10 +29,14 @@ public final class KindCatalog: Sendable {
     /// Where scripts that fail are reported (the owner logs them).
     public let interpreterFailures: InterpreterFailures
 
-    public init(builtin: KindRegistry, interpreterFailures: InterpreterFailures = InterpreterFailures()) {
+    /// The out-of-process plugins (`--plugin-dir`), in front of the kinds they declare.
+    public let external: [ExternalPluginProcess]
+
+    public init(builtin: KindRegistry, external: [ExternalPluginProcess] = [], interpreterFailures: InterpreterFailures = InterpreterFailures()) {
         self.builtin = builtin
+        self.external = external
         self.interpreterFailures = interpreterFailures
-        self.state = Mutex(State(registry: builtin))
+        self.state = Mutex(State(registry: external.isEmpty ? builtin : KindRegistry.layered(plugins: builtin.plugins, external: external)))
     }
 
     /// The customization named `name` as served now (reused while its resource version holds).
@@ -52,14 +56,9 @@ public final class KindCatalog: Sendable {
 
     private func makeRegistry(_ state: State) -> KindRegistry {
         let custom = state.definitions.values.sorted { $0.name < $1.name }
-        let plugins = builtin.plugins + (custom.isEmpty ? [] : [CustomResourcePlugin(definitions: custom)])
-        let withoutOverrides = KindRegistry(plugins: plugins)
-        var overrides: [String: any ResourcePlugin] = [:]
-        for customization in state.customizations.values.sorted(by: { $0.name < $1.name }) where overrides[customization.targetKey] == nil {
-            let base = withoutOverrides.basePlugin(apiVersion: customization.targetAPIVersion, kind: customization.targetKind)
-            overrides[customization.targetKey] = InterpretedPlugin(base: base, customization: customization, failures: interpreterFailures)
-        }
-        return overrides.isEmpty ? withoutOverrides : KindRegistry(plugins: plugins, overrides: overrides)
+        return KindRegistry.layered(
+            plugins: builtin.plugins + (custom.isEmpty ? [] : [CustomResourcePlugin(definitions: custom)]), external: external,
+            customizations: Array(state.customizations.values), failures: interpreterFailures)
     }
 
     /// Every kind served now, custom kinds after the plugins' (a definition never shadows one).

@@ -103,6 +103,11 @@ struct TetherAgentCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: "A directory of out-of-process plugins, one folder per plugin with a plugin.json (docs/plugins.md); none by default.")
+    var pluginDir: String?
+
+    @Option(
+        name: .long,
         help:
             "A kind the agent may write besides those --allow-kind or the default allow, such as apiextensions.k8s.io/CustomResourceDefinition or stable.example.com/*; repeatable."
     )
@@ -253,7 +258,11 @@ struct TetherAgentCommand: AsyncParsableCommand {
             settings.maximumPruneFraction = maxPruneFraction
             settings.pruneGuardMinimum = pruneGuardMinimum
             settings.allowList = allowList(manifest: manifest, registry: registry)
-            let applier = Applier(settings: settings, client: member, registry: registry, link: hooks.link, logger: logger)
+            let pluginHosts = try ExternalPluginProcess.hosts(in: pluginDir) { event, message in
+                logger.notice("\(message)", metadata: ["tether.event": "\(event)"])
+            }
+            if !pluginHosts.isEmpty { services.append(PluginHostsService(hosts: pluginHosts)) }
+            let applier = Applier(settings: settings, client: member, registry: registry, external: pluginHosts, link: hooks.link, logger: logger)
             let probe = ClusterProbe(client: member, logger: logger)
             hooks.lastRevision = { await applier.lastRevision }
             hooks.lastDigest = { await applier.lastDigest }
@@ -334,5 +343,14 @@ struct TetherAgentCommand: AsyncParsableCommand {
             throw error
         }
         await client?.shutdown()
+    }
+}
+
+/// Keeps the out-of-process plugins running while the agent runs.
+struct PluginHostsService: Service {
+    let hosts: [ExternalPluginProcess]
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await ExternalPluginProcess.runAll(hosts) }
     }
 }

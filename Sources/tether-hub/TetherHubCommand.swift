@@ -33,6 +33,11 @@ struct TetherHubCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(
+        name: .long,
+        help: "A directory of out-of-process plugins, one folder per plugin with a plugin.json (docs/plugins.md); none by default.")
+    var pluginDir: String?
+
     @Option(name: .long, help: "The federation directory (from `tetherctl init`).")
     var dir: String
 
@@ -192,8 +197,12 @@ struct TetherHubCommand: AsyncParsableCommand {
                 metadata: ["tether.event": "dns.off"])
         }
         // One catalog for the API and the engine: a kind a CustomResourceDefinition adds is served and federated.
+        let pluginHosts = try ExternalPluginProcess.hosts(in: pluginDir) { event, message in
+            logger.notice("\(message)", metadata: ["tether.event": "\(event)"])
+        }
         let catalog = KindCatalog(
             builtin: BuiltinPlugins.hub,
+            external: pluginHosts,
             interpreterFailures: InterpreterFailures { customization, operation, message in
                 logger.warning(
                     "an interpreter script failed; its kind keeps the built-in behaviour for this call",
@@ -267,12 +276,12 @@ struct TetherHubCommand: AsyncParsableCommand {
             ],
             logger: logger
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [engine, listener] + (engine.dnsPublishing.map { [$0] } ?? []) + [api, reloader]
-                    + (hubLock.map { [HubLockWatch(lock: $0, logger: logger)] } ?? []),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
+        var services: [any Service] = [engine, listener]
+        if let dns = engine.dnsPublishing { services.append(dns) }
+        services += [api, reloader]
+        if let hubLock { services.append(HubLockWatch(lock: hubLock, logger: logger)) }
+        if !pluginHosts.isEmpty { services.append(PluginHostsService(hosts: pluginHosts)) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
@@ -389,5 +398,14 @@ struct HubLockWatch: Service {
             "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
             metadata: ["tether.event": "hub.lock_lost", "tether.exit_status": "\(Self.exitStatus)"])
         exit(Self.exitStatus)
+    }
+}
+
+/// Keeps the out-of-process plugins running while the hub runs.
+struct PluginHostsService: Service {
+    let hosts: [ExternalPluginProcess]
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await ExternalPluginProcess.runAll(hosts) }
     }
 }

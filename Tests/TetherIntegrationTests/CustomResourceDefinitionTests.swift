@@ -218,4 +218,57 @@ struct CustomResourceDefinitionTests {
             }
         }
     }
+
+    static let widgets = """
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {name: widgets.example.com}
+        spec:
+          group: example.com
+          scope: Namespaced
+          names: {plural: widgets, kind: Widget}
+          versions:
+          - name: v1
+            served: true
+            storage: true
+            subresources: {status: {}}
+            schema:
+              openAPIV3Schema:
+                type: object
+                properties:
+                  spec: {type: object, properties: {size: {type: integer}}}
+                  status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+        """
+
+    @Test("the Python plugin from --plugin-dir divides a Widget's size at the hub, judges health in each agent and sums readiness")
+    func pythonPluginEndToEnd() async throws {
+        let plugins = repositoryRoot + "/Plugins/External"
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--plugin-dir", plugins])
+            try await hub.waitForEvent("plugin.ready", within: .seconds(20)) { ($0.fields["message"] ?? "").contains("python-widgets") }
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var members: [Kubectl] = []
+            for name in ["m1", "m2"] {
+                let arguments = [
+                    "--plugin-dir", plugins, "--also-allow-kind", "apiextensions.k8s.io/CustomResourceDefinition", "--also-allow-kind", "example.com/*",
+                ]
+                let member = try await federation.startMember(name, hub: hub, hubPort: port, agentArguments: arguments)
+                try await member.agent.waitForEvent("plugin.ready", within: .seconds(20)) { ($0.fields["message"] ?? "").contains("python-widgets") }
+                members.append(member.kubectl)
+            }
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: Self.widgets)
+            try await hubctl.succeed(
+                ["apply", "-f", "-"], stdin: "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: default}\nspec: {size: 4}\n")
+            for member in members {
+                try await member.succeed(["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=60s"], within: .seconds(70))
+                try await member.succeed(["wait", "--for=create", "widget/w1", "--timeout=60s"], within: .seconds(70))
+                try await member.succeed(["wait", "--for=jsonpath={.spec.size}=2", "widget/w1", "--timeout=60s"], within: .seconds(70))
+                try await member.succeed(["patch", "widget", "w1", "--subresource=status", "--type=merge", "-p", "{\"status\":{\"readyCount\":2}}"])
+            }
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.healthy}=2", "propagation/widget.default.w1", "--timeout=60s"], within: .seconds(70))
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyCount}=4", "widget/w1", "--timeout=60s"], within: .seconds(70))
+            #expect(try await hubctl.succeed(["get", "widget", "w1", "-o", "jsonpath={.status.clusters}"]) == "2")
+        }
+    }
 }

@@ -87,7 +87,10 @@ public actor Applier: Service {
     let appliedCounter = Counter(label: "tether_agent_applies_total")
     let driftCounter = Counter(label: "tether_agent_drift_repairs_total")
 
-    public init(settings: ApplierSettings, client: KubernetesClient, registry: KindRegistry, link: HubLink, logger: Logger) {
+    public init(
+        settings: ApplierSettings, client: KubernetesClient, registry: KindRegistry, external: [ExternalPluginProcess] = [], link: HubLink,
+        logger: Logger
+    ) {
         self.settings = settings
         self.client = client
         self.registry = registry
@@ -107,6 +110,7 @@ public actor Applier: Service {
                 allowList: allowList
             ),
             registry: registry,
+            external: external,
             interpreterFailures: InterpreterFailures { [logger] customization, operation, message in
                 logger.warning(
                     "an interpreter script failed; its kind keeps the built-in behaviour for this call",

@@ -57,6 +57,8 @@ struct ApplierState: Sendable {
     /// The customizations of the desired state, compiled, by name (reused while unchanged).
     var interpreters: [String: InterpreterCustomization] = [:]
     let interpreterFailures: InterpreterFailures
+    /// Out-of-process plugins (`--plugin-dir`), in front of their kinds under any customization.
+    let external: [ExternalPluginProcess]
 
     // Desired state.
     var revision: UInt64?
@@ -109,10 +111,14 @@ struct ApplierState: Sendable {
 
     private(set) var actions: [ApplierAction] = []
 
-    init(settings: Settings, registry: KindRegistry, interpreterFailures: InterpreterFailures = InterpreterFailures()) {
+    init(
+        settings: Settings, registry: KindRegistry, external: [ExternalPluginProcess] = [],
+        interpreterFailures: InterpreterFailures = InterpreterFailures()
+    ) {
         self.settings = settings
-        self.registry = registry
+        self.registry = external.isEmpty ? registry : KindRegistry.layered(plugins: registry.plugins, external: external)
         self.baseRegistry = registry
+        self.external = external
         self.interpreterFailures = interpreterFailures
     }
 
@@ -371,12 +377,8 @@ struct ApplierState: Sendable {
         guard customizations.mapValues(\.resourceVersion) != interpreters.mapValues(\.resourceVersion) || customizations.count != interpreters.count
         else { return }
         interpreters = customizations
-        var overrides: [String: any ResourcePlugin] = [:]
-        for customization in customizations.values.sorted(by: { $0.name < $1.name }) where overrides[customization.targetKey] == nil {
-            let base = baseRegistry.basePlugin(apiVersion: customization.targetAPIVersion, kind: customization.targetKind)
-            overrides[customization.targetKey] = InterpretedPlugin(base: base, customization: customization, failures: interpreterFailures)
-        }
-        registry = KindRegistry(plugins: baseRegistry.plugins, overrides: overrides)
+        registry = KindRegistry.layered(
+            plugins: baseRegistry.plugins, external: external, customizations: Array(customizations.values), failures: interpreterFailures)
         log(
             .info, "interpreter customizations in use",
             ["tether.event": "applier.interpreters", "tether.customizations": customizations.keys.sorted().joined(separator: ",")])
