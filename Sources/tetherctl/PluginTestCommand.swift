@@ -40,7 +40,10 @@ struct PluginTestCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A compiled-in kind to check instead, as group/version/Kind (apps/v1/Deployment; core: /v1/Service).")
     var kind: String?
 
-    @Option(name: .long, help: "An object of --kind to run the plugin's operations on; repeatable.")
+    @Option(name: .long, help: "An out-of-process plugin's directory (with plugin.json) to check instead; started, checked, stopped.")
+    var plugin: String?
+
+    @Option(name: .long, help: "An object of --kind (or of the --plugin's kinds) to run the plugin's operations on; repeatable.")
     var sample: [String] = []
 
     @Option(name: .long, help: "Calls per operation when timing it.")
@@ -50,8 +53,10 @@ struct PluginTestCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func validate() throws {
-        if kind == nil, paths.isEmpty { throw ValidationError("name a customization file or directory, or --kind with --sample") }
-        if kind != nil, sample.isEmpty { throw ValidationError("--kind needs at least one --sample object to run on") }
+        if kind == nil, plugin == nil, paths.isEmpty {
+            throw ValidationError("name a customization file or directory, or --kind or --plugin with --sample")
+        }
+        if kind != nil || plugin != nil, sample.isEmpty { throw ValidationError("--kind and --plugin need at least one --sample object to run on") }
         if repeats < 1 || repeats > 10_000 { throw ValidationError("--repeats must be between 1 and 10000") }
     }
 
@@ -59,6 +64,9 @@ struct PluginTestCommand: AsyncParsableCommand {
         var reports: [ConformanceReport] = []
         if let kind {
             reports.append(try PluginConformance.compiled(kind: kind, samples: sample.map(Self.readObject), repeats: repeats))
+        }
+        if let plugin {
+            reports.append(try await PluginConformance.external(directory: plugin, samples: sample.map(Self.readObject), repeats: repeats))
         }
         for path in paths {
             for directory in try CustomizationLayout.find(path) {
@@ -398,17 +406,60 @@ enum PluginConformance {
             )
         }
         let plugin = registry.plugin(apiVersion: apiVersion, kind: parts[2])
+        return run(plugin, subject: "plugin \(plugin.name)", target: name, kinds: [(apiVersion, parts[2])], samples: samples, repeats: repeats)
+    }
+
+    /// An out-of-process plugin, started from its directory for the checks and stopped after.
+    static func external(directory: String, samples: [JSONValue], repeats: Int) async throws -> ConformanceReport {
+        let parent = (directory as NSString).deletingLastPathComponent
+        let path = URL(fileURLWithPath: directory).standardizedFileURL.path
+        guard
+            let entry = try ExternalPluginManifest.load(from: parent.isEmpty ? "." : parent)
+                .first(where: { URL(fileURLWithPath: $0.directory).standardizedFileURL.path == path })
+        else { throw ValidationError("\(directory) holds no plugin.json") }
+        let host = ExternalPluginProcess(manifest: entry.manifest, directory: entry.directory)
+        let running = Task { await host.run() }
+        defer {
+            host.stop()
+            running.cancel()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while host.unavailability != nil, host.starts < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let kinds = entry.manifest.kinds.map { ($0.apiVersion, $0.kind) }
+        guard host.unavailability == nil else {
+            return ConformanceReport(
+                subject: "plugin \(entry.manifest.name)", target: directory,
+                checks: [
+                    ConformanceCheck(
+                        operation: "handshake", name: entry.manifest.command.joined(separator: " "), passed: false, problem: host.unavailability)
+                ])
+        }
+        let plugin = ExternalPlugin(base: GenericPlugin(), host: host)
+        var report = run(plugin, subject: "plugin \(entry.manifest.name)", target: directory, kinds: kinds, samples: samples, repeats: repeats)
+        // A fallback answers in the built-in behaviour's words: the plugin must not have been down meanwhile.
+        if host.starts > 1 || host.unavailability != nil {
+            report.checks.append(
+                ConformanceCheck(
+                    operation: "stability", name: "no restart during the checks", passed: false, problem: host.unavailability ?? "restarted"))
+        }
+        return report
+    }
+
+    static func run(
+        _ plugin: any ResourcePlugin, subject: String, target name: String, kinds: [(String, String)], samples: [JSONValue], repeats: Int
+    ) -> ConformanceReport {
         var checks: [ConformanceCheck] = []
         for (index, sample) in samples.enumerated() {
             let label = "sample \(index + 1) (\(sample.name ?? "unnamed"))"
-            guard sample.apiVersion == apiVersion, sample.kind == parts[2] else {
+            guard kinds.contains(where: { $0.0 == sample.apiVersion && $0.1 == sample.kind }) else {
                 checks.append(
                     ConformanceCheck(
                         operation: "sample", name: label, passed: false,
                         problem: "is a \(sample.apiVersion ?? "?") \(sample.kind ?? "?"), not \(name)"))
                 continue
             }
-            func check(_ operation: String, _ body: () -> String?) {
+            /// Runs `body` (which makes `calls` calls of the plugin) `repeats` times; the time is per call.
+            func check(_ operation: String, calls: Int, _ body: () -> String?) {
                 let clock = ContinuousClock()
                 var problem: String?
                 var durations: [Duration] = []
@@ -417,14 +468,15 @@ enum PluginConformance {
                 checks.append(
                     ConformanceCheck(
                         operation: operation, name: label, passed: problem == nil, problem: problem,
-                        microsecondsPerCall: Double(median.seconds) * 1e6 + Double(median.attoseconds) / 1e12))
+                        microsecondsPerCall: (Double(median.seconds) * 1e6 + Double(median.attoseconds) / 1e12) / Double(calls)))
             }
             let problems = plugin.validate(sample)
             checks.append(
                 ConformanceCheck(
                     operation: "validate", name: label, passed: problems.isEmpty,
                     problem: problems.isEmpty ? nil : problems.map(\.description).joined(separator: "; ")))
-            check("replicas") {
+            // Two reads, then a set and a read for each of four counts, when the kind has replicas.
+            check("replicas", calls: plugin.replicas(of: sample) == nil ? 2 : 10) {
                 let first = plugin.replicas(of: sample)
                 guard first == plugin.replicas(of: sample) else { return "not deterministic" }
                 guard let replicas = first else { return nil }
@@ -435,24 +487,24 @@ enum PluginConformance {
                 }
                 return nil
             }
-            check("prepareForMember") {
+            check("prepareForMember", calls: 2) {
                 let copy = plugin.prepareForMember(sample)
                 guard copy == plugin.prepareForMember(sample) else { return "not deterministic" }
                 return copy.apiVersion == sample.apiVersion && copy.kind == sample.kind && copy.name == sample.name
                     ? nil : "the member copy lost its identity"
             }
-            check("health") { plugin.health(of: sample) == plugin.health(of: sample) ? nil : "not deterministic" }
-            check("summary") {
+            let members = [MemberObjectStatus(cluster: "a", health: plugin.health(of: sample), summary: plugin.summary(of: sample))]
+            check("health", calls: 2) { plugin.health(of: sample) == plugin.health(of: sample) ? nil : "not deterministic" }
+            check("summary", calls: 2) {
                 let summary = plugin.summary(of: sample)
                 guard summary == plugin.summary(of: sample) else { return "not deterministic" }
                 return JSONValue.object(summary).encodedSize() <= 8 * 1024 ? nil : "the summary is over the 8 KiB a report may carry"
             }
-            check("aggregateStatus") {
-                let members = [MemberObjectStatus(cluster: "a", health: plugin.health(of: sample), summary: plugin.summary(of: sample))]
+            check("aggregateStatus", calls: 2) {
                 return plugin.aggregateStatus(of: sample, members: members) == plugin.aggregateStatus(of: sample, members: members)
                     ? nil : "not deterministic"
             }
         }
-        return ConformanceReport(subject: "plugin \(plugin.name)", target: name, checks: checks)
+        return ConformanceReport(subject: subject, target: name, checks: checks)
     }
 }

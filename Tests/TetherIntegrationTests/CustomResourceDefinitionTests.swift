@@ -250,7 +250,8 @@ struct CustomResourceDefinitionTests {
             var members: [Kubectl] = []
             for name in ["m1", "m2"] {
                 let arguments = [
-                    "--plugin-dir", plugins, "--also-allow-kind", "apiextensions.k8s.io/CustomResourceDefinition", "--also-allow-kind", "example.com/*",
+                    "--plugin-dir", plugins, "--also-allow-kind", "apiextensions.k8s.io/CustomResourceDefinition", "--also-allow-kind",
+                    "example.com/*",
                 ]
                 let member = try await federation.startMember(name, hub: hub, hubPort: port, agentArguments: arguments)
                 try await member.agent.waitForEvent("plugin.ready", within: .seconds(20)) { ($0.fields["message"] ?? "").contains("python-widgets") }
@@ -266,7 +267,8 @@ struct CustomResourceDefinitionTests {
                 try await member.succeed(["wait", "--for=jsonpath={.spec.size}=2", "widget/w1", "--timeout=60s"], within: .seconds(70))
                 try await member.succeed(["patch", "widget", "w1", "--subresource=status", "--type=merge", "-p", "{\"status\":{\"readyCount\":2}}"])
             }
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.healthy}=2", "propagation/widget.default.w1", "--timeout=60s"], within: .seconds(70))
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.healthy}=2", "propagation/widget.default.w1", "--timeout=60s"], within: .seconds(70))
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyCount}=4", "widget/w1", "--timeout=60s"], within: .seconds(70))
             #expect(try await hubctl.succeed(["get", "widget", "w1", "-o", "jsonpath={.status.clusters}"]) == "2")
         }

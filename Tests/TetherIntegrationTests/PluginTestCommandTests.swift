@@ -76,4 +76,17 @@ struct PluginTestCommandTests {
         let unknown = try await run("tetherctl", ["plugin", "test", "--kind", "example.com/v1/Nothing", "--sample", scratch.file("deploy.yaml")])
         #expect(unknown.status == 64 && unknown.output.contains("no compiled-in plugin serves it"), "\(unknown.output)")
     }
+
+    @Test("an out-of-process plugin started from its directory, checked on a sample, stopped")
+    func externalPlugin() async throws {
+        let scratch = try ScratchDirectory("plugin-test")
+        try "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: ns}\nspec: {size: 3}\nstatus: {readyCount: 1}\n"
+            .write(toFile: scratch.file("widget.yaml"), atomically: true, encoding: .utf8)
+        let result = try await run(
+            "tetherctl", ["plugin", "test", "--plugin", repositoryRoot + "/Plugins/External/python-widgets", "--sample", scratch.file("widget.yaml")])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(
+            result.output.contains("plugin python-widgets") && result.output.contains("PASS  health") && result.output.contains("PASS  replicas"),
+            "\(result.output)")
+    }
 }
