@@ -216,6 +216,11 @@ struct CustomResourceDefinitionTests {
                 let served = try await member.run(["get", "resourceinterpretercustomizations"])
                 #expect(served.status != 0, "\(served)")
             }
+            // Without it the kind has no replicas to divide: each member gets the whole object again.
+            try await hubctl.succeed(["delete", "ric", "crontab-interpreter"])
+            for member in members {
+                try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=4", "crontab/nightly", "--timeout=60s"], within: .seconds(70))
+            }
         }
     }
 

@@ -337,7 +337,7 @@ extension ApplierState {
         unsent[reference] = nil
     }
 
-    private mutating func record(_ reference: ObjectReference, live object: JSONValue, state: ObjectState) {
+    mutating func record(_ reference: ObjectReference, live object: JSONValue, state: ObjectState) {
         let plugin = registry.plugin(for: object)
         let health = plugin.health(of: object)
         var summary = plugin.summary(of: object)

@@ -377,8 +377,17 @@ struct ApplierState: Sendable {
         guard customizations.mapValues(\.resourceVersion) != interpreters.mapValues(\.resourceVersion) || customizations.count != interpreters.count
         else { return }
         interpreters = customizations
+        let before = registry
         registry = KindRegistry.layered(
             plugins: baseRegistry.plugins, external: external, customizations: Array(customizations.values), failures: interpreterFailures)
+        // Objects whose kind is now interpreted otherwise are judged and reported again at once.
+        for (reference, object) in live where statuses[reference]?.state == .applied {
+            if before.plugin(apiVersion: reference.apiVersion, kind: reference.kind).name
+                != registry.plugin(apiVersion: reference.apiVersion, kind: reference.kind).name
+            {
+                record(reference, live: object, state: .applied)
+            }
+        }
         log(
             .info, "interpreter customizations in use",
             ["tether.event": "applier.interpreters", "tether.customizations": customizations.keys.sorted().joined(separator: ",")])

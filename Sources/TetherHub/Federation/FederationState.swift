@@ -125,7 +125,18 @@ struct FederationState: Sendable {
         case .statusAffected(let references):
             for reference in references { statusChanged(reference) }
         case .kindsChanged(let registry):
+            let before = self.registry
             self.registry = registry
+            // A customization or plugin that came or went changes how objects of its kind are
+            // divided and aggregated: those objects are placed and summed again.
+            let affected = federated.keys.filter { reference in
+                before.plugin(apiVersion: reference.apiVersion, kind: reference.kind).name
+                    != registry.plugin(apiVersion: reference.apiVersion, kind: reference.kind).name
+            }
+            if settled, !affected.isEmpty {
+                recompute(affected, version: storeVersion, everyCluster: true)
+                for reference in affected where reports[reference] != nil { statusChanged(reference) }
+            }
         case .stopping:
             if revisionsScheduled { writeRevisions() }
         }
