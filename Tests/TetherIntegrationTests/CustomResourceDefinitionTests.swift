@@ -176,9 +176,12 @@ struct CustomResourceDefinitionTests {
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
             var members: [Kubectl] = []
+            var agents: [ManagedProcess] = []
             for name in ["m1", "m2"] {
                 let allow = ["--also-allow-kind", "apiextensions.k8s.io/CustomResourceDefinition", "--also-allow-kind", "stable.example.com/*"]
-                members.append(try await federation.startMember(name, hub: hub, hubPort: port, agentArguments: allow).kubectl)
+                let member = try await federation.startMember(name, hub: hub, hubPort: port, agentArguments: allow)
+                members.append(member.kubectl)
+                agents.append(member.agent)
             }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
             try await hubctl.succeed(["apply", "-f", "-"], stdin: Self.definition)
@@ -220,6 +223,43 @@ struct CustomResourceDefinitionTests {
             try await hubctl.succeed(["delete", "ric", "crontab-interpreter"])
             for member in members {
                 try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=4", "crontab/nightly", "--timeout=60s"], within: .seconds(70))
+            }
+
+            // Hostile scripts: an endless loop judging health, one allocating without bound
+            // aggregating, one calling os.exit reading replicas. Each is stopped and reported;
+            // the hub and the agents go on with the built-in behaviour.
+            let hostile = """
+                apiVersion: config.karmada.io/v1alpha1
+                kind: ResourceInterpreterCustomization
+                metadata: {name: hostile}
+                spec:
+                  target: {apiVersion: stable.example.com/v1, kind: CronTab}
+                  customizations:
+                    replicaResource: {luaScript: "function GetReplicas(obj) os.exit(1) end"}
+                    healthInterpretation: {luaScript: "function InterpretHealth(obj) while true do end end"}
+                    statusAggregation: {luaScript: "function AggregateStatus(d, items) local t = {} while true do t[#t + 1] = string.rep('x', 4096) end end"}
+                """
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: hostile)
+            try await hub.waitForEvent("interpreter.failed", within: .seconds(30)) {
+                $0["tether.operation"] == "replicaResource" && ($0["tether.error"] ?? "").contains("'os'")
+            }
+            for member in members {
+                try await member.succeed([
+                    "patch", "crontab", "nightly", "--subresource=status", "--type=merge", "-p", "{\"status\":{\"ready\":3}}",
+                ])
+            }
+            for agent in agents {
+                try await agent.waitForEvent("interpreter.failed", within: .seconds(30)) {
+                    $0["tether.operation"] == "healthInterpretation" && ($0["tether.error"] ?? "").contains("stopped after")
+                }
+            }
+            try await hub.waitForEvent("interpreter.failed", within: .seconds(30)) {
+                $0["tether.operation"] == "statusAggregation" && ($0["tether.error"] ?? "").contains("memory ceiling")
+            }
+            // Still serving and still federating: a change reaches both members.
+            try await hubctl.succeed(["patch", "crontab", "nightly", "--type=merge", "-p", "{\"spec\":{\"image\":\"backup:2\"}}"])
+            for member in members {
+                try await member.succeed(["wait", "--for=jsonpath={.spec.image}=backup:2", "crontab/nightly", "--timeout=60s"], within: .seconds(70))
             }
         }
     }
