@@ -1,10 +1,12 @@
 import ArgumentParser
 import BuiltinPlugins
 import Foundation
+import NIOHTTP1
 import TetherJSON
 import TetherLua
 import TetherModel
 import TetherPlugin
+import TetherSecurity
 
 struct PluginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,6 +48,18 @@ struct PluginTestCommand: AsyncParsableCommand {
     @Option(name: .long, help: "An object of --kind (or of the --plugin's kinds) to run the plugin's operations on; repeatable.")
     var sample: [String] = []
 
+    @Option(name: .long, help: "A ResourceInterpreterCustomization at the running hub to check, by name (with --dir or --hub).")
+    var atHub: String?
+
+    @Option(name: .long, help: "The federation directory, for --at-hub (the admin certificate, the hub's port).")
+    var dir: String = "."
+
+    @Option(name: .long, help: "The hub's API for --at-hub, https://HOST:PORT (default: from --dir).")
+    var hub: String?
+
+    @Option(name: .long, help: "A folder of Karmada test files (*-test.yaml) to run an --at-hub customization against.")
+    var tests: String?
+
     @Option(name: .long, help: "Calls per operation when timing it.")
     var repeats: Int = 20
 
@@ -53,8 +67,8 @@ struct PluginTestCommand: AsyncParsableCommand {
     var output: OutputFormat = .text
 
     func validate() throws {
-        if kind == nil, plugin == nil, paths.isEmpty {
-            throw ValidationError("name a customization file or directory, or --kind or --plugin with --sample")
+        if kind == nil, plugin == nil, atHub == nil, paths.isEmpty {
+            throw ValidationError("name a customization file or directory, --at-hub NAME, or --kind or --plugin with --sample")
         }
         if kind != nil || plugin != nil, sample.isEmpty { throw ValidationError("--kind and --plugin need at least one --sample object to run on") }
         if repeats < 1 || repeats > 10_000 { throw ValidationError("--repeats must be between 1 and 10000") }
@@ -68,9 +82,31 @@ struct PluginTestCommand: AsyncParsableCommand {
         if let plugin {
             reports.append(try await PluginConformance.external(directory: plugin, samples: sample.map(Self.readObject), repeats: repeats))
         }
+        let samples = try sample.map(Self.readObject)
+        if let atHub {
+            let api = try HubAPI(directory: FederationDirectory(path: dir), hub: hub)
+            let (status, object) = try await api.send(.GET, "/apis/config.karmada.io/v1alpha1/resourceinterpretercustomizations/\(atHub)")
+            await api.shutdown()
+            guard status == 200 else {
+                throw ValidationError(
+                    "the hub has no ResourceInterpreterCustomization \(atHub) (HTTP \(status)): \(object["message"]?.stringValue ?? "")")
+            }
+            let folder = NSTemporaryDirectory() + "tetherctl-plugin-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let file = folder + "/customization.json"
+            try Data(try object.serialized()).write(to: URL(fileURLWithPath: file))
+            let testFiles =
+                try tests.map { folder in
+                    try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }.sorted()
+                        .map { (folder as NSString).appendingPathComponent($0) }
+                } ?? []
+            let layout = CustomizationLayout(customization: file, testFiles: testFiles, legacyTests: nil)
+            reports.append(try CustomizationConformance(layout: layout, repeats: repeats, samples: samples).run())
+        }
         for path in paths {
             for directory in try CustomizationLayout.find(path) {
-                reports.append(try CustomizationConformance(layout: directory, repeats: repeats).run())
+                reports.append(try CustomizationConformance(layout: directory, repeats: repeats, samples: samples).run())
             }
         }
         let failed = reports.reduce(0) { $0 + $1.checks.filter { !$0.passed }.count }
@@ -179,6 +215,8 @@ enum TestOperation: String {
 struct CustomizationConformance {
     let layout: CustomizationLayout
     let repeats: Int
+    /// Objects (`--sample`) every scripted operation also runs on, checked for type and determinism.
+    var samples: [JSONValue] = []
 
     func run() throws -> ConformanceReport {
         let object = try PluginTestCommand.readObject(layout.customization)
@@ -208,6 +246,19 @@ struct CustomizationConformance {
             }
         }
         if let legacy = layout.legacyTests { checks += legacyChecks(legacy, customization, samples: &samples) }
+        for (index, sample) in self.samples.enumerated() where sample.kind == customization.targetKind {
+            samples.append(sample)
+            for operation in [
+                TestOperation.interpretReplica, .reviseReplica, .retain, .interpretStatus, .aggregateStatus, .interpretHealth, .interpretDependency,
+            ]
+            where customization.scripts[operation.customization] != nil {
+                let testCase: JSONValue = [
+                    "name": .string("sample \(index + 1) (\(sample.name ?? "unnamed"))"), "operation": .string(operation.rawValue),
+                    "desiredObj": sample, "observedObj": sample, "inputReplicas": 2, "output": .null,
+                ]
+                checks.append(run(testCase, customization, file: "--sample"))
+            }
+        }
         checks += rules(customization, samples: samples)
         let target = "\(customization.targetAPIVersion) \(customization.targetKind)"
         return ConformanceReport(subject: "customization \(customization.name)", target: target, checks: checks)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TetherLocal
+import TetherSecurity
 import TetherTestSupport
 
 /// A kind no plugin knows, added at run time: a CustomResourceDefinition applied at the hub
@@ -195,6 +196,16 @@ struct CustomResourceDefinitionTests {
             #expect(
                 refused.status != 0 && refused.stderr.contains("spec.customizations.replicaResource.luaScript")
                     && refused.stderr.contains("replicaResource of broken:"), "\(refused)")
+
+            // The customization as the hub holds it, through the conformance kit on a sample.
+            let sample = federation.root + "/crontab-sample.yaml"
+            try Self.cronTab("sample", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 4}").write(
+                toFile: sample, atomically: true, encoding: .utf8)
+            let kit = try await run(
+                "tetherctl", ["plugin", "test", "--at-hub", "crontab-interpreter", "--dir", federation.directory.path, "--sample", sample])
+            #expect(
+                kit.status == 0 && kit.output.contains("PASS  InterpretHealth  sample 1 (sample)") && kit.output.contains("replica round trip"),
+                "\(kit.output)")
 
             try await hubctl.succeed(
                 ["apply", "-f", "-"], stdin: Self.cronTab("nightly", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 4}"))
