@@ -51,99 +51,84 @@ final class CustomResourceDefinitionController: Sendable {
     private func customizations(in objects: [JSONValue]) -> [InterpreterCustomization] {
         objects.compactMap { object -> InterpreterCustomization? in
             if let known = catalog.customization(named: object.name ?? ""), known.resourceVersion == object.resourceVersion { return known }
-            do throws(DefinitionProblems) {
-                return try InterpreterCustomization(parsing: object)
-            } catch {
-                logger.warning(
-                    "a stored ResourceInterpreterCustomization cannot be used; fix it with kubectl edit",
-                    metadata: [
-                        "tether.event": "interpreters.invalid", "tether.customization": "\(object.name ?? "")",
-                        "tether.problems": "\(error.problems.map(\.description).joined(separator: "; "))",
-                    ])
-                return nil
+            return parsed(object, what: "ResourceInterpreterCustomization", event: "interpreters.invalid") { object throws(DefinitionProblems) in
+                try InterpreterCustomization(parsing: object)
             }
         }
     }
 
-    private func followCustomizations() async {
+    private func definitions(in objects: [JSONValue]) -> [CustomResourceDefinition] {
+        objects.compactMap { object in
+            parsed(object, what: "CustomResourceDefinition", event: "definitions.invalid") { object throws(DefinitionProblems) in
+                try CustomResourceDefinition(parsing: object)
+            }
+        }
+    }
+
+    /// `parse(object)`, or nil after saying why a stored object cannot be used.
+    private func parsed<T>(_ object: JSONValue, what: String, event: String, _ parse: (JSONValue) throws(DefinitionProblems) -> T) -> T? {
+        do throws(DefinitionProblems) {
+            return try parse(object)
+        } catch {
+            logger.warning(
+                "a stored \(what) cannot be used; fix it with kubectl edit",
+                metadata: [
+                    "tether.event": "\(event)", "tether.object": "\(object.name ?? "")",
+                    "tether.problems": "\(error.problems.map(\.description).joined(separator: "; "))",
+                ])
+            return nil
+        }
+    }
+
+    /// Lists then watches `type` for as long as the server runs, calling `changed` with every
+    /// object held now (by name), the version reached and the objects the event touched.
+    private func follow(_ type: ResourceType, _ changed: @escaping ([String: JSONValue], UInt64, [JSONValue]) async -> Void) async {
         var current: [String: JSONValue] = [:]
-        await Informer(
-            StoreListWatch(store: store, type: Self.customizationType), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10))
-        )
-        .run { event in
+        await Informer(StoreListWatch(store: store, type: type), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10))).run { event in
+            var touched: [JSONValue] = []
+            var version: UInt64?
             switch event {
-            case .listed(let objects, _):
+            case .listed(let objects, let listed):
                 current = Dictionary(objects.compactMap { object in object.name.map { ($0, object) } }, uniquingKeysWith: { $1 })
-            case .changed(.upserted(let object, _)):
+                touched = objects
+                version = UInt64(listed)
+            case .changed(.upserted(let object, let seen)):
                 if let name = object.name { current[name] = object }
-            case .changed(.deleted(let object, _)):
+                touched = [object]
+                version = seen.flatMap(UInt64.init)
+            case .changed(.deleted(let object, let seen)):
                 if let name = object.name { current[name] = nil }
+                version = seen.flatMap(UInt64.init)
             case .changed(.bookmark):
                 return
             case .failed(let error, _, let delay):
                 self.logger.warning(
-                    "cannot follow ResourceInterpreterCustomizations; retrying",
-                    metadata: ["tether.event": "interpreters.follow_failed", "tether.error": "\(error)", "tether.retry_in": "\(delay)"])
+                    "cannot follow \(type); retrying",
+                    metadata: ["tether.event": "definitions.follow_failed", "tether.error": "\(error)", "tether.retry_in": "\(delay)"])
                 return
             }
-            self.catalog.update(customizations: self.customizations(in: Array(current.values)))
+            await changed(current, version ?? 0, touched)
         }
     }
 
     func run() async {
         await withDiscardingTaskGroup { group in
-            if followsCustomizations { group.addTask { await self.followCustomizations() } }
-            group.addTask {
-                var current: [String: JSONValue] = [:]
-                await Informer(
-                    StoreListWatch(store: self.store, type: Self.type), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10))
-                )
-                .run { event in
-                    var touched: [JSONValue] = []
-                    var version: UInt64?
-                    switch event {
-                    case .listed(let objects, let listed):
-                        current = Dictionary(objects.compactMap { object in object.name.map { ($0, object) } }, uniquingKeysWith: { $1 })
-                        touched = objects
-                        version = UInt64(listed)
-                    case .changed(.upserted(let object, let seen)):
-                        if let name = object.name { current[name] = object }
-                        touched = [object]
-                        version = seen.flatMap(UInt64.init)
-                    case .changed(.deleted(let object, let seen)):
-                        if let name = object.name { current[name] = nil }
-                        version = seen.flatMap(UInt64.init)
-                    case .changed(.bookmark):
-                        return
-                    case .failed(let error, _, let delay):
-                        self.logger.warning(
-                            "cannot follow CustomResourceDefinitions; retrying",
-                            metadata: ["tether.event": "definitions.follow_failed", "tether.error": "\(error)", "tether.retry_in": "\(delay)"])
-                        return
+            if followsCustomizations {
+                group.addTask {
+                    await self.follow(Self.customizationType) { current, _, _ in
+                        self.catalog.update(customizations: self.customizations(in: Array(current.values)))
                     }
-                    self.catalog.update(definitions: self.definitions(in: Array(current.values)), through: version ?? 0)
+                }
+            }
+            group.addTask {
+                await self.follow(Self.type) { current, version, touched in
+                    self.catalog.update(definitions: self.definitions(in: Array(current.values)), through: version)
                     for object in touched { await self.reconcile(object) }
                 }
                 self.cleanups.continuation.finish()
             }
             for await definition in cleanups.stream {
                 group.addTask { await self.deleteObjects(of: definition) }
-            }
-        }
-    }
-
-    private func definitions(in objects: [JSONValue]) -> [CustomResourceDefinition] {
-        objects.compactMap { object -> CustomResourceDefinition? in
-            do throws(DefinitionProblems) {
-                return try CustomResourceDefinition(parsing: object)
-            } catch {
-                logger.warning(
-                    "a stored CustomResourceDefinition cannot be served; fix it with kubectl edit",
-                    metadata: [
-                        "tether.event": "definitions.invalid", "tether.definition": "\(object.name ?? "")",
-                        "tether.problems": "\(error.problems.map(\.description).joined(separator: "; "))",
-                    ])
-                return nil
             }
         }
     }

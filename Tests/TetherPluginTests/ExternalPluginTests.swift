@@ -15,14 +15,10 @@ struct ExternalPluginTests {
     /// Starts `host` and waits (10 s at most) until it has answered its handshake.
     static func started(_ host: ExternalPluginProcess) async throws -> Task<Void, Never> {
         let task = Task { await host.run() }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while host.unavailability != nil {
-            guard ContinuousClock.now < deadline else {
-                task.cancel()
-                host.stop()
-                throw ExternalPluginError("plugin \(host.manifest.name) not ready within 10 s: \(host.unavailability ?? "")")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard await host.waitUntilReady(within: .seconds(10)) else {
+            task.cancel()
+            host.stop()
+            throw ExternalPluginError("plugin \(host.manifest.name) not ready within 10 s: \(host.unavailability ?? "")")
         }
         return task
     }
@@ -146,9 +142,8 @@ struct ExternalPluginTests {
         #expect(more < .seconds(2), "\(name): 50 calls took \(more)")
         if name != "wrong type" {
             #expect(host.unavailability != nil)
-            // Started again with backoff: a second start within 10 s.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while host.starts < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            // Started again with backoff: up (handshake answered) again within 10 s.
+            #expect(await host.waitUntilReady(within: .seconds(10)), "\(name): not restarted")
             #expect(host.starts >= 2, "\(name): not restarted")
         }
     }
