@@ -89,7 +89,9 @@ public final class ExternalPluginProcess: @unchecked Sendable {
             return state.process
         }
         fail(generation: nil, "the plugin host is stopping")
-        if let process, process.isRunning { process.terminate() }
+        // SIGKILL: a program started from a thread with signals blocked (Foundation's Process
+        // keeps the spawning thread's mask) never sees SIGTERM.
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// Returns true once the plugin is up (at once if it is), false if `timeout` passes first.
@@ -275,9 +277,7 @@ public final class ExternalPluginProcess: @unchecked Sendable {
         down?.resume()
         if let process, process.isRunning {
             log("plugin.failed", "plugin \(manifest.name): \(reason); its kinds get the built-in behaviour until it is back")
-            process.terminate()
-            let pid = process.processIdentifier
-            DispatchQueue.global().asyncAfter(deadline: .now() + 1) { if process.isRunning { kill(pid, SIGKILL) } }
+            kill(process.processIdentifier, SIGKILL)
         }
     }
 

@@ -265,7 +265,8 @@ struct CustomResourceDefinitionTests {
                 }
             }
             try await hub.waitForEvent("interpreter.failed", within: .seconds(30)) {
-                $0["tether.operation"] == "statusAggregation" && ($0["tether.error"] ?? "").contains("memory ceiling")
+                // The memory ceiling, or on a loaded machine the 1 s limit first: either way, stopped.
+                $0["tether.operation"] == "statusAggregation" && ($0["tether.error"] ?? "").contains("stopped")
             }
             // Still serving and still federating: a change reaches both members.
             try await hubctl.succeed(["patch", "crontab", "nightly", "--type=merge", "-p", "{\"spec\":{\"image\":\"backup:2\"}}"])

@@ -61,7 +61,7 @@ struct ExternalPluginTests {
         #expect(plugin.prepareForMember(widget)["status"] == nil)
         let clock = ContinuousClock()
         let elapsed = clock.measure { for _ in 0..<200 { _ = plugin.health(of: widget) } }
-        #expect(elapsed < .seconds(5), "200 health calls took \(elapsed)")
+        #expect(elapsed < .seconds(20), "200 health calls took \(elapsed)")
     }
 
     @Test("the compiled example: health, summary and the member copy")
@@ -136,10 +136,11 @@ struct ExternalPluginTests {
         let first = clock.measure { health = plugin.health(of: widget) }
         // The generic behaviour (Ready=True: healthy) with the plugin's trouble in the reason.
         #expect(health.state == .healthy && health.reason.contains("plugin bad unavailable"), "\(name): \(health)")
-        #expect(first < .seconds(2), "\(name): the first call took \(first)")
+        // The deadline is 300 ms; the bound leaves room for a loaded machine.
+        #expect(first < .seconds(5), "\(name): the first call took \(first)")
         // While it is down every call falls back at once.
         let more = clock.measure { for _ in 0..<50 { _ = plugin.health(of: widget) } }
-        #expect(more < .seconds(2), "\(name): 50 calls took \(more)")
+        #expect(more < .seconds(5), "\(name): 50 calls took \(more)")
         if name != "wrong type" {
             #expect(host.unavailability != nil)
             // Started again with backoff: up (handshake answered) again within 10 s.
