@@ -29,6 +29,8 @@ public struct CustomResourceDefinition: Sendable {
     /// `.spec.replicas` and the like when the definition has a `scale` subresource.
     public let scale: (specReplicasPath: String, statusReplicasPath: String)?
     public let terminating: Bool
+    /// The stored object's resource version: a changed definition has a new one.
+    public let resourceVersion: UInt64?
 
     public struct Column: Sendable {
         public var name: String
@@ -53,6 +55,7 @@ public struct CustomResourceDefinition: Sendable {
         categories = names["categories"]?.arrayElements.compactMap(\.stringValue) ?? []
         name = object.name ?? ""
         terminating = object.deletionTimestamp != nil
+        resourceVersion = object.resourceVersion
 
         if group.isEmpty {
             problem("spec.group", "Required value")
@@ -115,7 +118,7 @@ public struct CustomResourceDefinition: Sendable {
                 if schema.type != "object" { problem("\(schemaPath).type", "Invalid value: must be object at the root") }
                 parsed = schema
             } catch {
-                problem(error.path, error.message)
+                problems.append(error)
             }
         } else if !versions.isEmpty {
             problem(schemaPath, "Required value: a structural schema is required")
@@ -341,12 +344,12 @@ public struct ObjectPath: Sendable {
     let steps: [Step]
     public let text: String
 
-    public init(parsing text: String) throws(SchemaDefinitionError) {
+    public init(parsing text: String) throws(ValidationProblem) {
         self.text = text
         var trimmed = Substring(text.trimmingCharacters(in: .whitespaces))
         if trimmed.hasPrefix("{") && trimmed.hasSuffix("}") { trimmed = trimmed.dropFirst().dropLast() }
         guard trimmed.first == "." else {
-            throw SchemaDefinitionError(path: "jsonPath", "\"\(text)\": must start with a dot, such as .spec.replicas")
+            throw ValidationProblem(field: "jsonPath", "\"\(text)\": must start with a dot, such as .spec.replicas")
         }
         var steps: [Step] = []
         var rest = trimmed
@@ -354,11 +357,11 @@ public struct ObjectPath: Sendable {
             if first == "." {
                 rest = rest.dropFirst()
                 let name = rest.prefix { $0 != "." && $0 != "[" }
-                guard !name.isEmpty else { throw SchemaDefinitionError(path: "jsonPath", "\"\(text)\": empty field name") }
+                guard !name.isEmpty else { throw ValidationProblem(field: "jsonPath", "\"\(text)\": empty field name") }
                 steps.append(.field(String(name)))
                 rest = rest.dropFirst(name.count)
             } else if first == "[" {
-                guard let close = rest.firstIndex(of: "]") else { throw SchemaDefinitionError(path: "jsonPath", "\"\(text)\": unclosed [") }
+                guard let close = rest.firstIndex(of: "]") else { throw ValidationProblem(field: "jsonPath", "\"\(text)\": unclosed [") }
                 let inside = rest[rest.index(after: rest.startIndex)..<close].trimmingCharacters(in: .whitespaces)
                 rest = rest[rest.index(after: close)...]
                 if inside == "*" {
@@ -373,10 +376,10 @@ public struct ObjectPath: Sendable {
                     }
                     steps.append(.filter(field: field, equals: value))
                 } else {
-                    throw SchemaDefinitionError(path: "jsonPath", "\"\(text)\": [\(inside)] is not an index, * or ?(@.field==\"value\")")
+                    throw ValidationProblem(field: "jsonPath", "\"\(text)\": [\(inside)] is not an index, * or ?(@.field==\"value\")")
                 }
             } else {
-                throw SchemaDefinitionError(path: "jsonPath", "\"\(text)\": unexpected \"\(first)\"")
+                throw ValidationProblem(field: "jsonPath", "\"\(text)\": unexpected \"\(first)\"")
             }
         }
         self.steps = steps

@@ -43,13 +43,13 @@ public final class StructuralSchema: Sendable {
 
     /// Parses a node; `path` names it in errors as kube-apiserver does
     /// (`spec.versions[0].schema.openAPIV3Schema.properties[spec].type`).
-    public init(parsing node: JSONValue, path: String, depth: Int = 0) throws(SchemaDefinitionError) {
-        guard depth < Self.maximumDepth else { throw SchemaDefinitionError(path: path, "nested more than \(Self.maximumDepth) levels deep") }
-        guard case .object(let members) = node else { throw SchemaDefinitionError(path: path, "must be an object") }
+    public init(parsing node: JSONValue, path: String, depth: Int = 0) throws(ValidationProblem) {
+        guard depth < Self.maximumDepth else { throw ValidationProblem(field: path, "nested more than \(Self.maximumDepth) levels deep") }
+        guard case .object(let members) = node else { throw ValidationProblem(field: path, "must be an object") }
         for unsupported in ["$ref", "allOf", "anyOf", "oneOf", "not", "dependencies", "patternProperties", "definitions"]
         where members[unsupported] != nil {
-            throw SchemaDefinitionError(
-                path: "\(path).\(unsupported)",
+            throw ValidationProblem(
+                field: "\(path).\(unsupported)",
                 "is not supported here; structural schemas describe every field with properties, items and additionalProperties")
         }
         type = members["type"]?.stringValue
@@ -61,17 +61,17 @@ public final class StructuralSchema: Sendable {
         let knownTypes: Set<String> = ["object", "array", "string", "integer", "number", "boolean"]
         if let type {
             guard knownTypes.contains(type) else {
-                throw SchemaDefinitionError(
-                    path: "\(path).type",
+                throw ValidationProblem(
+                    field: "\(path).type",
                     "Unsupported value: \"\(type)\": supported values: \(knownTypes.sorted().map { "\"\($0)\"" }.joined(separator: ", "))")
             }
         } else if !intOrString && !preservesUnknownFields {
-            throw SchemaDefinitionError(path: "\(path).type", "Required value: must not be empty for specified fields")
+            throw ValidationProblem(field: "\(path).type", "Required value: must not be empty for specified fields")
         }
         var properties: [String: StructuralSchema] = [:]
         if case .object(let declared)? = members["properties"] {
             guard type == "object" || type == nil else {
-                throw SchemaDefinitionError(path: "\(path).properties", "only an object may have properties, not a \(type ?? "")")
+                throw ValidationProblem(field: "\(path).properties", "only an object may have properties, not a \(type ?? "")")
             }
             for (name, child) in declared {
                 properties[name] = try StructuralSchema(parsing: child, path: "\(path).properties[\(name)]", depth: depth + 1)
@@ -79,18 +79,18 @@ public final class StructuralSchema: Sendable {
         }
         self.properties = properties
         if let child = members["items"] {
-            guard type == "array" else { throw SchemaDefinitionError(path: "\(path).items", "only an array may have items") }
+            guard type == "array" else { throw ValidationProblem(field: "\(path).items", "only an array may have items") }
             items = try StructuralSchema(parsing: child, path: "\(path).items", depth: depth + 1)
         } else if type == "array" {
-            throw SchemaDefinitionError(path: "\(path).items", "Required value: must be specified for an array")
+            throw ValidationProblem(field: "\(path).items", "Required value: must be specified for an array")
         } else {
             items = nil
         }
         switch members["additionalProperties"] {
         case .object(let value)?:
             guard properties.isEmpty else {
-                throw SchemaDefinitionError(
-                    path: "\(path).additionalProperties", "Forbidden: additionalProperties and properties are mutual exclusive")
+                throw ValidationProblem(
+                    field: "\(path).additionalProperties", "Forbidden: additionalProperties and properties are mutual exclusive")
             }
             additionalProperties = try StructuralSchema(parsing: .object(value), path: "\(path).additionalProperties", depth: depth + 1)
         default:
@@ -113,7 +113,7 @@ public final class StructuralSchema: Sendable {
             do {
                 compiledPattern = NSRegularExpressionBox(try NSRegularExpression(pattern: pattern))
             } catch {
-                throw SchemaDefinitionError(path: "\(path).pattern", "Invalid value: \"\(pattern)\": not a regular expression")
+                throw ValidationProblem(field: "\(path).pattern", "Invalid value: \"\(pattern)\": not a regular expression")
             }
         } else {
             compiledPattern = nil
@@ -123,7 +123,7 @@ public final class StructuralSchema: Sendable {
             // A default must itself be valid, as kube-apiserver requires.
             var problems: [ValidationProblem] = []
             validate(defaultValue, path: "\(path).default", into: &problems)
-            if let first = problems.first { throw SchemaDefinitionError(path: first.field, first.message) }
+            if let first = problems.first { throw first }
         }
     }
 
@@ -301,17 +301,4 @@ private final class NSRegularExpressionBox: @unchecked Sendable {
     func matches(_ text: String) -> Bool {
         expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
-}
-
-/// A schema in a CustomResourceDefinition that cannot be served, with where it is wrong.
-public struct SchemaDefinitionError: Error, Sendable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-
-    public init(path: String, _ message: String) {
-        self.path = path
-        self.message = message
-    }
-
-    public var description: String { "\(path): \(message)" }
 }

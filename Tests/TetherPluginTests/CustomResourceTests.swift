@@ -148,9 +148,9 @@ struct CustomResourceTests {
         #expect(try ObjectPath(parsing: ".items[*].name").values(in: object) == ["a", "b"])
         #expect(try ObjectPath(parsing: ".items[?(@.name==\"b\")].n").values(in: object) == [.integer(2)])
         #expect(try ObjectPath(parsing: ".missing.deeper").values(in: object).isEmpty)
-        #expect(throws: SchemaDefinitionError.self) { try ObjectPath(parsing: "spec.x") }
-        #expect(throws: SchemaDefinitionError.self) { try ObjectPath(parsing: ".items[") }
-        #expect(throws: SchemaDefinitionError.self) { try ObjectPath(parsing: ".items[name]") }
+        #expect(throws: ValidationProblem.self) { try ObjectPath(parsing: "spec.x") }
+        #expect(throws: ValidationProblem.self) { try ObjectPath(parsing: ".items[") }
+        #expect(throws: ValidationProblem.self) { try ObjectPath(parsing: ".items[name]") }
     }
 
     @Test("the catalog serves definitions, never over a plugin's kind, and wakes waiters")
