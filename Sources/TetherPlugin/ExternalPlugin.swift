@@ -150,6 +150,8 @@ public struct ExternalPlugin: ResourcePlugin {
         return answer
     }
 
+    public func retain(desired: JSONValue, observed: JSONValue) -> JSONValue { base.retain(desired: desired, observed: observed) }
+    public func dependencies(of object: JSONValue) -> [ObjectReference] { base.dependencies(of: object) }
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase { base.applyPhase(of: kind) }
     public func propagates(_ kind: KindDescriptor) -> Bool { base.propagates(kind) }
     public func allowedByDefault(_ kind: KindDescriptor) -> Bool { base.allowedByDefault(kind) }

@@ -165,13 +165,15 @@ public struct InterpretedPlugin: ResourcePlugin {
 
     /// Karmada's `Retain(desiredObj, observedObj)`: the object to write, keeping what the member owns.
     public func retain(desired: JSONValue, observed: JSONValue) -> JSONValue {
-        guard let results = run(.retention, [desired, observed], results: 1, shapes: [desired]), case .object = results[0] else { return desired }
+        guard let results = run(.retention, [desired, observed], results: 1, shapes: [desired]), case .object = results[0] else {
+            return base.retain(desired: desired, observed: observed)
+        }
         return results[0]
     }
 
     /// Karmada's `GetDependencies(desiredObj)`: the objects this one needs, `{apiVersion, kind, namespace, name}`.
     public func dependencies(of object: JSONValue) -> [ObjectReference] {
-        guard let results = run(.dependencyInterpretation, [object], results: 1, shapes: [.array([])]) else { return [] }
+        guard let results = run(.dependencyInterpretation, [object], results: 1, shapes: [.array([])]) else { return base.dependencies(of: object) }
         return results[0].arrayElements.compactMap { item in
             guard let apiVersion = item["apiVersion"]?.stringValue, let kind = item["kind"]?.stringValue, let name = item["name"]?.stringValue else {
                 return nil

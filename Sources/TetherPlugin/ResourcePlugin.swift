@@ -19,8 +19,9 @@ public struct Health: Sendable, Hashable, CustomStringConvertible {
     public var description: String { reason.isEmpty ? state.rawValue : "\(state.rawValue): \(reason)" }
 }
 
-/// Something wrong with an object a user submitted, tied to the field at fault.
-public struct ValidationProblem: Sendable, Hashable, CustomStringConvertible {
+/// Something wrong with an object a user submitted (or a definition an operator wrote), tied to
+/// the field at fault; thrown where one problem ends the reading.
+public struct ValidationProblem: Error, Sendable, Hashable, CustomStringConvertible {
     /// A JSON path such as `spec.replicas` or `spec.ports[0].port`.
     public var field: String
     public var message: String
@@ -100,6 +101,13 @@ public protocol ResourcePlugin: Sendable {
     /// itself), or nil to leave the status without an aggregate.
     func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue?
 
+    /// What the agent writes over a live object: `desired`, keeping what the member owns (an
+    /// autoscaler's replicas) from `observed`.
+    func retain(desired: JSONValue, observed: JSONValue) -> JSONValue
+
+    /// The objects this one needs in a member (the ConfigMaps its pods mount).
+    func dependencies(of object: JSONValue) -> [ObjectReference]
+
     /// Where in an apply the kind goes.
     func applyPhase(of kind: KindDescriptor) -> ApplyPhase
 
@@ -129,6 +137,11 @@ extension ResourcePlugin {
 
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? { nil }
 
+    /// Server-side apply already keeps every field the desired object does not name.
+    public func retain(desired: JSONValue, observed: JSONValue) -> JSONValue { desired }
+
+    public func dependencies(of object: JSONValue) -> [ObjectReference] { [] }
+
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase { .workloads }
 
     public func propagates(_ kind: KindDescriptor) -> Bool { true }
@@ -136,10 +149,16 @@ extension ResourcePlugin {
 }
 
 /// What a kind without a plugin gets: propagated as is, health from its `Ready` or
-/// `Available` condition, no summary, no aggregate.
+/// `Available` condition, its whole `status` reported back (as Karmada reflects a kind it does
+/// not know), no aggregate.
 public struct GenericPlugin: ResourcePlugin {
     public let name = "generic"
     public let kinds: [KindDescriptor] = []
 
     public init() {}
+
+    public func summary(of live: JSONValue) -> [String: JSONValue] {
+        guard let status = live["status"], status != .null else { return [:] }
+        return ["status": status]
+    }
 }

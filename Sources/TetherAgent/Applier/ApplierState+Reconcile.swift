@@ -154,13 +154,8 @@ extension ApplierState {
             enqueue(reference)
             return .done
         }
-        // A customization's Retain keeps what the member owns (an autoscaler's replicas) in what is written.
-        var want = want
-        if let existing = current, let interpreted = registry.plugin(for: want) as? InterpretedPlugin,
-            interpreted.customization.scripts[.retention] != nil
-        {
-            want = interpreted.retain(desired: want, observed: existing)
-        }
+        // The kind's Retain keeps what the member owns (an autoscaler's replicas) in what is written.
+        let want = current.map { registry.plugin(for: want).retain(desired: want, observed: $0) } ?? want
         if let existing = current, AppliedFields.contained(want, in: existing) {
             lastApplied[reference] = want
             takeInventory(reference, uid: existing.uid)
@@ -341,15 +336,12 @@ extension ApplierState {
         let plugin = registry.plugin(for: object)
         let health = plugin.health(of: object)
         var summary = plugin.summary(of: object)
-        // A kind no plugin knows (a custom resource) reflects its whole status, as Karmada does by
-        // default, when it fits what a report may carry.
-        if summary.isEmpty, registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) == nil, let status = object["status"] {
-            let reflected = JSONValue.object(["status": status])
-            if reflected.nestingDepth(stoppingAfter: ReportLimits.maximumSummaryDepth) <= ReportLimits.maximumSummaryDepth,
-                reflected.encodedSize(stoppingAfter: ReportLimits.maximumSummaryBytes) <= ReportLimits.maximumSummaryBytes
-            {
-                summary = ["status": status]
-            }
+        // A report the hub would refuse (and close the session over) carries no summary instead.
+        let reflected = JSONValue.object(summary)
+        if reflected.nestingDepth(stoppingAfter: ReportLimits.maximumSummaryDepth) > ReportLimits.maximumSummaryDepth
+            || reflected.encodedSize(stoppingAfter: ReportLimits.maximumSummaryBytes) > ReportLimits.maximumSummaryBytes
+        {
+            summary = [:]
         }
         setStatus(
             StatusReport.ObjectStatus(
