@@ -128,9 +128,8 @@ public final class APIServer: Service, Sendable {
         self.access = access
         self.gate = ConnectionGate(name: "api", limits: configuration.connections, logger: logger)
         let catalog = catalog ?? KindCatalog(builtin: registry)
-        let followsCustomizations = catalog.builtin.kind(apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind) != nil
         self.definitions =
-            catalog.servesDefinitions || followsCustomizations
+            catalog.servesDefinitions || catalog.servesCustomizations
             ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.handler = ResourceHandler(
             store: store,

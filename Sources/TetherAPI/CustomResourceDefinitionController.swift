@@ -20,10 +20,6 @@ final class CustomResourceDefinitionController: Sendable {
     static let type = ResourceType(group: CustomResourceDefinition.group, resource: "customresourcedefinitions", namespaced: false)
     static let customizationType = ResourceType(group: "config.karmada.io", resource: "resourceinterpretercustomizations", namespaced: false)
 
-    private var followsCustomizations: Bool {
-        catalog.builtin.kind(apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind) != nil
-    }
-
     private let store: any ResourceStore
     private let catalog: KindCatalog
     private let logger: Logger
@@ -43,7 +39,7 @@ final class CustomResourceDefinitionController: Sendable {
     func load() async throws {
         let (objects, version) = try await StoreListWatch(store: store, type: Self.type).list()
         catalog.update(definitions: definitions(in: objects), through: UInt64(version) ?? 0)
-        if followsCustomizations {
+        if catalog.servesCustomizations {
             catalog.update(customizations: customizations(in: try await StoreListWatch(store: store, type: Self.customizationType).list().objects))
         }
     }
@@ -59,7 +55,8 @@ final class CustomResourceDefinitionController: Sendable {
 
     private func definitions(in objects: [JSONValue]) -> [CustomResourceDefinition] {
         objects.compactMap { object in
-            parsed(object, what: "CustomResourceDefinition", event: "definitions.invalid") { object throws(DefinitionProblems) in
+            if let known = catalog.definition(named: object.name ?? ""), known.resourceVersion == object.resourceVersion { return known }
+            return parsed(object, what: "CustomResourceDefinition", event: "definitions.invalid") { object throws(DefinitionProblems) in
                 try CustomResourceDefinition(parsing: object)
             }
         }
@@ -113,7 +110,7 @@ final class CustomResourceDefinitionController: Sendable {
 
     func run() async {
         await withDiscardingTaskGroup { group in
-            if followsCustomizations {
+            if catalog.servesCustomizations {
                 group.addTask {
                     await self.follow(Self.customizationType) { current, _, _ in
                         self.catalog.update(customizations: self.customizations(in: Array(current.values)))

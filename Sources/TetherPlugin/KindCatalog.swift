@@ -45,13 +45,20 @@ public final class KindCatalog: Sendable {
     /// Interprets each customization's target kind with its scripts from now on (the first by
     /// name when several target one kind).
     public func update(customizations: [InterpreterCustomization]) {
-        let (subscribers, registry) = state.withLock { state -> ([AsyncStream<KindRegistry>.Continuation], KindRegistry) in
-            state.customizations = Dictionary(customizations.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-            state.registry = makeRegistry(state)
-            state.generation += 1
-            return (Array(state.subscribers.values), state.registry)
+        let (subscribers, registry) = state.withLock { state -> ([AsyncStream<KindRegistry>.Continuation], KindRegistry?) in
+            let kept = Dictionary(customizations.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            guard kept.mapValues(\.resourceVersion) != state.customizations.mapValues(\.resourceVersion) else { return ([], nil) }
+            state.customizations = kept
+            return rebuild(&state)
         }
-        for subscriber in subscribers { subscriber.yield(registry) }
+        if let registry { for subscriber in subscribers { subscriber.yield(registry) } }
+    }
+
+    /// A new registry from `state`'s definitions and customizations, for the subscribers.
+    private func rebuild(_ state: inout State) -> ([AsyncStream<KindRegistry>.Continuation], KindRegistry?) {
+        state.registry = makeRegistry(state)
+        state.generation += 1
+        return (Array(state.subscribers.values), state.registry)
     }
 
     private func makeRegistry(_ state: State) -> KindRegistry {
@@ -70,6 +77,11 @@ public final class KindCatalog: Sendable {
     /// Whether the server serves CustomResourceDefinitions at all.
     public var servesDefinitions: Bool {
         builtin.kind(apiVersion: CustomResourceDefinitionPlugin.definition.apiVersion, kind: CustomResourceDefinitionPlugin.definition.kind) != nil
+    }
+
+    /// Whether the server serves ResourceInterpreterCustomizations (the hub does).
+    public var servesCustomizations: Bool {
+        builtin.kind(apiVersion: InterpreterCustomization.apiVersion, kind: InterpreterCustomization.kind) != nil
     }
 
     /// The definition behind a custom kind, while it is served.
@@ -92,34 +104,14 @@ public final class KindCatalog: Sendable {
             state.appliedVersion = max(state.appliedVersion, version)
             let ready = state.waiters.filter { $0.version <= state.appliedVersion }.map(\.continuation)
             state.waiters.removeAll { $0.version <= state.appliedVersion }
-            let before = state.definitions.mapValues { "\($0.apiVersion)/\($0.kind)/\($0.terminating)" }
+            // A stored definition changes with its resource version (names, schema, columns, deletion).
+            guard kept.mapValues(\.resourceVersion) != state.definitions.mapValues(\.resourceVersion) else { return (ready, [], nil) }
             state.definitions = kept
-            guard before != kept.mapValues({ "\($0.apiVersion)/\($0.kind)/\($0.terminating)" }) || Self.changedSchemas(before: state.registry, kept)
-            else {
-                return (ready, [], nil)
-            }
-            state.registry = makeRegistry(state)
-            state.generation += 1
-            return (ready, Array(state.subscribers.values), state.registry)
+            let (subscribers, registry) = rebuild(&state)
+            return (ready, subscribers, registry)
         }
         if let registry { for subscriber in subscribers { subscriber.yield(registry) } }
         for continuation in ready { continuation.resume(returning: true) }
-    }
-
-    /// A definition whose name and kind stayed but whose schema or columns changed still needs a
-    /// new registry; comparing the published descriptors' summaries of each kind tells.
-    private static func changedSchemas(before registry: KindRegistry, _ definitions: [String: CustomResourceDefinition]) -> Bool {
-        for definition in definitions.values {
-            guard let served = registry.kind(apiVersion: definition.apiVersion, kind: definition.kind) else { return true }
-            let now = definition.descriptor
-            if served.fields != now.fields || served.printerColumns.map(\.name) != now.printerColumns.map(\.name)
-                || served.shortNames != now.shortNames || served.hasStatus != now.hasStatus || served.hasScale != now.hasScale
-                || served.categories != now.categories
-            {
-                return true
-            }
-        }
-        return false
     }
 
     /// Returns once definition changes up to store version `version` are served, or after
