@@ -261,7 +261,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
             let pluginHosts = try ExternalPluginProcess.hosts(in: pluginDir) { event, message in
                 logger.notice("\(message)", metadata: ["tether.event": "\(event)"])
             }
-            if !pluginHosts.isEmpty { services.append(PluginHostsService(hosts: pluginHosts)) }
+            if !pluginHosts.isEmpty { services.append(TaskService { await ExternalPluginProcess.runAll(pluginHosts) }) }
             let applier = Applier(settings: settings, client: member, registry: registry, external: pluginHosts, link: hooks.link, logger: logger)
             let probe = ClusterProbe(client: member, logger: logger)
             hooks.lastRevision = { await applier.lastRevision }
@@ -343,14 +343,5 @@ struct TetherAgentCommand: AsyncParsableCommand {
             throw error
         }
         await client?.shutdown()
-    }
-}
-
-/// Keeps the out-of-process plugins running while the agent runs.
-struct PluginHostsService: Service {
-    let hosts: [ExternalPluginProcess]
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await ExternalPluginProcess.runAll(hosts) }
     }
 }

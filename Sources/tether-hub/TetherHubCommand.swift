@@ -280,7 +280,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         if let dns = engine.dnsPublishing { services.append(dns) }
         services += [api, reloader]
         if let hubLock { services.append(HubLockWatch(lock: hubLock, logger: logger)) }
-        if !pluginHosts.isEmpty { services.append(PluginHostsService(hosts: pluginHosts)) }
+        if !pluginHosts.isEmpty { services.append(TaskService { await ExternalPluginProcess.runAll(pluginHosts) }) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -398,14 +398,5 @@ struct HubLockWatch: Service {
             "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
             metadata: ["tether.event": "hub.lock_lost", "tether.exit_status": "\(Self.exitStatus)"])
         exit(Self.exitStatus)
-    }
-}
-
-/// Keeps the out-of-process plugins running while the hub runs.
-struct PluginHostsService: Service {
-    let hosts: [ExternalPluginProcess]
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await ExternalPluginProcess.runAll(hosts) }
     }
 }
