@@ -26,13 +26,13 @@ public final class PostgresResourceStore: ResourceStore {
     static let changesChannel = "tether_changes"
 
     private let client: PostgresClient
-    private let location: PostgresLocation
+    let location: PostgresLocation
     private let feed = ChangeFeed()
     private let retainedEvents: Int
     private let watchBuffer: Int
     private let limits: ObjectLimits
     private let now: @Sendable () -> Date
-    private let logger: Logger
+    let logger: Logger
     private let tasks: Mutex<[Task<Void, Never>]>
 
     private init(
@@ -94,82 +94,6 @@ public final class PostgresResourceStore: ResourceStore {
     }
 
     deinit { close() }
-
-    // MARK: Schema
-
-    /// The schema's versions in order; a database is at the last one applied. Never edit one
-    /// that has shipped: add the next.
-    static let migrations: [(version: Int, description: String, sql: [String])] = [
-        (
-            1, "objects, change feed, counters, identity",
-            [
-                """
-                CREATE TABLE tether_objects (
-                    resource text COLLATE "C" NOT NULL,
-                    namespace text COLLATE "C" NOT NULL,
-                    name text COLLATE "C" NOT NULL,
-                    resource_version bigint NOT NULL,
-                    body text NOT NULL,
-                    PRIMARY KEY (resource, namespace, name))
-                """,
-                """
-                CREATE TABLE tether_events (
-                    resource_version bigint PRIMARY KEY,
-                    resource text COLLATE "C" NOT NULL,
-                    namespace text COLLATE "C" NOT NULL,
-                    type text NOT NULL,
-                    body text NOT NULL)
-                """,
-                "CREATE INDEX tether_events_by_resource ON tether_events (resource, resource_version)",
-                "CREATE TABLE tether_counters (name text PRIMARY KEY, value bigint NOT NULL)",
-                "INSERT INTO tether_counters VALUES ('resourceVersion', 0), ('compactedThrough', 0)",
-                "CREATE TABLE tether_meta (name text PRIMARY KEY, value text NOT NULL)",
-                "INSERT INTO tether_meta VALUES ('epoch', gen_random_uuid()::text)",
-            ]
-        )
-    ]
-
-    /// Applies what is missing under a transaction-scoped advisory lock, so hubs starting
-    /// together wait for each other and each migration runs once.
-    private func migrate() async throws(StoreError) {
-        let logger = self.logger
-        try await transaction("schema migration") { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-            try await connection.query(
-                """
-                CREATE TABLE IF NOT EXISTS tether_schema (
-                    version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-                """, logger: logger)
-            var applied = 0
-            for try await version in try await connection.query("SELECT coalesce(max(version), 0) FROM tether_schema", logger: logger)
-                .decode(Int.self)
-            {
-                applied = version
-            }
-            let known = Self.migrations.last?.version ?? 0
-            guard applied <= known else {
-                throw StoreError(
-                    .storage,
-                    "the database \(self.location) has schema version \(applied), newer than this hub's \(known); run a hub at least as new as the one that migrated it"
-                )
-            }
-            for migration in Self.migrations where migration.version > applied {
-                for statement in migration.sql { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query(
-                    "INSERT INTO tether_schema (version, description) VALUES (\(migration.version), \(migration.description))", logger: logger)
-                logger.info(
-                    "store schema migrated",
-                    metadata: [
-                        "tether.event": "store.migrated", "tether.schema_version": "\(migration.version)",
-                        "tether.description": "\(migration.description)",
-                    ])
-            }
-            return true
-        }
-    }
-
-    /// The advisory lock key migrations take: "tether" in ASCII.
-    static let migrationLock: Int64 = 0x7465_7468_6572
 
     // MARK: Identity
 
@@ -505,25 +429,13 @@ public final class PostgresResourceStore: ResourceStore {
         _ body: @escaping @Sendable (inout PostgresWrite) async throws -> T
     ) async throws(StoreError) -> T {
         let (logger, limits, retained) = (self.logger, self.limits, retainedEvents)
-        return try await Self.mappingErrors("store write") {
-            try await self.client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let current = try await Self.counter("resourceVersion", on: connection, forUpdate: true, logger: logger)
-                    var transaction = PostgresWrite(connection: connection, version: current, limits: limits, logger: logger)
-                    let result = try await body(&transaction)
-                    if dryRun || !transaction.changed {
-                        try await connection.query("ROLLBACK", logger: logger)
-                    } else {
-                        try await transaction.finish(retaining: retained)
-                        try await connection.query("COMMIT", logger: logger)
-                    }
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
-            }
+        return try await inTransaction("store write") { connection in
+            let current = try await Self.counter("resourceVersion", on: connection, forUpdate: true, logger: logger)
+            var transaction = PostgresWrite(connection: connection, version: current, limits: limits, logger: logger)
+            let result = try await body(&transaction)
+            let commit = !dryRun && transaction.changed
+            if commit { try await transaction.finish(retaining: retained) }
+            return (result, commit)
         }
     }
 
@@ -531,31 +443,26 @@ public final class PostgresResourceStore: ResourceStore {
     private func snapshot<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        let logger = self.logger
-        return try await Self.mappingErrors(what) {
-            try await self.client.withConnection { connection in
-                try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-                do {
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
-            }
-        }
+        try await inTransaction(what, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { (try await body($0), true) }
     }
 
     /// Runs `body` in a plain transaction, committed when it returns.
-    private func transaction(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Bool) async throws(StoreError) {
+    func transaction(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Bool) async throws(StoreError) {
+        _ = try await inTransaction(what) { (try await body($0), true) }
+    }
+
+    /// The one place a transaction begins and ends: `body` says whether to commit; a throw rolls back.
+    private func inTransaction<T: Sendable>(
+        _ what: String, begin: PostgresQuery = "BEGIN",
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> (result: T, commit: Bool)
+    ) async throws(StoreError) -> T {
         let logger = self.logger
-        _ = try await Self.mappingErrors(what) {
+        return try await Self.mappingErrors(what) {
             try await self.client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
+                try await connection.query(begin, logger: logger)
                 do {
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
+                    let (result, commit) = try await body(connection)
+                    try await connection.query(commit ? "COMMIT" : "ROLLBACK", logger: logger)
                     return result
                 } catch {
                     _ = try? await connection.query("ROLLBACK", logger: logger)
@@ -606,178 +513,5 @@ public final class PostgresResourceStore: ResourceStore {
         }
         if let underlying = error.underlying { return "PostgreSQL \(error.code): \(underlying)" }
         return "PostgreSQL \(error.code)"
-    }
-}
-
-/// One write transaction on PostgreSQL: holds the counter, allocates versions, and records the
-/// changes in the feed.
-struct PostgresWrite: Sendable {
-    let connection: PostgresConnection
-    /// The counter's value: the last version taken.
-    private(set) var version: UInt64
-    let limits: ObjectLimits
-    let logger: Logger
-    private(set) var changed = false
-    private var firstVersion: UInt64?
-
-    init(connection: PostgresConnection, version: UInt64, limits: ObjectLimits, logger: Logger) {
-        self.connection = connection
-        self.version = version
-        self.limits = limits
-        self.logger = logger
-    }
-
-    func fetch(_ key: ObjectKey) async throws -> JSONValue? {
-        var body: String?
-        for try await found in try await connection.query(PostgresResourceStore.bodyQuery(key), logger: logger).decode(String.self) {
-            body = found
-        }
-        return try body.map(PostgresResourceStore.decode)
-    }
-
-    mutating func raise(to minimum: UInt64) {
-        guard minimum > version else { return }
-        version = minimum
-        changed = true
-    }
-
-    /// Does what ``ObjectRules`` decided; returns the object as stored.
-    mutating func apply(_ change: StoredChange, key: ObjectKey) async throws -> JSONValue {
-        switch change {
-        case .keep(let object):
-            return object
-        case .store(var object, let kind):
-            version += 1
-            object.resourceVersion = version
-            let body = try ObjectRules.storedBody(object, key: key, limits: limits)
-            let stored = Int64(clamping: version)
-            try await connection.query(
-                """
-                INSERT INTO tether_objects (resource, namespace, name, resource_version, body)
-                VALUES (\(key.type.storageKey), \(key.namespace), \(key.name), \(stored), \(body))
-                ON CONFLICT (resource, namespace, name) DO UPDATE SET resource_version = excluded.resource_version, body = excluded.body
-                """, logger: logger)
-            try await record(kind, key: key, body: body)
-            return object
-        case .remove(let object):
-            version += 1
-            var last = object
-            last.resourceVersion = version
-            try await connection.query(
-                "DELETE FROM tether_objects WHERE resource = \(key.type.storageKey) AND namespace = \(key.namespace) AND name = \(key.name)",
-                logger: logger)
-            try await record(.deleted, key: key, body: try ObjectRules.storedBody(last, key: key, limits: limits))
-            return object
-        }
-    }
-
-    private mutating func record(_ kind: WatchEvent.Kind, key: ObjectKey, body: String) async throws {
-        try await connection.query(
-            """
-            INSERT INTO tether_events (resource_version, resource, namespace, type, body)
-            VALUES (\(Int64(clamping: version)), \(key.type.storageKey), \(key.namespace), \(kind.rawValue), \(body))
-            """, logger: logger)
-        changed = true
-    }
-
-    /// Moves the counter, cuts the feed to its window, and notifies listeners (delivered on commit).
-    func finish(retaining retained: Int) async throws {
-        let latest = Int64(clamping: version)
-        try await connection.query("UPDATE tether_counters SET value = \(latest) WHERE name = 'resourceVersion'", logger: logger)
-        if version > UInt64(retained) {
-            let horizon = Int64(clamping: version - UInt64(retained))
-            try await connection.query("DELETE FROM tether_events WHERE resource_version <= \(horizon)", logger: logger)
-            try await connection.query(
-                "UPDATE tether_counters SET value = greatest(value, \(horizon)) WHERE name = 'compactedThrough'", logger: logger)
-        }
-        try await connection.query("SELECT pg_notify(\(PostgresResourceStore.changesChannel), \(String(version)))", logger: logger)
-    }
-}
-
-/// Reads the change feed after the last change published to this store's watches, in order.
-///
-/// One reader at a time: a call that arrives while another reads only asks it to read again,
-/// so a burst of notifications costs one pass, and no change is published twice. Only the
-/// listener calls it, so a failed read always ends in a reconnect that reads again.
-actor ChangeTail {
-    private let client: PostgresClient
-    private let feed: ChangeFeed
-    private let logger: Logger
-    private var last: UInt64
-    private var reading = false
-    private var again = false
-
-    init(client: PostgresClient, feed: ChangeFeed, after last: UInt64, logger: Logger) {
-        self.client = client
-        self.feed = feed
-        self.last = last
-        self.logger = logger
-    }
-
-    /// Reads to the end of the feed. A failure leaves the position where it was: the listener
-    /// reconnects and reads again.
-    func catchUp() async throws {
-        guard !reading else {
-            again = true
-            return
-        }
-        reading = true
-        defer { reading = false }
-        repeat {
-            again = false
-            while try await readPage() {}
-        } while again
-    }
-
-    /// Publishes the next page of changes; true when a full page came (more may follow).
-    private func readPage() async throws -> Bool {
-        let (after, logger) = (last, self.logger)
-        let page = try await client.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                let page = try await Self.read(after: after, on: connection, logger: logger)
-                try await connection.query("COMMIT", logger: logger)
-                return page
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
-        }
-        if page.compacted > last {
-            // Changes this store never read were cut from the feed: its watches cannot be
-            // told everything, so they end and their readers list again.
-            feed.finishAll(
-                throwing: StoreError(.watchOverflow, "this hub fell behind the store's change history and closed the watch; list again and resume"))
-            logger.warning(
-                "fell behind the store's change history; every watch ends and lists again",
-                metadata: ["tether.event": "store.tail_compacted", "tether.after": "\(last)", "tether.compacted": "\(page.compacted)"])
-            last = page.compacted
-        }
-        guard let newest = page.events.last?.event.resourceVersion else { return false }
-        feed.publish(page.events)
-        last = newest
-        return page.events.count == 500
-    }
-
-    private static func read(after: UInt64, on connection: PostgresConnection, logger: Logger) async throws -> Page {
-        let compacted = try await PostgresResourceStore.counter("compactedThrough", on: connection, logger: logger)
-        var events: [(event: WatchEvent, resource: String, namespace: String)] = []
-        for try await (version, resource, namespace, kind, body) in try await connection.query(
-            """
-            SELECT resource_version, resource, namespace, type, body FROM tether_events
-            WHERE resource_version > \(Int64(clamping: after)) ORDER BY resource_version LIMIT 500
-            """, logger: logger
-        ).decode((Int64, String, String, String, String).self) {
-            let event = WatchEvent(
-                kind: WatchEvent.Kind(rawValue: kind) ?? .modified, object: try PostgresResourceStore.decode(body),
-                resourceVersion: UInt64(version))
-            events.append((event, resource, namespace))
-        }
-        return Page(compacted: compacted, events: events)
-    }
-
-    private struct Page: Sendable {
-        var compacted: UInt64
-        var events: [(event: WatchEvent, resource: String, namespace: String)]
     }
 }
