@@ -113,7 +113,12 @@ struct DNSPublishingTests {
             print(
                 "dns: a stopped agent's addresses left the zone file \(dropOut) after its SIGTERM, "
                     + "\(Int(hubLatency * 1000)) ms after the hub saw its session end (heartbeat interval \(Self.heartbeat) s)")
-            #expect(dropOut < .seconds(Self.heartbeat), "took \(dropOut)")
+            // The hub republishes as soon as it sees the session end (its own log's clock), and
+            // the whole drop-out stays under the three silent heartbeats that would end the
+            // session otherwise: the agent's goodbye, not its silence, removed the addresses. The
+            // end-to-end bound has room for a loaded machine (2.0004 s was seen against 2 s).
+            #expect(hubLatency < 1.0, "the hub took \(hubLatency) s after the session ended")
+            #expect(dropOut < .seconds(Self.heartbeat * 2), "took \(dropOut)")
             try await bind.reload()
             try await bind.expectAnswer(svc.z1a, addresses: [serviceIP["b"]!], alias: svc.r1)
             try await bind.expectAnswer(svc.global, addresses: [serviceIP["b"]!, serviceIP["c"]!])
