@@ -16,13 +16,15 @@ import TetherStore
 actor ChangeTail {
     private let client: PostgresClient
     private let feed: ChangeFeed
+    private let operationTimeout: Duration
     private let logger: Logger
     private var last: UInt64
     private var reading = false
     private var again = false
 
-    init(client: PostgresClient, feed: ChangeFeed, after last: UInt64, logger: Logger) {
+    init(client: PostgresClient, feed: ChangeFeed, after last: UInt64, operationTimeout: Duration, logger: Logger) {
         self.client = client
+        self.operationTimeout = operationTimeout
         self.feed = feed
         self.last = last
         self.logger = logger
@@ -46,7 +48,7 @@ actor ChangeTail {
     /// Publishes the next page of changes; true when a full page came (more may follow).
     private func readPage() async throws -> Bool {
         let (after, logger) = (last, self.logger)
-        let page = try await client.withConnection { connection in
+        let page = try await client.withConnection(within: operationTimeout) { connection in
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 let page = try await Self.read(after: after, on: connection, logger: logger)

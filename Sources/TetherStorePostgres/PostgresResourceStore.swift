@@ -31,13 +31,15 @@ public final class PostgresResourceStore: ResourceStore {
     private let retainedEvents: Int
     private let watchBuffer: Int
     private let limits: ObjectLimits
+    /// The longest one use of a connection may take (see ``PostgresClient/withConnection(within:_:)``).
+    private let operationTimeout: Duration
     private let now: @Sendable () -> Date
     let logger: Logger
     private let tasks: Mutex<[Task<Void, Never>]>
 
     private init(
         location: PostgresLocation, configuration: PostgresClient.Configuration, retainedEvents: Int, watchBuffer: Int,
-        limits: ObjectLimits, now: @escaping @Sendable () -> Date, logger: Logger
+        limits: ObjectLimits, operationTimeout: Duration, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.location = location
         // The pool's own chatter (such as a lease asked for in the moment before `run()` starts)
@@ -48,6 +50,7 @@ public final class PostgresResourceStore: ResourceStore {
         self.retainedEvents = max(1, retainedEvents)
         self.watchBuffer = max(1, watchBuffer)
         self.limits = limits
+        self.operationTimeout = operationTimeout
         self.now = now
         self.logger = logger
         let client = self.client
@@ -61,12 +64,15 @@ public final class PostgresResourceStore: ResourceStore {
     ///   - retainedEvents: how many changes the feed keeps for watches to resume from.
     ///   - watchBuffer: how many undelivered live events a watcher may fall behind before its stream ends.
     ///   - connections: the most connections this store opens besides its listener.
+    ///   - operationTimeout: how long one read or write may wait for PostgreSQL before it fails
+    ///     with a storage error and its connection is closed.
     public static func open(
         _ location: PostgresLocation,
         retainedEvents: Int = 10_000,
         watchBuffer: Int = 1_024,
         limits: ObjectLimits = .default,
         connections: Int = 8,
+        operationTimeout: Duration = .seconds(15),
         now: @escaping @Sendable () -> Date = Date.init,
         logger: Logger = Logger(label: "tether.store")
     ) async throws(StoreError) -> PostgresResourceStore {
@@ -75,7 +81,7 @@ public final class PostgresResourceStore: ResourceStore {
         configuration.options.connectTimeout = .seconds(5)
         let store = PostgresResourceStore(
             location: location, configuration: configuration, retainedEvents: retainedEvents, watchBuffer: watchBuffer,
-            limits: limits, now: now, logger: logger)
+            limits: limits, operationTimeout: operationTimeout, now: now, logger: logger)
         do {
             try await store.migrate()
             let start = try await store.currentResourceVersion()
@@ -134,33 +140,24 @@ public final class PostgresResourceStore: ResourceStore {
 
     public func setDocument(_ name: String, to text: String) async throws(StoreError) {
         let key = "document:" + name
+        let logger = self.logger
         _ = try await Self.mappingErrors("store write") {
-            try await self.client.query(
-                "INSERT INTO tether_meta VALUES (\(key), \(text)) ON CONFLICT (name) DO UPDATE SET value = excluded.value", logger: self.logger)
+            try await self.client.withConnection(within: self.operationTimeout) { connection in
+                try await connection.query(
+                    "INSERT INTO tether_meta VALUES (\(key), \(text)) ON CONFLICT (name) DO UPDATE SET value = excluded.value", logger: logger)
+            }
         }
     }
 
     private func meta(_ name: String) async throws(StoreError) -> String? {
-        try await Self.mappingErrors("store read") {
-            var value: String?
-            for try await found in try await self.client.query("SELECT value FROM tether_meta WHERE name = \(name)", logger: self.logger)
-                .decode(String.self)
-            {
-                value = found
-            }
-            return value
-        }
+        try await readOne("SELECT value FROM tether_meta WHERE name = \(name)", as: String.self)
     }
 
     // MARK: Reads
 
     public func get(_ type: ResourceType, namespace: String?, name: String) async throws(StoreError) -> JSONValue {
         let key = try ObjectKey(type: type, namespace: namespace, name: name)
-        let body = try await Self.mappingErrors("store read") {
-            var body: String?
-            for try await found in try await self.client.query(Self.bodyQuery(key), logger: self.logger).decode(String.self) { body = found }
-            return body
-        }
+        let body = try await readOne(Self.bodyQuery(key), as: String.self)
         guard let body else { throw StoreError.notFound(key) }
         return try Self.decode(body)
     }
@@ -245,15 +242,8 @@ public final class PostgresResourceStore: ResourceStore {
     }
 
     public func currentResourceVersion() async throws(StoreError) -> UInt64 {
-        try await Self.mappingErrors("store read") {
-            var value: Int64 = 0
-            for try await found in try await self.client.query(
-                "SELECT value FROM tether_counters WHERE name = 'resourceVersion'", logger: self.logger
-            ).decode(Int64.self) {
-                value = found
-            }
-            return UInt64(value)
-        }
+        let value = try await readOne("SELECT value FROM tether_counters WHERE name = 'resourceVersion'", as: Int64.self)
+        return UInt64(max(0, value ?? 0))
     }
 
     public func raiseResourceVersion(to minimum: UInt64) async throws(StoreError) -> UInt64 {
@@ -364,7 +354,7 @@ public final class PostgresResourceStore: ResourceStore {
 
     /// Starts the listener that feeds this store's live watches from the table.
     private func follow(from start: UInt64) throws(StoreError) {
-        let tail = ChangeTail(client: client, feed: feed, after: start, logger: logger)
+        let tail = ChangeTail(client: client, feed: feed, after: start, operationTimeout: operationTimeout, logger: logger)
         let configuration = try location.connectionConfiguration()
         let (location, logger) = (self.location, self.logger)
         let listener = Task {
@@ -451,6 +441,18 @@ public final class PostgresResourceStore: ResourceStore {
         _ = try await inTransaction(what) { (try await body($0), true) }
     }
 
+    /// The last value of the one column `query` selects, or nil when no row matches.
+    private func readOne<Value: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: Value.Type) async throws(StoreError) -> Value? {
+        let logger = self.logger
+        return try await Self.mappingErrors("store read") {
+            try await self.client.withConnection(within: self.operationTimeout) { connection in
+                var value: Value?
+                for try await found in try await connection.query(query, logger: logger).decode(Value.self) { value = found }
+                return value
+            }
+        }
+    }
+
     /// The one place a transaction begins and ends: `body` says whether to commit; a throw rolls back.
     private func inTransaction<T: Sendable>(
         _ what: String, begin: PostgresQuery = "BEGIN",
@@ -458,7 +460,7 @@ public final class PostgresResourceStore: ResourceStore {
     ) async throws(StoreError) -> T {
         let logger = self.logger
         return try await Self.mappingErrors(what) {
-            try await self.client.withConnection { connection in
+            try await self.client.withConnection(within: self.operationTimeout) { connection in
                 try await connection.query(begin, logger: logger)
                 do {
                     let (result, commit) = try await body(connection)

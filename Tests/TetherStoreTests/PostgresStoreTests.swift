@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TetherJSON
+import TetherLocal
 import TetherModel
 import TetherStore
 import TetherStorePostgres
@@ -61,13 +62,48 @@ struct PostgresStoreTests {
         reader.close()
     }
 
+    @Test("a write that waits on PostgreSQL past the store's deadline fails with a storage error, and the store goes on")
+    func writeDeadline() async throws {
+        let server = try await PostgresServer.shared()
+        let database = try await server.createDatabase("deadline")
+        let location = try PostgresLocation(url: server.url(database: database))
+        let store = try await PostgresResourceStore.open(location, operationTimeout: .seconds(1))
+        _ = try await store.create(replicaSet("first"), as: replicaSets, dryRun: false)
+        // Another session holds the resource-version counter, as a stuck writer would.
+        let holder = Task {
+            try await server.psql(
+                "BEGIN; SELECT value FROM tether_counters WHERE name = 'resourceVersion' FOR UPDATE; SELECT pg_sleep(6); COMMIT;",
+                database: database)
+        }
+        let refused = Inbox<StoreError>()
+        let writer = Task {
+            for index in 0..<20 {
+                do {
+                    _ = try await store.create(replicaSet("during-\(index)"), as: replicaSets, dryRun: false)
+                } catch let error as StoreError {
+                    refused.append(error)
+                    return
+                }
+            }
+        }
+        let error = try await refused.waitFor("a write refused by the deadline", within: .seconds(5)) { _ in true }
+        writer.cancel()
+        #expect(error.code == .storage)
+        #expect(error.message.contains("did not answer within 1.0 seconds"))
+        try await holder.value
+        _ = try await store.create(replicaSet("after"), as: replicaSets, dryRun: false)
+        #expect(try await store.get(replicaSets, namespace: "default", name: "after").name == "after")
+        store.close()
+    }
+
     @Test("PostgreSQL restarted under writes: writes fail with a storage error meanwhile, then succeed; nothing acknowledged is lost")
     func serverRestart() async throws {
         // A server of its own: the shared one must stay up for the other tests.
         let server = try await PostgresServer.start()
         let database = try await server.createDatabase("restart")
         let location = try PostgresLocation(url: server.url(database: database))
-        let writer = try await PostgresResourceStore.open(location)
+        // A short deadline: a write caught by the restart fails soon (ConnectionDeadline.swift says why it can hang).
+        let writer = try await PostgresResourceStore.open(location, operationTimeout: .seconds(3))
         let watcher = try await PostgresResourceStore.open(location)
         let watch = try await watcher.watch(replicaSets, namespace: nil, from: 0)
 
