@@ -95,8 +95,8 @@ space := $(empty) $(empty)
 TIMED_TESTS := StoppingTests|FaultSuiteTests
 # Tests on a real PostgreSQL share one server per test process (started on first use, stopped
 # when the process ends); each suite runs in a process of its own, bounded, after the rest.
-# The store's contract on PostgreSQL runs with `make test-postgres` (docs/testing.md says why).
-POSTGRES_TESTS := HubFailoverTests
+# TetherStoreTests runs the store's contract on SQLite and PostgreSQL (TETHER_TEST_POSTGRES=1).
+POSTGRES_TESTS := HubFailoverTests TetherStoreTests
 # At most this many tests at once: unbounded, the 250 tests (each starting hubs, agents and
 # members, or running an agent in process) finish no sooner on two cores, but a test's own
 # tasks can wait tens of seconds for a thread and miss deadlines that are real (a hub's hello
@@ -114,11 +114,11 @@ test: deps $(KUBECTL_LEGACY) $(PYTHON_CLIENT) format-check
 	TETHER_KUBECTL_LEGACY=$(abspath $(KUBECTL_LEGACY)) TETHER_PYTHON=$(abspath $(PYTHON_CLIENT)) \
 		swift test --skip-build --skip '$(TIMED_TESTS)|$(subst $(space),|,$(POSTGRES_TESTS))' \
 		--experimental-maximum-parallelization-width $(TEST_WIDTH)
-	for suite in $(POSTGRES_TESTS); do timeout 900 swift test --skip-build --filter $$suite || exit 1; done
+	for suite in $(POSTGRES_TESTS); do TETHER_TEST_POSTGRES=1 timeout 900 swift test --skip-build --filter $$suite || exit 1; done
 	swift test --skip-build --no-parallel --filter '$(TIMED_TESTS)'
 	$(MAKE) fuzz-smoke
 
-# The store contract and the shared-store tests on a real PostgreSQL 15, in a process of their own.
+# Only the store's contract and the shared-store tests on a real PostgreSQL 15 (part of `make test` too).
 test-postgres: deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	TETHER_TEST_POSTGRES=1 timeout 900 swift test --skip-build --filter TetherStoreTests
