@@ -99,6 +99,8 @@ public final class APIServer: Service, Sendable {
     public let access: AccessControl
     /// Serves the kinds CustomResourceDefinitions define; nil when the registry has no such kind.
     private let definitions: CustomResourceDefinitionController?
+    /// Deletes a deleted namespace's contents before it.
+    private let namespaces: NamespaceController
 
     public init(
         configuration: APIServerConfiguration,
@@ -131,6 +133,7 @@ public final class APIServer: Service, Sendable {
         self.definitions =
             catalog.servesDefinitions || catalog.servesCustomizations
             ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
+        self.namespaces = NamespaceController(store: store, catalog: catalog, logger: logger)
         self.handler = ResourceHandler(
             store: store,
             catalog: catalog,
@@ -155,9 +158,9 @@ public final class APIServer: Service, Sendable {
 
     public func run() async throws {
         try await prepare()
-        guard let definitions else { return try await serve() }
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await definitions.run() }
+            if let definitions { group.addTask { await definitions.run() } }
+            group.addTask { await self.namespaces.run() }
             try await serve()
             group.cancelAll()
         }

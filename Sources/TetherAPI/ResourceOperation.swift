@@ -194,13 +194,14 @@ struct ResourceOperation {
                     "the namespace of the provided object (\(namespace)) does not match the namespace sent on the request (\(path.namespace ?? ""))"
                 )
             }
-            try await requireNamespace(namespace)
+            try await requireNamespace(namespace, for: object)
         }
         if let definition = kind.definition, handler.catalog.definition(named: definition)?.terminating == true {
             throw APIError.methodNotAllowed("create not allowed while custom resource definition \(definition) is terminating")
         }
         object = try admitted(Self.withoutServerFields(object))
         object = try ownership(of: object, current: nil, applied: applying ? body : nil)
+        if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
         let created = try await store.create(object, as: type, dryRun: dryRun)
         if !dryRun { await definitionServed(created) }
         return ResourceHandler.json(created, status: .created)
@@ -446,12 +447,19 @@ struct ResourceOperation {
         }
     }
 
-    private func requireNamespace(_ namespace: String) async throws {
+    /// The namespace must exist and not be terminating, as kube-apiserver's admission requires.
+    private func requireNamespace(_ namespace: String, for object: JSONValue) async throws {
+        let stored: JSONValue
         do {
-            _ = try await store.get(ResourceHandler.namespaces, namespace: nil, name: namespace)
+            stored = try await store.get(ResourceHandler.namespaces, namespace: nil, name: namespace)
         } catch {
             guard error.code == .notFound else { throw error }
             throw APIError.notFound("namespaces \"\(namespace)\" not found")
+        }
+        guard stored.deletionTimestamp == nil else {
+            throw APIError.forbidden(
+                "\(kind.plural) \"\(object.name ?? object.metadata["generateName"]?.stringValue ?? "")\" is forbidden: unable to create new content in namespace \(namespace) because it is being terminated"
+            )
         }
     }
 

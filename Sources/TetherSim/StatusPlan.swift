@@ -100,8 +100,9 @@ struct StatusPlan {
         }
     }
 
+    /// A namespace being deleted is `Terminating` until the API server's controller lets it go.
     mutating func namespace() {
-        status[member: "phase"] = "Active"
+        status[member: "phase"] = object.deletionTimestamp == nil ? "Active" : "Terminating"
     }
 
     mutating func loadBalancer(ip: String) {

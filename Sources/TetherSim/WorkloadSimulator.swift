@@ -85,9 +85,6 @@ public final class WorkloadSimulator: Service, Sendable {
                 let page = try await store.list(type, options: ListOptions())
                 for object in page.objects { queue.add(key(type, object)) }
                 for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
-                    if event.kind == .deleted, type.resource == "namespaces" {
-                        await deleteContents(ofNamespace: event.object.name ?? "")
-                    }
                     queue.add(key(type, event.object))
                 }
             } catch {
@@ -165,15 +162,5 @@ public final class WorkloadSimulator: Service, Sendable {
         spec[member: "clusterIPs"] = [.string(ip)]
         updated[member: "spec"] = spec
         return (try? await store.update(updated, as: key.type, dryRun: false)) != nil
-    }
-
-    private func deleteContents(ofNamespace namespace: String) async {
-        for kind in registry.kinds where kind.namespaced {
-            let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: true)
-            guard let page = try? await store.list(type, options: ListOptions(namespace: namespace)) else { continue }
-            for object in page.objects {
-                _ = try? await store.delete(type, namespace: namespace, name: object.name ?? "", preconditions: .init(), dryRun: false)
-            }
-        }
     }
 }

@@ -188,6 +188,15 @@ struct FederationEndToEndTests {
             try await hubctl.succeed(["create", "namespace", "phased"])
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.applied}=3", "propagation/namespace.phased", "--timeout=30s"])
             #expect(try await hubctl.succeed(["get", "namespace", "phased", "-o", "jsonpath={.status.phase}"]) == "Active")
+            // Deleting a namespace deletes what it holds, at the hub and in every member.
+            try await hubctl.succeed(["create", "configmap", "inside", "-n", "phased", "--from-literal=k=v"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.applied}=3", "propagation/configmap.phased.inside", "--timeout=30s"])
+            try await hubctl.succeed(["delete", "namespace", "phased", "--timeout=60s"])
+            let goneInside = try await hubctl.run(["get", "configmap", "inside", "-n", "phased"])
+            #expect(goneInside.status != 0 && goneInside.stderr.contains("NotFound"), "\(goneInside)")
+            for member in members.values {
+                try await member.succeed(["wait", "--for=delete", "namespace/phased", "--timeout=30s"])
+            }
             // ...and `kubectl describe` lists it under Events, one per cluster.
             for name in names {
                 try await hubctl.succeed(["wait", "--for=create", "event/broken.deployment.\(name).memberdegraded", "--timeout=30s"])

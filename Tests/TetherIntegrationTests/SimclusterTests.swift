@@ -146,7 +146,7 @@ struct SimclusterTests {
         }
     }
 
-    @Test("namespaces are Active, and deleting one deletes what it held")
+    @Test("namespaces are Active; deleting one marks it Terminating, refuses new content, and deletes what it held before it goes")
     func namespaceCascade() async throws {
         try await withFederation { federation in
             let (_, kubectl) = try await startSimcluster("east", in: federation)
@@ -163,8 +163,23 @@ struct SimclusterTests {
                     data: {mode: fast}
                     """)
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Active", "namespace/shop", "--timeout=20s"])
-            try await kubectl.succeed(["delete", "namespace", "shop"])
+            // An object whose finalizer someone else holds keeps the namespace Terminating, and
+            // nothing new may be made in it meanwhile.
+            try await kubectl.succeed([
+                "patch", "configmap", "settings", "-n", "shop", "--type=merge", "-p", #"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+            ])
+            try await kubectl.succeed(["delete", "namespace", "shop", "--wait=false"])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Terminating", "namespace/shop", "--timeout=20s"])
+            let refused = try await kubectl.run(["create", "configmap", "late", "-n", "shop"])
+            #expect(
+                refused.status != 0
+                    && refused.stderr.contains(
+                        "configmaps \"late\" is forbidden: unable to create new content in namespace shop because it is being terminated"),
+                "\(refused)")
+            #expect(try await kubectl.succeed(["get", "configmap", "settings", "-n", "shop", "-o", "jsonpath={.metadata.deletionTimestamp}"]) != "")
+            try await kubectl.succeed(["patch", "configmap", "settings", "-n", "shop", "--type=merge", "-p", #"{"metadata":{"finalizers":null}}"#])
             try await kubectl.succeed(["wait", "--for=delete", "-n", "shop", "configmap/settings", "--timeout=20s"])
+            try await kubectl.succeed(["wait", "--for=delete", "namespace/shop", "--timeout=20s"])
         }
     }
 
