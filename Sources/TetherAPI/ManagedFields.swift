@@ -162,6 +162,51 @@ struct ManagedFields: Equatable {
 
     // MARK: Apply and update
 
+    /// Server-side apply's merge of `applied` into `current`: maps merge member by member, a
+    /// list the schema keys merges element by element (an applied element merges into the live
+    /// one with its key, a new one is appended, the others stay), other lists and values are
+    /// replaced, and a null removes. What the applier no longer applies goes afterwards
+    /// (``abandoned(by:applying:)``), so two managers can each own elements of one list.
+    static func applied(_ applied: JSONValue, to current: JSONValue?, schema: FieldSchema) -> JSONValue {
+        switch applied {
+        case .object(let patch):
+            guard case .object(var base)? = current else { return withoutNulls(applied) }
+            let shape = memberSchemas(schema)
+            for (name, value) in patch {
+                if value == .null {
+                    base.removeValue(forKey: name)
+                } else {
+                    base[name] = Self.applied(value, to: base[name], schema: shape(name) ?? .free)
+                }
+            }
+            return .object(base)
+        case .array(let items):
+            guard case .keyedList(let element, let key) = schema, case .array(let live)? = current,
+                (items + live).allSatisfy({ keyStep(of: $0, key: key) != nil })
+            else { return withoutNulls(applied) }
+            var merged = live
+            for item in items {
+                if let index = merged.firstIndex(where: { $0[key] == item[key] }) {
+                    merged[index] = Self.applied(item, to: merged[index], schema: element)
+                } else {
+                    merged.append(withoutNulls(item))
+                }
+            }
+            return .array(merged)
+        default:
+            return applied
+        }
+    }
+
+    /// A value as a merge patch leaves it where nothing was: its null members dropped, at every depth.
+    private static func withoutNulls(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let members): return .object(members.filter { $0.value != .null }.mapValues(withoutNulls))
+        case .array(let elements): return .array(elements.map(withoutNulls))
+        default: return value
+        }
+    }
+
     /// What an apply of `applied` by `manager` would take from other managers: each field it
     /// sets that another manager set to a different value than `current` holds.
     func conflicts(applying applied: JSONValue, fields: Set<Path>, by manager: String, current: JSONValue) -> [Conflict] {

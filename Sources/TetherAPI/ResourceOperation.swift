@@ -239,7 +239,10 @@ struct ResourceOperation {
         }
         // Server-side apply of an object that does not exist creates it.
         guard let current = existing else { return try await insert(patch, dryRun: dryRun, applying: applying) }
-        var patched = try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
+        var patched =
+            applying && path.subresource == nil
+            ? ManagedFields.applied(patch, to: current, schema: kind.schema)
+            : try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }

@@ -35,6 +35,37 @@ struct ManagedFieldsTests {
         #expect(!fields.contains { $0.first == "f:apiVersion" || $0 == ["f:metadata", "f:name"] })
     }
 
+    @Test("an apply merges keyed lists element by element (containers by name, ports by containerPort); other lists are replaced; null removes")
+    func applyMergesKeyedLists() throws {
+        let schema = WorkloadsPlugin.deployment.schema
+        let live = try Self.deployment(replicas: 2)
+        let sidecar: JSONValue = [
+            "metadata": ["name": "web", "labels": ["team": .null]],
+            "spec": [
+                "template": [
+                    "spec": [
+                        "containers": [
+                            ["name": "log", "image": "busybox:1.36", "args": ["tail"]],
+                            ["name": "web", "ports": [["containerPort": 8080]]],
+                        ]
+                    ]
+                ]
+            ],
+        ]
+        let merged = ManagedFields.applied(sidecar, to: live, schema: schema)
+        let containers = merged.value(at: ["spec", "template", "spec", "containers"])?.arrayElements ?? []
+        #expect(containers.map { $0["name"]?.stringValue } == ["web", "log"])
+        #expect(containers.first?["image"] == "nginx:1.27", "the live element keeps what the apply does not set")
+        #expect(containers.first?["ports"]?.arrayElements.compactMap { $0["containerPort"]?.integerValue } == [80, 8080])
+        #expect(containers.last?["args"] == ["tail"])
+        #expect(merged["metadata"]?["labels"]?.objectMembers.keys.contains("team") == false)
+        #expect(merged.value(at: ["spec", "replicas"]) == 2)
+        // A list the schema does not key is replaced whole.
+        let args = ManagedFields.applied(
+            ["spec": ["template": ["spec": ["containers": [["name": "log", "args": ["head"]]]]]]], to: merged, schema: schema)
+        #expect(args.value(at: ["spec", "template", "spec", "containers"])?.arrayElements.last?["args"] == ["head"])
+    }
+
     @Test("FieldsV1 written and read back is the same set, with \".\" on owned inner nodes")
     func fieldsV1RoundTrip() throws {
         let fields = ManagedFields.fields(of: try Self.deployment(replicas: 2), schema: WorkloadsPlugin.deployment.schema)

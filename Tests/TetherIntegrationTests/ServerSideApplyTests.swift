@@ -66,4 +66,46 @@ struct ServerSideApplyTests {
             #expect(!diff.stdout.contains("replicas"), "only the change: \(diff.stdout)")
         }
     }
+
+    @Test(
+        "two managers each own a container of one Deployment: each apply keeps the other's, and one that stops applying its container removes only that"
+    )
+    func listElementsByManager() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(heartbeatInterval: 1)
+            let kubectl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home")
+            func containers() async throws -> String {
+                try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"])
+            }
+            let sidecar = """
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata: {name: web}
+                spec:
+                  selector: {matchLabels: {app: web}}
+                  template:
+                    metadata: {labels: {app: web}}
+                    spec:
+                      containers: [{name: log, image: "busybox:1.36"}]
+                """
+            try await kubectl.succeed(["apply", "--server-side", "--field-manager=alice", "-f", "-"], stdin: Self.manifest(replicas: 2))
+            try await kubectl.succeed(["apply", "--server-side", "--field-manager=mesh", "-f", "-"], stdin: sidecar)
+            #expect(try await containers() == "web log")
+            try await kubectl.succeed(
+                ["apply", "--server-side", "--field-manager=alice", "-f", "-"], stdin: Self.manifest(replicas: 3, image: "nginx:1.28"))
+            #expect(try await containers() == "web log")
+            #expect(try await kubectl.succeed(["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.28")
+            // A different image for alice's container is a conflict for mesh, naming the field.
+            let refused = try await kubectl.run(
+                ["apply", "--server-side", "--field-manager=mesh", "-f", "-"],
+                stdin: sidecar.replacingOccurrences(
+                    of: "[{name: log, image: \"busybox:1.36\"}]", with: "[{name: log, image: \"busybox:1.36\"}, {name: web, image: \"nginx:1.29\"}]"))
+            #expect(refused.status != 0 && refused.stderr.contains("conflict with \"alice\""), "\(refused)")
+            // mesh stops applying its container: it goes, alice's stays.
+            try await kubectl.succeed(
+                ["apply", "--server-side", "--field-manager=mesh", "-f", "-"],
+                stdin: sidecar.replacingOccurrences(of: "[{name: log, image: \"busybox:1.36\"}]", with: "[]"))
+            #expect(try await containers() == "web")
+        }
+    }
 }
