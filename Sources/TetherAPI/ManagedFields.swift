@@ -198,6 +198,18 @@ struct ManagedFields: Equatable {
         }
     }
 
+    /// The merge key of the list at `path` (field names; list elements take no step), when `schema` keys it.
+    static func mergeKey(at path: [String], in schema: FieldSchema) -> String? {
+        var node = schema
+        for step in path {
+            if case .keyedList(let element, _) = node { node = element }
+            guard let next = memberSchemas(node)(step) else { return nil }
+            node = next
+        }
+        guard case .keyedList(_, let key) = node else { return nil }
+        return key
+    }
+
     /// A value as a merge patch leaves it where nothing was: its null members dropped, at every depth.
     private static func withoutNulls(_ value: JSONValue) -> JSONValue {
         switch value {

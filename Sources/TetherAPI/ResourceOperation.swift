@@ -222,7 +222,7 @@ struct ResourceOperation {
         let patch = try await decodedBody(patch: true)
         if path.subresource == "scale" {
             let scale = Scale(of: try await store.get(type, namespace: path.namespace, name: path.name ?? "")).object
-            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale, limits: handler.configuration.limits)
+            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale, schema: .free, limits: handler.configuration.limits)
             try checkLimits(of: patchedScale, after: "the patch")
             return try await rescale(with: patchedScale, dryRun: dryRun)
         }
@@ -242,7 +242,7 @@ struct ResourceOperation {
         var patched =
             applying && path.subresource == nil
             ? ManagedFields.applied(patch, to: current, schema: kind.schema)
-            : try Self.apply(patch, contentType: contentType, to: current, limits: handler.configuration.limits)
+            : try Self.apply(patch, contentType: contentType, to: current, schema: kind.schema, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }

@@ -24,8 +24,14 @@ extension JSONValue {
     /// volumes, env) merge element by element by that name instead of being replaced, and the
     /// directives kubectl sends (`$setElementOrder/...`, `$retainKeys`, `$deleteFromPrimitiveList/...`,
     /// `$patch: delete` on a list element, `$patch: replace` on an object) are honoured or dropped.
-    /// Per-field merge keys other than `name` (such as `containerPort`) are not known to it.
-    public func strategicMergePatched(with patch: JSONValue) -> JSONValue {
+    /// `mergeKey` names the merge key of the list at a path of field names (`spec.template.spec.containers.ports`
+    /// gives `containerPort`), from the kind's schema; a list it knows no key for merges by `name`
+    /// when every element has one.
+    public func strategicMergePatched(with patch: JSONValue, mergeKey: (_ path: [String]) -> String? = { _ in nil }) -> JSONValue {
+        strategicMerge(patch, at: [], mergeKey: mergeKey)
+    }
+
+    private func strategicMerge(_ patch: JSONValue, at path: [String], mergeKey: (_ path: [String]) -> String?) -> JSONValue {
         guard case .object(var changes) = patch else { return patch }
         if changes["$patch"]?.stringValue == "replace" {
             changes["$patch"] = nil
@@ -42,13 +48,20 @@ extension JSONValue {
                 continue
             }
             if key.hasPrefix("$") { continue }
+            let here = path + [key]
             switch (result[key], change) {
             case (_, .null):
                 result[key] = nil
-            case (.array(let current)?, .array(let incoming)) where Self.isNamedList(incoming):
-                result[key] = .array(Self.mergeNamedLists(current, incoming))
+            case (.array(let current)?, .array(let incoming)):
+                if let listKey = mergeKey(here) ?? (Self.isNamedList(incoming) ? "name" : nil),
+                    incoming.allSatisfy({ $0[listKey] != nil && $0[listKey] != .null })
+                {
+                    result[key] = .array(Self.mergeKeyedLists(current, incoming, key: listKey, at: here, mergeKey: mergeKey))
+                } else {
+                    result[key] = change.removingDirectives
+                }
             case (.some(let current), .object):
-                result[key] = current.strategicMergePatched(with: change)
+                result[key] = current.strategicMerge(change, at: here, mergeKey: mergeKey)
             default:
                 result[key] = change.removingDirectives
             }
@@ -122,15 +135,16 @@ extension JSONValue {
         !items.isEmpty && items.allSatisfy { $0["name"]?.stringValue != nil }
     }
 
-    private static func mergeNamedLists(_ current: [JSONValue], _ incoming: [JSONValue]) -> [JSONValue] {
+    private static func mergeKeyedLists(
+        _ current: [JSONValue], _ incoming: [JSONValue], key: String, at path: [String], mergeKey: (_ path: [String]) -> String?
+    ) -> [JSONValue] {
         var merged = current
         for change in incoming {
-            let name = change["name"]?.stringValue
-            let index = merged.firstIndex { $0["name"]?.stringValue == name }
+            let index = merged.firstIndex { $0[key] == change[key] }
             if change["$patch"]?.stringValue == "delete" {
                 if let index { merged.remove(at: index) }
             } else if let index {
-                merged[index] = merged[index].strategicMergePatched(with: change)
+                merged[index] = merged[index].strategicMerge(change, at: path, mergeKey: mergeKey)
             } else {
                 merged.append(change.removingDirectives)
             }

@@ -66,6 +66,23 @@ struct ManagedFieldsTests {
         #expect(args.value(at: ["spec", "template", "spec", "containers"])?.arrayElements.last?["args"] == ["head"])
     }
 
+    @Test("a strategic merge patch merges by the schema's keys: a container's ports by containerPort, and $patch: delete removes one")
+    func strategicMergeByContainerPort() throws {
+        let live = try Self.deployment(replicas: 2)
+        let schema = WorkloadsPlugin.deployment.schema
+        func ports(after patch: JSONValue, to object: JSONValue) throws -> [Int64] {
+            let patched = try ResourceOperation.apply(
+                patch, contentType: "application/strategic-merge-patch+json", to: object, schema: schema, limits: .default)
+            let container = patched.value(at: ["spec", "template", "spec", "containers"])?.arrayElements.first
+            return container?["ports"]?.arrayElements.compactMap { $0["containerPort"]?.integerValue } ?? []
+        }
+        func patch(_ port: JSONValue) -> JSONValue {
+            ["spec": ["template": ["spec": ["containers": [["name": "web", "ports": [port]]]]]]]
+        }
+        #expect(try ports(after: patch(["containerPort": 8080]), to: live) == [80, 8080])
+        #expect(try ports(after: patch(["containerPort": 80, "$patch": "delete"]), to: live) == [])
+    }
+
     @Test("FieldsV1 written and read back is the same set, with \".\" on owned inner nodes")
     func fieldsV1RoundTrip() throws {
         let fields = ManagedFields.fields(of: try Self.deployment(replicas: 2), schema: WorkloadsPlugin.deployment.schema)
