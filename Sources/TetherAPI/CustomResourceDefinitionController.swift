@@ -172,46 +172,20 @@ final class CustomResourceDefinitionController: Sendable {
     /// Deletes every object of the definition's kind, waits until none is left (objects with
     /// finalizers go when their owners let them), then removes the definition's finalizer.
     private func deleteObjects(of definition: CustomResourceDefinition) async {
+        defer { _ = cleaning.withLock { $0.remove(definition.name) } }
         let type = ResourceType(group: definition.group, resource: definition.plural, namespaced: definition.namespaced)
-        var attempt = 0
-        while !Task.isCancelled {
-            do {
-                let (objects, version) = try await StoreListWatch(store: store, type: type).list()
-                if objects.isEmpty {
-                    try await store.modify(Self.type, namespace: nil, name: definition.name) { stored in
-                        guard stored.finalizers.contains(CustomResourceDefinition.cleanupFinalizer) else { return false }
-                        stored.metadata["finalizers"] = .array(
-                            stored.finalizers.filter { $0 != CustomResourceDefinition.cleanupFinalizer }.map(JSONValue.string))
-                        return true
-                    }
-                    logger.info(
-                        "CustomResourceDefinition deleted with its objects",
-                        metadata: ["tether.event": "definitions.deleted", "tether.definition": "\(definition.name)"])
-                    break
-                }
-                for object in objects where object.deletionTimestamp == nil { try await deleteIfPresent(object, as: type) }
-                // Wait for the next change of the kind rather than listing again at once.
-                for try await _ in try await store.watch(type, namespace: nil, from: UInt64(version) ?? 0) { break }
-                attempt = 0
-            } catch {
-                attempt += 1
-                logger.warning(
-                    "cannot delete the objects of a deleted CustomResourceDefinition; retrying",
-                    metadata: ["tether.event": "definitions.cleanup_failed", "tether.definition": "\(definition.name)", "tether.error": "\(error)"])
-                guard (try? await Task.sleep(for: Backoff(initial: .milliseconds(200), maximum: .seconds(10)).delay(attempt: attempt))) != nil else {
-                    break
-                }
+        await FinalizingCleanup.run(
+            store: store, namespace: nil, logger: logger, failure: "cannot delete the objects of a deleted CustomResourceDefinition; retrying",
+            metadata: ["tether.event": "definitions.cleanup_failed", "tether.definition": "\(definition.name)"]
+        ) { () async throws(StoreError) -> FinalizingCleanup.Remaining? in
+            if let remaining = try await FinalizingCleanup.deleteObjects(of: [type], namespace: nil, in: store) { return remaining }
+            try await store.modify(Self.type, namespace: nil, name: definition.name) {
+                FinalizingCleanup.removing(CustomResourceDefinition.cleanupFinalizer, from: &$0)
             }
-        }
-        _ = cleaning.withLock { $0.remove(definition.name) }
-    }
-
-    private func deleteIfPresent(_ object: JSONValue, as type: ResourceType) async throws(StoreError) {
-        do {
-            _ = try await store.delete(type, namespace: object.namespace, name: object.name ?? "", preconditions: .init(), dryRun: false)
-        } catch {
-            // Deleted by someone else since the list: nothing left to do for it.
-            guard error.code == .notFound else { throw error }
+            logger.info(
+                "CustomResourceDefinition deleted with its objects",
+                metadata: ["tether.event": "definitions.deleted", "tether.definition": "\(definition.name)"])
+            return nil
         }
     }
 }

@@ -85,32 +85,20 @@ final class NamespaceController: Sendable {
     /// the finalizer so the store deletes the namespace.
     private func deleteContents(of name: String) async {
         defer { _ = cleaning.withLock { $0.remove(name) } }
-        var attempt = 0
-        while !Task.isCancelled {
-            do {
-                try await markTerminating(name)
-                if let remaining = try await deleteOnePass(in: name) {
-                    // Wait for the next change of a kind that still has objects rather than list again at once.
-                    for try await _ in try await store.watch(remaining.type, namespace: name, from: remaining.version) { break }
-                    attempt = 0
-                    continue
-                }
-                try await store.modify(ResourceHandler.namespaces, namespace: nil, name: name) { stored in
-                    guard stored.finalizers.contains(Self.contentFinalizer) else { return false }
-                    stored.metadata["finalizers"] = .array(stored.finalizers.filter { $0 != Self.contentFinalizer }.map(JSONValue.string))
-                    return true
-                }
-                logger.info("namespace deleted with its contents", metadata: ["tether.event": "namespaces.deleted", "tether.namespace": "\(name)"])
-                return
-            } catch {
-                attempt += 1
-                logger.warning(
-                    "cannot delete the contents of a deleted namespace; retrying",
-                    metadata: ["tether.event": "namespaces.cleanup_failed", "tether.namespace": "\(name)", "tether.error": "\(error)"])
-                guard (try? await Task.sleep(for: Backoff(initial: .milliseconds(200), maximum: .seconds(10)).delay(attempt: attempt))) != nil else {
-                    return
-                }
+        let types = { [catalog] in
+            catalog.registry.kinds.filter(\.namespaced).map { ResourceType(group: $0.group, resource: $0.plural, namespaced: true) }
+        }
+        await FinalizingCleanup.run(
+            store: store, namespace: name, logger: logger, failure: "cannot delete the contents of a deleted namespace; retrying",
+            metadata: ["tether.event": "namespaces.cleanup_failed", "tether.namespace": "\(name)"]
+        ) { () async throws(StoreError) -> FinalizingCleanup.Remaining? in
+            try await markTerminating(name)
+            if let remaining = try await FinalizingCleanup.deleteObjects(of: types(), namespace: name, in: store) { return remaining }
+            try await store.modify(ResourceHandler.namespaces, namespace: nil, name: name) {
+                FinalizingCleanup.removing(Self.contentFinalizer, from: &$0)
             }
+            logger.info("namespace deleted with its contents", metadata: ["tether.event": "namespaces.deleted", "tether.namespace": "\(name)"])
+            return nil
         }
     }
 
@@ -120,25 +108,5 @@ final class NamespaceController: Sendable {
             stored.set("Terminating", at: ["status", "phase"])
             return true
         }
-    }
-
-    /// Deletes every object in the namespace not already being deleted; the first kind that
-    /// still holds objects, with the version its list was read at, or nil when none does.
-    private func deleteOnePass(in namespace: String) async throws(StoreError) -> (type: ResourceType, version: UInt64)? {
-        var remaining: (type: ResourceType, version: UInt64)?
-        for kind in catalog.registry.kinds where kind.namespaced {
-            let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: true)
-            let page = try await store.list(type, options: ListOptions(namespace: namespace))
-            guard !page.objects.isEmpty else { continue }
-            if remaining == nil { remaining = (type, page.resourceVersion) }
-            for object in page.objects where object.deletionTimestamp == nil {
-                do {
-                    _ = try await store.delete(type, namespace: namespace, name: object.name ?? "", preconditions: .init(), dryRun: false)
-                } catch  where error.code == .notFound {
-                    // Deleted by someone else since the list.
-                }
-            }
-        }
-        return remaining
     }
 }
