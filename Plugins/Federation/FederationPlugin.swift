@@ -106,6 +106,7 @@ public struct FederationPlugin: ResourcePlugin {
         "replicaScheduling": .object([
             "type": .string, "weights": .map(.integer), "minReplicas": .map(.integer), "maxReplicas": .map(.integer),
         ]),
+        "propagateDeps": .boolean,
     ])
     static let overrideSpec = FieldSchema.object([
         "resourceSelectors": resourceSelectors,

@@ -162,6 +162,14 @@ public struct WorkloadsPlugin: ResourcePlugin {
         Self.hasReplicas(object.kind) ? Self.desiredReplicas(object) : nil
     }
 
+    /// What the Pod template names (``PodDependencies``), which a PropagationPolicy with
+    /// `propagateDeps` sends wherever the workload goes.
+    public func dependencies(of object: JSONValue) -> [ObjectReference] {
+        let template: [String] = object.kind == "CronJob" ? ["spec", "jobTemplate", "spec", "template", "spec"] : ["spec", "template", "spec"]
+        guard let spec = object.value(at: template) else { return [] }
+        return PodDependencies.of(podSpec: spec, namespace: object.namespace)
+    }
+
     public func setting(replicas count: Int64, on object: JSONValue) -> JSONValue {
         guard Self.hasReplicas(object.kind) else { return object }
         var copy = object

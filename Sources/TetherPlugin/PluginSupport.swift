@@ -129,3 +129,44 @@ public enum FieldChecks {
         return ValidationProblem(field: keys.joined(separator: "."), "required")
     }
 }
+
+/// What a Pod spec needs to exist beside it in its namespace, as Karmada's default interpreter
+/// finds a workload's dependencies: the ConfigMaps and Secrets its volumes, projected volumes,
+/// environment and image pulls name, the PersistentVolumeClaims it mounts, and its
+/// ServiceAccount (not `default`, which every namespace has).
+public enum PodDependencies {
+    public static func of(podSpec spec: JSONValue, namespace: String?) -> [ObjectReference] {
+        var found: [(kind: String, name: String)] = []
+        func add(_ kind: String, _ name: JSONValue?) {
+            if let name = name?.stringValue, !name.isEmpty { found.append((kind, name)) }
+        }
+        for volume in spec["volumes"]?.arrayElements ?? [] {
+            add("ConfigMap", volume["configMap"]?["name"])
+            add("Secret", volume["secret"]?["secretName"])
+            add("PersistentVolumeClaim", volume["persistentVolumeClaim"]?["claimName"])
+            for source in volume["projected"]?["sources"]?.arrayElements ?? [] {
+                add("ConfigMap", source["configMap"]?["name"])
+                add("Secret", source["secret"]?["name"])
+            }
+        }
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            for container in spec[list]?.arrayElements ?? [] {
+                for variable in container["env"]?.arrayElements ?? [] {
+                    add("ConfigMap", variable["valueFrom"]?["configMapKeyRef"]?["name"])
+                    add("Secret", variable["valueFrom"]?["secretKeyRef"]?["name"])
+                }
+                for source in container["envFrom"]?.arrayElements ?? [] {
+                    add("ConfigMap", source["configMapRef"]?["name"])
+                    add("Secret", source["secretRef"]?["name"])
+                }
+            }
+        }
+        for secret in spec["imagePullSecrets"]?.arrayElements ?? [] { add("Secret", secret["name"]) }
+        if let account = spec["serviceAccountName"]?.stringValue, account != "default" { add("ServiceAccount", .string(account)) }
+        var seen = Set<String>()
+        return found.compactMap { dependency in
+            guard seen.insert("\(dependency.kind)/\(dependency.name)").inserted else { return nil }
+            return ObjectReference(apiVersion: "v1", kind: dependency.kind, namespace: namespace, name: dependency.name)
+        }
+    }
+}

@@ -62,6 +62,48 @@ struct FederationStateTests {
         #expect(after.first?.messages.flatMap(\.objectNames) == ["one"])
     }
 
+    @Test("under propagateDeps a Deployment's ConfigMap goes wherever the Deployment goes, besides its own clusters, and leaves with it")
+    func dependenciesFollowTheirDependent() throws {
+        var harness = H()
+        var web = H.deployment("web", replicas: 2)
+        web.set([["name": "config", "configMap": ["name": "settings"]]], at: ["spec", "template", "spec", "volumes"])
+        let configsToA = H.propagationPolicy(
+            "a-configs", spec: ["resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]], "placement": ["clusterNames": ["a"]]])
+        let webToAB = H.propagationPolicy(
+            "b-web",
+            spec: [
+                "resourceSelectors": [["apiVersion": "apps/v1", "kind": "Deployment"]], "placement": ["clusterNames": ["a", "b"]],
+                "propagateDeps": true,
+            ])
+        harness.settle(
+            clusters: ["a": [:], "b": [:], "c": [:]], objects: [H.configMap("settings"), H.configMap("other"), web],
+            propagationPolicies: [configsToA, webToAB])
+        for name in ["a", "b", "c"] { harness.connect(name) }
+        var pushes = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages.flatMap(\.objectNames)) })
+        #expect(pushes == ["a": ["other", "settings", "web"], "b": ["settings", "web"], "c": []])
+
+        // The Deployment stops naming it: it is back to its own clusters.
+        var plain = web
+        plain.set(nil, at: ["spec", "template", "spec", "volumes"])
+        harness.change(plain)
+        var deletes = harness.deliverPushes().flatMap { push in
+            push.messages.compactMap { if case .delta(let delta) = $0 { delta.deletes.map { "\(push.cluster)/\($0.name)" } } else { nil } }.joined()
+        }
+        #expect(deletes == ["b/settings"])
+
+        // Named again, it follows again; a policy without propagateDeps takes it back.
+        harness.change(web)
+        pushes = Dictionary(uniqueKeysWithValues: harness.deliverPushes().map { ($0.cluster, $0.messages.flatMap(\.objectNames)) })
+        #expect(pushes["b"] == ["settings", "web"] || pushes["b"] == ["settings"])
+        var withoutDeps = webToAB
+        withoutDeps.set(nil, at: ["spec", "propagateDeps"])
+        harness.change(withoutDeps)
+        deletes = harness.deliverPushes().flatMap { push in
+            push.messages.compactMap { if case .delta(let delta) = $0 { delta.deletes.map { "\(push.cluster)/\($0.name)" } } else { nil } }.joined()
+        }
+        #expect(deletes == ["b/settings"])
+    }
+
     @Test("replicas are divided by weight among the target clusters; an OverridePolicy changes one cluster's copy")
     func divisionAndOverrides() throws {
         var harness = H()

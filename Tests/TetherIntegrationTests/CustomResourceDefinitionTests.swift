@@ -41,6 +41,7 @@ struct CustomResourceDefinitionTests {
                       cronSpec: {type: string, pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'}
                       image: {type: string, minLength: 1}
                       replicas: {type: integer, minimum: 1, maximum: 10, default: 1}
+                      configName: {type: string}
                       mode: {type: string, enum: [Allow, Forbid, Replace], default: Allow}
                       labels: {type: object, additionalProperties: {type: string}}
                   status:
@@ -152,6 +153,12 @@ struct CustomResourceDefinitionTests {
                   obj.spec.replicas = desiredReplica
                   return obj
                 end
+            dependencyInterpretation:
+              luaScript: |
+                function GetDependencies(desiredObj)
+                  if desiredObj.spec.configName == nil then return {} end
+                  return {{apiVersion = "v1", kind = "ConfigMap", namespace = desiredObj.metadata.namespace, name = desiredObj.spec.configName}}
+                end
             healthInterpretation:
               luaScript: |
                 function InterpretHealth(observedObj)
@@ -225,6 +232,41 @@ struct CustomResourceDefinitionTests {
                 ["wait", "--for=jsonpath={.status.healthy}=2", "propagation/crontab.default.nightly", "--timeout=60s"], within: .seconds(70))
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.ready}=4", "crontab/nightly", "--timeout=60s"], within: .seconds(70))
             #expect(try await hubctl.succeed(["get", "ct", "nightly", "-o", "jsonpath={.status.clusters}"]) == "2")
+            // GetDependencies at the hub: under a policy with propagateDeps, the ConfigMap a CronTab
+            // names goes wherever the CronTab goes, though its own policy sends it to m1 alone.
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: core.tether.io/v1alpha1
+                    kind: PropagationPolicy
+                    metadata: {name: a-settings, namespace: default}
+                    spec:
+                      resourceSelectors: [{apiVersion: v1, kind: ConfigMap, name: crontab-settings}]
+                      placement: {clusterNames: [m1]}
+                    ---
+                    apiVersion: core.tether.io/v1alpha1
+                    kind: PropagationPolicy
+                    metadata: {name: b-crontabs, namespace: default}
+                    spec:
+                      resourceSelectors: [{apiVersion: stable.example.com/v1, kind: CronTab}]
+                      placement: {clusterNames: [m1, m2]}
+                      propagateDeps: true
+                    ---
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata: {name: crontab-settings, namespace: default}
+                    data: {schedule: nightly}
+                    """)
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.applied}=1", "propagation/configmap.default.crontab-settings", "--timeout=30s",
+            ])
+            try await hubctl.succeed(["patch", "crontab", "nightly", "--type=merge", "-p", #"{"spec":{"configName":"crontab-settings"}}"#])
+            for member in members {
+                try await member.succeed(["wait", "--for=create", "configmap/crontab-settings", "--timeout=60s"], within: .seconds(70))
+            }
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.applied}=2", "propagation/configmap.default.crontab-settings", "--timeout=30s",
+            ])
             // The customization is the agents' own: never written to a member.
             for member in members {
                 let served = try await member.run(["get", "resourceinterpretercustomizations"])

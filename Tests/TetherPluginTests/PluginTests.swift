@@ -33,6 +33,42 @@ func deployment(generation: Int = 2, replicas: Int = 3, status: String) -> JSONV
 
 @Suite("Workloads plugin")
 struct WorkloadsPluginTests {
+    @Test("a workload's dependencies are what its Pod template names: ConfigMaps, Secrets, claims and a ServiceAccount, once each")
+    func dependencies() {
+        let job = yaml(
+            """
+            apiVersion: batch/v1
+            kind: CronJob
+            metadata: {name: nightly, namespace: shop}
+            spec:
+              schedule: "0 3 * * *"
+              jobTemplate:
+                spec:
+                  template:
+                    spec:
+                      serviceAccountName: reporter
+                      imagePullSecrets: [{name: registry}]
+                      volumes:
+                      - {name: a, configMap: {name: settings}}
+                      - {name: b, secret: {secretName: tls}}
+                      - {name: c, persistentVolumeClaim: {claimName: data}}
+                      - {name: d, projected: {sources: [{configMap: {name: extra}}, {secret: {name: tls}}]}}
+                      containers:
+                      - name: run
+                        image: busybox:1.36
+                        env: [{name: K, valueFrom: {configMapKeyRef: {name: settings, key: k}}}, {name: P, valueFrom: {secretKeyRef: {name: pass, key: p}}}]
+                        envFrom: [{configMapRef: {name: env}}]
+            """)
+        let found = workloads.dependencies(of: job).map { "\($0.kind)/\($0.namespace ?? "")/\($0.name)" }
+        #expect(
+            Set(found) == [
+                "ConfigMap/shop/settings", "Secret/shop/tls", "PersistentVolumeClaim/shop/data", "ConfigMap/shop/extra", "Secret/shop/pass",
+                "ConfigMap/shop/env", "Secret/shop/registry", "ServiceAccount/shop/reporter",
+            ])
+        #expect(found.count == 8, "each once: \(found)")
+        #expect(workloads.dependencies(of: deployment(status: "{}")).isEmpty)
+    }
+
     @Test("replica counts are read and set for Deployment, ReplicaSet and StatefulSet; not for DaemonSet and Job")
     func replicas() {
         let web = deployment(status: "{}")

@@ -43,10 +43,25 @@ extension FederationState {
         // definitions last, and again whenever one of its objects arrives at or leaves a cluster.
         var queue = references.filter { !Self.isCompanion($0) } + references.filter(Self.isCompanion)
         var queued = Set(queue)
+        /// Dependencies placed again because a dependent moved: each at most twice more, so a
+        /// cycle of dependencies ends (placements only grow along it).
+        var requeued: [ObjectReference: Int] = [:]
+        func placeAgain(_ dependencies: some Sequence<ObjectReference>) {
+            for dependency in dependencies where federated[dependency] != nil {
+                if queued.insert(dependency).inserted {
+                    queue.append(dependency)
+                } else if requeued[dependency, default: 0] < 2, !queue[next...].contains(dependency) {
+                    requeued[dependency, default: 0] += 1
+                    queue.append(dependency)
+                }
+            }
+        }
         var next = 0
         while next < queue.count {
             let reference = queue[next]
             next += 1
+            let changedDependencies = followDependencies(of: reference, placement: placement)
+            if !changedDependencies.isEmpty { placeAgain(changedDependencies) }
             let wide = scope == nil || dividesReplicas(reference)
             if wide, every == nil {
                 let names = Array(members.keys)
@@ -70,6 +85,7 @@ extension FederationState {
                     if settled, scope == nil, wasPlaced != (copy != nil) { placementMoved.insert(reference) }
                     if wasPlaced != (copy != nil) {
                         for companion in companions(of: reference) where queued.insert(companion).inserted { queue.append(companion) }
+                        placeAgain(dependenciesFollowing[reference] ?? [])
                     }
                 }
             }
@@ -98,10 +114,16 @@ extension FederationState {
         // Every member has its own system namespaces; the hub's are not sent.
         if reference.kind == "Namespace", Self.systemNamespaces.contains(reference.name) { return [:] }
         let plugin = registry.plugin(for: object)
-        let placed =
+        var placed =
             Self.isCompanion(reference)
             ? companionTargets(reference, object, plugin: plugin, among: clusters, placement: placement)
             : placement.copies(of: object, plugin: plugin, among: clusters)
+        // A dependency also goes wherever an object that depends on it (under `propagateDeps`) is placed.
+        if let dependents = dependents[reference], !dependents.isEmpty {
+            for name in clusters where placed[name] == nil {
+                if dependents.contains(where: { members[name]?.desired[$0] != nil }) { placed[name] = placement.overridden(object, for: name) }
+            }
+        }
         // Clusters given the same copy share one prepared value: one instance in memory for all
         // of them (a thousand clusters held a thousand copies of each object), hashed once. The
         // comparison is by identity first, so the common case costs no walk of the object.
@@ -114,6 +136,27 @@ extension FederationState {
             prepared.append((placed, copy))
             return copy
         }
+    }
+
+    /// Records what `reference` depends on now (nothing unless its policy has `propagateDeps`);
+    /// the dependencies it gained or lost, which must be placed again.
+    private mutating func followDependencies(of reference: ObjectReference, placement: Placement) -> Set<ObjectReference> {
+        var now: [ObjectReference] = []
+        if let object = federated[reference], object.deletionTimestamp == nil, !Self.isCompanion(reference),
+            placement.propagatesDependencies(of: object)
+        {
+            // Only objects of the same namespace, as in Karmada: a dependency elsewhere is not the dependent's to place.
+            now = registry.plugin(for: object).dependencies(of: object).filter { $0.namespace == reference.namespace && $0 != reference }
+        }
+        let before = dependenciesFollowing[reference] ?? []
+        guard now != before else { return [] }
+        dependenciesFollowing[reference] = now.isEmpty ? nil : now
+        for dependency in before where !now.contains(dependency) {
+            dependents[dependency]?.remove(reference)
+            if dependents[dependency]?.isEmpty == true { dependents[dependency] = nil }
+        }
+        for dependency in now { dependents[dependency, default: []].insert(reference) }
+        return Set(before).symmetricDifference(now)
     }
 
     /// A CustomResourceDefinition or a ResourceInterpreterCustomization: objects that go where

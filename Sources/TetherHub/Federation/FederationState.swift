@@ -55,6 +55,10 @@ struct FederationState: Sendable {
     var propagationPolicies: [ObjectReference: PropagationPolicy] = [:]
     var overridePolicies: [ObjectReference: OverridePolicy] = [:]
     var federated: [ObjectReference: JSONValue] = [:]
+    /// What each object placed under a policy with `propagateDeps` depends on, as last placed,
+    /// and the reverse: each dependency's dependents, whose clusters it goes to as well.
+    var dependenciesFollowing: [ObjectReference: [ObjectReference]] = [:]
+    var dependents: [ObjectReference: Set<ObjectReference>] = [:]
     /// Per federated object, each cluster's last report.
     var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
     /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.

@@ -70,6 +70,11 @@ struct Placement {
     }
 
     /// Whether a PropagationPolicy selects `object` (rather than the default: every cluster).
+    /// Whether the PropagationPolicy that governs `object` asks for its dependencies to follow it.
+    func propagatesDependencies(of object: JSONValue) -> Bool {
+        propagationPolicies.first { PolicyDecoding.selects($0.spec.resourceSelectors, namespace: $0.namespace, object) }?.spec.propagateDeps == true
+    }
+
     func selectsExplicitly(_ object: JSONValue) -> Bool {
         propagationPolicies.contains { PolicyDecoding.selects($0.spec.resourceSelectors, namespace: $0.namespace, object) }
     }
@@ -91,7 +96,7 @@ struct Placement {
         return names
     }
 
-    private func overridden(_ object: JSONValue, for cluster: String) -> JSONValue {
+    func overridden(_ object: JSONValue, for cluster: String) -> JSONValue {
         var copy = object
         for policy in overridePolicies where PolicyDecoding.selects(policy.spec.resourceSelectors, namespace: policy.namespace, object) {
             for rule in policy.spec.overrides ?? [] where appliesTo(rule, cluster) {

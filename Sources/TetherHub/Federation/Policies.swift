@@ -58,6 +58,9 @@ struct PropagationPolicy: Hashable, Sendable {
         var resourceSelectors: [ResourceSelector]?
         var placement: ClusterPlacement?
         var replicaScheduling: ReplicaScheduling?
+        /// Karmada's `propagateDeps`: what a selected object depends on (its plugin's
+        /// `dependencies(of:)`) goes wherever the object goes, besides its own placement.
+        var propagateDeps: Bool?
     }
 
     struct ClusterPlacement: Decodable, Hashable, Sendable {
