@@ -450,55 +450,6 @@ struct ResourceOperation {
         }
     }
 
-    /// The namespace must exist and not be terminating, as kube-apiserver's admission requires.
-    private func requireNamespace(_ namespace: String, for object: JSONValue) async throws {
-        let stored: JSONValue
-        do {
-            stored = try await store.get(ResourceHandler.namespaces, namespace: nil, name: namespace)
-        } catch {
-            guard error.code == .notFound else { throw error }
-            throw APIError.notFound("namespaces \"\(namespace)\" not found")
-        }
-        guard stored.deletionTimestamp == nil else {
-            throw APIError.forbidden(
-                "\(kind.plural) \"\(object.name ?? object.metadata["generateName"]?.stringValue ?? "")\" is forbidden: unable to create new content in namespace \(namespace) because it is being terminated"
-            )
-        }
-    }
-
-    /// `DeleteOptions` from the body or the query: preconditions and the propagation policy.
-    ///
-    /// `Orphan` (or the older `orphanDependents=true`) adds Kubernetes' `orphan` finalizer when
-    /// the server has someone who handles it (the hub's federation engine keeps members' copies,
-    /// then removes it); elsewhere nothing depends on the object and it is an ordinary delete.
-    private func deleteOptions() async throws -> DeletePreconditions {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch {
-            // Refused, not ignored: the body may carry preconditions the caller relies on.
-            throw APIError.tooLarge("the DeleteOptions body exceeds 65536 bytes")
-        }
-        var options: JSONValue = [:]
-        if buffer.readableBytes > 0 {
-            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
-                throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
-            }
-            options = decoded
-        }
-        let policy = query.propagationPolicy ?? options["propagationPolicy"]?.stringValue
-        let orphanDependents = query.orphanDependents != nil ? query.flag("orphanDependents") : options["orphanDependents"] == .bool(true)
-        if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
-            throw APIError.badRequest("propagationPolicy \"\(policy)\" is not one of Orphan, Background, Foreground")
-        }
-        let orphan = policy == "Orphan" || (policy == nil && orphanDependents)
-        return DeletePreconditions(
-            uid: options["preconditions"]?["uid"]?.stringValue,
-            resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init),
-            addingFinalizers: orphan && handler.configuration.orphanFinalizerHandled ? ["orphan"] : []
-        )
-    }
-
     /// Fields only the server sets are dropped from what a client sends.
     private static func withoutServerFields(_ object: JSONValue) -> JSONValue {
         var cleaned = object
