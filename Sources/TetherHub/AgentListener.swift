@@ -329,6 +329,7 @@ public final class AgentListener: Service, Sendable {
             return result
         }
         let tls: any ChannelHandler
+        var resumedCheck: ResumedSessionCheck?
         switch trust.context {
         case .boringSSL(let context):
             tls = NIOSSLServerHandler(context: context) { certificates, promise in
@@ -347,6 +348,7 @@ public final class AgentListener: Service, Sendable {
                     return .failed
                 }
             }
+            resumedCheck = ResumedSessionCheck(hasVerdict: { verdict.withLockedValue { $0 != nil } }, judge: judge)
         case .openSSL(let context):
             let explain: OpenSSLHandler.Explain = { leaf, code, description in
                 let refusal = trustBox.withLockedValue { $0.verifier }.explain(openSSLError: code, description: description, leaf: leaf)
@@ -369,6 +371,7 @@ public final class AgentListener: Service, Sendable {
         try sync.addHandler(ConnectionGateHandler(gate: gate))
         try sync.addHandler(BackPressureHandler())
         try sync.addHandler(tls)
+        if let resumedCheck { try sync.addHandler(resumedCheck) }
         try sync.addTetherWireHandlers(limits: configuration.limits, sharedEncodings: sharedEncodings)
         try sync.addHandler(
             HubSessionHandler(

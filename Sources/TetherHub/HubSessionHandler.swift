@@ -186,7 +186,7 @@ final class HubSessionHandler: ChannelInboundHandler {
             if case .refused(let refusal) = verdict.withLockedValue({ $0 }) {
                 reason = refusal.reason
                 logger[metadataKey: "tether.refusal"] = "\(refusal.code.rawValue)"
-                if (try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.resumed == true {
+                if tlsResumed(context) {
                     // A resumed session is checked again as a full handshake is.
                     logger[metadataKey: "tether.tls_resumed"] = "true"
                 }
@@ -198,6 +198,13 @@ final class HubSessionHandler: ChannelInboundHandler {
         }
         logger.debug("connection error", metadata: ["tether.error": "\(error)"])
         context.close(promise: nil)
+    }
+
+    /// Whether the TLS handshake resumed an earlier session, on either library.
+    private func tlsResumed(_ context: ChannelHandlerContext) -> Bool {
+        let pipeline = context.pipeline.syncOperations
+        if let openSSL = try? pipeline.handler(type: OpenSSLHandler.self) { return openSSL.resumed }
+        return (try? pipeline.handler(type: ResumedSessionCheck.self))?.resumed ?? false
     }
 
     private func perform(_ action: HubSessionStateMachine.Action, context: ChannelHandlerContext) {
@@ -240,7 +247,7 @@ final class HubSessionHandler: ChannelInboundHandler {
                 "agent session established",
                 metadata: [
                     "tether.event": "session.established", "tether.protocol": "\(session.protocolVersion)",
-                    "tether.tls_resumed": "\((try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.resumed ?? false)",
+                    "tether.tls_resumed": "\(tlsResumed(context))",
                     "tether.last_applied": "\(session.lastAppliedRevision.map(String.init) ?? "none")",
                 ]
             )

@@ -346,11 +346,12 @@ struct SessionIntegrationTests {
     }
 
     @Test(
-        "on the system's OpenSSL: a reconnecting agent resumes its TLS session; a resumed session is checked again and refused once revoked; openssl s_client resumes"
+        "an agent on the system's OpenSSL resumes its TLS session with a hub on either library; a resumed session is checked again and refused once revoked; openssl s_client resumes",
+        arguments: AgentPortTLS.allCases
     )
-    func resumption() async throws {
+    func resumption(hubTLS: AgentPortTLS) async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.3, extraArguments: ["--agent-tls", "openssl"])
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 0.3, extraArguments: ["--agent-tls", hubTLS.rawValue])
             let agent = try federation.startAgent(
                 bundle: try federation.issueBundle(cluster: "eu-1", hubPort: port),
                 extraArguments: ["--tls", "openssl", "--backoff-initial", "0.1", "--backoff-max", "0.2"])
@@ -369,13 +370,18 @@ struct SessionIntegrationTests {
             // A real client: the ticket of one connection resumes the next.
             let probe = try federation.issueBundle(cluster: "probe", hubPort: port)
             let ticket = federation.root + "/probe.session"
+            // s_client says hello, so the hub writes (BoringSSL sends its ticket with its first write).
+            let helloFrame = federation.root + "/hello.frame"
+            let hello = Array(#"{"protocolVersions":[1],"agentVersion":"s_client","cluster":"probe","kinds":[]}"#.utf8)
+            try Data(withUnsafeBytes(of: UInt32(hello.count + 2).bigEndian, Array.init) + [WireMessage.Kind.hello.rawValue, 0] + hello)
+                .write(to: URL(fileURLWithPath: helloFrame))
             func sClient(_ session: [String]) async throws -> String {
                 let shell = try federation.launch(
                     name: "s_client",
                     executable: URL(fileURLWithPath: "/bin/sh"),
                     arguments: [
                         "-c",
-                        "sleep 1 | openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -alpn tether/1 -CAfile \(federation.directory.caCertificatePath) "
+                        "(cat \(helloFrame); sleep 1) | openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -alpn tether/1 -CAfile \(federation.directory.caCertificatePath) "
                             + "-cert \(probe.certificatePath) -key \(probe.keyPath) \(session.joined(separator: " ")) 2>&1",
                     ]
                 )
