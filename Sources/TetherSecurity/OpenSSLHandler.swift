@@ -68,6 +68,8 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public private(set) var negotiatedProtocol: String?
     /// Whether the handshake resumed an earlier session.
     public private(set) var resumed = false
+    /// Whether the peer ended the session with close_notify (not a bare close of the connection).
+    public private(set) var peerSentCloseNotify = false
 
     /// - Parameter serverName: for a client, the hub's host name (SNI and a host-name check); nil for an address.
     public init(context: OpenSSLContext, serverName: String? = nil, explain: @escaping Explain, verify: @escaping Verify) {
@@ -101,6 +103,10 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         pendingWrites = []
         for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
         if was == .handshaking || was == .verifying { context.fireErrorCaught(OpenSSLHandshakeError.closedDuringHandshake) }
+        if was == .active, let ssl, let readBIO, tether_bio_pending(readBIO) > 0 || SSL_has_pending(ssl) == 1 {
+            // Part of a record never came: nothing of it was passed up, and the reader should know why.
+            context.fireErrorCaught(OpenSSLHandshakeError.recordFailed("the peer closed the connection in the middle of a record"))
+        }
         release()
         context.fireChannelInactive()
     }
@@ -295,6 +301,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             case SSL_ERROR_ZERO_RETURN:
                 // The peer's close_notify: answer with ours and close.
+                peerSentCloseNotify = true
                 close(context: context, mode: .all, promise: nil)
                 return
             default:

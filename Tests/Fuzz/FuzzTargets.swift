@@ -27,6 +27,8 @@ enum FuzzTarget: String, CaseIterable {
     case yaml
     /// PEM certificates, identities and revocation lists.
     case pem
+    /// The agent port's TLS on OpenSSL: handshakes and records (`TLSRecordFuzz`).
+    case tls
 
     static let limits = ObjectLimits(maximumBytes: 64 * 1024, maximumDepth: 48)
 
@@ -41,6 +43,7 @@ enum FuzzTarget: String, CaseIterable {
         case .selectors: Self.selectors(bytes)
         case .yaml: _ = try? YAMLDocument.decode(String(decoding: bytes, as: UTF8.self), maximumValues: 20_000)
         case .pem: Self.pem(bytes)
+        case .tls: TLSRecordFuzz.run(bytes)
         }
     }
 

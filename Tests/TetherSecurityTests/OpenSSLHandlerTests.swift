@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -18,18 +19,25 @@ struct OpenSSLHandlerTests {
         typealias InboundIn = ByteBuffer
         struct Seen: Sendable {
             var bytes: [UInt8] = []
+            /// Every byte read, counted and summed (FNV-1a), kept or not.
+            var count = 0
+            var checksum = Checksum()
             var protocolChosen: String?
             var errors: [String] = []
             var closed = false
+            /// Whether the peer's close_notify had arrived when the connection closed.
+            var closeNotify = false
         }
         let seen = NIOLockedValueBox(Seen())
         /// Each change of `seen`, for waiting on a condition instead of polling it.
         let changes = Inbox<Seen>()
         let echo: Bool
+        let keepBytes: Bool
         let handshake: EventLoopPromise<String?>
 
-        init(echo: Bool, loop: any EventLoop) {
+        init(echo: Bool, keepBytes: Bool = true, loop: any EventLoop) {
             self.echo = echo
+            self.keepBytes = keepBytes
             self.handshake = loop.makePromise()
         }
 
@@ -37,7 +45,9 @@ struct OpenSSLHandlerTests {
             let buffer = Self.unwrapInboundIn(data)
             changes.append(
                 seen.withLockedValue {
-                    $0.bytes += Array(buffer.readableBytesView)
+                    if keepBytes { $0.bytes += Array(buffer.readableBytesView) }
+                    $0.count += buffer.readableBytes
+                    $0.checksum.add(buffer)
                     return $0
                 })
             if echo { context.writeAndFlush(data, promise: nil) }
@@ -60,12 +70,55 @@ struct OpenSSLHandlerTests {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
+            let closeNotify = (try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.peerSentCloseNotify ?? false
             changes.append(
                 seen.withLockedValue {
+                    $0.closeNotify = closeNotify
                     $0.closed = true
                     return $0
                 })
             handshake.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    /// SHA-256 of every byte read, in order: a lost, repeated or reordered record changes it.
+    struct Checksum: Sendable {
+        var hasher = SHA256()
+        mutating func add(_ buffer: ByteBuffer) {
+            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        }
+        var digest: [UInt8] { Array(hasher.finalize()) }
+    }
+
+    /// Sits between a client's socket and its TLS handler and, once armed, damages the next
+    /// ciphertext the client sends: cuts it short and closes the connection, or flips a byte.
+    final class Tap: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        enum Damage: Sendable {
+            case none
+            case cutAndClose(keeping: Int)
+            case flip(at: Int)
+        }
+        let damage = NIOLockedValueBox(Damage.none)
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            var ciphertext = Self.unwrapOutboundIn(data)
+            let armed = damage.withLockedValue { current in
+                defer { current = .none }
+                return current
+            }
+            switch armed {
+            case .none:
+                context.write(data, promise: promise)
+            case .cutAndClose(let keeping):
+                context.writeAndFlush(Self.wrapOutboundOut(ciphertext.getSlice(at: ciphertext.readerIndex, length: keeping)!), promise: promise)
+                context.close(promise: nil)
+            case .flip(let offset):
+                let index = ciphertext.readerIndex + offset
+                ciphertext.setInteger(ciphertext.getInteger(at: index, as: UInt8.self)! ^ 0xFF, at: index)
+                context.write(Self.wrapOutboundOut(ciphertext), promise: promise)
+            }
         }
     }
 
@@ -74,11 +127,12 @@ struct OpenSSLHandlerTests {
         let channel: any Channel
         let context: NIOLockedValueBox<OpenSSLContext>
         let observers = NIOLockedValueBox<[Observer]>([])
+        let children = NIOLockedValueBox<[any Channel]>([])
 
-        init(material: TLSMaterial, tickets: TLSTicketKeys) async throws {
+        init(material: TLSMaterial, tickets: TLSTicketKeys, echo: Bool = true, keepBytes: Bool = true) async throws {
             let context = NIOLockedValueBox(try OpenSSLContext.agentListener(material, tickets: tickets))
             let verifier = PeerVerifier(trustRoots: material.trustRoots, trustDomain: material.identity.trustDomain)
-            let observers = self.observers
+            let (observers, children) = (self.observers, self.children)
             self.context = context
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
@@ -87,8 +141,9 @@ struct OpenSSLHandlerTests {
                             context: context.withLockedValue { $0 },
                             explain: { leaf, code, description in verifier.explain(openSSLError: code, description: description, leaf: leaf) },
                             verify: { chain, _ in await verifier.verify(chain: chain) })
-                        let observer = Observer(echo: true, loop: channel.eventLoop)
+                        let observer = Observer(echo: echo, keepBytes: keepBytes, loop: channel.eventLoop)
                         observers.withLockedValue { $0.append(observer) }
+                        children.withLockedValue { $0.append(channel) }
                         try channel.pipeline.syncOperations.addHandlers([handler, observer])
                     }
                 }
@@ -99,7 +154,7 @@ struct OpenSSLHandlerTests {
     }
 
     /// Connects a client with `context`; returns its channel, observer and handler.
-    func connect(_ context: OpenSSLContext, to port: Int, trustRoots: [Certificate], trustDomain: String) async throws -> (
+    func connect(_ context: OpenSSLContext, to port: Int, trustRoots: [Certificate], trustDomain: String, tap: Tap? = nil) async throws -> (
         any Channel, Observer
     ) {
         let verifier = PeerVerifier(trustRoots: trustRoots, trustDomain: trustDomain)
@@ -113,6 +168,7 @@ struct OpenSSLHandlerTests {
                         verify: { chain, _ in await verifier.verify(chain: chain) })
                     let observer = Observer(echo: false, loop: channel.eventLoop)
                     made.withLockedValue { $0 = observer }
+                    if let tap { try channel.pipeline.syncOperations.addHandler(tap) }
                     try channel.pipeline.syncOperations.addHandlers([handler, observer])
                 }
             }
@@ -194,6 +250,100 @@ struct OpenSSLHandlerTests {
         let serverSide = try #require(server.observers.withLockedValue { $0.first })
         try await eventually("the server's refusal", serverSide) { !$0.errors.isEmpty }
         #expect(serverSide.seen.withLockedValue { $0.errors }.first?.contains("which is not in the trusted CA bundle") == true)
+        try await server.channel.close()
+    }
+
+    /// A client connected to a fresh server on one CA, with its handshake done.
+    func connected(echo: Bool = true, keepBytes: Bool = true, tap: Tap? = nil) async throws -> (
+        server: Server, channel: any Channel, client: Observer
+    ) {
+        let pki = try TestPKI()
+        let server = try await Server(material: try pki.hubMaterial(), tickets: .fresh(), echo: echo, keepBytes: keepBytes)
+        let (channel, observer) = try await connect(
+            try OpenSSLContext.agentDialer(try pki.agentMaterial(cluster: "eu-1")), to: server.port, trustRoots: pki.trustRoots,
+            trustDomain: pki.trustDomain, tap: tap)
+        _ = try await observer.handshake.futureResult.get()
+        return (server, channel, observer)
+    }
+
+    func handler(of channel: any Channel) async throws -> (resumed: Bool, closeNotify: Bool) {
+        try await channel.eventLoop.submit {
+            let handler = try channel.pipeline.syncOperations.handler(type: OpenSSLHandler.self)
+            return (handler.resumed, handler.peerSentCloseNotify)
+        }.get()
+    }
+
+    @Test("a 16 MiB frame written at once crosses as some thousand records and arrives whole")
+    func sixteenMebibytes() async throws {
+        let (server, channel, _) = try await connected(echo: false, keepBytes: false)
+        let size = 16 << 20
+        // A frame header, then a body whose every 4 KiB block carries its number.
+        var payload = ByteBuffer(repeating: 0x5A, count: size)
+        payload.setInteger(UInt32(size - 4), at: 0)
+        for block in 1..<(size / 4096) { payload.setInteger(UInt32(block), at: block * 4096) }
+        var expected = Checksum()
+        expected.add(payload)
+        try await channel.writeAndFlush(payload)
+        let serverSide = try #require(server.observers.withLockedValue { $0.first })
+        _ = try await serverSide.changes.waitFor("16 MiB", within: .seconds(60)) { $0.count >= size }
+        let seen = serverSide.seen.withLockedValue { $0 }
+        #expect(seen.count == size)
+        #expect(seen.checksum.digest == expected.digest)
+        #expect(seen.errors.isEmpty)
+        try await channel.close()
+        try await server.channel.close()
+    }
+
+    @Test("close_notify goes both ways: the side that did not close learns its peer ended the session cleanly, and neither reports an error")
+    func closeNotifyBothWays() async throws {
+        for serverCloses in [false, true] {
+            let (server, channel, client) = try await connected()
+            try await channel.writeAndFlush(ByteBuffer(string: "ping"))
+            try await eventually("the echo", client) { $0.bytes.count == 4 }
+            let serverSide = try #require(server.observers.withLockedValue { $0.first })
+            let (closing, closed) = serverCloses ? (serverSide, client) : (client, serverSide)
+            if serverCloses {
+                try await #require(server.children.withLockedValue { $0.first }).close()
+            } else {
+                try await channel.close()
+            }
+            try await eventually("the other side's close", closed) { $0.closed }
+            try await eventually("the closing side's close", closing) { $0.closed }
+            let seen = closed.seen.withLockedValue { $0 }
+            #expect(seen.closeNotify, "the \(serverCloses ? "server" : "client")'s close_notify arrived")
+            #expect(seen.errors.isEmpty, "\(seen.errors)")
+            #expect(closing.seen.withLockedValue { $0.errors }.isEmpty)
+            try await server.channel.close()
+        }
+    }
+
+    @Test("a record cut short by a peer that closes is never passed up, and the reader says why")
+    func truncatedRecord() async throws {
+        let tap = Tap()
+        let (server, channel, _) = try await connected(tap: tap)
+        tap.damage.withLockedValue { $0 = .cutAndClose(keeping: 100) }
+        try await channel.writeAndFlush(ByteBuffer(repeating: 0x41, count: 4000))
+        let serverSide = try #require(server.observers.withLockedValue { $0.first })
+        try await eventually("the server's close", serverSide) { $0.closed }
+        let seen = serverSide.seen.withLockedValue { $0 }
+        #expect(seen.count == 0, "no byte of a record that never ended")
+        #expect(seen.errors.contains { $0.contains("in the middle of a record") }, "\(seen.errors)")
+        try await server.channel.close()
+    }
+
+    @Test("a record altered on the way fails its authentication: nothing of it is passed up and the session closes")
+    func alteredRecord() async throws {
+        let tap = Tap()
+        let (server, channel, client) = try await connected(tap: tap)
+        tap.damage.withLockedValue { $0 = .flip(at: 20) }
+        try await channel.writeAndFlush(ByteBuffer(repeating: 0x42, count: 1000))
+        let serverSide = try #require(server.observers.withLockedValue { $0.first })
+        try await eventually("the server's refusal", serverSide) { !$0.errors.isEmpty && $0.closed }
+        let seen = serverSide.seen.withLockedValue { $0 }
+        #expect(seen.count == 0)
+        #expect(seen.errors.first?.contains("TLS record error") == true, "\(seen.errors)")
+        // The server's alert and close reach the client.
+        try await eventually("the client's close", client) { $0.closed }
         try await server.channel.close()
     }
 }
