@@ -317,15 +317,17 @@ public final class AgentListener: Service, Sendable {
             }
         }
         let verdict = NIOLockedValueBox<PeerVerifier.Verdict?>(nil)
-        let presented = NIOLockedValueBox<Certificate?>(nil)
+        let presented = NIOLockedValueBox<CertificateSummary?>(nil)
         let registry = self.registry
         /// What the TLS layer asks of a presented chain: the verifier in force now, not when the
         /// connection was accepted (a revocation loaded meanwhile applies to this handshake).
         let judge: @Sendable ([Certificate]) async -> PeerVerifier.Verdict = { [channel] chain in
             let result = await trustBox.withLockedValue { $0.verifier }.verify(chain: chain)
             verdict.withLockedValue { $0 = result }
-            presented.withLockedValue { $0 = chain.first }
-            if case .trusted = result, let leaf = chain.first { registry.noteCertificate(leaf, of: channel) }
+            // The session keeps the summary of its leaf, not the parsed certificate.
+            let leaf = chain.first.map(CertificateSummary.init)
+            presented.withLockedValue { $0 = leaf }
+            if case .trusted = result, let leaf { registry.noteCertificate(leaf, of: channel) }
             return result
         }
         let tls: any ChannelHandler
@@ -353,7 +355,7 @@ public final class AgentListener: Service, Sendable {
             let explain: OpenSSLHandler.Explain = { leaf, code, description in
                 let refusal = trustBox.withLockedValue { $0.verifier }.explain(openSSLError: code, description: description, leaf: leaf)
                 verdict.withLockedValue { $0 = .refused(refusal) }
-                presented.withLockedValue { $0 = leaf }
+                presented.withLockedValue { $0 = CertificateSummary(leaf) }
                 return refusal
             }
             tls = OpenSSLHandler(context: context, explain: explain) { chain, chainError in

@@ -15,7 +15,7 @@ struct SessionCredentials: Sendable {
     /// The CA bundle (PEM) sent after `welcome`; nil sends none.
     var trustBundle: @Sendable () -> String? = { nil }
     /// Signs a renewal for `cluster`, whose session presented `certificate`; nil refuses renewals.
-    var sign: (@Sendable (RenewRequest, _ cluster: String, _ certificate: Certificate?) async -> (CertificateIssued, Certificate?))?
+    var sign: (@Sendable (RenewRequest, _ cluster: String, _ certificate: CertificateSummary?) async -> (CertificateIssued, Certificate?))?
 }
 
 /// Runs one agent connection at the hub: performs what ``HubSessionStateMachine`` decides.
@@ -46,7 +46,7 @@ final class HubSessionHandler: ChannelInboundHandler {
     private var tunnel: HubTunnel?
     private let verdict: NIOLockedValueBox<PeerVerifier.Verdict?>
     /// The leaf certificate the peer presented, as the verification callback saw it.
-    private let presented: NIOLockedValueBox<Certificate?>
+    private let presented: NIOLockedValueBox<CertificateSummary?>
     private let credentials: SessionCredentials
     private let settings: Settings
     private let gate: ConnectionGate?
@@ -70,7 +70,7 @@ final class HubSessionHandler: ChannelInboundHandler {
         registry: SessionRegistry,
         observer: (any HubSessionObserver)? = nil,
         verdict: NIOLockedValueBox<PeerVerifier.Verdict?>,
-        presented: NIOLockedValueBox<Certificate?> = NIOLockedValueBox(nil),
+        presented: NIOLockedValueBox<CertificateSummary?> = NIOLockedValueBox(nil),
         credentials: SessionCredentials = SessionCredentials(),
         gate: ConnectionGate? = nil,
         refusalLogs: LogBudget = LogBudget(),
@@ -267,7 +267,7 @@ final class HubSessionHandler: ChannelInboundHandler {
                 channel: context.channel
             )
             if let certificate {
-                observer?.certificateHeld(cluster: session.cluster, sessionID: session.sessionID, certificate: CertificateSummary(certificate))
+                observer?.certificateHeld(cluster: session.cluster, sessionID: session.sessionID, certificate: certificate)
             }
         case .tunnel(let message):
             tunnel?.received(message)

@@ -22,7 +22,7 @@ public struct RenewalSigner: Sendable {
         self.logger = logger
     }
 
-    func sign(_ request: RenewRequest, cluster: String, current: Certificate?) async -> (CertificateIssued, Certificate?) {
+    func sign(_ request: RenewRequest, cluster: String, current: CertificateSummary?) async -> (CertificateIssued, Certificate?) {
         do {
             let config = try directory.loadConfig()
             let identity = try TetherIdentity.cluster(cluster, trustDomain: config.trustDomain)
@@ -56,7 +56,7 @@ public struct RenewalSigner: Sendable {
             // Recorded before it is handed out: a renewal the ledger does not know would escape
             // a revocation of the certificate it replaces.
             try ledger?.record(
-                serial: summary.serial, renewing: CertificateSummary(current).serial, identity: identity.uri, notAfter: summary.notAfter
+                serial: summary.serial, renewing: current.serial, identity: identity.uri, notAfter: summary.notAfter
             )
             Counter(label: "tether_hub_renewals_signed_total", dimensions: [("cluster", cluster)]).increment()
             logger.notice(

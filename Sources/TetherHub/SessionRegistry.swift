@@ -38,8 +38,8 @@ public final class SessionRegistry: Sendable {
     struct Entry: Sendable {
         var sessionID: String
         var channel: any Channel
-        /// The certificate the session was opened with.
-        var certificate: Certificate?
+        /// The certificate the session was opened with (its summary: the parsed form is 2.2 KB, #23).
+        var certificate: CertificateSummary?
         /// The member tunnel over this session.
         var tunnel: HubTunnel?
     }
@@ -47,7 +47,7 @@ public final class SessionRegistry: Sendable {
     private struct Connection {
         var channel: any Channel
         /// The certificate it presented, once its handshake verified it.
-        var certificate: Certificate?
+        var certificate: CertificateSummary?
     }
 
     private let sessions = NIOLockedValueBox<[String: Entry]>([:])
@@ -64,15 +64,19 @@ public final class SessionRegistry: Sendable {
     }
 
     /// The connection's handshake verified `certificate`.
-    func noteCertificate(_ certificate: Certificate, of channel: any Channel) {
+    func noteCertificate(_ certificate: CertificateSummary, of channel: any Channel) {
         connections.withLockedValue { $0[ObjectIdentifier(channel)]?.certificate = certificate }
     }
 
     /// Why `certificate` is refused now (revoked, or renewed from a revoked one), or nil: a
     /// handshake verified a moment before a revocation is caught when its `hello` arrives.
-    func refusal(of certificate: Certificate) -> PeerVerifier.Refusal? {
-        guard let verifier = verifier.withLockedValue({ $0 }), let revocation = verifier.revocation(of: certificate),
-            let identity = try? TetherIdentity(certificate: certificate)
+    func refusal(of certificate: CertificateSummary) -> PeerVerifier.Refusal? {
+        guard let verifier = verifier.withLockedValue({ $0 }) else { return nil }
+        return Self.refusal(of: certificate, by: verifier)
+    }
+
+    private static func refusal(of certificate: CertificateSummary, by verifier: PeerVerifier) -> PeerVerifier.Refusal? {
+        guard let revocation = verifier.revocation(of: certificate), let identity = certificate.identity.flatMap(TetherIdentity.init(uri:))
         else { return nil }
         return PeerVerifier.revoked(certificate, identity: identity, by: revocation)
     }
@@ -82,7 +86,7 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Records `sessionID` as the cluster's live session and tells the one it replaces, if any, to go away.
-    func claim(cluster: String, sessionID: String, channel: any Channel, certificate: Certificate? = nil, tunnel: HubTunnel? = nil) {
+    func claim(cluster: String, sessionID: String, channel: any Channel, certificate: CertificateSummary? = nil, tunnel: HubTunnel? = nil) {
         let previous = sessions.withLockedValue { sessions in
             let previous = sessions[cluster]
             sessions[cluster] = Entry(sessionID: sessionID, channel: channel, certificate: certificate, tunnel: tunnel)
@@ -115,11 +119,8 @@ public final class SessionRegistry: Sendable {
     @discardableResult
     func endRevoked(_ verifier: PeerVerifier) -> [String] {
         self.verifier.withLockedValue { $0 = verifier }
-        func reason(_ certificate: Certificate?) -> String? {
-            guard let certificate, let revocation = verifier.revocation(of: certificate),
-                let identity = try? TetherIdentity(certificate: certificate)
-            else { return nil }
-            return PeerVerifier.revoked(certificate, identity: identity, by: revocation).reason
+        func reason(_ certificate: CertificateSummary?) -> String? {
+            certificate.flatMap { Self.refusal(of: $0, by: verifier)?.reason }
         }
         let revoked = sessions.withLockedValue { sessions in
             sessions.compactMap { cluster, entry -> (cluster: String, channel: any Channel, reason: String)? in

@@ -169,7 +169,11 @@ public struct CertificateAuthority: Sendable {
     /// The lifetime a certificate was issued with, not counting the backdate (for one of ours;
     /// for another CA's, nearly so).
     public static func lifetime(of certificate: Certificate) -> TimeInterval {
-        let total = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
+        lifetime(notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter)
+    }
+
+    static func lifetime(notBefore: Date, notAfter: Date) -> TimeInterval {
+        let total = notAfter.timeIntervalSince(notBefore)
         return total >= 660 ? total - 60 : total / 1.1
     }
 

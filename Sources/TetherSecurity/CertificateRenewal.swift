@@ -42,7 +42,7 @@ public enum CertificateRenewal {
     public static func sign(
         _ csrPEM: String,
         for identity: TetherIdentity,
-        current: Certificate,
+        current: CertificateSummary,
         authority: CertificateAuthority,
         maximumLifetime: Duration,
         now: Date = Date()
@@ -74,7 +74,7 @@ public enum CertificateRenewal {
                 isSecurityEvent: true
             )
         }
-        let lifetime = min(max(CertificateAuthority.lifetime(of: current), 10), maximumLifetime.seconds)
+        let lifetime = min(max(current.lifetime, 10), maximumLifetime.seconds)
         do {
             return try authority.issue(
                 for: identity, publicKey: csr.publicKey, usage: .client, validity: .seconds(lifetime), now: now

@@ -48,6 +48,12 @@ public struct CertificateSummary: Codable, Sendable, Hashable {
         identity = (try? TetherIdentity(certificate: certificate))?.uri
     }
 
+    /// The lifetime the certificate was issued with (see ``CertificateAuthority/lifetime(of:)``).
+    public var lifetime: TimeInterval { CertificateAuthority.lifetime(notBefore: notBefore, notAfter: notAfter) }
+
+    /// When the certificate was issued (see ``CertificateAuthority/issuedAt(_:)``).
+    public var issuedAt: Date { notAfter.addingTimeInterval(-lifetime) }
+
     private static func format(ip bytes: [UInt8]) -> String {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
         guard bytes.count == 16 else { return bytes.map { String($0, radix: 16) }.joined(separator: ":") }

@@ -48,7 +48,12 @@ public struct PeerVerifier: Sendable {
 
     /// The entry that revokes `certificate` (or a certificate it was renewed from), if any.
     public func revocation(of certificate: Certificate) -> RevocationList.Entry? {
-        revocations.revocation(of: certificate, ancestors: ledger?.ancestors(of: CertificateSummary(certificate).serial) ?? [])
+        revocation(of: CertificateSummary(certificate))
+    }
+
+    /// The same, for a certificate a session keeps only the summary of.
+    public func revocation(of certificate: CertificateSummary) -> RevocationList.Entry? {
+        revocations.revocation(of: certificate, ancestors: ledger?.ancestors(of: certificate.serial) ?? [])
     }
 
     /// Verifies `chain` (leaf first, as presented in the handshake) at `now`.
@@ -141,9 +146,13 @@ public struct PeerVerifier: Sendable {
 
     /// The refusal of a revoked certificate, saying when, why and what to do.
     public static func revoked(_ leaf: Certificate, identity: TetherIdentity, by entry: RevocationList.Entry) -> Refusal {
+        revoked(CertificateSummary(leaf), identity: identity, by: entry)
+    }
+
+    public static func revoked(_ leaf: CertificateSummary, identity: TetherIdentity, by entry: RevocationList.Entry) -> Refusal {
         Refusal(
             code: .revoked,
-            reason: "certificate serial \(CertificateSummary(leaf).serial) for \(identity) was revoked at "
+            reason: "certificate serial \(leaf.serial) for \(identity) was revoked at "
                 + "\(entry.revokedAt.formatted(.iso8601)) (\(entry.reason)); join the cluster again or issue a new bundle "
                 + "with `tetherctl certs issue`"
         )

@@ -25,13 +25,13 @@ public struct RevocationList: Codable, Sendable, Hashable {
             self.reason = reason
         }
 
-        func covers(_ certificate: Certificate, ancestors: [String]) -> Bool {
-            if let serial, CertificateSummary(certificate).serial == serial || ancestors.contains(serial) { return true }
-            if let identity, let presented = try? TetherIdentity(certificate: certificate), presented.uri == identity {
+        func covers(_ certificate: CertificateSummary, ancestors: [String]) -> Bool {
+            if let serial, certificate.serial == serial || ancestors.contains(serial) { return true }
+            if let identity, certificate.identity == identity {
                 // Certificate times are rounded to whole seconds and `revokedAt` is rounded up, so
                 // "at or before" covers every certificate issued before the revocation; one issued
                 // more than 1.5 s after it is valid.
-                return CertificateAuthority.issuedAt(certificate) <= revokedAt
+                return certificate.issuedAt <= revokedAt
             }
             return false
         }
@@ -46,6 +46,11 @@ public struct RevocationList: Codable, Sendable, Hashable {
     /// The entry that revokes `certificate`, if any: by its serial, by the serial of a certificate
     /// it was renewed from (`ancestors`, from the ``RenewalLedger``), or by its identity.
     public func revocation(of certificate: Certificate, ancestors: [String] = []) -> Entry? {
+        revocation(of: CertificateSummary(certificate), ancestors: ancestors)
+    }
+
+    /// The same, for a certificate a session keeps only the summary of.
+    public func revocation(of certificate: CertificateSummary, ancestors: [String] = []) -> Entry? {
         entries.first { $0.covers(certificate, ancestors: ancestors) }
     }
 

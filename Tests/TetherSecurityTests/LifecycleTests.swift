@@ -23,7 +23,7 @@ struct RenewalTests {
         let current = try PEMFiles.readCertificates(at: bundle.certificatePath)[0]
         let (key, csr) = try CertificateRenewal.request(for: identity)
         let issued = try CertificateRenewal.sign(
-            csr, for: identity, current: current, authority: try directory.loadAuthority(), maximumLifetime: .days(365)
+            csr, for: identity, current: CertificateSummary(current), authority: try directory.loadAuthority(), maximumLifetime: .days(365)
         )
         #expect(try TetherIdentity(certificate: issued) == identity)
         #expect(issued.publicKey == Certificate.PublicKey(key.publicKey))
@@ -32,7 +32,7 @@ struct RenewalTests {
 
         // The maximum caps it.
         let capped = try CertificateRenewal.sign(
-            csr, for: identity, current: current, authority: try directory.loadAuthority(), maximumLifetime: .seconds(100))
+            csr, for: identity, current: CertificateSummary(current), authority: try directory.loadAuthority(), maximumLifetime: .seconds(100))
         #expect(abs(CertificateAuthority.lifetime(of: capped) - 100) < 2)
     }
 
@@ -46,13 +46,14 @@ struct RenewalTests {
         for other in [try TetherIdentity.cluster("us-1", trustDomain: "tether.test"), try TetherIdentity.hub(trustDomain: "tether.test")] {
             let (_, csr) = try CertificateRenewal.request(for: other)
             let refusal = #expect(throws: CertificateRenewal.Refusal.self) {
-                try CertificateRenewal.sign(csr, for: identity, current: current, authority: authority, maximumLifetime: .days(1))
+                try CertificateRenewal.sign(csr, for: identity, current: CertificateSummary(current), authority: authority, maximumLifetime: .days(1))
             }
             #expect(refusal?.isSecurityEvent == true)
             #expect(refusal?.reason.contains(other.uri) == true)
         }
         let malformed = #expect(throws: CertificateRenewal.Refusal.self) {
-            try CertificateRenewal.sign("garbage", for: identity, current: current, authority: authority, maximumLifetime: .days(1))
+            try CertificateRenewal.sign(
+                "garbage", for: identity, current: CertificateSummary(current), authority: authority, maximumLifetime: .days(1))
         }
         #expect(malformed?.isSecurityEvent == false)
     }
