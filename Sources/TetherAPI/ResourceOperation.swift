@@ -226,6 +226,26 @@ struct ResourceOperation {
             try checkLimits(of: patchedScale, after: "the patch")
             return try await rescale(with: patchedScale, dryRun: dryRun)
         }
+        // Without a resourceVersion in it, a patch applies to whatever is current: a write that
+        // lands between the read and the write (a controller's status update) makes it read and
+        // apply again, as kube-apiserver does, rather than answer 409.
+        let preconditioned = patch["metadata"]?["resourceVersion"] != nil
+        var attempt = 1
+        while true {
+            do {
+                return try await patchOnce(patch, contentType: contentType, dryRun: dryRun)
+            } catch let error as StoreError where error.code == .conflict && !preconditioned && attempt < Self.patchAttempts {
+                attempt += 1
+            }
+        }
+    }
+
+    /// How often a patch with no resourceVersion is applied to a newer object before its conflict
+    /// is answered. kube-apiserver's storage retries such a write until it lands; each retry here
+    /// means another write landed, so the bound only stops a patch that loses every race for long.
+    static let patchAttempts = 50
+
+    private func patchOnce(_ patch: JSONValue, contentType: String, dryRun: Bool) async throws -> Response {
         let name = path.name ?? ""
         var existing: JSONValue?
         do {

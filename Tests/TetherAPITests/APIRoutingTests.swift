@@ -202,6 +202,43 @@ struct APIRoutingTests {
         }
     }
 
+    @Test("patches that name no resourceVersion all land when they race each other; one that names a stale one is a 409")
+    func racingPatches() async throws {
+        try await Self.withAPI { client in
+            let uri = "/api/v1/namespaces/default/configmaps"
+            #expect(
+                try await client.execute(uri: uri, method: .post, headers: Self.headers(), body: Self.json(Self.configMap("raced"))).status
+                    == .created)
+            let writers = 4
+            let patchesEach = 15
+            let statuses = try await withThrowingTaskGroup(of: [HTTPResponse.Status].self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        var seen: [HTTPResponse.Status] = []
+                        for index in 0..<patchesEach {
+                            let label: JSONValue = ["metadata": ["labels": .object(["w\(writer)-\(index)": "set"])]]
+                            seen.append(
+                                try await client.execute(
+                                    uri: "\(uri)/raced", method: .patch, headers: Self.headers(contentType: "application/merge-patch+json"),
+                                    body: Self.json(label)
+                                ).status)
+                        }
+                        return seen
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses.filter { $0 != .ok })")
+            let final = try Self.body(try await client.execute(uri: "\(uri)/raced", method: .get, headers: Self.headers()))
+            #expect((final.metadata["labels"]?.objectMembers.count ?? 0) == writers * patchesEach)
+
+            let stale: JSONValue = ["metadata": ["resourceVersion": "1", "labels": ["late": "yes"]]]
+            let refused = try await client.execute(
+                uri: "\(uri)/raced", method: .patch, headers: Self.headers(contentType: "application/merge-patch+json"), body: Self.json(stale))
+            #expect(refused.status == .conflict, "a resourceVersion in the patch is a precondition, never retried")
+        }
+    }
+
     @Test("a protobuf create (kubectl's generator commands) is decoded from Kubernetes' envelope and goes through the same create")
     func protobufCreate() async throws {
         try await Self.withAPI { client in

@@ -65,6 +65,8 @@ struct PropagationHardeningTests {
                     extraArguments: ["--backoff-initial", "0.2", "--backoff-max", "1"]
                 )
             }
+            // Present first: a jsonpath wait on a Cluster its agent has not made yet fails at once.
+            try await hubctl.succeed(["wait", "--for=create", "clusters/stays", "clusters/leaves", "--timeout=30s"], within: .seconds(40))
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/stays", "clusters/leaves", "--timeout=30s"])
             _ = await agents["leaves"]?.stop()
             _ = await hub.stop()
