@@ -39,7 +39,11 @@ struct ResourceHandler: Sendable {
         } catch {
             guard error.code == .notFound else { throw error }
             let namespace: JSONValue = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "default"], "status": ["phase": "Active"]]
-            _ = try await store.create(namespace, as: Self.namespaces, dryRun: false)
+            do {
+                _ = try await store.create(namespace, as: Self.namespaces, dryRun: false)
+            } catch  where error.code == .alreadyExists {
+                // Another hub on the same store made it first.
+            }
         }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import TetherAPI
 import TetherHub
 import TetherObservability
@@ -55,8 +56,9 @@ struct TetherHubCommand: AsyncParsableCommand {
         help: """
             Where the hub keeps its objects: `sqlite` (DIR/hub.db, the default) or a PostgreSQL URL, \
             postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full (password from PGPASSWORD) or \
-            postgres://USER@/DATABASE?host=/socket/directory. Several hubs may share one database: one drives \
-            the federation, the others wait as standbys and take over when it goes (docs/ha.md).
+            postgres://USER@/DATABASE?host=/socket/directory. Several hubs may share one database: each serves \
+            the API; one drives the federation (agents, pushes, timers), the others stand by and take over when it goes \
+            (docs/ha.md).
             """)
     var store = "sqlite"
 
@@ -148,24 +150,12 @@ struct TetherHubCommand: AsyncParsableCommand {
         let revocations = try RevocationList.load(from: directory.revocationListPath)
         let ledger = try RenewalLedger(path: directory.renewalLedgerPath)
         let ports = PortsFile(directory: directory, logger: logger)
-        let (store, hubLock) = try await openStore(agentAddress: agentAddress, logger: logger)
+        let store = try await openStore(logger: logger)
         // The store belongs to this federation (a hub pointed at another's database stops here),
         // and its epoch tells agents whether it is the store they last heard from.
         let federationUID = try directory.federationUID()
         try await store.claimFederation(federationUID)
         let storeEpoch = try await store.epoch()
-        // This run's history mark, taken before anything of the run is written: every revision an
-        // earlier run sent is at most it. The store then moves past it, so the run's own revisions
-        // are above any an agent could hold from before.
-        let historyThrough = try await store.currentResourceVersion()
-        _ = try await store.raiseResourceVersion(to: historyThrough + 1)
-        let run = HubRun(historyThrough: historyThrough)
-        logger.info(
-            "store opened",
-            metadata: [
-                "tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)",
-                "tether.run": "\(run.id)", "tether.history_through": "\(historyThrough)",
-            ])
         let (agentConnections, apiConnections) = limits.listenerLimits(descriptors: ListenerLimits.descriptorLimit)
         logger.info(
             "connection limits",
@@ -179,7 +169,7 @@ struct TetherHubCommand: AsyncParsableCommand {
         federation.rebalanceAfter = .milliseconds(Int64(rebalanceAfter * 1000))
         federation.offlineAfter = .milliseconds(Int64(max(offlineAfter, rebalanceAfter) * 1000))
         // On a shared store the revisions live in it, for whichever hub drives the federation next.
-        if hubLock == nil { federation.revisionsPath = directory.federationRevisionsPath } else { federation.revisionsInStore = true }
+        if store is SQLiteResourceStore { federation.revisionsPath = directory.federationRevisionsPath } else { federation.revisionsInStore = true }
         federation.autoJoin = autoJoin
         if let dns = config.dns {
             let grace = dnsStartupGrace ?? heartbeatInterval * 3
@@ -211,30 +201,12 @@ struct TetherHubCommand: AsyncParsableCommand {
                         "tether.error": "\(message)",
                     ])
             })
-        let engine = FederationEngine(store: store, catalog: catalog, settings: federation, logger: logger)
-        let listener = try AgentListener(
-            configuration: AgentListenerConfiguration(
-                address: agentAddress,
-                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
-                connections: agentConnections,
-                writeStallTimeout: .milliseconds(Int64(limits.writeStallTimeout * 1000)),
-                federationUID: federationUID,
-                storeEpoch: storeEpoch,
-                run: run,
-                tunnel: limits.tunnelLimits
-            ).withTLS(AgentPortTLS(rawValue: agentTls) ?? .boringSSL),
-            material: material,
-            revocations: revocations,
-            ledger: ledger,
-            observer: engine,
-            signer: RenewalSigner(directory: directory, maximumLifetime: maxAgentCertificateLifetime, ledger: ledger, logger: logger),
-            logger: logger,
-            onBound: { port in await ports.record(agent: port) }
-        )
         if let warning = AccessPolicy.permissionWarning(at: directory.accessPolicyPath) {
             logger.warning("\(warning)", metadata: ["tether.event": "access.loose_permissions"])
         }
         let access = AccessControl(try AccessPolicy.load(from: directory.accessPolicyPath))
+        // The API's member proxy reaches the sessions this hub holds; a hub that does not drive holds none.
+        let sessions = SessionRegistry()
         let api = APIServer(
             configuration: APIServerConfiguration(
                 host: apiAddress.host, port: apiAddress.port, requests: limits.requestLimits, connections: apiConnections,
@@ -247,19 +219,20 @@ struct TetherHubCommand: AsyncParsableCommand {
             revocations: revocations,
             access: access,
             metrics: metrics,
-            tunnel: SessionTunnels(registry: listener.registry),
+            tunnel: SessionTunnels(registry: sessions),
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
         // The stored definitions first: the engine's first lists must include their kinds' objects.
         try await api.prepare()
-        try await engine.prepare()
+        let agentListener = AgentListenerSlot()
         let reloader = CertificateReloader(
             directory: directory,
             targets: [
                 .init(
-                    name: "agent listener", reload: { material throws(SecurityError) in try listener.reload(material) },
-                    revoke: listener.updateRevocations),
+                    name: "agent listener",
+                    reload: { material throws(SecurityError) in try agentListener.current?.reload(material) },
+                    revoke: { list in agentListener.current?.updateRevocations(list) ?? [] }),
                 .init(
                     name: "API",
                     reload: { material throws(SecurityError) in try api.reload(material) },
@@ -276,35 +249,121 @@ struct TetherHubCommand: AsyncParsableCommand {
             ],
             logger: logger
         )
-        var services: [any Service] = [engine, listener]
-        if let dns = engine.dnsPublishing { services.append(dns) }
-        services += [api, reloader]
-        if let hubLock { services.append(HubLockWatch(lock: hubLock, logger: logger)) }
+        // Every hub serves the API from the start, from the shared store; driving the federation
+        // (the engine, the agent port, DNS) waits for the hub lock on PostgreSQL (decision 62).
+        var services: [any Service] = [api, reloader]
         if !pluginHosts.isEmpty { services.append(TaskService { await ExternalPluginProcess.runAll(pluginHosts) }) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        let settings = federation
+        let (heartbeatInterval, writeStallTimeout, tunnelLimits) = (heartbeatInterval, limits.writeStallTimeout, limits.tunnelLimits)
+        let (agentTLS, maxAgentCertificateLifetime) = (AgentPortTLS(rawValue: agentTls) ?? .boringSSL, maxAgentCertificateLifetime)
+        let hubLockTaker = HubLockTaker(store: self.store == "sqlite" ? nil : self.store, agentAddress: agentAddress)
+        let drive = { @Sendable () async throws -> Void in
+            let hubLock = try await hubLockTaker.take(logger: logger)
+            // Material and revocations as they are now: a standby may have waited through reloads.
+            let material = try TLSMaterial.load(
+                certificate: directory.hubCertificatePath, key: directory.hubKeyPath, trustBundle: directory.caCertificatePath)
+            let revocations = try RevocationList.load(from: directory.revocationListPath)
+            // This run's history mark, taken before anything of the run is written: every revision an
+            // earlier run sent is at most it. The store then moves past it, so the run's own revisions
+            // are above any an agent could hold from before.
+            let historyThrough = try await store.currentResourceVersion()
+            _ = try await store.raiseResourceVersion(to: historyThrough + 1)
+            let run = HubRun(historyThrough: historyThrough)
+            logger.info(
+                "driving the federation",
+                metadata: [
+                    "tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)",
+                    "tether.run": "\(run.id)", "tether.history_through": "\(historyThrough)",
+                ])
+            let engine = FederationEngine(store: store, catalog: catalog, settings: settings, logger: logger)
+            let listener = try AgentListener(
+                configuration: AgentListenerConfiguration(
+                    address: agentAddress,
+                    heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                    connections: agentConnections,
+                    writeStallTimeout: .milliseconds(Int64(writeStallTimeout * 1000)),
+                    federationUID: federationUID,
+                    storeEpoch: storeEpoch,
+                    run: run,
+                    tunnel: tunnelLimits
+                ).withTLS(agentTLS),
+                material: material,
+                revocations: revocations,
+                ledger: ledger,
+                registry: sessions,
+                observer: engine,
+                signer: RenewalSigner(directory: directory, maximumLifetime: maxAgentCertificateLifetime, ledger: ledger, logger: logger),
+                logger: logger,
+                onBound: { port in await ports.record(agent: port) }
+            )
+            try await engine.prepare()
+            agentListener.current = listener
+            var driving: [any Service] = [engine, listener]
+            if let dns = engine.dnsPublishing { driving.append(dns) }
+            if let hubLock { driving.append(HubLockWatch(lock: hubLock, logger: logger)) }
+            for service in driving { await group.addServiceUnlessShutdown(service) }
+        }
+        try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return true
+            }
+            tasks.addTask {
+                try await drive()
+                return false
+            }
+            // The group ends the hub; a standby still waiting for the lock then stops waiting.
+            while let groupEnded = try await tasks.next() {
+                if groupEnded {
+                    tasks.cancelAll()
+                    return
+                }
+            }
+        }
     }
 }
 
-extension TetherHubCommand {
-    /// The store `--store` names; on PostgreSQL, also the hub lock, taken before anything of the
-    /// federation is touched (a standby waits here).
-    func openStore(agentAddress: HostAndPort, logger: Logger) async throws -> (any ResourceStore, PostgresHubLock?) {
-        guard store != "sqlite" else {
-            return (try SQLiteResourceStore(path: FederationDirectory(path: dir).databasePath, retainedEvents: watchHistory), nil)
-        }
+/// On PostgreSQL, takes the hub lock before this hub drives the federation (a standby waits
+/// here, serving the API meanwhile); on SQLite, where the hub is alone, there is no lock.
+struct HubLockTaker: Sendable {
+    /// The `--store` URL; nil for SQLite.
+    let store: String?
+    let agentAddress: HostAndPort
+
+    func take(logger: Logger) async throws -> PostgresHubLock? {
+        guard let store else { return nil }
         let location = try PostgresLocation(url: store)
-        let opened = try await PostgresResourceStore.open(location, retainedEvents: watchHistory, logger: logger)
         let holder = "tether-hub \(ProcessInfo.processInfo.hostName) \(agentAddress) pid \(getpid())"
         let lock = try await PostgresHubLock.acquire(location, holder: holder, logger: logger) { current in
             logger.notice(
-                "standing by: another hub drives this federation; taking over when it goes",
+                "standing by: another hub drives this federation; this one serves the API and takes over when it goes",
                 metadata: ["tether.event": "hub.standby", "tether.store": "\(location)", "tether.holder": "\(current)"])
         }
         logger.notice(
             "this hub drives the federation",
             metadata: ["tether.event": "hub.active", "tether.store": "\(location)", "tether.holder": "\(holder)"])
-        return (opened, lock)
+        return lock
+    }
+}
+
+/// The agent listener once the hub drives the federation, for the certificate reloader.
+final class AgentListenerSlot: Sendable {
+    private let listener = Mutex<AgentListener?>(nil)
+
+    var current: AgentListener? {
+        get { listener.withLock { $0 } }
+        set { listener.withLock { $0 = newValue } }
+    }
+}
+
+extension TetherHubCommand {
+    /// The store `--store` names.
+    func openStore(logger: Logger) async throws -> any ResourceStore {
+        guard store != "sqlite" else {
+            return try SQLiteResourceStore(path: FederationDirectory(path: dir).databasePath, retainedEvents: watchHistory)
+        }
+        return try await PostgresResourceStore.open(try PostgresLocation(url: store), retainedEvents: watchHistory, logger: logger)
     }
 
     /// Rereads `access.json`: a good file replaces the policy in force; a bad one (or a file

@@ -4,12 +4,12 @@ import TetherLocal
 import TetherSecurity
 import TetherTestSupport
 
-/// Two hubs on one PostgreSQL database, as real processes: one drives the federation, the other
-/// stands by, and takes over when the first is killed.
+/// Two hubs on one PostgreSQL database, as real processes: both serve the API; one drives the
+/// federation, the other stands by, and takes over when the first is killed.
 @Suite("hub failover on PostgreSQL", .timeLimit(.minutes(4)))
 struct HubFailoverTests {
     @Test(
-        "SIGKILL of the active hub: the standby takes the lock, the agent follows its hub list to it, the member's objects stay, and writes go on"
+        "Both hubs serve the API (writes on either reach the member, a watch on the standby sees them in order); SIGKILL of the active hub: the standby takes the lock, the agent follows its hub list to it, the member's objects stay, and the standby's watch and writes go on"
     )
     func failover() async throws {
         let server = try await PostgresServer.shared()
@@ -30,6 +30,13 @@ struct HubFailoverTests {
                 ] + common)
             let standby = try await hubB.waitForEvent("hub.standby", within: .seconds(30))
             #expect(standby["tether.holder"]?.hasSuffix("pid \(hubA.processIdentifier)") == true, "\(standby)")
+            // The standby serves the API meanwhile, from the shared store.
+            let apiReadyB = try await hubB.waitForEvent("api.ready", within: .seconds(30))
+            let apiB = try #require(apiReadyB["tether.port"])
+            let kubeconfigB = federation.root + "/kubeconfig-b"
+            try federation.directory.writeKubeconfig(server: "https://127.0.0.1:\(apiB)", to: kubeconfigB)
+            let hubctlB = try Kubectl(.modern, kubeconfig: kubeconfigB, home: federation.root + "/home-hub-b")
+            #expect(!hubB.lines.contains { $0.event == "hub.active" }, "hub B drives the federation beside hub A")
 
             let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
             let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
@@ -39,8 +46,24 @@ struct HubFailoverTests {
                 bundle: bundle, kubeconfig: simDirectory + "/kubeconfig",
                 extraArguments: ["--state-dir", federation.root + "/state-m1", "--backoff-initial", "0.1", "--backoff-max", "0.5"])
             try await hubctl.succeed(["create", "namespace", "shop"])
-            for index in 0..<5 { try await hubctl.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"]) }
-            try await member.succeed(["wait", "--for=create", "configmap/c4", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            // A watch on the standby sees the writes made on either hub, in the order they were made.
+            let watcher = try federation.launch(
+                name: "watch-b", executable: hubctlB.executable,
+                arguments: hubctlB.prefix + [
+                    "--kubeconfig", kubeconfigB, "--cache-dir", hubctlB.home + "/cache", "get", "configmaps", "-n", "shop", "-w",
+                    "--output-watch-events",
+                ])
+            try await hubctlB.succeed(["get", "namespace", "shop"])
+            for index in 0..<6 {
+                let writer = index.isMultiple(of: 2) ? hubctl : hubctlB
+                try await writer.succeed(["create", "configmap", "c\(index)", "-n", "shop", "--from-literal=i=\(index)"])
+            }
+            try await watcher.waitForLine(within: .seconds(30), "the ADDED event of c5") { Self.added($0.raw) == "c5" }
+            let added = watcher.lines.compactMap { Self.added($0.raw) }
+            #expect(added == (0..<6).map { "c\($0)" }, "the standby's watch saw \(added)")
+            // What was written through the standby reaches the member through the active hub.
+            try await member.succeed(["wait", "--for=create", "configmap/c5", "-n", "shop", "--timeout=60s"], within: .seconds(70))
+            try await member.succeed(["get", "configmap", "c1", "c3", "-n", "shop"])
             let uidBefore = try await member.succeed(["get", "configmap", "c0", "-n", "shop", "-o", "jsonpath={.metadata.uid}"])
 
             // The active hub dies without a word.
@@ -55,18 +78,33 @@ struct HubFailoverTests {
             #expect(takeover < .seconds(10), "the agent was served again after \(takeover)")
             print("hub failover: agent served by the standby \(takeover) after SIGKILL of the active hub")
 
-            // Writes through the new hub reach the member; nothing there was deleted or replaced.
-            guard let apiB = try federation.directory.readPorts()?.api else {
-                Issue.record("hub B wrote no API port")
-                return
-            }
-            try federation.directory.writeKubeconfig(server: "https://127.0.0.1:\(apiB)", to: federation.kubeconfigPath)
-            #expect(try await hubctl.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).split(separator: "\n").count == 5)
-            try await hubctl.succeed(["create", "configmap", "after", "-n", "shop", "--from-literal=k=v"])
+            // The standby's API never stopped: its watch goes on, and writes through it reach the member.
+            #expect(try await hubctlB.succeed(["get", "configmaps", "-n", "shop", "-o", "name"]).split(separator: "\n").count == 6)
+            try await hubctlB.succeed(["create", "configmap", "after", "-n", "shop", "--from-literal=k=v"])
+            try await watcher.waitForLine(within: .seconds(30), "the ADDED event of after") { Self.added($0.raw) == "after" }
             try await member.succeed(["wait", "--for=create", "configmap/after", "-n", "shop", "--timeout=60s"], within: .seconds(70))
             #expect(try await member.succeed(["get", "configmap", "c0", "-n", "shop", "-o", "jsonpath={.metadata.uid}"]) == uidBefore)
+            #expect(try federation.directory.readPorts()?.api == Int(apiB), "hub B wrote no ports file once it drove")
             #expect(agent.lines.filter { $0.event == "applier.pruned" }.isEmpty, "the agent pruned something during the failover")
+
+            // A standby told to stop stops at once, without waiting for the lock.
+            let hubC = try federation.launch(
+                name: "hub-c", binary: "tether-hub",
+                arguments: [
+                    "--dir", federation.directory.path, "--agent-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--heartbeat-interval", "1",
+                ] + common)
+            try await hubC.waitForEvent("hub.standby", within: .seconds(30))
+            try await hubC.waitForEvent("api.ready", within: .seconds(30))
+            hubC.send(SIGTERM)
+            let status = await hubC.waitForExit(within: .seconds(15))
+            #expect(status == 0, "the standby exited with \(String(describing: status)); it logged:\n\(hubC.tail(20))")
         }
+    }
+
+    /// The name in a line `kubectl get -w --output-watch-events` prints for an ADDED event.
+    static func added(_ line: String) -> String? {
+        let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+        return columns.count > 1 && columns[0] == "ADDED" ? String(columns[1]) : nil
     }
 
     @Test("the active hub that loses its connection to PostgreSQL stops, saying why, rather than drive the federation beside a successor")
