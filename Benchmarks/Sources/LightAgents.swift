@@ -20,10 +20,22 @@ final class LightAgents: Sendable {
         /// A reconnecting session waits a random time up to this (the agent's backoff base).
         var reconnectJitter: TimeAmount = .milliseconds(500)
         var connectConcurrency = 256
+        /// The sessions' TLS library: swift-nio-ssl keeps no tickets, so every handshake is a
+        /// full one; OpenSSL keeps each session's latest ticket and offers it on reconnect, as
+        /// `tether-agent --tls openssl` does.
+        var tls: AgentPortTLS = .boringSSL
+    }
+
+    /// One session's TLS context, of the configured library.
+    private enum DialerContext: Sendable {
+        case boringSSL(NIOSSLContext)
+        case openSSL(OpenSSLContext)
     }
 
     private let settings: Settings
-    private let contexts: [NIOSSLContext]
+    private let contexts: [DialerContext]
+    /// Judges the hub's certificate on OpenSSL sessions, as the agent does.
+    private let verifier: PeerVerifier?
     private let names: [String]
     let group: MultiThreadedEventLoopGroup
     let recorder: Recorder
@@ -32,7 +44,13 @@ final class LightAgents: Sendable {
 
     init(settings: Settings, materials: [TLSMaterial], threads: Int = 2) throws {
         self.settings = settings
-        self.contexts = try materials.map { try TetherTLS.agentDialerContext($0) }
+        self.contexts = try materials.map { material in
+            switch settings.tls {
+            case .boringSSL: .boringSSL(try TetherTLS.agentDialerContext(material))
+            case .openSSL: .openSSL(try OpenSSLContext.agentDialer(material))
+            }
+        }
+        self.verifier = materials.first.map { PeerVerifier(trustRoots: $0.trustRoots, trustDomain: $0.identity.trustDomain) }
         self.names = materials.map { $0.identity.clusterName ?? "?" }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.recorder = Recorder(count: materials.count)
@@ -72,10 +90,24 @@ final class LightAgents: Sendable {
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .connectTimeout(.seconds(30))
                 .bind(to: try SocketAddress(ipAddress: source, port: 0))
-                .channelInitializer { [contexts] channel in
+                .channelInitializer { [contexts, verifier] channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(NIOSSLClientHandler(context: contexts[index], serverHostname: nil))
+                        switch contexts[index] {
+                        case .boringSSL(let context):
+                            try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                        case .openSSL(let context):
+                            let explain: OpenSSLHandler.Explain = { _, code, description in
+                                PeerVerifier.Refusal(code: .untrustedIssuer, reason: "OpenSSL error \(code): \(description)")
+                            }
+                            try sync.addHandler(
+                                OpenSSLHandler(context: context, explain: explain) { chain, chainError in
+                                    guard let verifier, chainError == nil else {
+                                        return .refused(.init(code: .untrustedIssuer, reason: chainError ?? "no verifier"))
+                                    }
+                                    return await verifier.verify(chain: chain)
+                                })
+                        }
                         // Frames, not messages: deltas are read for their revision only (see LightSessionHandler).
                         try sync.addTetherFrameHandlers(limits: .default)
                         try sync.addHandler(handler)
@@ -97,6 +129,13 @@ final class LightAgents: Sendable {
         group.next().scheduleTask(in: delay) {
             Task { await self.dial(index) }
         }
+    }
+
+    /// Closes every open session from the agents' side and returns once all are closed; each
+    /// dials again after its random delay, to the same hub (a network blip, not a restart).
+    func dropAll() async {
+        let open = channels.withLock { Array($0.values) }
+        for channel in open { try? await channel.close() }
     }
 
     func shutdown() async {
@@ -135,9 +174,13 @@ final class Recorder: Sendable {
         /// Of `toFirstState`, the part after the handshake (hello, the hub's attach, its push).
         var handshakeToFirstState: [Duration?]
         var firstStates = 0
+        /// Handshakes that resumed an earlier session, since `resetConnections()`.
+        var resumed = 0
+        /// Sessions established since `resetConnections()`.
+        var welcomed = 0
 
         var counts: Counts {
-            Counts(established: established.count, received: reachedReceived, acked: reachedAcked, firstStates: firstStates)
+            Counts(established: established.count, received: reachedReceived, acked: reachedAcked, firstStates: firstStates, welcomed: welcomed)
         }
     }
 
@@ -147,6 +190,8 @@ final class Recorder: Sendable {
         var acked: Int
         /// Sessions that received a desired state since `resetConnections()`.
         var firstStates: Int
+        /// Sessions welcomed since `resetConnections()`.
+        var welcomed: Int
     }
 
     private let state: Mutex<State>
@@ -179,11 +224,17 @@ final class Recorder: Sendable {
         }
     }
 
-    /// The TLS handshake of session `index` completed.
-    func handshaken(_ index: Int) {
+    /// The TLS handshake of session `index` completed, resuming an earlier session or not.
+    func handshaken(_ index: Int, resumed: Bool) {
         let now = ContinuousClock.now
-        state.withLock { $0.handshakenAt[index] = now }
+        state.withLock {
+            $0.handshakenAt[index] = now
+            if resumed { $0.resumed += 1 }
+        }
     }
+
+    /// Handshakes that resumed an earlier session since `resetConnections()`.
+    var resumedHandshakes: Int { state.withLock { $0.resumed } }
 
     /// Of each connection's time to its first desired state, the part after its handshake.
     func handshakeToFirstState() -> [Duration] { state.withLock { $0.handshakeToFirstState.compactMap { $0 } } }
@@ -197,9 +248,16 @@ final class Recorder: Sendable {
             $0.toFirstState = Array(repeating: nil, count: $0.toFirstState.count)
             $0.handshakeToFirstState = Array(repeating: nil, count: $0.handshakeToFirstState.count)
             $0.firstStates = 0
+            $0.resumed = 0
+            $0.welcomed = 0
         }
     }
-    func established(_ index: Int) { update { $0.established.insert(index) } }
+    func established(_ index: Int) {
+        update {
+            $0.established.insert(index)
+            $0.welcomed += 1
+        }
+    }
     func ended(_ index: Int) { update { $0.established.remove(index) } }
 
     func received(_ index: Int, revision: UInt64, acked: Bool) {
@@ -330,7 +388,8 @@ final class LightSessionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event {
-            recorder.handshaken(index)
+            let resumed = (try? context.pipeline.syncOperations.handler(type: OpenSSLHandler.self))?.resumed ?? false
+            recorder.handshaken(index, resumed: resumed)
             send(.hello(Hello(protocolVersions: [1], agentVersion: "bench", cluster: cluster)), context: context)
         }
         context.fireUserInboundEventTriggered(event)

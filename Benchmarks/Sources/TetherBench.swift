@@ -16,7 +16,7 @@ struct TetherBench: AsyncParsableCommand {
             """,
         subcommands: [
             SessionsBenchmark.self, FanoutBenchmark.self, AgentBenchmark.self, APIBenchmark.self, ProtocolBenchmark.self, FloodBenchmark.self,
-            ChaosCommand.self,
+            KindsBenchmark.self, ChaosCommand.self,
         ]
     )
 }
@@ -41,16 +41,21 @@ struct SessionFixture {
     let agents: LightAgents
     let connectSeconds: Double
     let baseline: ProcessStats
+    /// What the hub was started with besides the defaults (its agent port's TLS library).
+    let hubArguments: [String]
 
-    static func start(agents count: Int, options: CommonOptions, label: String) async throws -> SessionFixture {
+    static func start(
+        agents count: Int, options: CommonOptions, label: String, hubTLS: AgentPortTLS = .boringSSL, clientTLS: AgentPortTLS = .boringSSL
+    ) async throws -> SessionFixture {
         let federation = try makeFederation(binDirectory: options.binDir, label: label)
         let issued = ContinuousClock.now
         let materials = try clusterMaterials(count, directory: federation.directory)
         print("issued \(count) agent certificates in \(String(format: "%.1f", milliseconds(.now - issued) / 1000)) s")
-        let (hub, port) = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true)
+        let hubArguments = ["--agent-tls", hubTLS.rawValue]
+        let (hub, port) = try await federation.startHub(heartbeatInterval: options.heartbeatInterval, autoJoin: true, extraArguments: hubArguments)
         let baseline = try await settledStats(hub, settle: options.settle)
         let agents = try LightAgents(
-            settings: .init(hubPort: port, heartbeatInterval: .milliseconds(Int64(options.heartbeatInterval * 1000))),
+            settings: .init(hubPort: port, heartbeatInterval: .milliseconds(Int64(options.heartbeatInterval * 1000)), tls: clientTLS),
             materials: materials
         )
         let started = ContinuousClock.now
@@ -67,7 +72,8 @@ struct SessionFixture {
         }
         let seconds = milliseconds(.now - started) / 1000
         print("\(count) sessions up and acknowledged their first desired state in \(String(format: "%.1f", seconds)) s")
-        return SessionFixture(federation: federation, hub: hub, port: port, agents: agents, connectSeconds: seconds, baseline: baseline)
+        return SessionFixture(
+            federation: federation, hub: hub, port: port, agents: agents, connectSeconds: seconds, baseline: baseline, hubArguments: hubArguments)
     }
 
     /// The hub's figures after `settle` seconds left alone: a fixed settling period is part of
@@ -88,7 +94,8 @@ struct SessionFixture {
 struct SessionsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessions",
-        abstract: "Idle sessions one hub holds: memory per session, idle CPU, and the reconnect storm after a restart."
+        abstract:
+            "Idle sessions one hub holds: memory per session, idle CPU, reconnects to the running hub (resumed where the TLS libraries allow), and the reconnect storm after a restart."
     )
 
     @Option(name: .long, help: "Agent sessions to hold.")
@@ -97,12 +104,29 @@ struct SessionsBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds over which idle CPU is measured.")
     var idleWindow: Double = 10
 
+    @Option(name: .long, help: "The hub's agent-port TLS library (tether-hub --agent-tls): boringssl or openssl.")
+    var hubTls = AgentPortTLS.boringSSL.rawValue
+
+    @Option(
+        name: .long,
+        help: "The sessions' TLS library: boringssl (swift-nio-ssl, no tickets kept) or openssl (each session keeps its ticket, as tether-agent --tls openssl).")
+    var clientTls = AgentPortTLS.boringSSL.rawValue
+
     @OptionGroup var options: CommonOptions
 
+    func validate() throws {
+        for (option, value) in [("--hub-tls", hubTls), ("--client-tls", clientTls)] where AgentPortTLS(rawValue: value) == nil {
+            throw ValidationError("\(option) \(value): say boringssl or openssl")
+        }
+    }
+
     func run() async throws {
-        let fixture = try await SessionFixture.start(agents: agents, options: options, label: "sessions")
+        let fixture = try await SessionFixture.start(
+            agents: agents, options: options, label: "sessions", hubTLS: AgentPortTLS(rawValue: hubTls) ?? .boringSSL,
+            clientTLS: AgentPortTLS(rawValue: clientTls) ?? .boringSSL)
         var report = Report("sessions")
         report.add("agents", Double(agents), "agent sessions", format: "%.0f")
+        report.note("tls", "hub \(hubTls), sessions \(clientTls)")
         report.add("connect_seconds", fixture.connectSeconds, "first connection of all, joined and acknowledged", unit: "s")
         do {
             let held = try await SessionFixture.settledStats(fixture.hub, settle: options.settle)
@@ -117,10 +141,26 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let after = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
             report.add("hub_idle_cpu_percent", (after - before) / idleWindow * 100, "hub CPU while idle (heartbeats only)", unit: "% of one core")
 
+            // Every session closed by its agent and dialled again, to the same hub (a network
+            // blip): the hub's ticket keys still hold, so a session that kept its ticket resumes.
+            fixture.agents.recorder.resetConnections()
+            let blipCPU = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
+            let blipStarted = ContinuousClock.now
+            await fixture.agents.dropAll()
+            let blipBack = await fixture.agents.recorder.wait(for: .seconds(300)) { $0.welcomed >= agents && $0.established == agents }
+            let blipSeconds = milliseconds(.now - blipStarted) / 1000
+            let blipCPUAfter = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
+            report.add("blip_seconds", blipSeconds, blipBack ? "reconnect to the running hub: all back" : "reconnect to the running hub: NOT all back", unit: "s")
+            report.add(
+                "hub_cpu_ms_per_reconnect", (blipCPUAfter - blipCPU) * 1000 / Double(agents), "hub CPU per session reconnecting to the running hub",
+                format: "%.2f", unit: "ms")
+            report.add("resumed_reconnects", Double(fixture.agents.recorder.resumedHandshakes), "of them, resumed TLS sessions", format: "%.0f")
+
             // The storm: stop the hub (it tells every agent to come back later), start it again on the same port.
             _ = await fixture.hub.stop(grace: .seconds(30))
             let (restarted, _) = try await fixture.federation.startHub(
-                heartbeatInterval: options.heartbeatInterval, agentListen: "127.0.0.1:\(fixture.port)", autoJoin: true
+                heartbeatInterval: options.heartbeatInterval, agentListen: "127.0.0.1:\(fixture.port)", autoJoin: true,
+                extraArguments: fixture.hubArguments
             )
             fixture.agents.recorder.resetConnections()
             let ready = ContinuousClock.now
