@@ -37,6 +37,29 @@ struct BenchmarkSmokeTests {
         let figures = try await bench(["sessions", "--agents", "20", "--idle-window", "1", "--heartbeat-interval", "2", "--settle", "1"])
         #expect(figures["agents"] as? Double == 20)
         #expect((figures["hub_bytes_per_session"] as? Double) != nil && (figures["storm_seconds"] as? Double ?? 0) > 0, "\(figures)")
+        // swift-nio-ssl keeps no tickets: every reconnect is a full handshake.
+        #expect(figures["resumed_reconnects"] as? Double == 0, "\(figures)")
+    }
+
+    @Test("sessions on OpenSSL at both ends: every session that reconnects to the running hub resumes its TLS session")
+    func sessionsResumed() async throws {
+        let figures = try await bench([
+            "sessions", "--agents", "20", "--idle-window", "1", "--heartbeat-interval", "2", "--settle", "1", "--hub-tls", "openssl", "--client-tls",
+            "openssl",
+        ])
+        #expect((figures["blip_seconds"] as? Double ?? 0) > 0 && (figures["storm_seconds"] as? Double ?? 0) > 0, "\(figures)")
+        #expect(figures["resumed_reconnects"] as? Double ?? 0 >= 20, "\(figures)")
+    }
+
+    @Test("kinds: 10 objects of a kind built in, from a bare CRD, with a Lua customization and with the Python plugin")
+    func kinds() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let figures = try await bench([
+            "kinds", "--objects", "10", "--python-plugin", root.appendingPathComponent("Plugins/External/python-widgets").path,
+        ])
+        for way in ["builtin", "crd", "lua", "python"] {
+            #expect((figures["\(way)_hub_cpu_us"] as? Double ?? 0) > 0 && (figures["\(way)_update_seconds"] as? Double ?? 0) > 0, "\(way): \(figures)")
+        }
     }
 
     @Test("fanout: a change reaching 10 agents, and a burst")
