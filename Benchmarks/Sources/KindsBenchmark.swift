@@ -100,70 +100,70 @@ struct KindsBenchmark: AsyncParsableCommand {
 
     /// Creates then updates `objects` of the way's kind through `api`, with the CPU `processes` (hub, agent) spent on each.
     private func measure(_ way: Way, api: HubAPIClient, processes: [Int32], into report: inout Report) async throws {
-            let kind: (path: String, label: String)
-            switch way {
-            case .builtin:
-                kind = ("/api/v1/namespaces/default/configmaps", "configmap")
-            case .crd, .lua, .python:
-                try await Self.expect(201, try await api.send(.POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json: Self.widgets))
-                kind = ("/apis/example.com/v1/namespaces/default/widgets", "widget")
-                try await Self.until("the Widget kind is served", within: .seconds(30)) {
-                    try await api.send(.GET, kind.path + "?limit=1").0 == 200
-                }
-                if way == .lua {
-                    try await Self.expect(
-                        201,
-                        try await api.send(
-                            .POST, "/apis/config.karmada.io/v1alpha1/resourceinterpretercustomizations", json: Self.customization))
-                }
+        let kind: (path: String, label: String)
+        switch way {
+        case .builtin:
+            kind = ("/api/v1/namespaces/default/configmaps", "configmap")
+        case .crd, .lua, .python:
+            try await Self.expect(201, try await api.send(.POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json: Self.widgets))
+            kind = ("/apis/example.com/v1/namespaces/default/widgets", "widget")
+            try await Self.until("the Widget kind is served", within: .seconds(30)) {
+                try await api.send(.GET, kind.path + "?limit=1").0 == 200
             }
-            let (_, listed) = try await api.send(.GET, "/apis/core.tether.io/v1alpha1/propagations?limit=1")
-            let watch = try await PropagationWatch.open(
-                api: api,
-                path:
-                    "/apis/core.tether.io/v1alpha1/propagations?watch=true&labelSelector=tether.io/kind=\(kind.label)&resourceVersion=\(HubAPIClient.resourceVersion(listed) ?? 0)"
-            )
-            defer { watch.close() }
-
-            // Creates: every object, 8 requests at a time, until the member has applied each.
-            var before = processes.map(ProcessTreeCPU.seconds)
-            var started = ContinuousClock.now
-            try await Self.concurrently(objects) { index in
-                try await Self.expect(201, try await api.send(.POST, kind.path, json: Self.object(way, index: index)))
-            }
-            let created = ContinuousClock.now - started
-            let revisions = try await watch.waitUntilApplied(objects, newerThan: [:], within: .seconds(600))
-            var elapsed = ContinuousClock.now - started
-            var after = processes.map(ProcessTreeCPU.seconds)
-            let prefix = way.rawValue
-            report.add("\(prefix)_create_seconds", milliseconds(created) / 1000, "\(prefix): API creates took", format: "%.2f", unit: "s")
-            report.add("\(prefix)_applied_seconds", milliseconds(elapsed) / 1000, "\(prefix): created to all applied", format: "%.2f", unit: "s")
-            report.add(
-                "\(prefix)_hub_cpu_us", (after[0] - before[0]) / Double(objects) * 1e6, "\(prefix): hub CPU per object created", format: "%.0f",
-                unit: "µs")
-            report.add(
-                "\(prefix)_agent_cpu_us", (after[1] - before[1]) / Double(objects) * 1e6, "\(prefix): agent CPU per object created",
-                format: "%.0f", unit: "µs")
-
-            // Updates: one change to each, until the member has applied a newer revision of each.
-            before = processes.map(ProcessTreeCPU.seconds)
-            started = .now
-            try await Self.concurrently(objects) { index in
+            if way == .lua {
                 try await Self.expect(
-                    200,
+                    201,
                     try await api.send(
-                        .PATCH, kind.path + "/\(Self.name(index))", json: Self.change(way), contentType: "application/merge-patch+json"))
+                        .POST, "/apis/config.karmada.io/v1alpha1/resourceinterpretercustomizations", json: Self.customization))
             }
-            _ = try await watch.waitUntilApplied(objects, newerThan: revisions, within: .seconds(600))
-            elapsed = .now - started
-            after = processes.map(ProcessTreeCPU.seconds)
-            report.add("\(prefix)_update_seconds", milliseconds(elapsed) / 1000, "\(prefix): updated to all applied", format: "%.2f", unit: "s")
-            report.add(
-                "\(prefix)_hub_update_cpu_us", (after[0] - before[0]) / Double(objects) * 1e6, "\(prefix): hub CPU per object updated",
-                format: "%.0f", unit: "µs")
-            report.add(
-                "\(prefix)_agent_update_cpu_us", (after[1] - before[1]) / Double(objects) * 1e6, "\(prefix): agent CPU per object updated",
-                format: "%.0f", unit: "µs")
+        }
+        let (_, listed) = try await api.send(.GET, "/apis/core.tether.io/v1alpha1/propagations?limit=1")
+        let watch = try await PropagationWatch.open(
+            api: api,
+            path:
+                "/apis/core.tether.io/v1alpha1/propagations?watch=true&labelSelector=tether.io/kind=\(kind.label)&resourceVersion=\(HubAPIClient.resourceVersion(listed) ?? 0)"
+        )
+        defer { watch.close() }
+
+        // Creates: every object, 8 requests at a time, until the member has applied each.
+        var before = processes.map(ProcessTreeCPU.seconds)
+        var started = ContinuousClock.now
+        try await Self.concurrently(objects) { index in
+            try await Self.expect(201, try await api.send(.POST, kind.path, json: Self.object(way, index: index)))
+        }
+        let created = ContinuousClock.now - started
+        let revisions = try await watch.waitUntilApplied(objects, newerThan: [:], within: .seconds(600))
+        var elapsed = ContinuousClock.now - started
+        var after = processes.map(ProcessTreeCPU.seconds)
+        let prefix = way.rawValue
+        report.add("\(prefix)_create_seconds", milliseconds(created) / 1000, "\(prefix): API creates took", format: "%.2f", unit: "s")
+        report.add("\(prefix)_applied_seconds", milliseconds(elapsed) / 1000, "\(prefix): created to all applied", format: "%.2f", unit: "s")
+        report.add(
+            "\(prefix)_hub_cpu_us", (after[0] - before[0]) / Double(objects) * 1e6, "\(prefix): hub CPU per object created", format: "%.0f",
+            unit: "µs")
+        report.add(
+            "\(prefix)_agent_cpu_us", (after[1] - before[1]) / Double(objects) * 1e6, "\(prefix): agent CPU per object created",
+            format: "%.0f", unit: "µs")
+
+        // Updates: one change to each, until the member has applied a newer revision of each.
+        before = processes.map(ProcessTreeCPU.seconds)
+        started = .now
+        try await Self.concurrently(objects) { index in
+            try await Self.expect(
+                200,
+                try await api.send(
+                    .PATCH, kind.path + "/\(Self.name(index))", json: Self.change(way), contentType: "application/merge-patch+json"))
+        }
+        _ = try await watch.waitUntilApplied(objects, newerThan: revisions, within: .seconds(600))
+        elapsed = .now - started
+        after = processes.map(ProcessTreeCPU.seconds)
+        report.add("\(prefix)_update_seconds", milliseconds(elapsed) / 1000, "\(prefix): updated to all applied", format: "%.2f", unit: "s")
+        report.add(
+            "\(prefix)_hub_update_cpu_us", (after[0] - before[0]) / Double(objects) * 1e6, "\(prefix): hub CPU per object updated",
+            format: "%.0f", unit: "µs")
+        report.add(
+            "\(prefix)_agent_update_cpu_us", (after[1] - before[1]) / Double(objects) * 1e6, "\(prefix): agent CPU per object updated",
+            format: "%.0f", unit: "µs")
         if way == .lua || way == .python {
             // The interpreter ran: only its aggregation writes `clusters` into a Widget's status.
             try await Self.until("the interpreter's aggregated status on \(Self.name(0))", within: .seconds(30)) {
@@ -180,7 +180,8 @@ struct KindsBenchmark: AsyncParsableCommand {
     static func object(_ way: Way, index: Int) -> String {
         guard way != .builtin else { return configMap(name(index), bytes: 256) }
         let filler = String(repeating: "x", count: 160)
-        return #"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"\#(name(index))","namespace":"default"},"spec":{"size":2,"generation":0,"payload":"\#(filler)"}}"#
+        return
+            #"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"\#(name(index))","namespace":"default"},"spec":{"size":2,"generation":0,"payload":"\#(filler)"}}"#
     }
 
     /// The one change each object gets.

@@ -109,7 +109,9 @@ struct SessionsBenchmark: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "The sessions' TLS library: boringssl (swift-nio-ssl, no tickets kept) or openssl (each session keeps its ticket, as tether-agent --tls openssl).")
+        help:
+            "The sessions' TLS library: boringssl (swift-nio-ssl, no tickets kept) or openssl (each session keeps its ticket, as tether-agent --tls openssl)."
+    )
     var clientTls = AgentPortTLS.boringSSL.rawValue
 
     @OptionGroup var options: CommonOptions
@@ -150,7 +152,9 @@ struct SessionsBenchmark: AsyncParsableCommand {
             let blipBack = await fixture.agents.recorder.wait(for: .seconds(300)) { $0.welcomed >= agents && $0.established == agents }
             let blipSeconds = milliseconds(.now - blipStarted) / 1000
             let blipCPUAfter = ProcessStats.read(fixture.hub.processIdentifier)?.cpuSeconds ?? 0
-            report.add("blip_seconds", blipSeconds, blipBack ? "reconnect to the running hub: all back" : "reconnect to the running hub: NOT all back", unit: "s")
+            report.add(
+                "blip_seconds", blipSeconds, blipBack ? "reconnect to the running hub: all back" : "reconnect to the running hub: NOT all back",
+                unit: "s")
             report.add(
                 "hub_cpu_ms_per_reconnect", (blipCPUAfter - blipCPU) * 1000 / Double(agents), "hub CPU per session reconnecting to the running hub",
                 format: "%.2f", unit: "ms")

@@ -58,7 +58,8 @@ struct BenchmarkSmokeTests {
             "kinds", "--objects", "10", "--python-plugin", root.appendingPathComponent("Plugins/External/python-widgets").path,
         ])
         for way in ["builtin", "crd", "lua", "python"] {
-            #expect((figures["\(way)_hub_cpu_us"] as? Double ?? 0) > 0 && (figures["\(way)_update_seconds"] as? Double ?? 0) > 0, "\(way): \(figures)")
+            #expect(
+                (figures["\(way)_hub_cpu_us"] as? Double ?? 0) > 0 && (figures["\(way)_update_seconds"] as? Double ?? 0) > 0, "\(way): \(figures)")
         }
     }
 
