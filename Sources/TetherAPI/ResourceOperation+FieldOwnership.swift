@@ -40,7 +40,12 @@ extension ResourceOperation {
             managed.record(manager: manager, operation: "Update", apiVersion: kind.apiVersion, fields: owned, taking: changed, at: time)
         }
         var result = object
-        result.metadata["managedFields"] = managed.entries.isEmpty ? nil : managed.json
+        // Not a ternary: with a JSONValue branch its nil would be JSON null (JSONValue is ExpressibleByNilLiteral).
+        if managed.entries.isEmpty {
+            result.metadata.removeValue(forKey: "managedFields")
+        } else {
+            result.metadata["managedFields"] = managed.json
+        }
         return result
     }
 

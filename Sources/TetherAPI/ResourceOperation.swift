@@ -200,7 +200,8 @@ struct ResourceOperation {
             throw APIError.methodNotAllowed("create not allowed while custom resource definition \(definition) is terminating")
         }
         object = try admitted(Self.withoutServerFields(object))
-        object = try ownership(of: object, current: nil, applied: applying ? body : nil)
+        // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
+        object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
         let created = try await store.create(object, as: type, dryRun: dryRun)
         if !dryRun { await definitionServed(created) }
@@ -270,7 +271,7 @@ struct ResourceOperation {
         try checkIdentity(of: &patched)
         guard path.subresource == nil else { return ResourceHandler.json(try await write(patched, dryRun: dryRun)) }
         if applying { patched = try withoutAbandonedFields(patched, applied: patch, current: current) }
-        return ResourceHandler.json(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? patch : nil))
+        return ResourceHandler.json(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? Optional(patch) : nil))
     }
 
     /// Stores a whole new version: of `status` alone on the status subresource, else of the rest,

@@ -35,6 +35,19 @@ struct ManagedFieldsTests {
         #expect(!fields.contains { $0.first == "f:apiVersion" || $0 == ["f:metadata", "f:name"] })
     }
 
+    @Test("a create by an Update records every field it set under its manager")
+    func createRecordsItsFields() throws {
+        let object = try Self.deployment(replicas: 2)
+        let schema = WorkloadsPlugin.deployment.schema
+        let changed = ManagedFields.changed(from: [:], to: object, schema: schema)
+        #expect(changed.contains(["f:spec", "f:replicas"]), "\(changed)")
+        var managed = ManagedFields(of: object)
+        managed.entries = []
+        managed.record(
+            manager: "kubectl-create", operation: "Update", apiVersion: "apps/v1", fields: changed, taking: changed, at: "2026-12-02T00:00:00Z")
+        #expect(managed.entries.map(\.manager) == ["kubectl-create"])
+    }
+
     @Test("an apply merges keyed lists element by element (containers by name, ports by containerPort); other lists are replaced; null removes")
     func applyMergesKeyedLists() throws {
         let schema = WorkloadsPlugin.deployment.schema

@@ -29,6 +29,37 @@ struct ServerSideApplyTests {
         }
     }
 
+    @Test("kubectl create, label and scale record their managers as Update entries, as kube-apiserver does, at the hub and on a simulated member")
+    func updatesRecordTheirManagers() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let (_, simDirectory) = try await federation.startSimcluster("m1", nodes: 1, readyAfter: "1s")
+            let member = try Kubectl(.modern, kubeconfig: simDirectory + "/kubeconfig", home: simDirectory + "/home")
+            for kubectl in [hubctl, member] {
+                // A generator command sends protobuf; a create -f sends JSON.
+                try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27"])
+                try await kubectl.succeed(
+                    ["create", "-f", "-"],
+                    stdin: "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c1\"},\"data\":{\"k\":\"v\"}}")
+                try await kubectl.succeed(["label", "deployment", "web", "tier=front"])
+                try await kubectl.succeed(["scale", "deployment", "web", "--replicas=3"])
+                let entries = try await kubectl.succeed([
+                    "get", "deployment", "web", "--show-managed-fields", "-o",
+                    "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation};{end}",
+                ])
+                #expect(entries.contains("kubectl-create/Update;") && entries.contains("kubectl-label/Update;"), "\(entries)")
+                let labelled = try await kubectl.succeed([
+                    "get", "deployment", "web", "--show-managed-fields", "-o",
+                    "jsonpath={.metadata.managedFields[?(@.manager==\"kubectl-label\")].fieldsV1}",
+                ])
+                #expect(labelled.contains("f:tier"), "\(labelled)")
+                let configMap = try await kubectl.succeed(["get", "--raw", "/api/v1/namespaces/default/configmaps/c1"])
+                #expect(!configMap.contains("null") && configMap.contains("\"manager\":\"kubectl-create\""), "\(configMap)")
+            }
+        }
+    }
+
     @Test(
         "a second manager's change to a field is a 409 naming the field and its manager; forcing takes it; an applier's dropped field goes; diff shows the change"
     )
