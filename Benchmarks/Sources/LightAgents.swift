@@ -14,6 +14,8 @@ import TetherWire
 final class LightAgents: Sendable {
     struct Settings: Sendable {
         var hubPort: Int
+        /// Further hub ports, tried in turn after a dial fails, as an agent follows its hub list.
+        var otherHubPorts: [Int] = []
         var heartbeatInterval: TimeAmount = .seconds(10)
         /// Source addresses, spread over so loopback ports do not run out.
         var sourceAddresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -41,6 +43,8 @@ final class LightAgents: Sendable {
     let recorder: Recorder
     private let stopping = Atomic<Bool>(false)
     private let channels: Mutex<[Int: any Channel]> = Mutex([:])
+    /// Per session, which of the hub ports it dials: the next after a failed dial.
+    private let hubChoice: Mutex<[Int]>
 
     init(settings: Settings, materials: [TLSMaterial], threads: Int = 2) throws {
         self.settings = settings
@@ -54,7 +58,10 @@ final class LightAgents: Sendable {
         self.names = materials.map { $0.identity.clusterName ?? "?" }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.recorder = Recorder(count: materials.count)
+        self.hubChoice = Mutex(Array(repeating: 0, count: materials.count))
     }
+
+    private var hubPorts: [Int] { [settings.hubPort] + settings.otherHubPorts }
 
     var count: Int { contexts.count }
 
@@ -113,10 +120,11 @@ final class LightAgents: Sendable {
                         try sync.addHandler(handler)
                     }
                 }
-                .connect(host: "127.0.0.1", port: settings.hubPort)
+                .connect(host: "127.0.0.1", port: hubPorts[hubChoice.withLock { $0[index] } % hubPorts.count])
                 .get()
             channels.withLock { $0[index] = channel }
         } catch {
+            hubChoice.withLock { $0[index] += 1 }
             recorder.connectFailed()
             sessionEnded(index)
         }

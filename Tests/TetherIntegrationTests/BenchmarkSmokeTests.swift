@@ -63,6 +63,13 @@ struct BenchmarkSmokeTests {
         }
     }
 
+    @Test("failover: 20 agents move to the standby hub on PostgreSQL after SIGKILL of the active one")
+    func failover() async throws {
+        let figures = try await bench(["failover", "--agents", "20", "--heartbeat-interval", "2"])
+        #expect(figures["agents"] as? Double == 20 && (figures["served_seconds"] as? Double ?? 0) > 0, "\(figures)")
+        #expect((figures["lock_seconds"] as? Double ?? .infinity) <= (figures["served_seconds"] as? Double ?? 0), "\(figures)")
+    }
+
     @Test("fanout: a change reaching 10 agents, and a burst")
     func fanout() async throws {
         let figures = try await bench(["fanout", "--agents", "10", "--changes", "2", "--burst", "10"])

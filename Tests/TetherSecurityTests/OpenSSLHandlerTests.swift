@@ -263,6 +263,10 @@ struct OpenSSLHandlerTests {
             try OpenSSLContext.agentDialer(try pki.agentMaterial(cluster: "eu-1")), to: server.port, trustRoots: pki.trustRoots,
             trustDomain: pki.trustDomain, tap: tap)
         _ = try await observer.handshake.futureResult.get()
+        // The client's handshake ends with its Finished sent; the server's once it has read it.
+        // A tap armed before then could cut the Finished rather than the records after it.
+        let serverSide = try #require(server.observers.withLockedValue { $0.first }, "the server accepted before the client's handshake ended")
+        _ = try await serverSide.handshake.futureResult.get()
         return (server, channel, observer)
     }
 
