@@ -29,7 +29,7 @@ struct FailoverBenchmark: AsyncParsableCommand {
             let materials = try clusterMaterials(agents, directory: federation.directory)
             let (active, activePort) = try await federation.startHub(
                 heartbeatInterval: options.heartbeatInterval, autoJoin: true, extraArguments: ["--store", store])
-            let standbyPort = try Self.freeTCPPort()
+            let standbyPort = try LoopbackPort.free()
             let standby = try federation.launch(
                 name: "hub-b", binary: "tether-hub",
                 arguments: [
@@ -77,22 +77,5 @@ struct FailoverBenchmark: AsyncParsableCommand {
         await postgres.stop()
         try? FileManager.default.removeItem(atPath: federation.root)
         report.print()
-    }
-
-    /// A loopback TCP port free now, for a listener that binds it later.
-    static func freeTCPPort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw BenchError("socket: \(errno)") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        guard bound else { throw BenchError("bind: \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -259,7 +259,7 @@ struct BINDServer: Sendable {
     static func start(federation: LocalFederation, zone: String, file: String) async throws -> BINDServer {
         let directory = federation.root + "/bind"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let port = try freeUDPAndTCPPort()
+        let port = try LoopbackPort.free()
         let configuration = """
             options {
                 directory "\(directory)";
@@ -325,20 +325,4 @@ struct BINDServer: Sendable {
     }
 
     func stop() async { _ = await process.stop() }
-
-    /// A port free on 127.0.0.1 for TCP at the moment of asking (named binds UDP and TCP).
-    static func freeUDPAndTCPPort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        guard bound else { throw DeadlineExceeded(description: "cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

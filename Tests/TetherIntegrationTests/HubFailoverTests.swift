@@ -21,7 +21,7 @@ struct HubFailoverTests {
             let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
 
             // The standby: same directory and database, its own ports; it binds nothing while it waits.
-            let portB = try BINDServer.freeUDPAndTCPPort()
+            let portB = try LoopbackPort.free()
             let hubB = try federation.launch(
                 name: "hub-b", binary: "tether-hub",
                 arguments: [

@@ -20,8 +20,8 @@ struct ProxyTests {
     private func run(lab: NetworkLab, federation: LocalFederation, scratch: ScratchDirectory) async throws {
         let (hub, hubPort) = try await federation.startHub(heartbeatInterval: 1, agentListen: "\(lab.hubAddress):0")
         let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: scratch.file("home-hub"))
-        let proxyPort = try BINDServer.freeUDPAndTCPPort()
-        let tlsProxyPort = try BINDServer.freeUDPAndTCPPort()
+        let proxyPort = try LoopbackPort.free()
+        let tlsProxyPort = try LoopbackPort.free()
         try await lab.allowOnlyOutbound(toPort: proxyPort)
         try await lab.allowOutbound(toPort: tlsProxyPort)
         #expect(try await !lab.canConnect(from: "m1", to: lab.hubAddress, port: hubPort), "the hub must be unreachable but through the proxy")
