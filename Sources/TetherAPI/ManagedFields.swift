@@ -19,12 +19,20 @@ struct ManagedFields: Equatable {
         var apiVersion: String
         var time: String
         var fields: Set<Path>
+        /// The subresource the writes went through (`scale`); empty for the object itself.
+        var subresource = ""
     }
 
     struct Conflict: Equatable {
         var manager: String
         var apiVersion: String
         var path: Path
+        var subresource = ""
+
+        /// `"kubectl-scale" with subresource "scale"`, as kube-apiserver names a manager.
+        var managerDescription: String {
+            subresource.isEmpty ? "\"\(manager)\"" : "\"\(manager)\" with subresource \"\(subresource)\""
+        }
 
         /// `.spec.replicas`, `.spec.template.spec.containers[name="web"].image`, as kube-apiserver writes them.
         var field: String {
@@ -46,17 +54,20 @@ struct ManagedFields: Equatable {
             guard let manager = entry["manager"]?.stringValue, let operation = entry["operation"]?.stringValue else { return nil }
             return Entry(
                 manager: manager, operation: operation, apiVersion: entry["apiVersion"]?.stringValue ?? "",
-                time: entry["time"]?.stringValue ?? "", fields: Self.decode(entry["fieldsV1"] ?? [:]))
+                time: entry["time"]?.stringValue ?? "", fields: Self.decode(entry["fieldsV1"] ?? [:]),
+                subresource: entry["subresource"]?.stringValue ?? "")
         }
     }
 
     var json: JSONValue {
         .array(
             entries.map { entry in
-                [
+                var json: JSONValue = [
                     "manager": .string(entry.manager), "operation": .string(entry.operation), "apiVersion": .string(entry.apiVersion),
                     "time": .string(entry.time), "fieldsType": "FieldsV1", "fieldsV1": Self.encode(entry.fields),
                 ]
+                if !entry.subresource.isEmpty { json[member: "subresource"] = .string(entry.subresource) }
+                return json
             })
     }
 
@@ -229,7 +240,7 @@ struct ManagedFields: Equatable {
             where !(path.last?.hasPrefix("k:") ?? false)
                 && Self.value(at: path, in: applied) != Self.value(at: path, in: current)
             {
-                found.append(Conflict(manager: entry.manager, apiVersion: entry.apiVersion, path: path))
+                found.append(Conflict(manager: entry.manager, apiVersion: entry.apiVersion, path: path, subresource: entry.subresource))
             }
         }
         return found.sorted { ($0.manager, $0.field) < ($1.manager, $1.field) }
@@ -245,18 +256,22 @@ struct ManagedFields: Equatable {
 
     /// Records that `manager` now owns `fields` by `operation`; `taken` are fields it takes from
     /// the others (forced conflicts, or what an update changed).
-    mutating func record(manager: String, operation: String, apiVersion: String, fields: Set<Path>, taking taken: Set<Path>, at time: String) {
-        for index in entries.indices where !(entries[index].manager == manager && entries[index].operation == operation) {
+    mutating func record(
+        manager: String, operation: String, apiVersion: String, fields: Set<Path>, taking taken: Set<Path>, at time: String, subresource: String = ""
+    ) {
+        func isTheWriter(_ entry: Entry) -> Bool { entry.manager == manager && entry.operation == operation && entry.subresource == subresource }
+        for index in entries.indices where !isTheWriter(entries[index]) {
             entries[index].fields.subtract(taken)
         }
-        if let index = entries.firstIndex(where: { $0.manager == manager && $0.operation == operation }) {
+        if let index = entries.firstIndex(where: isTheWriter) {
             if entries[index].fields != fields || entries[index].apiVersion != apiVersion {
                 entries[index].fields = fields
                 entries[index].apiVersion = apiVersion
                 entries[index].time = time
             }
         } else if !fields.isEmpty {
-            entries.append(Entry(manager: manager, operation: operation, apiVersion: apiVersion, time: time, fields: fields))
+            entries.append(
+                Entry(manager: manager, operation: operation, apiVersion: apiVersion, time: time, fields: fields, subresource: subresource))
         }
         entries.removeAll { $0.fields.isEmpty }
     }

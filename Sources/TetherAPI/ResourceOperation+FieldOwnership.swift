@@ -19,8 +19,8 @@ extension ResourceOperation {
     /// `object` (admitted) with `metadata.managedFields` recording this write: a server-side
     /// apply (`applied`, its body) owns what it applied, after a 409 if it would change fields
     /// other managers set (unless `force`); any other write owns the fields it changed, taken
-    /// from whoever had them.
-    func ownership(of object: JSONValue, current: JSONValue?, applied: JSONValue?) throws -> JSONValue {
+    /// from whoever had them. A write through a subresource (`scale`) is recorded under it.
+    func ownership(of object: JSONValue, current: JSONValue?, applied: JSONValue?, subresource: String = "") throws -> JSONValue {
         let schema = kind.schema
         var managed = ManagedFields(of: current ?? object)
         if current == nil { managed.entries = [] }
@@ -35,9 +35,11 @@ extension ResourceOperation {
         } else {
             let before = current ?? [:]
             let changed = ManagedFields.changed(from: before, to: object, schema: schema)
-            let held = managed.entries.first { $0.manager == manager && $0.operation == "Update" }?.fields ?? []
+            let held = managed.entries.first { $0.manager == manager && $0.operation == "Update" && $0.subresource == subresource }?.fields ?? []
             let owned = held.union(changed).filter { ManagedFields.value(at: $0, in: object) != nil }
-            managed.record(manager: manager, operation: "Update", apiVersion: kind.apiVersion, fields: owned, taking: changed, at: time)
+            managed.record(
+                manager: manager, operation: "Update", apiVersion: kind.apiVersion, fields: owned, taking: changed, at: time, subresource: subresource
+            )
         }
         var result = object
         // Not a ternary: with a JSONValue branch its nil would be JSON null (JSONValue is ExpressibleByNilLiteral).
@@ -69,14 +71,14 @@ extension ResourceOperation {
 
     /// 409 as kube-apiserver words it, with one cause per field, which kubectl prints.
     static func conflictError(_ conflicts: [ManagedFields.Conflict]) -> APIError {
-        let lines = conflicts.map { "conflict with \"\($0.manager)\" using \($0.apiVersion): \($0.field)" }
+        let lines = conflicts.map { "conflict with \($0.managerDescription) using \($0.apiVersion): \($0.field)" }
         let message =
             conflicts.count == 1
             ? "Apply failed with 1 conflict: \(lines[0])"
             : "Apply failed with \(conflicts.count) conflicts: \(lines.joined(separator: "\n"))"
         let causes: [JSONValue] = conflicts.map {
             [
-                "reason": "FieldManagerConflict", "message": .string("conflict with \"\($0.manager)\" using \($0.apiVersion)"),
+                "reason": "FieldManagerConflict", "message": .string("conflict with \($0.managerDescription) using \($0.apiVersion)"),
                 "field": .string($0.field),
             ]
         }

@@ -223,8 +223,10 @@ struct ResourceOperation {
         let patch = try await decodedBody(patch: true)
         if path.subresource == "scale" {
             let scale = Scale(of: try await store.get(type, namespace: path.namespace, name: path.name ?? "")).object
-            let patchedScale = try Self.apply(patch, contentType: contentType, to: scale, schema: .free, limits: handler.configuration.limits)
+            var patchedScale = try Self.apply(patch, contentType: contentType, to: scale, schema: .free, limits: handler.configuration.limits)
             try checkLimits(of: patchedScale, after: "the patch")
+            // The version read to patch is no precondition unless the patch names one.
+            if patch["metadata"]?["resourceVersion"] == nil { patchedScale.metadata["resourceVersion"] = nil }
             return try await rescale(with: patchedScale, dryRun: dryRun)
         }
         // Without a resourceVersion in it, a patch applies to whatever is current: a write that
@@ -338,18 +340,32 @@ struct ResourceOperation {
         return plugin.normalizeOnWrite(object)
     }
 
-    /// Writes the replica count of a `Scale` into the object behind it.
+    /// Writes the replica count of a `Scale` into the object behind it. Without a resourceVersion
+    /// in the Scale, it applies to whatever is current, again when another write lands first.
     private func rescale(with scale: JSONValue, dryRun: Bool) async throws -> Response {
         guard let replicas = scale["spec"]?["replicas"]?.integerValue, replicas >= 0 else {
             throw APIError.invalid("Scale.spec.replicas must be a non-negative integer")
         }
+        var attempt = 1
+        while true {
+            do {
+                return try await rescaleOnce(to: replicas, expecting: scale.resourceVersion, dryRun: dryRun)
+            } catch let error as StoreError where error.code == .conflict && scale.resourceVersion == nil && attempt < Self.patchAttempts {
+                attempt += 1
+            }
+        }
+    }
+
+    private func rescaleOnce(to replicas: Int64, expecting expectedVersion: UInt64?, dryRun: Bool) async throws -> Response {
         var object = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
-        if let expected = scale.resourceVersion, expected != object.resourceVersion {
+        if let expected = expectedVersion, expected != object.resourceVersion {
             throw APIError(StoreError(.conflict, "the object has been modified; read the scale again and retry"))
         }
+        let before = object
         var spec = object["spec"] ?? [:]
         spec[member: "replicas"] = .integer(replicas)
         object[member: "spec"] = spec
+        object = try ownership(of: object, current: before, applied: nil, subresource: "scale")
         let updated = try await store.update(object, as: type, dryRun: dryRun)
         return ResourceHandler.json(Scale(of: updated).object)
     }

@@ -239,6 +239,42 @@ struct APIRoutingTests {
         }
     }
 
+    @Test("scale patches racing label patches of one Deployment all land; a Scale naming an old resourceVersion is 409")
+    func racingScales() async throws {
+        try await Self.withAPI { client in
+            let deployment: JSONValue = [
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "scaled", "namespace": "default"],
+                "spec": [
+                    "replicas": 1, "selector": ["matchLabels": ["app": "scaled"]],
+                    "template": ["metadata": ["labels": ["app": "scaled"]], "spec": ["containers": [["name": "a", "image": "x:1"]]]],
+                ],
+            ]
+            let uri = "/apis/apps/v1/namespaces/default/deployments"
+            #expect(try await client.execute(uri: uri, method: .post, headers: Self.headers(), body: Self.json(deployment)).status == .created)
+            let merge = Self.headers(contentType: "application/merge-patch+json")
+            let statuses = try await withThrowingTaskGroup(of: [HTTPResponse.Status].self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        var seen: [HTTPResponse.Status] = []
+                        for index in 0..<10 {
+                            let (path, body): (String, JSONValue) =
+                                writer.isMultiple(of: 2)
+                                ? ("\(uri)/scaled/scale", ["spec": ["replicas": .integer(Int64(index))]])
+                                : ("\(uri)/scaled", ["metadata": ["labels": .object(["w\(writer)-\(index)": "set"])]])
+                            seen.append(try await client.execute(uri: path, method: .patch, headers: merge, body: Self.json(body)).status)
+                        }
+                        return seen
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses.filter { $0 != .ok })")
+            let stale: JSONValue = ["metadata": ["resourceVersion": "1"], "spec": ["replicas": 7]]
+            let refused = try await client.execute(uri: "\(uri)/scaled/scale", method: .patch, headers: merge, body: Self.json(stale))
+            #expect(refused.status == .conflict, "a resourceVersion in the Scale is a precondition")
+        }
+    }
+
     @Test("a protobuf create (kubectl's generator commands) is decoded from Kubernetes' envelope and goes through the same create")
     func protobufCreate() async throws {
         try await Self.withAPI { client in

@@ -29,7 +29,9 @@ struct ServerSideApplyTests {
         }
     }
 
-    @Test("kubectl create, label and scale record their managers as Update entries, as kube-apiserver does, at the hub and on a simulated member")
+    @Test(
+        "kubectl create, label and scale record their managers as Update entries (scale under its subresource), as kube-apiserver does, at the hub and on a simulated member"
+    )
     func updatesRecordTheirManagers() async throws {
         try await withFederation { federation in
             _ = try await federation.startHub(heartbeatInterval: 1)
@@ -46,9 +48,9 @@ struct ServerSideApplyTests {
                 try await kubectl.succeed(["scale", "deployment", "web", "--replicas=3"])
                 let entries = try await kubectl.succeed([
                     "get", "deployment", "web", "--show-managed-fields", "-o",
-                    "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation};{end}",
+                    "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation}/{.subresource};{end}",
                 ])
-                #expect(entries.contains("kubectl-create/Update;") && entries.contains("kubectl-label/Update;"), "\(entries)")
+                #expect(entries.contains("kubectl-create/Update/;") && entries.contains("kubectl-label/Update/;"), "\(entries)")
                 let labelled = try await kubectl.succeed([
                     "get", "deployment", "web", "--show-managed-fields", "-o",
                     "jsonpath={.metadata.managedFields[?(@.manager==\"kubectl-label\")].fieldsV1}",
@@ -56,6 +58,15 @@ struct ServerSideApplyTests {
                 #expect(labelled.contains("f:tier"), "\(labelled)")
                 let configMap = try await kubectl.succeed(["get", "--raw", "/api/v1/namespaces/default/configmaps/c1"])
                 #expect(!configMap.contains("null") && configMap.contains("\"manager\":\"kubectl-create\""), "\(configMap)")
+                // kubectl scale's write is its own, through the scale subresource (kubectl 1.32 names no
+                // field manager there, so it is its user agent's, "kubectl"); an apply that sets other
+                // replicas conflicts with it, as on kube-apiserver.
+                #expect(entries.contains("kubectl/Update/scale;"), "\(entries)")
+                let refused = try await kubectl.run(
+                    ["apply", "--server-side", "--field-manager=alice", "-f", "-"], stdin: Self.manifest(replicas: 5, image: "nginx:1.27"))
+                #expect(
+                    refused.status != 0 && refused.stderr.contains("conflict with \"kubectl\" with subresource \"scale\"")
+                        && refused.stderr.contains(".spec.replicas"), "\(refused)")
             }
         }
     }
