@@ -55,6 +55,17 @@ struct APIRoutingTests {
         try JSONValue(parsing: Array(response.body.readableBytesView))
     }
 
+    /// A Deployment of one replica whose pods are labelled `app: NAME`.
+    static func deployment(_ name: String, containers: [JSONValue]) -> JSONValue {
+        [
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": .string(name), "namespace": "default"],
+            "spec": [
+                "replicas": 1, "selector": ["matchLabels": ["app": .string(name)]],
+                "template": ["metadata": ["labels": ["app": .string(name)]], "spec": ["containers": .array(containers)]],
+            ],
+        ]
+    }
+
     static func configMap(_ name: String, namespace: String = "default") -> JSONValue {
         ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "namespace": .string(namespace)], "data": ["k": "v"]]
     }
@@ -162,16 +173,7 @@ struct APIRoutingTests {
     @Test("patches: merge, strategic merge by container name, JSON patch; a JSON patch that copies past the object limit is refused")
     func patches() async throws {
         try await Self.withAPI { client in
-            let deployment: JSONValue = [
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web", "namespace": "default"],
-                "spec": [
-                    "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
-                    "template": [
-                        "metadata": ["labels": ["app": "web"]],
-                        "spec": ["containers": [["name": "a", "image": "x:1"], ["name": "b", "image": "y:1"]]],
-                    ],
-                ],
-            ]
+            let deployment = Self.deployment("web", containers: [["name": "a", "image": "x:1"], ["name": "b", "image": "y:1"]])
             let uri = "/apis/apps/v1/namespaces/default/deployments"
             #expect(try await client.execute(uri: uri, method: .post, headers: Self.headers(), body: Self.json(deployment)).status == .created)
             let strategic: JSONValue = ["spec": ["template": ["spec": ["containers": [["name": "b", "image": "y:2"]]]]]]
@@ -242,13 +244,7 @@ struct APIRoutingTests {
     @Test("scale patches racing label patches of one Deployment all land; a Scale naming an old resourceVersion is 409")
     func racingScales() async throws {
         try await Self.withAPI { client in
-            let deployment: JSONValue = [
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "scaled", "namespace": "default"],
-                "spec": [
-                    "replicas": 1, "selector": ["matchLabels": ["app": "scaled"]],
-                    "template": ["metadata": ["labels": ["app": "scaled"]], "spec": ["containers": [["name": "a", "image": "x:1"]]]],
-                ],
-            ]
+            let deployment = Self.deployment("scaled", containers: [["name": "a", "image": "x:1"]])
             let uri = "/apis/apps/v1/namespaces/default/deployments"
             #expect(try await client.execute(uri: uri, method: .post, headers: Self.headers(), body: Self.json(deployment)).status == .created)
             let merge = Self.headers(contentType: "application/merge-patch+json")
