@@ -242,7 +242,10 @@ let package = Package(
         // plainly it replays inputs, which is how the test command checks the committed corpus.
         .executableTarget(
             name: "tether-fuzz",
-            dependencies: ["TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", "BuiltinPlugins", nioCore, nioEmbedded, nioTLS],
+            dependencies: [
+                "TetherModel", "TetherJSON", "TetherWire", "TetherAPI", "TetherSecurity", "TetherPlugin", "BuiltinPlugins", nioCore, nioEmbedded,
+                nioTLS,
+            ],
             path: "Tests/Fuzz",
             exclude: ["Corpus", "run-fuzzers.sh", "lsan-suppressions.txt"],
             swiftSettings: strictSettings

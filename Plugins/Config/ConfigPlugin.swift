@@ -14,16 +14,22 @@ public struct ConfigPlugin: ResourcePlugin {
     public static let namespace = KindDescriptor(
         group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, shortNames: ["ns"],
         printerColumns: [.text("STATUS") { $0.string(at: "status", "phase") ?? "Active" }],
-        fields: ["spec": .object(["finalizers": .stringList]), "status": .object(["phase": .string, "conditions": .conditions])],
+        fields: [
+            "spec": .numbered(.field(1, "finalizers", .stringList)),
+            "status": .numbered(
+                .field(1, "phase", .string), .field(2, "conditions", .array(.transitionCondition(lastTransitionTime: 4, reason: 5, message: 6)))),
+        ],
         summary: "Namespace provides a scope for names.",
-        nameRule: .dns1123Label
+        nameRule: .dns1123Label,
+        protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let configMap = KindDescriptor(
         group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, shortNames: ["cm"],
         printerColumns: [.count("DATA") { Int64($0["data"]?.objectMembers.count ?? 0) + Int64($0["binaryData"]?.objectMembers.count ?? 0) }],
         hasStatus: false,
-        fields: ["data": .stringMap, "binaryData": .stringMap, "immutable": .boolean],
-        summary: "ConfigMap holds configuration data for pods to consume."
+        fields: ["data": .stringMap, "binaryData": .map(.bytes), "immutable": .boolean],
+        summary: "ConfigMap holds configuration data for pods to consume.",
+        protobufNumbers: ["data": 2, "binaryData": 3, "immutable": 4]
     )
     public static let secret = KindDescriptor(
         group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true,
@@ -32,8 +38,9 @@ public struct ConfigPlugin: ResourcePlugin {
             .count("DATA") { Int64($0["data"]?.objectMembers.count ?? 0) + Int64($0["stringData"]?.objectMembers.count ?? 0) },
         ],
         hasStatus: false,
-        fields: ["data": .stringMap, "stringData": .stringMap, "type": .string, "immutable": .boolean],
-        summary: "Secret holds secret data of a certain type."
+        fields: ["data": .map(.bytes), "stringData": .stringMap, "type": .string, "immutable": .boolean],
+        summary: "Secret holds secret data of a certain type.",
+        protobufNumbers: ["data": 2, "type": 3, "stringData": 4, "immutable": 5]
     )
 
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {

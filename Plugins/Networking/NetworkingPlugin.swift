@@ -37,7 +37,7 @@ public struct NetworkingPlugin: ResourcePlugin {
                 .field(20, "allocateLoadBalancerNodePorts", .boolean, optional: true), .field(21, "loadBalancerClass", .string, optional: true),
                 .field(22, "internalTrafficPolicy", .string, optional: true), .field(23, "trafficDistribution", .string, optional: true)
             ),
-            "status": .free,
+            "status": serviceStatus,
         ],
         summary: "Service is a named abstraction of software service consisting of a port the proxy listens on and the pods it forwards to.",
         nameRule: .dns1123Label,
@@ -76,7 +76,7 @@ public struct NetworkingPlugin: ResourcePlugin {
                                 ))
                         )))
             ),
-            "status": .free,
+            "status": ingressStatus,
         ],
         summary: "Ingress is a collection of rules that allow inbound connections to reach the endpoints defined by a backend.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -183,6 +183,33 @@ public struct NetworkingPlugin: ResourcePlugin {
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
         StatusSummary.combinedLoadBalancer(of: members)
     }
+
+    // MARK: Statuses (field numbers of k8s.io/api core/v1 and networking/v1)
+
+    static let serviceStatus = FieldSchema.numbered(
+        .field(
+            1, "loadBalancer",
+            .numbered(
+                .field(
+                    1, "ingress",
+                    .array(
+                        .numbered(
+                            .field(1, "ip", .string), .field(2, "hostname", .string), .field(3, "ipMode", .string, optional: true),
+                            .field(4, "ports", .array(portStatus))
+                        ))))),
+        .field(2, "conditions", .array(.condition))
+    )
+    static let ingressStatus = FieldSchema.numbered(
+        .field(
+            1, "loadBalancer",
+            .numbered(
+                .field(
+                    1, "ingress",
+                    .array(.numbered(.field(1, "ip", .string), .field(2, "hostname", .string), .field(4, "ports", .array(portStatus))))))
+        )
+    )
+    static let portStatus = FieldSchema.numbered(
+        .field(1, "port", .integer), .field(2, "protocol", .string), .field(3, "error", .string, optional: true))
 
     static func loadBalancerAddresses(_ object: JSONValue) -> String? {
         let ingress = object.value(at: "status", "loadBalancer", "ingress")?.arrayElements ?? []

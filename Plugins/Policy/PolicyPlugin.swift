@@ -80,7 +80,7 @@ public struct PolicyPlugin: ResourcePlugin {
         ],
         fields: [
             "spec": .numbered(.field(1, "hard", .map(.quantity)), .field(2, "scopes", .stringList), .field(3, "scopeSelector", .free)),
-            "status": .free,
+            "status": .numbered(.field(1, "hard", .map(.quantity)), .field(2, "used", .map(.quantity))),
         ],
         summary: "ResourceQuota sets aggregate quota restrictions enforced per namespace.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -127,7 +127,11 @@ public struct PolicyPlugin: ResourcePlugin {
                 .field(1, "minAvailable", .intOrString, optional: true), .field(2, "selector", .labelSelector),
                 .field(3, "maxUnavailable", .intOrString, optional: true), .field(4, "unhealthyPodEvictionPolicy", .string, optional: true)
             ),
-            "status": .free,
+            "status": .numbered(
+                .field(1, "observedGeneration", .integer), .field(2, "disruptedPods", .map(.time)), .field(3, "disruptionsAllowed", .integer),
+                .field(4, "currentHealthy", .integer), .field(5, "desiredHealthy", .integer), .field(6, "expectedPods", .integer),
+                .field(7, "conditions", .array(.condition))
+            ),
         ],
         summary: "PodDisruptionBudget limits how many pods of a set may be down at once by voluntary disruption.",
         protobufNumbers: ["spec": 2, "status": 3]

@@ -35,7 +35,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 .field(5, "minReadySeconds", .integer), .field(6, "revisionHistoryLimit", .integer, optional: true),
                 .field(7, "paused", .boolean), .field(9, "progressDeadlineSeconds", .integer, optional: true)
             ),
-            "status": .free,
+            "status": deploymentStatus,
         ],
         summary: "Deployment enables declarative updates for Pods and ReplicaSets.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -54,7 +54,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 .field(1, "replicas", .integer, optional: true), .field(4, "minReadySeconds", .integer), .field(2, "selector", .labelSelector),
                 .field(3, "template", .podTemplate)
             ),
-            "status": .free,
+            "status": replicaSetStatus,
         ],
         summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -71,7 +71,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 .field(7, "updateStrategy", .free), .field(8, "revisionHistoryLimit", .integer, optional: true),
                 .field(9, "minReadySeconds", .integer), .field(10, "persistentVolumeClaimRetentionPolicy", .free), .field(11, "ordinals", .free)
             ),
-            "status": .free,
+            "status": statefulSetStatus,
         ],
         summary: "StatefulSet represents a set of pods with consistent identities.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -91,7 +91,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 .field(1, "selector", .labelSelector), .field(2, "template", .podTemplate), .field(3, "updateStrategy", .free),
                 .field(4, "minReadySeconds", .integer), .field(6, "revisionHistoryLimit", .integer, optional: true)
             ),
-            "status": .free,
+            "status": daemonSetStatus,
         ],
         summary: "DaemonSet represents the configuration of a daemon set: a pod on every node.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -103,7 +103,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
         ],
         fields: [
             "spec": .jobSpec,
-            "status": .free,
+            "status": jobStatus,
         ],
         summary: "Job represents the configuration of a single job.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -127,10 +127,60 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 .field(6, "successfulJobsHistoryLimit", .integer, optional: true),
                 .field(7, "failedJobsHistoryLimit", .integer, optional: true)
             ),
-            "status": .free,
+            "status": cronJobStatus,
         ],
         summary: "CronJob represents the configuration of a single cron job.",
         protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    // MARK: Statuses (field numbers of k8s.io/api apps/v1 and batch/v1)
+
+    static let deploymentStatus = FieldSchema.numbered(
+        .field(1, "observedGeneration", .integer), .field(2, "replicas", .integer), .field(3, "updatedReplicas", .integer),
+        .field(7, "readyReplicas", .integer), .field(4, "availableReplicas", .integer), .field(5, "unavailableReplicas", .integer),
+        .field(9, "terminatingReplicas", .integer, optional: true), .field(8, "collisionCount", .integer, optional: true),
+        .field(
+            6, "conditions",
+            .array(
+                .numbered(
+                    .field(1, "type", .string), .field(2, "status", .string), .field(6, "lastUpdateTime", .time),
+                    .field(7, "lastTransitionTime", .time), .field(4, "reason", .string), .field(5, "message", .string)
+                )))
+    )
+    static let replicaSetStatus = FieldSchema.numbered(
+        .field(1, "replicas", .integer), .field(2, "fullyLabeledReplicas", .integer), .field(4, "readyReplicas", .integer),
+        .field(5, "availableReplicas", .integer), .field(7, "terminatingReplicas", .integer, optional: true),
+        .field(3, "observedGeneration", .integer), .field(6, "conditions", .array(appsCondition))
+    )
+    static let statefulSetStatus = FieldSchema.numbered(
+        .field(1, "observedGeneration", .integer), .field(2, "replicas", .integer), .field(3, "readyReplicas", .integer),
+        .field(4, "currentReplicas", .integer), .field(5, "updatedReplicas", .integer), .field(6, "currentRevision", .string),
+        .field(7, "updateRevision", .string), .field(9, "collisionCount", .integer, optional: true),
+        .field(10, "conditions", .array(appsCondition)), .field(11, "availableReplicas", .integer)
+    )
+    static let daemonSetStatus = FieldSchema.numbered(
+        .field(1, "currentNumberScheduled", .integer), .field(2, "numberMisscheduled", .integer), .field(3, "desiredNumberScheduled", .integer),
+        .field(4, "numberReady", .integer), .field(5, "observedGeneration", .integer), .field(6, "updatedNumberScheduled", .integer),
+        .field(7, "numberAvailable", .integer), .field(8, "numberUnavailable", .integer), .field(9, "collisionCount", .integer, optional: true),
+        .field(10, "conditions", .array(appsCondition))
+    )
+    static let appsCondition = FieldSchema.transitionCondition(lastTransitionTime: 3, reason: 4, message: 5)
+    static let jobStatus = FieldSchema.numbered(
+        .field(
+            1, "conditions",
+            .array(
+                .numbered(
+                    .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastProbeTime", .time),
+                    .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)
+                ))),
+        .field(2, "startTime", .time), .field(3, "completionTime", .time), .field(4, "active", .integer), .field(5, "succeeded", .integer),
+        .field(6, "failed", .integer), .field(11, "terminating", .integer, optional: true), .field(7, "completedIndexes", .string),
+        .field(10, "failedIndexes", .string, optional: true),
+        .field(8, "uncountedTerminatedPods", .numbered(.field(1, "succeeded", .stringList), .field(2, "failed", .stringList))),
+        .field(9, "ready", .integer, optional: true)
+    )
+    static let cronJobStatus = FieldSchema.numbered(
+        .field(1, "active", .array(.objectReference)), .field(4, "lastScheduleTime", .time), .field(5, "lastSuccessfulTime", .time)
     )
 
     /// The status counts each kind reports and the hub sums.

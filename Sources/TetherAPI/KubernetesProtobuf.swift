@@ -3,16 +3,18 @@ import TetherJSON
 import TetherModel
 import TetherPlugin
 
-/// Decodes the protobuf bodies kubectl's generator commands and typed clients send: Kubernetes'
-/// `k8s\0` envelope around a `runtime.Unknown`. A Namespace, ConfigMap or Secret is read here;
-/// a kind whose schema carries field numbers (Deployment, Job, Service, ...) by
-/// ``ProtobufSchemaDecoder``. Other kinds are refused with a hint to send JSON.
+/// Kubernetes' protobuf bodies, which kubectl's generator commands and typed clients send and
+/// ask for: the `k8s\0` envelope around a `runtime.Unknown`. A kind whose schema carries field
+/// numbers (Namespace, ConfigMap, Deployment, Service, ...) is read by ``ProtobufSchemaDecoder``
+/// and written by ``ProtobufSchemaEncoder``. Other kinds are refused with a hint to send JSON,
+/// and answered in JSON.
 ///
 /// Field numbers are those of the public `generated.proto` files of k8s.io/api and
 /// k8s.io/apimachinery.
 public enum KubernetesProtobuf {
     static let contentType = "application/vnd.kubernetes.protobuf"
-    static let decodedKinds = ["Namespace", "ConfigMap", "Secret"]
+    /// `k8s\0`, the first bytes of every protobuf body.
+    static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
 
     struct Unsupported: Error {
         var kind: String
@@ -20,7 +22,6 @@ public enum KubernetesProtobuf {
 
     /// Kubernetes' envelope (`k8s\0`, then `runtime.Unknown`): the object's type and its bytes.
     private static func envelope(_ bytes: [UInt8]) throws -> (apiVersion: String, kind: String, raw: ArraySlice<UInt8>) {
-        let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
         guard bytes.count >= 4, Array(bytes.prefix(4)) == magic else {
             throw ProtobufError("the body does not start with Kubernetes' protobuf envelope (k8s\\0)")
         }
@@ -48,53 +49,55 @@ public enum KubernetesProtobuf {
 
     /// The kinds of `registry` whose protobuf bodies this server decodes.
     static func decodedKinds(in registry: KindRegistry) -> [String] {
-        decodedKinds + registry.kinds.filter { $0.protobufNumbers != nil }.map(\.kind)
+        registry.kinds.filter { $0.protobufNumbers != nil }.map(\.kind)
     }
 
-    /// The object a protobuf request body holds, or an error saying why there is none: the core
-    /// kinds below by hand, any kind of `registry` whose schema has field numbers from it.
+    /// The object a protobuf request body holds, or an error saying why there is none: any kind
+    /// of `registry` whose schema has field numbers is read from it.
     public static func decode(_ bytes: [UInt8], registry: KindRegistry) throws -> JSONValue {
         let (apiVersion, kind, raw) = try envelope(bytes)
-        if let descriptor = registry.kind(apiVersion: apiVersion, kind: kind), let numbers = descriptor.protobufNumbers {
-            return try ProtobufSchemaDecoder.decode(raw, kind: descriptor, numbers: numbers)
+        guard let descriptor = registry.kind(apiVersion: apiVersion, kind: kind), let numbers = descriptor.protobufNumbers else {
+            throw Unsupported(kind: kind.isEmpty ? "an object" : kind)
         }
-        guard apiVersion == "v1", decodedKinds.contains(kind) else { throw Unsupported(kind: kind.isEmpty ? "an object" : kind) }
-        var object: [String: JSONValue] = ["apiVersion": "v1", "kind": .string(kind)]
-        var message = ProtobufReader(raw)
-        var data: [String: JSONValue] = [:]
-        var binaryData: [String: JSONValue] = [:]
-        var stringData: [String: JSONValue] = [:]
-        while let field = try message.next() {
-            switch (kind, field.number) {
-            case (_, 1): object["metadata"] = try objectMeta(field.bytes())
-            case ("Namespace", 2):
-                var spec = ProtobufReader(try field.bytes())
-                var finalizers: [JSONValue] = []
-                while let entry = try spec.next() {
-                    if entry.number == 1 { finalizers.append(.string(try entry.string())) }
-                }
-                object["spec"] = ["finalizers": .array(finalizers)]
-            case ("ConfigMap", 2):
-                let (key, value) = try mapEntry(field.bytes())
-                data[key] = .string(String(decoding: value, as: UTF8.self))
-            case ("ConfigMap", 3):
-                let (key, value) = try mapEntry(field.bytes())
-                binaryData[key] = .string(Data(value).base64EncodedString())
-            case ("ConfigMap", 4), ("Secret", 5): object["immutable"] = .bool(try field.varint() != 0)
-            case ("Secret", 2):
-                let (key, value) = try mapEntry(field.bytes())
-                data[key] = .string(Data(value).base64EncodedString())
-            case ("Secret", 3): object["type"] = .string(try field.string())
-            case ("Secret", 4):
-                let (key, value) = try mapEntry(field.bytes())
-                stringData[key] = .string(String(decoding: value, as: UTF8.self))
-            default: break
-            }
+        return try ProtobufSchemaDecoder.decode(raw, kind: descriptor, numbers: numbers)
+    }
+
+    /// `object` in Kubernetes' envelope, or nil when some part of it has no field number here
+    /// (a part the schema leaves `free`, a field it does not know): that object is answered as
+    /// JSON, which every client that asks for protobuf accepts as well.
+    public static func encode(_ object: JSONValue, kind: KindDescriptor) -> [UInt8]? {
+        guard let numbers = kind.protobufNumbers, let raw = try? ProtobufSchemaEncoder.encode(object, kind: kind, numbers: numbers) else {
+            return nil
         }
-        if !data.isEmpty { object["data"] = .object(data) }
-        if !binaryData.isEmpty { object["binaryData"] = .object(binaryData) }
-        if !stringData.isEmpty { object["stringData"] = .object(stringData) }
-        return .object(object)
+        return enveloped(raw, apiVersion: kind.apiVersion, kind: kind.kind)
+    }
+
+    /// A list of the kind (`DeploymentList`: `metadata = 1` a ListMeta, `items = 2`), or nil
+    /// when some item cannot be encoded: the whole list is then answered as JSON.
+    static func encodeList(_ objects: [JSONValue], kind: KindDescriptor, resourceVersion: String, continueToken: String?) -> [UInt8]? {
+        guard let numbers = kind.protobufNumbers else { return nil }
+        var list = ProtobufWriter()
+        var listMeta = ProtobufWriter()
+        listMeta.string(2, resourceVersion)
+        if let continueToken { listMeta.string(3, continueToken) }
+        list.message(1, listMeta)
+        for object in objects {
+            guard let item = try? ProtobufSchemaEncoder.encode(object, kind: kind, numbers: numbers) else { return nil }
+            list.lengthDelimited(2, item)
+        }
+        return enveloped(list.bytes, apiVersion: kind.apiVersion, kind: "\(kind.kind)List")
+    }
+
+    private static func enveloped(_ raw: [UInt8], apiVersion: String, kind: String) -> [UInt8] {
+        var typeMeta = ProtobufWriter()
+        typeMeta.string(1, apiVersion)
+        typeMeta.string(2, kind)
+        var unknown = ProtobufWriter()
+        unknown.message(1, typeMeta)
+        unknown.lengthDelimited(2, raw)
+        unknown.string(3, "")
+        unknown.string(4, "")
+        return magic + unknown.bytes
     }
 
     /// A self review kubectl sends (`auth can-i`, `can-i --list`, `whoami`): its spec, as JSON.

@@ -15,21 +15,11 @@ import TetherPlugin
 enum ProtobufSchemaDecoder {
     static let maximumDepth = 48
 
-    /// The object of `kind` whose message is `raw` (the envelope's contents).
-    static func decode(_ raw: ArraySlice<UInt8>, kind: KindDescriptor, numbers: [String: Int]) throws -> JSONValue {
-        var fields: [ProtoField] = [.field(1, "metadata", .objectMeta)]
-        var ignored: Set<Int> = []
-        for (name, number) in numbers.sorted(by: { $0.value < $1.value }) {
-            // A status is the server's: Kubernetes ignores it on create and update, and so does this.
-            if name == "status" {
-                ignored.insert(number)
-                continue
-            }
-            // The top-level scalars of the kinds served (`automountServiceAccountToken`) are pointers.
-            let schema = kind.fields?[name] ?? .free
-            fields.append(.field(number, name, schema, optional: schema == .boolean || schema == .integer))
-        }
-        var object = try decodeMessage(raw, fields: fields, ignoring: ignored, path: "", depth: 0)
+    /// The object of `kind` whose message is `raw` (the envelope's contents). A status is the
+    /// server's: Kubernetes ignores it on create and update, and so does this, unless asked to keep it.
+    static func decode(_ raw: ArraySlice<UInt8>, kind: KindDescriptor, numbers: [String: Int], keepingStatus: Bool = false) throws -> JSONValue {
+        let ignored = keepingStatus ? [] : Set(numbers["status"].map { [$0] } ?? [])
+        var object = try decodeMessage(raw, fields: kind.protobufFields(numbers), ignoring: ignored, path: "", depth: 0)
         object["apiVersion"] = .string(kind.apiVersion)
         object["kind"] = .string(kind.kind)
         return .object(object)
@@ -129,6 +119,16 @@ enum ProtobufSchemaDecoder {
             case .message(let fields):
                 let object = try decodeMessage(try field.bytes(), fields: fields, path: path, depth: depth)
                 return object.isEmpty && !keepZero ? nil : .object(object)
+            case .bytes:
+                return .string(Data(try field.bytes()).base64EncodedString())
+            case .fieldsV1:
+                var reader = ProtobufReader(try field.bytes())
+                var fields: JSONValue = [:]
+                while let part = try reader.next() {
+                    guard part.number == 1 else { continue }
+                    do { fields = try JSONValue(parsing: try part.bytes()) } catch { throw ProtobufError("the field set is not JSON: \(error)") }
+                }
+                return fields
             case .free, .object, .number, .array, .keyedList, .map:
                 guard field.isZero else { throw ProtobufError("\(path) cannot be read from protobuf by this server") }
                 return nil
@@ -136,6 +136,21 @@ enum ProtobufSchemaDecoder {
         } catch let error as ProtobufError where !error.description.hasPrefix(path) {
             throw ProtobufError("\(path): \(error.description)")
         }
+    }
+}
+
+extension KindDescriptor {
+    /// The kind's top-level message: `metadata` as field 1, then each field `numbers` names,
+    /// described by the kind's schema.
+    func protobufFields(_ numbers: [String: Int]) -> [ProtoField] {
+        var fields: [ProtoField] = [.field(1, "metadata", .objectMeta)]
+        for (name, number) in numbers.sorted(by: { $0.value < $1.value }) {
+            // The top-level scalars of the kinds served (`automountServiceAccountToken`, a
+            // ConfigMap's `immutable`) are pointers.
+            let schema = self.fields?[name] ?? .free
+            fields.append(.field(number, name, schema, optional: schema == .boolean || schema == .integer))
+        }
+        return fields
     }
 }
 

@@ -38,7 +38,34 @@ struct ResourceOperation {
         if wantsTable {
             return ResourceHandler.json(TableWriter(kind: kind, now: Date()).table([object], resourceVersion: nil))
         }
-        return ResourceHandler.json(object)
+        return respond(object)
+    }
+
+    /// One object of the kind, in protobuf when the client prefers it (client-go's typed
+    /// clients send `Accept: application/vnd.kubernetes.protobuf, application/json`) and every
+    /// part of the object has a field number; in JSON otherwise, which such clients take as well.
+    func respond(_ object: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: kind) {
+            return Response(
+                status: status, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        return ResourceHandler.json(object, status: status)
+    }
+
+    /// Whether the media range with the highest quality in `accept` (the first of equals) is protobuf.
+    static func prefersProtobuf(_ accept: String) -> Bool {
+        var best: (quality: Double, protobuf: Bool)?
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let type = parts.first, !type.isEmpty else { continue }
+            let quality =
+                parts.dropFirst().compactMap { parameter -> Double? in
+                    guard parameter.hasPrefix("q=") else { return nil }
+                    return Double(parameter.dropFirst(2))
+                }.first ?? 1
+            if quality > 0, quality > (best?.quality ?? -1) { best = (quality, type == KubernetesProtobuf.contentType) }
+        }
+        return best?.protobuf ?? false
     }
 
     func list() async throws -> Response {
@@ -49,6 +76,11 @@ struct ResourceOperation {
             return ResourceHandler.json(
                 TableWriter(kind: kind, now: Date()).table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token)
             )
+        }
+        if Self.prefersProtobuf(request.headers[.accept] ?? ""),
+            let bytes = KubernetesProtobuf.encodeList(page.objects, kind: kind, resourceVersion: String(page.resourceVersion), continueToken: token)
+        {
+            return Response(status: .ok, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         var metadata: [String: JSONValue] = ["resourceVersion": .string(String(page.resourceVersion))]
         if let token { metadata["continue"] = .string(token) }
@@ -205,7 +237,7 @@ struct ResourceOperation {
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
         let created = try await store.create(object, as: type, dryRun: dryRun)
         if !dryRun { await definitionServed(created) }
-        return ResourceHandler.json(created, status: .created)
+        return respond(created, status: .created)
     }
 
     func replace(dryRun: Bool) async throws -> Response {
@@ -213,9 +245,9 @@ struct ResourceOperation {
         var object = try await decodedBody()
         try checkKind(of: &object)
         try checkIdentity(of: &object)
-        guard path.subresource == nil else { return ResourceHandler.json(try await write(object, dryRun: dryRun)) }
+        guard path.subresource == nil else { return respond(try await write(object, dryRun: dryRun)) }
         let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
-        return ResourceHandler.json(try await write(object, dryRun: dryRun, replacing: current))
+        return respond(try await write(object, dryRun: dryRun, replacing: current))
     }
 
     func patch(dryRun: Bool) async throws -> Response {
@@ -271,9 +303,9 @@ struct ResourceOperation {
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: &patched)
         try checkIdentity(of: &patched)
-        guard path.subresource == nil else { return ResourceHandler.json(try await write(patched, dryRun: dryRun)) }
+        guard path.subresource == nil else { return respond(try await write(patched, dryRun: dryRun)) }
         if applying { patched = try withoutAbandonedFields(patched, applied: patch, current: current) }
-        return ResourceHandler.json(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? Optional(patch) : nil))
+        return respond(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? Optional(patch) : nil))
     }
 
     /// Stores a whole new version: of `status` alone on the status subresource, else of the rest,
@@ -377,8 +409,8 @@ struct ResourceOperation {
         )
         if !dryRun, case .finalizing(let object) = outcome { await definitionServed(object) }
         switch outcome {
-        case .deleted(let object): return ResourceHandler.json(object)
-        case .finalizing(let object): return ResourceHandler.json(object, status: .accepted)
+        case .deleted(let object): return respond(object)
+        case .finalizing(let object): return respond(object, status: .accepted)
         }
     }
 

@@ -33,6 +33,11 @@ public indirect enum FieldSchema: Sendable, Hashable {
     /// `name`): an array in JSON, published in OpenAPI with `x-kubernetes-patch-merge-key`, which
     /// kubectl's client-side apply needs to patch one element, not replace the list.
     case keyedList(FieldSchema, mergeKey: String)
+    /// `[]byte`: base64 text in JSON, the bytes themselves in protobuf (a Secret's `data`).
+    case bytes
+    /// `metav1.FieldsV1` (a managed-fields entry's field set): any JSON object in JSON; in
+    /// protobuf a message whose field 1 holds that object's JSON text.
+    case fieldsV1
 
     /// A message from its fields: `.numbered(.field(1, "replicas", .integer, optional: true), ...)`.
     public static func numbered(_ fields: ProtoField...) -> FieldSchema { .message(fields) }
@@ -51,6 +56,8 @@ public indirect enum FieldSchema: Sendable, Hashable {
                     uniquingKeysWith: { first, _ in first }))
         case .time: .string
         case .quantity: .intOrString
+        case .bytes: .string
+        case .fieldsV1: .free
         case .keyedList(let element, _): .array(element)
         default: self
         }
@@ -74,7 +81,33 @@ public indirect enum FieldSchema: Sendable, Hashable {
                     .field(5, "apiVersion", .string), .field(1, "kind", .string), .field(3, "name", .string), .field(4, "uid", .string),
                     .field(6, "controller", .boolean, optional: true), .field(7, "blockOwnerDeletion", .boolean, optional: true)
                 ))),
-        .field(14, "finalizers", stringList), .field(17, "managedFields", freeList)
+        .field(14, "finalizers", stringList), .field(17, "managedFields", .array(managedFieldsEntry))
+    )
+
+    /// `metav1.ManagedFieldsEntry`: who set which fields (server-side apply).
+    public static let managedFieldsEntry = FieldSchema.numbered(
+        .field(1, "manager", .string), .field(2, "operation", .string), .field(3, "apiVersion", .string), .field(4, "time", .time),
+        .field(6, "fieldsType", .string), .field(7, "fieldsV1", .fieldsV1), .field(8, "subresource", .string)
+    )
+
+    /// `metav1.Condition`, the condition type of newer kinds (a Service's, a PodDisruptionBudget's).
+    public static let condition = FieldSchema.numbered(
+        .field(1, "type", .string), .field(2, "status", .string), .field(3, "observedGeneration", .integer),
+        .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)
+    )
+
+    /// The condition of the apps kinds (ReplicaSet, StatefulSet, DaemonSet) and of a Namespace:
+    /// `type`, `status`, `lastTransitionTime`, `reason`, `message`, numbered as each kind numbers them.
+    public static func transitionCondition(lastTransitionTime: Int, reason: Int, message: Int) -> FieldSchema {
+        .numbered(
+            .field(1, "type", .string), .field(2, "status", .string), .field(lastTransitionTime, "lastTransitionTime", .time),
+            .field(reason, "reason", .string), .field(message, "message", .string))
+    }
+
+    /// `core/v1.ObjectReference` (a CronJob's active Jobs).
+    public static let objectReference = FieldSchema.numbered(
+        .field(1, "kind", .string), .field(2, "namespace", .string), .field(3, "name", .string), .field(4, "uid", .string),
+        .field(5, "apiVersion", .string), .field(6, "resourceVersion", .string), .field(7, "fieldPath", .string)
     )
 
     /// `metav1.LabelSelector`.
@@ -85,9 +118,6 @@ public indirect enum FieldSchema: Sendable, Hashable {
 
     /// `core/v1.PodTemplateSpec`.
     public static let podTemplate = FieldSchema.numbered(.field(1, "metadata", objectMeta), .field(2, "spec", podSpec))
-
-    /// `metav1.Condition`-like status conditions.
-    public static let conditions = FieldSchema.array(.free)
 
     /// The fields of an object: `apiVersion`, `kind`, `metadata`, then `fields`.
     public static func resource(_ fields: [String: FieldSchema]) -> FieldSchema {
@@ -179,7 +209,7 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
-        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _): return  // shown as their JSON shapes above
+        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.fieldsV1, _): return  // shown as their JSON shapes above
         }
     }
 }

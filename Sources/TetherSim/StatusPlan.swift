@@ -55,7 +55,7 @@ struct StatusPlan {
             status[member: "unavailableReplicas"] = .integer(desired - ready)
             status[member: "conditions"] = .array(deploymentConditions(ready: ready, desired: desired))
         } else {
-            status[member: "fullyLabeledReplicas"] = .integer(desired)
+            if object.kind == "ReplicaSet" { status[member: "fullyLabeledReplicas"] = .integer(desired) }
             if object.kind == "StatefulSet" {
                 status[member: "currentReplicas"] = .integer(ready)
                 status[member: "updatedReplicas"] = .integer(ready)

@@ -5,6 +5,7 @@ import NIOEmbedded
 import TetherAPI
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherSecurity
 import TetherWire
 
@@ -36,15 +37,24 @@ enum FuzzTarget: String, CaseIterable {
         switch self {
         case .frame: Self.frames(bytes)
         case .json: Self.json(bytes)
-        case .protobuf:
-            _ = try? KubernetesProtobuf.decode(Array(bytes), registry: BuiltinPlugins.hub)
-            _ = try? KubernetesProtobuf.decodeReview(Array(bytes))
+        case .protobuf: Self.protobuf(bytes)
         case .patch: Self.patch(bytes)
         case .selectors: Self.selectors(bytes)
         case .yaml: _ = try? YAMLDocument.decode(String(decoding: bytes, as: UTF8.self), maximumValues: 20_000)
         case .pem: Self.pem(bytes)
         case .tls: TLSRecordFuzz.run(bytes)
         }
+    }
+
+    /// What decodes, encoded again (as an answer would be), decodes to the same object.
+    private static func protobuf(_ bytes: UnsafeRawBufferPointer) {
+        _ = try? KubernetesProtobuf.decodeReview(Array(bytes))
+        let registry = BuiltinPlugins.hub
+        guard let object = try? KubernetesProtobuf.decode(Array(bytes), registry: registry),
+            let kind = registry.kind(apiVersion: object["apiVersion"]?.stringValue ?? "", kind: object["kind"]?.stringValue ?? ""),
+            let again = KubernetesProtobuf.encode(object, kind: kind)
+        else { return }
+        precondition((try? KubernetesProtobuf.decode(again, registry: registry)) == object, "an object did not survive a protobuf round trip")
     }
 
     private static func frames(_ bytes: UnsafeRawBufferPointer) {

@@ -77,6 +77,93 @@ struct KubectlGeneratorTests {
         }
     }
 
+    /// Runs `kubectl describe` at -v=8: what it prints, and the paths of the GETs answered in
+    /// protobuf (from its log: each request's line, then its response's headers).
+    static func describe(_ kubectl: Kubectl, _ object: String) async throws -> (output: String, protobufAnswers: [String]) {
+        let result = try await kubectl.run(["describe", object, "-v=8"])
+        guard result.status == 0 else { throw KubectlError(description: "kubectl describe \(object) failed: \(result)") }
+        var request = ""
+        var inResponse = false
+        var answers: [String] = []
+        for line in result.stderr.split(separator: "\n") {
+            // `] GET https://...` (kubectl 1.32), or `"Request" verb="GET" url="https://..."` (1.33).
+            if line.contains("] GET ") || line.contains("verb=\"GET\""), let start = line.range(of: "https://") {
+                let url = line[start.lowerBound...].prefix { $0 != " " && $0 != "\"" }
+                request = URL(string: String(url))?.path ?? ""
+                inResponse = false
+            } else if line.hasSuffix("Response Headers:") {
+                inResponse = true
+            } else if inResponse, line.hasSuffix("Content-Type: application/vnd.kubernetes.protobuf") {
+                answers.append(request)
+            }
+        }
+        return (result.stdout, answers)
+    }
+
+    @Test("kubectl's typed reads are answered in protobuf, and what it decodes is the object, status included")
+    func protobufAnswers() async throws {
+        try await withFederation { federation in
+            let (_, member) = try await startSimcluster("m1", in: federation, nodes: 1)
+            // The create's own answer is protobuf: kubectl prints what it decoded.
+            let created = try await member.run(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3", "-o", "json", "-v=8"])
+            #expect(created.status == 0, "\(created)")
+            #expect(created.stderr.contains("Content-Type: application/vnd.kubernetes.protobuf\n"), "\(created.stderr.suffix(2000))")
+            let stored = try await member.succeed(["get", "deployment", "web", "-o", "jsonpath={.metadata.uid}"])
+            let decoded = try JSONDecoder().decode(CreatedDeployment.self, from: Data(created.stdout.utf8))
+            #expect(decoded.metadata.uid == stored)
+            #expect(decoded.spec.template.spec.containers.first?.image == "nginx:1.27")
+
+            try await member.succeed(["create", "service", "loadbalancer", "lb", "--tcp=80:8080"])
+            try await member.succeed(["create", "secret", "generic", "s1", "--from-literal=password=hunter2"])
+            try await member.succeed(["create", "quota", "q1", "--hard=pods=3"])
+            try await member.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            try await member.succeed(
+                ["wait", "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "service/lb", "--timeout=30s"], within: .seconds(40))
+
+            let deployment = try await Self.describe(member, "deployment/web")
+            #expect(deployment.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/web"), "\(deployment.protobufAnswers)")
+            #expect(deployment.output.contains("3 desired | 3 updated | 3 total | 3 available | 0 unavailable"), "\(deployment.output)")
+            #expect(deployment.output.contains("MinimumReplicasAvailable"), "\(deployment.output)")
+            let service = try await Self.describe(member, "service/lb")
+            #expect(service.protobufAnswers.contains("/api/v1/namespaces/default/services/lb"), "\(service.protobufAnswers)")
+            #expect(service.output.contains("LoadBalancer Ingress:"), "\(service.output)")
+            let secret = try await Self.describe(member, "secret/s1")
+            #expect(secret.protobufAnswers.contains("/api/v1/namespaces/default/secrets/s1"), "\(secret.protobufAnswers)")
+            #expect(secret.output.contains("password:  7 bytes"), "\(secret.output)")
+            // The namespace, and its quotas as a protobuf list.
+            let namespace = try await Self.describe(member, "namespace/default")
+            #expect(
+                namespace.protobufAnswers.contains("/api/v1/namespaces/default")
+                    && namespace.protobufAnswers.contains("/api/v1/namespaces/default/resourcequotas"), "\(namespace.protobufAnswers)")
+            #expect(namespace.output.contains("Status:       Active") && namespace.output.contains("Name:     q1"), "\(namespace.output)")
+
+            // A probe is a part the schemas do not number: that Deployment is answered in JSON, and kubectl takes it.
+            try await member.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probed"},
+                     "spec": {"selector": {"matchLabels": {"app": "probed"}},
+                              "template": {"metadata": {"labels": {"app": "probed"}},
+                                           "spec": {"containers": [{"name": "c", "image": "nginx",
+                                                                    "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 7}}]}}}}
+                    """)
+            let probed = try await Self.describe(member, "deployment/probed")
+            #expect(!probed.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/probed"), "\(probed.protobufAnswers)")
+            #expect(probed.output.contains("Readiness:"), "\(probed.output)")
+        }
+    }
+
+    /// The parts of `kubectl create deployment -o json` the protobuf test compares.
+    struct CreatedDeployment: Decodable {
+        struct Metadata: Decodable { var uid: String }
+        struct Container: Decodable { var image: String }
+        struct PodSpec: Decodable { var containers: [Container] }
+        struct Template: Decodable { var spec: PodSpec }
+        struct Spec: Decodable { var template: Template }
+        var metadata: Metadata
+        var spec: Spec
+    }
+
     @Test("generators against the hub: the objects are made there and reach the member")
     func againstHub() async throws {
         try await withFederation { federation in
@@ -96,6 +183,11 @@ struct KubectlGeneratorTests {
                 "get", "deployment", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
             ])
             #expect(copy == "6 nginx:1.27", "\(copy)")
+            // The hub's Deployment carries the members' summed status, and kubectl reads it in protobuf.
+            try await hubctl.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            let described = try await Self.describe(hubctl, "deployment/web")
+            #expect(described.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/web"), "\(described.protobufAnswers)")
+            #expect(described.output.contains("6 desired | 6 updated | 6 total | 6 available | 0 unavailable"), "\(described.output)")
             // Writing RBAC grants access: an agent does it only when its allow-list names it, and says so.
             try await hubctl.succeed([
                 "wait", "--for=jsonpath={.status.clusters[0].state}=failed", "propagation/role.default.reader", "--timeout=30s",

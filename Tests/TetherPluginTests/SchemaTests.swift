@@ -22,10 +22,14 @@ struct SchemaTests {
               template:
                 metadata: {labels: {app: web}}
                 spec: {containers: [{name: web, image: nginx, readinessProbe: {anything: [1, {deep: true}]}}]}
-            status: {whatever: 1}
+            status: {replicas: 3, conditions: [{type: Available, status: "True", lastTransitionTime: "2026-12-01T10:00:00Z"}]}
             """
         )
         #expect(WorkloadsPlugin.deployment.schema.check(object).isEmpty)
+        // The status is modelled as Kubernetes numbers it (for protobuf answers): what it lacks is unknown.
+        var unknown = object
+        unknown[member: "status"]?[member: "whatever"] = 1
+        #expect(WorkloadsPlugin.deployment.schema.check(unknown).unknownFields == ["status.whatever"])
     }
 
     @Test("the Pod spec is modelled: a misspelt container field is found by its path, a quantity may be a number")

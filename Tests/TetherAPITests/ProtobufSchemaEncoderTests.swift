@@ -1,0 +1,188 @@
+import BuiltinPlugins
+import Testing
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+@testable import TetherAPI
+
+/// Objects answered in protobuf, from the same schemas that decode protobuf bodies: what is
+/// encoded decodes back to the same object, and an object with a part the schemas do not
+/// number is left to JSON rather than encoded with that part missing.
+@Suite("protobuf answers encoded from the kinds' schemas")
+struct ProtobufSchemaEncoderTests {
+    static let registry = BuiltinPlugins.hub
+
+    static func kind(_ apiVersion: String, _ kind: String) throws -> KindDescriptor {
+        try #require(registry.kind(apiVersion: apiVersion, kind: kind))
+    }
+
+    /// A Deployment as the hub stores it: server fields, managed fields, an owner, quantities,
+    /// both forms of int-or-string, a pointer set to zero, and the aggregated status.
+    static let deployment: JSONValue = try! JSONValue(
+        parsing: """
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "web", "namespace": "default", "uid": "3f0c2d6e-1b7a-4c55-9f43-0d1e2a3b4c5d",
+                          "resourceVersion": "42", "generation": 3, "creationTimestamp": "2026-12-01T10:20:30Z",
+                          "labels": {"app": "web"}, "annotations": {"note": "ü ∑"},
+                          "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                                               "uid": "00000000-0000-0000-0000-000000000001", "controller": false}],
+                          "finalizers": ["tether.io/test"],
+                          "managedFields": [{"manager": "kubectl-create", "operation": "Update", "apiVersion": "apps/v1",
+                                             "time": "2026-12-01T10:20:30Z", "fieldsType": "FieldsV1",
+                                             "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {"k:{\\"name\\":\\"nginx\\"}": {".": {}}}}}}}}]},
+             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+                      "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                      "template": {"metadata": {"labels": {"app": "web"}},
+                                   "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27",
+                                                            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                                                            "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": 1}},
+                                                            "imagePullPolicy": "IfNotPresent"}],
+                                            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30}}},
+             "status": {"observedGeneration": 3, "replicas": 6, "updatedReplicas": 6, "readyReplicas": 5, "availableReplicas": 5,
+                        "unavailableReplicas": 1,
+                        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                                        "message": "Deployment has minimum availability.",
+                                        "lastUpdateTime": "2026-12-01T10:21:00Z", "lastTransitionTime": "2026-12-01T10:21:00Z"}]}}
+            """)
+
+    @Test("a Deployment decodes back to what was encoded, status and managed fields included")
+    func deploymentRoundTrip() throws {
+        let kind = try Self.kind("apps/v1", "Deployment")
+        let numbers = try #require(kind.protobufNumbers)
+        let raw = try ProtobufSchemaEncoder.encode(Self.deployment, kind: kind, numbers: numbers)
+        let decoded = try ProtobufSchemaDecoder.decode(raw[...], kind: kind, numbers: numbers, keepingStatus: true)
+        // Go reads quantities back as strings: `cpu: 1` becomes "1".
+        var expected = Self.deployment
+        expected[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "containers"] = try JSONValue(
+            parsing: """
+                [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                  "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "1"}}, "imagePullPolicy": "IfNotPresent"}]
+                """)
+        let text = try decoded.serializedText()
+        #expect(decoded == expected, "\(text)")
+        // The pointer's zero survives; it is written, not left out.
+        #expect(decoded["spec"]?["replicas"] == .integer(0))
+    }
+
+    @Test("the envelope names the kind; a ConfigMap's binary data and a Secret's data are bytes in protobuf, base64 in JSON")
+    func configurationKinds() throws {
+        let configMap: JSONValue = [
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "c1", "namespace": "default"],
+            "data": ["a": "b"], "binaryData": ["blob": "AAEC/w=="], "immutable": false,
+        ]
+        let secret: JSONValue = [
+            "apiVersion": "v1", "kind": "Secret", "metadata": ["name": "s1", "namespace": "default"],
+            "type": "Opaque", "data": ["password": "aHVudGVyMg=="],
+        ]
+        let namespace: JSONValue = [
+            "apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "team-a"],
+            "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"],
+        ]
+        for object in [configMap, secret, namespace] {
+            let kind = try Self.kind("v1", object.kind ?? "")
+            let bytes = try #require(KubernetesProtobuf.encode(object, kind: kind), "\(object.kind ?? "")")
+            #expect(Array(bytes.prefix(4)) == KubernetesProtobuf.magic)
+            var expected = object
+            expected[member: "status"] = nil  // a status in a request body is ignored
+            #expect(try KubernetesProtobuf.decode(bytes, registry: Self.registry) == expected)
+        }
+        // The bytes are the secret's own, not its base64 text.
+        let kind = try Self.kind("v1", "Secret")
+        let raw = try ProtobufSchemaEncoder.encode(secret, kind: kind, numbers: try #require(kind.protobufNumbers))
+        #expect(raw.contains(subsequence: Array("hunter2".utf8)))
+        #expect(!raw.contains(subsequence: Array("aHVudGVyMg==".utf8)))
+    }
+
+    @Test("an object with a part the schema does not number is left to JSON")
+    func notEncodable() throws {
+        let kind = try Self.kind("apps/v1", "Deployment")
+        #expect(KubernetesProtobuf.encode(Self.deployment, kind: kind) != nil)
+        func with(_ change: (inout JSONValue) -> Void) -> JSONValue {
+            var object = Self.deployment
+            change(&object)
+            return object
+        }
+        let probe = with {
+            $0[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "containers"] = [
+                ["name": "nginx", "image": "nginx", "readinessProbe": ["periodSeconds": 5]]
+            ]
+        }
+        let unknown = with { $0[member: "spec"]?[member: "replica"] = 3 }
+        let wrongType = with { $0[member: "spec"]?[member: "replicas"] = "three" }
+        let badTime = with { $0[member: "metadata"]?[member: "creationTimestamp"] = "yesterday" }
+        for object in [probe, unknown, wrongType, badTime] {
+            let text = try object.serializedText()
+            #expect(KubernetesProtobuf.encode(object, kind: kind) == nil, "\(text)")
+        }
+        // An empty free part is an empty message: what defaulting leaves in every pod template.
+        let empty = with { $0[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "securityContext"] = [:] }
+        #expect(KubernetesProtobuf.encode(empty, kind: kind) != nil)
+        // A kind without field numbers (a custom resource) is always JSON.
+        var custom = kind
+        custom.protobufNumbers = nil
+        #expect(KubernetesProtobuf.encode(Self.deployment, kind: custom) == nil)
+    }
+
+    @Test("a list is DeploymentList with its ListMeta and every item; one item that cannot be encoded makes it JSON")
+    func lists() throws {
+        let kind = try Self.kind("apps/v1", "Deployment")
+        var second = Self.deployment
+        second[member: "metadata"]?[member: "name"] = "api"
+        let bytes = try #require(
+            KubernetesProtobuf.encodeList([Self.deployment, second], kind: kind, resourceVersion: "77", continueToken: "next"))
+        var unknown = ProtobufReader(bytes.dropFirst(4)[...])
+        var typeKind = ""
+        var raw: ArraySlice<UInt8> = []
+        while let field = try unknown.next() {
+            if field.number == 1 {
+                var typeMeta = ProtobufReader(try field.bytes())
+                while let meta = try typeMeta.next() {
+                    if meta.number == 2 { typeKind = try meta.string() }
+                }
+            }
+            if field.number == 2 { raw = try field.bytes() }
+        }
+        #expect(typeKind == "DeploymentList")
+        var list = ProtobufReader(raw)
+        var names: [String] = []
+        var listMeta: [Int: String] = [:]
+        while let field = try list.next() {
+            if field.number == 1 {
+                var meta = ProtobufReader(try field.bytes())
+                while let part = try meta.next() { listMeta[part.number] = try part.string() }
+            }
+            if field.number == 2 {
+                let item = try ProtobufSchemaDecoder.decode(try field.bytes(), kind: kind, numbers: try #require(kind.protobufNumbers))
+                names.append(item.name ?? "")
+            }
+        }
+        #expect(names == ["web", "api"])
+        #expect(listMeta == [2: "77", 3: "next"])
+        second[member: "spec"]?[member: "surprise"] = true
+        #expect(KubernetesProtobuf.encodeList([Self.deployment, second], kind: kind, resourceVersion: "77", continueToken: nil) == nil)
+    }
+
+    @Test(
+        "protobuf is answered only when the client ranks it first",
+        arguments: [
+            ("application/vnd.kubernetes.protobuf, */*", true),
+            ("application/vnd.kubernetes.protobuf,application/json", true),
+            ("application/json, application/vnd.kubernetes.protobuf", false),
+            ("application/json;q=0.5, application/vnd.kubernetes.protobuf", true),
+            ("application/vnd.kubernetes.protobuf;q=0, application/json", false),
+            ("application/json", false),
+            ("", false),
+        ])
+    func negotiation(accept: String, protobuf: Bool) {
+        #expect(ResourceOperation.prefersProtobuf(accept) == protobuf)
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func contains(subsequence: [UInt8]) -> Bool {
+        guard subsequence.count <= count else { return false }
+        return (0...(count - subsequence.count)).contains { Array(self[$0..<($0 + subsequence.count)]) == subsequence }
+    }
+}
