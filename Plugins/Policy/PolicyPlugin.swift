@@ -180,6 +180,18 @@ public struct PolicyPlugin: ResourcePlugin {
         protobufNumbers: ["spec": 2, "status": 3]
     )
 
+    /// `policy/v1beta1` PodDisruptionBudgets (kubectl 1.20's `create poddisruptionbudget`) and
+    /// `autoscaling/v1` autoscalers (`kubectl autoscale`), stored at `policy/v1` and `autoscaling/v2`.
+    public var otherVersions: [KindDescriptor] {
+        [
+            Self.podDisruptionBudget.alsoServed(as: "v1beta1"),
+            Self.horizontalPodAutoscaler.alsoServed(
+                as: "v1", fields: AutoscalerV1.fields,
+                summary: "HorizontalPodAutoscaler scales a workload's replicas to a target CPU utilization (stored as autoscaling/v2).",
+                conversion: AutoscalerV1.conversion),
+        ]
+    }
+
     static func intOrString(_ value: JSONValue?) -> String? {
         value?.stringValue ?? value?.integerValue.map(String.init)
     }

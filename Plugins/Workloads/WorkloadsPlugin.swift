@@ -14,6 +14,9 @@ public struct WorkloadsPlugin: ResourcePlugin {
 
     public init() {}
 
+    /// `batch/v1beta1` CronJobs (kubectl 1.20's `create cronjob`), stored at `batch/v1`: the same fields.
+    public var otherVersions: [KindDescriptor] { [Self.cronJob.alsoServed(as: "v1beta1")] }
+
     public static let deployment = KindDescriptor(
         group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true, shortNames: ["deploy"],
         categories: ["all"],

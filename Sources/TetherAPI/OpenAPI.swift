@@ -34,7 +34,7 @@ struct OpenAPIDocuments: Sendable {
 
     init(registry: KindRegistry, serverVersion: String) {
         var definitions: [(name: String, kind: KindDescriptor)] = []
-        for kind in registry.kinds { definitions.append((Self.definitionName(kind), kind)) }
+        for kind in registry.servedKinds { definitions.append((Self.definitionName(kind), kind)) }
         let info: JSONValue = ["title": "Tether", "version": .string(serverVersion)]
 
         var v2Definitions: [String: JSONValue] = [:]

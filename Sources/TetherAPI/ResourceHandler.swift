@@ -244,7 +244,9 @@ struct ResourceHandler: Sendable {
     private func operation(
         _ path: APIPath.ResourcePath, _ verb: APIVerb, _ request: Request, _ context: APIRequestContext
     ) async throws -> ResourceOperation {
-        guard let kind = registry.kind(group: path.group, version: path.version, plural: path.plural) else {
+        let registry = self.registry
+        guard let served = registry.kind(group: path.group, version: path.version, plural: path.plural), let kind = registry.storageKind(of: served)
+        else {
             throw APIError.notFound("the server could not find the requested resource")
         }
         if !kind.namespaced, path.namespace != nil {
@@ -260,7 +262,7 @@ struct ResourceHandler: Sendable {
         try await faults?.apply()
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         return ResourceOperation(
-            kind: kind, type: type, path: path, handler: self, request: request, context: context, caller: caller,
+            kind: kind, served: served, type: type, path: path, handler: self, request: request, context: context, caller: caller,
             connectionClosed: context.channel.closeFuture
         )
     }

@@ -12,7 +12,11 @@ import TetherStore
 
 /// One request on one kind: the Kubernetes verbs, with the checks the API adds to the store's.
 struct ResourceOperation {
+    /// The kind at its storage version: what every check, default and store call works with.
     let kind: KindDescriptor
+    /// The kind at the version the URL names: `kind` itself, or another version served
+    /// (`batch/v1beta1` CronJobs) whose bodies are converted on the way in and out.
+    let served: KindDescriptor
     let type: ResourceType
     let path: APIPath.ResourcePath
     let handler: ResourceHandler
@@ -32,6 +36,32 @@ struct ResourceOperation {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
 
+    // MARK: Versions
+
+    /// A stored object as the URL's version shows it.
+    func shown(_ object: JSONValue) -> JSONValue {
+        served.conversion?.fromStorage(object) ?? object
+    }
+
+    /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
+    /// URL's (filled in when absent), as ``checkKind(of:)`` requires of any body.
+    private func stored(_ body: JSONValue) throws -> JSONValue {
+        guard let conversion = served.conversion else { return body }
+        var object = body
+        guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
+        if object.apiVersion == nil { object[member: "apiVersion"] = .string(served.apiVersion) }
+        if object.kind == nil { object[member: "kind"] = .string(served.kind) }
+        guard object.apiVersion == served.apiVersion, object.kind == served.kind else {
+            throw APIError.badRequest(
+                "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(served.apiVersion) \(served.kind)")
+        }
+        do {
+            return try conversion.toStorage(object)
+        } catch {
+            throw APIError.badRequest("\(served.kind) in version \"\(served.version)\" cannot be converted to \"\(kind.version)\": \(error)")
+        }
+    }
+
     // MARK: Reads
 
     func render(_ object: JSONValue) -> Response {
@@ -44,8 +74,9 @@ struct ResourceOperation {
     /// One object of the kind, in protobuf when the client prefers it (client-go's typed
     /// clients send `Accept: application/vnd.kubernetes.protobuf, application/json`) and every
     /// part of the object has a field number; in JSON otherwise, which such clients take as well.
-    func respond(_ object: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: kind) {
+    func respond(_ stored: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        let object = shown(stored)
+        if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: served) {
             return Response(
                 status: status, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
@@ -77,16 +108,17 @@ struct ResourceOperation {
                 TableWriter(kind: kind, now: Date()).table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token)
             )
         }
+        let items = page.objects.map(shown)
         if Self.prefersProtobuf(request.headers[.accept] ?? ""),
-            let bytes = KubernetesProtobuf.encodeList(page.objects, kind: kind, resourceVersion: String(page.resourceVersion), continueToken: token)
+            let bytes = KubernetesProtobuf.encodeList(items, kind: served, resourceVersion: String(page.resourceVersion), continueToken: token)
         {
             return Response(status: .ok, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         var metadata: [String: JSONValue] = ["resourceVersion": .string(String(page.resourceVersion))]
         if let token { metadata["continue"] = .string(token) }
         return ResourceHandler.json([
-            "kind": .string("\(kind.kind)List"), "apiVersion": .string(kind.apiVersion), "metadata": .object(metadata),
-            "items": .array(page.objects),
+            "kind": .string("\(kind.kind)List"), "apiVersion": .string(served.apiVersion), "metadata": .object(metadata),
+            "items": .array(items),
         ])
     }
 
@@ -137,9 +169,14 @@ struct ResourceOperation {
         }
         let events = try await store.watch(type, namespace: options.namespace, from: from)
         let table = wantsTable ? TableWriter(kind: kind, now: Date()) : nil
+        let conversion = served.conversion
         let frame: @Sendable (String, JSONValue) -> ByteBuffer = { type, object in
             var shown = object
-            if let table { shown = table.table([object], resourceVersion: object.resourceVersion.map(String.init)) }
+            if let table {
+                shown = table.table([object], resourceVersion: object.resourceVersion.map(String.init))
+            } else if let conversion, type != "ERROR" {
+                shown = conversion.fromStorage(object)
+            }
             var buffer = ByteBuffer()
             buffer.writeBytes(ResourceHandler.encode(["type": .string(type), "object": shown]))
             buffer.writeString("\n")
@@ -200,7 +237,7 @@ struct ResourceOperation {
     // MARK: Writes
 
     func create(dryRun: Bool) async throws -> Response {
-        try await insert(try await decodedBody(), dryRun: dryRun)
+        try await insert(try stored(try await decodedBody()), dryRun: dryRun)
     }
 
     /// Every create comes here, with one set of checks: POST (JSON or protobuf) and server-side
@@ -242,7 +279,7 @@ struct ResourceOperation {
 
     func replace(dryRun: Bool) async throws -> Response {
         if path.subresource == "scale" { return try await rescale(with: try await decodedBody(), dryRun: dryRun) }
-        var object = try await decodedBody()
+        var object = try stored(try await decodedBody())
         try checkKind(of: &object)
         try checkIdentity(of: &object)
         guard path.subresource == nil else { return respond(try await write(object, dryRun: dryRun)) }
@@ -293,12 +330,15 @@ struct ResourceOperation {
             throw APIError.badRequest("PATCH requests with application/apply-patch+yaml must name a fieldManager")
         }
         // Server-side apply of an object that does not exist creates it.
-        guard let current = existing else { return try await insert(patch, dryRun: dryRun, applying: applying) }
+        guard let current = existing else { return try await insert(try stored(patch), dryRun: dryRun, applying: applying) }
+        // A patch applies to the object as the URL's version shows it.
+        let view = shown(current)
         var patched =
             applying && path.subresource == nil
-            ? ManagedFields.applied(patch, to: current, schema: kind.schema)
-            : try Self.apply(patch, contentType: contentType, to: current, schema: kind.schema, limits: handler.configuration.limits)
+            ? ManagedFields.applied(patch, to: view, schema: served.schema)
+            : try Self.apply(patch, contentType: contentType, to: view, schema: served.schema, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
+        patched = try stored(patched)
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: &patched)
@@ -428,8 +468,8 @@ struct ResourceOperation {
             }
         }
         return ResourceHandler.json([
-            "kind": .string("\(kind.kind)List"), "apiVersion": .string(kind.apiVersion),
-            "metadata": ["resourceVersion": .string(String(try await store.currentResourceVersion()))], "items": .array(items),
+            "kind": .string("\(kind.kind)List"), "apiVersion": .string(served.apiVersion),
+            "metadata": ["resourceVersion": .string(String(try await store.currentResourceVersion()))], "items": .array(items.map(shown)),
         ])
     }
 

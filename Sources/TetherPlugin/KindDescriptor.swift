@@ -58,6 +58,9 @@ public struct KindDescriptor: Sendable {
     /// The CustomResourceDefinition that defines the kind (`crontabs.stable.example.com`); nil for
     /// the kinds plugins declare. Its schema's findings are 422s, as kube-apiserver answers them.
     public var definition: String?
+    /// For a version served besides the storage version (``alsoServed(as:fields:protobufNumbers:summary:conversion:)``):
+    /// how its objects map to the stored ones. Nil for the storage version itself.
+    public var conversion: VersionConversion?
 
     public init(
         group: String,
@@ -123,6 +126,10 @@ extension KindDescriptor {
 
 public struct KindRegistry: Sendable {
     public let kinds: [KindDescriptor]
+    /// Versions served besides the storage versions of `kinds` (`batch/v1beta1` CronJobs): the
+    /// API serves and converts them; nothing else sees them, since every object is stored,
+    /// watched and propagated at its storage version.
+    public let otherVersions: [KindDescriptor]
     public let plugins: [any ResourcePlugin]
 
     /// The kinds an agent writes when its allow-list does not name kinds.
@@ -150,17 +157,37 @@ public struct KindRegistry: Sendable {
             }
         }
         self.kinds = kinds
+        var otherVersions: [KindDescriptor] = []
+        for plugin in plugins {
+            for other in plugin.otherVersions {
+                let stored = kinds.contains { $0.group == other.group && $0.kind == other.kind && $0.version == other.conversion?.storageVersion }
+                let taken = (kinds + otherVersions).contains { $0.apiVersion == other.apiVersion && $0.kind == other.kind }
+                if stored, !taken { otherVersions.append(other) }
+            }
+        }
+        self.otherVersions = otherVersions
         self.plugins = plugins
         self.pluginByKind = pluginByKind
     }
 
+    /// The kind a URL names, at any version served.
     public func kind(group: String, version: String, plural: String) -> KindDescriptor? {
-        kinds.first { $0.group == group && $0.version == version && $0.plural == plural }
+        servedKinds.first { $0.group == group && $0.version == version && $0.plural == plural }
     }
 
+    /// The kind a body names, at any version served.
     public func kind(apiVersion: String, kind: String) -> KindDescriptor? {
-        kinds.first { $0.apiVersion == apiVersion && $0.kind == kind }
+        servedKinds.first { $0.apiVersion == apiVersion && $0.kind == kind }
     }
+
+    /// The kind `served` is stored as: itself, or the storage version of another version served.
+    public func storageKind(of served: KindDescriptor) -> KindDescriptor? {
+        guard let conversion = served.conversion else { return served }
+        return kinds.first { $0.group == served.group && $0.kind == served.kind && $0.version == conversion.storageVersion }
+    }
+
+    /// Every kind at every version served: the storage versions first.
+    public var servedKinds: [KindDescriptor] { kinds + otherVersions }
 
     /// The plugin for a kind, or the generic one.
     public func plugin(apiVersion: String, kind: String) -> any ResourcePlugin {
@@ -182,7 +209,7 @@ public struct KindRegistry: Sendable {
     /// Every group with its versions, in registration order; the core group ("") included.
     public var groups: [(name: String, versions: [String])] {
         var result: [(name: String, versions: [String])] = []
-        for kind in kinds {
+        for kind in servedKinds {
             if let index = result.firstIndex(where: { $0.name == kind.group }) {
                 if !result[index].versions.contains(kind.version) { result[index].versions.append(kind.version) }
             } else {
@@ -192,8 +219,9 @@ public struct KindRegistry: Sendable {
         return result
     }
 
+    /// The kinds served at one group version (discovery, OpenAPI).
     public func kinds(group: String, version: String) -> [KindDescriptor] {
-        kinds.filter { $0.group == group && $0.version == version }
+        servedKinds.filter { $0.group == group && $0.version == version }
     }
 
     /// `group/version/Kind` of every kind whose objects go to members, as agents announce them in `hello`.

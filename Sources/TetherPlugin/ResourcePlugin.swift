@@ -73,6 +73,8 @@ public protocol ResourcePlugin: Sendable {
     var name: String { get }
     /// The kinds this plugin handles; each is served by the API and announced by agents.
     var kinds: [KindDescriptor] { get }
+    /// Other versions of those kinds the API serves and converts (``KindDescriptor/alsoServed(as:fields:protobufNumbers:summary:conversion:)``).
+    var otherVersions: [KindDescriptor] { get }
 
     /// Problems with an object a user submits, beyond what every object is checked for.
     func validate(_ object: JSONValue) -> [ValidationProblem]
@@ -121,6 +123,8 @@ public protocol ResourcePlugin: Sendable {
 }
 
 extension ResourcePlugin {
+    public var otherVersions: [KindDescriptor] { [] }
+
     public func validate(_ object: JSONValue) -> [ValidationProblem] { [] }
 
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue { object }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TetherJSON
 import TetherLocal
 import TetherTestSupport
 
@@ -9,8 +10,9 @@ import TetherTestSupport
 @Suite("kubectl generator commands", .timeLimit(.minutes(4)))
 struct KubectlGeneratorTests {
     /// Runs the generators against `kubectl`, then checks each object's fields there.
-    /// kubectl 1.20 makes PodDisruptionBudgets as policy/v1beta1, which is not served (`legacy`).
-    static func generate(_ kubectl: Kubectl, suffix: String, legacy: Bool = false) async throws {
+    /// kubectl 1.20 makes PodDisruptionBudgets as policy/v1beta1 and CronJobs as batch/v1beta1,
+    /// which are served and stored at v1.
+    static func generate(_ kubectl: Kubectl, suffix: String) async throws {
         let deployment = "web\(suffix)"
         try await kubectl.succeed(["create", "deployment", deployment, "--image=nginx:1.27", "--replicas=6", "--port=8080"])
         try await kubectl.succeed(["create", "job", "once\(suffix)", "--image=busybox", "--", "echo", "hi"])
@@ -47,13 +49,17 @@ struct KubectlGeneratorTests {
         try await kubectl.succeed(["create", "rolebinding", "reader\(suffix)", "--role=reader\(suffix)", "--serviceaccount=default:robot\(suffix)"])
         let quota = try await kubectl.succeed(["get", "quota", "quota\(suffix)", "-o", "jsonpath={.spec.hard.cpu} {.spec.hard.pods}"])
         #expect(quota == "4 10", "\(quota)")
-        if !legacy {
-            try await kubectl.succeed(["create", "poddisruptionbudget", "pdb\(suffix)", "--selector=app=\(deployment)", "--min-available=50%"])
-            let pdb = try await kubectl.succeed([
-                "get", "pdb", "pdb\(suffix)", "-o", "jsonpath={.spec.minAvailable} {.spec.selector.matchLabels.app}",
-            ])
-            #expect(pdb == "50% \(deployment)", "\(pdb)")
-        }
+        try await kubectl.succeed(["create", "poddisruptionbudget", "pdb\(suffix)", "--selector=app=\(deployment)", "--min-available=50%"])
+        let pdb = try await kubectl.succeed([
+            "get", "pdb", "pdb\(suffix)", "-o", "jsonpath={.apiVersion} {.spec.minAvailable} {.spec.selector.matchLabels.app}",
+        ])
+        #expect(pdb == "policy/v1 50% \(deployment)", "\(pdb)")
+        try await kubectl.succeed(["create", "cronjob", "nightly\(suffix)", "--image=busybox", "--schedule=0 3 * * *", "--", "date"])
+        let cron = try await kubectl.succeed([
+            "get", "cronjob", "nightly\(suffix)", "-o",
+            "jsonpath={.apiVersion} {.spec.schedule} {.spec.jobTemplate.spec.template.spec.containers[0].image}",
+        ])
+        #expect(cron == "batch/v1 0 3 * * * busybox", "\(cron)")
         let role = try await kubectl.succeed(["get", "role", "reader\(suffix)", "-o", "jsonpath={.rules[1].apiGroups[0]} {.rules[1].verbs}"])
         #expect(role == "apps [\"get\",\"list\"]", "\(role)")
         let binding = try await kubectl.succeed([
@@ -67,13 +73,8 @@ struct KubectlGeneratorTests {
         try await withFederation { federation in
             let (_, member) = try await startSimcluster("m1", in: federation, nodes: 1)
             try await Self.generate(member, suffix: "")
-            try await member.succeed(["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *", "--", "date"])
-            let cron = try await member.succeed([
-                "get", "cronjob", "nightly", "-o", "jsonpath={.spec.schedule} {.spec.jobTemplate.spec.template.spec.containers[0].image}",
-            ])
-            #expect(cron == "0 3 * * * busybox", "\(cron)")
             let legacy = try Kubectl(.legacy, kubeconfig: member.kubeconfig, home: federation.root + "/home-legacy")
-            try await Self.generate(legacy, suffix: "-old", legacy: true)
+            try await Self.generate(legacy, suffix: "-old")
         }
     }
 
@@ -153,6 +154,54 @@ struct KubectlGeneratorTests {
         }
     }
 
+    @Test(
+        "an autoscaler patched through autoscaling/v1 keeps what only v2 holds; a watch at batch/v1beta1 shows v1beta1; a body must match its URL's version"
+    )
+    func otherVersions() async throws {
+        try await withFederation { federation in
+            let (_, member) = try await startSimcluster("m1", in: federation, nodes: 1)
+            try await member.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+                     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+                              "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}},
+                                          {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}],
+                              "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}}}}
+                    """)
+            try await member.succeed([
+                "patch", "horizontalpodautoscalers.v1.autoscaling", "web", "--type=merge", "-p",
+                #"{"spec": {"maxReplicas": 7, "targetCPUUtilizationPercentage": 65}}"#,
+            ])
+            let stored = try await member.succeed([
+                "get", "hpa", "web", "-o",
+                "jsonpath={.apiVersion} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization} {.spec.metrics[1].resource.name} {.spec.behavior.scaleDown.stabilizationWindowSeconds}",
+            ])
+            #expect(stored == "autoscaling/v2 7 65 memory 120", "\(stored)")
+            // The annotations that carried them through v1 are not stored.
+            let annotations = try await member.succeed(["get", "hpa", "web", "-o", "jsonpath={.metadata.annotations}"])
+            #expect(!annotations.contains("autoscaling.alpha.kubernetes.io"), "\(annotations)")
+            let shown = try await member.succeed(["get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web"])
+            let v1 = try JSONValue(parsing: shown)
+            #expect(v1["apiVersion"] == "autoscaling/v1" && v1["spec"]?["targetCPUUtilizationPercentage"] == 65, "\(shown)")
+
+            try await member.succeed(["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *"])
+            let watched = try await member.succeed([
+                "get", "--raw", "/apis/batch/v1beta1/namespaces/default/cronjobs?watch=1&timeoutSeconds=1",
+            ])
+            let event = try JSONValue(parsing: String(watched.split(separator: "\n").first ?? ""))
+            #expect(event["type"] == "ADDED" && event["object"]?["apiVersion"] == "batch/v1beta1", "\(watched)")
+            let list = try JSONValue(parsing: try await member.succeed(["get", "--raw", "/apis/batch/v1beta1/namespaces/default/cronjobs"]))
+            #expect(list["apiVersion"] == "batch/v1beta1" && list["items"]?.arrayElements.first?["apiVersion"] == "batch/v1beta1")
+
+            // A v1 body sent to the v1beta1 URL is refused, as kube-apiserver refuses it.
+            let mismatch = try await member.run(
+                ["create", "--raw", "/apis/batch/v1beta1/namespaces/default/cronjobs", "-f", "-"],
+                stdin: #"{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}, "spec": {"schedule": "* * * * *"}}"#)
+            #expect(mismatch.status != 0 && mismatch.stderr.contains("the URL is for batch/v1beta1 CronJob"), "\(mismatch)")
+        }
+    }
+
     /// The parts of `kubectl create deployment -o json` the protobuf test compares.
     struct CreatedDeployment: Decodable {
         struct Metadata: Decodable { var uid: String }
@@ -172,10 +221,11 @@ struct KubectlGeneratorTests {
             let member = try await federation.startMember("m1", hub: hub, hubPort: port).kubectl
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "--timeout=30s"])
             try await Self.generate(hubctl, suffix: "")
-            try await hubctl.succeed(["create", "cronjob", "nightly", "--image=busybox", "--schedule=0 3 * * *", "--", "date"])
+            // `kubectl autoscale` makes an autoscaling/v1 autoscaler; the hub stores and federates autoscaling/v2.
+            try await hubctl.succeed(["autoscale", "deployment", "web", "--min=2", "--max=8", "--cpu-percent=60"])
             for object in [
                 "deployment/web", "job/once", "service/svc", "service/web", "ingress/ing", "cronjob/nightly", "serviceaccount/robot",
-                "resourcequota/quota", "poddisruptionbudget/pdb",
+                "resourcequota/quota", "poddisruptionbudget/pdb", "horizontalpodautoscaler/web",
             ] {
                 try await member.succeed(["wait", "--for=create", object, "--timeout=60s"], within: .seconds(70))
             }
@@ -183,6 +233,11 @@ struct KubectlGeneratorTests {
                 "get", "deployment", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
             ])
             #expect(copy == "6 nginx:1.27", "\(copy)")
+            let autoscaler = try await member.succeed([
+                "get", "hpa", "web", "-o",
+                "jsonpath={.apiVersion} {.spec.minReplicas} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}",
+            ])
+            #expect(autoscaler == "autoscaling/v2 2 8 60", "\(autoscaler)")
             // The hub's Deployment carries the members' summed status, and kubectl reads it in protobuf.
             try await hubctl.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], within: .seconds(70))
             let described = try await Self.describe(hubctl, "deployment/web")
