@@ -57,6 +57,8 @@ struct ResourceOperation {
         }
         do {
             return try conversion.toStorage(object)
+        } catch let error as VersionConversionError where error.invalid {
+            throw APIError.invalid(error.description)
         } catch {
             throw APIError.badRequest("\(served.kind) in version \"\(served.version)\" cannot be converted to \"\(kind.version)\": \(error)")
         }

@@ -3,11 +3,13 @@ import TetherJSON
 import TetherModel
 
 /// A CustomResourceDefinition (`apiextensions.k8s.io/v1`) as Tether serves it: the kind it
-/// defines, its one served version and that version's structural schema.
+/// defines, its storage version with that version's structural schema, and the other versions
+/// it serves.
 ///
-/// Tether serves one version per definition (the storage version, which must be the one marked
-/// `served`); a definition that serves several is refused with what to change, because serving
-/// more needs conversion between them, which Tether does not do.
+/// Several served versions are served with `conversion: None`, as kube-apiserver does: objects
+/// are stored at the storage version, and a request at another version is checked against that
+/// version's schema and only changes `apiVersion`. A definition asking for a conversion webhook
+/// is refused: Tether calls none.
 public struct CustomResourceDefinition: Sendable {
     public static let group = "apiextensions.k8s.io"
     /// Held by a definition until the objects of its kind are gone (kube-apiserver's own name).
@@ -24,6 +26,8 @@ public struct CustomResourceDefinition: Sendable {
     public let shortNames: [String]
     public let categories: [String]
     public let schema: StructuralSchema
+    /// The versions served besides the storage version, each with its own schema.
+    public let otherVersions: [(name: String, schema: StructuralSchema)]
     public let printerColumns: [Column]
     public let statusSubresource: Bool
     /// `.spec.replicas` and the like when the definition has a `scale` subresource.
@@ -97,11 +101,12 @@ public struct CustomResourceDefinition: Sendable {
         if storage.count != 1, !versions.isEmpty {
             problem("spec.versions", "Invalid value: must have exactly one version marked as storage version")
         }
-        if served.count > 1 {
+        let strategy = spec["conversion"]?["strategy"]?.stringValue ?? "None"
+        if strategy != "None" {
             problem(
-                "spec.versions",
-                "Forbidden: Tether serves one version per CustomResourceDefinition (it does not convert between versions); "
-                    + "set served: false on all but the storage version")
+                "spec.conversion.strategy",
+                "Unsupported value: \"\(strategy)\": Tether calls no conversion webhook; supported values: \"None\" "
+                    + "(every served version has the same fields, and only apiVersion changes)")
         }
         if let only = storage.first, only.element["served"] != .bool(true) {
             problem("spec.versions[\(only.offset)].served", "Invalid value: false: the storage version must be served")
@@ -110,19 +115,35 @@ public struct CustomResourceDefinition: Sendable {
         version = chosen["name"]?.stringValue ?? ""
         if version.isEmpty, !versions.isEmpty { problem("spec.versions[\(index)].name", "Required value") }
 
-        let schemaPath = "spec.versions[\(index)].schema.openAPIV3Schema"
-        var parsed: StructuralSchema?
-        if let node = chosen["schema"]?["openAPIV3Schema"] {
+        func parseSchema(of version: JSONValue, at index: Int) -> StructuralSchema? {
+            let schemaPath = "spec.versions[\(index)].schema.openAPIV3Schema"
+            guard let node = version["schema"]?["openAPIV3Schema"] else {
+                problem(schemaPath, "Required value: a structural schema is required")
+                return nil
+            }
             do {
                 let schema = try StructuralSchema(parsing: node, path: schemaPath)
                 if schema.type != "object" { problem("\(schemaPath).type", "Invalid value: must be object at the root") }
-                parsed = schema
+                return schema
             } catch {
                 problems.append(error)
+                return nil
             }
-        } else if !versions.isEmpty {
-            problem(schemaPath, "Required value: a structural schema is required")
         }
+        let parsed = versions.isEmpty ? nil : parseSchema(of: chosen, at: index)
+        var others: [(name: String, schema: StructuralSchema)] = []
+        var seen: Set<String> = [version]
+        for (offset, other) in served where offset != index {
+            let name = other["name"]?.stringValue ?? ""
+            if name.isEmpty {
+                problem("spec.versions[\(offset)].name", "Required value")
+            } else if !seen.insert(name).inserted {
+                problem("spec.versions[\(offset)].name", "Duplicate value: \"\(name)\"")
+            } else if let schema = parseSchema(of: other, at: offset) {
+                others.append((name, schema))
+            }
+        }
+        otherVersions = others
 
         let subresources = chosen["subresources"] ?? .null
         statusSubresource = subresources["status"] != nil
@@ -197,6 +218,29 @@ public struct CustomResourceDefinition: Sendable {
         return descriptor
     }
 
+    /// The kind at each version served besides the storage version: its own schema, the same
+    /// names, columns and subresources, converted by renaming after a check and pruning by its schema.
+    public var otherDescriptors: [KindDescriptor] {
+        let storage = descriptor
+        return otherVersions.map { version in
+            var fields: [String: FieldSchema] = ["spec": .free, "status": .free]
+            if case .object(let published) = version.schema.fieldSchema {
+                fields = published
+                for reserved in ["apiVersion", "kind", "metadata"] { fields[reserved] = nil }
+            }
+            let renaming = VersionConversion.renaming(group: group, served: version.name, storage: self.version)
+            let schema = version.schema
+            let kind = self.kind
+            let conversion = VersionConversion(
+                storageVersion: self.version,
+                toStorage: { object in
+                    try renaming.toStorage(CustomResourcePlugin.checked(object, against: schema, kind: kind, version: version.name))
+                },
+                fromStorage: renaming.fromStorage)
+            return storage.alsoServed(as: version.name, fields: fields, conversion: conversion)
+        }
+    }
+
     private static func cell(_ values: [JSONValue], type: String) -> JSONValue {
         guard let first = values.first else { return .null }
         switch type {
@@ -247,8 +291,11 @@ public struct CustomResourcePlugin: ResourcePlugin {
     public let kinds: [KindDescriptor]
     private let schemas: [String: StructuralSchema]
 
+    public let otherVersions: [KindDescriptor]
+
     public init(definitions: [CustomResourceDefinition]) {
         kinds = definitions.map(\.descriptor)
+        otherVersions = definitions.flatMap(\.otherDescriptors)
         schemas = Dictionary(definitions.map { ("\($0.apiVersion)/\($0.kind)", $0.schema) }, uniquingKeysWith: { first, _ in first })
     }
 
@@ -270,6 +317,24 @@ public struct CustomResourcePlugin: ResourcePlugin {
     }
 
     private static let envelope: Set<String> = ["apiVersion", "kind", "metadata"]
+
+    /// An object sent at a version served besides the storage version, checked and pruned by
+    /// that version's schema before it is renamed and stored.
+    static func checked(_ object: JSONValue, against schema: StructuralSchema, kind: String, version: String) throws -> JSONValue {
+        var problems: [ValidationProblem] = []
+        schema.validate(body(of: object), path: "", into: &problems)
+        guard problems.isEmpty else {
+            throw VersionConversionError(
+                invalid: "\(kind) \"\(object.name ?? "")\" is invalid at version \(version): "
+                    + problems.map { "\($0.field): \($0.message)" }.joined(separator: "; "))
+        }
+        guard case .object(var members) = object else { return object }
+        var pruned: [String] = []
+        guard case .object(let normalized) = schema.normalized(body(of: object), pruned: &pruned) else { return object }
+        for key in members.keys where !envelope.contains(key) { members[key] = nil }
+        members.merge(normalized) { _, new in new }
+        return .object(members)
+    }
 
     /// The object without `apiVersion`, `kind` and `metadata`, which the API checks itself.
     private static func body(of object: JSONValue) -> JSONValue {

@@ -43,12 +43,20 @@ public struct VersionConversion: Sendable {
     }
 }
 
-/// An object sent at a served version that has no form at the storage version.
+/// An object sent at a served version that has no form at the storage version, or that its
+/// version's own schema refuses (`invalid`, answered 422 as a validation failure).
 public struct VersionConversionError: Error, CustomStringConvertible {
     public var description: String
+    public var invalid: Bool
 
     public init(_ description: String) {
         self.description = description
+        self.invalid = false
+    }
+
+    public init(invalid description: String) {
+        self.description = description
+        self.invalid = true
     }
 }
 

@@ -131,6 +131,63 @@ struct CustomResourceDefinitionTests {
         }
     }
 
+    @Test("a definition serving v1beta1 and v1: objects sent at either are stored at v1, read at either, checked by their version's schema")
+    func twoServedVersions() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let beta = """
+                  - name: v1beta1
+                    served: true
+                    storage: false
+                    schema:
+                      openAPIV3Schema:
+                        type: object
+                        properties:
+                          spec:
+                            type: object
+                            required: [cronSpec, image]
+                            properties:
+                              cronSpec: {type: string}
+                              image: {type: string, minLength: 1}
+                              replicas: {type: integer, minimum: 1, maximum: 3, default: 1}
+                          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+                """
+            let definition = Self.definition.replacingOccurrences(of: "  versions:\n", with: "  versions:\n" + beta + "\n")
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: definition)
+            try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
+            let versions = try await hubctl.succeed(["api-versions"])
+            #expect(versions.contains("stable.example.com/v1\n") && versions.contains("stable.example.com/v1beta1\n"), "\(versions)")
+
+            let sentAtBeta = Self.cronTab("nightly", spec: "{cronSpec: '0 3 * * *', image: backup:1.2}")
+                .replacingOccurrences(of: "stable.example.com/v1", with: "stable.example.com/v1beta1")
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: sentAtBeta)
+            // Applied again unchanged: the client compares what it applied with the v1beta1 view.
+            let again = try await hubctl.succeed(["apply", "-f", "-"], stdin: sentAtBeta)
+            #expect(again.contains("unchanged"), "\(again)")
+            // The preferred version is the storage version; both show the same object.
+            let preferred = try await hubctl.succeed(["get", "ct", "nightly", "-o", "jsonpath={.apiVersion} {.spec.image} {.spec.mode}"])
+            #expect(preferred == "stable.example.com/v1 backup:1.2 Allow", "\(preferred)")
+            let atBeta = try await hubctl.succeed([
+                "get", "crontabs.v1beta1.stable.example.com", "nightly", "-o", "jsonpath={.apiVersion} {.spec.image}",
+            ])
+            #expect(atBeta == "stable.example.com/v1beta1 backup:1.2", "\(atBeta)")
+
+            // v1beta1's own bound (3) refuses what v1 (10) would take.
+            let refused = try await hubctl.run(
+                ["create", "-f", "-", "-v=6"],
+                stdin: Self.cronTab("big", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 5}")
+                    .replacingOccurrences(of: "stable.example.com/v1", with: "stable.example.com/v1beta1"))
+            #expect(refused.status != 0 && refused.stderr.contains("422") && refused.stderr.contains("spec.replicas"), "\(refused)")
+
+            // A conversion webhook is refused, with what Tether supports.
+            let webhook = definition.replacingOccurrences(
+                of: "  scope: Namespaced\n", with: "  scope: Namespaced\n  conversion: {strategy: Webhook}\n")
+            let result = try await hubctl.run(["apply", "-f", "-"], stdin: webhook)
+            #expect(result.status != 0 && result.stderr.contains("Tether calls no conversion webhook"), "\(result)")
+        }
+    }
+
     /// Karmada's format: replicas read and revised, health judged in the agent, status summed at the hub.
     static let customization = """
         apiVersion: config.karmada.io/v1alpha1

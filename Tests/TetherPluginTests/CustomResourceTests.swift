@@ -62,7 +62,9 @@ struct CustomResourceTests {
         second[member: "storage"] = false
         versions.append(second)
         twoServed.set(.array(versions), at: ["spec", "versions"])
-        #expect(problems(twoServed).contains("Tether serves one version per CustomResourceDefinition"))
+        #expect(problems(twoServed).isEmpty, "two served versions with conversion None are served")
+        twoServed.set(yaml("{strategy: Webhook, webhook: {clientConfig: {url: 'https://convert.example.com'}}}"), at: ["spec", "conversion"])
+        #expect(problems(twoServed).contains("spec.conversion.strategy: Unsupported value: \"Webhook\""))
         var deep: JSONValue = ["type": "string"]
         for _ in 0..<70 { deep = ["type": "object", "properties": ["x": deep]] }
         var tooDeep = Self.definition("{type: object}")
@@ -73,6 +75,35 @@ struct CustomResourceTests {
         }
         tooDeep.set(.array(versionsDeep), at: ["spec", "versions"])
         #expect(problems(tooDeep).contains("nested more than 64 levels deep"))
+    }
+
+    @Test("another served version is its own kind at the API: checked and pruned by its own schema, stored at the storage version")
+    func otherServedVersion() throws {
+        var object = Self.definition(Self.widgetSchema)
+        var versions = object.value(at: "spec", "versions")?.arrayElements ?? []
+        var beta = yaml("{name: v1beta1, served: true, storage: false}")
+        beta[member: "schema"] = [
+            "openAPIV3Schema": yaml("{type: object, properties: {spec: {type: object, properties: {size: {type: integer, maximum: 9}}}}}")
+        ]
+        versions.insert(beta, at: 0)
+        object.set(.array(versions), at: ["spec", "versions"])
+        let definition = try CustomResourceDefinition(parsing: object)
+        #expect(definition.version == "v1")
+        let other = try #require(definition.otherDescriptors.first)
+        #expect(other.apiVersion == "example.com/v1beta1" && other.definition == "widgets.example.com")
+        let conversion = try #require(other.conversion)
+        let sent = yaml("{apiVersion: example.com/v1beta1, kind: Widget, metadata: {name: w}, spec: {size: 7, stray: 1}}")
+        let stored = try conversion.toStorage(sent)
+        #expect(stored == yaml("{apiVersion: example.com/v1, kind: Widget, metadata: {name: w}, spec: {size: 7}}"))
+        #expect(conversion.fromStorage(stored)["apiVersion"] == "example.com/v1beta1")
+        do {
+            _ = try conversion.toStorage(yaml("{apiVersion: example.com/v1beta1, kind: Widget, metadata: {name: w}, spec: {size: 12}}"))
+            Issue.record("a size over the v1beta1 maximum was converted")
+        } catch let error as VersionConversionError {
+            #expect(error.invalid && error.description.contains("spec.size"), "\(error)")
+        }
+        let plugin = CustomResourcePlugin(definitions: [definition])
+        #expect(plugin.otherVersions.map(\.apiVersion) == ["example.com/v1beta1"])
     }
 
     @Test("objects are checked against the schema: types, required, enum, bounds, lengths, patterns, maps, int-or-string")
