@@ -32,7 +32,11 @@ public struct NetworkingPlugin: ResourcePlugin {
                 .field(4, "type", .string), .field(5, "externalIPs", .stringList), .field(7, "sessionAffinity", .string),
                 .field(8, "loadBalancerIP", .string), .field(9, "loadBalancerSourceRanges", .stringList), .field(10, "externalName", .string),
                 .field(11, "externalTrafficPolicy", .string), .field(12, "healthCheckNodePort", .integer),
-                .field(13, "publishNotReadyAddresses", .boolean), .field(14, "sessionAffinityConfig", .free),
+                .field(13, "publishNotReadyAddresses", .boolean),
+                .field(
+                    14, "sessionAffinityConfig",
+                    .numbered(.field(1, "clientIP", .numbered(.field(1, "timeoutSeconds", .integer, optional: true)), optional: true)), optional: true
+                ),
                 .field(19, "ipFamilies", .stringList), .field(17, "ipFamilyPolicy", .string, optional: true),
                 .field(20, "allocateLoadBalancerNodePorts", .boolean, optional: true), .field(21, "loadBalancerClass", .string, optional: true),
                 .field(22, "internalTrafficPolicy", .string, optional: true), .field(23, "trafficDistribution", .string, optional: true)

@@ -71,8 +71,20 @@ public struct WorkloadsPlugin: ResourcePlugin {
             "spec": .numbered(
                 .field(1, "replicas", .integer, optional: true), .field(2, "selector", .labelSelector), .field(3, "template", .podTemplate),
                 .field(4, "volumeClaimTemplates", .freeList), .field(5, "serviceName", .string), .field(6, "podManagementPolicy", .string),
-                .field(7, "updateStrategy", .free), .field(8, "revisionHistoryLimit", .integer, optional: true),
-                .field(9, "minReadySeconds", .integer), .field(10, "persistentVolumeClaimRetentionPolicy", .free), .field(11, "ordinals", .free)
+                .field(
+                    7, "updateStrategy",
+                    .numbered(
+                        .field(1, "type", .string),
+                        .field(
+                            2, "rollingUpdate",
+                            .numbered(.field(1, "partition", .integer, optional: true), .field(2, "maxUnavailable", .intOrString, optional: true)),
+                            optional: true)
+                    )), .field(8, "revisionHistoryLimit", .integer, optional: true),
+                .field(9, "minReadySeconds", .integer),
+                .field(
+                    10, "persistentVolumeClaimRetentionPolicy", .numbered(.field(1, "whenDeleted", .string), .field(2, "whenScaled", .string)),
+                    optional: true),
+                .field(11, "ordinals", .numbered(.field(1, "start", .integer)), optional: true)
             ),
             "status": statefulSetStatus,
         ],
@@ -91,7 +103,16 @@ public struct WorkloadsPlugin: ResourcePlugin {
         ],
         fields: [
             "spec": .numbered(
-                .field(1, "selector", .labelSelector), .field(2, "template", .podTemplate), .field(3, "updateStrategy", .free),
+                .field(1, "selector", .labelSelector), .field(2, "template", .podTemplate),
+                .field(
+                    3, "updateStrategy",
+                    .numbered(
+                        .field(1, "type", .string),
+                        .field(
+                            2, "rollingUpdate",
+                            .numbered(.field(1, "maxUnavailable", .intOrString, optional: true), .field(2, "maxSurge", .intOrString, optional: true)),
+                            optional: true)
+                    )),
                 .field(4, "minReadySeconds", .integer), .field(6, "revisionHistoryLimit", .integer, optional: true)
             ),
             "status": daemonSetStatus,

@@ -20,7 +20,8 @@ public enum KubernetesDefaults {
         object.set(spec, at: path + ["spec"])
     }
 
-    /// A container: how its image is pulled, where its termination message goes, its ports' protocol.
+    /// A container: how its image is pulled, where its termination message goes, its ports'
+    /// protocol, its probes' timing and HTTP scheme and path.
     public static func container(_ value: JSONValue) -> JSONValue {
         guard case .object = value else { return value }
         var container = value
@@ -29,6 +30,24 @@ public enum KubernetesDefaults {
         fill(&container, ["resources"], [:])
         if let image = container["image"]?.stringValue {
             fill(&container, ["imagePullPolicy"], .string(pullsAlways(image) ? "Always" : "IfNotPresent"))
+        }
+        for name in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            guard case .object = container[name] else { continue }
+            var probe = container[name] ?? [:]
+            fill(&probe, ["timeoutSeconds"], 1)
+            fill(&probe, ["periodSeconds"], 10)
+            fill(&probe, ["successThreshold"], 1)
+            fill(&probe, ["failureThreshold"], 3)
+            if case .object = probe["httpGet"] {
+                fill(&probe, ["httpGet", "path"], "/")
+                fill(&probe, ["httpGet", "scheme"], "HTTP")
+            }
+            container.set(probe, at: [name])
+        }
+        for hook in ["postStart", "preStop"] {
+            guard case .object = container.value(at: "lifecycle", hook, "httpGet") else { continue }
+            fill(&container, ["lifecycle", hook, "httpGet", "path"], "/")
+            fill(&container, ["lifecycle", hook, "httpGet", "scheme"], "HTTP")
         }
         if case .array(let ports)? = container["ports"] {
             container.set(

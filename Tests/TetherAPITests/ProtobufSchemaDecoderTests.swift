@@ -21,7 +21,9 @@ struct ProtobufSchemaDecoderTests {
     }
 
     /// A Deployment as Kubernetes' encoder writes it: every non-pointer field, set or not.
-    static func deployment(replicas: UInt64?, extraContainerField: (Int, String)? = nil, probe: Bool = false) -> [UInt8] {
+    static func deployment(replicas: UInt64?, extraContainerField: (Int, String)? = nil, probe: Bool = false, gitRepoVolume: Bool = false)
+        -> [UInt8]
+    {
         var metadata = ProtobufWriter()
         metadata.string(1, "web")
         metadata.string(2, "")
@@ -46,6 +48,17 @@ struct ProtobufSchemaDecoderTests {
             container.message(11, probe)
         }
         var podSpec = ProtobufWriter()
+        if gitRepoVolume {
+            // Volume { name = 1, volumeSource = 2 { gitRepo = 5 { repository = 1 } } }: a source left free.
+            var gitRepo = ProtobufWriter()
+            gitRepo.string(1, "https://example.com/r.git")
+            var source = ProtobufWriter()
+            source.message(5, gitRepo)
+            var volume = ProtobufWriter()
+            volume.string(1, "src")
+            volume.message(2, source)
+            podSpec.message(1, volume)
+        }
         podSpec.message(2, container)
         podSpec.string(3, "")
         podSpec.varint(11, 0)
@@ -113,11 +126,15 @@ struct ProtobufSchemaDecoderTests {
         }
         // Unknown but empty: what a newer encoder writes for a field nobody set.
         _ = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, extraContainerField: (99, "")), registry: BuiltinPlugins.hub)
+        // A probe is numbered: it decodes.
+        let probed = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, probe: true), registry: BuiltinPlugins.hub)
+        let containers = probed["spec"]?["template"]?["spec"]?["containers"]?.arrayElements ?? []
+        #expect(containers.first?["readinessProbe"] == ["initialDelaySeconds": 5])
         do {
-            _ = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, probe: true), registry: BuiltinPlugins.hub)
-            Issue.record("a readiness probe in protobuf was accepted")
+            _ = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, gitRepoVolume: true), registry: BuiltinPlugins.hub)
+            Issue.record("a gitRepo volume in protobuf was accepted")
         } catch {
-            #expect("\(error)".contains("spec.template.spec.containers[0].readinessProbe"), "\(error)")
+            #expect("\(error)".contains("spec.template.spec.volumes[0].gitRepo"), "\(error)")
         }
     }
 

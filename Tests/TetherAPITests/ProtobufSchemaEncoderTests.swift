@@ -66,6 +66,48 @@ struct ProtobufSchemaEncoderTests {
         #expect(decoded["spec"]?["replicas"] == .integer(0))
     }
 
+    @Test("a pod template using most of the Pod spec decodes back to what was encoded")
+    func podTemplateRoundTrip() throws {
+        let kind = try Self.kind("apps/v1", "Deployment")
+        let numbers = try #require(kind.protobufNumbers)
+        let object = try JSONValue(
+            parsing: """
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "full"},
+                 "spec": {"selector": {"matchLabels": {"app": "full"}},
+                  "template": {"metadata": {"labels": {"app": "full"}},
+                   "spec": {"securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "fsGroup": 2000,
+                                                "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]},
+                            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}},
+                                         "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                                            {"weight": 50, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                                               "labelSelector": {"matchLabels": {"app": "full"}}}}]}},
+                            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}],
+                            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}],
+                            "dnsConfig": {"nameservers": ["1.1.1.1"], "options": [{"name": "ndots", "value": "2"}]},
+                            "volumes": [{"name": "cfg", "configMap": {"name": "c1", "items": [{"key": "a", "path": "a.txt", "mode": 420}], "defaultMode": 292}},
+                                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                                        {"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": true}},
+                                        {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                                                                                      {"secret": {"name": "s1", "optional": false}}]}}],
+                            "containers": [{"name": "c", "image": "nginx",
+                                            "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 7, "failureThreshold": 3},
+                                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http", "httpHeaders": [{"name": "X", "value": "1"}]}},
+                                            "startupProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 0},
+                                            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                                            "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true},
+                                            "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                                    {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "p", "optional": true}}},
+                                                    {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}}],
+                                            "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "c1"}}],
+                                            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg", "readOnly": true}]}]}}}}
+                """)
+        let raw = try ProtobufSchemaEncoder.encode(object, kind: kind, numbers: numbers)
+        let decoded = try ProtobufSchemaDecoder.decode(raw[...], kind: kind, numbers: numbers)
+        let text = try decoded.serializedText()
+        #expect(decoded == object, "\(text)")
+    }
+
     @Test("the envelope names the kind; a ConfigMap's binary data and a Secret's data are bytes in protobuf, base64 in JSON")
     func configurationKinds() throws {
         let configMap: JSONValue = [
@@ -104,15 +146,15 @@ struct ProtobufSchemaEncoderTests {
             change(&object)
             return object
         }
-        let probe = with {
-            $0[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "containers"] = [
-                ["name": "nginx", "image": "nginx", "readinessProbe": ["periodSeconds": 5]]
+        let gitRepo = with {
+            $0[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "volumes"] = [
+                ["name": "src", "gitRepo": ["repository": "https://example.com/r.git"]]
             ]
         }
         let unknown = with { $0[member: "spec"]?[member: "replica"] = 3 }
         let wrongType = with { $0[member: "spec"]?[member: "replicas"] = "three" }
         let badTime = with { $0[member: "metadata"]?[member: "creationTimestamp"] = "yesterday" }
-        for object in [probe, unknown, wrongType, badTime] {
+        for object in [gitRepo, unknown, wrongType, badTime] {
             let text = try object.serializedText()
             #expect(KubernetesProtobuf.encode(object, kind: kind) == nil, "\(text)")
         }

@@ -138,19 +138,24 @@ struct KubectlGeneratorTests {
                     && namespace.protobufAnswers.contains("/api/v1/namespaces/default/resourcequotas"), "\(namespace.protobufAnswers)")
             #expect(namespace.output.contains("Status:       Active") && namespace.output.contains("Name:     q1"), "\(namespace.output)")
 
-            // A probe is a part the schemas do not number: that Deployment is answered in JSON, and kubectl takes it.
+            // A pod template with probes, hooks, security contexts, affinity, volumes and env
+            // sources is numbered all through: kubectl reads it in protobuf.
+            try await member.succeed(
+                ["apply", "-f", "-"], stdin: Self.fullTemplate(name: "full", volume: #"{"name": "cfg", "configMap": {"name": "c1"}}"#))
+            let full = try await Self.describe(member, "deployment/full")
+            #expect(full.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/full"), "\(full.protobufAnswers)")
+            for shown in ["Readiness:  tcp-socket :80", "Liveness:   http-get http://:8080/healthz", "ConfigMap (a volume populated by a ConfigMap)"]
+            {
+                #expect(full.output.contains(shown), "\(shown): \(full.output)")
+            }
+            // A volume source the schemas leave free (a git repository) has no numbers: that
+            // Deployment is answered in JSON, and kubectl takes it.
             try await member.succeed(
                 ["apply", "-f", "-"],
-                stdin: """
-                    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probed"},
-                     "spec": {"selector": {"matchLabels": {"app": "probed"}},
-                              "template": {"metadata": {"labels": {"app": "probed"}},
-                                           "spec": {"containers": [{"name": "c", "image": "nginx",
-                                                                    "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 7}}]}}}}
-                    """)
-            let probed = try await Self.describe(member, "deployment/probed")
-            #expect(!probed.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/probed"), "\(probed.protobufAnswers)")
-            #expect(probed.output.contains("Readiness:"), "\(probed.output)")
+                stdin: Self.fullTemplate(name: "gitrepo", volume: #"{"name": "cfg", "gitRepo": {"repository": "https://example.com/r.git"}}"#))
+            let gitRepo = try await Self.describe(member, "deployment/gitrepo")
+            #expect(!gitRepo.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/gitrepo"), "\(gitRepo.protobufAnswers)")
+            #expect(gitRepo.output.contains("GitRepo"), "\(gitRepo.output)")
         }
     }
 
@@ -200,6 +205,30 @@ struct KubectlGeneratorTests {
                 stdin: #"{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}, "spec": {"schedule": "* * * * *"}}"#)
             #expect(mismatch.status != 0 && mismatch.stderr.contains("the URL is for batch/v1beta1 CronJob"), "\(mismatch)")
         }
+    }
+
+    /// A Deployment whose pod template uses most of the Pod spec, with one volume.
+    static func fullTemplate(name: String, volume: String) -> String {
+        """
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "\(name)"},
+         "spec": {"selector": {"matchLabels": {"app": "\(name)"}},
+                  "template": {"metadata": {"labels": {"app": "\(name)"}},
+                               "spec": {"securityContext": {"runAsNonRoot": true, "fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}},
+                                        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                                            {"weight": 50, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                                               "labelSelector": {"matchLabels": {"app": "\(name)"}}}}]}},
+                                        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                                                       "whenUnsatisfiable": "ScheduleAnyway"}],
+                                        "volumes": [\(volume)],
+                                        "containers": [{"name": "c", "image": "nginx",
+                                                        "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 7},
+                                                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                                                        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+                                                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+                                                        "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                                                        "envFrom": [{"configMapRef": {"name": "c1"}}],
+                                                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}]}}}}
+        """
     }
 
     /// The parts of `kubectl create deployment -o json` the protobuf test compares.

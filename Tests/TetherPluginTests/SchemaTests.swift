@@ -8,7 +8,7 @@ import WorkloadsPlugin
 
 @Suite("kind schemas")
 struct SchemaTests {
-    @Test("a valid Deployment has no findings; nulls fit anything; free parts take anything")
+    @Test("a valid Deployment has no findings; nulls fit anything; a probe is checked like the rest")
     func validDeployment() {
         let object = yaml(
             """
@@ -21,7 +21,7 @@ struct SchemaTests {
               strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}}
               template:
                 metadata: {labels: {app: web}}
-                spec: {containers: [{name: web, image: nginx, readinessProbe: {anything: [1, {deep: true}]}}]}
+                spec: {containers: [{name: web, image: nginx, readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 5}}]}
             status: {replicas: 3, conditions: [{type: Available, status: "True", lastTransitionTime: "2026-12-01T10:00:00Z"}]}
             """
         )
@@ -30,6 +30,9 @@ struct SchemaTests {
         var unknown = object
         unknown[member: "status"]?[member: "whatever"] = 1
         #expect(WorkloadsPlugin.deployment.schema.check(unknown).unknownFields == ["status.whatever"])
+        var probe = object
+        probe[member: "spec"]?[member: "template"]?[member: "spec"]?[member: "containers"] = yaml("[{name: web, readinessProbe: {anything: 1}}]")
+        #expect(WorkloadsPlugin.deployment.schema.check(probe).unknownFields == ["spec.template.spec.containers[0].readinessProbe.anything"])
     }
 
     @Test("the Pod spec is modelled: a misspelt container field is found by its path, a quantity may be a number")
