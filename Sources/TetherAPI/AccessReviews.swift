@@ -21,10 +21,12 @@ enum AccessReviews {
     static let access = Review(group: "authorization.k8s.io", version: "v1", kind: "SelfSubjectAccessReview", plural: "selfsubjectaccessreviews")
     static let rules = Review(group: "authorization.k8s.io", version: "v1", kind: "SelfSubjectRulesReview", plural: "selfsubjectrulesreviews")
     static let identity = Review(group: "authentication.k8s.io", version: "v1", kind: "SelfSubjectReview", plural: "selfsubjectreviews")
-    static let all = [access, rules, identity]
+    /// What `kubectl auth whoami` of kubectl 1.27 asks for (v1 came in Kubernetes 1.28); the same review.
+    static let identityBeta = Review(group: "authentication.k8s.io", version: "v1beta1", kind: "SelfSubjectReview", plural: "selfsubjectreviews")
+    static let all = [access, rules, identity, identityBeta]
 
     /// The groups the reviews live in, with their versions, for discovery.
-    static let groups: [(name: String, versions: [String])] = [("authentication.k8s.io", ["v1"]), ("authorization.k8s.io", ["v1"])]
+    static let groups: [(name: String, versions: [String])] = [("authentication.k8s.io", ["v1", "v1beta1"]), ("authorization.k8s.io", ["v1"])]
 
     static func review(group: String, version: String, plural: String) -> Review? {
         all.first { $0.group == group && $0.version == version && $0.plural == plural }

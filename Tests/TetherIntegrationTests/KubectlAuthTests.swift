@@ -43,7 +43,7 @@ struct KubectlAuthTests {
             #expect(verbs(list).contains("[get list watch]") && !verbs(list).contains("[*]"), "\(list)")
             #expect(verbs(try await admin.succeed(["auth", "can-i", "--list"])).contains("[*]"))
 
-            if flavor == .modern {
+            if flavor.minor >= 27 {
                 let whoami = try await viewer.succeed(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}"])
                 #expect(whoami.hasPrefix("ci ") && whoami.contains("tether:viewer"), "\(whoami)")
                 #expect(try await admin.succeed(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]) == "admin")

@@ -68,13 +68,15 @@ struct KubectlGeneratorTests {
         #expect(binding == "Role/reader\(suffix) ServiceAccount/robot\(suffix)", "\(binding)")
     }
 
-    @Test("kubectl 1.32 (protobuf) and 1.20 (JSON) generators against a simulated member: every field the command set is there")
+    @Test("kubectl 1.32, 1.33 and 1.27 (protobuf) and 1.20 (JSON) generators against a simulated member: every field the command set is there")
     func againstMember() async throws {
         try await withFederation { federation in
             let (_, member) = try await startSimcluster("m1", in: federation, nodes: 1)
             try await Self.generate(member, suffix: "")
-            let legacy = try Kubectl(.legacy, kubeconfig: member.kubeconfig, home: federation.root + "/home-legacy")
-            try await Self.generate(legacy, suffix: "-old")
+            for flavor in [Kubectl.Flavor.legacy, .v127, .v133] {
+                let other = try Kubectl(flavor, kubeconfig: member.kubeconfig, home: federation.root + "/home-\(flavor)")
+                try await Self.generate(other, suffix: "-\(flavor.minor)")
+            }
         }
     }
 

@@ -11,6 +11,19 @@ public struct Kubectl: Sendable {
         case modern
         /// Debian's kubectl 1.20, unpacked by `make test` (path in TETHER_KUBECTL_LEGACY).
         case legacy
+        /// `kubectl.1.27` and `kubectl.1.33`, installed next to the `kubectl` on PATH.
+        case v127
+        case v133
+
+        /// The minor version: 32 for `modern`.
+        public var minor: Int {
+            switch self {
+            case .modern: 32
+            case .legacy: 20
+            case .v127: 27
+            case .v133: 33
+            }
+        }
 
         public var description: String { rawValue }
     }
@@ -34,6 +47,10 @@ public struct Kubectl: Sendable {
         case .modern:
             executable = URL(fileURLWithPath: "/usr/bin/env")
             prefix = (networkNamespace.map { ["ip", "netns", "exec", $0] } ?? []) + ["kubectl"]
+        case .v127, .v133:
+            let path = try Self.installedNextToKubectl("kubectl.1.\(flavor.minor)")
+            executable = URL(fileURLWithPath: "/usr/bin/env")
+            prefix = (networkNamespace.map { ["ip", "netns", "exec", $0] } ?? []) + [path]
         case .legacy:
             guard let path = ProcessInfo.processInfo.environment["TETHER_KUBECTL_LEGACY"],
                 FileManager.default.isExecutableFile(atPath: path)
@@ -54,6 +71,18 @@ public struct Kubectl: Sendable {
         self.kubeconfig = kubeconfig
         self.home = home
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+    }
+
+    /// `name` in the directory of the `kubectl` on PATH, its symbolic links followed.
+    static func installedNextToKubectl(_ name: String) throws -> String {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        for directory in directories {
+            let kubectl = URL(fileURLWithPath: directory).appendingPathComponent("kubectl")
+            guard FileManager.default.isExecutableFile(atPath: kubectl.path) else { continue }
+            let candidate = kubectl.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw KubectlError(description: "\(name) not found next to the kubectl on PATH; the test image installs kubectl 1.27 to 1.33 there")
     }
 
     @discardableResult
