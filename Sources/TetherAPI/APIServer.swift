@@ -101,6 +101,7 @@ public final class APIServer: Service, Sendable {
     private let definitions: CustomResourceDefinitionController?
     /// Deletes a deleted namespace's contents before it.
     private let namespaces: NamespaceController
+    private let rolloutHistory: RolloutHistoryCleanup
 
     public init(
         configuration: APIServerConfiguration,
@@ -134,6 +135,7 @@ public final class APIServer: Service, Sendable {
             catalog.servesDefinitions || catalog.servesCustomizations
             ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.namespaces = NamespaceController(store: store, catalog: catalog, logger: logger)
+        self.rolloutHistory = RolloutHistoryCleanup(store: store, logger: logger)
         self.handler = ResourceHandler(
             store: store,
             catalog: catalog,
@@ -161,6 +163,7 @@ public final class APIServer: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             if let definitions { group.addTask { await definitions.run() } }
             group.addTask { await self.namespaces.run() }
+            group.addTask { await self.rolloutHistory.run() }
             try await serve()
             group.cancelAll()
         }

@@ -2,6 +2,7 @@ import AsyncAlgorithms
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -275,7 +276,10 @@ struct ResourceOperation {
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
         let created = try await store.create(object, as: type, dryRun: dryRun)
-        if !dryRun { await definitionServed(created) }
+        if !dryRun {
+            await definitionServed(created)
+            await recordRevision(of: created)
+        }
         return respond(created, status: .created)
     }
 
@@ -359,8 +363,27 @@ struct ResourceOperation {
         var admittedObject = try admitted(object)
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
         let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
-        if !dryRun { await definitionServed(updated) }
+        if !dryRun {
+            await definitionServed(updated)
+            await recordRevision(of: updated)
+        }
         return updated
+    }
+
+    /// A Deployment's template recorded as its newest revision (``RolloutHistory``) before the
+    /// write is answered. Should that fail, the write stands and the revision is missing.
+    private func recordRevision(of written: JSONValue) async {
+        guard kind.group == "apps", kind.kind == "Deployment", written.deletionTimestamp == nil else { return }
+        do {
+            try await RolloutHistory.record(written, store: store)
+        } catch {
+            handler.logger.warning(
+                "cannot record a Deployment's revision; rollout history will miss it",
+                metadata: [
+                    "tether.event": "rollout_history.record_failed", "tether.object": "\(written.namespace ?? "")/\(written.name ?? "")",
+                    "tether.error": "\(error)",
+                ])
+        }
     }
 
     /// After a write of a CustomResourceDefinition, waits (5 s at most) until the kinds served

@@ -38,6 +38,29 @@ struct FederationStateTests {
         }
     }
 
+    @Test("an object a controller owns (a Deployment's revision, kept as a ReplicaSet) is not federated; its owner is")
+    func controlledObjectsStayAtTheHub() throws {
+        var harness = H()
+        var owned = H.configMap("revision")
+        owned.metadata["ownerReferences"] = [["apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u-1", "controller": true]]
+        var referenced = H.configMap("referenced")
+        referenced.metadata["ownerReferences"] = [["apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u-2"]]
+        harness.settle(clusters: ["a": [:]], objects: [H.configMap("plain"), owned, referenced])
+        harness.connect("a")
+        let pushes = harness.deliverPushes()
+        guard case .snapshot(let snapshot) = try #require(pushes.first?.messages.first) else {
+            Issue.record("not a snapshot")
+            return
+        }
+        // An owner that is not a controller does not keep an object at the hub.
+        #expect(snapshot.objects.compactMap(\.name).sorted() == ["plain", "referenced"])
+        // A federated object that gains a controller leaves the members.
+        var adopted = H.configMap("plain")
+        adopted.metadata["ownerReferences"] = owned.metadata["ownerReferences"]
+        harness.change(adopted)
+        #expect(harness.state.federated.keys.map(\.name).sorted() == ["referenced"])
+    }
+
     @Test("a PropagationPolicy's cluster names and label selector choose the clusters; excluded clusters get an empty set")
     func placementFollowsPolicies() throws {
         var harness = H()

@@ -9,7 +9,7 @@ import TetherTestSupport
 struct KubectlWorkflowTests {
     /// Run at the hub by kubectl 1.20, 1.27, 1.32 and 1.33; the members are read with 1.32.
     @Test(
-        "rollout status, set image|env|resources, scale, label, annotate, wait for conditions, rollout restart|pause|resume, watch events, delete cascades",
+        "rollout status, set image|env|resources, scale, label, annotate, wait for conditions, rollout restart|pause|resume|history|undo, watch events, delete cascades",
         arguments: Kubectl.Flavor.allCases
     )
     func workflow(flavor: Kubectl.Flavor) async throws {
@@ -60,6 +60,32 @@ struct KubectlWorkflowTests {
             #expect(try await hubctl.succeed(["get", "deployment", "web", "-o", "jsonpath={.spec.paused}"]) == "true")
             try await hubctl.succeed(["rollout", "resume", "deployment/web"])
             try await rolloutStatus()
+
+            // The hub keeps each template as a revision: created, then set image, env,
+            // resources, and the restart. Undo to the first reaches the members.
+            let history = try await hubctl.succeed(["rollout", "history", "deployment/web"])
+            let revisions = history.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") }
+            #expect(revisions == [1, 2, 3, 4, 5], "\(history)")
+            let first = try await hubctl.succeed(["rollout", "history", "deployment/web", "--revision=1"])
+            #expect(first.contains("nginx:1.27") && !first.contains("MODE"), "\(first)")
+            try await hubctl.succeed(["rollout", "undo", "deployment/web", "--to-revision=1"])
+            let undone = try await hubctl.succeed([
+                "get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env}",
+            ])
+            #expect(undone == "nginx:1.27 ", "\(undone)")
+            let renumbered = try await hubctl.succeed(["rollout", "history", "deployment/web"])
+            #expect(renumbered.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") } == [2, 3, 4, 5, 6], "\(renumbered)")
+            try await rolloutStatus()
+            for member in members {
+                try await member.succeed(
+                    ["wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=nginx:1.27", "deployment/web", "--timeout=60s"],
+                    within: .seconds(70))
+                // The revisions are the hub's own, never propagated: a member's controllers keep
+                // their own (the simulated member's API keeps them as the hub's does).
+                let memberUID = try await member.succeed(["get", "deployment", "web", "-o", "jsonpath={.metadata.uid}"])
+                let owners = try await member.succeed(["get", "replicasets", "-o", "jsonpath={.items[*].metadata.ownerReferences[0].uid}"])
+                #expect(!owners.isEmpty && owners.split(separator: " ").allSatisfy { $0 == memberUID }, "\(owners) vs \(memberUID)")
+            }
 
             // A watch that prints its event types sees the change it is waiting for.
             let watcher = try federation.launch(

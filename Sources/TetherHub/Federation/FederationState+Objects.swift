@@ -46,6 +46,12 @@ extension FederationState {
             overridePolicies[reference] = policy
             policyChanged(reference, deleted: policy == nil, version: version)
         case .federated:
+            // An object a controller made (a Deployment's revisions, kept as ReplicaSets) is its
+            // owner's: the owner is federated, and each member's controllers make their own.
+            if !deleted, object.isControlled {
+                if federated[reference] != nil { federatedChanged(object, reference, deleted: true, version: version) }
+                return
+            }
             federatedChanged(object, reference, deleted: deleted, version: version)
         }
     }
@@ -231,5 +237,12 @@ extension JSONValue {
 extension ObjectReference {
     func resourceType(_ registry: KindRegistry) -> ResourceType? {
         registry.kind(apiVersion: apiVersion, kind: kind).map { ResourceType(group: $0.group, resource: $0.plural, namespaced: $0.namespaced) }
+    }
+}
+
+extension JSONValue {
+    /// Whether a controller owns the object (an ownerReference with `controller: true`).
+    var isControlled: Bool {
+        metadata["ownerReferences"]?.arrayElements.contains { $0["controller"] == .bool(true) } == true
     }
 }
