@@ -10,7 +10,9 @@ import TetherPlugin
 /// Job is Degraded with the condition's message.
 public struct WorkloadsPlugin: ResourcePlugin {
     public let name = "workloads"
-    public let kinds: [KindDescriptor] = [Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job, Self.cronJob]
+    public let kinds: [KindDescriptor] = [
+        Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job, Self.cronJob, Self.controllerRevision,
+    ]
 
     public init() {}
 
@@ -157,6 +159,23 @@ public struct WorkloadsPlugin: ResourcePlugin {
         protobufNumbers: ["spec": 2, "status": 3]
     )
 
+    /// The revisions of a DaemonSet's or StatefulSet's template, which `kubectl rollout history`
+    /// and `undo` read: kept by the API of the hub and of the simulated members, never federated.
+    public static let controllerRevision = KindDescriptor(
+        group: "apps", version: "v1", kind: "ControllerRevision", plural: "controllerrevisions", namespaced: true,
+        printerColumns: [
+            .text("CONTROLLER") { object in
+                let owner = object.metadata["ownerReferences"]?.arrayElements.first { $0["controller"] == .bool(true) }
+                return owner.map { "\($0["kind"]?.stringValue?.lowercased() ?? "").apps/\($0["name"]?.stringValue ?? "")" } ?? "<none>"
+            },
+            .count("REVISION") { $0["revision"]?.integerValue ?? 0 },
+        ],
+        hasStatus: false,
+        fields: ["data": .rawJSON, "revision": .integer],
+        summary: "ControllerRevision is an immutable snapshot of a workload's template, one per revision.",
+        protobufNumbers: ["data": 2, "revision": 3]
+    )
+
     // MARK: Statuses (field numbers of k8s.io/api apps/v1 and batch/v1)
 
     static let deploymentStatus = FieldSchema.numbered(
@@ -231,6 +250,9 @@ public struct WorkloadsPlugin: ResourcePlugin {
     static func hasReplicas(_ kind: String?) -> Bool {
         kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet"
     }
+
+    /// A workload's revisions are the API's own record at each end, never sent to members.
+    public func propagates(_ kind: KindDescriptor) -> Bool { kind.kind != "ControllerRevision" }
 
     public func replicas(of object: JSONValue) -> Int64? {
         Self.hasReplicas(object.kind) ? Self.desiredReplicas(object) : nil

@@ -121,7 +121,7 @@ enum ProtobufSchemaDecoder {
                 return object.isEmpty && !keepZero ? nil : .object(object)
             case .bytes:
                 return .string(Data(try field.bytes()).base64EncodedString())
-            case .fieldsV1:
+            case .rawJSON:
                 var reader = ProtobufReader(try field.bytes())
                 var fields: JSONValue = [:]
                 while let part = try reader.next() {

@@ -123,7 +123,7 @@ enum ProtobufSchemaEncoder {
         case .bytes:
             guard case .string(let text) = value, let data = Data(base64Encoded: text) else { throw wrong("base64 text") }
             writer.lengthDelimited(number, Array(data))
-        case .fieldsV1:
+        case .rawJSON:
             guard case .object = value, let text = try? value.serialized() else { throw wrong("an object") }
             var message = ProtobufWriter()
             message.lengthDelimited(1, text)

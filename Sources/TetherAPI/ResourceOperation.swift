@@ -370,15 +370,16 @@ struct ResourceOperation {
         return updated
     }
 
-    /// A Deployment's template recorded as its newest revision (``RolloutHistory``) before the
-    /// write is answered. Should that fail, the write stands and the revision is missing.
+    /// A Deployment's, DaemonSet's or StatefulSet's template recorded as its newest revision
+    /// (``RolloutHistory``) before the write is answered. Should that fail, the write stands and
+    /// the revision is missing.
     private func recordRevision(of written: JSONValue) async {
-        guard kind.group == "apps", kind.kind == "Deployment", written.deletionTimestamp == nil else { return }
+        guard kind.group == "apps", RolloutHistory.Keeper(kind: kind.kind) != nil, written.deletionTimestamp == nil else { return }
         do {
             try await RolloutHistory.record(written, store: store)
         } catch {
             handler.logger.warning(
-                "cannot record a Deployment's revision; rollout history will miss it",
+                "cannot record a workload's revision; rollout history will miss it",
                 metadata: [
                     "tether.event": "rollout_history.record_failed", "tether.object": "\(written.namespace ?? "")/\(written.name ?? "")",
                     "tether.error": "\(error)",

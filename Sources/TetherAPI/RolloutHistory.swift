@@ -4,25 +4,135 @@ import TetherJSON
 import TetherModel
 import TetherStore
 
-/// The revisions of each Deployment's pod template, kept as Kubernetes' deployment controller
-/// keeps them, so `kubectl rollout history` and `kubectl rollout undo` work where no controller
-/// manager runs (the hub, the simulated members): one ReplicaSet per distinct template, named
-/// `DEPLOYMENT-HASH`, controlled by the Deployment, labelled `pod-template-hash`, annotated
-/// `deployment.kubernetes.io/revision` and carrying the Deployment's annotations of the time
-/// (`kubernetes.io/change-cause`). It holds no replicas: at the hub the members run the pods,
-/// and an object a controller owns is never federated itself (the engine skips it).
+/// The revisions of each workload's pod template, kept as Kubernetes' controllers keep them, so
+/// `kubectl rollout history` and `kubectl rollout undo` work where no controller manager runs
+/// (the hub, the simulated members):
 ///
-/// Recorded by the API when a write changes a Deployment's template, before it answers, so a
-/// `rollout history` right after `set image` shows the new revision; older revisions beyond
-/// `revisionHistoryLimit` (10 by default) are deleted then. A Deployment's history goes with it
-/// (``RolloutHistoryCleanup``). Every hub replica may record at once: a revision written twice
-/// is the same write.
+/// - a Deployment's as ReplicaSets, named `NAME-HASH`, labelled `pod-template-hash`, annotated
+///   `deployment.kubernetes.io/revision` (what kubectl reads for a Deployment);
+/// - a DaemonSet's and a StatefulSet's as ControllerRevisions, named `NAME-HASH`, labelled
+///   `controller.kubernetes.io/hash`, whose `revision` is the number and whose `data` is the
+///   strategic merge patch that restores the template (`{"spec": {"template": {..., "$patch":
+///   "replace"}}}`), which `rollout undo` sends back.
+///
+/// Each is controlled by its workload and carries the workload's annotations of the time
+/// (`kubernetes.io/change-cause`). A revision ReplicaSet holds no replicas: at the hub the
+/// members run the pods, and an object a controller owns is never federated (the engine skips it).
+///
+/// Recorded by the API when a write changes a workload's template, before it answers, so a
+/// `rollout history` right after `set image` shows the new revision; an undo renumbers the
+/// revision it restores; revisions beyond `revisionHistoryLimit` (10 by default) are deleted.
+/// A workload's history goes with it (``RolloutHistoryCleanup``). Every hub replica may record
+/// at once: a revision written twice is the same write.
 enum RolloutHistory {
+    /// How one workload kind keeps its revisions.
+    enum Keeper: Sendable, CaseIterable {
+        case replicaSets
+        case daemonSetRevisions
+        case statefulSetRevisions
+
+        init?(kind: String) {
+            switch kind {
+            case "Deployment": self = .replicaSets
+            case "DaemonSet": self = .daemonSetRevisions
+            case "StatefulSet": self = .statefulSetRevisions
+            default: return nil
+            }
+        }
+
+        var ownerKind: String {
+            switch self {
+            case .replicaSets: "Deployment"
+            case .daemonSetRevisions: "DaemonSet"
+            case .statefulSetRevisions: "StatefulSet"
+            }
+        }
+
+        var owners: ResourceType {
+            switch self {
+            case .replicaSets: ResourceType(group: "apps", resource: "deployments", namespaced: true)
+            case .daemonSetRevisions: ResourceType(group: "apps", resource: "daemonsets", namespaced: true)
+            case .statefulSetRevisions: ResourceType(group: "apps", resource: "statefulsets", namespaced: true)
+            }
+        }
+
+        var type: ResourceType { self == .replicaSets ? RolloutHistory.replicaSets : RolloutHistory.controllerRevisions }
+        var hashLabel: String { self == .replicaSets ? "pod-template-hash" : "controller.kubernetes.io/hash" }
+
+        func number(of revision: JSONValue) -> Int64 {
+            switch self {
+            case .replicaSets: revision.annotations[revisionAnnotation].flatMap { Int64($0) } ?? 0
+            case .daemonSetRevisions, .statefulSetRevisions: revision["revision"]?.integerValue ?? 0
+            }
+        }
+
+        /// The pod template a revision holds, as the workload held it.
+        func template(of revision: JSONValue) -> JSONValue? {
+            switch self {
+            case .replicaSets:
+                guard var template = revision.value(at: "spec", "template") else { return nil }
+                template[member: "metadata"]?[member: "labels"]?[member: hashLabel] = nil
+                if template["metadata"]?["labels"] == [:] { template[member: "metadata"]?[member: "labels"] = nil }
+                return withoutNulls(template)
+            case .daemonSetRevisions, .statefulSetRevisions:
+                guard var template = revision.value(at: "data", "spec", "template") else { return nil }
+                template[member: "$patch"] = nil
+                return withoutNulls(template)
+            }
+        }
+
+        /// The object that holds `template` as revision `number` of `owner`.
+        func revision(of owner: JSONValue, template: JSONValue, number: Int64, annotations: [String: String]) -> JSONValue? {
+            guard let name = owner.name, let namespace = owner.namespace, let uid = owner.uid else { return nil }
+            let hash = RolloutHistory.hash(of: template)
+            var labels = template["metadata"]?["labels"]?.objectMembers ?? [:]
+            labels[hashLabel] = .string(hash)
+            var carried = annotations
+            if self == .replicaSets { carried[revisionAnnotation] = String(number) }
+            let reference: JSONValue = [
+                "apiVersion": "apps/v1", "kind": .string(ownerKind), "name": .string(name), "uid": .string(uid), "controller": true,
+                "blockOwnerDeletion": true,
+            ]
+            var metadata: JSONValue = [
+                "name": .string("\(name.prefix(242))-\(hash)"), "namespace": .string(namespace), "labels": .object(labels),
+                "ownerReferences": [reference],
+            ]
+            if !carried.isEmpty { metadata[member: "annotations"] = .object(carried.mapValues(JSONValue.string)) }
+            switch self {
+            case .replicaSets:
+                var labeled = template
+                labeled.set(.string(hash), at: ["metadata", "labels", hashLabel])
+                var selector = owner.value(at: "spec", "selector") ?? [:]
+                selector.set(.string(hash), at: ["matchLabels", hashLabel])
+                return [
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": metadata,
+                    "spec": ["replicas": 0, "selector": selector, "template": labeled],
+                ]
+            case .daemonSetRevisions, .statefulSetRevisions:
+                var patch = template
+                patch[member: "$patch"] = "replace"
+                return [
+                    "apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": metadata, "data": ["spec": ["template": patch]],
+                    "revision": .integer(number),
+                ]
+            }
+        }
+
+        /// `revision` as revision `number`, with the workload's annotations now.
+        func renumbering(_ revision: inout JSONValue, to number: Int64, annotations: [String: String]) -> Bool {
+            var wanted = annotations
+            if self == .replicaSets { wanted[revisionAnnotation] = String(number) }
+            let before = revision
+            revision.annotations = wanted
+            if self != .replicaSets { revision[member: "revision"] = .integer(number) }
+            return revision != before
+        }
+    }
+
     static let revisionAnnotation = "deployment.kubernetes.io/revision"
-    static let hashLabel = "pod-template-hash"
-    static let deployments = ResourceType(group: "apps", resource: "deployments", namespaced: true)
     static let replicaSets = ResourceType(group: "apps", resource: "replicasets", namespaced: true)
-    /// Annotations of the Deployment a revision does not carry (kubectl's `rollout undo` skips them too).
+    static let controllerRevisions = ResourceType(group: "apps", resource: "controllerrevisions", namespaced: true)
+    /// Annotations of a workload a revision does not carry (kubectl's `rollout undo` skips them too).
     static let annotationsNotCarried: Set<String> = [
         "kubectl.kubernetes.io/last-applied-configuration", revisionAnnotation, "deployment.kubernetes.io/revision-history",
         "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas", "deprecated.deployment.rollback.to",
@@ -43,33 +153,6 @@ enum RolloutHistory {
         return text
     }
 
-    /// The ReplicaSets that hold `deployment`'s revisions, oldest first.
-    static func revisions(of deployment: JSONValue, store: any ResourceStore) async throws -> [JSONValue] {
-        guard let uid = deployment.uid, let namespace = deployment.namespace else { return [] }
-        let matchLabels = deployment.value(at: "spec", "selector", "matchLabels")?.objectMembers ?? [:]
-        let selector = matchLabels.sorted { $0.key < $1.key }.compactMap { key, value in value.stringValue.map { "\(key)=\($0)" } }
-        let labels = (try? LabelSelector(parsing: selector.joined(separator: ","))) ?? .everything
-        let page = try await store.list(replicaSets, options: ListOptions(namespace: namespace, labelSelector: labels))
-        return page.objects.filter { controller(of: $0) == uid }.sorted { revision(of: $0) < revision(of: $1) }
-    }
-
-    /// The UID of the object's controller (the ownerReference with `controller: true`).
-    static func controller(of object: JSONValue) -> String? {
-        object.metadata["ownerReferences"]?.arrayElements.first { $0["controller"] == .bool(true) }?["uid"]?.stringValue
-    }
-
-    static func revision(of replicaSet: JSONValue) -> Int64 {
-        replicaSet.annotations[revisionAnnotation].flatMap { Int64($0) } ?? 0
-    }
-
-    /// A revision's template as the Deployment held it: without the hash label.
-    static func template(of replicaSet: JSONValue) -> JSONValue? {
-        guard var template = replicaSet.value(at: "spec", "template") else { return nil }
-        template[member: "metadata"]?[member: "labels"]?[member: hashLabel] = nil
-        if template["metadata"]?["labels"] == [:] { template[member: "metadata"]?[member: "labels"] = nil }
-        return withoutNulls(template)
-    }
-
     /// A template without its `null`s, which Kubernetes reads as absent: `kubectl rollout undo`
     /// sends back `creationTimestamp: null` where the template had nothing.
     static func withoutNulls(_ value: JSONValue) -> JSONValue {
@@ -80,130 +163,120 @@ enum RolloutHistory {
         }
     }
 
-    /// Makes `deployment`'s template its newest revision: a new ReplicaSet, or the one that
-    /// already holds the template (a rollback) renumbered; then drops revisions over the limit.
-    static func record(_ deployment: JSONValue, store: any ResourceStore) async throws {
-        guard let held = deployment.value(at: "spec", "template"), held.isObject else { return }
+    /// The UID of the object's controller (the ownerReference with `controller: true`).
+    static func controller(of object: JSONValue) -> String? {
+        object.metadata["ownerReferences"]?.arrayElements.first { $0["controller"] == .bool(true) }?["uid"]?.stringValue
+    }
+
+    /// The kind of the object's controller.
+    static func controllerKind(of object: JSONValue) -> String? {
+        object.metadata["ownerReferences"]?.arrayElements.first { $0["controller"] == .bool(true) }?["kind"]?.stringValue
+    }
+
+    /// The objects that hold `owner`'s revisions, oldest first.
+    static func revisions(of owner: JSONValue, keeper: Keeper, store: any ResourceStore) async throws -> [JSONValue] {
+        guard let uid = owner.uid, let namespace = owner.namespace else { return [] }
+        let matchLabels = owner.value(at: "spec", "selector", "matchLabels")?.objectMembers ?? [:]
+        let selector = matchLabels.sorted { $0.key < $1.key }.compactMap { key, value in value.stringValue.map { "\(key)=\($0)" } }
+        let labels = (try? LabelSelector(parsing: selector.joined(separator: ","))) ?? .everything
+        let page = try await store.list(keeper.type, options: ListOptions(namespace: namespace, labelSelector: labels))
+        return page.objects.filter { controller(of: $0) == uid }.sorted { keeper.number(of: $0) < keeper.number(of: $1) }
+    }
+
+    /// Makes `owner`'s template its newest revision: a new one, or the one that already holds
+    /// the template (a rollback) renumbered; then drops revisions over the limit. Nothing for a
+    /// kind that keeps no revisions.
+    static func record(_ owner: JSONValue, store: any ResourceStore) async throws {
+        guard let keeper = owner.kind.flatMap(Keeper.init(kind:)), let held = owner.value(at: "spec", "template"), held.isObject else { return }
         let wanted = withoutNulls(held)
-        let existing = try await revisions(of: deployment, store: store)
+        let existing = try await revisions(of: owner, keeper: keeper, store: store)
         var newest: Int64 = 0
         var current: JSONValue?
         var older: [JSONValue] = []
-        for replicaSet in existing {
-            newest = max(newest, revision(of: replicaSet))
-            if template(of: replicaSet) == wanted { current = replicaSet } else { older.append(replicaSet) }
+        for revision in existing {
+            newest = max(newest, keeper.number(of: revision))
+            if keeper.template(of: revision) == wanted { current = revision } else { older.append(revision) }
         }
-        let carried = deployment.annotations.filter { !annotationsNotCarried.contains($0.key) }
-        if let current {
-            let number = revision(of: current) == newest ? newest : newest + 1
-            try await renumber(current, to: number, annotations: carried, store: store)
-        } else if let replicaSet = newRevision(of: deployment, template: wanted, number: newest + 1, annotations: carried) {
-            try await create(replicaSet, store: store)
+        let carried = owner.annotations.filter { !annotationsNotCarried.contains($0.key) }
+        if let current, let name = current.name {
+            let number = keeper.number(of: current) == newest ? newest : newest + 1
+            try await store.modify(keeper.type, namespace: current.namespace, name: name) { stored in
+                keeper.renumbering(&stored, to: number, annotations: carried)
+            }
+        } else if let revision = keeper.revision(of: owner, template: wanted, number: newest + 1, annotations: carried) {
+            try await create(revision, as: keeper.type, store: store)
         }
-        let limit = Int(max(0, deployment.value(at: "spec", "revisionHistoryLimit")?.integerValue ?? 10))
-        for replicaSet in older.dropLast(limit) {
-            try await forget(replicaSet, store: store)
+        let limit = Int(max(0, owner.value(at: "spec", "revisionHistoryLimit")?.integerValue ?? 10))
+        for revision in older.dropLast(limit) {
+            try await forget(revision, as: keeper.type, store: store)
         }
     }
 
-    private static func create(_ replicaSet: JSONValue, store: any ResourceStore) async throws(StoreError) {
+    // The two below throw StoreError alone: written with untyped throws, their `catch where`
+    // crashes Swift 6.3.1's SIL ownership verifier.
+    private static func create(_ revision: JSONValue, as type: ResourceType, store: any ResourceStore) async throws(StoreError) {
         do {
-            _ = try await store.create(replicaSet, as: replicaSets, dryRun: false)
+            _ = try await store.create(revision, as: type, dryRun: false)
         } catch  where error.code == .alreadyExists {
             // Another hub recorded the same template at the same moment.
         }
     }
 
-    /// Gives the revision that holds the current template `number` and the Deployment's annotations.
-    private static func renumber(_ replicaSet: JSONValue, to number: Int64, annotations: [String: String], store: any ResourceStore)
-        async throws
-    {
-        guard let name = replicaSet.name else { return }
-        var wanted = annotations
-        wanted[revisionAnnotation] = String(number)
-        let values = JSONValue.object(wanted.mapValues(JSONValue.string))
-        try await store.modify(replicaSets, namespace: replicaSet.namespace, name: name) { stored in
-            guard stored.metadata["annotations"] != values else { return false }
-            stored.metadata["annotations"] = values
-            return true
-        }
-    }
-
-    /// The ReplicaSet that holds `template` as revision `number` of `deployment`.
-    private static func newRevision(of deployment: JSONValue, template: JSONValue, number: Int64, annotations: [String: String]) -> JSONValue? {
-        guard let name = deployment.name, let namespace = deployment.namespace, let uid = deployment.uid else { return nil }
-        var carried = annotations
-        carried[revisionAnnotation] = String(number)
-        let hash = hash(of: template)
-        var labeled = template
-        labeled.set(.string(hash), at: ["metadata", "labels", hashLabel])
-        var selector = deployment.value(at: "spec", "selector") ?? [:]
-        selector.set(.string(hash), at: ["matchLabels", hashLabel])
-        var labels = template["metadata"]?["labels"]?.objectMembers ?? [:]
-        labels[hashLabel] = .string(hash)
-        let owner: JSONValue = [
-            "apiVersion": "apps/v1", "kind": "Deployment", "name": .string(name), "uid": .string(uid), "controller": true, "blockOwnerDeletion": true,
-        ]
-        return [
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": [
-                "name": .string("\(name.prefix(242))-\(hash)"), "namespace": .string(namespace), "labels": .object(labels),
-                "annotations": .object(carried.mapValues(JSONValue.string)), "ownerReferences": [owner],
-            ],
-            "spec": ["replicas": 0, "selector": selector, "template": labeled],
-        ]
-    }
-
-    static func forget(_ replicaSet: JSONValue, store: any ResourceStore) async throws(StoreError) {
-        guard let name = replicaSet.name else { return }
+    static func forget(_ revision: JSONValue, as type: ResourceType, store: any ResourceStore) async throws(StoreError) {
+        guard let name = revision.name else { return }
         do {
             _ = try await store.delete(
-                replicaSets, namespace: replicaSet.namespace, name: name, preconditions: DeletePreconditions(uid: replicaSet.uid), dryRun: false)
+                type, namespace: revision.namespace, name: name, preconditions: DeletePreconditions(uid: revision.uid), dryRun: false)
         } catch  where error.code == .notFound || error.code == .conflict {
             // Gone already, or made again under the same name.
         }
     }
 }
 
-/// Deletes the revisions of Deployments that are gone: when one is deleted, and at start for
-/// any deleted while no hub ran.
+/// Deletes the revisions of workloads that are gone: when one is deleted, and at start for any
+/// deleted while no hub ran.
 struct RolloutHistoryCleanup: Sendable {
     let store: any ResourceStore
     let logger: Logger
 
     func run() async {
+        await withDiscardingTaskGroup { group in
+            for keeper in RolloutHistory.Keeper.allCases {
+                group.addTask { await follow(keeper) }
+            }
+        }
+    }
+
+    private func follow(_ keeper: RolloutHistory.Keeper) async {
         let informer = Informer(
-            StoreListWatch(store: store, type: RolloutHistory.deployments), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10)))
+            StoreListWatch(store: store, type: keeper.owners), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10)))
         await informer.run { event in
             do {
                 switch event {
-                case .listed(let deployments, _):
-                    let living = Set(deployments.compactMap(\.uid))
-                    let page = try await store.list(RolloutHistory.replicaSets, options: ListOptions())
-                    for replicaSet in page.objects {
-                        guard let owner = RolloutHistory.controller(of: replicaSet), Self.ownedByDeployment(replicaSet), !living.contains(owner)
+                case .listed(let owners, _):
+                    let living = Set(owners.compactMap(\.uid))
+                    let page = try await store.list(keeper.type, options: ListOptions())
+                    for revision in page.objects {
+                        guard let owner = RolloutHistory.controller(of: revision), RolloutHistory.controllerKind(of: revision) == keeper.ownerKind,
+                            !living.contains(owner)
                         else { continue }
-                        try await RolloutHistory.forget(replicaSet, store: store)
+                        try await RolloutHistory.forget(revision, as: keeper.type, store: store)
                     }
-                case .changed(.deleted(let deployment, _)):
-                    guard let uid = deployment.uid else { return }
-                    let page = try await store.list(RolloutHistory.replicaSets, options: ListOptions(namespace: deployment.namespace))
-                    for replicaSet in page.objects where RolloutHistory.controller(of: replicaSet) == uid {
-                        try await RolloutHistory.forget(replicaSet, store: store)
+                case .changed(.deleted(let owner, _)):
+                    guard let uid = owner.uid else { return }
+                    let page = try await store.list(keeper.type, options: ListOptions(namespace: owner.namespace))
+                    for revision in page.objects where RolloutHistory.controller(of: revision) == uid {
+                        try await RolloutHistory.forget(revision, as: keeper.type, store: store)
                     }
                 case .changed, .failed:
                     return
                 }
             } catch {
                 logger.warning(
-                    "cannot delete the revisions of a deleted Deployment; they go at the next start",
-                    metadata: ["tether.event": "rollout_history.cleanup_failed", "tether.error": "\(error)"])
+                    "cannot delete the revisions of a deleted workload; they go at the next start",
+                    metadata: ["tether.event": "rollout_history.cleanup_failed", "tether.kind": "\(keeper.ownerKind)", "tether.error": "\(error)"])
             }
         }
-    }
-
-    private static func ownedByDeployment(_ replicaSet: JSONValue) -> Bool {
-        replicaSet.metadata["ownerReferences"]?.arrayElements.contains { $0["controller"] == .bool(true) && $0["kind"] == "Deployment" } == true
     }
 }
 

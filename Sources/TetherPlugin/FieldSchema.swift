@@ -35,9 +35,10 @@ public indirect enum FieldSchema: Sendable, Hashable {
     case keyedList(FieldSchema, mergeKey: String)
     /// `[]byte`: base64 text in JSON, the bytes themselves in protobuf (a Secret's `data`).
     case bytes
-    /// `metav1.FieldsV1` (a managed-fields entry's field set): any JSON object in JSON; in
-    /// protobuf a message whose field 1 holds that object's JSON text.
-    case fieldsV1
+    /// `metav1.FieldsV1` (a managed-fields entry's field set) and `runtime.RawExtension` (a
+    /// ControllerRevision's `data`): any JSON object in JSON; in protobuf a message whose
+    /// field 1 holds that object's JSON text.
+    case rawJSON
 
     /// A message from its fields: `.numbered(.field(1, "replicas", .integer, optional: true), ...)`.
     public static func numbered(_ fields: ProtoField...) -> FieldSchema { .message(fields) }
@@ -57,7 +58,7 @@ public indirect enum FieldSchema: Sendable, Hashable {
         case .time: .string
         case .quantity: .intOrString
         case .bytes: .string
-        case .fieldsV1: .free
+        case .rawJSON: .free
         case .keyedList(let element, _): .array(element)
         default: self
         }
@@ -87,7 +88,7 @@ public indirect enum FieldSchema: Sendable, Hashable {
     /// `metav1.ManagedFieldsEntry`: who set which fields (server-side apply).
     public static let managedFieldsEntry = FieldSchema.numbered(
         .field(1, "manager", .string), .field(2, "operation", .string), .field(3, "apiVersion", .string), .field(4, "time", .time),
-        .field(6, "fieldsType", .string), .field(7, "fieldsV1", .fieldsV1), .field(8, "subresource", .string)
+        .field(6, "fieldsType", .string), .field(7, "fieldsV1", .rawJSON), .field(8, "subresource", .string)
     )
 
     /// `metav1.Condition`, the condition type of newer kinds (a Service's, a PodDisruptionBudget's).
@@ -209,7 +210,7 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
-        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.fieldsV1, _): return  // shown as their JSON shapes above
+        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.rawJSON, _): return  // shown as their JSON shapes above
         }
     }
 }

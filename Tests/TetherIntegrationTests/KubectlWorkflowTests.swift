@@ -9,7 +9,7 @@ import TetherTestSupport
 struct KubectlWorkflowTests {
     /// Run at the hub by kubectl 1.20, 1.27, 1.32 and 1.33; the members are read with 1.32.
     @Test(
-        "rollout status, set image|env|resources, scale, label, annotate, wait for conditions, rollout restart|pause|resume|history|undo, watch events, delete cascades",
+        "rollout status, set image|env|resources, scale, label, annotate, wait for conditions, rollout restart|pause|resume|history|undo (Deployment, DaemonSet, StatefulSet), watch events, delete cascades",
         arguments: Kubectl.Flavor.allCases
     )
     func workflow(flavor: Kubectl.Flavor) async throws {
@@ -86,6 +86,38 @@ struct KubectlWorkflowTests {
                 let owners = try await member.succeed(["get", "replicasets", "-o", "jsonpath={.items[*].metadata.ownerReferences[0].uid}"])
                 #expect(!owners.isEmpty && owners.split(separator: " ").allSatisfy { $0 == memberUID }, "\(owners) vs \(memberUID)")
             }
+
+            // A DaemonSet's and a StatefulSet's revisions are ControllerRevisions, as kubectl reads them.
+            for (kind, extra) in [("DaemonSet", ""), ("StatefulSet", "  serviceName: agent\n")] {
+                let manifest = """
+                    apiVersion: apps/v1
+                    kind: \(kind)
+                    metadata: {name: agent}
+                    spec:
+                    \(extra)  selector: {matchLabels: {app: agent}}
+                      template:
+                        metadata: {labels: {app: agent}}
+                        spec: {containers: [{name: a, image: "busybox:1.35"}]}
+                    """
+                try await hubctl.succeed(["apply", "-f", "-"], stdin: manifest)
+                try await hubctl.succeed(["set", "image", "\(kind.lowercased())/agent", "a=busybox:1.36"])
+                let kept = try await hubctl.succeed(["rollout", "history", "\(kind.lowercased())/agent"])
+                #expect(kept.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") } == [1, 2], "\(kind): \(kept)")
+                try await hubctl.succeed(["rollout", "undo", "\(kind.lowercased())/agent"])
+                let image = try await hubctl.succeed(["get", kind.lowercased(), "agent", "-o", "jsonpath={.spec.template.spec.containers[0].image}"])
+                #expect(image == "busybox:1.35", "\(kind): \(image)")
+                for member in members {
+                    try await member.succeed(
+                        [
+                            "wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=busybox:1.35", "\(kind.lowercased())/agent",
+                            "--timeout=60s",
+                        ],
+                        within: .seconds(70))
+                }
+                try await hubctl.succeed(["delete", kind.lowercased(), "agent"])
+            }
+            let leftover = try await hubctl.succeed(["get", "controllerrevisions", "-o", "name"])
+            #expect(leftover.isEmpty, "a deleted workload's revisions go with it: \(leftover)")
 
             // A watch that prints its event types sees the change it is waiting for.
             let watcher = try federation.launch(
