@@ -197,7 +197,9 @@ struct APIKubectlTests {
             ])
             #expect(after == before)
             let names = try await kubectl.succeed(["-n", "shop", "get", "cm,secret,svc,deploy,rs", "-o", "name"])
-            #expect(names.split(separator: "\n").count == 5, "\(names)")
+            // Five objects, and the Deployment's first revision (a ReplicaSet it controls).
+            let lines = names.split(separator: "\n")
+            #expect(lines.count == 6 && lines.contains { $0.hasPrefix("replicaset.apps/web-") }, "\(names)")
             try await kubectl.succeed(["-n", "shop", "label", "rs", "frontend", "after=restart"])
             let next = try await kubectl.succeed(["-n", "shop", "get", "rs", "frontend", "-o", "jsonpath={.metadata.resourceVersion}"])
             let previous = UInt64(before.split(separator: " ").last ?? "") ?? 0
