@@ -283,6 +283,17 @@ struct ManagedFields: Equatable {
         return after.union(before).filter { value(at: $0, in: old) != value(at: $0, in: new) }
     }
 
+    /// The status fields that differ between `old` and `new`: what a write through the
+    /// `status` subresource owns.
+    static func changedStatus(from old: JSONValue, to new: JSONValue, schema: FieldSchema) -> Set<Path> {
+        let statusSchema = memberSchemas(schema)("status") ?? .free
+        var before = Set<Path>()
+        var after = Set<Path>()
+        if let status = old["status"] { collect(status, schema: statusSchema, at: ["f:status"], into: &before) }
+        if let status = new["status"] { collect(status, schema: statusSchema, at: ["f:status"], into: &after) }
+        return after.union(before).filter { value(at: $0, in: old) != value(at: $0, in: new) }
+    }
+
     // MARK: FieldsV1
 
     /// `{"f:spec": {"f:replicas": {}}}`: a node is owned when it is a leaf or holds `"."`.

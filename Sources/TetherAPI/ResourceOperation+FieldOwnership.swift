@@ -19,7 +19,8 @@ extension ResourceOperation {
     /// `object` (admitted) with `metadata.managedFields` recording this write: a server-side
     /// apply (`applied`, its body) owns what it applied, after a 409 if it would change fields
     /// other managers set (unless `force`); any other write owns the fields it changed, taken
-    /// from whoever had them. A write through a subresource (`scale`) is recorded under it.
+    /// from whoever had them. A write through a subresource (`scale`, `status`) is recorded
+    /// under it; through `status`, for the status fields it changed.
     func ownership(of object: JSONValue, current: JSONValue?, applied: JSONValue?, subresource: String = "") throws -> JSONValue {
         let schema = kind.schema
         var managed = ManagedFields(of: current ?? object)
@@ -34,7 +35,10 @@ extension ResourceOperation {
                 manager: manager, operation: "Apply", apiVersion: kind.apiVersion, fields: fields, taking: Set(conflicts.map(\.path)), at: time)
         } else {
             let before = current ?? [:]
-            let changed = ManagedFields.changed(from: before, to: object, schema: schema)
+            let changed =
+                subresource == "status"
+                ? ManagedFields.changedStatus(from: before, to: object, schema: schema)
+                : ManagedFields.changed(from: before, to: object, schema: schema)
             let held = managed.entries.first { $0.manager == manager && $0.operation == "Update" && $0.subresource == subresource }?.fields ?? []
             let owned = held.union(changed).filter { ManagedFields.value(at: $0, in: object) != nil }
             managed.record(

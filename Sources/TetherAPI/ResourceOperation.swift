@@ -359,7 +359,9 @@ struct ResourceOperation {
     private func write(_ object: JSONValue, dryRun: Bool, replacing current: JSONValue? = nil, applied: JSONValue? = nil) async throws
         -> JSONValue
     {
-        guard path.subresource != "status" else { return try await store.updateStatus(object, as: type, dryRun: dryRun) }
+        guard path.subresource != "status" else {
+            return try await store.updateStatus(try await statusOwnership(of: object), as: type, dryRun: dryRun)
+        }
         var admittedObject = try admitted(object)
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
         let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
@@ -368,6 +370,22 @@ struct ResourceOperation {
             await recordRevision(of: updated)
         }
         return updated
+    }
+
+    /// A status write with its writer recorded, as kube-apiserver records it: an `Update` entry
+    /// of the field manager under the `status` subresource, for the status fields it changed.
+    private func statusOwnership(of object: JSONValue) async throws -> JSONValue {
+        let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
+        var merged = current
+        merged[member: "status"] = object["status"]
+        let owned = try ownership(of: merged, current: current, applied: nil, subresource: "status")
+        var written = object
+        if let fields = owned.metadata["managedFields"] {
+            written.metadata["managedFields"] = fields
+        } else {
+            written.metadata.removeValue(forKey: "managedFields")
+        }
+        return written
     }
 
     /// A Deployment's, DaemonSet's or StatefulSet's template recorded as its newest revision

@@ -70,10 +70,13 @@ package enum ObjectRules {
         return updated
     }
 
-    /// How a status update merges: only `status` changes.
+    /// How a status update merges: only `status` changes, and the field managers when the
+    /// write names them (the API records who wrote the status there; the server's own status
+    /// writes carry the stored ones back).
     package static func mergeStatus(existing: JSONValue, incoming: JSONValue) -> JSONValue {
         var updated = existing
         updated[member: "status"] = incoming["status"]
+        if let managedFields = incoming.metadata["managedFields"] { updated.metadata["managedFields"] = managedFields }
         return updated
     }
 

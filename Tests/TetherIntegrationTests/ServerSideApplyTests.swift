@@ -67,6 +67,15 @@ struct ServerSideApplyTests {
                 #expect(
                     refused.status != 0 && refused.stderr.contains("conflict with \"kubectl\" with subresource \"scale\"")
                         && refused.stderr.contains(".spec.replicas"), "\(refused)")
+                // A status write is recorded under the status subresource, for the fields it changed.
+                try await kubectl.succeed([
+                    "patch", "deployment", "web", "--subresource=status", "--type=merge", "-p", #"{"status": {"collisionCount": 2}}"#,
+                ])
+                let statusWriter = try await kubectl.succeed([
+                    "get", "deployment", "web", "--show-managed-fields", "-o",
+                    "jsonpath={.metadata.managedFields[?(@.subresource==\"status\")].manager} {.metadata.managedFields[?(@.subresource==\"status\")].fieldsV1}",
+                ])
+                #expect(statusWriter.hasPrefix("kubectl-patch ") && statusWriter.contains("f:collisionCount"), "\(statusWriter)")
             }
         }
     }
