@@ -4,6 +4,7 @@ import HummingbirdCore
 import TetherJSON
 import TetherModel
 import TetherPlugin
+import TetherStore
 
 /// Server-side apply's field ownership on every write of a main resource (``ManagedFields``).
 extension ResourceOperation {
@@ -87,5 +88,21 @@ extension ResourceOperation {
             ]
         }
         return APIError(code: 409, reason: "Conflict", message: message, details: ["causes": .array(causes)])
+    }
+
+    /// A status write with its writer recorded, as kube-apiserver records it: an `Update` entry
+    /// of the field manager under the `status` subresource, for the status fields it changed.
+    func statusOwnership(of object: JSONValue) async throws -> JSONValue {
+        let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
+        var merged = current
+        merged[member: "status"] = object["status"]
+        let owned = try ownership(of: merged, current: current, applied: nil, subresource: "status")
+        var written = object
+        if let fields = owned.metadata["managedFields"] {
+            written.metadata["managedFields"] = fields
+        } else {
+            written.metadata.removeValue(forKey: "managedFields")
+        }
+        return written
     }
 }

@@ -2,7 +2,6 @@ import AsyncAlgorithms
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -37,34 +36,6 @@ struct ResourceOperation {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
 
-    // MARK: Versions
-
-    /// A stored object as the URL's version shows it.
-    func shown(_ object: JSONValue) -> JSONValue {
-        served.conversion?.fromStorage(object) ?? object
-    }
-
-    /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
-    /// URL's (filled in when absent), as ``checkKind(of:)`` requires of any body.
-    private func stored(_ body: JSONValue) throws -> JSONValue {
-        guard let conversion = served.conversion else { return body }
-        var object = body
-        guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
-        if object.apiVersion == nil { object[member: "apiVersion"] = .string(served.apiVersion) }
-        if object.kind == nil { object[member: "kind"] = .string(served.kind) }
-        guard object.apiVersion == served.apiVersion, object.kind == served.kind else {
-            throw APIError.badRequest(
-                "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(served.apiVersion) \(served.kind)")
-        }
-        do {
-            return try conversion.toStorage(object)
-        } catch let error as VersionConversionError where error.invalid {
-            throw APIError.invalid(error.description)
-        } catch {
-            throw APIError.badRequest("\(served.kind) in version \"\(served.version)\" cannot be converted to \"\(kind.version)\": \(error)")
-        }
-    }
-
     // MARK: Reads
 
     func render(_ object: JSONValue) -> Response {
@@ -72,34 +43,6 @@ struct ResourceOperation {
             return ResourceHandler.json(TableWriter(kind: kind, now: Date()).table([object], resourceVersion: nil))
         }
         return respond(object)
-    }
-
-    /// One object of the kind, in protobuf when the client prefers it (client-go's typed
-    /// clients send `Accept: application/vnd.kubernetes.protobuf, application/json`) and every
-    /// part of the object has a field number; in JSON otherwise, which such clients take as well.
-    func respond(_ stored: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        let object = shown(stored)
-        if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: served) {
-            return Response(
-                status: status, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-        }
-        return ResourceHandler.json(object, status: status)
-    }
-
-    /// Whether the media range with the highest quality in `accept` (the first of equals) is protobuf.
-    static func prefersProtobuf(_ accept: String) -> Bool {
-        var best: (quality: Double, protobuf: Bool)?
-        for range in accept.split(separator: ",") {
-            let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let type = parts.first, !type.isEmpty else { continue }
-            let quality =
-                parts.dropFirst().compactMap { parameter -> Double? in
-                    guard parameter.hasPrefix("q=") else { return nil }
-                    return Double(parameter.dropFirst(2))
-                }.first ?? 1
-            if quality > 0, quality > (best?.quality ?? -1) { best = (quality, type == KubernetesProtobuf.contentType) }
-        }
-        return best?.protobuf ?? false
     }
 
     func list() async throws -> Response {
@@ -370,39 +313,6 @@ struct ResourceOperation {
             await recordRevision(of: updated)
         }
         return updated
-    }
-
-    /// A status write with its writer recorded, as kube-apiserver records it: an `Update` entry
-    /// of the field manager under the `status` subresource, for the status fields it changed.
-    private func statusOwnership(of object: JSONValue) async throws -> JSONValue {
-        let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
-        var merged = current
-        merged[member: "status"] = object["status"]
-        let owned = try ownership(of: merged, current: current, applied: nil, subresource: "status")
-        var written = object
-        if let fields = owned.metadata["managedFields"] {
-            written.metadata["managedFields"] = fields
-        } else {
-            written.metadata.removeValue(forKey: "managedFields")
-        }
-        return written
-    }
-
-    /// A Deployment's, DaemonSet's or StatefulSet's template recorded as its newest revision
-    /// (``RolloutHistory``) before the write is answered. Should that fail, the write stands and
-    /// the revision is missing.
-    private func recordRevision(of written: JSONValue) async {
-        guard kind.group == "apps", RolloutHistory.Keeper(kind: kind.kind) != nil, written.deletionTimestamp == nil else { return }
-        do {
-            try await RolloutHistory.record(written, store: store)
-        } catch {
-            handler.logger.warning(
-                "cannot record a workload's revision; rollout history will miss it",
-                metadata: [
-                    "tether.event": "rollout_history.record_failed", "tether.object": "\(written.namespace ?? "")/\(written.name ?? "")",
-                    "tether.error": "\(error)",
-                ])
-        }
     }
 
     /// After a write of a CustomResourceDefinition, waits (5 s at most) until the kinds served

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherStore
 
 /// The revisions of each workload's pod template, kept as Kubernetes' controllers keep them, so
@@ -276,6 +277,25 @@ struct RolloutHistoryCleanup: Sendable {
                     "cannot delete the revisions of a deleted workload; they go at the next start",
                     metadata: ["tether.event": "rollout_history.cleanup_failed", "tether.kind": "\(keeper.ownerKind)", "tether.error": "\(error)"])
             }
+        }
+    }
+}
+
+extension ResourceOperation {
+    /// A Deployment's, DaemonSet's or StatefulSet's template recorded as its newest revision
+    /// (``RolloutHistory``) before the write is answered. Should that fail, the write stands and
+    /// the revision is missing.
+    func recordRevision(of written: JSONValue) async {
+        guard kind.group == "apps", RolloutHistory.Keeper(kind: kind.kind) != nil, written.deletionTimestamp == nil else { return }
+        do {
+            try await RolloutHistory.record(written, store: store)
+        } catch {
+            handler.logger.warning(
+                "cannot record a workload's revision; rollout history will miss it",
+                metadata: [
+                    "tether.event": "rollout_history.record_failed", "tether.object": "\(written.namespace ?? "")/\(written.name ?? "")",
+                    "tether.error": "\(error)",
+                ])
         }
     }
 }

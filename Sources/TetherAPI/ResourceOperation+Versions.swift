@@ -1,0 +1,69 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+/// How an operation speaks to its client: the version the URL names (bodies converted to and
+/// from the storage version) and the encoding the client prefers (protobuf or JSON).
+extension ResourceOperation {
+    // MARK: Versions
+
+    /// A stored object as the URL's version shows it.
+    func shown(_ object: JSONValue) -> JSONValue {
+        served.conversion?.fromStorage(object) ?? object
+    }
+
+    /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
+    /// URL's (filled in when absent), as ``checkKind(of:)`` requires of any body.
+    func stored(_ body: JSONValue) throws -> JSONValue {
+        guard let conversion = served.conversion else { return body }
+        var object = body
+        guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
+        if object.apiVersion == nil { object[member: "apiVersion"] = .string(served.apiVersion) }
+        if object.kind == nil { object[member: "kind"] = .string(served.kind) }
+        guard object.apiVersion == served.apiVersion, object.kind == served.kind else {
+            throw APIError.badRequest(
+                "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(served.apiVersion) \(served.kind)")
+        }
+        do {
+            return try conversion.toStorage(object)
+        } catch let error as VersionConversionError where error.invalid {
+            throw APIError.invalid(error.description)
+        } catch {
+            throw APIError.badRequest("\(served.kind) in version \"\(served.version)\" cannot be converted to \"\(kind.version)\": \(error)")
+        }
+    }
+
+    // MARK: Encoding
+
+    /// One object of the kind, in protobuf when the client prefers it (client-go's typed
+    /// clients send `Accept: application/vnd.kubernetes.protobuf, application/json`) and every
+    /// part of the object has a field number; in JSON otherwise, which such clients take as well.
+    func respond(_ stored: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        let object = shown(stored)
+        if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: served) {
+            return Response(
+                status: status, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        return ResourceHandler.json(object, status: status)
+    }
+
+    /// Whether the media range with the highest quality in `accept` (the first of equals) is protobuf.
+    static func prefersProtobuf(_ accept: String) -> Bool {
+        var best: (quality: Double, protobuf: Bool)?
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let type = parts.first, !type.isEmpty else { continue }
+            let quality =
+                parts.dropFirst().compactMap { parameter -> Double? in
+                    guard parameter.hasPrefix("q=") else { return nil }
+                    return Double(parameter.dropFirst(2))
+                }.first ?? 1
+            if quality > 0, quality > (best?.quality ?? -1) { best = (quality, type == KubernetesProtobuf.contentType) }
+        }
+        return best?.protobuf ?? false
+    }
+}
