@@ -17,17 +17,11 @@ extension ResourceOperation {
     }
 
     /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
-    /// URL's (filled in when absent), as ``checkKind(of:)`` requires of any body.
+    /// URL's (filled in when absent).
     func stored(_ body: JSONValue) throws -> JSONValue {
         guard let conversion = served.conversion else { return body }
         var object = body
-        guard case .object = object else { throw APIError.badRequest("the body must be a JSON object") }
-        if object.apiVersion == nil { object[member: "apiVersion"] = .string(served.apiVersion) }
-        if object.kind == nil { object[member: "kind"] = .string(served.kind) }
-        guard object.apiVersion == served.apiVersion, object.kind == served.kind else {
-            throw APIError.badRequest(
-                "the body is \(object.apiVersion ?? "?") \(object.kind ?? "?"), but the URL is for \(served.apiVersion) \(served.kind)")
-        }
+        try checkKind(of: &object, as: served)
         do {
             return try conversion.toStorage(object)
         } catch let error as VersionConversionError where error.invalid {
