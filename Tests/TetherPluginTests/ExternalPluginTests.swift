@@ -68,8 +68,9 @@ struct ExternalPluginTests {
     func compiledExample() async throws {
         let binary = URL(fileURLWithPath: Self.examples).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent(".build/debug/tether-example-gadgets").path
+        // The example's wrapper runs this very path by default. No setenv: changing the
+        // environment while other tests spawn processes crashed Foundation's Process.run.
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build it first: swift build --product tether-example-gadgets")
-        setenv("TETHER_GADGETS_BINARY", binary, 1)
         let host = try Self.host(Self.examples + "/swift-gadgets")
         let running = try await Self.started(host)
         defer {
