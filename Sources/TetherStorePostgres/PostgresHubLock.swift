@@ -90,8 +90,17 @@ public final class PostgresHubLock: Sendable {
     }
 
     /// Returns when the lock is gone: its connection closed, by PostgreSQL or by ``release()``.
+    ///
+    /// A cancelled wait gives the lock up: the hub is stopping (a service of its failed, or it
+    /// was told to), and the connection's end is what a standby waits for. Without this, a hub
+    /// whose agent port could not be bound never exited.
     public func lost() async {
-        try? await connection.closeFuture.get()
+        await withTaskCancellationHandler {
+            try? await connection.closeFuture.get()
+        } onCancel: {
+            let closing: EventLoopFuture<Void> = connection.close()
+            closing.whenComplete { _ in }
+        }
     }
 
     /// Gives the lock up, so a standby takes over at once.

@@ -127,4 +127,34 @@ struct HubFailoverTests {
         }
         await server.stop()
     }
+
+    @Test("a standby that cannot bind its agent port when it takes over exits with the listener's error and gives the lock up")
+    func standbyCannotListen() async throws {
+        let server = try await PostgresServer.shared()
+        let store = server.url(database: try await server.createDatabase("nolisten"))
+        try await withFederation { federation in
+            let (hubA, _) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--store", store])
+            try await hubA.waitForEvent("hub.active", within: .seconds(5))
+            let portB = try LoopbackPort.free()
+            let hubB = try federation.launch(
+                name: "hub-b", binary: "tether-hub",
+                arguments: [
+                    "--dir", federation.directory.path, "--agent-listen", "127.0.0.1:\(portB)", "--api-listen", "127.0.0.1:0", "--store", store,
+                ])
+            try await hubB.waitForEvent("hub.standby", within: .seconds(30))
+            // Another program takes the standby's agent port while it waits.
+            let squatter = try LoopbackPort.Listener(port: portB)
+            defer { squatter.close() }
+            hubA.send(SIGKILL)
+            try await hubB.waitForEvent("hub.active", within: .seconds(30))
+            let status = await hubB.waitForExit(within: .seconds(30))
+            #expect(status == 1, "hub B exited with \(String(describing: status)); it logged:\n\(hubB.tail(20))")
+            #expect(
+                hubB.lines.contains { $0.raw.contains("cannot listen for agents on 127.0.0.1:\(portB)") && $0.raw.contains("--agent-listen") },
+                "\(hubB.tail(20))")
+            // The lock went with it: a third hub drives the federation.
+            let (hubC, _) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--store", store])
+            try await hubC.waitForEvent("hub.active", within: .seconds(30))
+        }
+    }
 }
