@@ -68,6 +68,7 @@ final class NamespaceController: Sendable {
                 Self.addingFinalizer(to: &stored)
             }
         } catch {
+            guard !Task.isCancelled else { return }  // the hub is stopping
             logger.warning(
                 "cannot mark a namespace so that its contents are deleted with it",
                 metadata: ["tether.event": "namespaces.finalizer_failed", "tether.namespace": "\(name)", "tether.error": "\(error)"])

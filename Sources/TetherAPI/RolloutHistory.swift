@@ -273,6 +273,8 @@ struct RolloutHistoryCleanup: Sendable {
                     return
                 }
             } catch {
+                // A hub that is stopping cancels the follower mid-list: nothing went wrong.
+                guard !Task.isCancelled else { return }
                 logger.warning(
                     "cannot delete the revisions of a deleted workload; they go at the next start",
                     metadata: ["tether.event": "rollout_history.cleanup_failed", "tether.kind": "\(keeper.ownerKind)", "tether.error": "\(error)"])
