@@ -72,15 +72,17 @@ public struct EventPlugin: ResourcePlugin {
             "reportingComponent",
         ],
         fields: [
-            "involvedObject": .object([
-                "apiVersion": .string, "kind": .string, "name": .string, "namespace": .string, "uid": .string,
-                "resourceVersion": .string, "fieldPath": .string,
-            ]),
-            "reason": .string, "message": .string, "type": .string, "count": .integer, "source": .free,
-            "firstTimestamp": .string, "lastTimestamp": .string, "eventTime": .string, "series": .free, "action": .string,
-            "related": .free, "reportingComponent": .string, "reportingInstance": .string,
+            "involvedObject": .objectReference, "reason": .string, "message": .string,
+            "source": .numbered(.field(1, "component", .string), .field(2, "host", .string)),
+            "firstTimestamp": .time, "lastTimestamp": .time, "count": .integer, "type": .string, "eventTime": .microTime,
+            "series": .numbered(.field(1, "count", .integer), .field(2, "lastObservedTime", .microTime)), "action": .string,
+            "related": .objectReference, "reportingComponent": .string, "reportingInstance": .string,
         ],
-        summary: "Event is a report of an event somewhere in the cluster (at the hub: in a member cluster)."
+        summary: "Event is a report of an event somewhere in the cluster (at the hub: in a member cluster).",
+        protobufNumbers: [
+            "involvedObject": 2, "reason": 3, "message": 4, "source": 5, "firstTimestamp": 6, "lastTimestamp": 7, "count": 8, "type": 9,
+            "eventTime": 10, "series": 11, "action": 12, "related": 13, "reportingComponent": 14, "reportingInstance": 15,
+        ]
     )
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }

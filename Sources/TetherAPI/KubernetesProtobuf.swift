@@ -88,6 +88,45 @@ public enum KubernetesProtobuf {
         return enveloped(list.bytes, apiVersion: kind.apiVersion, kind: "\(kind.kind)List")
     }
 
+    /// The content type of a watch in protobuf: each event a `metav1.WatchEvent` after its
+    /// length (4 bytes, big-endian).
+    static let watchContentType = "application/vnd.kubernetes.protobuf;stream=watch"
+
+    /// One event of a protobuf watch, its length first: `WatchEvent{type = 1, object = 2}`, the
+    /// object a `RawExtension` (`raw = 1`) holding the object in its envelope, as kube-apiserver
+    /// writes it (the event itself has no envelope).
+    static func watchFrame(type: String, enveloped object: [UInt8]) -> [UInt8] {
+        var raw = ProtobufWriter()
+        raw.lengthDelimited(1, object)
+        var event = ProtobufWriter()
+        event.string(1, type)
+        event.message(2, raw)
+        let length = UInt32(event.bytes.count)
+        return [UInt8(length >> 24), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)] + event.bytes
+    }
+
+    /// `metav1.Status` (a failed request; a watch's `ERROR` event) in its envelope.
+    static func encodeStatus(_ status: JSONValue) -> [UInt8]? {
+        guard case .object(var members) = status else { return nil }
+        members["apiVersion"] = nil
+        members["kind"] = nil
+        guard let raw = try? ProtobufSchemaEncoder.encode(members, message: statusFields) else { return nil }
+        return enveloped(raw, apiVersion: "v1", kind: "Status")
+    }
+
+    /// `metav1.Status`: metadata (a ListMeta), status, message, reason, details, code.
+    private static let statusFields: [ProtoField] = [
+        .field(1, "metadata", .numbered(.field(2, "resourceVersion", .string), .field(3, "continue", .string))),
+        .field(2, "status", .string), .field(3, "message", .string), .field(4, "reason", .string),
+        .field(
+            5, "details",
+            .numbered(
+                .field(1, "name", .string), .field(2, "group", .string), .field(3, "kind", .string), .field(6, "uid", .string),
+                .field(4, "causes", .array(.numbered(.field(1, "reason", .string), .field(2, "message", .string), .field(3, "field", .string)))),
+                .field(5, "retryAfterSeconds", .integer))),
+        .field(6, "code", .integer),
+    ]
+
     private static func enveloped(_ raw: [UInt8], apiVersion: String, kind: String) -> [UInt8] {
         var typeMeta = ProtobufWriter()
         typeMeta.string(1, apiVersion)

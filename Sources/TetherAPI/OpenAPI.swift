@@ -93,7 +93,7 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): result = ["type": "object", "additionalProperties": v2Schema(element)]
         case .array(let element): result = ["type": "array", "items": v2Schema(element)]
         case .free: result = ["x-kubernetes-preserve-unknown-fields": true]
-        case .message, .time, .quantity, .keyedList, .bytes, .rawJSON: result = [:]  // never a JSON shape
+        case .message, .time, .microTime, .quantity, .keyedList, .bytes, .rawJSON: result = [:]  // never a JSON shape
         }
         if case .keyedList(_, let key) = schema {
             result["x-kubernetes-patch-merge-key"] = .string(key)
@@ -128,7 +128,7 @@ struct OpenAPIDocuments: Sendable {
         case .map(let element): ["type": "object", "additionalProperties": v3Schema(element)]
         case .array(let element): ["type": "array", "items": v3Schema(element)]
         case .free: ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
-        case .message, .time, .quantity, .keyedList, .bytes, .rawJSON: [:]  // never a JSON shape
+        case .message, .time, .microTime, .quantity, .keyedList, .bytes, .rawJSON: [:]  // never a JSON shape
         }
     }
 
@@ -241,7 +241,7 @@ enum OpenAPIv2Protobuf {
             message.message(23, items)
         case .free:
             message.message(31, extensionEntry("x-kubernetes-preserve-unknown-fields", yaml: "true\n"))
-        case .message, .time, .quantity, .keyedList, .bytes, .rawJSON:
+        case .message, .time, .microTime, .quantity, .keyedList, .bytes, .rawJSON:
             break  // never a JSON shape
         }
         if case .keyedList(_, let key) = schema {

@@ -109,6 +109,15 @@ enum ProtobufSchemaDecoder {
                     if part.number == 1 { seconds = Int64(bitPattern: try part.varint()) }
                 }
                 return seconds == 0 ? nil : .string(kubernetesTimestamp(Date(timeIntervalSince1970: TimeInterval(seconds))))
+            case .microTime:
+                var reader = ProtobufReader(try field.bytes())
+                var (seconds, nanos): (Int64, Int32) = (0, 0)
+                while let part = try reader.next() {
+                    if part.number == 1 { seconds = Int64(bitPattern: try part.varint()) }
+                    if part.number == 2 { nanos = Int32(truncatingIfNeeded: try part.varint()) }
+                }
+                guard (0..<1_000_000_000).contains(nanos) else { throw ProtobufError("\(path): nanoseconds \(nanos) out of range") }
+                return seconds == 0 && nanos == 0 ? nil : .string(kubernetesMicroTimestamp(seconds: seconds, nanos: nanos))
             case .quantity:
                 var reader = ProtobufReader(try field.bytes())
                 var text = ""

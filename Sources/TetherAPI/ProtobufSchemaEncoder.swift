@@ -29,6 +29,13 @@ enum ProtobufSchemaEncoder {
         return writer.bytes
     }
 
+    /// A message of `fields` for `members` (a `Status`, which is no kind of the registry).
+    static func encode(_ members: [String: JSONValue], message fields: [ProtoField]) throws -> [UInt8] {
+        var writer = ProtobufWriter()
+        try encodeMessage(members, fields: fields, path: "", into: &writer)
+        return writer.bytes
+    }
+
     private static func encodeMessage(_ members: [String: JSONValue], fields: [ProtoField], path: String, into writer: inout ProtobufWriter)
         throws
     {
@@ -108,6 +115,12 @@ enum ProtobufSchemaEncoder {
             let seconds = date.timeIntervalSince1970.rounded(.down)
             message.varint(1, UInt64(bitPattern: Int64(seconds)))
             let nanos = Int64(((date.timeIntervalSince1970 - seconds) * 1e9).rounded())
+            if nanos > 0 { message.varint(2, UInt64(nanos)) }
+            writer.message(number, message)
+        case .microTime:
+            guard case .string(let text) = value, let (seconds, nanos) = kubernetesTimeParts(text) else { throw wrong("an RFC 3339 time") }
+            var message = ProtobufWriter()
+            message.varint(1, UInt64(bitPattern: seconds))
             if nanos > 0 { message.varint(2, UInt64(nanos)) }
             writer.message(number, message)
         case .quantity:

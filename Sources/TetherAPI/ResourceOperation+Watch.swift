@@ -42,20 +42,9 @@ extension ResourceOperation {
             from = page.resourceVersion
         }
         let events = try await store.watch(type, namespace: options.namespace, from: from)
-        let table = wantsTable ? TableWriter(kind: kind, now: Date()) : nil
-        let conversion = served.conversion
-        let frame: @Sendable (String, JSONValue) -> ByteBuffer = { type, object in
-            var shown = object
-            if let table {
-                shown = table.table([object], resourceVersion: object.resourceVersion.map(String.init))
-            } else if let conversion, type != "ERROR" {
-                shown = conversion.fromStorage(object)
-            }
-            var buffer = ByteBuffer()
-            buffer.writeBytes(ResourceHandler.encode(["type": .string(type), "object": shown]))
-            buffer.writeString("\n")
-            return buffer
-        }
+        let framing = WatchFraming(
+            kind: served, table: wantsTable ? TableWriter(kind: kind, now: Date()) : nil,
+            protobuf: !wantsTable && Self.prefersProtobuf(request.headers[.accept] ?? "") && served.protobufNumbers != nil)
         let labels = options.labelSelector
         let fields = options.fieldSelector
         let replay = initial
@@ -63,7 +52,13 @@ extension ResourceOperation {
         handedOver = true
         let body = ResponseBody { writer in
             defer { limiter.leaveWatch(of: user) }
-            for event in replay { try await writer.write(frame(event.kind.rawValue, event.object)) }
+            for event in replay {
+                guard let frame = framing.frame(event.kind.rawValue, event.object) else {
+                    try await writer.write(framing.unencodable(event.object))
+                    return try await writer.finish(nil)
+                }
+                try await writer.write(frame)
+            }
             // A channel of one: the forwarder takes the next event from the store only when the
             // writer took the last, so nothing piles up here whatever the client's speed.
             let handoff = AsyncChannel<WatchEvent>()
@@ -91,20 +86,71 @@ extension ResourceOperation {
                 hangUp.cancel()
             }
             // A server shutting down ends its watches; clients resume them elsewhere or later.
-            try await withGracefulShutdownHandler {
+            let ended = try await withGracefulShutdownHandler { () async throws -> ByteBuffer? in
                 for await event in handoff {
                     guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
-                    try await writer.write(frame(event.kind.rawValue, event.object))
+                    guard let frame = framing.frame(event.kind.rawValue, event.object) else { return framing.unencodable(event.object) }
+                    try await writer.write(frame)
                 }
+                return nil
             } onGracefulShutdown: {
                 handoff.finish()
             }
-            if fellBehind.isMarked {
+            if let ended {
+                try await writer.write(ended)
+            } else if fellBehind.isMarked {
                 let gone = APIError(code: 410, reason: "Expired", message: "the watch fell too far behind; list again and resume")
-                try await writer.write(frame("ERROR", gone.statusObject))
+                try await writer.write(framing.error(gone))
             }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "application/json", .transferEncoding: "chunked"], body: body)
+        return Response(status: .ok, headers: [.contentType: framing.contentType, .transferEncoding: "chunked"], body: body)
+    }
+}
+
+/// How a watch writes its events: JSON, one object per line, or Kubernetes' protobuf stream
+/// when the client prefers protobuf and the kind has field numbers (client-go's typed
+/// informers; `kubectl events --watch`).
+struct WatchFraming: Sendable {
+    let kind: KindDescriptor
+    let table: TableWriter?
+    let protobuf: Bool
+
+    var contentType: String { protobuf ? KubernetesProtobuf.watchContentType : "application/json" }
+
+    /// An event of a stored object, at the served version; nil when the stream is protobuf and
+    /// some part of the object has no field number.
+    func frame(_ type: String, _ stored: JSONValue) -> ByteBuffer? {
+        var shown = kind.conversion?.fromStorage(stored) ?? stored
+        if let table { shown = table.table([stored], resourceVersion: stored.resourceVersion.map(String.init)) }
+        guard protobuf else { return Self.jsonLine(type, shown) }
+        guard let object = KubernetesProtobuf.encode(shown, kind: kind) else { return nil }
+        return ByteBuffer(bytes: KubernetesProtobuf.watchFrame(type: type, enveloped: object))
+    }
+
+    /// An `ERROR` event carrying `error`'s Status.
+    func error(_ error: APIError) -> ByteBuffer {
+        guard protobuf, let status = KubernetesProtobuf.encodeStatus(error.statusObject) else { return Self.jsonLine("ERROR", error.statusObject) }
+        return ByteBuffer(bytes: KubernetesProtobuf.watchFrame(type: "ERROR", enveloped: status))
+    }
+
+    /// The last event of a protobuf stream that met an object it cannot encode. A protobuf
+    /// stream cannot carry JSON, so it ends with an error; the client lists again, and that
+    /// list comes in JSON with the object whole. Nothing is dropped or shown in part.
+    func unencodable(_ stored: JSONValue) -> ByteBuffer {
+        let name = [stored.namespace, stored.name].compactMap { $0 }.joined(separator: "/")
+        return error(
+            APIError(
+                code: 500, reason: "InternalError",
+                message:
+                    "\(kind.kind) \(name) has fields with no protobuf field number on this server; watch with Accept: application/json to receive it"
+            ))
+    }
+
+    private static func jsonLine(_ type: String, _ object: JSONValue) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(ResourceHandler.encode(["type": .string(type), "object": object]))
+        buffer.writeString("\n")
+        return buffer
     }
 }

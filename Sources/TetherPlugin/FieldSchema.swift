@@ -27,6 +27,9 @@ public indirect enum FieldSchema: Sendable, Hashable {
     case message([ProtoField])
     /// `metav1.Time`: an RFC 3339 string in JSON; `{seconds = 1, nanos = 2}` in protobuf.
     case time
+    /// `metav1.MicroTime` (an Event's `eventTime`): RFC 3339 with six fractional digits in
+    /// JSON; `{seconds = 1, nanos = 2}` in protobuf, as a `time`.
+    case microTime
     /// `resource.Quantity` (`500m`, `1Gi`, or a number): `{string = 1}` in protobuf.
     case quantity
     /// A list whose elements a strategic merge patch merges by `mergeKey` (containers by
@@ -55,7 +58,7 @@ public indirect enum FieldSchema: Sendable, Hashable {
                         return members.map { ($0.key, $0.value) }
                     },
                     uniquingKeysWith: { first, _ in first }))
-        case .time: .string
+        case .time, .microTime: .string
         case .quantity: .intOrString
         case .bytes: .string
         case .rawJSON: .free
@@ -210,7 +213,7 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
-        case (.message, _), (.time, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.rawJSON, _): return  // shown as their JSON shapes above
+        case (.message, _), (.time, _), (.microTime, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.rawJSON, _): return  // shown as their JSON shapes above
         }
     }
 }

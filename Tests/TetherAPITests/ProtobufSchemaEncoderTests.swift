@@ -137,6 +137,28 @@ struct ProtobufSchemaEncoderTests {
         #expect(!raw.contains(subsequence: Array("aHVudGVyMg==".utf8)))
     }
 
+    @Test("an Event keeps its microsecond times exactly: eventTime and series.lastObservedTime are MicroTime, seconds and nanos")
+    func event() throws {
+        let event: JSONValue = try JSONValue(
+            parsing: """
+                {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1", "namespace": "default"},
+                 "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "default", "uid": "u-1"},
+                 "reason": "ScalingReplicaSet", "message": "Scaled up to 3", "type": "Normal", "count": 2,
+                 "source": {"component": "deployment-controller", "host": "node-1"},
+                 "firstTimestamp": "2026-12-03T02:40:00Z", "lastTimestamp": "2026-12-03T02:41:00Z",
+                 "eventTime": "2026-12-03T02:40:00.123456Z", "series": {"count": 2, "lastObservedTime": "2026-12-03T02:41:00.000001Z"},
+                 "action": "Scale", "related": {"kind": "ReplicaSet", "name": "web-1"},
+                 "reportingComponent": "deployment-controller", "reportingInstance": "node-1"}
+                """)
+        let kind = try Self.kind("v1", "Event")
+        let bytes = try #require(KubernetesProtobuf.encode(event, kind: kind))
+        #expect(try KubernetesProtobuf.decode(bytes, registry: Self.registry) == event)
+        // eventTime (10): {seconds = 1: 1_796_265_600, nanos = 2: 123_456_000}, as Go's MicroTime writes it.
+        let raw = try ProtobufSchemaEncoder.encode(event, kind: kind, numbers: try #require(kind.protobufNumbers))
+        let eventTime: [UInt8] = [0x52, 0x0B, 0x08, 0x80, 0xAD, 0xC3, 0xD8, 0x06, 0x10, 0x80, 0x94, 0xEF, 0x3A]
+        #expect(raw.contains(subsequence: eventTime), "\(raw)")
+    }
+
     @Test("an object with a part the schema does not number is left to JSON")
     func notEncodable() throws {
         let kind = try Self.kind("apps/v1", "Deployment")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TetherJSON
 import TetherLocal
+import TetherModel
 import TetherTestSupport
 
 /// kubectl's generator commands, which send protobuf (kubectl 1.32) or JSON (kubectl 1.20),
@@ -158,6 +159,45 @@ struct KubectlGeneratorTests {
             let gitRepo = try await Self.describe(member, "deployment/gitrepo")
             #expect(!gitRepo.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/gitrepo"), "\(gitRepo.protobufAnswers)")
             #expect(gitRepo.output.contains("GitRepo"), "\(gitRepo.output)")
+        }
+    }
+
+    @Test(
+        "kubectl events lists and watches Events, in protobuf when kubectl asks for it (a length-delimited watch stream), microsecond times included",
+        arguments: [Kubectl.Flavor.v127, .modern, .v133])
+    func events(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let (_, modern) = try await startSimcluster("m1", in: federation, nodes: 1)
+            let member = try Kubectl(flavor, kubeconfig: modern.kubeconfig, home: federation.root + "/home-\(flavor)")
+            func event(_ name: String, reason: String) -> String {
+                let now = kubernetesTimestamp()
+                return """
+                    {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "\(name)"},
+                     "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": "p1", "namespace": "default"},
+                     "reason": "\(reason)", "message": "from the test", "type": "Normal",
+                     "eventTime": "\(now.dropLast()).123456Z", "reportingComponent": "kubelet", "reportingInstance": "node-1",
+                     "action": "Pull", "series": {"count": 2, "lastObservedTime": "\(now.dropLast()).000001Z"}}
+                    """
+            }
+            try await member.succeed(["create", "-f", "-"], stdin: event("ev1", reason: "Pulled"))
+            let watcher = try federation.launch(
+                name: "events-watch", executable: member.executable,
+                arguments: member.prefix + ["--kubeconfig", member.kubeconfig, "--cache-dir", member.home + "/cache", "events", "--watch", "-v=8"])
+            try await watcher.waitForLine(within: .seconds(30), "the first event") { $0.raw.contains("Pulled") && $0.raw.contains("Pod/p1") }
+            try await member.succeed(["create", "-f", "-"], stdin: event("ev2", reason: "Started"))
+            try await watcher.waitForLine(within: .seconds(30), "the event made while watching") { $0.raw.contains("Started") }
+            // kubectl 1.27 asks for JSON; 1.32 and 1.33 for protobuf.
+            let protobuf = flavor.minor >= 32
+            #expect(
+                watcher.lines.contains { $0.raw.hasSuffix("Content-Type: application/vnd.kubernetes.protobuf;stream=watch") } == protobuf,
+                "\(watcher.tail(40))")
+            await watcher.stop()
+            // The list is protobuf too, and the times are kept to the microsecond.
+            let listed = try await member.run(["events", "-v=8"])
+            #expect(listed.stdout.contains("Started"), "\(listed)")
+            #expect(listed.stderr.contains("Content-Type: application/vnd.kubernetes.protobuf\n") == protobuf, "\(listed.stderr.suffix(3000))")
+            let times = try await member.succeed(["get", "event", "ev1", "-o", "jsonpath={.eventTime} {.series.lastObservedTime}"])
+            #expect(times.contains(".123456Z ") && times.hasSuffix(".000001Z"), "\(times)")
         }
     }
 
