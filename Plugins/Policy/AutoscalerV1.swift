@@ -13,7 +13,7 @@ enum AutoscalerV1 {
 
     static let fields: [String: FieldSchema] = [
         "spec": .numbered(
-            .field(1, "scaleTargetRef", .numbered(.field(1, "kind", .string), .field(2, "name", .string), .field(3, "apiVersion", .string))),
+            .field(1, "scaleTargetRef", PolicyPlugin.crossVersionReference),
             .field(2, "minReplicas", .integer, optional: true), .field(3, "maxReplicas", .integer),
             .field(4, "targetCPUUtilizationPercentage", .integer, optional: true)
         ),

@@ -27,7 +27,7 @@ public struct PolicyPlugin: ResourcePlugin {
         printerColumns: [.count("SECRETS") { Int64($0["secrets"]?.arrayElements.count ?? 0) }],
         hasStatus: false,
         fields: [
-            "secrets": .freeList, "imagePullSecrets": .array(.localObjectReference), "automountServiceAccountToken": .boolean,
+            "secrets": .array(.objectReference), "imagePullSecrets": .array(.localObjectReference), "automountServiceAccountToken": .boolean,
         ],
         summary: "ServiceAccount binds together a name for a workload's identity and the secrets it may use.",
         protobufNumbers: ["secrets": 2, "imagePullSecrets": 3, "automountServiceAccountToken": 4]
@@ -51,7 +51,7 @@ public struct PolicyPlugin: ResourcePlugin {
     )
     public static let clusterRole = KindDescriptor(
         group: rbacGroup, version: "v1", kind: "ClusterRole", plural: "clusterroles", namespaced: false, hasStatus: false,
-        fields: ["rules": .array(policyRule), "aggregationRule": .free],
+        fields: ["rules": .array(policyRule), "aggregationRule": .numbered(.field(1, "clusterRoleSelectors", .array(.labelSelector)))],
         summary: "ClusterRole is a cluster-wide set of rules that a RoleBinding or ClusterRoleBinding grants.",
         protobufNumbers: ["rules": 2, "aggregationRule": 3]
     )
@@ -79,7 +79,15 @@ public struct PolicyPlugin: ResourcePlugin {
             }
         ],
         fields: [
-            "spec": .numbered(.field(1, "hard", .map(.quantity)), .field(2, "scopes", .stringList), .field(3, "scopeSelector", .free)),
+            "spec": .numbered(
+                .field(1, "hard", .map(.quantity)), .field(2, "scopes", .stringList),
+                .field(
+                    3, "scopeSelector",
+                    .numbered(
+                        .field(
+                            1, "matchExpressions",
+                            .array(.numbered(.field(1, "scopeName", .string), .field(2, "operator", .string), .field(3, "values", .stringList))))),
+                    optional: true)),
             "status": .numbered(.field(1, "hard", .map(.quantity)), .field(2, "used", .map(.quantity))),
         ],
         summary: "ResourceQuota sets aggregate quota restrictions enforced per namespace.",
@@ -88,7 +96,16 @@ public struct PolicyPlugin: ResourcePlugin {
     public static let limitRange = KindDescriptor(
         group: "", version: "v1", kind: "LimitRange", plural: "limitranges", namespaced: true, shortNames: ["limits"],
         hasStatus: false,
-        fields: ["spec": .numbered(.field(1, "limits", .freeList))],
+        fields: [
+            "spec": .numbered(
+                .field(
+                    1, "limits",
+                    .array(
+                        .numbered(
+                            .field(1, "type", .string), .field(2, "max", .map(.quantity)), .field(3, "min", .map(.quantity)),
+                            .field(4, "default", .map(.quantity)), .field(5, "defaultRequest", .map(.quantity)),
+                            .field(6, "maxLimitRequestRatio", .map(.quantity))))))
+        ],
         summary: "LimitRange sets resource usage limits for each kind of resource in a namespace.",
         protobufNumbers: ["spec": 2]
     )
@@ -102,14 +119,8 @@ public struct PolicyPlugin: ResourcePlugin {
             .text("STORAGECLASS") { $0.string(at: "spec", "storageClassName") ?? "<unset>" },
         ],
         fields: [
-            "spec": .numbered(
-                .field(1, "accessModes", .stringList), .field(4, "selector", .labelSelector),
-                .field(2, "resources", .numbered(.field(1, "limits", .map(.quantity)), .field(2, "requests", .map(.quantity)))),
-                .field(3, "volumeName", .string), .field(5, "storageClassName", .string, optional: true),
-                .field(6, "volumeMode", .string, optional: true), .field(7, "dataSource", .free), .field(8, "dataSourceRef", .free),
-                .field(9, "volumeAttributesClassName", .string, optional: true)
-            ),
-            "status": .free,
+            "spec": .persistentVolumeClaimSpec,
+            "status": .persistentVolumeClaimStatus,
         ],
         summary: "PersistentVolumeClaim is a user's request for and claim to a persistent volume.",
         protobufNumbers: ["spec": 2, "status": 3]
@@ -149,7 +160,8 @@ public struct PolicyPlugin: ResourcePlugin {
         hasStatus: false,
         fields: [
             "spec": .numbered(
-                .field(1, "podSelector", .labelSelector), .field(2, "ingress", .freeList), .field(3, "egress", .freeList),
+                .field(1, "podSelector", .labelSelector), .field(2, "ingress", .array(Self.networkPolicyRule(peers: "from"))),
+                .field(3, "egress", .array(Self.networkPolicyRule(peers: "to"))),
                 .field(4, "policyTypes", .stringList)
             )
         ],
@@ -169,12 +181,11 @@ public struct PolicyPlugin: ResourcePlugin {
         ],
         fields: [
             "spec": .numbered(
-                .field(
-                    1, "scaleTargetRef", .numbered(.field(1, "kind", .string), .field(2, "name", .string), .field(3, "apiVersion", .string))),
-                .field(2, "minReplicas", .integer, optional: true), .field(3, "maxReplicas", .integer), .field(4, "metrics", .freeList),
-                .field(5, "behavior", .free)
+                .field(1, "scaleTargetRef", Self.crossVersionReference),
+                .field(2, "minReplicas", .integer, optional: true), .field(3, "maxReplicas", .integer), .field(4, "metrics", .array(Self.metricSpec)),
+                .field(5, "behavior", Self.autoscalerBehavior, optional: true)
             ),
-            "status": .free,
+            "status": Self.autoscalerStatus,
         ],
         summary: "HorizontalPodAutoscaler scales a workload's replicas to the metrics it names.",
         protobufNumbers: ["spec": 2, "status": 3]

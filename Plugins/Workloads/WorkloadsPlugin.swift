@@ -72,7 +72,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
         fields: [
             "spec": .numbered(
                 .field(1, "replicas", .integer, optional: true), .field(2, "selector", .labelSelector), .field(3, "template", .podTemplate),
-                .field(4, "volumeClaimTemplates", .freeList), .field(5, "serviceName", .string), .field(6, "podManagementPolicy", .string),
+                .field(4, "volumeClaimTemplates", .array(.persistentVolumeClaim)), .field(5, "serviceName", .string),
+                .field(6, "podManagementPolicy", .string),
                 .field(
                     7, "updateStrategy",
                     .numbered(

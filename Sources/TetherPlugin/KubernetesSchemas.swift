@@ -257,10 +257,48 @@ extension FieldSchema {
                         .field(1, "driver", .string), .field(2, "readOnly", .boolean, optional: true), .field(3, "fsType", .string, optional: true),
                         .field(4, "volumeAttributes", stringMap), .field(5, "nodePublishSecretRef", localObjectReference, optional: true)
                     ), optional: true),
-                .field(29, "ephemeral", .free),
+                .field(29, "ephemeral", .numbered(.field(1, "volumeClaimTemplate", persistentVolumeClaimTemplate, optional: true)), optional: true),
                 .field(30, "image", .numbered(.field(1, "reference", .string), .field(2, "pullPolicy", .string)), optional: true)
             ))
     )
+
+    // MARK: Storage
+
+    /// `core/v1.PersistentVolumeClaimSpec`.
+    public static let persistentVolumeClaimSpec = FieldSchema.numbered(
+        .field(1, "accessModes", stringList), .field(4, "selector", labelSelector),
+        .field(2, "resources", .numbered(.field(1, "limits", .map(.quantity)), .field(2, "requests", .map(.quantity)))),
+        .field(3, "volumeName", .string), .field(5, "storageClassName", .string, optional: true),
+        .field(6, "volumeMode", .string, optional: true),
+        .field(7, "dataSource", .numbered(.field(1, "apiGroup", .string, optional: true), .field(2, "kind", .string), .field(3, "name", .string))),
+        .field(
+            8, "dataSourceRef",
+            .numbered(
+                .field(1, "apiGroup", .string, optional: true), .field(2, "kind", .string), .field(3, "name", .string),
+                .field(4, "namespace", .string, optional: true))),
+        .field(9, "volumeAttributesClassName", .string, optional: true)
+    )
+
+    /// `core/v1.PersistentVolumeClaimStatus`.
+    public static let persistentVolumeClaimStatus = FieldSchema.numbered(
+        .field(1, "phase", .string), .field(2, "accessModes", stringList), .field(3, "capacity", .map(.quantity)),
+        .field(
+            4, "conditions",
+            .array(
+                .numbered(
+                    .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastProbeTime", .time),
+                    .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)))),
+        .field(5, "allocatedResources", .map(.quantity)), .field(7, "allocatedResourceStatuses", stringMap),
+        .field(8, "currentVolumeAttributesClassName", .string, optional: true),
+        .field(9, "modifyVolumeStatus", .numbered(.field(1, "targetVolumeAttributesClassName", .string), .field(2, "status", .string)))
+    )
+
+    /// A StatefulSet's `volumeClaimTemplates` entry: `core/v1.PersistentVolumeClaim` without its type.
+    public static let persistentVolumeClaim = FieldSchema.numbered(
+        .field(1, "metadata", objectMeta), .field(2, "spec", persistentVolumeClaimSpec), .field(3, "status", persistentVolumeClaimStatus))
+
+    /// An ephemeral volume's claim: `core/v1.PersistentVolumeClaimTemplate`.
+    static let persistentVolumeClaimTemplate = FieldSchema.numbered(.field(1, "metadata", objectMeta), .field(2, "spec", persistentVolumeClaimSpec))
 
     // MARK: Scheduling
 
@@ -308,12 +346,34 @@ extension FieldSchema {
     /// `batch/v1.JobSpec`.
     public static let jobSpec = FieldSchema.numbered(
         .field(1, "parallelism", .integer, optional: true), .field(2, "completions", .integer, optional: true),
-        .field(3, "activeDeadlineSeconds", .integer, optional: true), .field(11, "podFailurePolicy", .free),
-        .field(16, "successPolicy", .free), .field(7, "backoffLimit", .integer, optional: true),
+        .field(3, "activeDeadlineSeconds", .integer, optional: true), .field(11, "podFailurePolicy", podFailurePolicy, optional: true),
+        .field(16, "successPolicy", successPolicy, optional: true), .field(7, "backoffLimit", .integer, optional: true),
         .field(12, "backoffLimitPerIndex", .integer, optional: true), .field(13, "maxFailedIndexes", .integer, optional: true),
         .field(4, "selector", labelSelector), .field(5, "manualSelector", .boolean, optional: true), .field(6, "template", podTemplate),
         .field(8, "ttlSecondsAfterFinished", .integer, optional: true), .field(9, "completionMode", .string, optional: true),
         .field(10, "suspend", .boolean, optional: true), .field(14, "podReplacementPolicy", .string, optional: true),
         .field(15, "managedBy", .string, optional: true)
     )
+
+    /// `batch/v1.PodFailurePolicy`.
+    static let podFailurePolicy = FieldSchema.numbered(
+        .field(
+            1, "rules",
+            .array(
+                .numbered(
+                    .field(1, "action", .string),
+                    .field(
+                        2, "onExitCodes",
+                        .numbered(
+                            .field(1, "containerName", .string, optional: true), .field(2, "operator", .string),
+                            .field(3, "values", .array(.integer))), optional: true),
+                    .field(3, "onPodConditions", .array(.numbered(.field(1, "type", .string), .field(2, "status", .string))))
+                )))
+    )
+
+    /// `batch/v1.SuccessPolicy`.
+    static let successPolicy = FieldSchema.numbered(
+        .field(
+            1, "rules",
+            .array(.numbered(.field(1, "succeededIndexes", .string, optional: true), .field(2, "succeededCount", .integer, optional: true)))))
 }
