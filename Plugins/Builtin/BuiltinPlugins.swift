@@ -11,7 +11,7 @@ import WorkloadsPlugin
 public enum BuiltinPlugins {
     /// Every family of Kubernetes kinds Tether propagates.
     public static let kubernetesFamilies: [any ResourcePlugin] = [
-        ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin(), CustomResourceDefinitionPlugin(),
+        ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin(), PodsPlugin(), CustomResourceDefinitionPlugin(),
     ]
 
     /// What the hub serves: the Kubernetes kinds and Tether's own.

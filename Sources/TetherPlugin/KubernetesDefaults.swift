@@ -7,7 +7,12 @@ import TetherJSON
 public enum KubernetesDefaults {
     /// A Pod template's spec at `path`; `restartPolicy` is what its kind defaults it to.
     public static func podTemplate(at path: [String], in object: inout JSONValue) {
-        guard var spec = object.value(at: path + ["spec"]), case .object = spec else { return }
+        podSpec(at: path + ["spec"], in: &object)
+    }
+
+    /// A Pod spec at `path` (a Pod's own, or a template's).
+    public static func podSpec(at path: [String], in object: inout JSONValue) {
+        guard var spec = object.value(at: path), case .object = spec else { return }
         fill(&spec, ["restartPolicy"], "Always")
         fill(&spec, ["terminationGracePeriodSeconds"], .integer(30))
         fill(&spec, ["dnsPolicy"], "ClusterFirst")
@@ -17,7 +22,7 @@ public enum KubernetesDefaults {
             guard case .array(let containers)? = spec[list] else { continue }
             spec.set(.array(containers.map(container)), at: [list])
         }
-        object.set(spec, at: path + ["spec"])
+        object.set(spec, at: path)
     }
 
     /// A container: how its image is pulled, where its termination message goes, its ports'

@@ -31,6 +31,17 @@ actor AddressAllocator {
         return "10.96.255.254"
     }
 
+    /// A Pod's address from 10.244.0.0/16: the one it has, or the first no other Pod holds.
+    func podIP(store: any ResourceStore, for pod: JSONValue) async -> String {
+        if let held = pod.string(at: "status", "podIP") { return held }
+        let used = Set(await objects("pods", store: store).compactMap { $0.string(at: "status", "podIP") })
+        for index in 2..<65_000 {
+            let candidate = "10.244.\(index / 256).\(index % 256)"
+            if !used.contains(candidate) { return candidate }
+        }
+        return "10.244.255.254"
+    }
+
     func loadBalancerIP(store: any ResourceStore) async -> String {
         let holders = await objects("services", store: store) + objects("ingresses", store: store)
         let used = Set(holders.compactMap(StatusPlan.loadBalancerIP))

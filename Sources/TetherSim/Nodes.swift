@@ -23,6 +23,11 @@ struct Nodes {
         }
     }
 
+    /// A node's InternalIP, from its number: `NAME-node-3` is 172.18.0.13.
+    static func address(of node: String) -> String {
+        "172.18.0.\(10 + (node.split(separator: "-").last.flatMap { Int($0) } ?? 0) % 240)"
+    }
+
     static func object(name: String) -> JSONValue {
         let capacity: JSONValue = ["cpu": "4", "memory": "16Gi", "pods": "110"]
         return [
@@ -31,6 +36,7 @@ struct Nodes {
             "spec": [:],
             "status": [
                 "capacity": capacity, "allocatable": capacity,
+                "addresses": [["type": "InternalIP", "address": .string(address(of: name))], ["type": "Hostname", "address": .string(name)]],
                 "conditions": [["type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)"]],
                 "nodeInfo": ["kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64"],
             ],

@@ -100,6 +100,49 @@ struct StatusPlan {
         }
     }
 
+    /// A Pod, scheduled at once: Pending with its containers being created, then Running with
+    /// every container ready after the delay. One marked failing runs with its first container
+    /// in CrashLoopBackOff and never becomes ready. A status already showing that state is kept
+    /// as it is, times included, so the Pod settles.
+    mutating func pod(hostIP: String, podIP: String, now: String) {
+        let ready = !failing && elapsed >= readyAfter
+        if !failing, !ready { lookAgainAfter = readyAfter - elapsed }
+        let phase = failing || ready ? "Running" : "Pending"
+        let shownReady = (status["conditions"]?.arrayElements ?? []).contains {
+            $0["type"] == "Ready" && $0["status"]?.stringValue == (ready ? "True" : "False")
+        }
+        guard status["phase"]?.stringValue != phase || !shownReady else { return }
+        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
+        let namespaceAndName = "\(object.namespace ?? "default").\(object.name ?? "")"
+        let statuses = containers.enumerated().map { index, container -> JSONValue in
+            let name = container["name"]?.stringValue ?? ""
+            let image = container["image"]?.stringValue ?? ""
+            let crashing = failing && index == 0
+            let state: JSONValue =
+                crashing
+                ? ["waiting": ["reason": "CrashLoopBackOff", "message": .string("back-off 10s restarting failed container=\(name) (simulated)")]]
+                : phase == "Running" ? ["running": ["startedAt": .string(now)]] : ["waiting": ["reason": "ContainerCreating"]]
+            return [
+                "name": .string(name), "image": .string(image), "imageID": .string("sim://\(image)"),
+                "containerID": .string("sim://\(namespaceAndName).\(name)"), "ready": .bool(phase == "Running" && !failing),
+                "started": .bool(phase == "Running" && !crashing), "restartCount": .integer(crashing ? 1 : 0), "state": state,
+            ]
+        }
+        func condition(_ type: String, _ holds: Bool) -> JSONValue {
+            ["type": .string(type), "status": holds ? "True" : "False", "lastTransitionTime": .string(now)]
+        }
+        let requests = containers.contains { $0["resources"]?.objectMembers.isEmpty == false }
+        status = [
+            "phase": .string(phase), "hostIP": .string(hostIP), "hostIPs": [["ip": .string(hostIP)]], "podIP": .string(podIP),
+            "podIPs": [["ip": .string(podIP)]], "startTime": status["startTime"] ?? .string(now),
+            "qosClass": .string(requests ? "Burstable" : "BestEffort"), "containerStatuses": .array(statuses),
+            "conditions": [
+                condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", ready),
+                condition("Ready", ready),
+            ],
+        ]
+    }
+
     /// A namespace being deleted is `Terminating` until the API server's controller lets it go.
     mutating func namespace() {
         status[member: "phase"] = object.deletionTimestamp == nil ? "Active" : "Terminating"

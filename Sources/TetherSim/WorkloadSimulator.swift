@@ -47,7 +47,9 @@ public final class WorkloadSimulator: Service, Sendable {
         self.addresses = AddressAllocator(clusterName: settings.clusterName)
     }
 
-    static let simulated = ["replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces"]
+    static let simulated = [
+        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces", "pods",
+    ]
 
     public func run() async throws {
         try await Nodes(store: store, settings: settings).reconcile()
@@ -117,6 +119,14 @@ public final class WorkloadSimulator: Service, Sendable {
         case "daemonsets": plan.daemonSet(nodes: settings.nodes)
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
+        case "pods":
+            // The scheduler's job, written first (spec); the update's own event brings the key back.
+            guard let node = object.string(at: "spec", "nodeName") else {
+                await schedule(object, key: key)
+                return nil
+            }
+            let podIP = await addresses.podIP(store: store, for: object)
+            plan.pod(hostIP: Nodes.address(of: node), podIP: podIP, now: kubernetesTimestamp())
         case "services", "ingresses":
             // The cluster IP is spec, written first; the update's own event brings the key back.
             if key.type.resource == "services", await assignClusterIP(object, key: key) { return nil }
@@ -147,6 +157,17 @@ public final class WorkloadSimulator: Service, Sendable {
             observed[key] = (generation, now)
             return .zero
         }
+    }
+
+    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes.
+    private func schedule(_ pod: JSONValue, key: ObjectKey) async {
+        var hash: UInt32 = 2_166_136_261
+        for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
+            hash = (hash ^ UInt32(byte)) &* 16_777_619
+        }
+        var updated = pod
+        updated.set(.string(Nodes(store: store, settings: settings).name(1 + Int(hash % UInt32(max(1, settings.nodes))))), at: ["spec", "nodeName"])
+        _ = try? await store.update(updated, as: key.type, dryRun: false)
     }
 
     /// The API server's job in a real cluster: a Service gets a cluster IP when it has none.

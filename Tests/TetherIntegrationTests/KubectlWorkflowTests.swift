@@ -140,4 +140,55 @@ struct KubectlWorkflowTests {
             }
         }
     }
+
+    @Test(
+        "kubectl run at the hub: the Pod runs in every member and is Ready at the hub; one that crashes in the members is shown so; describe of a StatefulSet lists its Pods; delete removes them everywhere",
+        arguments: [Kubectl.Flavor.legacy, .modern])
+    func run(flavor: Kubectl.Flavor) async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(flavor, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var members: [Kubectl] = []
+            for name in ["m1", "m2"] { members.append(try await federation.startMember(name, hub: hub, hubPort: port).kubectl) }
+            let setup = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-setup")
+            try await setup.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
+
+            try await hubctl.succeed(["run", "web", "--image=nginx:1.27", "--labels=app=web"])
+            for (index, member) in members.enumerated() {
+                try await member.succeed(["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"], within: .seconds(70))
+                // Each member scheduled it on a node of its own.
+                let node = try await member.succeed(["get", "pod", "web", "-o", "jsonpath={.spec.nodeName} {.status.podIP}"])
+                #expect(node.hasPrefix("m\(index + 1)-node-") && node.contains(" 10.244."), "\(node)")
+            }
+            try await hubctl.succeed(["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"], within: .seconds(70))
+            let row = try await hubctl.succeed(["get", "pod", "web", "--no-headers"])
+            #expect(row.contains("1/1") && row.contains("Running"), "\(row)")
+
+            // A Pod that crashes in the members: Degraded in the propagation state, not Ready.
+            try await hubctl.succeed(["run", "bad", "--image=busybox:1.36", "--annotations=sim.tether.io/fail=true"])
+            for member in members {
+                try await member.succeed(
+                    ["wait", "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=CrashLoopBackOff", "pod/bad", "--timeout=60s"],
+                    within: .seconds(70))
+            }
+            try await setup.succeed(
+                ["wait", "--for=jsonpath={.status.conditions[0].reason}=NotReadyInEveryCluster", "pod/bad", "--timeout=60s"], within: .seconds(70))
+
+            // describe of a StatefulSet reads its Pods (none at the hub, whose members run them).
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                     "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                              "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "pg", "image": "postgres:15"}]}}}}
+                    """)
+            let described = try await hubctl.succeed(["describe", "statefulset", "db"])
+            #expect(described.contains("Pods Status:"), "\(described)")
+
+            try await hubctl.succeed(["delete", "pod", "web", "bad"])
+            for member in members {
+                try await member.succeed(["wait", "--for=delete", "pod/web", "pod/bad", "--timeout=60s"], within: .seconds(70))
+            }
+        }
+    }
 }

@@ -73,4 +73,40 @@ struct StatusPlanTests {
         job.job()
         #expect(job.status["succeeded"] == 3)
     }
+
+    @Test(
+        "a Pod is Pending with its containers being created, then Running and Ready; a settled status is kept, times included; a failing one crash-loops"
+    )
+    func pod() {
+        let pod: JSONValue = [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "web", "namespace": "default"],
+            "spec": ["nodeName": "c-node-1", "containers": [["name": "nginx", "image": "nginx:1.27"], ["name": "side", "image": "busybox"]]],
+        ]
+        func plan(_ object: JSONValue, elapsed: Duration, failing: Bool = false, now: String) -> StatusPlan {
+            var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: delay, failing: failing)
+            plan.pod(hostIP: "172.18.0.11", podIP: "10.244.0.2", now: now)
+            return plan
+        }
+        let early = plan(pod, elapsed: .seconds(1), now: "2026-12-03T02:00:00Z")
+        #expect(early.status["phase"] == "Pending" && early.lookAgainAfter == .seconds(2))
+        #expect(
+            early.status["containerStatuses"]?.arrayElements.map { $0["state"]?["waiting"]?["reason"] } == ["ContainerCreating", "ContainerCreating"])
+
+        var pending = pod
+        pending[member: "status"] = early.status
+        let late = plan(pending, elapsed: .seconds(3), now: "2026-12-03T02:00:03Z")
+        #expect(late.status["phase"] == "Running" && late.status["podIP"] == "10.244.0.2" && late.lookAgainAfter == nil)
+        #expect(late.status["startTime"] == "2026-12-03T02:00:00Z", "the start time is the first one written")
+        #expect(late.status["containerStatuses"]?.arrayElements.allSatisfy { $0["ready"] == .bool(true) } == true)
+        #expect(late.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["status"] == "True" } == true)
+
+        var running = pod
+        running[member: "status"] = late.status
+        #expect(plan(running, elapsed: .seconds(9), now: "2026-12-03T02:00:09Z").status == late.status, "a settled Pod is not rewritten")
+
+        let failing = plan(pod, elapsed: .seconds(9), failing: true, now: "2026-12-03T02:00:09Z")
+        let first = failing.status["containerStatuses"]?.arrayElements.first
+        #expect(failing.status["phase"] == "Running" && first?["state"]?["waiting"]?["reason"] == "CrashLoopBackOff" && first?["restartCount"] == 1)
+        #expect(failing.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["status"] == "False" } == true)
+    }
 }
