@@ -291,6 +291,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
         case "Job":
             Self.jobDefaults(&object, at: ["spec"])
+            Self.generateJobSelector(&object)
         case "CronJob":
             fill(["concurrencyPolicy"], "Allow")
             fill(["suspend"], .bool(false))
@@ -301,6 +302,21 @@ public struct WorkloadsPlugin: ResourcePlugin {
             break
         }
         return object
+    }
+
+    /// What kube-apiserver does for a new Job that does not choose its own selector
+    /// (`manualSelector`): selects its Pods by its uid, and labels its template to match.
+    static func generateJobSelector(_ object: inout JSONValue) {
+        guard object.value(at: "spec", "manualSelector") != .bool(true), object.value(at: "spec", "selector") == nil,
+            let uid = object.uid
+        else { return }
+        object.set(["matchLabels": ["batch.kubernetes.io/controller-uid": .string(uid)]], at: ["spec", "selector"])
+        var labels = [("batch.kubernetes.io/controller-uid", uid), ("controller-uid", uid)]
+        // A name still to be generated is not known here; the uid alone selects.
+        if let name = object.name { labels += [("batch.kubernetes.io/job-name", name), ("job-name", name)] }
+        for (label, value) in labels {
+            KubernetesDefaults.fill(&object, ["spec", "template", "metadata", "labels", label], .string(value))
+        }
     }
 
     /// A Job spec's defaults; its Pods' `restartPolicy` has none (a Job must say Never or OnFailure).

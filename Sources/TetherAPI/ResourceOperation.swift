@@ -115,7 +115,10 @@ struct ResourceOperation {
         if let definition = kind.definition, handler.catalog.definition(named: definition)?.terminating == true {
             throw APIError.methodNotAllowed("create not allowed while custom resource definition \(definition) is terminating")
         }
-        object = try admitted(Self.withoutServerFields(object))
+        var candidate = Self.withoutServerFields(object)
+        // The uid is known before admission, as in kube-apiserver: a Job's selector is made from it.
+        candidate.uid = UUID().uuidString.lowercased()
+        object = try admitted(candidate)
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }

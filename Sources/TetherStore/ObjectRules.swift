@@ -45,7 +45,9 @@ package enum ObjectRules {
             throw StoreError(.alreadyExists, "\(key.type) \"\(key.name)\" already exists\(key.inNamespace)")
         }
         var created = candidate
-        created.uid = UUID().uuidString.lowercased()
+        // The API names a new object's uid before admitting it (a Job's generated selector
+        // holds it); anything else gets one here.
+        if created.uid?.isEmpty ?? true { created.uid = UUID().uuidString.lowercased() }
         created.metadata["creationTimestamp"] = .string(timestamp)
         created.metadata["deletionTimestamp"] = nil
         created.generation = 1

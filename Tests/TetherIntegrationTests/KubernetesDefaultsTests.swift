@@ -61,6 +61,13 @@ struct KubernetesDefaultsTests {
             "get", "job", "once", "-o", "jsonpath={.spec.backoffLimit} {.spec.completions} {.spec.parallelism} {.spec.template.spec.restartPolicy}",
         ])
         #expect(job == "2 1 1 Never", "what the client set stays: \(job)")
+        // The selector kube-apiserver makes from the Job's uid, and the template labels it selects.
+        let selector = try await kubectl.succeed([
+            "get", "job", "once", "-o",
+            #"jsonpath={.metadata.uid} {.spec.selector.matchLabels.batch\.kubernetes\.io/controller-uid} {.spec.template.metadata.labels.controller-uid} {.spec.template.metadata.labels.job-name}"#,
+        ])
+        let uid = selector.split(separator: " ").first.map(String.init) ?? ""
+        #expect(!uid.isEmpty && selector == "\(uid) \(uid) \(uid) once", "\(selector)")
         let diff = try await kubectl.run(["diff", "-f", file])
         #expect(diff.status == 0 && diff.stdout.isEmpty, "\(diff)")
         try await kubectl.succeed(["apply", "-f", file])
