@@ -64,7 +64,16 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response
     {
         var context = context
-        context.caller = try await caller(of: request, on: context)
+        let caller = try await caller(of: request, on: context)
+        context.caller = caller
+        // Acting as another user (`kubectl --as`) is not modelled by the hub's roles. Ignoring
+        // the headers would run the request with the caller's own rights, more than the user
+        // meant to use: refuse it instead.
+        if let impersonation = request.headers.first(where: { $0.name.canonicalName.lowercased().hasPrefix("impersonate-") }) {
+            throw APIError.forbidden(
+                "users \"\(caller.user)\" is forbidden: the hub does not support impersonation (\(impersonation.name.canonicalName)); run kubectl without --as/--as-group, with the credentials of the user to act as"
+            )
+        }
         return try await next(request, context)
     }
 

@@ -48,6 +48,14 @@ struct KubectlAuthTests {
                 #expect(whoami.hasPrefix("ci ") && whoami.contains("tether:viewer"), "\(whoami)")
                 #expect(try await admin.succeed(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]) == "admin")
             }
+
+            // Acting as another user is refused, never run with the admin's own rights.
+            try await admin.succeed(["create", "configmap", "kept"])
+            let impersonated = try await admin.run(["--as=ci", "delete", "configmap", "kept"])
+            #expect(impersonated.status != 0 && impersonated.stderr.contains("does not support impersonation"), "\(impersonated)")
+            let asGroup = try await admin.run(["--as=ci", "--as-group=tether:viewer", "auth", "can-i", "delete", "configmaps"])
+            #expect(asGroup.status != 0 && asGroup.stderr.contains("does not support impersonation"), "\(asGroup)")
+            try await admin.succeed(["get", "configmap", "kept"])
         }
     }
 }
