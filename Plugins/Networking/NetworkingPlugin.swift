@@ -16,7 +16,7 @@ public struct NetworkingPlugin: ResourcePlugin {
         printerColumns: [
             .text("TYPE") { $0.string(at: "spec", "type") ?? "ClusterIP" },
             .text("CLUSTER-IP") { $0.string(at: "spec", "clusterIP") ?? "<none>" },
-            .text("EXTERNAL-IP") { loadBalancerAddresses($0) ?? "<none>" },
+            .text("EXTERNAL-IP") { serviceExternalIP($0) },
             .text("PORT(S)") { servicePorts($0) },
         ],
         fields: [
@@ -219,6 +219,19 @@ public struct NetworkingPlugin: ResourcePlugin {
         let ingress = object.value(at: "status", "loadBalancer", "ingress")?.arrayElements ?? []
         guard !ingress.isEmpty else { return nil }
         return ingress.compactMap { $0["ip"]?.stringValue ?? $0["hostname"]?.stringValue }.joined(separator: ",")
+    }
+
+    /// As kubectl prints it: an ExternalName's name; a LoadBalancer's addresses (`<pending>`
+    /// until it has one) and external IPs; otherwise the external IPs.
+    static func serviceExternalIP(_ service: JSONValue) -> String {
+        let external = (service.value(at: "spec", "externalIPs")?.arrayElements ?? []).compactMap(\.stringValue)
+        switch service.string(at: "spec", "type") {
+        case "ExternalName": return service.string(at: "spec", "externalName") ?? "<none>"
+        case "LoadBalancer":
+            let addresses = [loadBalancerAddresses(service)].compactMap { $0 } + external
+            return addresses.isEmpty ? "<pending>" : addresses.joined(separator: ",")
+        default: return external.isEmpty ? "<none>" : external.joined(separator: ",")
+        }
     }
 
     static func servicePorts(_ object: JSONValue) -> String {

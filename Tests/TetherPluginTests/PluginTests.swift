@@ -204,6 +204,21 @@ struct WorkloadsPluginTests {
 
 @Suite("Networking and config plugins")
 struct NetworkingConfigPluginTests {
+    @Test(
+        "a Service's EXTERNAL-IP column is what kubectl prints for its type",
+        arguments: [
+            ("{type: ExternalName, externalName: db.example.com}", "{}", "db.example.com"),
+            ("{type: LoadBalancer}", "{}", "<pending>"),
+            ("{type: LoadBalancer, externalIPs: [203.0.113.9]}", "{loadBalancer: {ingress: [{ip: 198.18.0.4}]}}", "198.18.0.4,203.0.113.9"),
+            ("{type: ClusterIP}", "{}", "<none>"),
+            ("{type: NodePort, externalIPs: [203.0.113.9]}", "{}", "203.0.113.9"),
+        ])
+    func externalIPColumn(spec: String, status: String, shown: String) throws {
+        let service = yaml("{apiVersion: v1, kind: Service, metadata: {name: s}, spec: \(spec), status: \(status)}")
+        let column = try #require(NetworkingPlugin.service.printerColumns.first { $0.name == "EXTERNAL-IP" })
+        #expect(column.cell(service) == .string(shown))
+    }
+
     @Test("a Service's copy loses its cluster IP and node ports, unless headless; health waits for a load-balancer address")
     func service() {
         let service = yaml(
