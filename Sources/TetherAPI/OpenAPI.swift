@@ -39,9 +39,23 @@ struct OpenAPIDocuments: Sendable {
 
         var v2Definitions: [String: JSONValue] = [:]
         for (name, kind) in definitions { v2Definitions[name] = Self.v2Schema(kind.schema, kind: kind) }
-        v2JSON = Data(ResourceHandler.encode(["swagger": "2.0", "info": info, "paths": [:], "definitions": .object(v2Definitions)]))
+        let patchPaths = definitions.map { (path: Self.objectPath(of: $0.kind), kind: $0.kind) }
+        var v2Paths: [String: JSONValue] = [:]
+        for (path, kind) in patchPaths {
+            v2Paths[path] = [
+                "patch": [
+                    "operationId": .string("patch\(kind.kind)"),
+                    "parameters": .array(
+                        Self.patchParameters.map { ["name": .string($0), "in": "query", "type": $0 == "force" ? "boolean" : "string"] }),
+                    "responses": ["200": ["description": "OK"]],
+                    "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": Self.groupVersionKind(kind),
+                ]
+            ]
+        }
+        v2JSON = Data(ResourceHandler.encode(["swagger": "2.0", "info": info, "paths": .object(v2Paths), "definitions": .object(v2Definitions)]))
         v2Protobuf = OpenAPIv2Protobuf.document(
-            title: "Tether", version: serverVersion, definitions: definitions.map { ($0.name, $0.kind.schema, $0.kind) }
+            title: "Tether", version: serverVersion, definitions: definitions.map { ($0.name, $0.kind.schema, $0.kind) },
+            patchPaths: patchPaths
         )
 
         var documents: [String: (document: Data, hash: String)] = [:]
@@ -73,6 +87,16 @@ struct OpenAPIDocuments: Sendable {
             group = kind.group.split(separator: ".").reversed().joined(separator: ".")
         }
         return "\(group).\(kind.version).\(kind.kind)"
+    }
+
+    /// The query parameters of a PATCH: kubectl 1.20 finds server-side dry run (`apply
+    /// --dry-run=server`, `diff`) by the `dryRun` parameter of the kind's PATCH in `/openapi/v2`.
+    static let patchParameters = ["dryRun", "fieldManager", "fieldValidation", "force"]
+
+    /// `/api/v1/namespaces/{namespace}/configmaps/{name}`, `/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}`.
+    static func objectPath(of kind: KindDescriptor) -> String {
+        let prefix = kind.group.isEmpty ? "/api/\(kind.version)" : "/apis/\(kind.group)/\(kind.version)"
+        return "\(prefix)/\(kind.namespaced ? "namespaces/{namespace}/" : "")\(kind.plural)/{name}"
     }
 
     private static func groupVersionKind(_ kind: KindDescriptor) -> JSONValue {
@@ -180,7 +204,9 @@ struct OpenAPIDocuments: Sendable {
 /// Encodes the Swagger 2.0 document as the protobuf message `openapi.v2.Document` (the gnostic
 /// schema kubectl decodes), from that message's public field numbers.
 enum OpenAPIv2Protobuf {
-    static func document(title: String, version: String, definitions: [(String, FieldSchema, KindDescriptor)]) -> [UInt8] {
+    static func document(
+        title: String, version: String, definitions: [(String, FieldSchema, KindDescriptor)], patchPaths: [(path: String, kind: KindDescriptor)]
+    ) -> [UInt8] {
         var document = ProtobufWriter()
         document.string(1, "2.0")  // swagger
         var info = ProtobufWriter()
@@ -195,7 +221,52 @@ enum OpenAPIv2Protobuf {
             all.message(1, named)  // Definitions.additional_properties
         }
         document.message(9, all)  // definitions
+        var paths = ProtobufWriter()
+        for (path, kind) in patchPaths {
+            var named = ProtobufWriter()
+            named.string(1, path)
+            var item = ProtobufWriter()
+            item.message(8, patchOperation(kind))  // PathItem.patch
+            named.message(2, item)
+            paths.message(2, named)  // Paths.path
+        }
+        document.message(8, paths)  // paths
         return document.bytes
+    }
+
+    /// A kind's PATCH `Operation`: its query parameters (`QueryParameterSubSchema`: in 2, name 4,
+    /// type 6, inside `NonBodyParameter` 3, `Parameter` 2, `ParametersItem` 1), a 200 response, and
+    /// the group-version-kind extension kubectl 1.20 matches (one map, not a list as in a definition).
+    private static func patchOperation(_ kind: KindDescriptor) -> ProtobufWriter {
+        var operation = ProtobufWriter()
+        operation.string(5, "patch\(kind.kind)")  // operation_id
+        for name in OpenAPIDocuments.patchParameters {
+            var query = ProtobufWriter()
+            query.string(2, "query")
+            query.string(4, name)
+            query.string(6, name == "force" ? "boolean" : "string")
+            var nonBody = ProtobufWriter()
+            nonBody.message(3, query)
+            var parameter = ProtobufWriter()
+            parameter.message(2, nonBody)
+            var item = ProtobufWriter()
+            item.message(1, parameter)
+            operation.message(8, item)  // parameters
+        }
+        var response = ProtobufWriter()
+        response.string(1, "OK")
+        var value = ProtobufWriter()
+        value.message(1, response)
+        var code = ProtobufWriter()
+        code.string(1, "200")
+        code.message(2, value)
+        var responses = ProtobufWriter()
+        responses.message(1, code)
+        operation.message(9, responses)
+        let gvk = "group: \"\(kind.group)\"\nkind: \(kind.kind)\nversion: \(kind.version)\n"
+        operation.message(13, extensionEntry("x-kubernetes-group-version-kind", yaml: gvk))
+        operation.message(13, extensionEntry("x-kubernetes-action", yaml: "patch\n"))
+        return operation
     }
 
     /// `openapi.v2.Schema`: description 4, additional_properties 21, type 22, items 23,
