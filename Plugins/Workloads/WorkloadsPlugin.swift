@@ -337,6 +337,10 @@ public struct WorkloadsPlugin: ResourcePlugin {
 
     public func prepareForMember(_ object: JSONValue) -> JSONValue {
         var copy = MemberCopy.stripNodeBinding(MemberCopy.stripServerFields(object))
+        // The hub's revision count; each member's own API numbers the member's revisions.
+        if object.kind == "Deployment", object.annotations["deployment.kubernetes.io/revision"] != nil {
+            copy.annotations["deployment.kubernetes.io/revision"] = nil
+        }
         if object.kind == "Job", object.value(at: "spec", "manualSelector") != .bool(true) {
             // A Job's selector and the matching template labels carry the hub-side uid; the member makes its own.
             copy.remove(at: "spec", "selector")

@@ -199,17 +199,35 @@ enum RolloutHistory {
             if keeper.template(of: revision) == wanted { current = revision } else { older.append(revision) }
         }
         let carried = owner.annotations.filter { !annotationsNotCarried.contains($0.key) }
+        let number: Int64
         if let current, let name = current.name {
-            let number = keeper.number(of: current) == newest ? newest : newest + 1
+            number = keeper.number(of: current) == newest ? newest : newest + 1
             try await store.modify(keeper.type, namespace: current.namespace, name: name) { stored in
                 keeper.renumbering(&stored, to: number, annotations: carried)
             }
-        } else if let revision = keeper.revision(of: owner, template: wanted, number: newest + 1, annotations: carried) {
-            try await create(revision, as: keeper.type, store: store)
+        } else {
+            number = newest + 1
+            if let revision = keeper.revision(of: owner, template: wanted, number: number, annotations: carried) {
+                try await create(revision, as: keeper.type, store: store)
+            }
         }
+        if keeper == .replicaSets { try await annotateRevision(of: owner, number, store: store) }
         let limit = Int(max(0, owner.value(at: "spec", "revisionHistoryLimit")?.integerValue ?? 10))
         for revision in older.dropLast(limit) {
             try await forget(revision, as: keeper.type, store: store)
+        }
+    }
+
+    /// The Deployment controller's mark: the Deployment's own `deployment.kubernetes.io/revision`.
+    /// `kubectl rollout undo` replaces `/metadata/annotations` with a JSON patch, which needs
+    /// the member to exist (a Deployment made by `create deployment` had no annotations at all).
+    private static func annotateRevision(of owner: JSONValue, _ number: Int64, store: any ResourceStore) async throws {
+        guard let name = owner.name, owner.annotations[revisionAnnotation] != String(number) else { return }
+        let type = ResourceType(group: "apps", resource: "deployments", namespaced: true)
+        try await store.modify(type, namespace: owner.namespace, name: name) { stored in
+            guard stored.uid == owner.uid, stored.annotations[revisionAnnotation] != String(number) else { return false }
+            stored.annotations[revisionAnnotation] = String(number)
+            return true
         }
     }
 

@@ -114,8 +114,15 @@ public final class WorkloadSimulator: Service, Sendable {
         let failing = object.annotations[Self.failAnnotation] == "true"
         var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: settings.readyAfter, failing: failing)
         switch key.type.resource {
-        case "replicasets", "statefulsets": plan.replicas(stepped: false)
-        case "deployments": plan.replicas(stepped: true)
+        case "replicasets", "statefulsets":
+            plan.replicas(stepped: false)
+            // A ReplicaSet the API just recorded may be its Deployment's newest: look again.
+            if let owner = Self.controller(of: object), owner.kind == "Deployment" {
+                queue.add(ObjectKey(type: Self.deployments, namespace: key.namespace, name: owner.name))
+            }
+        case "deployments":
+            plan.replicas(stepped: true)
+            await scaleReplicaSets(of: object)
         case "daemonsets": plan.daemonSet(nodes: settings.nodes)
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
@@ -156,6 +163,38 @@ public final class WorkloadSimulator: Service, Sendable {
             if let seen = observed[key], seen.generation == generation { return now - seen.since }
             observed[key] = (generation, now)
             return .zero
+        }
+    }
+
+    static let deployments = ResourceType(group: "apps", resource: "deployments", namespaced: true)
+    static let replicaSets = ResourceType(group: "apps", resource: "replicasets", namespaced: true)
+
+    /// The kind, name and uid of an object's controller (its ownerReference with `controller: true`).
+    static func controller(of object: JSONValue) -> (kind: String, name: String, uid: String)? {
+        guard let owner = object.metadata["ownerReferences"]?.arrayElements.first(where: { $0["controller"] == .bool(true) }),
+            let kind = owner["kind"]?.stringValue, let name = owner["name"]?.stringValue, let uid = owner["uid"]?.stringValue
+        else { return nil }
+        return (kind, name, uid)
+    }
+
+    /// The Deployment controller's part: the newest of a Deployment's ReplicaSets (the revision
+    /// of its template, which the API records) holds its replicas, the older ones none, so
+    /// `get rs` and `describe deployment` show them as a cluster would.
+    private func scaleReplicaSets(of deployment: JSONValue) async {
+        guard let uid = deployment.uid, let namespace = deployment.namespace,
+            let page = try? await store.list(Self.replicaSets, options: ListOptions(namespace: namespace))
+        else { return }
+        let owned = page.objects.filter { Self.controller(of: $0)?.uid == uid }
+        func revision(_ set: JSONValue) -> Int64 { set.annotations["deployment.kubernetes.io/revision"].flatMap { Int64($0) } ?? 0 }
+        let newest = owned.max { revision($0) < revision($1) }?.name
+        let desired = deployment.integer(at: "spec", "replicas") ?? 1
+        for set in owned {
+            let wanted = set.name == newest ? desired : 0
+            guard set.integer(at: "spec", "replicas") != wanted else { continue }
+            var scaled = set
+            scaled.set(.integer(wanted), at: ["spec", "replicas"])
+            // A conflict means the API wrote it meanwhile; its event brings the Deployment back.
+            _ = try? await store.update(scaled, as: Self.replicaSets, dryRun: false)
         }
     }
 

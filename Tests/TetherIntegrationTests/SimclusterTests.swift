@@ -183,6 +183,44 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "a Deployment's newest ReplicaSet holds its replicas, the older none; one made by create deployment is undone (its revision annotation is there for kubectl's patch)"
+    )
+    func replicaSets() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 1)
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"])
+            try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            try await kubectl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
+            try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            /// The ReplicaSet whose template runs `image`.
+            func replicaSet(running image: String) async throws -> String {
+                let rows = try await kubectl.succeed([
+                    "get", "rs", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.template.spec.containers[0].image} {end}",
+                ])
+                let row = rows.split(separator: " ").first { $0.hasSuffix("=\(image)") }
+                return try #require(row.map { String($0.prefix { $0 != "=" }) }, "\(rows)")
+            }
+            func wait(_ name: String, _ field: String, _ value: Int) async throws {
+                try await kubectl.succeed(["wait", "--for=jsonpath={\(field)}=\(value)", "rs/\(name)", "--timeout=30s"], within: .seconds(40))
+            }
+            let (older, newer) = (try await replicaSet(running: "nginx:1.27"), try await replicaSet(running: "nginx:1.28"))
+            try await wait(newer, ".status.readyReplicas", 3)
+            try await wait(older, ".spec.replicas", 0)
+            let annotation = try await kubectl.succeed([
+                "get", "deployment", "web", "-o", #"jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}"#,
+            ])
+            #expect(annotation == "2")
+            try await kubectl.succeed(["rollout", "undo", "deployment/web"])
+            #expect(
+                try await kubectl.succeed(["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
+            try await wait(older, ".status.readyReplicas", 3)
+            try await wait(newer, ".spec.replicas", 0)
+            let described = try await kubectl.succeed(["describe", "deployment", "web"])
+            #expect(described.contains("NewReplicaSet:   \(older) (3/3 replicas created)"), "\(described)")
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in

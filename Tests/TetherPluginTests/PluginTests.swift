@@ -84,7 +84,7 @@ struct WorkloadsPluginTests {
         #expect(workloads.replicas(of: yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {parallelism: 3}}")) == nil)
     }
 
-    @Test("preparing for a member drops status, server-set metadata and the node binding")
+    @Test("preparing for a member drops status, server-set metadata, the node binding and the hub's revision number")
     func preparation() {
         let prepared = workloads.prepareForMember(deployment(status: "{readyReplicas: 3}"))
         #expect(prepared["status"] == nil)
@@ -94,6 +94,10 @@ struct WorkloadsPluginTests {
         #expect(prepared.value(at: "spec", "template", "spec", "nodeName") == nil)
         #expect(prepared.value(at: "spec", "template", "spec", "containers") != nil)
         #expect(prepared.name == "web" && prepared.namespace == "shop")
+        // The hub's revision number is the hub's; each member's API numbers its own.
+        var numbered = deployment(status: "{}")
+        numbered.annotations = ["deployment.kubernetes.io/revision": "4", "team": "a"]
+        #expect(workloads.prepareForMember(numbered).annotations == ["team": "a"])
 
         let job = yaml(
             """
