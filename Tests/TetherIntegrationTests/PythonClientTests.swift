@@ -41,13 +41,19 @@ struct PythonClientTests {
         #expect(said["selected"] == "settings", "\(said)")
         #expect(said["deployment"] == "3 RollingUpdate IfNotPresent", "\(said)")
         #expect(said["scaled"] == "5", "\(said)")
+        #expect(said["image"] == "nginx:1.28 1 80", "\(said)")
+        #expect(said["labelled"] == "a", "\(said)")
+        #expect(said["pod"] == "Always ClusterFirst IfNotPresent", "\(said)")
+        #expect(said["job"] == "selector from uid once", "\(said)")
+        #expect(said["may delete"] == "True", "\(said)")
+        #expect(said["by field"] == "settings", "\(said)")
         #expect(said["duplicate"] == "409 Conflict", "\(said)")
         #expect(said["missing"] == "404", "\(said)")
         #expect(said["watch"] == "ADDED settings, ADDED later", "\(said)")
         #expect(said["after delete"] == "settings", "\(said)")
     }
 
-    @Test("create, read, replace, patch, scale, list by label, watch and delete: at the hub (reaching the member) and on a simulated member")
+    @Test("create, read, replace, patch (strategic and JSON), scale, Pods and Jobs, an access review, list by label and field, watch and delete: at the hub (reaching the member) and on a simulated member")
     func everyday() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)

@@ -49,6 +49,45 @@ say("deployment", f"{created.spec.replicas} {created.spec.strategy.type} {create
 apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 5}})
 say("scaled", apps.read_namespaced_deployment_scale("web", namespace).spec.replicas)
 
+# A dict body is a strategic merge patch: one container changed by its name, its ports kept.
+apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.28"}]}}}})
+patched = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers
+say("image", f"{patched[0].image} {len(patched)} {patched[0].ports[0].container_port}")
+# A list body is a JSON patch.
+apps.patch_namespaced_deployment("web", namespace, [{"op": "add", "path": "/metadata/labels", "value": {"team": "a"}}])
+say("labelled", apps.read_namespaced_deployment("web", namespace).metadata.labels["team"])
+
+# A Pod gets kube-apiserver's defaults; a Job gets a selector made from its uid.
+core.create_namespaced_pod(
+    namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="one"), spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")]))
+)
+pod = core.read_namespaced_pod("one", namespace)
+say("pod", f"{pod.spec.restart_policy} {pod.spec.dns_policy} {pod.spec.containers[0].image_pull_policy}")
+batch = client.BatchV1Api()
+batch.create_namespaced_job(
+    namespace,
+    client.V1Job(
+        metadata=client.V1ObjectMeta(name="once"),
+        spec=client.V1JobSpec(
+            template=client.V1PodTemplateSpec(spec=client.V1PodSpec(restart_policy="Never", containers=[client.V1Container(name="c", image="busybox:1.36")]))
+        ),
+    ),
+)
+job = batch.read_namespaced_job("once", namespace)
+selected = job.spec.selector.match_labels.get("batch.kubernetes.io/controller-uid") == job.metadata.uid
+say("job", f"{'selector from uid' if selected else 'no selector'} {job.spec.template.metadata.labels['job-name']}")
+
+# What the caller may do, and a list by field.
+review = client.AuthorizationV1Api().create_self_subject_access_review(
+    client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(verb="delete", group="apps", resource="deployments", namespace=namespace)
+        )
+    )
+)
+say("may delete", review.status.allowed)
+say("by field", ",".join(c.metadata.name for c in core.list_namespaced_config_map(namespace, field_selector="metadata.name=settings").items))
+
 try:
     apps.create_namespaced_deployment(namespace, deployment)
     say("duplicate", "accepted")
