@@ -267,6 +267,7 @@ struct ResourceOperation {
                 "\(kind.kind) \"\(object.name ?? "")\" is invalid: \(problems.map(\.description).joined(separator: "; "))"
             )
         }
+        warnings.add(plugin.warnings(on: object))
         return plugin.normalizeOnWrite(object)
     }
 

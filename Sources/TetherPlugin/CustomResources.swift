@@ -302,8 +302,14 @@ public struct CustomResourcePlugin: ResourcePlugin {
     private func schema(for object: JSONValue) -> StructuralSchema? { schemas["\(object.apiVersion ?? "")/\(object.kind ?? "")"] }
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        guard let schema = schema(for: object) else { return [] }
         var problems: [ValidationProblem] = []
-        schema(for: object)?.validate(Self.body(of: object), path: "", into: &problems)
+        schema.validate(Self.body(of: object), path: "", into: &problems)
+        // Validation rules see the object as it will be stored: defaults in, unknown fields out.
+        if problems.isEmpty {
+            var pruned: [String] = []
+            schema.checkRules(schema.normalized(Self.body(of: object), pruned: &pruned), into: &problems)
+        }
         return problems
     }
 
@@ -323,6 +329,10 @@ public struct CustomResourcePlugin: ResourcePlugin {
     static func checked(_ object: JSONValue, against schema: StructuralSchema, kind: String, version: String) throws -> JSONValue {
         var problems: [ValidationProblem] = []
         schema.validate(body(of: object), path: "", into: &problems)
+        if problems.isEmpty {
+            var pruned: [String] = []
+            schema.checkRules(schema.normalized(body(of: object), pruned: &pruned), into: &problems)
+        }
         guard problems.isEmpty else {
             throw VersionConversionError(
                 invalid: "\(kind) \"\(object.name ?? "")\" is invalid at version \(version): "

@@ -79,6 +79,10 @@ public protocol ResourcePlugin: Sendable {
     /// Problems with an object a user submits, beyond what every object is checked for.
     func validate(_ object: JSONValue) -> [ValidationProblem]
 
+    /// What a client should be told about an object that is accepted all the same (a
+    /// definition's validation rule that is not enforced); sent as `Warning` headers.
+    func warnings(on object: JSONValue) -> [String]
+
     /// What the API server makes of an object it stores, such as a Secret's `stringData`
     /// folded into `data`; called after ``validate(_:)`` passes.
     func normalizeOnWrite(_ object: JSONValue) -> JSONValue
@@ -126,6 +130,7 @@ extension ResourcePlugin {
     public var otherVersions: [KindDescriptor] { [] }
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] { [] }
+    public func warnings(on object: JSONValue) -> [String] { [] }
 
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue { object }
 

@@ -37,6 +37,8 @@ public final class StructuralSchema: Sendable {
     public let intOrString: Bool
     /// `x-kubernetes-embedded-resource`: the value is an object with its own apiVersion, kind, metadata.
     public let embeddedResource: Bool
+    /// `x-kubernetes-validations`: CEL rules over this node's value.
+    public let validationRules: [ValidationRule]
 
     /// Deeper schemas are refused: a schema is data a stranger may send.
     public static let maximumDepth = 64
@@ -118,6 +120,11 @@ public final class StructuralSchema: Sendable {
         } else {
             compiledPattern = nil
         }
+        var rules: [ValidationRule] = []
+        for (index, rule) in (members["x-kubernetes-validations"]?.arrayElements ?? []).enumerated() {
+            rules.append(try ValidationRule(parsing: rule, path: "\(path).x-kubernetes-validations[\(index)]"))
+        }
+        validationRules = rules
         defaultValue = members["default"]
         if let defaultValue {
             // A default must itself be valid, as kube-apiserver requires.

@@ -188,6 +188,53 @@ struct CustomResourceDefinitionTests {
         }
     }
 
+    @Test(
+        "validation rules (x-kubernetes-validations) are enforced after defaulting, with their message, field path and reason; a rule outside the CEL Tether evaluates is accepted with a warning"
+    )
+    func validationRules() async throws {
+        try await withFederation { federation in
+            _ = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            // At the indentation of `spec`'s own keys in the definition above.
+            let rules = """
+                            x-kubernetes-validations:
+                            - {rule: "self.replicas <= 5 || self.mode == 'Replace'", message: "more than 5 replicas need mode Replace"}
+                            - {rule: "!has(self.configName) || self.configName.startsWith(self.image.split(':')[0])", fieldPath: .configName, reason: FieldValueForbidden}
+                            - {rule: "self.image.size() > 0 && duration('1h') > duration('1m')"}
+                            - {rule: "self.replicas >= oldSelf.replicas", message: "replicas may only grow"}
+                """
+            let required = "            required: [cronSpec, image]\n"
+            let definition = Self.definition.replacingOccurrences(of: required, with: required + rules + "\n")
+            #expect(definition.contains("x-kubernetes-validations"))
+            let applied = try await hubctl.run(["apply", "-f", "-"], stdin: definition)
+            #expect(applied.status == 0, "\(applied)")
+            // Said once per rule Tether leaves unenforced: the duration() one and the transition rule.
+            #expect(applied.stderr.contains("duration('1h')") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            #expect(applied.stderr.contains("reads oldSelf"), "\(applied.stderr)")
+            try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
+
+            let tooMany = try await hubctl.run(
+                ["create", "-f", "-"], stdin: Self.cronTab("big", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 8}"))
+            #expect(
+                tooMany.status != 0 && tooMany.stderr.contains("spec: Invalid value: \"object\": more than 5 replicas need mode Replace"),
+                "\(tooMany)")
+            try await hubctl.succeed(
+                ["create", "-f", "-"], stdin: Self.cronTab("replacing", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 8, mode: Replace}"))
+            // The default (mode Allow, replicas 1) is in place when the rule runs.
+            try await hubctl.succeed(["create", "-f", "-"], stdin: Self.cronTab("small", spec: "{cronSpec: '0 3 * * *', image: backup}"))
+
+            let named = try await hubctl.run(
+                ["create", "-f", "-"], stdin: Self.cronTab("named", spec: "{cronSpec: '0 3 * * *', image: 'backup:1.2', configName: other}"))
+            #expect(named.status != 0 && named.stderr.contains("spec.configName: Forbidden: failed rule:"), "\(named)")
+            try await hubctl.succeed(
+                ["create", "-f", "-"], stdin: Self.cronTab("named", spec: "{cronSpec: '0 3 * * *', image: 'backup:1.2', configName: backup-settings}")
+            )
+            // An update is checked too.
+            let patched = try await hubctl.run(["patch", "ct", "small", "--type=merge", "-p", #"{"spec": {"replicas": 9}}"#])
+            #expect(patched.status != 0 && patched.stderr.contains("more than 5 replicas need mode Replace"), "\(patched)")
+        }
+    }
+
     /// Karmada's format: replicas read and revised, health judged in the agent, status summed at the hub.
     static let customization = """
         apiVersion: config.karmada.io/v1alpha1

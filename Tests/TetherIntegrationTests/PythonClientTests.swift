@@ -53,7 +53,9 @@ struct PythonClientTests {
         #expect(said["after delete"] == "settings", "\(said)")
     }
 
-    @Test("create, read, replace, patch (strategic and JSON), scale, Pods and Jobs, an access review, list by label and field, watch and delete: at the hub (reaching the member) and on a simulated member")
+    @Test(
+        "create, read, replace, patch (strategic and JSON), scale, Pods and Jobs, an access review, list by label and field, watch and delete: at the hub (reaching the member) and on a simulated member"
+    )
     func everyday() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
