@@ -25,7 +25,7 @@ PYTHON_KUBERNETES := kubernetes==31.0.0
 # libFuzzer harnesses (Tests/Fuzz): `make fuzz` runs each for FUZZ_SECONDS on a release build;
 # the test command runs each for a few seconds on a debug build (the smoke).
 FUZZ_FLAGS := --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTETHER_FUZZ
-FUZZ_TARGETS := frame json protobuf patch selectors yaml pem tls
+FUZZ_TARGETS := frame json protobuf patch selectors yaml pem tls cel
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 5
 

@@ -30,6 +30,8 @@ enum FuzzTarget: String, CaseIterable {
     case pem
     /// The agent port's TLS on OpenSSL: handshakes and records (`TLSRecordFuzz`).
     case tls
+    /// CEL validation rules of CustomResourceDefinitions: parsed, then evaluated over an object.
+    case cel
 
     static let limits = ObjectLimits(maximumBytes: 64 * 1024, maximumDepth: 48)
 
@@ -43,6 +45,7 @@ enum FuzzTarget: String, CaseIterable {
         case .yaml: _ = try? YAMLDocument.decode(String(decoding: bytes, as: UTF8.self), maximumValues: 20_000)
         case .pem: Self.pem(bytes)
         case .tls: TLSRecordFuzz.run(bytes)
+        case .cel: Self.cel(bytes)
         }
     }
 
@@ -115,6 +118,18 @@ enum FuzzTarget: String, CaseIterable {
         if let selector = try? FieldSelector(parsing: text, allowing: ["involvedObject.name", "spec.nodeName"]) {
             _ = selector.matches(["metadata": ["name": "web", "namespace": "default"], "involvedObject": ["name": "x"]])
         }
+    }
+
+    /// A rule is data anyone who may write a definition sends: parsing is bounded in depth and
+    /// length, and evaluation in steps, whatever the rule.
+    private static func cel(_ bytes: UnsafeRawBufferPointer) {
+        guard let expression = try? CELExpression(parsing: String(decoding: bytes, as: UTF8.self)) else { return }
+        var evaluator = CELEvaluator()
+        let value: JSONValue = [
+            "replicas": 3, "name": "web-1", "ports": [["port": 80], ["port": 443]], "labels": ["app": "web"], "ratio": .double(0.5),
+            "list": .array((0..<50).map { .integer(Int64($0)) }),
+        ]
+        _ = try? evaluator.evaluate(expression, bindings: ["self": value, "oldSelf": value])
     }
 
     private static func pem(_ bytes: UnsafeRawBufferPointer) {

@@ -96,6 +96,17 @@ struct CELTests {
         #expect(throws: CELSyntaxError.self) { try CELExpression(parsing: rule) }
     }
 
+    @Test("hostile rules are refused when parsed: deep nesting of every kind, and length")
+    func hostile() {
+        for rule in [
+            String(repeating: "!", count: 5_000) + "true", String(repeating: "(", count: 5_000) + "1" + String(repeating: ")", count: 5_000),
+            "self" + String(repeating: ".a", count: 2_000), (0..<500).map { "self.x\($0)" }.joined(separator: " || "),
+            String(repeating: "[", count: 3_000) + String(repeating: "]", count: 3_000), String(repeating: "x", count: 20_000),
+        ] {
+            #expect(throws: CELSyntaxError.self, "\(rule.prefix(40))") { try CELExpression(parsing: rule) }
+        }
+    }
+
     @Test("a rule that loops over a large list stops at the step budget")
     func budget() throws {
         let large = JSONValue.array((0..<2_000).map { .integer(Int64($0)) })

@@ -30,6 +30,37 @@ public indirect enum CELExpression: Sendable {
         var parser = CELParser(tokens: try CELLexer.tokens(of: text))
         self = try parser.expression(depth: 0)
         guard parser.atEnd else { throw CELSyntaxError("unexpected \(parser.peekDescription) after the expression") }
+        // Evaluation recurses once per level, so the tree's depth is bounded, not only the
+        // parser's (`a || b || ...` and `a.b.c...` nest without parentheses).
+        guard depth <= Self.maximumDepth else { throw CELSyntaxError("the expression is nested more than \(Self.maximumDepth) levels deep") }
+    }
+
+    public static let maximumDepth = 100
+
+    /// The depth of the tree, counted without recursion.
+    var depth: Int {
+        var deepest = 0
+        var pending: [(CELExpression, Int)] = [(self, 1)]
+        while let (node, level) = pending.popLast() {
+            deepest = max(deepest, level)
+            guard level <= Self.maximumDepth else { return level }
+            pending += node.children.map { ($0, level + 1) }
+        }
+        return deepest
+    }
+
+    private var children: [CELExpression] {
+        switch self {
+        case .literal, .identifier: []
+        case .select(let target, _), .presence(let target, _), .unary(_, let target): [target]
+        case .index(let target, let key): [target, key]
+        case .call(_, let target, let arguments): (target.map { [$0] } ?? []) + arguments
+        case .comprehension(_, let target, _, let arguments): [target] + arguments
+        case .binary(_, let left, let right): [left, right]
+        case .conditional(let condition, let then, let otherwise): [condition, then, otherwise]
+        case .list(let elements): elements
+        case .map(let entries): entries.flatMap { [$0.key, $0.value] }
+        }
     }
 
     /// Whether the expression reads `name` (a transition rule reads `oldSelf`).
@@ -216,6 +247,7 @@ struct CELParser {
     }
 
     private mutating func unary(depth: Int) throws(CELSyntaxError) -> CELExpression {
+        guard depth < Self.maximumDepth else { throw CELSyntaxError("the expression is nested more than \(Self.maximumDepth) levels deep") }
         if take("!") { return .unary("!", try unary(depth: depth + 1)) }
         if take("-") {
             // `-9223372036854775808` is a literal, not the negation of one too large.
