@@ -191,9 +191,7 @@ public final class StructuralSchema: Sendable {
                 problem("Invalid value: \(elements.count): \(path) in body should have at least \(minItems) items")
             }
             if let maxItems, elements.count > maxItems { problem("Too many: \(elements.count): must have at most \(maxItems) items") }
-            if let items {
-                for (index, element) in elements.enumerated() { items.validate(element, path: "\(path)[\(index)]", into: &problems) }
-            }
+            for child in children(of: value, path: path) { child.schema.validate(child.value, path: child.path, into: &problems) }
         case ("object", .object(let members)):
             if let minProperties, members.count < minProperties {
                 problem("Invalid value: \(members.count): \(path) in body should have at least \(minProperties) properties")
@@ -202,16 +200,26 @@ public final class StructuralSchema: Sendable {
             for name in required where members[name] == nil || members[name] == .null {
                 problems.append(ValidationProblem(field: path.isEmpty ? name : "\(path).\(name)", "Required value"))
             }
-            for (name, member) in members.sorted(by: { $0.key < $1.key }) {
-                let child = path.isEmpty ? name : "\(path).\(name)"
-                if let schema = properties[name] {
-                    schema.validate(member, path: child, into: &problems)
-                } else if let additionalProperties {
-                    additionalProperties.validate(member, path: child, into: &problems)
-                }
-            }
+            for child in children(of: value, path: path) { child.schema.validate(child.value, path: child.path, into: &problems) }
         case (let type?, _):
             problem("Invalid value: \"\(value.kindName)\": \(path) in body must be of type \(type)")
+        }
+    }
+
+    /// Each member of an object or element of an array that a schema describes: the schema,
+    /// the value and its path (`spec.ports[0]`), members in name order.
+    func children(of value: JSONValue, path: String) -> [(schema: StructuralSchema, value: JSONValue, path: String)] {
+        switch value {
+        case .object(let members):
+            return members.sorted(by: { $0.key < $1.key }).compactMap { name, member in
+                guard let schema = properties[name] ?? additionalProperties else { return nil }
+                return (schema, member, path.isEmpty ? name : "\(path).\(name)")
+            }
+        case .array(let elements):
+            guard let items else { return [] }
+            return elements.enumerated().map { (items, $1, "\(path)[\($0)]") }
+        default:
+            return []
         }
     }
 

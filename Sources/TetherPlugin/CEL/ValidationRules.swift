@@ -78,22 +78,7 @@ extension StructuralSchema {
         for rule in validationRules {
             if let problem = rule.problem(with: value, at: path, type: type) { problems.append(problem) }
         }
-        switch value {
-        case .object(let members):
-            for (name, member) in members.sorted(by: { $0.key < $1.key }) {
-                let child = path.isEmpty ? name : "\(path).\(name)"
-                if let schema = properties[name] {
-                    schema.checkRules(member, path: child, into: &problems)
-                } else if let additionalProperties {
-                    additionalProperties.checkRules(member, path: child, into: &problems)
-                }
-            }
-        case .array(let elements):
-            guard let items else { return }
-            for (index, element) in elements.enumerated() { items.checkRules(element, path: "\(path)[\(index)]", into: &problems) }
-        default:
-            return
-        }
+        for child in children(of: value, path: path) { child.schema.checkRules(child.value, path: child.path, into: &problems) }
     }
 
     /// The rules of this node and those under it that Tether does not evaluate, with where they
