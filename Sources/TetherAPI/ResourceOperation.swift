@@ -209,7 +209,7 @@ struct ResourceOperation {
         guard path.subresource != "status" else {
             return try await store.updateStatus(try await statusOwnership(of: object), as: type, dryRun: dryRun)
         }
-        var admittedObject = try admitted(object)
+        var admittedObject = try admitted(object, replacing: current)
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
         let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
         if !dryRun {
@@ -236,7 +236,7 @@ struct ResourceOperation {
     /// a `Warning` header under `Warn` (the default), nothing under `Ignore`. Unknown fields are
     /// kept, not dropped as Kubernetes drops them: the schemas here are Tether's own and must
     /// never lose what a newer client sends (docs/api.md).
-    func admitted(_ object: JSONValue) throws -> JSONValue {
+    func admitted(_ object: JSONValue, replacing current: JSONValue? = nil) throws -> JSONValue {
         let metadataProblems = KubernetesNames.metadataProblems(of: object, nameRule: kind.nameRule)
         guard metadataProblems.isEmpty else {
             let name = (object.name ?? object.metadata["generateName"]?.stringValue ?? "").prefix(80)
@@ -261,7 +261,7 @@ struct ResourceOperation {
             }
         }
         let plugin = handler.registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind)
-        let problems = plugin.validate(object)
+        let problems = plugin.validate(object) + (current.map { plugin.validateUpdate(object, from: $0) } ?? [])
         guard problems.isEmpty else {
             throw APIError.invalid(
                 "\(kind.kind) \"\(object.name ?? "")\" is invalid: \(problems.map(\.description).joined(separator: "; "))"

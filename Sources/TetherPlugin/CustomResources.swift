@@ -313,6 +313,14 @@ public struct CustomResourcePlugin: ResourcePlugin {
         return problems
     }
 
+    public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] {
+        guard let schema = schema(for: object) else { return [] }
+        var problems: [ValidationProblem] = []
+        var pruned: [String] = []
+        schema.checkRules(schema.normalized(Self.body(of: object), pruned: &pruned), old: Self.body(of: old), into: &problems)
+        return problems
+    }
+
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
         guard let schema = schema(for: object), case .object(var members) = object else { return object }
         var pruned: [String] = []

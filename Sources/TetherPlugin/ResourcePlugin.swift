@@ -79,6 +79,10 @@ public protocol ResourcePlugin: Sendable {
     /// Problems with an object a user submits, beyond what every object is checked for.
     func validate(_ object: JSONValue) -> [ValidationProblem]
 
+    /// Problems with changing `old` into `object` (a definition's transition rules, which read
+    /// `oldSelf`), beyond those ``validate(_:)`` finds in `object` alone.
+    func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem]
+
     /// What a client should be told about an object that is accepted all the same (a
     /// definition's validation rule that is not enforced); sent as `Warning` headers.
     func warnings(on object: JSONValue) -> [String]
@@ -131,6 +135,7 @@ extension ResourcePlugin {
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] { [] }
     public func warnings(on object: JSONValue) -> [String] { [] }
+    public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] { [] }
 
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue { object }
 

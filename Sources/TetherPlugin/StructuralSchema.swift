@@ -207,17 +207,18 @@ public final class StructuralSchema: Sendable {
     }
 
     /// Each member of an object or element of an array that a schema describes: the schema,
-    /// the value and its path (`spec.ports[0]`), members in name order.
-    func children(of value: JSONValue, path: String) -> [(schema: StructuralSchema, value: JSONValue, path: String)] {
+    /// the value, its path (`spec.ports[0]`) and a member's name (nil for an element), members
+    /// in name order.
+    func children(of value: JSONValue, path: String) -> [(schema: StructuralSchema, value: JSONValue, path: String, name: String?)] {
         switch value {
         case .object(let members):
             return members.sorted(by: { $0.key < $1.key }).compactMap { name, member in
                 guard let schema = properties[name] ?? additionalProperties else { return nil }
-                return (schema, member, path.isEmpty ? name : "\(path).\(name)")
+                return (schema, member, path.isEmpty ? name : "\(path).\(name)", name)
             }
         case .array(let elements):
             guard let items else { return [] }
-            return elements.enumerated().map { (items, $1, "\(path)[\($0)]") }
+            return elements.enumerated().map { (items, $1, "\(path)[\($0)]", nil) }
         default:
             return []
         }

@@ -107,6 +107,45 @@ struct CELTests {
         }
     }
 
+    @Test(
+        "transition rules compare an update with the stored value at the same place: members and map entries by name (dots in keys too), never list elements"
+    )
+    func transitions() throws {
+        let schema = try StructuralSchema(
+            parsing: [
+                "type": "object",
+                "properties": [
+                    "labels": [
+                        "type": "object",
+                        "additionalProperties": [
+                            "type": "string", "x-kubernetes-validations": [["rule": "self == oldSelf", "message": "a label is immutable"]],
+                        ],
+                    ],
+                    "steps": [
+                        "type": "array",
+                        "items": ["type": "string", "x-kubernetes-validations": [["rule": "self == oldSelf", "message": "never checked"]]],
+                    ],
+                    "size": ["type": "integer", "x-kubernetes-validations": [["rule": "self >= oldSelf", "message": "size may only grow"]]],
+                ],
+            ], path: "schema")
+        func problems(_ new: JSONValue, _ old: JSONValue) -> [String] {
+            var found: [ValidationProblem] = []
+            schema.checkRules(new, old: old, into: &found)
+            return found.map { "\($0.field): \($0.message)" }
+        }
+        let stored: JSONValue = ["labels": ["example.com/team": "a"], "steps": ["x"], "size": 3]
+        #expect(problems(stored, stored).isEmpty)
+        #expect(
+            problems(["labels": ["example.com/team": "b"], "steps": ["y"], "size": 3], stored) == [
+                "labels.example.com/team: Invalid value: \"string\": a label is immutable"
+            ])
+        #expect(problems(["labels": ["example.com/other": "b"], "size": 2], stored) == ["size: Invalid value: \"integer\": size may only grow"])
+        // On a create (no old value) transition rules do not run.
+        var created: [ValidationProblem] = []
+        schema.checkRules(["size": 0], into: &created)
+        #expect(created.isEmpty)
+    }
+
     @Test("a rule that loops over a large list stops at the step budget")
     func budget() throws {
         let large = JSONValue.array((0..<2_000).map { .integer(Int64($0)) })

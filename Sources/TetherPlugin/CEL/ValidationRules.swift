@@ -14,8 +14,8 @@ public struct ValidationRule: Sendable {
     /// `FieldValueInvalid` (the default), `FieldValueForbidden`, `FieldValueRequired` or `FieldValueDuplicate`.
     public let reason: String?
 
-    /// A transition rule reads `oldSelf`: kube-apiserver evaluates it on updates only, against
-    /// the stored value. Tether does not evaluate transition rules.
+    /// A transition rule reads `oldSelf`: evaluated on updates only, where the value existed
+    /// before, against the stored value, as kube-apiserver does.
     public var isTransition: Bool { expression?.mentions("oldSelf") ?? false }
 
     init(parsing node: JSONValue, path: String) throws(ValidationProblem) {
@@ -41,14 +41,19 @@ public struct ValidationRule: Sendable {
     }
 
     /// The problem `value` (at `path`) has under this rule, if any.
-    func problem(with value: JSONValue, at path: String, type: String?) -> ValidationProblem? {
-        guard let expression, !isTransition else { return nil }
+    func problem(with value: JSONValue, old: JSONValue?, at path: String, type: String?) -> ValidationProblem? {
+        guard let expression else { return nil }
+        var bindings: [String: JSONValue] = ["self": value]
+        if isTransition {
+            guard let old else { return nil }
+            bindings["oldSelf"] = old
+        }
         var evaluator = CELEvaluator()
         let where_ = fieldPath.map { path + (path.isEmpty ? String($0.drop { $0 == "." }) : $0) } ?? path
         let shown = where_.isEmpty ? "<root>" : where_
         let kind = type ?? value.kindName
         do {
-            guard case .bool(let passed) = try evaluator.evaluate(expression, bindings: ["self": value]) else {
+            guard case .bool(let passed) = try evaluator.evaluate(expression, bindings: bindings) else {
                 return ValidationProblem(field: shown, "Invalid value: \"\(kind)\": the rule does not give a bool: \(rule)")
             }
             if passed { return nil }
@@ -56,7 +61,7 @@ public struct ValidationRule: Sendable {
             return ValidationProblem(field: shown, "Invalid value: \"\(kind)\": \(error.description) evaluating rule: \(rule)")
         }
         var text = message ?? "failed rule: \(rule)"
-        if let messageExpression, case .string(let computed)? = try? evaluator.evaluate(messageExpression, bindings: ["self": value]),
+        if let messageExpression, case .string(let computed)? = try? evaluator.evaluate(messageExpression, bindings: bindings),
             !computed.isEmpty
         {
             text = computed
@@ -71,14 +76,23 @@ public struct ValidationRule: Sendable {
 }
 
 extension StructuralSchema {
-    /// Checks `value` against every validation rule of this node and the nodes under it, as
+    /// Checks `value` against the validation rules of this node and the nodes under it, as
     /// kube-apiserver does after defaulting: a rule applies where its node's value is present.
-    public func checkRules(_ value: JSONValue, path: String = "", into problems: inout [ValidationProblem]) {
+    /// Without `old` (a create, or the object alone) the rules that do not read `oldSelf`; with
+    /// it (an update), the transition rules, each where the old object had a value at the same
+    /// place: an object's members and a map's entries are matched by name, list elements are
+    /// not matched (as for Kubernetes' atomic lists).
+    public func checkRules(_ value: JSONValue, old: JSONValue? = nil, path: String = "", into problems: inout [ValidationProblem]) {
         if case .null = value { return }
-        for rule in validationRules {
-            if let problem = rule.problem(with: value, at: path, type: type) { problems.append(problem) }
+        for rule in validationRules where rule.isTransition == (old != nil) {
+            if let problem = rule.problem(with: value, old: old, at: path, type: type) { problems.append(problem) }
         }
-        for child in children(of: value, path: path) { child.schema.checkRules(child.value, path: child.path, into: &problems) }
+        for child in children(of: value, path: path) {
+            var previous: JSONValue?
+            if case .object(let members)? = old, let name = child.name { previous = members[name] }
+            guard old == nil || previous != nil else { continue }
+            child.schema.checkRules(child.value, old: previous, path: child.path, into: &problems)
+        }
     }
 
     /// The rules of this node and those under it that Tether does not evaluate, with where they
@@ -86,9 +100,8 @@ extension StructuralSchema {
     public func unevaluatedRules(path: String = "") -> [String] {
         var found = validationRules.compactMap { rule -> String? in
             let place = path.isEmpty ? "<root>" : path
-            if let reason = rule.unevaluatedReason { return "\(place): the rule \"\(rule.rule)\" is not enforced: \(reason)" }
-            if rule.isTransition { return "\(place): the transition rule \"\(rule.rule)\" (it reads oldSelf) is not enforced" }
-            return nil
+            guard let reason = rule.unevaluatedReason else { return nil }
+            return "\(place): the rule \"\(rule.rule)\" is not enforced: \(reason)"
         }
         for (name, schema) in properties.sorted(by: { $0.key < $1.key }) {
             found += schema.unevaluatedRules(path: path.isEmpty ? name : "\(path).\(name)")
