@@ -183,7 +183,7 @@ let package = Package(
             name: "TetherHub",
             dependencies: [
                 "TetherModel", "TetherJSON", "TetherFiles", "TetherWire", "TetherSecurity", "TetherStore", "TetherPlugin", nioCore, nioPosix, nioSSL,
-                nioTLS, nioConcurrency, x509, logging, metrics, lifecycle, unixSignals,
+                nioTLS, nioConcurrency, x509, logging, metrics, lifecycle, unixSignals, httpClient,
             ],
             swiftSettings: strictSettings
         ),

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOSSL
@@ -89,11 +90,25 @@ struct AuthenticationMiddleware: RouterMiddleware {
             let parsed = try? TetherTLS.certificate(from: certificate),
             let identity = try? TetherIdentity(certificate: parsed)
         {
+            // Another hub of the federation sending a member-proxy request on, for its caller.
+            if case .hub = identity.role, identity.trustDomain == trustDomain, let forwarded = Self.forwardedCaller(of: request) {
+                return forwarded
+            }
             guard case .user(let name) = identity.role, identity.trustDomain == trustDomain else {
                 throw APIError.forbidden("\(identity) is not a user identity; use a certificate for spiffe://\(trustDomain)/user/NAME")
             }
             return Caller(user: name, role: access.role(ofUser: name), method: "certificate")
         }
         throw APIError.unauthorized("Unauthorized: present a client certificate from the federation CA or a bearer token")
+    }
+
+    /// The user a hub acts for (`Tether-Forwarded-User`, with its federation role), on the
+    /// member proxy only: anywhere else a hub certificate is no caller.
+    private static func forwardedCaller(of request: Request) -> Caller? {
+        guard let user = HTTPField.Name("Tether-Forwarded-User").flatMap({ request.headers[$0] }), !user.isEmpty,
+            request.uri.path.hasPrefix("/clusters/"), request.uri.path.contains("/proxy")
+        else { return nil }
+        let role = HTTPField.Name("Tether-Forwarded-Role").flatMap { request.headers[$0] }.flatMap(APIRole.init(rawValue:))
+        return Caller(user: user, role: role, method: "forwarded")
     }
 }

@@ -66,7 +66,10 @@ struct MemberProxy: Sendable {
 
         let response: TunnelResponse
         do {
-            response = try await tunnel.send(TunnelRequest(method: method, path: path, headers: headers, body: body, user: caller.user), to: cluster)
+            let sent = TunnelRequest(
+                method: method, path: path, headers: headers, body: body, user: caller.user, role: caller.role?.rawValue,
+                forwarded: caller.method == "forwarded")
+            response = try await tunnel.send(sent, to: cluster)
         } catch {
             let apiError: APIError =
                 switch error.code {

@@ -85,6 +85,18 @@ public enum TetherTLS {
         return try context(configuration)
     }
 
+    /// One hub calling another's API with its own certificate (a member-proxy request sent on
+    /// to the hub that holds the cluster's session): TLS 1.3, the peer verified against the bundle.
+    public static func hubToHubConfiguration(_ material: TLSMaterial) throws(SecurityError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.certificateVerification = .fullVerification
+        configuration.trustRoots = .certificates(try sslCertificates(material.trustRoots))
+        configuration.certificateChain = try sslCertificates(material.chain).map { .certificate($0) }
+        configuration.privateKey = .privateKey(try sslPrivateKey(material.privateKey))
+        return configuration
+    }
+
     /// The hub's Kubernetes API: TLS 1.2 or 1.3 (kubectl generations differ), HTTP/1.1.
     ///
     /// A client certificate is optional, because bearer-token clients present none; one that is

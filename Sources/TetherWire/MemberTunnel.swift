@@ -9,13 +9,22 @@ public struct TunnelRequest: Sendable {
     public var body: ByteBuffer?
     /// The authenticated caller, named in both sides' audit logs.
     public var user: String
+    /// The caller's federation role (`admin`, `viewer`), for a hub that sends the request on.
+    public var role: String?
+    /// Sent on by another hub already: never sent on again.
+    public var forwarded: Bool
 
-    public init(method: String, path: String, headers: [StreamHeader] = [], body: ByteBuffer? = nil, user: String) {
+    public init(
+        method: String, path: String, headers: [StreamHeader] = [], body: ByteBuffer? = nil, user: String, role: String? = nil,
+        forwarded: Bool = false
+    ) {
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
         self.user = user
+        self.role = role
+        self.forwarded = forwarded
     }
 }
 

@@ -149,8 +149,14 @@ struct TetherHubCommand: AsyncParsableCommand {
         }
         let revocations = try RevocationList.load(from: directory.revocationListPath)
         let ledger = try RenewalLedger(path: directory.renewalLedgerPath)
-        let ports = PortsFile(directory: directory, logger: logger)
         let store = try await openStore(logger: logger)
+        // Member-proxy requests for clusters whose agents are on another hub go to that hub.
+        let sessions = SessionRegistry()
+        let forwarding = ActiveHubForwarding(local: SessionTunnels(registry: sessions), store: store, material: material, logger: logger)
+        let advertisedHost = Self.advertisedHost(apiAddress.host, hubHosts: config.hubHosts)
+        let ports = PortsFile(directory: directory, logger: logger) { ready in
+            await forwarding.announce(apiAddress: "https://\(advertisedHost):\(ready.api ?? 0)")
+        }
         // The store belongs to this federation (a hub pointed at another's database stops here),
         // and its epoch tells agents whether it is the store they last heard from.
         let federationUID = try directory.federationUID()
@@ -205,8 +211,8 @@ struct TetherHubCommand: AsyncParsableCommand {
             logger.warning("\(warning)", metadata: ["tether.event": "access.loose_permissions"])
         }
         let access = AccessControl(try AccessPolicy.load(from: directory.accessPolicyPath))
-        // The API's member proxy reaches the sessions this hub holds; a hub that does not drive holds none.
-        let sessions = SessionRegistry()
+        // The API's member proxy reaches the sessions this hub holds; a hub that does not drive
+        // holds none and sends the request on to the one that does.
         let api = APIServer(
             configuration: APIServerConfiguration(
                 host: apiAddress.host, port: apiAddress.port, requests: limits.requestLimits, connections: apiConnections,
@@ -219,7 +225,7 @@ struct TetherHubCommand: AsyncParsableCommand {
             revocations: revocations,
             access: access,
             metrics: metrics,
-            tunnel: SessionTunnels(registry: sessions),
+            tunnel: forwarding,
             logger: logger,
             onBound: { port in await ports.record(api: port) }
         )
@@ -235,7 +241,10 @@ struct TetherHubCommand: AsyncParsableCommand {
                     revoke: { list in agentListener.current?.updateRevocations(list) ?? [] }),
                 .init(
                     name: "API",
-                    reload: { material throws(SecurityError) in try api.reload(material) },
+                    reload: { material throws(SecurityError) in
+                        try api.reload(material)
+                        forwarding.update(material)
+                    },
                     revoke: { list in
                         api.updateRevocations(list)
                         return []
@@ -358,6 +367,13 @@ final class AgentListenerSlot: Sendable {
 }
 
 extension TetherHubCommand {
+    /// The host other hubs reach this hub's API at: the listen address, unless it is a wildcard,
+    /// then the first name the hub certificate is issued for.
+    static func advertisedHost(_ listen: String, hubHosts: [String]) -> String {
+        let host = ["", "0.0.0.0", "::", "[::]"].contains(listen) ? (hubHosts.first ?? "127.0.0.1") : listen
+        return host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+    }
+
     /// The store `--store` names.
     func openStore(logger: Logger) async throws -> any ResourceStore {
         guard store != "sqlite" else {
@@ -395,15 +411,18 @@ extension TetherHubCommand {
     }
 }
 
-/// Writes `hub.ports.json` once both listeners have bound, so a reader never sees half of it.
+/// Writes `hub.ports.json` once both listeners have bound, so a reader never sees half of it,
+/// then runs `onReady` (only a hub that drives the federation binds its agent port).
 actor PortsFile {
     private let directory: FederationDirectory
     private let logger: Logger
+    private let onReady: @Sendable (HubPorts) async -> Void
     private var ports = HubPorts()
 
-    init(directory: FederationDirectory, logger: Logger) {
+    init(directory: FederationDirectory, logger: Logger, onReady: @escaping @Sendable (HubPorts) async -> Void = { _ in }) {
         self.directory = directory
         self.logger = logger
+        self.onReady = onReady
     }
 
     func record(agent: Int) {
@@ -428,6 +447,8 @@ actor PortsFile {
                     ]
                 )
             }
+            let (ready, onReady) = (ports, onReady)
+            Task { await onReady(ready) }
             logger.info(
                 "hub ready",
                 metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])

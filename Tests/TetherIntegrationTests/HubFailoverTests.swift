@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TetherJSON
 import TetherLocal
 import TetherSecurity
 import TetherTestSupport
@@ -9,7 +10,7 @@ import TetherTestSupport
 @Suite("hub failover on PostgreSQL", .timeLimit(.minutes(4)))
 struct HubFailoverTests {
     @Test(
-        "Both hubs serve the API (writes on either reach the member, a watch on the standby sees them in order); SIGKILL of the active hub: the standby takes the lock, the agent follows its hub list to it, the member's objects stay, and the standby's watch and writes go on"
+        "Both hubs serve the API (writes on either reach the member, a watch on the standby sees them in order, the member proxy through the standby reaches the member); SIGKILL of the active hub: the standby takes the lock, the agent follows its hub list to it, the member's objects stay, and the standby's watch and writes go on"
     )
     func failover() async throws {
         let server = try await PostgresServer.shared()
@@ -65,6 +66,26 @@ struct HubFailoverTests {
             try await member.succeed(["wait", "--for=create", "configmap/c5", "-n", "shop", "--timeout=60s"], within: .seconds(70))
             try await member.succeed(["get", "configmap", "c1", "c3", "-n", "shop"])
             let uidBefore = try await member.succeed(["get", "configmap", "c0", "-n", "shop", "-o", "jsonpath={.metadata.uid}"])
+
+            // The member's API through the standby, whose hub holds no session: sent on to the
+            // active hub, for the same user, and audited by both.
+            let proxied = try await hubctlB.succeed(["get", "--raw", "/clusters/m1/proxy/api/v1/namespaces/shop/configmaps/c1"])
+            #expect(try JSONValue(parsing: proxied)["data"]?["i"] == "1", "\(proxied)")
+            let forwardedAudit = try await hubA.waitForEvent("tunnel.request", within: .seconds(10)) { $0.raw.contains("configmaps/c1") }
+            #expect(forwardedAudit["tether.user"] == "admin" && forwardedAudit["tether.status"] == "200", "\(forwardedAudit)")
+            // A watch streams back the same way.
+            let watched = try await hubctlB.succeed([
+                "get", "--raw", "/clusters/m1/proxy/api/v1/namespaces/shop/configmaps?watch=1&timeoutSeconds=1",
+            ])
+            #expect(watched.split(separator: "\n").filter { $0.contains("\"ADDED\"") }.count == 6, "\(watched)")
+            // A hub certificate acts for a user on the member proxy only.
+            let dir = federation.directory.path
+            let hubAsUser = try await curl(
+                [
+                    "--cacert", dir + "/ca.crt", "--cert", dir + "/hub.crt", "--key", dir + "/hub.key", "-H", "Tether-Forwarded-User: admin",
+                    "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:\(apiB)/api/v1/namespaces",
+                ], in: federation)
+            #expect(hubAsUser == "403", "\(hubAsUser)")
 
             // The active hub dies without a word.
             let mark = agent.mark
