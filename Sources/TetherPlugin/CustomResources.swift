@@ -299,7 +299,7 @@ public struct CustomResourcePlugin: ResourcePlugin {
         schemas = Dictionary(definitions.map { ("\($0.apiVersion)/\($0.kind)", $0.schema) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private func schema(for object: JSONValue) -> StructuralSchema? { schemas["\(object.apiVersion ?? "")/\(object.kind ?? "")"] }
+    func schema(for object: JSONValue) -> StructuralSchema? { schemas["\(object.apiVersion ?? "")/\(object.kind ?? "")"] }
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         guard let schema = schema(for: object) else { return [] }
@@ -310,14 +310,6 @@ public struct CustomResourcePlugin: ResourcePlugin {
             var pruned: [String] = []
             schema.checkRules(schema.normalized(Self.body(of: object), pruned: &pruned), into: &problems)
         }
-        return problems
-    }
-
-    public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] {
-        guard let schema = schema(for: object) else { return [] }
-        var problems: [ValidationProblem] = []
-        var pruned: [String] = []
-        schema.checkRules(schema.normalized(Self.body(of: object), pruned: &pruned), old: Self.body(of: old), into: &problems)
         return problems
     }
 
@@ -355,7 +347,7 @@ public struct CustomResourcePlugin: ResourcePlugin {
     }
 
     /// The object without `apiVersion`, `kind` and `metadata`, which the API checks itself.
-    private static func body(of object: JSONValue) -> JSONValue {
+    static func body(of object: JSONValue) -> JSONValue {
         guard case .object(var members) = object else { return object }
         for key in envelope { members[key] = nil }
         return .object(members)

@@ -213,7 +213,8 @@ extension FieldSchema {
             for (index, item) in items.enumerated() { element.check(item, path: "\(path)[\(index)]", into: &findings) }
         case (.map, _): wrong("object")
         case (.array, _): wrong("array")
-        case (.message, _), (.time, _), (.microTime, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.rawJSON, _): return  // shown as their JSON shapes above
+        // Shown as their JSON shapes above.
+        case (.message, _), (.time, _), (.microTime, _), (.quantity, _), (.keyedList, _), (.bytes, _), (.rawJSON, _): return
         }
     }
 }

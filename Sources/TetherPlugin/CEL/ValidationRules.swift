@@ -49,8 +49,8 @@ public struct ValidationRule: Sendable {
             bindings["oldSelf"] = old
         }
         var evaluator = CELEvaluator()
-        let where_ = fieldPath.map { path + (path.isEmpty ? String($0.drop { $0 == "." }) : $0) } ?? path
-        let shown = where_.isEmpty ? "<root>" : where_
+        let reported = fieldPath.map { path + (path.isEmpty ? String($0.drop { $0 == "." }) : $0) } ?? path
+        let shown = reported.isEmpty ? "<root>" : reported
         let kind = type ?? value.kindName
         do {
             guard case .bool(let passed) = try evaluator.evaluate(expression, bindings: bindings) else {
