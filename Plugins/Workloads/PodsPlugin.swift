@@ -63,13 +63,7 @@ public struct PodsPlugin: ResourcePlugin {
     /// `core/v1.PodStatus`.
     static let podStatus = FieldSchema.numbered(
         .field(17, "observedGeneration", .integer), .field(1, "phase", .string),
-        .field(
-            2, "conditions",
-            .array(
-                .numbered(
-                    .field(1, "type", .string), .field(7, "observedGeneration", .integer), .field(2, "status", .string),
-                    .field(3, "lastProbeTime", .time), .field(4, "lastTransitionTime", .time), .field(5, "reason", .string),
-                    .field(6, "message", .string)))),
+        .field(2, "conditions", .array(.probedCondition(.field(7, "observedGeneration", .integer)))),
         .field(3, "message", .string), .field(4, "reason", .string), .field(11, "nominatedNodeName", .string),
         .field(5, "hostIP", .string), .field(16, "hostIPs", .array(.numbered(.field(1, "ip", .string)))), .field(6, "podIP", .string),
         .field(12, "podIPs", .array(.numbered(.field(1, "ip", .string)))), .field(7, "startTime", .time),

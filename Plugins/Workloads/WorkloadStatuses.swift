@@ -35,13 +35,7 @@ extension WorkloadsPlugin {
     )
     static let appsCondition = FieldSchema.transitionCondition(lastTransitionTime: 3, reason: 4, message: 5)
     static let jobStatus = FieldSchema.numbered(
-        .field(
-            1, "conditions",
-            .array(
-                .numbered(
-                    .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastProbeTime", .time),
-                    .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)
-                ))),
+        .field(1, "conditions", .array(.probedCondition())),
         .field(2, "startTime", .time), .field(3, "completionTime", .time), .field(4, "active", .integer), .field(5, "succeeded", .integer),
         .field(6, "failed", .integer), .field(11, "terminating", .integer, optional: true), .field(7, "completedIndexes", .string),
         .field(10, "failedIndexes", .string, optional: true),

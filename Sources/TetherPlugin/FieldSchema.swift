@@ -108,6 +108,17 @@ public indirect enum FieldSchema: Sendable, Hashable {
             .field(reason, "reason", .string), .field(message, "message", .string))
     }
 
+    /// The condition of a Job, a Pod and a PersistentVolumeClaim, numbered alike: `type`,
+    /// `status`, `lastProbeTime`, `lastTransitionTime`, `reason`, `message` (1 to 6), and what a
+    /// kind adds (a Pod's `observedGeneration`, 7).
+    public static func probedCondition(_ added: ProtoField...) -> FieldSchema {
+        .message(
+            [
+                .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastProbeTime", .time),
+                .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string),
+            ] + added)
+    }
+
     /// `core/v1.ObjectReference` (a CronJob's active Jobs).
     public static let objectReference = FieldSchema.numbered(
         .field(1, "kind", .string), .field(2, "namespace", .string), .field(3, "name", .string), .field(4, "uid", .string),

@@ -282,12 +282,7 @@ extension FieldSchema {
     /// `core/v1.PersistentVolumeClaimStatus`.
     public static let persistentVolumeClaimStatus = FieldSchema.numbered(
         .field(1, "phase", .string), .field(2, "accessModes", stringList), .field(3, "capacity", .map(.quantity)),
-        .field(
-            4, "conditions",
-            .array(
-                .numbered(
-                    .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastProbeTime", .time),
-                    .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)))),
+        .field(4, "conditions", .array(.probedCondition())),
         .field(5, "allocatedResources", .map(.quantity)), .field(7, "allocatedResourceStatuses", stringMap),
         .field(8, "currentVolumeAttributesClassName", .string, optional: true),
         .field(9, "modifyVolumeStatus", .numbered(.field(1, "targetVolumeAttributesClassName", .string), .field(2, "status", .string)))
