@@ -46,7 +46,7 @@ let package = Package(
         // integration tests do; not an API for anyone else.
         .library(
             name: "TetherBenchmarkSupport",
-            targets: ["TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherLocal", "TetherTestSupport"]),
+            targets: ["TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherProcess", "TetherLocal", "TetherTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -91,6 +91,10 @@ let package = Package(
             providers: [.apt(["liblua5.4-dev"])]
         ),
         .target(name: "TetherLua", dependencies: ["CTetherLua", "TetherJSON"], swiftSettings: strictSettings),
+        // posix_spawn with glibc's closefrom and chdir actions, which Swift's Glibc module leaves
+        // undeclared; every child process the hub, the agent, tetherctl and the tests start.
+        .systemLibrary(name: "CTetherSpawn", path: "Sources/CTetherSpawn"),
+        .target(name: "TetherProcess", dependencies: ["CTetherSpawn"], swiftSettings: strictSettings),
         // The JSON codec reads and writes every object byte by byte: unoptimized, a 1.3 MB object
         // took a second to store, and the debug binaries the tests run spent most of their time
         // there. Optimized in every configuration, as is the model that walks objects (limits,
@@ -130,7 +134,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON", "TetherLua"], swiftSettings: strictSettings),
+        .target(name: "TetherPlugin", dependencies: ["TetherModel", "TetherJSON", "TetherLua", "TetherProcess"], swiftSettings: strictSettings),
         .target(
             name: "WorkloadsPlugin", dependencies: ["TetherPlugin", "TetherModel", "TetherJSON"], path: "Plugins/Workloads",
             swiftSettings: strictSettings),
@@ -196,7 +200,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Runs a federation's processes on this machine: `tetherctl demo` and the integration tests.
-        .target(name: "TetherLocal", dependencies: ["TetherSecurity"], swiftSettings: strictSettings),
+        .target(name: "TetherLocal", dependencies: ["TetherSecurity", "TetherProcess"], swiftSettings: strictSettings),
         .executableTarget(
             name: "tether-hub",
             dependencies: [
@@ -255,7 +259,8 @@ let package = Package(
         .target(
             name: "TetherTestSupport",
             dependencies: [
-                "TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, x509,
+                "TetherModel", "TetherJSON", "TetherWire", "TetherSecurity", "TetherProcess", "TetherLocal", nioCore, nioPosix, nioSSL, nioTLS,
+                nioHTTP1, x509,
                 crypto, httpClient,
             ],
             path: "Tests/TetherTestSupport",
@@ -316,8 +321,8 @@ let package = Package(
         .testTarget(
             name: "TetherIntegrationTests",
             dependencies: [
-                "TetherTestSupport", "TetherLocal", "TetherWire", "TetherSecurity", "TetherModel", "TetherJSON", "TetherAgent",
-                "TetherPlugin", "BuiltinPlugins", nioCore, x509, crypto, logging,
+                "TetherTestSupport", "TetherLocal", "TetherProcess", "TetherWire", "TetherSecurity", "TetherModel", "TetherJSON",
+                "TetherAgent", "TetherPlugin", "BuiltinPlugins", nioCore, x509, crypto, logging,
             ],
             exclude: ["Scripts"],
             swiftSettings: strictSettings

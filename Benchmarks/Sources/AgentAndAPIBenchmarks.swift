@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import TetherLocal
+import TetherProcess
 import TetherSecurity
 import TetherTestSupport
 
@@ -217,20 +218,19 @@ struct KubectlRunner {
     }
 
     func run(_ arguments: [String], stdin: String? = nil) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", cache] + arguments
         let output = Pipe()
         let input = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = input
-        try process.run()
+        let process = try ChildProcess(
+            executable: "/usr/bin/env", arguments: ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", cache] + arguments,
+            standardInput: input.fileHandleForReading.fileDescriptor, standardOutput: output.fileHandleForWriting.fileDescriptor,
+            standardError: output.fileHandleForWriting.fileDescriptor)
+        // The child has its own copies: its exit ends the output, and its input ends when ours is closed.
+        try input.fileHandleForReading.close()
+        try output.fileHandleForWriting.close()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw BenchError("kubectl \(arguments) failed: \(String(decoding: data, as: UTF8.self))") }
+        guard await process.waitUntilExit() == 0 else { throw BenchError("kubectl \(arguments) failed: \(String(decoding: data, as: UTF8.self))") }
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TetherProcess
 
 /// One line a Tether process logged with `--log-format json`, with its fields as strings.
 public struct LogLine: Sendable, CustomStringConvertible {
@@ -34,7 +35,10 @@ public struct ProcessWaitError: Error, CustomStringConvertible {
 /// that is still unanswered at its deadline fails with the process's recent output.
 public final class ManagedProcess: Sendable {
     public let name: String
-    private let process: Process
+    private let executable: URL
+    private let arguments: [String]
+    private let environment: [String: String]?
+    private let process = Mutex<ChildProcess?>(nil)
     private let state = Mutex(State())
     private let output = Inbox<LogLine>()
     private let echo: (@Sendable (String, LogLine) -> Void)?
@@ -63,11 +67,9 @@ public final class ManagedProcess: Sendable {
         self.name = name
         self.echo = echo
         self.standardInput = keepStandardInputOpen ? Pipe() : nil
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        self.process = process
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
     }
 
     /// Starts the process. Its stdout and stderr are pipes created close-on-exec, so a sibling
@@ -77,18 +79,19 @@ public final class ManagedProcess: Sendable {
     public func start() throws {
         let stdout = try Self.closeOnExecPipe()
         let stderr = try Self.closeOnExecPipe()
-        process.standardOutput = FileHandle(fileDescriptor: stdout.write, closeOnDealloc: false)
-        process.standardError = FileHandle(fileDescriptor: stderr.write, closeOnDealloc: false)
-        process.standardInput = standardInput ?? FileHandle.nullDevice
-        process.terminationHandler = { [weak self] process in
-            self?.terminated(status: process.terminationStatus)
-        }
+        let child: ChildProcess
         do {
-            try process.run()
+            child = try ChildProcess(
+                executable: executable.path, arguments: arguments, environment: environment,
+                standardInput: standardInput?.fileHandleForReading.fileDescriptor, standardOutput: stdout.write, standardError: stderr.write)
         } catch {
             for descriptor in [stdout.read, stdout.write, stderr.read, stderr.write] { close(descriptor) }
-            throw error
+            throw ProcessWaitError(description: "\(name): \(error)")
         }
+        process.withLock { $0 = child }
+        // The child reads its own copy: the parent's read end would keep the pipe open past its exit.
+        try? standardInput?.fileHandleForReading.close()
+        child.onExit { [weak self] status in self?.terminated(status: status) }
         // The child has its own copies; the parent's write ends must go for end of file to come.
         close(stdout.write)
         close(stderr.write)
@@ -124,7 +127,8 @@ public final class ManagedProcess: Sendable {
         return (descriptors[0], descriptors[1])
     }
 
-    public var processIdentifier: Int32 { process.processIdentifier }
+    /// The child's process id; 0 before ``start()``.
+    public var processIdentifier: Int32 { process.withLock { $0?.processIdentifier ?? 0 } }
 
     /// Everything logged so far.
     public var lines: [LogLine] { output.items }
@@ -202,8 +206,7 @@ public final class ManagedProcess: Sendable {
 
     /// Sends `signal` (SIGTERM, SIGINT, SIGKILL, ...) if the process still runs.
     public func send(_ signal: Int32) {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, signal)
+        process.withLock { $0 }?.send(signal)
     }
 
     /// Waits for the process to exit, up to `timeout`; nil if it is still running then.

@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import TetherJSON
 import TetherModel
+import TetherProcess
 
 /// One plugin program, started once and kept running, spoken to in length-prefixed JSON over
 /// its stdin and stdout: each frame is a 4-byte big-endian length and that many bytes of JSON.
@@ -33,7 +34,7 @@ public final class ExternalPluginProcess: @unchecked Sendable {
     }
 
     private struct State {
-        var process: Process?
+        var process: ChildProcess?
         var input: Int32 = -1
         var generation = 0
         var ready = false
@@ -84,14 +85,13 @@ public final class ExternalPluginProcess: @unchecked Sendable {
     }
 
     public func stop() {
-        let process = state.withLock { state -> Process? in
+        let process = state.withLock { state -> ChildProcess? in
             state.stopped = true
             return state.process
         }
         fail(generation: nil, "the plugin host is stopping")
-        // SIGKILL: a program started from a thread with signals blocked (Foundation's Process
-        // keeps the spawning thread's mask) never sees SIGTERM.
-        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        // SIGKILL: a plugin that ignores SIGTERM must still go.
+        process?.send(SIGKILL)
     }
 
     /// Returns true once the plugin is up (at once if it is), false if `timeout` passes first.
@@ -149,27 +149,26 @@ public final class ExternalPluginProcess: @unchecked Sendable {
     // MARK: The process
 
     private func launch() -> Int? {
-        let process = Process()
         var command = manifest.command
         let program = command.removeFirst()
-        process.executableURL =
-            program.hasPrefix("/")
-            ? URL(fileURLWithPath: program)
-            : FileManager.default.isExecutableFile(atPath: (directory as NSString).appendingPathComponent(program))
-                ? URL(fileURLWithPath: (directory as NSString).appendingPathComponent(program)) : URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = process.executableURL?.path == "/usr/bin/env" ? [program] + command : command
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let besideManifest = (directory as NSString).appendingPathComponent(program)
+        let executable =
+            program.hasPrefix("/") ? program : FileManager.default.isExecutableFile(atPath: besideManifest) ? besideManifest : "/usr/bin/env"
         let toPlugin = Pipe()
         let fromPlugin = Pipe()
-        process.standardInput = toPlugin
-        process.standardOutput = fromPlugin
-        process.standardError = FileHandle.standardError
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(
+                executable: executable, arguments: executable == "/usr/bin/env" ? [program] + command : command, directory: directory,
+                standardInput: toPlugin.fileHandleForReading.fileDescriptor, standardOutput: fromPlugin.fileHandleForWriting.fileDescriptor,
+                standardError: STDERR_FILENO)
         } catch {
             state.withLock { $0.lastError = "cannot start \(manifest.command.joined(separator: " ")): \(error)" }
             return nil
         }
+        // The child has its own copies; the plugin's exit must end the reader's input.
+        try? toPlugin.fileHandleForReading.close()
+        try? fromPlugin.fileHandleForWriting.close()
         let input = toPlugin.fileHandleForWriting.fileDescriptor
         _ = fcntl(input, F_SETFL, fcntl(input, F_GETFL) | O_NONBLOCK)
         let generation = state.withLock { state -> Int in
@@ -258,7 +257,7 @@ public final class ExternalPluginProcess: @unchecked Sendable {
 
     /// Fails every pending call of `generation` (nil: any), marks the plugin down and kills it.
     private func fail(generation: Int?, _ reason: String) {
-        let (boxes, process, down) = state.withLock { state -> ([PendingBox], Process?, CheckedContinuation<Void, Never>?) in
+        let (boxes, process, down) = state.withLock { state -> ([PendingBox], ChildProcess?, CheckedContinuation<Void, Never>?) in
             guard generation == nil || state.generation == generation else { return ([], nil, nil) }
             let down = state.down
             state.down = nil
@@ -277,7 +276,7 @@ public final class ExternalPluginProcess: @unchecked Sendable {
         down?.resume()
         if let process, process.isRunning {
             log("plugin.failed", "plugin \(manifest.name): \(reason); its kinds get the built-in behaviour until it is back")
-            kill(process.processIdentifier, SIGKILL)
+            process.send(SIGKILL)
         }
     }
 

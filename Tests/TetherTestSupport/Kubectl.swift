@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherProcess
 
 /// Runs a real kubectl against a Tether API, with its own discovery cache.
 ///
@@ -97,31 +98,33 @@ public struct Kubectl: Sendable {
         let err = (home as NSString).appendingPathComponent("err-\(id)")
         guard FileManager.default.createFile(atPath: out, contents: nil), FileManager.default.createFile(atPath: err, contents: nil)
         else { throw KubectlError(description: "cannot create output files in \(home)") }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = prefix + arguments
         var env = ProcessInfo.processInfo.environment
         env["KUBECONFIG"] = kubeconfig
         env["HOME"] = home
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        if let stdin {
-            let input = (home as NSString).appendingPathComponent("in-\(id)")
-            try stdin.write(toFile: input, atomically: true, encoding: .utf8)
-            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
-        } else {
-            process.standardInput = FileHandle.nullDevice
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        defer {
+            try? output.close()
+            try? errors.close()
         }
+        var input: FileHandle?
+        if let stdin {
+            let path = (home as NSString).appendingPathComponent("in-\(id)")
+            try stdin.write(toFile: path, atomically: true, encoding: .utf8)
+            input = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        }
+        defer { try? input?.close() }
+        let process = try ChildProcess(
+            executable: executable.path, arguments: prefix + arguments, environment: env, standardInput: input?.fileDescriptor,
+            standardOutput: output.fileDescriptor, standardError: errors.fileDescriptor)
         let exited = Inbox<Int32>()
-        process.terminationHandler = { exited.append($0.terminationStatus) }
-        try process.run()
+        process.onExit { exited.append($0) }
         let status: Int32
         do {
             status = try await exited.waitFor("kubectl \(arguments.joined(separator: " ")) to finish", within: timeout) { _ in true }
         } catch {
-            process.terminate()
+            process.send(SIGTERM)
             throw error
         }
         return Result(

@@ -1,5 +1,6 @@
 import Foundation
 import TetherLocal
+import TetherProcess
 
 /// Member clusters behind firewalls, on this machine: one network namespace per member, joined
 /// to the hub's address by a bridge, with iptables in each namespace letting out only
@@ -191,9 +192,6 @@ public final class NetworkLab: Sendable {
     }
 
     private static func execute(_ command: [String]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
         // A file, not a pipe: these commands print little, and nothing they start can hold it open.
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("netlab-\(UUID().uuidString)")
         guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
@@ -202,12 +200,10 @@ public final class NetworkLab: Sendable {
         defer { try? FileManager.default.removeItem(at: output) }
         let handle = try FileHandle(forWritingTo: output)
         defer { try? handle.close() }
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
+        let process = try ChildProcess(
+            executable: "/usr/bin/env", arguments: command, standardOutput: handle.fileDescriptor, standardError: handle.fileDescriptor)
         let exited = Inbox<Int32>()
-        process.terminationHandler = { exited.append($0.terminationStatus) }
-        try process.run()
+        process.onExit { exited.append($0) }
         let status = try await exited.waitFor("the exit of \(command.joined(separator: " "))", within: .seconds(60)) { _ in true }
         return (status, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
     }
