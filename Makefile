@@ -86,6 +86,11 @@ $(PYTHON_CLIENT):
 	$(PYTHON_ENV)/bin/pip install --quiet --disable-pip-version-check '$(PYTHON_KUBERNETES)'
 	$(PYTHON_CLIENT) -c 'import kubernetes; print("python kubernetes client", kubernetes.__version__)'
 
+# A crash in a test process ends its output with the crashed thread's innermost frames, without
+# registers or the list of loaded images: the end of a CI log, often all that is kept of it, then
+# says where the crash was.
+export SWIFT_BACKTRACE := enable=yes,threads=crashed,registers=none,images=none,limit=14,top=0
+
 # Integration tests launch tether-hub and tether-agent, so every product is built before `swift test`.
 # Tests that measure time against a bound (clean stops within 2 s, the fault suite's convergence)
 # run after the rest, one at a time: with the whole suite at once on two cores, a debug-built
