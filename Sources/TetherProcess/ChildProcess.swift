@@ -69,8 +69,6 @@ public final class ChildProcess: Sendable {
         processIdentifier = pid
         let thread = Thread { [self] in waitForExit() }
         thread.name = "wait-\(pid)"
-        // The thread only waits: a small stack is enough.
-        thread.stackSize = 64 << 10
         thread.start()
     }
 

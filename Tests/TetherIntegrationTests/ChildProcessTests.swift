@@ -6,17 +6,17 @@ import TetherProcess
 /// Every program the hub, the agent, tetherctl and the tests start goes through `ChildProcess`.
 @Suite("child processes")
 struct ChildProcessTests {
-    /// What Foundation's `Process` did before it crashed a test run: with a parent holding
-    /// 2,000 descriptors (as a hub with agent sessions does), a child still starts, and none of
-    /// them reaches it.
-    @Test("a child of a process with 2,000 open descriptors gets only its standard three")
+    /// What Foundation's `Process` did before it crashed a test run: a parent's descriptors (a
+    /// hub holds one per agent session) stay out of its children. 200, not thousands: the test
+    /// runs beside others that need descriptors of their own.
+    @Test("a child of a process with 200 open descriptors gets only its standard three")
     func descriptorsStayInTheParent() async throws {
         let marker = try temporaryFile()
         close(marker.descriptor)
         defer { unlink(marker.path) }
         var held: [Int32] = []
         defer { for descriptor in held { close(descriptor) } }
-        for _ in 0..<2_000 {
+        for _ in 0..<200 {
             let descriptor = open(marker.path, O_RDONLY)
             try #require(descriptor >= 0, "cannot open \(marker.path): errno \(errno)")
             held.append(descriptor)
