@@ -34,6 +34,9 @@ public struct APIServerConfiguration: Sendable {
     /// Whether something on this server removes Kubernetes' `orphan` finalizer (the hub's
     /// federation engine does): only then does `propagationPolicy: Orphan` add it.
     public var orphanFinalizerHandled: Bool
+    /// Why a Pod's `log`, `exec`, `attach` and `portforward` have no answer here, sent with 400:
+    /// no container runs in this process, and the reason says where one does.
+    public var containerlessReason: String
 
     public init(
         host: String = "127.0.0.1",
@@ -44,7 +47,8 @@ public struct APIServerConfiguration: Sendable {
         connections: ListenerLimits = ListenerLimits(maximumConnections: 1_024, maximumConnectionsPerAddress: 512, maximumStrangers: 256),
         idleTimeout: TimeAmount = .seconds(120),
         serverVersion: String = "0.1.0",
-        orphanFinalizerHandled: Bool = false
+        orphanFinalizerHandled: Bool = false,
+        containerlessReason: String = "this server runs no containers"
     ) {
         self.host = host
         self.port = port
@@ -55,6 +59,7 @@ public struct APIServerConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.serverVersion = serverVersion
         self.orphanFinalizerHandled = orphanFinalizerHandled
+        self.containerlessReason = containerlessReason
     }
 
     /// Largest object a client may write, in bytes.

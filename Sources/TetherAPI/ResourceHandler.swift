@@ -138,9 +138,12 @@ struct ResourceHandler: Sendable {
         }
     }
 
-    /// POST: create in a collection.
+    /// POST: create in a collection (or `exec`, `attach` or `portforward` a Pod, refused in `operation`).
     func create(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let resource = try Self.resource(of: request, named: false)
+        let resource = try Self.resource(of: request, named: nil)
+        guard resource.name == nil || Self.reachesContainers(resource) else {
+            throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
+        }
         if let review = AccessReviews.review(group: resource.group, version: resource.version, plural: resource.plural) {
             guard let caller = context.caller else { throw APIError.unauthorized("Unauthorized") }
             let buffer = try await request.body.collect(upTo: 64 * 1024)
@@ -252,19 +255,30 @@ struct ResourceHandler: Sendable {
         if !kind.namespaced, path.namespace != nil {
             throw APIError.notFound("\(kind.resourceName) is not namespaced")
         }
-        if let subresource = path.subresource,
+        let reachesContainers = Self.reachesContainers(path)
+        if let subresource = path.subresource, !reachesContainers,
             !(subresource == "status" && kind.hasStatus) && !(subresource == "scale" && kind.hasScale)
         {
             throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
         }
         guard let caller = context.caller else { throw APIError.unauthorized("Unauthorized") }
         try authorize(caller, verb, kind: kind, namespace: path.namespace)
+        if reachesContainers {
+            // kubectl prints a 400's message as it is; a 404 would read as "no such Pod".
+            throw APIError.badRequest(configuration.containerlessReason)
+        }
         try await faults?.apply()
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         return ResourceOperation(
             kind: kind, served: served, type: type, path: path, handler: self, request: request, context: context, caller: caller,
             connectionClosed: context.channel.closeFuture
         )
+    }
+
+    /// A Pod's subresources that reach its containers (`kubectl logs`, `exec`, `attach`, `cp`,
+    /// `port-forward`).
+    static func reachesContainers(_ path: APIPath.ResourcePath) -> Bool {
+        path.group.isEmpty && path.plural == "pods" && ["log", "exec", "attach", "portforward"].contains(path.subresource ?? "")
     }
 
     // MARK: Responses

@@ -216,7 +216,11 @@ struct TetherHubCommand: AsyncParsableCommand {
         let api = APIServer(
             configuration: APIServerConfiguration(
                 host: apiAddress.host, port: apiAddress.port, requests: limits.requestLimits, connections: apiConnections,
-                orphanFinalizerHandled: true
+                orphanFinalizerHandled: true,
+                containerlessReason:
+                    "the hub runs no containers: a federated Pod runs in each cluster it is placed in; read its logs in one of them "
+                    + "through the hub's member proxy, https://HUB/clusters/CLUSTER/proxy (the CLUSTER-via-hub context of "
+                    + "`tetherctl demo`), and exec, attach or port-forward with that cluster's own kubeconfig"
             ),
             store: store,
             registry: BuiltinPlugins.hub,

@@ -79,7 +79,11 @@ struct SimclusterCommand: AsyncParsableCommand {
         let store = try SQLiteResourceStore(path: (dir as NSString).appendingPathComponent("cluster.db"))
         let registry = BuiltinPlugins.memberCluster
         let api = APIServer(
-            configuration: APIServerConfiguration(host: address.host, port: address.port),
+            configuration: APIServerConfiguration(
+                host: address.host, port: address.port,
+                containerlessReason:
+                    "tether-simcluster runs no containers: its Pods' phases and conditions are simulated, with no process to read, "
+                    + "run in or forward to"),
             store: store,
             registry: registry,
             material: material,

@@ -142,7 +142,7 @@ struct KubectlWorkflowTests {
     }
 
     @Test(
-        "kubectl run at the hub: the Pod runs in every member and is Ready at the hub; one that crashes in the members is shown so; describe of a StatefulSet lists its Pods; delete removes them everywhere",
+        "kubectl run at the hub: the Pod runs in every member and is Ready at the hub; logs, exec and port-forward say where containers run; one that crashes in the members is shown so; describe of a StatefulSet lists its Pods; delete removes them everywhere",
         arguments: [Kubectl.Flavor.legacy, .modern])
     func run(flavor: Kubectl.Flavor) async throws {
         try await withFederation { federation in
@@ -163,6 +163,19 @@ struct KubectlWorkflowTests {
             try await hubctl.succeed(["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"], within: .seconds(70))
             let row = try await hubctl.succeed(["get", "pod", "web", "--no-headers"])
             #expect(row.contains("1/1") && row.contains("Running"), "\(row)")
+
+            // No container runs at the hub or in a simulated member: logs, exec and port-forward
+            // are refused saying where containers run, not with a 404 that reads as "no such Pod".
+            for command in [["logs", "web"], ["exec", "web", "--", "true"], ["port-forward", "pod/web", "18080:80"]] {
+                let atHub = try await hubctl.run(command, within: .seconds(20))
+                #expect(
+                    atHub.status != 0 && atHub.stderr.contains("the hub runs no containers") && atHub.stderr.contains("/clusters/CLUSTER/proxy"),
+                    "\(command): \(atHub.stderr)")
+                let inMember = try await members[0].run(command, within: .seconds(20))
+                #expect(inMember.status != 0 && inMember.stderr.contains("tether-simcluster runs no containers"), "\(command): \(inMember.stderr)")
+            }
+            let logs = try await hubctl.run(["logs", "web"])
+            #expect(logs.stderr.contains("(BadRequest)"), "\(logs.stderr)")
 
             // A Pod that crashes in the members: Degraded in the propagation state, not Ready.
             try await hubctl.succeed(["run", "bad", "--image=busybox:1.36", "--annotations=sim.tether.io/fail=true"])
