@@ -62,6 +62,13 @@ struct StoppingTests {
             try await terminal.waitForLine(within: .seconds(90), "the demo ready") { $0.raw.contains("agents connected") }
             let started = try ProcessTable.matching(directory)
             #expect(started.count == 6, "tetherctl, a hub, 2 members and 2 agents; found \(started)")
+            // tee writes each line to the terminal, then to its file; Ctrl-C ends tee with the rest
+            // (its children run with default signals), so the file is read before, not after.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("agents connected") ?? false), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try String(contentsOfFile: log, encoding: .utf8).contains("agents connected"), "lines reached tee as they were printed")
 
             let pressed = ContinuousClock.now
             try terminal.type([0x03])
@@ -69,7 +76,6 @@ struct StoppingTests {
             let stopped = ContinuousClock.now - pressed
             #expect(stopped < .seconds(2), "the demo and its processes took \(stopped) to stop")
             #expect(try ProcessTable.matching(directory).isEmpty)
-            #expect(try String(contentsOfFile: log, encoding: .utf8).contains("agents connected"), "lines reached tee as they were printed")
         }
     }
 }
