@@ -71,17 +71,30 @@ public struct PodsPlugin: ResourcePlugin {
         .field(9, "qosClass", .string), .field(13, "ephemeralContainerStatuses", .array(containerStatus)), .field(14, "resize", .string)
     )
 
-    /// What `kubectl get pods` shows as STATUS: a terminating Pod, a container's waiting or
-    /// terminated reason, or the phase.
+    /// What `kubectl get pods` shows as STATUS, as kubectl's own printer decides it: a
+    /// terminating Pod; else the last container's waiting or terminated reason (`Completed` for a
+    /// finished Job's Pod), unless another container still runs; else the Pod's reason or phase.
     static func shownStatus(_ pod: JSONValue) -> String {
         if pod.value(at: "metadata", "deletionTimestamp") != nil { return "Terminating" }
-        for status in pod.value(at: "status", "containerStatuses")?.arrayElements ?? [] {
-            if let reason = status.string(at: "state", "waiting", "reason"), !reason.isEmpty { return reason }
-            if let reason = status.string(at: "state", "terminated", "reason"), !reason.isEmpty, pod.string(at: "status", "phase") != "Succeeded" {
-                return reason
+        var shown = pod.string(at: "status", "reason") ?? pod.string(at: "status", "phase") ?? "Pending"
+        var running = false
+        for status in (pod.value(at: "status", "containerStatuses")?.arrayElements ?? []).reversed() {
+            if let reason = status.string(at: "state", "waiting", "reason"), !reason.isEmpty {
+                shown = reason
+            } else if let terminated = status.value(at: "state", "terminated") {
+                if let reason = terminated["reason"]?.stringValue, !reason.isEmpty {
+                    shown = reason
+                } else if let signal = terminated["signal"]?.integerValue, signal != 0 {
+                    shown = "Signal:\(signal)"
+                } else {
+                    shown = "ExitCode:\(terminated["exitCode"]?.integerValue ?? 0)"
+                }
+            } else if status["ready"] == .bool(true), status.value(at: "state", "running") != nil {
+                running = true
             }
         }
-        return pod.string(at: "status", "reason") ?? pod.string(at: "status", "phase") ?? "Pending"
+        if shown == "Completed", running { return Conditions(pod).has("Ready", "True") ? "Running" : "NotReady" }
+        return shown
     }
 
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {

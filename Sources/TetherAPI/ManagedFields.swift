@@ -181,7 +181,7 @@ struct ManagedFields: Equatable {
     static func applied(_ applied: JSONValue, to current: JSONValue?, schema: FieldSchema) -> JSONValue {
         switch applied {
         case .object(let patch):
-            guard case .object(var base)? = current else { return withoutNulls(applied) }
+            guard case .object(var base)? = current else { return applied.withoutNulls }
             let shape = memberSchemas(schema)
             for (name, value) in patch {
                 if value == .null {
@@ -194,13 +194,13 @@ struct ManagedFields: Equatable {
         case .array(let items):
             guard case .keyedList(let element, let key) = schema, case .array(let live)? = current,
                 (items + live).allSatisfy({ keyStep(of: $0, key: key) != nil })
-            else { return withoutNulls(applied) }
+            else { return applied.withoutNulls }
             var merged = live
             for item in items {
                 if let index = merged.firstIndex(where: { $0[key] == item[key] }) {
                     merged[index] = Self.applied(item, to: merged[index], schema: element)
                 } else {
-                    merged.append(withoutNulls(item))
+                    merged.append(item.withoutNulls)
                 }
             }
             return .array(merged)
@@ -219,15 +219,6 @@ struct ManagedFields: Equatable {
         }
         guard case .keyedList(_, let key) = node else { return nil }
         return key
-    }
-
-    /// A value as a merge patch leaves it where nothing was: its null members dropped, at every depth.
-    private static func withoutNulls(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(let members): return .object(members.filter { $0.value != .null }.mapValues(withoutNulls))
-        case .array(let elements): return .array(elements.map(withoutNulls))
-        default: return value
-        }
     }
 
     /// What an apply of `applied` by `manager` would take from other managers: each field it

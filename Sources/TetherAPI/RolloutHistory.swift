@@ -74,18 +74,18 @@ enum RolloutHistory {
                 guard var template = revision.value(at: "spec", "template") else { return nil }
                 template[member: "metadata"]?[member: "labels"]?[member: hashLabel] = nil
                 if template["metadata"]?["labels"] == [:] { template[member: "metadata"]?[member: "labels"] = nil }
-                return withoutNulls(template)
+                return template.withoutNulls
             case .daemonSetRevisions, .statefulSetRevisions:
                 guard var template = revision.value(at: "data", "spec", "template") else { return nil }
                 template[member: "$patch"] = nil
-                return withoutNulls(template)
+                return template.withoutNulls
             }
         }
 
         /// The object that holds `template` as revision `number` of `owner`.
         func revision(of owner: JSONValue, template: JSONValue, number: Int64, annotations: [String: String]) -> JSONValue? {
             guard let name = owner.name, let namespace = owner.namespace, let uid = owner.uid else { return nil }
-            let hash = RolloutHistory.hash(of: template)
+            let hash = PodTemplateHash.of(template)
             var labels = template["metadata"]?["labels"]?.objectMembers ?? [:]
             labels[hashLabel] = .string(hash)
             var carried = annotations
@@ -138,32 +138,6 @@ enum RolloutHistory {
         "kubectl.kubernetes.io/last-applied-configuration", revisionAnnotation, "deployment.kubernetes.io/revision-history",
         "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas", "deprecated.deployment.rollback.to",
     ]
-    /// Kubernetes' alphabet for generated name suffixes: no vowels, no look-alike digits.
-    private static let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
-
-    /// A short, stable name for a template: the same template always gets the same suffix.
-    static func hash(of template: JSONValue) -> String {
-        var hash = StableHash()
-        hash.combine(template)
-        var value = hash.value
-        var text = ""
-        for _ in 0..<10 {
-            text.append(alphabet[Int(value % UInt64(alphabet.count))])
-            value /= UInt64(alphabet.count)
-        }
-        return text
-    }
-
-    /// A template without its `null`s, which Kubernetes reads as absent: `kubectl rollout undo`
-    /// sends back `creationTimestamp: null` where the template had nothing.
-    static func withoutNulls(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(let members): .object(members.filter { $0.value != .null }.mapValues(withoutNulls))
-        case .array(let items): .array(items.map(withoutNulls))
-        default: value
-        }
-    }
-
     /// The UID of the object's controller (the ownerReference with `controller: true`).
     static func controller(of object: JSONValue) -> String? {
         object.metadata["ownerReferences"]?.arrayElements.first { $0["controller"] == .bool(true) }?["uid"]?.stringValue
@@ -189,7 +163,7 @@ enum RolloutHistory {
     /// kind that keeps no revisions.
     static func record(_ owner: JSONValue, store: any ResourceStore) async throws {
         guard let keeper = owner.kind.flatMap(Keeper.init(kind:)), let held = owner.value(at: "spec", "template"), held.isObject else { return }
-        let wanted = withoutNulls(held)
+        let wanted = held.withoutNulls
         let existing = try await revisions(of: owner, keeper: keeper, store: store)
         var newest: Int64 = 0
         var current: JSONValue?

@@ -31,15 +31,44 @@ actor AddressAllocator {
         return "10.96.255.254"
     }
 
-    /// A Pod's address from 10.244.0.0/16: the one it has, or the first no other Pod holds.
-    func podIP(store: any ResourceStore, for pod: JSONValue) async -> String {
+    /// Each Pod's address (by uid) and the addresses held, read from the store once by
+    /// ``loadPodAddresses(store:)`` and kept since: a member making a thousand Pods would
+    /// otherwise list every Pod for each one.
+    private var podAddresses: [String: String] = [:]
+    private var podAddressesHeld: Set<String> = []
+    private var nextPodIndex = 2
+    private static let podIndices = 2..<65_534
+
+    /// Reads the addresses Pods hold, before any is handed out.
+    func loadPodAddresses(store: any ResourceStore) async {
+        for pod in await objects("pods", store: store) {
+            guard let uid = pod.uid, let address = pod.string(at: "status", "podIP") else { continue }
+            podAddresses[uid] = address
+            podAddressesHeld.insert(address)
+        }
+    }
+
+    /// A Pod's address from 10.244.0.0/16: the one it has or was given, or the next no Pod holds.
+    func podIP(for pod: JSONValue) -> String {
         if let held = pod.string(at: "status", "podIP") { return held }
-        let used = Set(await objects("pods", store: store).compactMap { $0.string(at: "status", "podIP") })
-        for index in 2..<65_000 {
+        guard let uid = pod.uid else { return "10.244.255.254" }
+        if let given = podAddresses[uid] { return given }
+        for _ in Self.podIndices {
+            let index = nextPodIndex
+            nextPodIndex = index + 1 == Self.podIndices.upperBound ? Self.podIndices.lowerBound : index + 1
             let candidate = "10.244.\(index / 256).\(index % 256)"
-            if !used.contains(candidate) { return candidate }
+            guard !podAddressesHeld.contains(candidate) else { continue }
+            podAddresses[uid] = candidate
+            podAddressesHeld.insert(candidate)
+            return candidate
         }
         return "10.244.255.254"
+    }
+
+    /// A deleted Pod's address is free again.
+    func release(pod: JSONValue) {
+        guard let uid = pod.uid, let address = podAddresses.removeValue(forKey: uid) ?? pod.string(at: "status", "podIP") else { return }
+        podAddressesHeld.remove(address)
     }
 
     func loadBalancerIP(store: any ResourceStore) async -> String {

@@ -102,10 +102,16 @@ struct StatusPlan {
 
     /// A Pod, scheduled at once: Pending with its containers being created, then Running with
     /// every container ready after the delay. One marked failing runs with its first container
-    /// in CrashLoopBackOff and never becomes ready. A status already showing that state is kept
-    /// as it is, times included, so the Pod settles.
-    mutating func pod(hostIP: String, podIP: String, now: String) {
-        let ready = !failing && elapsed >= readyAfter
+    /// in CrashLoopBackOff and never becomes ready. A Pod that `completes` (a Job's) is Succeeded
+    /// after the delay instead, or Failed when marked failing. A status already showing that
+    /// state is kept as it is, times included, so the Pod settles.
+    mutating func pod(hostIP: String, podIP: String, now: String, completes: Bool = false) {
+        let done = elapsed >= readyAfter
+        if completes, failing || done {
+            completedPod(hostIP: hostIP, podIP: podIP, now: now, succeeded: !failing)
+            return
+        }
+        let ready = !failing && done
         if !failing, !ready { lookAgainAfter = readyAfter - elapsed }
         let phase = failing || ready ? "Running" : "Pending"
         let shownReady = (status["conditions"]?.arrayElements ?? []).contains {
@@ -139,6 +145,43 @@ struct StatusPlan {
             "conditions": [
                 condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", ready),
                 condition("Ready", ready),
+            ],
+        ]
+    }
+
+    /// A Pod whose containers ran to their end: exit 0 (`Completed`) or 1 (`Error`), not ready.
+    private mutating func completedPod(hostIP: String, podIP: String, now: String, succeeded: Bool) {
+        let phase = succeeded ? "Succeeded" : "Failed"
+        guard status["phase"]?.stringValue != phase else { return }
+        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
+        let namespaceAndName = "\(object.namespace ?? "default").\(object.name ?? "")"
+        let statuses = containers.map { container -> JSONValue in
+            let name = container["name"]?.stringValue ?? ""
+            let image = container["image"]?.stringValue ?? ""
+            return [
+                "name": .string(name), "image": .string(image), "imageID": .string("sim://\(image)"),
+                "containerID": .string("sim://\(namespaceAndName).\(name)"), "ready": false, "started": false, "restartCount": 0,
+                "state": [
+                    "terminated": [
+                        "exitCode": .integer(succeeded ? 0 : 1), "reason": .string(succeeded ? "Completed" : "Error"),
+                        "startedAt": status["startTime"] ?? .string(now), "finishedAt": .string(now),
+                    ]
+                ],
+            ]
+        }
+        func condition(_ type: String, _ holds: Bool, reason: String? = nil) -> JSONValue {
+            var condition: JSONValue = ["type": .string(type), "status": holds ? "True" : "False", "lastTransitionTime": .string(now)]
+            if let reason { condition[member: "reason"] = .string(reason) }
+            return condition
+        }
+        status = [
+            "phase": .string(phase), "hostIP": .string(hostIP), "hostIPs": [["ip": .string(hostIP)]], "podIP": .string(podIP),
+            "podIPs": [["ip": .string(podIP)]], "startTime": status["startTime"] ?? .string(now),
+            "qosClass": .string(containers.contains { $0["resources"]?.objectMembers.isEmpty == false } ? "Burstable" : "BestEffort"),
+            "containerStatuses": .array(statuses),
+            "conditions": [
+                condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", false, reason: "PodCompleted"),
+                condition("Ready", false, reason: "PodCompleted"),
             ],
         ]
     }

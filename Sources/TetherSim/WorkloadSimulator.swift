@@ -38,6 +38,7 @@ public final class WorkloadSimulator: Service, Sendable {
     /// When each object's current generation was first seen, so its progress can be timed.
     private let observed = Mutex<[ObjectKey: (generation: Int64, since: ContinuousClock.Instant)]>([:])
     private let addresses: AddressAllocator
+    private let pods: PodController
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -45,6 +46,7 @@ public final class WorkloadSimulator: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.addresses = AddressAllocator(clusterName: settings.clusterName)
+        self.pods = PodController(store: store, settings: settings, logger: logger)
     }
 
     static let simulated = [
@@ -53,6 +55,7 @@ public final class WorkloadSimulator: Service, Sendable {
 
     public func run() async throws {
         try await Nodes(store: store, settings: settings).reconcile()
+        await addresses.loadPodAddresses(store: store)
         let types = registry.kinds.filter { Self.simulated.contains($0.plural) }.map {
             ResourceType(group: $0.group, resource: $0.plural, namespaced: $0.namespaced)
         }
@@ -87,6 +90,7 @@ public final class WorkloadSimulator: Service, Sendable {
                 let page = try await store.list(type, options: ListOptions())
                 for object in page.objects { queue.add(key(type, object)) }
                 for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
+                    if event.kind == .deleted, type == PodController.pods { await podDeleted(event.object) }
                     queue.add(key(type, event.object))
                 }
             } catch {
@@ -108,6 +112,9 @@ public final class WorkloadSimulator: Service, Sendable {
     private func reconcile(_ key: ObjectKey) async -> Duration? {
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
             _ = observed.withLock { $0.removeValue(forKey: key) }
+            if let kind = PodController.ownerTypes.first(where: { $0.value == key.type })?.key {
+                await pods.ownerDeleted(kind: kind, namespace: key.namespace, name: key.name)
+            }
             return nil
         }
         let elapsed = progress(of: key, generation: object.generation ?? 1)
@@ -128,12 +135,16 @@ public final class WorkloadSimulator: Service, Sendable {
         case "namespaces": plan.namespace()
         case "pods":
             // The scheduler's job, written first (spec); the update's own event brings the key back.
+            guard await pods.ownerExists(of: object) else {
+                await pods.delete(object)
+                return nil
+            }
             guard let node = object.string(at: "spec", "nodeName") else {
                 await schedule(object, key: key)
                 return nil
             }
-            let podIP = await addresses.podIP(store: store, for: object)
-            plan.pod(hostIP: Nodes.address(of: node), podIP: podIP, now: kubernetesTimestamp())
+            let podIP = await addresses.podIP(for: object)
+            plan.pod(hostIP: Nodes.address(of: node), podIP: podIP, now: kubernetesTimestamp(), completes: Self.controller(of: object)?.kind == "Job")
         case "services", "ingresses":
             // The cluster IP is spec, written first; the update's own event brings the key back.
             if key.type.resource == "services", await assignClusterIP(object, key: key) { return nil }
@@ -153,7 +164,16 @@ public final class WorkloadSimulator: Service, Sendable {
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
             }
         }
+        if let kind = object.kind, PodController.ownerTypes[kind] == key.type { await pods.sync(object, kind: kind) }
         return plan.lookAgainAfter
+    }
+
+    /// A Pod is gone: its address is free, and its owner makes another if it still wants one.
+    private func podDeleted(_ pod: JSONValue) async {
+        await addresses.release(pod: pod)
+        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
+            queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
+        }
     }
 
     /// How long the object's current generation has been seen (zero the first time).

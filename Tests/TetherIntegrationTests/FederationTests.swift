@@ -131,7 +131,9 @@ struct FederationEndToEndTests {
                     spec: {type: LoadBalancer, selector: {app: frontend}, ports: [{port: 80}]}
                     """
             )
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.loadBalancer.ingress[2].ip}", "svc/frontend", "--timeout=30s"])
+            try await hubctl.waitForOutput(["get", "svc/frontend", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"]) {
+                $0.split(separator: " ").count == 3
+            }
             let addresses = try await hubctl.succeed(["get", "svc", "frontend", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"])
             var memberAddresses: [String] = []
             for member in [m1, m2, m3] {

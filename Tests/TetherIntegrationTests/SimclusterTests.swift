@@ -221,6 +221,57 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "workloads make their Pods as a cluster's controllers would: a ReplicaSet's follow scale and rollout and come back when deleted; a StatefulSet's are NAME-0 up; a DaemonSet's one per node; a Job's complete; a failing workload's crash-loop; all go with their owner"
+    )
+    func pods() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "500ms")
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"])
+            var web = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy { $0.phase == "Running" && $0.ready } }
+            let firstSet = try #require(web.first?.owner)
+            #expect(firstSet.hasPrefix("ReplicaSet/web-"), "\(web)")
+            #expect(web.allSatisfy { $0.owner == firstSet && $0.name.hasPrefix(firstSet.dropFirst("ReplicaSet/".count) + "-") }, "\(web)")
+            #expect(web.allSatisfy { $0.node.hasPrefix("s1-node-") && $0.ip.hasPrefix("10.244.") }, "\(web)")
+            #expect(Set(web.map(\.ip)).count == 3, "\(web)")
+            // kubectl resolves a Deployment to one of its Pods, then hears why no log exists.
+            let logs = try await kubectl.run(["logs", "deploy/web"])
+            #expect(logs.status != 0 && logs.stderr.contains("runs no containers"), "\(logs)")
+
+            // A deleted Pod is made again; a rollout replaces every Pod; scaling removes some.
+            let deleted = web[0].name
+            try await kubectl.succeed(["delete", "pod", deleted, "--wait=true"])
+            web = try await waitForPods(kubectl, "app=web") { pods in
+                pods.count == 3 && !pods.contains { $0.name == deleted } && pods.allSatisfy(\.ready)
+            }
+            try await kubectl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
+            web = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy { $0.image == "nginx:1.28" && $0.ready } }
+            #expect(web.allSatisfy { $0.owner != firstSet }, "\(web)")
+            try await kubectl.succeed(["scale", "deployment/web", "--replicas=1"])
+            _ = try await waitForPods(kubectl, "app=web") { $0.count == 1 }
+
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: podOwners)
+            let database = try await waitForPods(kubectl, "app=db") { $0.count == 2 && $0.allSatisfy(\.ready) }
+            #expect(database.map(\.name).sorted() == ["db-0", "db-1"] && database.allSatisfy { $0.owner == "StatefulSet/db" }, "\(database)")
+            #expect(try await kubectl.succeed(["get", "pod", "db-1", "-o", "jsonpath={.spec.hostname}.{.spec.subdomain}"]) == "db-1.db")
+            try await kubectl.succeed(["scale", "statefulset/db", "--replicas=1"])
+            _ = try await waitForPods(kubectl, "app=db") { $0.map(\.name) == ["db-0"] }
+            let daemons = try await waitForPods(kubectl, "app=daemon") { $0.count == 3 && $0.allSatisfy(\.ready) }
+            #expect(Set(daemons.map(\.node)) == ["s1-node-1", "s1-node-2", "s1-node-3"], "\(daemons)")
+            _ = try await waitForPods(kubectl, "job-name=once") { $0.count == 1 && $0[0].phase == "Succeeded" }
+            #expect(try await kubectl.succeed(["get", "pods", "-l", "job-name=once", "--no-headers"]).contains("Completed"))
+            let broken = try await waitForPods(kubectl, "app=broken") { $0.count == 2 && $0.allSatisfy { $0.phase == "Running" } }
+            #expect(broken.allSatisfy { !$0.ready }, "\(broken)")
+            let brokenTable = try await kubectl.succeed(["get", "pods", "-l", "app=broken", "--no-headers"])
+            #expect(brokenTable.split(separator: "\n").allSatisfy { $0.contains("CrashLoopBackOff") }, "\(brokenTable)")
+
+            try await kubectl.succeed(["delete", "deployment/web", "deployment/broken", "statefulset/db", "daemonset/daemon", "job/once"])
+            for selector in ["app=web", "app=broken", "app=db", "app=daemon", "job-name=once"] {
+                _ = try await waitForPods(kubectl, selector) { $0.isEmpty }
+            }
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in
@@ -234,4 +285,67 @@ struct SimclusterTests {
             #expect(addresses.count == 2 && addresses[0] != addresses[1], "\(addresses)")
         }
     }
+}
+
+let podOwners = """
+    apiVersion: apps/v1
+    kind: StatefulSet
+    metadata: {name: db}
+    spec:
+      replicas: 2
+      serviceName: db
+      selector: {matchLabels: {app: db}}
+      template:
+        metadata: {labels: {app: db}}
+        spec: {containers: [{name: db, image: postgres:15}]}
+    ---
+    apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: {name: daemon}
+    spec:
+      selector: {matchLabels: {app: daemon}}
+      template:
+        metadata: {labels: {app: daemon}}
+        spec: {containers: [{name: a, image: busybox}]}
+    ---
+    apiVersion: batch/v1
+    kind: Job
+    metadata: {name: once}
+    spec:
+      template:
+        spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+    ---
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: broken
+      annotations: {sim.tether.io/fail: "true"}
+    spec:
+      replicas: 2
+      selector: {matchLabels: {app: broken}}
+      template:
+        metadata: {labels: {app: broken}}
+        spec: {containers: [{name: a, image: busybox}]}
+    """
+
+/// One Pod as a test reads it.
+struct SimulatedPod: CustomStringConvertible {
+    var name, phase, owner, node, ip, image: String
+    var ready: Bool
+    var description: String { "\(name) \(phase) ready=\(ready) \(owner) \(node) \(ip) \(image)" }
+}
+
+/// The Pods matching `selector` once `condition` holds of them (within 30 s): the simulated
+/// controllers work from the member's own watches, and no kubectl verb waits for a count of Pods.
+func waitForPods(_ kubectl: Kubectl, _ selector: String, until condition: @escaping ([SimulatedPod]) -> Bool) async throws -> [SimulatedPod] {
+    let format =
+        "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"
+    func pods(_ rows: String) -> [SimulatedPod] {
+        rows.split(separator: "\n").map { row in
+            let fields = row.split(separator: "|", omittingEmptySubsequences: false).map(String.init) + Array(repeating: "", count: 7)
+            return SimulatedPod(
+                name: fields[0], phase: fields[1], owner: fields[2], node: fields[3], ip: fields[4], image: fields[5], ready: fields[6] == "True")
+        }
+    }
+    return pods(try await kubectl.waitForOutput(["get", "pods", "-l", selector, "-o", format]) { condition(pods($0)) })
 }

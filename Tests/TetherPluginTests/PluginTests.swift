@@ -206,6 +206,29 @@ struct WorkloadsPluginTests {
     }
 }
 
+@Suite("Pod table")
+struct PodTableTests {
+    @Test(
+        "a Pod's STATUS column is what kubectl's own printer shows",
+        arguments: [
+            ("{phase: Pending, containerStatuses: [{name: a, ready: false, state: {waiting: {reason: ContainerCreating}}}]}", "ContainerCreating"),
+            ("{phase: Running, containerStatuses: [{name: a, ready: true, state: {running: {}}}]}", "Running"),
+            ("{phase: Succeeded, containerStatuses: [{name: a, ready: false, state: {terminated: {exitCode: 0, reason: Completed}}}]}", "Completed"),
+            ("{phase: Failed, containerStatuses: [{name: a, ready: false, state: {terminated: {exitCode: 1, reason: Error}}}]}", "Error"),
+            ("{phase: Failed, containerStatuses: [{name: a, ready: false, state: {terminated: {exitCode: 137, signal: 9}}}]}", "Signal:9"),
+            ("{phase: Failed, containerStatuses: [{name: a, ready: false, state: {terminated: {exitCode: 2}}}]}", "ExitCode:2"),
+            (
+                "{phase: Running, conditions: [{type: Ready, status: 'False'}], containerStatuses: [{name: a, ready: false, state: {terminated: {exitCode: 0, reason: Completed}}}, {name: b, ready: true, state: {running: {}}}]}",
+                "NotReady"
+            ),
+            ("{phase: Failed, reason: Evicted}", "Evicted"),
+        ])
+    func status(status: String, shown: String) throws {
+        let pod = yaml("{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: a, image: busybox}]}, status: \(status)}")
+        let column = try #require(PodsPlugin.pod.printerColumns.first { $0.name == "STATUS" })
+        #expect(column.cell(pod) == .string(shown))
+    }
+}
 @Suite("Networking and config plugins")
 struct NetworkingConfigPluginTests {
     @Test(

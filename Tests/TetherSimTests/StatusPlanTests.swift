@@ -109,4 +109,30 @@ struct StatusPlanTests {
         #expect(failing.status["phase"] == "Running" && first?["state"]?["waiting"]?["reason"] == "CrashLoopBackOff" && first?["restartCount"] == 1)
         #expect(failing.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["status"] == "False" } == true)
     }
+
+    @Test("a Job's Pod runs, then is Succeeded with its containers Completed (exit 0); a failing one is Failed with exit 1; neither is rewritten")
+    func completingPod() {
+        let pod: JSONValue = [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "once-x7k2p", "namespace": "default"],
+            "spec": ["nodeName": "c-node-1", "restartPolicy": "Never", "containers": [["name": "a", "image": "busybox"]]],
+        ]
+        func plan(_ object: JSONValue, elapsed: Duration, failing: Bool = false) -> StatusPlan {
+            var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: delay, failing: failing)
+            plan.pod(hostIP: "172.18.0.11", podIP: "10.244.0.3", now: "2026-12-03T02:00:00Z", completes: true)
+            return plan
+        }
+        #expect(plan(pod, elapsed: .seconds(1)).status["phase"] == "Pending")
+        let done = plan(pod, elapsed: .seconds(3))
+        let terminated = done.status["containerStatuses"]?.arrayElements.first?["state"]?["terminated"]
+        #expect(
+            done.status["phase"] == "Succeeded" && terminated?["reason"] == "Completed" && terminated?["exitCode"] == 0 && done.lookAgainAfter == nil)
+        #expect(done.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["reason"] == "PodCompleted" } == true)
+        var succeeded = pod
+        succeeded[member: "status"] = done.status
+        #expect(plan(succeeded, elapsed: .seconds(9)).status == done.status, "a finished Pod is not rewritten")
+
+        let failed = plan(pod, elapsed: .zero, failing: true)
+        #expect(
+            failed.status["phase"] == "Failed" && failed.status["containerStatuses"]?.arrayElements.first?["state"]?["terminated"]?["exitCode"] == 1)
+    }
 }

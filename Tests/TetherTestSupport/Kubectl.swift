@@ -145,6 +145,25 @@ public struct Kubectl: Sendable {
         }
         return result.stdout
     }
+
+    /// Runs `arguments` every 200 ms until `condition` holds of the output, for up to `timeout`;
+    /// returns that output. For what no `kubectl wait` expresses: a count of objects, or a list
+    /// that fills in parts (`kubectl wait` on `ingress[2]` fails at once while only one is there).
+    @discardableResult
+    public func waitForOutput(
+        _ arguments: [String], within timeout: Duration = .seconds(30), until condition: (String) -> Bool
+    ) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let output = try await succeed(arguments)
+            if condition(output) { return output }
+            guard ContinuousClock.now < deadline else {
+                throw KubectlError(
+                    description: "kubectl \(arguments.joined(separator: " ")) did not show what was awaited within \(timeout); last: \(output)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
 }
 
 /// A kubectl run that did not do what a test needed.

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import TetherJSON
+import TetherModel
+import TetherPlugin
+import TetherStore
+
+/// The controllers that make Pods in a real cluster: a ReplicaSet keeps `replicas` Pods from its
+/// template, a StatefulSet keeps `NAME-0` to `NAME-(replicas-1)`, a DaemonSet one per node, a Job
+/// `parallelism` Pods until it is finished. Each Pod names its owner as controller, carries the
+/// owner's `sim.tether.io/fail` annotation (so a failing workload's Pods crash-loop), and is
+/// deleted when its owner goes. A StatefulSet's or DaemonSet's Pods made from an older template
+/// are replaced. The owners' own status stays timed by ``StatusPlan``, as before Pods existed, so
+/// `kubectl wait` on a workload behaves the same; its Pods reach Running after the same delay.
+struct PodController: Sendable {
+    let store: any ResourceStore
+    let settings: SimulationSettings
+    let logger: Logger
+
+    static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
+
+    /// The kinds whose Pods this controller makes, by the owner reference's kind.
+    static let ownerTypes: [String: ResourceType] = [
+        "ReplicaSet": ResourceType(group: "apps", resource: "replicasets", namespaced: true),
+        "StatefulSet": ResourceType(group: "apps", resource: "statefulsets", namespaced: true),
+        "DaemonSet": ResourceType(group: "apps", resource: "daemonsets", namespaced: true),
+        "Job": ResourceType(group: "batch", resource: "jobs", namespaced: true),
+    ]
+
+    /// One Pod the owner wants: under a fixed name, or a generated one after `prefix`; on a node when it is pinned to one.
+    private struct Slot {
+        var name: String?
+        var node: String?
+        var labels: [String: String] = [:]
+    }
+
+    /// Brings the Pods of `owner` (of kind `kind`) to what it wants now.
+    func sync(_ owner: JSONValue, kind: String) async {
+        guard let uid = owner.uid, let name = owner.name, let namespace = owner.namespace, owner.deletionTimestamp == nil,
+            let template = owner.value(at: "spec", "template")
+        else { return }
+        let owned: [JSONValue]
+        do {
+            owned = try await store.list(Self.pods, options: ListOptions(namespace: namespace)).objects.filter {
+                WorkloadSimulator.controller(of: $0)?.uid == uid
+            }
+        } catch {
+            logger.debug("cannot list a workload's pods", metadata: ["tether.object": "\(namespace)/\(name)", "tether.error": "\(error)"])
+            return
+        }
+        let revision = "\(name)-\(PodTemplateHash.of(template))"
+        var stale: [JSONValue] = []
+        var current: [JSONValue] = []
+        for pod in owned where pod.deletionTimestamp == nil {
+            let outdated = (kind == "StatefulSet" || kind == "DaemonSet") && pod.labels["controller-revision-hash"] != revision
+            if outdated { stale.append(pod) } else { current.append(pod) }
+        }
+        var wanted: [Slot]
+        var extra: [JSONValue] = []
+        switch kind {
+        case "StatefulSet":
+            let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
+            wanted = (0..<replicas).map { ordinal in
+                Slot(
+                    name: "\(name)-\(ordinal)",
+                    labels: [
+                        "statefulset.kubernetes.io/pod-name": "\(name)-\(ordinal)", "apps.kubernetes.io/pod-index": "\(ordinal)",
+                        "controller-revision-hash": revision,
+                    ])
+            }
+            let names = Set(wanted.compactMap(\.name))
+            extra = current.filter { !names.contains($0.name ?? "") }
+            current.removeAll { !names.contains($0.name ?? "") }
+            wanted.removeAll { slot in current.contains { $0.name == slot.name } || stale.contains { $0.name == slot.name } }
+        case "DaemonSet":
+            let nodes = Nodes(store: store, settings: settings)
+            wanted = (1...max(1, settings.nodes)).map { index in
+                Slot(node: nodes.name(index), labels: ["controller-revision-hash": revision, "pod-template-generation": "\(owner.generation ?? 1)"])
+            }
+            let names = Set(wanted.compactMap(\.node))
+            extra = current.filter { !names.contains($0.string(at: "spec", "nodeName") ?? "") }
+            current.removeAll { !names.contains($0.string(at: "spec", "nodeName") ?? "") }
+            wanted.removeAll { slot in current.contains { $0.string(at: "spec", "nodeName") == slot.node } }
+        case "Job":
+            let finished = (owner.value(at: "status", "conditions")?.arrayElements ?? []).contains {
+                ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True"
+            }
+            // A Job's Pods stay when it finishes (kubectl shows them Completed); none is made after.
+            let parallelism = Int(max(0, owner.integer(at: "spec", "parallelism") ?? 1))
+            let completions = Int(max(0, owner.integer(at: "spec", "completions") ?? Int64(parallelism)))
+            let count = finished || !owned.isEmpty ? 0 : min(parallelism, completions)
+            wanted = Array(repeating: Slot(), count: count)
+        default:
+            let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
+            // As the ReplicaSet controller does: the ones not yet running go first, then the newest.
+            let ordered = current.sorted { left, right in
+                let (leftRunning, rightRunning) = (left.string(at: "status", "phase") == "Running", right.string(at: "status", "phase") == "Running")
+                if leftRunning != rightRunning { return !leftRunning }
+                return (left.metadata["creationTimestamp"]?.stringValue ?? "") > (right.metadata["creationTimestamp"]?.stringValue ?? "")
+            }
+            extra = Array(ordered.prefix(max(0, current.count - replicas)))
+            wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
+        }
+        for pod in stale + extra { await delete(pod) }
+        for slot in wanted {
+            await create(slot, of: owner, kind: kind, template: template)
+        }
+    }
+
+    /// The owner `kind`/`name` in `namespace` is gone: so are the Pods it controlled.
+    func ownerDeleted(kind: String, namespace: String?, name: String) async {
+        guard let pods = try? await store.list(Self.pods, options: ListOptions(namespace: namespace)).objects else { return }
+        for pod in pods {
+            guard let owner = WorkloadSimulator.controller(of: pod), owner.kind == kind, owner.name == name else { continue }
+            await delete(pod)
+        }
+    }
+
+    /// Whether `pod`'s controller, when it has one this controller serves, still exists as the
+    /// same object: a Pod left by an owner deleted while the member was down goes at the next start.
+    func ownerExists(of pod: JSONValue) async -> Bool {
+        guard let owner = WorkloadSimulator.controller(of: pod), let type = Self.ownerTypes[owner.kind] else { return true }
+        do throws(StoreError) {
+            return try await store.get(type, namespace: pod.namespace, name: owner.name).uid == owner.uid
+        } catch {
+            return error.code != .notFound
+        }
+    }
+
+    func delete(_ pod: JSONValue) async {
+        guard let name = pod.name else { return }
+        do throws(StoreError) {
+            _ = try await store.delete(
+                Self.pods, namespace: pod.namespace, name: name, preconditions: DeletePreconditions(uid: pod.uid), dryRun: false)
+        } catch  where error.code == .notFound || error.code == .conflict {
+            // Gone already, or made again under the same name.
+        } catch {
+            logger.debug("simulated pod not deleted", metadata: ["tether.object": "\(pod.namespace ?? "")/\(name)", "tether.error": "\(error)"])
+        }
+    }
+
+    private func create(_ slot: Slot, of owner: JSONValue, kind: String, template: JSONValue) async {
+        guard let ownerName = owner.name, let namespace = owner.namespace, let uid = owner.uid else { return }
+        var labels = template.value(at: "metadata", "labels")?.objectMembers ?? [:]
+        for (key, value) in slot.labels { labels[key] = .string(value) }
+        var annotations = template.value(at: "metadata", "annotations")?.objectMembers ?? [:]
+        if let failing = owner.annotations[WorkloadSimulator.failAnnotation] { annotations[WorkloadSimulator.failAnnotation] = .string(failing) }
+        var metadata: JSONValue = [
+            "namespace": .string(namespace), "labels": .object(labels),
+            "ownerReferences": [
+                [
+                    "apiVersion": .string(owner.apiVersion ?? "apps/v1"), "kind": .string(kind), "name": .string(ownerName), "uid": .string(uid),
+                    "controller": true, "blockOwnerDeletion": true,
+                ]
+            ],
+        ]
+        if !annotations.isEmpty { metadata[member: "annotations"] = .object(annotations) }
+        if let name = slot.name {
+            metadata[member: "name"] = .string(name)
+        } else {
+            metadata[member: "generateName"] = .string("\(ownerName.prefix(57))-")
+        }
+        var pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"] ?? [:]]
+        KubernetesDefaults.podSpec(at: ["spec"], in: &pod)
+        // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
+        let node = slot.node ?? Nodes(store: store, settings: settings).name(Int.random(in: 1...max(1, settings.nodes)))
+        pod.set(.string(node), at: ["spec", "nodeName"])
+        if kind == "StatefulSet", let name = slot.name {
+            pod.set(.string(name), at: ["spec", "hostname"])
+            if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
+        }
+        do {
+            _ = try await store.create(pod, as: Self.pods, dryRun: false)
+        } catch {
+            // A name taken meanwhile (a StatefulSet's Pod being replaced): the deletion's event brings the owner back.
+            logger.debug("simulated pod not created", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+        }
+    }
+}
