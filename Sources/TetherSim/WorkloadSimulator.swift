@@ -39,6 +39,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let observed = Mutex<[ObjectKey: (generation: Int64, since: ContinuousClock.Instant)]>([:])
     private let addresses: AddressAllocator
     private let pods: PodController
+    private let endpoints: EndpointsController
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -47,6 +48,7 @@ public final class WorkloadSimulator: Service, Sendable {
         self.logger = logger
         self.addresses = AddressAllocator(clusterName: settings.clusterName)
         self.pods = PodController(store: store, settings: settings, logger: logger)
+        self.endpoints = EndpointsController(store: store, logger: logger)
     }
 
     static let simulated = [
@@ -90,7 +92,7 @@ public final class WorkloadSimulator: Service, Sendable {
                 let page = try await store.list(type, options: ListOptions())
                 for object in page.objects { queue.add(key(type, object)) }
                 for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
-                    if event.kind == .deleted, type == PodController.pods { await podDeleted(event.object) }
+                    if type == PodController.pods { await podChanged(event.object, deleted: event.kind == .deleted) }
                     queue.add(key(type, event.object))
                 }
             } catch {
@@ -115,6 +117,7 @@ public final class WorkloadSimulator: Service, Sendable {
             if let kind = PodController.ownerTypes.first(where: { $0.value == key.type })?.key {
                 await pods.ownerDeleted(kind: kind, namespace: key.namespace, name: key.name)
             }
+            if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             return nil
         }
         let elapsed = progress(of: key, generation: object.generation ?? 1)
@@ -152,6 +155,7 @@ public final class WorkloadSimulator: Service, Sendable {
             if wantsAddress, StatusPlan.loadBalancerIP(of: object) == nil {
                 plan.loadBalancer(ip: await addresses.loadBalancerIP(store: store))
             }
+            if key.type == EndpointsController.services { await endpoints.sync(object) }
         default: return nil
         }
         if plan.status != object["status"] {
@@ -168,8 +172,13 @@ public final class WorkloadSimulator: Service, Sendable {
         return plan.lookAgainAfter
     }
 
-    /// A Pod is gone: its address is free, and its owner makes another if it still wants one.
-    private func podDeleted(_ pod: JSONValue) async {
+    /// A Pod changed: the Services selecting it list it again. One that is gone frees its
+    /// address, and its owner makes another if it still wants one.
+    private func podChanged(_ pod: JSONValue, deleted: Bool) async {
+        for service in await endpoints.services(selecting: pod) {
+            queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
+        }
+        guard deleted else { return }
         await addresses.release(pod: pod)
         if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))

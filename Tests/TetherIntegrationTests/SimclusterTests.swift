@@ -222,7 +222,7 @@ struct SimclusterTests {
     }
 
     @Test(
-        "workloads make their Pods as a cluster's controllers would: a ReplicaSet's follow scale and rollout and come back when deleted; a StatefulSet's are NAME-0 up; a DaemonSet's one per node; a Job's complete; a failing workload's crash-loop; all go with their owner"
+        "workloads make their Pods as a cluster's controllers would: a ReplicaSet's follow scale and rollout and come back when deleted; a StatefulSet's are NAME-0 up; a DaemonSet's one per node; a Job's complete; a failing workload's crash-loop; all go with their owner; an exposed Deployment's endpoints follow its Pods"
     )
     func pods() async throws {
         try await withFederation { federation in
@@ -234,6 +234,21 @@ struct SimclusterTests {
             #expect(web.allSatisfy { $0.owner == firstSet && $0.name.hasPrefix(firstSet.dropFirst("ReplicaSet/".count) + "-") }, "\(web)")
             #expect(web.allSatisfy { $0.node.hasPrefix("s1-node-") && $0.ip.hasPrefix("10.244.") }, "\(web)")
             #expect(Set(web.map(\.ip)).count == 3, "\(web)")
+            // `expose` as an operator would: the Service's endpoints are the Pods' addresses, in
+            // the core Endpoints (kubectl 1.32's describe) and an EndpointSlice (kubectl 1.33's).
+            try await kubectl.succeed(["expose", "deployment/web", "--port=80", "--target-port=8080"])
+            let addresses = web.map { "\($0.ip):8080" }.sorted()
+            let listed = try await kubectl.waitForOutput([
+                "get", "endpoints", "web", "-o", "jsonpath={range .subsets[*].addresses[*]}{.ip}:8080 {end}",
+            ]) { $0.split(separator: " ").count == 3 }
+            #expect(listed.split(separator: " ").map(String.init).sorted() == addresses, "\(listed)")
+            let described = try await kubectl.succeed(["describe", "service", "web"])
+            #expect(described.contains("Endpoints:") && addresses.allSatisfy { described.contains($0) }, "\(described)")
+            let newer = try Kubectl(.v133, kubeconfig: kubectl.kubeconfig, home: kubectl.home)
+            let describedBySlices = try await newer.succeed(["describe", "service", "web"])
+            #expect(addresses.allSatisfy { describedBySlices.contains($0) }, "\(describedBySlices)")
+            let slices = try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "--no-headers"])
+            #expect(slices.hasPrefix("web-") && slices.contains("IPv4") && slices.contains("8080"), "\(slices)")
             // kubectl resolves a Deployment to one of its Pods, then hears why no log exists.
             let logs = try await kubectl.run(["logs", "deploy/web"])
             #expect(logs.status != 0 && logs.stderr.contains("runs no containers"), "\(logs)")
@@ -248,7 +263,8 @@ struct SimclusterTests {
             web = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy { $0.image == "nginx:1.28" && $0.ready } }
             #expect(web.allSatisfy { $0.owner != firstSet }, "\(web)")
             try await kubectl.succeed(["scale", "deployment/web", "--replicas=1"])
-            _ = try await waitForPods(kubectl, "app=web") { $0.count == 1 }
+            let last = try await waitForPods(kubectl, "app=web") { $0.count == 1 && $0.allSatisfy(\.ready) }
+            try await kubectl.waitForOutput(["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]) { $0 == last[0].ip }
 
             try await kubectl.succeed(["apply", "-f", "-"], stdin: podOwners)
             let database = try await waitForPods(kubectl, "app=db") { $0.count == 2 && $0.allSatisfy(\.ready) }
@@ -265,7 +281,11 @@ struct SimclusterTests {
             let brokenTable = try await kubectl.succeed(["get", "pods", "-l", "app=broken", "--no-headers"])
             #expect(brokenTable.split(separator: "\n").allSatisfy { $0.contains("CrashLoopBackOff") }, "\(brokenTable)")
 
-            try await kubectl.succeed(["delete", "deployment/web", "deployment/broken", "statefulset/db", "daemonset/daemon", "job/once"])
+            try await kubectl.succeed([
+                "delete", "deployment/web", "deployment/broken", "statefulset/db", "daemonset/daemon", "job/once", "service/web",
+            ])
+            try await kubectl.succeed(["wait", "--for=delete", "endpoints/web", "--timeout=20s"])
+            #expect(try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).isEmpty)
             for selector in ["app=web", "app=broken", "app=db", "app=daemon", "job-name=once"] {
                 _ = try await waitForPods(kubectl, selector) { $0.isEmpty }
             }

@@ -246,6 +246,40 @@ struct NetworkingConfigPluginTests {
         #expect(column.cell(service) == .string(shown))
     }
 
+    @Test(
+        "Endpoints and EndpointSlices: kubectl's ENDPOINTS and PORTS cells; a slice port without a name gets \"\" and TCP, as kube-apiserver defaults it"
+    )
+    func endpoints() throws {
+        let endpoints = yaml(
+            """
+            apiVersion: v1
+            kind: Endpoints
+            metadata: {name: web}
+            subsets:
+            - addresses: [{ip: 10.244.0.2}, {ip: 10.244.0.3}, {ip: 10.244.0.4}, {ip: 10.244.0.5}]
+              notReadyAddresses: [{ip: 10.244.0.9}]
+              ports: [{port: 8080}]
+            """)
+        let column = try #require(NetworkingPlugin.endpoints.printerColumns.first { $0.name == "ENDPOINTS" })
+        #expect(column.cell(endpoints) == .string("10.244.0.2:8080,10.244.0.3:8080,10.244.0.4:8080 + 1 more..."))
+        #expect(column.cell(yaml("{apiVersion: v1, kind: Endpoints, metadata: {name: e}}")) == .string("<none>"))
+        #expect(networking.normalizeOnWrite(endpoints).value(at: "subsets")?.arrayElements.first?["ports"] == [["port": 8080, "protocol": "TCP"]])
+
+        let slice = networking.normalizeOnWrite(
+            yaml(
+                """
+                apiVersion: discovery.k8s.io/v1
+                kind: EndpointSlice
+                metadata: {name: web-abcde}
+                addressType: IPv4
+                endpoints: [{addresses: [10.244.0.2]}]
+                ports: [{port: 8080}]
+                """))
+        #expect(slice["ports"] == [["name": "", "port": 8080, "protocol": "TCP"]])
+        let ports = try #require(NetworkingPlugin.endpointSlice.printerColumns.first { $0.name == "PORTS" })
+        #expect(ports.cell(slice) == .string("8080"))
+    }
+
     @Test("a Service's copy loses its cluster IP and node ports, unless headless; health waits for a load-balancer address")
     func service() {
         let service = yaml(
