@@ -28,6 +28,8 @@ public final class StructuralSchema: Sendable {
     public let minProperties: Int?
     public let maxProperties: Int?
     public let pattern: String?
+    /// `format`: what validation rules see a string as (`duration`, `date-time`); nothing else reads it.
+    public let format: String?
     private let compiledPattern: NSRegularExpressionBox?
     public let defaultValue: JSONValue?
     public let nullable: Bool
@@ -111,6 +113,7 @@ public final class StructuralSchema: Sendable {
         minProperties = members["minProperties"]?.integerValue.map(Int.init)
         maxProperties = members["maxProperties"]?.integerValue.map(Int.init)
         pattern = members["pattern"]?.stringValue
+        format = members["format"]?.stringValue
         if let pattern {
             do {
                 compiledPattern = NSRegularExpressionBox(try NSRegularExpression(pattern: pattern))

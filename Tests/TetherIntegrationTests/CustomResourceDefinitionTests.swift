@@ -42,6 +42,7 @@ struct CustomResourceDefinitionTests {
                       image: {type: string, minLength: 1}
                       replicas: {type: integer, minimum: 1, maximum: 10, default: 1}
                       configName: {type: string}
+                      timeout: {type: string, format: duration}
                       mode: {type: string, enum: [Allow, Forbid, Replace], default: Allow}
                       labels: {type: object, additionalProperties: {type: string}}
                   status:
@@ -189,7 +190,7 @@ struct CustomResourceDefinitionTests {
     }
 
     @Test(
-        "validation rules (x-kubernetes-validations) are enforced after defaulting, with their message, field path and reason, transition rules on updates; a rule outside the CEL Tether evaluates is accepted with a warning"
+        "validation rules (x-kubernetes-validations) are enforced after defaulting, with their message, field path and reason, transition rules on updates; a duration field typed by its format; a rule outside the CEL Tether evaluates is accepted with a warning"
     )
     func validationRules() async throws {
         try await withFederation { federation in
@@ -200,16 +201,17 @@ struct CustomResourceDefinitionTests {
                             x-kubernetes-validations:
                             - {rule: "self.replicas <= 5 || self.mode == 'Replace'", message: "more than 5 replicas need mode Replace"}
                             - {rule: "!has(self.configName) || self.configName.startsWith(self.image.split(':')[0])", fieldPath: .configName, reason: FieldValueForbidden}
-                            - {rule: "self.image.size() > 0 && duration('1h') > duration('1m')"}
+                            - {rule: "self.image.size() > 0 && quantity('1Gi').isGreaterThan(quantity('1Mi'))"}
                             - {rule: "self.replicas >= oldSelf.replicas", message: "replicas may only grow"}
+                            - {rule: "!has(self.timeout) || self.timeout <= duration('1h')", message: "timeout at most an hour"}
                 """
             let required = "            required: [cronSpec, image]\n"
             let definition = Self.definition.replacingOccurrences(of: required, with: required + rules + "\n")
             #expect(definition.contains("x-kubernetes-validations"))
             let applied = try await hubctl.run(["apply", "-f", "-"], stdin: definition)
             #expect(applied.status == 0, "\(applied)")
-            // Said for the rule Tether leaves unenforced (duration() is outside its CEL), and only that one.
-            #expect(applied.stderr.contains("duration('1h')") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            // Said for the rule Tether leaves unenforced (quantity() is outside its CEL), and only that one.
+            #expect(applied.stderr.contains("quantity('1Gi')") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
             #expect(!applied.stderr.contains("oldSelf"), "\(applied.stderr)")
             try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
 
@@ -229,6 +231,12 @@ struct CustomResourceDefinitionTests {
             try await hubctl.succeed(
                 ["create", "-f", "-"], stdin: Self.cronTab("named", spec: "{cronSpec: '0 3 * * *', image: 'backup:1.2', configName: backup-settings}")
             )
+            // `format: duration` makes the field a duration to the rule, as kube-apiserver types it: 90m is more than 1h.
+            let slow = try await hubctl.run(
+                ["create", "-f", "-"], stdin: Self.cronTab("slow", spec: "{cronSpec: '0 3 * * *', image: backup, timeout: 90m}"))
+            #expect(slow.status != 0 && slow.stderr.contains("timeout at most an hour"), "\(slow)")
+            try await hubctl.succeed(
+                ["create", "-f", "-"], stdin: Self.cronTab("slow", spec: "{cronSpec: '0 3 * * *', image: backup, timeout: 45m}"))
             // An update is checked too, and the transition rule compares it with what is stored.
             let patched = try await hubctl.run(["patch", "ct", "small", "--type=merge", "-p", #"{"spec": {"replicas": 9}}"#])
             #expect(patched.status != 0 && patched.stderr.contains("more than 5 replicas need mode Replace"), "\(patched)")

@@ -1,8 +1,8 @@
 import Foundation
 import TetherJSON
 
-/// Evaluates a ``CELExpression`` over JSON values, as kube-apiserver evaluates a validation
-/// rule: `self` is the value at the rule's node. Integers are 64-bit and overflow is an error;
+/// Evaluates a ``CELExpression`` over ``CELValue``s (JSON's kinds, durations and timestamps), as
+/// kube-apiserver evaluates a validation rule: `self` is the value at the rule's node. Integers are 64-bit and overflow is an error;
 /// selecting an absent field is an error (`no such key`), which `has()` avoids; `&&` and `||`
 /// let a decisive side win over an error on the other, as CEL specifies.
 ///
@@ -19,81 +19,91 @@ public struct CELEvaluator {
 
     public init() {}
 
+    /// Evaluates `expression` with each name bound to a JSON value; the result as JSON (a
+    /// duration or timestamp as its string).
     public mutating func evaluate(_ expression: CELExpression, bindings: [String: JSONValue]) throws(EvaluationError) -> JSONValue {
+        try value(of: expression, in: bindings.mapValues { CELValue($0) }).json
+    }
+
+    /// Evaluates `expression` with each name bound to a CEL value (typed by a schema, say).
+    public mutating func value(of expression: CELExpression, in bindings: [String: CELValue]) throws(EvaluationError) -> CELValue {
         steps += 1
         guard steps <= Self.stepBudget else { throw EvaluationError("the rule took more than \(Self.stepBudget) steps") }
         switch expression {
-        case .literal(let value):
-            return value
+        case .literal(let literal):
+            return CELValue(literal)
         case .identifier(let name):
             guard let value = bindings[name] else { throw EvaluationError("undeclared reference to '\(name)'") }
             return value
         case .select(let target, let field):
-            guard case .object(let members) = try evaluate(target, bindings: bindings) else {
+            guard case .object(let members) = try value(of: target, in: bindings) else {
                 throw EvaluationError("no such key: \(field) (not an object)")
             }
             guard let value = members[field] else { throw EvaluationError("no such key: \(field)") }
             return value
         case .presence(let target, let field):
-            guard case .object(let members) = try evaluate(target, bindings: bindings) else { return .bool(false) }
+            guard case .object(let members) = try value(of: target, in: bindings) else { return .bool(false) }
             return .bool(members[field] != nil && members[field] != .null)
         case .index(let target, let key):
-            return try index(try evaluate(target, bindings: bindings), by: try evaluate(key, bindings: bindings))
+            return try index(try value(of: target, in: bindings), by: try value(of: key, in: bindings))
         case .unary(let symbol, let operand):
-            let value = try evaluate(operand, bindings: bindings)
-            switch (symbol, value) {
+            let operandValue = try value(of: operand, in: bindings)
+            switch (symbol, operandValue) {
             case ("!", .bool(let flag)): return .bool(!flag)
             case ("-", .integer(let number)):
                 guard number != .min else { throw EvaluationError("integer overflow") }
                 return .integer(-number)
             case ("-", .double(let number)): return .double(-number)
-            default: throw EvaluationError("no such overload: \(symbol)\(value.kindName)")
+            case ("-", .duration(let nanoseconds)):
+                guard nanoseconds != .min else { throw EvaluationError("duration out of range") }
+                return .duration(-nanoseconds)
+            default: throw EvaluationError("no such overload: \(symbol)\(operandValue.kindName)")
             }
         case .binary("&&", let left, let right):
             return try logical(left, right, bindings: bindings, decisive: false)
         case .binary("||", let left, let right):
             return try logical(left, right, bindings: bindings, decisive: true)
         case .binary(let symbol, let left, let right):
-            return try binary(symbol, try evaluate(left, bindings: bindings), try evaluate(right, bindings: bindings))
+            return try binary(symbol, try value(of: left, in: bindings), try value(of: right, in: bindings))
         case .conditional(let condition, let then, let otherwise):
-            guard case .bool(let flag) = try evaluate(condition, bindings: bindings) else {
+            guard case .bool(let flag) = try value(of: condition, in: bindings) else {
                 throw EvaluationError("the condition of ?: is not a bool")
             }
-            return try evaluate(flag ? then : otherwise, bindings: bindings)
+            return try value(of: flag ? then : otherwise, in: bindings)
         case .list(let elements):
-            var values: [JSONValue] = []
-            for element in elements { values.append(try evaluate(element, bindings: bindings)) }
+            var values: [CELValue] = []
+            for element in elements { values.append(try value(of: element, in: bindings)) }
             return .array(values)
         case .map(let entries):
-            var members: [String: JSONValue] = [:]
+            var members: [String: CELValue] = [:]
             for entry in entries {
-                guard case .string(let key) = try evaluate(entry.key, bindings: bindings) else {
+                guard case .string(let key) = try value(of: entry.key, in: bindings) else {
                     throw EvaluationError("map keys must be strings here")
                 }
-                members[key] = try evaluate(entry.value, bindings: bindings)
+                members[key] = try value(of: entry.value, in: bindings)
             }
             return .object(members)
         case .call(let name, let target, let arguments):
-            var values: [JSONValue] = []
-            if let target { values.append(try evaluate(target, bindings: bindings)) }
-            for argument in arguments { values.append(try evaluate(argument, bindings: bindings)) }
+            var values: [CELValue] = []
+            if let target { values.append(try value(of: target, in: bindings)) }
+            for argument in arguments { values.append(try value(of: argument, in: bindings)) }
             return try call(name, values)
         case .comprehension(let name, let target, let variable, let arguments):
-            return try comprehension(name, over: try evaluate(target, bindings: bindings), variable: variable, arguments, bindings: bindings)
+            return try comprehension(name, over: try value(of: target, in: bindings), variable: variable, arguments, bindings: bindings)
         }
     }
 
     /// `&&` (`decisive` false) or `||` (true): a side equal to `decisive` decides, even when the
     /// other is an error.
-    private mutating func logical(_ left: CELExpression, _ right: CELExpression, bindings: [String: JSONValue], decisive: Bool)
+    private mutating func logical(_ left: CELExpression, _ right: CELExpression, bindings: [String: CELValue], decisive: Bool)
         throws(EvaluationError)
-        -> JSONValue
+        -> CELValue
     {
         var firstError: EvaluationError?
         var sides: [Bool] = []
         for side in [left, right] {
             do throws(EvaluationError) {
-                guard case .bool(let flag) = try evaluate(side, bindings: bindings) else {
+                guard case .bool(let flag) = try value(of: side, in: bindings) else {
                     throw EvaluationError("no such overload: \(decisive ? "||" : "&&") on a value that is not a bool")
                 }
                 if flag == decisive { return .bool(decisive) }
@@ -106,7 +116,7 @@ public struct CELEvaluator {
         return .bool(!decisive)
     }
 
-    private func index(_ target: JSONValue, by key: JSONValue) throws(EvaluationError) -> JSONValue {
+    private func index(_ target: CELValue, by key: CELValue) throws(EvaluationError) -> CELValue {
         switch (target, key) {
         case (.array(let elements), .integer(let position)):
             guard position >= 0, position < elements.count else { throw EvaluationError("index out of range: \(position)") }
@@ -119,7 +129,7 @@ public struct CELEvaluator {
         }
     }
 
-    private static func number(_ value: JSONValue) -> Double? {
+    private static func number(_ value: CELValue) -> Double? {
         switch value {
         case .integer(let number): Double(number)
         case .double(let number): number
@@ -128,7 +138,7 @@ public struct CELEvaluator {
     }
 
     /// CEL's equality: numbers compare by value whatever their type; lists and maps deeply.
-    static func equal(_ left: JSONValue, _ right: JSONValue) -> Bool {
+    static func equal(_ left: CELValue, _ right: CELValue) -> Bool {
         switch (left, right) {
         case (.array(let a), .array(let b)): return a.count == b.count && zip(a, b).allSatisfy { equal($0, $1) }
         case (.object(let a), .object(let b)): return a.count == b.count && a.allSatisfy { key, value in b[key].map { equal(value, $0) } ?? false }
@@ -138,7 +148,7 @@ public struct CELEvaluator {
         }
     }
 
-    private func binary(_ symbol: String, _ left: JSONValue, _ right: JSONValue) throws(EvaluationError) -> JSONValue {
+    private func binary(_ symbol: String, _ left: CELValue, _ right: CELValue) throws(EvaluationError) -> CELValue {
         func noOverload() -> EvaluationError { EvaluationError("no such overload: \(left.kindName) \(symbol) \(right.kindName)") }
         switch symbol {
         case "==": return .bool(Self.equal(left, right))
@@ -158,6 +168,8 @@ public struct CELEvaluator {
                 order =
                     a == b ? .orderedSame : (a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) ? .orderedAscending : .orderedDescending)
             case (.bool(let a), .bool(let b)): order = a == b ? .orderedSame : (!a ? .orderedAscending : .orderedDescending)
+            case (.duration(let a), .duration(let b)): order = a == b ? .orderedSame : (a < b ? .orderedAscending : .orderedDescending)
+            case (.timestamp(let a), .timestamp(let b)): order = a == b ? .orderedSame : (a < b ? .orderedAscending : .orderedDescending)
             default:
                 guard let a = Self.number(left), let b = Self.number(right) else { throw noOverload() }
                 order = a == b ? .orderedSame : (a < b ? .orderedAscending : .orderedDescending)
@@ -177,9 +189,31 @@ public struct CELEvaluator {
                 guard !overflow else { throw EvaluationError("integer overflow") }
                 return .integer(sum)
             case (.double(let a), .double(let b)): return .double(a + b)
+            case (.duration(let a), .duration(let b)):
+                let (sum, overflow) = a.addingReportingOverflow(b)
+                guard !overflow else { throw EvaluationError("duration out of range") }
+                return .duration(sum)
+            case (.timestamp(let time), .duration(let offset)), (.duration(let offset), .timestamp(let time)):
+                return try Self.shifted(time, by: offset)
             default: throw noOverload()
             }
         case "-", "*", "/", "%":
+            switch (symbol, left, right) {
+            case ("-", .duration(let a), .duration(let b)):
+                let (difference, overflow) = a.subtractingReportingOverflow(b)
+                guard !overflow else { throw EvaluationError("duration out of range") }
+                return .duration(difference)
+            case ("-", .timestamp(let time), .duration(let offset)):
+                guard offset != .min else { throw EvaluationError("timestamp out of range") }
+                return try Self.shifted(time, by: -offset)
+            case ("-", .timestamp(let a), .timestamp(let b)):
+                // Both within years 1 to 9999, so the seconds' difference fits; its nanoseconds may not.
+                let (scaled, overflow) = (a.seconds - b.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+                let (nanoseconds, overflowAgain) = scaled.addingReportingOverflow(Int64(a.nanoseconds) - Int64(b.nanoseconds))
+                guard !overflow, !overflowAgain else { throw EvaluationError("duration out of range") }
+                return .duration(nanoseconds)
+            default: break
+            }
             switch (left, right) {
             case (.integer(let a), .integer(let b)):
                 let result: (Int64, Bool)
@@ -206,10 +240,17 @@ public struct CELEvaluator {
         }
     }
 
-    private func call(_ name: String, _ values: [JSONValue]) throws(EvaluationError) -> JSONValue {
+    /// `time` moved by `offset` nanoseconds, within CEL's years 1 to 9999.
+    private static func shifted(_ time: CELTimestamp, by offset: Int64) throws(EvaluationError) -> CELValue {
+        guard let moved = CELTimestamp(seconds: time.seconds + offset / 1_000_000_000, nanoseconds: Int64(time.nanoseconds) + offset % 1_000_000_000)
+        else { throw EvaluationError("timestamp out of range") }
+        return .timestamp(moved)
+    }
+
+    private func call(_ name: String, _ values: [CELValue]) throws(EvaluationError) -> CELValue {
         func noOverload() -> EvaluationError { EvaluationError("no such overload: \(name)(\(values.map(\.kindName).joined(separator: ", ")))") }
-        let first: JSONValue? = values.first
-        let second: JSONValue? = values.count > 1 ? .some(values[1]) : .none
+        let first: CELValue? = values.first
+        let second: CELValue? = values.count > 1 ? .some(values[1]) : .none
         switch (name, first, second) {
         case ("size", .string(let text)?, .none): return .integer(Int64(text.unicodeScalars.count))
         case ("size", .array(let elements)?, .none): return .integer(Int64(elements.count))
@@ -250,7 +291,7 @@ public struct CELEvaluator {
             }
             return .bool(true)
         case ("sum", .array(let elements)?, .none):
-            var total: JSONValue = elements.first.map { if case .double = $0 { .double(0) } else { .integer(0) } } ?? .integer(0)
+            var total: CELValue = elements.first.map { if case .double = $0 { .double(0) } else { .integer(0) } } ?? .integer(0)
             for element in elements { total = try binary("+", total, element) }
             return total
         case ("min", .array(let elements)?, .none), ("max", .array(let elements)?, .none):
@@ -276,23 +317,47 @@ public struct CELEvaluator {
         case ("string", .integer(let number)?, .none): return .string(String(number))
         case ("string", .double(let number)?, .none): return .string(String(number))
         case ("string", .bool(let flag)?, .none): return .string(flag ? "true" : "false")
+        case ("string", .duration(let nanoseconds)?, .none): return .string(CELDuration.format(nanoseconds))
+        case ("string", .timestamp(let time)?, .none): return .string(time.description)
+        case ("duration", .string(let text)?, .none):
+            guard let nanoseconds = CELDuration.parse(text) else { throw EvaluationError("invalid duration: \"\(text)\"") }
+            return .duration(nanoseconds)
+        case ("duration", .duration?, .none), ("timestamp", .timestamp?, .none): return values[0]
+        case ("timestamp", .string(let text)?, .none):
+            guard let time = CELTimestamp(parsing: text) else { throw EvaluationError("invalid timestamp: \"\(text)\"") }
+            return .timestamp(time)
+        case ("int", .timestamp(let time)?, .none): return .integer(time.seconds)
+        case ("getHours", .duration(let nanoseconds)?, .none): return .integer(nanoseconds / 3_600_000_000_000)
+        case ("getMinutes", .duration(let nanoseconds)?, .none): return .integer(nanoseconds / 60_000_000_000)
+        case ("getSeconds", .duration(let nanoseconds)?, .none): return .integer(nanoseconds / 1_000_000_000)
+        case ("getMilliseconds", .duration(let nanoseconds)?, .none): return .integer(nanoseconds / 1_000_000)
+        case ("getFullYear", .timestamp(let time)?, .none): return .integer(time.civil.year)
+        case ("getMonth", .timestamp(let time)?, .none): return .integer(time.civil.month - 1)
+        case ("getDate", .timestamp(let time)?, .none): return .integer(time.civil.day)
+        case ("getDayOfMonth", .timestamp(let time)?, .none): return .integer(time.civil.day - 1)
+        case ("getDayOfWeek", .timestamp(let time)?, .none): return .integer(time.civil.weekday)
+        case ("getDayOfYear", .timestamp(let time)?, .none): return .integer(time.civil.dayOfYear)
+        case ("getHours", .timestamp(let time)?, .none): return .integer(time.civil.hour)
+        case ("getMinutes", .timestamp(let time)?, .none): return .integer(time.civil.minute)
+        case ("getSeconds", .timestamp(let time)?, .none): return .integer(time.civil.second)
+        case ("getMilliseconds", .timestamp(let time)?, .none): return .integer(Int64(time.nanoseconds) / 1_000_000)
         default: throw noOverload()
         }
     }
 
     private mutating func comprehension(
-        _ name: String, over target: JSONValue, variable: String, _ arguments: [CELExpression], bindings: [String: JSONValue]
-    ) throws(EvaluationError) -> JSONValue {
-        let elements: [JSONValue]
+        _ name: String, over target: CELValue, variable: String, _ arguments: [CELExpression], bindings: [String: CELValue]
+    ) throws(EvaluationError) -> CELValue {
+        let elements: [CELValue]
         switch target {
         case .array(let items): elements = items
         case .object(let members): elements = members.keys.sorted().map { .string($0) }  // a map's macros range over its keys
         default: throw EvaluationError("no such overload: \(target.kindName).\(name)()")
         }
         var scope = bindings
-        func test(_ element: JSONValue, _ expression: CELExpression) throws(EvaluationError) -> Bool {
+        func test(_ element: CELValue, _ expression: CELExpression) throws(EvaluationError) -> Bool {
             scope[variable] = element
-            guard case .bool(let flag) = try evaluate(expression, bindings: scope) else {
+            guard case .bool(let flag) = try value(of: expression, in: scope) else {
                 throw EvaluationError("the predicate of \(name) is not a bool")
             }
             return flag
@@ -326,15 +391,15 @@ public struct CELEvaluator {
             for element in elements where try test(element, arguments[0]) { count += 1 }
             return .bool(count == 1)
         case "filter":
-            var kept: [JSONValue] = []
+            var kept: [CELValue] = []
             for element in elements where try test(element, arguments[0]) { kept.append(element) }
             return .array(kept)
         default:  // map, with an optional filter first
-            var mapped: [JSONValue] = []
+            var mapped: [CELValue] = []
             for element in elements {
                 if arguments.count == 2, try !test(element, arguments[0]) { continue }
                 scope[variable] = element
-                mapped.append(try evaluate(arguments[arguments.count - 1], bindings: scope))
+                mapped.append(try value(of: arguments[arguments.count - 1], in: scope))
             }
             return .array(mapped)
         }

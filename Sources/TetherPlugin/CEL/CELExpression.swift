@@ -3,10 +3,10 @@ import TetherJSON
 /// A parsed CEL expression: the subset of the Common Expression Language that
 /// CustomResourceDefinitions' `x-kubernetes-validations` rules use (literals, field selection,
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
-/// functions, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// functions, durations and timestamps, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
 ///
-/// An expression outside the subset (timestamps, durations, quantities, optional types,
-/// extension libraries) fails to parse with ``CELSyntaxError``; the caller decides what that
+/// An expression outside the subset (quantities, optional types, time zones, other extension
+/// libraries) fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
     case literal(JSONValue)
@@ -192,8 +192,13 @@ struct CELParser {
     static let methods: [String: Set<Int>] = [
         "size": [0], "startsWith": [1], "endsWith": [1], "contains": [1], "matches": [1], "lowerAscii": [0], "upperAscii": [0],
         "trim": [0], "indexOf": [1], "join": [0, 1], "split": [1], "isSorted": [0], "sum": [0], "min": [0], "max": [0],
+        // A timestamp's fields in UTC (the forms with a time zone argument are outside the subset), a duration's totals.
+        "getFullYear": [0], "getMonth": [0], "getDate": [0], "getDayOfMonth": [0], "getDayOfWeek": [0], "getDayOfYear": [0],
+        "getHours": [0], "getMinutes": [0], "getSeconds": [0], "getMilliseconds": [0],
     ]
-    static let functions: [String: Set<Int>] = ["size": [1], "int": [1], "double": [1], "string": [1], "matches": [2]]
+    static let functions: [String: Set<Int>] = [
+        "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1],
+    ]
 
     var atEnd: Bool { position >= tokens.count }
     var peekDescription: String {

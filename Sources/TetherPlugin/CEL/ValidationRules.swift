@@ -41,19 +41,20 @@ public struct ValidationRule: Sendable {
     }
 
     /// The problem `value` (at `path`) has under this rule, if any.
-    func problem(with value: JSONValue, old: JSONValue?, at path: String, type: String?) -> ValidationProblem? {
+    /// `schema` is the node's: it types `format: duration` and `date-time` strings as kube-apiserver does.
+    func problem(with value: JSONValue, old: JSONValue?, at path: String, type: String?, schema: StructuralSchema? = nil) -> ValidationProblem? {
         guard let expression else { return nil }
-        var bindings: [String: JSONValue] = ["self": value]
+        var bindings: [String: CELValue] = ["self": CELValue(value, schema: schema)]
         if isTransition {
             guard let old else { return nil }
-            bindings["oldSelf"] = old
+            bindings["oldSelf"] = CELValue(old, schema: schema)
         }
         var evaluator = CELEvaluator()
         let reported = fieldPath.map { path + (path.isEmpty ? String($0.drop { $0 == "." }) : $0) } ?? path
         let shown = reported.isEmpty ? "<root>" : reported
         let kind = type ?? value.kindName
         do {
-            guard case .bool(let passed) = try evaluator.evaluate(expression, bindings: bindings) else {
+            guard case .bool(let passed) = try evaluator.value(of: expression, in: bindings) else {
                 return ValidationProblem(field: shown, "Invalid value: \"\(kind)\": the rule does not give a bool: \(rule)")
             }
             if passed { return nil }
@@ -61,7 +62,7 @@ public struct ValidationRule: Sendable {
             return ValidationProblem(field: shown, "Invalid value: \"\(kind)\": \(error.description) evaluating rule: \(rule)")
         }
         var text = message ?? "failed rule: \(rule)"
-        if let messageExpression, case .string(let computed)? = try? evaluator.evaluate(messageExpression, bindings: bindings),
+        if let messageExpression, case .string(let computed)? = try? evaluator.value(of: messageExpression, in: bindings),
             !computed.isEmpty
         {
             text = computed
@@ -85,7 +86,7 @@ extension StructuralSchema {
     public func checkRules(_ value: JSONValue, old: JSONValue? = nil, path: String = "", into problems: inout [ValidationProblem]) {
         if case .null = value { return }
         for rule in validationRules where rule.isTransition == (old != nil) {
-            if let problem = rule.problem(with: value, old: old, at: path, type: type) { problems.append(problem) }
+            if let problem = rule.problem(with: value, old: old, at: path, type: type, schema: self) { problems.append(problem) }
         }
         for child in children(of: value, path: path) {
             var previous: JSONValue?
