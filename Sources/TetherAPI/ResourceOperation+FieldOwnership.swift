@@ -33,7 +33,7 @@ extension ResourceOperation {
             let conflicts = managed.conflicts(applying: applied, fields: fields, by: manager, current: current ?? object)
             guard conflicts.isEmpty || query.flag("force") else { throw Self.conflictError(conflicts) }
             managed.record(
-                manager: manager, operation: "Apply", apiVersion: kind.apiVersion, fields: fields, taking: Set(conflicts.map(\.path)), at: time)
+                manager: manager, operation: "Apply", apiVersion: served.apiVersion, fields: fields, taking: Set(conflicts.map(\.path)), at: time)
         } else {
             let before = current ?? [:]
             let changed =
@@ -43,7 +43,8 @@ extension ResourceOperation {
             let held = managed.entries.first { $0.manager == manager && $0.operation == "Update" && $0.subresource == subresource }?.fields ?? []
             let owned = held.union(changed).filter { ManagedFields.value(at: $0, in: object) != nil }
             managed.record(
-                manager: manager, operation: "Update", apiVersion: kind.apiVersion, fields: owned, taking: changed, at: time, subresource: subresource
+                manager: manager, operation: "Update", apiVersion: served.apiVersion, fields: owned, taking: changed, at: time,
+                subresource: subresource
             )
         }
         var result = object

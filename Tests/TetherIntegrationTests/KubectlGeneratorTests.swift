@@ -202,7 +202,7 @@ struct KubectlGeneratorTests {
     }
 
     @Test(
-        "an autoscaler patched through autoscaling/v1 keeps what only v2 holds; a watch at batch/v1beta1 shows v1beta1; a body must match its URL's version"
+        "an autoscaler patched through autoscaling/v1 keeps what only v2 holds; a watch at batch/v1beta1 shows v1beta1; a body must match its URL's version; managed fields name the version written at"
     )
     func otherVersions() async throws {
         try await withFederation { federation in
@@ -246,6 +246,20 @@ struct KubectlGeneratorTests {
                 ["create", "--raw", "/apis/batch/v1beta1/namespaces/default/cronjobs", "-f", "-"],
                 stdin: #"{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}, "spec": {"schedule": "* * * * *"}}"#)
             #expect(mismatch.status != 0 && mismatch.stderr.contains("the URL is for batch/v1beta1 CronJob"), "\(mismatch)")
+
+            // Managed fields name the version each write was made at, as kube-apiserver records them.
+            try await member.succeed(
+                ["create", "--raw", "/apis/batch/v1beta1/namespaces/default/cronjobs?fieldManager=old-tool", "-f", "-"],
+                stdin: #"""
+                    {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "older"},
+                     "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                              "containers": [{"name": "a", "image": "busybox"}]}}}}}}
+                    """#)
+            let managers = "jsonpath={range .metadata.managedFields[*]}{.manager}={.apiVersion} {end}"
+            let older = try await member.succeed(["get", "cronjob", "older", "-o", managers])
+            #expect(older.contains("old-tool=batch/v1beta1"), "\(older)")
+            let nightly = try await member.succeed(["get", "cronjob", "nightly", "-o", managers])
+            #expect(nightly.contains("kubectl-create=batch/v1 "), "\(nightly)")
         }
     }
 
