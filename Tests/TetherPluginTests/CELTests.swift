@@ -85,7 +85,7 @@ struct CELTests {
         "what is outside the subset is refused when parsed, never evaluated wrongly",
         arguments: [
             "self.expiry.getHours('America/New_York') > 9",
-            "quantity(self.memory).isLessThan(quantity('1Gi'))",
+            "isURL(self.name) && url(self.name).getHost() == 'example.com'",
             "self.?optional.orValue(1) == 1",
             "self.name.format([1])",
             "self.minReplicas <=",
@@ -148,6 +148,30 @@ struct CELTests {
         } catch {
             Issue.record("\(rule): \(error)")
         }
+    }
+
+    @Test(
+        "quantities, exactly: parsed in every notation, compared, added, converted",
+        arguments: [
+            ("quantity('1Gi').isGreaterThan(quantity('1G')) && quantity('1Gi') == quantity('1073741824')", true),
+            ("quantity('500m').isLessThan(quantity('1')) && quantity('0.5') == quantity('500m') && quantity('1e3') == quantity('1k')", true),
+            ("quantity('1.5Gi').compareTo(quantity('1536Mi')) == 0 && quantity('2').compareTo(quantity('3')) == -1", true),
+            ("quantity('1').add(quantity('500m')) == quantity('1.5') && quantity('2').sub(1) == quantity('1000m')", true),
+            ("quantity('4').isInteger() && quantity('4').asInteger() == 4 && !quantity('1.5').isInteger()", true),
+            ("quantity('250m').asApproximateFloat() == 0.25 && quantity('-3').sign() == -1 && quantity('0').sign() == 0", true),
+            ("isQuantity('16Gi') && !isQuantity('16 Gi') && !isQuantity('1Gb') && !isQuantity('')", true),
+            // Exact past what a double holds: 2^60 + 1 differs from 2^60.
+            ("quantity('1Ei').add(1) != quantity('1Ei') && quantity('1Ei').add(1).isGreaterThan(quantity('1Ei'))", true),
+            ("quantity('1n').isGreaterThan(quantity('0')) && quantity('0.0000000001') == quantity('1n')", true),
+        ])
+    func quantities(rule: String, expected: Bool) throws {
+        #expect(try Self.evaluate(rule) == .bool(expected), "\(rule)")
+    }
+
+    @Test(
+        "bad quantities are errors", arguments: ["quantity('1Gb').sign() == 1", "quantity('1.5').asInteger() == 1", "quantity('1e99').sign() == 1"])
+    func quantityErrors(rule: String) {
+        #expect(throws: CELEvaluator.EvaluationError.self) { try Self.evaluate(rule) }
     }
 
     @Test("a schema's date-time and duration strings are timestamps and durations to a rule, as kube-apiserver types them")

@@ -341,6 +341,32 @@ public struct CELEvaluator {
         case ("getMinutes", .timestamp(let time)?, .none): return .integer(time.civil.minute)
         case ("getSeconds", .timestamp(let time)?, .none): return .integer(time.civil.second)
         case ("getMilliseconds", .timestamp(let time)?, .none): return .integer(Int64(time.nanoseconds) / 1_000_000)
+        case ("quantity", .string(let text)?, .none):
+            guard let nanounits = CELQuantity.parse(text) else { throw EvaluationError("invalid quantity: \"\(text)\"") }
+            return .quantity(nanounits)
+        case ("isQuantity", .string(let text)?, .none): return .bool(CELQuantity.parse(text) != nil)
+        case ("isInteger", .quantity(let nanounits)?, .none):
+            return .bool(nanounits % CELQuantity.unit == 0 && Int64(exactly: nanounits / CELQuantity.unit) != nil)
+        case ("asInteger", .quantity(let nanounits)?, .none):
+            guard nanounits % CELQuantity.unit == 0, let units = Int64(exactly: nanounits / CELQuantity.unit) else {
+                throw EvaluationError("cannot convert value to integer")
+            }
+            return .integer(units)
+        case ("asApproximateFloat", .quantity(let nanounits)?, .none): return .double(Double(nanounits) / 1e9)
+        case ("sign", .quantity(let nanounits)?, .none): return .integer(nanounits == 0 ? 0 : (nanounits < 0 ? -1 : 1))
+        case ("add", .quantity(let a)?, let other?), ("sub", .quantity(let a)?, let other?):
+            let b: Int128
+            switch other {
+            case .quantity(let nanounits): b = nanounits
+            case .integer(let units): b = Int128(units) * CELQuantity.unit
+            default: throw noOverload()
+            }
+            let (result, overflow) = name == "add" ? a.addingReportingOverflow(b) : a.subtractingReportingOverflow(b)
+            guard !overflow else { throw EvaluationError("quantity out of range") }
+            return .quantity(result)
+        case ("isGreaterThan", .quantity(let a)?, .quantity(let b)?): return .bool(a > b)
+        case ("isLessThan", .quantity(let a)?, .quantity(let b)?): return .bool(a < b)
+        case ("compareTo", .quantity(let a)?, .quantity(let b)?): return .integer(a == b ? 0 : (a < b ? -1 : 1))
         default: throw noOverload()
         }
     }

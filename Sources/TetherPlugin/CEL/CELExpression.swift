@@ -3,10 +3,10 @@ import TetherJSON
 /// A parsed CEL expression: the subset of the Common Expression Language that
 /// CustomResourceDefinitions' `x-kubernetes-validations` rules use (literals, field selection,
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
-/// functions, durations and timestamps, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// functions, durations, timestamps and quantities, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
 ///
-/// An expression outside the subset (quantities, optional types, time zones, other extension
-/// libraries) fails to parse with ``CELSyntaxError``; the caller decides what that
+/// An expression outside the subset (optional types, time zones, other extension libraries)
+/// fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
     case literal(JSONValue)
@@ -195,9 +195,13 @@ struct CELParser {
         // A timestamp's fields in UTC (the forms with a time zone argument are outside the subset), a duration's totals.
         "getFullYear": [0], "getMonth": [0], "getDate": [0], "getDayOfMonth": [0], "getDayOfWeek": [0], "getDayOfYear": [0],
         "getHours": [0], "getMinutes": [0], "getSeconds": [0], "getMilliseconds": [0],
+        // Kubernetes' quantity library.
+        "isInteger": [0], "asInteger": [0], "asApproximateFloat": [0], "sign": [0], "add": [1], "sub": [1], "isGreaterThan": [1],
+        "isLessThan": [1], "compareTo": [1],
     ]
     static let functions: [String: Set<Int>] = [
-        "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1],
+        "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1], "quantity": [1],
+        "isQuantity": [1],
     ]
 
     var atEnd: Bool { position >= tokens.count }

@@ -15,6 +15,8 @@ public indirect enum CELValue: Sendable, Hashable {
     case duration(Int64)
     /// `google.protobuf.Timestamp`: seconds since 1970-01-01T00:00:00Z and nanoseconds (0 to 999,999,999), years 1 to 9999.
     case timestamp(CELTimestamp)
+    /// Kubernetes' `resource.Quantity` (`quantity('1.5Gi')`), exactly, in billionths of a unit.
+    case quantity(Int128)
 
     /// `json` as CEL sees it under `schema`: strings of `format: duration` or `date-time` become
     /// durations and timestamps where they parse (one that does not stays a string).
@@ -53,6 +55,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .object(let members): .object(members.mapValues(\.json))
         case .duration(let nanoseconds): .string(CELDuration.format(nanoseconds))
         case .timestamp(let timestamp): .string(timestamp.description)
+        case .quantity(let nanounits): .string(CELQuantity.format(nanounits))
         }
     }
 
@@ -68,6 +71,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .object: "map"
         case .duration: "google.protobuf.Duration"
         case .timestamp: "google.protobuf.Timestamp"
+        case .quantity: "kubernetes.Quantity"
         }
     }
 }
@@ -261,5 +265,76 @@ public struct CELTimestamp: Sendable, Hashable, Comparable, CustomStringConverti
         case 4, 6, 9, 11: 30
         default: 31
         }
+    }
+}
+
+/// Kubernetes quantities (`4`, `500m`, `1.5Gi`, `1e3`), as the CEL library of kube-apiserver
+/// reads them: exactly, in billionths of a unit, which `Int128` holds past `1Ei`. A fraction
+/// below a billionth is rounded up, as Kubernetes rounds it.
+enum CELQuantity {
+    private static let suffixes: [String: (base: Int128, power: Int)] = [
+        "n": (10, -9), "u": (10, -6), "m": (10, -3), "": (10, 0), "k": (10, 3), "M": (10, 6), "G": (10, 9), "T": (10, 12), "P": (10, 15),
+        "E": (10, 18), "Ki": (2, 10), "Mi": (2, 20), "Gi": (2, 30), "Ti": (2, 40), "Pi": (2, 50), "Ei": (2, 60),
+    ]
+    static let unit: Int128 = 1_000_000_000
+
+    /// Billionths of a unit, or nil when `text` is not a quantity or is too large.
+    static func parse(_ text: String) -> Int128? {
+        var rest = Substring(text)
+        var negative = false
+        if let sign = rest.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            rest = rest.dropFirst()
+        }
+        let whole = rest.prefix { $0.isASCII && $0.isNumber }
+        rest = rest.dropFirst(whole.count)
+        var fraction = Substring("")
+        if rest.first == "." {
+            rest = rest.dropFirst()
+            fraction = rest.prefix { $0.isASCII && $0.isNumber }
+            rest = rest.dropFirst(fraction.count)
+        }
+        guard !whole.isEmpty || !fraction.isEmpty, whole.count + fraction.count <= 30 else { return nil }
+        var base: Int128 = 10
+        var power = 0
+        // `E` alone is exa and `Ei` exbi; `e` or `E` before a signed integer is an exponent.
+        if let marker = rest.first, marker == "e" || marker == "E", let exponent = Int(rest.dropFirst()) {
+            guard abs(exponent) <= 40 else { return nil }
+            power = exponent
+        } else {
+            guard let suffix = suffixes[String(rest)] else { return nil }
+            (base, power) = suffix
+        }
+        // The digits as one integer, then scaled: ×10^9 for billionths, ÷10^fraction digits, ×base^power.
+        var digits: Int128 = 0
+        for digit in whole + fraction {
+            digits = digits * 10 + Int128(digit.wholeNumberValue ?? 0)
+        }
+        var numerator = digits
+        var denominator: Int128 = 1
+        func multiply(_ value: inout Int128, by factor: Int128, times: Int) -> Bool {
+            for _ in 0..<times {
+                let (product, overflow) = value.multipliedReportingOverflow(by: factor)
+                guard !overflow else { return false }
+                value = product
+            }
+            return true
+        }
+        guard multiply(&numerator, by: 10, times: 9), multiply(&denominator, by: 10, times: fraction.count) else { return nil }
+        if power >= 0 {
+            guard multiply(&numerator, by: base, times: power) else { return nil }
+        } else {
+            guard multiply(&denominator, by: base, times: -power) else { return nil }
+        }
+        var (quotient, remainder) = numerator.quotientAndRemainder(dividingBy: denominator)
+        if remainder != 0 { quotient += 1 }
+        return negative ? -quotient : quotient
+    }
+
+    /// Whole units when it has no fraction, else thousandths (`500m`), else billionths (`1n`).
+    static func format(_ nanounits: Int128) -> String {
+        if nanounits % unit == 0 { return "\(nanounits / unit)" }
+        if nanounits % 1_000_000 == 0 { return "\(nanounits / 1_000_000)m" }
+        return "\(nanounits)n"
     }
 }
