@@ -226,14 +226,7 @@ public struct NetworkingPlugin: ResourcePlugin {
     static func endpointSliceDefaults(_ object: JSONValue) -> JSONValue {
         guard case .array(let ports)? = object["ports"] else { return object }
         var slice = object
-        slice[member: "ports"] = .array(
-            ports.map { port in
-                guard case .object = port else { return port }
-                var port = port
-                KubernetesDefaults.fill(&port, ["name"], "")
-                KubernetesDefaults.fill(&port, ["protocol"], "TCP")
-                return port
-            })
+        slice[member: "ports"] = .array(defaulted(ports, naming: true))
         return slice
     }
 
@@ -245,16 +238,21 @@ public struct NetworkingPlugin: ResourcePlugin {
             subsets.map { subset in
                 guard case .array(let ports)? = subset["ports"] else { return subset }
                 var subset = subset
-                subset[member: "ports"] = .array(
-                    ports.map { port in
-                        guard case .object = port else { return port }
-                        var port = port
-                        KubernetesDefaults.fill(&port, ["protocol"], "TCP")
-                        return port
-                    })
+                subset[member: "ports"] = .array(defaulted(ports, naming: false))
                 return subset
             })
         return endpoints
+    }
+
+    /// Endpoint ports with their protocol (TCP) and, if `naming`, their name ("") filled in.
+    private static func defaulted(_ ports: [JSONValue], naming: Bool) -> [JSONValue] {
+        ports.map { port in
+            guard case .object = port else { return port }
+            var port = port
+            if naming { KubernetesDefaults.fill(&port, ["name"], "") }
+            KubernetesDefaults.fill(&port, ["protocol"], "TCP")
+            return port
+        }
     }
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] {

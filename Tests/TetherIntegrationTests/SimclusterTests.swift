@@ -227,52 +227,53 @@ struct SimclusterTests {
     func pods() async throws {
         try await withFederation { federation in
             let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "500ms")
-            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"])
-            var web = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy { $0.phase == "Running" && $0.ready } }
-            let firstSet = try #require(web.first?.owner)
-            #expect(firstSet.hasPrefix("ReplicaSet/web-"), "\(web)")
-            #expect(web.allSatisfy { $0.owner == firstSet && $0.name.hasPrefix(firstSet.dropFirst("ReplicaSet/".count) + "-") }, "\(web)")
-            #expect(web.allSatisfy { $0.node.hasPrefix("s1-node-") && $0.ip.hasPrefix("10.244.") }, "\(web)")
-            #expect(Set(web.map(\.ip)).count == 3, "\(web)")
-            // `expose` as an operator would: the Service's endpoints are the Pods' addresses, in
-            // the core Endpoints (kubectl 1.32's describe) and an EndpointSlice (kubectl 1.33's).
-            try await kubectl.succeed(["expose", "deployment/web", "--port=80", "--target-port=8080"])
-            let addresses = web.map { "\($0.ip):8080" }.sorted()
+            try await kubectl.succeed(["create", "deployment", "front", "--image=nginx:1.27", "--replicas=3"])
+            var front = try await waitForPods(kubectl, "app=front") { $0.count == 3 && $0.allSatisfy { $0.phase == "Running" && $0.ready } }
+            let firstSet = try #require(front.first?.owner)
+            #expect(firstSet.hasPrefix("ReplicaSet/front-"), "\(front)")
+            #expect(front.allSatisfy { $0.owner == firstSet && $0.name.hasPrefix(firstSet.dropFirst("ReplicaSet/".count) + "-") }, "\(front)")
+            #expect(front.allSatisfy { $0.node.hasPrefix("s1-node-") && $0.ip.hasPrefix("10.244.") }, "\(front)")
+            #expect(Set(front.map(\.ip)).count == 3, "\(front)")
+            // `expose` as an operator would: the Service's endpoints are the Pods' addresses, in the
+            // core Endpoints (`get endpoints`) and an EndpointSlice, which kubectl 1.32's and 1.33's
+            // `describe service` read.
+            try await kubectl.succeed(["expose", "deployment/front", "--port=80", "--target-port=8080"])
+            let addresses = front.map { "\($0.ip):8080" }.sorted()
             let listed = try await kubectl.waitForOutput([
-                "get", "endpoints", "web", "-o", "jsonpath={range .subsets[*].addresses[*]}{.ip}:8080 {end}",
+                "get", "endpoints", "front", "-o", "jsonpath={range .subsets[*].addresses[*]}{.ip}:8080 {end}",
             ]) { $0.split(separator: " ").count == 3 }
             #expect(listed.split(separator: " ").map(String.init).sorted() == addresses, "\(listed)")
-            let described = try await kubectl.succeed(["describe", "service", "web"])
+            let described = try await kubectl.succeed(["describe", "service", "front"])
             #expect(described.contains("Endpoints:") && addresses.allSatisfy { described.contains($0) }, "\(described)")
             let newer = try Kubectl(.v133, kubeconfig: kubectl.kubeconfig, home: kubectl.home)
-            let describedBySlices = try await newer.succeed(["describe", "service", "web"])
+            let describedBySlices = try await newer.succeed(["describe", "service", "front"])
             #expect(addresses.allSatisfy { describedBySlices.contains($0) }, "\(describedBySlices)")
-            let slices = try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "--no-headers"])
-            #expect(slices.hasPrefix("web-") && slices.contains("IPv4") && slices.contains("8080"), "\(slices)")
+            let slices = try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=front", "--no-headers"])
+            #expect(slices.hasPrefix("front-") && slices.contains("IPv4") && slices.contains("8080"), "\(slices)")
             // kubectl resolves a Deployment to one of its Pods, then hears why no log exists.
-            let logs = try await kubectl.run(["logs", "deploy/web"])
+            let logs = try await kubectl.run(["logs", "deploy/front"])
             #expect(logs.status != 0 && logs.stderr.contains("runs no containers"), "\(logs)")
 
             // A deleted Pod is made again; a rollout replaces every Pod; scaling removes some.
-            let deleted = web[0].name
+            let deleted = front[0].name
             try await kubectl.succeed(["delete", "pod", deleted, "--wait=true"])
-            web = try await waitForPods(kubectl, "app=web") { pods in
+            front = try await waitForPods(kubectl, "app=front") { pods in
                 pods.count == 3 && !pods.contains { $0.name == deleted } && pods.allSatisfy(\.ready)
             }
-            try await kubectl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
-            web = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy { $0.image == "nginx:1.28" && $0.ready } }
-            #expect(web.allSatisfy { $0.owner != firstSet }, "\(web)")
-            try await kubectl.succeed(["scale", "deployment/web", "--replicas=1"])
-            let last = try await waitForPods(kubectl, "app=web") { $0.count == 1 && $0.allSatisfy(\.ready) }
-            try await kubectl.waitForOutput(["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]) { $0 == last[0].ip }
+            try await kubectl.succeed(["set", "image", "deployment/front", "nginx=nginx:1.28"])
+            front = try await waitForPods(kubectl, "app=front") { $0.count == 3 && $0.allSatisfy { $0.image == "nginx:1.28" && $0.ready } }
+            #expect(front.allSatisfy { $0.owner != firstSet }, "\(front)")
+            try await kubectl.succeed(["scale", "deployment/front", "--replicas=1"])
+            let last = try await waitForPods(kubectl, "app=front") { $0.count == 1 && $0.allSatisfy(\.ready) }
+            try await kubectl.waitForOutput(["get", "endpoints", "front", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]) { $0 == last[0].ip }
 
-            try await kubectl.succeed(["apply", "-f", "-"], stdin: podOwners)
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: simulatedWorkloads + "\n---\n" + statefulSet)
             let database = try await waitForPods(kubectl, "app=db") { $0.count == 2 && $0.allSatisfy(\.ready) }
             #expect(database.map(\.name).sorted() == ["db-0", "db-1"] && database.allSatisfy { $0.owner == "StatefulSet/db" }, "\(database)")
             #expect(try await kubectl.succeed(["get", "pod", "db-1", "-o", "jsonpath={.spec.hostname}.{.spec.subdomain}"]) == "db-1.db")
             try await kubectl.succeed(["scale", "statefulset/db", "--replicas=1"])
             _ = try await waitForPods(kubectl, "app=db") { $0.map(\.name) == ["db-0"] }
-            let daemons = try await waitForPods(kubectl, "app=daemon") { $0.count == 3 && $0.allSatisfy(\.ready) }
+            let daemons = try await waitForPods(kubectl, "app=agent") { $0.count == 3 && $0.allSatisfy(\.ready) }
             #expect(Set(daemons.map(\.node)) == ["s1-node-1", "s1-node-2", "s1-node-3"], "\(daemons)")
             _ = try await waitForPods(kubectl, "job-name=once") { $0.count == 1 && $0[0].phase == "Succeeded" }
             #expect(try await kubectl.succeed(["get", "pods", "-l", "job-name=once", "--no-headers"]).contains("Completed"))
@@ -282,11 +283,11 @@ struct SimclusterTests {
             #expect(brokenTable.split(separator: "\n").allSatisfy { $0.contains("CrashLoopBackOff") }, "\(brokenTable)")
 
             try await kubectl.succeed([
-                "delete", "deployment/web", "deployment/broken", "statefulset/db", "daemonset/daemon", "job/once", "service/web",
+                "delete", "deployment/front", "deployment/web", "deployment/broken", "statefulset/db", "daemonset/agent", "job/once", "service/front",
             ])
-            try await kubectl.succeed(["wait", "--for=delete", "endpoints/web", "--timeout=20s"])
-            #expect(try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).isEmpty)
-            for selector in ["app=web", "app=broken", "app=db", "app=daemon", "job-name=once"] {
+            try await kubectl.succeed(["wait", "--for=delete", "endpoints/front", "--timeout=20s"])
+            #expect(try await kubectl.succeed(["get", "endpointslices", "-l", "kubernetes.io/service-name=front", "-o", "name"]).isEmpty)
+            for selector in ["app=front", "app=web", "app=broken", "app=db", "app=agent", "job-name=once"] {
                 _ = try await waitForPods(kubectl, selector) { $0.isEmpty }
             }
         }
@@ -307,7 +308,8 @@ struct SimclusterTests {
     }
 }
 
-let podOwners = """
+/// A StatefulSet, beside ``simulatedWorkloads``, for the Pods test.
+let statefulSet = """
     apiVersion: apps/v1
     kind: StatefulSet
     metadata: {name: db}
@@ -318,34 +320,6 @@ let podOwners = """
       template:
         metadata: {labels: {app: db}}
         spec: {containers: [{name: db, image: postgres:15}]}
-    ---
-    apiVersion: apps/v1
-    kind: DaemonSet
-    metadata: {name: daemon}
-    spec:
-      selector: {matchLabels: {app: daemon}}
-      template:
-        metadata: {labels: {app: daemon}}
-        spec: {containers: [{name: a, image: busybox}]}
-    ---
-    apiVersion: batch/v1
-    kind: Job
-    metadata: {name: once}
-    spec:
-      template:
-        spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
-    ---
-    apiVersion: apps/v1
-    kind: Deployment
-    metadata:
-      name: broken
-      annotations: {sim.tether.io/fail: "true"}
-    spec:
-      replicas: 2
-      selector: {matchLabels: {app: broken}}
-      template:
-        metadata: {labels: {app: broken}}
-        spec: {containers: [{name: a, image: busybox}]}
     """
 
 /// One Pod as a test reads it.

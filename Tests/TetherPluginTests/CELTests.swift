@@ -70,9 +70,13 @@ struct CELTests {
             ("self.absent == 1 && true", "no such key: absent"),
         ])
     func errors(rule: String, fragment: String) {
-        var evaluator = CELEvaluator()
+        Self.expectError(rule, fragment)
+    }
+
+    /// `rule` must fail to evaluate over ``object``, with `fragment` in its message.
+    static func expectError(_ rule: String, _ fragment: String) {
         do {
-            let value = try evaluator.evaluate(try CELExpression(parsing: rule), bindings: ["self": Self.object])
+            let value = try evaluate(rule)
             Issue.record("\(rule) gave \(value), not an error")
         } catch let error as CELEvaluator.EvaluationError {
             #expect(error.description.contains(fragment), "\(rule): \(error)")
@@ -140,14 +144,7 @@ struct CELTests {
             ("duration('1h') < '2h'", "no such overload"),
         ])
     func timeErrors(rule: String, fragment: String) {
-        do {
-            let value = try Self.evaluate(rule)
-            Issue.record("\(rule) gave \(value), not an error")
-        } catch let error as CELEvaluator.EvaluationError {
-            #expect(error.description.contains(fragment), "\(rule): \(error)")
-        } catch {
-            Issue.record("\(rule): \(error)")
-        }
+        Self.expectError(rule, fragment)
     }
 
     @Test(

@@ -86,24 +86,12 @@ enum CELDuration {
     /// Nanoseconds, or nil when `text` is not a duration or does not fit in 64 bits.
     static func parse(_ text: String) -> Int64? {
         var rest = Substring(text)
-        var negative = false
-        if let sign = rest.first, sign == "-" || sign == "+" {
-            negative = sign == "-"
-            rest = rest.dropFirst()
-        }
+        let negative = DecimalText.sign(&rest)
         if rest == "0" { return 0 }
         guard !rest.isEmpty else { return nil }
         var total: Int64 = 0
         while !rest.isEmpty {
-            let whole = rest.prefix { $0.isASCII && $0.isNumber }
-            rest = rest.dropFirst(whole.count)
-            var fraction = Substring("")
-            if rest.first == "." {
-                rest = rest.dropFirst()
-                fraction = rest.prefix { $0.isASCII && $0.isNumber }
-                rest = rest.dropFirst(fraction.count)
-            }
-            guard !whole.isEmpty || !fraction.isEmpty else { return nil }
+            guard let (whole, fraction) = DecimalText.number(&rest) else { return nil }
             let unitText = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
             guard let unit = units.first(where: { $0.suffix == unitText }) else { return nil }
             rest = rest.dropFirst(unitText.count)
@@ -281,20 +269,8 @@ enum CELQuantity {
     /// Billionths of a unit, or nil when `text` is not a quantity or is too large.
     static func parse(_ text: String) -> Int128? {
         var rest = Substring(text)
-        var negative = false
-        if let sign = rest.first, sign == "+" || sign == "-" {
-            negative = sign == "-"
-            rest = rest.dropFirst()
-        }
-        let whole = rest.prefix { $0.isASCII && $0.isNumber }
-        rest = rest.dropFirst(whole.count)
-        var fraction = Substring("")
-        if rest.first == "." {
-            rest = rest.dropFirst()
-            fraction = rest.prefix { $0.isASCII && $0.isNumber }
-            rest = rest.dropFirst(fraction.count)
-        }
-        guard !whole.isEmpty || !fraction.isEmpty, whole.count + fraction.count <= 30 else { return nil }
+        let negative = DecimalText.sign(&rest)
+        guard let (whole, fraction) = DecimalText.number(&rest), whole.count + fraction.count <= 30 else { return nil }
         var base: Int128 = 10
         var power = 0
         // `E` alone is exa and `Ei` exbi; `e` or `E` before a signed integer is an exponent.
@@ -336,5 +312,29 @@ enum CELQuantity {
         if nanounits % unit == 0 { return "\(nanounits / unit)" }
         if nanounits % 1_000_000 == 0 { return "\(nanounits / 1_000_000)m" }
         return "\(nanounits)n"
+    }
+}
+
+/// The decimal notation durations and quantities share: an optional sign, then digits with an
+/// optional fraction (`12`, `1.5`, `.5`), read off the front of the text.
+enum DecimalText {
+    /// Takes a leading `+` or `-`; whether it was `-`.
+    static func sign(_ rest: inout Substring) -> Bool {
+        guard let sign = rest.first, sign == "+" || sign == "-" else { return false }
+        rest = rest.dropFirst()
+        return sign == "-"
+    }
+
+    /// Takes the digits before and after a `.`; nil when there is no digit at all.
+    static func number(_ rest: inout Substring) -> (whole: Substring, fraction: Substring)? {
+        let whole = rest.prefix { $0.isASCII && $0.isNumber }
+        rest = rest.dropFirst(whole.count)
+        var fraction = Substring("")
+        if rest.first == "." {
+            rest = rest.dropFirst()
+            fraction = rest.prefix { $0.isASCII && $0.isNumber }
+            rest = rest.dropFirst(fraction.count)
+        }
+        return whole.isEmpty && fraction.isEmpty ? nil : (whole, fraction)
     }
 }
