@@ -102,9 +102,18 @@ struct PodController: Sendable {
             wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
         }
         for pod in stale + extra { await delete(pod) }
+        // As kube-apiserver refuses the controllers: nothing new in a namespace gone or being deleted.
+        guard !wanted.isEmpty, await acceptsNewContent(namespace) else { return }
         for slot in wanted {
             await create(slot, of: owner, kind: kind, template: template)
         }
+    }
+
+    static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
+
+    private func acceptsNewContent(_ namespace: String) async -> Bool {
+        guard let object = try? await store.get(Self.namespaces, namespace: nil, name: namespace) else { return false }
+        return object.deletionTimestamp == nil
     }
 
     /// The owner `kind`/`name` in `namespace` is gone: so are the Pods it controlled.

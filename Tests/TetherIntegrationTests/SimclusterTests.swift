@@ -146,7 +146,9 @@ struct SimclusterTests {
         }
     }
 
-    @Test("namespaces are Active; deleting one marks it Terminating, refuses new content, and deletes what it held before it goes")
+    @Test(
+        "namespaces are Active; deleting one marks it Terminating, refuses new content, and deletes what it held (a ReplicaSet's Pods too) before it goes"
+    )
     func namespaceCascade() async throws {
         try await withFederation { federation in
             let (_, kubectl) = try await startSimcluster("east", in: federation)
@@ -161,8 +163,19 @@ struct SimclusterTests {
                     kind: ConfigMap
                     metadata: {name: settings, namespace: shop}
                     data: {mode: fast}
+                    ---
+                    apiVersion: apps/v1
+                    kind: ReplicaSet
+                    metadata: {name: front, namespace: shop}
+                    spec:
+                      replicas: 2
+                      selector: {matchLabels: {app: shop-front}}
+                      template:
+                        metadata: {labels: {app: shop-front}}
+                        spec: {containers: [{name: web, image: nginx}]}
                     """)
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Active", "namespace/shop", "--timeout=20s"])
+            _ = try await waitForPods(kubectl, "app=shop-front", namespace: "shop") { $0.count == 2 }
             // An object whose finalizer someone else holds keeps the namespace Terminating, and
             // nothing new may be made in it meanwhile.
             try await kubectl.succeed([
@@ -180,6 +193,8 @@ struct SimclusterTests {
             try await kubectl.succeed(["patch", "configmap", "settings", "-n", "shop", "--type=merge", "-p", #"{"metadata":{"finalizers":null}}"#])
             try await kubectl.succeed(["wait", "--for=delete", "-n", "shop", "configmap/settings", "--timeout=20s"])
             try await kubectl.succeed(["wait", "--for=delete", "namespace/shop", "--timeout=20s"])
+            // Its ReplicaSet's Pods went with it, and none was made again in the namespace that went.
+            #expect(try await kubectl.succeed(["get", "pods", "-A", "-l", "app=shop-front", "-o", "name"]).isEmpty)
         }
     }
 
@@ -331,7 +346,9 @@ struct SimulatedPod: CustomStringConvertible {
 
 /// The Pods matching `selector` once `condition` holds of them (within 30 s): the simulated
 /// controllers work from the member's own watches, and no kubectl verb waits for a count of Pods.
-func waitForPods(_ kubectl: Kubectl, _ selector: String, until condition: @escaping ([SimulatedPod]) -> Bool) async throws -> [SimulatedPod] {
+func waitForPods(
+    _ kubectl: Kubectl, _ selector: String, namespace: String = "default", until condition: @escaping ([SimulatedPod]) -> Bool
+) async throws -> [SimulatedPod] {
     let format =
         "jsonpath={range .items[*]}{.metadata.name}|{.status.phase}|{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}|{.spec.nodeName}|{.status.podIP}|{.spec.containers[0].image}|{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"
     func pods(_ rows: String) -> [SimulatedPod] {
@@ -341,5 +358,5 @@ func waitForPods(_ kubectl: Kubectl, _ selector: String, until condition: @escap
                 name: fields[0], phase: fields[1], owner: fields[2], node: fields[3], ip: fields[4], image: fields[5], ready: fields[6] == "True")
         }
     }
-    return pods(try await kubectl.waitForOutput(["get", "pods", "-l", selector, "-o", format]) { condition(pods($0)) })
+    return pods(try await kubectl.waitForOutput(["get", "pods", "-n", namespace, "-l", selector, "-o", format]) { condition(pods($0)) })
 }
