@@ -17,8 +17,9 @@ public enum BuiltinPlugins {
     /// What the hub serves: the Kubernetes kinds and Tether's own.
     public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin(), InterpreterCustomizationPlugin()])
 
-    /// What a member cluster serves (the simulated one included): the Kubernetes kinds and Nodes.
-    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin()])
+    /// What a member cluster serves (the simulated one included): the Kubernetes kinds, Nodes,
+    /// Events and endpoints.
+    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin(), EndpointsPlugin()])
 
     /// What an agent applies and judges.
     public static let agent = KindRegistry(plugins: kubernetesFamilies)

@@ -6,7 +6,7 @@ import TetherPlugin
 /// the copy; load-balancer addresses come back and the hub lists every member's.
 public struct NetworkingPlugin: ResourcePlugin {
     public let name = "networking"
-    public let kinds: [KindDescriptor] = [Self.service, Self.ingress, Self.endpoints, Self.endpointSlice]
+    public let kinds: [KindDescriptor] = [Self.service, Self.ingress]
 
     public init() {}
 
@@ -86,96 +86,6 @@ public struct NetworkingPlugin: ResourcePlugin {
         protobufNumbers: ["spec": 2, "status": 3]
     )
 
-    /// A Service's backends as the core API lists them: `kubectl get endpoints`, and the
-    /// `Endpoints:` line of `kubectl describe service` before kubectl 1.33. A cluster's endpoints
-    /// controller writes them; at the hub they are written by hand, as for a Service without a
-    /// selector whose backends live outside the clusters.
-    public static let endpoints = KindDescriptor(
-        group: "", version: "v1", kind: "Endpoints", plural: "endpoints", namespaced: true, shortNames: ["ep"],
-        printerColumns: [.text("ENDPOINTS") { endpointsColumn($0) }],
-        fields: [
-            "subsets": .array(
-                .numbered(
-                    .field(1, "addresses", .array(endpointAddress)), .field(2, "notReadyAddresses", .array(endpointAddress)),
-                    .field(
-                        3, "ports",
-                        .array(
-                            .numbered(
-                                .field(1, "name", .string), .field(2, "port", .integer), .field(3, "protocol", .string),
-                                .field(4, "appProtocol", .string, optional: true)))))
-            )
-        ],
-        summary: "Endpoints is a collection of endpoints that implement the actual service.",
-        protobufNumbers: ["subsets": 2]
-    )
-
-    /// `core/v1.EndpointAddress`.
-    static let endpointAddress = FieldSchema.numbered(
-        .field(1, "ip", .string), .field(3, "hostname", .string), .field(4, "nodeName", .string, optional: true),
-        .field(2, "targetRef", .objectReference, optional: true)
-    )
-
-    /// The slices of a Service's backends that kube-proxy and kubectl 1.33's `describe service` read.
-    public static let endpointSlice = KindDescriptor(
-        group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices", namespaced: true,
-        printerColumns: [
-            .text("ADDRESSTYPE") { $0.string(at: "addressType") ?? "" },
-            .text("PORTS") { slice in
-                let ports = (slice["ports"]?.arrayElements ?? []).map { $0["port"]?.integerValue.map(String.init) ?? "<unset>" }
-                return ports.isEmpty ? "<unset>" : ports.joined(separator: ",")
-            },
-            .text("ENDPOINTS") { slice in
-                listedWithMore((slice["endpoints"]?.arrayElements ?? []).flatMap { $0["addresses"]?.arrayElements.compactMap(\.stringValue) ?? [] })
-            },
-        ],
-        fields: [
-            "addressType": .string,
-            "endpoints": .array(
-                .numbered(
-                    .field(1, "addresses", .stringList),
-                    .field(
-                        2, "conditions",
-                        .numbered(
-                            .field(1, "ready", .boolean, optional: true), .field(2, "serving", .boolean, optional: true),
-                            .field(3, "terminating", .boolean, optional: true)), optional: true),
-                    .field(3, "hostname", .string, optional: true), .field(4, "targetRef", .objectReference, optional: true),
-                    .field(5, "deprecatedTopology", .stringMap), .field(6, "nodeName", .string, optional: true),
-                    .field(7, "zone", .string, optional: true),
-                    .field(
-                        8, "hints",
-                        .numbered(
-                            .field(1, "forZones", .array(.numbered(.field(1, "name", .string)))),
-                            .field(2, "forNodes", .array(.numbered(.field(1, "name", .string))))), optional: true)
-                )),
-            "ports": .array(
-                .numbered(
-                    .field(1, "name", .string, optional: true), .field(2, "protocol", .string, optional: true),
-                    .field(3, "port", .integer, optional: true), .field(4, "appProtocol", .string, optional: true))),
-        ],
-        summary: "EndpointSlice represents a set of service endpoints.",
-        protobufNumbers: ["endpoints": 2, "ports": 3, "addressType": 4]
-    )
-
-    /// kubectl's ENDPOINTS cell: each ready address with each port, `IP:PORT`, the first three
-    /// and how many more; `<none>` when there is none.
-    static func endpointsColumn(_ endpoints: JSONValue) -> String {
-        var pairs: [String] = []
-        for subset in endpoints["subsets"]?.arrayElements ?? [] {
-            let addresses = (subset["addresses"]?.arrayElements ?? []).compactMap { $0["ip"]?.stringValue }
-            let ports = (subset["ports"]?.arrayElements ?? []).compactMap { $0["port"]?.integerValue }
-            for address in addresses {
-                if ports.isEmpty { pairs.append(address) } else { pairs.append(contentsOf: ports.map { "\(address):\($0)" }) }
-            }
-        }
-        return listedWithMore(pairs)
-    }
-
-    static func listedWithMore(_ items: [String]) -> String {
-        guard !items.isEmpty else { return "<none>" }
-        let shown = items.prefix(3).joined(separator: ",")
-        return items.count > 3 ? "\(shown) + \(items.count - 3) more..." : shown
-    }
-
     /// `networking/v1.IngressBackend`.
     static let ingressBackend = FieldSchema.numbered(
         .field(
@@ -193,11 +103,6 @@ public struct NetworkingPlugin: ResourcePlugin {
     /// kube-apiserver's Service defaults: type, session affinity, traffic policies, and each
     /// port's protocol and target port.
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
-        switch object.kind {
-        case "EndpointSlice": return Self.endpointSliceDefaults(object)
-        case "Endpoints": return Self.endpointsDefaults(object)
-        default: break
-        }
         guard object.kind == "Service", case .object? = object["spec"] else { return object }
         var service = object
         KubernetesDefaults.fill(&service, ["spec", "type"], "ClusterIP")
@@ -219,40 +124,6 @@ public struct NetworkingPlugin: ResourcePlugin {
                     }), at: ["spec", "ports"])
         }
         return service
-    }
-
-    /// kube-apiserver's EndpointSlice defaults: each port's protocol, and its name as "" when
-    /// absent (kubectl's `describe service` reads the name of every slice port).
-    static func endpointSliceDefaults(_ object: JSONValue) -> JSONValue {
-        guard case .array(let ports)? = object["ports"] else { return object }
-        var slice = object
-        slice[member: "ports"] = .array(defaulted(ports, naming: true))
-        return slice
-    }
-
-    /// kube-apiserver's Endpoints defaults: each port's protocol.
-    static func endpointsDefaults(_ object: JSONValue) -> JSONValue {
-        guard case .array(let subsets)? = object["subsets"] else { return object }
-        var endpoints = object
-        endpoints[member: "subsets"] = .array(
-            subsets.map { subset in
-                guard case .array(let ports)? = subset["ports"] else { return subset }
-                var subset = subset
-                subset[member: "ports"] = .array(defaulted(ports, naming: false))
-                return subset
-            })
-        return endpoints
-    }
-
-    /// Endpoint ports with their protocol (TCP) and, if `naming`, their name ("") filled in.
-    private static func defaulted(_ ports: [JSONValue], naming: Bool) -> [JSONValue] {
-        ports.map { port in
-            guard case .object = port else { return port }
-            var port = port
-            if naming { KubernetesDefaults.fill(&port, ["name"], "") }
-            KubernetesDefaults.fill(&port, ["protocol"], "TCP")
-            return port
-        }
     }
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] {

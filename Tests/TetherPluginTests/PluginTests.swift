@@ -260,12 +260,13 @@ struct NetworkingConfigPluginTests {
               notReadyAddresses: [{ip: 10.244.0.9}]
               ports: [{port: 8080}]
             """)
-        let column = try #require(NetworkingPlugin.endpoints.printerColumns.first { $0.name == "ENDPOINTS" })
+        let column = try #require(EndpointsPlugin.endpoints.printerColumns.first { $0.name == "ENDPOINTS" })
         #expect(column.cell(endpoints) == .string("10.244.0.2:8080,10.244.0.3:8080,10.244.0.4:8080 + 1 more..."))
         #expect(column.cell(yaml("{apiVersion: v1, kind: Endpoints, metadata: {name: e}}")) == .string("<none>"))
-        #expect(networking.normalizeOnWrite(endpoints).value(at: "subsets")?.arrayElements.first?["ports"] == [["port": 8080, "protocol": "TCP"]])
+        #expect(
+            EndpointsPlugin().normalizeOnWrite(endpoints).value(at: "subsets")?.arrayElements.first?["ports"] == [["port": 8080, "protocol": "TCP"]])
 
-        let slice = networking.normalizeOnWrite(
+        let slice = EndpointsPlugin().normalizeOnWrite(
             yaml(
                 """
                 apiVersion: discovery.k8s.io/v1
@@ -276,8 +277,12 @@ struct NetworkingConfigPluginTests {
                 ports: [{port: 8080}]
                 """))
         #expect(slice["ports"] == [["name": "", "port": 8080, "protocol": "TCP"]])
-        let ports = try #require(NetworkingPlugin.endpointSlice.printerColumns.first { $0.name == "PORTS" })
+        let ports = try #require(EndpointsPlugin.endpointSlice.printerColumns.first { $0.name == "PORTS" })
         #expect(ports.cell(slice) == .string("8080"))
+        #expect(!EndpointsPlugin().propagates(EndpointsPlugin.endpoints) && !EndpointsPlugin().propagates(EndpointsPlugin.endpointSlice))
+        #expect(BuiltinPlugins.memberCluster.kind(apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice") != nil)
+        #expect(BuiltinPlugins.hub.kind(apiVersion: "v1", kind: "Endpoints") == nil)
+        #expect(BuiltinPlugins.agent.kindsAllowedByDefault.allSatisfy { $0.kind != "Endpoints" && $0.kind != "EndpointSlice" })
     }
 
     @Test("a Service's copy loses its cluster IP and node ports, unless headless; health waits for a load-balancer address")
