@@ -32,7 +32,7 @@ public final class PostgresResourceStore: ResourceStore {
     private let watchBuffer: Int
     private let limits: ObjectLimits
     /// The longest one use of a connection may take (see ``PostgresClient/withConnection(within:_:)``).
-    private let operationTimeout: Duration
+    let operationTimeout: Duration
     private let now: @Sendable () -> Date
     let logger: Logger
     private let tasks: Mutex<[Task<Void, Never>]>
@@ -437,8 +437,11 @@ public final class PostgresResourceStore: ResourceStore {
     }
 
     /// Runs `body` in a plain transaction, committed when it returns.
-    func transaction(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Bool) async throws(StoreError) {
-        _ = try await inTransaction(what) { (try await body($0), true) }
+    /// A transaction that may wait for PostgreSQL up to `deadline` (the store's operation timeout by default).
+    func transaction(
+        _ what: String, within deadline: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> Bool
+    ) async throws(StoreError) {
+        _ = try await inTransaction(what, within: deadline) { (try await body($0), true) }
     }
 
     /// The last value of the one column `query` selects, or nil when no row matches.
@@ -455,12 +458,12 @@ public final class PostgresResourceStore: ResourceStore {
 
     /// The one place a transaction begins and ends: `body` says whether to commit; a throw rolls back.
     private func inTransaction<T: Sendable>(
-        _ what: String, begin: PostgresQuery = "BEGIN",
+        _ what: String, begin: PostgresQuery = "BEGIN", within deadline: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> (result: T, commit: Bool)
     ) async throws(StoreError) -> T {
         let logger = self.logger
         return try await Self.mappingErrors(what) {
-            try await self.client.withConnection(within: self.operationTimeout) { connection in
+            try await self.client.withConnection(within: deadline ?? self.operationTimeout) { connection in
                 try await connection.query(begin, logger: logger)
                 do {
                     let (result, commit) = try await body(connection)
