@@ -436,8 +436,8 @@ public final class PostgresResourceStore: ResourceStore {
         try await inTransaction(what, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { (try await body($0), true) }
     }
 
-    /// Runs `body` in a plain transaction, committed when it returns.
-    /// A transaction that may wait for PostgreSQL up to `deadline` (the store's operation timeout by default).
+    /// Runs `body` in a plain transaction, committed when it returns; it may wait for PostgreSQL
+    /// up to `deadline` (the store's operation timeout by default).
     func transaction(
         _ what: String, within deadline: Duration? = nil, _ body: @escaping @Sendable (PostgresConnection) async throws -> Bool
     ) async throws(StoreError) {

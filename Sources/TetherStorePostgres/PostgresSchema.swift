@@ -44,12 +44,12 @@ extension PostgresResourceStore {
         )
     ]
 
-    /// Applies what is missing under a transaction-scoped advisory lock, so hubs starting
-    /// together wait for each other and each migration runs once.
     /// How long the migrations at start may wait: DDL on a busy server, or behind another hub
     /// applying the same migrations under the lock, takes longer than one request should.
     static let migrationDeadline: Duration = .seconds(60)
 
+    /// Applies what is missing under a transaction-scoped advisory lock, so hubs starting
+    /// together wait for each other and each migration runs once.
     func migrate() async throws(StoreError) {
         let logger = self.logger
         try await transaction("schema migration", within: max(operationTimeout, Self.migrationDeadline)) { connection in
