@@ -10,7 +10,10 @@ struct PropagationHardeningTests {
     @Test("20 objects of 1.3 MB each reach a new agent (a snapshot in chunks); objects the API refuses never block the ones after them")
     func largeDesiredSet() async throws {
         try await withFederation { federation in
-            let (hub, port) = try await federation.startHub(heartbeatInterval: 2)
+            // Heartbeats every 5 s (a session ends after 15 s of silence): a debug agent decoding
+            // 1.3 MB chunks on a machine busy with the rest of the suite can be silent for more
+            // than the 6 s that 2 s would allow, and a clean-clone run lost its session twice so.
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 5)
             let client = try APIClient(federation)
             var generator = SystemRandomNumberGenerator()
             let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
