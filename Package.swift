@@ -172,7 +172,7 @@ let package = Package(
         ),
         .target(
             name: "TetherSim",
-            dependencies: ["TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", logging, lifecycle],
+            dependencies: ["TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", logging, metrics, lifecycle],
             swiftSettings: strictSettings
         ),
         .target(
@@ -271,7 +271,9 @@ let package = Package(
             dependencies: ["TetherWire", "TetherModel", "TetherJSON", nioCore, nioEmbedded, nioTestUtils],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel", "TetherJSON"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "TetherSimTests", dependencies: ["TetherSim", "TetherModel", "TetherJSON", "TetherStore", "TetherTestSupport", logging],
+            swiftSettings: strictSettings),
         .testTarget(name: "TetherModelTests", dependencies: ["TetherModel", "TetherJSON"], swiftSettings: strictSettings),
         .testTarget(
             name: "TetherPluginTests",

@@ -15,6 +15,7 @@ import TetherStore
 struct PodController: Sendable {
     let store: any ResourceStore
     let settings: SimulationSettings
+    let events: EventRecorder
     let logger: Logger
 
     static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
@@ -101,7 +102,7 @@ struct PodController: Sendable {
             extra = Array(ordered.prefix(max(0, current.count - replicas)))
             wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
         }
-        for pod in stale + extra { await delete(pod) }
+        for pod in stale + extra { await delete(pod, by: owner) }
         // As kube-apiserver refuses the controllers: nothing new in a namespace gone or being deleted.
         guard !wanted.isEmpty, await acceptsNewContent(namespace) else { return }
         for slot in wanted {
@@ -136,11 +137,16 @@ struct PodController: Sendable {
         }
     }
 
-    func delete(_ pod: JSONValue) async {
+    /// Deletes `pod`; `owner` names the controller that wanted it gone, which records so.
+    func delete(_ pod: JSONValue, by owner: JSONValue? = nil) async {
         guard let name = pod.name else { return }
         do throws(StoreError) {
             _ = try await store.delete(
                 Self.pods, namespace: pod.namespace, name: name, preconditions: DeletePreconditions(uid: pod.uid), dryRun: false)
+            if let owner, let kind = owner.kind {
+                let message = kind == "StatefulSet" ? "delete Pod \(name) in StatefulSet \(owner.name ?? "") successful" : "Deleted pod: \(name)"
+                await events.record(.normal, "SuccessfulDelete", message, about: owner, source: Self.controllerSource(kind))
+            }
         } catch  where error.code == .notFound || error.code == .conflict {
             // Gone already, or made again under the same name.
         } catch {
@@ -178,11 +184,25 @@ struct PodController: Sendable {
             pod.set(.string(name), at: ["spec", "hostname"])
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
         }
-        do {
-            _ = try await store.create(pod, as: Self.pods, dryRun: false)
-        } catch {
+        let source = Self.controllerSource(kind)
+        do throws(StoreError) {
+            let created = try await store.create(pod, as: Self.pods, dryRun: false)
+            let podName = created.name ?? ""
+            let message = kind == "StatefulSet" ? "create Pod \(podName) in StatefulSet \(ownerName) successful" : "Created pod: \(podName)"
+            await events.record(.normal, "SuccessfulCreate", message, about: owner, source: source)
+            await events.record(
+                .normal, "Scheduled", "Successfully assigned \(namespace)/\(podName) to \(node)", about: created,
+                source: EventRecorder.Source(component: "default-scheduler"))
+        } catch  where error.code == .alreadyExists {
             // A name taken meanwhile (a StatefulSet's Pod being replaced): the deletion's event brings the owner back.
+        } catch {
             logger.debug("simulated pod not created", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+            await events.record(.warning, "FailedCreate", "Error creating: \(error.message)", about: owner, source: source)
         }
+    }
+
+    /// The controller that records the events of a `kind`'s Pods, by the name Kubernetes gives it.
+    static func controllerSource(_ kind: String) -> EventRecorder.Source {
+        EventRecorder.Source(component: "\(kind.lowercased())-controller")
     }
 }

@@ -40,6 +40,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let addresses: AddressAllocator
     private let pods: PodController
     private let endpoints: EndpointsController
+    private let events: EventRecorder
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -47,7 +48,8 @@ public final class WorkloadSimulator: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.addresses = AddressAllocator(clusterName: settings.clusterName)
-        self.pods = PodController(store: store, settings: settings, logger: logger)
+        self.events = EventRecorder(store: store, logger: logger)
+        self.pods = PodController(store: store, settings: settings, events: events, logger: logger)
         self.endpoints = EndpointsController(store: store, logger: logger)
     }
 
@@ -66,6 +68,7 @@ public final class WorkloadSimulator: Service, Sendable {
                 for type in types {
                     group.addTask { await self.follow(type) }
                 }
+                group.addTask { await self.events.run() }
                 var timers = Set<ObjectKey>()
                 let (fired, firedContinuation) = AsyncStream.makeStream(of: ObjectKey.self)
                 group.addTask {
@@ -163,6 +166,7 @@ public final class WorkloadSimulator: Service, Sendable {
             updated[member: "status"] = plan.status
             do {
                 _ = try await store.updateStatus(updated, as: key.type, dryRun: false)
+                await recordEvents(of: object, becoming: plan.status)
             } catch {
                 // Someone else wrote first: the watch queues the key again with the newer object.
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
@@ -182,6 +186,54 @@ public final class WorkloadSimulator: Service, Sendable {
         await addresses.release(pod: pod)
         if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
+        }
+    }
+
+    /// The Events the kubelet, the Job controller and the service controller record as an object
+    /// reaches a new state (its status was `object`'s and is now `status`).
+    private func recordEvents(of object: JSONValue, becoming status: JSONValue) async {
+        let before = object["status"] ?? [:]
+        switch object.kind {
+        case "Pod":
+            guard let node = object.string(at: "spec", "nodeName") else { return }
+            let kubelet = EventRecorder.Source(component: "kubelet", host: node)
+            func states(_ status: JSONValue) -> [String: JSONValue] {
+                Dictionary((status["containerStatuses"]?.arrayElements ?? []).map { ($0["name"]?.stringValue ?? "", $0["state"] ?? [:]) }) {
+                    first, _ in first
+                }
+            }
+            let (was, now) = (states(before), states(status))
+            for container in object.value(at: "spec", "containers")?.arrayElements ?? [] {
+                guard let name = container["name"]?.stringValue, let state = now[name] else { continue }
+                let fieldPath = "spec.containers{\(name)}"
+                if state["running"] != nil || state["terminated"] != nil, was[name]?["running"] == nil, was[name]?["terminated"] == nil {
+                    await events.record(.normal, "Created", "Created container: \(name)", about: object, fieldPath: fieldPath, source: kubelet)
+                    await events.record(.normal, "Started", "Started container \(name)", about: object, fieldPath: fieldPath, source: kubelet)
+                }
+                if state["waiting"]?["reason"] == "CrashLoopBackOff", was[name]?["waiting"]?["reason"] != "CrashLoopBackOff" {
+                    let pod = "\(object.name ?? "")_\(object.namespace ?? "default")(\(object.uid ?? ""))"
+                    await events.record(
+                        .warning, "BackOff", "Back-off restarting failed container \(name) in pod \(pod)", about: object, fieldPath: fieldPath,
+                        source: kubelet)
+                }
+            }
+        case "Job":
+            func holds(_ type: String, in status: JSONValue) -> Bool {
+                (status["conditions"]?.arrayElements ?? []).contains { $0["type"]?.stringValue == type && $0["status"] == "True" }
+            }
+            let source = PodController.controllerSource("Job")
+            if holds("Complete", in: status), !holds("Complete", in: before) {
+                await events.record(.normal, "Completed", "Job completed", about: object, source: source)
+            }
+            if holds("Failed", in: status), !holds("Failed", in: before) {
+                await events.record(.warning, "BackoffLimitExceeded", "Job has reached the specified backoff limit", about: object, source: source)
+            }
+        case "Service":
+            guard StatusPlan.loadBalancerIP(of: ["status": status]) != nil, StatusPlan.loadBalancerIP(of: object) == nil else { return }
+            let source = EventRecorder.Source(component: "service-controller")
+            await events.record(.normal, "EnsuringLoadBalancer", "Ensuring load balancer", about: object, source: source)
+            await events.record(.normal, "EnsuredLoadBalancer", "Ensured load balancer", about: object, source: source)
+        default: return
         }
     }
 
@@ -219,11 +271,15 @@ public final class WorkloadSimulator: Service, Sendable {
         let desired = deployment.integer(at: "spec", "replicas") ?? 1
         for set in owned {
             let wanted = set.name == newest ? desired : 0
-            guard set.integer(at: "spec", "replicas") != wanted else { continue }
+            let had = set.integer(at: "spec", "replicas") ?? 0
+            guard had != wanted else { continue }
             var scaled = set
             scaled.set(.integer(wanted), at: ["spec", "replicas"])
             // A conflict means the API wrote it meanwhile; its event brings the Deployment back.
-            _ = try? await store.update(scaled, as: Self.replicaSets, dryRun: false)
+            guard (try? await store.update(scaled, as: Self.replicaSets, dryRun: false)) != nil else { continue }
+            await events.record(
+                .normal, "ScalingReplicaSet", "Scaled \(wanted > had ? "up" : "down") replica set \(set.name ?? "") from \(had) to \(wanted)",
+                about: deployment, source: EventRecorder.Source(component: "deployment-controller"))
         }
     }
 
@@ -234,8 +290,12 @@ public final class WorkloadSimulator: Service, Sendable {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
         var updated = pod
-        updated.set(.string(Nodes(store: store, settings: settings).name(1 + Int(hash % UInt32(max(1, settings.nodes))))), at: ["spec", "nodeName"])
-        _ = try? await store.update(updated, as: key.type, dryRun: false)
+        let node = Nodes(store: store, settings: settings).name(1 + Int(hash % UInt32(max(1, settings.nodes))))
+        updated.set(.string(node), at: ["spec", "nodeName"])
+        guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
+        await events.record(
+            .normal, "Scheduled", "Successfully assigned \(key.namespace ?? "default")/\(key.name) to \(node)", about: scheduled,
+            source: EventRecorder.Source(component: "default-scheduler"))
     }
 
     /// The API server's job in a real cluster: a Service gets a cluster IP when it has none.

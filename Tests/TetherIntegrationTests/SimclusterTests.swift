@@ -308,6 +308,47 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "the scheduler, kubelet and controllers record Events that describe and kubectl events show; a ReplicaSet's many creates combine into one Event"
+    )
+    func events() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "300ms")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: simulatedWorkloads)
+            try await kubectl.succeed(["create", "deployment", "many", "--image=nginx", "--replicas=15"])
+            let web = try await waitForPods(kubectl, "app=web") { $0.count == 5 && $0.allSatisfy(\.ready) }
+
+            let pod = try await kubectl.waitForOutput(["describe", "pod", web[0].name]) { $0.contains("Started container web") }
+            #expect(pod.contains("default-scheduler") && pod.contains("Successfully assigned default/\(web[0].name) to \(web[0].node)"), "\(pod)")
+            #expect(pod.contains("kubelet") && pod.contains("Created container: web"), "\(pod)")
+            let deployment = try await kubectl.waitForOutput(["describe", "deployment", "web"]) { $0.contains("ScalingReplicaSet") }
+            #expect(deployment.contains("Scaled up replica set web-") && deployment.contains("from 0 to 5"), "\(deployment)")
+            let service = try await kubectl.waitForOutput(["describe", "service", "web"]) { $0.contains("EnsuredLoadBalancer") }
+            #expect(service.contains("EnsuringLoadBalancer") && service.contains("service-controller"), "\(service)")
+            _ = try await kubectl.waitForOutput(["describe", "job", "once"]) { $0.contains("Job completed") }
+            _ = try await kubectl.waitForOutput(["describe", "daemonset", "agent"]) { $0.contains("SuccessfulCreate") }
+            let broken = try await waitForPods(kubectl, "app=broken") { $0.count == 2 }
+            let backOff = try await kubectl.waitForOutput(["describe", "pod", broken[0].name]) { $0.contains("BackOff") }
+            #expect(backOff.contains("Warning") && backOff.contains("Back-off restarting failed container a in pod \(broken[0].name)_default("))
+
+            // kubectl's own events command (1.26 and later), filtered to one object.
+            let listed = try await kubectl.succeed(["events", "--for", "deployment/web"])
+            #expect(listed.contains("ScalingReplicaSet") && !listed.contains("SuccessfulCreate"), "\(listed)")
+
+            // Fifteen creates by one ReplicaSet: nine Events of their own, the rest in one combined Event.
+            _ = try await waitForPods(kubectl, "app=many") { $0.count == 15 }
+            let format = "jsonpath={range .items[*]}{.count}|{.message}{\"\\n\"}{end}"
+            let creates = try await kubectl.waitForOutput([
+                "get", "events", "--field-selector", "involvedObject.kind=ReplicaSet,reason=SuccessfulCreate", "-o", format,
+            ]) { output in
+                let rows = output.split(separator: "\n").filter { $0.contains("Created pod: many-") }
+                return rows.reduce(0) { $0 + (Int($1.prefix { $0 != "|" }) ?? 0) } == 15
+            }
+            let rows = creates.split(separator: "\n").filter { $0.contains("Created pod: many-") }
+            #expect(rows.count == 10 && rows.filter { $0.contains("(combined from similar events): ") }.count == 1, "\(creates)")
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in
