@@ -35,11 +35,13 @@ struct PodController: Sendable {
         var labels: [String: String] = [:]
     }
 
-    /// Brings the Pods of `owner` (of kind `kind`) to what it wants now.
-    func sync(_ owner: JSONValue, kind: String) async {
+    /// Brings the Pods of `owner` (of kind `kind`) to what it wants now; returns its Pods as they
+    /// are after this step (nil when they could not be listed).
+    @discardableResult
+    func sync(_ owner: JSONValue, kind: String) async -> [JSONValue]? {
         guard let uid = owner.uid, let name = owner.name, let namespace = owner.namespace, owner.deletionTimestamp == nil,
             let template = owner.value(at: "spec", "template")
-        else { return }
+        else { return nil }
         let owned: [JSONValue]
         do {
             owned = try await store.list(Self.pods, options: ListOptions(namespace: namespace)).objects.filter {
@@ -47,32 +49,20 @@ struct PodController: Sendable {
             }
         } catch {
             logger.debug("cannot list a workload's pods", metadata: ["tether.object": "\(namespace)/\(name)", "tether.error": "\(error)"])
-            return
+            return nil
         }
         let revision = "\(name)-\(PodTemplateHash.of(template))"
         var stale: [JSONValue] = []
         var current: [JSONValue] = []
         for pod in owned where pod.deletionTimestamp == nil {
-            let outdated = (kind == "StatefulSet" || kind == "DaemonSet") && pod.labels["controller-revision-hash"] != revision
+            let outdated = kind == "DaemonSet" && pod.labels["controller-revision-hash"] != revision
             if outdated { stale.append(pod) } else { current.append(pod) }
         }
         var wanted: [Slot]
         var extra: [JSONValue] = []
         switch kind {
         case "StatefulSet":
-            let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
-            wanted = (0..<replicas).map { ordinal in
-                Slot(
-                    name: "\(name)-\(ordinal)",
-                    labels: [
-                        "statefulset.kubernetes.io/pod-name": "\(name)-\(ordinal)", "apps.kubernetes.io/pod-index": "\(ordinal)",
-                        "controller-revision-hash": revision,
-                    ])
-            }
-            let names = Set(wanted.compactMap(\.name))
-            extra = current.filter { !names.contains($0.name ?? "") }
-            current.removeAll { !names.contains($0.name ?? "") }
-            wanted.removeAll { slot in current.contains { $0.name == slot.name } || stale.contains { $0.name == slot.name } }
+            (wanted, extra) = statefulSetStep(owner, pods: current, revision: revision)
         case "DaemonSet":
             let nodes = Nodes(store: store, settings: settings)
             wanted = (1...max(1, settings.nodes)).map { index in
@@ -103,11 +93,69 @@ struct PodController: Sendable {
             wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
         }
         for pod in stale + extra { await delete(pod, by: owner) }
+        let deleted = Set(extra.compactMap(\.uid))
+        current.removeAll { deleted.contains($0.uid ?? "") }
         // As kube-apiserver refuses the controllers: nothing new in a namespace gone or being deleted.
-        guard !wanted.isEmpty, await acceptsNewContent(namespace) else { return }
+        guard !wanted.isEmpty, await acceptsNewContent(namespace) else { return current }
         for slot in wanted {
-            await create(slot, of: owner, kind: kind, template: template)
+            if let made = await create(slot, of: owner, kind: kind, template: template) { current.append(made) }
         }
+        return current
+    }
+
+    /// The StatefulSet controller's next step, as Kubernetes takes it: the Pods to make (by
+    /// ordinal name) and the Pods to delete.
+    ///
+    /// - `OrderedReady` (the default) makes the lowest missing ordinal only once every Pod below
+    ///   it is Running and Ready, and scales down from the highest ordinal, one Pod at a time,
+    ///   while the others are Ready; `Parallel` makes and deletes them all at once.
+    /// - A changed template rolls out from the highest ordinal down to `partition`, one Pod at a
+    ///   time, each once every Pod is Ready (a failing StatefulSet's rollout stops, as a real one
+    ///   does); `OnDelete` replaces a Pod only when someone deletes it.
+    private func statefulSetStep(_ owner: JSONValue, pods: [JSONValue], revision: String) -> (make: [Slot], delete: [JSONValue]) {
+        let name = owner.name ?? ""
+        let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
+        let ordered = owner.string(at: "spec", "podManagementPolicy") != "Parallel"
+        let onDelete = owner.string(at: "spec", "updateStrategy", "type") == "OnDelete"
+        let partition = Int(max(0, owner.integer(at: "spec", "updateStrategy", "rollingUpdate", "partition") ?? 0))
+        var byOrdinal: [Int: JSONValue] = [:]
+        var strays: [JSONValue] = []
+        for pod in pods {
+            if let podName = pod.name, podName.hasPrefix("\(name)-"), let ordinal = Int(podName.dropFirst(name.count + 1)), ordinal >= 0 {
+                byOrdinal[ordinal] = pod
+            } else {
+                strays.append(pod)
+            }
+        }
+        func slot(_ ordinal: Int) -> Slot {
+            Slot(
+                name: "\(name)-\(ordinal)",
+                labels: [
+                    "statefulset.kubernetes.io/pod-name": "\(name)-\(ordinal)", "apps.kubernetes.io/pod-index": "\(ordinal)",
+                    "controller-revision-hash": revision,
+                ])
+        }
+        func healthy(_ ordinal: Int) -> Bool {
+            byOrdinal[ordinal].map { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) } ?? false
+        }
+        let missing = (0..<replicas).filter { byOrdinal[$0] == nil }
+        let condemned = byOrdinal.keys.filter { $0 >= replicas }.sorted(by: >)
+        if ordered {
+            for ordinal in 0..<replicas {
+                if byOrdinal[ordinal] == nil { return ([slot(ordinal)], strays) }
+                if !healthy(ordinal) { return ([], strays) }
+            }
+        } else if !missing.isEmpty {
+            return (missing.map(slot), strays + condemned.compactMap { byOrdinal[$0] })
+        }
+        let allHealthy = (0..<replicas).allSatisfy(healthy)
+        if !condemned.isEmpty {
+            guard ordered else { return ([], strays + condemned.compactMap { byOrdinal[$0] }) }
+            return ([], strays + (allHealthy ? condemned.prefix(1).compactMap { byOrdinal[$0] } : []))
+        }
+        guard !onDelete, allHealthy else { return ([], strays) }
+        let outdated = (partition..<max(partition, replicas)).reversed().first { byOrdinal[$0]?.labels["controller-revision-hash"] != revision }
+        return ([], strays + (outdated.flatMap { byOrdinal[$0] }.map { [$0] } ?? []))
     }
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
@@ -154,8 +202,8 @@ struct PodController: Sendable {
         }
     }
 
-    private func create(_ slot: Slot, of owner: JSONValue, kind: String, template: JSONValue) async {
-        guard let ownerName = owner.name, let namespace = owner.namespace, let uid = owner.uid else { return }
+    private func create(_ slot: Slot, of owner: JSONValue, kind: String, template: JSONValue) async -> JSONValue? {
+        guard let ownerName = owner.name, let namespace = owner.namespace, let uid = owner.uid else { return nil }
         var labels = template.value(at: "metadata", "labels")?.objectMembers ?? [:]
         for (key, value) in slot.labels { labels[key] = .string(value) }
         var annotations = template.value(at: "metadata", "annotations")?.objectMembers ?? [:]
@@ -193,12 +241,14 @@ struct PodController: Sendable {
             await events.record(
                 .normal, "Scheduled", "Successfully assigned \(namespace)/\(podName) to \(node)", about: created,
                 source: EventRecorder.Source(component: "default-scheduler"))
+            return created
         } catch  where error.code == .alreadyExists {
             // A name taken meanwhile (a StatefulSet's Pod being replaced): the deletion's event brings the owner back.
         } catch {
             logger.debug("simulated pod not created", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
             await events.record(.warning, "FailedCreate", "Error creating: \(error.message)", about: owner, source: source)
         }
+        return nil
     }
 
     /// The controller that records the events of a `kind`'s Pods, by the name Kubernetes gives it.

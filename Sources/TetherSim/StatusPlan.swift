@@ -26,8 +26,8 @@ struct StatusPlan {
     private func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
     private func current(_ key: String) -> Int64 { status[key]?.integerValue ?? 0 }
 
-    /// ReplicaSet and StatefulSet become ready all at once after the delay; a Deployment rolls
-    /// out in three visible steps. Scaling down takes effect at once.
+    /// A ReplicaSet becomes ready all at once after the delay; a Deployment rolls out in three
+    /// visible steps. Scaling down takes effect at once.
     mutating func replicas(stepped: Bool) {
         let desired = spec("replicas") ?? 1
         var ready: Int64
@@ -56,12 +56,31 @@ struct StatusPlan {
             status[member: "conditions"] = .array(deploymentConditions(ready: ready, desired: desired))
         } else {
             if object.kind == "ReplicaSet" { status[member: "fullyLabeledReplicas"] = .integer(desired) }
-            if object.kind == "StatefulSet" {
-                status[member: "currentReplicas"] = .integer(ready)
-                status[member: "updatedReplicas"] = .integer(ready)
-            }
             status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
         }
+    }
+
+    /// A StatefulSet's status as its controller counts it, from its Pods (`pods`, those it holds
+    /// now): how many exist, are Ready, run the template of `updateRevision` (`NAME-HASH`) and of
+    /// the revision they are rolling from, which becomes `updateRevision` once every Pod runs it.
+    /// So `kubectl rollout status statefulset` waits for the Pods themselves, one at a time.
+    mutating func statefulSet(pods: [JSONValue], updateRevision: String) {
+        let desired = spec("replicas") ?? 1
+        func revision(_ pod: JSONValue) -> String? { pod.labels["controller-revision-hash"] }
+        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }.count
+        let updated = pods.filter { revision($0) == updateRevision }.count
+        var currentRevision = status["currentRevision"]?.stringValue ?? updateRevision
+        if updated == pods.count, Int64(pods.count) == desired { currentRevision = updateRevision }
+        status[member: "observedGeneration"] = .integer(generation)
+        status[member: "replicas"] = .integer(Int64(pods.count))
+        status[member: "readyReplicas"] = .integer(Int64(ready))
+        status[member: "availableReplicas"] = .integer(Int64(ready))
+        status[member: "currentReplicas"] = .integer(Int64(pods.filter { revision($0) == currentRevision }.count))
+        status[member: "updatedReplicas"] = .integer(Int64(updated))
+        status[member: "currentRevision"] = .string(currentRevision)
+        status[member: "updateRevision"] = .string(updateRevision)
+        status[member: "collisionCount"] = 0
+        status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
     }
 
     mutating func daemonSet(nodes: Int) {

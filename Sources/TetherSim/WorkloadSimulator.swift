@@ -35,8 +35,9 @@ public final class WorkloadSimulator: Service, Sendable {
     private let settings: SimulationSettings
     private let logger: Logger
     private let queue = WorkQueue()
-    /// When each object's current generation was first seen, so its progress can be timed.
-    private let observed = Mutex<[ObjectKey: (generation: Int64, since: ContinuousClock.Instant)]>([:])
+    /// When each object's current generation was first seen, so its progress can be timed; by uid
+    /// too, so an object made again under the same name (a StatefulSet's Pod) starts again.
+    private let observed = Mutex<[ObjectKey: (uid: String?, generation: Int64, since: ContinuousClock.Instant)]>([:])
     private let addresses: AddressAllocator
     private let pods: PodController
     private let endpoints: EndpointsController
@@ -123,11 +124,17 @@ public final class WorkloadSimulator: Service, Sendable {
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             return nil
         }
-        let elapsed = progress(of: key, generation: object.generation ?? 1)
+        let elapsed = progress(of: key, uid: object.uid, generation: object.generation ?? 1)
         let failing = object.annotations[Self.failAnnotation] == "true"
         var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: settings.readyAfter, failing: failing)
         switch key.type.resource {
-        case "replicasets", "statefulsets":
+        case "statefulsets":
+            // Counted from its Pods, which its controller's step (first) makes or deletes.
+            guard let owned = await pods.sync(object, kind: "StatefulSet"), let template = object.value(at: "spec", "template") else {
+                return nil
+            }
+            plan.statefulSet(pods: owned, updateRevision: "\(key.name)-\(PodTemplateHash.of(template))")
+        case "replicasets":
             plan.replicas(stepped: false)
             // A ReplicaSet the API just recorded may be its Deployment's newest: look again.
             if let owner = Self.controller(of: object), owner.kind == "Deployment" {
@@ -172,19 +179,19 @@ public final class WorkloadSimulator: Service, Sendable {
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
             }
         }
-        if let kind = object.kind, PodController.ownerTypes[kind] == key.type { await pods.sync(object, kind: kind) }
+        if let kind = object.kind, kind != "StatefulSet", PodController.ownerTypes[kind] == key.type { await pods.sync(object, kind: kind) }
         return plan.lookAgainAfter
     }
 
-    /// A Pod changed: the Services selecting it list it again. One that is gone frees its
-    /// address, and its owner makes another if it still wants one.
+    /// A Pod changed: the Services selecting it list it again, and a StatefulSet owning it takes
+    /// its next step (it waits on its Pods' readiness). One that is gone frees its address, and its
+    /// owner makes another if it still wants one.
     private func podChanged(_ pod: JSONValue, deleted: Bool) async {
         for service in await endpoints.services(selecting: pod) {
             queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
         }
-        guard deleted else { return }
-        await addresses.release(pod: pod)
-        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
+        if deleted { await addresses.release(pod: pod) }
+        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind], deleted || owner.kind == "StatefulSet" {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
         }
     }
@@ -238,11 +245,11 @@ public final class WorkloadSimulator: Service, Sendable {
     }
 
     /// How long the object's current generation has been seen (zero the first time).
-    private func progress(of key: ObjectKey, generation: Int64) -> Duration {
+    private func progress(of key: ObjectKey, uid: String?, generation: Int64) -> Duration {
         let now = ContinuousClock.now
         return observed.withLock { observed in
-            if let seen = observed[key], seen.generation == generation { return now - seen.since }
-            observed[key] = (generation, now)
+            if let seen = observed[key], seen.uid == uid, seen.generation == generation { return now - seen.since }
+            observed[key] = (uid, generation, now)
             return .zero
         }
     }

@@ -18,16 +18,20 @@ struct SimclusterCommand: AsyncParsableCommand {
         commandName: "tether-simcluster",
         abstract: "Run a SIMULATED member cluster: a Kubernetes-compatible API whose workloads are simulated.",
         discussion: """
-            This is a simulator for tests and the demo, not Kubernetes: no container ever runs. It serves
-            the same API as the hub, with its own CA and admin certificate in DIR, and a workload simulator
-            (in the spirit of KWOK) writes the status a real cluster's controllers would: replicas become
-            ready after --ready-after, Services get cluster IPs and load-balancer addresses, Jobs complete,
-            DaemonSets run on --nodes simulated nodes. An object annotated sim.tether.io/fail="true" never
-            becomes ready. PUT {"status": 503, "delayMilliseconds": 0, "seconds": 30} to /debug/faults
-            (admin) makes the API fail or slow down for a while; DELETE ends it. Writes DIR/kubeconfig
-            (context NAME, client certificate), DIR/kubeconfig-token (the same with a bearer token),
-            DIR/serviceaccount/ (token, ca.crt, namespace: what a pod would mount) and
-            DIR/simcluster.json; keeps its objects in DIR/cluster.db across restarts.
+            This is a simulator for tests and the demo, not Kubernetes: no container ever runs. It serves \
+            the same API as the hub, with its own CA and admin certificate in DIR, and a workload simulator \
+            (in the spirit of KWOK) writes what a real cluster's controllers would: replicas become \
+            ready after --ready-after, workloads make their Pods (StatefulSets in order), Services get \
+            cluster IPs, load-balancer addresses and endpoints, Jobs complete, DaemonSets run on --nodes \
+            simulated nodes, and the scheduler, kubelet and controllers record Events. An object \
+            annotated sim.tether.io/fail="true" never becomes ready.
+
+            PUT {"status": 503, "delayMilliseconds": 0, "seconds": 30} to /debug/faults (admin) makes \
+            the API fail or slow down for a while; DELETE ends it.
+
+            Writes DIR/kubeconfig (context NAME, client certificate), DIR/kubeconfig-token (the same \
+            with a bearer token), DIR/serviceaccount/ (token, ca.crt, namespace: what a pod would \
+            mount) and DIR/simcluster.json; keeps its objects in DIR/cluster.db across restarts.
             """
     )
 

@@ -349,6 +349,77 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "a StatefulSet's Pods come one at a time, each once those before it are Ready, roll out from the highest ordinal down to the partition, and scale down from the highest; Parallel makes them at once; rollout status follows the Pods"
+    )
+    func orderedStatefulSet() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let scaled = statefulSet.replacingOccurrences(of: "replicas: 2", with: "replicas: 3")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: scaled)
+            let seen = PodHistory()
+            func ordinal(_ pod: SimulatedPod) -> Int { Int(pod.name.dropFirst("db-".count)) ?? -1 }
+            // Every look at the Pods: each one present has every lower ordinal present and Ready.
+            func orderedReady(_ pods: [SimulatedPod]) -> Bool {
+                let byOrdinal = Dictionary(uniqueKeysWithValues: pods.map { (ordinal($0), $0) })
+                return pods.allSatisfy { pod in (0..<ordinal(pod)).allSatisfy { byOrdinal[$0]?.ready == true } }
+            }
+            _ = try await waitForPods(kubectl, "app=db") { pods in
+                seen.record(pods, holds: orderedReady(pods))
+                return pods.count == 3 && pods.allSatisfy(\.ready)
+            }
+            #expect(seen.violations.isEmpty, "\(seen.violations)")
+            #expect(seen.looks > 2, "the Pods were seen \(seen.looks) times")
+            // kube-apiserver defaults `partition: 0`, and kubectl then reports any rollout as partitioned.
+            let complete = try await kubectl.succeed(["rollout", "status", "statefulset/db", "--timeout=30s"])
+            #expect(complete.contains("partitioned roll out complete: 3 new pods have been updated"), "\(complete)")
+
+            // A new template: db-2 first, then db-1, then db-0, each once all are Ready again.
+            try await kubectl.succeed(["set", "image", "statefulset/db", "db=postgres:16"])
+            let rolling = PodHistory()
+            _ = try await waitForPods(kubectl, "app=db") { pods in
+                let updated = pods.filter { $0.image == "postgres:16" }.map(ordinal)
+                let suffix = updated.allSatisfy { number in ((number + 1)..<3).allSatisfy { updated.contains($0) } }
+                rolling.record(pods, holds: suffix && pods.filter { !$0.ready }.count <= 1)
+                return pods.count == 3 && pods.allSatisfy { $0.image == "postgres:16" && $0.ready }
+            }
+            #expect(rolling.violations.isEmpty, "\(rolling.violations)")
+            let rolled = try await kubectl.succeed(["rollout", "status", "statefulset/db", "--timeout=30s"])
+            #expect(rolled.contains("partitioned roll out complete: 3 new pods have been updated"), "\(rolled)")
+            let revisions = try await kubectl.succeed(["get", "statefulset/db", "-o", "jsonpath={.status.currentRevision} {.status.updateRevision}"])
+            let pair = revisions.split(separator: " ")
+            #expect(pair.count == 2 && pair[0] == pair[1] && pair[0].hasPrefix("db-"), "\(revisions)")
+
+            // A partition of 1 leaves db-0 on the old template.
+            try await kubectl.succeed(["patch", "statefulset/db", "-p", #"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":1}}}}"#])
+            try await kubectl.succeed(["set", "image", "statefulset/db", "db=postgres:17"])
+            let partitioned = try await waitForPods(kubectl, "app=db") { pods in
+                pods.count == 3 && pods.filter { $0.image == "postgres:17" && $0.ready }.count == 2
+            }
+            #expect(partitioned.first { $0.name == "db-0" }?.image == "postgres:16", "\(partitioned)")
+            let partial = try await kubectl.succeed(["rollout", "status", "statefulset/db", "--timeout=30s"])
+            #expect(partial.contains("partitioned roll out complete: 2 new pods have been updated"), "\(partial)")
+
+            // Scaling down removes db-2 before db-1.
+            try await kubectl.succeed(["scale", "statefulset/db", "--replicas=1"])
+            let shrinking = PodHistory()
+            _ = try await waitForPods(kubectl, "app=db") { pods in
+                let ordinals = Set(pods.map(ordinal))
+                shrinking.record(pods, holds: ordinals == Set(0..<ordinals.count))
+                return pods.map(\.name) == ["db-0"]
+            }
+            #expect(shrinking.violations.isEmpty, "\(shrinking.violations)")
+
+            // Parallel: all three are made before any is Ready.
+            let parallel = scaled.replacingOccurrences(of: "{name: db}", with: "{name: par}")
+                .replacingOccurrences(of: "app: db", with: "app: par")
+                .replacingOccurrences(of: "serviceName: db", with: "serviceName: par\n  podManagementPolicy: Parallel")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: parallel)
+            let firstReady = try await waitForPods(kubectl, "app=par") { $0.contains(where: \.ready) }
+            #expect(firstReady.count == 3, "\(firstReady)")
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in
@@ -400,4 +471,15 @@ func waitForPods(
         }
     }
     return pods(try await kubectl.waitForOutput(["get", "pods", "-n", namespace, "-l", selector, "-o", format]) { condition(pods($0)) })
+}
+
+/// What a test saw of a set of Pods over time: how many looks, and the ones that broke a rule.
+final class PodHistory {
+    private(set) var looks = 0
+    private(set) var violations: [[SimulatedPod]] = []
+
+    func record(_ pods: [SimulatedPod], holds: Bool) {
+        looks += 1
+        if !holds { violations.append(pods) }
+    }
 }
