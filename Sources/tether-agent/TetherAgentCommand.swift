@@ -19,15 +19,15 @@ struct TetherAgentCommand: AsyncParsableCommand {
         commandName: "tether-agent",
         abstract: "Run the Tether agent of one member cluster: it dials out to the hub and applies what the hub sends.",
         discussion: """
-            The agent only ever makes outbound connections: mutual TLS 1.3 to the hub addresses in
-            BUNDLE/agent.json, verifying the hub's certificate and host name against BUNDLE/ca.crt, and
-            HTTPS to the member's Kubernetes API (--kubeconfig, or the pod's service account when
-            KUBERNETES_SERVICE_HOST is set). After any disconnect it reconnects with exponential backoff
-            and full jitter, and meanwhile keeps reconciling the desired state saved in --state-dir.
-            Objects it applies carry tether.io/managed-by=CLUSTER; it prunes and repairs only those.
-            It renews its certificate over the session once --renew-at of its lifetime has passed (and at
-            once after a CA rollover), writing the new pair into BUNDLE atomically; it reloads
-            tls.crt, tls.key and ca.crt when they change and on SIGHUP (a bad set is refused and logged;
+            The agent only ever makes outbound connections: mutual TLS 1.3 to the hub addresses in \
+            BUNDLE/agent.json, verifying the hub's certificate and host name against BUNDLE/ca.crt, and \
+            HTTPS to the member's Kubernetes API (--kubeconfig, or the pod's service account when \
+            KUBERNETES_SERVICE_HOST is set). After any disconnect it reconnects with exponential backoff \
+            and full jitter, and meanwhile keeps reconciling the desired state saved in --state-dir. \
+            Objects it applies carry tether.io/managed-by=CLUSTER; it prunes and repairs only those. \
+            It renews its certificate over the session once --renew-at of its lifetime has passed (and at \
+            once after a CA rollover), writing the new pair into BUNDLE atomically; it reloads \
+            tls.crt, tls.key and ca.crt when they change and on SIGHUP (a bad set is refused and logged; \
             the session continues). Stops cleanly on SIGTERM or SIGINT.
             """
     )

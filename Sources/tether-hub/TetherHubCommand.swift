@@ -21,15 +21,15 @@ struct TetherHubCommand: AsyncParsableCommand {
         commandName: "tether-hub",
         abstract: "Run the Tether hub: the federation's control point, which member-cluster agents dial into.",
         discussion: """
-            Reads its certificates from the federation directory made by `tetherctl init`, serves the
-            Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on
-            mutual TLS 1.3, keeps its objects in DIR/hub.db (or PostgreSQL, --store), and writes the ports it bound to
-            DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user).
-            It watches hub.crt, hub.key, ca.crt and revoked.json in DIR and reloads them when they change
-            and on SIGHUP, for both listeners: new handshakes use the new certificate (sessions continue;
-            a bad set is refused and logged), a revoked certificate's session ends at once, and a new CA
-            bundle is sent to every agent. Agents renew their certificates over their sessions; the hub
-            signs with DIR/ca.key, for the session's own identity only. Stops cleanly on SIGTERM or
+            Reads its certificates from the federation directory made by `tetherctl init`, serves the \
+            Kubernetes-compatible API (for kubectl, context `federation`) over TLS, listens for agents on \
+            mutual TLS 1.3, keeps its objects in DIR/hub.db (or PostgreSQL, --store), and writes the ports it bound to \
+            DIR/hub.ports.json. API users and roles come from DIR/access.json (default: the admin user). \
+            It watches hub.crt, hub.key, ca.crt and revoked.json in DIR and reloads them when they change \
+            and on SIGHUP, for both listeners: new handshakes use the new certificate (sessions continue; \
+            a bad set is refused and logged), a revoked certificate's session ends at once, and a new CA \
+            bundle is sent to every agent. Agents renew their certificates over their sessions; the hub \
+            signs with DIR/ca.key, for the session's own identity only. Stops cleanly on SIGTERM or \
             SIGINT, telling connected agents to come back later.
             """
     )

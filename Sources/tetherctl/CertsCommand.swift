@@ -16,8 +16,8 @@ struct IssueCommand: ParsableCommand {
         commandName: "issue",
         abstract: "Issue an agent bundle for a member cluster.",
         discussion: """
-            Writes OUT/tls.key, tls.crt (identity spiffe://<trust-domain>/cluster/NAME), ca.crt and
-            agent.json. The hub address defaults to the first hub host and the port in DIR/hub.ports.json
+            Writes OUT/tls.key, tls.crt (identity spiffe://<trust-domain>/cluster/NAME), ca.crt and \
+            agent.json. The hub address defaults to the first hub host and the port in DIR/hub.ports.json \
             (or 7443 when no hub has run).
             """
     )
@@ -119,10 +119,10 @@ struct RevokeCommand: ParsableCommand {
         commandName: "revoke",
         abstract: "Put a certificate on the hub's revocation list; the hub refuses it at once.",
         discussion: """
-            Adds an entry to DIR/revoked.json, which the hub watches: a session opened with a revoked
-            certificate ends within a second (goaway revoked) and new handshakes with it are refused. With
-            --serial (hex, as `certs inspect` prints it) one certificate is revoked; with --cluster NAME
-            every certificate issued to that cluster until now (a bundle issued later, e.g. by joining the
+            Adds an entry to DIR/revoked.json, which the hub watches: a session opened with a revoked \
+            certificate ends within a second (goaway revoked) and new handshakes with it are refused. With \
+            --serial (hex, as `certs inspect` prints it) one certificate is revoked; with --cluster NAME \
+            every certificate issued to that cluster until now (a bundle issued later, e.g. by joining the \
             cluster again, is valid). Exit 0 on success, non-zero with a one-line reason otherwise.
             """
     )
@@ -178,13 +178,13 @@ struct RotateCACommand: ParsableCommand {
         commandName: "rotate-ca",
         abstract: "Roll the federation CA over to a new one, with an overlap during which both are trusted.",
         discussion: """
-            Without --finish: creates a new CA (DIR/ca.key), makes DIR/ca.crt trust the new CA and every
-            current one (the new one first: it signs from now on), and re-issues the hub's and the admin's
-            certificates (and DIR/kubeconfig) from it. The running hub reloads them, sends the new bundle to
-            every connected agent, and each agent renews onto the new CA over its session; no session is
-            dropped. With --finish: drops the old CAs from DIR/ca.crt (the hub sends the shorter bundle to
-            agents) and deletes the old CA key; refused while the hub's or admin's certificate is from an
-            old CA. Finish once `tetherctl certs check` and the Clusters' status.certificate.issuer show
+            Without --finish: creates a new CA (DIR/ca.key), makes DIR/ca.crt trust the new CA and every \
+            current one (the new one first: it signs from now on), and re-issues the hub's and the admin's \
+            certificates (and DIR/kubeconfig) from it. The running hub reloads them, sends the new bundle to \
+            every connected agent, and each agent renews onto the new CA over its session; no session is \
+            dropped. With --finish: drops the old CAs from DIR/ca.crt (the hub sends the shorter bundle to \
+            agents) and deletes the old CA key; refused while the hub's or admin's certificate is from an \
+            old CA. Finish once `tetherctl certs check` and the Clusters' status.certificate.issuer show \
             every agent on the new CA. Exit 0 on success, non-zero with a one-line reason otherwise.
             """
     )

@@ -7,9 +7,9 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Check every certificate of the federation and its issued bundles for expiry.",
         discussion: """
-            Checks DIR/ca.crt (every CA in it), hub.crt, admin.crt and every bundle recorded in
-            DIR/issued.json by `certs issue` and `certs renew` (bundles moved elsewhere are checked from
-            the record). Exit codes: 0 nothing expires within the window; 1 something does (with
+            Checks DIR/ca.crt (every CA in it), hub.crt, admin.crt and every bundle recorded in \
+            DIR/issued.json by `certs issue` and `certs renew` (bundles moved elsewhere are checked from \
+            the record). Exit codes: 0 nothing expires within the window; 1 something does (with \
             --output json, the list of those certificates is printed); 2 the check itself failed.
             """
     )
@@ -54,11 +54,11 @@ struct RenewCommand: ParsableCommand {
         commandName: "renew",
         abstract: "Re-issue a certificate with a new key for the same identity.",
         discussion: """
-            With --cluster NAME --out B: renews the agent bundle in B (which must be NAME's), keeping its
-            hub addresses; a running agent notices the new files and uses them for its next handshake
-            (agents also renew by themselves over their sessions). With --hub: renews DIR/hub.crt and
-            hub.key for the same hosts; the running hub reloads them for new handshakes on both ports.
-            Files are replaced atomically (key first). Exit 0 on success, non-zero with a one-line
+            With --cluster NAME --out B: renews the agent bundle in B (which must be NAME's), keeping its \
+            hub addresses; a running agent notices the new files and uses them for its next handshake \
+            (agents also renew by themselves over their sessions). With --hub: renews DIR/hub.crt and \
+            hub.key for the same hosts; the running hub reloads them for new handshakes on both ports. \
+            Files are replaced atomically (key first). Exit 0 on success, non-zero with a one-line \
             reason otherwise.
             """
     )

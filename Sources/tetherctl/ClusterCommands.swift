@@ -19,11 +19,11 @@ struct ConfirmHold: AsyncParsableCommand {
         commandName: "confirm",
         abstract: "Confirm the hold a cluster's agent reports (a new or restored hub store, or a set that removes most of what it manages).",
         discussion: """
-            An agent holds back when the hub's store is new (it applies objects but prunes nothing), when the
-            hub sends a revision older than one it applied (it applies nothing), and when a desired set would
-            remove more than half of what it manages (it prunes nothing). The Cluster shows the hold
-            (`kubectl get cluster NAME -o jsonpath='{.status.hold}'`); this command confirms exactly that hold,
-            by its token, and the agent proceeds: pruning what the hub no longer wants. A hold that changed
+            An agent holds back when the hub's store is new (it applies objects but prunes nothing), when the \
+            hub sends a revision older than one it applied (it applies nothing), and when a desired set would \
+            remove more than half of what it manages (it prunes nothing). The Cluster shows the hold \
+            (`kubectl get cluster NAME -o jsonpath='{.status.hold}'`); this command confirms exactly that hold, \
+            by its token, and the agent proceeds: pruning what the hub no longer wants. A hold that changed \
             meanwhile (another token) is not confirmed. Aliases: accept-epoch.
             """,
         aliases: ["accept-epoch"]

@@ -36,9 +36,9 @@ struct DNSCommand: ParsableCommand {
         commandName: "dns",
         abstract: "The DNS records the hub publishes for federated Services and Ingresses.",
         discussion: """
-            With a DNS zone, the hub publishes, for every federated Service of type LoadBalancer and
-            every Ingress, records by zone, by region (the Clusters' topology.kubernetes.io labels)
-            and globally, with healthy members only: as DNSEndpoint objects in its API and as the
+            With a DNS zone, the hub publishes, for every federated Service of type LoadBalancer and \
+            every Ingress, records by zone, by region (the Clusters' topology.kubernetes.io labels) \
+            and globally, with healthy members only: as DNSEndpoint objects in its API and as the \
             zone file DIR/dns.zone. docs/dns.md has the BIND and external-dns configuration.
             """,
         subcommands: [DNSSetCommand.self, DNSShowCommand.self, DNSUnsetCommand.self]

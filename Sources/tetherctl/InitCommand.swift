@@ -6,8 +6,8 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Create a federation directory: CA, hub certificate, admin certificate and kubeconfig.",
         discussion: """
-            Writes DIR/ca.crt, ca.key, hub.crt, hub.key, admin.crt, admin.key, kubeconfig (context
-            `federation`) and federation.json. Keys are ECDSA P-256 and readable by their owner only.
+            Writes DIR/ca.crt, ca.key, hub.crt, hub.key, admin.crt, admin.key, kubeconfig (context \
+            `federation`) and federation.json. Keys are ECDSA P-256 and readable by their owner only. \
             Refuses to replace an existing CA unless --force is given.
             """
     )

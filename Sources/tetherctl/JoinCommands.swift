@@ -79,10 +79,10 @@ struct JoinCommand: AsyncParsableCommand {
         commandName: "join",
         abstract: "Register a member cluster at the running hub and write its agent bundle.",
         discussion: """
-            Creates the Cluster object NAME (with --label labels, used by placement policies) at the
-            hub, then writes the agent bundle to --out: tls.key, tls.crt for
-            spiffe://<trust-domain>/cluster/NAME, ca.crt and agent.json (hub addresses). With
-            --emit-manifests, also writes OUT/manifests.yaml: the Namespace, ServiceAccount, RBAC,
+            Creates the Cluster object NAME (with --label labels, used by placement policies) at the \
+            hub, then writes the agent bundle to --out: tls.key, tls.crt for \
+            spiffe://<trust-domain>/cluster/NAME, ca.crt and agent.json (hub addresses). With \
+            --emit-manifests, also writes OUT/manifests.yaml: the Namespace, ServiceAccount, RBAC, \
             bundle Secret and Deployment that run the agent inside the member cluster.
             """
     )
@@ -245,9 +245,9 @@ struct UnjoinCommand: AsyncParsableCommand {
         commandName: "unjoin",
         abstract: "Remove a member cluster: its agent prunes what Tether put there, then is refused.",
         discussion: """
-            Deletes the Cluster object NAME at the hub. The hub refuses the cluster's identity from
-            that moment, sends its agent an empty desired set so it deletes every object it manages
-            (or, with --orphan, leaves them in place, no longer managed), then ends the session.
+            Deletes the Cluster object NAME at the hub. The hub refuses the cluster's identity from \
+            that moment, sends its agent an empty desired set so it deletes every object it manages \
+            (or, with --orphan, leaves them in place, no longer managed), then ends the session. \
             Waits until the hub has let the cluster go.
             """
     )

@@ -24,10 +24,10 @@ struct PluginTestCommand: AsyncParsableCommand {
         commandName: "test",
         abstract: "Check a Lua customization or a compiled-in plugin against test cases and the interface's rules.",
         discussion: """
-            PATH is a ResourceInterpreterCustomization file, or a directory in Karmada's layout: a
-            customizations.yaml with testdata/*-test.yaml cases (name, operation, desiredObj, observedObj,
-            statusItems, inputReplicas, output) and an optional customizations_tests.yaml; a directory
-            without customizations.yaml is searched for such directories (a whole resourcecustomizations/
+            PATH is a ResourceInterpreterCustomization file, or a directory in Karmada's layout: a \
+            customizations.yaml with testdata/*-test.yaml cases (name, operation, desiredObj, observedObj, \
+            statusItems, inputReplicas, output) and an optional customizations_tests.yaml; a directory \
+            without customizations.yaml is searched for such directories (a whole resourcecustomizations/ \
             tree). Outputs are compared as subsets: every field a case expects must be in the result.
 
             --kind group/version/Kind with --sample FILE runs the compiled-in plugin of that kind instead.
