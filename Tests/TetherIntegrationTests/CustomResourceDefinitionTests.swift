@@ -201,7 +201,8 @@ struct CustomResourceDefinitionTests {
                             x-kubernetes-validations:
                             - {rule: "self.replicas <= 5 || self.mode == 'Replace'", message: "more than 5 replicas need mode Replace"}
                             - {rule: "!has(self.configName) || self.configName.startsWith(self.image.split(':')[0])", fieldPath: .configName, reason: FieldValueForbidden}
-                            - {rule: "self.image.size() > 0 && isURL('https://example.com/' + self.image)"}
+                            - {rule: "self.?configName.orValue('x').size() > 0 && isURL('https://example.com/' + self.image)", message: "image must be a URL path"}
+                            - {rule: "!format.dns1123Label().validate(self.image).hasValue()"}
                             - {rule: "self.replicas >= oldSelf.replicas", message: "replicas may only grow"}
                             - {rule: "!has(self.timeout) || self.timeout <= duration('1h')", message: "timeout at most an hour"}
                 """
@@ -210,8 +211,9 @@ struct CustomResourceDefinitionTests {
             #expect(definition.contains("x-kubernetes-validations"))
             let applied = try await hubctl.run(["apply", "-f", "-"], stdin: definition)
             #expect(applied.status == 0, "\(applied)")
-            // Said for the rule Tether leaves unenforced (isURL() is outside its CEL), and only that one.
-            #expect(applied.stderr.contains("isURL(") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            // Said for the rule Tether leaves unenforced (the format library is outside its CEL), and only that one.
+            #expect(applied.stderr.contains("format.dns1123Label(") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            #expect(!applied.stderr.contains("isURL("), "\(applied.stderr)")
             #expect(!applied.stderr.contains("oldSelf"), "\(applied.stderr)")
             try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
 
@@ -222,6 +224,10 @@ struct CustomResourceDefinitionTests {
                 "\(tooMany)")
             try await hubctl.succeed(
                 ["create", "-f", "-"], stdin: Self.cronTab("replacing", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 8, mode: Replace}"))
+            // Optionals and the URL library are enforced: an image that is no URL path is refused.
+            let notAPath = try await hubctl.run(
+                ["create", "-f", "-"], stdin: Self.cronTab("escaped", spec: "{cronSpec: '0 3 * * *', image: 'backup%zz'}"))
+            #expect(notAPath.status != 0 && notAPath.stderr.contains("image must be a URL path"), "\(notAPath)")
             // The default (mode Allow, replicas 1) is in place when the rule runs.
             try await hubctl.succeed(["create", "-f", "-"], stdin: Self.cronTab("small", spec: "{cronSpec: '0 3 * * *', image: backup}"))
 

@@ -36,16 +36,47 @@ public struct CELEvaluator {
             guard let value = bindings[name] else { throw EvaluationError("undeclared reference to '\(name)'") }
             return value
         case .select(let target, let field):
-            guard case .object(let members) = try value(of: target, in: bindings) else {
-                throw EvaluationError("no such key: \(field) (not an object)")
+            let object = try value(of: target, in: bindings)
+            // Selecting in an optional keeps it optional: none stays none.
+            if case .optional(let wrapped) = object {
+                guard let wrapped else { return .optional(nil) }
+                return .optional(try Self.select(field, in: wrapped))
             }
-            guard let value = members[field] else { throw EvaluationError("no such key: \(field)") }
-            return value
+            return try Self.select(field, in: object)
+        case .optionalSelect(let target, let field):
+            var object = try value(of: target, in: bindings)
+            if case .optional(let wrapped) = object {
+                guard let wrapped else { return .optional(nil) }
+                object = wrapped
+            }
+            guard case .object(let members) = object else { throw EvaluationError("no such overload: \(object.kindName).?\(field)") }
+            return .optional(members[field].flatMap { $0 == .null ? nil : $0 })
         case .presence(let target, let field):
             guard case .object(let members) = try value(of: target, in: bindings) else { return .bool(false) }
             return .bool(members[field] != nil && members[field] != .null)
         case .index(let target, let key):
-            return try index(try value(of: target, in: bindings), by: try value(of: key, in: bindings))
+            let container = try value(of: target, in: bindings)
+            let keyValue = try value(of: key, in: bindings)
+            if case .optional(let wrapped) = container {
+                guard let wrapped else { return .optional(nil) }
+                return .optional(try index(wrapped, by: keyValue))
+            }
+            return try index(container, by: keyValue)
+        case .optionalIndex(let target, let key):
+            var container = try value(of: target, in: bindings)
+            if case .optional(let wrapped) = container {
+                guard let wrapped else { return .optional(nil) }
+                container = wrapped
+            }
+            let keyValue = try value(of: key, in: bindings)
+            switch (container, keyValue) {
+            case (.array(let elements), .integer(let position)):
+                return .optional(position >= 0 && position < elements.count ? elements[Int(position)] : nil)
+            case (.object(let members), .string(let name)):
+                return .optional(members[name])
+            default:
+                throw EvaluationError("no such overload: \(container.kindName)[?\(keyValue.kindName)]")
+            }
         case .unary(let symbol, let operand):
             let operandValue = try value(of: operand, in: bindings)
             switch (symbol, operandValue) {
@@ -114,6 +145,12 @@ public struct CELEvaluator {
         }
         if let firstError { throw firstError }
         return .bool(!decisive)
+    }
+
+    private static func select(_ field: String, in object: CELValue) throws(EvaluationError) -> CELValue {
+        guard case .object(let members) = object else { throw EvaluationError("no such key: \(field) (not an object)") }
+        guard let value = members[field] else { throw EvaluationError("no such key: \(field)") }
+        return value
     }
 
     private func index(_ target: CELValue, by key: CELValue) throws(EvaluationError) -> CELValue {
@@ -367,7 +404,9 @@ public struct CELEvaluator {
         case ("isGreaterThan", .quantity(let a)?, .quantity(let b)?): return .bool(a > b)
         case ("isLessThan", .quantity(let a)?, .quantity(let b)?): return .bool(a < b)
         case ("compareTo", .quantity(let a)?, .quantity(let b)?): return .integer(a == b ? 0 : (a < b ? -1 : 1))
-        default: throw noOverload()
+        default:
+            guard let result = try Self.library(name, values) else { throw noOverload() }
+            return result
         }
     }
 

@@ -3,18 +3,23 @@ import TetherJSON
 /// A parsed CEL expression: the subset of the Common Expression Language that
 /// CustomResourceDefinitions' `x-kubernetes-validations` rules use (literals, field selection,
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
-/// functions, durations, timestamps and quantities, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// functions, durations, timestamps and quantities, optionals (`self.?spec.orValue(...)`),
+/// Kubernetes' IP, CIDR and URL libraries, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
 ///
-/// An expression outside the subset (optional types, time zones, other extension libraries)
+/// An expression outside the subset (time zones, the `format` library, other extension libraries)
 /// fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
     case literal(JSONValue)
     case identifier(String)
     case select(CELExpression, String)
+    /// `a.?b`: `b` of `a` as an optional, none when absent.
+    case optionalSelect(CELExpression, String)
     /// `has(a.b)`: whether `b` is present in `a`.
     case presence(CELExpression, String)
     case index(CELExpression, CELExpression)
+    /// `a[?k]`: the element or entry as an optional, none when absent.
+    case optionalIndex(CELExpression, CELExpression)
     /// A function or method: `size(x)`, `x.startsWith(y)`.
     case call(String, target: CELExpression?, arguments: [CELExpression])
     /// `list.all(v, predicate)` and the other macros, with the variable they bind.
@@ -52,8 +57,8 @@ public indirect enum CELExpression: Sendable {
     private var children: [CELExpression] {
         switch self {
         case .literal, .identifier: []
-        case .select(let target, _), .presence(let target, _), .unary(_, let target): [target]
-        case .index(let target, let key): [target, key]
+        case .select(let target, _), .optionalSelect(let target, _), .presence(let target, _), .unary(_, let target): [target]
+        case .index(let target, let key), .optionalIndex(let target, let key): [target, key]
         case .call(_, let target, let arguments): (target.map { [$0] } ?? []) + arguments
         case .comprehension(_, let target, _, let arguments): [target] + arguments
         case .binary(_, let left, let right): [left, right]
@@ -68,8 +73,8 @@ public indirect enum CELExpression: Sendable {
         switch self {
         case .literal: false
         case .identifier(let identifier): identifier == name
-        case .select(let target, _), .presence(let target, _), .unary(_, let target): target.mentions(name)
-        case .index(let target, let key): target.mentions(name) || key.mentions(name)
+        case .select(let target, _), .optionalSelect(let target, _), .presence(let target, _), .unary(_, let target): target.mentions(name)
+        case .index(let target, let key), .optionalIndex(let target, let key): target.mentions(name) || key.mentions(name)
         case .call(_, let target, let arguments): (target?.mentions(name) ?? false) || arguments.contains { $0.mentions(name) }
         case .comprehension(_, let target, _, let arguments): target.mentions(name) || arguments.contains { $0.mentions(name) }
         case .binary(_, let left, let right): left.mentions(name) || right.mentions(name)
@@ -198,10 +203,21 @@ struct CELParser {
         // Kubernetes' quantity library.
         "isInteger": [0], "asInteger": [0], "asApproximateFloat": [0], "sign": [0], "add": [1], "sub": [1], "isGreaterThan": [1],
         "isLessThan": [1], "compareTo": [1],
+        // Optionals.
+        "hasValue": [0], "value": [0], "orValue": [1], "or": [1],
+        // Kubernetes' IP and CIDR libraries.
+        "family": [0], "isUnspecified": [0], "isLoopback": [0], "isLinkLocalMulticast": [0], "isLinkLocalUnicast": [0],
+        "isGlobalUnicast": [0], "containsIP": [1], "containsCIDR": [1], "ip": [0], "masked": [0], "prefixLength": [0],
+        // Kubernetes' URL library.
+        "getScheme": [0], "getHost": [0], "getHostname": [0], "getPort": [0], "getEscapedPath": [0], "getQuery": [0],
     ]
     static let functions: [String: Set<Int>] = [
         "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1], "quantity": [1],
-        "isQuantity": [1],
+        "isQuantity": [1], "ip": [1], "isIP": [1], "cidr": [1], "isCIDR": [1], "url": [1], "isURL": [1],
+    ]
+    /// Functions named with a namespace, with their argument counts.
+    static let namespacedFunctions: [String: Set<Int>] = [
+        "optional.of": [1], "optional.none": [0], "optional.ofNonZeroValue": [1], "ip.isCanonical": [1],
     ]
 
     var atEnd: Bool { position >= tokens.count }
@@ -273,16 +289,27 @@ struct CELParser {
         var expression = start
         while true {
             if take(".") {
+                let optional = take("?")
                 guard position < tokens.count, case .identifier(let name) = tokens[position] else {
                     throw CELSyntaxError("expected a field name after \".\", found \(peekDescription)")
                 }
                 position += 1
+                if optional {
+                    expression = .optionalSelect(expression, name)
+                    continue
+                }
                 guard take("(") else {
                     expression = .select(expression, name)
                     continue
                 }
                 let arguments = try list(until: ")", depth: depth)
-                if Self.macros.contains(name) {
+                if case .identifier(let namespace) = expression, let counts = Self.namespacedFunctions["\(namespace).\(name)"] {
+                    // `optional.of(x)`, `ip.isCanonical(s)`: functions in a namespace, not methods of a value.
+                    guard counts.contains(arguments.count) else {
+                        throw CELSyntaxError("the function \(namespace).\(name) with \(arguments.count) arguments is not supported here")
+                    }
+                    expression = .call("\(namespace).\(name)", target: nil, arguments: arguments)
+                } else if Self.macros.contains(name) {
                     expression = try comprehension(name, target: expression, arguments: arguments)
                 } else {
                     guard Self.methods[name]?.contains(arguments.count) == true else {
@@ -291,9 +318,10 @@ struct CELParser {
                     expression = .call(name, target: expression, arguments: arguments)
                 }
             } else if take("[") {
+                let optional = take("?")
                 let key = try self.expression(depth: depth + 1)
                 try expect("]")
-                expression = .index(expression, key)
+                expression = optional ? .optionalIndex(expression, key) : .index(expression, key)
             } else {
                 return expression
             }

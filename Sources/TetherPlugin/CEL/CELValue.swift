@@ -17,6 +17,14 @@ public indirect enum CELValue: Sendable, Hashable {
     case timestamp(CELTimestamp)
     /// Kubernetes' `resource.Quantity` (`quantity('1.5Gi')`), exactly, in billionths of a unit.
     case quantity(Int128)
+    /// cel-go's optional type (`self.?spec`, `optional.of(x)`); nil is `optional.none()`.
+    case optional(CELValue?)
+    /// Kubernetes' IP library: `ip('10.0.0.1')`.
+    case ip(CELAddress)
+    /// Kubernetes' CIDR library: `cidr('10.0.0.0/8')`.
+    case cidr(CELNetwork)
+    /// Kubernetes' URL library: `url('https://example.com/path')`.
+    case url(CELURL)
 
     /// `json` as CEL sees it under `schema`: strings of `format: duration` or `date-time` become
     /// durations and timestamps where they parse (one that does not stays a string).
@@ -56,6 +64,10 @@ public indirect enum CELValue: Sendable, Hashable {
         case .duration(let nanoseconds): .string(CELDuration.format(nanoseconds))
         case .timestamp(let timestamp): .string(timestamp.description)
         case .quantity(let nanounits): .string(CELQuantity.format(nanounits))
+        case .optional(let wrapped): wrapped?.json ?? .null
+        case .ip(let address): .string(address.description)
+        case .cidr(let network): .string(network.description)
+        case .url(let url): .string(url.text)
         }
     }
 
@@ -72,6 +84,10 @@ public indirect enum CELValue: Sendable, Hashable {
         case .duration: "google.protobuf.Duration"
         case .timestamp: "google.protobuf.Timestamp"
         case .quantity: "kubernetes.Quantity"
+        case .optional: "optional_type"
+        case .ip: "net.IP"
+        case .cidr: "net.CIDR"
+        case .url: "kubernetes.URL"
         }
     }
 }
