@@ -202,7 +202,8 @@ struct CustomResourceDefinitionTests {
                             - {rule: "self.replicas <= 5 || self.mode == 'Replace'", message: "more than 5 replicas need mode Replace"}
                             - {rule: "!has(self.configName) || self.configName.startsWith(self.image.split(':')[0])", fieldPath: .configName, reason: FieldValueForbidden}
                             - {rule: "self.?configName.orValue('x').size() > 0 && isURL('https://example.com/' + self.image)", message: "image must be a URL path"}
-                            - {rule: "!format.dns1123Label().validate(self.image).hasValue()"}
+                            - {rule: "!format.dns1123Label().validate(self.image.split(':')[0]).hasValue()", message: "image name must be a DNS label"}
+                            - {rule: "!isSemver(self.image) || semver(self.image).major() > 0"}
                             - {rule: "self.replicas >= oldSelf.replicas", message: "replicas may only grow"}
                             - {rule: "!has(self.timeout) || self.timeout <= duration('1h')", message: "timeout at most an hour"}
                 """
@@ -211,9 +212,9 @@ struct CustomResourceDefinitionTests {
             #expect(definition.contains("x-kubernetes-validations"))
             let applied = try await hubctl.run(["apply", "-f", "-"], stdin: definition)
             #expect(applied.status == 0, "\(applied)")
-            // Said for the rule Tether leaves unenforced (the format library is outside its CEL), and only that one.
-            #expect(applied.stderr.contains("format.dns1123Label(") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
-            #expect(!applied.stderr.contains("isURL("), "\(applied.stderr)")
+            // Said for the rule Tether leaves unenforced (the semver library is outside its CEL), and only that one.
+            #expect(applied.stderr.contains("isSemver(") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            #expect(!applied.stderr.contains("isURL(") && !applied.stderr.contains("format."), "\(applied.stderr)")
             #expect(!applied.stderr.contains("oldSelf"), "\(applied.stderr)")
             try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
 
@@ -228,6 +229,10 @@ struct CustomResourceDefinitionTests {
             let notAPath = try await hubctl.run(
                 ["create", "-f", "-"], stdin: Self.cronTab("escaped", spec: "{cronSpec: '0 3 * * *', image: 'backup%zz'}"))
             #expect(notAPath.status != 0 && notAPath.stderr.contains("image must be a URL path"), "\(notAPath)")
+            // And the format library: an image name that is no DNS label.
+            let upper = try await hubctl.run(
+                ["create", "-f", "-"], stdin: Self.cronTab("upper", spec: "{cronSpec: '0 3 * * *', image: 'Backup:1'}"))
+            #expect(upper.status != 0 && upper.stderr.contains("image name must be a DNS label"), "\(upper)")
             // The default (mode Allow, replicas 1) is in place when the rule runs.
             try await hubctl.succeed(["create", "-f", "-"], stdin: Self.cronTab("small", spec: "{cronSpec: '0 3 * * *', image: backup}"))
 

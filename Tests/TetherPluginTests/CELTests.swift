@@ -88,8 +88,7 @@ struct CELTests {
     @Test(
         "what is outside the subset is refused when parsed, never evaluated wrongly",
         arguments: [
-            "self.expiry.getHours('America/New_York') > 9",
-            "!format.dns1123Label().validate(self.name).hasValue()",
+            "isSemver(self.name) && semver(self.name).major() == 1",
             "self.?labels.optMap(l, l.size()).orValue(0) == 2",
             "self.name.format([1])",
             "self.minReplicas <=",
@@ -126,6 +125,15 @@ struct CELTests {
                 true
             ),
             ("timestamp('1969-12-31T23:59:59Z').getDayOfWeek() == 3 && int(timestamp('1970-01-02T00:00:00Z')) == 86400", true),
+            // In a time zone: by name (with its daylight saving time) or by a fixed offset.
+            (
+                "timestamp('2026-12-03T09:05:00Z').getHours('America/New_York') == 4 && timestamp('2026-07-03T09:05:00Z').getHours('America/New_York') == 5",
+                true
+            ),
+            (
+                "timestamp('2026-12-31T23:30:00Z').getFullYear('+05:30') == 2027 && timestamp('2026-12-31T23:30:00Z').getDayOfYear('-01:00') == 364 && timestamp('2026-12-03T09:05:00Z').getMinutes('UTC') == 5",
+                true
+            ),
         ])
     func time(rule: String, expected: Bool) throws {
         #expect(try Self.evaluate(rule, ["request": "10s", "backendRequest": "2s"]) == .bool(expected), "\(rule)")
@@ -142,6 +150,8 @@ struct CELTests {
             ("timestamp('9999-12-31T23:00:00Z') + duration('2h') > timestamp('2026-01-01T00:00:00Z')", "timestamp out of range"),
             ("duration('2000000h') + duration('2000000h') > duration('0')", "duration out of range"),
             ("duration('1h') < '2h'", "no such overload"),
+            ("timestamp('2026-12-03T09:00:00Z').getHours('Mars/Olympus') == 1", "invalid time zone"),
+            ("timestamp('2026-12-03T09:00:00Z').getHours('+25:00') == 1", "invalid time zone"),
         ])
     func timeErrors(rule: String, fragment: String) {
         Self.expectError(rule, fragment)
@@ -217,6 +227,27 @@ struct CELTests {
             "url('/only/path').getHost() == '' && url('/only/path').getScheme() == '' && !isURL('https://example.com/%zz') && !isURL('https://example.com:8x/')",
         ])
     func urls(rule: String) throws {
+        #expect(try Self.evaluate(rule) == .bool(true), "\(rule)")
+    }
+
+    @Test(
+        "Kubernetes' format library: validate is none for a valid text, else the list of why not; named formats by name",
+        arguments: [
+            "!format.dns1123Label().validate('web-1').hasValue() && format.dns1123Label().validate('Web_1').hasValue()",
+            "format.dns1123Label().validate('Web_1').value()[0].startsWith('a lowercase RFC 1123 label must consist of')",
+            "!format.dns1123Subdomain().validate('a.example.com').hasValue() && format.dns1123Subdomain().validate('a..b').hasValue()",
+            "!format.dns1035Label().validate('abc-1').hasValue() && format.dns1035Label().validate('1abc').hasValue()",
+            "!format.qualifiedName().validate('example.com/MyName').hasValue() && format.qualifiedName().validate('/x').hasValue()",
+            "!format.dns1123LabelPrefix().validate('web-').hasValue() && format.dns1123Label().validate('web-').hasValue()",
+            "!format.labelValue().validate('').hasValue() && format.labelValue().validate('-x').hasValue()",
+            "!format.uri().validate('https://example.com/a').hasValue() && format.uri().validate('example.com').hasValue()",
+            "!format.uuid().validate('123e4567-e89b-12d3-a456-426614174000').hasValue() && format.uuid().validate('123e4567').hasValue()",
+            "!format.byte().validate('aGVsbG8=').hasValue() && format.byte().validate('not base64!').hasValue()",
+            "!format.date().validate('2026-12-03').hasValue() && format.date().validate('2026-13-03').hasValue()",
+            "!format.datetime().validate('2026-12-03T09:00:00Z').hasValue() && format.datetime().validate('2026-12-03').hasValue()",
+            "format.named('dns1123Label').hasValue() && !format.named('nonsense').hasValue() && !format.named('uuid').value().validate('123e4567-e89b-12d3-a456-426614174000').hasValue()",
+        ])
+    func formats(rule: String) throws {
         #expect(try Self.evaluate(rule) == .bool(true), "\(rule)")
     }
 

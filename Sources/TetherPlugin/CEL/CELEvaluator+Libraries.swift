@@ -1,5 +1,8 @@
-/// cel-go's optionals and Kubernetes' IP, CIDR and URL libraries, as kube-apiserver offers them
-/// to validation rules.
+import Foundation
+import TetherModel
+
+/// cel-go's optionals and Kubernetes' IP, CIDR, URL and format libraries, as kube-apiserver
+/// offers them to validation rules.
 extension CELEvaluator {
     /// `name` applied to `values` (the target first, for a method), or nil when no overload matches.
     static func library(_ name: String, _ values: [CELValue]) throws(EvaluationError) -> CELValue? {
@@ -66,8 +69,60 @@ extension CELEvaluator {
         case ("getPort", .url(let url)?, .none): return .string(url.port)
         case ("getEscapedPath", .url(let url)?, .none): return .string(url.path)
         case ("getQuery", .url(let url)?, .none): return .object(url.queryValues.mapValues { .array($0.map(CELValue.string)) })
-        default: return nil
+
+        // Named formats: `validate` is none when the text is valid, else the list of why not.
+        case ("format.named", .string(let formatName)?, .none): return .optional(formats[formatName] == nil ? nil : .format(formatName))
+        case ("validate", .format(let formatName)?, .string(let text)?):
+            let problems = formats[formatName]?(text) ?? []
+            return .optional(problems.isEmpty ? nil : .array(problems.map(CELValue.string)))
+        default:
+            if name.hasPrefix("format."), values.isEmpty, formats[String(name.dropFirst("format.".count))] != nil {
+                return .format(String(name.dropFirst("format.".count)))
+            }
+            return nil
         }
+    }
+
+    /// The format library's formats: why a text is not of the format (nothing when it is), in
+    /// apimachinery's words.
+    static let formats: [String: @Sendable (String) -> [String]] = [
+        "dns1123Label": { KubernetesNames.dns1123LabelProblem($0).map { [$0] } ?? [] },
+        "dns1123Subdomain": { KubernetesNames.dns1123SubdomainProblem($0).map { [$0] } ?? [] },
+        "dns1035Label": { dns1035LabelProblem($0).map { [$0] } ?? [] },
+        "qualifiedName": { KubernetesNames.qualifiedNameProblem($0).map { [$0] } ?? [] },
+        // A prefix of generated names may end in '-', which the generated suffix follows.
+        "dns1123LabelPrefix": { KubernetesNames.dns1123LabelProblem(maskingTrailingDash($0)).map { [$0] } ?? [] },
+        "dns1123SubdomainPrefix": { KubernetesNames.dns1123SubdomainProblem(maskingTrailingDash($0)).map { [$0] } ?? [] },
+        "dns1035LabelPrefix": { dns1035LabelProblem(maskingTrailingDash($0)).map { [$0] } ?? [] },
+        "labelValue": { KubernetesNames.labelValueProblem($0).map { [$0] } ?? [] },
+        "uri": { text in
+            if case .failure(let error) = CELURL.parse(text) { return [error.description] }
+            return []
+        },
+        "uuid": { text in isUUID(text) ? [] : ["does not match the UUID format"] },
+        "byte": { text in Data(base64Encoded: text) == nil ? ["invalid base64"] : [] },
+        "date": { text in
+            CELTimestamp(parsing: text + "T00:00:00Z") != nil && text.count == 10 ? [] : ["invalid date"]
+        },
+        "datetime": { text in CELTimestamp(parsing: text) == nil ? ["invalid datetime"] : [] },
+    ]
+
+    private static func dns1035LabelProblem(_ text: String) -> String? {
+        guard text.utf8.count <= 63 else { return "must be no more than 63 characters" }
+        guard let first = text.unicodeScalars.first, ("a"..."z").contains(first), KubernetesNames.dns1123LabelProblem(text) == nil else {
+            return "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+                + "character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123')"
+        }
+        return nil
+    }
+
+    private static func maskingTrailingDash(_ text: String) -> String {
+        text.count > 1 && text.hasSuffix("-") ? String(text.dropLast()) + "a" : text
+    }
+
+    private static func isUUID(_ text: String) -> Bool {
+        let groups = text.split(separator: "-", omittingEmptySubsequences: false)
+        return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.unicodeScalars.allSatisfy(\.properties.isASCIIHexDigit) }
     }
 
     /// Whether `value` is its type's zero value, for `optional.ofNonZeroValue`.
@@ -83,7 +138,7 @@ extension CELEvaluator {
         case .duration(let nanoseconds): nanoseconds == 0
         case .quantity(let nanounits): nanounits == 0
         case .optional(let wrapped): wrapped == nil
-        case .timestamp, .ip, .cidr, .url: false
+        case .timestamp, .ip, .cidr, .url, .format: false
         }
     }
 }

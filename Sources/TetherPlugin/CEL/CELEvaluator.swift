@@ -277,6 +277,27 @@ public struct CELEvaluator {
         }
     }
 
+    /// `time` as the wall clock reads it in `zone`: an IANA name (`America/New_York`, `UTC`) or a
+    /// fixed offset (`+05:30`, `-08:00`), as CEL's getters take them.
+    static func wallClock(_ time: CELTimestamp, in zone: String) throws(EvaluationError) -> CELTimestamp {
+        let offset: Int64
+        let sign: Int64? = zone.hasPrefix("+") ? 1 : zone.hasPrefix("-") ? -1 : nil
+        let parts = zone.dropFirst().split(separator: ":", omittingEmptySubsequences: false)
+        if let sign, parts.count == 2, parts.allSatisfy({ $0.count == 2 }), let hours = Int64(parts[0]), let minutes = Int64(parts[1]),
+            hours <= 23, minutes <= 59
+        {
+            offset = sign * (hours * 3600 + minutes * 60)
+        } else if sign == nil, let timeZone = TimeZone(identifier: zone) {
+            offset = Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(time.seconds))))
+        } else {
+            throw EvaluationError("invalid time zone: \"\(zone)\"")
+        }
+        guard let local = CELTimestamp(seconds: time.seconds + offset, nanoseconds: Int64(time.nanoseconds)) else {
+            throw EvaluationError("timestamp out of range")
+        }
+        return local
+    }
+
     /// `time` moved by `offset` nanoseconds, within CEL's years 1 to 9999.
     private static func shifted(_ time: CELTimestamp, by offset: Int64) throws(EvaluationError) -> CELValue {
         guard let moved = CELTimestamp(seconds: time.seconds + offset / 1_000_000_000, nanoseconds: Int64(time.nanoseconds) + offset % 1_000_000_000)
@@ -288,6 +309,10 @@ public struct CELEvaluator {
         func noOverload() -> EvaluationError { EvaluationError("no such overload: \(name)(\(values.map(\.kindName).joined(separator: ", ")))") }
         let first: CELValue? = values.first
         let second: CELValue? = values.count > 1 ? .some(values[1]) : .none
+        if case .timestamp(let time)? = first, case .string(let zone)? = second, name.hasPrefix("get") {
+            // A getter in a time zone: the same getter on the wall-clock time there.
+            return try call(name, [.timestamp(try Self.wallClock(time, in: zone))])
+        }
         switch (name, first, second) {
         case ("size", .string(let text)?, .none): return .integer(Int64(text.unicodeScalars.count))
         case ("size", .array(let elements)?, .none): return .integer(Int64(elements.count))

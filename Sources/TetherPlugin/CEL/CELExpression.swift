@@ -4,9 +4,9 @@ import TetherJSON
 /// CustomResourceDefinitions' `x-kubernetes-validations` rules use (literals, field selection,
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
 /// functions, durations, timestamps and quantities, optionals (`self.?spec.orValue(...)`),
-/// Kubernetes' IP, CIDR and URL libraries, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// Kubernetes' IP, CIDR, URL and format libraries, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
 ///
-/// An expression outside the subset (time zones, the `format` library, other extension libraries)
+/// An expression outside the subset (the semver library, other extension libraries)
 /// fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
@@ -197,9 +197,9 @@ struct CELParser {
     static let methods: [String: Set<Int>] = [
         "size": [0], "startsWith": [1], "endsWith": [1], "contains": [1], "matches": [1], "lowerAscii": [0], "upperAscii": [0],
         "trim": [0], "indexOf": [1], "join": [0, 1], "split": [1], "isSorted": [0], "sum": [0], "min": [0], "max": [0],
-        // A timestamp's fields in UTC (the forms with a time zone argument are outside the subset), a duration's totals.
-        "getFullYear": [0], "getMonth": [0], "getDate": [0], "getDayOfMonth": [0], "getDayOfWeek": [0], "getDayOfYear": [0],
-        "getHours": [0], "getMinutes": [0], "getSeconds": [0], "getMilliseconds": [0],
+        // A timestamp's fields in UTC or in a time zone given, a duration's totals.
+        "getFullYear": [0, 1], "getMonth": [0, 1], "getDate": [0, 1], "getDayOfMonth": [0, 1], "getDayOfWeek": [0, 1],
+        "getDayOfYear": [0, 1], "getHours": [0, 1], "getMinutes": [0, 1], "getSeconds": [0, 1], "getMilliseconds": [0, 1],
         // Kubernetes' quantity library.
         "isInteger": [0], "asInteger": [0], "asApproximateFloat": [0], "sign": [0], "add": [1], "sub": [1], "isGreaterThan": [1],
         "isLessThan": [1], "compareTo": [1],
@@ -210,6 +210,8 @@ struct CELParser {
         "isGlobalUnicast": [0], "containsIP": [1], "containsCIDR": [1], "ip": [0], "masked": [0], "prefixLength": [0],
         // Kubernetes' URL library.
         "getScheme": [0], "getHost": [0], "getHostname": [0], "getPort": [0], "getEscapedPath": [0], "getQuery": [0],
+        // Kubernetes' format library.
+        "validate": [1],
     ]
     static let functions: [String: Set<Int>] = [
         "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1], "quantity": [1],
@@ -217,7 +219,10 @@ struct CELParser {
     ]
     /// Functions named with a namespace, with their argument counts.
     static let namespacedFunctions: [String: Set<Int>] = [
-        "optional.of": [1], "optional.none": [0], "optional.ofNonZeroValue": [1], "ip.isCanonical": [1],
+        "optional.of": [1], "optional.none": [0], "optional.ofNonZeroValue": [1], "ip.isCanonical": [1], "format.named": [1],
+        "format.dns1123Label": [0], "format.dns1123Subdomain": [0], "format.dns1035Label": [0], "format.qualifiedName": [0],
+        "format.dns1123LabelPrefix": [0], "format.dns1123SubdomainPrefix": [0], "format.dns1035LabelPrefix": [0],
+        "format.labelValue": [0], "format.uri": [0], "format.uuid": [0], "format.byte": [0], "format.date": [0], "format.datetime": [0],
     ]
 
     var atEnd: Bool { position >= tokens.count }

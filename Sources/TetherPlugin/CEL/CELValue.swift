@@ -25,6 +25,8 @@ public indirect enum CELValue: Sendable, Hashable {
     case cidr(CELNetwork)
     /// Kubernetes' URL library: `url('https://example.com/path')`.
     case url(CELURL)
+    /// A named format of Kubernetes' format library: `format.dns1123Label()`.
+    case format(String)
 
     /// `json` as CEL sees it under `schema`: strings of `format: duration` or `date-time` become
     /// durations and timestamps where they parse (one that does not stays a string).
@@ -68,6 +70,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .ip(let address): .string(address.description)
         case .cidr(let network): .string(network.description)
         case .url(let url): .string(url.text)
+        case .format(let name): .string(name)
         }
     }
 
@@ -88,6 +91,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .ip: "net.IP"
         case .cidr: "net.CIDR"
         case .url: "kubernetes.URL"
+        case .format: "kubernetes.NamedFormat"
         }
     }
 }
