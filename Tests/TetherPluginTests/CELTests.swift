@@ -88,7 +88,8 @@ struct CELTests {
     @Test(
         "what is outside the subset is refused when parsed, never evaluated wrongly",
         arguments: [
-            "isSemver(self.name) && semver(self.name).major() == 1",
+            "self.?labels.optMap(l, l.size()).orValue(0) == 2 || true",
+            "'%s-%d'.format(['a', 1]) == 'a-1'",
             "self.?labels.optMap(l, l.size()).orValue(0) == 2",
             "self.name.format([1])",
             "self.minReplicas <=",
@@ -252,6 +253,24 @@ struct CELTests {
     }
 
     @Test(
+        "semantic versions, cel-go's string and set extensions, and Kubernetes' list and regex libraries",
+        arguments: [
+            "isSemver('1.2.3') && isSemver('1.2.3-rc.1+build.5') && !isSemver('v1.2.3') && isSemver('v1.2', true) && !isSemver('1.02.3')",
+            "semver('1.2.3').major() == 1 && semver('1.2.3').minor() == 2 && semver('1.2.3').patch() == 3 && semver('v1.2', true).patch() == 0",
+            "semver('1.2.3').isGreaterThan(semver('1.2.3-rc.1')) && semver('1.2.3-alpha.2').isLessThan(semver('1.2.3-alpha.10')) && semver('1.2.3+a').compareTo(semver('1.2.3+b')) == 0",
+            "semver('1.10.0').isGreaterThan(semver('1.9.9')) && semver('1.0.0-alpha').isLessThan(semver('1.0.0-alpha.1')) && semver('1.0.0-1').isLessThan(semver('1.0.0-a'))",
+            "'hello'.charAt(1) == 'e' && 'hello'.charAt(5) == '' && 'hello world'.indexOf('o', 5) == 7 && 'hello'.lastIndexOf('l') == 3 && 'hello'.lastIndexOf('l', 2) == 2",
+            "'a-b-c'.replace('-', '+') == 'a+b+c' && 'a-b-c'.replace('-', '+', 1) == 'a+b-c' && 'a,b,c'.split(',', 2) == ['a', 'b,c'] && 'a,b'.split(',', 0) == []",
+            "'tacocat'.substring(4) == 'cat' && 'tacocat'.substring(0, 4) == 'taco' && 'añb'.reverse() == 'bña' && strings.quote('ab') == '\"ab\"'",
+            "[1, 2, 3, 2].indexOf(2) == 1 && [1, 2, 3, 2].lastIndexOf(2) == 3 && ['a'].indexOf('b') == -1",
+            "'abc 123 def 456'.find('[0-9]+') == '123' && 'abc 123 def 456'.findAll('[0-9]+') == ['123', '456'] && 'abc'.find('[0-9]') == '' && 'a1b2c3'.findAll('[0-9]', 2) == ['1', '2']",
+            "sets.contains([1, 2, 3], [3, 1]) && !sets.contains([1], [2]) && sets.equivalent([1, 2, 2], [2, 1]) && sets.intersects([1, 2], [2, 5]) && !sets.intersects([1], [])",
+        ])
+    func extensions(rule: String) throws {
+        #expect(try Self.evaluate(rule) == .bool(true), "\(rule)")
+    }
+
+    @Test(
         "bad addresses, prefixes and URLs, and an empty optional's value, are errors naming why",
         arguments: [
             ("ip('1.2.3').family() == 4", "parse error"),
@@ -261,6 +280,9 @@ struct CELTests {
             ("url('example.com').getHost() == ''", "invalid URI for request"),
             ("url('https://example.com/%zz').getHost() == ''", "invalid URL escape"),
             ("optional.none().value() == 1", "optional.none() dereference"),
+            ("'abc'.substring(2, 1) == ''", "substring out of range"),
+            ("'abc'.charAt(4) == ''", "index out of range"),
+            ("semver('1.2').major() == 1", "could not parse"),
             ("ip('10.0.0.1').getHost() == ''", "no such overload"),
         ])
     func libraryErrors(rule: String, fragment: String) {

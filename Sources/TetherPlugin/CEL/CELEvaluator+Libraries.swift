@@ -70,6 +70,92 @@ extension CELEvaluator {
         case ("getEscapedPath", .url(let url)?, .none): return .string(url.path)
         case ("getQuery", .url(let url)?, .none): return .object(url.queryValues.mapValues { .array($0.map(CELValue.string)) })
 
+        // Semantic versions.
+        case ("isSemver", .string(let text)?, _):
+            return .bool(CELSemver.parse(text, normalize: try normalizing(values)) != nil)
+        case ("semver", .string(let text)?, _):
+            guard let version = CELSemver.parse(text, normalize: try normalizing(values)) else {
+                throw EvaluationError("could not parse \"\(text)\" as version")
+            }
+            return .semver(version)
+        case ("major", .semver(let version)?, .none): return .integer(version.major)
+        case ("minor", .semver(let version)?, .none): return .integer(version.minor)
+        case ("patch", .semver(let version)?, .none): return .integer(version.patch)
+        case ("isGreaterThan", .semver(let a)?, .semver(let b)?): return .bool(a > b)
+        case ("isLessThan", .semver(let a)?, .semver(let b)?): return .bool(a < b)
+        case ("compareTo", .semver(let a)?, .semver(let b)?): return .integer(a == b ? 0 : (a < b ? -1 : 1))
+
+        // cel-go's string extensions, by code point.
+        case ("charAt", .string(let text)?, .integer(let position)?):
+            let scalars = Array(text.unicodeScalars)
+            guard position >= 0, position <= scalars.count else { throw EvaluationError("index out of range: \(position)") }
+            return .string(position == scalars.count ? "" : String(scalars[Int(position)]))
+        case ("indexOf", .string(let text)?, .string(let part)?) where values.count == 3:
+            guard case .integer(let offset) = values[2] else { return nil }
+            return .integer(try codePointIndex(of: part, in: text, from: offset, last: false))
+        case ("lastIndexOf", .string(let text)?, .string(let part)?):
+            var offset = Int64(text.unicodeScalars.count)
+            if values.count == 3 {
+                guard case .integer(let given) = values[2] else { return nil }
+                offset = given
+            }
+            return .integer(try codePointIndex(of: part, in: text, from: offset, last: true))
+        case ("replace", .string(let text)?, .string(let old)?) where values.count >= 3:
+            guard case .string(let new) = values[2] else { return nil }
+            var limit: Int64 = -1
+            if values.count == 4 {
+                guard case .integer(let given) = values[3] else { return nil }
+                limit = given
+            }
+            return .string(replacing(old, with: new, in: text, limit: limit))
+        case ("split", .string(let text)?, .string(let separator)?) where values.count == 3:
+            guard case .integer(let limit) = values[2] else { return nil }
+            return .array(splitting(text, by: separator, limit: limit).map(CELValue.string))
+        case ("substring", .string(let text)?, .integer(let start)?):
+            let scalars = Array(text.unicodeScalars)
+            var end = Int64(scalars.count)
+            if values.count == 3 {
+                guard case .integer(let given) = values[2] else { return nil }
+                end = given
+            }
+            guard start >= 0, end <= scalars.count, start <= end else {
+                throw EvaluationError("substring out of range: [\(start):\(end)] of a string of \(scalars.count)")
+            }
+            var result = String.UnicodeScalarView()
+            result.append(contentsOf: scalars[Int(start)..<Int(end)])
+            return .string(String(result))
+        case ("reverse", .string(let text)?, .none):
+            var result = String.UnicodeScalarView()
+            result.append(contentsOf: text.unicodeScalars.reversed())
+            return .string(String(result))
+        case ("strings.quote", .string(let text)?, .none): return .string(quoted(text))
+
+        // Kubernetes' list library.
+        case ("indexOf", .array(let elements)?, let element?):
+            return .integer(Int64(elements.firstIndex { equal($0, element) } ?? -1))
+        case ("lastIndexOf", .array(let elements)?, let element?):
+            return .integer(Int64(elements.lastIndex { equal($0, element) } ?? -1))
+
+        // Kubernetes' regex library.
+        case ("find", .string(let text)?, .string(let pattern)?):
+            return .string(try matches(of: pattern, in: text, limit: 1).first ?? "")
+        case ("findAll", .string(let text)?, .string(let pattern)?):
+            var limit: Int64 = -1
+            if values.count == 3 {
+                guard case .integer(let given) = values[2] else { return nil }
+                limit = given
+            }
+            return .array(try matches(of: pattern, in: text, limit: limit).map(CELValue.string))
+
+        // cel-go's set extension, over lists.
+        case ("sets.contains", .array(let whole)?, .array(let part)?):
+            return .bool(part.allSatisfy { element in whole.contains { equal($0, element) } })
+        case ("sets.equivalent", .array(let a)?, .array(let b)?):
+            return .bool(
+                a.allSatisfy { element in b.contains { equal($0, element) } } && b.allSatisfy { element in a.contains { equal($0, element) } })
+        case ("sets.intersects", .array(let a)?, .array(let b)?):
+            return .bool(a.contains { element in b.contains { equal($0, element) } })
+
         // Named formats: `validate` is none when the text is valid, else the list of why not.
         case ("format.named", .string(let formatName)?, .none): return .optional(formats[formatName] == nil ? nil : .format(formatName))
         case ("validate", .format(let formatName)?, .string(let text)?):
@@ -125,6 +211,87 @@ extension CELEvaluator {
         return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.unicodeScalars.allSatisfy(\.properties.isASCIIHexDigit) }
     }
 
+    private static func normalizing(_ values: [CELValue]) throws(EvaluationError) -> Bool {
+        guard values.count == 2 else { return false }
+        guard case .bool(let normalize) = values[1] else { throw EvaluationError("no such overload: semver's second argument is a bool") }
+        return normalize
+    }
+
+    /// The code point index of `part` in `text`, the first at or after `offset` (or the last at or before it).
+    private static func codePointIndex(of part: String, in text: String, from offset: Int64, last: Bool) throws(EvaluationError) -> Int64 {
+        let scalars = Array(text.unicodeScalars)
+        let needle = Array(part.unicodeScalars)
+        guard offset >= 0, offset <= scalars.count else { throw EvaluationError("index out of range: \(offset)") }
+        let latestStart = scalars.count - needle.count
+        func matches(at start: Int) -> Bool { scalars[start..<start + needle.count].elementsEqual(needle) }
+        if last {
+            var start = min(Int(offset), latestStart)
+            while start >= 0 {
+                if matches(at: start) { return Int64(start) }
+                start -= 1
+            }
+        } else {
+            var start = Int(offset)
+            while start <= latestStart {
+                if matches(at: start) { return Int64(start) }
+                start += 1
+            }
+        }
+        return -1
+    }
+
+    private static func replacing(_ old: String, with new: String, in text: String, limit: Int64) -> String {
+        guard limit != 0 else { return text }
+        guard !old.isEmpty else { return text }
+        var result = ""
+        var rest = Substring(text)
+        var done: Int64 = 0
+        while limit < 0 || done < limit, let range = rest.range(of: old) {
+            result += rest[..<range.lowerBound] + new
+            rest = rest[range.upperBound...]
+            done += 1
+        }
+        return result + rest
+    }
+
+    private static func splitting(_ text: String, by separator: String, limit: Int64) -> [String] {
+        guard limit != 0 else { return [] }
+        guard limit != 1 else { return [text] }
+        var parts = separator.isEmpty ? text.map { String($0) } : text.components(separatedBy: separator)
+        if limit > 0, parts.count > Int(limit) {
+            let kept = Int(limit) - 1
+            parts = Array(parts.prefix(kept)) + [parts.dropFirst(kept).joined(separator: separator)]
+        }
+        return parts
+    }
+
+    private static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+
+    private static func matches(of pattern: String, in text: String, limit: Int64) throws(EvaluationError) -> [String] {
+        guard let expression = try? NSRegularExpression(pattern: pattern) else { throw EvaluationError("invalid regular expression: \(pattern)") }
+        guard limit != 0 else { return [] }
+        var found: [String] = []
+        for match in expression.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+            guard let range = Range(match.range, in: text) else { continue }
+            found.append(String(text[range]))
+            if limit > 0, found.count >= Int(limit) { break }
+        }
+        return found
+    }
+
     /// Whether `value` is its type's zero value, for `optional.ofNonZeroValue`.
     private static func isZero(_ value: CELValue) -> Bool {
         switch value {
@@ -138,7 +305,7 @@ extension CELEvaluator {
         case .duration(let nanoseconds): nanoseconds == 0
         case .quantity(let nanounits): nanounits == 0
         case .optional(let wrapped): wrapped == nil
-        case .timestamp, .ip, .cidr, .url, .format: false
+        case .timestamp, .ip, .cidr, .url, .format, .semver: false
         }
     }
 }

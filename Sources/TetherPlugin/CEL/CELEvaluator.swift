@@ -328,10 +328,10 @@ public struct CELEvaluator {
         case ("upperAscii", .string(let text)?, .none):
             return .string(String(text.unicodeScalars.map { $0.isASCII ? Character($0).uppercased() : String($0) }.joined()))
         case ("trim", .string(let text)?, .none): return .string(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        case ("indexOf", .string(let text)?, .string(let part)?):
+        case ("indexOf", .string(let text)?, .string(let part)?) where values.count == 2:
             guard let range = text.range(of: part) else { return .integer(-1) }
             return .integer(Int64(text.unicodeScalars.distance(from: text.unicodeScalars.startIndex, to: range.lowerBound)))
-        case ("split", .string(let text)?, .string(let separator)?):
+        case ("split", .string(let text)?, .string(let separator)?) where values.count == 2:
             guard !separator.isEmpty else { return .array(text.map { .string(String($0)) }) }
             return .array(text.components(separatedBy: separator).map { .string($0) })
         case ("join", .array(let elements)?, _):

@@ -4,9 +4,10 @@ import TetherJSON
 /// CustomResourceDefinitions' `x-kubernetes-validations` rules use (literals, field selection,
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
 /// functions, durations, timestamps and quantities, optionals (`self.?spec.orValue(...)`),
-/// Kubernetes' IP, CIDR, URL and format libraries, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// Kubernetes' IP, CIDR, URL, format, semver, list and regex libraries, cel-go's string and set
+/// extensions, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
 ///
-/// An expression outside the subset (the semver library, other extension libraries)
+/// An expression outside the subset (`optMap`, `'%s'.format()`, other extension libraries)
 /// fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
@@ -196,7 +197,11 @@ struct CELParser {
     /// The functions the evaluator knows, with the argument counts each takes (method form).
     static let methods: [String: Set<Int>] = [
         "size": [0], "startsWith": [1], "endsWith": [1], "contains": [1], "matches": [1], "lowerAscii": [0], "upperAscii": [0],
-        "trim": [0], "indexOf": [1], "join": [0, 1], "split": [1], "isSorted": [0], "sum": [0], "min": [0], "max": [0],
+        "trim": [0], "indexOf": [1, 2], "join": [0, 1], "split": [1, 2], "isSorted": [0], "sum": [0], "min": [0], "max": [0],
+        // cel-go's string extensions and Kubernetes' list and regex libraries.
+        "charAt": [1], "lastIndexOf": [1, 2], "replace": [2, 3], "substring": [1, 2], "reverse": [0], "find": [1], "findAll": [1, 2],
+        // Kubernetes' semver library.
+        "major": [0], "minor": [0], "patch": [0],
         // A timestamp's fields in UTC or in a time zone given, a duration's totals.
         "getFullYear": [0, 1], "getMonth": [0, 1], "getDate": [0, 1], "getDayOfMonth": [0, 1], "getDayOfWeek": [0, 1],
         "getDayOfYear": [0, 1], "getHours": [0, 1], "getMinutes": [0, 1], "getSeconds": [0, 1], "getMilliseconds": [0, 1],
@@ -215,7 +220,8 @@ struct CELParser {
     ]
     static let functions: [String: Set<Int>] = [
         "size": [1], "int": [1], "double": [1], "string": [1], "matches": [2], "duration": [1], "timestamp": [1], "quantity": [1],
-        "isQuantity": [1], "ip": [1], "isIP": [1], "cidr": [1], "isCIDR": [1], "url": [1], "isURL": [1],
+        "isQuantity": [1], "ip": [1], "isIP": [1], "cidr": [1], "isCIDR": [1], "url": [1], "isURL": [1], "semver": [1, 2],
+        "isSemver": [1, 2],
     ]
     /// Functions named with a namespace, with their argument counts.
     static let namespacedFunctions: [String: Set<Int>] = [
@@ -223,6 +229,7 @@ struct CELParser {
         "format.dns1123Label": [0], "format.dns1123Subdomain": [0], "format.dns1035Label": [0], "format.qualifiedName": [0],
         "format.dns1123LabelPrefix": [0], "format.dns1123SubdomainPrefix": [0], "format.dns1035LabelPrefix": [0],
         "format.labelValue": [0], "format.uri": [0], "format.uuid": [0], "format.byte": [0], "format.date": [0], "format.datetime": [0],
+        "strings.quote": [1], "sets.contains": [2], "sets.equivalent": [2], "sets.intersects": [2],
     ]
 
     var atEnd: Bool { position >= tokens.count }

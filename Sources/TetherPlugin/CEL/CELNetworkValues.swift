@@ -233,3 +233,89 @@ struct CELLibraryError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A semantic version as Kubernetes' CEL semver library reads it (`semver('1.2.3-rc.1')`):
+/// strictly `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`, or, normalized, with a leading `v`, missing
+/// parts as 0 and leading zeros dropped. Compared by semver precedence (build metadata ignored).
+public struct CELSemver: Sendable, Hashable, Comparable {
+    let major: Int64
+    let minor: Int64
+    let patch: Int64
+    let prerelease: [Substring]
+    let build: String
+
+    static func parse(_ text: String, normalize: Bool = false) -> CELSemver? {
+        var rest = Substring(text)
+        if normalize, rest.hasPrefix("v") { rest = rest.dropFirst() }
+        var build = ""
+        if let plus = rest.firstIndex(of: "+") {
+            build = String(rest[rest.index(after: plus)...])
+            rest = rest[..<plus]
+            guard Self.validIdentifiers(build, numericLeadingZerosAllowed: true) else { return nil }
+        }
+        var prerelease: [Substring] = []
+        if let dash = rest.firstIndex(of: "-") {
+            let text = rest[rest.index(after: dash)...]
+            guard Self.validIdentifiers(String(text), numericLeadingZerosAllowed: false) else { return nil }
+            prerelease = text.split(separator: ".", omittingEmptySubsequences: false)
+            rest = rest[..<dash]
+        }
+        var numbers = rest.split(separator: ".", omittingEmptySubsequences: false)
+        if normalize { while numbers.count < 3 { numbers.append("0") } }
+        guard numbers.count == 3 else { return nil }
+        var parsed: [Int64] = []
+        for number in numbers {
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), normalize || number == "0" || !number.hasPrefix("0"),
+                let value = Int64(number)
+            else { return nil }
+            parsed.append(value)
+        }
+        return CELSemver(major: parsed[0], minor: parsed[1], patch: parsed[2], prerelease: prerelease, build: build)
+    }
+
+    private static func validIdentifiers(_ text: String, numericLeadingZerosAllowed: Bool) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.allSatisfy { part in
+            guard !part.isEmpty, part.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else { return false }
+            let numeric = part.allSatisfy(\.isNumber)
+            return numericLeadingZerosAllowed || !numeric || part == "0" || !part.hasPrefix("0")
+        }
+    }
+
+    public static func < (left: CELSemver, right: CELSemver) -> Bool {
+        if (left.major, left.minor, left.patch) != (right.major, right.minor, right.patch) {
+            return (left.major, left.minor, left.patch) < (right.major, right.minor, right.patch)
+        }
+        // A pre-release precedes its release; identifiers compare numerically when both are numbers.
+        switch (left.prerelease.isEmpty, right.prerelease.isEmpty) {
+        case (true, _): return false
+        case (false, true): return true
+        default: break
+        }
+        for (a, b) in zip(left.prerelease, right.prerelease) where a != b {
+            switch (Int64(a), Int64(b)) {
+            case (let x?, let y?): return x < y
+            case (.some, .none): return true
+            case (.none, .some): return false
+            default: return a < b
+            }
+        }
+        return left.prerelease.count < right.prerelease.count
+    }
+
+    /// Equal by precedence: build metadata does not count.
+    public static func == (left: CELSemver, right: CELSemver) -> Bool {
+        (left.major, left.minor, left.patch) == (right.major, right.minor, right.patch) && left.prerelease == right.prerelease
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(major)
+        hasher.combine(minor)
+        hasher.combine(patch)
+        hasher.combine(prerelease)
+    }
+
+    var description: String {
+        "\(major).\(minor).\(patch)" + (prerelease.isEmpty ? "" : "-" + prerelease.joined(separator: ".")) + (build.isEmpty ? "" : "+\(build)")
+    }
+}

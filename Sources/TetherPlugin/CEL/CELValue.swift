@@ -27,6 +27,8 @@ public indirect enum CELValue: Sendable, Hashable {
     case url(CELURL)
     /// A named format of Kubernetes' format library: `format.dns1123Label()`.
     case format(String)
+    /// Kubernetes' semver library: `semver('1.2.3')`.
+    case semver(CELSemver)
 
     /// `json` as CEL sees it under `schema`: strings of `format: duration` or `date-time` become
     /// durations and timestamps where they parse (one that does not stays a string).
@@ -71,6 +73,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .cidr(let network): .string(network.description)
         case .url(let url): .string(url.text)
         case .format(let name): .string(name)
+        case .semver(let version): .string(version.description)
         }
     }
 
@@ -92,6 +95,7 @@ public indirect enum CELValue: Sendable, Hashable {
         case .cidr: "net.CIDR"
         case .url: "kubernetes.URL"
         case .format: "kubernetes.NamedFormat"
+        case .semver: "kubernetes.Semver"
         }
     }
 }
