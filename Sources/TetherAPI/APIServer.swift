@@ -37,6 +37,10 @@ public struct APIServerConfiguration: Sendable {
     /// Why a Pod's `log`, `exec`, `attach` and `portforward` have no answer here, sent with 400:
     /// no container runs in this process, and the reason says where one does.
     public var containerlessReason: String
+    /// Whether a kubelet here ends deleted Pods: then, as kube-apiserver, a scheduled Pod that
+    /// has not finished is deleted gracefully (marked for its grace period, gone when the
+    /// kubelet deletes it with zero). The hub has no kubelet, so its Pods go at once.
+    public var podsEndedByKubelet: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -48,7 +52,8 @@ public struct APIServerConfiguration: Sendable {
         idleTimeout: TimeAmount = .seconds(120),
         serverVersion: String = "0.1.0",
         orphanFinalizerHandled: Bool = false,
-        containerlessReason: String = "this server runs no containers"
+        containerlessReason: String = "this server runs no containers",
+        podsEndedByKubelet: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -60,6 +65,7 @@ public struct APIServerConfiguration: Sendable {
         self.serverVersion = serverVersion
         self.orphanFinalizerHandled = orphanFinalizerHandled
         self.containerlessReason = containerlessReason
+        self.podsEndedByKubelet = podsEndedByKubelet
     }
 
     /// Largest object a client may write, in bytes.

@@ -55,10 +55,29 @@ extension ResourceOperation {
             throw APIError.badRequest("propagationPolicy \"\(policy)\" is not one of Orphan, Background, Foreground")
         }
         let orphan = policy == "Orphan" || (policy == nil && orphanDependents)
+        var grace: Int64?
+        if let text = query["gracePeriodSeconds"] {
+            guard let seconds = Int64(text) else { throw APIError.badRequest("gracePeriodSeconds \"\(text)\" is not an integer") }
+            grace = seconds
+        } else if let given = options["gracePeriodSeconds"] {
+            guard let seconds = given.integerValue else { throw APIError.badRequest("DeleteOptions.gracePeriodSeconds is not an integer") }
+            grace = seconds
+        }
         return DeletePreconditions(
             uid: options["preconditions"]?["uid"]?.stringValue,
             resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init),
-            addingFinalizers: orphan && handler.configuration.orphanFinalizerHandled ? ["orphan"] : []
+            addingFinalizers: orphan && handler.configuration.orphanFinalizerHandled ? ["orphan"] : [],
+            gracePeriodSeconds: try await podGracePeriod(asked: grace)
         )
+    }
+
+    /// The grace period a Pod's deletion gets, as kube-apiserver gives it (``PodDeletion``);
+    /// a negative one is refused, and none is given where no kubelet ends Pods.
+    private func podGracePeriod(asked: Int64?) async throws -> Int64? {
+        if let asked, asked < 0 { throw APIError.invalid("DeleteOptions.gracePeriodSeconds: Invalid value: \(asked): must be >= 0") }
+        guard handler.configuration.podsEndedByKubelet, kind.group.isEmpty, kind.kind == "Pod", let name = path.name,
+            let pod = try? await store.get(type, namespace: path.namespace, name: name)
+        else { return nil }
+        return PodDeletion.gracePeriod(of: pod, asked: asked)
     }
 }

@@ -309,7 +309,8 @@ struct ResourceOperation {
         if !dryRun, case .finalizing(let object) = outcome { await definitionServed(object) }
         switch outcome {
         case .deleted(let object): return respond(object)
-        case .finalizing(let object): return respond(object, status: .accepted)
+        // A Pod in its grace period is answered 200, as kube-apiserver does; one held by finalizers 202.
+        case .finalizing(let object): return respond(object, status: object.finalizers.isEmpty ? .ok : .accepted)
         }
     }
 

@@ -189,8 +189,10 @@ struct PodController: Sendable {
     func delete(_ pod: JSONValue, by owner: JSONValue? = nil) async {
         guard let name = pod.name else { return }
         do throws(StoreError) {
-            _ = try await store.delete(
-                Self.pods, namespace: pod.namespace, name: name, preconditions: DeletePreconditions(uid: pod.uid), dryRun: false)
+            // Gracefully, as the controllers' deletions go through kube-apiserver: the Pod shows
+            // Terminating until the simulated kubelet has stopped it.
+            let preconditions = DeletePreconditions(uid: pod.uid, gracePeriodSeconds: PodDeletion.gracePeriod(of: pod))
+            _ = try await store.delete(Self.pods, namespace: pod.namespace, name: name, preconditions: preconditions, dryRun: false)
             if let owner, let kind = owner.kind {
                 let message = kind == "StatefulSet" ? "delete Pod \(name) in StatefulSet \(owner.name ?? "") successful" : "Deleted pod: \(name)"
                 await events.record(.normal, "SuccessfulDelete", message, about: owner, source: Self.controllerSource(kind))

@@ -38,6 +38,8 @@ public final class WorkloadSimulator: Service, Sendable {
     /// When each object's current generation was first seen, so its progress can be timed; by uid
     /// too, so an object made again under the same name (a StatefulSet's Pod) starts again.
     private let observed = Mutex<[ObjectKey: (uid: String?, generation: Int64, since: ContinuousClock.Instant)]>([:])
+    /// When each Pod being deleted gracefully was first seen so, to time its containers' stop.
+    private let terminating = Mutex<[ObjectKey: (uid: String, since: ContinuousClock.Instant)]>([:])
     private let addresses: AddressAllocator
     private let pods: PodController
     private let endpoints: EndpointsController
@@ -147,6 +149,7 @@ public final class WorkloadSimulator: Service, Sendable {
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
         case "pods":
+            if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
             guard await pods.ownerExists(of: object) else {
                 await pods.delete(object)
@@ -184,16 +187,53 @@ public final class WorkloadSimulator: Service, Sendable {
     }
 
     /// A Pod changed: the Services selecting it list it again, and a StatefulSet owning it takes
-    /// its next step (it waits on its Pods' readiness). One that is gone frees its address, and its
-    /// owner makes another if it still wants one.
+    /// its next step (it waits on its Pods' readiness). One that is gone frees its address; its
+    /// owner makes another if it still wants one, as soon as the Pod is being deleted.
     private func podChanged(_ pod: JSONValue, deleted: Bool) async {
         for service in await endpoints.services(selecting: pod) {
             queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
         }
         if deleted { await addresses.release(pod: pod) }
-        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind], deleted || owner.kind == "StatefulSet" {
+        // A Pod being deleted no longer counts for its owner, which makes another meanwhile.
+        let gone = deleted || pod.deletionTimestamp != nil
+        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind], gone || owner.kind == "StatefulSet" {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
         }
+    }
+
+    /// The kubelet's part of a Pod's graceful deletion: its containers stop (within its grace
+    /// period, here at most the ready delay), then it is deleted for good. Returns when to look again.
+    private func endTerminating(_ pod: JSONValue, key: ObjectKey) async -> Duration? {
+        guard let uid = pod.uid else { return nil }
+        let grace = Duration.seconds(pod.metadata["deletionGracePeriodSeconds"]?.integerValue ?? 0)
+        let stopping = min(grace, settings.readyAfter)
+        let now = ContinuousClock.now
+        let since = terminating.withLock { terminating in
+            if let seen = terminating[key], seen.uid == uid { return seen.since }
+            terminating[key] = (uid, now)
+            return now
+        }
+        let elapsed = now - since
+        if elapsed == .zero, let node = pod.string(at: "spec", "nodeName") {
+            for container in pod.value(at: "spec", "containers")?.arrayElements ?? [] {
+                guard let name = container["name"]?.stringValue else { continue }
+                await events.record(
+                    .normal, "Killing", "Stopping container \(name)", about: pod, fieldPath: "spec.containers{\(name)}",
+                    source: EventRecorder.Source(component: "kubelet", host: node))
+            }
+        }
+        guard elapsed >= stopping else { return stopping - elapsed }
+        _ = terminating.withLock { $0.removeValue(forKey: key) }
+        do throws(StoreError) {
+            _ = try await store.delete(
+                key.type, namespace: key.namespace, name: key.name, preconditions: DeletePreconditions(uid: uid, gracePeriodSeconds: 0),
+                dryRun: false)
+        } catch  where error.code == .notFound || error.code == .conflict {
+            // Deleted already, or a new Pod under the same name.
+        } catch {
+            logger.debug("terminated pod not deleted", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
+        }
+        return nil
     }
 
     /// The Events the kubelet, the Job controller and the service controller record as an object

@@ -50,6 +50,7 @@ package enum ObjectRules {
         if created.uid?.isEmpty ?? true { created.uid = UUID().uuidString.lowercased() }
         created.metadata["creationTimestamp"] = .string(timestamp)
         created.metadata["deletionTimestamp"] = nil
+        created.metadata["deletionGracePeriodSeconds"] = nil
         created.generation = 1
         return .store(created, .added)
     }
@@ -65,6 +66,7 @@ package enum ObjectRules {
         var updated = incoming
         updated.metadata["creationTimestamp"] = existing.metadata["creationTimestamp"]
         updated.metadata["deletionTimestamp"] = existing.metadata["deletionTimestamp"]
+        updated.metadata["deletionGracePeriodSeconds"] = existing.metadata["deletionGracePeriodSeconds"]
         updated.uid = existing.uid
         updated[member: "status"] = existing["status"]
         let specChanged = updated.specPart != existing.specPart
@@ -102,7 +104,8 @@ package enum ObjectRules {
         var updated = merge(existing, object)
         updated.resourceVersion = existing.resourceVersion
         if !key.type.namespaced { updated.namespace = nil }
-        if existing.deletionTimestamp != nil, updated.finalizers.isEmpty { return .remove(updated) }
+        // Its last finalizer removed, a deleted object goes; one in its grace period waits for its final delete.
+        if existing.deletionTimestamp != nil, updated.finalizers.isEmpty, !Self.inGracePeriod(existing) { return .remove(updated) }
         // Writing what is already stored changes nothing, not even the resource version.
         guard updated != existing else { return .keep(existing) }
         return .store(updated, .modified)
@@ -131,7 +134,19 @@ package enum ObjectRules {
             existing.deletionTimestamp = timestamp
             return .store(existing, .modified)
         }
+        if let grace = preconditions.gracePeriodSeconds, grace > 0 {
+            guard existing.deletionTimestamp == nil else { return .keep(existing) }
+            let now = kubernetesTimeParts(timestamp)?.seconds ?? Int64(Date().timeIntervalSince1970)
+            existing.deletionTimestamp = kubernetesTimestamp(Date(timeIntervalSince1970: TimeInterval(now + grace)))
+            existing.metadata["deletionGracePeriodSeconds"] = .integer(grace)
+            return .store(existing, .modified)
+        }
         return .remove(existing)
+    }
+
+    /// Whether the object was deleted gracefully and waits for its final delete.
+    static func inGracePeriod(_ object: JSONValue) -> Bool {
+        (object.metadata["deletionGracePeriodSeconds"]?.integerValue ?? 0) > 0
     }
 
     /// What a delete answers, from the change it made (`written` is the object as stored).

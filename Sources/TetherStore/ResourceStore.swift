@@ -109,11 +109,17 @@ public struct DeletePreconditions: Sendable, Hashable {
     /// Finalizers the deletion adds before it starts, such as Kubernetes' `orphan` for
     /// `propagationPolicy: Orphan`: whoever handles them removes them to finish the deletion.
     public var addingFinalizers: [String]
+    /// A graceful deletion (a scheduled Pod's, as kube-apiserver deletes it): above zero, the
+    /// object is only marked, `deletionTimestamp` this many seconds ahead and
+    /// `deletionGracePeriodSeconds`, and goes when deleted again with zero (its kubelet's
+    /// part). Nil or zero deletes at once.
+    public var gracePeriodSeconds: Int64?
 
-    public init(uid: String? = nil, resourceVersion: UInt64? = nil, addingFinalizers: [String] = []) {
+    public init(uid: String? = nil, resourceVersion: UInt64? = nil, addingFinalizers: [String] = [], gracePeriodSeconds: Int64? = nil) {
         self.uid = uid
         self.resourceVersion = resourceVersion
         self.addingFinalizers = addingFinalizers
+        self.gracePeriodSeconds = gracePeriodSeconds
     }
 }
 

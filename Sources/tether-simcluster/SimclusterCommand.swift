@@ -87,7 +87,8 @@ struct SimclusterCommand: AsyncParsableCommand {
                 host: address.host, port: address.port,
                 containerlessReason:
                     "tether-simcluster runs no containers: its Pods' phases and conditions are simulated, with no process to read, "
-                    + "run in or forward to"),
+                    + "run in or forward to",
+                podsEndedByKubelet: true),
             store: store,
             registry: registry,
             material: material,

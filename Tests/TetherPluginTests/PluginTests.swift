@@ -228,6 +228,15 @@ struct PodTableTests {
         let column = try #require(PodsPlugin.pod.printerColumns.first { $0.name == "STATUS" })
         #expect(column.cell(pod) == .string(shown))
     }
+
+    @Test("a Pod in its grace period shows Terminating, whatever its phase")
+    func terminating() throws {
+        let pod = yaml(
+            "{apiVersion: v1, kind: Pod, metadata: {name: p, deletionTimestamp: '2026-12-03T12:00:30Z', deletionGracePeriodSeconds: 30}, spec: {containers: [{name: a, image: busybox}]}, status: {phase: Running, containerStatuses: [{name: a, ready: true, state: {running: {}}}]}}"
+        )
+        let column = try #require(PodsPlugin.pod.printerColumns.first { $0.name == "STATUS" })
+        #expect(column.cell(pod) == .string("Terminating"))
+    }
 }
 @Suite("Networking and config plugins")
 struct NetworkingConfigPluginTests {

@@ -221,6 +221,51 @@ struct StoreTests {
         #expect(missing?.code == .notFound)
     }
 
+    @Test(
+        "a graceful delete marks the object for its grace period, updates keep it, and a delete with zero removes it",
+        arguments: StoreBackend.tested)
+    func gracefulDelete(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let created = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        let before = Int64(Date().timeIntervalSince1970)
+        let outcome = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(gracePeriodSeconds: 30), dryRun: false)
+        guard case .finalizing(let marked) = outcome else {
+            Issue.record("deleted at once despite a grace period")
+            return
+        }
+        let deadline = try #require(marked.deletionTimestamp.flatMap(kubernetesTimeParts)?.seconds)
+        #expect(deadline >= before + 29 && deadline <= before + 32, "deletionTimestamp \(marked.deletionTimestamp ?? "")")
+        #expect(marked.metadata["deletionGracePeriodSeconds"] == 30 && marked.uid == created.uid)
+
+        // Its kubelet's status writes and a second graceful delete keep it, marked as it was.
+        var reported = marked
+        reported[member: "status"] = ["replicas": 0]
+        let written = try await fixture.store.updateStatus(reported, as: replicaSets, dryRun: false)
+        #expect(written.deletionTimestamp == marked.deletionTimestamp && written.metadata["deletionGracePeriodSeconds"] == 30)
+        var relabeled = written
+        relabeled.labels["stage"] = "stopping"
+        #expect(try await fixture.store.update(relabeled, as: replicaSets, dryRun: false).deletionTimestamp == marked.deletionTimestamp)
+        let again = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(gracePeriodSeconds: 5), dryRun: false)
+        guard case .finalizing = again else {
+            Issue.record("a second graceful delete removed the object")
+            return
+        }
+
+        let final = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(uid: created.uid, gracePeriodSeconds: 0), dryRun: false)
+        guard case .deleted = final else {
+            Issue.record("a delete with zero grace did not remove the object")
+            return
+        }
+        let missing = await #expect(throws: StoreError.self) { try await fixture.store.get(replicaSets, namespace: "default", name: "web") }
+        #expect(missing?.code == .notFound)
+        // Made again under the same name, it carries no mark of the deletion before.
+        let remade = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
+        #expect(remade.deletionTimestamp == nil && remade.metadata["deletionGracePeriodSeconds"] == nil)
+    }
+
     @Test("delete preconditions on uid and resourceVersion", arguments: StoreBackend.tested)
     func deletePreconditions(_ backend: StoreBackend) async throws {
         let fixture = try await StoreFixture(backend)
