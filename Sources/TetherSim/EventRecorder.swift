@@ -167,6 +167,15 @@ actor EventRecorder {
 
     private func write(_ event: Pending, key: String) async {
         do {
+            // A first write of a new Event creates it without reading first; a name taken
+            // (written before a restart) falls back to counting up the stored one.
+            if kept[key] == nil {
+                do throws(StoreError) {
+                    _ = try await store.create(Self.newEvent(event), as: Self.events, dryRun: false)
+                    remember(key)
+                    return
+                } catch  where error.code == .alreadyExists {}
+            }
             try await store.modify(
                 Self.events, namespace: event.namespace, name: event.name, attempts: 3,
                 createIfMissing: { Self.newEvent(event) },
@@ -177,13 +186,17 @@ actor EventRecorder {
                     existing.set(event.involved, at: ["involvedObject"])
                     return true
                 })
-            let now = Date()
-            kept[key] = now
-            keptOrder.append((key, now))
+            remember(key)
         } catch {
             // A namespace being deleted refuses new Events, as kube-apiserver does.
             logger.debug("simulated event not recorded", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
         }
+    }
+
+    private func remember(_ key: String) {
+        let now = Date()
+        kept[key] = now
+        keptOrder.append((key, now))
     }
 
     private static func newEvent(_ event: Pending) -> JSONValue {

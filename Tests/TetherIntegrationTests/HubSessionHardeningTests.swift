@@ -24,9 +24,7 @@ struct HubSessionHardeningTests {
 
     static func megabyte(_ index: Int) -> String {
         // Random text, so compression does not hide the size.
-        var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        return String((0..<1_000_000).map { _ in alphabet[Int(generator.next() % 36)] }) + "\(index)"
+        RandomText.alphanumeric(count: 1_000_000) + "\(index)"
     }
 
     @Test("an agent that floods heartbeats and never reads is closed as rate-limited; hub memory stays flat")

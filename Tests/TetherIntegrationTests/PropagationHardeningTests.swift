@@ -15,10 +15,8 @@ struct PropagationHardeningTests {
             // than the 6 s that 2 s would allow, and a clean-clone run lost its session twice so.
             let (hub, port) = try await federation.startHub(heartbeatInterval: 5)
             let client = try APIClient(federation)
-            var generator = SystemRandomNumberGenerator()
-            let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
             for index in 0..<20 {
-                let value = String((0..<1_300_000).map { _ in alphabet[Int(generator.next() % 36)] })
+                let value = RandomText.alphanumeric(count: 1_300_000)
                 let body = #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big-\#(index)"},"data":{"v":"\#(value)"}}"#
                 let created = try await client.request("POST", "/api/v1/namespaces/default/configmaps", body: body)
                 #expect(created.code == 201, "\(created.body.prefix(200))")

@@ -146,12 +146,15 @@ public struct Kubectl: Sendable {
         return result.stdout
     }
 
-    /// Runs `arguments` every 200 ms until `condition` holds of the output, for up to `timeout`;
-    /// returns that output. For what no `kubectl wait` expresses: a count of objects, or a list
-    /// that fills in parts (`kubectl wait` on `ingress[2]` fails at once while only one is there).
+    /// Runs `arguments` every `interval` until `condition` holds of the output, for up to
+    /// `timeout`; returns that output. For what no `kubectl wait` expresses: a count of objects,
+    /// or a list that fills in parts (`kubectl wait` on `ingress[2]` fails at once while only one
+    /// is there). Each run of kubectl costs about a tenth of a second of CPU, so a tighter
+    /// interval would load a machine running many tests at once.
     @discardableResult
     public func waitForOutput(
-        _ arguments: [String], within timeout: Duration = .seconds(30), until condition: (String) -> Bool
+        _ arguments: [String], within timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(500),
+        until condition: (String) -> Bool
     ) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -161,7 +164,7 @@ public struct Kubectl: Sendable {
                 throw KubectlError(
                     description: "kubectl \(arguments.joined(separator: " ")) did not show what was awaited within \(timeout); last: \(output)")
             }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: interval)
         }
     }
 }
