@@ -59,6 +59,8 @@ actor EventRecorder {
     private let logger: Logger
     private let keptLimit: Int
     private let timeToLive: TimeInterval
+    /// The wall clock Events are timed and expired by (a test's own, to pass the time to live).
+    private let clock: @Sendable () -> Date
     private var pending: [String: Pending] = [:]
     private var order: [String] = []
     /// Per source, object, type and reason: the distinct messages seen in the current window.
@@ -75,12 +77,14 @@ actor EventRecorder {
     private let wake: AsyncStream<Void>.Continuation
 
     init(
-        store: any ResourceStore, logger: Logger, keptLimit: Int = defaultKeptLimit, timeToLive: TimeInterval = defaultTimeToLive
+        store: any ResourceStore, logger: Logger, keptLimit: Int = defaultKeptLimit, timeToLive: TimeInterval = defaultTimeToLive,
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.logger = logger
         self.keptLimit = keptLimit
         self.timeToLive = timeToLive
+        self.clock = clock
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -194,7 +198,7 @@ actor EventRecorder {
     }
 
     private func remember(_ key: String) {
-        let now = Date()
+        let now = clock()
         kept[key] = now
         keptOrder.append((key, now))
     }
@@ -214,7 +218,7 @@ actor EventRecorder {
 
     /// Deletes Events past their time to live, and the oldest beyond the limit.
     private func expire() async {
-        let cutoff = Date().addingTimeInterval(-timeToLive)
+        let cutoff = clock().addingTimeInterval(-timeToLive)
         while let oldest = keptOrder.first {
             guard kept[oldest.key] == oldest.at else {
                 // Written again since: a later entry stands for it.
@@ -243,7 +247,7 @@ actor EventRecorder {
             let written =
                 (event.string(at: "lastTimestamp") ?? event.metadata["creationTimestamp"]?.stringValue)
                 .flatMap(kubernetesTimeParts)
-                .map { Date(timeIntervalSince1970: TimeInterval($0.seconds)) } ?? Date()
+                .map { Date(timeIntervalSince1970: TimeInterval($0.seconds)) } ?? clock()
             return ("\(namespace)/\(name)", written)
         }
         for entry in found.sorted(by: { $0.at < $1.at }) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import TetherJSON
 import TetherModel
@@ -76,7 +77,8 @@ struct EventRecorderTests {
     func keptBounded() async throws {
         let scratch = try ScratchDirectory("tether-sim-events")
         let store = try SQLiteResourceStore(path: scratch.file("sim.db"))
-        let recorder = EventRecorder(store: store, logger: logger, keptLimit: 5, timeToLive: 1)
+        let now = Mutex(Date())
+        let recorder = EventRecorder(store: store, logger: logger, keptLimit: 5, timeToLive: 60, clock: { now.withLock { $0 } })
         let source = EventRecorder.Source(component: "default-scheduler")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await recorder.run() }
@@ -90,8 +92,7 @@ struct EventRecorderTests {
             #expect(Set(kept.compactMap { $0.string(at: "involvedObject", "name") }) == ["pod-4", "pod-5", "pod-6", "pod-7", "pod-8"])
 
             // Past the time to live, the next write deletes what was not written since.
-            let written = Date()
-            while Date().timeIntervalSince(written) < 1.2 { try await Task.sleep(for: .milliseconds(100)) }
+            now.withLock { $0 = $0.addingTimeInterval(61) }
             await recorder.record(.normal, "Scheduled", "assigned", about: owner("pod-9"), source: source)
             let after = try await events(in: store) { $0.count == 1 }
             #expect(after.first?.string(at: "involvedObject", "name") == "pod-9")
