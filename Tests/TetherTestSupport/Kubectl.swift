@@ -149,8 +149,8 @@ public struct Kubectl: Sendable {
     /// Runs `arguments` every `interval` until `condition` holds of the output, for up to
     /// `timeout`; returns that output. For what no `kubectl wait` expresses: a count of objects,
     /// or a list that fills in parts (`kubectl wait` on `ingress[2]` fails at once while only one
-    /// is there). Each run of kubectl costs about a tenth of a second of CPU, so a tighter
-    /// interval would load a machine running many tests at once.
+    /// is there). Each run of kubectl costs about 0.05 s of its own CPU (and the server's work),
+    /// so a tighter interval would load a machine running many tests at once.
     @discardableResult
     public func waitForOutput(
         _ arguments: [String], within timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(500),
