@@ -35,7 +35,11 @@ public struct NodePlugin: ResourcePlugin {
     public static let node = KindDescriptor(
         group: "", version: "v1", kind: "Node", plural: "nodes", namespaced: false, shortNames: ["no"],
         printerColumns: [
-            .text("STATUS") { Conditions($0).has("Ready", "True") ? "Ready" : "NotReady" },
+            // As kubectl shows a cordoned node: `Ready,SchedulingDisabled`.
+            .text("STATUS") { node in
+                let ready = Conditions(node).has("Ready", "True") ? "Ready" : "NotReady"
+                return node.value(at: "spec", "unschedulable") == .bool(true) ? "\(ready),SchedulingDisabled" : ready
+            },
             .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
         ],
         fields: ["spec": .free, "status": .free],

@@ -41,6 +41,10 @@ public struct APIServerConfiguration: Sendable {
     /// has not finished is deleted gracefully (marked for its grace period, gone when the
     /// kubelet deletes it with zero). The hub has no kubelet, so its Pods go at once.
     public var podsEndedByKubelet: Bool
+    /// Whether a disruption controller here keeps PodDisruptionBudgets' status: only then is a
+    /// Pod's `eviction` subresource served (``ResourceOperation/evict(dryRun:)``), and
+    /// `kubectl drain` evicts; without it drain finds none in discovery and deletes.
+    public var servesEviction: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -53,7 +57,8 @@ public struct APIServerConfiguration: Sendable {
         serverVersion: String = "0.1.0",
         orphanFinalizerHandled: Bool = false,
         containerlessReason: String = "this server runs no containers",
-        podsEndedByKubelet: Bool = false
+        podsEndedByKubelet: Bool = false,
+        servesEviction: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -66,6 +71,7 @@ public struct APIServerConfiguration: Sendable {
         self.orphanFinalizerHandled = orphanFinalizerHandled
         self.containerlessReason = containerlessReason
         self.podsEndedByKubelet = podsEndedByKubelet
+        self.servesEviction = servesEviction
     }
 
     /// Largest object a client may write, in bytes.

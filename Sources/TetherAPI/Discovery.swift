@@ -6,6 +6,8 @@ import TetherPlugin
 /// The discovery documents kubectl reads to learn what the server serves, all from the kind registry.
 struct Discovery {
     let registry: KindRegistry
+    /// Whether Pods have the `eviction` subresource (``APIServerConfiguration/servesEviction``).
+    var servesEviction = false
 
     static let verbs: JSONValue = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -71,9 +73,20 @@ struct Discovery {
                     "kind": .string(kind.kind), "verbs": ["get", "patch", "update"],
                 ])
             }
+            if evictable(kind) {
+                resources.append([
+                    "name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy", "version": "v1", "kind": "Eviction",
+                    "verbs": ["create"],
+                ])
+            }
         }
         let groupVersion = group.isEmpty ? version : "\(group)/\(version)"
         return ["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion), "resources": .array(resources)]
+    }
+
+    /// kubectl drain looks for `pods/eviction` (group `policy`, kind `Eviction`) in `/api/v1`.
+    private func evictable(_ kind: KindDescriptor) -> Bool {
+        servesEviction && kind.group.isEmpty && kind.kind == "Pod"
     }
 
     // MARK: Aggregated discovery
@@ -141,6 +154,11 @@ struct Discovery {
                 "subresource": "status",
                 "responseKind": ["group": .string(kind.group), "version": .string(kind.version), "kind": .string(kind.kind)],
                 "verbs": ["get", "patch", "update"],
+            ])
+        }
+        if evictable(kind) {
+            subresources.append([
+                "subresource": "eviction", "responseKind": ["group": "policy", "version": "v1", "kind": "Eviction"], "verbs": ["create"],
             ])
         }
         if !subresources.isEmpty { entry[member: "subresources"] = .array(subresources) }

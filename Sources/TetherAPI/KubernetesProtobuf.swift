@@ -139,6 +139,40 @@ public enum KubernetesProtobuf {
         return magic + unknown.bytes
     }
 
+    /// `metav1.DeleteOptions`, which typed clients send with a DELETE (`kubectl drain` without
+    /// evictions) and inside an Eviction.
+    static let deleteOptionsFields: [ProtoField] = [
+        .field(1, "gracePeriodSeconds", .integer, optional: true),
+        .field(
+            2, "preconditions", .numbered(.field(1, "uid", .string, optional: true), .field(2, "resourceVersion", .string, optional: true)),
+            optional: true),
+        .field(3, "orphanDependents", .boolean, optional: true), .field(4, "propagationPolicy", .string, optional: true),
+        .field(5, "dryRun", .stringList), .field(6, "ignoreStoreReadErrorWithClusterBreakingPotential", .boolean, optional: true),
+    ]
+
+    /// A DELETE's protobuf body: `DeleteOptions` as JSON.
+    public static func decodeDeleteOptions(_ bytes: [UInt8]) throws -> JSONValue {
+        let (_, kind, raw) = try envelope(bytes)
+        guard kind == "DeleteOptions" else { throw ProtobufError("the body is \(kind.isEmpty ? "untyped" : kind), not DeleteOptions") }
+        return try ProtobufSchemaDecoder.decode(raw, message: deleteOptionsFields)
+    }
+
+    /// A Pod's `policy/v1` Eviction (`metadata = 1`, `deleteOptions = 2`), as `kubectl drain` sends it.
+    public static func decodeEviction(_ bytes: [UInt8]) throws -> JSONValue {
+        let (apiVersion, kind, raw) = try envelope(bytes)
+        guard kind == "Eviction" else { throw ProtobufError("the body is \(kind.isEmpty ? "untyped" : kind), not an Eviction") }
+        var object: [String: JSONValue] = ["apiVersion": .string(apiVersion), "kind": "Eviction"]
+        var message = ProtobufReader(raw)
+        while let field = try message.next() {
+            switch field.number {
+            case 1: object["metadata"] = try objectMeta(field.bytes())
+            case 2: object["deleteOptions"] = try ProtobufSchemaDecoder.decode(try field.bytes(), message: deleteOptionsFields)
+            default: break
+            }
+        }
+        return .object(object)
+    }
+
     /// A self review kubectl sends (`auth can-i`, `can-i --list`, `whoami`): its spec, as JSON.
     public static func decodeReview(_ bytes: [UInt8]) throws -> JSONValue {
         let (apiVersion, kind, raw) = try envelope(bytes)

@@ -25,6 +25,11 @@ enum ProtobufSchemaDecoder {
         return .object(object)
     }
 
+    /// A message that is not a kind (`DeleteOptions`), described by its fields.
+    static func decode(_ raw: ArraySlice<UInt8>, message fields: [ProtoField]) throws -> JSONValue {
+        .object(try decodeMessage(raw, fields: fields, path: "", depth: 0))
+    }
+
     private static func decodeMessage(
         _ bytes: ArraySlice<UInt8>, fields: [ProtoField], ignoring ignored: Set<Int> = [], path: String, depth: Int
     ) throws -> [String: JSONValue] {

@@ -107,7 +107,7 @@ struct ResourceHandler: Sendable {
     /// GET: discovery and resource lists under `/api` and `/apis`, then a resource's get, list or watch.
     func read(_ request: Request, context: APIRequestContext) async throws -> Response {
         let path = try Self.path(of: request)
-        let discovery = Discovery(registry: registry)
+        let discovery = Discovery(registry: registry, servesEviction: configuration.servesEviction)
         switch path {
         case .coreVersions, .groupList:
             if let version = Discovery.aggregatedVersion(accepting: request.headers[.accept] ?? "") {
@@ -141,7 +141,7 @@ struct ResourceHandler: Sendable {
     /// POST: create in a collection (or `exec`, `attach` or `portforward` a Pod, refused in `operation`).
     func create(_ request: Request, context: APIRequestContext) async throws -> Response {
         let resource = try Self.resource(of: request, named: nil)
-        guard resource.name == nil || Self.reachesContainers(resource) else {
+        guard resource.name == nil || Self.reachesContainers(resource) || Self.evicts(resource) else {
             throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
         }
         if let review = AccessReviews.review(group: resource.group, version: resource.version, plural: resource.plural) {
@@ -159,6 +159,7 @@ struct ResourceHandler: Sendable {
             return Self.json(try AccessReviews.answer(review, body: body, caller: caller), status: .created)
         }
         let operation = try await operation(resource, .create, request, context)
+        if Self.evicts(resource) { return try await operation.evict(dryRun: context.query.dryRun) }
         return operation.warnings.attached(to: try await operation.create(dryRun: context.query.dryRun))
     }
 
@@ -258,6 +259,7 @@ struct ResourceHandler: Sendable {
         let reachesContainers = Self.reachesContainers(path)
         if let subresource = path.subresource, !reachesContainers,
             !(subresource == "status" && kind.hasStatus) && !(subresource == "scale" && kind.hasScale)
+                && !(Self.evicts(path) && configuration.servesEviction)
         {
             throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
         }
@@ -279,6 +281,11 @@ struct ResourceHandler: Sendable {
     /// `port-forward`).
     static func reachesContainers(_ path: APIPath.ResourcePath) -> Bool {
         path.group.isEmpty && path.plural == "pods" && ["log", "exec", "attach", "portforward"].contains(path.subresource ?? "")
+    }
+
+    /// A Pod's `eviction` subresource (`kubectl drain`).
+    static func evicts(_ path: APIPath.ResourcePath) -> Bool {
+        path.group.isEmpty && path.plural == "pods" && path.name != nil && path.subresource == "eviction"
     }
 
     // MARK: Responses

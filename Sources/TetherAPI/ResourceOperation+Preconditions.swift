@@ -44,11 +44,26 @@ extension ResourceOperation {
         }
         var options: JSONValue = [:]
         if buffer.readableBytes > 0 {
-            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
-                throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
+            let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map(String.init) ?? ""
+            if contentType == KubernetesProtobuf.contentType {
+                // Typed clients (`kubectl drain`, client-go's Delete) send their options as protobuf.
+                do {
+                    options = try KubernetesProtobuf.decodeDeleteOptions(Array(buffer.readableBytesView))
+                } catch {
+                    throw APIError.badRequest("the DELETE body is not a protobuf DeleteOptions: \(error)")
+                }
+            } else {
+                guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
+                    throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
+                }
+                options = decoded
             }
-            options = decoded
         }
+        return try await deletePreconditions(from: options)
+    }
+
+    /// What `options` (a `DeleteOptions`, from a DELETE or an Eviction) and the query ask of a delete.
+    func deletePreconditions(from options: JSONValue) async throws -> DeletePreconditions {
         let policy = query.propagationPolicy ?? options["propagationPolicy"]?.stringValue
         let orphanDependents = query.orphanDependents != nil ? query.flag("orphanDependents") : options["orphanDependents"] == .bool(true)
         if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {

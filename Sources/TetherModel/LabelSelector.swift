@@ -34,6 +34,33 @@ public struct LabelSelector: Sendable, Hashable, CustomStringConvertible {
         self.init(requirements: requirements, description: text)
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`), as a PodDisruptionBudget
+    /// or a workload writes it; an empty one matches everything. Nil when an operator is unknown.
+    public init?(object: JSONValue) {
+        var terms = (object["matchLabels"]?.objectMembers ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }
+        for expression in object["matchExpressions"]?.arrayElements ?? [] {
+            let values = (expression["values"]?.arrayElements ?? []).compactMap(\.stringValue)
+            guard let key = expression["key"]?.stringValue,
+                let term = Self.term(key: key, operator: expression["operator"]?.stringValue ?? "", values: values)
+            else { return nil }
+            terms.append(term)
+        }
+        guard let parsed = try? LabelSelector(parsing: terms.joined(separator: ",")) else { return nil }
+        self = parsed
+    }
+
+    /// One `matchExpressions` requirement in the selector syntax ``init(parsing:)`` reads.
+    public static func term(key: String, operator: String, values: [String]) -> String? {
+        let list = values.joined(separator: ",")
+        switch `operator`.lowercased() {
+        case "in", "=", "==": return "\(key) in (\(list))"
+        case "notin", "!=": return "\(key) notin (\(list))"
+        case "exists": return key
+        case "doesnotexist": return "!\(key)"
+        default: return nil
+        }
+    }
+
     public func matches(_ labels: [String: String]) -> Bool {
         requirements.allSatisfy { requirement in
             switch requirement {

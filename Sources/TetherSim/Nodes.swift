@@ -1,10 +1,38 @@
+import Synchronization
 import TetherJSON
 import TetherModel
 import TetherStore
 
+/// Which nodes take new Pods: all but those cordoned (`spec.unschedulable`, as `kubectl cordon`
+/// sets it). Shared by the scheduler and the controllers, which place Pods as they make them.
+final class NodeAvailability: Sendable {
+    let names: [String]
+    private let cordoned = Mutex<Set<String>>([])
+
+    init(settings: SimulationSettings) {
+        let nodes = Nodes(store: nil, settings: settings)
+        self.names = (1...max(1, settings.nodes)).map(nodes.name)
+    }
+
+    /// Records a node's state; returns whether it was cordoned and is no longer.
+    func set(_ node: String, cordoned isCordoned: Bool) -> Bool {
+        cordoned.withLock { cordoned in
+            if isCordoned {
+                cordoned.insert(node)
+                return false
+            }
+            return cordoned.remove(node) != nil
+        }
+    }
+
+    var open: [String] {
+        cordoned.withLock { cordoned in names.filter { !cordoned.contains($0) } }
+    }
+}
+
 /// The simulated cluster's Node objects: exactly `settings.nodes` of them, Ready, with capacity.
 struct Nodes {
-    let store: any ResourceStore
+    let store: (any ResourceStore)?
     let settings: SimulationSettings
 
     static let type = ResourceType(group: "", resource: "nodes", namespaced: false)
@@ -12,6 +40,7 @@ struct Nodes {
     func name(_ index: Int) -> String { "\(settings.clusterName)-node-\(index)" }
 
     func reconcile() async throws {
+        guard let store else { return }
         let existing = try await store.list(Self.type, options: ListOptions()).objects
         let wanted = Set((1...max(1, settings.nodes)).map(name))
         for node in existing where !wanted.contains(node.name ?? "") {
@@ -21,6 +50,11 @@ struct Nodes {
         for node in wanted.sorted() where !present.contains(node) {
             _ = try await store.create(Self.object(name: node), as: Self.type, dryRun: false)
         }
+    }
+
+    /// Whether the node is cordoned (`kubectl cordon` sets `spec.unschedulable`).
+    static func isCordoned(_ node: JSONValue) -> Bool {
+        node.value(at: "spec", "unschedulable") == .bool(true)
     }
 
     /// A node's InternalIP, from its number: `NAME-node-3` is 172.18.0.13.

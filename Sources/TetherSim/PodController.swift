@@ -16,6 +16,7 @@ struct PodController: Sendable {
     let store: any ResourceStore
     let settings: SimulationSettings
     let events: EventRecorder
+    let nodes: NodeAvailability
     let logger: Logger
 
     static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
@@ -228,8 +229,9 @@ struct PodController: Sendable {
         var pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"] ?? [:]]
         KubernetesDefaults.podSpec(at: ["spec"], in: &pod)
         // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
-        let node = slot.node ?? Nodes(store: store, settings: settings).name(Int.random(in: 1...max(1, settings.nodes)))
-        pod.set(.string(node), at: ["spec", "nodeName"])
+        // With every node cordoned it is made unscheduled, and the scheduler leaves it Pending.
+        let node = slot.node ?? nodes.open.randomElement()
+        if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
         if kind == "StatefulSet", let name = slot.name {
             pod.set(.string(name), at: ["spec", "hostname"])
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
@@ -240,9 +242,11 @@ struct PodController: Sendable {
             let podName = created.name ?? ""
             let message = kind == "StatefulSet" ? "create Pod \(podName) in StatefulSet \(ownerName) successful" : "Created pod: \(podName)"
             await events.record(.normal, "SuccessfulCreate", message, about: owner, source: source)
-            await events.record(
-                .normal, "Scheduled", "Successfully assigned \(namespace)/\(podName) to \(node)", about: created,
-                source: EventRecorder.Source(component: "default-scheduler"))
+            if let node {
+                await events.record(
+                    .normal, "Scheduled", "Successfully assigned \(namespace)/\(podName) to \(node)", about: created,
+                    source: EventRecorder.Source(component: "default-scheduler"))
+            }
             return created
         } catch  where error.code == .alreadyExists {
             // A name taken meanwhile (a StatefulSet's Pod being replaced): the deletion's event brings the owner back.

@@ -22,6 +22,12 @@ struct StatusPlan {
         self.status = object["status"] ?? [:]
     }
 
+    /// A status counted by a controller of its own (a disruption budget's).
+    mutating func counted(_ counted: JSONValue, lookAgainAfter: Duration?) {
+        status = counted
+        self.lookAgainAfter = lookAgainAfter
+    }
+
     private var generation: Int64 { object.generation ?? 1 }
     private func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
     private func current(_ key: String) -> Int64 { status[key]?.integerValue ?? 0 }

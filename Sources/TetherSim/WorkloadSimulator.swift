@@ -44,6 +44,10 @@ public final class WorkloadSimulator: Service, Sendable {
     private let pods: PodController
     private let endpoints: EndpointsController
     private let events: EventRecorder
+    private let disruptions: DisruptionController
+    private let nodes: NodeAvailability
+    /// Pods the scheduler found no node for; scheduled again when a node is uncordoned.
+    private let unscheduled = Mutex<Set<ObjectKey>>([])
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -52,16 +56,23 @@ public final class WorkloadSimulator: Service, Sendable {
         self.logger = logger
         self.addresses = AddressAllocator(clusterName: settings.clusterName)
         self.events = EventRecorder(store: store, logger: logger)
-        self.pods = PodController(store: store, settings: settings, events: events, logger: logger)
+        self.nodes = NodeAvailability(settings: settings)
+        self.pods = PodController(store: store, settings: settings, events: events, nodes: nodes, logger: logger)
         self.endpoints = EndpointsController(store: store, logger: logger)
+        self.disruptions = DisruptionController(store: store, logger: logger)
     }
 
     static let simulated = [
-        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces", "pods",
+        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces", "pods", "nodes",
+        "poddisruptionbudgets",
     ]
 
     public func run() async throws {
         try await Nodes(store: store, settings: settings).reconcile()
+        // Known before any Pod is scheduled; the Nodes' watch keeps it current.
+        for node in try await store.list(Nodes.type, options: ListOptions()).objects {
+            _ = nodes.set(node.name ?? "", cordoned: Nodes.isCordoned(node))
+        }
         await addresses.loadPodAddresses(store: store)
         let types = registry.kinds.filter { Self.simulated.contains($0.plural) }.map {
             ResourceType(group: $0.group, resource: $0.plural, namespaced: $0.namespaced)
@@ -124,6 +135,9 @@ public final class WorkloadSimulator: Service, Sendable {
                 await pods.ownerDeleted(kind: kind, namespace: key.namespace, name: key.name)
             }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
+            if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
+            if key.type == Nodes.type { nodeChanged(name: key.name, cordoned: false) }
+            if key.type == PodController.pods { _ = unscheduled.withLock { $0.remove(key) } }
             return nil
         }
         let elapsed = progress(of: key, uid: object.uid, generation: object.generation ?? 1)
@@ -148,6 +162,12 @@ public final class WorkloadSimulator: Service, Sendable {
         case "daemonsets": plan.daemonSet(nodes: settings.nodes)
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
+        case "nodes":
+            nodeChanged(name: key.name, cordoned: Nodes.isCordoned(object))
+            return nil
+        case "poddisruptionbudgets":
+            let counted = await disruptions.status(of: object)
+            plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "pods":
             if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
@@ -190,6 +210,9 @@ public final class WorkloadSimulator: Service, Sendable {
     /// its next step (it waits on its Pods' readiness). One that is gone frees its address; its
     /// owner makes another if it still wants one, as soon as the Pod is being deleted.
     private func podChanged(_ pod: JSONValue, deleted: Bool) async {
+        for budget in disruptions.budgets(selecting: pod) {
+            queue.add(ObjectKey(type: DisruptionController.budgets, namespace: pod.namespace, name: budget))
+        }
         for service in await endpoints.services(selecting: pod) {
             queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
         }
@@ -330,19 +353,59 @@ public final class WorkloadSimulator: Service, Sendable {
         }
     }
 
-    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes.
+    /// A node was cordoned or uncordoned (or went): Pods left unscheduled try again once one opens.
+    private func nodeChanged(name: String, cordoned isCordoned: Bool) {
+        guard nodes.set(name, cordoned: isCordoned) else { return }
+        let waiting = unscheduled.withLock { unscheduled in
+            let waiting = unscheduled
+            unscheduled.removeAll()
+            return waiting
+        }
+        for key in waiting { queue.add(key) }
+    }
+
+    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes not
+    /// cordoned. When every node is, the Pod stays Pending, as the scheduler leaves it.
     private func schedule(_ pod: JSONValue, key: ObjectKey) async {
         var hash: UInt32 = 2_166_136_261
         for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
+        let open = nodes.open
+        guard !open.isEmpty else {
+            await leaveUnscheduled(pod, key: key, nodes: nodes.names.count)
+            return
+        }
+        _ = unscheduled.withLock { $0.remove(key) }
         var updated = pod
-        let node = Nodes(store: store, settings: settings).name(1 + Int(hash % UInt32(max(1, settings.nodes))))
+        let node = open[Int(hash % UInt32(open.count))]
         updated.set(.string(node), at: ["spec", "nodeName"])
         guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
         await events.record(
             .normal, "Scheduled", "Successfully assigned \(key.namespace ?? "default")/\(key.name) to \(node)", about: scheduled,
             source: EventRecorder.Source(component: "default-scheduler"))
+    }
+
+    /// A Pod no node can take: `PodScheduled=False` (`Unschedulable`) and a `FailedScheduling`
+    /// Event, each written once, with the scheduler's message.
+    private func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, nodes: Int) async {
+        unscheduled.withLock { _ = $0.insert(key) }
+        let message =
+            "0/\(nodes) nodes are available: \(nodes) node(s) were unschedulable. "
+            + "preemption: 0/\(nodes) nodes are available: \(nodes) Preemption is not helpful for scheduling."
+        let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
+        guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["reason"] == "Unschedulable" }) else { return }
+        var updated = pod
+        updated.set(.string("Pending"), at: ["status", "phase"])
+        updated.set(
+            [
+                [
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
+                    "lastTransitionTime": .string(kubernetesTimestamp()),
+                ]
+            ], at: ["status", "conditions"])
+        guard (try? await store.updateStatus(updated, as: key.type, dryRun: false)) != nil else { return }
+        await events.record(.warning, "FailedScheduling", message, about: pod, source: EventRecorder.Source(component: "default-scheduler"))
     }
 
     /// The API server's job in a real cluster: a Service gets a cluster IP when it has none.

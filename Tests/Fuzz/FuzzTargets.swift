@@ -52,6 +52,8 @@ enum FuzzTarget: String, CaseIterable {
     /// What decodes, encoded again (as an answer would be), decodes to the same object.
     private static func protobuf(_ bytes: UnsafeRawBufferPointer) {
         _ = try? KubernetesProtobuf.decodeReview(Array(bytes))
+        _ = try? KubernetesProtobuf.decodeDeleteOptions(Array(bytes))
+        _ = try? KubernetesProtobuf.decodeEviction(Array(bytes))
         let registry = BuiltinPlugins.hub
         guard let object = try? KubernetesProtobuf.decode(Array(bytes), registry: registry),
             let kind = registry.kind(apiVersion: object["apiVersion"]?.stringValue ?? "", kind: object["kind"]?.stringValue ?? ""),

@@ -138,6 +138,36 @@ struct ProtobufSchemaDecoderTests {
         }
     }
 
+    @Test("DeleteOptions and an Eviction, as kubectl drain sends them: a zero grace period is kept, preconditions read, an unknown field refused")
+    func deleteOptionsAndEviction() throws {
+        var preconditions = ProtobufWriter()
+        preconditions.string(1, "uid-1")
+        var options = ProtobufWriter()
+        options.varint(1, 0)  // gracePeriodSeconds: 0, a pointer: kept
+        options.message(2, preconditions)
+        options.string(4, "Foreground")
+        let decoded = try KubernetesProtobuf.decodeDeleteOptions(Self.envelope(apiVersion: "v1", kind: "DeleteOptions", options))
+        #expect(decoded == ["gracePeriodSeconds": 0, "preconditions": ["uid": "uid-1"], "propagationPolicy": "Foreground"])
+
+        var metadata = ProtobufWriter()
+        metadata.string(1, "web-1")
+        metadata.string(2, "")
+        metadata.string(3, "default")
+        var eviction = ProtobufWriter()
+        eviction.message(1, metadata)
+        eviction.message(2, options)
+        let evicted = try KubernetesProtobuf.decodeEviction(Self.envelope(apiVersion: "policy/v1", kind: "Eviction", eviction))
+        #expect(evicted["metadata"] == ["name": "web-1", "namespace": "default"])
+        #expect(evicted["deleteOptions"]?["gracePeriodSeconds"] == 0)
+
+        #expect(throws: (any Error).self) { try KubernetesProtobuf.decodeEviction(Self.envelope(apiVersion: "v1", kind: "DeleteOptions", options)) }
+        var unknown = options
+        unknown.string(42, "surprise")
+        #expect(throws: (any Error).self) {
+            try KubernetesProtobuf.decodeDeleteOptions(Self.envelope(apiVersion: "v1", kind: "DeleteOptions", unknown))
+        }
+    }
+
     @Test("every truncation of a valid body is refused or decodes to less, never more")
     func truncated() throws {
         let whole = Self.deployment(replicas: 6)

@@ -458,6 +458,61 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "kubectl drain evicts within a PodDisruptionBudget, which refuses what would break it; cordoned nodes take no Pods, and a Pod no node takes waits Pending until one is uncordoned"
+    )
+    func drainWithDisruptionBudget() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3)
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx", "--replicas=4"])
+            try await kubectl.succeed(["create", "pdb", "web", "--selector=app=web", "--min-available=3"])
+            let pods = try await waitForPods(kubectl, "app=web") { $0.count == 4 && $0.allSatisfy(\.ready) }
+            let allowed = ["get", "pdb", "web", "-o", "jsonpath={.status.disruptionsAllowed}/{.status.currentHealthy}/{.status.desiredHealthy}"]
+            _ = try await kubectl.waitForOutput(allowed) { $0 == "1/4/3" }
+
+            // A budget that allows nothing refuses an eviction (sent as JSON here; drain sends protobuf).
+            try await kubectl.succeed(["patch", "pdb", "web", "--type=merge", "-p", #"{"spec":{"minAvailable":4}}"#])
+            _ = try await kubectl.waitForOutput(allowed) { $0 == "0/4/4" }
+            let eviction = #"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"\#(pods[0].name)","namespace":"default"}}"#
+            let refused = try await kubectl.run(
+                ["create", "--raw", "/api/v1/namespaces/default/pods/\(pods[0].name)/eviction", "-f", "-"], stdin: eviction)
+            #expect(refused.status != 0 && refused.stderr.contains("would violate the pod's disruption budget"), "\(refused)")
+            try await kubectl.succeed(["get", "pod", pods[0].name])
+            try await kubectl.succeed(["patch", "pdb", "web", "--type=merge", "-p", #"{"spec":{"minAvailable":3}}"#])
+            _ = try await kubectl.waitForOutput(allowed) { $0 == "1/4/3" }
+
+            // Drain the node of the first Pod: cordoned, its Pods evicted one disruption at a time and made again elsewhere.
+            let node = pods[0].node
+            let drained = try await kubectl.succeed(["drain", node, "--ignore-daemonsets", "--timeout=60s"])
+            #expect(drained.contains("evicted") && drained.contains("drained"), "\(drained)")
+            let nodes = try await kubectl.succeed(["get", "node", node, "--no-headers"])
+            #expect(nodes.contains("Ready,SchedulingDisabled"), "\(nodes)")
+            let after = try await waitForPods(kubectl, "app=web") { $0.count == 4 && $0.allSatisfy(\.ready) }
+            #expect(after.allSatisfy { $0.node != node }, "\(after)")
+
+            // Every node cordoned: a new Pod waits Pending, as the scheduler leaves it, until one opens.
+            let everyNode = try await kubectl.succeed(["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]).split(separator: " ").map(
+                String.init)
+            try await kubectl.succeed(["cordon"] + everyNode.filter { $0 != node })
+            try await kubectl.succeed(["scale", "deployment", "web", "--replicas=5"])
+            let pending = try await waitForPods(kubectl, "app=web") { $0.count == 5 && $0.contains { $0.phase == "Pending" && $0.node.isEmpty } }
+            let waiting = try #require(pending.first { $0.node.isEmpty })
+            let reason = try await kubectl.waitForOutput([
+                "get", "events", "--field-selector", "involvedObject.name=\(waiting.name),reason=FailedScheduling",
+            ]) {
+                $0.contains("3 node(s) were unschedulable")
+            }
+            #expect(reason.contains("FailedScheduling"), "\(reason)")
+            try await kubectl.succeed(["uncordon", node])
+            let placed = try await waitForPods(kubectl, "app=web") { $0.count == 5 && $0.allSatisfy(\.ready) }
+            #expect(placed.first { $0.name == waiting.name }?.node == node, "\(placed)")
+
+            // Without evictions drain deletes, its DeleteOptions in protobuf as client-go sends them.
+            let deleted = try await kubectl.succeed(["drain", node, "--disable-eviction", "--ignore-daemonsets", "--timeout=60s"])
+            #expect(deleted.contains("deleted") && deleted.contains("drained"), "\(deleted)")
+        }
+    }
+
     @Test("two simulated clusters side by side give different load-balancer addresses")
     func twoClusters() async throws {
         try await withFederation { federation in

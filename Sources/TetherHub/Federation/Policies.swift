@@ -24,14 +24,7 @@ struct LabelSelectorSpec: Decodable, Hashable, Sendable {
 
     /// One requirement in the selector syntax `LabelSelector` parses.
     static func term(_ requirement: Requirement) -> String? {
-        let values = (requirement.values ?? []).joined(separator: ",")
-        switch requirement.operator.lowercased() {
-        case "in", "=", "==": return "\(requirement.key) in (\(values))"
-        case "notin", "!=": return "\(requirement.key) notin (\(values))"
-        case "exists": return requirement.key
-        case "doesnotexist": return "!\(requirement.key)"
-        default: return nil
-        }
+        LabelSelector.term(key: requirement.key, operator: requirement.operator, values: requirement.values ?? [])
     }
 }
 
