@@ -42,8 +42,73 @@ public struct NodePlugin: ResourcePlugin {
             },
             .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
         ],
-        fields: ["spec": .free, "status": .free],
-        summary: "Node is a worker in a member cluster."
+        fields: ["spec": nodeSpec, "status": nodeStatus],
+        summary: "Node is a worker in a member cluster.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    /// `core/v1.NodeConfigSource` (the deprecated dynamic kubelet configuration).
+    static let configSource = FieldSchema.numbered(
+        .field(
+            2, "configMap",
+            .numbered(
+                .field(1, "namespace", .string), .field(2, "name", .string), .field(3, "uid", .string), .field(4, "resourceVersion", .string),
+                .field(5, "kubeletConfigKey", .string)
+            ), optional: true))
+
+    /// `core/v1.NodeSpec`.
+    static let nodeSpec = FieldSchema.numbered(
+        .field(1, "podCIDR", .string), .field(7, "podCIDRs", .stringList), .field(3, "providerID", .string),
+        .field(4, "unschedulable", .boolean),
+        .field(
+            5, "taints",
+            .array(
+                .numbered(
+                    .field(1, "key", .string), .field(2, "value", .string), .field(3, "effect", .string),
+                    .field(4, "timeAdded", .time, optional: true)))),
+        .field(6, "configSource", configSource, optional: true), .field(2, "externalID", .string)
+    )
+
+    /// `core/v1.NodeStatus`.
+    static let nodeStatus = FieldSchema.numbered(
+        .field(1, "capacity", .map(.quantity)), .field(2, "allocatable", .map(.quantity)), .field(3, "phase", .string),
+        .field(
+            4, "conditions",
+            .array(
+                .numbered(
+                    .field(1, "type", .string), .field(2, "status", .string), .field(3, "lastHeartbeatTime", .time),
+                    .field(4, "lastTransitionTime", .time), .field(5, "reason", .string), .field(6, "message", .string)))),
+        .field(5, "addresses", .array(.numbered(.field(1, "type", .string), .field(2, "address", .string)))),
+        .field(6, "daemonEndpoints", .numbered(.field(1, "kubeletEndpoint", .numbered(.field(1, "Port", .integer))))),
+        .field(
+            7, "nodeInfo",
+            .numbered(
+                .field(1, "machineID", .string), .field(2, "systemUUID", .string), .field(3, "bootID", .string),
+                .field(4, "kernelVersion", .string), .field(5, "osImage", .string), .field(6, "containerRuntimeVersion", .string),
+                .field(7, "kubeletVersion", .string), .field(8, "kubeProxyVersion", .string), .field(9, "operatingSystem", .string),
+                .field(10, "architecture", .string),
+                .field(11, "swap", .numbered(.field(1, "capacity", .integer, optional: true)), optional: true)
+            )),
+        .field(8, "images", .array(.numbered(.field(1, "names", .stringList), .field(2, "sizeBytes", .integer)))),
+        .field(9, "volumesInUse", .stringList),
+        .field(10, "volumesAttached", .array(.numbered(.field(1, "name", .string), .field(2, "devicePath", .string)))),
+        .field(
+            11, "config",
+            .numbered(
+                .field(1, "assigned", configSource, optional: true), .field(2, "active", configSource, optional: true),
+                .field(3, "lastKnownGood", configSource, optional: true), .field(4, "error", .string)
+            ), optional: true),
+        .field(
+            12, "runtimeHandlers",
+            .array(
+                .numbered(
+                    .field(1, "name", .string),
+                    .field(
+                        2, "features",
+                        .numbered(
+                            .field(1, "recursiveReadOnlyMounts", .boolean, optional: true), .field(2, "userNamespaces", .boolean, optional: true)),
+                        optional: true)))),
+        .field(13, "features", .numbered(.field(1, "supplementalGroupsPolicy", .boolean, optional: true)), optional: true)
     )
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }

@@ -317,6 +317,11 @@ struct ProtobufReader {
         return Field(number: number, payload: .fixed)
     }
 
+    /// The next varint of a packed run, or nil at its end.
+    mutating func nextPackedVarint() throws -> UInt64? {
+        rest.isEmpty ? nil : try readVarint()
+    }
+
     private mutating func skip(_ count: Int) throws {
         guard rest.count >= count else { throw ProtobufError("truncated fixed-width field") }
         rest = rest.dropFirst(count)

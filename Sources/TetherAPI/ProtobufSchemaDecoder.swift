@@ -54,7 +54,13 @@ enum ProtobufSchemaDecoder {
             case .array(let element), .keyedList(let element, _):
                 var items: [JSONValue]
                 if case .array(let held)? = object[known.name] { items = held } else { items = [] }
-                items.append(try value(of: field, element, path: "\(name)[\(items.count)]", depth: depth + 1, keepZero: true) ?? .null)
+                if case .integer = element, case .bytes(let packed) = field.payload {
+                    // A packed repeated integer (proto3's encoding, which Kubernetes' decoder also accepts).
+                    var numbers = ProtobufReader(packed)
+                    while let number = try numbers.nextPackedVarint() { items.append(.integer(Int64(bitPattern: number))) }
+                } else {
+                    items.append(try value(of: field, element, path: "\(name)[\(items.count)]", depth: depth + 1, keepZero: true) ?? .null)
+                }
                 object[known.name] = .array(items)
             case .map(let element):
                 var entry = ProtobufReader(try field.bytes())

@@ -1,14 +1,13 @@
 /// Kubernetes' own types the built-in kinds share, with every field of the 1.33 types and the
 /// field numbers of their protobuf encoding (the public `generated.proto` of k8s.io/api and
 /// k8s.io/apimachinery). Parts not modelled yet are `free`: any JSON is kept, and protobuf
-/// carrying a value there is refused with a clear error. Still free: the rarely used volume
-/// sources (cloud disks, iSCSI, Ceph, ...), ephemeral containers, dynamic resource claims.
+/// carrying a value there is refused with a clear error. Every part of a Pod's spec is modelled.
 extension FieldSchema {
     /// `core/v1.PodSpec`.
     public static let podSpec = FieldSchema.numbered(
         .field(1, "volumes", .keyedList(volume, mergeKey: "name")), .field(20, "initContainers", .keyedList(container, mergeKey: "name")),
         .field(2, "containers", .keyedList(container, mergeKey: "name")),
-        .field(34, "ephemeralContainers", freeList), .field(3, "restartPolicy", .string),
+        .field(34, "ephemeralContainers", .keyedList(ephemeralContainer, mergeKey: "name")), .field(3, "restartPolicy", .string),
         .field(4, "terminationGracePeriodSeconds", .integer, optional: true), .field(5, "activeDeadlineSeconds", .integer, optional: true),
         .field(6, "dnsPolicy", .string), .field(7, "nodeSelector", stringMap), .field(8, "serviceAccountName", .string),
         .field(9, "serviceAccount", .string), .field(21, "automountServiceAccountToken", .boolean, optional: true),
@@ -40,7 +39,13 @@ extension FieldSchema {
                 ))),
         .field(35, "setHostnameAsFQDN", .boolean, optional: true), .field(36, "os", .numbered(.field(1, "name", .string)), optional: true),
         .field(37, "hostUsers", .boolean, optional: true),
-        .field(38, "schedulingGates", .array(.numbered(.field(1, "name", .string)))), .field(39, "resourceClaims", freeList),
+        .field(38, "schedulingGates", .array(.numbered(.field(1, "name", .string)))),
+        .field(
+            39, "resourceClaims",
+            .keyedList(
+                .numbered(
+                    .field(1, "name", .string), .field(3, "resourceClaimName", .string, optional: true),
+                    .field(4, "resourceClaimTemplateName", .string, optional: true)), mergeKey: "name")),
         .field(40, "resources", resourceRequirements),
         .field(41, "hostnameOverride", .string, optional: true)
     )
@@ -70,7 +75,13 @@ extension FieldSchema {
                 mergeKey: "name")),
         .field(8, "resources", resourceRequirements),
         .field(23, "resizePolicy", .array(.numbered(.field(1, "resourceName", .string), .field(2, "restartPolicy", .string)))),
-        .field(24, "restartPolicy", .string, optional: true), .field(25, "restartPolicyRules", freeList),
+        .field(24, "restartPolicy", .string, optional: true),
+        .field(
+            25, "restartPolicyRules",
+            .array(
+                .numbered(
+                    .field(1, "action", .string),
+                    .field(2, "exitCodes", .numbered(.field(1, "operator", .string), .field(2, "values", .array(.integer))), optional: true)))),
         .field(
             9, "volumeMounts",
             .keyedList(
@@ -93,6 +104,10 @@ extension FieldSchema {
         .field(15, "securityContext", securityContext, optional: true),
         .field(16, "stdin", .boolean), .field(17, "stdinOnce", .boolean), .field(18, "tty", .boolean)
     )
+
+    /// `core/v1.EphemeralContainer`: a container's fields, numbered as a container's, in a
+    /// message of their own in protobuf, and the container it targets.
+    public static let ephemeralContainer = FieldSchema.numbered(.embedded(1, container), .field(2, "targetContainerName", .string))
 
     /// `core/v1.ResourceRequirements`.
     public static let resourceRequirements = FieldSchema.numbered(
@@ -195,8 +210,13 @@ extension FieldSchema {
     static let keyProjection = FieldSchema.numbered(
         .embedded(1, localObjectReference), .field(2, "items", .array(keyToPath)), .field(4, "optional", .boolean, optional: true))
 
-    /// `core/v1.Volume`: a name and one source, whose field is the volume's own in JSON. The
-    /// common sources are modelled; the rest (cloud disks, iSCSI, Ceph, ...) are free.
+    /// A GCE persistent disk or an AWS EBS volume: the disk's identifier, then the same fields.
+    static func cloudDisk(id: String) -> FieldSchema {
+        .numbered(.field(1, id, .string), .field(2, "fsType", .string), .field(3, "partition", .integer), .field(4, "readOnly", .boolean))
+    }
+
+    /// `core/v1.Volume`: a name and one source, whose field is the volume's own in JSON. Every
+    /// source of the 1.33 types is modelled, the deprecated in-tree ones included.
     public static let volume = FieldSchema.numbered(
         .field(1, "name", .string),
         .embedded(
@@ -205,7 +225,11 @@ extension FieldSchema {
                 .field(1, "hostPath", .numbered(.field(1, "path", .string), .field(2, "type", .string, optional: true)), optional: true),
                 .field(
                     2, "emptyDir", .numbered(.field(1, "medium", .string), .field(2, "sizeLimit", .quantity, optional: true)), optional: true),
-                .field(3, "gcePersistentDisk", .free), .field(4, "awsElasticBlockStore", .free), .field(5, "gitRepo", .free),
+                .field(3, "gcePersistentDisk", cloudDisk(id: "pdName"), optional: true),
+                .field(4, "awsElasticBlockStore", cloudDisk(id: "volumeID"), optional: true),
+                .field(
+                    5, "gitRepo", .numbered(.field(1, "repository", .string), .field(2, "revision", .string), .field(3, "directory", .string)),
+                    optional: true),
                 .field(
                     6, "secret",
                     .numbered(
@@ -214,23 +238,94 @@ extension FieldSchema {
                     ), optional: true),
                 .field(
                     7, "nfs", .numbered(.field(1, "server", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean)), optional: true),
-                .field(8, "iscsi", .free), .field(9, "glusterfs", .free),
+                .field(
+                    8, "iscsi",
+                    .numbered(
+                        .field(1, "targetPortal", .string), .field(2, "iqn", .string), .field(3, "lun", .integer),
+                        .field(4, "iscsiInterface", .string), .field(5, "fsType", .string), .field(6, "readOnly", .boolean),
+                        .field(7, "portals", stringList), .field(8, "chapAuthDiscovery", .boolean), .field(11, "chapAuthSession", .boolean),
+                        .field(10, "secretRef", localObjectReference, optional: true), .field(12, "initiatorName", .string, optional: true)
+                    ), optional: true),
+                .field(
+                    9, "glusterfs", .numbered(.field(1, "endpoints", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean)),
+                    optional: true),
                 .field(
                     10, "persistentVolumeClaim", .numbered(.field(1, "claimName", .string), .field(2, "readOnly", .boolean)), optional: true),
-                .field(11, "rbd", .free), .field(12, "flexVolume", .free), .field(13, "cinder", .free), .field(14, "cephfs", .free),
-                .field(15, "flocker", .free),
+                .field(
+                    11, "rbd",
+                    .numbered(
+                        .field(1, "monitors", stringList), .field(2, "image", .string), .field(3, "fsType", .string), .field(4, "pool", .string),
+                        .field(5, "user", .string), .field(6, "keyring", .string), .field(7, "secretRef", localObjectReference, optional: true),
+                        .field(8, "readOnly", .boolean)
+                    ), optional: true),
+                .field(
+                    12, "flexVolume",
+                    .numbered(
+                        .field(1, "driver", .string), .field(2, "fsType", .string), .field(3, "secretRef", localObjectReference, optional: true),
+                        .field(4, "readOnly", .boolean), .field(5, "options", stringMap)
+                    ), optional: true),
+                .field(
+                    13, "cinder",
+                    .numbered(
+                        .field(1, "volumeID", .string), .field(2, "fsType", .string), .field(3, "readOnly", .boolean),
+                        .field(4, "secretRef", localObjectReference, optional: true)
+                    ), optional: true),
+                .field(
+                    14, "cephfs",
+                    .numbered(
+                        .field(1, "monitors", stringList), .field(2, "path", .string), .field(3, "user", .string), .field(4, "secretFile", .string),
+                        .field(5, "secretRef", localObjectReference, optional: true), .field(6, "readOnly", .boolean)
+                    ), optional: true),
+                .field(15, "flocker", .numbered(.field(1, "datasetName", .string), .field(2, "datasetUUID", .string)), optional: true),
                 .field(
                     16, "downwardAPI", .numbered(.field(1, "items", .array(downwardAPIFile)), .field(2, "defaultMode", .integer, optional: true)),
                     optional: true),
-                .field(17, "fc", .free), .field(18, "azureFile", .free),
+                .field(
+                    17, "fc",
+                    .numbered(
+                        .field(1, "targetWWNs", stringList), .field(2, "lun", .integer, optional: true), .field(3, "fsType", .string),
+                        .field(4, "readOnly", .boolean), .field(5, "wwids", stringList)
+                    ), optional: true),
+                .field(
+                    18, "azureFile", .numbered(.field(1, "secretName", .string), .field(2, "shareName", .string), .field(3, "readOnly", .boolean)),
+                    optional: true),
                 .field(
                     19, "configMap",
                     .numbered(
                         .embedded(1, localObjectReference), .field(2, "items", .array(keyToPath)), .field(3, "defaultMode", .integer, optional: true),
                         .field(4, "optional", .boolean, optional: true)
                     ), optional: true),
-                .field(20, "vsphereVolume", .free), .field(21, "quobyte", .free), .field(22, "azureDisk", .free),
-                .field(23, "photonPersistentDisk", .free), .field(24, "portworxVolume", .free), .field(25, "scaleIO", .free),
+                .field(
+                    20, "vsphereVolume",
+                    .numbered(
+                        .field(1, "volumePath", .string), .field(2, "fsType", .string), .field(3, "storagePolicyName", .string),
+                        .field(4, "storagePolicyID", .string)
+                    ), optional: true),
+                .field(
+                    21, "quobyte",
+                    .numbered(
+                        .field(1, "registry", .string), .field(2, "volume", .string), .field(3, "readOnly", .boolean), .field(4, "user", .string),
+                        .field(5, "group", .string), .field(6, "tenant", .string)
+                    ), optional: true),
+                .field(
+                    22, "azureDisk",
+                    .numbered(
+                        .field(1, "diskName", .string), .field(2, "diskURI", .string), .field(3, "cachingMode", .string, optional: true),
+                        .field(4, "fsType", .string, optional: true), .field(5, "readOnly", .boolean, optional: true),
+                        .field(6, "kind", .string, optional: true)
+                    ), optional: true),
+                .field(23, "photonPersistentDisk", .numbered(.field(1, "pdID", .string), .field(2, "fsType", .string)), optional: true),
+                .field(
+                    24, "portworxVolume", .numbered(.field(1, "volumeID", .string), .field(2, "fsType", .string), .field(3, "readOnly", .boolean)),
+                    optional: true),
+                .field(
+                    25, "scaleIO",
+                    .numbered(
+                        .field(1, "gateway", .string), .field(2, "system", .string), .field(3, "secretRef", localObjectReference, optional: true),
+                        .field(4, "sslEnabled", .boolean), .field(5, "protectionDomain", .string), .field(6, "storagePool", .string),
+                        .field(7, "storageMode", .string), .field(8, "volumeName", .string), .field(9, "fsType", .string),
+                        .field(10, "readOnly", .boolean)
+                    ), optional: true),
                 .field(
                     26, "projected",
                     .numbered(
@@ -247,10 +342,21 @@ extension FieldSchema {
                                             .field(1, "audience", .string), .field(2, "expirationSeconds", .integer, optional: true),
                                             .field(3, "path", .string)
                                         ), optional: true),
-                                    .field(5, "clusterTrustBundle", .free)
+                                    .field(
+                                        5, "clusterTrustBundle",
+                                        .numbered(
+                                            .field(1, "name", .string, optional: true), .field(2, "signerName", .string, optional: true),
+                                            .field(3, "labelSelector", labelSelector, optional: true),
+                                            .field(5, "optional", .boolean, optional: true), .field(4, "path", .string)
+                                        ), optional: true)
                                 ))), .field(2, "defaultMode", .integer, optional: true)
                     ), optional: true),
-                .field(27, "storageos", .free),
+                .field(
+                    27, "storageos",
+                    .numbered(
+                        .field(1, "volumeName", .string), .field(2, "volumeNamespace", .string), .field(3, "fsType", .string),
+                        .field(4, "readOnly", .boolean), .field(5, "secretRef", localObjectReference, optional: true)
+                    ), optional: true),
                 .field(
                     28, "csi",
                     .numbered(

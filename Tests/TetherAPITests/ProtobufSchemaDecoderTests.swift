@@ -21,7 +21,10 @@ struct ProtobufSchemaDecoderTests {
     }
 
     /// A Deployment as Kubernetes' encoder writes it: every non-pointer field, set or not.
-    static func deployment(replicas: UInt64?, extraContainerField: (Int, String)? = nil, probe: Bool = false, gitRepoVolume: Bool = false)
+    static func deployment(
+        replicas: UInt64?, extraContainerField: (Int, String)? = nil, probe: Bool = false, gitRepoVolume: Bool = false,
+        unknownVolumeSource: Bool = false
+    )
         -> [UInt8]
     {
         var metadata = ProtobufWriter()
@@ -48,12 +51,12 @@ struct ProtobufSchemaDecoderTests {
             container.message(11, probe)
         }
         var podSpec = ProtobufWriter()
-        if gitRepoVolume {
-            // Volume { name = 1, volumeSource = 2 { gitRepo = 5 { repository = 1 } } }: a source left free.
+        if gitRepoVolume || unknownVolumeSource {
+            // Volume { name = 1, volumeSource = 2 { gitRepo = 5 { repository = 1 } } }, or a source numbered 99, which no Kubernetes has.
             var gitRepo = ProtobufWriter()
             gitRepo.string(1, "https://example.com/r.git")
             var source = ProtobufWriter()
-            source.message(5, gitRepo)
+            source.message(unknownVolumeSource ? 99 : 5, gitRepo)
             var volume = ProtobufWriter()
             volume.string(1, "src")
             volume.message(2, source)
@@ -130,11 +133,15 @@ struct ProtobufSchemaDecoderTests {
         let probed = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, probe: true), registry: BuiltinPlugins.hub)
         let containers = probed["spec"]?["template"]?["spec"]?["containers"]?.arrayElements ?? []
         #expect(containers.first?["readinessProbe"] == ["initialDelaySeconds": 5])
+        // A rare volume source is numbered: it decodes.
+        let gitRepo = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, gitRepoVolume: true), registry: BuiltinPlugins.hub)
+        let volumes = gitRepo["spec"]?["template"]?["spec"]?["volumes"]?.arrayElements ?? []
+        #expect(volumes.first?["gitRepo"] == ["repository": "https://example.com/r.git"], "\(volumes)")
         do {
-            _ = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, gitRepoVolume: true), registry: BuiltinPlugins.hub)
-            Issue.record("a gitRepo volume in protobuf was accepted")
+            _ = try KubernetesProtobuf.decode(Self.deployment(replicas: 1, unknownVolumeSource: true), registry: BuiltinPlugins.hub)
+            Issue.record("a volume source numbered 99 was accepted")
         } catch {
-            #expect("\(error)".contains("spec.template.spec.volumes[0].gitRepo"), "\(error)")
+            #expect("\(error)".contains("spec.template.spec.volumes[0] has field number 99"), "\(error)")
         }
     }
 

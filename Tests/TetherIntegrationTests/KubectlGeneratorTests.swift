@@ -151,14 +151,16 @@ struct KubectlGeneratorTests {
             {
                 #expect(full.output.contains(shown), "\(shown): \(full.output)")
             }
-            // A volume source the schemas leave free (a git repository) has no numbers: that
-            // Deployment is answered in JSON, and kubectl takes it.
+            // The rare volume sources are numbered too (a git repository here), and so is a Node.
             try await member.succeed(
                 ["apply", "-f", "-"],
                 stdin: Self.fullTemplate(name: "gitrepo", volume: #"{"name": "cfg", "gitRepo": {"repository": "https://example.com/r.git"}}"#))
             let gitRepo = try await Self.describe(member, "deployment/gitrepo")
-            #expect(!gitRepo.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/gitrepo"), "\(gitRepo.protobufAnswers)")
+            #expect(gitRepo.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/gitrepo"), "\(gitRepo.protobufAnswers)")
             #expect(gitRepo.output.contains("GitRepo"), "\(gitRepo.output)")
+            let node = try await Self.describe(member, "node/m1-node-1")
+            #expect(node.protobufAnswers.contains("/api/v1/nodes/m1-node-1"), "\(node.protobufAnswers)")
+            #expect(node.output.contains("Kubelet Version:            v1.32.0-sim"), "\(node.output)")
         }
     }
 
