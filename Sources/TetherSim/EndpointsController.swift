@@ -25,11 +25,18 @@ struct EndpointsController: Sendable {
     /// kube-controller-manager's default `--max-endpoints-per-slice`.
     static let endpointsPerSlice = 100
 
-    /// One selected Pod as an endpoint: its address, whether it is ready, and the port each Service port reaches on it.
+    /// One selected Pod as an endpoint: its address, its conditions as an EndpointSlice states
+    /// them, and the port each Service port reaches on it.
     private struct Backend {
         var pod: JSONValue
         var ip: String
+        /// Ready to take new connections: Ready and not terminating, or the Service publishes
+        /// addresses that are not ready.
         var ready: Bool
+        /// The Pod's own readiness, terminating or not.
+        var serving: Bool
+        /// Being deleted: its connections drain.
+        var terminating: Bool
         var ports: [JSONValue]
     }
 
@@ -45,16 +52,21 @@ struct EndpointsController: Sendable {
         else { return }
         let servicePorts = service.value(at: "spec", "ports")?.arrayElements ?? []
         let publishNotReady = service.value(at: "spec", "publishNotReadyAddresses") == .bool(true)
+        // As the EndpointSlice controller: a terminating Pod stays, `terminating` and not
+        // `ready` (unless the Service publishes unready addresses), so its connections drain;
+        // the older Endpoints leave it out.
         let backends: [Backend] = pods.compactMap { pod in
-            guard let ip = pod.string(at: "status", "podIP"), pod.deletionTimestamp == nil,
-                !["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "")
+            guard let ip = pod.string(at: "status", "podIP"), !["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "")
             else { return nil }
-            let ready = publishNotReady || Self.isReady(pod)
+            let serving = Self.isReady(pod)
+            let terminating = pod.deletionTimestamp != nil
+            let ready = publishNotReady || (serving && !terminating)
             let ports = servicePorts.compactMap { Self.endpointPort($0, on: pod) }
-            return Backend(pod: pod, ip: ip, ready: ready, ports: ports)
+            return Backend(pod: pod, ip: ip, ready: ready, serving: serving, terminating: terminating, ports: ports)
         }
         .sorted { $0.ip < $1.ip }
-        await write(endpoints: Self.endpointsObject(service, name: name, namespace: namespace, backends: backends))
+        let listed = backends.filter { publishNotReady || !$0.terminating }
+        await write(endpoints: Self.endpointsObject(service, name: name, namespace: namespace, backends: listed))
         await writeSlices(of: service, name: name, namespace: namespace, backends: backends)
     }
 
@@ -195,7 +207,9 @@ struct EndpointsController: Sendable {
             let endpoints: [JSONValue] = chunk.map { backend in
                 var endpoint: JSONValue = [
                     "addresses": [.string(backend.ip)],
-                    "conditions": ["ready": .bool(backend.ready), "serving": .bool(backend.ready), "terminating": false],
+                    "conditions": [
+                        "ready": .bool(backend.ready), "serving": .bool(backend.serving), "terminating": .bool(backend.terminating),
+                    ],
                     "targetRef": Self.targetReference(backend.pod),
                 ]
                 if let node = backend.pod.string(at: "spec", "nodeName") { endpoint[member: "nodeName"] = .string(node) }

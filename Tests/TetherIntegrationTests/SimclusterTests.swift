@@ -422,7 +422,7 @@ struct SimclusterTests {
     }
 
     @Test(
-        "a deleted Pod is Terminating until the simulated kubelet stops it, and its owner replaces it meanwhile; --grace-period=0 --force deletes at once; a negative grace period is refused"
+        "a deleted Pod is Terminating until the simulated kubelet stops it, and its owner replaces it meanwhile; --grace-period=0 --force deletes at once; a negative grace period is refused; a terminating Pod stays in EndpointSlices as terminating"
     )
     func gracefulPodDeletion() async throws {
         try await withFederation { federation in
@@ -455,6 +455,32 @@ struct SimclusterTests {
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone)")
             let negative = try await kubectl.run(["delete", "--raw", "/api/v1/namespaces/default/pods/\(pods[1].name)?gracePeriodSeconds=-5"])
             #expect(negative.status != 0 && negative.stderr.contains("must be >= 0"), "\(negative)")
+
+            // A terminating Pod (held by a finalizer, so it stays) is still in its Service's
+            // EndpointSlice, terminating and not ready (serving until its containers stop), as
+            // connections drain; the Endpoints leave it out.
+            try await kubectl.succeed(["expose", "deployment", "front", "--port=80"])
+            let serving = try await waitForPods(kubectl, "app=front") { $0.count == 2 && $0.allSatisfy(\.ready) }
+            let held = serving[0]
+            let slices = [
+                "get", "endpointslices", "-l", "kubernetes.io/service-name=front", "-o",
+                "jsonpath={range .items[*].endpoints[*]}{.targetRef.name}={.conditions.ready}/{.conditions.serving}/{.conditions.terminating} {end}",
+            ]
+            _ = try await kubectl.waitForOutput(slices) { $0.contains("\(held.name)=true/true/false") }
+            try await kubectl.succeed(["patch", "pod", held.name, "--type=merge", "-p", #"{"metadata":{"finalizers":["tether.io/test-hold"]}}"#])
+            try await kubectl.succeed(["delete", "pod", held.name, "--wait=false"])
+            // Serving while its containers stop, not once they have: either is a terminating endpoint.
+            _ = try await kubectl.waitForOutput(slices) {
+                $0.contains("\(held.name)=false/true/true") || $0.contains("\(held.name)=false/false/true")
+            }
+            let addresses = try await kubectl.waitForOutput(["get", "endpoints", "front", "-o", "jsonpath={.subsets[*].addresses[*].targetRef.name}"])
+            {
+                !$0.contains(held.name)
+            }
+            #expect(!addresses.isEmpty, "the other Pod is still an address")
+            try await kubectl.succeed(["patch", "pod", held.name, "--type=json", "-p", #"[{"op":"remove","path":"/metadata/finalizers"}]"#])
+            try await kubectl.succeed(["wait", "--for=delete", "pod/\(held.name)", "--timeout=20s"])
+            _ = try await kubectl.waitForOutput(slices) { !$0.contains(held.name) }
         }
     }
 
