@@ -60,9 +60,9 @@ public final class ClusterProbe: Service, Sendable {
             var allocatable: [String: Int64] = ["cpu": 0, "memory": 0, "pods": 0]
             for node in list.items {
                 let resources = node.value(at: "status", "allocatable") ?? node.value(at: "status", "capacity") ?? [:]
-                allocatable["cpu", default: 0] += Quantity.milli(resources["cpu"]?.stringValue) ?? 0
-                allocatable["memory", default: 0] += Quantity.whole(resources["memory"]?.stringValue) ?? 0
-                allocatable["pods", default: 0] += Quantity.whole(resources["pods"]?.stringValue) ?? 0
+                allocatable["cpu", default: 0] += ResourceQuantity.milli(resources["cpu"]?.stringValue) ?? 0
+                allocatable["memory", default: 0] += ResourceQuantity.whole(resources["memory"]?.stringValue) ?? 0
+                allocatable["pods", default: 0] += ResourceQuantity.whole(resources["pods"]?.stringValue) ?? 0
             }
             let ready = list.items.filter { Conditions($0).has("Ready", "True") }.count
             return Heartbeat.ClusterHealth(
@@ -73,24 +73,4 @@ public final class ClusterProbe: Service, Sendable {
             return Heartbeat.ClusterHealth(apiReachable: false, message: "\(error)")
         }
     }
-}
-
-/// Kubernetes resource quantities (`4`, `500m`, `16Gi`, `1e3`) as integers.
-enum Quantity {
-    private static let suffixes: [(String, Double)] = [
-        ("Ki", 1024), ("Mi", 0x1p20), ("Gi", 0x1p30), ("Ti", 0x1p40), ("Pi", 0x1p50), ("Ei", 0x1p60),
-        ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18), ("m", 1e-3),
-    ]
-
-    static func value(_ text: String?) -> Double? {
-        guard let text, !text.isEmpty else { return nil }
-        for (suffix, scale) in suffixes where text.hasSuffix(suffix) {
-            return Double(text.dropLast(suffix.count)).map { $0 * scale }
-        }
-        return Double(text)
-    }
-
-    static func whole(_ text: String?) -> Int64? { value(text).map { Int64($0.rounded(.up)) } }
-
-    static func milli(_ text: String?) -> Int64? { value(text).map { Int64(($0 * 1000).rounded(.up)) } }
 }

@@ -120,13 +120,15 @@ public final class LocalFederation: Sendable {
         _ name: String,
         nodes: Int = 3,
         readyAfter: String = "2s",
+        maxPods: Int? = nil,
         networkNamespace: String? = nil
     ) async throws -> (process: ManagedProcess, directory: String) {
         let directory = (root as NSString).appendingPathComponent("sim-\(name)")
         let process = try launch(
             name: "sim-\(name)",
             binary: "tether-simcluster",
-            arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter],
+            arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter]
+                + (maxPods.map { ["--max-pods", "\($0)"] } ?? []),
             networkNamespace: networkNamespace
         )
         try await process.waitForEvent("simcluster.ready", within: .seconds(30))

@@ -230,7 +230,8 @@ struct PodController: Sendable {
         KubernetesDefaults.podSpec(at: ["spec"], in: &pod)
         // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
         // With every node cordoned it is made unscheduled, and the scheduler leaves it Pending.
-        let node = slot.node ?? nodes.open.randomElement()
+        var node = slot.node
+        if node == nil, case .success(let fitting) = nodes.fitting(PodRequests(of: pod)) { node = fitting.randomElement() }
         if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
         if kind == "StatefulSet", let name = slot.name {
             pod.set(.string(name), at: ["spec", "hostname"])
@@ -239,6 +240,8 @@ struct PodController: Sendable {
         let source = Self.controllerSource(kind)
         do throws(StoreError) {
             let created = try await store.create(pod, as: Self.pods, dryRun: false)
+            // Counted at once, so the next Pod made in this pass sees the room this one took.
+            nodes.track(created, key: ObjectKey(type: Self.pods, namespace: created.namespace, name: created.name ?? ""), gone: false)
             let podName = created.name ?? ""
             let message = kind == "StatefulSet" ? "create Pod \(podName) in StatefulSet \(ownerName) successful" : "Created pod: \(podName)"
             await events.record(.normal, "SuccessfulCreate", message, about: owner, source: source)

@@ -13,11 +13,14 @@ public struct SimulationSettings: Sendable {
     public var nodes: Int
     /// How long a workload takes to become ready after its spec changes.
     public var readyAfter: Duration
+    /// How many Pods each node takes (a kubelet's `--max-pods`).
+    public var maxPodsPerNode: Int
 
-    public init(clusterName: String, nodes: Int = 3, readyAfter: Duration = .seconds(2)) {
+    public init(clusterName: String, nodes: Int = 3, readyAfter: Duration = .seconds(2), maxPodsPerNode: Int = 110) {
         self.clusterName = clusterName
         self.nodes = nodes
         self.readyAfter = readyAfter
+        self.maxPodsPerNode = maxPodsPerNode
     }
 }
 
@@ -47,7 +50,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let disruptions: DisruptionController
     private let nodes: NodeAvailability
     /// Pods the scheduler found no node for; scheduled again when a node is uncordoned.
-    private let unscheduled = Mutex<Set<ObjectKey>>([])
+    private let unscheduled = Mutex<[ObjectKey: PodRequests]>([:])
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -72,6 +75,9 @@ public final class WorkloadSimulator: Service, Sendable {
         // Known before any Pod is scheduled; the Nodes' watch keeps it current.
         for node in try await store.list(Nodes.type, options: ListOptions()).objects {
             _ = nodes.set(node.name ?? "", cordoned: Nodes.isCordoned(node))
+        }
+        for pod in try await store.list(PodController.pods, options: ListOptions()).objects {
+            nodes.track(pod, key: key(PodController.pods, pod), gone: false)
         }
         await addresses.loadPodAddresses(store: store)
         let types = registry.kinds.filter { Self.simulated.contains($0.plural) }.map {
@@ -137,7 +143,7 @@ public final class WorkloadSimulator: Service, Sendable {
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
             if key.type == Nodes.type { nodeChanged(name: key.name, cordoned: false) }
-            if key.type == PodController.pods { _ = unscheduled.withLock { $0.remove(key) } }
+            if key.type == PodController.pods { _ = unscheduled.withLock { $0.removeValue(forKey: key) } }
             return nil
         }
         let elapsed = progress(of: key, uid: object.uid, generation: object.generation ?? 1)
@@ -210,6 +216,7 @@ public final class WorkloadSimulator: Service, Sendable {
     /// its next step (it waits on its Pods' readiness). One that is gone frees its address; its
     /// owner makes another if it still wants one, as soon as the Pod is being deleted.
     private func podChanged(_ pod: JSONValue, deleted: Bool) async {
+        if nodes.track(pod, key: key(PodController.pods, pod), gone: deleted) { scheduleWaitingPods() }
         for budget in disruptions.budgets(selecting: pod) {
             queue.add(ObjectKey(type: DisruptionController.budgets, namespace: pod.namespace, name: budget))
         }
@@ -355,13 +362,22 @@ public final class WorkloadSimulator: Service, Sendable {
 
     /// A node was cordoned or uncordoned (or went): Pods left unscheduled try again once one opens.
     private func nodeChanged(name: String, cordoned isCordoned: Bool) {
-        guard nodes.set(name, cordoned: isCordoned) else { return }
-        let waiting = unscheduled.withLock { unscheduled in
-            let waiting = unscheduled
-            unscheduled.removeAll()
-            return waiting
+        if nodes.set(name, cordoned: isCordoned) { scheduleWaitingPods(all: true) }
+    }
+
+    /// Room opened on some node: the Pods no node could take are scheduled again. A node opening
+    /// (rare) sends all of them, so each says why it still waits; a Pod going (frequent) only
+    /// those that would now fit, so a thousand waiting Pods are not rescheduled per freed slot.
+    private func scheduleWaitingPods(all: Bool = false) {
+        let admitted = unscheduled.withLock { unscheduled in
+            let waiting = unscheduled.map { (key: $0.key, requests: $0.value) }.sorted {
+                "\($0.key.namespace ?? "")/\($0.key.name)" < "\($1.key.namespace ?? "")/\($1.key.name)"
+            }
+            let admitted = all ? waiting.map(\.key) : nodes.admissible(waiting)
+            for key in admitted { unscheduled.removeValue(forKey: key) }
+            return admitted
         }
-        for key in waiting { queue.add(key) }
+        for key in admitted { queue.add(key) }
     }
 
     /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes not
@@ -371,30 +387,30 @@ public final class WorkloadSimulator: Service, Sendable {
         for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
-        let open = nodes.open
-        guard !open.isEmpty else {
-            await leaveUnscheduled(pod, key: key, nodes: nodes.names.count)
+        let open: [String]
+        switch nodes.fitting(PodRequests(of: pod)) {
+        case .success(let fitting): open = fitting
+        case .failure(let reason):
+            await leaveUnscheduled(pod, key: key, message: reason.message)
             return
         }
-        _ = unscheduled.withLock { $0.remove(key) }
+        _ = unscheduled.withLock { $0.removeValue(forKey: key) }
         var updated = pod
         let node = open[Int(hash % UInt32(open.count))]
         updated.set(.string(node), at: ["spec", "nodeName"])
         guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
+        nodes.track(scheduled, key: key, gone: false)
         await events.record(
             .normal, "Scheduled", "Successfully assigned \(key.namespace ?? "default")/\(key.name) to \(node)", about: scheduled,
             source: EventRecorder.Source(component: "default-scheduler"))
     }
 
     /// A Pod no node can take: `PodScheduled=False` (`Unschedulable`) and a `FailedScheduling`
-    /// Event, each written once, with the scheduler's message.
-    private func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, nodes: Int) async {
-        unscheduled.withLock { _ = $0.insert(key) }
-        let message =
-            "0/\(nodes) nodes are available: \(nodes) node(s) were unschedulable. "
-            + "preemption: 0/\(nodes) nodes are available: \(nodes) Preemption is not helpful for scheduling."
+    /// Event, each written once per reason, with the scheduler's message.
+    private func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, message: String) async {
+        unscheduled.withLock { $0[key] = PodRequests(of: pod) }
         let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
-        guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["reason"] == "Unschedulable" }) else { return }
+        guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["message"]?.stringValue == message }) else { return }
         var updated = pod
         updated.set(.string("Pending"), at: ["status", "phase"])
         updated.set(

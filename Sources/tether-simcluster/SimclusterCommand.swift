@@ -26,6 +26,11 @@ struct SimclusterCommand: AsyncParsableCommand {
             simulated nodes, and the scheduler, kubelet and controllers record Events. An object \
             annotated sim.tether.io/fail="true" never becomes ready.
 
+            Each node offers 4 CPUs, 16 GiB and --max-pods Pods; the scheduler places a Pod only \
+            where its requests fit and the node is not cordoned, and leaves it Pending, saying why, \
+            otherwise. PodDisruptionBudgets are counted as their controller counts them, and Pods' \
+            eviction subresource honours them, so kubectl cordon, drain and uncordon work.
+
             PUT {"status": 503, "delayMilliseconds": 0, "seconds": 30} to /debug/faults (admin) makes \
             the API fail or slow down for a while; DELETE ends it.
 
@@ -47,6 +52,9 @@ struct SimclusterCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Number of simulated nodes.")
     var nodes: Int = 3
 
+    @Option(name: .long, help: "How many Pods each node takes, as a kubelet's --max-pods.")
+    var maxPods: Int = 110
+
     @Option(name: .long, help: "How long workloads take to become ready, e.g. 2s or 500ms.", transform: parseDelay)
     var readyAfter: Duration = .seconds(2)
 
@@ -59,6 +67,7 @@ struct SimclusterCommand: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         guard (1...1000).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 1000") }
+        guard (1...100_000).contains(maxPods) else { throw ValidationError("--max-pods must be between 1 and 100000") }
     }
 
     func run() async throws {
@@ -107,7 +116,7 @@ struct SimclusterCommand: AsyncParsableCommand {
         let simulator = WorkloadSimulator(
             store: store,
             registry: registry,
-            settings: SimulationSettings(clusterName: name, nodes: nodes, readyAfter: readyAfter),
+            settings: SimulationSettings(clusterName: name, nodes: nodes, readyAfter: readyAfter, maxPodsPerNode: maxPods),
             logger: logger
         )
         let group = ServiceGroup(

@@ -29,7 +29,7 @@ struct FederationEndToEndTests {
             var members: [String: Kubectl] = [:]
             var agents: [String: ManagedProcess] = [:]
             for name in names {
-                let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s")
+                let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s", maxPods: 300)
                 members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
                 agents[name] = try federation.startAgent(
                     bundle: try federation.issueBundle(cluster: name, hubPort: port),
@@ -289,7 +289,7 @@ struct FederationEndToEndTests {
                 )
             }
             for name in ["m1", "m2"] {
-                let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s")
+                let (_, directory) = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s", maxPods: 300)
                 members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
                 kubeconfigs[name] = directory + "/kubeconfig"
                 agents[name] = try startAgent(name)

@@ -485,7 +485,7 @@ struct SimclusterTests {
     }
 
     @Test(
-        "kubectl drain evicts within a PodDisruptionBudget, which refuses what would break it; cordoned nodes take no Pods, and a Pod no node takes waits Pending until one is uncordoned"
+        "kubectl drain evicts within a PodDisruptionBudget, which refuses what would break it; cordoned nodes take no Pods, and a Pod no node takes waits Pending until one is uncordoned; requests count against a node's CPU"
     )
     func drainWithDisruptionBudget() async throws {
         try await withFederation { federation in
@@ -536,7 +536,43 @@ struct SimclusterTests {
             // Without evictions drain deletes, its DeleteOptions in protobuf as client-go sends them.
             let deleted = try await kubectl.succeed(["drain", node, "--disable-eviction", "--ignore-daemonsets", "--timeout=60s"])
             #expect(deleted.contains("deleted") && deleted.contains("drained"), "\(deleted)")
+
+            // Requests count against a node's 4 CPUs: with one node cordoned (the drained one),
+            // two Pods of 1.5 CPU fit on each of the other two, and the scheduler says why the rest wait.
+            try await kubectl.succeed(["uncordon"] + everyNode.filter { $0 != node })
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: Self.requestingDeployment(replicas: 7))
+            let crowded = try await waitForPods(kubectl, "app=big") { pods in
+                pods.count == 7 && pods.filter(\.ready).count == 4 && pods.filter { $0.node.isEmpty }.count == 3
+            }
+            #expect(crowded.allSatisfy { $0.node != node }, "\(crowded)")
+            let waitingPod = try #require(crowded.first { $0.node.isEmpty }).name
+            let why = ["get", "pod", waitingPod, "-o", #"jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}"#]
+            _ = try await kubectl.waitForOutput(why) { $0.hasPrefix("0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu.") }
+            try await kubectl.succeed(["uncordon", node])
+            _ = try await waitForPods(kubectl, "app=big") { pods in
+                pods.filter(\.ready).count == 6 && pods.filter { $0.node.isEmpty }.count == 1
+            }
+            let stillWaiting = try #require(try await waitForPods(kubectl, "app=big") { $0.count == 7 }.first { $0.node.isEmpty }).name
+            let whyNow = ["get", "pod", stillWaiting, "-o", #"jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}"#]
+            _ = try await kubectl.waitForOutput(whyNow) { $0.hasPrefix("0/3 nodes are available: 3 Insufficient cpu.") }
+            let allocated = try await kubectl.succeed(["describe", "node", node])
+            #expect(allocated.contains("cpu                3 (75%)"), "\(allocated)")
         }
+    }
+
+    /// A Deployment whose Pods ask 1.5 CPU and 1 GiB each.
+    static func requestingDeployment(replicas: Int) -> String {
+        """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: big}
+        spec:
+          replicas: \(replicas)
+          selector: {matchLabels: {app: big}}
+          template:
+            metadata: {labels: {app: big}}
+            spec: {containers: [{name: app, image: nginx, resources: {requests: {cpu: 1500m, memory: 1Gi}}}]}
+        """
     }
 
     @Test("two simulated clusters side by side give different load-balancer addresses")

@@ -362,3 +362,19 @@ enum DecimalText {
         return whole.isEmpty && fraction.isEmpty ? nil : (whole, fraction)
     }
 }
+
+/// Kubernetes resource quantities (`500m`, `0.5`, `16Gi`, `1e3`) as whole numbers, read exactly
+/// (no floating point) and rounded up, as Kubernetes rounds a request.
+public enum ResourceQuantity {
+    /// Thousandths of a unit: a CPU quantity in millicores. Nil when `text` is not a quantity.
+    public static func milli(_ text: String?) -> Int64? { scaled(text, perUnit: 1_000) }
+
+    /// Whole units: bytes of memory, a count of Pods.
+    public static func whole(_ text: String?) -> Int64? { scaled(text, perUnit: 1) }
+
+    private static func scaled(_ text: String?, perUnit: Int128) -> Int64? {
+        guard let text, let nanounits = CELQuantity.parse(text) else { return nil }
+        let (quotient, remainder) = (nanounits * perUnit).quotientAndRemainder(dividingBy: CELQuantity.unit)
+        return Int64(exactly: remainder > 0 ? quotient + 1 : quotient)
+    }
+}
