@@ -124,7 +124,8 @@ struct HubSessionHardeningTests {
             let client = try await WireTestClient.connect(port: port, material: federation.material(for: federation.identity(cluster: "huge")))
             try await client.send(
                 .hello(Hello(protocolVersions: [1], agentVersion: "test", cluster: "huge", kinds: (0..<100_000).map { "example.com/v1/Kind\($0)" })))
-            let answer = try await client.waitForMessage("reject") { if case .reject = $0 { true } else { false } }
+            // Generous: decoding 100,000 kinds takes the hub a while when the suite loads both cores.
+            let answer = try await client.waitForMessage(within: .seconds(30), "reject") { if case .reject = $0 { true } else { false } }
             guard case .reject(let reject) = answer else { return }
             #expect(reject.code == .invalidHello)
             try await client.waitForClose()
@@ -181,7 +182,9 @@ struct HubSessionHardeningTests {
             try await client.waitForMessage(within: .seconds(30), "welcome") { if case .welcome = $0 { true } else { false } }
             let (key, csr) = try CertificateRenewal.request(for: try federation.identity(cluster: "renewer"))
             try await client.send(.renew(RenewRequest(csr: csr)))
-            let answer = try await client.waitForMessage("signed") { if case .certificate(let c) = $0 { c.certificate != nil } else { false } }
+            let answer = try await client.waitForMessage(within: .seconds(30), "signed") {
+                if case .certificate(let c) = $0 { c.certificate != nil } else { false }
+            }
             guard case .certificate(let issued) = answer, let pem = issued.certificate else { return }
             let renewed = try TLSMaterial(
                 KeyedCertificate(certificate: try PEMFiles.certificates(inPEM: pem)[0], privateKey: key),

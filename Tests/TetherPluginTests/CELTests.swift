@@ -86,12 +86,43 @@ struct CELTests {
     }
 
     @Test(
+        "optMap and optFlatMap over optionals; format's clauses as cel-go writes them",
+        arguments: [
+            ("self.?labels.optMap(l, l.size()).orValue(0) == 2", true),
+            ("self.?absent.optMap(a, a.size()).orValue(-1) == -1", true),
+            ("self.?labels.optFlatMap(l, l.?tier).orValue('') == 'web'", true),
+            ("self.?labels.optFlatMap(l, l.?nope).hasValue() == false", true),
+            ("'%s-%d'.format(['a', 1]) == 'a-1'", true),
+            ("'%s is %d%%'.format([self.name, 50]) == 'web-frontend is 50%'", true),
+            ("'%.2f|%f|%e'.format([3.14159, 2, 1234.5678]) == '3.14|2.000000|1.234568e+03'", true),
+            ("'%b %o %x %X'.format([5, 8, 255, 255]) == '101 10 ff FF'", true),
+            ("'%x'.format(['Hi']) == '4869'", true),
+            ("'%s %s %s'.format([[1, 'a'], {'k': true}, null]) == '[1, \"a\"] {\"k\": true} null'", true),
+            ("'%s'.format([duration('90s')]) == '1m30s' || '%s'.format([duration('90s')]) == '90s'", true),
+        ])
+    func optionalsAndFormat(rule: String, expected: Bool) throws {
+        #expect(try Self.evaluate(rule) == .bool(expected), "\(rule)")
+    }
+
+    @Test(
+        "format refuses a clause that does not suit its argument, or a missing argument",
+        arguments: [
+            ("'%d'.format([1.5]) == ''", "decimal clause can only be used on integers"),
+            ("'%s %s'.format(['a']) == ''", "index 1 out of range"),
+            ("'%q'.format(['a']) == ''", "unrecognized formatting clause"),
+            ("self.?labels.optFlatMap(l, l.size()).hasValue()", "must give an optional"),
+        ])
+    func formatErrors(rule: String, fragment: String) {
+        Self.expectError(rule, fragment)
+    }
+
+    @Test(
         "what is outside the subset is refused when parsed, never evaluated wrongly",
         arguments: [
-            "self.?labels.optMap(l, l.size()).orValue(0) == 2 || true",
-            "'%s-%d'.format(['a', 1]) == 'a-1'",
-            "self.?labels.optMap(l, l.size()).orValue(0) == 2",
-            "self.name.format([1])",
+            // Two-variable comprehensions and the transforms of newer releases.
+            "self.labels.all(k, v, v.size() > 0)",
+            "self.ports.transformList(i, p, p.port) == [80, 443]",
+            "self.?labels.optMap(l) == 2",
             "self.minReplicas <=",
             "'unterminated",
         ])

@@ -129,6 +129,7 @@ extension CELEvaluator {
             result.append(contentsOf: text.unicodeScalars.reversed())
             return .string(String(result))
         case ("strings.quote", .string(let text)?, .none): return .string(quoted(text))
+        case ("format", .string(let template)?, .array(let arguments)?): return .string(try CELFormat.format(template, arguments))
 
         // Kubernetes' list library.
         case ("indexOf", .array(let elements)?, let element?):

@@ -193,13 +193,13 @@ struct CELParser {
     let tokens: [CELToken]
     var position = 0
     static let maximumDepth = 64
-    static let macros: Set<String> = ["all", "exists", "exists_one", "map", "filter"]
+    static let macros: Set<String> = ["all", "exists", "exists_one", "map", "filter", "optMap", "optFlatMap"]
     /// The functions the evaluator knows, with the argument counts each takes (method form).
     static let methods: [String: Set<Int>] = [
         "size": [0], "startsWith": [1], "endsWith": [1], "contains": [1], "matches": [1], "lowerAscii": [0], "upperAscii": [0],
         "trim": [0], "indexOf": [1, 2], "join": [0, 1], "split": [1, 2], "isSorted": [0], "sum": [0], "min": [0], "max": [0],
         // cel-go's string extensions and Kubernetes' list and regex libraries.
-        "charAt": [1], "lastIndexOf": [1, 2], "replace": [2, 3], "substring": [1, 2], "reverse": [0], "find": [1], "findAll": [1, 2],
+        "charAt": [1], "format": [1], "lastIndexOf": [1, 2], "replace": [2, 3], "substring": [1, 2], "reverse": [0], "find": [1], "findAll": [1, 2],
         // Kubernetes' semver library.
         "major": [0], "minor": [0], "patch": [0],
         // A timestamp's fields in UTC or in a time zone given, a duration's totals.
