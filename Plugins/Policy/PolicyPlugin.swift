@@ -224,6 +224,33 @@ public struct PolicyPlugin: ResourcePlugin {
 
     /// A claim is healthy once bound; an autoscaler that cannot scale is degraded; the rest
     /// (identity, access, limits) hold nothing that can fail once written.
+    /// What a member's disruption controller counted for a PodDisruptionBudget.
+    static let budgetCounts = ["currentHealthy", "desiredHealthy", "expectedPods", "disruptionsAllowed"]
+
+    public func summary(of live: JSONValue) -> [String: JSONValue] {
+        live.kind == "PodDisruptionBudget" ? StatusSummary.counts(Self.budgetCounts, of: live) : [:]
+    }
+
+    /// A federated PodDisruptionBudget's status: each member's counts summed (`kubectl get pdb`
+    /// at the hub shows the disruptions allowed in all of them), and `DisruptionAllowed` saying
+    /// which members allow none, since a disruption is always taken in one member.
+    public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        guard object.kind == "PodDisruptionBudget", !members.isEmpty else { return nil }
+        var status = StatusSummary.sums(Self.budgetCounts, of: members)
+        let blocked = members.filter { ($0.summary["disruptionsAllowed"]?.integerValue ?? 0) <= 0 }.map(\.cluster).sorted()
+        let holds = blocked.count < members.count
+        let message = blocked.isEmpty ? "" : "no disruption allowed in \(blocked.joined(separator: ", "))"
+        let previous = (object.value(at: "status", "conditions")?.arrayElements ?? []).first { $0["type"] == "DisruptionAllowed" }
+        let since = previous?["status"]?.stringValue == (holds ? "True" : "False") ? previous?["lastTransitionTime"] : nil
+        status["conditions"] = [
+            [
+                "type": "DisruptionAllowed", "status": holds ? "True" : "False", "reason": holds ? "SufficientPods" : "InsufficientPods",
+                "message": .string(message), "lastTransitionTime": since ?? .string(kubernetesTimestamp()),
+            ]
+        ]
+        return .object(status)
+    }
+
     public func health(of live: JSONValue) -> Health {
         switch live.kind {
         case "PersistentVolumeClaim":

@@ -330,6 +330,14 @@ struct KubectlGeneratorTests {
             let described = try await Self.describe(hubctl, "deployment/web")
             #expect(described.protobufAnswers.contains("/apis/apps/v1/namespaces/default/deployments/web"), "\(described.protobufAnswers)")
             #expect(described.output.contains("6 desired | 6 updated | 6 total | 6 available | 0 unavailable"), "\(described.output)")
+            // The hub's disruption budget sums what the member's disruption controller counted:
+            // 50 % of 6 Pods must stay, so 3 may go.
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.disruptionsAllowed}=3", "pdb/pdb", "--timeout=60s"], within: .seconds(70))
+            let budget = try await hubctl.succeed([
+                "get", "pdb", "pdb", "-o",
+                #"jsonpath={.status.currentHealthy}/{.status.desiredHealthy}/{.status.expectedPods} {.status.conditions[?(@.type=="DisruptionAllowed")].status}"#,
+            ])
+            #expect(budget == "6/3/6 True", "\(budget)")
             // Writing RBAC grants access: an agent does it only when its allow-list names it, and says so.
             try await hubctl.succeed([
                 "wait", "--for=jsonpath={.status.clusters[0].state}=failed", "propagation/role.default.reader", "--timeout=30s",
