@@ -42,25 +42,8 @@ extension ResourceOperation {
 
     /// The Eviction in the body, JSON or protobuf.
     private func evictionBody() async throws -> JSONValue {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch {
-            throw APIError.tooLarge("the Eviction body exceeds 65536 bytes")
-        }
-        let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map(String.init) ?? ""
-        let body: JSONValue
-        if contentType == KubernetesProtobuf.contentType {
-            do {
-                body = try KubernetesProtobuf.decodeEviction(Array(buffer.readableBytesView))
-            } catch {
-                throw APIError.badRequest("the body is not a protobuf Eviction: \(error)")
-            }
-        } else {
-            guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
-                throw APIError.badRequest("the body of an eviction must be a JSON policy/v1 Eviction object")
-            }
-            body = decoded
+        guard let body = try await smallBody("Eviction", protobuf: KubernetesProtobuf.decodeEviction) else {
+            throw APIError.badRequest("an eviction needs a policy/v1 Eviction body")
         }
         let apiVersion = body.apiVersion ?? "policy/v1"
         guard body.kind ?? "Eviction" == "Eviction", ["policy/v1", "policy/v1beta1"].contains(apiVersion) else {

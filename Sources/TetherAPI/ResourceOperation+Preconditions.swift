@@ -35,31 +35,34 @@ extension ResourceOperation {
     /// the server has someone who handles it (the hub's federation engine keeps members' copies,
     /// then removes it); elsewhere nothing depends on the object and it is an ordinary delete.
     func deleteOptions() async throws -> DeletePreconditions {
+        // Typed clients (`kubectl drain`, client-go's Delete) send their options as protobuf.
+        let options = try await smallBody("DeleteOptions", protobuf: KubernetesProtobuf.decodeDeleteOptions) ?? [:]
+        return try await deletePreconditions(from: options)
+    }
+
+    /// A body that is not the kind's object (`DeleteOptions`, an Eviction), at most 64 KiB:
+    /// JSON, or protobuf read by `protobuf`; nil when there is none. Refused, never ignored,
+    /// when it is too large or unreadable: it may carry preconditions the caller relies on.
+    func smallBody(_ what: String, protobuf: ([UInt8]) throws -> JSONValue) async throws -> JSONValue? {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: 64 * 1024)
         } catch {
-            // Refused, not ignored: the body may carry preconditions the caller relies on.
-            throw APIError.tooLarge("the DeleteOptions body exceeds 65536 bytes")
+            throw APIError.tooLarge("the \(what) body exceeds 65536 bytes")
         }
-        var options: JSONValue = [:]
-        if buffer.readableBytes > 0 {
-            let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map(String.init) ?? ""
-            if contentType == KubernetesProtobuf.contentType {
-                // Typed clients (`kubectl drain`, client-go's Delete) send their options as protobuf.
-                do {
-                    options = try KubernetesProtobuf.decodeDeleteOptions(Array(buffer.readableBytesView))
-                } catch {
-                    throw APIError.badRequest("the DELETE body is not a protobuf DeleteOptions: \(error)")
-                }
-            } else {
-                guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
-                    throw APIError.badRequest("the DELETE body is not a JSON DeleteOptions object")
-                }
-                options = decoded
+        guard buffer.readableBytes > 0 else { return nil }
+        let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map(String.init) ?? ""
+        if contentType == KubernetesProtobuf.contentType {
+            do {
+                return try protobuf(Array(buffer.readableBytesView))
+            } catch {
+                throw APIError.badRequest("the body is not a protobuf \(what): \(error)")
             }
         }
-        return try await deletePreconditions(from: options)
+        guard let decoded = try? JSONValue(parsing: buffer.readableBytesView, maximumDepth: 16), case .object = decoded else {
+            throw APIError.badRequest("the body is not a JSON \(what) object")
+        }
+        return decoded
     }
 
     /// What `options` (a `DeleteOptions`, from a DELETE or an Eviction) and the query ask of a delete.

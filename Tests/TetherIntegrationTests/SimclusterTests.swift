@@ -504,6 +504,16 @@ struct SimclusterTests {
                 ["create", "--raw", "/api/v1/namespaces/default/pods/\(pods[0].name)/eviction", "-f", "-"], stdin: eviction)
             #expect(refused.status != 0 && refused.stderr.contains("would violate the pod's disruption budget"), "\(refused)")
             try await kubectl.succeed(["get", "pod", pods[0].name])
+            // A body that is not an Eviction, or too large to read, is refused, and the Pod stays.
+            let evictionPath = "/api/v1/namespaces/default/pods/\(pods[0].name)/eviction"
+            let garbled = try await kubectl.run(["create", "--raw", evictionPath, "-f", "-"], stdin: "[1, 2]")
+            #expect(garbled.status != 0 && garbled.stderr.contains("not a JSON Eviction object"), "\(garbled)")
+            let padded =
+                #"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"\#(pods[0].name)","annotations":{"pad":""#
+                + String(repeating: "x", count: 70_000) + #""}}}"#
+            let oversized = try await kubectl.run(["create", "--raw", evictionPath, "-f", "-"], stdin: padded)
+            #expect(oversized.status != 0 && oversized.stderr.contains("exceeds 65536 bytes"), "\(oversized)")
+            try await kubectl.succeed(["get", "pod", pods[0].name])
             try await kubectl.succeed(["patch", "pdb", "web", "--type=merge", "-p", #"{"spec":{"minAvailable":3}}"#])
             _ = try await kubectl.waitForOutput(allowed) { $0 == "1/4/3" }
 
