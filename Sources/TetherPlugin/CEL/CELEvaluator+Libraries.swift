@@ -4,6 +4,21 @@ import TetherModel
 /// cel-go's optionals and Kubernetes' IP, CIDR, URL and format libraries, as kube-apiserver
 /// offers them to validation rules.
 extension CELEvaluator {
+    /// `opt.optMap(v, expr)` and `optFlatMap`: none stays none; a value is bound to `v` and the
+    /// result wrapped (optMap) or, already optional, returned (optFlatMap).
+    mutating func optionalMacro(
+        _ name: String, over target: CELValue, variable: String, _ expression: CELExpression, bindings: [String: CELValue]
+    ) throws(EvaluationError) -> CELValue {
+        guard case .optional(let wrapped) = target else { throw EvaluationError("no such overload: \(target.kindName).\(name)()") }
+        guard let wrapped else { return .optional(nil) }
+        var scope = bindings
+        scope[variable] = wrapped
+        let result = try value(of: expression, in: scope)
+        if name == "optMap" { return .optional(result) }
+        guard case .optional = result else { throw EvaluationError("optFlatMap's expression must give an optional, not \(result.kindName)") }
+        return result
+    }
+
     /// `name` applied to `values` (the target first, for a method), or nil when no overload matches.
     static func library(_ name: String, _ values: [CELValue]) throws(EvaluationError) -> CELValue? {
         let first: CELValue? = values.first

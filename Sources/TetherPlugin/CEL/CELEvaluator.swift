@@ -439,16 +439,7 @@ public struct CELEvaluator {
         _ name: String, over target: CELValue, variable: String, _ arguments: [CELExpression], bindings: [String: CELValue]
     ) throws(EvaluationError) -> CELValue {
         if name == "optMap" || name == "optFlatMap" {
-            // `opt.optMap(v, expr)`: none stays none; a value is bound to `v` and the result wrapped
-            // (optMap) or, already optional, returned (optFlatMap).
-            guard case .optional(let wrapped) = target else { throw EvaluationError("no such overload: \(target.kindName).\(name)()") }
-            guard let wrapped else { return .optional(nil) }
-            var scope = bindings
-            scope[variable] = wrapped
-            let result = try value(of: arguments[0], in: scope)
-            if name == "optMap" { return .optional(result) }
-            guard case .optional = result else { throw EvaluationError("optFlatMap's expression must give an optional, not \(result.kindName)") }
-            return result
+            return try optionalMacro(name, over: target, variable: variable, arguments[0], bindings: bindings)
         }
         let elements: [CELValue]
         switch target {
