@@ -105,7 +105,7 @@ func tokenKubeconfig(server: String, token: String, for federation: LocalFederat
     return path
 }
 
-@Suite("kubectl against the hub's API", .timeLimit(.minutes(5)))
+@Suite("kubectl against the hub's API", .timeLimit(.minutes(10)))
 struct APIKubectlTests {
     @Test("create, get in every output, apply, label, annotate, patch, scale, edit and delete", arguments: Kubectl.Flavor.allCases)
     func workflow(flavor: Kubectl.Flavor) async throws {

@@ -10,7 +10,7 @@ import X509
 
 /// The hub's agent port and listeners tried as a hostile agent or a flood would: each attack
 /// from issue #15 against the real hub process, which stays up and keeps serving.
-@Suite("the hub's agent port under hostile peers", .timeLimit(.minutes(5)))
+@Suite("the hub's agent port under hostile peers", .timeLimit(.minutes(10)))
 struct HubSessionHardeningTests {
     /// A client of `cluster` with an established session (the hub is run with `--auto-join`).
     static func session(_ cluster: String, port: Int, federation: LocalFederation, kinds: [String] = []) async throws -> WireTestClient {

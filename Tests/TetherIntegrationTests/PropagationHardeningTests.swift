@@ -5,7 +5,7 @@ import TetherTestSupport
 
 /// Nothing the API accepts can wedge propagation, and a restarted hub is honest about agents it
 /// has not heard from: real hub, simulated members and agents on loopback.
-@Suite("propagation that nothing can wedge", .timeLimit(.minutes(5)))
+@Suite("propagation that nothing can wedge", .timeLimit(.minutes(10)))
 struct PropagationHardeningTests {
     @Test("20 objects of 1.3 MB each reach a new agent (a snapshot in chunks); objects the API refuses never block the ones after them")
     func largeDesiredSet() async throws {

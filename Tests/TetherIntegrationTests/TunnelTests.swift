@@ -8,7 +8,8 @@ import TetherTestSupport
 /// network namespace's loopback, and the namespace may open connections only to the hub's agent
 /// port, so the test reaches it through the hub or not at all. Real kubectl, real processes.
 /// Needs root for the namespace (CI runs as root), as the proxy tests do.
-@Suite("The member tunnel", .timeLimit(.minutes(5)))
+// A guard against a hang: 26 s alone, and past 300 s once under the whole first phase's load.
+@Suite("The member tunnel", .timeLimit(.minutes(10)))
 struct TunnelTests {
     @Test("get, get -w and create through the hub; a viewer refused a write, a grant honoured; the agent's allow-list; pushes keep their latency")
     func throughTheHub() async throws {
