@@ -49,7 +49,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let events: EventRecorder
     private let disruptions: DisruptionController
     private let nodes: NodeAvailability
-    /// Pods the scheduler found no node for; scheduled again when a node is uncordoned.
+    /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
     private let unscheduled = Mutex<[ObjectKey: PodRequests]>([:])
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
@@ -380,8 +380,8 @@ public final class WorkloadSimulator: Service, Sendable {
         for key in admitted { queue.add(key) }
     }
 
-    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes not
-    /// cordoned. When every node is, the Pod stays Pending, as the scheduler leaves it.
+    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes it
+    /// fits (``NodeAvailability``). When none does, the Pod stays Pending, as the scheduler leaves it.
     private func schedule(_ pod: JSONValue, key: ObjectKey) async {
         var hash: UInt32 = 2_166_136_261
         for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
