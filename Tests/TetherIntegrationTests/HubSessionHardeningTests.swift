@@ -135,7 +135,7 @@ struct HubSessionHardeningTests {
         }
     }
 
-    @Test("300 renewals on one session: one is signed and recorded, the session is closed as rate-limited")
+    @Test("300 renewals on one session: at most the burst of three is signed, each recorded; the session is closed as rate-limited")
     func renewalFlood() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 30)
@@ -144,11 +144,14 @@ struct HubSessionHardeningTests {
             for _ in 0..<300 { client.sendWithoutWaiting(.renew(RenewRequest(csr: csr))) }
             try await hub.waitForEvent("session.rate_limited", within: .seconds(20), where: isCluster("eu-1"))
             try await client.waitForClose()
-            let signed = hub.lines.filter { $0.event == "certificates.signed" }.count
-            #expect(signed <= 1, "\(signed) certificates signed")
+            // One is signed at a time and the burst is three (docs/limits.md): usually the flood's
+            // second and third arrive while the first is signed and get an error answer, but on a
+            // loaded machine the first may be answered before the second is read (seen once: 2).
+            let serials = hub.lines.filter { $0.event == "certificates.signed" }.compactMap { $0["tether.serial"] }
+            #expect(serials.count <= 3, "\(serials.count) certificates signed")
             let ledger = try RenewalLedger(path: federation.directory.renewalLedgerPath)
-            if signed == 1, let serial = hub.lines.first(where: { $0.event == "certificates.signed" })?["tether.serial"] {
-                #expect(!ledger.ancestors(of: serial).isEmpty, "the renewal is recorded with what it renews")
+            for serial in serials {
+                #expect(!ledger.ancestors(of: serial).isEmpty, "the renewal \(serial) is recorded with what it renews")
             }
         }
     }
