@@ -16,17 +16,27 @@ struct PodRequests: Hashable, Sendable {
         self.memory = memory
     }
 
+    /// The sum, saturating: a request of `9e15` CPUs in two containers fits nowhere, and
+    /// must not overflow.
+    func adding(_ other: PodRequests) -> PodRequests {
+        func sum(_ a: Int64, _ b: Int64) -> Int64 {
+            let (total, overflow) = a.addingReportingOverflow(b)
+            return overflow ? (b > 0 ? .max : .min) : total
+        }
+        return PodRequests(milliCPU: sum(milliCPU, other.milliCPU), memory: sum(memory, other.memory))
+    }
+
     init(of pod: JSONValue) {
         func requests(_ container: JSONValue) -> PodRequests {
             func resource(_ name: String) -> String? {
                 (container.value(at: "resources", "requests", name) ?? container.value(at: "resources", "limits", name))?.stringValue
             }
-            return PodRequests(milliCPU: ResourceQuantity.milli(resource("cpu")) ?? 0, memory: ResourceQuantity.whole(resource("memory")) ?? 0)
+            // A negative request (which kube-apiserver refuses) frees nothing here.
+            return PodRequests(
+                milliCPU: max(0, ResourceQuantity.milli(resource("cpu")) ?? 0), memory: max(0, ResourceQuantity.whole(resource("memory")) ?? 0))
         }
         for container in pod.value(at: "spec", "containers")?.arrayElements ?? [] {
-            let asked = requests(container)
-            milliCPU += asked.milliCPU
-            memory += asked.memory
+            self = adding(requests(container))
         }
         for container in pod.value(at: "spec", "initContainers")?.arrayElements ?? [] {
             let asked = requests(container)
@@ -83,16 +93,15 @@ final class NodeAvailability: Sendable {
             let previous = state.placed[key]
             if previous?.node == node, previous?.requests == requests { return false }
             if let previous {
-                state.used[previous.node, default: (PodRequests(), 0)].requests.milliCPU -= previous.requests.milliCPU
-                state.used[previous.node, default: (PodRequests(), 0)].requests.memory -= previous.requests.memory
-                state.used[previous.node, default: (PodRequests(), 0)].pods -= 1
+                let used = state.used[previous.node] ?? (PodRequests(), 0)
+                let negated = PodRequests(milliCPU: -previous.requests.milliCPU, memory: -previous.requests.memory)
+                state.used[previous.node] = (used.requests.adding(negated), used.pods - 1)
                 state.placed[key] = nil
             }
             if let node {
                 state.placed[key] = (node, requests)
-                state.used[node, default: (PodRequests(), 0)].requests.milliCPU += requests.milliCPU
-                state.used[node, default: (PodRequests(), 0)].requests.memory += requests.memory
-                state.used[node, default: (PodRequests(), 0)].pods += 1
+                let used = state.used[node] ?? (PodRequests(), 0)
+                state.used[node] = (used.requests.adding(requests), used.pods + 1)
             }
             return previous != nil
         }
@@ -128,9 +137,8 @@ final class NodeAvailability: Sendable {
             var admitted: [ObjectKey] = []
             for pod in waiting {
                 guard let node = names.first(where: { refusals(of: $0, for: pod.requests, in: trial).isEmpty }) else { continue }
-                trial.used[node, default: (PodRequests(), 0)].requests.milliCPU += pod.requests.milliCPU
-                trial.used[node, default: (PodRequests(), 0)].requests.memory += pod.requests.memory
-                trial.used[node, default: (PodRequests(), 0)].pods += 1
+                let used = trial.used[node] ?? (PodRequests(), 0)
+                trial.used[node] = (used.requests.adding(pod.requests), used.pods + 1)
                 admitted.append(pod.key)
             }
             return admitted
@@ -143,8 +151,9 @@ final class NodeAvailability: Sendable {
         var refusals: [String] = []
         if state.cordoned.contains(node) { refusals.append("node(s) were unschedulable") }
         if used.pods + 1 > allocatablePods { refusals.append("Too many pods") }
-        if used.requests.milliCPU + requests.milliCPU > Self.allocatableMilliCPU { refusals.append("Insufficient cpu") }
-        if used.requests.memory + requests.memory > Self.allocatableMemory { refusals.append("Insufficient memory") }
+        let wanted = used.requests.adding(requests)
+        if wanted.milliCPU > Self.allocatableMilliCPU { refusals.append("Insufficient cpu") }
+        if wanted.memory > Self.allocatableMemory { refusals.append("Insufficient memory") }
         return refusals
     }
 
