@@ -85,7 +85,7 @@ final class DisruptionController: Sendable {
             case .failure(let problem): failure = problem.message
             }
         } else if let minAvailable, case .integer(let count) = minAvailable {
-            desired = count
+            desired = max(0, count)
         } else if let minAvailable {
             switch await controllersScale(of: pods) {
             case .success(let scale):
@@ -133,13 +133,13 @@ final class DisruptionController: Sendable {
                 if let deployment = WorkloadSimulator.controller(of: set), deployment.kind == "Deployment",
                     let object = try? await store.get(Self.deployments, namespace: namespace, name: deployment.name)
                 {
-                    counted[deployment.uid] = object.integer(at: "spec", "replicas") ?? 1
+                    counted[deployment.uid] = max(0, min(object.integer(at: "spec", "replicas") ?? 1, Int64(Int32.max)))
                 } else {
-                    counted[owner.uid] = set.integer(at: "spec", "replicas") ?? 1
+                    counted[owner.uid] = max(0, min(set.integer(at: "spec", "replicas") ?? 1, Int64(Int32.max)))
                 }
             case "StatefulSet":
                 guard let set = try? await store.get(Self.statefulSets, namespace: namespace, name: owner.name) else { continue }
-                counted[owner.uid] = set.integer(at: "spec", "replicas") ?? 1
+                counted[owner.uid] = max(0, min(set.integer(at: "spec", "replicas") ?? 1, Int64(Int32.max)))
             default:
                 return .failure(
                     ScaleProblem(message: "found no controllers with a scale for pod \"\(pod.name ?? "")\" (its controller is a \(owner.kind))"))
@@ -148,10 +148,12 @@ final class DisruptionController: Sendable {
         return .success(counted.values.reduce(0, +))
     }
 
-    /// An integer, or a percentage of `total` rounded up, as Kubernetes scales both budget fields.
+    /// An integer, or a percentage of `total` rounded up, as Kubernetes scales both budget
+    /// fields; kept within 0 and `total`'s bounds whatever a hostile budget says, so no count overflows.
     static func scaled(_ value: JSONValue, of total: Int64) -> Int64 {
-        if let count = value.integerValue { return count }
+        if let count = value.integerValue { return max(0, count) }
         guard let text = value.stringValue, text.hasSuffix("%"), let percent = Int64(text.dropLast()) else { return 0 }
-        return (percent * total + 99) / 100
+        let bounded = max(0, min(percent, 100))
+        return (bounded * max(0, total) + 99) / 100
     }
 }

@@ -76,6 +76,12 @@ struct DisruptionControllerTests {
         let condition = strict.status["conditions"]?.arrayElements.first
         #expect(condition?["reason"] == "InsufficientPods" && condition?["status"] == "False")
         #expect(controller.budgets(selecting: pod("x", ready: true)) == ["web"])
+        // Hostile figures are bounded, never overflowing: a negative minimum needs nothing, 1000 % of
+        // unavailability is all of them.
+        let negative = await controller.status(of: budget(["minAvailable": .integer(.min)]), now: now)
+        #expect(negative.status["desiredHealthy"] == 0 && negative.status["disruptionsAllowed"] == 4, "\(negative.status)")
+        let everything = await controller.status(of: budget(["maxUnavailable": "1000%"]), now: now)
+        #expect(everything.status["desiredHealthy"] == 0 && everything.status["disruptionsAllowed"] == 4, "\(everything.status)")
 
         // A Pod without a controller leaves a percentage unknowable: nothing is allowed, and the condition says why.
         _ = try await store.create(pod("bare", ready: true, owner: nil), as: PodController.pods, dryRun: false)
