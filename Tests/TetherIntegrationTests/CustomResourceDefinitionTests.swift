@@ -204,7 +204,8 @@ struct CustomResourceDefinitionTests {
                             - {rule: "self.?configName.orValue('x').size() > 0 && isURL('https://example.com/' + self.image)", message: "image must be a URL path"}
                             - {rule: "!format.dns1123Label().validate(self.image.split(':')[0]).hasValue()", message: "image name must be a DNS label"}
                             - {rule: "'%s:%d'.format([self.image, self.replicas]).size() < 200", message: "image too long"}
-                            - {rule: "self.all(key, value, key != '')"}
+                            - {rule: "!has(self.labels) || self.labels.all(key, value, value.size() <= 8 || key.startsWith('long-'))", message: "label values over 8 characters need a key starting long-"}
+                            - {rule: "cel.bind(r, self.replicas, r <= 10)"}
                             - {rule: "self.replicas >= oldSelf.replicas", message: "replicas may only grow"}
                             - {rule: "!has(self.timeout) || self.timeout <= duration('1h')", message: "timeout at most an hour"}
                 """
@@ -213,9 +214,10 @@ struct CustomResourceDefinitionTests {
             #expect(definition.contains("x-kubernetes-validations"))
             let applied = try await hubctl.run(["apply", "-f", "-"], stdin: definition)
             #expect(applied.status == 0, "\(applied)")
-            // Said for the rule Tether leaves unenforced (two-variable comprehensions are outside its CEL), and only that one.
-            #expect(applied.stderr.contains("self.all(key, value") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
+            // Said for the rule Tether leaves unenforced (local bindings are outside the CEL of validation rules), and only that one.
+            #expect(applied.stderr.contains("cel.bind(r") && applied.stderr.contains("is not enforced"), "\(applied.stderr)")
             #expect(!applied.stderr.contains("isURL(") && !applied.stderr.contains("format"), "\(applied.stderr)")
+            #expect(!applied.stderr.contains("self.labels.all"), "\(applied.stderr)")
             #expect(!applied.stderr.contains("oldSelf"), "\(applied.stderr)")
             try await hubctl.succeed(["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=10s"])
 
@@ -234,6 +236,14 @@ struct CustomResourceDefinitionTests {
             let upper = try await hubctl.run(
                 ["create", "-f", "-"], stdin: Self.cronTab("upper", spec: "{cronSpec: '0 3 * * *', image: 'Backup:1'}"))
             #expect(upper.status != 0 && upper.stderr.contains("image name must be a DNS label"), "\(upper)")
+            // And a two-variable comprehension over a map's keys and values.
+            let longLabel = try await hubctl.run(
+                ["create", "-f", "-"],
+                stdin: Self.cronTab("labelled", spec: "{cronSpec: '0 3 * * *', image: backup, labels: {team: platform-engineering}}"))
+            #expect(longLabel.status != 0 && longLabel.stderr.contains("label values over 8 characters need a key starting long-"), "\(longLabel)")
+            try await hubctl.succeed(
+                ["create", "-f", "-"],
+                stdin: Self.cronTab("labelled", spec: "{cronSpec: '0 3 * * *', image: backup, labels: {long-team: platform-engineering, tier: db}}"))
             // The default (mode Allow, replicas 1) is in place when the rule runs.
             try await hubctl.succeed(["create", "-f", "-"], stdin: Self.cronTab("small", spec: "{cronSpec: '0 3 * * *', image: backup}"))
 

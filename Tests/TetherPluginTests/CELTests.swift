@@ -117,11 +117,53 @@ struct CELTests {
     }
 
     @Test(
+        "two-variable comprehensions: index and element of a list, key and value of a map, and the transforms",
+        arguments: [
+            ("self.labels.all(k, v, v.size() > 0 && k != v)", true),
+            ("self.labels.all(k, v, v == 'web')", false),
+            ("self.ports.all(i, p, i == 0 || p.port > self.ports[i - 1].port)", true),  // ports in ascending order
+            ("self.ports.exists(i, p, i == 1 && p.name == 'https')", true),
+            ("self.labels.exists(k, v, k == 'team' && v == 'b')", false),
+            ("self.labels.existsOne(k, v, v.startsWith('w'))", true),
+            ("self.tags.existsOne(t, t != 'b')", false),
+            ("self.ports.transformList(i, p, p.port) == [80, 443]", true),
+            ("self.ports.transformList(i, p, i > 0, p.name + ':' + string(i)) == ['https:1']", true),
+            ("self.labels.transformList(k, v, k + '=' + v) == ['team=a', 'tier=web']", true),
+            ("self.labels.transformMap(k, v, v.upperAscii()) == {'tier': 'WEB', 'team': 'A'}", true),
+            ("self.labels.transformMap(k, v, k != 'team', v.size()) == {'tier': 3}", true),
+            ("self.labels.transformMapEntry(k, v, {v: k}) == {'web': 'tier', 'a': 'team'}", true),
+            ("self.ports.transformMapEntry(i, p, p.port > 100, {p.name: p.port}) == {'https': 443}", true),
+            ("self.empty.all(i, v, false) && !self.empty.exists(i, v, true) && self.empty.transformList(i, v, v) == []", true),
+            // An element's error is absorbed where another decides, as in `&&` and `||`.
+            ("self.ports.exists(i, p, p.absent == 1 || i == 1)", true),
+            // The variables hide `self` inside, and are gone outside.
+            ("self.tags.all(self, v, self >= 0) && self.tags.size() == 3", true),
+        ])
+    func twoVariableComprehensions(rule: String, expected: Bool) throws {
+        #expect(try Self.evaluate(rule) == .bool(expected), "\(rule)")
+    }
+
+    @Test(
+        "two-variable comprehensions refuse what cel-go refuses",
+        arguments: [
+            ("self.labels.transformMapEntry(k, v, {'same': v}).size() == 1", "insert failed: key same already exists"),
+            ("self.labels.transformMapEntry(k, v, v).size() == 1", "must give a map, not string"),
+            ("self.ports.transformMap(i, p, p.port).size() == 2", "transformMap over a list makes integer keys"),
+            ("self.ports.all(i, p, p.port)", "the predicate of all is not a bool"),
+            ("self.name.all(i, c, true)", "no such overload: string.all()"),
+        ])
+    func twoVariableErrors(rule: String, fragment: String) {
+        Self.expectError(rule, fragment)
+    }
+
+    @Test(
         "what is outside the subset is refused when parsed, never evaluated wrongly",
         arguments: [
-            // Two-variable comprehensions and the transforms of newer releases.
-            "self.labels.all(k, v, v.size() > 0)",
-            "self.ports.transformList(i, p, p.port) == [80, 443]",
+            // Local bindings are in the resource-allocation environment of Kubernetes, not in its validation rules'.
+            "cel.bind(r, self.minReplicas, r > 0)",
+            "self.labels.all(k, k, true)",
+            "self.ports.transformList(i, p) == []",
+            "self.labels.transformMapEntry(k, v, true, {v: k}, 1) == {}",
             "self.?labels.optMap(l) == 2",
             "self.minReplicas <=",
             "'unterminated",

@@ -119,8 +119,8 @@ public struct CELEvaluator {
             if let target { values.append(try value(of: target, in: bindings)) }
             for argument in arguments { values.append(try value(of: argument, in: bindings)) }
             return try call(name, values)
-        case .comprehension(let name, let target, let variable, let arguments):
-            return try comprehension(name, over: try value(of: target, in: bindings), variable: variable, arguments, bindings: bindings)
+        case .comprehension(let name, let target, let variables, let arguments):
+            return try comprehension(name, over: try value(of: target, in: bindings), variables: variables, arguments, bindings: bindings)
         }
     }
 
@@ -436,24 +436,44 @@ public struct CELEvaluator {
     }
 
     private mutating func comprehension(
-        _ name: String, over target: CELValue, variable: String, _ arguments: [CELExpression], bindings: [String: CELValue]
+        _ name: String, over target: CELValue, variables: [String], _ arguments: [CELExpression], bindings: [String: CELValue]
     ) throws(EvaluationError) -> CELValue {
         if name == "optMap" || name == "optFlatMap" {
-            return try optionalMacro(name, over: target, variable: variable, arguments[0], bindings: bindings)
+            return try optionalMacro(name, over: target, variable: variables[0], arguments[0], bindings: bindings)
         }
-        let elements: [CELValue]
+        // Each element as the variables see it: one variable takes a list's element or a map's key;
+        // two take the index and the element, or the key and the value.
+        let elements: [(first: CELValue, second: CELValue)]
         switch target {
-        case .array(let items): elements = items
-        case .object(let members): elements = members.keys.sorted().map { .string($0) }  // a map's macros range over its keys
+        case .array(let items): elements = items.enumerated().map { (.integer(Int64($0.offset)), $0.element) }
+        case .object(let members): elements = members.keys.sorted().map { (.string($0), members[$0]!) }  // keys in a stable order
         default: throw EvaluationError("no such overload: \(target.kindName).\(name)()")
         }
+        let isList: Bool
+        if case .array = target { isList = true } else { isList = false }
+        /// What one variable ranges over: a list's elements, a map's keys.
+        func single(_ element: (first: CELValue, second: CELValue)) -> CELValue { isList ? element.second : element.first }
         var scope = bindings
-        func test(_ element: CELValue, _ expression: CELExpression) throws(EvaluationError) -> Bool {
-            scope[variable] = element
+        func bind(_ element: (first: CELValue, second: CELValue)) {
+            if variables.count == 2 {
+                scope[variables[0]] = element.first
+                scope[variables[1]] = element.second
+            } else {
+                scope[variables[0]] = single(element)
+            }
+        }
+        func test(_ element: (first: CELValue, second: CELValue), _ expression: CELExpression) throws(EvaluationError) -> Bool {
+            bind(element)
             guard case .bool(let flag) = try value(of: expression, in: scope) else {
                 throw EvaluationError("the predicate of \(name) is not a bool")
             }
             return flag
+        }
+        func transformed(_ element: (first: CELValue, second: CELValue)) throws(EvaluationError) -> CELValue? {
+            // With a filter first, an element it refuses is left out.
+            if arguments.count == 2, try !test(element, arguments[0]) { return nil }
+            bind(element)
+            return try value(of: arguments[arguments.count - 1], in: scope)
         }
         switch name {
         case "all":
@@ -479,20 +499,44 @@ public struct CELEvaluator {
             }
             if let firstError { throw firstError }
             return .bool(false)
-        case "exists_one":
+        case "exists_one", "existsOne":
             var count = 0
             for element in elements where try test(element, arguments[0]) { count += 1 }
             return .bool(count == 1)
         case "filter":
             var kept: [CELValue] = []
-            for element in elements where try test(element, arguments[0]) { kept.append(element) }
+            for element in elements where try test(element, arguments[0]) { kept.append(single(element)) }
             return .array(kept)
-        default:  // map, with an optional filter first
+        case "transformMap":
+            // The keys stay; a list's would be its indexes, and a map here has string keys only.
+            guard case .object = target else {
+                throw EvaluationError(
+                    "transformMap over a list makes integer keys, and maps here have string keys; use transformList or transformMapEntry")
+            }
+            var result: [String: CELValue] = [:]
+            for element in elements {
+                guard case .string(let key) = element.first, let value = try transformed(element) else { continue }
+                result[key] = value
+            }
+            return .object(result)
+        case "transformMapEntry":
+            var result: [String: CELValue] = [:]
+            for element in elements {
+                guard let entry = try transformed(element) else { continue }
+                guard case .object(let members) = entry else {
+                    throw EvaluationError("transformMapEntry's expression must give a map, not \(entry.kindName)")
+                }
+                for (key, value) in members {
+                    guard result.updateValue(value, forKey: key) == nil else {
+                        throw EvaluationError("insert failed: key \(key) already exists")
+                    }
+                }
+            }
+            return .object(result)
+        default:  // map and transformList, with an optional filter first
             var mapped: [CELValue] = []
             for element in elements {
-                if arguments.count == 2, try !test(element, arguments[0]) { continue }
-                scope[variable] = element
-                mapped.append(try value(of: arguments[arguments.count - 1], in: scope))
+                if let value = try transformed(element) { mapped.append(value) }
             }
             return .array(mapped)
         }

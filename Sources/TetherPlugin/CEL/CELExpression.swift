@@ -5,10 +5,11 @@ import TetherJSON
 /// indexing, arithmetic, comparison, `in`, logic, the ternary, `has()`, `size()`, the string
 /// functions, durations, timestamps and quantities, optionals (`self.?spec.orValue(...)`),
 /// Kubernetes' IP, CIDR, URL, format, semver, list and regex libraries, cel-go's string and set
-/// extensions, and the `all`/`exists`/`exists_one`/`map`/`filter` macros).
+/// extensions, the `all`/`exists`/`exists_one`/`map`/`filter` macros, and cel-go's two-variable
+/// comprehensions: `all`/`exists`/`existsOne` over index and element, or key and value, and
+/// `transformList`/`transformMap`/`transformMapEntry`).
 ///
-/// An expression outside the subset (`optMap`, `'%s'.format()`, other extension libraries)
-/// fails to parse with ``CELSyntaxError``; the caller decides what that
+/// An expression outside the subset (`cel.bind`, other extension libraries) fails to parse with ``CELSyntaxError``; the caller decides what that
 /// means (a rule Tether does not evaluate).
 public indirect enum CELExpression: Sendable {
     case literal(JSONValue)
@@ -23,8 +24,9 @@ public indirect enum CELExpression: Sendable {
     case optionalIndex(CELExpression, CELExpression)
     /// A function or method: `size(x)`, `x.startsWith(y)`.
     case call(String, target: CELExpression?, arguments: [CELExpression])
-    /// `list.all(v, predicate)` and the other macros, with the variable they bind.
-    case comprehension(String, target: CELExpression, variable: String, arguments: [CELExpression])
+    /// `list.all(v, predicate)` and the other macros, with the variables they bind: one, or two
+    /// (index and element of a list, key and value of a map) for `all(i, v, predicate)` and the transforms.
+    case comprehension(String, target: CELExpression, variables: [String], arguments: [CELExpression])
     case unary(String, CELExpression)
     case binary(String, CELExpression, CELExpression)
     case conditional(CELExpression, CELExpression, CELExpression)
@@ -193,7 +195,11 @@ struct CELParser {
     let tokens: [CELToken]
     var position = 0
     static let maximumDepth = 64
-    static let macros: Set<String> = ["all", "exists", "exists_one", "map", "filter", "optMap", "optFlatMap"]
+    static let macros: Set<String> = ["all", "exists", "exists_one", "existsOne", "map", "filter", "optMap", "optFlatMap"]
+    /// cel-go's two-variable comprehensions, with the argument counts each takes after its two variables.
+    static let twoVariableMacros: [String: Set<Int>] = [
+        "all": [1], "exists": [1], "existsOne": [1], "transformList": [1, 2], "transformMap": [1, 2], "transformMapEntry": [1, 2],
+    ]
     /// The functions the evaluator knows, with the argument counts each takes (method form).
     static let methods: [String: Set<Int>] = [
         "size": [0], "startsWith": [1], "endsWith": [1], "contains": [1], "matches": [1], "lowerAscii": [0], "upperAscii": [0],
@@ -321,7 +327,7 @@ struct CELParser {
                         throw CELSyntaxError("the function \(namespace).\(name) with \(arguments.count) arguments is not supported here")
                     }
                     expression = .call("\(namespace).\(name)", target: nil, arguments: arguments)
-                } else if Self.macros.contains(name) {
+                } else if Self.macros.contains(name) || Self.twoVariableMacros[name] != nil {
                     expression = try comprehension(name, target: expression, arguments: arguments)
                 } else {
                     guard Self.methods[name]?.contains(arguments.count) == true else {
@@ -341,10 +347,21 @@ struct CELParser {
     }
 
     private func comprehension(_ name: String, target: CELExpression, arguments: [CELExpression]) throws(CELSyntaxError) -> CELExpression {
-        guard case .identifier(let variable)? = arguments.first, arguments.count == 2 || (name == "map" && arguments.count == 3) else {
-            throw CELSyntaxError("\(name) takes a variable name and an expression")
+        if arguments.count >= 3, case .identifier(let first) = arguments[0], case .identifier(let second) = arguments[1],
+            let counts = Self.twoVariableMacros[name], counts.contains(arguments.count - 2)
+        {
+            // As cel-go: the two names must differ, or the second would hide the first.
+            guard first != second else {
+                throw CELSyntaxError("\(name) binds \(first) twice; name the index (or key) and the element (or value) differently")
+            }
+            return .comprehension(name, target: target, variables: [first, second], arguments: Array(arguments.dropFirst(2)))
         }
-        return .comprehension(name, target: target, variable: variable, arguments: Array(arguments.dropFirst()))
+        guard Self.macros.contains(name), case .identifier(let variable)? = arguments.first,
+            arguments.count == 2 || (name == "map" && arguments.count == 3)
+        else {
+            throw CELSyntaxError("\(name) takes \(Self.twoVariableMacros[name] == nil ? "a variable name" : "variable names") and an expression")
+        }
+        return .comprehension(name, target: target, variables: [variable], arguments: Array(arguments.dropFirst()))
     }
 
     private mutating func list(until closing: String, depth: Int) throws(CELSyntaxError) -> [CELExpression] {
