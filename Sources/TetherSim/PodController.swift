@@ -65,9 +65,9 @@ struct PodController: Sendable {
         case "StatefulSet":
             (wanted, extra) = statefulSetStep(owner, pods: current, revision: revision)
         case "DaemonSet":
-            let nodes = Nodes(store: store, settings: settings)
-            wanted = (1...max(1, settings.nodes)).map { index in
-                Slot(node: nodes.name(index), labels: ["controller-revision-hash": revision, "pod-template-generation": "\(owner.generation ?? 1)"])
+            // The nodes its selector, node affinity and taints admit (with the tolerations it adds).
+            wanted = nodes.daemonNodes(for: PodPlacement(template: template, namespace: namespace)).map { node in
+                Slot(node: node, labels: ["controller-revision-hash": revision, "pod-template-generation": "\(owner.generation ?? 1)"])
             }
             let names = Set(wanted.compactMap(\.node))
             extra = current.filter { !names.contains($0.string(at: "spec", "nodeName") ?? "") }
@@ -228,10 +228,18 @@ struct PodController: Sendable {
         }
         var pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"] ?? [:]]
         KubernetesDefaults.podSpec(at: ["spec"], in: &pod)
+        if kind == "DaemonSet" {
+            // As the DaemonSet controller: tolerations of the node conditions and of a cordon, so
+            // its Pods stay where it put them.
+            var tolerations = pod.value(at: "spec", "tolerations")?.arrayElements ?? []
+            let present = Set(tolerations.map(Toleration.init))
+            tolerations += Toleration.daemonSetDefaults.filter { !present.contains($0) }.map(\.json)
+            pod.set(.array(tolerations), at: ["spec", "tolerations"])
+        }
         // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
         // With every node cordoned it is made unscheduled, and the scheduler leaves it Pending.
         var node = slot.node
-        if node == nil, case .success(let fitting) = nodes.fitting(PodRequests(of: pod)) { node = fitting.randomElement() }
+        if node == nil, case .success(let fitting) = nodes.fitting(PodPlacement(of: pod)) { node = fitting.randomElement() }
         if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
         if kind == "StatefulSet", let name = slot.name {
             pod.set(.string(name), at: ["spec", "hostname"])

@@ -50,7 +50,9 @@ public final class WorkloadSimulator: Service, Sendable {
     private let disruptions: DisruptionController
     private let nodes: NodeAvailability
     /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
-    private let unscheduled = Mutex<[ObjectKey: PodRequests]>([:])
+    private let unscheduled = Mutex<[ObjectKey: PodPlacement]>([:])
+    /// When each Pod that a node's `NoExecute` taint evicts started counting its toleration, by node.
+    private let evictionClocks = Mutex<[String: [ObjectKey: ContinuousClock.Instant]]>([:])
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -74,7 +76,7 @@ public final class WorkloadSimulator: Service, Sendable {
         try await Nodes(store: store, settings: settings).reconcile()
         // Known before any Pod is scheduled; the Nodes' watch keeps it current.
         for node in try await store.list(Nodes.type, options: ListOptions()).objects {
-            _ = nodes.set(node.name ?? "", cordoned: Nodes.isCordoned(node))
+            _ = nodes.update(node.name ?? "", from: node)
         }
         for pod in try await store.list(PodController.pods, options: ListOptions()).objects {
             nodes.track(pod, key: key(PodController.pods, pod), gone: false)
@@ -142,7 +144,7 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
-            if key.type == Nodes.type { nodeChanged(name: key.name, cordoned: false) }
+            if key.type == Nodes.type { _ = await nodeChanged(name: key.name, object: nil) }
             if key.type == PodController.pods { _ = unscheduled.withLock { $0.removeValue(forKey: key) } }
             return nil
         }
@@ -165,12 +167,13 @@ public final class WorkloadSimulator: Service, Sendable {
         case "deployments":
             plan.replicas(stepped: true)
             await scaleReplicaSets(of: object)
-        case "daemonsets": plan.daemonSet(nodes: settings.nodes)
+        case "daemonsets":
+            let template = PodPlacement(template: object.value(at: "spec", "template") ?? [:], namespace: key.namespace ?? "default")
+            plan.daemonSet(nodes: nodes.daemonNodes(for: template).count)
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
         case "nodes":
-            nodeChanged(name: key.name, cordoned: Nodes.isCordoned(object))
-            return nil
+            return await nodeChanged(name: key.name, object: object)
         case "poddisruptionbudgets":
             let counted = await disruptions.status(of: object)
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
@@ -360,9 +363,45 @@ public final class WorkloadSimulator: Service, Sendable {
         }
     }
 
-    /// A node was cordoned or uncordoned (or went): Pods left unscheduled try again once one opens.
-    private func nodeChanged(name: String, cordoned isCordoned: Bool) {
-        if nodes.set(name, cordoned: isCordoned) { scheduleWaitingPods(all: true) }
+    /// A node's labels, taints or cordon changed (or it went): Pods left unscheduled try again,
+    /// DaemonSets pick their nodes again, and the Pods its `NoExecute` taints do not tolerate are
+    /// evicted, at once or when their `tolerationSeconds` run out. Returns when the next one is due.
+    private func nodeChanged(name: String, object: JSONValue?) async -> Duration? {
+        if nodes.update(name, from: object) {
+            scheduleWaitingPods(all: true)
+            let daemonSets = PodController.ownerTypes["DaemonSet"]!
+            for daemonSet in (try? await store.list(daemonSets, options: ListOptions()).objects) ?? [] {
+                queue.add(key(daemonSets, daemonSet))
+            }
+        }
+        let now = ContinuousClock.now
+        var next: Duration?
+        let due = evictionClocks.withLock { clocks in
+            var started: [ObjectKey: ContinuousClock.Instant] = [:]
+            var due: [ObjectKey] = []
+            for (pod, after) in nodes.evicted(from: name) {
+                let since = clocks[name]?[pod] ?? now
+                started[pod] = since
+                let deadline = since.advanced(by: .seconds(after ?? 0))
+                if deadline <= now {
+                    due.append(pod)
+                } else {
+                    next = min(next ?? deadline - now, deadline - now)
+                }
+            }
+            clocks[name] = started.isEmpty ? nil : started
+            return due
+        }
+        for pod in due {
+            guard let object = try? await store.get(pod.type, namespace: pod.namespace, name: pod.name), object.deletionTimestamp == nil else {
+                continue
+            }
+            await events.record(
+                .normal, "TaintManagerEviction", "Marking for deletion Pod \(pod.namespace ?? "default")/\(pod.name)", about: object,
+                source: EventRecorder.Source(component: "taint-eviction-controller"))
+            await pods.delete(object)
+        }
+        return next
     }
 
     /// Room opened on some node: the Pods no node could take are scheduled again. A node opening
@@ -370,7 +409,7 @@ public final class WorkloadSimulator: Service, Sendable {
     /// those that would now fit, so a thousand waiting Pods are not rescheduled per freed slot.
     private func scheduleWaitingPods(all: Bool = false) {
         let admitted = unscheduled.withLock { unscheduled in
-            let waiting = unscheduled.map { (key: $0.key, requests: $0.value) }.sorted {
+            let waiting = unscheduled.map { (key: $0.key, pod: $0.value) }.sorted {
                 "\($0.key.namespace ?? "")/\($0.key.name)" < "\($1.key.namespace ?? "")/\($1.key.name)"
             }
             let admitted = all ? waiting.map(\.key) : nodes.admissible(waiting)
@@ -388,7 +427,7 @@ public final class WorkloadSimulator: Service, Sendable {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
         let open: [String]
-        switch nodes.fitting(PodRequests(of: pod)) {
+        switch nodes.fitting(PodPlacement(of: pod)) {
         case .success(let fitting): open = fitting
         case .failure(let reason):
             await leaveUnscheduled(pod, key: key, message: reason.message)
@@ -408,7 +447,7 @@ public final class WorkloadSimulator: Service, Sendable {
     /// A Pod no node can take: `PodScheduled=False` (`Unschedulable`) and a `FailedScheduling`
     /// Event, each written once per reason, with the scheduler's message.
     private func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, message: String) async {
-        unscheduled.withLock { $0[key] = PodRequests(of: pod) }
+        unscheduled.withLock { $0[key] = PodPlacement(of: pod) }
         let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
         guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["message"]?.stringValue == message }) else { return }
         var updated = pod

@@ -570,6 +570,131 @@ struct SimclusterTests {
         }
     }
 
+    @Test(
+        "kubectl label and taint steer the scheduler: node selectors, required anti-affinity, taints and tolerations, DaemonSets on the nodes they select, and NoExecute evictions"
+    )
+    func taintsAndAffinity() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "300ms")
+            let labels = try await kubectl.succeed(["get", "node", "s1-node-2", "-o", "jsonpath={.metadata.labels}"])
+            #expect(labels.contains(#""kubernetes.io/os":"linux""#) && labels.contains(#""topology.kubernetes.io/zone":"zone-b""#), "\(labels)")
+            try await kubectl.succeed(["label", "node", "s1-node-1", "disk=ssd"])
+            try await kubectl.succeed(["taint", "nodes", "s1-node-2", "dedicated=gpu:NoSchedule"])
+            let taints = try await kubectl.succeed([
+                "get", "node", "s1-node-2", "-o", "jsonpath={.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}",
+            ])
+            #expect(taints == "dedicated=gpu:NoSchedule")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: Self.steeredWorkloads)
+
+            // The node selector puts both on the ssd node; required anti-affinity spreads one per
+            // node, over the two the taint leaves, and the third says why it waits.
+            let pinned = try await waitForPods(kubectl, "app=pinned") { $0.count == 2 && $0.allSatisfy(\.ready) }
+            #expect(pinned.allSatisfy { $0.node == "s1-node-1" }, "\(pinned)")
+            let spread = try await waitForPods(kubectl, "app=spread") { pods in
+                pods.count == 3 && pods.filter(\.ready).count == 2 && pods.filter { $0.node.isEmpty }.count == 1
+            }
+            #expect(Set(spread.map(\.node)) == ["s1-node-1", "s1-node-3", ""], "\(spread)")
+            let waiting = try #require(spread.first { $0.node.isEmpty }).name
+            let expected =
+                "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match pod anti-affinity rules."
+            _ = try await kubectl.waitForOutput([
+                "get", "events", "--field-selector", "involvedObject.name=\(waiting),reason=FailedScheduling", "-o", "jsonpath={.items[*].message}",
+            ]) { $0.hasPrefix(expected) }
+            // A toleration lets the gpu Deployment onto the tainted node, and only there (its node affinity).
+            let gpu = try await waitForPods(kubectl, "app=gpu") { $0.count == 1 && $0.allSatisfy(\.ready) }
+            #expect(gpu.first?.node == "s1-node-2", "\(gpu)")
+            // The DaemonSet runs on the nodes its selector picks, and follows a new label.
+            let desired = ["get", "ds", "agent", "-o", "jsonpath={.status.desiredNumberScheduled}"]
+            _ = try await kubectl.waitForOutput(desired) { $0 == "1" }
+            _ = try await waitForPods(kubectl, "app=agent") { $0.count == 1 && $0.first?.node == "s1-node-1" }
+
+            // The taint removed, the waiting Pod goes to the node it freed.
+            try await kubectl.succeed(["taint", "nodes", "s1-node-2", "dedicated-"])
+            let placed = try await waitForPods(kubectl, "app=spread") { $0.count == 3 && $0.allSatisfy(\.ready) }
+            #expect(placed.first { $0.name == waiting }?.node == "s1-node-2", "\(placed)")
+            try await kubectl.succeed(["label", "node", "s1-node-3", "disk=ssd"])
+            _ = try await kubectl.waitForOutput(desired) { $0 == "2" }
+            _ = try await waitForPods(kubectl, "app=agent") { Set($0.map(\.node)) == ["s1-node-1", "s1-node-3"] && $0.allSatisfy(\.ready) }
+
+            // NoExecute: what does not tolerate it leaves node 1 at once (the DaemonSet's Pod too:
+            // its tolerations are for node conditions), and the Deployments make Pods elsewhere.
+            try await kubectl.succeed(["taint", "nodes", "s1-node-1", "maintenance=now:NoExecute"])
+            let moved = try await waitForPods(kubectl, "app=pinned") { pods in
+                pods.count == 2 && pods.allSatisfy { $0.ready && $0.node == "s1-node-3" }
+            }
+            #expect(moved.allSatisfy { !pinned.map(\.name).contains($0.name) }, "\(moved)")
+            _ = try await kubectl.waitForOutput(desired) { $0 == "1" }
+            _ = try await waitForPods(kubectl, "app=agent") { $0.count == 1 && $0.first?.node == "s1-node-3" }
+            let evictions = try await kubectl.waitForOutput([
+                "get", "events", "--field-selector", "reason=TaintManagerEviction", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            ]) { $0.split(separator: "\n").count >= 4 }
+            #expect(evictions.contains("Marking for deletion Pod default/\(pinned[0].name)"), "\(evictions)")
+            // The spread Pod from node 1 waits: nodes 2 and 3 have one each, node 1 the taint.
+            let respread = try await waitForPods(kubectl, "app=spread") { pods in
+                pods.count == 3 && pods.filter(\.ready).count == 2 && pods.contains { $0.node.isEmpty }
+            }
+            let stuck = try #require(respread.first { $0.node.isEmpty }).name
+            let whyStuck = ["get", "pod", stuck, "-o", #"jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}"#]
+            _ = try await kubectl.waitForOutput(whyStuck) {
+                $0.hasPrefix(
+                    "0/3 nodes are available: 1 node(s) had untolerated taint {maintenance: now}, 2 node(s) didn't match pod anti-affinity rules.")
+            }
+        }
+    }
+
+    static let steeredWorkloads = """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: pinned}
+        spec:
+          replicas: 2
+          selector: {matchLabels: {app: pinned}}
+          template:
+            metadata: {labels: {app: pinned}}
+            spec: {nodeSelector: {disk: ssd}, containers: [{name: app, image: nginx}]}
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: spread}
+        spec:
+          replicas: 3
+          selector: {matchLabels: {app: spread}}
+          template:
+            metadata: {labels: {app: spread}}
+            spec:
+              affinity:
+                podAntiAffinity:
+                  requiredDuringSchedulingIgnoredDuringExecution:
+                  - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: spread}}}
+              containers: [{name: app, image: nginx}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: gpu}
+        spec:
+          replicas: 1
+          selector: {matchLabels: {app: gpu}}
+          template:
+            metadata: {labels: {app: gpu}}
+            spec:
+              tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+              affinity:
+                nodeAffinity:
+                  requiredDuringSchedulingIgnoredDuringExecution:
+                    nodeSelectorTerms:
+                    - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [s1-node-2]}]
+              containers: [{name: app, image: nginx}]
+        ---
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent}
+        spec:
+          selector: {matchLabels: {app: agent}}
+          template:
+            metadata: {labels: {app: agent}}
+            spec: {nodeSelector: {disk: ssd}, containers: [{name: agent, image: busybox}]}
+        """
+
     /// A Deployment whose Pods ask 1.5 CPU and 1 GiB each.
     static func requestingDeployment(replicas: Int) -> String {
         """

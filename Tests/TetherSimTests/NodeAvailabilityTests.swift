@@ -38,4 +38,179 @@ struct NodeAvailabilityTests {
         #expect(nodes.track(pod("a", cpu: ["3500m"], node: "s-node-1"), key: key, gone: true), "the Pod's going frees room")
         #expect(try nodes.fitting(second).get() == ["s-node-1", "s-node-2"])
     }
+
+    static func node(_ name: String, labels: [String: String] = [:], taints: [(String, String, String)] = [], cordoned: Bool = false) -> JSONValue {
+        var all = ["kubernetes.io/hostname": name, "kubernetes.io/os": "linux"]
+        for (key, value) in labels { all[key] = value }
+        var node: JSONValue = [
+            "apiVersion": "v1", "kind": "Node", "metadata": ["name": .string(name), "labels": .object(all.mapValues(JSONValue.string))],
+        ]
+        node.set(.array(taints.map { ["key": .string($0.0), "value": .string($0.1), "effect": .string($0.2)] }), at: ["spec", "taints"])
+        if cordoned { node.set(true, at: ["spec", "unschedulable"]) }
+        return node
+    }
+
+    static func placement(_ spec: JSONValue, labels: [String: String] = [:], namespace: String = "default") -> PodPlacement {
+        var pod: JSONValue = [
+            "metadata": ["name": "p", "namespace": .string(namespace), "labels": .object(labels.mapValues(JSONValue.string))], "spec": spec,
+        ]
+        pod.set([["name": "c", "image": "i"]], at: ["spec", "containers"])
+        return PodPlacement(of: pod)
+    }
+
+    static func message(_ result: Result<[String], NodeAvailability.UnschedulableReason>) -> String {
+        if case .failure(let reason) = result { return reason.message }
+        return "fitted"
+    }
+
+    @Test("taints keep off the Pods that do not tolerate them; the first filter that refuses a node names it, in the scheduler's words")
+    func taintsAndTolerations() throws {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 3))
+        #expect(nodes.update("s-node-1", from: Self.node("s-node-1", taints: [("dedicated", "gpu", "NoSchedule")])))
+        #expect(nodes.update("s-node-2", from: Self.node("s-node-2", taints: [("maintenance", "", "NoExecute")], cordoned: true)))
+        #expect(!nodes.update("s-node-2", from: Self.node("s-node-2", taints: [("maintenance", "", "NoExecute")], cordoned: true)), "nothing changed")
+        #expect(nodes.update("s-node-3", from: Self.node("s-node-3", taints: [("spot", "true", "PreferNoSchedule")])))
+        // PreferNoSchedule only scores: the one node left is taken.
+        #expect(try nodes.fitting(Self.placement([:])).get() == ["s-node-3"])
+        let gpu = Self.placement(["tolerations": [["key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"]]])
+        // Both fit; the node without an untolerated PreferNoSchedule taint scores better.
+        #expect(try nodes.fitting(gpu).get() == ["s-node-1"])
+        let wrongValue = Self.placement(["tolerations": [["key": "dedicated", "operator": "Equal", "value": "cpu"]], "nodeSelector": ["pool": "x"]])
+        #expect(
+            Self.message(nodes.fitting(wrongValue)).hasPrefix(
+                "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable."
+            ), "\(Self.message(nodes.fitting(wrongValue)))")
+        // Tolerating everything (an empty key with Exists) tolerates a cordon's taint too, as in Kubernetes.
+        let everything = Self.placement(["tolerations": [["operator": "Exists"]]])
+        #expect(try nodes.fitting(everything).get() == ["s-node-1", "s-node-2", "s-node-3"])
+        let noSchedule = Self.placement(["tolerations": [["operator": "Exists", "effect": "NoSchedule"]]])
+        #expect(try nodes.fitting(noSchedule).get() == ["s-node-1"], "NoExecute untolerated on node 2; node 3's PreferNoSchedule scores lower")
+        #expect(nodes.daemonNodes(for: Self.placement([:])) == ["s-node-3"], "a DaemonSet tolerates the cordon, not dedicated or maintenance")
+        #expect(nodes.daemonNodes(for: everything) == ["s-node-1", "s-node-2", "s-node-3"])
+    }
+
+    @Test("a NoExecute taint evicts the Pods on its node that do not tolerate it, at once or after their tolerationSeconds")
+    func noExecute() {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 2))
+        func pod(_ name: String, tolerations: JSONValue) -> JSONValue {
+            [
+                "metadata": ["name": .string(name), "namespace": "default"],
+                "spec": ["nodeName": "s-node-1", "containers": [], "tolerations": tolerations],
+            ]
+        }
+        let keys = ["a", "b", "c", "d"].map { TetherSim.ObjectKey(type: Self.pods, namespace: "default", name: $0) }
+        nodes.track(pod("a", tolerations: []), key: keys[0], gone: false)
+        nodes.track(
+            pod("b", tolerations: [["key": "maintenance", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30]]), key: keys[1],
+            gone: false)
+        nodes.track(pod("c", tolerations: [["key": "maintenance", "operator": "Exists"]]), key: keys[2], gone: false)
+        nodes.track(pod("d", tolerations: [["key": "maintenance", "operator": "Exists", "tolerationSeconds": -5]]), key: keys[3], gone: false)
+        #expect(nodes.evicted(from: "s-node-1").isEmpty, "no taint yet")
+        _ = nodes.update("s-node-1", from: Self.node("s-node-1", taints: [("maintenance", "", "NoExecute"), ("dedicated", "x", "NoSchedule")]))
+        let evicted = nodes.evicted(from: "s-node-1")
+        #expect(evicted.map(\.key.name) == ["a", "b", "d"], "c tolerates it for ever")
+        #expect(evicted.map(\.after) == [nil, 30, 0])
+        #expect(nodes.evicted(from: "s-node-2").isEmpty)
+    }
+
+    @Test("node selectors and node affinity, with every operator; preferred terms pick the best of the nodes that fit")
+    func nodeAffinity() throws {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 3))
+        _ = nodes.update("s-node-1", from: Self.node("s-node-1", labels: ["disk": "ssd", "cores": "8"]))
+        _ = nodes.update("s-node-2", from: Self.node("s-node-2", labels: ["disk": "hdd", "cores": "32"]))
+        _ = nodes.update("s-node-3", from: Self.node("s-node-3", labels: ["cores": "16"]))
+        func required(_ expressions: JSONValue, fields: JSONValue = []) -> PodPlacement {
+            Self.placement([
+                "affinity": [
+                    "nodeAffinity": [
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            "nodeSelectorTerms": [["matchExpressions": expressions, "matchFields": fields]]
+                        ]
+                    ]
+                ]
+            ])
+        }
+        #expect(try nodes.fitting(Self.placement(["nodeSelector": ["disk": "ssd"]])).get() == ["s-node-1"])
+        #expect(try nodes.fitting(required([["key": "disk", "operator": "In", "values": ["ssd", "hdd"]]])).get() == ["s-node-1", "s-node-2"])
+        #expect(try nodes.fitting(required([["key": "disk", "operator": "NotIn", "values": ["ssd"]]])).get() == ["s-node-2", "s-node-3"])
+        #expect(try nodes.fitting(required([["key": "disk", "operator": "DoesNotExist"]])).get() == ["s-node-3"])
+        #expect(try nodes.fitting(required([["key": "cores", "operator": "Gt", "values": ["8"]]])).get() == ["s-node-2", "s-node-3"])
+        #expect(try nodes.fitting(required([["key": "cores", "operator": "Lt", "values": ["16"]]])).get() == ["s-node-1"])
+        #expect(try nodes.fitting(required([], fields: [["key": "metadata.name", "operator": "In", "values": ["s-node-3"]]])).get() == ["s-node-3"])
+        #expect(
+            Self.message(nodes.fitting(required([["key": "cores", "operator": "Gt", "values": ["64"]]])))
+                .hasPrefix("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."))
+        // An empty term matches no node, as in Kubernetes.
+        #expect(
+            Self.message(nodes.fitting(required([])))
+                .hasPrefix("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."))
+        let preferring = Self.placement([
+            "affinity": [
+                "nodeAffinity": [
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        ["weight": 10, "preference": ["matchExpressions": [["key": "disk", "operator": "Exists"]]]],
+                        ["weight": 50, "preference": ["matchExpressions": [["key": "cores", "operator": "Gt", "values": ["10"]]]]],
+                    ]
+                ]
+            ]
+        ])
+        #expect(try nodes.fitting(preferring).get() == ["s-node-2"], "60 against 10 and 50")
+    }
+
+    @Test("required Pod anti-affinity and affinity, by hostname and by zone, both ways")
+    func podAffinity() throws {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 4))
+        func term(_ key: String, app: String) -> JSONValue {
+            ["topologyKey": .string(key), "labelSelector": ["matchLabels": ["app": .string(app)]]]
+        }
+        func pod(_ name: String, app: String, on node: String, spec: JSONValue = [:]) -> JSONValue {
+            var pod: JSONValue = ["metadata": ["name": .string(name), "namespace": "default", "labels": ["app": .string(app)]], "spec": spec]
+            pod.set(.string(node), at: ["spec", "nodeName"])
+            return pod
+        }
+        // Zones: nodes 1 and 4 are zone-a, 2 zone-b, 3 zone-c.
+        let antiZone: JSONValue = [
+            "affinity": ["podAntiAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [term("topology.kubernetes.io/zone", app: "db")]]]
+        ]
+        nodes.track(
+            pod("db-0", app: "db", on: "s-node-1", spec: antiZone), key: .init(type: Self.pods, namespace: "default", name: "db-0"), gone: false)
+        let db = Self.placement(antiZone, labels: ["app": "db"])
+        #expect(try nodes.fitting(db).get() == ["s-node-2", "s-node-3"], "not zone-a, where db-0 runs")
+        // The placed Pod's anti-affinity keeps another db Pod out even when the newcomer says nothing.
+        #expect(try nodes.fitting(Self.placement([:], labels: ["app": "db"])).get() == ["s-node-2", "s-node-3"])
+        #expect(try nodes.fitting(Self.placement([:], labels: ["app": "web"])).get().count == 4)
+        // In another namespace the term (its Pod's namespace) does not apply.
+        #expect(try nodes.fitting(Self.placement([:], labels: ["app": "db"], namespace: "other")).get().count == 4)
+        nodes.track(
+            pod("db-1", app: "db", on: "s-node-2", spec: antiZone), key: .init(type: Self.pods, namespace: "default", name: "db-1"), gone: false)
+        nodes.track(
+            pod("db-2", app: "db", on: "s-node-3", spec: antiZone), key: .init(type: Self.pods, namespace: "default", name: "db-2"), gone: false)
+        // Its own terms are judged first, as the scheduler does; a Pod without terms meets the placed Pods'.
+        #expect(
+            Self.message(nodes.fitting(db)).hasPrefix("0/4 nodes are available: 4 node(s) didn't match pod anti-affinity rules."),
+            "\(Self.message(nodes.fitting(db)))")
+        let plainDB = Self.placement([:], labels: ["app": "db"])
+        #expect(
+            Self.message(nodes.fitting(plainDB)).hasPrefix("0/4 nodes are available: 4 node(s) didn't satisfy existing pods anti-affinity rules."),
+            "\(Self.message(nodes.fitting(plainDB)))")
+        // Affinity: a cache goes where a db runs, on the same node.
+        let cache = Self.placement([
+            "affinity": ["podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [term("kubernetes.io/hostname", app: "db")]]]
+        ])
+        #expect(try nodes.fitting(cache).get() == ["s-node-1", "s-node-2", "s-node-3"])
+        // The first Pod of a group that selects itself goes anywhere; a second follows it.
+        let selfish = Self.placement(
+            ["affinity": ["podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [term("kubernetes.io/hostname", app: "solo")]]]],
+            labels: ["app": "solo"])
+        #expect(try nodes.fitting(selfish).get().count == 4)
+        nodes.track(pod("solo-0", app: "solo", on: "s-node-4"), key: .init(type: Self.pods, namespace: "default", name: "solo-0"), gone: false)
+        #expect(try nodes.fitting(selfish).get() == ["s-node-4"])
+        // Own anti-affinity by hostname: not next to a solo Pod.
+        let apart = Self.placement([
+            "affinity": ["podAntiAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [term("kubernetes.io/hostname", app: "solo")]]]
+        ])
+        #expect(try nodes.fitting(apart).get() == ["s-node-1", "s-node-2", "s-node-3"])
+        nodes.track(pod("solo-0", app: "solo", on: "s-node-4"), key: .init(type: Self.pods, namespace: "default", name: "solo-0"), gone: true)
+        #expect(try nodes.fitting(apart).get().count == 4, "its going frees the node")
+    }
 }
