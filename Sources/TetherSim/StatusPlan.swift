@@ -32,39 +32,60 @@ struct StatusPlan {
     private func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
     private func current(_ key: String) -> Int64 { status[key]?.integerValue ?? 0 }
 
-    /// A ReplicaSet becomes ready all at once after the delay; a Deployment rolls out in three
-    /// visible steps. Scaling down takes effect at once.
-    mutating func replicas(stepped: Bool) {
-        let desired = spec("replicas") ?? 1
-        var ready: Int64
-        if failing {
-            ready = 0
-        } else if desired <= current("readyReplicas") {
-            ready = desired
-        } else if stepped {
-            let step = readyAfter / 3
-            let steps = min(3, Int64(elapsed / step))
-            ready = max(current("readyReplicas"), desired * steps / 3)
-            if ready < desired { lookAgainAfter = step * Double(steps + 1) - elapsed }
-        } else if elapsed >= readyAfter {
-            ready = desired
-        } else {
-            ready = current("readyReplicas")
-            lookAgainAfter = readyAfter - elapsed
-        }
+    /// A ReplicaSet's status as its controller counts it, from its Pods (`pods`, those it holds
+    /// now, not being deleted): how many exist and how many are Running and Ready. So a Pod that
+    /// waits for a node, or crash-loops, is not counted ready.
+    mutating func replicaSet(pods: [JSONValue]) {
+        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }.count
         status[member: "observedGeneration"] = .integer(generation)
-        status[member: "replicas"] = .integer(desired)
-        status[member: "readyReplicas"] = .integer(ready)
-        status[member: "availableReplicas"] = .integer(ready)
-        if object.kind == "Deployment" {
-            status[member: "updatedReplicas"] = .integer(failing ? 0 : max(ready, min(desired, current("updatedReplicas"))))
-            status[member: "unavailableReplicas"] = .integer(desired - ready)
-            status[member: "conditions"] = .array(deploymentConditions(ready: ready, desired: desired))
-        } else {
-            if object.kind == "ReplicaSet" { status[member: "fullyLabeledReplicas"] = .integer(desired) }
-            status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
-        }
+        status[member: "replicas"] = .integer(Int64(pods.count))
+        status[member: "fullyLabeledReplicas"] = .integer(Int64(pods.count))
+        status[member: "readyReplicas"] = .integer(Int64(ready))
+        status[member: "availableReplicas"] = .integer(Int64(ready))
+        status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
     }
+
+    /// A Deployment's status as its controller sums it from its ReplicaSets' (`newest` holding
+    /// the current template): all their Pods, the newest's as updated, and the available ones
+    /// against the desired count. So `kubectl rollout status` waits on the Pods themselves.
+    mutating func deployment(replicaSets: [JSONValue], newest: String?) {
+        let desired = spec("replicas") ?? 1
+        func sum(_ key: String) -> Int64 { replicaSets.reduce(0) { $0 + ($1.integer(at: "status", key) ?? 0) } }
+        let available = sum("availableReplicas")
+        let updated = replicaSets.first { $0.name == newest }?.integer(at: "status", "replicas") ?? 0
+        let complete = !failing && updated == desired && sum("replicas") == desired && available >= desired
+        status[member: "observedGeneration"] = .integer(generation)
+        status[member: "replicas"] = .integer(sum("replicas"))
+        status[member: "updatedReplicas"] = .integer(updated)
+        status[member: "readyReplicas"] = .integer(sum("readyReplicas"))
+        status[member: "availableReplicas"] = .integer(available)
+        status[member: "unavailableReplicas"] = .integer(max(0, desired - available))
+        status[member: "conditions"] = .array(
+            deploymentConditions(available: available >= desired - Self.maxUnavailable(of: object), complete: complete, newest: newest ?? ""))
+    }
+
+    /// A Deployment's rolling-update bounds, as its controller resolves them against `spec.replicas`:
+    /// `maxSurge` rounded up, `maxUnavailable` rounded down (25 % each by default); both zero is
+    /// read as one unavailable, as the API refuses both zero. A Recreate Deployment has neither.
+    static func rollingBounds(of deployment: JSONValue) -> (maxSurge: Int64, maxUnavailable: Int64) {
+        let desired = max(0, deployment.integer(at: "spec", "replicas") ?? 1)
+        guard deployment.string(at: "spec", "strategy", "type") != "Recreate" else { return (0, desired) }
+        func resolve(_ value: JSONValue?, roundUp: Bool) -> Int64 {
+            switch value {
+            case .integer(let count)?: return max(0, count)
+            case .string(let text)? where text.hasSuffix("%"):
+                let percent = min(100, max(0, Int64(text.dropLast()) ?? 25))
+                return roundUp ? (desired * percent + 99) / 100 : desired * percent / 100
+            default: return roundUp ? (desired * 25 + 99) / 100 : desired * 25 / 100
+            }
+        }
+        let rolling = deployment.value(at: "spec", "strategy", "rollingUpdate")
+        let surge = resolve(rolling?["maxSurge"], roundUp: true)
+        let unavailable = resolve(rolling?["maxUnavailable"], roundUp: false)
+        return surge == 0 && unavailable == 0 ? (0, 1) : (surge, unavailable)
+    }
+
+    static func maxUnavailable(of deployment: JSONValue) -> Int64 { rollingBounds(of: deployment).maxUnavailable }
 
     /// A StatefulSet's status as its controller counts it, from its Pods (`pods`, those it holds
     /// now): how many exist, are Ready, run the template of `updateRevision` (`NAME-HASH`) and of
@@ -225,7 +246,7 @@ struct StatusPlan {
         return ingress.first?["ip"]?.stringValue
     }
 
-    private func deploymentConditions(ready: Int64, desired: Int64) -> [JSONValue] {
+    private func deploymentConditions(available: Bool, complete: Bool, newest name: String) -> [JSONValue] {
         if failing {
             return [
                 [
@@ -235,7 +256,6 @@ struct StatusPlan {
                 failureCondition(type: "Progressing"),
             ]
         }
-        let available = ready >= desired
         return [
             [
                 "type": "Available", "status": .string(available ? "True" : "False"),
@@ -244,8 +264,8 @@ struct StatusPlan {
             ],
             [
                 "type": "Progressing", "status": "True",
-                "reason": .string(available ? "NewReplicaSetAvailable" : "ReplicaSetUpdated"),
-                "message": .string(available ? "ReplicaSet has successfully progressed." : "ReplicaSet is progressing."),
+                "reason": .string(complete ? "NewReplicaSetAvailable" : "ReplicaSetUpdated"),
+                "message": .string(complete ? "ReplicaSet \"\(name)\" has successfully progressed." : "ReplicaSet \"\(name)\" is progressing."),
             ],
         ]
     }

@@ -159,14 +159,16 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             plan.statefulSet(pods: owned, updateRevision: "\(key.name)-\(PodTemplateHash.of(template))")
         case "replicasets":
-            plan.replicas(stepped: false)
+            // Counted from its Pods, which its controller's step (first) makes or deletes.
+            guard let owned = await pods.sync(object, kind: "ReplicaSet") else { return nil }
+            plan.replicaSet(pods: owned)
             // A ReplicaSet the API just recorded may be its Deployment's newest: look again.
             if let owner = Self.controller(of: object), owner.kind == "Deployment" {
                 queue.add(ObjectKey(type: Self.deployments, namespace: key.namespace, name: owner.name))
             }
         case "deployments":
-            plan.replicas(stepped: true)
-            await scaleReplicaSets(of: object)
+            guard let (sets, newest) = await rollOut(object) else { return nil }
+            plan.deployment(replicaSets: sets, newest: newest)
         case "daemonsets":
             let template = PodPlacement(template: object.value(at: "spec", "template") ?? [:], namespace: key.namespace ?? "default")
             plan.daemonSet(nodes: nodes.daemonNodes(for: template).count)
@@ -211,7 +213,9 @@ public final class WorkloadSimulator: Service, Sendable {
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
             }
         }
-        if let kind = object.kind, kind != "StatefulSet", PodController.ownerTypes[kind] == key.type { await pods.sync(object, kind: kind) }
+        if let kind = object.kind, kind != "StatefulSet", kind != "ReplicaSet", PodController.ownerTypes[kind] == key.type {
+            await pods.sync(object, kind: kind)
+        }
         return plan.lookAgainAfter
     }
 
@@ -229,7 +233,9 @@ public final class WorkloadSimulator: Service, Sendable {
         if deleted { await addresses.release(pod: pod) }
         // A Pod being deleted no longer counts for its owner, which makes another meanwhile.
         let gone = deleted || pod.deletionTimestamp != nil
-        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind], gone || owner.kind == "StatefulSet" {
+        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind],
+            gone || owner.kind == "StatefulSet" || owner.kind == "ReplicaSet"
+        {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
         }
     }
@@ -338,29 +344,80 @@ public final class WorkloadSimulator: Service, Sendable {
         return (kind, name, uid)
     }
 
-    /// The Deployment controller's part: the newest of a Deployment's ReplicaSets (the revision
-    /// of its template, which the API records) holds its replicas, the older ones none, so
-    /// `get rs` and `describe deployment` show them as a cluster would.
-    private func scaleReplicaSets(of deployment: JSONValue) async {
+    /// The Deployment controller's step: its ReplicaSets (the API records one per template,
+    /// holding no replicas) scaled towards the newest holding `spec.replicas`, as its strategy
+    /// allows. `Recreate` scales the old ones to zero and the newest up once their Pods are gone
+    /// (terminating ones too);
+    /// `RollingUpdate` adds new Pods up to `maxSurge` above the count and removes old ones while
+    /// at least the count less `maxUnavailable` stay available (unavailable old ones first), so
+    /// each step waits on the Pods' readiness. A paused Deployment is only scaled. Returns the
+    /// ReplicaSets as they are after the step, and the newest's name; nil when they could not be listed.
+    private func rollOut(_ deployment: JSONValue) async -> (sets: [JSONValue], newest: String?)? {
         guard let uid = deployment.uid, let namespace = deployment.namespace,
             let page = try? await store.list(Self.replicaSets, options: ListOptions(namespace: namespace))
-        else { return }
-        let owned = page.objects.filter { Self.controller(of: $0)?.uid == uid }
+        else { return nil }
+        var sets = page.objects.filter { Self.controller(of: $0)?.uid == uid }
         func revision(_ set: JSONValue) -> Int64 { set.annotations["deployment.kubernetes.io/revision"].flatMap { Int64($0) } ?? 0 }
-        let newest = owned.max { revision($0) < revision($1) }?.name
-        let desired = deployment.integer(at: "spec", "replicas") ?? 1
-        for set in owned {
-            let wanted = set.name == newest ? desired : 0
-            let had = set.integer(at: "spec", "replicas") ?? 0
-            guard had != wanted else { continue }
-            var scaled = set
-            scaled.set(.integer(wanted), at: ["spec", "replicas"])
+        sets.sort { revision($0) < revision($1) }
+        guard let newestIndex = sets.indices.last, deployment.deletionTimestamp == nil else { return (sets, sets.last?.name) }
+        let desired = max(0, deployment.integer(at: "spec", "replicas") ?? 1)
+        var wanted = sets.map { $0.integer(at: "spec", "replicas") ?? 0 }
+        func available(_ index: Int) -> Int64 { sets[index].integer(at: "status", "availableReplicas") ?? 0 }
+        let old = sets.indices.dropLast()
+        if deployment.value(at: "spec", "paused") == .bool(true) {
+            // Paused: the count changes only the newest, and old Pods stay where they are.
+            wanted[newestIndex] = max(0, desired - old.reduce(0) { $0 + wanted[$1] })
+        } else if deployment.string(at: "spec", "strategy", "type") == "Recreate" {
+            for index in old { wanted[index] = 0 }
+            // New Pods only once the old ones are gone, terminating ones included (nil: not known).
+            let oldOwners = Set(old.compactMap { sets[$0].uid })
+            let oldPods: Int? =
+                oldOwners.isEmpty
+                ? 0
+                : (try? await store.list(PodController.pods, options: ListOptions(namespace: namespace)))?.objects.filter {
+                    oldOwners.contains(Self.controller(of: $0)?.uid ?? "")
+                }.count
+            if oldPods == 0 { wanted[newestIndex] = desired }
+        } else {
+            let (maxSurge, maxUnavailable) = StatusPlan.rollingBounds(of: deployment)
+            // Up: new Pods while the total stays within the count plus the surge.
+            if wanted[newestIndex] > desired {
+                wanted[newestIndex] = desired
+            } else {
+                let room = desired + maxSurge - wanted.reduce(0, +)
+                if room > 0 { wanted[newestIndex] = min(desired, wanted[newestIndex] + room) }
+            }
+            // Down: old Pods while enough stay available, the unavailable ones first (they count for nothing).
+            let minAvailable = desired - maxUnavailable
+            let newUnavailable = max(0, wanted[newestIndex] - available(newestIndex))
+            var cleanup = max(0, wanted.reduce(0, +) - minAvailable - newUnavailable)
+            for index in old where cleanup > 0 {
+                let unhealthy = min(cleanup, max(0, wanted[index] - available(index)))
+                wanted[index] -= unhealthy
+                cleanup -= unhealthy
+            }
+            let availableNow = sets.indices.reduce(Int64(0)) { $0 + min(available($1), wanted[$1]) }
+            var scaleDown = max(0, availableNow - minAvailable)
+            for index in old where scaleDown > 0 {
+                let removed = min(scaleDown, wanted[index])
+                wanted[index] -= removed
+                scaleDown -= removed
+            }
+        }
+        for index in sets.indices {
+            let had = sets[index].integer(at: "spec", "replicas") ?? 0
+            guard had != wanted[index] else { continue }
+            var scaled = sets[index]
+            scaled.set(.integer(wanted[index]), at: ["spec", "replicas"])
             // A conflict means the API wrote it meanwhile; its event brings the Deployment back.
-            guard (try? await store.update(scaled, as: Self.replicaSets, dryRun: false)) != nil else { continue }
+            guard let written = try? await store.update(scaled, as: Self.replicaSets, dryRun: false) else { continue }
+            sets[index] = written
             await events.record(
-                .normal, "ScalingReplicaSet", "Scaled \(wanted > had ? "up" : "down") replica set \(set.name ?? "") from \(had) to \(wanted)",
+                .normal, "ScalingReplicaSet",
+                "Scaled \(wanted[index] > had ? "up" : "down") replica set \(sets[index].name ?? "") from \(had) to \(wanted[index])",
                 about: deployment, source: EventRecorder.Source(component: "deployment-controller"))
         }
+        return (sets, sets[newestIndex].name)
     }
 
     /// A node's labels, taints or cordon changed (or it went): Pods left unscheduled try again,

@@ -129,16 +129,31 @@ package enum ObjectRules {
         if existing.deletionTimestamp == nil, !missing.isEmpty {
             existing.finalizers += missing
         }
-        guard existing.finalizers.isEmpty else {
-            guard existing.deletionTimestamp == nil else { return .keep(existing) }
-            existing.deletionTimestamp = timestamp
-            return .store(existing, .modified)
-        }
-        if let grace = preconditions.gracePeriodSeconds, grace > 0 {
-            guard existing.deletionTimestamp == nil else { return .keep(existing) }
+        let grace = max(0, preconditions.gracePeriodSeconds ?? 0)
+        func markGraceful() {
             let now = kubernetesTimeParts(timestamp)?.seconds ?? Int64(Date().timeIntervalSince1970)
             existing.deletionTimestamp = kubernetesTimestamp(Date(timeIntervalSince1970: TimeInterval(now + grace)))
             existing.metadata["deletionGracePeriodSeconds"] = .integer(grace)
+        }
+        // As kube-apiserver: a graceful delete is marked with its grace period (finalizers or
+        // not), and a later delete may only shorten it; the object goes once its finalizers are
+        // gone and its period ended with a delete of zero (its kubelet's final one).
+        if Self.inGracePeriod(existing) {
+            guard grace < (existing.metadata["deletionGracePeriodSeconds"]?.integerValue ?? 0) else { return .keep(existing) }
+            guard grace == 0, existing.finalizers.isEmpty else {
+                markGraceful()
+                return .store(existing, .modified)
+            }
+            return .remove(existing)
+        }
+        guard existing.finalizers.isEmpty else {
+            guard existing.deletionTimestamp == nil else { return .keep(existing) }
+            if grace > 0 { markGraceful() } else { existing.deletionTimestamp = timestamp }
+            return .store(existing, .modified)
+        }
+        if grace > 0 {
+            guard existing.deletionTimestamp == nil else { return .keep(existing) }
+            markGraceful()
             return .store(existing, .modified)
         }
         return .remove(existing)

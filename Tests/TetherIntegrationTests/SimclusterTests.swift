@@ -431,6 +431,9 @@ struct SimclusterTests {
             try await kubectl.succeed(["create", "deployment", "front", "--image=nginx", "--replicas=2"])
             let pods = try await waitForPods(kubectl, "app=front") { $0.count == 2 && $0.allSatisfy(\.ready) }
             let victim = pods[0].name
+            // Held by a finalizer until the replacement has been seen, so a loaded machine's
+            // kubectl, slower than the kubelet's five seconds, still sees both at once.
+            try await kubectl.succeed(["patch", "pod", victim, "--type=merge", "-p", #"{"metadata":{"finalizers":["tether.io/test-hold"]}}"#])
             try await kubectl.succeed(["delete", "pod", victim, "--wait=false"])
             // One look right after the delete (a loaded machine's kubectl may take seconds per run):
             // the table kubectl prints and the marks of the deletion, both from the same answer.
@@ -444,6 +447,7 @@ struct SimclusterTests {
             _ = try await waitForPods(kubectl, "app=front") { current in
                 current.count == 3 && current.contains { $0.name == victim }
             }
+            try await kubectl.succeed(["patch", "pod", victim, "--type=json", "-p", #"[{"op":"remove","path":"/metadata/finalizers"}]"#])
             try await kubectl.succeed(["wait", "--for=delete", "pod/\(victim)", "--timeout=20s"])
             let described = try await kubectl.succeed(["get", "events", "--field-selector", "involvedObject.name=\(victim),reason=Killing"])
             #expect(described.contains("Stopping container nginx"), "\(described)")
@@ -694,6 +698,78 @@ struct SimclusterTests {
             metadata: {labels: {app: agent}}
             spec: {nodeSelector: {disk: ssd}, containers: [{name: agent, image: busybox}]}
         """
+
+    @Test(
+        "a Deployment rolls out as its strategy says: RollingUpdate within maxSurge and maxUnavailable, each step waiting on new Pods' readiness; Recreate removes every old Pod first; rollout status follows the Pods"
+    )
+    func deploymentStrategies() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: Self.rollingDeployment(image: "nginx:1.0"))
+            _ = try await waitForPods(kubectl, "app=roll") { $0.count == 4 && $0.allSatisfy { $0.ready && $0.image == "nginx:1.0" } }
+
+            // maxSurge 1, maxUnavailable 0: never more than 5 Pods counted, never fewer than 4 available.
+            try await kubectl.succeed(["set", "image", "deployment/roll", "app=nginx:1.1"])
+            async let watched = Self.watchRollout(kubectl, replicas: 4) { replicas, available in replicas <= 5 && available >= 4 }
+            let status = try await kubectl.succeed(["rollout", "status", "deployment/roll", "--timeout=60s"])
+            #expect(status.contains("out of 4 new replicas have been updated...") && status.contains("successfully rolled out"), "\(status)")
+            let (looks, violations) = try await watched
+            #expect(looks >= 3 && violations.isEmpty, "\(looks) looks; broke the bounds: \(violations)")
+            let scaling = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=roll,reason=ScalingReplicaSet", "--sort-by=.metadata.creationTimestamp",
+                "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            ])
+            // One new Pod at a time, each followed by one old Pod going.
+            #expect(scaling.contains("from 0 to 1\n") && scaling.contains("from 4 to 3\n") && scaling.contains("from 1 to 0"), "\(scaling)")
+            _ = try await waitForPods(kubectl, "app=roll") { $0.count == 4 && $0.allSatisfy { $0.ready && $0.image == "nginx:1.1" } }
+
+            // Recreate: no Pod of the new template while any of the old one exists, terminating or not.
+            try await kubectl.succeed([
+                "patch", "deployment", "roll", "--type=merge", "-p", #"{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}"#,
+            ])
+            try await kubectl.succeed(["set", "image", "deployment/roll", "app=nginx:1.2"])
+            let history = PodHistory()
+            _ = try await waitForPods(kubectl, "app=roll") { pods in
+                let images = Set(pods.map(\.image))
+                history.record(pods, holds: !(images.contains("nginx:1.2") && images.contains("nginx:1.1")))
+                return pods.count == 4 && pods.allSatisfy { $0.ready && $0.image == "nginx:1.2" }
+            }
+            #expect(history.violations.isEmpty, "old and new Pods together: \(history.violations)")
+            try await kubectl.succeed(["rollout", "status", "deployment/roll", "--timeout=30s"])
+        }
+    }
+
+    /// Polls a rolling Deployment's status (Pods counted, available) until it is complete; returns
+    /// how many looks were taken and the ones where `bounds` did not hold.
+    static func watchRollout(_ kubectl: Kubectl, replicas: Int, bounds: @escaping (Int, Int) -> Bool) async throws -> (Int, [String]) {
+        var looks = 0
+        var violations: [String] = []
+        let fields =
+            "jsonpath={.status.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}/{.status.observedGeneration}/{.metadata.generation}"
+        _ = try await kubectl.waitForOutput(["get", "deployment", "roll", "-o", fields], within: .seconds(60), every: .milliseconds(300)) { output in
+            let numbers = output.split(separator: "/").map { Int($0) ?? -1 }
+            guard numbers.count == 5 else { return false }
+            looks += 1
+            if !bounds(numbers[0], numbers[2]) { violations.append(output) }
+            return numbers[3] == numbers[4] && numbers[0] == replicas && numbers[1] == replicas && numbers[2] == replicas
+        }
+        return (looks, violations)
+    }
+
+    static func rollingDeployment(image: String) -> String {
+        """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: roll}
+        spec:
+          replicas: 4
+          strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+          selector: {matchLabels: {app: roll}}
+          template:
+            metadata: {labels: {app: roll}}
+            spec: {containers: [{name: app, image: \(image)}]}
+        """
+    }
 
     /// A Deployment whose Pods ask 1.5 CPU and 1 GiB each.
     static func requestingDeployment(replicas: Int) -> String {

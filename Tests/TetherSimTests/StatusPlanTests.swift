@@ -17,43 +17,66 @@ func workload(_ kind: String, replicas: Int64, generation: Int64 = 1, status: JS
 struct StatusPlanTests {
     let delay = Duration.seconds(3)
 
-    @Test("a ReplicaSet is unready until the delay, then wholly ready; the plan says when to look again")
+    static func pod(_ phase: String, ready: Bool) -> JSONValue {
+        ["metadata": ["name": "p"], "status": ["phase": .string(phase), "conditions": [["type": "Ready", "status": ready ? "True" : "False"]]]]
+    }
+
+    @Test("a ReplicaSet counts its Pods: all that exist, and as ready only those Running and Ready")
     func replicaSet() {
-        var early = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(1), readyAfter: delay, failing: false)
-        early.replicas(stepped: false)
-        #expect(early.status["readyReplicas"] == 0)
-        #expect(early.lookAgainAfter == .seconds(2))
-        var late = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(3), readyAfter: delay, failing: false)
-        late.replicas(stepped: false)
-        #expect(late.status["readyReplicas"] == 4 && late.status["observedGeneration"] == 1)
-        #expect(late.lookAgainAfter == nil)
+        var plan = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(1), readyAfter: delay, failing: false)
+        plan.replicaSet(pods: [Self.pod("Running", ready: true), Self.pod("Running", ready: false), Self.pod("Pending", ready: false)])
+        #expect(plan.status["replicas"] == 3 && plan.status["readyReplicas"] == 1 && plan.status["availableReplicas"] == 1)
+        #expect(plan.status["observedGeneration"] == 1 && plan.lookAgainAfter == nil, "its Pods' changes bring it back, not a timer")
     }
 
-    @Test("a Deployment rolls out in three visible steps")
-    func rollout() {
-        let counts = [0.5, 1.5, 2.5, 3.5].map { seconds -> Int64? in
-            var plan = StatusPlan(
-                object: workload("Deployment", replicas: 6), elapsed: .milliseconds(Int64(seconds * 1000)), readyAfter: delay, failing: false)
-            plan.replicas(stepped: true)
-            return plan.status["readyReplicas"]?.integerValue
+    @Test("a Deployment sums its ReplicaSets: the newest's Pods are the updated ones; it is complete only when all are new and available")
+    func deployment() {
+        func set(_ name: String, replicas: Int64, available: Int64) -> JSONValue {
+            [
+                "metadata": ["name": .string(name)],
+                "status": ["replicas": .integer(replicas), "readyReplicas": .integer(available), "availableReplicas": .integer(available)],
+            ]
         }
-        #expect(counts == [0, 2, 4, 6])
+        func conditions(_ plan: StatusPlan) -> [String] {
+            (plan.status["conditions"]?.arrayElements ?? []).map {
+                "\($0["type"]?.stringValue ?? "")=\($0["status"]?.stringValue ?? "")/\($0["reason"]?.stringValue ?? "")"
+            }
+        }
+        // Mid-rollout: 3 old available, 2 new of which 1 available; 3 of 4 available is within 25 % unavailable.
+        var rolling = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
+        rolling.deployment(replicaSets: [set("w-old", replicas: 3, available: 3), set("w-new", replicas: 2, available: 1)], newest: "w-new")
+        #expect(rolling.status["replicas"] == 5 && rolling.status["updatedReplicas"] == 2 && rolling.status["availableReplicas"] == 4)
+        #expect(rolling.status["unavailableReplicas"] == 0)
+        #expect(conditions(rolling) == ["Available=True/MinimumReplicasAvailable", "Progressing=True/ReplicaSetUpdated"])
+        var done = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
+        done.deployment(replicaSets: [set("w-old", replicas: 0, available: 0), set("w-new", replicas: 4, available: 4)], newest: "w-new")
+        #expect(conditions(done) == ["Available=True/MinimumReplicasAvailable", "Progressing=True/NewReplicaSetAvailable"])
+        #expect(done.status["conditions"]?.arrayElements.last?["message"] == "ReplicaSet \"w-new\" has successfully progressed.")
+        var short = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
+        short.deployment(replicaSets: [set("w-new", replicas: 4, available: 2)], newest: "w-new")
+        #expect(short.status["unavailableReplicas"] == 2)
+        #expect(conditions(short) == ["Available=False/MinimumReplicasUnavailable", "Progressing=True/ReplicaSetUpdated"])
     }
 
-    @Test("scaling down takes effect at once")
-    func scaleDown() {
-        var plan = StatusPlan(
-            object: workload("Deployment", replicas: 2, generation: 2, status: ["readyReplicas": 5, "updatedReplicas": 5]),
-            elapsed: .zero, readyAfter: delay, failing: false
-        )
-        plan.replicas(stepped: true)
-        #expect(plan.status["readyReplicas"] == 2 && plan.status["unavailableReplicas"] == 0)
+    @Test("rolling-update bounds resolve as the Deployment controller resolves them")
+    func rollingBounds() {
+        func bounds(_ replicas: Int64, _ strategy: JSONValue?) -> [Int64] {
+            var deployment = workload("Deployment", replicas: replicas)
+            if let strategy { deployment.set(strategy, at: ["spec", "strategy"]) }
+            let (surge, unavailable) = StatusPlan.rollingBounds(of: deployment)
+            return [surge, unavailable]
+        }
+        #expect(bounds(10, nil) == [3, 2], "25 % each: surge rounded up, unavailable down")
+        #expect(bounds(1, nil) == [1, 0])
+        #expect(bounds(6, ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": 0, "maxUnavailable": "50%"]]) == [0, 3])
+        #expect(bounds(6, ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": 0, "maxUnavailable": 0]]) == [0, 1])
+        #expect(bounds(6, ["type": "Recreate"]) == [0, 6])
     }
 
     @Test("a failing workload never becomes ready, whatever the time, and says why")
     func failing() {
         var plan = StatusPlan(object: workload("Deployment", replicas: 3), elapsed: .seconds(3600), readyAfter: delay, failing: true)
-        plan.replicas(stepped: true)
+        plan.deployment(replicaSets: [], newest: nil)
         #expect(plan.status["readyReplicas"] == 0)
         #expect(plan.lookAgainAfter == nil)
         guard case .array(let conditions)? = plan.status["conditions"] else {

@@ -248,10 +248,19 @@ struct StoreTests {
         #expect(try await fixture.store.update(relabeled, as: replicaSets, dryRun: false).deletionTimestamp == marked.deletionTimestamp)
         let again = try await fixture.store.delete(
             replicaSets, namespace: "default", name: "web", preconditions: .init(gracePeriodSeconds: 5), dryRun: false)
-        guard case .finalizing = again else {
+        guard case .finalizing(let shortened) = again else {
             Issue.record("a second graceful delete removed the object")
             return
         }
+        // A shorter period shortens it, as in kube-apiserver; a longer one changes nothing.
+        #expect(shortened.metadata["deletionGracePeriodSeconds"] == 5, "\(shortened.metadata)")
+        let longer = try await fixture.store.delete(
+            replicaSets, namespace: "default", name: "web", preconditions: .init(gracePeriodSeconds: 60), dryRun: false)
+        guard case .finalizing(let unchanged) = longer else {
+            Issue.record("a longer graceful delete removed the object")
+            return
+        }
+        #expect(unchanged.metadata["deletionGracePeriodSeconds"] == 5 && unchanged.resourceVersion == shortened.resourceVersion)
 
         let final = try await fixture.store.delete(
             replicaSets, namespace: "default", name: "web", preconditions: .init(uid: created.uid, gracePeriodSeconds: 0), dryRun: false)
@@ -264,6 +273,54 @@ struct StoreTests {
         // Made again under the same name, it carries no mark of the deletion before.
         let remade = try await fixture.store.create(replicaSet("web"), as: replicaSets, dryRun: false)
         #expect(remade.deletionTimestamp == nil && remade.metadata["deletionGracePeriodSeconds"] == nil)
+    }
+
+    @Test(
+        "a graceful delete of an object held by finalizers records its grace period; the final delete of zero and the finalizers' removal, in either order, remove it",
+        arguments: StoreBackend.tested)
+    func gracefulDeleteWithFinalizers(_ backend: StoreBackend) async throws {
+        let fixture = try await StoreFixture(backend)
+        for finalizersFirst in [false, true] {
+            var held = replicaSet("web")
+            held.finalizers = ["tether.io/test-hold"]
+            let created = try await fixture.store.create(held, as: replicaSets, dryRun: false)
+            guard
+                case .finalizing(let marked) = try await fixture.store.delete(
+                    replicaSets, namespace: "default", name: "web", preconditions: .init(gracePeriodSeconds: 30), dryRun: false)
+            else {
+                Issue.record("deleted at once despite finalizers")
+                return
+            }
+            #expect(marked.metadata["deletionGracePeriodSeconds"] == 30 && marked.deletionTimestamp != nil)
+            func release() async throws {
+                var current = try await fixture.store.get(replicaSets, namespace: "default", name: "web")
+                current.finalizers = []
+                _ = try await fixture.store.update(current, as: replicaSets, dryRun: false)
+            }
+            if finalizersFirst {
+                // Released within its period, it waits for the final delete.
+                try await release()
+                #expect(try await fixture.store.get(replicaSets, namespace: "default", name: "web").finalizers.isEmpty)
+                let final = try await fixture.store.delete(
+                    replicaSets, namespace: "default", name: "web", preconditions: .init(uid: created.uid, gracePeriodSeconds: 0), dryRun: false)
+                guard case .deleted = final else {
+                    Issue.record("the final delete did not remove a released object")
+                    return
+                }
+            } else {
+                // Its period ended, the finalizers still hold it, until they go.
+                let final = try await fixture.store.delete(
+                    replicaSets, namespace: "default", name: "web", preconditions: .init(uid: created.uid, gracePeriodSeconds: 0), dryRun: false)
+                guard case .finalizing(let ended) = final else {
+                    Issue.record("the final delete removed an object its finalizers hold")
+                    return
+                }
+                #expect(ended.metadata["deletionGracePeriodSeconds"] == 0)
+                try await release()
+            }
+            let missing = await #expect(throws: StoreError.self) { try await fixture.store.get(replicaSets, namespace: "default", name: "web") }
+            #expect(missing?.code == .notFound, "finalizers first: \(finalizersFirst)")
+        }
     }
 
     @Test("delete preconditions on uid and resourceVersion", arguments: StoreBackend.tested)
