@@ -128,6 +128,22 @@ struct ApplierStateTests {
         #expect(harness.takeWrites().isEmpty)
     }
 
+    @Test("a field or label no longer desired is applied away, though every field still desired is in place; then nothing is written")
+    func droppedFieldIsApplied() throws {
+        var harness = A()
+        var before = A.configMap("a")
+        before.set(["k": "v1", "old": "x"], at: ["data"])
+        before.labels["tier"] = "web"
+        harness.receive(A.snapshot(1, [before]))
+        #expect(harness.takeWrites() == ["apply ConfigMap/a"])
+        harness.receive(.delta(Delta(fromRevision: 1, toRevision: 2, upserts: [A.configMap("a")], deletes: [], digest: "d2")))
+        #expect(harness.takeWrites() == ["apply ConfigMap/a"], "the member still holds data.old and the label, which only an apply removes")
+        let applied = try #require(harness.member[A.reference("a")])
+        #expect(applied["data"] == ["k": "v1"] && applied.labels["tier"] == nil)
+        harness.receive(.delta(Delta(fromRevision: 2, toRevision: 3, upserts: [A.configMap("a")], deletes: [], digest: "d3")))
+        #expect(harness.takeWrites().isEmpty)
+    }
+
     @Test("prunes only what it made: not an unmanaged look-alike, not an object replaced behind its back")
     func prunesOnlyItsOwn() {
         var harness = A()

@@ -22,7 +22,12 @@ struct KubectlWorkflowTests {
                 let rollout = try await hubctl.run(["rollout", "status", "deployment/web", "--timeout=60s"], within: .seconds(70))
                 guard rollout.status == 0 else {
                     let held = try await hubctl.run(["get", "deployment", "web", "-o", "yaml"])
-                    Issue.record("rollout status failed: \(rollout)\nthe hub holds:\n\(held.stdout)")
+                    var seen = ""
+                    for member in members {
+                        seen += (try? await member.run(["get", "rs,deploy", "-o", "yaml"]).stdout) ?? ""
+                        seen += (try? await member.run(["get", "pods", "-o", "wide"]).stdout) ?? ""
+                    }
+                    Issue.record("rollout status failed: \(rollout)\nthe hub holds:\n\(held.stdout)\nmembers:\n\(seen)")
                     throw KubectlError(description: "rollout status failed")
                 }
             }

@@ -156,7 +156,11 @@ extension ApplierState {
         }
         // The kind's Retain keeps what the member owns (an autoscaler's replicas) in what is written.
         let want = current.map { registry.plugin(for: want).retain(desired: want, observed: $0) } ?? want
-        if let existing = current, AppliedFields.contained(want, in: existing) {
+        // Skipped when the member already holds every desired field, unless a field applied
+        // before is no longer desired: only an apply removes it (server-side apply drops what
+        // the agent no longer sends), as `rollout resume` drops `spec.paused`.
+        let nothingDropped = lastApplied[reference].map { AppliedFields.contained($0, in: want) } ?? true
+        if let existing = current, nothingDropped, AppliedFields.contained(want, in: existing) {
             lastApplied[reference] = want
             takeInventory(reference, uid: existing.uid)
             record(reference, live: existing, state: .applied)
