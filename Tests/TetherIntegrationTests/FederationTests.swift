@@ -54,14 +54,18 @@ struct FederationEndToEndTests {
             #expect(health.hasPrefix("true v") && health.hasSuffix(" 8000"), "\(health)")
 
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 1000"))
+            // Ready counts the Pods themselves (each made, scheduled and started by the member's
+            // simulator: 4.7 s for 334 in a debug build on an idle machine), so the waits for all 1,000 allow
+            // 2 minutes: a guard against a hang on a loaded machine, not a figure.
             for (name, share) in [("m1", 334), ("m2", 333), ("m3", 333)] {
                 let member = try #require(members[name])
-                try await member.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=\(share)", "rs/frontend", "--timeout=30s"])
+                try await member.succeed(
+                    ["wait", "--for=jsonpath={.status.readyReplicas}=\(share)", "rs/frontend", "--timeout=120s"], within: .seconds(130))
                 let labels = try await member.succeed(["get", "rs", "frontend", "-o", "jsonpath={.metadata.labels}"])
                 #expect(labels.contains(#""tether.io/managed-by":"\#(name)""#), "\(labels)")
             }
             // The hub sums the members' reports: DESIRED 1000, READY 1000.
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=30s"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=120s"], within: .seconds(130))
             let table = try await hubctl.succeed(["get", "rs", "frontend"])
             #expect(
                 table.split(separator: "\n").last?.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ")
@@ -121,7 +125,7 @@ struct FederationEndToEndTests {
             ])
             #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
             #expect(try await m3.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]) == "nginx:1.27")
-            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=30s"])
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=1000", "rs/frontend", "--timeout=120s"], within: .seconds(130))
 
             // A LoadBalancer Service: the hub lists the three members' addresses.
             try await hubctl.succeed(
