@@ -10,8 +10,8 @@ import TetherStore
 /// `parallelism` Pods until it is finished. Each Pod names its owner as controller, carries the
 /// owner's `sim.tether.io/fail` annotation (so a failing workload's Pods crash-loop), and is
 /// deleted when its owner goes. A StatefulSet's or DaemonSet's Pods made from an older template
-/// are replaced. The owners' own status stays timed by ``StatusPlan``, as before Pods existed, so
-/// `kubectl wait` on a workload behaves the same; its Pods reach Running after the same delay.
+/// are replaced. A ReplicaSet's and a StatefulSet's status are counted from the Pods this
+/// returns (``StatusPlan``); a DaemonSet's and a Job's stay timed by the ready delay.
 struct PodController: Sendable {
     let store: any ResourceStore
     let settings: SimulationSettings
