@@ -51,7 +51,8 @@ struct PodRequests: Hashable, Sendable {
 /// tolerates `node.kubernetes.io/unschedulable`), every `NoSchedule` and `NoExecute` taint
 /// tolerated, the node selector and required node affinity satisfied, room for its CPU and
 /// memory requests within the node's allocatable and fewer Pods than `--max-pods` (110, as a
-/// kubelet's), then required Pod affinity and anti-affinity, its own and the placed Pods'. Among
+/// kubelet's), then `DoNotSchedule` topology spread constraints, then required Pod affinity and
+/// anti-affinity, its own and the placed Pods'. Among
 /// the nodes left, those scoring best on preferred node affinity and untolerated
 /// `PreferNoSchedule` taints are offered. Shared by the scheduler and the controllers, which
 /// place Pods as they make them; Pods count from their placement until they finish or are deleted.
@@ -226,8 +227,36 @@ final class NodeAvailability: Sendable {
         if wanted.milliCPU > Self.allocatableMilliCPU { refusals.append("Insufficient cpu") }
         if wanted.memory > Self.allocatableMemory { refusals.append("Insufficient memory") }
         guard refusals.isEmpty else { return refusals }
+        if let refusal = spreadRefusal(of: node, for: pod, in: state) { return [refusal] }
         if let refusal = interPodRefusal(of: node, for: pod, in: state) { return [refusal] }
         return []
+    }
+
+    /// The topology spread filter: placing the Pod on `node` must keep each `DoNotSchedule`
+    /// constraint's skew (the Pods it counts in the node's domain, this one included, less the
+    /// fewest in any domain) within `maxSkew`. Domains are those of the nodes the Pod's node
+    /// selector and affinity admit, as the scheduler's default `nodeAffinityPolicy: Honor`.
+    private func spreadRefusal(of node: String, for pod: PodPlacement, in state: State) -> String? {
+        for constraint in pod.spread {
+            guard let domain = state.facts[node]?.labels[constraint.topologyKey] else {
+                return "node(s) didn't match pod topology spread constraints (missing required label)"
+            }
+            var counts: [String: Int] = [:]
+            for name in names {
+                guard let facts = state.facts[name], pod.selects(nodeLabels: facts.labels, name: name),
+                    let value = facts.labels[constraint.topologyKey]
+                else { continue }
+                counts[value] = 0
+            }
+            for placed in state.placed.values where placed.pod.namespace == pod.namespace && constraint.selector.matches(placed.pod.labels) {
+                guard let value = state.facts[placed.node]?.labels[constraint.topologyKey], let count = counts[value] else { continue }
+                counts[value] = count + 1
+            }
+            let fewest = counts.values.min() ?? 0
+            let own = constraint.selector.matches(pod.labels) ? 1 : 0
+            if (counts[domain] ?? 0) + own - fewest > constraint.maxSkew { return "node(s) didn't match pod topology spread constraints" }
+        }
+        return nil
     }
 
     /// The inter-Pod affinity filter, in the scheduler's order: the Pod's own affinity, its own

@@ -137,6 +137,26 @@ struct PodAffinityTerm: Hashable, Sendable {
     }
 }
 
+/// A `DoNotSchedule` topology spread constraint: the Pods its selector picks in the Pod's
+/// namespace may differ by at most `maxSkew` between the values of `topologyKey` (zones,
+/// hostnames) of the nodes the Pod could go to. `ScheduleAnyway` constraints only score, and the
+/// simulator does not score them.
+struct SpreadConstraint: Hashable, Sendable {
+    var maxSkew: Int
+    var topologyKey: String
+    var selector: LabelSelector
+
+    init?(_ object: JSONValue) {
+        guard object["whenUnsatisfiable"]?.stringValue ?? "DoNotSchedule" == "DoNotSchedule",
+            let topologyKey = object["topologyKey"]?.stringValue, !topologyKey.isEmpty,
+            let selectorObject = object["labelSelector"], let selector = LabelSelector(object: selectorObject)
+        else { return nil }
+        self.maxSkew = Int(max(1, min(Int64(Int32.max), object["maxSkew"]?.integerValue ?? 1)))
+        self.topologyKey = topologyKey
+        self.selector = selector
+    }
+}
+
 /// What a Pod asks of the node it goes to, as the scheduler's filters read it: resources, a
 /// node selector and node affinity, tolerations of the node's taints, and Pod (anti-)affinity.
 struct PodPlacement: Hashable, Sendable {
@@ -155,6 +175,7 @@ struct PodPlacement: Hashable, Sendable {
     var tolerations: [Toleration]
     var affinity: [PodAffinityTerm]
     var antiAffinity: [PodAffinityTerm]
+    var spread: [SpreadConstraint]
 
     init(of pod: JSONValue) {
         requests = PodRequests(of: pod)
@@ -178,6 +199,7 @@ struct PodPlacement: Hashable, Sendable {
         }
         affinity = terms("podAffinity")
         antiAffinity = terms("podAntiAffinity")
+        spread = (spec["topologySpreadConstraints"]?.arrayElements ?? []).compactMap(SpreadConstraint.init)
     }
 
     /// A Pod made from `template` in `namespace`, as a controller would make it.
@@ -189,8 +211,8 @@ struct PodPlacement: Hashable, Sendable {
 
     init(requests: PodRequests) {
         self.requests = requests
-        (namespace, labels, nodeSelector, requiredTerms, preferredTerms, tolerations, affinity, antiAffinity) = (
-            "default", [:], [:], nil, [], [], [], []
+        (namespace, labels, nodeSelector, requiredTerms, preferredTerms, tolerations, affinity, antiAffinity, spread) = (
+            "default", [:], [:], nil, [], [], [], [], []
         )
     }
 

@@ -604,6 +604,20 @@ struct SimclusterTests {
             _ = try await kubectl.waitForOutput([
                 "get", "events", "--field-selector", "involvedObject.name=\(waiting),reason=FailedScheduling", "-o", "jsonpath={.items[*].message}",
             ]) { $0.hasPrefix(expected) }
+            // Spread by zone with a skew of 1: the tainted node's zone still counts (the scheduler's
+            // default nodeTaintsPolicy ignores taints), so with it empty only one Pod goes to each other zone.
+            let zonal = try await waitForPods(kubectl, "app=zonal") { pods in
+                pods.count == 3 && pods.filter(\.ready).count == 2 && pods.filter { $0.node.isEmpty }.count == 1
+            }
+            #expect(Set(zonal.map(\.node)) == ["s1-node-1", "s1-node-3", ""], "\(zonal)")
+            let unspread = try #require(zonal.first { $0.node.isEmpty }).name
+            _ = try await kubectl.waitForOutput([
+                "get", "pod", unspread, "-o", #"jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}"#,
+            ]) {
+                $0.hasPrefix(
+                    "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match pod topology spread constraints."
+                )
+            }
             // A toleration lets the gpu Deployment onto the tainted node, and only there (its node affinity).
             let gpu = try await waitForPods(kubectl, "app=gpu") { $0.count == 1 && $0.allSatisfy(\.ready) }
             #expect(gpu.first?.node == "s1-node-2", "\(gpu)")
@@ -616,6 +630,8 @@ struct SimclusterTests {
             try await kubectl.succeed(["taint", "nodes", "s1-node-2", "dedicated-"])
             let placed = try await waitForPods(kubectl, "app=spread") { $0.count == 3 && $0.allSatisfy(\.ready) }
             #expect(placed.first { $0.name == waiting }?.node == "s1-node-2", "\(placed)")
+            let spreadOut = try await waitForPods(kubectl, "app=zonal") { $0.count == 3 && $0.allSatisfy(\.ready) }
+            #expect(Set(spreadOut.map(\.node)).count == 3, "one per zone: \(spreadOut)")
             try await kubectl.succeed(["label", "node", "s1-node-3", "disk=ssd"])
             _ = try await kubectl.waitForOutput(desired) { $0 == "2" }
             _ = try await waitForPods(kubectl, "app=agent") { Set($0.map(\.node)) == ["s1-node-1", "s1-node-3"] && $0.allSatisfy(\.ready) }
@@ -670,6 +686,19 @@ struct SimclusterTests {
                 podAntiAffinity:
                   requiredDuringSchedulingIgnoredDuringExecution:
                   - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: spread}}}
+              containers: [{name: app, image: nginx}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: zonal}
+        spec:
+          replicas: 3
+          selector: {matchLabels: {app: zonal}}
+          template:
+            metadata: {labels: {app: zonal}}
+            spec:
+              topologySpreadConstraints:
+              - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: zonal}}}
               containers: [{name: app, image: nginx}]
         ---
         apiVersion: apps/v1

@@ -213,4 +213,45 @@ struct NodeAvailabilityTests {
         nodes.track(pod("solo-0", app: "solo", on: "s-node-4"), key: .init(type: Self.pods, namespace: "default", name: "solo-0"), gone: true)
         #expect(try nodes.fitting(apart).get().count == 4, "its going frees the node")
     }
+
+    @Test(
+        "DoNotSchedule topology spread: each zone within maxSkew of the emptiest; a node without the key is refused as the scheduler says; ScheduleAnyway only scores"
+    )
+    func topologySpread() throws {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 4))
+        func pod(_ name: String, on node: String) -> JSONValue {
+            ["metadata": ["name": .string(name), "namespace": "default", "labels": ["app": "web"]], "spec": ["nodeName": .string(node)]]
+        }
+        func spread(_ whenUnsatisfiable: String = "DoNotSchedule", key: String = "topology.kubernetes.io/zone") -> PodPlacement {
+            Self.placement(
+                [
+                    "topologySpreadConstraints": [
+                        [
+                            "maxSkew": 1, "topologyKey": .string(key), "whenUnsatisfiable": .string(whenUnsatisfiable),
+                            "labelSelector": ["matchLabels": ["app": "web"]],
+                        ]
+                    ]
+                ], labels: ["app": "web"])
+        }
+        // Zones: nodes 1 and 4 zone-a, 2 zone-b, 3 zone-c. An empty cluster takes the first anywhere.
+        #expect(try nodes.fitting(spread()).get().count == 4)
+        nodes.track(pod("web-0", on: "s-node-1"), key: .init(type: Self.pods, namespace: "default", name: "web-0"), gone: false)
+        // zone-a has 1, the others 0: another in zone-a would make a skew of 2.
+        #expect(try nodes.fitting(spread()).get() == ["s-node-2", "s-node-3"])
+        nodes.track(pod("web-1", on: "s-node-2"), key: .init(type: Self.pods, namespace: "default", name: "web-1"), gone: false)
+        #expect(try nodes.fitting(spread()).get() == ["s-node-3"])
+        nodes.track(pod("web-2", on: "s-node-3"), key: .init(type: Self.pods, namespace: "default", name: "web-2"), gone: false)
+        #expect(try nodes.fitting(spread()).get().count == 4, "one in each zone: any zone is within the skew again")
+        #expect(try nodes.fitting(spread("ScheduleAnyway")).get().count == 4)
+        // The node selector narrows the domains counted: only zone-a's nodes remain, so no skew.
+        var pinned = spread()
+        pinned.nodeSelector = ["topology.kubernetes.io/zone": "zone-a"]
+        nodes.track(pod("web-3", on: "s-node-4"), key: .init(type: Self.pods, namespace: "default", name: "web-3"), gone: false)
+        #expect(try nodes.fitting(pinned).get() == ["s-node-1", "s-node-4"])
+        // zone-a now has 2: a spread Pod goes to zone-b or zone-c.
+        #expect(try nodes.fitting(spread()).get() == ["s-node-2", "s-node-3"])
+        #expect(
+            Self.message(nodes.fitting(spread(key: "rack"))).hasPrefix(
+                "0/4 nodes are available: 4 node(s) didn't match pod topology spread constraints (missing required label)."))
+    }
 }
