@@ -662,62 +662,53 @@ struct SimclusterTests {
         }
     }
 
-    static let steeredWorkloads = """
+    /// A Deployment of `name` whose Pods are labelled `app: NAME`, with `podSpec` (YAML at the
+    /// indentation of a template's `spec:` keys) and optional `extraSpec` lines of its own spec.
+    static func deployment(_ name: String, replicas: Int, extraSpec: String = "", podSpec: String) -> String {
+        """
         apiVersion: apps/v1
         kind: Deployment
-        metadata: {name: pinned}
+        metadata: {name: \(name)}
         spec:
-          replicas: 2
-          selector: {matchLabels: {app: pinned}}
+          replicas: \(replicas)\(extraSpec.isEmpty ? "" : "\n  " + extraSpec)
+          selector: {matchLabels: {app: \(name)}}
           template:
-            metadata: {labels: {app: pinned}}
-            spec: {nodeSelector: {disk: ssd}, containers: [{name: app, image: nginx}]}
-        ---
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata: {name: spread}
-        spec:
-          replicas: 3
-          selector: {matchLabels: {app: spread}}
-          template:
-            metadata: {labels: {app: spread}}
+            metadata: {labels: {app: \(name)}}
             spec:
-              affinity:
-                podAntiAffinity:
-                  requiredDuringSchedulingIgnoredDuringExecution:
-                  - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: spread}}}
-              containers: [{name: app, image: nginx}]
-        ---
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata: {name: zonal}
-        spec:
-          replicas: 3
-          selector: {matchLabels: {app: zonal}}
-          template:
-            metadata: {labels: {app: zonal}}
-            spec:
-              topologySpreadConstraints:
-              - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: zonal}}}
-              containers: [{name: app, image: nginx}]
-        ---
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata: {name: gpu}
-        spec:
-          replicas: 1
-          selector: {matchLabels: {app: gpu}}
-          template:
-            metadata: {labels: {app: gpu}}
-            spec:
-              tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
-              affinity:
-                nodeAffinity:
-                  requiredDuringSchedulingIgnoredDuringExecution:
-                    nodeSelectorTerms:
-                    - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [s1-node-2]}]
-              containers: [{name: app, image: nginx}]
-        ---
+        \(podSpec)
+        """
+    }
+
+    static let steeredWorkloads = [
+        deployment("pinned", replicas: 2, podSpec: "      nodeSelector: {disk: ssd}\n      containers: [{name: app, image: nginx}]"),
+        deployment(
+            "spread", replicas: 3,
+            podSpec: """
+                      affinity:
+                        podAntiAffinity:
+                          requiredDuringSchedulingIgnoredDuringExecution:
+                          - {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: spread}}}
+                      containers: [{name: app, image: nginx}]
+                """),
+        deployment(
+            "zonal", replicas: 3,
+            podSpec: """
+                      topologySpreadConstraints:
+                      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: zonal}}}
+                      containers: [{name: app, image: nginx}]
+                """),
+        deployment(
+            "gpu", replicas: 1,
+            podSpec: """
+                      tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+                      affinity:
+                        nodeAffinity:
+                          requiredDuringSchedulingIgnoredDuringExecution:
+                            nodeSelectorTerms:
+                            - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [s1-node-2]}]
+                      containers: [{name: app, image: nginx}]
+                """),
+        """
         apiVersion: apps/v1
         kind: DaemonSet
         metadata: {name: agent}
@@ -726,7 +717,8 @@ struct SimclusterTests {
           template:
             metadata: {labels: {app: agent}}
             spec: {nodeSelector: {disk: ssd}, containers: [{name: agent, image: busybox}]}
-        """
+        """,
+    ].joined(separator: "\n---\n")
 
     @Test(
         "a Deployment rolls out as its strategy says: RollingUpdate within maxSurge and maxUnavailable, each step waiting on new Pods' readiness; Recreate removes every old Pod first; rollout status follows the Pods"
@@ -786,18 +778,9 @@ struct SimclusterTests {
     }
 
     static func rollingDeployment(image: String) -> String {
-        """
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata: {name: roll}
-        spec:
-          replicas: 4
-          strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
-          selector: {matchLabels: {app: roll}}
-          template:
-            metadata: {labels: {app: roll}}
-            spec: {containers: [{name: app, image: \(image)}]}
-        """
+        deployment(
+            "roll", replicas: 4, extraSpec: "strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+            podSpec: "      containers: [{name: app, image: \(image)}]")
     }
 
     /// A Deployment whose Pods ask 1.5 CPU and 1 GiB each.
