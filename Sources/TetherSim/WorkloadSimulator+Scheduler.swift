@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+import TetherJSON
+import TetherModel
+import TetherStore
+
+/// The simulated scheduler and the node-driven controllers: placing Pods by
+/// ``NodeAvailability``'s filters, leaving the ones no node takes Pending with the scheduler's
+/// message, retrying them when room opens, and acting on a node's change (DaemonSets, `NoExecute`
+/// evictions).
+extension WorkloadSimulator {
+    /// A node's labels, taints or cordon changed (or it went): Pods left unscheduled try again,
+    /// DaemonSets pick their nodes again, and the Pods its `NoExecute` taints do not tolerate are
+    /// evicted, at once or when their `tolerationSeconds` run out. Returns when the next one is due.
+    func nodeChanged(name: String, object: JSONValue?) async -> Duration? {
+        if nodes.update(name, from: object) {
+            scheduleWaitingPods(all: true)
+            let daemonSets = PodController.ownerTypes["DaemonSet"]!
+            for daemonSet in (try? await store.list(daemonSets, options: ListOptions()).objects) ?? [] {
+                queue.add(key(daemonSets, daemonSet))
+            }
+        }
+        let now = ContinuousClock.now
+        var next: Duration?
+        let due = evictionClocks.withLock { clocks in
+            var started: [ObjectKey: ContinuousClock.Instant] = [:]
+            var due: [ObjectKey] = []
+            for (pod, after) in nodes.evicted(from: name) {
+                let since = clocks[name]?[pod] ?? now
+                started[pod] = since
+                let deadline = since.advanced(by: .seconds(after ?? 0))
+                if deadline <= now {
+                    due.append(pod)
+                } else {
+                    next = min(next ?? deadline - now, deadline - now)
+                }
+            }
+            clocks[name] = started.isEmpty ? nil : started
+            return due
+        }
+        for pod in due {
+            guard let object = try? await store.get(pod.type, namespace: pod.namespace, name: pod.name), object.deletionTimestamp == nil else {
+                continue
+            }
+            await events.record(
+                .normal, "TaintManagerEviction", "Marking for deletion Pod \(pod.namespace ?? "default")/\(pod.name)", about: object,
+                source: EventRecorder.Source(component: "taint-eviction-controller"))
+            await pods.delete(object)
+        }
+        return next
+    }
+
+    /// Room opened on some node: the Pods no node could take are scheduled again. A node opening
+    /// (rare) sends all of them, so each says why it still waits; a Pod going (frequent) only
+    /// those that would now fit, so a thousand waiting Pods are not rescheduled per freed slot.
+    func scheduleWaitingPods(all: Bool = false) {
+        let admitted = unscheduled.withLock { unscheduled in
+            let waiting = unscheduled.map { (key: $0.key, pod: $0.value) }.sorted {
+                "\($0.key.namespace ?? "")/\($0.key.name)" < "\($1.key.namespace ?? "")/\($1.key.name)"
+            }
+            let admitted = all ? waiting.map(\.key) : nodes.admissible(waiting)
+            for key in admitted { unscheduled.removeValue(forKey: key) }
+            return admitted
+        }
+        for key in admitted { queue.add(key) }
+    }
+
+    /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes it
+    /// fits (``NodeAvailability``). When none does, the Pod stays Pending, as the scheduler leaves it.
+    func schedule(_ pod: JSONValue, key: ObjectKey) async {
+        var hash: UInt32 = 2_166_136_261
+        for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
+            hash = (hash ^ UInt32(byte)) &* 16_777_619
+        }
+        let open: [String]
+        switch nodes.fitting(PodPlacement(of: pod)) {
+        case .success(let fitting): open = fitting
+        case .failure(let reason):
+            await leaveUnscheduled(pod, key: key, message: reason.message)
+            return
+        }
+        _ = unscheduled.withLock { $0.removeValue(forKey: key) }
+        var updated = pod
+        let node = open[Int(hash % UInt32(open.count))]
+        updated.set(.string(node), at: ["spec", "nodeName"])
+        guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
+        nodes.track(scheduled, key: key, gone: false)
+        await events.record(
+            .normal, "Scheduled", "Successfully assigned \(key.namespace ?? "default")/\(key.name) to \(node)", about: scheduled,
+            source: EventRecorder.Source(component: "default-scheduler"))
+    }
+
+    /// A Pod no node can take: `PodScheduled=False` (`Unschedulable`) and a `FailedScheduling`
+    /// Event, each written once per reason, with the scheduler's message.
+    func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, message: String) async {
+        unscheduled.withLock { $0[key] = PodPlacement(of: pod) }
+        let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
+        guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["message"]?.stringValue == message }) else { return }
+        var updated = pod
+        updated.set(.string("Pending"), at: ["status", "phase"])
+        updated.set(
+            [
+                [
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
+                    "lastTransitionTime": .string(kubernetesTimestamp()),
+                ]
+            ], at: ["status", "conditions"])
+        guard (try? await store.updateStatus(updated, as: key.type, dryRun: false)) != nil else { return }
+        await events.record(.warning, "FailedScheduling", message, about: pod, source: EventRecorder.Source(component: "default-scheduler"))
+    }
+}
