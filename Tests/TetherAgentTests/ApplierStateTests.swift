@@ -287,6 +287,25 @@ struct ApplierStateTests {
         #expect(after.member[A.reference("theirs")] != nil)
     }
 
+    @Test("a field the hub dropped while the agent was down is applied away after a restart; an unchanged object is not rewritten")
+    func droppedWhileDown() throws {
+        var before = A()
+        var old = A.configMap("a")
+        old.set(["k": "v1", "old": "x"], at: ["data"])
+        before.receive(A.snapshot(1, [old, A.configMap("b")]))
+        #expect(Set(before.takeWrites()) == ["apply ConfigMap/a", "apply ConfigMap/b"])
+        let saved = try #require(Self.persisted(in: before.actions, revision: 1))
+
+        var after = A()
+        after.member = before.member
+        after.state.resume(saved, inventory: [A.reference("a"): "uid-1", A.reference("b"): "uid-2"])
+        after.work()
+        #expect(after.takeWrites().isEmpty, "as persisted: adopted, not rewritten")
+        after.receive(A.snapshot(2, [A.configMap("a"), A.configMap("b")]))
+        #expect(after.takeWrites() == ["apply ConfigMap/a"], "only the object whose field the hub dropped")
+        #expect(after.member[A.reference("a")]?["data"] == ["k": "v1"])
+    }
+
     @Test("a set accepted after a create but before the inventory was written carries the create, so a restart still prunes it")
     func unrecordedSurvivesTheNextSet() throws {
         var before = A()

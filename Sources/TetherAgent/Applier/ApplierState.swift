@@ -148,6 +148,9 @@ struct ApplierState: Sendable {
         hold = state.hold
         unrecorded = Set(state.unrecorded ?? []).union(state.objects.compactMap(\.reference)).subtracting(persistedInventory)
         install(revision: state.revision, objects: state.objects, persist: false)
+        // What was last desired stands for what was last applied, so a field the hub dropped
+        // while the agent was down is still applied away (an extra apply at worst, never a missed one).
+        for (reference, object) in desired where lastApplied[reference] == nil { lastApplied[reference] = object }
         for reference in unrecorded where desired[reference] == nil { enqueue(reference) }
         log(
             .info, "resuming from persisted desired state",
