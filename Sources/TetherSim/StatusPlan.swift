@@ -10,9 +10,9 @@ struct StatusPlan {
     let elapsed: Duration
     let readyAfter: Duration
     let failing: Bool
-    private(set) var status: JSONValue
+    var status: JSONValue
     /// When the status will next change by itself; nil when it is settled.
-    private(set) var lookAgainAfter: Duration?
+    var lookAgainAfter: Duration?
 
     init(object: JSONValue, elapsed: Duration, readyAfter: Duration, failing: Bool) {
         self.object = object
@@ -28,64 +28,38 @@ struct StatusPlan {
         self.lookAgainAfter = lookAgainAfter
     }
 
-    private var generation: Int64 { object.generation ?? 1 }
-    private func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
+    var generation: Int64 { object.generation ?? 1 }
+    func spec(_ key: String) -> Int64? { object["spec"]?[key]?.integerValue }
     private func current(_ key: String) -> Int64 { status[key]?.integerValue ?? 0 }
 
     /// A ReplicaSet's status as its controller counts it, from its Pods (`pods`, those it holds
-    /// now, not being deleted): how many exist and how many are Running and Ready. So a Pod that
-    /// waits for a node, or crash-loops, is not counted ready.
-    mutating func replicaSet(pods: [JSONValue]) {
-        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }.count
+    /// now, not being deleted): how many exist, how many are Running and Ready, and how many of
+    /// those have been Ready for `spec.minReadySeconds` (available). So a Pod that waits for a
+    /// node, or crash-loops, is not counted ready; one just ready is counted available only when
+    /// its minimum has passed, and the status is looked at again then.
+    mutating func replicaSet(pods: [JSONValue], now: Date) {
+        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }
+        let minReady = TimeInterval(max(0, spec("minReadySeconds") ?? 0))
+        var available = 0
+        var soonest: TimeInterval?
+        for pod in ready {
+            // As the controllers judge it: Ready since strictly more than the minimum ago.
+            let since = Self.readySince(pod) ?? now
+            let wait = since.addingTimeInterval(minReady).timeIntervalSince(now)
+            if minReady == 0 || wait < 0 {
+                available += 1
+            } else {
+                soonest = min(soonest ?? wait, wait)
+            }
+        }
+        if let soonest { lookAgainAfter = .milliseconds(Int64(soonest * 1000) + 100) }
         status[member: "observedGeneration"] = .integer(generation)
         status[member: "replicas"] = .integer(Int64(pods.count))
         status[member: "fullyLabeledReplicas"] = .integer(Int64(pods.count))
-        status[member: "readyReplicas"] = .integer(Int64(ready))
-        status[member: "availableReplicas"] = .integer(Int64(ready))
+        status[member: "readyReplicas"] = .integer(Int64(ready.count))
+        status[member: "availableReplicas"] = .integer(Int64(available))
         status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
     }
-
-    /// A Deployment's status as its controller sums it from its ReplicaSets' (`newest` holding
-    /// the current template): all their Pods, the newest's as updated, and the available ones
-    /// against the desired count. So `kubectl rollout status` waits on the Pods themselves.
-    mutating func deployment(replicaSets: [JSONValue], newest: String?) {
-        let desired = spec("replicas") ?? 1
-        func sum(_ key: String) -> Int64 { replicaSets.reduce(0) { $0 + ($1.integer(at: "status", key) ?? 0) } }
-        let available = sum("availableReplicas")
-        let updated = replicaSets.first { $0.name == newest }?.integer(at: "status", "replicas") ?? 0
-        let complete = !failing && updated == desired && sum("replicas") == desired && available >= desired
-        status[member: "observedGeneration"] = .integer(generation)
-        status[member: "replicas"] = .integer(sum("replicas"))
-        status[member: "updatedReplicas"] = .integer(updated)
-        status[member: "readyReplicas"] = .integer(sum("readyReplicas"))
-        status[member: "availableReplicas"] = .integer(available)
-        status[member: "unavailableReplicas"] = .integer(max(0, desired - available))
-        status[member: "conditions"] = .array(
-            deploymentConditions(available: available >= desired - Self.maxUnavailable(of: object), complete: complete, newest: newest ?? ""))
-    }
-
-    /// A Deployment's rolling-update bounds, as its controller resolves them against `spec.replicas`:
-    /// `maxSurge` rounded up, `maxUnavailable` rounded down (25 % each by default); both zero is
-    /// read as one unavailable, as the API refuses both zero. A Recreate Deployment has neither.
-    static func rollingBounds(of deployment: JSONValue) -> (maxSurge: Int64, maxUnavailable: Int64) {
-        let desired = max(0, deployment.integer(at: "spec", "replicas") ?? 1)
-        guard deployment.string(at: "spec", "strategy", "type") != "Recreate" else { return (0, desired) }
-        func resolve(_ value: JSONValue?, roundUp: Bool) -> Int64 {
-            switch value {
-            case .integer(let count)?: return max(0, count)
-            case .string(let text)? where text.hasSuffix("%"):
-                let percent = min(100, max(0, Int64(text.dropLast()) ?? 25))
-                return roundUp ? (desired * percent + 99) / 100 : desired * percent / 100
-            default: return roundUp ? (desired * 25 + 99) / 100 : desired * 25 / 100
-            }
-        }
-        let rolling = deployment.value(at: "spec", "strategy", "rollingUpdate")
-        let surge = resolve(rolling?["maxSurge"], roundUp: true)
-        let unavailable = resolve(rolling?["maxUnavailable"], roundUp: false)
-        return surge == 0 && unavailable == 0 ? (0, 1) : (surge, unavailable)
-    }
-
-    static func maxUnavailable(of deployment: JSONValue) -> Int64 { rollingBounds(of: deployment).maxUnavailable }
 
     /// A StatefulSet's status as its controller counts it, from its Pods (`pods`, those it holds
     /// now): how many exist, are Ready, run the template of `updateRevision` (`NAME-HASH`) and of
@@ -108,6 +82,14 @@ struct StatusPlan {
         status[member: "updateRevision"] = .string(updateRevision)
         status[member: "collisionCount"] = 0
         status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
+    }
+
+    /// When a Pod's Ready condition last turned true.
+    static func readySince(_ pod: JSONValue) -> Date? {
+        guard let ready = pod.value(at: "status", "conditions")?.arrayElements.first(where: { $0["type"] == "Ready" }),
+            let time = ready["lastTransitionTime"]?.stringValue, let parts = kubernetesTimeParts(time)
+        else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(parts.seconds))
     }
 
     mutating func daemonSet(nodes: Int) {
@@ -157,28 +139,40 @@ struct StatusPlan {
             completedPod(hostIP: hostIP, podIP: podIP, now: now, succeeded: !failing)
             return
         }
-        let ready = !failing && done
-        if !failing, !ready { lookAgainAfter = readyAfter - elapsed }
-        let phase = failing || ready ? "Running" : "Pending"
+        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
+        // Pulled once the delay has passed; an image that cannot be pulled then backs off for good.
+        let pullFailed = done && containers.contains { Self.cannotPull($0["image"]?.stringValue ?? "") }
+        let ready = !failing && done && !pullFailed
+        if !failing, !done { lookAgainAfter = readyAfter - elapsed }
+        let phase = (failing || done) && !pullFailed ? "Running" : "Pending"
         let shownReady = (status["conditions"]?.arrayElements ?? []).contains {
             $0["type"] == "Ready" && $0["status"]?.stringValue == (ready ? "True" : "False")
         }
-        guard status["phase"]?.stringValue != phase || !shownReady else { return }
-        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
+        let shownPullFailure =
+            status["containerStatuses"]?.arrayElements.contains { $0["state"]?["waiting"]?["reason"] == "ImagePullBackOff" } == true
+        guard status["phase"]?.stringValue != phase || !shownReady || shownPullFailure != pullFailed else { return }
         let namespaceAndName = "\(object.namespace ?? "default").\(object.name ?? "")"
         let statuses = containers.enumerated().map { index, container -> JSONValue in
             let name = container["name"]?.stringValue ?? ""
             let image = container["image"]?.stringValue ?? ""
-            let crashing = failing && index == 0
+            let unpulled = done && Self.cannotPull(image)
+            let crashing = failing && index == 0 && !unpulled
+            let running = (failing || done) && !unpulled && !crashing
             let state: JSONValue =
-                crashing
-                ? ["waiting": ["reason": "CrashLoopBackOff", "message": .string("back-off 10s restarting failed container=\(name) (simulated)")]]
-                : phase == "Running" ? ["running": ["startedAt": .string(now)]] : ["waiting": ["reason": "ContainerCreating"]]
-            return [
-                "name": .string(name), "image": .string(image), "imageID": .string("sim://\(image)"),
-                "containerID": .string("sim://\(namespaceAndName).\(name)"), "ready": .bool(phase == "Running" && !failing),
-                "started": .bool(phase == "Running" && !crashing), "restartCount": .integer(crashing ? 1 : 0), "state": state,
+                unpulled
+                ? ["waiting": ["reason": "ImagePullBackOff", "message": .string("Back-off pulling image \"\(image)\"")]]
+                : crashing
+                    ? ["waiting": ["reason": "CrashLoopBackOff", "message": .string("back-off 10s restarting failed container=\(name) (simulated)")]]
+                    : running ? ["running": ["startedAt": .string(now)]] : ["waiting": ["reason": "ContainerCreating"]]
+            var containerStatus: JSONValue = [
+                "name": .string(name), "image": .string(image), "ready": .bool(running && !failing), "started": .bool(running),
+                "restartCount": .integer(crashing ? 1 : 0), "state": state,
             ]
+            if !unpulled {
+                containerStatus[member: "imageID"] = .string("sim://\(image)")
+                containerStatus[member: "containerID"] = .string("sim://\(namespaceAndName).\(name)")
+            }
+            return containerStatus
         }
         func condition(_ type: String, _ holds: Bool) -> JSONValue {
             ["type": .string(type), "status": holds ? "True" : "False", "lastTransitionTime": .string(now)]
@@ -193,6 +187,14 @@ struct StatusPlan {
                 condition("Ready", ready),
             ],
         ]
+    }
+
+    /// Whether the simulated kubelet fails to pull `image`: one from a registry under `.invalid`,
+    /// a name RFC 2606 reserves so that no real image can have it (`registry.invalid/web:2`).
+    static func cannotPull(_ image: String) -> Bool {
+        guard let slash = image.firstIndex(of: "/") else { return false }
+        let host = image[..<slash].split(separator: ":").first.map(String.init) ?? ""
+        return host.lowercased().hasSuffix(".invalid")
     }
 
     /// A Pod whose containers ran to their end: exit 0 (`Completed`) or 1 (`Error`), not ready.
@@ -246,31 +248,7 @@ struct StatusPlan {
         return ingress.first?["ip"]?.stringValue
     }
 
-    private func deploymentConditions(available: Bool, complete: Bool, newest name: String) -> [JSONValue] {
-        if failing {
-            return [
-                [
-                    "type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
-                    "message": "Deployment does not have minimum availability.",
-                ],
-                failureCondition(type: "Progressing"),
-            ]
-        }
-        return [
-            [
-                "type": "Available", "status": .string(available ? "True" : "False"),
-                "reason": .string(available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable"),
-                "message": .string(available ? "Deployment has minimum availability." : "Deployment does not have minimum availability."),
-            ],
-            [
-                "type": "Progressing", "status": "True",
-                "reason": .string(complete ? "NewReplicaSetAvailable" : "ReplicaSetUpdated"),
-                "message": .string(complete ? "ReplicaSet \"\(name)\" has successfully progressed." : "ReplicaSet \"\(name)\" is progressing."),
-            ],
-        ]
-    }
-
-    private func failureCondition(type: String) -> JSONValue {
+    func failureCondition(type: String) -> JSONValue {
         [
             "type": .string(type), "status": .string(type == "Progressing" ? "False" : "True"), "reason": "SimulatedFailure",
             "message": .string("simulated failure: the object carries \(WorkloadSimulator.failAnnotation)=\"true\"; it never becomes ready"),

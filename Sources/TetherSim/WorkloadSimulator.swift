@@ -28,7 +28,8 @@ public struct SimulationSettings: Sendable {
 /// controllers would write is written instead, after the ready delay.
 ///
 /// Driven by the store's watches: every change to a simulated kind queues its key, and a single
-/// worker reconciles keys one at a time. The only timers are the ones a ready delay needs. An
+/// worker reconciles keys one at a time. The only timers are the ones a delay needs (readiness,
+/// grace periods, minReadySeconds, a progress deadline), one per object at most. An
 /// object annotated `sim.tether.io/fail: "true"` never becomes ready.
 public final class WorkloadSimulator: Service, Sendable {
     public static let failAnnotation = "sim.tether.io/fail"
@@ -91,21 +92,19 @@ public final class WorkloadSimulator: Service, Sendable {
                     group.addTask { await self.follow(type) }
                 }
                 group.addTask { await self.events.run() }
-                var timers = Set<ObjectKey>()
-                let (fired, firedContinuation) = AsyncStream.makeStream(of: ObjectKey.self)
-                group.addTask {
-                    for await key in fired { self.queue.add(key) }
-                }
+                // One timer per object, replaced whenever the object is reconciled again, so a
+                // rollout's progress deadline (ten minutes by default) leaves no sleeper per step.
+                var timers: [ObjectKey: Task<Void, Never>] = [:]
                 for await key in self.queue.keys {
-                    timers.remove(key)
-                    guard let delay = await self.reconcile(key), !timers.contains(key) else { continue }
-                    timers.insert(key)
-                    group.addTask {
-                        // The ready delay itself: the simulated controller's work takes this long.
-                        try? await Task.sleep(for: delay)
-                        firedContinuation.yield(key)
+                    timers.removeValue(forKey: key)?.cancel()
+                    guard let delay = await self.reconcile(key) else { continue }
+                    timers[key] = Task { [queue = self.queue] in
+                        // The delay itself: the simulated controller's work takes this long.
+                        guard (try? await Task.sleep(for: delay)) != nil else { return }
+                        queue.add(key)
                     }
                 }
+                for timer in timers.values { timer.cancel() }
             }
         }
     }
@@ -161,14 +160,14 @@ public final class WorkloadSimulator: Service, Sendable {
         case "replicasets":
             // Counted from its Pods, which its controller's step (first) makes or deletes.
             guard let owned = await pods.sync(object, kind: "ReplicaSet") else { return nil }
-            plan.replicaSet(pods: owned)
+            plan.replicaSet(pods: owned, now: Date())
             // A ReplicaSet the API just recorded may be its Deployment's newest: look again.
             if let owner = Self.controller(of: object), owner.kind == "Deployment" {
                 queue.add(ObjectKey(type: Self.deployments, namespace: key.namespace, name: owner.name))
             }
         case "deployments":
             guard let (sets, newest) = await rollOut(object) else { return nil }
-            plan.deployment(replicaSets: sets, newest: newest)
+            plan.deployment(replicaSets: sets, newest: newest, now: Date())
         case "daemonsets":
             let template = PodPlacement(template: object.value(at: "spec", "template") ?? [:], namespace: key.namespace ?? "default")
             plan.daemonSet(nodes: nodes.daemonNodes(for: template).count)
@@ -296,6 +295,19 @@ public final class WorkloadSimulator: Service, Sendable {
                     await events.record(.normal, "Created", "Created container: \(name)", about: object, fieldPath: fieldPath, source: kubelet)
                     await events.record(.normal, "Started", "Started container \(name)", about: object, fieldPath: fieldPath, source: kubelet)
                 }
+                if state["waiting"]?["reason"] == "ImagePullBackOff", was[name]?["waiting"]?["reason"] != "ImagePullBackOff" {
+                    let image = container["image"]?.stringValue ?? ""
+                    let host = image.split(separator: "/").first.map(String.init) ?? image
+                    await events.record(.normal, "Pulling", "Pulling image \"\(image)\"", about: object, fieldPath: fieldPath, source: kubelet)
+                    await events.record(
+                        .warning, "Failed",
+                        "Failed to pull image \"\(image)\": failed to resolve reference \"\(image)\": dial tcp: lookup \(host): no such host (simulated)",
+                        about: object, fieldPath: fieldPath, source: kubelet)
+                    await events.record(.warning, "Failed", "Error: ErrImagePull", about: object, fieldPath: fieldPath, source: kubelet)
+                    await events.record(
+                        .normal, "BackOff", "Back-off pulling image \"\(image)\"", about: object, fieldPath: fieldPath, source: kubelet)
+                    await events.record(.warning, "Failed", "Error: ImagePullBackOff", about: object, fieldPath: fieldPath, source: kubelet)
+                }
                 if state["waiting"]?["reason"] == "CrashLoopBackOff", was[name]?["waiting"]?["reason"] != "CrashLoopBackOff" {
                     let pod = "\(object.name ?? "")_\(object.namespace ?? "default")(\(object.uid ?? ""))"
                     await events.record(
@@ -404,14 +416,19 @@ public final class WorkloadSimulator: Service, Sendable {
                 scaleDown -= removed
             }
         }
+        // The newest ReplicaSet counts its Pods available after the Deployment's minReadySeconds.
+        let minReady = deployment.value(at: "spec", "minReadySeconds") ?? 0
         for index in sets.indices {
             let had = sets[index].integer(at: "spec", "replicas") ?? 0
-            guard had != wanted[index] else { continue }
+            let staleMinimum = index == newestIndex && (sets[index].value(at: "spec", "minReadySeconds") ?? 0) != minReady
+            guard had != wanted[index] || staleMinimum else { continue }
             var scaled = sets[index]
             scaled.set(.integer(wanted[index]), at: ["spec", "replicas"])
+            if index == newestIndex { scaled.set(minReady, at: ["spec", "minReadySeconds"]) }
             // A conflict means the API wrote it meanwhile; its event brings the Deployment back.
             guard let written = try? await store.update(scaled, as: Self.replicaSets, dryRun: false) else { continue }
             sets[index] = written
+            guard had != wanted[index] else { continue }
             await events.record(
                 .normal, "ScalingReplicaSet",
                 "Scaled \(wanted[index] > had ? "up" : "down") replica set \(sets[index].name ?? "") from \(had) to \(wanted[index])",

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TetherJSON
 import TetherModel
@@ -9,6 +10,8 @@ func workload(_ kind: String, replicas: Int64, generation: Int64 = 1, status: JS
         "apiVersion": "apps/v1", "kind": .string(kind), "metadata": ["name": "w", "generation": .integer(generation)],
         "spec": ["replicas": .integer(replicas)],
     ]
+    // As the API defaults it.
+    if kind == "Deployment" { object.set(600, at: ["spec", "progressDeadlineSeconds"]) }
     if let status { object[member: "status"] = status }
     return object
 }
@@ -24,19 +27,14 @@ struct StatusPlanTests {
     @Test("a ReplicaSet counts its Pods: all that exist, and as ready only those Running and Ready")
     func replicaSet() {
         var plan = StatusPlan(object: workload("ReplicaSet", replicas: 4), elapsed: .seconds(1), readyAfter: delay, failing: false)
-        plan.replicaSet(pods: [Self.pod("Running", ready: true), Self.pod("Running", ready: false), Self.pod("Pending", ready: false)])
+        plan.replicaSet(pods: [Self.pod("Running", ready: true), Self.pod("Running", ready: false), Self.pod("Pending", ready: false)], now: Date())
         #expect(plan.status["replicas"] == 3 && plan.status["readyReplicas"] == 1 && plan.status["availableReplicas"] == 1)
         #expect(plan.status["observedGeneration"] == 1 && plan.lookAgainAfter == nil, "its Pods' changes bring it back, not a timer")
     }
 
     @Test("a Deployment sums its ReplicaSets: the newest's Pods are the updated ones; it is complete only when all are new and available")
     func deployment() {
-        func set(_ name: String, replicas: Int64, available: Int64) -> JSONValue {
-            [
-                "metadata": ["name": .string(name)],
-                "status": ["replicas": .integer(replicas), "readyReplicas": .integer(available), "availableReplicas": .integer(available)],
-            ]
-        }
+        let now = Date()
         func conditions(_ plan: StatusPlan) -> [String] {
             (plan.status["conditions"]?.arrayElements ?? []).map {
                 "\($0["type"]?.stringValue ?? "")=\($0["status"]?.stringValue ?? "")/\($0["reason"]?.stringValue ?? "")"
@@ -44,18 +42,111 @@ struct StatusPlanTests {
         }
         // Mid-rollout: 3 old available, 2 new of which 1 available; 3 of 4 available is within 25 % unavailable.
         var rolling = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
-        rolling.deployment(replicaSets: [set("w-old", replicas: 3, available: 3), set("w-new", replicas: 2, available: 1)], newest: "w-new")
+        rolling.deployment(
+            replicaSets: [Self.replicaSet("w-old", replicas: 3, available: 3), Self.replicaSet("w-new", replicas: 2, available: 1)], newest: "w-new",
+            now: now)
         #expect(rolling.status["replicas"] == 5 && rolling.status["updatedReplicas"] == 2 && rolling.status["availableReplicas"] == 4)
         #expect(rolling.status["unavailableReplicas"] == 0)
-        #expect(conditions(rolling) == ["Available=True/MinimumReplicasAvailable", "Progressing=True/ReplicaSetUpdated"])
+        #expect(
+            conditions(rolling) == ["Available=True/MinimumReplicasAvailable", "Progressing=True/ReplicaSetUpdated"], "its first look is progress")
         var done = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
-        done.deployment(replicaSets: [set("w-old", replicas: 0, available: 0), set("w-new", replicas: 4, available: 4)], newest: "w-new")
+        done.deployment(
+            replicaSets: [Self.replicaSet("w-old", replicas: 0, available: 0), Self.replicaSet("w-new", replicas: 4, available: 4)], newest: "w-new",
+            now: now)
         #expect(conditions(done) == ["Available=True/MinimumReplicasAvailable", "Progressing=True/NewReplicaSetAvailable"])
         #expect(done.status["conditions"]?.arrayElements.last?["message"] == "ReplicaSet \"w-new\" has successfully progressed.")
         var short = StatusPlan(object: workload("Deployment", replicas: 4), elapsed: .zero, readyAfter: delay, failing: false)
-        short.deployment(replicaSets: [set("w-new", replicas: 4, available: 2)], newest: "w-new")
+        short.deployment(replicaSets: [Self.replicaSet("w-new", replicas: 4, available: 2)], newest: "w-new", now: now)
         #expect(short.status["unavailableReplicas"] == 2)
         #expect(conditions(short) == ["Available=False/MinimumReplicasUnavailable", "Progressing=True/ReplicaSetUpdated"])
+    }
+
+    static func replicaSet(_ name: String, replicas: Int64, available: Int64) -> JSONValue {
+        [
+            "metadata": ["name": .string(name)],
+            "status": ["replicas": .integer(replicas), "readyReplicas": .integer(available), "availableReplicas": .integer(available)],
+        ]
+    }
+
+    @Test(
+        "a rollout with no progress for progressDeadlineSeconds has ProgressDeadlineExceeded; progress, a new ReplicaSet or a resume restarts its clock; a paused one is not timed"
+    )
+    func progressDeadline() {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        var deployment = workload("Deployment", replicas: 2)
+        deployment.set(10, at: ["spec", "progressDeadlineSeconds"])
+        /// One step of the controller at `seconds` after the start; the Deployment then holds its result.
+        func step(_ sets: [JSONValue], newest: String, at seconds: TimeInterval) -> StatusPlan {
+            var plan = StatusPlan(object: deployment, elapsed: .zero, readyAfter: delay, failing: false)
+            plan.deployment(replicaSets: sets, newest: newest, now: start.addingTimeInterval(seconds))
+            deployment[member: "status"] = plan.status
+            return plan
+        }
+        func progressing(_ plan: StatusPlan) -> [String] {
+            let condition = plan.status["conditions"]?.arrayElements.first { $0["type"] == "Progressing" }
+            return ["status", "reason", "message", "lastUpdateTime"].map { condition?[$0]?.stringValue ?? "-" }
+        }
+        func time(_ seconds: TimeInterval) -> String { kubernetesTimestamp(start.addingTimeInterval(seconds)) }
+        let a2 = Self.replicaSet("w-a", replicas: 2, available: 2)
+        #expect(progressing(step([a2], newest: "w-a", at: -100))[1] == "NewReplicaSetAvailable")
+
+        // A new template whose Pods never become ready.
+        let created = step([a2, Self.replicaSet("w-b", replicas: 0, available: 0)], newest: "w-b", at: 0)
+        #expect(progressing(created) == ["True", "NewReplicaSetCreated", "Created new replica set \"w-b\"", time(0)])
+        #expect(created.lookAgainAfter == .milliseconds(10_100), "looked at again when the deadline passes")
+        let stuck = [a2, Self.replicaSet("w-b", replicas: 1, available: 0)]
+        #expect(progressing(step(stuck, newest: "w-b", at: 1)) == ["True", "ReplicaSetUpdated", "ReplicaSet \"w-b\" is progressing.", time(1)])
+        let waiting = step(stuck, newest: "w-b", at: 5)
+        #expect(progressing(waiting)[3] == time(1) && waiting.lookAgainAfter == .milliseconds(6_100), "no progress: the clock runs on")
+        let late = step(stuck, newest: "w-b", at: 12)
+        #expect(progressing(late) == ["False", "ProgressDeadlineExceeded", "ReplicaSet \"w-b\" has timed out progressing.", time(12)])
+        #expect(late.lookAgainAfter == nil)
+        #expect(progressing(step(stuck, newest: "w-b", at: 60))[1] == "ProgressDeadlineExceeded", "it stays until something changes")
+
+        // `rollout undo`: the old template's ReplicaSet is the newest again; its Pods are available.
+        let undone = step([Self.replicaSet("w-b", replicas: 1, available: 0), a2], newest: "w-a", at: 70)
+        #expect(progressing(undone) == ["True", "ReplicaSetUpdated", "ReplicaSet \"w-a\" is progressing.", time(70)])
+        #expect(progressing(step([Self.replicaSet("w-b", replicas: 0, available: 0), a2], newest: "w-a", at: 71))[1] == "NewReplicaSetAvailable")
+
+        // Paused mid-rollout, then resumed: the deadline counts from the resume.
+        let stalled = [a2, Self.replicaSet("w-c", replicas: 1, available: 0)]
+        _ = step(stalled, newest: "w-c", at: 100)
+        deployment.set(true, at: ["spec", "paused"])
+        #expect(progressing(step(stalled, newest: "w-c", at: 101))[0...1] == ["Unknown", "DeploymentPaused"])
+        #expect(progressing(step(stalled, newest: "w-c", at: 500))[0...1] == ["Unknown", "DeploymentPaused"], "not timed while paused")
+        deployment.set(false, at: ["spec", "paused"])
+        let resumed = step(stalled, newest: "w-c", at: 600)
+        #expect(progressing(resumed) == ["Unknown", "DeploymentResumed", "Deployment is resumed", time(600)])
+        #expect(progressing(step(stalled, newest: "w-c", at: 611))[1] == "ProgressDeadlineExceeded")
+
+        // No deadline (the maximum): no Progressing condition at all.
+        deployment.set(.integer(Int64(Int32.max)), at: ["spec", "progressDeadlineSeconds"])
+        #expect(progressing(step(stalled, newest: "w-c", at: 700)) == ["-", "-", "-", "-"])
+    }
+
+    @Test("a ReplicaSet counts a Pod available only once it has been Ready for minReadySeconds, and looks again then")
+    func minReadySeconds() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        func pod(readyFor seconds: TimeInterval) -> JSONValue {
+            [
+                "metadata": ["name": "p"],
+                "status": [
+                    "phase": "Running",
+                    "conditions": [
+                        ["type": "Ready", "status": "True", "lastTransitionTime": .string(kubernetesTimestamp(now.addingTimeInterval(-seconds)))]
+                    ],
+                ],
+            ]
+        }
+        var set = workload("ReplicaSet", replicas: 3)
+        set.set(5, at: ["spec", "minReadySeconds"])
+        var plan = StatusPlan(object: set, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.replicaSet(pods: [pod(readyFor: 9), pod(readyFor: 2), pod(readyFor: 4)], now: now)
+        #expect(plan.status["readyReplicas"] == 3 && plan.status["availableReplicas"] == 1)
+        #expect(plan.lookAgainAfter == .milliseconds(1_100), "when the next Pod's minimum has passed")
+        var immediate = StatusPlan(object: workload("ReplicaSet", replicas: 3), elapsed: .zero, readyAfter: delay, failing: false)
+        immediate.replicaSet(pods: [pod(readyFor: 0)], now: now)
+        #expect(immediate.status["availableReplicas"] == 1 && immediate.lookAgainAfter == nil)
     }
 
     @Test("rolling-update bounds resolve as the Deployment controller resolves them")
@@ -76,7 +167,7 @@ struct StatusPlanTests {
     @Test("a failing workload never becomes ready, whatever the time, and says why")
     func failing() {
         var plan = StatusPlan(object: workload("Deployment", replicas: 3), elapsed: .seconds(3600), readyAfter: delay, failing: true)
-        plan.deployment(replicaSets: [], newest: nil)
+        plan.deployment(replicaSets: [], newest: nil, now: Date())
         #expect(plan.status["readyReplicas"] == 0)
         #expect(plan.lookAgainAfter == nil)
         guard case .array(let conditions)? = plan.status["conditions"] else {
@@ -131,6 +222,23 @@ struct StatusPlanTests {
         let first = failing.status["containerStatuses"]?.arrayElements.first
         #expect(failing.status["phase"] == "Running" && first?["state"]?["waiting"]?["reason"] == "CrashLoopBackOff" && first?["restartCount"] == 1)
         #expect(failing.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["status"] == "False" } == true)
+
+        // An image from a `.invalid` registry: created, then backing off pulling, Pending and never ready.
+        var unpullable = pod
+        unpullable.set([["name": "nginx", "image": "registry.invalid/web:2"], ["name": "side", "image": "busybox"]], at: ["spec", "containers"])
+        #expect(
+            StatusPlan.cannotPull("registry.invalid:5000/web:2") && !StatusPlan.cannotPull("nginx:invalid") && !StatusPlan.cannotPull("invalid/web"))
+        let creating = plan(unpullable, elapsed: .seconds(1), now: "2026-12-03T02:00:00Z")
+        unpullable[member: "status"] = creating.status
+        let backingOff = plan(unpullable, elapsed: .seconds(3), now: "2026-12-03T02:00:03Z")
+        let states = backingOff.status["containerStatuses"]?.arrayElements.map { $0["state"]?["waiting"]?["reason"]?.stringValue ?? "running" }
+        #expect(backingOff.status["phase"] == "Pending" && states == ["ImagePullBackOff", "running"] && backingOff.lookAgainAfter == nil)
+        #expect(
+            backingOff.status["containerStatuses"]?.arrayElements.first?["state"]?["waiting"]?["message"]
+                == "Back-off pulling image \"registry.invalid/web:2\"")
+        #expect(backingOff.status["conditions"]?.arrayElements.contains { $0["type"] == "Ready" && $0["status"] == "False" } == true)
+        unpullable[member: "status"] = backingOff.status
+        #expect(plan(unpullable, elapsed: .seconds(9), now: "2026-12-03T02:00:09Z").status == backingOff.status, "settled: not rewritten")
     }
 
     @Test("a Job's Pod runs, then is Succeeded with its containers Completed (exit 0); a failing one is Failed with exit 1; neither is rewritten")

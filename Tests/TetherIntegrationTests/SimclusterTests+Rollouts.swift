@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TetherLocal
+import TetherTestSupport
+
+extension SimclusterTests {
+    @Test(
+        "minReadySeconds holds ready Pods unavailable for their minimum; a rollout to an image that cannot be pulled backs off, exceeds its progress deadline and fails rollout status; rollout undo restores the last good template"
+    )
+    func stalledRolloutAndUndo() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.deployment(
+                    "steady", replicas: 3, extraSpec: "minReadySeconds: 5\n  progressDeadlineSeconds: 7",
+                    podSpec: "      containers: [{name: app, image: nginx:1.0}]"))
+
+            // Every status the Deployment takes, as a watch sees it: all Pods ready before all are available.
+            let watcher = try federation.launch(
+                name: "watch", executable: kubectl.executable,
+                arguments: kubectl.prefix + [
+                    "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "get", "deployment", "steady", "-w", "-o",
+                    #"jsonpath={.status.readyReplicas}/{.status.availableReplicas}{"\n"}"#,
+                ])
+            try await watcher.waitForLine(within: .seconds(60), "all available") { $0.raw == "3/3" }
+            let available = Date()
+            let readySince = try await kubectl.succeed([
+                "get", "pods", "-l", "app=steady", "-o",
+                #"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].lastTransitionTime}{"\n"}{end}"#,
+            ]).split(separator: "\n").compactMap { try? Date(String($0), strategy: .iso8601) }
+            #expect(readySince.count == 3)
+            let latest = readySince.max() ?? available
+            // Ready times are whole seconds: available more than 5 s after the time written, so at least 4 s after the real one.
+            #expect(available.timeIntervalSince(latest) >= 4, "available \(available.timeIntervalSince(latest)) s after the last Pod was ready")
+            let readyNotAvailable = try? await watcher.waitForLine(within: .seconds(1), "all ready, not all available") {
+                ["3/", "3/0", "3/1", "3/2"].contains($0.raw)
+            }
+            #expect(readyNotAvailable != nil, "every Pod ready while not all were available yet")
+            try await kubectl.succeed(["rollout", "status", "deployment/steady", "--timeout=60s"])
+
+            // The new template's Pod never pulls its image; the rollout stops there and times out.
+            try await kubectl.succeed(["set", "image", "deployment/steady", "app=registry.invalid/app:2"])
+            let stalled = try await kubectl.run(["rollout", "status", "deployment/steady", "--timeout=120s"], within: .seconds(150))
+            #expect(stalled.status != 0 && stalled.stderr.contains(#"deployment "steady" exceeded its progress deadline"#), "\(stalled)")
+            let progressing = try await kubectl.succeed([
+                "get", "deployment", "steady", "-o", #"jsonpath={.status.conditions[?(@.type=="Progressing")].reason}"#,
+            ])
+            #expect(progressing == "ProgressDeadlineExceeded")
+            let waiting = try await kubectl.succeed([
+                "get", "pods", "-l", "app=steady", "-o",
+                #"jsonpath={range .items[*]}{.spec.containers[0].image}={.status.containerStatuses[0].state.waiting.reason}{"\n"}{end}"#,
+            ])
+            #expect(waiting.contains("registry.invalid/app:2=ImagePullBackOff"), "\(waiting)")
+            #expect(waiting.components(separatedBy: "nginx:1.0=\n").count - 1 == 3, "the old Pods keep serving: \(waiting)")
+            let pulls = try await kubectl.succeed([
+                "get", "events", "--field-selector", "reason=Failed", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            ])
+            #expect(pulls.contains("Error: ImagePullBackOff") && pulls.contains(#"Failed to pull image "registry.invalid/app:2""#), "\(pulls)")
+
+            // Back to the template that worked: its ReplicaSet takes over, the stuck Pod goes.
+            try await kubectl.succeed(["rollout", "undo", "deployment/steady"])
+            try await kubectl.succeed(["rollout", "status", "deployment/steady", "--timeout=60s"])
+            _ = try await waitForPods(kubectl, "app=steady") { $0.count == 3 && $0.allSatisfy { $0.ready && $0.image == "nginx:1.0" } }
+            let history = try await kubectl.succeed(["rollout", "history", "deployment/steady"])
+            #expect(history.contains("2 ") && history.contains("3 ") && !history.contains("\n1 "), "the restored template is revision 3: \(history)")
+        }
+    }
+}
