@@ -226,7 +226,15 @@ public struct WorkloadsPlugin: ResourcePlugin {
 
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         var problems: [ValidationProblem] = []
-        if let problem = FieldChecks.nonNegativeInteger(object, "spec", "replicas") { problems.append(problem) }
+        for field in ["replicas", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"] {
+            if let problem = FieldChecks.nonNegativeInteger(object, "spec", field) { problems.append(problem) }
+        }
+        if object.kind == "Deployment", let deadline = object.integer(at: "spec", "progressDeadlineSeconds"),
+            let minReady = object.integer(at: "spec", "minReadySeconds"), deadline <= minReady
+        {
+            problems.append(
+                ValidationProblem(field: "spec.progressDeadlineSeconds", "must be greater than minReadySeconds (\(minReady)), not \(deadline)"))
+        }
         if object.kind == "CronJob" {
             for field in ["schedule", "jobTemplate"] {
                 if let problem = FieldChecks.required(object, "spec", field) { problems.append(problem) }
@@ -380,7 +388,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
     /// The conditions clients wait on (`kubectl wait --for=condition=Available`, `=complete`),
     /// judged over every cluster that reported: a Deployment is Available when the summed
     /// available replicas meet its minimum (`replicas - maxUnavailable`), and Progressing unless a
-    /// member is Degraded; a Job (run whole in each member) is Complete when every member's is,
+    /// member is Degraded (`ProgressDeadlineExceeded` when a member's rollout is past its
+    /// deadline, else `MemberDegraded`); a Job (run whole in each member) is Complete when every member's is,
     /// and Failed when any member's is.
     static func federatedConditions(of object: JSONValue, members: [MemberObjectStatus], sums: [String: JSONValue]) -> [JSONValue] {
         guard !members.isEmpty else { return [] }
@@ -397,12 +406,14 @@ public struct WorkloadsPlugin: ResourcePlugin {
                 recreate ? 0 : scaled(object.value(at: "spec", "strategy", "rollingUpdate", "maxUnavailable") ?? "25%", of: desired)
             let available = sums["availableReplicas"]?.integerValue ?? 0
             let minimum = available >= desired - maxUnavailable
+            // A member's rollout past its deadline is the federated one's, so `kubectl rollout status` at the hub fails too.
+            let timedOut = degraded.contains { $0.health.reason.hasPrefix(progressDeadlineExceeded) }
             return [
                 minimum
                     ? condition("Available", true, "MinimumReplicasAvailable", "Deployment has minimum availability.")
                     : condition("Available", false, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."),
                 !degraded.isEmpty
-                    ? condition("Progressing", false, "MemberDegraded", explained)
+                    ? condition("Progressing", false, timedOut ? progressDeadlineExceeded : "MemberDegraded", explained)
                     : members.allSatisfy({ $0.health.state == .healthy })
                         ? condition("Progressing", true, "NewReplicaSetAvailable", "the Deployment has rolled out in every cluster")
                         : condition("Progressing", true, "ReplicaSetUpdated", "the Deployment is rolling out"),
@@ -415,6 +426,10 @@ public struct WorkloadsPlugin: ResourcePlugin {
             return []
         }
     }
+
+    /// The Deployment controller's reason for a rollout with no progress within its
+    /// `progressDeadlineSeconds`; what `kubectl rollout status` fails on.
+    static let progressDeadlineExceeded = "ProgressDeadlineExceeded"
 
     /// An int-or-percent of `total`, a percentage rounded down as Kubernetes does for maxUnavailable.
     static func scaled(_ value: JSONValue, of total: Int64) -> Int64 {
@@ -444,7 +459,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
 
     private func deploymentHealth(_ live: JSONValue, _ conditions: Conditions) -> Health {
         if let progressing = conditions["Progressing"], progressing.status == "False" {
-            return Health(.degraded, progressing.explanation)
+            let deadline = progressing.reason == Self.progressDeadlineExceeded
+            return Health(.degraded, deadline ? "\(Self.progressDeadlineExceeded): \(progressing.explanation)" : progressing.explanation)
         }
         if let waiting = observedCurrent(live) { return waiting }
         let desired = Self.desiredReplicas(live)

@@ -209,4 +209,39 @@ struct KubectlWorkflowTests {
             }
         }
     }
+
+    @Test(
+        "a rollout stuck in a member (an image that cannot be pulled) exceeds its progress deadline at the hub: rollout status fails there and says so; rollout undo at the hub recovers every member"
+    )
+    func stuckRollout() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var members: [Kubectl] = []
+            for name in ["m1", "m2"] { members.append(try await federation.startMember(name, hub: hub, hubPort: port).kubectl) }
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
+            try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])
+            try await hubctl.succeed(["patch", "deployment", "web", "-p", #"{"spec":{"progressDeadlineSeconds":6}}"#])
+            try await hubctl.succeed(["rollout", "status", "deployment/web", "--timeout=60s"], within: .seconds(70))
+
+            try await hubctl.succeed(["set", "image", "deployment/web", "nginx=registry.invalid/nginx:2"])
+            let stalled = try await hubctl.run(["rollout", "status", "deployment/web", "--timeout=120s"], within: .seconds(150))
+            #expect(stalled.status != 0 && stalled.stderr.contains(#"deployment "web" exceeded its progress deadline"#), "\(stalled)")
+            let condition = try await hubctl.succeed([
+                "get", "deployment", "web", "-o", #"jsonpath={.status.conditions[?(@.type=="Progressing")].message}"#,
+            ])
+            #expect(
+                condition.contains("cluster m1: ProgressDeadlineExceeded") || condition.contains("cluster m2: ProgressDeadlineExceeded"),
+                "\(condition)")
+
+            try await hubctl.succeed(["rollout", "undo", "deployment/web"])
+            try await hubctl.succeed(["rollout", "status", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            for member in members {
+                // The stuck Pod goes once its grace period ends.
+                try await member.waitForOutput(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}"]) {
+                    $0 == "nginx:1.27 nginx:1.27"
+                }
+            }
+        }
+    }
 }

@@ -186,7 +186,31 @@ struct WorkloadsPluginTests {
         #expect(total?["readyReplicas"] == 1000 && total?["replicas"] == 1000 && total?["availableReplicas"] == 0)
     }
 
-    @Test("validation: selector required, template labels must match, replicas non-negative")
+    @Test(
+        "a member's rollout past its progress deadline is the federated Deployment's, which kubectl rollout status fails on; other failures are MemberDegraded"
+    )
+    func federatedProgressDeadline() {
+        let live = deployment(status: "{}")
+        func progressing(_ degraded: Health) -> (reason: String?, message: String?) {
+            let members = [
+                MemberObjectStatus(cluster: "a", health: .healthy, summary: ["replicas": 3]),
+                MemberObjectStatus(cluster: "b", health: degraded, summary: ["replicas": 3]),
+            ]
+            let condition = workloads.aggregateStatus(of: live, members: members)?["conditions"]?.arrayElements.first { $0["type"] == "Progressing" }
+            return (condition?["reason"]?.stringValue, condition?["message"]?.stringValue)
+        }
+        let stuck = workloads.health(
+            of: deployment(
+                status:
+                    "{observedGeneration: 1, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: \"ReplicaSet \\\"web-2\\\" has timed out progressing.\"}]}"
+            ))
+        let timedOut = progressing(stuck)
+        #expect(timedOut.reason == "ProgressDeadlineExceeded")
+        #expect(timedOut.message == "cluster b: ProgressDeadlineExceeded: ReplicaSet \"web-2\" has timed out progressing.")
+        #expect(progressing(Health(.degraded, "simulated failure")).reason == "MemberDegraded")
+    }
+
+    @Test("validation: selector required, template labels must match, replicas non-negative, a progress deadline beyond minReadySeconds")
     func validation() {
         #expect(workloads.validate(deployment(status: "{}")).isEmpty)
         let bad = yaml(
@@ -194,11 +218,13 @@ struct WorkloadsPluginTests {
             apiVersion: apps/v1
             kind: Deployment
             metadata: {name: web}
-            spec: {replicas: -1, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: other}}}}
+            spec: {replicas: -1, minReadySeconds: 30, progressDeadlineSeconds: 30, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: other}}}}
             """
         )
         let fields = workloads.validate(bad).map(\.field)
         #expect(fields.contains("spec.replicas") && fields.contains("spec.template.metadata.labels"))
+        #expect(
+            workloads.validate(bad).contains { $0.field == "spec.progressDeadlineSeconds" && $0.message.contains("greater than minReadySeconds") })
         #expect(
             workloads.validate(yaml("{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: r}, spec: {template: {}}}")).map(\.field) == [
                 "spec.selector"
