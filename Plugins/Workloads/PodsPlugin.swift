@@ -101,6 +101,7 @@ public struct PodsPlugin: ResourcePlugin {
         var object = object
         KubernetesDefaults.podSpec(at: ["spec"], in: &object)
         KubernetesDefaults.fill(&object, ["spec", "enableServiceLinks"], .bool(true))
+        if object.kind == "Pod" { KubernetesDefaults.defaultTolerationSeconds(in: &object) }
         return object
     }
 

@@ -74,6 +74,23 @@ public enum KubernetesDefaults {
         return name[name.index(after: colon)...] == "latest"
     }
 
+    /// kube-apiserver's `DefaultTolerationSeconds` admission, for a Pod (not a template): a Pod
+    /// that does not already tolerate a node being not ready or unreachable (`NoExecute`, or a
+    /// toleration with an empty key or effect) tolerates it for 300 s, so its Pods leave a failed
+    /// node five minutes after the node controller taints it.
+    public static func defaultTolerationSeconds(in pod: inout JSONValue) {
+        var tolerations = pod.value(at: "spec", "tolerations")?.arrayElements ?? []
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+            let tolerated = tolerations.contains { toleration in
+                let tolerationKey = toleration["key"]?.stringValue ?? ""
+                let effect = toleration["effect"]?.stringValue ?? ""
+                return (tolerationKey == key || tolerationKey.isEmpty) && (effect == "NoExecute" || effect.isEmpty)
+            }
+            if !tolerated { tolerations.append(["key": .string(key), "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300]) }
+        }
+        pod.set(.array(tolerations), at: ["spec", "tolerations"])
+    }
+
     /// Sets `value` at `path` unless something is there.
     public static func fill(_ object: inout JSONValue, _ path: [String], _ value: JSONValue) {
         if object.value(at: path) == nil || object.value(at: path) == .null { object.set(value, at: path) }

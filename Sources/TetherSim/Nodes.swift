@@ -67,6 +67,8 @@ final class NodeAvailability: Sendable {
         var labels: [String: String]
         var taints: [Taint] = []
         var cordoned = false
+        /// Its kubelet stopped (``WorkloadSimulator/kubeletAnnotation``): nothing on it starts, stops or reports.
+        var kubeletStopped = false
     }
 
     private struct State {
@@ -97,12 +99,24 @@ final class NodeAvailability: Sendable {
     func update(_ node: String, from object: JSONValue?) -> Bool {
         guard let initial = initialLabels[node] else { return false }
         let facts =
-            object.map { NodeFacts(labels: $0.labels, taints: Taint.of(node: $0), cordoned: Nodes.isCordoned($0)) } ?? NodeFacts(labels: initial)
+            object.map {
+                NodeFacts(
+                    labels: $0.labels, taints: Taint.of(node: $0), cordoned: Nodes.isCordoned($0),
+                    kubeletStopped: WorkloadSimulator.kubeletStopped(on: $0))
+            } ?? NodeFacts(labels: initial)
         return state.withLock { state in
             let changed = state.facts[node] != facts
             state.facts[node] = facts
             return changed
         }
+    }
+
+    /// Whether `node`'s kubelet is stopped, as its object last said.
+    func kubeletStopped(_ node: String) -> Bool { state.withLock { $0.facts[node]?.kubeletStopped ?? false } }
+
+    /// The Pods counted on `node`, terminating ones included.
+    func pods(on node: String) -> [ObjectKey] {
+        state.withLock { state in state.placed.filter { $0.value.node == node }.map(\.key) }
     }
 
     /// Counts a Pod on its node, or no longer (deleted, finished, not placed); returns whether

@@ -236,6 +236,7 @@ struct PodController: Sendable {
             tolerations += Toleration.daemonSetDefaults.filter { !present.contains($0) }.map(\.json)
             pod.set(.array(tolerations), at: ["spec", "tolerations"])
         }
+        KubernetesDefaults.defaultTolerationSeconds(in: &pod)
         // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
         // With every node cordoned it is made unscheduled, and the scheduler leaves it Pending.
         var node = slot.node

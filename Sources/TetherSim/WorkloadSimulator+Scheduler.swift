@@ -9,10 +9,12 @@ import TetherStore
 /// message, retrying them when room opens, and acting on a node's change (DaemonSets, `NoExecute`
 /// evictions).
 extension WorkloadSimulator {
-    /// A node's labels, taints or cordon changed (or it went): Pods left unscheduled try again,
-    /// DaemonSets pick their nodes again, and the Pods its `NoExecute` taints do not tolerate are
+    /// A node's labels, taints, cordon or kubelet changed (or it went): Pods left unscheduled try
+    /// again, DaemonSets pick their nodes again, the Pods on a node whose kubelet stopped or came
+    /// back are looked at again, and the Pods its `NoExecute` taints do not tolerate are
     /// evicted, at once or when their `tolerationSeconds` run out. Returns when the next one is due.
     func nodeChanged(name: String, object: JSONValue?) async -> Duration? {
+        let wasStopped = nodes.kubeletStopped(name)
         if nodes.update(name, from: object) {
             scheduleWaitingPods(all: true)
             let daemonSets = PodController.ownerTypes["DaemonSet"]!
@@ -20,6 +22,7 @@ extension WorkloadSimulator {
                 queue.add(key(daemonSets, daemonSet))
             }
         }
+        if nodes.kubeletStopped(name) != wasStopped { await kubeletChanged(on: name, stopped: !wasStopped) }
         let now = ContinuousClock.now
         var next: Duration?
         let due = evictionClocks.withLock { clocks in

@@ -37,7 +37,7 @@ public final class WorkloadSimulator: Service, Sendable {
     let store: any ResourceStore
     private let registry: KindRegistry
     private let settings: SimulationSettings
-    private let logger: Logger
+    let logger: Logger
     let queue = WorkQueue()
     /// When each object's current generation was first seen, so its progress can be timed; by uid
     /// too, so an object made again under the same name (a StatefulSet's Pod) starts again.
@@ -174,11 +174,16 @@ public final class WorkloadSimulator: Service, Sendable {
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
         case "nodes":
+            if await followKubelet(of: object) { return nil }
             return await nodeChanged(name: key.name, object: object)
         case "poddisruptionbudgets":
             let counted = await disruptions.status(of: object)
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "pods":
+            if let node = object.string(at: "spec", "nodeName"), nodes.kubeletStopped(node) {
+                await podOnLostNode(object, key: key)
+                return nil
+            }
             if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
             guard await pods.ownerExists(of: object) else {

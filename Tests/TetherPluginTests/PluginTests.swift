@@ -402,3 +402,28 @@ struct NetworkingConfigPluginTests {
         #expect(!BuiltinPlugins.memberCluster.propagatedKindNames.contains("/v1/Node"))
     }
 }
+
+@Suite("DefaultTolerationSeconds")
+struct DefaultTolerationSecondsTests {
+    func added(to tolerations: JSONValue) -> [String] {
+        var pod: JSONValue = ["kind": "Pod", "spec": ["tolerations": tolerations]]
+        KubernetesDefaults.defaultTolerationSeconds(in: &pod)
+        return (pod.value(at: "spec", "tolerations")?.arrayElements ?? []).map {
+            "\($0["key"]?.stringValue ?? "*")/\($0["effect"]?.stringValue ?? "*")/\($0["tolerationSeconds"]?.integerValue.map(String.init) ?? "forever")"
+        }
+    }
+
+    @Test(
+        "a Pod tolerates a not-ready or unreachable node for 300 s unless it already tolerates it: same key or every key, NoExecute or every effect")
+    func tolerations() {
+        #expect(added(to: []) == ["node.kubernetes.io/not-ready/NoExecute/300", "node.kubernetes.io/unreachable/NoExecute/300"])
+        #expect(
+            added(to: [["key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2]]) == [
+                "node.kubernetes.io/unreachable/NoExecute/2", "node.kubernetes.io/not-ready/NoExecute/300",
+            ])
+        #expect(added(to: [["operator": "Exists"]]) == ["*/*/forever"], "tolerating everything")
+        #expect(
+            added(to: [["key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"]]).count == 3,
+            "a NoSchedule toleration does not keep it on the node")
+    }
+}

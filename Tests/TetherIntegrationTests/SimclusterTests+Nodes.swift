@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TetherTestSupport
+
+extension SimclusterTests {
+    @Test(
+        "a node whose kubelet stops is NotReady and tainted unreachable; its Pods are marked not ready, evicted when their toleration runs out and left Terminating while replacements run elsewhere; a Pod with the default 300 s stays, and is ready again when the kubelet is back, as the terminating ones finish"
+    )
+    func lostNode() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "3s")
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.deployment(
+                    "web", replicas: 3,
+                    podSpec: """
+                              terminationGracePeriodSeconds: 1
+                              tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]
+                              containers: [{name: web, image: nginx}]
+                        """))
+            let placed = try await waitForPods(kubectl, "app=web") { $0.count == 3 && $0.allSatisfy(\.ready) }
+            let lost = placed[0].node
+            let stranded = placed.filter { $0.node == lost }.map(\.name)
+            try await kubectl.succeed(["run", "keeper", "--image=nginx", #"--overrides={"apiVersion":"v1","spec":{"nodeName":"\#(lost)"}}"#])
+            try await kubectl.succeed(["wait", "--for=condition=Ready", "pod/keeper", "--timeout=30s"])
+            // kube-apiserver's DefaultTolerationSeconds: five minutes on a not-ready or unreachable node.
+            let tolerations = try await kubectl.succeed([
+                "get", "pod", "keeper", "-o", #"jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds} {end}"#,
+            ])
+            #expect(tolerations == "node.kubernetes.io/not-ready=300 node.kubernetes.io/unreachable=300 ", "\(tolerations)")
+
+            try await kubectl.succeed(["annotate", "node", lost, "sim.tether.io/kubelet=stopped"])
+            try await kubectl.waitForOutput(["get", "node", lost, "--no-headers"]) { $0.contains(" NotReady ") }
+            let taints = try await kubectl.succeed(["get", "node", lost, "-o", #"jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}"#])
+            #expect(taints == "node.kubernetes.io/unreachable:NoSchedule node.kubernetes.io/unreachable:NoExecute ", "\(taints)")
+            try await kubectl.succeed(["wait", "--for=condition=Ready=false", "pod/keeper", "--timeout=30s"])
+
+            // Evicted after 2 s; replacements on the other nodes are ready 3 s after that, while the evicted stay Terminating.
+            _ = try await waitForPods(kubectl, "app=web") { pods in pods.filter { $0.ready && $0.node != lost }.count == 3 }
+            for pod in stranded {
+                let state = try await kubectl.succeed([
+                    "get", "pod", pod, "-o", #"jsonpath={.metadata.deletionTimestamp}/{.status.conditions[?(@.type=="Ready")].status}"#,
+                ])
+                #expect(state.hasSuffix("/False") && state.count > "/False".count, "\(pod): \(state)")
+            }
+            let evictions = try await kubectl.succeed([
+                "get", "events", "--field-selector", "reason=TaintManagerEviction", "-o", "jsonpath={.items[*].involvedObject.name}",
+            ])
+            #expect(Set(evictions.split(separator: " ").map(String.init)) == Set(stranded), "\(evictions)")
+            #expect(try await kubectl.succeed(["get", "pod", "keeper", "-o", "jsonpath={.metadata.deletionTimestamp}"]).isEmpty)
+            let nodeEvents = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=\(lost)", "-o", "jsonpath={.items[*].message}",
+            ])
+            #expect(nodeEvents.contains("Node \(lost) status is now: NodeNotReady"), "\(nodeEvents)")
+
+            // The kubelet is back.
+            try await kubectl.succeed(["annotate", "node", lost, "sim.tether.io/kubelet-"])
+            try await kubectl.succeed(["wait", "--for=condition=Ready", "node/\(lost)", "--timeout=30s"])
+            for pod in stranded { try await kubectl.succeed(["wait", "--for=delete", "pod/\(pod)", "--timeout=30s"], within: .seconds(40)) }
+            try await kubectl.succeed(["wait", "--for=condition=Ready", "pod/keeper", "--timeout=30s"])
+            #expect(try await kubectl.succeed(["get", "node", lost, "-o", "jsonpath={.spec.taints}"]).isEmpty)
+        }
+    }
+}
