@@ -127,6 +127,41 @@ extension StatusPlan {
     }
 
     static func maxUnavailable(of deployment: JSONValue) -> Int64 { rollingBounds(of: deployment).maxUnavailable }
+
+    /// The annotations the Deployment controller keeps on each ReplicaSet it scales: the
+    /// Deployment's count, and its count plus surge, when it last did.
+    static let desiredReplicasAnnotation = "deployment.kubernetes.io/desired-replicas"
+    static let maxReplicasAnnotation = "deployment.kubernetes.io/max-replicas"
+
+    /// A Deployment scaled while several of its ReplicaSets hold Pods (mid-rollout), as its
+    /// controller spreads the change: each ReplicaSet (`sizes`, oldest first, with the count
+    /// plus surge each was last scaled for, `maxReplicas`) grows or shrinks in proportion to its
+    /// size, largest first (the newer of two equal ones first when growing, the older when
+    /// shrinking), within what the new count plus surge allows; what rounding leaves over goes
+    /// to the first. `current` is the Deployment's `status.replicas`, for a ReplicaSet never annotated.
+    static func proportionallyScaled(sizes: [Int64], maxReplicas: [Int64?], desired: Int64, maxSurge: Int64, current: Int64) -> [Int64] {
+        var scaled = sizes
+        let toAdd = desired + maxSurge - sizes.reduce(0, +)
+        guard toAdd != 0 else { return scaled }
+        let order = sizes.indices.filter { sizes[$0] > 0 }.sorted { a, b in
+            sizes[a] != sizes[b] ? sizes[a] > sizes[b] : (toAdd > 0 ? a > b : a < b)
+        }
+        var added: Int64 = 0
+        for index in order where added != toAdd {
+            let fraction: Int64
+            if desired == 0 {
+                fraction = -sizes[index]
+            } else {
+                let annotated = Double(max(1, maxReplicas[index] ?? current))
+                fraction = Int64((Double(sizes[index] * (desired + maxSurge)) / annotated + 0.5).rounded(.down)) - sizes[index]
+            }
+            let proportion = toAdd > 0 ? min(fraction, toAdd - added) : max(fraction, toAdd - added)
+            scaled[index] += proportion
+            added += proportion
+        }
+        if let first = order.first { scaled[first] = max(0, scaled[first] + toAdd - added) }
+        return scaled
+    }
 }
 
 /// A workload's conditions as the controllers set them: a condition whose status and reason

@@ -381,7 +381,20 @@ public final class WorkloadSimulator: Service, Sendable {
         var wanted = sets.map { $0.integer(at: "spec", "replicas") ?? 0 }
         func available(_ index: Int) -> Int64 { sets[index].integer(at: "status", "availableReplicas") ?? 0 }
         let old = sets.indices.dropLast()
-        if deployment.value(at: "spec", "paused") == .bool(true) {
+        let (maxSurge, maxUnavailable) = StatusPlan.rollingBounds(of: deployment)
+        // A change of the count while several ReplicaSets hold Pods (one annotated for another count).
+        let rolling = deployment.string(at: "spec", "strategy", "type") != "Recreate"
+        let scalingEvent =
+            rolling
+            && sets.indices.filter { wanted[$0] > 0 }.count > 1
+            && sets.indices.contains { index in
+                wanted[index] > 0 && sets[index].annotations[StatusPlan.desiredReplicasAnnotation].map { $0 != String(desired) } ?? false
+            }
+        if scalingEvent {
+            wanted = StatusPlan.proportionallyScaled(
+                sizes: wanted, maxReplicas: sets.map { $0.annotations[StatusPlan.maxReplicasAnnotation].flatMap { Int64($0) } },
+                desired: desired, maxSurge: maxSurge, current: deployment.integer(at: "status", "replicas") ?? wanted.reduce(0, +))
+        } else if deployment.value(at: "spec", "paused") == .bool(true) {
             // Paused: the count changes only the newest, and old Pods stay where they are.
             wanted[newestIndex] = max(0, desired - old.reduce(0) { $0 + wanted[$1] })
         } else if deployment.string(at: "spec", "strategy", "type") == "Recreate" {
@@ -396,7 +409,6 @@ public final class WorkloadSimulator: Service, Sendable {
                 }.count
             if oldPods == 0 { wanted[newestIndex] = desired }
         } else {
-            let (maxSurge, maxUnavailable) = StatusPlan.rollingBounds(of: deployment)
             // Up: new Pods while the total stays within the count plus the surge.
             if wanted[newestIndex] > desired {
                 wanted[newestIndex] = desired
@@ -426,9 +438,13 @@ public final class WorkloadSimulator: Service, Sendable {
         for index in sets.indices {
             let had = sets[index].integer(at: "spec", "replicas") ?? 0
             let staleMinimum = index == newestIndex && (sets[index].value(at: "spec", "minReadySeconds") ?? 0) != minReady
-            guard had != wanted[index] || staleMinimum else { continue }
+            // What it is scaled for, as the controller marks it; after a scaling event on every one.
+            let staleCount = scalingEvent && sets[index].annotations[StatusPlan.desiredReplicasAnnotation] != String(desired)
+            guard had != wanted[index] || staleMinimum || staleCount else { continue }
             var scaled = sets[index]
             scaled.set(.integer(wanted[index]), at: ["spec", "replicas"])
+            scaled.set(.string(String(desired)), at: ["metadata", "annotations", StatusPlan.desiredReplicasAnnotation])
+            scaled.set(.string(String(desired + maxSurge)), at: ["metadata", "annotations", StatusPlan.maxReplicasAnnotation])
             if index == newestIndex { scaled.set(minReady, at: ["spec", "minReadySeconds"]) }
             // A conflict means the API wrote it meanwhile; its event brings the Deployment back.
             guard let written = try? await store.update(scaled, as: Self.replicaSets, dryRun: false) else { continue }

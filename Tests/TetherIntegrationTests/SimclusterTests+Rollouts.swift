@@ -67,3 +67,37 @@ extension SimclusterTests {
         }
     }
 }
+
+extension SimclusterTests {
+    @Test(
+        "a Deployment scaled while its rollout is stuck spreads the new Pods over its old and new ReplicaSets in proportion, as in the Kubernetes documentation's example"
+    )
+    func proportionalScaling() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.deployment(
+                    "wide", replicas: 10, extraSpec: "strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 3, maxUnavailable: 2}}",
+                    podSpec: "      containers: [{name: app, image: nginx:1.0}]"))
+            try await kubectl.succeed(["rollout", "status", "deployment/wide", "--timeout=60s"])
+            // A template that never becomes ready: the rollout stops at 8 old and 5 new (10 + 3 surge, 2 unavailable).
+            try await kubectl.succeed(["set", "image", "deployment/wide", "app=registry.invalid/app:2"])
+            let sizes = "jsonpath={range .items[*]}{.spec.template.spec.containers[0].image}={.spec.replicas} {end}"
+            try await kubectl.waitForOutput(["get", "replicasets", "-l", "app=wide", "-o", sizes], within: .seconds(60)) {
+                Self.words($0) == ["nginx:1.0=8", "registry.invalid/app:2=5"]
+            }
+            try await kubectl.succeed(["scale", "deployment/wide", "--replicas=15"])
+            try await kubectl.waitForOutput(["get", "replicasets", "-l", "app=wide", "-o", sizes], within: .seconds(60)) {
+                Self.words($0) == ["nginx:1.0=11", "registry.invalid/app:2=7"]
+            }
+            let annotations = try await kubectl.succeed([
+                "get", "replicasets", "-l", "app=wide", "-o",
+                #"jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/desired-replicas}/{.metadata.annotations.deployment\.kubernetes\.io/max-replicas} {end}"#,
+            ])
+            #expect(annotations == "15/18 15/18 ", "\(annotations)")
+        }
+    }
+
+    static func words(_ text: String) -> Set<String> { Set(text.split(separator: " ").map(String.init)) }
+}

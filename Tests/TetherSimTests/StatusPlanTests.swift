@@ -149,6 +149,24 @@ struct StatusPlanTests {
         #expect(immediate.status["availableReplicas"] == 1 && immediate.lookAgainAfter == nil)
     }
 
+    @Test(
+        "a Deployment scaled mid-rollout spreads the change over its ReplicaSets in proportion to their sizes, as the Kubernetes documentation's example"
+    )
+    func proportionalScaling() {
+        // 10 replicas, maxSurge 3, stuck mid-rollout with 8 old and 5 new; scaled to 15: 3 more old, 2 more new.
+        #expect(StatusPlan.proportionallyScaled(sizes: [8, 5], maxReplicas: [13, 13], desired: 15, maxSurge: 3, current: 13) == [11, 7])
+        // Back down to 5 (8 allowed with the surge): 3 fewer old, 2 fewer new.
+        #expect(StatusPlan.proportionallyScaled(sizes: [8, 5], maxReplicas: [13, 13], desired: 5, maxSurge: 3, current: 13) == [5, 3])
+        // Of two equal ones the newer grows first (2.5 rounds up to 3); a ReplicaSet with no Pods stays empty.
+        #expect(StatusPlan.proportionallyScaled(sizes: [0, 2, 2], maxReplicas: [nil, 4, 4], desired: 5, maxSurge: 0, current: 4) == [0, 2, 3])
+        // No annotation: the Deployment's current count stands in.
+        #expect(StatusPlan.proportionallyScaled(sizes: [6, 6], maxReplicas: [nil, nil], desired: 24, maxSurge: 0, current: 12) == [12, 12])
+        #expect(
+            StatusPlan.proportionallyScaled(sizes: [8, 5], maxReplicas: [13, 13], desired: 10, maxSurge: 3, current: 13) == [8, 5], "no change")
+        // Rounding leaves one over (3 × 10 / 9 rounds to 3 for each): the first in order, the newest, takes it.
+        #expect(StatusPlan.proportionallyScaled(sizes: [3, 3, 3], maxReplicas: [9, 9, 9], desired: 10, maxSurge: 0, current: 9) == [3, 3, 4])
+    }
+
     @Test("rolling-update bounds resolve as the Deployment controller resolves them")
     func rollingBounds() {
         func bounds(_ replicas: Int64, _ strategy: JSONValue?) -> [Int64] {
