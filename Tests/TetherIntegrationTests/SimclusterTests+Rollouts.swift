@@ -17,12 +17,8 @@ extension SimclusterTests {
                     podSpec: "      containers: [{name: app, image: nginx:1.0}]"))
 
             // Every status the Deployment takes, as a watch sees it: all Pods ready before all are available.
-            let watcher = try federation.launch(
-                name: "watch", executable: kubectl.executable,
-                arguments: kubectl.prefix + [
-                    "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "get", "deployment", "steady", "-w", "-o",
-                    #"jsonpath={.status.readyReplicas}/{.status.availableReplicas}{"\n"}"#,
-                ])
+            let watcher = try await Self.watchDeployment(
+                "steady", kubectl, in: federation, fields: "{.status.readyReplicas}/{.status.availableReplicas}")
             try await watcher.waitForLine(within: .seconds(60), "all available") { $0.raw == "3/3" }
             let available = Date()
             let readySince = try await kubectl.succeed([

@@ -729,13 +729,19 @@ struct SimclusterTests {
             try await kubectl.succeed(["apply", "-f", "-"], stdin: Self.rollingDeployment(image: "nginx:1.0"))
             _ = try await waitForPods(kubectl, "app=roll") { $0.count == 4 && $0.allSatisfy { $0.ready && $0.image == "nginx:1.0" } }
 
-            // maxSurge 1, maxUnavailable 0: never more than 5 Pods counted, never fewer than 4 available.
+            // maxSurge 1, maxUnavailable 0: never more than 5 Pods counted, never fewer than 4 available,
+            // in any status the Deployment takes (a watch sees every one).
+            let watcher = try await Self.watchDeployment("roll", kubectl, in: federation)
             try await kubectl.succeed(["set", "image", "deployment/roll", "app=nginx:1.1"])
-            async let watched = Self.watchRollout(kubectl, replicas: 4) { replicas, available in replicas <= 5 && available >= 4 }
             let status = try await kubectl.succeed(["rollout", "status", "deployment/roll", "--timeout=60s"])
             #expect(status.contains("out of 4 new replicas have been updated...") && status.contains("successfully rolled out"), "\(status)")
-            let (looks, violations) = try await watched
-            #expect(looks >= 3 && violations.isEmpty, "\(looks) looks; broke the bounds: \(violations)")
+            try await watcher.waitForLine(within: .seconds(60), "generation 2 complete") { $0.raw == "4/4/4/2/2" }
+            let statuses = watcher.lines.map(\.raw).filter { $0.hasSuffix("/2") }
+            let violations = statuses.filter { line in
+                let numbers = line.split(separator: "/").map { Int($0) ?? -1 }
+                return numbers.count != 5 || numbers[0] > 5 || numbers[2] < 4
+            }
+            #expect(statuses.count >= 3 && violations.isEmpty, "\(statuses); broke the bounds: \(violations)")
             let scaling = try await kubectl.succeed([
                 "get", "events", "--field-selector", "involvedObject.name=roll,reason=ScalingReplicaSet", "--sort-by=.metadata.creationTimestamp",
                 "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
@@ -760,21 +766,21 @@ struct SimclusterTests {
         }
     }
 
-    /// Polls a rolling Deployment's status (Pods counted, available) until it is complete; returns
-    /// how many looks were taken and the ones where `bounds` did not hold.
-    static func watchRollout(_ kubectl: Kubectl, replicas: Int, bounds: @escaping (Int, Int) -> Bool) async throws -> (Int, [String]) {
-        var looks = 0
-        var violations: [String] = []
-        let fields =
-            "jsonpath={.status.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}/{.status.observedGeneration}/{.metadata.generation}"
-        _ = try await kubectl.waitForOutput(["get", "deployment", "roll", "-o", fields], within: .seconds(60), every: .milliseconds(300)) { output in
-            let numbers = output.split(separator: "/").map { Int($0) ?? -1 }
-            guard numbers.count == 5 else { return false }
-            looks += 1
-            if !bounds(numbers[0], numbers[2]) { violations.append(output) }
-            return numbers[3] == numbers[4] && numbers[0] == replicas && numbers[1] == replicas && numbers[2] == replicas
-        }
-        return (looks, violations)
+    /// A `kubectl get -w` of a Deployment printing a line of `fields` (a jsonpath of fields
+    /// joined by `/`) for each status it takes, once it has printed the first.
+    static func watchDeployment(
+        _ name: String, _ kubectl: Kubectl, in federation: LocalFederation,
+        fields: String =
+            "{.status.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}/{.status.observedGeneration}/{.metadata.generation}"
+    ) async throws -> ManagedProcess {
+        let watcher = try federation.launch(
+            name: "watch-\(name)", executable: kubectl.executable,
+            arguments: kubectl.prefix + [
+                "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "get", "deployment", name, "-w", "-o",
+                "jsonpath=\(fields){\"\\n\"}",
+            ])
+        try await watcher.waitForLine(within: .seconds(30), "the Deployment's first status") { $0.raw.contains("/") }
+        return watcher
     }
 
     static func rollingDeployment(image: String) -> String {
