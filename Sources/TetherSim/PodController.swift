@@ -10,8 +10,8 @@ import TetherStore
 /// `parallelism` Pods until it is finished. Each Pod names its owner as controller, carries the
 /// owner's `sim.tether.io/fail` annotation (so a failing workload's Pods crash-loop), and is
 /// deleted when its owner goes. A StatefulSet's or DaemonSet's Pods made from an older template
-/// are replaced. A ReplicaSet's and a StatefulSet's status are counted from the Pods this
-/// returns (``StatusPlan``); a DaemonSet's and a Job's stay timed by the ready delay.
+/// are replaced. A ReplicaSet's, a StatefulSet's and a DaemonSet's status are counted from the
+/// Pods this returns (``StatusPlan``); a Job's stays timed by the ready delay.
 struct PodController: Sendable {
     let store: any ResourceStore
     let settings: SimulationSettings
@@ -30,7 +30,7 @@ struct PodController: Sendable {
     ]
 
     /// One Pod the owner wants: under a fixed name, or a generated one after `prefix`; on a node when it is pinned to one.
-    private struct Slot {
+    struct Slot {
         var name: String?
         var node: String?
         var labels: [String: String] = [:]
@@ -53,26 +53,14 @@ struct PodController: Sendable {
             return nil
         }
         let revision = "\(name)-\(PodTemplateHash.of(template))"
-        var stale: [JSONValue] = []
-        var current: [JSONValue] = []
-        for pod in owned where pod.deletionTimestamp == nil {
-            let outdated = kind == "DaemonSet" && pod.labels["controller-revision-hash"] != revision
-            if outdated { stale.append(pod) } else { current.append(pod) }
-        }
+        var current = owned.filter { $0.deletionTimestamp == nil }
         var wanted: [Slot]
         var extra: [JSONValue] = []
         switch kind {
         case "StatefulSet":
             (wanted, extra) = statefulSetStep(owner, pods: current, revision: revision)
         case "DaemonSet":
-            // The nodes its selector, node affinity and taints admit (with the tolerations it adds).
-            wanted = nodes.daemonNodes(for: PodPlacement(template: template, namespace: namespace)).map { node in
-                Slot(node: node, labels: ["controller-revision-hash": revision, "pod-template-generation": "\(owner.generation ?? 1)"])
-            }
-            let names = Set(wanted.compactMap(\.node))
-            extra = current.filter { !names.contains($0.string(at: "spec", "nodeName") ?? "") }
-            current.removeAll { !names.contains($0.string(at: "spec", "nodeName") ?? "") }
-            wanted.removeAll { slot in current.contains { $0.string(at: "spec", "nodeName") == slot.node } }
+            (wanted, extra) = daemonSetStep(owner, owned: owned, revision: revision, template: template)
         case "Job":
             let finished = (owner.value(at: "status", "conditions")?.arrayElements ?? []).contains {
                 ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True"
@@ -93,7 +81,7 @@ struct PodController: Sendable {
             extra = Array(ordered.prefix(max(0, current.count - replicas)))
             wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
         }
-        for pod in stale + extra { await delete(pod, by: owner) }
+        for pod in extra { await delete(pod, by: owner) }
         let deleted = Set(extra.compactMap(\.uid))
         current.removeAll { deleted.contains($0.uid ?? "") }
         // As kube-apiserver refuses the controllers: nothing new in a namespace gone or being deleted.

@@ -92,17 +92,43 @@ struct StatusPlan {
         return Date(timeIntervalSince1970: TimeInterval(parts.seconds))
     }
 
-    mutating func daemonSet(nodes: Int) {
-        let scheduled = Int64(nodes)
-        let ready: Int64 = failing ? 0 : (elapsed >= readyAfter ? scheduled : current("numberReady"))
-        if !failing, ready < scheduled { lookAgainAfter = readyAfter - elapsed }
+    /// A DaemonSet's status as its controller counts it, from its Pods (`pods`, those it holds
+    /// now, not being deleted) on the nodes it belongs on (`nodes`): how many nodes run one, run
+    /// one of the current template (`revision`), and run one that is ready, and available
+    /// (ready for `spec.minReadySeconds`); Pods on other nodes are misscheduled. So `kubectl
+    /// rollout status daemonset` waits on the Pods themselves, node by node.
+    mutating func daemonSet(pods: [JSONValue], nodes: [String], revision: String, now: Date) {
+        let admitted = Set(nodes)
+        var byNode: [String: JSONValue] = [:]
+        var misscheduled = 0
+        for pod in pods {
+            let node = pod.string(at: "spec", "nodeName") ?? ""
+            if admitted.contains(node) { byNode[node] = byNode[node] ?? pod } else { misscheduled += 1 }
+        }
+        let minReady = TimeInterval(max(0, spec("minReadySeconds") ?? 0))
+        var ready = 0
+        var available = 0
+        var soonest: TimeInterval?
+        for pod in byNode.values where PodController.isRunningAndReady(pod) {
+            ready += 1
+            let wait = (Self.readySince(pod) ?? now).addingTimeInterval(minReady).timeIntervalSince(now)
+            if minReady == 0 || wait < 0 {
+                available += 1
+            } else {
+                soonest = min(soonest ?? wait, wait)
+            }
+        }
+        if let soonest { lookAgainAfter = .milliseconds(Int64(soonest * 1000) + 100) }
+        let desired = nodes.count
         status[member: "observedGeneration"] = .integer(generation)
-        status[member: "desiredNumberScheduled"] = .integer(scheduled)
-        status[member: "currentNumberScheduled"] = .integer(scheduled)
-        status[member: "numberMisscheduled"] = 0
-        status[member: "numberReady"] = .integer(ready)
-        status[member: "numberAvailable"] = .integer(ready)
-        status[member: "updatedNumberScheduled"] = .integer(ready)
+        status[member: "desiredNumberScheduled"] = .integer(Int64(desired))
+        status[member: "currentNumberScheduled"] = .integer(Int64(byNode.count))
+        status[member: "numberMisscheduled"] = .integer(Int64(misscheduled))
+        status[member: "numberReady"] = .integer(Int64(ready))
+        status[member: "numberAvailable"] = .integer(Int64(available))
+        status[member: "numberUnavailable"] = desired > available ? .integer(Int64(desired - available)) : nil
+        status[member: "updatedNumberScheduled"] = .integer(
+            Int64(byNode.values.filter { $0.labels["controller-revision-hash"] == revision }.count))
     }
 
     mutating func job() {

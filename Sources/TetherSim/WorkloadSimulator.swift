@@ -169,8 +169,12 @@ public final class WorkloadSimulator: Service, Sendable {
             guard let (sets, newest) = await rollOut(object) else { return nil }
             plan.deployment(replicaSets: sets, newest: newest, now: Date())
         case "daemonsets":
-            let template = PodPlacement(template: object.value(at: "spec", "template") ?? [:], namespace: key.namespace ?? "default")
-            plan.daemonSet(nodes: nodes.daemonNodes(for: template).count)
+            // Counted from its Pods, which its controller's step (first) makes or deletes.
+            guard let owned = await pods.sync(object, kind: "DaemonSet"), let template = object.value(at: "spec", "template") else {
+                return nil
+            }
+            let admitted = nodes.daemonNodes(for: PodPlacement(template: template, namespace: key.namespace ?? "default"))
+            plan.daemonSet(pods: owned, nodes: admitted, revision: "\(key.name)-\(PodTemplateHash.of(template))", now: Date())
         case "jobs": plan.job()
         case "namespaces": plan.namespace()
         case "nodes":
@@ -217,7 +221,7 @@ public final class WorkloadSimulator: Service, Sendable {
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
             }
         }
-        if let kind = object.kind, kind != "StatefulSet", kind != "ReplicaSet", PodController.ownerTypes[kind] == key.type {
+        if let kind = object.kind, kind == "Job", PodController.ownerTypes[kind] == key.type {
             await pods.sync(object, kind: kind)
         }
         return plan.lookAgainAfter
@@ -238,7 +242,7 @@ public final class WorkloadSimulator: Service, Sendable {
         // A Pod being deleted no longer counts for its owner, which makes another meanwhile.
         let gone = deleted || pod.deletionTimestamp != nil
         if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind],
-            gone || owner.kind == "StatefulSet" || owner.kind == "ReplicaSet"
+            gone || owner.kind != "Job"
         {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
         }

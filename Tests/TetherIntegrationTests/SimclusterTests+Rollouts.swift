@@ -17,7 +17,7 @@ extension SimclusterTests {
                     podSpec: "      containers: [{name: app, image: nginx:1.0}]"))
 
             // Every status the Deployment takes, as a watch sees it: all Pods ready before all are available.
-            let watcher = try await Self.watchDeployment(
+            let watcher = try await Self.watchStatus(
                 "steady", kubectl, in: federation, fields: "{.status.readyReplicas}/{.status.availableReplicas}")
             try await watcher.waitForLine(within: .seconds(60), "all available") { $0.raw == "3/3" }
             let available = Date()
@@ -96,4 +96,41 @@ extension SimclusterTests {
     }
 
     static func words(_ text: String) -> Set<String> { Set(text.split(separator: " ").map(String.init)) }
+
+    @Test(
+        "a DaemonSet rolls out node by node within maxUnavailable, each new Pod only once its node's old one is gone; rollout status follows its Pods"
+    )
+    func daemonSetRollingUpdate() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let manifest = """
+                apiVersion: apps/v1
+                kind: DaemonSet
+                metadata: {name: agent}
+                spec:
+                  selector: {matchLabels: {app: agent}}
+                  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}
+                  template:
+                    metadata: {labels: {app: agent}}
+                    spec: {terminationGracePeriodSeconds: 1, containers: [{name: agent, image: busybox:1}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            try await kubectl.succeed(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            let fields = "{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}/{.status.numberAvailable}/{.status.observedGeneration}"
+            let watcher = try await Self.watchStatus("agent", kubectl, in: federation, kind: "daemonset", fields: fields)
+            try await kubectl.succeed(["set", "image", "daemonset/agent", "agent=busybox:2"])
+            let status = try await kubectl.succeed(["rollout", "status", "daemonset/agent", "--timeout=60s"])
+            #expect(
+                status.contains("out of 3 new pods have been updated...") && status.contains(#"daemon set "agent" successfully rolled out"#),
+                "\(status)")
+            try await watcher.waitForLine(within: .seconds(60), "generation 2 complete") { $0.raw == "3/3/3/2" }
+            // Never more than one node without an available Pod, and the updated count climbs one node at a time.
+            let statuses = watcher.lines.map(\.raw).filter { $0.hasSuffix("/2") }
+            let numbers = statuses.map { $0.split(separator: "/").map { Int($0) ?? -1 } }
+            #expect(numbers.allSatisfy { $0.count == 4 && $0[2] >= 2 }, "\(statuses)")
+            #expect(Self.words(numbers.map { "\($0[1])" }.joined(separator: " ")).isSuperset(of: ["1", "2", "3"]), "\(statuses)")
+            let pods = try await waitForPods(kubectl, "app=agent") { $0.count == 3 && $0.allSatisfy { $0.ready && $0.image == "busybox:2" } }
+            #expect(Set(pods.map(\.node)).count == 3, "one per node: \(pods)")
+        }
+    }
 }

@@ -731,7 +731,7 @@ struct SimclusterTests {
 
             // maxSurge 1, maxUnavailable 0: never more than 5 Pods counted, never fewer than 4 available,
             // in any status the Deployment takes (a watch sees every one).
-            let watcher = try await Self.watchDeployment("roll", kubectl, in: federation)
+            let watcher = try await Self.watchStatus("roll", kubectl, in: federation)
             try await kubectl.succeed(["set", "image", "deployment/roll", "app=nginx:1.1"])
             let status = try await kubectl.succeed(["rollout", "status", "deployment/roll", "--timeout=60s"])
             #expect(status.contains("out of 4 new replicas have been updated...") && status.contains("successfully rolled out"), "\(status)")
@@ -766,20 +766,20 @@ struct SimclusterTests {
         }
     }
 
-    /// A `kubectl get -w` of a Deployment printing a line of `fields` (a jsonpath of fields
-    /// joined by `/`) for each status it takes, once it has printed the first.
-    static func watchDeployment(
-        _ name: String, _ kubectl: Kubectl, in federation: LocalFederation,
+    /// A `kubectl get -w` of one object (`kind`, a Deployment by default, and `name`) printing a
+    /// line of `fields` (a jsonpath of fields joined by `/`) for each change, once it has printed the first.
+    static func watchStatus(
+        _ name: String, _ kubectl: Kubectl, in federation: LocalFederation, kind: String = "deployment",
         fields: String =
             "{.status.replicas}/{.status.updatedReplicas}/{.status.availableReplicas}/{.status.observedGeneration}/{.metadata.generation}"
     ) async throws -> ManagedProcess {
         let watcher = try federation.launch(
             name: "watch-\(name)", executable: kubectl.executable,
             arguments: kubectl.prefix + [
-                "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "get", "deployment", name, "-w", "-o",
+                "--kubeconfig", kubectl.kubeconfig, "--cache-dir", kubectl.home + "/cache", "get", kind, name, "-w", "-o",
                 "jsonpath=\(fields){\"\\n\"}",
             ])
-        try await watcher.waitForLine(within: .seconds(30), "the Deployment's first status") { $0.raw.contains("/") }
+        try await watcher.waitForLine(within: .seconds(30), "its first status") { $0.raw.contains("/") }
         return watcher
     }
 

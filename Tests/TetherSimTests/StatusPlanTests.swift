@@ -195,11 +195,27 @@ struct StatusPlanTests {
         #expect(conditions.contains { $0["message"]?.stringValue?.contains("sim.tether.io/fail") == true })
     }
 
-    @Test("DaemonSets follow the node count; Jobs complete after the delay")
+    @Test("a DaemonSet counts its Pods node by node: scheduled, updated, ready, available, misscheduled; Jobs complete after the delay")
     func daemonSetAndJob() {
+        func pod(on node: String, revision: String, ready: Bool) -> JSONValue {
+            [
+                "metadata": ["name": .string("a-\(node)"), "labels": ["controller-revision-hash": .string(revision)]],
+                "spec": ["nodeName": .string(node)],
+                "status": ["phase": ready ? "Running" : "Pending", "conditions": [["type": "Ready", "status": ready ? "True" : "False"]]],
+            ]
+        }
         var daemonSet = StatusPlan(object: workload("DaemonSet", replicas: 0), elapsed: .seconds(5), readyAfter: delay, failing: false)
-        daemonSet.daemonSet(nodes: 7)
-        #expect(daemonSet.status["desiredNumberScheduled"] == 7 && daemonSet.status["numberReady"] == 7)
+        let pods = [
+            pod(on: "n1", revision: "a-new", ready: true), pod(on: "n2", revision: "a-old", ready: true),
+            pod(on: "n3", revision: "a-new", ready: false), pod(on: "gone", revision: "a-old", ready: true),
+        ]
+        daemonSet.daemonSet(pods: pods, nodes: ["n1", "n2", "n3", "n4"], revision: "a-new", now: Date())
+        let counts = [
+            "desiredNumberScheduled", "currentNumberScheduled", "updatedNumberScheduled", "numberReady", "numberAvailable", "numberUnavailable",
+            "numberMisscheduled",
+        ]
+        .map { daemonSet.status[$0]?.integerValue ?? -1 }
+        #expect(counts == [4, 3, 2, 2, 2, 2, 1], "\(counts)")
         var job = StatusPlan(
             object: ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3]], elapsed: .seconds(5), readyAfter: delay, failing: false)
         job.job()
