@@ -96,11 +96,12 @@ struct PodController: Sendable {
     /// ordinal name) and the Pods to delete.
     ///
     /// - `OrderedReady` (the default) makes the lowest missing ordinal only once every Pod below
-    ///   it is Running and Ready, and scales down from the highest ordinal, one Pod at a time,
-    ///   while the others are Ready; `Parallel` makes and deletes them all at once.
+    ///   it is Running and available (Ready for longer than `minReadySeconds`), and scales down
+    ///   from the highest ordinal, one Pod at a time, while the others are available; `Parallel`
+    ///   makes and deletes them all at once.
     /// - A changed template rolls out from the highest ordinal down to `partition`, one Pod at a
-    ///   time, each once every Pod is Ready (a failing StatefulSet's rollout stops, as a real one
-    ///   does); `OnDelete` replaces a Pod only when someone deletes it.
+    ///   time, each once every Pod is available (a failing StatefulSet's rollout stops, as a real
+    ///   one does); `OnDelete` replaces a Pod only when someone deletes it.
     private func statefulSetStep(_ owner: JSONValue, pods: [JSONValue], revision: String) -> (make: [Slot], delete: [JSONValue]) {
         let name = owner.name ?? ""
         let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
@@ -124,8 +125,11 @@ struct PodController: Sendable {
                     "controller-revision-hash": revision,
                 ])
         }
+        // Running and available: Ready for longer than minReadySeconds (its status looks again then).
+        let minReady = owner.integer(at: "spec", "minReadySeconds") ?? 0
+        let now = Date()
         func healthy(_ ordinal: Int) -> Bool {
-            byOrdinal[ordinal].map { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) } ?? false
+            byOrdinal[ordinal].map { Self.isRunningAndReady($0) && StatusPlan.untilAvailable($0, minReadySeconds: minReady, now: now) < 0 } ?? false
         }
         let missing = (0..<replicas).filter { byOrdinal[$0] == nil }
         let condemned = byOrdinal.keys.filter { $0 >= replicas }.sorted(by: >)

@@ -38,25 +38,11 @@ struct StatusPlan {
     /// node, or crash-loops, is not counted ready; one just ready is counted available only when
     /// its minimum has passed, and the status is looked at again then.
     mutating func replicaSet(pods: [JSONValue], now: Date) {
-        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }
-        let minReady = TimeInterval(max(0, spec("minReadySeconds") ?? 0))
-        var available = 0
-        var soonest: TimeInterval?
-        for pod in ready {
-            // As the controllers judge it: Ready since strictly more than the minimum ago.
-            let since = Self.readySince(pod) ?? now
-            let wait = since.addingTimeInterval(minReady).timeIntervalSince(now)
-            if minReady == 0 || wait < 0 {
-                available += 1
-            } else {
-                soonest = min(soonest ?? wait, wait)
-            }
-        }
-        if let soonest { lookAgainAfter = .milliseconds(Int64(soonest * 1000) + 100) }
+        let (ready, available) = counted(pods, now: now)
         status[member: "observedGeneration"] = .integer(generation)
         status[member: "replicas"] = .integer(Int64(pods.count))
         status[member: "fullyLabeledReplicas"] = .integer(Int64(pods.count))
-        status[member: "readyReplicas"] = .integer(Int64(ready.count))
+        status[member: "readyReplicas"] = .integer(Int64(ready))
         status[member: "availableReplicas"] = .integer(Int64(available))
         status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
     }
@@ -65,23 +51,49 @@ struct StatusPlan {
     /// now): how many exist, are Ready, run the template of `updateRevision` (`NAME-HASH`) and of
     /// the revision they are rolling from, which becomes `updateRevision` once every Pod runs it.
     /// So `kubectl rollout status statefulset` waits for the Pods themselves, one at a time.
-    mutating func statefulSet(pods: [JSONValue], updateRevision: String) {
+    mutating func statefulSet(pods: [JSONValue], updateRevision: String, now: Date) {
         let desired = spec("replicas") ?? 1
         func revision(_ pod: JSONValue) -> String? { pod.labels["controller-revision-hash"] }
-        let ready = pods.filter { $0.string(at: "status", "phase") == "Running" && EndpointsController.isReady($0) }.count
+        let (ready, available) = counted(pods, now: now)
         let updated = pods.filter { revision($0) == updateRevision }.count
         var currentRevision = status["currentRevision"]?.stringValue ?? updateRevision
         if updated == pods.count, Int64(pods.count) == desired { currentRevision = updateRevision }
         status[member: "observedGeneration"] = .integer(generation)
         status[member: "replicas"] = .integer(Int64(pods.count))
         status[member: "readyReplicas"] = .integer(Int64(ready))
-        status[member: "availableReplicas"] = .integer(Int64(ready))
+        status[member: "availableReplicas"] = .integer(Int64(available))
         status[member: "currentReplicas"] = .integer(Int64(pods.filter { revision($0) == currentRevision }.count))
         status[member: "updatedReplicas"] = .integer(Int64(updated))
         status[member: "currentRevision"] = .string(currentRevision)
         status[member: "updateRevision"] = .string(updateRevision)
         status[member: "collisionCount"] = 0
         status[member: "conditions"] = failing ? .array([failureCondition(type: "ReplicaFailure")]) : nil
+    }
+
+    /// How many of `pods` are Running and Ready, and how many of those have been Ready for
+    /// longer than the object's `spec.minReadySeconds` (available, as the controllers judge
+    /// it); looks again when the next becomes available.
+    mutating func counted(_ pods: [JSONValue], now: Date) -> (ready: Int, available: Int) {
+        let minReady = spec("minReadySeconds") ?? 0
+        var ready = 0
+        var available = 0
+        for pod in pods where PodController.isRunningAndReady(pod) {
+            ready += 1
+            let wait = Self.untilAvailable(pod, minReadySeconds: minReady, now: now)
+            if wait < 0 {
+                available += 1
+            } else {
+                let delay = Duration.milliseconds(Int64(wait * 1000) + 100)
+                lookAgainAfter = min(lookAgainAfter ?? delay, delay)
+            }
+        }
+        return (ready, available)
+    }
+
+    /// Seconds until a ready Pod counts as available (negative: it does).
+    static func untilAvailable(_ pod: JSONValue, minReadySeconds: Int64, now: Date) -> TimeInterval {
+        guard minReadySeconds > 0 else { return -1 }
+        return (readySince(pod) ?? now).addingTimeInterval(TimeInterval(minReadySeconds)).timeIntervalSince(now)
     }
 
     /// When a Pod's Ready condition last turned true.
@@ -105,20 +117,7 @@ struct StatusPlan {
             let node = pod.string(at: "spec", "nodeName") ?? ""
             if admitted.contains(node) { byNode[node] = byNode[node] ?? pod } else { misscheduled += 1 }
         }
-        let minReady = TimeInterval(max(0, spec("minReadySeconds") ?? 0))
-        var ready = 0
-        var available = 0
-        var soonest: TimeInterval?
-        for pod in byNode.values where PodController.isRunningAndReady(pod) {
-            ready += 1
-            let wait = (Self.readySince(pod) ?? now).addingTimeInterval(minReady).timeIntervalSince(now)
-            if minReady == 0 || wait < 0 {
-                available += 1
-            } else {
-                soonest = min(soonest ?? wait, wait)
-            }
-        }
-        if let soonest { lookAgainAfter = .milliseconds(Int64(soonest * 1000) + 100) }
+        let (ready, available) = counted(Array(byNode.values), now: now)
         let desired = nodes.count
         status[member: "observedGeneration"] = .integer(generation)
         status[member: "desiredNumberScheduled"] = .integer(Int64(desired))

@@ -156,7 +156,7 @@ public final class WorkloadSimulator: Service, Sendable {
             guard let owned = await pods.sync(object, kind: "StatefulSet"), let template = object.value(at: "spec", "template") else {
                 return nil
             }
-            plan.statefulSet(pods: owned, updateRevision: "\(key.name)-\(PodTemplateHash.of(template))")
+            plan.statefulSet(pods: owned, updateRevision: "\(key.name)-\(PodTemplateHash.of(template))", now: Date())
         case "replicasets":
             // Counted from its Pods, which its controller's step (first) makes or deletes.
             guard let owned = await pods.sync(object, kind: "ReplicaSet") else { return nil }

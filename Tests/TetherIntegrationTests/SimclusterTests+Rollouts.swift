@@ -133,4 +133,40 @@ extension SimclusterTests {
             #expect(Set(pods.map(\.node)).count == 3, "one per node: \(pods)")
         }
     }
+
+    @Test("an OrderedReady StatefulSet with minReadySeconds makes each next Pod only once the one before has been available for it")
+    func statefulSetMinReadySeconds() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let manifest = """
+                apiVersion: apps/v1
+                kind: StatefulSet
+                metadata: {name: db}
+                spec:
+                  replicas: 3
+                  minReadySeconds: 3
+                  serviceName: db
+                  selector: {matchLabels: {app: db}}
+                  template:
+                    metadata: {labels: {app: db}}
+                    spec: {containers: [{name: db, image: postgres:15}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            try await kubectl.succeed(["rollout", "status", "statefulset/db", "--timeout=60s"])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.availableReplicas}=3", "statefulset/db", "--timeout=30s"])
+            func time(_ pod: String, _ path: String) async throws -> Date? {
+                try Date(try await kubectl.succeed(["get", "pod", pod, "-o", "jsonpath=\(path)"]), strategy: .iso8601)
+            }
+            let ready = #"{.status.conditions[?(@.type=="Ready")].lastTransitionTime}"#
+            // Times are whole seconds: made more than 3 s after the one before was ready, so at least 2 s after in the times written
+            // (without the minimum it is made within the same second or the next).
+            for ordinal in 1...2 {
+                let before = try await time("db-\(ordinal - 1)", ready)
+                let made = try await time("db-\(ordinal)", "{.metadata.creationTimestamp}")
+                #expect(
+                    before != nil && made != nil && made!.timeIntervalSince(before!) >= 2,
+                    "db-\(ordinal): \(String(describing: made)) after \(String(describing: before))")
+            }
+        }
+    }
 }

@@ -124,7 +124,7 @@ struct StatusPlanTests {
         #expect(progressing(step(stalled, newest: "w-c", at: 700)) == ["-", "-", "-", "-"])
     }
 
-    @Test("a ReplicaSet counts a Pod available only once it has been Ready for minReadySeconds, and looks again then")
+    @Test("a ReplicaSet and a StatefulSet count a Pod available only once it has been Ready for minReadySeconds, and look again then")
     func minReadySeconds() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         func pod(readyFor seconds: TimeInterval) -> JSONValue {
@@ -144,6 +144,11 @@ struct StatusPlanTests {
         plan.replicaSet(pods: [pod(readyFor: 9), pod(readyFor: 2), pod(readyFor: 4)], now: now)
         #expect(plan.status["readyReplicas"] == 3 && plan.status["availableReplicas"] == 1)
         #expect(plan.lookAgainAfter == .milliseconds(1_100), "when the next Pod's minimum has passed")
+        var statefulSet = workload("StatefulSet", replicas: 3)
+        statefulSet.set(5, at: ["spec", "minReadySeconds"])
+        var counted = StatusPlan(object: statefulSet, elapsed: .zero, readyAfter: delay, failing: false)
+        counted.statefulSet(pods: [pod(readyFor: 9), pod(readyFor: 2)], updateRevision: "w-1", now: now)
+        #expect(counted.status["readyReplicas"] == 2 && counted.status["availableReplicas"] == 1 && counted.lookAgainAfter == .milliseconds(3_100))
         var immediate = StatusPlan(object: workload("ReplicaSet", replicas: 3), elapsed: .zero, readyAfter: delay, failing: false)
         immediate.replicaSet(pods: [pod(readyFor: 0)], now: now)
         #expect(immediate.status["availableReplicas"] == 1 && immediate.lookAgainAfter == nil)
