@@ -10,8 +10,7 @@ import TetherStore
 /// `parallelism` Pods until it is finished. Each Pod names its owner as controller, carries the
 /// owner's `sim.tether.io/fail` annotation (so a failing workload's Pods crash-loop), and is
 /// deleted when its owner goes. A StatefulSet's or DaemonSet's Pods made from an older template
-/// are replaced. A ReplicaSet's, a StatefulSet's and a DaemonSet's status are counted from the
-/// Pods this returns (``StatusPlan``); a Job's stays timed by the ready delay.
+/// are replaced. Every owner's status is counted from the Pods this returns (``StatusPlan``).
 struct PodController: Sendable {
     let store: any ResourceStore
     let settings: SimulationSettings
@@ -62,14 +61,7 @@ struct PodController: Sendable {
         case "DaemonSet":
             (wanted, extra) = daemonSetStep(owner, owned: owned, revision: revision, template: template)
         case "Job":
-            let finished = (owner.value(at: "status", "conditions")?.arrayElements ?? []).contains {
-                ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True"
-            }
-            // A Job's Pods stay when it finishes (kubectl shows them Completed); none is made after.
-            let parallelism = Int(max(0, owner.integer(at: "spec", "parallelism") ?? 1))
-            let completions = Int(max(0, owner.integer(at: "spec", "completions") ?? Int64(parallelism)))
-            let count = finished || !owned.isEmpty ? 0 : min(parallelism, completions)
-            wanted = Array(repeating: Slot(), count: count)
+            (wanted, extra) = Self.jobStep(owner, owned: owned, now: Date())
         default:
             let replicas = Int(max(0, owner.integer(at: "spec", "replicas") ?? 1))
             // As the ReplicaSet controller does: the ones not yet running go first, then the newest.

@@ -130,26 +130,43 @@ struct StatusPlan {
             Int64(byNode.values.filter { $0.labels["controller-revision-hash"] == revision }.count))
     }
 
-    mutating func job() {
-        let completions = spec("completions") ?? 1
-        if status["startTime"] == nil { status[member: "startTime"] = .string(kubernetesTimestamp(Date())) }
-        if failing {
-            status[member: "active"] = 0
-            status[member: "failed"] = 1
-            status[member: "conditions"] = .array([failureCondition(type: "Failed")])
-        } else if elapsed >= readyAfter {
-            status[member: "active"] = 0
-            status[member: "succeeded"] = .integer(completions)
-            if status["completionTime"] == nil { status[member: "completionTime"] = .string(kubernetesTimestamp(Date())) }
-            status[member: "conditions"] = .array([
-                [
-                    "type": "Complete", "status": "True", "reason": "CompletionsReached",
-                    "message": "Reached expected number of succeeded pods (simulated)",
-                ]
-            ])
-        } else {
-            status[member: "active"] = .integer(spec("parallelism") ?? 1)
-            lookAgainAfter = readyAfter - elapsed
+    /// A Job's status as its controller counts it, from its Pods (`pods`, all it made): `active`,
+    /// `ready`, `succeeded` and `failed`; `Complete` once `completions` have succeeded, `Failed`
+    /// (`BackoffLimitExceeded`) once more than `backoffLimit` have failed; while a failed Pod's
+    /// replacement waits out the controller's back-off, looked at again when it ends.
+    mutating func job(pods: [JSONValue], now: Date) {
+        let counts = PodController.JobCounts(pods)
+        let timestamp = kubernetesTimestamp(now)
+        if status["startTime"] == nil { status[member: "startTime"] = .string(timestamp) }
+        status[member: "active"] = .integer(Int64(counts.active.count))
+        status[member: "ready"] = .integer(Int64(counts.ready))
+        status[member: "succeeded"] = .integer(Int64(counts.succeeded))
+        status[member: "failed"] = .integer(Int64(counts.failed))
+        status[member: "uncountedTerminatedPods"] = [:]
+        let finished = (status["conditions"]?.arrayElements ?? []).contains {
+            ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True"
+        }
+        guard !finished else { return }
+        func condition(_ type: String, _ reason: String, _ message: String) -> JSONValue {
+            [
+                "type": .string(type), "status": "True", "reason": .string(reason), "message": .string(message),
+                "lastProbeTime": .string(timestamp), "lastTransitionTime": .string(timestamp),
+            ]
+        }
+        if counts.failed > PodController.backoffLimit(of: object) {
+            status[member: "conditions"] = [
+                condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+            ]
+        } else if counts.succeeded >= PodController.completions(of: object) {
+            status[member: "completionTime"] = .string(timestamp)
+            status[member: "conditions"] = [
+                condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+                condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
+            ]
+        } else if counts.active.isEmpty, counts.failed > 0, let last = counts.lastFailure {
+            let wait = last.addingTimeInterval(PodController.retryDelay(afterFailures: counts.failed)).timeIntervalSince(now)
+            if wait >= 0 { lookAgainAfter = .milliseconds(Int64(wait * 1000) + 100) }
         }
     }
 

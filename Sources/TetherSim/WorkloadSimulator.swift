@@ -175,7 +175,10 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             let admitted = nodes.daemonNodes(for: PodPlacement(template: template, namespace: key.namespace ?? "default"))
             plan.daemonSet(pods: owned, nodes: admitted, revision: "\(key.name)-\(PodTemplateHash.of(template))", now: Date())
-        case "jobs": plan.job()
+        case "jobs":
+            // Counted from its Pods, which its controller's step (first) makes or deletes.
+            guard let owned = await pods.sync(object, kind: "Job") else { return nil }
+            plan.job(pods: owned, now: Date())
         case "namespaces": plan.namespace()
         case "nodes":
             if await followKubelet(of: object) { return nil }
@@ -221,15 +224,13 @@ public final class WorkloadSimulator: Service, Sendable {
                 logger.debug("simulated status not written", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
             }
         }
-        if let kind = object.kind, kind == "Job", PodController.ownerTypes[kind] == key.type {
-            await pods.sync(object, kind: kind)
-        }
         return plan.lookAgainAfter
     }
 
-    /// A Pod changed: the Services selecting it list it again, and a StatefulSet owning it takes
-    /// its next step (it waits on its Pods' readiness). One that is gone frees its address; its
-    /// owner makes another if it still wants one, as soon as the Pod is being deleted.
+    /// A Pod changed: the Services and disruption budgets selecting it count again, and its
+    /// owner counts its status again and takes its next step (the ordered and rolling ones wait
+    /// on their Pods' readiness). One that is gone frees its address; its owner makes another if
+    /// it still wants one, as soon as the Pod is being deleted.
     private func podChanged(_ pod: JSONValue, deleted: Bool) async {
         if nodes.track(pod, key: key(PodController.pods, pod), gone: deleted) { scheduleWaitingPods() }
         for budget in disruptions.budgets(selecting: pod) {
@@ -239,11 +240,9 @@ public final class WorkloadSimulator: Service, Sendable {
             queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
         }
         if deleted { await addresses.release(pod: pod) }
-        // A Pod being deleted no longer counts for its owner, which makes another meanwhile.
-        let gone = deleted || pod.deletionTimestamp != nil
-        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind],
-            gone || owner.kind != "Job"
-        {
+        // Every owner counts its status from its Pods; one being deleted no longer counts, and its
+        // owner makes another meanwhile.
+        if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
             queue.add(ObjectKey(type: type, namespace: pod.namespace, name: owner.name))
         }
     }

@@ -169,4 +169,57 @@ extension SimclusterTests {
             }
         }
     }
+
+    @Test(
+        "a Job runs its Pods up to parallelism until its completions succeed; a failing one is retried after the controller's 10 s back-off and fails past backoffLimit"
+    )
+    func jobs() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let manifests = """
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: batch}
+                spec:
+                  completions: 4
+                  parallelism: 2
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                ---
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: doomed, annotations: {sim.tether.io/fail: "true"}}
+                spec:
+                  backoffLimit: 1
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifests)
+            // Never more than 2 running at once; 4 Pods succeeded in all.
+            let watcher = try await Self.watchStatus(
+                "batch", kubectl, in: federation, kind: "job", fields: "{.status.active}/{.status.succeeded}/{.status.failed}")
+            try await kubectl.succeed(["wait", "--for=condition=Complete", "job/batch", "--timeout=60s"], within: .seconds(70))
+            let statuses = watcher.lines.map(\.raw).filter { $0.contains("/") }
+            #expect(statuses.allSatisfy { (Int($0.split(separator: "/", omittingEmptySubsequences: false).first ?? "") ?? 0) <= 2 }, "\(statuses)")
+            let batch = try await kubectl.succeed(["get", "job", "batch", "-o", "jsonpath={.status.succeeded}/{.status.active}"])
+            #expect(batch == "4/0", "\(batch)")
+            _ = try await waitForPods(kubectl, "job-name=batch") { $0.count == 4 && $0.allSatisfy { $0.phase == "Succeeded" } }
+
+            // The failing Job: its Pod fails, the next one 10 s later fails too, and with backoffLimit 1 the Job has failed.
+            try await kubectl.succeed(["wait", "--for=condition=Failed", "job/doomed", "--timeout=60s"], within: .seconds(70))
+            let doomed = try await kubectl.succeed([
+                "get", "job", "doomed", "-o", #"jsonpath={.status.failed}/{.status.conditions[?(@.type=="Failed")].reason}"#,
+            ])
+            #expect(doomed == "2/BackoffLimitExceeded", "\(doomed)")
+            let finished = try await kubectl.succeed([
+                "get", "pods", "-l", "job-name=doomed", "-o",
+                "jsonpath={range .items[*]}{.status.containerStatuses[0].state.terminated.finishedAt} {end}",
+            ]).split(separator: " ").compactMap { try? Date(String($0), strategy: .iso8601) }.sorted()
+            #expect(finished.count == 2 && finished[1].timeIntervalSince(finished[0]) >= 10, "retried after the back-off: \(finished)")
+            let events = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=doomed", "-o", "jsonpath={.items[*].reason}",
+            ])
+            #expect(events.contains("BackoffLimitExceeded"), "\(events)")
+        }
+    }
 }

@@ -200,8 +200,8 @@ struct StatusPlanTests {
         #expect(conditions.contains { $0["message"]?.stringValue?.contains("sim.tether.io/fail") == true })
     }
 
-    @Test("a DaemonSet counts its Pods node by node: scheduled, updated, ready, available, misscheduled; Jobs complete after the delay")
-    func daemonSetAndJob() {
+    @Test("a DaemonSet counts its Pods node by node: scheduled, updated, ready, available, misscheduled")
+    func daemonSet() {
         func pod(on node: String, revision: String, ready: Bool) -> JSONValue {
             [
                 "metadata": ["name": .string("a-\(node)"), "labels": ["controller-revision-hash": .string(revision)]],
@@ -221,10 +221,48 @@ struct StatusPlanTests {
         ]
         .map { daemonSet.status[$0]?.integerValue ?? -1 }
         #expect(counts == [4, 3, 2, 2, 2, 2, 1], "\(counts)")
-        var job = StatusPlan(
-            object: ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3]], elapsed: .seconds(5), readyAfter: delay, failing: false)
-        job.job()
-        #expect(job.status["succeeded"] == 3)
+        #expect(counts.count == 7)
+
+    }
+
+    @Test(
+        "a Job counts its Pods: up to parallelism running until completions succeed; a failed Pod replaced after 10 s, 20 s, 40 s...; failed beyond backoffLimit, its running Pods deleted"
+    )
+    func job() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        func pod(_ phase: String, finishedAgo seconds: TimeInterval = 0) -> JSONValue {
+            var pod: JSONValue = ["metadata": ["name": .string("j-\(phase)")], "status": ["phase": .string(phase)]]
+            if phase == "Running" { pod.set([["type": "Ready", "status": "True"]], at: ["status", "conditions"]) }
+            if phase == "Failed" || phase == "Succeeded" {
+                let finished = JSONValue.string(kubernetesTimestamp(now.addingTimeInterval(-seconds)))
+                pod.set([["name": "a", "state": ["terminated": ["finishedAt": finished]]]], at: ["status", "containerStatuses"])
+            }
+            return pod
+        }
+        var job: JSONValue = ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 3, "parallelism": 2, "backoffLimit": 1]]
+        func step(_ pods: [JSONValue]) -> (make: Int, delete: Int, status: JSONValue, lookAgain: Duration?) {
+            let (make, delete) = PodController.jobStep(job, owned: pods, now: now)
+            var plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+            plan.job(pods: pods, now: now)
+            return (make.count, delete.count, plan.status, plan.lookAgainAfter)
+        }
+        #expect(step([]).make == 2, "parallelism 2")
+        let running = step([pod("Succeeded"), pod("Running")])
+        #expect(running.make == 1 && running.status["active"] == 1 && running.status["ready"] == 1 && running.status["succeeded"] == 1)
+        #expect(step([pod("Succeeded"), pod("Succeeded"), pod("Running")]).make == 0, "one more to go, and it runs")
+        let complete = step([pod("Succeeded"), pod("Succeeded"), pod("Succeeded")])
+        #expect(complete.status["conditions"]?.arrayElements.map { $0["type"]?.stringValue ?? "" } == ["SuccessCriteriaMet", "Complete"])
+        // A failure 4 s ago: the replacement waits 10 s, and the status looks again then.
+        let waiting = step([pod("Failed", finishedAgo: 4)])
+        #expect(waiting.make == 0 && waiting.lookAgain == .milliseconds(6_100) && waiting.status["failed"] == 1)
+        #expect(step([pod("Failed", finishedAgo: 11)]).make == 2, "back-off over")
+        // A second failure is more than backoffLimit 1: the Job fails and its running Pod goes.
+        let failed = step([pod("Failed", finishedAgo: 30), pod("Failed"), pod("Running")])
+        #expect(failed.make == 0 && failed.delete == 1)
+        #expect(failed.status["conditions"]?.arrayElements.last?["reason"] == "BackoffLimitExceeded")
+        #expect(PodController.retryDelay(afterFailures: 3) == 40 && PodController.retryDelay(afterFailures: 10) == 360)
+        job.set([["type": "Complete", "status": "True"]], at: ["status", "conditions"])
+        #expect(step([pod("Succeeded")]).make == 0, "a finished Job makes nothing more")
     }
 
     @Test(
