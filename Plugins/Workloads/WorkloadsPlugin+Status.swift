@@ -36,7 +36,7 @@ extension WorkloadsPlugin {
     /// available replicas meet its minimum (`replicas - maxUnavailable`), and Progressing unless a
     /// member is Degraded (`ProgressDeadlineExceeded` when a member's rollout is past its
     /// deadline, else `MemberDegraded`); a Job (run whole in each member) is Complete when every member's is,
-    /// and Failed when any member's is.
+    /// Failed when any member's is, and Suspended when every member's is.
     static func federatedConditions(of object: JSONValue, members: [MemberObjectStatus], sums: [String: JSONValue]) -> [JSONValue] {
         guard !members.isEmpty else { return [] }
         let degraded = members.filter { $0.health.state == .degraded }
@@ -66,6 +66,9 @@ extension WorkloadsPlugin {
             ]
         case "Job":
             if !degraded.isEmpty { return [condition("Failed", true, "MemberFailed", explained)] }
+            if members.allSatisfy({ $0.health.reason.hasPrefix(jobSuspended) }) {
+                return [condition("Suspended", true, "SuspendedInEveryCluster", "the Job is suspended in every cluster")]
+            }
             guard members.allSatisfy({ $0.health.state == .healthy }) else { return [] }
             return [condition("Complete", true, "CompletedInEveryCluster", "the Job completed in every cluster")]
         default:
@@ -76,6 +79,8 @@ extension WorkloadsPlugin {
     /// The Deployment controller's reason for a rollout with no progress within its
     /// `progressDeadlineSeconds`; what `kubectl rollout status` fails on.
     static let progressDeadlineExceeded = "ProgressDeadlineExceeded"
+    /// The Job controller's reason while `spec.suspend` holds.
+    static let jobSuspended = "JobSuspended"
 
     /// An int-or-percent of `total`, a percentage rounded down as Kubernetes does for maxUnavailable.
     static func scaled(_ value: JSONValue, of total: Int64) -> Int64 {
@@ -150,6 +155,7 @@ extension WorkloadsPlugin {
     private func jobHealth(_ live: JSONValue, _ conditions: Conditions) -> Health {
         if let failed = conditions["Failed"], failed.status == "True" { return Health(.degraded, failed.explanation) }
         if conditions.has("Complete", "True") { return .healthy }
+        if conditions.has("Suspended", "True") { return Health(.progressing, "\(Self.jobSuspended): the Job is suspended") }
         let succeeded = live.integer(at: "status", "succeeded") ?? 0
         let completions = live.integer(at: "spec", "completions") ?? 1
         return Health(.progressing, "\(succeeded) of \(completions) completions")

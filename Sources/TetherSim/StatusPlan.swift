@@ -132,41 +132,68 @@ struct StatusPlan {
 
     /// A Job's status as its controller counts it, from its Pods (`pods`, all it made): `active`,
     /// `ready`, `succeeded` and `failed`; `Complete` once `completions` have succeeded, `Failed`
-    /// (`BackoffLimitExceeded`) once more than `backoffLimit` have failed; while a failed Pod's
-    /// replacement waits out the controller's back-off, looked at again when it ends.
+    /// once more than `backoffLimit` have failed (`BackoffLimitExceeded`) or once it has been
+    /// active for `activeDeadlineSeconds` (`DeadlineExceeded`, looked at again then); while a
+    /// failed Pod's replacement waits out the controller's back-off, looked at again when it
+    /// ends. `Suspended` while `spec.suspend` holds, with no deadline running; a resumed Job's
+    /// `startTime` is set again, as its deadline counts from it.
     mutating func job(pods: [JSONValue], now: Date) {
         let counts = PodController.JobCounts(pods)
         let timestamp = kubernetesTimestamp(now)
-        if status["startTime"] == nil { status[member: "startTime"] = .string(timestamp) }
+        var conditions = status["conditions"]?.arrayElements ?? []
+        let suspended = PodController.suspended(object)
+        let wasSuspended = conditions.contains { $0["type"] == "Suspended" && $0["status"] == "True" }
+        if !suspended, status["startTime"] == nil || wasSuspended { status[member: "startTime"] = .string(timestamp) }
         status[member: "active"] = .integer(Int64(counts.active.count))
         status[member: "ready"] = .integer(Int64(counts.ready))
         status[member: "succeeded"] = .integer(Int64(counts.succeeded))
         status[member: "failed"] = .integer(Int64(counts.failed))
         status[member: "uncountedTerminatedPods"] = [:]
-        let finished = (status["conditions"]?.arrayElements ?? []).contains {
-            ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True"
-        }
+        let finished = conditions.contains { ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True" }
         guard !finished else { return }
-        func condition(_ type: String, _ reason: String, _ message: String) -> JSONValue {
+        func condition(_ type: String, _ reason: String, _ message: String, _ value: Bool = true) -> JSONValue {
             [
-                "type": .string(type), "status": "True", "reason": .string(reason), "message": .string(message),
+                "type": .string(type), "status": value ? "True" : "False", "reason": .string(reason), "message": .string(message),
                 "lastProbeTime": .string(timestamp), "lastTransitionTime": .string(timestamp),
             ]
         }
+        defer { status[member: "conditions"] = conditions.isEmpty ? nil : .array(conditions) }
+        if suspended != wasSuspended, suspended || conditions.contains(where: { $0["type"] == "Suspended" }) {
+            conditions.removeAll { $0["type"] == "Suspended" }
+            conditions.append(
+                suspended ? condition("Suspended", "JobSuspended", "Job suspended") : condition("Suspended", "JobResumed", "Job resumed", false))
+        }
+        // The status as it stands now (the resume's startTime and condition), which the deadline counts from.
+        var current = object
+        current[member: "status"] = status
+        current.set(.array(conditions), at: ["status", "conditions"])
         if counts.failed > PodController.backoffLimit(of: object) {
-            status[member: "conditions"] = [
+            conditions += [
                 condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
                 condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
             ]
+        } else if let deadline = PodController.deadline(of: current), now >= deadline {
+            conditions += [
+                condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),
+                condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"),
+            ]
         } else if counts.succeeded >= PodController.completions(of: object) {
             status[member: "completionTime"] = .string(timestamp)
-            status[member: "conditions"] = [
+            conditions += [
                 condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
                 condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
             ]
-        } else if counts.active.isEmpty, counts.failed > 0, let last = counts.lastFailure {
-            let wait = last.addingTimeInterval(PodController.retryDelay(afterFailures: counts.failed)).timeIntervalSince(now)
-            if wait >= 0 { lookAgainAfter = .milliseconds(Int64(wait * 1000) + 100) }
+        } else {
+            func lookAgain(at date: Date) {
+                let wait = date.timeIntervalSince(now)
+                guard wait >= 0 else { return }
+                let delay = Duration.milliseconds(Int64(wait * 1000) + 100)
+                lookAgainAfter = min(lookAgainAfter ?? delay, delay)
+            }
+            if !suspended, counts.active.isEmpty, counts.failed > 0, let last = counts.lastFailure {
+                lookAgain(at: last.addingTimeInterval(PodController.retryDelay(afterFailures: counts.failed)))
+            }
+            if let deadline = PodController.deadline(of: current) { lookAgain(at: deadline) }
         }
     }
 
@@ -177,11 +204,13 @@ struct StatusPlan {
     /// state is kept as it is, times included, so the Pod settles.
     mutating func pod(hostIP: String, podIP: String, now: String, completes: Bool = false) {
         let done = elapsed >= readyAfter
-        if completes, failing || done {
+        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
+        // A container that is never pulled never runs, so a Job's Pod with one never completes.
+        let unpullable = containers.contains { Self.cannotPull($0["image"]?.stringValue ?? "") }
+        if completes, failing || done, !unpullable {
             completedPod(hostIP: hostIP, podIP: podIP, now: now, succeeded: !failing)
             return
         }
-        let containers = object.value(at: "spec", "containers")?.arrayElements ?? []
         // Pulled once the delay has passed; an image that cannot be pulled then backs off for good.
         let pullFailed = done && containers.contains { Self.cannotPull($0["image"]?.stringValue ?? "") }
         let ready = !failing && done && !pullFailed

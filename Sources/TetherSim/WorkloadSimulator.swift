@@ -331,8 +331,17 @@ public final class WorkloadSimulator: Service, Sendable {
             if holds("Complete", in: status), !holds("Complete", in: before) {
                 await events.record(.normal, "Completed", "Job completed", about: object, source: source)
             }
-            if holds("Failed", in: status), !holds("Failed", in: before) {
-                await events.record(.warning, "BackoffLimitExceeded", "Job has reached the specified backoff limit", about: object, source: source)
+            let failed = (status["conditions"]?.arrayElements ?? []).first { $0["type"] == "Failed" && $0["status"] == "True" }
+            if let failed, !holds("Failed", in: before) {
+                // Its reason (BackoffLimitExceeded, DeadlineExceeded) and message, as the Job controller records them.
+                await events.record(
+                    .warning, failed["reason"]?.stringValue ?? "Failed", failed["message"]?.stringValue ?? "Job failed", about: object, source: source
+                )
+            }
+            if holds("Suspended", in: status) != holds("Suspended", in: before) {
+                let suspended = holds("Suspended", in: status)
+                await events.record(
+                    .normal, suspended ? "Suspended" : "Resumed", suspended ? "Job suspended" : "Job resumed", about: object, source: source)
             }
         case "Service":
             guard StatusPlan.loadBalancerIP(of: ["status": status]) != nil, StatusPlan.loadBalancerIP(of: object) == nil else { return }

@@ -222,4 +222,58 @@ extension SimclusterTests {
             #expect(events.contains("BackoffLimitExceeded"), "\(events)")
         }
     }
+    @Test(
+        "a Job past activeDeadlineSeconds fails with DeadlineExceeded and its Pod goes; a suspended Job runs nothing until resumed, then completes"
+    )
+    func jobDeadlineAndSuspend() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2, readyAfter: "1s")
+            // Its image can never be pulled, so its Pod waits until the deadline ends the Job.
+            let manifests = """
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: slow}
+                spec:
+                  activeDeadlineSeconds: 3
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: registry.invalid/slow:1}]}
+                ---
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: later}
+                spec:
+                  suspend: true
+                  completions: 2
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifests)
+            _ = try await waitForPods(kubectl, "job-name=slow") { $0.count == 1 }
+            try await kubectl.succeed(["wait", "--for=condition=Failed", "job/slow", "--timeout=30s"], within: .seconds(40))
+            let slow = try await kubectl.succeed([
+                "get", "job", "slow", "-o", #"jsonpath={.status.conditions[?(@.type=="Failed")].reason}/{.status.active}"#,
+            ])
+            #expect(slow == "DeadlineExceeded/0", "\(slow)")
+            _ = try await kubectl.waitForOutput(["get", "pods", "-l", "job-name=slow", "-o", "name"]) { $0.isEmpty }
+            let events = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=slow", "-o", "jsonpath={.items[*].reason}",
+            ])
+            #expect(events.contains("DeadlineExceeded"), "\(events)")
+
+            try await kubectl.succeed(["wait", "--for=condition=Suspended", "job/later", "--timeout=30s"], within: .seconds(40))
+            let idle = try await kubectl.succeed(["get", "pods", "-l", "job-name=later", "-o", "name"])
+            #expect(idle.isEmpty, "a suspended Job makes no Pod: \(idle)")
+            #expect(try await kubectl.succeed(["get", "job", "later", "-o", "jsonpath={.status.startTime}"]).isEmpty)
+            try await kubectl.succeed(["patch", "job", "later", "--type=merge", "-p", #"{"spec":{"suspend":false}}"#])
+            try await kubectl.succeed(["wait", "--for=condition=Complete", "job/later", "--timeout=60s"], within: .seconds(70))
+            let later = try await kubectl.succeed([
+                "get", "job", "later", "-o", #"jsonpath={.status.succeeded}/{.status.conditions[?(@.type=="Suspended")].reason}"#,
+            ])
+            #expect(later == "2/JobResumed", "\(later)")
+            let reasons = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=later", "-o", "jsonpath={.items[*].reason}",
+            ])
+            #expect(reasons.contains("Suspended") && reasons.contains("Resumed") && reasons.contains("Completed"), "\(reasons)")
+        }
+    }
 }

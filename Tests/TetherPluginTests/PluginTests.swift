@@ -170,6 +170,18 @@ struct WorkloadsPluginTests {
         #expect(
             workloads.health(of: job("{conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}"))
                 == Health(.degraded, "BackoffLimitExceeded"))
+        let suspended = workloads.health(of: job("{conditions: [{type: Suspended, status: \"True\", reason: JobSuspended}]}"))
+        #expect(suspended == Health(.progressing, "JobSuspended: the Job is suspended"))
+        // At the hub: Suspended when every member's is, not while one still runs.
+        let live = job("{}")
+        func suspendedAtHub(_ other: Health) -> JSONValue? {
+            let members = [
+                MemberObjectStatus(cluster: "a", health: suspended, summary: [:]), MemberObjectStatus(cluster: "b", health: other, summary: [:]),
+            ]
+            return workloads.aggregateStatus(of: live, members: members)?["conditions"]?.arrayElements.first { $0["type"] == "Suspended" }
+        }
+        #expect(suspendedAtHub(suspended)?["reason"] == "SuspendedInEveryCluster")
+        #expect(suspendedAtHub(Health(.progressing, "0 of 2 completions")) == nil)
     }
 
     @Test("summaries carry the counts, and aggregation sums them across members")

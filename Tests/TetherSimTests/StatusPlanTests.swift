@@ -266,6 +266,73 @@ struct StatusPlanTests {
     }
 
     @Test(
+        "a Job active longer than activeDeadlineSeconds fails with DeadlineExceeded and its running Pods go; until then the status looks again at the deadline"
+    )
+    func jobDeadline() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let running: JSONValue = ["metadata": ["name": "j-1"], "status": ["phase": "Running"]]
+        func job(startedAgo seconds: TimeInterval) -> JSONValue {
+            [
+                "kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 2, "activeDeadlineSeconds": 30],
+                "status": ["startTime": .string(kubernetesTimestamp(now.addingTimeInterval(-seconds)))],
+            ]
+        }
+        let young = job(startedAgo: 20)
+        #expect(PodController.jobStep(young, owned: [running], now: now).delete.isEmpty)
+        var plan = StatusPlan(object: young, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [running], now: now)
+        #expect(plan.lookAgainAfter == .milliseconds(10_100), "at the deadline, 10 s from now")
+        #expect(plan.status["conditions"] == nil)
+
+        let old = job(startedAgo: 31)
+        let step = PodController.jobStep(old, owned: [running], now: now)
+        #expect(step.make.isEmpty && step.delete.count == 1, "its running Pod goes")
+        plan = StatusPlan(object: old, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [], now: now)
+        let failed = plan.status["conditions"]?.arrayElements.last
+        #expect(failed?["type"] == "Failed" && failed?["reason"] == "DeadlineExceeded")
+        #expect(failed?["message"] == "Job was active longer than specified deadline")
+    }
+
+    @Test("a suspended Job deletes its running Pods and makes none, says Suspended and stops its deadline; resumed, its startTime starts again")
+    func jobSuspended() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let running: JSONValue = ["metadata": ["name": "j-1"], "status": ["phase": "Running"]]
+        let started = JSONValue.string(kubernetesTimestamp(now.addingTimeInterval(-100)))
+        var job: JSONValue = [
+            "kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 2, "suspend": true, "activeDeadlineSeconds": 60],
+            "status": ["startTime": started],
+        ]
+        let step = PodController.jobStep(job, owned: [running], now: now)
+        #expect(step.make.isEmpty && step.delete.count == 1)
+        var plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [], now: now)
+        var suspended = plan.status["conditions"]?.arrayElements.first
+        #expect(suspended?["type"] == "Suspended" && suspended?["status"] == "True" && suspended?["reason"] == "JobSuspended")
+        #expect(plan.lookAgainAfter == nil, "no deadline while suspended, though the start was 100 s ago")
+        #expect(plan.status["active"] == 0)
+
+        // Resumed: the Pods are made again, the condition turns False, and the deadline counts from now.
+        job[member: "status"] = plan.status
+        job.set(false, at: ["spec", "suspend"])
+        #expect(PodController.jobStep(job, owned: [], now: now).make.count == 1)
+        plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [running], now: now)
+        suspended = plan.status["conditions"]?.arrayElements.first
+        #expect(suspended?["status"] == "False" && suspended?["reason"] == "JobResumed")
+        #expect(plan.status["startTime"] == .string(kubernetesTimestamp(now)))
+        #expect(plan.lookAgainAfter == .milliseconds(60_100))
+
+        // A Job made suspended has not started.
+        var fresh: JSONValue = ["kind": "Job", "metadata": ["name": "k"], "spec": ["suspend": true]]
+        plan = StatusPlan(object: fresh, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [], now: now)
+        #expect(plan.status["startTime"] == nil)
+        fresh.set(nil, at: ["spec", "suspend"])
+        #expect(PodController.jobStep(fresh, owned: [], now: now).make.count == 1)
+    }
+
+    @Test(
         "a Pod is Pending with its containers being created, then Running and Ready; a settled status is kept, times included; a failing one crash-loops"
     )
     func pod() {
@@ -318,7 +385,9 @@ struct StatusPlanTests {
         #expect(plan(unpullable, elapsed: .seconds(9), now: "2026-12-03T02:00:09Z").status == backingOff.status, "settled: not rewritten")
     }
 
-    @Test("a Job's Pod runs, then is Succeeded with its containers Completed (exit 0); a failing one is Failed with exit 1; neither is rewritten")
+    @Test(
+        "a Job's Pod runs, then is Succeeded with its containers Completed (exit 0); a failing one is Failed with exit 1; neither is rewritten; one whose image cannot be pulled never completes"
+    )
     func completingPod() {
         let pod: JSONValue = [
             "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "once-x7k2p", "namespace": "default"],
@@ -342,5 +411,12 @@ struct StatusPlanTests {
         let failed = plan(pod, elapsed: .zero, failing: true)
         #expect(
             failed.status["phase"] == "Failed" && failed.status["containerStatuses"]?.arrayElements.first?["state"]?["terminated"]?["exitCode"] == 1)
+
+        // An image that cannot be pulled: the container never runs, so the Pod waits and never completes.
+        var unpullable = pod
+        unpullable.set([["name": "a", "image": "registry.invalid/once:1"]], at: ["spec", "containers"])
+        let waiting = plan(unpullable, elapsed: .seconds(9))
+        #expect(waiting.status["phase"] == "Pending")
+        #expect(waiting.status["containerStatuses"]?.arrayElements.first?["state"]?["waiting"]?["reason"] == "ImagePullBackOff")
     }
 }
