@@ -101,4 +101,32 @@ extension WorkloadSimulator {
             logger.debug("pod on a lost node not marked", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
         }
     }
+    /// The Pod garbage collector's part when a Node object is deleted: every Pod bound to it,
+    /// running or stuck `Terminating` on a lost node, is deleted at once (grace 0), since no
+    /// kubelet will ever confirm it; their controllers make replacements on the nodes left.
+    /// What an operator does to let a StatefulSet's Pod of a dead node start elsewhere.
+    func collectPods(ofDeletedNode node: String) async {
+        let bound: [JSONValue]
+        do {
+            bound = try await store.list(PodController.pods, options: ListOptions()).objects.filter { $0.string(at: "spec", "nodeName") == node }
+        } catch {
+            logger.debug("pods of a deleted node not listed", metadata: ["tether.node": "\(node)", "tether.error": "\(error)"])
+            return
+        }
+        for pod in bound {
+            guard let name = pod.name else { continue }
+            do throws(StoreError) {
+                _ = try await store.delete(
+                    PodController.pods, namespace: pod.namespace, name: name, preconditions: DeletePreconditions(uid: pod.uid, gracePeriodSeconds: 0),
+                    dryRun: false)
+                logger.debug(
+                    "pod of a deleted node collected", metadata: ["tether.node": "\(node)", "tether.object": "\(pod.namespace ?? "")/\(name)"])
+            } catch  where error.code == .notFound || error.code == .conflict {
+                // Gone already, or made again under the same name.
+            } catch {
+                logger.debug(
+                    "pod of a deleted node not collected", metadata: ["tether.object": "\(pod.namespace ?? "")/\(name)", "tether.error": "\(error)"])
+            }
+        }
+    }
 }

@@ -9,8 +9,8 @@ import TetherStore
 /// message, retrying them when room opens, and acting on a node's change (DaemonSets, `NoExecute`
 /// evictions).
 extension WorkloadSimulator {
-    /// A node's labels, taints, cordon or kubelet changed (or it went): Pods left unscheduled try
-    /// again, DaemonSets pick their nodes again, the Pods on a node whose kubelet stopped or came
+    /// A node's labels, taints, cordon or kubelet changed (or it went, taking its Pods with it):
+    /// Pods left unscheduled try again, DaemonSets pick their nodes again, the Pods on a node whose kubelet stopped or came
     /// back are looked at again, and the Pods its `NoExecute` taints do not tolerate are
     /// evicted, at once or when their `tolerationSeconds` run out. Returns when the next one is due.
     func nodeChanged(name: String, object: JSONValue?) async -> Duration? {
@@ -22,6 +22,8 @@ extension WorkloadSimulator {
                 queue.add(key(daemonSets, daemonSet))
             }
         }
+        // Once the scheduler no longer knows the node, so the replacements go elsewhere.
+        if object == nil { await collectPods(ofDeletedNode: name) }
         if nodes.kubeletStopped(name) != wasStopped { await kubeletChanged(on: name, stopped: !wasStopped) }
         let now = ContinuousClock.now
         var next: Duration?

@@ -61,4 +61,43 @@ extension SimclusterTests {
             #expect(try await kubectl.succeed(["get", "node", lost, "-o", "jsonpath={.spec.taints}"]).isEmpty)
         }
     }
+    @Test(
+        "a StatefulSet's Pod stuck Terminating on a lost node starts on another node once the operator deletes the Node; the other Pods of that node go too"
+    )
+    func deletedNode() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let manifest = """
+                apiVersion: apps/v1
+                kind: StatefulSet
+                metadata: {name: db}
+                spec:
+                  replicas: 1
+                  serviceName: db
+                  selector: {matchLabels: {app: db}}
+                  template:
+                    metadata: {labels: {app: db}}
+                    spec:
+                      tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}]
+                      containers: [{name: db, image: postgres:15}]
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            let first = try await waitForPods(kubectl, "app=db") { $0.count == 1 && $0.allSatisfy(\.ready) }
+            let lost = first[0].node
+            try await kubectl.succeed(["run", "bystander", "--image=nginx", #"--overrides={"apiVersion":"v1","spec":{"nodeName":"\#(lost)"}}"#])
+            try await kubectl.succeed(["wait", "--for=condition=Ready", "pod/bystander", "--timeout=30s"])
+
+            // The kubelet stops: db-0 is evicted and stays Terminating, and a StatefulSet makes no second db-0 meanwhile.
+            try await kubectl.succeed(["annotate", "node", lost, "sim.tether.io/kubelet=stopped"])
+            _ = try await kubectl.waitForOutput(["get", "pod", "db-0", "-o", "jsonpath={.metadata.deletionTimestamp}"]) { !$0.isEmpty }
+            #expect(try await kubectl.succeed(["get", "pod", "db-0", "-o", "jsonpath={.spec.nodeName}"]) == lost)
+
+            try await kubectl.succeed(["delete", "node", lost])
+            let moved = try await waitForPods(kubectl, "app=db") { $0.count == 1 && $0[0].node != lost && $0[0].ready }
+            #expect(moved[0].name == "db-0" && moved[0].node != lost, "\(moved)")
+            try await kubectl.succeed(["wait", "--for=delete", "pod/bystander", "--timeout=30s"], within: .seconds(40))
+            let left = try await kubectl.succeed(["get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {end}"])
+            #expect(!left.contains(lost), "no Pod is bound to the deleted node: \(left)")
+        }
+    }
 }
