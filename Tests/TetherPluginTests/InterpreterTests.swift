@@ -116,6 +116,55 @@ struct InterpreterTests {
         #expect(try helpers.call("Q", ["2Ki"], results: 1)[0] == .integer(2048))
     }
 
+    /// The dependencies of a Pod spec are found twice, by the Swift plugins (`PodDependencies`)
+    /// and by the Lua `kube` module customizations call; the two must never drift apart.
+    @Test("kube.getPodDependencies in Lua finds what PodDependencies finds in Swift, in the same order, for 300 generated Pod specs")
+    func podDependenciesAgree() throws {
+        let lua = try LuaScript(name: "deps", source: "function Deps(t, ns) return require('kube').getPodDependencies(t, ns) end")
+        var seed: UInt64 = 0x5EED
+        func pick(_ count: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(count))
+        }
+        // Names repeat across fields on purpose (duplicates are kept once), and include the empty and default ones.
+        let names: [JSONValue] = ["a", "b", "", "default", "settings"]
+        func name() -> JSONValue { names[pick(names.count)] }
+        func volume() -> JSONValue {
+            switch pick(5) {
+            case 0: return ["name": "v", "configMap": ["name": name()]]
+            case 1: return ["name": "v", "secret": ["secretName": name()]]
+            case 2: return ["name": "v", "persistentVolumeClaim": ["claimName": name()]]
+            case 3: return ["name": "v", "projected": ["sources": [["configMap": ["name": name()]], ["secret": ["name": name()]]]]]
+            default: return ["name": "v", "emptyDir": [:]]
+            }
+        }
+        func container() -> JSONValue {
+            var container: JSONValue = ["name": "c", "image": "busybox"]
+            if pick(2) == 0 {
+                container[member: "env"] = [
+                    ["name": "X", "valueFrom": ["configMapKeyRef": ["name": name(), "key": "k"]]],
+                    ["name": "Y", "valueFrom": ["secretKeyRef": ["name": name(), "key": "k"]]], ["name": "Z", "value": "plain"],
+                ]
+            }
+            if pick(2) == 0 { container[member: "envFrom"] = [["configMapRef": ["name": name()]], ["secretRef": ["name": name()]]] }
+            return container
+        }
+        for round in 0..<300 {
+            var spec: [String: JSONValue] = [:]
+            if pick(3) > 0 { spec["volumes"] = .array((0..<pick(4)).map { _ in volume() }) }
+            for list in ["initContainers", "containers", "ephemeralContainers"] where pick(3) > 0 {
+                spec[list] = .array((0..<(1 + pick(2))).map { _ in container() })
+            }
+            if pick(3) == 0 { spec["imagePullSecrets"] = [["name": name()]] }
+            if pick(2) == 0 { spec["serviceAccountName"] = name() }
+            let namespace = round % 2 == 0 ? "shop" : "tools"
+            let swift = PodDependencies.of(podSpec: .object(spec), namespace: namespace).map { "\($0.kind)/\($0.namespace ?? "")/\($0.name)" }
+            let fromLua = try lua.call("Deps", [["spec": .object(spec)], .string(namespace)], results: 1, shapes: [.array([])])[0]
+                .arrayElements.map { "\($0["kind"]?.stringValue ?? "")/\($0["namespace"]?.stringValue ?? "")/\($0["name"]?.stringValue ?? "")" }
+            #expect(fromLua == swift, "round \(round): \(spec)")
+        }
+    }
+
     static let customization = yaml(
         """
         apiVersion: config.karmada.io/v1alpha1
