@@ -242,7 +242,22 @@ public struct WorkloadsPlugin: ResourcePlugin {
             return problems
         }
         if let problem = FieldChecks.required(object, "spec", "template") { problems.append(problem) }
-        guard object.kind != "Job" else { return problems }
+        if object.kind == "Job" {
+            for field in ["parallelism", "completions", "backoffLimit"] {
+                if let problem = FieldChecks.nonNegativeInteger(object, "spec", field) { problems.append(problem) }
+            }
+            switch object.string(at: "spec", "completionMode") {
+            case nil, "NonIndexed": break
+            case "Indexed":
+                // Checked before defaults, which set completions (to 1) only when parallelism is unset too.
+                if object.integer(at: "spec", "completions") == nil, object.value(at: "spec", "parallelism") != nil {
+                    problems.append(ValidationProblem(field: "spec.completions", "required when completion mode is Indexed"))
+                }
+            case let mode?:
+                problems.append(ValidationProblem(field: "spec.completionMode", "must be NonIndexed or Indexed, not \(mode)"))
+            }
+            return problems
+        }
         guard let selector = object.value(at: "spec", "selector") else {
             problems.append(ValidationProblem(field: "spec.selector", "required"))
             return problems

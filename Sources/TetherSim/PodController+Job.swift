@@ -12,11 +12,17 @@ extension PodController {
         var failed = 0
         /// When the latest failed Pod's containers stopped.
         var lastFailure: Date?
+        /// An Indexed Job's indexes with a Pod that succeeded, and with one running now.
+        var succeededIndexes: Set<Int> = []
+        var activeIndexes: Set<Int> = []
 
         init(_ pods: [JSONValue]) {
             for pod in pods {
+                let index = PodController.completionIndex(of: pod)
                 switch pod.string(at: "status", "phase") {
-                case "Succeeded": succeeded += 1
+                case "Succeeded":
+                    succeeded += 1
+                    if let index { succeededIndexes.insert(index) }
                 case "Failed":
                     failed += 1
                     let finished = pod.value(at: "status", "containerStatuses")?.arrayElements.compactMap {
@@ -26,10 +32,56 @@ extension PodController {
                 default:
                     guard pod.deletionTimestamp == nil else { continue }
                     active.append(pod)
+                    if let index { activeIndexes.insert(index) }
                     if isRunningAndReady(pod) { ready += 1 }
                 }
             }
         }
+    }
+
+    static let completionIndexKey = "batch.kubernetes.io/job-completion-index"
+
+    static func indexed(_ job: JSONValue) -> Bool { job.string(at: "spec", "completionMode") == "Indexed" }
+
+    /// The completion index an Indexed Job's Pod carries (its annotation), nil for any other Pod.
+    static func completionIndex(of pod: JSONValue) -> Int? {
+        pod.annotations[completionIndexKey].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    /// How many of its completions a Job has: for an Indexed Job, its distinct indexes that succeeded.
+    static func succeeded(_ counts: JobCounts, of job: JSONValue) -> Int {
+        indexed(job) ? counts.succeededIndexes.filter { $0 < completions(of: job) }.count : counts.succeeded
+    }
+
+    /// An Indexed Job's Pod as the Job controller makes it: named `JOB-INDEX-xxxxx` with the
+    /// hostname `JOB-INDEX`, and told its index in `JOB_COMPLETION_INDEX` in every container.
+    static func indexPod(_ pod: inout JSONValue, job: String, index: Int) {
+        pod.set(.string("\(job)-\(index)"), at: ["spec", "hostname"])
+        let variable: JSONValue = [
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": ["fieldRef": ["apiVersion": "v1", "fieldPath": .string("metadata.annotations['\(completionIndexKey)']")]],
+        ]
+        for list in ["initContainers", "containers"] {
+            guard var containers = pod.value(at: "spec", list)?.arrayElements else { continue }
+            for position in containers.indices {
+                var env = containers[position]["env"]?.arrayElements ?? []
+                if !env.contains(where: { $0["name"] == "JOB_COMPLETION_INDEX" }) { env.append(variable) }
+                containers[position][member: "env"] = .array(env)
+            }
+            pod.set(.array(containers), at: ["spec", list])
+        }
+    }
+
+    /// Indexes as the Job controller writes `completedIndexes`: ascending, runs of three or more as ranges ("0,2-5,7").
+    static func indexRanges(_ indexes: Set<Int>) -> String {
+        var parts: [String] = []
+        var sorted = indexes.sorted()[...]
+        while let first = sorted.popFirst() {
+            var last = first
+            while sorted.first == last + 1 { last = sorted.popFirst()! }
+            parts.append(last == first ? "\(first)" : last == first + 1 ? "\(first),\(last)" : "\(first)-\(last)")
+        }
+        return parts.joined(separator: ",")
     }
 
     static func completions(of job: JSONValue) -> Int { Int(max(0, job.integer(at: "spec", "completions") ?? parallelism(of: job))) }
@@ -70,7 +122,7 @@ extension PodController {
             || Self.deadline(of: job).map { now >= $0 } == true
         if failedJob { return ([], counts.active) }
         let complete = conditions.contains { $0["type"] == "Complete" && $0["status"] == "True" }
-        let remaining = Self.completions(of: job) - counts.succeeded
+        let remaining = Self.completions(of: job) - Self.succeeded(counts, of: job)
         guard !complete, remaining > 0 else { return ([], []) }
         if Self.suspended(job) { return ([], counts.active) }
         if counts.failed > 0, let last = counts.lastFailure,
@@ -79,6 +131,9 @@ extension PodController {
             return ([], [])
         }
         let wanted = min(Int(Self.parallelism(of: job)), remaining) - counts.active.count
-        return (Array(repeating: Slot(), count: max(0, wanted)), [])
+        guard Self.indexed(job) else { return (Array(repeating: Slot(), count: max(0, wanted)), []) }
+        // The lowest indexes with neither a success nor a Pod running.
+        let open = (0..<Self.completions(of: job)).lazy.filter { !counts.succeededIndexes.contains($0) && !counts.activeIndexes.contains($0) }
+        return (open.prefix(max(0, wanted)).map { Slot(index: $0) }, [])
     }
 }

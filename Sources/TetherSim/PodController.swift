@@ -33,6 +33,8 @@ struct PodController: Sendable {
         var name: String?
         var node: String?
         var labels: [String: String] = [:]
+        /// An Indexed Job's completion index for the Pod.
+        var index: Int?
     }
 
     /// Brings the Pods of `owner` (of kind `kind`) to what it wants now; returns its Pods as they
@@ -194,6 +196,10 @@ struct PodController: Sendable {
         var labels = template.value(at: "metadata", "labels")?.objectMembers ?? [:]
         for (key, value) in slot.labels { labels[key] = .string(value) }
         var annotations = template.value(at: "metadata", "annotations")?.objectMembers ?? [:]
+        if let index = slot.index {
+            labels[Self.completionIndexKey] = .string("\(index)")
+            annotations[Self.completionIndexKey] = .string("\(index)")
+        }
         if let failing = owner.annotations[WorkloadSimulator.failAnnotation] { annotations[WorkloadSimulator.failAnnotation] = .string(failing) }
         var metadata: JSONValue = [
             "namespace": .string(namespace), "labels": .object(labels),
@@ -207,6 +213,8 @@ struct PodController: Sendable {
         if !annotations.isEmpty { metadata[member: "annotations"] = .object(annotations) }
         if let name = slot.name {
             metadata[member: "name"] = .string(name)
+        } else if let index = slot.index {
+            metadata[member: "generateName"] = .string("\(ownerName.prefix(50))-\(index)-")
         } else {
             metadata[member: "generateName"] = .string("\(ownerName.prefix(57))-")
         }
@@ -226,6 +234,7 @@ struct PodController: Sendable {
         var node = slot.node
         if node == nil, case .success(let fitting) = nodes.fitting(PodPlacement(of: pod)) { node = fitting.randomElement() }
         if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
+        if let index = slot.index { Self.indexPod(&pod, job: ownerName, index: index) }
         if kind == "StatefulSet", let name = slot.name {
             pod.set(.string(name), at: ["spec", "hostname"])
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }

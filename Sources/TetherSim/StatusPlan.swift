@@ -146,7 +146,11 @@ struct StatusPlan {
         if !suspended, status["startTime"] == nil || wasSuspended { status[member: "startTime"] = .string(timestamp) }
         status[member: "active"] = .integer(Int64(counts.active.count))
         status[member: "ready"] = .integer(Int64(counts.ready))
-        status[member: "succeeded"] = .integer(Int64(counts.succeeded))
+        status[member: "succeeded"] = .integer(Int64(PodController.succeeded(counts, of: object)))
+        if PodController.indexed(object) {
+            let completed = counts.succeededIndexes.filter { $0 < PodController.completions(of: object) }
+            status[member: "completedIndexes"] = completed.isEmpty ? nil : .string(PodController.indexRanges(completed))
+        }
         status[member: "failed"] = .integer(Int64(counts.failed))
         status[member: "uncountedTerminatedPods"] = [:]
         let finished = conditions.contains { ($0["type"] == "Complete" || $0["type"] == "Failed") && $0["status"] == "True" }
@@ -177,7 +181,7 @@ struct StatusPlan {
                 condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),
                 condition("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"),
             ]
-        } else if counts.succeeded >= PodController.completions(of: object) {
+        } else if PodController.succeeded(counts, of: object) >= PodController.completions(of: object) {
             status[member: "completionTime"] = .string(timestamp)
             conditions += [
                 condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),

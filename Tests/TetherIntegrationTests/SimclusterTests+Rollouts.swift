@@ -276,4 +276,47 @@ extension SimclusterTests {
             #expect(reasons.contains("Suspended") && reasons.contains("Resumed") && reasons.contains("Completed"), "\(reasons)")
         }
     }
+    @Test(
+        "an Indexed Job's Pods carry their completion index in name, hostname, label and JOB_COMPLETION_INDEX, and it completes when every index has")
+    func indexedJob() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2, readyAfter: "1s")
+            let manifest = """
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: shards}
+                spec:
+                  completionMode: Indexed
+                  completions: 3
+                  parallelism: 2
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            try await kubectl.succeed(["wait", "--for=condition=Complete", "job/shards", "--timeout=60s"], within: .seconds(70))
+            let status = try await kubectl.succeed(["get", "job", "shards", "-o", "jsonpath={.status.succeeded}/{.status.completedIndexes}"])
+            #expect(status == "3/0-2", "\(status)")
+            let pods = try await kubectl.succeed([
+                "get", "pods", "-l", "job-name=shards", "--sort-by=.metadata.labels.batch\\.kubernetes\\.io/job-completion-index", "-o",
+                #"jsonpath={range .items[*]}{.metadata.name}|{.spec.hostname}|{.metadata.labels.batch\.kubernetes\.io/job-completion-index}|{.spec.containers[0].env[?(@.name=="JOB_COMPLETION_INDEX")].valueFrom.fieldRef.fieldPath}{"\n"}{end}"#,
+            ]).split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+            #expect(pods.count == 3, "\(pods)")
+            for (index, fields) in pods.enumerated() {
+                try #require(fields.count == 4, "\(fields)")
+                #expect(fields[0].hasPrefix("shards-\(index)-") && fields[1] == "shards-\(index)" && fields[2] == "\(index)", "\(fields)")
+                #expect(fields[3] == "metadata.annotations['batch.kubernetes.io/job-completion-index']", "\(fields)")
+            }
+
+            // As kube-apiserver: an Indexed Job must say how many completions it has.
+            let refused = try await kubectl.run(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: batch/v1
+                    kind: Job
+                    metadata: {name: vague}
+                    spec: {completionMode: Indexed, parallelism: 2, template: {spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}}}
+                    """)
+            #expect(refused.status != 0 && refused.stderr.contains("spec.completions: required when completion mode is Indexed"), "\(refused.stderr)")
+        }
+    }
 }

@@ -233,6 +233,15 @@ struct WorkloadsPluginTests {
             spec: {replicas: -1, minReadySeconds: 30, progressDeadlineSeconds: 30, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: other}}}}
             """
         )
+        let indexed = yaml(
+            "{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completionMode: Indexed, parallelism: 2, backoffLimit: -1, template: {}}}")
+        #expect(Set(workloads.validate(indexed).map(\.field)) == ["spec.completions", "spec.backoffLimit"])
+        #expect(
+            workloads.validate(yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completionMode: Indexed, template: {}}}")).isEmpty)
+        #expect(
+            workloads.validate(yaml("{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completionMode: Sometimes, template: {}}}")).map(
+                \.field)
+                == ["spec.completionMode"])
         let fields = workloads.validate(bad).map(\.field)
         #expect(fields.contains("spec.replicas") && fields.contains("spec.template.metadata.labels"))
         #expect(

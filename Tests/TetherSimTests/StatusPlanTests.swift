@@ -266,6 +266,51 @@ struct StatusPlanTests {
     }
 
     @Test(
+        "an Indexed Job makes the lowest open indexes up to parallelism, retries a failed index, counts each index once and writes completedIndexes as ranges"
+    )
+    func indexedJob() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        func pod(_ index: Int, _ phase: String) -> JSONValue {
+            var pod: JSONValue = [
+                "metadata": [
+                    "name": .string("j-\(index)-x"), "annotations": [.init(stringLiteral: PodController.completionIndexKey): .string("\(index)")],
+                ],
+                "status": ["phase": .string(phase)],
+            ]
+            if phase == "Failed" {
+                let finished = JSONValue.string(kubernetesTimestamp(now.addingTimeInterval(-60)))
+                pod.set([["name": "a", "state": ["terminated": ["finishedAt": finished]]]], at: ["status", "containerStatuses"])
+            }
+            return pod
+        }
+        let job: JSONValue = ["kind": "Job", "metadata": ["name": "j"], "spec": ["completions": 5, "parallelism": 2, "completionMode": "Indexed"]]
+        func step(_ pods: [JSONValue]) -> (indexes: [Int], status: JSONValue) {
+            let made = PodController.jobStep(job, owned: pods, now: now).make.compactMap(\.index)
+            var plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+            plan.job(pods: pods, now: now)
+            return (made, plan.status)
+        }
+        #expect(step([]).indexes == [0, 1])
+        // 0 succeeded twice (counted once), 1 failed a minute ago and is open again, 2 runs: 1 is made next.
+        let midway = step([pod(0, "Succeeded"), pod(0, "Succeeded"), pod(1, "Failed"), pod(2, "Running")])
+        #expect(midway.indexes == [1])
+        #expect(midway.status["succeeded"] == 1 && midway.status["completedIndexes"] == "0" && midway.status["failed"] == 1)
+        let almost = step([pod(0, "Succeeded"), pod(1, "Succeeded"), pod(2, "Succeeded"), pod(4, "Succeeded")])
+        #expect(almost.indexes == [3] && almost.status["completedIndexes"] == "0-2,4")
+        let done = step((0..<5).map { pod($0, "Succeeded") })
+        #expect(done.indexes.isEmpty && done.status["completedIndexes"] == "0-4")
+        #expect(done.status["conditions"]?.arrayElements.last?["type"] == "Complete")
+        #expect(PodController.indexRanges([1, 2, 5, 7, 8, 9]) == "1,2,5,7-9")
+
+        var made: JSONValue = ["spec": ["containers": [["name": "a", "env": [["name": "X", "value": "1"]]]], "initContainers": [["name": "i"]]]]
+        PodController.indexPod(&made, job: "train", index: 3)
+        #expect(made.string(at: "spec", "hostname") == "train-3")
+        let env = made.value(at: "spec", "containers")?.arrayElements.first?["env"]?.arrayElements.map { $0["name"]?.stringValue ?? "" }
+        #expect(env == ["X", "JOB_COMPLETION_INDEX"])
+        #expect(made.value(at: "spec", "initContainers")?.arrayElements.first?["env"]?.arrayElements.count == 1)
+    }
+
+    @Test(
         "a Job active longer than activeDeadlineSeconds fails with DeadlineExceeded and its running Pods go; until then the status looks again at the deadline"
     )
     func jobDeadline() {
