@@ -224,6 +224,43 @@ public struct WorkloadsPlugin: ResourcePlugin {
         return copy
     }
 
+    /// kube-apiserver's rules for a Job's `podFailurePolicy`: Pods that are never restarted, and
+    /// rules it can act on (a known action; exactly one of `onExitCodes` and `onPodConditions`;
+    /// `In` or `NotIn` over at least one exit code, `In` without 0).
+    static func podFailurePolicyProblems(_ job: JSONValue) -> [ValidationProblem] {
+        guard let policy = job.value(at: "spec", "podFailurePolicy") else { return [] }
+        var problems: [ValidationProblem] = []
+        if job.string(at: "spec", "template", "spec", "restartPolicy") != "Never" {
+            problems.append(
+                ValidationProblem(field: "spec.template.spec.restartPolicy", "only \"Never\" is supported when podFailurePolicy is specified"))
+        }
+        for (index, rule) in (policy["rules"]?.arrayElements ?? []).enumerated() {
+            let path = "spec.podFailurePolicy.rules[\(index)]"
+            let action = rule["action"]?.stringValue ?? ""
+            if !["FailJob", "FailIndex", "Ignore", "Count"].contains(action) {
+                problems.append(ValidationProblem(field: "\(path).action", "must be FailJob, FailIndex, Ignore or Count, not \"\(action)\""))
+            }
+            switch (rule["onExitCodes"], rule["onPodConditions"]) {
+            case (let codes?, nil):
+                let operation = codes["operator"]?.stringValue ?? ""
+                if operation != "In", operation != "NotIn" {
+                    problems.append(ValidationProblem(field: "\(path).onExitCodes.operator", "must be In or NotIn, not \"\(operation)\""))
+                }
+                let values = codes["values"]?.arrayElements.compactMap(\.integerValue) ?? []
+                if values.isEmpty {
+                    problems.append(ValidationProblem(field: "\(path).onExitCodes.values", "at least one value is required"))
+                } else if operation == "In", values.contains(0) {
+                    problems.append(ValidationProblem(field: "\(path).onExitCodes.values", "must not be 0 for the In operator"))
+                }
+            case (nil, _?):
+                break
+            default:
+                problems.append(ValidationProblem(field: path, "specifying one of onExitCodes and onPodConditions is required"))
+            }
+        }
+        return problems
+    }
+
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         var problems: [ValidationProblem] = []
         for field in ["replicas", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"] {
@@ -256,7 +293,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             case let mode?:
                 problems.append(ValidationProblem(field: "spec.completionMode", "must be NonIndexed or Indexed, not \(mode)"))
             }
-            return problems
+            return problems + Self.podFailurePolicyProblems(object)
         }
         guard let selector = object.value(at: "spec", "selector") else {
             problems.append(ValidationProblem(field: "spec.selector", "required"))

@@ -15,8 +15,11 @@ extension PodController {
         /// An Indexed Job's indexes with a Pod that succeeded, and with one running now.
         var succeededIndexes: Set<Int> = []
         var activeIndexes: Set<Int> = []
+        /// Why the Job fails at once: a failed Pod matched a `FailJob` rule of its `podFailurePolicy`.
+        var failJob: String?
 
-        init(_ pods: [JSONValue]) {
+        /// Counts `pods` of `job`; a failed Pod that its `podFailurePolicy` ignores is not counted.
+        init(_ pods: [JSONValue], of job: JSONValue) {
             for pod in pods {
                 let index = PodController.completionIndex(of: pod)
                 switch pod.string(at: "status", "phase") {
@@ -24,6 +27,11 @@ extension PodController {
                     succeeded += 1
                     if let index { succeededIndexes.insert(index) }
                 case "Failed":
+                    switch PodController.failurePolicyMatch(of: pod, in: job) {
+                    case .ignore?: continue
+                    case .failJob(let message)?: failJob = failJob ?? message
+                    case .count?, nil: break
+                    }
                     failed += 1
                     let finished = pod.value(at: "status", "containerStatuses")?.arrayElements.compactMap {
                         $0["state"]?["terminated"]?["finishedAt"]?.stringValue.flatMap(kubernetesTimeParts)
@@ -40,6 +48,60 @@ extension PodController {
     }
 
     static let completionIndexKey = "batch.kubernetes.io/job-completion-index"
+
+    /// What a Job's `podFailurePolicy` does with a failed Pod: its first rule that matches.
+    enum FailurePolicyAction: Equatable {
+        case failJob(String)
+        case ignore
+        case count
+    }
+
+    /// The first rule of the Job's `podFailurePolicy` that a failed Pod matches, by a container's
+    /// exit code (`onExitCodes`, `In` or `NotIn`, one container or any) or by one of its
+    /// conditions (`onPodConditions`); nil when none does, and the failure counts as usual.
+    /// `FailIndex` is counted as `Count`: it needs `backoffLimitPerIndex`, which is not simulated.
+    static func failurePolicyMatch(of pod: JSONValue, in job: JSONValue) -> FailurePolicyAction? {
+        let rules = job.value(at: "spec", "podFailurePolicy", "rules")?.arrayElements ?? []
+        guard !rules.isEmpty else { return nil }
+        let terminated = (pod.value(at: "status", "containerStatuses")?.arrayElements ?? []).compactMap { status -> (String, Int64)? in
+            guard let code = status["state"]?["terminated"]?["exitCode"]?.integerValue else { return nil }
+            return (status["name"]?.stringValue ?? "", code)
+        }
+        let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
+        for (position, rule) in rules.enumerated() {
+            var matched: (container: String, code: Int64)?
+            if let onExitCodes = rule["onExitCodes"] {
+                let values = Set((onExitCodes["values"]?.arrayElements ?? []).compactMap(\.integerValue))
+                let only = onExitCodes["containerName"]?.stringValue
+                let isIn = onExitCodes["operator"]?.stringValue != "NotIn"
+                // Exit code 0 never matches: a container that succeeded did not fail the Pod.
+                matched = terminated.first { name, code in
+                    code != 0 && (only == nil || only == name) && values.contains(code) == isIn
+                }.map { (container: $0.0, code: $0.1) }
+                guard matched != nil else { continue }
+            } else if let patterns = rule["onPodConditions"]?.arrayElements {
+                let hit = patterns.contains { pattern in
+                    conditions.contains { $0["type"] == pattern["type"] && $0["status"] == (pattern["status"] ?? "True") }
+                }
+                guard hit else { continue }
+            } else {
+                continue
+            }
+            switch rule["action"]?.stringValue {
+            case "FailJob":
+                let pod = "\(pod.namespace ?? "default")/\(pod.name ?? "")"
+                let message =
+                    matched.map {
+                        "Container \($0.container) for pod \(pod) failed with exit code \($0.code) matching FailJob rule at index \(position)"
+                    }
+                    ?? "Pod \(pod) has condition matching FailJob rule at index \(position)"
+                return .failJob(message)
+            case "Ignore": return .ignore
+            default: return .count
+            }
+        }
+        return nil
+    }
 
     static func indexed(_ job: JSONValue) -> Bool { job.string(at: "spec", "completionMode") == "Indexed" }
 
@@ -115,10 +177,11 @@ extension PodController {
     /// deleted and none is made until it is resumed. A finished Job's Pods stay (kubectl shows
     /// them `Completed` or `Error`).
     static func jobStep(_ job: JSONValue, owned: [JSONValue], now: Date) -> (make: [Slot], delete: [JSONValue]) {
-        let counts = JobCounts(owned)
+        let counts = JobCounts(owned, of: job)
         let conditions = job.value(at: "status", "conditions")?.arrayElements ?? []
         let failedJob =
-            conditions.contains { $0["type"] == "Failed" && $0["status"] == "True" } || counts.failed > Self.backoffLimit(of: job)
+            conditions.contains { $0["type"] == "Failed" && $0["status"] == "True" } || counts.failJob != nil
+            || counts.failed > Self.backoffLimit(of: job)
             || Self.deadline(of: job).map { now >= $0 } == true
         if failedJob { return ([], counts.active) }
         let complete = conditions.contains { $0["type"] == "Complete" && $0["status"] == "True" }

@@ -138,7 +138,7 @@ struct StatusPlan {
     /// ends. `Suspended` while `spec.suspend` holds, with no deadline running; a resumed Job's
     /// `startTime` is set again, as its deadline counts from it.
     mutating func job(pods: [JSONValue], now: Date) {
-        let counts = PodController.JobCounts(pods)
+        let counts = PodController.JobCounts(pods, of: object)
         let timestamp = kubernetesTimestamp(now)
         var conditions = status["conditions"]?.arrayElements ?? []
         let suspended = PodController.suspended(object)
@@ -171,7 +171,9 @@ struct StatusPlan {
         var current = object
         current[member: "status"] = status
         current.set(.array(conditions), at: ["status", "conditions"])
-        if counts.failed > PodController.backoffLimit(of: object) {
+        if let message = counts.failJob {
+            conditions += [condition("FailureTarget", "PodFailurePolicy", message), condition("Failed", "PodFailurePolicy", message)]
+        } else if counts.failed > PodController.backoffLimit(of: object) {
             conditions += [
                 condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
                 condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),

@@ -319,4 +319,52 @@ extension SimclusterTests {
             #expect(refused.status != 0 && refused.stderr.contains("spec.completions: required when completion mode is Indexed"), "\(refused.stderr)")
         }
     }
+    @Test(
+        "a Job whose podFailurePolicy fails it on exit code 1 fails with PodFailurePolicy after its first Pod, without the back-off; one whose policy is invalid is refused"
+    )
+    func podFailurePolicy() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2, readyAfter: "1s")
+            // Its Pods fail with exit code 1 (the simulated failure).
+            let manifest = """
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: strict, annotations: {sim.tether.io/fail: "true"}}
+                spec:
+                  backoffLimit: 6
+                  podFailurePolicy:
+                    rules:
+                    - {action: FailJob, onExitCodes: {containerName: a, operator: In, values: [1]}}
+                  template:
+                    spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            try await kubectl.succeed(["wait", "--for=condition=Failed", "job/strict", "--timeout=30s"], within: .seconds(40))
+            let failed = try await kubectl.succeed([
+                "get", "job", "strict", "-o",
+                #"jsonpath={.status.failed}|{.status.conditions[?(@.type=="Failed")].reason}|{.status.conditions[?(@.type=="Failed")].message}"#,
+            ]).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            try #require(failed.count == 3, "\(failed)")
+            #expect(failed[0] == "1" && failed[1] == "PodFailurePolicy", "\(failed)")
+            #expect(
+                failed[2].hasPrefix("Container a for pod default/strict-")
+                    && failed[2].hasSuffix("failed with exit code 1 matching FailJob rule at index 0"))
+            let pods = try await kubectl.succeed(["get", "pods", "-l", "job-name=strict", "-o", "name"])
+            #expect(pods.split(separator: "\n").count == 1, "no retry: \(pods)")
+
+            let refused = try await kubectl.run(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: batch/v1
+                    kind: Job
+                    metadata: {name: loose}
+                    spec:
+                      podFailurePolicy: {rules: [{action: FailJob, onExitCodes: {operator: In, values: [0]}}]}
+                      template: {spec: {restartPolicy: OnFailure, containers: [{name: a, image: busybox}]}}
+                    """)
+            #expect(refused.status != 0, "\(refused.stdout)")
+            #expect(refused.stderr.contains("only \"Never\" is supported when podFailurePolicy is specified"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("must not be 0 for the In operator"), "\(refused.stderr)")
+        }
+    }
 }

@@ -311,6 +311,61 @@ struct StatusPlanTests {
     }
 
     @Test(
+        "a Job's podFailurePolicy: a FailJob rule on an exit code fails the Job at once with PodFailurePolicy; an Ignore rule keeps the failure out of the count and the back-off"
+    )
+    func podFailurePolicy() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        func failed(exitCode: Int64, conditions: JSONValue = []) -> JSONValue {
+            [
+                "metadata": ["name": "j-abcde", "namespace": "batch"],
+                "status": [
+                    "phase": "Failed", "conditions": conditions,
+                    "containerStatuses": [
+                        [
+                            "name": "main",
+                            "state": ["terminated": ["exitCode": .integer(exitCode), "finishedAt": .string(kubernetesTimestamp(now))]],
+                        ],
+                        ["name": "side", "state": ["terminated": ["exitCode": 0]]],
+                    ],
+                ],
+            ]
+        }
+        let job: JSONValue = [
+            "kind": "Job", "metadata": ["name": "j"],
+            "spec": [
+                "backoffLimit": 6,
+                "podFailurePolicy": [
+                    "rules": [
+                        ["action": "FailJob", "onExitCodes": ["containerName": "main", "operator": "In", "values": [42]]],
+                        ["action": "Ignore", "onPodConditions": [["type": "DisruptionTarget"]]],
+                        ["action": "Ignore", "onExitCodes": ["operator": "NotIn", "values": [1, 42]]],
+                    ]
+                ],
+            ],
+        ]
+        let fatal = PodController.failurePolicyMatch(of: failed(exitCode: 42), in: job)
+        #expect(fatal == .failJob("Container main for pod batch/j-abcde failed with exit code 42 matching FailJob rule at index 0"))
+        #expect(PodController.failurePolicyMatch(of: failed(exitCode: 1), in: job) == nil, "no rule: counted as usual")
+        #expect(PodController.failurePolicyMatch(of: failed(exitCode: 3), in: job) == .ignore, "NotIn [1, 42]")
+        let evicted = failed(exitCode: 1, conditions: [["type": "DisruptionTarget", "status": "True"]])
+        #expect(PodController.failurePolicyMatch(of: evicted, in: job) == .ignore)
+
+        let step = PodController.jobStep(job, owned: [failed(exitCode: 42)], now: now)
+        #expect(step.make.isEmpty, "a FailJob match ends the Job without a retry")
+        var plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: [failed(exitCode: 42)], now: now)
+        let condition = plan.status["conditions"]?.arrayElements.last
+        #expect(condition?["type"] == "Failed" && condition?["reason"] == "PodFailurePolicy")
+
+        // Ignored failures: not in `failed`, no back-off, the replacement made at once.
+        let ignored = [failed(exitCode: 3), evicted]
+        #expect(PodController.jobStep(job, owned: ignored, now: now).make.count == 1)
+        plan = StatusPlan(object: job, elapsed: .zero, readyAfter: delay, failing: false)
+        plan.job(pods: ignored, now: now)
+        #expect(plan.status["failed"] == 0 && plan.status["conditions"] == nil)
+    }
+
+    @Test(
         "a Job active longer than activeDeadlineSeconds fails with DeadlineExceeded and its running Pods go; until then the status looks again at the deadline"
     )
     func jobDeadline() {
