@@ -111,6 +111,12 @@ final class NodeAvailability: Sendable {
         }
     }
 
+    /// `node` was deleted while its kubelet was stopped: it is gone until the simulator starts
+    /// again (and registers it, as a repaired machine's kubelet would).
+    func remove(_ node: String) {
+        _ = state.withLock { $0.facts.removeValue(forKey: node) }
+    }
+
     /// Whether `node`'s kubelet is stopped, as its object last said.
     func kubeletStopped(_ node: String) -> Bool { state.withLock { $0.facts[node]?.kubeletStopped ?? false } }
 
@@ -156,13 +162,15 @@ final class NodeAvailability: Sendable {
         state.withLock { state in
             var open: [String] = []
             var reasons: [String: Int] = [:]
-            for node in names {
+            // A node deleted for good is not one of them, as the scheduler no longer lists it.
+            let present = names.filter { state.facts[$0] != nil }
+            for node in present {
                 let refusals = self.refusals(of: node, for: pod, in: state)
                 if refusals.isEmpty { open.append(node) }
                 for refusal in refusals { reasons[refusal, default: 0] += 1 }
             }
             guard open.isEmpty else { return .success(best(of: open, for: pod, in: state)) }
-            let count = names.count
+            let count = present.count
             let listed = reasons.map { "\($0.value) \($0.key)" }.sorted().joined(separator: ", ")
             return .failure(
                 UnschedulableReason(

@@ -101,11 +101,38 @@ extension WorkloadSimulator {
             logger.debug("pod on a lost node not marked", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
         }
     }
-    /// The Pod garbage collector's part when a Node object is deleted: every Pod bound to it,
-    /// running or stuck `Terminating` on a lost node, is deleted at once (grace 0), since no
-    /// kubelet will ever confirm it; their controllers make replacements on the nodes left.
-    /// What an operator does to let a StatefulSet's Pod of a dead node start elsewhere.
-    func collectPods(ofDeletedNode node: String) async {
+    /// A Node object deleted while its kubelet is stopped (what an operator does for a machine
+    /// that will not return): the scheduler forgets the node, then the Pod garbage collector
+    /// deletes every Pod bound to it at once (grace 0), running or stuck `Terminating`, since no
+    /// kubelet will ever confirm them; their controllers make replacements on the nodes left, so a
+    /// StatefulSet's Pod of a dead node starts elsewhere. The node comes back when the simulator
+    /// starts again, as a repaired machine's kubelet registers it.
+    func nodeGone(_ node: String) async -> Duration? {
+        nodes.remove(node)
+        await collectPods(ofDeletedNode: node)
+        scheduleWaitingPods(all: true)
+        let daemonSets = PodController.ownerTypes["DaemonSet"]!
+        for daemonSet in (try? await store.list(daemonSets, options: ListOptions()).objects) ?? [] {
+            queue.add(key(daemonSets, daemonSet))
+        }
+        return nil
+    }
+
+    /// A Node object deleted while its kubelet runs: the kubelet registers it again at once, with
+    /// the labels it starts with (an operator's labels, taints and cordon are gone with the
+    /// object), and its Pods stay, as the Pod garbage collector waits longer than that.
+    func registerAgain(_ node: String) async {
+        do throws(StoreError) {
+            _ = try await store.create(Nodes(store: store, settings: settings).object(name: node), as: Nodes.type, dryRun: false)
+            logger.info("node registered again by its kubelet", metadata: ["tether.node": "\(node)"])
+        } catch  where error.code == .alreadyExists {
+            // Registered meanwhile.
+        } catch {
+            logger.debug("node not registered again", metadata: ["tether.node": "\(node)", "tether.error": "\(error)"])
+        }
+    }
+
+    private func collectPods(ofDeletedNode node: String) async {
         let bound: [JSONValue]
         do {
             bound = try await store.list(PodController.pods, options: ListOptions()).objects.filter { $0.string(at: "spec", "nodeName") == node }

@@ -15,6 +15,10 @@ extension WorkloadSimulator {
     /// evicted, at once or when their `tolerationSeconds` run out. Returns when the next one is due.
     func nodeChanged(name: String, object: JSONValue?) async -> Duration? {
         let wasStopped = nodes.kubeletStopped(name)
+        if object == nil {
+            if wasStopped { return await nodeGone(name) }
+            await registerAgain(name)
+        }
         if nodes.update(name, from: object) {
             scheduleWaitingPods(all: true)
             let daemonSets = PodController.ownerTypes["DaemonSet"]!
@@ -22,8 +26,6 @@ extension WorkloadSimulator {
                 queue.add(key(daemonSets, daemonSet))
             }
         }
-        // Once the scheduler no longer knows the node, so the replacements go elsewhere.
-        if object == nil { await collectPods(ofDeletedNode: name) }
         if nodes.kubeletStopped(name) != wasStopped { await kubeletChanged(on: name, stopped: !wasStopped) }
         let now = ContinuousClock.now
         var next: Duration?

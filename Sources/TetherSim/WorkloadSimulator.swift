@@ -36,7 +36,7 @@ public final class WorkloadSimulator: Service, Sendable {
 
     let store: any ResourceStore
     private let registry: KindRegistry
-    private let settings: SimulationSettings
+    let settings: SimulationSettings
     let logger: Logger
     let queue = WorkQueue()
     /// When each object's current generation was first seen, so its progress can be timed; by uid

@@ -62,7 +62,7 @@ extension SimclusterTests {
         }
     }
     @Test(
-        "a StatefulSet's Pod stuck Terminating on a lost node starts on another node once the operator deletes the Node; the other Pods of that node go too"
+        "a StatefulSet's Pod stuck Terminating on a lost node starts on another node once the operator deletes the Node, the other Pods of that node go too, and the node stays gone; a live node deleted registers again with its Pods"
     )
     func deletedNode() async throws {
         try await withFederation { federation in
@@ -98,6 +98,15 @@ extension SimclusterTests {
             try await kubectl.succeed(["wait", "--for=delete", "pod/bystander", "--timeout=30s"], within: .seconds(40))
             let left = try await kubectl.succeed(["get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {end}"])
             #expect(!left.contains(lost), "no Pod is bound to the deleted node: \(left)")
+            let nodes = try await kubectl.succeed(["get", "nodes", "-o", "name"])
+            #expect(!nodes.contains(lost), "a node whose kubelet is stopped does not register again: \(nodes)")
+
+            // A node whose kubelet runs registers again at once, and its Pods stay.
+            let live = moved[0].node
+            try await kubectl.succeed(["delete", "node", live])
+            try await kubectl.succeed(["wait", "--for=condition=Ready", "node/\(live)", "--timeout=30s"], within: .seconds(40))
+            let kept = try await waitForPods(kubectl, "app=db") { $0.count == 1 && $0[0].ready }
+            #expect(kept[0].node == live, "\(kept)")
         }
     }
 }

@@ -12,13 +12,13 @@ struct ExternalPluginTests {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Plugins/External").path
 
-    /// Starts `host` and waits (10 s at most) until it has answered its handshake.
+    /// Starts `host` and waits (30 s at most, for a loaded machine) until it has answered its handshake.
     static func started(_ host: ExternalPluginProcess) async throws -> Task<Void, Never> {
         let task = Task { await host.run() }
         guard await host.waitUntilReady(within: .seconds(30)) else {
             task.cancel()
             host.stop()
-            throw ExternalPluginError("plugin \(host.manifest.name) not ready within 10 s: \(host.unavailability ?? "")")
+            throw ExternalPluginError("plugin \(host.manifest.name) not ready within 30 s: \(host.unavailability ?? "")")
         }
         return task
     }
