@@ -272,6 +272,14 @@ public struct WorkloadsPlugin: ResourcePlugin {
             problems.append(
                 ValidationProblem(field: "spec.progressDeadlineSeconds", "must be greater than minReadySeconds (\(minReady)), not \(deadline)"))
         }
+        if object.kind == "DaemonSet", let rolling = object.value(at: "spec", "updateStrategy", "rollingUpdate") {
+            // kube-apiserver's rule: a rollout that may neither surge nor take a node down cannot move.
+            func zero(_ value: JSONValue?) -> Bool { value == .integer(0) || value == .string("0%") || value == .string("0") }
+            let surge = rolling["maxSurge"]
+            if zero(rolling["maxUnavailable"]), surge == nil || zero(surge) {
+                problems.append(ValidationProblem(field: "spec.updateStrategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0"))
+            }
+        }
         if object.kind == "CronJob" {
             for field in ["schedule", "jobTemplate"] {
                 if let problem = FieldChecks.required(object, "spec", field) { problems.append(problem) }

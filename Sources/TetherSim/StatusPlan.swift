@@ -111,13 +111,20 @@ struct StatusPlan {
     /// rollout status daemonset` waits on the Pods themselves, node by node.
     mutating func daemonSet(pods: [JSONValue], nodes: [String], revision: String, now: Date) {
         let admitted = Set(nodes)
-        var byNode: [String: JSONValue] = [:]
+        // A surging node holds an old Pod and a new one: it counts once, updated if either is
+        // current, ready or available if either is.
+        var byNode: [String: [JSONValue]] = [:]
         var misscheduled = 0
         for pod in pods {
             let node = pod.string(at: "spec", "nodeName") ?? ""
-            if admitted.contains(node) { byNode[node] = byNode[node] ?? pod } else { misscheduled += 1 }
+            if admitted.contains(node) { byNode[node, default: []].append(pod) } else { misscheduled += 1 }
         }
-        let (ready, available) = counted(Array(byNode.values), now: now)
+        var (ready, available) = (0, 0)
+        for pods in byNode.values {
+            let (nodeReady, nodeAvailable) = counted(pods, now: now)
+            if nodeReady > 0 { ready += 1 }
+            if nodeAvailable > 0 { available += 1 }
+        }
         let desired = nodes.count
         status[member: "observedGeneration"] = .integer(generation)
         status[member: "desiredNumberScheduled"] = .integer(Int64(desired))
@@ -127,7 +134,7 @@ struct StatusPlan {
         status[member: "numberAvailable"] = .integer(Int64(available))
         status[member: "numberUnavailable"] = desired > available ? .integer(Int64(desired - available)) : nil
         status[member: "updatedNumberScheduled"] = .integer(
-            Int64(byNode.values.filter { $0.labels["controller-revision-hash"] == revision }.count))
+            Int64(byNode.values.filter { $0.contains { $0.labels["controller-revision-hash"] == revision } }.count))
     }
 
     /// A Job's status as its controller counts it, from its Pods (`pods`, all it made): `active`,

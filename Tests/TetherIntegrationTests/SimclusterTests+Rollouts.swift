@@ -134,6 +134,37 @@ extension SimclusterTests {
         }
     }
 
+    @Test("a DaemonSet with maxSurge 1 and maxUnavailable 0 starts each new Pod beside the old one and never has a node without an available Pod")
+    func daemonSetSurge() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 3, readyAfter: "1s")
+            let manifest = """
+                apiVersion: apps/v1
+                kind: DaemonSet
+                metadata: {name: proxy}
+                spec:
+                  selector: {matchLabels: {app: proxy}}
+                  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+                  template:
+                    metadata: {labels: {app: proxy}}
+                    spec: {terminationGracePeriodSeconds: 1, containers: [{name: proxy, image: envoy:1}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            try await kubectl.succeed(["rollout", "status", "daemonset/proxy", "--timeout=60s"])
+            let fields = "{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}/{.status.numberAvailable}/{.status.observedGeneration}"
+            let watcher = try await Self.watchStatus("proxy", kubectl, in: federation, kind: "daemonset", fields: fields)
+            try await kubectl.succeed(["set", "image", "daemonset/proxy", "proxy=envoy:2"])
+            try await kubectl.succeed(["rollout", "status", "daemonset/proxy", "--timeout=60s"])
+            try await watcher.waitForLine(within: .seconds(60), "generation 2 complete") { $0.raw == "3/3/3/2" }
+            // Every node kept an available Pod (with maxUnavailable 0 only a surge can make progress), node by node.
+            let numbers = watcher.lines.map(\.raw).filter { $0.hasSuffix("/2") }.map { $0.split(separator: "/").map { Int($0) ?? -1 } }
+            #expect(numbers.allSatisfy { $0.count == 4 && $0[2] == 3 }, "\(numbers)")
+            #expect(Self.words(numbers.map { "\($0[1])" }.joined(separator: " ")).isSuperset(of: ["1", "2", "3"]), "\(numbers)")
+            let final = try await waitForPods(kubectl, "app=proxy") { $0.count == 3 && $0.allSatisfy { $0.ready && $0.image == "envoy:2" } }
+            #expect(Set(final.map(\.node)).count == 3, "one per node: \(final)")
+        }
+    }
+
     @Test("an OrderedReady StatefulSet with minReadySeconds makes each next Pod only once the one before has been available for it")
     func statefulSetMinReadySeconds() async throws {
         try await withFederation { federation in

@@ -233,6 +233,14 @@ struct WorkloadsPluginTests {
             spec: {replicas: -1, minReadySeconds: 30, progressDeadlineSeconds: 30, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: other}}}}
             """
         )
+        func daemonSet(_ rolling: String) -> JSONValue {
+            yaml(
+                "{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, spec: {selector: {matchLabels: {a: b}}, updateStrategy: {rollingUpdate: \(rolling)}, template: {metadata: {labels: {a: b}}}}}"
+            )
+        }
+        #expect(workloads.validate(daemonSet("{maxUnavailable: 0}")).map(\.field) == ["spec.updateStrategy.rollingUpdate.maxUnavailable"])
+        #expect(workloads.validate(daemonSet("{maxUnavailable: 0, maxSurge: 1}")).isEmpty)
+        #expect(workloads.validate(daemonSet("{maxUnavailable: '0%', maxSurge: 0}")).count == 1)
         let indexed = yaml(
             "{apiVersion: batch/v1, kind: Job, metadata: {name: j}, spec: {completionMode: Indexed, parallelism: 2, backoffLimit: -1, template: {}}}")
         #expect(Set(workloads.validate(indexed).map(\.field)) == ["spec.completions", "spec.backoffLimit"])
