@@ -146,6 +146,18 @@ extension PodController {
         return parts.joined(separator: ",")
     }
 
+    /// When the TTL-after-finished controller deletes a finished Job: `ttlSecondsAfterFinished`
+    /// after its `completionTime`, or after its `Failed` condition's transition; nil while it runs
+    /// or without a TTL.
+    static func expiry(of job: JSONValue) -> Date? {
+        guard let ttl = job.integer(at: "spec", "ttlSecondsAfterFinished"), ttl >= 0 else { return nil }
+        let failed = (job.value(at: "status", "conditions")?.arrayElements ?? []).first { $0["type"] == "Failed" && $0["status"] == "True" }
+        guard let finished = job.string(at: "status", "completionTime") ?? failed?["lastTransitionTime"]?.stringValue,
+            let parts = kubernetesTimeParts(finished)
+        else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(parts.seconds) + TimeInterval(ttl))
+    }
+
     static func completions(of job: JSONValue) -> Int { Int(max(0, job.integer(at: "spec", "completions") ?? parallelism(of: job))) }
     static func parallelism(of job: JSONValue) -> Int64 { max(0, job.integer(at: "spec", "parallelism") ?? 1) }
     static func backoffLimit(of job: JSONValue) -> Int { Int(max(0, job.integer(at: "spec", "backoffLimit") ?? 6)) }

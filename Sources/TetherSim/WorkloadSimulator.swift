@@ -176,9 +176,19 @@ public final class WorkloadSimulator: Service, Sendable {
             let admitted = nodes.daemonNodes(for: PodPlacement(template: template, namespace: key.namespace ?? "default"))
             plan.daemonSet(pods: owned, nodes: admitted, revision: "\(key.name)-\(PodTemplateHash.of(template))", now: Date())
         case "jobs":
+            if let expiry = PodController.expiry(of: object), expiry <= Date() {
+                await deleteFinished(object, key: key)
+                return nil
+            }
             // Counted from its Pods, which its controller's step (first) makes or deletes.
             guard let owned = await pods.sync(object, kind: "Job") else { return nil }
             plan.job(pods: owned, now: Date())
+            var counted = object
+            counted[member: "status"] = plan.status
+            if let expiry = PodController.expiry(of: counted) {
+                let delay = Duration.milliseconds(max(0, Int64(expiry.timeIntervalSinceNow * 1000)) + 100)
+                plan.lookAgainAfter = min(plan.lookAgainAfter ?? delay, delay)
+            }
         case "namespaces": plan.namespace()
         case "nodes":
             if await followKubelet(of: object) { return nil }
@@ -349,6 +359,18 @@ public final class WorkloadSimulator: Service, Sendable {
             await events.record(.normal, "EnsuringLoadBalancer", "Ensuring load balancer", about: object, source: source)
             await events.record(.normal, "EnsuredLoadBalancer", "Ensured load balancer", about: object, source: source)
         default: return
+        }
+    }
+
+    /// The TTL-after-finished controller's deletion of a Job whose time is up; its Pods go with it.
+    private func deleteFinished(_ job: JSONValue, key: ObjectKey) async {
+        do throws(StoreError) {
+            _ = try await store.delete(key.type, namespace: key.namespace, name: key.name, preconditions: .init(uid: job.uid), dryRun: false)
+            logger.debug("finished job deleted after its ttl", metadata: ["tether.object": "\(key)"])
+        } catch  where error.code == .notFound || error.code == .conflict {
+            // Gone already, or made again under the same name.
+        } catch {
+            logger.debug("finished job not deleted", metadata: ["tether.object": "\(key)", "tether.error": "\(error)"])
         }
     }
 

@@ -254,7 +254,7 @@ extension SimclusterTests {
         }
     }
     @Test(
-        "a Job past activeDeadlineSeconds fails with DeadlineExceeded and its Pod goes; a suspended Job runs nothing until resumed, then completes"
+        "a Job past activeDeadlineSeconds fails with DeadlineExceeded and its Pod goes, and with a TTL is deleted after it; a suspended Job runs nothing until resumed, then completes"
     )
     func jobDeadlineAndSuspend() async throws {
         try await withFederation { federation in
@@ -290,6 +290,10 @@ extension SimclusterTests {
                 "get", "events", "--field-selector", "involvedObject.name=slow", "-o", "jsonpath={.items[*].reason}",
             ])
             #expect(events.contains("DeadlineExceeded"), "\(events)")
+
+            // The TTL-after-finished controller: the failed Job and its Pods go 2 s after it failed.
+            try await kubectl.succeed(["patch", "job", "slow", "--type=merge", "-p", #"{"spec":{"ttlSecondsAfterFinished":2}}"#])
+            try await kubectl.succeed(["wait", "--for=delete", "job/slow", "--timeout=30s"], within: .seconds(40))
 
             try await kubectl.succeed(["wait", "--for=condition=Suspended", "job/later", "--timeout=30s"], within: .seconds(40))
             let idle = try await kubectl.succeed(["get", "pods", "-l", "job-name=later", "-o", "name"])

@@ -394,6 +394,25 @@ struct StatusPlanTests {
         #expect(failed?["message"] == "Job was active longer than specified deadline")
     }
 
+    @Test("a finished Job expires ttlSecondsAfterFinished after its completion time or its failure; a running one, or one without a TTL, never")
+    func jobExpiry() {
+        let job: JSONValue = [
+            "kind": "Job", "spec": ["ttlSecondsAfterFinished": 30],
+            "status": ["completionTime": "2026-12-04T00:00:00Z"],
+        ]
+        #expect(PodController.expiry(of: job) == Date(timeIntervalSince1970: 1_796_342_430))
+        var failed = job
+        failed.set(nil, at: ["status", "completionTime"])
+        failed.set([["type": "Failed", "status": "True", "lastTransitionTime": "2026-12-04T00:01:00Z"]], at: ["status", "conditions"])
+        #expect(PodController.expiry(of: failed) == Date(timeIntervalSince1970: 1_796_342_490))
+        var running = job
+        running[member: "status"] = ["active": 1]
+        #expect(PodController.expiry(of: running) == nil)
+        var kept = job
+        kept[member: "spec"] = [:]
+        #expect(PodController.expiry(of: kept) == nil)
+    }
+
     @Test("a suspended Job deletes its running Pods and makes none, says Suspended and stops its deadline; resumed, its startTime starts again")
     func jobSuspended() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
