@@ -1,3 +1,4 @@
+import Foundation
 import TetherJSON
 import TetherModel
 import TetherPlugin
@@ -283,6 +284,16 @@ public struct WorkloadsPlugin: ResourcePlugin {
         if object.kind == "CronJob" {
             for field in ["schedule", "jobTemplate"] {
                 if let problem = FieldChecks.required(object, "spec", field) { problems.append(problem) }
+            }
+            if let schedule = object.string(at: "spec", "schedule") {
+                do throws(CronSchedule.Invalid) {
+                    _ = try CronSchedule(schedule)
+                } catch {
+                    problems.append(ValidationProblem(field: "spec.schedule", "invalid value \"\(schedule)\": \(error)"))
+                }
+            }
+            if let zone = object.string(at: "spec", "timeZone"), TimeZone(identifier: zone) == nil {
+                problems.append(ValidationProblem(field: "spec.timeZone", "unknown time zone \(zone)"))
             }
             return problems
         }

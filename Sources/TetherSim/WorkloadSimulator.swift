@@ -48,6 +48,7 @@ public final class WorkloadSimulator: Service, Sendable {
     let pods: PodController
     private let endpoints: EndpointsController
     let events: EventRecorder
+    let cronJobs: CronJobController
     private let disruptions: DisruptionController
     let nodes: NodeAvailability
     /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
@@ -66,10 +67,11 @@ public final class WorkloadSimulator: Service, Sendable {
         self.pods = PodController(store: store, settings: settings, events: events, nodes: nodes, logger: logger)
         self.endpoints = EndpointsController(store: store, logger: logger)
         self.disruptions = DisruptionController(store: store, logger: logger)
+        self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
     }
 
     static let simulated = [
-        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "services", "ingresses", "namespaces", "pods", "nodes",
+        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
         "poddisruptionbudgets",
     ]
 
@@ -143,6 +145,7 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
+            if key.type == CronJobController.cronJobs { await cronJobs.cronJobDeleted(namespace: key.namespace, name: key.name) }
             if key.type == Nodes.type { _ = await nodeChanged(name: key.name, object: nil) }
             if key.type == PodController.pods { _ = unscheduled.withLock { $0.removeValue(forKey: key) } }
             return nil
@@ -183,6 +186,10 @@ public final class WorkloadSimulator: Service, Sendable {
             // Counted from its Pods, which its controller's step (first) makes or deletes.
             guard let owned = await pods.sync(object, kind: "Job") else { return nil }
             plan.job(pods: owned, now: Date())
+            // A CronJob's Job: the CronJob counts it again (active, finished, history).
+            if let owner = Self.controller(of: object), owner.kind == "CronJob" {
+                queue.add(ObjectKey(type: CronJobController.cronJobs, namespace: key.namespace, name: owner.name))
+            }
             var counted = object
             counted[member: "status"] = plan.status
             if let expiry = PodController.expiry(of: counted) {
@@ -193,6 +200,9 @@ public final class WorkloadSimulator: Service, Sendable {
         case "nodes":
             if await followKubelet(of: object) { return nil }
             return await nodeChanged(name: key.name, object: object)
+        case "cronjobs":
+            guard let counted = await cronJobs.sync(object) else { return nil }
+            plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "poddisruptionbudgets":
             let counted = await disruptions.status(of: object)
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TetherLocal
+import TetherModel
 import TetherTestSupport
 
 extension SimclusterTests {
@@ -400,6 +401,65 @@ extension SimclusterTests {
             #expect(refused.status != 0, "\(refused.stdout)")
             #expect(refused.stderr.contains("only \"Never\" is supported when podFailurePolicy is specified"), "\(refused.stderr)")
             #expect(refused.stderr.contains("must not be 0 for the In operator"), "\(refused.stderr)")
+        }
+    }
+    @Test(
+        "a CronJob runs a Job at its next scheduled minute, named and annotated for it, and records lastScheduleTime and lastSuccessfulTime; a bad schedule or time zone is refused"
+    )
+    func cronJob() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2, readyAfter: "1s")
+            let manifest = """
+                apiVersion: batch/v1
+                kind: CronJob
+                metadata: {name: tick}
+                spec:
+                  schedule: "* * * * *"
+                  jobTemplate:
+                    metadata: {labels: {team: ops}}
+                    spec:
+                      template:
+                        spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}
+                """
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: manifest)
+            // The next whole minute, at most 60 s away.
+            let ran = try await kubectl.waitForOutput(
+                ["get", "cronjob", "tick", "-o", "jsonpath={.status.lastScheduleTime}|{.status.lastSuccessfulTime}"], within: .seconds(90)
+            ) { $0.split(separator: "|").count == 2 }
+            let times = ran.split(separator: "|").map(String.init)
+            let scheduled = try #require(kubernetesTimeParts(times[0])).seconds
+            #expect(scheduled % 60 == 0, "on a whole minute: \(ran)")
+            let job =
+                try await kubectl.succeed([
+                    "get", "jobs", "-l", "team=ops", "-o",
+                    #"jsonpath={range .items[*]}{.metadata.name}|{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}|{.metadata.annotations.batch\.kubernetes\.io/cronjob-scheduled-timestamp}|{.status.conditions[?(@.type=="Complete")].status}{"\n"}{end}"#,
+                ]).split(separator: "\n").first.map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) } ?? []
+            try #require(job.count == 4, "\(job)")
+            #expect(job[0] == "tick-\(scheduled / 60)" && job[1] == "CronJob/tick" && job[2] == times[0] && job[3] == "True", "\(job)")
+            let events = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=tick", "-o", "jsonpath={.items[*].message}",
+            ])
+            #expect(events.contains("Created job \(job[0])") && events.contains("Saw completed job: \(job[0]), status: Complete"), "\(events)")
+
+            // As kube-apiserver refuses them.
+            let refused = try await kubectl.run(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: batch/v1
+                    kind: CronJob
+                    metadata: {name: bad}
+                    spec:
+                      schedule: "61 * * * *"
+                      timeZone: Mars/Olympus
+                      jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: a, image: busybox}]}}}}
+                    """)
+            #expect(
+                refused.status != 0 && refused.stderr.contains("spec.schedule") && refused.stderr.contains("unknown time zone Mars/Olympus"),
+                "\(refused.stderr)")
+
+            // Deleted, its Jobs go with it.
+            try await kubectl.succeed(["delete", "cronjob", "tick"])
+            _ = try await kubectl.waitForOutput(["get", "jobs", "-l", "team=ops", "-o", "name"]) { $0.isEmpty }
         }
     }
 }
