@@ -144,7 +144,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .text("TIMEZONE") { $0.string(at: "spec", "timeZone") ?? "<none>" },
             .text("SUSPEND") { $0.value(at: "spec", "suspend") == .bool(true) ? "True" : "False" },
             .count("ACTIVE") { Int64($0.value(at: "status", "active")?.arrayElements.count ?? 0) },
-            .text("LAST SCHEDULE") { $0.string(at: "status", "lastScheduleTime") ?? "<none>" },
+            .age("LAST SCHEDULE") { $0.string(at: "status", "lastScheduleTime") },
         ],
         fields: [
             "spec": .numbered(

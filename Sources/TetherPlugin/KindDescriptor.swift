@@ -1,3 +1,4 @@
+import Foundation
 import TetherJSON
 import TetherModel
 
@@ -241,6 +242,14 @@ extension PrinterColumn {
         _ cell: @escaping @Sendable (JSONValue) -> String
     ) -> PrinterColumn {
         PrinterColumn(name: name, priority: priority) { .string(cell($0)) }
+    }
+
+    /// A time shown as its age (`45s`, `12m`), as kube-apiserver's printers show one; `<none>` when unset.
+    public static func age(_ name: String, priority: Int = 0, _ time: @escaping @Sendable (JSONValue) -> String?) -> PrinterColumn {
+        PrinterColumn(name: name, priority: priority) { object in
+            guard let text = time(object), let parts = kubernetesTimeParts(text) else { return "<none>" }
+            return .string(ObjectAge.since(Date(timeIntervalSince1970: TimeInterval(parts.seconds)), now: Date()))
+        }
     }
 
     /// An integer column.

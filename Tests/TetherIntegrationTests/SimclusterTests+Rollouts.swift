@@ -427,6 +427,9 @@ extension SimclusterTests {
                 ["get", "cronjob", "tick", "-o", "jsonpath={.status.lastScheduleTime}|{.status.lastSuccessfulTime}"], within: .seconds(90)
             ) { $0.split(separator: "|").count == 2 }
             let times = ran.split(separator: "|").map(String.init)
+            // `get` shows the last schedule as an age, as kube-apiserver's table does ("12s"), not as a time.
+            let row = try await kubectl.succeed(["get", "cronjob", "tick", "--no-headers"]).split(separator: " ").map(String.init)
+            #expect(row.count >= 2 && row[row.count - 2].wholeMatch(of: /[0-9]+[sm]/) != nil, "\(row)")
             let scheduled = try #require(kubernetesTimeParts(times[0])).seconds
             #expect(scheduled % 60 == 0, "on a whole minute: \(ran)")
             let job =
