@@ -61,6 +61,7 @@ extension SimclusterTests {
             #expect(try await kubectl.succeed(["get", "node", lost, "-o", "jsonpath={.spec.taints}"]).isEmpty)
         }
     }
+
     @Test(
         "a StatefulSet's Pod stuck Terminating on a lost node starts on another node once the operator deletes the Node, the other Pods of that node go too, and the node stays gone; a live node deleted registers again with its Pods"
     )

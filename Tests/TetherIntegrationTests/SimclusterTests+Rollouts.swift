@@ -254,6 +254,7 @@ extension SimclusterTests {
             #expect(events.contains("BackoffLimitExceeded"), "\(events)")
         }
     }
+
     @Test(
         "a Job past activeDeadlineSeconds fails with DeadlineExceeded and its Pod goes, and with a TTL is deleted after it; a suspended Job runs nothing until resumed, then completes"
     )
@@ -312,6 +313,7 @@ extension SimclusterTests {
             #expect(reasons.contains("Suspended") && reasons.contains("Resumed") && reasons.contains("Completed"), "\(reasons)")
         }
     }
+
     @Test(
         "an Indexed Job's Pods carry their completion index in name, hostname, label and JOB_COMPLETION_INDEX, and it completes when every index has")
     func indexedJob() async throws {
@@ -355,6 +357,7 @@ extension SimclusterTests {
             #expect(refused.status != 0 && refused.stderr.contains("spec.completions: required when completion mode is Indexed"), "\(refused.stderr)")
         }
     }
+
     @Test(
         "a Job whose podFailurePolicy fails it on exit code 1 fails with PodFailurePolicy after its first Pod, without the back-off; one whose policy is invalid is refused"
     )
@@ -403,6 +406,7 @@ extension SimclusterTests {
             #expect(refused.stderr.contains("must not be 0 for the In operator"), "\(refused.stderr)")
         }
     }
+
     @Test(
         "a CronJob runs a Job at its next scheduled minute, named and annotated for it, and records lastScheduleTime and lastSuccessfulTime; a bad schedule or time zone is refused"
     )
