@@ -4,7 +4,9 @@ import Foundation
 /// robfig/cron): minute, hour, day of month, month, day of week; each `*` or `?`, a value, a
 /// range `a-b`, a step `*/n` or `a-b/n` or `a/n`, or a list of those; months and weekdays also by
 /// their three-letter names; and the descriptors `@yearly`, `@annually`, `@monthly`, `@weekly`,
-/// `@daily`, `@midnight` and `@hourly`. When both the day of month and the day of week are
+/// `@daily`, `@midnight` and `@hourly`, or `@every DURATION` (Go's form, `90s`, `1h30m`: every
+/// that long, in whole seconds and at least one, from the time before). When both the day of
+/// month and the day of week are
 /// restricted, a day matching either runs (cron's rule); when either is `*`, both must match.
 /// Time zones come from the CronJob's `timeZone`, never from the schedule (kube-apiserver refuses
 /// `TZ=` and `CRON_TZ=` there).
@@ -21,6 +23,8 @@ public struct CronSchedule: Sendable, Equatable {
     /// The day-of-month or day-of-week field was `*` or `?`.
     let anyDay: Bool
     let anyWeekday: Bool
+    /// `@every`'s interval in whole seconds; the fields are unused then.
+    let every: Int64?
 
     private static let descriptors = [
         "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0", "@daily": "0 0 * * *",
@@ -34,6 +38,15 @@ public struct CronSchedule: Sendable, Equatable {
         if trimmed.hasPrefix("TZ=") || trimmed.hasPrefix("CRON_TZ=") {
             throw Invalid(description: "cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
         }
+        if trimmed.hasPrefix("@every ") {
+            let duration = String(trimmed.dropFirst("@every ".count)).trimmingCharacters(in: .whitespaces)
+            guard let seconds = Self.goDuration(duration) else { throw Invalid(description: "failed to parse duration @every \(duration)") }
+            // As robfig/cron: whole seconds, at least one.
+            (minutes, hours, days, months, weekdays, anyDay, anyWeekday) = ([], [], [], [], [], true, true)
+            every = max(1, Int64(seconds.rounded(.down)))
+            return
+        }
+        every = nil
         let expanded = trimmed.hasPrefix("@") ? Self.descriptors[trimmed.lowercased()] : trimmed
         guard let expanded else { throw Invalid(description: "unrecognized descriptor: \(trimmed)") }
         let fields = expanded.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -43,6 +56,31 @@ public struct CronSchedule: Sendable, Equatable {
         (days, anyDay) = try Self.field(fields[2], 1...31, names: [], what: "day of month")
         (months, _) = try Self.field(fields[3], 1...12, names: Self.monthNames, what: "month", firstName: 1)
         (weekdays, anyWeekday) = try Self.field(fields[4], 0...6, names: Self.weekdayNames, what: "day of week")
+    }
+
+    /// Seconds in a duration as Go writes one: numbers with an optional fraction, each with a
+    /// unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), an optional sign; nil if it is not one.
+    static func goDuration(_ text: String) -> Double? {
+        var rest = Substring(text)
+        var sign = 1.0
+        if let first = rest.first, first == "-" || first == "+" {
+            sign = first == "-" ? -1 : 1
+            rest = rest.dropFirst()
+        }
+        if rest == "0" { return 0 }
+        guard !rest.isEmpty else { return nil }
+        let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("μs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+        var total = 0.0
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            // The longest unit that fits ("ms" before "m").
+            guard let unit = units.filter({ rest.hasPrefix($0.0) }).max(by: { $0.0.count < $1.0.count }) else { return nil }
+            rest = rest.dropFirst(unit.0.count)
+            total += value * unit.1
+        }
+        return sign * total
     }
 
     /// The values one field names, and whether it was `*` or `?`.
@@ -100,6 +138,7 @@ public struct CronSchedule: Sendable, Equatable {
     /// The first time the schedule names strictly after `date`, in `zone`; nil if none within
     /// five years (a day that never comes, such as 30 February).
     public func next(after date: Date, in zone: TimeZone) -> Date? {
+        if let every { return Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down) + TimeInterval(every)) }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         var time = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
@@ -135,6 +174,12 @@ public struct CronSchedule: Sendable, Equatable {
     /// The latest time the schedule names after `earliest` and no later than `now`, and how many
     /// such times there were (at most `limit` are walked, as the controller gives up counting).
     public func latest(after earliest: Date, upTo now: Date, in zone: TimeZone, limit: Int = 1_000) -> (time: Date, missed: Int)? {
+        if let every {
+            let start = earliest.timeIntervalSince1970.rounded(.down)
+            let count = Int64(((now.timeIntervalSince1970 - start) / TimeInterval(every)).rounded(.down))
+            guard count >= 1 else { return nil }
+            return (Date(timeIntervalSince1970: start + TimeInterval(count * every)), Int(min(count, Int64(limit))))
+        }
         func walk(from start: Date) -> (time: Date?, count: Int) {
             var (found, count, cursor): (Date?, Int, Date) = (nil, 0, start)
             while count < limit, let next = next(after: cursor, in: zone), next <= now {

@@ -34,6 +34,20 @@ struct CronScheduleTests {
         #expect(try Self.next("0 0 30 2 *", after: "2026-12-04T00:00:00Z") == nil, "30 February never comes")
     }
 
+    @Test("@every: the interval in whole seconds from the time before, at least one second; the latest missed run counted, not walked")
+    func every() throws {
+        #expect(try Self.next("@every 90m", after: "2026-12-04T10:15:00Z") == "2026-12-04T11:45:00Z")
+        #expect(try Self.next("@every 1h30m", after: "2026-12-04T10:15:00Z") == "2026-12-04T11:45:00Z")
+        #expect(try Self.next("@every 1.5s", after: "2026-12-04T10:15:00Z") == "2026-12-04T10:15:01Z")
+        #expect(try Self.next("@every 300ms", after: "2026-12-04T10:15:00Z") == "2026-12-04T10:15:01Z", "at least a second")
+        let found = try CronSchedule("@every 10m").latest(
+            after: Self.date("2026-12-04T10:00:00Z"), upTo: Self.date("2026-12-04T10:35:00Z"), in: Self.utc)
+        #expect(found.map { kubernetesTimestamp($0.time) } == "2026-12-04T10:30:00Z" && found?.missed == 3)
+        let year = try CronSchedule("@every 1s").latest(
+            after: Self.date("2025-12-04T10:00:00Z"), upTo: Self.date("2026-12-04T10:35:30Z"), in: Self.utc)
+        #expect(year.map { kubernetesTimestamp($0.time) } == "2026-12-04T10:35:30Z" && year?.missed == 1_000)
+    }
+
     @Test("a time zone shifts the schedule: 09:00 in Tokyo is 00:00 UTC")
     func timeZone() throws {
         let tokyo = try #require(TimeZone(identifier: "Asia/Tokyo"))
@@ -56,7 +70,7 @@ struct CronScheduleTests {
         "schedules kube-apiserver refuses",
         arguments: [
             "", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 7", "*/0 * * * *", "5-1 * * * *", "TZ=UTC * * * * *",
-            "@every 5m", "x * * * *",
+            "@every", "@every 5x", "@every 1h-5m", "x * * * *",
         ])
     func refused(_ schedule: String) {
         #expect(throws: CronSchedule.Invalid.self) { try CronSchedule(schedule) }
