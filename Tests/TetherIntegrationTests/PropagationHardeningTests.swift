@@ -67,7 +67,10 @@ struct PropagationHardeningTests {
                 )
             }
             // Present first: a jsonpath wait on a Cluster its agent has not made yet fails at once.
-            try await hubctl.succeed(["wait", "--for=create", "clusters/stays", "clusters/leaves", "--timeout=30s"], within: .seconds(40))
+            // One name per wait: kubectl 1.32 gives up at once when several are all missing.
+            for name in ["stays", "leaves"] {
+                try await hubctl.succeed(["wait", "--for=create", "clusters/\(name)", "--timeout=30s"], within: .seconds(40))
+            }
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/stays", "clusters/leaves", "--timeout=30s"])
             _ = await agents["leaves"]?.stop()
             _ = await hub.stop()
