@@ -272,6 +272,47 @@ struct FederationStateTests {
         #expect(snapshot.objects.first?["spec"]?["replicas"]?.integerValue == 3)
     }
 
+    @Test("a cluster rebalanced away says so in its status, and a hub started from that status keeps it away and Offline stays Offline")
+    func rebalancedAwaySurvivesRestart() throws {
+        var harness = H()
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [H.deployment("web", replicas: 6)])
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        let outage = try #require(harness.state.members["b"]?.outage)
+        _ = harness.take()
+        harness.send(.timerFired(.rebalance(cluster: "b", outage: outage), at: H.start))
+        let written = harness.take()
+        #expect(written.contains { if case .updateClusterStatus("b", .movedAway(true, _, _)) = $0 { true } else { false } })
+
+        // The status as the writer keeps it, and a new hub that lists it.
+        var status: [String: JSONValue] = [:]
+        ClusterStatus.apply(.phase("Offline", reason: nil, message: "no agent session since then", at: H.start), to: &status)
+        ClusterStatus.apply(.movedAway(true, message: "moved", at: H.start), to: &status)
+        var away = H.cluster("b")
+        away[member: "status"] = .object(status)
+        var restarted = H()
+        restarted.send(.started(storeVersion: 100, revisions: [:], collections: 5, at: H.start))
+        restarted.send(.listed(.clusters, objects: [H.cluster("a"), away], version: 100, first: true, at: H.start))
+        restarted.send(.listed(.propagationPolicies, objects: [], version: 100, first: true, at: H.start))
+        restarted.send(.listed(.overridePolicies, objects: [], version: 100, first: true, at: H.start))
+        restarted.send(.listed(.federated(H.configMaps), objects: [], version: 100, first: true, at: H.start))
+        restarted.send(.listed(.federated(H.deployments), objects: [H.deployment("web", replicas: 6)], version: 100, first: true, at: H.start))
+        #expect(restarted.state.members["b"]?.excluded == true)
+        let settled = restarted.take()
+        #expect(!settled.contains { if case .updateClusterStatus("b", .phase) = $0 { true } else { false } }, "an Offline cluster turned NotReady")
+        #expect(settled.contains { if case .updateClusterStatus("a", .phase("NotReady", _, _, _)) = $0 { true } else { false } })
+        restarted.connect("a")
+        guard case .snapshot(let snapshot)? = restarted.deliverPushes().first(where: { $0.cluster == "a" })?.messages.first else {
+            Issue.record("no snapshot to a")
+            return
+        }
+        #expect(snapshot.objects.first?["spec"]?["replicas"]?.integerValue == 6, "the restarted hub gave the away cluster its share back")
+
+        restarted.connect("b")
+        #expect(restarted.actions.events.contains("federation.rebalanced_back"))
+        #expect(restarted.actions.contains { if case .updateClusterStatus("b", .movedAway(false, _, _)) = $0 { true } else { false } })
+    }
+
     @Test("no revision is sent above a version the store has made durable: a rebalance with no store change waits for the raise")
     func revisionsWaitForDurableVersion() throws {
         var harness = H()

@@ -354,6 +354,55 @@ struct FederationEndToEndTests {
         }
     }
 
+    @Test("a hub that restarts while a member is rebalanced away keeps its replicas where they run until its agent returns")
+    func rebalancedAwayAcrossHubRestart() async throws {
+        try await withFederation { federation in
+            var (hub, port) = try await federation.startHub(heartbeatInterval: 1, extraArguments: ["--rebalance-after", "2"])
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            var kubeconfigs: [String: String] = [:]
+            var agents: [String: ManagedProcess] = [:]
+            func startAgent(_ name: String) throws -> ManagedProcess {
+                try federation.startAgent(
+                    name: "agent-\(name)-\(UUID().uuidString.prefix(4))", bundle: try federation.issueBundle(cluster: name, hubPort: port),
+                    kubeconfig: kubeconfigs[name],
+                    extraArguments: ["--state-dir", federation.root + "/state-\(name)", "--backoff-initial", "0.2", "--backoff-max", "1"]
+                )
+            }
+            for name in ["m1", "m2"] {
+                kubeconfigs[name] = try await federation.startSimcluster(name, nodes: 2, readyAfter: "1s").directory + "/kubeconfig"
+                agents[name] = try startAgent(name)
+            }
+            let m1 = try Kubectl(.modern, kubeconfig: try #require(kubeconfigs["m1"]), home: federation.root + "/home-m1")
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 4"))
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+
+            _ = await agents["m2"]?.stop()
+            try await hubctl.succeed(["wait", "--for=condition=ReplicasMovedAway", "clusters/m2", "--timeout=30s"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=4", "rs/frontend", "--timeout=30s"])
+            let lost = try await hubctl.succeed([
+                "get", "clusters/m2", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
+            ])
+
+            // The hub restarts with m2 still away: m1's agent is told it holds the current state
+            // (it never gets the 2 replicas of a divided-again set), and m2 keeps its outage's time.
+            _ = await hub.stop()
+            (hub, port) = try await federation.startHub(
+                heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)", extraArguments: ["--rebalance-after", "2"])
+            try await hub.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == "m1" }
+            #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.replicas}"]) == "4")
+            let status = try await hubctl.succeed(["get", "clusters/m2", "-o", "jsonpath={.status}"])
+            #expect(status.contains("no agent session since \(lost)"), "\(status)")
+            #expect(
+                try await hubctl.succeed(["get", "clusters/m2", "-o", "jsonpath={.status.conditions[?(@.type==\"ReplicasMovedAway\")].status}"])
+                    == "True")
+
+            // m2's agent returns: the replicas are divided again, and the condition says so.
+            agents["m2"] = try startAgent("m2")
+            try await hubctl.succeed(["wait", "--for=condition=ReplicasMovedAway=false", "clusters/m2", "--timeout=30s"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+        }
+    }
+
     @Test("a Propagation whose object was deleted while the hub was down is collected when it starts again")
     func propagationCollected() async throws {
         try await withFederation { federation in

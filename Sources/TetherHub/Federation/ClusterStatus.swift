@@ -47,7 +47,26 @@ enum ClusterStatus {
                 ? "give the agent a bundle of this federation, or clear its state directory"
                 : "check, then run `tetherctl cluster confirm \(cluster)`"
             setCondition("DesiredStateHeld", true, reason: hold.reason.rawValue, message: hold.message + "; " + next, at: at, in: &status)
+        case .movedAway(let moved, let message, let at):
+            setCondition(movedAwayCondition, moved, reason: moved ? "AgentAway" : "AgentBack", message: message, at: at, in: &status)
         }
+    }
+
+    static let movedAwayCondition = "ReplicasMovedAway"
+
+    /// Whether the Cluster's stored status says its divided replicas run in the other clusters.
+    static func movedAway(_ cluster: JSONValue) -> Bool {
+        condition(movedAwayCondition, of: cluster)?["status"]?.stringValue == "True"
+    }
+
+    /// When the Cluster's stored status says its agent session ended, if it says one has.
+    static func sessionLostAt(_ cluster: JSONValue) -> String? {
+        guard let ready = condition("Ready", of: cluster), ready["status"]?.stringValue == "False" else { return nil }
+        return ready["lastTransitionTime"]?.stringValue
+    }
+
+    private static func condition(_ type: String, of cluster: JSONValue) -> JSONValue? {
+        cluster["status"]?["conditions"]?.arrayElements.first { $0["type"]?.stringValue == type }
     }
 
     /// Sets one condition of a status, keeping the others; its transition time moves only when its status does.

@@ -92,9 +92,12 @@ enum ClusterStatusChange: Sendable {
     case delivery(delivered: Bool, reason: String, message: String, at: Date)
     /// What the agent holds back (`status.hold`, `DesiredStateHeld`).
     case hold(Ack.Hold?, cluster: String, at: Date)
+    /// Whether its share of divided replicas runs elsewhere (`ReplicasMovedAway`): kept in the
+    /// store, so a hub that starts (or takes over) places exactly as the one before it did.
+    case movedAway(Bool, message: String, at: Date)
 
     enum Aspect: Int, Hashable, Sendable, CaseIterable {
-        case phase, agent, certificate, health, delivery, hold
+        case phase, agent, certificate, health, delivery, hold, movedAway
     }
 
     var aspect: Aspect {
@@ -105,6 +108,7 @@ enum ClusterStatusChange: Sendable {
         case .health: .health
         case .delivery: .delivery
         case .hold: .hold
+        case .movedAway: .movedAway
         }
     }
 }

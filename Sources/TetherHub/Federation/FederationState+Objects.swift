@@ -130,6 +130,10 @@ extension FederationState {
             setClusterObject(object, of: name)
             var member = ClusterMember()
             member.terms.confirmedHold = object["spec"]?["confirmedHold"]?.stringValue
+            // A hub that starts (or takes over) places as the last one did: a cluster it had
+            // rebalanced away stays so until its agent returns, instead of taking its replicas
+            // back from the clusters that run them until a new grace period ends.
+            member.excluded = ClusterStatus.movedAway(object)
             members[name] = member
             unrevisioned.insert(name)
             emit(.admit(cluster: name, true))

@@ -21,6 +21,11 @@ extension FederationState {
         if members[cluster]?.excluded == true, unjoining[cluster] == nil {
             members[cluster]?.excluded = false
             log(.info, "cluster is back; placing on it again", ["tether.event": "federation.rebalanced_back", "tether.cluster": cluster])
+            emit(
+                .updateClusterStatus(
+                    cluster: cluster,
+                    .movedAway(false, message: "an agent session is up; the cluster runs its share of divided replicas again", at: now)
+                ))
             // No store change did this: the revision moves by one, not to the store's version (which the
             // hub's own status writes raise), so a restored hub stays below what its agents hold.
             recomputeAll(version: 0, after: cluster)
@@ -59,12 +64,18 @@ extension FederationState {
     }
 
     /// The cluster stayed away past the grace period: its share of divided replicas moves to the others.
-    mutating func rebalanceAway(_ cluster: String) {
+    mutating func rebalanceAway(_ cluster: String, at now: Date) {
         guard members[cluster]?.session == nil, members[cluster]?.excluded == false else { return }
         members[cluster]?.excluded = true
         log(
             .warning, "cluster still unreachable; moving its replicas to the others",
             ["tether.event": "federation.rebalanced_away", "tether.cluster": cluster])
+        emit(
+            .updateClusterStatus(
+                cluster: cluster,
+                .movedAway(
+                    true, message: "no agent session for longer than the rebalance grace; its share of divided replicas runs in the other clusters",
+                    at: now)))
         // No store change did this: the revision moves by one, not to the store's version (which the
         // hub's own status writes raise), so a restored hub stays below what its agents hold.
         recomputeAll(version: 0, after: cluster)

@@ -199,17 +199,18 @@ struct FederationState: Sendable {
         // After a restart nothing is known of any agent until it returns: a cluster whose agent
         // has not come back is NotReady, and its outage runs from now, so a cluster that never
         // comes back is rebalanced away and goes Offline like any other.
-        let since = kubernetesTimestamp(now)
+        let started = kubernetesTimestamp(now)
         for name in members.keys.sorted() where members[name]?.session == nil {
-            emit(
-                .updateClusterStatus(
-                    cluster: name,
-                    .phase(
-                        "NotReady", reason: "WaitingForAgent", message: "the hub started at \(since); waiting for the cluster's agent to connect",
-                        at: now)
-                )
-            )
-            startOutage(name, since: since)
+            // A cluster the stored status already shows without a session keeps the time it
+            // was lost, and an Offline one stays Offline: a restart is not news about it.
+            let lost = clusterObjects[name].flatMap(ClusterStatus.sessionLostAt)
+            if clusterObjects[name]?["status"]?["phase"]?.stringValue != "Offline" {
+                let message =
+                    lost.map { "no agent session since \($0); the hub started again at \(started) and waits for the cluster's agent" }
+                    ?? "the hub started at \(started); waiting for the cluster's agent to connect"
+                emit(.updateClusterStatus(cluster: name, .phase("NotReady", reason: "WaitingForAgent", message: message, at: now)))
+            }
+            startOutage(name, since: lost ?? started)
         }
         for name in members.keys.sorted() { push(name) }
     }
@@ -247,7 +248,7 @@ struct FederationState: Sendable {
         switch timer {
         case .rebalance(let cluster, let outage):
             guard members[cluster]?.outage == outage else { return }
-            rebalanceAway(cluster)
+            rebalanceAway(cluster, at: now)
         case .offline(let cluster, let outage, let since):
             guard members[cluster]?.outage == outage else { return }
             emit(.updateClusterStatus(cluster: cluster, .phase("Offline", reason: nil, message: "no agent session since \(since)", at: now)))
