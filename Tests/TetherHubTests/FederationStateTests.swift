@@ -411,6 +411,22 @@ struct FederationStateTests {
         let revision = try #require(restored.state.members["a"]?.revision)
         restored.connect("a", revision: revision, digest: digest)
         #expect(restored.actions.pushedClusters == ["a"], "revision \(revision) with another digest is not current")
+
+        // A hub killed before it wrote the revision it sent: the next one numbers the same set
+        // higher, and renumbers what the agent holds with an empty delta instead of resending it.
+        var lagging = H()
+        lagging.version = first.version + 5
+        lagging.settle(
+            clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])
+        let higher = try #require(lagging.state.members["a"]?.revision)
+        #expect(higher > pushed.revision)
+        lagging.connect("a", revision: pushed.revision, digest: digest)
+        guard case .delta(let renumbering)? = lagging.deliverPushes().first?.messages.first else {
+            Issue.record("no delta to a")
+            return
+        }
+        #expect(renumbering.fromRevision == pushed.revision && renumbering.toRevision == higher)
+        #expect(renumbering.upserts.isEmpty && renumbering.deletes.isEmpty && renumbering.digest == digest)
     }
 
     @Test("a push that cannot be written is retried after a backoff, never at once")

@@ -122,6 +122,90 @@ struct HubFailoverTests {
         }
     }
 
+    @Test(
+        "SIGKILL of the active hub while a member is rebalanced away: the standby keeps that member's share where it runs (no agent gets a new desired state), its own outage timer rebalances the next member that goes, and shares come back when agents return"
+    )
+    func rebalancingMovesWithTheLock() async throws {
+        let server = try await PostgresServer.shared()
+        let store = server.url(database: try await server.createDatabase("rebalance"))
+        try await withFederation { federation in
+            let common = ["--store", store, "--rebalance-after", "2", "--offline-after", "3600"]
+            let (hubA, portA) = try await federation.startHub(heartbeatInterval: 1, extraArguments: common)
+            try await hubA.waitForEvent("hub.active", within: .seconds(5))
+            let portB = try LoopbackPort.free()
+            let hubB = try federation.launch(
+                name: "hub-b", binary: "tether-hub",
+                arguments: [
+                    "--dir", federation.directory.path, "--agent-listen", "127.0.0.1:\(portB)", "--api-listen", "127.0.0.1:0",
+                    "--heartbeat-interval", "1",
+                ] + common)
+            try await hubB.waitForEvent("hub.standby", within: .seconds(30))
+            let apiB = try #require(try await hubB.waitForEvent("api.ready", within: .seconds(30))["tether.port"])
+            let kubeconfigB = federation.root + "/kubeconfig-b"
+            try federation.directory.writeKubeconfig(server: "https://127.0.0.1:\(apiB)", to: kubeconfigB)
+            let hubctl = try Kubectl(.modern, kubeconfig: kubeconfigB, home: federation.root + "/home-hub-b")
+
+            var kubeconfigs: [String: String] = [:]
+            var agents: [String: ManagedProcess] = [:]
+            func startAgent(_ name: String) throws -> ManagedProcess {
+                try federation.startAgent(
+                    name: "agent-\(name)-\(UUID().uuidString.prefix(4))",
+                    bundle: try federation.directory.issueAgentBundle(
+                        cluster: name, to: federation.root + "/bundles/\(name)", hubAddresses: ["127.0.0.1:\(portA)", "127.0.0.1:\(portB)"]),
+                    kubeconfig: kubeconfigs[name],
+                    extraArguments: ["--state-dir", federation.root + "/state-\(name)", "--backoff-initial", "0.1", "--backoff-max", "0.5"])
+            }
+            var members: [String: Kubectl] = [:]
+            for name in ["m1", "m2", "m3"] {
+                let directory = try await federation.startSimcluster(name, nodes: 1, readyAfter: "1s").directory
+                kubeconfigs[name] = directory + "/kubeconfig"
+                members[name] = try Kubectl(.modern, kubeconfig: directory + "/kubeconfig", home: directory + "/home")
+                agents[name] = try startAgent(name)
+                try await hubA.waitForEvent("federation.cluster_added", within: .seconds(30)) { $0["tether.cluster"] == name }
+            }
+            let m1 = try #require(members["m1"])
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 6"))
+            for member in members.values { try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"]) }
+
+            // m3 goes away; hub A moves its share to m1 and m2.
+            _ = await agents["m3"]?.stop()
+            try await hubctl.succeed(["wait", "--for=condition=ReplicasMovedAway", "clusters/m3", "--timeout=30s"])
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=3", "rs/frontend", "--timeout=30s"])
+
+            // Hub A dies: hub B drives, and m1's and m2's agents hold what it would send them: it
+            // says so, or (when A died before writing their revisions) renumbers it with an empty delta.
+            let marks = agents.mapValues(\.mark)
+            hubA.send(SIGKILL)
+            try await hubB.waitForEvent("hub.active", within: .seconds(30))
+            for name in ["m1", "m2"] {
+                let agent = try #require(agents[name])
+                let outcome = try await withThrowingTaskGroup(of: String.self) { group in
+                    group.addTask {
+                        try await hubB.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == name }.raw
+                    }
+                    group.addTask { try await agent.waitForEvent("applier.desired", after: marks[name] ?? 0, within: .seconds(30)).raw }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? ""
+                }
+                #expect(outcome.contains("federation.resumed") || outcome.contains("\"tether.carried\":\"delta of 0\""), "\(name): \(outcome)")
+                print("hub failover: \(name) after the takeover: \(outcome)")
+            }
+            #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.replicas}"]) == "3")
+
+            // Hub B's own timer: m2 goes away, and m1 runs all six.
+            _ = await agents["m2"]?.stop()
+            try await hubB.waitForEvent("federation.rebalanced_away", within: .seconds(30)) { $0["tether.cluster"] == "m2" }
+            try await m1.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "rs/frontend", "--timeout=30s"])
+
+            // Both return: the six are divided again, and each Cluster says its share is back.
+            agents["m2"] = try startAgent("m2")
+            agents["m3"] = try startAgent("m3")
+            try await hubctl.succeed(["wait", "--for=condition=ReplicasMovedAway=false", "clusters/m2", "clusters/m3", "--timeout=30s"])
+            for member in members.values { try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"]) }
+            #expect(agents.values.allSatisfy { $0.lines.filter { $0.event == "applier.pruned" }.isEmpty }, "an agent pruned during the failover")
+        }
+    }
+
     /// The name in a line `kubectl get -w --output-watch-events` prints for an ADDED event.
     static func added(_ line: String) -> String? {
         let columns = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -201,7 +201,7 @@ struct ApplierState: Sendable {
         snapshotChunks = nil
         accept(
             revision: chunk.revision, digest: chunk.digest, objects: assembling.objects, orphans: chunk.orphans ?? [], terms: chunk.terms,
-            from: welcome
+            from: welcome, carried: "snapshot of \(assembling.objects.count)"
         )
     }
 
@@ -226,7 +226,7 @@ struct ApplierState: Sendable {
         }
         accept(
             revision: delta.toRevision, digest: delta.digest, objects: Array(objects.values), orphans: delta.orphans ?? [], terms: delta.terms,
-            from: welcome
+            from: welcome, carried: "delta of \(delta.upserts.count + delta.deletes.count + (delta.orphans?.count ?? 0))"
         )
     }
 
@@ -242,7 +242,7 @@ struct ApplierState: Sendable {
     /// (``Fencing``), then applies it, all of it or without pruning, or refuses it.
     private mutating func accept(
         revision newRevision: UInt64, digest: String?, objects: [JSONValue], orphans: [ObjectReference], terms: DesiredStateTerms?,
-        from welcome: Welcome?
+        from welcome: Welcome?, carried: String
     ) {
         let incoming = Set(objects.compactMap(\.reference))
         let released = Set(orphans)
@@ -279,7 +279,7 @@ struct ApplierState: Sendable {
         case .apply:
             baseline = decision.baseline
             orphaning.formUnion(orphans)
-            install(revision: newRevision, objects: objects, persist: true)
+            install(revision: newRevision, objects: objects, persist: true, carried: carried)
             // Pruning was held and no longer is: what left the set goes now.
             if wasHeld, !pruneHeld {
                 for reference in Set(inventory.keys).union(unrecorded) where desired[reference] == nil { enqueue(reference) }
@@ -294,7 +294,8 @@ struct ApplierState: Sendable {
         emit(.resync(reason: reason))
     }
 
-    mutating func install(revision newRevision: UInt64, objects: [JSONValue], persist: Bool) {
+    /// `carried` says what the hub sent for it (nil: read back from the state directory).
+    mutating func install(revision newRevision: UInt64, objects: [JSONValue], persist: Bool, carried: String? = nil) {
         var next: [ObjectReference: JSONValue] = [:]
         var malformed: [Ack.ObjectFailure] = []
         var customizations: [String: InterpreterCustomization] = [:]
@@ -350,6 +351,8 @@ struct ApplierState: Sendable {
             [
                 "tether.event": "applier.desired", "tether.revision": "\(newRevision)", "tether.objects": "\(next.count)",
                 "tether.changed": "\(changed.count)", "tether.removed": "\(removed.count)",
+                // What the hub sent for it: a resend of a whole set shows here, not in `changed`.
+                "tether.carried": carried ?? "the state directory",
             ]
         )
         let work = changed.union(removed)

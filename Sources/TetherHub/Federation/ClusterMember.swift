@@ -70,6 +70,13 @@ struct ClusterMember: Sendable {
             announcedDigest = nil
             return .current(revision)
         }
+        // The agent holds this very set under an older number: the hub that sent it died before
+        // its record of the revision was written (it is written a second after it moves). An
+        // empty delta renumbers what the agent holds instead of sending the whole set again.
+        if sent == nil, let announced, announced < revision, let announcedDigest, announcedDigest == digest {
+            sent = announced
+            unsent = [:]
+        }
         announced = nil
         announcedDigest = nil
         guard sent != revision else { return .nothing }
