@@ -11,7 +11,7 @@ struct FuzzCorpusTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fuzz/Corpus")
 
-    @Test("every committed input passes its harness", arguments: ["frame", "json", "protobuf", "patch", "selectors", "yaml", "pem", "cel"])
+    @Test("every committed input passes its harness", arguments: ["frame", "json", "protobuf", "patch", "selectors", "yaml", "pem", "cel", "tls"])
     func replay(target: String) async throws {
         let binaries = try TetherBinaries.locate()
         let directory = Self.corpus.appendingPathComponent(target).path
