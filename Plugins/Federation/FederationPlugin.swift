@@ -15,7 +15,15 @@ public struct FederationPlugin: ResourcePlugin {
     public static let cluster = KindDescriptor(
         group: group, version: "v1alpha1", kind: "Cluster", plural: "clusters", namespaced: false,
         printerColumns: [
-            .text("STATUS") { $0.string(at: "status", "phase") ?? "Unknown" },
+            // As a cordoned Node shows `Ready,SchedulingDisabled`: a cluster whose divided replicas
+            // run elsewhere says so beside its phase.
+            .text("STATUS") { cluster in
+                let phase = cluster.string(at: "status", "phase") ?? "Unknown"
+                let movedAway = (cluster["status"]?["conditions"]?.arrayElements ?? []).contains {
+                    $0["type"]?.stringValue == "ReplicasMovedAway" && $0["status"]?.stringValue == "True"
+                }
+                return movedAway ? phase + ",ReplicasMovedAway" : phase
+            },
             .text("AGENT", priority: 1) { $0.string(at: "status", "agentVersion") ?? "<none>" },
             .text("KUBERNETES", priority: 1) { $0.string(at: "status", "kubernetesVersion") ?? "<none>" },
             .text("NODES", priority: 1) { $0.integer(at: "status", "nodeCount").map(String.init) ?? "<none>" },

@@ -392,6 +392,8 @@ struct FederationEndToEndTests {
             #expect(try await m1.succeed(["get", "rs", "frontend", "-o", "jsonpath={.spec.replicas}"]) == "4")
             let status = try await hubctl.succeed(["get", "clusters/m2", "-o", "jsonpath={.status}"])
             #expect(status.contains("no agent session since \(lost)"), "\(status)")
+            let table = try await hubctl.succeed(["get", "clusters"])
+            #expect(table.split(separator: "\n").contains { $0.hasPrefix("m2 ") && $0.contains("NotReady,ReplicasMovedAway") }, "\(table)")
             #expect(
                 try await hubctl.succeed(["get", "clusters/m2", "-o", "jsonpath={.status.conditions[?(@.type==\"ReplicasMovedAway\")].status}"])
                     == "True")
