@@ -43,7 +43,7 @@ extension ResourceOperation {
         }
         let events = try await store.watch(type, namespace: options.namespace, from: from)
         let framing = WatchFraming(
-            kind: served, table: wantsTable ? TableWriter(kind: kind, now: Date()) : nil,
+            kind: served, table: wantsTable ? try tableWriter() : nil,
             protobuf: !wantsTable && Self.prefersProtobuf(request.headers[.accept] ?? "") && served.protobufNumbers != nil)
         let labels = options.labelSelector
         let fields = options.fieldSelector

@@ -34,23 +34,32 @@ struct ResourceOperation {
         (request.headers[.accept] ?? "").contains("as=Table")
     }
 
+    /// The table writer for this request, rows carrying what `includeObject` asks for.
+    func tableWriter() throws(APIError) -> TableWriter {
+        guard let rowObject = TableWriter.RowObject(parameter: query["includeObject"]) else {
+            throw APIError.badRequest(
+                "includeObject=\(query["includeObject"] ?? ""): not a valid value; use None, Metadata or Object")
+        }
+        let served = self.served
+        return TableWriter(kind: kind, now: Date(), rowObject: rowObject) { served.conversion?.fromStorage($0) ?? $0 }
+    }
+
     // MARK: Reads
 
-    func render(_ object: JSONValue) -> Response {
+    func render(_ object: JSONValue) throws -> Response {
         if wantsTable {
-            return ResourceHandler.json(TableWriter(kind: kind, now: Date()).table([object], resourceVersion: nil))
+            return ResourceHandler.json(try tableWriter().table([object], resourceVersion: nil))
         }
         return respond(object)
     }
 
     func list() async throws -> Response {
         let options = try listOptions()
+        let table = wantsTable ? try tableWriter() : nil
         let page = try await store.list(type, options: options)
         let token = try page.next.map(ContinueToken.init).map { try $0.encoded() }
-        if wantsTable {
-            return ResourceHandler.json(
-                TableWriter(kind: kind, now: Date()).table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token)
-            )
+        if let table {
+            return ResourceHandler.json(table.table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token))
         }
         let items = page.objects.map(shown)
         if Self.prefersProtobuf(request.headers[.accept] ?? ""),

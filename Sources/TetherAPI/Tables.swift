@@ -5,8 +5,28 @@ import TetherPlugin
 
 /// `meta.k8s.io/v1` Table responses: what `kubectl get` prints, computed by the server.
 struct TableWriter {
+    /// What each row carries besides its cells: the `includeObject` query parameter.
+    /// kubectl asks for `Object` to sort (`--sort-by`); the default is `Metadata`.
+    enum RowObject: String, Sendable {
+        case none = "None"
+        case metadata = "Metadata"
+        case object = "Object"
+
+        /// The parameter's value, as kube-apiserver reads it; nil for one it does not know.
+        init?(parameter: String?) {
+            guard let parameter, !parameter.isEmpty else {
+                self = .metadata
+                return
+            }
+            self.init(rawValue: parameter)
+        }
+    }
+
     let kind: KindDescriptor
     let now: Date
+    var rowObject: RowObject = .metadata
+    /// The object as the client reads it (at the version the URL names), for `Object` rows.
+    var shown: @Sendable (JSONValue) -> JSONValue = { $0 }
 
     func table(_ objects: [JSONValue], resourceVersion: String?, continueToken: String? = nil) -> JSONValue {
         var columns: [JSONValue] = [
@@ -32,10 +52,17 @@ struct TableWriter {
         var cells: [JSONValue] = [.string(object.name ?? "")]
         cells += kind.printerColumns.map { $0.cell(object) }
         cells.append(.string(Self.age(of: object, now: now)))
-        let partial: JSONValue = [
-            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": .object(object.metadata),
-        ]
-        return ["cells": .array(cells), "object": partial]
+        switch rowObject {
+        case .none:
+            return ["cells": .array(cells)]
+        case .metadata:
+            let partial: JSONValue = [
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": .object(object.metadata),
+            ]
+            return ["cells": .array(cells), "object": partial]
+        case .object:
+            return ["cells": .array(cells), "object": shown(object)]
+        }
     }
 
     /// Ages as kubectl prints them: `45s`, `12m`, `5h`, `3d`.

@@ -16,6 +16,7 @@ struct APIBadInputTests {
         var body: String
         var code: Int
         var reason: String
+        var accept = "application/json"
         var description: String { name }
     }
 
@@ -77,6 +78,10 @@ struct APIBadInputTests {
             name: "protobuf without Kubernetes' envelope", method: "POST", path: "/api/v1/namespaces/default/configmaps",
             contentType: "application/vnd.kubernetes.protobuf", body: "hello", code: 400, reason: "BadRequest"),
         Case(
+            name: "a table whose rows carry an unknown includeObject", method: "GET",
+            path: "/api/v1/namespaces/default/configmaps?includeObject=Everything", contentType: "application/json", body: "", code: 400,
+            reason: "BadRequest", accept: "application/json;as=Table;v=v1;g=meta.k8s.io"),
+        Case(
             name: "nesting too deep", method: "POST", path: "/api/v1/namespaces/default/configmaps", contentType: "application/json",
             body: String(repeating: "[", count: 500) + String(repeating: "]", count: 500), code: 400, reason: "BadRequest"),
     ]
@@ -94,7 +99,7 @@ struct APIBadInputTests {
                 "PATCH", "/api/v1/namespaces/default/configmaps/existing", contentType: "application/merge-patch+json", body: #"{"data":{"v":"2"}}"#)
             let before = try await client.request("GET", "/api/v1/namespaces/default/configmaps")
 
-            let answer = try await client.request(bad.method, bad.path, contentType: bad.contentType, body: bad.body)
+            let answer = try await client.request(bad.method, bad.path, contentType: bad.contentType, accept: bad.accept, body: bad.body)
             let status = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
             #expect(answer.code == bad.code, "\(answer.body.prefix(300))")
             #expect(status?["kind"] as? String == "Status")
@@ -162,14 +167,16 @@ struct APIClient {
         server = "https://127.0.0.1:\(port)"
     }
 
-    func request(_ method: String, _ path: String, contentType: String = "application/json", body: String? = nil) async throws -> (
+    func request(
+        _ method: String, _ path: String, contentType: String = "application/json", accept: String = "application/json", body: String? = nil
+    ) async throws -> (
         code: Int, body: String
     ) {
         let directory = federation.directory
         let output = federation.root + "/curl-\(UUID().uuidString.prefix(8))"
         var arguments = [
             "--cacert", directory.caCertificatePath, "--cert", directory.adminCertificatePath, "--key", directory.adminKeyPath,
-            "-X", method, "-H", "Content-Type: \(contentType)", "-o", output, "-w", "%{http_code}",
+            "-X", method, "-H", "Content-Type: \(contentType)", "-H", "Accept: \(accept)", "-o", output, "-w", "%{http_code}",
         ]
         if let body {
             let file = output + ".body"

@@ -124,6 +124,18 @@ struct KubectlWorkflowTests {
             let leftover = try await hubctl.succeed(["get", "controllerrevisions", "-o", "name"])
             #expect(leftover.isEmpty, "a deleted workload's revisions go with it: \(leftover)")
 
+            // Sorting by a field outside metadata: kubectl asks for each table row's whole object
+            // (`includeObject=Object`), and sorts the table by it.
+            try await hubctl.succeed(["create", "configmap", "sort-a", "--from-literal=k=2"])
+            try await hubctl.succeed(["create", "configmap", "sort-b", "--from-literal=k=1"])
+            try await hubctl.succeed(["label", "configmaps", "sort-a", "sort-b", "sorted=yes"])
+            let byData = try await hubctl.succeed(["get", "configmaps", "-l", "sorted=yes", "--sort-by=.data.k", "--no-headers"])
+            let order: [String] = byData.split(separator: "\n").map { line in String(line.prefix { $0 != " " }) }
+            #expect(order == ["sort-b", "sort-a"], "\(byData)")
+            let events = try await hubctl.succeed(["get", "events", "-o", "name"]).split(separator: "\n").count
+            let byTime = try await hubctl.succeed(["get", "events", "--sort-by=.lastTimestamp", "--no-headers"])
+            #expect(events > 0 && byTime.split(separator: "\n").count == events, "\(events) events; sorted by time:\n\(byTime)")
+
             // A watch that prints its event types sees the change it is waiting for.
             let watcher = try federation.launch(
                 name: "watch", executable: hubctl.executable,
