@@ -227,14 +227,25 @@ public struct PolicyPlugin: ResourcePlugin {
     /// What a member's disruption controller counted for a PodDisruptionBudget.
     static let budgetCounts = ["currentHealthy", "desiredHealthy", "expectedPods", "disruptionsAllowed"]
 
+    /// What a member's autoscaler counted for a HorizontalPodAutoscaler.
+    static let autoscalerCounts = ["currentReplicas", "desiredReplicas"]
+
     public func summary(of live: JSONValue) -> [String: JSONValue] {
-        live.kind == "PodDisruptionBudget" ? StatusSummary.counts(Self.budgetCounts, of: live) : [:]
+        switch live.kind {
+        case "PodDisruptionBudget": StatusSummary.counts(Self.budgetCounts, of: live)
+        case "HorizontalPodAutoscaler": StatusSummary.counts(Self.autoscalerCounts, of: live)
+        default: [:]
+        }
     }
 
     /// A federated PodDisruptionBudget's status: each member's counts summed (`kubectl get pdb`
     /// at the hub shows the disruptions allowed in all of them), and `DisruptionAllowed` saying
-    /// which members allow none, since a disruption is always taken in one member.
+    /// which members allow none, since a disruption is always taken in one member. A
+    /// HorizontalPodAutoscaler's: each member's current and desired replicas summed.
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        if object.kind == "HorizontalPodAutoscaler", !members.isEmpty {
+            return .object(StatusSummary.sums(Self.autoscalerCounts, of: members))
+        }
         guard object.kind == "PodDisruptionBudget", !members.isEmpty else { return nil }
         var status = StatusSummary.sums(Self.budgetCounts, of: members)
         let blocked = members.filter { ($0.summary["disruptionsAllowed"]?.integerValue ?? 0) <= 0 }.map(\.cluster).sorted()

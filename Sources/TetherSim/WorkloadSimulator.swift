@@ -49,6 +49,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let endpoints: EndpointsController
     let events: EventRecorder
     let cronJobs: CronJobController
+    private let autoscalers: AutoscalerController
     private let disruptions: DisruptionController
     let nodes: NodeAvailability
     /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
@@ -68,11 +69,12 @@ public final class WorkloadSimulator: Service, Sendable {
         self.endpoints = EndpointsController(store: store, logger: logger)
         self.disruptions = DisruptionController(store: store, logger: logger)
         self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
+        self.autoscalers = AutoscalerController(store: store, events: events, logger: logger)
     }
 
     static let simulated = [
         "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
-        "poddisruptionbudgets",
+        "poddisruptionbudgets", "horizontalpodautoscalers",
     ]
 
     public func run() async throws {
@@ -146,10 +148,13 @@ public final class WorkloadSimulator: Service, Sendable {
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
             if key.type == CronJobController.cronJobs { await cronJobs.cronJobDeleted(namespace: key.namespace, name: key.name) }
+            if key.type == AutoscalerController.autoscalers { autoscalers.autoscalerDeleted(namespace: key.namespace, name: key.name) }
+            queueAutoscalers(of: key)
             if key.type == Nodes.type { _ = await nodeChanged(name: key.name, object: nil) }
             if key.type == PodController.pods { _ = unscheduled.withLock { $0.removeValue(forKey: key) } }
             return nil
         }
+        queueAutoscalers(of: key)
         let elapsed = progress(of: key, uid: object.uid, generation: object.generation ?? 1)
         let failing = object.annotations[Self.failAnnotation] == "true"
         var plan = StatusPlan(object: object, elapsed: elapsed, readyAfter: settings.readyAfter, failing: failing)
@@ -203,6 +208,9 @@ public final class WorkloadSimulator: Service, Sendable {
         case "cronjobs":
             guard let counted = await cronJobs.sync(object) else { return nil }
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
+        case "horizontalpodautoscalers":
+            guard let counted = await autoscalers.sync(object) else { return nil }
+            plan.counted(counted, lookAgainAfter: nil)
         case "poddisruptionbudgets":
             let counted = await disruptions.status(of: object)
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
@@ -245,6 +253,14 @@ public final class WorkloadSimulator: Service, Sendable {
             }
         }
         return plan.lookAgainAfter
+    }
+
+    /// The autoscalers whose target is the object at `key` look at it again.
+    private func queueAutoscalers(of key: ObjectKey) {
+        guard AutoscalerController.scalable.values.contains(key.type) else { return }
+        for name in autoscalers.autoscalers(targeting: key) {
+            queue.add(ObjectKey(type: AutoscalerController.autoscalers, namespace: key.namespace, name: name))
+        }
     }
 
     /// A Pod changed: the Services and disruption budgets selecting it count again, and its

@@ -154,8 +154,13 @@ extension ApplierState {
             enqueue(reference)
             return .done
         }
-        // The kind's Retain keeps what the member owns (an autoscaler's replicas) in what is written.
-        let want = current.map { registry.plugin(for: want).retain(desired: want, observed: $0) } ?? want
+        // The kind's Retain keeps what the member owns in what is written.
+        var want = current.map { registry.plugin(for: want).retain(desired: want, observed: $0) } ?? want
+        // So do workloads a federated autoscaler scales: each member's autoscaler sets their
+        // replicas between its bounds, and writing the hub's share back would undo every scaling.
+        if autoscaled.contains(reference), let replicas = current?.value(at: "spec", "replicas") {
+            want.set(replicas, at: ["spec", "replicas"])
+        }
         // Skipped when the member already holds every desired field, unless a field applied
         // before is no longer desired: only an apply removes it (server-side apply drops what
         // the agent no longer sends), as `rollout resume` drops `spec.paused`.

@@ -63,6 +63,9 @@ struct ApplierState: Sendable {
     // Desired state.
     var revision: UInt64?
     var desired: [ObjectReference: JSONValue] = [:]
+    /// The workloads a HorizontalPodAutoscaler of the desired set scales: the member's
+    /// autoscaler owns their replicas, which the applier keeps as it finds them.
+    var autoscaled: Set<ObjectReference> = []
     /// The hub state trusted for desired state, and what the agent holds back from now.
     var baseline = FencingBaseline()
     var hold: Ack.Hold?
@@ -335,6 +338,8 @@ struct ApplierState: Sendable {
         unrecorded.formUnion(next.keys)
         unrecorded.subtract(persistedInventory)
         desired = next
+        let scaledBefore = autoscaled
+        autoscaled = Self.autoscalerTargets(in: next)
         revision = newRevision
         if persist {
             emit(
@@ -355,7 +360,8 @@ struct ApplierState: Sendable {
                 "tether.carried": carried ?? "the state directory",
             ]
         )
-        let work = changed.union(removed)
+        // A workload an autoscaler took up or let go is applied again: its replicas change hands.
+        let work = changed.union(removed).union(scaledBefore.symmetricDifference(autoscaled).filter { next[$0] != nil })
         ackPending = (newRevision, work, malformed)
         if work.isEmpty { finishAck() }
         for reference in work {
@@ -364,6 +370,19 @@ struct ApplierState: Sendable {
             enqueue(reference)
         }
         emit(.watch(Set(next.keys.map { "\($0.apiVersion)/\($0.kind)" })))
+    }
+
+    /// What the HorizontalPodAutoscalers among `objects` scale (their `scaleTargetRef`s).
+    static func autoscalerTargets(in objects: [ObjectReference: JSONValue]) -> Set<ObjectReference> {
+        var targets: Set<ObjectReference> = []
+        for (reference, object) in objects where reference.kind == "HorizontalPodAutoscaler" {
+            guard let target = object.value(at: "spec", "scaleTargetRef"), let kind = target["kind"]?.stringValue,
+                let name = target["name"]?.stringValue
+            else { continue }
+            targets.insert(
+                ObjectReference(apiVersion: target["apiVersion"]?.stringValue ?? "apps/v1", kind: kind, namespace: reference.namespace, name: name))
+        }
+        return targets
     }
 
     /// A customization compiled, or the one compiled before if the object is unchanged.
