@@ -446,6 +446,36 @@ struct FederationEndToEndTests {
         }
     }
 
+    @Test("a Job made by hand from a federated CronJob (`kubectl create job --from=cronjob/...`) runs in the members and completes at the hub")
+    func jobFromCronJob() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let member = try await federation.startMember("m1", hub: hub, hubPort: port).kubectl
+            let cronJob = """
+                apiVersion: batch/v1
+                kind: CronJob
+                metadata: {name: nightly}
+                spec:
+                  schedule: "0 3 * * *"
+                  jobTemplate:
+                    spec:
+                      template:
+                        spec:
+                          restartPolicy: OnFailure
+                          containers: [{name: report, image: "busybox:1.36"}]
+                """
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: cronJob)
+            try await member.succeed(["wait", "--for=create", "cronjob/nightly", "--timeout=30s"], within: .seconds(40))
+            try await hubctl.succeed(["create", "job", "now", "--from=cronjob/nightly"])
+            try await member.succeed(["wait", "--for=condition=Complete", "job/now", "--timeout=30s"], within: .seconds(40))
+            try await hubctl.succeed(["wait", "--for=condition=Complete", "job/now", "--timeout=30s"], within: .seconds(40))
+            #expect(try await hubctl.succeed(["get", "job", "now", "-o", "jsonpath={.status.succeeded}"]) == "1")
+            try await hubctl.succeed(["delete", "job", "now"])
+            try await member.succeed(["wait", "--for=delete", "job/now", "--timeout=30s"], within: .seconds(40))
+        }
+    }
+
     @Test("a Propagation whose object was deleted while the hub was down is collected when it starts again")
     func propagationCollected() async throws {
         try await withFederation { federation in

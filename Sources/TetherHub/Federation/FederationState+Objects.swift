@@ -245,8 +245,15 @@ extension ObjectReference {
 }
 
 extension JSONValue {
-    /// Whether a controller owns the object (an ownerReference with `controller: true`).
+    /// Whether a controller that runs in every member owns the object (an ownerReference with
+    /// `controller: true`): each member's controller makes its own, so the hub's is not sent.
+    /// A Job a CronJob controls is the exception: no CronJob controller runs at the hub, so
+    /// such a Job was made by hand (`kubectl create job --from=cronjob/NAME`) and is federated
+    /// like any Job, its owner left behind as every copy's is.
     var isControlled: Bool {
-        metadata["ownerReferences"]?.arrayElements.contains { $0["controller"] == .bool(true) } == true
+        guard let controller = metadata["ownerReferences"]?.arrayElements.first(where: { $0["controller"] == .bool(true) }) else {
+            return false
+        }
+        return !(kind == "Job" && controller["kind"]?.stringValue == "CronJob")
     }
 }
