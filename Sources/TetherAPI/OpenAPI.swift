@@ -13,6 +13,9 @@ import TetherPlugin
 ///   kubectl 1.27+ to leave validation to the server (`fieldValidation=Strict`), and whose
 ///   schemas `kubectl explain` reads.
 /// The documents of one generation of a ``KindCatalog``: built on first use after it changes.
+/// A field's path from the object's root (`spec.placement`), by which its description is found.
+private func fieldPath(_ name: String, in path: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
 final class OpenAPICache: Sendable {
     private let current = Mutex<(generation: UInt64, documents: OpenAPIDocuments)?>(nil)
 
@@ -38,7 +41,7 @@ struct OpenAPIDocuments: Sendable {
         let info: JSONValue = ["title": "Tether", "version": .string(serverVersion)]
 
         var v2Definitions: [String: JSONValue] = [:]
-        for (name, kind) in definitions { v2Definitions[name] = Self.v2Schema(kind.schema, kind: kind) }
+        for (name, kind) in definitions { v2Definitions[name] = Self.v2Schema(kind.schema, kind: kind, described: kind.fieldDescriptions) }
         let patchPaths = definitions.map { (path: Self.objectPath(of: $0.kind), kind: $0.kind) }
         var v2Paths: [String: JSONValue] = [:]
         for (path, kind) in patchPaths {
@@ -105,7 +108,9 @@ struct OpenAPIDocuments: Sendable {
 
     // MARK: Version 2 (JSON)
 
-    private static func v2Schema(_ schema: FieldSchema, kind: KindDescriptor? = nil) -> JSONValue {
+    private static func v2Schema(
+        _ schema: FieldSchema, kind: KindDescriptor? = nil, described descriptions: [String: String] = [:], at path: String = ""
+    ) -> JSONValue {
         var result: [String: JSONValue]
         switch schema.jsonShape {
         case .string: result = ["type": "string"]
@@ -113,9 +118,16 @@ struct OpenAPIDocuments: Sendable {
         case .number: result = ["type": "number", "format": "double"]
         case .boolean: result = ["type": "boolean"]
         case .intOrString: result = ["type": "string", "format": "int-or-string"]
-        case .object(let fields): result = ["type": "object", "properties": .object(fields.mapValues { v2Schema($0) })]
-        case .map(let element): result = ["type": "object", "additionalProperties": v2Schema(element)]
-        case .array(let element): result = ["type": "array", "items": v2Schema(element)]
+        case .object(let fields):
+            var properties: [String: JSONValue] = [:]
+            for (name, field) in fields {
+                var property = v2Schema(field, described: descriptions, at: fieldPath(name, in: path))
+                if let text = descriptions[fieldPath(name, in: path)] { property[member: "description"] = .string(text) }
+                properties[name] = property
+            }
+            result = ["type": "object", "properties": .object(properties)]
+        case .map(let element): result = ["type": "object", "additionalProperties": v2Schema(element, described: descriptions, at: path)]
+        case .array(let element): result = ["type": "array", "items": v2Schema(element, described: descriptions, at: path)]
         case .free: result = ["x-kubernetes-preserve-unknown-fields": true]
         case .message, .time, .microTime, .quantity, .keyedList, .bytes, .rawJSON: result = [:]  // never a JSON shape
         }
@@ -132,8 +144,8 @@ struct OpenAPIDocuments: Sendable {
 
     // MARK: Version 3
 
-    private static func v3Schema(_ schema: FieldSchema) -> JSONValue {
-        var result = v3Shape(schema)
+    private static func v3Schema(_ schema: FieldSchema, described descriptions: [String: String] = [:], at path: String = "") -> JSONValue {
+        var result = v3Shape(schema, described: descriptions, at: path)
         if case .keyedList(_, let key) = schema {
             result[member: "x-kubernetes-patch-merge-key"] = .string(key)
             result[member: "x-kubernetes-patch-strategy"] = "merge"
@@ -141,16 +153,26 @@ struct OpenAPIDocuments: Sendable {
         return result
     }
 
-    private static func v3Shape(_ schema: FieldSchema) -> JSONValue {
+    private static func v3Shape(_ schema: FieldSchema, described descriptions: [String: String], at path: String) -> JSONValue {
         switch schema.jsonShape {
         case .string: ["type": "string"]
         case .integer: ["type": "integer", "format": "int64"]
         case .number: ["type": "number", "format": "double"]
         case .boolean: ["type": "boolean"]
         case .intOrString: ["x-kubernetes-int-or-string": true, "anyOf": [["type": "integer"], ["type": "string"]]]
-        case .object(let fields): ["type": "object", "properties": .object(fields.mapValues(v3Schema))]
-        case .map(let element): ["type": "object", "additionalProperties": v3Schema(element)]
-        case .array(let element): ["type": "array", "items": v3Schema(element)]
+        case .object(let fields):
+            [
+                "type": "object",
+                "properties": .object(
+                    Dictionary(
+                        uniqueKeysWithValues: fields.map { name, field in
+                            var property = v3Schema(field, described: descriptions, at: fieldPath(name, in: path))
+                            if let text = descriptions[fieldPath(name, in: path)] { property[member: "description"] = .string(text) }
+                            return (name, property)
+                        })),
+            ]
+        case .map(let element): ["type": "object", "additionalProperties": v3Schema(element, described: descriptions, at: path)]
+        case .array(let element): ["type": "array", "items": v3Schema(element, described: descriptions, at: path)]
         case .free: ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
         case .message, .time, .microTime, .quantity, .keyedList, .bytes, .rawJSON: [:]  // never a JSON shape
         }
@@ -160,7 +182,7 @@ struct OpenAPIDocuments: Sendable {
         var schemas: [String: JSONValue] = [:]
         var paths: [String: JSONValue] = [:]
         for (name, kind) in kinds {
-            var schema = v3Schema(kind.schema)
+            var schema = v3Schema(kind.schema, described: kind.fieldDescriptions)
             schema[member: "x-kubernetes-group-version-kind"] = [groupVersionKind(kind)]
             if !kind.summary.isEmpty { schema[member: "description"] = .string(kind.summary) }
             schemas[name] = schema
@@ -217,7 +239,7 @@ enum OpenAPIv2Protobuf {
         for (name, schema, kind) in definitions {
             var named = ProtobufWriter()
             named.string(1, name)
-            named.message(2, self.schema(schema, kind: kind))
+            named.message(2, self.schema(schema, kind: kind, described: kind.fieldDescriptions))
             all.message(1, named)  // Definitions.additional_properties
         }
         document.message(9, all)  // definitions
@@ -271,8 +293,12 @@ enum OpenAPIv2Protobuf {
 
     /// `openapi.v2.Schema`: description 4, additional_properties 21, type 22, items 23,
     /// properties 25, format 2, vendor_extension 31.
-    private static func schema(_ schema: FieldSchema, kind: KindDescriptor? = nil) -> ProtobufWriter {
+    private static func schema(
+        _ schema: FieldSchema, kind: KindDescriptor? = nil, description: String? = nil, described descriptions: [String: String] = [:],
+        at path: String = ""
+    ) -> ProtobufWriter {
         var message = ProtobufWriter()
+        if let description { message.string(4, description) }
         func type(_ name: String) {
             var item = ProtobufWriter()
             item.string(1, name)
@@ -296,19 +322,20 @@ enum OpenAPIv2Protobuf {
             for (name, field) in fields.sorted(by: { $0.key < $1.key }) {
                 var named = ProtobufWriter()
                 named.string(1, name)
-                named.message(2, self.schema(field))
+                let fieldPath = fieldPath(name, in: path)
+                named.message(2, self.schema(field, description: descriptions[fieldPath], described: descriptions, at: fieldPath))
                 properties.message(1, named)
             }
             message.message(25, properties)
         case .map(let element):
             type("object")
             var additional = ProtobufWriter()
-            additional.message(1, self.schema(element))
+            additional.message(1, self.schema(element, described: descriptions, at: path))
             message.message(21, additional)
         case .array(let element):
             type("array")
             var items = ProtobufWriter()
-            items.message(1, self.schema(element))
+            items.message(1, self.schema(element, described: descriptions, at: path))
             message.message(23, items)
         case .free:
             message.message(31, extensionEntry("x-kubernetes-preserve-unknown-fields", yaml: "true\n"))

@@ -215,7 +215,22 @@ public struct CustomResourceDefinition: Sendable {
         )
         descriptor.singular = singular
         descriptor.definition = name
+        descriptor.fieldDescriptions = Self.descriptions(in: schema)
         return descriptor
+    }
+
+    /// The `description` of every field of `schema` that has one, by path (`spec.cronSpec`).
+    static func descriptions(in schema: StructuralSchema, at path: String = "") -> [String: String] {
+        var found: [String: String] = [:]
+        for (name, field) in schema.properties where !(path.isEmpty && ["apiVersion", "kind", "metadata"].contains(name)) {
+            let fieldPath = path.isEmpty ? name : "\(path).\(name)"
+            if let text = field.description { found[fieldPath] = text }
+            found.merge(descriptions(in: field, at: fieldPath)) { first, _ in first }
+        }
+        for element in [schema.items, schema.additionalProperties].compactMap({ $0 }) {
+            found.merge(descriptions(in: element, at: path)) { first, _ in first }
+        }
+        return found
     }
 
     /// The kind at each version served besides the storage version: its own schema, the same
@@ -237,7 +252,9 @@ public struct CustomResourceDefinition: Sendable {
                     try renaming.toStorage(CustomResourcePlugin.checked(object, against: schema, kind: kind, version: version.name))
                 },
                 fromStorage: renaming.fromStorage)
-            return storage.alsoServed(as: version.name, fields: fields, conversion: conversion)
+            var served = storage.alsoServed(as: version.name, fields: fields, conversion: conversion)
+            served.fieldDescriptions = Self.descriptions(in: schema)
+            return served
         }
     }
 

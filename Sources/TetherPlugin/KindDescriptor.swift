@@ -62,6 +62,9 @@ public struct KindDescriptor: Sendable {
     /// For a version served besides the storage version (``alsoServed(as:fields:protobufNumbers:summary:conversion:)``):
     /// how its objects map to the stored ones. Nil for the storage version itself.
     public var conversion: VersionConversion?
+    /// What each field means, for OpenAPI and `kubectl explain`, by its path from the object's
+    /// root (`spec.placement.clusterNames`; an array's or a map's members continue its path).
+    public var fieldDescriptions: [String: String] = [:]
 
     public init(
         group: String,
@@ -101,6 +104,13 @@ public struct KindDescriptor: Sendable {
     /// The whole object's schema: `apiVersion`, `kind`, `metadata` and the kind's fields.
     public var schema: FieldSchema {
         .resource(fields ?? ["spec": .free, "status": .free])
+    }
+
+    /// The kind with `descriptions` of its fields (by path from the object's root) added.
+    public func describing(_ descriptions: [String: String]) -> KindDescriptor {
+        var described = self
+        described.fieldDescriptions.merge(descriptions) { $1 }
+        return described
     }
 
     /// `apps/v1`, or `v1` for the core group.

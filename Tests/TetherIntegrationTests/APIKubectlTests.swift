@@ -278,6 +278,9 @@ struct APIKubectlTests {
             }
             #expect(try await kubectl.run(["-n", "shop", "get", "rs", "api"]).status != 0, "nothing was stored")
 
+            // Tether's own kinds say what each field means (OpenAPI v2 in protobuf for kubectl 1.20, v3 after).
+            let described = try await kubectl.succeed(["explain", "propagationpolicies.spec.replicaScheduling"])
+            #expect(described.contains("Divided (the default)") && described.contains("by cluster name (1 when absent)"), "\(described)")
             if flavor.minor >= 27 {
                 // `explain` reads the OpenAPI v3 schemas; discovery is aggregated: /api and /apis only.
                 let explained = try await kubectl.succeed(["explain", "propagationpolicies.spec.replicaScheduling"])

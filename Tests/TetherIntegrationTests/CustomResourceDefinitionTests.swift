@@ -38,7 +38,7 @@ struct CustomResourceDefinitionTests {
                     type: object
                     required: [cronSpec, image]
                     properties:
-                      cronSpec: {type: string, pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'}
+                      cronSpec: {type: string, description: "When the job runs, in cron's five fields.", pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'}
                       image: {type: string, minLength: 1}
                       replicas: {type: integer, minimum: 1, maximum: 10, default: 1}
                       configName: {type: string}
@@ -80,6 +80,8 @@ struct CustomResourceDefinitionTests {
             #expect(resources.contains("crontabs") && resources.contains("ct") && resources.contains("CronTab"), "\(resources)")
             let explained = try await hubctl.succeed(["explain", "crontab.spec"])
             #expect(explained.contains("cronSpec") && explained.contains("replicas"), "\(explained)")
+            // The schema's descriptions are the fields' in `explain`.
+            #expect(explained.contains("When the job runs, in cron's five fields."), "\(explained)")
 
             // Printer columns, defaults applied on write, short names and categories.
             let table = try await hubctl.succeed(["get", "ct"])
