@@ -18,6 +18,7 @@ public struct NetworkingPlugin: ResourcePlugin {
             .text("CLUSTER-IP") { $0.string(at: "spec", "clusterIP") ?? "<none>" },
             .text("EXTERNAL-IP") { serviceExternalIP($0) },
             .text("PORT(S)") { servicePorts($0) },
+            .text("SELECTOR", priority: 1) { LabelSelectorText.labels($0.value(at: "spec", "selector")) },
         ],
         fields: [
             "spec": .numbered(

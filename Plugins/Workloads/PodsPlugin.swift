@@ -31,6 +31,14 @@ public struct PodsPlugin: ResourcePlugin {
             },
             .text("IP", priority: 1) { $0.string(at: "status", "podIP") ?? "<none>" },
             .text("NODE", priority: 1) { $0.string(at: "spec", "nodeName") ?? "<none>" },
+            .text("NOMINATED NODE", priority: 1) { $0.string(at: "status", "nominatedNodeName") ?? "<none>" },
+            .text("READINESS GATES", priority: 1) { pod in
+                // `1/2`: the gates whose condition is True, of those the Pod names.
+                let gates = (pod.value(at: "spec", "readinessGates")?.arrayElements ?? []).compactMap { $0["conditionType"]?.stringValue }
+                guard !gates.isEmpty else { return "<none>" }
+                let conditions = Conditions(pod)
+                return "\(gates.filter { conditions.has($0, "True") }.count)/\(gates.count)"
+            },
         ],
         selectableFields: [
             "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase",

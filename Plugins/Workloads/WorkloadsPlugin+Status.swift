@@ -21,13 +21,26 @@ extension WorkloadsPlugin {
     }
 
     public func summary(of live: JSONValue) -> [String: JSONValue] {
-        StatusSummary.counts(Self.summaryFields(live.kind), of: live)
+        var summary = StatusSummary.counts(Self.summaryFields(live.kind), of: live)
+        if live.kind == "Job" {
+            for field in ["startTime", "completionTime"] { summary[field] = live.value(at: "status", field) }
+        }
+        return summary
     }
 
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
         var status = StatusSummary.sums(Self.summaryFields(object.kind), of: members)
         let conditions = Self.federatedConditions(of: object, members: members, sums: status)
         if !conditions.isEmpty { status["conditions"] = .array(conditions.map { Self.keepingTransitionTime($0, from: object) }) }
+        if object.kind == "Job" {
+            // It started when the first member's started, and completed when the last member's did.
+            let started = members.compactMap { $0.summary["startTime"]?.stringValue }
+            if let first = started.min() { status["startTime"] = .string(first) }
+            let complete = conditions.contains { $0["type"] == "Complete" && $0["status"] == "True" }
+            if complete, let last = members.compactMap({ $0.summary["completionTime"]?.stringValue }).max() {
+                status["completionTime"] = .string(last)
+            }
+        }
         return .object(status)
     }
 

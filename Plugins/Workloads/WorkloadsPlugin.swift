@@ -27,7 +27,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" },
             .count("UP-TO-DATE") { $0.integer(at: "status", "updatedReplicas") ?? 0 },
             .count("AVAILABLE") { $0.integer(at: "status", "availableReplicas") ?? 0 },
-        ],
+        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [PrinterColumn.selector(at: ["spec", "selector"])],
         hasScale: true,
         fields: [
             "spec": .numbered(
@@ -53,7 +53,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("DESIRED") { desiredReplicas($0) },
             .count("CURRENT") { $0.integer(at: "status", "replicas") ?? 0 },
             .count("READY") { $0.integer(at: "status", "readyReplicas") ?? 0 },
-        ],
+        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [PrinterColumn.selector(at: ["spec", "selector"])],
         hasScale: true,
         fields: [
             "spec": .numbered(
@@ -68,7 +68,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
     public static let statefulSet = KindDescriptor(
         group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, shortNames: ["sts"],
         categories: ["all"],
-        printerColumns: [.text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" }],
+        printerColumns: [.text("READY") { "\($0.integer(at: "status", "readyReplicas") ?? 0)/\(desiredReplicas($0))" }]
+            + PrinterColumn.podTemplate(at: ["spec", "template"]),
         hasScale: true,
         fields: [
             "spec": .numbered(
@@ -104,7 +105,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .count("READY") { $0.integer(at: "status", "numberReady") ?? 0 },
             .count("UP-TO-DATE") { $0.integer(at: "status", "updatedNumberScheduled") ?? 0 },
             .count("AVAILABLE") { $0.integer(at: "status", "numberAvailable") ?? 0 },
-        ],
+            .text("NODE SELECTOR") { LabelSelectorText.labels($0.value(at: "spec", "template", "spec", "nodeSelector")) },
+        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [PrinterColumn.selector(at: ["spec", "selector"])],
         fields: [
             "spec": .numbered(
                 .field(1, "selector", .labelSelector), .field(2, "template", .podTemplate),
@@ -127,8 +129,10 @@ public struct WorkloadsPlugin: ResourcePlugin {
     public static let job = KindDescriptor(
         group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true, categories: ["all"],
         printerColumns: [
-            .text("COMPLETIONS") { "\($0.integer(at: "status", "succeeded") ?? 0)/\($0.integer(at: "spec", "completions") ?? 1)" }
-        ],
+            .text("STATUS") { jobStatus($0) },
+            .text("COMPLETIONS") { jobCompletions($0) },
+            .text("DURATION") { jobDuration($0, now: Date()) },
+        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [PrinterColumn.selector(at: ["spec", "selector"])],
         fields: [
             "spec": .jobSpec,
             "status": jobStatus,
@@ -145,7 +149,8 @@ public struct WorkloadsPlugin: ResourcePlugin {
             .text("SUSPEND") { $0.value(at: "spec", "suspend") == .bool(true) ? "True" : "False" },
             .count("ACTIVE") { Int64($0.value(at: "status", "active")?.arrayElements.count ?? 0) },
             .age("LAST SCHEDULE") { $0.string(at: "status", "lastScheduleTime") },
-        ],
+        ] + PrinterColumn.podTemplate(at: ["spec", "jobTemplate", "spec", "template"])
+            + [PrinterColumn.selector(at: ["spec", "jobTemplate", "spec", "selector"])],
         fields: [
             "spec": .numbered(
                 .field(1, "schedule", .string), .field(8, "timeZone", .string, optional: true),
@@ -196,6 +201,34 @@ public struct WorkloadsPlugin: ResourcePlugin {
 
     /// `spec.replicas`, which Kubernetes defaults to 1.
     static func desiredReplicas(_ object: JSONValue) -> Int64 { object.integer(at: "spec", "replicas") ?? 1 }
+
+    /// A Job's STATUS as kubectl 1.32 prints it: its first finishing condition, else Running.
+    static func jobStatus(_ job: JSONValue) -> String {
+        let conditions = (job.value(at: "status", "conditions")?.arrayElements ?? []).filter { $0["status"] == "True" }.compactMap {
+            $0["type"]?.stringValue
+        }
+        if conditions.contains("Complete") { return "Complete" }
+        if conditions.contains("Failed") { return "Failed" }
+        if job.deletionTimestamp != nil { return "Terminating" }
+        for type in ["Suspended", "FailureTarget", "SuccessCriteriaMet"] where conditions.contains(type) { return type }
+        return "Running"
+    }
+
+    /// `2/3`; without `completions`, `1/1`, or `0/1 of 4` when several run in parallel.
+    static func jobCompletions(_ job: JSONValue) -> String {
+        let succeeded = job.integer(at: "status", "succeeded") ?? 0
+        if let completions = job.integer(at: "spec", "completions") { return "\(succeeded)/\(completions)" }
+        if let parallelism = job.integer(at: "spec", "parallelism"), parallelism > 1 { return "\(succeeded)/1 of \(parallelism)" }
+        return "\(succeeded)/1"
+    }
+
+    /// From `startTime` to `completionTime`, or to now while it runs; empty before it starts.
+    static func jobDuration(_ job: JSONValue, now: Date) -> String {
+        guard let start = job.string(at: "status", "startTime").flatMap(kubernetesTimeParts) else { return "" }
+        let end =
+            job.string(at: "status", "completionTime").flatMap(kubernetesTimeParts).map { TimeInterval($0.seconds) } ?? now.timeIntervalSince1970
+        return ObjectAge.human(seconds: Int(end) - Int(start.seconds))
+    }
 
     /// Deployments, ReplicaSets and StatefulSets are divided by `spec.replicas`. DaemonSets run
     /// one per node and Jobs count completions, so neither is divided.

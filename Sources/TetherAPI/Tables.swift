@@ -32,13 +32,14 @@ struct TableWriter {
         var columns: [JSONValue] = [
             ["name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0]
         ]
-        for column in kind.printerColumns {
+        for (index, column) in kind.printerColumns.enumerated() {
+            if index == ageAt { columns.append(Self.ageColumn) }
             columns.append([
                 "name": .string(column.name), "type": .string(column.type), "format": "",
                 "description": .string(column.description), "priority": .integer(Int64(column.priority)),
             ])
         }
-        columns.append(["name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0])
+        if ageAt == nil { columns.append(Self.ageColumn) }
         var metadata: [String: JSONValue] = [:]
         if let resourceVersion { metadata["resourceVersion"] = .string(resourceVersion) }
         if let continueToken { metadata["continue"] = .string(continueToken) }
@@ -48,10 +49,16 @@ struct TableWriter {
         ]
     }
 
+    static let ageColumn: JSONValue = ["name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0]
+
+    /// Where AGE goes among the kind's columns: after the ones every table shows and before
+    /// `-o wide`'s, as kube-apiserver's tables place it (nil: after all of them).
+    private var ageAt: Int? { kind.printerColumns.firstIndex { $0.priority > 0 } }
+
     private func row(_ object: JSONValue) -> JSONValue {
         var cells: [JSONValue] = [.string(object.name ?? "")]
         cells += kind.printerColumns.map { $0.cell(object) }
-        cells.append(.string(Self.age(of: object, now: now)))
+        cells.insert(.string(Self.age(of: object, now: now)), at: 1 + (ageAt ?? kind.printerColumns.count))
         switch rowObject {
         case .none:
             return ["cells": .array(cells)]

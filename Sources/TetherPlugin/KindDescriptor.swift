@@ -266,4 +266,48 @@ extension PrinterColumn {
     public static func count(_ name: String, priority: Int = 0, _ cell: @escaping @Sendable (JSONValue) -> Int64) -> PrinterColumn {
         PrinterColumn(name: name, type: "integer", priority: priority) { .integer(cell($0)) }
     }
+
+    /// `-o wide`'s CONTAINERS and IMAGES of the Pod template at `template` (`spec.template`), as kubectl prints them.
+    public static func podTemplate(at template: [String]) -> [PrinterColumn] {
+        let containers: @Sendable (JSONValue) -> [JSONValue] = { $0.value(at: template + ["spec", "containers"])?.arrayElements ?? [] }
+        return [
+            .text("CONTAINERS", priority: 1) { containers($0).compactMap { $0["name"]?.stringValue }.joined(separator: ",") },
+            .text("IMAGES", priority: 1) { containers($0).compactMap { $0["image"]?.stringValue }.joined(separator: ",") },
+        ]
+    }
+
+    /// `-o wide`'s SELECTOR: the label selector at `path` as Kubernetes writes one (`app=web,tier in (a,b)`), `<none>` when empty.
+    public static func selector(at path: [String]) -> PrinterColumn {
+        .text("SELECTOR", priority: 1) { LabelSelectorText.format($0.value(at: path)) }
+    }
+}
+
+/// Label selectors and label maps as kubectl prints them.
+public enum LabelSelectorText {
+    /// A `LabelSelector` object (`matchLabels`, `matchExpressions`), its requirements sorted by key.
+    public static func format(_ selector: JSONValue?) -> String {
+        var terms: [(key: String, text: String)] = []
+        for (key, value) in selector?["matchLabels"]?.objectMembers ?? [:] {
+            terms.append((key, "\(key)=\(value.stringValue ?? "")"))
+        }
+        for requirement in selector?["matchExpressions"]?.arrayElements ?? [] {
+            guard let key = requirement["key"]?.stringValue else { continue }
+            let values = (requirement["values"]?.arrayElements ?? []).compactMap(\.stringValue).sorted().joined(separator: ",")
+            switch requirement["operator"]?.stringValue {
+            case "In": terms.append((key, "\(key) in (\(values))"))
+            case "NotIn": terms.append((key, "\(key) notin (\(values))"))
+            case "Exists": terms.append((key, key))
+            case "DoesNotExist": terms.append((key, "!\(key)"))
+            default: continue
+            }
+        }
+        guard !terms.isEmpty else { return "<none>" }
+        return terms.sorted { $0.key < $1.key }.map(\.text).joined(separator: ",")
+    }
+
+    /// A map of labels (a Service's `selector`, a node selector): `k=v` pairs sorted by key, `<none>` when empty.
+    public static func labels(_ map: JSONValue?) -> String {
+        let pairs = (map?.objectMembers ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.stringValue ?? "")" }
+        return pairs.isEmpty ? "<none>" : pairs.joined(separator: ",")
+    }
 }

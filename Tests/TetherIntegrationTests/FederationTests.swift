@@ -471,6 +471,9 @@ struct FederationEndToEndTests {
             try await member.succeed(["wait", "--for=condition=Complete", "job/now", "--timeout=30s"], within: .seconds(40))
             try await hubctl.succeed(["wait", "--for=condition=Complete", "job/now", "--timeout=30s"], within: .seconds(40))
             #expect(try await hubctl.succeed(["get", "job", "now", "-o", "jsonpath={.status.succeeded}"]) == "1")
+            // Its row as kubectl prints a Job's: STATUS, COMPLETIONS, and a DURATION from the member's times.
+            let row = try await hubctl.succeed(["get", "job", "now", "--no-headers"]).split(separator: " ", omittingEmptySubsequences: true)
+            #expect(row.count == 5 && row[1] == "Complete" && row[2] == "1/1" && row[3].hasSuffix("s"), "\(row)")
             try await hubctl.succeed(["delete", "job", "now"])
             try await member.succeed(["wait", "--for=delete", "job/now", "--timeout=30s"], within: .seconds(40))
         }

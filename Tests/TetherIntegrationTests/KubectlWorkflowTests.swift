@@ -38,6 +38,12 @@ struct KubectlWorkflowTests {
 
             try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])
             try await rolloutStatus()
+            // `-o wide` as kube-apiserver's table has it: AGE, then the wide columns.
+            let wide = try await hubctl.succeed(["get", "deployment", "web", "-o", "wide"]).split(separator: "\n")
+            let header = wide.first.map { $0.split(separator: " ", omittingEmptySubsequences: true) } ?? []
+            #expect(header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"], "\(wide)")
+            let row = wide.last.map { $0.split(separator: " ", omittingEmptySubsequences: true) } ?? []
+            #expect(row.suffix(3) == ["nginx", "nginx:1.27", "app=web"], "\(wide)")
             try await hubctl.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], within: .seconds(70))
 
             try await hubctl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
