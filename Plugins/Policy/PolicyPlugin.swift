@@ -15,7 +15,7 @@ public struct PolicyPlugin: ResourcePlugin {
     public let name = "policy"
     public let kinds: [KindDescriptor] = [
         Self.serviceAccount, Self.role, Self.roleBinding, Self.clusterRole, Self.clusterRoleBinding, Self.resourceQuota, Self.limitRange,
-        Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler,
+        Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler, Self.priorityClass,
     ]
 
     public init() {}
@@ -69,6 +69,23 @@ public struct PolicyPlugin: ResourcePlugin {
         summary: "ClusterRoleBinding grants a ClusterRole to subjects cluster-wide.",
         protobufNumbers: ["subjects": 2, "roleRef": 3]
     )
+
+    public static let priorityClass = KindDescriptor(
+        group: "scheduling.k8s.io", version: "v1", kind: "PriorityClass", plural: "priorityclasses", namespaced: false, shortNames: ["pc"],
+        printerColumns: [
+            .count("VALUE") { $0["value"]?.integerValue ?? 0 },
+            .text("GLOBAL-DEFAULT") { $0["globalDefault"] == .bool(true) ? "true" : "false" },
+            .text("PREEMPTIONPOLICY") { $0["preemptionPolicy"]?.stringValue ?? "" },
+        ],
+        hasStatus: false,
+        fields: ["value": .integer, "globalDefault": .boolean, "description": .string, "preemptionPolicy": .string],
+        summary: "PriorityClass maps a priority class name to the priority of the Pods that name it.",
+        protobufNumbers: ["value": 2, "globalDefault": 3, "description": 4, "preemptionPolicy": 5]
+    )
+    /// The highest value a PriorityClass an operator makes may have; above it, the system's own.
+    static let highestUserPriority: Int64 = 1_000_000_000
+    /// The PriorityClasses Kubernetes makes itself, the only ones a `system-` name may have.
+    static let systemPriorityClasses: [String: Int64] = ["system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000]
 
     public static let resourceQuota = KindDescriptor(
         group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", namespaced: true, shortNames: ["quota"],
@@ -211,10 +228,55 @@ public struct PolicyPlugin: ResourcePlugin {
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {
         switch kind.kind {
         case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ResourceQuota", "LimitRange",
-            "PersistentVolumeClaim":
+            "PersistentVolumeClaim", "PriorityClass":
             .configuration
         default: .workloads
         }
+    }
+
+    /// kube-apiserver's default: a PriorityClass preempts lower priorities unless it says Never.
+    public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        guard object.kind == "PriorityClass", object["preemptionPolicy"] == nil else { return object }
+        var defaulted = object
+        defaulted[member: "preemptionPolicy"] = "PreemptLowerPriority"
+        return defaulted
+    }
+
+    /// kube-apiserver's checks of a PriorityClass: `system-` names are the system's, a user's
+    /// value is at most one billion, and the preemption policy is one it knows.
+    public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        guard object.kind == "PriorityClass" else { return [] }
+        var problems: [ValidationProblem] = []
+        let name = object.name ?? ""
+        let value = object["value"]?.integerValue ?? 0
+        if name.hasPrefix("system-") {
+            if Self.systemPriorityClasses[name] == nil {
+                problems.append(
+                    ValidationProblem(field: "metadata.name", "Invalid value: \"\(name)\": priority class names with 'system-' prefix are reserved"))
+            }
+        } else if value > Self.highestUserPriority {
+            problems.append(
+                ValidationProblem(field: "value", "Forbidden: maximum allowed value of a user defined priority is \(Self.highestUserPriority)"))
+        }
+        if let policy = object["preemptionPolicy"]?.stringValue, !["PreemptLowerPriority", "Never"].contains(policy) {
+            problems.append(
+                ValidationProblem(
+                    field: "preemptionPolicy", "Unsupported value: \"\(policy)\": supported values: \"Never\", \"PreemptLowerPriority\""))
+        }
+        return problems
+    }
+
+    /// A PriorityClass's value and preemption policy never change: Pods already carry them.
+    public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] {
+        guard object.kind == "PriorityClass" else { return [] }
+        var problems = validate(object)
+        if (object["value"]?.integerValue ?? 0) != (old["value"]?.integerValue ?? 0) {
+            problems.append(ValidationProblem(field: "value", "Forbidden: may not be changed in an update."))
+        }
+        if object["preemptionPolicy"] != old["preemptionPolicy"] {
+            problems.append(ValidationProblem(field: "preemptionPolicy", "Invalid value: field is immutable"))
+        }
+        return problems
     }
 
     /// Access is granted only when an agent's allow-list names RBAC.

@@ -67,6 +67,13 @@ struct KubectlGeneratorTests {
             "get", "rolebinding", "reader\(suffix)", "-o", "jsonpath={.roleRef.kind}/{.roleRef.name} {.subjects[0].kind}/{.subjects[0].name}",
         ])
         #expect(binding == "Role/reader\(suffix) ServiceAccount/robot\(suffix)", "\(binding)")
+        try await kubectl.succeed(["create", "priorityclass", "high\(suffix)", "--value=1000", "--description=for the shop"])
+        let priority = try await kubectl.succeed([
+            "get", "priorityclass", "high\(suffix)", "-o", "jsonpath={.value} {.preemptionPolicy} {.description}",
+        ])
+        #expect(priority == "1000 PreemptLowerPriority for the shop", "\(priority)")
+        let tooHigh = try await kubectl.run(["create", "priorityclass", "huge\(suffix)", "--value=2000000000"])
+        #expect(tooHigh.status != 0 && tooHigh.stderr.contains("maximum allowed value of a user defined priority is 1000000000"), "\(tooHigh)")
     }
 
     @Test("kubectl 1.32, 1.33 and 1.27 (protobuf) and 1.20 (JSON) generators against a simulated member: every field the command set is there")
@@ -312,7 +319,7 @@ struct KubectlGeneratorTests {
             try await hubctl.succeed(["autoscale", "deployment", "web", "--min=2", "--max=8", "--cpu-percent=60"])
             for object in [
                 "deployment/web", "job/once", "service/svc", "service/web", "ingress/ing", "cronjob/nightly", "serviceaccount/robot",
-                "resourcequota/quota", "poddisruptionbudget/pdb", "horizontalpodautoscaler/web",
+                "resourcequota/quota", "poddisruptionbudget/pdb", "horizontalpodautoscaler/web", "priorityclass/high",
             ] {
                 try await member.succeed(["wait", "--for=create", object, "--timeout=60s"], within: .seconds(70))
             }
