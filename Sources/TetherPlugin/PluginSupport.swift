@@ -1,3 +1,4 @@
+import Foundation
 import TetherJSON
 import TetherModel
 
@@ -15,6 +16,22 @@ public struct Conditions: Sendable {
     }
 
     public let all: [Condition]
+
+    /// Sets condition `type` in a status object, keeping the others; its `lastTransitionTime`
+    /// moves only when its status does, as Kubernetes' controllers write conditions.
+    public static func set(_ type: String, _ value: Bool, reason: String, message: String, at now: Date, in status: inout JSONValue) {
+        var conditions = status["conditions"]?.arrayElements ?? []
+        let text = value ? "True" : "False"
+        let index = conditions.firstIndex { $0["type"]?.stringValue == type }
+        let previous = index.map { conditions[$0] }
+        let since = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] : nil
+        let condition: JSONValue = [
+            "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
+            "lastTransitionTime": since ?? .string(kubernetesTimestamp(now)),
+        ]
+        if let index { conditions[index] = condition } else { conditions.append(condition) }
+        status[member: "conditions"] = .array(conditions)
+    }
 
     public init(_ object: JSONValue) {
         all = (object.value(at: "status", "conditions")?.arrayElements ?? []).compactMap { item in

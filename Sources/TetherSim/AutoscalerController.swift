@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherStore
 
 /// The HorizontalPodAutoscaler controller of a real cluster, as far as a cluster without a
@@ -75,18 +76,26 @@ final class AutoscalerController: Sendable {
         status[member: "currentReplicas"] = .integer(target.integer(at: "status", "replicas") ?? current)
         if current == 0, minimum != 0 {
             status[member: "desiredReplicas"] = 0
-            set("AbleToScale", true, "SucceededGetScale", "the HPA controller was able to get the target's current scale", in: &status, at: now)
-            set("ScalingActive", false, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero", in: &status, at: now)
+            Conditions.set(
+                "AbleToScale", true, reason: "SucceededGetScale", message: "the HPA controller was able to get the target's current scale", at: now,
+                in: &status)
+            Conditions.set(
+                "ScalingActive", false, reason: "ScalingDisabled", message: "scaling is disabled since the replica count of the target is zero",
+                at: now, in: &status)
             return status
         }
         let desired = min(max(current, minimum), maximum)
         status[member: "desiredReplicas"] = .integer(desired)
         guard desired != current else {
-            set("AbleToScale", true, "SucceededGetScale", "the HPA controller was able to get the target's current scale", in: &status, at: now)
-            set(
-                "ScalingActive", false, "FailedGetResourceMetric",
-                "the HPA was unable to compute the replica count: this simulated cluster serves no metrics API", in: &status, at: now)
-            set("ScalingLimited", false, "DesiredWithinRange", "the desired count is within the acceptable range", in: &status, at: now)
+            Conditions.set(
+                "AbleToScale", true, reason: "SucceededGetScale", message: "the HPA controller was able to get the target's current scale", at: now,
+                in: &status)
+            Conditions.set(
+                "ScalingActive", false, reason: "FailedGetResourceMetric",
+                message: "the HPA was unable to compute the replica count: this simulated cluster serves no metrics API", at: now, in: &status)
+            Conditions.set(
+                "ScalingLimited", false, reason: "DesiredWithinRange", message: "the desired count is within the acceptable range", at: now,
+                in: &status)
             return status
         }
         let reason = desired > current ? "Current number of replicas below Spec.MinReplicas" : "Current number of replicas above Spec.MaxReplicas"
@@ -105,14 +114,16 @@ final class AutoscalerController: Sendable {
         await events.record(.normal, "SuccessfulRescale", "New size: \(desired); reason: \(reason)", about: autoscaler, source: source)
         logger.debug("autoscaler rescaled its target", metadata: ["tether.object": "\(namespace)/\(name)", "tether.replicas": "\(desired)"])
         status[member: "lastScaleTime"] = .string(kubernetesTimestamp(now))
-        set("AbleToScale", true, "SucceededRescale", "the HPA controller was able to update the target scale to \(desired)", in: &status, at: now)
+        Conditions.set(
+            "AbleToScale", true, reason: "SucceededRescale", message: "the HPA controller was able to update the target scale to \(desired)", at: now,
+            in: &status)
         let limited = desired > current
-        set(
-            "ScalingLimited", true, limited ? "TooFewReplicas" : "TooManyReplicas",
-            limited
+        Conditions.set(
+            "ScalingLimited", true, reason: limited ? "TooFewReplicas" : "TooManyReplicas",
+            message: limited
                 ? "the desired replica count is less than the minimum replica count"
                 : "the desired replica count is more than the maximum replica count",
-            in: &status, at: now)
+            at: now, in: &status)
         return status
     }
 
@@ -122,22 +133,7 @@ final class AutoscalerController: Sendable {
         if previous?["reason"]?.stringValue != reason {
             await events.record(.warning, reason, message, about: autoscaler, source: source)
         }
-        set("AbleToScale", false, reason, message, in: &status, at: now)
+        Conditions.set("AbleToScale", false, reason: reason, message: message, at: now, in: &status)
         return status
-    }
-
-    /// Sets one condition, keeping the others; its transition time moves only when its status does.
-    private func set(_ type: String, _ value: Bool, _ reason: String, _ message: String, in status: inout JSONValue, at now: Date) {
-        var conditions = status["conditions"]?.arrayElements ?? []
-        let text = value ? "True" : "False"
-        let index = conditions.firstIndex { $0["type"]?.stringValue == type }
-        let previous = index.map { conditions[$0] }
-        let since = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] : nil
-        let condition: JSONValue = [
-            "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
-            "lastTransitionTime": since ?? .string(kubernetesTimestamp(now)),
-        ]
-        if let index { conditions[index] = condition } else { conditions.append(condition) }
-        status[member: "conditions"] = .array(conditions)
     }
 }

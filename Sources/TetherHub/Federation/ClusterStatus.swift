@@ -1,6 +1,7 @@
 import Foundation
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherSecurity
 import TetherWire
 
@@ -71,18 +72,9 @@ enum ClusterStatus {
 
     /// Sets one condition of a status, keeping the others; its transition time moves only when its status does.
     static func setCondition(_ type: String, _ value: Bool, reason: String, message: String, at: Date, in status: inout [String: JSONValue]) {
-        var conditions = status["conditions"]?.arrayElements ?? []
-        let index = conditions.firstIndex { $0["type"]?.stringValue == type }
-        let previous = index.map { conditions[$0] }
-        let text = value ? "True" : "False"
-        let now = JSONValue.string(kubernetesTimestamp(at))
-        let transition = previous?["status"]?.stringValue == text ? previous?["lastTransitionTime"] ?? now : now
-        let condition: JSONValue = [
-            "type": .string(type), "status": .string(text), "reason": .string(reason), "message": .string(message),
-            "lastTransitionTime": transition,
-        ]
-        if let index { conditions[index] = condition } else { conditions.append(condition) }
-        status["conditions"] = .array(conditions)
+        var object = JSONValue.object(status)
+        Conditions.set(type, value, reason: reason, message: message, at: at, in: &object)
+        status = object.objectMembers
     }
 
     /// The agent's certificate, and a `CertificateExpiring` condition once less than a quarter of
