@@ -141,6 +141,12 @@ struct ResourceHandler: Sendable {
     /// POST: create in a collection (or `exec`, `attach` or `portforward` a Pod, refused in `operation`).
     func create(_ request: Request, context: APIRequestContext) async throws -> Response {
         let resource = try Self.resource(of: request, named: nil)
+        if resource.group.isEmpty, resource.plural == "serviceaccounts", resource.subresource == "token" {
+            // `kubectl create token`: as a kube-apiserver without the TokenRequest API answers, with what to do instead.
+            throw APIError.notFound(
+                "this server issues no ServiceAccount tokens (the TokenRequest API is not served); for a bearer token to the hub's API, "
+                    + "run `tetherctl token create --dir DIR --user USER --role viewer|admin` on the hub's machine")
+        }
         guard resource.name == nil || Self.reachesContainers(resource) || Self.evicts(resource) else {
             throw APIError.methodNotAllowed("\(request.method) is not supported on \(request.uri.path)")
         }

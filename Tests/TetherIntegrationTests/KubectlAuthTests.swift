@@ -56,6 +56,13 @@ struct KubectlAuthTests {
             let asGroup = try await admin.run(["--as=ci", "--as-group=tether:viewer", "auth", "can-i", "delete", "configmaps"])
             #expect(asGroup.status != 0 && asGroup.stderr.contains("does not support impersonation"), "\(asGroup)")
             try await admin.succeed(["get", "configmap", "kept"])
+
+            // No ServiceAccount tokens are issued here; kubectl is told how to get a bearer token instead.
+            if flavor.minor >= 27 {
+                try await admin.succeed(["create", "serviceaccount", "builder"])
+                let token = try await admin.run(["create", "token", "builder"])
+                #expect(token.status != 0 && token.stderr.contains("tetherctl token create"), "\(token)")
+            }
         }
     }
 }
