@@ -45,6 +45,9 @@ public struct APIServerConfiguration: Sendable {
     /// Pod's `eviction` subresource served (``ResourceOperation/evict(dryRun:)``), and
     /// `kubectl drain` evicts; without it drain finds none in discovery and deletes.
     public var servesEviction: Bool
+    /// Whether no deployment controller runs here (the hub): then a Deployment's revisions,
+    /// kept as ReplicaSets, show the replicas its members run of each template.
+    public var revisionsShowMemberCounts: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -58,7 +61,8 @@ public struct APIServerConfiguration: Sendable {
         orphanFinalizerHandled: Bool = false,
         containerlessReason: String = "this server runs no containers",
         podsEndedByKubelet: Bool = false,
-        servesEviction: Bool = false
+        servesEviction: Bool = false,
+        revisionsShowMemberCounts: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -72,6 +76,7 @@ public struct APIServerConfiguration: Sendable {
         self.containerlessReason = containerlessReason
         self.podsEndedByKubelet = podsEndedByKubelet
         self.servesEviction = servesEviction
+        self.revisionsShowMemberCounts = revisionsShowMemberCounts
     }
 
     /// Largest object a client may write, in bytes.
@@ -152,7 +157,8 @@ public final class APIServer: Service, Sendable {
             catalog.servesDefinitions || catalog.servesCustomizations
             ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.namespaces = NamespaceController(store: store, catalog: catalog, logger: logger)
-        self.rolloutHistory = RolloutHistoryCleanup(store: store, logger: logger)
+        self.rolloutHistory = RolloutHistoryCleanup(
+            store: store, logger: logger, showsCounts: configuration.revisionsShowMemberCounts)
         self.handler = ResourceHandler(
             store: store,
             catalog: catalog,

@@ -17,8 +17,9 @@ import TetherStore
 ///   "replace"}}}`), which `rollout undo` sends back.
 ///
 /// Each is controlled by its workload and carries the workload's annotations of the time
-/// (`kubernetes.io/change-cause`). A revision ReplicaSet holds no replicas: at the hub the
-/// members run the pods, and an object a controller owns is never federated (the engine skips it).
+/// (`kubernetes.io/change-cause`). A revision ReplicaSet makes no Pods: at the hub the members
+/// run them (its counts show theirs, ``showCounts(of:store:)``), and an object a controller owns
+/// is never federated (the engine skips it).
 ///
 /// Recorded by the API when a write changes a workload's template, before it answers, so a
 /// `rollout history` right after `set image` shows the new revision; an undo renumbers the
@@ -205,6 +206,53 @@ enum RolloutHistory {
         }
     }
 
+    /// Where no deployment controller runs (the hub), a Deployment's revisions show what its
+    /// members run, as a controller's ReplicaSets would (`kubectl get rs`, `describe`'s
+    /// "NewReplicaSet: web-… (4/4 replicas created)"): the newest revision the updated replicas,
+    /// the one before it the rest, older ones none. Ready and available replicas are counted to
+    /// the new revision only as far as the old ones cannot hold them (the members report sums).
+    static func showCounts(of deployment: JSONValue, store: any ResourceStore) async throws {
+        guard deployment.deletionTimestamp == nil, let template = deployment.value(at: "spec", "template")?.withoutNulls else { return }
+        let revisions = try await revisions(of: deployment, keeper: .replicaSets, store: store)
+        guard let current = revisions.last(where: { Keeper.replicaSets.template(of: $0) == template }) else { return }
+        let previous = revisions.last { $0.name != current.name }
+        let total = max(0, deployment.integer(at: "status", "replicas") ?? 0)
+        let updated = min(max(0, deployment.integer(at: "status", "updatedReplicas") ?? 0), total)
+        let ready = max(0, deployment.integer(at: "status", "readyReplicas") ?? 0)
+        let available = max(0, deployment.integer(at: "status", "availableReplicas") ?? 0)
+        let old = total - updated
+        let newReady = max(0, min(updated, ready - old))
+        let newAvailable = max(0, min(updated, available - old))
+        for revision in revisions {
+            let counts: (replicas: Int64, ready: Int64, available: Int64) =
+                revision.name == current.name
+                ? (updated, newReady, newAvailable)
+                : revision.name == previous?.name ? (old, max(0, ready - newReady), max(0, available - newAvailable)) : (0, 0, 0)
+            try await show(counts, on: revision, store: store)
+        }
+    }
+
+    private static func show(_ counts: (replicas: Int64, ready: Int64, available: Int64), on revision: JSONValue, store: any ResourceStore)
+        async throws
+    {
+        guard let name = revision.name else { return }
+        let stored = try await store.modify(replicaSets, namespace: revision.namespace, name: name) { object in
+            guard object.uid == revision.uid, object.integer(at: "spec", "replicas") != counts.replicas else { return false }
+            object.set(.integer(counts.replicas), at: ["spec", "replicas"])
+            return true
+        }
+        try await store.modify(replicaSets, namespace: revision.namespace, name: name, part: .status) { object in
+            guard object.uid == revision.uid else { return false }
+            let status: JSONValue = [
+                "replicas": .integer(counts.replicas), "fullyLabeledReplicas": .integer(counts.replicas), "readyReplicas": .integer(counts.ready),
+                "availableReplicas": .integer(counts.available), "observedGeneration": .integer((stored ?? object).generation ?? 1),
+            ]
+            guard object["status"] != status else { return false }
+            object[member: "status"] = status
+            return true
+        }
+    }
+
     // The two below throw StoreError alone: written with untyped throws, their `catch where`
     // crashes Swift 6.3.1's SIL ownership verifier.
     private static func create(_ revision: JSONValue, as type: ResourceType, store: any ResourceStore) async throws(StoreError) {
@@ -231,6 +279,9 @@ enum RolloutHistory {
 struct RolloutHistoryCleanup: Sendable {
     let store: any ResourceStore
     let logger: Logger
+    /// Where no deployment controller runs (the hub): each Deployment's revisions show the
+    /// replicas its members run (``RolloutHistory/showCounts(of:store:)``).
+    var showsCounts = false
 
     func run() async {
         await withDiscardingTaskGroup { group in
@@ -261,6 +312,8 @@ struct RolloutHistoryCleanup: Sendable {
                     for revision in page.objects where RolloutHistory.controller(of: revision) == uid {
                         try await RolloutHistory.forget(revision, as: keeper.type, store: store)
                     }
+                case .changed(.upserted(let owner, _)) where keeper == .replicaSets && showsCounts:
+                    try await RolloutHistory.showCounts(of: owner, store: store)
                 case .changed, .failed:
                     return
                 }

@@ -220,7 +220,8 @@ struct TetherHubCommand: AsyncParsableCommand {
                 containerlessReason:
                     "the hub runs no containers: a federated Pod runs in each cluster it is placed in; read its logs in one of them "
                     + "through the hub's member proxy, https://HUB/clusters/CLUSTER/proxy (the CLUSTER-via-hub context of "
-                    + "`tetherctl demo`), and exec, attach or port-forward with that cluster's own kubeconfig"
+                    + "`tetherctl demo`), and exec, attach or port-forward with that cluster's own kubeconfig",
+                revisionsShowMemberCounts: true
             ),
             store: store,
             registry: BuiltinPlugins.hub,

@@ -44,6 +44,13 @@ struct KubectlWorkflowTests {
             #expect(header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"], "\(wide)")
             let row = wide.last.map { $0.split(separator: " ", omittingEmptySubsequences: true) } ?? []
             #expect(row.suffix(3) == ["nginx", "nginx:1.27", "app=web"], "\(wide)")
+            // Its revision shows what the members run, as a controller's ReplicaSet would.
+            try await setup.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rs", "-l", "app=web", "--timeout=30s"])
+            let revisionRow = try await hubctl.succeed(["get", "rs", "-l", "app=web", "--no-headers"]).split(
+                separator: " ", omittingEmptySubsequences: true)
+            #expect(revisionRow.dropFirst().prefix(3) == ["4", "4", "4"], "\(revisionRow)")
+            let describedDeployment = try await hubctl.succeed(["describe", "deployment", "web"])
+            #expect(describedDeployment.contains("(4/4 replicas created)"), "\(describedDeployment)")
             try await hubctl.succeed(["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], within: .seconds(70))
 
             try await hubctl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
