@@ -73,7 +73,8 @@ struct ClusterMember: Sendable {
         // The agent holds this very set under an older number: the hub that sent it died before
         // its record of the revision was written (it is written a second after it moves). An
         // empty delta renumbers what the agent holds instead of sending the whole set again.
-        if sent == nil, let announced, announced < revision, let announcedDigest, announcedDigest == digest {
+        // Not while the agent holds back or terms travel: a confirmed hold needs the whole set.
+        if sent == nil, let announced, announced < revision, let announcedDigest, announcedDigest == digest, terms.isEmpty, reportedHold == nil {
             sent = announced
             unsent = [:]
         }
