@@ -427,6 +427,22 @@ struct FederationStateTests {
         }
         #expect(renumbering.fromRevision == pushed.revision && renumbering.toRevision == higher)
         #expect(renumbering.upserts.isEmpty && renumbering.deletes.isEmpty && renumbering.digest == digest)
+
+        // The same, but the operator confirmed a hold: the agent lifts a hold only on a whole
+        // set that carries the confirmation, so the set goes again, with its terms.
+        var confirming = H()
+        confirming.version = first.version + 5
+        confirming.settle(
+            clusters: ["a": [:]], objects: [H.configMap("one")], revisions: ["a": RevisionRecord(revision: pushed.revision - 1, digest: "0")])
+        var confirmed = H.cluster("a")
+        confirmed[member: "spec"] = ["confirmedHold": "prune:9:x"]
+        confirming.change(confirmed)
+        confirming.connect("a", revision: pushed.revision, digest: digest)
+        guard case .snapshot(let resent)? = confirming.deliverPushes().first?.messages.first else {
+            Issue.record("no snapshot to a while a hold is confirmed")
+            return
+        }
+        #expect(resent.objects.count == 1 && resent.terms?.confirmedHold == "prune:9:x")
     }
 
     @Test("a push that cannot be written is retried after a backoff, never at once")
