@@ -31,8 +31,9 @@ public struct APIServerConfiguration: Sendable {
     /// An API connection with no request in flight is closed after this.
     public var idleTimeout: TimeAmount
     public var serverVersion: String
-    /// Whether something on this server removes Kubernetes' `orphan` finalizer (the hub's
-    /// federation engine does): only then does `propagationPolicy: Orphan` add it.
+    /// Whether the hub's federation engine removes Kubernetes' `orphan` finalizer (once it has
+    /// decided that members keep their copies); elsewhere the garbage collector removes it once
+    /// the dependents are orphaned.
     public var orphanFinalizerHandled: Bool
     /// Why a Pod's `log`, `exec`, `attach` and `portforward` have no answer here, sent with 400:
     /// no container runs in this process, and the reason says where one does.
@@ -124,6 +125,7 @@ public final class APIServer: Service, Sendable {
     /// Deletes a deleted namespace's contents before it.
     private let namespaces: NamespaceController
     private let rolloutHistory: RolloutHistoryCleanup
+    private let garbageCollector: GarbageCollector
 
     public init(
         configuration: APIServerConfiguration,
@@ -157,6 +159,9 @@ public final class APIServer: Service, Sendable {
             catalog.servesDefinitions || catalog.servesCustomizations
             ? CustomResourceDefinitionController(store: store, catalog: catalog, logger: logger) : nil
         self.namespaces = NamespaceController(store: store, catalog: catalog, logger: logger)
+        self.garbageCollector = GarbageCollector(
+            store: store, catalog: catalog, podsEndedByKubelet: configuration.podsEndedByKubelet,
+            removesOrphanFinalizer: !configuration.orphanFinalizerHandled, logger: logger)
         self.rolloutHistory = RolloutHistoryCleanup(
             store: store, logger: logger, showsCounts: configuration.revisionsShowMemberCounts)
         self.handler = ResourceHandler(
@@ -187,6 +192,7 @@ public final class APIServer: Service, Sendable {
             if let definitions { group.addTask { await definitions.run() } }
             group.addTask { await self.namespaces.run() }
             group.addTask { await self.rolloutHistory.run() }
+            group.addTask { await self.garbageCollector.run() }
             try await serve()
             group.cancelAll()
         }

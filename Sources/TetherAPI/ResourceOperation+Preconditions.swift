@@ -31,9 +31,9 @@ extension ResourceOperation {
 
     /// `DeleteOptions` from the body or the query: preconditions and the propagation policy.
     ///
-    /// `Orphan` (or the older `orphanDependents=true`) adds Kubernetes' `orphan` finalizer when
-    /// the server has someone who handles it (the hub's federation engine keeps members' copies,
-    /// then removes it); elsewhere nothing depends on the object and it is an ordinary delete.
+    /// `Orphan` (or the older `orphanDependents=true`) adds Kubernetes' `orphan` finalizer and
+    /// `Foreground` its `foregroundDeletion`, which the ``GarbageCollector`` carries out (at the
+    /// hub the federation engine also keeps members' copies on `orphan`, and removes it).
     func deleteOptions() async throws -> DeletePreconditions {
         // Typed clients (`kubectl drain`, client-go's Delete) send their options as protobuf.
         let options = try await smallBody("DeleteOptions", protobuf: KubernetesProtobuf.decodeDeleteOptions) ?? [:]
@@ -84,7 +84,8 @@ extension ResourceOperation {
         return DeletePreconditions(
             uid: options["preconditions"]?["uid"]?.stringValue,
             resourceVersion: options["preconditions"]?["resourceVersion"]?.stringValue.flatMap(UInt64.init),
-            addingFinalizers: orphan && handler.configuration.orphanFinalizerHandled ? ["orphan"] : [],
+            addingFinalizers: orphan
+                ? [GarbageCollector.orphanFinalizer] : policy == "Foreground" ? [GarbageCollector.foregroundFinalizer] : [],
             gracePeriodSeconds: try await podGracePeriod(asked: grace)
         )
     }

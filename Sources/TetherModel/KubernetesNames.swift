@@ -183,6 +183,35 @@ public enum KubernetesNames {
         for finalizer in object.finalizers where qualifiedNameProblem(finalizer) != nil {
             problems.append("metadata.finalizers: Invalid value: \"\(clip(finalizer))\": \(qualifiedNameProblem(finalizer) ?? "")")
         }
+        problems += ownerReferenceProblems(metadata["ownerReferences"]?.arrayElements ?? [])
+        return problems
+    }
+
+    /// apimachinery's checks of `ownerReferences`: each names its owner fully (the garbage
+    /// collector finds owners by them), and at most one is the controller.
+    private static func ownerReferenceProblems(_ references: [JSONValue]) -> [String] {
+        var problems: [String] = []
+        for reference in references {
+            let apiVersion = reference["apiVersion"]?.stringValue ?? ""
+            let version = apiVersion.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+            if version.isEmpty {
+                problems.append("metadata.ownerReferences.apiVersion: Invalid value: \"\(clip(apiVersion))\": version must not be empty")
+            }
+            for field in ["kind", "name", "uid"] where (reference[field]?.stringValue ?? "").isEmpty {
+                problems.append("metadata.ownerReferences.\(field): Invalid value: \"\": \(field) must not be empty")
+            }
+            if apiVersion == "v1", reference["kind"]?.stringValue == "Event" {
+                problems.append("metadata.ownerReferences: Invalid value: \"Event\": v1, Kind=Event is disallowed from being an owner")
+            }
+        }
+        let controllers = references.filter { $0["controller"] == .bool(true) }.map {
+            "\($0["kind"]?.stringValue ?? "")/\($0["name"]?.stringValue ?? "")"
+        }
+        if controllers.count > 1 {
+            problems.append(
+                "metadata.ownerReferences: Invalid value: \(controllers.count) references: Only one reference can have Controller set to true. Found \"true\" in references for \(controllers.joined(separator: " and "))"
+            )
+        }
         return problems
     }
 

@@ -446,7 +446,9 @@ struct FederationEndToEndTests {
         }
     }
 
-    @Test("a Job made by hand from a federated CronJob (`kubectl create job --from=cronjob/...`) runs in the members and completes at the hub")
+    @Test(
+        "a Job made by hand from a federated CronJob (`kubectl create job --from=cronjob/...`) runs in the members and completes at the hub, and goes with the CronJob"
+    )
     func jobFromCronJob() async throws {
         try await withFederation { federation in
             let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
@@ -474,7 +476,9 @@ struct FederationEndToEndTests {
             // Its row as kubectl prints a Job's: STATUS, COMPLETIONS, and a DURATION from the member's times.
             let row = try await hubctl.succeed(["get", "job", "now", "--no-headers"]).split(separator: " ", omittingEmptySubsequences: true)
             #expect(row.count == 5 && row[1] == "Complete" && row[2] == "1/1" && row[3].hasSuffix("s"), "\(row)")
-            try await hubctl.succeed(["delete", "job", "now"])
+            // The hub's garbage collector deletes the Job with its CronJob, and the member's copy goes.
+            try await hubctl.succeed(["delete", "cronjob", "nightly"])
+            try await hubctl.succeed(["wait", "--for=delete", "job/now", "--timeout=30s"], within: .seconds(40))
             try await member.succeed(["wait", "--for=delete", "job/now", "--timeout=30s"], within: .seconds(40))
         }
     }

@@ -65,7 +65,7 @@ struct LimitsTests {
         #expect(KubernetesNames.problem(generateName: "Web-", rule: .dns1123Subdomain) != nil)
     }
 
-    @Test("labels, annotations and finalizers are checked as Kubernetes checks them")
+    @Test("labels, annotations, finalizers and owner references are checked as Kubernetes checks them")
     func metadata() {
         var good: JSONValue = ["metadata": ["name": "web", "namespace": "shop"]]
         good.labels = ["app": "web", "example.com/tier": "front_end.1", "empty": ""]
@@ -81,6 +81,26 @@ struct LimitsTests {
         #expect(problems.count == 6, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("metadata.annotations: Too long") })
         #expect(problems.contains { $0.hasPrefix("metadata.namespace") })
+
+        // Owner references name their owner fully, and at most one is the controller.
+        var owned = good
+        owned.metadata["ownerReferences"] = [
+            ["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u1", "controller": true],
+            ["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-2", "uid": "u2", "controller": false],
+        ]
+        #expect(KubernetesNames.metadataProblems(of: owned, nameRule: .dns1123Subdomain).isEmpty)
+        owned.metadata["ownerReferences"] = [
+            ["apiVersion": "apps/", "kind": "ReplicaSet", "name": "web-1", "uid": "", "controller": true],
+            ["apiVersion": "v1", "kind": "Event", "name": "e", "uid": "u2", "controller": true],
+        ]
+        let ownerProblems = KubernetesNames.metadataProblems(of: owned, nameRule: .dns1123Subdomain)
+        #expect(
+            ownerProblems == [
+                "metadata.ownerReferences.apiVersion: Invalid value: \"apps/\": version must not be empty",
+                "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty",
+                "metadata.ownerReferences: Invalid value: \"Event\": v1, Kind=Event is disallowed from being an owner",
+                "metadata.ownerReferences: Invalid value: 2 references: Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/web-1 and Event/e",
+            ], "\(ownerProblems)")
 
         // Error messages never repeat a huge value in full.
         let long: JSONValue = ["metadata": ["name": .string(String(repeating: "A", count: 5_000))]]
