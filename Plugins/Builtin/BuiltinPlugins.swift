@@ -14,8 +14,14 @@ public enum BuiltinPlugins {
         ConfigPlugin(), NetworkingPlugin(), PolicyPlugin(), WorkloadsPlugin(), PodsPlugin(), CustomResourceDefinitionPlugin(),
     ]
 
-    /// What the hub serves: the Kubernetes kinds and Tether's own.
-    public static let hub = KindRegistry(plugins: kubernetesFamilies + [FederationPlugin(), EventPlugin(), InterpreterCustomizationPlugin()])
+    /// What the hub serves: the Kubernetes kinds and Tether's own, and endpoints and Nodes only
+    /// to list (``HubListOnlyPlugin``).
+    public static let hub = KindRegistry(
+        plugins: kubernetesFamilies + [
+            FederationPlugin(), EventPlugin(), InterpreterCustomizationPlugin(),
+            HubListOnlyPlugin(EndpointsPlugin(), reason: "each member's endpoints controller writes its own"),
+            HubListOnlyPlugin(NodePlugin(), reason: "each member's are in its own context (kubectl --context NAME get nodes)"),
+        ])
 
     /// What a member cluster serves (the simulated one included): the Kubernetes kinds, Nodes,
     /// Events and endpoints.
@@ -23,6 +29,30 @@ public enum BuiltinPlugins {
 
     /// What an agent applies and judges.
     public static let agent = KindRegistry(plugins: kubernetesFamilies)
+}
+
+/// Kinds only members hold, served at the hub so that what kubectl looks up by default finds
+/// them, and always empty there: Endpoints and EndpointSlices (`apply --prune`'s list of kinds,
+/// `create role --resource=endpoints`), which each member's endpoints controller writes and
+/// which, written at the hub, could send a Service's traffic anywhere in every member; and Nodes
+/// (`create clusterrole --resource=nodes`), which are each member's own. A write at the hub is
+/// refused with the reason.
+public struct HubListOnlyPlugin: ResourcePlugin {
+    public let name: String
+    public let kinds: [KindDescriptor]
+    private let reason: String
+
+    public init(_ base: any ResourcePlugin, reason: String) {
+        self.name = "hub-\(base.name)"
+        self.kinds = base.kinds
+        self.reason = reason
+    }
+
+    public func propagates(_ kind: KindDescriptor) -> Bool { false }
+
+    public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        [ValidationProblem(field: "metadata", "Forbidden: the hub holds no \(object.kind ?? "such objects"): \(reason)")]
+    }
 }
 
 /// Nodes exist only in members (simulated or real); the federation reads them, never sends them.

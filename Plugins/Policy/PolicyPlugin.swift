@@ -4,7 +4,7 @@ import TetherPlugin
 
 /// Identity, access and guard rails operators federate with their workloads: ServiceAccounts,
 /// Roles and their bindings, quotas and limit ranges, disruption budgets, network policies,
-/// volume claims and autoscalers.
+/// volumes and their claims, and autoscalers.
 ///
 /// Roles, ClusterRoles and their bindings are served and federated, but no agent writes them
 /// unless its allow-list names them: writing RBAC means granting access (an agent allowed it is
@@ -15,7 +15,8 @@ public struct PolicyPlugin: ResourcePlugin {
     public let name = "policy"
     public let kinds: [KindDescriptor] = [
         Self.serviceAccount, Self.role, Self.roleBinding, Self.clusterRole, Self.clusterRoleBinding, Self.resourceQuota, Self.limitRange,
-        Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler, Self.priorityClass,
+        Self.persistentVolume, Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler,
+        Self.priorityClass,
     ]
 
     public init() {}
@@ -126,14 +127,47 @@ public struct PolicyPlugin: ResourcePlugin {
         summary: "LimitRange sets resource usage limits for each kind of resource in a namespace.",
         protobufNumbers: ["spec": 2]
     )
+    /// A volume in one cluster, made by hand or by a provisioner; cluster-scoped.
+    public static let persistentVolume = KindDescriptor(
+        group: "", version: "v1", kind: "PersistentVolume", plural: "persistentvolumes", namespaced: false, shortNames: ["pv"],
+        printerColumns: [
+            .text("CAPACITY") { $0.string(at: "spec", "capacity", "storage") ?? "" },
+            .text("ACCESS MODES") { accessModes($0.value(at: "spec", "accessModes")) },
+            .text("RECLAIM POLICY") { $0.string(at: "spec", "persistentVolumeReclaimPolicy") ?? "" },
+            .text("STATUS") { $0.string(at: "status", "phase") ?? "" },
+            .text("CLAIM") { volume in
+                guard let name = volume.string(at: "spec", "claimRef", "name") else { return "" }
+                return "\(volume.string(at: "spec", "claimRef", "namespace") ?? "")/\(name)"
+            },
+            .text("STORAGECLASS") { $0.string(at: "spec", "storageClassName") ?? "" },
+            .text("VOLUMEATTRIBUTESCLASS") { $0.string(at: "spec", "volumeAttributesClassName") ?? "<unset>" },
+            .text("REASON") { $0.string(at: "status", "reason") ?? "" },
+            .text("VOLUMEMODE", priority: 1) { $0.string(at: "spec", "volumeMode") ?? "<unset>" },
+        ],
+        fields: [
+            "spec": .persistentVolumeSpec,
+            "status": .persistentVolumeStatus,
+        ],
+        summary: "PersistentVolume is a storage resource provisioned in a cluster, which a claim binds.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+
+    /// Access modes as kubectl prints them: `RWO,ROX,RWX,RWOP`.
+    static func accessModes(_ modes: JSONValue?) -> String {
+        let short = ["ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"]
+        return (modes?.arrayElements ?? []).compactMap(\.stringValue).map { short[$0] ?? $0 }.joined(separator: ",")
+    }
+
     public static let persistentVolumeClaim = KindDescriptor(
         group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", namespaced: true, shortNames: ["pvc"],
         printerColumns: [
             .text("STATUS") { $0.string(at: "status", "phase") ?? "Pending" },
             .text("VOLUME") { $0.string(at: "spec", "volumeName") ?? "" },
             .text("CAPACITY") { $0.string(at: "status", "capacity", "storage") ?? "" },
-            .text("ACCESS MODES") { ($0.value(at: "spec", "accessModes")?.arrayElements ?? []).compactMap(\.stringValue).joined(separator: ",") },
+            .text("ACCESS MODES") { accessModes($0.value(at: "status", "accessModes")) },
             .text("STORAGECLASS") { $0.string(at: "spec", "storageClassName") ?? "<unset>" },
+            .text("VOLUMEATTRIBUTESCLASS") { $0.string(at: "status", "currentVolumeAttributesClassName") ?? "<unset>" },
+            .text("VOLUMEMODE", priority: 1) { $0.string(at: "spec", "volumeMode") ?? "<unset>" },
         ],
         fields: [
             "spec": .persistentVolumeClaimSpec,
@@ -228,7 +262,7 @@ public struct PolicyPlugin: ResourcePlugin {
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {
         switch kind.kind {
         case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ResourceQuota", "LimitRange",
-            "PersistentVolumeClaim", "PriorityClass":
+            "PersistentVolume", "PersistentVolumeClaim", "PriorityClass":
             .configuration
         default: .workloads
         }
@@ -236,6 +270,13 @@ public struct PolicyPlugin: ResourcePlugin {
 
     /// kube-apiserver's default: a PriorityClass preempts lower priorities unless it says Never.
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        if object.kind == "PersistentVolume" {
+            // A volume made by hand is kept when its claim goes, as kube-apiserver defaults it.
+            var defaulted = object
+            KubernetesDefaults.fill(&defaulted, ["spec", "persistentVolumeReclaimPolicy"], "Retain")
+            KubernetesDefaults.fill(&defaulted, ["spec", "volumeMode"], "Filesystem")
+            return defaulted
+        }
         guard object.kind == "PriorityClass", object["preemptionPolicy"] == nil else { return object }
         var defaulted = object
         defaulted[member: "preemptionPolicy"] = "PreemptLowerPriority"
@@ -245,6 +286,7 @@ public struct PolicyPlugin: ResourcePlugin {
     /// kube-apiserver's checks of a PriorityClass: `system-` names are the system's, a user's
     /// value is at most one billion, and the preemption policy is one it knows.
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
+        if object.kind == "PersistentVolume" { return Self.volumeProblems(object) }
         guard object.kind == "PriorityClass" else { return [] }
         var problems: [ValidationProblem] = []
         let name = object.name ?? ""
@@ -266,6 +308,24 @@ public struct PolicyPlugin: ResourcePlugin {
         return problems
     }
 
+    /// kube-apiserver's checks of a volume: a storage capacity, an access mode, and exactly one source.
+    static func volumeProblems(_ volume: JSONValue) -> [ValidationProblem] {
+        var problems: [ValidationProblem] = []
+        if volume.value(at: "spec", "capacity", "storage") == nil {
+            problems.append(ValidationProblem(field: "spec.capacity", "Required value"))
+        }
+        if (volume.value(at: "spec", "accessModes")?.arrayElements ?? []).isEmpty {
+            problems.append(ValidationProblem(field: "spec.accessModes", "Required value"))
+        }
+        let sources = FieldSchema.persistentVolumeSourceNames.filter { volume.value(at: "spec", $0) != nil }
+        if sources.isEmpty {
+            problems.append(ValidationProblem(field: "spec", "Required value: must specify a volume type"))
+        } else if sources.count > 1 {
+            problems.append(ValidationProblem(field: "spec.\(sources[1])", "Forbidden: may not specify more than 1 volume type"))
+        }
+        return problems
+    }
+
     /// A PriorityClass's value and preemption policy never change: Pods already carry them.
     public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] {
         guard object.kind == "PriorityClass" else { return [] }
@@ -279,9 +339,11 @@ public struct PolicyPlugin: ResourcePlugin {
         return problems
     }
 
-    /// Access is granted only when an agent's allow-list names RBAC.
+    /// Access is granted only when an agent's allow-list names RBAC; and a PersistentVolume only
+    /// when it names that, since a volume (a host path, another namespace's disk) opens storage to
+    /// whichever claim binds it, which Kubernetes keeps for administrators.
     public func allowedByDefault(_ kind: KindDescriptor) -> Bool {
-        kind.group != Self.rbacGroup
+        kind.group != Self.rbacGroup && kind.kind != "PersistentVolume"
     }
 
     /// A claim is healthy once bound; an autoscaler that cannot scale is degraded; the rest
@@ -292,8 +354,13 @@ public struct PolicyPlugin: ResourcePlugin {
     /// What a member's autoscaler counted for a HorizontalPodAutoscaler.
     static let autoscalerCounts = ["currentReplicas", "desiredReplicas"]
 
+    /// A volume's or a claim's phases, the least advanced first: the hub shows the least
+    /// advanced of its members' (a claim Bound in one member and Pending in another is Pending).
+    static let phasesInOrder = ["Failed", "Lost", "Pending", "Released", "Available", "Bound"]
+
     public func summary(of live: JSONValue) -> [String: JSONValue] {
         switch live.kind {
+        case "PersistentVolume", "PersistentVolumeClaim": live.value(at: "status", "phase").map { ["phase": $0] } ?? [:]
         case "PodDisruptionBudget": StatusSummary.counts(Self.budgetCounts, of: live)
         case "HorizontalPodAutoscaler": StatusSummary.counts(Self.autoscalerCounts, of: live)
         default: [:]
@@ -305,6 +372,11 @@ public struct PolicyPlugin: ResourcePlugin {
     /// which members allow none, since a disruption is always taken in one member. A
     /// HorizontalPodAutoscaler's: each member's current and desired replicas summed.
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        if object.kind == "PersistentVolume" || object.kind == "PersistentVolumeClaim" {
+            let phases = Set(members.compactMap { $0.summary["phase"]?.stringValue })
+            guard let phase = Self.phasesInOrder.first(where: phases.contains) ?? phases.sorted().first else { return nil }
+            return ["phase": .string(phase)]
+        }
         if object.kind == "HorizontalPodAutoscaler", !members.isEmpty {
             return .object(StatusSummary.sums(Self.autoscalerCounts, of: members))
         }
@@ -326,6 +398,13 @@ public struct PolicyPlugin: ResourcePlugin {
 
     public func health(of live: JSONValue) -> Health {
         switch live.kind {
+        case "PersistentVolume":
+            let phase = live.string(at: "status", "phase") ?? "Pending"
+            switch phase {
+            case "Available", "Bound", "Released": return .healthy
+            case "Failed": return Health(.degraded, "the volume failed: \(live.string(at: "status", "message") ?? "no reason given")")
+            default: return Health(.progressing, "the volume is \(phase)")
+            }
         case "PersistentVolumeClaim":
             let phase = live.string(at: "status", "phase") ?? "Pending"
             switch phase {

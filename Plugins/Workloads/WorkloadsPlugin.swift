@@ -3,7 +3,8 @@ import TetherJSON
 import TetherModel
 import TetherPlugin
 
-/// Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob.
+/// Deployment, ReplicaSet, StatefulSet, DaemonSet, Job and CronJob, and the ReplicationController
+/// that came before ReplicaSets (still in kubectl's default `apply --prune` list).
 ///
 /// Health follows what `kubectl rollout status` waits for: the controller has observed the
 /// current generation, then updated, ready and available counts have caught up with the
@@ -13,6 +14,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
     public let name = "workloads"
     public let kinds: [KindDescriptor] = [
         Self.deployment, Self.replicaSet, Self.statefulSet, Self.daemonSet, Self.job, Self.cronJob, Self.controllerRevision,
+        Self.replicationController,
     ]
 
     public init() {}
@@ -63,6 +65,32 @@ public struct WorkloadsPlugin: ResourcePlugin {
             "status": replicaSetStatus,
         ],
         summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
+        protobufNumbers: ["spec": 2, "status": 3]
+    )
+    /// A ReplicaSet with an equality-only selector (a label map, defaulted from the template's labels).
+    public static let replicationController = KindDescriptor(
+        group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers", namespaced: true, shortNames: ["rc"],
+        categories: ["all"],
+        printerColumns: [
+            .count("DESIRED") { desiredReplicas($0) },
+            .count("CURRENT") { $0.integer(at: "status", "replicas") ?? 0 },
+            .count("READY") { $0.integer(at: "status", "readyReplicas") ?? 0 },
+        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [
+            .text("SELECTOR", priority: 1) { LabelSelectorText.labels($0.value(at: "spec", "selector")) }
+        ],
+        hasScale: true,
+        fields: [
+            "spec": .numbered(
+                .field(1, "replicas", .integer, optional: true), .field(4, "minReadySeconds", .integer), .field(2, "selector", .stringMap),
+                .field(3, "template", .podTemplate)
+            ),
+            "status": .numbered(
+                .field(1, "replicas", .integer), .field(2, "fullyLabeledReplicas", .integer), .field(4, "readyReplicas", .integer),
+                .field(5, "availableReplicas", .integer), .field(3, "observedGeneration", .integer),
+                .field(6, "conditions", .array(.transitionCondition(lastTransitionTime: 3, reason: 4, message: 5)))
+            ),
+        ],
+        summary: "ReplicationController keeps a number of pod replicas running; ReplicaSets replace it.",
         protobufNumbers: ["spec": 2, "status": 3]
     )
     public static let statefulSet = KindDescriptor(
@@ -187,7 +215,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
     static func summaryFields(_ kind: String?) -> [String] {
         switch kind {
         case "Deployment": ["replicas", "readyReplicas", "availableReplicas", "updatedReplicas", "unavailableReplicas"]
-        case "ReplicaSet": ["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas"]
+        case "ReplicaSet", "ReplicationController": ["replicas", "readyReplicas", "availableReplicas", "fullyLabeledReplicas"]
         case "StatefulSet": ["replicas", "readyReplicas", "availableReplicas", "currentReplicas", "updatedReplicas"]
         case "DaemonSet":
             [
@@ -230,10 +258,10 @@ public struct WorkloadsPlugin: ResourcePlugin {
         return ObjectAge.human(seconds: Int(end) - Int(start.seconds))
     }
 
-    /// Deployments, ReplicaSets and StatefulSets are divided by `spec.replicas`. DaemonSets run
-    /// one per node and Jobs count completions, so neither is divided.
+    /// Deployments, ReplicaSets, ReplicationControllers and StatefulSets are divided by
+    /// `spec.replicas`. DaemonSets run one per node and Jobs count completions, so neither is divided.
     static func hasReplicas(_ kind: String?) -> Bool {
-        kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet"
+        kind == "Deployment" || kind == "ReplicaSet" || kind == "ReplicationController" || kind == "StatefulSet"
     }
 
     /// A workload's revisions are the API's own record at each end, never sent to members.
@@ -347,6 +375,19 @@ public struct WorkloadsPlugin: ResourcePlugin {
             }
             return problems + Self.podFailurePolicyProblems(object)
         }
+        if object.kind == "ReplicationController" {
+            // The selector is a label map, and either it or the template's labels may be left out.
+            let selector = (object.value(at: "spec", "selector")?.objectMembers ?? [:]).compactMapValues(\.stringValue)
+            let labels = (object.value(at: "spec", "template", "metadata", "labels")?.objectMembers ?? [:]).compactMapValues(\.stringValue)
+            if selector.isEmpty && labels.isEmpty {
+                problems.append(ValidationProblem(field: "spec.selector", "Required value: or spec.template.metadata.labels"))
+            } else if !selector.isEmpty, !labels.isEmpty, let missing = selector.first(where: { labels[$0.key] != $0.value }) {
+                problems.append(
+                    ValidationProblem(
+                        field: "spec.template.metadata.labels", "must match spec.selector: \(missing.key)=\(missing.value) is missing"))
+            }
+            return problems
+        }
         guard let selector = object.value(at: "spec", "selector") else {
             problems.append(ValidationProblem(field: "spec.selector", "required"))
             return problems
@@ -382,6 +423,17 @@ public struct WorkloadsPlugin: ResourcePlugin {
             KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
         case "ReplicaSet":
             fill(["replicas"], .integer(1))
+            KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
+        case "ReplicationController":
+            // Each of the selector and the template's labels defaults to the other.
+            fill(["replicas"], .integer(1))
+            let labels = object.value(at: "spec", "template", "metadata", "labels")?.objectMembers ?? [:]
+            let selector = object.value(at: "spec", "selector")?.objectMembers ?? [:]
+            if selector.isEmpty, !labels.isEmpty {
+                object.set(.object(labels), at: ["spec", "selector"])
+            } else if labels.isEmpty, !selector.isEmpty, object.value(at: "spec", "template") != nil {
+                object.set(.object(selector), at: ["spec", "template", "metadata", "labels"])
+            }
             KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
         case "StatefulSet":
             fill(["replicas"], .integer(1))

@@ -19,6 +19,7 @@ final class AutoscalerController: Sendable {
     static let scalable: [String: ResourceType] = [
         "Deployment": ResourceType(group: "apps", resource: "deployments", namespaced: true),
         "ReplicaSet": ResourceType(group: "apps", resource: "replicasets", namespaced: true),
+        "ReplicationController": ResourceType(group: "", resource: "replicationcontrollers", namespaced: true),
         "StatefulSet": ResourceType(group: "apps", resource: "statefulsets", namespaced: true),
     ]
 

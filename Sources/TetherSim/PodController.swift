@@ -23,6 +23,7 @@ struct PodController: Sendable {
     /// The kinds whose Pods this controller makes, by the owner reference's kind.
     static let ownerTypes: [String: ResourceType] = [
         "ReplicaSet": ResourceType(group: "apps", resource: "replicasets", namespaced: true),
+        "ReplicationController": ResourceType(group: "", resource: "replicationcontrollers", namespaced: true),
         "StatefulSet": ResourceType(group: "apps", resource: "statefulsets", namespaced: true),
         "DaemonSet": ResourceType(group: "apps", resource: "daemonsets", namespaced: true),
         "Job": ResourceType(group: "batch", resource: "jobs", namespaced: true),
@@ -264,6 +265,6 @@ struct PodController: Sendable {
 
     /// The controller that records the events of a `kind`'s Pods, by the name Kubernetes gives it.
     static func controllerSource(_ kind: String) -> EventRecorder.Source {
-        EventRecorder.Source(component: "\(kind.lowercased())-controller")
+        EventRecorder.Source(component: kind == "ReplicationController" ? "replication-controller" : "\(kind.lowercased())-controller")
     }
 }

@@ -74,7 +74,7 @@ public final class WorkloadSimulator: Service, Sendable {
 
     static let simulated = [
         "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
-        "poddisruptionbudgets", "horizontalpodautoscalers",
+        "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes",
     ]
 
     public func run() async throws {
@@ -173,6 +173,11 @@ public final class WorkloadSimulator: Service, Sendable {
             if let owner = Self.controller(of: object), owner.kind == "Deployment" {
                 queue.add(ObjectKey(type: Self.deployments, namespace: key.namespace, name: owner.name))
             }
+        case "replicationcontrollers":
+            // The ReplicaSet controller's older sibling: the same step and the same counts.
+            guard let owned = await pods.sync(object, kind: "ReplicationController") else { return nil }
+            plan.replicaSet(pods: owned, now: Date())
+        case "persistentvolumes": plan.persistentVolume()
         case "deployments":
             guard let (sets, newest) = await rollOut(object) else { return nil }
             plan.deployment(replicaSets: sets, newest: newest, now: Date())

@@ -97,7 +97,7 @@ struct TetherAgentCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help:
-            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap) or group/* for every kind of a group; repeatable. Default: agent.json's allowKinds, else the kinds of its plugins but RBAC and CustomResourceDefinitions."
+            "A kind the agent may write, as group/Kind (core group empty: /ConfigMap) or group/* for every kind of a group; repeatable. Default: agent.json's allowKinds, else the kinds of its plugins but RBAC, PersistentVolumes and CustomResourceDefinitions."
     )
     var allowKind: [String] = []
 

@@ -354,4 +354,94 @@ struct KubectlGeneratorTests {
             #expect(try await member.run(["get", "role", "reader"]).status != 0)
         }
     }
+
+    @Test(
+        "kubectl apply --prune works at the hub and at a member (every kind on kubectl's default prune list is served); a ReplicationController is divided and run; a PersistentVolume reaches the member Available; endpoints and Nodes at the hub are listed, empty, and never written"
+    )
+    func pruneAndLegacyKinds() async throws {
+        try await withFederation { federation in
+            let (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            // Volumes are written only where an allow-list names them: m1's does.
+            let m1 = try await federation.startMember("m1", hub: hub, hubPort: port, agentArguments: ["--also-allow-kind", "/PersistentVolume"])
+                .kubectl
+            let m2 = try await federation.startMember("m2", hub: hub, hubPort: port).kubectl
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "cluster/m1", "cluster/m2", "--timeout=30s"])
+            let both = """
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: keep, labels: {set: app}}
+                data: {k: v}
+                ---
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: drop, labels: {set: app}}
+                data: {k: v}
+                """
+            let one = String(both.prefix { $0 != "-" })
+            for kubectl in [hubctl, m1] {
+                try await kubectl.succeed(["apply", "-f", "-", "-l", "set=app", "--prune"], stdin: both)
+                let pruned = try await kubectl.succeed(["apply", "-f", "-", "-l", "set=app", "--prune"], stdin: one)
+                #expect(pruned.contains("configmap/drop pruned"), "\(pruned)")
+            }
+            try await m2.succeed(["wait", "--for=create", "configmap/keep", "--timeout=30s"], within: .seconds(40))
+            try await m2.succeed(["wait", "--for=delete", "configmap/drop", "--timeout=30s"], within: .seconds(40))
+
+            let legacy = """
+                apiVersion: v1
+                kind: ReplicationController
+                metadata: {name: legacy}
+                spec:
+                  replicas: 4
+                  template:
+                    metadata: {labels: {app: legacy}}
+                    spec: {containers: [{name: web, image: "nginx:1.27"}]}
+                ---
+                apiVersion: v1
+                kind: PersistentVolume
+                metadata: {name: data}
+                spec:
+                  capacity: {storage: 5Gi}
+                  accessModes: [ReadWriteOnce]
+                  hostPath: {path: /data}
+                """
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: legacy)
+            // The selector is defaulted from the template's labels; the replicas are divided, 2 and 2.
+            #expect(try await hubctl.succeed(["get", "rc", "legacy", "-o", "jsonpath={.spec.selector.app}"]) == "legacy")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rc/legacy", "--timeout=60s"], within: .seconds(70))
+            for member in [m1, m2] {
+                try await member.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rc/legacy", "--timeout=30s"], within: .seconds(40))
+                #expect(try await member.succeed(["get", "pods", "-l", "app=legacy", "-o", "name"]).split(separator: "\n").count == 2)
+            }
+            try await m1.succeed(["wait", "--for=jsonpath={.status.phase}=Available", "pv/data", "--timeout=30s"], within: .seconds(40))
+            try await hubctl.succeed([
+                "wait", "--for=jsonpath={.status.clusters[?(@.name==\"m2\")].state}=failed", "propagation/persistentvolume.data", "--timeout=30s",
+            ])
+            #expect(try await m2.run(["get", "pv", "data"]).status != 0)
+            let volume = try await hubctl.succeed(["get", "pv", "data", "--no-headers"]).split(separator: " ", omittingEmptySubsequences: true)
+            #expect(volume.prefix(4) == ["data", "5Gi", "RWO", "Retain"], "\(volume)")
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Available", "pv/data", "--timeout=30s"], within: .seconds(40))
+            // A volume names exactly one source.
+            let sourceless = try await hubctl.run(
+                ["apply", "-f", "-"],
+                stdin:
+                    "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: nothing}\nspec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce]}\n"
+            )
+            #expect(sourceless.status != 0 && sourceless.stderr.contains("must specify a volume type"), "\(sourceless)")
+
+            // Endpoints are listed at the hub (empty) and never written there.
+            #expect(try await hubctl.succeed(["get", "endpoints", "-o", "name"]).isEmpty)
+            let endpoints = try await hubctl.run(
+                ["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: Endpoints\nmetadata: {name: manual}\nsubsets: []\n")
+            #expect(endpoints.status != 0 && endpoints.stderr.contains("the hub holds no Endpoints"), "\(endpoints)")
+            try await hubctl.succeed([
+                "create", "role", "watcher", "--verb=get,list", "--resource=endpoints,pods,replicationcontrollers,persistentvolumeclaims",
+            ])
+            // So are Nodes, which each member has its own of.
+            try await hubctl.succeed(["create", "clusterrole", "node-reader", "--verb=get,list,watch", "--resource=nodes,persistentvolumes"])
+            #expect(try await hubctl.succeed(["get", "nodes", "-o", "name"]).isEmpty)
+            let node = try await hubctl.run(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n")
+            #expect(node.status != 0 && node.stderr.contains("kubectl --context NAME get nodes"), "\(node)")
+        }
+    }
 }

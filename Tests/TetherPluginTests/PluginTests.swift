@@ -345,7 +345,15 @@ struct NetworkingConfigPluginTests {
         #expect(ports.cell(slice) == .string("8080"))
         #expect(!EndpointsPlugin().propagates(EndpointsPlugin.endpoints) && !EndpointsPlugin().propagates(EndpointsPlugin.endpointSlice))
         #expect(BuiltinPlugins.memberCluster.kind(apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice") != nil)
-        #expect(BuiltinPlugins.hub.kind(apiVersion: "v1", kind: "Endpoints") == nil)
+        // The hub lists them (always empty) and refuses to hold any.
+        let atHub = BuiltinPlugins.hub.plugin(apiVersion: "v1", kind: "Endpoints")
+        #expect(BuiltinPlugins.hub.kind(apiVersion: "v1", kind: "Endpoints") != nil && !atHub.propagates(EndpointsPlugin.endpoints))
+        #expect(
+            atHub.validate(["apiVersion": "v1", "kind": "Endpoints", "metadata": ["name": "x"]]).map(\.description).joined().contains(
+                "the hub holds no Endpoints"))
+        #expect(
+            !BuiltinPlugins.hub.propagatedKindNames.contains { $0.hasSuffix("/Endpoints") || $0.hasSuffix("/EndpointSlice") || $0.hasSuffix("/Node") }
+        )
         #expect(BuiltinPlugins.agent.kindsAllowedByDefault.allSatisfy { $0.kind != "Endpoints" && $0.kind != "EndpointSlice" })
     }
 
