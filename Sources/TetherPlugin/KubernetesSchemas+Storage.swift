@@ -2,6 +2,30 @@
 /// Its sources differ from a Pod volume's where a secret may live in another namespace
 /// (`SecretReference`: a name and a namespace) and in their numbering.
 extension FieldSchema {
+    // The sources a Pod's volume and a PersistentVolume share, field for field.
+    static let hostPathSource = FieldSchema.numbered(.field(1, "path", .string), .field(2, "type", .string, optional: true))
+    static let nfsSource = FieldSchema.numbered(.field(1, "server", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean))
+    static let flockerSource = FieldSchema.numbered(.field(1, "datasetName", .string), .field(2, "datasetUUID", .string))
+    static let photonDiskSource = FieldSchema.numbered(.field(1, "pdID", .string), .field(2, "fsType", .string))
+    static let portworxSource = FieldSchema.numbered(.field(1, "volumeID", .string), .field(2, "fsType", .string), .field(3, "readOnly", .boolean))
+    static let fibreChannelSource = FieldSchema.numbered(
+        .field(1, "targetWWNs", stringList), .field(2, "lun", .integer, optional: true), .field(3, "fsType", .string),
+        .field(4, "readOnly", .boolean), .field(5, "wwids", stringList)
+    )
+    static let vsphereDiskSource = FieldSchema.numbered(
+        .field(1, "volumePath", .string), .field(2, "fsType", .string), .field(3, "storagePolicyName", .string),
+        .field(4, "storagePolicyID", .string)
+    )
+    static let quobyteSource = FieldSchema.numbered(
+        .field(1, "registry", .string), .field(2, "volume", .string), .field(3, "readOnly", .boolean), .field(4, "user", .string),
+        .field(5, "group", .string), .field(6, "tenant", .string)
+    )
+    static let azureDiskSource = FieldSchema.numbered(
+        .field(1, "diskName", .string), .field(2, "diskURI", .string), .field(3, "cachingMode", .string, optional: true),
+        .field(4, "fsType", .string, optional: true), .field(5, "readOnly", .boolean, optional: true),
+        .field(6, "kind", .string, optional: true)
+    )
+
     /// `core/v1.SecretReference`.
     static let secretReference = FieldSchema.numbered(.field(1, "name", .string), .field(2, "namespace", .string))
 
@@ -9,14 +33,14 @@ extension FieldSchema {
     static let persistentVolumeSource = FieldSchema.numbered(
         .field(1, "gcePersistentDisk", cloudDisk(id: "pdName"), optional: true),
         .field(2, "awsElasticBlockStore", cloudDisk(id: "volumeID"), optional: true),
-        .field(3, "hostPath", .numbered(.field(1, "path", .string), .field(2, "type", .string, optional: true)), optional: true),
+        .field(3, "hostPath", hostPathSource, optional: true),
         .field(
             4, "glusterfs",
             .numbered(
                 .field(1, "endpoints", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean),
                 .field(4, "endpointsNamespace", .string, optional: true)
             ), optional: true),
-        .field(5, "nfs", .numbered(.field(1, "server", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean)), optional: true),
+        .field(5, "nfs", nfsSource, optional: true),
         .field(
             6, "rbd",
             .numbered(
@@ -44,13 +68,8 @@ extension FieldSchema {
                 .field(1, "monitors", stringList), .field(2, "path", .string), .field(3, "user", .string), .field(4, "secretFile", .string),
                 .field(5, "secretRef", secretReference, optional: true), .field(6, "readOnly", .boolean)
             ), optional: true),
-        .field(
-            10, "fc",
-            .numbered(
-                .field(1, "targetWWNs", stringList), .field(2, "lun", .integer, optional: true), .field(3, "fsType", .string),
-                .field(4, "readOnly", .boolean), .field(5, "wwids", stringList)
-            ), optional: true),
-        .field(11, "flocker", .numbered(.field(1, "datasetName", .string), .field(2, "datasetUUID", .string)), optional: true),
+        .field(10, "fc", fibreChannelSource, optional: true),
+        .field(11, "flocker", flockerSource, optional: true),
         .field(
             12, "flexVolume",
             .numbered(
@@ -63,29 +82,11 @@ extension FieldSchema {
                 .field(1, "secretName", .string), .field(2, "shareName", .string), .field(3, "readOnly", .boolean),
                 .field(4, "secretNamespace", .string, optional: true)
             ), optional: true),
-        .field(
-            14, "vsphereVolume",
-            .numbered(
-                .field(1, "volumePath", .string), .field(2, "fsType", .string), .field(3, "storagePolicyName", .string),
-                .field(4, "storagePolicyID", .string)
-            ), optional: true),
-        .field(
-            15, "quobyte",
-            .numbered(
-                .field(1, "registry", .string), .field(2, "volume", .string), .field(3, "readOnly", .boolean), .field(4, "user", .string),
-                .field(5, "group", .string), .field(6, "tenant", .string)
-            ), optional: true),
-        .field(
-            16, "azureDisk",
-            .numbered(
-                .field(1, "diskName", .string), .field(2, "diskURI", .string), .field(3, "cachingMode", .string, optional: true),
-                .field(4, "fsType", .string, optional: true), .field(5, "readOnly", .boolean, optional: true),
-                .field(6, "kind", .string, optional: true)
-            ), optional: true),
-        .field(17, "photonPersistentDisk", .numbered(.field(1, "pdID", .string), .field(2, "fsType", .string)), optional: true),
-        .field(
-            18, "portworxVolume", .numbered(.field(1, "volumeID", .string), .field(2, "fsType", .string), .field(3, "readOnly", .boolean)),
-            optional: true),
+        .field(14, "vsphereVolume", vsphereDiskSource, optional: true),
+        .field(15, "quobyte", quobyteSource, optional: true),
+        .field(16, "azureDisk", azureDiskSource, optional: true),
+        .field(17, "photonPersistentDisk", photonDiskSource, optional: true),
+        .field(18, "portworxVolume", portworxSource, optional: true),
         .field(
             19, "scaleIO",
             .numbered(

@@ -222,7 +222,7 @@ extension FieldSchema {
         .embedded(
             2,
             .numbered(
-                .field(1, "hostPath", .numbered(.field(1, "path", .string), .field(2, "type", .string, optional: true)), optional: true),
+                .field(1, "hostPath", hostPathSource, optional: true),
                 .field(
                     2, "emptyDir", .numbered(.field(1, "medium", .string), .field(2, "sizeLimit", .quantity, optional: true)), optional: true),
                 .field(3, "gcePersistentDisk", cloudDisk(id: "pdName"), optional: true),
@@ -236,8 +236,7 @@ extension FieldSchema {
                         .field(1, "secretName", .string), .field(2, "items", .array(keyToPath)), .field(3, "defaultMode", .integer, optional: true),
                         .field(4, "optional", .boolean, optional: true)
                     ), optional: true),
-                .field(
-                    7, "nfs", .numbered(.field(1, "server", .string), .field(2, "path", .string), .field(3, "readOnly", .boolean)), optional: true),
+                .field(7, "nfs", nfsSource, optional: true),
                 .field(
                     8, "iscsi",
                     .numbered(
@@ -276,16 +275,11 @@ extension FieldSchema {
                         .field(1, "monitors", stringList), .field(2, "path", .string), .field(3, "user", .string), .field(4, "secretFile", .string),
                         .field(5, "secretRef", localObjectReference, optional: true), .field(6, "readOnly", .boolean)
                     ), optional: true),
-                .field(15, "flocker", .numbered(.field(1, "datasetName", .string), .field(2, "datasetUUID", .string)), optional: true),
+                .field(15, "flocker", flockerSource, optional: true),
                 .field(
                     16, "downwardAPI", .numbered(.field(1, "items", .array(downwardAPIFile)), .field(2, "defaultMode", .integer, optional: true)),
                     optional: true),
-                .field(
-                    17, "fc",
-                    .numbered(
-                        .field(1, "targetWWNs", stringList), .field(2, "lun", .integer, optional: true), .field(3, "fsType", .string),
-                        .field(4, "readOnly", .boolean), .field(5, "wwids", stringList)
-                    ), optional: true),
+                .field(17, "fc", fibreChannelSource, optional: true),
                 .field(
                     18, "azureFile", .numbered(.field(1, "secretName", .string), .field(2, "shareName", .string), .field(3, "readOnly", .boolean)),
                     optional: true),
@@ -295,29 +289,11 @@ extension FieldSchema {
                         .embedded(1, localObjectReference), .field(2, "items", .array(keyToPath)), .field(3, "defaultMode", .integer, optional: true),
                         .field(4, "optional", .boolean, optional: true)
                     ), optional: true),
-                .field(
-                    20, "vsphereVolume",
-                    .numbered(
-                        .field(1, "volumePath", .string), .field(2, "fsType", .string), .field(3, "storagePolicyName", .string),
-                        .field(4, "storagePolicyID", .string)
-                    ), optional: true),
-                .field(
-                    21, "quobyte",
-                    .numbered(
-                        .field(1, "registry", .string), .field(2, "volume", .string), .field(3, "readOnly", .boolean), .field(4, "user", .string),
-                        .field(5, "group", .string), .field(6, "tenant", .string)
-                    ), optional: true),
-                .field(
-                    22, "azureDisk",
-                    .numbered(
-                        .field(1, "diskName", .string), .field(2, "diskURI", .string), .field(3, "cachingMode", .string, optional: true),
-                        .field(4, "fsType", .string, optional: true), .field(5, "readOnly", .boolean, optional: true),
-                        .field(6, "kind", .string, optional: true)
-                    ), optional: true),
-                .field(23, "photonPersistentDisk", .numbered(.field(1, "pdID", .string), .field(2, "fsType", .string)), optional: true),
-                .field(
-                    24, "portworxVolume", .numbered(.field(1, "volumeID", .string), .field(2, "fsType", .string), .field(3, "readOnly", .boolean)),
-                    optional: true),
+                .field(20, "vsphereVolume", vsphereDiskSource, optional: true),
+                .field(21, "quobyte", quobyteSource, optional: true),
+                .field(22, "azureDisk", azureDiskSource, optional: true),
+                .field(23, "photonPersistentDisk", photonDiskSource, optional: true),
+                .field(24, "portworxVolume", portworxSource, optional: true),
                 .field(
                     25, "scaleIO",
                     .numbered(
