@@ -18,14 +18,14 @@ public enum BuiltinPlugins {
     /// to list (``HubListOnlyPlugin``).
     public static let hub = KindRegistry(
         plugins: kubernetesFamilies + [
-            FederationPlugin(), EventPlugin(), InterpreterCustomizationPlugin(),
+            FederationPlugin(), EventPlugin(), LeasePlugin(), InterpreterCustomizationPlugin(),
             HubListOnlyPlugin(EndpointsPlugin(), reason: "each member's endpoints controller writes its own"),
             HubListOnlyPlugin(NodePlugin(), reason: "each member's are in its own context (kubectl --context NAME get nodes)"),
         ])
 
     /// What a member cluster serves (the simulated one included): the Kubernetes kinds, Nodes,
     /// Events and endpoints.
-    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin(), EndpointsPlugin()])
+    public static let memberCluster = KindRegistry(plugins: kubernetesFamilies + [NodePlugin(), EventPlugin(), LeasePlugin(), EndpointsPlugin()])
 
     /// What an agent applies and judges.
     public static let agent = KindRegistry(plugins: kubernetesFamilies)
@@ -183,6 +183,34 @@ public struct EventPlugin: ResourcePlugin {
             "involvedObject": 2, "reason": 3, "message": 4, "source": 5, "firstTimestamp": 6, "lastTimestamp": 7, "count": 8, "type": 9,
             "eventTime": 10, "series": 11, "action": 12, "related": 13, "reportingComponent": 14, "reportingInstance": 15,
         ]
+    )
+
+    public func propagates(_ kind: KindDescriptor) -> Bool { false }
+}
+
+/// Leases (`coordination.k8s.io/v1`): what controllers elect a leader with, so a controller
+/// run against the hub or a member with leader election works, and what a member's kubelets
+/// renew (`kubectl describe node` reads them). Each end's own: never propagated.
+public struct LeasePlugin: ResourcePlugin {
+    public let name = "leases"
+    public let kinds: [KindDescriptor] = [Self.lease]
+
+    public init() {}
+
+    public static let lease = KindDescriptor(
+        group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", namespaced: true,
+        printerColumns: [.text("HOLDER") { $0.string(at: "spec", "holderIdentity") ?? "" }],
+        hasStatus: false,
+        fields: [
+            "spec": .numbered(
+                .field(1, "holderIdentity", .string, optional: true), .field(2, "leaseDurationSeconds", .integer, optional: true),
+                .field(3, "acquireTime", .microTime, optional: true), .field(4, "renewTime", .microTime, optional: true),
+                .field(5, "leaseTransitions", .integer, optional: true), .field(6, "strategy", .string, optional: true),
+                .field(7, "preferredHolder", .string, optional: true)
+            )
+        ],
+        summary: "Lease defines a lease concept: who holds it, since when, and for how long.",
+        protobufNumbers: ["spec": 2]
     )
 
     public func propagates(_ kind: KindDescriptor) -> Bool { false }

@@ -434,6 +434,12 @@ public struct WorkloadsPlugin: ResourcePlugin {
             } else if labels.isEmpty, !selector.isEmpty, object.value(at: "spec", "template") != nil {
                 object.set(.object(selector), at: ["spec", "template", "metadata", "labels"])
             }
+            // And its own labels, when it has none, are its template's.
+            if object.labels.isEmpty, let templateLabels = object.value(at: "spec", "template", "metadata", "labels"),
+                !templateLabels.objectMembers.isEmpty
+            {
+                object.set(templateLabels, at: ["metadata", "labels"])
+            }
             KubernetesDefaults.podTemplate(at: ["spec", "template"], in: &object)
         case "StatefulSet":
             fill(["replicas"], .integer(1))

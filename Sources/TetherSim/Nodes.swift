@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import TetherJSON
 import TetherModel
@@ -354,6 +355,7 @@ struct Nodes {
         for node in wanted.sorted() where !present.contains(node) {
             _ = try await store.create(object(name: node), as: Self.type, dryRun: false)
         }
+        try await registerLeases()
         // A node made by an earlier run lacking a label nodes now start with gets it (an
         // operator's own labels and changes stay).
         for node in existing where wanted.contains(node.name ?? "") {
@@ -396,6 +398,43 @@ struct Nodes {
         ]
     }
 
+    static let leaseNamespace = "kube-node-lease"
+    static let leases = ResourceType(group: "coordination.k8s.io", resource: "leases", namespaced: true)
+    static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
+
+    /// Each node's Lease in `kube-node-lease`, as its kubelet registers one (owned by its Node,
+    /// so it goes with it): `kubectl describe node` reads it. Renewed by no one: no kubelet runs.
+    func registerLeases() async throws(StoreError) {
+        guard let store else { return }
+        do throws(StoreError) {
+            _ = try await store.create(
+                ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(Self.leaseNamespace)]], as: Self.namespaces, dryRun: false)
+        } catch  where error.code == .alreadyExists {
+            // Made by an earlier run.
+        }
+        let held = Set(try await store.list(Self.leases, options: ListOptions(namespace: Self.leaseNamespace)).objects.compactMap(\.name))
+        for node in try await store.list(Self.type, options: ListOptions()).objects {
+            guard let name = node.name, let uid = node.uid, !held.contains(name) else { continue }
+            let now = Date().timeIntervalSince1970
+            let lease: JSONValue = [
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": [
+                    "name": .string(name), "namespace": .string(Self.leaseNamespace),
+                    "ownerReferences": [["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]],
+                ],
+                "spec": [
+                    "holderIdentity": .string(name), "leaseDurationSeconds": 40,
+                    "renewTime": .string(kubernetesMicroTimestamp(seconds: Int64(now), nanos: Int32((now - now.rounded(.down)) * 1_000_000_000))),
+                ],
+            ]
+            do throws(StoreError) {
+                _ = try await store.create(lease, as: Self.leases, dryRun: false)
+            } catch  where error.code == .alreadyExists {
+                // Registered meanwhile.
+            }
+        }
+    }
+
     func object(name: String) -> JSONValue {
         let index = name.split(separator: "-").last.flatMap { Int($0) } ?? 1
         return [
@@ -405,7 +444,12 @@ struct Nodes {
             "status": [
                 "capacity": capacity, "allocatable": capacity,
                 "addresses": [["type": "InternalIP", "address": .string(Self.address(of: name))], ["type": "Hostname", "address": .string(name)]],
-                "conditions": [["type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)"]],
+                "conditions": [
+                    [
+                        "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)",
+                        "lastHeartbeatTime": .string(kubernetesTimestamp()), "lastTransitionTime": .string(kubernetesTimestamp()),
+                    ]
+                ],
                 "nodeInfo": ["kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64"],
             ],
         ]

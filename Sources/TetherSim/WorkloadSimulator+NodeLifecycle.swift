@@ -123,8 +123,11 @@ extension WorkloadSimulator {
     /// object), and its Pods stay, as the Pod garbage collector waits longer than that.
     func registerAgain(_ node: String) async {
         do throws(StoreError) {
-            _ = try await store.create(Nodes(store: store, settings: settings).object(name: node), as: Nodes.type, dryRun: false)
+            let nodes = Nodes(store: store, settings: settings)
+            _ = try await store.create(nodes.object(name: node), as: Nodes.type, dryRun: false)
             logger.info("node registered again by its kubelet", metadata: ["tether.node": "\(node)"])
+            // Its Lease went with the deleted Node (the garbage collector); the kubelet makes it again.
+            try? await nodes.registerLeases()
         } catch  where error.code == .alreadyExists {
             // Registered meanwhile.
         } catch {

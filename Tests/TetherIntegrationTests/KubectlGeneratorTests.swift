@@ -356,7 +356,7 @@ struct KubectlGeneratorTests {
     }
 
     @Test(
-        "kubectl apply --prune works at the hub and at a member (every kind on kubectl's default prune list is served); a ReplicationController is divided and run; a PersistentVolume reaches the member Available; endpoints and Nodes at the hub are listed, empty, and never written"
+        "kubectl apply --prune works at the hub and at a member (every kind on kubectl's default prune list is served); a ReplicationController is divided and run; a PersistentVolume reaches the member Available; endpoints and Nodes at the hub are listed, empty, and never written; a Lease stays at the hub"
     )
     func pruneAndLegacyKinds() async throws {
         try await withFederation { federation in
@@ -407,7 +407,8 @@ struct KubectlGeneratorTests {
                 """
             try await hubctl.succeed(["apply", "-f", "-"], stdin: legacy)
             // The selector is defaulted from the template's labels; the replicas are divided, 2 and 2.
-            #expect(try await hubctl.succeed(["get", "rc", "legacy", "-o", "jsonpath={.spec.selector.app}"]) == "legacy")
+            #expect(
+                try await hubctl.succeed(["get", "rc", "legacy", "-o", "jsonpath={.spec.selector.app} {.metadata.labels.app}"]) == "legacy legacy")
             try await hubctl.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=4", "rc/legacy", "--timeout=60s"], within: .seconds(70))
             for member in [m1, m2] {
                 try await member.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "rc/legacy", "--timeout=30s"], within: .seconds(40))
@@ -437,6 +438,19 @@ struct KubectlGeneratorTests {
             try await hubctl.succeed([
                 "create", "role", "watcher", "--verb=get,list", "--resource=endpoints,pods,replicationcontrollers,persistentvolumeclaims",
             ])
+            // A Lease, as a controller run against the hub elects its leader with, stays at the hub.
+            let lease = """
+                apiVersion: coordination.k8s.io/v1
+                kind: Lease
+                metadata: {name: my-controller}
+                spec: {holderIdentity: replica-a, leaseDurationSeconds: 15, renewTime: "2026-12-04T06:00:00.123456Z"}
+                """
+            try await hubctl.succeed(["apply", "-f", "-"], stdin: lease)
+            let leaseRow = try await hubctl.succeed(["get", "lease", "my-controller", "--no-headers"]).split(
+                separator: " ", omittingEmptySubsequences: true)
+            #expect(leaseRow.prefix(2) == ["my-controller", "replica-a"], "\(leaseRow)")
+            #expect(try await hubctl.succeed(["get", "lease", "my-controller", "-o", "jsonpath={.spec.renewTime}"]) == "2026-12-04T06:00:00.123456Z")
+            #expect(try await m1.run(["get", "lease", "my-controller"]).status != 0)
             // So are Nodes, which each member has its own of.
             try await hubctl.succeed(["create", "clusterrole", "node-reader", "--verb=get,list,watch", "--resource=nodes,persistentvolumes"])
             #expect(try await hubctl.succeed(["get", "nodes", "-o", "name"]).isEmpty)

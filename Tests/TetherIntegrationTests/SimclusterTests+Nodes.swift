@@ -101,6 +101,8 @@ extension SimclusterTests {
             #expect(!left.contains(lost), "no Pod is bound to the deleted node: \(left)")
             let nodes = try await kubectl.succeed(["get", "nodes", "-o", "name"])
             #expect(!nodes.contains(lost), "a node whose kubelet is stopped does not register again: \(nodes)")
+            // Its Lease, which its Node owns, went with it (the garbage collector).
+            try await kubectl.succeed(["wait", "--for=delete", "-n", "kube-node-lease", "lease/\(lost)", "--timeout=30s"], within: .seconds(40))
 
             // A node whose kubelet runs registers again at once, and its Pods stay.
             let live = moved[0].node
@@ -108,6 +110,15 @@ extension SimclusterTests {
             try await kubectl.succeed(["wait", "--for=condition=Ready", "node/\(live)", "--timeout=30s"], within: .seconds(40))
             let kept = try await waitForPods(kubectl, "app=db") { $0.count == 1 && $0[0].ready }
             #expect(kept[0].node == live, "\(kept)")
+            // Registered again, with a Lease of its own again, which `kubectl describe node` reads.
+            let uid = try await kubectl.succeed(["get", "node", live, "-o", "jsonpath={.metadata.uid}"])
+            _ = try await kubectl.waitForOutput(["get", "lease", live, "-n", "kube-node-lease", "-o", "jsonpath={.metadata.ownerReferences[0].uid}"])
+            {
+                $0 == uid
+            }
+            let described = try await kubectl.succeed(["describe", "node", live])
+            #expect(described.contains("HolderIdentity:  \(live)") && !described.contains("Failed to get lease"), "\(described)")
+            #expect(!described.contains("0001"), "condition times are set: \(described)")
         }
     }
 }
