@@ -307,7 +307,12 @@ final class GarbageCollector: Sendable {
                 if let object = try await current(dependent), object.deletionTimestamp == nil { try await collect(dependent) }
                 guard let object = try await current(dependent) else { continue }
                 let blocks = Self.ownerReferences(of: object).contains { $0["uid"]?.stringValue == uid && $0["blockOwnerDeletion"] == .bool(true) }
-                if blocks { blocking += 1 }
+                // A dependent waiting in the foreground for this owner, which it owns in turn (a
+                // cycle), would wait forever: it does not block, and goes once this owner has.
+                let waitsForThis =
+                    object.deletionTimestamp != nil && object.finalizers.contains(Self.foregroundFinalizer)
+                    && graph.withLock { graph in object.uid.map { graph.dependents[$0]?.contains(location) == true } ?? false }
+                if blocks && !waitsForThis { blocking += 1 }
             }
             // Deletions of the blocking dependents queue this again.
             guard blocking == 0 else { return }

@@ -20,7 +20,7 @@ extension SimclusterTests {
     }
 
     @Test(
-        "the garbage collector deletes an object whose owners are all gone, keeps one another owner holds (dropping the gone reference), orphans on --cascade=orphan, and holds a foreground deletion until its blocking dependents are gone"
+        "the garbage collector deletes an object whose owners are all gone, keeps one another owner holds (dropping the gone reference), orphans on --cascade=orphan, and holds a foreground deletion until its blocking dependents are gone (two that own each other included)"
     )
     func garbageCollection() async throws {
         try await withFederation { federation in
@@ -71,6 +71,14 @@ extension SimclusterTests {
             try await kubectl.succeed(["patch", "configmap", "blocker", "--type=merge", "-p", #"{"metadata":{"finalizers":null}}"#])
             try await kubectl.succeed(["wait", "--for=delete", "configmap/held", "--timeout=30s"], within: .seconds(40))
             #expect(try await kubectl.run(["get", "configmap", "blocker"]).status != 0)
+
+            // Two that own each other, each blocking: a foreground deletion of one takes both.
+            let first = try await uid("first")
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: dependent("second", of: [("first", first)], blocking: true))
+            let second = try await kubectl.succeed(["get", "configmap", "second", "-o", "jsonpath={.metadata.uid}"])
+            try await kubectl.succeed(["apply", "-f", "-"], stdin: dependent("first", of: [("second", second)], blocking: true))
+            try await kubectl.succeed(["delete", "configmap", "first", "--cascade=foreground", "--timeout=30s"], within: .seconds(40))
+            try await kubectl.succeed(["wait", "--for=delete", "configmap/second", "--timeout=30s"], within: .seconds(40))
         }
     }
 }
