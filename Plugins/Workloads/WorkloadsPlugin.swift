@@ -67,32 +67,6 @@ public struct WorkloadsPlugin: ResourcePlugin {
         summary: "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
         protobufNumbers: ["spec": 2, "status": 3]
     )
-    /// A ReplicaSet with an equality-only selector (a label map, defaulted from the template's labels).
-    public static let replicationController = KindDescriptor(
-        group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers", namespaced: true, shortNames: ["rc"],
-        categories: ["all"],
-        printerColumns: [
-            .count("DESIRED") { desiredReplicas($0) },
-            .count("CURRENT") { $0.integer(at: "status", "replicas") ?? 0 },
-            .count("READY") { $0.integer(at: "status", "readyReplicas") ?? 0 },
-        ] + PrinterColumn.podTemplate(at: ["spec", "template"]) + [
-            .text("SELECTOR", priority: 1) { LabelSelectorText.labels($0.value(at: "spec", "selector")) }
-        ],
-        hasScale: true,
-        fields: [
-            "spec": .numbered(
-                .field(1, "replicas", .integer, optional: true), .field(4, "minReadySeconds", .integer), .field(2, "selector", .stringMap),
-                .field(3, "template", .podTemplate)
-            ),
-            "status": .numbered(
-                .field(1, "replicas", .integer), .field(2, "fullyLabeledReplicas", .integer), .field(4, "readyReplicas", .integer),
-                .field(5, "availableReplicas", .integer), .field(3, "observedGeneration", .integer),
-                .field(6, "conditions", .array(.transitionCondition(lastTransitionTime: 3, reason: 4, message: 5)))
-            ),
-        ],
-        summary: "ReplicationController keeps a number of pod replicas running; ReplicaSets replace it.",
-        protobufNumbers: ["spec": 2, "status": 3]
-    )
     public static let statefulSet = KindDescriptor(
         group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true, shortNames: ["sts"],
         categories: ["all"],
@@ -375,19 +349,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             }
             return problems + Self.podFailurePolicyProblems(object)
         }
-        if object.kind == "ReplicationController" {
-            // The selector is a label map, and either it or the template's labels may be left out.
-            let selector = (object.value(at: "spec", "selector")?.objectMembers ?? [:]).compactMapValues(\.stringValue)
-            let labels = (object.value(at: "spec", "template", "metadata", "labels")?.objectMembers ?? [:]).compactMapValues(\.stringValue)
-            if selector.isEmpty && labels.isEmpty {
-                problems.append(ValidationProblem(field: "spec.selector", "Required value: or spec.template.metadata.labels"))
-            } else if !selector.isEmpty, !labels.isEmpty, let missing = selector.first(where: { labels[$0.key] != $0.value }) {
-                problems.append(
-                    ValidationProblem(
-                        field: "spec.template.metadata.labels", "must match spec.selector: \(missing.key)=\(missing.value) is missing"))
-            }
-            return problems
-        }
+        if object.kind == "ReplicationController" { return problems + Self.replicationControllerSelectorProblems(object) }
         guard let selector = object.value(at: "spec", "selector") else {
             problems.append(ValidationProblem(field: "spec.selector", "required"))
             return problems

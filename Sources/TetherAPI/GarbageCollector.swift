@@ -54,6 +54,8 @@ final class GarbageCollector: Sendable {
         var listed: Set<ResourceType> = []
         /// Work queued and not yet started: the queue never holds one twice.
         var queued: Set<Work> = []
+        /// Failures in a row of each piece of work retried, for its backoff.
+        var failures: [Work: Int] = [:]
     }
 
     private let store: any ResourceStore
@@ -95,7 +97,7 @@ final class GarbageCollector: Sendable {
     }
 
     private func follow(_ type: ResourceType) async {
-        let informer = Informer(StoreListWatch(store: store, type: type), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10)))
+        let informer = Informer(StoreListWatch(store: store, type: type), backoff: Self.backoff)
         await informer.run { event in
             switch event {
             case .listed(let objects, _): self.listed(objects, as: type)
@@ -207,6 +209,7 @@ final class GarbageCollector: Sendable {
                 case .dependent(let location): try await collect(location)
                 case .owner(let location, let uid): try await finish(location, uid: uid)
                 }
+                _ = graph.withLock { $0.failures.removeValue(forKey: item) }
             } catch {
                 guard !Task.isCancelled else { return }
                 logger.warning(
@@ -217,12 +220,20 @@ final class GarbageCollector: Sendable {
         }
     }
 
+    /// Queues `item` again after a backoff that grows with its failures in a row (the store is
+    /// away, or the object keeps changing under the write).
     private func retry(_ item: Work) {
+        let attempt = graph.withLock { graph in
+            graph.failures[item, default: 0] += 1
+            return graph.failures[item] ?? 1
+        }
         Task {
-            guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
+            guard (try? await Task.sleep(for: Self.backoff.delay(attempt: attempt))) != nil else { return }
             submit([item])
         }
     }
+
+    private static let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(10))
 
     private enum OwnerState {
         case alive
