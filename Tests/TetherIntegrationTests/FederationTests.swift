@@ -416,6 +416,8 @@ struct FederationEndToEndTests {
             for name in ["m1", "m2"] { members.append(try await federation.startMember(name, hub: hub, hubPort: port).kubectl) }
             try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2"])
             for member in members {
+                // A jsonpath wait on an object not there yet fails at once (kubectl 1.32): wait for it first.
+                try await member.succeed(["wait", "--for=create", "deployment/web", "--timeout=30s"], within: .seconds(40))
                 try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=1", "deployment/web", "--timeout=30s"], within: .seconds(40))
             }
             try await hubctl.succeed(["autoscale", "deployment", "web", "--min=2", "--max=4"])
