@@ -86,7 +86,7 @@ public struct PolicyPlugin: ResourcePlugin {
     /// The highest value a PriorityClass an operator makes may have; above it, the system's own.
     static let highestUserPriority: Int64 = 1_000_000_000
     /// The PriorityClasses Kubernetes makes itself, the only ones a `system-` name may have.
-    static let systemPriorityClasses: [String: Int64] = ["system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000]
+    static let systemPriorityClasses = PodPriority.systemClasses
 
     public static let resourceQuota = KindDescriptor(
         group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", namespaced: true, shortNames: ["quota"],

@@ -126,6 +126,9 @@ public struct PodsPlugin: ResourcePlugin {
     public func prepareForMember(_ object: JSONValue) -> JSONValue {
         var copy = MemberCopy.stripServerFields(object)
         copy.set(nil, at: ["spec", "nodeName"])
+        // The member's own Priority admission computes these from its copy of the class.
+        copy.set(nil, at: ["spec", "priority"])
+        copy.set(nil, at: ["spec", "preemptionPolicy"])
         return copy
     }
 

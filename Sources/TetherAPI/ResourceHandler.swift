@@ -32,6 +32,7 @@ struct ResourceHandler: Sendable {
     var memberProxy: MemberProxy? = nil
 
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
+    static let priorityClasses = ResourceType(group: "scheduling.k8s.io", resource: "priorityclasses", namespaced: false)
 
     func ensureDefaultNamespace() async throws {
         do {

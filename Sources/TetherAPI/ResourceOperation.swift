@@ -128,6 +128,7 @@ struct ResourceOperation {
         // The uid is known before admission, as in kube-apiserver: a Job's selector is made from it.
         candidate.uid = UUID().uuidString.lowercased()
         object = try admitted(candidate)
+        if kind.group.isEmpty, kind.kind == "Pod" { object = try await prioritized(object) }
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
@@ -137,6 +138,16 @@ struct ResourceOperation {
             await recordRevision(of: created)
         }
         return respond(created, status: .created)
+    }
+
+    /// A Pod being created, with the priority its PriorityClass gives (``PodPriority``), or 403.
+    private func prioritized(_ pod: JSONValue) async throws -> JSONValue {
+        let classes = try await store.list(ResourceHandler.priorityClasses, options: ListOptions()).objects
+        do throws(PodPriority.Refusal) {
+            return try PodPriority.admit(pod, classes: classes)
+        } catch {
+            throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
+        }
     }
 
     func replace(dryRun: Bool) async throws -> Response {

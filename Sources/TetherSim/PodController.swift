@@ -19,6 +19,7 @@ struct PodController: Sendable {
     let logger: Logger
 
     static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
+    static let priorityClasses = ResourceType(group: "scheduling.k8s.io", resource: "priorityclasses", namespaced: false)
 
     /// The kinds whose Pods this controller makes, by the owner reference's kind.
     static let ownerTypes: [String: ResourceType] = [
@@ -241,6 +242,19 @@ struct PodController: Sendable {
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
         }
         let source = Self.controllerSource(kind)
+        // Through kube-apiserver's Priority admission, as every controller's Pod goes.
+        do {
+            let classes = try await store.list(Self.priorityClasses, options: ListOptions()).objects
+            pod = try PodPriority.admit(pod, classes: classes)
+        } catch let refusal as PodPriority.Refusal {
+            let generated = pod.name ?? pod.metadata["generateName"]?.stringValue ?? ""
+            await events.record(
+                .warning, "FailedCreate", "Error creating: pods \"\(generated)\" is forbidden: \(refusal.reason)", about: owner, source: source)
+            return nil
+        } catch {
+            logger.debug("priority classes not listed", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+            return nil
+        }
         do throws(StoreError) {
             let created = try await store.create(pod, as: Self.pods, dryRun: false)
             // Counted at once, so the next Pod made in this pass sees the room this one took.

@@ -323,6 +323,11 @@ struct KubectlGeneratorTests {
             ] {
                 try await member.succeed(["wait", "--for=create", object, "--timeout=60s"], within: .seconds(70))
             }
+            // A Pod at the hub takes its class's priority there, and the member's admission computes its copy's.
+            try await hubctl.succeed(["run", "urgent", "--image=nginx:1.27", #"--overrides={"apiVersion":"v1","spec":{"priorityClassName":"high"}}"#])
+            #expect(try await hubctl.succeed(["get", "pod", "urgent", "-o", "jsonpath={.spec.priority}"]) == "1000")
+            try await member.succeed(["wait", "--for=create", "pod/urgent", "--timeout=60s"], within: .seconds(70))
+            #expect(try await member.succeed(["get", "pod", "urgent", "-o", "jsonpath={.spec.priority}"]) == "1000")
             let copy = try await member.succeed([
                 "get", "deployment", "web", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
             ])
