@@ -124,7 +124,8 @@ public final class APIServer: Service, Sendable {
     private let definitions: CustomResourceDefinitionController?
     /// Deletes a deleted namespace's contents before it.
     private let namespaces: NamespaceController
-    private let rolloutHistory: RolloutHistoryCleanup
+    /// At the hub: revisions that show what the members run.
+    private let revisionCounts: RevisionCountFollower?
     private let garbageCollector: GarbageCollector
 
     public init(
@@ -162,8 +163,7 @@ public final class APIServer: Service, Sendable {
         self.garbageCollector = GarbageCollector(
             store: store, catalog: catalog, podsEndedByKubelet: configuration.podsEndedByKubelet,
             removesOrphanFinalizer: !configuration.orphanFinalizerHandled, logger: logger)
-        self.rolloutHistory = RolloutHistoryCleanup(
-            store: store, logger: logger, showsCounts: configuration.revisionsShowMemberCounts)
+        self.revisionCounts = configuration.revisionsShowMemberCounts ? RevisionCountFollower(store: store, logger: logger) : nil
         self.handler = ResourceHandler(
             store: store,
             catalog: catalog,
@@ -191,7 +191,7 @@ public final class APIServer: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             if let definitions { group.addTask { await definitions.run() } }
             group.addTask { await self.namespaces.run() }
-            group.addTask { await self.rolloutHistory.run() }
+            if let revisionCounts { group.addTask { await revisionCounts.run() } }
             group.addTask { await self.garbageCollector.run() }
             try await serve()
             group.cancelAll()

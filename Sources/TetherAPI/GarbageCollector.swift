@@ -233,7 +233,7 @@ final class GarbageCollector: Sendable {
         }
     }
 
-    private static let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(10))
+    static let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(10))
 
     private enum OwnerState {
         case alive

@@ -24,7 +24,7 @@ import TetherStore
 /// Recorded by the API when a write changes a workload's template, before it answers, so a
 /// `rollout history` right after `set image` shows the new revision; an undo renumbers the
 /// revision it restores; revisions beyond `revisionHistoryLimit` (10 by default) are deleted.
-/// A workload's history goes with it (``RolloutHistoryCleanup``). Every hub replica may record
+/// A workload's history goes with it: its revisions are owned, and the ``GarbageCollector`` deletes them. Every hub replica may record
 /// at once: a revision written twice is the same write.
 enum RolloutHistory {
     /// How one workload kind keeps its revisions.
@@ -274,55 +274,28 @@ enum RolloutHistory {
     }
 }
 
-/// Deletes the revisions of workloads that are gone: when one is deleted, and at start for any
-/// deleted while no hub ran.
-struct RolloutHistoryCleanup: Sendable {
+/// Where no deployment controller runs (the hub): each Deployment's revisions show the replicas
+/// its members run (``RolloutHistory/showCounts(of:store:)``), written as its status changes.
+/// The revisions of a deleted workload go with it by the ``GarbageCollector``: they are owned.
+struct RevisionCountFollower: Sendable {
     let store: any ResourceStore
     let logger: Logger
-    /// Where no deployment controller runs (the hub): each Deployment's revisions show the
-    /// replicas its members run (``RolloutHistory/showCounts(of:store:)``).
-    var showsCounts = false
 
     func run() async {
-        await withDiscardingTaskGroup { group in
-            for keeper in RolloutHistory.Keeper.allCases {
-                group.addTask { await follow(keeper) }
-            }
-        }
-    }
-
-    private func follow(_ keeper: RolloutHistory.Keeper) async {
-        let informer = Informer(
-            StoreListWatch(store: store, type: keeper.owners), backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(10)))
+        let informer = Informer(StoreListWatch(store: store, type: RolloutHistory.Keeper.replicaSets.owners), backoff: GarbageCollector.backoff)
         await informer.run { event in
+            guard case .changed(.upserted(let deployment, _)) = event else { return }
             do {
-                switch event {
-                case .listed(let owners, _):
-                    let living = Set(owners.compactMap(\.uid))
-                    let page = try await store.list(keeper.type, options: ListOptions())
-                    for revision in page.objects {
-                        guard let owner = RolloutHistory.controller(of: revision), RolloutHistory.controllerKind(of: revision) == keeper.ownerKind,
-                            !living.contains(owner)
-                        else { continue }
-                        try await RolloutHistory.forget(revision, as: keeper.type, store: store)
-                    }
-                case .changed(.deleted(let owner, _)):
-                    guard let uid = owner.uid else { return }
-                    let page = try await store.list(keeper.type, options: ListOptions(namespace: owner.namespace))
-                    for revision in page.objects where RolloutHistory.controller(of: revision) == uid {
-                        try await RolloutHistory.forget(revision, as: keeper.type, store: store)
-                    }
-                case .changed(.upserted(let owner, _)) where keeper == .replicaSets && showsCounts:
-                    try await RolloutHistory.showCounts(of: owner, store: store)
-                case .changed, .failed:
-                    return
-                }
+                try await RolloutHistory.showCounts(of: deployment, store: store)
             } catch {
-                // A hub that is stopping cancels the follower mid-list: nothing went wrong.
+                // A hub that is stopping cancels the follower mid-write: nothing went wrong.
                 guard !Task.isCancelled else { return }
                 logger.warning(
-                    "cannot delete the revisions of a deleted workload; they go at the next start",
-                    metadata: ["tether.event": "rollout_history.cleanup_failed", "tether.kind": "\(keeper.ownerKind)", "tether.error": "\(error)"])
+                    "cannot show a Deployment's replicas on its revisions; they show them at its next change",
+                    metadata: [
+                        "tether.event": "rollout_history.counts_failed", "tether.object": "\(deployment.namespace ?? "")/\(deployment.name ?? "")",
+                        "tether.error": "\(error)",
+                    ])
             }
         }
     }

@@ -169,14 +169,4 @@ struct CronJobController: Sendable {
         }
     }
 
-    /// The CronJob is gone: so are its Jobs (and their Pods after them).
-    func cronJobDeleted(namespace: String?, name: String) async {
-        guard let jobs = try? await store.list(Self.jobs, options: ListOptions(namespace: namespace)).objects else { return }
-        for job in jobs {
-            guard let owner = WorkloadSimulator.controller(of: job), owner.kind == "CronJob", owner.name == name, let jobName = job.name else {
-                continue
-            }
-            _ = try? await store.delete(Self.jobs, namespace: job.namespace, name: jobName, preconditions: .init(uid: job.uid), dryRun: false)
-        }
-    }
 }

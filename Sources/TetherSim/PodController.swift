@@ -154,26 +154,6 @@ struct PodController: Sendable {
         return object.deletionTimestamp == nil
     }
 
-    /// The owner `kind`/`name` in `namespace` is gone: so are the Pods it controlled.
-    func ownerDeleted(kind: String, namespace: String?, name: String) async {
-        guard let pods = try? await store.list(Self.pods, options: ListOptions(namespace: namespace)).objects else { return }
-        for pod in pods {
-            guard let owner = WorkloadSimulator.controller(of: pod), owner.kind == kind, owner.name == name else { continue }
-            await delete(pod)
-        }
-    }
-
-    /// Whether `pod`'s controller, when it has one this controller serves, still exists as the
-    /// same object: a Pod left by an owner deleted while the member was down goes at the next start.
-    func ownerExists(of pod: JSONValue) async -> Bool {
-        guard let owner = WorkloadSimulator.controller(of: pod), let type = Self.ownerTypes[owner.kind] else { return true }
-        do throws(StoreError) {
-            return try await store.get(type, namespace: pod.namespace, name: owner.name).uid == owner.uid
-        } catch {
-            return error.code != .notFound
-        }
-    }
-
     /// Deletes `pod`; `owner` names the controller that wanted it gone, which records so.
     func delete(_ pod: JSONValue, by owner: JSONValue? = nil) async {
         guard let name = pod.name else { return }

@@ -142,12 +142,8 @@ public final class WorkloadSimulator: Service, Sendable {
     private func reconcile(_ key: ObjectKey) async -> Duration? {
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
             _ = observed.withLock { $0.removeValue(forKey: key) }
-            if let kind = PodController.ownerTypes.first(where: { $0.value == key.type })?.key {
-                await pods.ownerDeleted(kind: kind, namespace: key.namespace, name: key.name)
-            }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
-            if key.type == CronJobController.cronJobs { await cronJobs.cronJobDeleted(namespace: key.namespace, name: key.name) }
             if key.type == AutoscalerController.autoscalers { autoscalers.autoscalerDeleted(namespace: key.namespace, name: key.name) }
             queueAutoscalers(of: key)
             if key.type == Nodes.type { _ = await nodeChanged(name: key.name, object: nil) }
@@ -226,10 +222,6 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
-            guard await pods.ownerExists(of: object) else {
-                await pods.delete(object)
-                return nil
-            }
             guard let node = object.string(at: "spec", "nodeName") else {
                 await schedule(object, key: key)
                 return nil
