@@ -268,7 +268,9 @@ final class GarbageCollector: Sendable {
         }
         // Foreground reaches down: a dependent with dependents of its own waits for them too.
         let hasDependents = graph.withLock { $0.dependents[uid]?.isEmpty == false }
-        var preconditions = DeletePreconditions(uid: uid, addingFinalizers: waiting && hasDependents ? [Self.foregroundFinalizer] : [])
+        // The version read is a precondition too: an owner given to it since (a Lease taken over) keeps it.
+        var preconditions = DeletePreconditions(
+            uid: uid, resourceVersion: object.resourceVersion, addingFinalizers: waiting && hasDependents ? [Self.foregroundFinalizer] : [])
         if podsEndedByKubelet, location.type.group.isEmpty, location.type.resource == "pods" {
             preconditions.gracePeriodSeconds = PodDeletion.gracePeriod(of: object)
         }

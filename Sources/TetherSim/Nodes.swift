@@ -412,26 +412,25 @@ struct Nodes {
         } catch  where error.code == .alreadyExists {
             // Made by an earlier run.
         }
-        let held = Set(try await store.list(Self.leases, options: ListOptions(namespace: Self.leaseNamespace)).objects.compactMap(\.name))
         for node in try await store.list(Self.type, options: ListOptions()).objects {
-            guard let name = node.name, let uid = node.uid, !held.contains(name) else { continue }
+            guard let name = node.name, let uid = node.uid else { continue }
+            let owner: JSONValue = [["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]]
             let now = Date().timeIntervalSince1970
+            let renewed = JSONValue.string(kubernetesMicroTimestamp(seconds: Int64(now), nanos: Int32((now - now.rounded(.down)) * 1_000_000_000)))
             let lease: JSONValue = [
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": [
-                    "name": .string(name), "namespace": .string(Self.leaseNamespace),
-                    "ownerReferences": [["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]],
-                ],
-                "spec": [
-                    "holderIdentity": .string(name), "leaseDurationSeconds": 40,
-                    "renewTime": .string(kubernetesMicroTimestamp(seconds: Int64(now), nanos: Int32((now - now.rounded(.down)) * 1_000_000_000))),
-                ],
+                "metadata": ["name": .string(name), "namespace": .string(Self.leaseNamespace), "ownerReferences": owner],
+                "spec": ["holderIdentity": .string(name), "leaseDurationSeconds": 40, "renewTime": renewed],
             ]
-            do throws(StoreError) {
-                _ = try await store.create(lease, as: Self.leases, dryRun: false)
-            } catch  where error.code == .alreadyExists {
-                // Registered meanwhile.
-            }
+            // A Lease left by the Node this one replaces (not yet collected) is taken over, not kept stale.
+            try await store.modify(
+                Self.leases, namespace: Self.leaseNamespace, name: name, createIfMissing: { lease },
+                change: { stored in
+                    guard stored.metadata["ownerReferences"] != owner else { return false }
+                    stored.metadata["ownerReferences"] = owner
+                    stored.set(renewed, at: ["spec", "renewTime"])
+                    return true
+                })
         }
     }
 
