@@ -122,16 +122,21 @@ extension WorkloadSimulator {
     /// the labels it starts with (an operator's labels, taints and cordon are gone with the
     /// object), and its Pods stay, as the Pod garbage collector waits longer than that.
     func registerAgain(_ node: String) async {
+        let nodes = Nodes(store: store, settings: settings)
         do throws(StoreError) {
-            let nodes = Nodes(store: store, settings: settings)
             _ = try await store.create(nodes.object(name: node), as: Nodes.type, dryRun: false)
             logger.info("node registered again by its kubelet", metadata: ["tether.node": "\(node)"])
-            // Its Lease went with the deleted Node (the garbage collector); the kubelet makes it again.
-            try? await nodes.registerLeases()
         } catch  where error.code == .alreadyExists {
             // Registered meanwhile.
         } catch {
-            logger.debug("node not registered again", metadata: ["tether.node": "\(node)", "tether.error": "\(error)"])
+            logger.warning("node not registered again", metadata: ["tether.node": "\(node)", "tether.error": "\(error)"])
+            return
+        }
+        // Its Lease goes with the deleted Node (the garbage collector); the kubelet makes it again.
+        do throws(StoreError) {
+            try await nodes.registerLeases()
+        } catch {
+            logger.warning("node lease not registered again", metadata: ["tether.node": "\(node)", "tether.error": "\(error)"])
         }
     }
 

@@ -11,7 +11,7 @@ public enum StoredPart: Sendable {
 
 extension ResourceStore {
     /// Reads an object, lets `change` edit it, and writes it back, reading it again whenever
-    /// another writer got there first (a conflict), up to `attempts` times: the one way Tether's
+    /// another writer got there first (a conflict or a deletion), up to `attempts` times: the one way Tether's
     /// own controllers update what others may write too.
     ///
     /// - Parameters:
@@ -48,7 +48,9 @@ extension ResourceStore {
                 case .object: return try await update(object, as: type, dryRun: false)
                 case .status: return try await updateStatus(object, as: type, dryRun: false)
                 }
-            } catch  where error.code == .conflict {
+            } catch  where error.code == .conflict || error.code == .notFound {
+                // Changed or deleted since it was read: read it again (a deleted one is created
+                // again when `create` is given, else reported missing).
                 lastConflict = error
             }
         }

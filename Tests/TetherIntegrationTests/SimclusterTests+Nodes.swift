@@ -110,8 +110,14 @@ extension SimclusterTests {
             try await kubectl.succeed(["wait", "--for=condition=Ready", "node/\(live)", "--timeout=30s"], within: .seconds(40))
             let kept = try await waitForPods(kubectl, "app=db") { $0.count == 1 && $0[0].ready }
             #expect(kept[0].node == live, "\(kept)")
-            // Registered again, its conditions carry their times.
+            // Registered again, with a Lease of its own again, which `kubectl describe node` reads.
+            let uid = try await kubectl.succeed(["get", "node", live, "-o", "jsonpath={.metadata.uid}"])
+            _ = try await kubectl.waitForOutput(["get", "lease", live, "-n", "kube-node-lease", "-o", "jsonpath={.metadata.ownerReferences[0].uid}"])
+            {
+                $0 == uid
+            }
             let described = try await kubectl.succeed(["describe", "node", live])
+            #expect(described.contains("HolderIdentity:  \(live)") && !described.contains("Failed to get lease"), "\(described)")
             #expect(!described.contains("0001"), "condition times are set: \(described)")
         }
     }
