@@ -176,9 +176,18 @@ struct PodPlacement: Hashable, Sendable {
     var affinity: [PodAffinityTerm]
     var antiAffinity: [PodAffinityTerm]
     var spread: [SpreadConstraint]
+    /// `spec.priority`, as Priority admission set it (0 without).
+    var priority: Int32 = 0
+    /// Whether the scheduler may preempt lower-priority Pods for it (`preemptionPolicy` is not `Never`).
+    var preemptsLowerPriority = true
+    /// Deleted: still counted on its node until its kubelet has stopped it, and never preempted again.
+    var terminating = false
 
     init(of pod: JSONValue) {
         requests = PodRequests(of: pod)
+        priority = Int32(clamping: pod.value(at: "spec", "priority")?.integerValue ?? 0)
+        preemptsLowerPriority = pod.string(at: "spec", "preemptionPolicy") != "Never"
+        terminating = pod.deletionTimestamp != nil
         namespace = pod.namespace ?? "default"
         labels = pod.labels
         let spec = pod["spec"] ?? [:]

@@ -262,14 +262,18 @@ struct StatusPlan {
             ["type": .string(type), "status": holds ? "True" : "False", "lastTransitionTime": .string(now)]
         }
         let requests = containers.contains { $0["resources"]?.objectMembers.isEmpty == false }
+        // Conditions others own (the scheduler's `DisruptionTarget`, readiness gates) stay, as a kubelet merges its own.
+        let kubeletOwned: Set<String> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
+        let othersConditions = (status["conditions"]?.arrayElements ?? []).filter { !kubeletOwned.contains($0["type"]?.stringValue ?? "") }
         status = [
             "phase": .string(phase), "hostIP": .string(hostIP), "hostIPs": [["ip": .string(hostIP)]], "podIP": .string(podIP),
             "podIPs": [["ip": .string(podIP)]], "startTime": status["startTime"] ?? .string(now),
             "qosClass": .string(requests ? "Burstable" : "BestEffort"), "containerStatuses": .array(statuses),
-            "conditions": [
-                condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", ready),
-                condition("Ready", ready),
-            ],
+            "conditions": .array(
+                [
+                    condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", ready),
+                    condition("Ready", ready),
+                ] + othersConditions),
         ]
     }
 

@@ -62,8 +62,9 @@ extension WorkloadSimulator {
     /// those that would now fit, so a thousand waiting Pods are not rescheduled per freed slot.
     func scheduleWaitingPods(all: Bool = false) {
         let admitted = unscheduled.withLock { unscheduled in
+            // Highest priority first, as the scheduler's queue orders them.
             let waiting = unscheduled.map { (key: $0.key, pod: $0.value) }.sorted {
-                "\($0.key.namespace ?? "")/\($0.key.name)" < "\($1.key.namespace ?? "")/\($1.key.name)"
+                ($0.pod.priority, "\($1.key.namespace ?? "")/\($1.key.name)") > ($1.pod.priority, "\($0.key.namespace ?? "")/\($0.key.name)")
             }
             let admitted = all ? waiting.map(\.key) : nodes.admissible(waiting)
             for key in admitted { unscheduled.removeValue(forKey: key) }
@@ -73,22 +74,26 @@ extension WorkloadSimulator {
     }
 
     /// The scheduler's job: a Pod with no node gets one, picked by its name among the nodes it
-    /// fits (``NodeAvailability``). When none does, the Pod stays Pending, as the scheduler leaves it.
+    /// fits (``NodeAvailability``), its nominated node first. When none does, the Pod stays
+    /// Pending, as the scheduler leaves it, and Pods of lower priority are preempted for it when
+    /// that makes room.
     func schedule(_ pod: JSONValue, key: ObjectKey) async {
         var hash: UInt32 = 2_166_136_261
         for byte in "\(key.namespace ?? "")/\(key.name)".utf8 {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
         let open: [String]
-        switch nodes.fitting(PodPlacement(of: pod)) {
+        switch nodes.fitting(PodPlacement(of: pod), key: key) {
         case .success(let fitting): open = fitting
         case .failure(let reason):
-            await leaveUnscheduled(pod, key: key, message: reason.message)
+            await leaveUnscheduled(pod, key: key, message: reason.message, nominatedNode: reason.nominatedNode)
+            if let preemption = reason.preemption { await preempt(preemption, for: pod) }
             return
         }
         _ = unscheduled.withLock { $0.removeValue(forKey: key) }
         var updated = pod
-        let node = open[Int(hash % UInt32(open.count))]
+        let nominated = pod.string(at: "status", "nominatedNodeName")
+        let node = nominated.flatMap { open.contains($0) ? $0 : nil } ?? open[Int(hash % UInt32(open.count))]
         updated.set(.string(node), at: ["spec", "nodeName"])
         guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
         nodes.track(scheduled, key: key, gone: false)
@@ -98,13 +103,18 @@ extension WorkloadSimulator {
     }
 
     /// A Pod no node can take: `PodScheduled=False` (`Unschedulable`) and a `FailedScheduling`
-    /// Event, each written once per reason, with the scheduler's message.
-    func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, message: String) async {
+    /// Event, each written once per reason, with the scheduler's message, and the node whose
+    /// room is kept for it (`status.nominatedNodeName`).
+    func leaveUnscheduled(_ pod: JSONValue, key: ObjectKey, message: String, nominatedNode: String? = nil) async {
         unscheduled.withLock { $0[key] = PodPlacement(of: pod) }
         let conditions = pod.value(at: "status", "conditions")?.arrayElements ?? []
-        guard !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["message"]?.stringValue == message }) else { return }
+        guard
+            !conditions.contains(where: { $0["type"] == "PodScheduled" && $0["message"]?.stringValue == message })
+                || pod.string(at: "status", "nominatedNodeName") != nominatedNode
+        else { return }
         var updated = pod
         updated.set(.string("Pending"), at: ["status", "phase"])
+        updated.set(nominatedNode.map(JSONValue.string), at: ["status", "nominatedNodeName"])
         updated.set(
             [
                 [
@@ -114,5 +124,25 @@ extension WorkloadSimulator {
             ], at: ["status", "conditions"])
         guard (try? await store.updateStatus(updated, as: key.type, dryRun: false)) != nil else { return }
         await events.record(.warning, "FailedScheduling", message, about: pod, source: EventRecorder.Source(component: "default-scheduler"))
+    }
+
+    /// Evicts the Pods chosen for a preemption, as kube-scheduler does: each is marked
+    /// `DisruptionTarget` (`PreemptionByScheduler`), deleted gracefully, and told why.
+    func preempt(_ preemption: NodeAvailability.Preemption, for preemptor: JSONValue) async {
+        for victim in preemption.victims {
+            guard var object = try? await store.get(victim.type, namespace: victim.namespace, name: victim.name), object.deletionTimestamp == nil
+            else { continue }
+            var conditions = (object.value(at: "status", "conditions")?.arrayElements ?? []).filter { $0["type"] != "DisruptionTarget" }
+            conditions.append([
+                "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                "message": "default-scheduler: preempting to accommodate a higher priority pod", "lastTransitionTime": .string(kubernetesTimestamp()),
+            ])
+            object.set(.array(conditions), at: ["status", "conditions"])
+            if let marked = try? await store.updateStatus(object, as: victim.type, dryRun: false) { object = marked }
+            await pods.delete(object)
+            await events.record(
+                .normal, "Preempted", "Preempted by pod \(preemptor.uid ?? "") on node \(preemption.node)", about: object,
+                source: EventRecorder.Source(component: "default-scheduler"))
+        }
     }
 }

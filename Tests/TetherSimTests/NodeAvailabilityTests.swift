@@ -255,3 +255,97 @@ struct NodeAvailabilityTests {
                 "0/4 nodes are available: 4 node(s) didn't match pod topology spread constraints (missing required label)."))
     }
 }
+
+/// kube-scheduler's default preemption, as the simulated scheduler applies it.
+@Suite("Simulated preemption")
+struct PreemptionTests {
+    static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
+
+    static func pod(_ name: String, cpu: String, priority: Int64, node: String? = nil, never: Bool = false, nominated: String? = nil) -> JSONValue {
+        var pod: JSONValue = [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": "default"],
+            "spec": [
+                "priority": .integer(priority), "containers": [["name": "c", "image": "i", "resources": ["requests": ["cpu": .string(cpu)]]]],
+            ],
+        ]
+        if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
+        if never { pod.set("Never", at: ["spec", "preemptionPolicy"]) }
+        if let nominated { pod.set(.string(nominated), at: ["status", "nominatedNodeName"]) }
+        return pod
+    }
+
+    static func key(_ name: String) -> TetherSim.ObjectKey { TetherSim.ObjectKey(type: pods, namespace: "default", name: name) }
+
+    /// Two nodes of 4 CPUs: node 1 holds Pods of 2, 1 and 1 CPUs at priorities 5, 1 and 0; node 2 one of 4 at priority 1.
+    static func filled() -> NodeAvailability {
+        let nodes = NodeAvailability(settings: SimulationSettings(clusterName: "s", nodes: 2))
+        for (name, cpu, priority, node) in [
+            ("a", "2", 5, "s-node-1"), ("b", "1", 1, "s-node-1"), ("c", "1", 0, "s-node-1"), ("d", "4", 1, "s-node-2"),
+        ] {
+            nodes.track(pod(name, cpu: cpu, priority: Int64(priority), node: node), key: key(name), gone: false)
+        }
+        return nodes
+    }
+
+    @Test("the fewest, least important victims on the node whose most important victim matters least; the room is then kept from lower priorities")
+    func victims() throws {
+        let nodes = Self.filled()
+        // 2 CPUs at priority 10: node 1 frees them with b and c (a, the most important, is put
+        // back), node 2 with d; the most important victim is of priority 1 on both, and node 2's
+        // sum of priorities is the lower (each counted from the lowest priority, as kube-scheduler does).
+        guard case .failure(let reason) = nodes.fitting(PodPlacement(of: Self.pod("vip", cpu: "2", priority: 10)), key: Self.key("vip")) else {
+            Issue.record("fitted")
+            return
+        }
+        #expect(reason.message == "0/2 nodes are available: 2 Insufficient cpu.")
+        #expect(reason.preemption?.node == "s-node-2" && reason.preemption?.victims.map(\.name) == ["d"], "\(reason)")
+        // 1 CPU at priority 10: node 1 needs only c (highest 0), which beats d (highest 1).
+        guard case .failure(let small) = nodes.fitting(PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)), key: Self.key("small")) else {
+            Issue.record("fitted")
+            return
+        }
+        #expect(small.preemption?.node == "s-node-1" && small.preemption?.victims.map(\.name) == ["c"], "\(small)")
+        // c gone: its 1 CPU is kept for `small` against a Pod of lower priority, not against a higher one.
+        nodes.track(Self.pod("c", cpu: "1", priority: 0, node: "s-node-1"), key: Self.key("c"), gone: true)
+        #expect(
+            Self.message(nodes.fitting(PodPlacement(of: Self.pod("lower", cpu: "1", priority: 3)))).hasPrefix(
+                "0/2 nodes are available: 2 Insufficient cpu."))
+        #expect(try nodes.fitting(PodPlacement(of: Self.pod("higher", cpu: "1", priority: 20))).get() == ["s-node-1"])
+        #expect(try nodes.fitting(PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)), key: Self.key("small")).get() == ["s-node-1"])
+        #expect(nodes.admissible([(Self.key("lower"), PodPlacement(of: Self.pod("lower", cpu: "1", priority: 3)))]).isEmpty)
+        #expect(nodes.admissible([(Self.key("small"), PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)))]) == [Self.key("small")])
+    }
+
+    @Test(
+        "no preemption for a Pod whose policy is Never, for one still waiting on its victims, where no Pod is lower, or where a node refuses for a reason Pods do not cause"
+    )
+    func refusals() {
+        let nodes = Self.filled()
+        #expect(
+            Self.message(nodes.fitting(PodPlacement(of: Self.pod("never", cpu: "1", priority: 10, never: true)), key: Self.key("never")))
+                == "0/2 nodes are available: 2 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.")
+        #expect(
+            Self.message(nodes.fitting(PodPlacement(of: Self.pod("zero", cpu: "1", priority: 0)), key: Self.key("zero")))
+                == "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
+        )
+        _ = nodes.update("s-node-2", from: NodeAvailabilityTests.node("s-node-2", cordoned: true))
+        #expect(
+            Self.message(nodes.fitting(PodPlacement(of: Self.pod("big", cpu: "5", priority: 10)), key: Self.key("big")))
+                == "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
+        )
+        // Its victim is terminating on the node it was nominated to: it waits rather than preempting again.
+        var terminating = Self.pod("c", cpu: "1", priority: 0, node: "s-node-1")
+        terminating.set("2026-01-01T00:00:00Z", at: ["metadata", "deletionTimestamp"])
+        nodes.track(terminating, key: Self.key("c"), gone: false)
+        let waiting = Self.pod("small", cpu: "1", priority: 10, nominated: "s-node-1")
+        nodes.track(waiting, key: Self.key("small"), gone: false)
+        let reason = nodes.fitting(PodPlacement(of: waiting), key: Self.key("small"))
+        #expect(
+            Self.message(reason)
+                == "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable. preemption: not eligible due to a terminating pod on the nominated node."
+        )
+        if case .failure(let why) = reason { #expect(why.nominatedNode == "s-node-1" && why.preemption == nil) }
+    }
+
+    static func message(_ result: Result<[String], NodeAvailability.UnschedulableReason>) -> String { NodeAvailabilityTests.message(result) }
+}
