@@ -14,7 +14,7 @@ extension SimclusterTests {
             try await kubectl.succeed(
                 ["apply", "-f", "-"],
                 stdin: Self.deployment(
-                    "steady", replicas: 3, extraSpec: "minReadySeconds: 5\n  progressDeadlineSeconds: 7",
+                    "steady", replicas: 3, extraSpec: "minReadySeconds: 8\n  progressDeadlineSeconds: 12",
                     podSpec: "      containers: [{name: app, image: nginx:1.0}]"))
 
             // Every status the Deployment takes, as a watch sees it: all Pods ready before all are available.
@@ -28,12 +28,12 @@ extension SimclusterTests {
             ]).split(separator: "\n").compactMap { try? Date(String($0), strategy: .iso8601) }
             #expect(readySince.count == 3)
             let latest = readySince.max() ?? available
-            // Ready times are whole seconds: available more than 5 s after the time written, so at least 4 s after the real one.
-            #expect(available.timeIntervalSince(latest) >= 4, "available \(available.timeIntervalSince(latest)) s after the last Pod was ready")
+            // Ready times are whole seconds: available more than 8 s after the time written, so at least 7 s after the real one.
+            #expect(available.timeIntervalSince(latest) >= 7, "available \(available.timeIntervalSince(latest)) s after the last Pod was ready")
             let readyNotAvailable = try? await watcher.waitForLine(within: .seconds(1), "all ready, not all available") {
                 ["3/", "3/0", "3/1", "3/2"].contains($0.raw)
             }
-            #expect(readyNotAvailable != nil, "every Pod ready while not all were available yet")
+            #expect(readyNotAvailable != nil, "every Pod ready while not all were available yet: \(watcher.lines.map(\.raw))")
             try await kubectl.succeed(["rollout", "status", "deployment/steady", "--timeout=60s"])
 
             // The new template's Pod never pulls its image; the rollout stops there and times out.
