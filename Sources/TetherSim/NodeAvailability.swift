@@ -173,7 +173,7 @@ final class NodeAvailability: Sendable {
     /// reason ("0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu. ..."),
     /// and, for a waiting Pod (`key`), the lower-priority Pods to preempt for it (``Preemption``),
     /// whose room is then kept for it.
-    func fitting(_ pod: PodPlacement, key: ObjectKey? = nil) -> Result<[String], UnschedulableReason> {
+    func fitting(_ pod: PodPlacement, key: ObjectKey? = nil, budgets: [DisruptionBudget] = []) -> Result<[String], UnschedulableReason> {
         state.withLock { state in
             // Its own nomination keeps no room from it.
             let nominatedNode = key.flatMap { state.nominated[$0]?.node }
@@ -193,7 +193,7 @@ final class NodeAvailability: Sendable {
             guard open.isEmpty else { return .success(best(of: open, for: pod, in: trial)) }
             let listed = reasons.map { "\($0.value) \($0.key)" }.sorted().joined(separator: ", ")
             let unavailable = "0/\(present.count) nodes are available: \(listed)."
-            switch preemption(for: pod, nominatedNode: nominatedNode, refused: refused, in: trial) {
+            switch preemption(for: pod, nominatedNode: nominatedNode, refused: refused, budgets: budgets, in: trial) {
             case .success(let preemption):
                 if let key { state.nominated[key] = (preemption.node, pod) }
                 return .failure(UnschedulableReason(message: unavailable, nominatedNode: preemption.node, preemption: preemption))
@@ -374,6 +374,23 @@ final class NodeAvailability: Sendable {
         var victims: [ObjectKey]
     }
 
+    /// A PodDisruptionBudget as preemption weighs it: the Pods it covers and how many of them may go now.
+    struct DisruptionBudget: Sendable {
+        var namespace: String
+        var selector: LabelSelector
+        var allowed: Int64
+
+        init?(_ object: JSONValue) {
+            // No selector covers no Pod (policy/v1).
+            guard let selector = object.value(at: "spec", "selector").flatMap({ LabelSelector(object: $0) }) else { return nil }
+            self.namespace = object.namespace ?? "default"
+            self.selector = selector
+            self.allowed = object.value(at: "status", "disruptionsAllowed")?.integerValue ?? 0
+        }
+
+        func covers(_ pod: PodPlacement) -> Bool { pod.namespace == namespace && selector.matches(pod.labels) }
+    }
+
     /// The refusals removing Pods from a node cannot cure (kube-scheduler's
     /// `UnschedulableAndUnresolvable`): preemption skips such nodes.
     private static func resolvable(_ refusal: String) -> Bool {
@@ -383,13 +400,14 @@ final class NodeAvailability: Sendable {
 
     /// kube-scheduler's default preemption: on each node whose refusals Pods' removal can cure,
     /// remove every Pod of lower priority (not already terminating); if the Pod then fits, put
-    /// them back one by one, most important first, keeping out only those without which it does
-    /// not. Of those nodes, the one whose most important victim has the lowest priority wins,
-    /// then the lowest sum of priorities, then the fewest victims. PodDisruptionBudgets are not
-    /// weighed (kube-scheduler prefers nodes that violate fewer).
-    private func preemption(for pod: PodPlacement, nominatedNode: String?, refused: [String: [String]], in state: State) -> Result<
-        Preemption, UnschedulableReason
-    > {
+    /// them back one by one, those a PodDisruptionBudget protects first, then the others, each
+    /// group most important first, keeping out only those without which it does not fit. Of those
+    /// nodes, the one with the fewest victims a budget protects wins, then the one whose most
+    /// important victim has the lowest priority, then the lowest sum of priorities, then the fewest
+    /// victims.
+    private func preemption(
+        for pod: PodPlacement, nominatedNode: String?, refused: [String: [String]], budgets: [DisruptionBudget], in state: State
+    ) -> Result<Preemption, UnschedulableReason> {
         guard pod.preemptsLowerPriority else { return .failure(UnschedulableReason(message: "not eligible due to preemptionPolicy=Never.")) }
         // Its earlier preemption is still under way: it waits for those Pods to go.
         if let nominatedNode,
@@ -399,7 +417,7 @@ final class NodeAvailability: Sendable {
         }
         var notHelpful = 0
         var noVictims = 0
-        var best: (rank: (Int32, Int64, Int), preemption: Preemption)?
+        var best: (rank: (Int, Int32, Int64, Int), preemption: Preemption)?
         for node in names where refused[node] != nil {
             guard refused[node]!.allSatisfy(Self.resolvable) else {
                 notHelpful += 1
@@ -413,15 +431,29 @@ final class NodeAvailability: Sendable {
                 noVictims += 1
                 continue
             }
-            var victims: [(key: ObjectKey, priority: Int32)] = []
+            // A Pod is protected when taking it (with the more important ones before it) would
+            // leave a budget covering it below zero.
+            var allowed = budgets.map(\.allowed)
+            var protected: Set<ObjectKey> = []
             for candidate in lower {
+                for (index, budget) in budgets.enumerated() where budget.covers(candidate.value.pod) {
+                    allowed[index] -= 1
+                    if allowed[index] < 0 { protected.insert(candidate.key) }
+                }
+            }
+            var victims: [(key: ObjectKey, priority: Int32)] = []
+            for candidate in lower.filter({ protected.contains($0.key) }) + lower.filter({ !protected.contains($0.key) }) {
                 trial.place(candidate.key, on: node, candidate.value.pod)
                 if !refusals(of: node, for: pod, in: trial).isEmpty {
                     trial.unplace(candidate.key)
                     victims.append((candidate.key, candidate.value.pod.priority))
                 }
             }
-            let rank = (victims.map(\.priority).max() ?? .min, victims.reduce(Int64(0)) { $0 + Int64($1.priority) - Int64(Int32.min) }, victims.count)
+            let violations = victims.filter { protected.contains($0.key) }.count
+            let rank = (
+                violations, victims.map(\.priority).max() ?? .min, victims.reduce(Int64(0)) { $0 + Int64($1.priority) - Int64(Int32.min) },
+                victims.count
+            )
             if best == nil || rank < best!.rank { best = (rank, Preemption(node: node, victims: victims.map(\.key))) }
         }
         if let best { return .success(best.preemption) }

@@ -83,7 +83,13 @@ extension WorkloadSimulator {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
         let open: [String]
-        switch nodes.fitting(PodPlacement(of: pod), key: key) {
+        let placement = PodPlacement(of: pod)
+        // The budgets preemption weighs, read only for a Pod that may preempt.
+        let budgets =
+            placement.preemptsLowerPriority
+            ? ((try? await store.list(DisruptionController.budgets, options: ListOptions()).objects) ?? []).compactMap(
+                NodeAvailability.DisruptionBudget.init) : []
+        switch nodes.fitting(placement, key: key, budgets: budgets) {
         case .success(let fitting): open = fitting
         case .failure(let reason):
             await leaveUnscheduled(pod, key: key, message: reason.message, nominatedNode: reason.nominatedNode)

@@ -263,7 +263,7 @@ struct PreemptionTests {
 
     static func pod(_ name: String, cpu: String, priority: Int64, node: String? = nil, never: Bool = false, nominated: String? = nil) -> JSONValue {
         var pod: JSONValue = [
-            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": "default"],
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": "default", "labels": ["pod": .string(name)]],
             "spec": [
                 "priority": .integer(priority), "containers": [["name": "c", "image": "i", "resources": ["requests": ["cpu": .string(cpu)]]]],
             ],
@@ -314,6 +314,26 @@ struct PreemptionTests {
         #expect(try nodes.fitting(PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)), key: Self.key("small")).get() == ["s-node-1"])
         #expect(nodes.admissible([(Self.key("lower"), PodPlacement(of: Self.pod("lower", cpu: "1", priority: 3)))]).isEmpty)
         #expect(nodes.admissible([(Self.key("small"), PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)))]) == [Self.key("small")])
+    }
+
+    @Test("a victim a PodDisruptionBudget protects is put back first: another Pod goes in its place")
+    func budgets() throws {
+        let nodes = Self.filled()
+        let budget = try #require(
+            NodeAvailability.DisruptionBudget(
+                [
+                    "metadata": ["name": "keep-c", "namespace": "default"], "spec": ["selector": ["matchLabels": ["pod": "c"]]],
+                    "status": ["disruptionsAllowed": 0],
+                ]))
+        // Without the budget c goes (above); with it, c and a fit back beside the Pod, and b goes.
+        guard
+            case .failure(let reason) = nodes.fitting(
+                PodPlacement(of: Self.pod("small", cpu: "1", priority: 10)), key: Self.key("small"), budgets: [budget])
+        else {
+            Issue.record("fitted")
+            return
+        }
+        #expect(reason.preemption?.node == "s-node-1" && reason.preemption?.victims.map(\.name) == ["b"], "\(reason)")
     }
 
     @Test(
