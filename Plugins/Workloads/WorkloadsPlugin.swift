@@ -260,43 +260,6 @@ public struct WorkloadsPlugin: ResourcePlugin {
         return copy
     }
 
-    /// kube-apiserver's rules for a Job's `podFailurePolicy`: Pods that are never restarted, and
-    /// rules it can act on (a known action; exactly one of `onExitCodes` and `onPodConditions`;
-    /// `In` or `NotIn` over at least one exit code, `In` without 0).
-    static func podFailurePolicyProblems(_ job: JSONValue) -> [ValidationProblem] {
-        guard let policy = job.value(at: "spec", "podFailurePolicy") else { return [] }
-        var problems: [ValidationProblem] = []
-        if job.string(at: "spec", "template", "spec", "restartPolicy") != "Never" {
-            problems.append(
-                ValidationProblem(field: "spec.template.spec.restartPolicy", "only \"Never\" is supported when podFailurePolicy is specified"))
-        }
-        for (index, rule) in (policy["rules"]?.arrayElements ?? []).enumerated() {
-            let path = "spec.podFailurePolicy.rules[\(index)]"
-            let action = rule["action"]?.stringValue ?? ""
-            if !["FailJob", "FailIndex", "Ignore", "Count"].contains(action) {
-                problems.append(ValidationProblem(field: "\(path).action", "must be FailJob, FailIndex, Ignore or Count, not \"\(action)\""))
-            }
-            switch (rule["onExitCodes"], rule["onPodConditions"]) {
-            case (let codes?, nil):
-                let operation = codes["operator"]?.stringValue ?? ""
-                if operation != "In", operation != "NotIn" {
-                    problems.append(ValidationProblem(field: "\(path).onExitCodes.operator", "must be In or NotIn, not \"\(operation)\""))
-                }
-                let values = codes["values"]?.arrayElements.compactMap(\.integerValue) ?? []
-                if values.isEmpty {
-                    problems.append(ValidationProblem(field: "\(path).onExitCodes.values", "at least one value is required"))
-                } else if operation == "In", values.contains(0) {
-                    problems.append(ValidationProblem(field: "\(path).onExitCodes.values", "must not be 0 for the In operator"))
-                }
-            case (nil, _?):
-                break
-            default:
-                problems.append(ValidationProblem(field: path, "specifying one of onExitCodes and onPodConditions is required"))
-            }
-        }
-        return problems
-    }
-
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         var problems: [ValidationProblem] = []
         for field in ["replicas", "minReadySeconds", "progressDeadlineSeconds", "revisionHistoryLimit"] {
@@ -347,7 +310,7 @@ public struct WorkloadsPlugin: ResourcePlugin {
             case let mode?:
                 problems.append(ValidationProblem(field: "spec.completionMode", "must be NonIndexed or Indexed, not \(mode)"))
             }
-            return problems + Self.podFailurePolicyProblems(object)
+            return problems + Self.podFailurePolicyProblems(object) + Self.perIndexProblems(object)
         }
         if object.kind == "ReplicationController" { return problems + Self.replicationControllerSelectorProblems(object) }
         guard let selector = object.value(at: "spec", "selector") else {
@@ -449,22 +412,6 @@ public struct WorkloadsPlugin: ResourcePlugin {
         for (label, value) in labels {
             KubernetesDefaults.fill(&object, ["spec", "template", "metadata", "labels", label], .string(value))
         }
-    }
-
-    /// A Job spec's defaults; its Pods' `restartPolicy` has none (a Job must say Never or OnFailure).
-    static func jobDefaults(_ object: inout JSONValue, at path: [String]) {
-        guard object.value(at: path) != nil else { return }
-        if object.value(at: path + ["completions"]) == nil, object.value(at: path + ["parallelism"]) == nil {
-            KubernetesDefaults.fill(&object, path + ["completions"], .integer(1))
-        }
-        KubernetesDefaults.fill(&object, path + ["parallelism"], .integer(1))
-        KubernetesDefaults.fill(&object, path + ["backoffLimit"], .integer(6))
-        KubernetesDefaults.fill(&object, path + ["completionMode"], "NonIndexed")
-        KubernetesDefaults.fill(&object, path + ["suspend"], .bool(false))
-        KubernetesDefaults.fill(&object, path + ["podReplacementPolicy"], "TerminatingOrFailed")
-        let restart = object.value(at: path + ["template", "spec", "restartPolicy"])
-        KubernetesDefaults.podTemplate(at: path + ["template"], in: &object)
-        if restart == nil { object.set(nil, at: path + ["template", "spec", "restartPolicy"]) }
     }
 
     public func prepareForMember(_ object: JSONValue) -> JSONValue {

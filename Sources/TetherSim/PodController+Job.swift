@@ -17,6 +17,11 @@ extension PodController {
         var activeIndexes: Set<Int> = []
         /// Why the Job fails at once: a failed Pod matched a `FailJob` rule of its `podFailurePolicy`.
         var failJob: String?
+        /// An Indexed Job's counted failures per index, when the latest of them ended, and the
+        /// indexes a `FailIndex` rule failed (what `backoffLimitPerIndex` counts).
+        var failuresByIndex: [Int: Int] = [:]
+        var lastFailureByIndex: [Int: Date] = [:]
+        var failIndex: Set<Int> = []
 
         /// Counts `pods` of `job`; a failed Pod that its `podFailurePolicy` ignores is not counted.
         init(_ pods: [JSONValue], of job: JSONValue) {
@@ -30,6 +35,7 @@ extension PodController {
                     switch PodController.failurePolicyMatch(of: pod, in: job) {
                     case .ignore?: continue
                     case .failJob(let message)?: failJob = failJob ?? message
+                    case .failIndex?: if let index { failIndex.insert(index) }
                     case .count?, nil: break
                     }
                     failed += 1
@@ -37,6 +43,10 @@ extension PodController {
                         $0["state"]?["terminated"]?["finishedAt"]?.stringValue.flatMap(kubernetesTimeParts)
                     }.map { Date(timeIntervalSince1970: TimeInterval($0.seconds)) }.max()
                     if let finished { lastFailure = max(lastFailure ?? finished, finished) }
+                    if let index {
+                        failuresByIndex[index, default: 0] += 1
+                        if let finished { lastFailureByIndex[index] = max(lastFailureByIndex[index] ?? finished, finished) }
+                    }
                 default:
                     guard pod.deletionTimestamp == nil else { continue }
                     active.append(pod)
@@ -48,10 +58,13 @@ extension PodController {
     }
 
     static let completionIndexKey = "batch.kubernetes.io/job-completion-index"
+    /// How many times a Pod's index has failed before it, on the Pods of a Job limited per index.
+    static let indexFailureCountKey = "batch.kubernetes.io/job-index-failure-count"
 
     /// What a Job's `podFailurePolicy` does with a failed Pod: its first rule that matches.
     enum FailurePolicyAction: Equatable {
         case failJob(String)
+        case failIndex
         case ignore
         case count
     }
@@ -59,7 +72,7 @@ extension PodController {
     /// The first rule of the Job's `podFailurePolicy` that a failed Pod matches, by a container's
     /// exit code (`onExitCodes`, `In` or `NotIn`, one container or any) or by one of its
     /// conditions (`onPodConditions`); nil when none does, and the failure counts as usual.
-    /// `FailIndex` is counted as `Count`: it needs `backoffLimitPerIndex`, which is not simulated.
+    /// `FailIndex` fails the Pod's index (the API allows it only with `backoffLimitPerIndex`).
     static func failurePolicyMatch(of pod: JSONValue, in job: JSONValue) -> FailurePolicyAction? {
         let rules = job.value(at: "spec", "podFailurePolicy", "rules")?.arrayElements ?? []
         guard !rules.isEmpty else { return nil }
@@ -97,6 +110,7 @@ extension PodController {
                     ?? "Pod \(pod) has condition matching FailJob rule at index \(position)"
                 return .failJob(message)
             case "Ignore": return .ignore
+            case "FailIndex": return .failIndex
             default: return .count
             }
         }
@@ -160,7 +174,43 @@ extension PodController {
 
     static func completions(of job: JSONValue) -> Int { Int(max(0, job.integer(at: "spec", "completions") ?? parallelism(of: job))) }
     static func parallelism(of job: JSONValue) -> Int64 { max(0, job.integer(at: "spec", "parallelism") ?? 1) }
-    static func backoffLimit(of job: JSONValue) -> Int { Int(max(0, job.integer(at: "spec", "backoffLimit") ?? 6)) }
+    static func backoffLimit(of job: JSONValue) -> Int {
+        // Without a stated limit, an Indexed Job limited per index has none overall (the API's default).
+        Int(max(0, job.integer(at: "spec", "backoffLimit") ?? (backoffLimitPerIndex(of: job) != nil ? Int64(Int32.max) : 6)))
+    }
+
+    /// How many times each index of an Indexed Job may fail before it is failed for good; nil when not limited per index.
+    static func backoffLimitPerIndex(of job: JSONValue) -> Int? {
+        guard indexed(job), let limit = job.integer(at: "spec", "backoffLimitPerIndex") else { return nil }
+        return Int(max(0, limit))
+    }
+
+    /// The indexes failed for good: more failures than `backoffLimitPerIndex`, or a `FailIndex`
+    /// rule matched, and no success.
+    static func failedIndexes(_ counts: JobCounts, of job: JSONValue) -> Set<Int> {
+        guard let limit = backoffLimitPerIndex(of: job) else { return [] }
+        let failed = Set(counts.failuresByIndex.filter { $0.value > limit }.keys).union(counts.failIndex)
+        return failed.subtracting(counts.succeededIndexes).filter { $0 < completions(of: job) }
+    }
+
+    /// Why a Job limited per index fails: more indexes failed than `maxFailedIndexes`, or every
+    /// index finished and some failed; nil otherwise.
+    static func failedByIndexes(_ counts: JobCounts, of job: JSONValue) -> (reason: String, message: String)? {
+        guard backoffLimitPerIndex(of: job) != nil else { return nil }
+        let failed = failedIndexes(counts, of: job)
+        if let most = job.integer(at: "spec", "maxFailedIndexes"), failed.count > most {
+            return ("MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+        }
+        let succeeded = counts.succeededIndexes.filter { $0 < completions(of: job) }
+        guard !failed.isEmpty, failed.count + succeeded.count >= completions(of: job) else { return nil }
+        return ("FailedIndexes", "Job has failed indexes")
+    }
+
+    /// When an index limited per index may run again after its latest failure (the controller's back-off per index).
+    static func indexRetry(_ index: Int, _ counts: JobCounts) -> Date? {
+        guard let last = counts.lastFailureByIndex[index], let failures = counts.failuresByIndex[index] else { return nil }
+        return last.addingTimeInterval(retryDelay(afterFailures: failures))
+    }
     static func suspended(_ job: JSONValue) -> Bool { job.value(at: "spec", "suspend") == .bool(true) }
 
     /// When the Job has been active for its `activeDeadlineSeconds`, counted from `startTime`;
@@ -193,22 +243,34 @@ extension PodController {
         let conditions = job.value(at: "status", "conditions")?.arrayElements ?? []
         let failedJob =
             conditions.contains { $0["type"] == "Failed" && $0["status"] == "True" } || counts.failJob != nil
-            || counts.failed > Self.backoffLimit(of: job)
+            || counts.failed > Self.backoffLimit(of: job) || Self.failedByIndexes(counts, of: job) != nil
             || Self.deadline(of: job).map { now >= $0 } == true
         if failedJob { return ([], counts.active) }
         let complete = conditions.contains { $0["type"] == "Complete" && $0["status"] == "True" }
         let remaining = Self.completions(of: job) - Self.succeeded(counts, of: job)
         guard !complete, remaining > 0 else { return ([], []) }
         if Self.suspended(job) { return ([], counts.active) }
-        if counts.failed > 0, let last = counts.lastFailure,
+        let perIndex = Self.backoffLimitPerIndex(of: job) != nil
+        if !perIndex, counts.failed > 0, let last = counts.lastFailure,
             now < last.addingTimeInterval(Self.retryDelay(afterFailures: counts.failed))
         {
             return ([], [])
         }
         let wanted = min(Int(Self.parallelism(of: job)), remaining) - counts.active.count
         guard Self.indexed(job) else { return (Array(repeating: Slot(), count: max(0, wanted)), []) }
-        // The lowest indexes with neither a success nor a Pod running.
-        let open = (0..<Self.completions(of: job)).lazy.filter { !counts.succeededIndexes.contains($0) && !counts.activeIndexes.contains($0) }
-        return (open.prefix(max(0, wanted)).map { Slot(index: $0) }, [])
+        // The lowest indexes with neither a success nor a Pod running; limited per index, not
+        // failed for good, and past their own back-off.
+        let failed = Self.failedIndexes(counts, of: job)
+        let open = (0..<Self.completions(of: job)).lazy.filter { index in
+            !counts.succeededIndexes.contains(index) && !counts.activeIndexes.contains(index) && !failed.contains(index)
+                && (!perIndex || Self.indexRetry(index, counts).map { now >= $0 } ?? true)
+        }
+        return (
+            open.prefix(max(0, wanted)).map { index in
+                var slot = Slot(index: index)
+                if perIndex { slot.annotations[Self.indexFailureCountKey] = "\(counts.failuresByIndex[index] ?? 0)" }
+                return slot
+            }, []
+        )
     }
 }

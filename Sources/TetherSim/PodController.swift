@@ -35,6 +35,7 @@ struct PodController: Sendable {
         var name: String?
         var node: String?
         var labels: [String: String] = [:]
+        var annotations: [String: String] = [:]
         /// An Indexed Job's completion index for the Pod.
         var index: Int?
     }
@@ -178,11 +179,16 @@ struct PodController: Sendable {
         var labels = template.value(at: "metadata", "labels")?.objectMembers ?? [:]
         for (key, value) in slot.labels { labels[key] = .string(value) }
         var annotations = template.value(at: "metadata", "annotations")?.objectMembers ?? [:]
+        for (key, value) in slot.annotations { annotations[key] = .string(value) }
         if let index = slot.index {
             labels[Self.completionIndexKey] = .string("\(index)")
             annotations[Self.completionIndexKey] = .string("\(index)")
         }
-        if let failing = owner.annotations[WorkloadSimulator.failAnnotation] { annotations[WorkloadSimulator.failAnnotation] = .string(failing) }
+        if let failing = owner.annotations[WorkloadSimulator.failAnnotation] {
+            // On an Indexed Job, a list of indexes ("1,3") fails only the Pods of those indexes.
+            let indexes = Set(failing.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+            if failing == "true" || slot.index.map(indexes.contains) == true { annotations[WorkloadSimulator.failAnnotation] = "true" }
+        }
         var metadata: JSONValue = [
             "namespace": .string(namespace), "labels": .object(labels),
             "ownerReferences": [

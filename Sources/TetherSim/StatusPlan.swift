@@ -157,6 +157,10 @@ struct StatusPlan {
         if PodController.indexed(object) {
             let completed = counts.succeededIndexes.filter { $0 < PodController.completions(of: object) }
             status[member: "completedIndexes"] = completed.isEmpty ? nil : .string(PodController.indexRanges(completed))
+            // Written, empty at first, whenever the Job is limited per index, as its controller does.
+            if PodController.backoffLimitPerIndex(of: object) != nil {
+                status[member: "failedIndexes"] = .string(PodController.indexRanges(PodController.failedIndexes(counts, of: object)))
+            }
         }
         status[member: "failed"] = .integer(Int64(counts.failed))
         status[member: "uncountedTerminatedPods"] = [:]
@@ -185,6 +189,8 @@ struct StatusPlan {
                 condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
                 condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
             ]
+        } else if let failed = PodController.failedByIndexes(counts, of: object) {
+            conditions += [condition("FailureTarget", failed.reason, failed.message), condition("Failed", failed.reason, failed.message)]
         } else if let deadline = PodController.deadline(of: current), now >= deadline {
             conditions += [
                 condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"),
@@ -203,7 +209,13 @@ struct StatusPlan {
                 let delay = Duration.milliseconds(Int64(wait * 1000) + 100)
                 lookAgainAfter = min(lookAgainAfter ?? delay, delay)
             }
-            if !suspended, counts.active.isEmpty, counts.failed > 0, let last = counts.lastFailure {
+            if PodController.backoffLimitPerIndex(of: object) != nil {
+                // Each index backs off on its own, whatever else runs.
+                let failed = PodController.failedIndexes(counts, of: object)
+                for index in counts.failuresByIndex.keys where !failed.contains(index) && !counts.activeIndexes.contains(index) {
+                    if !suspended, let retry = PodController.indexRetry(index, counts) { lookAgain(at: retry) }
+                }
+            } else if !suspended, counts.active.isEmpty, counts.failed > 0, let last = counts.lastFailure {
                 lookAgain(at: last.addingTimeInterval(PodController.retryDelay(afterFailures: counts.failed)))
             }
             if let deadline = PodController.deadline(of: current) { lookAgain(at: deadline) }
