@@ -74,7 +74,7 @@ public final class WorkloadSimulator: Service, Sendable {
 
     static let simulated = [
         "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
-        "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes",
+        "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes", "priorityclasses",
     ]
 
     public func run() async throws {
@@ -134,12 +134,25 @@ public final class WorkloadSimulator: Service, Sendable {
         }
     }
 
+    /// A PriorityClass came, changed or went: every controller that makes Pods looks again, so one
+    /// whose Pods were refused for a missing class makes them once the operator creates it (the
+    /// controllers' retry, here on the event that can change the answer).
+    private func priorityClassChanged() async {
+        for type in PodController.ownerTypes.values {
+            for owner in (try? await store.list(type, options: ListOptions()).objects) ?? [] { queue.add(key(type, owner)) }
+        }
+    }
+
     func key(_ type: ResourceType, _ object: JSONValue) -> ObjectKey {
         ObjectKey(type: type, namespace: object.namespace, name: object.name ?? "")
     }
 
     /// Brings one object's status one step closer to what a real cluster would show; returns when to look again.
     private func reconcile(_ key: ObjectKey) async -> Duration? {
+        if key.type == PodController.priorityClasses {
+            await priorityClassChanged()
+            return nil
+        }
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
             _ = observed.withLock { $0.removeValue(forKey: key) }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 extension SimclusterTests {
     @Test(
-        "a Pod takes its priority from the PriorityClass it names, or from the global default, or 0; one naming no such class, or stating another priority, is refused; a workload's Pods go through the same admission"
+        "a Pod takes its priority from the PriorityClass it names, or from the global default, or 0; one naming no such class, or stating another priority, is refused; a workload's Pods go through the same admission, and are made once a missing class is created"
     )
     func podPriority() async throws {
         try await withFederation { federation in
@@ -47,6 +47,9 @@ extension SimclusterTests {
             _ = try await kubectl.waitForOutput([
                 "get", "events", "--field-selector", "reason=FailedCreate", "-o", "jsonpath={.items[*].message}",
             ]) { $0.contains("is forbidden: no PriorityClass with name nowhere was found") }
+            // The class created, the controller makes the Pod it could not.
+            try await kubectl.succeed(["create", "priorityclass", "nowhere", "--value=5"])
+            _ = try await kubectl.waitForOutput(["get", "pods", "-l", "app=odd", "-o", "jsonpath={.items[*].spec.priority}"]) { $0.contains("5") }
         }
     }
 
