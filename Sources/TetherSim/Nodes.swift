@@ -112,12 +112,15 @@ struct Nodes {
             "status": [
                 "capacity": capacity, "allocatable": capacity,
                 "addresses": [["type": "InternalIP", "address": .string(Self.address(of: name))], ["type": "Hostname", "address": .string(name)]],
-                "conditions": [
-                    [
-                        "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)",
-                        "lastHeartbeatTime": .string(kubernetesTimestamp()), "lastTransitionTime": .string(kubernetesTimestamp()),
-                    ]
-                ],
+                // No pressure, and Ready, as a healthy kubelet reports them.
+                "conditions": .array(
+                    WorkloadSimulator.nodeConditions.map { condition in
+                        [
+                            "type": .string(condition.type), "status": condition.pressure == nil ? "True" : "False",
+                            "reason": .string(condition.healthy.reason), "message": .string(condition.healthy.message),
+                            "lastHeartbeatTime": .string(kubernetesTimestamp()), "lastTransitionTime": .string(kubernetesTimestamp()),
+                        ]
+                    }),
                 "nodeInfo": ["kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64"],
             ],
         ]

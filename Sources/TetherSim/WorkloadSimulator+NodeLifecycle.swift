@@ -21,20 +21,94 @@ extension WorkloadSimulator {
 
     static func kubeletStopped(on node: JSONValue) -> Bool { node.annotations[kubeletAnnotation] == "stopped" }
 
-    /// The node lifecycle controller's step for `node`: its taints, then its `Ready` condition,
-    /// brought in line with its kubelet, one write at a time. Returns whether it wrote (the
-    /// write's own event brings the node back for the next step).
+    /// The node pressures an operator simulates (`sim.tether.io/pressure: memory,disk,pid`).
+    static let pressureAnnotation = "sim.tether.io/pressure"
+
+    /// A node condition the kubelet reports, with its words for either state.
+    struct NodeCondition {
+        var type: String
+        /// The pressure that turns it True; nil for `Ready`.
+        var pressure: String?
+        var healthy: (reason: String, message: String)
+        var unhealthy: (reason: String, message: String)
+        /// The taint the node lifecycle controller sets while it is True (`TaintNodesByCondition`).
+        var taint: String? { pressure.map { "node.kubernetes.io/\($0)-pressure" } }
+    }
+
+    /// In the order a kubelet reports them.
+    static let nodeConditions = [
+        NodeCondition(
+            type: "MemoryPressure", pressure: "memory", healthy: ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            unhealthy: ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available")),
+        NodeCondition(
+            type: "DiskPressure", pressure: "disk", healthy: ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            unhealthy: ("KubeletHasDiskPressure", "kubelet has disk pressure")),
+        NodeCondition(
+            type: "PIDPressure", pressure: "pid", healthy: ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            unhealthy: ("KubeletHasInsufficientPID", "kubelet has insufficient PID available")),
+        NodeCondition(
+            type: "Ready", pressure: nil, healthy: ("KubeletReady", "simulated node (no kubelet runs)"),
+            unhealthy: ("NodeStatusUnknown", "Kubelet stopped posting node status.")),
+    ]
+
+    /// The pressures `node` is annotated with (unknown words are ignored).
+    static func pressures(on node: JSONValue) -> Set<String> {
+        Set((node.annotations[pressureAnnotation] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            .intersection(["memory", "disk", "pid"])
+    }
+
+    /// The Event a condition's change is recorded as (`NodeHasInsufficientMemory`, `NodeReady`, ...).
+    static func nodeEvent(for condition: NodeCondition, status: String) -> String {
+        switch (condition.type, status) {
+        case ("Ready", "True"): "NodeReady"
+        case ("Ready", _): "NodeNotReady"
+        case ("MemoryPressure", "True"): "NodeHasInsufficientMemory"
+        case ("MemoryPressure", _): "NodeHasSufficientMemory"
+        case ("DiskPressure", "True"): "NodeHasDiskPressure"
+        case ("DiskPressure", _): "NodeHasNoDiskPressure"
+        case ("PIDPressure", "True"): "NodeHasInsufficientPID"
+        default: "NodeHasSufficientPID"
+        }
+    }
+
+    /// The taints the node lifecycle controller keeps on a node: `unreachable` (`NoSchedule` and
+    /// `NoExecute`) while its kubelet is stopped, a pressure's `NoSchedule` taint while its
+    /// kubelet reports it; the operator's own taints stay.
+    static func lifecycleTaints(of node: JSONValue, now: String) -> [JSONValue] {
+        let stopped = kubeletStopped(on: node)
+        let pressures = stopped ? [] : pressures(on: node)
+        let managed = Set([unreachableTaint] + nodeConditions.compactMap(\.taint))
+        let existing = node.value(at: "spec", "taints")?.arrayElements ?? []
+        var taints = existing.filter { !managed.contains($0["key"]?.stringValue ?? "") }
+        func keep(_ key: String, _ effect: String) {
+            // A taint already there keeps its time.
+            taints.append(
+                existing.first { $0["key"]?.stringValue == key && $0["effect"]?.stringValue == effect }
+                    ?? ["key": .string(key), "effect": .string(effect), "timeAdded": .string(now)])
+        }
+        if stopped {
+            keep(unreachableTaint, "NoSchedule")
+            keep(unreachableTaint, "NoExecute")
+        }
+        for condition in nodeConditions where condition.pressure.map(pressures.contains) == true { keep(condition.taint!, "NoSchedule") }
+        return taints
+    }
+
+    /// The node lifecycle controller's and the kubelet's step for `node`: its taints, then its
+    /// conditions (`Ready` and the three pressures; all `Unknown` while its kubelet is stopped,
+    /// so `kubectl get nodes` shows `NotReady`), brought in line with its annotations, one write
+    /// at a time, each changed condition recorded as the kubelet (or, for a lost node, the node
+    /// controller) records it. Returns whether it wrote (the write's own event brings the node
+    /// back for the next step).
     func followKubelet(of node: JSONValue) async -> Bool {
         let name = node.name ?? ""
         let stopped = Self.kubeletStopped(on: node)
         let now = kubernetesTimestamp()
-        var taints = node.value(at: "spec", "taints")?.arrayElements ?? []
-        if taints.contains(where: { $0["key"]?.stringValue == Self.unreachableTaint }) != stopped {
-            taints.removeAll { $0["key"]?.stringValue == Self.unreachableTaint }
-            if stopped {
-                taints.append(["key": .string(Self.unreachableTaint), "effect": "NoSchedule", "timeAdded": .string(now)])
-                taints.append(["key": .string(Self.unreachableTaint), "effect": "NoExecute", "timeAdded": .string(now)])
-            }
+        let taints = Self.lifecycleTaints(of: node, now: now)
+        let existing = node.value(at: "spec", "taints")?.arrayElements ?? []
+        if Set(taints.map { "\($0["key"]?.stringValue ?? "")/\($0["effect"]?.stringValue ?? "")" })
+            != Set(existing.map { "\($0["key"]?.stringValue ?? "")/\($0["effect"]?.stringValue ?? "")" })
+        {
             var updated = node
             updated.set(taints.isEmpty ? nil : .array(taints), at: ["spec", "taints"])
             do throws(StoreError) {
@@ -44,21 +118,21 @@ extension WorkloadSimulator {
             }
             return true
         }
-        var conditions = node.value(at: "status", "conditions")?.arrayElements ?? []
-        let wanted = stopped ? "Unknown" : "True"
-        guard let index = conditions.firstIndex(where: { $0["type"] == "Ready" }), conditions[index]["status"]?.stringValue != wanted else {
-            return false
+        let stored = node.value(at: "status", "conditions")?.arrayElements ?? []
+        let pressures = Self.pressures(on: node)
+        var changed: [(NodeCondition, String)] = []
+        let conditions = Self.nodeConditions.map { condition -> JSONValue in
+            let previous = stored.first { $0["type"]?.stringValue == condition.type }
+            let status = stopped ? "Unknown" : condition.pressure.map { pressures.contains($0) ? "True" : "False" } ?? "True"
+            guard previous?["status"]?.stringValue != status else { return previous! }
+            if previous != nil { changed.append((condition, status)) }
+            let words = stopped ? condition.unhealthy : (status == "True") == (condition.pressure == nil) ? condition.healthy : condition.unhealthy
+            return [
+                "type": .string(condition.type), "status": .string(status), "reason": .string(words.reason), "message": .string(words.message),
+                "lastHeartbeatTime": stopped ? previous?["lastHeartbeatTime"] ?? .string(now) : .string(now), "lastTransitionTime": .string(now),
+            ]
         }
-        conditions[index] =
-            stopped
-            ? [
-                "type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
-                "lastHeartbeatTime": conditions[index]["lastHeartbeatTime"] ?? .string(now), "lastTransitionTime": .string(now),
-            ]
-            : [
-                "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node (no kubelet runs)",
-                "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(now),
-            ]
+        guard conditions != stored else { return false }
         var updated = node
         updated.set(.array(conditions), at: ["status", "conditions"])
         do throws(StoreError) {
@@ -68,8 +142,12 @@ extension WorkloadSimulator {
             return true
         }
         let source = EventRecorder.Source(component: stopped ? "node-controller" : "kubelet", host: stopped ? nil : name)
-        let state = stopped ? "NodeNotReady" : "NodeReady"
-        await events.record(.normal, state, "Node \(name) status is now: \(state)", about: node, source: source)
+        for (condition, status) in changed {
+            let state = Self.nodeEvent(for: condition, status: status)
+            // The node controller says only that the node is not ready; the kubelet names each change.
+            guard !stopped || condition.type == "Ready" else { continue }
+            await events.record(.normal, state, "Node \(name) status is now: \(state)", about: node, source: source)
+        }
         return true
     }
 

@@ -121,4 +121,58 @@ extension SimclusterTests {
             #expect(!described.contains("0001"), "condition times are set: \(described)")
         }
     }
+
+    @Test(
+        "a node under simulated memory pressure reports MemoryPressure and is tainted for it, so new Pods go elsewhere and DaemonSets stay; relieved, the condition and taint go; every node reports its pressures as a kubelet does"
+    )
+    func nodePressure() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            let types = try await kubectl.succeed(["get", "node", "s1-node-2", "-o", "jsonpath={.status.conditions[*].type}"])
+            #expect(types == "MemoryPressure DiskPressure PIDPressure Ready")
+            try await kubectl.succeed(["annotate", "node", "s1-node-1", "sim.tether.io/pressure=memory"])
+            try await kubectl.succeed(["wait", "--for=condition=MemoryPressure", "node/s1-node-1", "--timeout=30s"], within: .seconds(40))
+            _ = try await kubectl.waitForOutput(["get", "node", "s1-node-1", "-o", "jsonpath={.spec.taints[*].key}"]) {
+                $0 == "node.kubernetes.io/memory-pressure"
+            }
+            let described = try await kubectl.succeed(["describe", "node", "s1-node-1"])
+            #expect(described.contains("KubeletHasInsufficientMemory") && described.contains("kubelet has insufficient memory available"))
+            #expect(described.contains("node.kubernetes.io/memory-pressure:NoSchedule"), "\(described)")
+            #expect(try await kubectl.succeed(["get", "node", "s1-node-1", "--no-headers"]).contains(" Ready "))
+
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])
+            let web = try await waitForPods(kubectl, "app=web") { $0.count == 4 && $0.allSatisfy(\.ready) }
+            #expect(web.allSatisfy { $0.node == "s1-node-2" }, "\(web)")
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: apps/v1
+                    kind: DaemonSet
+                    metadata:
+                      name: agent
+                    spec:
+                      selector:
+                        matchLabels:
+                          app: agent
+                      template:
+                        metadata:
+                          labels:
+                            app: agent
+                        spec:
+                          containers:
+                          - name: agent
+                            image: agent:1
+                    """)
+            let agents = try await waitForPods(kubectl, "app=agent") { $0.count == 2 && $0.allSatisfy(\.ready) }
+            #expect(Set(agents.map(\.node)) == ["s1-node-1", "s1-node-2"], "\(agents)")
+
+            try await kubectl.succeed(["annotate", "node", "s1-node-1", "sim.tether.io/pressure-"])
+            try await kubectl.succeed(["wait", "--for=condition=MemoryPressure=False", "node/s1-node-1", "--timeout=30s"], within: .seconds(40))
+            _ = try await kubectl.waitForOutput(["get", "node", "s1-node-1", "-o", "jsonpath={.spec.taints}"]) { $0.isEmpty }
+            let reasons = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.name=s1-node-1", "-o", "jsonpath={.items[*].reason}",
+            ])
+            #expect(reasons.contains("NodeHasInsufficientMemory") && reasons.contains("NodeHasSufficientMemory"), "\(reasons)")
+        }
+    }
 }
