@@ -31,10 +31,6 @@ public struct APIServerConfiguration: Sendable {
     /// An API connection with no request in flight is closed after this.
     public var idleTimeout: TimeAmount
     public var serverVersion: String
-    /// Whether the hub's federation engine removes Kubernetes' `orphan` finalizer (once it has
-    /// decided that members keep their copies); elsewhere the garbage collector removes it once
-    /// the dependents are orphaned.
-    public var orphanFinalizerHandled: Bool
     /// Why a Pod's `log`, `exec`, `attach` and `portforward` have no answer here, sent with 400:
     /// no container runs in this process, and the reason says where one does.
     public var containerlessReason: String
@@ -59,7 +55,6 @@ public struct APIServerConfiguration: Sendable {
         connections: ListenerLimits = ListenerLimits(maximumConnections: 1_024, maximumConnectionsPerAddress: 512, maximumStrangers: 256),
         idleTimeout: TimeAmount = .seconds(120),
         serverVersion: String = "0.1.0",
-        orphanFinalizerHandled: Bool = false,
         containerlessReason: String = "this server runs no containers",
         podsEndedByKubelet: Bool = false,
         servesEviction: Bool = false,
@@ -73,7 +68,6 @@ public struct APIServerConfiguration: Sendable {
         self.connections = connections
         self.idleTimeout = idleTimeout
         self.serverVersion = serverVersion
-        self.orphanFinalizerHandled = orphanFinalizerHandled
         self.containerlessReason = containerlessReason
         self.podsEndedByKubelet = podsEndedByKubelet
         self.servesEviction = servesEviction
@@ -162,7 +156,7 @@ public final class APIServer: Service, Sendable {
         self.namespaces = NamespaceController(store: store, catalog: catalog, logger: logger)
         self.garbageCollector = GarbageCollector(
             store: store, catalog: catalog, podsEndedByKubelet: configuration.podsEndedByKubelet,
-            removesOrphanFinalizer: !configuration.orphanFinalizerHandled, logger: logger)
+            logger: logger)
         self.revisionCounts = configuration.revisionsShowMemberCounts ? RevisionCountFollower(store: store, logger: logger) : nil
         self.handler = ResourceHandler(
             store: store,

@@ -65,16 +65,14 @@ final class GarbageCollector: Sendable {
     private let podsEndedByKubelet: Bool
     /// False at the hub, whose federation engine removes `orphan` once it has decided that
     /// members keep their copies (it does not wait for the dependents here).
-    private let removesOrphanFinalizer: Bool
     private let graph = Mutex(Graph())
     private let queue: AsyncStream<Work>
     private let enqueue: AsyncStream<Work>.Continuation
 
-    init(store: any ResourceStore, catalog: KindCatalog, podsEndedByKubelet: Bool, removesOrphanFinalizer: Bool, logger: Logger) {
+    init(store: any ResourceStore, catalog: KindCatalog, podsEndedByKubelet: Bool, logger: Logger) {
         self.store = store
         self.catalog = catalog
         self.podsEndedByKubelet = podsEndedByKubelet
-        self.removesOrphanFinalizer = removesOrphanFinalizer
         self.logger = logger
         // Unbounded in type, bounded in fact: `queued` keeps one entry per object or owner.
         (queue, enqueue) = AsyncStream.makeStream(of: Work.self)
@@ -306,10 +304,10 @@ final class GarbageCollector: Sendable {
         guard let owner = try await current(location), owner.uid == uid, owner.deletionTimestamp != nil else { return }
         let (ready, dependents) = graph.withLock { ($0.listed.isSuperset(of: $0.followed), $0.dependents[uid] ?? []) }
         if owner.finalizers.contains(Self.orphanFinalizer) {
-            // The dependents known so far are orphaned at once: where the federation engine
-            // removes the finalizer, it does not wait for this.
+            // The dependents known so far are orphaned at once; the finalizer stays until every
+            // kind was listed, so no dependent of a kind not yet listed is collected with the owner.
             for dependent in dependents { try await removeReferences(to: [uid], from: dependent, uid: nil) }
-            guard ready, removesOrphanFinalizer else { return }
+            guard ready else { return }
             try await removeFinalizer(Self.orphanFinalizer, from: location, uid: uid)
             logger.info(
                 "dependents orphaned",

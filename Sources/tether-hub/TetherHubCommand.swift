@@ -216,7 +216,6 @@ struct TetherHubCommand: AsyncParsableCommand {
         let api = APIServer(
             configuration: APIServerConfiguration(
                 host: apiAddress.host, port: apiAddress.port, requests: limits.requestLimits, connections: apiConnections,
-                orphanFinalizerHandled: true,
                 containerlessReason:
                     "the hub runs no containers: a federated Pod runs in each cluster it is placed in; read its logs in one of them "
                     + "through the hub's member proxy, https://HUB/clusters/CLUSTER/proxy (the CLUSTER-via-hub context of "

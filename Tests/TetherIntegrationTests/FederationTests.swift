@@ -260,9 +260,25 @@ struct FederationEndToEndTests {
                     """
             )
             try await m3.succeed(["wait", "--for=jsonpath={.data.a}=b", "cm/kept-too", "--timeout=30s"])
+            // One of its dependents at the hub: the garbage collector orphans it, then lets the owner go.
+            let ownerUID = try await hubctl.succeed(["get", "cm", "kept-too", "-o", "jsonpath={.metadata.uid}"])
+            try await hubctl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: ConfigMap
+                    metadata:
+                      name: kept-too-child
+                      namespace: default
+                      ownerReferences:
+                      - {apiVersion: v1, kind: ConfigMap, name: kept-too, uid: \(ownerUID)}
+                    data: {a: b}
+                    """
+            )
             try await hubctl.succeed(["delete", "cm", "kept-too", "--cascade=orphan", "--timeout=30s"])
             let gone = try await hubctl.run(["get", "cm", "kept-too"])
             #expect(gone.status != 0 && gone.stderr.contains("NotFound"), "\(gone.stderr)")
+            #expect(try await hubctl.succeed(["get", "cm", "kept-too-child", "-o", "jsonpath={.metadata.ownerReferences}"]).isEmpty)
             for name in names {
                 try await agents[name]?.waitForEvent("applier.orphaned", within: .seconds(30)) {
                     ($0["tether.object"] ?? "").hasSuffix("default/kept-too")

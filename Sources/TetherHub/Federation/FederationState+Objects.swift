@@ -90,14 +90,12 @@ extension FederationState {
             if let uid = object.uid { emit(.forgetEvents(namespace: reference.namespace, uid: uid)) }
             emit(.deletePropagation(reference))
         } else if object.deletionTimestamp != nil, object.finalizers.contains(Self.orphanFinalizer) {
-            // `kubectl delete --cascade=orphan`: the API added Kubernetes' `orphan` finalizer.
-            // Members keep their copies; the finalizer goes once the orphaning is decided.
+            // `kubectl delete --cascade=orphan`: the API added Kubernetes' `orphan` finalizer, which
+            // the garbage collector removes once the hub's own dependents are orphaned. Members
+            // keep their copies.
             federated[reference] = object
             orphaned.insert(reference)
             recompute([reference], version: version)
-            if let type = reference.resourceType(registry) {
-                emit(.setFinalizer(Self.orphanFinalizer, present: false, type: type, namespace: reference.namespace, name: reference.name))
-            }
             return
         } else {
             let previous = federated[reference]
