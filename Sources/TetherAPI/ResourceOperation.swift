@@ -129,6 +129,7 @@ struct ResourceOperation {
         candidate.uid = UUID().uuidString.lowercased()
         object = try admitted(candidate)
         if kind.group.isEmpty, kind.kind == "Pod" { object = try await prioritized(object) }
+        if handler.configuration.enforcesResourceQuota, kind.namespaced { try await admitUnderQuota(object) }
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
@@ -147,6 +148,25 @@ struct ResourceOperation {
             return try PodPriority.admit(pod, classes: classes)
         } catch {
             throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
+        }
+    }
+
+    /// kube-apiserver's ResourceQuota admission (``ResourceQuotaAdmission``): 403 when the
+    /// object would take its namespace over a quota.
+    private func admitUnderQuota(_ object: JSONValue) async throws {
+        let namespace = object.namespace ?? path.namespace
+        let quotas = try await store.list(ResourceHandler.resourceQuotas, options: ListOptions(namespace: namespace)).objects
+        guard !quotas.isEmpty else { return }
+        let refusal = try await ResourceQuotaAdmission.refusal(of: object, resource: type.resource, group: type.group, quotas: quotas) { kind in
+            try await store.list(
+                ResourceType(group: kind.group, resource: kind.resource, namespaced: true), options: ListOptions(namespace: namespace)
+            )
+            .objects
+        }
+        if let refusal {
+            throw APIError.forbidden(
+                "\(type.group.isEmpty ? type.resource : "\(type.resource).\(type.group)") \"\(object.name ?? object.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(refusal.reason)"
+            )
         }
     }
 

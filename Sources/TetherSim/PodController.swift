@@ -241,6 +241,28 @@ struct PodController: Sendable {
             logger.debug("priority classes not listed", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
             return nil
         }
+        // And through its ResourceQuota admission.
+        do {
+            let quotas = try await store.list(QuotaController.quotas, options: ListOptions(namespace: namespace)).objects
+            if !quotas.isEmpty,
+                let refusal = try await ResourceQuotaAdmission.refusal(
+                    of: pod, resource: "pods", group: "", quotas: quotas,
+                    list: { kind in
+                        try await store.list(
+                            ResourceType(group: kind.group, resource: kind.resource, namespaced: true), options: ListOptions(namespace: namespace)
+                        )
+                        .objects
+                    })
+            {
+                let generated = pod.name ?? pod.metadata["generateName"]?.stringValue ?? ""
+                await events.record(
+                    .warning, "FailedCreate", "Error creating: pods \"\(generated)\" is forbidden: \(refusal.reason)", about: owner, source: source)
+                return nil
+            }
+        } catch {
+            logger.debug("quotas not read", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+            return nil
+        }
         do throws(StoreError) {
             let created = try await store.create(pod, as: Self.pods, dryRun: false)
             // Counted at once, so the next Pod made in this pass sees the room this one took.

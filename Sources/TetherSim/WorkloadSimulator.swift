@@ -51,6 +51,7 @@ public final class WorkloadSimulator: Service, Sendable {
     let cronJobs: CronJobController
     private let autoscalers: AutoscalerController
     private let disruptions: DisruptionController
+    private let quotas: QuotaController
     let nodes: NodeAvailability
     /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
     let unscheduled = Mutex<[ObjectKey: PodPlacement]>([:])
@@ -68,14 +69,16 @@ public final class WorkloadSimulator: Service, Sendable {
         self.pods = PodController(store: store, settings: settings, events: events, nodes: nodes, logger: logger)
         self.endpoints = EndpointsController(store: store, logger: logger)
         self.disruptions = DisruptionController(store: store, logger: logger)
+        self.quotas = QuotaController(store: store, logger: logger)
         self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
         self.autoscalers = AutoscalerController(store: store, events: events, logger: logger)
     }
 
-    static let simulated = [
-        "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
-        "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes", "priorityclasses",
-    ]
+    static let simulated =
+        [
+            "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
+            "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes", "priorityclasses",
+        ] + QuotaController.followed
 
     public func run() async throws {
         try await Nodes(store: store, settings: settings).reconcile()
@@ -121,6 +124,10 @@ public final class WorkloadSimulator: Service, Sendable {
                 for object in page.objects { queue.add(key(type, object)) }
                 for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
                     if type == PodController.pods { await podChanged(event.object, deleted: event.kind == .deleted) }
+                    // From the watch, not from a reconcile, so a quota's own status write settles.
+                    for quota in quotas.quotas(counting: type, in: event.object.namespace) {
+                        queue.add(ObjectKey(type: QuotaController.quotas, namespace: event.object.namespace, name: quota))
+                    }
                     queue.add(key(type, event.object))
                 }
             } catch {
@@ -134,12 +141,12 @@ public final class WorkloadSimulator: Service, Sendable {
         }
     }
 
-    /// A PriorityClass came, changed or went: every controller that makes Pods looks again, so one
-    /// whose Pods were refused for a missing class makes them once the operator creates it (the
-    /// controllers' retry, here on the event that can change the answer).
-    private func priorityClassChanged() async {
+    /// Every controller that makes Pods (in `namespace`, or everywhere) looks again: what refused
+    /// its Pods (a PriorityClass, a quota) changed. Kubernetes' controllers retry on a back-off;
+    /// here the retry follows the event that can change the answer.
+    private func queuePodOwners(in namespace: String?) async {
         for type in PodController.ownerTypes.values {
-            for owner in (try? await store.list(type, options: ListOptions()).objects) ?? [] { queue.add(key(type, owner)) }
+            for owner in (try? await store.list(type, options: ListOptions(namespace: namespace)).objects) ?? [] { queue.add(key(type, owner)) }
         }
     }
 
@@ -150,13 +157,15 @@ public final class WorkloadSimulator: Service, Sendable {
     /// Brings one object's status one step closer to what a real cluster would show; returns when to look again.
     private func reconcile(_ key: ObjectKey) async -> Duration? {
         if key.type == PodController.priorityClasses {
-            await priorityClassChanged()
+            // A controller whose Pods were refused for a missing class makes them once it exists.
+            await queuePodOwners(in: nil)
             return nil
         }
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
             _ = observed.withLock { $0.removeValue(forKey: key) }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
+            if key.type == QuotaController.quotas { quotas.quotaDeleted(namespace: key.namespace, name: key.name) }
             if key.type == AutoscalerController.autoscalers { autoscalers.autoscalerDeleted(namespace: key.namespace, name: key.name) }
             queueAutoscalers(of: key)
             if key.type == Nodes.type { _ = await nodeChanged(name: key.name, object: nil) }
@@ -224,6 +233,11 @@ public final class WorkloadSimulator: Service, Sendable {
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "horizontalpodautoscalers":
             guard let counted = await autoscalers.sync(object) else { return nil }
+            plan.counted(counted, lookAgainAfter: nil)
+        case "resourcequotas":
+            guard let counted = await quotas.status(of: object) else { return nil }
+            // Room made or limits raised: the controllers whose Pods were refused try again.
+            if counted != object["status"] { await queuePodOwners(in: key.namespace) }
             plan.counted(counted, lookAgainAfter: nil)
         case "poddisruptionbudgets":
             let counted = await disruptions.status(of: object)

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+import TetherTestSupport
+
+extension SimclusterTests {
+    @Test(
+        "ResourceQuotas count what their namespace uses and refuse what would go over, to kubectl and to a Deployment's controller, which makes its Pods once the quota is raised; a quota on requests refuses a Pod that states none"
+    )
+    func resourceQuota() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            try await kubectl.succeed(["create", "namespace", "team"])
+            try await kubectl.succeed(["-n", "team", "create", "quota", "objects", "--hard=pods=3,count/deployments.apps=1,services.loadbalancers=0"])
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "objects", "-o", "jsonpath={.status.used.pods}/{.status.hard.pods}"]) {
+                $0 == "0/3"
+            }
+
+            // Five replicas wanted, three Pods allowed: the controller says why it stops there.
+            try await kubectl.succeed(["-n", "team", "create", "deployment", "web", "--image=nginx:1.27", "--replicas=5"])
+            _ = try await waitForPods(kubectl, "app=web", namespace: "team") { $0.count == 3 }
+            let refused = try await kubectl.waitForOutput([
+                "-n", "team", "get", "events", "--field-selector", "reason=FailedCreate", "-o", "jsonpath={.items[*].message}",
+            ]) { $0.contains("exceeded quota: objects, requested: pods=1, used: pods=3, limited: pods=3") }
+            #expect(refused.contains("Error creating: pods \"web-"), "\(refused)")
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "objects", "-o", "jsonpath={.status.used.pods}"]) { $0 == "3" }
+            let described = try await kubectl.succeed(["-n", "team", "describe", "quota", "objects"])
+            #expect(described.contains("count/deployments.apps  1     1") && described.contains("pods                    3     3"), "\(described)")
+
+            // kubectl is refused as kube-apiserver refuses it.
+            let second = try await kubectl.run(["-n", "team", "create", "deployment", "second", "--image=nginx:1.27"])
+            #expect(
+                second.status != 0
+                    && second.stderr.contains(
+                        "deployments.apps \"second\" is forbidden: exceeded quota: objects, requested: count/deployments.apps=1, used: count/deployments.apps=1, limited: count/deployments.apps=1"
+                    ), "\(second.stderr)")
+            let balancer = try await kubectl.run(["-n", "team", "create", "service", "loadbalancer", "edge", "--tcp=80:80"])
+            #expect(balancer.stderr.contains("exceeded quota: objects, requested: services.loadbalancers=1"), "\(balancer.stderr)")
+            #expect(try await kubectl.run(["-n", "team", "create", "service", "clusterip", "inside", "--tcp=80:80"]).status == 0)
+
+            // Raised, the quota lets the controller make the rest.
+            try await kubectl.succeed(["-n", "team", "patch", "quota", "objects", "-p", #"{"spec":{"hard":{"pods":"7"}}}"#])
+            _ = try await waitForPods(kubectl, "app=web", namespace: "team") { $0.count == 5 && $0.allSatisfy(\.ready) }
+
+            // A quota on CPU requests: a Pod must state one, and the sum stays within it.
+            try await kubectl.succeed(["-n", "team", "create", "quota", "compute", "--hard=requests.cpu=1"])
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "compute", "-o", "jsonpath={.status.used.requests\\.cpu}"]) {
+                $0 == "0"
+            }
+            let unsized = try await kubectl.run(["-n", "team", "run", "unsized", "--image=nginx:1.27"])
+            #expect(
+                unsized.stderr.contains("pods \"unsized\" is forbidden: failed quota: compute: must specify requests.cpu for: unsized"),
+                "\(unsized.stderr)")
+            func sized(_ name: String) async throws -> Kubectl.Result {
+                try await kubectl.run([
+                    "-n", "team", "run", name, "--image=nginx:1.27",
+                    "--overrides={\"apiVersion\":\"v1\",\"spec\":{\"containers\":[{\"name\":\"\(name)\",\"image\":\"nginx:1.27\",\"resources\":{\"requests\":{\"cpu\":\"600m\"}}}]}}",
+                ])
+            }
+            #expect(try await sized("first").status == 0)
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "compute", "-o", "jsonpath={.status.used.requests\\.cpu}"]) {
+                $0 == "600m"
+            }
+            let over = try await sized("second")
+            #expect(
+                over.stderr.contains("exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1"),
+                "\(over.stderr)")
+        }
+    }
+}
