@@ -228,39 +228,18 @@ struct PodController: Sendable {
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
         }
         let source = Self.controllerSource(kind)
-        // Through kube-apiserver's Priority admission, as every controller's Pod goes.
+        // Through kube-apiserver's Priority and ResourceQuota admission, as every controller's Pod goes.
+        let refusal: String?
         do {
-            let classes = try await store.list(Self.priorityClasses, options: ListOptions()).objects
-            pod = try PodPriority.admit(pod, classes: classes)
-        } catch let refusal as PodPriority.Refusal {
-            let generated = pod.name ?? pod.metadata["generateName"]?.stringValue ?? ""
-            await events.record(
-                .warning, "FailedCreate", "Error creating: pods \"\(generated)\" is forbidden: \(refusal.reason)", about: owner, source: source)
-            return nil
+            (pod, refusal) = try await admitted(pod, namespace: namespace)
         } catch {
-            logger.debug("priority classes not listed", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+            logger.debug("pod admission not read", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
             return nil
         }
-        // And through its ResourceQuota admission.
-        do {
-            let quotas = try await store.list(QuotaController.quotas, options: ListOptions(namespace: namespace)).objects
-            if !quotas.isEmpty,
-                let refusal = try await ResourceQuotaAdmission.refusal(
-                    of: pod, resource: "pods", group: "", quotas: quotas,
-                    list: { kind in
-                        try await store.list(
-                            ResourceType(group: kind.group, resource: kind.resource, namespaced: true), options: ListOptions(namespace: namespace)
-                        )
-                        .objects
-                    })
-            {
-                let generated = pod.name ?? pod.metadata["generateName"]?.stringValue ?? ""
-                await events.record(
-                    .warning, "FailedCreate", "Error creating: pods \"\(generated)\" is forbidden: \(refusal.reason)", about: owner, source: source)
-                return nil
-            }
-        } catch {
-            logger.debug("quotas not read", metadata: ["tether.object": "\(namespace)/\(ownerName)", "tether.error": "\(error)"])
+        if let refusal {
+            let generated = pod.name ?? pod.metadata["generateName"]?.stringValue ?? ""
+            await events.record(
+                .warning, "FailedCreate", "Error creating: pods \"\(generated)\" is forbidden: \(refusal)", about: owner, source: source)
             return nil
         }
         do throws(StoreError) {
@@ -283,6 +262,25 @@ struct PodController: Sendable {
             await events.record(.warning, "FailedCreate", "Error creating: \(error.message)", about: owner, source: source)
         }
         return nil
+    }
+
+    /// A controller's Pod as admission leaves it (its priority set), or why admission refuses it.
+    private func admitted(_ pod: JSONValue, namespace: String) async throws(StoreError) -> (JSONValue, String?) {
+        let classes = try await store.list(Self.priorityClasses, options: ListOptions()).objects
+        let admitted: JSONValue
+        do throws(PodPriority.Refusal) {
+            admitted = try PodPriority.admit(pod, classes: classes)
+        } catch {
+            return (pod, error.reason)
+        }
+        let quotas = try await store.list(QuotaController.quotas, options: ListOptions(namespace: namespace)).objects
+        guard !quotas.isEmpty else { return (admitted, nil) }
+        let refusal = try await ResourceQuotaAdmission.refusal(of: admitted, resource: "pods", group: "", quotas: quotas) { kind throws(StoreError) in
+            try await store.list(
+                ResourceType(group: kind.group, resource: kind.resource, namespaced: true), options: ListOptions(namespace: namespace)
+            ).objects
+        }
+        return (admitted, refusal?.reason)
     }
 
     /// The controller that records the events of a `kind`'s Pods, by the name Kubernetes gives it.
