@@ -268,8 +268,24 @@ public struct PolicyPlugin: ResourcePlugin {
         }
     }
 
-    /// kube-apiserver's default: a PriorityClass preempts lower priorities unless it says Never.
+    /// kube-apiserver's defaults: a PriorityClass preempts lower priorities unless it says Never;
+    /// a LimitRange's `Container` item limits by default to its `max`, and requests by default
+    /// what it limits by default, else its `min`.
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        if object.kind == "LimitRange", var items = object.value(at: "spec", "limits")?.arrayElements {
+            for index in items.indices where items[index]["type"]?.stringValue == "Container" {
+                var limits = items[index]["default"]?.objectMembers ?? [:]
+                var requests = items[index]["defaultRequest"]?.objectMembers ?? [:]
+                for (resource, value) in items[index]["max"]?.objectMembers ?? [:] where limits[resource] == nil { limits[resource] = value }
+                for (resource, value) in limits where requests[resource] == nil { requests[resource] = value }
+                for (resource, value) in items[index]["min"]?.objectMembers ?? [:] where requests[resource] == nil { requests[resource] = value }
+                if !limits.isEmpty { items[index][member: "default"] = .object(limits) }
+                if !requests.isEmpty { items[index][member: "defaultRequest"] = .object(requests) }
+            }
+            var defaulted = object
+            defaulted.set(.array(items), at: ["spec", "limits"])
+            return defaulted
+        }
         if object.kind == "PersistentVolume" {
             // A volume made by hand is kept when its claim goes, as kube-apiserver defaults it.
             var defaulted = object

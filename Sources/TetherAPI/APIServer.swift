@@ -45,10 +45,10 @@ public struct APIServerConfiguration: Sendable {
     /// Whether no deployment controller runs here (the hub): then a Deployment's revisions,
     /// kept as ReplicaSets, show the replicas its members run of each template.
     public var revisionsShowMemberCounts: Bool
-    /// Whether creates are held to the namespace's ResourceQuotas, whose usage a quota controller
-    /// here counts (a simulated member). The hub's quotas are templates for its members: each
-    /// member enforces its own.
-    public var enforcesResourceQuota: Bool
+    /// Whether creates are held to the namespace's LimitRanges (Pods defaulted and checked) and
+    /// ResourceQuotas, whose usage a quota controller here counts (a simulated member). The
+    /// hub's are templates for its members: each member enforces its own.
+    public var enforcesNamespaceLimits: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -63,7 +63,7 @@ public struct APIServerConfiguration: Sendable {
         podsEndedByKubelet: Bool = false,
         servesEviction: Bool = false,
         revisionsShowMemberCounts: Bool = false,
-        enforcesResourceQuota: Bool = false
+        enforcesNamespaceLimits: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -77,7 +77,7 @@ public struct APIServerConfiguration: Sendable {
         self.podsEndedByKubelet = podsEndedByKubelet
         self.servesEviction = servesEviction
         self.revisionsShowMemberCounts = revisionsShowMemberCounts
-        self.enforcesResourceQuota = enforcesResourceQuota
+        self.enforcesNamespaceLimits = enforcesNamespaceLimits
     }
 
     /// Largest object a client may write, in bytes.

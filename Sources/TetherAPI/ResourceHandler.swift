@@ -34,6 +34,7 @@ struct ResourceHandler: Sendable {
     static let namespaces = ResourceType(group: "", resource: "namespaces", namespaced: false)
     static let priorityClasses = ResourceType(group: "scheduling.k8s.io", resource: "priorityclasses", namespaced: false)
     static let resourceQuotas = ResourceType(group: "", resource: "resourcequotas", namespaced: true)
+    static let limitRanges = ResourceType(group: "", resource: "limitranges", namespaced: true)
 
     func ensureDefaultNamespace() async throws {
         do {

@@ -128,8 +128,11 @@ struct ResourceOperation {
         // The uid is known before admission, as in kube-apiserver: a Job's selector is made from it.
         candidate.uid = UUID().uuidString.lowercased()
         object = try admitted(candidate)
-        if kind.group.isEmpty, kind.kind == "Pod" { object = try await prioritized(object) }
-        if handler.configuration.enforcesResourceQuota, kind.namespaced { try await admitUnderQuota(object) }
+        if kind.group.isEmpty, kind.kind == "Pod" {
+            if handler.configuration.enforcesNamespaceLimits { object = try await limited(object) }
+            object = try await prioritized(object)
+        }
+        if handler.configuration.enforcesNamespaceLimits, kind.namespaced { try await admitUnderQuota(object) }
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
         if type == ResourceHandler.namespaces { _ = NamespaceController.addingFinalizer(to: &object) }
@@ -146,6 +149,17 @@ struct ResourceOperation {
         let classes = try await store.list(ResourceHandler.priorityClasses, options: ListOptions()).objects
         do throws(PodPriority.Refusal) {
             return try PodPriority.admit(pod, classes: classes)
+        } catch {
+            throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
+        }
+    }
+
+    /// kube-apiserver's LimitRanger admission (``LimitRangeAdmission``): a Pod with its
+    /// namespace's default requests and limits, or 403.
+    private func limited(_ pod: JSONValue) async throws -> JSONValue {
+        let ranges = try await store.list(ResourceHandler.limitRanges, options: ListOptions(namespace: pod.namespace ?? path.namespace)).objects
+        do throws(LimitRangeAdmission.Refusal) {
+            return try LimitRangeAdmission.admit(pod, limitRanges: ranges)
         } catch {
             throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
         }

@@ -20,6 +20,7 @@ struct PodController: Sendable {
 
     static let pods = ResourceType(group: "", resource: "pods", namespaced: true)
     static let priorityClasses = ResourceType(group: "scheduling.k8s.io", resource: "priorityclasses", namespaced: false)
+    static let limitRanges = ResourceType(group: "", resource: "limitranges", namespaced: true)
 
     /// The kinds whose Pods this controller makes, by the owner reference's kind.
     static let ownerTypes: [String: ResourceType] = [
@@ -264,12 +265,19 @@ struct PodController: Sendable {
         return nil
     }
 
-    /// A controller's Pod as admission leaves it (its priority set), or why admission refuses it.
+    /// A controller's Pod as admission leaves it (its namespace's default requests and limits,
+    /// its priority), or why admission refuses it.
     private func admitted(_ pod: JSONValue, namespace: String) async throws(StoreError) -> (JSONValue, String?) {
+        let ranges = try await store.list(Self.limitRanges, options: ListOptions(namespace: namespace)).objects
         let classes = try await store.list(Self.priorityClasses, options: ListOptions()).objects
         let admitted: JSONValue
-        do throws(PodPriority.Refusal) {
-            admitted = try PodPriority.admit(pod, classes: classes)
+        do throws(LimitRangeAdmission.Refusal) {
+            let limited = try LimitRangeAdmission.admit(pod, limitRanges: ranges)
+            do throws(PodPriority.Refusal) {
+                admitted = try PodPriority.admit(limited, classes: classes)
+            } catch {
+                return (pod, error.reason)
+            }
         } catch {
             return (pod, error.reason)
         }

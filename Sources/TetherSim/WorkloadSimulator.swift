@@ -78,6 +78,7 @@ public final class WorkloadSimulator: Service, Sendable {
         [
             "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
             "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes", "priorityclasses",
+            "limitranges",
         ] + QuotaController.followed
 
     public func run() async throws {
@@ -156,9 +157,9 @@ public final class WorkloadSimulator: Service, Sendable {
 
     /// Brings one object's status one step closer to what a real cluster would show; returns when to look again.
     private func reconcile(_ key: ObjectKey) async -> Duration? {
-        if key.type == PodController.priorityClasses {
-            // A controller whose Pods were refused for a missing class makes them once it exists.
-            await queuePodOwners(in: nil)
+        if key.type == PodController.priorityClasses || key.type == PodController.limitRanges {
+            // A controller whose Pods were refused (a missing class, a range's bounds) tries again.
+            await queuePodOwners(in: key.type == PodController.limitRanges ? key.namespace : nil)
             return nil
         }
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {

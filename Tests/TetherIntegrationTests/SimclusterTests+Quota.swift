@@ -66,4 +66,57 @@ extension SimclusterTests {
                 "\(over.stderr)")
         }
     }
+
+    @Test(
+        "a LimitRange gives a namespace's containers their default requests and limits (and says so on the Pod), refuses one over its max in kube-apiserver's words, to kubectl and to a Deployment's controller, which makes its Pods once the range allows them"
+    )
+    func limitRange() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            try await kubectl.succeed(["create", "namespace", "bounded"])
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: LimitRange
+                    metadata:
+                      name: bounds
+                      namespace: bounded
+                    spec:
+                      limits:
+                      - type: Container
+                        default: {cpu: 500m, memory: 256Mi}
+                        defaultRequest: {cpu: 100m}
+                        max: {cpu: "1"}
+                    """)
+            // The API's defaults: a request by default for what is limited by default.
+            #expect(
+                try await kubectl.succeed(["-n", "bounded", "get", "limitrange", "bounds", "-o", "jsonpath={.spec.limits[0].defaultRequest}"])
+                    == #"{"cpu":"100m","memory":"256Mi"}"#)
+            try await kubectl.succeed(["-n", "bounded", "run", "plain", "--image=nginx:1.27"])
+            let resources = try await kubectl.succeed(["-n", "bounded", "get", "pod", "plain", "-o", "jsonpath={.spec.containers[0].resources}"])
+            #expect(resources == #"{"limits":{"cpu":"500m","memory":"256Mi"},"requests":{"cpu":"100m","memory":"256Mi"}}"#, "\(resources)")
+            let note = try await kubectl.succeed([
+                "-n", "bounded", "get", "pod", "plain", "-o", #"jsonpath={.metadata.annotations.kubernetes\.io/limit-ranger}"#,
+            ])
+            #expect(note == "LimitRanger plugin set: cpu, memory request for container plain; cpu, memory limit for container plain")
+
+            let greedy = try await kubectl.run([
+                "-n", "bounded", "run", "greedy", "--image=nginx:1.27",
+                #"--overrides={"apiVersion":"v1","spec":{"containers":[{"name":"greedy","image":"nginx:1.27","resources":{"limits":{"cpu":"2"}}}]}}"#,
+            ])
+            #expect(greedy.stderr.contains(#"pods "greedy" is forbidden: maximum cpu usage per Container is 1, but limit is 2"#), "\(greedy.stderr)")
+
+            try await kubectl.succeed(["-n", "bounded", "create", "deployment", "big", "--image=nginx:1.27", "--replicas=2"])
+            try await kubectl.succeed(["-n", "bounded", "set", "resources", "deployment", "big", "--limits=cpu=2"])
+            _ = try await kubectl.waitForOutput([
+                "-n", "bounded", "get", "events", "--field-selector", "reason=FailedCreate", "-o", "jsonpath={.items[*].message}",
+            ]) { $0.contains("is forbidden: maximum cpu usage per Container is 1, but limit is 2") }
+            try await kubectl.succeed([
+                "-n", "bounded", "patch", "limitrange", "bounds", "--type=json", "-p",
+                #"[{"op":"replace","path":"/spec/limits/0/max/cpu","value":"4"}]"#,
+            ])
+            try await kubectl.succeed(["-n", "bounded", "rollout", "status", "deployment/big", "--timeout=60s"], within: .seconds(70))
+        }
+    }
 }
