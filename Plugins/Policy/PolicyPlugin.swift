@@ -379,6 +379,7 @@ public struct PolicyPlugin: ResourcePlugin {
         case "PersistentVolume", "PersistentVolumeClaim": live.value(at: "status", "phase").map { ["phase": $0] } ?? [:]
         case "PodDisruptionBudget": StatusSummary.counts(Self.budgetCounts, of: live)
         case "HorizontalPodAutoscaler": StatusSummary.counts(Self.autoscalerCounts, of: live)
+        case "ResourceQuota": live.value(at: "status", "used").map { ["used": $0] } ?? [:]
         default: [:]
         }
     }
@@ -386,8 +387,24 @@ public struct PolicyPlugin: ResourcePlugin {
     /// A federated PodDisruptionBudget's status: each member's counts summed (`kubectl get pdb`
     /// at the hub shows the disruptions allowed in all of them), and `DisruptionAllowed` saying
     /// which members allow none, since a disruption is always taken in one member. A
-    /// HorizontalPodAutoscaler's: each member's current and desired replicas summed.
+    /// HorizontalPodAutoscaler's: each member's current and desired replicas summed. A
+    /// ResourceQuota's: its limits, and for each the most any member uses, since every member
+    /// enforces the whole quota on its own (`kubectl describe quota` at the hub shows how close
+    /// the fullest member is).
     public func aggregateStatus(of object: JSONValue, members: [MemberObjectStatus]) -> JSONValue? {
+        if object.kind == "ResourceQuota" {
+            guard let hard = object.value(at: "spec", "hard") else { return nil }
+            var most: [String: (amount: Int64, text: JSONValue)] = [:]
+            for member in members {
+                for (resource, value) in member.summary["used"]?.objectMembers ?? [:] {
+                    guard let amount = ResourceQuantity.milli(value.stringValue) else { continue }
+                    if most[resource].map({ amount > $0.amount }) ?? true { most[resource] = (amount, value) }
+                }
+            }
+            var status: JSONValue = ["hard": hard]
+            if !most.isEmpty { status[member: "used"] = .object(most.mapValues(\.text)) }
+            return status
+        }
         if object.kind == "PersistentVolume" || object.kind == "PersistentVolumeClaim" {
             let phases = Set(members.compactMap { $0.summary["phase"]?.stringValue })
             guard let phase = Self.phasesInOrder.first(where: phases.contains) ?? phases.sorted().first else { return nil }

@@ -326,6 +326,12 @@ struct KubectlGeneratorTests {
             ] {
                 try await member.succeed(["wait", "--for=create", object, "--timeout=60s"], within: .seconds(70))
             }
+            // The quota at the hub shows its limits and the fullest member's use, as the member counts it.
+            _ = try await hubctl.waitForOutput([
+                "get", "quota", "quota", "-o", "jsonpath={.status.hard.persistentvolumeclaims}/{.status.used.persistentvolumeclaims}",
+            ]) {
+                $0 == "4/0"
+            }
             // A Pod at the hub takes its class's priority there, and the member's admission computes its copy's.
             try await hubctl.succeed(["run", "urgent", "--image=nginx:1.27", #"--overrides={"apiVersion":"v1","spec":{"priorityClassName":"high"}}"#])
             #expect(try await hubctl.succeed(["get", "pod", "urgent", "-o", "jsonpath={.spec.priority}"]) == "1000")
