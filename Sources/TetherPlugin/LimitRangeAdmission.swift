@@ -75,16 +75,25 @@ public enum LimitRangeAdmission {
         (container.value(at: "resources", field)?.objectMembers ?? [:]).compactMapValues(\.stringValue)
     }
 
-    /// A Pod's requests or limits: its containers' summed, at least its largest init container's.
+    /// A Pod's requests or limits (`field`) of every resource its containers name, as quantities.
     static func podTotal(_ pod: JSONValue, _ field: String) -> [String: String] {
-        var totals: [String: Int64] = [:]
-        for container in pod.value(at: "spec", "containers")?.arrayElements ?? [] {
-            for (resource, text) in members(container, field) { totals[resource, default: 0] += ResourceQuantity.milli(text) ?? 0 }
+        let containers = (pod.value(at: "spec", "containers")?.arrayElements ?? []) + (pod.value(at: "spec", "initContainers")?.arrayElements ?? [])
+        let resources = Set(containers.flatMap { members($0, field).keys })
+        var totals: [String: String] = [:]
+        for resource in resources {
+            let total = podMilliTotal(pod, field, resource)
+            totals[resource] = total % 1_000 == 0 ? "\(total / 1_000)" : "\(total)m"
         }
-        for container in pod.value(at: "spec", "initContainers")?.arrayElements ?? [] {
-            for (resource, text) in members(container, field) { totals[resource] = max(totals[resource] ?? 0, ResourceQuantity.milli(text) ?? 0) }
-        }
-        return totals.mapValues { $0 % 1_000 == 0 ? "\($0 / 1_000)" : "\($0)m" }
+        return totals
+    }
+
+    /// A Pod's request or limit (`field`) of `resource` in thousandths of a unit, as admission
+    /// counts it: its containers' summed, at least its largest init container's.
+    static func podMilliTotal(_ pod: JSONValue, _ field: String, _ resource: String) -> Int64 {
+        func amount(_ container: JSONValue) -> Int64 { max(0, ResourceQuantity.milli(members(container, field)[resource]) ?? 0) }
+        let sum = (pod.value(at: "spec", "containers")?.arrayElements ?? []).reduce(Int64(0)) { $0.addingReportingOverflow(amount($1)).partialValue }
+        let largestInit = (pod.value(at: "spec", "initContainers")?.arrayElements ?? []).map(amount).max() ?? 0
+        return max(sum, largestInit)
     }
 
     /// The `min`, `max` and `maxLimitRequestRatio` of one item, in kube-apiserver's words.

@@ -101,16 +101,10 @@ public enum ResourceQuotaAdmission {
         return used
     }
 
-    /// A Pod's request or limit of CPU (millicores) or memory (bytes): the sum over its
-    /// containers, at least its largest init container's.
+    /// A Pod's request or limit of CPU (millicores) or memory (bytes), as LimitRanger adds it up.
     static func podCompute(_ pod: JSONValue, limits: Bool, cpu: Bool) -> Int64 {
-        func amount(_ container: JSONValue) -> Int64 {
-            let text = container.value(at: "resources", limits ? "limits" : "requests", cpu ? "cpu" : "memory")?.stringValue
-            return max(0, (cpu ? ResourceQuantity.milli(text) : ResourceQuantity.whole(text)) ?? 0)
-        }
-        let sum = (pod.value(at: "spec", "containers")?.arrayElements ?? []).reduce(Int64(0)) { $0.addingReportingOverflow(amount($1)).partialValue }
-        let largestInit = (pod.value(at: "spec", "initContainers")?.arrayElements ?? []).map(amount).max() ?? 0
-        return max(sum, largestInit)
+        let total = LimitRangeAdmission.podMilliTotal(pod, limits ? "limits" : "requests", cpu ? "cpu" : "memory")
+        return cpu ? total : total / 1_000
     }
 
     /// The quota's limits: each resource's hard amount, in the units ``usage(of:resource:group:for:)`` counts.
