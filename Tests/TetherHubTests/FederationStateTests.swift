@@ -230,6 +230,35 @@ struct FederationStateTests {
         #expect(harness.take().contains { if case .updateClusterStatus("a", .hold(let shown, _, _)) = $0 { shown == hold } else { false } })
     }
 
+    @Test(
+        "after a restart, an agent that connects and reports before the hub has listed everything counts: its session and its report are kept until the state settles"
+    )
+    func reportsBeforeSettling() throws {
+        var harness = H()
+        let one = H.reference(H.configMap("one"))
+        harness.send(.started(storeVersion: 100, revisions: [:], collections: 5, at: H.start))
+        // The session arrives before even the clusters are listed, and reports at once.
+        harness.connect("a")
+        let report = StatusReport(objects: [StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy)])
+        harness.send(.received(.status(report), cluster: "a", at: H.start))
+        harness.send(.listed(.clusters, objects: [H.cluster("a"), H.cluster("b")], version: 100, first: true, at: H.start))
+        harness.connect("b")
+        harness.send(.received(.status(report), cluster: "b", at: H.start))
+        harness.send(.listed(.propagationPolicies, objects: [], version: 100, first: true, at: H.start))
+        harness.send(.listed(.overridePolicies, objects: [], version: 100, first: true, at: H.start))
+        harness.send(.listed(.federated(H.configMaps), objects: [H.configMap("one")], version: 100, first: true, at: H.start))
+        #expect(!harness.actions.contains { if case .writeFederatedStatus = $0 { true } else { false } })
+        harness.send(.listed(.federated(H.deployments), objects: [], version: 100, first: true, at: H.start))
+        let pushes = harness.deliverPushes()
+        let settled = harness.take()
+        let written = settled.compactMap {
+            if case .writeFederatedStatus(let reference, _, let reports, _, _) = $0 { (reference, reports.map(\.cluster)) } else { nil }
+        }
+        #expect(written.last?.0 == one && written.last?.1 == ["a", "b"], "\(written)")
+        #expect(pushes.map(\.cluster).sorted() == ["a", "b"], "the session that came before its Cluster was listed is attached")
+        #expect(!settled.contains { if case .updateClusterStatus("a", .phase("NotReady", _, _, _)) = $0 { true } else { false } })
+    }
+
     @Test("an agent away past the grace loses its divided replicas to the others, and gets them back when it returns; a stale timer does nothing")
     func outageAndRebalance() throws {
         var harness = H()

@@ -69,6 +69,10 @@ extension FederationState {
     }
 
     private mutating func statusReported(_ report: StatusReport, from cluster: String) {
+        guard settled else {
+            keepUntilSettled(report, from: cluster)
+            return
+        }
         var touched: Set<ObjectReference> = []
         var refused: [ObjectReference] = []
         for status in report.objects {
@@ -101,6 +105,35 @@ extension FederationState {
             )
         }
         for reference in touched.sorted(by: { $0.description < $1.description }) { statusChanged(reference) }
+    }
+
+    /// An agent whose session came up while the hub still lists its collections (a restart)
+    /// reports at once, and only once; dropped, its objects' status would lack that cluster.
+    private mutating func keepUntilSettled(_ report: StatusReport, from cluster: String) {
+        var kept = reportsBeforeSettled[cluster] ?? [:]
+        var overflow = 0
+        for status in report.objects {
+            if kept[status.object] == nil, kept.count >= Self.maximumReportsBeforeSettled {
+                overflow += 1
+            } else {
+                kept[status.object] = status
+            }
+        }
+        reportsBeforeSettled[cluster] = kept
+        if overflow > 0 {
+            log(
+                .warning, "the agent reported more objects than the hub keeps before it settles; their status waits for the agent's next report",
+                ["tether.event": "federation.early_reports_dropped", "tether.cluster": cluster, "tether.count": "\(overflow)"]
+            )
+        }
+    }
+
+    mutating func takeReportsBeforeSettled() {
+        let early = reportsBeforeSettled
+        reportsBeforeSettled = [:]
+        for (cluster, statuses) in early.sorted(by: { $0.key < $1.key }) where members[cluster] != nil {
+            statusReported(StatusReport(objects: statuses.values.sorted { $0.object.description < $1.object.description }), from: cluster)
+        }
     }
 
     /// The object's copy for `cluster` changed and goes out at `revision`: its generation is

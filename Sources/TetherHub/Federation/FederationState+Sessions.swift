@@ -9,9 +9,10 @@ extension FederationState {
     mutating func attach(_ cluster: String, session: String, hello: Hello, at now: Date) {
         guard members[cluster] != nil else {
             // Auto-join: the Cluster object is made first; the session is attached when it arrives.
-            if settings.autoJoin {
+            // Before the clusters are listed (a restart), an admitted cluster's object is on its way.
+            if settings.autoJoin || !settled {
                 awaitingRegistration[cluster] = (session, hello)
-                emit(.registerCluster(cluster))
+                if settings.autoJoin { emit(.registerCluster(cluster)) }
             }
             return
         }

@@ -61,6 +61,11 @@ struct FederationState: Sendable {
     var dependents: [ObjectReference: Set<ObjectReference>] = [:]
     /// Per federated object, each cluster's last report.
     var reports: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
+    /// Reports that arrived before every collection was listed, per cluster and object, taken
+    /// when the state settles: until then an object may be unknown only because its list is late.
+    var reportsBeforeSettled: [String: [ObjectReference: StatusReport.ObjectStatus]] = [:]
+    /// How many objects' early reports are kept per cluster; the rest wait for the agent's next report.
+    static let maximumReportsBeforeSettled = 50_000
     /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
     var orphaned: Set<ObjectReference> = []
     /// The certificate each cluster's agent holds, as last presented or signed.
@@ -194,6 +199,7 @@ struct FederationState: Sendable {
             unrevisioned.remove(name)
         }
         log(.info, "federation state settled", ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
+        takeReportsBeforeSettled()
         emit(.collectPropagations(keep: Set(federated.keys.map(PropagationRecord.name(for:))), before: now))
         persistRevisions()
         // After a restart nothing is known of any agent until it returns: a cluster whose agent
