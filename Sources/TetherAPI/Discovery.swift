@@ -8,6 +8,9 @@ struct Discovery {
     let registry: KindRegistry
     /// Whether Pods have the `eviction` subresource (``APIServerConfiguration/servesEviction``).
     var servesEviction = false
+    /// Whether Pods have the `ephemeralcontainers` subresource (a kubelet runs them here:
+    /// ``APIServerConfiguration/podsEndedByKubelet``).
+    var servesEphemeralContainers = false
 
     static let verbs: JSONValue = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -79,6 +82,11 @@ struct Discovery {
                     "verbs": ["create"],
                 ])
             }
+            if debuggable(kind) {
+                resources.append([
+                    "name": "pods/ephemeralcontainers", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get", "patch", "update"],
+                ])
+            }
         }
         let groupVersion = group.isEmpty ? version : "\(group)/\(version)"
         return ["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(groupVersion), "resources": .array(resources)]
@@ -87,6 +95,11 @@ struct Discovery {
     /// kubectl drain looks for `pods/eviction` (group `policy`, kind `Eviction`) in `/api/v1`.
     private func evictable(_ kind: KindDescriptor) -> Bool {
         servesEviction && kind.group.isEmpty && kind.kind == "Pod"
+    }
+
+    /// `kubectl debug` adds its container through `pods/ephemeralcontainers`.
+    private func debuggable(_ kind: KindDescriptor) -> Bool {
+        servesEphemeralContainers && kind.group.isEmpty && kind.kind == "Pod"
     }
 
     // MARK: Aggregated discovery
@@ -159,6 +172,12 @@ struct Discovery {
         if evictable(kind) {
             subresources.append([
                 "subresource": "eviction", "responseKind": ["group": "policy", "version": "v1", "kind": "Eviction"], "verbs": ["create"],
+            ])
+        }
+        if debuggable(kind) {
+            subresources.append([
+                "subresource": "ephemeralcontainers", "responseKind": ["group": "", "version": "v1", "kind": "Pod"],
+                "verbs": ["get", "patch", "update"],
             ])
         }
         if !subresources.isEmpty { entry[member: "subresources"] = .array(subresources) }

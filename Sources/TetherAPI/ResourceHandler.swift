@@ -110,7 +110,8 @@ struct ResourceHandler: Sendable {
     /// GET: discovery and resource lists under `/api` and `/apis`, then a resource's get, list or watch.
     func read(_ request: Request, context: APIRequestContext) async throws -> Response {
         let path = try Self.path(of: request)
-        let discovery = Discovery(registry: registry, servesEviction: configuration.servesEviction)
+        let discovery = Discovery(
+            registry: registry, servesEviction: configuration.servesEviction, servesEphemeralContainers: configuration.podsEndedByKubelet)
         switch path {
         case .coreVersions, .groupList:
             if let version = Discovery.aggregatedVersion(accepting: request.headers[.accept] ?? "") {
@@ -269,8 +270,11 @@ struct ResourceHandler: Sendable {
         if let subresource = path.subresource, !reachesContainers,
             !(subresource == "status" && kind.hasStatus) && !(subresource == "scale" && kind.hasScale)
                 && !(Self.evicts(path) && configuration.servesEviction)
+                && !(ResourceOperation.addsEphemeralContainers(path) && configuration.podsEndedByKubelet)
         {
-            throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"")
+            // kubectl debug tells this 404 (empty details) from a missing Pod, and says ephemeral containers are off.
+            let why = ResourceOperation.addsEphemeralContainers(path) ? ": \(configuration.containerlessReason)" : ""
+            throw APIError.notFound("\(kind.resourceName) has no subresource \"\(subresource)\"\(why)")
         }
         guard let caller = context.caller else { throw APIError.unauthorized("Unauthorized") }
         try authorize(caller, verb, kind: kind, namespace: path.namespace)

@@ -263,6 +263,9 @@ struct ResourceOperation {
         guard path.subresource != "status" else {
             return try await store.updateStatus(try await statusOwnership(of: object), as: type, dryRun: dryRun)
         }
+        if path.subresource == "ephemeralcontainers" {
+            return try await store.update(try await withEphemeralContainers(of: object), as: type, dryRun: dryRun)
+        }
         var admittedObject = try admitted(object, replacing: current)
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
         let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
@@ -294,7 +297,7 @@ struct ResourceOperation {
         let metadataProblems = KubernetesNames.metadataProblems(of: object, nameRule: kind.nameRule)
         guard metadataProblems.isEmpty else {
             let name = (object.name ?? object.metadata["generateName"]?.stringValue ?? "").prefix(80)
-            throw APIError.invalid("\(kind.kind) \"\(name)\" is invalid: \(metadataProblems.joined(separator: "; "))")
+            throw APIError.invalid(kind: kind.kind, group: kind.group, name: String(name), problems: metadataProblems)
         }
         let findings = kind.schema.check(object)
         let cannotHandle = "\(kind.kind) in version \"\(kind.version)\" cannot be handled as a \(kind.kind)"
@@ -317,9 +320,7 @@ struct ResourceOperation {
         let plugin = handler.registry.plugin(apiVersion: kind.apiVersion, kind: kind.kind)
         let problems = plugin.validate(object) + (current.map { plugin.validateUpdate(object, from: $0) } ?? [])
         guard problems.isEmpty else {
-            throw APIError.invalid(
-                "\(kind.kind) \"\(object.name ?? "")\" is invalid: \(problems.map(\.description).joined(separator: "; "))"
-            )
+            throw APIError.invalid(kind: kind.kind, group: kind.group, name: object.name ?? "", problems: problems.map(\.description))
         }
         warnings.add(plugin.warnings(on: object))
         return plugin.normalizeOnWrite(object)

@@ -246,7 +246,11 @@ struct StatusPlan {
         }
         let shownPullFailure =
             status["containerStatuses"]?.arrayElements.contains { $0["state"]?["waiting"]?["reason"] == "ImagePullBackOff" } == true
-        guard status["phase"]?.stringValue != phase || !shownReady || shownPullFailure != pullFailed else { return }
+        let ephemeral = object.value(at: "spec", "ephemeralContainers")?.arrayElements ?? []
+        let ephemeralShown =
+            (status["ephemeralContainerStatuses"]?.arrayElements ?? []).compactMap { $0["name"]?.stringValue }
+            == ephemeral.compactMap { $0["name"]?.stringValue }
+        guard status["phase"]?.stringValue != phase || !shownReady || shownPullFailure != pullFailed || !ephemeralShown else { return }
         let namespaceAndName = "\(object.namespace ?? "default").\(object.name ?? "")"
         let statuses = containers.enumerated().map { index, container -> JSONValue in
             let name = container["name"]?.stringValue ?? ""
@@ -273,6 +277,7 @@ struct StatusPlan {
         func condition(_ type: String, _ holds: Bool) -> JSONValue {
             ["type": .string(type), "status": holds ? "True" : "False", "lastTransitionTime": .string(now)]
         }
+        let ephemeralStatuses = ephemeralContainerStatuses(ephemeral, running: phase == "Running", now: now, namespaceAndName: namespaceAndName)
         let requests = containers.contains { $0["resources"]?.objectMembers.isEmpty == false }
         // Conditions others own (the scheduler's `DisruptionTarget`, readiness gates) stay, as a kubelet merges its own.
         let kubeletOwned: Set<String> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
@@ -287,6 +292,31 @@ struct StatusPlan {
                     condition("Ready", ready),
                 ] + othersConditions),
         ]
+        if !ephemeralStatuses.isEmpty { status[member: "ephemeralContainerStatuses"] = .array(ephemeralStatuses) }
+    }
+
+    /// `kubectl debug`'s containers: running as soon as the Pod runs (never ready, as in
+    /// Kubernetes), each keeping the time it started.
+    private func ephemeralContainerStatuses(_ containers: [JSONValue], running: Bool, now: String, namespaceAndName: String) -> [JSONValue] {
+        let shown = status["ephemeralContainerStatuses"]?.arrayElements ?? []
+        return containers.map { container in
+            let name = container["name"]?.stringValue ?? ""
+            let image = container["image"]?.stringValue ?? ""
+            let startedAt = shown.first { $0["name"]?.stringValue == name }?.value(at: "state", "running", "startedAt") ?? .string(now)
+            let unpulled = Self.cannotPull(image)
+            let state: JSONValue =
+                unpulled
+                ? ["waiting": ["reason": "ImagePullBackOff", "message": .string("Back-off pulling image \"\(image)\"")]]
+                : running ? ["running": ["startedAt": startedAt]] : ["waiting": ["reason": "ContainerCreating"]]
+            var containerStatus: JSONValue = [
+                "name": .string(name), "image": .string(image), "ready": false, "restartCount": 0, "state": state,
+            ]
+            if !unpulled {
+                containerStatus[member: "imageID"] = .string("sim://\(image)")
+                containerStatus[member: "containerID"] = .string("sim://\(namespaceAndName).\(name)")
+            }
+            return containerStatus
+        }
     }
 
     /// Whether the simulated kubelet fails to pull `image`: one from a registry under `.invalid`,

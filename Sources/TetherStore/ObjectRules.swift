@@ -42,7 +42,7 @@ package enum ObjectRules {
     /// A create, given what is stored under its key.
     package static func create(_ candidate: JSONValue, key: ObjectKey, existing: JSONValue?, timestamp: String) throws(StoreError) -> StoredChange {
         guard existing == nil else {
-            throw StoreError(.alreadyExists, "\(key.type) \"\(key.name)\" already exists\(key.inNamespace)")
+            throw StoreError.alreadyExists(key)
         }
         var created = candidate
         // The API names a new object's uid before admitting it (a Job's generated selector

@@ -191,6 +191,17 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The object the error is about, when it is about one: what kube-apiserver puts in a
+    /// Status' `details` (clients tell a missing object from a missing route by it).
+    public var subject: (type: ResourceType, name: String)? {
+        get { subjectType.map { ($0, subjectName) } }
+        set {
+            subjectType = newValue?.type
+            subjectName = newValue?.name ?? ""
+        }
+    }
+    private var subjectType: ResourceType?
+    private var subjectName = ""
 
     public init(_ code: Code, _ message: String) {
         self.code = code

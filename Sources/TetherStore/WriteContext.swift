@@ -105,10 +105,20 @@ struct WriteContext {
 
 extension StoreError {
     package static func notFound(_ key: ObjectKey) -> StoreError {
-        StoreError(.notFound, "\(key.type) \"\(key.name)\" not found\(key.inNamespace)")
+        StoreError(.notFound, "\(key.type) \"\(key.name)\" not found\(key.inNamespace)").about(key)
+    }
+
+    package static func alreadyExists(_ key: ObjectKey) -> StoreError {
+        StoreError(.alreadyExists, "\(key.type) \"\(key.name)\" already exists\(key.inNamespace)").about(key)
     }
 
     package static func conflict(_ key: ObjectKey, _ detail: String) -> StoreError {
-        StoreError(.conflict, "Operation cannot be fulfilled on \(key.type) \"\(key.name)\": \(detail)")
+        StoreError(.conflict, "Operation cannot be fulfilled on \(key.type) \"\(key.name)\": \(detail)").about(key)
+    }
+
+    private func about(_ key: ObjectKey) -> StoreError {
+        var error = self
+        error.subject = (key.type, key.name)
+        return error
     }
 }
