@@ -303,6 +303,9 @@ public struct PolicyPlugin: ResourcePlugin {
     /// value is at most one billion, and the preemption policy is one it knows.
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         if object.kind == "PersistentVolume" { return Self.volumeProblems(object) }
+        if object.kind == "ResourceQuota" {
+            return ResourceQuotaAdmission.scopeProblems(of: object).map { ValidationProblem(field: $0.field, $0.message) }
+        }
         guard object.kind == "PriorityClass" else { return [] }
         var problems: [ValidationProblem] = []
         let name = object.name ?? ""

@@ -87,12 +87,13 @@ public enum ResourceQuotaAdmission {
 
     /// What the objects `list` returns for each counted kind use of each of `names`, summed:
     /// the quota controller's `status.used`, and the usage admission compares against.
+    /// A scoped `quota` counts only the Pods its scopes match.
     public static func used<Failure: Error>(
-        of names: [String], list: (Kind) async throws(Failure) -> [JSONValue]
+        of names: [String], in quota: JSONValue, list: (Kind) async throws(Failure) -> [JSONValue]
     ) async throws(Failure) -> [String: Int64] {
         var used = Dictionary(uniqueKeysWithValues: names.map { ($0, Int64(0)) })
         for kind in countedKinds(for: names) {
-            for object in try await list(kind) {
+            for object in try await list(kind) where scopesMatch(quota, object, resource: kind.resource, group: kind.group) {
                 for (name, amount) in usage(of: object, resource: kind.resource, group: kind.group, for: names) where amount > 0 {
                     used[name] = used[name, default: 0].addingReportingOverflow(amount).partialValue
                 }
@@ -135,7 +136,7 @@ public enum ResourceQuotaAdmission {
     public static func refusal<Failure: Error>(
         of object: JSONValue, resource: String, group: String, quotas: [JSONValue], list: (Kind) async throws(Failure) -> [JSONValue]
     ) async throws(Failure) -> Refusal? {
-        for quota in quotas.sorted(by: { ($0.name ?? "") < ($1.name ?? "") }) {
+        for quota in quotas.sorted(by: { ($0.name ?? "") < ($1.name ?? "") }) where scopesMatch(quota, object, resource: resource, group: group) {
             let hard = hard(of: quota)
             let quotaName = quota.name ?? ""
             if resource == "pods", group.isEmpty {
@@ -152,7 +153,7 @@ public enum ResourceQuotaAdmission {
             }
             let requested = usage(of: object, resource: resource, group: group, for: hard.keys).filter { $0.value > 0 }
             guard !requested.isEmpty else { continue }
-            let current = try await used(of: Array(requested.keys), list: list)
+            let current = try await used(of: Array(requested.keys), in: quota, list: list)
             let exceeded = requested.keys.sorted().filter { name in
                 (current[name] ?? 0).addingReportingOverflow(requested[name]!).partialValue > hard[name]!
             }

@@ -42,7 +42,7 @@ final class QuotaController: Sendable {
         let names = Array(hard.objectMembers.keys)
         counting.withLock { $0[namespace, default: [:]][quota.name ?? ""] = ResourceQuotaAdmission.countedKinds(for: names) }
         do {
-            let used = try await ResourceQuotaAdmission.used(of: names) { kind in
+            let used = try await ResourceQuotaAdmission.used(of: names, in: quota) { kind in
                 try await self.store.list(
                     ResourceType(group: kind.group, resource: kind.resource, namespaced: true), options: ListOptions(namespace: namespace)
                 ).objects

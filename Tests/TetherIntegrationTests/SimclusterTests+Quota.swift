@@ -119,4 +119,65 @@ extension SimclusterTests {
             try await kubectl.succeed(["-n", "bounded", "rollout", "status", "deployment/big", "--timeout=60s"], within: .seconds(70))
         }
     }
+
+    @Test(
+        "a scoped quota counts and refuses only the Pods its scopes match: best-effort Pods under one, Pods of a PriorityClass under another; a scope on a resource it cannot limit is refused"
+    )
+    func quotaScopes() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            try await kubectl.succeed(["create", "namespace", "team"])
+            try await kubectl.succeed(["-n", "team", "create", "quota", "best-effort", "--hard=pods=1", "--scopes=BestEffort"])
+            try await kubectl.succeed(["create", "priorityclass", "high", "--value=1000"])
+            try await kubectl.succeed(
+                ["-n", "team", "apply", "-f", "-"],
+                stdin: """
+                    apiVersion: v1
+                    kind: ResourceQuota
+                    metadata:
+                      name: high-priority
+                    spec:
+                      hard:
+                        pods: "1"
+                        requests.cpu: "1"
+                      scopeSelector:
+                        matchExpressions:
+                        - scopeName: PriorityClass
+                          operator: In
+                          values: [high]
+                    """)
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "-o", "jsonpath={.items[*].status.used.pods}"]) { $0 == "0 0" }
+
+            try await kubectl.succeed(["-n", "team", "run", "bare", "--image=nginx:1.27"])
+            let second = try await kubectl.run(["-n", "team", "run", "bare-2", "--image=nginx:1.27"])
+            #expect(
+                second.stderr.contains("pods \"bare-2\" is forbidden: exceeded quota: best-effort, requested: pods=1, used: pods=1, limited: pods=1"),
+                "\(second.stderr)")
+            func run(_ name: String, priority: String? = nil) async throws -> Kubectl.Result {
+                let priorityField = priority.map { ",\"priorityClassName\":\"\($0)\"" } ?? ""
+                return try await kubectl.run([
+                    "-n", "team", "run", name, "--image=nginx:1.27",
+                    "--overrides={\"apiVersion\":\"v1\",\"spec\":{\"containers\":[{\"name\":\"\(name)\",\"image\":\"nginx:1.27\",\"resources\":{\"requests\":{\"cpu\":\"500m\"}}}]\(priorityField)}}",
+                ])
+            }
+            #expect(try await run("sized").status == 0, "not best-effort and of no class: neither quota counts it")
+            #expect(try await run("vip", priority: "high").status == 0)
+            let vip2 = try await run("vip-2", priority: "high")
+            #expect(vip2.stderr.contains("exceeded quota: high-priority, requested: pods=1, used: pods=1, limited: pods=1"), "\(vip2.stderr)")
+            _ = try await kubectl.waitForOutput([
+                "-n", "team", "get", "quota", "high-priority", "-o", "jsonpath={.status.used.pods}/{.status.used.requests\\.cpu}",
+            ]) { $0 == "1/500m" }
+            _ = try await kubectl.waitForOutput(["-n", "team", "get", "quota", "best-effort", "-o", "jsonpath={.status.used.pods}"]) { $0 == "1" }
+            let described = try await kubectl.succeed(["-n", "team", "describe", "quota", "best-effort"])
+            #expect(described.contains("Scopes:     BestEffort"), "\(described)")
+
+            let wrong = try await kubectl.run(["-n", "team", "create", "quota", "wrong", "--hard=requests.cpu=1", "--scopes=BestEffort"])
+            #expect(
+                wrong.status != 0
+                    && wrong.stderr.contains(
+                        "ResourceQuota \"wrong\" is invalid: spec.hard[requests.cpu]: Invalid value: \"requests.cpu\": unsupported scope applied to resource"
+                    ),
+                "\(wrong.stderr)")
+        }
+    }
 }

@@ -66,4 +66,59 @@ struct ResourceQuotaAdmissionTests {
         over.set([sized], at: ["spec", "containers"])
         #expect(await refusal(over) == nil)
     }
+
+    @Test(
+        "a scoped quota counts and limits only the Pods its scopes match (BestEffort, Terminating, PriorityClass by selector) and no other object; bad scopes are refused as kube refuses them"
+    )
+    func scopes() async {
+        func quota(hard: JSONValue, scopes: [String] = [], selector: JSONValue? = nil) -> JSONValue {
+            var quota: JSONValue = ["metadata": ["name": "scoped", "namespace": "team"], "spec": ["hard": hard]]
+            if !scopes.isEmpty { quota.set(.array(scopes.map { .string($0) }), at: ["spec", "scopes"]) }
+            if let selector { quota.set(["matchExpressions": selector], at: ["spec", "scopeSelector"]) }
+            return quota
+        }
+        let bestEffort = quota(hard: ["pods": "1"], scopes: ["BestEffort"])
+        let bare = Self.pod("bare", cpu: [nil])
+        let sized = Self.pod("sized", cpu: ["100m"])
+        #expect(ResourceQuotaAdmission.scopesMatch(bestEffort, bare, resource: "pods", group: ""))
+        #expect(!ResourceQuotaAdmission.scopesMatch(bestEffort, sized, resource: "pods", group: ""))
+        #expect(!ResourceQuotaAdmission.scopesMatch(bestEffort, ["metadata": ["name": "cm"]], resource: "configmaps", group: ""))
+        var deadline = bare
+        deadline.set(600, at: ["spec", "activeDeadlineSeconds"])
+        let terminating = quota(hard: ["pods": "5"], scopes: ["Terminating", "NotBestEffort"])
+        #expect(!ResourceQuotaAdmission.scopesMatch(terminating, deadline, resource: "pods", group: ""), "best effort")
+        #expect(!ResourceQuotaAdmission.scopesMatch(terminating, sized, resource: "pods", group: ""), "no deadline")
+        var high = sized
+        high.set("high", at: ["spec", "priorityClassName"])
+        let priority = quota(hard: ["pods": "1"], selector: [["scopeName": "PriorityClass", "operator": "In", "values": ["high", "critical"]]])
+        #expect(ResourceQuotaAdmission.scopesMatch(priority, high, resource: "pods", group: ""))
+        #expect(!ResourceQuotaAdmission.scopesMatch(priority, sized, resource: "pods", group: ""))
+        let unprioritized = quota(hard: ["pods": "1"], selector: [["scopeName": "PriorityClass", "operator": "DoesNotExist"]])
+        #expect(ResourceQuotaAdmission.scopesMatch(unprioritized, sized, resource: "pods", group: ""))
+
+        // Counting and admission follow the scopes: the sized Pod running does not use the best-effort quota.
+        let running = [bare, sized]
+        let used = await ResourceQuotaAdmission.used(of: ["pods"], in: bestEffort) { _ in running }
+        #expect(used == ["pods": 1])
+        func refusal(_ pod: JSONValue) async -> String? {
+            await ResourceQuotaAdmission.refusal(of: pod, resource: "pods", group: "", quotas: [bestEffort]) { _ in running }?.reason
+        }
+        #expect(await refusal(Self.pod("another", cpu: [nil])) == "exceeded quota: scoped, requested: pods=1, used: pods=1, limited: pods=1")
+        #expect(await refusal(Self.pod("another", cpu: ["1"])) == nil)
+
+        #expect(ResourceQuotaAdmission.scopeProblems(of: terminating).isEmpty && ResourceQuotaAdmission.scopeProblems(of: priority).isEmpty)
+        let problems = ResourceQuotaAdmission.scopeProblems(
+            of: quota(
+                hard: ["pods": "1", "requests.cpu": "1", "services": "2"], scopes: ["BestEffort", "NotBestEffort", "Someday"],
+                selector: [["scopeName": "Terminating", "operator": "In", "values": ["x"]], ["scopeName": "PriorityClass", "operator": "In"]]))
+        #expect(
+            problems.map { "\($0.field): \($0.message)" } == [
+                "spec.scopes[2]: Unsupported value: \"Someday\": supported values: \"BestEffort\", \"CrossNamespacePodAffinity\", \"NotBestEffort\", \"NotTerminating\", \"PriorityClass\", \"Terminating\"",
+                "spec.scopeSelector.matchExpressions[0].operator: Invalid value: \"In\": must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity",
+                "spec.scopeSelector.matchExpressions[1].values: Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+                "spec.scopes: Invalid value: [\"BestEffort\",\"NotBestEffort\"]: conflicting scopes",
+                "spec.hard[requests.cpu]: Invalid value: \"requests.cpu\": unsupported scope applied to resource",
+                "spec.hard[services]: Invalid value: \"services\": unsupported scope applied to resource",
+            ])
+    }
 }
