@@ -226,6 +226,7 @@ public struct PolicyPlugin: ResourcePlugin {
             .text("REFERENCE") {
                 "\($0.string(at: "spec", "scaleTargetRef", "kind") ?? "")/\($0.string(at: "spec", "scaleTargetRef", "name") ?? "")"
             },
+            .text("TARGETS") { Self.autoscalerTargets($0) },
             .count("MINPODS") { $0.integer(at: "spec", "minReplicas") ?? 1 },
             .count("MAXPODS") { $0.integer(at: "spec", "maxReplicas") ?? 0 },
             .count("REPLICAS") { $0.integer(at: "status", "currentReplicas") ?? 0 },
@@ -284,6 +285,17 @@ public struct PolicyPlugin: ResourcePlugin {
             }
             var defaulted = object
             defaulted.set(.array(items), at: ["spec", "limits"])
+            return defaulted
+        }
+        if object.kind == "HorizontalPodAutoscaler" {
+            // autoscaling/v2's defaults: at least one replica, and 80 % of the CPU request when no metric is named.
+            var defaulted = object
+            KubernetesDefaults.fill(&defaulted, ["spec", "minReplicas"], 1)
+            if (object.value(at: "spec", "metrics")?.arrayElements ?? []).isEmpty {
+                defaulted.set(
+                    [["type": "Resource", "resource": ["name": "cpu", "target": ["type": "Utilization", "averageUtilization": 80]]]],
+                    at: ["spec", "metrics"])
+            }
             return defaulted
         }
         if object.kind == "PersistentVolume" {
@@ -381,7 +393,7 @@ public struct PolicyPlugin: ResourcePlugin {
         switch live.kind {
         case "PersistentVolume", "PersistentVolumeClaim": live.value(at: "status", "phase").map { ["phase": $0] } ?? [:]
         case "PodDisruptionBudget": StatusSummary.counts(Self.budgetCounts, of: live)
-        case "HorizontalPodAutoscaler": StatusSummary.counts(Self.autoscalerCounts, of: live)
+        case "HorizontalPodAutoscaler": Self.autoscalerSummary(of: live)
         case "ResourceQuota": live.value(at: "status", "used").map { ["used": $0] } ?? [:]
         default: [:]
         }
@@ -413,9 +425,7 @@ public struct PolicyPlugin: ResourcePlugin {
             guard let phase = Self.phasesInOrder.first(where: phases.contains) ?? phases.sorted().first else { return nil }
             return ["phase": .string(phase)]
         }
-        if object.kind == "HorizontalPodAutoscaler", !members.isEmpty {
-            return .object(StatusSummary.sums(Self.autoscalerCounts, of: members))
-        }
+        if object.kind == "HorizontalPodAutoscaler", !members.isEmpty { return Self.aggregatedAutoscalerStatus(of: members) }
         guard object.kind == "PodDisruptionBudget", !members.isEmpty else { return nil }
         var status = StatusSummary.sums(Self.budgetCounts, of: members)
         let blocked = members.filter { ($0.summary["disruptionsAllowed"]?.integerValue ?? 0) <= 0 }.map(\.cluster).sorted()

@@ -49,6 +49,8 @@ public struct APIServerConfiguration: Sendable {
     /// ResourceQuotas, whose usage a quota controller here counts (a simulated member). The
     /// hub's are templates for its members: each member enforces its own.
     public var enforcesNamespaceLimits: Bool
+    /// What `metrics.k8s.io` serves (`kubectl top`); nil where nothing measures Pods (the hub).
+    public var metrics: (any ResourceMetricsSource)?
 
     public init(
         host: String = "127.0.0.1",
@@ -63,7 +65,8 @@ public struct APIServerConfiguration: Sendable {
         podsEndedByKubelet: Bool = false,
         servesEviction: Bool = false,
         revisionsShowMemberCounts: Bool = false,
-        enforcesNamespaceLimits: Bool = false
+        enforcesNamespaceLimits: Bool = false,
+        metrics: (any ResourceMetricsSource)? = nil
     ) {
         self.host = host
         self.port = port
@@ -78,6 +81,7 @@ public struct APIServerConfiguration: Sendable {
         self.servesEviction = servesEviction
         self.revisionsShowMemberCounts = revisionsShowMemberCounts
         self.enforcesNamespaceLimits = enforcesNamespaceLimits
+        self.metrics = metrics
     }
 
     /// Largest object a client may write, in bytes.

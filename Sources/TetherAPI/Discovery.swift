@@ -11,6 +11,8 @@ struct Discovery {
     /// Whether Pods have the `ephemeralcontainers` subresource (a kubelet runs them here:
     /// ``APIServerConfiguration/podsEndedByKubelet``).
     var servesEphemeralContainers = false
+    /// Whether `metrics.k8s.io` is served (``APIServerConfiguration/metrics``).
+    var servesMetrics = false
 
     static let verbs: JSONValue = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -29,6 +31,12 @@ struct Discovery {
     /// The registry's groups and those of the self reviews (``AccessReviews``), which no plugin serves.
     private var groups: [(name: String, versions: [String])] {
         registry.groups + AccessReviews.groups.filter { review in !registry.groups.contains { $0.name == review.name } }
+            + (servesMetrics ? [(ResourceMetricsAPI.group, [ResourceMetricsAPI.version])] : [])
+    }
+
+    /// The metrics resources of `group`/`version`: none unless served and asked for.
+    private func metricsResources(group: String, version: String) -> [(plural: String, kind: String, namespaced: Bool)] {
+        servesMetrics && group == ResourceMetricsAPI.group && version == ResourceMetricsAPI.version ? ResourceMetricsAPI.resources : []
     }
 
     var groupList: JSONValue {
@@ -52,9 +60,16 @@ struct Discovery {
     func resourceList(group: String, version: String) -> JSONValue? {
         let kinds = registry.kinds(group: group, version: version)
         let reviews = AccessReviews.reviews(group: group, version: version)
-        guard !kinds.isEmpty || !reviews.isEmpty else { return nil }
+        let metrics = metricsResources(group: group, version: version)
+        guard !kinds.isEmpty || !reviews.isEmpty || !metrics.isEmpty else { return nil }
         var resources: [JSONValue] = reviews.map { review in
             ["name": .string(review.plural), "singularName": "", "namespaced": false, "kind": .string(review.kind), "verbs": ["create"]]
+        }
+        resources += metrics.map { metric in
+            [
+                "name": .string(metric.plural), "singularName": "", "namespaced": .bool(metric.namespaced), "kind": .string(metric.kind),
+                "verbs": ["get", "list"],
+            ]
         }
         for kind in kinds {
             var entry: JSONValue = [
@@ -134,9 +149,16 @@ struct Discovery {
                         "responseKind": ["group": .string(review.group), "version": .string(review.version), "kind": .string(review.kind)],
                     ]
                 }
+                let metrics: [JSONValue] = metricsResources(group: group.name, version: version).map { metric in
+                    [
+                        "resource": .string(metric.plural), "singularResource": "", "scope": metric.namespaced ? "Namespaced" : "Cluster",
+                        "verbs": ["get", "list"],
+                        "responseKind": ["group": .string(group.name), "version": .string(version), "kind": .string(metric.kind)],
+                    ]
+                }
                 return [
                     "version": .string(version), "freshness": "Current",
-                    "resources": .array(reviews + registry.kinds(group: group.name, version: version).map(aggregatedResource)),
+                    "resources": .array(reviews + metrics + registry.kinds(group: group.name, version: version).map(aggregatedResource)),
                 ]
             }
             return ["metadata": .object(metadata), "versions": .array(versions)]

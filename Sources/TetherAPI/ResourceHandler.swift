@@ -111,7 +111,8 @@ struct ResourceHandler: Sendable {
     func read(_ request: Request, context: APIRequestContext) async throws -> Response {
         let path = try Self.path(of: request)
         let discovery = Discovery(
-            registry: registry, servesEviction: configuration.servesEviction, servesEphemeralContainers: configuration.podsEndedByKubelet)
+            registry: registry, servesEviction: configuration.servesEviction, servesEphemeralContainers: configuration.podsEndedByKubelet,
+            servesMetrics: configuration.metrics != nil)
         switch path {
         case .coreVersions, .groupList:
             if let version = Discovery.aggregatedVersion(accepting: request.headers[.accept] ?? "") {
@@ -129,6 +130,9 @@ struct ResourceHandler: Sendable {
             }
             return Self.json(list)
         case .resource(let resource):
+            if ResourceMetricsAPI.serves(resource), let source = configuration.metrics {
+                return try await metrics(resource, from: source, context: context)
+            }
             if let name = resource.name {
                 let operation = try await operation(resource, .get, request, context)
                 let object = try await store.get(operation.type, namespace: resource.namespace, name: name)

@@ -6,13 +6,15 @@ import TetherModel
 import TetherPlugin
 import TetherStore
 
-/// The HorizontalPodAutoscaler controller of a real cluster, as far as a cluster without a
-/// metrics API takes it: a target below `minReplicas` is scaled up to it and one above
-/// `maxReplicas` down to it (Kubernetes does this before it reads any metric), a target at zero
-/// replicas is left alone (autoscaling disabled), and within the bounds the replica count stays,
-/// with `ScalingActive=False` saying that no metrics can be read here. Its status and
-/// conditions, its `SuccessfulRescale` Events and `lastScaleTime` are the controller's.
-/// Looked at again when the autoscaler or its target changes, not polled.
+/// The HorizontalPodAutoscaler controller of a real cluster. A target below `minReplicas` is
+/// scaled up to it and one above `maxReplicas` down to it (before any metric is read), a target
+/// at zero replicas is left alone (autoscaling disabled); within the bounds the replicas follow
+/// the resource metrics the simulated metrics server reports (``SimulatedMetrics``), with the
+/// controller's tolerance, rate limits and stabilization windows
+/// (`AutoscalerController+Metrics`). Its status, conditions, `SuccessfulRescale` Events and
+/// `lastScaleTime` are the controller's. Looked at again when the autoscaler or its target
+/// changes, and every 15 s while it scales on metrics (the controller's sync period: usage is
+/// read, not announced).
 final class AutoscalerController: Sendable {
     static let autoscalers = ResourceType(group: "autoscaling", resource: "horizontalpodautoscalers", namespaced: true)
     /// The kinds it scales, by kind: the ones whose replicas a simulated member runs.
@@ -23,17 +25,24 @@ final class AutoscalerController: Sendable {
         "StatefulSet": ResourceType(group: "apps", resource: "statefulsets", namespaced: true),
     ]
 
+    /// kube-controller-manager's `--horizontal-pod-autoscaler-sync-period`.
+    static let syncPeriod = Duration.seconds(15)
+
     private let store: any ResourceStore
     private let events: EventRecorder
     private let logger: Logger
+    let metrics: SimulatedMetrics
     /// Which autoscalers name each target, so a target's change looks at them again.
     private let targets = Mutex<[ObjectKey: Set<String>]>([:])
+    /// Each autoscaler's recent recommendations (`namespace/name`), for the stabilization windows.
+    let recommendations = Mutex<[String: [(at: Date, replicas: Int64)]]>([:])
 
     private var source: EventRecorder.Source { EventRecorder.Source(component: "horizontal-pod-autoscaler") }
 
-    init(store: any ResourceStore, events: EventRecorder, logger: Logger) {
+    init(store: any ResourceStore, events: EventRecorder, metrics: SimulatedMetrics, logger: Logger) {
         self.store = store
         self.events = events
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -46,10 +55,12 @@ final class AutoscalerController: Sendable {
         targets.withLock { targets in
             for key in targets.keys where key.namespace == namespace { targets[key]?.remove(name) }
         }
+        _ = recommendations.withLock { $0.removeValue(forKey: "\(namespace ?? "default")/\(name)") }
     }
 
-    /// One step of the controller for `autoscaler`: its target scaled if out of bounds, and its status.
-    func sync(_ autoscaler: JSONValue, now: Date = Date()) async -> JSONValue? {
+    /// One step of the controller for `autoscaler`: its target scaled to its bounds and its
+    /// metrics, its status, and when to look again.
+    func sync(_ autoscaler: JSONValue, now: Date = Date()) async -> (status: JSONValue, lookAgainAfter: Duration?)? {
         guard let name = autoscaler.name, autoscaler.deletionTimestamp == nil else { return nil }
         let namespace = autoscaler.namespace ?? "default"
         let reference = autoscaler.value(at: "spec", "scaleTargetRef")
@@ -59,7 +70,7 @@ final class AutoscalerController: Sendable {
         status[member: "observedGeneration"] = .integer(autoscaler.generation ?? 1)
         guard let type = Self.scalable[kind] else {
             let message = "the HPA controller was unable to get the target's current scale: no matches for kind \"\(kind)\" in this cluster"
-            return await unableToScale(autoscaler, status, reason: "FailedGetScale", message: message, at: now)
+            return (await unableToScale(autoscaler, status, reason: "FailedGetScale", message: message, at: now), nil)
         }
         let key = ObjectKey(type: type, namespace: namespace, name: targetName)
         targets.withLock { targets in
@@ -69,7 +80,7 @@ final class AutoscalerController: Sendable {
         guard let target = try? await store.get(type, namespace: namespace, name: targetName) else {
             let message =
                 "the HPA controller was unable to get the target's current scale: \(type.resource).\(type.group) \"\(targetName)\" not found"
-            return await unableToScale(autoscaler, status, reason: "FailedGetScale", message: message, at: now)
+            return (await unableToScale(autoscaler, status, reason: "FailedGetScale", message: message, at: now), nil)
         }
         let current = target.integer(at: "spec", "replicas") ?? 1
         let minimum = autoscaler.integer(at: "spec", "minReplicas") ?? 1
@@ -83,48 +94,111 @@ final class AutoscalerController: Sendable {
             Conditions.set(
                 "ScalingActive", false, reason: "ScalingDisabled", message: "scaling is disabled since the replica count of the target is zero",
                 at: now, in: &status)
-            return status
+            return (status, nil)
         }
-        let desired = min(max(current, minimum), maximum)
-        status[member: "desiredReplicas"] = .integer(desired)
-        guard desired != current else {
+        let bounded = min(max(current, minimum), maximum)
+        if bounded != current {
+            // Out of bounds: the controller's first step, before any metric is read.
+            let reason = bounded > current ? "Current number of replicas below Spec.MinReplicas" : "Current number of replicas above Spec.MaxReplicas"
+            status[member: "desiredReplicas"] = .integer(bounded)
+            let limited = bounded > current
+            Conditions.set(
+                "ScalingLimited", true, reason: limited ? "TooFewReplicas" : "TooManyReplicas",
+                message: limited
+                    ? "the desired replica count is less than the minimum replica count"
+                    : "the desired replica count is more than the maximum replica count",
+                at: now, in: &status)
+            return (await rescale(autoscaler, target: target, type: type, to: bounded, reason: reason, status: status, at: now), nil)
+        }
+        let proposal = await propose(for: autoscaler, target: target, currentReplicas: current)
+        status[member: "currentMetrics"] = proposal.currentMetrics.isEmpty ? nil : .array(proposal.currentMetrics)
+        guard let recommended = proposal.replicas else {
+            status[member: "desiredReplicas"] = .integer(current)
             Conditions.set(
                 "AbleToScale", true, reason: "SucceededGetScale", message: "the HPA controller was able to get the target's current scale", at: now,
                 in: &status)
-            Conditions.set(
-                "ScalingActive", false, reason: "FailedGetResourceMetric",
-                message: "the HPA was unable to compute the replica count: this simulated cluster serves no metrics API", at: now, in: &status)
+            let message = "the HPA was unable to compute the replica count: \(proposal.failure ?? "no metrics")"
+            let previous = (status["conditions"]?.arrayElements ?? []).first { $0["type"] == "ScalingActive" }
+            if previous?["message"]?.stringValue != message {
+                await events.record(.warning, "FailedGetResourceMetric", message, about: autoscaler, source: source)
+            }
+            Conditions.set("ScalingActive", false, reason: "FailedGetResourceMetric", message: message, at: now, in: &status)
             Conditions.set(
                 "ScalingLimited", false, reason: "DesiredWithinRange", message: "the desired count is within the acceptable range", at: now,
                 in: &status)
-            return status
+            return (status, Self.syncPeriod)
         }
-        let reason = desired > current ? "Current number of replicas below Spec.MinReplicas" : "Current number of replicas above Spec.MaxReplicas"
+        Conditions.set(
+            "ScalingActive", true, reason: "ValidMetricFound",
+            message:
+                "the HPA was able to successfully calculate a replica count from \(proposal.reason.replacingOccurrences(of: " above target", with: ""))",
+            at: now, in: &status)
+        let (stabilized, heldFor) = stabilize(
+            recommended, current: current, autoscaler: autoscaler, key: "\(namespace)/\(name)", now: now)
+        let limitedByRate = Self.rateLimited(stabilized, current: current, autoscaler: autoscaler)
+        let desired = min(max(limitedByRate, minimum), maximum)
+        if desired != limitedByRate {
+            let tooMany = limitedByRate > maximum
+            Conditions.set(
+                "ScalingLimited", true, reason: tooMany ? "TooManyReplicas" : "TooFewReplicas",
+                message: tooMany
+                    ? "the desired replica count is more than the maximum replica count"
+                    : "the desired replica count is less than the minimum replica count",
+                at: now, in: &status)
+        } else if limitedByRate != stabilized {
+            let up = stabilized > current
+            Conditions.set(
+                "ScalingLimited", true, reason: up ? "ScaleUpLimit" : "ScaleDownLimit",
+                message: "the desired replica count is \(up ? "increasing" : "decreasing") faster than the maximum scale rate", at: now, in: &status)
+        } else {
+            Conditions.set(
+                "ScalingLimited", false, reason: "DesiredWithinRange", message: "the desired count is within the acceptable range", at: now,
+                in: &status)
+        }
+        status[member: "desiredReplicas"] = .integer(desired)
+        let lookAgain = heldFor.map { min(Duration.milliseconds(Int64($0 * 1000)), Self.syncPeriod) } ?? Self.syncPeriod
+        guard desired != current else {
+            if heldFor != nil {
+                Conditions.set(
+                    "AbleToScale", true, reason: "ScaleDownStabilized",
+                    message: "recent recommendations were higher than current one, applying the highest recent recommendation", at: now,
+                    in: &status)
+            } else {
+                Conditions.set(
+                    "AbleToScale", true, reason: "ReadyForNewScale", message: "recommended size matches current size", at: now, in: &status)
+            }
+            return (status, lookAgain)
+        }
+        return (await rescale(autoscaler, target: target, type: type, to: desired, reason: proposal.reason, status: status, at: now), lookAgain)
+    }
+
+    /// Writes `replicas` into the target, with the controller's Event and conditions.
+    private func rescale(
+        _ autoscaler: JSONValue, target: JSONValue, type: ResourceType, to replicas: Int64, reason: String, status: JSONValue, at now: Date
+    ) async -> JSONValue {
+        var status = status
+        let namespace = autoscaler.namespace ?? "default"
+        let targetName = target.name ?? ""
         do throws(StoreError) {
             try await store.modify(type, namespace: namespace, name: targetName) { stored in
-                guard stored.uid == target.uid, stored.integer(at: "spec", "replicas") != desired else { return false }
-                stored.set(.integer(desired), at: ["spec", "replicas"])
+                guard stored.uid == target.uid, stored.integer(at: "spec", "replicas") != replicas else { return false }
+                stored.set(.integer(replicas), at: ["spec", "replicas"])
                 return true
             }
         } catch {
             let message = "the HPA controller was unable to update the target scale: \(error.message)"
             await events.record(
-                .warning, "FailedRescale", "New size: \(desired); reason: \(reason); error: \(error.message)", about: autoscaler, source: source)
+                .warning, "FailedRescale", "New size: \(replicas); reason: \(reason); error: \(error.message)", about: autoscaler, source: source)
             return await unableToScale(autoscaler, status, reason: "FailedUpdateScale", message: message, at: now)
         }
-        await events.record(.normal, "SuccessfulRescale", "New size: \(desired); reason: \(reason)", about: autoscaler, source: source)
-        logger.debug("autoscaler rescaled its target", metadata: ["tether.object": "\(namespace)/\(name)", "tether.replicas": "\(desired)"])
+        await events.record(.normal, "SuccessfulRescale", "New size: \(replicas); reason: \(reason)", about: autoscaler, source: source)
+        logger.debug(
+            "autoscaler rescaled its target", metadata: ["tether.object": "\(namespace)/\(autoscaler.name ?? "")", "tether.replicas": "\(replicas)"])
         status[member: "lastScaleTime"] = .string(kubernetesTimestamp(now))
         Conditions.set(
-            "AbleToScale", true, reason: "SucceededRescale", message: "the HPA controller was able to update the target scale to \(desired)", at: now,
+            "AbleToScale", true, reason: "SucceededRescale", message: "the HPA controller was able to update the target scale to \(replicas)",
+            at: now,
             in: &status)
-        let limited = desired > current
-        Conditions.set(
-            "ScalingLimited", true, reason: limited ? "TooFewReplicas" : "TooManyReplicas",
-            message: limited
-                ? "the desired replica count is less than the minimum replica count"
-                : "the desired replica count is more than the maximum replica count",
-            at: now, in: &status)
         return status
     }
 

@@ -71,7 +71,7 @@ public final class WorkloadSimulator: Service, Sendable {
         self.disruptions = DisruptionController(store: store, logger: logger)
         self.quotas = QuotaController(store: store, logger: logger)
         self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
-        self.autoscalers = AutoscalerController(store: store, events: events, logger: logger)
+        self.autoscalers = AutoscalerController(store: store, events: events, metrics: SimulatedMetrics(store: store), logger: logger)
     }
 
     static let simulated =
@@ -234,7 +234,7 @@ public final class WorkloadSimulator: Service, Sendable {
             plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "horizontalpodautoscalers":
             guard let counted = await autoscalers.sync(object) else { return nil }
-            plan.counted(counted, lookAgainAfter: nil)
+            plan.counted(counted.status, lookAgainAfter: counted.lookAgainAfter)
         case "resourcequotas":
             guard let counted = await quotas.status(of: object) else { return nil }
             // Room made or limits raised: the controllers whose Pods were refused try again.

@@ -97,7 +97,7 @@ struct SimclusterCommand: AsyncParsableCommand {
                 containerlessReason:
                     "tether-simcluster runs no containers: its Pods' phases and conditions are simulated, with no process to read, "
                     + "run in or forward to",
-                podsEndedByKubelet: true, servesEviction: true, enforcesNamespaceLimits: true),
+                podsEndedByKubelet: true, servesEviction: true, enforcesNamespaceLimits: true, metrics: SimulatedMetrics(store: store)),
             store: store,
             registry: registry,
             material: material,

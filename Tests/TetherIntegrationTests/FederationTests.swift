@@ -422,7 +422,7 @@ struct FederationEndToEndTests {
     }
 
     @Test(
-        "a federated autoscaler scales each member's share within its bounds and the agents keep what it chose (no fight over replicas); the hub sums its replicas; without it, the hub's division comes back"
+        "a federated autoscaler scales each member's share within its bounds and the agents keep what it chose (no fight over replicas); the hub sums its replicas and averages its members' utilization; without it, the hub's division comes back"
     )
     func federatedAutoscaler() async throws {
         try await withFederation { federation in
@@ -455,6 +455,14 @@ struct FederationEndToEndTests {
                 let now = try await member.succeed(["get", "deployment", "web", "-o", "jsonpath={.metadata.generation} {.spec.replicas}"])
                 #expect(now == "\(generation) 2", "the agent wrote the hub's replicas over the autoscaler's: \(now)")
             }
+            // Each member's autoscaler reads its own Pods' load (kube's default target, 80 % of
+            // the CPU request); the hub shows the federation's, weighted by the replicas each runs.
+            try await hubctl.succeed(["set", "resources", "deployment", "web", "--requests=cpu=100m"])
+            try await hubctl.succeed(["annotate", "deployment", "web", "sim.tether.io/cpu-usage=40%"])
+            for member in members {
+                _ = try await member.waitForOutput(["get", "hpa", "web", "--no-headers"], within: .seconds(40)) { $0.contains("cpu: 40%/80%") }
+            }
+            _ = try await hubctl.waitForOutput(["get", "hpa", "web", "--no-headers"], within: .seconds(40)) { $0.contains("cpu: 40%/80%") }
 
             // The autoscaler goes: the hub's division is applied again.
             try await hubctl.succeed(["delete", "hpa", "web"])

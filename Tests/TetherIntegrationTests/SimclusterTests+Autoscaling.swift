@@ -4,7 +4,7 @@ import TetherTestSupport
 
 extension SimclusterTests {
     @Test(
-        "an autoscaler scales its target into its bounds (up to minReplicas, down to maxReplicas, and back after a manual scale), says it has no metrics within them, leaves a target at zero alone, and says so when its target is missing"
+        "an autoscaler scales its target into its bounds (up to minReplicas, down to maxReplicas, and back after a manual scale), says why it cannot read utilization of Pods that request no CPU, leaves a target at zero alone, and says so when its target is missing"
     )
     func autoscaler() async throws {
         try await withFederation { federation in
@@ -18,6 +18,10 @@ extension SimclusterTests {
                 "jsonpath={.status.desiredReplicas} {.status.conditions[?(@.type==\"AbleToScale\")].status} {.status.conditions[?(@.type==\"ScalingActive\")].reason}",
             ])
             #expect(status == "3 True FailedGetResourceMetric", "\(status)")
+            let unreadable = try await kubectl.succeed([
+                "get", "hpa", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].message}",
+            ])
+            #expect(unreadable.contains("failed to get cpu utilization: missing request for cpu in container nginx of Pod web-"), "\(unreadable)")
             #expect(try await kubectl.succeed(["get", "hpa", "web", "-o", "jsonpath={.status.lastScaleTime}"]).isEmpty == false)
             let rescaled = try await kubectl.succeed([
                 "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
@@ -25,7 +29,11 @@ extension SimclusterTests {
             ])
             #expect(rescaled == "New size: 3; reason: Current number of replicas below Spec.MinReplicas", "\(rescaled)")
             let table = try await kubectl.succeed(["get", "hpa", "web", "--no-headers"])
-            #expect(table.split(separator: " ", omittingEmptySubsequences: true).prefix(5) == ["web", "Deployment/web", "3", "5", "3"], "\(table)")
+            #expect(
+                table.split(separator: " ", omittingEmptySubsequences: true).prefix(7) == [
+                    "web", "Deployment/web", "cpu:", "<unknown>/70%", "3", "5", "3",
+                ],
+                "\(table)")
 
             // A lower maximum scales it down; a manual scale past it is undone.
             try await kubectl.succeed(["patch", "hpa", "web", "--type=merge", "-p", #"{"spec":{"maxReplicas":3,"minReplicas":2}}"#])
@@ -67,6 +75,81 @@ extension SimclusterTests {
             // Made later, the target is scaled into the bounds.
             try await kubectl.succeed(["create", "deployment", "nowhere", "--image=nginx:1.27", "--replicas=5"])
             try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "deployment/nowhere", "--timeout=30s"])
+        }
+    }
+
+    @Test(
+        "kubectl top reads the simulated metrics server; an autoscaler follows the load an operator puts on its workload: up within its rate limit to its maximum, down after its stabilization window"
+    )
+    func autoscalingOnLoad() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2"])
+            try await kubectl.succeed(["set", "resources", "deployment", "web", "--requests=cpu=200m,memory=64Mi"])
+            try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            _ = try await waitForPods(kubectl, "app=web") { $0.count == 2 && $0.allSatisfy(\.ready) }
+
+            // Idle: 1m of CPU per container, memory at its request; nodes add the system's share.
+            let pods = try await kubectl.waitForOutput(["top", "pods", "-l", "app=web", "--no-headers"]) {
+                $0.split(separator: "\n").count == 2
+            }
+            func usage(_ table: String) -> [String] {
+                table.split(separator: "\n").map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+            }
+            #expect(usage(pods) == ["1m 64Mi", "1m 64Mi"], "\(pods)")
+            let nodes = try await kubectl.succeed(["top", "nodes", "--no-headers"])
+            #expect(nodes.split(separator: "\n").count == 2 && nodes.contains("s1-node-1"), "\(nodes)")
+            let raw = try await kubectl.succeed(["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes/s1-node-1"])
+            #expect(raw.contains("\"kind\":\"NodeMetrics\"") && raw.contains("\"window\":\"30s\""), "\(raw)")
+            let unknown = try await kubectl.run(["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nosuch"])
+            #expect(unknown.stderr.contains("pods.metrics.k8s.io \"nosuch\" not found"), "\(unknown.stderr)")
+
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: """
+                    apiVersion: autoscaling/v2
+                    kind: HorizontalPodAutoscaler
+                    metadata: {name: web}
+                    spec:
+                      scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+                      minReplicas: 2
+                      maxReplicas: 7
+                      metrics:
+                      - type: Resource
+                        resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+                      behavior:
+                        scaleDown: {stabilizationWindowSeconds: 3}
+                    """)
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains("cpu: 0%/50%") }
+
+            // 150 % of the request against a 50 % target: three times the Pods, at most 4 more
+            // per step (kube's default scale-up policy), and never past the maximum.
+            try await kubectl.succeed(["annotate", "deployment", "web", "sim.tether.io/cpu-usage=150%"])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "deployment/web", "--timeout=40s"], within: .seconds(50))
+            let rescaled = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            #expect(rescaled.contains("New size: 6; reason: cpu resource utilization (percentage of request) above target"), "\(rescaled)")
+            // 6 × 3 = 18 wanted, 7 allowed.
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=7", "deployment/web", "--timeout=40s"], within: .seconds(50))
+            try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains("cpu: 150%/50%") }
+            let busy = try await kubectl.waitForOutput(["top", "pods", "-l", "app=web", "--no-headers"]) { $0.split(separator: "\n").count == 7 }
+            #expect(Set(usage(busy)) == ["300m 64Mi"], "\(busy)")
+            let limited = try await kubectl.waitForOutput([
+                "get", "hpa", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"ScalingLimited\")].reason}",
+            ]) { $0 == "TooManyReplicas" }
+            #expect(limited == "TooManyReplicas")
+
+            // Load gone: back to the minimum once the 3 s window has passed.
+            try await kubectl.succeed(["annotate", "deployment", "web", "sim.tether.io/cpu-usage-"])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "deployment/web", "--timeout=40s"], within: .seconds(50))
+            let down = try await kubectl.succeed([
+                "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            #expect(down.contains("New size: 2; reason: All metrics below target"), "\(down)")
         }
     }
 }

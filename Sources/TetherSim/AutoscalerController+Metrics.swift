@@ -1,0 +1,160 @@
+import Foundation
+import Synchronization
+import TetherJSON
+import TetherModel
+import TetherPlugin
+
+/// The HorizontalPodAutoscaler controller's replica calculation over resource metrics, as
+/// kube-controller-manager's: per `Resource` metric (CPU or memory; `autoscaling/v2`'s default
+/// is 80 % of the CPU request) the ready Pods' usage against the target, within a 10 %
+/// tolerance; the highest proposal of all metrics; then the behaviour's rate limits and
+/// stabilization windows.
+extension AutoscalerController {
+    static let tolerance = 0.1
+    static let defaultUtilization: Int64 = 80
+    static let defaultScaleDownWindow: Int64 = 300
+
+    /// What the metrics propose: the replica count (nil when none can be computed), each
+    /// metric's reading for `status.currentMetrics`, and why, in the controller's words.
+    struct Proposal {
+        var replicas: Int64?
+        var currentMetrics: [JSONValue] = []
+        var reason = ""
+        var failure: String?
+    }
+
+    /// The metrics the autoscaler names, or kube's default: CPU at 80 % of requests.
+    static func metricSpecs(of autoscaler: JSONValue) -> [JSONValue] {
+        let named = autoscaler.value(at: "spec", "metrics")?.arrayElements ?? []
+        guard named.isEmpty else { return named }
+        return [
+            [
+                "type": "Resource",
+                "resource": ["name": "cpu", "target": ["type": "Utilization", "averageUtilization": .integer(defaultUtilization)]],
+            ]
+        ]
+    }
+
+    /// The replicas the metrics ask for, from the ready Pods `selector` picks in `namespace`.
+    func propose(for autoscaler: JSONValue, target: JSONValue, currentReplicas: Int64) async -> Proposal {
+        let namespace = autoscaler.namespace ?? "default"
+        guard let selectorObject = target.value(at: "spec", "selector"), let selector = LabelSelector(object: selectorObject) else {
+            return Proposal(failure: "the HPA target's scale is missing a selector")
+        }
+        let pods: [(pod: JSONValue, usage: [SimulatedMetrics.ContainerUsage])]
+        do {
+            pods = try await metrics.readyPodUsage(namespace: namespace, selector: selector)
+        } catch {
+            return Proposal(failure: "unable to get metrics for resource cpu: \(error)")
+        }
+        var proposal = Proposal()
+        var reasons: [(replicas: Int64, text: String)] = []
+        for spec in Self.metricSpecs(of: autoscaler) {
+            guard spec["type"]?.stringValue == "Resource", let name = spec.string(at: "resource", "name"), name == "cpu" || name == "memory" else {
+                let type = spec["type"]?.stringValue ?? "?"
+                proposal.failure = "this simulated cluster serves only resource metrics (cpu, memory), not \(type) metrics"
+                continue
+            }
+            guard !pods.isEmpty else {
+                proposal.failure = "unable to get metrics for resource \(name): no metrics returned from resource metrics API"
+                continue
+            }
+            let cpu = name == "cpu"
+            let usage = pods.reduce(Int64(0)) { sum, entry in sum + entry.usage.reduce(0) { $0 + (cpu ? $1.cpuMillis : $1.memoryBytes) } }
+            let averageUsage = usage / Int64(pods.count)
+            let target = spec.value(at: "resource", "target")
+            var current: [String: JSONValue] = ["averageValue": .string(ResourceQuotaAdmission.quantity(averageUsage, of: name))]
+            let replicas: Int64
+            if target?["type"]?.stringValue == "AverageValue" {
+                let text = target?["averageValue"]?.stringValue
+                guard let wanted = cpu ? ResourceQuantity.milli(text) : ResourceQuantity.whole(text), wanted > 0 else {
+                    proposal.failure = "invalid metrics: the target average value of \(name) is missing or zero"
+                    continue
+                }
+                let ratio = Double(usage) / Double(wanted * Int64(pods.count))
+                replicas = abs(1 - ratio) <= Self.tolerance ? currentReplicas : Int64((Double(usage) / Double(wanted)).rounded(.up))
+                reasons.append((replicas, "\(name) resource"))
+            } else {
+                var requested: Int64 = 0
+                for (pod, _) in pods {
+                    for container in pod.value(at: "spec", "containers")?.arrayElements ?? [] {
+                        let request = container.value(at: "resources", "requests", name)?.stringValue
+                        guard let amount = cpu ? ResourceQuantity.milli(request) : ResourceQuantity.whole(request), amount > 0 else {
+                            proposal.failure =
+                                "failed to get \(name) utilization: missing request for \(name) in container \(container["name"]?.stringValue ?? "") of Pod \(pod.name ?? "")"
+                            return proposal
+                        }
+                        requested += amount
+                    }
+                }
+                let utilization = usage * 100 / max(requested, 1)
+                let wanted = target?["averageUtilization"]?.integerValue ?? Self.defaultUtilization
+                current["averageUtilization"] = .integer(utilization)
+                let ratio = Double(utilization) / Double(max(wanted, 1))
+                replicas = abs(1 - ratio) <= Self.tolerance ? currentReplicas : Int64((ratio * Double(pods.count)).rounded(.up))
+                reasons.append((replicas, "\(name) resource utilization (percentage of request)"))
+            }
+            proposal.currentMetrics.append(["type": "Resource", "resource": ["name": .string(name), "current": .object(current)]])
+        }
+        guard let highest = reasons.max(by: { $0.replicas < $1.replicas }) else { return proposal }
+        proposal.failure = nil
+        proposal.replicas = highest.replicas
+        proposal.reason = highest.replicas > currentReplicas ? "\(highest.text) above target" : "All metrics below target"
+        return proposal
+    }
+
+    /// kube's stabilization: the lowest recommendation of the scale-up window and the highest of
+    /// the scale-down window bound the change. Returns the stabilized count and, when a
+    /// scale-down is held back, how long until the window lets it through.
+    func stabilize(
+        _ recommended: Int64, current: Int64, autoscaler: JSONValue, key: String, now: Date
+    ) -> (replicas: Int64, heldFor: TimeInterval?) {
+        let upWindow = TimeInterval(autoscaler.integer(at: "spec", "behavior", "scaleUp", "stabilizationWindowSeconds") ?? 0)
+        let downWindow = TimeInterval(
+            autoscaler.integer(at: "spec", "behavior", "scaleDown", "stabilizationWindowSeconds") ?? Self.defaultScaleDownWindow)
+        return recommendations.withLock { all in
+            // A newly seen autoscaler starts from its target's count, as the controller's does.
+            var history = all[key] ?? [(now, current)]
+            history.append((now, recommended))
+            history.removeAll { now.timeIntervalSince($0.at) > max(upWindow, downWindow) }
+            all[key] = history
+            let up = history.filter { now.timeIntervalSince($0.at) <= upWindow }.map(\.replicas).min() ?? recommended
+            let down = history.filter { now.timeIntervalSince($0.at) <= downWindow }.map(\.replicas).max() ?? recommended
+            var result = current
+            if result < up { result = up }
+            if result > down { result = down }
+            guard result > recommended, result == down else { return (result, nil) }
+            // Held at the highest recent recommendation: look again when it leaves the window.
+            let oldestHigher = history.filter { $0.replicas > recommended && now.timeIntervalSince($0.at) <= downWindow }.map(\.at).min() ?? now
+            return (result, max(1, downWindow - now.timeIntervalSince(oldestHigher) + 0.5))
+        }
+    }
+
+    /// The behaviour's rate limit on one step: the policies of the direction (`selectPolicy`
+    /// Max by default, the largest change), kube's defaults when none (up: 4 Pods or 100 %;
+    /// down: 100 %).
+    static func rateLimited(_ desired: Int64, current: Int64, autoscaler: JSONValue) -> Int64 {
+        guard desired != current, current > 0 else { return desired }
+        let up = desired > current
+        let rules = autoscaler.value(at: "spec", "behavior", up ? "scaleUp" : "scaleDown")
+        let select = rules?["selectPolicy"]?.stringValue ?? "Max"
+        if select == "Disabled" { return current }
+        let policies =
+            rules?["policies"]?.arrayElements
+            ?? (up ? [["type": "Pods", "value": 4], ["type": "Percent", "value": 100]] : [["type": "Percent", "value": 100]])
+        let bounds: [Int64] = policies.compactMap { policy in
+            guard let value = policy["value"]?.integerValue else { return nil }
+            switch (policy["type"]?.stringValue, up) {
+            case ("Pods", true): return current + value
+            case ("Pods", false): return max(0, current - value)
+            case ("Percent", true): return Int64((Double(current) * (1 + Double(value) / 100)).rounded(.up))
+            case ("Percent", false): return max(0, Int64((Double(current) * (1 - Double(value) / 100)).rounded(.down)))
+            default: return nil
+            }
+        }
+        guard !bounds.isEmpty else { return desired }
+        // Max is the policy allowing the largest change: the highest bound up, the lowest down.
+        let bound = (select == "Min") == up ? bounds.min()! : bounds.max()!
+        return up ? min(desired, bound) : max(desired, bound)
+    }
+}
