@@ -32,11 +32,12 @@ struct HubAPI {
     func shutdown() async { try? await client.shutdown() }
 
     /// One request; the status code and the decoded body (null when empty or not JSON).
-    func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, contentType: String = "application/json") async throws -> (Int, JSONValue)
-    {
+    func send(
+        _ method: HTTPMethod, _ path: String, body: JSONValue? = nil, contentType: String = "application/json", accept: String = "application/json"
+    ) async throws -> (Int, JSONValue) {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: try body.serialized()))
@@ -50,6 +51,11 @@ struct HubAPI {
         let bytes = try await response.body.collect(upTo: 16 << 20)
         let decoded = (try? JSONValue(parsing: bytes.readableBytesView)) ?? .null
         return (Int(response.status.code), decoded)
+    }
+
+    /// A GET asking for `accept` (a Table, aggregated discovery).
+    func read(_ path: String, accept: String) async throws -> (Int, JSONValue) {
+        try await send(.GET, path, accept: accept)
     }
 
     /// Waits on a watch of one Cluster until it is deleted.

@@ -7,7 +7,7 @@ struct Tetherctl: AsyncParsableCommand {
         abstract: "Administer a Tether federation: its PKI, its member clusters, and a local demo.",
         subcommands: [
             InitCommand.self, JoinCommand.self, UnjoinCommand.self, ClusterCommand.self, CertsCommand.self, TokenCommand.self, DNSCommand.self,
-            DemoCommand.self, PluginCommand.self,
+            DemoCommand.self, PluginCommand.self, GetCommand.self,
         ]
     )
 }

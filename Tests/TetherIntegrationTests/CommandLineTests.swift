@@ -26,7 +26,8 @@ struct CommandLineTests {
             ("tetherctl", ["certs", "renew", "--help"]), ("tetherctl", ["certs", "revoke", "--help"]),
             ("tetherctl", ["certs", "rotate-ca", "--help"]), ("tetherctl", ["demo", "--help"]), ("tetherctl", ["token", "create", "--help"]),
             ("tetherctl", ["token", "revoke", "--help"]), ("tetherctl", ["dns", "set", "--help"]), ("tetherctl", ["dns", "show", "--help"]),
-            ("tetherctl", ["dns", "unset", "--help"]), ("tetherctl", ["plugin", "test", "--help"]), ("tether-hub", ["--help"]),
+            ("tetherctl", ["dns", "unset", "--help"]), ("tetherctl", ["plugin", "test", "--help"]), ("tetherctl", ["get", "--help"]),
+            ("tether-hub", ["--help"]),
             ("tether-agent", ["--help"]), ("tether-simcluster", ["--help"]),
         ]
     )
