@@ -132,6 +132,9 @@ struct ResourceOperation {
             if handler.configuration.enforcesNamespaceLimits { object = try await limited(object) }
             object = try await prioritized(object)
         }
+        if handler.configuration.enforcesNamespaceLimits, kind.group.isEmpty, kind.kind == "PersistentVolumeClaim" {
+            try await claimWithinLimits(object)
+        }
         if handler.configuration.enforcesNamespaceLimits, kind.namespaced { try await admitUnderQuota(object) }
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
         object = try ownership(of: object, current: nil, applied: applying ? Optional(body) : nil)
@@ -162,6 +165,15 @@ struct ResourceOperation {
             return try LimitRangeAdmission.admit(pod, limitRanges: ranges)
         } catch {
             throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
+        }
+    }
+
+    /// LimitRanger's `PersistentVolumeClaim` items: a claim's storage request within their bounds, or 403.
+    private func claimWithinLimits(_ claim: JSONValue) async throws {
+        let ranges = try await store.list(ResourceHandler.limitRanges, options: ListOptions(namespace: claim.namespace ?? path.namespace)).objects
+        if let refusal = LimitRangeAdmission.claimRefusal(claim, limitRanges: ranges) {
+            throw APIError.forbidden(
+                "persistentvolumeclaims \"\(claim.name ?? claim.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(refusal.reason)")
         }
     }
 

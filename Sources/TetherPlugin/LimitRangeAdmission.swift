@@ -6,7 +6,8 @@ import TetherModel
 /// LimitRanges: each container without a request or limit gets its `Container` item's
 /// `defaultRequest` and `default` (and says so in the `kubernetes.io/limit-ranger`
 /// annotation), then every container (`Container` items) and the Pod as a whole (`Pod` items)
-/// is held to `min`, `max` and `maxLimitRequestRatio`, with kube-apiserver's messages.
+/// is held to `min`, `max` and `maxLimitRequestRatio`, with kube-apiserver's messages; and a
+/// PersistentVolumeClaim's storage request to `PersistentVolumeClaim` items.
 public enum LimitRangeAdmission {
     public struct Refusal: Error, Sendable, Equatable {
         public let reason: String
@@ -68,6 +69,32 @@ public enum LimitRangeAdmission {
         }
         guard problems.isEmpty else { throw Refusal(reason: problems.count == 1 ? problems[0] : "[\(problems.joined(separator: ", "))]") }
         return admitted
+    }
+
+    /// Why a PersistentVolumeClaim's requests break a `PersistentVolumeClaim` item's `min` or
+    /// `max` (kube-apiserver holds both to the request); nil when they do not.
+    public static func claimRefusal(_ claim: JSONValue, limitRanges: [JSONValue]) -> Refusal? {
+        let requests = (claim.value(at: "spec", "resources", "requests")?.objectMembers ?? [:]).compactMapValues(\.stringValue)
+        var problems: [String] = []
+        let items = limitRanges.sorted { ($0.name ?? "") < ($1.name ?? "") }.flatMap { $0.value(at: "spec", "limits")?.arrayElements ?? [] }
+        for item in items where item["type"]?.stringValue == "PersistentVolumeClaim" {
+            for (bound, below) in [("min", true), ("max", false)] {
+                for (resource, value) in (item[bound]?.objectMembers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    guard let enforced = value.stringValue, let limit = ResourceQuantity.milli(enforced) else { continue }
+                    let word = below ? "minimum" : "maximum"
+                    guard let request = requests[resource] else {
+                        problems.append("\(word) \(resource) usage per PersistentVolumeClaim is \(enforced).  No request is specified")
+                        continue
+                    }
+                    let amount = ResourceQuantity.milli(request) ?? 0
+                    if below ? amount < limit : amount > limit {
+                        problems.append("\(word) \(resource) usage per PersistentVolumeClaim is \(enforced), but request is \(request)")
+                    }
+                }
+            }
+        }
+        guard !problems.isEmpty else { return nil }
+        return Refusal(reason: problems.count == 1 ? problems[0] : "[\(problems.joined(separator: ", "))]")
     }
 
     /// A container's requests or limits, as written.

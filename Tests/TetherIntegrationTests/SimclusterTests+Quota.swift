@@ -68,7 +68,7 @@ extension SimclusterTests {
     }
 
     @Test(
-        "a LimitRange gives a namespace's containers their default requests and limits (and says so on the Pod), refuses one over its max in kube-apiserver's words, to kubectl and to a Deployment's controller, which makes its Pods once the range allows them"
+        "a LimitRange gives a namespace's containers their default requests and limits (and says so on the Pod), refuses one over its max and a claim over its storage bound in kube-apiserver's words, to kubectl and to a Deployment's controller, which makes its Pods once the range allows them"
     )
     func limitRange() async throws {
         try await withFederation { federation in
@@ -88,6 +88,9 @@ extension SimclusterTests {
                         default: {cpu: 500m, memory: 256Mi}
                         defaultRequest: {cpu: 100m}
                         max: {cpu: "1"}
+                      - type: PersistentVolumeClaim
+                        min: {storage: 1Gi}
+                        max: {storage: 10Gi}
                     """)
             // The API's defaults: a request by default for what is limited by default.
             #expect(
@@ -106,6 +109,22 @@ extension SimclusterTests {
                 #"--overrides={"apiVersion":"v1","spec":{"containers":[{"name":"greedy","image":"nginx:1.27","resources":{"limits":{"cpu":"2"}}}]}}"#,
             ])
             #expect(greedy.stderr.contains(#"pods "greedy" is forbidden: maximum cpu usage per Container is 1, but limit is 2"#), "\(greedy.stderr)")
+            func claim(_ name: String, _ size: String) -> String {
+                """
+                apiVersion: v1
+                kind: PersistentVolumeClaim
+                metadata: {name: \(name)}
+                spec:
+                  accessModes: [ReadWriteOnce]
+                  resources: {requests: {storage: \(size)}}
+                """
+            }
+            let hoard = try await kubectl.run(["-n", "bounded", "apply", "-f", "-"], stdin: claim("hoard", "20Gi"))
+            #expect(
+                hoard.stderr.contains(
+                    #"persistentvolumeclaims "hoard" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"#),
+                "\(hoard.stderr)")
+            try await kubectl.succeed(["-n", "bounded", "apply", "-f", "-"], stdin: claim("data", "5Gi"))
 
             try await kubectl.succeed(["-n", "bounded", "create", "deployment", "big", "--image=nginx:1.27", "--replicas=2"])
             try await kubectl.succeed(["-n", "bounded", "set", "resources", "deployment", "big", "--limits=cpu=2"])

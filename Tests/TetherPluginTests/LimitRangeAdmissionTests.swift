@@ -64,4 +64,34 @@ struct LimitRangeAdmissionTests {
             reason(Self.pod([("a", ["cpu": "500m"], ["cpu": "600m"]), ("b", ["cpu": "500m"], ["cpu": "600m"])]), perPod)
                 == "maximum cpu usage per Pod is 1, but limit is 1200m")
     }
+
+    @Test("a claim's storage request is held to PersistentVolumeClaim items' min and max, in kube-apiserver's words")
+    func claims() {
+        let range: JSONValue = [
+            "metadata": ["name": "storage"],
+            "spec": [
+                "limits": [
+                    ["type": "PersistentVolumeClaim", "min": ["storage": "1Gi"], "max": ["storage": "10Gi"]],
+                    ["type": "Container", "max": ["cpu": "1"]],
+                ]
+            ],
+        ]
+        func claim(_ storage: String?) -> JSONValue {
+            var claim: JSONValue = ["metadata": ["name": "data"], "spec": ["accessModes": ["ReadWriteOnce"]]]
+            if let storage { claim.set(.string(storage), at: ["spec", "resources", "requests", "storage"]) }
+            return claim
+        }
+        #expect(LimitRangeAdmission.claimRefusal(claim("5Gi"), limitRanges: [range]) == nil)
+        #expect(
+            LimitRangeAdmission.claimRefusal(claim("500Mi"), limitRanges: [range])?.reason
+                == "minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi")
+        #expect(
+            LimitRangeAdmission.claimRefusal(claim("20Gi"), limitRanges: [range])?.reason
+                == "maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi")
+        #expect(
+            LimitRangeAdmission.claimRefusal(claim(nil), limitRanges: [range])?.reason
+                == "[minimum storage usage per PersistentVolumeClaim is 1Gi.  No request is specified, maximum storage usage per PersistentVolumeClaim is 10Gi.  No request is specified]"
+        )
+        #expect(LimitRangeAdmission.claimRefusal(claim("20Gi"), limitRanges: []) == nil)
+    }
 }
