@@ -19,6 +19,8 @@ extension AutoscalerController {
     struct Proposal {
         var replicas: Int64?
         var currentMetrics: [JSONValue] = []
+        /// The metric that decided, in the controller's words (`cpu resource utilization (percentage of request)`).
+        var metric = ""
         var reason = ""
         var failure: String?
     }
@@ -99,6 +101,7 @@ extension AutoscalerController {
         guard let highest = reasons.max(by: { $0.replicas < $1.replicas }) else { return proposal }
         proposal.failure = nil
         proposal.replicas = highest.replicas
+        proposal.metric = highest.text
         proposal.reason = highest.replicas > currentReplicas ? "\(highest.text) above target" : "All metrics below target"
         return proposal
     }

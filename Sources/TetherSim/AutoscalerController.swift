@@ -101,13 +101,7 @@ final class AutoscalerController: Sendable {
             // Out of bounds: the controller's first step, before any metric is read.
             let reason = bounded > current ? "Current number of replicas below Spec.MinReplicas" : "Current number of replicas above Spec.MaxReplicas"
             status[member: "desiredReplicas"] = .integer(bounded)
-            let limited = bounded > current
-            Conditions.set(
-                "ScalingLimited", true, reason: limited ? "TooFewReplicas" : "TooManyReplicas",
-                message: limited
-                    ? "the desired replica count is less than the minimum replica count"
-                    : "the desired replica count is more than the maximum replica count",
-                at: now, in: &status)
+            Self.limitedByBounds(tooMany: bounded < current, at: now, in: &status)
             return (await rescale(autoscaler, target: target, type: type, to: bounded, reason: reason, status: status, at: now), nil)
         }
         let proposal = await propose(for: autoscaler, target: target, currentReplicas: current)
@@ -130,21 +124,14 @@ final class AutoscalerController: Sendable {
         }
         Conditions.set(
             "ScalingActive", true, reason: "ValidMetricFound",
-            message:
-                "the HPA was able to successfully calculate a replica count from \(proposal.reason.replacingOccurrences(of: " above target", with: ""))",
+            message: "the HPA was able to successfully calculate a replica count from \(proposal.metric)",
             at: now, in: &status)
         let (stabilized, heldFor) = stabilize(
             recommended, current: current, autoscaler: autoscaler, key: "\(namespace)/\(name)", now: now)
         let limitedByRate = Self.rateLimited(stabilized, current: current, autoscaler: autoscaler)
         let desired = min(max(limitedByRate, minimum), maximum)
         if desired != limitedByRate {
-            let tooMany = limitedByRate > maximum
-            Conditions.set(
-                "ScalingLimited", true, reason: tooMany ? "TooManyReplicas" : "TooFewReplicas",
-                message: tooMany
-                    ? "the desired replica count is more than the maximum replica count"
-                    : "the desired replica count is less than the minimum replica count",
-                at: now, in: &status)
+            Self.limitedByBounds(tooMany: limitedByRate > maximum, at: now, in: &status)
         } else if limitedByRate != stabilized {
             let up = stabilized > current
             Conditions.set(
@@ -170,6 +157,14 @@ final class AutoscalerController: Sendable {
             return (status, lookAgain)
         }
         return (await rescale(autoscaler, target: target, type: type, to: desired, reason: proposal.reason, status: status, at: now), lookAgain)
+    }
+
+    /// `ScalingLimited` when the bounds cut the count: above `maxReplicas`, or below `minReplicas`.
+    private static func limitedByBounds(tooMany: Bool, at now: Date, in status: inout JSONValue) {
+        Conditions.set(
+            "ScalingLimited", true, reason: tooMany ? "TooManyReplicas" : "TooFewReplicas",
+            message: "the desired replica count is \(tooMany ? "more than the maximum" : "less than the minimum") replica count", at: now, in: &status
+        )
     }
 
     /// Writes `replicas` into the target, with the controller's Event and conditions.

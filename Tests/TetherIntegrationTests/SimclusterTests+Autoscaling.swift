@@ -18,10 +18,10 @@ extension SimclusterTests {
                 "jsonpath={.status.desiredReplicas} {.status.conditions[?(@.type==\"AbleToScale\")].status} {.status.conditions[?(@.type==\"ScalingActive\")].reason}",
             ])
             #expect(status == "3 True FailedGetResourceMetric", "\(status)")
-            let unreadable = try await kubectl.succeed([
+            // Once its Pods are ready, the controller says why it cannot read their utilization.
+            _ = try await kubectl.waitForOutput([
                 "get", "hpa", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].message}",
-            ])
-            #expect(unreadable.contains("failed to get cpu utilization: missing request for cpu in container nginx of Pod web-"), "\(unreadable)")
+            ]) { $0.contains("failed to get cpu utilization: missing request for cpu in container nginx of Pod web-") }
             #expect(try await kubectl.succeed(["get", "hpa", "web", "-o", "jsonpath={.status.lastScaleTime}"]).isEmpty == false)
             let rescaled = try await kubectl.succeed([
                 "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
@@ -150,6 +150,10 @@ extension SimclusterTests {
                 "jsonpath={.items[*].message}",
             ])
             #expect(down.contains("New size: 2; reason: All metrics below target"), "\(down)")
+            let active = try await kubectl.succeed([
+                "get", "hpa", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].message}",
+            ])
+            #expect(active == "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)")
         }
     }
 }
