@@ -111,3 +111,10 @@ say("watch", ", ".join(events))
 
 core.delete_namespaced_config_map("later", namespace, propagation_policy="Background")
 say("after delete", ",".join(sorted(c.metadata.name for c in core.list_namespaced_config_map(namespace).items)))
+
+# metrics-server's API, as scripts read it (served by simulated members; the hub runs no Pod).
+try:
+    nodes = client.CustomObjectsApi().list_cluster_custom_object("metrics.k8s.io", "v1beta1", "nodes")
+    say("node metrics", " ".join(sorted(item["usage"]["cpu"] for item in nodes["items"])))
+except ApiException as error:
+    say("node metrics", error.status)
