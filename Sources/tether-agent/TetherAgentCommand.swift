@@ -133,7 +133,9 @@ struct TetherAgentCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "A kind the tunnel may read besides the allow-list's, as group/Kind; repeatable. Default: /Pod, /Event, events.k8s.io/Event.")
+        help:
+            "A kind the tunnel may read besides the allow-list's, as group/Kind; repeatable. Default: /Pod, /Event, events.k8s.io/Event, metrics.k8s.io/PodMetrics."
+    )
     var tunnelReadKind: [String] = []
 
     @Option(

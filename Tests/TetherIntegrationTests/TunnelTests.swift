@@ -58,6 +58,13 @@ struct TunnelTests {
         #expect(try await admin.succeed(["--context", "m1-via-hub", "get", "configmap", "member-only", "-o", "jsonpath={.data.k}"]) == "v")
         let hubSide = try await hubctl.run(["get", "configmap", "member-only"])
         #expect(hubSide.status != 0, "member-only exists in the member, not at the hub")
+        // kubectl top through the hub: Pods' metrics are readable by default, nodes' are not.
+        try await member.succeed(["run", "probe", "--image=nginx:1.27"])
+        try await member.succeed(["wait", "--for=condition=Ready", "pod/probe", "--timeout=30s"], within: .seconds(40))
+        let top = try await admin.succeed(["--context", "m1-via-hub", "top", "pod", "probe", "--no-headers"])
+        #expect(top.split(whereSeparator: \.isWhitespace) == ["probe", "1m", "8Mi"], "\(top)")
+        let nodes = try await admin.run(["--context", "m1-via-hub", "top", "nodes"])
+        #expect(nodes.status != 0 && nodes.stderr.contains("kind metrics.k8s.io/NodeMetrics is not in this agent's allow-list"), "\(nodes.stderr)")
 
         // get -w: a change in the member arrives through the open stream.
         let watch = try federation.launch(

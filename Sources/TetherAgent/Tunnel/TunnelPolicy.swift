@@ -3,8 +3,8 @@ import TetherModel
 
 /// What the hub may reach of the member through this agent (`--tunnel`, `--tunnel-read-kind`):
 /// the agent's allow-list bounds every request, reads may also reach a few kinds the agent never
-/// writes (pods and events, to see what became of what it applied), and writes only when the
-/// operator allows them.
+/// writes (pods, their metrics and events, to see what became of what it applied), and writes
+/// only when the operator allows them.
 public struct TunnelPolicy: Sendable, Hashable {
     public enum Mode: String, Sendable, CaseIterable {
         /// Every request is refused.
@@ -20,7 +20,7 @@ public struct TunnelPolicy: Sendable, Hashable {
     /// `group/Kind` readable through the tunnel besides the allow-list's kinds.
     public var readKinds: Set<String>
 
-    public static let defaultReadKinds: Set<String> = ["/Pod", "/Event", "events.k8s.io/Event"]
+    public static let defaultReadKinds: Set<String> = ["/Pod", "/Event", "events.k8s.io/Event", "metrics.k8s.io/PodMetrics"]
 
     public init(mode: Mode = .read, allowList: AllowList, readKinds: Set<String> = defaultReadKinds) {
         self.mode = mode
