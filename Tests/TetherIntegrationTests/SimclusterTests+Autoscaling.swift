@@ -125,14 +125,17 @@ extension SimclusterTests {
             // 150 % of the request against a 50 % target: three times the Pods, at most 4 more
             // per step (kube's default scale-up policy), and never past the maximum.
             try await kubectl.succeed(["annotate", "deployment", "web", "sim.tether.io/cpu-usage=150%"])
-            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "deployment/web", "--timeout=40s"], within: .seconds(50))
+            // 2 × 3 = 6 at the first step; then 6 × 3 = 18 wanted, 7 allowed. (The step through 6
+            // can pass before a `kubectl wait` for it starts, so it is read from the Events.)
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=7", "deployment/web", "--timeout=60s"], within: .seconds(70))
             let rescaled = try await kubectl.succeed([
                 "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
                 "jsonpath={.items[*].message}",
             ])
-            #expect(rescaled.contains("New size: 6; reason: cpu resource utilization (percentage of request) above target"), "\(rescaled)")
-            // 6 × 3 = 18 wanted, 7 allowed.
-            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=7", "deployment/web", "--timeout=40s"], within: .seconds(50))
+            #expect(
+                rescaled.contains("New size: 6; reason: cpu resource utilization (percentage of request) above target")
+                    && rescaled.contains("New size: 7; reason: cpu resource utilization (percentage of request) above target"),
+                "\(rescaled)")
             try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
             _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains("cpu: 150%/50%") }
             let busy = try await kubectl.waitForOutput(["top", "pods", "-l", "app=web", "--no-headers"]) { $0.split(separator: "\n").count == 7 }
