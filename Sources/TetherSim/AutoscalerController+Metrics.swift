@@ -5,8 +5,7 @@ import TetherModel
 import TetherPlugin
 
 /// The HorizontalPodAutoscaler controller's replica calculation over resource metrics, as
-/// kube-controller-manager's: per `Resource` metric (CPU or memory; `autoscaling/v2`'s default
-/// is 80 % of the CPU request) the ready Pods' usage against the target, within a 10 %
+/// kube-controller-manager's: per `Resource` metric (CPU or memory) the ready Pods' usage against the target, within a 10 %
 /// tolerance; the highest proposal of all metrics; then the behaviour's rate limits and
 /// stabilization windows.
 extension AutoscalerController {
@@ -25,18 +24,6 @@ extension AutoscalerController {
         var failure: String?
     }
 
-    /// The metrics the autoscaler names, or kube's default: CPU at 80 % of requests.
-    static func metricSpecs(of autoscaler: JSONValue) -> [JSONValue] {
-        let named = autoscaler.value(at: "spec", "metrics")?.arrayElements ?? []
-        guard named.isEmpty else { return named }
-        return [
-            [
-                "type": "Resource",
-                "resource": ["name": "cpu", "target": ["type": "Utilization", "averageUtilization": .integer(defaultUtilization)]],
-            ]
-        ]
-    }
-
     /// The replicas the metrics ask for, from the ready Pods `selector` picks in `namespace`.
     func propose(for autoscaler: JSONValue, target: JSONValue, currentReplicas: Int64) async -> Proposal {
         let namespace = autoscaler.namespace ?? "default"
@@ -51,7 +38,10 @@ extension AutoscalerController {
         }
         var proposal = Proposal()
         var reasons: [(replicas: Int64, text: String)] = []
-        for spec in Self.metricSpecs(of: autoscaler) {
+        // The API defaults an autoscaler that names none to 80 % of the CPU request (`PolicyPlugin`).
+        let specs = autoscaler.value(at: "spec", "metrics")?.arrayElements ?? []
+        if specs.isEmpty { proposal.failure = "the autoscaler names no metric" }
+        for spec in specs {
             guard spec["type"]?.stringValue == "Resource", let name = spec.string(at: "resource", "name"), name == "cpu" || name == "memory" else {
                 let type = spec["type"]?.stringValue ?? "?"
                 proposal.failure = "this simulated cluster serves only resource metrics (cpu, memory), not \(type) metrics"
