@@ -62,20 +62,55 @@ public struct NodePlugin: ResourcePlugin {
 
     public init() {}
 
-    public static let node = KindDescriptor(
-        group: "", version: "v1", kind: "Node", plural: "nodes", namespaced: false, shortNames: ["no"],
-        printerColumns: [
-            // As kubectl shows a cordoned node: `Ready,SchedulingDisabled`.
-            .text("STATUS") { node in
-                let ready = Conditions(node).has("Ready", "True") ? "Ready" : "NotReady"
-                return node.value(at: "spec", "unschedulable") == .bool(true) ? "\(ready),SchedulingDisabled" : ready
-            },
-            .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
-        ],
-        fields: ["spec": nodeSpec, "status": nodeStatus],
-        summary: "Node is a worker in a member cluster.",
-        protobufNumbers: ["spec": 2, "status": 3]
-    )
+    /// kube-apiserver's columns: `NAME STATUS ROLES AGE VERSION`, and with `-o wide` the
+    /// addresses, the OS image, the kernel and the container runtime.
+    public static let node: KindDescriptor = {
+        var node = KindDescriptor(
+            group: "", version: "v1", kind: "Node", plural: "nodes", namespaced: false, shortNames: ["no"],
+            printerColumns: [
+                // As kubectl shows a cordoned node: `Ready,SchedulingDisabled`.
+                .text("STATUS") { node in
+                    let ready = Conditions(node).has("Ready", "True") ? "Ready" : "NotReady"
+                    return node.value(at: "spec", "unschedulable") == .bool(true) ? "\(ready),SchedulingDisabled" : ready
+                },
+                .text("ROLES") { roles(of: $0) },
+                .text("VERSION") { $0.string(at: "status", "nodeInfo", "kubeletVersion") ?? "" },
+                .text("INTERNAL-IP", priority: 1) { address("InternalIP", of: $0) ?? "<none>" },
+                .text("EXTERNAL-IP", priority: 1) { address("ExternalIP", of: $0) ?? "<none>" },
+                .text("OS-IMAGE", priority: 1) { nodeInfo("osImage", of: $0) },
+                .text("KERNEL-VERSION", priority: 1) { nodeInfo("kernelVersion", of: $0) },
+                .text("CONTAINER-RUNTIME", priority: 1) { nodeInfo("containerRuntimeVersion", of: $0) },
+            ],
+            fields: ["spec": nodeSpec, "status": nodeStatus],
+            summary: "Node is a worker in a member cluster.",
+            protobufNumbers: ["spec": 2, "status": 3]
+        )
+        node.ageColumnAt = 2
+        return node
+    }()
+
+    /// The roles a node's `node-role.kubernetes.io/ROLE` labels (or the older `kubernetes.io/role`) give it, as kubectl lists them.
+    static func roles(of node: JSONValue) -> String {
+        var roles = Set<String>()
+        for (key, value) in node.labels {
+            if key.hasPrefix("node-role.kubernetes.io/") {
+                let role = String(key.dropFirst("node-role.kubernetes.io/".count))
+                if !role.isEmpty { roles.insert(role) }
+            } else if key == "kubernetes.io/role", !value.isEmpty {
+                roles.insert(value)
+            }
+        }
+        return roles.isEmpty ? "<none>" : roles.sorted().joined(separator: ",")
+    }
+
+    static func address(_ type: String, of node: JSONValue) -> String? {
+        (node.value(at: "status", "addresses")?.arrayElements ?? []).first { $0["type"]?.stringValue == type }?["address"]?.stringValue
+    }
+
+    static func nodeInfo(_ field: String, of node: JSONValue) -> String {
+        let value = node.string(at: "status", "nodeInfo", field) ?? ""
+        return value.isEmpty ? "<unknown>" : value
+    }
 
     /// `core/v1.NodeConfigSource` (the deprecated dynamic kubelet configuration).
     static let configSource = FieldSchema.numbered(

@@ -53,10 +53,10 @@ struct TableWriter {
 
     /// Where AGE goes among the kind's columns: after the ones every table shows and before
     /// `-o wide`'s, as kube-apiserver's tables place it (nil: after all of them).
-    private var ageAt: Int? { kind.printerColumns.firstIndex { $0.priority > 0 } }
+    private var ageAt: Int? { kind.ageColumnAt ?? kind.printerColumns.firstIndex { $0.priority > 0 } }
 
     private func row(_ object: JSONValue) -> JSONValue {
-        var cells: [JSONValue] = [.string(object.name ?? "")]
+        var cells: [JSONValue] = [.string(kind.displayedName?(object) ?? object.name ?? "")]
         cells += kind.printerColumns.map { $0.cell(object) }
         cells.insert(.string(Self.age(of: object, now: now)), at: 1 + (ageAt ?? kind.printerColumns.count))
         switch rowObject {

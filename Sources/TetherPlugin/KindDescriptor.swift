@@ -65,6 +65,12 @@ public struct KindDescriptor: Sendable {
     /// What each field means, for OpenAPI and `kubectl explain`, by its path from the object's
     /// root (`spec.placement.clusterNames`; an array's or a map's members continue its path).
     public var fieldDescriptions: [String: String] = [:]
+    /// Where AGE goes among ``printerColumns`` when not where kube-apiserver's tables usually put
+    /// it (before the first `-o wide` column): a Node's is between ROLES and VERSION.
+    public var ageColumnAt: Int?
+    /// The NAME cell, when kube-apiserver's table adds to the name: a default StorageClass is
+    /// `standard (default)`. Nil: the name.
+    public var displayedName: (@Sendable (JSONValue) -> String)?
 
     public init(
         group: String,

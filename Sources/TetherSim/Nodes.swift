@@ -121,7 +121,11 @@ struct Nodes {
                             "lastHeartbeatTime": .string(kubernetesTimestamp()), "lastTransitionTime": .string(kubernetesTimestamp()),
                         ]
                     }),
-                "nodeInfo": ["kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64"],
+                // No kernel to name and no runtime running anything: said so, not made up.
+                "nodeInfo": [
+                    "kubeletVersion": "v1.32.0-sim", "operatingSystem": "linux", "architecture": "amd64", "osImage": "Tether simulated node",
+                    "containerRuntimeVersion": "none (simulated)",
+                ],
             ],
         ]
     }
