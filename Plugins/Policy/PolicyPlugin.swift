@@ -16,7 +16,7 @@ public struct PolicyPlugin: ResourcePlugin {
     public let kinds: [KindDescriptor] = [
         Self.serviceAccount, Self.role, Self.roleBinding, Self.clusterRole, Self.clusterRoleBinding, Self.resourceQuota, Self.limitRange,
         Self.persistentVolume, Self.persistentVolumeClaim, Self.podDisruptionBudget, Self.networkPolicy, Self.horizontalPodAutoscaler,
-        Self.priorityClass,
+        Self.priorityClass, Self.storageClass,
     ]
 
     public init() {}
@@ -263,7 +263,7 @@ public struct PolicyPlugin: ResourcePlugin {
     public func applyPhase(of kind: KindDescriptor) -> ApplyPhase {
         switch kind.kind {
         case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ResourceQuota", "LimitRange",
-            "PersistentVolume", "PersistentVolumeClaim", "PriorityClass":
+            "PersistentVolume", "PersistentVolumeClaim", "PriorityClass", "StorageClass":
             .configuration
         default: .workloads
         }
@@ -273,6 +273,7 @@ public struct PolicyPlugin: ResourcePlugin {
     /// a LimitRange's `Container` item limits by default to its `max`, and requests by default
     /// what it limits by default, else its `min`.
     public func normalizeOnWrite(_ object: JSONValue) -> JSONValue {
+        if let defaulted = Self.storageDefaults(object) { return defaulted }
         if object.kind == "LimitRange", var items = object.value(at: "spec", "limits")?.arrayElements {
             for index in items.indices where items[index]["type"]?.stringValue == "Container" {
                 var limits = items[index]["default"]?.objectMembers ?? [:]
@@ -315,6 +316,7 @@ public struct PolicyPlugin: ResourcePlugin {
     /// value is at most one billion, and the preemption policy is one it knows.
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         if object.kind == "PersistentVolume" { return Self.volumeProblems(object) }
+        if object.kind == "StorageClass" { return Self.storageClassProblems(object) }
         if object.kind == "ResourceQuota" {
             return ResourceQuotaAdmission.scopeProblems(of: object).map { ValidationProblem(field: $0.field, $0.message) }
         }
@@ -359,7 +361,7 @@ public struct PolicyPlugin: ResourcePlugin {
 
     /// A PriorityClass's value and preemption policy never change: Pods already carry them.
     public func validateUpdate(_ object: JSONValue, from old: JSONValue) -> [ValidationProblem] {
-        guard object.kind == "PriorityClass" else { return [] }
+        guard object.kind == "PriorityClass" else { return Self.storageUpdateProblems(object, from: old) }
         var problems = validate(object)
         if (object["value"]?.integerValue ?? 0) != (old["value"]?.integerValue ?? 0) {
             problems.append(ValidationProblem(field: "value", "Forbidden: may not be changed in an update."))
@@ -373,8 +375,9 @@ public struct PolicyPlugin: ResourcePlugin {
     /// Access is granted only when an agent's allow-list names RBAC; and a PersistentVolume only
     /// when it names that, since a volume (a host path, another namespace's disk) opens storage to
     /// whichever claim binds it, which Kubernetes keeps for administrators.
+    /// A StorageClass neither: each member keeps its own classes (its provisioners, its default).
     public func allowedByDefault(_ kind: KindDescriptor) -> Bool {
-        kind.group != Self.rbacGroup && kind.kind != "PersistentVolume"
+        kind.group != Self.rbacGroup && kind.kind != "PersistentVolume" && kind.kind != "StorageClass"
     }
 
     /// A claim is healthy once bound; an autoscaler that cannot scale is degraded; the rest

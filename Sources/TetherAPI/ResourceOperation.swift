@@ -133,7 +133,7 @@ struct ResourceOperation {
             object = try await prioritized(object)
         }
         if handler.configuration.enforcesNamespaceLimits, kind.group.isEmpty, kind.kind == "PersistentVolumeClaim" {
-            try await claimWithinLimits(object)
+            object = try await admittedClaim(object)
         }
         if handler.configuration.enforcesNamespaceLimits, kind.namespaced { try await admitUnderQuota(object) }
         // `Optional(body)`: with a bare JSONValue branch the nil would be JSON null, read as an apply.
@@ -165,15 +165,6 @@ struct ResourceOperation {
             return try LimitRangeAdmission.admit(pod, limitRanges: ranges)
         } catch {
             throw APIError.forbidden("pods \"\(pod.name ?? pod.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(error.reason)")
-        }
-    }
-
-    /// LimitRanger's `PersistentVolumeClaim` items: a claim's storage request within their bounds, or 403.
-    private func claimWithinLimits(_ claim: JSONValue) async throws {
-        let ranges = try await store.list(ResourceHandler.limitRanges, options: ListOptions(namespace: claim.namespace ?? path.namespace)).objects
-        if let refusal = LimitRangeAdmission.claimRefusal(claim, limitRanges: ranges) {
-            throw APIError.forbidden(
-                "persistentvolumeclaims \"\(claim.name ?? claim.metadata["generateName"]?.stringValue ?? "")\" is forbidden: \(refusal.reason)")
         }
     }
 

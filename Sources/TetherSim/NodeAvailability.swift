@@ -270,6 +270,9 @@ final class NodeAvailability: Sendable {
             return ["node(s) had untolerated taint {\(untolerated.key): \(untolerated.value)}"]
         }
         if !pod.selects(nodeLabels: facts.labels, name: node) { return ["node(s) didn't match Pod's node affinity/selector"] }
+        if !pod.volumeTerms.allSatisfy({ $0.contains { $0.matches(labels: facts.labels, name: node) } }) {
+            return ["node(s) had volume node affinity conflict"]
+        }
         var used = state.used[node] ?? (PodRequests(), 0)
         for reserved in state.nominated.values where reserved.node == node && reserved.pod.priority >= pod.priority {
             used = (used.requests.adding(reserved.pod.requests), used.pods + 1)

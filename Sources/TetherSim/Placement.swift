@@ -182,6 +182,9 @@ struct PodPlacement: Hashable, Sendable {
     var preemptsLowerPriority = true
     /// Deleted: still counted on its node until its kubelet has stopped it, and never preempted again.
     var terminating = false
+    /// The node affinity of each bound volume the Pod uses (any one term of each): the Pod goes
+    /// only where all of its volumes are.
+    var volumeTerms: [[NodeSelectorTerm]] = []
 
     init(of pod: JSONValue) {
         requests = PodRequests(of: pod)

@@ -80,6 +80,7 @@ struct PodController: Sendable {
             wanted = Array(repeating: Slot(), count: max(0, replicas - current.count))
         }
         for pod in extra { await delete(pod, by: owner) }
+        if kind == "StatefulSet" { await deleteClaimsOfScaledDown(owner, pods: extra) }
         let deleted = Set(extra.compactMap(\.uid))
         current.removeAll { deleted.contains($0.uid ?? "") }
         // As kube-apiserver refuses the controllers: nothing new in a namespace gone or being deleted.
@@ -220,14 +221,18 @@ struct PodController: Sendable {
         KubernetesDefaults.defaultTolerationSeconds(in: &pod)
         // Scheduled as it is made: one write less per Pod than the scheduler's separate binding.
         // With every node cordoned it is made unscheduled, and the scheduler leaves it Pending.
-        var node = slot.node
-        if node == nil, case .success(let fitting) = nodes.fitting(PodPlacement(of: pod)) { node = fitting.randomElement() }
-        if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
-        if let index = slot.index { Self.indexPod(&pod, job: ownerName, index: index) }
         if kind == "StatefulSet", let name = slot.name {
             pod.set(.string(name), at: ["spec", "hostname"])
             if let service = owner.string(at: "spec", "serviceName"), !service.isEmpty { pod.set(.string(service), at: ["spec", "subdomain"]) }
+            guard await claimsFromTemplates(of: owner, podName: name, pod: &pod) else { return nil }
         }
+        // A Pod with claims waits for the scheduler, which binds it where its volumes are.
+        var node = slot.node
+        if node == nil, VolumeController.claimNames(of: pod).isEmpty, case .success(let fitting) = nodes.fitting(PodPlacement(of: pod)) {
+            node = fitting.randomElement()
+        }
+        if let node { pod.set(.string(node), at: ["spec", "nodeName"]) }
+        if let index = slot.index { Self.indexPod(&pod, job: ownerName, index: index) }
         let source = Self.controllerSource(kind)
         // Through kube-apiserver's Priority and ResourceQuota admission, as every controller's Pod goes.
         let refusal: String?

@@ -372,10 +372,6 @@ struct StatusPlan {
     /// The persistent volume controller's phase for a volume made by hand: `Available` until a
     /// claim is bound to it (`spec.claimRef`), then `Bound`. No claim binds here: members bind
     /// none of their own (docs/simulation.md).
-    mutating func persistentVolume() {
-        status[member: "phase"] = object.value(at: "spec", "claimRef") == nil ? "Available" : "Bound"
-    }
-
     mutating func loadBalancer(ip: String) {
         status[member: "loadBalancer"] = ["ingress": [["ip": .string(ip)]]]
     }

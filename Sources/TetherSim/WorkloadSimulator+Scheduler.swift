@@ -83,7 +83,21 @@ extension WorkloadSimulator {
             hash = (hash ^ UInt32(byte)) &* 16_777_619
         }
         let open: [String]
-        let placement = PodPlacement(of: pod)
+        var placement = PodPlacement(of: pod)
+        var claimsWaitingForNode: [String] = []
+        if !VolumeController.claimNames(of: pod).isEmpty {
+            switch await volumes.readiness(of: pod) {
+            case .blocked(let reason):
+                let count = nodes.names.count
+                let message =
+                    "0/\(count) nodes are available: \(reason). preemption: 0/\(count) nodes are available: \(count) Preemption is not helpful for scheduling."
+                await leaveUnscheduled(pod, key: key, message: message)
+                return
+            case .schedulable(let volumeTerms, let waiting):
+                placement.volumeTerms = volumeTerms.map { $0.map(NodeSelectorTerm.init) }
+                claimsWaitingForNode = waiting
+            }
+        }
         // The budgets preemption weighs, read only for a Pod that may preempt.
         let budgets =
             placement.preemptsLowerPriority
@@ -100,6 +114,12 @@ extension WorkloadSimulator {
         var updated = pod
         let nominated = pod.string(at: "status", "nominatedNodeName")
         let node = nominated.flatMap { open.contains($0) ? $0 : nil } ?? open[Int(hash % UInt32(open.count))]
+        if !claimsWaitingForNode.isEmpty {
+            // As the scheduler's VolumeBinding: the node is picked, and the Pod is bound to it
+            // once its claims are (their binding brings it back, pinned there by its volumes).
+            await volumes.select(node, forClaims: claimsWaitingForNode, namespace: key.namespace)
+            return
+        }
         updated.set(.string(node), at: ["spec", "nodeName"])
         guard let scheduled = try? await store.update(updated, as: key.type, dryRun: false) else { return }
         nodes.track(scheduled, key: key, gone: false)

@@ -52,6 +52,7 @@ public final class WorkloadSimulator: Service, Sendable {
     private let autoscalers: AutoscalerController
     private let disruptions: DisruptionController
     private let quotas: QuotaController
+    let volumes: VolumeController
     let nodes: NodeAvailability
     /// Pods the scheduler found no node for, with their requests; scheduled again when room opens.
     let unscheduled = Mutex<[ObjectKey: PodPlacement]>([:])
@@ -70,6 +71,7 @@ public final class WorkloadSimulator: Service, Sendable {
         self.endpoints = EndpointsController(store: store, logger: logger)
         self.disruptions = DisruptionController(store: store, logger: logger)
         self.quotas = QuotaController(store: store, logger: logger)
+        self.volumes = VolumeController(store: store, events: events, logger: logger)
         self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
         self.autoscalers = AutoscalerController(store: store, events: events, metrics: SimulatedMetrics(store: store), logger: logger)
     }
@@ -78,11 +80,12 @@ public final class WorkloadSimulator: Service, Sendable {
         [
             "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "services", "ingresses", "namespaces", "pods", "nodes",
             "poddisruptionbudgets", "horizontalpodautoscalers", "replicationcontrollers", "persistentvolumes", "priorityclasses",
-            "limitranges",
+            "limitranges", "storageclasses",
         ] + QuotaController.followed
 
     public func run() async throws {
         try await Nodes(store: store, settings: settings).reconcile()
+        await volumes.ensureDefaultClass()
         // Known before any Pod is scheduled; the Nodes' watch keeps it current.
         for node in try await store.list(Nodes.type, options: ListOptions()).objects {
             _ = nodes.update(node.name ?? "", from: node)
@@ -162,7 +165,9 @@ public final class WorkloadSimulator: Service, Sendable {
             await queuePodOwners(in: key.type == PodController.limitRanges ? key.namespace : nil)
             return nil
         }
+        if key.type == VolumeController.classes { return await queueClaims(waitingFor: key.name) }
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
+            await volumeObjectGone(key)
             _ = observed.withLock { $0.removeValue(forKey: key) }
             if key.type == EndpointsController.services { await endpoints.serviceDeleted(namespace: key.namespace, name: key.name) }
             if key.type == DisruptionController.budgets { disruptions.budgetDeleted(namespace: key.namespace, name: key.name) }
@@ -196,7 +201,9 @@ public final class WorkloadSimulator: Service, Sendable {
             // The ReplicaSet controller's older sibling: the same step and the same counts.
             guard let owned = await pods.sync(object, kind: "ReplicationController") else { return nil }
             plan.replicaSet(pods: owned, now: Date())
-        case "persistentvolumes": plan.persistentVolume()
+        case "persistentvolumes", "persistentvolumeclaims":
+            guard let status = await volumeObjectChanged(object, key: key) else { return nil }
+            plan.counted(status, lookAgainAfter: nil)
         case "deployments":
             guard let (sets, newest) = await rollOut(object) else { return nil }
             plan.deployment(replicaSets: sets, newest: newest, now: Date())
@@ -301,6 +308,7 @@ public final class WorkloadSimulator: Service, Sendable {
             queue.add(ObjectKey(type: EndpointsController.services, namespace: pod.namespace, name: service))
         }
         if deleted { await addresses.release(pod: pod) }
+        await claimsOfPodChanged(pod, deleted: deleted)
         // Every owner counts its status from its Pods; one being deleted no longer counts, and its
         // owner makes another meanwhile.
         if let owner = Self.controller(of: pod), let type = PodController.ownerTypes[owner.kind] {
