@@ -270,6 +270,9 @@ struct ResourceOperation {
             return try await store.update(try await withEphemeralContainers(of: object), as: type, dryRun: dryRun)
         }
         var admittedObject = try admitted(object, replacing: current)
+        if let current, handler.configuration.enforcesNamespaceLimits, kind.group.isEmpty, kind.kind == "PersistentVolumeClaim" {
+            try await admitResize(of: admittedObject, from: current)
+        }
         if let current { admittedObject = try ownership(of: admittedObject, current: current, applied: applied) }
         let updated = try await store.update(admittedObject, as: type, dryRun: dryRun)
         if !dryRun {

@@ -79,7 +79,9 @@ struct VolumeController: Sendable {
                 return nil
             }
             let reference = Self.claimReference(of: volume)
-            if reference.namespace == namespace, reference.name == name, reference.uid == uid { return Self.boundStatus(of: volume) }
+            if reference.namespace == namespace, reference.name == name, reference.uid == uid {
+                return Self.boundStatus(of: await expanded(volume, for: claim) ?? volume)
+            }
             // The claim names a volume made for it (pre-bound to it, or to no claim): the binder completes it.
             let preBound = reference.namespace == namespace && reference.name == name && reference.uid == nil
             if preBound || reference.name == nil {
@@ -138,6 +140,24 @@ struct VolumeController: Sendable {
         }
         await provision(for: claim, of: storageClass, provisioner: provisioner, node: waitsForConsumer ? selectedNode : nil)
         return nil
+    }
+
+    /// The resizer's part: a bound claim asking for more than its volume holds (the API let it
+    /// only where its class allows expansion) grows the volume; nil when there is nothing to do
+    /// or the volume could not be written.
+    private func expanded(_ volume: JSONValue, for claim: JSONValue) async -> JSONValue? {
+        guard let wanted = claim.value(at: "spec", "resources", "requests", "storage"), let volumeName = volume.name,
+            let milli = ResourceQuantity.milli(wanted.stringValue), let capacity = Self.capacity(of: volume), milli > capacity
+        else { return nil }
+        var grown = volume
+        grown.set(wanted, at: ["spec", "capacity", "storage"])
+        guard let written = try? await store.update(grown, as: Self.volumes, dryRun: false) else { return nil }
+        let from = volume.string(at: "spec", "capacity", "storage") ?? ""
+        await events.record(
+            .normal, "VolumeResizeSuccessful", "ExpandVolume succeeded for volume \(volumeName) (\(from) to \(wanted.stringValue ?? ""))",
+            about: claim,
+            source: EventRecorder.Source(component: "volume_expand"))
+        return written
     }
 
     /// A bound claim's status: the access modes and capacity of its volume.

@@ -4,7 +4,7 @@ import TetherTestSupport
 
 extension SimclusterTests {
     @Test(
-        "a simulated member binds claims as a cluster does: the default class waits for the first Pod and provisions on its node, an Immediate class binds at once, a hand-made volume binds a claim of no class and is kept when it goes, a claim in use stays until its Pod goes, and a Pod whose claim is missing waits until it exists"
+        "a simulated member binds claims as a cluster does: the default class waits for the first Pod and provisions on its node, an Immediate class binds at once and grows a claim when it allows expansion, a hand-made volume binds a claim of no class and is kept when it goes, a claim in use stays until its Pod goes, and a Pod whose claim is missing waits until it exists"
     )
     func persistentVolumes() async throws {
         try await withFederation { federation in
@@ -104,6 +104,10 @@ extension SimclusterTests {
             #expect(changed.status != 0 && changed.stderr.contains("updates to reclaimPolicy are forbidden"), "\(changed)")
             let moved = try await kubectl.run(["patch", "pvc", "quick", "--type=merge", "-p", #"{"spec":{"accessModes":["ReadWriteMany"]}}"#])
             #expect(moved.status != 0 && moved.stderr.contains("spec is immutable after creation"), "\(moved)")
+            // Its class allows expansion: a larger request grows the volume.
+            try await kubectl.succeed(["patch", "pvc", "quick", "--type=merge", "-p", #"{"spec":{"resources":{"requests":{"storage":"5Gi"}}}}"#])
+            try await kubectl.succeed(["wait", "--for=jsonpath={.status.capacity.storage}=5Gi", "pvc/quick", "--timeout=30s"], within: .seconds(40))
+            #expect(try await kubectl.succeed(["get", "pv", quickVolume, "-o", "jsonpath={.spec.capacity.storage}"]) == "5Gi")
 
             // A volume made by hand binds the smallest fitting claim of no class, and is kept.
             try await kubectl.succeed(
@@ -121,6 +125,14 @@ extension SimclusterTests {
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Bound", "pvc/static", "--timeout=30s"], within: .seconds(40))
             #expect(
                 try await kubectl.succeed(["get", "pvc", "static", "-o", "jsonpath={.spec.volumeName}/{.status.capacity.storage}"]) == "manual/5Gi")
+            let resized = try await kubectl.run([
+                "patch", "pvc", "static", "--type=merge", "-p", #"{"spec":{"resources":{"requests":{"storage":"8Gi"}}}}"#,
+            ])
+            #expect(
+                resized.status != 0
+                    && resized.stderr.contains(
+                        "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"),
+                "\(resized)")
             try await kubectl.succeed(["delete", "pvc", "static", "--wait=true"], within: .seconds(40))
             try await kubectl.succeed(["wait", "--for=jsonpath={.status.phase}=Released", "pv/manual", "--timeout=30s"], within: .seconds(40))
 
