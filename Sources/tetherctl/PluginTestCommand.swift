@@ -32,6 +32,11 @@ struct PluginTestCommand: AsyncParsableCommand {
 
             --kind group/version/Kind with --sample FILE runs the compiled-in plugin of that kind instead.
 
+            --crd FILE makes an object of the definition's kind from its schema (defaults, enums, the \
+            least values its bounds allow, strings of its formats and patterns; held to its own \
+            validation) and runs the operations on it as on a --sample. With --at-hub, the definition \
+            of the customization's target kind is read from the hub when it serves one.
+
             Exit status: 0 when every check passes, 1 when one fails, 64 for a usage error.
             """
     )
@@ -47,6 +52,9 @@ struct PluginTestCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "An object of --kind (or of the --plugin's kinds) to run the plugin's operations on; repeatable.")
     var sample: [String] = []
+
+    @Option(name: .long, help: "A CustomResourceDefinition file: an object of its kind is made from its schema and checked on; repeatable.")
+    var crd: [String] = []
 
     @Option(name: .long, help: "A ResourceInterpreterCustomization at the running hub to check, by name (with --dir or --hub).")
     var atHub: String?
@@ -70,26 +78,39 @@ struct PluginTestCommand: AsyncParsableCommand {
         if kind == nil, plugin == nil, atHub == nil, paths.isEmpty {
             throw ValidationError("name a customization file or directory, --at-hub NAME, or --kind or --plugin with --sample")
         }
-        if kind != nil || plugin != nil, sample.isEmpty { throw ValidationError("--kind and --plugin need at least one --sample object to run on") }
+        if kind != nil, sample.isEmpty { throw ValidationError("--kind needs at least one --sample object to run on") }
+        if plugin != nil, sample.isEmpty, crd.isEmpty {
+            throw ValidationError("--plugin needs at least one --sample object, or a --crd to make one from, to run on")
+        }
         if repeats < 1 || repeats > 10_000 { throw ValidationError("--repeats must be between 1 and 10000") }
     }
 
     func run() async throws {
         var reports: [ConformanceReport] = []
+        var samples = try sample.map(Self.readObject)
+        var generated = ConformanceReport(subject: "objects made from definitions", target: "--crd", checks: [])
+        for file in crd { samples += Self.generatedSamples(from: try Self.readObject(file), source: file, into: &generated) }
         if let kind {
-            reports.append(try PluginConformance.compiled(kind: kind, samples: sample.map(Self.readObject), repeats: repeats))
+            reports.append(try PluginConformance.compiled(kind: kind, samples: samples, repeats: repeats))
         }
         if let plugin {
-            reports.append(try await PluginConformance.external(directory: plugin, samples: sample.map(Self.readObject), repeats: repeats))
+            reports.append(try await PluginConformance.external(directory: plugin, samples: samples, repeats: repeats))
         }
-        let samples = try sample.map(Self.readObject)
         if let atHub {
             let api = try HubAPI(directory: FederationDirectory(path: dir), hub: hub)
             let (status, object) = try await api.send(.GET, "/apis/config.karmada.io/v1alpha1/resourceinterpretercustomizations/\(atHub)")
+            let definitions = try? await api.send(.GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
             await api.shutdown()
             guard status == 200 else {
                 throw ValidationError(
                     "the hub has no ResourceInterpreterCustomization \(atHub) (HTTP \(status)): \(object["message"]?.stringValue ?? "")")
+            }
+            // The definition of its target kind, when the hub serves one: an object made from it is checked on too.
+            let target = object.value(at: "spec", "target")
+            let group = target?["apiVersion"]?.stringValue.map { $0.split(separator: "/").dropLast().joined(separator: "/") }
+            for definition in definitions?.1["items"]?.arrayElements ?? []
+            where definition.string(at: "spec", "group") == group && definition.string(at: "spec", "names", "kind") == target?["kind"]?.stringValue {
+                samples += Self.generatedSamples(from: definition, source: "the hub", into: &generated)
             }
             let folder = NSTemporaryDirectory() + "tetherctl-plugin-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -109,6 +130,7 @@ struct PluginTestCommand: AsyncParsableCommand {
                 reports.append(try CustomizationConformance(layout: directory, repeats: repeats, samples: samples).run())
             }
         }
+        if !generated.checks.isEmpty { reports.insert(generated, at: 0) }
         let failed = reports.reduce(0) { $0 + $1.checks.filter { !$0.passed }.count }
         switch output {
         case .json: try printJSON(reports)
@@ -119,6 +141,23 @@ struct PluginTestCommand: AsyncParsableCommand {
             print("\(passed) passed, \(failed) failed")
         }
         if failed > 0 { throw ExitCode(1) }
+    }
+
+    /// The object made from `definition`'s schema (none when it cannot be made), and a check saying which.
+    static func generatedSamples(from definition: JSONValue, source: String, into report: inout ConformanceReport) -> [JSONValue] {
+        let name = "\(definition.name ?? "definition") (\(source))"
+        do {
+            let parsed = try CustomResourceDefinition(parsing: definition)
+            let made = try parsed.sample()
+            report.checks.append(ConformanceCheck(operation: "generate", name: "\(parsed.kind) from \(name)", passed: true))
+            return [made]
+        } catch let error as DefinitionProblems {
+            let problems = error.problems.prefix(3).map(\.description).joined(separator: "; ")
+            report.checks.append(ConformanceCheck(operation: "generate", name: name, passed: false, problem: "not a valid definition: \(problems)"))
+        } catch {
+            report.checks.append(ConformanceCheck(operation: "generate", name: name, passed: false, problem: "\(error)"))
+        }
+        return []
     }
 
     static func readObject(_ path: String) throws -> JSONValue {

@@ -353,6 +353,10 @@ struct CustomResourceDefinitionTests {
             #expect(
                 kit.status == 0 && kit.output.contains("PASS  InterpretHealth  sample 1 (sample)") && kit.output.contains("replica round trip"),
                 "\(kit.output)")
+            // And on an object made from the definition the hub serves for the target kind.
+            #expect(
+                kit.output.contains("PASS  generate  CronTab from crontabs.stable.example.com (the hub)")
+                    && kit.output.contains("PASS  InterpretReplica  sample 2 (sample)") && !kit.output.contains("FAIL"), "\(kit.output)")
 
             try await hubctl.succeed(
                 ["apply", "-f", "-"], stdin: Self.cronTab("nightly", spec: "{cronSpec: '0 3 * * *', image: backup, replicas: 4}"))

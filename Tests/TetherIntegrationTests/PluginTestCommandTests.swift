@@ -56,6 +56,64 @@ struct PluginTestCommandTests {
         #expect(usage.status == 64 && usage.output.contains("name a customization file or directory"), "\(usage.output)")
     }
 
+    @Test(
+        "--crd makes an object from the definition's schema and runs every operation on it; a definition whose rules no made object meets fails, saying why"
+    )
+    func samplesFromDefinitions() async throws {
+        let scratch = try ScratchDirectory("plugin-test-crd")
+        let definition = scratch.file("rollouts.yaml")
+        let schema = """
+            apiVersion: apiextensions.k8s.io/v1
+            kind: CustomResourceDefinition
+            metadata: {name: rollouts.argoproj.io}
+            spec:
+              group: argoproj.io
+              scope: Namespaced
+              names: {kind: Rollout, plural: rollouts}
+              versions:
+              - name: v1alpha1
+                served: true
+                storage: true
+                schema:
+                  openAPIV3Schema:
+                    type: object
+                    properties:
+                      spec:
+                        type: object
+                        required: [selector]
+                        properties:
+                          replicas: {type: integer, minimum: 0}
+                          selector: {type: object, properties: {matchLabels: {type: object, additionalProperties: {type: string}}}}
+                          template: {type: object, x-kubernetes-preserve-unknown-fields: true}
+                          strategy:
+                            type: object
+                            properties:
+                              canary:
+                                type: object
+                                properties:
+                                  steps: {type: array, items: {type: object, properties: {setWeight: {type: integer, minimum: 0, maximum: 100}}}}
+                      status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+            """
+        try schema.write(toFile: definition, atomically: true, encoding: .utf8)
+        let rollout = Self.customizations + "/argoproj.io/v1alpha1/Rollout"
+        let made = try await run("tetherctl", ["plugin", "test", rollout, "--crd", definition])
+        #expect(made.status == 0, "\(made.output)")
+        #expect(made.output.contains("PASS  generate  Rollout from rollouts.argoproj.io (\(definition))"), "\(made.output)")
+        for operation in ["InterpretReplica", "ReviseReplica", "InterpretHealth", "InterpretStatus", "AggregateStatus"] {
+            #expect(made.output.contains("PASS  \(operation)  sample 1 (sample)"), "\(operation): \(made.output)")
+        }
+
+        let impossible = scratch.file("impossible.yaml")
+        try schema.replacingOccurrences(of: "replicas: {type: integer, minimum: 0}", with: "replicas: {type: integer, minimum: 200, maximum: 100}")
+            .write(toFile: impossible, atomically: true, encoding: .utf8)
+        let refused = try await run("tetherctl", ["plugin", "test", rollout, "--crd", impossible])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(
+            refused.output.contains("FAIL  generate  rollouts.argoproj.io (\(impossible))")
+                && refused.output.contains("give an object of Rollout with --sample"),
+            "\(refused.output)")
+    }
+
     @Test("a compiled-in kind through its operations on a sample")
     func compiledPlugin() async throws {
         let scratch = try ScratchDirectory("plugin-test")
