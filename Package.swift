@@ -160,7 +160,7 @@ let package = Package(
             name: "TetherAPI",
             dependencies: [
                 "TetherModel", "TetherJSON", "TetherStore", "TetherPlugin", "TetherSecurity", "TetherWire", nioCore, nioConcurrency, nioSSL, nioHTTP1,
-                x509,
+                x509, httpClient,
                 logging, lifecycle, metrics,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

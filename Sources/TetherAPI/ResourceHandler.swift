@@ -136,7 +136,7 @@ struct ResourceHandler: Sendable {
             if let name = resource.name {
                 let operation = try await operation(resource, .get, request, context)
                 let object = try await store.get(operation.type, namespace: resource.namespace, name: name)
-                return resource.subresource == "scale" ? Self.json(Scale(of: object).object) : try operation.render(object)
+                return resource.subresource == "scale" ? Self.json(Scale(of: object).object) : try await operation.render(object)
             }
             let watching = context.query.watch
             let operation = try await operation(resource, watching ? .watch : .list, request, context)

@@ -12,18 +12,37 @@ extension ResourceOperation {
     // MARK: Versions
 
     /// A stored object as the URL's version shows it.
-    func shown(_ object: JSONValue) -> JSONValue {
-        served.conversion?.fromStorage(object) ?? object
+    func shown(_ object: JSONValue) async throws(APIError) -> JSONValue {
+        try await shownAll([object])[0]
+    }
+
+    /// Stored objects as the URL's version shows them: converted here, or by the definition's
+    /// webhook in one call for all of them.
+    func shownAll(_ objects: [JSONValue]) async throws(APIError) -> [JSONValue] {
+        guard let conversion = served.conversion else { return objects }
+        guard let webhook = conversion.webhook else { return objects.map(conversion.fromStorage) }
+        return try await ConversionWebhookCall.convert(objects, to: served.apiVersion, kind: served.kind, using: webhook)
+    }
+
+    /// The objects of a table's rows as the URL's version shows them, when a webhook converts
+    /// them and the rows carry them; nil otherwise (the table converts each itself).
+    func tableObjects(_ objects: [JSONValue], for table: TableWriter) async throws(APIError) -> [JSONValue]? {
+        guard served.conversion?.webhook != nil, table.rowObject == .object else { return nil }
+        return try await shownAll(objects)
     }
 
     /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
     /// URL's (filled in when absent).
-    func stored(_ body: JSONValue) throws -> JSONValue {
+    func stored(_ body: JSONValue) async throws -> JSONValue {
         guard let conversion = served.conversion else { return body }
         var object = body
         try checkKind(of: &object, as: served)
         do {
-            return try conversion.toStorage(object)
+            let checked = try conversion.toStorage(object)
+            guard let webhook = conversion.webhook else { return checked }
+            return try await ConversionWebhookCall.convert([checked], to: kind.apiVersion, kind: kind.kind, using: webhook)[0]
+        } catch let error as APIError {
+            throw error
         } catch let error as VersionConversionError where error.invalid {
             throw APIError.invalid(error.description)
         } catch {
@@ -36,8 +55,8 @@ extension ResourceOperation {
     /// One object of the kind, in protobuf when the client prefers it (client-go's typed
     /// clients send `Accept: application/vnd.kubernetes.protobuf, application/json`) and every
     /// part of the object has a field number; in JSON otherwise, which such clients take as well.
-    func respond(_ stored: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        let object = shown(stored)
+    func respond(_ stored: JSONValue, status: HTTPResponse.Status = .ok) async throws(APIError) -> Response {
+        let object = try await shown(stored)
         if Self.prefersProtobuf(request.headers[.accept] ?? ""), let bytes = KubernetesProtobuf.encode(object, kind: served) {
             return Response(
                 status: status, headers: [.contentType: KubernetesProtobuf.contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

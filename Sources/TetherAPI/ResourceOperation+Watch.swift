@@ -53,7 +53,14 @@ extension ResourceOperation {
         let body = ResponseBody { writer in
             defer { limiter.leaveWatch(of: user) }
             for event in replay {
-                guard let frame = framing.frame(event.kind.rawValue, event.object) else {
+                let frame: ByteBuffer?
+                do throws(APIError) {
+                    frame = try await framing.frame(event.kind.rawValue, event.object)
+                } catch {
+                    try await writer.write(framing.error(error))
+                    return try await writer.finish(nil)
+                }
+                guard let frame else {
                     try await writer.write(framing.unencodable(event.object))
                     return try await writer.finish(nil)
                 }
@@ -89,7 +96,14 @@ extension ResourceOperation {
             let ended = try await withGracefulShutdownHandler { () async throws -> ByteBuffer? in
                 for await event in handoff {
                     guard labels.matches(event.object.labels), fields?.matches(event.object) ?? true else { continue }
-                    guard let frame = framing.frame(event.kind.rawValue, event.object) else { return framing.unencodable(event.object) }
+                    let frame: ByteBuffer?
+                    do throws(APIError) {
+                        frame = try await framing.frame(event.kind.rawValue, event.object)
+                    } catch {
+                        // The webhook failed: the client sees why, and lists and watches again.
+                        return framing.error(error)
+                    }
+                    guard let frame else { return framing.unencodable(event.object) }
                     try await writer.write(frame)
                 }
                 return nil
@@ -120,9 +134,16 @@ struct WatchFraming: Sendable {
 
     /// An event of a stored object, at the served version; nil when the stream is protobuf and
     /// some part of the object has no field number.
-    func frame(_ type: String, _ stored: JSONValue) -> ByteBuffer? {
+    func frame(_ type: String, _ stored: JSONValue) async throws(APIError) -> ByteBuffer? {
         var shown = kind.conversion?.fromStorage(stored) ?? stored
-        if let table { shown = table.table([stored], resourceVersion: stored.resourceVersion.map(String.init)) }
+        if let webhook = kind.conversion?.webhook, table == nil || table?.rowObject == .object {
+            shown = try await ConversionWebhookCall.convert([stored], to: kind.apiVersion, kind: kind.kind, using: webhook)[0]
+        }
+        if let table {
+            shown = table.table(
+                [stored], resourceVersion: stored.resourceVersion.map(String.init),
+                shownObjects: kind.conversion?.webhook == nil ? nil : [shown])
+        }
         guard protobuf else { return Self.jsonLine(type, shown) }
         guard let object = KubernetesProtobuf.encode(shown, kind: kind) else { return nil }
         return ByteBuffer(bytes: KubernetesProtobuf.watchFrame(type: type, enveloped: object))

@@ -46,11 +46,12 @@ struct ResourceOperation {
 
     // MARK: Reads
 
-    func render(_ object: JSONValue) throws -> Response {
+    func render(_ object: JSONValue) async throws -> Response {
         if wantsTable {
-            return ResourceHandler.json(try tableWriter().table([object], resourceVersion: nil))
+            let table = try tableWriter()
+            return ResourceHandler.json(table.table([object], resourceVersion: nil, shownObjects: try await tableObjects([object], for: table)))
         }
-        return respond(object)
+        return try await respond(object)
     }
 
     func list() async throws -> Response {
@@ -59,9 +60,11 @@ struct ResourceOperation {
         let page = try await store.list(type, options: options)
         let token = try page.next.map(ContinueToken.init).map { try $0.encoded() }
         if let table {
-            return ResourceHandler.json(table.table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token))
+            let shownObjects = try await tableObjects(page.objects, for: table)
+            return ResourceHandler.json(
+                table.table(page.objects, resourceVersion: String(page.resourceVersion), continueToken: token, shownObjects: shownObjects))
         }
-        let items = page.objects.map(shown)
+        let items = try await shownAll(page.objects)
         if Self.prefersProtobuf(request.headers[.accept] ?? ""),
             let bytes = KubernetesProtobuf.encodeList(items, kind: served, resourceVersion: String(page.resourceVersion), continueToken: token)
         {
@@ -93,7 +96,7 @@ struct ResourceOperation {
     // MARK: Writes
 
     func create(dryRun: Bool) async throws -> Response {
-        try await insert(try stored(try await decodedBody()), dryRun: dryRun)
+        try await insert(try await stored(try await decodedBody()), dryRun: dryRun)
     }
 
     /// Every create comes here, with one set of checks: POST (JSON or protobuf) and server-side
@@ -144,7 +147,7 @@ struct ResourceOperation {
             await definitionServed(created)
             await recordRevision(of: created)
         }
-        return respond(created, status: .created)
+        return try await respond(created, status: .created)
     }
 
     /// A Pod being created, with the priority its PriorityClass gives (``PodPriority``), or 403.
@@ -189,12 +192,12 @@ struct ResourceOperation {
 
     func replace(dryRun: Bool) async throws -> Response {
         if path.subresource == "scale" { return try await rescale(with: try await decodedBody(), dryRun: dryRun) }
-        var object = try stored(try await decodedBody())
+        var object = try await stored(try await decodedBody())
         try checkKind(of: &object)
         try checkIdentity(of: &object)
-        guard path.subresource == nil else { return respond(try await write(object, dryRun: dryRun)) }
+        guard path.subresource == nil else { return try await respond(try await write(object, dryRun: dryRun)) }
         let current = try await store.get(type, namespace: path.namespace, name: path.name ?? "")
-        return respond(try await write(object, dryRun: dryRun, replacing: current))
+        return try await respond(try await write(object, dryRun: dryRun, replacing: current))
     }
 
     func patch(dryRun: Bool) async throws -> Response {
@@ -240,22 +243,22 @@ struct ResourceOperation {
             throw APIError.badRequest("PATCH requests with application/apply-patch+yaml must name a fieldManager")
         }
         // Server-side apply of an object that does not exist creates it.
-        guard let current = existing else { return try await insert(try stored(patch), dryRun: dryRun, applying: applying) }
+        guard let current = existing else { return try await insert(try await stored(patch), dryRun: dryRun, applying: applying) }
         // A patch applies to the object as the URL's version shows it.
-        let view = shown(current)
+        let view = try await shown(current)
         var patched =
             applying && path.subresource == nil
             ? ManagedFields.applied(patch, to: view, schema: served.schema)
             : try Self.apply(patch, contentType: contentType, to: view, schema: served.schema, limits: handler.configuration.limits)
         try checkLimits(of: patched, after: "the patch")
-        patched = try stored(patched)
+        patched = try await stored(patched)
         // A patch names no resourceVersion unless it asks for one; then it is a precondition.
         if patch["metadata"]?["resourceVersion"] == nil { patched.resourceVersion = current.resourceVersion }
         try checkKind(of: &patched)
         try checkIdentity(of: &patched)
-        guard path.subresource == nil else { return respond(try await write(patched, dryRun: dryRun)) }
+        guard path.subresource == nil else { return try await respond(try await write(patched, dryRun: dryRun)) }
         if applying { patched = try withoutAbandonedFields(patched, applied: patch, current: current) }
-        return respond(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? Optional(patch) : nil))
+        return try await respond(try await write(patched, dryRun: dryRun, replacing: current, applied: applying ? Optional(patch) : nil))
     }
 
     /// Stores a whole new version: of `status` alone on the status subresource, else of the rest,
@@ -369,9 +372,9 @@ struct ResourceOperation {
         )
         if !dryRun, case .finalizing(let object) = outcome { await definitionServed(object) }
         switch outcome {
-        case .deleted(let object): return respond(object)
+        case .deleted(let object): return try await respond(object)
         // A Pod in its grace period is answered 200, as kube-apiserver does; one held by finalizers 202.
-        case .finalizing(let object): return respond(object, status: object.finalizers.isEmpty ? .ok : .accepted)
+        case .finalizing(let object): return try await respond(object, status: object.finalizers.isEmpty ? .ok : .accepted)
         }
     }
 
@@ -390,7 +393,7 @@ struct ResourceOperation {
         }
         return ResourceHandler.json([
             "kind": .string("\(kind.kind)List"), "apiVersion": .string(served.apiVersion),
-            "metadata": ["resourceVersion": .string(String(try await store.currentResourceVersion()))], "items": .array(items.map(shown)),
+            "metadata": ["resourceVersion": .string(String(try await store.currentResourceVersion()))], "items": .array(try await shownAll(items)),
         ])
     }
 

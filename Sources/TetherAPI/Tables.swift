@@ -28,7 +28,9 @@ struct TableWriter {
     /// The object as the client reads it (at the version the URL names), for `Object` rows.
     var shown: @Sendable (JSONValue) -> JSONValue = { $0 }
 
-    func table(_ objects: [JSONValue], resourceVersion: String?, continueToken: String? = nil) -> JSONValue {
+    /// `shownObjects`: the objects as the client's version shows them, for `Object` rows, when
+    /// converted beforehand (by a webhook); else each is converted by ``shown``.
+    func table(_ objects: [JSONValue], resourceVersion: String?, continueToken: String? = nil, shownObjects: [JSONValue]? = nil) -> JSONValue {
         var columns: [JSONValue] = [
             ["name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0]
         ]
@@ -45,7 +47,8 @@ struct TableWriter {
         if let continueToken { metadata["continue"] = .string(continueToken) }
         return [
             "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": .object(metadata),
-            "columnDefinitions": .array(columns), "rows": .array(objects.map(row)),
+            "columnDefinitions": .array(columns),
+            "rows": .array(objects.indices.map { index in row(objects[index], shown: shownObjects?[index]) }),
         ]
     }
 
@@ -55,7 +58,7 @@ struct TableWriter {
     /// `-o wide`'s, as kube-apiserver's tables place it (nil: after all of them).
     private var ageAt: Int? { kind.ageColumnAt ?? kind.printerColumns.firstIndex { $0.priority > 0 } }
 
-    private func row(_ object: JSONValue) -> JSONValue {
+    private func row(_ object: JSONValue, shown converted: JSONValue? = nil) -> JSONValue {
         var cells: [JSONValue] = [.string(kind.displayedName?(object) ?? object.name ?? "")]
         cells += kind.printerColumns.map { $0.cell(object) }
         cells.insert(.string(Self.age(of: object, now: now)), at: 1 + (ageAt ?? kind.printerColumns.count))
@@ -68,7 +71,7 @@ struct TableWriter {
             ]
             return ["cells": .array(cells), "object": partial]
         case .object:
-            return ["cells": .array(cells), "object": shown(object)]
+            return ["cells": .array(cells), "object": converted ?? shown(object)]
         }
     }
 

@@ -28,6 +28,8 @@ public struct CustomResourceDefinition: Sendable {
     public let schema: StructuralSchema
     /// The versions served besides the storage version, each with its own schema.
     public let otherVersions: [(name: String, schema: StructuralSchema)]
+    /// The webhook converting objects between versions (`strategy: Webhook`); nil for `None`.
+    public let conversionWebhook: ConversionWebhook?
     public let printerColumns: [Column]
     public let statusSubresource: Bool
     /// `.spec.replicas` and the like when the definition has a `scale` subresource.
@@ -101,13 +103,9 @@ public struct CustomResourceDefinition: Sendable {
         if storage.count != 1, !versions.isEmpty {
             problem("spec.versions", "Invalid value: must have exactly one version marked as storage version")
         }
-        let strategy = spec["conversion"]?["strategy"]?.stringValue ?? "None"
-        if strategy != "None" {
-            problem(
-                "spec.conversion.strategy",
-                "Unsupported value: \"\(strategy)\": Tether calls no conversion webhook; supported values: \"None\" "
-                    + "(every served version has the same fields, and only apiVersion changes)")
-        }
+        var webhookProblems: [ValidationProblem] = []
+        conversionWebhook = Self.conversionWebhook(in: spec["conversion"] ?? .null, problems: &webhookProblems)
+        problems += webhookProblems
         if let only = storage.first, only.element["served"] != .bool(true) {
             problem("spec.versions[\(only.offset)].served", "Invalid value: false: the storage version must be served")
         }
@@ -246,12 +244,20 @@ public struct CustomResourceDefinition: Sendable {
             let renaming = VersionConversion.renaming(group: group, served: version.name, storage: self.version)
             let schema = version.schema
             let kind = self.kind
-            let conversion = VersionConversion(
+            var conversion = VersionConversion(
                 storageVersion: self.version,
                 toStorage: { object in
                     try renaming.toStorage(CustomResourcePlugin.checked(object, against: schema, kind: kind, version: version.name))
                 },
                 fromStorage: renaming.fromStorage)
+            if let webhook = conversionWebhook {
+                // Checked and pruned at its own version here; the webhook converts it each way.
+                conversion = VersionConversion(
+                    storageVersion: self.version,
+                    toStorage: { try CustomResourcePlugin.checked($0, against: schema, kind: kind, version: version.name) },
+                    fromStorage: { $0 })
+                conversion.webhook = webhook
+            }
             var served = storage.alsoServed(as: version.name, fields: fields, conversion: conversion)
             served.fieldDescriptions = Self.descriptions(in: schema)
             return served

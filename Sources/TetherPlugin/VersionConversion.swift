@@ -13,6 +13,10 @@ public struct VersionConversion: Sendable {
     public var toStorage: @Sendable (JSONValue) throws -> JSONValue
     /// A stored object, as the served version shows it.
     public var fromStorage: @Sendable (JSONValue) -> JSONValue
+    /// The webhook that converts whole objects between the versions (a CustomResourceDefinition's
+    /// `strategy: Webhook`); ``toStorage`` then only checks an object at the served version, and
+    /// the API calls the webhook each way.
+    public var webhook: ConversionWebhook?
 
     public init(
         storageVersion: String, toStorage: @escaping @Sendable (JSONValue) throws -> JSONValue,
@@ -78,5 +82,19 @@ extension KindDescriptor {
         if let summary { other.summary = summary }
         other.conversion = conversion ?? .renaming(group: group, served: version, storage: self.version)
         return other
+    }
+}
+
+/// A conversion webhook a CustomResourceDefinition names: the API posts a `ConversionReview`
+/// (`apiextensions.k8s.io/v1`) of the objects to convert and takes back the converted ones.
+public struct ConversionWebhook: Sendable, Equatable {
+    /// `https://HOST[:PORT]/PATH`.
+    public var url: String
+    /// PEM certificates the webhook's server certificate must chain to; nil: the system's trust store.
+    public var caBundle: String?
+
+    public init(url: String, caBundle: String?) {
+        self.url = url
+        self.caBundle = caBundle
     }
 }

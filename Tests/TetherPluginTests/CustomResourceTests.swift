@@ -63,8 +63,25 @@ struct CustomResourceTests {
         versions.append(second)
         twoServed.set(.array(versions), at: ["spec", "versions"])
         #expect(problems(twoServed).isEmpty, "two served versions with conversion None are served")
-        twoServed.set(yaml("{strategy: Webhook, webhook: {clientConfig: {url: 'https://convert.example.com'}}}"), at: ["spec", "conversion"])
-        #expect(problems(twoServed).contains("spec.conversion.strategy: Unsupported value: \"Webhook\""))
+        twoServed.set(
+            yaml("{strategy: Webhook, webhook: {conversionReviewVersions: [v1], clientConfig: {url: 'https://convert.example.com/crd'}}}"),
+            at: ["spec", "conversion"])
+        #expect(problems(twoServed).isEmpty, "a conversion webhook the hub can call")
+        for (conversion, problem) in [
+            ("{strategy: Custom}", "spec.conversion.strategy: Unsupported value: \"Custom\""),
+            ("{strategy: Webhook, webhook: {clientConfig: {url: 'https://a.example'}}}", "conversionReviewVersions: Required value"),
+            ("{strategy: Webhook, webhook: {conversionReviewVersions: [v1beta1], clientConfig: {url: 'https://a.example'}}}", "include \"v1\""),
+            (
+                "{strategy: Webhook, webhook: {conversionReviewVersions: [v1], clientConfig: {url: 'http://a.example'}}}",
+                "'https' is the only allowed"
+            ),
+            ("{strategy: Webhook, webhook: {conversionReviewVersions: [v1], clientConfig: {url: 'https://a.example/?x=1'}}}", "query parameters"),
+            ("{strategy: Webhook, webhook: {conversionReviewVersions: [v1], clientConfig: {service: {name: c, namespace: d}}}}", "runs no Services"),
+            ("{strategy: Webhook, webhook: {conversionReviewVersions: [v1], clientConfig: {url: 'https://a.example', caBundle: '%%%'}}}", "caBundle"),
+        ] {
+            twoServed.set(yaml(conversion), at: ["spec", "conversion"])
+            #expect(problems(twoServed).contains(problem), "\(conversion): \(problems(twoServed))")
+        }
         var deep: JSONValue = ["type": "string"]
         for _ in 0..<70 { deep = ["type": "object", "properties": ["x": deep]] }
         var tooDeep = Self.definition("{type: object}")
