@@ -289,9 +289,13 @@ public struct PolicyPlugin: ResourcePlugin {
             return defaulted
         }
         if object.kind == "HorizontalPodAutoscaler" {
-            // autoscaling/v2's defaults: at least one replica, and 80 % of the CPU request when no metric is named.
+            // autoscaling/v2's defaults: at least one replica, and 80 % of the CPU request when no
+            // metric is named; a behavior stated is completed (AutoscalerBehaviorDefaults).
             var defaulted = object
             KubernetesDefaults.fill(&defaulted, ["spec", "minReplicas"], 1)
+            if let behavior = object.value(at: "spec", "behavior") {
+                defaulted.set(AutoscalerBehaviorDefaults.filled(behavior), at: ["spec", "behavior"])
+            }
             if (object.value(at: "spec", "metrics")?.arrayElements ?? []).isEmpty {
                 defaulted.set(
                     [["type": "Resource", "resource": ["name": "cpu", "target": ["type": "Utilization", "averageUtilization": 80]]]],

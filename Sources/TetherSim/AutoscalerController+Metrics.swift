@@ -123,31 +123,47 @@ extension AutoscalerController {
         }
     }
 
-    /// The behaviour's rate limit on one step: the policies of the direction (`selectPolicy`
-    /// Max by default, the largest change), kube's defaults when none (up: 4 Pods or 100 %;
-    /// down: 100 %).
-    static func rateLimited(_ desired: Int64, current: Int64, autoscaler: JSONValue) -> Int64 {
-        guard desired != current, current > 0 else { return desired }
+    /// The behaviour's rate limit, as kube's controller applies it. Each policy of the direction
+    /// bounds the count from where it stood at the start of its period (`periodSeconds` back:
+    /// the count now, less what this controller added, plus what it removed, in that time), and
+    /// `selectPolicy` picks among them (Max by default: the policy allowing the largest change).
+    /// An autoscaler with no `behavior` at all takes kube's older rule: up to twice the count
+    /// (at least 4) per step, down without a limit. `events`: this autoscaler's recent
+    /// rescales, positive up. Returns the limited count and, when the limit cut it, when the
+    /// first counted rescale leaves its period (the limit then loosens).
+    static func rateLimited(
+        _ desired: Int64, current: Int64, autoscaler: JSONValue, events: [(at: Date, change: Int64)], now: Date
+    ) -> (replicas: Int64, loosensIn: TimeInterval?) {
+        guard desired != current else { return (desired, nil) }
         let up = desired > current
-        let rules = autoscaler.value(at: "spec", "behavior", up ? "scaleUp" : "scaleDown")
-        let select = rules?["selectPolicy"]?.stringValue ?? "Max"
-        if select == "Disabled" { return current }
-        let policies =
-            rules?["policies"]?.arrayElements
-            ?? (up ? [["type": "Pods", "value": 4], ["type": "Percent", "value": 100]] : [["type": "Percent", "value": 100]])
+        guard let behavior = autoscaler.value(at: "spec", "behavior") else {
+            return up ? (min(desired, max(2 * current, 4)), nil) : (desired, nil)
+        }
+        let rules = behavior[up ? "scaleUp" : "scaleDown"] ?? AutoscalerBehaviorDefaults.rules(up: up)
+        let select = rules["selectPolicy"]?.stringValue ?? "Max"
+        if select == "Disabled" { return (current, nil) }
+        let policies = rules["policies"]?.arrayElements ?? AutoscalerBehaviorDefaults.rules(up: up)["policies"]?.arrayElements ?? []
+        var loosensIn: TimeInterval?
         let bounds: [Int64] = policies.compactMap { policy in
             guard let value = policy["value"]?.integerValue else { return nil }
+            let period = TimeInterval(policy["periodSeconds"]?.integerValue ?? 15)
+            let counted = events.filter { now.timeIntervalSince($0.at) < period }
+            let added = counted.filter { $0.change > 0 }.reduce(0) { $0 + $1.change }
+            let removed = counted.filter { $0.change < 0 }.reduce(0) { $0 - $1.change }
+            let start = current - added + removed
+            if let oldest = counted.map(\.at).min() { loosensIn = min(loosensIn ?? .infinity, period - now.timeIntervalSince(oldest)) }
             switch (policy["type"]?.stringValue, up) {
-            case ("Pods", true): return current + value
-            case ("Pods", false): return max(0, current - value)
-            case ("Percent", true): return Int64((Double(current) * (1 + Double(value) / 100)).rounded(.up))
-            case ("Percent", false): return max(0, Int64((Double(current) * (1 - Double(value) / 100)).rounded(.down)))
+            case ("Pods", true): return start + value
+            case ("Pods", false): return start - value
+            case ("Percent", true): return Int64((Double(start) * (1 + Double(value) / 100)).rounded(.up))
+            case ("Percent", false): return Int64((Double(start) * (1 - Double(value) / 100)).rounded(.towardZero))
             default: return nil
             }
         }
-        guard !bounds.isEmpty else { return desired }
+        guard !bounds.isEmpty else { return (desired, nil) }
         // Max is the policy allowing the largest change: the highest bound up, the lowest down.
         let bound = (select == "Min") == up ? bounds.min()! : bounds.max()!
-        return up ? min(desired, bound) : max(desired, bound)
+        let limited = up ? min(desired, bound) : max(desired, max(0, bound))
+        return (limited, limited == desired ? nil : loosensIn)
     }
 }

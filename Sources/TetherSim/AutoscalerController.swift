@@ -36,6 +36,10 @@ final class AutoscalerController: Sendable {
     private let targets = Mutex<[ObjectKey: Set<String>]>([:])
     /// Each autoscaler's recent recommendations (`namespace/name`), for the stabilization windows.
     let recommendations = Mutex<[String: [(at: Date, replicas: Int64)]]>([:])
+    /// Each autoscaler's rescales (`namespace/name`; positive up), for its policies' periods.
+    let rescales = Mutex<[String: [(at: Date, change: Int64)]]>([:])
+    /// The longest period a policy may have (kube validates `periodSeconds` to at most 1800).
+    static let longestPolicyPeriod: TimeInterval = 1800
 
     private var source: EventRecorder.Source { EventRecorder.Source(component: "horizontal-pod-autoscaler") }
 
@@ -56,6 +60,7 @@ final class AutoscalerController: Sendable {
             for key in targets.keys where key.namespace == namespace { targets[key]?.remove(name) }
         }
         _ = recommendations.withLock { $0.removeValue(forKey: "\(namespace ?? "default")/\(name)") }
+        _ = rescales.withLock { $0.removeValue(forKey: "\(namespace ?? "default")/\(name)") }
     }
 
     /// One step of the controller for `autoscaler`: its target scaled to its bounds and its
@@ -128,7 +133,11 @@ final class AutoscalerController: Sendable {
             at: now, in: &status)
         let (stabilized, heldFor) = stabilize(
             recommended, current: current, autoscaler: autoscaler, key: "\(namespace)/\(name)", now: now)
-        let limitedByRate = Self.rateLimited(stabilized, current: current, autoscaler: autoscaler)
+        let recent = rescales.withLock { all in
+            all["\(namespace)/\(name)", default: []].removeAll { now.timeIntervalSince($0.at) > Self.longestPolicyPeriod }
+            return all["\(namespace)/\(name)"] ?? []
+        }
+        let (limitedByRate, loosensIn) = Self.rateLimited(stabilized, current: current, autoscaler: autoscaler, events: recent, now: now)
         let desired = min(max(limitedByRate, minimum), maximum)
         if desired != limitedByRate {
             Self.limitedByBounds(tooMany: limitedByRate > maximum, at: now, in: &status)
@@ -143,7 +152,9 @@ final class AutoscalerController: Sendable {
                 in: &status)
         }
         status[member: "desiredReplicas"] = .integer(desired)
-        let lookAgain = heldFor.map { min(Duration.milliseconds(Int64($0 * 1000)), Self.syncPeriod) } ?? Self.syncPeriod
+        // Held by a window, or by a rate limit that loosens sooner than the next sync: look again then.
+        let due = [heldFor, loosensIn.map { max(0.5, $0 + 0.5) }].compactMap { $0 }.min()
+        let lookAgain = due.map { min(Duration.milliseconds(Int64($0 * 1000)), Self.syncPeriod) } ?? Self.syncPeriod
         guard desired != current else {
             if heldFor != nil {
                 Conditions.set(
@@ -187,6 +198,9 @@ final class AutoscalerController: Sendable {
             return await unableToScale(autoscaler, status, reason: "FailedUpdateScale", message: message, at: now)
         }
         await events.record(.normal, "SuccessfulRescale", "New size: \(replicas); reason: \(reason)", about: autoscaler, source: source)
+        // Counted against the policies' periods, as kube's controller keeps its scale events.
+        let previous = target.integer(at: "spec", "replicas") ?? 1
+        rescales.withLock { $0["\(namespace)/\(autoscaler.name ?? "")", default: []].append((now, replicas - previous)) }
         logger.debug(
             "autoscaler rescaled its target", metadata: ["tether.object": "\(namespace)/\(autoscaler.name ?? "")", "tether.replicas": "\(replicas)"])
         status[member: "lastScaleTime"] = .string(kubernetesTimestamp(now))

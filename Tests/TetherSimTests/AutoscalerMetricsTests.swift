@@ -3,6 +3,7 @@ import Logging
 import Testing
 import TetherJSON
 import TetherModel
+import TetherPlugin
 import TetherStore
 import TetherTestSupport
 
@@ -33,24 +34,47 @@ struct AutoscalerMetricsTests {
         #expect(SimulatedMetrics.cpu(250) == "250000000n" && SimulatedMetrics.memory(64 << 20) == "65536Ki")
     }
 
-    @Test("each step's change is held to the behaviour's policies: kube's defaults (4 Pods or 100 % up, 100 % down), Min, Disabled")
+    @Test(
+        "without a behavior, kube's older rule: up to twice the count (at least 4) per step, down at once; with one, each policy bounds the count from where it stood at the start of its period, Max or Min of them, or Disabled"
+    )
     func rateLimits() {
+        let now = Date()
+        func limited(_ desired: Int64, current: Int64, _ autoscaler: JSONValue, events: [(TimeInterval, Int64)] = []) -> Int64 {
+            AutoscalerController.rateLimited(
+                desired, current: current, autoscaler: autoscaler, events: events.map { (now.addingTimeInterval(-$0.0), $0.1) }, now: now
+            ).replicas
+        }
         let plain: JSONValue = ["spec": [:]]
-        #expect(AutoscalerController.rateLimited(18, current: 2, autoscaler: plain) == 6, "4 Pods beats doubling at 2")
-        #expect(AutoscalerController.rateLimited(30, current: 10, autoscaler: plain) == 20, "doubling beats 4 Pods at 10")
-        #expect(AutoscalerController.rateLimited(1, current: 10, autoscaler: plain) == 1)
+        #expect(limited(18, current: 2, plain) == 4, "at least 4")
+        #expect(limited(30, current: 10, plain) == 20, "twice the count")
+        #expect(limited(1, current: 10, plain) == 1, "down at once")
+
+        // The defaults a stated behavior gets (4 Pods or 100 % per 15 s up, 100 % per 15 s down).
+        let stated: JSONValue = ["spec": ["behavior": AutoscalerBehaviorDefaults.filled(["scaleDown": ["stabilizationWindowSeconds": 3]])]]
+        #expect(limited(18, current: 2, stated) == 6, "4 Pods beats doubling at 2")
+        #expect(limited(30, current: 10, stated) == 20, "doubling beats 4 Pods at 10")
+        // 2 -> 6 five seconds ago: the period started at 2, so 6 is all it allows until it ends.
+        #expect(limited(18, current: 6, stated, events: [(5, 4)]) == 6)
+        let (held, loosens) = AutoscalerController.rateLimited(
+            18, current: 6, autoscaler: stated, events: [(now.addingTimeInterval(-5), 4)], now: now)
+        #expect(held == 6 && loosens.map { abs($0 - 10) < 0.01 } == true, "\(String(describing: loosens))")
+        #expect(limited(18, current: 6, stated, events: [(16, 4)]) == 12, "the step has left the period")
+        #expect(limited(0, current: 10, stated, events: [(5, -2)]) == 0, "100 % down from where the period started (12)")
+
         let careful: JSONValue = [
             "spec": [
                 "behavior": [
                     "scaleUp": [
-                        "selectPolicy": "Min", "policies": [["type": "Pods", "value": 1, "periodSeconds": 60], ["type": "Percent", "value": 50]],
+                        "selectPolicy": "Min",
+                        "policies": [["type": "Pods", "value": 1, "periodSeconds": 60], ["type": "Percent", "value": 50, "periodSeconds": 60]],
                     ],
                     "scaleDown": ["selectPolicy": "Disabled"],
                 ]
             ]
         ]
-        #expect(AutoscalerController.rateLimited(18, current: 10, autoscaler: careful) == 11)
-        #expect(AutoscalerController.rateLimited(2, current: 10, autoscaler: careful) == 10)
+        #expect(limited(18, current: 10, careful) == 11)
+        #expect(limited(18, current: 11, careful, events: [(30, 1)]) == 11, "one Pod per minute")
+        #expect(limited(2, current: 10, careful) == 10)
     }
 
     @Test("a scale-down waits for the highest recommendation of its window, starting from the count first seen; a scale-up does not wait")
