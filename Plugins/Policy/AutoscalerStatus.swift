@@ -10,16 +10,29 @@ extension PolicyPlugin {
         let specs = autoscaler.value(at: "spec", "metrics")?.arrayElements ?? []
         guard !specs.isEmpty else { return "<none>" }
         let readings = autoscaler.value(at: "status", "currentMetrics")?.arrayElements ?? []
-        let shown: [String] = specs.map { spec in
-            guard spec["type"]?.stringValue == "Resource", let name = spec.string(at: "resource", "name") else {
-                return "\(spec["type"]?.stringValue ?? "?"): <unknown>"
+        let shown: [String] = specs.enumerated().map { index, spec in
+            let type = spec["type"]?.stringValue ?? "?"
+            switch type {
+            case "Resource", "ContainerResource":
+                let field = type == "Resource" ? "resource" : "containerResource"
+                guard let name = spec.string(at: field, "name") else { return "\(type): <unknown>" }
+                let current = readings.first { $0["type"]?.stringValue == type && $0.string(at: field, "name") == name }?.value(at: field, "current")
+                if let utilization = spec.integer(at: field, "target", "averageUtilization") {
+                    return "\(name): \(current?["averageUtilization"]?.integerValue.map { "\($0)%" } ?? "<unknown>")/\(utilization)%"
+                }
+                let target = spec.string(at: field, "target", "averageValue") ?? "<unknown>"
+                return "\(name): \(current?["averageValue"]?.stringValue ?? "<unknown>")/\(target)"
+            case "Pods", "Object", "External":
+                // As kubectl prints them: `current/target`, `(avg)` for an Object or External average.
+                let field = type.lowercased()
+                let current =
+                    (index < readings.count && readings[index]["type"]?.stringValue == type) ? readings[index].value(at: field, "current") : nil
+                if let average = spec.string(at: field, "target", "averageValue") {
+                    return "\(current?["averageValue"]?.stringValue ?? "<unknown>")/\(average)\(type == "Pods" ? "" : " (avg)")"
+                }
+                return "\(current?["value"]?.stringValue ?? "<unknown>")/\(spec.string(at: field, "target", "value") ?? "<unknown>")"
+            default: return "\(type): <unknown>"
             }
-            let current = readings.first { $0.string(at: "resource", "name") == name }?.value(at: "resource", "current")
-            if let utilization = spec.integer(at: "resource", "target", "averageUtilization") {
-                return "\(name): \(current?["averageUtilization"]?.integerValue.map { "\($0)%" } ?? "<unknown>")/\(utilization)%"
-            }
-            let target = spec.string(at: "resource", "target", "averageValue") ?? "<unknown>"
-            return "\(name): \(current?["averageValue"]?.stringValue ?? "<unknown>")/\(target)"
         }
         return shown.count > 2 ? shown.prefix(2).joined(separator: ", ") + " + \(shown.count - 2) more..." : shown.joined(separator: ", ")
     }

@@ -69,6 +69,26 @@ extension PolicyPlugin {
         return problems
     }
 
+    static let accessModeNames = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+
+    /// kube-apiserver's checks of a claim: at least one access mode it knows, and a storage request.
+    static func claimProblems(_ claim: JSONValue) -> [ValidationProblem] {
+        var problems: [ValidationProblem] = []
+        let modes = claim.value(at: "spec", "accessModes")?.arrayElements ?? []
+        if modes.isEmpty { problems.append(ValidationProblem(field: "spec.accessModes", "Required value: at least 1 access mode is required")) }
+        for (index, mode) in modes.enumerated() where !accessModeNames.contains(mode.stringValue ?? "") {
+            let supported = accessModeNames.map { "\"\($0)\"" }.joined(separator: ", ")
+            problems.append(
+                ValidationProblem(
+                    field: "spec.accessModes[\(index)]",
+                    "Unsupported value: \(mode.stringValue.map { "\"\($0)\"" } ?? "?"): supported values: \(supported)"))
+        }
+        if claim.value(at: "spec", "resources", "requests", "storage") == nil {
+            problems.append(ValidationProblem(field: "spec.resources[storage]", "Required value"))
+        }
+        return problems
+    }
+
     /// What kube-apiserver lets change in a StorageClass (only its metadata and expansion) and in
     /// a claim: its requests (never smaller than its capacity), its volume and class when it had
     /// none (binding, a default class arriving), and its attributes class.

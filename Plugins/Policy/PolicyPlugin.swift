@@ -321,6 +321,7 @@ public struct PolicyPlugin: ResourcePlugin {
     public func validate(_ object: JSONValue) -> [ValidationProblem] {
         if object.kind == "PersistentVolume" { return Self.volumeProblems(object) }
         if object.kind == "StorageClass" { return Self.storageClassProblems(object) }
+        if object.kind == "PersistentVolumeClaim" { return Self.claimProblems(object) }
         if object.kind == "ResourceQuota" {
             return ResourceQuotaAdmission.scopeProblems(of: object).map { ValidationProblem(field: $0.field, $0.message) }
         }

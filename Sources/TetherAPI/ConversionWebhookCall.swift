@@ -74,7 +74,11 @@ enum ConversionWebhookCall {
             guard response.status == .ok else {
                 throw failure("POST \(webhook.url): HTTP \(response.status.code): \(String(buffer: body).prefix(300))")
             }
-            answer = try JSONValue(parsing: body.readableBytesView)
+            do {
+                answer = try JSONValue(parsing: body.readableBytesView)
+            } catch {
+                throw failure("POST \(webhook.url): the answer is not a ConversionReview in JSON: \(error)")
+            }
         } catch let error as APIError {
             throw error
         } catch {

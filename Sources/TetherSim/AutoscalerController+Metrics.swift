@@ -22,6 +22,8 @@ extension AutoscalerController {
         var metric = ""
         var reason = ""
         var failure: String?
+        /// The controller's reason for the failure: `FailedGetResourceMetric`, `FailedGetPodsMetric`, ...
+        var failureReason = "FailedGetResourceMetric"
     }
 
     /// The replicas the metrics ask for, from the ready Pods `selector` picks in `namespace`.
@@ -30,7 +32,7 @@ extension AutoscalerController {
         guard let selectorObject = target.value(at: "spec", "selector"), let selector = LabelSelector(object: selectorObject) else {
             return Proposal(failure: "the HPA target's scale is missing a selector")
         }
-        let pods: [(pod: JSONValue, usage: [SimulatedMetrics.ContainerUsage])]
+        let pods: [SimulatedMetrics.PodReading]
         do {
             pods = try await metrics.readyPodUsage(namespace: namespace, selector: selector)
         } catch {
@@ -42,51 +44,28 @@ extension AutoscalerController {
         let specs = autoscaler.value(at: "spec", "metrics")?.arrayElements ?? []
         if specs.isEmpty { proposal.failure = "the autoscaler names no metric" }
         for spec in specs {
-            guard spec["type"]?.stringValue == "Resource", let name = spec.string(at: "resource", "name"), name == "cpu" || name == "memory" else {
-                let type = spec["type"]?.stringValue ?? "?"
-                proposal.failure = "this simulated cluster serves only resource metrics (cpu, memory), not \(type) metrics"
-                continue
+            let reading: MetricReading
+            switch spec["type"]?.stringValue {
+            case "Resource":
+                reading = Self.resourceReading(spec, source: spec["resource"] ?? [:], container: nil, pods: pods, current: currentReplicas)
+            case "ContainerResource":
+                let source = spec["containerResource"] ?? [:]
+                reading = Self.resourceReading(
+                    spec, source: source, container: source["container"]?.stringValue ?? "", pods: pods, current: currentReplicas)
+            case "Pods": reading = Self.podsReading(spec, pods: pods, current: currentReplicas)
+            case "Object": reading = await objectReading(spec, namespace: namespace, readyPods: Int64(pods.count), current: currentReplicas)
+            case "External": reading = await externalReading(spec, namespace: namespace, readyPods: Int64(pods.count), current: currentReplicas)
+            default: reading = .failed("invalid metrics: the metric type \(spec["type"]?.stringValue ?? "(none)") is not one kube knows")
             }
-            guard !pods.isEmpty else {
-                proposal.failure = "unable to get metrics for resource \(name): no metrics returned from resource metrics API"
-                continue
+            switch reading {
+            case .failed(let failure):
+                proposal.failure = failure
+                proposal.failureReason = "FailedGet\(spec["type"]?.stringValue ?? "Resource")Metric"
+                if failure.hasPrefix("failed to get") { return proposal }
+            case .read(let replicas, let text, let current):
+                reasons.append((replicas, text))
+                proposal.currentMetrics.append(current)
             }
-            let cpu = name == "cpu"
-            let usage = pods.reduce(Int64(0)) { sum, entry in sum + entry.usage.reduce(0) { $0 + (cpu ? $1.cpuMillis : $1.memoryBytes) } }
-            let averageUsage = usage / Int64(pods.count)
-            let target = spec.value(at: "resource", "target")
-            var current: [String: JSONValue] = ["averageValue": .string(ResourceQuotaAdmission.quantity(averageUsage, of: name))]
-            let replicas: Int64
-            if target?["type"]?.stringValue == "AverageValue" {
-                let text = target?["averageValue"]?.stringValue
-                guard let wanted = cpu ? ResourceQuantity.milli(text) : ResourceQuantity.whole(text), wanted > 0 else {
-                    proposal.failure = "invalid metrics: the target average value of \(name) is missing or zero"
-                    continue
-                }
-                let ratio = Double(usage) / Double(wanted * Int64(pods.count))
-                replicas = abs(1 - ratio) <= Self.tolerance ? currentReplicas : Int64((Double(usage) / Double(wanted)).rounded(.up))
-                reasons.append((replicas, "\(name) resource"))
-            } else {
-                var requested: Int64 = 0
-                for (pod, _) in pods {
-                    for container in pod.value(at: "spec", "containers")?.arrayElements ?? [] {
-                        let request = container.value(at: "resources", "requests", name)?.stringValue
-                        guard let amount = cpu ? ResourceQuantity.milli(request) : ResourceQuantity.whole(request), amount > 0 else {
-                            proposal.failure =
-                                "failed to get \(name) utilization: missing request for \(name) in container \(container["name"]?.stringValue ?? "") of Pod \(pod.name ?? "")"
-                            return proposal
-                        }
-                        requested += amount
-                    }
-                }
-                let utilization = usage * 100 / max(requested, 1)
-                let wanted = target?["averageUtilization"]?.integerValue ?? Self.defaultUtilization
-                current["averageUtilization"] = .integer(utilization)
-                let ratio = Double(utilization) / Double(max(wanted, 1))
-                replicas = abs(1 - ratio) <= Self.tolerance ? currentReplicas : Int64((ratio * Double(pods.count)).rounded(.up))
-                reasons.append((replicas, "\(name) resource utilization (percentage of request)"))
-            }
-            proposal.currentMetrics.append(["type": "Resource", "resource": ["name": .string(name), "current": .object(current)]])
         }
         guard let highest = reasons.max(by: { $0.replicas < $1.replicas }) else { return proposal }
         proposal.failure = nil

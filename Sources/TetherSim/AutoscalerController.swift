@@ -28,7 +28,9 @@ final class AutoscalerController: Sendable {
     /// kube-controller-manager's `--horizontal-pod-autoscaler-sync-period`.
     static let syncPeriod = Duration.seconds(15)
 
-    private let store: any ResourceStore
+    let store: any ResourceStore
+    /// The kinds served, for the object an `Object` metric describes.
+    let kinds: [KindDescriptor]
     private let events: EventRecorder
     private let logger: Logger
     let metrics: SimulatedMetrics
@@ -43,8 +45,9 @@ final class AutoscalerController: Sendable {
 
     private var source: EventRecorder.Source { EventRecorder.Source(component: "horizontal-pod-autoscaler") }
 
-    init(store: any ResourceStore, events: EventRecorder, metrics: SimulatedMetrics, logger: Logger) {
+    init(store: any ResourceStore, kinds: [KindDescriptor], events: EventRecorder, metrics: SimulatedMetrics, logger: Logger) {
         self.store = store
+        self.kinds = kinds
         self.events = events
         self.metrics = metrics
         self.logger = logger
@@ -119,9 +122,9 @@ final class AutoscalerController: Sendable {
             let message = "the HPA was unable to compute the replica count: \(proposal.failure ?? "no metrics")"
             let previous = (status["conditions"]?.arrayElements ?? []).first { $0["type"] == "ScalingActive" }
             if previous?["message"]?.stringValue != message {
-                await events.record(.warning, "FailedGetResourceMetric", message, about: autoscaler, source: source)
+                await events.record(.warning, proposal.failureReason, message, about: autoscaler, source: source)
             }
-            Conditions.set("ScalingActive", false, reason: "FailedGetResourceMetric", message: message, at: now, in: &status)
+            Conditions.set("ScalingActive", false, reason: proposal.failureReason, message: message, at: now, in: &status)
             Conditions.set(
                 "ScalingLimited", false, reason: "DesiredWithinRange", message: "the desired count is within the acceptable range", at: now,
                 in: &status)

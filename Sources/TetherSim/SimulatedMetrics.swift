@@ -115,15 +115,29 @@ public struct SimulatedMetrics: ResourceMetricsSource {
 
     /// The usage of each Running and Ready Pod `selector` picks in `namespace`: what the
     /// autoscaler controller reads.
-    func readyPodUsage(namespace: String, selector: LabelSelector) async throws -> [(pod: JSONValue, usage: [ContainerUsage])] {
+    func readyPodUsage(namespace: String, selector: LabelSelector) async throws -> [PodReading] {
         var loads = LoadLookup(store: store)
-        var result: [(pod: JSONValue, usage: [ContainerUsage])] = []
+        var result: [PodReading] = []
         for pod in try await runningPods(namespace: namespace) where selector.matches(pod.labels) && Conditions(pod).has("Ready", "True") {
-            let (cpu, memory) = await loads.loads(of: pod)
-            result.append((pod, Self.usage(of: pod, cpu: cpu, memory: memory)))
+            let annotations = await loads.annotations(of: pod)
+            let usage = Self.usage(of: pod, cpu: annotations[Self.cpuAnnotation], memory: annotations[Self.memoryAnnotation])
+            result.append(PodReading(pod: pod, usage: usage, annotations: annotations))
         }
         return result
     }
+
+    /// A ready Pod as the autoscaler reads it: its containers' usage, and the annotations in
+    /// force for it (its own over its controllers'), where custom metrics are declared.
+    struct PodReading {
+        var pod: JSONValue
+        var usage: [ContainerUsage]
+        var annotations: [String: String]
+    }
+
+    /// Where a custom metric's value is declared: `sim.tether.io/metric.NAME` (a quantity) on a
+    /// Pod or its workload (`Pods` metrics), on the object an `Object` metric describes, or on
+    /// the autoscaler's namespace (`External` metrics).
+    static func metricAnnotation(_ name: String) -> String { "sim.tether.io/metric.\(name)" }
 
     /// Pods whose containers run: scheduled, Running, not being deleted (metrics-server reports no other).
     func runningPods(namespace: String?) async throws -> [JSONValue] {
@@ -137,38 +151,40 @@ public struct SimulatedMetrics: ResourceMetricsSource {
     /// Memory in KiB, as metrics-server writes it.
     static func memory(_ bytes: Int64) -> String { "\(bytes / 1024)Ki" }
 
-    /// The load annotations in force for a Pod: its own, else its controllers', read once per owner per request.
-    private struct LoadLookup {
+    /// The simulator's annotations in force for a Pod: its own, else its controllers' (a
+    /// ReplicaSet's over its Deployment's), read once per owner per request.
+    struct LoadLookup {
         let store: any ResourceStore
-        var owners: [String: (cpu: String?, memory: String?)] = [:]
+        var owners: [String: [String: String]] = [:]
 
         mutating func loads(of pod: JSONValue) async -> (cpu: String?, memory: String?) {
-            let own = Self.loads(on: pod)
-            guard own.cpu == nil || own.memory == nil, let owner = WorkloadSimulator.controller(of: pod) else { return own }
-            let inherited = await resolved(owner, namespace: pod.namespace, depth: 0)
-            return (own.cpu ?? inherited.cpu, own.memory ?? inherited.memory)
+            let annotations = await annotations(of: pod)
+            return (annotations[SimulatedMetrics.cpuAnnotation], annotations[SimulatedMetrics.memoryAnnotation])
         }
 
-        /// An owner's loads, its own owner's filling in what it lacks (a ReplicaSet takes its Deployment's).
-        private mutating func resolved(_ owner: (kind: String, name: String, uid: String), namespace: String?, depth: Int) async -> (
-            cpu: String?, memory: String?
-        ) {
+        mutating func annotations(of pod: JSONValue) async -> [String: String] {
+            let own = Self.simulated(on: pod)
+            guard let owner = WorkloadSimulator.controller(of: pod) else { return own }
+            return await resolved(owner, namespace: pod.namespace, depth: 0).merging(own) { _, mine in mine }
+        }
+
+        /// An owner's annotations over its own owner's.
+        private mutating func resolved(_ owner: (kind: String, name: String, uid: String), namespace: String?, depth: Int) async -> [String: String] {
             if let known = owners[owner.uid] { return known }
-            var result: (cpu: String?, memory: String?) = (nil, nil)
+            var result: [String: String] = [:]
             let type = PodController.ownerTypes[owner.kind] ?? (owner.kind == "Deployment" ? WorkloadSimulator.deployments : nil)
             if let type, let stored = try? await store.get(type, namespace: namespace, name: owner.name), stored.uid == owner.uid {
-                result = Self.loads(on: stored)
-                if depth < 2, result.cpu == nil || result.memory == nil, let next = WorkloadSimulator.controller(of: stored) {
-                    let above = await resolved(next, namespace: namespace, depth: depth + 1)
-                    result = (result.cpu ?? above.cpu, result.memory ?? above.memory)
+                result = Self.simulated(on: stored)
+                if depth < 2, let next = WorkloadSimulator.controller(of: stored) {
+                    result = await resolved(next, namespace: namespace, depth: depth + 1).merging(result) { _, nearer in nearer }
                 }
             }
             owners[owner.uid] = result
             return result
         }
 
-        private static func loads(on object: JSONValue) -> (cpu: String?, memory: String?) {
-            (object.annotations[SimulatedMetrics.cpuAnnotation], object.annotations[SimulatedMetrics.memoryAnnotation])
+        private static func simulated(on object: JSONValue) -> [String: String] {
+            object.annotations.filter { $0.key.hasPrefix("sim.tether.io/") }
         }
     }
 }

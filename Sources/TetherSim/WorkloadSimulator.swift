@@ -73,7 +73,8 @@ public final class WorkloadSimulator: Service, Sendable {
         self.quotas = QuotaController(store: store, logger: logger)
         self.volumes = VolumeController(store: store, events: events, logger: logger)
         self.cronJobs = CronJobController(store: store, registry: registry, events: events, logger: logger)
-        self.autoscalers = AutoscalerController(store: store, events: events, metrics: SimulatedMetrics(store: store), logger: logger)
+        self.autoscalers = AutoscalerController(
+            store: store, kinds: registry.kinds, events: events, metrics: SimulatedMetrics(store: store), logger: logger)
     }
 
     static let simulated =

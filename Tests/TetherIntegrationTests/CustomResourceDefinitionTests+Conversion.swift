@@ -58,7 +58,7 @@ extension CustomResourceDefinitionTests {
     }
 
     @Test(
-        "a definition whose versions a webhook converts: an object sent at v1beta1 is stored at v1 as the webhook made it, and reads, lists and watches at v1beta1 go through the webhook; a webhook that refuses, answers short, presents another CA or is down fails the request with why, and the storage version still reads"
+        "a definition whose versions a webhook converts: an object sent at v1beta1 is stored at v1 as the webhook made it, and reads, lists and watches at v1beta1 go through the webhook; a webhook that refuses, answers short, answers garbage or at the wrong version, presents another CA or is down fails the request with why, and the storage version still reads"
     )
     func conversionByWebhook() async throws {
         try await withFederation { federation in
@@ -111,6 +111,9 @@ extension CustomResourceDefinitionTests {
             }
             try await failsAtBeta(base + "/refuse", caBundle: ca, "this webhook refuses every object")
             try await failsAtBeta(base + "/short", caBundle: ca, "expected 1 converted objects, got 0")
+            try await failsAtBeta(base + "/garbage", caBundle: ca, "POST \(base)/garbage: the answer is not a ConversionReview in JSON")
+            try await failsAtBeta(
+                base + "/unconverted", caBundle: ca, "the object nightly came back at stable.example.com/v1, not stable.example.com/v1beta1")
             try await failsAtBeta(
                 base + "/convert", caBundle: otherCA,
                 "POST \(base)/convert: the webhook's certificate is not signed by a CA in the definition's clientConfig.caBundle")

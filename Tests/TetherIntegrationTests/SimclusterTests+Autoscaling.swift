@@ -160,3 +160,88 @@ extension SimclusterTests {
         }
     }
 }
+
+extension SimclusterTests {
+    @Test(
+        "an autoscaler scales on Pods, Object, External and ContainerResource metrics declared where each lives (the Pods' workload, the described object, the namespace), shows each in TARGETS, and names the missing one"
+    )
+    func customMetrics() async throws {
+        try await withFederation { federation in
+            let (_, kubectl) = try await startSimcluster("s1", in: federation, nodes: 2)
+            try await kubectl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2"])
+            try await kubectl.succeed(["set", "resources", "deployment", "web", "--requests=cpu=100m"])
+            try await kubectl.succeed(["create", "service", "clusterip", "web", "--tcp=80:80"])
+            try await kubectl.succeed(["rollout", "status", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            // Pods: 30 per Pod against 10 each, so three times the Pods: 2 -> 6.
+            try await kubectl.succeed(["annotate", "deployment", "web", "sim.tether.io/metric.requests-per-second=30"])
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.webAutoscaler(
+                    "{type: Pods, pods: {metric: {name: requests-per-second}, target: {type: AverageValue, averageValue: \"10\"}}}"))
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains(" 30/10 ") }
+            _ = try await kubectl.waitForOutput([
+                "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale", "-o",
+                "jsonpath={.items[*].message}",
+            ]) { $0.contains("New size: 6; reason: pods metric requests-per-second above target") }
+
+            // Object: the Service's 50 at 25 per replica: 6 -> 2.
+            try await kubectl.succeed(["annotate", "service", "web", "sim.tether.io/metric.queue-length=50"])
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.webAutoscaler(
+                    "{type: Object, object: {describedObject: {apiVersion: v1, kind: Service, name: web}, metric: {name: queue-length}, target: {type: AverageValue, averageValue: \"25\"}}}"
+                ))
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains(" 25/25 (avg) ") }
+
+            // External: the namespace's backlog of 20, 5 per replica: 2 -> 4.
+            try await kubectl.succeed(["annotate", "namespace", "default", "sim.tether.io/metric.backlog=20"])
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.webAutoscaler("{type: External, external: {metric: {name: backlog}, target: {type: AverageValue, averageValue: \"5\"}}}"))
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=4", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains("/5 (avg)") }
+
+            // ContainerResource: the nginx container at 100 % of its request against 50 %: 4 -> 6 (the maximum).
+            try await kubectl.succeed(["annotate", "deployment", "web", "sim.tether.io/cpu-usage=100%"])
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.webAutoscaler(
+                    "{type: ContainerResource, containerResource: {name: cpu, container: nginx, target: {type: Utilization, averageUtilization: 50}}}"
+                ))
+            try await kubectl.succeed(["wait", "--for=jsonpath={.spec.replicas}=6", "deployment/web", "--timeout=60s"], within: .seconds(70))
+            _ = try await kubectl.waitForOutput(["get", "hpa", "web", "--no-headers"]) { $0.contains(" cpu: 100%/50% ") }
+
+            // A Pods metric nothing declares: the controller says which Pod lacks it, and scales nothing.
+            try await kubectl.succeed(
+                ["apply", "-f", "-"],
+                stdin: Self.webAutoscaler("{type: Pods, pods: {metric: {name: latency}, target: {type: AverageValue, averageValue: \"1\"}}}"))
+            let missing = try await kubectl.waitForOutput([
+                "get", "hpa", "web", "-o",
+                #"jsonpath={.status.conditions[?(@.type=="ScalingActive")].reason}: {.status.conditions[?(@.type=="ScalingActive")].message}"#,
+            ]) { $0.hasPrefix("FailedGetPodsMetric") }
+            #expect(missing.contains("declares no value (annotate it or its workload with sim.tether.io/metric.latency)"), "\(missing)")
+            #expect(try await kubectl.succeed(["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]) == "6")
+        }
+    }
+
+    /// An autoscaler of the Deployment `web` on `metric` (one YAML flow item), 1 to 6 replicas, 10 Pods a step either way.
+    static func webAutoscaler(_ metric: String) -> String {
+        """
+        apiVersion: autoscaling/v2
+        kind: HorizontalPodAutoscaler
+        metadata: {name: web}
+        spec:
+          scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+          minReplicas: 1
+          maxReplicas: 6
+          metrics:
+          - \(metric)
+          behavior:
+            scaleUp: {policies: [{type: Pods, value: 10, periodSeconds: 15}]}
+            scaleDown: {stabilizationWindowSeconds: 0, policies: [{type: Pods, value: 10, periodSeconds: 15}]}
+        """
+    }
+
+}

@@ -70,6 +70,21 @@ struct StorageAdmissionTests {
             ])
     }
 
+    @Test("a claim needs an access mode kube knows and a storage request")
+    func claimRules() {
+        let plugin = PolicyPlugin()
+        #expect(plugin.validate(Self.claim).isEmpty)
+        var empty = Self.claim
+        empty[member: "spec"] = ["accessModes": ["ReadWriteSometimes"]]
+        #expect(
+            plugin.validate(empty).map(\.description) == [
+                #"spec.accessModes[0]: Unsupported value: "ReadWriteSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod""#,
+                "spec.resources[storage]: Required value",
+            ])
+        empty[member: "spec"] = [:]
+        #expect(plugin.validate(empty).first?.description == "spec.accessModes: Required value: at least 1 access mode is required")
+    }
+
     @Test("a claim's spec is fixed once made, but for its requests (never below its capacity), and the volume and class it had none of")
     func claimUpdates() {
         let plugin = PolicyPlugin()

@@ -85,7 +85,7 @@ struct AutoscalerMetricsTests {
         let store = try SQLiteResourceStore(path: directory.appendingPathComponent("sim.db").path)
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let controller = AutoscalerController(
-            store: store, events: EventRecorder(store: store, logger: logger), metrics: SimulatedMetrics(store: store), logger: logger)
+            store: store, kinds: [], events: EventRecorder(store: store, logger: logger), metrics: SimulatedMetrics(store: store), logger: logger)
         let autoscaler: JSONValue = ["spec": ["behavior": ["scaleDown": ["stabilizationWindowSeconds": 60]]]]
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let first = controller.stabilize(2, current: 6, autoscaler: autoscaler, key: "ns/web", now: start)

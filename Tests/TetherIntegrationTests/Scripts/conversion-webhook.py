@@ -1,7 +1,8 @@
 """A CustomResourceDefinition conversion webhook over HTTPS, as an operator would run one.
 
 Converts CronTabs between stable.example.com/v1 (spec.schedule) and v1beta1 (spec.cronSpec).
-Paths: /convert converts; /refuse answers a Failure result; /short answers no objects.
+Paths: /convert converts; /refuse answers a Failure result; /short answers no objects;
+/garbage answers what is not JSON; /unconverted answers the objects at the version they came in.
 Prints "listening PORT" once bound, then serves until killed.
 
 Usage: conversion-webhook.py CERT KEY
@@ -33,6 +34,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             response["result"] = {"status": "Failure", "message": "this webhook refuses every object"}
         elif self.path == "/short":
             response["convertedObjects"] = []
+        elif self.path == "/unconverted":
+            response["convertedObjects"] = request["objects"]
+        elif self.path == "/garbage":
+            body = b"<html>not a review</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         else:
             response["convertedObjects"] = [convert(o, request["desiredAPIVersion"]) for o in request["objects"]]
         body = json.dumps({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": response}).encode()
