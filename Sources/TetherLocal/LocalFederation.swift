@@ -121,14 +121,15 @@ public final class LocalFederation: Sendable {
         nodes: Int = 3,
         readyAfter: String = "2s",
         maxPods: Int? = nil,
-        networkNamespace: String? = nil
+        networkNamespace: String? = nil,
+        extraArguments: [String] = []
     ) async throws -> (process: ManagedProcess, directory: String) {
         let directory = (root as NSString).appendingPathComponent("sim-\(name)")
         let process = try launch(
             name: "sim-\(name)",
             binary: "tether-simcluster",
             arguments: ["--name", name, "--dir", directory, "--nodes", "\(nodes)", "--ready-after", readyAfter]
-                + (maxPods.map { ["--max-pods", "\($0)"] } ?? []),
+                + (maxPods.map { ["--max-pods", "\($0)"] } ?? []) + extraArguments,
             networkNamespace: networkNamespace
         )
         try await process.waitForEvent("simcluster.ready", within: .seconds(30))

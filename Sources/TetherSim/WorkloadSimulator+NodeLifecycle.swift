@@ -74,9 +74,9 @@ extension WorkloadSimulator {
     /// The taints the node lifecycle controller keeps on a node: `unreachable` (`NoSchedule` and
     /// `NoExecute`) while its kubelet is stopped, a pressure's `NoSchedule` taint while its
     /// kubelet reports it; the operator's own taints stay.
-    static func lifecycleTaints(of node: JSONValue, now: String) -> [JSONValue] {
+    static func lifecycleTaints(of node: JSONValue, pressures reported: Set<String>, now: String) -> [JSONValue] {
         let stopped = kubeletStopped(on: node)
-        let pressures = stopped ? [] : pressures(on: node)
+        let pressures = stopped ? [] : reported
         let managed = Set([unreachableTaint] + nodeConditions.compactMap(\.taint))
         let existing = node.value(at: "spec", "taints")?.arrayElements ?? []
         var taints = existing.filter { !managed.contains($0["key"]?.stringValue ?? "") }
@@ -104,7 +104,9 @@ extension WorkloadSimulator {
         let name = node.name ?? ""
         let stopped = Self.kubeletStopped(on: node)
         let now = kubernetesTimestamp()
-        let taints = Self.lifecycleTaints(of: node, now: now)
+        // Declared by the operator, or the eviction manager's from the Pods' usage.
+        let pressures = Self.pressures(on: node).union(memoryPressured(name) ? ["memory"] : [])
+        let taints = Self.lifecycleTaints(of: node, pressures: pressures, now: now)
         let existing = node.value(at: "spec", "taints")?.arrayElements ?? []
         if Set(taints.map { "\($0["key"]?.stringValue ?? "")/\($0["effect"]?.stringValue ?? "")" })
             != Set(existing.map { "\($0["key"]?.stringValue ?? "")/\($0["effect"]?.stringValue ?? "")" })
@@ -119,7 +121,6 @@ extension WorkloadSimulator {
             return true
         }
         let stored = node.value(at: "status", "conditions")?.arrayElements ?? []
-        let pressures = Self.pressures(on: node)
         var changed: [(NodeCondition, String)] = []
         let conditions = Self.nodeConditions.map { condition -> JSONValue in
             let previous = stored.first { $0["type"]?.stringValue == condition.type }

@@ -7,23 +7,6 @@ import TetherModel
 import TetherPlugin
 import TetherStore
 
-/// How the simulated cluster behaves.
-public struct SimulationSettings: Sendable {
-    public var clusterName: String
-    public var nodes: Int
-    /// How long a workload takes to become ready after its spec changes.
-    public var readyAfter: Duration
-    /// How many Pods each node takes (a kubelet's `--max-pods`).
-    public var maxPodsPerNode: Int
-
-    public init(clusterName: String, nodes: Int = 3, readyAfter: Duration = .seconds(2), maxPodsPerNode: Int = 110) {
-        self.clusterName = clusterName
-        self.nodes = nodes
-        self.readyAfter = readyAfter
-        self.maxPodsPerNode = maxPodsPerNode
-    }
-}
-
 /// A workload simulator in the spirit of KWOK: no container runs; the status a real cluster's
 /// controllers would write is written instead, after the ready delay.
 ///
@@ -58,6 +41,8 @@ public final class WorkloadSimulator: Service, Sendable {
     let unscheduled = Mutex<[ObjectKey: PodPlacement]>([:])
     /// When each Pod that a node's `NoExecute` taint evicts started counting its toleration, by node.
     let evictionClocks = Mutex<[String: [ObjectKey: ContinuousClock.Instant]]>([:])
+    /// Each node's memory pressure from its Pods' usage (``checkMemoryPressure()``).
+    let memoryPressure = Mutex<[String: NodeMemoryPressure]>([:])
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
@@ -129,6 +114,9 @@ public final class WorkloadSimulator: Service, Sendable {
                 for object in page.objects { queue.add(key(type, object)) }
                 for try await event in try await store.watch(type, namespace: nil, from: page.resourceVersion) {
                     if type == PodController.pods { await podChanged(event.object, deleted: event.kind == .deleted) }
+                    if type == PodController.pods || type == Self.deployments || PodController.ownerTypes.values.contains(type) {
+                        queue.add(Self.memoryCheck)
+                    }
                     // From the watch, not from a reconcile, so a quota's own status write settles.
                     for quota in quotas.quotas(counting: type, in: event.object.namespace) {
                         queue.add(ObjectKey(type: QuotaController.quotas, namespace: event.object.namespace, name: quota))
@@ -167,6 +155,7 @@ public final class WorkloadSimulator: Service, Sendable {
             return nil
         }
         if key.type == VolumeController.classes { return await queueClaims(waitingFor: key.name) }
+        if key == Self.memoryCheck { return await checkMemoryPressure() }
         guard let object = try? await store.get(key.type, namespace: key.namespace, name: key.name) else {
             await volumeObjectGone(key)
             _ = observed.withLock { $0.removeValue(forKey: key) }
@@ -257,6 +246,8 @@ public final class WorkloadSimulator: Service, Sendable {
                 return nil
             }
             if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
+            // Finished or evicted: a Pod's end is final.
+            if ["Succeeded", "Failed"].contains(object.string(at: "status", "phase") ?? "") { return nil }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
             guard let node = object.string(at: "spec", "nodeName") else {
                 await schedule(object, key: key)

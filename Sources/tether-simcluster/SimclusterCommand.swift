@@ -58,6 +58,11 @@ struct SimclusterCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long workloads take to become ready, e.g. 2s or 500ms.", transform: parseDelay)
     var readyAfter: Duration = .seconds(2)
 
+    @Option(
+        name: .long, help: "How long a node reports memory pressure after its Pods' usage fell back, as a kubelet's (300s by default; 2s, 500ms).",
+        transform: parseDelay)
+    var evictionPressureTransitionPeriod: Duration = .seconds(300)
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -116,7 +121,9 @@ struct SimclusterCommand: AsyncParsableCommand {
         let simulator = WorkloadSimulator(
             store: store,
             registry: registry,
-            settings: SimulationSettings(clusterName: name, nodes: nodes, readyAfter: readyAfter, maxPodsPerNode: maxPods),
+            settings: SimulationSettings(
+                clusterName: name, nodes: nodes, readyAfter: readyAfter, maxPodsPerNode: maxPods,
+                evictionPressureTransition: evictionPressureTransitionPeriod),
             logger: logger
         )
         let group = ServiceGroup(
