@@ -28,8 +28,19 @@ extension WorkloadSimulator {
     /// Whether the kubelet of `node` reports memory pressure from its Pods' usage.
     func memoryPressured(_ node: String) -> Bool { memoryPressure.withLock { $0[node]?.pressured ?? false } }
 
-    /// One look of every node's eviction manager; returns when a relieved node's pressure ends.
+    /// At most one look per this, however many Pods change: a look reads every running Pod.
+    static let memoryCheckInterval = Duration.seconds(1)
+
+    /// One look of every node's eviction manager; returns when to look again (a relieved node's
+    /// pressure ends, or the interval since the last look is not over yet).
     func checkMemoryPressure() async -> Duration? {
+        let started = ContinuousClock.now
+        let wait = lastMemoryCheck.withLock { last -> Duration? in
+            if let last, started - last < Self.memoryCheckInterval { return Self.memoryCheckInterval - (started - last) }
+            last = started
+            return nil
+        }
+        if let wait { return wait }
         guard let running = try? await SimulatedMetrics(store: store).runningPods(namespace: nil) else { return nil }
         var lookup = SimulatedMetrics.LoadLookup(store: store)
         var byNode: [String: [MemoryUse]] = [:]

@@ -43,6 +43,7 @@ public final class WorkloadSimulator: Service, Sendable {
     let evictionClocks = Mutex<[String: [ObjectKey: ContinuousClock.Instant]]>([:])
     /// Each node's memory pressure from its Pods' usage (``checkMemoryPressure()``).
     let memoryPressure = Mutex<[String: NodeMemoryPressure]>([:])
+    let lastMemoryCheck = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(store: any ResourceStore, registry: KindRegistry, settings: SimulationSettings, logger: Logger) {
         self.store = store
