@@ -30,6 +30,17 @@ extension PolicyPlugin {
                 "allowedTopologies": 8,
             ]
         )
+        storageClass = storageClass.describing([
+            "provisioner":
+                "The provisioner that makes volumes for claims of this class (a CSI driver's name, or kubernetes.io/no-provisioner when an administrator makes them). Cannot be changed.",
+            "parameters": "Settings handed to the provisioner for each volume it makes (disk type, replication, ...). Cannot be changed.",
+            "reclaimPolicy": "What happens to a volume this class made when its claim is deleted: Delete (the default) or Retain. Cannot be changed.",
+            "mountOptions": "Mount options given to every volume this class makes; a volume plugin that takes none refuses them.",
+            "allowVolumeExpansion": "Whether a claim of this class may ask for more storage after it is bound.",
+            "volumeBindingMode":
+                "When a claim is bound: Immediate (the default) or WaitForFirstConsumer, once a Pod using it is scheduled, so the volume is made where the Pod runs. Cannot be changed.",
+            "allowedTopologies": "Where volumes of this class may be made, as node label requirements; empty means anywhere.",
+        ])
         storageClass.displayedName = { object in
             let name = object.name ?? ""
             return ClaimAdmission.isDefault(object) ? "\(name) (default)" : name

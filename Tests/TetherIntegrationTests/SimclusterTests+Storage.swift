@@ -16,6 +16,8 @@ extension SimclusterTests {
                     $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ").hasPrefix(
                         "standard (default) sim.tether.io/local-path Delete WaitForFirstConsumer false")
                 }, "\(classes)")
+            let explained = try await kubectl.succeed(["explain", "storageclass.volumeBindingMode"])
+            #expect(explained.contains("When a claim is bound: Immediate (the default) or WaitForFirstConsumer"), "\(explained)")
             let nodesHeader = try await kubectl.succeed(["get", "nodes"]).split(separator: "\n").first ?? ""
             #expect(nodesHeader.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"])
 
