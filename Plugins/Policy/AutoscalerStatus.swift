@@ -44,40 +44,77 @@ extension PolicyPlugin {
         return summary
     }
 
-    /// At the hub: each member's current and desired replicas summed, and each resource
-    /// metric's reading averaged over the members, weighted by the replicas each runs (so
-    /// `kubectl get hpa` at the hub shows the federation's utilization against the target).
+    /// At the hub: each member's current and desired replicas summed, and each metric's
+    /// reading averaged over the members, weighted by the replicas each runs (so `kubectl get
+    /// hpa` at the hub shows the federation's utilization against the target).
     static func aggregatedAutoscalerStatus(of members: [MemberObjectStatus]) -> JSONValue {
         var status = StatusSummary.sums(autoscalerCounts, of: members)
-        var readings: [String: (weight: Int64, utilization: Int64?, value: Int64?)] = [:]
+        var totals: [String: MetricTotal] = [:]
         var order: [String] = []
         for member in members {
             let weight = max(member.summary["currentReplicas"]?.integerValue ?? 0, 0)
             for reading in member.summary["currentMetrics"]?.arrayElements ?? [] {
-                guard reading["type"]?.stringValue == "Resource", let name = reading.string(at: "resource", "name"), weight > 0 else { continue }
-                let current = reading.value(at: "resource", "current")
-                if readings[name] == nil { order.append(name) }
-                var total = readings[name] ?? (0, nil, nil)
-                total.weight += weight
-                if let utilization = current?["averageUtilization"]?.integerValue {
-                    total.utilization = (total.utilization ?? 0) + utilization * weight
+                guard weight > 0, let type = reading["type"]?.stringValue, let field = metricFields[type], var source = reading[field] else {
+                    continue
                 }
-                if let value = ResourceQuantity.milli(current?["averageValue"]?.stringValue) { total.value = (total.value ?? 0) + value * weight }
-                readings[name] = total
+                let current = source["current"]
+                source[member: "current"] = nil
+                // One total per metric: its type and what names it (resource, container, metric, object).
+                let key = "\(type) \((try? source.serializedText()) ?? "")"
+                if totals[key] == nil {
+                    order.append(key)
+                    totals[key] = MetricTotal(type: type, field: field, identity: source)
+                }
+                totals[key]?.add(current, weight: weight, resource: type.hasSuffix("Resource") ? source["name"]?.stringValue : nil)
             }
         }
-        let averaged: [JSONValue] = order.compactMap { name in
-            guard let total = readings[name], total.weight > 0 else { return nil }
-            var current: [String: JSONValue] = [:]
-            if let utilization = total.utilization { current["averageUtilization"] = .integer(utilization / total.weight) }
-            if let value = total.value {
-                let milli = value / total.weight
-                current["averageValue"] = .string(
-                    name == "cpu" ? ResourceQuotaAdmission.quantity(milli, of: name) : ResourceQuotaAdmission.quantity(milli / 1_000, of: name))
-            }
-            return ["type": "Resource", "resource": ["name": .string(name), "current": .object(current)]]
-        }
+        let averaged = order.compactMap { totals[$0]?.averaged }
         if !averaged.isEmpty { status["currentMetrics"] = .array(averaged) }
         return .object(status)
+    }
+
+    /// Where each metric type's reading sits in a `currentMetrics` entry.
+    static let metricFields = [
+        "Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods", "Object": "object", "External": "external",
+    ]
+
+    /// One metric's readings over the members, each weighted by the replicas its member runs.
+    struct MetricTotal {
+        var type: String
+        var field: String
+        var identity: JSONValue
+        var weight: Int64 = 0
+        var utilization: Int64?
+        var averageValue: Int64?
+        var value: Int64?
+        /// `cpu` or `memory` for resource metrics, whose amounts are written as their quotas write them.
+        var resource: String?
+
+        mutating func add(_ current: JSONValue?, weight: Int64, resource: String?) {
+            self.weight += weight
+            self.resource = resource
+            if let utilization = current?["averageUtilization"]?.integerValue { self.utilization = (self.utilization ?? 0) + utilization * weight }
+            if let average = ResourceQuantity.milli(current?["averageValue"]?.stringValue) { averageValue = (averageValue ?? 0) + average * weight }
+            if let value = ResourceQuantity.milli(current?["value"]?.stringValue) { self.value = (self.value ?? 0) + value * weight }
+        }
+
+        var averaged: JSONValue? {
+            guard weight > 0 else { return nil }
+            var current: [String: JSONValue] = [:]
+            if let utilization { current["averageUtilization"] = .integer(utilization / weight) }
+            if let averageValue { current["averageValue"] = .string(amount(averageValue / weight)) }
+            if let value { current["value"] = .string(amount(value / weight)) }
+            var entry = identity
+            entry[member: "current"] = .object(current)
+            return .object(["type": .string(type), field: entry])
+        }
+
+        private func amount(_ milli: Int64) -> String {
+            switch resource {
+            case "cpu": ResourceQuotaAdmission.quantity(milli, of: "cpu")
+            case let name?: ResourceQuotaAdmission.quantity(milli / 1_000, of: name)
+            case nil: milli % 1_000 == 0 ? "\(milli / 1_000)" : "\(milli)m"
+            }
+        }
     }
 }
