@@ -169,6 +169,52 @@ public protocol ResourceStore: Sendable {
     /// object space: not versioned, not watched, replaced whole. Nil when never written.
     func document(_ name: String) async throws(StoreError) -> String?
     func setDocument(_ name: String, to text: String) async throws(StoreError)
+    /// Each cluster's revision as the federation engine last recorded it, outside the object
+    /// space like a document, but one record per cluster.
+    func clusterRevisions() async throws(StoreError) -> [String: ClusterRevision]
+    /// Writes `changed` and removes the records of `removed`, leaving every other cluster's
+    /// record as it is. A record never moves to a lower revision: a hub with an older view of a
+    /// cluster cannot undo what a newer one recorded.
+    func updateClusterRevisions(_ changed: [String: ClusterRevision], removing removed: Set<String>) async throws(StoreError)
+}
+
+/// A cluster's revision and the digest of the desired set it names: what lets a hub, after a
+/// restart or on taking over, tell an agent it is current or send it a delta.
+public struct ClusterRevision: Codable, Hashable, Sendable {
+    public var revision: UInt64
+    public var digest: String
+
+    public init(revision: UInt64, digest: String) {
+        self.revision = revision
+        self.digest = digest
+    }
+}
+
+extension ResourceStore {
+    /// The document that holds every cluster's record where a store keeps no rows for them.
+    static var clusterRevisionsDocument: String { "federation-revisions" }
+
+    /// Every record in one document, read and replaced whole: for a store with one writer.
+    public func clusterRevisions() async throws(StoreError) -> [String: ClusterRevision] {
+        guard let text = try await document(Self.clusterRevisionsDocument) else { return [:] }
+        do {
+            return try JSONValueDecoder().decode([String: ClusterRevision].self, from: Array(text.utf8))
+        } catch {
+            throw StoreError(
+                .storage, "the stored cluster revisions cannot be read (\(error)); the hub sends every agent its full desired state once")
+        }
+    }
+
+    public func updateClusterRevisions(_ changed: [String: ClusterRevision], removing removed: Set<String>) async throws(StoreError) {
+        var records = (try? await clusterRevisions()) ?? [:]
+        for (cluster, record) in changed where (records[cluster]?.revision ?? 0) <= record.revision { records[cluster] = record }
+        for cluster in removed { records[cluster] = nil }
+        let encoded: [UInt8]
+        do { encoded = Array(try JSONValueEncoder().encode(records)) } catch {
+            throw StoreError(.storage, "cannot encode cluster revisions: \(error)")
+        }
+        try await setDocument(Self.clusterRevisionsDocument, to: String(decoding: encoded, as: UTF8.self))
+    }
 }
 
 public typealias WatchStream = AsyncThrowingStream<WatchEvent, any Error>

@@ -430,7 +430,7 @@ public final class PostgresResourceStore: ResourceStore {
     }
 
     /// Runs `body` in a read-only `REPEATABLE READ` transaction: one snapshot throughout.
-    private func snapshot<T: Sendable>(
+    func snapshot<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
         try await inTransaction(what, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { (try await body($0), true) }

@@ -41,7 +41,25 @@ extension PostgresResourceStore {
                 "CREATE TABLE tether_meta (name text PRIMARY KEY, value text NOT NULL)",
                 "INSERT INTO tether_meta VALUES ('epoch', gen_random_uuid()::text)",
             ]
-        )
+        ),
+        (
+            2, "a row per cluster's revision, moved out of the revisions document",
+            [
+                """
+                CREATE TABLE tether_cluster_revisions (
+                    cluster text COLLATE "C" PRIMARY KEY,
+                    revision bigint NOT NULL,
+                    digest text NOT NULL)
+                """,
+                """
+                INSERT INTO tether_cluster_revisions (cluster, revision, digest)
+                SELECT record.key, (record.value->>'revision')::bigint, record.value->>'digest'
+                FROM tether_meta, jsonb_each(tether_meta.value::jsonb) AS record
+                WHERE tether_meta.name = 'document:federation-revisions'
+                """,
+                "DELETE FROM tether_meta WHERE name = 'document:federation-revisions'",
+            ]
+        ),
     ]
 
     /// How long the migrations at start may wait: DDL on a busy server, or behind another hub

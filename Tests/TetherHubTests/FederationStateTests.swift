@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TetherJSON
 import TetherModel
+import TetherStore
 import TetherWire
 
 @testable import TetherHub

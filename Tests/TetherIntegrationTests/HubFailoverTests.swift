@@ -165,7 +165,11 @@ struct HubFailoverTests {
             }
             let m1 = try #require(members["m1"])
             try await hubctl.succeed(["apply", "-f", "-"], stdin: frontendReplicaSet.replacingOccurrences(of: "replicas: 5", with: "replicas: 6"))
-            for member in members.values { try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"]) }
+            for member in members.values {
+                // A jsonpath wait fails at once on an object not made yet.
+                try await member.succeed(["wait", "--for=create", "rs/frontend", "--timeout=30s"])
+                try await member.succeed(["wait", "--for=jsonpath={.spec.replicas}=2", "rs/frontend", "--timeout=30s"])
+            }
 
             // m3 goes away; hub A moves its share to m1 and m2.
             _ = await agents["m3"]?.stop()

@@ -135,6 +135,19 @@ public final class PostgresServer: Sendable {
         }
     }
 
+    /// The value `query` selects (one row, one column), as psql prints it unaligned.
+    public func value(_ query: String, database: String = "postgres") async throws -> String {
+        let run = ManagedProcess(
+            name: "psql", executable: URL(fileURLWithPath: "/usr/bin/env"),
+            arguments: ["psql", "-X", "-At", "-h", socketDirectory, "-p", "\(Self.port)", "-U", "tether", "-d", database, "-c", query])
+        try run.start()
+        guard let status = await run.waitForExit(within: .seconds(60)), status == 0, let line = run.lines.last?.raw else {
+            run.send(SIGKILL)
+            throw PostgresServerError("psql `\(query)` failed: \(run.tail(10))")
+        }
+        return line
+    }
+
     public func url(database: String) -> String {
         "postgres://tether@/\(database)?host=\(socketDirectory)&port=\(Self.port)"
     }

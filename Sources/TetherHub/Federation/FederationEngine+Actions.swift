@@ -106,27 +106,34 @@ extension FederationEngine {
         }
     }
 
-    static let revisionsDocument = "federation-revisions"
-
     /// What an earlier run (or another hub on the same store) kept; nil when nothing was.
     func readRevisions() async -> [String: RevisionRecord]? {
         if settings.revisionsInStore {
-            guard let text = try? await store.document(Self.revisionsDocument) else { return nil }
-            return try? JSONValueDecoder().decode([String: RevisionRecord].self, from: Array(text.utf8))
+            do {
+                return try await store.clusterRevisions()
+            } catch {
+                logger.error(
+                    "cannot read cluster revisions; agents get their full desired state once",
+                    metadata: ["tether.event": "federation.revisions_unreadable", "tether.error": "\(error)"])
+                return nil
+            }
         }
         return settings.revisionsPath.flatMap { path in
             try? JSONValueDecoder().decode([String: RevisionRecord].self, from: AtomicFile.read(path))
         }
     }
 
-    /// Compact, with sorted keys: one line per write for thousands of clusters.
+    /// In the store, only the clusters whose record changed since the last write; in a file,
+    /// compact with sorted keys: one line per write for thousands of clusters.
     func writeRevisions(_ records: [String: RevisionRecord]) async {
         do {
-            let encoded = Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")]
             if settings.revisionsInStore {
-                try await store.setDocument(Self.revisionsDocument, to: String(decoding: encoded, as: UTF8.self))
+                let before = state.persisted
+                let changed = records.filter { before[$0.key] != $0.value }
+                let removed = Set(before.keys).subtracting(records.keys)
+                try await store.updateClusterRevisions(changed, removing: removed)
             } else if let path = settings.revisionsPath {
-                try AtomicFile.write(encoded, to: path, mode: 0o644)
+                try AtomicFile.write(Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
             } else {
                 return
             }

@@ -17,10 +17,7 @@ enum FederationCollection: Hashable, Sendable {
 }
 
 /// A cluster's revision and the digest of the desired set it names, as persisted across restarts.
-struct RevisionRecord: Codable, Equatable, Sendable {
-    var revision: UInt64
-    var digest: String
-}
+typealias RevisionRecord = ClusterRevision
 
 /// What ``FederationState`` is told: the store's collections as listed and watched, the agents'
 /// sessions and messages, how its own actions went, and its timers.
