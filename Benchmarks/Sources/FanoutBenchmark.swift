@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOHTTP1
 import TetherLocal
+import TetherSecurity
 import TetherTestSupport
 
 struct FanoutBenchmark: AsyncParsableCommand {
@@ -22,10 +23,18 @@ struct FanoutBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Size of the changed object, bytes.")
     var objectBytes = 4096
 
+    @Option(name: .long, help: "The hub's agent-port TLS library (tether-hub --agent-tls): boringssl or openssl.")
+    var hubTls = AgentPortTLS.boringSSL.rawValue
+
     @OptionGroup var options: CommonOptions
 
+    func validate() throws {
+        guard AgentPortTLS(rawValue: hubTls) != nil else { throw ValidationError("--hub-tls \(hubTls): say boringssl or openssl") }
+    }
+
     func run() async throws {
-        let fixture = try await SessionFixture.start(agents: agents, options: options, label: "fanout")
+        let fixture = try await SessionFixture.start(
+            agents: agents, options: options, label: "fanout", hubTLS: AgentPortTLS(rawValue: hubTls) ?? .boringSSL)
         let api = try HubAPIClient(federation: fixture.federation)
         var report = Report("fanout")
         do {
@@ -43,6 +52,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
     private func measure(_ fixture: SessionFixture, api: HubAPIClient, report: inout Report) async throws {
         let recorder = fixture.agents.recorder
         report.add("agents", Double(agents), "agent sessions", format: "%.0f")
+        report.note("tls", "hub \(hubTls)")
         report.add("object_bytes", Double(objectBytes), "changed object size", format: "%.0f", unit: "bytes")
         var allReceived: [Duration] = []
         var allAcked: [Duration] = []

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import TetherJSON
 import TetherModel
 import TetherSecurity
 import TetherWire
@@ -130,9 +131,22 @@ public final class AgentConnector: Service, Sendable {
         }
     }
 
+    /// Where in `count` hub addresses the agent of `cluster` starts: a stable hash of its name,
+    /// so the agents of a federation spread over the hubs they list, each coming back to the
+    /// same one after a restart.
+    static func firstAddressIndex(cluster: String, count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        var hash = StableHash()
+        hash.combine(cluster)
+        return Int(hash.value % UInt64(count))
+    }
+
     public func run() async throws {
         var attempt = 0
-        var addressIndex = 0
+        var addressIndex = Self.firstAddressIndex(cluster: cluster, count: configuration.hubAddresses.count)
+        // Addresses that failed since the last session or the last backoff: the next address is
+        // tried at once until every one has failed, and only then does the agent wait.
+        var failedInRound = 0
         while true {
             let address = configuration.hubAddresses[addressIndex % configuration.hubAddresses.count]
             let (end, wasEstablished) = await withGracefulShutdownHandler {
@@ -164,23 +178,32 @@ public final class AgentConnector: Service, Sendable {
                     metadata: ["tether.event": "agent.revoked", "tether.reason": "\(goaway.reason)"]
                 )
             }
+            var delay = Duration.zero
+            var backsOff = false
             if wasEstablished {
                 attempt = 0
+                failedInRound = 0
             } else {
                 addressIndex += 1
+                failedInRound += 1
             }
-            let jittered = configuration.backoff.delay(attempt: attempt)
-            attempt += 1
-            let delay = end.retryHintMilliseconds.map { max(jittered, .milliseconds($0)) } ?? jittered
+            if wasEstablished || failedInRound >= configuration.hubAddresses.count {
+                failedInRound = 0
+                backsOff = true
+                let jittered = configuration.backoff.delay(attempt: attempt)
+                attempt += 1
+                delay = end.retryHintMilliseconds.map { max(jittered, .milliseconds($0)) } ?? jittered
+            }
             logger.warning(
                 "session to hub ended; reconnecting",
                 metadata: [
                     "tether.event": "session.ended", "tether.reason": "\(end)", "tether.hub": "\(address)",
-                    "tether.retry_in_ms": "\(Int(delay / .milliseconds(1)))",
+                    "tether.retry_in_ms": "\(Int(delay / .milliseconds(1)))", "tether.backoff": "\(backsOff)",
                 ]
             )
+            guard backsOff else { continue }
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+                try await cancelWhenGracefulShutdown { [delay] in try await Task.sleep(for: delay) }
             } catch {
                 logger.info("agent stopped", metadata: ["tether.event": "agent.stopped"])
                 return
