@@ -206,6 +206,7 @@ extension ResourceStore {
     }
 
     public func updateClusterRevisions(_ changed: [String: ClusterRevision], removing removed: Set<String>) async throws(StoreError) {
+        // A document that cannot be read is replaced: the clusters it held get their whole desired state once.
         var records = (try? await clusterRevisions()) ?? [:]
         for (cluster, record) in changed where (records[cluster]?.revision ?? 0) <= record.revision { records[cluster] = record }
         for cluster in removed { records[cluster] = nil }
