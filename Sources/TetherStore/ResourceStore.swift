@@ -201,12 +201,12 @@ extension ResourceStore {
             return try JSONValueDecoder().decode([String: ClusterRevision].self, from: Array(text.utf8))
         } catch {
             throw StoreError(
-                .storage, "the stored cluster revisions cannot be read (\(error)); the hub sends every agent its full desired state once")
+                .storage, "the stored cluster revisions cannot be read (\(error)); the hub matches each agent by its desired set's digest instead")
         }
     }
 
     public func updateClusterRevisions(_ changed: [String: ClusterRevision], removing removed: Set<String>) async throws(StoreError) {
-        // A document that cannot be read is replaced: the clusters it held get their whole desired state once.
+        // A document that cannot be read is replaced: the clusters it held are matched by digest once.
         var records = (try? await clusterRevisions()) ?? [:]
         for (cluster, record) in changed where (records[cluster]?.revision ?? 0) <= record.revision { records[cluster] = record }
         for cluster in removed { records[cluster] = nil }

@@ -21,8 +21,8 @@ extension PostgresResourceStore {
 
     public func updateClusterRevisions(_ changed: [String: ClusterRevision], removing removed: Set<String>) async throws(StoreError) {
         guard !changed.isEmpty || !removed.isEmpty else { return }
-        let clusters = changed.keys.sorted()
         // Sorted, so two hubs writing overlapping sets take the rows' locks in one order.
+        let clusters = changed.keys.sorted()
         let revisions = clusters.map { Int64(clamping: changed[$0]?.revision ?? 0) }
         let digests = clusters.map { changed[$0]?.digest ?? "" }
         let gone = removed.sorted()

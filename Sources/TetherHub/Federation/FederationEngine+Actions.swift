@@ -113,7 +113,7 @@ extension FederationEngine {
                 return try await store.clusterRevisions()
             } catch {
                 logger.error(
-                    "cannot read cluster revisions; agents get their full desired state once",
+                    "cannot read cluster revisions; each agent is matched by its desired set's digest instead",
                     metadata: ["tether.event": "federation.revisions_unreadable", "tether.error": "\(error)"])
                 return nil
             }
