@@ -16,19 +16,14 @@ extension ResourceOperation {
         try await shownAll([object])[0]
     }
 
-    /// Stored objects as the URL's version shows them: converted here, or by the definition's
-    /// webhook in one call for all of them.
+    /// Stored objects as the URL's version shows them.
     func shownAll(_ objects: [JSONValue]) async throws(APIError) -> [JSONValue] {
-        guard let conversion = served.conversion else { return objects }
-        guard let webhook = conversion.webhook else { return objects.map(conversion.fromStorage) }
-        return try await ConversionWebhookCall.convert(objects, to: served.apiVersion, kind: served.kind, using: webhook)
+        try await served.shown(objects)
     }
 
-    /// The objects of a table's rows as the URL's version shows them, when a webhook converts
-    /// them and the rows carry them; nil otherwise (the table converts each itself).
+    /// The objects a table's rows carry, as the URL's version shows them; nil when the rows carry none.
     func tableObjects(_ objects: [JSONValue], for table: TableWriter) async throws(APIError) -> [JSONValue]? {
-        guard served.conversion?.webhook != nil, table.rowObject == .object else { return nil }
-        return try await shownAll(objects)
+        table.rowObject == .object ? try await shownAll(objects) : nil
     }
 
     /// A body sent at the URL's version, as stored. Its `apiVersion` and `kind` must be the
@@ -78,5 +73,15 @@ extension ResourceOperation {
             if quality > 0, quality > (best?.quality ?? -1) { best = (quality, type == KubernetesProtobuf.contentType) }
         }
         return best?.protobuf ?? false
+    }
+}
+
+extension KindDescriptor {
+    /// Stored objects as this served version shows them: converted here, or by the definition's
+    /// webhook in one call for all of them. Every read, list, table and watch goes through it.
+    func shown(_ objects: [JSONValue]) async throws(APIError) -> [JSONValue] {
+        guard let conversion else { return objects }
+        guard let webhook = conversion.webhook else { return objects.map(conversion.fromStorage) }
+        return try await ConversionWebhookCall.convert(objects, to: apiVersion, kind: kind, using: webhook)
     }
 }

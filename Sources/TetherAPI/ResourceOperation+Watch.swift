@@ -135,14 +135,11 @@ struct WatchFraming: Sendable {
     /// An event of a stored object, at the served version; nil when the stream is protobuf and
     /// some part of the object has no field number.
     func frame(_ type: String, _ stored: JSONValue) async throws(APIError) -> ByteBuffer? {
-        var shown = kind.conversion?.fromStorage(stored) ?? stored
-        if let webhook = kind.conversion?.webhook, table == nil || table?.rowObject == .object {
-            shown = try await ConversionWebhookCall.convert([stored], to: kind.apiVersion, kind: kind.kind, using: webhook)[0]
-        }
+        // A table row without its object needs no conversion (nor a webhook call).
+        let converts = table == nil || table?.rowObject == .object
+        var shown = converts ? try await kind.shown([stored])[0] : stored
         if let table {
-            shown = table.table(
-                [stored], resourceVersion: stored.resourceVersion.map(String.init),
-                shownObjects: kind.conversion?.webhook == nil ? nil : [shown])
+            shown = table.table([stored], resourceVersion: stored.resourceVersion.map(String.init), shownObjects: converts ? [shown] : nil)
         }
         guard protobuf else { return Self.jsonLine(type, shown) }
         guard let object = KubernetesProtobuf.encode(shown, kind: kind) else { return nil }

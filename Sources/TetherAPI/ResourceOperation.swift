@@ -40,8 +40,7 @@ struct ResourceOperation {
             throw APIError.badRequest(
                 "includeObject=\(query["includeObject"] ?? ""): not a valid value; use None, Metadata or Object")
         }
-        let served = self.served
-        return TableWriter(kind: kind, now: Date(), rowObject: rowObject) { served.conversion?.fromStorage($0) ?? $0 }
+        return TableWriter(kind: kind, now: Date(), rowObject: rowObject)
     }
 
     // MARK: Reads

@@ -25,11 +25,9 @@ struct TableWriter {
     let kind: KindDescriptor
     let now: Date
     var rowObject: RowObject = .metadata
-    /// The object as the client reads it (at the version the URL names), for `Object` rows.
-    var shown: @Sendable (JSONValue) -> JSONValue = { $0 }
 
-    /// `shownObjects`: the objects as the client's version shows them, for `Object` rows, when
-    /// converted beforehand (by a webhook); else each is converted by ``shown``.
+    /// `shownObjects`: the objects as the client's version shows them (``KindDescriptor/shown(_:)``),
+    /// carried by `Object` rows; nil, as stored.
     func table(_ objects: [JSONValue], resourceVersion: String?, continueToken: String? = nil, shownObjects: [JSONValue]? = nil) -> JSONValue {
         var columns: [JSONValue] = [
             ["name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0]
@@ -71,7 +69,7 @@ struct TableWriter {
             ]
             return ["cells": .array(cells), "object": partial]
         case .object:
-            return ["cells": .array(cells), "object": converted ?? shown(object)]
+            return ["cells": .array(cells), "object": converted ?? object]
         }
     }
 

@@ -244,20 +244,17 @@ public struct CustomResourceDefinition: Sendable {
             let renaming = VersionConversion.renaming(group: group, served: version.name, storage: self.version)
             let schema = version.schema
             let kind = self.kind
-            var conversion = VersionConversion(
-                storageVersion: self.version,
-                toStorage: { object in
-                    try renaming.toStorage(CustomResourcePlugin.checked(object, against: schema, kind: kind, version: version.name))
-                },
-                fromStorage: renaming.fromStorage)
-            if let webhook = conversionWebhook {
-                // Checked and pruned at its own version here; the webhook converts it each way.
-                conversion = VersionConversion(
-                    storageVersion: self.version,
-                    toStorage: { try CustomResourcePlugin.checked($0, against: schema, kind: kind, version: version.name) },
-                    fromStorage: { $0 })
-                conversion.webhook = webhook
+            let checked: @Sendable (JSONValue) throws -> JSONValue = { object in
+                try CustomResourcePlugin.checked(object, against: schema, kind: kind, version: version.name)
             }
+            // With a webhook, an object is only checked and pruned at its own version here; the
+            // webhook converts it each way. Without one, only its apiVersion changes.
+            var conversion =
+                conversionWebhook == nil
+                ? VersionConversion(
+                    storageVersion: self.version, toStorage: { try renaming.toStorage(checked($0)) }, fromStorage: renaming.fromStorage)
+                : VersionConversion(storageVersion: self.version, toStorage: checked, fromStorage: { $0 })
+            conversion.webhook = conversionWebhook
             var served = storage.alsoServed(as: version.name, fields: fields, conversion: conversion)
             served.fieldDescriptions = Self.descriptions(in: schema)
             return served
