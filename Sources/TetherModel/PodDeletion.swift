@@ -10,9 +10,17 @@ public enum PodDeletion {
     /// The grace period deleting `pod` gets, or nil to delete it at once.
     public static func gracePeriod(of pod: JSONValue, asked: Int64? = nil) -> Int64? {
         guard pod.string(at: "spec", "nodeName")?.isEmpty == false,
-            !["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "")
+            !pod.podFinished
         else { return nil }
         let grace = asked ?? pod.integer(at: "spec", "terminationGracePeriodSeconds") ?? defaultGracePeriodSeconds
         return grace > 0 ? grace : nil
+    }
+}
+
+extension JSONValue {
+    /// Whether this Pod has finished (`Succeeded` or `Failed`, evicted included): its end is
+    /// final, its containers hold nothing, and no controller counts it as running.
+    public var podFinished: Bool {
+        ["Succeeded", "Failed"].contains(string(at: "status", "phase") ?? "")
     }
 }

@@ -31,7 +31,7 @@ public enum ResourceQuotaAdmission {
     public static func usage(of object: JSONValue, resource: String, group: String, for names: some Sequence<String>) -> [String: Int64] {
         var usage: [String: Int64] = [:]
         let finishedPod =
-            resource == "pods" && group.isEmpty && ["Succeeded", "Failed"].contains(object.string(at: "status", "phase") ?? "")
+            resource == "pods" && group.isEmpty && object.podFinished
         for name in names {
             var amount: Int64 = 0
             if let counted = shortCounts[name] {

@@ -28,7 +28,7 @@ extension AutoscalerController {
     /// A `Resource` metric (or a `ContainerResource` one, of `container` alone): usage against
     /// `averageUtilization` of the requests or `averageValue`.
     static func resourceReading(
-        _ spec: JSONValue, source: JSONValue, container: String?, pods: [SimulatedMetrics.PodReading], current replicasNow: Int64
+        _ source: JSONValue, container: String?, pods: [SimulatedMetrics.PodReading], current replicasNow: Int64
     ) -> MetricReading {
         guard let name = source["name"]?.stringValue, name == "cpu" || name == "memory" else {
             return .failed("this simulated cluster measures cpu and memory, not \(source["name"]?.stringValue ?? "(none)")")

@@ -47,11 +47,10 @@ extension AutoscalerController {
             let reading: MetricReading
             switch spec["type"]?.stringValue {
             case "Resource":
-                reading = Self.resourceReading(spec, source: spec["resource"] ?? [:], container: nil, pods: pods, current: currentReplicas)
+                reading = Self.resourceReading(spec["resource"] ?? [:], container: nil, pods: pods, current: currentReplicas)
             case "ContainerResource":
                 let source = spec["containerResource"] ?? [:]
-                reading = Self.resourceReading(
-                    spec, source: source, container: source["container"]?.stringValue ?? "", pods: pods, current: currentReplicas)
+                reading = Self.resourceReading(source, container: source["container"]?.stringValue ?? "", pods: pods, current: currentReplicas)
             case "Pods": reading = Self.podsReading(spec, pods: pods, current: currentReplicas)
             case "Object": reading = await objectReading(spec, namespace: namespace, readyPods: Int64(pods.count), current: currentReplicas)
             case "External": reading = await externalReading(spec, namespace: namespace, readyPods: Int64(pods.count), current: currentReplicas)

@@ -56,7 +56,7 @@ struct EndpointsController: Sendable {
         // `ready` (unless the Service publishes unready addresses), so its connections drain;
         // the older Endpoints leave it out.
         let backends: [Backend] = pods.compactMap { pod in
-            guard let ip = pod.string(at: "status", "podIP"), !["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "")
+            guard let ip = pod.string(at: "status", "podIP"), !pod.podFinished
             else { return nil }
             let serving = Self.isReady(pod)
             let terminating = pod.deletionTimestamp != nil

@@ -62,7 +62,7 @@ struct PodController: Sendable {
         if kind != "Job" {
             // A finished Pod (evicted, say) no longer counts: a ReplicaSet makes another beside
             // it, and a StatefulSet or DaemonSet deletes it to make it again, as their controllers do.
-            let ended = current.filter { ["Succeeded", "Failed"].contains($0.string(at: "status", "phase") ?? "") }
+            let ended = current.filter(\.podFinished)
             if kind == "StatefulSet" || kind == "DaemonSet" { for pod in ended { await delete(pod, by: owner) } }
             let endedIDs = Set(ended.compactMap(\.uid))
             current.removeAll { endedIDs.contains($0.uid ?? "") }

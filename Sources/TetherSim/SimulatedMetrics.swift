@@ -38,6 +38,11 @@ public struct SimulatedMetrics: ResourceMetricsSource {
     }
 
     /// Each container's usage under the loads in force (`cpu`, `memory`: the annotations' values).
+    /// The Pod's containers' usage from the load annotations in force for it (``LoadLookup``).
+    static func usage(of pod: JSONValue, annotations: [String: String]) -> [ContainerUsage] {
+        usage(of: pod, cpu: annotations[cpuAnnotation], memory: annotations[memoryAnnotation])
+    }
+
     static func usage(of pod: JSONValue, cpu: String?, memory: String?) -> [ContainerUsage] {
         (pod.value(at: "spec", "containers")?.arrayElements ?? []).map { container in
             let requests = container.value(at: "resources", "requests")
@@ -66,8 +71,7 @@ public struct SimulatedMetrics: ResourceMetricsSource {
         var loads = LoadLookup(store: store)
         var items: [JSONValue] = []
         for pod in try await runningPods(namespace: namespace) {
-            let (cpu, memory) = await loads.loads(of: pod)
-            let containers: [JSONValue] = Self.usage(of: pod, cpu: cpu, memory: memory).map { usage in
+            let containers: [JSONValue] = await loads.usage(of: pod).map { usage in
                 [
                     "name": .string(usage.name),
                     "usage": ["cpu": .string(Self.cpu(usage.cpuMillis)), "memory": .string(Self.memory(usage.memoryBytes))],
@@ -91,8 +95,7 @@ public struct SimulatedMetrics: ResourceMetricsSource {
         var used: [String: (cpu: Int64, memory: Int64)] = [:]
         for pod in try await runningPods(namespace: nil) {
             guard let node = pod.string(at: "spec", "nodeName") else { continue }
-            let (cpu, memory) = await loads.loads(of: pod)
-            for usage in Self.usage(of: pod, cpu: cpu, memory: memory) {
+            for usage in await loads.usage(of: pod) {
                 used[node, default: (0, 0)].cpu += usage.cpuMillis
                 used[node, default: (0, 0)].memory += usage.memoryBytes
             }
@@ -120,8 +123,7 @@ public struct SimulatedMetrics: ResourceMetricsSource {
         var result: [PodReading] = []
         for pod in try await runningPods(namespace: namespace) where selector.matches(pod.labels) && Conditions(pod).has("Ready", "True") {
             let annotations = await loads.annotations(of: pod)
-            let usage = Self.usage(of: pod, cpu: annotations[Self.cpuAnnotation], memory: annotations[Self.memoryAnnotation])
-            result.append(PodReading(pod: pod, usage: usage, annotations: annotations))
+            result.append(PodReading(pod: pod, usage: Self.usage(of: pod, annotations: annotations), annotations: annotations))
         }
         return result
     }
@@ -157,9 +159,9 @@ public struct SimulatedMetrics: ResourceMetricsSource {
         let store: any ResourceStore
         var owners: [String: [String: String]] = [:]
 
-        mutating func loads(of pod: JSONValue) async -> (cpu: String?, memory: String?) {
-            let annotations = await annotations(of: pod)
-            return (annotations[SimulatedMetrics.cpuAnnotation], annotations[SimulatedMetrics.memoryAnnotation])
+        /// The Pod's containers' usage, from the load annotations in force for it.
+        mutating func usage(of pod: JSONValue) async -> [ContainerUsage] {
+            SimulatedMetrics.usage(of: pod, annotations: await annotations(of: pod))
         }
 
         mutating func annotations(of pod: JSONValue) async -> [String: String] {

@@ -299,7 +299,7 @@ struct VolumeController: Sendable {
             let pods = try? await store.list(PodController.pods, options: ListOptions(namespace: namespace)).objects
         else { return }
         let inUse = pods.contains { pod in
-            !["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "") && Self.claimNames(of: pod).contains(name)
+            !pod.podFinished && Self.claimNames(of: pod).contains(name)
         }
         guard !inUse else { return }
         var released = claim

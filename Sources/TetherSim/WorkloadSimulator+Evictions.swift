@@ -46,9 +46,7 @@ extension WorkloadSimulator {
         var byNode: [String: [MemoryUse]] = [:]
         for pod in running {
             guard let node = pod.string(at: "spec", "nodeName") else { continue }
-            let declared = await lookup.annotations(of: pod)[SimulatedMetrics.memoryAnnotation]
-            let usage = SimulatedMetrics.usage(of: pod, cpu: nil, memory: declared)
-            byNode[node, default: []].append(MemoryUse(pod: pod, containers: usage))
+            byNode[node, default: []].append(MemoryUse(pod: pod, containers: await lookup.usage(of: pod)))
         }
         let now = ContinuousClock.now
         var next: Duration?

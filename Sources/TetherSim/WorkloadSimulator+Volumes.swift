@@ -50,7 +50,7 @@ extension WorkloadSimulator {
 
     /// A Pod that finished or went no longer holds its claims: one being deleted may now go.
     func claimsOfPodChanged(_ pod: JSONValue, deleted: Bool) async {
-        guard deleted || ["Succeeded", "Failed"].contains(pod.string(at: "status", "phase") ?? "") else { return }
+        guard deleted || pod.podFinished else { return }
         for name in VolumeController.claimNames(of: pod) {
             queue.add(ObjectKey(type: VolumeController.claims, namespace: pod.namespace, name: name))
         }

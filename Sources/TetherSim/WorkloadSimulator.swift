@@ -248,7 +248,7 @@ public final class WorkloadSimulator: Service, Sendable {
             }
             if object.deletionTimestamp != nil { return await endTerminating(object, key: key) }
             // Finished or evicted: a Pod's end is final.
-            if ["Succeeded", "Failed"].contains(object.string(at: "status", "phase") ?? "") { return nil }
+            if object.podFinished { return nil }
             // The scheduler's job, written first (spec); the update's own event brings the key back.
             guard let node = object.string(at: "spec", "nodeName") else {
                 await schedule(object, key: key)
