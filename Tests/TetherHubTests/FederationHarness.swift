@@ -27,9 +27,10 @@ struct FederationHarness {
     /// Starts and lists every collection once: clusters by name and labels, then policies and objects.
     mutating func settle(
         clusters: [String: [String: String]], objects: [JSONValue] = [], propagationPolicies: [JSONValue] = [], overridePolicies: [JSONValue] = [],
-        revisions: [String: RevisionRecord] = [:]
+        revisions: [String: RevisionRecord] = [:], stored: [StoredReports] = []
     ) {
         send(.started(storeVersion: version, revisions: revisions, collections: 5, at: now))
+        if !stored.isEmpty { send(.reportsStored(stored)) }
         send(
             .listed(
                 .clusters, objects: clusters.keys.sorted().map { Self.cluster($0, labels: clusters[$0]!) }, version: version, first: true, at: now))

@@ -123,6 +123,19 @@ extension FederationEngine {
         }
     }
 
+    /// Each object's per-cluster lines as the last run wrote them; none when they cannot be read
+    /// (each cluster's line then waits for its agent's next report, as before any was kept).
+    func readStoredReports() async -> [StoredReports] {
+        do {
+            return try await store.list(PropagationRecord.type, options: ListOptions()).objects.compactMap(PropagationRecord.reports(in:))
+        } catch {
+            logger.warning(
+                "cannot read the stored propagation records; each cluster's line waits for its agent's next report",
+                metadata: ["tether.event": "federation.reports_unreadable", "tether.error": "\(error)"])
+            return []
+        }
+    }
+
     /// In the store, only the clusters whose record changed since the last write; in a file,
     /// compact with sorted keys: one line per write for thousands of clusters.
     func writeRevisions(_ records: [String: RevisionRecord]) async {

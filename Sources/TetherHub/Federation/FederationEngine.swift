@@ -188,10 +188,12 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public func run() async throws {
         let revisions = await readRevisions()
+        let storedReports = await readStoredReports()
         let kindChanges = catalog.changes()
         let collections = Self.collections(of: registry)
         handle(
             .started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
+        handle(.reportsStored(storedReports))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.writers.run() }

@@ -25,6 +25,8 @@ enum FederationEvent: Sendable {
     /// The engine starts: the store's version and the revisions persisted by the last run.
     /// `collections` is how many collections will be listed before anything is pushed.
     case started(storeVersion: UInt64, revisions: [String: RevisionRecord], collections: Int, at: Date)
+    /// What the stored `Propagation` records say each cluster last reported, read at the start.
+    case reportsStored([StoredReports])
     /// A full list of a collection at `version`; `first` for its first list since the start.
     case listed(FederationCollection, objects: [JSONValue], version: UInt64, first: Bool, at: Date)
     case changed(FederationCollection, object: JSONValue, deleted: Bool, version: UInt64, at: Date)
@@ -54,7 +56,8 @@ extension FederationEvent {
     /// federated objects themselves, and reports (the engine's publisher recomputes on each).
     var mayChangeDNS: Bool {
         switch self {
-        case .started, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate, .kindsChanged: return false
+        case .started, .reportsStored, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate, .kindsChanged:
+            return false
         case .listed, .changed, .sessionEstablished, .sessionEnded, .timerFired: return true
         case .received(let message, _, _):
             guard case .status(let report) = message else { return false }
@@ -111,6 +114,14 @@ enum ClusterStatusChange: Sendable {
 }
 
 /// One cluster's last report on a federated object, and the revision its agent acknowledged.
+/// One stored `Propagation`'s lines: each cluster's last report of the object it names.
+struct StoredReports: Sendable, Equatable {
+    var reference: ObjectReference
+    /// The object's uid when the record was written: a record of an earlier object of the same name does not count.
+    var uid: String?
+    var statuses: [String: StatusReport.ObjectStatus]
+}
+
 struct ClusterReport: Sendable, Equatable {
     var cluster: String
     var report: StatusReport.ObjectStatus

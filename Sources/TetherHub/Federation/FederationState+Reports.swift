@@ -128,6 +128,29 @@ extension FederationState {
         }
     }
 
+    /// Each cluster's last report as the stored `Propagation`s hold it: a restarted hub (or one
+    /// that took over) counts a cluster whose agent has not returned yet with what it last
+    /// reported, as a hub that kept running would, rather than as pending. Only for objects
+    /// still placed there, and never over a report its agent has sent since.
+    mutating func adoptStoredReports() {
+        let stored = storedReports
+        storedReports = []
+        var adopted = 0
+        for record in stored {
+            guard let object = federated[record.reference], record.uid == nil || object.uid == record.uid else { continue }
+            for (cluster, status) in record.statuses where members[cluster]?.desired[record.reference] != nil {
+                guard reports[record.reference]?[cluster] == nil else { continue }
+                reports[record.reference, default: [:]][cluster] = status
+                adopted += 1
+            }
+        }
+        if adopted > 0 {
+            log(
+                .info, "clusters' last reports taken from the stored propagation records",
+                ["tether.event": "federation.reports_restored", "tether.count": "\(adopted)"])
+        }
+    }
+
     mutating func takeReportsBeforeSettled() {
         let early = reportsBeforeSettled
         reportsBeforeSettled = [:]

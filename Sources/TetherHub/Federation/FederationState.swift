@@ -64,6 +64,8 @@ struct FederationState: Sendable {
     /// Reports that arrived before every collection was listed, per cluster and object, taken
     /// when the state settles: until then an object may be unknown only because its list is late.
     var reportsBeforeSettled: [String: [ObjectReference: StatusReport.ObjectStatus]] = [:]
+    /// What the stored `Propagation`s held at the start, taken when the state settles.
+    var storedReports: [StoredReports] = []
     /// How many objects' early reports are kept per cluster; the rest wait for the agent's next report.
     static let maximumReportsBeforeSettled = 50_000
     /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
@@ -107,6 +109,9 @@ struct FederationState: Sendable {
             storeVersion = version
             persisted = revisions
             listsPending = collections
+        case .reportsStored(let records):
+            storedReports = records
+            if settled { adoptStoredReports() }
         case .listed(let collection, let objects, let version, let first, let at):
             listed(objects, in: collection, version: version, at: at)
             if first { listSettled(at: at) }
@@ -199,6 +204,7 @@ struct FederationState: Sendable {
             unrevisioned.remove(name)
         }
         log(.info, "federation state settled", ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
+        adoptStoredReports()
         takeReportsBeforeSettled()
         emit(.collectPropagations(keep: Set(federated.keys.map(PropagationRecord.name(for:))), before: now))
         persistRevisions()

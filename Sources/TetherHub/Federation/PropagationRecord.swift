@@ -49,6 +49,7 @@ enum PropagationRecord {
                 "name": .string(cluster), "state": .string(report.state.rawValue), "health": .string(report.health.rawValue),
             ]
             if let message = report.message { line["message"] = .string(message) }
+            if !report.summary.isEmpty { line["summary"] = .object(report.summary) }
             if let revision = entry.ackedRevision { line["revision"] = .integer(Int64(revision)) }
             lines.append(.object(line))
             if report.state == .applied { applied += 1 }
@@ -64,5 +65,25 @@ enum PropagationRecord {
         if let generation { status["observedGeneration"] = .integer(generation) }
         if let lastError { status["lastError"] = .string(lastError) }
         return .object(status)
+    }
+
+    /// The reports a stored record holds, for the object it names: each cluster's line as its
+    /// agent last reported it. Lines still `pending` (never reported) and lines in a vocabulary
+    /// this hub does not know are left out.
+    static func reports(in record: JSONValue) -> StoredReports? {
+        guard let resource = record["spec"]?["resource"], let apiVersion = resource["apiVersion"]?.stringValue,
+            let kind = resource["kind"]?.stringValue, let name = resource["name"]?.stringValue
+        else { return nil }
+        let reference = ObjectReference(apiVersion: apiVersion, kind: kind, namespace: resource["namespace"]?.stringValue, name: name)
+        var statuses: [String: StatusReport.ObjectStatus] = [:]
+        for line in record["status"]?["clusters"]?.arrayElements ?? [] {
+            guard let cluster = line["name"]?.stringValue, let state = line["state"]?.stringValue.flatMap(ObjectState.init(rawValue:)),
+                state != .pending, let health = line["health"]?.stringValue.flatMap(HealthState.init(rawValue:))
+            else { continue }
+            statuses[cluster] = StatusReport.ObjectStatus(
+                object: reference, state: state, health: health, message: line["message"]?.stringValue,
+                summary: line["summary"]?.objectMembers ?? [:])
+        }
+        return StoredReports(reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses)
     }
 }

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import TetherJSON
+import TetherModel
+import TetherWire
+
+@testable import TetherHub
+
+extension FederationStateTests {
+    @Test("a Propagation's lines read back as the reports they were written from, summaries included; lines never reported are not reports")
+    func propagationLinesReadBack() throws {
+        let one = H.reference(H.configMap("one"))
+        let reports = [
+            ClusterReport(
+                cluster: "a", report: StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy, summary: ["readyReplicas": 2]),
+                ackedRevision: 7),
+            ClusterReport(
+                cluster: "b", report: StatusReport.ObjectStatus(object: one, state: .failed, health: .degraded, message: "quota exceeded"),
+                ackedRevision: nil),
+        ]
+        var record = PropagationRecord.object(for: one, uid: "uid-one")
+        record[member: "status"] = PropagationRecord.status(reports: reports, placedOn: ["a", "b", "c"], generation: 3)
+        let read = try #require(PropagationRecord.reports(in: record))
+        #expect(read.reference == one && read.uid == "uid-one")
+        #expect(read.statuses == ["a": reports[0].report, "b": reports[1].report], "c's line is pending: no report was ever written for it")
+    }
+
+    @Test(
+        "a hub that starts again counts each cluster with its stored last report until its agent reports anew, for objects still placed there and of the same uid"
+    )
+    func storedReportsAdopted() throws {
+        var harness = H()
+        let policy = H.propagationPolicy(
+            "a-and-b", spec: ["resourceSelectors": [["apiVersion": "v1", "kind": "ConfigMap"]], "placement": ["clusterNames": ["a", "b"]]])
+        let one = H.reference(H.configMap("one"))
+        let two = H.reference(H.configMap("two"))
+        let stored = [
+            StoredReports(
+                reference: one, uid: "uid-one",
+                statuses: [
+                    "a": StatusReport.ObjectStatus(object: one, state: .failed, health: .unknown, message: "an old failure"),
+                    "b": StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy, summary: ["note": "b's last"]),
+                    // Not placed on c (any more): its line does not count.
+                    "c": StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy),
+                ]),
+            // Written for an earlier object of the same name.
+            StoredReports(
+                reference: two, uid: "uid-gone", statuses: ["b": StatusReport.ObjectStatus(object: two, state: .applied, health: .healthy)]),
+        ]
+        harness.settle(
+            clusters: ["a": [:], "b": [:], "c": [:]], objects: [H.configMap("one"), H.configMap("two")], propagationPolicies: [policy],
+            stored: stored)
+        #expect(harness.take().events.contains("federation.reports_restored"))
+
+        // a's agent returns and reports; b's has not: b still counts with its last report, and a's new one replaces its old.
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        _ = harness.take()
+        let fresh = StatusReport.ObjectStatus(object: one, state: .applied, health: .healthy)
+        let freshTwo = StatusReport.ObjectStatus(object: two, state: .applied, health: .healthy)
+        harness.send(.received(.status(StatusReport(objects: [fresh, freshTwo])), cluster: "a", at: H.start))
+        var written: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
+        for action in harness.take() {
+            guard case .writeFederatedStatus(let reference, _, let reports, _, _) = action else { continue }
+            written[reference] = Dictionary(uniqueKeysWithValues: reports.map { ($0.cluster, $0.report) })
+        }
+        #expect(written[one] == ["a": fresh, "b": stored[0].statuses["b"]!])
+        #expect(written[two] == ["a": freshTwo], "a record of another object of that name does not count")
+    }
+}
