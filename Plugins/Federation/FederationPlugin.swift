@@ -125,7 +125,8 @@ public struct FederationPlugin: ResourcePlugin {
                 "observedGeneration": .integer, "placed": .integer, "applied": .integer, "healthy": .integer, "lastError": .string,
                 "clusters": .array(
                     .object([
-                        "name": .string, "state": .string, "health": .string, "message": .string, "revision": .integer, "summary": .free,
+                        "name": .string, "state": .string, "health": .string, "message": .string, "revision": .integer, "generation": .integer,
+                        "summary": .free,
                     ])),
             ]),
         ],
@@ -140,6 +141,8 @@ public struct FederationPlugin: ResourcePlugin {
         "status.healthy": "How many of them report it healthy.",
         "status.lastError": "The latest error a cluster reported for it.",
         "status.clusters": "Each cluster's line: its state, health, message and the revision that carried the object.",
+        "status.clusters.generation":
+            "The generation of the object the cluster holds (acknowledged); status.observedGeneration is the least of them.",
         "status.clusters.summary":
             "What the cluster's agent reported of the object's own status (ready replicas, load-balancer addresses): what the hub sums into the object's status, kept here so that a hub that starts again still counts a cluster whose agent has not returned.",
     ])

@@ -19,10 +19,12 @@ extension FederationStateTests {
                 ackedRevision: nil),
         ]
         var record = PropagationRecord.object(for: one, uid: "uid-one")
-        record[member: "status"] = PropagationRecord.status(reports: reports, placedOn: ["a", "b", "c"], generation: 3)
+        record[member: "status"] = PropagationRecord.status(
+            reports: reports, placedOn: ["a", "b", "c"], generations: ["a": 3, "b": 2], generation: 2)
         let read = try #require(PropagationRecord.reports(in: record))
         #expect(read.reference == one && read.uid == "uid-one")
         #expect(read.statuses == ["a": reports[0].report, "b": reports[1].report], "c's line is pending: no report was ever written for it")
+        #expect(read.generations == ["a": 3, "b": 2, "c": 0], "c's line names no generation: it holds none yet")
     }
 
     @Test(
@@ -61,10 +63,51 @@ extension FederationStateTests {
         harness.send(.received(.status(StatusReport(objects: [fresh, freshTwo])), cluster: "a", at: H.start))
         var written: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
         for action in harness.take() {
-            guard case .writeFederatedStatus(let reference, _, let reports, _, _) = action else { continue }
+            guard case .writeFederatedStatus(let reference, _, let reports, _, _, _) = action else { continue }
             written[reference] = Dictionary(uniqueKeysWithValues: reports.map { ($0.cluster, $0.report) })
         }
         #expect(written[one] == ["a": fresh, "b": stored[0].statuses["b"]!])
         #expect(written[two] == ["a": freshTwo], "a record of another object of that name does not count")
+    }
+
+    @Test(
+        "a hub that starts again keeps a generation in flight to each cluster whose stored line holds an older one: observed only when that cluster acknowledges"
+    )
+    func storedGenerationsStayInFlight() throws {
+        var harness = H()
+        var web = H.deployment("web", replicas: 2)
+        web[member: "metadata"]?[member: "generation"] = 3
+        let reference = H.reference(web)
+        let stored = [
+            StoredReports(
+                reference: reference, uid: "uid-web",
+                statuses: ["a": StatusReport.ObjectStatus(object: reference, state: .applied, health: .healthy)], generations: ["a": 3, "b": 2])
+        ]
+        harness.settle(clusters: ["a": [:], "b": [:]], objects: [web], stored: stored)
+        #expect(harness.state.observedGeneration(of: reference) == 2, "b's line holds generation 2")
+        #expect(harness.state.generationsHeld(of: reference, on: ["a", "b"]) == ["a": 3, "b": 2])
+
+        // a's agent returns holding its set: nothing changes for b.
+        harness.connect("a")
+        _ = harness.deliverPushes()
+        let revisionA = try #require(harness.state.members["a"]?.revision)
+        harness.send(.received(.ack(Ack(revision: revisionA)), cluster: "a", at: H.start))
+        #expect(harness.state.observedGeneration(of: reference) == 2)
+
+        // b's returns and acknowledges what it is sent: generation 3 is observed, and written.
+        harness.connect("b")
+        let pushed = harness.deliverPushes()
+        _ = harness.take()
+        let revisionB = try #require(pushed.last { $0.cluster == "b" }?.revision)
+        harness.send(.received(.ack(Ack(revision: revisionB)), cluster: "b", at: H.start))
+        #expect(harness.state.observedGeneration(of: reference) == 3)
+        #expect(
+            harness.take().contains {
+                if case .writeFederatedStatus(reference, _, _, _, let held, let observed) = $0 {
+                    observed == 3 && held == ["a": 3, "b": 3]
+                } else {
+                    false
+                }
+            })
     }
 }

@@ -48,3 +48,51 @@ extension FederationEndToEndTests {
         }
     }
 }
+
+extension FederationEndToEndTests {
+    @Test(
+        "a hub that starts again in the middle of a rollout keeps the generation a member lacks unobserved: observedGeneration moves only when that member's agent returns and acknowledges it"
+    )
+    func generationAcrossHubRestart() async throws {
+        try await withFederation { federation in
+            var (hub, port) = try await federation.startHub(heartbeatInterval: 1)
+            let hubctl = try Kubectl(.modern, kubeconfig: federation.kubeconfigPath, home: federation.root + "/home-hub")
+            let agentArguments = ["--backoff-initial", "0.2", "--backoff-max", "1"]
+            let m1 = try await federation.startMember("m1", hub: hub, hubPort: port, agentArguments: agentArguments)
+            let m2 = try await federation.startMember("m2", hub: hub, hubPort: port, agentArguments: agentArguments)
+            try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2"])
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.observedGeneration}=1", "deployment/web", "--timeout=30s"], within: .seconds(40))
+
+            // m2's agent goes away; the new generation reaches m1 alone, so it is not observed.
+            _ = await m2.agent.stop()
+            try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=NotReady", "clusters/m2", "--timeout=30s"])
+            try await hubctl.succeed(["set", "image", "deployment/web", "nginx=nginx:1.28"])
+            try await m1.kubectl.succeed(
+                ["wait", "--for=jsonpath={.spec.template.spec.containers[0].image}=nginx:1.28", "deployment/web", "--timeout=30s"],
+                within: .seconds(40))
+            let record = "propagation/deployment.default.web"
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.clusters[?(@.name==\"m1\")].generation}=2", record, "--timeout=30s"], within: .seconds(40))
+            #expect(try await hubctl.succeed(["get", "deployment", "web", "-o", "jsonpath={.status.observedGeneration}"]) == "1")
+
+            // The hub restarts with m2 still away. m1's agent returns and reports, so the status is
+            // written again: still generation 1 observed, since m2 never had 2.
+            _ = await hub.stop()
+            (hub, port) = try await federation.startHub(heartbeatInterval: 1, agentListen: "127.0.0.1:\(port)")
+            try await hub.waitForEvent("federation.resumed", within: .seconds(30)) { $0["tether.cluster"] == "m1" }
+            try await hubctl.succeed(["scale", "deployment/web", "--replicas=4"])
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.clusters[?(@.name==\"m1\")].generation}=3", record, "--timeout=30s"], within: .seconds(40))
+            #expect(try await hubctl.succeed(["get", record, "-o", "jsonpath={.status.observedGeneration}"]) == "1")
+            #expect(try await hubctl.succeed(["get", "deployment", "web", "-o", "jsonpath={.status.observedGeneration}"]) == "1")
+
+            // m2's agent returns and applies generation 3: observed.
+            _ = try federation.startAgent(
+                name: "agent-m2-again", bundle: try federation.issueBundle(cluster: "m2", hubPort: port), kubeconfig: m2.directory + "/kubeconfig",
+                extraArguments: agentArguments)
+            try await hubctl.succeed(
+                ["wait", "--for=jsonpath={.status.observedGeneration}=3", "deployment/web", "--timeout=30s"], within: .seconds(40))
+        }
+    }
+}

@@ -38,8 +38,9 @@ extension FederationEngine {
             enqueue(.register(name))
         case .setFinalizer(let finalizer, let present, let type, let namespace, let name):
             enqueue(.setFinalizer(finalizer, present: present, type: type, namespace: namespace, name: name))
-        case .writeFederatedStatus(let reference, let uid, let reports, let placedOn, let observedGeneration):
-            writers.federatedStatus(reference, uid: uid, reports: reports, placedOn: placedOn, observedGeneration: observedGeneration)
+        case .writeFederatedStatus(let reference, let uid, let reports, let placedOn, let generations, let observedGeneration):
+            writers.federatedStatus(
+                reference, uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration)
         case .deletePropagation(let reference):
             writers.propagationEnded(reference)
         case .collectPropagations(let keep, let before):

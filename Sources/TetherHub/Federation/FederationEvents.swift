@@ -120,6 +120,9 @@ struct StoredReports: Sendable, Equatable {
     /// The object's uid when the record was written: a record of an earlier object of the same name does not count.
     var uid: String?
     var statuses: [String: StatusReport.ObjectStatus]
+    /// The generation of the object each cluster's line says it holds (lines a hub older than
+    /// these wrote say none).
+    var generations: [String: Int64] = [:]
 }
 
 struct ClusterReport: Sendable, Equatable {
@@ -140,7 +143,8 @@ enum FederationAction: Sendable {
     case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
     /// Write a federated object's status from these reports (its UID as the state knows it).
     /// `observedGeneration`: the object's generation every placed cluster has acknowledged.
-    case writeFederatedStatus(ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?)
+    case writeFederatedStatus(
+        ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64], observedGeneration: Int64?)
     /// The federated object is gone: so is its `Propagation`.
     case deletePropagation(ObjectReference)
     /// After a restart: delete every `Propagation` made before `before` whose name is not in

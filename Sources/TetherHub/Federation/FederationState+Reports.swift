@@ -130,18 +130,34 @@ extension FederationState {
 
     /// Each cluster's last report as the stored `Propagation`s hold it: a restarted hub (or one
     /// that took over) counts a cluster whose agent has not returned yet with what it last
-    /// reported, as a hub that kept running would, rather than as pending. Only for objects
-    /// still placed there, and never over a report its agent has sent since.
+    /// reported, and with the generation it last held, as a hub that kept running would,
+    /// rather than as pending and up to date. Only for objects still placed there, and never
+    /// over a report its agent has sent since.
     mutating func adoptStoredReports() {
         let stored = storedReports
         storedReports = []
         var adopted = 0
         for record in stored {
-            guard let object = federated[record.reference], record.uid == nil || object.uid == record.uid else { continue }
-            for (cluster, status) in record.statuses where members[cluster]?.desired[record.reference] != nil {
-                guard reports[record.reference]?[cluster] == nil else { continue }
-                reports[record.reference, default: [:]][cluster] = status
+            let reference = record.reference
+            guard let object = federated[reference], record.uid == nil || object.uid == record.uid else { continue }
+            for (cluster, status) in record.statuses where members[cluster]?.desired[reference] != nil {
+                guard reports[reference]?[cluster] == nil else { continue }
+                reports[reference, default: [:]][cluster] = status
                 adopted += 1
+            }
+            // A cluster whose line holds an older generation has not acknowledged the object's
+            // own yet: it stays in flight to that cluster, at the revision it will be sent in,
+            // so the generation is not observed before that cluster's agent returns and applies it.
+            guard let generation = object.generation else { continue }
+            for (cluster, held) in record.generations where held < generation {
+                guard let member = members[cluster], member.desired[reference] != nil else { continue }
+                let revision = member.revision
+                if generationsInFlight[reference] == nil {
+                    generationsInFlight[reference] = (generation, [:])
+                    observedGenerations[reference] = held
+                }
+                generationsInFlight[reference]?.revisions[cluster] = revision
+                observedGenerations[reference] = min(observedGenerations[reference] ?? held, held)
             }
         }
         if adopted > 0 {
@@ -220,7 +236,25 @@ extension FederationState {
         emit(
             .writeFederatedStatus(
                 reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn,
-                observedGeneration: observedGeneration(of: reference)))
+                generations: generationsHeld(of: reference, on: placedOn), observedGeneration: observedGeneration(of: reference)))
+    }
+
+    /// The generation each cluster holds: the object's own once the cluster acknowledged the
+    /// revision carrying it; while that is in flight, the last one every cluster acknowledged.
+    /// None for a cluster that has held no generation yet.
+    func generationsHeld(of reference: ObjectReference, on clusters: [String]) -> [String: Int64] {
+        guard let current = federated[reference]?.generation else { return [:] }
+        let inFlight = generationsInFlight[reference]
+        let before = observedGenerations[reference]
+        var held: [String: Int64] = [:]
+        for cluster in clusters {
+            if inFlight?.revisions[cluster] == nil {
+                held[cluster] = current
+            } else if let before, before > 0 {
+                held[cluster] = before
+            }
+        }
+        return held
     }
 
     /// The kind's own status from its clusters' reports: the plugin's aggregate (summed

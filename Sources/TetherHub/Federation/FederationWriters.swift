@@ -23,7 +23,7 @@ final class FederationWriters: Sendable {
 
     /// What waits to be written for one federated object: the latest reports, or its end.
     private enum ObjectWrite {
-        case status(uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?)
+        case status(uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64], observedGeneration: Int64?)
         case gone
     }
 
@@ -54,8 +54,11 @@ final class FederationWriters: Sendable {
         wake.yield()
     }
 
-    func federatedStatus(_ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?) {
-        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn, observedGeneration: observedGeneration))
+    func federatedStatus(
+        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64],
+        observedGeneration: Int64?
+    ) {
+        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration))
     }
 
     /// After any status write still waiting for it, so the record is not made again.
@@ -85,8 +88,9 @@ final class FederationWriters: Sendable {
             }
             while let (reference, write) = nextObject() {
                 switch write {
-                case .status(let uid, let reports, let placedOn, let observedGeneration):
-                    await writeObject(reference, uid: uid, reports: reports, placedOn: placedOn, observedGeneration: observedGeneration)
+                case .status(let uid, let reports, let placedOn, let generations, let observedGeneration):
+                    await writeObject(
+                        reference, uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration)
                 case .gone: await deletePropagation(of: reference)
                 }
             }
@@ -141,7 +145,8 @@ final class FederationWriters: Sendable {
     /// The aggregate into the object's own status, where its kind has one; every cluster's line
     /// into its `Propagation`; and an Event for each report that changed.
     private func writeObject(
-        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], observedGeneration: Int64?
+        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64],
+        observedGeneration: Int64?
     ) async {
         guard let kind = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) else { return }
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
@@ -161,7 +166,7 @@ final class FederationWriters: Sendable {
             }
             // What was written for an earlier object of the same name belongs to that one.
             guard let object = written ?? current, let uid, object.uid == uid else { return }
-            let status = PropagationRecord.status(reports: reports, placedOn: placedOn, generation: observedGeneration)
+            let status = PropagationRecord.status(reports: reports, placedOn: placedOn, generations: generations, generation: observedGeneration)
             let name = PropagationRecord.name(for: reference)
             let fresh = {
                 var record = PropagationRecord.object(for: reference, uid: uid)

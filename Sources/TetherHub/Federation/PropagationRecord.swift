@@ -29,19 +29,22 @@ enum PropagationRecord {
         ]
     }
 
-    /// One line per cluster the object is placed on (`pending` until its agent reports), and the
-    /// counts `kubectl get` prints.
-    static func status(reports: [ClusterReport], placedOn: [String], generation: Int64?) -> JSONValue {
+    /// One line per cluster the object is placed on (`pending` until its agent reports), with
+    /// the generation of the object that cluster holds, and the counts `kubectl get` prints.
+    static func status(reports: [ClusterReport], placedOn: [String], generations: [String: Int64] = [:], generation: Int64?) -> JSONValue {
         let byCluster = Dictionary(reports.map { ($0.cluster, $0) }, uniquingKeysWith: { first, _ in first })
         var lines: [JSONValue] = []
         var applied = 0
         var healthy = 0
         var lastError: String?
         for cluster in placedOn {
+            let held = generations[cluster]
             guard let entry = byCluster[cluster] else {
-                lines.append([
+                var line: JSONValue = [
                     "name": .string(cluster), "state": .string(ObjectState.pending.rawValue), "health": .string(HealthState.unknown.rawValue),
-                ])
+                ]
+                if let held { line[member: "generation"] = .integer(held) }
+                lines.append(line)
                 continue
             }
             let report = entry.report
@@ -51,6 +54,7 @@ enum PropagationRecord {
             if let message = report.message { line["message"] = .string(message) }
             if !report.summary.isEmpty { line["summary"] = .object(report.summary) }
             if let revision = entry.ackedRevision { line["revision"] = .integer(Int64(revision)) }
+            if let held { line["generation"] = .integer(held) }
             lines.append(.object(line))
             if report.state == .applied { applied += 1 }
             if report.health == .healthy { healthy += 1 }
@@ -68,7 +72,7 @@ enum PropagationRecord {
     }
 
     /// The reports a stored record holds, for the object it names: each cluster's line as its
-    /// agent last reported it. Lines still `pending` (never reported) and lines in a vocabulary
+    /// agent last reported it, and the generation each line says its cluster holds. Lines still `pending` (never reported) and lines in a vocabulary
     /// this hub does not know are left out.
     static func reports(in record: JSONValue) -> StoredReports? {
         guard let resource = record["spec"]?["resource"], let apiVersion = resource["apiVersion"]?.stringValue,
@@ -76,7 +80,9 @@ enum PropagationRecord {
         else { return nil }
         let reference = ObjectReference(apiVersion: apiVersion, kind: kind, namespace: resource["namespace"]?.stringValue, name: name)
         var statuses: [String: StatusReport.ObjectStatus] = [:]
+        var generations: [String: Int64] = [:]
         for line in record["status"]?["clusters"]?.arrayElements ?? [] {
+            if let cluster = line["name"]?.stringValue, let held = line["generation"]?.integerValue { generations[cluster] = held }
             guard let cluster = line["name"]?.stringValue, let state = line["state"]?.stringValue.flatMap(ObjectState.init(rawValue:)),
                 state != .pending, let health = line["health"]?.stringValue.flatMap(HealthState.init(rawValue:))
             else { continue }
@@ -84,6 +90,13 @@ enum PropagationRecord {
                 object: reference, state: state, health: health, message: line["message"]?.stringValue,
                 summary: line["summary"]?.objectMembers ?? [:])
         }
-        return StoredReports(reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses)
+        // Lines of a hub that writes generations name one wherever the cluster held any: a line
+        // without one is a cluster that holds none yet.
+        if !generations.isEmpty {
+            for line in record["status"]?["clusters"]?.arrayElements ?? [] {
+                if let cluster = line["name"]?.stringValue, generations[cluster] == nil { generations[cluster] = 0 }
+            }
+        }
+        return StoredReports(reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses, generations: generations)
     }
 }
