@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Synchronization
+import TetherJSON
 import TetherSecurity
 import TetherStore
 import TetherWire
@@ -53,6 +54,24 @@ public final class ActiveHubForwarding: MemberTunnel {
         }
     }
 
+    /// Agents on every hub: this hub's API address, never a forwarding target; the others find it
+    /// in the status of each Cluster whose session this hub holds.
+    public func own(apiAddress: String) {
+        ownAddress.withLock { $0 = apiAddress }
+    }
+
+    /// The API of the hub holding the cluster's session: the one its Cluster's status names
+    /// (agents on every hub), else the hub driving the federation.
+    private func holder(of cluster: String) async -> String? {
+        let type = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
+        if let object = try? await store.get(type, namespace: nil, name: cluster),
+            let api = object["status"]?["session"]?["api"]?.stringValue, !api.isEmpty
+        {
+            return api
+        }
+        return try? await store.document(Self.activeHubDocument)
+    }
+
     public func send(_ request: TunnelRequest, to cluster: String) async throws(TunnelError) -> TunnelResponse {
         do {
             return try await local.send(request, to: cluster)
@@ -63,7 +82,7 @@ public final class ActiveHubForwarding: MemberTunnel {
     }
 
     private func forward(_ request: TunnelRequest, to cluster: String, otherwise notHere: TunnelError) async throws(TunnelError) -> TunnelResponse {
-        guard let base = try? await store.document(Self.activeHubDocument), !base.isEmpty, base != ownAddress.withLock({ $0 }),
+        guard let base = await holder(of: cluster), !base.isEmpty, base != ownAddress.withLock({ $0 }),
             let tls = tls.withLock({ $0 })
         else { throw notHere }
         var outgoing = HTTPClientRequest(url: base + "/clusters/\(cluster)/proxy" + request.path)

@@ -62,6 +62,15 @@ struct TetherHubCommand: AsyncParsableCommand {
             """)
     var store = "sqlite"
 
+    @Option(
+        name: .long,
+        help: """
+            With --store postgres: active-hub (the default: one hub holds every agent session, the others stand by) or \
+            every-hub (each hub holds the sessions of the agents that reach it and pushes to them; one leads the once-only \
+            work). docs/ha.md.
+            """)
+    var agentSessions: String = "active-hub"
+
     @Option(name: .long, help: "Changes kept for watches to resume from; an older resourceVersion gets 410 Expired.")
     var watchHistory: Int = 10_000
 
@@ -121,6 +130,12 @@ struct TetherHubCommand: AsyncParsableCommand {
                 throw ValidationError("--store: \(error)")
             }
         }
+        guard ["active-hub", "every-hub"].contains(agentSessions) else {
+            throw ValidationError("--agent-sessions \(agentSessions): say active-hub or every-hub")
+        }
+        if agentSessions == "every-hub", store == "sqlite" {
+            throw ValidationError("--agent-sessions every-hub needs a shared store: give --store postgres://... (a SQLite hub is alone)")
+        }
         guard watchHistory >= 1 else { throw ValidationError("--watch-history must be at least 1") }
         if let dnsStartupGrace, !(0...3600).contains(dnsStartupGrace) {
             throw ValidationError("--dns-startup-grace must be between 0 and 3600 seconds")
@@ -154,8 +169,13 @@ struct TetherHubCommand: AsyncParsableCommand {
         let sessions = SessionRegistry()
         let forwarding = ActiveHubForwarding(local: SessionTunnels(registry: sessions), store: store, material: material, logger: logger)
         let advertisedHost = Self.advertisedHost(apiAddress.host, hubHosts: config.hubHosts)
+        let everyHub = agentSessions == "every-hub"
+        let ownAPI = Mutex<String?>(nil)
         let ports = PortsFile(directory: directory, logger: logger) { ready in
-            await forwarding.announce(apiAddress: "https://\(advertisedHost):\(ready.api ?? 0)")
+            let address = "https://\(advertisedHost):\(ready.api ?? 0)"
+            ownAPI.withLock { $0 = address }
+            // With agents on every hub, each Cluster's status names the API of the hub holding its session.
+            if everyHub { forwarding.own(apiAddress: address) } else { await forwarding.announce(apiAddress: address) }
         }
         // The store belongs to this federation (a hub pointed at another's database stops here),
         // and its epoch tells agents whether it is the store they last heard from.
@@ -271,8 +291,11 @@ struct TetherHubCommand: AsyncParsableCommand {
         let (heartbeatInterval, writeStallTimeout, tunnelLimits) = (heartbeatInterval, limits.writeStallTimeout, limits.tunnelLimits)
         let (agentTLS, maxAgentCertificateLifetime) = (AgentPortTLS(rawValue: agentTls) ?? .boringSSL, maxAgentCertificateLifetime)
         let hubLockTaker = HubLockTaker(store: self.store == "sqlite" ? nil : self.store, agentAddress: agentAddress)
+        let hubName = "\(ProcessInfo.processInfo.hostName.split(separator: ".").first ?? "hub")-\(UUID().uuidString.prefix(8).lowercased())"
         let drive = { @Sendable () async throws -> Void in
-            let hubLock = try await hubLockTaker.take(logger: logger)
+            // With agents on every hub, this hub drives its sessions at once and leads when it gets the lock.
+            let presence = try await everyHub ? PostgresHubPresence.join(PostgresLocation(url: self.store), hub: hubName, logger: logger) : nil
+            let hubLock = everyHub ? nil : try await hubLockTaker.take(logger: logger)
             // Material and revocations as they are now: a standby may have waited through reloads.
             let material = try TLSMaterial.load(
                 certificate: directory.hubCertificatePath, key: directory.hubKeyPath, trustBundle: directory.caCertificatePath)
@@ -282,7 +305,15 @@ struct TetherHubCommand: AsyncParsableCommand {
             // are above any an agent could hold from before.
             let historyThrough = try await store.currentResourceVersion()
             _ = try await store.raiseResourceVersion(to: historyThrough + 1)
-            let run = HubRun(historyThrough: historyThrough)
+            var run = HubRun(historyThrough: historyThrough)
+            var settings = settings
+            if let presence {
+                // Agents move between hubs that live together without seeming to go back in time: one run for all of them.
+                let shared = try await presence.sharedRun(proposed: (run.id, run.historyThrough))
+                run = HubRun(id: shared.id, historyThrough: shared.historyThrough)
+                settings.shared = SharedSessions(
+                    hub: hubName, api: { ownAPI.withLock { $0 } }, liveHubs: { hubs in try await presence.alive(among: hubs) })
+            }
             logger.info(
                 "driving the federation",
                 metadata: [
@@ -313,8 +344,12 @@ struct TetherHubCommand: AsyncParsableCommand {
             try await engine.prepare()
             agentListener.current = listener
             var driving: [any Service] = [engine, listener]
-            if let dns = engine.dnsPublishing { driving.append(dns) }
+            if let dns = engine.dnsPublishing, !everyHub { driving.append(dns) }
             if let hubLock { driving.append(HubLockWatch(lock: hubLock, logger: logger)) }
+            if let presence {
+                driving.append(HubPresenceWatch(presence: presence, logger: logger))
+                driving.append(SharedLeadership(taker: hubLockTaker, engine: engine, group: group, logger: logger))
+            }
             for service in driving { await group.addServiceUnlessShutdown(service) }
         }
         try await withThrowingTaskGroup(of: Bool.self) { tasks in
@@ -334,39 +369,6 @@ struct TetherHubCommand: AsyncParsableCommand {
                 }
             }
         }
-    }
-}
-
-/// On PostgreSQL, takes the hub lock before this hub drives the federation (a standby waits
-/// here, serving the API meanwhile); on SQLite, where the hub is alone, there is no lock.
-struct HubLockTaker: Sendable {
-    /// The `--store` URL; nil for SQLite.
-    let store: String?
-    let agentAddress: HostAndPort
-
-    func take(logger: Logger) async throws -> PostgresHubLock? {
-        guard let store else { return nil }
-        let location = try PostgresLocation(url: store)
-        let holder = "tether-hub \(ProcessInfo.processInfo.hostName) \(agentAddress) pid \(getpid())"
-        let lock = try await PostgresHubLock.acquire(location, holder: holder, logger: logger) { current in
-            logger.notice(
-                "standing by: another hub drives this federation; this one serves the API and takes over when it goes",
-                metadata: ["tether.event": "hub.standby", "tether.store": "\(location)", "tether.holder": "\(current)"])
-        }
-        logger.notice(
-            "this hub drives the federation",
-            metadata: ["tether.event": "hub.active", "tether.store": "\(location)", "tether.holder": "\(holder)"])
-        return lock
-    }
-}
-
-/// The agent listener once the hub drives the federation, for the certificate reloader.
-final class AgentListenerSlot: Sendable {
-    private let listener = Mutex<AgentListener?>(nil)
-
-    var current: AgentListener? {
-        get { listener.withLock { $0 } }
-        set { listener.withLock { $0 = newValue } }
     }
 }
 
@@ -412,75 +414,5 @@ extension TetherHubCommand {
                 metadata: ["tether.event": "access.reload_refused", "tether.reason": "\(error)"]
             )
         }
-    }
-}
-
-/// Writes `hub.ports.json` once both listeners have bound, so a reader never sees half of it,
-/// then runs `onReady` (only a hub that drives the federation binds its agent port).
-actor PortsFile {
-    private let directory: FederationDirectory
-    private let logger: Logger
-    private let onReady: @Sendable (HubPorts) async -> Void
-    private var ports = HubPorts()
-
-    init(directory: FederationDirectory, logger: Logger, onReady: @escaping @Sendable (HubPorts) async -> Void = { _ in }) {
-        self.directory = directory
-        self.logger = logger
-        self.onReady = onReady
-    }
-
-    func record(agent: Int) {
-        ports.agent = agent
-        writeWhenComplete()
-    }
-    func record(api: Int) {
-        ports.api = api
-        writeWhenComplete()
-    }
-
-    private func writeWhenComplete() {
-        guard ports.agent != nil, ports.api != nil else { return }
-        do {
-            try directory.writePorts(ports)
-            if let api = ports.api, let moved = try directory.followAPIPort(api) {
-                logger.notice(
-                    "the federation's kubeconfig now names the API port the hub bound",
-                    metadata: [
-                        "tether.event": "hub.kubeconfig_updated", "tether.path": "\(directory.kubeconfigPath)", "tether.from": "\(moved.from)",
-                        "tether.to": "\(moved.to)",
-                    ]
-                )
-            }
-            let (ready, onReady) = (ports, onReady)
-            Task { await onReady(ready) }
-            logger.info(
-                "hub ready",
-                metadata: ["tether.event": "hub.ready", "tether.api_port": "\(ports.api ?? 0)", "tether.agent_port": "\(ports.agent ?? 0)"])
-        } catch {
-            logger.error("cannot write the ports file", metadata: ["tether.error": "\(error)"])
-        }
-    }
-}
-
-/// Ends the hub at once when it loses the hub lock (PostgreSQL restarted, or the network to it
-/// cut): a standby may already drive the federation, and two must never do so at once, so there
-/// is no graceful drain to wait for. The exit status is 75 (EX_TEMPFAIL): a supervisor restarts
-/// the hub, which then waits for the lock like any standby.
-struct HubLockWatch: Service {
-    let lock: PostgresHubLock
-    let logger: Logger
-
-    static let exitStatus: Int32 = 75
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await lock.lost() }
-        guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
-            await lock.release()
-            return
-        }
-        logger.critical(
-            "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
-            metadata: ["tether.event": "hub.lock_lost", "tether.exit_status": "\(Self.exitStatus)"])
-        exit(Self.exitStatus)
     }
 }

@@ -28,7 +28,7 @@ extension FederationStateTests {
         let took = try clock.measure {
             for (index, name) in names.enumerated() {
                 let answered = harness.send(.received(.ack(Ack(revision: try #require(revisions[name]))), cluster: name, at: H.start))
-                if answered.contains(where: { if case .writeFederatedStatus(_, _, _, _, _, let observed) = $0 { observed == 2 } else { false } }) {
+                if answered.contains(where: { if case .writeFederatedStatus(let write) = $0 { write.observedGeneration == 2 } else { false } }) {
                     observedAt.append(index)
                 }
             }

@@ -63,8 +63,8 @@ extension FederationStateTests {
         harness.send(.received(.status(StatusReport(objects: [fresh, freshTwo])), cluster: "a", at: H.start))
         var written: [ObjectReference: [String: StatusReport.ObjectStatus]] = [:]
         for action in harness.take() {
-            guard case .writeFederatedStatus(let reference, _, let reports, _, _, _) = action else { continue }
-            written[reference] = Dictionary(uniqueKeysWithValues: reports.map { ($0.cluster, $0.report) })
+            guard case .writeFederatedStatus(let write) = action else { continue }
+            written[write.reference] = Dictionary(uniqueKeysWithValues: write.reports.map { ($0.cluster, $0.report) })
         }
         #expect(written[one] == ["a": fresh, "b": stored[0].statuses["b"]!])
         #expect(written[two] == ["a": freshTwo], "a record of another object of that name does not count")
@@ -103,8 +103,8 @@ extension FederationStateTests {
         #expect(harness.state.observedGeneration(of: reference) == 3)
         #expect(
             harness.take().contains {
-                if case .writeFederatedStatus(reference, _, _, _, let held, let observed) = $0 {
-                    observed == 3 && held == ["a": 3, "b": 3]
+                if case .writeFederatedStatus(let write) = $0 {
+                    write.reference == reference && write.observedGeneration == 3 && write.generations == ["a": 3, "b": 3]
                 } else {
                     false
                 }

@@ -221,7 +221,7 @@ struct FederationStateTests {
 
         harness.send(.received(.status(spoofed), cluster: "a", at: H.start))
         let written = harness.take().compactMap {
-            if case .writeFederatedStatus(let reference, _, let reports, _, _, _) = $0 { (reference, reports) } else { nil }
+            if case .writeFederatedStatus(let write) = $0 { (write.reference, write.reports) } else { nil }
         }
         #expect(written.count == 1 && written.first?.0 == one && written.first?.1.map(\.cluster) == ["a"])
 
@@ -253,7 +253,7 @@ struct FederationStateTests {
         let pushes = harness.deliverPushes()
         let settled = harness.take()
         let written = settled.compactMap {
-            if case .writeFederatedStatus(let reference, _, let reports, _, _, _) = $0 { (reference, reports.map(\.cluster)) } else { nil }
+            if case .writeFederatedStatus(let write) = $0 { (write.reference, write.reports.map(\.cluster)) } else { nil }
         }
         #expect(written.last?.0 == one && written.last?.1 == ["a", "b"], "\(written)")
         #expect(pushes.map(\.cluster).sorted() == ["a", "b"], "the session that came before its Cluster was listed is attached")
@@ -384,7 +384,7 @@ struct FederationStateTests {
         #expect(harness.state.observedGeneration(of: Self.web) == 2)
         #expect(
             harness.take().contains {
-                if case .writeFederatedStatus(_, _, _, _, _, let observed) = $0 { observed == 2 } else { false }
+                if case .writeFederatedStatus(let write) = $0 { write.observedGeneration == 2 } else { false }
             })
     }
 

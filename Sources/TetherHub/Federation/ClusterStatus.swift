@@ -17,6 +17,20 @@ enum ClusterStatus {
                 reason: reason ?? (phase == "Ready" ? "SessionUp" : phase == "NotReady" ? "SessionLost" : "Offline"),
                 message: message, at: at, in: &status
             )
+        case .claim(let hub, let session, let api, let at):
+            let epoch = (status["session"]?["epoch"]?.integerValue ?? 0) + 1
+            var record: [String: JSONValue] = [
+                "hub": .string(hub), "id": .string(session), "epoch": .integer(epoch), "since": .string(kubernetesTimestamp(at)),
+            ]
+            if let api { record["api"] = .string(api) }
+            status["session"] = .object(record)
+            status["phase"] = "Ready"
+            setCondition("Ready", true, reason: "SessionUp", message: "an agent session is up on hub \(hub)", at: at, in: &status)
+        case .release(let session, let message, let at):
+            guard status["session"]?["id"]?.stringValue == session else { return }
+            status["session"] = nil
+            status["phase"] = "NotReady"
+            setCondition("Ready", false, reason: "SessionLost", message: message, at: at, in: &status)
         case .agent(let version, let kinds, let proxy):
             status["agentVersion"] = .string(version)
             status["kinds"] = .array(kinds.map(JSONValue.string))
@@ -54,6 +68,30 @@ enum ClusterStatus {
     }
 
     static let movedAwayCondition = "ReplicasMovedAway"
+
+    /// The session the Cluster's status says a hub holds (agents on every hub), if any.
+    struct SessionRecord: Sendable, Equatable {
+        var hub: String
+        var id: String
+        var epoch: UInt64
+        var api: String?
+    }
+
+    static func session(of cluster: JSONValue?) -> SessionRecord? {
+        guard let record = cluster?["status"]?["session"], let hub = record["hub"]?.stringValue, let id = record["id"]?.stringValue else {
+            return nil
+        }
+        return SessionRecord(hub: hub, id: id, epoch: UInt64(max(record["epoch"]?.integerValue ?? 0, 0)), api: record["api"]?.stringValue)
+    }
+
+    /// Whether a change of this aspect is the holding hub's to write (what its agent says), so a
+    /// hub that no longer holds the session must not write it over the holder's.
+    static func isHolders(_ aspect: ClusterStatusChange.Aspect) -> Bool {
+        switch aspect {
+        case .agent, .certificate, .health, .delivery, .hold: true
+        case .session, .phase, .movedAway: false
+        }
+    }
 
     /// Whether the Cluster's stored status says its divided replicas run in the other clusters.
     static func movedAway(_ cluster: JSONValue) -> Bool {

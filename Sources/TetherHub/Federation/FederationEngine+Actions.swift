@@ -19,6 +19,7 @@ enum FederationWork: Sendable {
     case collectPropagations(keep: Set<String>, before: Date)
     /// Lists then watches the objects of a kind a CustomResourceDefinition added.
     case follow(ResourceType)
+    case findLiveHubs(among: Set<String>)
 }
 
 extension FederationEngine {
@@ -38,13 +39,15 @@ extension FederationEngine {
             enqueue(.register(name))
         case .setFinalizer(let finalizer, let present, let type, let namespace, let name):
             enqueue(.setFinalizer(finalizer, present: present, type: type, namespace: namespace, name: name))
-        case .writeFederatedStatus(let reference, let uid, let reports, let placedOn, let generations, let observedGeneration):
-            writers.federatedStatus(
-                reference, uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration)
+        case .writeFederatedStatus(let write):
+            writers.federatedStatus(write)
         case .deletePropagation(let reference):
             writers.propagationEnded(reference)
         case .collectPropagations(let keep, let before):
             enqueue(.collectPropagations(keep: keep, before: before))
+        case .updateClusterStatus(let cluster, .claim(let hub, let session, nil, let at)):
+            // The API's address is known once its listener is bound, which the state does not wait for.
+            writers.clusterStatus(cluster, .claim(hub: hub, session: session, api: settings.shared?.api(), at: at))
         case .updateClusterStatus(let cluster, let change):
             writers.clusterStatus(cluster, change)
         case .schedule(let timer, let delay):
@@ -55,6 +58,8 @@ extension FederationEngine {
             enqueue(.raiseStoreVersion(minimum))
         case .admit(let cluster, let admitted):
             admit(cluster, admitted)
+        case .findLiveHubs(let hubs):
+            enqueue(.findLiveHubs(among: hubs))
         case .forgetEvents(let namespace, let uid):
             enqueue(.forgetEvents(namespace: namespace, uid: uid))
         case .log(let level, let message, let metadata):
@@ -104,6 +109,8 @@ extension FederationEngine {
             await collectPropagations(keep: keep, before: before)
         case .follow(let type):
             await follow(.federated(type), type)
+        case .findLiveHubs(let hubs):
+            await findLiveHubs(among: hubs)
         }
     }
 
@@ -144,7 +151,9 @@ extension FederationEngine {
             if settings.revisionsInStore {
                 let before = state.persisted
                 let changed = records.filter { before[$0.key] != $0.value }
-                let removed = Set(before.keys).subtracting(records.keys)
+                // With agents on every hub, a hub records only the clusters it holds: one it
+                // does not is another's to record, not a cluster to forget.
+                let removed = settings.shared == nil ? Set(before.keys).subtracting(records.keys) : []
                 try await store.updateClusterRevisions(changed, removing: removed)
             } else if let path = settings.revisionsPath {
                 try AtomicFile.write(Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")], to: path, mode: 0o644)
@@ -154,6 +163,25 @@ extension FederationEngine {
             handle(.revisionsWritten(records))
         } catch {
             logger.error("cannot persist cluster revisions", metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)"])
+        }
+    }
+
+    /// Asks the store which hubs are alive, until it answers.
+    private nonisolated func findLiveHubs(among hubs: Set<String>) async {
+        guard let shared = settings.shared else { return }
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                let alive = try await shared.liveHubs(hubs)
+                await handle(.liveHubs(alive, at: Date()))
+                return
+            } catch {
+                attempt += 1
+                logger.warning(
+                    "cannot tell which hubs are alive; sessions of a hub that is gone are released when the store answers",
+                    metadata: ["tether.event": "federation.sweep_failed", "tether.error": "\(error)", "tether.attempt": "\(attempt)"])
+                guard (try? await Task.sleep(for: FederationState.sweepInterval)) != nil else { return }
+            }
         }
     }
 

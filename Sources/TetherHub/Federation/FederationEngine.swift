@@ -36,14 +36,34 @@ public struct FederationSettings: Sendable {
     public var retryBackoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
     /// Where DNS records of federated Services and Ingresses are published; nil publishes none.
     public var dns: DNSSettings?
+    /// Agents hold sessions on every hub of a shared store (docs/ha.md); nil: one hub drives the federation.
+    public var shared: SharedSessions?
 
     public init() {}
 
     var state: FederationState.Settings {
         FederationState.Settings(
             rebalanceAfter: rebalanceAfter, offlineAfter: offlineAfter, unjoinPruneTimeout: unjoinPruneTimeout, chunkBytes: chunkBytes,
-            retryBackoff: retryBackoff, autoJoin: autoJoin, persistsRevisions: revisionsPath != nil || revisionsInStore
+            retryBackoff: retryBackoff, autoJoin: autoJoin, persistsRevisions: revisionsPath != nil || revisionsInStore,
+            hub: shared?.hub
         )
+    }
+}
+
+/// What an engine needs to hold agent sessions beside other hubs on one store.
+public struct SharedSessions: Sendable {
+    /// This hub's name in the Clusters' session records: unique per hub process.
+    public var hub: String
+    /// This hub's API address (`https://HOST:PORT`) once its listener is bound, where the others
+    /// send member-proxy requests for the clusters whose sessions it holds.
+    public var api: @Sendable () -> String?
+    /// Which of the named hubs are alive now (each holds a presence lock in the store).
+    public var liveHubs: @Sendable (Set<String>) async throws -> Set<String>
+
+    public init(hub: String, api: @escaping @Sendable () -> String?, liveHubs: @escaping @Sendable (Set<String>) async throws -> Set<String>) {
+        self.hub = hub
+        self.api = api
+        self.liveHubs = liveHubs
     }
 }
 
@@ -107,7 +127,7 @@ public actor FederationEngine: Service, HubSessionObserver {
         self.state = FederationState(settings: settings.state, registry: catalog.registry)
         let dnsPublisher = settings.dns.map { DNSPublisher(settings: $0, store: store, logger: logger) }
         self.dnsPublisher = dnsPublisher
-        self.writers = FederationWriters(store: store, catalog: catalog, dnsNames: dnsPublisher?.names, logger: logger)
+        self.writers = FederationWriters(store: store, catalog: catalog, dnsNames: dnsPublisher?.names, hub: settings.shared?.hub, logger: logger)
         (sessionEventStream, sessionEvents) = AsyncStream.makeStream(
             of: SessionEvent.self, bufferingPolicy: .bufferingOldest(Self.sessionEventCapacity))
         (workStream, work) = AsyncStream.makeStream(of: FederationWork.self)
@@ -172,8 +192,8 @@ public actor FederationEngine: Service, HubSessionObserver {
     // MARK: Running
 
     /// The collections the engine follows: clusters, both policies, every propagated kind.
-    private static func collections(of registry: KindRegistry) -> [(FederationCollection, ResourceType)] {
-        [
+    private static func collections(of registry: KindRegistry, shared: Bool) -> [(FederationCollection, ResourceType)] {
+        (shared ? [(.propagations, PropagationRecord.type)] : []) + [
             (.clusters, FederationState.clusterType),
             (.propagationPolicies, ResourceType(group: "core.tether.io", resource: "propagationpolicies", namespaced: true)),
             (.overridePolicies, ResourceType(group: "core.tether.io", resource: "overridepolicies", namespaced: true)),
@@ -190,13 +210,18 @@ public actor FederationEngine: Service, HubSessionObserver {
         let revisions = await readRevisions()
         let storedReports = await readStoredReports()
         let kindChanges = catalog.changes()
-        let collections = Self.collections(of: registry)
+        let collections = Self.collections(of: registry, shared: settings.shared != nil)
         handle(
             .started(storeVersion: try await store.currentResourceVersion(), revisions: revisions ?? [:], collections: collections.count, at: Date()))
         handle(.reportsStored(storedReports))
         await withDiscardingTaskGroup { group in
             group.addTask { await self.consumeSessionEvents() }
             group.addTask { await self.writers.run() }
+            group.addTask {
+                for await claim in self.writers.claimed {
+                    await self.handle(.sessionClaimed(cluster: claim.cluster, session: claim.session, epoch: claim.epoch))
+                }
+            }
             for (collection, type) in collections {
                 group.addTask { await self.follow(collection, type) }
             }
@@ -268,6 +293,11 @@ public actor FederationEngine: Service, HubSessionObserver {
     /// (a stopping hub must not withdraw every record because its own agents left).
     public nonisolated var dnsPublishing: (any Service)? {
         dnsPublisher.map { DNSPublishing(publisher: $0, engine: self) }
+    }
+
+    /// With agents on every hub: this hub took the hub lock, and now does what is done once.
+    public func lead() {
+        handle(.leading(at: Date()))
     }
 
     /// DNS's snapshot of the state; the publisher builds its view from it off the actor.

@@ -14,6 +14,9 @@ enum FederationCollection: Hashable, Sendable {
     case overridePolicies
     /// Objects of a propagated kind.
     case federated(ResourceType)
+    /// The `Propagation` records, followed when agents hold sessions on every hub: the lines
+    /// other hubs write are the reports of the clusters whose sessions they hold.
+    case propagations
 }
 
 /// A cluster's revision and the digest of the desired set it names, as persisted across restarts.
@@ -49,6 +52,12 @@ enum FederationEvent: Sendable {
     case kindsChanged(KindRegistry)
     /// The engine is stopping: what must not be lost is written now.
     case stopping
+    /// Agents on every hub: this hub now leads (it took the hub lock), and does what is done once.
+    case leading(at: Date)
+    /// Agents on every hub: the claim of a session was written into its Cluster's status, with this epoch.
+    case sessionClaimed(cluster: String, session: String, epoch: UInt64)
+    /// Agents on every hub: the hubs alive now, by name (a `findLiveHubs` answered).
+    case liveHubs(Set<String>, at: Date)
 }
 
 extension FederationEvent {
@@ -56,9 +65,10 @@ extension FederationEvent {
     /// federated objects themselves, and reports (the engine's publisher recomputes on each).
     var mayChangeDNS: Bool {
         switch self {
-        case .started, .reportsStored, .pushed, .revisionsWritten, .storeVersionRaised, .statusAffected, .stopping, .certificate, .kindsChanged:
+        case .started, .reportsStored, .pushed, .revisionsWritten, .sessionClaimed, .liveHubs, .storeVersionRaised, .statusAffected, .stopping,
+            .certificate, .kindsChanged:
             return false
-        case .listed, .changed, .sessionEstablished, .sessionEnded, .timerFired: return true
+        case .listed, .changed, .sessionEstablished, .sessionEnded, .timerFired, .leading: return true
         case .received(let message, _, _):
             guard case .status(let report) = message else { return false }
             return report.objects.contains { $0.object.kind == "Service" || $0.object.kind == "Ingress" }
@@ -79,12 +89,20 @@ enum FederationTimer: Hashable, Sendable {
     case unjoinTimeout(cluster: String)
     /// Revisions changed a while ago: write them.
     case persistRevisions
+    /// Agents on every hub: time for the leader to look for sessions held by hubs that are gone.
+    case sweepSessions
 }
 
 /// A change to one aspect of a Cluster's status. The engine's writer applies the latest change
 /// of each aspect in one write (``ClusterStatus``).
 enum ClusterStatusChange: Sendable {
     case phase(String, reason: String?, message: String, at: Date)
+    /// Agents on every hub: this hub holds the cluster's session now (`status.session`, its
+    /// epoch one more than the last), and the cluster is Ready.
+    case claim(hub: String, session: String, api: String?, at: Date)
+    /// Agents on every hub: the session ended; if it is still the one the status names, the
+    /// status names none and the cluster is NotReady. A newer session elsewhere is left alone.
+    case release(session: String, message: String, at: Date)
     case agent(version: String, kinds: [String], proxy: String?)
     case certificate(CertificateSummary, at: Date)
     case health(Heartbeat.ClusterHealth, certificate: CertificateSummary?, at: Date)
@@ -97,11 +115,12 @@ enum ClusterStatusChange: Sendable {
     case movedAway(Bool, message: String, at: Date)
 
     enum Aspect: Int, Hashable, Sendable, CaseIterable {
-        case phase, agent, certificate, health, delivery, hold, movedAway
+        case session, phase, agent, certificate, health, delivery, hold, movedAway
     }
 
     var aspect: Aspect {
         switch self {
+        case .claim, .release: .session
         case .phase: .phase
         case .agent: .agent
         case .certificate: .certificate
@@ -114,6 +133,23 @@ enum ClusterStatusChange: Sendable {
 }
 
 /// One cluster's last report on a federated object, and the revision its agent acknowledged.
+/// What a federated object's status is written from.
+struct FederatedStatusWrite: Sendable, Equatable {
+    var reference: ObjectReference
+    /// Its UID as the state knows it: what was written for an earlier object of the name is not touched.
+    var uid: String?
+    var reports: [ClusterReport]
+    var placedOn: [String]
+    /// The generation each cluster holds, where the state knows it.
+    var generations: [String: Int64]
+    /// The generation every placed cluster has acknowledged.
+    var observedGeneration: Int64?
+    /// Agents on every hub: the clusters whose lines this hub writes (those whose sessions it
+    /// holds); every other line stays as the hub holding that cluster wrote it, and the counts,
+    /// the aggregate and the observed generation are taken from all of them. Nil: every line is this hub's.
+    var speaksFor: Set<String>? = nil
+}
+
 /// One stored `Propagation`'s lines: each cluster's last report of the object it names.
 struct StoredReports: Sendable, Equatable {
     var reference: ObjectReference
@@ -123,6 +159,8 @@ struct StoredReports: Sendable, Equatable {
     /// The generation of the object each cluster's line says it holds (lines a hub older than
     /// these wrote say none).
     var generations: [String: Int64] = [:]
+    /// The revision each cluster's line says it acknowledged.
+    var revisions: [String: UInt64] = [:]
 }
 
 struct ClusterReport: Sendable, Equatable {
@@ -141,10 +179,8 @@ enum FederationAction: Sendable {
     case registerCluster(String)
     /// Add or remove a finalizer of a stored object.
     case setFinalizer(String, present: Bool, type: ResourceType, namespace: String?, name: String)
-    /// Write a federated object's status from these reports (its UID as the state knows it).
-    /// `observedGeneration`: the object's generation every placed cluster has acknowledged.
-    case writeFederatedStatus(
-        ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64], observedGeneration: Int64?)
+    /// Write a federated object's status and its `Propagation`.
+    case writeFederatedStatus(FederatedStatusWrite)
     /// The federated object is gone: so is its `Propagation`.
     case deletePropagation(ObjectReference)
     /// After a restart: delete every `Propagation` made before `before` whose name is not in
@@ -159,6 +195,8 @@ enum FederationAction: Sendable {
     case raiseStoreVersion(to: UInt64)
     /// Let the cluster's agents hold a session (`true`), or refuse them from the next handshake.
     case admit(cluster: String, Bool)
+    /// Agents on every hub: ask the store which of these hubs are alive (answered as `liveHubs`).
+    case findLiveHubs(among: Set<String>)
     /// The Events recorded about a federated object that is gone.
     case forgetEvents(namespace: String?, uid: String)
     case log(Logger.Level, String, metadata: [String: String])

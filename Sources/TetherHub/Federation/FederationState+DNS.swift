@@ -17,7 +17,9 @@ extension FederationState {
     /// copy-on-write, so the publisher walks them (``DNSInputs/view()``) on its own task and the
     /// engine never waits for a pass over every object and cluster.
     func dnsInputs() -> DNSInputs {
-        DNSInputs(federated: federated, members: members, reports: reports, clusterLabels: clusterLabels, settled: settled)
+        DNSInputs(
+            federated: federated, members: members, reports: reports, clusterLabels: clusterLabels, clusterObjects: clusterObjects,
+            settled: settled)
     }
 
     func dnsView() -> DNSView { dnsInputs().view() }
@@ -29,6 +31,8 @@ struct DNSInputs: Sendable {
     var members: [String: ClusterMember]
     var reports: [ObjectReference: [String: StatusReport.ObjectStatus]]
     var clusterLabels: [String: [String: String]]
+    /// The Clusters as stored: with agents on every hub, a session another hub holds is in their status.
+    var clusterObjects: [String: JSONValue]
     var settled: Bool
 
     /// Every federated Service of type LoadBalancer and Ingress with, per cluster it is placed
@@ -45,13 +49,14 @@ struct DNSInputs: Sendable {
                 let report = reported[cluster]
                 let ingress = report?.summary["loadBalancer"]?["ingress"]?.arrayElements ?? []
                 let labels = clusterLabels[cluster] ?? [:]
+                let connected = member.session != nil || ClusterStatus.session(of: clusterObjects[cluster]) != nil
                 source.members.append(
                     DNSSource.Member(
                         cluster: cluster, region: labels[DNSRecordPlanner.regionLabel], zone: labels[DNSRecordPlanner.zoneLabel],
-                        healthy: member.session != nil && report?.state == .applied && report?.health != .degraded,
+                        healthy: connected && report?.state == .applied && report?.health != .degraded,
                         addresses: ingress.compactMap { $0["ip"]?.stringValue ?? $0["hostname"]?.stringValue }
                     ))
-                if member.session == nil || report == nil { complete = false }
+                if !connected || report == nil { complete = false }
             }
             source.members.sort { $0.cluster < $1.cluster }
             sources.append(source)

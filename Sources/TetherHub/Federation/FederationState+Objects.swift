@@ -18,6 +18,7 @@ extension FederationState {
             case .federated(let type): federated.filter { $0.key.resourceType(registry) == type }
             case .propagationPolicies: Dictionary(uniqueKeysWithValues: propagationPolicies.keys.map { ($0, Self.stub($0)) })
             case .overridePolicies: Dictionary(uniqueKeysWithValues: overridePolicies.keys.map { ($0, Self.stub($0)) })
+            case .propagations: [:]
             }
         for (reference, object) in known where !present.contains(reference) {
             changed(object, in: collection, deleted: true, version: version, at: now)
@@ -27,6 +28,10 @@ extension FederationState {
 
     mutating func changed(_ object: JSONValue, in collection: FederationCollection, deleted: Bool, version: UInt64, at now: Date) {
         storeVersion = max(storeVersion, version)
+        if collection == .propagations {
+            propagationChanged(object, deleted: deleted)
+            return
+        }
         guard let reference = object.federatedReference else { return }
         switch collection {
         case .clusters:
@@ -45,6 +50,8 @@ extension FederationState {
             guard overridePolicies[reference] != policy else { return }
             overridePolicies[reference] = policy
             policyChanged(reference, deleted: policy == nil, version: version)
+        case .propagations:
+            break
         case .federated:
             // An object a controller made (a Deployment's revisions, kept as ReplicaSets) is its
             // owner's: the owner is federated, and each member's controllers make their own.
@@ -149,6 +156,7 @@ extension FederationState {
             // confirmed hold must reach the agent.
             let labelsChanged = clusterObjects[name]?.labels != object.labels
             setClusterObject(object, of: name)
+            if sharedHub != nil { clusterRecordChanged(name, version: version, at: now) }
             let confirmed = object["spec"]?["confirmedHold"]?.stringValue
             if confirmed != members[name]?.terms.confirmedHold {
                 members[name]?.terms.confirmedHold = confirmed
@@ -179,6 +187,14 @@ extension FederationState {
         guard unjoining[cluster] == nil else { return }
         emit(.admit(cluster: cluster, false))
         log(.notice, "unjoining cluster", ["tether.event": "federation.unjoining", "tether.cluster": cluster, "tether.orphan": "\(orphan)"])
+        if sharedHub != nil, members[cluster]?.session == nil {
+            // The hub holding its session has the agent prune; the leader lets go of one no hub holds.
+            if leading, orphan || !heldAnywhere(cluster) {
+                unjoining[cluster] = .some(nil)
+                finishUnjoin(cluster)
+            }
+            return
+        }
         guard !orphan, members[cluster]?.session != nil else {
             unjoining[cluster] = .some(nil)
             finishUnjoin(cluster)

@@ -100,7 +100,10 @@ extension FederationState {
             let current = members[name]?.revision ?? 0
             let next = max(version, settled ? current + 1 : current)
             members[name]?.revision = next
-            if settled { for reference in carried[name] ?? [] { trackGeneration(of: reference, to: name, at: next) } }
+            // With agents on every hub, a generation is tracked by the hub holding the session (from when it comes).
+            if settled, sharedHub == nil || members[name]?.session != nil {
+                for reference in carried[name] ?? [] { trackGeneration(of: reference, to: name, at: next) }
+            }
             unrevisioned.remove(name)
             emit(.metric(.revision(cluster: name, desired: next, acked: members[name]?.acked)))
             push(name)

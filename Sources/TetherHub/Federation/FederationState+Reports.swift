@@ -211,6 +211,12 @@ extension FederationState {
             generationsInFlight[reference]?.revisions[cluster] = nil
             if generationsInFlight[reference]?.revisions.isEmpty == true { observed.append(reference) }
         }
+        if sharedHub != nil {
+            // The cluster's line now holds the generation; the observed one is the least of all lines.
+            for reference in reached.sorted(by: { $0.description < $1.description }) where !observed.contains(reference) {
+                statusChanged(reference)
+            }
+        }
         for reference in observed.sorted(by: { $0.description < $1.description }) { generationObserved(reference) }
     }
 
@@ -233,10 +239,24 @@ extension FederationState {
             ClusterReport(cluster: name, report: report, ackedRevision: members[name]?.acked)
         }
         let placedOn = members.compactMap { name, member in member.desired[reference] == nil ? nil : name }.sorted()
+        if sharedHub != nil {
+            // This hub's lines are those of the clusters whose sessions it holds.
+            let held = heldHere(placedOn)
+            let current = federated[reference]?.generation
+            var generations: [String: Int64] = [:]
+            for cluster in held where generationsInFlight[reference]?.revisions[cluster] == nil { generations[cluster] = current }
+            emit(
+                .writeFederatedStatus(
+                    FederatedStatusWrite(
+                        reference: reference, uid: federated[reference]?.uid, reports: perCluster.filter { held.contains($0.cluster) },
+                        placedOn: placedOn, generations: generations, observedGeneration: nil, speaksFor: held)))
+            return
+        }
         emit(
             .writeFederatedStatus(
-                reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn,
-                generations: generationsHeld(of: reference, on: placedOn), observedGeneration: observedGeneration(of: reference)))
+                FederatedStatusWrite(
+                    reference: reference, uid: federated[reference]?.uid, reports: perCluster, placedOn: placedOn,
+                    generations: generationsHeld(of: reference, on: placedOn), observedGeneration: observedGeneration(of: reference))))
     }
 
     /// The generation each cluster holds: the object's own once the cluster acknowledged the

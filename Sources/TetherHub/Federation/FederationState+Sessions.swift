@@ -19,6 +19,14 @@ extension FederationState {
         members[cluster]?.session = session
         members[cluster]?.outage += 1
         members[cluster]?.pushRetry = nil
+        if let hub = sharedHub {
+            members[cluster]?.sent = nil
+            members[cluster]?.unsent = [:]
+            members[cluster]?.announced = hello.lastAppliedRevision
+            members[cluster]?.announcedDigest = hello.lastAppliedDigest
+            attachShared(cluster, session: session, hello: hello, hub: hub, at: now)
+            return
+        }
         if members[cluster]?.excluded == true, unjoining[cluster] == nil {
             members[cluster]?.excluded = false
             log(.info, "cluster is back; placing on it again", ["tether.event": "federation.rebalanced_back", "tether.cluster": cluster])
@@ -48,6 +56,10 @@ extension FederationState {
         members[cluster]?.sent = nil
         members[cluster]?.unsent = [:]
         members[cluster]?.pushRetry = nil
+        if sharedHub != nil {
+            detachShared(cluster, session: session, at: now)
+            return
+        }
         let lost = kubernetesTimestamp(now)
         emit(
             .updateClusterStatus(
@@ -66,8 +78,10 @@ extension FederationState {
 
     /// The cluster stayed away past the grace period: its share of divided replicas moves to the others.
     mutating func rebalanceAway(_ cluster: String, at now: Date) {
-        guard members[cluster]?.session == nil, members[cluster]?.excluded == false else { return }
-        members[cluster]?.excluded = true
+        guard members[cluster]?.session == nil, members[cluster]?.excluded == false, !heldAnywhere(cluster) else { return }
+        // With agents on every hub, every hub (this one too) places anew when the condition
+        // comes round in the store, at that write's version.
+        if sharedHub == nil { members[cluster]?.excluded = true }
         log(
             .warning, "cluster still unreachable; moving its replicas to the others",
             ["tether.event": "federation.rebalanced_away", "tether.cluster": cluster])
@@ -77,6 +91,7 @@ extension FederationState {
                 .movedAway(
                     true, message: "no agent session for longer than the rebalance grace; its share of divided replicas runs in the other clusters",
                     at: now)))
+        guard sharedHub == nil else { return }
         // No store change did this: the revision moves by one, not to the store's version (which the
         // hub's own status writes raise), so a restored hub stays below what its agents hold.
         recomputeAll(version: 0, after: cluster)

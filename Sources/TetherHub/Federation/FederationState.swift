@@ -34,6 +34,9 @@ struct FederationState: Sendable {
         var autoJoin = false
         /// Whether revisions are persisted at all (a path is configured).
         var persistsRevisions = false
+        /// Agents hold sessions on every hub: this hub's name in session records (nil: one hub
+        /// drives the federation, and holds every session).
+        var hub: String?
     }
 
     static let orphanAnnotation = "tether.io/orphan"
@@ -93,12 +96,20 @@ struct FederationState: Sendable {
     /// Members that have never been given a revision (just joined).
     var unrevisioned: Set<String> = []
     var revisionsScheduled = false
+    /// Whether this hub does what is done once (outage timers, rebalancing, collecting records):
+    /// always with one hub; with agents on every hub, while it holds the hub lock.
+    var leading: Bool
+    /// Agents on every hub: the sessions this hub claimed in their Clusters' status.
+    var claims: [String: SessionClaim] = [:]
+    /// Agents on every hub, on the leader: the clusters whose outage it runs (no hub holds their session).
+    var awayEverywhere: Set<String> = []
 
     /// What the current event decided, in order.
     private(set) var actions: [FederationAction] = []
 
     init(settings: Settings, registry: KindRegistry) {
         self.settings = settings
+        self.leading = settings.hub == nil
         self.registry = registry
     }
 
@@ -153,6 +164,12 @@ struct FederationState: Sendable {
             }
         case .stopping:
             if revisionsScheduled { writeRevisions() }
+        case .leading(let at):
+            becameLeader(at: at)
+        case .sessionClaimed(let cluster, let session, let epoch):
+            sessionClaimed(cluster, session: session, epoch: epoch)
+        case .liveHubs(let alive, let at):
+            hubsAlive(alive, at: at)
         }
         if !awaitingDurableVersion.isEmpty { pushAwaitingDurableVersion() }
         defer { actions = [] }
@@ -206,8 +223,14 @@ struct FederationState: Sendable {
         log(.info, "federation state settled", ["tether.event": "federation.settled", "tether.clusters": "\(members.count)"])
         adoptStoredReports()
         takeReportsBeforeSettled()
-        emit(.collectPropagations(keep: Set(federated.keys.map(PropagationRecord.name(for:))), before: now))
+        if leading { emit(.collectPropagations(keep: Set(federated.keys.map(PropagationRecord.name(for:))), before: now)) }
         persistRevisions()
+        if sharedHub != nil {
+            // The leader runs outages from the clusters' session records; the others wait for it.
+            if leading { for name in members.keys.sorted() { followOutage(name, at: now) } }
+            for name in members.keys.sorted() { push(name) }
+            return
+        }
         // After a restart nothing is known of any agent until it returns: a cluster whose agent
         // has not come back is NotReady, and its outage runs from now, so a cluster that never
         // comes back is rebalanced away and goes Offline like any other.
@@ -239,7 +262,8 @@ struct FederationState: Sendable {
         revisionsScheduled = false
         guard settled, settings.persistsRevisions else { return }
         var records: [String: RevisionRecord] = [:]
-        for (name, member) in members {
+        // With agents on every hub, each hub records the clusters whose sessions it holds.
+        for (name, member) in members where sharedHub == nil || member.session != nil {
             records[name] = RevisionRecord(revision: member.revision, digest: member.digest)
         }
         if records != persisted { emit(.writeRevisions(records)) }
@@ -272,6 +296,8 @@ struct FederationState: Sendable {
             finishUnjoin(cluster)
         case .persistRevisions:
             writeRevisions()
+        case .sweepSessions:
+            if leading { emit(.findLiveHubs(among: recordedHubs())) }
         }
     }
 }

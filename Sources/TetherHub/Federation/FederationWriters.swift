@@ -23,21 +23,36 @@ final class FederationWriters: Sendable {
 
     /// What waits to be written for one federated object: the latest reports, or its end.
     private enum ObjectWrite {
-        case status(uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64], observedGeneration: Int64?)
+        case status(FederatedStatusWrite)
         case gone
     }
 
-    private let store: any ResourceStore
+    /// A session claim written into a Cluster's status, with the epoch it got.
+    struct Claimed: Sendable {
+        var cluster: String
+        var session: String
+        var epoch: UInt64
+    }
+
+    let store: any ResourceStore
     private let catalog: KindCatalog
-    private var registry: KindRegistry { catalog.registry }
-    private let logger: Logger
-    private let events: MemberEvents
-    private let dnsNames: PublishedDNSNames?
+    var registry: KindRegistry { catalog.registry }
+    let logger: Logger
+    let events: MemberEvents
+    let dnsNames: PublishedDNSNames?
     private let pending = Mutex(Pending())
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
+    /// Agents on every hub: this hub's name. Its writes of what an agent says go only into a
+    /// Cluster whose status names it as the session's holder.
+    private let hub: String?
+    private let claimedContinuation: AsyncStream<Claimed>.Continuation
+    /// Each session claim as it is written, for the engine (only with agents on every hub).
+    let claimed: AsyncStream<Claimed>
 
-    init(store: any ResourceStore, catalog: KindCatalog, dnsNames: PublishedDNSNames? = nil, logger: Logger) {
+    init(store: any ResourceStore, catalog: KindCatalog, dnsNames: PublishedDNSNames? = nil, hub: String? = nil, logger: Logger) {
+        self.hub = hub
+        (claimed, claimedContinuation) = AsyncStream.makeStream(of: Claimed.self)
         self.store = store
         self.catalog = catalog
         self.dnsNames = dnsNames
@@ -54,11 +69,8 @@ final class FederationWriters: Sendable {
         wake.yield()
     }
 
-    func federatedStatus(
-        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64],
-        observedGeneration: Int64?
-    ) {
-        queue(reference, .status(uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration))
+    func federatedStatus(_ write: FederatedStatusWrite) {
+        queue(write.reference, .status(write))
     }
 
     /// After any status write still waiting for it, so the record is not made again.
@@ -78,7 +90,10 @@ final class FederationWriters: Sendable {
         wake.yield()
     }
 
-    func finish() { wake.finish() }
+    func finish() {
+        wake.finish()
+        claimedContinuation.finish()
+    }
 
     /// Writes whatever waits, each time something arrives, until ``finish()``.
     func run() async {
@@ -88,9 +103,8 @@ final class FederationWriters: Sendable {
             }
             while let (reference, write) = nextObject() {
                 switch write {
-                case .status(let uid, let reports, let placedOn, let generations, let observedGeneration):
-                    await writeObject(
-                        reference, uid: uid, reports: reports, placedOn: placedOn, generations: generations, observedGeneration: observedGeneration)
+                case .status(let write):
+                    if write.speaksFor != nil { await writeShared(write) } else { await writeObject(write) }
                 case .gone: await deletePropagation(of: reference)
                 }
             }
@@ -128,14 +142,31 @@ final class FederationWriters: Sendable {
     }
 
     private func writeCluster(_ cluster: String, _ changes: [ClusterStatusChange]) async {
+        let hub = self.hub
         do {
-            try await store.modify(FederationState.clusterType, namespace: nil, name: cluster, part: .status, attempts: 3) { object in
+            let written = try await store.modify(FederationState.clusterType, namespace: nil, name: cluster, part: .status, attempts: 3) { object in
                 var status = object["status"]?.objectMembers ?? [:]
                 let before = status
-                for change in changes { ClusterStatus.apply(change, to: &status) }
+                for change in changes {
+                    if let hub {
+                        // What an agent says goes in only while its session is this hub's; a
+                        // phase the leader writes (Offline, waiting for the agent) only while no
+                        // hub holds one.
+                        let holder = status["session"]?["hub"]?.stringValue
+                        if ClusterStatus.isHolders(change.aspect), holder != hub { continue }
+                        if change.aspect == .phase, holder != nil { continue }
+                    }
+                    ClusterStatus.apply(change, to: &status)
+                }
                 guard status != before else { return false }
                 object[member: "status"] = .object(status)
                 return true
+            }
+            for change in changes {
+                guard case .claim(_, let session, _, _) = change, let record = ClusterStatus.session(of: written), record.id == session else {
+                    continue
+                }
+                claimedContinuation.yield(Claimed(cluster: cluster, session: session, epoch: record.epoch))
             }
         } catch {
             logger.debug("cannot write a cluster's status", metadata: ["tether.cluster": "\(cluster)", "tether.error": "\(error)"])
@@ -144,10 +175,10 @@ final class FederationWriters: Sendable {
 
     /// The aggregate into the object's own status, where its kind has one; every cluster's line
     /// into its `Propagation`; and an Event for each report that changed.
-    private func writeObject(
-        _ reference: ObjectReference, uid: String?, reports: [ClusterReport], placedOn: [String], generations: [String: Int64],
-        observedGeneration: Int64?
-    ) async {
+    private func writeObject(_ write: FederatedStatusWrite) async {
+        let (reference, uid, reports, placedOn, generations, observedGeneration) = (
+            write.reference, write.uid, write.reports, write.placedOn, write.generations, write.observedGeneration
+        )
         guard let kind = registry.kind(apiVersion: reference.apiVersion, kind: reference.kind) else { return }
         let type = ResourceType(group: kind.group, resource: kind.plural, namespaced: kind.namespaced)
         let globalName = dnsNames?.name(of: reference)
@@ -193,7 +224,7 @@ final class FederationWriters: Sendable {
         }
     }
 
-    private func deletePropagation(of reference: ObjectReference) async {
+    func deletePropagation(of reference: ObjectReference) async {
         do {
             _ = try await store.delete(
                 PropagationRecord.type, namespace: nil, name: PropagationRecord.name(for: reference), preconditions: .init(), dryRun: false)

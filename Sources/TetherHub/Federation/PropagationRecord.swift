@@ -81,8 +81,12 @@ enum PropagationRecord {
         let reference = ObjectReference(apiVersion: apiVersion, kind: kind, namespace: resource["namespace"]?.stringValue, name: name)
         var statuses: [String: StatusReport.ObjectStatus] = [:]
         var generations: [String: Int64] = [:]
+        var revisions: [String: UInt64] = [:]
         for line in record["status"]?["clusters"]?.arrayElements ?? [] {
             if let cluster = line["name"]?.stringValue, let held = line["generation"]?.integerValue { generations[cluster] = held }
+            if let cluster = line["name"]?.stringValue, let revision = line["revision"]?.integerValue, revision >= 0 {
+                revisions[cluster] = UInt64(revision)
+            }
             guard let cluster = line["name"]?.stringValue, let state = line["state"]?.stringValue.flatMap(ObjectState.init(rawValue:)),
                 state != .pending, let health = line["health"]?.stringValue.flatMap(HealthState.init(rawValue:))
             else { continue }
@@ -97,6 +101,7 @@ enum PropagationRecord {
                 if let cluster = line["name"]?.stringValue, generations[cluster] == nil { generations[cluster] = 0 }
             }
         }
-        return StoredReports(reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses, generations: generations)
+        return StoredReports(
+            reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses, generations: generations, revisions: revisions)
     }
 }
