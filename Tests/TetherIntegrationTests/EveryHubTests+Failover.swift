@@ -66,7 +66,7 @@ extension EveryHubTests {
             // B comes back (a follower); then the leader A dies holding both sessions: B leads,
             // m1's agent comes to it, and m2's (which knows only A) stays away: B releases m2's
             // session, and after the grace moves its replicas to m1.
-            hubB = try await Self.startSecondHub(federation, name: "hub-b2", arguments: common)
+            hubB = try await Self.startSecondHub(federation, name: "hub-b2", port: hubB.agentPort, arguments: common)
             mark = m1Agent.mark
             let leadMark = hubB.process.mark
             killed = ContinuousClock.now

@@ -16,8 +16,8 @@ struct EveryHubTests {
         var hubctl: Kubectl
     }
 
-    static func startSecondHub(_ federation: LocalFederation, name: String, arguments: [String]) async throws -> SecondHub {
-        let port = try LoopbackPort.free()
+    static func startSecondHub(_ federation: LocalFederation, name: String, port: Int? = nil, arguments: [String]) async throws -> SecondHub {
+        let port = try port ?? LoopbackPort.free()
         let hub = try federation.launch(
             name: name, binary: "tether-hub",
             arguments: [

@@ -135,7 +135,9 @@ extension FederationState {
         guard !leading else { return }
         leading = true
         log(.notice, "this hub leads the federation's once-only work", ["tether.event": "federation.leading"])
-        emit(.findLiveHubs(among: recordedHubs()))
+        // Not at once: a leader that took the lock because its holder died would find that hub's
+        // presence still there for the moment PostgreSQL takes to drop its other connection.
+        emit(.schedule(.sweepSessions, after: Self.firstSweep))
         guard settled else { return }
         for name in members.keys.sorted() { followOutage(name, at: now) }
     }
@@ -157,7 +159,9 @@ extension FederationState {
         emit(.schedule(.sweepSessions, after: Self.sweepInterval))
     }
 
-    static let sweepInterval: Duration = .seconds(5)
+    /// How often the leader looks for sessions of hubs that are gone: a query of the store's locks.
+    static let sweepInterval: Duration = .seconds(2)
+    static let firstSweep: Duration = .milliseconds(500)
 
     /// The other hubs the Clusters' session records name.
     func recordedHubs() -> Set<String> {
