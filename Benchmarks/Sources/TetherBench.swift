@@ -16,7 +16,7 @@ struct TetherBench: AsyncParsableCommand {
             """,
         subcommands: [
             SessionsBenchmark.self, FanoutBenchmark.self, AgentBenchmark.self, APIBenchmark.self, ProtocolBenchmark.self, FloodBenchmark.self,
-            KindsBenchmark.self, FailoverBenchmark.self, ChaosCommand.self,
+            KindsBenchmark.self, FailoverBenchmark.self, FanoutHubsBenchmark.self, ChaosCommand.self,
         ]
     )
 }

@@ -319,6 +319,7 @@ struct TetherHubCommand: AsyncParsableCommand {
                 metadata: [
                     "tether.event": "hub.store", "tether.federation": "\(federationUID)", "tether.epoch": "\(storeEpoch)",
                     "tether.run": "\(run.id)", "tether.history_through": "\(historyThrough)",
+                    "tether.hub_name": "\(everyHub ? hubName : "")",
                 ])
             let engine = FederationEngine(store: store, catalog: catalog, settings: settings, logger: logger)
             let listener = try AgentListener(

@@ -40,12 +40,14 @@ extension EveryHubTests {
             #expect(first["tether.hub"] == addressB, "\(first)")
             for cluster in ["m1", "m2"] {
                 try await hubctl.succeed(["wait", "--for=create", "clusters/\(cluster)", "--timeout=30s"], within: .seconds(40))
-                try await hubctl.succeed(["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/\(cluster)", "--timeout=30s"], within: .seconds(40))
+                try await hubctl.succeed(
+                    ["wait", "--for=jsonpath={.status.phase}=Ready", "clusters/\(cluster)", "--timeout=30s"], within: .seconds(40))
             }
             try await hubctl.succeed(["create", "deployment", "web", "--image=nginx:1.27", "--replicas=4"])
             for member in [m1, m2.kubectl] {
                 try await member.succeed(["wait", "--for=create", "deployment/web", "--timeout=30s"], within: .seconds(40))
-                try await member.succeed(["wait", "--for=jsonpath={.status.readyReplicas}=2", "deployment/web", "--timeout=30s"], within: .seconds(40))
+                try await member.succeed(
+                    ["wait", "--for=jsonpath={.status.readyReplicas}=2", "deployment/web", "--timeout=30s"], within: .seconds(40))
             }
             let uid = try await m1.succeed(["get", "deployment", "web", "-o", "jsonpath={.metadata.uid}"])
 

@@ -47,7 +47,7 @@ struct EveryHubTests {
     }
 
     @Test(
-        "two hubs hold sessions side by side: a write through either reaches both members, each hub's lines and the summed status cover both, the member proxy reaches a cluster held by the other hub, and of two agents of one cluster on the two hubs the newer wins and the older gets goaway"
+        "two hubs hold sessions side by side: a write through either reaches both members, each hub's lines and the summed status cover both, the member proxy reaches a cluster held by the other hub, an unjoin through one hub is carried out by the one holding the session, and of two agents of one cluster on the two hubs the newer wins and the older gets goaway"
     )
     func sessionsSideBySide() async throws {
         let server = try await PostgresServer.shared()
@@ -103,6 +103,12 @@ struct EveryHubTests {
             // The member proxy through A reaches m2, whose session B holds.
             let proxied = try await hubctl.succeed(["get", "--raw", "/clusters/m2/proxy/apis/apps/v1/namespaces/default/deployments/web"])
             #expect(try JSONValue(parsing: proxied)["spec"]?["replicas"] == 3, "\(proxied)")
+
+            // m2 is unjoined through A while B holds its session: B has its agent prune, then lets the Cluster go.
+            try await hubctl.succeed(["delete", "cluster", "m2", "--timeout=60s"], within: .seconds(70))
+            try await m2.kubectl.succeed(["wait", "--for=delete", "deployment/web", "--timeout=30s"], within: .seconds(40))
+            try await hubB.process.waitForEvent("federation.unjoined", within: .seconds(10)) { $0["tether.cluster"] == "m2" }
+            #expect(!hubA.lines.contains { $0.event == "federation.unjoined" }, "hub A let go of m2 while B's agent was pruning")
 
             // A second agent of m1 reaches B: it holds m1 now, and A ends the older session with goaway.
             let mark = m1.agent.mark

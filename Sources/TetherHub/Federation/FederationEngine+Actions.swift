@@ -173,7 +173,7 @@ extension FederationEngine {
         while !Task.isCancelled {
             do {
                 let alive = try await shared.liveHubs(hubs)
-                await handle(.liveHubs(alive, at: Date()))
+                await handle(.liveHubs(alive, among: hubs, at: Date()))
                 return
             } catch {
                 attempt += 1

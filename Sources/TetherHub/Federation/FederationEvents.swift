@@ -56,8 +56,8 @@ enum FederationEvent: Sendable {
     case leading(at: Date)
     /// Agents on every hub: the claim of a session was written into its Cluster's status, with this epoch.
     case sessionClaimed(cluster: String, session: String, epoch: UInt64)
-    /// Agents on every hub: the hubs alive now, by name (a `findLiveHubs` answered).
-    case liveHubs(Set<String>, at: Date)
+    /// Agents on every hub: which of the hubs asked about (`among`) are alive (a `findLiveHubs` answered).
+    case liveHubs(Set<String>, among: Set<String>, at: Date)
 }
 
 extension FederationEvent {

@@ -143,10 +143,14 @@ extension FederationState {
     }
 
     /// Sessions named by hubs that are no longer alive are released, as their hubs would have.
-    mutating func hubsAlive(_ alive: Set<String>, at now: Date) {
+    /// Only hubs that were asked about count as gone: a session claimed by a new hub while the
+    /// question was on its way names a hub nobody asked about.
+    mutating func hubsAlive(_ alive: Set<String>, among asked: Set<String>, at now: Date) {
         guard leading, let hub = sharedHub else { return }
         for name in members.keys.sorted() {
-            guard let record = sessionRecord(of: name), record.hub != hub, !alive.contains(record.hub) else { continue }
+            guard let record = sessionRecord(of: name), record.hub != hub, asked.contains(record.hub), !alive.contains(record.hub) else {
+                continue
+            }
             log(
                 .warning, "the hub holding the cluster's session is gone; releasing it",
                 ["tether.event": "federation.session_orphaned", "tether.cluster": name, "tether.hub": record.hub])

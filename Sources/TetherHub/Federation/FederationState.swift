@@ -168,8 +168,8 @@ struct FederationState: Sendable {
             becameLeader(at: at)
         case .sessionClaimed(let cluster, let session, let epoch):
             sessionClaimed(cluster, session: session, epoch: epoch)
-        case .liveHubs(let alive, let at):
-            hubsAlive(alive, at: at)
+        case .liveHubs(let alive, let asked, let at):
+            hubsAlive(alive, among: asked, at: at)
         }
         if !awaitingDurableVersion.isEmpty { pushAwaitingDurableVersion() }
         defer { actions = [] }
