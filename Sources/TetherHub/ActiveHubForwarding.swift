@@ -30,7 +30,11 @@ public final class ActiveHubForwarding: MemberTunnel {
     private let ownAddress = Mutex<String?>(nil)
     private let logger: Logger
 
-    public init(local: SessionTunnels, store: any ResourceStore, material: TLSMaterial, logger: Logger) {
+    /// Agents on every hub: the hub holding a cluster's session is the one its status names.
+    private let sessionsOnEveryHub: Bool
+
+    public init(local: SessionTunnels, store: any ResourceStore, material: TLSMaterial, sessionsOnEveryHub: Bool = false, logger: Logger) {
+        self.sessionsOnEveryHub = sessionsOnEveryHub
         self.local = local
         self.store = store
         self.tls = Mutex(try? TetherTLS.hubToHubConfiguration(material))
@@ -64,7 +68,7 @@ public final class ActiveHubForwarding: MemberTunnel {
     /// (agents on every hub), else the hub driving the federation.
     private func holder(of cluster: String) async -> String? {
         let type = ResourceType(group: "core.tether.io", resource: "clusters", namespaced: false)
-        if let object = try? await store.get(type, namespace: nil, name: cluster),
+        if sessionsOnEveryHub, let object = try? await store.get(type, namespace: nil, name: cluster),
             let api = object["status"]?["session"]?["api"]?.stringValue, !api.isEmpty
         {
             return api

@@ -167,7 +167,9 @@ struct TetherHubCommand: AsyncParsableCommand {
         let store = try await openStore(logger: logger)
         // Member-proxy requests for clusters whose agents are on another hub go to that hub.
         let sessions = SessionRegistry()
-        let forwarding = ActiveHubForwarding(local: SessionTunnels(registry: sessions), store: store, material: material, logger: logger)
+        let forwarding = ActiveHubForwarding(
+            local: SessionTunnels(registry: sessions), store: store, material: material, sessionsOnEveryHub: agentSessions == "every-hub",
+            logger: logger)
         let advertisedHost = Self.advertisedHost(apiAddress.host, hubHosts: config.hubHosts)
         let everyHub = agentSessions == "every-hub"
         let ownAPI = Mutex<String?>(nil)

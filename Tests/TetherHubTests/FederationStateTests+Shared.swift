@@ -77,4 +77,18 @@ extension FederationStateTests {
         let status = merged.status(placedOn: write.placedOn)
         #expect(status["placed"] == 3 && status["applied"] == 1)
     }
+
+    @Test("with one hub, a session record left by hubs that ran with agents on every hub names no one: the cluster's outage still moves its replicas")
+    func staleSessionRecordIgnored() throws {
+        var harness = H()
+        harness.settle(clusters: [:])
+        harness.change(Self.cluster("m1", session: ("hub-gone", "s0", 3)))
+        _ = harness.take()
+        harness.send(
+            .sessionEstablished(cluster: "m1", session: "s1", hello: Hello(protocolVersions: [1], agentVersion: "t", cluster: "m1"), at: H.start))
+        harness.send(.sessionEnded(cluster: "m1", session: "s1", at: H.start))
+        let outage = try #require(harness.take().schedules.compactMap { if case .rebalance("m1", let outage) = $0 { outage } else { nil } }.last)
+        harness.send(.timerFired(.rebalance(cluster: "m1", outage: outage), at: H.start))
+        #expect(harness.take().contains { if case .updateClusterStatus("m1", .movedAway(true, _, _)) = $0 { true } else { false } })
+    }
 }

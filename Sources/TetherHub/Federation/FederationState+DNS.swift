@@ -18,8 +18,8 @@ extension FederationState {
     /// engine never waits for a pass over every object and cluster.
     func dnsInputs() -> DNSInputs {
         DNSInputs(
-            federated: federated, members: members, reports: reports, clusterLabels: clusterLabels, clusterObjects: clusterObjects,
-            settled: settled)
+            federated: federated, members: members, reports: reports, clusterLabels: clusterLabels,
+            clusterObjects: sharedHub == nil ? [:] : clusterObjects, settled: settled)
     }
 
     func dnsView() -> DNSView { dnsInputs().view() }

@@ -24,9 +24,11 @@ extension FederationState {
         ClusterStatus.session(of: clusterObjects[cluster])
     }
 
-    /// Whether some hub (this one or another) holds a session of the cluster, as far as this hub knows.
+    /// Whether some hub (this one or another) holds a session of the cluster, as far as this hub
+    /// knows. With one hub, only its own sessions count: a record left by hubs that ran with
+    /// agents on every hub names no one now.
     func heldAnywhere(_ cluster: String) -> Bool {
-        members[cluster]?.session != nil || sessionRecord(of: cluster) != nil
+        members[cluster]?.session != nil || (sharedHub != nil && sessionRecord(of: cluster) != nil)
     }
 
     /// The clusters whose sessions this hub holds, among `clusters`.

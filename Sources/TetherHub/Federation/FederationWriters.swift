@@ -147,6 +147,9 @@ final class FederationWriters: Sendable {
             let written = try await store.modify(FederationState.clusterType, namespace: nil, name: cluster, part: .status, attempts: 3) { object in
                 var status = object["status"]?.objectMembers ?? [:]
                 let before = status
+                // With one hub, no session record names anyone: one left by hubs that ran with
+                // agents on every hub goes at the cluster's next write.
+                if hub == nil { status["session"] = nil }
                 for change in changes {
                     if let hub {
                         // What an agent says goes in only while its session is this hub's; a
