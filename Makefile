@@ -102,7 +102,7 @@ TIMED_TESTS := StoppingTests|FaultSuiteTests
 # Tests on a real PostgreSQL share one server per test process (started on first use, stopped
 # when the process ends); each suite runs in a process of its own, bounded, after the rest.
 # TetherStoreTests runs the store's contract on SQLite and PostgreSQL (TETHER_TEST_POSTGRES=1).
-POSTGRES_TESTS := HubFailoverTests TetherStoreTests
+POSTGRES_TESTS := HubFailoverTests EveryHubTests TetherStoreTests
 # At most this many tests at once: unbounded, the 250 tests (each starting hubs, agents and
 # members, or running an agent in process) finish no sooner on two cores, but a test's own
 # tasks can wait tens of seconds for a thread and miss deadlines that are real (a hub's hello
