@@ -61,15 +61,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let generatorBefore = ProcessStats.read(getpid())?.cpuSeconds ?? 0
         let loopStarted = ContinuousClock.now
         for change in 0...changes {
-            let body = configMap("fanout", bytes: objectBytes, generation: change)
             let sent = ContinuousClock.now
-            let (code, answer) =
-                change == 0
-                ? try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
-                : try await api.send(.PUT, "/api/v1/namespaces/default/configmaps/fanout", json: body)
-            guard (200...201).contains(code), let version = HubAPIClient.resourceVersion(answer) else {
-                throw BenchError("the hub answered \(code): \(String(decoding: answer, as: UTF8.self).prefix(300))")
-            }
+            let version = try await Self.writeChange(change, bytes: objectBytes, api: api)
             recorder.track(version)
             guard await recorder.wait(for: .seconds(120), until: { $0.acked == agents }) else {
                 throw BenchError("change \(change): only \(recorder.counts.acked) of \(agents) agents acknowledged within 120 s")
@@ -127,5 +120,19 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "burst_converge_seconds", milliseconds(converged - started) / 1000, "burst: every agent acknowledged all in", format: "%.2f", unit: "s")
         report.add("burst_hub_rss_before_mib", Double(before?.resident ?? 0) / 1_048_576, "burst: hub resident before", unit: "MiB")
         report.add("burst_hub_peak_mib", Double(after?.peakResident ?? 0) / 1_048_576, "burst: hub peak resident", unit: "MiB")
+    }
+
+    /// The measured change: ConfigMap `fanout` of `bytes`, created at change 0 and replaced after;
+    /// returns the resourceVersion the hub gave it.
+    static func writeChange(_ change: Int, bytes: Int, api: HubAPIClient) async throws -> UInt64 {
+        let body = configMap("fanout", bytes: bytes, generation: change)
+        let (code, answer) =
+            change == 0
+            ? try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
+            : try await api.send(.PUT, "/api/v1/namespaces/default/configmaps/fanout", json: body)
+        guard (200...201).contains(code), let version = HubAPIClient.resourceVersion(answer) else {
+            throw BenchError("the hub answered \(code): \(String(decoding: answer, as: UTF8.self).prefix(300))")
+        }
+        return version
     }
 }

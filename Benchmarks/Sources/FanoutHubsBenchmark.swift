@@ -104,15 +104,8 @@ struct FanoutHubsBenchmark: AsyncParsableCommand {
         let cpuBefore = processes.map { ProcessStats.read($0.processIdentifier)?.cpuSeconds ?? 0 }
         let loopStarted = ContinuousClock.now
         for change in 0...changes {
-            let body = configMap("fanout", bytes: objectBytes, generation: change)
             let sent = ContinuousClock.now
-            let (code, answer) =
-                change == 0
-                ? try await api.send(.POST, "/api/v1/namespaces/default/configmaps", json: body)
-                : try await api.send(.PUT, "/api/v1/namespaces/default/configmaps/fanout", json: body)
-            guard (200...201).contains(code), let version = HubAPIClient.resourceVersion(answer) else {
-                throw BenchError("the hub answered \(code): \(String(decoding: answer, as: UTF8.self).prefix(300))")
-            }
+            let version = try await FanoutBenchmark.writeChange(change, bytes: objectBytes, api: api)
             for group in groups { group.recorder.track(version) }
             for (index, group) in groups.enumerated() {
                 let size = (index + 1) * agents / hubs - index * agents / hubs

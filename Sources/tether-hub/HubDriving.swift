@@ -88,25 +88,43 @@ actor PortsFile {
     }
 }
 
-/// Ends the hub at once when it loses the hub lock (PostgreSQL restarted, or the network to it
-/// cut): a standby may already drive the federation, and two must never do so at once, so there
-/// is no graceful drain to wait for. The exit status is 75 (EX_TEMPFAIL): a supervisor restarts
-/// the hub, which then waits for the lock like any standby.
-struct HubLockWatch: Service {
-    let lock: PostgresHubLock
+/// Ends the hub at once when a hold it keeps on PostgreSQL is gone with its connection (the
+/// database restarted, or the network to it cut): the hub lock, since another hub may drive or
+/// lead already, and two must never do so at once; or this hub's presence, since the leader
+/// releases the sessions of a hub it no longer sees. There is no graceful drain to wait for.
+/// The exit status is 75 (EX_TEMPFAIL): a supervisor restarts the hub.
+struct HeldConnectionWatch: Service {
+    let lost: @Sendable () async -> Void
+    let release: @Sendable () async -> Void
+    let event: String
+    let message: String
     let logger: Logger
 
     static let exitStatus: Int32 = 75
 
+    static func lock(_ lock: PostgresHubLock, logger: Logger) -> HeldConnectionWatch {
+        HeldConnectionWatch(
+            lost: { await lock.lost() }, release: { await lock.release() }, event: "hub.lock_lost",
+            message:
+                "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
+            logger: logger)
+    }
+
+    static func presence(_ presence: PostgresHubPresence, logger: Logger) -> HeldConnectionWatch {
+        HeldConnectionWatch(
+            lost: { await presence.lost() }, release: { await presence.leave() }, event: "hub.presence_lost",
+            message:
+                "lost this hub's presence in the store (the connection to PostgreSQL ended); stopping at once, since its sessions are released to other hubs. Restart the hub",
+            logger: logger)
+    }
+
     func run() async throws {
-        await cancelWhenGracefulShutdown { await lock.lost() }
+        await cancelWhenGracefulShutdown { await lost() }
         guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
-            await lock.release()
+            await release()
             return
         }
-        logger.critical(
-            "lost the hub lock (the connection to PostgreSQL ended); stopping at once so that two hubs never drive the federation together. Restart the hub: it waits for the lock as a standby",
-            metadata: ["tether.event": "hub.lock_lost", "tether.exit_status": "\(Self.exitStatus)"])
+        logger.critical("\(message)", metadata: ["tether.event": "\(event)", "tether.exit_status": "\(Self.exitStatus)"])
         exit(Self.exitStatus)
     }
 }
@@ -123,30 +141,10 @@ struct SharedLeadership: Service {
     func run() async throws {
         guard let lock = try await cancelWhenGracefulShutdown({ try await taker.take(logger: logger) }) ?? nil else { return }
         await engine.lead()
-        var leading: [any Service] = [HubLockWatch(lock: lock, logger: logger)]
+        var leading: [any Service] = [HeldConnectionWatch.lock(lock, logger: logger)]
         if let dns = engine.dnsPublishing { leading.append(dns) }
         for service in leading { await group.addServiceUnlessShutdown(service) }
         // A service of the group that returns ends the group: this one lasts as long as the hub.
         try? await gracefulShutdown()
-    }
-}
-
-/// Ends the hub at once when its presence in the store is gone (the connection to PostgreSQL
-/// ended): the leader releases the sessions of a hub it no longer sees, and the agents go to
-/// another hub, so this one must not go on pushing to them. Exit status 75, as for the hub lock.
-struct HubPresenceWatch: Service {
-    let presence: PostgresHubPresence
-    let logger: Logger
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await presence.lost() }
-        guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
-            await presence.leave()
-            return
-        }
-        logger.critical(
-            "lost this hub's presence in the store (the connection to PostgreSQL ended); stopping at once, since its sessions are released to other hubs. Restart the hub",
-            metadata: ["tether.event": "hub.presence_lost", "tether.exit_status": "\(HubLockWatch.exitStatus)"])
-        exit(HubLockWatch.exitStatus)
     }
 }

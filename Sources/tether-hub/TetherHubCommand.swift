@@ -348,9 +348,9 @@ struct TetherHubCommand: AsyncParsableCommand {
             agentListener.current = listener
             var driving: [any Service] = [engine, listener]
             if let dns = engine.dnsPublishing, !everyHub { driving.append(dns) }
-            if let hubLock { driving.append(HubLockWatch(lock: hubLock, logger: logger)) }
+            if let hubLock { driving.append(HeldConnectionWatch.lock(hubLock, logger: logger)) }
             if let presence {
-                driving.append(HubPresenceWatch(presence: presence, logger: logger))
+                driving.append(HeldConnectionWatch.presence(presence, logger: logger))
                 driving.append(SharedLeadership(taker: hubLockTaker, engine: engine, group: group, logger: logger))
             }
             for service in driving { await group.addServiceUnlessShutdown(service) }

@@ -44,16 +44,8 @@ extension EveryHubTests {
             print("three hubs, agents on every hub: sessions at \(holder.sorted { $0.key < $1.key })")
 
             try await controls["a"]!.succeed(["wait", "--for=create", "clusters/m3", "--timeout=30s"], within: .seconds(40))
-            try await controls["a"]!.succeed(["create", "namespace", "shop"])
-            for name in ["a", "b", "c"] {
-                try await controls[name]!.succeed(["create", "configmap", "from-\(name)", "-n", "shop", "--from-literal=hub=\(name)"])
-            }
-            for member in members.values {
-                try await member.succeed(["wait", "--for=create", "configmap/from-c", "-n", "shop", "--timeout=60s"], within: .seconds(70))
-                try await member.succeed(["get", "configmap", "from-a", "from-b", "-n", "shop"])
-            }
-            let written = ["get", "configmaps", "from-a", "from-b", "from-c", "-n", "shop", "-o", "jsonpath={.items[*].metadata.uid}"]
-            let before = try await members["m1"]!.succeed(written)
+            try await HubWrites.throughEach(controls, members: members)
+            let before = try await members["m1"]!.succeed(HubWrites.written)
 
             var leader = "a"
             for _ in 0..<2 {
@@ -90,11 +82,8 @@ extension EveryHubTests {
                 )
                 leader = successor
             }
-            try await controls[leader]!.succeed(["create", "configmap", "last", "-n", "shop", "--from-literal=hub=\(leader)"])
-            for member in members.values {
-                try await member.succeed(["wait", "--for=create", "configmap/last", "-n", "shop", "--timeout=60s"], within: .seconds(70))
-            }
-            #expect(try await members["m1"]!.succeed(written) == before, "the ConfigMaps were replaced")
+            try await HubWrites.last(through: controls[leader]!, hub: leader, members: members)
+            #expect(try await members["m1"]!.succeed(HubWrites.written) == before, "the ConfigMaps were replaced")
             #expect(agents.values.allSatisfy { $0.lines.filter { $0.event == "applier.pruned" }.isEmpty }, "an agent pruned during the failovers")
         }
     }

@@ -52,16 +52,8 @@ extension HubFailoverTests {
             }
 
             // One write through each hub; every member gets all three.
-            try await controls["a"]!.succeed(["create", "namespace", "shop"])
-            for name in ["a", "b", "c"] {
-                try await controls[name]!.succeed(["create", "configmap", "from-\(name)", "-n", "shop", "--from-literal=hub=\(name)"])
-            }
-            for member in members.values {
-                try await member.succeed(["wait", "--for=create", "configmap/from-c", "-n", "shop", "--timeout=60s"], within: .seconds(70))
-                try await member.succeed(["get", "configmap", "from-a", "from-b", "-n", "shop"])
-            }
-            let written = ["get", "configmaps", "from-a", "from-b", "from-c", "-n", "shop", "-o", "jsonpath={.items[*].metadata.uid}"]
-            let before = try await members["m1"]!.succeed(written)
+            try await HubWrites.throughEach(controls, members: members)
+            let before = try await members["m1"]!.succeed(HubWrites.written)
 
             // The active hub dies, then its successor: each time one of the remaining hubs drives,
             // and every agent is served by it.
@@ -92,11 +84,8 @@ extension HubFailoverTests {
             }
 
             // The last hub takes a write that reaches every member; what was there stays.
-            try await controls[active]!.succeed(["create", "configmap", "last", "-n", "shop", "--from-literal=hub=\(active)"])
-            for member in members.values {
-                try await member.succeed(["wait", "--for=create", "configmap/last", "-n", "shop", "--timeout=60s"], within: .seconds(70))
-            }
-            let after = try await members["m1"]!.succeed(written)
+            try await HubWrites.last(through: controls[active]!, hub: active, members: members)
+            let after = try await members["m1"]!.succeed(HubWrites.written)
             #expect(after == before, "the ConfigMaps were replaced: \(before) then \(after)")
             #expect(agents.values.allSatisfy { $0.lines.filter { $0.event == "applier.pruned" }.isEmpty }, "an agent pruned during the failovers")
         }

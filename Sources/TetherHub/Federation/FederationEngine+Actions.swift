@@ -169,18 +169,31 @@ extension FederationEngine {
     /// Asks the store which hubs are alive, until it answers.
     private nonisolated func findLiveHubs(among hubs: Set<String>) async {
         guard let shared = settings.shared else { return }
-        var attempt = 0
-        while !Task.isCancelled {
-            do {
-                let alive = try await shared.liveHubs(hubs)
-                await handle(.liveHubs(alive, among: hubs, at: Date()))
-                return
-            } catch {
-                attempt += 1
-                logger.warning(
+        await untilItSucceeds(
+            { try await shared.liveHubs(hubs) }, wait: { _ in FederationState.sweepInterval },
+            failed: { error, attempt in
+                self.logger.warning(
                     "cannot tell which hubs are alive; sessions of a hub that is gone are released when the store answers",
                     metadata: ["tether.event": "federation.sweep_failed", "tether.error": "\(error)", "tether.attempt": "\(attempt)"])
-                guard (try? await Task.sleep(for: FederationState.sweepInterval)) != nil else { return }
+            },
+            then: { alive in await self.handle(.liveHubs(alive, among: hubs, at: Date())) })
+    }
+
+    /// Runs `attempt` until it succeeds (then `then`) or the engine stops, waiting between tries.
+    private nonisolated func untilItSucceeds<Value: Sendable>(
+        _ attempt: @Sendable () async throws -> Value, wait: (Int) -> Duration, failed: (any Error, Int) -> Void,
+        then: @Sendable (Value) async -> Void
+    ) async {
+        var attempts = 0
+        while !Task.isCancelled {
+            do {
+                let value = try await attempt()
+                await then(value)
+                return
+            } catch {
+                attempts += 1
+                failed(error, attempts)
+                guard (try? await Task.sleep(for: wait(attempts))) != nil else { return }
             }
         }
     }
@@ -210,20 +223,14 @@ extension FederationEngine {
 
     /// Tried until it succeeds or the engine stops: the pushes it holds back wait for it.
     private nonisolated func raiseStoreVersion(to minimum: UInt64) async {
-        var attempt = 0
-        while !Task.isCancelled {
-            do {
-                let version = try await store.raiseResourceVersion(to: minimum)
-                await handle(.storeVersionRaised(version))
-                return
-            } catch {
-                attempt += 1
-                logger.error(
+        await untilItSucceeds(
+            { try await self.store.raiseResourceVersion(to: minimum) }, wait: { .seconds(min($0, 10)) },
+            failed: { error, attempt in
+                self.logger.error(
                     "cannot raise the store's version; desired state above it waits",
                     metadata: ["tether.event": "federation.persist_failed", "tether.error": "\(error)", "tether.attempt": "\(attempt)"])
-                guard (try? await Task.sleep(for: .seconds(min(attempt, 10)))) != nil else { return }
-            }
-        }
+            },
+            then: { version in await self.handle(.storeVersionRaised(version)) })
     }
 
     /// A cluster seen for the first time (its agent holds a certificate from the federation CA) gets a `Cluster` object.
