@@ -11,7 +11,7 @@ import TetherWire
 /// counts, the object's aggregate and its observed generation from all of them. Two hubs
 /// writing at once retry on the record's resourceVersion, each over the other's lines, so the
 /// record ends with every hub's latest lines; the object's aggregate is written after, from
-/// the record as written.
+/// the record as stored, and again while the record moves under it.
 extension FederationWriters {
     func writeShared(_ write: FederatedStatusWrite) async {
         let reference = write.reference
@@ -44,16 +44,30 @@ extension FederationWriters {
                 await deletePropagation(of: reference)
                 return
             }
+            // The aggregate from the record as stored, again if it moved meanwhile: another hub that
+            // wrote its lines after these may have written the aggregate before this write lands,
+            // and the aggregate the last write leaves must be the one of the latest record.
             let globalName = dnsNames?.name(of: reference)
-            try await store.modify(type, namespace: reference.namespace, name: reference.name, part: .status) { current in
-                guard current.uid == uid,
-                    let status = FederationState.aggregateStatus(
-                        of: current, reports: merged.reports, plugin: registry.plugin(for: current), kind: kind, observedGeneration: merged.observed,
-                        globalName: globalName),
-                    current["status"] != status
-                else { return false }
-                current[member: "status"] = status
-                return true
+            var basis = try await store.get(PropagationRecord.type, namespace: nil, name: name)
+            for _ in 0..<Self.aggregateRounds {
+                let lines = PropagationRecord.reports(in: basis)
+                let reports = (lines?.statuses ?? [:]).sorted { $0.key < $1.key }.map {
+                    ClusterReport(cluster: $0.key, report: $0.value, ackedRevision: lines?.revisions[$0.key])
+                }
+                let observed = basis["status"]?["observedGeneration"]?.integerValue
+                try await store.modify(type, namespace: reference.namespace, name: reference.name, part: .status) { current in
+                    guard current.uid == uid,
+                        let status = FederationState.aggregateStatus(
+                            of: current, reports: reports, plugin: registry.plugin(for: current), kind: kind, observedGeneration: observed,
+                            globalName: globalName),
+                        current["status"] != status
+                    else { return false }
+                    current[member: "status"] = status
+                    return true
+                }
+                let latest = try await store.get(PropagationRecord.type, namespace: nil, name: name)
+                guard latest.resourceVersion != basis.resourceVersion else { break }
+                basis = latest
             }
             for entry in write.reports where speaksFor.contains(entry.cluster) {
                 await events.observe(.init(object: reference, uid: uid, cluster: entry.cluster, report: entry.report))
@@ -62,6 +76,10 @@ extension FederationWriters {
             logger.warning("cannot write federated status", metadata: ["tether.object": "\(reference)", "tether.error": "\(error)"])
         }
     }
+
+    /// How many times an aggregate is written again after the record moved under it; past
+    /// that, the hub that moved it last writes it.
+    static let aggregateRounds = 4
 
     struct Merged {
         var reports: [ClusterReport]
