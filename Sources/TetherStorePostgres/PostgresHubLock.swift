@@ -34,21 +34,7 @@ public final class PostgresHubLock: Sendable {
         logger: Logger,
         waiting: @Sendable (_ holder: String) -> Void
     ) async throws(StoreError) -> PostgresHubLock {
-        var configuration = try location.connectionConfiguration()
-        // PostgreSQL finds a vanished holder (its machine gone, no FIN) by keepalive: within about
-        // 25 s rather than the system's default two hours. Unix sockets ignore these.
-        configuration.options.additionalStartupParameters = [
-            ("application_name", String(holder.prefix(63))), ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"),
-            ("tcp_keepalives_count", "3"),
-        ]
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0, logger: logger
-            ).get()
-        } catch {
-            throw StoreError(.storage, "cannot reach the store \(location) to take the hub lock: \(PostgresResourceStore.describe(error))")
-        }
+        let connection = try await location.holdingConnection(named: holder, toDo: "take the hub lock", logger: logger)
         do {
             if try await tryLock(on: connection, logger: logger) { return PostgresHubLock(connection: connection) }
             waiting(try await currentHolder(on: connection, logger: logger) ?? "another hub")
@@ -106,5 +92,26 @@ public final class PostgresHubLock: Sendable {
     /// Gives the lock up, so a standby takes over at once.
     public func release() async {
         try? await connection.close()
+    }
+}
+
+extension PostgresLocation {
+    /// A connection of its own, to hold a session-level advisory lock for as long as it lives,
+    /// named `name` to PostgreSQL (`application_name`). PostgreSQL finds a vanished holder (its
+    /// machine gone, no FIN) by keepalive: within about 25 s rather than the system's default two
+    /// hours. Unix sockets ignore these.
+    func holdingConnection(named name: String, toDo purpose: String, logger: Logger) async throws(StoreError) -> PostgresConnection {
+        var configuration = try connectionConfiguration()
+        configuration.options.additionalStartupParameters = [
+            ("application_name", String(name.prefix(63))), ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+        ]
+        do {
+            return try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0, logger: logger
+            ).get()
+        } catch {
+            throw StoreError(.storage, "cannot reach the store \(self) to \(purpose): \(PostgresResourceStore.describe(error))")
+        }
     }
 }

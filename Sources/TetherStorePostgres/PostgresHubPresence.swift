@@ -36,41 +36,37 @@ public final class PostgresHubPresence: Sendable {
 
     /// Announces the hub: takes its presence lock on a connection it keeps.
     public static func join(_ location: PostgresLocation, hub: String, logger: Logger) async throws(StoreError) -> PostgresHubPresence {
-        var configuration = try location.connectionConfiguration()
-        configuration.options.additionalStartupParameters = [
-            ("application_name", String("tether-hub presence \(hub)".prefix(63))), ("tcp_keepalives_idle", "10"),
-            ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"),
-        ]
+        let connection = try await location.holdingConnection(named: "tether-hub presence \(hub)", toDo: "announce this hub", logger: logger)
         do {
-            let connection = try await PostgresConnection.connect(
-                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0, logger: logger
-            ).get()
-            do {
-                try await connection.query("SELECT pg_advisory_lock(\(presenceKey), \(key(of: hub)))", logger: logger)
-            } catch {
-                try? await connection.close()
-                throw error
-            }
-            return PostgresHubPresence(connection: connection, hub: hub, logger: logger)
+            try await connection.query("SELECT pg_advisory_lock(\(presenceKey), \(key(of: hub)))", logger: logger)
         } catch {
-            throw StoreError(.storage, "cannot reach the store \(location) to announce this hub: \(PostgresResourceStore.describe(error))")
+            try? await connection.close()
+            throw StoreError(.storage, "cannot announce this hub in the store \(location): \(PostgresResourceStore.describe(error))")
         }
+        return PostgresHubPresence(connection: connection, hub: hub, logger: logger)
     }
 
     /// Which of `hubs` hold their presence lock now.
     public func alive(among hubs: Set<String>) async throws(StoreError) -> Set<String> {
-        var held: Set<Int64> = []
+        let held: Set<Int64>
         do {
-            let rows = try await connection.query(
-                """
-                SELECT objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int8 = \(Int64(Self.presenceKey))
-                """, logger: logger)
-            for try await objid in rows.decode(Int64.self) { held.insert(objid) }
+            held = Set(try await Self.presentKeys(on: connection, logger: logger))
         } catch {
             throw StoreError(.storage, "cannot read which hubs are present: \(PostgresResourceStore.describe(error))")
         }
         return hubs.filter { held.contains(Int64(UInt32(bitPattern: Self.key(of: $0)))) }
+    }
+
+    /// The second keys of the presence locks held now in this database, one per live hub.
+    private static func presentKeys(on connection: PostgresConnection, logger: Logger) async throws -> [Int64] {
+        var keys: [Int64] = []
+        let rows = try await connection.query(
+            """
+            SELECT objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int8 = \(Int64(presenceKey))
+            """, logger: logger)
+        for try await objid in rows.decode(Int64.self) { keys.append(objid) }
+        return keys
     }
 
     /// The run every hub on the store shares while any is alive: the one the live hubs use, or,
@@ -84,15 +80,7 @@ public final class PostgresHubPresence: Sendable {
             try await connection.query("BEGIN", logger: logger)
             do {
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.runKey), 0)", logger: logger)
-                var present = 0
-                for try await count in try await connection.query(
-                    """
-                    SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
-                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int8 = \(Int64(Self.presenceKey))
-                    """, logger: logger
-                ).decode(Int64.self) {
-                    present = Int(count)
-                }
+                let present = try await Self.presentKeys(on: connection, logger: logger).count
                 var stored: String?
                 for try await value in try await connection.query("SELECT value FROM tether_meta WHERE name = 'shared-run'", logger: logger)
                     .decode(String.self)

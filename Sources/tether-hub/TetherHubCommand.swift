@@ -167,11 +167,10 @@ struct TetherHubCommand: AsyncParsableCommand {
         let store = try await openStore(logger: logger)
         // Member-proxy requests for clusters whose agents are on another hub go to that hub.
         let sessions = SessionRegistry()
-        let forwarding = ActiveHubForwarding(
-            local: SessionTunnels(registry: sessions), store: store, material: material, sessionsOnEveryHub: agentSessions == "every-hub",
-            logger: logger)
-        let advertisedHost = Self.advertisedHost(apiAddress.host, hubHosts: config.hubHosts)
         let everyHub = agentSessions == "every-hub"
+        let forwarding = ActiveHubForwarding(
+            local: SessionTunnels(registry: sessions), store: store, material: material, sessionsOnEveryHub: everyHub, logger: logger)
+        let advertisedHost = Self.advertisedHost(apiAddress.host, hubHosts: config.hubHosts)
         let ownAPI = Mutex<String?>(nil)
         let ports = PortsFile(directory: directory, logger: logger) { ready in
             let address = "https://\(advertisedHost):\(ready.api ?? 0)"

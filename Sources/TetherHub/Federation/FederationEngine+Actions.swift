@@ -151,9 +151,7 @@ extension FederationEngine {
             if settings.revisionsInStore {
                 let before = state.persisted
                 let changed = records.filter { before[$0.key] != $0.value }
-                // With agents on every hub, a hub records only the clusters it holds: one it
-                // does not is another's to record, not a cluster to forget.
-                let removed = settings.shared == nil ? Set(before.keys).subtracting(records.keys) : []
+                let removed = Set(before.keys).subtracting(records.keys)
                 try await store.updateClusterRevisions(changed, removing: removed)
             } else if let path = settings.revisionsPath {
                 try AtomicFile.write(Array(try JSONValueEncoder().encode(records)) + [UInt8(ascii: "\n")], to: path, mode: 0o644)

@@ -208,7 +208,8 @@ public actor FederationEngine: Service, HubSessionObserver {
 
     public func run() async throws {
         let revisions = await readRevisions()
-        let storedReports = await readStoredReports()
+        // With agents on every hub the engine follows the records, and takes them from its first list.
+        let storedReports = settings.shared == nil ? await readStoredReports() : []
         let kindChanges = catalog.changes()
         let collections = Self.collections(of: registry, shared: settings.shared != nil)
         handle(

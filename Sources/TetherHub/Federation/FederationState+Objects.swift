@@ -28,10 +28,6 @@ extension FederationState {
 
     mutating func changed(_ object: JSONValue, in collection: FederationCollection, deleted: Bool, version: UInt64, at now: Date) {
         storeVersion = max(storeVersion, version)
-        if collection == .propagations {
-            propagationChanged(object, deleted: deleted)
-            return
-        }
         guard let reference = object.federatedReference else { return }
         switch collection {
         case .clusters:
@@ -51,7 +47,7 @@ extension FederationState {
             overridePolicies[reference] = policy
             policyChanged(reference, deleted: policy == nil, version: version)
         case .propagations:
-            break
+            propagationChanged(object, deleted: deleted)
         case .federated:
             // An object a controller made (a Deployment's revisions, kept as ReplicaSets) is its
             // owner's: the owner is federated, and each member's controllers make their own.

@@ -135,9 +135,9 @@ extension FederationState {
     /// over a report its agent has sent since.
     mutating func adoptStoredReports() {
         let stored = storedReports
-        storedReports = []
+        storedReports = [:]
         var adopted = 0
-        for record in stored {
+        for record in stored.values {
             let reference = record.reference
             guard let object = federated[reference], record.uid == nil || object.uid == record.uid else { continue }
             for (cluster, status) in record.statuses where members[cluster]?.desired[reference] != nil {
@@ -241,15 +241,14 @@ extension FederationState {
         let placedOn = members.compactMap { name, member in member.desired[reference] == nil ? nil : name }.sorted()
         if sharedHub != nil {
             // This hub's lines are those of the clusters whose sessions it holds.
+            // A cluster whose generation is in flight keeps what its line says until it acknowledges.
             let held = heldHere(placedOn)
-            let current = federated[reference]?.generation
-            var generations: [String: Int64] = [:]
-            for cluster in held where generationsInFlight[reference]?.revisions[cluster] == nil { generations[cluster] = current }
             emit(
                 .writeFederatedStatus(
                     FederatedStatusWrite(
                         reference: reference, uid: federated[reference]?.uid, reports: perCluster.filter { held.contains($0.cluster) },
-                        placedOn: placedOn, generations: generations, observedGeneration: nil, speaksFor: held)))
+                        placedOn: placedOn, generations: generationsHeld(of: reference, on: held.sorted(), whileInFlight: false),
+                        observedGeneration: nil, speaksFor: held)))
             return
         }
         emit(
@@ -260,9 +259,9 @@ extension FederationState {
     }
 
     /// The generation each cluster holds: the object's own once the cluster acknowledged the
-    /// revision carrying it; while that is in flight, the last one every cluster acknowledged.
-    /// None for a cluster that has held no generation yet.
-    func generationsHeld(of reference: ObjectReference, on clusters: [String]) -> [String: Int64] {
+    /// revision carrying it; while that is in flight, the last one every cluster acknowledged
+    /// (or none, `whileInFlight` false). None for a cluster that has held no generation yet.
+    func generationsHeld(of reference: ObjectReference, on clusters: [String], whileInFlight: Bool = true) -> [String: Int64] {
         guard let current = federated[reference]?.generation else { return [:] }
         let inFlight = generationsInFlight[reference]
         let before = observedGenerations[reference]
@@ -270,7 +269,7 @@ extension FederationState {
         for cluster in clusters {
             if inFlight?.revisions[cluster] == nil {
                 held[cluster] = current
-            } else if let before, before > 0 {
+            } else if whileInFlight, let before, before > 0 {
                 held[cluster] = before
             }
         }

@@ -178,8 +178,14 @@ extension FederationState {
 
     /// Another hub's lines of a `Propagation` are the reports of the clusters it holds: taken for
     /// every cluster whose session is not here (for DNS and for whatever this hub writes next).
+    /// Before the state settles they are what the hubs knew, taken as a restarted hub takes them.
     mutating func propagationChanged(_ record: JSONValue, deleted: Bool) {
-        guard !deleted, let stored = PropagationRecord.reports(in: record), let object = federated[stored.reference],
+        guard let stored = PropagationRecord.reports(in: record) else { return }
+        guard settled else {
+            storedReports[stored.reference] = deleted ? nil : stored
+            return
+        }
+        guard !deleted, let object = federated[stored.reference],
             stored.uid == nil || stored.uid == object.uid
         else { return }
         for (cluster, status) in stored.statuses where members[cluster]?.session == nil && members[cluster]?.desired[stored.reference] != nil {

@@ -68,7 +68,7 @@ struct FederationState: Sendable {
     /// when the state settles: until then an object may be unknown only because its list is late.
     var reportsBeforeSettled: [String: [ObjectReference: StatusReport.ObjectStatus]] = [:]
     /// What the stored `Propagation`s held at the start, taken when the state settles.
-    var storedReports: [StoredReports] = []
+    var storedReports: [ObjectReference: StoredReports] = [:]
     /// How many objects' early reports are kept per cluster; the rest wait for the agent's next report.
     static let maximumReportsBeforeSettled = 50_000
     /// Federated objects deleted with `tether.io/orphan: "true"`: members keep their copies.
@@ -121,7 +121,7 @@ struct FederationState: Sendable {
             persisted = revisions
             listsPending = collections
         case .reportsStored(let records):
-            storedReports = records
+            storedReports = Dictionary(records.map { ($0.reference, $0) }, uniquingKeysWith: { _, later in later })
             if settled { adoptStoredReports() }
         case .listed(let collection, let objects, let version, let first, let at):
             listed(objects, in: collection, version: version, at: at)
@@ -261,8 +261,9 @@ struct FederationState: Sendable {
     mutating func writeRevisions() {
         revisionsScheduled = false
         guard settled, settings.persistsRevisions else { return }
-        var records: [String: RevisionRecord] = [:]
-        // With agents on every hub, each hub records the clusters whose sessions it holds.
+        // With agents on every hub, each hub records the clusters whose sessions it holds and
+        // leaves the others' records as it last saw them: another hub's to write.
+        var records = sharedHub == nil ? [:] : persisted.filter { members[$0.key] != nil }
         for (name, member) in members where sharedHub == nil || member.session != nil {
             records[name] = RevisionRecord(revision: member.revision, digest: member.digest)
         }

@@ -31,7 +31,8 @@ extension FederationWriters {
                 return record
             }
             var stale = false
-            try await store.modify(PropagationRecord.type, namespace: nil, name: name, part: .status, createIfMissing: fresh) { record in
+            let written = try await store.modify(PropagationRecord.type, namespace: nil, name: name, part: .status, createIfMissing: fresh) {
+                record in
                 stale = record["spec"]?["resource"]?["uid"]?.stringValue != uid
                 guard !stale else { return false }
                 merged = Self.merge(write, stored: PropagationRecord.reports(in: record), speaksFor: speaksFor, generation: object.generation)
@@ -48,7 +49,8 @@ extension FederationWriters {
             // wrote its lines after these may have written the aggregate before this write lands,
             // and the aggregate the last write leaves must be the one of the latest record.
             let globalName = dnsNames?.name(of: reference)
-            var basis = try await store.get(PropagationRecord.type, namespace: nil, name: name)
+            var basis: JSONValue
+            if let written { basis = written } else { basis = try await store.get(PropagationRecord.type, namespace: nil, name: name) }
             for _ in 0..<Self.aggregateRounds {
                 let lines = PropagationRecord.reports(in: basis)
                 let reports = (lines?.statuses ?? [:]).sorted { $0.key < $1.key }.map {

@@ -72,8 +72,8 @@ enum PropagationRecord {
     }
 
     /// The reports a stored record holds, for the object it names: each cluster's line as its
-    /// agent last reported it, and the generation each line says its cluster holds. Lines still `pending` (never reported) and lines in a vocabulary
-    /// this hub does not know are left out.
+    /// agent last reported it (lines still `pending`, and lines in a vocabulary this hub does not
+    /// know, are no report), with the revision it acknowledged and the generation it holds.
     static func reports(in record: JSONValue) -> StoredReports? {
         guard let resource = record["spec"]?["resource"], let apiVersion = resource["apiVersion"]?.stringValue,
             let kind = resource["kind"]?.stringValue, let name = resource["name"]?.stringValue
@@ -82,13 +82,14 @@ enum PropagationRecord {
         var statuses: [String: StatusReport.ObjectStatus] = [:]
         var generations: [String: Int64] = [:]
         var revisions: [String: UInt64] = [:]
+        var named: [String] = []
         for line in record["status"]?["clusters"]?.arrayElements ?? [] {
-            if let cluster = line["name"]?.stringValue, let held = line["generation"]?.integerValue { generations[cluster] = held }
-            if let cluster = line["name"]?.stringValue, let revision = line["revision"]?.integerValue, revision >= 0 {
-                revisions[cluster] = UInt64(revision)
-            }
-            guard let cluster = line["name"]?.stringValue, let state = line["state"]?.stringValue.flatMap(ObjectState.init(rawValue:)),
-                state != .pending, let health = line["health"]?.stringValue.flatMap(HealthState.init(rawValue:))
+            guard let cluster = line["name"]?.stringValue else { continue }
+            named.append(cluster)
+            if let held = line["generation"]?.integerValue { generations[cluster] = held }
+            if let revision = line["revision"]?.integerValue, revision >= 0 { revisions[cluster] = UInt64(revision) }
+            guard let state = line["state"]?.stringValue.flatMap(ObjectState.init(rawValue:)), state != .pending,
+                let health = line["health"]?.stringValue.flatMap(HealthState.init(rawValue:))
             else { continue }
             statuses[cluster] = StatusReport.ObjectStatus(
                 object: reference, state: state, health: health, message: line["message"]?.stringValue,
@@ -97,9 +98,7 @@ enum PropagationRecord {
         // Lines of a hub that writes generations name one wherever the cluster held any: a line
         // without one is a cluster that holds none yet.
         if !generations.isEmpty {
-            for line in record["status"]?["clusters"]?.arrayElements ?? [] {
-                if let cluster = line["name"]?.stringValue, generations[cluster] == nil { generations[cluster] = 0 }
-            }
+            for cluster in named where generations[cluster] == nil { generations[cluster] = 0 }
         }
         return StoredReports(
             reference: reference, uid: resource["uid"]?.stringValue, statuses: statuses, generations: generations, revisions: revisions)
